@@ -1,0 +1,44 @@
+"""``logharbor server``: run the server in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from logharbor.server.config import ServerConfig
+
+__all__ = ["register", "run_server"]
+
+
+def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM; the lifespan drains the WAL into the store on the way out."""
+    import uvicorn
+
+    from logharbor.server.app import create_app
+
+    app = create_app(config)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=10)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("server")
+    def server(
+        data_dir: Path = typer.Option(Path("data"), "--data-dir", help="WAL, store and metadata live here"),
+        host: str = typer.Option("127.0.0.1", help="address to listen on"),
+        port: int = typer.Option(8080, help="HTTP port"),
+        wal_max_mb: int = typer.Option(1024, help="WAL backlog (MiB) above which ingest answers 429"),
+        batch_max_age: float = typer.Option(1.0, help="seconds before a partial batch goes to the store"),
+        no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
+        log_level: str = typer.Option("info", help="uvicorn log level"),
+    ) -> None:
+        """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
+        try:
+            config = ServerConfig(data_dir=data_dir, host=host, port=port,
+                                  wal_max_bytes=wal_max_mb * 1024 * 1024,
+                                  batch_max_age_s=batch_max_age, wal_fsync=not no_fsync)
+        except ValueError as exc:
+            typer.echo(f"logharbor server: {exc}", err=True)
+            raise typer.Exit(2) from None
+        run_server(config, log_level=log_level)

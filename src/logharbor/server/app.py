@@ -1,0 +1,126 @@
+"""The server's app factory: builds the runtime (WAL, store, batcher) and mounts the routes.
+
+Kept thin on purpose (Datasette's lesson): each feature lives in its own module and contributes a
+router; this file only wires them together and owns start-up and shutdown order:
+store → WAL (recovering a torn tail) → batcher (replaying an unfinished batch) → HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from logharbor import __version__
+from logharbor.server.batcher import Batcher
+from logharbor.server.config import ServerConfig
+from logharbor.server.errors import ApiError, api_error_handler, error_body
+from logharbor.server.health import health_router
+from logharbor.server.ingest.base import Ingestor, IngestProtocol
+from logharbor.server.ingest.native import NativeIngest
+from logharbor.server.metrics import ServerMetrics
+from logharbor.server.store.base import Store
+from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.wal import WriteAheadLog
+
+__all__ = ["Runtime", "create_app"]
+
+log = logging.getLogger("logharbor.server")
+
+
+@dataclass
+class Runtime:
+    """The long-lived parts of one server, reachable from routes as ``request.app.state.runtime``."""
+
+    config: ServerConfig
+    store: Store
+    wal: WriteAheadLog
+    batcher: Batcher
+    ingestor: Ingestor
+    metrics: ServerMetrics
+
+    def live_values(self) -> dict[str, float]:
+        stats = self.store.stats()
+        return {
+            "logharbor_wal_bytes": float(self.wal.backlog_bytes()),
+            "logharbor_store_rows": float(stats.rows),
+            "logharbor_store_bytes_on_disk": float(stats.bytes_on_disk),
+            "logharbor_store_bytes_uncompressed": float(stats.bytes_uncompressed),
+        }
+
+
+def open_store(config: ServerConfig) -> Store:
+    """The store named by ``config.store``."""
+    if config.store == "embedded":
+        return EmbeddedStore(config.store_dir, table=config.table)
+    raise ValueError(f"store {config.store!r} is not supported (use 'embedded')")
+
+
+def build_runtime(config: ServerConfig) -> Runtime:
+    """Open everything in order; the caller closes it with :func:`close_runtime`."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = ServerMetrics()
+    store = open_store(config)
+    store.open()
+    wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
+                        max_bytes=config.wal_max_bytes, fsync=config.wal_fsync)
+    wal.open()
+    batcher = Batcher(wal, store, config.data_dir / "batcher.json",
+                      max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
+                      on_batch=metrics.observe_batch)
+    batcher.start()
+    ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s)
+    runtime = Runtime(config, store, wal, batcher, ingestor, metrics)
+    metrics.watch(runtime.live_values)
+    return runtime
+
+
+def close_runtime(runtime: Runtime) -> None:
+    """Stop accepting, move everything durable to the store, then close in reverse order."""
+    runtime.wal.close()
+    runtime.batcher.stop(drain=True)
+    runtime.store.close()
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+    return JSONResponse(error_body("invalid_request", "request does not match the schema", detail),
+                        status_code=400)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The ASGI app for ``config``; the runtime opens in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(config)
+        app.state.runtime = runtime
+        app.state.store = runtime.store
+        try:
+            yield
+        finally:
+            close_runtime(runtime)
+
+    app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(health_router())
+
+    for protocol in ingest_protocols(config):
+        app.include_router(protocol.router())
+    return app
+
+
+def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
+    """The HTTP ingest protocols this server speaks (one line per protocol)."""
+    return [
+        NativeIngest(max_body_bytes=config.max_body_bytes, max_line_bytes=config.max_line_bytes),
+    ]

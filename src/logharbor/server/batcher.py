@@ -1,0 +1,210 @@
+"""Moves WAL entries into the store in large inserts, exactly once.
+
+The batcher reads durable WAL entries from where it left off, gathers them until the batch is
+big enough or its oldest entry is old enough (default 1 s), and inserts them with a
+deduplication token made of the WAL sequence range. Before inserting it records the range it is
+about to insert (the *intent*) in its progress file; after a crash it first re-inserts exactly that
+range with the same token, which the store drops if it already has it. So a batch replayed after
+a restart is never stored twice, and nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from logharbor.server.store.base import Store, StoreError
+from logharbor.server.wal import WalEntry, WalPosition, WriteAheadLog
+
+__all__ = ["Batcher", "BatcherProgress"]
+
+log = logging.getLogger("logharbor.server.batcher")
+
+
+@dataclass
+class BatcherProgress:
+    """What is in the store (``done``) and what was being inserted when we last wrote."""
+
+    done_seq: int
+    done_pos: WalPosition
+    intent: tuple[int, int, WalPosition, WalPosition] | None = None  # first, last, start, end
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Batcher:
+    """The thread between the WAL and the store."""
+
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        store: Store,
+        progress_path: str | os.PathLike[str],
+        *,
+        max_batch_bytes: int = 32 * 1024 * 1024,
+        max_age_s: float = 1.0,
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.wal = wal
+        self.store = store
+        self.progress_path = Path(progress_path)
+        self.max_batch_bytes = max_batch_bytes
+        self.max_age_s = max_age_s
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._flushed = threading.Condition()
+        self.progress = self._load()
+        self.last_error: str | None = None
+
+    # -- progress file -----------------------------------------------------------------------
+
+    def _load(self) -> BatcherProgress:
+        try:
+            data = orjson.loads(self.progress_path.read_bytes())
+        except FileNotFoundError:
+            return BatcherProgress(0, self.wal.start_position())
+        intent = data.get("intent")
+        return BatcherProgress(
+            done_seq=data["done_seq"],
+            done_pos=WalPosition(*data["done_pos"]),
+            intent=(intent[0], intent[1], WalPosition(*intent[2]), WalPosition(*intent[3]))
+            if intent else None,
+        )
+
+    def _save(self) -> None:
+        p = self.progress
+        body = {"version": 1, "done_seq": p.done_seq, "done_pos": p.done_pos.as_list()}
+        if p.intent:
+            first, last, start, end = p.intent
+            body["intent"] = [first, last, start.as_list(), end.as_list()]
+        _write_atomic(self.progress_path, orjson.dumps(body))
+
+    # -- running -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop; with ``drain`` first move everything durable into the store."""
+        if drain:
+            self.wait_caught_up(timeout=60)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def caught_up(self) -> bool:
+        return self.progress.done_pos >= self.wal.durable and self.progress.intent is None
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Wait until everything durable in the WAL is in the store."""
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            while not self.caught_up():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return False
+                self._flushed.wait(min(remaining, 0.1))
+        return True
+
+    def _run(self) -> None:
+        if self.progress.intent is not None:
+            self._replay_intent()
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except StoreError as exc:
+                self.last_error = str(exc)
+                log.error("store insert failed, retrying: %s", exc)
+                self._stop.wait(1.0)
+            except Exception as exc:  # a bug must not silently stop ingest → keep retrying
+                self.last_error = repr(exc)
+                log.exception("batcher step failed")
+                self._stop.wait(1.0)
+
+    def _replay_intent(self) -> None:
+        first, last, start, end = self.progress.intent  # type: ignore[misc]
+        while not self._stop.is_set():
+            try:
+                entries = self._read_range(start, end)
+                self._insert(entries, first, last, end)
+                return
+            except StoreError as exc:
+                self.last_error = str(exc)
+                log.error("replaying batch %s-%s failed, retrying: %s", first, last, exc)
+                self._stop.wait(1.0)
+
+    def _read_range(self, start: WalPosition, end: WalPosition) -> list[WalEntry]:
+        entries: list[WalEntry] = []
+        pos = start
+        while pos < end:
+            chunk = self.wal.read(pos, self.max_batch_bytes)
+            if not chunk:
+                break
+            for entry in chunk:
+                if entry.start >= end:
+                    return entries
+                entries.append(entry)
+                pos = entry.end
+        return entries
+
+    def _step(self) -> None:
+        pos = self.progress.done_pos
+        if not self.wal.wait_for_data(pos, timeout=0.2):
+            return
+        first_seen = time.monotonic()
+        entries = self.wal.read(pos, self.max_batch_bytes)
+        size = sum(len(e.payload) for e in entries)
+        # let the batch grow until it is big enough or its oldest entry is old enough
+        while size < self.max_batch_bytes and not self._stop.is_set():
+            remaining = self.max_age_s - (time.monotonic() - first_seen)
+            if remaining <= 0:
+                break
+            end = entries[-1].end if entries else pos
+            if not self.wal.wait_for_data(end, timeout=min(remaining, 0.05)):
+                continue
+            more = self.wal.read(end, self.max_batch_bytes - size)
+            entries.extend(more)
+            size += sum(len(e.payload) for e in more)
+        if not entries:
+            return
+        first, last = entries[0].seq, entries[-1].seq
+        self.progress.intent = (first, last, entries[0].start, entries[-1].end)
+        self._save()
+        self._insert(entries, first, last, entries[-1].end)
+
+    def _insert(self, entries: list[WalEntry], first: int, last: int, end: WalPosition) -> None:
+        started = time.monotonic()
+        rows = 0
+        if entries:
+            payload = b"\n".join(e.payload for e in entries)
+            rows = payload.count(b"\n") + 1
+            self.store.insert(payload, dedup_token=f"wal-{first}-{last}")
+        self.progress = BatcherProgress(done_seq=last, done_pos=end, intent=None)
+        self._save()
+        self.wal.release(end)
+        self.last_error = None
+        if self.on_batch is not None:
+            self.on_batch(len(entries), rows, time.monotonic() - started)
+        with self._flushed:
+            self._flushed.notify_all()

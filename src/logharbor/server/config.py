@@ -1,0 +1,47 @@
+"""Server configuration: one pydantic model, validated at start, with errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ServerConfig"]
+
+MiB = 1024 * 1024
+
+
+class ServerConfig(BaseModel):
+    """Everything ``logharbor server`` can be told; every field has a CLI flag of the same name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="where the WAL, the store and metadata live")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one)")
+    store: str = Field("embedded", description="`embedded` (chDB in the data dir)")
+    table: str = Field("logs", min_length=1, max_length=128, description="name of the logs table")
+
+    wal_segment_bytes: int = Field(64 * MiB, ge=MiB, description="size at which a WAL segment is sealed")
+    wal_max_bytes: int = Field(1024 * MiB, ge=MiB, description="WAL backlog above which ingest answers 429")
+    wal_fsync: bool = Field(True, description="fsync each group commit (turn off only for throwaway data)")
+    batch_max_bytes: int = Field(32 * MiB, ge=64 * 1024,
+                                 description="store insert size that triggers a flush")
+    batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
+
+    max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest request body, after decompression")
+    max_line_bytes: int = Field(1 * MiB, ge=256, description="largest single NDJSON line")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After given with 429")
+
+    query_default_limit: int = Field(100, ge=1, description="rows returned when a query gives no limit")
+    query_max_limit: int = Field(10_000, ge=1, description="hard cap on rows of a JSON query answer")
+    query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")
+    query_max_memory_bytes: int = Field(2048 * MiB, ge=16 * MiB, description="engine memory cap per query")
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"

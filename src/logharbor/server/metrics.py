@@ -1,0 +1,65 @@
+"""Prometheus metrics of one server, in a registry of its own (several apps may share a process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["ServerMetrics"]
+
+
+class _LiveCollector(Collector):
+    """Gauges read at scrape time (WAL backlog, store rows and bytes)."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, (help_text, value) in _describe(self._read()).items():
+            yield GaugeMetricFamily(name, help_text, value=value)
+
+
+def _describe(values: dict[str, float]) -> dict[str, tuple[str, float]]:
+    helps = {
+        "logharbor_wal_bytes": "bytes in the write-ahead log not yet moved to the store",
+        "logharbor_store_rows": "rows in the logs table",
+        "logharbor_store_bytes_on_disk": "compressed bytes of the logs table",
+        "logharbor_store_bytes_uncompressed": "uncompressed bytes of the logs table",
+    }
+    return {name: (helps.get(name, name), value) for name, value in values.items()}
+
+
+class ServerMetrics:
+    """The counters ingest and the batcher update, and the live gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.records_accepted = Counter(
+            "logharbor_records_accepted", "records accepted, by protocol", ["protocol"],
+            registry=self.registry)
+        self.records_rejected = Counter(
+            "logharbor_records_rejected", "records rejected, by protocol", ["protocol"],
+            registry=self.registry)
+        self.batch_seconds = Histogram(
+            "logharbor_batch_insert_seconds", "time to insert one batch into the store",
+            registry=self.registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.batch_rows = Counter("logharbor_batch_rows", "rows moved from the WAL to the store",
+                                  registry=self.registry)
+        self.requests_throttled = Counter(
+            "logharbor_ingest_throttled", "ingest requests answered 429", registry=self.registry)
+
+    def watch(self, read: Callable[[], dict[str, float]]) -> None:
+        self.registry.register(_LiveCollector(read))
+
+    def count_ingest(self, protocol: str, accepted: int, rejected: int) -> None:
+        if accepted:
+            self.records_accepted.labels(protocol).inc(accepted)
+        if rejected:
+            self.records_rejected.labels(protocol).inc(rejected)
+
+    def observe_batch(self, entries: int, rows: int, seconds: float) -> None:
+        self.batch_seconds.observe(seconds)
+        self.batch_rows.inc(rows)

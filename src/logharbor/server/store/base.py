@@ -1,0 +1,70 @@
+"""The ``Store`` interface: the one way the server reads and writes records.
+
+The embedded store (chDB) and the ClickHouse cluster store implement it with the same schema and
+the same compiled SQL; what differs between them lives in their own module, never in callers.
+Rows cross this interface as JSONEachRow (see :mod:`logharbor.server.store.rows`), which both
+engines read and write natively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol, runtime_checkable
+
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["Store", "StoreError", "StoreStats", "schema_sql"]
+
+
+class StoreError(Exception):
+    """The store refused or failed an operation; the message is safe to show to a caller."""
+
+
+class QueryCancelled(StoreError):
+    """A query ran over its time or memory budget and was stopped by the engine."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What the store holds: rows, bytes on disk and uncompressed bytes of the logs table."""
+
+    rows: int
+    bytes_on_disk: int
+    bytes_uncompressed: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where records live. Implementations must be safe to call from several threads."""
+
+    #: the logs table as a quoted identifier, ready to stand in SQL text
+    table: str
+
+    def open(self) -> None:
+        """Connect and create the schema if it is missing."""
+
+    def close(self) -> None:
+        """Release the engine; pending inserts have returned before this is called."""
+
+    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+        """Insert JSONEachRow ``rows``; an insert with a token already seen is a no-op."""
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+        """Run a SELECT with every user value in ``params``; rows as dicts."""
+
+    def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+               ) -> Iterator[bytes]:
+        """Run a SELECT and yield JSONEachRow chunks as the engine produces them."""
+
+    def stats(self) -> StoreStats:
+        """Rows and bytes of the logs table."""
+
+
+def schema_sql(table_name: str, engine: str = "MergeTree") -> str:
+    """The CREATE TABLE statement for the logs table, with the name quoted by sqlsafe."""
+    text = resources.files("logharbor.server.store").joinpath("schema.sql").read_text()
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return body.replace("{table}", quote_identifier(table_name)).replace("{engine}", engine)

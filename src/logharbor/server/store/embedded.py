@@ -1,0 +1,120 @@
+"""The embedded store: ClickHouse in-process through chDB, data under the server's data directory.
+
+chDB lets one process own one data path, so the server owns it; the engine runs queries in C++
+with the GIL released, so a long query does not stall ingest. Inserts carry a deduplication
+token (the WAL range they came from), and the table keeps a window of recent tokens on disk, so a
+batch replayed after a crash is not stored twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["EmbeddedStore"]
+
+_TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: engine error codes that mean "stopped by a limit we set", shown as a cancelled query
+_LIMIT_CODES = ("Code: 159.", "Code: 241.", "Code: 158.", "Code: 396.", "Code: 307.")
+
+
+def _settings_clause(settings: Mapping[str, Any] | None) -> str:
+    """`SETTINGS k = v` for engine settings chosen by the server (names checked, values numeric)."""
+    if not settings:
+        return ""
+    parts = []
+    for name, value in settings.items():
+        if not name.replace("_", "").isalnum():
+            raise StoreError(f"bad setting name {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StoreError(f"setting {name} must be a number")
+        parts.append(f"{name} = {value!r}")
+    return " SETTINGS " + ", ".join(parts)
+
+
+class EmbeddedStore:
+    """A :class:`~logharbor.server.store.base.Store` on chDB."""
+
+    def __init__(self, path: str | Path, *, table: str = "logs") -> None:
+        self.path = Path(path)
+        self.table_name = table
+        self.table = quote_identifier(table)
+        self._session: Any = None
+        self._insert_lock = threading.Lock()
+
+    def open(self) -> None:
+        from chdb import session
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._session = session.Session(str(self.path))
+        self._session.query(schema_sql(self.table_name))
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+        if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
+            raise StoreError(f"bad deduplication token {dedup_token!r}")
+        sql = f"INSERT INTO {self.table} SETTINGS insert_deduplication_token = '{dedup_token}'"
+        with self._insert_lock:
+            try:
+                with self._session.send_insert(sql, "JSONEachRow") as inserter:
+                    inserter.append(rows)
+                    result = inserter.finish()
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from exc
+        return int(getattr(result, "rows_written", 0))
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        text = sql + _settings_clause(settings)
+        try:
+            result = self._session.query(text, "JSONEachRow", params=dict(params))
+        except RuntimeError as exc:
+            raise _classify(exc) from exc
+        data = result.bytes()
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def stream(
+        self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+    ) -> Iterator[bytes]:
+        text = sql + _settings_clause(settings)
+        try:
+            with self._session.send_query(text, "JSONEachRow", params=dict(params)) as stream:
+                for chunk in stream:
+                    data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
+                    if data:
+                        yield data
+        except RuntimeError as exc:
+            raise _classify(exc) from exc
+
+    def stats(self) -> StoreStats:
+        rows = self.query(
+            "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, "
+            "sum(data_uncompressed_bytes) AS raw FROM system.parts "
+            "WHERE active AND database = currentDatabase() AND table = {t:String}",
+            {"t": self.table_name},
+        )
+        row = rows[0] if rows else {}
+        return StoreStats(int(row.get("rows") or 0), int(row.get("disk") or 0), int(row.get("raw") or 0))
+
+    def optimize(self) -> None:
+        """Merge parts now (benchmarks and tests measure the steady state)."""
+        self._session.query(f"OPTIMIZE TABLE {self.table} FINAL")
+
+
+def _classify(exc: RuntimeError) -> StoreError:
+    text = str(exc)
+    if any(code in text for code in _LIMIT_CODES):
+        return QueryCancelled(text)
+    return StoreError(text)

@@ -1,0 +1,82 @@
+"""Conversion between canonical records and the rows of the logs table.
+
+Ingest encodes each normalized record to one JSONEachRow line once, at the edge; the WAL keeps
+those bytes and the batcher hands them to the store unchanged. Reads go the other way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from logharbor.record import HTTP_FIELDS, STRING_FIELDS, parse_timestamp, to_wire
+
+__all__ = ["COLUMNS", "encode_row", "row_to_record", "row_to_wire"]
+
+_NS = 1_000_000_000
+_STRING_COLUMNS = STRING_FIELDS
+_HTTP_COLUMNS = tuple(f"http_{name}" for name in HTTP_FIELDS)
+#: every column of the logs table, in schema order
+COLUMNS = (
+    "tenant", "timestamp", "observed_timestamp", "level", "severity_number", "service", "source",
+    "host", "instance", "env", "version", "message", "trace_id", "span_id", "request_id",
+    *_HTTP_COLUMNS, "attributes",
+)
+
+
+def _ts(ns: int) -> str:
+    """DateTime64(9) input: ClickHouse reads 'seconds.fraction' text without rounding."""
+    seconds, frac = divmod(ns, _NS)
+    return f"{seconds}.{frac:09d}"
+
+
+def encode_row(record: dict[str, Any]) -> bytes:
+    """One normalized record as one JSONEachRow line (without the newline)."""
+    row: dict[str, Any] = {
+        "timestamp": _ts(record["timestamp"]),
+        "observed_timestamp": _ts(record["observed_timestamp"]),
+        "level": record["level"],
+        "severity_number": record["severity_number"],
+    }
+    for name in _STRING_COLUMNS:
+        value = record.get(name)
+        if value is not None:
+            row[name] = value
+    for key, value in record["http"].items():
+        row["http_" + key] = value
+    if record["attributes"]:
+        row["attributes"] = record["attributes"]
+    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _parse_ch_time(text: str) -> int:
+    """'2026-11-01 12:34:56.789123456' (UTC, as the engine prints DateTime64(9)) to ns."""
+    return parse_timestamp(text)
+
+
+def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the logs table as a canonical record (timestamps in ns, empty strings absent)."""
+    record: dict[str, Any] = {
+        "timestamp": _parse_ch_time(row["timestamp"]),
+        "observed_timestamp": _parse_ch_time(row["observed_timestamp"])
+        if row.get("observed_timestamp") else 0,
+        "level": row.get("level") or "INFO",
+        "severity_number": row.get("severity_number") or 9,
+    }
+    for name in _STRING_COLUMNS:
+        value = row.get(name)
+        record[name] = value if value not in ("", None) else None
+    http: dict[str, Any] = {}
+    for name in HTTP_FIELDS:
+        value = row.get("http_" + name)
+        if value not in ("", None):
+            http[name] = value
+    record["http"] = http
+    record["attributes"] = row.get("attributes") or {}
+    return record
+
+
+def row_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the logs table in the flat NDJSON form users see (DESIGN §2)."""
+    return to_wire(row_to_record(row))

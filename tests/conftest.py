@@ -1,0 +1,119 @@
+"""Shared fixtures: a real ``logharbor server`` process on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A real server process: start, wait until ready, kill -9, restart on the same data dir."""
+
+    def __init__(self, data_dir: Path, *extra_args: str, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(self.data_dir),
+               "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+               *self.extra_args]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self, **kwargs) -> httpx.Client:  # type: ignore[no-untyped-def]
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def query(self, q: str, **body) -> dict:  # type: ignore[no-untyped-def, type-arg]
+        with self.client() as client:
+            response = client.post("/api/v1/query", json={"q": q, **body})
+            response.raise_for_status()
+            return response.json()
+
+    def wait_rows(self, expected: int, timeout: float = 30.0) -> int:
+        """Wait until the store has ``expected`` rows (as /metrics reports them)."""
+        deadline = time.monotonic() + timeout
+        rows = -1
+        while time.monotonic() < deadline:
+            rows = self.store_rows()
+            if rows >= expected:
+                return rows
+            time.sleep(0.1)
+        return rows
+
+    def store_rows(self) -> int:
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("logharbor_store_rows "):
+                return int(float(line.split()[1]))
+        raise AssertionError("logharbor_store_rows missing from /metrics")
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+    """Start servers on fresh (or given) data dirs; all are stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def make(*extra_args: str, data_dir: Path | None = None) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / f"data{len(started)}", *extra_args)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
+    """One real server process on loopback with a fresh data directory (batches flush fast)."""
+    return server_factory("--batch-max-age", "0.2")
