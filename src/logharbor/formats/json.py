@@ -1,0 +1,41 @@
+"""JSON lines: each line is one JSON object (what the sdk, Docker, Bunyan, pino and zap write).
+
+The object is returned as it is; :func:`logharbor.record.normalize` folds its aliases (``msg``,
+``@timestamp``, ``levelname`` …) later, so this parser stays one ``orjson.loads`` per line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from logharbor.formats.base import Options, register, unparsed
+
+__all__ = ["JsonOptions", "JsonParser"]
+
+
+class JsonOptions(Options):
+    """``json`` takes no options: the object's own keys decide everything."""
+
+
+class JsonParser:
+    """Parses a line holding one JSON object; anything else is kept with a ``parse_error``."""
+
+    __slots__ = ()
+
+    def parse(self, line: str) -> dict[str, Any]:
+        """Decode ``line``; a non-object or invalid JSON line comes back unparsed."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return unparsed(line, f"invalid JSON: {exc}")
+        if type(obj) is not dict:
+            return unparsed(line, f"JSON {type(obj).__name__} is not an object")
+        return obj
+
+
+@register("json", JsonOptions, "one JSON object per line")
+def build(options: JsonOptions) -> JsonParser:
+    """Build a JSON-lines parser."""
+    return JsonParser()

@@ -1,0 +1,109 @@
+"""logfmt lines (``level=info msg="user logged in" user_id=42 cached``), as Go, Heroku and Grafana
+tools write them.
+
+Values in double quotes may hold spaces and backslash escapes (``\\"``, ``\\\\``, ``\\n``, ``\\t``,
+``\\uXXXX``); a key without ``=`` is a flag and becomes ``true``. Unquoted values keep their natural
+JSON type (``42`` → int, ``0.5`` → float, ``true``/``false`` → bool) unless ``typed: false``; quoted
+values always stay strings, because quoting is how a writer says "this is text".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from logharbor.formats.base import Options, register, unparsed
+
+__all__ = ["LogfmtOptions", "LogfmtParser", "parse_logfmt"]
+
+_PAIR = re.compile(r'([^\s="]+)(?:=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?(?:[ \t]+|$)')
+_INT = re.compile(r"-?(?:0|[1-9]\d{0,17})")
+_FLOAT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
+_ESCAPE = re.compile(r"\\(.)")
+
+
+class LogfmtOptions(Options):
+    """``typed``: turn unquoted numbers and booleans into JSON numbers and booleans."""
+
+    typed: bool = True
+
+
+def _unquote(raw: str) -> str:
+    body = raw[1:-1]
+    if "\\" not in body:
+        return body
+    try:
+        out = orjson.loads(raw)
+        if isinstance(out, str):
+            return out
+    except orjson.JSONDecodeError:
+        pass
+    return _ESCAPE.sub(lambda m: _SIMPLE_ESCAPES.get(m[1], "\\" + m[1]), body)
+
+
+def _typed(value: str) -> Any:
+    if not value:
+        return value
+    c = value[0]
+    if c.isdigit() or c == "-":
+        if _INT.fullmatch(value):
+            return int(value)
+        if _FLOAT.fullmatch(value):
+            return float(value)
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return value
+
+
+def parse_logfmt(line: str, typed: bool = True) -> dict[str, Any] | str:
+    """Split one logfmt line into a dict, or return the reason it is not logfmt."""
+    out: dict[str, Any] = {}
+    pos = len(line) - len(line.lstrip())
+    end = len(line.rstrip())
+    pairs = 0
+    match = _PAIR.match
+    while pos < end:
+        m = match(line, pos)
+        if m is None:
+            return f"not logfmt at column {pos + 1}"
+        key, raw = m.group(1, 2)
+        if raw is None:
+            out[key] = True
+        else:
+            pairs += 1
+            if raw[:1] == '"':
+                out[key] = _unquote(raw)
+            else:
+                out[key] = _typed(raw) if typed else raw
+        pos = m.end()
+    if not pairs:
+        return "no key=value pairs"
+    return out
+
+
+class LogfmtParser:
+    """Parses logfmt lines; a line with no ``key=value`` pair is kept with a ``parse_error``."""
+
+    __slots__ = ("typed",)
+
+    def __init__(self, typed: bool = True) -> None:
+        self.typed = typed
+
+    def parse(self, line: str) -> dict[str, Any]:
+        """Return the pairs of ``line`` as a raw record."""
+        out = parse_logfmt(line, self.typed)
+        if isinstance(out, str):
+            return unparsed(line, out)
+        return out
+
+
+@register("logfmt", LogfmtOptions, "key=value pairs (Go, Heroku, Grafana style)")
+def build(options: LogfmtOptions) -> LogfmtParser:
+    """Build a logfmt parser."""
+    return LogfmtParser(typed=options.typed)

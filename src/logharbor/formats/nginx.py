@@ -1,0 +1,313 @@
+"""NGINX access and error logs: presets, any ``log_format`` compiled to a parser, and a formatter.
+
+``format`` is a preset name (``combined``, ``main``, ``json``, ``error``) or the ``log_format``
+string of your nginx.conf (also pasted as a whole ``log_format name '…' '…';`` directive). A text
+format compiles to one anchored regex whose groups are the variables; a format that is a JSON
+object (``escape=json``) is decoded with orjson and its keys mapped back to the variables they
+hold. Variables then go where they mean something (see :mod:`logharbor.formats.nginx_vars`) and the
+level comes from the status (5xx ERROR, 4xx WARN, else INFO).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import field_validator
+
+from logharbor.formats.base import Options, ParserConfigError, register, unparsed
+from logharbor.formats.nginx_error import NginxErrorParser
+from logharbor.formats.nginx_vars import (
+    TIME_VARIABLES,
+    Handler,
+    handler_for,
+    unescape_default,
+    unescape_json,
+)
+
+__all__ = ["LOG_FORMATS", "NginxOptions", "NginxParser", "compile_log_format", "format_nginx_line"]
+
+#: Presets. ``combined`` is NGINX's built-in; ``main`` is the stock nginx.conf ``main`` plus the
+#: timing and correlation fields a log system wants; ``json`` is an ``escape=json`` object.
+LOG_FORMATS: dict[str, str] = {
+    "combined": '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                '"$http_referer" "$http_user_agent"',
+    "main": '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+            '"$http_referer" "$http_user_agent" "$http_x_forwarded_for" rt=$request_time '
+            'urt="$upstream_response_time" rid=$request_id trace="$http_x_amzn_trace_id"',
+    "json": '{"time":"$time_iso8601","remote_addr":"$remote_addr","remote_user":"$remote_user",'
+            '"request":"$request","status":$status,"body_bytes_sent":$body_bytes_sent,'
+            '"request_time":$request_time,"upstream_response_time":"$upstream_response_time",'
+            '"http_referer":"$http_referer","http_user_agent":"$http_user_agent",'
+            '"http_x_forwarded_for":"$http_x_forwarded_for","request_id":"$request_id",'
+            '"http_x_amzn_trace_id":"$http_x_amzn_trace_id"}',
+}
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_DIRECTIVE = re.compile(r"^\s*log_format\s+\w+\s+(?:escape=(\w+)\s+)?(.*?);?\s*$", re.S)
+_QUOTED_PART = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
+_QUOTED_VALUE = r'[^"\\]*(?:\\.[^"\\]*)*'
+Escape = Literal["default", "json", "none"]
+
+
+def _split_directive(text: str) -> tuple[str, str | None]:
+    """``log_format main escape=json '…' '…';`` → (the joined format, the escape or None)."""
+    m = _DIRECTIVE.match(text)
+    if m is None:
+        return text, None
+    parts = [a if a else b for a, b in _QUOTED_PART.findall(m[2])]
+    if not parts:
+        raise ParserConfigError("option 'format': the log_format directive has no quoted format")
+    return "".join(parts), m[1]
+
+
+def _tokens(fmt: str) -> list[tuple[str, str]]:
+    """Split a format into ("lit", text) and ("var", name) tokens."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    for m in _VAR.finditer(fmt):
+        if m.start() > pos:
+            out.append(("lit", fmt[pos:m.start()]))
+        out.append(("var", m[1] or m[2]))
+        pos = m.end()
+    if pos < len(fmt):
+        out.append(("lit", fmt[pos:]))
+    return out
+
+
+class _Compiled:
+    """A compiled text format: one regex, and per group a handler and whether it is quoted."""
+
+    __slots__ = ("fields", "match", "variables")
+
+    def __init__(self, fmt: str) -> None:
+        tokens = _tokens(fmt)
+        names = [v for k, v in tokens if k == "var"]
+        if not names:
+            raise ParserConfigError(f"option 'format': no $variable in {fmt!r}")
+        present = frozenset(names)
+        pattern: list[str] = []
+        fields: list[tuple[Handler | None, bool]] = []
+        seen: set[str] = set()
+        for i, (kind, text) in enumerate(tokens):
+            if kind == "lit":
+                pattern.append(re.escape(text))
+                continue
+            prev = tokens[i - 1][1] if i and tokens[i - 1][0] == "lit" else ""
+            nxt_kind, nxt = tokens[i + 1] if i + 1 < len(tokens) else ("end", "")
+            quoted = prev.endswith('"') and nxt.startswith('"')
+            if quoted:
+                group = _QUOTED_VALUE
+            elif nxt_kind == "end":
+                group = ".*"
+            elif nxt_kind == "var":
+                group = ".*?"
+            else:
+                stop = nxt[0]
+                group = "[^" + re.escape(stop) + "]*" if stop != " " else r"[^ ]*"
+            pattern.append("(" + group + ")")
+            handler = None if text in seen else handler_for(text, present)
+            seen.add(text)
+            fields.append((handler, quoted))
+        self.match = re.compile("".join(pattern) + r"\Z").match
+        self.fields = tuple(fields)
+        self.variables = tuple(names)
+
+
+def compile_log_format(fmt: str) -> tuple[_Compiled | dict[str, Handler], Escape]:
+    """Compile a ``log_format`` string (or directive); raises :class:`ParserConfigError`."""
+    text, escape = _split_directive(fmt) if "log_format" in fmt else (fmt, None)
+    if text.lstrip().startswith("{"):
+        probe = _VAR.sub("0", text)
+        try:
+            template = orjson.loads(probe)
+        except orjson.JSONDecodeError as exc:
+            raise ParserConfigError(f"option 'format': JSON log_format is not JSON: {exc}") from None
+        if not isinstance(template, dict):
+            raise ParserConfigError("option 'format': JSON log_format must be an object")
+        keys: dict[str, str] = {}
+        for m in re.finditer(r'"([^"]+)"\s*:\s*"?\$\{?(\w+)\}?"?\s*[,}]', text):
+            keys[m[1]] = m[2]
+        if not keys:
+            raise ParserConfigError("option 'format': JSON log_format maps no key to a $variable")
+        present = frozenset(keys.values())
+        return {k: handler_for(v, present) for k, v in keys.items()}, "json"
+    return _Compiled(text), (escape or "default")  # type: ignore[return-value]
+
+
+def _finish(rec: dict[str, Any], http: dict[str, Any], line: str) -> dict[str, Any]:
+    if http:
+        rec["http"] = http
+        status = http.get("status")
+        if status is not None:
+            rec["level"] = "ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO"
+        if "message" not in rec and "method" in http and "path" in http:
+            rec["message"] = http["method"] + " " + http["path"]
+    if "message" not in rec:
+        rec["message"] = line
+    return rec
+
+
+class NginxParser:
+    """Parses NGINX access log lines of one format into raw records with ``source: nginx``."""
+
+    __slots__ = ("_fields", "_json", "_match", "_unescape", "format")
+
+    def __init__(self, fmt: str = "combined", escape: Escape | None = None) -> None:
+        self.format = LOG_FORMATS.get(fmt, fmt)
+        compiled, found_escape = compile_log_format(self.format)
+        esc = escape or found_escape
+        self._unescape = {"default": unescape_default, "json": unescape_json, "none": None}[esc]
+        if isinstance(compiled, dict):
+            self._json: dict[str, Handler] | None = compiled
+            self._match = None
+            self._fields: tuple[tuple[Handler | None, bool], ...] = ()
+        else:
+            self._json = None
+            self._match = compiled.match
+            self._fields = compiled.fields
+
+    def parse(self, line: str) -> dict[str, Any]:
+        """Return the raw record of one access log line."""
+        if self._json is not None:
+            return self._parse_json(line)
+        m = self._match(line)  # type: ignore[misc]
+        if m is None:
+            return unparsed(line, "line does not match the nginx log_format")
+        rec: dict[str, Any] = {"source": "nginx"}
+        http: dict[str, Any] = {}
+        unescape = self._unescape
+        try:
+            for (handler, quoted), value in zip(self._fields, m.groups(), strict=True):
+                if handler is None or not value or value == "-":
+                    continue
+                if quoted and unescape is not None and "\\" in value:
+                    value = unescape(value)
+                handler(rec, http, value)
+        except ValueError as exc:
+            return unparsed(line, f"nginx field: {exc}")
+        return _finish(rec, http, line)
+
+    def _parse_json(self, line: str) -> dict[str, Any]:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return unparsed(line, f"invalid JSON: {exc}")
+        if type(obj) is not dict:
+            return unparsed(line, "JSON line is not an object")
+        rec: dict[str, Any] = {"source": "nginx"}
+        http: dict[str, Any] = {}
+        handlers = self._json
+        assert handlers is not None
+        try:
+            for key, value in obj.items():
+                handler = handlers.get(key)
+                if handler is None:
+                    rec.setdefault(key, value)
+                elif value is not None and value != "" and value != "-":
+                    handler(rec, http, value)
+        except ValueError as exc:
+            return unparsed(line, f"nginx field {key!r}: {exc}")
+        return _finish(rec, http, line)
+
+
+class NginxOptions(Options):
+    """``format``: preset name or a ``log_format`` string; ``escape``: override the escaping;
+    ``timezone``: zone of the error log's local times (``format: error`` only)."""
+
+    format: str = "combined"
+    escape: Escape | None = None
+    timezone: str = "UTC"
+
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        if value in ("error", *LOG_FORMATS):
+            return value
+        try:
+            compile_log_format(value)
+        except ParserConfigError as exc:
+            raise ValueError(str(exc).removeprefix("option 'format': ")) from None
+        except re.error as exc:
+            raise ValueError(f"log_format does not compile: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+@register("nginx", NginxOptions, "NGINX access logs (combined, main, JSON, any log_format) and error log")
+def build(options: NginxOptions) -> NginxParser | NginxErrorParser:
+    """Build the access-log parser of ``options.format``, or the error-log parser."""
+    if options.format == "error":
+        return NginxErrorParser(options.timezone)
+    return NginxParser(options.format, options.escape)
+
+
+# ---------------------------------------------------------------------------------------------
+# formatter: the inverse, for the demo and the round-trip tests
+
+
+def _escape_default(text: str) -> str:
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte < 32 or byte > 126 or byte in (0x22, 0x5C):
+            out.append(f"\\x{byte:02X}")
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def _escape_json(text: str) -> str:
+    return orjson.dumps(text).decode()[1:-1]
+
+
+def _render_time(var: str, value: Any) -> str:
+    if not isinstance(value, int):
+        return str(value)
+    dt = datetime.fromtimestamp(value // 1_000_000_000, UTC)
+    if var == "time_local":
+        return dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    if var == "time_iso8601":
+        return dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return f"{value // 1_000_000_000}.{(value // 1_000_000) % 1000:03d}"
+
+
+def format_nginx_line(values: Mapping[str, Any], log_format: str = "combined",
+                      escape: Escape | None = None) -> str:
+    """Write one access log line the way NGINX would, from variable values keyed by name.
+
+    ``time_local``/``time_iso8601``/``msec`` may be integer ns; ``request_time`` and the upstream
+    times are seconds; a missing or None variable is written as NGINX writes it (``-``, or
+    empty with ``escape=json``).
+    """
+    fmt = LOG_FORMATS.get(log_format, log_format)
+    if "log_format" in fmt:
+        fmt, found = _split_directive(fmt)
+        escape = escape or found  # type: ignore[assignment]
+    is_json = fmt.lstrip().startswith("{")
+    esc = escape or ("json" if is_json else "default")
+    encode = {"default": _escape_default, "json": _escape_json, "none": str}[esc]
+
+    def sub(m: re.Match[str]) -> str:
+        var = m[1] or m[2]
+        value = values.get(var)
+        if value is None or value == "":
+            return "" if esc == "json" else "-"
+        if var in TIME_VARIABLES:
+            return _render_time(var, value)
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return encode(str(value))
+
+    return _VAR.sub(sub, fmt)

@@ -1,0 +1,217 @@
+"""What each NGINX variable means in the canonical record, shared by the text and JSON formats.
+
+A *handler* takes ``(record, http, value)`` and stores one variable's value where it belongs:
+``$status`` in ``http.status`` as an int, ``$request_time`` in ``http.duration_ms`` (seconds × 1000),
+``$time_local`` in ``timestamp`` as integer ns, ``$http_x_amzn_trace_id`` in ``trace_id`` (folded by
+``normalize``), any variable we have no rule for in an attribute named after it. Handlers raise
+``ValueError`` on a value of the wrong shape; the parser turns that into a ``parse_error``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from logharbor.record import RecordError, parse_timestamp
+
+__all__ = ["Handler", "handler_for", "unescape_default", "unescape_json"]
+
+Handler = Callable[[dict[str, Any], dict[str, Any], Any], None]
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_HEX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
+def unescape_default(value: str) -> str:
+    """Undo NGINX's default escaping: ``"``, ``\\`` and bytes outside 32–126 become ``\\xHH``."""
+    if "\\x" not in value:
+        return value
+    raw = _HEX_ESCAPE.sub(lambda m: chr(int(m[1], 16)), value)
+    try:
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return raw
+
+
+def unescape_json(value: str) -> str:
+    """Undo ``escape=json`` (JSON string escapes) in a value cut from a text line."""
+    try:
+        out = orjson.loads('"' + value + '"')
+    except orjson.JSONDecodeError:
+        return value
+    return out if isinstance(out, str) else value
+
+
+class _TimeCache:
+    """Converts NGINX times to ns, remembering the last one: a busy log repeats each second."""
+
+    __slots__ = ("last_in", "last_out", "parse")
+
+    def __init__(self, parse: Callable[[str], int]) -> None:
+        self.last_in = ""
+        self.last_out = 0
+        self.parse = parse
+
+    def __call__(self, rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        text = value if isinstance(value, str) else str(value)
+        if text != self.last_in:
+            self.last_out = self.parse(text)
+            self.last_in = text
+        rec["timestamp"] = self.last_out
+
+
+def parse_time_local(text: str) -> int:
+    """``01/Nov/2026:12:00:00 +0100`` (``$time_local``) → ns since the epoch."""
+    if len(text) != 26 or text[2] != "/" or text[6] != "/" or text[11] != ":":
+        raise ValueError(f"$time_local {text!r} is not dd/Mon/yyyy:hh:mm:ss +zzzz")
+    month = _MONTHS.get(text[3:6])
+    if month is None:
+        raise ValueError(f"$time_local {text!r} has an unknown month")
+    iso = f"{text[7:11]}-{month:02d}-{text[0:2]}T{text[12:20]}{text[21:24]}:{text[24:26]}"
+    try:
+        return parse_timestamp(iso)
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _parse_any_time(text: str) -> int:
+    try:
+        return parse_timestamp(text)
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def local_time_parser(zone: str) -> Callable[[str], int]:
+    """Parse ``2026/11/01 12:00:00`` (error log, server local time) in the zone ``zone``."""
+    tz = ZoneInfo(zone)
+    from datetime import datetime
+
+    def parse(text: str) -> int:
+        dt = datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(tzinfo=tz)
+        return int(dt.timestamp()) * 1_000_000_000
+
+    return parse
+
+
+def _set_http(name: str, kind: type) -> Handler:
+    if kind is int:
+        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+            http[name] = int(value)
+    else:
+        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+            http[name] = value
+    return h
+
+
+def _set_rec(name: str) -> Handler:
+    def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        rec.setdefault(name, value)
+    return h
+
+
+def _attr(name: str, kind: str = "str") -> Handler:
+    if kind == "int":
+        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+            try:
+                rec[name] = int(value)
+            except ValueError:
+                rec[name] = value  # "-", lists of values: keep the text
+    else:
+        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+            rec[name] = value
+    return h
+
+
+def _seconds_attr(name: str) -> Handler:
+    """``$upstream_*_time``: ``0.004`` or, across upstreams, ``0.001, 0.003 : 0.002`` → ms."""
+    key = name + "_ms"
+
+    def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        if not isinstance(value, str) or ("," not in value and ":" not in value):
+            rec[key] = round(float(value) * 1000, 3)
+            return
+        total = 0.0
+        for part in value.replace(":", ",").split(","):
+            part = part.strip()
+            if part and part != "-":
+                total += float(part)
+        rec[key] = round(total * 1000, 3)
+        rec[name] = value
+
+    return h
+
+
+def _duration(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    http["duration_ms"] = round(float(value) * 1000, 3)
+
+
+def _request(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    rec["message"] = value
+    parts = value.split(" ")
+    if len(parts) == 3:
+        http["method"], http["path"], rec["protocol"] = parts
+    elif len(parts) == 2:
+        http["method"], http["path"] = parts
+
+
+def _trace(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    if "trace_id" in rec:
+        rec["trace_header"] = value
+    else:
+        rec["trace_id"] = value
+
+
+_FIXED: dict[str, Handler] = {
+    "remote_addr": _set_http("client_ip", str),
+    "status": _set_http("status", int),
+    "body_bytes_sent": _set_http("bytes_sent", int),
+    "request_time": _duration,
+    "http_referer": _set_http("referer", str),
+    "http_user_agent": _set_http("user_agent", str),
+    "request": _request,
+    "request_method": _set_http("method", str),
+    "request_uri": _set_http("path", str),
+    "request_id": _set_rec("request_id"),
+    "http_x_request_id": _set_rec("request_id"),
+    "http_x_amzn_trace_id": _trace,
+    "http_traceparent": _trace,
+    "hostname": _set_rec("host"),
+    "host": _attr("vhost"),
+    "server_protocol": _attr("protocol"),
+    "http_x_forwarded_for": _attr("x_forwarded_for"),
+}
+_INT_ATTRS = frozenset({
+    "request_length", "connection", "connection_requests", "remote_port", "server_port", "pid",
+    "upstream_status", "upstream_bytes_received", "upstream_bytes_sent", "content_length",
+    "bytes_received", "upstream_response_length",
+})
+_SECONDS_ATTRS = frozenset({
+    "upstream_response_time", "upstream_connect_time", "upstream_header_time",
+    "upstream_queue_time", "session_time",
+})
+TIME_VARIABLES = frozenset({"time_local", "time_iso8601", "msec"})
+
+
+def handler_for(var: str, present: frozenset[str]) -> Handler:
+    """The handler of ``$var`` in a format whose variables are ``present``."""
+    if var == "time_local":
+        return _TimeCache(parse_time_local)
+    if var in ("time_iso8601", "msec"):
+        return _TimeCache(_parse_any_time)
+    if var == "bytes_sent" and "body_bytes_sent" not in present:
+        return _set_http("bytes_sent", int)
+    if var == "uri" and "request_uri" not in present:
+        return _set_http("path", str)
+    fixed = _FIXED.get(var)
+    if fixed is not None:
+        return fixed
+    if var in _INT_ATTRS:
+        return _attr(var, "int")
+    if var in _SECONDS_ATTRS:
+        return _seconds_attr(var)
+    return _attr(var)
