@@ -1,0 +1,269 @@
+"""Multiline aggregation: joins the lines of one event (a stack trace, a CRI partial line) back
+together before a parser sees them.
+
+This is a stateful *aggregator*, not a per-line parser, so it has its own small interface that
+the agent drives: ``feed(line, now) -> list[str]`` returns the events a line completed, and
+``flush(now) -> list[str]`` returns events whose last line is older than ``timeout`` (the last
+event of a file that went quiet); ``close()`` returns whatever is left at shutdown. ``now`` is
+any monotonic clock in seconds. Nothing is dropped: an event over ``max_lines`` or ``max_bytes``
+is emitted early and the following lines make a new event.
+
+How lines are grouped is a small state machine of rules ``(states, regex, action, next state)``,
+the model of Fluent Bit's multiline parsers: presets ``java``, ``python`` and ``go`` are rule
+tables, and ``start_pattern`` / ``continue_pattern`` build a one-rule table. With ``cri: true``,
+lines are first read as CRI container log lines (``<time> <stream> <P|F> <text>``): ``P`` parts
+are joined until their ``F`` line, per stream, and the rules then apply to the joined text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from logharbor.formats.base import Options, ParserConfigError
+
+__all__ = ["PRESETS", "MultilineAggregator", "MultilineOptions", "build_multiline", "parse_cri"]
+
+JOIN, START = "join", "start"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """In any of ``states`` (None: any), a line matching ``pattern`` joins the open event or
+    starts a new one, and the machine moves to ``next`` (None: stays)."""
+
+    states: frozenset[str] | None
+    pattern: re.Pattern[str]
+    action: str
+    next: str | None = None
+
+
+def _rule(states: str | None, pattern: str, action: str, nxt: str | None = None) -> Rule:
+    return Rule(frozenset(states.split()) if states else None, re.compile(pattern), action, nxt)
+
+
+#: preset name → (rules, action when no rule matches)
+PRESETS: dict[str, tuple[tuple[Rule, ...], str]] = {
+    "java": ((
+        _rule(None, r"\s+at |\s+\.\.\. \d+ (?:more|common frames omitted)|\s*Caused by: "
+                    r"|\s*Suppressed: |\s+~?\[[^\]]*\]\s*$", JOIN),
+        # the exception header a logger prints under its message: "java.lang.IllegalStateException: x"
+        _rule(None, r"(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable)\b(?::.*)?$", JOIN),
+    ), START),
+    "python": ((
+        _rule(None, r"Traceback \(most recent call last\):\s*$", JOIN, "tb"),
+        _rule("tb", r"[ \t]", JOIN),
+        _rule("tb", r"[A-Za-z_][\w.]*(?::.*)?$", JOIN, "exc"),
+        _rule("exc chain", r"\s*$", JOIN),
+        _rule("exc", r"[ \t]", JOIN),
+        _rule("exc", r"During handling of the above exception|The above exception was the direct "
+                     r"cause", JOIN, "chain"),
+    ), START),
+    "go": ((
+        _rule(None, r"(?:panic: |fatal error: |runtime: |SIG[A-Z]+: )", START, "panic"),
+        _rule("panic", r"\s*$|\s|goroutine \d+ \[|created by |\[(?:recovered|signal)|exit status \d+"
+                       r"|[\w./*()\[\]{}%-]+\(.*\)\s*$|(?:r[a-z0-9]{1,2}|pc|lr|sp|fault|trap|err)\s+0x",
+              JOIN),
+    ), START),
+}
+
+_CRI = re.compile(r"(\S+) (stdout|stderr) ([PF])(?::\S*)? ?(.*)\Z", re.S)
+
+
+def parse_cri(line: str) -> tuple[str, str, bool, str] | None:
+    """``2026-11-01T12:00:00.1Z stdout P text`` → (time, stream, is_partial, text), or None."""
+    m = _CRI.match(line)
+    if m is None:
+        return None
+    return m[1], m[2], m[3] == "P", m[4]
+
+
+@dataclass
+class _Event:
+    lines: list[str]
+    size: int
+    last: float
+    prefix: str = ""
+
+
+@dataclass
+class _Partial:
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+    time: str = ""
+    last: float = 0.0
+
+
+class MultilineOptions(Options):
+    """Options of the multiline aggregator (see the module docstring and docs/formats.md)."""
+
+    preset: Literal["java", "python", "go"] | None = None
+    start_pattern: str | None = None
+    continue_pattern: str | None = None
+    cri: bool = False
+    cri_prefix: bool = False
+    max_lines: int = Field(500, ge=1)
+    max_bytes: int = Field(1_048_576, ge=64)
+    timeout: float = Field(1.0, gt=0)
+
+    @field_validator("start_pattern", "continue_pattern")
+    @classmethod
+    def _compile(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> MultilineOptions:
+        custom = self.start_pattern is not None or self.continue_pattern is not None
+        if self.preset and custom:
+            raise ValueError("option 'preset': give a preset or start/continue patterns, not both")
+        if not (self.preset or custom or self.cri):
+            raise ValueError("option 'preset': give a preset, a start_pattern/continue_pattern, or cri")
+        if self.cri_prefix and not self.cri:
+            raise ValueError("option 'cri_prefix': only meaningful with cri: true")
+        return self
+
+
+class MultilineAggregator:
+    """Joins continuation lines into events; one instance per input stream (per file)."""
+
+    def __init__(self, options: MultilineOptions) -> None:
+        self.options = options
+        self._rules: tuple[Rule, ...] = ()
+        self._default = JOIN
+        if options.preset:
+            self._rules, self._default = PRESETS[options.preset]
+        elif options.start_pattern is not None or options.continue_pattern is not None:
+            rules = []
+            if options.continue_pattern is not None:
+                rules.append(Rule(None, re.compile(options.continue_pattern), JOIN))
+            if options.start_pattern is not None:
+                rules.append(Rule(None, re.compile(options.start_pattern), START))
+            self._rules = tuple(rules)
+            self._default = JOIN if options.start_pattern is not None else START
+        self._grouping = bool(self._rules)
+        self._events: dict[str, _Event] = {}
+        self._states: dict[str, str] = {}
+        self._partials: dict[str, _Partial] = {}
+
+    # -- public interface ---------------------------------------------------------------------
+
+    def feed(self, line: str, now: float) -> list[str]:
+        """Add one line (without its newline); return the events it completed, oldest first."""
+        out: list[str] = []
+        self._expire(now, out)
+        if line.endswith("\n"):
+            line = line[:-1]
+        if not self.options.cri:
+            self._group("", line, "", now, out)
+            return out
+        cri = parse_cri(line)
+        if cri is None:  # not CRI framing: keep the line as it is
+            self._group("", line, "", now, out)
+            return out
+        time, stream, partial, text = cri
+        p = self._partials.get(stream)
+        if partial:
+            if p is None:
+                p = self._partials[stream] = _Partial(time=time)
+            p.parts.append(text)
+            p.size += len(text)
+            p.last = now
+            if p.size >= self.options.max_bytes:
+                del self._partials[stream]
+                self._group(stream, "".join(p.parts), self._prefix(p.time, stream), now, out)
+            return out
+        if p is not None:
+            del self._partials[stream]
+            p.parts.append(text)
+            text, time = "".join(p.parts), p.time
+        self._group(stream, text, self._prefix(time, stream), now, out)
+        return out
+
+    def flush(self, now: float) -> list[str]:
+        """Return the events (and CRI partials) whose last line is ``timeout`` or more old."""
+        out: list[str] = []
+        self._expire(now, out)
+        return out
+
+    def close(self) -> list[str]:
+        """Return every pending event, for shutdown or end of input."""
+        out: list[str] = []
+        for stream, p in list(self._partials.items()):
+            del self._partials[stream]
+            self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out)
+        for key in list(self._events):
+            self._emit(key, out)
+        return out
+
+    def pending(self) -> bool:
+        """True while some event or partial line waits for more lines or its timeout."""
+        return bool(self._events or self._partials)
+
+    def deadline(self) -> float | None:
+        """When the oldest pending event times out (in ``now`` units), or None."""
+        times = [e.last for e in self._events.values()] + [p.last for p in self._partials.values()]
+        return min(times) + self.options.timeout if times else None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _prefix(self, time: str, stream: str) -> str:
+        return f"{time} {stream} F " if self.options.cri_prefix else ""
+
+    def _expire(self, now: float, out: list[str]) -> None:
+        timeout = self.options.timeout
+        for stream, p in list(self._partials.items()):
+            if now - p.last >= timeout:
+                del self._partials[stream]
+                self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out)
+        for key, event in list(self._events.items()):
+            if now - event.last >= timeout:
+                self._emit(key, out)
+
+    def _emit(self, key: str, out: list[str]) -> None:
+        event = self._events.pop(key)
+        out.append(event.prefix + "\n".join(event.lines))
+
+    def _group(self, key: str, line: str, prefix: str, now: float, out: list[str]) -> None:
+        if not self._grouping:
+            out.append(prefix + line)
+            return
+        state = self._states.get(key, "start")
+        action, nxt = self._default, "start"
+        for rule in self._rules:
+            if (rule.states is None or state in rule.states) and rule.pattern.match(line):
+                action = rule.action
+                nxt = rule.next if rule.next is not None else state
+                break
+        event = self._events.get(key)
+        if action == JOIN and event is not None:
+            event.lines.append(line)
+            event.size += len(line) + 1
+            event.last = now
+        else:
+            if event is not None:
+                self._emit(key, out)
+            event = self._events[key] = _Event([line], len(line), now, prefix)
+        self._states[key] = nxt
+        if len(event.lines) >= self.options.max_lines or event.size >= self.options.max_bytes:
+            self._emit(key, out)
+
+
+def build_multiline(**options: object) -> MultilineAggregator:
+    """Build an aggregator from config options, validated up front (errors name the option)."""
+    from pydantic import ValidationError
+
+    from logharbor.formats.base import _describe
+
+    try:
+        valid = MultilineOptions.model_validate(options)
+    except ValidationError as exc:
+        raise ParserConfigError(_describe("multiline", exc)) from None
+    return MultilineAggregator(valid)
