@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8080, help="HTTP port"),
         wal_max_mb: int = typer.Option(1024, help="WAL backlog (MiB) above which ingest answers 429"),
         batch_max_age: float = typer.Option(1.0, help="seconds before a partial batch goes to the store"),
+        max_body_mb: int = typer.Option(64, help="largest request body (MiB, after decompression)"),
+        max_line_kb: int = typer.Option(1024, help="largest NDJSON line (KiB)"),
+        pause_batcher: bool = typer.Option(
+            False, "--pause-batcher", help="maintenance: accept into the WAL, hold store writes"),
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
@@ -37,7 +41,9 @@ def register(app: typer.Typer) -> None:
         try:
             config = ServerConfig(data_dir=data_dir, host=host, port=port,
                                   wal_max_bytes=wal_max_mb * 1024 * 1024,
-                                  batch_max_age_s=batch_max_age, wal_fsync=not no_fsync)
+                                  batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
+                                  max_body_bytes=max_body_mb * 1024 * 1024,
+                                  max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher)
         except ValueError as exc:
             typer.echo(f"logharbor server: {exc}", err=True)
             raise typer.Exit(2) from None

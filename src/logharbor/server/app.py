@@ -73,7 +73,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
     wal.open()
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
-                      on_batch=metrics.observe_batch)
+                      on_batch=metrics.observe_batch, paused=config.batcher_paused)
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics)

@@ -63,6 +63,7 @@ class Batcher:
         max_batch_bytes: int = 32 * 1024 * 1024,
         max_age_s: float = 1.0,
         on_batch: Callable[[int, int, float], None] | None = None,
+        paused: bool = False,
     ) -> None:
         self.wal = wal
         self.store = store
@@ -70,6 +71,7 @@ class Batcher:
         self.max_batch_bytes = max_batch_bytes
         self.max_age_s = max_age_s
         self.on_batch = on_batch
+        self.paused = paused
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
@@ -107,7 +109,7 @@ class Batcher:
 
     def stop(self, *, drain: bool = True) -> None:
         """Stop; with ``drain`` first move everything durable into the store."""
-        if drain:
+        if drain and not self.paused:
             self.wait_caught_up(timeout=60)
         self._stop.set()
         if self._thread is not None:
@@ -131,6 +133,9 @@ class Batcher:
         if self.progress.intent is not None:
             self._replay_intent()
         while not self._stop.is_set():
+            if self.paused:
+                self._stop.wait(0.2)
+                continue
             try:
                 self._step()
             except StoreError as exc:

@@ -27,6 +27,7 @@ class ServerConfig(BaseModel):
     wal_fsync: bool = Field(True, description="fsync each group commit (turn off only for throwaway data)")
     batch_max_bytes: int = Field(32 * MiB, ge=64 * 1024,
                                  description="store insert size that triggers a flush")
+    batcher_paused: bool = Field(False, description="maintenance: accept into the WAL, hold store writes")
     batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
 
     max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest request body, after decompression")
