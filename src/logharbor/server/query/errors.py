@@ -1,0 +1,44 @@
+"""The exception tree of the query language; the HTTP route turns these into 400 answers."""
+
+from __future__ import annotations
+
+__all__ = ["QueryError", "QuerySyntaxError", "QueryTypeError", "UnknownFieldError", "UnknownFunctionError"]
+
+
+class QueryError(ValueError):
+    """A query that cannot run: ``code`` for programs, ``message`` for people, ``position`` (0-based)."""
+
+    code = "query_error"
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``error`` object of a 400 answer."""
+        return {"code": self.code, "message": self.message, "position": self.position}
+
+
+class QuerySyntaxError(QueryError):
+    """The text does not parse; the message names what was expected and where."""
+
+    code = "query_syntax"
+
+
+class UnknownFunctionError(QueryError):
+    """A ``stats``/``timechart`` function that does not exist."""
+
+    code = "unknown_function"
+
+
+class UnknownFieldError(QueryError):
+    """A name after ``stats`` that is not one of its output columns, or an unusable field name."""
+
+    code = "unknown_field"
+
+
+class QueryTypeError(QueryError):
+    """A value that does not fit its field (``status:abc``), or a function on the wrong type."""
+
+    code = "type_mismatch"

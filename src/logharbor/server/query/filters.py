@@ -1,0 +1,266 @@
+"""Filter AST → a SQL boolean expression, every user value passed as a query parameter.
+
+What a matcher means depends on the kind of the field (:class:`~.fields.FieldRef`):
+
+- ``message`` (text): a word is a token looked up in the text index (``hasAllTokens``); a phrase
+  or a word with separators (``u-123``) also needs the exact substring (``position``); wildcards
+  and regexes scan.
+- string columns: exact value, ``LIKE`` for wildcards, ``match`` for regexes, string order for
+  ranges; ``level`` values are normalized (``warning`` → ``WARN``), trace ids too.
+- numbers: the value must be a number (else ``type_mismatch``); ranges compare numerically.
+- times: values are times (RFC 3339, epoch, ``now-1h``); ``_time:15m`` means the last 15 minutes.
+- attributes (JSON): compared as text, and as numbers when the value is a number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+from logharbor.record import normalize_level, normalize_trace_id
+
+from . import ast
+from .errors import QueryTypeError
+from .fields import FieldRef
+from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
+
+__all__ = ["FilterCompiler", "Params", "Resolver"]
+
+#: Turns a user field name (and where it was written) into a resolved field.
+Resolver = Callable[[str, int | None], FieldRef]
+
+# splitByNonAlpha: ASCII letters/digits and every byte >= 0x80 are token characters.
+_NON_TOKEN = r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
+_TOKEN = r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
+_SPLIT = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+class Params:
+    """Collects query parameters and hands out typed placeholders (``{p0:String}``)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def add(self, value: object, sql_type: str) -> str:
+        """Register ``value`` and return the placeholder that stands for it in SQL text."""
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{sql_type}}}"
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens the ``message`` text index holds for ``text`` (splitByNonAlpha)."""
+    return [t for t in _SPLIT.split(text) if t]
+
+
+def _number(value: str) -> float | int | None:
+    try:
+        out = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(out):
+        return None
+    if re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
+        return int(value)
+    return out
+
+
+def like_pattern(wildcard: str) -> str:
+    """A ``Wildcard.pattern`` as a LIKE pattern: ``*`` → ``%``, ``?`` → ``_``, the rest literal."""
+    out: list[str] = []
+    i = 0
+    while i < len(wildcard):
+        ch = wildcard[i]
+        if ch == "\\" and i + 1 < len(wildcard):
+            ch = wildcard[i + 1]
+            out.append("\\" + ch if ch in "%_\\" else ch)
+            i += 2
+            continue
+        out.append("%" if ch == "*" else "_" if ch == "?" else "\\" + ch if ch in "%_\\" else ch)
+        i += 1
+    return "".join(out)
+
+
+def _token_regex(wildcard: str) -> str:
+    """A word-with-wildcards on message as an RE2 pattern bounded by token edges."""
+    out: list[str] = []
+    literal_first = last_token = False
+    i = 0
+    while i < len(wildcard):
+        ch = wildcard[i]
+        if ch == "\\" and i + 1 < len(wildcard):
+            ch = wildcard[i + 1]
+            out.append(re.escape(ch))
+            is_token = not _SPLIT.fullmatch(ch)
+            i += 2
+        elif ch in "*?":
+            out.append(_TOKEN + ("*" if ch == "*" else ""))
+            is_token = True
+            i += 1
+        else:
+            out.append(re.escape(ch))
+            is_token = not _SPLIT.fullmatch(ch)
+            i += 1
+        if len(out) == 1:
+            literal_first = is_token
+        last_token = is_token
+    head = f"(?:^|{_NON_TOKEN})" if literal_first else ""
+    tail = f"(?:$|{_NON_TOKEN})" if last_token else ""
+    return head + "".join(out) + tail
+
+
+class FilterCompiler:
+    """Compiles filters over one source, resolving names with ``resolve``."""
+
+    def __init__(self, params: Params, resolve: Resolver, now_ns: int) -> None:
+        self.params = params
+        self.resolve = resolve
+        self.now_ns = now_ns
+
+    def compile(self, f: ast.Filter) -> str:
+        """The SQL condition for ``f``."""
+        if isinstance(f, ast.MatchAll):
+            return "1"
+        if isinstance(f, ast.And):
+            return "(" + " AND ".join(self.compile(i) for i in f.items) + ")"
+        if isinstance(f, ast.Or):
+            return "(" + " OR ".join(self.compile(i) for i in f.items) + ")"
+        if isinstance(f, ast.Not):
+            # a NULL (absent number or attribute) under NOT must count as "does not match"
+            return f"(NOT ifNull({self.compile(f.operand)}, 0))"
+        if isinstance(f, ast.Exists):
+            return self.exists(self.resolve(f.field, None))
+        field = self.resolve(f.field or "message", None)
+        return self.match(field, f.matcher)
+
+    # ------------------------------------------------------------------------------------------
+
+    def exists(self, ref: FieldRef) -> str:
+        """The field is present: non-empty text, non-NULL number, a JSON path with a value."""
+        if ref.kind == "time":
+            return "1"
+        if ref.kind == "dynamic":
+            prefix = self.params.add(ref.name.removeprefix("attributes.") + ".", "String")
+            return (f"(isNotNull({ref.sql}) OR arrayExists(p -> startsWith(p, {prefix}), "
+                    f"JSONAllPaths(`attributes`)))")
+        if ref.kind == "json":
+            return "(length(JSONAllPaths(`attributes`)) > 0)"
+        if ref.nullable:
+            return f"isNotNull({ref.sql})"
+        if ref.kind in ("int", "float"):
+            return f"({ref.sql} != 0)"
+        return f"({ref.sql} != '')"
+
+    def match(self, ref: FieldRef, m: ast.Matcher) -> str:
+        """One field against one matcher, by the field's kind."""
+        if ref.kind == "json":
+            raise QueryTypeError(f"'{ref.name}' is the whole attribute object; match one of its paths")
+        if ref.kind == "time":
+            return self.time_match(ref, m)
+        if isinstance(m, ast.Wildcard):
+            if ref.kind == "text":
+                return f"match({ref.sql}, {self.params.add(_token_regex(m.pattern), 'String')})"
+            return f"({self._text_of(ref)} LIKE {self.params.add(like_pattern(m.pattern), 'String')})"
+        if isinstance(m, ast.Regex):
+            return f"match({self._text_of(ref)}, {self.params.add(m.pattern, 'String')})"
+        if isinstance(m, ast.Range | ast.Compare):
+            return self.ordered(ref, m)
+        value = m.value
+        if ref.kind == "text":
+            return self.text_search(ref, value)
+        if ref.kind in ("int", "float"):
+            number = self._require_number(ref, value)
+            return f"({ref.sql} = {self._number_param(number)})"
+        if ref.kind == "dynamic":
+            text = f"(toString({ref.sql}) = {self.params.add(value, 'String')})"
+            number = _number(value)
+            if number is None:
+                return text
+            return f"({text} OR {ref.number_sql} = {self._number_param(number)})"
+        if ref.column == "level":
+            value = normalize_level(value) or value
+        elif ref.column == "trace_id":
+            value = normalize_trace_id(value) or value
+        return f"({ref.sql} = {self.params.add(value, 'String')})"
+
+    def text_search(self, ref: FieldRef, value: str) -> str:
+        """A word or phrase on message: token lookup through the index, substring when needed."""
+        found = tokens(value)
+        indexed = f"hasAllTokens({ref.sql}, {self.params.add(found, 'Array(String)')})" if found else ""
+        if len(found) == 1 and found[0] == value:
+            return indexed
+        substring = f"(position({ref.sql}, {self.params.add(value, 'String')}) > 0)"
+        return f"({indexed} AND {substring})" if indexed else substring
+
+    def ordered(self, ref: FieldRef, m: ast.Range | ast.Compare) -> str:
+        """Ranges and comparisons: numeric for numbers (and numeric attribute values), else text."""
+        if isinstance(m, ast.Compare):
+            bounds = [(m.op, m.value)]
+        else:
+            bounds = []
+            if m.lo is not None:
+                bounds.append((">=" if m.lo_inclusive else ">", m.lo))
+            if m.hi is not None:
+                bounds.append(("<=" if m.hi_inclusive else "<", m.hi))
+        if not bounds:
+            return self.exists(ref)
+        numeric = ref.kind in ("int", "float") or (
+            ref.kind == "dynamic" and all(_number(v) is not None for _, v in bounds)
+        )
+        parts = []
+        for op, value in bounds:
+            if numeric:
+                number = self._require_number(ref, value)
+                parts.append(f"{ref.number_sql} {_SQL_OPS[op]} {self._number_param(number)}")
+            else:
+                parts.append(f"{self._text_of(ref)} {_SQL_OPS[op]} {self.params.add(value, 'String')}")
+        return "(" + " AND ".join(parts) + ")"
+
+    def time_match(self, ref: FieldRef, m: ast.Matcher) -> str:
+        """``_time:15m`` (the last 15 minutes), ``_time:>now-1h``, ``_time:[a TO b]``."""
+        if isinstance(m, ast.Wildcard | ast.Regex):
+            raise QueryTypeError(f"'{ref.name}' is a time; use a range or a duration such as {ref.name}:15m")
+        if isinstance(m, ast.Word | ast.Phrase):
+            value = m.value.strip()
+            try:
+                since = self.now_ns - parse_duration_ns(value)
+            except TimeParseError:
+                since = self._time(ref, value)
+            return f"({ref.sql} >= {self._time_param(since)})"
+        bounds: list[tuple[str, str]] = []
+        if isinstance(m, ast.Compare):
+            bounds.append((m.op, m.value))
+        else:
+            if m.lo is not None:
+                bounds.append((">=" if m.lo_inclusive else ">", m.lo))
+            if m.hi is not None:
+                bounds.append(("<=" if m.hi_inclusive else "<", m.hi))
+        if not bounds:
+            return "1"
+        parts = [f"{ref.sql} {_SQL_OPS[op]} {self._time_param(self._time(ref, v))}" for op, v in bounds]
+        return "(" + " AND ".join(parts) + ")"
+
+    # ------------------------------------------------------------------------------------------
+
+    def _time(self, ref: FieldRef, value: str) -> int:
+        try:
+            return parse_time_ns(value, now_ns=self.now_ns)
+        except TimeParseError as exc:
+            raise QueryTypeError(f"'{ref.name}' needs a time: {exc}") from None
+
+    def _time_param(self, ns: int) -> str:
+        return f"fromUnixTimestamp64Nano({self.params.add(ns, 'Int64')}, 'UTC')"
+
+    def _text_of(self, ref: FieldRef) -> str:
+        return ref.sql if ref.kind in ("text", "string") else f"toString({ref.sql})"
+
+    def _number_param(self, number: float | int) -> str:
+        return self.params.add(number, "Int64" if isinstance(number, int) else "Float64")
+
+    def _require_number(self, ref: FieldRef, value: str) -> float | int:
+        number = _number(value)
+        if number is None:
+            raise QueryTypeError(f"'{ref.name}' is a number; {value!r} is not one")
+        return number
