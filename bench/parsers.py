@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from logharbor.formats import build_parser  # noqa: E402
-from logharbor.formats.alb import format_alb_line  # noqa: E402
-from logharbor.formats.nginx import format_nginx_line  # noqa: E402
-from logharbor.record import normalize  # noqa: E402
+from logharbor.formats import build_parser
+from logharbor.formats.alb import format_alb_line
+from logharbor.formats.nginx import format_nginx_line
+from logharbor.record import normalize
 
 BASE_NS = 1_793_534_400_000_000_000
 PATHS = ["/", "/api/orders", "/api/orders/42", "/static/app.js", "/login", "/api/search?q=shoes&page=2",
@@ -121,7 +117,8 @@ CASES: dict[str, tuple[Callable[[random.Random, int], str], dict[str, object], s
 }
 
 
-def make_lines(gen: Callable[[random.Random, int], str], mbytes: float, seed: int = 7) -> tuple[list[str], int]:
+def make_lines(gen: Callable[[random.Random, int], str], mbytes: float,
+               seed: int = 7) -> tuple[list[str], int]:
     """About ``mbytes`` MiB of lines: 4096 distinct ones with advancing times, repeated."""
     rng = random.Random(seed)
     target = int(mbytes * 1024 * 1024)

@@ -88,7 +88,8 @@ http {{
                 ("GET", "/upstream", {"X-Amzn-Trace-Id": TRACE}, 502),
             ]
             for method, path, headers, status in requests:
-                r = client.request(method, path, headers=headers, content=b"x" * 10 if method == "POST" else None)
+                body = b"x" * 10 if method == "POST" else None
+                r = client.request(method, path, headers=headers, content=body)
                 assert r.status_code == status
                 sent.append({"method": method, "path": path, "headers": headers, "status": status,
                              "time_ns": time.time_ns()})
