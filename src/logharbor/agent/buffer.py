@@ -1,0 +1,291 @@
+"""Per-sink buffers between the pipeline and a sink's delivery thread, bounded in bytes.
+
+Both kinds hand items out in order (``get``) and forget them only when the sink reports them
+delivered (``commit``), so a batch that fails stays owned by the sink until it succeeds.
+
+- :class:`MemoryBuffer`: items keep their :class:`~logharbor.agent.types.Ack`; the sink
+  acknowledges them after delivery, so the source checkpoint waits for the receiver.
+- :class:`DiskBuffer`: an item is appended to a segment file and fsync'd, and *that* is its
+  acknowledgement (the data is durable: a restart replays it), so a receiver that is down for a
+  long time does not hold back the sources, and rotated-away files are not needed again. The
+  delivered position is kept in ``ack.json`` (atomic rename); a torn tail after a crash is found
+  by its CRC and cut off, it was never acknowledged.
+
+``when_full: block`` makes ``put`` wait (backpressure up to the source, which stops reading);
+``drop_newest`` refuses the item, and the caller counts and acknowledges it as dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import zlib
+from collections import deque
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from logharbor.agent.types import Encoded
+
+__all__ = ["Buffer", "BufferClosed", "DiskBuffer", "MemoryBuffer", "open_buffer"]
+
+
+class BufferClosed(Exception):
+    """The buffer was closed (shutdown): the item was *not* taken and must stay unacknowledged."""
+
+_HEADER = struct.Struct("<III")  # payload length, record count, crc32 of the payload
+
+
+class Buffer(Protocol):
+    """What a sink's delivery thread needs from its buffer."""
+
+    def put(self, item: Encoded) -> bool:
+        """Queue an item; False when full and ``drop_newest``; raises :class:`BufferClosed`."""
+        ...
+
+    def get(self, timeout: float) -> Encoded | None:
+        """The next item not yet handed out, waiting up to ``timeout`` seconds."""
+        ...
+
+    def commit(self, n: int) -> None:
+        """The first ``n`` items handed out and not yet committed were delivered."""
+        ...
+
+    def size(self) -> tuple[int, int]:
+        """(bytes, records) held, delivered ones excluded."""
+        ...
+
+    def close(self) -> None:
+        """Wake every waiter; further ``put`` calls are refused."""
+        ...
+
+
+class MemoryBuffer:
+    """A bounded in-memory queue; what it holds is lost on a crash but was never acknowledged."""
+
+    def __init__(self, max_bytes: int, when_full: str) -> None:
+        self.max_bytes = max_bytes
+        self.block = when_full == "block"
+        self._queue: deque[Encoded] = deque()
+        self._out: deque[Encoded] = deque()
+        self._bytes = 0
+        self._events = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item: Encoded) -> bool:
+        n = len(item.payload)
+        with self._cond:
+            while self._bytes and self._bytes + n > self.max_bytes:
+                if self._closed:
+                    raise BufferClosed
+                if not self.block:
+                    return False
+                self._cond.wait(0.5)
+            if self._closed:
+                raise BufferClosed
+            self._queue.append(item)
+            self._bytes += n
+            self._events += item.count
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float) -> Encoded | None:
+        with self._cond:
+            if not self._queue and timeout > 0:
+                self._cond.wait(timeout)
+            if not self._queue:
+                return None
+            item = self._queue.popleft()
+            self._out.append(item)
+            return item
+
+    def commit(self, n: int) -> None:
+        with self._cond:
+            for _ in range(n):
+                item = self._out.popleft()
+                self._bytes -= len(item.payload)
+                self._events -= item.count
+            self._cond.notify_all()
+
+    def size(self) -> tuple[int, int]:
+        return self._bytes, self._events
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class DiskBuffer:
+    """Segment files under ``directory``; durable once ``put`` returns (write + fsync)."""
+
+    def __init__(self, directory: Path, max_bytes: int, when_full: str) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.block = when_full == "block"
+        self.segment_max = max(64 * 1024, min(max_bytes // 4, 16 * 1024 * 1024))
+        self._cond = threading.Condition()
+        self._closed = False
+        self._ack_path = self.dir / "ack.json"
+        segs = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
+        acked = self._load_ack()
+        if acked is None or (segs and acked[0] < segs[0]):
+            acked = (segs[0] if segs else 0, 0)
+        for s in segs:
+            if s < acked[0]:
+                self._seg_path(s).unlink()
+        self._segs = [s for s in segs if s >= acked[0]] or [acked[0]]
+        self._repair_tail(self._segs[-1])
+        self._acked = acked  # delivered up to here
+        self._read = acked  # handed out up to here
+        self._out: deque[tuple[tuple[int, int], int, int]] = deque()  # (end, bytes, records)
+        self._events = self._count_events(acked)
+        self._bytes = sum(self._seg_size(s) for s in self._segs) - acked[1]
+        self._wseg = self._segs[-1]
+        self._wfd = os.open(self._seg_path(self._wseg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._wsize = os.fstat(self._wfd).st_size
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _seg_path(self, seg: int) -> Path:
+        return self.dir / f"{seg:012d}.seg"
+
+    def _seg_size(self, seg: int) -> int:
+        try:
+            return self._seg_path(seg).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _load_ack(self) -> tuple[int, int] | None:
+        try:
+            doc = orjson.loads(self._ack_path.read_bytes())
+            return int(doc["segment"]), int(doc["offset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _scan(self, seg: int, start: int = 0):  # type: ignore[no-untyped-def]
+        """Yield (end offset, records) of each complete, CRC-valid entry of a segment."""
+        try:
+            data = self._seg_path(seg).read_bytes()
+        except FileNotFoundError:
+            return
+        pos = start
+        while pos + _HEADER.size <= len(data):
+            length, count, crc = _HEADER.unpack_from(data, pos)
+            body = data[pos + _HEADER.size: pos + _HEADER.size + length]
+            if len(body) < length or zlib.crc32(body) != crc:
+                return
+            pos += _HEADER.size + length
+            yield pos, count
+
+    def _repair_tail(self, seg: int) -> None:
+        end = 0
+        for entry_end, _ in self._scan(seg):
+            end = entry_end
+        path = self._seg_path(seg)
+        if path.exists() and path.stat().st_size != end:
+            with open(path, "r+b") as fh:
+                fh.truncate(end)
+
+    def _count_events(self, acked: tuple[int, int]) -> int:
+        total = 0
+        for s in self._segs:
+            for _, count in self._scan(s, acked[1] if s == acked[0] else 0):
+                total += count
+        return total
+
+    # -- writer -----------------------------------------------------------------------------
+
+    def put(self, item: Encoded) -> bool:
+        n = len(item.payload) + _HEADER.size
+        with self._cond:
+            while self._bytes and self._bytes + n > self.max_bytes:
+                if self._closed:
+                    raise BufferClosed
+                if not self.block:
+                    return False
+                self._cond.wait(0.5)
+            if self._closed:
+                raise BufferClosed
+            if self._wsize >= self.segment_max:
+                os.close(self._wfd)
+                self._wseg += 1
+                self._segs.append(self._wseg)
+                self._wfd = os.open(self._seg_path(self._wseg),
+                                    os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._wsize = 0
+            header = _HEADER.pack(len(item.payload), item.count, zlib.crc32(item.payload))
+            os.write(self._wfd, header + item.payload)
+            os.fsync(self._wfd)
+            self._wsize += n
+            self._bytes += n
+            self._events += item.count
+            self._cond.notify_all()
+        return True
+
+    # -- reader -----------------------------------------------------------------------------
+
+    def get(self, timeout: float) -> Encoded | None:
+        with self._cond:
+            item = self._next()
+            if item is None and timeout > 0 and not self._closed:
+                self._cond.wait(timeout)
+                item = self._next()
+            return item
+
+    def _next(self) -> Encoded | None:
+        seg, off = self._read
+        while True:
+            size = self._wsize if seg == self._wseg else self._seg_size(seg)
+            if off < size:
+                break
+            if seg >= self._wseg:
+                return None
+            seg, off = seg + 1, 0
+        with open(self._seg_path(seg), "rb") as fh:
+            fh.seek(off)
+            length, count, crc = _HEADER.unpack(fh.read(_HEADER.size))
+            payload = fh.read(length)
+        if zlib.crc32(payload) != crc:  # cannot happen after _repair_tail, unless the disk lies
+            raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
+        end = (seg, off + _HEADER.size + length)
+        self._read = end
+        self._out.append((end, _HEADER.size + length, count))
+        return Encoded(payload, count, None)
+
+    def commit(self, n: int) -> None:
+        with self._cond:
+            for _ in range(n):
+                end, nbytes, count = self._out.popleft()
+                self._acked = end
+                self._bytes -= nbytes
+                self._events -= count
+            tmp = self._ack_path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps({"segment": self._acked[0], "offset": self._acked[1]}))
+            os.replace(tmp, self._ack_path)
+            while self._segs and self._segs[0] < self._acked[0]:
+                with contextlib.suppress(FileNotFoundError):
+                    self._seg_path(self._segs.pop(0)).unlink()
+            self._cond.notify_all()
+
+    def size(self) -> tuple[int, int]:
+        return self._bytes, self._events
+
+    def close(self) -> None:
+        with self._cond:
+            if not self._closed:
+                self._closed = True
+                os.close(self._wfd)
+            self._cond.notify_all()
+
+
+def open_buffer(kind: str, directory: Path, max_bytes: int, when_full: str) -> Buffer:
+    """The buffer a sink's config asks for."""
+    if kind == "disk":
+        return DiskBuffer(directory, max_bytes, when_full)
+    return MemoryBuffer(max_bytes, when_full)

@@ -1,0 +1,128 @@
+"""Where each file source remembers how far every file was *delivered* (not merely read).
+
+One JSON document per source, versioned, written atomically: a temp file is written and fsync'd,
+renamed over the old one, and the directory fsync'd, so a crash leaves either the old or the new
+checkpoint, never half of one. On start the temp file is tried first (a crash between its fsync
+and the rename leaves the newest complete state there) and ignored when it does not parse.
+
+An entry identifies a file by device + inode *and* a fingerprint of its first bytes, so an inode
+the filesystem reused for a new file is not mistaken for the old one, and a copy (copytruncate)
+or a compressed rotation of a file is recognised by its content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+__all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of", "read_head"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class Entry:
+    """The delivered position of one file, as stored.
+
+    ``ghost`` marks the old content of a truncated file: its inode now holds new data, so only the
+    fingerprint can find where that content went (the copy made by copytruncate).
+    """
+
+    dev: int
+    ino: int
+    fp_len: int
+    fp_hash: str
+    offset: int
+    path: str
+    updated: float
+    ghost: bool = False
+    gzip: bool = False
+
+
+def read_head(fh: BinaryIO, n: int) -> bytes:
+    """The first ``n`` bytes of an open file (decompressed when it is gzip), without moving a tail."""
+    fh.seek(0)
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        import gzip
+
+        try:
+            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                return gz.read(n)
+        except (OSError, EOFError):
+            return b""
+    return fh.read(n)
+
+
+def fingerprint_of(head: bytes) -> str:
+    """A short hash of the first bytes of a file (the bytes given, all of them)."""
+    return hashlib.blake2b(head, digest_size=12).hexdigest()
+
+
+class CheckpointStore:
+    """Loads and atomically writes one source's checkpoint document; writes only on change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self._last: bytes | None = None
+        self.writes = 0
+
+    def load(self) -> list[Entry]:
+        """Entries from the newest complete checkpoint (temp file first), or none."""
+        for candidate in (self.tmp, self.path):
+            try:
+                doc = orjson.loads(candidate.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+                continue
+            entries = [self._entry(e) for e in doc.get("files", [])]
+            return [e for e in entries if e is not None]
+        return []
+
+    @staticmethod
+    def _entry(raw: Any) -> Entry | None:
+        try:
+            return Entry(**raw)
+        except TypeError:
+            return None
+
+    def write(self, entries: list[Entry]) -> bool:
+        """Write ``entries`` atomically if they differ from the last write; True when written."""
+        body = orjson.dumps(
+            {"version": FORMAT_VERSION, "files": [asdict(e) for e in entries]},
+            option=orjson.OPT_INDENT_2,
+        )
+        # the timestamps change on every write; compare what matters
+        key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path) for e in entries])
+        if key == self._last:
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self._last = key
+        self.writes += 1
+        return True
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        dfd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

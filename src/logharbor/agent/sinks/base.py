@@ -1,0 +1,216 @@
+"""What every sink shares: a buffer, a delivery thread that batches, retries and acknowledges.
+
+A concrete sink only says how to send one batch (``send``) and whether a failure is
+:class:`~logharbor.agent.types.Retriable` or :class:`~logharbor.agent.types.Permanent`. This base:
+
+- batches buffered payloads by size, record count and age;
+- retries a retriable failure for as long as it takes (at-least-once), with exponential backoff
+  and full jitter, waiting at least the receiver's ``Retry-After``;
+- splits a batch the receiver found too large (413) and sends the halves;
+- acknowledges a batch's chunks only after ``send`` returned, and a permanent failure as
+  *rejected* (counted, logged, optionally written to a dead-letter file) so one poison batch
+  never blocks everything behind it;
+- on close, drains within a deadline; what is still unsent is simply not acknowledged, so the
+  sources' checkpoints stay behind it (memory buffer) or the disk buffer replays it on restart.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from logharbor.agent import telemetry
+from logharbor.agent.buffer import Buffer, BufferClosed, open_buffer
+from logharbor.agent.config import BatchConfig, BufferConfig, Strict
+from logharbor.agent.types import AckStatus, Encoded, Permanent, Retriable
+
+__all__ = ["BufferedSink", "SinkConfig", "TooLarge"]
+
+
+class TooLarge(Permanent):
+    """The receiver refused the body as too large (413); a smaller batch may pass."""
+
+
+class SinkConfig(Strict):
+    """Options every sink has: batching, buffering, retry pacing, and a dead-letter file."""
+
+    batch: BatchConfig = BatchConfig()
+    buffer: BufferConfig = BufferConfig()
+    retry_initial_secs: float = Field(default=0.2, gt=0)
+    retry_max_secs: float = Field(default=30.0, gt=0)
+    dead_letter_path: Path | None = None
+
+
+class BufferedSink:
+    """Base class: subclasses implement ``send(payload, count) -> rejected_lines``."""
+
+    def __init__(self, name: str, cfg: SinkConfig, data_dir: Path) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.buffer: Buffer = open_buffer(
+            cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full)
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        self._metrics = telemetry.METRICS
+        self.delivered = 0
+
+    # -- the pipeline side ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: Encoded) -> None:
+        if item.count == 0:  # every record was filtered out: nothing to send, nothing to wait for
+            if item.ack is not None:
+                item.ack.done()
+            return
+        try:
+            taken = self.buffer.put(item)
+        except BufferClosed:
+            return  # shutting down: not taken, not acknowledged, read again after the restart
+        if taken:
+            if self.cfg.buffer.type == "disk" and item.ack is not None:
+                item.ack.done()  # durable in the disk buffer: that is this sink's acknowledgement
+        else:
+            telemetry.records_dropped(self.name, item.count)
+            if item.ack is not None:
+                item.ack.done(AckStatus.DROPPED)
+        self._gauge()
+
+    def close(self, timeout: float) -> None:
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._thread.join(timeout + 1.0)
+        self.buffer.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        """Release connections (subclasses)."""
+
+    # -- the delivery thread ------------------------------------------------------------------
+
+    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+        """Deliver one batch; return the receiver's per-line rejections; raise on failure."""
+        raise NotImplementedError
+
+    def _gauge(self) -> None:
+        nbytes, events = self.buffer.size()
+        self._metrics.buffer_bytes.labels(self.name).set(nbytes)
+        self._metrics.buffer_events.labels(self.name).set(events)
+
+    def _expired(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _collect(self) -> list[Encoded]:
+        b = self.cfg.batch
+        first = self.buffer.get(0.0 if self._stop.is_set() else 0.2)
+        if first is None:
+            return []
+        items, size, count = [first], len(first.payload), first.count
+        age_limit = time.monotonic() + b.timeout_secs
+        while size < b.max_bytes and count < b.max_events:
+            wait = 0.0 if self._stop.is_set() else age_limit - time.monotonic()
+            if wait < 0:
+                break
+            item = self.buffer.get(min(wait, 0.2))
+            if item is None:
+                if self._stop.is_set() or time.monotonic() >= age_limit:
+                    break
+                continue
+            items.append(item)
+            size += len(item.payload)
+            count += item.count
+        return items
+
+    def _run(self) -> None:
+        while True:
+            items = self._collect()
+            if not items:
+                if self._stop.is_set():
+                    return
+                continue
+            status = self._deliver(items)
+            if status is None:  # shutting down with the batch unsent: leave it unacknowledged
+                return
+            self.buffer.commit(len(items))
+            for it in items:
+                if it.ack is not None:
+                    it.ack.done(status)
+            self._gauge()
+
+    def _deliver(self, items: list[Encoded]) -> AckStatus | None:
+        """Send ``items`` as one batch (or halves on 413) until it succeeds or is refused."""
+        payload = b"".join(it.payload for it in items)
+        count = sum(it.count for it in items)
+        attempt = 0
+        while True:
+            if self._expired():
+                return None
+            try:
+                rejected = self.send(payload, count)
+            except TooLarge as exc:
+                if len(items) > 1:
+                    half = len(items) // 2
+                    first = self._deliver(items[:half])
+                    if first is None:
+                        return None
+                    second = self._deliver(items[half:])
+                    return None if second is None else max(first, second)
+                self._reject(payload, count, str(exc))
+                return AckStatus.REJECTED
+            except Permanent as exc:
+                self._reject(payload, count, str(exc))
+                return AckStatus.REJECTED
+            except Retriable as exc:
+                attempt += 1
+                backoff = min(self.cfg.retry_max_secs, self.cfg.retry_initial_secs * 2 ** min(attempt, 30))
+                wait = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not secrecy
+                if exc.retry_after is not None:
+                    wait = max(wait, min(exc.retry_after, 300.0))
+                telemetry.batch_retry(self.name, str(exc), wait, attempt)
+                if self._deadline is not None:
+                    wait = min(wait, max(0.0, self._deadline - time.monotonic()))
+                if self._stop.is_set():
+                    time.sleep(min(wait, 0.5))
+                else:
+                    self._stop.wait(wait)
+                continue
+            self.delivered += count - len(rejected)
+            self._metrics.records_sent.labels(self.name).inc(count - len(rejected))
+            self._metrics.batches_sent.labels(self.name).inc()
+            if rejected:
+                self._reject_lines(payload, rejected)
+            return AckStatus.REJECTED if rejected else AckStatus.DELIVERED
+
+    def _reject(self, payload: bytes, count: int, error: str) -> None:
+        telemetry.batch_rejected(self.name, count, error)
+        self._dead_letter(payload)
+
+    def _reject_lines(self, payload: bytes, rejected: list[dict[str, Any]]) -> None:
+        lines = payload.split(b"\n")
+        bad = []
+        for r in rejected:
+            k = r.get("line")
+            if isinstance(k, int) and 0 <= k < len(lines):
+                bad.append(lines[k] + b"\n")
+        first = rejected[0].get("error", "") if rejected else ""
+        telemetry.batch_rejected(self.name, len(rejected), f"per-line rejections, first: {first}")
+        self._dead_letter(b"".join(bad))
+
+    def _dead_letter(self, payload: bytes) -> None:
+        path = self.cfg.dead_letter_path
+        if path is None or not payload:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, payload)
+        finally:
+            os.close(fd)

@@ -1,0 +1,157 @@
+"""Ship batches to a logharbor server: ``POST /api/v1/logs``, NDJSON, zstd or gzip, API key, TLS.
+
+The server answers 200 only once the records are fsync'd in its write-ahead log, so a 200 is the
+acknowledgement the sources' checkpoints wait for. The error classifier follows the server's
+contract: 429 and 5xx (and connection errors, 408) are retriable and may carry ``Retry-After``;
+413 means the batch is too large and is split; any other 4xx is permanent; per-line rejections in
+a 200 answer are permanent for those lines only.
+
+One persistent HTTP/1.1 connection (``http.client``) per sink: the body is built in one piece,
+so there is nothing for a larger client to add but per-request overhead.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import http.client
+import os
+import ssl
+import time
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+import zstandard
+from pydantic import Field, field_validator
+
+from logharbor.agent.config import TLSConfig
+from logharbor.agent.sinks.base import BufferedSink, SinkConfig, TooLarge
+from logharbor.agent.types import Permanent, Retriable
+
+__all__ = ["Config", "LogharborSink"]
+
+
+class Config(SinkConfig):
+    """Options of the ``logharbor`` sink."""
+
+    type: Literal["logharbor"]
+    url: str
+    api_key: str | None = None
+    api_key_env: str | None = None
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    compression_level: int | None = Field(default=None, ge=1, le=19)
+    timeout_secs: float = Field(default=30.0, gt=0)
+    tls: TLSConfig = TLSConfig()
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return value
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class LogharborSink(BufferedSink):
+    """The ``logharbor`` sink."""
+
+    def __init__(self, name: str, cfg: Config, data_dir: Path) -> None:
+        super().__init__(name, cfg, data_dir)
+        self.lcfg = cfg
+        parts = urlsplit(cfg.url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.https else 80)
+        path = parts.path if parts.path not in ("", "/") else "/api/v1/logs"
+        self.path = path + (f"?{parts.query}" if parts.query else "")
+        key = cfg.api_key or (os.environ.get(cfg.api_key_env) if cfg.api_key_env else None)
+        self.headers = {"Content-Type": "application/x-ndjson", "User-Agent": "logharbor-agent",
+                        **cfg.headers}
+        if key:
+            self.headers["Authorization"] = f"Bearer {key}"
+        if cfg.compression != "none":
+            self.headers["Content-Encoding"] = cfg.compression
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.https:
+            ctx = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+            if not cfg.tls.verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self.ssl_context = ctx
+        level = cfg.compression_level or 1
+        self._zstd = zstandard.ZstdCompressor(level=level) if cfg.compression == "zstd" else None
+        self._gzip_level = level if cfg.compression == "gzip" else 0
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self.https:
+                self._conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.lcfg.timeout_secs, context=self.ssl_context)
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.lcfg.timeout_secs)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _closed(self) -> None:
+        self._drop_connection()
+
+    def encode(self, payload: bytes) -> bytes:
+        """The request body for an NDJSON payload, compressed as configured."""
+        if self._zstd is not None:
+            return self._zstd.compress(payload)
+        if self._gzip_level:
+            return gzip.compress(payload, compresslevel=self._gzip_level, mtime=0)
+        return payload
+
+    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+        body = self.encode(payload)
+        try:
+            conn = self._connection()
+            conn.request("POST", self.path, body=body, headers=self.headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except ssl.SSLCertVerificationError as exc:
+            self._drop_connection()
+            raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise Retriable(f"{type(exc).__name__}: {exc}") from None
+        status = resp.status
+        if resp.getheader("Connection", "").lower() == "close":
+            self._drop_connection()
+        if 200 <= status < 300:
+            self._metrics.bytes_sent.labels(self.name).inc(len(body))
+            try:
+                answer = orjson.loads(data) if data else {}
+            except orjson.JSONDecodeError:
+                answer = {}
+            rejected = answer.get("rejected") if isinstance(answer, dict) else None
+            return [r for r in rejected if isinstance(r, dict)] if isinstance(rejected, list) else []
+        detail = data[:300].decode("utf-8", "replace")
+        if status == 429 or status >= 500 or status == 408:
+            raise Retriable(f"HTTP {status}: {detail}", parse_retry_after(resp.getheader("Retry-After")))
+        if status == 413:
+            raise TooLarge(f"HTTP 413: {detail}")
+        raise Permanent(f"HTTP {status}: {detail}")

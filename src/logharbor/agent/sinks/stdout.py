@@ -1,0 +1,35 @@
+"""Write records to the agent's standard output as NDJSON: for debugging a pipeline, or for
+a sidecar whose stdout another collector already reads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from logharbor.agent.sinks.base import BufferedSink, SinkConfig
+from logharbor.agent.types import Retriable
+
+__all__ = ["Config", "StdoutSink"]
+
+
+class Config(SinkConfig):
+    """Options of the ``stdout`` sink (batching and buffering only)."""
+
+    type: Literal["stdout"]
+
+
+class StdoutSink(BufferedSink):
+    """The ``stdout`` sink; a batch is acknowledged once written and flushed."""
+
+    def __init__(self, name: str, cfg: Config, data_dir: Path, stream: BinaryIO | None = None) -> None:
+        super().__init__(name, cfg, data_dir)
+        self.stream = stream or sys.stdout.buffer
+
+    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+        try:
+            self.stream.write(payload)
+            self.stream.flush()
+        except OSError as exc:
+            raise Retriable(f"stdout: {exc}") from None
+        return []

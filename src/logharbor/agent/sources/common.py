@@ -1,0 +1,36 @@
+"""Options every source shares: how its lines are parsed, and fields added to each record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from logharbor.agent.config import Strict
+
+__all__ = ["SourceConfig"]
+
+
+class SourceConfig(Strict):
+    """``parser`` is a parser name or ``{type: name, ...options}`` (see ``logharbor.formats``);
+    without one, each line ships as the record's ``message`` (the fast path). ``fields`` are
+    static fields of every record of this source (``service``, ``source``, ``env``…)."""
+
+    parser: str | dict[str, Any] | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("parser")
+    @classmethod
+    def _parser(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if isinstance(value, dict) and not isinstance(value.get("type"), str):
+            raise ValueError("a parser given as a mapping needs a 'type' naming the parser")
+        return value
+
+    def parser_spec(self) -> tuple[str, dict[str, Any]] | None:
+        """(name, options) of the configured parser, or None."""
+        if self.parser is None:
+            return None
+        if isinstance(self.parser, str):
+            return self.parser, {}
+        options = dict(self.parser)
+        return options.pop("type"), options

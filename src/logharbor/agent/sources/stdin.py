@@ -1,0 +1,84 @@
+"""Read lines from standard input (``stdin``): for a sidecar fed by a pipe, or ``app | agent``.
+
+A pipe cannot be re-read, so there is no checkpoint: what was acknowledged is gone from the pipe,
+what was not is lost with the process. At end of input the source stops; the agent keeps running
+until it is told to stop (so the last batches are delivered first).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from logharbor.agent import telemetry
+from logharbor.agent.sources.common import SourceConfig
+from logharbor.agent.types import Ack, Chunk
+
+__all__ = ["Config", "StdinSource"]
+
+
+class Config(SourceConfig):
+    """Options of the ``stdin`` source."""
+
+    type: Literal["stdin"]
+    read_block_bytes: int = Field(default=256 * 1024, ge=4096)
+
+
+class StdinSource:
+    """The ``stdin`` source."""
+
+    def __init__(self, name: str, cfg: Config, data_dir: Path, sinks: int, fd: int | None = None) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.sinks = sinks
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.meta = {"source": "stdin", "host": socket.gethostname(), **cfg.fields}
+
+    def _done(self, _ack: Ack) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def pending(self) -> int:
+        return self._pending
+
+    def close(self) -> None:
+        """Nothing to persist: a pipe has no position to come back to."""
+
+    def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
+        carry = b""
+        while not stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.25)
+            if not ready:
+                continue
+            data = os.read(self.fd, self.cfg.read_block_bytes)
+            if not data:
+                if carry:
+                    self._emit(carry + b"\n", emit)
+                return
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < self.cfg.read_block_bytes:
+                carry = data
+                continue
+            cut = cut or len(data)
+            carry = data[cut:]
+            self._emit(data[:cut], emit)
+
+    def _emit(self, body: bytes, emit: Callable[[Chunk], None]) -> None:
+        lines = [line for line in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n") if line]
+        with self._lock:
+            self._pending += 1
+        telemetry.METRICS.lines_read.labels(self.name).inc(len(lines))
+        telemetry.METRICS.bytes_read.labels(self.name).inc(len(body))
+        emit(Chunk(lines, Ack(self.sinks, self._done), len(body), dict(self.meta), None, time.time_ns()))

@@ -1,0 +1,157 @@
+"""The agent's own telemetry: Prometheus metrics on its own port, and its log as JSON lines.
+
+Each noteworthy event is one function here (``file_rotated``, ``checkpoint_written``…) that both
+logs and counts, so the log and ``/metrics`` never disagree and call sites stay one line long.
+Metrics live in a private registry: several agents in one test process do not collide, and the
+process-wide default collectors are added explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    start_http_server,
+)
+from prometheus_client import (
+    ProcessCollector as _ProcessCollector,
+)
+
+__all__ = ["METRICS", "Metrics", "log", "setup_logging", "start_metrics_server"]
+
+log = logging.getLogger("logharbor.agent")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, message and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int((record.created % 1) * 1_000_000):06d}Z",
+            "level": record.levelname.replace("WARNING", "WARN"),
+            "service": "logharbor-agent",
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            out.update(fields)
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def setup_logging(level: str = "info", stream: Any = None) -> None:
+    """Route the agent's logger to ``stream`` (stderr by default) as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+def event(level: int, message: str, **fields: Any) -> None:
+    """Log one event with structured fields."""
+    if log.isEnabledFor(level):
+        log.log(level, message, extra={"fields": fields})
+
+
+class Metrics:
+    """Every metric the agent exposes; one instance per process (tests may build their own)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        _ProcessCollector(registry=r)
+        self.lines_read = Counter("logharbor_agent_lines_read", "Lines read", ["source"], registry=r)
+        self.bytes_read = Counter("logharbor_agent_bytes_read", "Bytes read", ["source"], registry=r)
+        self.records_sent = Counter(
+            "logharbor_agent_records_sent", "Records delivered", ["sink"], registry=r)
+        self.batches_sent = Counter(
+            "logharbor_agent_batches_sent", "Batches delivered", ["sink"], registry=r)
+        self.bytes_sent = Counter(
+            "logharbor_agent_bytes_sent", "Bytes sent on the wire (compressed)", ["sink"], registry=r)
+        self.retries = Counter("logharbor_agent_retries", "Failed attempts retried", ["sink"], registry=r)
+        self.rejected = Counter(
+            "logharbor_agent_records_rejected", "Records refused permanently", ["sink"], registry=r)
+        self.dropped = Counter(
+            "logharbor_agent_records_dropped", "Records dropped by a full buffer", ["sink"], registry=r)
+        self.filtered = Counter(
+            "logharbor_agent_records_filtered", "Records dropped by a transform", ["transform"],
+            registry=r)
+        self.buffer_bytes = Gauge(
+            "logharbor_agent_buffer_bytes", "Bytes waiting in a sink's buffer", ["sink"], registry=r)
+        self.buffer_events = Gauge(
+            "logharbor_agent_buffer_events", "Records waiting in a sink's buffer", ["sink"], registry=r)
+        self.file_lag = Gauge(
+            "logharbor_agent_file_lag_bytes", "File size minus delivered offset", ["source", "path"],
+            registry=r)
+        self.files_open = Gauge("logharbor_agent_files_open", "Files being tailed", ["source"], registry=r)
+        self.rotations = Counter(
+            "logharbor_agent_file_rotations", "Rotations and truncations seen", ["source", "kind"],
+            registry=r)
+        self.checkpoints = Counter(
+            "logharbor_agent_checkpoints_written", "Checkpoint writes", ["source"], registry=r)
+
+
+METRICS = Metrics()
+
+
+def start_metrics_server(address: str, port: int, metrics: Metrics = METRICS) -> Any:
+    """Serve ``/metrics`` in a daemon thread; returns the server (``shutdown()`` stops it)."""
+    server, _thread = start_http_server(port, addr=address, registry=metrics.registry)
+    return server
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+def file_opened(source: str, path: str, offset: int, why: str) -> None:
+    """A file is being tailed from ``offset`` (``why``: new, resumed, copy, rotated-away…)."""
+    event(logging.INFO, "file opened", source=source, path=path, offset=offset, why=why)
+
+
+def file_rotated(source: str, path: str, kind: str) -> None:
+    """A tailed file was renamed, truncated or deleted."""
+    METRICS.rotations.labels(source, kind).inc()
+    event(logging.INFO, "file rotated", source=source, path=path, kind=kind)
+
+
+def file_closed(source: str, path: str, offset: int) -> None:
+    """A rotated or deleted file was read to its end and closed."""
+    with contextlib.suppress(KeyError):
+        METRICS.file_lag.remove(source, path)
+    event(logging.INFO, "file closed", source=source, path=path, offset=offset)
+
+
+def checkpoint_written(source: str, files: int) -> None:
+    """A checkpoint document was written."""
+    METRICS.checkpoints.labels(source).inc()
+    event(logging.DEBUG, "checkpoint written", source=source, files=files)
+
+
+def batch_retry(sink: str, error: str, wait: float, attempt: int) -> None:
+    """A delivery attempt failed and will be retried after ``wait`` seconds."""
+    METRICS.retries.labels(sink).inc()
+    event(logging.WARNING, "delivery failed, retrying", sink=sink, error=error,
+          retry_in_secs=round(wait, 3), attempt=attempt)
+
+
+def batch_rejected(sink: str, count: int, error: str) -> None:
+    """Records were refused permanently (poison batch or per-line rejections)."""
+    METRICS.rejected.labels(sink).inc(count)
+    event(logging.ERROR, "records rejected", sink=sink, records=count, error=error)
+
+
+def records_dropped(sink: str, count: int) -> None:
+    """A full buffer with ``when_full: drop_newest`` dropped records."""
+    METRICS.dropped.labels(sink).inc(count)
+    event(logging.WARNING, "buffer full, records dropped", sink=sink, records=count)

@@ -1,0 +1,45 @@
+"""``logharbor agent -c agent.yaml [--check]``: run the host collector, or only validate its config."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``agent`` command to the ``logharbor`` app."""
+
+    @app.command("agent")
+    def agent(
+        config: Path = typer.Option(..., "--config", "-c", help="Path of agent.yaml."),
+        check: bool = typer.Option(False, "--check", help="Validate the config and exit."),
+    ) -> None:
+        """Tail files and other sources, and ship their records at least once to the sinks."""
+        from logharbor.agent.config import ConfigError, load_config
+
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        if check:
+            typer.echo(f"{config}: ok ({len(cfg.sources)} sources, {len(cfg.transforms)} transforms, "
+                       f"{len(cfg.sinks)} sinks)")
+            return
+        from logharbor.agent import telemetry
+        from logharbor.agent.pipeline import Agent
+
+        telemetry.setup_logging(cfg.log_level)
+        stop = threading.Event()
+
+        def _stop(_signum: int, _frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        Agent(cfg).run(stop)
