@@ -131,10 +131,15 @@ class _Compiler:
 
     def output_ref(self, name: str) -> str:
         """A name after a projection in the same stage (sort/dedup after stats or fields)."""
+        col = self.output_column(name)
+        return f"toString({col.internal})" if col.kind == "dynamic" else col.internal
+
+    def output_column(self, name: str) -> _Column:
+        """The projected column called ``name`` in the current stage."""
         assert self.stage.select is not None
         for _, col in self.stage.select:
             if col.name == name:
-                return col.internal
+                return col
         known = ", ".join(col.name for _, col in self.stage.select)
         raise UnknownFieldError(f"{name!r} is not a column here; the columns are: {known}")
 
@@ -185,8 +190,12 @@ class _Compiler:
     def sort_key(self, key: ast.SortKey) -> str:
         direction = "DESC" if key.descending else "ASC"
         if self.stage.select is not None:
-            return f"{self.output_ref(key.name)} {direction}"
-        ref = self.resolver(self.stage)(key.name, None)
+            col = self.output_column(key.name)
+            if col.kind != "dynamic":
+                return f"{col.internal} {direction}"
+            ref = FieldRef(col.name, col.internal, "dynamic", True)
+        else:
+            ref = self.resolver(self.stage)(key.name, None)
         if ref.kind == "dynamic":
             return f"{ref.number_sql} {direction}, {ref.group_sql} {direction}"
         return f"{ref.sql} {direction}"

@@ -188,11 +188,13 @@ class FilterCompiler:
     def text_search(self, ref: FieldRef, value: str) -> str:
         """A word or phrase on message: token lookup through the index, substring when needed."""
         found = tokens(value)
-        indexed = f"hasAllTokens({ref.sql}, {self.params.add(found, 'Array(String)')})" if found else ""
+        needle = self.params.add(value, "String")
+        # the engine splits the needle with the index's own tokenizer, so both sides agree
+        indexed = f"hasAllTokens({ref.sql}, {needle})"
         if len(found) == 1 and found[0] == value:
             return indexed
-        substring = f"(position({ref.sql}, {self.params.add(value, 'String')}) > 0)"
-        return f"({indexed} AND {substring})" if indexed else substring
+        substring = f"(position({ref.sql}, {needle}) > 0)"
+        return f"({indexed} AND {substring})" if found else substring
 
     def ordered(self, ref: FieldRef, m: ast.Range | ast.Compare) -> str:
         """Ranges and comparisons: numeric for numbers (and numeric attribute values), else text."""
