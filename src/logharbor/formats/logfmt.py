@@ -22,7 +22,7 @@ _PAIR = re.compile(r'([^\s="]+)(?:=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?(?:[ \t]+
 _INT = re.compile(r"-?(?:0|[1-9]\d{0,17})")
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
-_ESCAPE = re.compile(r"\\(.)")
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
 
 
 class LogfmtOptions(Options):
@@ -41,7 +41,14 @@ def _unquote(raw: str) -> str:
             return out
     except orjson.JSONDecodeError:
         pass
-    return _ESCAPE.sub(lambda m: _SIMPLE_ESCAPES.get(m[1], "\\" + m[1]), body)
+    return _ESCAPE.sub(_unescape_one, body)
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    esc = m[1]
+    if len(esc) == 5:
+        return chr(int(esc[1:], 16))
+    return _SIMPLE_ESCAPES.get(esc, "\\" + esc)
 
 
 def _typed(value: str) -> Any:

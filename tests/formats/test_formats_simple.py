@@ -1,0 +1,107 @@
+"""json, logfmt and regex parsers, and the registry they share."""
+
+from __future__ import annotations
+
+import pytest
+
+from logharbor.formats import PARSERS, Parser, ParserConfigError, build_parser, load_builtins
+from logharbor.formats.logfmt import parse_logfmt
+from logharbor.record import normalize
+
+
+def test_json_object_passes_through_for_normalize() -> None:
+    line = '{"ts":1793534400123,"msg":"hi","levelname":"warning","n":1.5,"tags":["a"]}'
+    raw = build_parser("json").parse(line)
+    assert raw == {"ts": 1793534400123, "msg": "hi", "levelname": "warning", "n": 1.5, "tags": ["a"]}
+    rec = normalize(raw, received_ns=0)
+    assert rec["level"] == "WARN" and rec["message"] == "hi" and rec["attributes"]["n"] == 1.5
+
+
+@pytest.mark.parametrize("line,reason", [("", "invalid JSON"), ("{\"a\":", "invalid JSON"),
+                                         ("[1,2]", "list"), ('"text"', "str"), ("plain words", "invalid")])
+def test_json_bad_lines(line: str, reason: str) -> None:
+    raw = build_parser("json").parse(line)
+    assert raw["message"] == line and reason in raw["parse_error"]
+
+
+def test_logfmt_values_and_types() -> None:
+    line = ('level=warn msg="disk \\"almost\\" full\\n" path=/var/lib n=42 ratio=0.93 neg=-7 big=1e3 ok=true '
+            'off=false cached empty= id="007" word=abc')
+    raw = build_parser("logfmt").parse(line)
+    assert raw == {"level": "warn", "msg": 'disk "almost" full\n', "path": "/var/lib", "n": 42,
+                   "ratio": 0.93, "neg": -7, "big": 1000.0, "ok": True, "off": False, "cached": True,
+                   "empty": "", "id": "007", "word": "abc"}
+    untyped = build_parser("logfmt", typed=False).parse("n=42 ok=true")
+    assert untyped == {"n": "42", "ok": "true"}
+    assert normalize(raw, received_ns=0)["level"] == "WARN"
+
+
+def test_logfmt_unusual_escapes_and_unicode() -> None:
+    assert parse_logfmt('a="tab\\there \\u00e9 \\x41"') == {"a": "tab\there \u00e9 \\x41"}
+    assert parse_logfmt("  k=v   other=w  ") == {"k": "v", "other": "w"}
+    assert parse_logfmt("k=0123") == {"k": "0123"}  # a leading zero is an identifier, not a number
+
+
+@pytest.mark.parametrize("line", ["", "hello world", 'a="unterminated', 'k=v "stray"', "=v"])
+def test_logfmt_bad_lines(line: str) -> None:
+    raw = build_parser("logfmt").parse(line)
+    assert raw["message"] == line and raw["parse_error"]
+
+
+PATTERN = (r"^(?P<time>\S+ \S+) \[(?P<level>\w+)\] (?P<http__method>[A-Z]+) (?P<http__status>\d+) "
+           r"(?P<took>[\d.]+)s cached=(?P<cached>\w+)(?: user=(?P<user_id>\S+))? (?P<message>.*)$")
+
+
+def test_regex_named_groups_and_types() -> None:
+    parser = build_parser("regex", pattern=PATTERN, types={
+        "time": "timestamp:%Y-%m-%d %H:%M:%S.%f", "http__status": "int", "took": "float", "cached": "bool"})
+    raw = parser.parse("2026-11-01 12:00:00.250 [error] GET 502 0.75s cached=no order failed")
+    assert raw == {"time": 1_793_534_400_250_000_000, "level": "error", "http.method": "GET",
+                   "http.status": 502, "took": 0.75, "cached": False, "message": "order failed"}
+    rec = normalize(raw, received_ns=0)
+    assert rec["http"] == {"method": "GET", "status": 502} and rec["level"] == "ERROR"
+    with_user = parser.parse("2026-11-01 12:00:00.250 [info] GET 200 0.1s cached=yes user=u-1 ok")
+    assert with_user["user_id"] == "u-1" and with_user["cached"] is True
+
+
+def test_regex_timestamp_types_and_whole_line_message() -> None:
+    parser = build_parser("regex", pattern=r"(?P<ts>\S+) (?P<local>\S+ \S+) (?P<code>\w+)",
+                          types={"ts": "timestamp", "local": "timestamp:%d/%b/%Y:%H:%M:%S %z"})
+    raw = parser.parse("2026-11-01T12:00:00Z 01/Nov/2026:13:00:00 +0100 E42")
+    assert raw["ts"] == raw["local"] == 1_793_534_400_000_000_000
+    assert raw["message"] == "2026-11-01T12:00:00Z 01/Nov/2026:13:00:00 +0100 E42"
+
+
+def test_regex_bad_lines_and_bad_casts() -> None:
+    parser = build_parser("regex", pattern=r"^(?P<n>\S+) (?P<message>.*)", types={"n": "int"})
+    assert parser.parse("nope")["parse_error"] == "line does not match the pattern"
+    bad = parser.parse("x1 hello")
+    assert bad["message"] == "x1 hello" and "group 'n'" in bad["parse_error"]
+
+
+@pytest.mark.parametrize("options,option", [
+    ({"pattern": "(?P<a>"}, "pattern"),
+    ({"pattern": r"(\d+)"}, "pattern"),
+    ({"pattern": r"(?P<a>\d+)", "types": {"a": "decimal"}}, "types"),
+    ({"pattern": r"(?P<a>\d+)", "types": {"b": "int"}}, "types"),
+    ({"pattern": r"(?P<a>\d+)", "types": {"a": "timestamp:YYYY"}}, "types"),
+    ({}, "pattern"),
+])
+def test_regex_config_errors_name_the_option(options: dict, option: str) -> None:
+    with pytest.raises(ParserConfigError, match=f"option '{option}'"):
+        build_parser("regex", **options)
+
+
+def test_registry() -> None:
+    kinds = load_builtins()
+    assert set(kinds) == {"json", "logfmt", "nginx", "alb", "syslog", "regex"}
+    assert kinds is PARSERS
+    for name, kind in kinds.items():
+        options = {"pattern": "(?P<message>.*)"} if name == "regex" else {}
+        parser = kind(**options)
+        assert isinstance(parser, Parser)
+        assert kind.summary
+        raw = parser.parse("\x00 not a valid line of anything {")
+        assert "message" in raw  # never raises, never drops
+    with pytest.raises(ParserConfigError, match="unknown parser 'xml'"):
+        build_parser("xml")
