@@ -5,8 +5,9 @@ This is a stateful *aggregator*, not a per-line parser, so it has its own small 
 the agent drives: ``feed(line, now) -> list[str]`` returns the events a line completed, and
 ``flush(now) -> list[str]`` returns events whose last line is older than ``timeout`` (the last
 event of a file that went quiet); ``close()`` returns whatever is left at shutdown. ``now`` is
-any monotonic clock in seconds. Nothing is dropped: an event over ``max_lines`` or ``max_bytes``
-is emitted early and the following lines make a new event.
+any monotonic clock in seconds. Nothing is dropped: an event reaching ``max_lines``, or a line
+that would take it past ``max_bytes``, ends it early and the following lines make a new event
+(a single line longer than ``max_bytes`` is one event on its own, never cut).
 
 How lines are grouped is a small state machine of rules ``(states, regex, action, next state)``,
 the model of Fluent Bit's multiline parsers: presets ``java``, ``python`` and ``go`` are rule
@@ -243,6 +244,9 @@ class MultilineAggregator:
                 nxt = rule.next if rule.next is not None else state
                 break
         event = self._events.get(key)
+        if event is not None and event.size + len(line) + 1 > self.options.max_bytes:
+            self._emit(key, out)  # the line would push the event over max_bytes: it starts the next
+            event = None
         if action == JOIN and event is not None:
             event.lines.append(line)
             event.size += len(line) + 1
