@@ -78,7 +78,7 @@ def _tokens(fmt: str) -> list[tuple[str, str]]:
 
 
 class _Compiled:
-    """A compiled text format: one regex, and per group a handler and whether it is quoted."""
+    """A compiled text format: one regex, and per group the handler of its variable."""
 
     __slots__ = ("fields", "match", "variables")
 
@@ -89,7 +89,7 @@ class _Compiled:
             raise ParserConfigError(f"option 'format': no $variable in {fmt!r}")
         present = frozenset(names)
         pattern: list[str] = []
-        fields: list[tuple[Handler | None, bool]] = []
+        fields: list[Handler | None] = []
         seen: set[str] = set()
         for i, (kind, text) in enumerate(tokens):
             if kind == "lit":
@@ -110,7 +110,7 @@ class _Compiled:
             pattern.append("(" + group + ")")
             handler = None if text in seen else handler_for(text, present)
             seen.add(text)
-            fields.append((handler, quoted))
+            fields.append(handler)
         self.match = re.compile("".join(pattern) + r"\Z").match
         self.fields = tuple(fields)
         self.variables = tuple(names)
@@ -163,7 +163,7 @@ class NginxParser:
         if isinstance(compiled, dict):
             self._json: dict[str, Handler] | None = compiled
             self._match = None
-            self._fields: tuple[tuple[Handler | None, bool], ...] = ()
+            self._fields: tuple[Handler | None, ...] = ()
         else:
             self._json = None
             self._match = compiled.match
@@ -180,10 +180,10 @@ class NginxParser:
         http: dict[str, Any] = {}
         unescape = self._unescape
         try:
-            for (handler, quoted), value in zip(self._fields, m.groups(), strict=True):
+            for handler, value in zip(self._fields, m.groups(), strict=True):
                 if handler is None or not value or value == "-":
                     continue
-                if quoted and unescape is not None and "\\" in value:
+                if unescape is not None and "\\" in value:
                     value = unescape(value)
                 handler(rec, http, value)
         except ValueError as exc:

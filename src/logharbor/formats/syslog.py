@@ -23,7 +23,7 @@ from pydantic import field_validator
 from logharbor.formats.base import Options, register, unparsed
 from logharbor.record import SYSLOG_SEVERITY_LEVEL, RecordError, parse_timestamp
 
-__all__ = ["FACILITIES", "SyslogOptions", "SyslogParser", "parse_syslog"]
+__all__ = ["FACILITIES", "SyslogOptions", "SyslogParser", "format_rfc5424", "parse_syslog"]
 
 FACILITIES = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -225,3 +225,28 @@ class SyslogParser:
 def build(options: SyslogOptions) -> SyslogParser:
     """Build a syslog parser."""
     return SyslogParser(options.timezone)
+
+
+def _sd_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def format_rfc5424(*, pri: int, message: str = "", timestamp: str | None = None,
+                   host: str | None = None, app: str | None = None, procid: str | int | None = None,
+                   msgid: str | None = None,
+                   structured_data: dict[str, dict[str, str]] | None = None, bom: bool = False) -> str:
+    """Write an RFC 5424 message (the inverse of the parser; for tests, the demo and senders)."""
+    def nil(value: object) -> str:
+        return "-" if value is None or value == "" else str(value)
+
+    if structured_data:
+        sd = "".join(
+            "[" + sd_id + "".join(f' {k}="{_sd_escape(v)}"' for k, v in params.items()) + "]"
+            for sd_id, params in structured_data.items()
+        )
+    else:
+        sd = "-"
+    head = f"<{pri}>1 {nil(timestamp)} {nil(host)} {nil(app)} {nil(procid)} {nil(msgid)} {sd}"
+    if not message and not bom:
+        return head
+    return head + " " + ("\ufeff" if bom else "") + message
