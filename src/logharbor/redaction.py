@@ -202,11 +202,14 @@ class Redactor:
     ``rules``: names from :data:`RULES` and/or :class:`Rule` objects, applied in order
     (``None`` = :data:`DEFAULT_RULES`). ``fields``: sensitive field names (``None`` =
     :data:`DEFAULT_FIELDS`; pass an empty set to mask by content only). ``mask`` replaces the
-    value of a sensitive field. Instances are immutable and safe to share between threads.
+    value of a sensitive field. ``skip_fields``: top-level fields never examined, besides the
+    canonical ones that cannot hold personal data (timestamp, level, ids, service …).
+    Instances are immutable and safe to share between threads.
     """
 
     def __init__(self, rules: Iterable[str | Rule] | None = None, *,
-                 fields: Iterable[str] | None = None, mask: str = MASK) -> None:
+                 fields: Iterable[str] | None = None, mask: str = MASK,
+                 skip_fields: Iterable[str] = ()) -> None:
         chosen: list[Rule] = []
         for item in DEFAULT_RULES if rules is None else rules:
             if isinstance(item, Rule):
@@ -216,8 +219,10 @@ class Redactor:
             else:
                 raise ValueError(f"unknown redaction rule {item!r}; known: {', '.join(RULES)}")
         self.rules: tuple[Rule, ...] = tuple(chosen)
+        self._has_custom = any(RULES.get(r.name) is not r for r in chosen)
         self._plain = tuple((r, r.gate) for r in chosen if not r.ignore_case)
         self._folded = tuple((r, r.gate) for r in chosen if r.ignore_case)
+        self._skip = _SKIP_FIELDS | frozenset(skip_fields)
         names = DEFAULT_FIELDS if fields is None else fields
         self.fields = frozenset(_fold_key(f) for f in names)
         self._suffixes = _SENSITIVE_SUFFIXES if fields is None else ()
@@ -230,7 +235,7 @@ class Redactor:
 
         Keys: ``rules`` (names, default the default set), ``ip: true`` (adds ipv4 and ipv6),
         ``fields`` (extra sensitive field names, added to the defaults), ``patterns``: a list of
-        ``{name, pattern, replacement}``.
+        ``{name, pattern, replacement}``; ``skip_fields``, ``mask`` as in the constructor.
         """
         names: list[str | Rule] = list(config.get("rules") or DEFAULT_RULES)
         if config.get("ip"):
@@ -241,7 +246,8 @@ class Redactor:
             names.append(Rule.custom(spec.get("name", f"custom{i}"), spec["pattern"],
                                      spec.get("replacement", MASK), spec.get("triggers", ())))
         fields = set(DEFAULT_FIELDS) | set(config.get("fields") or ())
-        redactor = cls(names, fields=fields, mask=config.get("mask", MASK))
+        redactor = cls(names, fields=fields, mask=config.get("mask", MASK),
+                       skip_fields=config.get("skip_fields") or ())
         redactor._suffixes = _SENSITIVE_SUFFIXES
         return redactor
 
@@ -249,6 +255,9 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """``text`` with every match of every rule masked (the same object when nothing matched)."""
+        if len(text) < 6:  # shorter than the shortest thing any built-in rule masks (a@b.io)
+            if not self._has_custom:
+                return text
         for rule, gate in self._plain:
             if gate is None or gate.search(text):
                 text = rule.sub(text)
@@ -292,7 +301,7 @@ class Redactor:
         (``attributes`` and ``http`` are walked like any nested object). Returns the same object
         when nothing needed masking, so the common clean record costs no copy.
         """
-        return self._redact_dict(record, _SKIP_FIELDS)
+        return self._redact_dict(record, self._skip)
 
     def _redact_dict(self, obj: Mapping[str, Any], skip: frozenset[str] | tuple[()]) -> Any:
         out: dict[str, Any] | None = None

@@ -1,0 +1,213 @@
+"""Turn stdlib ``LogRecord`` objects into canonical wire records (DESIGN §2), serialized by orjson.
+
+Why a processor chain: building the record, masking it and rendering it are separate steps, and
+users add their own in between (drop a noisy field, rename one) — each step is a callable
+``(record: dict) -> dict | None``; returning ``None`` drops the record. The chain runs on the
+background thread of :class:`~logharbor.sdk.handlers.AsyncHandler`, or inline when the
+formatter is used on an ordinary ``logging`` handler.
+
+Serialization never raises: values orjson does not know are stringified, and a record that
+still cannot be encoded (an integer wider than 64 bits, a cycle) is sanitized and encoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from logharbor.record import STRING_FIELDS, format_timestamp
+from logharbor.sdk.context import IDENTITY_FIELDS, current
+
+__all__ = ["JSONFormatter", "Processor", "level_name", "render"]
+
+Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+#: Attributes every ``LogRecord`` has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName", "_lh_ctx",
+}
+_TOP_LEVEL = frozenset(STRING_FIELDS) - {"message"}
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_LEVEL_BY_TENS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+
+
+def level_name(levelno: int) -> str:
+    """Canonical level of a stdlib level number (custom levels fall to the level at or below)."""
+    if levelno < logging.DEBUG:
+        return "TRACE"
+    return _LEVEL_BY_TENS[min(levelno // 10, 5)]
+
+
+def _default(value: Any) -> Any:
+    """orjson's fallback: containers it does not know become lists, anything else a string."""
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not lose the record
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _sanitize(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe copy: wide integers as strings, cycles and deep nesting cut off."""
+    if depth > 32:
+        return "<nested too deep>"
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _sanitize(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_sanitize(v, depth + 1) for v in value]
+    return _default(value)
+
+
+def render(record: Mapping[str, Any]) -> bytes:
+    """One NDJSON line (with its newline) for a record; never raises."""
+    try:
+        return orjson.dumps(record, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_sanitize(record), default=_default, option=_OPTIONS)
+
+
+class _Clock:
+    """RFC 3339 timestamps with µs, reusing the formatted second (most records share one)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, created: float) -> str:
+        micros = round(created * 1_000_000)
+        second, frac = divmod(micros, 1_000_000)
+        if second != self._second:
+            self._prefix = format_timestamp(second * 1_000_000_000)[:19]
+            self._second = second
+        return f"{self._prefix}.{frac:06d}Z"
+
+
+def exception_fields(exc_info: Any) -> dict[str, str] | None:
+    """``error.type`` / ``error.message`` / ``error.stack`` of an exception: one record, the
+    whole traceback in one field (chained causes included)."""
+    if not exc_info:
+        return None
+    if exc_info is True:
+        return None
+    if isinstance(exc_info, BaseException):
+        exc_type, exc, tb = type(exc_info), exc_info, exc_info.__traceback__
+    else:
+        exc_type, exc, tb = exc_info
+    if exc_type is None:
+        return None
+    module = exc_type.__module__
+    qualname = exc_type.__qualname__
+    name = qualname if module in ("builtins", "__main__") else f"{module}.{qualname}"
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {exc_type.__name__}>"
+    stack = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
+    return {"type": name, "message": message, "stack": stack}
+
+
+class JSONFormatter(logging.Formatter):
+    """A ``logging.Formatter`` that writes canonical records; usable on any handler.
+
+    ``static`` holds the fields every record of this process shares (service, host, instance,
+    env, version, source); ``processors`` run on each record dict after it is built.
+    """
+
+    def __init__(
+        self,
+        static: Mapping[str, Any] | None = None,
+        processors: Iterable[Processor] = (),
+        *,
+        caller_info: bool = False,
+    ) -> None:
+        super().__init__()
+        defaults = {"service": "unknown", "source": "app", "host": socket.gethostname()}
+        merged = {**defaults, **{k: v for k, v in (static or {}).items() if v is not None}}
+        if "instance" not in merged:
+            merged["instance"] = f"{merged['service']}-{os.getpid()}"
+        self.static: dict[str, Any] = merged
+        self.processors: list[Processor] = list(processors)
+        self.caller_info = caller_info
+        self._clock = _Clock()
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The canonical record (flat wire form) for one ``LogRecord``, before processors."""
+        attrs = record.__dict__
+        ctx: Mapping[str, Any] | None = attrs.get("_lh_ctx")
+        if ctx is None:
+            ctx = current()  # used directly on a synchronous handler: same task as the caller
+        out: dict[str, Any] = {
+            "timestamp": self._clock.format(record.created),
+            "level": level_name(record.levelno),
+            **self.static,
+            "message": _message(record),
+        }
+        for key in IDENTITY_FIELDS:
+            value = ctx.get(key)
+            if value:
+                out[key] = value
+        out["logger"] = record.name
+        for key, value in ctx.items():
+            if key not in IDENTITY_FIELDS:
+                out[key] = value
+        for key, value in attrs.items():
+            if key in _STANDARD_ATTRS:
+                continue
+            if key == "http" and isinstance(value, Mapping) and isinstance(out.get("http"), dict):
+                out["http"] = {**out["http"], **value}
+            elif key in _TOP_LEVEL and value is None:
+                continue
+            else:
+                out[key] = value
+        error = exception_fields(record.exc_info)
+        if error is not None:
+            out["error"] = error
+        if record.stack_info:
+            out.setdefault("error", {})["stack"] = record.stack_info
+        if self.caller_info:
+            out["code"] = {"file": record.pathname, "line": record.lineno, "function": record.funcName}
+        return out
+
+    def process(self, record: logging.LogRecord) -> dict[str, Any] | None:
+        """Build the record and run the processors (``None``: a processor dropped it)."""
+        out: dict[str, Any] | None = self.build(record)
+        for step in self.processors:
+            if out is None:
+                return None
+            out = step(out)
+        return out
+
+    def render(self, record: logging.LogRecord) -> bytes | None:
+        """The NDJSON line for one record, or ``None`` when a processor dropped it."""
+        out = self.process(record)
+        return None if out is None else render(out)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """``logging.Formatter`` interface: the JSON line without its newline ('' if dropped)."""
+        line = self.render(record)
+        return "" if line is None else line[:-1].decode("utf-8")
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        message = record.getMessage()
+    except Exception as exc:  # bad %-args: keep the template and say why, like logging would not
+        message = f"{record.msg!s} (format error: {exc}; args={record.args!r})"
+    return message if isinstance(message, str) else str(message)
