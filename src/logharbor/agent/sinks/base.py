@@ -197,9 +197,9 @@ class BufferedSink:
         lines = payload.split(b"\n")
         bad = []
         for r in rejected:
-            k = r.get("line")
-            if isinstance(k, int) and 0 <= k < len(lines):
-                bad.append(lines[k] + b"\n")
+            k = r.get("line")  # 1-based, as the server counts
+            if isinstance(k, int) and 1 <= k <= len(lines):
+                bad.append(lines[k - 1] + b"\n")
         first = rejected[0].get("error", "") if rejected else ""
         telemetry.batch_rejected(self.name, len(rejected), f"per-line rejections, first: {first}")
         self._dead_letter(b"".join(bad))

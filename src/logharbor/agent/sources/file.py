@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import Field
 
@@ -341,7 +341,7 @@ class FileSource:
         assert t.fd is not None
         try:
             if t.gz is None:
-                t.gz = gzip.GzipFile(fileobj=os.fdopen(os.dup(t.fd), "rb"), mode="rb")
+                t.gz = gzip.GzipFile(fileobj=_rewound(t.fd), mode="rb")
                 t.gz.seek(t.read_off)
                 t.carry = b""
             more = t.gz.read(max(block - len(t.carry), 4096))
@@ -430,11 +430,18 @@ def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == _GZIP_MAGIC
 
 
+def _rewound(fd: int) -> BinaryIO:
+    """A file object on a duplicate of ``fd`` at offset 0 (duplicates share the offset)."""
+    fh = os.fdopen(os.dup(fd), "rb")
+    fh.seek(0)
+    return fh
+
+
 def _content_size(fd: int, is_gzip: bool) -> int:
     if not is_gzip:
         return os.fstat(fd).st_size
     total = 0
-    with gzip.GzipFile(fileobj=os.fdopen(os.dup(fd), "rb"), mode="rb") as gz:
+    with gzip.GzipFile(fileobj=_rewound(fd), mode="rb") as gz:
         while chunk := gz.read(1 << 20):
             total += len(chunk)
     return total

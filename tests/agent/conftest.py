@@ -1,0 +1,150 @@
+"""Agent test helpers: real agent processes, a real HTTP receiver process, config files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(path: Path, cfg: dict[str, Any]) -> Path:
+    """Write an agent.yaml; returns its path."""
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+class AgentProcess:
+    """``python -m logharbor.agent -c cfg`` as a real process: start, SIGTERM, kill -9."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(self.config)],
+                                     stdout=log, stderr=log, cwd=ROOT)
+        log.close()
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Receiver:
+    """tests/agent/receiver.py as a real process on loopback."""
+
+    def __init__(self, tmp: Path, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.out = tmp / f"received-{self.port}.ndjson"
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.scheme = "https" if "--tls-cert" in args else "http"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> Receiver:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "receiver.py"), "--port", str(self.port), "--out", str(self.out),
+             *self.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == b"ready", line
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stats(self) -> dict[str, Any]:
+        assert self.scheme == "http"
+        with urllib.request.urlopen(self.url + "/stats", timeout=5) as r:  # noqa: S310 - loopback
+            return json.loads(r.read())
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_bytes().splitlines() if line]
+
+
+@pytest.fixture
+def receiver_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start receivers (stopped at the end of the test)."""
+    started: list[Receiver] = []
+
+    def make(*args: str, port: int | None = None) -> Receiver:
+        r = Receiver(tmp_path, *args, port=port).start()
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        r.kill()
+
+
+@pytest.fixture
+def agent_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start agent processes on a config dict (stopped at the end of the test)."""
+    started: list[AgentProcess] = []
+
+    def make(cfg: dict[str, Any], name: str = "agent") -> AgentProcess:
+        path = write_config(tmp_path / f"{name}.yaml", cfg)
+        a = AgentProcess(path, tmp_path / f"{name}.log").start()
+        started.append(a)
+        return a
+
+    yield make
+    for a in started:
+        if a.proc is not None and a.proc.poll() is None:
+            a.proc.kill()
+            a.proc.wait()
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return bool(value)
+        time.sleep(interval)

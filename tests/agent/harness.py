@@ -1,0 +1,85 @@
+"""An in-process file source with a controllable acknowledger, for fast deterministic tests.
+
+``crash()`` stops the reading thread *without* the final checkpoint write, which is what a
+``kill -9`` leaves behind: only the periodic checkpoints exist.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from logharbor.agent.sources.file import Config, FileSource
+from logharbor.agent.types import Chunk
+
+
+class Harness:
+    """Runs a FileSource on ``include`` globs; collects emitted lines; acks now or on demand."""
+
+    def __init__(self, data_dir: Path, include: list[str], auto_ack: bool = True, **options: Any) -> None:
+        base: dict[str, Any] = {
+            "type": "file", "include": include, "poll_interval_secs": 0.02, "glob_interval_secs": 0.05,
+            "rotate_wait_secs": 0.3, "checkpoint_interval_secs": 0.05,
+        }
+        base.update(options)
+        self.cfg = Config.model_validate(base)
+        self.data_dir = data_dir
+        self.auto_ack = auto_ack
+        self.lines: list[str] = []
+        self.held: list[Chunk] = []
+        self.source: FileSource | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _emit(self, chunk: Chunk) -> None:
+        self.lines.extend(chunk.lines)
+        if self.auto_ack:
+            chunk.ack.done()
+        else:
+            self.held.append(chunk)
+
+    def start(self) -> Harness:
+        self.lines, self.held = [], []
+        self._stop = threading.Event()
+        self.source = FileSource("t", self.cfg, self.data_dir, 1)
+        self._thread = threading.Thread(target=self.source.run, args=(self._emit, self._stop), daemon=True)
+        self._thread.start()
+        return self
+
+    def ack_all(self) -> None:
+        for chunk in self.held:
+            chunk.ack.done()
+        self.held = []
+
+    def crash(self) -> None:
+        """Stop reading with no final checkpoint (as kill -9 would)."""
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(5)
+
+    def stop(self) -> None:
+        """A clean stop: final checkpoint written."""
+        self.crash()
+        assert self.source is not None
+        self.source.close()
+
+    def wait_lines(self, n: int, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.lines) >= n
+
+    def settle(self, seconds: float = 0.5) -> None:
+        """Let a few polls, scans and checkpoint writes happen."""
+        time.sleep(seconds)
+
+
+def numbered(start: int, end: int, prefix: str = "line") -> str:
+    """Lines ``prefix-000start`` … ``prefix-000(end-1)``, each with its newline."""
+    return "".join(f"{prefix}-{i:07d} some payload to make the line longer\n" for i in range(start, end))
+
+
+def expected(start: int, end: int, prefix: str = "line") -> list[str]:
+    return numbered(start, end, prefix).splitlines()

@@ -1,0 +1,122 @@
+"""A small real HTTP receiver for agent tests and the benchmark: it speaks the server's ingest
+contract (``POST /api/v1/logs``, NDJSON, zstd/gzip, Bearer key) and can misbehave on purpose.
+
+Every accepted line is appended to ``--out`` (fsync'd before the 200, like the server's WAL) unless
+``--discard`` is given, in which case lines are only counted. ``--fail-first N --fail-status S``
+answers the first N requests with S (``--retry-after`` adds the header). ``--reject-match X``
+rejects lines containing X per line (200 with ``rejected``). ``--max-body B`` answers 413 above B
+bytes. ``GET /stats`` returns the counters as JSON.
+
+Run: python receiver.py --port P [--out FILE] [--api-key K] [--tls-cert C --tls-key K] …
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import zstandard
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--discard", action="store_true")
+    ap.add_argument("--api-key")
+    ap.add_argument("--fail-first", type=int, default=0)
+    ap.add_argument("--fail-status", type=int, default=503)
+    ap.add_argument("--retry-after")
+    ap.add_argument("--reject-match")
+    ap.add_argument("--max-body", type=int, default=0)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    args = ap.parse_args()
+    lock = threading.Lock()
+    stats = {"requests": 0, "lines": 0, "bytes": 0, "wire_bytes": 0, "failed": 0, "rejected": 0,
+             "encodings": {}, "too_large": 0}
+    out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if args.out else None
+    dctx = zstandard.ZstdDecompressor()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def _answer(self, status: int, body: dict, headers: dict | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            with lock:
+                self._answer(200, stats)
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                stats["requests"] += 1
+                if args.api_key and self.headers.get("Authorization") != f"Bearer {args.api_key}":
+                    self._answer(401, {"error": {"code": "unauthorized", "message": "bad key"}})
+                    return
+                if stats["requests"] <= args.fail_first:
+                    stats["failed"] += 1
+                    h = {"Retry-After": args.retry_after} if args.retry_after else {}
+                    self._answer(args.fail_status, {"error": {"code": "x", "message": "failing"}}, h)
+                    return
+                enc = self.headers.get("Content-Encoding", "identity")
+                stats["encodings"][enc] = stats["encodings"].get(enc, 0) + 1
+                if enc == "zstd":
+                    body = dctx.decompress(raw, max_output_size=1 << 30)
+                elif enc == "gzip":
+                    body = gzip.decompress(raw)
+                else:
+                    body = raw
+                if args.max_body and len(body) > args.max_body:
+                    stats["too_large"] += 1
+                    self._answer(413, {"error": {"code": "too_large", "message": "body too large"}})
+                    return
+                lines = body.split(b"\n")
+                if lines and lines[-1] == b"":
+                    lines.pop()
+                rejected = []
+                if args.reject_match:
+                    needle = args.reject_match.encode()
+                    keep = []
+                    for i, line in enumerate(lines, start=1):
+                        if needle in line:
+                            rejected.append({"line": i, "error": "rejected by test"})
+                        else:
+                            keep.append(line)
+                    lines = keep
+                if out_fd is not None and not args.discard and lines:
+                    os.write(out_fd, b"\n".join(lines) + b"\n")
+                    os.fsync(out_fd)
+                stats["lines"] += len(lines)
+                stats["rejected"] += len(rejected)
+                stats["bytes"] += len(body)
+                stats["wire_bytes"] += len(raw)
+                self._answer(200, {"accepted": len(lines), "rejected": rejected})
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""The file source through rotation, restarts and crashes: every line once (or again, never lost).
+
+Each ``test_regression_*`` names one loss or duplicate scenario that shippers are known for.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import orjson
+
+from tests.agent.harness import Harness, expected, numbered
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text)
+
+
+def test_reads_existing_and_appended_lines(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.log")]).start()
+    assert h.wait_lines(100)
+    append(log, numbered(100, 150))
+    assert h.wait_lines(150)
+    h.stop()
+    assert h.lines == expected(0, 150)
+
+
+def test_partial_last_line_waits_for_its_newline(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("first\nsecond-without-newline")
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(1)
+    h.settle(0.4)
+    assert h.lines == ["first"]
+    append(log, " finished\n")
+    assert h.wait_lines(2)
+    h.stop()
+    assert h.lines == ["first", "second-without-newline finished"]
+
+
+def test_start_at_end_skips_old_content_but_reads_new_files_whole(tmp_path: Path) -> None:
+    (tmp_path / "old.log").write_text(numbered(0, 10, "old"))
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.log")], start_at="end").start()
+    h.settle(0.3)
+    append(tmp_path / "old.log", numbered(10, 12, "old"))
+    (tmp_path / "new.log").write_text(numbered(0, 5, "new"))
+    assert h.wait_lines(7)
+    h.stop()
+    assert sorted(h.lines) == sorted(expected(10, 12, "old") + expected(0, 5, "new"))
+
+
+def test_regression_restart_with_unacknowledged_lines_resends_them(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 500))
+    h = Harness(tmp_path / "data", [str(log)], auto_ack=False).start()
+    assert h.wait_lines(500)
+    h.settle(0.3)  # periodic checkpoints happen; none may move past unacknowledged lines
+    h.crash()
+    h2 = Harness(tmp_path / "data", [str(log)]).start()
+    assert h2.wait_lines(500)
+    h2.stop()
+    assert h2.lines == expected(0, 500)
+
+
+def test_regression_no_duplicates_after_a_clean_restart(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 300))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(300)
+    h.stop()
+    append(log, numbered(300, 320))
+    h2 = Harness(tmp_path / "data", [str(log)]).start()
+    assert h2.wait_lines(20)
+    h2.settle(0.3)
+    h2.stop()
+    assert h2.lines == expected(300, 320)
+
+
+def test_checkpoint_moves_only_over_acknowledged_chunks_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 2000))
+    # tiny blocks: many chunks
+    h = Harness(tmp_path / "data", [str(log)], auto_ack=False, read_block_bytes=4096).start()
+    assert h.wait_lines(2000)
+    chunks = h.held
+    assert len(chunks) > 3
+    src = h.source
+    assert src is not None
+    t = next(iter(src.live.values()))
+    chunks[1].ack.done()
+    chunks[2].ack.done()
+    assert t.acked_off == 0  # a later delivery cannot move the checkpoint past an earlier one
+    chunks[0].ack.done()
+    assert t.acked_off == t.pending[0][0] - len(_body(chunks[3]))
+    for c in chunks[3:]:
+        c.ack.done()
+    assert t.acked_off == log.stat().st_size
+    h.stop()
+    doc = orjson.loads((tmp_path / "data" / "checkpoints" / "t.json").read_bytes())
+    assert doc["files"][0]["offset"] == log.stat().st_size
+
+
+def _body(chunk) -> bytes:  # type: ignore[no-untyped-def]
+    return chunk.nbytes * b"x"
+
+
+def test_rename_and_create_rotation_reads_the_old_file_to_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(100)
+    with open(log, "a") as old:  # the app still holds the old file open
+        os.rename(log, tmp_path / "app.log.1")
+        old.write(numbered(100, 120))  # written after the rename, before the app reopens
+    log.write_text(numbered(120, 150))
+    assert h.wait_lines(150)
+    h.settle(0.6)
+    h.stop()
+    assert sorted(h.lines) == expected(0, 150)
+
+
+def test_regression_agent_down_across_a_rename_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(100)
+    h.crash()
+    append(log, numbered(100, 130))  # written while the agent is down …
+    os.rename(log, tmp_path / "app.log.1")  # … then rotated away from the glob
+    log.write_text(numbered(130, 140))
+    h2 = Harness(tmp_path / "data", [str(log)]).start()
+    assert h2.wait_lines(40)
+    h2.settle(0.5)
+    h2.stop()
+    assert sorted(h2.lines) == expected(100, 140)
+
+
+def test_regression_copytruncate_keeps_lines_written_before_the_truncation(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(100)
+    h.crash()
+    append(log, numbered(100, 140))  # not read yet when logrotate copies and truncates
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, numbered(140, 160))
+    h2 = Harness(tmp_path / "data", [str(log)]).start()
+    assert h2.wait_lines(60)
+    h2.settle(0.5)
+    h2.stop()
+    assert sorted(h2.lines) == expected(100, 160)
+
+
+def test_copytruncate_while_running_with_the_copy_in_the_glob(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app.log*")]).start()
+    assert h.wait_lines(100)
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, numbered(100, 130))
+    assert h.wait_lines(130)
+    h.settle(0.6)
+    h.stop()
+    assert sorted(h.lines) == expected(0, 130)
+
+
+def test_regression_rotated_then_compressed_file_is_not_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app.log*")]).start()
+    assert h.wait_lines(100)
+    os.rename(log, tmp_path / "app.log.1")
+    log.write_text(numbered(100, 110))
+    assert h.wait_lines(110)
+    h.settle(0.3)
+    with open(tmp_path / "app.log.1", "rb") as src, gzip.open(tmp_path / "app.log.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.unlink(tmp_path / "app.log.1")
+    append(log, numbered(110, 120))
+    assert h.wait_lines(120)
+    h.settle(1.0)
+    h.stop()
+    assert sorted(h.lines) == expected(0, 120)
+
+
+def test_gzip_file_never_seen_is_read_whole(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "old.log.gz", "wt") as fh:
+        fh.write(numbered(0, 50) + "last-without-newline")
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.gz")]).start()
+    assert h.wait_lines(51)
+    h.stop()
+    assert h.lines == [*expected(0, 50), "last-without-newline"]
+
+
+def test_deleted_while_open_is_read_to_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 10))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(10)
+    with open(log, "a") as fh:
+        os.unlink(log)
+        fh.write(numbered(10, 20))
+    assert h.wait_lines(20)
+    h.settle(0.6)
+    assert h.source is not None and not h.source.live  # closed after rotate_wait
+    h.stop()
+    assert h.lines == expected(0, 20)
+
+
+def test_regression_inode_reuse_does_not_skip_data(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 30, "new"))
+    st = log.stat()
+    # a checkpoint left by an older file that had the same device and inode, read far further
+    ckpt = tmp_path / "data" / "checkpoints" / "t.json"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(orjson.dumps({"version": 1, "files": [{
+        "dev": st.st_dev, "ino": st.st_ino, "fp_len": 50, "fp_hash": "0" * 24, "offset": 10**6,
+        "path": str(log), "updated": 0.0, "ghost": False, "gzip": False}]}))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(30)
+    h.stop()
+    assert h.lines == expected(0, 30, "new")
+
+
+def test_checkpoint_write_is_atomic_and_the_temp_file_is_read_first(tmp_path: Path) -> None:
+    from logharbor.agent.checkpoint import CheckpointStore, Entry
+
+    store = CheckpointStore(tmp_path / "c.json")
+    e = Entry(1, 2, 10, "ab", 100, "/x", 0.0)
+    assert store.write([e]) is True
+    assert store.write([e]) is False  # unchanged: not written again
+    assert not store.tmp.exists()
+    # a crash after the temp file was fsync'd but before the rename: the temp file is newer
+    newer = orjson.loads(store.path.read_bytes())
+    newer["files"][0]["offset"] = 200
+    store.tmp.write_bytes(orjson.dumps(newer))
+    assert CheckpointStore(tmp_path / "c.json").load()[0].offset == 200
+    # a crash while writing the temp file: it does not parse and is ignored
+    store.tmp.write_bytes(b'{"version": 1, "files": [{"dev"')
+    assert CheckpointStore(tmp_path / "c.json").load()[0].offset == 100
