@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from .ast import Query
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_ast, compile_query
-from .errors import QueryError, QuerySyntaxError, QueryTypeError, UnknownFieldError, UnknownFunctionError
+from .errors import (
+    InvalidRegexError,
+    QueryError,
+    QuerySyntaxError,
+    QueryTypeError,
+    UnknownFieldError,
+    UnknownFunctionError,
+)
 from .parser import parse
 from .printer import to_text
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
@@ -21,6 +28,7 @@ from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 __all__ = [
     "DEFAULT_LIMIT",
     "CompiledQuery",
+    "InvalidRegexError",
     "Query",
     "QueryError",
     "QuerySyntaxError",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["QueryError", "QuerySyntaxError", "QueryTypeError", "UnknownFieldError", "UnknownFunctionError"]
+__all__ = [
+    "InvalidRegexError",
+    "QueryError",
+    "QuerySyntaxError",
+    "QueryTypeError",
+    "UnknownFieldError",
+    "UnknownFunctionError",
+]
 
 
 class QueryError(ValueError):
@@ -42,3 +49,9 @@ class QueryTypeError(QueryError):
     """A value that does not fit its field (``status:abc``), or a function on the wrong type."""
 
     code = "type_mismatch"
+
+
+class InvalidRegexError(QueryError):
+    """A ``/regex/`` the engine (RE2) cannot compile: unbalanced, or lookaround/backreferences."""
+
+    code = "invalid_regex"

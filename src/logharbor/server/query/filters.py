@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 
 from logharbor.record import normalize_level, normalize_trace_id
 
 from . import ast
-from .errors import QueryTypeError
+from .errors import InvalidRegexError, QueryTypeError
 from .fields import FieldRef
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
@@ -111,6 +112,26 @@ def _token_regex(wildcard: str) -> str:
     return head + "".join(out) + tail
 
 
+_RE2_UNSUPPORTED = re.compile(r"\(\?[=!>]|\(\?<[=!]|\\[1-9]|(?<!\\)[*+?}]\+")
+
+
+def check_regex(pattern: str) -> None:
+    """Reject a regex RE2 will not compile, so the user gets a 400 and not an engine error.
+
+    RE2 syntax is close to a subset of Python's: what Python cannot compile RE2 cannot either,
+    and the Python features RE2 lacks (lookaround, backreferences) are refused by name.
+    """
+    if _RE2_UNSUPPORTED.search(pattern):
+        raise InvalidRegexError(f"regex /{pattern}/ uses lookaround, a backreference, an atomic group "
+                                f"or a possessive repeat, which RE2 lacks")
+    try:
+        with warnings.catch_warnings():  # Python's "possible nested set" hints mean nothing to RE2
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
+    except re.error as exc:
+        raise InvalidRegexError(f"regex /{pattern}/ does not compile: {exc}") from None
+
+
 class FilterCompiler:
     """Compiles filters over one source, resolving names with ``resolve``."""
 
@@ -164,6 +185,7 @@ class FilterCompiler:
                 return f"match({ref.sql}, {self.params.add(_token_regex(m.pattern), 'String')})"
             return f"({self._text_of(ref)} LIKE {self.params.add(like_pattern(m.pattern), 'String')})"
         if isinstance(m, ast.Regex):
+            check_regex(m.pattern)
             return f"match({self._text_of(ref)}, {self.params.add(m.pattern, 'String')})"
         if isinstance(m, ast.Range | ast.Compare):
             return self.ordered(ref, m)
