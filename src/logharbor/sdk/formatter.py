@@ -31,6 +31,7 @@ Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 #: Attributes every ``LogRecord`` has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message", "asctime", "taskName", "_lh_ctx",
+    "color_message",  # uvicorn's copy of the message with ANSI colours
 }
 _TOP_LEVEL = frozenset(STRING_FIELDS) - {"message"}
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE

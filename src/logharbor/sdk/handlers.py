@@ -164,6 +164,9 @@ class AsyncHandler(logging.Handler):
             return False
         if self.filters and not self.filter(record):
             return False
+        exc_info = attrs["exc_info"]
+        if exc_info and type(exc_info) is tuple and getattr(exc_info[1], "_logharbor_logged", False):
+            return False  # the middleware's access record already carries this exception
         attrs["_lh_ctx"] = ctx
         args = attrs["args"]
         if args and (type(args) is not tuple or not _IMMUTABLE.issuperset(map(type, args))):

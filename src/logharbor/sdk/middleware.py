@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any
 
 from logharbor.record import normalize_trace_id, traceparent_span_id
@@ -105,6 +106,13 @@ def _log_access(http: dict[str, Any], logger: logging.Logger, error: BaseExcepti
     message = f"{http['method']} {http['path']} {status}"
     logger.log(_level_for(status), message, extra={"http": http},
                exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+    if error is not None:
+        # the server will log the same exception again without the request's ids; the sdk's
+        # handler skips that second record (one exception, one record)
+        try:
+            error._logharbor_logged = True  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,8 +206,6 @@ class ASGIMiddleware:
 
 
 def _merged(base: Mapping[str, Any], ident: Mapping[str, Any]) -> Mapping[str, Any]:
-    from types import MappingProxyType
-
     return MappingProxyType({**base, **ident})
 
 
