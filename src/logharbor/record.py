@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = [
     "CANONICAL_FIELDS",
     "HTTP_FIELDS",
@@ -122,6 +124,10 @@ def parse_timestamp(value: Any) -> int:
     Accepts RFC 3339 / ISO 8601 with any fraction (up to ns) and offset (no offset means UTC),
     and epoch seconds, milliseconds, microseconds or nanoseconds as numbers or digit strings.
     """
+    if type(value) is str:
+        fast = _fast_utc(value)
+        if fast is not None:
+            return fast
     if isinstance(value, bool):
         raise RecordError(f"timestamp {value!r} is not a time")
     if isinstance(value, int | float):
@@ -170,6 +176,50 @@ def parse_timestamp(value: Any) -> int:
     if ns > _MAX_NS:
         raise RecordError(f"timestamp {value!r} is after 2262")
     return ns
+
+
+_DAY_SECONDS: dict[str, int] = {}
+_FAST_FRACTION = frozenset((20, *range(22, 31)))  # lengths of …SSZ and …SS.fZ to …SS.fffffffffZ
+
+
+def _fast_utc(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, the form nearly every shipper sends, without the regex.
+
+    Returns None for anything else (the general parser then decides).
+    """
+    n = len(text)
+    if n not in _FAST_FRACTION or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return None
+    day = _DAY_SECONDS.get(text[:10])
+    if day is None:
+        m = _RFC3339.fullmatch(text[:10])
+        if m is None:
+            return None
+        year, month, dom = int(m[1]), int(m[2]), int(m[3])
+        leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if not (1 <= month <= 12 and 1 <= dom <= _DAYS_IN_MONTH[month - 1] + leap and year >= 1970):
+            return None
+        day = _days_from_civil(year, month, dom) * 86400
+        if len(_DAY_SECONDS) > 4096:
+            _DAY_SECONDS.clear()
+        _DAY_SECONDS[text[:10]] = day
+    clock = text[11:19]
+    if not (clock[:2].isdigit() and clock[3:5].isdigit() and clock[6:8].isdigit()):
+        return None
+    hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    frac = 0
+    if n > 20:
+        digits = text[20:-1]
+        if text[19] != "." or not digits.isdigit():
+            return None
+        frac = int(digits) * _FRACTION_SCALE[len(digits)]
+    ns = (day + hh * 3600 + mm * 60 + ss) * _NS + frac
+    return ns if ns <= _MAX_NS else None
+
+
+_FRACTION_SCALE = {k: 10 ** (9 - k) for k in range(1, 10)}
 
 
 def _is_decimal(text: str) -> bool:
@@ -299,15 +349,26 @@ def traceparent_span_id(value: Any) -> str | None:
 # the record
 
 
-def _pop_first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    """Remove every alias of one field from ``obj``; return the first non-empty value found."""
-    found = None
-    for key in keys:
-        if key in obj:
-            value = obj.pop(key)
-            if found is None and value is not None and value != "":
-                found = value
-    return found
+def _alias_table() -> dict[str, tuple[str, int]]:
+    """alias → (field, priority): one dict lookup per key of a record finds its field."""
+    table: dict[str, tuple[str, int]] = {}
+    groups = {
+        "timestamp": _TIMESTAMP_KEYS, "message": _MESSAGE_KEYS, "level": _LEVEL_KEYS,
+        "trace": _TRACE_KEYS, "span": _SPAN_KEYS, "request": _REQUEST_KEYS,
+        "service": _SERVICE_KEYS, **_SIMPLE,
+        "http": ("http",), "attributes": ("attributes",),
+        "_derived": ("observed_timestamp", "severity_number"),  # set by us, never taken as given
+    }
+    for field, keys in groups.items():
+        for priority, key in enumerate(keys):
+            table.setdefault(key, (field, priority))
+    for name in HTTP_FIELDS:
+        table[f"http.{name}"] = ("http." + name, 0)
+    return table
+
+
+_ALIASES = _alias_table()
+_ALIAS_KEYS = frozenset(_ALIASES)
 
 
 def _as_text(value: Any) -> str:
@@ -317,13 +378,15 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) else str(value)
-    import orjson
-
     return orjson.dumps(value).decode()
 
 
 def _http_value(name: str, value: Any) -> Any:
     kind = HTTP_FIELDS[name]
+    if type(value) is kind and (kind is str or value >= 0):
+        return value  # the common case: already the right type
+    if kind is float and type(value) is int and value >= 0:
+        return float(value)
     if kind is str:
         return _as_text(value)
     if isinstance(value, bool):
@@ -342,28 +405,6 @@ def _http_value(name: str, value: Any) -> Any:
         raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
 
 
-def _take_http(obj: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
-    http: dict[str, Any] = {}
-    nested = obj.pop("http", None)
-    if isinstance(nested, Mapping):
-        for key, value in nested.items():
-            if value is None:
-                continue
-            if key in HTTP_FIELDS:
-                http[key] = _http_value(key, value)
-            else:
-                attributes[f"http.{key}"] = value
-    elif nested is not None:
-        attributes["http"] = nested
-    for key in HTTP_FIELDS:
-        dotted = f"http.{key}"
-        if dotted in obj:
-            value = obj.pop(dotted)
-            if value is not None and key not in http:
-                http[key] = _http_value(key, value)
-    return http
-
-
 def normalize(
     obj: Mapping[str, Any],
     *,
@@ -374,47 +415,50 @@ def normalize(
 
     ``received_ns`` is used when the object has no timestamp (the receive time) and becomes
     ``observed_timestamp``; ``defaults`` fills canonical fields the object leaves empty (for
-    example ``source`` or ``host`` known to the shipper). The input is not modified.
+    example ``source`` or ``host`` known to the shipper). The input is not modified. When several
+    aliases of one field are present, the canonical name wins, then the aliases in table order.
     """
     if not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
-    work = dict(obj)
     now = received_ns if received_ns is not None else time.time_ns()
-    attributes: dict[str, Any] = {}
-    nested_attrs = work.pop("attributes", None)
-    if isinstance(nested_attrs, Mapping):
-        attributes.update(nested_attrs)
-    elif nested_attrs is not None:
-        attributes["attributes"] = nested_attrs
+    found: dict[str, Any] = {}
+    rank: dict[str, int] = {}
+    # the copy and the key intersection run in C; only the few alias keys are visited in Python
+    attributes = dict(obj)
+    for key in obj.keys() & _ALIAS_KEYS:
+        value = attributes.pop(key)
+        if value is None or value == "":
+            continue
+        field, priority = _ALIASES[key]
+        if field not in found or priority < rank[field]:
+            found[field] = value
+            rank[field] = priority
 
-    ts_value = _pop_first(work, _TIMESTAMP_KEYS)
+    nested_attrs = found.pop("attributes", None)
+    if nested_attrs is not None:
+        if isinstance(nested_attrs, Mapping):
+            attributes = {**nested_attrs, **attributes}
+        else:
+            attributes["attributes"] = nested_attrs
+
+    ts_value = found.get("timestamp")
     timestamp = now if ts_value is None else parse_timestamp(ts_value)
-    work.pop("observed_timestamp", None)
-    work.pop("severity_number", None)
-
-    level_value = _pop_first(work, _LEVEL_KEYS)
-    level = normalize_level(level_value) if level_value is not None else None
-    if level is None and level_value is not None:
-        attributes["level_raw"] = level_value
-
     record: dict[str, Any] = {"timestamp": timestamp, "observed_timestamp": now}
 
-    message = _pop_first(work, _MESSAGE_KEYS)
+    message = found.get("message")
     record["message"] = "" if message is None else _as_text(message)
-
-    service = _pop_first(work, _SERVICE_KEYS)
-    record["service"] = _as_text(service) if service is not None else None
-    for name, keys in _SIMPLE.items():
-        value = _pop_first(work, keys)
-        record[name] = _as_text(value) if value is not None else None
+    for name in ("service", "source", "host", "instance", "env", "version", "tenant"):
+        value = found.get(name)
+        record[name] = None if value is None else _as_text(value)
 
     # trace / request ids: several header forms; keep the raw header when it carried more
-    trace_raw = _pop_first(work, _TRACE_KEYS)
-    request_raw = _pop_first(work, _REQUEST_KEYS)
-    span_raw = _pop_first(work, _SPAN_KEYS)
-    trace_id = normalize_trace_id(trace_raw) if trace_raw is not None else None
+    trace_raw = found.get("trace")
+    request_raw = found.get("request")
+    span_raw = found.get("span")
+    trace_id = None
     span_id = _as_text(span_raw).lower() if span_raw is not None else None
     if trace_raw is not None:
+        trace_id = normalize_trace_id(trace_raw)
         text = _as_text(trace_raw)
         if trace_id is None:
             # not a trace id we know: it still identifies the request
@@ -422,7 +466,7 @@ def normalize(
                 request_raw = text
             else:
                 attributes["trace_raw"] = text
-        elif text.strip().lower() != trace_id:
+        elif len(text) != 32:
             attributes["trace_header"] = text
             if span_id is None:
                 span_id = traceparent_span_id(text)
@@ -430,16 +474,35 @@ def normalize(
     record["span_id"] = span_id
     record["request_id"] = _as_text(request_raw) if request_raw is not None else None
 
-    http = _take_http(work, attributes)
+    http: dict[str, Any] = {}
+    nested = found.get("http")
+    if nested is not None:
+        if isinstance(nested, Mapping):
+            for key, value in nested.items():
+                if value is None:
+                    continue
+                if key in HTTP_FIELDS:
+                    http[key] = _http_value(key, value)
+                else:
+                    attributes[f"http.{key}"] = value
+        else:
+            attributes["http"] = nested
+    if len(found) > len(http):
+        for name in HTTP_FIELDS:
+            value = found.get("http." + name)
+            if value is not None and name not in http:
+                http[name] = _http_value(name, value)
     record["http"] = http
+
+    level_value = found.get("level")
+    level = normalize_level(level_value) if level_value is not None else None
     if level is None:
+        if level_value is not None:
+            attributes["level_raw"] = level_value
         status = http.get("status")
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
     record["level"] = level
-    record["severity_number"] = severity_number(level)
-
-    for key, value in work.items():
-        attributes[key] = value
+    record["severity_number"] = _SEVERITY_NUMBER[level]
     record["attributes"] = attributes
 
     if defaults:

@@ -62,6 +62,13 @@ def test_epoch_units_are_told_apart(seconds: int) -> None:
     assert parse_timestamp(f"{seconds}.250") == ns + 250_000_000
 
 
+@given(datetimes, st.integers(min_value=0, max_value=9), st.integers(min_value=0, max_value=999_999_999))
+def test_fast_utc_path_agrees_with_the_general_parser(value: dt.datetime, digits: int, frac: int) -> None:
+    base = value.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{frac:09d}"[: digits + 1] if digits else ""
+    assert parse_timestamp(base + fraction + "Z") == parse_timestamp(base + fraction + "+00:00")
+
+
 @pytest.mark.parametrize("text, expected", [
     ("2026-11-01T12:34:56.789123Z", "2026-11-01T12:34:56.789123Z"),
     ("2026-11-01T14:34:56.789+02:00", "2026-11-01T12:34:56.789000Z"),

@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
         pause_batcher: bool = typer.Option(
             False, "--pause-batcher", help="maintenance: accept into the WAL, hold store writes"),
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
+        ingest_workers: int | None = typer.Option(
+            None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -43,7 +45,8 @@ def register(app: typer.Typer) -> None:
                                   wal_max_bytes=wal_max_mb * 1024 * 1024,
                                   batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
                                   max_body_bytes=max_body_mb * 1024 * 1024,
-                                  max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher)
+                                  max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
+                                  **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
         except ValueError as exc:
             typer.echo(f"logharbor server: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -75,7 +75,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
                       on_batch=metrics.observe_batch, paused=config.batcher_paused)
     batcher.start()
-    ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s)
+    ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
+                        workers=config.ingest_workers)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics)
     metrics.watch(runtime.live_values)
     return runtime
@@ -83,6 +84,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
 
 def close_runtime(runtime: Runtime) -> None:
     """Stop accepting, move everything durable to the store, then close in reverse order."""
+    runtime.ingestor.close()
     runtime.wal.close()
     runtime.batcher.stop(drain=True)
     runtime.store.close()

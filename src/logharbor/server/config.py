@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +31,8 @@ class ServerConfig(BaseModel):
     batcher_paused: bool = Field(False, description="maintenance: accept into the WAL, hold store writes")
     batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
 
+    ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8),
+                                ge=0, le=64, description="processes decoding large bodies (0: in-process)")
     max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest request body, after decompression")
     max_line_bytes: int = Field(1 * MiB, ge=256, description="largest single NDJSON line")
     retry_after_s: int = Field(1, ge=1, description="Retry-After given with 429")

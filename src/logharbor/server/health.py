@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -36,6 +37,7 @@ def health_router() -> APIRouter:
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics(request: Request) -> Response:
         registry = request.app.state.runtime.metrics.registry
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = await run_in_threadpool(generate_latest, registry)  # reads store stats: not on the loop
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import zstandard
 from fastapi import APIRouter
@@ -24,6 +26,8 @@ from logharbor.server.store.rows import encode_row
 from logharbor.server.wal import WalFull, WriteAheadLog
 
 __all__ = ["IngestProtocol", "Ingestor", "ItemError", "read_body"]
+
+T = TypeVar("T")
 
 
 class IngestProtocol(Protocol):
@@ -53,20 +57,44 @@ class IngestOutcome:
 
 
 class Ingestor:
-    """Encodes records to store rows and makes them durable in the WAL before returning."""
+    """Encodes records to store rows and makes them durable in the WAL before returning.
+
+    Decoding a large body is CPU work; with ``workers`` > 0 it runs in a pool of worker
+    processes (spawned, so they share nothing with the engine's threads), which is how ingest
+    uses more than one core despite the GIL.
+    """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
-                 retry_after_s: int = 1) -> None:
+                 retry_after_s: int = 1, workers: int = 0) -> None:
         self.wal = wal
         self.on_accept = on_accept
         self.retry_after_s = retry_after_s
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a picklable CPU-bound function in the worker pool (or a thread without one)."""
+        loop = asyncio.get_running_loop()
+        if self._pool is not None:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        return await loop.run_in_executor(None, fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def write_rows(self, rows: list[bytes]) -> None:
         """Append encoded rows as one WAL entry and wait for its fsync; 429 when the WAL is full."""
-        if not rows:
+        if rows:
+            await self.write_payload(b"\n".join(rows))
+
+    async def write_payload(self, payload: bytes) -> None:
+        """Append rows already joined by newlines as one WAL entry and wait for its fsync."""
+        if not payload:
             return
         try:
-            future = self.wal.submit(b"\n".join(rows))
+            future = self.wal.submit(payload)
         except WalFull as exc:
             raise ApiError(
                 429, "backpressure", "the server's write-ahead log is full; retry later",

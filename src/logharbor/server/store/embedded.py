@@ -8,6 +8,7 @@ batch replayed after a crash is not stored twice.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,24 +43,39 @@ def _settings_clause(settings: Mapping[str, Any] | None) -> str:
 class EmbeddedStore:
     """A :class:`~logharbor.server.store.base.Store` on chDB."""
 
-    def __init__(self, path: str | Path, *, table: str = "logs") -> None:
+    def __init__(self, path: str | Path, *, table: str = "logs", readers: int = 2) -> None:
         self.path = Path(path)
         self.table_name = table
         self.table = quote_identifier(table)
+        self.readers = readers
         self._session: Any = None
         self._insert_lock = threading.Lock()
+        self._pool: queue.Queue[Any] = queue.Queue()
+        self._connections: list[Any] = []
 
     def open(self) -> None:
+        import chdb
         from chdb import session
 
         self.path.mkdir(parents=True, exist_ok=True)
+        # one connection writes (a streaming insert blocks its connection), the others read
         self._session = session.Session(str(self.path))
         self._session.query(schema_sql(self.table_name))
+        for _ in range(self.readers):
+            conn = chdb.connect(str(self.path))
+            self._connections.append(conn)
+            self._pool.put(conn)
 
     def close(self) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def _reader(self) -> Any:
+        return self._pool.get(timeout=300)
 
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
@@ -78,25 +94,31 @@ class EmbeddedStore:
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         text = sql + _settings_clause(settings)
+        conn = self._reader()
         try:
-            result = self._session.query(text, "JSONEachRow", params=dict(params))
+            result = conn.query(text, "JSONEachRow", params=dict(params))
+            data = result.bytes()
         except RuntimeError as exc:
             raise _classify(exc) from exc
-        data = result.bytes()
+        finally:
+            self._pool.put(conn)
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def stream(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> Iterator[bytes]:
         text = sql + _settings_clause(settings)
+        conn = self._reader()
         try:
-            with self._session.send_query(text, "JSONEachRow", params=dict(params)) as stream:
+            with conn.send_query(text, "JSONEachRow", params=dict(params)) as stream:
                 for chunk in stream:
                     data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
                     if data:
                         yield data
         except RuntimeError as exc:
             raise _classify(exc) from exc
+        finally:
+            self._pool.put(conn)
 
     def stats(self) -> StoreStats:
         rows = self.query(
@@ -110,7 +132,8 @@ class EmbeddedStore:
 
     def optimize(self) -> None:
         """Merge parts now (benchmarks and tests measure the steady state)."""
-        self._session.query(f"OPTIMIZE TABLE {self.table} FINAL")
+        with self._insert_lock:
+            self._session.query(f"OPTIMIZE TABLE {self.table} FINAL")
 
 
 def _classify(exc: RuntimeError) -> StoreError:

@@ -31,11 +31,26 @@ def _ts(ns: int) -> str:
     return f"{seconds}.{frac:09d}"
 
 
+_last_observed: tuple[int, str] = (-1, "")  # every record of one request shares its receive time
+
+
+def _observed(ns: int) -> str:
+    global _last_observed
+    cached = _last_observed  # one read of one tuple: safe when threads race
+    if cached[0] != ns:
+        cached = (ns, _ts(ns))
+        _last_observed = cached
+    return cached[1]
+
+
+_HTTP_COLUMN = {name: "http_" + name for name in HTTP_FIELDS}
+
+
 def encode_row(record: dict[str, Any]) -> bytes:
     """One normalized record as one JSONEachRow line (without the newline)."""
     row: dict[str, Any] = {
         "timestamp": _ts(record["timestamp"]),
-        "observed_timestamp": _ts(record["observed_timestamp"]),
+        "observed_timestamp": _observed(record["observed_timestamp"]),
         "level": record["level"],
         "severity_number": record["severity_number"],
     }
@@ -44,10 +59,13 @@ def encode_row(record: dict[str, Any]) -> bytes:
         if value is not None:
             row[name] = value
     for key, value in record["http"].items():
-        row["http_" + key] = value
+        row[_HTTP_COLUMN[key]] = value
     if record["attributes"]:
         row["attributes"] = record["attributes"]
-    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(row)
+    except TypeError:  # attributes from a non-JSON source may have non-string keys
+        return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _parse_ch_time(text: str) -> int:

@@ -1,0 +1,160 @@
+"""Ingest benchmark: records/s and MB/s with fsync'd acknowledgement, latency, storage ratio.
+
+Generates N records of the demo mix (ALB + NGINX lines through the parsers, app JSON records),
+starts a real server on a temporary data directory, posts the records as NDJSON batches from C
+client processes, then reports one JSON line per figure set:
+
+    python bench/ingest.py --records 1000000 --batch 2000 --clients 4
+
+Storage is measured after the batcher drained and the store merged its parts (steady state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from logharbor.demo.lab import Shipper, collect  # noqa: E402 - after the path tweak
+from logharbor.demo.traffic import TrafficGenerator  # noqa: E402
+
+
+def emit(**fields: object) -> None:
+    print(orjson.dumps(fields).decode(), flush=True)
+
+
+def demo_mix(n: int, seed: int = 7) -> list[bytes]:
+    """``n`` NDJSON lines of the demo mix, in the wire form an agent would send."""
+    gen = TrafficGenerator(seed)
+    shipper = Shipper("http://127.0.0.1:9")  # its parsers only: nothing is sent
+    out: list[bytes] = []
+    start = time.time_ns() - 3600 * 1_000_000_000
+    spacing = max(1, 3600 * 1_000_000_000 // max(n // 3, 1))
+    stories = gen.stories(n, start_ns=start, spacing_ns=spacing)
+    while len(out) < n:
+        chunk = [next(stories) for _ in range(200)]
+        out.extend(orjson.dumps(r) for r in shipper.records(collect(chunk)))
+    return out[:n]
+
+
+def _client(url: str, bodies: list[bytes], queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    latencies = []
+    with httpx.Client(base_url=url, timeout=120, headers={"content-type": "application/x-ndjson"}) as c:
+        for body in bodies:
+            while True:
+                t0 = time.perf_counter()
+                r = c.post("/api/v1/logs", content=body)
+                if r.status_code == 429:
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+                    continue
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+                break
+    queue.put(latencies)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def store_rows(url: str) -> int:
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("logharbor_store_rows "):
+            return int(float(line.split()[1]))
+    return -1
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return -1.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    lines = demo_mix(args.records)
+    raw_bytes = sum(len(x) + 1 for x in lines)
+    emit(stage="generate", records=len(lines), raw_bytes=raw_bytes,
+         bytes_per_record=round(raw_bytes / len(lines), 1), seconds=round(time.perf_counter() - t0, 2))
+
+    bodies = [b"\n".join(lines[i:i + args.batch]) for i in range(0, len(lines), args.batch)]
+    shares = [bodies[i::args.clients] for i in range(args.clients)]
+    data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-ingest-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(data_dir),
+         "--port", str(port), "--log-level", "warning"], cwd=ROOT)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        procs = [mp.Process(target=_client, args=(url, share, queue)) for share in shares]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        latencies = [lat for _ in procs for lat in queue.get()]
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - t0
+        latencies.sort()
+
+        def pct(q: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+        emit(stage="ingest", records=len(lines), batch=args.batch, clients=args.clients,
+             seconds=round(elapsed, 3), records_per_s=round(len(lines) / elapsed),
+             mb_per_s=round(raw_bytes / elapsed / 1e6, 2), p50_ms=pct(0.5), p99_ms=pct(0.99),
+             requests=len(latencies), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
+        t1 = time.perf_counter()
+        while store_rows(url) < len(lines) and time.perf_counter() - t1 < 600:
+            time.sleep(0.2)
+        emit(stage="drain", seconds_after_last_ack=round(time.perf_counter() - t1, 2),
+             store_rows=store_rows(url), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+    from logharbor.server.store.embedded import EmbeddedStore
+
+    store = EmbeddedStore(data_dir / "store")
+    store.open()
+    store.optimize()
+    stats = store.stats()
+    store.close()
+    emit(stage="storage", rows=stats.rows, bytes_on_disk=stats.bytes_on_disk,
+         stored_bytes_per_record=round(stats.bytes_on_disk / max(stats.rows, 1), 2),
+         raw_bytes_per_record=round(raw_bytes / len(lines), 1),
+         raw_to_stored_ratio=round(raw_bytes / max(stats.bytes_on_disk, 1), 2))
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
