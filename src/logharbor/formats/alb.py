@@ -86,17 +86,39 @@ def _split_request(rec: dict[str, Any], http: dict[str, Any], request: str) -> N
             http["path"] = url[slash:]
 
 
-def parse_alb(line: str) -> dict[str, Any]:
-    """Parse one ALB access log entry into a raw record (``source: alb``)."""
-    values: list[str] = []
-    append = values.append
+def _scan(line: str) -> list[str] | None:
+    """Split an entry into its fields, quotes removed; None when a quote is not closed.
+
+    Without backslashes, splitting on ``"`` gives outside and inside segments alternately, all in
+    C; with one, a regex tokenizer handles the escapes.
+    """
+    if "\\" not in line:
+        segments = line.split('"')
+        if not len(segments) % 2:
+            return None
+        values: list[str] = []
+        for i, segment in enumerate(segments):
+            if i % 2:
+                values.append(segment)
+            elif segment:
+                values.extend(segment.split())
+        return values
+    values = []
     for quoted, bare in _TOKEN.findall(line):
         if bare:
             if bare[0] == '"':
-                return unparsed(line, "unterminated quoted field")
-            append(bare)
+                return None
+            values.append(bare)
         else:
-            append(_BACKSLASH.sub(r"\1", quoted) if "\\" in quoted else quoted)
+            values.append(_BACKSLASH.sub(r"\1", quoted) if "\\" in quoted else quoted)
+    return values
+
+
+def parse_alb(line: str) -> dict[str, Any]:
+    """Parse one ALB access log entry into a raw record (``source: alb``)."""
+    values = _scan(line)
+    if values is None:
+        return unparsed(line, "unterminated quoted field")
     n = len(values)
     if n < MIN_FIELDS:
         return unparsed(line, f"ALB entry has {n} fields, at least {MIN_FIELDS} expected")
