@@ -249,3 +249,28 @@ def test_checkpoint_write_is_atomic_and_the_temp_file_is_read_first(tmp_path: Pa
     # a crash while writing the temp file: it does not parse and is ignored
     store.tmp.write_bytes(b'{"version": 1, "files": [{"dev"')
     assert CheckpointStore(tmp_path / "c.json").load()[0].offset == 100
+
+
+def test_multiline_events_and_a_crash_inside_an_event_loses_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    trace = "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nValueError: boom\n"
+    log.write_text("2026-01-01 start one\n" + trace + "2026-01-01 second\n")
+    opts = {"multiline": {"preset": "python", "timeout": 0.2}}
+    h = Harness(tmp_path / "data", [str(log)], auto_ack=True, **opts).start()
+    assert h.wait_lines(2)
+    h.settle(0.3)
+    assert h.lines == ["2026-01-01 start one\n" + trace.rstrip("\n"), "2026-01-01 second"]
+    h.crash()
+    # crash while an event is open: its first line was read but never shipped as an event
+    append(log, "2026-01-01 third\n  continued\n")
+    slow = {"multiline": {"start_pattern": r"^\d{4}-", "timeout": 60}}
+    h2 = Harness(tmp_path / "data", [str(log)], **slow).start()
+    h2.settle(0.5)  # the block was read and acknowledged, but its event is still open
+    assert h2.lines == []
+    h2.crash()  # the checkpoint must not have moved past the open event's lines
+    opts = {"multiline": {"start_pattern": r"^\d{4}-", "timeout": 0.2}}
+    h3 = Harness(tmp_path / "data", [str(log)], **opts).start()
+    assert h3.wait_lines(1)
+    h3.settle(0.5)
+    h3.stop()
+    assert h3.lines == ["2026-01-01 third\n  continued"]

@@ -63,14 +63,15 @@ class Config(SourceConfig):
     checkpoint_interval_secs: float = Field(default=1.0, gt=0)
     forget_after_secs: float = Field(default=7 * 86400, gt=0)
     read_gzip: bool = True
+    multiline: dict[str, Any] | None = None
 
 
 class Tailed:
     """One file's state: where it is read to, where it is delivered to, and what is in flight."""
 
-    __slots__ = ("acked_off", "carry", "dev", "fd", "fp_hash", "fp_len", "ghost", "gz", "ino",
-                 "is_gzip", "last_data", "path", "pending", "read_off", "rotated_at", "seek_until",
-                 "size", "updated")
+    __slots__ = ("acked_off", "agg", "carry", "dev", "fd", "fp_hash", "fp_len", "ghost", "gz", "held",
+                 "ino", "is_gzip", "last_data", "path", "pending", "read_off", "rotated_at", "safe_off",
+                 "seek_until", "size", "updated")
 
     def __init__(self, path: str, dev: int, ino: int, offset: int) -> None:
         self.path, self.dev, self.ino = path, dev, ino
@@ -87,6 +88,9 @@ class Tailed:
         self.size = 0
         self.carry = b""
         self.updated = time.time()
+        self.agg: Any = None  # multiline aggregator, one per file
+        self.held: deque[int] = deque()  # end offsets of lines the aggregator still holds
+        self.safe_off = offset  # every line before this offset is in an emitted event
 
     def set_fp(self, head: bytes) -> None:
         self.fp_len, self.fp_hash = len(head), fingerprint_of(head)
@@ -356,35 +360,87 @@ class FileSource:
         return data
 
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
-        text = body.decode("utf-8", "replace")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        if "\n\n" in text or text.startswith("\n"):
-            lines = [line for line in lines if line]
         end = t.read_off + len(body)
+        if self.cfg.multiline is not None:
+            lines, ack_end = self._aggregate(t, body, end)
+        else:
+            lines, ack_end = _split(body), end
+        self._send(t, lines, len(body), end, ack_end, emit)
+
+    def _send(self, t: Tailed, lines: list[str], nbytes: int, end: int, ack_end: int,
+              emit: Callable[[Chunk], None]) -> None:
         ack = Ack(self.sinks, partial(self._acked, t))
         with self.lock:
-            t.pending.append((end, ack))
+            t.pending.append((ack_end, ack))
             t.read_off = end
         self._lines.inc(len(lines))
-        self._bytes.inc(len(body))
+        self._bytes.inc(nbytes)
         meta = dict(self.meta_base)
         meta["file"] = t.path
-        emit(Chunk(lines, ack, len(body), meta, None, time.time_ns()))
+        emit(Chunk(lines, ack, nbytes, meta, None, time.time_ns()))
+
+    def _aggregator(self, t: Tailed) -> Any:
+        if t.agg is None:
+            from logharbor.formats.multiline import build_multiline
+
+            t.agg = build_multiline(**(self.cfg.multiline or {}))
+        return t.agg
+
+    def _aggregate(self, t: Tailed, body: bytes, end: int) -> tuple[list[str], int]:
+        """Feed lines to the file's multiline aggregator; the events it completed, and the offset
+        up to which every line is in one of them (lines still held are read again after a crash)."""
+        agg = self._aggregator(t)
+        now = time.monotonic()
+        if not t.held:
+            t.safe_off = t.read_off
+        pos = t.read_off
+        out: list[str] = []
+        parts = body.split(b"\n")
+        if parts and parts[-1] == b"":
+            parts.pop()
+        for part in parts:
+            pos = min(pos + len(part) + 1, end)
+            t.held.append(pos)
+            self._release(t, agg.feed(part.decode("utf-8", "replace").rstrip("\r"), now), out)
+        if not agg.pending():
+            t.held.clear()
+            t.safe_off = end
+        return out, t.safe_off
+
+    @staticmethod
+    def _release(t: Tailed, events: list[str], out: list[str]) -> None:
+        for event in events:
+            out.append(event)
+            # an event of n lines releases the n oldest held lines (joined CRI partials count as
+            # one: the offset then stays behind, never ahead — a duplicate after a crash, no loss)
+            for _ in range(min(event.count("\n") + 1, len(t.held))):
+                t.safe_off = t.held.popleft()
+
+    def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
+        if t.agg is None or not t.agg.pending():
+            return
+        events = t.agg.close() if final else t.agg.flush(time.monotonic())
+        if not events:
+            return
+        out: list[str] = []
+        self._release(t, events, out)
+        if not t.agg.pending():
+            t.held.clear()
+            t.safe_off = t.read_off
+        self._send(t, out, 0, t.read_off, t.safe_off, emit)
 
     def _at_eof(self, t: Tailed, emit: Callable[[Chunk], None]) -> None:
         assert t.fd is not None
         st = os.fstat(t.fd)
         idle = time.monotonic() - t.last_data >= self.cfg.rotate_wait_secs
         gone = st.st_nlink == 0 or t.rotated_at is not None
+        self._flush_multiline(t, emit, final=False)
         if t.is_gzip:
             if t.carry and idle:  # the last line of a compressed file has no newline
                 body, t.carry = t.carry, b""
                 self._emit(t, body, emit)
             if gone and idle:
+                self._flush_multiline(t, emit, final=True)
                 self._retire(t)
             return
         t.size = st.st_size
@@ -394,6 +450,7 @@ class FileSource:
         if gone and idle:
             if st.st_size > t.read_off:  # the last line never got its newline
                 self._emit(t, os.pread(t.fd, st.st_size - t.read_off, t.read_off), emit)
+            self._flush_multiline(t, emit, final=True)
             self._retire(t)
 
     def _truncated(self, t: Tailed, head: bytes) -> None:
@@ -428,6 +485,19 @@ class FileSource:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == _GZIP_MAGIC
+
+
+def _split(body: bytes) -> list[str]:
+    """The lines of a block (cut after a newline), without empty lines and CRs."""
+    text = body.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if "\n\n" in text or text.startswith("\n"):
+        lines = [line for line in lines if line]
+    return lines
 
 
 def _rewound(fd: int) -> BinaryIO:
