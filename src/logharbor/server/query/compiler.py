@@ -300,6 +300,7 @@ def compile_ast(
     limit: int | None = None,
     max_limit: int = 10_000,
     scope_sql: tuple[str, dict[str, object]] | None = None,
+    default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
 ) -> CompiledQuery:
     """Compile a parsed query; see :func:`compile_query`."""
@@ -324,7 +325,7 @@ def compile_ast(
         c.pipe(pipe)
     if limit is not None and limit < 0:
         raise QueryError("limit must be zero or more")
-    default = DEFAULT_LIMIT if c.kind == "records" else max_limit
+    default = default_limit if c.kind == "records" else max_limit
     cap = min(limit if limit is not None else default, max_limit)
     sql, columns = c.finish(cap)
     params = dict(c.params.values)
@@ -342,6 +343,7 @@ def compile_query(
     limit: int | None,
     max_limit: int,
     scope_sql: tuple[str, dict[str, object]] | None = None,
+    default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
 ) -> CompiledQuery:
     """Parse and compile query text for ``table`` (an already quoted identifier).
@@ -352,4 +354,5 @@ def compile_query(
     and service scopes of an API key), with its own parameters.
     """
     return compile_ast(parse(text), table=table, time_from_ns=time_from_ns, time_to_ns=time_to_ns,
-                       limit=limit, max_limit=max_limit, scope_sql=scope_sql, now_ns=now_ns)
+                       limit=limit, max_limit=max_limit, scope_sql=scope_sql,
+                       default_limit=default_limit, now_ns=now_ns)

@@ -1,0 +1,115 @@
+"""The query route over a real chDB store, in process (the route logic, errors and streaming)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from logharbor.server.errors import ApiError, api_error_handler
+from logharbor.server.query.routes import query_router
+from logharbor.server.store.embedded import EmbeddedStore
+
+from .corpus import T1
+
+
+class AsgiClient:
+    """Calls the ASGI app directly (httpx's ASGI transport), one event loop per request."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                return await c.post(url, **kwargs)
+
+        return anyio.run(call)
+
+
+@pytest.fixture
+def client(golden_store: EmbeddedStore) -> AsgiClient:
+    app = FastAPI()
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.include_router(query_router())
+    app.state.store = golden_store
+    return AsgiClient(app)
+
+
+WINDOW = {"from": "2026-11-01T12:00:00Z", "to": "2026-11-01T12:20:00Z"}
+
+
+def test_records_in_wire_form(client: AsgiClient) -> None:
+    response = client.post("/api/v1/query", json={"q": f"trace_id:{T1}", **WINDOW})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["kind"] == "records"
+    assert len(body["rows"]) == 1
+    row = body["rows"][0]
+    assert row["timestamp"] == "2026-11-01T12:00:00.000000Z"
+    assert row["http"] == {"method": "POST", "path": "/api/orders", "status": 502, "duration_ms": 1234.5}
+    assert row["user_id"] == "u-123" and row["rid"] == "r01"
+    assert set(body["columns"]) >= {"timestamp", "level", "service", "message", "http", "rid"}
+    assert body["stats"]["elapsed_ms"] >= 0
+    assert set(body["stats"]) == {"rows_scanned", "bytes_scanned", "elapsed_ms"}
+
+
+def test_stats_table(client: AsgiClient) -> None:
+    q = "level:ERROR | stats count() as n by service"
+    body = client.post("/api/v1/query", json={"q": q, **WINDOW}).json()
+    assert body["kind"] == "table"
+    assert body["columns"] == ["service", "n"]
+    assert body["rows"] == [{"service": "api", "n": 1}, {"service": "billing", "n": 1},
+                            {"service": "checkout", "n": 2}, {"service": "edge", "n": 1}]
+
+
+def test_time_window_and_limit(client: AsgiClient) -> None:
+    body = client.post("/api/v1/query", json={"q": "*", "from": "2026-11-01T12:10:00Z",
+                                              "to": "2026-11-01T12:15:00Z", "limit": 2}).json()
+    assert [r["rid"] for r in body["rows"]] == ["r15", "r14"]
+    epoch = client.post("/api/v1/query", json={"q": "*", "from": 1793534400, "to": 1793534460}).json()
+    assert [r["rid"] for r in epoch["rows"]] == ["r01"]
+
+
+def test_syntax_error_is_400_with_position(client: AsgiClient) -> None:
+    response = client.post("/api/v1/query", json={"q": "status:"})
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "query_syntax", "position": 7,
+                                         "message": "expected a value after 'status:' at 7"}}
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"q": "* | stats median(x)"}, "unknown_function"),
+    ({"q": "status:abc"}, "type_mismatch"),
+    ({"q": "/a(?=b)/"}, "invalid_regex"),
+    ({"q": "*", "from": "last tuesday"}, "invalid_time"),
+    ({"q": "*", "from": "now", "to": "now-1h"}, "invalid_time"),
+])
+def test_other_errors_are_400(client: AsgiClient, body: dict[str, str], code: str) -> None:
+    response = client.post("/api/v1/query", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+def test_ndjson_stream(client: AsgiClient) -> None:
+    response = client.post("/api/v1/query", json={"q": "*", "limit": 1000, **WINDOW},
+                           headers={"Accept": "application/x-ndjson"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    rows = [orjson.loads(line) for line in response.content.splitlines()]
+    assert [r["rid"] for r in rows] == [f"r{n:02d}" for n in range(20, 0, -1)]
+    table = client.post("/api/v1/query", json={"q": "* | top 1 service", **WINDOW},
+                        headers={"Accept": "application/x-ndjson"})
+    lines = [orjson.loads(line) for line in table.content.splitlines()]
+    assert lines == [{"service": "checkout", "count": 4}]
+
+
+def test_ndjson_error_before_rows_is_a_status(client: AsgiClient) -> None:
+    response = client.post("/api/v1/query", json={"q": "(oops"}, headers={"Accept": "application/x-ndjson"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "query_syntax"
