@@ -69,6 +69,12 @@ def test_custom_log_format_directive_with_types() -> None:
     assert normalize(raw, received_ns=0)["trace_id"] == "5759e988bd862e3fe1be46a994272793"
 
 
+def test_ipv6_address_before_a_colon() -> None:
+    parser = build_parser("nginx", format="$remote_addr:$remote_port [$time_local] $status")
+    raw = parser.parse("2001:db8::1:50000 [01/Nov/2026:12:00:00 +0000] 204")
+    assert raw["http"] == {"client_ip": "2001:db8::1", "status": 204} and raw["remote_port"] == 50000
+
+
 def test_json_directive_escape_is_detected() -> None:
     directive = "log_format j escape=json '{\"t\":\"$msec\",\"s\":$status,' '\"u\":\"$request_uri\"}';"
     raw = build_parser("nginx", format=directive).parse('{"t":"1793534400.5","s":301,"u":"/old","extra":1}')

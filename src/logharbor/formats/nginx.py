@@ -104,9 +104,12 @@ class _Compiled:
                 group = ".*"
             elif nxt_kind == "var":
                 group = ".*?"
+            elif nxt[0] in " :":
+                # up to a space; before ":" the greedy match backtracks to the *last* colon, so
+                # "$remote_addr:$remote_port" splits an IPv6 address right
+                group = r"[^ ]*"
             else:
-                stop = nxt[0]
-                group = "[^" + re.escape(stop) + "]*" if stop != " " else r"[^ ]*"
+                group = "[^" + re.escape(nxt[0]) + "]*"
             pattern.append("(" + group + ")")
             handler = None if text in seen else handler_for(text, present)
             seen.add(text)
