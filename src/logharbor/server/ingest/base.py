@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from logharbor.server.wal import WalFull, WriteAheadLog
 __all__ = ["IngestProtocol", "Ingestor", "ItemError", "read_body"]
 
 T = TypeVar("T")
+log = logging.getLogger("logharbor.server.ingest")
 
 
 class IngestProtocol(Protocol):
@@ -70,8 +72,17 @@ class Ingestor:
         self.on_accept = on_accept
         self.retry_after_s = retry_after_s
         self._pool: ProcessPoolExecutor | None = None
+        self._listeners: list[Callable[[bytes], None]] = []
         if workers > 0:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+    def add_listener(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(payload)`` with the store rows (JSONEachRow) of every durable write.
+
+        Runs on the event loop right after the fsync, so it must only hand the bytes on (live tail
+        queues them); an exception in it is logged and never fails the request.
+        """
+        self._listeners.append(listener)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a picklable CPU-bound function in the worker pool (or a thread without one)."""
@@ -101,6 +112,11 @@ class Ingestor:
                 detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
             ) from None
         await asyncio.wrap_future(future)
+        for listener in self._listeners:
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("an ingest listener failed")
 
     async def write_records(self, records: Iterable[dict[str, Any]]) -> int:
         rows = [encode_row(r) for r in records]
