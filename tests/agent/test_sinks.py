@@ -1,0 +1,149 @@
+"""The logharbor sink against a real receiver process: encodings, keys, TLS, retries, refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from logharbor.agent.sinks.base import BufferedSink
+from logharbor.agent.sinks.logharbor import Config, LogharborSink, parse_retry_after
+from logharbor.agent.types import Ack, AckStatus, Encoded
+from tests.agent.conftest import wait_for
+
+
+def payload(start: int, n: int) -> bytes:
+    return b"".join(orjson.dumps({"message": f"m{i}", "n": i}) + b"\n" for i in range(start, start + n))
+
+
+def make_sink(tmp: Path, url: str, **options: Any) -> LogharborSink:
+    cfg = Config.model_validate({"type": "logharbor", "url": url, "retry_initial_secs": 0.05,
+                                 "batch": {"timeout_secs": 0.05}, **options})
+    sink = LogharborSink("srv", cfg, tmp / "data")
+    sink.start()
+    return sink
+
+
+def submit(sink: BufferedSink, start: int, n: int) -> Ack:
+    done: list[Ack] = []
+    ack = Ack(1, done.append)
+    sink.submit(Encoded(payload(start, n), n, ack))
+    return ack
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_batches_arrive_compressed_with_the_api_key(tmp_path: Path, receiver_factory: Any,
+                                                    compression: str) -> None:
+    r = receiver_factory("--api-key", "lh_secret")
+    sink = make_sink(tmp_path, r.url, api_key="lh_secret", compression=compression)
+    acks = [submit(sink, i * 100, 100) for i in range(5)]
+    assert wait_for(lambda: all(a.finished for a in acks), 10)
+    sink.close(5)
+    assert [x["n"] for x in r.records()] == list(range(500))
+    assert set(r.stats()["encodings"]) == {"identity" if compression == "none" else compression}
+    assert all(a.status == AckStatus.DELIVERED for a in acks)
+
+
+def test_a_wrong_key_is_permanent_and_not_retried(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory("--api-key", "lh_right")
+    sink = make_sink(tmp_path, r.url, api_key="lh_wrong", dead_letter_path=str(tmp_path / "dead.ndjson"))
+    ack = submit(sink, 0, 10)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(5)
+    assert ack.status == AckStatus.REJECTED
+    assert r.stats()["requests"] == 1
+    assert (tmp_path / "dead.ndjson").read_bytes() == payload(0, 10)
+
+
+def test_429_with_retry_after_is_honoured_then_delivered(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory("--fail-first", "2", "--fail-status", "429", "--retry-after", "1")
+    sink = make_sink(tmp_path, r.url)
+    start = time.monotonic()
+    ack = submit(sink, 0, 50)
+    assert wait_for(lambda: ack.finished, 15)
+    waited = time.monotonic() - start
+    sink.close(5)
+    assert ack.status == AckStatus.DELIVERED
+    assert r.stats()["failed"] == 2 and len(r.records()) == 50
+    assert waited >= 2.0  # two Retry-After: 1 answers were each waited out (a lower bound only)
+
+
+def test_5xx_is_retried_until_delivered(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory("--fail-first", "3", "--fail-status", "503")
+    sink = make_sink(tmp_path, r.url)
+    ack = submit(sink, 0, 20)
+    assert wait_for(lambda: ack.finished, 15)
+    sink.close(5)
+    assert ack.status == AckStatus.DELIVERED and len(r.records()) == 20
+
+
+def test_per_line_rejections_are_permanent_for_those_lines_only(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory("--reject-match", '"m7"')
+    sink = make_sink(tmp_path, r.url, dead_letter_path=str(tmp_path / "dead.ndjson"))
+    ack = submit(sink, 0, 10)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(5)
+    assert ack.status == AckStatus.REJECTED
+    assert sorted(x["n"] for x in r.records()) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+    assert r.stats()["requests"] == 1  # not retried
+    assert orjson.loads((tmp_path / "dead.ndjson").read_bytes())["n"] == 7
+
+
+def test_413_splits_the_batch(tmp_path: Path, receiver_factory: Any) -> None:
+    one = len(payload(0, 100))
+    r = receiver_factory("--max-body", str(one * 2))
+    sink = make_sink(tmp_path, r.url, batch={"timeout_secs": 1.0, "max_bytes": 10 * one})
+    acks = [submit(sink, i * 100, 100) for i in range(6)]
+    assert wait_for(lambda: all(a.finished for a in acks), 15)
+    sink.close(5)
+    assert sorted(x["n"] for x in r.records()) == list(range(600))
+    assert r.stats()["too_large"] >= 1
+    assert all(a.status == AckStatus.DELIVERED for a in acks)
+
+
+def test_receiver_down_then_up_delivers_everything(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory()
+    r.kill()
+    sink = make_sink(tmp_path, r.url, retry_max_secs=0.5)
+    acks = [submit(sink, i * 10, 10) for i in range(5)]
+    time.sleep(1.5)
+    assert not any(a.finished for a in acks)  # nothing acknowledged while nobody answers
+    r2 = receiver_factory(port=r.port)
+    assert wait_for(lambda: all(a.finished for a in acks), 15)
+    sink.close(5)
+    assert sorted(x["n"] for x in r2.records()) == list(range(50))
+
+
+def test_tls_with_a_custom_ca(tmp_path: Path, receiver_factory: Any) -> None:
+    ca_key, ca = tmp_path / "ca.key", tmp_path / "ca.pem"
+    key, csr, cert = tmp_path / "srv.key", tmp_path / "srv.csr", tmp_path / "srv.pem"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    r = receiver_factory("--tls-cert", str(cert), "--tls-key", str(key))
+    untrusted = make_sink(tmp_path / "u", r.url)
+    ack_u = submit(untrusted, 0, 5)
+    time.sleep(1.0)
+    assert not ack_u.finished  # an unknown CA is never trusted silently
+    untrusted.close(0.5)
+    sink = make_sink(tmp_path, r.url, tls={"ca_file": str(ca)})
+    ack = submit(sink, 0, 5)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(5)
+    assert [x["n"] for x in r.records()] == [0, 1, 2, 3, 4]
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert 0.0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0  # type: ignore[operator]
