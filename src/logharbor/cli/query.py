@@ -1,0 +1,163 @@
+"""``logharbor query``: run a query on a server and print the answer for people or programs.
+
+``--output table`` (default) draws a rich table; ``json`` prints the server's answer as is;
+``ndjson`` streams rows one per line (exports: nothing is held in memory); ``csv`` writes a
+header and one line per row. Errors print one line on stderr and exit non-zero: 1 for a query
+the server refused (with a caret under the position), 2 for a server that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any
+
+import httpx
+import typer
+
+__all__ = ["register", "run_query"]
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+#: record fields shown in the human table, in this order, when present
+_RECORD_COLUMNS = ("timestamp", "level", "service", "host", "message")
+_OUTPUTS = ("table", "json", "ndjson", "csv")
+
+
+class CliError(Exception):
+    """One line for stderr and the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _headers(api_key: str | None, ndjson: bool) -> dict[str, str]:
+    headers = {"Accept": "application/x-ndjson" if ndjson else "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _refused(response: httpx.Response, query: str) -> CliError:
+    try:
+        error = response.json()["error"]
+        message = f"{error.get('code', 'error')}: {error.get('message', response.text)}"
+        position = error.get("position")
+    except (ValueError, KeyError, TypeError):
+        message, position = f"HTTP {response.status_code}: {response.text[:200]}", None
+    if isinstance(position, int) and "\n" not in query:
+        message += f"\n  {query}\n  {' ' * position}^"
+    return CliError(message, 1)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def _print_table(answer: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = answer.get("rows", [])
+    columns = list(answer.get("columns", []))
+    if answer.get("kind") == "records":
+        present = [c for c in _RECORD_COLUMNS if any(c in row for row in rows)]
+        columns = present or columns
+    table = Table(show_lines=False, header_style="bold")
+    for name in columns:
+        table.add_column(name, overflow="fold", no_wrap=name != "message")
+    for row in rows:
+        table.add_row(*(_cell(row.get(name)) for name in columns))
+    console = Console()
+    console.print(table)
+    stats = answer.get("stats") or {}
+    console.print(f"{len(rows)} rows in {stats.get('elapsed_ms', '?')} ms", style="dim")
+
+
+def _print_csv(answer: dict[str, Any]) -> None:
+    writer = csv.writer(sys.stdout)
+    columns = answer.get("columns", [])
+    writer.writerow(columns)
+    for row in answer.get("rows", []):
+        writer.writerow([_cell(row.get(name)) for name in columns])
+
+
+def run_query(query: str, *, server: str, api_key: str | None, output: str, since: str | None,
+              start: str | None, end: str | None, limit: int | None, timeout: float = 300.0) -> None:
+    """Send one query and print the answer; raise :class:`CliError` on any failure."""
+    if output not in _OUTPUTS:
+        raise CliError(f"--output must be one of {', '.join(_OUTPUTS)}", 2)
+    body: dict[str, Any] = {"q": query}
+    if start or since:
+        body["from"] = start or since
+    if end:
+        body["to"] = end
+    if limit is not None:
+        body["limit"] = limit
+    url = server.rstrip("/") + "/api/v1/query"
+    ndjson = output == "ndjson"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=10)) as client:
+            with client.stream("POST", url, json=body, headers=_headers(api_key, ndjson)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _refused(response, query)
+                if ndjson:
+                    out = sys.stdout.buffer
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                    out.flush()
+                    return
+                response.read()
+                answer = response.json()
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
+    if output == "json":
+        sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    elif output == "csv":
+        _print_csv(answer)
+    else:
+        _print_table(answer)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``logharbor query`` to the main command."""
+
+    @app.command("query")
+    def query(
+        text: str = typer.Argument(..., help="the query, e.g. 'level:ERROR | stats count() by service'"),
+        since: str | None = typer.Option(None, "--since", help="how far back: 15m, 1h, 7d"),
+        start: str | None = typer.Option(None, "--from", help="start: RFC 3339, epoch seconds, now-1h"),
+        end: str | None = typer.Option(None, "--to", help="end (exclusive), default now"),
+        limit: int | None = typer.Option(None, "--limit", min=0, help="row cap (server default 100)"),
+        output: str = typer.Option("table", "--output", "-o", help="table, json, ndjson or csv"),
+        server: str = typer.Option(
+            DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+    ) -> None:
+        """Search and aggregate logs with the logharbor query language."""
+        try:
+            run_query(text, server=server, api_key=api_key, output=output, since=since,
+                      start=start, end=end, limit=limit)
+        except CliError as exc:
+            typer.echo(f"logharbor query: {exc}", err=True)
+            raise typer.Exit(exc.code) from None
+        except BrokenPipeError:  # `| head` closed the pipe: not an error
+            raise typer.Exit(0) from None
+
+
+def main() -> None:
+    """``python -m logharbor.cli.query …``: the command on its own, without the other groups."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()
