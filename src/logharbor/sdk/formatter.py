@@ -12,6 +12,7 @@ still cannot be encoded (an integer wider than 64 bits, a cycle) is sanitized an
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -51,6 +52,8 @@ def _default(value: Any) -> Any:
         return list(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dt.date | dt.time):  # reached on the sanitizing path; same text as orjson
+        return value.isoformat()
     try:
         return str(value)
     except Exception:  # a broken __str__ must not lose the record

@@ -110,6 +110,11 @@ class FileOutput:
     def close(self, timeout: float) -> None:
         self._file.close()
 
+    def after_fork(self) -> None:
+        """The child gets its own file object (the parent's may hold an internal lock)."""
+        self._file = open(self.path, "ab")
+        self._ino = os.fstat(self._file.fileno()).st_ino
+
 
 def _level_limits(queue_size: int) -> list[int]:
     share = {"TRACE": 0.9, "DEBUG": 0.9, "INFO": 1.0, "WARN": 1.1, "ERROR": 1.25, "FATAL": 1.25}
@@ -147,10 +152,13 @@ class AsyncHandler(logging.Handler):
         self.written = 0
         self._limits = _level_limits(queue_size)
         self._yield_below = queue_size // 2
+        self._io_lock = threading.Lock()
         self._start()
         ref = weakref.ref(self)
         atexit.register(_close_ref, ref)
-        os.register_at_fork(after_in_child=lambda: _restart_ref(ref))
+        os.register_at_fork(before=lambda: _call_ref(ref, "_before_fork"),
+                            after_in_parent=lambda: _call_ref(ref, "_after_fork_parent"),
+                            after_in_child=lambda: _call_ref(ref, "_after_fork"))
 
     # -- caller side: keep it short ----------------------------------------------------------
 
@@ -237,6 +245,10 @@ class AsyncHandler(logging.Handler):
     def _write(self, batch: list[bytes]) -> None:
         if not batch:
             return
+        with self._io_lock:  # a fork waits for the write in progress (no half-held file locks)
+            self._write_locked(batch)
+
+    def _write_locked(self, batch: list[bytes]) -> None:
         for output in self.outputs:
             try:
                 output.write(batch)
@@ -317,9 +329,21 @@ class AsyncHandler(logging.Handler):
                 print(f"logharbor sdk: closing {type(output).__name__} failed: {exc}", file=sys.stderr)
         super().close()
 
+    def _before_fork(self) -> None:
+        self._io_lock.acquire()
+
+    def _after_fork_parent(self) -> None:
+        self._io_lock.release()
+
     def _after_fork(self) -> None:
-        """In a forked child the worker thread is gone: start a fresh one with an empty queue."""
+        """In a forked child the worker thread is gone: start a fresh one with an empty queue
+        (what the parent had queued is the parent's to write) and reopen what needs it."""
+        self._io_lock = threading.Lock()
         if not getattr(self, "_closed", False):
+            for output in self.outputs:
+                reopen = getattr(output, "after_fork", None)
+                if reopen is not None:
+                    reopen()
             self.dropped = [0] * 61
             self._start()
 
@@ -330,7 +354,7 @@ def _close_ref(ref: weakref.ref[AsyncHandler]) -> None:
         handler.close()
 
 
-def _restart_ref(ref: weakref.ref[AsyncHandler]) -> None:
+def _call_ref(ref: weakref.ref[AsyncHandler], method: str) -> None:
     handler = ref()
     if handler is not None:
-        handler._after_fork()
+        getattr(handler, method)()
