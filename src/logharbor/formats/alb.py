@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from logharbor.formats.base import Options, register, unparsed
+from logharbor.formats.base import Options, register, ufloat, uint, unparsed
 from logharbor.record import RecordError, format_timestamp, parse_timestamp
 
 __all__ = ["ALB_FIELDS", "AlbOptions", "AlbParser", "format_alb_line", "parse_alb"]
@@ -142,23 +142,24 @@ def parse_alb(line: str) -> dict[str, Any]:
         total = 0.0
         known = 0
         for i, name in _TIMES:
-            seconds = float(values[i])
-            if seconds >= 0:
+            text = values[i]
+            if text[:1] != "-":  # AWS writes -1 when it could not dispatch or answer
+                seconds = ufloat(text)
                 rec[name] = round(seconds * 1000, 3)
                 total += seconds
                 known += 1
         if known == 3:
             http["duration_ms"] = round(total * 1000, 3)
         if values[8] != "-":
-            status = int(values[8])
+            status = uint(values[8])
             http["status"] = status
             rec["level"] = "ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO"
         if values[9] != "-":
-            rec["target_status_code"] = int(values[9])
+            rec["target_status_code"] = uint(values[9])
         if values[10] != "-":
-            rec["received_bytes"] = int(values[10])
+            rec["received_bytes"] = uint(values[10])
         if values[11] != "-":
-            http["bytes_sent"] = int(values[11])
+            http["bytes_sent"] = uint(values[11])
     except ValueError as exc:
         return unparsed(line, f"ALB numeric field: {exc}")
     request = values[12]

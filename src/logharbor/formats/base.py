@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from logharbor.record import _TIMESTAMP_KEYS, HTTP_FIELDS, RecordError, parse_timestamp
+
 __all__ = [
     "PARSERS",
     "FormatError",
@@ -28,7 +30,10 @@ __all__ = [
     "ParserConfigError",
     "ParserKind",
     "build_parser",
+    "guard",
     "register",
+    "ufloat",
+    "uint",
     "unparsed",
 ]
 
@@ -59,6 +64,69 @@ class Options(BaseModel):
 def unparsed(line: str, reason: str) -> dict[str, Any]:
     """The record of a line a parser could not read: the raw line is kept as the message."""
     return {"message": line, "parse_error": reason}
+
+
+def uint(value: Any) -> int:
+    """A count or status as logs write it: ASCII digits only (``int()`` would also take ``-5``,
+    ``+5`` and ``1_000``); at most 18 of them, so it fits every integer column."""
+    if type(value) is int:
+        if value < 0:
+            raise ValueError(f"{value!r} is negative")
+        return value
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ValueError(f"{text!r} is not a non-negative integer")
+    return int(text)
+
+
+def ufloat(value: Any) -> float:
+    """A duration as logs write it: a finite, non-negative number."""
+    out = float(value)
+    if not 0 <= out < float("inf"):
+        raise ValueError(f"{value!r} is not a finite non-negative number")
+    return out
+
+
+_HTTP_NUMBERS = tuple(name for name, kind in HTTP_FIELDS.items() if kind is not str)
+
+
+def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
+    """Check what ``normalize`` would reject in a record whose values came from the log writer
+    (json, logfmt, regex groups): the timestamp it would use and the numeric ``http`` fields.
+
+    Parsers that pass keys through call this so their contract holds: the record they return
+    always normalizes; a record that would not is returned as the unparsed line and the reason.
+    """
+    for key in _TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
+        value = raw.get(key)
+        if value is not None and value != "":
+            try:
+                parse_timestamp(value)
+            except RecordError as exc:
+                return unparsed(line, str(exc))
+            break
+    http = raw.get("http")
+    for name in _HTTP_NUMBERS:
+        for value in (http.get(name) if isinstance(http, dict) else None, raw.get("http." + name)):
+            if value is None:
+                continue
+            try:
+                _check_http(name, value)
+            except (TypeError, ValueError) as exc:
+                return unparsed(line, f"http.{name}: {exc}")
+    return raw
+
+
+def _check_http(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a number")
+    if HTTP_FIELDS[name] is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value!r} is not an integer")
+        if int(value) < 0:
+            raise ValueError(f"{value!r} is negative")
+    else:
+        ufloat(value)
 
 
 @dataclass(frozen=True)

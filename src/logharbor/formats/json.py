@@ -1,7 +1,8 @@
 """JSON lines: each line is one JSON object (what the sdk, Docker, Bunyan, pino and zap write).
 
 The object is returned as it is; :func:`logharbor.record.normalize` folds its aliases (``msg``,
-``@timestamp``, ``levelname`` …) later, so this parser stays one ``orjson.loads`` per line.
+``@timestamp``, ``levelname`` …) later, so this parser stays one ``orjson.loads`` per line plus
+a check of the few values normalize could reject (the timestamp, numeric ``http`` fields).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from logharbor.formats.base import Options, register, unparsed
+from logharbor.formats.base import Options, guard, register, unparsed
 
 __all__ = ["JsonOptions", "JsonParser"]
 
@@ -32,7 +33,7 @@ class JsonParser:
             return unparsed(line, f"invalid JSON: {exc}")
         if type(obj) is not dict:
             return unparsed(line, f"JSON {type(obj).__name__} is not an object")
-        return obj
+        return guard(obj, line)
 
 
 @register("json", JsonOptions, "one JSON object per line")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from logharbor.formats.base import Options, register, unparsed
+from logharbor.formats.base import Options, guard, register, unparsed
 
 __all__ = ["LogfmtOptions", "LogfmtParser", "parse_logfmt"]
 
@@ -59,7 +59,8 @@ def _typed(value: str) -> Any:
         if _INT.fullmatch(value):
             return int(value)
         if _FLOAT.fullmatch(value):
-            return float(value)
+            number = float(value)
+            return number if abs(number) < float("inf") else value
         return value
     if value == "true":
         return True
@@ -107,7 +108,7 @@ class LogfmtParser:
         out = parse_logfmt(line, self.typed)
         if isinstance(out, str):
             return unparsed(line, out)
-        return out
+        return guard(out, line)
 
 
 @register("logfmt", LogfmtOptions, "key=value pairs (Go, Heroku, Grafana style)")

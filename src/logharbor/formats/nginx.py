@@ -18,7 +18,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import field_validator
 
-from logharbor.formats.base import Options, ParserConfigError, register, unparsed
+from logharbor.formats.base import Options, ParserConfigError, guard, register, unparsed
 from logharbor.formats.nginx_error import NginxErrorParser
 from logharbor.formats.nginx_vars import (
     TIME_VARIABLES,
@@ -213,7 +213,7 @@ class NginxParser:
                     handler(rec, http, value)
         except ValueError as exc:
             return unparsed(line, f"nginx field {key!r}: {exc}")
-        return _finish(rec, http, line)
+        return guard(_finish(rec, http, line), line)
 
 
 class NginxOptions(Options):

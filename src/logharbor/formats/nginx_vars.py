@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from logharbor.formats.base import ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
 
 __all__ = ["Handler", "handler_for", "unescape_default", "unescape_json"]
@@ -101,7 +102,7 @@ def local_time_parser(zone: str) -> Callable[[str], int]:
 def _set_http(name: str, kind: type) -> Handler:
     if kind is int:
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
-            http[name] = int(value)
+            http[name] = uint(value)
     else:
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
             http[name] = value
@@ -118,7 +119,7 @@ def _attr(name: str, kind: str = "str") -> Handler:
     if kind == "int":
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
             try:
-                rec[name] = int(value)
+                rec[name] = uint(value)
             except ValueError:
                 rec[name] = value  # "-", lists of values: keep the text
     else:
@@ -133,13 +134,13 @@ def _seconds_attr(name: str) -> Handler:
 
     def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
         if not isinstance(value, str) or ("," not in value and ":" not in value):
-            rec[key] = round(float(value) * 1000, 3)
+            rec[key] = round(ufloat(value) * 1000, 3)
             return
         total = 0.0
         for part in value.replace(":", ",").split(","):
             part = part.strip()
             if part and part != "-":
-                total += float(part)
+                total += ufloat(part)
         rec[key] = round(total * 1000, 3)
         rec[name] = value
 
@@ -147,7 +148,7 @@ def _seconds_attr(name: str) -> Handler:
 
 
 def _duration(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
-    http["duration_ms"] = round(float(value) * 1000, 3)
+    http["duration_ms"] = round(ufloat(value) * 1000, 3)
 
 
 def _request(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:

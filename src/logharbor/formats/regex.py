@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from logharbor.formats.base import Options, register, unparsed
+from logharbor.formats.base import Options, guard, register, unparsed
 from logharbor.record import RecordError, parse_timestamp
 
 __all__ = ["RegexOptions", "RegexParser"]
@@ -149,7 +149,7 @@ class RegexParser:
             rec[key] = value
         if "message" not in rec and "msg" not in rec:
             rec["message"] = line
-        return rec
+        return guard(rec, line)
 
 
 @register("regex", RegexOptions, "named groups of a regular expression, typed")
