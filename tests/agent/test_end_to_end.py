@@ -1,0 +1,174 @@
+"""End to end with real processes: a writer rotating files under load, the agent killed with
+``kill -9`` and restarted, and the real ``logharbor server`` going down and coming back.
+
+Sizes scale with ``LOGHARBOR_FULL_TESTS=1`` (500k lines, 30 s down) — the default runs the same
+code and assertions on 60k lines and 8 s down, so the suite stays short on two cores.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.agent.conftest import FULL, wait_for
+
+LINES = 500_000 if FULL else 60_000
+DOWN_SECS = 30.0 if FULL else 8.0
+
+
+class Writer(threading.Thread):
+    """Appends numbered JSON lines at a steady pace, rotating the file by rename+create and by
+    copytruncate in turn, as logrotate would."""
+
+    def __init__(self, directory: Path, total: int, rotations: int, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.path = directory / "app.log"
+        self.total, self.rotations, self.seconds = total, rotations, seconds
+        self.written = 0
+        self.kinds: list[str] = []
+
+    def run(self) -> None:
+        fh = open(self.path, "a")  # noqa: SIM115 - reopened on rotation
+        every = self.total // (self.rotations + 1)
+        start = time.monotonic()
+        pad = "x" * 60
+        for seq in range(self.total):
+            fh.write(f'{{"seq":{seq},"level":"info","msg":"line {seq:07d} {pad}"}}\n')
+            self.written = seq + 1
+            if seq and seq % every == 0 and len(self.kinds) < self.rotations:
+                fh.flush()
+                n = len(self.kinds) + 1
+                if n % 2:
+                    fh.close()
+                    os.rename(self.path, f"{self.path}.{n}")
+                    fh = open(self.path, "a")  # noqa: SIM115
+                    self.kinds.append("rename")
+                else:
+                    shutil.copyfile(self.path, f"{self.path}.{n}")
+                    os.truncate(self.path, 0)
+                    self.kinds.append("copytruncate")
+            if seq % 500 == 0:
+                fh.flush()
+                ahead = (seq / self.total) * self.seconds - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        fh.close()
+
+
+def agent_config(tmp: Path, url: str, **sink: Any) -> dict[str, Any]:
+    return {
+        "data_dir": str(tmp / "agent-data"),
+        "metrics": {"port": 0},
+        "shutdown_timeout_secs": 5,
+        "sources": {"app": {
+            "type": "file", "include": [str(tmp / "logs" / "app.log")], "parser": "json",
+            "rotate_wait_secs": 1.0, "checkpoint_interval_secs": 0.2, "glob_interval_secs": 0.2,
+            "poll_interval_secs": 0.05}},
+        "sinks": {"srv": {"type": "logharbor", "url": url, "batch": {"timeout_secs": 0.2},
+                          "retry_max_secs": 1.0, **sink}},
+    }
+
+
+def server_seqs(url: str, total: int) -> list[int]:
+    """Every ``seq`` stored by a real server, duplicates included, read back page by page."""
+    out: list[int] = []
+    step = 4000
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for lo in range(0, total, step):
+            r = client.post("/api/v1/query", json={
+                "q": f"seq:[{lo} TO {lo + step - 1}] | fields seq", "limit": 10_000, "since": "now-1d"})
+            r.raise_for_status()
+            body = r.json()
+            cols = body["columns"]
+            for row in body["rows"]:
+                value = row["seq"] if isinstance(row, dict) else row[cols.index("seq")]
+                out.append(int(value))
+    return out
+
+
+def check(seqs: list[int], total: int, allowed_dups: set[int] | None = None) -> int:
+    counts = collections.Counter(seqs)
+    missing = [s for s in range(total) if counts[s] == 0]
+    assert not missing, f"{len(missing)} lines lost, first {missing[:10]}"
+    dups = {s for s, c in counts.items() if c > 1}
+    if allowed_dups is not None:
+        assert dups <= allowed_dups, f"duplicates of lines not sent before a kill: {sorted(dups - allowed_dups)[:10]}"
+    n = sum(c - 1 for c in counts.values())
+    print(f"\n{total} lines, {n} duplicates")
+    return n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["receiver", "server"])
+def test_rotation_under_load_with_two_kill9_loses_nothing(
+        tmp_path: Path, target: str, receiver_factory: Any, server_factory: Any, agent_factory: Any) -> None:
+    (tmp_path / "logs").mkdir()
+    if target == "server":
+        srv = server_factory("--batch-max-age", "0.2")
+        url = srv.url
+        delivered = srv.store_rows
+    else:
+        rec = receiver_factory()
+        url = rec.url
+        delivered = lambda: rec.stats()["lines"]  # noqa: E731
+    cfg = agent_config(tmp_path, url)
+    writer = Writer(tmp_path / "logs", LINES, rotations=6, seconds=12.0)
+    agent = agent_factory(cfg)
+    writer.start()
+    sent_before_kill: set[int] = set()
+    for fraction in (1 / 3, 2 / 3):
+        assert wait_for(lambda f=fraction: writer.written >= LINES * f, 120)
+        agent.kill9()
+        if target == "receiver":
+            sent_before_kill |= {r["seq"] for r in rec.records()}
+        time.sleep(0.3)
+        agent = agent_factory(cfg, name=f"agent-{fraction:.2f}")
+    writer.join(120)
+    assert writer.kinds.count("rename") == 3 and writer.kinds.count("copytruncate") == 3
+    assert wait_for(lambda: delivered() >= LINES, 120, 0.5), (delivered(), agent.log()[-3000:])
+    time.sleep(1.5)  # anything still on its way arrives too
+    assert agent.stop() == 0
+    if target == "receiver":
+        check([r["seq"] for r in rec.records()], LINES, sent_before_kill)
+    else:
+        check(server_seqs(url, LINES), LINES)
+
+
+@pytest.mark.slow
+def test_server_down_lines_are_buffered_on_disk_and_delivered_after(
+        tmp_path: Path, server_factory: Any, agent_factory: Any) -> None:
+    (tmp_path / "logs").mkdir()
+    srv = server_factory("--batch-max-age", "0.2")
+    total = 20_000
+    cfg = agent_config(tmp_path, srv.url, buffer={"type": "disk", "max_bytes": 256 * 1024 * 1024})
+    agent = agent_factory(cfg)
+    writer = Writer(tmp_path / "logs", total, rotations=2, seconds=DOWN_SECS + 4)
+    writer.start()
+    assert wait_for(lambda: srv.store_rows() > 0, 60)
+    srv.kill9()
+    down_at = time.monotonic()
+    ckpt = tmp_path / "agent-data" / "checkpoints" / "app.json"
+    buffered = tmp_path / "agent-data" / "buffer" / "srv"
+
+    def caught_up() -> bool:  # the source moved on: its lines are durable in the disk buffer
+        doc = orjson.loads(ckpt.read_bytes())
+        live = os.stat(tmp_path / "logs" / "app.log")
+        return any(e["ino"] == live.st_ino and e["offset"] == live.st_size for e in doc["files"])
+
+    writer.join(120)
+    assert wait_for(caught_up, 30)
+    assert sum(p.stat().st_size for p in buffered.glob("*.seg")) > 0
+    time.sleep(max(0.0, DOWN_SECS - (time.monotonic() - down_at)))
+    srv.start()
+    assert wait_for(lambda: srv.store_rows() >= total, 120, 0.5), agent.log()[-3000:]
+    assert agent.stop() == 0
+    check(server_seqs(srv.url, total), total)
