@@ -105,3 +105,25 @@ def test_registry() -> None:
         assert "message" in raw  # never raises, never drops
     with pytest.raises(ParserConfigError, match="unknown parser 'xml'"):
         build_parser("xml")
+
+
+@pytest.mark.parametrize("name,line", [
+    ("json", '{"timestamp":"yesterday","message":"m"}'),
+    ("json", '{"ts":-5,"message":"m"}'),
+    ("json", '{"http":{"status":-1}}'),
+    ("json", '{"http":{"status":"ok"}}'),
+    ("json", '{"http":{"duration_ms":true}}'),
+    ("json", '{"http.bytes_sent":1.5}'),
+    ("logfmt", "time=soon msg=x"),
+    ("logfmt", "http.status=-3"),
+])
+def test_values_normalize_would_reject_keep_the_line(name: str, line: str) -> None:
+    raw = build_parser(name).parse(line)
+    assert raw["message"] == line and raw["parse_error"]
+    normalize(raw, received_ns=0)
+
+
+def test_only_the_timestamp_normalize_uses_is_checked() -> None:
+    raw = build_parser("json").parse('{"timestamp":"2026-11-01T12:00:00Z","date":"Tuesday"}')
+    assert "parse_error" not in raw
+    assert normalize(raw, received_ns=0)["timestamp"] == 1_793_534_400_000_000_000
