@@ -47,3 +47,20 @@ def test_every_parser_is_documented_and_tested(name: str) -> None:
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_formats_*.py")
                     if p.name != Path(__file__).name)
     assert f'build_parser("{name}"' in tests or f"parse_{name}" in tests, f"no test builds {name}"
+
+
+def test_documented_agent_yaml_builds() -> None:
+    import yaml
+
+    blocks = re.findall(r"```yaml\n(.*?)\n```", DOC, re.S)
+    assert blocks
+    for block in blocks:
+        for source in yaml.safe_load(block)["sources"].values():
+            options = dict(source["parser"])
+            parser = build_parser(options.pop("type"), **options)
+            assert "parse_error" not in parser.parse(
+                "2026-11-01 12:00:00.5 INFO started" if source["parser"]["type"] == "regex" else
+                '1.2.3.4 - - [01/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" "-" rt=0.001 '
+                'urt="-" rid=ab trace="-"')
+            if "multiline" in source:
+                build_multiline(**source["multiline"])
