@@ -69,6 +69,8 @@ def unparsed(line: str, reason: str) -> dict[str, Any]:
 def uint(value: Any) -> int:
     """A count or status as logs write it: ASCII digits only (``int()`` would also take ``-5``,
     ``+5`` and ``1_000``); at most 18 of them, so it fits every integer column."""
+    if type(value) is str and value.isdigit() and len(value) < 19 and value.isascii():
+        return int(value)  # the common case, first
     if type(value) is int:
         if value < 0:
             raise ValueError(f"{value!r} is negative")
@@ -79,10 +81,13 @@ def uint(value: Any) -> int:
     return int(text)
 
 
+_INF = float("inf")
+
+
 def ufloat(value: Any) -> float:
     """A duration as logs write it: a finite, non-negative number."""
     out = float(value)
-    if not 0 <= out < float("inf"):
+    if not 0 <= out < _INF:
         raise ValueError(f"{value!r} is not a finite non-negative number")
     return out
 

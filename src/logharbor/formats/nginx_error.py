@@ -40,13 +40,14 @@ class NginxErrorParser:
         if m is None:
             return unparsed(line, "not an nginx error log line")
         when, level, pid, tid, conn, text = m.groups()
-        if when != self._last[0]:
+        last = self._last  # one tuple, swapped whole: safe across threads
+        if when != last[0]:
             try:
-                self._last = (when, self._parse_time(when))
+                last = self._last = (when, self._parse_time(when))
             except ValueError as exc:
                 return unparsed(line, f"nginx error log time: {exc}")
         rec: dict[str, Any] = {
-            "timestamp": self._last[1], "level": level, "source": "nginx",
+            "timestamp": last[1], "level": level, "source": "nginx",
             "pid": int(pid), "tid": int(tid), "log": "error",
         }
         if conn:

@@ -51,19 +51,18 @@ def unescape_json(value: str) -> str:
 class _TimeCache:
     """Converts NGINX times to ns, remembering the last one: a busy log repeats each second."""
 
-    __slots__ = ("last_in", "last_out", "parse")
+    __slots__ = ("last", "parse")
 
     def __init__(self, parse: Callable[[str], int]) -> None:
-        self.last_in = ""
-        self.last_out = 0
+        self.last: tuple[str, int] = ("", 0)  # one tuple, swapped whole: safe across threads
         self.parse = parse
 
     def __call__(self, rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
         text = value if isinstance(value, str) else str(value)
-        if text != self.last_in:
-            self.last_out = self.parse(text)
-            self.last_in = text
-        rec["timestamp"] = self.last_out
+        last = self.last
+        if text != last[0]:
+            last = self.last = (text, self.parse(text))
+        rec["timestamp"] = last[1]
 
 
 def parse_time_local(text: str) -> int:
