@@ -19,7 +19,8 @@ class Captured:
     def __init__(self, **options: Any) -> None:
         self.buffer = io.StringIO()
         options.setdefault("adopt_server_loggers", False)
-        self.handler = sdk.configure(output=self.buffer, **options)
+        options.setdefault("output", self.buffer)
+        self.handler = sdk.configure(**options)
 
     def records(self) -> list[dict[str, Any]]:
         assert self.handler.flush(10)

@@ -12,6 +12,7 @@ oldest lines go first and are counted.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import random
 import sys
@@ -56,6 +57,25 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+_THREAD_NAME = "logharbor-ship"
+_MAX_RETRY_AFTER = 300.0  # a server asking for more is misconfigured; try again after 5 min
+
+
+class _NotFromShipper(logging.Filter):
+    """httpx logs every request at INFO; the shipper's own requests must not become log
+    records that are shipped, which would log again, forever."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != _THREAD_NAME
+
+
+def _quiet_http_clients() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NotFromShipper) for f in logger.filters):
+            logger.addFilter(_NotFromShipper())
+
+
 class HttpShipper:
     """An :class:`~logharbor.sdk.handlers.Output` that posts NDJSON batches to the server."""
 
@@ -92,6 +112,8 @@ class HttpShipper:
         self.dropped = 0
         self.retries = 0
         self.last_error: str | None = None
+        self.last_retry_delay = 0.0
+        _quiet_http_clients()
         self._start()
         os.register_at_fork(after_in_child=self._start)
 
@@ -102,7 +124,7 @@ class HttpShipper:
         self._inflight = False
         self._running = True
         self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
-        self._thread = threading.Thread(target=self._run, name="logharbor-ship", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=_THREAD_NAME, daemon=True)
         self._thread.start()
 
     # -- Output interface (called by the sdk worker) ----------------------------------------------
@@ -138,7 +160,8 @@ class HttpShipper:
             self._running = False
             self._lock.notify_all()
         self._thread.join(timeout)
-        self._client.close()
+        if not self._thread.is_alive():
+            self._client.close()
         if self._buffer:
             print(f"logharbor sdk: {len(self._buffer)} log lines not shipped to {self.url} "
                   f"at exit ({self.last_error or 'timed out'})", file=sys.stderr)
@@ -147,7 +170,7 @@ class HttpShipper:
         """Delivery counters: lines sent, accepted and rejected by the server, dropped, retries."""
         return {"sent": self.sent, "accepted": self.accepted, "rejected": self.rejected,
                 "dropped": self.dropped, "retries": self.retries, "buffered": len(self._buffer),
-                "last_error": self.last_error}
+                "last_error": self.last_error, "last_retry_delay": self.last_retry_delay}
 
     # -- the thread ---------------------------------------------------------------------------------
 
@@ -208,7 +231,8 @@ class HttpShipper:
                 self.retries += 1
                 delay = min(self.max_backoff, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)  # noqa: S311
                 if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.max_backoff * 4))
+                    delay = max(delay, min(exc.retry_after, _MAX_RETRY_AFTER))
+                self.last_retry_delay = delay
                 deadline = time.monotonic() + delay
                 with self._lock:
                     while self._running and time.monotonic() < deadline:
@@ -239,6 +263,8 @@ class HttpShipper:
             response = self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise RetriableError(f"{type(exc).__name__}: {exc}") from exc
+        except RuntimeError as exc:  # the client was closed under us: shutting down
+            raise PermanentError(f"client closed: {exc}") from exc
         status = response.status_code
         if status == 429 or status >= 500 or status == 408:
             raise RetriableError(f"HTTP {status} from {self.url}",
