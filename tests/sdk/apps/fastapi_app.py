@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 
@@ -38,6 +40,15 @@ async def pay(request: Request) -> dict[str, str]:
     log.warning("payment declined for %s", body["email"],
                 extra={"card": body["card"], "password": body["password"], "tags": ["a", "b"]})
     return {"status": "declined"}
+
+
+@app.get("/checkout")
+async def checkout() -> dict[str, object]:
+    """Calls the service named in DOWNSTREAM_URL; the ids travel with the call."""
+    log.info("calling inventory")
+    async with sdk.propagate_httpx(httpx.AsyncClient()) as client:
+        response = await client.get(os.environ["DOWNSTREAM_URL"] + "/orders/from-api")
+    return {"downstream_status": response.status_code}
 
 
 @app.get("/boom")
