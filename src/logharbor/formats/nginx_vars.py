@@ -19,7 +19,7 @@ import orjson
 from logharbor.formats.base import ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
 
-__all__ = ["Handler", "handler_for", "unescape_default", "unescape_json"]
+__all__ = ["Handler", "handler_for", "uint_or_text", "unescape_default", "unescape_json"]
 
 Handler = Callable[[dict[str, Any], dict[str, Any], Any], None]
 
@@ -98,32 +98,46 @@ def local_time_parser(zone: str) -> Callable[[str], int]:
     return parse
 
 
+# A handler may carry ``code``: the same work as one Python statement on the value ``{v}``, which
+# the text-format compiler inlines into the parse function it generates (no call per field).
+
+
+def uint_or_text(value: Any) -> int | str:
+    """An integer variable's value, or its text when NGINX wrote a list (``200, 502``)."""
+    try:
+        return uint(value)
+    except ValueError:
+        return value if isinstance(value, str) else str(value)
+
+
 def _set_http(name: str, kind: type) -> Handler:
     if kind is int:
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
             http[name] = uint(value)
+        h.code = f"http[{name!r}] = uint({{v}})"  # type: ignore[attr-defined]
     else:
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
             http[name] = value
+        h.code = f"http[{name!r}] = {{v}}"  # type: ignore[attr-defined]
     return h
 
 
 def _set_rec(name: str) -> Handler:
     def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
         rec.setdefault(name, value)
+    h.code = f"rec.setdefault({name!r}, {{v}})"  # type: ignore[attr-defined]
     return h
 
 
 def _attr(name: str, kind: str = "str") -> Handler:
     if kind == "int":
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
-            try:
-                rec[name] = uint(value)
-            except ValueError:
-                rec[name] = value  # "-", lists of values: keep the text
+            rec[name] = uint_or_text(value)
+        h.code = f"rec[{name!r}] = uint_or_text({{v}})"  # type: ignore[attr-defined]
     else:
         def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
             rec[name] = value
+        h.code = f"rec[{name!r}] = {{v}}"  # type: ignore[attr-defined]
     return h
 
 
@@ -148,6 +162,9 @@ def _seconds_attr(name: str) -> Handler:
 
 def _duration(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
     http["duration_ms"] = round(ufloat(value) * 1000, 3)
+
+
+_duration.code = 'http["duration_ms"] = round(ufloat({v}) * 1000, 3)'  # type: ignore[attr-defined]
 
 
 def _request(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
