@@ -33,6 +33,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.api_key = ""
+        self.headers: dict[str, str] = {}
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -47,6 +49,10 @@ class ServerProcess:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    key_file = self.data_dir / "admin.key"
+                    if key_file.exists():
+                        self.api_key = key_file.read_text().strip()
+                        self.headers = {"authorization": f"Bearer {self.api_key}"}
                     return self
             except httpx.HTTPError:
                 pass
@@ -71,7 +77,16 @@ class ServerProcess:
                 self.proc.wait()
 
     def client(self, **kwargs) -> httpx.Client:  # type: ignore[no-untyped-def]
-        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
+        """An httpx client for this server, carrying the admin key."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), headers=headers, **kwargs)
+
+    def create_key(self, role: str, **fields) -> str:  # type: ignore[no-untyped-def]
+        """A new API key of ``role`` (and scope ``fields``), made through the admin API."""
+        with self.client() as client:
+            response = client.post("/api/v1/keys", json={"role": role, **fields})
+            response.raise_for_status()
+            return response.json()["key"]
 
     def query(self, q: str, **body) -> dict:  # type: ignore[no-untyped-def, type-arg]
         with self.client() as client:
@@ -91,7 +106,7 @@ class ServerProcess:
         return rows
 
     def store_rows(self) -> int:
-        text = httpx.get(self.url + "/metrics", timeout=10).text
+        text = httpx.get(self.url + "/metrics", timeout=10, headers=self.headers).text
         for line in text.splitlines():
             if line.startswith("logharbor_store_rows "):
                 return int(float(line.split()[1]))

@@ -25,8 +25,7 @@ def batch_body(first: int) -> bytes:
 
 def send_batches(server: ServerProcess, batches: list[int], acked: set[int], stop: threading.Event) -> None:
     """Send batches one by one; remember those answered 200; stop at the first failure."""
-    with httpx.Client(base_url=server.url, timeout=30,
-                      headers={"content-type": "application/x-ndjson"}) as client:
+    with server.client(headers={"content-type": "application/x-ndjson"}) as client:
         while batches and not stop.is_set():
             first = batches.pop()
             try:

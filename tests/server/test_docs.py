@@ -28,6 +28,6 @@ def test_the_ingest_example_answers_as_documented(server: ServerProcess) -> None
     (body,) = blocks("ndjson")
     (answer,) = blocks("json")
     response = httpx.post(server.url + "/api/v1/logs", content=body.encode(),
-                          headers={"content-type": "application/x-ndjson"}, timeout=30)
+                          headers={"content-type": "application/x-ndjson", **server.headers}, timeout=30)
     assert response.status_code == 200
     assert response.json() == orjson.loads(answer)

@@ -14,7 +14,8 @@ NDJSON = {"content-type": "application/x-ndjson"}
 
 
 def post(server: ServerProcess, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(server.url + "/api/v1/logs", content=body, headers={**NDJSON, **headers}, timeout=30)
+    return httpx.post(server.url + "/api/v1/logs", content=body,
+                      headers={**NDJSON, **server.headers, **headers}, timeout=30)
 
 
 def test_mixed_batch_keeps_every_good_line(server: ServerProcess) -> None:

@@ -18,8 +18,14 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
     from logharbor.server.app import create_app
 
     app = create_app(config)
+    tls: dict[str, str] = {}
+    if config.tls_cert and config.tls_key:
+        tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
+    if not config.auth:
+        print("logharbor server: WARNING: authentication is OFF (--no-auth); anyone who can reach "
+              f"{config.host}:{config.port} can read and write every log", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=10)
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=10, **tls)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +43,13 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
         ingest_workers: int | None = typer.Option(
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
+        tls_cert: Path | None = typer.Option(None, help="PEM certificate: serve HTTPS"),
+        tls_key: Path | None = typer.Option(None, help="PEM private key of --tls-cert"),
+        no_auth: bool = typer.Option(False, "--no-auth",
+                                     help="do not require API keys (trusted laptop only)"),
+        metrics_public: bool = typer.Option(False, "--metrics-public", help="serve /metrics without a key"),
+        meta_url: str | None = typer.Option(None, help="metadata DB URL (default: SQLite in the data dir)"),
+        ingest_rate: int | None = typer.Option(None, help="records/s per API key unless the key says"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -46,7 +59,12 @@ def register(app: typer.Typer) -> None:
                                   batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
+                                  tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
+                                  metrics_public=metrics_public, meta_url=meta_url,
+                                  ingest_rate_per_key=ingest_rate,
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
+            if (tls_cert is None) != (tls_key is None):
+                raise ValueError("--tls-cert and --tls-key go together")
         except ValueError as exc:
             typer.echo(f"logharbor server: {exc}", err=True)
             raise typer.Exit(2) from None

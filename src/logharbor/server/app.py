@@ -8,9 +8,11 @@ store → WAL (recovering a torn tail) → batcher (replaying an unfinished batc
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -18,13 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor import __version__
+from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
 from logharbor.server.config import ServerConfig
 from logharbor.server.errors import ApiError, api_error_handler, error_body
 from logharbor.server.health import health_router
-from logharbor.server.ingest.base import Ingestor, IngestProtocol
+from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.native import NativeIngest
+from logharbor.server.keys_api import keys_router
+from logharbor.server.meta.db import MetaStore
+from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
+from logharbor.server.query.routes import query_router
 from logharbor.server.store.base import Store
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.wal import WriteAheadLog
@@ -44,6 +51,8 @@ class Runtime:
     batcher: Batcher
     ingestor: Ingestor
     metrics: ServerMetrics
+    meta: MetaStore
+    keys: KeyStore
 
     def live_values(self) -> dict[str, float]:
         stats = self.store.stats()
@@ -62,9 +71,29 @@ def open_store(config: ServerConfig) -> Store:
     raise ValueError(f"store {config.store!r} is not supported (use 'embedded')")
 
 
+def bootstrap_admin_key(config: ServerConfig, keys: KeyStore) -> Path | None:
+    """On first start, create an admin key and write it to a file only the owner can read."""
+    path = config.data_dir / "admin.key"
+    if keys.count_active_admins() > 0:
+        return None
+    new = keys.create(role="admin", name="bootstrap admin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(new.secret + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def build_runtime(config: ServerConfig) -> Runtime:
     """Open everything in order; the caller closes it with :func:`close_runtime`."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore.for_data_dir(config.data_dir, config.meta_url)
+    meta.create()
+    keys = KeyStore(meta)
+    key_file = bootstrap_admin_key(config, keys)
+    if key_file is not None:
+        log.warning("created the first admin API key; it is in %s (readable by this user only)", key_file)
+        print(f"logharbor: first start: admin API key written to {key_file}", flush=True)
     metrics = ServerMetrics()
     store = open_store(config)
     store.open()
@@ -76,8 +105,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
                       on_batch=metrics.observe_batch, paused=config.batcher_paused)
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
-                        workers=config.ingest_workers)
-    runtime = Runtime(config, store, wal, batcher, ingestor, metrics)
+                        workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key))
+    runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys)
     metrics.watch(runtime.live_values)
     return runtime
 
@@ -88,6 +117,7 @@ def close_runtime(runtime: Runtime) -> None:
     runtime.wal.close()
     runtime.batcher.stop(drain=True)
     runtime.store.close()
+    runtime.meta.close()
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -114,7 +144,16 @@ def create_app(config: ServerConfig) -> FastAPI:
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
+
+    def current_keys() -> KeyStore | None:
+        runtime = getattr(app.state, "runtime", None)
+        return runtime.keys if runtime is not None else None
+
+    app.add_middleware(AuthMiddleware, keys=current_keys, metrics_public=config.metrics_public,
+                       enabled=config.auth)
     app.include_router(health_router())
+    app.include_router(keys_router())
+    app.include_router(query_router())
 
     for protocol in ingest_protocols(config):
         app.include_router(protocol.router())
@@ -123,6 +162,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
 def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
     """The HTTP ingest protocols this server speaks (one line per protocol)."""
+    limits = RecordLimits(max_line_bytes=config.max_line_bytes, max_fields=config.max_fields_per_record,
+                          max_field_bytes=config.max_field_bytes)
     return [
-        NativeIngest(max_body_bytes=config.max_body_bytes, max_line_bytes=config.max_line_bytes),
+        NativeIngest(max_body_bytes=config.max_body_bytes, limits=limits,
+                     max_records=config.max_records_per_request),
     ]

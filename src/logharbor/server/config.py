@@ -37,6 +37,17 @@ class ServerConfig(BaseModel):
     max_line_bytes: int = Field(1 * MiB, ge=256, description="largest single NDJSON line")
     retry_after_s: int = Field(1, ge=1, description="Retry-After given with 429")
 
+    auth: bool = Field(True, description="require API keys (turn off only on a trusted laptop)")
+    metrics_public: bool = Field(False, description="serve /metrics without a key")
+    meta_url: str | None = Field(None, description="metadata database URL (default: SQLite in the data dir)")
+    ingest_rate_per_key: int | None = Field(None, ge=1, description="records/s per key unless the key says")
+    max_records_per_request: int = Field(200_000, ge=1, description="more records in one request is 413")
+    max_fields_per_record: int = Field(1_000, ge=1,
+                                       description="a record with more top-level keys is rejected")
+    max_field_bytes: int = Field(256 * 1024, ge=64, description="a longer string value rejects its record")
+    tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+
     query_default_limit: int = Field(100, ge=1, description="rows returned when a query gives no limit")
     query_max_limit: int = Field(10_000, ge=1, description="hard cap on rows of a JSON query answer")
     query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")

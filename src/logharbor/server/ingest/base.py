@@ -11,22 +11,25 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import math
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import zstandard
 from fastapi import APIRouter
 from starlette.requests import Request
 
+from logharbor.server.auth import RateLimiter
 from logharbor.server.errors import ApiError
+from logharbor.server.meta.keys import Principal
 from logharbor.server.store.rows import encode_row
 from logharbor.server.wal import WalFull, WriteAheadLog
 
-__all__ = ["IngestProtocol", "Ingestor", "ItemError", "read_body"]
+__all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "read_body", "stamp_tenant"]
 
 T = TypeVar("T")
 log = logging.getLogger("logharbor.server.ingest")
@@ -52,10 +55,40 @@ class ItemError:
         return {"line": self.line, "error": self.error}
 
 
-@dataclass
-class IngestOutcome:
-    accepted: int
-    rejected: list[ItemError] = field(default_factory=list)
+@dataclass(frozen=True)
+class RecordLimits:
+    """Per-record limits every protocol applies (security issue: a record cannot be a weapon)."""
+
+    max_line_bytes: int = 1024 * 1024
+    max_fields: int = 1000
+    max_field_bytes: int = 256 * 1024
+
+    def check(self, obj: dict[str, Any], size: int) -> str | None:
+        """Why ``obj`` (decoded from ``size`` bytes) breaks a limit, or None."""
+        if len(obj) > self.max_fields:
+            return f"record has {len(obj)} fields, over the limit of {self.max_fields}"
+        if size > self.max_field_bytes:  # only then can one value be over the limit
+            longest = _longest_string(obj)
+            if longest > self.max_field_bytes:
+                return f"a field value is {longest} bytes, over the limit of {self.max_field_bytes}"
+        return None
+
+
+def _longest_string(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, dict):
+        return max((_longest_string(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return max((_longest_string(v) for v in value), default=0)
+    return 0
+
+
+def stamp_tenant(record: dict[str, Any], tenant: str | None) -> dict[str, Any]:
+    """A scoped writer's records carry its tenant, whatever the body said."""
+    if tenant is not None:
+        record["tenant"] = tenant
+    return record
 
 
 class Ingestor:
@@ -67,14 +100,25 @@ class Ingestor:
     """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
-                 retry_after_s: int = 1, workers: int = 0) -> None:
+                 retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None) -> None:
         self.wal = wal
+        self.limiter = limiter
         self.on_accept = on_accept
         self.retry_after_s = retry_after_s
         self._pool: ProcessPoolExecutor | None = None
         self._listeners: list[Callable[[bytes], None]] = []
         if workers > 0:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+    def admit(self, principal: Principal | None, records: int) -> None:
+        """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it."""
+        if self.limiter is None:
+            return
+        wait = self.limiter.take(principal, records)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", "this key is over its ingest rate; retry later",
+                           detail={"retry_after_s": round(wait, 3)},
+                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
     def add_listener(self, listener: Callable[[bytes], None]) -> None:
         """Call ``listener(payload)`` with the store rows (JSONEachRow) of every durable write.

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor.record import RecordError, normalize
-from logharbor.server.ingest.base import Ingestor, ItemError, read_body
+from logharbor.server.auth import principal_of
+from logharbor.server.errors import ApiError
+from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body, stamp_tenant
 from logharbor.server.store.rows import encode_row
 
 __all__ = ["NativeIngest", "decode_ndjson"]
@@ -26,11 +28,13 @@ _INLINE_BYTES = 64 * 1024
 
 
 def decode_ndjson(
-    body: bytes, *, received_ns: int, max_line_bytes: int, defaults: dict[str, Any] | None = None,
+    body: bytes, *, received_ns: int, limits: RecordLimits, defaults: dict[str, Any] | None = None,
+    tenant: str | None = None,
 ) -> tuple[list[bytes], list[ItemError]]:
     """Store rows for the good lines and an error for each bad one (1-based line numbers)."""
     rows: list[bytes] = []
     errors: list[ItemError] = []
+    max_line_bytes = limits.max_line_bytes
     for number, line in enumerate(body.split(b"\n"), start=1):
         if len(line) > max_line_bytes:
             errors.append(ItemError(number, f"line is over the limit of {max_line_bytes} bytes"))
@@ -46,8 +50,13 @@ def decode_ndjson(
         if not isinstance(obj, dict):
             errors.append(ItemError(number, f"a record must be a JSON object, got {type(obj).__name__}"))
             continue
+        problem = limits.check(obj, len(line))
+        if problem is not None:
+            errors.append(ItemError(number, problem))
+            continue
         try:
-            rows.append(encode_row(normalize(obj, received_ns=received_ns, defaults=defaults)))
+            record = normalize(obj, received_ns=received_ns, defaults=defaults)
+            rows.append(encode_row(stamp_tenant(record, tenant)))
         except RecordError as exc:
             errors.append(ItemError(number, str(exc)))
         except (TypeError, orjson.JSONEncodeError) as exc:
@@ -56,11 +65,12 @@ def decode_ndjson(
 
 
 def decode_ndjson_payload(
-    body: bytes, received_ns: int, max_line_bytes: int, defaults: dict[str, Any] | None
+    body: bytes, received_ns: int, limits: RecordLimits, defaults: dict[str, Any] | None,
+    tenant: str | None,
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
     """:func:`decode_ndjson` shaped for a worker process: one payload out, plain tuples."""
-    rows, errors = decode_ndjson(body, received_ns=received_ns, max_line_bytes=max_line_bytes,
-                                 defaults=defaults)
+    rows, errors = decode_ndjson(body, received_ns=received_ns, limits=limits, defaults=defaults,
+                                 tenant=tenant)
     return b"\n".join(rows), len(rows), [(e.line, e.error) for e in errors]
 
 
@@ -69,9 +79,10 @@ class NativeIngest:
 
     name = "native"
 
-    def __init__(self, *, max_body_bytes: int, max_line_bytes: int) -> None:
+    def __init__(self, *, max_body_bytes: int, limits: RecordLimits, max_records: int) -> None:
         self.max_body_bytes = max_body_bytes
-        self.max_line_bytes = max_line_bytes
+        self.limits = limits
+        self.max_records = max_records
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -82,18 +93,23 @@ class NativeIngest:
     async def ingest(self, request: Request) -> JSONResponse:
         """Decode, normalize and durably store an NDJSON body; report bad lines by number."""
         body = await read_body(request, limit=self.max_body_bytes)
+        lines = body.count(b"\n") + 1
+        if lines > self.max_records:
+            raise ApiError(413, "too_many_records",
+                           f"{lines} lines in one request, over the limit of {self.max_records}")
         received = time.time_ns()
-        defaults = getattr(request.state, "record_defaults", None)
+        principal = principal_of(request)
+        tenant = principal.tenant if principal is not None else None
         ingestor: Ingestor = request.app.state.runtime.ingestor
+        ingestor.admit(principal, lines)
         if len(body) > _INLINE_BYTES:
             # CPU-heavy: decoded in a worker process (both cores) or at least off the event loop
             payload, accepted, raw_errors = await ingestor.offload(
-                decode_ndjson_payload, body, received, self.max_line_bytes, defaults)
+                decode_ndjson_payload, body, received, self.limits, None, tenant)
             errors = [ItemError(line, error) for line, error in raw_errors]
             await ingestor.write_payload(payload)
         else:
-            rows, errors = decode_ndjson(body, received_ns=received,
-                                         max_line_bytes=self.max_line_bytes, defaults=defaults)
+            rows, errors = decode_ndjson(body, received_ns=received, limits=self.limits, tenant=tenant)
             accepted = len(rows)
             await ingestor.write_rows(rows)
         ingestor.count(self.name, accepted, len(errors))

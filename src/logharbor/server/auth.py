@@ -1,0 +1,198 @@
+"""Authentication and authorization as one pure-ASGI middleware.
+
+Every request but the probes (and the UI's static assets) must carry a key:
+``Authorization: Bearer lh_…``, ``X-API-Key: lh_…`` or HTTP basic auth with the key as the
+password (what Grafana and Elasticsearch shippers send). A missing or wrong key is 401, a key
+whose role does not allow the endpoint is 403; both answer with the JSON error shape and say
+nothing about other tenants. The caller's :class:`Principal` is put in ``scope["state"]`` for the
+routes (query scoping, tenant stamping at ingest).
+
+Which permission an endpoint needs is decided here, in one table, so no route can forget it;
+an endpoint not in the table needs ``admin``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection
+
+from logharbor.server.errors import error_body
+from logharbor.server.meta.keys import KeyStore, Principal
+
+__all__ = ["AuthMiddleware", "RateLimiter", "principal_of", "required_permission", "scope_filter"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# (methods or None for any, path pattern, permission or None for public); first match wins
+_RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
+    (None, re.compile(r"/(healthz|readyz)"), None),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/ui(/.*)?"), None),  # static page; its API calls need keys
+    (frozenset({"GET", "HEAD"}), re.compile(r"/"), "public-probe"),  # ES version probe / redirect
+    (frozenset({"GET", "HEAD"}), re.compile(r"/(api/docs|api/openapi\.json)"), None),
+    (None, re.compile(r"/metrics"), "metrics"),
+    # ingest: every shipper protocol
+    (frozenset({"POST"}), re.compile(r"/api/v1/logs"), "write"),
+    (frozenset({"POST", "PUT"}), re.compile(r"(/[^/_][^/]*)?/_bulk"), "write"),
+    (frozenset({"POST"}), re.compile(r"/loki/api/v1/push"), "write"),
+    (frozenset({"POST"}), re.compile(r"/v1/logs"), "write"),
+    # administration
+    (None, re.compile(r"/api/v1/(keys|audit|retention|delete)(/.*)?"), "admin"),
+    (frozenset({"POST", "PUT", "PATCH", "DELETE"}),
+     re.compile(r"/api/v1/(alerts/rules|channels|silences)(/.*)?"), "admin"),
+    # reading
+    (None, re.compile(r"/api/v1/(query|tail|traces|services|alerts|dashboards|saved-queries|"
+                      r"channels|silences|storage|whoami)(/.*)?"), "read"),
+    (frozenset({"GET"}), re.compile(r"/loki/api/v1/.*|/ready"), "read"),
+    # what Elasticsearch shippers call at start (license, templates, HEAD index …)
+    (None, re.compile(r"/(_license|_index_template/.*|_ilm/.*|_data_stream/.*|_xpack.*|_nodes.*|"
+                      r"_cluster/.*|_template/.*|_ingest/.*|[^/_][^/]*)"), "write"),
+]
+
+
+def required_permission(method: str, path: str, *, metrics_public: bool = False) -> str | None:
+    """The permission an endpoint needs (``read``/``write``/``admin``), or None if public."""
+    for methods, pattern, permission in _RULES:
+        if (methods is None or method in methods) and pattern.fullmatch(path):
+            if permission == "metrics":
+                return None if metrics_public else "read"
+            if permission == "public-probe":
+                return None if path == "/" else "read"
+            return permission
+    return "admin"
+
+
+def _credential(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip()
+        if name == b"authorization":
+            text = value.decode("latin-1").strip()
+            scheme, _, rest = text.partition(" ")
+            if scheme.lower() == "bearer":
+                return rest.strip()
+            if scheme.lower() == "basic":
+                try:
+                    _, _, password = base64.b64decode(rest.strip()).decode().partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    return None
+                return password
+    return None
+
+
+def scope_filter(principal: Principal) -> tuple[str, dict[str, Any]] | None:
+    """The SQL condition (with parameters) that confines a scoped key to its records.
+
+    The query compiler AND-s it into every query of the key, so the engine never returns another
+    scope's rows: nothing is filtered afterwards in Python.
+    """
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    if principal.tenant is not None:
+        parts.append("tenant = {scope_tenant:String}")
+        params["scope_tenant"] = principal.tenant
+    if principal.services is not None:
+        parts.append("has({scope_services:Array(String)}, service)")
+        params["scope_services"] = list(principal.services)
+    if not parts:
+        return None
+    return "(" + " AND ".join(parts) + ")", params
+
+
+def principal_of(conn: HTTPConnection) -> Principal | None:
+    """The caller of a request (None only where auth is off or the endpoint is public)."""
+    return conn.scope.get("state", {}).get("principal")
+
+
+class AuthMiddleware:
+    """Checks the key of every HTTP and WebSocket request against the key store."""
+
+    def __init__(self, app: ASGIApp, *, keys: Callable[[], KeyStore | None],
+                 metrics_public: bool = False, enabled: bool = True) -> None:
+        self.app = app
+        self.keys = keys
+        self.metrics_public = metrics_public
+        self.enabled = enabled
+        self._last_failure_audit = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.enabled:
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        permission = required_permission(method, scope["path"], metrics_public=self.metrics_public)
+        if permission is None:
+            await self.app(scope, receive, send)
+            return
+        store = self.keys()
+        credential = _credential(scope.get("headers", []))
+        principal = store.verify(credential) if (store is not None and credential) else None
+        if principal is None:
+            self._audit_failure(store, scope, "missing key" if not credential else "invalid key")
+            await _deny(scope, receive, send, 401, "unauthorized",
+                        "a valid API key is required (Authorization: Bearer lh_… or X-API-Key)",
+                        {"WWW-Authenticate": 'Bearer realm="logharbor"'})
+            return
+        if not principal.allows(permission):
+            await _deny(scope, receive, send, 403, "forbidden",
+                        f"this key's role ({principal.role}) may not do this ({permission})", {})
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        query_scope = scope_filter(principal)
+        if query_scope is not None:
+            state["query_scope"] = query_scope
+        await self.app(scope, receive, send)
+
+    def _audit_failure(self, store: KeyStore | None, scope: Scope, why: str) -> None:
+        """Failed authentications go to the audit log, at most a few per second."""
+        now = time.monotonic()
+        if store is None or now - self._last_failure_audit < 0.2:
+            return
+        self._last_failure_audit = now
+        client = scope.get("client")
+        store.audit("anonymous", "auth.failed", scope["path"][:200],
+                    remote=client[0] if client else None, detail=why)
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,
+                headers: dict[str, str]) -> None:
+    body = orjson.dumps(error_body(code, message))
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 4401 if status == 401 else 4403, "reason": message})
+        return
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """Token buckets of records per second, one per key (429 + Retry-After when empty)."""
+
+    def __init__(self, default_rate: int | None) -> None:
+        self.default_rate = default_rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # prefix → (tokens, last refill)
+
+    def take(self, principal: Principal | None, records: int) -> float:
+        """Take ``records`` tokens; 0.0 when allowed, else the seconds to wait."""
+        rate = (principal.ingest_rate if principal and principal.ingest_rate else None) or self.default_rate
+        if principal is None or not rate:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(principal.prefix, (float(rate), now))
+        tokens = min(float(rate), tokens + (now - last) * rate)  # burst of one second
+        if records > tokens:
+            self._buckets[principal.prefix] = (tokens, now)
+            return max((records - tokens) / rate, 0.001)
+        self._buckets[principal.prefix] = (tokens - records, now)
+        return 0.0
