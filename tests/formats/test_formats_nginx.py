@@ -176,3 +176,13 @@ def test_error_log_timezone_and_bad_lines() -> None:
     bad = parser.parse("2026/13/01 13:00:00 [notice] 1#1: x")
     assert bad["message"].startswith("2026/13/01") and "time" in bad["parse_error"]
     assert parser.parse("hello")["parse_error"]
+
+
+def test_escape_none_and_a_variable_used_twice() -> None:
+    parser = build_parser("nginx", format='$status $status "$request" $request_length', escape="none")
+    raw = parser.parse('404 404 "GET /a\\x20b HTTP/1.1" 77')
+    assert raw["http"] == {"status": 404, "method": "GET", "path": "/a\\x20b"}
+    assert raw["request_length"] == 77
+    listed = parser.parse('404 404 "GET / HTTP/1.1" 1, 2')
+    assert listed["request_length"] == "1, 2"  # an integer variable NGINX wrote as a list stays text
+    assert parser.parse('4x4 404 "GET / HTTP/1.1" 1')["parse_error"].startswith("nginx field")
