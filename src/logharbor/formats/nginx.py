@@ -11,7 +11,7 @@ level comes from the status (5xx ERROR, 4xx WARN, else INFO).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -323,7 +323,9 @@ def format_nginx_line(values: Mapping[str, Any], log_format: str = "combined",
         escape = escape or found  # type: ignore[assignment]
     is_json = fmt.lstrip().startswith("{")
     esc = escape or ("json" if is_json else "default")
-    encode = {"default": _escape_default, "json": _escape_json, "none": str}[esc]
+    encoders: dict[str, Callable[[str], str]] = {"default": _escape_default, "json": _escape_json,
+                                                 "none": str}
+    encode = encoders[esc]
 
     def sub(m: re.Match[str]) -> str:
         var = m[1] or m[2]

@@ -121,7 +121,7 @@ class RegexParser:
         self._search = compiled.search
         types = types or {}
         by_index = {i: name for name, i in compiled.groupindex.items()}
-        fields = []
+        fields: list[tuple[str, str, Callable[[str], Any] | None] | None] = []
         for i in range(1, compiled.groups + 1):
             name = by_index.get(i)
             if name is None:
