@@ -53,21 +53,27 @@ def register(app: typer.Typer) -> None:
         try:
             with console.status("starting the server…"):
                 lab.start_server()
-            shipper = Shipper(lab.url)
+            shipper = Shipper(lab.url, api_key=lab.api_key)
             with Progress(TextColumn("shipping the last 30 minutes"), BarColumn(), MofNCompleteColumn(),
                           console=console) as progress:
                 task = progress.add_task("backlog", total=backlog)
                 lab.ship_backlog(shipper, progress=lambda n: progress.advance(task, n))
             trace = lab.failed_trace
             console.print(f"\n[green]server[/]  {lab.url}   ({shipper.sent} records so far)")
-            console.print(f"logs     {lab.files.root} (ALB objects, NGINX access log, app JSON)")
+            console.print(f"api key  {lab.api_key}   (admin; also in {root / 'server' / 'admin.key'})",
+                          highlight=False, soft_wrap=True)
+            console.print(f"logs     {lab.files.root} (ALB objects, NGINX access log, app JSON)",
+                          soft_wrap=True)
             console.print("\n[bold]try[/]")
+            console.print(f"  export LOGHARBOR_SERVER={lab.url} LOGHARBOR_API_KEY={lab.api_key}",
+                          highlight=False, soft_wrap=True)
             for q in ('service:checkout AND level:ERROR', '"payment declined"',
                       f'trace_id:{trace}' if trace else 'source:nginx AND status:>=500'):
                 body = orjson.dumps({"q": q, "from": "now-1h"}).decode()
-                console.print(f"  curl -s {lab.url}/api/v1/query -H 'content-type: application/json' "
-                              f"-d '{body}'", soft_wrap=True, highlight=False)
-            console.print(f"  curl -s {lab.url}/metrics | grep logharbor_", highlight=False)
+                console.print(f"  curl -s $LOGHARBOR_SERVER/api/v1/query -H \"authorization: Bearer "
+                              f"$LOGHARBOR_API_KEY\" -H 'content-type: application/json' -d '{body}'",
+                              soft_wrap=True, highlight=False)
+                console.print(f"  logharbor query '{q}' --since 1h", soft_wrap=True, highlight=False)
             console.print("\nlive traffic is flowing; Ctrl-C stops the demo")
             deadline = time.monotonic() + duration if duration > 0 else None
             try:

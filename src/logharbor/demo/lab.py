@@ -139,6 +139,7 @@ class DemoLab:
         self.files = LogFiles(data_dir / "logs")
         self.server: subprocess.Popen[bytes] | None = None
         self.failed_trace: str | None = None  # a shipped request that ended in a 5xx
+        self.api_key: str | None = None  # the admin key the server made on its first start
 
     def start_server(self) -> None:
         log = open(self.data_dir / "server.log", "ab")  # lives as long as the server
@@ -152,6 +153,8 @@ class DemoLab:
                 raise RuntimeError(f"the server exited; see {self.data_dir / 'server.log'}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    key_file = self.data_dir / "server" / "admin.key"
+                    self.api_key = key_file.read_text().strip() if key_file.exists() else None
                     return
             except httpx.HTTPError:
                 pass

@@ -1,0 +1,58 @@
+"""`logharbor demo` as a user runs it: it starts, prints where to look, and the queries it
+suggests find the reference stack's records."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from tests.conftest import free_port
+
+
+def test_demo_prints_working_queries(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logharbor.cli.main", "demo", "--port", str(port), "--backlog", "1500",
+         "--rate", "5", "--duration", "40", "--data-dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C" in line:
+            break
+    out = "".join(lines)
+    try:
+        key = re.search(r"LOGHARBOR_API_KEY=(lh_\S+)", out)
+        assert key, out
+        assert f"http://127.0.0.1:{port}" in out
+        queries = re.findall(r"logharbor query '(.+?)' --since 1h", out)
+        assert len(queries) == 3, out
+        headers = {"authorization": f"Bearer {key[1]}"}
+        results: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+        for q in queries:
+            for _ in range(50):  # the last slice becomes searchable within a batch interval
+                response = httpx.post(f"http://127.0.0.1:{port}/api/v1/query", headers=headers,
+                                      json={"q": q, "from": "now-1h", "limit": 500}, timeout=30)
+                assert response.status_code == 200, response.text
+                results[q] = response.json()["rows"]
+                if results[q]:
+                    break
+                time.sleep(0.2)
+        errors = results["service:checkout AND level:ERROR"]
+        assert errors and all(r["service"] == "checkout" and r["level"] == "ERROR" for r in errors)
+        assert all("payment declined" in r["message"] for r in results['"payment declined"'])
+        (trace_query,) = [q for q in queries if q.startswith("trace_id:")]
+        layers = {r["source"] for r in results[trace_query]}
+        assert layers == {"alb", "nginx", "app"}, layers
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
