@@ -45,6 +45,7 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response: no Nagle/delayed-ACK stall between header and body
 
         def log_message(self, *a: object) -> None:
             pass

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import orjson
-
 from tests.agent.harness import Harness, expected, numbered
 
 

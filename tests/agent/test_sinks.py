@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.agent.conftest import wait_for
 
 from logharbor.agent.sinks.base import BufferedSink
 from logharbor.agent.sinks.logharbor import Config, LogharborSink, parse_retry_after
 from logharbor.agent.types import Ack, AckStatus, Encoded
-from tests.agent.conftest import wait_for
 
 
 def payload(start: int, n: int) -> bytes:
@@ -81,7 +81,8 @@ def test_5xx_is_retried_until_delivered(tmp_path: Path, receiver_factory: Any) -
     assert ack.status == AckStatus.DELIVERED and len(r.records()) == 20
 
 
-def test_per_line_rejections_are_permanent_for_those_lines_only(tmp_path: Path, receiver_factory: Any) -> None:
+def test_per_line_rejections_are_permanent_for_those_lines_only(tmp_path: Path,
+                                                                receiver_factory: Any) -> None:
     r = receiver_factory("--reject-match", '"m7"')
     sink = make_sink(tmp_path, r.url, dead_letter_path=str(tmp_path / "dead.ndjson"))
     ack = submit(sink, 0, 10)
@@ -126,7 +127,8 @@ def test_tls_with_a_custom_ca(tmp_path: Path, receiver_factory: Any) -> None:
     run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
         "-days", "2", "-subj", "/CN=test-ca")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")
     run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
         "-out", str(cert), "-days", "2", "-extfile", str(ext))
     r = receiver_factory("--tls-cert", str(cert), "--tls-key", str(key))

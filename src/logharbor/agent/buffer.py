@@ -24,7 +24,7 @@ import threading
 import zlib
 from collections import deque
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -50,8 +50,8 @@ class Buffer(Protocol):
         """The next item not yet handed out, waiting up to ``timeout`` seconds."""
         ...
 
-    def commit(self, n: int) -> None:
-        """The first ``n`` items handed out and not yet committed were delivered."""
+    def commit(self, items: list[Encoded]) -> None:
+        """These handed-out items were delivered (in any order: positions move in order)."""
         ...
 
     def size(self) -> tuple[int, int]:
@@ -70,7 +70,8 @@ class MemoryBuffer:
         self.max_bytes = max_bytes
         self.block = when_full == "block"
         self._queue: deque[Encoded] = deque()
-        self._out: deque[Encoded] = deque()
+        self._out: deque[list[Any]] = deque()  # [item, delivered], in hand-out order
+        self._index: dict[int, list[Any]] = {}
         self._bytes = 0
         self._events = 0
         self._closed = False
@@ -100,15 +101,19 @@ class MemoryBuffer:
             if not self._queue:
                 return None
             item = self._queue.popleft()
-            self._out.append(item)
+            entry = [item, False]
+            self._out.append(entry)
+            self._index[id(item)] = entry
             return item
 
-    def commit(self, n: int) -> None:
+    def commit(self, items: list[Encoded]) -> None:
         with self._cond:
-            for _ in range(n):
-                item = self._out.popleft()
-                self._bytes -= len(item.payload)
-                self._events -= item.count
+            for item in items:
+                self._index.pop(id(item))[1] = True
+            while self._out and self._out[0][1]:
+                done = self._out.popleft()[0]
+                self._bytes -= len(done.payload)
+                self._events -= done.count
             self._cond.notify_all()
 
     def size(self) -> tuple[int, int]:
@@ -143,7 +148,9 @@ class DiskBuffer:
         self._repair_tail(self._segs[-1])
         self._acked = acked  # delivered up to here
         self._read = acked  # handed out up to here
-        self._out: deque[tuple[tuple[int, int], int, int]] = deque()  # (end, bytes, records)
+        # [end position, bytes, records, delivered], in hand-out order
+        self._out: deque[list[Any]] = deque()
+        self._index: dict[int, list[Any]] = {}
         self._events = self._count_events(acked)
         self._bytes = sum(self._seg_size(s) for s in self._segs) - acked[1]
         self._wseg = self._segs[-1]
@@ -255,13 +262,20 @@ class DiskBuffer:
             raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
         end = (seg, off + _HEADER.size + length)
         self._read = end
-        self._out.append((end, _HEADER.size + length, count))
-        return Encoded(payload, count, None)
+        item = Encoded(payload, count, None)
+        entry = [end, _HEADER.size + length, count, False]
+        self._out.append(entry)
+        self._index[id(item)] = entry
+        return item
 
-    def commit(self, n: int) -> None:
+    def commit(self, items: list[Encoded]) -> None:
         with self._cond:
-            for _ in range(n):
-                end, nbytes, count = self._out.popleft()
+            for item in items:
+                self._index.pop(id(item))[3] = True
+            if not (self._out and self._out[0][3]):
+                return
+            while self._out and self._out[0][3]:
+                end, nbytes, count, _ = self._out.popleft()
                 self._acked = end
                 self._bytes -= nbytes
                 self._events -= count

@@ -44,6 +44,7 @@ class SinkConfig(Strict):
     buffer: BufferConfig = BufferConfig()
     retry_initial_secs: float = Field(default=0.2, gt=0)
     retry_max_secs: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=2, ge=1, le=32)
     dead_letter_path: Path | None = None
 
 
@@ -57,14 +58,20 @@ class BufferedSink:
             cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full)
         self._stop = threading.Event()
         self._deadline: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        self._threads = [threading.Thread(target=self._run, name=f"sink-{name}-{i}", daemon=True)
+                         for i in range(self._workers(cfg))]
         self._metrics = telemetry.METRICS
         self.delivered = 0
 
     # -- the pipeline side ----------------------------------------------------------------------
 
+    def _workers(self, cfg: SinkConfig) -> int:
+        """How many batches may be in flight at once (sinks that cannot overlap say 1)."""
+        return cfg.concurrency
+
     def start(self) -> None:
-        self._thread.start()
+        for th in self._threads:
+            th.start()
 
     def submit(self, item: Encoded) -> None:
         if item.count == 0:  # every record was filtered out: nothing to send, nothing to wait for
@@ -87,7 +94,8 @@ class BufferedSink:
     def close(self, timeout: float) -> None:
         self._deadline = time.monotonic() + timeout
         self._stop.set()
-        self._thread.join(timeout + 1.0)
+        for th in self._threads:
+            th.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
         self.buffer.close()
         self._closed()
 
@@ -139,7 +147,7 @@ class BufferedSink:
             status = self._deliver(items)
             if status is None:  # shutting down with the batch unsent: leave it unacknowledged
                 return
-            self.buffer.commit(len(items))
+            self.buffer.commit(items)
             for it in items:
                 if it.ack is not None:
                     it.ack.done(status)

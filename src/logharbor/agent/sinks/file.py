@@ -50,6 +50,9 @@ class FileSink(BufferedSink):
             self._id = (st.st_dev, st.st_ino)
         return self._fd
 
+    def _workers(self, cfg: SinkConfig) -> int:
+        return 1  # one writer keeps the output in order
+
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         try:
             fd = self._open()

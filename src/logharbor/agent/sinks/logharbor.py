@@ -16,7 +16,9 @@ import email.utils
 import gzip
 import http.client
 import os
+import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -98,24 +100,33 @@ class LogharborSink(BufferedSink):
         level = cfg.compression_level or 1
         self._zstd = zstandard.ZstdCompressor(level=level) if cfg.compression == "zstd" else None
         self._gzip_level = level if cfg.compression == "gzip" else 0
-        self._conn: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # one keep-alive connection per delivery thread
+        self._all: list[http.client.HTTPConnection] = []
 
     def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
             if self.https:
-                self._conn = http.client.HTTPSConnection(
+                conn = http.client.HTTPSConnection(
                     self.host, self.port, timeout=self.lcfg.timeout_secs, context=self.ssl_context)
             else:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.lcfg.timeout_secs)
-        return self._conn
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.lcfg.timeout_secs)
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._local.conn = conn
+            self._all.append(conn)
+        return conn
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     def _closed(self) -> None:
-        self._drop_connection()
+        for conn in self._all:
+            conn.close()
 
     def encode(self, payload: bytes) -> bytes:
         """The request body for an NDJSON payload, compressed as configured."""

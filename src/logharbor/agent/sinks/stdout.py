@@ -26,6 +26,9 @@ class StdoutSink(BufferedSink):
         super().__init__(name, cfg, data_dir)
         self.stream = stream or sys.stdout.buffer
 
+    def _workers(self, cfg: SinkConfig) -> int:
+        return 1  # one writer keeps the output in order
+
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         try:
             self.stream.write(payload)

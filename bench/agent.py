@@ -1,0 +1,341 @@
+"""Agent throughput: file → receiver, logharbor agent and rsyslog side by side. Prints JSON lines.
+
+For each input kind (raw text lines, NGINX combined lines parsed by the agent, JSON lines parsed
+by the agent) a file of ``--mbytes`` MiB is generated, then shipped from its beginning by:
+
+- the logharbor agent (a real ``python -m logharbor.agent`` process, default zstd) to an HTTP
+  receiver that decompresses, counts and discards (so the agent is what is measured);
+- rsyslog (Debian's ``rsyslogd``, ``imfile`` → ``omfwd`` TCP) to a TCP receiver that counts and
+  discards (raw lines only: rsyslog forwards lines, it does not parse NGINX into fields);
+- with ``--server``, the agent to a real ``logharbor server`` (ack after WAL fsync) as well.
+
+Each result: MiB/s and lines/s over wall time (from the first byte received to the last, so
+process start-up is not counted), the shipper's CPU seconds (user+sys from /proc) and MiB per CPU
+second (the per-core rate), and its peak RSS (VmHWM).
+
+Run: .venv/bin/python bench/agent.py --mbytes 200 [--kinds raw,nginx,json] [--server] [--no-rsyslog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- input ------------------------------------------------------------------------------------------
+
+PATHS = ["/api/orders", "/api/cart", "/", "/static/app.js", "/api/users/42", "/healthz"]
+AGENTS = ["curl/8.5.0", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"]
+
+
+def make_line(kind: str, i: int, rng: random.Random) -> str:
+    path = rng.choice(PATHS)
+    status = rng.choice((200, 200, 200, 201, 304, 404, 500))
+    if kind == "nginx":
+        return (f'10.0.{i % 256}.{rng.randrange(256)} - - [25/Nov/2026:01:{i % 60:02d}:{i % 60:02d} +0000] '
+                f'"GET {path}?id={i} HTTP/1.1" {status} {rng.randrange(100, 9000)} '
+                f'"https://example.com/" "{rng.choice(AGENTS)}"')
+    if kind == "json":
+        level = rng.choice(("info", "warn", "error"))
+        return json.dumps({"time": "2026-11-25T01:00:00.123Z", "level": level,
+                           "service": "checkout", "msg": f"request {i} handled", "path": path,
+                           "status": status, "duration_ms": rng.randrange(1, 900),
+                           "user_id": f"u-{i % 5000}"})
+    return (f"2026-11-25T01:00:00.{i % 1000:03d}Z INFO checkout[{i % 7}] request {i:09d} handled "
+            f"path={path} status={status} user=u-{i % 5000} duration_ms={rng.randrange(1, 900)}")
+
+
+def generate(path: Path, kind: str, mbytes: int) -> int:
+    rng = random.Random(7)
+    target = mbytes * 1024 * 1024
+    size = lines = 0
+    with open(path, "w") as fh:
+        buf = []
+        while size < target:
+            line = make_line(kind, lines, rng) + "\n"
+            buf.append(line)
+            size += len(line)
+            lines += 1
+            if len(buf) >= 10_000:
+                fh.write("".join(buf))
+                buf = []
+        fh.write("".join(buf))
+    return lines
+
+
+# -- receivers that count and discard --------------------------------------------------------------
+
+class Counter:
+    def __init__(self) -> None:
+        self.lines = 0
+        self.bytes = 0
+        self.first: float | None = None
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def add(self, lines: int, nbytes: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if self.first is None:
+                self.first = now
+            self.lines += lines
+            self.bytes += nbytes
+            self.last = now
+
+
+def http_receiver(counter: Counter) -> tuple[ThreadingHTTPServer, int]:
+    dctx = zstandard.ZstdDecompressor()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response: no Nagle/delayed-ACK stall between header and body
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            body = dctx.decompress(raw, max_output_size=1 << 30) \
+                if self.headers.get("Content-Encoding") == "zstd" else raw
+            n = body.count(b"\n")
+            counter.add(n, len(body))
+            answer = b'{"accepted":%d,"rejected":[]}' % n
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port
+
+
+def tcp_receiver(counter: Counter) -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(1 << 20):
+                counter.add(data.count(b"\n"), len(data))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, int(sock.getsockname()[1])
+
+
+# -- measuring a process ---------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_until(proc: subprocess.Popen[bytes], done: Any, counter: Counter, total: int,
+              timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    cpu = rss = 0.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+        if done():
+            break
+        time.sleep(0.05)
+    complete = bool(done())
+    if proc.poll() is None:
+        cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    wall = max(counter.last - (counter.first or counter.last), 1e-9)
+    return {"complete": complete, "lines": counter.lines, "expected_lines": total,
+            "wall_secs": round(wall, 3), "cpu_secs": round(cpu, 3), "peak_rss_mib": round(rss, 1)}
+
+
+def rates(result: dict[str, Any], file_bytes: int) -> dict[str, Any]:
+    mib = file_bytes / (1024 * 1024)
+    result["mib_per_s"] = round(mib / result["wall_secs"], 1)
+    result["lines_per_s"] = round(result["lines"] / result["wall_secs"])
+    result["mib_per_cpu_s"] = round(mib / result["cpu_secs"], 1) if result["cpu_secs"] else None
+    return result
+
+
+# -- shippers --------------------------------------------------------------------------------------
+
+def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, total: int,
+              done: Any, compression: str) -> dict[str, Any]:
+    import yaml
+
+    data = work / f"agent-data-{kind}-{time.monotonic_ns()}"
+    source: dict[str, Any] = {"type": "file", "include": [str(log)], "poll_interval_secs": 0.05}
+    if kind == "nginx":
+        source["parser"] = {"type": "nginx", "format": "combined"}
+    elif kind == "json":
+        source["parser"] = "json"
+    cfg = {"data_dir": str(data), "metrics": {"port": 0}, "sources": {"bench": source},
+           "sinks": {"out": {"type": "logharbor", "url": url, "compression": compression}}}
+    path = work / f"agent-{kind}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "ab"), cwd=ROOT)
+    return run_until(proc, done, counter, total, timeout=600)
+
+
+def run_rsyslog(work: Path, log: Path, port: int, counter: Counter, total: int) -> dict[str, Any] | None:
+    rsyslogd = shutil.which("rsyslogd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if rsyslogd is None:
+        return None
+    state = work / f"rsyslog-{time.monotonic_ns()}"
+    state.mkdir()
+    conf = state / "rsyslog.conf"
+    conf.write_text(f"""
+global(workDirectory="{state}")
+module(load="imfile" mode="polling" PollingInterval="1")
+template(name="raw" type="string" string="%msg%\\n")
+input(type="imfile" File="{log}" Tag="bench" freshStartTail="off" ruleset="fwd")
+ruleset(name="fwd" queue.type="LinkedList" queue.size="100000") {{
+  action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp" template="raw"
+         queue.type="LinkedList" queue.size="100000")
+}}
+""")
+    proc = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(state / "pid")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return run_until(proc, lambda: counter.lines >= total, counter, total, timeout=600)
+
+
+def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir",
+                             str(work / "server-data"), "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "server.log", "ab"), cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def server_rows(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310 - loopback
+        for line in r.read().decode().splitlines():
+            if line.startswith("logharbor_ingest_records_total ") or line.startswith("logharbor_store_rows "):
+                return int(float(line.split()[1]))
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mbytes", type=int, default=100)
+    ap.add_argument("--kinds", default="raw,nginx,json")
+    ap.add_argument("--compression", default="zstd", choices=["zstd", "gzip", "none"])
+    ap.add_argument("--server", action="store_true", help="also ship raw lines to a real logharbor server")
+    ap.add_argument("--no-rsyslog", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    try:
+        for kind in args.kinds.split(","):
+            log = work / f"{kind}.log"
+            total = generate(log, kind, args.mbytes)
+            size = log.stat().st_size
+            common = {"bench": "agent", "input": kind, "mbytes": round(size / 2**20, 1),
+                      "lines_in_file": total}
+            counter = Counter()
+            server, port = http_receiver(counter)
+            res = run_agent(work, log, kind, f"http://127.0.0.1:{port}", counter, total,
+                            lambda c=counter, t=total: c.lines >= t, args.compression)
+            server.shutdown()
+            server.server_close()
+            print(json.dumps({**common, "shipper": "logharbor-agent", "to": "counting receiver (http)",
+                              "compression": args.compression, **rates(res, size)}), flush=True)
+            if kind == "raw" and not args.no_rsyslog:
+                counter = Counter()
+                sock, port = tcp_receiver(counter)
+                res_r = run_rsyslog(work, log, port, counter, total)
+                sock.close()
+                if res_r is not None:
+                    print(json.dumps({**common, "shipper": "rsyslog imfile+omfwd",
+                                      "to": "counting receiver (tcp)", **rates(res_r, size)}), flush=True)
+            if kind == "raw" and args.server:
+                proc, url = start_server(work)
+                try:
+                    before = server_rows(url)
+                    counter = Counter()
+                    stop = threading.Event()
+
+                    def watch(c: Counter = counter, u: str = url, b: int = before,
+                              halt: threading.Event = stop) -> None:
+                        seen = 0
+                        while not halt.is_set():
+                            n = server_rows(u) - b
+                            if n > seen:
+                                c.add(n - seen, 0)
+                                seen = n
+                            time.sleep(0.05)
+
+                    threading.Thread(target=watch, daemon=True).start()
+                    res_s = run_agent(work, log, kind, url, counter, total,
+                                      lambda c=counter, t=total: c.lines >= t, args.compression)
+                    stop.set()
+                    print(json.dumps({**common, "shipper": "logharbor-agent", "to": "logharbor server",
+                                      "compression": args.compression, **rates(res_s, size)}), flush=True)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(60)
+            log.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
