@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import zstandard
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
@@ -76,3 +80,52 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Receiver:
+    """A tiny ingest endpoint: records every request, answers from a script, then 200."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[tuple[int, dict[str, str], bytes | None]] = []
+        self.reject_lines: set[int] = set()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                encoding = self.headers.get("Content-Encoding")
+                body = (zstandard.ZstdDecompressor().decompressobj().decompress(raw) if encoding == "zstd"
+                        else gzip.decompress(raw) if encoding == "gzip" else raw)
+                lines = parse_lines(body)
+                with receiver.lock:
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
+                                              "lines": lines})
+                    status, headers, answer = receiver.script.pop(0) if receiver.script else (200, {}, None)
+                if answer is None:
+                    rejected = [{"line": k, "error": "test says no"} for k in sorted(receiver.reject_lines)
+                                if k <= len(lines)]
+                    answer = orjson.dumps({"accepted": len(lines) - len(rejected), "rejected": rejected})
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """Lines of the requests answered 200, in order."""
+        return [line for req in self.requests if req.get("ok", True) for line in req["lines"]]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
