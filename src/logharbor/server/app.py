@@ -26,6 +26,7 @@ from logharbor.server.config import ServerConfig
 from logharbor.server.errors import ApiError, api_error_handler, error_body
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
+from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
 from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.keys_api import keys_router
 from logharbor.server.meta.db import MetaStore
@@ -34,6 +35,8 @@ from logharbor.server.metrics import ServerMetrics
 from logharbor.server.query.routes import query_router
 from logharbor.server.store.base import Store
 from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.tail import TailHub, tail_router
+from logharbor.server.traces import traces_router
 from logharbor.server.wal import WriteAheadLog
 
 __all__ = ["Runtime", "create_app"]
@@ -135,9 +138,13 @@ def create_app(config: ServerConfig) -> FastAPI:
         runtime = build_runtime(config)
         app.state.runtime = runtime
         app.state.store = runtime.store
+        tail = app.state.tail_hub = TailHub(runtime.store)
         try:
+            await tail.start()
+            runtime.ingestor.add_listener(tail.publish)
             yield
         finally:
+            await tail.stop()
             close_runtime(runtime)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
@@ -154,6 +161,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(health_router())
     app.include_router(keys_router())
     app.include_router(query_router())
+    app.include_router(traces_router())
+    app.include_router(tail_router())
 
     for protocol in ingest_protocols(config):
         app.include_router(protocol.router())
@@ -167,4 +176,6 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
     return [
         NativeIngest(max_body_bytes=config.max_body_bytes, limits=limits,
                      max_records=config.max_records_per_request),
+        ElasticsearchIngest(max_body_bytes=config.max_body_bytes, limits=limits,
+                            max_records=config.max_records_per_request),
     ]

@@ -1,0 +1,230 @@
+"""Elasticsearch ``_bulk`` bodies to store rows: action/source pairs, ECS fields → canonical record.
+
+Kept apart from the HTTP routes (:mod:`logharbor.server.ingest.elasticsearch`) because it is pure
+CPU work that runs in the ingest worker processes for large bodies: it must be importable and
+picklable on its own, with plain tuples in and out.
+
+Shippers send ECS documents (Filebeat, Elastic Agent, Logstash) either nested
+(``{"log": {"level": "error"}}``) or dotted (``{"log.level": "error"}``); both are read. Known ECS
+paths become canonical fields; everything else stays an attribute with its JSON type. ECS objects
+whose top-level name is also a canonical field (``host``, ``service``, ``source``, ``log``,
+``event``, ``trace``) are flattened to dotted keys so that ``host.ip`` does not turn the whole
+``host`` object into the host name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from base64 import urlsafe_b64encode
+from typing import Any
+
+import orjson
+
+from logharbor.record import HTTP_FIELDS, RecordError, normalize
+from logharbor.server.ingest.base import RecordLimits, stamp_tenant
+from logharbor.server.store.rows import encode_row
+
+__all__ = ["BulkItem", "decode_bulk", "ecs_to_raw"]
+
+#: (ECS path, key that :func:`logharbor.record.normalize` understands); the first path found wins
+_ECS_PATHS: tuple[tuple[str, str], ...] = (
+    ("log.level", "level"),
+    ("service.name", "service"),
+    ("service.version", "version"),
+    ("service.environment", "env"),
+    ("service.node.name", "instance"),
+    ("host.name", "host"),
+    ("host.hostname", "host"),
+    ("trace.id", "trace_id"),
+    ("span.id", "span_id"),
+    ("event.module", "source"),
+    ("http.request.method", "http.method"),
+    ("url.path", "http.path"),
+    ("url.original", "http.path"),
+    ("http.response.status_code", "http.status"),
+    ("http.response.body.bytes", "http.bytes_sent"),
+    ("client.ip", "http.client_ip"),
+    ("source.ip", "http.client_ip"),
+    ("user_agent.original", "http.user_agent"),
+    ("http.request.referrer", "http.referer"),
+)
+#: canonical fields: what is left of an ECS object of that name (``host.ip``) is stored beside
+#: the field as ``host_ip`` (a dotted key would be re-nested by the store under ``host``, which
+#: the canonical field already is)
+_CANONICAL = frozenset((
+    "timestamp", "level", "message", "service", "source", "host", "instance", "env", "version",
+    "tenant", "http",
+))
+#: other names normalize() reads as one scalar (aliases): an object there is flattened to dotted
+#: keys so that it stays an attribute (``log.logger``) instead of becoming the message
+_ALIASES = frozenset((
+    "time", "ts", "datetime", "date", "msg", "log", "event", "severity", "lvl", "hostname",
+    "environment", "trace", "span", "request", "short_message",
+))
+_INDEX_NAME = re.compile(r"[^\\/*?\"<>| ,#:]{1,255}")
+#: actions that carry a source line after them
+_WITH_SOURCE = frozenset(("index", "create", "update"))
+
+#: one answered item: (action, index, id, status, error type or "", reason or "")
+BulkItem = tuple[str, str, str, int, str, str]
+
+
+class BulkSyntaxError(ValueError):
+    """The body is not a bulk request at all (an action line is broken): the whole request fails."""
+
+
+def _take(doc: dict[str, Any], path: str) -> Any:
+    """Remove and return the value at ``path`` (dotted or nested form); prune emptied objects."""
+    if path in doc:
+        return doc.pop(path)
+    head, _, rest = path.partition(".")
+    child = doc.get(head)
+    if not rest or not isinstance(child, dict):
+        return None
+    value = _take(child, rest)
+    if value is not None and not child:
+        del doc[head]
+    return value
+
+
+def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
+    for key, inner in value.items():
+        name = f"{prefix}.{key}"
+        if isinstance(inner, dict) and inner:
+            _flatten(name, inner, out)
+        else:
+            out.setdefault(name, inner)
+
+
+def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
+    """An ECS (or any JSON) document as the raw dict :func:`normalize` takes; ``doc`` is consumed."""
+    found: dict[str, Any] = {}
+    for path, target in _ECS_PATHS:
+        if target in found or (target in doc and not isinstance(doc[target], dict)):
+            continue
+        value = _take(doc, path)
+        if value is not None and not isinstance(value, dict | list):
+            found[target] = value
+        elif value is not None:
+            doc[path] = value  # not a scalar: keep it as it came, as an attribute
+    if "http.method" in found or "http.status" in found:
+        value = _take(doc, "event.duration")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            found["http.duration_ms"] = value / 1e6  # ECS durations are nanoseconds
+        elif value is not None:
+            doc["event.duration"] = value
+    for name in [k for k, v in doc.items() if isinstance(v, dict) and (k in _CANONICAL or k in _ALIASES)]:
+        value = doc.pop(name)
+        if name in _ALIASES:
+            _flatten(name, value, doc)
+            continue
+        for key, inner in value.items():
+            if name == "http" and key in HTTP_FIELDS:
+                doc.setdefault(f"http.{key}", inner)  # already the canonical shape
+            elif inner not in (None, {}, []):
+                doc.setdefault(f"{name}_{key}", inner)
+    doc.update(found)
+    return doc
+
+
+class _Ids:
+    """Cheap unique document ids shaped like Elasticsearch's (20 URL-safe characters)."""
+
+    def __init__(self) -> None:
+        self.prefix = urlsafe_b64encode(os.urandom(9)).decode()[:12]
+        self.n = 0
+
+    def next(self) -> str:
+        self.n += 1
+        return f"{self.prefix}{self.n:08x}"
+
+
+def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BulkSyntaxError(f"line {number}: malformed action/metadata line: {exc}") from None
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise BulkSyntaxError(f"line {number}: malformed action/metadata line, expected one "
+                              "of index, create, update, delete")
+    ((action, meta),) = obj.items()
+    if action not in ("index", "create", "update", "delete") or not isinstance(meta, dict):
+        raise BulkSyntaxError(f"line {number}: unknown action [{action}]")
+    return action, meta
+
+
+def decode_bulk(
+    body: bytes, default_index: str | None, received_ns: int, limits: RecordLimits,
+    tenant: str | None = None,
+) -> tuple[bytes, list[BulkItem]]:
+    """Store rows (joined by newlines) for the good documents and one answer per bulk item.
+
+    Raises :class:`BulkSyntaxError` when an action line cannot be read (as Elasticsearch does,
+    the whole request is refused then, since the pairing of the remaining lines is unknown).
+    """
+    lines = body.split(b"\n")
+    rows: list[bytes] = []
+    items: list[BulkItem] = []
+    ids = _Ids()
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i].strip()
+        i += 1
+        if not line:
+            continue
+        action, meta = _action(line, i)
+        source: bytes | None = None
+        if action in _WITH_SOURCE:
+            while i < n and not lines[i].strip():
+                i += 1
+            if i >= n:
+                raise BulkSyntaxError(f"line {i}: the {action} action has no source line")
+            source = lines[i]
+            i += 1
+        index = meta.get("_index") or default_index or ""
+        doc_id = meta.get("_id")
+        doc_id = str(doc_id) if doc_id is not None else ""
+        if action in ("update", "delete"):
+            items.append((action, index, doc_id, 400, "action_request_validation_exception",
+                          f"logharbor is append-only: the {action} action is not supported"))
+            continue
+        if not index or not _INDEX_NAME.fullmatch(index) or index[0] in "_-+":
+            items.append((action, index, doc_id, 400, "invalid_index_name_exception",
+                          f"index name [{index}] is missing or invalid"))
+            continue
+        assert source is not None
+        if len(source) > limits.max_line_bytes:
+            items.append((action, index, doc_id, 400, "document_parsing_exception",
+                          f"document is over the limit of {limits.max_line_bytes} bytes"))
+            continue
+        try:
+            doc = orjson.loads(source)
+        except orjson.JSONDecodeError as exc:
+            items.append((action, index, doc_id, 400, "document_parsing_exception",
+                          f"failed to parse the document: {exc}"))
+            continue
+        if not isinstance(doc, dict):
+            items.append((action, index, doc_id, 400, "document_parsing_exception",
+                          f"a document must be a JSON object, got {type(doc).__name__}"))
+            continue
+        problem = limits.check(doc, len(source))
+        if problem is not None:
+            items.append((action, index, doc_id, 400, "document_parsing_exception", problem))
+            continue
+        raw = ecs_to_raw(doc)
+        raw.setdefault("index", index)
+        if doc_id:
+            raw.setdefault("doc_id", doc_id)
+        try:
+            rows.append(encode_row(stamp_tenant(normalize(raw, received_ns=received_ns), tenant)))
+        except RecordError as exc:
+            items.append((action, index, doc_id, 400, "document_parsing_exception", str(exc)))
+            continue
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            items.append((action, index, doc_id, 400, "document_parsing_exception",
+                          f"document cannot be stored: {exc}"))
+            continue
+        items.append((action, index, doc_id or ids.next(), 201, "", ""))
+    return b"\n".join(rows), items
