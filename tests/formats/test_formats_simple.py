@@ -12,7 +12,7 @@ from logharbor.record import normalize
 def test_json_object_passes_through_for_normalize() -> None:
     line = '{"ts":1793534400123,"msg":"hi","levelname":"warning","n":1.5,"tags":["a"]}'
     raw = build_parser("json").parse(line)
-    assert raw == {"ts": 1793534400123, "msg": "hi", "levelname": "warning", "n": 1.5, "tags": ["a"]}
+    assert raw == {"ts": 1793534400123000000, "msg": "hi", "levelname": "warning", "n": 1.5, "tags": ["a"]}
     rec = normalize(raw, received_ns=0)
     assert rec["level"] == "WARN" and rec["message"] == "hi" and rec["attributes"]["n"] == 1.5
 

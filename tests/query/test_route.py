@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -113,3 +114,33 @@ def test_ndjson_error_before_rows_is_a_status(client: AsgiClient) -> None:
     response = client.post("/api/v1/query", json={"q": "(oops"}, headers={"Accept": "application/x-ndjson"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "query_syntax"
+
+
+def test_query_over_its_budget_is_cancelled(golden_store: EmbeddedStore) -> None:
+    app = FastAPI()
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.include_router(query_router())
+    app.state.store = golden_store
+    config = SimpleNamespace(query_default_limit=100, query_max_limit=10_000, query_timeout_s=30.0,
+                             query_max_memory_bytes=1)  # one byte: any real query is over it
+    app.state.runtime = SimpleNamespace(config=config)
+    response = AsgiClient(app).post("/api/v1/query", json={"q": "* | stats count() by service"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "query_cancelled"
+    assert "budget" in error["message"]
+
+
+def test_server_default_limit_from_config(golden_store: EmbeddedStore) -> None:
+    app = FastAPI()
+    app.include_router(query_router())
+    app.state.store = golden_store
+    config = SimpleNamespace(query_default_limit=3, query_max_limit=5, query_timeout_s=30.0,
+                             query_max_memory_bytes=1 << 30)
+    app.state.runtime = SimpleNamespace(config=config)
+    client = AsgiClient(app)
+    assert len(client.post("/api/v1/query", json={"q": "*"}).json()["rows"]) == 3
+    assert len(client.post("/api/v1/query", json={"q": "*", "limit": 50}).json()["rows"]) == 5
+    streamed = client.post("/api/v1/query", json={"q": "*", "limit": 50},
+                           headers={"Accept": "application/x-ndjson"})
+    assert len(streamed.content.splitlines()) == 20  # exports are not capped by query_max_limit

@@ -93,6 +93,10 @@ def ufloat(value: Any) -> float:
 
 
 _HTTP_NUMBERS = tuple(name for name, kind in HTTP_FIELDS.items() if kind is not str)
+_TIMESTAMP_SET = frozenset(_TIMESTAMP_KEYS)
+#: normalize reads an integer timestamp by its magnitude; from 1973-03-03 on, ns are unmistakable
+_UNAMBIGUOUS_NS = 10**17
+_GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
 
 
 def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
@@ -101,18 +105,26 @@ def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
 
     Parsers that pass keys through call this so their contract holds: the record they return
     always normalizes; a record that would not is returned as the unparsed line and the reason.
+    The timestamp, once parsed, is stored back as integer ns so it is never parsed twice.
     """
-    for key in _TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
-        value = raw.get(key)
-        if value is not None and value != "":
-            try:
-                parse_timestamp(value)
-            except RecordError as exc:
-                return unparsed(line, str(exc))
-            break
+    hits = raw.keys() & _GUARDED  # one C-level intersection; most records stop here or after
+    if not hits:
+        return raw
+    if hits & _TIMESTAMP_SET:
+        for key in _TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
+            value = raw.get(key)
+            if value is not None and value != "":
+                try:
+                    ns = parse_timestamp(value)
+                except RecordError as exc:
+                    return unparsed(line, str(exc))
+                if ns >= _UNAMBIGUOUS_NS:
+                    raw[key] = ns  # parsed once: normalize takes integer ns as they are
+                break
     http = raw.get("http")
+    nested = http if isinstance(http, dict) else None
     for name in _HTTP_NUMBERS:
-        for value in (http.get(name) if isinstance(http, dict) else None, raw.get("http." + name)):
+        for value in (nested.get(name) if nested else None, raw.get("http." + name)):
             if value is None:
                 continue
             try:
