@@ -1,0 +1,427 @@
+"""``GET /api/v1/tail?q=…``: live tail over WebSocket and Server-Sent Events, filtered on the server.
+
+Every durable ingest write reaches :meth:`TailHub.publish` as the store rows it wrote (JSONEachRow).
+That call only appends the bytes to a pending list, so ingest never waits for a tail client. One
+dispatcher task takes everything pending, and for each distinct filter runs the query language's
+own compiled SQL over that batch in the engine — ``FROM format(JSONEachRow, <table structure>,
+<the batch>)`` with the batch as a query parameter — so the tail has exactly the semantics of a
+search and there is no second filter engine to keep in step. The engine work runs on one thread
+beside the event loop (a dedicated chDB connection when the store is embedded, so a long search
+holding the store's readers cannot hold up the tail). While it runs, new writes pile up and the
+next round takes them all: batches grow with load instead of the tail falling behind.
+
+Each client has a bounded queue. When it is full, newer records for that client are counted, not
+queued; the client receives ``{"dropped": N}`` in their place as soon as it reads again, and no
+other client and no ingest request ever waits for it. If the dispatcher itself falls more than
+``max_pending_bytes`` behind, the oldest writes are skipped and every client is told the same way
+(that N counts records that were never filtered, so some may not have matched).
+
+Wire form: WebSocket text messages, each one JSON object: ``{"subscribed": {"q": …}}`` first, then
+one record per message (the wire form of DESIGN §2, always with ``timestamp``) or a ``{"dropped": N}``
+marker. SSE: ``event: subscribed``, then ``data:`` lines with one record each, ``event: dropped``
+for markers, and a ``: keepalive`` comment every ``keepalive_s``. ``Accept: application/x-ndjson``
+streams the same as NDJSON lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import StreamingResponse
+
+from logharbor.server.errors import ApiError
+from logharbor.server.query import QueryError, compile_query
+from logharbor.server.query.ast import Where
+from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.rows import row_to_wire
+
+__all__ = ["Subscriber", "TailHub", "compile_tail_filter", "tail_router"]
+
+log = logging.getLogger("logharbor.server.tail")
+
+#: the table expression a tail filter is compiled against: this round's rows, as the engine reads them
+BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
+_NO_LIMIT = 2**62
+_MAX_QUERY_CHARS = 16 * 1024
+MiB = 1024 * 1024
+
+#: a queued item: the JSON of one record, or the number of records dropped at that point
+Item = bytes | int
+
+
+@dataclass(frozen=True)
+class TailFilter:
+    """A compiled tail filter: SQL over :data:`BATCH_TABLE` and its parameters."""
+
+    text: str
+    sql: str
+    params: dict[str, Any]
+
+
+def compile_tail_filter(text: str, scope: tuple[str, dict[str, Any]] | None = None) -> TailFilter:
+    """Compile a tail query with the query language; 400 for errors and for non-filter pipes.
+
+    Stop-gap until the query package offers a filter-only compile: a whole records query is
+    compiled against :data:`BATCH_TABLE` and run as is (its ORDER BY and LIMIT are harmless here).
+    """
+    q = text.strip() or "*"
+    if len(q) > _MAX_QUERY_CHARS:
+        raise ApiError(400, "query_too_long", f"a tail query is at most {_MAX_QUERY_CHARS} characters")
+    try:
+        compiled = compile_query(q, table=BATCH_TABLE, time_from_ns=None, time_to_ns=None, limit=None,
+                                 max_limit=_NO_LIMIT, default_limit=_NO_LIMIT, scope_sql=scope)
+    except QueryError as exc:
+        raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
+    if compiled.kind != "records" or any(not isinstance(p, Where) for p in compiled.query.pipes):
+        raise ApiError(400, "tail_filter_only",
+                       "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
+                       "the other pipes work in a search")
+    return TailFilter(q, compiled.sql, dict(compiled.params))
+
+
+def escape_param(payload: bytes) -> str:
+    """A JSONEachRow batch as a String query parameter (parameters are read in Escaped form).
+
+    orjson never writes a raw control character inside a value, so the only raw newlines are
+    the row separators; backslashes are doubled first so every escape in the JSON stays literal.
+    """
+    return payload.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\t", b"\\t").decode()
+
+
+class Subscriber:
+    """One client: a bounded queue of records and a count of what did not fit."""
+
+    def __init__(self, filt: TailFilter, capacity: int, after_seq: int) -> None:
+        self.filter = filt
+        self.capacity = capacity
+        self.after_seq = after_seq  # only writes published after this one are for this client
+        self.items: deque[Item] = deque()
+        self.dropped_pending = 0
+        self.dropped_total = 0
+        self.delivered = 0
+        self.closed = False
+        self._wake = asyncio.Event()
+
+    def offer(self, lines: list[bytes]) -> None:
+        """Queue records (never blocks); what does not fit becomes a dropped count."""
+        items = self.items
+        for line in lines:
+            if len(items) >= self.capacity:
+                self.dropped_pending += 1
+                self.dropped_total += 1
+                continue
+            if self.dropped_pending:
+                items.append(self.dropped_pending)
+                self.dropped_pending = 0
+            items.append(line)
+        if items or self.dropped_pending:
+            self._wake.set()
+
+    def note_dropped(self, count: int) -> None:
+        """Records skipped before filtering (the hub fell behind) are reported like overflow."""
+        self.dropped_pending += count
+        self.dropped_total += count
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def take(self, max_items: int = 512, timeout: float | None = None) -> list[Item]:
+        """The next items in order (a dropped count where records were lost); [] on timeout."""
+        while not self.items and not self.dropped_pending and not self.closed:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return []
+        out: list[Item] = []
+        while self.items and len(out) < max_items:
+            out.append(self.items.popleft())
+        if not self.items and self.dropped_pending:
+            out.append(self.dropped_pending)
+            self.dropped_pending = 0
+        self.delivered += sum(1 for item in out if isinstance(item, bytes))
+        return out
+
+
+@dataclass
+class _Group:
+    filter: TailFilter
+    subscribers: list[Subscriber] = field(default_factory=list)
+
+
+class _BatchRunner:
+    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: Any = None
+        path = getattr(store, "path", None)
+        if path is not None and type(store).__name__ == "EmbeddedStore":
+            import chdb
+
+            self._conn = chdb.connect(str(path))
+
+    def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self._conn is None:
+            return self.store.query(sql, params)
+        try:
+            data = self._conn.query(sql, "JSONEachRow", params=params).bytes()
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class TailHub:
+    """Fans durable writes out to tail clients, each through its own compiled filter."""
+
+    def __init__(self, store: Store, *, queue_size: int = 2000, max_clients: int = 1000,
+                 max_pending_bytes: int = 64 * MiB) -> None:
+        self.store = store
+        self.queue_size = queue_size
+        self.max_clients = max_clients
+        self.max_pending_bytes = max_pending_bytes
+        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self._count = 0
+        self._pending: list[tuple[int, bytes]] = []
+        self._pending_bytes = 0
+        self._seq = 0
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logharbor-tail")
+        self._runner: _BatchRunner | None = None
+        self._structure = ""
+        self.rounds = 0
+        self.skipped_rows = 0
+
+    async def start(self) -> None:
+        """Read the table's structure, open the runner and start dispatching."""
+        loop = asyncio.get_running_loop()
+        columns = await loop.run_in_executor(self._executor, self.store.query,
+                                             f"DESCRIBE TABLE {self.store.table}", {})
+        # names and types as the engine itself reports them; passed as a parameter, not as SQL
+        self._structure = ", ".join(f"`{c['name']}` {c['type']}" for c in columns)
+        self._runner = await loop.run_in_executor(self._executor, _BatchRunner, self.store)
+        self._task = asyncio.create_task(self._dispatch(), name="logharbor-tail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for group in self._groups.values():
+            for sub in group.subscribers:
+                sub.close()
+        if self._runner is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.close)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def clients(self) -> int:
+        return self._count
+
+    def publish(self, payload: bytes) -> None:
+        """Ingest listener: hand a durable write to the dispatcher (never blocks)."""
+        if not self._count or not payload:
+            return
+        self._seq += 1
+        self._pending.append((self._seq, payload))
+        self._pending_bytes += len(payload)
+        while self._pending_bytes > self.max_pending_bytes and len(self._pending) > 1:
+            seq, old = self._pending.pop(0)
+            self._pending_bytes -= len(old)
+            rows = old.count(b"\n") + 1
+            self.skipped_rows += rows
+            for group in self._groups.values():
+                for sub in group.subscribers:
+                    if sub.after_seq < seq:
+                        sub.note_dropped(rows)
+        self._ready.set()
+
+    def subscribe(self, text: str, scope: tuple[str, dict[str, Any]] | None = None) -> Subscriber:
+        """A new client for writes published from now on; 400 for a bad query, 503 when full."""
+        if self._count >= self.max_clients:
+            raise ApiError(503, "too_many_tail_clients",
+                           f"this server already serves {self.max_clients} tail clients")
+        filt = compile_tail_filter(text, scope)
+        key = (filt.sql, tuple(sorted((k, repr(v)) for k, v in filt.params.items())))
+        group = self._groups.setdefault(key, _Group(filt))
+        sub = Subscriber(group.filter, self.queue_size, self._seq)
+        group.subscribers.append(sub)
+        self._count += 1
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.close()
+        for key, group in list(self._groups.items()):
+            if sub in group.subscribers:
+                group.subscribers.remove(sub)
+                self._count -= 1
+                if not group.subscribers:
+                    del self._groups[key]
+                return
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            if not batch or not self._groups:
+                continue
+            jobs: list[tuple[TailFilter, bytes, list[Subscriber]]] = []
+            for group in self._groups.values():
+                by_start: dict[int, list[Subscriber]] = {}
+                for sub in group.subscribers:
+                    start = next((i for i, (seq, _) in enumerate(batch) if seq > sub.after_seq), None)
+                    if start is not None:
+                        by_start.setdefault(start, []).append(sub)
+                for start, subs in by_start.items():
+                    jobs.append((group.filter, b"\n".join(p for _, p in batch[start:]), subs))
+            if not jobs:
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_jobs, jobs)
+            except Exception:
+                log.exception("a tail round failed; its records are reported as dropped")
+                for _, payload, subs in jobs:
+                    for sub in subs:
+                        sub.note_dropped(payload.count(b"\n") + 1)
+                continue
+            self.rounds += 1
+            for (_, _, subs), lines in zip(jobs, results, strict=True):
+                for sub in subs:
+                    if not sub.closed:
+                        sub.offer(lines)
+
+    def _run_jobs(self, jobs: list[tuple[TailFilter, bytes, list[Subscriber]]]) -> list[list[bytes]]:
+        """On the tail thread: each filter over its batch, rows back as wire JSON, oldest first."""
+        assert self._runner is not None
+        out: list[list[bytes]] = []
+        for filt, payload, _ in jobs:
+            params = dict(filt.params, tail_structure=self._structure, tail_rows=escape_param(payload))
+            rows = self._runner.query(filt.sql, params)
+            rows.reverse()  # the compiled query orders newest first
+            out.append([orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS) for row in rows])
+        return out
+
+
+# ------------------------------------------------------------------------------------ transports
+
+def _hub(conn: HTTPConnection) -> TailHub:
+    hub = getattr(conn.app.state, "tail_hub", None)
+    if hub is None:
+        raise ApiError(503, "tail_unavailable", "live tail is not running on this server")
+    return hub
+
+
+def _scope(conn: HTTPConnection) -> tuple[str, dict[str, Any]] | None:
+    return getattr(conn.state, "query_scope", None)
+
+
+def _sse(item: Item) -> bytes:
+    if isinstance(item, int):
+        return b"event: dropped\ndata: " + orjson.dumps({"dropped": item}) + b"\n\n"
+    return b"data: " + item + b"\n\n"
+
+
+def _ndjson(item: Item) -> bytes:
+    return (orjson.dumps({"dropped": item}) if isinstance(item, int) else item) + b"\n"
+
+
+async def _stream(hub: TailHub, sub: Subscriber, first: bytes, encode: Callable[[Item], bytes],
+                  keepalive: bytes, keepalive_s: float) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        while not sub.closed:
+            items = await sub.take(timeout=keepalive_s)
+            yield b"".join(encode(item) for item in items) if items else keepalive
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _ws_sender(websocket: WebSocket, sub: Subscriber) -> None:
+    while not sub.closed:
+        for item in await sub.take():
+            if isinstance(item, int):
+                await websocket.send_text(f'{{"dropped":{item}}}')
+            else:
+                await websocket.send_text(item.decode())
+
+
+async def _ws_receiver(websocket: WebSocket) -> None:
+    """Reads until the client goes away (clients send nothing else that matters)."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+def tail_router(keepalive_s: float = 15.0) -> APIRouter:
+    """The router the app factory mounts (the hub itself lives in ``app.state.tail_hub``)."""
+    router = APIRouter(tags=["tail"])
+
+    @router.get("/api/v1/tail", summary="Live tail (Server-Sent Events, or NDJSON with Accept)")
+    async def tail_http(request: Request, q: str = "*") -> StreamingResponse:
+        hub = _hub(request)
+        sub = hub.subscribe(q, _scope(request))
+        hello = orjson.dumps({"q": sub.filter.text})
+        if "application/x-ndjson" in request.headers.get("accept", ""):
+            body = _stream(hub, sub, orjson.dumps({"subscribed": {"q": sub.filter.text}}) + b"\n",
+                           _ndjson, b"\n", keepalive_s)
+            return StreamingResponse(body, media_type="application/x-ndjson")
+        body = _stream(hub, sub, b"event: subscribed\ndata: " + hello + b"\n\n", _sse,
+                       b": keepalive\n\n", keepalive_s)
+        return StreamingResponse(body, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @router.websocket("/api/v1/tail")
+    async def tail_ws(websocket: WebSocket, q: str = "*") -> None:
+        try:
+            hub = _hub(websocket)
+            sub = hub.subscribe(q, _scope(websocket))
+        except ApiError as exc:
+            await websocket.accept()
+            await websocket.send_text(orjson.dumps(
+                {"error": {"code": exc.code, "message": exc.message, **exc.extra}}).decode())
+            await websocket.close(code=1008 if exc.status < 500 else 1013)
+            return
+        await websocket.accept()
+        try:
+            await websocket.send_text(orjson.dumps({"subscribed": {"q": sub.filter.text}}).decode())
+            sender = asyncio.create_task(_ws_sender(websocket, sub))
+            receiver = asyncio.create_task(_ws_receiver(websocket))
+            done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect | OSError):
+                    log.warning("tail WebSocket ended with %r", exc)
+        except (WebSocketDisconnect, OSError):
+            pass
+        finally:
+            hub.unsubscribe(sub)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    return router

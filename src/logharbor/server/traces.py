@@ -1,0 +1,353 @@
+"""``GET /api/v1/traces/{id}``: one request as every layer saw it (ALB → NGINX → app), with timings.
+
+The id may be a W3C trace id, an ``X-Amzn-Trace-Id`` value (``Root=1-…``, ``Self=…;Root=…``) or
+its bare Root, a ``traceparent`` header, or an NGINX ``$request_id`` / ``X-Request-ID``. Records
+join on the normalized trace id; a layer that lost the trace id (an app that only saw
+``X-Request-ID``) joins through the request id it shares with the NGINX record. That is two
+indexed lookups at most: the id itself, then the trace and request ids the first answer named.
+Both are ``trace_id IN (…) OR request_id IN (…)``, which the bloom-filter skip indexes answer
+without a scan.
+
+The timing breakdown takes what each layer measured itself, because clocks on three machines do
+not agree to the millisecond while durations measured on one clock are exact:
+
+- ALB: ``request_processing_ms``, ``target_processing_ms``, ``response_processing_ms``;
+- NGINX: ``$request_time`` (``http.duration_ms``) and ``$upstream_response_time``
+  (``upstream_response_time_ms``);
+- the app: its own ``http.duration_ms``;
+
+and the gaps: ALB target time − NGINX request time (network and queueing between ALB and NGINX),
+NGINX request time − upstream time (NGINX's own overhead), upstream time − app duration (between
+NGINX and the app). The waterfall nests each layer inside its caller from those durations,
+splitting each gap evenly before and after; it does not depend on the machines' clocks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from logharbor.record import RecordError, format_timestamp, normalize_trace_id, parse_timestamp, to_wire
+from logharbor.server.errors import ApiError
+from logharbor.server.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.rows import COLUMNS, row_to_record
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["TraceKey", "breakdown", "find_trace", "parse_trace_key", "traces_router", "waterfall"]
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+#: ids collected from the first lookup; more than this is not one request any more
+MAX_JOIN_IDS = 64
+_MAX_ID_CHARS = 512
+_HEX = frozenset("0123456789abcdefABCDEF")
+_HEADER_NAMES = ("x-amzn-trace-id:", "traceparent:", "x-request-id:")
+_SELECT = ", ".join(quote_identifier(c) for c in COLUMNS)
+
+
+@dataclass(frozen=True)
+class TraceKey:
+    """What an id given by a user can mean: a trace id, a request id, or (32 hex) either."""
+
+    raw: str
+    trace_id: str | None
+    request_id: str | None
+
+
+def parse_trace_key(text: str) -> TraceKey:
+    """Read a user's id; 400 when it is empty, too long or has control characters.
+
+    A header line (``X-Amzn-Trace-Id: Root=…``) loses its name first. 32 hex digits are both a
+    W3C trace id and what NGINX's ``$request_id`` looks like, so they are searched as both.
+    """
+    value = text.strip()
+    lowered = value.lower()
+    for name in _HEADER_NAMES:
+        if lowered.startswith(name):
+            value = value[len(name):].strip()
+            break
+    if not value or len(value) > _MAX_ID_CHARS or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ApiError(400, "invalid_trace_id",
+                       "give a trace id, an X-Amzn-Trace-Id value, a traceparent or a request id")
+    trace_id = normalize_trace_id(value)
+    if trace_id is None:
+        return TraceKey(value, None, value)
+    request_id = value if len(value) == 32 and _HEX.issuperset(value) else None
+    return TraceKey(value, trace_id, request_id)
+
+
+def _in_list(column: str, values: list[str], prefix: str, params: dict[str, Any]) -> str:
+    names = []
+    for i, value in enumerate(values):
+        name = f"{prefix}{i}"
+        params[name] = value
+        names.append(f"{{{name}:String}}")
+    return f"{quote_identifier(column)} IN ({', '.join(names)})"
+
+
+def _lookup(store: Store, trace_ids: list[str], request_ids: list[str], *, start_ns: int | None,
+            end_ns: int | None, limit: int, scope: tuple[str, dict[str, Any]] | None
+            ) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {}
+    ors = []
+    if trace_ids:
+        ors.append(_in_list("trace_id", trace_ids, "t", params))
+    if request_ids:
+        ors.append(_in_list("request_id", request_ids, "r", params))
+    where = [f"({' OR '.join(ors)})"]
+    if start_ns is not None:
+        params["from_ns"] = start_ns
+        where.append("`timestamp` >= fromUnixTimestamp64Nano({from_ns:Int64}, 'UTC')")
+    if end_ns is not None:
+        params["to_ns"] = end_ns
+        where.append("`timestamp` < fromUnixTimestamp64Nano({to_ns:Int64}, 'UTC')")
+    if scope is not None:
+        fragment, scope_params = scope
+        where.append(f"({fragment})")
+        params.update(scope_params)
+    # identifiers come from the schema via quote_identifier; every value is a parameter
+    sql = (f"SELECT {_SELECT} FROM {store.table} WHERE {' AND '.join(where)} "  # noqa: S608
+           f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}")
+    return store.query(sql, params)
+
+
+def find_trace(store: Store, key: TraceKey, *, start_ns: int | None = None, end_ns: int | None = None,
+               limit: int = DEFAULT_LIMIT, scope: tuple[str, dict[str, Any]] | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows of one request, oldest first, and how they were found.
+
+    The first lookup takes the id as given; when its rows name trace or request ids it did not
+    search for (the NGINX record's ``$request_id``, the ALB trace id behind a request id), a
+    second lookup takes them all, so the answer is every record that shares either id.
+    """
+    trace_ids = [key.trace_id] if key.trace_id else []
+    request_ids = [key.request_id] if key.request_id else []
+    rows = _lookup(store, trace_ids, request_ids, start_ns=start_ns, end_ns=end_ns, limit=limit,
+                   scope=scope)
+    queries = 1
+    found_t = sorted({r["trace_id"] for r in rows if r.get("trace_id")} - set(trace_ids))
+    found_r = sorted({r["request_id"] for r in rows if r.get("request_id")} - set(request_ids))
+    if rows and (found_t or found_r):
+        trace_ids = (trace_ids + found_t)[:MAX_JOIN_IDS]
+        request_ids = (request_ids + found_r)[:MAX_JOIN_IDS]
+        rows = _lookup(store, trace_ids, request_ids, start_ns=start_ns, end_ns=end_ns, limit=limit,
+                       scope=scope)
+        queries = 2
+    truncated = len(rows) > limit
+    return rows[:limit], {"queries": queries, "truncated": truncated,
+                          "trace_ids": trace_ids, "request_ids": request_ids}
+
+
+# ------------------------------------------------------------------------------------ timings
+
+def _layer(record: dict[str, Any]) -> str:
+    source = (record.get("source") or "").lower()
+    return source if source in ("alb", "nginx") else "app"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _pick(records: list[dict[str, Any]], layer: str, measure: str) -> int | None:
+    """Index of the record that measured ``layer``: the one with the longest duration there."""
+    best, best_ms = None, -1.0
+    for i, rec in enumerate(records):
+        if _layer(rec) != layer:
+            continue
+        if measure == "target":
+            ms = _num(rec["attributes"].get("target_processing_ms"))
+        else:
+            ms = _num(rec["http"].get("duration_ms"))
+        if ms is not None and ms > best_ms:
+            best, best_ms = i, ms
+    return best
+
+
+def breakdown(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The timing breakdown of canonical records (see the module docstring); None where unknown."""
+    alb_i = _pick(records, "alb", "target")
+    if alb_i is None:
+        alb_i = _pick(records, "alb", "duration")
+    nginx_i = _pick(records, "nginx", "duration")
+    app_i = _pick(records, "app", "duration")
+    alb = records[alb_i] if alb_i is not None else None
+    nginx = records[nginx_i] if nginx_i is not None else None
+    app = records[app_i] if app_i is not None else None
+    alb_attrs = alb["attributes"] if alb else {}
+    alb_target = _num(alb_attrs.get("target_processing_ms"))
+    nginx_request = _num(nginx["http"].get("duration_ms")) if nginx else None
+    upstream = _num(nginx["attributes"].get("upstream_response_time_ms")) if nginx else None
+    app_ms = _num(app["http"].get("duration_ms")) if app else None
+    return {
+        "alb": None if alb is None else {
+            "record": alb_i,
+            "request_processing_ms": _num(alb_attrs.get("request_processing_ms")),
+            "target_processing_ms": alb_target,
+            "response_processing_ms": _num(alb_attrs.get("response_processing_ms")),
+            "total_ms": _num(alb["http"].get("duration_ms")),
+        },
+        "nginx": None if nginx is None else {
+            "record": nginx_i, "request_time_ms": nginx_request, "upstream_response_time_ms": upstream,
+            "upstream": nginx["attributes"].get("upstream_addr"),
+        },
+        "app": None if app is None else {
+            "record": app_i, "duration_ms": app_ms, "service": app.get("service"),
+            "instance": app.get("instance"),
+        },
+        "gaps": {
+            "alb_to_nginx_ms": _diff(alb_target, nginx_request),
+            "nginx_overhead_ms": _diff(nginx_request, upstream),
+            "nginx_to_app_ms": _diff(upstream, app_ms),
+        },
+    }
+
+
+def _start_ns(record: dict[str, Any]) -> int:
+    """When a layer began the request by its own clock: the ALB says so; others log at the end."""
+    created = record["attributes"].get("request_creation_time")
+    if _layer(record) == "alb" and created:
+        try:
+            return parse_timestamp(created)
+        except RecordError:
+            pass
+    ms = _num(record["http"].get("duration_ms")) or 0.0
+    return record["timestamp"] - int(ms * 1e6)
+
+
+def waterfall(records: list[dict[str, Any]], timings: dict[str, Any]) -> dict[str, Any]:
+    """Bars for a terminal or a page: ``start_ms``/``duration_ms`` from the start of the request.
+
+    Each layer sits inside its caller, offset by half the gap between them; a layer whose caller
+    is missing starts where its own clock says. Other records are points (``at_ms``).
+    """
+    layers = {name: timings[name] for name in ("alb", "nginx", "app") if timings[name] is not None}
+    first = next(iter(layers.values()), None)
+    if first is not None:
+        t0 = _start_ns(records[first["record"]])
+    elif records:
+        t0 = min(_start_ns(r) for r in records)
+    else:
+        t0 = 0
+    bars: list[dict[str, Any]] = []
+    parent_end: tuple[float, float] | None = None  # (start, length) of the window the next layer fills
+
+    def own(index: int) -> float:
+        return round((_start_ns(records[index]) - t0) / 1e6, 3)
+
+    alb = layers.get("alb")
+    if alb is not None:
+        req = alb["request_processing_ms"] or 0.0
+        target = alb["target_processing_ms"]
+        resp = alb["response_processing_ms"] or 0.0
+        total = alb["total_ms"] if alb["total_ms"] is not None else req + (target or 0.0) + resp
+        bars.append({"label": "alb", "layer": "alb", "start_ms": own(alb["record"]), "duration_ms": total,
+                     "record": alb["record"]})
+        if target is not None:
+            start = bars[-1]["start_ms"] + req
+            bars.append({"label": "alb → target", "layer": "alb", "start_ms": round(start, 3),
+                         "duration_ms": target, "record": alb["record"]})
+            parent_end = (start, target)
+    for name, length_key, inner_key in (("nginx", "request_time_ms", "upstream_response_time_ms"),
+                                        ("app", "duration_ms", None)):
+        layer = layers.get(name)
+        if layer is None:
+            parent_end = None
+            continue
+        length = layer[length_key] or 0.0
+        if parent_end is not None:
+            start = parent_end[0] + max(parent_end[1] - length, 0.0) / 2
+        else:
+            start = own(layer["record"])
+        label = name
+        if name == "app":
+            label = f"app {layer.get('instance') or layer.get('service') or ''}".strip()
+        bars.append({"label": label, "layer": name, "start_ms": round(start, 3), "duration_ms": length,
+                     "record": layer["record"]})
+        parent_end = None
+        if inner_key is not None and layer.get(inner_key) is not None:
+            inner = layer[inner_key]
+            up_start = start + max(length - inner, 0.0) / 2
+            bars.append({"label": "nginx → upstream", "layer": name, "start_ms": round(up_start, 3),
+                         "duration_ms": inner, "record": layer["record"]})
+            parent_end = (up_start, inner)
+    points = [{"record": i, "layer": _layer(r), "at_ms": round((r["timestamp"] - t0) / 1e6, 3)}
+              for i, r in enumerate(records)]
+    return {"start": format_timestamp(t0) if records else None, "bars": bars, "events": points}
+
+
+# ------------------------------------------------------------------------------------ the route
+
+def _time_arg(value: str | None, name: str, now_ns: int) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_time_ns(value, now_ns=now_ns)
+    except TimeParseError as exc:
+        raise ApiError(400, "invalid_time", f"'{name}': {exc}") from None
+
+
+def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: int | None, limit: int,
+                 scope: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The whole JSON answer for one id (blocking: run it off the event loop)."""
+    began = time.perf_counter()
+    try:
+        rows, how = find_trace(store, key, start_ns=start_ns, end_ns=end_ns, limit=limit, scope=scope)
+    except StoreError as exc:
+        raise ApiError(500, "store_error", "the store could not run the trace lookup") from exc
+    if not rows:
+        raise ApiError(404, "trace_not_found", f"no records carry the id {key.raw!r}",
+                       detail={"trace_id": key.trace_id, "request_id": key.request_id})
+    records = [row_to_record(row) for row in rows]
+    timings = breakdown(records)
+    trace_ids = sorted({r["trace_id"] for r in records if r.get("trace_id")})
+    return {
+        "id": key.raw,
+        "trace_id": key.trace_id or (trace_ids[0] if trace_ids else None),
+        "trace_ids": trace_ids,
+        "request_ids": sorted({r["request_id"] for r in records if r.get("request_id")}),
+        "layers": sorted({_layer(r) for r in records}),
+        "timings": timings,
+        "waterfall": waterfall(records, timings),
+        "records": [to_wire(r) for r in records],
+        "stats": {"elapsed_ms": round((time.perf_counter() - began) * 1000, 3), "queries": how["queries"],
+                  "truncated": how["truncated"], "records": len(records)},
+    }
+
+
+def traces_router() -> APIRouter:
+    """The router the app factory mounts."""
+    router = APIRouter(tags=["traces"])
+
+    @router.get("/api/v1/traces/{trace_id:path}", summary="Every record of one request, with timings")
+    async def get_trace(trace_id: str, request: Request, since: str | None = None,
+                        to: str | None = None, limit: int = DEFAULT_LIMIT) -> Response:
+        key = parse_trace_key(trace_id)
+        now = time.time_ns()
+        start = _time_arg(request.query_params.get("from") or since, "from", now)
+        end = _time_arg(to, "to", now)
+        if start is not None and end is not None and end <= start:
+            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ApiError(400, "invalid_limit", f"limit must be between 1 and {MAX_LIMIT}")
+        store: Store = request.app.state.store
+        scope = getattr(request.state, "query_scope", None)
+        answer = await run_in_threadpool(trace_answer, store, key, start_ns=start, end_ns=end,
+                                         limit=limit, scope=scope)
+        return Response(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
+
+    return router
