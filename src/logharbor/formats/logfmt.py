@@ -19,6 +19,9 @@ from logharbor.formats.base import Options, guard, register, unparsed
 __all__ = ["LogfmtOptions", "LogfmtParser", "parse_logfmt"]
 
 _PAIR = re.compile(r'([^\s="]+)(?:=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?(?:[ \t]+|$)')
+_PAIR_TEXT = r'[^\s="]+(?:=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?'
+_WHOLE = re.compile(r"(?:" + _PAIR_TEXT + r"(?:[ \t]+|\Z))*\Z")
+_FIND = re.compile(r'([^\s="]+)(?:(=)("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?').findall
 _INT = re.compile(r"-?(?:0|[1-9]\d{0,17})")
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
@@ -69,27 +72,37 @@ def _typed(value: str) -> Any:
     return value
 
 
-def parse_logfmt(line: str, typed: bool = True) -> dict[str, Any] | str:
-    """Split one logfmt line into a dict, or return the reason it is not logfmt."""
-    out: dict[str, Any] = {}
+def _error_column(line: str) -> int:
+    """Where the pair scanner stops on a line that is not logfmt (for the reason text)."""
     pos = len(line) - len(line.lstrip())
-    end = len(line.rstrip())
-    pairs = 0
-    match = _PAIR.match
-    while pos < end:
-        m = match(line, pos)
+    while pos < len(line):
+        m = _PAIR.match(line, pos)
         if m is None:
-            return f"not logfmt at column {pos + 1}"
-        key, raw = m.group(1, 2)
-        if raw is None:
-            out[key] = True
-        else:
-            pairs += 1
-            if raw[:1] == '"':
-                out[key] = _unquote(raw)
-            else:
-                out[key] = _typed(raw) if typed else raw
+            break
         pos = m.end()
+    return pos + 1
+
+
+def parse_logfmt(line: str, typed: bool = True) -> dict[str, Any] | str:
+    """Split one logfmt line into a dict, or return the reason it is not logfmt.
+
+    One regex checks the whole line and one ``findall`` cuts it, both in C; Python only converts
+    the values.
+    """
+    text = line.strip()
+    if _WHOLE.match(text) is None:
+        return f"not logfmt at column {_error_column(line)}"
+    out: dict[str, Any] = {}
+    pairs = 0
+    for key, eq, raw in _FIND(text):
+        if not eq:
+            out[key] = True
+            continue
+        pairs += 1
+        if raw[:1] == '"':
+            out[key] = _unquote(raw)
+        else:
+            out[key] = _typed(raw) if typed else raw
     if not pairs:
         return "no key=value pairs"
     return out
