@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 MASK = "[REDACTED]"
+_MISS = object()
+_CACHE_TEXT_MAX = 256  # texts up to this length are remembered …
+_CACHE_ENTRIES = 4096  # … this many of them (then the cache starts over)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -228,6 +231,7 @@ class Redactor:
         self._suffixes = _SENSITIVE_SUFFIXES if fields is None else ()
         self.mask = mask
         self._key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str | None] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Redactor:
@@ -254,10 +258,25 @@ class Redactor:
     # -- text ---------------------------------------------------------------------------------
 
     def redact_text(self, text: str) -> str:
-        """``text`` with every match of every rule masked (the same object when nothing matched)."""
-        if len(text) < 6:  # shorter than the shortest thing any built-in rule masks (a@b.io)
-            if not self._has_custom:
-                return text
+        """``text`` with every match of every rule masked (the same object when nothing matched).
+
+        Short texts are remembered (messages and ids repeat a lot in logs), so a repeated clean
+        value costs one dictionary lookup.
+        """
+        if len(text) < 6 and not self._has_custom:
+            return text  # shorter than the shortest thing any built-in rule masks (a@b.io)
+        cached = self._text_cache.get(text, _MISS)
+        if cached is not _MISS:
+            return text if cached is None else cached
+        out = self._redact_text(text)
+        if len(text) <= _CACHE_TEXT_MAX:
+            cache = self._text_cache
+            if len(cache) >= _CACHE_ENTRIES:
+                cache.clear()
+            cache[text] = None if out is text else out
+        return out
+
+    def _redact_text(self, text: str) -> str:
         for rule, gate in self._plain:
             if gate is None or gate.search(text):
                 text = rule.sub(text)

@@ -145,4 +145,6 @@ log.info("last words")
     assert messages.count("from the child") == 1
     assert [m for m in messages if m.startswith("line ")] == [f"line {i}" for i in range(2000)]
     child = next(line for line in lines if line["message"] == "from the child")
-    assert child["service"] == "exiting"
+    parent = next(line for line in lines if line["message"] == "last words")
+    assert child["service"] == parent["service"] == "exiting"
+    assert child["instance"] != parent["instance"]  # exiting-<pid>: each process its own

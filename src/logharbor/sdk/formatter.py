@@ -142,12 +142,18 @@ class JSONFormatter(logging.Formatter):
         super().__init__()
         defaults = {"service": "unknown", "source": "app", "host": socket.gethostname()}
         merged = {**defaults, **{k: v for k, v in (static or {}).items() if v is not None}}
-        if "instance" not in merged:
+        self._auto_instance = "instance" not in merged
+        if self._auto_instance:
             merged["instance"] = f"{merged['service']}-{os.getpid()}"
         self.static: dict[str, Any] = merged
         self.processors: list[Processor] = list(processors)
         self.caller_info = caller_info
         self._clock = _Clock()
+
+    def after_fork(self) -> None:
+        """A forked worker (gunicorn, multiprocessing) is an instance of its own."""
+        if self._auto_instance:
+            self.static["instance"] = f"{self.static['service']}-{os.getpid()}"
 
     # -- building ----------------------------------------------------------------------------
 

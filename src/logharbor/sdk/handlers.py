@@ -340,6 +340,7 @@ class AsyncHandler(logging.Handler):
         (what the parent had queued is the parent's to write) and reopen what needs it."""
         self._io_lock = threading.Lock()
         if not getattr(self, "_closed", False):
+            self.formatter.after_fork()
             for output in self.outputs:
                 reopen = getattr(output, "after_fork", None)
                 if reopen is not None:
