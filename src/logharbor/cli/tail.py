@@ -1,0 +1,177 @@
+"""``logharbor tail QUERY``: print matching records as they arrive, coloured by level.
+
+The server filters (``GET /api/v1/tail?q=…``); this command only reads the stream, over
+Server-Sent Events by default (plain httpx) or a WebSocket with ``--ws``. A ``{"dropped": N}``
+marker from a server whose queue for this terminal overflowed is printed as a warning line, so
+a gap is never silent. ``--output json`` prints each record as one JSON line for other programs.
+Ctrl-C ends it; exit 2 when the server cannot be reached, 1 when it refuses the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import typer
+
+from logharbor.cli.trace import DEFAULT_SERVER, LEVEL_STYLE, CliError, auth_headers, refused
+
+__all__ = ["format_record", "register", "stream_sse", "stream_ws"]
+
+#: one event from the server: ("record", obj), ("dropped", n) or ("subscribed", info)
+Event = tuple[str, Any]
+
+
+def _event(kind: str, data: str) -> Event:
+    obj = json.loads(data)
+    if kind == "dropped" or (isinstance(obj, dict) and set(obj) == {"dropped"}):
+        return "dropped", int(obj["dropped"])
+    if kind == "subscribed" or (isinstance(obj, dict) and set(obj) == {"subscribed"}):
+        return "subscribed", obj.get("subscribed", obj)
+    if isinstance(obj, dict) and "error" in obj and "timestamp" not in obj:
+        error = obj["error"]
+        raise CliError(f"{error.get('code', 'error')}: {error.get('message', '')}", 1)
+    return "record", obj
+
+
+def stream_sse(query: str, *, server: str, api_key: str | None) -> Iterator[Event]:
+    """Events from ``GET /api/v1/tail`` as Server-Sent Events, until the server ends the stream."""
+    url = server.rstrip("/") + "/api/v1/tail"
+    headers = {**auth_headers(api_key), "Accept": "text/event-stream"}
+    try:
+        with httpx.stream("GET", url, params={"q": query}, headers=headers,
+                          timeout=httpx.Timeout(None, connect=10)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise refused(response)
+            kind, data = "message", []
+            for line in response.iter_lines():
+                if not line:
+                    if data:
+                        yield _event(kind, "\n".join(data))
+                    kind, data = "message", []
+                elif line.startswith(":"):
+                    continue  # keepalive
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
+
+
+def ws_url(server: str, query: str) -> str:
+    """``http(s)://host`` → ``ws(s)://host/api/v1/tail?q=…``."""
+    base = server.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[8:]
+    elif base.startswith("http://"):
+        base = "ws://" + base[7:]
+    return f"{base}/api/v1/tail?{urlencode({'q': query})}"
+
+
+async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: Callable[[Event], None]
+                    ) -> None:
+    """Call ``on_event`` for each message of the WebSocket tail until the server closes it."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+    try:
+        async with connect(ws_url(server, query), additional_headers=auth_headers(api_key),
+                           max_size=16 * 1024 * 1024, open_timeout=10) as ws:
+            try:
+                async for message in ws:
+                    on_event(_event("message", message if isinstance(message, str) else message.decode()))
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code in (4401, 4403):
+                    raise CliError(f"the server refused: {exc.rcvd.reason}", 1) from None
+    except InvalidStatus as exc:
+        raise CliError(f"the server refused the WebSocket: HTTP {exc.response.status_code}", 1) from None
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
+
+
+def format_record(record: dict[str, Any]) -> Any:
+    """One record as a coloured line: time, level, service/instance, message, HTTP summary."""
+    from rich.text import Text
+
+    level = str(record.get("level", ""))
+    http = record.get("http") or {}
+    line = Text.assemble(
+        (str(record.get("timestamp", ""))[11:23] + " ", "dim"),
+        (f"{level:<5} ", LEVEL_STYLE.get(level, "")),
+        (f"{record.get('instance') or record.get('service', '')} ", "cyan"),
+        str(record.get("message", "")),
+    )
+    if http.get("status") is not None:
+        status = int(http["status"])
+        style = "red" if status >= 500 else "yellow" if status >= 400 else "dim"
+        line.append(f"  {status}", style=style)
+    if http.get("duration_ms") is not None:
+        line.append(f" {http['duration_ms']} ms", style="dim")
+    if record.get("trace_id"):
+        line.append(f"  trace={record['trace_id']}", style="dim")
+    return line
+
+
+def _printer(output: str) -> Callable[[Event], None]:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False)
+
+    def show(event: Event) -> None:
+        kind, value = event
+        if kind == "subscribed":
+            err.print(f"tailing {value.get('q', '') if isinstance(value, dict) else value} (Ctrl-C to stop)",
+                      style="dim")
+        elif kind == "dropped":
+            if output == "json":
+                sys.stdout.write(json.dumps({"dropped": value}) + "\n")
+                sys.stdout.flush()
+            err.print(f"… {value} records dropped: this terminal fell behind the server", style="yellow")
+        elif output == "json":
+            sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(format_record(value))
+
+    return show
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``logharbor tail`` to the main command."""
+
+    @app.command("tail")
+    def tail(
+        query: str = typer.Argument("*", help="a filter, e.g. 'service:checkout AND level:ERROR'"),
+        ws: bool = typer.Option(False, "--ws", help="use a WebSocket instead of Server-Sent Events"),
+        output: str = typer.Option("pretty", "--output", "-o", help="pretty or json"),
+        server: str = typer.Option(
+            DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+    ) -> None:
+        """Follow new records that match a filter, as they are written."""
+        if output not in ("pretty", "json"):
+            typer.echo("logharbor tail: --output must be pretty or json", err=True)
+            raise typer.Exit(2)
+        show = _printer(output)
+        try:
+            if ws:
+                asyncio.run(stream_ws(query, server=server, api_key=api_key, on_event=show))
+            else:
+                for event in stream_sse(query, server=server, api_key=api_key):
+                    show(event)
+        except CliError as exc:
+            typer.echo(f"logharbor tail: {exc}", err=True)
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
