@@ -123,14 +123,26 @@ def _bsd_time(m: re.Match[str], zone: ZoneInfo, now_ns: int) -> int:
     return int(dt.timestamp()) * _NS + frac * 1000
 
 
+#: the last RFC 3164 time read (text, zone, ns): a busy source repeats each second many times
+_last_bsd: tuple[str, ZoneInfo | None, int] = ("", None, 0)
+
+
 def _parse_3164(line: str, rec: dict[str, Any], body: str, zone: ZoneInfo,
                 now_ns: int | None) -> dict[str, Any]:
     m = _BSD_TIME.match(body)
     if m is not None:
-        try:
-            rec["timestamp"] = _bsd_time(m, zone, time.time_ns() if now_ns is None else now_ns)
-        except ValueError as exc:
-            return unparsed(line, f"syslog time: {exc}")
+        global _last_bsd
+        last = _last_bsd  # one tuple, swapped whole: safe across threads
+        text = m.group(0)
+        if now_ns is None and last[0] == text and last[1] is zone:
+            rec["timestamp"] = last[2]
+        else:
+            try:
+                rec["timestamp"] = _bsd_time(m, zone, time.time_ns() if now_ns is None else now_ns)
+            except ValueError as exc:
+                return unparsed(line, f"syslog time: {exc}")
+            if now_ns is None:
+                _last_bsd = (text, zone, rec["timestamp"])
         rest = body[m.end():]
     elif (iso := _ISO_TIME.match(body)) is not None:
         try:
