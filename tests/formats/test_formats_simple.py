@@ -127,3 +127,27 @@ def test_only_the_timestamp_normalize_uses_is_checked() -> None:
     raw = build_parser("json").parse('{"timestamp":"2026-11-01T12:00:00Z","date":"Tuesday"}')
     assert "parse_error" not in raw
     assert normalize(raw, received_ns=0)["timestamp"] == 1_793_534_400_000_000_000
+
+
+@pytest.mark.parametrize("name", ["json", "logfmt", "nginx", "alb", "syslog", "regex"])
+def test_unknown_options_are_errors(name: str) -> None:
+    with pytest.raises(ParserConfigError, match=f"parser '{name}': option 'colour'"):
+        build_parser(name, colour="blue", **({"pattern": "(?P<m>.)"} if name == "regex" else {}))
+
+
+def test_benchmark_script_runs_and_parses_its_own_data() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import orjson
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "parsers.py"
+    out = subprocess.run([sys.executable, str(script), "--mbytes", "0.05", "--normalize"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [orjson.loads(line) for line in out.splitlines()]
+    assert {r["parser"] for r in rows} == {"nginx_combined", "nginx_main", "nginx_json", "alb", "json",
+                                           "logfmt", "syslog", "regex"}
+    for row in rows:
+        assert row["parse_errors_in_sample"] == 0, row
+        assert row["lines"] > 0 and row["mib_per_s"] > 0
