@@ -152,7 +152,9 @@ RULES: dict[str, Rule] = {
                         r"|3(?<![\w-]3)[47]\d{2}[ -]\d{6}[ -]\d{5})(?!\w|-\d)"),
              "[CARD]", validate=_card_ok),
         Rule("bearer",
-             re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE),
+             # a credential has a digit or is long: "token validation failed" is English
+             re.compile(r"\b(bearer|basic|token)(\s+)(?:(?=[A-Za-z\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}"
+                        r"|[A-Za-z0-9\-._~+/]{20,})=*", re.IGNORECASE),
              r"\1\2" + MASK, triggers=("bearer ", "basic ", "token "), ignore_case=True),
         Rule("jwt",
              re.compile(r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),

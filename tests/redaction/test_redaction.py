@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logharbor.redaction import DEFAULT_RULES, RULES, Redactor, Rule, luhn_valid
 
@@ -17,6 +19,8 @@ MASKED = [
     ("amex 378282246310005", "amex [CARD]"),
     ("Authorization: Bearer abcDEF123456.xyz-_~+/=", "Authorization: Bearer [REDACTED]"),
     ("authorization: basic dXNlcjpwYXNzd29yZA==", "authorization: basic [REDACTED]"),
+    ("Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "Authorization: Token [REDACTED]"),
+    ("auth: Bearer abcdefghijklmnopqrstuvwxyz", "auth: Bearer [REDACTED]"),
     ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
      "jwt [JWT] end"),
     ("key AKIAIOSFODNN7EXAMPLE used", "key [AWS_KEY] used"),
@@ -42,6 +46,7 @@ CLEAN = [
     "host 10.0.1.5 version 1.4.2.3.4",        # IPs are opt-in
     "at 12:34:56 mac aa:bb:cc:dd:ee:ff",      # times and MACs
     "password reset requested",               # the word, no value
+    "token validation failed for the Basic plan",  # English after the scheme words
 ]
 
 
@@ -128,3 +133,16 @@ def test_only_content_rules_when_fields_empty() -> None:
 def test_rule_tables_are_consistent() -> None:
     assert set(DEFAULT_RULES) <= set(RULES)
     assert "ipv4" not in DEFAULT_RULES and "ipv6" not in DEFAULT_RULES
+
+
+@given(st.lists(st.sampled_from([t for t, _ in MASKED] + CLEAN), min_size=1, max_size=6),
+       st.sampled_from([" ", ", ", "\n", " | ", "\t"]))
+@settings(max_examples=200, deadline=None)
+def test_masking_is_stable_and_contains_no_originals(parts: list[str], sep: str) -> None:
+    redactor = Redactor.from_config({"ip": True})
+    text = sep.join(parts)
+    once = redactor.redact_text(text)
+    assert redactor.redact_text(once) == once  # masking masked text changes nothing
+    for secret in ("alice.smith+tag@example.co.uk", "4111111111111111", "AKIAIOSFODNN7EXAMPLE",
+                   "hunter2", "pa55w0rd", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"):
+        assert secret not in once

@@ -26,7 +26,7 @@ def test_structlog_through_the_sdk_handler(capture) -> None:  # type: ignore[no-
     log = structlog.get_logger("billing")
     structlog.contextvars.bind_contextvars(tenant_id="t-9")
     with sdk.context(request_id="r-sl", trace_id="5759e988bd862e3fe1be46a994272793", user_id="u-5"):
-        log.info("invoice sent", invoice_id="i-1", amount=99.5, lines=3)
+        log.info("invoice sent", invoice_id="i-1", amount=99.5, lines=3, name="acme", args=[1])
         try:
             raise TimeoutError("smtp")
         except TimeoutError:
@@ -36,6 +36,7 @@ def test_structlog_through_the_sdk_handler(capture) -> None:  # type: ignore[no-
     assert sent["message"] == "invoice sent" and sent["level"] == "INFO" and sent["logger"] == "billing"
     assert sent["invoice_id"] == "i-1" and sent["amount"] == 99.5 and sent["lines"] == 3
     assert sent["tenant_id"] == "t-9" and sent["user_id"] == "u-5"
+    assert sent["name_"] == "acme" and sent["args_"] == [1]  # LogRecord's own names, renamed
     assert sent["request_id"] == "r-sl" and sent["trace_id"] == "5759e988bd862e3fe1be46a994272793"
     assert failed["level"] == "ERROR"
     assert failed["error"]["type"] == "TimeoutError" and failed["error"]["message"] == "smtp"

@@ -87,7 +87,19 @@ class CanonicalRenderer:
         return render(result)[:-1].decode("utf-8")
 
 
-def configure_structlog(level: int = logging.NOTSET) -> None:
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_PASSED_ON = frozenset({"event", "exc_info", "stack_info", "stacklevel"})
+
+
+def _rename_reserved(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """``log.info("x", name="bob")`` must not make stdlib raise (``name`` is a LogRecord
+    attribute): such keys get a trailing underscore (``name_``)."""
+    for key in [k for k in event_dict if k in _RESERVED and k not in _PASSED_ON]:
+        event_dict[key + "_"] = event_dict.pop(key)
+    return event_dict
+
+
+def configure_structlog() -> None:
     """Send structlog events through stdlib logging (and so through the sdk's handler).
 
     Keeps structlog's own contextvars (``structlog.contextvars.bind_contextvars``) working:
@@ -100,6 +112,7 @@ def configure_structlog(level: int = logging.NOTSET) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.filter_by_level,
             structlog.stdlib.PositionalArgumentsFormatter(),
+            _rename_reserved,
             structlog.stdlib.render_to_log_kwargs,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
