@@ -1,0 +1,120 @@
+"""The encoder, the transforms, and a whole agent in-process with its /metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.agent.conftest import free_port, wait_for
+
+from logharbor.agent.config import parse_config
+from logharbor.agent.pipeline import Agent, encode
+from logharbor.agent.transforms import enrich, grep, redact, sample
+from logharbor.agent.types import Ack, Chunk
+
+META = {"source": "file", "host": "h", "file": "/var/log/a.log"}
+
+
+def chunk(lines: list[str], records: list[dict[str, Any]] | None = None, **meta: Any) -> Chunk:
+    return Chunk(list(lines), Ack(1), 0, {**META, **meta}, records, 1_700_000_000_000_000_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
+                        min_size=1), min_size=1, max_size=20))
+def test_fast_path_encoding_is_exactly_one_json_object_per_line(lines: list[str]) -> None:
+    out = encode(chunk(lines))
+    decoded = [orjson.loads(x) for x in out.payload.split(b"\n")[:-1]]
+    assert out.count == len(lines) and out.payload.endswith(b"\n")
+    assert decoded == [{"timestamp": 1_700_000_000_000_000_000, **META, "message": line} for line in lines]
+
+
+def test_record_path_keeps_the_records_own_fields_over_shared_ones() -> None:
+    out = encode(chunk([], [{"message": "x", "source": "nginx", "time": "2026-01-01T00:00:00Z"},
+                            {"message": "y"}]))
+    a, b = (orjson.loads(x) for x in out.payload.splitlines())
+    assert a["source"] == "nginx" and "timestamp" not in a and a["host"] == "h"
+    assert b["source"] == "file" and b["timestamp"] == 1_700_000_000_000_000_000
+
+
+def test_grep_include_exclude_on_raw_lines_and_on_fields() -> None:
+    g = grep.Grep(grep.Config(type="grep", include={"message": "ERROR|WARN"}, exclude={"message": "healthz"}))
+    c = g(chunk(["ERROR a", "INFO b", "WARN /healthz", "WARN c"]))
+    assert c.records is None and c.lines == ["ERROR a", "WARN c"]  # raw lines stay raw
+    g2 = grep.Grep(grep.Config(type="grep", include={"http.status": "^5"}))
+    c2 = g2(chunk([], [{"http": {"status": 502}}, {"http": {"status": 200}}, {"message": "no http"}]))
+    assert c2.records == [{"http": {"status": 502}}]
+    g3 = grep.Grep(grep.Config(type="grep", include={"file": "a\\.log$"}))
+    assert len(g3(chunk(["x", "y"])).records or []) == 2  # shared fields are visible
+
+
+def test_redact_masks_text_and_records() -> None:
+    r = redact.Redact(redact.Config(type="redact", ip=True))
+    c = r(chunk(["mail bob@example.com from 10.1.2.3 card 4111 1111 1111 1111", "clean"]))
+    assert "bob@example.com" not in c.lines[0] and "10.1.2.3" not in c.lines[0]
+    assert "4111 1111 1111 1111" not in c.lines[0] and c.lines[1] == "clean"
+    c2 = r(chunk([], [{"message": "x", "password": "hunter2", "user": {"email": "a@b.co"}}]))
+    rec = (c2.records or [])[0]
+    assert rec["password"] != "hunter2" and "a@b.co" not in str(rec)
+
+
+def test_sample_is_consistent_by_trace_id_and_per_level() -> None:
+    s = sample.Sample(sample.Config(type="sample", rates={"DEBUG": 0.5, "info": 0.0}))
+    traces = [f"{i:032x}" for i in range(2000)]
+    records = [{"level": "debug", "trace_id": t} for t in traces] + [{"level": "ERROR"}, {"level": "INFO"}]
+    kept = s(chunk([], [dict(r) for r in records])).records or []
+    kept_traces = {r["trace_id"] for r in kept if "trace_id" in r}
+    assert 800 < len(kept_traces) < 1200
+    assert {"level": "ERROR"} in kept and {"level": "INFO"} not in kept
+    again = s(chunk([], [dict(r) for r in records])).records or []
+    assert {r["trace_id"] for r in again if "trace_id" in r} == kept_traces  # same decision every time
+
+
+def test_enrich_static_host_and_env(monkeypatch: Any) -> None:
+    monkeypatch.setenv("POD_NAME", "api-7d9f")
+    e = enrich.Enrich(enrich.Config(type="enrich", fields={"env": "prod", "service": "api"},
+                                    env_vars={"k8s.pod": "POD_NAME", "missing": "NOPE_NOT_SET"}))
+    c = e(chunk(["a"]))
+    assert c.records is None  # stays on the fast path
+    rec = orjson.loads(encode(c).payload)
+    assert rec["env"] == "prod" and rec["k8s.pod"] == "api-7d9f" and "missing" not in rec
+    c2 = e(chunk([], [{"message": "b", "service": "own"}]))
+    assert orjson.loads(encode(c2).payload)["service"] == "own"  # the record's value wins
+
+
+def test_agent_in_process_ships_a_file_and_exposes_metrics(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"user=u{i} level=info msg=hello{i}\n" for i in range(1000)))
+    port = free_port()
+    cfg = parse_config({
+        "data_dir": str(tmp_path / "data"), "metrics": {"port": port},
+        "sources": {"app": {"type": "file", "include": [str(log)], "parser": "logfmt",
+                            "checkpoint_interval_secs": 0.1}},
+        "transforms": [{"type": "grep", "exclude": {"msg": "^hello1"}}],
+        "sinks": {"out": {"type": "file", "path": str(tmp_path / "out.ndjson"), "batch": {"timeout_secs": 0.1}}},
+    })
+    agent = Agent(cfg)
+    stop = threading.Event()
+    agent.start(stop)
+    out = tmp_path / "out.ndjson"
+    expected = 1000 - 111  # hello1, hello10-19, hello100-199
+    assert wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) >= expected, 20)
+    time.sleep(0.3)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    stop.set()
+    agent.shutdown()
+    records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert len(records) == expected and records[0]["user"] == "u0"
+    for name in ('logharbor_agent_lines_read_total{source="app"}', 'logharbor_agent_batches_sent_total{sink="out"}',
+                 "logharbor_agent_file_lag_bytes", 'logharbor_agent_buffer_bytes{sink="out"}',
+                 "logharbor_agent_retries_total", 'logharbor_agent_records_filtered_total{transform="grep"}'):
+        assert name in text, name
+    ckpt = orjson.loads((tmp_path / "data" / "checkpoints" / "app.json").read_bytes())
+    assert ckpt["files"][0]["offset"] == log.stat().st_size
