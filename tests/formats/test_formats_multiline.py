@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logharbor.formats import ParserConfigError
-from logharbor.formats.multiline import build_multiline, parse_cri
+from logharbor.formats.multiline import build_multiline, parse_cri, parse_docker
 
 PYTHON_LOG = """\
 2026-11-01 12:00:00,001 ERROR checkout payment failed
@@ -161,6 +161,21 @@ def test_cri_partial_over_max_bytes_is_emitted() -> None:
     assert out == ["a" * 80, "a" * 20 + "end"]
 
 
+def test_docker_json_file_partials_are_joined_per_stream() -> None:
+    import orjson
+
+    def entry(log: str, stream: str = "stdout") -> str:
+        return orjson.dumps({"log": log, "stream": stream, "time": "2026-11-01T12:00:00.1Z"}).decode()
+
+    lines = [entry("a" * 10), entry("oops\n", "stderr"), entry("b" * 10), entry("c\n"),
+             "plain text line", entry("\tat x.y(Z.java:1)\r\n")]
+    assert run(lines, docker=True) == ["oops", "a" * 10 + "b" * 10 + "c", "plain text line",
+                                       "\tat x.y(Z.java:1)"]
+    assert run([entry("ERROR x\n"), entry("\tat "), entry("a.B(C.java:1)\n")], docker=True,
+               preset="java") == ["ERROR x\n\tat a.B(C.java:1)"]
+    assert parse_docker('{"log": 5}') is None and parse_docker("[1]") is None
+
+
 def test_parse_cri() -> None:
     assert parse_cri("2026-11-01T12:00:00Z stderr P x y") == ("2026-11-01T12:00:00Z", "stderr", True, "x y")
     assert parse_cri("2026-11-01T12:00:00Z stdout F:x z") == ("2026-11-01T12:00:00Z", "stdout", False, "z")
@@ -176,6 +191,7 @@ def test_parse_cri() -> None:
     ({"preset": "go", "max_lines": 0}, "max_lines"),
     ({"preset": "go", "timeout": 0}, "timeout"),
     ({"preset": "go", "cri_prefix": True}, "cri_prefix"),
+    ({"cri": True, "docker": True}, "docker"),
 ])
 def test_config_errors_name_the_option(options: dict, option: str) -> None:
     with pytest.raises(ParserConfigError, match=f"option '{option}'"):

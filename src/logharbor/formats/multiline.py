@@ -13,7 +13,9 @@ How lines are grouped is a small state machine of rules ``(states, regex, action
 the model of Fluent Bit's multiline parsers: presets ``java``, ``python`` and ``go`` are rule
 tables, and ``start_pattern`` / ``continue_pattern`` build a one-rule table. With ``cri: true``,
 lines are first read as CRI container log lines (``<time> <stream> <P|F> <text>``): ``P`` parts
-are joined until their ``F`` line, per stream, and the rules then apply to the joined text.
+are joined until their ``F`` line, per stream, and the rules then apply to the joined text;
+``docker: true`` does the same for Docker ``json-file`` lines, whose ``log`` lacks its final
+newline while a long line is split.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
 from pydantic import Field, field_validator, model_validator
 
 from logharbor.formats.base import Options, ParserConfigError
 
-__all__ = ["PRESETS", "MultilineAggregator", "MultilineOptions", "build_multiline", "parse_cri"]
+__all__ = ["PRESETS", "MultilineAggregator", "MultilineOptions", "build_multiline", "parse_cri",
+           "parse_docker"]
 
 JOIN, START = "join", "start"
 
@@ -82,6 +86,30 @@ def parse_cri(line: str) -> tuple[str, str, bool, str] | None:
     return m[1], m[2], m[3] == "P", m[4]
 
 
+def parse_docker(line: str) -> tuple[str, str, bool, str] | None:
+    """A Docker ``json-file`` line ``{"log":"text\\n","stream":"stdout","time":"…"}`` →
+    (time, stream, is_partial, text without its newline), or None. Docker splits lines longer
+    than 16 KiB into entries whose ``log`` does not end with a newline."""
+    if not line.startswith("{"):
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict:
+        return None
+    text = obj.get("log")
+    if not isinstance(text, str):
+        return None
+    stream = obj.get("stream")
+    time = obj.get("time")
+    partial = not text.endswith("\n")
+    if not partial:
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return (time if isinstance(time, str) else "", stream if isinstance(stream, str) else "stdout",
+            partial, text)
+
+
 @dataclass
 class _Event:
     lines: list[str]
@@ -106,6 +134,7 @@ class MultilineOptions(Options):
     continue_pattern: str | None = None
     cri: bool = False
     cri_prefix: bool = False
+    docker: bool = False
     max_lines: int = Field(500, ge=1)
     max_bytes: int = Field(1_048_576, ge=64)
     timeout: float = Field(1.0, gt=0)
@@ -125,8 +154,11 @@ class MultilineOptions(Options):
         custom = self.start_pattern is not None or self.continue_pattern is not None
         if self.preset and custom:
             raise ValueError("option 'preset': give a preset or start/continue patterns, not both")
-        if not (self.preset or custom or self.cri):
-            raise ValueError("option 'preset': give a preset, a start_pattern/continue_pattern, or cri")
+        if not (self.preset or custom or self.cri or self.docker):
+            raise ValueError("option 'preset': give a preset, a start_pattern/continue_pattern, cri "
+                             "or docker")
+        if self.cri and self.docker:
+            raise ValueError("option 'docker': a stream is CRI or Docker json-file, not both")
         if self.cri_prefix and not self.cri:
             raise ValueError("option 'cri_prefix': only meaningful with cri: true")
         return self
@@ -162,14 +194,16 @@ class MultilineAggregator:
         self._expire(now, out)
         if line.endswith("\n"):
             line = line[:-1]
-        if not self.options.cri:
+        if self.options.cri:
+            framed = parse_cri(line)
+        elif self.options.docker:
+            framed = parse_docker(line)
+        else:
+            framed = None
+        if framed is None:  # no framing (or not the expected one): the line as it is
             self._group("", line, "", now, out)
             return out
-        cri = parse_cri(line)
-        if cri is None:  # not CRI framing: keep the line as it is
-            self._group("", line, "", now, out)
-            return out
-        time, stream, partial, text = cri
+        time, stream, partial, text = framed
         p = self._partials.get(stream)
         if partial:
             if p is None:
