@@ -1,6 +1,6 @@
 """Parser throughput: MiB/s and lines/s per parser on one core, as JSON lines.
 
-Usage: ``python bench/parsers.py --mbytes 50 [--parsers nginx,alb] [--normalize]``
+Usage: ``python bench/parsers.py --mbytes 50 [--parsers nginx_main,alb,multiline_java] [--normalize]``
 
 Each parser gets its own generated input of about ``--mbytes`` MiB (realistic lines written by
 the formatters in ``logharbor.formats``: a few thousand distinct requests, timestamps advancing
@@ -170,13 +170,54 @@ def run(name: str, mbytes: float, with_normalize: bool) -> dict[str, object]:
     }
 
 
+def gen_java(rng: random.Random, i: int) -> str:
+    """Java service output: mostly single lines, every 8th event an exception with its stack."""
+    head = f"2026-11-01 12:00:00.{i % 1000:03d} INFO  [http-{i % 16}] c.e.OrderService - order {i} placed"
+    if i % 8:
+        return head
+    frames = "\n".join(f"\tat com.example.Layer{j}.call(Layer{j}.java:{rng.randrange(1, 400)})"
+                       for j in range(rng.randrange(5, 30)))
+    return (head.replace("INFO ", "ERROR") + "\njava.lang.IllegalStateException: order failed\n" + frames
+            + "\nCaused by: java.io.IOException: reset\n\tat x.y.Z.read(Z.java:1)\n\t... 12 more")
+
+
+def run_multiline(mbytes: float) -> dict[str, object]:
+    """Time the multiline aggregator (java preset) over Java output: feed every physical line."""
+    from logharbor.formats.multiline import build_multiline
+
+    events, _ = make_lines(gen_java, mbytes)
+    lines = [part for event in events for part in event.split("\n")]
+    size = sum(len(line.encode()) + 1 for line in lines)
+    agg = build_multiline(preset="java")
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    out = 0
+    feed = agg.feed
+    for line in lines:
+        out += len(feed(line, 0.0))
+    out += len(agg.close())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    mib = size / (1024 * 1024)
+    return {
+        "bench": "parsers", "parser": "multiline_java", "normalize": False, "lines": len(lines),
+        "events": out, "events_expected": len(events), "mib": round(mib, 2),
+        "avg_line_bytes": round(size / len(lines), 1), "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3), "mib_per_s": round(mib / wall, 2),
+        "lines_per_s": round(len(lines) / wall), "mib_per_cpu_s": round(mib / cpu, 2) if cpu else None,
+        "parse_errors_in_sample": 0 if out == len(events) else abs(out - len(events)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mbytes", type=float, default=20, help="MiB of input per parser")
-    ap.add_argument("--parsers", default=",".join(CASES), help="comma-separated: " + ",".join(CASES))
+    names = [*CASES, "multiline_java"]
+    ap.add_argument("--parsers", default=",".join(names), help="comma-separated: " + ",".join(names))
     ap.add_argument("--normalize", action="store_true", help="also time parse + record.normalize")
     args = ap.parse_args()
     for name in args.parsers.split(","):
+        if name == "multiline_java":
+            print(orjson.dumps(run_multiline(args.mbytes)).decode(), flush=True)
+            continue
         if name not in CASES:
             ap.error(f"unknown parser {name!r}")
         print(orjson.dumps(run(name, args.mbytes, False)).decode(), flush=True)

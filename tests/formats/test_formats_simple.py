@@ -147,7 +147,7 @@ def test_benchmark_script_runs_and_parses_its_own_data() -> None:
                          capture_output=True, text=True, timeout=120, check=True).stdout
     rows = [orjson.loads(line) for line in out.splitlines()]
     assert {r["parser"] for r in rows} == {"nginx_combined", "nginx_main", "nginx_json", "alb", "json",
-                                           "logfmt", "syslog", "regex"}
+                                           "logfmt", "syslog", "regex", "multiline_java"}
     for row in rows:
         assert row["parse_errors_in_sample"] == 0, row
         assert row["lines"] > 0 and row["mib_per_s"] > 0
