@@ -30,23 +30,28 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from logharbor.agent import telemetry
-from logharbor.agent.checkpoint import CheckpointStore, Entry, fingerprint_of, read_head
+from logharbor.agent.checkpoint import CheckpointStore, read_head
 from logharbor.agent.sources.common import SourceConfig
+from logharbor.agent.sources.tailed import (
+    Tailed,
+    aggregate,
+    content_size,
+    flush_multiline,
+    is_gzip,
+    rewound,
+    split_lines,
+)
 from logharbor.agent.types import Ack, Chunk
 
-__all__ = ["Config", "FileSource"]
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
+__all__ = ["Config", "FileSource", "Tailed"]
 
 class Config(SourceConfig):
     """Options of the ``file`` source."""
@@ -64,50 +69,6 @@ class Config(SourceConfig):
     forget_after_secs: float = Field(default=7 * 86400, gt=0)
     read_gzip: bool = True
     multiline: dict[str, Any] | None = None
-
-
-class Tailed:
-    """One file's state: where it is read to, where it is delivered to, and what is in flight."""
-
-    __slots__ = ("acked_off", "agg", "carry", "dev", "fd", "fp_hash", "fp_len", "ghost", "gz", "held",
-                 "ino", "is_gzip", "last_data", "path", "pending", "read_off", "rotated_at", "safe_off",
-                 "seek_until", "size", "updated")
-
-    def __init__(self, path: str, dev: int, ino: int, offset: int) -> None:
-        self.path, self.dev, self.ino = path, dev, ino
-        self.read_off = self.acked_off = offset
-        self.pending: deque[tuple[int, Ack]] = deque()
-        self.fd: int | None = None
-        self.gz: gzip.GzipFile | None = None
-        self.is_gzip = False
-        self.fp_len, self.fp_hash = 0, ""
-        self.ghost = False
-        self.rotated_at: float | None = None
-        self.seek_until = 0.0  # look for this content in the directory until then
-        self.last_data = time.monotonic()
-        self.size = 0
-        self.carry = b""
-        self.updated = time.time()
-        self.agg: Any = None  # multiline aggregator, one per file
-        self.held: deque[int] = deque()  # end offsets of lines the aggregator still holds
-        self.safe_off = offset  # every line before this offset is in an emitted event
-
-    def set_fp(self, head: bytes) -> None:
-        self.fp_len, self.fp_hash = len(head), fingerprint_of(head)
-
-    def matches(self, head: bytes) -> bool:
-        n = self.fp_len
-        return n > 0 and len(head) >= n and fingerprint_of(head[:n]) == self.fp_hash
-
-    def entry(self) -> Entry:
-        return Entry(self.dev, self.ino, self.fp_len, self.fp_hash, self.acked_off, self.path,
-                     self.updated, self.ghost, self.is_gzip)
-
-    @classmethod
-    def from_entry(cls, e: Entry) -> Tailed:
-        t = cls(e.path, e.dev, e.ino, e.offset)
-        t.fp_len, t.fp_hash, t.ghost, t.is_gzip, t.updated = e.fp_len, e.fp_hash, e.ghost, e.gzip, e.updated
-        return t
 
 
 class FileSource:
@@ -232,7 +193,7 @@ class FileSource:
             return
         fd, head = opened
         key = (st.st_dev, st.st_ino)
-        is_gzip = _is_gzip(fd)
+        gz = is_gzip(fd)
         why = "new"
         adopt: Tailed | None = None
         for t in list(self.dormant):
@@ -256,12 +217,12 @@ class FileSource:
         if adopt is None:
             adopt = Tailed(path, *key, 0)
             if first and self.cfg.start_at == "end":
-                adopt.read_off = adopt.acked_off = _content_size(fd, is_gzip)
+                adopt.read_off = adopt.acked_off = content_size(fd, gz)
         adopt.path, adopt.dev, adopt.ino, adopt.ghost = path, *key, False
-        adopt.fd, adopt.is_gzip, adopt.rotated_at, adopt.seek_until = fd, is_gzip, None, 0.0
+        adopt.fd, adopt.is_gzip, adopt.rotated_at, adopt.seek_until = fd, gz, None, 0.0
         if head and (adopt.fp_len == 0 or len(head) > adopt.fp_len):
             adopt.set_fp(head)
-        if not is_gzip and os.fstat(fd).st_size < adopt.read_off:  # truncated while we were away
+        if not gz and os.fstat(fd).st_size < adopt.read_off:  # truncated while we were away
             adopt.read_off = adopt.acked_off = 0
             adopt.set_fp(head)
         self.live[key] = adopt
@@ -296,7 +257,7 @@ class FileSource:
                     if t in self.dormant and t.matches(head):
                         self.dormant.remove(t)
                         t.path, t.dev, t.ino, t.ghost, t.fd = path, *key, False, fd
-                        t.is_gzip, t.seek_until = _is_gzip(fd), 0.0
+                        t.is_gzip, t.seek_until = is_gzip(fd), 0.0
                         t.rotated_at = now  # not ours to follow: read to the end, then let go
                         self.live[key] = t
                         live_keys.add(key)
@@ -345,7 +306,7 @@ class FileSource:
         assert t.fd is not None
         try:
             if t.gz is None:
-                t.gz = gzip.GzipFile(fileobj=_rewound(t.fd), mode="rb")
+                t.gz = gzip.GzipFile(fileobj=rewound(t.fd), mode="rb")
                 t.gz.seek(t.read_off)
                 t.carry = b""
             more = t.gz.read(max(block - len(t.carry), 4096))
@@ -362,9 +323,9 @@ class FileSource:
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
         end = t.read_off + len(body)
         if self.cfg.multiline is not None:
-            lines, ack_end = self._aggregate(t, body, end)
+            lines, ack_end = aggregate(t, body, end, self.cfg.multiline)
         else:
-            lines, ack_end = _split(body), end
+            lines, ack_end = split_lines(body), end
         self._send(t, lines, len(body), end, ack_end, emit)
 
     def _send(self, t: Tailed, lines: list[str], nbytes: int, end: int, ack_end: int,
@@ -379,55 +340,10 @@ class FileSource:
         meta["file"] = t.path
         emit(Chunk(lines, ack, nbytes, meta, None, time.time_ns()))
 
-    def _aggregator(self, t: Tailed) -> Any:
-        if t.agg is None:
-            from logharbor.formats.multiline import build_multiline
-
-            t.agg = build_multiline(**(self.cfg.multiline or {}))
-        return t.agg
-
-    def _aggregate(self, t: Tailed, body: bytes, end: int) -> tuple[list[str], int]:
-        """Feed lines to the file's multiline aggregator; the events it completed, and the offset
-        up to which every line is in one of them (lines still held are read again after a crash)."""
-        agg = self._aggregator(t)
-        now = time.monotonic()
-        if not t.held:
-            t.safe_off = t.read_off
-        pos = t.read_off
-        out: list[str] = []
-        parts = body.split(b"\n")
-        if parts and parts[-1] == b"":
-            parts.pop()
-        for part in parts:
-            pos = min(pos + len(part) + 1, end)
-            t.held.append(pos)
-            self._release(t, agg.feed(part.decode("utf-8", "replace").rstrip("\r"), now), out)
-        if not agg.pending():
-            t.held.clear()
-            t.safe_off = end
-        return out, t.safe_off
-
-    @staticmethod
-    def _release(t: Tailed, events: list[str], out: list[str]) -> None:
-        for event in events:
-            out.append(event)
-            # an event of n lines releases the n oldest held lines (joined CRI partials count as
-            # one: the offset then stays behind, never ahead — a duplicate after a crash, no loss)
-            for _ in range(min(event.count("\n") + 1, len(t.held))):
-                t.safe_off = t.held.popleft()
-
     def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
-        if t.agg is None or not t.agg.pending():
-            return
-        events = t.agg.close() if final else t.agg.flush(time.monotonic())
-        if not events:
-            return
-        out: list[str] = []
-        self._release(t, events, out)
-        if not t.agg.pending():
-            t.held.clear()
-            t.safe_off = t.read_off
-        self._send(t, out, 0, t.read_off, t.safe_off, emit)
+        released = flush_multiline(t, final)
+        if released is not None:
+            self._send(t, released, 0, t.read_off, t.safe_off, emit)
 
     def _at_eof(self, t: Tailed, emit: Callable[[Chunk], None]) -> None:
         assert t.fd is not None
@@ -481,37 +397,3 @@ class FileSource:
             self.live.pop((t.dev, t.ino), None)
             self.dormant.append(t)
         telemetry.file_closed(self.name, t.path, t.read_off)
-
-
-def _is_gzip(fd: int) -> bool:
-    return os.pread(fd, 2, 0) == _GZIP_MAGIC
-
-
-def _split(body: bytes) -> list[str]:
-    """The lines of a block (cut after a newline), without empty lines and CRs."""
-    text = body.decode("utf-8", "replace")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if "\n\n" in text or text.startswith("\n"):
-        lines = [line for line in lines if line]
-    return lines
-
-
-def _rewound(fd: int) -> BinaryIO:
-    """A file object on a duplicate of ``fd`` at offset 0 (duplicates share the offset)."""
-    fh = os.fdopen(os.dup(fd), "rb")
-    fh.seek(0)
-    return fh
-
-
-def _content_size(fd: int, is_gzip: bool) -> int:
-    if not is_gzip:
-        return os.fstat(fd).st_size
-    total = 0
-    with gzip.GzipFile(fileobj=_rewound(fd), mode="rb") as gz:
-        while chunk := gz.read(1 << 20):
-            total += len(chunk)
-    return total
