@@ -51,10 +51,12 @@ def nginx_values(rng: random.Random, i: int) -> dict[str, object]:
 
 
 def gen_nginx(fmt: str) -> Callable[[random.Random, int], str]:
+    """Generator of NGINX lines in ``fmt``, written by ``format_nginx_line``."""
     return lambda rng, i: format_nginx_line(nginx_values(rng, i), fmt)
 
 
 def gen_alb(rng: random.Random, i: int) -> str:
+    """An HTTPS ALB entry with all 33 fields, written by ``format_alb_line``."""
     v = nginx_values(rng, i)
     return format_alb_line({
         "type": "https", "time": BASE_NS + i * 1_000_000, "elb": "app/my-lb/50dc6c495c0c9188",
@@ -75,6 +77,7 @@ def gen_alb(rng: random.Random, i: int) -> str:
 
 
 def gen_json(rng: random.Random, i: int) -> str:
+    """An sdk-style JSON line."""
     return orjson.dumps({
         "timestamp": "2026-11-01T12:00:00.123456Z", "level": rng.choice(["INFO", "INFO", "WARN", "ERROR"]),
         "service": "checkout", "message": "payment processed", "trace_id": f"{rng.getrandbits(128):032x}",
@@ -83,12 +86,14 @@ def gen_json(rng: random.Random, i: int) -> str:
 
 
 def gen_logfmt(rng: random.Random, i: int) -> str:
+    """A Go-style logfmt line."""
     return (f'ts=2026-11-01T12:00:00.{i % 1000:03d}Z level={rng.choice(["info", "warn", "error"])} '
             f'service=checkout msg="payment processed for order" user_id=u-{rng.randrange(1000)} '
             f"duration_ms={rng.randrange(1, 900)} cached={rng.choice(['true', 'false'])}")
 
 
 def gen_syslog(rng: random.Random, i: int) -> str:
+    """RFC 5424 with structured data and RFC 3164 sshd lines, alternately."""
     if i % 2:
         return (f"<{rng.randrange(8, 191)}>1 2026-11-01T12:00:{i % 60:02d}.{i % 1000:03d}Z web-{i % 9} "
                 f'app {rng.randrange(1, 9999)} ID47 [req@32473 id="{i}" user="u-{i % 100}"] request handled')
@@ -101,6 +106,7 @@ REGEX_PATTERN = (r"^(?P<ts>\S+) (?P<level>\w+) (?P<service>\S+) (?P<http__status
 
 
 def gen_regex(rng: random.Random, i: int) -> str:
+    """A line for :data:`REGEX_PATTERN`."""
     return (f"2026-11-01T12:00:00.{i % 1000:03d}Z {rng.choice(['INFO', 'WARN', 'ERROR'])} checkout "
             f"{rng.choice(STATUSES)} {rng.randrange(1, 9000) / 10}ms order {i} placed by u-{i % 1000}")
 
@@ -208,6 +214,7 @@ def run_multiline(mbytes: float) -> dict[str, object]:
 
 
 def main() -> None:
+    """Run the chosen cases and print one JSON line each."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mbytes", type=float, default=20, help="MiB of input per parser")
     names = [*CASES, "multiline_java"]
