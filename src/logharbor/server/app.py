@@ -126,7 +126,8 @@ def close_runtime(runtime: Runtime) -> None:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
-    return JSONResponse(error_body("invalid_request", "request does not match the schema", detail),
+    where = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in detail[:5])
+    return JSONResponse(error_body("invalid_request", f"invalid request: {where}", detail),
                         status_code=400)
 
 

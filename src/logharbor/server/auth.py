@@ -101,8 +101,9 @@ def scope_filter(principal: Principal) -> tuple[str, dict[str, Any]] | None:
         parts.append("tenant = {scope_tenant:String}")
         params["scope_tenant"] = principal.tenant
     if principal.services is not None:
-        parts.append("has({scope_services:Array(String)}, service)")
-        params["scope_services"] = list(principal.services)
+        names = [f"scope_service_{i}" for i in range(len(principal.services))]
+        parts.append("service IN (" + ", ".join(f"{{{n}:String}}" for n in names) + ")")
+        params.update(zip(names, principal.services, strict=True))
     if not parts:
         return None
     return "(" + " AND ".join(parts) + ")", params

@@ -1,0 +1,103 @@
+"""Every endpoint × every kind of caller: the status each must get (issue 5)."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+from tests.conftest import ServerProcess
+
+LINE = orjson.dumps({"message": "matrix", "service": "checkout"})
+BULK = b'{"index":{"_index":"logs"}}\n{"message":"matrix"}\n'
+# endpoint → (method, path, body, status when allowed, permission it needs)
+ENDPOINTS = {
+    "ingest": ("POST", "/api/v1/logs", LINE, 200, "write"),
+    "es.bulk": ("POST", "/_bulk", BULK, 200, "write"),
+    "es.index-bulk": ("POST", "/logs-app/_bulk", BULK, 200, "write"),
+    "es.license": ("GET", "/_license", None, 200, "write"),
+    "es.xpack": ("GET", "/_xpack", None, 200, "write"),
+    "es.nodes": ("GET", "/_nodes", None, 200, "write"),
+    "es.health": ("GET", "/_cluster/health", None, 200, "write"),
+    "loki.push": ("POST", "/loki/api/v1/push", orjson.dumps({"streams": [{"stream": {"service": "checkout"},
+                  "values": [["1793536496000000000", "matrix"]]}]}), 204, "write"),
+    "otlp": ("POST", "/v1/logs", orjson.dumps({"resourceLogs": []}), 200, "write"),
+    "query": ("POST", "/api/v1/query", orjson.dumps({"q": "service:checkout"}), 200, "read"),
+    "trace": ("GET", "/api/v1/traces/5759e988bd862e3fe1be46a994272793", None, 404, "read"),
+    "tail": ("GET", "/api/v1/tail?q=level:ERROR", None, 200, "read"),
+    "keys.list": ("GET", "/api/v1/keys", None, 200, "admin"),
+    "keys.create": ("POST", "/api/v1/keys", orjson.dumps({"role": "reader"}), 201, "admin"),
+    "keys.revoke": ("DELETE", "/api/v1/keys/000000000000", None, 404, "admin"),
+    "audit": ("GET", "/api/v1/audit", None, 200, "admin"),
+    "whoami": ("GET", "/api/v1/whoami", None, 200, "read"),
+    "metrics": ("GET", "/metrics", None, 200, "read"),
+    "healthz": ("GET", "/healthz", None, 200, "public"),
+    "readyz": ("GET", "/readyz", None, 200, "public"),
+    "es.probe": ("GET", "/", None, 200, "public"),
+}
+#: OpenAPI path templates of the endpoints above
+TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk"}
+ROLE_MAY = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"},
+            "scoped-reader": {"read"}}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    server = ServerProcess(tmp_path_factory.mktemp("sec") / "data", "--batch-max-age", "0.2").start()
+    keys = {
+        "admin": server.api_key,
+        "writer": server.create_key("writer"),
+        "reader": server.create_key("reader"),
+        "scoped-reader": server.create_key("reader", tenant="acme", services=["checkout"]),
+    }
+    yield server, keys
+    server.stop()
+
+
+def call(server: ServerProcess, endpoint: str, headers: dict[str, str]) -> int:
+    """The status of one call (a stream such as tail is closed as soon as its status is known)."""
+    method, path, body, _, _ = ENDPOINTS[endpoint]
+    content_type = "application/x-ndjson" if endpoint.startswith("es.") else "application/json"
+    with httpx.stream(method, server.url + path, content=body, timeout=30,
+                      headers={"content-type": content_type, "accept": "text/event-stream"
+                               if endpoint == "tail" else "application/json", **headers}) as response:
+        if response.status_code in (401, 403):
+            response.read()
+            error = response.json()["error"]
+            assert error["code"] == ("unauthorized" if response.status_code == 401 else "forbidden")
+            assert "acme" not in response.text
+        return response.status_code
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("caller", ["none", "wrong", "malformed", "admin", "writer", "reader", "scoped-reader"])
+def test_matrix(secured, endpoint: str, caller: str) -> None:  # type: ignore[no-untyped-def]
+    server, keys = secured
+    anonymous = {
+        "none": {},
+        "wrong": {"authorization": "Bearer lh_0123456789ab_notthesecretatallnotthesecret"},
+        "malformed": {"x-api-key": "hunter2"},
+    }
+    headers = anonymous[caller] if caller in anonymous else {"authorization": f"Bearer {keys[caller]}"}
+    _, _, _, ok, permission = ENDPOINTS[endpoint]
+    if permission == "public":
+        expected = ok
+    elif caller in anonymous:
+        expected = 401
+    else:
+        expected = ok if permission in ROLE_MAY[caller] else 403
+    assert call(server, endpoint, headers) == expected, (endpoint, caller)
+
+
+def test_every_route_is_in_the_matrix(secured) -> None:  # type: ignore[no-untyped-def]
+    """A new endpoint must be added to this matrix (and so to a permission) before it ships."""
+    server, _ = secured
+    paths = httpx.get(server.url + "/api/openapi.json", timeout=30).json()["paths"]
+    known = {path.split("?")[0] for _, path, _, _, _ in ENDPOINTS.values()} | TEMPLATES
+    assert set(paths) <= known, f"routes missing from the matrix: {set(paths) - known}"
+
+
+def test_other_ways_to_present_a_key(secured) -> None:  # type: ignore[no-untyped-def]
+    server, keys = secured
+    assert httpx.get(server.url + "/api/v1/whoami", headers={"x-api-key": keys["reader"]}).json()["role"] == "reader"
+    basic = httpx.get(server.url + "/api/v1/whoami", auth=("grafana", keys["reader"]))
+    assert basic.json()["role"] == "reader"
