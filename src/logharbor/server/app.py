@@ -27,7 +27,9 @@ from logharbor.server.errors import ApiError, api_error_handler, error_body
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
+from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
+from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.keys_api import keys_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
@@ -179,4 +181,6 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
                      max_records=config.max_records_per_request),
         ElasticsearchIngest(max_body_bytes=config.max_body_bytes, limits=limits,
                             max_records=config.max_records_per_request),
+        LokiIngest(max_body_bytes=config.max_body_bytes, limits=limits),
+        OtlpIngest(max_body_bytes=config.max_body_bytes, limits=limits),
     ]

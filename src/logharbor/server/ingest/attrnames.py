@@ -1,0 +1,26 @@
+"""Attribute names that cannot collide with the canonical fields, shared by the protocol adapters.
+
+The store keeps attributes in one JSON column whose dotted keys are paths: ``host.arch`` is read
+back as ``{"host": {"arch": …}}``, which the canonical ``host`` string already occupies. So what a
+shipper sends under a canonical name (an ECS ``host`` object, an OTel ``host.arch`` resource
+attribute) is kept beside it as ``host_arch`` instead of being shadowed or turning the whole
+object into the host name.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CANONICAL_NAMES", "attribute_key"]
+
+#: top-level names of canonical fields (record.py); a dotted key under one of them is renamed
+CANONICAL_NAMES = frozenset((
+    "timestamp", "observed_timestamp", "level", "severity_number", "message", "service", "source",
+    "host", "instance", "env", "version", "tenant", "http", "trace_id", "span_id", "request_id",
+))
+
+
+def attribute_key(key: str) -> str:
+    """``host.arch`` → ``host_arch``; any key not under a canonical name is kept as it is."""
+    head, dot, rest = key.partition(".")
+    if dot and head in CANONICAL_NAMES:
+        return f"{head}_{rest}"
+    return key

@@ -1,0 +1,274 @@
+"""Loki push: ``POST /loki/api/v1/push`` in JSON or protobuf+snappy, as Promtail/Alloy/Vector send.
+
+The protobuf form is Loki's ``logproto.PushRequest`` (``pkg/push/push.proto``)::
+
+    message PushRequest      { repeated StreamAdapter streams = 1; }
+    message StreamAdapter    { string labels = 1; repeated EntryAdapter entries = 2; uint64 hash = 3; }
+    message EntryAdapter     { google.protobuf.Timestamp timestamp = 1; string line = 2;
+                               repeated LabelPairAdapter structuredMetadata = 3; }
+    message LabelPairAdapter { string name = 1; string value = 2; }
+
+Loki does not publish a Python package, so the message classes are built at import time from a
+``FileDescriptorProto`` written here field by field (the ``protobuf`` runtime then parses in C;
+no generated code is vendored). The body is snappy *block* format, decompressed with ``cramjam``
+after checking the length it declares against the body limit.
+
+Mapping: each stream label becomes a field of every entry of the stream (``service_name``, else
+the first of ``service``, ``app``, ``application``, ``name``, ``container``, ``component``,
+``job`` — Loki's own service discovery order — gives ``service``; ``level``/``host``/``env`` labels
+fold into their canonical fields); structured metadata is kept the same way (``trace_id`` becomes
+the canonical trace id); the line is the message; timestamps are nanosecond strings (JSON) or
+``Timestamp`` messages. Success is ``204``; entries that cannot be stored are reported in a
+``400`` after every good entry beside them has been stored (Loki's partial-failure behaviour).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import cramjam
+import orjson
+from fastapi import APIRouter
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf.message import DecodeError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from logharbor.record import RecordError, normalize
+from logharbor.server.auth import principal_of
+from logharbor.server.errors import ApiError
+from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body, stamp_tenant
+from logharbor.server.store.rows import encode_row
+
+__all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
+
+_INLINE_BYTES = 64 * 1024
+_SERVICE_LABELS = ("service_name", "service", "app", "application", "name", "container",
+                   "component", "job")
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|\})')
+_UNESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+
+
+def _push_request_class() -> Any:
+    """``logproto.PushRequest`` built from a descriptor defined here (see the module docstring)."""
+    T = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="logharbor/loki_push.proto", package="logproto", syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto"])
+
+    def message(name: str, *fields: tuple[str, int, int, int, str]) -> None:
+        msg = file.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                field.type_name = type_name
+
+    one, many = T.LABEL_OPTIONAL, T.LABEL_REPEATED
+    message("PushRequest", ("streams", 1, T.TYPE_MESSAGE, many, ".logproto.StreamAdapter"))
+    message("StreamAdapter", ("labels", 1, T.TYPE_STRING, one, ""),
+            ("entries", 2, T.TYPE_MESSAGE, many, ".logproto.EntryAdapter"),
+            ("hash", 3, T.TYPE_UINT64, one, ""))
+    message("EntryAdapter", ("timestamp", 1, T.TYPE_MESSAGE, one, ".google.protobuf.Timestamp"),
+            ("line", 2, T.TYPE_STRING, one, ""),
+            ("structuredMetadata", 3, T.TYPE_MESSAGE, many, ".logproto.LabelPairAdapter"))
+    message("LabelPairAdapter", ("name", 1, T.TYPE_STRING, one, ""), ("value", 2, T.TYPE_STRING, one, ""))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(timestamp_pb2.DESCRIPTOR.serialized_pb))
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("logproto.PushRequest"))
+
+
+PushRequest = _push_request_class()
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """Prometheus label text ``{job="x", app="a\\"b"}`` as a dict; ValueError when malformed."""
+    text = text.strip()
+    if not text.startswith("{"):
+        raise ValueError(f"labels {text[:80]!r} do not start with '{{'")
+    out: dict[str, str] = {}
+    pos = 1
+    if text[1:].strip() == "}":
+        return out
+    while pos < len(text):
+        m = _LABEL.match(text, pos)
+        if m is None:
+            raise ValueError(f"labels {text[:80]!r} are malformed at position {pos}")
+        value = m[2]
+        out[m[1]] = _UNESCAPE.sub(lambda e: _ESCAPES.get(e[1], e[1]), value) if "\\" in value else value
+        pos = m.end()
+        if m[3] == "}":
+            if text[pos:].strip():
+                raise ValueError(f"labels {text[:80]!r} have text after '}}'")
+            return out
+    raise ValueError(f"labels {text[:80]!r} are not closed")
+
+
+def _stream_fields(labels: dict[str, str]) -> dict[str, Any]:
+    """The fields every entry of a stream starts from."""
+    raw: dict[str, Any] = {attribute_key(k): v for k, v in labels.items()}
+    for name in _SERVICE_LABELS:
+        value = labels.get(name)
+        if value:
+            raw["service"] = value
+            break
+    if "detected_level" in labels and "level" not in labels:
+        raw["level"] = labels["detected_level"]
+    return raw
+
+
+class _Entries:
+    """Rows and item errors of one push; items are numbered across streams, from 1."""
+
+    def __init__(self, received_ns: int, limits: RecordLimits, tenant: str | None) -> None:
+        self.received_ns = received_ns
+        self.limits = limits
+        self.tenant = tenant
+        self.rows: list[bytes] = []
+        self.errors: list[ItemError] = []
+        self.n = 0
+
+    def add(self, base: dict[str, Any], stamp: Any, line: str, metadata: dict[str, str] | None) -> None:
+        self.n += 1
+        raw = dict(base)
+        if metadata:
+            for key, value in metadata.items():
+                raw[attribute_key(key)] = value
+        raw["message"] = line
+        raw["timestamp"] = stamp
+        problem = self.limits.check(raw, len(line) + 1024)
+        try:
+            if problem is not None:
+                raise RecordError(problem)
+            self.rows.append(encode_row(stamp_tenant(normalize(raw, received_ns=self.received_ns),
+                                                     self.tenant)))
+        except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
+            self.errors.append(ItemError(self.n, str(exc)))
+
+    def fail(self, count: int, reason: str) -> None:
+        for _ in range(count):
+            self.n += 1
+            self.errors.append(ItemError(self.n, reason))
+
+
+def _from_json(body: bytes, out: _Entries) -> None:
+    request = orjson.loads(body)
+    if not isinstance(request, dict) or not isinstance(request.get("streams"), list):
+        raise ValueError('the body must be {"streams": [...]}')
+    for stream in request["streams"]:
+        values = stream.get("values") if isinstance(stream, dict) else None
+        if not isinstance(values, list):
+            raise ValueError('each stream needs "values": [[ts, line], ...]')
+        labels = stream.get("stream") or {}
+        if not isinstance(labels, dict):
+            out.fail(len(values), "stream labels must be an object")
+            continue
+        base = _stream_fields({str(k): str(v) for k, v in labels.items()})
+        for value in values:
+            if not isinstance(value, list) or len(value) not in (2, 3) or not isinstance(value[1], str):
+                out.fail(1, "an entry must be [timestamp, line] or [timestamp, line, metadata]")
+                continue
+            stamp = value[0]
+            if not (isinstance(stamp, str) and stamp.isdigit()):
+                out.fail(1, f"timestamp {stamp!r} is not a string of nanoseconds")
+                continue
+            meta = value[2] if len(value) == 3 else None
+            if meta is not None and not isinstance(meta, dict):
+                out.fail(1, "structured metadata must be an object")
+                continue
+            out.add(base, int(stamp), value[1], {str(k): str(v) for k, v in (meta or {}).items()})
+
+
+def _from_protobuf(body: bytes, out: _Entries) -> None:
+    request = PushRequest.FromString(body)
+    for stream in request.streams:
+        try:
+            base = _stream_fields(parse_labels(stream.labels))
+        except ValueError as exc:
+            out.fail(len(stream.entries), str(exc))
+            continue
+        for entry in stream.entries:
+            stamp = entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos
+            meta = {kv.name: kv.value for kv in entry.structuredMetadata}
+            out.add(base, stamp if stamp > 0 else None, entry.line, meta)
+
+
+def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: RecordLimits,
+                tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]]]:
+    """Store rows (joined), how many, and ``(entry number, reason)`` per rejected entry.
+
+    ``body`` is already decompressed. Raises ValueError when it is not a push request at all.
+    """
+    out = _Entries(received_ns, limits, tenant)
+    try:
+        (_from_protobuf if is_protobuf else _from_json)(body, out)
+    except (DecodeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"not a Loki push request: {exc}") from None
+    return b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors]
+
+
+def snappy_block(body: bytes, limit: int) -> bytes:
+    """Decompress snappy block format, refusing (413) a declared length over ``limit``."""
+    size = shift = 0
+    for i, byte in enumerate(body[:10]):
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+        if i == 9:
+            raise ApiError(400, "bad_encoding", "snappy length prefix is malformed")
+    if size > limit:
+        raise ApiError(413, "body_too_large", f"decompressed body is over {limit} bytes")
+    try:
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
+        raise ApiError(400, "bad_encoding", f"body is not valid snappy: {exc}") from None
+
+
+class LokiIngest:
+    """``POST /loki/api/v1/push``: what Promtail, Alloy, Vector and Fluent Bit's loki output send."""
+
+    name = "loki"
+
+    def __init__(self, *, max_body_bytes: int, limits: RecordLimits) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.limits = limits
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["ingest: loki"])
+        router.add_api_route("/loki/api/v1/push", self.push, methods=["POST"], summary="Loki push")
+        return router
+
+    async def push(self, request: Request) -> Response:
+        """Store the entries of a push; 204, or 400 naming the entries that were not stored."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_protobuf = ctype in ("application/x-protobuf", "application/protobuf")
+        body = await read_body(request, limit=self.max_body_bytes,
+                               content_types=("application/json", "application/x-protobuf",
+                                              "application/protobuf"))
+        if is_protobuf:
+            body = snappy_block(body, self.max_body_bytes)
+        received = time.time_ns()
+        principal = principal_of(request)
+        tenant = principal.tenant if principal is not None else None
+        ingestor: Ingestor = request.app.state.runtime.ingestor
+        try:
+            if len(body) > _INLINE_BYTES:
+                payload, accepted, errors = await ingestor.offload(
+                    decode_push, body, is_protobuf, received, self.limits, tenant)
+            else:
+                payload, accepted, errors = decode_push(body, is_protobuf, received, self.limits, tenant)
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        ingestor.admit(principal, accepted)
+        await ingestor.write_payload(payload)
+        ingestor.count(self.name, accepted, len(errors))
+        if errors:
+            raise ApiError(400, "entries_rejected",
+                           f"{len(errors)} entries were rejected, {accepted} stored",
+                           detail=[{"entry": n, "error": e} for n, e in errors[:100]])
+        return Response(status_code=204)

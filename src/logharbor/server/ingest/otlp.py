@@ -1,0 +1,346 @@
+"""OTLP/HTTP logs: ``POST /v1/logs`` in protobuf or JSON (gzip allowed), as the OTel spec says.
+
+Protobuf bodies are read with the generated messages of ``opentelemetry-proto`` (upb, in C);
+JSON bodies follow the OTLP JSON mapping (lowerCamelCase keys, hex trace/span ids, 64-bit
+integers as strings, enums as numbers) and, leniently, the plain protobuf JSON mapping some
+encoders emit (base64 ids). One mapping serves both:
+
+- resource attributes: ``service.name`` → service, ``service.version`` → version,
+  ``deployment.environment[.name]`` → env, ``host.name`` → host, ``service.instance.id`` →
+  instance; the rest are attributes (``host.arch`` is kept as ``host_arch``, see
+  :mod:`~logharbor.server.ingest.attrnames`);
+- scope: ``scope.name``, ``scope.version`` and the scope's attributes;
+- log record: time (observed time when the time is unset), severity number (text when no
+  number), trace/span ids as hex, ``event_name``, attributes (HTTP semantic conventions fill the
+  canonical ``http`` fields), and a body of any ``AnyValue`` kind: a string is the message, a map
+  is kept as the attribute ``body`` (its ``message``/``msg`` becomes the message), anything else is
+  the message as JSON text.
+
+Answers: ``ExportLogsServiceResponse`` in the request's encoding, with ``partial_success`` when
+records were rejected; errors as ``google.rpc.Status`` with the status codes the spec gives
+(400 not retryable; 429/503 retryable with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from logharbor.record import RecordError, normalize
+from logharbor.server.auth import principal_of
+from logharbor.server.errors import ApiError
+from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body, stamp_tenant
+from logharbor.server.store.rows import encode_row
+
+__all__ = ["OtlpIngest", "decode_otlp"]
+
+_INLINE_BYTES = 64 * 1024
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+#: OTel resource/log attribute → key normalize() folds into a canonical field
+_SEMCONV = {
+    "service.name": "service", "service.version": "version", "deployment.environment": "env",
+    "deployment.environment.name": "env", "host.name": "host", "service.instance.id": "instance",
+    "http.request.method": "http.method", "http.method": "http.method",
+    "http.response.status_code": "http.status", "http.status_code": "http.status",
+    "url.path": "http.path", "http.target": "http.path", "client.address": "http.client_ip",
+    "user_agent.original": "http.user_agent", "http.user_agent": "http.user_agent",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# AnyValue → Python
+
+
+def _any_pb(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "kvlist_value":
+        return {kv.key: _any_pb(kv.value) for kv in value.kvlist_value.values}
+    if kind == "array_value":
+        return [_any_pb(v) for v in value.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def _any_json(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return None
+    for kind, inner in value.items():
+        if kind == "stringValue":
+            return inner
+        if kind == "intValue":
+            return int(inner)
+        if kind == "doubleValue":
+            return float(inner)
+        if kind == "boolValue":
+            return bool(inner)
+        if kind == "kvlistValue":
+            return _kv_json((inner or {}).get("values") or [])
+        if kind == "arrayValue":
+            return [_any_json(v) for v in (inner or {}).get("values") or []]
+        if kind == "bytesValue":
+            return inner
+    return None
+
+
+def _kv_json(pairs: list[Any]) -> dict[str, Any]:
+    return {kv["key"]: _any_json(kv.get("value")) for kv in pairs if isinstance(kv, dict) and "key" in kv}
+
+
+def _hex_id(value: Any, size: int) -> str | None:
+    """An id as lowercase hex: bytes (protobuf), hex text (OTLP JSON) or base64 (protobuf JSON)."""
+    if isinstance(value, bytes):
+        return value.hex() if len(value) == size and any(value) else None
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == size * 2:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raw = b""
+        if raw:
+            return raw.hex() if any(raw) else None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == size and any(raw) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# one record
+
+
+def _attributes(raw: dict[str, Any], attrs: dict[str, Any]) -> None:
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        target = _SEMCONV.get(key)
+        raw[target if target is not None else attribute_key(key)] = value
+
+
+def _body(raw: dict[str, Any], body: Any) -> None:
+    if isinstance(body, str):
+        raw["message"] = body
+    elif isinstance(body, dict):
+        raw["body"] = body
+        text = body.get("message", body.get("msg"))
+        raw["message"] = text if isinstance(text, str) else orjson.dumps(body).decode()
+    elif body is not None:
+        raw["message"] = body if isinstance(body, int | float) else orjson.dumps(body).decode()
+
+
+class _Batch:
+    """Rows and rejections of one request."""
+
+    def __init__(self, received_ns: int, limits: RecordLimits, tenant: str | None, size: int) -> None:
+        self.received_ns = received_ns
+        self.limits = limits
+        self.tenant = tenant
+        self.size = size
+        self.rows: list[bytes] = []
+        self.rejected = 0
+        self.first_error = ""
+
+    def add(self, raw: dict[str, Any]) -> None:
+        problem = self.limits.check(raw, self.size)
+        try:
+            if problem is not None:
+                raise RecordError(problem)
+            record = normalize(raw, received_ns=self.received_ns)
+            self.rows.append(encode_row(stamp_tenant(record, self.tenant)))
+        except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
+            self.rejected += 1
+            if not self.first_error:
+                self.first_error = f"log record rejected: {exc}"
+
+
+def _from_protobuf(body: bytes, batch: _Batch) -> None:
+    request = ExportLogsServiceRequest.FromString(body)
+    for resource_logs in request.resource_logs:
+        resource: dict[str, Any] = {}
+        _attributes(resource, {kv.key: _any_pb(kv.value) for kv in resource_logs.resource.attributes})
+        for scope_logs in resource_logs.scope_logs:
+            scope = dict(resource)
+            if scope_logs.scope.name:
+                scope["scope.name"] = scope_logs.scope.name
+            if scope_logs.scope.version:
+                scope["scope.version"] = scope_logs.scope.version
+            _attributes(scope, {kv.key: _any_pb(kv.value) for kv in scope_logs.scope.attributes})
+            for log in scope_logs.log_records:
+                raw = dict(scope)
+                _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes})
+                stamp = log.time_unix_nano or log.observed_time_unix_nano
+                if stamp:
+                    raw["timestamp"] = stamp
+                if log.severity_number:
+                    raw["level"] = int(log.severity_number)
+                elif log.severity_text:
+                    raw["level"] = log.severity_text
+                if log.HasField("body"):
+                    _body(raw, _any_pb(log.body))
+                if trace_id := _hex_id(log.trace_id, 16):
+                    raw["trace_id"] = trace_id
+                if span_id := _hex_id(log.span_id, 8):
+                    raw["span_id"] = span_id
+                if log.event_name:
+                    raw["event.name"] = log.event_name
+                batch.add(raw)
+
+
+def _from_json(body: bytes, batch: _Batch) -> None:
+    request = orjson.loads(body)
+    if not isinstance(request, dict):
+        raise ValueError("the body must be an ExportLogsServiceRequest object")
+    for resource_logs in request.get("resourceLogs") or request.get("resource_logs") or []:
+        resource: dict[str, Any] = {}
+        _attributes(resource, _kv_json((resource_logs.get("resource") or {}).get("attributes") or []))
+        for scope_logs in resource_logs.get("scopeLogs") or resource_logs.get("scope_logs") or []:
+            scope = dict(resource)
+            meta = scope_logs.get("scope") or {}
+            if meta.get("name"):
+                scope["scope.name"] = meta["name"]
+            if meta.get("version"):
+                scope["scope.version"] = meta["version"]
+            _attributes(scope, _kv_json(meta.get("attributes") or []))
+            for log in scope_logs.get("logRecords") or scope_logs.get("log_records") or []:
+                raw = dict(scope)
+                _attributes(raw, _kv_json(log.get("attributes") or []))
+                stamp = int(log.get("timeUnixNano") or 0) or int(log.get("observedTimeUnixNano") or 0)
+                if stamp:
+                    raw["timestamp"] = stamp
+                severity = log.get("severityNumber")
+                if isinstance(severity, str) and not severity.isdigit():
+                    severity = severity.removeprefix("SEVERITY_NUMBER_")  # protobuf JSON enum names
+                if severity and severity != "UNSPECIFIED":
+                    raw["level"] = int(severity) if str(severity).isdigit() else severity
+                elif log.get("severityText"):
+                    raw["level"] = log["severityText"]
+                if "body" in log:
+                    _body(raw, _any_json(log["body"]))
+                if trace_id := _hex_id(log.get("traceId"), 16):
+                    raw["trace_id"] = trace_id
+                if span_id := _hex_id(log.get("spanId"), 8):
+                    raw["span_id"] = span_id
+                if log.get("eventName"):
+                    raw["event.name"] = log["eventName"]
+                batch.add(raw)
+
+
+def decode_otlp(body: bytes, is_json: bool, received_ns: int, limits: RecordLimits,
+                tenant: str | None) -> tuple[bytes, int, int, str]:
+    """Store rows (joined), accepted and rejected counts and the first rejection's reason.
+
+    Raises ValueError when the body is not an ``ExportLogsServiceRequest`` at all.
+    """
+    batch = _Batch(received_ns, limits, tenant, len(body))
+    try:
+        if is_json:
+            _from_json(body, batch)
+        else:
+            _from_protobuf(body, batch)
+    except (DecodeError, orjson.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
+        raise ValueError(f"not an OTLP ExportLogsServiceRequest: {exc}") from None
+    return b"\n".join(batch.rows), len(batch.rows), batch.rejected, batch.first_error
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _status(http_status: int, message: str, is_json: bool, headers: dict[str, str]) -> Response:
+    """An OTLP error answer: ``google.rpc.Status`` (code, message) in the request's encoding."""
+    code = {400: 3, 413: 3, 415: 3, 401: 16, 403: 7, 429: 8, 503: 14}.get(http_status, 13)
+    if is_json:
+        return Response(orjson.dumps({"code": code, "message": message}), status_code=http_status,
+                        media_type=_JSON, headers=headers)
+    text = message.encode()
+    body = b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+    return Response(body, status_code=http_status, media_type=_PROTOBUF, headers=headers)
+
+
+class OtlpIngest:
+    """``POST /v1/logs``: OTLP/HTTP logs in protobuf or JSON."""
+
+    name = "otlp"
+
+    def __init__(self, *, max_body_bytes: int, limits: RecordLimits) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.limits = limits
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["ingest: otlp"])
+        router.add_api_route("/v1/logs", self.export, methods=["POST"], summary="OTLP/HTTP logs")
+        return router
+
+    async def export(self, request: Request) -> Response:
+        """Decode an ExportLogsServiceRequest, store its good records, answer in its encoding."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = ctype == _JSON
+        try:
+            return await self._export(request, is_json)
+        except ApiError as exc:
+            return _status(exc.status, exc.message, is_json, exc.headers)
+
+    async def _export(self, request: Request, is_json: bool) -> Response:
+        body = await read_body(request, limit=self.max_body_bytes, content_types=(_PROTOBUF, _JSON))
+        received = time.time_ns()
+        principal = principal_of(request)
+        tenant = principal.tenant if principal is not None else None
+        ingestor: Ingestor = request.app.state.runtime.ingestor
+        try:
+            if len(body) > _INLINE_BYTES:
+                payload, accepted, rejected, reason = await ingestor.offload(
+                    decode_otlp, body, is_json, received, self.limits, tenant)
+            else:
+                payload, accepted, rejected, reason = decode_otlp(body, is_json, received, self.limits,
+                                                                  tenant)
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        ingestor.admit(principal, accepted)
+        await ingestor.write_payload(payload)
+        ingestor.count(self.name, accepted, rejected)
+        if is_json:
+            answer: dict[str, Any] = {}
+            if rejected:
+                answer["partialSuccess"] = {"rejectedLogRecords": str(rejected), "errorMessage": reason}
+            return Response(orjson.dumps(answer), media_type=_JSON)
+        response = ExportLogsServiceResponse()
+        if rejected:
+            response.partial_success.rejected_log_records = rejected
+            response.partial_success.error_message = reason
+        return Response(response.SerializeToString(), media_type=_PROTOBUF)

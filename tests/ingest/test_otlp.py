@@ -1,0 +1,153 @@
+"""OTLP/HTTP logs against the OpenTelemetry Python SDK and its OTLP/HTTP exporter (protobuf, JSON)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+
+import httpx
+import orjson
+import pytest
+from google.protobuf import json_format
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from tests.conftest import ServerProcess
+
+from .conftest import by_message, records
+
+RESOURCE = {"service.name": "otel-svc", "service.version": "2.0.1", "deployment.environment.name": "test",
+            "host.name": "otel-host", "host.arch": "amd64"}
+
+
+def _emit(provider: LoggerProvider, tag: str) -> str:
+    """Log through stdlib logging inside a span, plus one structured record; returns the trace id."""
+    handler = LoggingHandler(level=logging.DEBUG, logger_provider=provider)
+    logger = logging.getLogger(f"otel-test-{tag}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("checkout") as span:
+        logger.error(f"{tag} payment declined", extra={"order_id": "o-42", "http.response.status_code": 502})
+        logger.debug(f"{tag} cart loaded")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.get_logger("structured").emit(
+        severity_number=SeverityNumber.WARN2, body={"message": f"{tag} structured", "items": [1, 2]},
+        attributes={"user_id": "u-7"})
+    logger.removeHandler(handler)
+    return trace_id
+
+
+@pytest.mark.parametrize("compression", [Compression.Gzip, Compression.NoCompression])
+def test_sdk_exporter_protobuf(server: ServerProcess, compression: Compression) -> None:
+    tag = compression.value
+    exporter = OTLPLogExporter(endpoint=server.url + "/v1/logs", headers=server.headers,
+                               compression=compression, timeout=30)
+    inspect = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create(RESOURCE))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(inspect))
+    trace_id = _emit(provider, tag)
+    batch = inspect.get_finished_logs()
+    assert exporter.export(batch) == LogRecordExportResult.SUCCESS  # a real HTTP export, checked
+    provider.shutdown()
+
+    rows = by_message(records(server, f"service:otel-svc AND {tag}", 3))
+    error = rows[f"{tag} payment declined"]
+    assert error["level"] == "ERROR" and error["version"] == "2.0.1" and error["env"] == "test"
+    assert error["host"] == "otel-host" and error["host_arch"] == "amd64"
+    assert error["trace_id"] == trace_id and len(error["span_id"]) == 16
+    assert error["order_id"] == "o-42" and error["http"] == {"status": 502}
+    assert error["scope"]["name"] == f"otel-test-{tag}"
+    assert rows[f"{tag} cart loaded"]["level"] == "DEBUG"
+    structured = rows[f"{tag} structured"]
+    assert structured["level"] == "WARN" and structured["body"] == {"message": f"{tag} structured",
+                                                                    "items": [1, 2]}
+    assert structured["user_id"] == "u-7"
+
+
+def test_protobuf_json_mapping_of_the_sdk_request(server: ServerProcess) -> None:
+    """The SDK's own request, written with protobuf's JSON mapping (base64 ids, enum names)."""
+    inspect = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create(RESOURCE))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(inspect))
+    trace_id = _emit(provider, "pjson")
+    body = json_format.MessageToJson(encode_logs(inspect.get_finished_logs()))
+    assert "SEVERITY_NUMBER_" in body
+    response = httpx.post(server.url + "/v1/logs", content=gzip.compress(body.encode()), timeout=30,
+                          headers={**server.headers, "content-type": "application/json",
+                                   "content-encoding": "gzip"})
+    assert response.status_code == 200 and response.json() == {}
+    rows = by_message(records(server, "pjson", 3))
+    assert rows["pjson payment declined"]["trace_id"] == trace_id
+    assert rows["pjson structured"]["level"] == "WARN"
+
+
+SPEC_EXAMPLE = {  # opentelemetry-proto examples/logs.json (OTLP JSON: hex ids, string int64)
+    "resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+        "scopeLogs": [{
+            "scope": {"name": "my.library", "version": "1.0.0",
+                      "attributes": [{"key": "my.scope.attribute",
+                                      "value": {"stringValue": "some scope attribute"}}]},
+            "logRecords": [{
+                "timeUnixNano": "1544712660300000000", "observedTimeUnixNano": "1544712660300000000",
+                "severityNumber": 10, "severityText": "Information",
+                "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
+                "body": {"stringValue": "Example log record"},
+                "attributes": [
+                    {"key": "string.attribute", "value": {"stringValue": "some string"}},
+                    {"key": "boolean.attribute", "value": {"boolValue": True}},
+                    {"key": "int.attribute", "value": {"intValue": "10"}},
+                    {"key": "double.attribute", "value": {"doubleValue": 637.704}},
+                    {"key": "array.attribute", "value": {"arrayValue": {"values": [
+                        {"stringValue": "many"}, {"stringValue": "values"}]}}},
+                    {"key": "map.attribute", "value": {"kvlistValue": {"values": [
+                        {"key": "some.map.key", "value": {"stringValue": "some value"}}]}}},
+                ],
+            }, {
+                "timeUnixNano": "99999999999999999999", "body": {"stringValue": "after 2262"},
+            }],
+        }],
+    }],
+}
+
+
+def test_otlp_json_spec_example_and_partial_success(server: ServerProcess) -> None:
+    response = httpx.post(server.url + "/v1/logs", content=orjson.dumps(SPEC_EXAMPLE), timeout=30,
+                          headers={**server.headers, "content-type": "application/json"})
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedLogRecords"] == "1" and "2262" in partial["errorMessage"]
+    (row,) = records(server, "service:my.service", 1)
+    assert row["timestamp"] == "2018-12-13T14:51:00.300000Z"
+    assert row["level"] == "INFO" and row["message"] == "Example log record"
+    assert row["trace_id"] == "5b8efff798038103d269b633813fc60c" and row["span_id"] == "eee19b7ec3c1b174"
+    assert row["int"]["attribute"] == 10 and row["boolean"]["attribute"] is True
+    assert row["array"]["attribute"] == ["many", "values"]
+    assert row["scope"] == {"name": "my.library", "version": "1.0.0"}
+
+
+def test_errors_are_rpc_status_with_spec_codes(server: ServerProcess) -> None:
+    headers = {**server.headers, "content-type": "application/x-protobuf"}
+    bad = httpx.post(server.url + "/v1/logs", content=b"\xff\xff\xff", headers=headers, timeout=30)
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/x-protobuf"
+    assert bad.content[:2] == b"\x08\x03"  # google.rpc.Status code 3, INVALID_ARGUMENT
+    ok = httpx.post(server.url + "/v1/logs", content=b"", headers=headers, timeout=30)
+    assert ok.status_code == 200
+    assert not ExportLogsServiceResponse.FromString(ok.content).HasField("partial_success")
+    wrong = httpx.post(server.url + "/v1/logs", content=b"x", timeout=30,
+                       headers={**server.headers, "content-type": "text/csv"})
+    assert wrong.status_code == 415
+    assert httpx.post(server.url + "/v1/logs", content=b"", timeout=30,
+                      headers={"content-type": "application/x-protobuf"}).status_code == 401
