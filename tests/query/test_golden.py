@@ -151,6 +151,10 @@ def test_limits(golden_store: EmbeddedStore) -> None:
     assert len(ordered(golden_store, "* | limit 4")) == 4
     _, compiled = run(golden_store, "*", limit=None)
     assert compiled.limit == 100
+    _, compiled = run(golden_store, "* | fields message", limit=None)  # still a listing of records
+    assert compiled.limit == 100
+    _, compiled = run(golden_store, "* | stats count() by service", limit=None, max_limit=500)
+    assert compiled.limit == 500
 
 
 def table(store: EmbeddedStore, q: str, **kw: Any) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ or ``sqlsafe``; the only other things in the SQL text are numbers the compiler c
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,7 @@ from .timeparse import TimeParseError, parse_duration_ns
 __all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_query"]
 
 DEFAULT_LIMIT = 100
+_INTERNAL = re.compile(r"\b__c\d+\b")
 _NICE_SPANS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 
 
@@ -111,6 +113,7 @@ class _Compiler:
         self.time_to_ns = time_to_ns
         self.stage = _Stage(source=table, derived=None, order_by=["`timestamp` DESC"])
         self.kind: Literal["records", "table", "timechart"] = "records"
+        self.aggregated = False  # after stats/timechart/top the default row cap is max_limit
         self.alias_counter = 0
 
     # -------------------------------------------------------------------------- name resolution
@@ -151,9 +154,14 @@ class _Compiler:
         return FilterCompiler(self.params, self.resolver(self.stage), self.now_ns)
 
     def wrap(self) -> None:
+        """Make the current stage a subquery of a new one, keeping its row order visible."""
         old = self.stage
         derived = old.outputs() if old.select is not None or old.derived is not None else None
-        self.stage = _Stage(source=f"({old.render()})", derived=derived)
+        order = list(old.order_by)
+        if old.select is not None:  # internal aliases are not visible outside: use the output names
+            names = {col.internal: quote_identifier(col.name) for _, col in old.select}
+            order = [_INTERNAL.sub(lambda m: names.get(m[0], m[0]), key) for key in order]
+        self.stage = _Stage(source=f"({old.render()})", derived=derived, order_by=order)
 
     # ------------------------------------------------------------------------------------ pipes
 
@@ -251,6 +259,7 @@ class _Compiler:
         st.group_by = groups
         st.order_by = [f"{g} ASC" for g in groups]
         self.kind = "timechart" if span is not None else "table"
+        self.aggregated = True
 
     def span_seconds(self, span: str) -> int:
         if span:
@@ -325,7 +334,7 @@ def compile_ast(
         c.pipe(pipe)
     if limit is not None and limit < 0:
         raise QueryError("limit must be zero or more")
-    default = default_limit if c.kind == "records" else max_limit
+    default = max_limit if c.aggregated else default_limit
     cap = min(limit if limit is not None else default, max_limit)
     sql, columns = c.finish(cap)
     params = dict(c.params.values)
