@@ -81,7 +81,7 @@ def _tokens(fmt: str) -> list[tuple[str, str]]:
 class _Compiled:
     """A compiled text format: one regex, and per group the handler of its variable."""
 
-    __slots__ = ("fields", "match", "variables")
+    __slots__ = ("fields", "match")
 
     def __init__(self, fmt: str) -> None:
         tokens = _tokens(fmt)
@@ -117,7 +117,6 @@ class _Compiled:
             fields.append(handler)
         self.match = re.compile("".join(pattern) + r"\Z").match
         self.fields = tuple(fields)
-        self.variables = tuple(names)
 
 
 def compile_log_format(fmt: str) -> tuple[_Compiled | dict[str, Handler], Escape]:
