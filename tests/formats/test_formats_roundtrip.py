@@ -200,3 +200,29 @@ def _logfmt(pairs: dict) -> str:
 def test_logfmt_round_trip(pairs: dict) -> None:
     line = _logfmt(pairs)
     assert build_parser("logfmt").parse(line) == pairs
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+HOSTNAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=15)
+TAG = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./", min_size=1,
+              max_size=12)
+
+
+@SETTINGS
+@given(pri=st.none() | st.integers(0, 191), month=st.integers(1, 12), day=st.integers(1, 28),
+       hms=st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
+       host=st.none() | HOSTNAME, tag=TAG, pid=st.none() | st.integers(0, 4_000_000),
+       message=st.text(alphabet=CHARS, max_size=60).map(str.strip))
+def test_syslog_3164_round_trip(pri: int | None, month: int, day: int, hms: tuple[int, int, int],
+                                host: str | None, tag: str, pid: int | None, message: str) -> None:
+    stamp = f"{MONTHS[month - 1]} {day:2d} {hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}"
+    line = (f"<{pri}>" if pri is not None else "") + stamp + (f" {host}" if host else "") + \
+        f" {tag}" + (f"[{pid}]" if pid is not None else "") + ": " + message
+    raw = parse_syslog(line, now_ns=4_102_444_799 * NS)  # 2099-12-31T23:59:59Z: every date is in 2099
+    assert "parse_error" not in raw, (line, raw)
+    expected = f"2099-{month:02d}-{day:02d}T{hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}Z"
+    assert format_timestamp(raw["timestamp"]).startswith(expected[:-1])
+    assert raw.get("host") == host and raw["service"] == tag and raw.get("pid") == pid
+    assert raw["message"] == message
+    assert ("level" in raw) == (pri is not None)
+    normalize(raw, received_ns=0)
