@@ -273,6 +273,20 @@ def test_errors(query: str, code: str, position: int | None, message: str) -> No
     assert message in info.value.message
 
 
+def test_nesting_and_size_limits() -> None:
+    args = {"table": "`logs`", "time_from_ns": None, "time_to_ns": None, "limit": None, "max_limit": 100}
+    with pytest.raises(QueryError) as info:
+        compile_query("(" * 100 + "a" + ")" * 100, **args)
+    assert info.value.code == "query_syntax" and info.value.position == 64
+    with pytest.raises(QueryError) as info:
+        compile_query("NOT " * 100 + "a", **args)
+    assert "nests deeper than 64" in info.value.message
+    with pytest.raises(QueryError) as info:
+        compile_query(" OR ".join(f"w{i}" for i in range(20_000)), **args)
+    assert info.value.code == "query_too_large" and "too large" in info.value.message
+    compile_query("(" * 60 + "a" + ")" * 60, **args)
+
+
 def explain(store: EmbeddedStore, q: str) -> str:
     compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=10,
                              max_limit=100)

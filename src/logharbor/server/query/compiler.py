@@ -23,7 +23,7 @@ from logharbor.server.store.sqlsafe import quote_identifier
 
 from . import ast
 from .aggregates import aggregate_sql
-from .errors import QueryError, QueryTypeError, UnknownFieldError
+from .errors import QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
 from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
@@ -32,6 +32,8 @@ from .timeparse import TimeParseError, parse_duration_ns
 __all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_query"]
 
 DEFAULT_LIMIT = 100
+#: the engine refuses SQL text over 256 KiB (max_query_size); refuse it first, as a 400
+MAX_SQL_CHARS = 240_000
 _INTERNAL = re.compile(r"\b__c\d+\b")
 _NICE_SPANS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 
@@ -337,6 +339,9 @@ def compile_ast(
     default = max_limit if c.aggregated else default_limit
     cap = min(limit if limit is not None else default, max_limit)
     sql, columns = c.finish(cap)
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryTooLargeError(f"the query is too large to run ({len(sql)} characters of SQL); "
+                         "split it or use fewer terms")
     params = dict(c.params.values)
     if scope_sql is not None:
         params.update(scope_sql[1])

@@ -6,6 +6,7 @@ __all__ = [
     "InvalidRegexError",
     "QueryError",
     "QuerySyntaxError",
+    "QueryTooLargeError",
     "QueryTypeError",
     "UnknownFieldError",
     "UnknownFunctionError",
@@ -55,3 +56,9 @@ class InvalidRegexError(QueryError):
     """A ``/regex/`` the engine (RE2) cannot compile: unbalanced, or lookaround/backreferences."""
 
     code = "invalid_regex"
+
+
+class QueryTooLargeError(QueryError):
+    """A query whose SQL would be over the engine's size limit (thousands of terms)."""
+
+    code = "query_too_large"

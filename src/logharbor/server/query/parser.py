@@ -32,6 +32,8 @@ _NO_ARG = frozenset({"rate"})
 _OPTIONAL_ARG = frozenset({"count"})
 _PIPES = ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup")
 _KEYWORDS = frozenset({"AND", "OR", "NOT"})
+#: deepest nesting of parentheses and NOTs; deeper input is refused, not a stack overflow
+MAX_DEPTH = 64
 
 
 def is_function(name: str) -> bool:
@@ -60,6 +62,14 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.lex = Lexer(text)
+        self.depth = 0
+
+    def nest(self, token: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(
+                f"the query nests deeper than {MAX_DEPTH} levels at {token.start}", token.start
+            )
 
     def fail(self, token: Token, expected: str) -> QuerySyntaxError:
         found = _describe(token)
@@ -106,7 +116,10 @@ class _Parser:
         token = self.lex.peek(Mode.FILTER)
         if _keyword(token, "NOT") or token.kind == "MINUS":
             self.lex.take(Mode.FILTER)
-            return ast.Not(self.unary())
+            self.nest(token)
+            operand = self.unary()
+            self.depth -= 1
+            return ast.Not(operand)
         if token.kind == "PLUS":
             self.lex.take(Mode.FILTER)
             return self.unary()
@@ -115,8 +128,10 @@ class _Parser:
     def primary(self) -> ast.Filter:
         token = self.lex.take(Mode.FILTER)
         if token.kind == "LPAREN":
+            self.nest(token)
             inner = self.filter()
             self.expect(Mode.FILTER, "RPAREN", f"')' to close the '(' at {token.start}")
+            self.depth -= 1
             return inner
         if token.kind == "FIELD":
             return self.field_value(token)
@@ -162,8 +177,10 @@ class _Parser:
         if token.kind != "LPAREN":
             return self.value(field, field_token)
         self.lex.take(Mode.VALUE)
+        self.nest(token)
         inner = self.value_group(field, field_token)
         self.expect(Mode.VALUE, "RPAREN", f"')' to close the '(' at {token.start}")
+        self.depth -= 1
         return inner
 
     def value_group(self, field: str, field_token: Token) -> ast.Filter:
@@ -186,8 +203,11 @@ class _Parser:
 
     def value_unary(self, field: str, field_token: Token) -> ast.Filter:
         if _keyword(self.lex.peek(Mode.VALUE), "NOT"):
-            self.lex.take(Mode.VALUE)
-            return ast.Not(self.value_unary(field, field_token))
+            token = self.lex.take(Mode.VALUE)
+            self.nest(token)
+            operand = self.value_unary(field, field_token)
+            self.depth -= 1
+            return ast.Not(operand)
         return self.value_or(field, field_token)
 
     def value(self, field: str, field_token: Token) -> ast.Filter:
