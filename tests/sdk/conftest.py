@@ -41,6 +41,7 @@ def capture() -> Iterator[Callable[..., Captured]]:
 
     yield make
     sdk.shutdown()
+    logging.setLoggerClass(logging.Logger)  # configure() installed the sdk's subclass
     sdk.unbind()
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from logharbor.redaction import Redactor
+from logharbor.sdk import logger as fast_logger
 from logharbor.sdk.context import bind, context, get_context, new_trace_id, reset, unbind
 from logharbor.sdk.formatter import JSONFormatter, Processor
 from logharbor.sdk.handlers import AsyncHandler, FileOutput, Output, StreamOutput
@@ -94,6 +95,7 @@ def configure(
     environment (``SERVICE ENV VERSION INSTANCE SHIP_TO API_KEY``) fill in what is not passed.
     """
     global _handler
+    fast_logger.disable()
     static: dict[str, Any] = {
         "service": _env(service, "LOGHARBOR_SERVICE") or _script_name(),
         "env": _env(env, "LOGHARBOR_ENV"),
@@ -149,6 +151,8 @@ def configure(
     if not caller_info:
         logging._srcfile = None  # type: ignore[attr-defined]  # skips findCaller's stack walk
         logging.logThreads = False
+        fast_logger.adopt_existing()
+        fast_logger.enable(handler)
     if structlog:
         from logharbor.sdk.structlogging import configure_structlog
 
@@ -206,6 +210,7 @@ def stats() -> dict[str, Any]:
 def shutdown(timeout: float = 5.0) -> None:
     """Drain and close the handler now (it also happens at interpreter exit)."""
     global _handler
+    fast_logger.disable()
     if _handler is not None:
         logging.getLogger().removeHandler(_handler)
         _handler.close(timeout)

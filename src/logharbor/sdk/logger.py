@@ -1,0 +1,111 @@
+"""A ``logging.Logger`` with a shortcut to the sdk's queue, for the hot path.
+
+Why: most of what ``logger.info(...)`` costs is stdlib's own machinery — ``makeRecord`` through
+the record factory, ``LogRecord.__init__`` filling twenty attributes (file name splitting,
+process and thread lookups), then the walk over the logger hierarchy to find handlers. When the
+sdk's handler on the root logger is the only place a record can go, all of that has one known
+outcome, so this class builds the same ``LogRecord`` from a template and hands it to the handler
+directly. Whenever anything else could see the record — a handler or filter on the way, a
+custom record factory, ``stack_info``, a logger that does not propagate — it does exactly
+what ``logging.Logger`` does, by calling it.
+
+``sdk.configure()`` makes this the logger class and re-classes the plain loggers that already
+exist (the subclass adds no state, so that is safe); ``sdk.shutdown()`` turns the shortcut off.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Logger", "adopt_existing", "disable", "enable"]
+
+_new = object.__new__
+_LogRecord = logging.LogRecord
+_time = time.time
+_root = logging.getLogger()
+#: Every attribute a LogRecord has, with the values the shortcut gives the ones it does not
+#: compute (caller and thread/process lookups are off whenever the shortcut is on).
+_TEMPLATE: dict[str, Any] = dict(_LogRecord("", 0, "(unknown file)", 0, "", None, None).__dict__)
+_TEMPLATE.update(funcName="(unknown function)", thread=None, threadName=None, processName=None,
+                 process=None, stack_info=None, exc_text=None)
+_RESERVED = frozenset(_TEMPLATE) | {"message", "asctime"}
+
+
+class _State:
+    handler: Any = None
+
+
+_state = _State()
+
+
+def enable(handler: logging.Handler) -> None:
+    """Send records straight to ``handler`` (the root's sdk handler) when nothing else could see them."""
+    _state.handler = handler
+
+
+def disable() -> None:
+    """Back to plain ``logging.Logger`` behaviour for every call."""
+    _state.handler = None
+
+
+class Logger(logging.Logger):
+    """``logging.Logger``, with the shortcut described in the module docstring."""
+
+    def _log(self, level: int, msg: object, args: Any, exc_info: Any = None,
+             extra: Mapping[str, object] | None = None, stack_info: bool = False,
+             stacklevel: int = 1) -> None:
+        # (stacklevel + 1: this frame is not logging's, findCaller must step over it too)
+        handler = _state.handler
+        if handler is None or stack_info or self.filters or self.disabled or level < handler.level:
+            return super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
+        node: logging.Logger | None = self
+        while node is not _root:  # no handler on the way up, and the record does go up
+            if node is None or node.handlers or not node.propagate:
+                return super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
+            node = node.parent
+        handlers = _root.handlers
+        if len(handlers) != 1 or handlers[0] is not handler or _root.filters or \
+                logging.getLogRecordFactory() is not _LogRecord:
+            return super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
+
+        created = _time()
+        if exc_info:
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+        if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            args = args[0]  # LogRecord's rule: a single mapping is the %-format's mapping
+        record = _new(_LogRecord)
+        attrs = record.__dict__
+        attrs.update(_TEMPLATE)
+        attrs["name"] = self.name
+        attrs["msg"] = msg
+        attrs["args"] = args
+        attrs["levelname"] = logging.getLevelName(level)
+        attrs["levelno"] = level
+        attrs["exc_info"] = exc_info
+        attrs["created"] = created
+        attrs["msecs"] = int((created - int(created)) * 1000) + 0.0
+        attrs["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        if extra is not None:
+            for key in extra:
+                if key in _RESERVED:
+                    raise KeyError(f"Attempt to overwrite {key!r} in LogRecord")
+                attrs[key] = extra[key]
+        handler.handle(record)
+        return None
+
+
+def adopt_existing() -> None:
+    """Make this the logger class, and re-class the plain loggers created before ``configure()``
+    (``log = logging.getLogger(__name__)`` at import time is the common case)."""
+    if logging.getLoggerClass() is logging.Logger:
+        logging.setLoggerClass(Logger)
+    for existing in list(logging.Logger.manager.loggerDict.values()):
+        if type(existing) is logging.Logger:
+            existing.__class__ = Logger
