@@ -151,3 +151,32 @@ def test_benchmark_script_runs_and_parses_its_own_data() -> None:
     for row in rows:
         assert row["parse_errors_in_sample"] == 0, row
         assert row["lines"] > 0 and row["mib_per_s"] > 0
+
+
+def test_command_line_tool(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import orjson
+
+    def tool(*args: str, text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "logharbor.formats", *args], input=text,
+                              capture_output=True, text=True, timeout=60)
+
+    line = '1.2.3.4 - - [01/Nov/2026:12:00:00 +0000] "GET /x HTTP/1.1" 503 9 "-" "curl/8.5.0"'
+    ok = tool("nginx", "-o", "format=combined", "--normalize", text=line + "\n")
+    assert ok.returncode == 0, ok.stderr
+    rec = orjson.loads(ok.stdout)
+    assert rec["level"] == "ERROR" and rec["http"]["path"] == "/x" and rec["source"] == "nginx"
+    bad = tool("logfmt", text="k=v\nnot logfmt at all\n")
+    assert bad.returncode == 1
+    assert [("parse_error" in orjson.loads(x)) for x in bad.stdout.splitlines()] == [False, True]
+    joined = tool("json", "-m", "preset=java", text='{"msg":"a"}\n\tat x.Y(Z.java:1)\n')
+    assert joined.returncode == 1  # the joined event is no longer one JSON object
+    assert orjson.loads(joined.stdout)["message"] == '{"msg":"a"}\n\tat x.Y(Z.java:1)'
+    config = tool("regex", "-o", "pattern=(", text="")
+    assert config.returncode == 2 and "option 'pattern'" in config.stderr
+    sample = tmp_path / "s.log"
+    sample.write_text('{"level":"warn","n":1}\n')
+    from_file = tool("json", "--file", str(sample), text="")
+    assert orjson.loads(from_file.stdout) == {"level": "warn", "n": 1}
