@@ -227,8 +227,11 @@ class AsyncHandler(logging.Handler):
             self._busy = True
             batch: list[bytes] = []
             render_one = self.formatter.render
-            while queue and len(batch) < _CHUNK:
+            step_aside = False
+            taken = 0
+            while queue and taken < _BATCH:
                 record = queue.popleft()
+                taken += 1
                 try:
                     line = render_one(record)
                 except Exception:  # a processor bug must not kill the thread
@@ -236,8 +239,11 @@ class AsyncHandler(logging.Handler):
                                                {"logger_name": record.name})
                 if line is not None:
                     batch.append(line)
+                if taken % _CHUNK == 0 and queue and len(queue) < self._yield_below:
+                    step_aside = True
+                    break
             self._write(batch)
-            if queue and len(queue) < self._yield_below:
+            if step_aside:
                 # callers are logging right now: step aside so they get the GIL back at once
                 # instead of after the 5 ms switch interval (catching up resumes at half full)
                 time.sleep(_YIELD_SECONDS)

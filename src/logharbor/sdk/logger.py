@@ -33,6 +33,8 @@ _TEMPLATE: dict[str, Any] = dict(_LogRecord("", 0, "(unknown file)", 0, "", None
 _TEMPLATE.update(funcName="(unknown function)", thread=None, threadName=None, processName=None,
                  process=None, stack_info=None, exc_text=None)
 _RESERVED = frozenset(_TEMPLATE) | {"message", "asctime"}
+_LEVEL_NAMES = logging._levelToName  # type: ignore[attr-defined]  # the dict getLevelName reads
+_START = logging._startTime  # type: ignore[attr-defined]  # what relativeCreated counts from
 
 
 class _State:
@@ -81,17 +83,13 @@ class Logger(logging.Logger):
         if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
             args = args[0]  # LogRecord's rule: a single mapping is the %-format's mapping
         record = _new(_LogRecord)
-        attrs = record.__dict__
-        attrs.update(_TEMPLATE)
-        attrs["name"] = self.name
-        attrs["msg"] = msg
-        attrs["args"] = args
-        attrs["levelname"] = logging.getLevelName(level)
-        attrs["levelno"] = level
-        attrs["exc_info"] = exc_info
-        attrs["created"] = created
-        attrs["msecs"] = int((created - int(created)) * 1000) + 0.0
-        attrs["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        record.__dict__ = attrs = {
+            **_TEMPLATE, "name": self.name, "msg": msg, "args": args, "levelno": level,
+            "levelname": _LEVEL_NAMES.get(level) or logging.getLevelName(level),
+            "exc_info": exc_info, "created": created,
+            "msecs": int((created - int(created)) * 1000) + 0.0,
+            "relativeCreated": (created - _START) * 1000,
+        }
         if extra is not None:
             for key in extra:
                 if key in _RESERVED:
