@@ -22,11 +22,28 @@ VALID = {
     "logfmt": 'ts=2026-11-01T12:00:00Z level=info msg="hello world" n=3',
     "regex": "2026-11-01T12:00:00Z INFO 200 done",
 }
+VALID["nginx_main"] = ('10.0.0.1 - - [01/Nov/2026:12:00:00 +0000] "GET /a HTTP/2.0" 404 0 "-" "curl/8.5.0" '
+                       '"198.51.100.2" rt=1.234 urt="0.500, 0.700" rid=0f1e2d3c trace="Root=1-5759e988-'
+                       'bd862e3fe1be46a994272793"')
+VALID["nginx_json"] = ('{"time":"2026-11-01T12:34:56+00:00","remote_addr":"10.0.1.5","request":"GET /h HTTP/1.1",'
+                       '"status":200,"body_bytes_sent":2,"request_time":0.001,"upstream_response_time":"0.001",'
+                       '"http_user_agent":"k","request_id":"0f","http_x_amzn_trace_id":"", "ts": "x"}')
+VALID["nginx_error"] = ('2026/11/01 12:00:00 [error] 123#0: *5 upstream timed out, client: 10.0.0.1, server: s, '
+                        'request: "POST /api/pay HTTP/1.1", upstream: "http://127.0.0.1:9093/api/pay", host: "s"')
+VALID["syslog_3164"] = "<34>Oct 11 22:14:15 mymachine su[12]: 'su root' failed for lonvick on /dev/pts/8"
 OPTIONS: dict[str, dict] = {
     "regex": {"pattern": r"^(?P<ts>\S+) (?P<level>\w+) (?P<http__status>\S+) (?P<message>.*)",
               "types": {"ts": "timestamp", "http__status": "int"}},
 }
-PARSERS = {name: build_parser(name, **OPTIONS.get(name, {})) for name in VALID}
+KINDS = {"nginx_main": ("nginx", {"format": "main"}), "nginx_json": ("nginx", {"format": "json"}),
+         "nginx_error": ("nginx", {"format": "error"}), "syslog_3164": ("syslog", {})}
+
+def _build(name: str) -> object:
+    kind, options = KINDS.get(name, (name, OPTIONS.get(name, {})))
+    return build_parser(kind, **options)
+
+
+PARSERS = {name: _build(name) for name in VALID}
 EXTRA = [build_parser("nginx", format=f) for f in ("main", "json", "error")]
 
 
