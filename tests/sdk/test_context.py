@@ -76,3 +76,13 @@ def test_new_ids_are_w3c() -> None:
     ids = {sdk.new_trace_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) == 32 and int(i, 16) > 0 and i == i.lower() for i in ids)
+
+
+def test_sdk_imports_neither_server_nor_agent() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, logharbor.sdk, logharbor.sdk.shipping, logharbor.sdk.structlogging;"
+            "print([m for m in sys.modules if m.startswith(('logharbor.server', 'logharbor.agent'))])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ trusted by default (as uvicorn and gunicorn do); pass ``trusted_proxies`` for yo
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import ipaddress
 import logging
@@ -183,7 +184,9 @@ class ASGIMiddleware:
 
     def _access(self, scope: Scope, headers: Mapping[str, str], state: dict[str, Any],
                 start: float, error: BaseException | None) -> None:
-        status = state["status"] or 500
+        # no response started: the app failed (500), or the client went away first (499, as
+        # NGINX logs it)
+        status = state["status"] or (499 if isinstance(error, asyncio.CancelledError) else 500)
         peer = (scope.get("client") or (None,))[0]
         http: dict[str, Any] = {
             "method": scope.get("method", "GET"),
