@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from logharbor.record import parse_timestamp
-from logharbor.server.query import QueryError, compile_query
+from logharbor.server.query import QueryError, compile_filter, compile_query
 from logharbor.server.store.embedded import EmbeddedStore
 
 from .corpus import T1, T2
@@ -299,3 +299,14 @@ def test_indexes_are_used(golden_store: EmbeddedStore) -> None:
     assert "idx_message" in explain(golden_store, '"payment declined"')
     assert "idx_trace_id" in explain(golden_store, f"trace_id:{T1}")
     assert "idx_http_status" in explain(golden_store, "status:>=500")
+
+
+def test_compile_filter_for_tail_and_alerts(golden_store: EmbeddedStore) -> None:
+    condition, params = compile_filter("service:checkout | where status:>=500", now_ns=NOW)
+    rows = golden_store.query(f"SELECT toString(attributes.rid) AS rid FROM {golden_store.table} WHERE {condition}"  # noqa: S608
+                              " ORDER BY rid", params)
+    assert [row["rid"] for row in rows] == ["r01", "r03"]
+    assert compile_filter("*") == ("1", {})
+    with pytest.raises(QueryError) as info:
+        compile_filter("* | stats count()")
+    assert info.value.code == "filter_only"

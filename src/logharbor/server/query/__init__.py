@@ -12,8 +12,9 @@ Errors are :class:`QueryError` subclasses with ``code``, ``message`` and ``posit
 from __future__ import annotations
 
 from .ast import Query
-from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_ast, compile_query
+from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_ast, compile_filter, compile_query
 from .errors import (
+    FilterOnlyError,
     InvalidRegexError,
     QueryError,
     QuerySyntaxError,
@@ -28,6 +29,7 @@ from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 __all__ = [
     "DEFAULT_LIMIT",
     "CompiledQuery",
+    "FilterOnlyError",
     "InvalidRegexError",
     "Query",
     "QueryError",
@@ -37,6 +39,7 @@ __all__ = [
     "UnknownFieldError",
     "UnknownFunctionError",
     "compile_ast",
+    "compile_filter",
     "compile_query",
     "parse",
     "parse_duration_ns",

@@ -23,13 +23,13 @@ from logharbor.server.store.sqlsafe import quote_identifier
 
 from . import ast
 from .aggregates import aggregate_sql
-from .errors import QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
+from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
 from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
 from .timeparse import TimeParseError, parse_duration_ns
 
-__all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_query"]
+__all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_filter", "compile_query"]
 
 DEFAULT_LIMIT = 100
 #: the engine refuses SQL text over 256 KiB (max_query_size); refuse it first, as a 400
@@ -370,3 +370,22 @@ def compile_query(
     return compile_ast(parse(text), table=table, time_from_ns=time_from_ns, time_to_ns=time_to_ns,
                        limit=limit, max_limit=max_limit, scope_sql=scope_sql,
                        default_limit=default_limit, now_ns=now_ns)
+
+
+def compile_filter(text: str, *, now_ns: int | None = None) -> tuple[str, dict[str, object]]:
+    """A filter-only query (``| where`` pipes allowed) as one SQL condition and its parameters.
+
+    For callers that run the condition over rows of the logs table's shape themselves (live tail
+    over a batch, alert pre-filters). Any other pipe is a :class:`QueryError` with code
+    ``filter_only``.
+    """
+    query = parse(text)
+    extra = [p for p in query.pipes if not isinstance(p, ast.Where)]
+    if extra:
+        raise FilterOnlyError("only a filter (and '| where …') is allowed here; stats, fields, sort, "
+                              "limit and the other pipes work in a search")
+    params = Params()
+    compiler = FilterCompiler(params, resolve_field, time.time_ns() if now_ns is None else now_ns)
+    parts = [compiler.compile(f) for f in (query.filter, *(p.filter for p in query.pipes))
+             if not isinstance(f, ast.MatchAll)]
+    return (" AND ".join(parts) if parts else "1"), dict(params.values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "FilterOnlyError",
     "InvalidRegexError",
     "QueryError",
     "QuerySyntaxError",
@@ -62,3 +63,9 @@ class QueryTooLargeError(QueryError):
     """A query whose SQL would be over the engine's size limit (thousands of terms)."""
 
     code = "query_too_large"
+
+
+class FilterOnlyError(QueryError):
+    """Pipes other than ``where`` where only a filter can run (live tail, pre-filters)."""
+
+    code = "filter_only"
