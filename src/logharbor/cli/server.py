@@ -50,6 +50,16 @@ def register(app: typer.Typer) -> None:
         metrics_public: bool = typer.Option(False, "--metrics-public", help="serve /metrics without a key"),
         meta_url: str | None = typer.Option(None, help="metadata DB URL (default: SQLite in the data dir)"),
         ingest_rate: int | None = typer.Option(None, help="records/s per API key unless the key says"),
+        syslog_udp: str | None = typer.Option(None, help="syslog over UDP on host:port (e.g. 0.0.0.0:514)"),
+        syslog_tcp: str | None = typer.Option(None, help="syslog over TCP on host:port (LF/octet framing)"),
+        syslog_tls: str | None = typer.Option(None, help="syslog over TLS on host:port (RFC 5425)"),
+        forward: str | None = typer.Option(None, help="Fluent forward protocol on host:port (e.g. :24224)"),
+        forward_tls: bool = typer.Option(False, "--forward-tls", help="TLS on the forward listener"),
+        forward_shared_key: str | None = typer.Option(None, help="forward shared key (handshake required)"),
+        listener_allow: str = typer.Option("127.0.0.0/8,::1/128",
+                                           help="comma-separated networks syslog/forward accept"),
+        listener_tls_cert: Path | None = typer.Option(None, help="PEM certificate for syslog/forward TLS"),
+        listener_tls_key: Path | None = typer.Option(None, help="PEM key for syslog/forward TLS"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -62,6 +72,11 @@ def register(app: typer.Typer) -> None:
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
                                   metrics_public=metrics_public, meta_url=meta_url,
                                   ingest_rate_per_key=ingest_rate,
+                                  syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,
+                                  forward=forward, forward_tls=forward_tls,
+                                  forward_shared_key=forward_shared_key,
+                                  listener_allow=[n for n in listener_allow.split(",") if n.strip()],
+                                  listener_tls_cert=listener_tls_cert, listener_tls_key=listener_tls_key,
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
             if (tls_cert is None) != (tls_key is None):
                 raise ValueError("--tls-cert and --tls-key go together")

@@ -27,9 +27,11 @@ from logharbor.server.errors import ApiError, api_error_handler, error_body
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
+from logharbor.server.ingest.forward import ForwardIngest
 from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
+from logharbor.server.ingest.syslog import SyslogIngest
 from logharbor.server.keys_api import keys_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
@@ -145,8 +147,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         try:
             await tail.start()
             runtime.ingestor.add_listener(tail.publish)
+            for listener in listeners:  # syslog / forward sockets
+                await listener.start(runtime.ingestor)
             yield
         finally:
+            for listener in listeners:
+                await listener.stop()
             await tail.stop()
             close_runtime(runtime)
 
@@ -167,7 +173,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(traces_router())
     app.include_router(tail_router())
 
-    for protocol in ingest_protocols(config):
+    protocols = ingest_protocols(config)
+    listeners = [p for p in protocols if isinstance(p, SyslogIngest | ForwardIngest) and p.enabled]
+    for protocol in protocols:
         app.include_router(protocol.router())
     return app
 
@@ -176,6 +184,8 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
     """The HTTP ingest protocols this server speaks (one line per protocol)."""
     limits = RecordLimits(max_line_bytes=config.max_line_bytes, max_fields=config.max_fields_per_record,
                           max_field_bytes=config.max_field_bytes)
+    listen_cert = config.listener_tls_cert or config.tls_cert
+    listen_key = config.listener_tls_key or config.tls_key
     return [
         NativeIngest(max_body_bytes=config.max_body_bytes, limits=limits,
                      max_records=config.max_records_per_request),
@@ -183,4 +193,9 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
                             max_records=config.max_records_per_request),
         LokiIngest(max_body_bytes=config.max_body_bytes, limits=limits),
         OtlpIngest(max_body_bytes=config.max_body_bytes, limits=limits),
+        SyslogIngest(udp=config.syslog_udp, tcp=config.syslog_tcp, tls=config.syslog_tls,
+                     tls_cert=listen_cert, tls_key=listen_key, allow=config.listener_allow, limits=limits),
+        ForwardIngest(address=config.forward, tls=config.forward_tls, tls_cert=listen_cert,
+                      tls_key=listen_key, shared_key=config.forward_shared_key,
+                      allow=config.listener_allow, limits=limits, max_bytes=config.max_body_bytes),
     ]

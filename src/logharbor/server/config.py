@@ -48,6 +48,17 @@ class ServerConfig(BaseModel):
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
 
+    syslog_udp: str | None = Field(None, description="syslog UDP listen address host:port (off if unset)")
+    syslog_tcp: str | None = Field(None, description="syslog TCP listen address host:port")
+    syslog_tls: str | None = Field(None, description="syslog TLS listen address host:port (RFC 5425)")
+    forward: str | None = Field(None, description="Fluent forward listen address host:port (off if unset)")
+    forward_tls: bool = Field(False, description="speak TLS on the forward listener")
+    forward_shared_key: str | None = Field(None, description="forward peers must pass the handshake")
+    listener_allow: list[str] = Field(["127.0.0.0/8", "::1/128"],
+                                      description="networks the syslog and forward listeners accept")
+    listener_tls_cert: Path | None = Field(None, description="PEM cert of syslog/forward TLS")
+    listener_tls_key: Path | None = Field(None, description="PEM key of listener_tls_cert")
+
     query_default_limit: int = Field(100, ge=1, description="rows returned when a query gives no limit")
     query_max_limit: int = Field(10_000, ge=1, description="hard cap on rows of a JSON query answer")
     query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")

@@ -1,0 +1,312 @@
+"""Fluent forward protocol v1 over TCP (and TLS): what Fluentd, Fluent Bit and the fluent-logger
+libraries send with ``out_forward``.
+
+Every mode of the spec is read: Message ``[tag, time, record, option?]``, Forward
+``[tag, [[time, record], …], option?]``, PackedForward ``[tag, <msgpack stream>, option?]`` and
+CompressedPackedForward (the same, gzip'd, ``option.compressed == "gzip"``). ``time`` is an
+integer of seconds or an EventTime (msgpack ext type 0: seconds and nanoseconds). When the option
+carries a ``chunk`` id, ``{"ack": chunk}`` is sent only after the records are fsync'd in the WAL,
+so a shipper with ``require_ack_response`` resends exactly what was not kept.
+
+Admission: the peer's address must be in the allow-list; with a shared key configured the server
+opens with ``HELO`` and the peer must answer ``PING`` with ``sha512(salt + hostname + nonce +
+key)``, which the server checks and answers with ``PONG`` (proving it knows the key too).
+
+Records: the tag becomes the attribute ``tag``, the event time the timestamp (unless the record
+has its own ``timestamp``); the record's keys fold like any JSON record (``log``/``message`` →
+message, ``level`` …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import orjson
+from fastapi import APIRouter
+
+from logharbor.record import RecordError, normalize
+from logharbor.server.ingest.base import Ingestor, RecordLimits
+from logharbor.server.ingest.listener import (
+    AllowList,
+    parse_address,
+    server_tls_context,
+    write_with_backpressure,
+)
+from logharbor.server.store.rows import encode_row
+
+__all__ = ["ForwardIngest", "decode_entries"]
+
+log = logging.getLogger("logharbor.server.ingest.forward")
+
+
+class ForwardError(ValueError):
+    """A message that does not follow the forward protocol (the connection is closed)."""
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == 0 and len(data) == 8:  # EventTime: big-endian uint32 seconds, uint32 nanoseconds
+        return int.from_bytes(data[:4], "big") * 1_000_000_000 + int.from_bytes(data[4:], "big")
+    return msgpack.ExtType(code, data)
+
+
+def _unpacker(max_bytes: int) -> msgpack.Unpacker:
+    return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", ext_hook=_ext_hook,
+                            max_buffer_size=max_bytes, strict_map_key=False)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: bytes and undecodable text become UTF-8 text (invalid bytes replaced)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(_clean(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, msgpack.ExtType):
+        return value.data.hex()
+    return value
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Every gzip member in ``data`` (Fluentd appends one per chunk), at most ``limit`` bytes."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        part = d.decompress(data, limit + 1 - size)
+        size += len(part)
+        if size > limit:
+            raise ForwardError(f"compressed entries are over {limit} bytes")
+        if not d.eof:
+            raise ForwardError("compressed entries are truncated")
+        out.append(part)
+        data = d.unused_data
+    return b"".join(out)
+
+
+def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: RecordLimits
+                   ) -> tuple[bytes, int, int]:
+    """Store rows (joined), accepted and rejected counts for ``[time, record]`` entries."""
+    rows: list[bytes] = []
+    rejected = 0
+    for entry in entries:
+        if not isinstance(entry, list | tuple) or len(entry) < 2 or not isinstance(entry[1], dict):
+            rejected += 1
+            continue
+        stamp, record = entry[0], entry[1]
+        raw = dict(record)
+        raw.setdefault("tag", tag)
+        if "timestamp" not in raw and isinstance(stamp, int | float) and not isinstance(stamp, bool) \
+                and stamp > 0:
+            raw["timestamp"] = stamp
+        try:
+            problem = limits.check(raw, limits.max_field_bytes + 1)
+            if problem is not None:
+                raise RecordError(problem)
+            try:
+                rows.append(encode_row(normalize(raw, received_ns=received_ns)))
+            except (TypeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
+                rows.append(encode_row(normalize(_clean(raw), received_ns=received_ns)))
+        except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
+            rejected += 1
+            log.debug("forward record rejected: %s", exc)
+    return b"\n".join(rows), len(rows), rejected
+
+
+class _Connection:
+    """One forward connection: handshake, then messages, acks after the WAL write."""
+
+    def __init__(self, owner: ForwardIngest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 peer: str | None) -> None:
+        self.owner = owner
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.unpacker = _unpacker(owner.max_bytes)
+
+    async def _next(self) -> Any:
+        """The next whole msgpack object, reading as needed; None at end of stream."""
+        while True:
+            try:
+                return self.unpacker.unpack()
+            except msgpack.OutOfData:
+                pass
+            data = await self.reader.read(256 * 1024)
+            if not data:
+                return None
+            self.unpacker.feed(data)
+
+    async def handshake(self, key: bytes) -> bool:
+        nonce = os.urandom(16)
+        self.writer.write(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}]))
+        await self.writer.drain()
+        ping = await asyncio.wait_for(self._next(), timeout=30)
+        if not (isinstance(ping, list) and len(ping) >= 4 and ping[0] == "PING"):
+            return False
+        hostname, salt, digest = (_as_bytes(ping[1]), _as_bytes(ping[2]), _as_text(ping[3]))
+        expected = hashlib.sha512(salt + hostname + nonce + key).hexdigest()
+        ok = hmac.compare_digest(expected, digest)
+        me = self.owner.hostname.encode()
+        proof = hashlib.sha512(salt + me + nonce + key).hexdigest() if ok else ""
+        reason = "" if ok else "shared key mismatch"
+        self.writer.write(msgpack.packb(["PONG", ok, reason, self.owner.hostname, proof]))
+        await self.writer.drain()
+        return ok
+
+    async def serve(self) -> None:
+        while True:
+            first = await self._next()
+            if first is None:
+                return
+            batch = [first]
+            while True:  # every message already buffered goes into the same WAL write
+                try:
+                    batch.append(self.unpacker.unpack())
+                except msgpack.OutOfData:
+                    break
+            await self._store(batch)
+
+    async def _store(self, messages: list[Any]) -> None:
+        owner = self.owner
+        assert owner.ingestor is not None
+        received = time.time_ns()
+        payloads: list[bytes] = []
+        chunks: list[Any] = []
+        accepted = rejected = 0
+        for message in messages:
+            tag, entries, option = self._entries(message)
+            payload, ok, bad = decode_entries(tag, entries, received, owner.limits)
+            payloads.append(payload)
+            accepted += ok
+            rejected += bad
+            if isinstance(option, dict) and option.get("chunk") is not None:
+                chunks.append(option["chunk"])
+        await write_with_backpressure(owner.ingestor, b"\n".join(p for p in payloads if p),
+                                      what=f"forward from {self.peer}")
+        owner.ingestor.count(owner.name, accepted, rejected)
+        for chunk in chunks:
+            self.writer.write(msgpack.packb({"ack": chunk}))
+        if chunks:
+            await self.writer.drain()
+
+    def _entries(self, message: Any) -> tuple[str, list[Any], Any]:
+        if not isinstance(message, list | tuple) or len(message) < 2 or not isinstance(message[0], str):
+            raise ForwardError("a forward message must be [tag, ...]")
+        tag, second = _as_text(message[0]), message[1]
+        if isinstance(second, list):  # Forward mode
+            return tag, second, message[2] if len(message) > 2 else None
+        if isinstance(second, bytes | str):  # PackedForward / CompressedPackedForward
+            option = message[2] if len(message) > 2 else None
+            data = second if isinstance(second, bytes) else second.encode("utf-8", "surrogateescape")
+            if isinstance(option, dict) and option.get("compressed") == "gzip":
+                data = _gunzip(data, self.owner.max_bytes)
+            unpacker = _unpacker(self.owner.max_bytes)
+            unpacker.feed(data)
+            return tag, list(unpacker), option
+        if len(message) >= 3:  # Message mode
+            return tag, [[second, message[2]]], message[3] if len(message) > 3 else None
+        raise ForwardError("a forward message has no record")
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _as_text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class ForwardIngest:
+    """The forward listener; off unless an address is given."""
+
+    name = "forward"
+
+    def __init__(self, *, address: str | None = None, tls: bool = False, tls_cert: Path | None = None,
+                 tls_key: Path | None = None, shared_key: str | None = None,
+                 allow: list[str] | None = None, limits: RecordLimits | None = None,
+                 max_bytes: int = 64 * 1024 * 1024) -> None:
+        if address:
+            parse_address(address)
+        if tls and not (tls_cert and tls_key):
+            raise ValueError("the forward TLS listener needs a certificate and key (--listener-tls-cert/key)")
+        self.address = address
+        self.tls = tls
+        self.tls_cert, self.tls_key = tls_cert, tls_key
+        self.shared_key = shared_key.encode() if shared_key else None
+        self.allow = AllowList(allow if allow is not None else ["127.0.0.0/8", "::1/128"])
+        self.limits = limits or RecordLimits()
+        self.max_bytes = max_bytes
+        self.hostname = socket.gethostname()
+        self.ingestor: Ingestor | None = None
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[asyncio.Task[Any]] = set()
+        self.bound: tuple[str, int] | None = None
+
+    def router(self) -> APIRouter:
+        return APIRouter()  # a listener, not an HTTP route
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    async def start(self, ingestor: Ingestor) -> None:
+        """Open the listening socket on the running event loop."""
+        self.ingestor = ingestor
+        if not self.address:
+            return
+        host, port = parse_address(self.address)
+        ctx = server_tls_context(self.tls_cert, self.tls_key) if self.tls else None  # type: ignore[arg-type]
+        self.server = await asyncio.start_server(self._connection, host, port, ssl=ctx)
+        self.bound = self.server.sockets[0].getsockname()[:2]
+        log.warning("forward listening on %s:%s%s", *self.bound, " (TLS)" if self.tls else "")
+
+    async def stop(self) -> None:
+        if self.server is None:
+            return
+        self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+        for task in list(self.connections):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        peer_info = writer.get_extra_info("peername")
+        peer = peer_info[0] if peer_info else None
+        conn = _Connection(self, reader, writer, peer)
+        try:
+            if not self.allow.allows(peer):
+                log.warning("forward: connection from %s refused (not in the allow-list)", peer)
+                return
+            if self.shared_key is not None and not await conn.handshake(self.shared_key):
+                log.warning("forward: %s failed the shared-key handshake", peer)
+                return
+            await conn.serve()
+        except (ForwardError, msgpack.UnpackException, ValueError) as exc:
+            log.warning("forward: bad data from %s, closing: %s", peer, exc)
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            log.info("forward: connection from %s ended: %s", peer, exc)
+        finally:
+            self.connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -1,0 +1,315 @@
+"""Syslog listeners: RFC 5424 and RFC 3164 over UDP, TCP and TLS (RFC 5425/6587).
+
+TCP and TLS streams are framed either by octet counting (``LEN SP MSG``, RFC 6587 §3.4.1, what
+rsyslog sends with ``TCP_Framing="octet-counted"``) or by a trailing LF (§3.4.2, the default of
+most senders); the framing is told apart per message, as rsyslog's own ``imtcp`` does. A message
+longer than ``max_line_bytes`` is cut there and marked ``truncated``. Each read of a stream is one
+WAL write, awaited before the next read, so a full WAL slows the sender instead of losing lines.
+UDP datagrams are gathered for a few milliseconds and written together; UDP cannot push back, so
+when the WAL is full they are dropped and counted, as every UDP receiver must.
+
+Parsing is :func:`logharbor.formats.syslog.parse_syslog`: PRI gives ``level`` and ``facility``,
+HOSTNAME gives ``host`` (the sender's address when the message has none), APP-NAME/TAG gives
+``service``. A line that is not syslog is still kept, whole, with its ``parse_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+
+from logharbor.formats.syslog import parse_syslog
+from logharbor.record import RecordError, normalize
+from logharbor.server.ingest.base import Ingestor, RecordLimits
+from logharbor.server.ingest.listener import (
+    AllowList,
+    parse_address,
+    server_tls_context,
+    write_with_backpressure,
+)
+from logharbor.server.store.rows import encode_row
+
+__all__ = ["SyslogFramer", "SyslogIngest", "decode_syslog"]
+
+log = logging.getLogger("logharbor.server.ingest.syslog")
+_OFFLOAD_BYTES = 64 * 1024
+_UDP_BATCH = 2000
+_UDP_WAIT_S = 0.02
+
+
+class SyslogFramer:
+    """Splits a TCP stream into syslog messages (octet counting or LF, told apart per message)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.buf = b""
+        self.skip = 0  # bytes of an over-long message still to throw away
+        self.skip_to_newline = False
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
+        """Complete messages in ``data`` (plus what was buffered), each with a truncated flag."""
+        buf = self.buf + data if self.buf else data
+        out: list[tuple[bytes, bool]] = []
+        pos, n = 0, len(buf)
+        while pos < n:
+            if self.skip:
+                take = min(self.skip, n - pos)
+                self.skip -= take
+                pos += take
+                continue
+            if self.skip_to_newline:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    pos = n
+                    break
+                self.skip_to_newline = False
+                pos = nl + 1
+                continue
+            while pos < n and buf[pos] in b"\r\n\x00 ":
+                pos += 1
+            if pos >= n:
+                break
+            if 0x30 <= buf[pos] <= 0x39:  # a digit: octet counting
+                sp = buf.find(b" ", pos, pos + 11)
+                if sp < 0:
+                    if n - pos >= 11:  # not a length after all: take it as an LF-framed line
+                        pos = self._lf(buf, pos, out)
+                        continue
+                    break
+                length_text = buf[pos:sp]
+                if not length_text.isdigit():
+                    pos = self._lf(buf, pos, out)
+                    continue
+                length = int(length_text)
+                start = sp + 1
+                if length > self.max_bytes:
+                    if n - start < self.max_bytes:
+                        break
+                    out.append((buf[start:start + self.max_bytes], True))
+                    self.skip = length - self.max_bytes
+                    pos = start + self.max_bytes
+                    continue
+                if n - start < length:
+                    break
+                out.append((buf[start:start + length], False))
+                pos = start + length
+            else:
+                new_pos = self._lf(buf, pos, out)
+                if new_pos == pos:
+                    break
+                pos = new_pos
+        self.buf = buf[pos:]
+        return out
+
+    def _lf(self, buf: bytes, pos: int, out: list[tuple[bytes, bool]]) -> int:
+        nl = buf.find(b"\n", pos, pos + self.max_bytes + 1)
+        if nl >= 0:
+            out.append((buf[pos:nl].rstrip(b"\r"), False))
+            return nl + 1
+        if len(buf) - pos > self.max_bytes:
+            out.append((buf[pos:pos + self.max_bytes], True))
+            self.skip_to_newline = True
+            return pos + self.max_bytes
+        return pos  # incomplete: wait for more
+
+    def close(self) -> list[tuple[bytes, bool]]:
+        """What is left when the peer closes: a last line without its LF."""
+        rest = self.buf.strip(b"\r\n\x00 ")
+        self.buf = b""
+        if rest and not self.skip and not self.skip_to_newline:
+            return [(rest[: self.max_bytes], len(rest) > self.max_bytes)]
+        return []
+
+
+def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received_ns: int,
+                  limits: RecordLimits, timezone: str = "UTC") -> tuple[bytes, int, int]:
+    """Store rows (joined), accepted and rejected counts for framed messages from one peer."""
+    rows: list[bytes] = []
+    rejected = 0
+    defaults = {"host": peer} if peer else None
+    for data, truncated in messages:
+        raw = parse_syslog(data.decode("utf-8", "replace"), timezone, received_ns)
+        if truncated:
+            raw["truncated"] = True
+        try:
+            problem = limits.check(raw, len(data))
+            if problem is not None:
+                raise RecordError(problem)
+            rows.append(encode_row(normalize(raw, received_ns=received_ns, defaults=defaults)))
+        except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
+            rejected += 1
+            log.debug("syslog message from %s rejected: %s", peer, exc)
+    return b"\n".join(rows), len(rows), rejected
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SyslogIngest) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner.datagram(data, addr[0] if addr else None)
+
+
+class SyslogIngest:
+    """The syslog listeners; off unless an address is given for UDP, TCP or TLS."""
+
+    name = "syslog"
+
+    def __init__(self, *, udp: str | None = None, tcp: str | None = None, tls: str | None = None,
+                 tls_cert: Path | None = None, tls_key: Path | None = None,
+                 allow: list[str] | None = None, limits: RecordLimits | None = None,
+                 timezone: str = "UTC") -> None:
+        self.addresses = {"udp": udp, "tcp": tcp, "tls": tls}
+        for text in self.addresses.values():
+            if text:
+                parse_address(text)  # fail at start, naming the bad address
+        if tls and not (tls_cert and tls_key):
+            raise ValueError("the syslog TLS listener needs a certificate and key (--listener-tls-cert/key)")
+        self.tls_cert, self.tls_key = tls_cert, tls_key
+        self.allow = AllowList(allow if allow is not None else ["127.0.0.0/8", "::1/128"])
+        self.limits = limits or RecordLimits()
+        self.timezone = timezone
+        self.ingestor: Ingestor | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[str | None, list[tuple[bytes, bool]]] = {}
+        self.pending_count = 0
+        self.flusher: asyncio.Task[None] | None = None
+        self.connections: set[asyncio.Task[Any]] = set()
+        self.dropped = 0
+        self.bound: dict[str, tuple[str, int]] = {}
+
+    def router(self) -> APIRouter:
+        return APIRouter()  # a listener, not an HTTP route
+
+    @property
+    def enabled(self) -> bool:
+        return any(self.addresses.values())
+
+    async def start(self, ingestor: Ingestor) -> None:
+        """Open the configured sockets on the running event loop."""
+        self.ingestor = ingestor
+        loop = asyncio.get_running_loop()
+        if self.addresses["udp"]:
+            host, port = parse_address(self.addresses["udp"])
+            transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
+                                                               local_addr=(host, port))
+            self.transport = transport
+            self.bound["udp"] = transport.get_extra_info("sockname")[:2]
+        for kind in ("tcp", "tls"):
+            if self.addresses[kind]:
+                host, port = parse_address(self.addresses[kind])
+                ctx = server_tls_context(self.tls_cert, self.tls_key) if kind == "tls" else None  # type: ignore[arg-type]
+                server = await asyncio.start_server(self._connection, host, port, ssl=ctx,
+                                                    limit=1 << 20)
+                self.servers.append(server)
+                self.bound[kind] = server.sockets[0].getsockname()[:2]
+        if self.bound:
+            where = ", ".join(f"{k} {h}:{p}" for k, (h, p) in self.bound.items())
+            log.warning("syslog listening on %s", where)
+
+    async def stop(self) -> None:
+        """Close the sockets and write what UDP had gathered."""
+        for server in self.servers:
+            server.close()
+        for task in list(self.connections):
+            task.cancel()
+        for task in list(self.connections):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in self.servers:
+            await server.wait_closed()
+        if self.transport is not None:
+            self.transport.close()
+        if self.flusher is not None:
+            self.flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.flusher
+        await self._flush_udp()
+
+    # UDP -------------------------------------------------------------------------------------
+
+    def datagram(self, data: bytes, peer: str | None) -> None:
+        if not self.allow.allows(peer):
+            self.dropped += 1
+            return
+        truncated = len(data) > self.limits.max_line_bytes
+        self.pending.setdefault(peer, []).append((data[: self.limits.max_line_bytes].rstrip(b"\r\n\x00"),
+                                                  truncated))
+        self.pending_count += 1
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        for _ in range(5):
+            if self.pending_count >= _UDP_BATCH:
+                break
+            await asyncio.sleep(_UDP_WAIT_S / 5)
+        await self._flush_udp()
+
+    async def _flush_udp(self) -> None:
+        pending, self.pending, self.pending_count = self.pending, {}, 0
+        if not pending or self.ingestor is None:
+            return
+        received = time.time_ns()
+        payloads: list[bytes] = []
+        accepted = rejected = 0
+        for peer, messages in pending.items():
+            payload, ok, bad = decode_syslog(messages, peer, received, self.limits, self.timezone)
+            payloads.append(payload)
+            accepted += ok
+            rejected += bad
+        try:
+            await self.ingestor.write_payload(b"\n".join(p for p in payloads if p))
+        except Exception as exc:  # UDP cannot push back: drop, count, keep serving
+            self.dropped += accepted
+            log.warning("syslog udp: %d messages dropped: %s", accepted, exc)
+            return
+        self.ingestor.count(self.name, accepted, rejected)
+
+    # TCP / TLS -------------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        peer_info = writer.get_extra_info("peername")
+        peer = peer_info[0] if peer_info else None
+        try:
+            if not self.allow.allows(peer):
+                log.warning("syslog: connection from %s refused (not in the allow-list)", peer)
+                return
+            framer = SyslogFramer(self.limits.max_line_bytes)
+            while True:
+                data = await reader.read(256 * 1024)
+                messages = framer.feed(data) if data else framer.close()
+                if messages:
+                    await self._write(messages, peer, sum(len(m) for m, _ in messages))
+                if not data:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
+            log.info("syslog: connection from %s ended: %s", peer, exc)
+        finally:
+            self.connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _write(self, messages: list[tuple[bytes, bool]], peer: str | None, size: int) -> None:
+        assert self.ingestor is not None
+        received = time.time_ns()
+        if size > _OFFLOAD_BYTES:
+            payload, accepted, rejected = await self.ingestor.offload(
+                decode_syslog, messages, peer, received, self.limits, self.timezone)
+        else:
+            payload, accepted, rejected = decode_syslog(messages, peer, received, self.limits,
+                                                        self.timezone)
+        await write_with_backpressure(self.ingestor, payload, what=f"syslog from {peer}")
+        self.ingestor.count(self.name, accepted, rejected)

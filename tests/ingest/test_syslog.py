@@ -1,0 +1,147 @@
+"""Syslog listeners against Debian's rsyslog (imfile → omfwd over TCP and UDP) and a TLS client."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import ServerProcess, free_port
+
+from logharbor.formats.syslog import format_rfc5424
+from logharbor.server.ingest.syslog import SyslogFramer
+
+from .conftest import by_message, records
+
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+    """Start rsyslogd in the foreground with a config that reads one file and forwards it."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(source: Path, actions: str) -> subprocess.Popen[bytes]:
+        work = tmp_path / f"rsyslog{len(procs)}"
+        work.mkdir()
+        conf = work / "rsyslog.conf"
+        conf.write_text(f"""
+global(workDirectory="{work}" localHostname="rsyslog-test")
+module(load="imfile" mode="polling" PollingInterval="1")
+input(type="imfile" File="{source}" Tag="shopapp:" Severity="error" Facility="local3")
+{actions}
+""")
+        proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not Path(RSYSLOGD).exists(), reason="rsyslog is installed by scripts/install.sh --test")
+def test_rsyslog_forwards_over_tcp_and_udp(server_factory, rsyslog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tcp, udp = free_port(), _free_udp_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-tcp", f"127.0.0.1:{tcp}",
+                                           "--syslog-udp", f"127.0.0.1:{udp}")
+    source = tmp_path / "app.log"
+    source.write_text("".join(f"order {i} failed\n" for i in range(100)))
+    rsyslog(source, f"""
+action(type="omfwd" Target="127.0.0.1" Port="{tcp}" Protocol="tcp" TCP_Framing="octet-counted"
+       Template="RSYSLOG_SyslogProtocol23Format")
+action(type="omfwd" Target="127.0.0.1" Port="{tcp}" Protocol="tcp" Template="RSYSLOG_ForwardFormat")
+action(type="omfwd" Target="127.0.0.1" Port="{udp}" Protocol="udp"
+       Template="RSYSLOG_TraditionalForwardFormat")
+""")
+    rows = records(server, "service:shopapp", 300, limit=1000)
+    assert len(rows) == 300, server.log()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["message"]] = counts.get(row["message"], 0) + 1
+        assert row["level"] == "ERROR" and row["facility"] == "local3" and row["host"] == "rsyslog-test"
+        assert row["source"] == "syslog" and row["syslog_severity"] == 3
+    assert counts == {f"order {i} failed": 3 for i in range(100)}  # once per framing/transport
+
+    with source.open("a") as fh:  # lines appended later arrive too
+        fh.write("late line\n")
+    late = records(server, '"late line"', 303)
+    assert len(late) == 3
+
+
+def test_framing_and_tls_and_allow_list(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls, tcp = free_port(), free_port()
+    server: ServerProcess = server_factory(
+        "--batch-max-age", "0.2", "--syslog-tls", f"127.0.0.1:{tls}", "--syslog-tcp", f"127.0.0.1:{tcp}",
+        "--listener-tls-cert", str(cert), "--listener-tls-key", str(key))
+    five = format_rfc5424(pri=8 * 16 + 4, timestamp="2026-11-01T12:00:00.123456Z", host="h5", app="tlsapp",
+                          procid=42, msgid="ID7", structured_data={"req@1": {"id": "r-1"}},
+                          message="five four two four")
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", tls)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(f"{len(five.encode())} {five}".encode())
+        conn.sendall(b"<13>Nov  1 12:00:01 h3 tlsapp[7]: three one six four\n")
+        conn.sendall(b"<11>Nov  1 12:00:02 h3 tlsapp: split ")  # one message over two writes
+        conn.sendall(b"across writes\nnot syslog at all tlsapp\n")
+    rows = by_message(records(server, "service:tlsapp OR tlsapp", 4))
+    assert set(rows) == {"five four two four", "three one six four", "split across writes",
+                         "not syslog at all tlsapp"}
+    five_row = rows["five four two four"]
+    assert five_row["timestamp"] == "2026-11-01T12:00:00.123456Z" and five_row["level"] == "WARN"
+    assert five_row["facility"] == "local0" and five_row["pid"] == 42 and five_row["msgid"] == "ID7"
+    assert five_row["structured_data"] == {"req@1": {"id": "r-1"}} and five_row["host"] == "h5"
+    assert rows["three one six four"]["level"] == "INFO" and rows["three one six four"]["pid"] == 7
+    assert rows["not syslog at all tlsapp"]["host"] == "127.0.0.1"  # no header: the peer's address
+
+    # a plain-TCP connection works too; nothing from outside the allow-list is taken (the
+    # default allow-list is loopback only; the server here is asked to allow nothing else)
+    with socket.create_connection(("127.0.0.1", tcp)) as conn:
+        conn.sendall(b"<14>Nov  1 12:00:03 h4 plainapp: over plain tcp\n")
+    assert records(server, "service:plainapp", 5)[0]["message"] == "over plain tcp"
+
+
+def test_refused_outside_allow_list(server_factory) -> None:  # type: ignore[no-untyped-def]
+    tcp = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-tcp", f"127.0.0.1:{tcp}",
+                                           "--listener-allow", "10.99.0.0/16")
+    with socket.create_connection(("127.0.0.1", tcp)) as conn:
+        conn.sendall(b"<14>Nov  1 12:00:03 h4 refused: should not be stored\n")
+        conn.settimeout(10)
+        assert conn.recv(10) == b""  # the server closed the connection
+    time.sleep(0.5)
+    assert server.store_rows() == 0
+
+
+def test_framer_octet_counting_lf_and_truncation() -> None:
+    framer = SyslogFramer(max_bytes=16)
+    assert framer.feed(b"5 hello3 abc\nline one\n") == [(b"hello", False), (b"abc", False),
+                                                         (b"line one", False)]
+    assert framer.feed(b"7 par") == []
+    assert framer.feed(b"tial\nrest") == [(b"partial", False)]
+    assert framer.close() == [(b"rest", False)]
+    long = SyslogFramer(max_bytes=4)
+    assert long.feed(b"10 abcdefghij<1>x\n") == [(b"abcd", True), (b"<1>x", False)]
+    assert long.feed(b"<2>toolong\nok\n") == [(b"<2>t", True), (b"ok", False)]
