@@ -42,8 +42,9 @@ class Output(Protocol):
     def write(self, lines: list[bytes]) -> None:
         """Write a batch of NDJSON lines (each ending in a newline)."""
 
-    def flush(self) -> None:
-        """Push buffered data down (the stream's buffer; the shipper sends what it holds)."""
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Push buffered data down (the stream's buffer; the shipper sends what it holds);
+        False when it could not finish within ``timeout`` seconds."""
 
     def close(self, timeout: float) -> None:
         """Flush and release resources, waiting at most ``timeout`` seconds."""
@@ -69,11 +70,12 @@ class StreamOutput:
         except (OSError, ValueError):  # closed pipe or stream: nothing useful left to do
             pass
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = 10.0) -> bool:
         try:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+        return True
 
     def close(self, timeout: float) -> None:
         self.flush()
@@ -104,8 +106,9 @@ class FileOutput:
         self._file.write(b"".join(lines))
         self._file.flush()
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = 10.0) -> bool:
         self._file.flush()
+        return True
 
     def close(self, timeout: float) -> None:
         self._file.close()
@@ -306,9 +309,10 @@ class AsyncHandler(logging.Handler):
                     return False
                 self._drained.wait(min(left, 0.05))
                 self._wakeup.set()
+        done = True
         for output in self.outputs:
-            output.flush()
-        return True
+            done = output.flush(max(0.0, deadline - time.monotonic())) and done
+        return done
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests and health pages: written, dropped per level, sampled out, queued."""
