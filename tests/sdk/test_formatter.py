@@ -197,3 +197,15 @@ def test_level_option(capture, value) -> None:  # type: ignore[no-untyped-def]
     logging.getLogger("l").info("dropped")
     logging.getLogger("l").warning("kept")
     assert [r["message"] for r in cap.records()] == ["kept"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"level": "LOUD"}, "unknown level 'LOUD'"),
+    ({"levels": {"x": "nope"}}, "unknown level 'nope'"),
+    ({"sample": {"INFO": 2}}, "within 0..1"),
+    ({"redact": {"rules": ["emial"]}}, "unknown redaction rule 'emial'"),
+    ({"ship_to": "http://127.0.0.1:9", "compression": "lz4"}, "zstd, gzip or none"),
+])
+def test_bad_options_are_named(capture, options: dict, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=message):
+        capture(service="s", **options)

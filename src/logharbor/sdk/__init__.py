@@ -95,6 +95,10 @@ def configure(
     environment (``SERVICE ENV VERSION INSTANCE SHIP_TO API_KEY``) fill in what is not passed.
     """
     global _handler
+    # everything that can be wrong is checked before anything is started or changed
+    root_level = _level(level)
+    logger_levels = {name: _level(value) for name, value in (levels or {}).items()}
+    sampler = Sampler(sample) if sample else None
     fast_logger.disable()
     static: dict[str, Any] = {
         "service": _env(service, "LOGHARBOR_SERVICE") or _script_name(),
@@ -127,17 +131,16 @@ def configure(
 
         outputs.append(HttpShipper(ship_to, _env(api_key, "LOGHARBOR_API_KEY"), compression=compression))
 
-    handler = AsyncHandler(outputs, formatter, queue_size=queue_size,
-                           sampler=Sampler(sample) if sample else None)
+    handler = AsyncHandler(outputs, formatter, queue_size=queue_size, sampler=sampler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
         if old is _handler:
             old.close()
     root.addHandler(handler)
-    root.setLevel(_level(level))
-    for name, value in (levels or {}).items():
-        logging.getLogger(name).setLevel(_level(value))
+    root.setLevel(root_level)
+    for name, value in logger_levels.items():
+        logging.getLogger(name).setLevel(value)
     if adopt_server_loggers:
         for name in (*_ADOPTED, *_ACCESS):
             adopted = logging.getLogger(name)
