@@ -1,0 +1,141 @@
+"""Fluent forward against ``fluent-logger`` (Python), every mode of the spec, acks and the handshake.
+
+fluent-logger sends Message mode (with its own EventTime for nanoseconds); it has no ack option,
+so the test adds the spec's ``chunk`` option to the packet it builds and reads the server's
+``{"ack": chunk}`` from the logger's own socket. The other modes and the shared-key handshake are
+written here from the protocol specification (forward protocol v1) with msgpack.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import socket
+import time
+import uuid
+from typing import Any
+
+import msgpack
+from fluent import sender
+from tests.conftest import ServerProcess, free_port
+
+from .conftest import by_message, records
+
+
+class AckingSender(sender.FluentSender):
+    """fluent-logger's sender, with the spec's ``chunk`` option added to each Message-mode packet."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chunks: list[str] = []
+
+    def _make_packet(self, label: str, timestamp: Any, data: Any) -> bytes:
+        tag = f"{self.tag}.{label}" if label else self.tag
+        if self.nanosecond_precision and isinstance(timestamp, float):
+            timestamp = sender.EventTime(timestamp)
+        chunk = uuid.uuid4().hex
+        self.chunks.append(chunk)
+        return msgpack.packb((tag, timestamp, data, {"chunk": chunk}))
+
+
+def _acks(sock: socket.socket, count: int) -> list[str]:
+    unpacker = msgpack.Unpacker(raw=False)
+    acks: list[str] = []
+    sock.settimeout(30)
+    while len(acks) < count:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection before acking"
+        unpacker.feed(data)
+        acks.extend(obj["ack"] for obj in unpacker)
+    return acks
+
+
+def test_fluent_logger_message_mode_with_acks(server_factory) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+    log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True)
+    stamp = time.time() - 30
+    for i in range(20):
+        assert log.emit_with_time("checkout", stamp + i / 1000, {
+            "message": f"fluent {i}", "service": "fluentsvc", "level": "warning", "order_id": i,
+            "trace_id": "5759e988bd862e3fe1be46a994272793"})
+    assert log.emit("checkout", {"log": "plain log key", "service": "fluentsvc"})
+    assert sorted(_acks(log.socket, 21)) == sorted(log.chunks)  # acked after the WAL write
+    log.close()
+    rows = by_message(records(server, "service:fluentsvc", 21))
+    assert len(rows) == 21
+    first = rows["fluent 0"]
+    assert first["tag"] == "app.checkout" and first["level"] == "WARN" and first["order_id"] == 0
+    assert first["trace_id"] == "5759e988bd862e3fe1be46a994272793"
+    assert rows["fluent 5"]["timestamp"] > first["timestamp"]  # EventTime kept sub-second order
+    assert "plain log key" in rows
+
+
+def _event_time(ns: int) -> msgpack.ExtType:
+    return msgpack.ExtType(0, (ns // 1_000_000_000).to_bytes(4, "big") + (ns % 1_000_000_000).to_bytes(4, "big"))
+
+
+def test_forward_packed_and_compressed_modes(server_factory) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+    ns = time.time_ns() - 10_000_000_000
+    entries = [[_event_time(ns + i), {"message": f"mode {i}", "service": "modes"}] for i in range(6)]
+    packed = b"".join(msgpack.packb(e) for e in entries[2:4])
+    compressed = gzip.compress(msgpack.packb(entries[4])) + gzip.compress(msgpack.packb(entries[5]))
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(msgpack.packb(["t.forward", entries[:2], {"chunk": "c1"}]))
+        conn.sendall(msgpack.packb(["t.packed", packed, {"chunk": "c2", "size": 2}]))
+        conn.sendall(msgpack.packb(["t.gzip", compressed, {"chunk": "c3", "compressed": "gzip"}]))
+        conn.sendall(msgpack.packb(["t.int", int(ns / 1e9), {"message": "integer time", "service": "modes"}]))
+        assert _acks(conn, 3) == ["c1", "c2", "c3"]
+    rows = by_message(records(server, "service:modes", 7))
+    assert {rows[f"mode {i}"]["tag"] for i in range(6)} == {"t.forward", "t.packed", "t.gzip"}
+    assert rows["mode 3"]["tag"] == "t.packed" and rows["mode 5"]["tag"] == "t.gzip"
+    assert rows["integer time"]["tag"] == "t.int"
+
+
+def test_shared_key_handshake(server_factory) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}",
+                                           "--forward-shared-key", "s3cret")
+
+    def connect(key: str) -> tuple[socket.socket, list[Any]]:
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.settimeout(30)
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(conn.recv(65536))
+        helo = next(unpacker)
+        assert helo[0] == "HELO"
+        nonce = helo[1]["nonce"]
+        salt = b"0123456789abcdef"
+        digest = hashlib.sha512(salt + b"client-host" + nonce + key.encode()).hexdigest()
+        conn.sendall(msgpack.packb(["PING", "client-host", salt, digest, "", ""]))
+        unpacker.feed(conn.recv(65536))
+        pong = next(unpacker)
+        if pong[1]:
+            server_proof = hashlib.sha512(salt + pong[3].encode() + nonce + key.encode()).hexdigest()
+            assert pong[4] == server_proof  # the server knows the key too
+        return conn, pong
+
+    conn, pong = connect("wrong")
+    assert pong[:3] == ["PONG", False, "shared key mismatch"]
+    conn.settimeout(10)
+    assert conn.recv(10) == b""  # and it hung up
+    conn.close()
+
+    conn, pong = connect("s3cret")
+    assert pong[1] is True
+    conn.sendall(msgpack.packb(["auth.ok", int(time.time()), {"message": "after handshake", "service": "hs"},
+                                {"chunk": "k1"}]))
+    assert _acks(conn, 1) == ["k1"]
+    conn.close()
+    assert records(server, "service:hs", 1)[0]["message"] == "after handshake"
+
+    unauthenticated = socket.create_connection(("127.0.0.1", port))
+    unauthenticated.settimeout(10)
+    unauthenticated.recv(65536)  # HELO
+    unauthenticated.sendall(msgpack.packb(["skip.handshake", int(time.time()), {"message": "sneaky"}]))
+    assert unauthenticated.recv(10) == b""
+    unauthenticated.close()
+    time.sleep(0.5)
+    assert server.store_rows() == 1
