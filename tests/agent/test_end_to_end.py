@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from tests.agent.conftest import FULL, wait_for
@@ -77,11 +76,11 @@ def agent_config(tmp: Path, url: str, **sink: Any) -> dict[str, Any]:
     }
 
 
-def server_seqs(url: str, total: int) -> list[int]:
+def server_seqs(server: Any, total: int) -> list[int]:
     """Every ``seq`` stored by a real server, duplicates included, read back page by page."""
     out: list[int] = []
     step = 4000
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with server.client(timeout=60) as client:
         for lo in range(0, total, step):
             r = client.post("/api/v1/query", json={
                 "q": f"seq:[{lo} TO {lo + step - 1}] | fields seq", "limit": 10_000, "since": "now-1d"})
@@ -103,7 +102,13 @@ def check(seqs: list[int], total: int, allowed_dups: set[int] | None = None) -> 
         extra = sorted(dups - allowed_dups)
         assert not extra, f"duplicates of lines not sent before a kill: {extra[:10]}"
     n = sum(c - 1 for c in counts.values())
-    print(f"\n{total} lines, {n} duplicates")
+    ranges: list[list[int]] = []
+    for d in sorted(dups):
+        if ranges and d == ranges[-1][1] + 1:
+            ranges[-1][1] = d
+        else:
+            ranges.append([d, d])
+    print(f"\n{total} lines, {n} duplicates, in ranges {ranges[:8]}")
     return n
 
 
@@ -116,11 +121,13 @@ def test_rotation_under_load_with_two_kill9_loses_nothing(
         srv = server_factory("--batch-max-age", "0.2")
         url = srv.url
         delivered = srv.store_rows
+        sink_options = {"api_key": srv.create_key("writer")}
     else:
         rec = receiver_factory()
         url = rec.url
         delivered = lambda: rec.stats()["lines"]  # noqa: E731
-    cfg = agent_config(tmp_path, url)
+        sink_options = {}
+    cfg = agent_config(tmp_path, url, **sink_options)
     writer = Writer(tmp_path / "logs", LINES, rotations=6, seconds=12.0)
     agent = agent_factory(cfg)
     writer.start()
@@ -140,7 +147,7 @@ def test_rotation_under_load_with_two_kill9_loses_nothing(
     if target == "receiver":
         check([r["seq"] for r in rec.records()], LINES, sent_before_kill)
     else:
-        check(server_seqs(url, LINES), LINES)
+        check(server_seqs(srv, LINES), LINES)
 
 
 @pytest.mark.slow
@@ -149,7 +156,8 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after(
     (tmp_path / "logs").mkdir()
     srv = server_factory("--batch-max-age", "0.2")
     total = 20_000
-    cfg = agent_config(tmp_path, srv.url, buffer={"type": "disk", "max_bytes": 256 * 1024 * 1024})
+    cfg = agent_config(tmp_path, srv.url, api_key=srv.create_key("writer"),
+                       buffer={"type": "disk", "max_bytes": 256 * 1024 * 1024})
     agent = agent_factory(cfg)
     writer = Writer(tmp_path / "logs", total, rotations=2, seconds=DOWN_SECS + 4)
     writer.start()
@@ -171,4 +179,4 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after(
     srv.start()
     assert wait_for(lambda: srv.store_rows() >= total, 120, 0.5), agent.log()[-3000:]
     assert agent.stop() == 0
-    check(server_seqs(srv.url, total), total)
+    check(server_seqs(srv, total), total)

@@ -118,3 +118,25 @@ def test_agent_in_process_ships_a_file_and_exposes_metrics(tmp_path: Path) -> No
         assert name in text, name
     ckpt = orjson.loads((tmp_path / "data" / "checkpoints" / "app.json").read_bytes())
     assert ckpt["files"][0]["offset"] == log.stat().st_size
+
+
+def test_stdin_source_in_a_real_process_until_end_of_input(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.agent.conftest import ROOT, write_config
+
+    out = tmp_path / "out.ndjson"
+    cfg = write_config(tmp_path / "agent.yaml", {
+        "data_dir": str(tmp_path / "data"), "metrics": {"port": 0},
+        "sources": {"in": {"type": "stdin", "parser": "json"}},
+        "sinks": {"f": {"type": "file", "path": str(out), "batch": {"timeout_secs": 0.1}}}})
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(cfg)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(b'{"n": %d}\n' % i for i in range(500)) + b'{"n": 500}')
+    proc.stdin.close()
+    assert wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) == 501, 20)
+    proc.terminate()
+    assert proc.wait(20) == 0
+    assert [orjson.loads(x)["n"] for x in out.read_bytes().splitlines()] == list(range(501))
