@@ -161,6 +161,8 @@ class _Compiler:
         derived = old.outputs() if old.select is not None or old.derived is not None else None
         order = list(old.order_by)
         if old.select is not None:  # internal aliases are not visible outside: use the output names
+            if any("`" in _INTERNAL.sub("", key) for key in order):
+                order = []  # ordered by a table column the projection did not keep
             names = {col.internal: quote_identifier(col.name) for _, col in old.select}
             order = [_INTERNAL.sub(lambda m: names.get(m[0], m[0]), key) for key in order]
         self.stage = _Stage(source=f"({old.render()})", derived=derived, order_by=order)
