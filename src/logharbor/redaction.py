@@ -325,14 +325,26 @@ class Redactor:
         return self._redact_dict(record, self._skip)
 
     def _redact_dict(self, obj: Mapping[str, Any], skip: frozenset[str] | tuple[()]) -> Any:
+        # the agent and the sdk run this on every record: locals, and the caches consulted inline
         out: dict[str, Any] | None = None
+        key_cache = self._key_cache
+        text_cache = self._text_cache
         for key, value in obj.items():
-            if key in skip or value is None or value is True or value is False:
+            if value is None or key in skip:
                 continue
-            if isinstance(key, str) and self.is_sensitive(key):
+            kind = type(value)
+            if kind is bool:
+                continue
+            sensitive = key_cache.get(key)
+            if sensitive is None:
+                sensitive = isinstance(key, str) and self.is_sensitive(key)
+            if sensitive:
                 new: Any = self.mask if value != "" else value
-            elif isinstance(value, str):
-                new = self.redact_text(value)
+            elif kind is str:
+                cached = text_cache.get(value, _MISS)
+                if cached is None:
+                    continue  # known clean
+                new = self.redact_text(value) if cached is _MISS else cached
             elif isinstance(value, dict | list | tuple):
                 new = self.redact_value(value)
             else:

@@ -164,29 +164,33 @@ class JSONFormatter(logging.Formatter):
         if ctx is None:
             ctx = current()  # used directly on a synchronous handler: same task as the caller
         out: dict[str, Any] = {
-            "timestamp": self._clock.format(record.created),
-            "level": level_name(record.levelno),
+            "timestamp": self._clock.format(attrs["created"]),
+            "level": level_name(attrs["levelno"]),
             **self.static,
             "message": _message(record),
         }
-        for key in IDENTITY_FIELDS:
-            value = ctx.get(key)
-            if value:
-                out[key] = value
-        out["logger"] = record.name
-        for key, value in ctx.items():
-            if key not in IDENTITY_FIELDS:
-                out[key] = value
-        for key, value in attrs.items():
-            if key in _STANDARD_ATTRS:
-                continue
-            if key == "http" and isinstance(value, Mapping) and isinstance(out.get("http"), dict):
-                out["http"] = {**out["http"], **value}
-            elif key in _TOP_LEVEL and value is None:
-                continue
-            else:
-                out[key] = value
-        error = exception_fields(record.exc_info)
+        if ctx:
+            for key in IDENTITY_FIELDS:
+                value = ctx.get(key)
+                if value:
+                    out[key] = value
+        out["logger"] = attrs["name"]
+        if ctx:
+            for key, value in ctx.items():
+                if key not in IDENTITY_FIELDS:
+                    out[key] = value
+        extra = {key: value for key, value in attrs.items() if key not in _STANDARD_ATTRS}
+        if extra:
+            context_http = out.get("http")
+            out.update(extra)
+            if isinstance(context_http, dict) and isinstance(extra.get("http"), Mapping):
+                out["http"] = {**context_http, **extra["http"]}
+            for key in _TOP_LEVEL.intersection(extra):
+                if extra[key] is None:  # extra={"env": None} does not blank a canonical field
+                    out[key] = self.static.get(key) or ctx.get(key)
+                    if out[key] is None:
+                        del out[key]
+        error = exception_fields(attrs["exc_info"]) if attrs["exc_info"] else None
         if error is not None:
             out["error"] = error
         if record.stack_info:
