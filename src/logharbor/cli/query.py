@@ -11,14 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
 
-__all__ = ["register", "run_query"]
+from logharbor.cli.client import DEFAULT_SERVER, server_client
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
+__all__ = ["register", "run_query"]
 #: record fields shown in the human table, in this order, when present
 _RECORD_COLUMNS = ("timestamp", "level", "service", "host", "message")
 _OUTPUTS = ("table", "json", "ndjson", "csv")
@@ -32,11 +33,8 @@ class CliError(Exception):
         self.code = code
 
 
-def _headers(api_key: str | None, ndjson: bool) -> dict[str, str]:
-    headers = {"Accept": "application/x-ndjson" if ndjson else "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
+def _accept(ndjson: bool) -> dict[str, str]:
+    return {"Accept": "application/x-ndjson" if ndjson else "application/json"}
 
 
 def _refused(response: httpx.Response, query: str) -> CliError:
@@ -88,7 +86,8 @@ def _print_csv(answer: dict[str, Any]) -> None:
 
 
 def run_query(query: str, *, server: str, api_key: str | None, output: str, since: str | None,
-              start: str | None, end: str | None, limit: int | None, timeout: float = 300.0) -> None:
+              start: str | None, end: str | None, limit: int | None, ca: Path | None = None,
+              timeout: float = 300.0) -> None:
     """Send one query and print the answer; raise :class:`CliError` on any failure."""
     if output not in _OUTPUTS:
         raise CliError(f"--output must be one of {', '.join(_OUTPUTS)}", 2)
@@ -99,11 +98,10 @@ def run_query(query: str, *, server: str, api_key: str | None, output: str, sinc
         body["to"] = end
     if limit is not None:
         body["limit"] = limit
-    url = server.rstrip("/") + "/api/v1/query"
     ndjson = output == "ndjson"
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=10)) as client:
-            with client.stream("POST", url, json=body, headers=_headers(api_key, ndjson)) as response:
+        with server_client(server, api_key, ca, timeout=timeout) as client:
+            with client.stream("POST", "/api/v1/query", json=body, headers=_accept(ndjson)) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _refused(response, query)
@@ -115,7 +113,7 @@ def run_query(query: str, *, server: str, api_key: str | None, output: str, sinc
                     return
                 response.read()
                 answer = response.json()
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:  # OSError: an unreadable --ca file
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
     if output == "json":
         sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
@@ -140,11 +138,13 @@ def register(app: typer.Typer) -> None:
             DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
         api_key: str | None = typer.Option(
             None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+        ca: Path | None = typer.Option(
+            None, "--ca", envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate"),
     ) -> None:
         """Search and aggregate logs with the logharbor query language."""
         try:
             run_query(text, server=server, api_key=api_key, output=output, since=since,
-                      start=start, end=end, limit=limit)
+                      start=start, end=end, limit=limit, ca=ca)
         except CliError as exc:
             typer.echo(f"logharbor query: {exc}", err=True)
             raise typer.Exit(exc.code) from None
