@@ -28,6 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +43,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 
 from logharbor.server.errors import ApiError
-from logharbor.server.query import QueryError, compile_query
-from logharbor.server.query.ast import Where
+from logharbor.server.query import QueryError, parse
+from logharbor.server.query.ast import MatchAll, Query, Where
+from logharbor.server.query.fields import resolve_field
+from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.rows import row_to_wire
 
@@ -51,7 +56,6 @@ log = logging.getLogger("logharbor.server.tail")
 
 #: the table expression a tail filter is compiled against: this round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
-_NO_LIMIT = 2**62
 _MAX_QUERY_CHARS = 16 * 1024
 MiB = 1024 * 1024
 
@@ -68,25 +72,46 @@ class TailFilter:
     params: dict[str, Any]
 
 
-def compile_tail_filter(text: str, scope: tuple[str, dict[str, Any]] | None = None) -> TailFilter:
-    """Compile a tail query with the query language; 400 for errors and for non-filter pipes.
+def compile_filter_only(text: str) -> tuple[str | None, dict[str, Any], Query]:
+    """The WHERE condition (or None for everything) and parameters of a filter-only query.
 
-    Stop-gap until the query package offers a filter-only compile: a whole records query is
-    compiled against :data:`BATCH_TABLE` and run as is (its ORDER BY and LIMIT are harmless here).
+    Stop-gap until the query package offers this itself: it uses that package's parser and
+    :class:`FilterCompiler` (the same code a search runs), only without the SELECT around it, so
+    the tail can keep the order records arrived in. Raises :class:`QueryError`.
     """
+    query = parse(text)
+    params = Params()
+    filters = FilterCompiler(params, resolve_field, time.time_ns())
+    parts = [] if isinstance(query.filter, MatchAll) else [filters.compile(query.filter)]
+    for pipe in query.pipes:
+        if isinstance(pipe, Where):
+            parts.append(filters.compile(pipe.filter))
+    return (" AND ".join(f"({p})" for p in parts) or None), dict(params.values), query
+
+
+def compile_tail_filter(text: str, scope: tuple[str, dict[str, Any]] | None = None) -> TailFilter:
+    """Compile a tail query with the query language; 400 for errors and for non-filter pipes."""
     q = text.strip() or "*"
     if len(q) > _MAX_QUERY_CHARS:
         raise ApiError(400, "query_too_long", f"a tail query is at most {_MAX_QUERY_CHARS} characters")
     try:
-        compiled = compile_query(q, table=BATCH_TABLE, time_from_ns=None, time_to_ns=None, limit=None,
-                                 max_limit=_NO_LIMIT, default_limit=_NO_LIMIT, scope_sql=scope)
+        where, params, query = compile_filter_only(q)
     except QueryError as exc:
         raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
-    if compiled.kind != "records" or any(not isinstance(p, Where) for p in compiled.query.pipes):
+    if any(not isinstance(p, Where) for p in query.pipes):
         raise ApiError(400, "tail_filter_only",
                        "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
                        "the other pipes work in a search")
-    return TailFilter(q, compiled.sql, dict(compiled.params))
+    conditions = [where] if where else []
+    if scope is not None:
+        conditions.append(f"({scope[0]})")
+        params.update(scope[1])
+    where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    # the row number keeps arrival order (records of one request share their receive time); the
+    # condition is the query compiler's output, where every user value is a {pN:Type} parameter
+    sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row FROM {BATCH_TABLE})"  # noqa: S608
+           f"{where_sql} ORDER BY __tail_row")
+    return TailFilter(q, sql, params)
 
 
 def escape_param(payload: bytes) -> str:
@@ -209,6 +234,7 @@ class TailHub:
         self._structure = ""
         self.rounds = 0
         self.skipped_rows = 0
+        self._chained: list[tuple[int, Any]] = []
 
     async def start(self) -> None:
         """Read the table's structure, open the runner and start dispatching."""
@@ -219,15 +245,45 @@ class TailHub:
         self._structure = ", ".join(f"`{c['name']}` {c['type']}" for c in columns)
         self._runner = await loop.run_in_executor(self._executor, _BatchRunner, self.store)
         self._task = asyncio.create_task(self._dispatch(), name="logharbor-tail")
+        self._end_streams_on_signals(loop)
+
+    def _end_streams_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End every stream as soon as the process is asked to stop (SIGINT, SIGTERM).
+
+        The HTTP server waits for open responses before it runs the lifespan shutdown, and a tail
+        never ends by itself, so without this each open tail would hold a restart for the whole
+        graceful-shutdown timeout. The server's own handler still runs, after ours.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue  # nobody handles it: the process just ends
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.end_streams)
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+            self._chained.append((sig, previous))
+
+    def end_streams(self) -> None:
+        """Close every subscriber: their streams finish what is queued and end."""
+        for group in self._groups.values():
+            for sub in group.subscribers:
+                sub.close()
 
     async def stop(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, previous in self._chained:
+                signal.signal(sig, previous)
+        self._chained.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for group in self._groups.values():
-            for sub in group.subscribers:
-                sub.close()
+        self.end_streams()
         if self._runner is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.close)
         self._executor.shutdown(wait=True)
@@ -317,7 +373,6 @@ class TailHub:
         for filt, payload, _ in jobs:
             params = dict(filt.params, tail_structure=self._structure, tail_rows=escape_param(payload))
             rows = self._runner.query(filt.sql, params)
-            rows.reverse()  # the compiled query orders newest first
             out.append([orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS) for row in rows])
         return out
 
