@@ -32,7 +32,7 @@ __all__ = ["AsyncHandler", "FileOutput", "Output", "StreamOutput"]
 
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes})
 _BATCH = 512
-_CHUNK = 32
+_CHUNK = 128
 _YIELD_SECONDS = 0.0002
 
 
