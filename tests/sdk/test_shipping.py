@@ -133,3 +133,13 @@ for i in range(300):
 def test_bad_compression_is_refused() -> None:
     with pytest.raises(ValueError, match="zstd, gzip or none"):
         HttpShipper("http://127.0.0.1:9", compression="brotli")
+
+
+def test_close_with_the_server_away_stops_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    shipper = HttpShipper(f"http://127.0.0.1:{free_port()}", flush_interval=0.05, max_backoff=0.05)
+    shipper.write(_lines(30))
+    shipper.close(timeout=1.0)
+    assert not shipper._thread.is_alive()  # no retry loop left spinning
+    stats = shipper.stats()
+    assert stats["buffered"] == 30 and stats["accepted"] == 0 and stats["dropped"] == 0
+    assert "30 log lines not shipped" in capsys.readouterr().err

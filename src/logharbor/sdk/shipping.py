@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import orjson
 
-__all__ = ["DeliveryError", "HttpShipper", "PermanentError", "RetriableError"]
+__all__ = ["DeliveryError", "HttpShipper", "PayloadTooLarge", "PermanentError", "RetriableError"]
 
 
 class DeliveryError(Exception):
@@ -42,6 +42,10 @@ class RetriableError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """Sending the same batch again cannot succeed (bad key, bad request)."""
+
+
+class PayloadTooLarge(PermanentError):
+    """413: this batch is too large as a whole; its halves may pass."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -201,30 +205,37 @@ class HttpShipper:
                     continue
                 batch = self._take_batch()
                 self._inflight = True
+            finished = True
             try:
-                self._deliver(batch)
+                finished = self._deliver(batch)
             finally:
                 with self._lock:
                     self._inflight = False
                     oldest = time.monotonic()
                     self._lock.notify_all()
+            if not finished and not self._running:
+                return  # shutting down with the server away: close() reports what is left
 
-    def _deliver(self, batch: list[bytes]) -> None:
+    def _deliver(self, batch: list[bytes]) -> bool:
+        """Send one batch until it is accepted or refused for good (True), or until shutdown
+        interrupts a retry (False: the batch is back at the head of the buffer)."""
         attempt = 0
         while True:
             try:
                 self._post(batch)
-                return
-            except PermanentError as exc:
-                self.last_error = str(exc)
-                if "413" in str(exc) and len(batch) > 1:
+                return True
+            except PayloadTooLarge as exc:
+                if len(batch) > 1:
                     half = len(batch) // 2
-                    self._deliver(batch[:half])
-                    self._deliver(batch[half:])
-                    return
-                self.dropped += len(batch)
-                print(f"logharbor sdk: dropped {len(batch)} lines: {exc}", file=sys.stderr)
-                return
+                    if not self._deliver(batch[:half]):
+                        self._buffer.extendleft(reversed(batch[half:]))
+                        return False
+                    return self._deliver(batch[half:])
+                self._drop(batch, exc)
+                return True
+            except PermanentError as exc:
+                self._drop(batch, exc)
+                return True
             except RetriableError as exc:
                 self.last_error = str(exc)
                 attempt += 1
@@ -240,7 +251,12 @@ class HttpShipper:
                     if not self._running and time.monotonic() < deadline:
                         # shutting down: put the batch back so close() reports it as unsent
                         self._buffer.extendleft(reversed(batch))
-                        return
+                        return False
+
+    def _drop(self, batch: list[bytes], exc: Exception) -> None:
+        self.last_error = str(exc)
+        self.dropped += len(batch)
+        print(f"logharbor sdk: dropped {len(batch)} lines: {exc}", file=sys.stderr)
 
     def _encode(self, batch: list[bytes]) -> tuple[bytes, dict[str, str]]:
         body = b"".join(batch)
@@ -269,6 +285,8 @@ class HttpShipper:
         if status == 429 or status >= 500 or status == 408:
             raise RetriableError(f"HTTP {status} from {self.url}",
                                  _retry_after(response.headers.get("Retry-After")))
+        if status == 413:
+            raise PayloadTooLarge(f"HTTP 413 from {self.url}: {response.text[:200]}")
         if status >= 400:
             raise PermanentError(f"HTTP {status} from {self.url}: {response.text[:200]}")
         self.sent += len(batch)
