@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,45 +14,13 @@ from tests.conftest import ServerProcess, free_port
 from logharbor.formats.syslog import format_rfc5424
 from logharbor.server.ingest.syslog import SyslogFramer
 
-from .conftest import by_message, records
-
-RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+from .conftest import RSYSLOGD, by_message, records
 
 
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
-    """Start rsyslogd in the foreground with a config that reads one file and forwards it."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(source: Path, actions: str) -> subprocess.Popen[bytes]:
-        work = tmp_path / f"rsyslog{len(procs)}"
-        work.mkdir()
-        conf = work / "rsyslog.conf"
-        conf.write_text(f"""
-global(workDirectory="{work}" localHostname="rsyslog-test")
-module(load="imfile" mode="polling" PollingInterval="1")
-input(type="imfile" File="{source}" Tag="shopapp:" Severity="error" Facility="local3")
-{actions}
-""")
-        proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.skipif(not Path(RSYSLOGD).exists(), reason="rsyslog is installed by scripts/install.sh --test")
