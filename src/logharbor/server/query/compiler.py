@@ -60,6 +60,10 @@ class _Column:
     internal: str  # the alias inside the stage
     kind: Kind
     nullable: bool = True
+    as_time_text: bool = False  # a DateTime inside the stage, RFC 3339 text outside it
+
+    def outer_sql(self) -> str:
+        return format_time_sql(self.internal) if self.as_time_text else self.internal
 
 
 @dataclass
@@ -93,7 +97,7 @@ class _Stage:
             sql += f" LIMIT {int(self.limit)}"
         if self.select is None:
             return sql
-        outer = ", ".join(f"{col.internal} AS {quote_identifier(col.name)}" for _, col in self.select)
+        outer = ", ".join(f"{col.outer_sql()} AS {quote_identifier(col.name)}" for _, col in self.select)
         return f"SELECT {outer} FROM ({sql})"  # noqa: S608 -- internal and quoted aliases only
 
     def _source_columns(self) -> list[_Column]:
@@ -244,15 +248,16 @@ class _Compiler:
             if st.derived is not None:
                 raise QueryTypeError("timechart needs records; put it before stats, fields and top")
             span_s = self.span_seconds(span)
-            bucket = format_time_sql(f"toStartOfInterval(`timestamp`, toIntervalSecond({int(span_s)}))")
-            select.append((bucket, _Column("_time", self.new_alias(), "string", False)))
+            # grouped and sorted as a DateTime, formatted once per bucket one level up
+            bucket = f"toStartOfInterval(`timestamp`, toIntervalSecond({int(span_s)}))"
+            select.append((bucket, _Column("_time", self.new_alias(), "string", False, as_time_text=True)))
         for name in by:
             ref = resolve(name, None)
             if ref.kind == "json":
                 raise QueryTypeError("group by a path inside attributes, not the whole object")
             kind: Kind = "string" if ref.kind in ("dynamic", "text", "time") else ref.kind
-            expr = ref.select_sql if ref.kind == "time" else ref.group_sql
-            select.append((expr, _Column(name, self.new_alias(), kind, ref.nullable)))
+            as_text = ref.kind == "time"
+            select.append((ref.group_sql, _Column(name, self.new_alias(), kind, ref.nullable, as_text)))
         groups = [col.internal for _, col in select]
         for agg in aggs:
             expr, kind = aggregate_sql(agg, resolve, self.params, records=st.derived is None,
