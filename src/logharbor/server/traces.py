@@ -4,9 +4,9 @@ The id may be a W3C trace id, an ``X-Amzn-Trace-Id`` value (``Root=1-…``, ``Se
 its bare Root, a ``traceparent`` header, or an NGINX ``$request_id`` / ``X-Request-ID``. Records
 join on the normalized trace id; a layer that lost the trace id (an app that only saw
 ``X-Request-ID``) joins through the request id it shares with the NGINX record. That is two
-indexed lookups at most: the id itself, then the trace and request ids the first answer named.
+indexed lookups: the ids that appear beside the given one, then every record carrying any of them.
 Both are ``trace_id IN (…) OR request_id IN (…)``, which the bloom-filter skip indexes answer
-without a scan.
+without a scan; the first reads only the two id columns.
 
 The timing breakdown takes what each layer measured itself, because clocks on three machines do
 not agree to the millisecond while durations measured on one clock are exact:
@@ -93,9 +93,9 @@ def _in_list(column: str, values: list[str], prefix: str, params: dict[str, Any]
     return f"{quote_identifier(column)} IN ({', '.join(names)})"
 
 
-def _lookup(store: Store, trace_ids: list[str], request_ids: list[str], *, start_ns: int | None,
-            end_ns: int | None, limit: int, scope: tuple[str, dict[str, Any]] | None
-            ) -> list[dict[str, Any]]:
+def _lookup(store: Store, columns: str, trace_ids: list[str], request_ids: list[str], *,
+            start_ns: int | None, end_ns: int | None, tail: str,
+            scope: tuple[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     params: dict[str, Any] = {}
     ors = []
     if trace_ids:
@@ -114,8 +114,7 @@ def _lookup(store: Store, trace_ids: list[str], request_ids: list[str], *, start
         where.append(f"({fragment})")
         params.update(scope_params)
     # identifiers come from the schema via quote_identifier; every value is a parameter
-    sql = (f"SELECT {_SELECT} FROM {store.table} WHERE {' AND '.join(where)} "  # noqa: S608
-           f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}")
+    sql = f"SELECT {columns} FROM {store.table} WHERE {' AND '.join(where)} {tail}"  # noqa: S608
     return store.query(sql, params)
 
 
@@ -124,25 +123,28 @@ def find_trace(store: Store, key: TraceKey, *, start_ns: int | None = None, end_
                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of one request, oldest first, and how they were found.
 
-    The first lookup takes the id as given; when its rows name trace or request ids it did not
-    search for (the NGINX record's ``$request_id``, the ALB trace id behind a request id), a
-    second lookup takes them all, so the answer is every record that shares either id.
+    First the ids only (two narrow columns, so cheap): every trace and request id on a record
+    that carries the id as given — the NGINX record's ``$request_id`` behind a trace id, the ALB
+    trace id behind a request id. Then the whole records that share any of those ids. An unknown
+    id costs only the first, narrow lookup.
     """
     trace_ids = [key.trace_id] if key.trace_id else []
     request_ids = [key.request_id] if key.request_id else []
-    rows = _lookup(store, trace_ids, request_ids, start_ns=start_ns, end_ns=end_ns, limit=limit,
-                   scope=scope)
-    queries = 1
-    found_t = sorted({r["trace_id"] for r in rows if r.get("trace_id")} - set(trace_ids))
-    found_r = sorted({r["request_id"] for r in rows if r.get("request_id")} - set(request_ids))
-    if rows and (found_t or found_r):
-        trace_ids = (trace_ids + found_t)[:MAX_JOIN_IDS]
-        request_ids = (request_ids + found_r)[:MAX_JOIN_IDS]
-        rows = _lookup(store, trace_ids, request_ids, start_ns=start_ns, end_ns=end_ns, limit=limit,
-                       scope=scope)
-        queries = 2
+    window = {"start_ns": start_ns, "end_ns": end_ns, "scope": scope}
+    pairs = _lookup(store, "DISTINCT `trace_id`, `request_id`", trace_ids, request_ids,
+                    tail=f"LIMIT {4 * MAX_JOIN_IDS}", **window)
+    if not pairs:
+        return [], {"queries": 1, "truncated": False, "trace_ids": trace_ids, "request_ids": request_ids}
+    for pair in pairs:
+        if pair.get("trace_id") and pair["trace_id"] not in trace_ids and len(trace_ids) < MAX_JOIN_IDS:
+            trace_ids.append(pair["trace_id"])
+        if pair.get("request_id") and pair["request_id"] not in request_ids \
+                and len(request_ids) < MAX_JOIN_IDS:
+            request_ids.append(pair["request_id"])
+    rows = _lookup(store, _SELECT, trace_ids, request_ids,
+                   tail=f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}", **window)
     truncated = len(rows) > limit
-    return rows[:limit], {"queries": queries, "truncated": truncated,
+    return rows[:limit], {"queries": 2, "truncated": truncated,
                           "trace_ids": trace_ids, "request_ids": request_ids}
 
 

@@ -1,0 +1,284 @@
+"""Live tail and trace benchmark: tail latency under ingest load, and trace lookups at N records.
+
+1. **trace**: fills a store with ``--trace-records`` rows of ALB → NGINX → app requests (three
+   rows per request, generated inside the engine so 10M rows take seconds; a third of the app rows
+   lack the trace id, so those lookups need the request-id fallback), merges the parts, starts a
+   real server on it and times ``GET /api/v1/traces/{id}`` for random requests, by trace id and by
+   NGINX request id: client-side p50/p99 over HTTP, and the server's own ``elapsed_ms``.
+2. **tail**: on the same server, a separate process posts a background load of ``--load-rate``
+   records/s (batches of ``--batch``) while ``--clients`` extra ``logharbor tail`` processes follow
+   other filters; one SSE client follows ``service:probe`` and a prober posts one probe record every
+   ``--probe-interval`` s. Latency is from the probe's ingest acknowledgement (the POST answered
+   after the WAL fsync) to the tail client reading it; ``send_*`` is from before the POST.
+
+    python bench/tail.py --trace-records 10000000 --load-rate 20000 --seconds 30 --clients 4
+
+One JSON line per stage. Targets (DESIGN §6, issue 8): tail p99 ≤ 500 ms; trace p50 ≤ 50 ms at 10M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+NS = 1_000_000_000
+#: one request = three rows; everything is derived from the request number r
+GENERATE_SQL = """
+INSERT INTO {table}
+SELECT '' AS tenant, ts AS timestamp, ts AS observed_timestamp,
+       if(status >= 500, 'ERROR', if(status >= 400, 'WARN', 'INFO')) AS level,
+       if(status >= 500, 17, if(status >= 400, 13, 9)) AS severity_number,
+       ['shop-alb', 'nginx', 'checkout'][layer + 1] AS service,
+       ['alb', 'nginx', 'app'][layer + 1] AS source,
+       ['alb', 'ip-10-0-1-20', 'ip-10-0-1-5'][layer + 1] AS host,
+       if(layer = 2, concat('checkout-', toString(9092 + r % 2)), '') AS instance,
+       'prod' AS env, '1.4.2' AS version,
+       multiIf(layer = 0, concat(method, ' https://shop.example.com:443', path, ' HTTP/1.1'),
+               layer = 1, concat(method, ' ', path, ' HTTP/1.1'),
+               concat(method, ' ', path, ' ', toString(status))) AS message,
+       if(layer = 2 AND r % 3 = 1, '', lower(hex(sipHash128('trace', r)))) AS trace_id,
+       '' AS span_id,
+       if(layer = 0, '', lower(hex(sipHash128('request', r)))) AS request_id,
+       method AS http_method, path AS http_path, status AS http_status,
+       [app_ms + 0.7, app_ms + 0.4, app_ms][layer + 1] AS http_duration_ms,
+       '203.0.113.7' AS http_client_ip, 'curl/8.5.0' AS http_user_agent,
+       toUInt64(300 + r % 4000) AS http_bytes_sent, '' AS http_referer,
+       CAST(multiIf(
+           layer = 0, concat('{"request_processing_ms":0.1,"target_processing_ms":', toString(app_ms + 0.6),
+                             ',"response_processing_ms":0.0}'),
+           layer = 1, concat('{"upstream_response_time_ms":', toString(app_ms), '}'),
+           concat('{"user_id":"u-', toString(r % 5000), '"}')), 'JSON') AS attributes
+FROM (
+    SELECT number, intDiv(number, 3) AS r, number % 3 AS layer,
+           fromUnixTimestamp64Nano(toInt64({start_ns:Int64} + intDiv(number, 3) * {step_ns:Int64}
+                                           + (number % 3) * 1000000),
+                                   'UTC') AS ts,
+           multiIf(r % 50 = 0, 503, r % 17 = 0, 404, 200) AS status,
+           if(r % 4 = 0, 'POST', 'GET') AS method,
+           ['/products', '/search?q=coffee', '/api/cart', '/api/orders'][r % 4 + 1] AS path,
+           round(5 + (sipHash64('ms', r) % 4000) / 10.0, 1) AS app_ms
+    FROM numbers({first:UInt64}, {count:UInt64})
+)
+"""
+
+
+def emit(**fields: object) -> None:
+    print(orjson.dumps(fields).decode(), flush=True)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill_store(data_dir: Path, rows: int, lookups: int) -> list[tuple[str, str]]:
+    """Generate ``rows`` rows in the server's store, merge them; (trace id, request id) samples."""
+    from logharbor.server.store.embedded import EmbeddedStore
+
+    store = EmbeddedStore(data_dir / "store")
+    store.open()
+    t0 = time.perf_counter()
+    step = max(1, 24 * 3600 * NS // max(rows // 3, 1))  # one day of traffic
+    start = time.time_ns() - 24 * 3600 * NS
+    chunk = 3_000_000
+    for first in range(0, rows, chunk):
+        store.query(GENERATE_SQL.replace("{table}", store.table),
+                    {"start_ns": start, "step_ns": step, "first": first, "count": min(chunk, rows - first)})
+    loaded = time.perf_counter() - t0
+    store.optimize()
+    merged = time.perf_counter() - t0 - loaded
+    stats = store.stats()
+    samples = store.query(
+        f"SELECT trace_id, request_id FROM {store.table} WHERE source = 'nginx' "  # noqa: S608 - quoted name
+        "ORDER BY sipHash64(request_id) LIMIT {n:UInt32}", {"n": lookups})
+    store.close()
+    emit(stage="load", records=stats.rows, load_seconds=round(loaded, 2), merge_seconds=round(merged, 2),
+         bytes_on_disk=stats.bytes_on_disk)
+    return [(s["trace_id"], s["request_id"]) for s in samples]
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(data_dir / "server.log", "ab")  # lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir",
+                             str(data_dir), "--port", str(port), "--log-level", "warning",
+                             "--batch-max-age", "0.2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(1200):
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return proc, url, (data_dir / "admin.key").read_text().strip()
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not start; see {data_dir / 'server.log'}")
+
+
+def bench_traces(url: str, key: str, samples: list[tuple[str, str]], records: int) -> None:
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for by, index in (("trace_id", 0), ("request_id", 1)):
+            client.get(f"/api/v1/traces/{samples[0][index]}")  # warm
+            wall, server = [], []
+            for sample in samples:
+                t0 = time.perf_counter()
+                response = client.get(f"/api/v1/traces/{sample[index]}")
+                wall.append((time.perf_counter() - t0) * 1000)
+                response.raise_for_status()
+                answer = response.json()
+                assert len(answer["records"]) == 3, answer["records"]
+                server.append(answer["stats"]["elapsed_ms"])
+            emit(stage="trace", by=by, records=records, lookups=len(samples), p50_ms=pct(wall, 0.5),
+                 p99_ms=pct(wall, 0.99), server_p50_ms=pct(server, 0.5), server_p99_ms=pct(server, 0.99))
+
+
+def background_load(url: str, key: str, rate: int, batch: int, seconds: float, out: Any) -> None:
+    """Post ``rate`` records/s for ``seconds`` (a separate process); reports records sent."""
+    rng = random.Random(5)
+    levels = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
+    bodies = [b"\n".join(orjson.dumps({
+        "service": rng.choice(("checkout", "search", "cart", "web")), "level": rng.choice(levels),
+        "message": f"handled request {i} for user u-{rng.randrange(5000)}", "source": "app",
+        "http": {"method": "GET", "path": "/products", "status": rng.choice((200, 200, 404, 503)),
+                 "duration_ms": round(rng.uniform(1, 300), 1)}, "user_id": f"u-{rng.randrange(5000)}",
+    }) for i in range(batch)) for _ in range(4)]
+    sent = 0
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=60, headers={"authorization": f"Bearer {key}",
+                                                          "content-type": "application/x-ndjson"}) as c:
+        while (elapsed := time.perf_counter() - t0) < seconds:
+            ahead = sent / rate - elapsed
+            if ahead > 0:
+                time.sleep(ahead)
+            response = c.post("/api/v1/logs", content=bodies[(sent // batch) % len(bodies)])
+            if response.status_code == 429:
+                time.sleep(0.2)
+                continue
+            response.raise_for_status()
+            sent += batch
+    out.put((sent, time.perf_counter() - t0))
+
+
+def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
+    headers = {"authorization": f"Bearer {key}"}
+    env = dict(os.environ, LOGHARBOR_API_KEY=key, LOGHARBOR_SERVER=url)
+    followers = [subprocess.Popen([sys.executable, "-m", "logharbor.cli.main", "tail", "-o", "json", q],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                 for q in ["level:ERROR", "service:checkout AND status:>=500", "handled AND user_id:u-1*",
+                           "NOT level:DEBUG", "*"][:args.clients]]
+    received: dict[int, float] = {}
+    dropped = [0]
+    ready = threading.Event()
+
+    def reader() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(None, connect=10)) as c, \
+                c.stream("GET", "/api/v1/tail", params={"q": "service:probe"},
+                         headers={"accept": "text/event-stream"}) as response:
+            kind = ""
+            for line in response.iter_lines():
+                now = time.perf_counter()
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                    if kind == "subscribed":
+                        ready.set()
+                elif line.startswith("data:") and kind != "subscribed":
+                    obj = orjson.loads(line[5:])
+                    if kind == "dropped":
+                        dropped[0] += obj["dropped"]
+                    else:
+                        received[int(obj["probe"])] = now
+                elif not line:
+                    kind = ""
+
+    threading.Thread(target=reader, daemon=True).start()
+    assert ready.wait(30), "the tail did not subscribe"
+    time.sleep(1.0)  # let the followers subscribe too
+    out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    load = mp.Process(target=background_load, args=(url, key, args.load_rate, args.batch, args.seconds, out))
+    load.start()
+    sent_at: dict[int, tuple[float, float]] = {}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        t_end = time.perf_counter() + args.seconds
+        i = 0
+        while time.perf_counter() < t_end:
+            body = orjson.dumps({"service": "probe", "level": "INFO", "message": f"probe {i}", "probe": i})
+            t_send = time.perf_counter()
+            response = client.post("/api/v1/logs", content=body)
+            t_ack = time.perf_counter()
+            if response.status_code == 200:
+                sent_at[i] = (t_send, t_ack)
+                i += 1
+            time.sleep(args.probe_interval)
+    sent, load_s = out.get(timeout=args.seconds + 120)
+    load.join()
+    deadline = time.perf_counter() + 10
+    while len(received) < len(sent_at) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    for proc in followers:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ack = [(received[i] - t_ack) * 1000 for i, (_, t_ack) in sent_at.items() if i in received]
+    send = [(received[i] - t_send) * 1000 for i, (t_send, _) in sent_at.items() if i in received]
+    emit(stage="tail", load_records_per_s=round(sent / load_s), seconds=args.seconds,
+         clients=1 + args.clients,
+         probes=len(sent_at), received=len(ack), dropped=dropped[0], p50_ms=pct(ack, 0.5),
+         p99_ms=pct(ack, 0.99), max_ms=pct(ack, 1.0), send_p50_ms=pct(send, 0.5), send_p99_ms=pct(send, 0.99))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trace-records", type=int, default=1_000_000, help="rows in the store (0: skip)")
+    ap.add_argument("--lookups", type=int, default=200, help="trace lookups to time, per id kind")
+    ap.add_argument("--load-rate", type=int, default=20_000, help="background ingest, records/s")
+    ap.add_argument("--batch", type=int, default=1000, help="records per background POST")
+    ap.add_argument("--seconds", type=float, default=30.0, help="how long the tail stage runs")
+    ap.add_argument("--clients", type=int, default=4, help="extra `logharbor tail` followers (0-5)")
+    ap.add_argument("--probe-interval", type=float, default=0.05)
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = ap.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-tail-"))
+    try:
+        samples = fill_store(data_dir, args.trace_records, args.lookups) if args.trace_records else []
+        server, url, key = start_server(data_dir)
+        try:
+            if samples:
+                bench_traces(url, key, samples, args.trace_records)
+            if args.seconds > 0:
+                bench_tail(url, key, args)
+        finally:
+            server.terminate()
+            server.wait(timeout=120)
+    finally:
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
