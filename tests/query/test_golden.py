@@ -250,15 +250,16 @@ def test_timechart(golden_store: EmbeddedStore) -> None:
 
 ERROR_CASES = [
     ("status:", "query_syntax", 7, "expected a value after 'status:' at 7"),
-    ("status:abc", "type_mismatch", None, "'status' is a number; 'abc' is not one"),
+    ("status:abc", "type_mismatch", 0, "'status' is a number; 'abc' is not one (at 0)"),
     ("(payment OR timeout", "query_syntax", 19, "expected ')' to close the '(' at 0"),
     ('"unterminated', "query_syntax", 0, "unterminated phrase"),
     ("* | stats median(duration_ms)", "unknown_function", 10, "unknown function 'median'"),
-    ("* | stats count() as n | sort by missing", "unknown_field", None, "'missing' is not a column here"),
-    ("* | stats sum(service)", "type_mismatch", None, "sum() needs a number field"),
+    ("* | stats count() as n | sort by missing", "unknown_field", 25, "'missing' is not a column here"),
+    ("* | stats sum(service)", "type_mismatch", 10, "sum() needs a number field"),
+    ("level:ERROR user_id:[a TO 5] attributes:x", "type_mismatch", 29, "whole attribute object"),
     ("* | frobnicate", "query_syntax", 4, "expected a pipe"),
-    ("_time:yesterday-ish", "type_mismatch", None, "'_time' needs a time"),
-    ("* | timechart span=fast count()", "type_mismatch", None, "timechart span"),
+    ("_time:yesterday-ish", "type_mismatch", 0, "'_time' needs a time"),
+    ("* | timechart span=fast count()", "type_mismatch", 4, "timechart span"),
 ]
 
 

@@ -2,7 +2,8 @@
 
 The parser produces these nodes, the printer turns them back into text and the compiler turns
 them into SQL. They are frozen dataclasses so two parses of the same text compare equal, which is
-what the round-trip property tests rely on. Values are kept exactly as the user wrote them (after
+what the round-trip property tests rely on; ``pos`` (where a node was written, for error
+messages) takes no part in equality. Values are kept exactly as the user wrote them (after
 unescaping); meaning (numbers, times, levels) is given to them by the compiler, which knows the
 type of each field.
 """
@@ -10,6 +11,7 @@ type of each field.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Literal
 
 # --------------------------------------------------------------------------- value matchers
@@ -75,6 +77,7 @@ class Match:
 
     field: str | None
     matcher: Matcher
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Exists:
     """``_exists_:field`` or ``field:*``: the field is present (non-empty)."""
 
     field: str
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Agg:
     fn: str
     arg: str | None = None
     alias: str | None = None
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
     @property
     def name(self) -> str:
@@ -134,6 +139,7 @@ class Where:
     """``| where <filter>``: filter records, or the rows of an earlier ``stats``."""
 
     filter: Filter
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ class Fields:
     """``| fields a, b``: keep only these columns."""
 
     names: tuple[str, ...]
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class Sort:
     """``| sort by a desc, b``."""
 
     keys: tuple[SortKey, ...]
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,7 @@ class Stats:
 
     aggs: tuple[Agg, ...]
     by: tuple[str, ...] = ()
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,7 @@ class Timechart:
     span: str
     aggs: tuple[Agg, ...]
     by: tuple[str, ...] = ()
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,7 @@ class Top:
     count: int
     field: str
     rare: bool = False
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,7 @@ class Dedup:
     """``| dedup f, …``: keep the first (newest by default) record of each value."""
 
     names: tuple[str, ...]
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
 Pipe = Where | Fields | Sort | Limit | Stats | Timechart | Top | Dedup

@@ -174,6 +174,15 @@ class _Compiler:
     # ------------------------------------------------------------------------------------ pipes
 
     def pipe(self, p: ast.Pipe) -> None:
+        try:
+            self._pipe(p)
+        except QueryError as exc:
+            if exc.position is None and p.pos is not None:
+                exc.position = p.pos
+                exc.message = f"{exc.message} (in the pipe at {p.pos})"
+            raise
+
+    def _pipe(self, p: ast.Pipe) -> None:
         st = self.stage
         if isinstance(p, ast.Where):
             if st.select is not None or st.limit is not None or st.limit_by:
@@ -260,8 +269,14 @@ class _Compiler:
             select.append((ref.group_sql, _Column(name, self.new_alias(), kind, ref.nullable, as_text)))
         groups = [col.internal for _, col in select]
         for agg in aggs:
-            expr, kind = aggregate_sql(agg, resolve, self.params, records=st.derived is None,
-                                       window_s=span_s or self.window_seconds())
+            try:
+                expr, kind = aggregate_sql(agg, resolve, self.params, records=st.derived is None,
+                                           window_s=span_s or self.window_seconds())
+            except QueryError as exc:
+                if exc.position is None and agg.pos is not None:
+                    exc.position = agg.pos
+                    exc.message = f"{exc.message} (at {agg.pos})"
+                raise
             select.append((expr, _Column(agg.name, self.new_alias(), kind, True)))
         self._check_unique([c.name for _, c in select])
         st.select = select

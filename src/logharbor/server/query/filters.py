@@ -22,7 +22,7 @@ from collections.abc import Callable
 from logharbor.record import normalize_level, normalize_trace_id
 
 from . import ast
-from .errors import InvalidRegexError, QueryTypeError
+from .errors import InvalidRegexError, QueryError, QueryTypeError
 from .fields import FieldRef
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
@@ -151,10 +151,15 @@ class FilterCompiler:
         if isinstance(f, ast.Not):
             # a NULL (absent number or attribute) under NOT must count as "does not match"
             return f"(NOT ifNull({self.compile(f.operand)}, 0))"
-        if isinstance(f, ast.Exists):
-            return self.exists(self.resolve(f.field, None))
-        field = self.resolve(f.field or "message", None)
-        return self.match(field, f.matcher)
+        try:
+            if isinstance(f, ast.Exists):
+                return self.exists(self.resolve(f.field, f.pos))
+            return self.match(self.resolve(f.field or "message", f.pos), f.matcher)
+        except QueryError as exc:
+            if exc.position is None and f.pos is not None:
+                exc.position = f.pos
+                exc.message = f"{exc.message} (at {f.pos})"
+            raise
 
     # ------------------------------------------------------------------------------------------
 

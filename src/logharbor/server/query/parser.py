@@ -16,6 +16,7 @@ search for the word. Every error names what was expected and the 0-based positio
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from . import ast
 from .errors import QuerySyntaxError, UnknownFunctionError
@@ -140,11 +141,12 @@ class _Parser:
                 raise self.fail(token, "a search term before " + token.value.upper())
             if token.wild and token.pattern == "*":
                 return ast.MatchAll()
-            return ast.Match(None, ast.Wildcard(token.pattern) if token.wild else ast.Word(token.value))
+            matcher = ast.Wildcard(token.pattern) if token.wild else ast.Word(token.value)
+            return ast.Match(None, matcher, pos=token.start)
         if token.kind == "PHRASE":
-            return ast.Match(None, ast.Phrase(token.value))
+            return ast.Match(None, ast.Phrase(token.value), pos=token.start)
         if token.kind == "REGEX":
-            return ast.Match(None, self.regex(token))
+            return ast.Match(None, self.regex(token), pos=token.start)
         raise self.fail(token, "a search term, a field:value or '('")
 
     def expect(self, mode: Mode, kind: str, what: str) -> Token:
@@ -169,7 +171,7 @@ class _Parser:
                     f"expected a field name after '_exists_:' at {token.start}, found {_describe(token)}",
                     token.start,
                 )
-            return ast.Exists(token.value)
+            return ast.Exists(token.value, pos=field_token.start)
         return self.value_or(field, field_token)
 
     def value_or(self, field: str, field_token: Token) -> ast.Filter:
@@ -213,23 +215,25 @@ class _Parser:
     def value(self, field: str, field_token: Token) -> ast.Filter:
         token = self.lex.take(Mode.VALUE)
         kind = token.kind
+        at = field_token.start
         if kind == "WORD" and not _keyword(token, "AND", "OR", "NOT"):
             if token.wild and token.pattern == "*":
-                return ast.Exists(field)
-            return ast.Match(field, ast.Wildcard(token.pattern) if token.wild else ast.Word(token.value))
+                return ast.Exists(field, pos=at)
+            matcher = ast.Wildcard(token.pattern) if token.wild else ast.Word(token.value)
+            return ast.Match(field, matcher, pos=at)
         if kind == "PHRASE":
-            return ast.Match(field, ast.Phrase(token.value))
+            return ast.Match(field, ast.Phrase(token.value), pos=at)
         if kind == "REGEX":
-            return ast.Match(field, self.regex(token))
+            return ast.Match(field, self.regex(token), pos=at)
         if kind == "CMP":
             operand = self.lex.take(Mode.VALUE)
             if operand.kind not in ("WORD", "PHRASE") or operand.wild:
                 raise QuerySyntaxError(
                     f"expected a value after '{field}:{token.value}' at {operand.start}", operand.start
                 )
-            return ast.Match(field, ast.Compare(token.value, operand.value))  # type: ignore[arg-type]
+            return ast.Match(field, ast.Compare(token.value, operand.value), pos=at)  # type: ignore[arg-type]
         if kind in ("LBRACKET", "LBRACE"):
-            return ast.Match(field, self.range(token))
+            return ast.Match(field, self.range(token), pos=at)
         raise QuerySyntaxError(f"expected a value after '{field}:' at {token.start}", token.start)
 
     def range(self, opener: Token) -> ast.Range:
@@ -287,27 +291,28 @@ class _Parser:
                 f"expected a pipe ({', '.join(_PIPES)}) at {token.start}, found {_describe(token)}",
                 token.start,
             )
+        at = token.start
         if name == "where":
             if self.lex.peek(Mode.FILTER).kind in ("EOF", "PIPE"):
                 raise self.fail(self.lex.peek(Mode.FILTER), "a filter after 'where'")
-            return ast.Where(self.filter())
+            return ast.Where(self.filter(), pos=at)
         if name == "fields":
-            return ast.Fields(self.names())
+            return ast.Fields(self.names(), pos=at)
         if name == "dedup":
-            return ast.Dedup(self.names())
+            return ast.Dedup(self.names(), pos=at)
         if name in ("limit", "head"):
             return ast.Limit(self.number(f"a number after '{name}'"))
         if name == "sort":
-            return self.sort()
+            return replace(self.sort(), pos=at)
         if name in ("top", "rare"):
             count = 10
             if self.lex.peek(Mode.PIPE).kind == "WORD" and self.lex.peek(Mode.PIPE).value.isdigit():
                 count = self.number("a number")
-            return ast.Top(count, self.name(), rare=name == "rare")
+            return ast.Top(count, self.name(), rare=name == "rare", pos=at)
         if name == "stats":
             aggs = self.aggs()
-            return ast.Stats(aggs, self.by())
-        return self.timechart()
+            return ast.Stats(aggs, self.by(), pos=at)
+        return replace(self.timechart(), pos=at)
 
     def sort(self) -> ast.Sort:
         if _keyword(self.lex.peek(Mode.PIPE), "BY") or self.lex.peek(Mode.PIPE).value == "by":
@@ -384,4 +389,4 @@ class _Parser:
         if nxt.kind == "WORD" and nxt.value.lower() == "as":
             self.lex.take(Mode.PIPE)
             alias = self.name("a column name after 'as'")
-        return ast.Agg(fn, arg, alias)
+        return ast.Agg(fn, arg, alias, pos=token.start)
