@@ -144,3 +144,16 @@ def test_server_default_limit_from_config(golden_store: EmbeddedStore) -> None:
     streamed = client.post("/api/v1/query", json={"q": "*", "limit": 50},
                            headers={"Accept": "application/x-ndjson"})
     assert len(streamed.content.splitlines()) == 20  # exports are not capped by query_max_limit
+
+
+def test_query_over_its_time_budget_is_cancelled(golden_store: EmbeddedStore) -> None:
+    app = FastAPI()
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.include_router(query_router())
+    app.state.store = golden_store
+    config = SimpleNamespace(query_default_limit=100, query_max_limit=10_000, query_timeout_s=1e-6,
+                             query_max_memory_bytes=1 << 30)  # one microsecond: nothing finishes
+    app.state.runtime = SimpleNamespace(config=config)
+    response = AsgiClient(app).post("/api/v1/query", json={"q": "/a.*b/ | stats count() by service"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "query_cancelled"
