@@ -9,6 +9,9 @@ want_test=0
 
 apt_pkgs=(nginx-light ripgrep)
 if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog); fi
+# the web UI is built with node (v20.19+); its browser tests drive Debian's chromium
+command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -28,5 +31,20 @@ if [ $want_test = 1 ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+
+# web UI: `npm ci && npm run build` in ui/ into src/logharbor/server/ui/dist/, skipped when the
+# sources hash to the same value as the last build (so a second run costs nothing)
+ui_stamp=src/logharbor/server/ui/dist/.build-hash
+ui_hash=none
+[ -d ui ] && ui_hash=$(find ui -path ui/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+if [ -f ui/index.html ] && [ -f ui/package-lock.json ] && [ "$(cat "$ui_stamp" 2>/dev/null)" != "$ui_hash" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "install: building the web UI (ui/)"
+    (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) >/dev/null
+    echo "$ui_hash" > "$ui_stamp"
+  else
+    echo "install: npm not found: the web UI is not built (install nodejs and npm)" >&2
+  fi
 fi
 echo "install: ready (.venv)"

@@ -41,6 +41,7 @@ from logharbor.server.store.base import Store
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.tail import TailHub, tail_router
 from logharbor.server.traces import traces_router
+from logharbor.server.ui import ui_router
 from logharbor.server.wal import WriteAheadLog
 
 __all__ = ["Runtime", "create_app"]
@@ -172,6 +173,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(query_router())
     app.include_router(traces_router())
     app.include_router(tail_router())
+    app.include_router(ui_router())  # before the ES routes, whose /{index} paths would match /ui
 
     protocols = ingest_protocols(config)
     listeners = [p for p in protocols if isinstance(p, SyslogIngest | ForwardIngest) and p.enabled]

@@ -1,0 +1,61 @@
+// A small time-series line chart (uPlot) that follows its container's width.
+
+import uPlot from "uplot";
+
+import { h } from "../dom";
+import { formatLocal } from "../timerange";
+
+export interface LineSeries {
+  label: string;
+  color: string;
+  values: (number | null)[];
+}
+
+export interface LineChart {
+  el: HTMLElement;
+  destroy(): void;
+}
+
+export function lineChart(title: string, unit: string, x: number[], series: LineSeries[],
+  range: [number, number]): LineChart {
+  const box = h("div", { class: "chart" });
+  const el = h("figure", { class: "chart-fig" }, h("figcaption", null, title), box);
+  let plot: uPlot | null = null;
+  const fmt = (v: number | null) => (v === null || v === undefined ? "—" : `${+v.toFixed(2)}${unit}`);
+  const make = (width: number) => {
+    plot?.destroy();
+    plot = new uPlot({
+      width,
+      height: 140,
+      padding: [6, 8, 0, 0],
+      legend: { show: true, live: true },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true, range: () => range }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
+      axes: [
+        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 3 } },
+        { stroke: "#6b7280", size: 50, grid: { stroke: "#eef0f3" }, ticks: { show: false },
+          values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}`) },
+      ],
+      series: [
+        { value: (_u, v) => (v === null ? "" : formatLocal(v * 1000)) },
+        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: false, points: { show: false },
+          value: (_u: uPlot, v: number | null) => fmt(v) })),
+      ],
+    }, [x, ...series.map((s) => s.values)] as uPlot.AlignedData, box);
+  };
+  // draw once the figure is in the page and has a width
+  const resize = new ResizeObserver(() => {
+    const width = box.clientWidth;
+    if (width <= 0) return;
+    if (!plot) make(width);
+    else if (Math.abs(plot.width - width) > 1) plot.setSize({ width, height: 140 });
+  });
+  resize.observe(box);
+  return {
+    el,
+    destroy() {
+      resize.disconnect();
+      plot?.destroy();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+// The app shell: login gate, navigation, the `/` shortcut, and mounting one page at a time.
+
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+
+import { probe, setUnauthorizedHandler } from "./api";
+import { clear, h } from "./dom";
+import { alertsPage } from "./pages/alerts";
+import { loginPage } from "./pages/login";
+import { searchPage } from "./pages/search";
+import { servicesPage } from "./pages/services";
+import { tailPage } from "./pages/tail";
+import { tracePage } from "./pages/trace";
+import { interceptLinks, link, navigate, type Page, setRenderer } from "./router";
+import { clearKey, getKey } from "./session";
+
+const main = document.getElementById("main") as HTMLElement;
+const nav = document.getElementById("nav") as HTMLElement;
+const who = document.getElementById("who") as HTMLElement;
+
+let current: Page | null = null;
+let authDisabled: boolean | null = null;
+let alertsAvailable = false;
+
+const PAGES: { path: string; label: string; page: () => Page; show?: () => boolean }[] = [
+  { path: "/ui/search", label: "Search", page: searchPage },
+  { path: "/ui/tail", label: "Live tail", page: tailPage },
+  { path: "/ui/trace", label: "Traces", page: tracePage },
+  { path: "/ui/services", label: "Services", page: servicesPage },
+  { path: "/ui/alerts", label: "Alerts", page: alertsPage, show: () => alertsAvailable },
+];
+
+function loggedIn(): boolean {
+  return authDisabled === true || getKey() !== null;
+}
+
+function drawNav(active: string): void {
+  clear(nav);
+  clear(who);
+  if (!loggedIn()) return;
+  for (const p of PAGES) {
+    if (p.show && !p.show()) continue;
+    const a = link(p.path, p.label, active.startsWith(p.path) ? "active" : "");
+    a.dataset.page = p.path.slice(4);
+    nav.append(a);
+  }
+  if (authDisabled !== true) {
+    who.append(
+      h("button", {
+        type: "button",
+        class: "ghost",
+        id: "logout",
+        onclick: () => {
+          clearKey();
+          navigate("/ui/login");
+        },
+      }, "Log out"),
+    );
+  }
+}
+
+/** Pages whose API may not exist yet are shown once their endpoint answers. */
+export async function discover(): Promise<void> {
+  alertsAvailable = await probe("/api/v1/alerts/rules");
+}
+
+async function render(): Promise<void> {
+  current?.unmount?.();
+  current = null;
+  const url = new URL(location.href);
+  let path = url.pathname.replace(/\/+$/, "");
+  if (authDisabled === null) {
+    // with auth switched off on the server, whoami answers without a key and there is no login
+    const answer = await fetch("/api/v1/whoami", { credentials: "omit" }).catch(() => null);
+    authDisabled = answer?.ok === true;
+    if (loggedIn()) await discover();
+  }
+  if (path === "/ui" || path === "") {
+    navigate("/ui/search" + url.search, true);
+    return;
+  }
+  if (!loggedIn() && path !== "/ui/login") {
+    navigate(`/ui/login?next=${encodeURIComponent(url.pathname + url.search)}`, true);
+    return;
+  }
+  let page: Page;
+  if (path === "/ui/login") {
+    page = loginPage(async () => {
+      await discover();
+    });
+  } else {
+    const entry = PAGES.find((p) => path === p.path || path.startsWith(p.path + "/"));
+    if (!entry || (entry.show && !entry.show())) {
+      path = "/ui/search";
+      navigate(path, true);
+      return;
+    }
+    page = entry.page();
+  }
+  drawNav(path);
+  clear(main);
+  current = page;
+  await page.mount(main, url);
+}
+
+/** `/` focuses the query box from anywhere but a text field. */
+function shortcuts(): void {
+  document.addEventListener("keydown", (ev) => {
+    const target = ev.target as HTMLElement;
+    const typing = target.closest("input, textarea, select, [contenteditable]") !== null;
+    if (ev.key === "/" && !typing && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+      const box = document.getElementById("query") as HTMLInputElement | null;
+      if (box) {
+        ev.preventDefault();
+        box.focus();
+        box.select();
+      }
+    } else if (ev.key === "Escape" && typing) {
+      target.blur();
+    }
+  });
+}
+
+setUnauthorizedHandler(() => {
+  const here = location.pathname + location.search;
+  if (!location.pathname.startsWith("/ui/login")) {
+    navigate(`/ui/login?next=${encodeURIComponent(here)}&expired=1`, true);
+  }
+});
+setRenderer(() => void render());
+interceptLinks();
+shortcuts();
+void render();

@@ -1,0 +1,160 @@
+// Service health: per service, request rate, error ratio and p50/p95/p99 latency over the chosen
+// range, each number a link to the search behind it.
+//
+// Built on the query API (`stats` and `timechart` over the records that carry an HTTP status:
+// ALB, NGINX and the apps' access lines), so it needs no endpoint of its own.
+
+import { runQuery, type Row } from "../api";
+import { type LineChart, lineChart } from "../components/linechart";
+import { timePicker } from "../components/timepicker";
+import { clear, h } from "../dom";
+import { quoteValue } from "../querytext";
+import { link, type Page, reflect } from "../router";
+import { DEFAULT_RANGE, iso, pickSpan, resolve, spanText, type TimeRange } from "../timerange";
+import { searchUrl } from "./search";
+
+const REQUESTS = "status:>0";
+const ERRORS = "status:>=500";
+
+interface Health {
+  service: string;
+  requests: number;
+  errors: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+export function servicesPage(): Page {
+  let controller: AbortController | null = null;
+  let charts: LineChart[] = [];
+  return {
+    mount(root, url) {
+      document.title = "Services · logharbor";
+      let range: TimeRange = {
+        from: url.searchParams.get("from") ?? DEFAULT_RANGE.from,
+        to: url.searchParams.get("to") ?? DEFAULT_RANGE.to,
+      };
+      const picker = timePicker(range, (r) => {
+        range = r;
+        void load(true);
+      });
+      const body = h("div", { class: "services", id: "services" });
+      const refresh = h("button", { type: "button", onclick: () => void load(false) }, "Refresh");
+      root.append(h("div", { class: "page" },
+        h("div", { class: "toolbar" }, h("h1", null, "Service health"), picker.el, refresh),
+        body));
+
+      async function load(push: boolean) {
+        controller?.abort();
+        controller = new AbortController();
+        const signal = controller.signal;
+        reflect(`/ui/services?${new URLSearchParams({ from: range.from, to: range.to })}`, push);
+        charts.forEach((c) => c.destroy());
+        charts = [];
+        clear(body);
+        const r = resolve(range);
+        if (!r) {
+          body.append(h("p", { class: "form-error" }, "The time range is not valid."));
+          return;
+        }
+        body.append(h("p", { class: "hint" }, "Loading…"));
+        const span = pickSpan(r, 60);
+        const from = iso(r.fromMs);
+        const to = iso(r.toMs);
+        const pcts = "p50(duration_ms) as p50, p95(duration_ms) as p95, p99(duration_ms) as p99";
+        let answers;
+        try {
+          answers = await Promise.all([
+            runQuery(`${REQUESTS} | stats count() as requests, ${pcts} by service`, from, to, null, signal),
+            runQuery(`${ERRORS} | stats count() as errors by service`, from, to, null, signal),
+            runQuery(`${REQUESTS} | timechart span=${spanText(span)} count() as n, ${pcts} by service`, from, to, null, signal),
+            runQuery(`${ERRORS} | timechart span=${spanText(span)} count() as n by service`, from, to, null, signal),
+          ]);
+        } catch (err) {
+          if ((err as Error).name === "AbortError") return;
+          clear(body);
+          body.append(h("p", { class: "form-error" }, (err as Error).message));
+          return;
+        }
+        clear(body);
+        const [totals, errors, series, errSeries] = answers;
+        const errorsBy = new Map(errors.rows.map((row) => [String(row.service), Number(row.errors)]));
+        const health: Health[] = totals.rows.map((row) => ({
+          service: String(row.service),
+          requests: Number(row.requests),
+          errors: errorsBy.get(String(row.service)) ?? 0,
+          p50: num(row.p50),
+          p95: num(row.p95),
+          p99: num(row.p99),
+        })).sort((a, b) => b.requests - a.requests);
+        if (!health.length) {
+          body.append(h("p", { class: "hint" }, "No HTTP records (with a status) in this range."));
+          return;
+        }
+        const seconds = (r.toMs - r.fromMs) / 1000;
+        const spanMs = span * 1000;
+        const first = Math.floor(r.fromMs / spanMs) * spanMs;
+        const n = Math.max(1, Math.ceil((r.toMs - first) / spanMs));
+        const x = Array.from({ length: n }, (_, i) => (first + i * spanMs) / 1000);
+        const grid = (rows: Row[], service: string, col: string): (number | null)[] => {
+          const out: (number | null)[] = new Array(n).fill(null);
+          for (const row of rows) {
+            if (String(row.service) !== service) continue;
+            const i = Math.floor((Date.parse(String(row._time)) - first) / spanMs);
+            if (i >= 0 && i < n) out[i] = num(row[col]);
+          }
+          return out;
+        };
+        const table = h("table", { class: "grid health", id: "health-table" },
+          h("thead", null, h("tr", null, ["service", "requests", "rate /s", "errors (5xx)", "error ratio",
+            "p50", "p95", "p99"].map((c) => h("th", { class: c === "service" ? "" : "num" }, c)))),
+          h("tbody", null, health.map((s) => {
+            const svc = `service:${quoteValue(s.service)}`;
+            const go = (q: string, text: string) => link(searchUrl(q, range), text);
+            const latency = (v: number | null) =>
+              v === null ? "—" : go(`${svc} AND duration_ms:>=${+v.toFixed(3)}`, `${v.toFixed(1)} ms`);
+            return h("tr", { "data-service": s.service },
+              h("td", null, go(svc, s.service)),
+              h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, String(s.requests))),
+              h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, (s.requests / seconds).toFixed(2))),
+              h("td", { class: "num" }, go(`${svc} AND ${ERRORS}`, String(s.errors))),
+              h("td", { class: `num${s.errors / s.requests > 0.05 ? " bad" : ""}` },
+                go(`${svc} AND ${ERRORS}`, `${((s.errors / s.requests) * 100).toFixed(2)} %`)),
+              h("td", { class: "num" }, latency(s.p50)),
+              h("td", { class: "num" }, latency(s.p95)),
+              h("td", { class: "num" }, latency(s.p99)));
+          })));
+        body.append(h("section", { class: "card" }, table));
+        const range2: [number, number] = [r.fromMs / 1000, r.toMs / 1000];
+        for (const s of health) {
+          const counts = grid(series.rows, s.service, "n");
+          const errs = grid(errSeries.rows, s.service, "n");
+          const rate = counts.map((c) => (c === null ? 0 : c / span));
+          const ratio = counts.map((c, i) => (c ? ((errs[i] ?? 0) / c) * 100 : null));
+          const made = [
+            lineChart("Requests / s", "/s", x, [{ label: "rate", color: "#2563eb", values: rate }], range2),
+            lineChart("Error ratio (5xx)", " %", x, [{ label: "errors", color: "#dc2626", values: ratio }], range2),
+            lineChart("Latency", " ms", x, [
+              { label: "p50", color: "#16a34a", values: grid(series.rows, s.service, "p50") },
+              { label: "p95", color: "#d97706", values: grid(series.rows, s.service, "p95") },
+              { label: "p99", color: "#dc2626", values: grid(series.rows, s.service, "p99") },
+            ], range2),
+          ];
+          charts.push(...made);
+          body.append(h("section", { class: "card service-card", "data-service": s.service },
+            h("div", { class: "card-head" }, h("h2", null, s.service),
+              link(searchUrl(`service:${quoteValue(s.service)}`, range), "search this service →")),
+            h("div", { class: "charts" }, made.map((c) => c.el))));
+        }
+      }
+      void load(false);
+    },
+    unmount() {
+      controller?.abort();
+      charts.forEach((c) => c.destroy());
+    },
+  };
+}

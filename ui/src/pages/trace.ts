@@ -1,0 +1,170 @@
+// Trace view: one request as ALB, NGINX and the app saw it — the waterfall and timing breakdown
+// of GET /api/v1/traces/{id}, then every record of the request in order.
+
+import { getJSON, type Row } from "../api";
+import { recordItem } from "../components/records";
+import { clear, h } from "../dom";
+import { addFilter } from "../querytext";
+import { navigate, type Page } from "../router";
+import { searchUrl } from "./search";
+
+interface Bar {
+  label: string;
+  layer: string;
+  start_ms: number;
+  duration_ms: number;
+  record: number;
+}
+
+interface TraceAnswer {
+  id: string;
+  trace_id: string | null;
+  request_ids: string[];
+  layers: string[];
+  timings: {
+    alb: null | Record<string, number | null>;
+    nginx: null | Record<string, number | string | null>;
+    app: null | Record<string, number | string | null>;
+    gaps: Record<string, number | null>;
+  };
+  waterfall: { start: string | null; bars: Bar[]; events: { record: number; layer: string; at_ms: number }[] };
+  records: Row[];
+  stats: { elapsed_ms: number; records: number; truncated: boolean };
+}
+
+const ms = (v: unknown) => (typeof v === "number" ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : "—");
+
+function breakdownTable(t: TraceAnswer["timings"]): HTMLElement {
+  const rows: [string, string, unknown][] = [];
+  if (t.alb) {
+    rows.push(["alb", "request processing", t.alb.request_processing_ms]);
+    rows.push(["alb", "target processing", t.alb.target_processing_ms]);
+    rows.push(["alb", "response processing", t.alb.response_processing_ms]);
+  }
+  rows.push(["gap", "ALB → NGINX (network, queueing)", t.gaps.alb_to_nginx_ms]);
+  if (t.nginx) {
+    rows.push(["nginx", "request time", t.nginx.request_time_ms]);
+    rows.push(["nginx", `upstream response time${t.nginx.upstream ? ` (${t.nginx.upstream})` : ""}`,
+      t.nginx.upstream_response_time_ms]);
+  }
+  rows.push(["gap", "NGINX overhead", t.gaps.nginx_overhead_ms]);
+  rows.push(["gap", "NGINX → app", t.gaps.nginx_to_app_ms]);
+  if (t.app) rows.push(["app", `app ${t.app.instance ?? t.app.service ?? ""}`, t.app.duration_ms]);
+  return h("table", { class: "grid breakdown", id: "breakdown" },
+    h("thead", null, h("tr", null, h("th", null, "layer"), h("th", null, "step"), h("th", { class: "num" }, "time"))),
+    h("tbody", null, rows.map(([layer, step, v]) =>
+      h("tr", { "data-layer": layer }, h("td", null, h("span", { class: `layer-tag layer-${layer}` }, layer)),
+        h("td", null, step), h("td", { class: "num" }, ms(v))))),
+  );
+}
+
+function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): HTMLElement {
+  const bars = answer.waterfall.bars;
+  const end = Math.max(1, ...bars.map((b) => b.start_ms + b.duration_ms));
+  const begin = Math.min(0, ...bars.map((b) => b.start_ms));
+  const total = end - begin;
+  const pct = (v: number) => `${(((v - begin) / total) * 100).toFixed(3)}%`;
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) =>
+    h("span", { class: "tick", "data-left": pct(begin + f * total) }, ms(begin + f * total)));
+  const rows = bars.map((b) => {
+    const bar = h("div", { class: `bar layer-${b.layer}`, title: `${b.label}: ${ms(b.duration_ms)}` });
+    bar.style.left = pct(b.start_ms);
+    bar.style.width = `${Math.max((b.duration_ms / total) * 100, 0.3).toFixed(3)}%`;
+    return h("div", {
+      class: "wf-row", "data-layer": b.layer, role: "button", tabindex: "0",
+      onclick: () => onPick(b.record),
+    },
+    h("span", { class: "wf-label" }, h("span", { class: `layer-tag layer-${b.layer}` }, b.layer), " ", b.label),
+    h("span", { class: "wf-track" }, bar),
+    h("span", { class: "wf-ms" }, ms(b.duration_ms)));
+  });
+  for (const t of ticks) t.style.left = t.dataset.left ?? "0";
+  return h("div", { class: "waterfall", id: "waterfall" },
+    h("div", { class: "wf-row wf-axis" }, h("span", { class: "wf-label" }), h("span", { class: "wf-track" }, ticks),
+      h("span", { class: "wf-ms" })),
+    rows);
+}
+
+export function tracePage(): Page {
+  let controller: AbortController | null = null;
+  return {
+    async mount(root, url) {
+      const id = decodeURIComponent(url.pathname.replace(/^\/ui\/trace\/?/, ""));
+      document.title = id ? `Trace ${id} · logharbor` : "Traces · logharbor";
+      const input = h("input", {
+        id: "trace-id", type: "search", value: id, placeholder: "trace id, X-Amzn-Trace-Id, traceparent or request id",
+        spellcheck: "false", "aria-label": "trace id",
+      });
+      input.value = id;
+      const form = h("form", { class: "querybar" }, input, h("button", { type: "submit", class: "primary" }, "Open"));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const v = input.value.trim();
+        if (v) navigate(`/ui/trace/${encodeURIComponent(v)}`);
+      });
+      const body = h("div", { class: "trace-body", id: "trace" });
+      root.append(h("div", { class: "page trace" }, form, body));
+      if (!id) {
+        body.append(h("p", { class: "hint" },
+          "Open a trace from any record that has a trace_id or request_id (expand it in Search or Live tail), " +
+            "or paste an id above."));
+        return;
+      }
+      controller = new AbortController();
+      body.append(h("p", { class: "hint" }, "Loading…"));
+      let answer: TraceAnswer;
+      try {
+        answer = await getJSON<TraceAnswer>(`/api/v1/traces/${encodeURIComponent(id)}`, controller.signal);
+      } catch (err) {
+        if ((err as Error).name === "AbortError") return;
+        clear(body);
+        body.append(h("p", { class: "form-error", id: "trace-error" }, (err as Error).message));
+        return;
+      }
+      clear(body);
+      const records = h("ol", { class: "records", id: "trace-records" });
+      const items = answer.records.map((rec, i) => {
+        const item = recordItem(rec, (field, value, negate) => {
+          navigate(searchUrl(addFilter("*", field, value, negate), { from: "now-24h", to: "now" }));
+        });
+        item.dataset.index = String(i);
+        const layer = String(rec.source ?? "").toLowerCase();
+        const tag = layer === "alb" || layer === "nginx" ? layer : "app";
+        item.dataset.layer = tag;
+        const ev = answer.waterfall.events.find((e) => e.record === i);
+        item.querySelector(".summary")?.prepend(
+          h("span", { class: `layer-tag layer-${tag}` }, tag),
+          h("span", { class: "offset" }, ev ? `${ev.at_ms >= 0 ? "+" : ""}${ev.at_ms.toFixed(1)} ms` : ""),
+        );
+        return item;
+      });
+      records.append(...items);
+      const pick = (i: number) => {
+        const item = items[i];
+        if (!item) return;
+        items.forEach((el) => el.classList.remove("picked"));
+        item.classList.add("picked");
+        item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      };
+      const traceQuery = answer.trace_id ? `trace_id:${answer.trace_id}` : `request_id:${answer.request_ids[0] ?? id}`;
+      body.append(
+        h("section", { class: "card trace-head" },
+          h("h2", null, "Request ", h("code", null, answer.trace_id ?? id)),
+          h("p", { class: "layers", id: "trace-layers" },
+            answer.layers.map((l) => h("span", { class: `layer-tag layer-${l}`, "data-layer": l }, l)),
+            ` ${answer.stats.records} records`,
+            answer.stats.truncated ? " (truncated)" : "",
+            " · ",
+            h("a", { href: searchUrl(traceQuery, { from: "now-7d", to: "now" }), "data-link": "" }, "open in search")),
+        ),
+        h("div", { class: "trace-grid" },
+          h("section", { class: "card" }, h("h2", null, "Waterfall"), waterfallView(answer, pick)),
+          h("section", { class: "card" }, h("h2", null, "Timing breakdown"), breakdownTable(answer.timings))),
+        h("section", { class: "card" }, h("h2", null, "Records, in order"), records),
+      );
+    },
+    unmount() {
+      controller?.abort();
+    },
+  };
+}
