@@ -62,6 +62,11 @@ RECORD_CASES = [
     ("level:error", r(1, 5, 9, 12, 16)),
     ("level:warning", r(3, 15)),
     ("level:(ERROR OR FATAL)", r(1, 5, 6, 9, 12, 16)),
+    ("level:>=error", r(1, 5, 6, 9, 12, 16)),
+    ("level:>WARN", r(1, 5, 6, 9, 12, 16)),
+    ("level:<INFO", r(7, 18, 19)),
+    ("level:[DEBUG TO info]", r(2, 4, 7, 8, 10, 11, 13, 14, 17, 19, 20)),
+    ("level:{WARN TO *]", r(1, 5, 6, 9, 12, 16)),
     ("service:(api OR auth) level:INFO", r(4, 8)),
     ("(service:api OR service:auth) AND level:INFO", r(4, 8)),
     ("env:prod -service:checkout -service:search -service:worker", r(4, 5, 6, 8, 9, 11, 12, 17)),
@@ -259,6 +264,7 @@ ERROR_CASES = [
     ("level:ERROR user_id:[a TO 5] attributes:x", "type_mismatch", 29, "whole attribute object"),
     ("* | frobnicate", "query_syntax", 4, "expected a pipe"),
     ("_time:yesterday-ish", "type_mismatch", 0, "'_time' needs a time"),
+    ("level:>=loud", "type_mismatch", 0, "'level' compares levels; 'loud' is not one"),
     ("* | timechart span=fast count()", "type_mismatch", 4, "timechart span"),
 ]
 

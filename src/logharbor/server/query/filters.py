@@ -15,11 +15,12 @@ What a matcher means depends on the kind of the field (:class:`~.fields.FieldRef
 from __future__ import annotations
 
 import math
+import operator
 import re
 import warnings
 from collections.abc import Callable
 
-from logharbor.record import normalize_level, normalize_trace_id
+from logharbor.record import LEVELS, normalize_level, normalize_trace_id
 
 from . import ast
 from .errors import InvalidRegexError, QueryError, QueryTypeError
@@ -36,6 +37,7 @@ _NON_TOKEN = r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex,
 _TOKEN = r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
 _SPLIT = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
+_PY_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 class Params:
@@ -235,6 +237,8 @@ class FilterCompiler:
                 bounds.append(("<=" if m.hi_inclusive else "<", m.hi))
         if not bounds:
             return self.exists(ref)
+        if ref.column == "level":
+            return self.level_range(ref, bounds)
         numeric = ref.kind in ("int", "float") or (
             ref.kind == "dynamic" and all(_number(v) is not None for _, v in bounds)
         )
@@ -246,6 +250,21 @@ class FilterCompiler:
             else:
                 parts.append(f"{self._text_of(ref)} {_SQL_OPS[op]} {self.params.add(value, 'String')}")
         return "(" + " AND ".join(parts) + ")"
+
+    def level_range(self, ref: FieldRef, bounds: list[tuple[str, str]]) -> str:
+        """``level:>=WARN`` means WARN, ERROR and FATAL: levels compare by severity, not spelling."""
+        allowed = set(LEVELS)
+        for op, value in bounds:
+            level = normalize_level(value)
+            if level is None:
+                raise QueryTypeError(
+                    f"'{ref.name}' compares levels; {value!r} is not one of {' '.join(LEVELS)}")
+            rank = LEVELS.index(level)
+            allowed &= {name for i, name in enumerate(LEVELS) if _PY_OPS[op](i, rank)}
+        if not allowed:
+            return "0"
+        ors = [f"{ref.sql} = {self.params.add(name, 'String')}" for name in LEVELS if name in allowed]
+        return "(" + " OR ".join(ors) + ")"
 
     def time_match(self, ref: FieldRef, m: ast.Matcher) -> str:
         """``_time:15m`` (the last 15 minutes), ``_time:>now-1h``, ``_time:[a TO b]``."""
