@@ -20,9 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor import __version__
+from logharbor.server.alerts.routes import alerts_router
+from logharbor.server.alerts.service import start_alerting
 from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
 from logharbor.server.config import ServerConfig
+from logharbor.server.dashboards import dashboards_router
 from logharbor.server.errors import ApiError, api_error_handler, error_body
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
@@ -37,6 +40,7 @@ from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.query.routes import query_router
+from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.tail import TailHub, tail_router
@@ -145,8 +149,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.state.runtime = runtime
         app.state.store = runtime.store
         tail = app.state.tail_hub = TailHub(runtime.store)
+        alerts = None
         try:
             await tail.start()
+            alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
             runtime.ingestor.add_listener(tail.publish)
             for listener in listeners:  # syslog / forward sockets
                 await listener.start(runtime.ingestor)
@@ -155,6 +161,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             for listener in listeners:
                 await listener.stop()
             await tail.stop()
+            if alerts is not None:
+                await alerts.stop()
             close_runtime(runtime)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
@@ -173,6 +181,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(query_router())
     app.include_router(traces_router())
     app.include_router(tail_router())
+    app.include_router(alerts_router())
+    app.include_router(dashboards_router())
+    app.include_router(services_router())
     app.include_router(ui_router())  # before the ES routes, whose /{index} paths would match /ui
 
     protocols = ingest_protocols(config)

@@ -48,7 +48,7 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     # administration
     (None, re.compile(r"/api/v1/(keys|audit|retention|delete)(/.*)?"), "admin"),
     (frozenset({"POST", "PUT", "PATCH", "DELETE"}),
-     re.compile(r"/api/v1/(alerts/rules|channels|silences)(/.*)?"), "admin"),
+     re.compile(r"/api/v1/(alerts/rules|channels|silences|dashboards|saved-queries)(/.*)?"), "admin"),
     # reading
     (None, re.compile(r"/api/v1/(query|tail|traces|services|alerts|dashboards|saved-queries|"
                       r"channels|silences|storage|whoami)(/.*)?"), "read"),

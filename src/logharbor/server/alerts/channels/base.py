@@ -1,0 +1,106 @@
+"""The ``Channel`` protocol (DESIGN §1: one interface per pluggable kind) and what crosses it.
+
+A channel turns one :class:`Notification` (one rule, one kind — firing or resolved — and the
+alerts of one evaluation, grouped) into a message somewhere. It raises :class:`Retriable` when
+trying again may work (connection refused, 5xx, 429) and :class:`Permanent` when it will not
+(bad address, 4xx); the dispatcher owns retries, backoff and bookkeeping, so a channel stays a
+single attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+__all__ = ["Alert", "Channel", "DeliveryError", "Notification", "Permanent", "Retriable"]
+
+
+class DeliveryError(Exception):
+    """A notification could not be delivered; the message is safe to store and show."""
+
+
+class Retriable(DeliveryError):
+    """Trying again later may work."""
+
+
+class Permanent(DeliveryError):
+    """Trying again will not work until someone changes the channel or the receiver."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of a notification: its labels, filled-in annotations, value and times."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    state: str  # firing | resolved
+    starts_ns: int | None
+    ends_ns: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"labels": self.labels, "annotations": self.annotations, "value": self.value,
+                "state": self.state, "starts_at": _iso(self.starts_ns), "ends_at": _iso(self.ends_ns)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alert:
+        return cls(data["labels"], data["annotations"], data.get("value"), data["state"],
+                   data.get("starts_ns"), data.get("ends_ns"))
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one channel is asked to deliver: every alert of one rule that changed in one slot."""
+
+    rule: str
+    kind: str  # firing | resolved
+    alerts: list[Alert]
+    sent_ns: int
+    test: bool = False
+    rule_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        """``[FIRING] rule: summary`` (``(+N more)`` when grouped); ``[TEST]`` for test sends."""
+        tag = "TEST" if self.test else self.kind.upper()
+        first = self.alerts[0] if self.alerts else None
+        summary = first.annotations.get("summary", "") if first else ""
+        more = f" (+{len(self.alerts) - 1} more)" if len(self.alerts) > 1 else ""
+        return f"[{tag}] {self.rule}" + (f": {summary}" if summary else "") + more
+
+    def text(self) -> str:
+        """A plain-text body: one paragraph per alert."""
+        lines = [self.subject, ""]
+        for alert in self.alerts:
+            group = ", ".join(f"{k}={v}" for k, v in alert.labels.items()) or "(no labels)"
+            lines.append(f"- {alert.state}: {group}")
+            lines.append(f"  value: {alert.value}")
+            lines.append(f"  since: {_iso(alert.starts_ns)}")
+            if alert.ends_ns:
+                lines.append(f"  resolved: {_iso(alert.ends_ns)}")
+            for key, value in alert.annotations.items():
+                lines.append(f"  {key}: {value}")
+        return "\n".join(lines) + "\n"
+
+    def as_json(self) -> dict[str, Any]:
+        """The webhook body: Alertmanager-like, versioned."""
+        return {"version": "1", "status": "test" if self.test else self.kind, "rule": self.rule,
+                "labels": self.rule_labels, "sent_at": _iso(self.sent_ns),
+                "alerts": [a.as_json() for a in self.alerts]}
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """One kind of receiver; instances are built from a stored config and used for one send."""
+
+    kind: ClassVar[str]
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver once, or raise :class:`Retriable` / :class:`Permanent`."""
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,62 @@
+"""The alerting part of one server: catalog, silences, evaluator and dispatcher, started together.
+
+``app.py`` builds one :class:`AlertService` from the runtime in its lifespan and stops it before
+the store closes; the routes reach it as ``request.app.state.alerts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from logharbor.server.meta.db import MetaStore
+from logharbor.server.store.base import Store
+
+from .catalog import Catalog
+from .evaluator import Clock, Evaluator, Job, SystemClock
+from .notify import Dispatcher
+from .silences import SilenceStore
+
+__all__ = ["AlertService"]
+
+
+class AlertService:
+    """Owns the alert loops of one server."""
+
+    def __init__(self, meta: MetaStore, store: Store, *, clock: Clock | None = None,
+                 query_timeout_s: float = 30.0, jobs: list[Job] | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.store = store
+        self.catalog = Catalog(meta)
+        self.silences = SilenceStore(meta)
+        self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock)
+        self._settings = {"max_execution_time": query_timeout_s}
+        self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
+                                   on_outbox=self.dispatcher.wake, jobs=jobs)
+
+    def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One compiled rule query against the store, under the server's query time budget."""
+        return self.store.query(sql, params, settings=self._settings)
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+        await self.evaluator.start()
+
+    async def stop(self) -> None:
+        await self.evaluator.stop()
+        await self.dispatcher.stop()
+
+
+async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
+    """Everything of this part the app needs at start: alert loops, the service-health recording
+    job, and the dashboard stores (with the reference dashboard on a fresh server)."""
+    from logharbor.server.dashboards import open_dashboards
+    from logharbor.server.services import MINUTE_NS, ServiceRecorder
+
+    recorder = app_state.service_recorder = ServiceRecorder(runtime.store)
+    service = app_state.alerts = AlertService(
+        runtime.meta, runtime.store, query_timeout_s=runtime.config.query_timeout_s,
+        jobs=[Job("service-minutes", MINUTE_NS, recorder.record)])
+    open_dashboards(app_state, runtime.meta)
+    await service.start()
+    return service

@@ -1,0 +1,171 @@
+"""Service health from the logs: ``GET /api/v1/services`` and its per-minute recording.
+
+For every (service, source) with request records — ALB, NGINX and app access records all carry
+``http.status`` — over a range: requests, request rate, errors (status ≥ 500), error ratio and
+p50/p95/p99 of ``http.duration_ms``. Each layer shows as its own row (``shop-alb``/alb,
+``nginx``/nginx, ``checkout``/app), so the page reads top to bottom like the stack.
+
+Long ranges read a recording: a job on the alert scheduler writes, every minute, one row per
+(tenant, service, source, minute) with the counts and a t-digest state of the latencies into
+``<table>_service_minutes`` (ReplacingMergeTree, so re-recording a minute replaces it). It
+re-records the last :data:`LOOKBACK_NS` each time, because ALB logs arrive minutes late, and
+after downtime it starts where the recording stopped. A query over a long range merges the
+recorded minutes with the raw records after the last recorded minute, in one SELECT, so the
+answer is never missing its newest minutes. Latency percentiles are t-digest estimates on both
+paths (within a few percent); counts are exact.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from logharbor.server.errors import ApiError
+from logharbor.server.query import TimeParseError, parse_time_ns
+from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["LOOKBACK_NS", "ServiceRecorder", "service_health", "services_router"]
+
+MINUTE_NS = 60 * 10**9
+LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
+BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
+RECORDING_FROM_NS = 6 * 3600 * 10**9  # ranges at least this long use the recording
+_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
+
+
+def _recording_name(store: Store) -> str:
+    base = getattr(store, "table_name", None) or store.table.strip("`")
+    return quote_identifier(f"{base}_service_minutes")
+
+
+def _raw_part(table: str, scope: str) -> str:
+    # identifiers from the store / sqlsafe, values are {name:Type} parameters
+    return (f"SELECT service, source, count() AS requests, countIf(http_status >= 500) AS errors, "  # noqa: S608
+            f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
+            f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{raw_from:Int64}}, 'UTC') "
+            f"AND timestamp < fromUnixTimestamp64Nano({{raw_to:Int64}}, 'UTC') "
+            f"AND http_status IS NOT NULL{scope} GROUP BY service, source")
+
+
+class ServiceRecorder:
+    """Writes the per-minute recording (a :class:`~logharbor.server.alerts.evaluator.Job`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = _recording_name(store)
+        self._created = False
+
+    def ensure(self) -> None:
+        if self._created:
+            return
+        self.store.query(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (tenant LowCardinality(String), "
+            f"service LowCardinality(String), source LowCardinality(String), minute DateTime('UTC'), "
+            f"requests UInt64, errors UInt64, latency AggregateFunction({_QUANTILES}, Nullable(Float64)), "
+            f"recorded_ns UInt64) ENGINE = ReplacingMergeTree(recorded_ns) "
+            f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, tenant, service, source)", {})
+        self._created = True
+
+    def recorded_until(self) -> int | None:
+        """The end of the last recorded minute (ns), or None when nothing is recorded."""
+        self.ensure()
+        rows = self.store.query(f"SELECT toUnixTimestamp(max(minute)) AS m, count() AS n "  # noqa: S608
+                                f"FROM {self.table}", {})
+        if not rows or not int(rows[0]["n"]):
+            return None
+        return int(rows[0]["m"]) * 10**9 + MINUTE_NS
+
+    def record(self, at_ns: int) -> int:
+        """Re-record every whole minute from the lookback (or where the recording stopped) to ``at``."""
+        self.ensure()
+        end = at_ns - at_ns % MINUTE_NS
+        until = self.recorded_until()
+        start = end - BACKFILL_NS if until is None else min(until, end - LOOKBACK_NS)
+        start -= start % MINUTE_NS
+        if start >= end:
+            return 0
+        sql = (f"INSERT INTO {self.table} SELECT tenant, service, source, "  # noqa: S608
+               f"toStartOfMinute(timestamp) AS minute, count(), countIf(http_status >= 500), "
+               f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms), {{recorded:UInt64}} "
+               f"FROM {self.store.table} WHERE timestamp >= fromUnixTimestamp64Nano({{from:Int64}}, 'UTC') "
+               f"AND timestamp < fromUnixTimestamp64Nano({{to:Int64}}, 'UTC') AND http_status IS NOT NULL "
+               f"GROUP BY tenant, service, source, minute")
+        self.store.query(sql, {"from": start, "to": end, "recorded": time.time_ns()})
+        return (end - start) // MINUTE_NS
+
+
+def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str, dict[str, Any]] | None,
+                   use_recording: bool | None = None, recorder: ServiceRecorder | None = None
+                   ) -> dict[str, Any]:
+    """Per (service, source): requests, rate, errors, error ratio and latency percentiles."""
+    scope_sql, params = (f" AND ({scope[0]})", dict(scope[1])) if scope else ("", {})
+    recorder = recorder or ServiceRecorder(store)
+    if use_recording is None:
+        use_recording = end_ns - start_ns >= RECORDING_FROM_NS
+    source = "raw"
+    rec_from = start_ns + (-start_ns) % MINUTE_NS  # first whole minute inside the range
+    until = recorder.recorded_until() if use_recording else None
+    parts: list[str] = []
+    if until is not None and until > rec_from:
+        rec_to = min(until, end_ns - end_ns % MINUTE_NS)
+        parts.append(f"SELECT service, source, requests, errors, latency FROM {recorder.table} FINAL "  # noqa: S608
+                     f"WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
+                     f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}")
+        params.update(rec_from=rec_from // 10**9, rec_to=rec_to // 10**9)
+        parts.append(_raw_part(store.table, scope_sql))  # the part before the first whole minute
+        parts.append(_raw_part(store.table, scope_sql).replace("raw_from", "tail_from").replace(
+            "raw_to", "tail_to"))
+        params.update(raw_from=start_ns, raw_to=rec_from, tail_from=rec_to, tail_to=end_ns)
+        source = "recording"
+    else:
+        parts.append(_raw_part(store.table, scope_sql))
+        params.update(raw_from=start_ns, raw_to=end_ns)
+    sql = ("SELECT service, source, sum(requests) AS requests, sum(errors) AS errors, "  # noqa: S608
+           f"{_QUANTILES.replace('(', 'Merge(', 1)}(latency) AS q FROM ("
+           + " UNION ALL ".join(parts) + ") GROUP BY service, source ORDER BY service, source")
+    rows = store.query(sql, params)
+    seconds = max((end_ns - start_ns) / 1e9, 1e-9)
+    services = []
+    for row in rows:
+        requests, errors = int(row["requests"]), int(row["errors"])
+        q = [None if v is None or v != v else round(float(v), 3) for v in (row["q"] or [None] * 3)]
+        services.append({"service": row["service"], "source": row["source"], "requests": requests,
+                         "rate_per_s": round(requests / seconds, 4), "errors": errors,
+                         "error_ratio": round(errors / requests, 6) if requests else 0.0,
+                         "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
+    return {"from_ns": start_ns, "to_ns": end_ns, "source": source, "services": services}
+
+
+def services_router() -> APIRouter:
+    """The router the app factory mounts."""
+    router = APIRouter(tags=["services"])
+
+    @router.get("/api/v1/services", summary="Per-service request rate, error ratio and latency")
+    async def services(request: Request, from_: str | None = Query(None, alias="from"),
+                       since: str | None = None, to: str | None = None,
+                       recording: bool | None = None) -> dict[str, Any]:
+        """``from``/``since`` (default 1h ago) to ``to`` (default now); ``recording`` forces a path."""
+        now = time.time_ns()
+        try:
+            start = parse_time_ns(from_ or since or "1h", now_ns=now)
+            end = parse_time_ns(to, now_ns=now) if to else now
+        except TimeParseError as exc:
+            raise ApiError(400, "invalid_time", str(exc)) from None
+        if end <= start:
+            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        scope = getattr(request.state, "query_scope", None)
+        store = request.app.state.store
+        recorder = getattr(request.app.state, "service_recorder", None)
+        try:
+            return await run_in_threadpool(service_health, store, start, end, scope=scope,
+                                           use_recording=recording, recorder=recorder)
+        except StoreError as exc:
+            raise ApiError(500, "store_error", f"the store could not compute service health: {exc}"[:300]) \
+                from None
+
+    return router
