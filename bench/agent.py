@@ -205,7 +205,7 @@ def rates(result: dict[str, Any], file_bytes: int) -> dict[str, Any]:
 # -- shippers --------------------------------------------------------------------------------------
 
 def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, total: int,
-              done: Any, compression: str) -> dict[str, Any]:
+              done: Any, compression: str, api_key: str | None = None) -> dict[str, Any]:
     import yaml
 
     data = work / f"agent-data-{kind}-{time.monotonic_ns()}"
@@ -215,7 +215,8 @@ def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, tota
     elif kind == "json":
         source["parser"] = "json"
     cfg = {"data_dir": str(data), "metrics": {"port": 0}, "sources": {"bench": source},
-           "sinks": {"out": {"type": "logharbor", "url": url, "compression": compression}}}
+           "sinks": {"out": {"type": "logharbor", "url": url, "compression": compression,
+                             "api_key": api_key, "batch": {"timeout_secs": 0.2}}}}
     path = work / f"agent-{kind}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(path)],
@@ -245,7 +246,7 @@ ruleset(name="fwd" queue.type="LinkedList" queue.size="100000") {{
     return run_until(proc, lambda: counter.lines >= total, counter, total, timeout=600)
 
 
-def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str | None]:
     import urllib.request
 
     port = free_port()
@@ -258,20 +259,23 @@ def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str]:
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=1) as r:  # noqa: S310 - loopback
                 if r.status == 200:
-                    return proc, url
+                    key = work / "server-data" / "admin.key"
+                    return proc, url, key.read_text().strip() if key.exists() else None
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not start")
 
 
 def server_rows(url: str) -> int:
+    """Records the server acknowledged (after its WAL fsync), all protocols."""
     import urllib.request
 
+    total = 0.0
     with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310 - loopback
         for line in r.read().decode().splitlines():
-            if line.startswith("logharbor_ingest_records_total ") or line.startswith("logharbor_store_rows "):
-                return int(float(line.split()[1]))
-    return 0
+            if line.startswith("logharbor_records_accepted_total"):
+                total += float(line.split()[-1])
+    return int(total)
 
 
 def main() -> None:
@@ -307,7 +311,7 @@ def main() -> None:
                     print(json.dumps({**common, "shipper": "rsyslog imfile+omfwd",
                                       "to": "counting receiver (tcp)", **rates(res_r, size)}), flush=True)
             if kind == "raw" and args.server:
-                proc, url = start_server(work)
+                proc, url, key = start_server(work)
                 try:
                     before = server_rows(url)
                     counter = Counter()
@@ -325,7 +329,7 @@ def main() -> None:
 
                     threading.Thread(target=watch, daemon=True).start()
                     res_s = run_agent(work, log, kind, url, counter, total,
-                                      lambda c=counter, t=total: c.lines >= t, args.compression)
+                                      lambda c=counter, t=total: c.lines >= t, args.compression, key)
                     stop.set()
                     print(json.dumps({**common, "shipper": "logharbor-agent", "to": "logharbor server",
                                       "compression": args.compression, **rates(res_s, size)}), flush=True)
