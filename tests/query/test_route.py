@@ -157,3 +157,31 @@ def test_query_over_its_time_budget_is_cancelled(golden_store: EmbeddedStore) ->
     response = AsgiClient(app).post("/api/v1/query", json={"q": "/a.*b/ | stats count() by service"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "query_cancelled"
+
+
+class StoreWithStats:
+    """A store that reports what the engine read (the optional ``query_with_stats`` hook)."""
+
+    def __init__(self, inner: EmbeddedStore) -> None:
+        self.inner = inner
+        self.table = inner.table
+
+    def query_with_stats(self, sql: str, params: dict[str, Any], *, settings: Any = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        rows = self.inner.query(sql, params, settings=settings)
+        return rows, {"rows_read": 20, "bytes_read": 4096}
+
+    def query(self, sql: str, params: dict[str, Any], *, settings: Any = None) -> list[dict[str, Any]]:
+        raise AssertionError("the route must prefer query_with_stats")
+
+    def stream(self, sql: str, params: dict[str, Any], *, settings: Any = None) -> Any:
+        return self.inner.stream(sql, params, settings=settings)
+
+
+def test_scan_statistics_come_from_the_store_when_it_has_them(golden_store: EmbeddedStore) -> None:
+    app = FastAPI()
+    app.include_router(query_router())
+    app.state.store = StoreWithStats(golden_store)
+    body = AsgiClient(app).post("/api/v1/query", json={"q": "* | stats count()"}).json()
+    assert body["rows"] == [{"count()": 20}]
+    assert body["stats"]["rows_scanned"] == 20 and body["stats"]["bytes_scanned"] == 4096
