@@ -317,3 +317,14 @@ def test_compile_filter_for_tail_and_alerts(golden_store: EmbeddedStore) -> None
     with pytest.raises(QueryError) as info:
         compile_filter("* | stats count()")
     assert info.value.code == "filter_only"
+
+
+def test_percentile_levels() -> None:
+    from logharbor.server.query.aggregates import percentile_level
+
+    assert [percentile_level(f) for f in ("p5", "p50", "p90", "p99", "p999")] == [0.05, 0.5, 0.9, 0.99, 0.999]
+
+
+def test_percentiles_on_the_corpus(golden_store: EmbeddedStore) -> None:
+    rows = table(golden_store, "service:worker | stats p5(n), p95(n)")
+    assert rows == [{"p5(n)": pytest.approx(5.25), "p95(n)": pytest.approx(11.55)}]

@@ -24,10 +24,11 @@ __all__ = ["aggregate_sql"]
 _PERCENTILE = re.compile(r"p(\d{1,3})")
 
 
-def _level(fn: str) -> float:
+def percentile_level(fn: str) -> float:
+    """``p5`` → 0.05, ``p50`` → 0.5, ``p999`` → 0.999 (three digits are per mille)."""
     digits = _PERCENTILE.fullmatch(fn)
     assert digits is not None
-    return int(digits[1]) / (10 ** len(digits[1]))
+    return int(digits[1]) / (1000 if len(digits[1]) == 3 else 100)
 
 
 def aggregate_sql(
@@ -70,6 +71,6 @@ def aggregate_sql(
     if fn in ("sum", "avg", "min", "max"):
         return f"{fn}({number})", "float" if fn == "avg" or ref.kind != "int" else "int"
     if _PERCENTILE.fullmatch(fn):
-        return f"quantile({_level(fn)!r})({number})", "float"
+        return f"quantile({percentile_level(fn)!r})({number})", "float"
     raise UnknownFunctionError(f"unknown function {fn!r}")
 
