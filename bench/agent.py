@@ -266,12 +266,14 @@ def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str | None]:
     raise RuntimeError("server did not start")
 
 
-def server_rows(url: str) -> int:
+def server_rows(url: str, key: str | None) -> int:
     """Records the server acknowledged (after its WAL fsync), all protocols."""
     import urllib.request
 
     total = 0.0
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310 - loopback
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    req = urllib.request.Request(url + "/metrics", headers=headers)  # noqa: S310 - loopback
+    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback
         for line in r.read().decode().splitlines():
             if line.startswith("logharbor_records_accepted_total"):
                 total += float(line.split()[-1])
@@ -313,15 +315,15 @@ def main() -> None:
             if kind == "raw" and args.server:
                 proc, url, key = start_server(work)
                 try:
-                    before = server_rows(url)
+                    before = server_rows(url, key)
                     counter = Counter()
                     stop = threading.Event()
 
                     def watch(c: Counter = counter, u: str = url, b: int = before,
-                              halt: threading.Event = stop) -> None:
+                              halt: threading.Event = stop, k: str | None = key) -> None:
                         seen = 0
                         while not halt.is_set():
-                            n = server_rows(u) - b
+                            n = server_rows(u, k) - b
                             if n > seen:
                                 c.add(n - seen, 0)
                                 seen = n
