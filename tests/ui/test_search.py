@@ -1,0 +1,183 @@
+"""Search in a real browser: login, query, histogram, rows, expansion, refinement, errors, paging."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
+
+
+def search_path(demo: Demo, q: str) -> str:
+    from urllib.parse import urlencode
+
+    return "/ui/search?" + urlencode({"q": q, "from": iso(demo.start_ms), "to": iso(demo.end_ms)})
+
+
+def api_count(demo: Demo, q: str) -> int:
+    answer = demo.server.query(f"{q} | stats count() as n", **{"from": iso(demo.start_ms), "to": iso(demo.end_ms)})
+    return int(answer["rows"][0]["n"]) if answer["rows"] else 0
+
+
+def test_login_run_query_expand_and_refine(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    page.goto(demo.server.url + "/")  # a browser at / is sent to the UI, then to its login form
+    page.wait_for_selector("#login-form")
+    assert "/ui/login" in page.url
+    page.fill("#api-key", "lh_not_a_real_key")
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#login-error:text('not valid')")
+    screenshot(page, "login")
+    page.fill("#api-key", demo.server.api_key)
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#results li.record")
+    assert demo.server.api_key not in page.url
+    assert page.evaluate("sessionStorage.getItem('logharbor.apiKey')") == demo.server.api_key
+    assert page.evaluate("localStorage.length") == 0 and page.evaluate("document.cookie") == ""
+
+    page.goto(demo.server.url + search_path(demo, "source:app"))
+    page.wait_for_selector("#histogram canvas")
+    page.wait_for_function("() => Number(document.querySelector('#histogram').dataset.total) > 0")
+    total = api_count(demo, "source:app")
+    hist = page.locator("#histogram")
+    assert int(hist.get_attribute("data-total")) == total
+    assert "ERROR" in hist.get_attribute("data-levels").split(",")
+    rows = page.locator("#results li.record")
+    assert rows.count() == 100  # the first page; the rest come by scrolling
+    times = [t for t in page.locator("#results .ts").all_inner_texts()]
+    assert times == sorted(times, reverse=True), "newest first"
+    screenshot(page, "search")
+
+    rows.first.locator(".summary").click()
+    details = rows.first.locator(".details table.fields")
+    details.wait_for()
+    fields = details.locator("tr").evaluate_all("trs => trs.map(tr => tr.dataset.field)")
+    assert {"timestamp", "level", "service", "message", "trace_id"} <= set(fields)
+    screenshot(page, "search-expanded")
+
+    # a click on a value adds field:value and runs the refined query; the URL follows
+    instance = details.locator("tr[data-field=instance] button.value").inner_text()
+    details.locator("tr[data-field=instance] button.value").click()
+    page.wait_for_function("q => document.querySelector('#query').value === q", arg=f"source:app AND instance:{instance}")
+    page.wait_for_function("() => !document.querySelector('#result-summary').textContent.startsWith('Searching')")
+    assert parse_qs(urlparse(page.url).query)["q"] == [f"source:app AND instance:{instance}"]
+    shown = page.locator("#results li.record")
+    shown.first.wait_for()
+    shown.first.locator(".summary").click()
+    assert shown.first.locator("tr[data-field=instance] button.value").inner_text() == instance
+    # the minus button adds NOT field:value
+    shown.first.locator("tr[data-field=level] [data-action=exclude]").click()
+    page.wait_for_function("() => document.querySelector('#query').value.includes('NOT level:')")
+    page.wait_for_function("() => !document.querySelector('#result-summary').textContent.startsWith('Searching')")
+    q = page.input_value("#query")
+    excluded = q.rsplit("NOT level:", 1)[1]
+    levels = set(page.locator("#results .level").all_inner_texts())
+    assert excluded not in levels
+    assert int(page.locator("#histogram").get_attribute("data-total")) == api_count(demo, q)
+
+    # back returns to the previous query (each run is a history entry)
+    page.go_back()
+    page.wait_for_function("q => document.querySelector('#query').value === q", arg=f"source:app AND instance:{instance}")
+
+
+def test_syntax_error_is_shown_at_its_position(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo)
+    bad = "service:checkout AND (status:>=500 OR"
+    expected = httpx.post(demo.server.url + "/api/v1/query", json={"q": bad}, headers=demo.server.headers).json()
+    position = expected["error"]["position"]
+    page.wait_for_selector("#results li.record")
+    page.keyboard.press("/")  # the shortcut focuses the query box
+    assert page.evaluate("document.activeElement.id") == "query"
+    page.keyboard.press("Control+A")
+    page.keyboard.type(bad)
+    page.keyboard.press("Enter")
+    box = page.locator("#query-error")
+    box.wait_for()
+    assert box.get_attribute("data-code") == "query_syntax"
+    assert int(box.get_attribute("data-position")) == position
+    code_text = box.locator("pre code").inner_text()
+    assert code_text.rstrip() == bad.rstrip() or code_text.startswith(bad)
+    mark = box.locator("mark.err-pos")
+    assert mark.inner_text() == (bad[position:position + 1] or " ")
+    caret = box.locator(".caret").inner_text()
+    assert caret.index("^") == position
+    assert expected["error"]["message"] in box.inner_text()
+    assert page.evaluate("document.activeElement.selectionStart") == position
+    screenshot(page, "search-syntax-error")
+
+
+def test_infinite_scroll_pages_without_gaps_or_repeats(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    q = "level:(ERROR OR WARN)"
+    want = api_count(demo, q)
+    assert want > 250, "the demo data needs several pages of errors and warnings"
+    login(page, demo, search_path(demo, q))
+    rows = page.locator("#results li.record")
+    rows.first.wait_for()
+    for _ in range(40):
+        if rows.count() >= want:
+            break
+        page.locator("#more").scroll_into_view_if_needed()
+        page.wait_for_timeout(150)
+    assert rows.count() == want
+    # every record once: (timestamp, service, message) is unique in the demo data per level
+    keys = page.locator("#results li.record .summary").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    assert len(keys) == want
+    times = page.locator("#results .ts").all_inner_texts()
+    assert times == sorted(times, reverse=True)
+    assert "scroll for more" not in page.inner_text("#result-summary")
+
+
+def test_drag_on_histogram_zooms_into_that_range(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo, search_path(demo, "*"))
+    page.wait_for_selector("#histogram canvas")
+    page.wait_for_function("() => Number(document.querySelector('#histogram').dataset.total) > 0")
+    before = int(page.locator("#histogram").get_attribute("data-total"))
+    over = page.locator("#histogram .u-over").bounding_box()
+    assert over is not None
+    y = over["y"] + over["height"] / 2
+    page.mouse.move(over["x"] + over["width"] * 0.4, y)
+    page.mouse.down()
+    page.mouse.move(over["x"] + over["width"] * 0.6, y, steps=8)
+    page.mouse.up()
+    page.wait_for_function("() => !new URLSearchParams(location.search).get('from').startsWith(" + repr(iso(demo.start_ms)[:16]) + ")")
+    params = parse_qs(urlparse(page.url).query)
+    from_ms = _parse(params["from"][0])
+    to_ms = _parse(params["to"][0])
+    span = demo.end_ms - demo.start_ms
+    assert demo.start_ms + 0.3 * span < from_ms < to_ms < demo.start_ms + 0.7 * span
+    page.wait_for_function(f"() => Number(document.querySelector('#histogram').dataset.total) < {before}")
+    assert page.locator("#time-button").inner_text().count("→") == 1
+    after = int(page.locator("#histogram").get_attribute("data-total"))
+    assert after == api_count_range(demo, "*", params["from"][0], params["to"][0])
+    screenshot(page, "search-zoomed")
+
+
+def _parse(text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def api_count_range(demo: Demo, q: str, start: str, end: str) -> int:
+    answer = demo.server.query(f"{q} | stats count() as n", **{"from": start, "to": end})
+    return int(answer["rows"][0]["n"])
+
+
+def test_expired_key_goes_back_to_login(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo)
+    page.wait_for_selector("#results li.record")
+    page.evaluate("sessionStorage.setItem('logharbor.apiKey', 'lh_revoked_or_wrong')")
+    page.fill("#query", "level:ERROR")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#login-form")
+    assert "/ui/login" in page.url and "next=" in page.url
+    assert page.evaluate("sessionStorage.getItem('logharbor.apiKey')") is None
+    page.fill("#api-key", demo.server.api_key)
+    page.press("#api-key", "Enter")
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+    assert parse_qs(urlparse(page.url).query)["q"] == ["level:ERROR"]
