@@ -9,6 +9,18 @@ from tests.conftest import ServerProcess
 
 LINE = orjson.dumps({"message": "matrix", "service": "checkout"})
 BULK = b'{"index":{"_index":"logs"}}\n{"message":"matrix"}\n'
+RULE = orjson.dumps({"name": "matrix", "query": "level:ERROR", "condition": "count > 10", "window": "5m"})
+CHANNEL = orjson.dumps({"name": "matrix", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}})
+DASHBOARD = orjson.dumps({"name": "matrix", "panels": [{"title": "n", "type": "single",
+                                                        "query": "* | stats count() as n"}]})
+SAVED = orjson.dumps({"name": "matrix", "query": "level:ERROR"})
+
+
+def unnamed(body: bytes) -> bytes:
+    """A body for PUT /…/{name}: the name comes from the path."""
+    return orjson.dumps({k: v for k, v in orjson.loads(body).items() if k != "name"})
+
+
 # endpoint → (method, path, body, status when allowed, permission it needs)
 ENDPOINTS = {
     "ingest": ("POST", "/api/v1/logs", LINE, 200, "write"),
@@ -33,9 +45,47 @@ ENDPOINTS = {
     "healthz": ("GET", "/healthz", None, 200, "public"),
     "readyz": ("GET", "/readyz", None, 200, "public"),
     "es.probe": ("GET", "/", None, 200, "public"),
+    # alerting, dashboards and service health (issue 10)
+    "alerts.rules.list": ("GET", "/api/v1/alerts/rules", None, 200, "read"),
+    "alerts.rules.create": ("POST", "/api/v1/alerts/rules", RULE, 201, "admin"),
+    "alerts.rules.get": ("GET", "/api/v1/alerts/rules/none", None, 404, "read"),
+    "alerts.rules.put": ("PUT", "/api/v1/alerts/rules/matrix-put", unnamed(RULE), 201, "admin"),
+    "alerts.rules.delete": ("DELETE", "/api/v1/alerts/rules/none", None, 404, "admin"),
+    "alerts.test": ("POST", "/api/v1/alerts/test", orjson.dumps({"rule": orjson.loads(RULE)}), 200, "read"),
+    "alerts.states": ("GET", "/api/v1/alerts", None, 200, "read"),
+    "alerts.history": ("GET", "/api/v1/alerts/history", None, 200, "read"),
+    "alerts.notifications": ("GET", "/api/v1/alerts/notifications", None, 200, "read"),
+    "channels.list": ("GET", "/api/v1/channels", None, 200, "read"),
+    "channels.create": ("POST", "/api/v1/channels", CHANNEL, 201, "admin"),
+    "channels.get": ("GET", "/api/v1/channels/none", None, 404, "read"),
+    "channels.put": ("PUT", "/api/v1/channels/matrix-put", unnamed(CHANNEL), 201, "admin"),
+    "channels.delete": ("DELETE", "/api/v1/channels/none", None, 404, "admin"),
+    "channels.test": ("POST", "/api/v1/channels/none/test", None, 404, "admin"),
+    "silences.list": ("GET", "/api/v1/silences", None, 200, "read"),
+    "silences.create": ("POST", "/api/v1/silences", orjson.dumps({"matchers": [{"name": "service", "value": "x"}],
+                        "ends_at": "1h"}), 201, "admin"),
+    "silences.get": ("GET", "/api/v1/silences/999999", None, 404, "read"),
+    "silences.delete": ("DELETE", "/api/v1/silences/999999", None, 404, "admin"),
+    "services": ("GET", "/api/v1/services?since=15m", None, 200, "read"),
+    "dashboards.list": ("GET", "/api/v1/dashboards", None, 200, "read"),
+    "dashboards.create": ("POST", "/api/v1/dashboards", DASHBOARD, 201, "admin"),
+    "dashboards.get": ("GET", "/api/v1/dashboards/none", None, 404, "read"),
+    "dashboards.put": ("PUT", "/api/v1/dashboards/matrix-put", unnamed(DASHBOARD), 201, "admin"),
+    "dashboards.delete": ("DELETE", "/api/v1/dashboards/none", None, 404, "admin"),
+    "dashboards.export": ("GET", "/api/v1/dashboards/none/export", None, 404, "read"),
+    "dashboards.import": ("POST", "/api/v1/dashboards/import", orjson.dumps(
+        {"format": "logharbor.dashboard/v1", "dashboard": {"name": "matrix-import", "panels": []}}), 201, "admin"),
+    "saved.list": ("GET", "/api/v1/saved-queries", None, 200, "read"),
+    "saved.create": ("POST", "/api/v1/saved-queries", SAVED, 201, "admin"),
+    "saved.get": ("GET", "/api/v1/saved-queries/none", None, 404, "read"),
+    "saved.put": ("PUT", "/api/v1/saved-queries/matrix-put", unnamed(SAVED), 201, "admin"),
+    "saved.delete": ("DELETE", "/api/v1/saved-queries/none", None, 404, "admin"),
 }
 #: OpenAPI path templates of the endpoints above
-TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk"}
+TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
+             "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
+             "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
+             "/api/v1/saved-queries/{name}"}
 ROLE_MAY = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"},
             "scoped-reader": {"read"}}
 

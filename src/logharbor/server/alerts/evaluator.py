@@ -233,9 +233,10 @@ class Evaluator:
                               "status": "pending", "attempts": 0, "next_attempt_ns": at_ns,
                               "created_ns": at_ns})
 
-    def dry_run(self, rule: Rule, at_ns: int) -> list[dict[str, Any]]:
+    def dry_run(self, rule: Rule, at_ns: int, *, scope: tuple[str, dict[str, object]] | None = None
+                ) -> list[dict[str, Any]]:
         """Each group's value and verdict now, changing nothing (``logharbor alerts test``)."""
-        results = rule.evaluate(self.run_query, at_ns, table=self.table)
+        results = rule.evaluate(self.run_query, at_ns, table=self.table, scope=scope)
         return [{"group": r.labels, "value": r.value, "active": rule.condition.holds(r.value),
                  "annotations": rule.render(r.labels, r.value)} for r in results]
 

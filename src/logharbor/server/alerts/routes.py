@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -71,6 +72,16 @@ def _actor(request: Request) -> str:
 async def _audit(request: Request, action: str, target: str, detail: str | None = None) -> None:
     keys = request.app.state.runtime.keys
     await run_in_threadpool(keys.audit, _actor(request), action, target[:200], detail=detail)
+
+
+def _visible(request: Request, labels: dict[str, Any]) -> bool:
+    """A key scoped to a tenant or services sees only alerts whose labels name its scope."""
+    principal = principal_of(request)
+    if principal is None or not principal.scoped:
+        return True
+    if principal.services is not None and labels.get("service") not in principal.services:
+        return False
+    return principal.tenant is None or labels.get("tenant") == principal.tenant
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
@@ -154,7 +165,8 @@ def alerts_router() -> APIRouter:
                 raise ApiError(400, "invalid_time", f"'at': {exc}") from None
         began = time.perf_counter()
         try:
-            groups = await run_in_threadpool(service.evaluator.dry_run, rule, at_ns)
+            groups = await run_in_threadpool(lambda: service.evaluator.dry_run(
+                rule, at_ns, scope=getattr(request.state, "query_scope", None)))
         except StoreError as exc:
             raise ApiError(400, "evaluation_failed", f"the rule's query failed: {str(exc)[:300]}") from None
         return {"rule": rule.name, "condition": rule.condition.text(), "at_ns": at_ns,
@@ -166,19 +178,19 @@ def alerts_router() -> APIRouter:
     @router.get("/api/v1/alerts", summary="Current alert states (pending, firing, resolved)")
     async def list_alerts(request: Request, all: bool = False) -> dict[str, Any]:
         alerts = await run_in_threadpool(lambda: _service(request).catalog.alerts(include_inactive=all))
-        return {"alerts": alerts}
+        return {"alerts": [a for a in alerts if _visible(request, a["labels"])]}
 
     @router.get("/api/v1/alerts/history", summary="State transitions, newest first")
     async def history(request: Request, rule: str | None = None, limit: int = 200) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
         rows = await run_in_threadpool(lambda: _service(request).catalog.history(rule=rule, limit=limit))
-        return {"history": rows}
+        return {"history": [r for r in rows if _visible(request, orjson.loads(r["group_key"]))]}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, limit: int = 100) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
         rows = await run_in_threadpool(lambda: _service(request).catalog.notifications(limit=limit))
-        return {"notifications": rows}
+        return {"notifications": [r for r in rows if _visible(request, r["alert"]["labels"])]}
 
     # ---------------------------------------------------------------------------- channels
 

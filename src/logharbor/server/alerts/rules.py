@@ -229,7 +229,8 @@ class Rule(BaseModel):
             return list(stats[-1].by) if stats else []
         return list(self.group_by)
 
-    def compile(self, at_ns: int, *, table: str = "logs") -> list[tuple[str, Any]]:
+    def compile(self, at_ns: int, *, table: str = "logs",
+                scope: tuple[str, dict[str, object]] | None = None) -> list[tuple[str, Any]]:
         """The compiled queries of one evaluation over ``[at - window, at)``: [(role, CompiledQuery)].
 
         Roles: ``value`` (count or stats), and for ratios ``total`` and ``value`` (the numerator).
@@ -242,7 +243,8 @@ class Rule(BaseModel):
         def build(q: qast.Query, role: str) -> tuple[str, Any]:
             try:
                 return role, compile_ast(q, table=table, time_from_ns=start, time_to_ns=end,
-                                         limit=MAX_GROUPS, max_limit=MAX_GROUPS, now_ns=at_ns or None)
+                                         limit=MAX_GROUPS, max_limit=MAX_GROUPS, now_ns=at_ns or None,
+                                         scope_sql=scope)
             except QueryError as exc:
                 raise ValueError(f"query: {exc.message}") from None
 
@@ -278,16 +280,18 @@ class Rule(BaseModel):
     # ------------------------------------------------------------------ evaluate
 
     def evaluate(self, run_query: Any, at_ns: int, *, table: str,
-                 known_groups: list[dict[str, str]] | None = None) -> list[GroupResult]:
+                 known_groups: list[dict[str, str]] | None = None,
+                 scope: tuple[str, dict[str, object]] | None = None) -> list[GroupResult]:
         """Every group's value over ``[at - window, at)``; ``run_query(sql, params) -> rows``.
 
         ``known_groups`` (groups with a state) count as 0 when no record matched them, so a count
         that drops to nothing resolves, and an absence rule sees a group that went quiet.
+        ``scope`` confines a dry run by a scoped key to that key's records.
         """
         names = self.group_labels()
         out: dict[str, dict[str, Any]] = {}
         column = self.condition.column if self.condition.type == "value" else _VALUE
-        for role, compiled in self.compile(at_ns, table=table):
+        for role, compiled in self.compile(at_ns, table=table, scope=scope):
             for row in run_query(compiled.sql, compiled.params):
                 labels = {n: "" if row.get(n) is None else str(row.get(n)) for n in names}
                 entry = out.setdefault(GroupResult(labels, None).key, {"labels": labels})
