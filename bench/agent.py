@@ -108,7 +108,6 @@ class Counter:
 
 
 def http_receiver(counter: Counter) -> tuple[ThreadingHTTPServer, int]:
-    dctx = zstandard.ZstdDecompressor()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -119,7 +118,7 @@ def http_receiver(counter: Counter) -> tuple[ThreadingHTTPServer, int]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers["Content-Length"]))
-            body = dctx.decompress(raw, max_output_size=1 << 30) \
+            body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30) \
                 if self.headers.get("Content-Encoding") == "zstd" else raw
             n = body.count(b"\n")
             counter.add(n, len(body))

@@ -41,7 +41,6 @@ def main() -> None:
     stats = {"requests": 0, "lines": 0, "bytes": 0, "wire_bytes": 0, "failed": 0, "rejected": 0,
              "encodings": {}, "too_large": 0}
     out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if args.out else None
-    dctx = zstandard.ZstdDecompressor()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -79,7 +78,7 @@ def main() -> None:
                 enc = self.headers.get("Content-Encoding", "identity")
                 stats["encodings"][enc] = stats["encodings"].get(enc, 0) + 1
                 if enc == "zstd":
-                    body = dctx.decompress(raw, max_output_size=1 << 30)
+                    body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30)
                 elif enc == "gzip":
                     body = gzip.decompress(raw)
                 else:

@@ -149,3 +149,16 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert 0.0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0  # type: ignore[operator]
+
+
+def test_regression_concurrent_deliveries_never_share_a_compressor(tmp_path: Path,
+                                                                    receiver_factory: Any) -> None:
+    # a zstd compressor shared by two delivery threads produced corrupt frames (found by the bench)
+    r = receiver_factory()
+    sink = make_sink(tmp_path, r.url, concurrency=4, compression_level=9,
+                     batch={"timeout_secs": 0.05, "max_bytes": 200_000})
+    acks = [submit(sink, i * 5000, 5000) for i in range(40)]
+    assert wait_for(lambda: all(a.finished for a in acks), 60)
+    sink.close(5)
+    assert sorted(x["n"] for x in r.records()) == list(range(200_000))
+    assert all(a.status == AckStatus.DELIVERED for a in acks)

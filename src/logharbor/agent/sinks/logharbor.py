@@ -97,9 +97,8 @@ class LogharborSink(BufferedSink):
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
             self.ssl_context = ctx
-        level = cfg.compression_level or 1
-        self._zstd = zstandard.ZstdCompressor(level=level) if cfg.compression == "zstd" else None
-        self._gzip_level = level if cfg.compression == "gzip" else 0
+        self._level = cfg.compression_level or 1
+        self._gzip_level = self._level if cfg.compression == "gzip" else 0
         self._local = threading.local()  # one keep-alive connection per delivery thread
         self._all: list[http.client.HTTPConnection] = []
 
@@ -130,8 +129,12 @@ class LogharborSink(BufferedSink):
 
     def encode(self, payload: bytes) -> bytes:
         """The request body for an NDJSON payload, compressed as configured."""
-        if self._zstd is not None:
-            return self._zstd.compress(payload)
+        if self.lcfg.compression == "zstd":
+            # a ZstdCompressor is not thread-safe: one per delivery thread
+            zstd = getattr(self._local, "zstd", None)
+            if zstd is None:
+                zstd = self._local.zstd = zstandard.ZstdCompressor(level=self._level)
+            return zstd.compress(payload)
         if self._gzip_level:
             return gzip.compress(payload, compresslevel=self._gzip_level, mtime=0)
         return payload
