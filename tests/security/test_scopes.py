@@ -78,3 +78,44 @@ def test_tenant_is_stamped_by_the_writer_key(tenants) -> None:  # type: ignore[n
                       headers=server.headers, timeout=30).json()["rows"]
     by_tenant = {(r["tenant"], r["message"].split()[0]) for r in rows}
     assert by_tenant == {("acme", "acme"), ("globex", "globex")}
+
+
+SHARED_TRACE = "5759e988bd862e3fe1be46a994272793"
+
+
+def test_traces_show_only_the_readers_tenant(tenants) -> None:  # type: ignore[no-untyped-def]
+    server, keys = tenants
+    acme_writer = server.create_key("writer", tenant="acme")
+    globex_writer = server.create_key("writer", tenant="globex")
+    ingest(server, acme_writer, [{"message": "acme span", "service": "checkout", "trace_id": SHARED_TRACE}])
+    ingest(server, globex_writer, [{"message": "globex span", "service": "checkout", "trace_id": SHARED_TRACE}])
+    server.wait_rows(9)
+    for name, own, other in (("acme", "acme span", "globex span"), ("globex", "globex span", "acme span")):
+        response = httpx.get(server.url + f"/api/v1/traces/{SHARED_TRACE}", timeout=30,
+                             headers={"authorization": f"Bearer {keys[name]}"})
+        assert response.status_code == 200, response.text
+        assert own in response.text and other not in response.text
+
+
+def test_tail_shows_only_the_readers_tenant(tenants) -> None:  # type: ignore[no-untyped-def]
+    server, keys = tenants
+    acme_writer = server.create_key("writer", tenant="acme")
+    globex_writer = server.create_key("writer", tenant="globex")
+    seen: list[str] = []
+    with httpx.stream("GET", server.url + "/api/v1/tail", params={"q": "tailmark OR NOT tailmark"},
+                      headers={"authorization": f"Bearer {keys['acme']}", "accept": "text/event-stream"},
+                      timeout=30) as stream:
+        lines = stream.iter_lines()
+        for line in lines:  # wait until subscribed (its data line), then write from both tenants
+            if line.startswith("data: ") and "subscribed" in line:
+                break
+        ingest(server, globex_writer, [{"message": "tailmark globex", "service": "checkout"}])
+        ingest(server, acme_writer, [{"message": "tailmark acme", "service": "checkout"}])
+        ingest(server, globex_writer, [{"message": "tailmark globex late", "service": "checkout"}])
+        ingest(server, acme_writer, [{"message": "tailmark acme last", "service": "checkout"}])
+        for line in lines:
+            if line.startswith("data: "):
+                seen.append(orjson.loads(line[6:]).get("message", ""))
+                if "tailmark acme last" in seen:
+                    break
+    assert seen == ["tailmark acme", "tailmark acme last"]
