@@ -39,6 +39,7 @@ from logharbor.record import RecordError, normalize
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
     AllowList,
+    ChunkStream,
     parse_address,
     server_tls_context,
     write_with_backpressure,
@@ -129,12 +130,10 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
 class _Connection:
     """One forward connection: handshake, then messages, acks after the WAL write."""
 
-    def __init__(self, owner: ForwardIngest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 peer: str | None) -> None:
+    def __init__(self, owner: ForwardIngest, stream: ChunkStream) -> None:
         self.owner = owner
-        self.reader = reader
-        self.writer = writer
-        self.peer = peer
+        self.stream = stream
+        self.peer = stream.peer
         self.unpacker = _unpacker(owner.max_bytes)
 
     async def _next(self) -> Any:
@@ -144,15 +143,14 @@ class _Connection:
                 return self.unpacker.unpack()
             except msgpack.OutOfData:
                 pass
-            data = await self.reader.read(256 * 1024)
+            data = await self.stream.read()
             if not data:
                 return None
             self.unpacker.feed(data)
 
     async def handshake(self, key: bytes) -> bool:
         nonce = os.urandom(16)
-        self.writer.write(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}]))
-        await self.writer.drain()
+        self.stream.write(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}]))
         ping = await asyncio.wait_for(self._next(), timeout=30)
         if not (isinstance(ping, list) and len(ping) >= 4 and ping[0] == "PING"):
             return False
@@ -162,8 +160,7 @@ class _Connection:
         me = self.owner.hostname.encode()
         proof = hashlib.sha512(salt + me + nonce + key).hexdigest() if ok else ""
         reason = "" if ok else "shared key mismatch"
-        self.writer.write(msgpack.packb(["PONG", ok, reason, self.owner.hostname, proof]))
-        await self.writer.drain()
+        self.stream.write(msgpack.packb(["PONG", ok, reason, self.owner.hostname, proof]))
         return ok
 
     async def serve(self) -> None:
@@ -198,9 +195,7 @@ class _Connection:
                                       what=f"forward from {self.peer}")
         owner.ingestor.count(owner.name, accepted, rejected)
         for chunk in chunks:
-            self.writer.write(msgpack.packb({"ack": chunk}))
-        if chunks:
-            await self.writer.drain()
+            self.stream.write(msgpack.packb({"ack": chunk}))
 
     def _entries(self, message: Any) -> tuple[str, list[Any], Any]:
         if not isinstance(message, list | tuple) or len(message) < 2 or not isinstance(message[0], str):
@@ -271,7 +266,9 @@ class ForwardIngest:
             return
         host, port = parse_address(self.address)
         ctx = server_tls_context(self.tls_cert, self.tls_key) if self.tls else None  # type: ignore[arg-type]
-        self.server = await asyncio.start_server(self._connection, host, port, ssl=ctx)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: ChunkStream(self._connection, self.connections),
+                                               host, port, ssl=ctx)
         self.bound = self.server.sockets[0].getsockname()[:2]
         log.warning("forward listening on %s:%s%s", *self.bound, " (TLS)" if self.tls else "")
 
@@ -286,13 +283,9 @@ class ForwardIngest:
                 await task
         await self.server.wait_closed()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections.add(task)
-        peer_info = writer.get_extra_info("peername")
-        peer = peer_info[0] if peer_info else None
-        conn = _Connection(self, reader, writer, peer)
+    async def _connection(self, stream: ChunkStream) -> None:
+        peer = stream.peer
+        conn = _Connection(self, stream)
         try:
             if not self.allow.allows(peer):
                 log.warning("forward: connection from %s refused (not in the allow-list)", peer)
@@ -305,8 +298,3 @@ class ForwardIngest:
             log.warning("forward: bad data from %s, closing: %s", peer, exc)
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.info("forward: connection from %s ended: %s", peer, exc)
-        finally:
-            self.connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()

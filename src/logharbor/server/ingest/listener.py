@@ -9,16 +9,18 @@ shared-key handshake; TLS protects both on the wire.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor
 
-__all__ = ["AllowList", "parse_address", "server_tls_context", "write_with_backpressure"]
+__all__ = ["AllowList", "ChunkStream", "parse_address", "server_tls_context", "write_with_backpressure"]
 
 log = logging.getLogger("logharbor.server.ingest")
 
@@ -55,6 +57,9 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
+    # no TLS 1.3 session tickets: syslog senders never read, and a ticket left unread in their
+    # socket makes their close() a TCP reset that discards the last lines they sent
+    ctx.num_tickets = 0
     return ctx
 
 
@@ -75,3 +80,80 @@ async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: s
             log.warning("%s: the WAL is full, holding the sender back for %.2f s", what, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, float(ingestor.retry_after_s))
+
+
+class ChunkStream(asyncio.Protocol):
+    """One accepted connection as a stream of byte chunks, read by a handler coroutine.
+
+    Why not ``asyncio.StreamReader``: when a TLS peer hangs up without ``close_notify`` (most
+    syslog senders do), the reader raises and the bytes it had already buffered are lost. Here
+    every decrypted byte is handed over before the end is reported. Reading pauses while more
+    than ``high_water`` bytes wait for the handler, so a slow WAL holds the sender back.
+    """
+
+    def __init__(self, handler: Callable[[ChunkStream], Awaitable[None]], tasks: set[asyncio.Task[Any]],
+                 high_water: int = 4 * 1024 * 1024) -> None:
+        self.handler = handler
+        self.tasks = tasks
+        self.high_water = high_water
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.pending = 0
+        self.paused = False
+        self.ended = False
+        self.ready = asyncio.Event()
+        self.transport: Any = None
+        self.peer: str | None = None
+
+    def connection_made(self, transport: Any) -> None:  # uvloop's transports are not asyncio's classes
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else None
+        task = asyncio.get_running_loop().create_task(self._run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self) -> None:
+        try:
+            await self.handler(self)
+        finally:
+            self.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.pending += len(data)
+        if self.pending > self.high_water and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+        self.ready.set()
+
+    def eof_received(self) -> bool | None:
+        self.ended = True
+        self.ready.set()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.ready.set()
+
+    async def read(self) -> bytes:
+        """Everything received so far (waiting for some); ``b""`` once the peer is gone."""
+        while not self.chunks:
+            if self.ended:
+                return b""
+            self.ready.clear()
+            await self.ready.wait()
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.pending = 0
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self.paused = False
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -30,6 +30,7 @@ from logharbor.record import RecordError, normalize
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
     AllowList,
+    ChunkStream,
     parse_address,
     server_tls_context,
     write_with_backpressure,
@@ -207,8 +208,8 @@ class SyslogIngest:
             if self.addresses[kind]:
                 host, port = parse_address(self.addresses[kind])
                 ctx = server_tls_context(self.tls_cert, self.tls_key) if kind == "tls" else None  # type: ignore[arg-type]
-                server = await asyncio.start_server(self._connection, host, port, ssl=ctx,
-                                                    limit=1 << 20)
+                server = await loop.create_server(lambda: ChunkStream(self._connection, self.connections),
+                                                  host, port, ssl=ctx)
                 self.servers.append(server)
                 self.bound[kind] = server.sockets[0].getsockname()[:2]
         if self.bound:
@@ -276,31 +277,19 @@ class SyslogIngest:
 
     # TCP / TLS -------------------------------------------------------------------------------
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections.add(task)
-        peer_info = writer.get_extra_info("peername")
-        peer = peer_info[0] if peer_info else None
-        try:
-            if not self.allow.allows(peer):
-                log.warning("syslog: connection from %s refused (not in the allow-list)", peer)
+    async def _connection(self, stream: ChunkStream) -> None:
+        peer = stream.peer
+        if not self.allow.allows(peer):
+            log.warning("syslog: connection from %s refused (not in the allow-list)", peer)
+            return
+        framer = SyslogFramer(self.limits.max_line_bytes)
+        while True:
+            data = await stream.read()
+            messages = framer.feed(data) if data else framer.close()
+            if messages:
+                await self._write(messages, peer, sum(len(m) for m, _ in messages))
+            if not data:
                 return
-            framer = SyslogFramer(self.limits.max_line_bytes)
-            while True:
-                data = await reader.read(256 * 1024)
-                messages = framer.feed(data) if data else framer.close()
-                if messages:
-                    await self._write(messages, peer, sum(len(m) for m, _ in messages))
-                if not data:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
-            log.info("syslog: connection from %s ended: %s", peer, exc)
-        finally:
-            self.connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _write(self, messages: list[tuple[bytes, bool]], peer: str | None, size: int) -> None:
         assert self.ingestor is not None
