@@ -1,0 +1,166 @@
+"""Live tail, trace waterfall, service health, alerts and layout in a real browser."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import parse_qs, quote, urlparse
+
+import httpx
+import orjson
+from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
+
+
+def post_records(demo: Demo, records: list[dict]) -> None:
+    body = b"\n".join(orjson.dumps(r) for r in records)
+    response = httpx.post(demo.server.url + "/api/v1/logs", content=body, timeout=60,
+                          headers={**demo.server.headers, "content-type": "application/x-ndjson"})
+    response.raise_for_status()
+    assert response.json()["accepted"] == len(records)
+
+
+def tail_record(word: str, n: int = 0) -> dict:
+    # dated after the fixture's range, so the search tests' counts never include them
+    return {"timestamp": time.time_ns() + 3600 * 10**9, "level": "INFO", "service": "tail-test",
+            "message": f"order {n} {word} reached the packing station", "seq": n}
+
+
+def test_live_tail_streams_highlights_and_pauses(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    word = "w" + uuid.uuid4().hex[:10]
+    login(page, demo, f"/ui/tail?q={quote(word)}")
+    page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
+    assert page.locator("#tail-status").get_attribute("data-state") == "streaming"
+    post_records(demo, [tail_record("unrelated"), tail_record(word, 1)])
+    line = page.locator("#tail-lines li.record")
+    line.first.wait_for()
+    assert line.count() == 1, "the server filters: only the matching record arrives"
+    assert word in line.first.inner_text()
+    assert line.first.locator("mark.hit").inner_text() == word
+
+    page.click("#pause")
+    assert page.locator("#tail-status").get_attribute("data-state") == "paused"
+    post_records(demo, [tail_record(word, 2)])
+    page.wait_for_function("() => document.querySelector('#tail-status').textContent.includes('1 new record held')")
+    assert line.count() == 1, "nothing is drawn while paused"
+    page.click("#pause")  # resume
+    page.wait_for_function("() => document.querySelectorAll('#tail-lines li.record').length === 2")
+    assert "order 2" in line.nth(1).inner_text()
+    screenshot(page, "tail")
+
+
+def test_live_tail_shows_what_was_dropped(probe: PageProbe, demo: Demo) -> None:
+    """Paused with more records than the tab holds: every record is either held or counted as dropped."""
+    page = probe.page
+    word = "d" + uuid.uuid4().hex[:10]
+    login(page, demo, f"/ui/tail?q={quote(word)}")
+    page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
+    page.click("#pause")
+    sent = 10_600
+    for start in range(0, sent, 5300):
+        post_records(demo, [tail_record(word, n) for n in range(start, start + 5300)])
+    notice = page.locator("#dropped")
+    notice.wait_for(state="visible")
+    page.wait_for_function(
+        f"""() => {{
+            const held = Number((document.querySelector('#tail-status').textContent.match(/(\\d+) new record/) || [0, 0])[1]);
+            return held + Number(document.querySelector('#dropped').dataset.count) === {sent};
+        }}""", timeout=60_000)
+    dropped = int(notice.get_attribute("data-count"))
+    assert dropped >= sent - 10_000
+    assert f"Dropped {dropped} record" in notice.inner_text()
+    screenshot(page, "tail-dropped")
+    page.click("#pause")
+    page.wait_for_function("() => document.querySelectorAll('#tail-lines li.record').length === 2000")
+
+
+def test_trace_page_shows_the_three_layers(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    failed = next(s for s in demo.stories if s.status >= 500 and len(s.app_records) > 1)
+    q = f"trace_id:{failed.trace_id} AND source:app"
+    from urllib.parse import urlencode
+
+    login(page, demo, "/ui/search?" + urlencode({"q": q, "from": iso(demo.start_ms), "to": iso(demo.end_ms)}))
+    row = page.locator("#results li.record").first
+    row.locator(".summary").click()
+    row.locator("tr[data-field=trace_id] a.trace-link").click()
+    page.wait_for_selector("#waterfall")
+    assert urlparse(page.url).path == f"/ui/trace/{failed.trace_id}"
+    layers = page.locator("#trace-layers [data-layer]").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert sorted(layers) == ["alb", "app", "nginx"]
+    bars = page.locator("#waterfall .wf-row[data-layer]").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert {"alb", "nginx", "app"} <= set(bars)
+    answer = httpx.get(f"{demo.server.url}/api/v1/traces/{failed.trace_id}", headers=demo.server.headers).json()
+    assert page.locator("#trace-records li.record").count() == len(answer["records"])
+    assert page.locator("#waterfall .wf-row[data-layer]").count() == len(answer["waterfall"]["bars"])
+    app_ms = answer["timings"]["app"]["duration_ms"]
+    assert f"{app_ms:.1f} ms" in page.locator("#breakdown tr[data-layer=app]").inner_text()
+    widths = page.locator("#waterfall .bar").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert all(w > 0 for w in widths)
+    statuses = page.locator("#trace-records .http").all_inner_texts()
+    assert any(str(failed.status) in s for s in statuses)
+    # a bar picks its record
+    page.locator("#waterfall .wf-row[data-layer=nginx]").first.click()
+    assert page.locator("#trace-records li.picked").get_attribute("data-layer") == "nginx"
+    screenshot(page, "trace", full_page=True)
+
+
+def test_services_page_numbers_and_links(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    from urllib.parse import urlencode
+
+    login(page, demo, "/ui/services?" + urlencode({"from": iso(demo.start_ms), "to": iso(demo.end_ms)}))
+    table = page.locator("#health-table")
+    table.wait_for()
+    services = table.locator("tbody tr").evaluate_all("trs => trs.map(t => t.dataset.service)")
+    assert {"checkout", "nginx", "shop-alb"} <= set(services)
+    stats = demo.server.query("status:>0 | stats count() as n by service",
+                              **{"from": iso(demo.start_ms), "to": iso(demo.end_ms)})
+    expected = {r["service"]: r["n"] for r in stats["rows"]}
+    for service in ("checkout", "nginx", "shop-alb"):
+        cells = table.locator(f"tr[data-service={service}] td").all_inner_texts()
+        assert int(cells[1]) == expected[service] == len(demo.stories)
+        errors = sum(1 for s in demo.stories if s.status >= 500)
+        assert int(cells[3]) == errors
+    page.wait_for_function("() => document.querySelectorAll('.service-card canvas').length >= 9")
+    screenshot(page, "services", full_page=True)
+    # the error count links to the search behind it
+    table.locator("tr[data-service=checkout] td").nth(3).locator("a").click()
+    page.wait_for_selector("#results li.record")
+    q = parse_qs(urlparse(page.url).query)["q"][0]
+    assert "service:checkout" in q and "status:>=500" in q
+    page.wait_for_function("() => !document.querySelector('#result-summary').textContent.startsWith('Searching')")
+    assert set(page.locator("#results .level").all_inner_texts()) == {"ERROR"}
+
+
+def test_alerts_page_follows_the_alerting_api(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo)
+    page.wait_for_selector("#nav a[data-page=search]")
+    api = httpx.get(demo.server.url + "/api/v1/alerts/rules", headers=demo.server.headers)
+    link = page.locator("#nav a[data-page=alerts]")
+    if api.status_code == 404:
+        assert link.count() == 0, "no alerting API: no alerts page"
+        page.goto(demo.server.url + "/ui/alerts")
+        page.wait_for_function("() => location.pathname === '/ui/search'")
+    else:
+        assert api.status_code == 200
+        link.click()
+        page.wait_for_selector("#alerts")
+        screenshot(page, "alerts")
+
+
+def test_layout_fits_laptop_and_large_screens(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    from urllib.parse import urlencode
+
+    login(page, demo, "/ui/search?" + urlencode({"q": "level:ERROR", "from": iso(demo.start_ms), "to": iso(demo.end_ms)}))
+    for width, height in ((1280, 800), (1920, 1080), (900, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(200)
+        page.wait_for_selector("#results li.record")
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"horizontal scrolling at {width}px"
+        canvas = page.locator("#histogram canvas").first.bounding_box()
+        assert canvas is not None and canvas["width"] > width * 0.6
+        screenshot(page, f"search-{width}")
