@@ -2,13 +2,14 @@
 
 Every durable ingest write reaches :meth:`TailHub.publish` as the store rows it wrote (JSONEachRow).
 That call only appends the bytes to a pending list, so ingest never waits for a tail client. One
-dispatcher task takes everything pending, and for each distinct filter runs the query language's
-own compiled SQL over that batch in the engine — ``FROM format(JSONEachRow, <table structure>,
-<the batch>)`` with the batch as a query parameter — so the tail has exactly the semantics of a
-search and there is no second filter engine to keep in step. The engine work runs on one thread
-beside the event loop (a dedicated chDB connection when the store is embedded, so a long search
-holding the store's readers cannot hold up the tail). While it runs, new writes pile up and the
-next round takes them all: batches grow with load instead of the tail falling behind.
+dispatcher task takes everything pending and runs one engine query per round over that batch —
+``FROM format(JSONEachRow, <table structure>, <the batch>)`` with the batch as a query parameter —
+whose SELECT has one flag column per distinct filter, each the query language's own compiled
+condition: the tail has exactly the semantics of a search, no second filter engine, and the
+batch is parsed once however many clients there are (clients with the same query share a flag).
+The engine work runs on one thread beside the event loop (a dedicated chDB connection when the
+store is embedded, so a long search holding the store's readers cannot hold up the tail). While
+it runs, new writes pile up and the next round takes them all: batches grow with load.
 
 Each client has a bounded queue. When it is full, newer records for that client are counted, not
 queued; the client receives ``{"dropped": N}`` in their place as soon as it reads again, and no
@@ -30,7 +31,6 @@ import contextlib
 import logging
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,84 +43,25 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 
 from logharbor.server.errors import ApiError
-from logharbor.server.query import QueryError, parse
-from logharbor.server.query.ast import MatchAll, Query, Where
-from logharbor.server.query.fields import resolve_field
-from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.rows import row_to_wire
+from logharbor.server.tail_filter import (
+    BatchRunner,
+    Scope,
+    TailFilter,
+    compile_tail_filter,
+    escape_param,
+    round_sql,
+)
 
-__all__ = ["Subscriber", "TailHub", "compile_tail_filter", "tail_router"]
+__all__ = ["Subscriber", "TailHub", "tail_router"]
 
 log = logging.getLogger("logharbor.server.tail")
 
-#: the table expression a tail filter is compiled against: this round's rows, as the engine reads them
-BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
-_MAX_QUERY_CHARS = 16 * 1024
 MiB = 1024 * 1024
 
 #: a queued item: the JSON of one record, or the number of records dropped at that point
 Item = bytes | int
-
-
-@dataclass(frozen=True)
-class TailFilter:
-    """A compiled tail filter: SQL over :data:`BATCH_TABLE` and its parameters."""
-
-    text: str
-    sql: str
-    params: dict[str, Any]
-
-
-def compile_filter_only(text: str) -> tuple[str | None, dict[str, Any], Query]:
-    """The WHERE condition (or None for everything) and parameters of a filter-only query.
-
-    Stop-gap until the query package offers this itself: it uses that package's parser and
-    :class:`FilterCompiler` (the same code a search runs), only without the SELECT around it, so
-    the tail can keep the order records arrived in. Raises :class:`QueryError`.
-    """
-    query = parse(text)
-    params = Params()
-    filters = FilterCompiler(params, resolve_field, time.time_ns())
-    parts = [] if isinstance(query.filter, MatchAll) else [filters.compile(query.filter)]
-    for pipe in query.pipes:
-        if isinstance(pipe, Where):
-            parts.append(filters.compile(pipe.filter))
-    return (" AND ".join(f"({p})" for p in parts) or None), dict(params.values), query
-
-
-def compile_tail_filter(text: str, scope: tuple[str, dict[str, Any]] | None = None) -> TailFilter:
-    """Compile a tail query with the query language; 400 for errors and for non-filter pipes."""
-    q = text.strip() or "*"
-    if len(q) > _MAX_QUERY_CHARS:
-        raise ApiError(400, "query_too_long", f"a tail query is at most {_MAX_QUERY_CHARS} characters")
-    try:
-        where, params, query = compile_filter_only(q)
-    except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
-    if any(not isinstance(p, Where) for p in query.pipes):
-        raise ApiError(400, "tail_filter_only",
-                       "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
-                       "the other pipes work in a search")
-    conditions = [where] if where else []
-    if scope is not None:
-        conditions.append(f"({scope[0]})")
-        params.update(scope[1])
-    where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    # the row number keeps arrival order (records of one request share their receive time); the
-    # condition is the query compiler's output, where every user value is a {pN:Type} parameter
-    sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row FROM {BATCH_TABLE})"  # noqa: S608
-           f"{where_sql} ORDER BY __tail_row")
-    return TailFilter(q, sql, params)
-
-
-def escape_param(payload: bytes) -> str:
-    """A JSONEachRow batch as a String query parameter (parameters are read in Escaped form).
-
-    orjson never writes a raw control character inside a value, so the only raw newlines are
-    the row separators; backslashes are doubled first so every escape in the JSON stays literal.
-    """
-    return payload.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\t", b"\\t").decode()
 
 
 class Subscriber:
@@ -137,11 +78,15 @@ class Subscriber:
         self.closed = False
         self._wake = asyncio.Event()
 
-    def offer(self, lines: list[bytes]) -> None:
-        """Queue records (never blocks); what does not fit becomes a dropped count."""
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.capacity
+
+    def offer(self, lines: list[bytes | None]) -> None:
+        """Queue records (never blocks); what does not fit, or was not kept (None), is counted."""
         items = self.items
         for line in lines:
-            if len(items) >= self.capacity:
+            if line is None or len(items) >= self.capacity:
                 self.dropped_pending += 1
                 self.dropped_total += 1
                 continue
@@ -183,38 +128,12 @@ class Subscriber:
 @dataclass
 class _Group:
     filter: TailFilter
+    scope: Scope
     subscribers: list[Subscriber] = field(default_factory=list)
 
 
-class _BatchRunner:
-    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._conn: Any = None
-        path = getattr(store, "path", None)
-        if path is not None and type(store).__name__ == "EmbeddedStore":
-            import chdb
-
-            self._conn = chdb.connect(str(path))
-
-    def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self._conn is None:
-            return self.store.query(sql, params)
-        try:
-            data = self._conn.query(sql, "JSONEachRow", params=params).bytes()
-        except RuntimeError as exc:
-            raise StoreError(str(exc)) from exc
-        return [orjson.loads(line) for line in data.splitlines() if line]
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
 class TailHub:
-    """Fans durable writes out to tail clients, each through its own compiled filter."""
+    """Fans durable writes out to tail clients, each through its compiled filter."""
 
     def __init__(self, store: Store, *, queue_size: int = 2000, max_clients: int = 1000,
                  max_pending_bytes: int = 64 * MiB) -> None:
@@ -222,15 +141,16 @@ class TailHub:
         self.queue_size = queue_size
         self.max_clients = max_clients
         self.max_pending_bytes = max_pending_bytes
-        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._count = 0
+        self._filters = 0
         self._pending: list[tuple[int, bytes]] = []
         self._pending_bytes = 0
         self._seq = 0
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logharbor-tail")
-        self._runner: _BatchRunner | None = None
+        self._runner: BatchRunner | None = None
         self._structure = ""
         self.rounds = 0
         self.skipped_rows = 0
@@ -243,7 +163,7 @@ class TailHub:
                                              f"DESCRIBE TABLE {self.store.table}", {})
         # names and types as the engine itself reports them; passed as a parameter, not as SQL
         self._structure = ", ".join(f"`{c['name']}` {c['type']}" for c in columns)
-        self._runner = await loop.run_in_executor(self._executor, _BatchRunner, self.store)
+        self._runner = await loop.run_in_executor(self._executor, BatchRunner, self.store)
         self._task = asyncio.create_task(self._dispatch(), name="logharbor-tail")
         self._end_streams_on_signals(loop)
 
@@ -310,14 +230,30 @@ class TailHub:
                         sub.note_dropped(rows)
         self._ready.set()
 
-    def subscribe(self, text: str, scope: tuple[str, dict[str, Any]] | None = None) -> Subscriber:
-        """A new client for writes published from now on; 400 for a bad query, 503 when full."""
+    async def subscribe(self, text: str, scope: Scope = None) -> Subscriber:
+        """A new client for writes published from now on; 400 for a bad query, 503 when full.
+
+        A new filter is tried once on an empty batch, so what only the engine can refuse (an
+        RE2 feature Python accepts) is a 400 here and never breaks a round shared with others.
+        """
         if self._count >= self.max_clients:
             raise ApiError(503, "too_many_tail_clients",
                            f"this server already serves {self.max_clients} tail clients")
-        filt = compile_tail_filter(text, scope)
-        key = (filt.sql, tuple(sorted((k, repr(v)) for k, v in filt.params.items())))
-        group = self._groups.setdefault(key, _Group(filt))
+        key = (text.strip() or "*", repr(scope))
+        group = self._groups.get(key)
+        if group is None:
+            self._filters += 1
+            filt = compile_tail_filter(text, prefix=f"f{self._filters}_")
+            sql, params = round_sql([filt], scope)
+            params.update(tail_structure=self._structure, tail_rows="")
+            assert self._runner is not None, "the hub has not started"
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.query,
+                                                                 sql, params)
+            except StoreError as exc:
+                raise ApiError(400, "invalid_query", "the engine cannot run this filter",
+                               detail=str(exc).splitlines()[0][:300]) from None
+            group = self._groups.setdefault(key, _Group(filt, scope))
         sub = Subscriber(group.filter, self.queue_size, self._seq)
         group.subscribers.append(sub)
         self._count += 1
@@ -341,39 +277,57 @@ class TailHub:
             batch, self._pending, self._pending_bytes = self._pending, [], 0
             if not batch or not self._groups:
                 continue
-            jobs: list[tuple[TailFilter, bytes, list[Subscriber]]] = []
+            starts: list[tuple[int, int]] = []  # (seq, first row) of each write in the batch
+            rows = 0
+            for seq, payload in batch:
+                starts.append((seq, rows))
+                rows += payload.count(b"\n") + 1
+            by_scope: dict[str, list[_Group]] = {}
             for group in self._groups.values():
-                by_start: dict[int, list[Subscriber]] = {}
-                for sub in group.subscribers:
-                    start = next((i for i, (seq, _) in enumerate(batch) if seq > sub.after_seq), None)
-                    if start is not None:
-                        by_start.setdefault(start, []).append(sub)
-                for start, subs in by_start.items():
-                    jobs.append((group.filter, b"\n".join(p for _, p in batch[start:]), subs))
-            if not jobs:
-                continue
+                by_scope.setdefault(repr(group.scope), []).append(group)
+            jobs = list(by_scope.values())
+            payload = b"\n".join(p for _, p in batch)
+            # groups whose every client is already full get counts, not serialized records
+            wanted = [[not all(sub.full for sub in g.subscribers) for g in groups] for groups in jobs]
             try:
-                results = await loop.run_in_executor(self._executor, self._run_jobs, jobs)
+                matched = await loop.run_in_executor(self._executor, self._run_round, payload, jobs, wanted)
             except Exception:
                 log.exception("a tail round failed; its records are reported as dropped")
-                for _, payload, subs in jobs:
-                    for sub in subs:
-                        sub.note_dropped(payload.count(b"\n") + 1)
+                for groups in jobs:
+                    for group in groups:
+                        for sub in group.subscribers:
+                            sub.note_dropped(rows)
                 continue
             self.rounds += 1
-            for (_, _, subs), lines in zip(jobs, results, strict=True):
-                for sub in subs:
-                    if not sub.closed:
-                        sub.offer(lines)
+            for groups, per_group in zip(jobs, matched, strict=True):
+                for group, lines in zip(groups, per_group, strict=True):
+                    for sub in group.subscribers:
+                        if sub.closed:
+                            continue
+                        first = next((row for seq, row in starts if seq > sub.after_seq), rows)
+                        sub.offer([line for row, line in lines if row >= first] if first else
+                                  [line for _, line in lines])
 
-    def _run_jobs(self, jobs: list[tuple[TailFilter, bytes, list[Subscriber]]]) -> list[list[bytes]]:
-        """On the tail thread: each filter over its batch, rows back as wire JSON, oldest first."""
+    def _run_round(self, payload: bytes, jobs: list[list[_Group]], wanted: list[list[bool]]
+                   ) -> list[list[list[tuple[int, bytes | None]]]]:
+        """On the tail thread: one query per scope; each wanted matching row serialized once."""
         assert self._runner is not None
-        out: list[list[bytes]] = []
-        for filt, payload, _ in jobs:
-            params = dict(filt.params, tail_structure=self._structure, tail_rows=escape_param(payload))
-            rows = self._runner.query(filt.sql, params)
-            out.append([orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS) for row in rows])
+        data = escape_param(payload)
+        out = []
+        for groups, want in zip(jobs, wanted, strict=True):
+            sql, params = round_sql([g.filter for g in groups], groups[0].scope)
+            params.update(tail_structure=self._structure, tail_rows=data)
+            per_group: list[list[tuple[int, bytes | None]]] = [[] for _ in groups]
+            flags = [(i, f"__tail_m{i}") for i in range(len(groups))]
+            for row in self._runner.query(sql, params):
+                hits = [i for i, flag in flags if row[flag]]
+                line = None
+                if any(want[i] for i in hits):
+                    line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
+                number = row["__tail_row"]
+                for i in hits:
+                    per_group[i].append((number, line))
+            out.append(per_group)
         return out
 
 
@@ -436,7 +390,7 @@ def tail_router(keepalive_s: float = 15.0) -> APIRouter:
     @router.get("/api/v1/tail", summary="Live tail (Server-Sent Events, or NDJSON with Accept)")
     async def tail_http(request: Request, q: str = "*") -> StreamingResponse:
         hub = _hub(request)
-        sub = hub.subscribe(q, _scope(request))
+        sub = await hub.subscribe(q, _scope(request))
         hello = orjson.dumps({"q": sub.filter.text})
         if "application/x-ndjson" in request.headers.get("accept", ""):
             body = _stream(hub, sub, orjson.dumps({"subscribed": {"q": sub.filter.text}}) + b"\n",
@@ -451,7 +405,7 @@ def tail_router(keepalive_s: float = 15.0) -> APIRouter:
     async def tail_ws(websocket: WebSocket, q: str = "*") -> None:
         try:
             hub = _hub(websocket)
-            sub = hub.subscribe(q, _scope(websocket))
+            sub = await hub.subscribe(q, _scope(websocket))
         except ApiError as exc:
             await websocket.accept()
             await websocket.send_text(orjson.dumps(

@@ -1,0 +1,142 @@
+"""How a tail query runs: compiled once to a condition, evaluated per batch in the engine.
+
+A batch is the JSONEachRow rows of recent durable writes; the engine reads it as a table through
+``format(JSONEachRow, <structure>, <rows>)`` with both passed as parameters. All distinct filters
+of one round share a single query (one flag column each), so a batch is parsed once however many
+clients follow it. The conditions come from the query language's own filter compiler, so a tail
+matches exactly what a search matches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from logharbor.server.errors import ApiError
+from logharbor.server.query import QueryError, parse
+from logharbor.server.query.ast import MatchAll, Query, Where
+from logharbor.server.query.fields import resolve_field
+from logharbor.server.query.filters import FilterCompiler, Params
+from logharbor.server.store.base import Store, StoreError
+
+__all__ = ["BATCH_TABLE", "BatchRunner", "Scope", "TailFilter", "compile_filter_only", "compile_tail_filter",
+           "escape_param", "round_sql"]
+
+#: the table expression a tail filter runs against: one round's rows, as the engine reads them
+BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
+_MAX_QUERY_CHARS = 16 * 1024
+
+@dataclass(frozen=True)
+class TailFilter:
+    """A compiled tail filter: a condition over one batch row (None: every row) and its parameters."""
+
+    text: str
+    condition: str | None
+    params: dict[str, Any]
+
+
+class _PrefixedParams(Params):
+    """Parameter names unique to one filter, so many filters can share one query."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def add(self, value: object, sql_type: str) -> str:
+        name = f"{self.prefix}{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{sql_type}}}"
+
+
+def compile_filter_only(text: str, prefix: str = "p") -> tuple[str | None, dict[str, Any], Query]:
+    """The WHERE condition (or None for everything) and parameters of a filter-only query.
+
+    Stop-gap until the query package offers this itself: it uses that package's parser and
+    :class:`FilterCompiler` (the same code a search runs), without the SELECT around it, so the
+    tail can keep arrival order and combine filters. Raises :class:`QueryError`.
+    """
+    query = parse(text)
+    params = _PrefixedParams(prefix)
+    filters = FilterCompiler(params, resolve_field, time.time_ns())
+    parts = [] if isinstance(query.filter, MatchAll) else [filters.compile(query.filter)]
+    parts += [filters.compile(pipe.filter) for pipe in query.pipes if isinstance(pipe, Where)]
+    return (" AND ".join(f"({p})" for p in parts) or None), dict(params.values), query
+
+
+def compile_tail_filter(text: str, prefix: str = "p") -> TailFilter:
+    """Compile a tail query with the query language; 400 for errors and for non-filter pipes."""
+    q = text.strip() or "*"
+    if len(q) > _MAX_QUERY_CHARS:
+        raise ApiError(400, "query_too_long", f"a tail query is at most {_MAX_QUERY_CHARS} characters")
+    try:
+        condition, params, query = compile_filter_only(q, prefix)
+    except QueryError as exc:
+        raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
+    if any(not isinstance(p, Where) for p in query.pipes):
+        raise ApiError(400, "tail_filter_only",
+                       "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
+                       "the other pipes work in a search")
+    return TailFilter(q, condition, params)
+
+
+Scope = tuple[str, dict[str, Any]] | None
+
+
+def round_sql(filters: list[TailFilter], scope: Scope) -> tuple[str, dict[str, Any]]:
+    """One query over a batch: rows matching any filter, a flag per filter, in arrival order.
+
+    The row number is taken before filtering, so it also says which write a row came from.
+    Conditions are the query compiler's output (every user value a ``{…:Type}`` parameter), and
+    the scope is the auth layer's fragment with its own parameters.
+    """
+    params: dict[str, Any] = {}
+    flags = []
+    for i, filt in enumerate(filters):
+        flags.append(f"({filt.condition or '1'}) AS __tail_m{i}")
+        params.update(filt.params)
+    where = " OR ".join(f"__tail_m{i}" for i in range(len(filters)))
+    if scope is not None:
+        where = f"({where}) AND ({scope[0]})"
+        params.update(scope[1])
+    sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
+           f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
+    return sql, params
+
+
+def escape_param(payload: bytes) -> str:
+    """A JSONEachRow batch as a String query parameter (parameters are read in Escaped form).
+
+    orjson never writes a raw control character inside a value, so the only raw newlines are
+    the row separators; backslashes are doubled first so every escape in the JSON stays literal.
+    """
+    return payload.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\t", b"\\t").decode()
+
+
+class BatchRunner:
+    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: Any = None
+        path = getattr(store, "path", None)
+        if path is not None and type(store).__name__ == "EmbeddedStore":
+            import chdb
+
+            self._conn = chdb.connect(str(path))
+
+    def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self._conn is None:
+            return self.store.query(sql, params)
+        try:
+            data = self._conn.query(sql, "JSONEachRow", params=params).bytes()
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
