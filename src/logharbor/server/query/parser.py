@@ -32,7 +32,6 @@ _PERCENTILE = re.compile(r"p(\d{1,3})")
 _NO_ARG = frozenset({"rate"})
 _OPTIONAL_ARG = frozenset({"count"})
 _PIPES = ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup")
-_KEYWORDS = frozenset({"AND", "OR", "NOT"})
 #: deepest nesting of parentheses and NOTs; deeper input is refused, not a stack overflow
 MAX_DEPTH = 64
 
@@ -315,7 +314,7 @@ class _Parser:
         return replace(self.timechart(), pos=at)
 
     def sort(self) -> ast.Sort:
-        if _keyword(self.lex.peek(Mode.PIPE), "BY") or self.lex.peek(Mode.PIPE).value == "by":
+        if _keyword(self.lex.peek(Mode.PIPE), "BY"):  # "sort by x" and "sort x" are the same
             self.lex.take(Mode.PIPE)
         keys = []
         while True:
