@@ -4,7 +4,8 @@ The evaluator only writes outbox rows (one per alert transition and channel, uni
 dedup key, so a transition is never queued twice). The dispatcher groups the due rows of one
 rule, kind, slot and channel into one message, drops alerts a silence matches (recorded as
 ``silenced``), holds back firing messages over the rule's ``max_notifications_per_hour``
-(``rate_limited``; resolves always go out, so nobody is left believing an alert still fires),
+(``rate_limited``; resolves are not limited, so nobody is left believing an alert still fires),
+sends a resolve only when its firing notification went out (else it is ``skipped``),
 and sends. A :class:`Retriable` failure is tried again after ``backoff_s · 2^(attempt-1)``
 (capped) up to ``max_attempts``; a :class:`Permanent` one is recorded as ``failed`` at once.
 A row is marked ``sent`` only after the channel returned, so delivery is at least once across
@@ -126,8 +127,30 @@ class Dispatcher:
             delivered += await self._deliver(channel, rule_id, kind, members, now)
         return delivered
 
+    def _firing_status(self, row: dict[str, Any]) -> tuple[str, int] | None:
+        """(status, next attempt) of the firing notification a resolve answers, if there was one."""
+        prefix, _, since = row["dedup_key"].rsplit(":", 2)
+        with self.engine.connect() as conn:
+            n = alert_notifications.c
+            found = conn.execute(select(n.status, n.next_attempt_ns).where(
+                alert_notifications.c.dedup_key == f"{prefix}:firing:{since}",
+                alert_notifications.c.channel == row["channel"])).first()
+        return (found[0], found[1]) if found is not None else None
+
     async def _deliver(self, channel: str, rule_id: int, kind: str, rows: list[dict[str, Any]],
                        now: int) -> int:
+        if kind == "resolved":  # announce the end only of what was announced
+            kept = []
+            for row in rows:
+                firing = await asyncio.to_thread(self._firing_status, row)
+                if firing is not None and firing[0] == "pending":  # still retrying: resolve after it
+                    await asyncio.to_thread(self._mark, [row["id"]], next_attempt_ns=firing[1] + 1)
+                elif firing is not None and firing[0] != "sent":
+                    await asyncio.to_thread(self._mark, [row["id"]], status="skipped",
+                                            error=f"its firing notification was {firing[0]}")
+                else:
+                    kept.append(row)
+            rows = kept
         silenced, live = [], []
         for row in rows:
             silence = await asyncio.to_thread(self.silences.silenced_by, row["alert"]["labels"], now)

@@ -81,7 +81,8 @@ alert_notifications = Table(
     Column("batch", BigInteger, nullable=False),  # evaluation slot: alerts of one slot go out together
     Column("kind", String(16), nullable=False),  # firing | resolved
     Column("alert", JSON, nullable=False),  # labels, annotations, value, times
-    Column("status", String(16), nullable=False),  # pending | sent | failed | silenced | rate_limited
+    # pending | sent | failed | silenced | rate_limited | skipped (a resolve whose firing was not sent)
+    Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ns", BigInteger, nullable=False),
     Column("created_ns", BigInteger, nullable=False),

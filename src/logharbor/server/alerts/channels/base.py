@@ -73,9 +73,11 @@ class Notification:
         """A plain-text body: one paragraph per alert."""
         lines = [self.subject, ""]
         for alert in self.alerts:
-            group = ", ".join(f"{k}={v}" for k, v in alert.labels.items()) or "(no labels)"
-            lines.append(f"- {alert.state}: {group}")
-            lines.append(f"  value: {alert.value}")
+            group = ", ".join(f"{k}={v}" for k, v in alert.labels.items() if k != "alertname")
+            lines.append(f"- {alert.state}: {group or '(all records)'}")
+            value = alert.value
+            shown = "n/a" if value is None else str(int(value)) if float(value).is_integer() else f"{value:g}"
+            lines.append(f"  value: {shown}")
             lines.append(f"  since: {_iso(alert.starts_ns)}")
             if alert.ends_ns:
                 lines.append(f"  resolved: {_iso(alert.ends_ns)}")
