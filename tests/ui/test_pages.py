@@ -119,13 +119,13 @@ def test_services_page_numbers_and_links(probe: PageProbe, demo: Demo) -> None:
     expected = {r["service"]: r["n"] for r in stats["rows"]}
     for service in ("checkout", "nginx", "shop-alb"):
         cells = table.locator(f"tr[data-service={service}] td").all_inner_texts()
-        assert int(cells[1]) == expected[service] == len(demo.stories)
+        assert int(cells[2]) == expected[service] == len(demo.stories)
         errors = sum(1 for s in demo.stories if s.status >= 500)
-        assert int(cells[3]) == errors
+        assert int(cells[4]) == errors
     page.wait_for_function("() => document.querySelectorAll('.service-card canvas').length >= 9")
     screenshot(page, "services", full_page=True)
     # the error count links to the search behind it
-    table.locator("tr[data-service=checkout] td").nth(3).locator("a").click()
+    table.locator("tr[data-service=checkout] td").nth(4).locator("a").click()
     page.wait_for_selector("#results li.record")
     q = parse_qs(urlparse(page.url).query)["q"][0]
     assert "service:checkout" in q and "status:>=500" in q
@@ -133,21 +133,51 @@ def test_services_page_numbers_and_links(probe: PageProbe, demo: Demo) -> None:
     assert set(page.locator("#results .level").all_inner_texts()) == {"ERROR"}
 
 
-def test_alerts_page_follows_the_alerting_api(probe: PageProbe, demo: Demo) -> None:
+def test_alerts_page_is_hidden_without_the_alerting_api(probe: PageProbe, demo: Demo) -> None:
     page = probe.page
+    page.route("**/api/v1/alerts/rules", lambda route: route.fulfill(
+        status=404, content_type="application/json", body='{"detail":"Not Found"}'))
     login(page, demo)
     page.wait_for_selector("#nav a[data-page=search]")
-    api = httpx.get(demo.server.url + "/api/v1/alerts/rules", headers=demo.server.headers)
-    link = page.locator("#nav a[data-page=alerts]")
-    if api.status_code == 404:
-        assert link.count() == 0, "no alerting API: no alerts page"
-        page.goto(demo.server.url + "/ui/alerts")
-        page.wait_for_function("() => location.pathname === '/ui/search'")
-    else:
-        assert api.status_code == 200
-        link.click()
-        page.wait_for_selector("#alerts")
-        screenshot(page, "alerts")
+    assert page.locator("#nav a[data-page=alerts]").count() == 0
+    page.goto(demo.server.url + "/ui/alerts")
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+
+
+def test_alerts_page_lists_and_edits_rules(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    name = f"ui-{uuid.uuid4().hex[:8]}"
+    login(page, demo)
+    page.click("#nav a[data-page=alerts]")
+    page.wait_for_selector("#alerts")
+    page.click("#new-rule")
+    spec = orjson.loads(page.input_value("#rule-json"))
+    spec.update(name=name, query="service:checkout AND level:ERROR", condition="count > 3")
+    page.fill("#rule-json", "{not json")
+    page.click("#rule-save")
+    assert "Not valid JSON" in page.inner_text("#rule-error")
+    page.fill("#rule-json", orjson.dumps({**spec, "condition": "median > 3 or so"}).decode())
+    page.click("#rule-save")
+    page.wait_for_function("() => document.querySelector('#rule-error').textContent.includes('condition')")
+    page.fill("#rule-json", orjson.dumps(spec).decode())
+    page.click("#rule-save")
+    row = page.locator(f"#rules tr[data-rule='{name}']")
+    row.wait_for()
+    assert "count > 3" in row.inner_text() and "service:checkout AND level:ERROR" in row.inner_text()
+    stored = httpx.get(f"{demo.server.url}/api/v1/alerts/rules/{quote(name)}", headers=demo.server.headers).json()
+    assert stored["spec"]["query"] == "service:checkout AND level:ERROR" and stored["enabled"] is True
+    screenshot(page, "alerts")
+
+    row.locator("[data-action=toggle]").click()
+    page.wait_for_selector(f"#rules tr[data-rule='{name}'][data-state=disabled]")
+    stored = httpx.get(f"{demo.server.url}/api/v1/alerts/rules/{quote(name)}", headers=demo.server.headers).json()
+    assert stored["enabled"] is False
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=delete]").click()
+    page.wait_for_function(f"() => !document.querySelector(`#rules tr[data-rule='{name}']`)")
+    gone = httpx.get(f"{demo.server.url}/api/v1/alerts/rules/{quote(name)}", headers=demo.server.headers)
+    assert gone.status_code == 404
 
 
 def test_layout_fits_laptop_and_large_screens(probe: PageProbe, demo: Demo) -> None:

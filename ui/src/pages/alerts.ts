@@ -1,25 +1,59 @@
-// Alerts: the rules and their state. The page (and its link) only appears when the server
-// answers GET /api/v1/alerts/rules; the alerting API is built separately, so the view reads its
-// answer generically (a list, or an object holding one) and shows the fields it finds.
+// Alerts: the rules with their state, and an editor for them. The page (and its link) appears only
+// when the server answers GET /api/v1/alerts/rules. A rule is edited as the JSON the API takes
+// (PUT /api/v1/alerts/rules/{name}), so every option of a rule is reachable and the server's own
+// validation message is what the user sees; writing needs an admin key.
 
-import { getJSON, type Row } from "../api";
+import { getJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { link, type Page } from "../router";
+import { formatLocal } from "../timerange";
 import { searchUrl } from "./search";
 
-const PREFERRED = ["name", "state", "query", "condition", "window", "for", "interval", "channels", "labels"];
-
-function rulesOf(answer: unknown): Row[] {
-  if (Array.isArray(answer)) return answer as Row[];
-  if (answer && typeof answer === "object") {
-    for (const value of Object.values(answer as Row)) if (Array.isArray(value)) return value as Row[];
-  }
-  return [];
+interface Rule {
+  name: string;
+  spec: Row;
+  enabled: boolean;
+  last_eval_ns: number | null;
+  last_error: string | null;
+  states: Record<string, number>;
 }
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return "";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
+const TEMPLATE = {
+  name: "checkout errors",
+  description: "",
+  query: "service:checkout",
+  condition: "ratio(status:>=500) > 0.05",
+  window: "5m",
+  interval: "1m",
+  for: "2m",
+  group_by: [],
+  labels: { severity: "page" },
+  channels: [],
+  enabled: true,
+};
+
+function conditionText(c: unknown): string {
+  if (typeof c === "string") return c;
+  if (!c || typeof c !== "object") return "";
+  const cond = c as Row;
+  if (cond.type === "absence") return "absent";
+  const lhs = cond.type === "ratio" ? `ratio(${cond.numerator})` : cond.type === "value" ? String(cond.column) : "count";
+  return `${lhs} ${cond.op} ${cond.threshold}`;
+}
+
+/** The rule's state in one word: firing beats pending beats everything else. */
+function stateOf(rule: Rule): string {
+  if (!rule.enabled) return "disabled";
+  for (const s of ["firing", "pending"]) if ((rule.states?.[s] ?? 0) > 0) return s;
+  return rule.last_eval_ns ? "ok" : "not evaluated";
+}
+
+async function writeRule(method: "PUT" | "DELETE", name: string, body?: unknown): Promise<void> {
+  await request(`/api/v1/alerts/rules/${encodeURIComponent(name)}`, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+  });
 }
 
 export function alertsPage(): Page {
@@ -27,37 +61,118 @@ export function alertsPage(): Page {
   return {
     async mount(root) {
       document.title = "Alerts · logharbor";
-      const body = h("section", { class: "card", id: "alerts" }, h("p", { class: "hint" }, "Loading…"));
-      root.append(h("div", { class: "page" }, h("div", { class: "toolbar" }, h("h1", null, "Alert rules")), body));
-      controller = new AbortController();
-      let rules: Row[];
-      try {
-        rules = rulesOf(await getJSON<unknown>("/api/v1/alerts/rules", controller.signal));
-      } catch (err) {
-        if ((err as Error).name === "AbortError") return;
-        clear(body);
-        body.append(h("p", { class: "form-error" }, (err as Error).message));
-        return;
-      }
-      clear(body);
-      if (!rules.length) {
-        body.append(h("p", { class: "hint" }, "No alert rules yet."));
-        return;
-      }
-      const keys = new Set<string>();
-      rules.forEach((r) => Object.keys(r).forEach((k) => keys.add(k)));
-      const columns = [...PREFERRED.filter((k) => keys.has(k)), ...[...keys].filter((k) => !PREFERRED.includes(k))]
-        .slice(0, 10);
-      body.append(h("table", { class: "grid" },
-        h("thead", null, h("tr", null, columns.map((c) => h("th", null, c)))),
-        h("tbody", null, rules.map((rule) => h("tr", null, columns.map((c) => {
-          const text = cell(rule[c]);
-          if (c === "query" && typeof rule[c] === "string") {
-            return h("td", null, link(searchUrl(text, { from: "now-1h", to: "now" }), text));
+      const list = h("section", { class: "card", id: "alerts" }, h("p", { class: "hint" }, "Loading…"));
+      const editorBox = h("section", { class: "card rule-editor", id: "rule-editor", hidden: true });
+      const newButton = h("button", { type: "button", class: "primary", id: "new-rule" }, "New rule");
+      root.append(h("div", { class: "page" },
+        h("div", { class: "toolbar" }, h("h1", null, "Alert rules"), newButton), editorBox, list));
+
+      function edit(name: string | null, spec: unknown) {
+        clear(editorBox);
+        editorBox.hidden = false;
+        const text = h("textarea", { id: "rule-json", rows: "18", spellcheck: "false", "aria-label": "rule (JSON)" });
+        text.value = JSON.stringify(spec, null, 2);
+        const error = h("p", { class: "form-error", id: "rule-error", role: "alert" });
+        const save = h("button", { type: "submit", class: "primary", id: "rule-save" }, "Save");
+        const cancel = h("button", { type: "button", onclick: () => { editorBox.hidden = true; } }, "Cancel");
+        const form = h("form", null,
+          h("h2", null, name ? `Edit rule “${name}”` : "New rule"),
+          h("p", { class: "hint" },
+            "The rule as the API takes it: query, condition (count > N, ratio(filter) > x, <column> > x, or absent), " +
+              "window, interval, for, group_by, labels, annotations, channels, enabled."),
+          text, h("div", { class: "row" }, save, cancel), error);
+        form.addEventListener("submit", async (ev) => {
+          ev.preventDefault();
+          error.textContent = "";
+          let body: Row;
+          try {
+            body = JSON.parse(text.value) as Row;
+          } catch (err) {
+            error.textContent = `Not valid JSON: ${(err as Error).message}`;
+            return;
           }
-          if (c === "state") return h("td", null, h("span", { class: `state state-${text.toLowerCase()}` }, text));
-          return h("td", null, text);
-        }))))));
+          const target = String(body.name ?? name ?? "");
+          if (!target) {
+            error.textContent = "A rule needs a name.";
+            return;
+          }
+          try {
+            await writeRule("PUT", target, body);
+            if (name && name !== target) await writeRule("DELETE", name);
+          } catch (err) {
+            error.textContent = (err as Error).message;
+            return;
+          }
+          editorBox.hidden = true;
+          await load();
+        });
+        editorBox.append(form);
+        text.focus();
+      }
+      newButton.addEventListener("click", () => edit(null, TEMPLATE));
+
+      async function load() {
+        controller?.abort();
+        controller = new AbortController();
+        let rules: Rule[];
+        try {
+          rules = (await getJSON<{ rules: Rule[] }>("/api/v1/alerts/rules", controller.signal)).rules ?? [];
+        } catch (err) {
+          if ((err as Error).name === "AbortError") return;
+          clear(list);
+          list.append(h("p", { class: "form-error" }, (err as Error).message));
+          return;
+        }
+        clear(list);
+        if (!rules.length) {
+          list.append(h("p", { class: "hint" }, "No alert rules yet."));
+          return;
+        }
+        const message = h("p", { class: "form-error", id: "alerts-error", role: "alert" });
+        const act = (fn: () => Promise<void>) => async () => {
+          message.textContent = "";
+          try {
+            await fn();
+            await load();
+          } catch (err) {
+            message.textContent = (err as Error).message;
+          }
+        };
+        list.append(h("div", { class: "table-box" }, h("table", { class: "grid rules", id: "rules" },
+          h("thead", null, h("tr", null, ["name", "state", "query", "condition", "window", "for", "channels",
+            "last evaluated", ""].map((c) => h("th", null, c)))),
+          h("tbody", null, rules.map((rule) => {
+            const spec = rule.spec ?? {};
+            const state = stateOf(rule);
+            const counts = Object.entries(rule.states ?? {}).filter(([, n]) => n > 0)
+              .map(([s, n]) => `${n} ${s}`).join(", ");
+            return h("tr", { "data-rule": rule.name, "data-state": state },
+              h("td", null, rule.name),
+              h("td", null, h("span", { class: `state state-${state.replace(/\s+/g, "-")}` }, state),
+                counts ? h("span", { class: "hint" }, ` (${counts})`) : null),
+              h("td", null, link(searchUrl(String(spec.query ?? "*"), { from: `now-${spec.window ?? "1h"}`, to: "now" }),
+                h("code", null, String(spec.query ?? "")))),
+              h("td", null, h("code", null, conditionText(spec.condition))),
+              h("td", null, String(spec.window ?? "")),
+              h("td", null, String(spec.for ?? "")),
+              h("td", null, Array.isArray(spec.channels) ? spec.channels.join(", ") : ""),
+              h("td", null, rule.last_eval_ns ? formatLocal(rule.last_eval_ns / 1e6) : "—",
+                rule.last_error ? h("div", { class: "form-error" }, rule.last_error) : null),
+              h("td", { class: "row-actions" },
+                h("button", { type: "button", class: "mini", "data-action": "edit", onclick: () => edit(rule.name, spec) }, "Edit"),
+                h("button", {
+                  type: "button", class: "mini", "data-action": "toggle",
+                  onclick: act(() => writeRule("PUT", rule.name, { ...spec, enabled: !rule.enabled })),
+                }, rule.enabled ? "Disable" : "Enable"),
+                h("button", {
+                  type: "button", class: "mini", "data-action": "delete",
+                  onclick: act(async () => {
+                    if (confirm(`Delete the rule “${rule.name}” and its alert states?`)) await writeRule("DELETE", rule.name);
+                  }),
+                }, "Delete")));
+          })))), message);
+      }
+      await load();
     },
     unmount() {
       controller?.abort();

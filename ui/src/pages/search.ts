@@ -57,10 +57,8 @@ export function searchPage(): Page {
       const list = h("ol", { class: "records", id: "results" });
       const tableBox = h("div", { class: "table-box" });
       const sentinel = h("div", { class: "sentinel", id: "more" });
-      root.append(
-        h("div", { class: "page search" },
-          bar.el, histWrap, h("section", { class: "card results-card" }, summary, list, tableBox, sentinel)),
-      );
+      const resultsCard = h("section", { class: "card results-card" }, summary, list, tableBox, sentinel);
+      root.append(h("div", { class: "page search" }, bar.el, histWrap, resultsCard));
 
       const onFilter = (field: string, value: unknown, negate: boolean) => {
         q = addFilter(bar.value(), field, value, negate);
@@ -150,6 +148,7 @@ export function searchPage(): Page {
           return;
         }
         highlight = highlightPattern(q);
+        resultsCard.hidden = false;
         summary.textContent = "Searching…";
         const r = resolved;
         const histDone = drawHistogram(r, signal);
@@ -159,6 +158,7 @@ export function searchPage(): Page {
         } catch (err) {
           if ((err as Error).name === "AbortError") return;
           summary.textContent = "";
+          resultsCard.hidden = true;
           bar.showError(err, q);
           return;
         }

@@ -1,10 +1,11 @@
 // Service health: per service, request rate, error ratio and p50/p95/p99 latency over the chosen
 // range, each number a link to the search behind it.
 //
-// Built on the query API (`stats` and `timechart` over the records that carry an HTTP status:
-// ALB, NGINX and the apps' access lines), so it needs no endpoint of its own.
+// The numbers come from GET /api/v1/services (per service and source; long ranges read its
+// per-minute recording); on a server without that endpoint the same numbers come from `stats`
+// over the records that carry an HTTP status. The charts are `timechart` queries either way.
 
-import { runQuery, type Row } from "../api";
+import { ApiError, getJSON, type QueryAnswer, runQuery, type Row } from "../api";
 import { type LineChart, lineChart } from "../components/linechart";
 import { timePicker } from "../components/timepicker";
 import { clear, h } from "../dom";
@@ -18,6 +19,7 @@ const ERRORS = "status:>=500";
 
 interface Health {
   service: string;
+  source: string;
   requests: number;
   errors: number;
   p50: number | null;
@@ -26,6 +28,39 @@ interface Health {
 }
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+interface ServicesAnswer {
+  services: { service: string; source: string; requests: number; errors: number; p50_ms: number | null;
+    p95_ms: number | null; p99_ms: number | null }[];
+}
+
+/** Per-service numbers from /api/v1/services, or null when this server has no such endpoint. */
+async function fromServicesApi(from: string, to: string, signal: AbortSignal): Promise<Health[] | null> {
+  try {
+    const answer = await getJSON<ServicesAnswer>(`/api/v1/services?${new URLSearchParams({ from, to })}`, signal);
+    return answer.services.map((s) => ({
+      service: s.service, source: s.source, requests: s.requests, errors: s.errors,
+      p50: num(s.p50_ms), p95: num(s.p95_ms), p99: num(s.p99_ms),
+    }));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+/** The same numbers from the query language, for servers without /api/v1/services. */
+async function fromQueries(from: string, to: string, pcts: string, signal: AbortSignal): Promise<Health[]> {
+  const [totals, errors]: QueryAnswer[] = await Promise.all([
+    runQuery(`${REQUESTS} | stats count() as requests, ${pcts} by service, source`, from, to, null, signal),
+    runQuery(`${ERRORS} | stats count() as errors by service, source`, from, to, null, signal),
+  ]);
+  const key = (row: Row) => `${row.service}\u0000${row.source}`;
+  const errorsBy = new Map(errors.rows.map((row) => [key(row), Number(row.errors)]));
+  return totals.rows.map((row) => ({
+    service: String(row.service), source: String(row.source ?? ""), requests: Number(row.requests),
+    errors: errorsBy.get(key(row)) ?? 0, p50: num(row.p50), p95: num(row.p95), p99: num(row.p99),
+  }));
+}
 
 export function servicesPage(): Page {
   let controller: AbortController | null = null;
@@ -65,14 +100,19 @@ export function servicesPage(): Page {
         const from = iso(r.fromMs);
         const to = iso(r.toMs);
         const pcts = "p50(duration_ms) as p50, p95(duration_ms) as p95, p99(duration_ms) as p99";
-        let answers;
+        let health: Health[];
+        let series: QueryAnswer;
+        let errSeries: QueryAnswer;
         try {
-          answers = await Promise.all([
-            runQuery(`${REQUESTS} | stats count() as requests, ${pcts} by service`, from, to, null, signal),
-            runQuery(`${ERRORS} | stats count() as errors by service`, from, to, null, signal),
-            runQuery(`${REQUESTS} | timechart span=${spanText(span)} count() as n, ${pcts} by service`, from, to, null, signal),
-            runQuery(`${ERRORS} | timechart span=${spanText(span)} count() as n by service`, from, to, null, signal),
+          const tc = `timechart span=${spanText(span)}`;
+          const [api, a, b] = await Promise.all([
+            fromServicesApi(from, to, signal),
+            runQuery(`${REQUESTS} | ${tc} count() as n, ${pcts} by service`, from, to, null, signal),
+            runQuery(`${ERRORS} | ${tc} count() as n by service`, from, to, null, signal),
           ]);
+          health = api ?? (await fromQueries(from, to, pcts, signal));
+          series = a;
+          errSeries = b;
         } catch (err) {
           if ((err as Error).name === "AbortError") return;
           clear(body);
@@ -80,16 +120,7 @@ export function servicesPage(): Page {
           return;
         }
         clear(body);
-        const [totals, errors, series, errSeries] = answers;
-        const errorsBy = new Map(errors.rows.map((row) => [String(row.service), Number(row.errors)]));
-        const health: Health[] = totals.rows.map((row) => ({
-          service: String(row.service),
-          requests: Number(row.requests),
-          errors: errorsBy.get(String(row.service)) ?? 0,
-          p50: num(row.p50),
-          p95: num(row.p95),
-          p99: num(row.p99),
-        })).sort((a, b) => b.requests - a.requests);
+        health.sort((x, y) => y.requests - x.requests || x.service.localeCompare(y.service));
         if (!health.length) {
           body.append(h("p", { class: "hint" }, "No HTTP records (with a status) in this range."));
           return;
@@ -109,27 +140,28 @@ export function servicesPage(): Page {
           return out;
         };
         const table = h("table", { class: "grid health", id: "health-table" },
-          h("thead", null, h("tr", null, ["service", "requests", "rate /s", "errors (5xx)", "error ratio",
-            "p50", "p95", "p99"].map((c) => h("th", { class: c === "service" ? "" : "num" }, c)))),
+          h("thead", null, h("tr", null, ["service", "source", "requests", "rate /s", "errors (5xx)", "error ratio",
+            "p50", "p95", "p99"].map((c) => h("th", { class: c === "service" || c === "source" ? "" : "num" }, c)))),
           h("tbody", null, health.map((s) => {
             const svc = `service:${quoteValue(s.service)}`;
             const go = (q: string, text: string) => link(searchUrl(q, range), text);
             const latency = (v: number | null) =>
               v === null ? "—" : go(`${svc} AND duration_ms:>=${+v.toFixed(3)}`, `${v.toFixed(1)} ms`);
-            return h("tr", { "data-service": s.service },
+            return h("tr", { "data-service": s.service, "data-source": s.source },
               h("td", null, go(svc, s.service)),
+              h("td", null, s.source),
               h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, String(s.requests))),
               h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, (s.requests / seconds).toFixed(2))),
               h("td", { class: "num" }, go(`${svc} AND ${ERRORS}`, String(s.errors))),
-              h("td", { class: `num${s.errors / s.requests > 0.05 ? " bad" : ""}` },
-                go(`${svc} AND ${ERRORS}`, `${((s.errors / s.requests) * 100).toFixed(2)} %`)),
+              h("td", { class: `num${s.errors / Math.max(s.requests, 1) > 0.05 ? " bad" : ""}` },
+                go(`${svc} AND ${ERRORS}`, `${((s.errors / Math.max(s.requests, 1)) * 100).toFixed(2)} %`)),
               h("td", { class: "num" }, latency(s.p50)),
               h("td", { class: "num" }, latency(s.p95)),
               h("td", { class: "num" }, latency(s.p99)));
           })));
         body.append(h("section", { class: "card" }, table));
         const range2: [number, number] = [r.fromMs / 1000, r.toMs / 1000];
-        for (const s of health) {
+        for (const s of health.filter((x, i) => health.findIndex((y) => y.service === x.service) === i)) {
           const counts = grid(series.rows, s.service, "n");
           const errs = grid(errSeries.rows, s.service, "n");
           const rate = counts.map((c) => (c === null ? 0 : c / span));
