@@ -128,7 +128,7 @@ def test_rotation_under_load_with_two_kill9_loses_nothing(
         delivered = lambda: rec.stats()["lines"]  # noqa: E731
         sink_options = {}
     cfg = agent_config(tmp_path, url, **sink_options)
-    writer = Writer(tmp_path / "logs", LINES, rotations=6, seconds=12.0)
+    writer = Writer(tmp_path / "logs", LINES, rotations=6, seconds=40.0 if FULL else 12.0)
     agent = agent_factory(cfg)
     writer.start()
     sent_before_kill: set[int] = set()
