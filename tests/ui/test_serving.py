@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from tests.ui.conftest import Demo
+
+from logharbor.server.ui import ui_router
 
 
 def test_pages_and_assets_are_public_with_secure_headers(demo: Demo) -> None:
@@ -58,3 +63,27 @@ def test_root_redirects_browsers_and_answers_shippers(demo: Demo) -> None:
 def test_api_still_needs_a_key(demo: Demo) -> None:
     response = httpx.post(demo.server.url + "/api/v1/query", json={"q": "*"})
     assert response.status_code == 401
+
+
+def test_router_on_a_given_build(tmp_path: Path) -> None:
+    asyncio.run(_router_on_a_given_build(tmp_path))
+
+
+async def _router_on_a_given_build(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    app = FastAPI()
+    app.include_router(ui_router(dist))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as client:
+        missing = await client.get("/ui/")
+        assert missing.status_code == 503 and "scripts/install.sh" in missing.text
+        (dist / "assets").mkdir(parents=True)
+        (dist / "index.html").write_text("<!doctype html><title>t</title><div id=main></div>")
+        (dist / "assets" / "app-1.js").write_text("console.log(1)")
+        (tmp_path / "secret.txt").write_text("not for you")
+        assert (await client.get("/ui/trace/abc")).text.startswith("<!doctype html>")
+        js = await client.get("/ui/assets/app-1.js")
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+        for path in ("/ui/assets/..%2f..%2fsecret.txt", "/ui/..%2fsecret.txt", "/ui/assets/%2e%2e/%2e%2e/secret.txt"):
+            assert "not for you" not in (await client.get(path)).text, path
+        assert (await client.get("/ui/assets/app-2.js")).status_code == 404
+        assert (await client.get("/ui?x=1")).headers["location"] == "/ui/?x=1"
