@@ -27,6 +27,9 @@ def test_login_run_query_expand_and_refine(probe: PageProbe, demo: Demo) -> None
     page.fill("#api-key", "lh_not_a_real_key")
     page.press("#api-key", "Enter")
     page.wait_for_selector("#login-error:text('not valid')")
+    page.fill("#api-key", demo.server.create_key("writer"))
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#login-error:text('writer key only ingests')")
     screenshot(page, "login")
     page.fill("#api-key", demo.server.api_key)
     page.press("#api-key", "Enter")
@@ -105,6 +108,9 @@ def test_syntax_error_is_shown_at_its_position(probe: PageProbe, demo: Demo) -> 
     assert expected["error"]["message"] in box.inner_text()
     assert page.evaluate("document.activeElement.selectionStart") == position
     screenshot(page, "search-syntax-error")
+    page.keyboard.press("Escape")  # leaves the box and keeps the text
+    assert page.evaluate("document.activeElement.id") != "query"
+    assert page.input_value("#query") == bad
 
 
 def test_infinite_scroll_pages_without_gaps_or_repeats(probe: PageProbe, demo: Demo) -> None:

@@ -109,7 +109,7 @@ function shortcuts(): void {
     const target = ev.target as HTMLElement;
     const typing = target.closest("input, textarea, select, [contenteditable]") !== null;
     if (ev.key === "/" && !typing && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
-      const box = document.getElementById("query") as HTMLInputElement | null;
+      const box = document.querySelector<HTMLInputElement>("#query, #trace-id");
       if (box) {
         ev.preventDefault();
         box.focus();

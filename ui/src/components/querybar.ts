@@ -17,7 +17,7 @@ export interface QueryBar {
 export function queryBar(initial: string, onRun: (q: string) => void, runLabel = "Run"): QueryBar {
   const input = h("input", {
     id: "query",
-    type: "search",
+    type: "text", // not "search": Chrome clears a search field on Escape, which here only leaves it
     class: "query-input",
     value: initial,
     placeholder: 'service:checkout AND level:ERROR "payment declined"   (press / to focus, Enter to run)',

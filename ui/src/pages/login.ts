@@ -47,7 +47,10 @@ export function loginPage(afterLogin: () => Promise<void>): Page {
           return;
         }
         if (!answer.ok) {
-          error.textContent = answer.status === 401 ? "This key is not valid." : `The server answered ${answer.status}.`;
+          error.textContent =
+            answer.status === 401 ? "This key is not valid."
+            : answer.status === 403 ? "This key may not read logs (a writer key only ingests); use a reader or admin key."
+            : `The server answered ${answer.status}.`;
           return;
         }
         setKey(key);

@@ -79,6 +79,11 @@ function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): H
     h("span", { class: "wf-ms" }, ms(b.duration_ms)));
   });
   for (const t of ticks) t.style.left = t.dataset.left ?? "0";
+  if (!bars.length) {
+    return h("p", { class: "hint", id: "waterfall" },
+      "None of these records carries a layer's own timing (ALB processing times, NGINX request time, " +
+        "an app's duration), so there is no waterfall; the records below are in time order.");
+  }
   return h("div", { class: "waterfall", id: "waterfall" },
     h("div", { class: "wf-row wf-axis" }, h("span", { class: "wf-label" }), h("span", { class: "wf-track" }, ticks),
       h("span", { class: "wf-ms" })),
@@ -92,11 +97,11 @@ export function tracePage(): Page {
       const id = decodeURIComponent(url.pathname.replace(/^\/ui\/trace\/?/, ""));
       document.title = id ? `Trace ${id} · logharbor` : "Traces · logharbor";
       const input = h("input", {
-        id: "trace-id", type: "search", value: id, placeholder: "trace id, X-Amzn-Trace-Id, traceparent or request id",
+        id: "trace-id", type: "text", value: id, placeholder: "trace id, X-Amzn-Trace-Id, traceparent or request id",
         spellcheck: "false", "aria-label": "trace id",
       });
       input.value = id;
-      const form = h("form", { class: "querybar" }, input, h("button", { type: "submit", class: "primary" }, "Open"));
+      const form = h("form", { class: "querybar", role: "search" }, input, h("button", { type: "submit", class: "primary" }, "Open"));
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
         const v = input.value.trim();
