@@ -99,9 +99,12 @@ def test_trace_page_shows_the_three_layers(probe: PageProbe, demo: Demo) -> None
     assert all(w > 0 for w in widths)
     statuses = page.locator("#trace-records .http").all_inner_texts()
     assert any(str(failed.status) in s for s in statuses)
-    # a bar picks its record
+    # a bar picks its record, and so does the dot where a record was written
     page.locator("#waterfall .wf-row[data-layer=nginx]").first.click()
     assert page.locator("#trace-records li.picked").get_attribute("data-layer") == "nginx"
+    assert page.locator("#waterfall .dot").count() == len(answer["records"])
+    page.locator("#waterfall .dot.layer-alb").first.click()
+    assert page.locator("#trace-records li.picked").get_attribute("data-layer") == "alb"
     screenshot(page, "trace", full_page=True)
 
 

@@ -60,6 +60,9 @@ function breakdownTable(t: TraceAnswer["timings"]): HTMLElement {
 
 function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): HTMLElement {
   const bars = answer.waterfall.bars;
+  const events = answer.waterfall.events;
+  // the axis spans the bars; a record written outside them (NGINX stamps whole seconds, so its
+  // clock may put it before the request began) sits at the edge, its own offset in its title
   const end = Math.max(1, ...bars.map((b) => b.start_ms + b.duration_ms));
   const begin = Math.min(0, ...bars.map((b) => b.start_ms));
   const total = end - begin;
@@ -84,10 +87,25 @@ function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): H
       "None of these records carries a layer's own timing (ALB processing times, NGINX request time, " +
         "an app's duration), so there is no waterfall; the records below are in time order.");
   }
+  const dots = events.map((e) => {
+    const dot = h("span", {
+      class: `dot layer-${e.layer}`, role: "button", tabindex: "0", "data-record": String(e.record),
+      title: `record ${e.record + 1} (${e.layer}) written at ${ms(e.at_ms)}`,
+      onclick: (ev: Event) => {
+        ev.stopPropagation();
+        onPick(e.record);
+      },
+    });
+    dot.style.left = pct(Math.min(Math.max(e.at_ms, begin), end));
+    if (e.at_ms < begin || e.at_ms > end) dot.classList.add("outside");
+    return dot;
+  });
   return h("div", { class: "waterfall", id: "waterfall" },
     h("div", { class: "wf-row wf-axis" }, h("span", { class: "wf-label" }), h("span", { class: "wf-track" }, ticks),
       h("span", { class: "wf-ms" })),
-    rows);
+    rows,
+    h("div", { class: "wf-row wf-events" }, h("span", { class: "wf-label" }, "records written"),
+      h("span", { class: "wf-track" }, dots), h("span", { class: "wf-ms" }, String(events.length))));
 }
 
 export function tracePage(): Page {
