@@ -106,16 +106,24 @@ def test_tail_shows_only_the_readers_tenant(tenants) -> None:  # type: ignore[no
                       headers={"authorization": f"Bearer {keys['acme']}", "accept": "text/event-stream"},
                       timeout=30) as stream:
         lines = stream.iter_lines()
-        for line in lines:  # wait until subscribed (its data line), then write from both tenants
-            if line.startswith("data: ") and "subscribed" in line:
+        event = ""
+        for line in lines:  # wait for the subscribed event's data line, then write from both tenants
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "subscribed":
                 break
         ingest(server, globex_writer, [{"message": "tailmark globex", "service": "checkout"}])
         ingest(server, acme_writer, [{"message": "tailmark acme", "service": "checkout"}])
         ingest(server, globex_writer, [{"message": "tailmark globex late", "service": "checkout"}])
         ingest(server, acme_writer, [{"message": "tailmark acme last", "service": "checkout"}])
+        event = ""
         for line in lines:
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event in ("", "message"):
                 seen.append(orjson.loads(line[6:]).get("message", ""))
                 if "tailmark acme last" in seen:
                     break
+            elif not line:
+                event = ""
     assert seen == ["tailmark acme", "tailmark acme last"]
