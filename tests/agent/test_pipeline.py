@@ -35,6 +35,26 @@ def test_fast_path_encoding_is_exactly_one_json_object_per_line(lines: list[str]
     assert decoded == [{"timestamp": 1_700_000_000_000_000_000, **META, "message": line} for line in lines]
 
 
+_keys = st.sampled_from(["source", "host", "file", "service", "message", "n", "env", "ts"])
+_values = st.one_of(st.integers(-5, 5), st.text(max_size=5), st.none(), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values), st.lists(st.dictionaries(_keys, _values), max_size=6))
+def test_record_path_equals_merging_shared_fields_under_each_record(meta: dict[str, Any],
+                                                                     records: list[dict[str, Any]]) -> None:
+    c = Chunk([], Ack(1), 0, dict(meta), [dict(r) for r in records], 7)
+    out = encode(c)
+    decoded = [orjson.loads(x) for x in out.payload.split(b"\n")[:-1]] if records else []
+    want = []
+    for r in records:
+        merged = {**meta, **r}
+        if "ts" not in r:
+            merged["timestamp"] = 7
+        want.append(merged)
+    assert decoded == want and out.count == len(records)
+
+
 def test_record_path_keeps_the_records_own_fields_over_shared_ones() -> None:
     out = encode(chunk([], [{"message": "x", "source": "nginx", "time": "2026-01-01T00:00:00Z"},
                             {"message": "y"}]))

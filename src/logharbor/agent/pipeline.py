@@ -49,16 +49,40 @@ def encode(chunk: Chunk) -> Encoded:
     records = chunk.records
     if not records:
         return Encoded(b"", 0, chunk.ack)
+    return Encoded(_encode_records(records, meta, chunk.time_ns), len(records), chunk.ack)
+
+
+def _encode_records(records: list[dict[str, Any]], meta: dict[str, Any], time_ns: int) -> bytes:
+    """Records as NDJSON with the shared fields spliced in front of each serialized record.
+
+    The shared fields are serialized once per chunk (once per set of keys a record overrides,
+    so a record's own value wins and no key appears twice), not merged into every dict.
+    """
     dumps = orjson.dumps
+    meta_keys = meta.keys()
+    base = dumps(meta)[:-1]  # b'{"source":"file",...' without its closing brace
+    heads: dict[frozenset[str], bytes] = {}
     out = []
     for r in records:
-        if meta:
-            r = {**meta, **r}
-        if not any(k in r for k in _TIME_KEYS):
-            r["timestamp"] = chunk.time_ns
-        out.append(dumps(r, default=str))
+        if "timestamp" not in r and not any(k in r for k in _TIME_KEYS):
+            r["timestamp"] = time_ns
+        head = base
+        clash = meta_keys & r.keys()
+        if clash:
+            key = frozenset(clash)
+            found = heads.get(key)
+            if found is None:
+                found = heads[key] = dumps({k: v for k, v in meta.items() if k not in key})[:-1]
+            head = found
+        body = dumps(r, default=str)
+        if head == b"{":
+            out.append(body)
+        elif len(body) == 2:
+            out.append(head + b"}")
+        else:
+            out.append(head + b"," + body[1:])
     out.append(b"")
-    return Encoded(b"\n".join(out), len(records), chunk.ack)
+    return b"\n".join(out)
 
 
 def _parse_step(parser: Any) -> Callable[[Chunk], Chunk]:
