@@ -153,6 +153,9 @@ class Evaluator:
         self._loop_task: asyncio.Task[None] | None = None
         self.runs = 0  # evaluations done (rules and jobs), for tests and /metrics
         self.skips = 0
+        #: the time the scheduler sleeps until, None while it is working (tests and the benchmark
+        #: move a manual clock only once it is asleep and nothing runs: see :meth:`settled`)
+        self.waiting_until: int | None = None
 
     # -------------------------------------------------------------------------- one evaluation
 
@@ -295,11 +298,19 @@ class Evaluator:
             wake = min([*due.values(), reload_at])
             sleeper = asyncio.create_task(self.clock.sleep_until(wake))
             changed = asyncio.create_task(self._changed.wait())
+            self.waiting_until = wake
             try:
                 await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.waiting_until = None
                 for t in (sleeper, changed):
                     t.cancel()
+
+    def settled(self) -> bool:
+        """Whether everything due by now has run: the scheduler sleeps past now and nothing runs."""
+        waiting = self.waiting_until
+        return not self._busy and not self._changed.is_set() and waiting is not None and \
+            waiting > self.clock.now_ns()
 
     def _job(self, key: str) -> Job:
         return next(j for j in self.jobs if "job:" + j.name == key)
