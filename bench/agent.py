@@ -13,7 +13,10 @@ Each result: MiB/s and lines/s over wall time (from the first byte received to t
 process start-up is not counted), the shipper's CPU seconds (user+sys from /proc) and MiB per CPU
 second (the per-core rate), and its peak RSS (VmHWM).
 
-Run: .venv/bin/python bench/agent.py --mbytes 200 [--kinds raw,nginx,json] [--server] [--no-rsyslog]
+With ``--pin`` each shipper runs on CPU 0 alone and the receivers (and the server) on CPU 1, so
+the wall-clock rate is the shipper's one-core rate whenever the receiver keeps up.
+
+Run: .venv/bin/python bench/agent.py --mbytes 200 [--kinds raw,nginx,json] [--server] [--pin]
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import zstandard
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK = os.sysconf("SC_CLK_TCK")
+#: command prefix that runs a shipper on CPU 0 (set by --pin; the receivers then stay on CPU 1)
+PIN: list[str] = []
 
 
 def free_port() -> int:
@@ -218,7 +223,7 @@ def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, tota
                              "api_key": api_key, "batch": {"timeout_secs": 0.2}}}}
     path = work / f"agent-{kind}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(path)],
+    proc = subprocess.Popen([*PIN, sys.executable, "-m", "logharbor.agent", "-c", str(path)],
                             stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "ab"), cwd=ROOT)
     return run_until(proc, done, counter, total, timeout=600)
 
@@ -240,7 +245,7 @@ ruleset(name="fwd" queue.type="LinkedList" queue.size="100000") {{
          queue.type="LinkedList" queue.size="100000")
 }}
 """)
-    proc = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(state / "pid")],
+    proc = subprocess.Popen([*PIN, rsyslogd, "-n", "-f", str(conf), "-i", str(state / "pid")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return run_until(proc, lambda: counter.lines >= total, counter, total, timeout=600)
 
@@ -286,7 +291,12 @@ def main() -> None:
     ap.add_argument("--compression", default="zstd", choices=["zstd", "gzip", "none"])
     ap.add_argument("--server", action="store_true", help="also ship raw lines to a real logharbor server")
     ap.add_argument("--no-rsyslog", action="store_true")
+    ap.add_argument("--pin", action="store_true",
+                    help="run each shipper on CPU 0 and the receivers (and server) on CPU 1: one core each")
     args = ap.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {1})
+        PIN[:] = ["taskset", "-c", "0"]
     work = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     try:
         for kind in args.kinds.split(","):
@@ -294,7 +304,7 @@ def main() -> None:
             total = generate(log, kind, args.mbytes)
             size = log.stat().st_size
             common = {"bench": "agent", "input": kind, "mbytes": round(size / 2**20, 1),
-                      "lines_in_file": total}
+                      "lines_in_file": total, "pinned_one_core": args.pin}
             counter = Counter()
             server, port = http_receiver(counter)
             res = run_agent(work, log, kind, f"http://127.0.0.1:{port}", counter, total,
