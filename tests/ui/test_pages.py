@@ -183,6 +183,36 @@ def test_alerts_page_lists_and_edits_rules(probe: PageProbe, demo: Demo) -> None
     assert gone.status_code == 404
 
 
+def test_alerts_page_shows_firing_groups_with_their_records(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    name = f"ui-firing-{uuid.uuid4().hex[:6]}"
+    rule = {"name": name, "query": "service:checkout AND level:ERROR", "condition": "count > 0",
+            "window": "2h", "interval": "10s", "group_by": ["instance"]}
+    created = httpx.post(demo.server.url + "/api/v1/alerts/rules", json=rule, headers=demo.server.headers)
+    assert created.status_code == 201, created.text
+    try:
+        login(page, demo, "/ui/alerts")
+        firing = page.locator(f"#active tr[data-rule='{name}'][data-state=firing]")
+        deadline = time.monotonic() + 45
+        while firing.count() == 0 and time.monotonic() < deadline:
+            page.wait_for_timeout(2000)
+            page.reload()
+            page.wait_for_selector("#active-alerts h2")
+        instances = {r["instance"] for r in demo.server.query(
+            "service:checkout AND level:ERROR | stats count() by instance", **{"from": "now-2h"})["rows"]}
+        assert firing.count() == len(instances) >= 1
+        assert page.locator(f"#rules tr[data-rule='{name}']").get_attribute("data-state") == "firing"
+        screenshot(page, "alerts-firing")
+        firing.first.locator("a").click()
+        page.wait_for_selector("#results li.record")
+        q = parse_qs(urlparse(page.url).query)["q"][0]
+        assert q.startswith("service:checkout AND level:ERROR AND instance:")
+        page.wait_for_function("() => !document.querySelector('#result-summary').textContent.startsWith('Searching')")
+        assert set(page.locator("#results .svc").all_inner_texts()) == {"checkout"}
+    finally:
+        httpx.delete(f"{demo.server.url}/api/v1/alerts/rules/{quote(name)}", headers=demo.server.headers)
+
+
 def test_layout_fits_laptop_and_large_screens(probe: PageProbe, demo: Demo) -> None:
     page = probe.page
     from urllib.parse import urlencode

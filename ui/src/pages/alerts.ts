@@ -5,9 +5,18 @@
 
 import { getJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
+import { addFilter } from "../querytext";
 import { link, type Page } from "../router";
 import { formatLocal } from "../timerange";
 import { searchUrl } from "./search";
+
+interface Alert {
+  rule: string;
+  group: Record<string, unknown>;
+  state: string;
+  value: number | null;
+  active_since_ns: number | null;
+}
 
 interface Rule {
   name: string;
@@ -56,16 +65,21 @@ async function writeRule(method: "PUT" | "DELETE", name: string, body?: unknown)
   });
 }
 
+/** How often the page reloads states (an on-call screen stays current without a click). */
+const REFRESH_MS = 15_000;
+
 export function alertsPage(): Page {
   let controller: AbortController | null = null;
+  let timer: number | undefined;
   return {
     async mount(root) {
       document.title = "Alerts · logharbor";
       const list = h("section", { class: "card", id: "alerts" }, h("p", { class: "hint" }, "Loading…"));
+      const active = h("section", { class: "card", id: "active-alerts" });
       const editorBox = h("section", { class: "card rule-editor", id: "rule-editor", hidden: true });
       const newButton = h("button", { type: "button", class: "primary", id: "new-rule" }, "New rule");
       root.append(h("div", { class: "page" },
-        h("div", { class: "toolbar" }, h("h1", null, "Alert rules"), newButton), editorBox, list));
+        h("div", { class: "toolbar" }, h("h1", null, "Alerts"), newButton), active, editorBox, list));
 
       function edit(name: string | null, spec: unknown) {
         clear(editorBox);
@@ -111,6 +125,39 @@ export function alertsPage(): Page {
       }
       newButton.addEventListener("click", () => edit(null, TEMPLATE));
 
+      /** Pending and firing alert groups, each with a link to the records behind it. */
+      async function showActive(rules: Rule[], signal: AbortSignal) {
+        clear(active);
+        active.append(h("h2", null, "Active alerts"));
+        let alerts: Alert[];
+        try {
+          alerts = (await getJSON<{ alerts: Alert[] }>("/api/v1/alerts", signal)).alerts ?? [];
+        } catch (err) {
+          active.append(h("p", { class: "form-error" }, (err as Error).message));
+          return;
+        }
+        if (!alerts.length) {
+          active.append(h("p", { class: "hint" }, "Nothing is pending or firing."));
+          return;
+        }
+        const specs = new Map(rules.map((r) => [r.name, r.spec ?? {}]));
+        active.append(h("div", { class: "table-box" }, h("table", { class: "grid", id: "active" },
+          h("thead", null, h("tr", null, ["rule", "group", "state", "value", "since", ""].map((c) => h("th", null, c)))),
+          h("tbody", null, alerts.map((a) => {
+            const spec = specs.get(a.rule) ?? {};
+            let q = String(spec.query ?? "*");
+            for (const [field, value] of Object.entries(a.group ?? {})) q = addFilter(q, field, value, false);
+            const group = Object.entries(a.group ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+            return h("tr", { "data-rule": a.rule, "data-state": a.state },
+              h("td", null, a.rule),
+              h("td", null, group || "—"),
+              h("td", null, h("span", { class: `state state-${a.state}` }, a.state)),
+              h("td", { class: "num" }, a.value === null ? "" : String(+a.value.toFixed(4))),
+              h("td", null, a.active_since_ns ? formatLocal(a.active_since_ns / 1e6) : ""),
+              h("td", null, link(searchUrl(q, { from: `now-${spec.window ?? "1h"}`, to: "now" }), "records →")));
+          })))));
+      }
+
       async function load() {
         controller?.abort();
         controller = new AbortController();
@@ -124,6 +171,8 @@ export function alertsPage(): Page {
           return;
         }
         clear(list);
+        await showActive(rules, controller.signal);
+        list.append(h("h2", null, "Rules"));
         if (!rules.length) {
           list.append(h("p", { class: "hint" }, "No alert rules yet."));
           return;
@@ -173,9 +222,11 @@ export function alertsPage(): Page {
           })))), message);
       }
       await load();
+      timer = window.setInterval(() => void load(), REFRESH_MS);
     },
     unmount() {
       controller?.abort();
+      window.clearInterval(timer);
     },
   };
 }
