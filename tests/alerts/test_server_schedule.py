@@ -41,6 +41,8 @@ def test_scheduled_firing_survives_a_restart(server_factory, receiver: Receiver)
         alerts = c.get("/api/v1/alerts").json()["alerts"]
         assert [(a["rule"], a["state"], a["value"]) for a in alerts] == [("e2e errors", "firing", 3.0)]
         evaluated = c.get("/api/v1/alerts/rules/e2e errors").json()["last_eval_ns"]
+        metrics = c.get("/metrics").text
+        assert "logharbor_alerts_firing 1.0" in metrics and "logharbor_alert_notifications_sent 1.0" in metrics
     server.stop()
     server.start()
     with server.client() as c:

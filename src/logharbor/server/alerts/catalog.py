@@ -195,6 +195,11 @@ class Catalog:
                 if seen is None:  # dedup: one notification per transition and channel, ever
                     conn.execute(insert(alert_notifications).values(**row))
 
+    def count_state(self, state: str) -> int:
+        with self.meta.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(alert_states).where(
+                alert_states.c.state == state)).scalar() or 0)
+
     def alerts(self, *, include_inactive: bool = False) -> list[dict[str, Any]]:
         """Current states joined with their rule's name and labels."""
         query = select(alert_states, alert_rules.c.name, alert_rules.c.spec).join(

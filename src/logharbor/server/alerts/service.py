@@ -38,6 +38,16 @@ class AlertService:
         """One compiled rule query against the store, under the server's query time budget."""
         return self.store.query(sql, params, settings=self._settings)
 
+    def live_values(self) -> dict[str, float]:
+        """Gauges for ``/metrics``, read at scrape time."""
+        return {
+            "logharbor_alert_evaluations": float(self.evaluator.runs),
+            "logharbor_alert_skipped_runs": float(self.evaluator.skips),
+            "logharbor_alert_notifications_sent": float(self.dispatcher.sent),
+            "logharbor_alert_notifications_failed": float(self.dispatcher.failed),
+            "logharbor_alerts_firing": float(self.catalog.count_state("firing")),
+        }
+
     async def start(self) -> None:
         await self.dispatcher.start()
         await self.evaluator.start()
@@ -58,5 +68,6 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
         runtime.meta, runtime.store, query_timeout_s=runtime.config.query_timeout_s,
         jobs=[Job("service-minutes", MINUTE_NS, recorder.record)])
     open_dashboards(app_state, runtime.meta)
+    runtime.metrics.watch(service.live_values)
     await service.start()
     return service
