@@ -27,14 +27,41 @@ _new = object.__new__
 _LogRecord = logging.LogRecord
 _time = time.time
 _root = logging.getLogger()
-#: Every attribute a LogRecord has, with the values the shortcut gives the ones it does not
-#: compute (caller and thread/process lookups are off whenever the shortcut is on).
-_TEMPLATE: dict[str, Any] = dict(_LogRecord("", 0, "(unknown file)", 0, "", None, None).__dict__)
-_TEMPLATE.update(funcName="(unknown function)", thread=None, threadName=None, processName=None,
-                 process=None, stack_info=None, exc_text=None)
-_RESERVED = frozenset(_TEMPLATE) | {"message", "asctime"}
-_LEVEL_NAMES = logging._levelToName  # type: ignore[attr-defined]  # the dict getLevelName reads
+#: Every attribute a LogRecord has (extra= may not overwrite them).
+_RESERVED = frozenset(_LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _START = logging._startTime  # type: ignore[attr-defined]  # what relativeCreated counts from
+
+
+class _Record(logging.LogRecord):
+    """A LogRecord whose constant attributes live on the class: the instance holds only what
+    varies (name, msg, args, levelno, exc_info, created and the extra= keys). Caller, thread and
+    process lookups are off whenever the shortcut is on, so these are the values stdlib would
+    have given them; the derived ones are computed when read."""
+
+    pathname = "(unknown file)"
+    filename = "(unknown file)"
+    module = "(unknown file)"
+    lineno = 0
+    funcName = "(unknown function)"
+    stack_info = None
+    exc_text = None
+    thread = None
+    threadName = None
+    processName = None
+    process = None
+    taskName = None
+
+    @property  # type: ignore[override]
+    def levelname(self) -> str:
+        return logging.getLevelName(self.levelno)
+
+    @property  # type: ignore[override]
+    def msecs(self) -> float:
+        return int((self.created - int(self.created)) * 1000) + 0.0
+
+    @property  # type: ignore[override]
+    def relativeCreated(self) -> float:
+        return (self.created - _START) * 1000
 
 
 class _State:
@@ -71,7 +98,7 @@ class Logger(logging.Logger):
             node = node.parent
         handlers = _root.handlers
         if len(handlers) != 1 or handlers[0] is not handler or _root.filters or \
-                logging.getLogRecordFactory() is not _LogRecord:
+                logging._logRecordFactory is not _LogRecord:  # type: ignore[attr-defined]
             return super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
 
         created = _time()
@@ -82,14 +109,9 @@ class Logger(logging.Logger):
                 exc_info = sys.exc_info()
         if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
             args = args[0]  # LogRecord's rule: a single mapping is the %-format's mapping
-        record = _new(_LogRecord)
-        record.__dict__ = attrs = {
-            **_TEMPLATE, "name": self.name, "msg": msg, "args": args, "levelno": level,
-            "levelname": _LEVEL_NAMES.get(level) or logging.getLevelName(level),
-            "exc_info": exc_info, "created": created,
-            "msecs": int((created - int(created)) * 1000) + 0.0,
-            "relativeCreated": (created - _START) * 1000,
-        }
+        record = _new(_Record)
+        record.__dict__ = attrs = {"name": self.name, "msg": msg, "args": args, "levelno": level,
+                                   "exc_info": exc_info, "created": created}
         if extra is not None:
             for key in extra:
                 if key in _RESERVED:
