@@ -162,3 +162,18 @@ def test_regression_concurrent_deliveries_never_share_a_compressor(tmp_path: Pat
     sink.close(5)
     assert sorted(x["n"] for x in r.records()) == list(range(200_000))
     assert all(a.status == AckStatus.DELIVERED for a in acks)
+
+
+def test_drop_newest_acknowledges_dropped_chunks_and_counts_them(tmp_path: Path, receiver_factory: Any) -> None:
+    from logharbor.agent.telemetry import METRICS
+
+    r = receiver_factory()
+    r.kill()  # nobody answers: the buffer fills up
+    sink = make_sink(tmp_path, r.url, buffer={"max_bytes": 64 * 1024, "when_full": "drop_newest"})
+    before = METRICS.dropped.labels("srv")._value.get()
+    acks = [submit(sink, i * 1000, 1000) for i in range(20)]  # ~27 KB each
+    dropped = [a for a in acks if a.finished]
+    assert dropped and all(a.status == AckStatus.DROPPED for a in dropped)
+    assert not all(a.finished for a in acks)  # what the buffer took waits for delivery
+    assert METRICS.dropped.labels("srv")._value.get() - before == 1000 * len(dropped)
+    sink.close(0.2)

@@ -62,6 +62,7 @@ class BufferedSink:
                          for i in range(self._workers(cfg))]
         self._metrics = telemetry.METRICS
         self.delivered = 0
+        self._count_lock = threading.Lock()
 
     # -- the pipeline side ----------------------------------------------------------------------
 
@@ -190,7 +191,8 @@ class BufferedSink:
                 else:
                     self._stop.wait(wait)
                 continue
-            self.delivered += count - len(rejected)
+            with self._count_lock:
+                self.delivered += count - len(rejected)
             self._metrics.records_sent.labels(self.name).inc(count - len(rejected))
             self._metrics.batches_sent.labels(self.name).inc()
             if rejected:

@@ -145,6 +145,8 @@ class FileSource:
     def _lag(self) -> None:
         gauge = telemetry.METRICS.file_lag
         for t in self.live.values():
+            if t.fd is not None and not t.is_gzip:
+                t.size = os.fstat(t.fd).st_size
             gauge.labels(self.name, t.path).set(max(0, t.size - t.acked_off))
         telemetry.METRICS.files_open.labels(self.name).set(len(self.live))
 
