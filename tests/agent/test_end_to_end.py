@@ -151,7 +151,7 @@ def test_rotation_under_load_with_two_kill9_loses_nothing(
 
 
 @pytest.mark.slow
-def test_server_down_lines_are_buffered_on_disk_and_delivered_after(
+def test_server_down_lines_are_buffered_on_disk_and_delivered_after_a_kill9(
         tmp_path: Path, server_factory: Any, agent_factory: Any) -> None:
     (tmp_path / "logs").mkdir()
     srv = server_factory("--batch-max-age", "0.2")
@@ -175,6 +175,8 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after(
     writer.join(120)
     assert wait_for(caught_up, 30)
     assert sum(p.stat().st_size for p in buffered.glob("*.seg")) > 0
+    agent.kill9()  # the buffered lines exist only in the disk buffer now: a restart must replay them
+    agent = agent_factory(cfg, name="agent-restarted")
     time.sleep(max(0.0, DOWN_SECS - (time.monotonic() - down_at)))
     srv.start()
     assert wait_for(lambda: srv.store_rows() >= total, 120, 0.5), agent.log()[-3000:]
