@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from logharbor.server.alerts.catalog import StoredRule
 from logharbor.server.alerts.evaluator import Evaluator, ManualClock, next_slot
+from logharbor.server.alerts.lease import Lease
 from logharbor.server.alerts.rules import Rule
 from logharbor.server.alerts.tables import alert_notifications
 
@@ -242,3 +243,35 @@ def test_scheduler_runs_on_the_grid_without_drift_or_overlap(harness: Harness) -
     assert slow[0] == first and all((s - first) % (10 * S) == 0 for s in slow)  # still on its grid
     assert len(slow) < 6 and evaluator.skips >= 2  # the slots it was busy for were skipped, not queued
     assert h.catalog.get_rule("slow one")["skipped_runs"] == evaluator.skips  # type: ignore[index]
+
+
+def test_only_the_lease_holder_evaluates(harness: Harness) -> None:
+    h = harness
+    put(h, name="leased", query="service:lease-svc", condition="count > 0", window="1m", interval="10s")
+    clock = ManualClock(T0)
+    servers = [Evaluator(h.catalog, lambda sql, params: h.store.query(sql, params), h.store.table, clock,
+                         lease=Lease(h.meta, holder=name, ttl_ns=60 * S)) for name in ("server-a", "server-b")]
+
+    async def drive(seconds: int, running: list[Evaluator]) -> None:
+        for _ in range(seconds):
+            clock.advance(S)
+            for _ in range(200):
+                if all(e.settled() for e in running):
+                    break
+                await asyncio.sleep(0.005)
+
+    async def scenario() -> tuple[int, int, int]:
+        a, b = servers
+        await a.start()
+        await drive(1, [a])
+        await b.start()
+        await drive(60, [a, b])
+        runs = (a.runs, b.runs)
+        await a.stop()  # a graceful stop gives the lease up: b takes over at its next pass
+        await drive(40, [b])
+        await b.stop()
+        return runs[0], runs[1], b.runs
+
+    a_runs, b_before, b_after = asyncio.run(scenario())
+    assert a_runs == 6 and b_before == 0  # one server ran every slot, the other none
+    assert b_after >= 3

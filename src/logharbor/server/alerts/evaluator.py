@@ -6,6 +6,8 @@ never from "last run + I", so a slow evaluation does not push later ones (no dri
 previous run of the same rule is still busy is skipped and counted on the rule (no overlapping
 runs); after downtime the next slot is simply the next one (no burst of catch-up runs). Each run
 looks at ``[slot − window, slot)``, so its verdict depends on the slot, not on when it ran.
+With a :class:`~.lease.Lease`, only the server holding it runs slots (several servers, one
+metadata database).
 
 States per (rule, group): inactive → pending (condition true, ``for`` not yet elapsed) → firing
 → resolved (condition false again). Every transition is written with the new state and the
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .catalog import Catalog, Evaluation, StoredRule
+from .lease import Lease
 from .rules import GroupResult, Rule
 
 __all__ = ["Clock", "Evaluator", "Job", "ManualClock", "SystemClock", "next_slot", "step"]
@@ -139,13 +142,15 @@ class Evaluator:
 
     def __init__(self, catalog: Catalog, run_query: Callable[[str, Mapping[str, Any]], list[dict[str, Any]]],
                  table: str, clock: Clock | None = None, *, concurrency: int = 2,
-                 on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None) -> None:
+                 on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None,
+                 lease: Lease | None = None) -> None:
         self.catalog = catalog
         self.run_query = run_query
         self.table = table
         self.clock: Clock = clock or SystemClock()
         self.on_outbox = on_outbox
         self.jobs = jobs or []
+        self.lease = lease
         self._limit = asyncio.Semaphore(concurrency)
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -260,6 +265,9 @@ class Evaluator:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=30)
+        if self.lease is not None and self.lease.held_until:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.lease.release)
 
     async def _loop(self) -> None:
         due: dict[str, int] = {}  # rule name or "job:<name>" → next slot
@@ -280,12 +288,15 @@ class Evaluator:
                     due.setdefault("job:" + job.name, next_slot(job.name, job.interval_ns, now - 1))
                 due = {k: v for k, v in due.items() if k in rules or k.startswith("job:")}
                 reload_at = now + _RELOAD_NS
+            active = await self._hold_lease(now)
             for key, slot in sorted(due.items(), key=lambda kv: kv[1]):
                 if slot > now:
                     continue
                 stored = rules.get(key)
                 interval = stored.rule.interval_ns if stored else self._job(key).interval_ns
                 due[key] = next_slot(key if stored else key[4:], interval, now)
+                if not active:  # another server holds the lease and runs this slot
+                    continue
                 if key in self._busy:  # the previous run is still going: skip this slot
                     self.skips += 1
                     if stored is not None:
@@ -305,6 +316,18 @@ class Evaluator:
                 self.waiting_until = None
                 for t in (sleeper, changed):
                     t.cancel()
+
+    async def _hold_lease(self, now: int) -> bool:
+        lease = self.lease
+        if lease is None:
+            return True
+        if lease.holds(now + lease.ttl_ns // 2):  # renewed recently enough
+            return True
+        try:
+            return await asyncio.to_thread(lease.hold, now)
+        except Exception:  # the database is away: run nothing rather than risk running twice
+            log.exception("alert evaluator: could not renew the lease")
+            return False
 
     def settled(self) -> bool:
         """Whether everything due by now has run: the scheduler sleeps past now and nothing runs."""

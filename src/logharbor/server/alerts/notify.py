@@ -26,6 +26,7 @@ from sqlalchemy import distinct, func, select, update
 from .catalog import Catalog
 from .channels import Alert, Channel, DeliveryError, Notification, Permanent, build_channel
 from .evaluator import Clock, SystemClock
+from .lease import Lease
 from .silences import SilenceStore
 from .tables import alert_notifications
 
@@ -41,7 +42,8 @@ class Dispatcher:
 
     def __init__(self, catalog: Catalog, silences: SilenceStore, clock: Clock | None = None, *,
                  max_attempts: int = 6, backoff_s: float = 2.0, backoff_max_s: float = 300.0,
-                 build: Callable[[str, dict[str, Any]], Channel] = build_channel) -> None:
+                 build: Callable[[str, dict[str, Any]], Channel] = build_channel,
+                 lease: Lease | None = None) -> None:
         self.catalog = catalog
         self.silences = silences
         self.clock: Clock = clock or SystemClock()
@@ -49,6 +51,7 @@ class Dispatcher:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.build = build
+        self.lease = lease  # when set, only the lease holder (the evaluating server) sends
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
@@ -118,6 +121,8 @@ class Dispatcher:
     async def deliver_due(self) -> int:
         """Send every due group once; the number of messages delivered."""
         now = self.clock.now_ns()
+        if self.lease is not None and not self.lease.holds(now):
+            return 0
         rows = await asyncio.to_thread(self._due, now)
         groups: dict[tuple[str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:

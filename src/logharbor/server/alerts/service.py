@@ -6,6 +6,7 @@ the store closes; the routes reach it as ``request.app.state.alerts``.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from logharbor.server.store.base import Store
 
 from .catalog import Catalog
 from .evaluator import Clock, Evaluator, Job, SystemClock
+from .lease import Lease
 from .notify import Dispatcher
 from .silences import SilenceStore
 
@@ -24,15 +26,17 @@ class AlertService:
     """Owns the alert loops of one server."""
 
     def __init__(self, meta: MetaStore, store: Store, *, clock: Clock | None = None,
-                 query_timeout_s: float = 30.0, jobs: list[Job] | None = None) -> None:
+                 query_timeout_s: float = 30.0, jobs: list[Job] | None = None,
+                 holder: str | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store = store
         self.catalog = Catalog(meta)
         self.silences = SilenceStore(meta)
-        self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock)
+        self.lease = Lease(meta, holder=holder)  # one evaluating server among those sharing the DB
+        self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock, lease=self.lease)
         self._settings = {"max_execution_time": query_timeout_s}
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
-                                   on_outbox=self.dispatcher.wake, jobs=jobs)
+                                   on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease)
 
     def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One compiled rule query against the store, under the server's query time budget."""
@@ -66,7 +70,9 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
     recorder = app_state.service_recorder = ServiceRecorder(runtime.store)
     service = app_state.alerts = AlertService(
         runtime.meta, runtime.store, query_timeout_s=runtime.config.query_timeout_s,
-        jobs=[Job("service-minutes", MINUTE_NS, recorder.record)])
+        jobs=[Job("service-minutes", MINUTE_NS, recorder.record)],
+        # stable across restarts of this server, so a restart after kill -9 takes its lease back
+        holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}")
     open_dashboards(app_state, runtime.meta)
     runtime.metrics.watch(service.live_values)
     await service.start()

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 from logharbor.server.meta.db import metadata
 
 __all__ = [
-    "alert_channels", "alert_history", "alert_notifications", "alert_rules", "alert_states",
+    "alert_channels", "alert_history", "alert_leases", "alert_notifications", "alert_rules", "alert_states",
     "dashboards", "saved_queries", "silences",
 ]
 
@@ -120,4 +120,12 @@ dashboards = Table(
     Column("spec", JSON, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+)
+
+# which server runs the evaluator and the dispatcher when several share the metadata database
+alert_leases = Table(
+    "alert_leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
 )
