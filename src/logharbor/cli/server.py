@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
         ingest_workers: int | None = typer.Option(
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
+        encryption_key_file: Path | None = typer.Option(
+            None, help="seal the store and WAL at rest with the keys in this file (id:hex lines, 0600)"),
         tls_cert: Path | None = typer.Option(None, help="PEM certificate: serve HTTPS"),
         tls_key: Path | None = typer.Option(None, help="PEM private key of --tls-cert"),
         no_auth: bool = typer.Option(False, "--no-auth",
@@ -70,6 +72,7 @@ def register(app: typer.Typer) -> None:
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
+                                  encryption_key_file=encryption_key_file,
                                   metrics_public=metrics_public, meta_url=meta_url,
                                   ingest_rate_per_key=ingest_rate,
                                   syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,

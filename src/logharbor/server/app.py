@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor import __version__
+from logharbor.sealing import Sealer
 from logharbor.server.alerts.routes import alerts_router
 from logharbor.server.alerts.service import start_alerting
 from logharbor.server.auth import AuthMiddleware, RateLimiter
@@ -76,10 +77,10 @@ class Runtime:
         }
 
 
-def open_store(config: ServerConfig) -> Store:
+def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
     """The store named by ``config.store``."""
     if config.store == "embedded":
-        return EmbeddedStore(config.store_dir, table=config.table)
+        return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer)
     raise ValueError(f"store {config.store!r} is not supported (use 'embedded')")
 
 
@@ -107,10 +108,11 @@ def build_runtime(config: ServerConfig) -> Runtime:
         log.warning("created the first admin API key; it is in %s (readable by this user only)", key_file)
         print(f"logharbor: first start: admin API key written to {key_file}", flush=True)
     metrics = ServerMetrics()
-    store = open_store(config)
+    sealer = Sealer.from_file(config.encryption_key_file) if config.encryption_key_file else None
+    store = open_store(config, sealer)
     store.open()
     wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
-                        max_bytes=config.wal_max_bytes, fsync=config.wal_fsync)
+                        max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer)
     wal.open()
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,

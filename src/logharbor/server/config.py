@@ -45,6 +45,8 @@ class ServerConfig(BaseModel):
     max_fields_per_record: int = Field(1_000, ge=1,
                                        description="a record with more top-level keys is rejected")
     max_field_bytes: int = Field(256 * 1024, ge=64, description="a longer string value rejects its record")
+    encryption_key_file: Path | None = Field(
+        None, description="key file (id:hex lines, mode 0600): seal the store and the WAL at rest")
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
 

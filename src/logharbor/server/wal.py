@@ -23,6 +23,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from logharbor.sealing import Sealer
+
 __all__ = ["WalCorruption", "WalFull", "WalPosition", "WriteAheadLog"]
 
 _MAGIC = b"LHWAL01\n"
@@ -80,8 +82,10 @@ class WriteAheadLog:
         segment_bytes: int = 64 * 1024 * 1024,
         max_bytes: int = 1024 * 1024 * 1024,
         fsync: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.sealer = sealer  # encryption at rest: entries are sealed on write, opened on read
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.fsync = fsync
@@ -218,6 +222,8 @@ class WriteAheadLog:
         parts: list[bytes] = []
         seqs: list[int] = []
         size = 0
+        if self.sealer is not None:
+            payloads = [self.sealer.seal(p) for p in payloads]
         for payload in payloads:
             seq = self._next_seq
             self._next_seq += 1
@@ -296,6 +302,8 @@ class WriteAheadLog:
                     if zlib.crc32(payload, zlib.crc32(_SEQ.pack(seq))) != crc:
                         raise WalCorruption(f"entry at {pos.segment}:{pos.offset} fails its CRC")
                     end = WalPosition(pos.segment, pos.offset + _HEADER.size + length)
+                    if self.sealer is not None:
+                        payload = self.sealer.open(payload)
                     out.append(WalEntry(seq, payload, pos, end))
                     total += length
                     pos = end

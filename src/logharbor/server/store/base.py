@@ -63,8 +63,16 @@ class Store(Protocol):
         """Rows and bytes of the logs table."""
 
 
-def schema_sql(table_name: str, engine: str = "MergeTree") -> str:
+_POLICIES = frozenset({"logharbor_sealed"})
+
+
+def schema_sql(table_name: str, engine: str = "MergeTree", *, storage_policy: str | None = None) -> str:
     """The CREATE TABLE statement for the logs table, with the name quoted by sqlsafe."""
     text = resources.files("logharbor.server.store").joinpath("schema.sql").read_text()
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    return body.replace("{table}", quote_identifier(table_name)).replace("{engine}", engine)
+    body = body.replace("{table}", quote_identifier(table_name)).replace("{engine}", engine)
+    if storage_policy is not None:
+        if storage_policy not in _POLICIES:
+            raise StoreError(f"unknown storage policy {storage_policy!r}")
+        body += f", storage_policy = '{storage_policy}'"
+    return body

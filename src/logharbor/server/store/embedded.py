@@ -8,7 +8,10 @@ batch replayed after a crash is not stored twice.
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from logharbor.sealing import Sealer
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -43,8 +47,10 @@ def _settings_clause(settings: Mapping[str, Any] | None) -> str:
 class EmbeddedStore:
     """A :class:`~logharbor.server.store.base.Store` on chDB."""
 
-    def __init__(self, path: str | Path, *, table: str = "logs", readers: int = 2) -> None:
+    def __init__(self, path: str | Path, *, table: str = "logs", readers: int = 2,
+                 sealer: Sealer | None = None) -> None:
         self.path = Path(path)
+        self.sealer = sealer
         self.table_name = table
         self.table = quote_identifier(table)
         self.readers = readers
@@ -57,14 +63,55 @@ class EmbeddedStore:
         import chdb
         from chdb import session
 
+        existed = self.path.exists() and any(self.path.iterdir())
         self.path.mkdir(parents=True, exist_ok=True)
-        # one connection writes (a streaming insert blocks its connection), the others read
-        self._session = session.Session(str(self.path))
-        self._session.query(schema_sql(self.table_name))
-        for _ in range(self.readers):
-            conn = chdb.connect(str(self.path))
-            self._connections.append(conn)
-            self._pool.put(conn)
+        marker = self.path / "ENCRYPTED"
+        if existed and marker.exists() != (self.sealer is not None):
+            sealed = marker.exists()
+            raise StoreError(
+                f"the store in {self.path} was created {'with' if sealed else 'without'} encryption; "
+                f"start the server {'with' if sealed else 'without'} --encryption-key-file")
+        if self.sealer is not None and not existed:
+            marker.write_text("this store is on an encrypted disk; it needs its key file to open\n")
+        target = str(self.path)
+        config_dir = None
+        if self.sealer is not None:
+            # the engine reads its encrypted-disk config (with the keys) at start; the file lives
+            # in a private temporary folder only until the connections are open
+            config_dir = tempfile.mkdtemp(prefix="logharbor-store-")
+            config = Path(config_dir) / "config.xml"
+            fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.sealer.clickhouse_disk_xml(str(self.path / "sealed-disk")))
+            target = f"file:{self.path}?config-file={config}"
+        try:
+            # one connection writes (a streaming insert blocks its connection), the others read
+            self._session = session.Session(target)
+            self._check_policy()
+            policy = "logharbor_sealed" if self.sealer is not None else None
+            self._session.query(schema_sql(self.table_name, storage_policy=policy))
+            for _ in range(self.readers):
+                conn = chdb.connect(target)
+                self._connections.append(conn)
+                self._pool.put(conn)
+        finally:
+            if config_dir is not None:
+                shutil.rmtree(config_dir, ignore_errors=True)
+
+    def _check_policy(self) -> None:
+        """Refuse to mix: a store made without encryption is not silently used with it, or back."""
+        rows = self._session.query(
+            "SELECT storage_policy FROM system.tables "
+            "WHERE database = currentDatabase() AND name = {t:String}",
+            "JSONEachRow", params={"t": self.table_name}).bytes()
+        if not rows.strip():
+            return
+        policy = orjson.loads(rows.splitlines()[0])["storage_policy"]
+        sealed = policy == "logharbor_sealed"
+        if sealed != (self.sealer is not None):
+            raise StoreError(
+                f"the store in {self.path} was created {'with' if sealed else 'without'} encryption; "
+                f"start the server {'with' if sealed else 'without'} --encryption-key-file")
 
     def close(self) -> None:
         for conn in self._connections:
