@@ -187,3 +187,24 @@ def test_expired_key_goes_back_to_login(probe: PageProbe, demo: Demo) -> None:
     page.press("#api-key", "Enter")
     page.wait_for_function("() => location.pathname === '/ui/search'")
     assert parse_qs(urlparse(page.url).query)["q"] == ["level:ERROR"]
+
+
+def test_pipeline_answers_show_as_a_table(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    q = "status:>0 | stats count() as n by service | sort by service"
+    login(page, demo, search_path(demo, q))
+    table = page.locator("#table-result")
+    table.wait_for()
+    assert table.locator("thead th").all_inner_texts() == ["service", "n"]
+    rows = [r.split("\t") for r in table.locator("tbody tr").all_inner_texts()]
+    assert rows == [[s, str(len(demo.stories))] for s in ("checkout", "nginx", "shop-alb")]
+    assert page.locator("#results li.record").count() == 0
+    assert page.locator(".hist-card").is_hidden(), "a table has no histogram of records"
+
+
+def test_unknown_trace_says_so(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo, "/ui/trace/0123456789abcdef0123456789abcdef")
+    error = page.locator("#trace-error")
+    error.wait_for()
+    assert "no records carry the id" in error.inner_text()
