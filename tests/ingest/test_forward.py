@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
+import ssl
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -38,10 +40,10 @@ class AckingSender(sender.FluentSender):
         return msgpack.packb((tag, timestamp, data, {"chunk": chunk}))
 
 
-def _acks(sock: socket.socket, count: int) -> list[str]:
+def _acks(sock: socket.socket, count: int, timeout: float = 30) -> list[str]:
     unpacker = msgpack.Unpacker(raw=False)
     acks: list[str] = []
-    sock.settimeout(30)
+    sock.settimeout(timeout)
     while len(acks) < count:
         data = sock.recv(65536)
         assert data, "the server closed the connection before acking"
@@ -139,3 +141,48 @@ def test_shared_key_handshake(server_factory) -> None:  # type: ignore[no-untype
     unauthenticated.close()
     time.sleep(0.5)
     assert server.store_rows() == 1
+
+
+def test_forward_over_tls(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}",
+                                           "--forward-tls", "--listener-tls-cert", str(cert),
+                                           "--listener-tls-key", str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(msgpack.packb(["tls.tag", int(time.time()), {"message": "over tls", "service": "ftls"},
+                                    {"chunk": "t1"}]))
+        assert _acks(conn, 1) == ["t1"]
+    assert records(server, "service:ftls", 1)[0]["tag"] == "tls.tag"
+
+
+def test_ack_means_durable_and_a_full_wal_holds_the_sender(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """With the store paused the WAL fills up: acks stop (the sender is held, nothing is dropped),
+    and after a restart exactly the acknowledged chunks are in the store."""
+    port = free_port()
+    server: ServerProcess = server_factory("--forward", f"127.0.0.1:{port}", "--pause-batcher",
+                                           "--wal-max-mb", "1")
+    acked_entries = 0
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        for n in range(20):
+            entries = b"".join(msgpack.packb([int(time.time()), {"message": f"chunk {n} entry {i} " + "x" * 100,
+                                                                 "service": "full"}]) for i in range(2000))
+            conn.sendall(msgpack.packb(["full", entries, {"chunk": f"c{n}"}]))
+            try:
+                assert _acks(conn, 1, timeout=3) == [f"c{n}"]
+            except TimeoutError:
+                break  # held back: the WAL is full
+            acked_entries += 2000
+        else:
+            raise AssertionError("a 1 MiB WAL took 20 chunks of 250 KiB without holding the sender")
+    assert acked_entries >= 2000
+    server.stop()
+    restarted: ServerProcess = server_factory("--batch-max-age", "0.2", data_dir=server.data_dir)
+    assert restarted.wait_rows(acked_entries) == acked_entries
+    time.sleep(1)  # nothing more arrives: the held chunk was never acknowledged, never stored
+    assert restarted.store_rows() == acked_entries
