@@ -207,6 +207,8 @@ def test_cli_apply_list_test(srv: ServerProcess, tmp_path: Path) -> None:
             break
         time.sleep(0.2)
     assert "cli errors: count > 2 → FIRING" in out and "service=cli-svc: 4" in out and "cli-svc has 4" in out
+    from_file = cli(srv, "test", "cli quiet", "-f", str(rules), "--json")  # a rule not saved yet
+    assert from_file.returncode == 0 and orjson.loads(from_file.stdout)["firing"] is True
     listed = cli(srv, "list")
     assert listed.returncode == 0 and "cli errors" in listed.stdout and "cli quiet" in listed.stdout
     bad = tmp_path / "bad.yaml"

@@ -1,5 +1,5 @@
 """The evaluator inside a real server: a rule fires on its own schedule, the webhook arrives once,
-and a restart of the server neither sends it again nor forgets it (it still resolves later)."""
+and a restart of the server (kill -9) neither sends it again nor forgets it (it still resolves later)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_scheduled_firing_survives_a_restart(server_factory, receiver: Receiver)
         evaluated = c.get("/api/v1/alerts/rules/e2e errors").json()["last_eval_ns"]
         metrics = c.get("/metrics").text
         assert "logharbor_alerts_firing 1.0" in metrics and "logharbor_alert_notifications_sent 1.0" in metrics
-    server.stop()
+    server.kill9()  # no graceful shutdown: state and outbox must already be on disk
     server.start()
     with server.client() as c:
         # wait until the restarted server has evaluated the rule again
