@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
@@ -127,6 +128,19 @@ def test_services_page_numbers_and_links(probe: PageProbe, demo: Demo) -> None:
         assert int(cells[4]) == errors
     page.wait_for_function("() => document.querySelectorAll('.service-card canvas').length >= 9")
     screenshot(page, "services", full_page=True)
+    # a click on a chart opens that service's records of that interval
+    chart = page.locator(".service-card[data-service=checkout] .u-over").nth(0)
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+    params = parse_qs(urlparse(page.url).query)
+    assert params["q"] == ["service:checkout AND status:>0"]
+    picked = [datetime.fromisoformat(params[k][0].replace("Z", "+00:00")).timestamp() for k in ("from", "to")]
+    assert demo.start_ms / 1000 - 3600 < picked[0] < picked[1] <= picked[0] + 3600
+    page.go_back()
+    table.wait_for()
     # the error count links to the search behind it
     table.locator("tr[data-service=checkout] td").nth(4).locator("a").click()
     page.wait_for_selector("#results li.record")

@@ -16,8 +16,9 @@ export interface LineChart {
   destroy(): void;
 }
 
+/** `onPick` gets the start (epoch seconds) of the bucket under a click. */
 export function lineChart(title: string, unit: string, x: number[], series: LineSeries[],
-  range: [number, number]): LineChart {
+  range: [number, number], onPick?: (bucketStart: number) => void): LineChart {
   const box = h("div", { class: "chart" });
   const el = h("figure", { class: "chart-fig" }, h("figcaption", null, title), box);
   let plot: uPlot | null = null;
@@ -42,6 +43,15 @@ export function lineChart(title: string, unit: string, x: number[], series: Line
           value: (_u: uPlot, v: number | null) => fmt(v) })),
       ],
     }, [x, ...series.map((s) => s.values)] as uPlot.AlignedData, box);
+    if (onPick) {
+      const chart = plot;
+      chart.over.classList.add("pickable");
+      chart.over.title = "click: the records of this interval";
+      chart.over.addEventListener("click", () => {
+        const idx = chart.cursor.idx;
+        if (idx !== null && idx !== undefined) onPick(x[idx]);
+      });
+    }
   };
   // draw once the figure is in the page and has a width
   const resize = new ResizeObserver(() => {

@@ -10,7 +10,7 @@ import { type LineChart, lineChart } from "../components/linechart";
 import { timePicker } from "../components/timepicker";
 import { clear, h } from "../dom";
 import { quoteValue } from "../querytext";
-import { link, type Page, reflect } from "../router";
+import { link, navigate, type Page, reflect } from "../router";
 import { DEFAULT_RANGE, iso, pickSpan, resolve, spanText, type TimeRange } from "../timerange";
 import { searchUrl } from "./search";
 
@@ -166,14 +166,20 @@ export function servicesPage(): Page {
           const errs = grid(errSeries.rows, s.service, "n");
           const rate = counts.map((c) => (c === null ? 0 : c / span));
           const ratio = counts.map((c, i) => (c ? ((errs[i] ?? 0) / c) * 100 : null));
+          // a click on a chart opens the records of that service in that interval
+          const svc = `service:${quoteValue(s.service)}`;
+          const pick = (q: string) => (t: number) =>
+            navigate(searchUrl(q, { from: iso(t * 1000), to: iso((t + span) * 1000) }));
           const made = [
-            lineChart("Requests / s", "/s", x, [{ label: "rate", color: "#2563eb", values: rate }], range2),
-            lineChart("Error ratio (5xx)", " %", x, [{ label: "errors", color: "#dc2626", values: ratio }], range2),
+            lineChart("Requests / s", "/s", x, [{ label: "rate", color: "#2563eb", values: rate }], range2,
+              pick(`${svc} AND ${REQUESTS}`)),
+            lineChart("Error ratio (5xx)", " %", x, [{ label: "errors", color: "#dc2626", values: ratio }], range2,
+              pick(`${svc} AND ${ERRORS}`)),
             lineChart("Latency", " ms", x, [
               { label: "p50", color: "#16a34a", values: grid(series.rows, s.service, "p50") },
               { label: "p95", color: "#d97706", values: grid(series.rows, s.service, "p95") },
               { label: "p99", color: "#dc2626", values: grid(series.rows, s.service, "p99") },
-            ], range2),
+            ], range2, pick(`${svc} AND ${REQUESTS}`)),
           ];
           charts.push(...made);
           body.append(h("section", { class: "card service-card", "data-service": s.service },
