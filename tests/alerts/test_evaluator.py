@@ -275,3 +275,16 @@ def test_only_the_lease_holder_evaluates(harness: Harness) -> None:
     a_runs, b_before, b_after = asyncio.run(scenario())
     assert a_runs == 6 and b_before == 0  # one server ran every slot, the other none
     assert b_after >= 3
+
+
+def test_resolved_groups_are_forgotten_after_a_day(harness: Harness) -> None:
+    h = harness
+    r = put(h, name="forget", query="service:forget-svc", condition="count > 0", window="1m")
+    insert(h.store, errors("forget-svc", 1, T0 - 10 * S))
+    h.evaluator.evaluate(r, T0)
+    h.evaluator.evaluate(r, T0 + 2 * M)
+    assert state(h, r) == {"{}": "resolved"}
+    h.evaluator.evaluate(r, T0 + 23 * 60 * M)
+    assert state(h, r) == {"{}": "resolved"}  # still shown within the day
+    h.evaluator.evaluate(r, T0 + 25 * 60 * M)
+    assert state(h, r) == {}

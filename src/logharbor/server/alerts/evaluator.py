@@ -215,7 +215,13 @@ class Evaluator:
                 since = cols.get("active_since_ns") or (prev or {}).get("active_since_ns") or at_ns
                 self._outbox(stored, result, notify, since, at_ns, ev, repeat=before == "firing" == state)
         for key, prev in states.items():  # groups not reported at all (value rules): condition false
-            if key in seen or prev["state"] not in ("pending", "firing"):
+            if key in seen:
+                continue
+            if prev["state"] == "resolved" and rule.condition.type != "absence" and \
+                    at_ns - (prev["resolved_ns"] or at_ns) > _RESOLVED_KEEP_NS:
+                ev.deletes.append(key)  # a group long quiet: forget it
+                continue
+            if prev["state"] not in ("pending", "firing"):
                 continue
             result = GroupResult(prev["group_labels"], None)
             state, cols, notify = step(prev, False, at_ns, rule)
