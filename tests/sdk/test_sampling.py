@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import zlib
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_whole_traces_are_kept_or_dropped(capture) -> None:  # type: ignore[no-u
 
 def test_same_decision_in_every_process() -> None:
     trace = "5759e988bd862e3fe1be46a994272793"
-    assert trace_bucket(trace) == int("e1be46a994272793"[-14:], 16) / 2**56
+    assert trace_bucket(trace) == zlib.crc32(trace.encode()) / 0xFFFFFFFF
     a, b = Sampler({"INFO": 0.3}), Sampler({"info": 0.3})
     assert all(a.keep(20, t) == b.keep(20, t) for t in (f"{i:032x}" for i in range(1, 2000, 7)))
 
@@ -71,3 +72,13 @@ def test_custom_levels_use_the_level_below() -> None:
 def test_bad_rates_are_named(rates: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Sampler(rates)
+
+
+def test_agrees_with_the_agent_sample_transform() -> None:
+    agent = pytest.importorskip("logharbor.agent.transforms.sample")
+    transform = agent.Sample(agent.Config(type="sample", rates={"INFO": 0.3}))
+    sampler = Sampler({"INFO": 0.3})
+    rng = random.Random(3)
+    for _ in range(500):
+        trace = f"{rng.getrandbits(128):032x}"
+        assert sampler.keep(logging.INFO, trace) == transform.keep("INFO", trace)

@@ -2,11 +2,11 @@
 
 Why consistent by trace id: a request is only useful to read when all of its lines are there.
 The decision for a record is ``bucket(trace_id) < rate[level]`` where the bucket is a number in
-[0, 1) derived from the random part of the trace id, so every line of one trace at one level is
-kept or dropped together, in every process that sees the trace (the same function gives the same
-answer in another service or in the agent). With rates that grow with the level (DEBUG ≤ INFO ≤
-WARN …), a trace whose DEBUG lines were kept also has all its INFO lines. Records without a trace
-id are sampled independently.
+[0, 1] derived from the trace id (its CRC-32), so every line of one trace at one level is kept or
+dropped together, in every process that sees the trace: another service on the sdk, and the
+agent's ``sample`` transform, which uses the same function. With rates that grow with the
+level (DEBUG ≤ INFO ≤ WARN …), a trace whose DEBUG lines were kept also has all its INFO lines.
+Records without a trace id are sampled independently.
 
 The check runs in the caller thread before anything is formatted, so a dropped record costs a
 dictionary lookup and one comparison.
@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import logging
 import random
+import zlib
 from collections.abc import Mapping
 
 from logharbor.record import LEVELS, normalize_level
 
 __all__ = ["Sampler", "trace_bucket"]
 
-_SCALE = float(1 << 56)
-
-
 def trace_bucket(trace_id: str) -> float:
-    """Where a trace falls in [0, 1): its last 14 hex digits (the random part in W3C level 2 and
-    in AWS X-Ray ids, whose first 8 digits are a time) as a fraction."""
-    try:
-        return int(trace_id[-14:], 16) / _SCALE
-    except ValueError:
-        return (hash(trace_id) & 0xFFFFFFFFFFFFFF) / _SCALE
+    """Where a trace falls in [0, 1]: the CRC-32 of the id, scaled — the same function the
+    agent's ``sample`` transform uses, so the app and the agent agree on every trace."""
+    return zlib.crc32(trace_id.encode()) / 0xFFFFFFFF
 
 
 def _canonical_levelno(levelno: int) -> int:
