@@ -148,3 +148,15 @@ log.info("last words")
     parent = next(line for line in lines if line["message"] == "last words")
     assert child["service"] == parent["service"] == "exiting"
     assert child["instance"] != parent["instance"]  # exiting-<pid>: each process its own
+
+
+def test_configure_again_replaces_and_drains(capture) -> None:  # type: ignore[no-untyped-def]
+    first = capture(service="one")
+    log = logging.getLogger("again")
+    for i in range(500):
+        log.info("first %d", i)
+    second = capture(service="two")
+    log.info("after")
+    assert [r["message"] for r in parse_lines(first.buffer.getvalue())] == [f"first {i}" for i in range(500)]
+    assert [(r["service"], r["message"]) for r in second.records()] == [("two", "after")]
+    assert logging.getLogger().handlers == [second.handler]
