@@ -106,14 +106,17 @@ def fill_store(data_dir: Path, rows: int, lookups: int) -> list[tuple[str, str]]
     store = EmbeddedStore(data_dir / "store")
     store.open()
     t0 = time.perf_counter()
+    if store.stats().rows >= rows:  # --data-dir of an earlier --keep run: reuse it
+        rows = 0
     step = max(1, 24 * 3600 * NS // max(rows // 3, 1))  # one day of traffic
     start = time.time_ns() - 24 * 3600 * NS
     chunk = 3_000_000
-    for first in range(0, rows, chunk):
+    for first in range(0, rows, chunk):  # rows == 0: the store is already filled
         store.query(GENERATE_SQL.replace("{table}", store.table),
                     {"start_ns": start, "step_ns": step, "first": first, "count": min(chunk, rows - first)})
     loaded = time.perf_counter() - t0
-    store.optimize()
+    if rows:
+        store.optimize()
     merged = time.perf_counter() - t0 - loaded
     stats = store.stats()
     samples = store.query(
@@ -266,8 +269,10 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="extra `logharbor tail` followers (0-5)")
     ap.add_argument("--probe-interval", type=float, default=0.05)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--data-dir", type=Path, help="use (or reuse, if filled) this data directory")
     args = ap.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-tail-"))
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lh-bench-tail-"))
+    args.keep = args.keep or args.data_dir is not None
     try:
         samples = fill_store(data_dir, args.trace_records, args.lookups) if args.trace_records else []
         server, url, key = start_server(data_dir)

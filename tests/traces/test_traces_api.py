@@ -180,3 +180,21 @@ def test_cli_prints_the_waterfall_and_json(stack) -> None:  # type: ignore[no-un
     missing = run_cli(server, "0af7651916cd43dd8448eb211c80319c")
     assert missing.returncode == 1
     assert "trace_not_found" in missing.stderr
+
+
+def test_an_app_that_logs_the_trace_id_as_its_request_id_still_joins(stack) -> None:  # type: ignore[no-untyped-def]
+    server, _ = stack
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with server.client() as client:
+        body = b"\n".join(orjson.dumps(r) for r in [
+            {"source": "alb", "service": "shop-alb", "message": "alb line", "trace_id": f"Root=1-{trace[:8]}-{trace[8:]}",
+             "target_processing_ms": 12.0},
+            {"source": "app", "service": "api", "message": "app line", "request_id": trace,
+             "http": {"duration_ms": 9.5}},
+        ])
+        assert client.post("/api/v1/logs", content=body).json()["accepted"] == 2
+    server.wait_rows(server.store_rows() + 2, timeout=5)  # the batcher flushes within 0.2 s
+    for ident in (trace, f"Root=1-{trace[:8]}-{trace[8:]}"):
+        answer = get_trace(server, ident).json()
+        assert sorted(r["message"] for r in answer["records"]) == ["alb line", "app line"], ident
+        assert answer["timings"]["app"]["duration_ms"] == 9.5

@@ -4,9 +4,8 @@ The id may be a W3C trace id, an ``X-Amzn-Trace-Id`` value (``Root=1-…``, ``Se
 its bare Root, a ``traceparent`` header, or an NGINX ``$request_id`` / ``X-Request-ID``. Records
 join on the normalized trace id; a layer that lost the trace id (an app that only saw
 ``X-Request-ID``) joins through the request id it shares with the NGINX record. That is two
-indexed lookups: the ids that appear beside the given one, then every record carrying any of them.
-Both are ``trace_id IN (…) OR request_id IN (…)``, which the bloom-filter skip indexes answer
-without a scan; the first reads only the two id columns.
+indexed lookups: the records carrying the id, then those carrying the ids found beside it. Both
+are ``… IN (…)`` on ``trace_id`` or ``request_id``, answered by the bloom-filter skip indexes.
 
 The timing breakdown takes what each layer measured itself, because clocks on three machines do
 not agree to the millisecond while durations measured on one clock are exact:
@@ -93,16 +92,19 @@ def _in_list(column: str, values: list[str], prefix: str, params: dict[str, Any]
     return f"{quote_identifier(column)} IN ({', '.join(names)})"
 
 
-def _lookup(store: Store, columns: str, trace_ids: list[str], request_ids: list[str], *,
-            start_ns: int | None, end_ns: int | None, tail: str,
-            scope: tuple[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {}
+def _lookup(store: Store, trace_ids: list[str], request_ids: list[str], *, exclude: str = "",
+            exclude_params: dict[str, Any] | None = None, start_ns: int | None, end_ns: int | None,
+            limit: int, scope: tuple[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Rows with any of the ids, oldest first; only the columns named use their skip index."""
+    params: dict[str, Any] = dict(exclude_params or {})
     ors = []
     if trace_ids:
         ors.append(_in_list("trace_id", trace_ids, "t", params))
     if request_ids:
         ors.append(_in_list("request_id", request_ids, "r", params))
     where = [f"({' OR '.join(ors)})"]
+    if exclude:
+        where.append(f"NOT ({exclude})")
     if start_ns is not None:
         params["from_ns"] = start_ns
         where.append("`timestamp` >= fromUnixTimestamp64Nano({from_ns:Int64}, 'UTC')")
@@ -114,7 +116,8 @@ def _lookup(store: Store, columns: str, trace_ids: list[str], request_ids: list[
         where.append(f"({fragment})")
         params.update(scope_params)
     # identifiers come from the schema via quote_identifier; every value is a parameter
-    sql = f"SELECT {columns} FROM {store.table} WHERE {' AND '.join(where)} {tail}"  # noqa: S608
+    sql = (f"SELECT {_SELECT} FROM {store.table} WHERE {' AND '.join(where)} "  # noqa: S608
+           f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}")
     return store.query(sql, params)
 
 
@@ -123,29 +126,48 @@ def find_trace(store: Store, key: TraceKey, *, start_ns: int | None = None, end_
                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of one request, oldest first, and how they were found.
 
-    First the ids only (two narrow columns, so cheap): every trace and request id on a record
-    that carries the id as given — the NGINX record's ``$request_id`` behind a trace id, the ALB
-    trace id behind a request id. Then the whole records that share any of those ids. An unknown
-    id costs only the first, narrow lookup.
+    Each lookup consults one skip index, because at 10M rows checking a bloom filter index costs
+    more than reading the few granules it selects. First the id as given (32 hex: as a trace id,
+    and only when that finds nothing as a request id); then the ids those rows carry that were
+    not searched yet — usually the NGINX ``$request_id`` behind a trace id, or the trace id
+    behind a request id — excluding the rows already found.
     """
-    trace_ids = [key.trace_id] if key.trace_id else []
-    request_ids = [key.request_id] if key.request_id else []
-    window = {"start_ns": start_ns, "end_ns": end_ns, "scope": scope}
-    pairs = _lookup(store, "DISTINCT `trace_id`, `request_id`", trace_ids, request_ids,
-                    tail=f"LIMIT {4 * MAX_JOIN_IDS}", **window)
-    if not pairs:
-        return [], {"queries": 1, "truncated": False, "trace_ids": trace_ids, "request_ids": request_ids}
-    for pair in pairs:
-        if pair.get("trace_id") and pair["trace_id"] not in trace_ids and len(trace_ids) < MAX_JOIN_IDS:
-            trace_ids.append(pair["trace_id"])
-        if pair.get("request_id") and pair["request_id"] not in request_ids \
-                and len(request_ids) < MAX_JOIN_IDS:
-            request_ids.append(pair["request_id"])
-    rows = _lookup(store, _SELECT, trace_ids, request_ids,
-                   tail=f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}", **window)
-    truncated = len(rows) > limit
-    return rows[:limit], {"queries": 2, "truncated": truncated,
-                          "trace_ids": trace_ids, "request_ids": request_ids}
+    first_t = [key.trace_id] if key.trace_id else []
+    first_r = [key.request_id] if key.request_id else []
+    window = {"start_ns": start_ns, "end_ns": end_ns, "limit": limit, "scope": scope}
+    queries = 1
+    if first_t and first_r:  # 32 hex: a trace id or an NGINX request id, most often the former
+        rows = _lookup(store, first_t, [], **window)
+        if rows:
+            first_r = []  # its use as a request id is looked up with the other request ids below
+        else:
+            first_t = []
+            rows = _lookup(store, [], first_r, **window)
+            queries = 2
+    else:
+        rows = _lookup(store, first_t, first_r, **window)
+    info: dict[str, Any] = {"queries": queries, "truncated": len(rows) > limit}
+    if not rows:
+        return [], info
+    new_t = [t for t in dict.fromkeys(r["trace_id"] for r in rows if r.get("trace_id")) if t not in first_t]
+    new_r = [i for i in dict.fromkeys(r["request_id"] for r in rows if r.get("request_id"))
+             if i not in first_r]
+    if first_t and key.trace_id and key.trace_id not in new_r:
+        new_r.append(key.trace_id)  # an app may log the trace id as its request id
+    if new_t or new_r:
+        params: dict[str, Any] = {}
+        seen = []
+        if first_t:
+            seen.append(_in_list("trace_id", first_t, "xt", params))
+        if first_r:
+            seen.append(_in_list("request_id", first_r, "xr", params))
+        more = _lookup(store, new_t[:MAX_JOIN_IDS], new_r[:MAX_JOIN_IDS], exclude=" OR ".join(seen),
+                       exclude_params=params, **window)
+        info["queries"] = queries + 1
+        if more:
+            rows = sorted(rows + more, key=lambda r: r["timestamp"])
+    info["truncated"] = len(rows) > limit
+    return rows[:limit], info
 
 
 # ------------------------------------------------------------------------------------ timings
