@@ -208,3 +208,25 @@ def test_unknown_trace_says_so(probe: PageProbe, demo: Demo) -> None:
     error = page.locator("#trace-error")
     error.wait_for()
     assert "no records carry the id" in error.inner_text()
+
+
+def test_clicked_values_are_quoted_so_they_match_exactly(probe: PageProbe, demo: Demo) -> None:
+    """Slashes, spaces, parentheses, colons, dots and numbers: each click keeps the one record."""
+    page = probe.page
+    login(page, demo, search_path(demo, "source:alb"))
+    fields = ["trace_id", "http.path", "http.user_agent", "elb", "message", "http.duration_ms",
+              "request_creation_time", "ssl_cipher", "matched_rule_priority", "target_status_code_list",
+              "http.client_ip"]
+    for field in fields:
+        row = page.locator("#results li.record").first
+        row.wait_for()
+        if not row.locator(".details").count():
+            row.locator(".summary").click()
+        button = row.locator(f"tr[data-field='{field}'] button.value")
+        value = button.inner_text()
+        button.click()
+        page.wait_for_function("() => !document.querySelector('#result-summary').textContent.startsWith('Searching')")
+        assert page.locator("#query-error").is_hidden(), f"{field}: {page.inner_text('#query-error')}"
+        assert page.locator("#results li.record").count() == 1, f"{field}={value!r} did not keep exactly the record"
+        page.locator("#results li.record").first.locator(".summary").click()
+        assert page.locator(f"#results li.record tr[data-field='{field}'] button.value").inner_text() == value
