@@ -26,6 +26,7 @@ __all__ = [
     "CANONICAL_FIELDS",
     "HTTP_FIELDS",
     "LEVELS",
+    "TIMESTAMP_KEYS",
     "RecordError",
     "format_timestamp",
     "normalize",
@@ -59,7 +60,7 @@ CANONICAL_FIELDS = (
 )
 
 # Alias tables: the first key present wins; the canonical name is tried first.
-_TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
+TIMESTAMP_KEYS = _TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
 _MESSAGE_KEYS = ("message", "msg", "short_message", "log", "event")
 _LEVEL_KEYS = ("level", "severity", "lvl", "levelname", "log.level", "loglevel", "severity_text")
 _TRACE_KEYS = ("trace_id", "traceId", "trace.id", "traceparent", "trace", "x_amzn_trace_id",

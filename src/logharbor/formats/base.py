@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from logharbor.record import _TIMESTAMP_KEYS, HTTP_FIELDS, RecordError, parse_timestamp
+from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, parse_timestamp
 
 __all__ = [
     "PARSERS",
@@ -93,7 +93,7 @@ def ufloat(value: Any) -> float:
 
 
 _HTTP_NUMBERS = tuple(name for name, kind in HTTP_FIELDS.items() if kind is not str)
-_TIMESTAMP_SET = frozenset(_TIMESTAMP_KEYS)
+_TIMESTAMP_SET = frozenset(TIMESTAMP_KEYS)
 #: normalize reads an integer timestamp by its magnitude; from 1973-03-03 on, ns are unmistakable
 _UNAMBIGUOUS_NS = 10**17
 _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
@@ -111,7 +111,7 @@ def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
     if not hits:
         return raw
     if hits & _TIMESTAMP_SET:
-        for key in _TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
+        for key in TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
             value = raw.get(key)
             if value is not None and value != "":
                 try:
