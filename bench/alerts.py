@@ -9,7 +9,8 @@ manual clock for ``--minutes`` simulated minutes: every rule runs once per minut
 same compiler, store and state/outbox writes as in the server. Prints one JSON line per rule
 kind (evaluation time p50/p99/max) and a summary line: wall time per round of all rules, the
 process CPU seconds per round (chDB's threads included) and that as a share of one core over
-the 1-minute interval.
+the 1-minute interval. Last, ``GET /api/v1/services`` over the whole span is timed on the raw
+records and on the per-minute recording (with the recording's backfill time).
 
     python bench/alerts.py --rules 100 --records 10000000
 """
@@ -34,6 +35,7 @@ from logharbor.server.alerts.catalog import Catalog, StoredRule  # noqa: E402 - 
 from logharbor.server.alerts.evaluator import Evaluator, ManualClock  # noqa: E402
 from logharbor.server.alerts.rules import Rule  # noqa: E402
 from logharbor.server.meta.db import MetaStore  # noqa: E402
+from logharbor.server.services import ServiceRecorder, service_health  # noqa: E402
 from logharbor.server.store.embedded import EmbeddedStore  # noqa: E402
 
 MINUTE = 60 * 10**9
@@ -153,8 +155,29 @@ def main() -> None:
         "cpu_share_of_one_core": round(cpu_round / 60, 4),
         "all_within_interval": max(all_ms) / 1000 < 60 and wall / rounds < 60,
         "firing": sum(1 for a in catalog.alerts() if a["state"] == "firing")}).decode(), flush=True)
+    services(store, now, parse_duration_ns(args.span))
     store.close()
     meta.close()
+
+
+def services(store: EmbeddedStore, now: int, span_ns: int, runs: int = 5) -> None:
+    """``GET /api/v1/services`` over the whole span: raw records against the per-minute recording."""
+    recorder = ServiceRecorder(store)
+    began = time.perf_counter()
+    recorder.record(now)
+    backfill = time.perf_counter() - began
+    for path in ("raw", "recording"):
+        times = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            answer = service_health(store, now - span_ns, now, scope=None, use_recording=path == "recording",
+                                    recorder=recorder)
+            times.append((time.perf_counter() - began) * 1000)
+        assert answer["source"] == path
+        print(orjson.dumps({"bench": "alerts.services", "path": path, "span_ns": span_ns,
+                            "services": len(answer["services"]), "p50_ms": round(statistics.median(times), 2),
+                            "min_ms": round(min(times), 2),
+                            "recording_backfill_s": round(backfill, 3)}).decode(), flush=True)
 
 
 if __name__ == "__main__":
