@@ -160,3 +160,50 @@ def test_configure_again_replaces_and_drains(capture) -> None:  # type: ignore[n
     assert [r["message"] for r in parse_lines(first.buffer.getvalue())] == [f"first {i}" for i in range(500)]
     assert [(r["service"], r["message"]) for r in second.records()] == [("two", "after")]
     assert logging.getLogger().handlers == [second.handler]
+
+
+class SlowOutput:
+    """Takes a little time per batch, so a burst from many threads overflows the queue."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, lines: list[bytes]) -> None:
+        threading.Event().wait(0.002)
+        self.lines.extend(lines)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return True
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+def test_many_threads_every_record_accounted_for() -> None:
+    out = SlowOutput()
+    handler = AsyncHandler([out], JSONFormatter({"service": "q"}), queue_size=500, report_interval=3600)
+    log = _logger("test.threads", handler)
+    per_thread, threads = 3000, 8
+
+    def produce(t: int) -> None:
+        for i in range(per_thread):
+            log.log((logging.DEBUG, logging.INFO, logging.WARNING)[i % 3], "t%d i%d", t, i)
+
+    workers = [threading.Thread(target=produce, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    try:
+        assert handler.flush(30)
+        stats = handler.stats()
+        written = [line for line in parse_lines(b"".join(out.lines)) if line["logger"] == "test.threads"]
+        assert len(written) == stats["written"]
+        assert stats["written"] + sum(stats["dropped"].values()) == per_thread * threads
+        assert stats["dropped"]["DEBUG"] >= stats["dropped"]["WARN"] > 0  # overflowed, lowest first
+        # each thread's records stay in its own order
+        for t in range(threads):
+            mine = [int(r["message"].split("i")[1]) for r in written if r["message"].startswith(f"t{t} ")]
+            assert mine == sorted(mine)
+    finally:
+        handler.close()
