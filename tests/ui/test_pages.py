@@ -75,6 +75,20 @@ def test_live_tail_shows_what_was_dropped(probe: PageProbe, demo: Demo) -> None:
     page.wait_for_function("() => document.querySelectorAll('#tail-lines li.record').length === 2000")
 
 
+def test_live_tail_refuses_a_bad_query_at_its_position(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    login(page, demo, "/ui/tail?q=" + quote("level:ERROR AND status:"))
+    box = page.locator("#query-error")
+    box.wait_for()
+    assert box.get_attribute("data-code") == "query_syntax"
+    assert int(box.get_attribute("data-position")) == len("level:ERROR AND status:")
+    assert page.locator("#tail-status").get_attribute("data-state") == "stopped"
+    page.fill("#query", "level:ERROR")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
+    assert box.is_hidden()
+
+
 def test_trace_page_shows_the_three_layers(probe: PageProbe, demo: Demo) -> None:
     page = probe.page
     failed = next(s for s in demo.stories if s.status >= 500 and len(s.app_records) > 1)

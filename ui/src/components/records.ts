@@ -9,8 +9,6 @@ import { formatLocal, splitTimestamp } from "../timerange";
 
 export type OnFilter = (field: string, value: unknown, negate: boolean) => void;
 
-export const LEVELS = ["FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
-
 
 /** Nested objects become dotted paths (`http.status`), the names the query language takes. */
 export function flatten(record: Row, prefix = "", out: [string, unknown][] = []): [string, unknown][] {

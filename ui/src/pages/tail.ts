@@ -126,6 +126,8 @@ export function tailPage(): Page {
           } else {
             // one DOM update per frame however fast records come
             batch.push(data);
+            // a background tab gets no animation frames: keep only what the screen would keep
+            if (batch.length > MAX_LINES) batch.splice(0, batch.length - MAX_LINES);
             if (!scheduled) {
               scheduled = true;
               requestAnimationFrame(flush);
