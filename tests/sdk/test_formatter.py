@@ -209,3 +209,31 @@ def test_level_option(capture, value) -> None:  # type: ignore[no-untyped-def]
 def test_bad_options_are_named(capture, options: dict, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=message):
         capture(service="s", **options)
+
+
+def test_capture_logs_for_users_tests(capture) -> None:  # type: ignore[no-untyped-def]
+    cap = capture(service="shop")
+    log = logging.getLogger("shop.orders")
+    log.info("before")
+    with sdk.context(request_id="r-cap"), sdk.capture_logs() as logs:
+        log.info("order placed for %s", "bob@example.com", extra={"order_id": "o-42"})
+        log.debug("below the root level")
+    log.info("after")
+    assert [r["message"] for r in logs] == ["order placed for [EMAIL]"]
+    assert logs[0]["order_id"] == "o-42" and logs[0]["request_id"] == "r-cap"
+    assert logs[0]["service"] == "shop"
+    # the real output got every line too
+    assert [r["message"] for r in cap.records()] == ["before", "order placed for [EMAIL]", "after"]
+
+
+def test_capture_logs_without_configure() -> None:
+    log = logging.getLogger("bare")
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        with sdk.capture_logs() as logs:
+            log.warning("careful", extra={"n": 1})
+    finally:
+        root.setLevel(old_level)
+    assert logs[0]["level"] == "WARN" and logs[0]["n"] == 1 and logs[0]["service"] == "unknown"

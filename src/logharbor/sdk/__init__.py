@@ -29,6 +29,7 @@ from logharbor.sdk.handlers import AsyncHandler, FileOutput, Output, StreamOutpu
 from logharbor.sdk.middleware import ASGIMiddleware, WSGIMiddleware
 from logharbor.sdk.propagation import outgoing_headers, propagate_httpx, propagate_requests
 from logharbor.sdk.sampling import Sampler
+from logharbor.sdk.testing import capture_logs
 
 __all__ = [
     "ASGIMiddleware",
@@ -38,6 +39,7 @@ __all__ = [
     "Sampler",
     "WSGIMiddleware",
     "bind",
+    "capture_logs",
     "configure",
     "context",
     "flush",
