@@ -77,3 +77,11 @@ def test_missing_layers_leave_their_values_unknown() -> None:
     assert [b["label"] for b in fall["bars"]] == ["app app"]
     assert fall["bars"][0]["start_ms"] == 0.0  # the app's own start: its log time minus its duration
     assert [e["at_ms"] for e in fall["events"]] == [25.0, 27.0]
+
+
+def test_an_amazon_root_gives_its_time_as_a_hint() -> None:
+    assert parse_trace_key("Root=1-5759e988-bd862e3fe1be46a994272793").epoch_s == 0x5759e988
+    assert parse_trace_key("Self=1-00000001-aaaaaaaaaaaaaaaaaaaaaaaa;Root=1-5759e988-bd862e3fe1be46a994272793"
+                           ).epoch_s == 0x5759e988
+    assert parse_trace_key("1-5759e988-bd862e3fe1be46a994272793").epoch_s == 0x5759e988
+    assert parse_trace_key(TRACE).epoch_s is None  # a W3C id's first digits are random

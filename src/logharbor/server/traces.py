@@ -23,6 +23,7 @@ splitting each gap evenly before and after; it does not depend on the machines' 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,10 @@ MAX_JOIN_IDS = 64
 _MAX_ID_CHARS = 512
 _HEX = frozenset("0123456789abcdefABCDEF")
 _HEADER_NAMES = ("x-amzn-trace-id:", "traceparent:", "x-request-id:")
+_AMZN_EPOCH = re.compile(r"(?:^|Root=)1-([0-9a-fA-F]{8})-[0-9a-fA-F]{24}(?:;|$)")
+#: how far from an X-Amzn-Trace-Id's own time the first try looks (records of a request are close)
+HINT_S = 86_400
+_NS = 1_000_000_000
 _SELECT = ", ".join(quote_identifier(c) for c in COLUMNS)
 
 
@@ -59,6 +64,8 @@ class TraceKey:
     raw: str
     trace_id: str | None
     request_id: str | None
+    #: the epoch seconds an ``X-Amzn-Trace-Id`` Root carries (AWS writes the request's time there)
+    epoch_s: int | None = None
 
 
 def parse_trace_key(text: str) -> TraceKey:
@@ -80,7 +87,8 @@ def parse_trace_key(text: str) -> TraceKey:
     if trace_id is None:
         return TraceKey(value, None, value)
     request_id = value if len(value) == 32 and _HEX.issuperset(value) else None
-    return TraceKey(value, trace_id, request_id)
+    amzn = _AMZN_EPOCH.search(value)
+    return TraceKey(value, trace_id, request_id, int(amzn[1], 16) if amzn else None)
 
 
 def _in_list(column: str, values: list[str], prefix: str, params: dict[str, Any]) -> str:
@@ -125,6 +133,25 @@ def find_trace(store: Store, key: TraceKey, *, start_ns: int | None = None, end_
                limit: int = DEFAULT_LIMIT, scope: tuple[str, dict[str, Any]] | None = None
                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of one request, oldest first, and how they were found.
+
+    With no window given, an ``X-Amzn-Trace-Id`` is first looked up within a day of the time in
+    its Root, so the engine reads a few daily partitions instead of all of them; a Root whose time
+    is wrong (a client may send its own) falls back to the whole table.
+    """
+    if start_ns is None and end_ns is None and key.epoch_s is not None:
+        rows, info = _find(store, key, start_ns=(key.epoch_s - HINT_S) * _NS,
+                           end_ns=(key.epoch_s + HINT_S) * _NS, limit=limit, scope=scope)
+        if rows:
+            return rows, info
+        rows, more = _find(store, key, start_ns=None, end_ns=None, limit=limit, scope=scope)
+        more["queries"] += info["queries"]
+        return rows, more
+    return _find(store, key, start_ns=start_ns, end_ns=end_ns, limit=limit, scope=scope)
+
+
+def _find(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: int | None, limit: int,
+          scope: tuple[str, dict[str, Any]] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`find_trace` within one window.
 
     Each lookup consults one skip index, because at 10M rows checking a bloom filter index costs
     more than reading the few granules it selects. First the id as given (32 hex: as a trace id,
