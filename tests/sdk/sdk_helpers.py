@@ -100,9 +100,9 @@ class Receiver:
                         else gzip.decompress(raw) if encoding == "gzip" else raw)
                 lines = parse_lines(body)
                 with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                              "lines": lines})
                     status, headers, answer = receiver.script.pop(0) if receiver.script else (200, {}, None)
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
+                                              "lines": lines, "status": status})
                 if answer is None:
                     rejected = [{"line": k, "error": "test says no"} for k in sorted(receiver.reject_lines)
                                 if k <= len(lines)]
@@ -124,7 +124,7 @@ class Receiver:
 
     def delivered(self) -> list[dict[str, Any]]:
         """Lines of the requests answered 200, in order."""
-        return [line for req in self.requests if req.get("ok", True) for line in req["lines"]]
+        return [line for req in self.requests if req["status"] == 200 for line in req["lines"]]
 
     def stop(self) -> None:
         self.server.shutdown()
