@@ -24,14 +24,13 @@ import httpx
 import orjson
 import zstandard
 
-from logharbor.demo.traffic import ELB, NGINX_FORMAT, TrafficGenerator, render
+from logharbor.demo.alb import alb_object_path
+from logharbor.demo.traffic import NGINX_FORMAT, TrafficGenerator, render
 from logharbor.formats.base import build_parser
 from logharbor.record import normalize, to_wire
 
 __all__ = ["DemoLab", "LogFiles", "Shipper"]
 
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
 #: what the ALB and NGINX lines do not say about themselves (an agent's `enrich` step adds these)
 LAYER_DEFAULTS = {
     "alb": {"service": "shop-alb", "source": "alb", "env": "prod"},
@@ -54,11 +53,7 @@ class LogFiles:
         return self.root / "app" / f"checkout-{port}.log"
 
     def alb_object(self, when: datetime, seq: int) -> Path:
-        """AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/<name>.log.gz"""
-        name = (f"{ACCOUNT}_elasticloadbalancing_{REGION}_{ELB.replace('/', '.')}_"
-                f"{when:%Y%m%dT%H%MZ}_10.0.0.5_{seq:08x}.log.gz")
-        return (self.root / "alb" / "AWSLogs" / ACCOUNT / "elasticloadbalancing" / REGION
-                / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}" / name)
+        return alb_object_path(self.root / "alb", when, seq)
 
     def write(self, lines: dict[str, list[Any]], alb_seq: int) -> None:
         """Append one slice of traffic to the files (ALB lines become one gzip'd object)."""

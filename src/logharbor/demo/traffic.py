@@ -18,16 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from logharbor.demo.alb import ELB, TARGET_GROUP
 from logharbor.formats.alb import format_alb_line
 from logharbor.formats.nginx import format_nginx_line
 from logharbor.record import format_timestamp
 
-__all__ = ["APP_PORTS", "NGINX_FORMAT", "RequestStory", "TrafficGenerator", "render"]
+__all__ = ["APP_PORTS", "ELB", "NGINX_FORMAT", "RequestStory", "TrafficGenerator", "render"]
 
 APP_PORTS = (9092, 9093)
 NGINX_FORMAT = "main"
-ELB = "app/shop-alb/50dc6c495c0c9188"
-TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-nginx/73e2d6bc24d8a067"
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 DOMAIN = "shop.example.com"
 USER_AGENTS = (
