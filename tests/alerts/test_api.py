@@ -175,6 +175,10 @@ def test_services_health_per_layer_and_scope(srv: ServerProcess) -> None:
         rrows = {(s["service"], s["source"]): s for s in recorded["services"]}
         assert rrows[("svc-alb", "alb")]["requests"] == 100 and rrows[("svc-alb", "alb")]["errors"] == 10
         assert c.get("/api/v1/services", params={"from": "bogus"}).status_code == 400
+        series = c.get("/api/v1/services", params={"since": "5m", "step": "1m"}).json()["series"]
+        assert sum(p["requests"] for p in series if p["service"] == "svc-alb") == 100
+        assert "whole number of minutes" in error_of(c.get("/api/v1/services", params={"step": "30s"}))
+        assert "points" in error_of(c.get("/api/v1/services", params={"since": "30d", "step": "1m"}))
         scoped = {"authorization": f"Bearer {srv.create_key('reader', services=['svc-app'])}"}
         mine = c.get("/api/v1/services", params={"since": "5m"}, headers=scoped).json()["services"]
         assert [(s["service"], s["requests"]) for s in mine] == [("svc-app", 100)]

@@ -79,3 +79,19 @@ def test_range_edges_and_scope(store: EmbeddedStore) -> None:
     nobody = service_health(store, lo, hi, scope=("service = {s:String}", {"s": "someone-else"}),
                             use_recording=True, recorder=recorder)
     assert nobody["services"] == []
+
+
+def test_series_per_step_adds_up_to_the_totals(store: EmbeddedStore) -> None:
+    start = T0 + 50 * H
+    insert(store, requests("series-svc", "alb", start, 600, 6 * 10**9))  # 10 per minute for an hour
+    recorder = ServiceRecorder(store)
+    recorder.record(start + 2 * H)
+    scope = ("service = {s:String}", {"s": "series-svc"})
+    for use_recording in (False, True):
+        answer = service_health(store, start, start + H, scope=scope, use_recording=use_recording,
+                                recorder=recorder, step_ns=10 * MINUTE_NS)
+        points = answer["series"]
+        assert [p["t_ns"] for p in points] == [start + k * 10 * MINUTE_NS for k in range(6)]
+        assert all(p["requests"] == 100 and p["errors"] == 10 for p in points)
+        assert sum(p["requests"] for p in points) == by_key(answer)[("series-svc", "alb")]["requests"] == 600
+        assert points[0]["rate_per_s"] == round(100 / 600, 4)

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from logharbor.server.errors import ApiError
-from logharbor.server.query import TimeParseError, parse_time_ns
+from logharbor.server.query import TimeParseError, parse_duration_ns, parse_time_ns
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -36,6 +36,7 @@ LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objec
 BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
 RECORDING_FROM_NS = 6 * 3600 * 10**9  # ranges at least this long use the recording
 _QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
+MAX_POINTS = 2000  # points of a series
 
 
 def _recording_name(store: Store) -> str:
@@ -43,13 +44,16 @@ def _recording_name(store: Store) -> str:
     return quote_identifier(f"{base}_service_minutes")
 
 
-def _raw_part(table: str, scope: str) -> str:
+def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
+    """Request rows of ``[lo, hi)`` aggregated like the recording (per minute when ``minutes``)."""
+    minute = "toStartOfMinute(timestamp) AS minute, " if minutes else ""
     # identifiers from the store / sqlsafe, values are {name:Type} parameters
-    return (f"SELECT service, source, count() AS requests, countIf(http_status >= 500) AS errors, "  # noqa: S608
+    return (f"SELECT {minute}service, source, count() AS requests, "  # noqa: S608
+            f"countIf(http_status >= 500) AS errors, "
             f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
-            f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{raw_from:Int64}}, 'UTC') "
-            f"AND timestamp < fromUnixTimestamp64Nano({{raw_to:Int64}}, 'UTC') "
-            f"AND http_status IS NOT NULL{scope} GROUP BY service, source")
+            f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{{lo}:Int64}}, 'UTC') "
+            f"AND timestamp < fromUnixTimestamp64Nano({{{hi}:Int64}}, 'UTC') "
+            f"AND http_status IS NOT NULL{scope} GROUP BY {'minute, ' if minutes else ''}service, source")
 
 
 class ServiceRecorder:
@@ -100,9 +104,10 @@ class ServiceRecorder:
 
 
 def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str, dict[str, Any]] | None,
-                   use_recording: bool | None = None, recorder: ServiceRecorder | None = None
-                   ) -> dict[str, Any]:
-    """Per (service, source): requests, rate, errors, error ratio and latency percentiles."""
+                   use_recording: bool | None = None, recorder: ServiceRecorder | None = None,
+                   step_ns: int | None = None) -> dict[str, Any]:
+    """Per (service, source): requests, rate, errors, error ratio and latency percentiles; with
+    ``step_ns`` (whole minutes) also a ``series`` of the same per step, for charts."""
     scope_sql, params = (f" AND ({scope[0]})", dict(scope[1])) if scope else ("", {})
     recorder = recorder or ServiceRecorder(store)
     if use_recording is None:
@@ -110,35 +115,51 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
     source = "raw"
     rec_from = start_ns + (-start_ns) % MINUTE_NS  # first whole minute inside the range
     until = recorder.recorded_until() if use_recording else None
-    parts: list[str] = []
     if until is not None and until > rec_from:
         rec_to = min(until, end_ns - end_ns % MINUTE_NS)
-        parts.append(f"SELECT service, source, requests, errors, latency FROM {recorder.table} FINAL "  # noqa: S608
-                     f"WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
-                     f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}")
-        params.update(rec_from=rec_from // 10**9, rec_to=rec_to // 10**9)
-        parts.append(_raw_part(store.table, scope_sql))  # the part before the first whole minute
-        parts.append(_raw_part(store.table, scope_sql).replace("raw_from", "tail_from").replace(
-            "raw_to", "tail_to"))
-        params.update(raw_from=start_ns, raw_to=rec_from, tail_from=rec_to, tail_to=end_ns)
+        params.update(rec_from=rec_from // 10**9, rec_to=rec_to // 10**9, raw_from=start_ns, raw_to=rec_from,
+                      tail_from=rec_to, tail_to=end_ns)
         source = "recording"
+
+        def parts(minutes: bool) -> list[str]:
+            minute = "minute, " if minutes else ""
+            return [f"SELECT {minute}service, source, requests, errors, latency FROM {recorder.table} "  # noqa: S608
+                    f"FINAL WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
+                    f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}",
+                    # the raw records before the first and after the last recorded minute
+                    _raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes),
+                    _raw_part(store.table, scope_sql, "tail_from", "tail_to", minutes=minutes)]
     else:
-        parts.append(_raw_part(store.table, scope_sql))
         params.update(raw_from=start_ns, raw_to=end_ns)
-    sql = ("SELECT service, source, sum(requests) AS requests, sum(errors) AS errors, "  # noqa: S608
-           f"{_QUANTILES.replace('(', 'Merge(', 1)}(latency) AS q FROM ("
-           + " UNION ALL ".join(parts) + ") GROUP BY service, source ORDER BY service, source")
-    rows = store.query(sql, params)
+
+        def parts(minutes: bool) -> list[str]:
+            return [_raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes)]
+
+    quantiles = _QUANTILES.replace("(", "Merge(", 1)
+    merge = f"sum(requests) AS requests, sum(errors) AS errors, {quantiles}(latency) AS q"
+    sql = (f"SELECT service, source, {merge} FROM (" + " UNION ALL ".join(parts(False))  # noqa: S608
+           + ") GROUP BY service, source ORDER BY service, source")
     seconds = max((end_ns - start_ns) / 1e9, 1e-9)
-    services = []
-    for row in rows:
-        requests, errors = int(row["requests"]), int(row["errors"])
-        q = [None if v is None or v != v else round(float(v), 3) for v in (row["q"] or [None] * 3)]
-        services.append({"service": row["service"], "source": row["source"], "requests": requests,
-                         "rate_per_s": round(requests / seconds, 4), "errors": errors,
-                         "error_ratio": round(errors / requests, 6) if requests else 0.0,
-                         "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
-    return {"from_ns": start_ns, "to_ns": end_ns, "source": source, "services": services}
+    answer: dict[str, Any] = {"from_ns": start_ns, "to_ns": end_ns, "source": source,
+                              "services": [_health(row, seconds) for row in store.query(sql, params)]}
+    if step_ns is not None:
+        params["step"] = step_ns // 10**9
+        sql = (f"SELECT toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({{step:UInt32}}))) AS t, "  # noqa: S608
+               f"service, source, {merge} FROM (" + " UNION ALL ".join(parts(True))
+               + ") GROUP BY t, service, source ORDER BY t, service, source")
+        answer["step_ns"] = step_ns
+        answer["series"] = [{"t_ns": int(row["t"]) * 10**9, **_health(row, step_ns / 1e9)}
+                            for row in store.query(sql, params)]
+    return answer
+
+
+def _health(row: dict[str, Any], seconds: float) -> dict[str, Any]:
+    requests, errors = int(row["requests"]), int(row["errors"])
+    q = [None if v is None or v != v else round(float(v), 3) for v in (row["q"] or [None] * 3)]
+    return {"service": row["service"], "source": row["source"], "requests": requests,
+            "rate_per_s": round(requests / seconds, 4), "errors": errors,
+            "error_ratio": round(errors / requests, 6) if requests else 0.0,
+            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]}
 
 
 def services_router() -> APIRouter:
@@ -148,8 +169,9 @@ def services_router() -> APIRouter:
     @router.get("/api/v1/services", summary="Per-service request rate, error ratio and latency")
     async def services(request: Request, from_: str | None = Query(None, alias="from"),
                        since: str | None = None, to: str | None = None,
-                       recording: bool | None = None) -> dict[str, Any]:
-        """``from``/``since`` (default 1h ago) to ``to`` (default now); ``recording`` forces a path."""
+                       recording: bool | None = None, step: str | None = None) -> dict[str, Any]:
+        """``from``/``since`` (default 1h ago) to ``to`` (default now); ``recording`` forces a path;
+        ``step`` (whole minutes, e.g. ``5m``) adds a per-step series."""
         now = time.time_ns()
         try:
             start = parse_time_ns(from_ or since or "1h", now_ns=now)
@@ -158,14 +180,30 @@ def services_router() -> APIRouter:
             raise ApiError(400, "invalid_time", str(exc)) from None
         if end <= start:
             raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        step_ns = _step(step, end - start)
         scope = getattr(request.state, "query_scope", None)
         store = request.app.state.store
         recorder = getattr(request.app.state, "service_recorder", None)
         try:
-            return await run_in_threadpool(service_health, store, start, end, scope=scope,
-                                           use_recording=recording, recorder=recorder)
+            return await run_in_threadpool(lambda: service_health(
+                store, start, end, scope=scope, use_recording=recording, recorder=recorder, step_ns=step_ns))
         except StoreError as exc:
             raise ApiError(500, "store_error", f"the store could not compute service health: {exc}"[:300]) \
                 from None
 
     return router
+
+
+def _step(text: str | None, range_ns: int) -> int | None:
+    """A series step: whole minutes, at most :data:`MAX_POINTS` points over the range (400 otherwise)."""
+    if text is None:
+        return None
+    try:
+        step = parse_duration_ns(text)
+    except TimeParseError as exc:
+        raise ApiError(400, "invalid_request", f"step: {exc}") from None
+    if step % MINUTE_NS:
+        raise ApiError(400, "invalid_request", "step: a whole number of minutes (1m, 5m, 1h)")
+    if range_ns // step > MAX_POINTS:
+        raise ApiError(400, "invalid_request", f"step: over {MAX_POINTS} points; use a larger step")
+    return step
