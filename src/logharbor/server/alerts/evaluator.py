@@ -200,7 +200,7 @@ class Evaluator:
                 if prev is not None:
                     ev.deletes.append(key)
             elif state == "resolved" and before == "resolved" and rule.condition.type != "absence" and \
-                    at_ns - (prev or {}).get("resolved_ns", at_ns) > _RESOLVED_KEEP_NS:
+                    at_ns - ((prev or {}).get("resolved_ns") or at_ns) > _RESOLVED_KEEP_NS:
                 ev.deletes.append(key)
             else:
                 row = {"group_key": key, "group_labels": result.labels, "state": state, "value": result.value,
