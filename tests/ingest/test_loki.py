@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from base64 import b64encode
 
 import cramjam
 import httpx
@@ -106,3 +107,15 @@ def test_malformed_pushes_are_refused(server: ServerProcess) -> None:
     not_json = httpx.post(server.url + "/loki/api/v1/push", content=b"{",
                           headers={**server.headers, "content-type": "application/json"})
     assert not_json.status_code == 400
+    anonymous = httpx.post(server.url + "/loki/api/v1/push", content=b'{"streams":[]}',
+                           headers={"content-type": "application/json"})
+    assert anonymous.status_code == 401
+    reader = server.create_key("reader")
+    assert httpx.post(server.url + "/loki/api/v1/push", content=b'{"streams":[]}',
+                      headers={"content-type": "application/json",
+                               "authorization": f"Bearer {reader}"}).status_code == 403
+    writer = server.create_key("writer")
+    assert httpx.post(server.url + "/loki/api/v1/push", content=b'{"streams":[]}',
+                      headers={"content-type": "application/json",
+                               "authorization": f"Basic {b64encode(b'promtail:' + writer.encode()).decode()}"}
+                      ).status_code == 204
