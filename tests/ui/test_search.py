@@ -44,6 +44,8 @@ def test_login_run_query_expand_and_refine(probe: PageProbe, demo: Demo) -> None
     total = api_count(demo, "source:app")
     hist = page.locator("#histogram")
     assert int(hist.get_attribute("data-total")) == total
+    page.wait_for_function("n => document.querySelector('#result-summary').textContent.startsWith(n)",
+                           arg=f"100 of {total:,} records shown")
     assert "ERROR" in hist.get_attribute("data-levels").split(",")
     rows = page.locator("#results li.record")
     assert rows.count() == 100  # the first page; the rest come by scrolling

@@ -74,6 +74,15 @@ export function searchPage(): Page {
       let loading = false;
       let exhausted = true;
       let highlight: RegExp | null = null;
+      let matches: number | null = null; // from the histogram: every match in the range
+      let elapsed = "";
+
+      function describeRecords() {
+        const of = matches !== null && matches >= shown ? ` of ${matches.toLocaleString("en")}` : "";
+        summary.textContent = shown === 0
+          ? "No records match in this range."
+          : `${shown}${of} records shown, newest first${elapsed}${exhausted ? "" : ", scroll for more"}`;
+      }
 
       function addRecords(rows: Row[]) {
         const frag = document.createDocumentFragment();
@@ -101,7 +110,7 @@ export function searchPage(): Page {
           const before = shown;
           addRecords(answer.rows);
           exhausted = answer.rows.length < PAGE_SIZE || shown === before;
-          summary.textContent = `${shown} records shown${exhausted ? "" : ", scroll for more"}`;
+          describeRecords();
         } catch (err) {
           if ((err as Error).name !== "AbortError") summary.textContent = `Could not load more: ${(err as Error).message}`;
         } finally {
@@ -122,7 +131,9 @@ export function searchPage(): Page {
         try {
           const answer = await runQuery(text, iso(r.fromMs), iso(r.toMs), null, signal);
           histWrap.hidden = false;
-          hist.draw(bucketize(answer.rows, r, span), r);
+          const data = bucketize(answer.rows, r, span);
+          matches = data.total;
+          hist.draw(data, r);
         } catch (err) {
           // a query whose pipes end in a table has no histogram of records; the main answer says why
           if (err instanceof ApiError || (err as Error).name === "AbortError") histWrap.hidden = true;
@@ -143,6 +154,8 @@ export function searchPage(): Page {
         boundary = new Set();
         shown = 0;
         exhausted = true;
+        matches = null;
+        elapsed = "";
         if (!resolved) {
           summary.textContent = "The time range is not valid.";
           return;
@@ -166,15 +179,15 @@ export function searchPage(): Page {
           addRecords(answer.rows);
           // only a plain filter pages by time; a pipeline (sort, limit, dedup) is shown as answered
           exhausted = answer.rows.length < PAGE_SIZE || pipeIndex(q) >= 0;
-          const elapsed = answer.stats.elapsed_ms.toFixed(0);
-          summary.textContent = shown === 0
-            ? "No records match in this range."
-            : `${shown} records shown, newest first (${elapsed} ms)${exhausted ? "" : ", scroll for more"}`;
+          elapsed = ` (${answer.stats.elapsed_ms.toFixed(0)} ms)`;
+          describeRecords();
         } else {
           tableBox.append(tableView(answer.columns, answer.rows));
           summary.textContent = `${answer.rows.length} rows (${answer.kind})`;
         }
         await histDone;
+        if (signal.aborted) return;
+        if (answer.kind === "records") describeRecords();
         if (!exhausted && sentinelVisible()) void loadMore();
       }
 
