@@ -227,10 +227,13 @@ def test_scheduler_runs_on_the_grid_without_drift_or_overlap(harness: Harness) -
         await evaluator.start()
         for _ in range(40):  # 40 steps of 1.5 s: 60 s of manual time, never on a slot boundary
             clock.advance(1_500_000_000)
-            for _ in range(5):
-                await asyncio.sleep(0.005)
             if clock.now_ns() >= T0 + 35 * S and not release.is_set():
                 release.set()
+            for _ in range(2000):  # until this step's work is done (the blocked run aside)
+                waiting = evaluator.waiting_until
+                if waiting is not None and waiting > clock.now_ns() and evaluator.running <= {"slow one"}:
+                    break
+                await asyncio.sleep(0.005)
         await asyncio.sleep(0.1)
         await evaluator.stop()
 
@@ -255,7 +258,7 @@ def test_only_the_lease_holder_evaluates(harness: Harness) -> None:
     async def drive(seconds: int, running: list[Evaluator]) -> None:
         for _ in range(seconds):
             clock.advance(S)
-            for _ in range(200):
+            for _ in range(2000):
                 if all(e.settled() for e in running):
                     break
                 await asyncio.sleep(0.005)

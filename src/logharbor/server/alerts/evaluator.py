@@ -335,6 +335,11 @@ class Evaluator:
             log.exception("alert evaluator: could not renew the lease")
             return False
 
+    @property
+    def running(self) -> frozenset[str]:
+        """Rules (and ``job:<name>``) being evaluated right now."""
+        return frozenset(self._busy)
+
     def settled(self) -> bool:
         """Whether everything due by now has run: the scheduler sleeps past now and nothing runs."""
         waiting = self.waiting_until
