@@ -48,10 +48,12 @@ class QueryStore(Protocol):
     table: str
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
+              ) -> list[dict[str, Any]]:
+        """All rows of a SELECT, for JSON answers (capped by ``query_max_limit``)."""
 
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-               ) -> Iterator[bytes]: ...
+               ) -> Iterator[bytes]:
+        """JSONEachRow chunks as the engine makes them, for NDJSON exports of any size."""
 
 
 class QueryRequest(BaseModel):
