@@ -95,3 +95,14 @@ def test_series_per_step_adds_up_to_the_totals(store: EmbeddedStore) -> None:
         assert all(p["requests"] == 100 and p["errors"] == 10 for p in points)
         assert sum(p["requests"] for p in points) == by_key(answer)[("series-svc", "alb")]["requests"] == 600
         assert points[0]["rate_per_s"] == round(100 / 600, 4)
+
+
+def test_a_range_inside_one_minute_is_not_counted_twice(store: EmbeddedStore) -> None:
+    start = T0 + 70 * H
+    insert(store, requests("tiny-svc", "app", start, 60, 10**9))
+    recorder = ServiceRecorder(store)
+    recorder.record(start + H)
+    scope = ("service = {s:String}", {"s": "tiny-svc"})
+    answer = service_health(store, start + 10 * 10**9, start + 40 * 10**9, scope=scope, use_recording=True,
+                            recorder=recorder)
+    assert answer["source"] == "raw" and by_key(answer)[("tiny-svc", "app")]["requests"] == 30

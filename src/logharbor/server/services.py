@@ -34,7 +34,7 @@ __all__ = ["LOOKBACK_NS", "ServiceRecorder", "service_health", "services_router"
 MINUTE_NS = 60 * 10**9
 LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
 BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
-RECORDING_FROM_NS = 6 * 3600 * 10**9  # ranges at least this long use the recording
+RECORDING_FROM_NS = 3600 * 10**9  # ranges at least this long use the recording (the page default)
 _QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
 MAX_POINTS = 2000  # points of a series
 
@@ -115,8 +115,8 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
     source = "raw"
     rec_from = start_ns + (-start_ns) % MINUTE_NS  # first whole minute inside the range
     until = recorder.recorded_until() if use_recording else None
-    if until is not None and until > rec_from:
-        rec_to = min(until, end_ns - end_ns % MINUTE_NS)
+    rec_to = min(until or 0, end_ns - end_ns % MINUTE_NS)
+    if until is not None and rec_to > rec_from:  # at least one whole recorded minute in the range
         params.update(rec_from=rec_from // 10**9, rec_to=rec_to // 10**9, raw_from=start_ns, raw_to=rec_from,
                       tail_from=rec_to, tail_to=end_ns)
         source = "recording"
