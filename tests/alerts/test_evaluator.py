@@ -291,3 +291,15 @@ def test_resolved_groups_are_forgotten_after_a_day(harness: Harness) -> None:
     assert state(h, r) == {"{}": "resolved"}  # still shown within the day
     h.evaluator.evaluate(r, T0 + 25 * 60 * M)
     assert state(h, r) == {}
+
+
+def test_delay_looks_at_an_earlier_window_for_late_logs(harness: Harness) -> None:
+    h = harness
+    r = put(h, name="alb 5xx", query="service:late-alb AND status:>=500", condition="count > 2", window="5m",
+            delay="5m")
+    # ALB records of the last five minutes have not arrived yet; those of the five before have
+    insert(h.store, [{"timestamp": T0 - 7 * M + i, "service": "late-alb", "message": "alb",
+                      "http": {"status": 502}} for i in range(3)])
+    assert h.evaluator.dry_run(r.rule, T0)[0]["value"] == 3
+    no_delay = Rule.model_validate({**r.rule.model_dump(by_alias=True), "delay": "0s"})
+    assert h.evaluator.dry_run(no_delay, T0)[0]["value"] == 0

@@ -149,6 +149,7 @@ class Rule(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict, description="text with {{service}} {{value}}")
     channels: list[str] = Field(default_factory=list)
+    delay: str = Field("0s", description="look at the window ending this long before the slot (late logs)")
     repeat_interval: str | None = Field(None, description="notify again while firing, this often")
     max_notifications_per_hour: int = Field(20, ge=1, le=10_000, description="per-rule rate limit")
     enabled: bool = True
@@ -168,7 +169,8 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Rule:
         for field, text, zero in (("window", self.window, False), ("interval", self.interval, False),
-                                  ("for", self.for_, True), ("repeat_interval", self.repeat_interval, False)):
+                                  ("for", self.for_, True), ("delay", self.delay, True),
+                                  ("repeat_interval", self.repeat_interval, False)):
             if text is None:
                 continue
             try:
@@ -231,14 +233,16 @@ class Rule(BaseModel):
 
     def compile(self, at_ns: int, *, table: str = "logs",
                 scope: tuple[str, dict[str, object]] | None = None) -> list[tuple[str, Any]]:
-        """The compiled queries of one evaluation over ``[at - window, at)``: [(role, CompiledQuery)].
+        """The compiled queries of one evaluation over ``[at - delay - window, at - delay)``.
+
+        Returns ``[(role, CompiledQuery)]``.
 
         Roles: ``value`` (count or stats), and for ratios ``total`` and ``value`` (the numerator).
         Raises ValueError naming what is wrong, for the API's 400.
         """
         query = self._parsed()
-        start = at_ns - self.window_ns if at_ns else None
-        end = at_ns if at_ns else None
+        end = at_ns - duration_ns(self.delay, allow_zero=True) if at_ns else None
+        start = end - self.window_ns if end is not None else None
 
         def build(q: qast.Query, role: str) -> tuple[str, Any]:
             try:
