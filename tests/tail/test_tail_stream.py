@@ -100,19 +100,22 @@ def test_many_clients_with_different_filters(server: ServerProcess) -> None:
     filters = {"level:ERROR AND service:many": lambda r: r["level"] == "ERROR",
                "service:many AND status:>=500": lambda r: r["http"]["status"] >= 500,
                'service:many AND "needle"': lambda r: "needle" in r["message"],
-               "service:many": lambda r: True}
+               "service:many": lambda r: True,
+               "service:many AND shard:1": lambda r: r["shard"] == 1}  # inside attributes
     clients = [(q, SseClient(server, q)) for q in filters for _ in range(6)]
     for _, client in clients:
         client.wait_subscribed()
     records = [{"service": "many", "level": ("ERROR", "INFO", "WARN")[i % 3],
                 "message": f"many {i}" + (" needle" if i % 4 == 0 else ""),
-                "http": {"status": (200, 404, 503, 500, 201)[i % 5]}} for i in range(200)]
-    records.append({"service": "many", "level": "ERROR", "message": "many end needle", "http": {"status": 599}})
+                "http": {"status": (200, 404, 503, 500, 201)[i % 5]}, "shard": i % 3} for i in range(200)]
+    records.append({"service": "many", "level": "ERROR", "message": "many end needle", "http": {"status": 599},
+                    "shard": 1})
     post(server, records)
     for q, client in clients:
         got, dropped = client.records_until("many end needle")
         expected = [r["message"] for r in records if filters[q](r)]
         assert [r["message"] for r in got] == expected, q
+        assert all(r["shard"] in (0, 1, 2) for r in got)  # attributes arrive as values either way
         assert dropped == 0
         client.close()
 

@@ -47,6 +47,7 @@ from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.rows import row_to_wire
 from logharbor.server.tail_filter import (
     BatchRunner,
+    BatchStructure,
     Scope,
     TailFilter,
     compile_tail_filter,
@@ -151,7 +152,7 @@ class TailHub:
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logharbor-tail")
         self._runner: BatchRunner | None = None
-        self._structure = ""
+        self._structure = BatchStructure("", "", ())
         self.rounds = 0
         self.skipped_rows = 0
         self._chained: list[tuple[int, Any]] = []
@@ -162,7 +163,7 @@ class TailHub:
         columns = await loop.run_in_executor(self._executor, self.store.query,
                                              f"DESCRIBE TABLE {self.store.table}", {})
         # names and types as the engine itself reports them; passed as a parameter, not as SQL
-        self._structure = ", ".join(f"`{c['name']}` {c['type']}" for c in columns)
+        self._structure = BatchStructure.from_columns(columns)
         self._runner = await loop.run_in_executor(self._executor, BatchRunner, self.store)
         self._task = asyncio.create_task(self._dispatch(), name="logharbor-tail")
         self._end_streams_on_signals(loop)
@@ -245,7 +246,7 @@ class TailHub:
             self._filters += 1
             filt = compile_tail_filter(text, prefix=f"f{self._filters}_")
             sql, params = round_sql([filt], scope)
-            params.update(tail_structure=self._structure, tail_rows="")
+            params.update(tail_structure=self._structure.full, tail_rows="")
             assert self._runner is not None, "the hub has not started"
             try:
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.query,
@@ -315,11 +316,16 @@ class TailHub:
         data = escape_param(payload)
         out = []
         for groups, want in zip(jobs, wanted, strict=True):
-            sql, params = round_sql([g.filter for g in groups], groups[0].scope)
-            params.update(tail_structure=self._structure, tail_rows=data)
+            filters, scope = [g.filter for g in groups], groups[0].scope
+            sql, params = round_sql(filters, scope)
+            full = self._structure.needs_full(filters, scope)
+            params.update(tail_structure=self._structure.full if full else self._structure.light,
+                          tail_rows=data)
             per_group: list[list[tuple[int, bytes | None]]] = [[] for _ in groups]
             flags = [(i, f"__tail_m{i}") for i in range(len(groups))]
             for row in self._runner.query(sql, params):
+                if not full:
+                    self._structure.decode(row)
                 hits = [i for i, flag in flags if row[flag]]
                 line = None
                 if any(want[i] for i in hits):

@@ -21,9 +21,10 @@ from logharbor.server.query.ast import MatchAll, Query, Where
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.sqlsafe import quote_identifier
 
-__all__ = ["BATCH_TABLE", "BatchRunner", "Scope", "TailFilter", "compile_filter_only", "compile_tail_filter",
-           "escape_param", "round_sql"]
+__all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
+           "compile_tail_filter", "escape_param", "round_sql"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
@@ -104,6 +105,47 @@ def round_sql(filters: list[TailFilter], scope: Scope) -> tuple[str, dict[str, A
     sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
            f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
     return sql, params
+
+
+@dataclass(frozen=True)
+class BatchStructure:
+    """The table's columns as the engine reads a batch, in two forms.
+
+    ``full`` types the JSON columns; ``light`` reads them as String, which makes parsing a batch
+    two to three times cheaper, so a round uses it whenever no filter looks inside them (the
+    value is then the JSON text as written, decoded here; only its key order can differ from a
+    search's answer).
+    """
+
+    full: str
+    light: str
+    json_columns: tuple[str, ...]
+
+    @classmethod
+    def from_columns(cls, columns: list[dict[str, Any]]) -> BatchStructure:
+        """From ``DESCRIBE TABLE`` rows: names and types as the engine itself reports them."""
+        full, light, json_columns = [], [], []
+        for col in columns:
+            name = quote_identifier(col["name"])
+            full.append(f"{name} {col['type']}")
+            if col["type"].startswith("JSON"):
+                json_columns.append(col["name"])
+                light.append(f"{name} String")
+            else:
+                light.append(f"{name} {col['type']}")
+        return cls(", ".join(full), ", ".join(light), tuple(json_columns))
+
+    def needs_full(self, filters: list[TailFilter], scope: Scope) -> bool:
+        texts = [f.condition or "" for f in filters] + [scope[0] if scope else ""]
+        return any(quote_identifier(c) in text for c in self.json_columns for text in texts)
+
+    def decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A row read with ``light``: its JSON columns as objects again."""
+        for name in self.json_columns:
+            value = row.get(name)
+            if isinstance(value, str):
+                row[name] = orjson.loads(value) if value else {}
+        return row
 
 
 def escape_param(payload: bytes) -> str:
