@@ -1,0 +1,183 @@
+"""The reference stack, for real: ALB stand-in → Debian nginx → two app instances → agent → server.
+
+Every process runs on loopback: the logharbor server, the shop app on ports 9092 and 9093
+(other free ports if those are taken) logging through the sdk, nginx proxying to them, the ALB
+stand-in in front writing gzip'd log objects, and one agent collecting NGINX's access and error
+logs, the apps' JSON logs and the ALB objects. :class:`StackTraffic` sends real HTTP requests
+through the front door: browsing, search, cart, checkout (some payments fail), unknown pages,
+some requests arriving with an ``X-Amzn-Trace-Id`` of their own.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from logharbor.demo.nginx import find_nginx, start_nginx
+from logharbor.demo.traffic import PRODUCTS, QUERIES, USER_AGENTS
+
+__all__ = ["RequestResult", "Stack", "StackTraffic"]
+
+
+def _free_port(preferred: int | None = None) -> int:
+    if preferred is not None:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer at {url} in {timeout} s")
+
+
+@dataclass
+class Stack:
+    """Starts and stops the processes; ``root`` holds their data and logs."""
+
+    root: Path
+    server_url: str
+    api_key: str
+    app_ports: tuple[int, ...] = (9092, 9093)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    front_url: str = ""
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def start(self) -> None:
+        """Apps, nginx, ALB, then the agent; raises NginxNotFound when nginx is missing."""
+        find_nginx()
+        ports = tuple(_free_port(p) for p in self.app_ports)
+        self.app_ports = ports
+        for port in ports:
+            log_file = self.logs / "app" / f"checkout-{port}.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            self.procs[f"app-{port}"] = subprocess.Popen(
+                [sys.executable, "-m", "logharbor.demo.apps", "--port", str(port),
+                 "--log-file", str(log_file)],
+                stdout=subprocess.DEVNULL, stderr=open(self.root / f"app-{port}.err", "wb"))
+        for port in ports:
+            _wait_http(f"http://127.0.0.1:{port}/healthz", self.procs[f"app-{port}"], f"app on {port}")
+        nginx_port = _free_port()
+        self.procs["nginx"] = start_nginx(self.root / "nginx", port=nginx_port, app_ports=ports,
+                                          log_dir=self.logs / "nginx")
+        _wait_http(f"http://127.0.0.1:{nginx_port}/healthz", self.procs["nginx"], "nginx")
+        alb_port = _free_port(8000)
+        self.procs["alb"] = subprocess.Popen(
+            [sys.executable, "-m", "logharbor.demo.alb", "--port", str(alb_port), "--target",
+             f"http://127.0.0.1:{nginx_port}", "--log-dir", str(self.logs / "alb"), "--flush", "2"],
+            stdout=subprocess.DEVNULL, stderr=open(self.root / "alb.err", "wb"))
+        self.front_url = f"http://127.0.0.1:{alb_port}"
+        _wait_http(self.front_url + "/healthz", self.procs["alb"], "the ALB stand-in")
+        config = self.root / "agent.yaml"
+        config.write_text(yaml.safe_dump(self.agent_config()))
+        self.procs["agent"] = subprocess.Popen(
+            [sys.executable, "-m", "logharbor.cli.main", "agent", "-c", str(config)],
+            stdout=subprocess.DEVNULL, stderr=open(self.root / "agent.log", "wb"))
+
+    def agent_config(self) -> dict[str, Any]:
+        """What a host agent of this stack would run with (written to ``agent.yaml``)."""
+        logs = self.logs
+        return {
+            "data_dir": str(self.root / "agent-data"),
+            "metrics": {"port": 0},
+            "sources": {
+                "nginx_access": {"type": "file", "include": [str(logs / "nginx" / "access.log")],
+                                 "start_at": "beginning", "parser": {"type": "nginx", "format": "main"},
+                                 "fields": {"service": "nginx", "host": "ip-10-0-1-20", "env": "prod"}},
+                "nginx_error": {"type": "file", "include": [str(logs / "nginx" / "error.log")],
+                                "start_at": "beginning", "parser": {"type": "nginx", "format": "error"},
+                                "fields": {"service": "nginx", "host": "ip-10-0-1-20", "env": "prod"}},
+                "apps": {"type": "file", "include": [str(logs / "app" / "*.log")], "start_at": "beginning",
+                         "parser": "json"},
+                "alb": {"type": "alb", "path": str(logs / "alb"), "poll_interval_s": 1.0,
+                        "fields": {"service": "shop-alb", "env": "prod"}},
+            },
+            "sinks": {"server": {"type": "logharbor", "url": self.server_url, "api_key": self.api_key,
+                                 "batch": {"timeout_secs": 0.5}}},
+        }
+
+    def stop(self) -> None:
+        """Agent first (it drains what it read), then the front to the back."""
+        for name in ["alb", "agent", "nginx", *[n for n in self.procs if n.startswith("app-")]]:
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@dataclass
+class RequestResult:
+    """One request sent through the stack and what the front door answered."""
+
+    method: str
+    path: str
+    status: int
+    sent_trace: str | None
+    request_id: str | None
+
+
+class StackTraffic:
+    """Real requests through the ALB stand-in, in the mix the generated demo uses."""
+
+    def __init__(self, front_url: str, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.client = httpx.Client(base_url=front_url, timeout=30)
+
+    def one(self, *, with_trace: bool | None = None) -> RequestResult:
+        r = self.rng
+        kind = r.choices(("browse", "product", "search", "cart", "checkout", "missing"),
+                         weights=(25, 25, 15, 10, 20, 5))[0]
+        headers = {"user-agent": r.choice(USER_AGENTS)}
+        if with_trace or (with_trace is None and r.random() < 0.2):
+            headers["x-amzn-trace-id"] = f"Root=1-{int(time.time()):08x}-{r.getrandbits(96):024x}"
+        user = f"u-{r.randrange(1, 500)}"
+        if kind == "browse":
+            method, path, body = "GET", "/products", None
+        elif kind == "product":
+            method, path, body = "GET", f"/products/{r.choice(list(PRODUCTS))}", None
+        elif kind == "search":
+            method, path, body = "GET", f"/search?q={r.choice(QUERIES).replace(' ', '+')}", None
+        elif kind == "cart":
+            method, path, body = "POST", "/api/cart", {"user_id": user, "sku": r.choice(list(PRODUCTS))}
+        elif kind == "checkout":
+            amount = round(r.uniform(5, 400), 2)
+            method, path, body = "POST", "/api/orders", {"user_id": user, "amount": amount}
+        else:
+            method, path, body = "GET", f"/products/{r.choice(('old-kettle', 'wp-login.php'))}", None
+        response = self.client.request(method, path, json=body, headers=headers)
+        return RequestResult(method, path, response.status_code, headers.get("x-amzn-trace-id"),
+                             response.headers.get("x-request-id"))
+
+    def close(self) -> None:
+        self.client.close()
