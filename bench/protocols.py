@@ -6,9 +6,11 @@ octet counting, Fluent forward PackedForward with acks), starts one real server 
 on, syslog and forward listeners on loopback) and sends each protocol's batches from several
 client processes. A protocol's time runs from its first byte to the moment the server's
 ``logharbor_records_accepted_total{protocol=…}`` counter has all N (for HTTP and forward that is
-also the last acknowledgement; syslog has no acknowledgement). One JSON line per protocol:
+also the last acknowledgement; syslog has no acknowledgement). Protocols run in rounds, in
+alternating order; one JSON line per run, then a summary line per protocol with the median
+records/s and its ratio to native:
 
-    python bench/protocols.py --records 200000 --batch 2000 --clients 4
+    python bench/protocols.py --records 200000 --batch 2000 --clients 4 --rounds 3
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import multiprocessing as mp
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -280,6 +283,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="runs per protocol; the median is reported")
     ap.add_argument("--only", default="", help="comma-separated protocols (default: all)")
     args = ap.parse_args()
 
@@ -305,29 +309,33 @@ def main() -> None:
         warm = [native(b) for b in batches[: 2 * args.clients]]
         run("native", _http_client, lambda share: (url, "/api/v1/logs", "application/x-ndjson", key, share),
             warm, args.clients, url, key, sum(len(b) for b in batches[: 2 * args.clients]))
-        native_rate = None
+        rates: dict[str, list[float]] = {name: [] for name in chosen}
+        for round_no in range(args.rounds):
+            # alternate the order so a change in machine load does not favour one protocol
+            for name in chosen if round_no % 2 == 0 else chosen[::-1]:
+                t0 = time.perf_counter()
+                bodies = [encoders[name](b) for b in batches]
+                encode_s = time.perf_counter() - t0
+                size = sum(len(b) for b in bodies)
+                if name in HTTP:
+                    path, ctype, _ = HTTP[name]
+                    elapsed = run(name, _http_client, lambda share, p=path, c=ctype: (url, p, c, key, share),
+                                  bodies, args.clients, url, key, len(records))
+                elif name == "syslog_tcp":
+                    elapsed = run(name, _syslog_client, lambda share: (ports["syslog"], share),
+                                  bodies, args.clients, url, key, len(records))
+                else:
+                    elapsed = run(name, _forward_client, lambda share: (ports["forward"], share),
+                                  bodies, args.clients, url, key, len(records))
+                rates[name].append(len(records) / elapsed)
+                emit(stage="run", round=round_no, protocol=name, seconds=round(elapsed, 3),
+                     records_per_s=round(len(records) / elapsed),
+                     wire_bytes_per_record=round(size / len(records), 1), client_encode_s=round(encode_s, 2))
+        native_rate = statistics.median(rates["native"]) if rates.get("native") else None
         for name in chosen:
-            t0 = time.perf_counter()
-            bodies = [encoders[name](b) for b in batches]
-            encode_s = time.perf_counter() - t0
-            size = sum(len(b) for b in bodies)
-            if name in HTTP:
-                path, ctype, _ = HTTP[name]
-                elapsed = run(name, _http_client, lambda share, p=path, c=ctype: (url, p, c, key, share),
-                              bodies, args.clients, url, key, len(records))
-            elif name == "syslog_tcp":
-                elapsed = run(name, _syslog_client, lambda share: (ports["syslog"], share),
-                              bodies, args.clients, url, key, len(records))
-            else:
-                elapsed = run(name, _forward_client, lambda share: (ports["forward"], share),
-                              bodies, args.clients, url, key, len(records))
-            rate = len(records) / elapsed
-            if name == "native":
-                native_rate = rate
-            emit(protocol=name, records=len(records), batch=args.batch, clients=args.clients,
-                 seconds=round(elapsed, 3), records_per_s=round(rate),
-                 wire_mb_per_s=round(size / elapsed / 1e6, 2),
-                 wire_bytes_per_record=round(size / len(records), 1), client_encode_s=round(encode_s, 2),
+            rate = statistics.median(rates[name])
+            emit(stage="summary", protocol=name, records=len(records), batch=args.batch, clients=args.clients,
+                 rounds=args.rounds, records_per_s=round(rate),
                  ratio_to_native=round(rate / native_rate, 2) if native_rate else None)
     finally:
         server.terminate()
