@@ -186,4 +186,5 @@ def _path(name: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``logharbor alerts`` to the main app."""
     app.add_typer(alerts_app, name="alerts")

@@ -147,6 +147,7 @@ class DashboardStore:
         self.model = model
 
     def validate(self, data: Any) -> BaseModel:
+        """The model of a request body, or a 400 naming each bad field."""
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_request", "the body is a JSON object")
         try:
@@ -155,11 +156,13 @@ class DashboardStore:
             raise ApiError(400, "invalid_request", validation_message(exc)) from None
 
     def get(self, name: str) -> dict[str, Any] | None:
+        """One document with its times, or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(self.table).where(self.table.c.name == name)).mappings().first()
         return _out(dict(row)) if row is not None else None
 
     def list(self) -> list[dict[str, Any]]:
+        """Every document, by name."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(self.table).order_by(self.table.c.name)).mappings().all()
         return [_out(dict(r)) for r in rows]
@@ -181,6 +184,7 @@ class DashboardStore:
         return row is None
 
     def delete(self, name: str) -> bool:
+        """Delete by name; whether there was one."""
         with self.meta.engine.begin() as conn:
             return conn.execute(delete(self.table).where(self.table.c.name == name)).rowcount > 0
 

@@ -65,6 +65,7 @@ class ServiceRecorder:
         self._created = False
 
     def ensure(self) -> None:
+        """Create the recording table if it is not there."""
         if self._created:
             return
         self.store.query(

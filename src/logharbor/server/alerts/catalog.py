@@ -107,6 +107,7 @@ class Catalog:
             raise CatalogError(400, "invalid_rule", f"channels: no channel named {names_text}")
 
     def delete_rule(self, name: str) -> None:
+        """Delete a rule, its states, and its notifications still waiting to be sent."""
         with self.meta.engine.begin() as conn:
             row = conn.execute(select(alert_rules.c.id).where(alert_rules.c.name == name)).first()
             if row is None:
@@ -118,12 +119,14 @@ class Catalog:
                 status="failed", error="rule deleted"))
 
     def get_rule(self, name: str) -> dict[str, Any] | None:
+        """One rule with its status, or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(alert_rules).where(alert_rules.c.name == name)).mappings().first()
             counts = self._state_counts(conn, row["id"]) if row is not None else {}
         return _rule_out(dict(row), counts) if row is not None else None
 
     def list_rules(self) -> list[dict[str, Any]]:
+        """Every rule with its status, by name."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_rules).order_by(alert_rules.c.name)).mappings().all()
             return [_rule_out(dict(r), self._state_counts(conn, r["id"])) for r in rows]
@@ -149,11 +152,13 @@ class Catalog:
         return out
 
     def record_error(self, rule_id: int, error: str) -> None:
+        """Show ``error`` on the rule (a stored rule that no longer validates)."""
         with self.meta.engine.begin() as conn:
             conn.execute(update(alert_rules).where(alert_rules.c.id == rule_id).values(
                 last_error=error[:4000]))
 
     def count_skip(self, rule_id: int) -> None:
+        """Count a slot skipped because the rule's previous run was still going."""
         with self.meta.engine.begin() as conn:
             conn.execute(update(alert_rules).where(alert_rules.c.id == rule_id).values(
                 skipped_runs=alert_rules.c.skipped_runs + 1))
@@ -161,6 +166,7 @@ class Catalog:
     # ------------------------------------------------------------------------------- states
 
     def states(self, rule_id: int) -> dict[str, dict[str, Any]]:
+        """The rule's state rows by group key."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_states).where(
                 alert_states.c.rule_id == rule_id)).mappings().all()
@@ -196,6 +202,7 @@ class Catalog:
                     conn.execute(insert(alert_notifications).values(**row))
 
     def count_state(self, state: str) -> int:
+        """How many groups of all rules are in ``state`` (for /metrics)."""
         with self.meta.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(alert_states).where(
                 alert_states.c.state == state)).scalar() or 0)
@@ -216,6 +223,7 @@ class Catalog:
                 for r in rows]
 
     def history(self, *, rule: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """State transitions, newest first."""
         query = select(alert_history).order_by(alert_history.c.id.desc()).limit(limit)
         if rule:
             query = query.where(alert_history.c.rule_name == rule)
@@ -256,16 +264,19 @@ class Catalog:
         return (row[0], dict(row[1])) if row is not None else None
 
     def get_channel(self, name: str) -> dict[str, Any] | None:
+        """One channel as the API shows it (secrets masked), or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(alert_channels).where(alert_channels.c.name == name)).mappings().first()
         return _channel_out(dict(row)) if row is not None else None
 
     def list_channels(self) -> list[dict[str, Any]]:
+        """Every channel as the API shows it (secrets masked)."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_channels).order_by(alert_channels.c.name)).mappings().all()
         return [_channel_out(dict(r)) for r in rows]
 
     def delete_channel(self, name: str) -> None:
+        """Delete a channel no rule uses (409 otherwise)."""
         users = [r["name"] for r in self.list_rules() if name in r["spec"].get("channels", [])]
         if users:
             raise CatalogError(409, "in_use", f"channel {name!r} is used by rules: {', '.join(users)}")
@@ -277,6 +288,7 @@ class Catalog:
     # ------------------------------------------------------------------------------- outbox
 
     def notifications(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The outbox, newest first."""
         query = select(alert_notifications).order_by(alert_notifications.c.id.desc()).limit(limit)
         with self.meta.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]

@@ -40,18 +40,24 @@ _RELOAD_NS = 30 * 10**9  # rules edited on another server are picked up within t
 class Clock(Protocol):
     """Wall time in ns and a way to wait for it."""
 
-    def now_ns(self) -> int: ...
+    def now_ns(self) -> int:
+        """The current time in ns since the epoch."""
+        ...
 
-    async def sleep_until(self, ns: int) -> None: ...
+    async def sleep_until(self, ns: int) -> None:
+        """Return once the clock reads ``ns`` or later."""
+        ...
 
 
 class SystemClock:
     """The real clock."""
 
     def now_ns(self) -> int:
+        """The current time in ns since the epoch."""
         return time.time_ns()
 
     async def sleep_until(self, ns: int) -> None:
+        """Return once the clock reads ``ns`` or later."""
         delay = (ns - time.time_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
@@ -65,9 +71,11 @@ class ManualClock:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def now_ns(self) -> int:
+        """The current time in ns since the epoch."""
         return self._now
 
     async def sleep_until(self, ns: int) -> None:
+        """Return once the clock reads ``ns`` or later."""
         if ns <= self._now:
             await asyncio.sleep(0)
             return
@@ -86,6 +94,7 @@ class ManualClock:
                 future.set_result(None)
 
     def advance(self, delta_ns: int) -> None:
+        """Move forward by ``delta_ns`` (see :meth:`set`)."""
         self.set(self._now + delta_ns)
 
 
@@ -261,9 +270,11 @@ class Evaluator:
         self._changed.set()
 
     async def start(self) -> None:
+        """Start the scheduler loop on the running event loop."""
         self._loop_task = asyncio.create_task(self._loop(), name="alert-evaluator")
 
     async def stop(self) -> None:
+        """Stop scheduling, let running evaluations finish, and give the lease up."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -59,6 +59,7 @@ class Dispatcher:
 
     @property
     def engine(self) -> Any:
+        """The metadata engine the outbox lives in."""
         return self.catalog.meta.engine
 
     def wake(self) -> None:
@@ -68,9 +69,11 @@ class Dispatcher:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def start(self) -> None:
+        """Start the delivery loop on the running event loop."""
         self._task = asyncio.create_task(self._loop(), name="alert-dispatcher")
 
     async def stop(self) -> None:
+        """Stop the delivery loop (rows not sent stay pending for the next start)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

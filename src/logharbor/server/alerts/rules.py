@@ -107,6 +107,7 @@ class Condition(BaseModel):
         return self
 
     def holds(self, value: float | None) -> bool:
+        """Whether ``value`` meets the condition (absence: a count of zero)."""
         if self.type == "absence":
             return value is not None and value == 0
         if value is None or math.isnan(value):
@@ -115,6 +116,7 @@ class Condition(BaseModel):
         return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t}[self.op]
 
     def text(self) -> str:
+        """The condition in its text form, as the CLI and messages show it."""
         if self.type == "absence":
             return "absent"
         lhs = {"count": "count", "ratio": f"ratio({self.numerator})", "value": self.column}[self.type]
@@ -130,6 +132,7 @@ class GroupResult:
 
     @property
     def key(self) -> str:
+        """The group's identity in the state table: its labels as canonical JSON."""
         return orjson.dumps(self.labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -202,18 +205,22 @@ class Rule(BaseModel):
 
     @property
     def window_ns(self) -> int:
+        """``window`` in ns."""
         return duration_ns(self.window)
 
     @property
     def interval_ns(self) -> int:
+        """``interval`` in ns."""
         return duration_ns(self.interval)
 
     @property
     def for_ns(self) -> int:
+        """``for`` in ns (0 fires at once)."""
         return duration_ns(self.for_, allow_zero=True)
 
     @property
     def repeat_ns(self) -> int | None:
+        """``repeat_interval`` in ns, or None for no repeats."""
         return duration_ns(self.repeat_interval) if self.repeat_interval else None
 
     # ------------------------------------------------------------------ compile

@@ -53,10 +53,12 @@ class AlertService:
         }
 
     async def start(self) -> None:
+        """Start the dispatcher, then the evaluator (whose first runs may already queue mail)."""
         await self.dispatcher.start()
         await self.evaluator.start()
 
     async def stop(self) -> None:
+        """Stop the evaluator first, so nothing new is queued while the dispatcher stops."""
         await self.evaluator.stop()
         await self.dispatcher.stop()
 

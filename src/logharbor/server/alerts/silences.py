@@ -43,6 +43,7 @@ class Matcher(BaseModel):
         return self
 
     def test(self, labels: dict[str, str]) -> bool:
+        """Whether this matcher holds for ``labels`` (a missing label is the empty string)."""
         value = labels.get(self.name, "")
         if self.op == "=":
             return value == self.value
@@ -68,6 +69,7 @@ class SilenceCreate(BaseModel):
     comment: str = Field("", max_length=2000)
 
     def times(self, now_ns: int) -> tuple[int, int]:
+        """(starts, ends) in ns at ``now_ns``; ValueError when the end is not in the future."""
         try:
             starts = parse_time_ns(self.starts_at, now_ns=now_ns) if self.starts_at is not None else now_ns
             text = self.ends_at
@@ -89,6 +91,7 @@ class SilenceStore:
         self.meta = meta
 
     def create(self, body: SilenceCreate, *, actor: str, now_ns: int | None = None) -> dict[str, Any]:
+        """Store a silence and return it as the API shows it."""
         now = time.time_ns() if now_ns is None else now_ns
         starts, ends = body.times(now)
         with self.meta.engine.begin() as conn:
@@ -99,11 +102,13 @@ class SilenceStore:
         return self.get(int(new_id)) or {}
 
     def get(self, silence_id: int) -> dict[str, Any] | None:
+        """One silence as the API shows it, or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(silences).where(silences.c.id == silence_id)).mappings().first()
         return _out(dict(row)) if row is not None else None
 
     def list(self, *, include_expired: bool = False, now_ns: int | None = None) -> list[dict[str, Any]]:
+        """Active (and pending) silences; with ``include_expired`` the ended ones too."""
         now = time.time_ns() if now_ns is None else now_ns
         query = select(silences).order_by(silences.c.id)
         if not include_expired:
@@ -120,10 +125,12 @@ class SilenceStore:
         return done.rowcount > 0
 
     def prune(self, older_than_ns: int) -> None:
+        """Delete silences that ended before ``older_than_ns``."""
         with self.meta.engine.begin() as conn:
             conn.execute(delete(silences).where(silences.c.ends_ns < older_than_ns))
 
     def active_matchers(self, now_ns: int) -> list[tuple[int, list[Matcher]]]:
+        """(id, matchers) of every silence in force at ``now_ns``."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(silences.c.id, silences.c.matchers).where(
                 silences.c.starts_ns <= now_ns, silences.c.ends_ns > now_ns)).all()

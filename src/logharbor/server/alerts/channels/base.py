@@ -40,11 +40,13 @@ class Alert:
     ends_ns: int | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """The alert as the webhook body carries it (times as RFC 3339)."""
         return {"labels": self.labels, "annotations": self.annotations, "value": self.value,
                 "state": self.state, "starts_at": _iso(self.starts_ns), "ends_at": _iso(self.ends_ns)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        """An alert from its outbox row."""
         return cls(data["labels"], data["annotations"], data.get("value"), data["state"],
                    data.get("starts_ns"), data.get("ends_ns"))
 

@@ -60,6 +60,7 @@ class EmailChannel:
         self.config = config
 
     def message(self, notification: Notification) -> EmailMessage:
+        """The email for one notification."""
         msg = EmailMessage()
         msg["Subject"] = notification.subject.replace("\r", " ").replace("\n", " ")[:900]
         msg["From"] = self.config.sender
@@ -71,6 +72,7 @@ class EmailChannel:
         return msg
 
     async def send(self, notification: Notification) -> None:
+        """Send once over SMTP (in a worker thread); raise Retriable or Permanent."""
         await asyncio.to_thread(self._send, self.message(notification))
 
     def _context(self) -> ssl.SSLContext:

@@ -58,12 +58,14 @@ class WebhookChannel:
         self.config = config
 
     def body(self, notification: Notification) -> bytes:
+        """The request body: the JSON notification, or Slack's ``{"text"}``."""
         if self.config.format == "slack":
             emoji = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}.get(notification.kind, "")
             return orjson.dumps({"text": f"{emoji} {notification.text()}".strip()})
         return orjson.dumps(notification.as_json())
 
     async def send(self, notification: Notification) -> None:
+        """POST once; raise Retriable or Permanent by the answer."""
         body = self.body(notification)
         headers = {"content-type": "application/json", "user-agent": "logharbor-alerts/1",
                    **self.config.headers}
