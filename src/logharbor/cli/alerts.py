@@ -115,8 +115,9 @@ def list_rules(server: str = _SERVER, api_key: str | None = _KEY, ca: Path | Non
     for rule in rules:
         spec = rule["spec"]
         cond = spec["condition"]
-        text = cond["type"] if cond["type"] == "absence" else \
-            f"{cond.get('column') or cond['type']} {cond['op']} {cond['threshold']:g}"
+        lhs = {"ratio": f"ratio({cond.get('numerator')})", "value": cond.get("column")}.get(
+            cond["type"], "count")
+        text = "absent" if cond["type"] == "absence" else f"{lhs} {cond['op']} {cond['threshold']:g}"
         states = rule.get("states", {})
         table.add_row(rule["name"], text, spec["window"], spec["interval"], str(states.get("firing", 0)),
                       str(states.get("pending", 0)), (rule.get("last_error") or "")[:80])
