@@ -207,3 +207,18 @@ def test_many_threads_every_record_accounted_for() -> None:
             assert mine == sorted(mine)
     finally:
         handler.close()
+
+
+def test_lines_logged_by_later_exit_handlers_are_written(tmp_path: Path) -> None:
+    script = tmp_path / "late.py"
+    out = tmp_path / "late.log"
+    script.write_text(f"""
+import atexit, logging
+atexit.register(lambda: logging.getLogger("late").warning("from an exit handler"))  # runs last
+from logharbor import sdk
+sdk.configure(service="late", output={str(out)!r})
+logging.getLogger("late").info("during the run")
+""")
+    subprocess.run([sys.executable, str(script)], check=True, timeout=30)
+    assert [line["message"] for line in parse_lines(out.read_bytes())] == [
+        "during the run", "from an exit handler"]

@@ -99,7 +99,7 @@ class FileOutput:
             rotated = st.st_ino != self._ino
         except FileNotFoundError:
             rotated = True
-        if rotated:
+        if rotated or self._file.closed:  # closed: a line logged after close() at exit
             self._file.close()
             self._file = open(self.path, "ab")
             self._ino = os.fstat(self._file.fileno()).st_ino
@@ -332,12 +332,28 @@ class AsyncHandler(logging.Handler):
         self._wakeup.set()
         self._thread.join(timeout)
         self._maybe_report(force=True)
+        # from now on there is no worker: lines logged later (by exit handlers that run after
+        # this one) are written at once instead of being queued for nobody
+        self.handle = self._handle_after_close  # type: ignore[method-assign]
         for output in self.outputs:
             try:
                 output.close(timeout)
             except Exception as exc:
                 print(f"logharbor sdk: closing {type(output).__name__} failed: {exc}", file=sys.stderr)
         super().close()
+
+    def _handle_after_close(self, record: logging.LogRecord) -> bool:
+        if self.sampler is not None and not self.sampler.keep(record.levelno, current().get("trace_id")):
+            return False
+        if self.filters and not self.filter(record):
+            return False
+        try:
+            line = self.formatter.render(record)
+        except Exception:
+            return False
+        if line is not None:
+            self._write([line])
+        return True
 
     def _before_fork(self) -> None:
         self._io_lock.acquire()
