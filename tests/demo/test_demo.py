@@ -10,14 +10,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.conftest import free_port
 
 
-def test_demo_prints_working_queries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["--generated"]], ids=["real-stack", "generated"])
+def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "logharbor.cli.main", "demo", "--port", str(port), "--backlog", "1500",
-         "--rate", "5", "--duration", "40", "--data-dir", str(tmp_path / "demo")],
+         "--requests", "150", "--rate", "5", "--duration", "60", "--data-dir", str(tmp_path / "demo"), *mode],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines: list[str] = []

@@ -32,17 +32,99 @@ def _pick_port(wanted: int) -> int:
         return sock.getsockname()[1]
 
 
+def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, key_file: Path,
+                   logs: str, trace: str | None, request_id: str | None) -> None:
+    console.print(f"\n[green]server[/]  {url}", highlight=False)
+    console.print(f"api key  {api_key}   (admin; also in {key_file})", highlight=False, soft_wrap=True)
+    console.print(f"logs     {logs}", soft_wrap=True, highlight=False)
+    console.print("\n[bold]try[/]")
+    console.print(f"  export LOGHARBOR_SERVER={url} LOGHARBOR_API_KEY={api_key}",
+                  highlight=False, soft_wrap=True)
+    for q in ("service:checkout AND level:ERROR", '"payment declined"',
+              f"trace_id:{trace}" if trace else "source:nginx AND status:>=500"):
+        body = orjson.dumps({"q": q, "from": "now-1h"}).decode()
+        console.print(f"  curl -s $LOGHARBOR_SERVER/api/v1/query -H \"authorization: Bearer "
+                      f"$LOGHARBOR_API_KEY\" -H 'content-type: application/json' -d '{body}'",
+                      soft_wrap=True, highlight=False)
+        console.print(f"  logharbor query '{q}' --since 1h", soft_wrap=True, highlight=False)
+    if request_id or trace:
+        console.print(f"  logharbor trace {request_id or trace}", soft_wrap=True, highlight=False)
+    console.print("  logharbor tail 'service:checkout AND level:ERROR'", soft_wrap=True, highlight=False)
+    console.print(f"  open {url}/ui/ in a browser and log in with the key", soft_wrap=True, highlight=False)
+
+
+def _run_stack(console: Console, lab, root: Path, requests: int, rate: float,  # type: ignore[no-untyped-def]
+               stop) -> bool:  # type: ignore[no-untyped-def]
+    """The real stack (nginx, two apps, ALB stand-in, agent); False when nginx is missing."""
+    from logharbor.demo.nginx import NginxNotFound
+    from logharbor.demo.stack import Stack, StackTraffic
+
+    stack = Stack(root / "stack", lab.url, lab.api_key or "")
+    try:
+        with console.status("starting two app instances, nginx, the ALB stand-in and the agent…"):
+            stack.start()
+    except NginxNotFound as exc:
+        console.print(f"[yellow]{exc}[/]\nfalling back to generated logs of the same stack")
+        return False
+    traffic = StackTraffic(stack.front_url)
+    try:
+        failed = None
+        with Progress(TextColumn("sending requests through the ALB"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as progress:
+            task = progress.add_task("requests", total=requests)
+            for _ in range(requests):
+                result = traffic.one()
+                if result.status >= 500 and result.request_id:
+                    failed = result
+                progress.advance(task)
+        trace = _wait_searchable(lab, failed.request_id) if failed is not None else None
+        _where_to_look(console, lab.url, lab.api_key, root, root / "server" / "admin.key",
+                       f"{stack.logs} (ALB objects, NGINX logs, app JSON); front door {stack.front_url}",
+                       trace, failed.request_id if failed else None)
+        console.print("\nlive traffic is flowing through the ALB; Ctrl-C stops the demo")
+        try:
+            while not stop():
+                began = time.monotonic()
+                for _ in range(max(1, int(rate))):
+                    traffic.one()
+                time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+        except KeyboardInterrupt:
+            pass
+    finally:
+        traffic.close()
+        stack.stop()
+    return True
+
+
+def _wait_searchable(lab, request_id: str, timeout: float = 30) -> str | None:  # type: ignore[no-untyped-def]
+    """Wait until a request's three layers are in the store (ALB objects come every 2 s);
+    its normalized trace id."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{lab.url}/api/v1/traces/{request_id}", timeout=10,
+                             headers={"authorization": f"Bearer {lab.api_key}"})
+        if response.status_code == 200 and len(response.json().get("layers", [])) >= 3:
+            return next((r["trace_id"] for r in response.json()["records"] if r.get("trace_id")), None)
+        time.sleep(0.5)
+    return None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         port: int = typer.Option(8080, help="server port (another free one is used if it is taken)"),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="default: a new temporary folder"),
-        backlog: int = typer.Option(6000, help="requests of history to ship first (the last 30 min)"),
-        rate: float = typer.Option(20.0, help="live requests per second after the backlog"),
+        generated: bool = typer.Option(False, "--generated",
+                                       help="skip the real stack: ship generated logs of it instead"),
+        requests: int = typer.Option(300, help="requests sent through the real stack before going live"),
+        backlog: int = typer.Option(6000, help="generated mode: requests of history (the last 30 min)"),
+        rate: float = typer.Option(20.0, help="live requests per second"),
         duration: float = typer.Option(0, help="stop after this many seconds (0: run until Ctrl-C)"),
         keep: bool = typer.Option(False, help="keep the data directory on exit"),
     ) -> None:
-        """Start a server, ship realistic ALB, NGINX and app logs into it, print where to look."""
+        """Start a server and the reference stack (ALB → NGINX → apps), ship its logs, say where to look."""
         from logharbor.demo.lab import DemoLab, Shipper, default_data_dir
 
         console = Console()
@@ -50,34 +132,27 @@ def register(app: typer.Typer) -> None:
         root.mkdir(parents=True, exist_ok=True)
         lab = DemoLab(root, _pick_port(port), backlog_requests=backlog, live_rate=rate)
         console.print(f"[bold]logharbor demo[/] · data in {root}")
+        deadline = time.monotonic() + duration if duration > 0 else None
+
+        def stop() -> bool:
+            return deadline is not None and time.monotonic() > deadline
+
         try:
             with console.status("starting the server…"):
                 lab.start_server()
+            if not generated and _run_stack(console, lab, root, requests, rate, stop):
+                return
             shipper = Shipper(lab.url, api_key=lab.api_key)
             with Progress(TextColumn("shipping the last 30 minutes"), BarColumn(), MofNCompleteColumn(),
                           console=console) as progress:
                 task = progress.add_task("backlog", total=backlog)
                 lab.ship_backlog(shipper, progress=lambda n: progress.advance(task, n))
-            trace = lab.failed_trace
-            console.print(f"\n[green]server[/]  {lab.url}   ({shipper.sent} records so far)")
-            console.print(f"api key  {lab.api_key}   (admin; also in {root / 'server' / 'admin.key'})",
-                          highlight=False, soft_wrap=True)
-            console.print(f"logs     {lab.files.root} (ALB objects, NGINX access log, app JSON)",
-                          soft_wrap=True)
-            console.print("\n[bold]try[/]")
-            console.print(f"  export LOGHARBOR_SERVER={lab.url} LOGHARBOR_API_KEY={lab.api_key}",
-                          highlight=False, soft_wrap=True)
-            for q in ('service:checkout AND level:ERROR', '"payment declined"',
-                      f'trace_id:{trace}' if trace else 'source:nginx AND status:>=500'):
-                body = orjson.dumps({"q": q, "from": "now-1h"}).decode()
-                console.print(f"  curl -s $LOGHARBOR_SERVER/api/v1/query -H \"authorization: Bearer "
-                              f"$LOGHARBOR_API_KEY\" -H 'content-type: application/json' -d '{body}'",
-                              soft_wrap=True, highlight=False)
-                console.print(f"  logharbor query '{q}' --since 1h", soft_wrap=True, highlight=False)
+            _where_to_look(console, lab.url, lab.api_key, root, root / "server" / "admin.key",
+                           f"{lab.files.root} (generated ALB objects, NGINX access log, app JSON)",
+                           lab.failed_trace, None)
             console.print("\nlive traffic is flowing; Ctrl-C stops the demo")
-            deadline = time.monotonic() + duration if duration > 0 else None
             try:
-                lab.live(shipper, stop=lambda: deadline is not None and time.monotonic() > deadline)
+                lab.live(shipper, stop=stop)
             except KeyboardInterrupt:
                 pass
             shipper.close()
@@ -85,4 +160,4 @@ def register(app: typer.Typer) -> None:
             lab.stop_server()
             if data_dir is None and not keep:
                 shutil.rmtree(root, ignore_errors=True)
-        console.print("demo stopped")
+            console.print("demo stopped")
