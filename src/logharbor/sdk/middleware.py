@@ -32,7 +32,8 @@ from typing import Any
 from logharbor.record import normalize_trace_id, traceparent_span_id
 from logharbor.sdk.context import _context, new_request_id, new_span_id, new_trace_id
 
-__all__ = ["ASGIMiddleware", "RequestIdentity", "WSGIMiddleware", "client_ip", "identity_from_headers"]
+__all__ = ["ASGIMiddleware", "DjangoRouteMiddleware", "RequestIdentity", "WSGIMiddleware", "client_ip",
+           "identity_from_headers"]
 
 access_logger = logging.getLogger("logharbor.access")
 _DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -285,6 +286,28 @@ class WSGIMiddleware:
             if environ.get(key):
                 http[field] = environ[key]
         _log_access(http, self.logger, error)
+
+
+class DjangoRouteMiddleware:
+    """Django middleware (``MIDDLEWARE = ["logharbor.sdk.middleware.DjangoRouteMiddleware", …]``)
+    that tells :class:`WSGIMiddleware` the route template (``/orders/<str:order_id>/``).
+
+    Why a second piece: only Django's URL resolver knows the pattern, and only after routing;
+    it is handed over through the WSGI environ (Django's ``request.META``). Imports nothing
+    from Django, so the sdk does not depend on it.
+    """
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        return self.get_response(request)
+
+    def process_view(self, request: Any, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
+        match = getattr(request, "resolver_match", None)
+        route = getattr(match, "route", None)
+        if route:
+            request.META["logharbor.route"] = route if route.startswith("/") else "/" + route
 
 
 class _Body:
