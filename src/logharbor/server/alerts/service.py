@@ -26,7 +26,8 @@ class AlertService:
     """Owns the alert loops of one server."""
 
     def __init__(self, meta: MetaStore, store: Store, *, clock: Clock | None = None,
-                 query_timeout_s: float = 30.0, jobs: list[Job] | None = None,
+                 query_timeout_s: float = 30.0, query_max_memory_bytes: int | None = None,
+                 jobs: list[Job] | None = None,
                  holder: str | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store = store
@@ -34,12 +35,14 @@ class AlertService:
         self.silences = SilenceStore(meta)
         self.lease = Lease(meta, holder=holder)  # one evaluating server among those sharing the DB
         self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock, lease=self.lease)
-        self._settings = {"max_execution_time": query_timeout_s}
+        self._settings: dict[str, float] = {"max_execution_time": query_timeout_s}
+        if query_max_memory_bytes is not None:
+            self._settings["max_memory_usage"] = query_max_memory_bytes
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
                                    on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease)
 
     def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One compiled rule query against the store, under the server's query time budget."""
+        """One compiled rule query against the store, under the server's query time and memory budget."""
         return self.store.query(sql, params, settings=self._settings)
 
     def live_values(self) -> dict[str, float]:
@@ -72,6 +75,7 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
     recorder = app_state.service_recorder = ServiceRecorder(runtime.store)
     service = app_state.alerts = AlertService(
         runtime.meta, runtime.store, query_timeout_s=runtime.config.query_timeout_s,
+        query_max_memory_bytes=runtime.config.query_max_memory_bytes,
         jobs=[Job("service-minutes", MINUTE_NS, recorder.record)],
         # stable across restarts of this server, so a restart after kill -9 takes its lease back
         holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}")
