@@ -177,3 +177,27 @@ def test_cli_pretty_output_colours_levels() -> None:
     text = console.export_text(styles=True, clear=False)
     assert "12:34:56.789 ERROR checkout payment declined  502 12.5 ms" in console.export_text()
     assert "\x1b[1;31mERROR" in text  # bold red
+
+
+def test_cli_reconnects_after_a_server_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = ServerProcess(tmp_path / "data", "--batch-max-age", "0.2").start()
+    env = dict(os.environ, LOGHARBOR_API_KEY=server.api_key, LOGHARBOR_SERVER=server.url)
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.cli.main", "tail", "-o", "json", "service:again"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT, text=True)
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        assert "tailing" in proc.stderr.readline()
+        server.stop()  # SIGTERM: the server ends its tail streams and exits
+        assert "reconnecting" in proc.stderr.readline()
+        server.start()
+        for line in proc.stderr:  # more "reconnecting" lines while the server was starting
+            if "tailing" in line:
+                break
+        else:
+            raise AssertionError("logharbor tail exited instead of reconnecting")
+        post(server, [{"service": "again", "message": "after the restart"}])
+        assert orjson.loads(proc.stdout.readline())["message"] == "after the restart"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        server.stop()

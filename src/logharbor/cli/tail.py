@@ -4,7 +4,9 @@ The server filters (``GET /api/v1/tail?q=…``); this command only reads the str
 Server-Sent Events by default (plain httpx) or a WebSocket with ``--ws``. A ``{"dropped": N}``
 marker from a server whose queue for this terminal overflowed is printed as a warning line, so
 a gap is never silent. ``--output json`` prints each record as one JSON line for other programs.
-Ctrl-C ends it; exit 2 when the server cannot be reached, 1 when it refuses the query.
+When a stream that was running ends (a server restart), it reconnects with backoff and says so
+on stderr. Ctrl-C ends it; exit 2 when the server cannot be reached at first, 1 when it refuses
+the query.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +24,7 @@ import typer
 
 from logharbor.cli.trace import DEFAULT_SERVER, LEVEL_STYLE, CliError, auth_headers, refused
 
-__all__ = ["format_record", "register", "stream_sse", "stream_ws"]
+__all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
 
 #: one event from the server: ("record", obj), ("dropped", n) or ("subscribed", info)
 Event = tuple[str, Any]
@@ -144,6 +147,43 @@ def _printer(output: str) -> Callable[[Event], None]:
     return show
 
 
+def follow(query: str, *, server: str, api_key: str | None, ws: bool, show: Callable[[Event], None],
+           reconnect: bool = True, max_delay: float = 30.0) -> None:
+    """Stream events to ``show``; after a stream that had started ends, reconnect with backoff.
+
+    A first connection that fails or is refused raises :class:`CliError` at once; later losses
+    (a server restart) are retried until Ctrl-C, saying so on stderr, since records written while
+    disconnected are not shown.
+    """
+    started = False
+    delay = 1.0
+
+    def seen(event: Event) -> None:
+        nonlocal started, delay
+        if event[0] == "subscribed":
+            started, delay = True, 1.0
+        show(event)
+
+    while True:
+        try:
+            if ws:
+                asyncio.run(stream_ws(query, server=server, api_key=api_key, on_event=seen))
+            else:
+                for event in stream_sse(query, server=server, api_key=api_key):
+                    seen(event)
+            reason = "the server ended the stream"
+        except CliError as exc:
+            if not started or exc.code != 2:
+                raise
+            reason = str(exc)
+        if not (reconnect and started):
+            return
+        typer.echo(f"logharbor tail: {reason}; reconnecting in {delay:.0f} s (records written "
+                   "meanwhile are not shown: use logharbor query --since)", err=True)
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``logharbor tail`` to the main command."""
 
@@ -152,6 +192,7 @@ def register(app: typer.Typer) -> None:
         query: str = typer.Argument("*", help="a filter, e.g. 'service:checkout AND level:ERROR'"),
         ws: bool = typer.Option(False, "--ws", help="use a WebSocket instead of Server-Sent Events"),
         output: str = typer.Option("pretty", "--output", "-o", help="pretty or json"),
+        no_reconnect: bool = typer.Option(False, "--no-reconnect", help="exit when the stream ends"),
         server: str = typer.Option(
             DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
         api_key: str | None = typer.Option(
@@ -161,17 +202,11 @@ def register(app: typer.Typer) -> None:
         if output not in ("pretty", "json"):
             typer.echo("logharbor tail: --output must be pretty or json", err=True)
             raise typer.Exit(2)
-        show = _printer(output)
         try:
-            if ws:
-                asyncio.run(stream_ws(query, server=server, api_key=api_key, on_event=show))
-            else:
-                for event in stream_sse(query, server=server, api_key=api_key):
-                    show(event)
+            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output),
+                   reconnect=not no_reconnect)
         except CliError as exc:
             typer.echo(f"logharbor tail: {exc}", err=True)
             raise typer.Exit(exc.code) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(0) from None
-        except BrokenPipeError:
+        except (KeyboardInterrupt, BrokenPipeError):
             raise typer.Exit(0) from None
