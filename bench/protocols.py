@@ -6,7 +6,9 @@ octet counting, Fluent forward PackedForward with acks), starts one real server 
 on, syslog and forward listeners on loopback) and sends each protocol's batches from several
 client processes. A protocol's time runs from its first byte to the moment the server's
 ``logharbor_records_accepted_total{protocol=…}`` counter has all N (for HTTP and forward that is
-also the last acknowledgement; syslog has no acknowledgement). Protocols run in rounds, in
+also the last acknowledgement; syslog has no acknowledgement). First, each protocol's server-side
+decoder is timed in this process on one core (``stage: decode``, CPU µs per record: independent of
+what else the machine runs). Protocols then run in rounds, in
 alternating order; one JSON line per run, then a summary line per protocol with the median
 records/s and its ratio to native:
 
@@ -283,7 +285,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3, help="runs per protocol; the median is reported")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per protocol; the median is reported (0: decode costs only)")
     ap.add_argument("--only", default="", help="comma-separated protocols (default: all)")
     args = ap.parse_args()
 
@@ -294,6 +296,14 @@ def main() -> None:
         "syslog_tcp": syslog_tcp, "forward": forward_packed,
     }
     chosen = [n for n in encoders if not args.only or n in args.only.split(",")]
+    sample = batches[: max(1, 20_000 // args.batch)]
+    for name in chosen:
+        cpu = decode_cost(name, [encoders[name](b) for b in sample])
+        n = sum(len(b) for b in sample)
+        emit(stage="decode", protocol=name, records=n, cpu_us_per_record=round(cpu / n * 1e6, 2),
+             records_per_cpu_s=round(n / cpu))
+    if args.rounds <= 0:  # decoder costs only
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-protocols-"))
     ports = {k: _free_port() for k in ("http", "syslog", "forward")}
     url = f"http://127.0.0.1:{ports['http']}"
@@ -341,6 +351,39 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=120)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def decode_cost(name: str, bodies: list[bytes]) -> float:
+    """CPU seconds (this process, one core) the server's decoder spends on ``bodies``."""
+    from logharbor.server.ingest.base import RecordLimits
+    from logharbor.server.ingest.ecs import decode_bulk
+    from logharbor.server.ingest.forward import _unpacker, decode_entries
+    from logharbor.server.ingest.loki import decode_push, snappy_block
+    from logharbor.server.ingest.native import decode_ndjson
+    from logharbor.server.ingest.otlp import decode_otlp
+    from logharbor.server.ingest.syslog import SyslogFramer, decode_syslog
+
+    limits = RecordLimits()
+    now = time.time_ns()
+    t0 = time.process_time()
+    for body in bodies:
+        if name == "native":
+            decode_ndjson(body, received_ns=now, limits=limits)
+        elif name == "elasticsearch":
+            decode_bulk(body, None, now, limits)
+        elif name.startswith("loki"):
+            protobuf = name == "loki_protobuf"
+            decode_push(snappy_block(body, 1 << 30) if protobuf else body, protobuf, now, limits, None)
+        elif name.startswith("otlp"):
+            decode_otlp(body, name == "otlp_json", now, limits, None)
+        elif name == "syslog_tcp":
+            decode_syslog(SyslogFramer(1 << 20).feed(body), "127.0.0.1", now, limits)
+        else:
+            tag, entries, _ = msgpack.unpackb(body, raw=False)
+            unpacker = _unpacker(1 << 30)
+            unpacker.feed(entries)
+            decode_entries(tag, list(unpacker), now, limits)
+    return time.process_time() - t0
 
 
 def _free_port() -> int:

@@ -18,9 +18,16 @@ CANONICAL_NAMES = frozenset((
 ))
 
 
+_SEEN: dict[str, str] = {}
+
+
 def attribute_key(key: str) -> str:
     """``host.arch`` → ``host_arch``; any key not under a canonical name is kept as it is."""
+    known = _SEEN.get(key)
+    if known is not None:
+        return known
     head, dot, rest = key.partition(".")
-    if dot and head in CANONICAL_NAMES:
-        return f"{head}_{rest}"
-    return key
+    out = f"{head}_{rest}" if dot and head in CANONICAL_NAMES else key
+    if len(_SEEN) < 10_000:  # attribute names repeat; a flood of distinct ones is not cached
+        _SEEN[key] = out
+    return out

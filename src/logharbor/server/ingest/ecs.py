@@ -49,6 +49,8 @@ _ECS_PATHS: tuple[tuple[str, str], ...] = (
     ("user_agent.original", "http.user_agent"),
     ("http.request.referrer", "http.referer"),
 )
+_ECS_PATHS_BY_HEAD = tuple((path.partition(".")[0], path, tuple(path.split(".")), target)
+                           for path, target in _ECS_PATHS)
 #: canonical fields: what is left of an ECS object of that name (``host.ip``) is stored beside
 #: the field as ``host_ip`` (a dotted key would be re-nested by the store under ``host``, which
 #: the canonical field already is)
@@ -74,17 +76,24 @@ class BulkSyntaxError(ValueError):
     """The body is not a bulk request at all (an action line is broken): the whole request fails."""
 
 
-def _take(doc: dict[str, Any], path: str) -> Any:
+def _take(doc: dict[str, Any], path: str, parts: tuple[str, ...]) -> Any:
     """Remove and return the value at ``path`` (dotted or nested form); prune emptied objects."""
     if path in doc:
         return doc.pop(path)
-    head, _, rest = path.partition(".")
-    child = doc.get(head)
-    if not rest or not isinstance(child, dict):
-        return None
-    value = _take(child, rest)
-    if value is not None and not child:
-        del doc[head]
+    node = doc
+    chain: list[tuple[dict[str, Any], str]] = []
+    for part in parts[:-1]:
+        child = node.get(part)
+        if type(child) is not dict:
+            return None
+        chain.append((node, part))
+        node = child
+    value = node.pop(parts[-1], None)
+    if value is not None:
+        for parent, key in reversed(chain):
+            if parent[key]:
+                break
+            del parent[key]
     return value
 
 
@@ -100,16 +109,19 @@ def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
 def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
     """An ECS (or any JSON) document as the raw dict :func:`normalize` takes; ``doc`` is consumed."""
     found: dict[str, Any] = {}
-    for path, target in _ECS_PATHS:
+    heads = {key.partition(".")[0] for key in doc}
+    for head, path, parts, target in _ECS_PATHS_BY_HEAD:
+        if head not in heads:
+            continue
         if target in found or (target in doc and not isinstance(doc[target], dict)):
             continue
-        value = _take(doc, path)
+        value = _take(doc, path, parts)
         if value is not None and not isinstance(value, dict | list):
             found[target] = value
         elif value is not None:
             doc[path] = value  # not a scalar: keep it as it came, as an attribute
     if "http.method" in found or "http.status" in found:
-        value = _take(doc, "event.duration")
+        value = _take(doc, "event.duration", ("event", "duration"))
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             found["http.duration_ms"] = value / 1e6  # ECS durations are nanoseconds
         elif value is not None:
@@ -140,6 +152,13 @@ class _Ids:
         return f"{self.prefix}{self.n:08x}"
 
 
+def _valid_index(index: str, seen: set[str]) -> bool:
+    if index and _INDEX_NAME.fullmatch(index) and index[0] not in "_-+":
+        seen.add(index)
+        return True
+    return False
+
+
 def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]]:
     try:
         obj = orjson.loads(line)
@@ -167,6 +186,7 @@ def decode_bulk(
     rows: list[bytes] = []
     items: list[BulkItem] = []
     ids = _Ids()
+    valid_indexes: set[str] = set()
     i = 0
     n = len(lines)
     while i < n:
@@ -190,7 +210,7 @@ def decode_bulk(
             items.append((action, index, doc_id, 400, "action_request_validation_exception",
                           f"logharbor is append-only: the {action} action is not supported"))
             continue
-        if not index or not _INDEX_NAME.fullmatch(index) or index[0] in "_-+":
+        if index not in valid_indexes and not _valid_index(index, valid_indexes):
             items.append((action, index, doc_id, 400, "invalid_index_name_exception",
                           f"index name [{index}] is missing or invalid"))
             continue
