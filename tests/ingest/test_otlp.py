@@ -151,3 +151,26 @@ def test_errors_are_rpc_status_with_spec_codes(server: ServerProcess) -> None:
     assert wrong.status_code == 415
     assert httpx.post(server.url + "/v1/logs", content=b"", timeout=30,
                       headers={"content-type": "application/x-protobuf"}).status_code == 401
+
+
+def test_full_wal_is_a_retryable_429_status(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = server_factory("--pause-batcher", "--wal-max-mb", "1")
+    inspect = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create(RESOURCE))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(inspect))
+    logger = provider.get_logger("bulk")
+    for i in range(300):  # about 200 KiB of rows: a few requests fill a 1 MiB WAL
+        logger.emit(severity_number=SeverityNumber.INFO, body=f"filler {i} " + "x" * 400)
+    body = encode_logs(inspect.get_finished_logs()).SerializeToString()
+    headers = {**server.headers, "content-type": "application/x-protobuf"}
+    statuses = []
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for _ in range(10):
+            response = client.post("/v1/logs", content=body)
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                break
+    assert statuses[0] == 200 and statuses[-1] == 429, statuses
+    assert response.headers["retry-after"].isdigit()
+    assert response.headers["content-type"] == "application/x-protobuf"
+    assert response.content[:2] == b"\x08\x08"  # google.rpc.Status code 8, RESOURCE_EXHAUSTED
