@@ -83,6 +83,10 @@ def register(app: typer.Typer) -> None:
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
             if (tls_cert is None) != (tls_key is None):
                 raise ValueError("--tls-cert and --tls-key go together")
+            if (syslog_tls or forward_tls) and not ((listener_tls_cert or tls_cert)
+                                                   and (listener_tls_key or tls_key)):
+                raise ValueError("--syslog-tls and --forward-tls need --listener-tls-cert and "
+                                 "--listener-tls-key (or --tls-cert and --tls-key)")
         except ValueError as exc:
             typer.echo(f"logharbor server: {exc}", err=True)
             raise typer.Exit(2) from None
