@@ -6,7 +6,8 @@ most senders); the framing is told apart per message, as rsyslog's own ``imtcp``
 longer than ``max_line_bytes`` is cut there and marked ``truncated``. Each read of a stream is one
 WAL write, awaited before the next read, so a full WAL slows the sender instead of losing lines.
 UDP datagrams are gathered for a few milliseconds and written together; UDP cannot push back, so
-when the WAL is full they are dropped and counted, as every UDP receiver must.
+when the WAL is full they are dropped and counted (``logharbor_records_rejected``), as every UDP
+receiver must.
 
 Parsing is :func:`logharbor.formats.syslog.parse_syslog`: PRI gives ``level`` and ``facility``,
 HOSTNAME gives ``host`` (the sender's address when the message has none), APP-NAME/TAG gives
@@ -269,8 +270,9 @@ class SyslogIngest:
             rejected += bad
         try:
             await self.ingestor.write_payload(b"\n".join(p for p in payloads if p))
-        except Exception as exc:  # UDP cannot push back: drop, count, keep serving
+        except Exception as exc:  # UDP cannot push back: drop, count as rejected, keep serving
             self.dropped += accepted
+            self.ingestor.count(self.name, 0, accepted + rejected)
             log.warning("syslog udp: %d messages dropped: %s", accepted, exc)
             return
         self.ingestor.count(self.name, accepted, rejected)
