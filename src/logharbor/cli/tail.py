@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import typer
 
-from logharbor.cli.trace import DEFAULT_SERVER, LEVEL_STYLE, CliError, auth_headers, refused
+from logharbor.cli.client import DEFAULT_SERVER, server_client
+from logharbor.cli.trace import CA_OPTION, LEVEL_STYLE, CliError, refused
 
 __all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
 
@@ -42,13 +45,12 @@ def _event(kind: str, data: str) -> Event:
     return "record", obj
 
 
-def stream_sse(query: str, *, server: str, api_key: str | None) -> Iterator[Event]:
+def stream_sse(query: str, *, server: str, api_key: str | None, ca: Path | None = None) -> Iterator[Event]:
     """Events from ``GET /api/v1/tail`` as Server-Sent Events, until the server ends the stream."""
-    url = server.rstrip("/") + "/api/v1/tail"
-    headers = {**auth_headers(api_key), "Accept": "text/event-stream"}
     try:
-        with httpx.stream("GET", url, params={"q": query}, headers=headers,
-                          timeout=httpx.Timeout(None, connect=10)) as response:
+        with server_client(server, api_key, ca) as client, client.stream(
+                "GET", "/api/v1/tail", params={"q": query}, headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(None, connect=10)) as response:
             if response.status_code >= 400:
                 response.read()
                 raise refused(response)
@@ -64,7 +66,7 @@ def stream_sse(query: str, *, server: str, api_key: str | None) -> Iterator[Even
                     kind = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:  # OSError: an unreadable --ca file
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
 
 
@@ -78,15 +80,18 @@ def ws_url(server: str, query: str) -> str:
     return f"{base}/api/v1/tail?{urlencode({'q': query})}"
 
 
-async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: Callable[[Event], None]
-                    ) -> None:
+async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: Callable[[Event], None],
+                    ca: Path | None = None) -> None:
     """Call ``on_event`` for each message of the WebSocket tail until the server closes it."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+    url = ws_url(server, query)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        async with connect(ws_url(server, query), additional_headers=auth_headers(api_key),
-                           max_size=16 * 1024 * 1024, open_timeout=10) as ws:
+        tls = ssl.create_default_context(cafile=str(ca)) if ca and url.startswith("wss:") else None
+        async with connect(url, additional_headers=headers, ssl=tls, max_size=16 * 1024 * 1024,
+                           open_timeout=10) as ws:
             try:
                 async for message in ws:
                     on_event(_event("message", message if isinstance(message, str) else message.decode()))
@@ -148,7 +153,7 @@ def _printer(output: str) -> Callable[[Event], None]:
 
 
 def follow(query: str, *, server: str, api_key: str | None, ws: bool, show: Callable[[Event], None],
-           reconnect: bool = True, max_delay: float = 30.0) -> None:
+           ca: Path | None = None, reconnect: bool = True, max_delay: float = 30.0) -> None:
     """Stream events to ``show``; after a stream that had started ends, reconnect with backoff.
 
     A first connection that fails or is refused raises :class:`CliError` at once; later losses
@@ -167,9 +172,9 @@ def follow(query: str, *, server: str, api_key: str | None, ws: bool, show: Call
     while True:
         try:
             if ws:
-                asyncio.run(stream_ws(query, server=server, api_key=api_key, on_event=seen))
+                asyncio.run(stream_ws(query, server=server, api_key=api_key, on_event=seen, ca=ca))
             else:
-                for event in stream_sse(query, server=server, api_key=api_key):
+                for event in stream_sse(query, server=server, api_key=api_key, ca=ca):
                     seen(event)
             reason = "the server ended the stream"
         except CliError as exc:
@@ -197,13 +202,14 @@ def register(app: typer.Typer) -> None:
             DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
         api_key: str | None = typer.Option(
             None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+        ca: Path | None = CA_OPTION,
     ) -> None:
         """Follow new records that match a filter, as they are written."""
         if output not in ("pretty", "json"):
             typer.echo("logharbor tail: --output must be pretty or json", err=True)
             raise typer.Exit(2)
         try:
-            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output),
+            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output), ca=ca,
                    reconnect=not no_reconnect)
         except CliError as exc:
             typer.echo(f"logharbor tail: {exc}", err=True)

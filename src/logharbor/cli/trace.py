@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import typer
 
-__all__ = ["CliError", "auth_headers", "fetch_trace", "register", "render_trace"]
+from logharbor.cli.client import DEFAULT_SERVER, server_client
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
+__all__ = ["CA_OPTION", "CliError", "fetch_trace", "register", "render_trace"]
+
+#: the same ``--ca`` the other commands take
+CA_OPTION = typer.Option(None, "--ca", envvar="LOGHARBOR_CA",
+                         help="PEM CA bundle for the server's TLS certificate")
 BAR_WIDTH = 48
 LAYER_STYLE = {"alb": "magenta", "nginx": "cyan", "app": "green"}
 LEVEL_STYLE = {"TRACE": "dim", "DEBUG": "dim", "INFO": "green", "WARN": "yellow", "ERROR": "bold red",
@@ -33,11 +38,6 @@ class CliError(Exception):
         self.code = code
 
 
-def auth_headers(api_key: str | None) -> dict[str, str]:
-    """The Authorization header for ``api_key`` (none without a key)."""
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
 def refused(response: httpx.Response) -> CliError:
     """A server's JSON error as one readable line."""
     try:
@@ -48,14 +48,14 @@ def refused(response: httpx.Response) -> CliError:
 
 
 def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str | None = None,
-                start: str | None = None, end: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+                start: str | None = None, end: str | None = None, ca: Path | None = None,
+                timeout: float = 60.0) -> dict[str, Any]:
     """The server's answer for one id; :class:`CliError` when refused or unreachable."""
     params = {k: v for k, v in (("from", start or since), ("to", end)) if v}
-    url = server.rstrip("/") + "/api/v1/traces/" + quote(trace_id.strip(), safe="")
     try:
-        response = httpx.get(url, params=params, headers=auth_headers(api_key),
-                             timeout=httpx.Timeout(timeout, connect=10))
-    except httpx.HTTPError as exc:
+        with server_client(server, api_key, ca, timeout=timeout) as client:
+            response = client.get("/api/v1/traces/" + quote(trace_id.strip(), safe=""), params=params)
+    except (httpx.HTTPError, OSError) as exc:  # OSError: an unreadable --ca file
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
     if response.status_code >= 400:
         raise refused(response)
@@ -163,13 +163,15 @@ def register(app: typer.Typer) -> None:
             DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
         api_key: str | None = typer.Option(
             None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+        ca: Path | None = CA_OPTION,
     ) -> None:
         """Show every record of one request across ALB, NGINX and the apps, with a timing waterfall."""
         if output not in ("waterfall", "json"):
             typer.echo("logharbor trace: --output must be waterfall or json", err=True)
             raise typer.Exit(2)
         try:
-            answer = fetch_trace(trace_id, server=server, api_key=api_key, since=since, start=start, end=end)
+            answer = fetch_trace(trace_id, server=server, api_key=api_key, since=since, start=start, end=end,
+                                 ca=ca)
         except CliError as exc:
             typer.echo(f"logharbor trace: {exc}", err=True)
             raise typer.Exit(exc.code) from None
