@@ -89,9 +89,9 @@ async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: C
     url = ws_url(server, query)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        tls = ssl.create_default_context(cafile=str(ca)) if ca and url.startswith("wss:") else None
-        async with connect(url, additional_headers=headers, ssl=tls, max_size=16 * 1024 * 1024,
-                           open_timeout=10) as ws:
+        tls = {"ssl": ssl.create_default_context(cafile=str(ca))} if ca and url.startswith("wss:") else {}
+        async with connect(url, additional_headers=headers, max_size=16 * 1024 * 1024, open_timeout=10,
+                           **tls) as ws:
             try:
                 async for message in ws:
                     on_event(_event("message", message if isinstance(message, str) else message.decode()))
