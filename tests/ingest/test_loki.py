@@ -119,3 +119,29 @@ def test_malformed_pushes_are_refused(server: ServerProcess) -> None:
                       headers={"content-type": "application/json",
                                "authorization": f"Basic {b64encode(b'promtail:' + writer.encode()).decode()}"}
                       ).status_code == 204
+
+
+def test_python_logging_loki_handler(server: ServerProcess) -> None:
+    """``python-logging-loki`` (a Loki client for stdlib logging) pushes the JSON form."""
+    import logging
+
+    import logging_loki
+
+    writer = server.create_key("writer")
+    handler = logging_loki.LokiHandler(url=server.url + "/loki/api/v1/push", version="1",
+                                       tags={"application": "pyloki", "env": "staging"},
+                                       auth=("promtail", writer))
+    logger = logging.getLogger("pyloki.test")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.error("loki handler error line", extra={"tags": {"order_id": "o-9"}})
+        logger.warning("loki handler warning line")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    rows = by_message(records(server, "service:pyloki", 2))
+    error = rows["loki handler error line"]
+    assert error["level"] == "ERROR" and error["env"] == "staging" and error["order_id"] == "o-9"
+    assert error["logger"] == "pyloki.test" and error["application"] == "pyloki"
+    assert rows["loki handler warning line"]["level"] == "WARN"
