@@ -37,6 +37,7 @@ BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
 RECORDING_FROM_NS = 3600 * 10**9  # ranges at least this long use the recording (the page default)
 _QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
 MAX_POINTS = 2000  # points of a series
+KEEP_DAYS = 400  # recorded minutes are kept this long (a year and a month: year-over-year charts)
 
 
 def _recording_name(store: Store) -> str:
@@ -73,7 +74,8 @@ class ServiceRecorder:
             f"service LowCardinality(String), source LowCardinality(String), minute DateTime('UTC'), "
             f"requests UInt64, errors UInt64, latency AggregateFunction({_QUANTILES}, Nullable(Float64)), "
             f"recorded_ns UInt64) ENGINE = ReplacingMergeTree(recorded_ns) "
-            f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, tenant, service, source)", {})
+            f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, tenant, service, source) "
+            f"TTL minute + INTERVAL {KEEP_DAYS} DAY", {})
         self._created = True
 
     def recorded_until(self) -> int | None:
