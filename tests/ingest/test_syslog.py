@@ -110,3 +110,36 @@ def test_framer_octet_counting_lf_and_truncation() -> None:
     long = SyslogFramer(max_bytes=4)
     assert long.feed(b"10 abcdefghij<1>x\n") == [(b"abcd", True), (b"<1>x", False)]
     assert long.feed(b"<2>toolong\nok\n") == [(b"<2>t", True), (b"ok", False)]
+    nul = SyslogFramer(max_bytes=64)
+    assert nul.feed(b"<14>a: one\x00<14>a: two\x00<14>a: th") == [(b"<14>a: one", False), (b"<14>a: two", False)]
+    assert nul.feed(b"ree\x00") == [(b"<14>a: three", False)]
+
+
+def test_python_sysloghandler_udp_and_tcp(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The standard library's ``logging.handlers.SysLogHandler`` (NUL-terminated over TCP)."""
+    import logging
+    import logging.handlers
+
+    tcp, udp = free_port(), _free_udp_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-tcp", f"127.0.0.1:{tcp}",
+                                           "--syslog-udp", f"127.0.0.1:{udp}")
+    handlers = [
+        logging.handlers.SysLogHandler(("127.0.0.1", udp), facility="local5"),
+        logging.handlers.SysLogHandler(("127.0.0.1", tcp), facility="local5", socktype=socket.SOCK_STREAM),
+    ]
+    logger = logging.getLogger("stdlib-syslog")
+    logger.propagate = False
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("pyapp[%(process)d]: %(message)s"))
+        logger.addHandler(handler)
+    try:
+        logger.error("stdlib error line")
+        logger.warning("stdlib warning line")
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    rows = records(server, "service:pyapp", 4)
+    assert sorted(r["message"] for r in rows) == ["stdlib error line"] * 2 + ["stdlib warning line"] * 2
+    for row in rows:
+        assert row["facility"] == "local5" and row["level"] in ("ERROR", "WARN")

@@ -2,8 +2,9 @@
 
 TCP and TLS streams are framed either by octet counting (``LEN SP MSG``, RFC 6587 §3.4.1, what
 rsyslog sends with ``TCP_Framing="octet-counted"``) or by a trailing LF (§3.4.2, the default of
-most senders); the framing is told apart per message, as rsyslog's own ``imtcp`` does. A message
-longer than ``max_line_bytes`` is cut there and marked ``truncated``. Each read of a stream is one
+most senders; a NUL ends a message too, as Python's ``SysLogHandler`` sends); the framing is
+told apart per message, as rsyslog's own ``imtcp`` does. A message longer than
+``max_line_bytes`` is cut there and marked ``truncated``. Each read of a stream is one
 WAL write, awaited before the next read, so a full WAL slows the sender instead of losing lines.
 UDP datagrams are gathered for a few milliseconds and written together; UDP cannot push back, so
 when the WAL is full they are dropped and counted (``logharbor_records_rejected``), as every UDP
@@ -111,7 +112,11 @@ class SyslogFramer:
         return out
 
     def _lf(self, buf: bytes, pos: int, out: list[tuple[bytes, bool]]) -> int:
-        nl = buf.find(b"\n", pos, pos + self.max_bytes + 1)
+        end = pos + self.max_bytes + 1
+        nl = buf.find(b"\n", pos, end)
+        nul = buf.find(b"\x00", pos, nl if nl >= 0 else end)  # Python's SysLogHandler ends with NUL
+        if nul >= 0:
+            nl = nul
         if nl >= 0:
             out.append((buf[pos:nl].rstrip(b"\r"), False))
             return nl + 1
