@@ -90,10 +90,20 @@ def test_a_stalled_client_does_not_delay_another(server: ServerProcess) -> None:
         assert (len(got), dropped) == (per_post, 0)
     total = posts * per_post
     records, dropped = stalled.drain(total)
+    assert metric(server, "logharbor_tail_clients") >= 2
     stalled.close()
     fast.close()
     assert dropped > 0, "the stalled client's queue never overflowed; the test did not stall it"
     assert records + dropped == total  # every record is either delivered or counted in a marker
+    assert metric(server, "logharbor_tail_dropped_records_total") >= dropped
+    assert metric(server, "logharbor_tail_delivered_records_total") >= total + records
+
+
+def metric(server: ServerProcess, name: str) -> float:
+    with server.client() as client:
+        text = client.get("/metrics").text
+    (value,) = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
 
 
 def test_many_clients_with_different_filters(server: ServerProcess) -> None:

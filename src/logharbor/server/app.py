@@ -156,6 +156,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             await tail.start()
             alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
             runtime.ingestor.add_listener(tail.publish)
+            runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
                 await listener.start(runtime.ingestor)
             yield

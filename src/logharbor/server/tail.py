@@ -31,6 +31,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,15 +45,14 @@ from starlette.responses import StreamingResponse
 
 from logharbor.server.errors import ApiError
 from logharbor.server.store.base import Store, StoreError
-from logharbor.server.store.rows import row_to_wire
 from logharbor.server.tail_filter import (
     BatchRunner,
     BatchStructure,
     Scope,
     TailFilter,
     compile_tail_filter,
-    escape_param,
     round_sql,
+    run_round,
 )
 
 __all__ = ["Subscriber", "TailHub", "tail_router"]
@@ -154,7 +154,9 @@ class TailHub:
         self._runner: BatchRunner | None = None
         self._structure = BatchStructure("", "", ())
         self.rounds = 0
+        self.round_seconds = 0.0
         self.skipped_rows = 0
+        self._gone = [0, 0]  # delivered, dropped: of clients that have left
         self._chained: list[tuple[int, Any]] = []
 
     async def start(self) -> None:
@@ -213,6 +215,20 @@ class TailHub:
     def clients(self) -> int:
         return self._count
 
+    def live_values(self) -> dict[str, float]:
+        """Gauges for ``/metrics`` (``ServerMetrics.watch``): clients, work done, records lost."""
+        subs = [sub for group in self._groups.values() for sub in group.subscribers]
+        return {
+            "logharbor_tail_clients": float(self._count),
+            "logharbor_tail_filters": float(len(self._groups)),
+            "logharbor_tail_pending_bytes": float(self._pending_bytes),
+            "logharbor_tail_rounds_total": float(self.rounds),
+            "logharbor_tail_round_seconds_total": self.round_seconds,
+            "logharbor_tail_delivered_records_total": float(self._gone[0] + sum(s.delivered for s in subs)),
+            "logharbor_tail_dropped_records_total": float(self._gone[1] + sum(s.dropped_total for s in subs)),
+            "logharbor_tail_skipped_records_total": float(self.skipped_rows),
+        }
+
     def publish(self, payload: bytes) -> None:
         """Ingest listener: hand a durable write to the dispatcher (never blocks)."""
         if not self._count or not payload:
@@ -266,6 +282,8 @@ class TailHub:
             if sub in group.subscribers:
                 group.subscribers.remove(sub)
                 self._count -= 1
+                self._gone[0] += sub.delivered
+                self._gone[1] += sub.dropped_total
                 if not group.subscribers:
                     del self._groups[key]
                 return
@@ -290,8 +308,13 @@ class TailHub:
             payload = b"\n".join(p for _, p in batch)
             # groups whose every client is already full get counts, not serialized records
             wanted = [[not all(sub.full for sub in g.subscribers) for g in groups] for groups in jobs]
+            began = time.perf_counter()
             try:
-                matched = await loop.run_in_executor(self._executor, self._run_round, payload, jobs, wanted)
+                assert self._runner is not None
+                work = [([g.filter for g in groups], groups[0].scope, want) for groups, want in zip(
+                    jobs, wanted, strict=True)]
+                matched = await loop.run_in_executor(self._executor, run_round, self._runner,
+                                                     self._structure, payload, work)
             except Exception:
                 log.exception("a tail round failed; its records are reported as dropped")
                 for groups in jobs:
@@ -300,6 +323,7 @@ class TailHub:
                             sub.note_dropped(rows)
                 continue
             self.rounds += 1
+            self.round_seconds += time.perf_counter() - began
             for groups, per_group in zip(jobs, matched, strict=True):
                 for group, lines in zip(groups, per_group, strict=True):
                     for sub in group.subscribers:
@@ -308,33 +332,6 @@ class TailHub:
                         first = next((row for seq, row in starts if seq > sub.after_seq), rows)
                         sub.offer([line for row, line in lines if row >= first] if first else
                                   [line for _, line in lines])
-
-    def _run_round(self, payload: bytes, jobs: list[list[_Group]], wanted: list[list[bool]]
-                   ) -> list[list[list[tuple[int, bytes | None]]]]:
-        """On the tail thread: one query per scope; each wanted matching row serialized once."""
-        assert self._runner is not None
-        data = escape_param(payload)
-        out = []
-        for groups, want in zip(jobs, wanted, strict=True):
-            filters, scope = [g.filter for g in groups], groups[0].scope
-            sql, params = round_sql(filters, scope)
-            full = self._structure.needs_full(filters, scope)
-            params.update(tail_structure=self._structure.full if full else self._structure.light,
-                          tail_rows=data)
-            per_group: list[list[tuple[int, bytes | None]]] = [[] for _ in groups]
-            flags = [(i, f"__tail_m{i}") for i in range(len(groups))]
-            for row in self._runner.query(sql, params):
-                if not full:
-                    self._structure.decode(row)
-                hits = [i for i, flag in flags if row[flag]]
-                line = None
-                if any(want[i] for i in hits):
-                    line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
-                number = row["__tail_row"]
-                for i in hits:
-                    per_group[i].append((number, line))
-            out.append(per_group)
-        return out
 
 
 # ------------------------------------------------------------------------------------ transports

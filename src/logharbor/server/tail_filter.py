@@ -21,10 +21,11 @@ from logharbor.server.query.ast import MatchAll, Query, Where
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.rows import row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
-           "compile_tail_filter", "escape_param", "round_sql"]
+           "compile_tail_filter", "escape_param", "round_sql", "run_round"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
@@ -182,3 +183,36 @@ class BatchRunner:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+#: per filter of a round, its matching rows as (row number in the batch, wire JSON or None)
+Matches = list[list[tuple[int, bytes | None]]]
+
+
+def run_round(runner: BatchRunner, structure: BatchStructure, payload: bytes,
+              work: list[tuple[list[TailFilter], Scope, list[bool]]]) -> list[Matches]:
+    """One round (blocking: the tail thread runs it): one query per scope over the batch.
+
+    Returns, per scope and per filter, the matching rows as (row number, wire JSON); a row is
+    serialized once however many filters it matches, and not at all (None) when no filter it
+    matches is ``wanted`` (every client behind it is full, so it only counts as dropped).
+    """
+    data = escape_param(payload)
+    out = []
+    for filters, scope, wanted in work:
+        sql, params = round_sql(filters, scope)
+        full = structure.needs_full(filters, scope)
+        params.update(tail_structure=structure.full if full else structure.light, tail_rows=data)
+        per_filter: Matches = [[] for _ in filters]
+        flags = [(i, f"__tail_m{i}") for i in range(len(filters))]
+        for row in runner.query(sql, params):
+            if not full:
+                structure.decode(row)
+            hits = [i for i, flag in flags if row[flag]]
+            line = None
+            if any(wanted[i] for i in hits):
+                line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
+            for i in hits:
+                per_filter[i].append((row["__tail_row"], line))
+        out.append(per_filter)
+    return out
