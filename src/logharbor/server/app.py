@@ -41,6 +41,8 @@ from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.query.routes import query_router
+from logharbor.server.retention import StorageCollector, build_retention, retention_router
+from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
 from logharbor.server.store.embedded import EmbeddedStore
@@ -149,6 +151,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(config)
         app.state.runtime = runtime
+        # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
+        retention = app.state.retention = build_retention(
+            runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
+            cold_endpoint=config.cold_endpoint, interval_s=config.retention_interval_s,
+            disk_max_bytes=config.disk_max_bytes, disk_min_free_bytes=config.disk_min_free_bytes,
+            audit=runtime.keys.audit)
+        runtime.ingestor.wal = GuardedWal(runtime.wal, retention.guard)  # type: ignore[assignment]
+        runtime.metrics.registry.register(StorageCollector(retention))
+        retention.start()
         app.state.store = runtime.store
         tail = app.state.tail_hub = TailHub(runtime.store)
         alerts = None
@@ -166,6 +177,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             await tail.stop()
             if alerts is not None:
                 await alerts.stop()
+            retention.stop()
             close_runtime(runtime)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
@@ -187,6 +199,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(alerts_router())
     app.include_router(dashboards_router())
     app.include_router(services_router())
+    app.include_router(retention_router())
     app.include_router(ui_router())  # before the ES routes, whose /{index} paths would match /ui
 
     protocols = ingest_protocols(config)

@@ -66,6 +66,12 @@ class ServerConfig(BaseModel):
     query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")
     query_max_memory_bytes: int = Field(2048 * MiB, ge=16 * MiB, description="engine memory cap per query")
 
+    cold_storage: str = Field("cold", description="cold tier: a folder (relative to data_dir) or s3://bucket/prefix")
+    cold_endpoint: str | None = Field(None, description="S3 endpoint URL of the cold tier (AWS_ENDPOINT_URL)")
+    retention_interval_s: float = Field(60.0, gt=0, description="seconds between two runs of the mover")
+    disk_max_bytes: int | None = Field(None, ge=MiB, description="data dir size the disk guard keeps under")
+    disk_min_free_bytes: int = Field(100 * MiB, ge=0, description="less free disk than this: ingest gets 429")
+
     @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"

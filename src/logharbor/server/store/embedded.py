@@ -53,6 +53,8 @@ class EmbeddedStore:
         self.sealer = sealer
         self.table_name = table
         self.table = quote_identifier(table)
+        #: the table inserts go to; ``table`` may be a read view over several tiers (expose_view)
+        self.hot_table = self.table
         self.readers = readers
         self._session: Any = None
         self._insert_lock = threading.Lock()
@@ -127,7 +129,7 @@ class EmbeddedStore:
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        sql = f"INSERT INTO {self.table} SETTINGS insert_deduplication_token = '{dedup_token}'"
+        sql = f"INSERT INTO {self.hot_table} SETTINGS insert_deduplication_token = '{dedup_token}'"
         with self._insert_lock:
             try:
                 with self._session.send_insert(sql, "JSONEachRow") as inserter:
@@ -180,7 +182,34 @@ class EmbeddedStore:
     def optimize(self) -> None:
         """Merge parts now (benchmarks and tests measure the steady state)."""
         with self._insert_lock:
-            self._session.query(f"OPTIMIZE TABLE {self.table} FINAL")
+            self._session.query(f"OPTIMIZE TABLE {self.hot_table} FINAL")
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement (DDL, INSERT … SELECT, DELETE) on the writing connection.
+
+        Retention moves and deletes use it: they must not interleave with a streaming insert, so
+        they take the insert lock like an insert does.
+        """
+        with self._insert_lock:
+            try:
+                self._session.query(sql, "JSONEachRow", params=dict(params or {}))
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from exc
+
+    def expose_view(self, name: str, select_sql: str | None) -> None:
+        """Make queries read ``select_sql`` (e.g. hot ∪ warm ∪ cold) through a view named ``name``.
+
+        Callers compile against ``store.table``; after this it names the view, so which tiers a
+        query reads stays inside the store. ``None`` drops the view and reads the hot table again.
+        Inserts always go to ``hot_table``.
+        """
+        view = quote_identifier(name)
+        if select_sql is None:
+            self.table = self.hot_table
+            self.execute(f"DROP VIEW IF EXISTS {view}")
+            return
+        self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
+        self.table = view
 
 
 def _classify(exc: RuntimeError) -> StoreError:

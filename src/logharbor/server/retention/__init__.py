@@ -1,0 +1,37 @@
+"""Retention (DESIGN §3 "Alerts and retention"): tiers hot → warm → cold → delete per rule,
+down-sampling, delete by query, the disk guard and storage figures.
+
+The app calls :func:`build_retention` once the store is open and mounts :func:`retention_router`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from logharbor.server.meta.db import MetaStore
+from logharbor.server.retention import tables as _tables  # noqa: F401  (registers the tables)
+from logharbor.server.retention.coldstore import LocalCold, cold_store_from_url
+from logharbor.server.retention.delete import Audit, DeleteJobs
+from logharbor.server.retention.guard import DiskGuard
+from logharbor.server.retention.mover import Mover
+from logharbor.server.retention.routes import retention_router
+from logharbor.server.retention.rules import RetentionPolicy, Rule
+from logharbor.server.retention.service import Retention, StorageCollector
+from logharbor.server.retention.tiers import Tiers, TierStore
+
+__all__ = ["Retention", "RetentionPolicy", "Rule", "StorageCollector", "build_retention",
+           "retention_router"]
+
+
+def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_storage: str,
+                    cold_endpoint: str | None, interval_s: float, disk_max_bytes: int | None,
+                    disk_min_free_bytes: int, audit: Audit | None) -> Retention:
+    """Open the tiers (warm table, read view) and wire mover, delete jobs and guard; not started."""
+    cold = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
+    tiers = Tiers(store, cold)
+    tiers.open()
+    mover = Mover(tiers, meta, interval_s=interval_s)
+    exclude = cold.root if isinstance(cold, LocalCold) else None
+    guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
+                      exclude=exclude)
+    return Retention(tiers, mover, DeleteJobs(mover, meta, audit), guard)

@@ -1,0 +1,130 @@
+"""The disk guard: keeps the data directory under its size, and ingest answering 429 before it fills.
+
+Every few seconds it measures the data directory (everything under it but the cold folder, which
+is object storage even when it is a local path) and the free space of its filesystem:
+
+* over ``max_bytes``: the lowest-priority rule's oldest hot (then warm) day moves to cold when the
+  rule has a cold tier, or is deleted when it has none; one day per check, until under the limit;
+* over ``max_bytes`` by ``reject_margin`` (10 %), or less than ``min_free_bytes`` free: ingest
+  answers 429 with Retry-After (through :class:`GuardedWal`), so the WAL never meets a full disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from logharbor.server.retention.mover import Mover
+from logharbor.server.wal import WalFull, WriteAheadLog
+
+__all__ = ["DiskGuard", "GuardedWal", "directory_bytes"]
+
+log = logging.getLogger("logharbor.retention")
+
+
+def directory_bytes(root: Path, exclude: Path | None = None) -> int:
+    """Bytes of the files under ``root`` (allocated blocks), skipping ``exclude``."""
+    total = 0
+    skip = str(exclude.resolve()) if exclude is not None else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None and dirpath.startswith(skip):
+            dirnames[:] = []
+            continue
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return total
+
+
+class DiskGuard:
+    """Measures the data directory and frees it by the rules' priorities."""
+
+    def __init__(self, data_dir: Path, mover: Mover | None, *, max_bytes: int | None,
+                 min_free_bytes: int = 0, reject_margin: float = 0.10, exclude: Path | None = None,
+                 interval_s: float = 5.0, measure: Callable[[], int] | None = None,
+                 free: Callable[[], int] | None = None) -> None:
+        self.data_dir = data_dir
+        self.mover = mover
+        self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
+        self.reject_margin = reject_margin
+        self.interval_s = interval_s
+        self._measure = measure or (lambda: directory_bytes(data_dir, exclude))
+        self._free = free or (lambda: shutil.disk_usage(data_dir).free)
+        self.used_bytes = 0
+        self.free_bytes = 0
+        self.rejecting = False
+        self.freed_rows = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> bool:
+        """Measure, free one step if over the limit, and set :attr:`rejecting`; True when it freed."""
+        self.used_bytes = self._measure()
+        self.free_bytes = self._free()
+        freed = False
+        if self.max_bytes is not None and self.used_bytes > self.max_bytes and self.mover is not None:
+            freed = self._relieve()
+        hard = None if self.max_bytes is None else self.max_bytes * (1 + self.reject_margin)
+        self.rejecting = bool((hard is not None and self.used_bytes > hard)
+                              or self.free_bytes < self.min_free_bytes)
+        return freed
+
+    def _relieve(self) -> bool:
+        assert self.mover is not None
+        conditions = self.mover.policy.conditions()
+        for rule, cond, params in sorted(conditions, key=lambda item: item[0].priority):
+            if cond == "(0)":
+                continue
+            n = self.mover.relieve(rule, cond, params)
+            if n:
+                self.freed_rows += n
+                log.warning("disk guard: data directory at %d bytes (limit %s); freed %d records of rule %s",
+                            self.used_bytes, self.max_bytes, n, rule.name)
+                return True
+        return False
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="disk-guard", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:
+                log.exception("disk guard check failed")
+            self._stop.wait(self.interval_s)
+
+
+class GuardedWal:
+    """The WAL as ingest sees it: refuses new entries (WalFull → 429) while the guard is rejecting."""
+
+    def __init__(self, wal: WriteAheadLog, guard: DiskGuard) -> None:
+        self._wal = wal
+        self._guard = guard
+
+    def submit(self, payload: bytes) -> Future[int]:
+        if self._guard.rejecting:
+            raise WalFull(f"the data directory is over its size limit ({self._guard.used_bytes} bytes used, "
+                          f"{self._guard.free_bytes} bytes free); retry later")
+        return self._wal.submit(payload)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wal, name)

@@ -1,0 +1,200 @@
+"""The three tiers as SQL: the hot table, the warm table, the cold Parquet files, and their union.
+
+Warm is a second MergeTree table (``<logs>_warm``) with the same columns and heavier codecs
+(ZSTD(9) instead of ZSTD(1)/ZSTD(3)), plus a ``move_id`` column naming the move that wrote each
+row, so a move that crashed half-way is undone by deleting its ``move_id`` and done again. A
+separate table rather than ``TTL … RECOMPRESS``: TTLs run on the engine's wall clock on whole
+parts (which mix services and levels), while rules are per service/level and the mover runs on an
+injectable clock; moving rows also merges them into large, well-compressed parts.
+
+Queries read the view ``<logs>_all`` = hot ∪ warm ∪ cold (the cold branch only once cold files
+exist); the store's ``table`` names it, so the compiled SQL is the same whatever tiers exist.
+"""
+
+# SQL here is built from identifiers quoted by store/sqlsafe.py and conditions whose values are
+# all parameters; nothing a user sends is formatted into the text.
+# ruff: noqa: S608
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from logharbor.server.retention.coldstore import ColdStore
+from logharbor.server.store.base import schema_sql
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["TierStore", "Tiers"]
+
+#: a record's identity across tiers: enough columns that two different records never share it
+IDENTITY = ("sipHash64(timestamp, observed_timestamp, service, level, message, trace_id, span_id, "
+            "request_id, host, instance, toString(attributes))")
+
+
+class TierStore(Protocol):
+    """What the retention code needs from a store (EmbeddedStore has it)."""
+
+    table: str
+    table_name: str
+    hot_table: str
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]: ...
+
+    def expose_view(self, name: str, select_sql: str | None) -> None: ...
+
+
+class Tiers:
+    """SQL for each tier, and the moves between them, over one store and one cold store."""
+
+    def __init__(self, store: TierStore, cold: ColdStore | None) -> None:
+        self.store = store
+        self.cold = cold
+        self.hot = store.hot_table
+        self.warm_name = f"{store.table_name}_warm"
+        self.warm = quote_identifier(self.warm_name)
+        self.view_name = f"{store.table_name}_all"
+        self.columns: list[tuple[str, str]] = []
+
+    def open(self) -> None:
+        """Create the warm table and the read view."""
+        ddl = schema_sql(self.warm_name).replace("ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)")
+        self.store.execute(ddl)
+        self.store.execute(f"ALTER TABLE {self.warm} ADD COLUMN IF NOT EXISTS move_id String "
+                           "CODEC(ZSTD(9))")
+        rows = self.store.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})
+        self.columns = [(r["name"], r["type"]) for r in rows]
+        self.refresh_view()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(quote_identifier(name) for name, _ in self.columns)
+
+    @property
+    def structure(self) -> str:
+        """The cold files' columns: the hot table's, plain strings for LowCardinality and JSON."""
+        parts = []
+        for name, sql_type in self.columns:
+            if sql_type == "JSON" or sql_type.startswith("JSON("):
+                sql_type = "String"
+            elif sql_type.startswith("LowCardinality("):
+                sql_type = sql_type[len("LowCardinality("):-1]
+            parts.append(f"{name} {sql_type}")
+        return ", ".join(parts)
+
+    def export_list(self) -> str:
+        """Columns as written to Parquet (JSON as its text)."""
+        out = []
+        for name, sql_type in self.columns:
+            quoted = quote_identifier(name)
+            out.append(f"toString({quoted}) AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        return ", ".join(out)
+
+    def cold_select(self, key: str | None = None) -> str:
+        """SELECT of cold rows with the hot table's column types (JSON parsed back)."""
+        assert self.cold is not None
+        out = []
+        for name, sql_type in self.columns:
+            quoted = quote_identifier(name)
+            out.append(f"CAST({quoted}, 'JSON') AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        return f"SELECT {', '.join(out)} FROM {self.cold.table_function(key, self.structure)}"
+
+    def source(self, tier: str, key: str | None = None) -> str:
+        """A table expression (in parentheses where needed) reading one tier."""
+        if tier == "hot":
+            return self.hot
+        if tier == "warm":
+            return f"(SELECT {self.column_list} FROM {self.warm})"
+        return f"({self.cold_select(key)})"
+
+    def refresh_view(self) -> None:
+        """Point the store's ``table`` at hot ∪ warm (∪ cold once cold files exist)."""
+        parts = [f"SELECT {self.column_list} FROM {self.hot}",
+                 f"SELECT {self.column_list} FROM {self.warm}"]
+        if self.cold is not None and self.cold.keys():
+            parts.append(self.cold_select())
+        self.store.expose_view(self.view_name, " UNION ALL ".join(parts))
+
+    # -- moving ----------------------------------------------------------------------------
+
+    def copy_to_warm(self, move_id: str, source: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Copy matching rows of hot into warm under ``move_id`` (a retry first undoes a partial copy)."""
+        self.store.execute(f"DELETE FROM {self.warm} WHERE move_id = {{move_id:String}}",
+                           {"move_id": move_id})
+        self.store.execute(
+            f"INSERT INTO {self.warm} ({self.column_list}, move_id) "
+            f"SELECT {self.column_list}, {{move_id:String}} FROM {self.source(source)} WHERE {cond}",
+            {**params, "move_id": move_id})
+        return self.count_warm_move(move_id)
+
+    def count_warm_move(self, move_id: str) -> int:
+        rows = self.store.query(f"SELECT count() AS n FROM {self.warm} WHERE move_id = {{m:String}}",
+                                {"m": move_id})
+        return int(rows[0]["n"])
+
+    def copy_to_cold(self, key: str, source: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Write matching rows of ``source`` to the cold file ``key`` and count what it holds."""
+        assert self.cold is not None
+        select = (f"SELECT {self.export_list()} FROM {self.source(source)} WHERE {cond} "
+                  "ORDER BY service, level, timestamp")
+        self.cold.write(self.store, key, select, params)
+        return self.count_cold(key)
+
+    def count_cold(self, key: str, cond: str = "1", params: Mapping[str, Any] | None = None) -> int:
+        rows = self.store.query(f"SELECT count() AS n FROM ({self.cold_select(key)}) WHERE {cond}",
+                                dict(params or {}))
+        return int(rows[0]["n"])
+
+    def copy_expression(self, dest: str, move_id: str, key: str | None) -> tuple[str, dict[str, Any]]:
+        """SELECT of the identities of the rows a move copied (to delete exactly those from its source)."""
+        if dest == "warm":
+            return (f"SELECT {IDENTITY} FROM {self.warm} WHERE move_id = {{move_id:String}}",
+                    {"move_id": move_id})
+        assert key is not None
+        return f"SELECT {IDENTITY} FROM ({self.cold_select(key)})", {}
+
+    def remove_copied(self, source: str, cond: str, params: Mapping[str, Any], dest: str,
+                      move_id: str, key: str | None) -> None:
+        """Delete from ``source`` the rows whose copy is confirmed in ``dest`` (idempotent)."""
+        copied, extra = self.copy_expression(dest, move_id, key)
+        table = self.hot if source == "hot" else self.warm
+        self.store.execute(f"DELETE FROM {table} WHERE ({cond}) AND {IDENTITY} IN ({copied})",
+                           {**params, **extra})
+
+    # -- deleting --------------------------------------------------------------------------
+
+    def delete_where(self, tier: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Delete matching rows from one tier; the number of rows deleted."""
+        if tier in ("hot", "warm"):
+            table = self.hot if tier == "hot" else self.warm
+            source = self.source(tier)
+            rows = self.store.query(f"SELECT count() AS n FROM {source} WHERE {cond}", dict(params))
+            n = int(rows[0]["n"])
+            if n:
+                self.store.execute(f"DELETE FROM {table} WHERE {cond}", params)
+            return n
+        if self.cold is None:
+            return 0
+        total = 0
+        for key in self.cold.keys():
+            total += self.delete_in_cold_file(key, cond, params)
+        return total
+
+    def delete_in_cold_file(self, key: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Rewrite one cold file without the matching rows (or remove it when all match)."""
+        assert self.cold is not None
+        n = self.count_cold(key, cond, params)
+        if n == 0:
+            return 0
+        if n == self.count_cold(key):
+            self.cold.remove(key)
+            return n
+        select = (f"SELECT {self.export_list()} FROM ({self.cold_select(key)}) "
+                  f"WHERE NOT ({cond}) ORDER BY service, level, timestamp")
+        self.cold.write(self.store, key, select, params)
+        return n
