@@ -143,3 +143,17 @@ def test_python_sysloghandler_udp_and_tcp(server_factory) -> None:  # type: igno
     assert sorted(r["message"] for r in rows) == ["stdlib error line"] * 2 + ["stdlib warning line"] * 2
     for row in rows:
         assert row["facility"] == "local5" and row["level"] in ("ERROR", "WARN")
+
+
+def test_udp_bursts_are_all_written(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Datagrams arriving while a batch is being written go into the next batch (none left behind)."""
+    udp = _free_udp_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-udp", f"127.0.0.1:{udp}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for burst in range(15):
+            for i in range(100):
+                sock.sendto(f"<134>Nov  1 12:00:00 h udpburst: b{burst} m{i}".encode(), ("127.0.0.1", udp))
+            time.sleep(0.01)  # paced so the loopback socket buffer never overflows
+    assert server.wait_rows(1500) == 1500
+    rows = records(server, "service:udpburst", 1500)
+    assert len({row["message"] for row in rows}) == 1500

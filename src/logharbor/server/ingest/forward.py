@@ -46,9 +46,11 @@ from logharbor.server.ingest.listener import (
 )
 from logharbor.server.store.rows import encode_row
 
-__all__ = ["ForwardIngest", "decode_entries"]
+__all__ = ["ForwardIngest", "decode_entries", "decode_groups"]
 
 log = logging.getLogger("logharbor.server.ingest.forward")
+#: more entries than this in one read are decoded in the ingest worker processes
+_OFFLOAD_ENTRIES = 500
 
 
 class ForwardError(ValueError):
@@ -127,6 +129,20 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
     return b"\n".join(rows), len(rows), rejected
 
 
+def decode_groups(groups: list[tuple[str, list[Any]]], received_ns: int, limits: RecordLimits
+                  ) -> tuple[bytes, int, int]:
+    """:func:`decode_entries` over several ``(tag, entries)``; picklable for the worker processes."""
+    payloads: list[bytes] = []
+    accepted = rejected = 0
+    for tag, entries in groups:
+        payload, ok, bad = decode_entries(tag, entries, received_ns, limits)
+        if payload:
+            payloads.append(payload)
+        accepted += ok
+        rejected += bad
+    return b"\n".join(payloads), accepted, rejected
+
+
 class _Connection:
     """One forward connection: handshake, then messages, acks after the WAL write."""
 
@@ -180,19 +196,19 @@ class _Connection:
         owner = self.owner
         assert owner.ingestor is not None
         received = time.time_ns()
-        payloads: list[bytes] = []
+        groups: list[tuple[str, list[Any]]] = []
         chunks: list[Any] = []
-        accepted = rejected = 0
         for message in messages:
             tag, entries, option = self._entries(message)
-            payload, ok, bad = decode_entries(tag, entries, received, owner.limits)
-            payloads.append(payload)
-            accepted += ok
-            rejected += bad
+            groups.append((tag, entries))
             if isinstance(option, dict) and option.get("chunk") is not None:
                 chunks.append(option["chunk"])
-        await write_with_backpressure(owner.ingestor, b"\n".join(p for p in payloads if p),
-                                      what=f"forward from {self.peer}")
+        if sum(len(entries) for _, entries in groups) > _OFFLOAD_ENTRIES:
+            payload, accepted, rejected = await owner.ingestor.offload(
+                decode_groups, groups, received, owner.limits)
+        else:
+            payload, accepted, rejected = decode_groups(groups, received, owner.limits)
+        await write_with_backpressure(owner.ingestor, payload, what=f"forward from {self.peer}")
         owner.ingestor.count(owner.name, accepted, rejected)
         for chunk in chunks:
             self.stream.write(msgpack.packb({"ack": chunk}))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,14 @@ from logharbor.server.ingest.listener import (
 )
 from logharbor.server.store.rows import encode_row
 
-__all__ = ["SyslogFramer", "SyslogIngest", "decode_syslog"]
+__all__ = ["SyslogFramer", "SyslogIngest", "decode_syslog", "decode_syslog_groups"]
 
 log = logging.getLogger("logharbor.server.ingest.syslog")
 _OFFLOAD_BYTES = 64 * 1024
 _UDP_BATCH = 2000
 _UDP_WAIT_S = 0.02
+_OFFLOAD_DATAGRAMS = 500
+_UDP_RCVBUF = 8 * 1024 * 1024
 
 
 class SyslogFramer:
@@ -156,6 +159,20 @@ def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received
     return b"\n".join(rows), len(rows), rejected
 
 
+def decode_syslog_groups(groups: list[tuple[str | None, list[tuple[bytes, bool]]]], received_ns: int,
+                         limits: RecordLimits, timezone: str = "UTC") -> tuple[bytes, int, int]:
+    """:func:`decode_syslog` for the datagrams of several peers at once (one WAL write)."""
+    payloads: list[bytes] = []
+    accepted = rejected = 0
+    for peer, messages in groups:
+        payload, ok, bad = decode_syslog(messages, peer, received_ns, limits, timezone)
+        if payload:
+            payloads.append(payload)
+        accepted += ok
+        rejected += bad
+    return b"\n".join(payloads), accepted, rejected
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SyslogIngest) -> None:
         self.owner = owner
@@ -209,6 +226,10 @@ class SyslogIngest:
             transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
                                                                local_addr=(host, port))
             self.transport = transport
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # room for bursts while the loop is busy (the kernel caps it)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
             self.bound["udp"] = transport.get_extra_info("sockname")[:2]
         for kind in ("tcp", "tls"):
             if self.addresses[kind]:
@@ -255,26 +276,29 @@ class SyslogIngest:
             self.flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        for _ in range(5):
-            if self.pending_count >= _UDP_BATCH:
-                break
-            await asyncio.sleep(_UDP_WAIT_S / 5)
-        await self._flush_udp()
+        while True:
+            for _ in range(5):
+                if self.pending_count >= _UDP_BATCH:
+                    break
+                await asyncio.sleep(_UDP_WAIT_S / 5)
+            await self._flush_udp()
+            if not self.pending_count:  # what arrived during the write goes in the next one
+                return
 
     async def _flush_udp(self) -> None:
         pending, self.pending, self.pending_count = self.pending, {}, 0
         if not pending or self.ingestor is None:
             return
         received = time.time_ns()
-        payloads: list[bytes] = []
-        accepted = rejected = 0
-        for peer, messages in pending.items():
-            payload, ok, bad = decode_syslog(messages, peer, received, self.limits, self.timezone)
-            payloads.append(payload)
-            accepted += ok
-            rejected += bad
+        groups = list(pending.items())
+        if sum(len(messages) for _, messages in groups) > _OFFLOAD_DATAGRAMS:
+            payload, accepted, rejected = await self.ingestor.offload(
+                decode_syslog_groups, groups, received, self.limits, self.timezone)
+        else:
+            payload, accepted, rejected = decode_syslog_groups(groups, received, self.limits,
+                                                               self.timezone)
         try:
-            await self.ingestor.write_payload(b"\n".join(p for p in payloads if p))
+            await self.ingestor.write_payload(payload)
         except Exception as exc:  # UDP cannot push back: drop, count as rejected, keep serving
             self.dropped += accepted
             self.ingestor.count(self.name, 0, accepted + rejected)
