@@ -1,0 +1,584 @@
+"""A LogQL subset parsed to logharbor's own query AST (:mod:`logharbor.server.query.ast`).
+
+Why: Grafana's Loki data source speaks LogQL; logharbor answers it with the same compiler and
+engine as its own language, so a LogQL query and its logharbor twin can never disagree.
+Selectors, line filters and label filters become one :class:`~logharbor.server.query.ast.Filter`;
+what the query language has no node for (the output shaping of ``line_format``/``label_format``,
+range and vector aggregations) is kept in the small wrappers below, next to that filter.
+
+Every construct outside the subset raises :class:`LogQLError` naming it (a 400 upstream).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from logharbor.server.query import ast
+from logharbor.server.query.errors import QueryError
+from logharbor.server.query.filters import check_regex
+from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
+
+__all__ = ["Constant", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg", "field_name", "parse_logql"]
+
+#: Loki label names Grafana uses that are spelled differently in logharbor
+LABEL_ALIASES = {"service_name": "service", "detected_level": "level"}
+RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",
+                   "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
+UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
+VECTOR_OPS = {"sum", "avg", "min", "max", "count", "topk", "bottomk"}
+_KNOWN_UNSUPPORTED = {
+    "stddev_over_time", "stdvar_over_time", "first_over_time", "last_over_time", "absent_over_time",
+    "rate_counter", "stddev", "stdvar", "sort", "sort_desc", "label_replace", "unpack", "keep",
+    "decolorize", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
+}
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
+  | (?P<dur>(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w|y))+)(?![A-Za-z0-9_])
+  | (?P<bytes>\d+(?:\.\d+)?(?:[KMGTPE]i?B|B))(?![A-Za-z0-9_])
+  | (?P<num>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+  | (?P<op>\|=|\|~|!=|!~|=~|==|>=|<=|[{}()\[\],|=<>+\-*/])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+""", re.VERBOSE)
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+class LogQLError(QueryError):
+    """A LogQL query outside the supported subset, or not LogQL at all."""
+
+    code = "invalid_logql"
+
+
+def field_name(label: str) -> str:
+    """The logharbor field a Loki label name stands for (``service_name`` → ``service``)."""
+    return LABEL_ALIASES.get(label, label)
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """One ``label_format`` item: ``new=old`` (a rename) or ``new="{{.a}}-{{.b}}"`` (a template)."""
+
+    name: str
+    source: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A log query: the AST filter plus what shapes the lines and labels of its answer."""
+
+    query: ast.Query
+    selector: tuple[str, ...]  # labels named in the stream selector (always stream labels)
+    parsed: bool = False  # | json / | logfmt: attributes are shown as stream labels
+    extractors: tuple[re.Pattern[str], ...] = ()  # | regexp / | pattern, applied to the line for output
+    line_format: str | None = None
+    label_formats: tuple[LabelFormat, ...] = ()
+    unwrap: str | None = None
+
+
+@dataclass(frozen=True)
+class RangeAgg:
+    """``count_over_time({…}[5m])`` and friends: one value per stream and step."""
+
+    fn: str
+    log: LogQuery
+    range_ns: int
+    quantile: float | None = None
+
+
+@dataclass(frozen=True)
+class VectorAgg:
+    """``sum by (service) (…)``, ``topk(5, …)``: series combined per step."""
+
+    op: str
+    inner: RangeAgg | VectorAgg
+    by: tuple[str, ...] | None = None
+    without: tuple[str, ...] | None = None
+    param: int | None = None
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant such as ``vector(1)+vector(1)`` (Grafana's health check)."""
+
+    value: float
+    is_vector: bool = True
+
+
+Expr = LogQuery | RangeAgg | VectorAgg | Constant
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+    pos: int
+
+
+def _lex(text: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    i = 0
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if m is None:
+            raise LogQLError(f"unexpected character {text[i]!r} at {i}", i)
+        if m.lastgroup != "ws":
+            out.append(_Tok(str(m.lastgroup), m.group(), i))
+        i = m.end()
+    out.append(_Tok("eof", "", len(text)))
+    return out
+
+
+def _unquote(tok: _Tok) -> str:
+    if tok.text.startswith("`"):
+        return tok.text[1:-1]
+    body = tok.text[1:-1]
+    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+    return re.sub(r"\\(.)", lambda m: escapes.get(m[1], "\\" + m[1]), body)
+
+
+def line_regex(text: str) -> str:
+    """A literal as an RE2 pattern (only RE2's metacharacters escaped)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+@dataclass
+class _Pipeline:
+    items: list[ast.Filter] = field(default_factory=list)
+    parsed: bool = False
+    extracted: set[str] = field(default_factory=set)
+    extractors: list[re.Pattern[str]] = field(default_factory=list)
+    line_format: str | None = None
+    label_formats: list[LabelFormat] = field(default_factory=list)
+    unwrap: str | None = None
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _lex(text)
+        self.i = 0
+
+    # ------------------------------------------------------------------------------ helpers
+    def peek(self, offset: int = 0) -> _Tok:
+        return self.toks[min(self.i + offset, len(self.toks) - 1)]
+
+    def take(self) -> _Tok:
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def accept(self, text: str) -> bool:
+        if self.peek().text == text and self.peek().kind in ("op", "name"):
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str, what: str) -> _Tok:
+        tok = self.take()
+        if tok.text != text:
+            raise LogQLError(f"expected {what} at {tok.pos}, found {tok.text or 'the end'!r}", tok.pos)
+        return tok
+
+    def string(self, what: str) -> str:
+        tok = self.take()
+        if tok.kind != "str":
+            raise LogQLError(f"expected a quoted {what} at {tok.pos}", tok.pos)
+        return _unquote(tok)
+
+    def label(self) -> str:
+        tok = self.take()
+        if tok.kind != "name" or not _LABEL.fullmatch(tok.text):
+            raise LogQLError(f"expected a label name at {tok.pos}, found {tok.text or 'the end'!r}", tok.pos)
+        return tok.text
+
+    # ------------------------------------------------------------------------------ grammar
+    def parse(self) -> Expr:
+        expr = self.expr()
+        tok = self.peek()
+        if tok.kind != "eof":
+            raise LogQLError(f"unexpected {tok.text!r} at {tok.pos}", tok.pos)
+        return expr
+
+    def expr(self) -> Expr:
+        left = self.term()
+        while self.peek().text in ("+", "-", "*", "/") and self.peek().kind == "op":
+            op = self.take()
+            right = self.term()
+            if not isinstance(left, Constant) or not isinstance(right, Constant):
+                raise LogQLError(f"binary operation '{op.text}' between metric queries is not supported "
+                                 f"(at {op.pos}); only constants combine", op.pos)
+            left = Constant(_arith(op.text, left.value, right.value), left.is_vector or right.is_vector)
+        return left
+
+    def term(self) -> Expr:
+        tok = self.peek()
+        if tok.kind == "num":
+            self.take()
+            return Constant(float(tok.text), is_vector=False)
+        if tok.text == "(":
+            self.take()
+            inner = self.expr()
+            self.expect(")", "')'")
+            return inner
+        if tok.text == "{":
+            return self.log_query()
+        if tok.kind != "name":
+            raise LogQLError(f"expected a stream selector or a function at {tok.pos}", tok.pos)
+        name = tok.text
+        if name == "vector":
+            self.take()
+            self.expect("(", "'('")
+            value = self.take()
+            if value.kind != "num":
+                raise LogQLError(f"vector() takes a number (at {value.pos})", value.pos)
+            self.expect(")", "')'")
+            return Constant(float(value.text))
+        if name in RANGE_FUNCTIONS:
+            return self.range_agg()
+        if name in VECTOR_OPS:
+            return self.vector_agg()
+        if name in _KNOWN_UNSUPPORTED:
+            raise LogQLError(f"'{name}' is not supported by logharbor's LogQL subset", tok.pos)
+        raise LogQLError(f"unknown function or syntax {name!r} at {tok.pos}", tok.pos)
+
+    def range_agg(self) -> RangeAgg:
+        fn = self.take()
+        self.expect("(", "'('")
+        quantile = None
+        if fn.text == "quantile_over_time":
+            q = self.take()
+            if q.kind != "num" or not 0 <= float(q.text) <= 1:
+                raise LogQLError(f"quantile_over_time needs a quantile between 0 and 1 (at {q.pos})", q.pos)
+            quantile = float(q.text)
+            self.expect(",", "','")
+        if self.accept("("):
+            log = self.log_query()
+            self.expect(")", "')'")
+        else:
+            log = self.log_query()
+        self.expect("[", "a range such as [5m]")
+        dur = self.take()
+        if dur.kind != "dur":
+            raise LogQLError(f"expected a duration at {dur.pos}", dur.pos)
+        self.expect("]", "']'")
+        if self.peek().text == "offset":
+            raise LogQLError("'offset' is not supported by logharbor's LogQL subset", self.peek().pos)
+        self.expect(")", "')'")
+        if self.peek().text in ("by", "without"):
+            raise LogQLError(f"'{self.peek().text}' on a range aggregation is not supported; put it on "
+                             "an outer sum/avg/min/max", self.peek().pos)
+        needs_unwrap = fn.text in UNWRAP_FUNCTIONS
+        if needs_unwrap and log.unwrap is None:
+            raise LogQLError(f"{fn.text} needs '| unwrap <field>'", fn.pos)
+        if not needs_unwrap and log.unwrap is not None:
+            raise LogQLError(f"{fn.text} counts lines; '| unwrap' is for sum/avg/min/max/quantile_over_time",
+                             fn.pos)
+        return RangeAgg(fn.text, log, _duration(dur), quantile)
+
+    def vector_agg(self) -> VectorAgg:
+        op = self.take()
+        by, without = self.grouping()
+        self.expect("(", "'('")
+        param = None
+        if op.text in ("topk", "bottomk"):
+            k = self.take()
+            if k.kind != "num" or not k.text.isdigit() or int(k.text) < 1:
+                raise LogQLError(f"{op.text} needs a whole number k >= 1 (at {k.pos})", k.pos)
+            param = int(k.text)
+            self.expect(",", "','")
+        inner = self.expr()
+        self.expect(")", "')'")
+        if by is None and without is None:
+            by, without = self.grouping()
+        if not isinstance(inner, RangeAgg | VectorAgg):
+            raise LogQLError(f"{op.text}() needs a metric query such as count_over_time(…)", op.pos)
+        return VectorAgg(op.text, inner, by, without, param)
+
+    def grouping(self) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        word = self.peek().text
+        if word not in ("by", "without") or self.peek().kind != "name":
+            return None, None
+        self.take()
+        self.expect("(", "'(' after " + word)
+        names: list[str] = []
+        while not self.accept(")"):
+            names.append(self.label())
+            if not self.accept(","):
+                self.expect(")", "')'")
+                break
+        return (tuple(names), None) if word == "by" else (None, tuple(names))
+
+    def log_query(self) -> LogQuery:
+        self.expect("{", "'{'")
+        items: list[ast.Filter] = []
+        selector: list[str] = []
+        while not self.accept("}"):
+            name = self.label()
+            op = self.take()
+            if op.text not in ("=", "!=", "=~", "!~"):
+                raise LogQLError(f"expected = != =~ or !~ after {name!r} at {op.pos}", op.pos)
+            items.append(_label_match(name, op.text, self.string("label value")))
+            selector.append(name)
+            if not self.accept(","):
+                self.expect("}", "'}'")
+                break
+        pipe = _Pipeline(items=items)
+        while self.peek().text in ("|=", "!=", "|~", "!~", "|") and self.peek().kind == "op":
+            self.stage(pipe)
+        flt: ast.Filter = (ast.MatchAll() if not pipe.items else pipe.items[0] if len(pipe.items) == 1
+                           else ast.And(tuple(pipe.items)))
+        return LogQuery(ast.Query(flt), tuple(dict.fromkeys(selector)), pipe.parsed,
+                        tuple(pipe.extractors), pipe.line_format, tuple(pipe.label_formats), pipe.unwrap)
+
+    def stage(self, pipe: _Pipeline) -> None:
+        tok = self.take()
+        if tok.text != "|":
+            if pipe.line_format is not None:
+                raise LogQLError(f"a line filter after line_format is not supported (at {tok.pos})", tok.pos)
+            while True:
+                value = self.string("line filter")
+                if value:
+                    pattern = line_regex(value) if tok.text in ("|=", "!=") else value
+                    if tok.text in ("|~", "!~"):
+                        _check(pattern, tok.pos)
+                    m: ast.Filter = ast.Match(None, ast.Regex(pattern), pos=tok.pos)
+                    pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
+                if self.peek().text != "or":
+                    return
+                raise LogQLError(f"'or' between line filters is not supported (at {self.peek().pos})",
+                                 self.peek().pos)
+        word = self.peek()
+        if pipe.unwrap is not None and word.text != "__error__":
+            raise LogQLError(f"'| {word.text}' after unwrap is not supported (at {word.pos})", word.pos)
+        if word.text in ("json", "logfmt"):
+            self.take()
+            pipe.parsed = True
+            while self.peek().text == "-" and self.peek(1).text == "-":  # logfmt --strict, --keep-empty
+                self.i += 3
+            if word.text == "json":
+                pipe.label_formats.extend(self.json_params())
+            return
+        if word.text in ("regexp", "pattern"):
+            self.take()
+            text = self.string(word.text)
+            compiled = _regexp(text, word.pos) if word.text == "regexp" else _pattern(text, word.pos)
+            pipe.extractors.append(compiled)
+            pipe.extracted.update(compiled.groupindex)
+            return
+        if word.text == "line_format":
+            self.take()
+            pipe.line_format = _template(self.string("template"), word.pos)
+            return
+        if word.text == "label_format":
+            self.take()
+            while True:
+                name = self.label()
+                self.expect("=", "'='")
+                src = self.peek()
+                if src.kind == "str":
+                    made = LabelFormat(name, template=_template(self.string("template"), src.pos))
+                else:
+                    made = LabelFormat(name, source=self.resolve(pipe, self.label(), src.pos))
+                pipe.label_formats.append(made)
+                if not self.accept(","):
+                    return
+        if word.text == "drop":
+            self.take()
+            while True:
+                name = self.label()
+                if name not in ("__error__", "__error_details__"):
+                    raise LogQLError(f"'| drop {name}' is not supported; only __error__ and "
+                                     "__error_details__ (which logharbor never sets)", word.pos)
+                if not self.accept(","):
+                    return
+        if word.text == "unwrap":
+            self.take()
+            name = self.label()
+            if self.peek().text == "(":
+                raise LogQLError(f"unwrap conversion function {name}() is not supported; unwrap a "
+                                 "numeric field", word.pos)
+            pipe.unwrap = self.resolve(pipe, name, word.pos)
+            return
+        if word.kind == "name" and word.text in _KNOWN_UNSUPPORTED:
+            raise LogQLError(f"'| {word.text}' is not supported by logharbor's LogQL subset", word.pos)
+        pipe.items.append(self.label_expr(pipe))
+
+    def json_params(self) -> list[LabelFormat]:
+        out = []
+        while self.peek().kind == "name" and self.peek(1).text == "=":
+            name = self.label()
+            self.take()
+            path = self.string("json path")
+            out.append(LabelFormat(name, source=re.sub(r"\[\"?([^\]\"]+)\"?\]", r".\1", path).strip(".")))
+            if not self.accept(","):
+                break
+        return out
+
+    def resolve(self, pipe: _Pipeline, name: str, pos: int) -> str:
+        """The field behind a label name in a filter: renames followed, extracted labels refused."""
+        for lf in reversed(pipe.label_formats):
+            if lf.name == name:
+                if lf.template is not None:
+                    raise LogQLError(f"filtering on {name!r}, made by a label_format template, is not "
+                                     "supported", pos)
+                return lf.source or name
+        if name in pipe.extracted:
+            raise LogQLError(f"filtering or aggregating on {name!r}, extracted by regexp/pattern, is not "
+                             "supported; filter the line with |~ instead", pos)
+        return field_name(name)
+
+    def label_expr(self, pipe: _Pipeline) -> ast.Filter:
+        left = self.label_and(pipe)
+        items = [left]
+        while self.accept("or"):
+            items.append(self.label_and(pipe))
+        return items[0] if len(items) == 1 else ast.Or(tuple(items))
+
+    def label_and(self, pipe: _Pipeline) -> ast.Filter:
+        items = [self.label_atom(pipe)]
+        while self.peek().text in ("and", ",") or (
+                self.peek().kind == "name" and self.peek(1).kind == "op" and self.peek(1).text in _CMP):
+            if self.peek().text in ("and", ","):
+                self.take()
+            items.append(self.label_atom(pipe))
+        return items[0] if len(items) == 1 else ast.And(tuple(items))
+
+    def label_atom(self, pipe: _Pipeline) -> ast.Filter:
+        if self.accept("("):
+            inner = self.label_expr(pipe)
+            self.expect(")", "')'")
+            return inner
+        tok = self.peek()
+        name = self.label()
+        op = self.take()
+        if op.text not in _CMP:
+            raise LogQLError(f"expected a comparison after {name!r} at {op.pos}", op.pos)
+        value_tok = self.take()
+        if name == "__error__":
+            if value_tok.kind != "str" or op.text not in ("=", "!=", "=="):
+                raise LogQLError("__error__ compares with a string", value_tok.pos)
+            empty = _unquote(value_tok) == ""
+            return ast.MatchAll() if (op.text != "!=") == empty else ast.Not(ast.MatchAll())
+        target = self.resolve(pipe, name, tok.pos)
+        if value_tok.kind == "str":
+            return _label_match(target, op.text, _unquote(value_tok))
+        if value_tok.kind not in ("num", "dur", "bytes"):
+            raise LogQLError(f"expected a value after {name} {op.text} at {value_tok.pos}", value_tok.pos)
+        number = _number_of(value_tok, target)
+        if op.text in ("=~", "!~"):
+            raise LogQLError(f"{op.text} needs a quoted regex (at {op.pos})", op.pos)
+        if op.text in ("=", "=="):
+            return ast.Match(target, ast.Phrase(number), pos=tok.pos)
+        if op.text == "!=":
+            return ast.Not(ast.Match(target, ast.Phrase(number), pos=tok.pos))
+        return ast.Match(target, ast.Compare(op.text, number), pos=tok.pos)  # type: ignore[arg-type]
+
+
+_CMP = {"=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="}
+
+
+def _arith(op: str, a: float, b: float) -> float:
+    if op == "/" and b == 0:
+        return float("nan")
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+
+
+def _duration(tok: _Tok) -> int:
+    try:
+        return parse_duration_ns(tok.text)
+    except TimeParseError as exc:
+        raise LogQLError(f"bad duration {tok.text!r}: {exc}", tok.pos) from None
+
+
+_BYTE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60}
+
+
+def _number_of(tok: _Tok, target: str) -> str:
+    """A number, a duration (seconds, or ms for ``*_ms`` fields) or a size in bytes, as text."""
+    if tok.kind == "num":
+        return tok.text
+    if tok.kind == "bytes":
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)(\w+)", tok.text)
+        assert m is not None
+        return _plain(float(m[1]) * _BYTE_UNITS[m[2]])
+    seconds = _duration(tok) / 1e9
+    return _plain(seconds * 1000 if target.endswith("_ms") else seconds)
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _label_match(name: str, op: str, value: str) -> ast.Filter:
+    """One ``name op "value"`` matcher: exact, or a fully anchored regex as Loki's are."""
+    target = field_name(name)
+    if op in ("=", "==", "!="):
+        m: ast.Filter = ast.Not(ast.Exists(target)) if value == "" else ast.Match(target, ast.Phrase(value))
+        return ast.Not(m) if op == "!=" else m
+    pattern = f"^(?:{value})$"
+    if target == "level":  # logharbor stores ERROR, Grafana users write error
+        pattern = "(?i)" + pattern
+    _check(pattern, None)
+    match = ast.Match(target, ast.Regex(pattern))
+    if re.fullmatch(pattern, ""):  # matches the empty value: also streams without the label
+        match = ast.Or((match, ast.Not(ast.Exists(target))))  # type: ignore[assignment]
+    return ast.Not(match) if op == "!~" else match
+
+
+def _check(pattern: str, pos: int | None) -> None:
+    try:
+        check_regex(pattern)
+    except QueryError as exc:
+        raise LogQLError(exc.message, pos) from None
+
+
+def _regexp(text: str, pos: int) -> re.Pattern[str]:
+    _check(text, pos)
+    compiled = re.compile(text)
+    if not compiled.groupindex:
+        raise LogQLError("regexp needs at least one named group (?P<name>…)", pos)
+    return compiled
+
+
+def _pattern(text: str, pos: int) -> re.Pattern[str]:
+    parts = re.split(r"<(_|[A-Za-z_][A-Za-z0-9_]*)>", text)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(re.escape(part))
+        else:
+            last = i == len(parts) - 2 and parts[-1] == ""
+            body = ".*" if last else ".*?"
+            out.append(f"(?:{body})" if part == "_" else f"(?P<{part}>{body})")
+    if len(parts) == 1:
+        raise LogQLError("pattern needs at least one capture such as <name>", pos)
+    return re.compile("".join(out))
+
+
+_TEMPLATE_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
+_TEMPLATE_FIELD = re.compile(r"\.[A-Za-z_][A-Za-z0-9_.]*|__line__|__timestamp__")
+
+
+def _template(text: str, pos: int) -> str:
+    """Checks a Go template is of the supported form: ``{{.field}}``, ``{{__line__}}``."""
+    for m in _TEMPLATE_ACTION.finditer(text):
+        if not _TEMPLATE_FIELD.fullmatch(m[1]):
+            raise LogQLError(f"template action {{{{{m[1]}}}}} is not supported; use {{{{.field}}}} or "
+                             "{{__line__}}", pos)
+    return text
+
+
+def render_template(text: str, value_of: object) -> str:
+    """Fills ``{{.field}}`` actions with ``value_of(name)`` (a callable returning text)."""
+    assert callable(value_of)
+    return _TEMPLATE_ACTION.sub(lambda m: str(value_of(m[1].lstrip("."))), text)
+
+
+def parse_logql(text: str) -> Expr:
+    """Parse LogQL text; raises :class:`LogQLError` (code ``invalid_logql``) with a position."""
+    if not text.strip():
+        raise LogQLError("the query is empty")
+    return _Parser(text).parse()
