@@ -80,12 +80,20 @@ ENDPOINTS = {
     "saved.get": ("GET", "/api/v1/saved-queries/none", None, 404, "read"),
     "saved.put": ("PUT", "/api/v1/saved-queries/matrix-put", unnamed(SAVED), 201, "admin"),
     "saved.delete": ("DELETE", "/api/v1/saved-queries/none", None, 404, "admin"),
+    # retention, delete by query, storage (issue 11)
+    "retention.get": ("GET", "/api/v1/retention", None, 200, "admin"),
+    "retention.put": ("PUT", "/api/v1/retention", orjson.dumps({"rules": []}), 200, "admin"),
+    "retention.preview": ("POST", "/api/v1/retention/preview", None, 200, "admin"),
+    "retention.run": ("POST", "/api/v1/retention/run", None, 200, "admin"),
+    "delete.create": ("POST", "/api/v1/delete", orjson.dumps({"q": "user_id:matrix-nobody"}), 202, "admin"),
+    "delete.get": ("GET", "/api/v1/delete/none", None, 404, "admin"),
+    "storage": ("GET", "/api/v1/storage", None, 200, "read"),
 }
 #: OpenAPI path templates of the endpoints above
 TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
              "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
              "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
-             "/api/v1/saved-queries/{name}"}
+             "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}"}
 ROLE_MAY = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"},
             "scoped-reader": {"read"}}
 

@@ -78,6 +78,13 @@ def retention_router() -> APIRouter:
         rules = await run_in_threadpool(retention.preview, policy)
         return {"rules": rules}
 
+    @router.post("/api/v1/retention/run", summary="Run the mover once now (instead of waiting)")
+    async def run_now(request: Request) -> dict[str, Any]:
+        retention = _retention(request)
+        done = await run_in_threadpool(retention.mover.tick)
+        request.app.state.runtime.keys.audit(_actor(request), "retention.run", None, detail=str(done))
+        return done
+
     @router.post("/api/v1/delete", status_code=202, summary="Delete every record matching a filter")
     async def delete(body: DeleteRequest, request: Request) -> dict[str, Any]:
         retention = _retention(request)
@@ -97,6 +104,10 @@ def retention_router() -> APIRouter:
 
     @router.get("/api/v1/storage", summary="Bytes and records per tier, service and level")
     async def storage(request: Request) -> dict[str, Any]:
-        return await run_in_threadpool(_retention(request).storage)
+        retention = _retention(request)
+        scope = getattr(request.state, "query_scope", None)
+        if scope is not None:  # a key scoped to a tenant or services sees its own records only
+            return await run_in_threadpool(retention.scoped_storage, scope[0], dict(scope[1]))
+        return await run_in_threadpool(retention.storage)
 
     return router

@@ -69,7 +69,9 @@ class Retention:
                 "FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String}",
                 {"t": table})
             row = rows[0] if rows else {}
-            out["tiers"][tier] = {"records": int(row.get("rows") or 0), "bytes": int(row.get("disk") or 0),
+            # parts still count rows a lightweight delete masked until they merge; count() does not
+            records = int(tiers.store.query(f"SELECT count() AS n FROM {tiers.source(tier)}", {})[0]["n"])  # noqa: S608
+            out["tiers"][tier] = {"records": records, "bytes": int(row.get("disk") or 0),
                                   "uncompressed_bytes": int(row.get("raw") or 0)}
         keys = tiers.cold.keys() if tiers.cold is not None else []
         cold_rows = 0
@@ -107,6 +109,28 @@ class Retention:
         out["mover"] = {"moved_rows": dict(self.mover.moved_rows),
                         "deleted_rows": self.mover.deleted_rows + self.deletes.deleted_rows,
                         "last_tick_ns": self.mover.last_tick_ns}
+        return out
+
+    def scoped_storage(self, scope_sql: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Storage figures of a scoped key: only its records (bytes apportioned by records)."""
+        full = self.storage(max_age_s=30)
+        out: dict[str, Any] = {"tiers": {}, "groups": []}
+        for tier in TIERS:
+            figures = full["tiers"][tier]
+            per_record = figures["bytes"] / figures["records"] if figures["records"] else 0.0
+            n = 0
+            if figures["records"]:
+                for row in self.tiers.store.query(
+                        f"SELECT service, level, count() AS n FROM {self.tiers.source(tier)} "  # noqa: S608
+                        f"WHERE {scope_sql} GROUP BY service, level ORDER BY n DESC LIMIT 1000", params):
+                    n += int(row["n"])
+                    out["groups"].append({"tier": tier, "service": row["service"], "level": row["level"],
+                                          "records": int(row["n"]), "bytes": int(per_record * int(row["n"]))})
+            out["tiers"][tier] = {"records": n, "bytes": int(per_record * n),
+                                  "bytes_per_record": figures["bytes_per_record"],
+                                  "compression_ratio": figures["compression_ratio"]}
+        out["total"] = {"records": sum(t["records"] for t in out["tiers"].values()),
+                        "bytes": sum(t["bytes"] for t in out["tiers"].values())}
         return out
 
     # -- preview ---------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Records of several ages and levels pass through every tier on an injectable clock; counts per
+tier match the rules; cold records are found by compiled queries; sampling keeps whole traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.retention.helpers import DAY, FakeClock, counts, insert, open_tiers, record, set_policy
+
+from logharbor.server.query import compile_query
+
+POLICY = {"rules": [
+    {"name": "debug", "match": {"level": "DEBUG"}, "hot": "1d", "delete": "3d",
+     "sample": {"after": "1d", "keep": 0.1}},
+    {"name": "alb", "match": {"source": "alb"}, "hot": "7d", "warm": "30d", "cold": "365d"},
+    {"name": "errors", "match": {"level": "ERROR"}, "hot": "30d", "cold": "400d"},
+    {"name": "alb-errors", "match": {"source": "alb", "level": "ERROR"}, "hot": "2d", "delete": "never"},
+]}
+
+
+def _dataset() -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for age in (0.5, 2, 10, 40, 380, 500):
+        for level in ("DEBUG", "INFO", "ERROR"):
+            for source in ("alb", "app"):
+                for i in range(40):
+                    # four lines per trace, so sampling must keep or drop them together
+                    out.append(record(age, level=level, source=source, service=f"svc-{source}",
+                                      trace_id=f"{(i // 4) + int(age * 100):032x}", n=i))
+    return out
+
+
+def _expected(age: float, level: str, source: str) -> str | None:
+    """Where one record of the dataset must be after a tick (the rules, by hand)."""
+    if source == "alb" and level == "ERROR":  # most specific: hot 2d, then stays hot for good
+        return "hot"
+    if level == "DEBUG":
+        return "hot" if age < 3 else None
+    if source == "alb":
+        return "hot" if age < 7 else "warm" if age < 30 else "cold" if age < 365 else None
+    if level == "ERROR":
+        return "hot" if age < 30 else "cold" if age < 400 else None
+    return "hot"  # no rule: app INFO stays hot
+
+
+AGES = (0.5, 2, 10, 40, 380, 500)
+
+
+def _expected_counts(shift_days: float) -> dict[str, int]:
+    out = {"hot": 0, "warm": 0, "cold": 0}
+    for age in AGES:
+        for level in ("INFO", "ERROR"):
+            for source in ("alb", "app"):
+                tier = _expected(age + shift_days, level, source)
+                if tier is not None:
+                    out[tier] += 40
+    return out
+
+
+def test_every_tier_by_the_rules(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store, tiers, mover = open_tiers(tmp_path, clock=clock)
+    insert(store, _dataset())
+    set_policy(mover, POLICY)
+    mover.tick()
+    assert counts(tiers, "level != 'DEBUG'") == _expected_counts(0)
+    # DEBUG: 0.5d untouched (80), 2d sampled to whole traces, 3d and older deleted
+    assert counts(tiers, "level = 'DEBUG' AND message LIKE '% at 0.5d'") == {"hot": 80, "warm": 0, "cold": 0}
+    assert counts(tiers, "level = 'DEBUG' AND timestamp < fromUnixTimestamp64Nano({t:Int64})".replace(
+        "{t:Int64}", str(clock.now - 3 * DAY))) == {"hot": 0, "warm": 0, "cold": 0}
+    sampled = store.query(f"SELECT trace_id, count() AS n FROM {tiers.hot} "  # noqa: S608
+                          "WHERE level = 'DEBUG' AND message LIKE '% at 2d' GROUP BY trace_id", {})
+    assert 0 < len(sampled) < 10  # of 10 traces, about a tenth kept
+    assert all(int(r["n"]) == 8 for r in sampled)  # every line of a kept trace (4 lines × 2 sources)
+
+    # the view reads every tier: the same compiled SQL finds warm and cold records
+    compiled = compile_query("source:alb AND level:INFO", table=store.table, time_from_ns=None,
+                             time_to_ns=None, limit=10_000, max_limit=10_000)
+    rows = store.query(compiled.sql, compiled.params)
+    assert sorted({r["message"].rsplit(" ", 1)[1] for r in rows}) == ["0.5d", "10d", "2d", "40d"]
+    assert len(rows) == 160
+
+    # a second tick finds nothing to do; a month later every tier moves on
+    assert mover.tick() == {"recovered": 0, "sampled": 0, "deleted": 0, "moved": 0}
+    clock.now += 30 * DAY
+    mover.tick()
+    assert counts(tiers, "level != 'DEBUG'") == _expected_counts(30)
+    assert counts(tiers, "level = 'DEBUG'") == {"hot": 0, "warm": 0, "cold": 0}
+    clock.now += 400 * DAY
+    mover.tick()
+    assert counts(tiers, "level != 'DEBUG'") == _expected_counts(430)
+    store.close()
+
+
+def test_most_specific_rule_wins() -> None:
+    from logharbor.server.retention.rules import RetentionPolicy
+
+    policy = RetentionPolicy.model_validate(POLICY)
+    assert policy.rule_for({"source": "alb", "level": "ERROR"}).name == "alb-errors"  # type: ignore[union-attr]
+    assert policy.rule_for({"source": "alb", "level": "INFO"}).name == "alb"  # type: ignore[union-attr]
+    assert policy.rule_for({"source": "app", "level": "ERROR"}).name == "errors"  # type: ignore[union-attr]
+    assert policy.rule_for({"source": "app", "level": "INFO"}) is None
+    plan = policy.rules[1].plan()
+    assert [(w.tier, w.lo // DAY, None if w.hi is None else w.hi // DAY) for w in plan.windows] == \
+        [("hot", 0, 7), ("warm", 7, 30), ("cold", 30, 365)]
+    assert plan.tier_at(400 * DAY) is None and plan.tier_at(8 * DAY) == "warm"
