@@ -67,3 +67,13 @@ def test_json_columns_are_read_as_text_unless_a_filter_looks_inside() -> None:
     assert structure.needs_full([plain, inside], None)
     assert structure.decode({"attributes": '{"a":1}'}) == {"attributes": {"a": 1}}
     assert structure.decode({"attributes": ""}) == {"attributes": {}}
+
+
+def test_the_queue_is_bounded_in_bytes_too() -> None:
+    async def scenario() -> tuple[list[object], int]:
+        sub = Subscriber(TailFilter("*", None, {}), capacity=100, after_seq=0, max_bytes=10)
+        sub.offer([b"12345", b"67890", b"x", b"y"])  # 10 bytes fill it: x and y do not fit
+        items = await sub.take()
+        return items, sub.bytes
+
+    assert asyncio.run(scenario()) == ([b"12345", b"67890", 2], 0)

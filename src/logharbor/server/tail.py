@@ -66,13 +66,16 @@ Item = bytes | int
 
 
 class Subscriber:
-    """One client: a bounded queue of records and a count of what did not fit."""
+    """One client: a queue bounded in records and bytes, and a count of what did not fit."""
 
-    def __init__(self, filt: TailFilter, capacity: int, after_seq: int) -> None:
+    def __init__(self, filt: TailFilter, capacity: int, after_seq: int, max_bytes: int = 4 * 1024 * 1024
+                 ) -> None:
         self.filter = filt
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.after_seq = after_seq  # only writes published after this one are for this client
         self.items: deque[Item] = deque()
+        self.bytes = 0  # queued record bytes (shared with other clients of the same query)
         self.dropped_pending = 0
         self.dropped_total = 0
         self.delivered = 0
@@ -81,13 +84,13 @@ class Subscriber:
 
     @property
     def full(self) -> bool:
-        return len(self.items) >= self.capacity
+        return len(self.items) >= self.capacity or self.bytes >= self.max_bytes
 
     def offer(self, lines: list[bytes | None]) -> None:
         """Queue records (never blocks); what does not fit, or was not kept (None), is counted."""
         items = self.items
         for line in lines:
-            if line is None or len(items) >= self.capacity:
+            if line is None or len(items) >= self.capacity or self.bytes >= self.max_bytes:
                 self.dropped_pending += 1
                 self.dropped_total += 1
                 continue
@@ -95,6 +98,7 @@ class Subscriber:
                 items.append(self.dropped_pending)
                 self.dropped_pending = 0
             items.append(line)
+            self.bytes += len(line)
         if items or self.dropped_pending:
             self._wake.set()
 
@@ -118,7 +122,10 @@ class Subscriber:
                 return []
         out: list[Item] = []
         while self.items and len(out) < max_items:
-            out.append(self.items.popleft())
+            item = self.items.popleft()
+            if isinstance(item, bytes):
+                self.bytes -= len(item)
+            out.append(item)
         if not self.items and self.dropped_pending:
             out.append(self.dropped_pending)
             self.dropped_pending = 0
