@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import time
 from pathlib import Path
 
 import orjson
@@ -273,3 +274,25 @@ def test_multiline_events_and_a_crash_inside_an_event_loses_nothing(tmp_path: Pa
     h3.settle(0.5)
     h3.stop()
     assert h3.lines == ["2026-01-01 third\n  continued"]
+
+
+def test_regression_agent_down_across_a_rename_and_a_copytruncate_of_an_unseen_file(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(log)]).start()
+    assert h.wait_lines(100)
+    h.settle(0.3)
+    h.crash()
+    time.sleep(1.1)  # file times are compared with the checkpoint's: make "later" unambiguous
+    append(log, numbered(100, 120))
+    os.rename(log, tmp_path / "app.log.1")  # rotation 1 (rename) while the agent is down
+    log.write_text(numbered(120, 150))  # a file the agent never sees as such …
+    shutil.copyfile(log, tmp_path / "app.log.2")  # … rotation 2 (copytruncate) copies it away
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, numbered(150, 160))
+    h2 = Harness(tmp_path / "data", [str(log)]).start()
+    assert h2.wait_lines(60)
+    h2.settle(0.6)
+    h2.stop()
+    assert sorted(h2.lines) == expected(100, 160)

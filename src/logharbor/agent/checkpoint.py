@@ -95,6 +95,16 @@ class CheckpointStore:
         except TypeError:
             return None
 
+    def saved_at(self) -> float | None:
+        """When the checkpoint was last written (wall clock), or None if there is none."""
+        times = []
+        for candidate in (self.tmp, self.path):
+            try:
+                times.append(candidate.stat().st_mtime)
+            except OSError:
+                continue
+        return max(times) if times else None
+
     def write(self, entries: list[Entry]) -> bool:
         """Write ``entries`` atomically if they differ from the last write; True when written."""
         body = orjson.dumps(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import gzip
 import os
 import socket
 import threading
@@ -46,7 +45,7 @@ from logharbor.agent.sources.tailed import (
     content_size,
     flush_multiline,
     is_gzip,
-    rewound,
+    read_gzip,
     split_lines,
 )
 from logharbor.agent.types import Ack, Chunk
@@ -82,6 +81,8 @@ class FileSource:
         self.live: dict[tuple[int, int], Tailed] = {}
         self.dormant: list[Tailed] = []
         self.lock = threading.Lock()
+        self._unseen_since: float | None = None
+        self._unseen_until = 0.0
         self.meta_base: dict[str, Any] = {"source": "file", "host": socket.gethostname(), **cfg.fields}
         m = telemetry.METRICS
         self._lines, self._bytes = m.lines_read.labels(name), m.bytes_read.labels(name)
@@ -121,6 +122,9 @@ class FileSource:
         now = time.monotonic()
         for t in self.dormant:
             t.seek_until = now + max(self.cfg.rotate_wait_secs, 1.0)
+        # rotation siblings written after our last checkpoint may hold lines we never saw
+        self._unseen_since = self.store.saved_at() if self.dormant else None
+        self._unseen_until = now + max(self.cfg.rotate_wait_secs, 1.0)
         next_scan = next_ckpt = 0.0
         first = True
         while not stop.is_set():
@@ -255,18 +259,34 @@ class FileSource:
                 if opened is None:
                     continue
                 fd, head = opened
-                for t in seeking:
-                    if t in self.dormant and t.matches(head):
-                        self.dormant.remove(t)
-                        t.path, t.dev, t.ino, t.ghost, t.fd = path, *key, False, fd
-                        t.is_gzip, t.seek_until = is_gzip(fd), 0.0
-                        t.rotated_at = now  # not ours to follow: read to the end, then let go
-                        self.live[key] = t
-                        live_keys.add(key)
-                        telemetry.file_opened(self.name, path, t.read_off, "found-rotated")
-                        break
+                why = "found-rotated"
+                found = next((t for t in seeking if t in self.dormant and t.matches(head)), None)
+                if found is not None:
+                    self.dormant.remove(found)
+                elif self._unseen(path, st, head, now):
+                    found, why = Tailed(path, *key, 0), "found-unseen"
+                    found.set_fp(head)
                 else:
                     os.close(fd)
+                    continue
+                found.path, found.dev, found.ino, found.ghost, found.fd = path, *key, False, fd
+                found.is_gzip, found.seek_until = is_gzip(fd), 0.0
+                found.rotated_at = now  # not ours to follow: read to the end, then let go
+                self.live[key] = found
+                live_keys.add(key)
+                telemetry.file_opened(self.name, path, found.read_off, why)
+
+    def _unseen(self, path: str, st: os.stat_result, head: bytes, now: float) -> bool:
+        """A rotation sibling (``app.log.4`` of ``app.log``) of unknown identity, written while the
+        agent was down: a copy made by copytruncate of a file the agent never saw. Its lines exist
+        nowhere else, so it is read whole (a copy of a known file is matched by fingerprint first)."""
+        if self._unseen_since is None or now > self._unseen_until or not head:
+            return False
+        if st.st_mtime < self._unseen_since:
+            return False
+        if not any(fnmatch.fnmatch(path, pattern + ".*") for pattern in self.cfg.include):
+            return False
+        return not any(t.matches(head) for t in (*self.live.values(), *self.dormant))
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -276,7 +296,7 @@ class FileSource:
             return False
         block = self.cfg.read_block_bytes
         if t.is_gzip:
-            data = self._read_gzip(t, block)
+            data = read_gzip(t, block)
         else:
             head = os.pread(t.fd, self.cfg.fingerprint_bytes, 0)
             if t.fp_len and not t.matches(head):  # truncated and written again since last look
@@ -302,25 +322,6 @@ class FileSource:
         if t.is_gzip:
             t.carry = data[cut:]
         return True
-
-    def _read_gzip(self, t: Tailed, block: int) -> bytes | None:
-        """The next decompressed bytes (after the carried partial line); b"" at the end."""
-        assert t.fd is not None
-        try:
-            if t.gz is None:
-                t.gz = gzip.GzipFile(fileobj=rewound(t.fd), mode="rb")
-                t.gz.seek(t.read_off)
-                t.carry = b""
-            more = t.gz.read(max(block - len(t.carry), 4096))
-        except (EOFError, OSError):  # still being compressed: come back later
-            if t.gz is not None:
-                t.gz.close()
-                t.gz = None
-            return None
-        if not more:
-            return b""
-        data, t.carry = t.carry + more, b""
-        return data
 
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
         end = t.read_off + len(body)

@@ -16,7 +16,8 @@ from typing import Any, BinaryIO
 from logharbor.agent.checkpoint import Entry, fingerprint_of
 from logharbor.agent.types import Ack
 
-__all__ = ["Tailed", "aggregate", "content_size", "flush_multiline", "is_gzip", "rewound", "split_lines"]
+__all__ = ["Tailed", "aggregate", "content_size", "flush_multiline", "is_gzip", "read_gzip", "rewound",
+           "split_lines"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -122,6 +123,26 @@ def flush_multiline(t: Tailed, final: bool) -> list[str] | None:
 def is_gzip(fd: int) -> bool:
     """Whether a file starts with the gzip magic bytes."""
     return os.pread(fd, 2, 0) == _GZIP_MAGIC
+
+
+def read_gzip(t: Tailed, block: int) -> bytes | None:
+    """The next decompressed bytes (after the carried partial line); b"" at the end."""
+    assert t.fd is not None
+    try:
+        if t.gz is None:
+            t.gz = gzip.GzipFile(fileobj=rewound(t.fd), mode="rb")
+            t.gz.seek(t.read_off)
+            t.carry = b""
+        more = t.gz.read(max(block - len(t.carry), 4096))
+    except (EOFError, OSError):  # still being compressed: come back later
+        if t.gz is not None:
+            t.gz.close()
+            t.gz = None
+        return None
+    if not more:
+        return b""
+    data, t.carry = t.carry + more, b""
+    return data
 
 
 def split_lines(body: bytes) -> list[str]:
