@@ -37,10 +37,12 @@ from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.ingest.syslog import SyslogIngest
 from logharbor.server.keys_api import keys_router
+from logharbor.server.loki.routes import loki_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.query.routes import query_router
+from logharbor.server.recorded import recorded_router, start_recording
 from logharbor.server.retention import StorageCollector, build_retention, retention_router
 from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
@@ -166,6 +168,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         try:
             await tail.start()
             alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
+            start_recording(app.state, runtime)  # recording rules, as jobs on the alert scheduler
             runtime.ingestor.add_listener(tail.publish)
             runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
@@ -199,6 +202,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(alerts_router())
     app.include_router(dashboards_router())
     app.include_router(services_router())
+    app.include_router(loki_router())  # GET /loki/api/v1/…, /ready
+    app.include_router(recorded_router())
     app.include_router(retention_router())
     app.include_router(ui_router())  # before the ES routes, whose /{index} paths would match /ui
 

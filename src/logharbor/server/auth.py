@@ -40,6 +40,7 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (frozenset({"GET", "HEAD"}), re.compile(r"/"), "public-probe"),  # ES version probe / redirect
     (frozenset({"GET", "HEAD"}), re.compile(r"/(api/docs|api/openapi\.json)"), None),
     (None, re.compile(r"/metrics"), "metrics"),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/metrics/recorded"), "metrics"),  # recording rules
     # ingest: every shipper protocol
     (frozenset({"POST"}), re.compile(r"/api/v1/logs"), "write"),
     (frozenset({"POST", "PUT"}), re.compile(r"(/[^/_][^/]*)?/_bulk"), "write"),
