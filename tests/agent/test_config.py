@@ -76,3 +76,20 @@ def test_check_command_exits_2_with_the_message(tmp_path: Path) -> None:
     result = check(path)
     assert result.returncode == 2
     assert f"{path}: sinks.s.concurrency:" in result.stderr
+
+
+def test_a_metrics_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        path = tmp_path / "agent.yaml"
+        path.write_text(f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: {port}}}\n"
+                        f"sources: {{a: {{type: file, include: ['{tmp_path}/*.log']}}}}\n"
+                        "sinks: {s: {type: stdout}}\n")
+        result = subprocess.run([sys.executable, "-m", "logharbor.agent", "-c", str(path)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert f"{path}: metrics: cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -22,7 +22,7 @@ import orjson
 from logharbor.agent import telemetry
 from logharbor.agent.config import AgentConfig
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS, build_parser_for
-from logharbor.agent.types import Chunk, Encoded, Sink, Source
+from logharbor.agent.types import AgentError, Chunk, Encoded, Sink, Source
 
 __all__ = ["Agent", "encode"]
 
@@ -129,7 +129,11 @@ class Agent:
         """Start metrics, sinks and one thread per source."""
         m = self.cfg.metrics
         if m.port:
-            self._metrics_server = telemetry.start_metrics_server(m.address, m.port)
+            try:
+                self._metrics_server = telemetry.start_metrics_server(m.address, m.port)
+            except OSError as exc:
+                raise AgentError(f"metrics: cannot listen on {m.address}:{m.port}: {exc.strerror or exc}"
+                                 " (set metrics.port to another port, or 0 to disable)") from None
         for sink in self.sinks:
             sink.start()
         for source in self.sources:

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
             return
         from logharbor.agent import telemetry
         from logharbor.agent.pipeline import Agent
+        from logharbor.agent.types import AgentError
 
         telemetry.setup_logging(cfg.log_level)
         stop = threading.Event()
@@ -42,4 +43,8 @@ def register(app: typer.Typer) -> None:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        Agent(cfg).run(stop)
+        try:
+            Agent(cfg).run(stop)
+        except AgentError as exc:
+            typer.echo(f"{config}: {exc}", err=True)
+            raise typer.Exit(2) from None
