@@ -31,11 +31,12 @@ def post(server: ServerProcess, records: list[dict[str, Any]]) -> int:
 class SseClient:
     """Reads ``GET /api/v1/tail`` on a daemon thread; events land in :attr:`events`."""
 
-    def __init__(self, server: ServerProcess, q: str) -> None:
+    def __init__(self, server: ServerProcess, q: str, key: str | None = None) -> None:
         self.events: queue.Queue[Event | BaseException] = queue.Queue()
         self.closed = False
         self._socket: socket.socket | None = None
-        self._client = httpx.Client(base_url=server.url, headers=server.headers,
+        headers = {"authorization": f"Bearer {key}"} if key else server.headers
+        self._client = httpx.Client(base_url=server.url, headers=headers,
                                     timeout=httpx.Timeout(None, connect=10))
         self.thread = threading.Thread(target=self._run, args=(q,), daemon=True)
         self.thread.start()

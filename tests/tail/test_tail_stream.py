@@ -130,6 +130,17 @@ def test_many_clients_with_different_filters(server: ServerProcess) -> None:
         client.close()
 
 
+def test_a_scoped_key_tails_only_its_services(server: ServerProcess) -> None:
+    key = server.create_key("reader", services=["scoped-a"])
+    client = SseClient(server, "*", key=key)
+    client.wait_subscribed()
+    post(server, [{"service": s, "message": f"{s} {i}"} for i in range(4) for s in ("scoped-a", "scoped-b")])
+    post(server, [{"service": "scoped-a", "message": "scoped end"}])
+    got, _ = client.records_until("scoped end")
+    client.close()
+    assert [r["message"] for r in got] == [f"scoped-a {i}" for i in range(4)] + ["scoped end"]
+
+
 @pytest.mark.parametrize(("q", "code"), [("service:", "query_syntax"),
                                          ("* | stats count() by service", "tail_filter_only"),
                                          ("level:ERROR | limit 5", "tail_filter_only")])
