@@ -160,3 +160,27 @@ def test_stdin_source_in_a_real_process_until_end_of_input(tmp_path: Path) -> No
     proc.terminate()
     assert proc.wait(20) == 0
     assert [orjson.loads(x)["n"] for x in out.read_bytes().splitlines()] == list(range(501))
+
+
+def test_stdin_joins_cri_partial_lines_from_a_container_runtime(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.agent.conftest import ROOT, write_config
+
+    out = tmp_path / "out.ndjson"
+    cfg = write_config(tmp_path / "agent.yaml", {
+        "data_dir": str(tmp_path / "data"), "metrics": {"port": 0},
+        "sources": {"pod": {"type": "stdin", "multiline": {"cri": True}}},
+        "sinks": {"f": {"type": "file", "path": str(out), "batch": {"timeout_secs": 0.1}}}})
+    proc = subprocess.Popen([sys.executable, "-m", "logharbor.agent", "-c", str(cfg)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    t = "2026-11-25T01:00:00.000000001Z"
+    proc.stdin.write(f"{t} stdout P first half, \n{t} stdout F second half\n{t} stderr F alone\n".encode())
+    proc.stdin.close()
+    assert wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) == 2, 20)
+    proc.terminate()
+    assert proc.wait(20) == 0
+    assert [orjson.loads(x)["message"] for x in out.read_bytes().splitlines()] == [
+        "first half, second half", "alone"]

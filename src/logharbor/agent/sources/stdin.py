@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,7 @@ class Config(SourceConfig):
 
     type: Literal["stdin"]
     read_block_bytes: int = Field(default=256 * 1024, ge=4096)
+    multiline: dict[str, Any] | None = None
 
 
 class StdinSource:
@@ -44,6 +45,11 @@ class StdinSource:
         self._pending = 0
         self._lock = threading.Lock()
         self.meta = {"source": "stdin", "host": socket.gethostname(), **cfg.fields}
+        self.agg: Any = None
+        if cfg.multiline is not None:  # CRI container output (P/F partials), stack traces
+            from logharbor.formats.multiline import build_multiline
+
+            self.agg = build_multiline(**cfg.multiline)
 
     def _done(self, _ack: Ack) -> None:
         with self._lock:
@@ -60,11 +66,15 @@ class StdinSource:
         while not stop.is_set():
             ready, _, _ = select.select([self.fd], [], [], 0.25)
             if not ready:
+                if self.agg is not None and self.agg.pending():
+                    self._send(self.agg.flush(time.monotonic()), 0, emit)
                 continue
             data = os.read(self.fd, self.cfg.read_block_bytes)
             if not data:
                 if carry:
                     self._emit(carry + b"\n", emit)
+                if self.agg is not None:
+                    self._send(self.agg.close(), 0, emit)
                 return
             data = carry + data
             cut = data.rfind(b"\n") + 1
@@ -77,8 +87,19 @@ class StdinSource:
 
     def _emit(self, body: bytes, emit: Callable[[Chunk], None]) -> None:
         lines = [line for line in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n") if line]
+        if self.agg is not None:
+            now = time.monotonic()
+            events: list[str] = []
+            for line in lines:
+                events.extend(self.agg.feed(line, now))
+            lines = events
+        self._send(lines, len(body), emit)
+
+    def _send(self, lines: list[str], nbytes: int, emit: Callable[[Chunk], None]) -> None:
+        if not lines and not nbytes:
+            return
         with self._lock:
             self._pending += 1
         telemetry.METRICS.lines_read.labels(self.name).inc(len(lines))
-        telemetry.METRICS.bytes_read.labels(self.name).inc(len(body))
-        emit(Chunk(lines, Ack(self.sinks, self._done), len(body), dict(self.meta), None, time.time_ns()))
+        telemetry.METRICS.bytes_read.labels(self.name).inc(nbytes)
+        emit(Chunk(lines, Ack(self.sinks, self._done), nbytes, dict(self.meta), None, time.time_ns()))
