@@ -50,7 +50,12 @@ def register(app: typer.Typer) -> None:
         no_auth: bool = typer.Option(False, "--no-auth",
                                      help="do not require API keys (trusted laptop only)"),
         metrics_public: bool = typer.Option(False, "--metrics-public", help="serve /metrics without a key"),
-        meta_url: str | None = typer.Option(None, help="metadata DB URL (default: SQLite in the data dir)"),
+        meta_url: str | None = typer.Option(None, "--meta-url", "--meta",
+                                            help="metadata DB URL (default: SQLite in the data dir); "
+                                                 "postgresql://… when several servers share it"),
+        store: str = typer.Option("embedded", "--store",
+                                  help="embedded (chDB in the data dir) or clickhouse://user:pass@host:8123/db"
+                                       "?cluster=NAME"),
         ingest_rate: int | None = typer.Option(None, help="records/s per API key unless the key says"),
         syslog_udp: str | None = typer.Option(None, help="syslog over UDP on host:port (e.g. 0.0.0.0:514)"),
         syslog_tcp: str | None = typer.Option(None, help="syslog over TCP on host:port (LF/octet framing)"),
@@ -73,7 +78,7 @@ def register(app: typer.Typer) -> None:
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
                                   encryption_key_file=encryption_key_file,
-                                  metrics_public=metrics_public, meta_url=meta_url,
+                                  metrics_public=metrics_public, meta_url=meta_url, store=store,
                                   ingest_rate_per_key=ingest_rate,
                                   syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,
                                   forward=forward, forward_tls=forward_tls,

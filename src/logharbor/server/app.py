@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.ingest.syslog import SyslogIngest
 from logharbor.server.keys_api import keys_router
+from logharbor.server.leader import Leader
 from logharbor.server.loki.routes import loki_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
@@ -47,8 +49,10 @@ from logharbor.server.retention import StorageCollector, build_retention, retent
 from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
+from logharbor.server.store.clickhouse import ClickHouseStore
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.tail import TailHub, tail_router
+from logharbor.server.tail_feed import TailFeed
 from logharbor.server.traces import traces_router
 from logharbor.server.ui import ui_router
 from logharbor.server.wal import WriteAheadLog
@@ -70,6 +74,8 @@ class Runtime:
     metrics: ServerMetrics
     meta: MetaStore
     keys: KeyStore
+    #: which server runs the singletons (alert evaluation, retention moves) among those sharing meta
+    leader: Leader | None = None
 
     def live_values(self) -> dict[str, float]:
         stats = self.store.stats()
@@ -85,7 +91,16 @@ def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
     """The store named by ``config.store``."""
     if config.store == "embedded":
         return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer)
-    raise ValueError(f"store {config.store!r} is not supported (use 'embedded')")
+    if config.store.startswith(("clickhouse://", "clickhouses://")):
+        return ClickHouseStore(config.store, table=config.table)
+    raise ValueError(f"store {config.store!r} is not supported (use 'embedded' or clickhouse://…)")
+
+
+def lead_only(leader: Leader, work: Callable[[], dict[str, int]]) -> Callable[[], dict[str, int]]:
+    """``work`` when this server leads, else nothing (servers sharing meta run it once between them)."""
+    def run() -> dict[str, int]:
+        return work() if leader.hold(time.time_ns()) else {}
+    return run
 
 
 def bootstrap_admin_key(config: ServerConfig, keys: KeyStore) -> Path | None:
@@ -124,8 +139,9 @@ def build_runtime(config: ServerConfig) -> Runtime:
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key))
-    runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys)
+    runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
     metrics.watch(runtime.live_values)
+    metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})
     return runtime
 
 
@@ -161,15 +177,27 @@ def create_app(config: ServerConfig) -> FastAPI:
             audit=runtime.keys.audit)
         runtime.ingestor.wal = GuardedWal(runtime.wal, retention.guard)  # type: ignore[assignment]
         runtime.metrics.registry.register(StorageCollector(retention))
+        if runtime.leader is not None:  # moves and deletes run on the leader only
+            retention.mover.tick = lead_only(runtime.leader, retention.mover.tick)  # type: ignore[method-assign]
         retention.start()
         app.state.store = runtime.store
         tail = app.state.tail_hub = TailHub(runtime.store)
         alerts = None
+        # servers sharing a ClickHouse store: tail also what the others ingested (tail_feed.py)
+        feed = TailFeed(runtime.store, tail, settle_s=config.batch_max_age_s + 1.0) \
+            if isinstance(runtime.store, ClickHouseStore) else None
         try:
             await tail.start()
             alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
             start_recording(app.state, runtime)  # recording rules, as jobs on the alert scheduler
+            if runtime.leader is not None:
+                # one leader mechanism for every singleton: the advisory-lock Leader takes the place
+                # of the alert lease before the evaluator's first pass (its loop has not run yet)
+                alerts.lease = alerts.evaluator.lease = alerts.dispatcher.lease = runtime.leader  # type: ignore[assignment]
             runtime.ingestor.add_listener(tail.publish)
+            if feed is not None:
+                runtime.ingestor.add_listener(feed.note_local)
+                await feed.start()
             runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
                 await listener.start(runtime.ingestor)
@@ -177,6 +205,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             for listener in listeners:
                 await listener.stop()
+            if feed is not None:
+                await feed.stop()
             await tail.stop()
             if alerts is not None:
                 await alerts.stop()

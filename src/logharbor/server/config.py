@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ServerConfig"]
 
@@ -20,7 +20,7 @@ class ServerConfig(BaseModel):
     data_dir: Path = Field(Path("data"), description="where the WAL, the store and metadata live")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one)")
-    store: str = Field("embedded", description="`embedded` (chDB in the data dir)")
+    store: str = Field("embedded", description="`embedded` (chDB in the data dir) or `clickhouse://…`")
     table: str = Field("logs", min_length=1, max_length=128, description="name of the logs table")
 
     wal_segment_bytes: int = Field(64 * MiB, ge=MiB, description="size at which a WAL segment is sealed")
@@ -71,6 +71,22 @@ class ServerConfig(BaseModel):
     retention_interval_s: float = Field(60.0, gt=0, description="seconds between two runs of the mover")
     disk_max_bytes: int | None = Field(None, ge=MiB, description="data dir size the disk guard keeps under")
     disk_min_free_bytes: int = Field(100 * MiB, ge=0, description="less free disk than this: ingest gets 429")
+
+    @field_validator("meta_url")
+    @classmethod
+    def _meta_driver(cls, url: str | None) -> str | None:
+        """``postgresql://`` means psycopg 3 (the driver logharbor ships), not SQLAlchemy's psycopg2."""
+        if url and url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @field_validator("store")
+    @classmethod
+    def _store_kind(cls, store: str) -> str:
+        """Fail at start, naming the flag, rather than when the store opens."""
+        if store != "embedded" and not store.startswith(("clickhouse://", "clickhouses://")):
+            raise ValueError("store must be 'embedded' or a clickhouse:// URL")
+        return store
 
     @property
     def wal_dir(self) -> Path:

@@ -1,0 +1,241 @@
+"""The ClickHouse store: the same schema and compiled SQL as the embedded store, on a server or cluster.
+
+``--store clickhouse://user:pass@host:8123/db?cluster=NAME`` (``clickhouses://`` for HTTPS). It
+talks HTTP through clickhouse-connect. Without ``cluster`` the logs table is one ``MergeTree``, the
+exact statement the embedded store runs. With a cluster, every DDL runs ``ON CLUSTER``: the rows
+live in ``<table>_local`` (``ReplicatedMergeTree``, one replica set per shard) and ``<table>`` is a
+``Distributed`` table over them, sharded by ``cityHash64(tenant, service, trace_id)`` so every
+record of one request lands on one shard (a trace lookup reads one shard's granules). Queries
+name ``<table>``, so the compiled SQL is the embedded store's, unchanged: everything that differs
+between the two engines is in this module.
+
+Inserts go through the Distributed table in the foreground (``distributed_foreground_insert``),
+so when :meth:`ClickHouseStore.insert` returns the rows are on their shards and the batcher may
+release its WAL range; the WAL range is also the ``insert_deduplication_token``, which each
+shard's (Replicated)MergeTree keeps in its deduplication window, so a replayed batch is a no-op.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url"]
+
+_TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: server error codes that mean "stopped by a limit we set" (timeout, memory, rows, bytes)
+_LIMIT_CODES = ("159", "241", "158", "396", "307")
+_CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
+_SHARDING_KEY = "cityHash64(tenant, service, trace_id)"
+_REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+
+@dataclass(frozen=True)
+class ClickHouseURL:
+    """The parts of a ``clickhouse://`` store URL."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    cluster: str | None
+    secure: bool
+    compress: str | bool
+
+    def redacted(self) -> str:
+        """The URL without its password, for logs and errors."""
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        cluster = f"?cluster={self.cluster}" if self.cluster else ""
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}{cluster}"
+
+
+def parse_clickhouse_url(url: str) -> ClickHouseURL:
+    """Read ``clickhouse[s]://user:pass@host:port/db?cluster=NAME&compress=zstd``; errors name the part."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("clickhouse", "clickhouses"):
+        raise StoreError(f"store URL must start with clickhouse:// or clickhouses://, not {parts.scheme}://")
+    if not parts.hostname:
+        raise StoreError("store URL has no host")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"cluster", "compress"}
+    if unknown:
+        raise StoreError(f"store URL: unknown parameter(s) {', '.join(sorted(unknown))}")
+    database = unquote(parts.path.lstrip("/")) or "default"
+    compress: str | bool = query.get("compress", "zstd")
+    if compress in ("0", "false", "none", "off"):
+        compress = False
+    secure = parts.scheme == "clickhouses"
+    try:
+        port = parts.port or (8443 if secure else 8123)
+    except ValueError as exc:
+        raise StoreError(f"store URL: bad port ({exc})") from None
+    return ClickHouseURL(host=parts.hostname, port=port, user=unquote(parts.username or "default"),
+                         password=unquote(parts.password or ""), database=database,
+                         cluster=query.get("cluster") or None, secure=secure, compress=compress)
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class ClickHouseStore:
+    """A :class:`~logharbor.server.store.base.Store` on a ClickHouse server or cluster over HTTP."""
+
+    def __init__(self, url: str, *, table: str = "logs", connect_timeout_s: int = 10,
+                 receive_timeout_s: int = 300) -> None:
+        self.url = parse_clickhouse_url(url)
+        self.cluster = self.url.cluster
+        self.database = self.url.database
+        self.table_name = table
+        self.table = quote_identifier(table)
+        #: the table inserts go to (``table`` may later name a read view, as in the embedded store)
+        self.hot_table = self.table
+        #: where the rows are stored: the replicated local table on a cluster, else the table itself
+        self.local_name = f"{table}_local" if self.cluster else table
+        self._timeouts = (connect_timeout_s, receive_timeout_s)
+        self._client: Any = None
+        self._write_lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------- connection
+
+    def _connect(self, database: str) -> Any:
+        import clickhouse_connect
+
+        connect, receive = self._timeouts
+        try:
+            return clickhouse_connect.get_client(
+                host=self.url.host, port=self.url.port, username=self.url.user, password=self.url.password,
+                database=database, secure=self.url.secure, compress=self.url.compress,
+                connect_timeout=connect, send_receive_timeout=receive,
+                # one client serves every thread: a server session would serialize (and refuse) them
+                autogenerate_session_id=False, query_retries=2,
+                # parameters in the body: a tail round passes a whole ingest batch as one parameter
+                form_encode_query_params=True)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to {self.url.redacted()}: {exc}") from exc
+
+    def _on_cluster(self) -> str:
+        return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
+
+    def ddl(self) -> list[str]:
+        """The statements :meth:`open` runs, in order (shown by ``logharbor migrate --dry-run`` too)."""
+        local = quote_identifier(self.local_name)
+        if not self.cluster:
+            return [schema_sql(self.local_name)]
+        create = schema_sql(self.local_name, f"ReplicatedMergeTree({_REPLICA_PATH})")
+        head = f"CREATE TABLE IF NOT EXISTS {local}"
+        create = create.replace(head, head + self._on_cluster(), 1)
+        distributed = (
+            f"CREATE TABLE IF NOT EXISTS {self.table}{self._on_cluster()} AS {local} "
+            f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
+            f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
+        return [create, distributed]
+
+    def open(self) -> None:
+        bootstrap = self._connect("default")
+        try:
+            database = quote_identifier(self.database)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}{self._on_cluster()}")
+        except Exception as exc:
+            raise _classify(exc) from exc
+        finally:
+            bootstrap.close()
+        self._client = self._connect(self.database)
+        for statement in self.ddl():
+            self.execute(statement)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ----------------------------------------------------------------------------- the Store interface
+
+    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+        if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
+            raise StoreError(f"bad deduplication token {dedup_token!r}")
+        settings: dict[str, Any] = {"insert_deduplication_token": dedup_token}
+        if self.cluster:
+            settings["distributed_foreground_insert"] = 1  # on the shards before we return
+        try:
+            summary = self._client.raw_insert(self.hot_table, None, rows, fmt="JSONEachRow",
+                                              settings=settings)
+        except Exception as exc:
+            raise _classify(exc) from exc
+        written = getattr(summary, "summary", summary) if summary is not None else {}
+        return int(written.get("written_rows", 0)) if isinstance(written, dict) else 0
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+        try:
+            data = self._client.raw_query(sql, parameters=dict(params) or None, fmt="JSONEachRow",
+                                          settings=dict(settings) if settings else None)
+        except Exception as exc:
+            raise _classify(exc) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+               ) -> Iterator[bytes]:
+        try:
+            chunks = self._client.raw_stream(sql, parameters=dict(params) or None, fmt="JSONEachRow",
+                                             settings=dict(settings) if settings else None)
+            for chunk in chunks:
+                if chunk:
+                    yield bytes(chunk)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _classify(exc) from exc
+
+    def stats(self) -> StoreStats:
+        source = f"cluster({_string_literal(self.cluster)}, system.parts)" if self.cluster else "system.parts"
+        rows = self.query(
+            "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, "  # noqa: S608 - source is quoted above
+            f"sum(data_uncompressed_bytes) AS raw FROM {source} "
+            "WHERE active AND database = {db:String} AND table = {t:String}",
+            {"db": self.database, "t": self.local_name})
+        row = rows[0] if rows else {}
+        return StoreStats(int(row.get("rows") or 0), int(row.get("disk") or 0), int(row.get("raw") or 0))
+
+    # ------------------------------------------------------------------ what retention and tools use
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement (DDL, INSERT … SELECT, DELETE); no rows come back."""
+        with self._write_lock:
+            try:
+                self._client.command(sql, parameters=dict(params) if params else None)
+            except Exception as exc:
+                raise _classify(exc) from exc
+
+    def optimize(self) -> None:
+        """Merge parts now (benchmarks and tests measure the steady state)."""
+        self.execute(f"OPTIMIZE TABLE {quote_identifier(self.local_name)}{self._on_cluster()} FINAL")
+
+    def expose_view(self, name: str, select_sql: str | None) -> None:
+        """Make queries read ``select_sql`` through a view ``name`` (as the embedded store does)."""
+        view = quote_identifier(name)
+        if select_sql is None:
+            self.table = self.hot_table
+            self.execute(f"DROP VIEW IF EXISTS {view}{self._on_cluster()}")
+            return
+        self.execute(f"CREATE OR REPLACE VIEW {view}{self._on_cluster()} AS {select_sql}")
+        self.table = view
+
+
+def _classify(exc: Exception) -> StoreError:
+    """A clickhouse-connect error as a StoreError; over-budget queries as QueryCancelled."""
+    text = str(exc)
+    code = _CODE.search(text)
+    if code and code.group(1) in _LIMIT_CODES:
+        return QueryCancelled(text)
+    return StoreError(text)

@@ -1,0 +1,258 @@
+"""A test double of a ClickHouse server's HTTP interface that executes the SQL on chDB.
+
+No modern ClickHouse server can be installed on the test machines, so the ClickHouse store is
+tested against this: a real HTTP server process speaking the documented interface
+(https://clickhouse.com/docs/interfaces/http) in front of chDB, which *is* the ClickHouse engine.
+What it implements, because clickhouse-connect sends or reads it:
+
+- the query in the ``query`` URL parameter, in the body, or both (then the two are concatenated,
+  ``query`` first: how an ``INSERT … FORMAT X`` carries its data);
+- ``param_<name>`` query parameters (passed as text, parsed by the engine per declared type), in
+  the URL or as multipart/form-data fields with the query (clickhouse-connect's
+  ``form_encode_query_params``, which the store uses so large parameters are not URL-bound);
+- ``database``, ``default_format`` (a ``FORMAT`` clause in the query wins), ``query_id``;
+- every other URL parameter as a setting for this request only (``SET`` before, ``DEFAULT`` after);
+- Basic auth, ``X-ClickHouse-User``/``X-ClickHouse-Key`` and ``user``/``password`` parameters;
+- request bodies in gzip, deflate or zstd (``Content-Encoding``), responses in gzip or zstd when
+  ``enable_http_compression=1`` and ``Accept-Encoding`` asks;
+- response headers ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Server-Display-Name``,
+  ``-Summary`` (read/written rows and bytes), and on error ``X-ClickHouse-Exception-Code`` with
+  the engine's ``Code: N. DB::Exception: …`` text;
+- ``GET /ping`` and ``GET /`` answering ``Ok.``.
+
+What a double cannot do: it is one node. ``ON CLUSTER`` is removed, ``ReplicatedMergeTree(…)``
+becomes ``MergeTree``, a ``Distributed(cluster, db, table, key)`` table becomes an ``Alias`` of its
+local table (reads and inserts go straight through; no sharding happens), and
+``cluster(…, t)`` / ``clusterAllReplicas(…, t)`` table functions read ``t`` locally. Replication,
+shard routing and ZooKeeper/Keeper behaviour are therefore only exercised by the ``clickhouse``
+marked test against a real cluster (``LOGHARBOR_CLICKHOUSE_URL``). ``client_protocol_version``
+is ignored (chDB writes Native as a current server does).
+
+Run: ``python -m tests.cluster.chdouble --port N --path DIR [--user U --password P]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import queue
+import re
+import sys
+import threading
+import uuid
+import zlib
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+import zstandard
+
+_RESERVED = {"query", "database", "default_format", "query_id", "session_id", "session_timeout",
+             "session_check", "user", "password", "quota_key", "compress", "decompress", "buffer_size",
+             "wait_end_of_query", "client_protocol_version", "role"}
+_FORMAT_AT_END = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
+_INSERT = re.compile(r"^\s*INSERT\b", re.IGNORECASE)
+_INSERT_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*\n?", re.IGNORECASE)
+_ON_CLUSTER = re.compile(r"\s+ON\s+CLUSTER\s+(`[^`]*`|'[^']*'|[A-Za-z0-9_{}.-]+)", re.IGNORECASE)
+_REPLICATED = re.compile(r"\bReplicated(\w*MergeTree)\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
+_DISTRIBUTED = re.compile(
+    r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(?P<name>\S+).*?ENGINE\s*=\s*Distributed\s*\(\s*"
+    r"(?P<cluster>[^,]+),\s*(?P<db>[^,]+),\s*(?P<table>[^,)]+)", re.IGNORECASE | re.DOTALL)
+_CLUSTER_FN = re.compile(r"\bcluster(?:AllReplicas)?\s*\(\s*('[^']*'|[A-Za-z0-9_]+)\s*,\s*([A-Za-z0-9_.`]+)\s*\)",
+                         re.IGNORECASE)
+_CODE = re.compile(r"Code: (\d+)\.")
+_STATUS = {"62": 400, "60": 404, "81": 404, "516": 401, "115": 400, "36": 400, "47": 400}
+
+
+def rewrite_for_one_node(sql: str) -> str:
+    """The cluster DDL a single chDB node can run (see the module docstring for what is lost)."""
+    text = _ON_CLUSTER.sub("", sql)
+    text = _REPLICATED.sub(lambda m: m.group(1), text)
+    dist = _DISTRIBUTED.match(text)
+    if dist:
+        def unquote(s: str) -> str:
+            return s.strip().strip("'`\"")
+        exists = "IF NOT EXISTS " if dist.group(1) else ""
+        return (f"CREATE TABLE {exists}{dist.group('name')} ENGINE = "
+                f"Alias('{unquote(dist.group('db'))}', '{unquote(dist.group('table'))}')")
+    return _CLUSTER_FN.sub(lambda m: m.group(2), text)
+
+
+class Engine:
+    """A pool of chDB connections on one data path; a request holds one for its whole run."""
+
+    def __init__(self, path: str, size: int = 4) -> None:
+        import chdb
+
+        self._pool: queue.Queue[Any] = queue.Queue()
+        for _ in range(size):
+            self._pool.put(chdb.connect(path))
+
+    def run(self, sql: str, fmt: str, params: dict[str, str], settings: dict[str, str],
+            database: str) -> tuple[bytes, dict[str, Any]]:
+        conn = self._pool.get()
+        applied: list[str] = []
+        try:
+            conn.query(f"USE `{database.replace('`', '')}`")
+            for name, value in settings.items():
+                if not name.replace("_", "").isalnum():
+                    raise RuntimeError(f"Code: 115. DB::Exception: Unknown setting '{name}'")
+                literal = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                conn.query(f"SET {name} = {literal}")
+                applied.append(name)
+            result = conn.query(sql, fmt, params=params) if params else conn.query(sql, fmt)
+            data = result.bytes() or b""
+            summary = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
+                       "written_rows": str(result.rows_written()), "written_bytes": str(result.bytes_written()),
+                       "total_rows_to_read": str(result.rows_read()), "result_rows": "0",
+                       "result_bytes": str(len(data)), "elapsed_ns": str(int(result.elapsed() * 1e9))}
+            return data, summary
+        finally:
+            for name in applied:
+                try:
+                    conn.query(f"SET {name} = DEFAULT")
+                except Exception:  # noqa: S110 - a setting that cannot be reset stays at its request value
+                    pass
+            self._pool.put(conn)
+
+
+def _decode_body(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.lower().strip()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    raise ValueError(f"Code: 1. DB::Exception: Unsupported Content-Encoding {encoding}")
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart/form-data body (how clients send long queries and parameters)."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = part.get_payload(decode=True).decode("utf-8", "surrogateescape")
+    return fields
+
+
+def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _credentials(self, params: dict[str, str]) -> tuple[str, str]:
+            auth = self.headers.get("Authorization", "")
+            if auth.startswith("Basic "):
+                name, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+                return name, secret
+            if "X-ClickHouse-User" in self.headers:
+                return self.headers["X-ClickHouse-User"], self.headers.get("X-ClickHouse-Key", "")
+            return params.get("user", "default"), params.get("password", "")
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._handle(b"")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._handle(self.rfile.read(length) if length else b"")
+
+        def _handle(self, raw: bytes) -> None:
+            url = urlsplit(self.path)
+            params = dict(parse_qsl(url.query, keep_blank_values=True))
+            query_id = params.get("query_id") or str(uuid.uuid4())
+            base = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC",
+                    "X-ClickHouse-Server-Display-Name": "chdouble"}
+            try:
+                body = _decode_body(raw, self.headers.get("Content-Encoding", ""))
+            except Exception as exc:
+                self._send(400, str(exc).encode(), base | {"X-ClickHouse-Exception-Code": "1"})
+                return
+            if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
+                params |= _form_fields(self.headers["Content-Type"], body)  # form_encode_query_params
+                body = b""
+            text = params.get("query", "")
+            if body:
+                text = f"{text}\n{body.decode('utf-8', 'surrogateescape')}" if text else body.decode(
+                    "utf-8", "surrogateescape")
+            if url.path == "/ping" or (self.command == "GET" and not text.strip()):
+                self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
+                return
+            name, secret = self._credentials(params)
+            if (name, secret) != (user, password):
+                msg = f"Code: 516. DB::Exception: {name}: Authentication failed. (AUTHENTICATION_FAILED)\n"
+                self._send(401, msg.encode(), base | {"X-ClickHouse-Exception-Code": "516"})
+                return
+            query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+            settings = {k: v for k, v in params.items() if k not in _RESERVED and not k.startswith("param_")}
+            compress = settings.get("enable_http_compression") == "1"
+            sql = rewrite_for_one_node(text)
+            if _INSERT.match(sql):
+                found = _INSERT_FORMAT.search(sql)
+                fmt = found.group(1) if found else "Values"
+            else:
+                found = _FORMAT_AT_END.search(sql)
+                fmt = found.group(1) if found else params.get("default_format", "TabSeparated")
+            try:
+                data, summary = engine.run(sql, fmt, query_params, settings, params.get("database", "default"))
+            except Exception as exc:
+                message = str(exc)
+                code = _CODE.search(message)
+                code_s = code.group(1) if code else "1"
+                self._send(_STATUS.get(code_s, 500), (message.rstrip() + "\n").encode(),
+                           base | {"X-ClickHouse-Exception-Code": code_s,
+                                   "Content-Type": "text/plain; charset=UTF-8"})
+                return
+            headers = base | {"X-ClickHouse-Format": fmt, "X-ClickHouse-Summary": orjson.dumps(summary).decode(),
+                              "Content-Type": "application/octet-stream"}
+            accept = self.headers.get("Accept-Encoding", "")
+            if compress and data and "zstd" in accept:
+                data = zstandard.ZstdCompressor().compress(data)
+                headers["Content-Encoding"] = "zstd"
+            elif compress and data and "gzip" in accept:
+                data = gzip.compress(data, compresslevel=1)
+                headers["Content-Encoding"] = "gzip"
+            self._send(200, data, headers)
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed; prints ``ready <port>`` once listening."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--user", default="default")
+    parser.add_argument("--password", default="")
+    args = parser.parse_args(argv)
+    engine = Engine(args.path)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(engine, args.user, args.password))
+    server.daemon_threads = True
+    print(f"ready {server.server_address[1]}", flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sys.stdin.read()  # the parent holds our stdin: when it goes, so do we
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The ``Store`` contract, run against the embedded store and the ClickHouse store (through the
+HTTP double, plain and with a cluster name): the same schema, the same compiled SQL, the same
+answers. Anything that differs between the two engines must live in the store modules."""
+
+from __future__ import annotations
+
+# ruff: noqa: S608 - tests build SQL from the store's own quoted table name
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from logharbor.record import normalize
+from logharbor.server.query import compile_query
+from logharbor.server.store.base import QueryCancelled, Store, StoreError, schema_sql
+from logharbor.server.store.clickhouse import ClickHouseStore, parse_clickhouse_url
+from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.store.rows import encode_row, row_to_wire
+
+from .conftest import Double
+
+T0 = 1_800_000_000_000_000_000
+S = 1_000_000_000
+_db = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path_factory.mktemp("contract") / "store")
+    store.open()
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["embedded", "clickhouse", "clickhouse-cluster"])
+def store(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Double) -> Iterator[Store]:
+    """A fresh logs table per test: its own table name (embedded) or database (ClickHouse)."""
+    n = next(_db)
+    if request.param == "embedded":
+        yield embedded_table(embedded, f"logs_{n}")
+        return
+    cluster = "lh_cluster" if request.param == "clickhouse-cluster" else None
+    s = ClickHouseStore(chdouble.url(f"contract_{n}", cluster))
+    s.open()
+    yield s
+    s.close()
+
+
+def embedded_table(embedded: EmbeddedStore, name: str) -> EmbeddedStore:
+    """Another logs table on the module's chDB engine (one data path per process)."""
+    s = EmbeddedStore(embedded.path, table=name)
+    s._session, s._pool = embedded._session, embedded._pool
+    s._session.query(schema_sql(name))
+    return s
+
+
+def records() -> list[dict[str, Any]]:
+    out = []
+    for i in range(60):
+        out.append(normalize({
+            "timestamp": T0 + i * S, "service": ["checkout", "search", "auth"][i % 3],
+            "level": ["INFO", "ERROR", "WARN"][i % 3 if i % 5 else 1],
+            "message": f"request {i} {'payment declined' if i % 7 == 0 else 'ok'}",
+            "trace_id": f"{i % 10:032x}", "http": {"status": 200 + (i % 4) * 100, "path": f"/api/{i % 4}",
+                                                  "duration_ms": float(i)},
+            "user_id": f"u-{i % 6}", "attempt": i % 3}, received_ns=T0 + 100 * S))
+    return out
+
+
+def load(store: Store, token: str = "wal-1-1") -> int:  # noqa: S107 - a WAL range, not a secret
+    rows = b"\n".join(encode_row(r) for r in records())
+    return store.insert(rows, dedup_token=token)
+
+
+QUERIES = [
+    "*",
+    "service:checkout AND level:ERROR",
+    '"payment declined"',
+    "status:>=400 AND NOT service:auth",
+    "trace_id:00000000000000000000000000000003",
+    "user_id:u-2",
+    "attempt:>1",
+    "duration_ms:[10 TO 20]",
+    "level:(ERROR OR WARN) | stats count() as n, p50(duration_ms) as p by service | sort service",
+    "* | timechart span=10s count() by level",
+    "* | top 3 user_id",
+    "path:/api/1* | fields timestamp, service, message | sort timestamp",
+]
+
+
+def run(store: Store, q: str) -> list[dict[str, Any]]:
+    compiled = compile_query(q, table=store.table, time_from_ns=T0 - S, time_to_ns=T0 + 3600 * S, limit=1000,
+                             max_limit=10_000)
+    rows = store.query(compiled.sql, compiled.params)
+    return [row_to_wire(r) if "observed_timestamp" in r else r for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(embedded: EmbeddedStore) -> dict[str, list[dict[str, Any]]]:
+    """The embedded store's answers, the yardstick for every store."""
+    s = embedded_table(embedded, "reference")
+    load(s)
+    return {q: run(s, q) for q in QUERIES}
+
+
+def _canon(rows: list[dict[str, Any]]) -> list[bytes]:
+    return sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in rows)
+
+
+@pytest.mark.parametrize("q", QUERIES)
+def test_compiled_queries_answer_the_same(store: Store, reference: dict[str, list[dict[str, Any]]], q: str) -> None:
+    load(store)
+    got = run(store, q)
+    assert got, f"no rows for {q!r}"
+    assert _canon(got) == _canon(reference[q])
+
+
+def test_replayed_insert_is_not_stored_twice(store: Store) -> None:
+    load(store, "wal-7-9")
+    load(store, "wal-7-9")
+    assert store.query(f"SELECT count() AS n FROM {store.table}", {})[0]["n"] in (60, "60")
+    load(store, "wal-10-12")
+    assert int(store.query(f"SELECT count() AS n FROM {store.table}", {})[0]["n"]) == 120
+
+
+def test_bad_token_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.insert(b"{}", dedup_token="x'; DROP TABLE logs")
+
+
+def test_stream_yields_jsoneachrow(store: Store) -> None:
+    load(store)
+    chunks = list(store.stream(f"SELECT message FROM {store.table} WHERE level = {{l:String}} ORDER BY timestamp",
+                               {"l": "ERROR"}))
+    lines = [orjson.loads(line) for chunk in chunks for line in chunk.splitlines() if line]
+    assert lines and all(line["message"].startswith("request ") for line in lines)
+    assert len(lines) == sum(1 for r in records() if r["level"] == "ERROR")
+
+
+def test_stats_count_rows(store: Store) -> None:
+    load(store)
+    assert store.stats().rows == 60
+
+
+def test_over_budget_query_is_cancelled(store: Store) -> None:
+    with pytest.raises(QueryCancelled):
+        store.query("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 1", {},
+                    settings={"max_execution_time": 0.2})
+
+
+def test_errors_are_store_errors(store: Store) -> None:
+    with pytest.raises(StoreError) as info:
+        store.query("SELECT nope FROM {t:Identifier}", {"t": "missing_table"})
+    assert not isinstance(info.value, QueryCancelled)
+
+
+def test_cluster_ddl_is_replicated_and_distributed() -> None:
+    s = ClickHouseStore("clickhouse://u:p@ch:8123/logsdb?cluster=prod")
+    local, dist = s.ddl()
+    assert "ON CLUSTER `prod`" in local and "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}'" in local
+    assert local.startswith("CREATE TABLE IF NOT EXISTS `logs_local` ON CLUSTER")
+    assert "ENGINE = Distributed('prod', 'logsdb', 'logs_local', cityHash64(tenant, service, trace_id))" in dist
+    assert ClickHouseStore("clickhouse://ch/logsdb").ddl()[0].count("ENGINE = MergeTree") == 1
+
+
+def test_url_parsing() -> None:
+    u = parse_clickhouse_url("clickhouses://bob:p%40ss@ch.example:9443/logs?cluster=c1&compress=none")
+    assert (u.host, u.port, u.user, u.password, u.database, u.cluster, u.secure, u.compress) == (
+        "ch.example", 9443, "bob", "p@ss", "logs", "c1", True, False)
+    assert "p@ss" not in u.redacted()
+    with pytest.raises(StoreError):
+        parse_clickhouse_url("clickhouse://ch/logs?clutser=x")
+    with pytest.raises(StoreError):
+        parse_clickhouse_url("http://ch/logs")
+
+
+def test_wrong_password_is_a_store_error(chdouble: Double) -> None:
+    with pytest.raises(StoreError, match=r"516|Authentication"):
+        ClickHouseStore(chdouble.url("x").replace("s3cret", "wrong")).open()
