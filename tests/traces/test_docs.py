@@ -68,6 +68,7 @@ def test_the_curl_trace_example_answers_the_documented_timings(traced: ServerPro
     oldest_first = sorted(RECORDS, key=lambda r: r["timestamp"])
     assert [r["message"] for r in answer["records"]] == [r["message"] for r in oldest_first]
     assert answer["layers"] == ["alb", "app", "nginx"]
+    assert answer["stats"]["queries"] == 2  # the Root's own time is right, so the hinted window holds it
 
 
 def test_the_trace_command_example_draws_the_documented_waterfall(traced: ServerProcess) -> None:
