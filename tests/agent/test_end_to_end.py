@@ -194,3 +194,29 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after_a_kill9(
     assert wait_for(lambda: srv.store_rows() >= total, 120, 0.5), agent.log()[-3000:]
     assert agent.stop() == 0
     check(server_seqs(srv, total), total)
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_when_the_receiver_is_down(tmp_path: Path, receiver_factory: Any,
+                                                       agent_factory: Any) -> None:
+    (tmp_path / "logs").mkdir()
+    big = tmp_path / "logs" / "app.log"
+    line = '{"seq":%d,"msg":"' + "y" * 200 + '"}\n'
+    with open(big, "w") as fh:
+        for start in range(0, 600_000, 10_000):  # ~130 MB, far more than any buffer
+            fh.write("".join(line % i for i in range(start, start + 10_000)))
+    r = receiver_factory()
+    r.kill()  # nobody answers
+    cfg = agent_config(tmp_path, r.url)
+    cfg["sources"]["app"]["include"] = [str(big)]
+    cfg["sources"]["app"].pop("parser")
+    agent = agent_factory(cfg)
+    assert agent.proc is not None
+    status = Path(f"/proc/{agent.proc.pid}/status")
+    time.sleep(4.0)  # long enough to read everything, if nothing held it back
+    peak_kib = next(int(x.split()[1]) for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+    assert agent.stop() == 0
+    doc = orjson.loads((tmp_path / "agent-data" / "checkpoints" / "app.json").read_bytes())
+    assert doc["files"][0]["offset"] == 0  # nothing delivered, nothing checkpointed
+    assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"
+    print(f"\npeak RSS with the receiver down: {peak_kib / 1024:.1f} MiB for a {big.stat().st_size >> 20} MiB file")
