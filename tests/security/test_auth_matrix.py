@@ -88,12 +88,23 @@ ENDPOINTS = {
     "delete.create": ("POST", "/api/v1/delete", orjson.dumps({"q": "user_id:matrix-nobody"}), 202, "admin"),
     "delete.get": ("GET", "/api/v1/delete/none", None, 404, "admin"),
     "storage": ("GET", "/api/v1/storage", None, 200, "read"),
+    # Loki read API and recorded metrics (issue 16)
+    "loki.query": ("GET", "/loki/api/v1/query?query=vector(1)%2Bvector(1)", None, 200, "read"),
+    "loki.query_range": ("GET", "/loki/api/v1/query_range?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.labels": ("GET", "/loki/api/v1/labels", None, 200, "read"),
+    "loki.label_values": ("GET", "/loki/api/v1/label/service/values", None, 200, "read"),
+    "loki.series": ("GET", "/loki/api/v1/series?match%5B%5D=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.index_stats": ("GET", "/loki/api/v1/index/stats?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.detected_fields": ("GET", "/loki/api/v1/detected_fields?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.buildinfo": ("GET", "/loki/api/v1/status/buildinfo", None, 200, "read"),
+    "loki.ready": ("GET", "/ready", None, 200, "read"),
+    "metrics.recorded": ("GET", "/metrics/recorded", None, 200, "read"),
 }
 #: OpenAPI path templates of the endpoints above
 TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
              "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
              "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
-             "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}"}
+             "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}", "/loki/api/v1/label/{name}/values"}
 ROLE_MAY = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"},
             "scoped-reader": {"read"}}
 

@@ -47,7 +47,6 @@ from starlette.responses import Response
 from logharbor.server.alerts.evaluator import Job
 from logharbor.server.alerts.rules import Condition, Rule, validation_message
 from logharbor.server.auth import principal_of
-from logharbor.server.errors import ApiError
 
 __all__ = ["Recorder", "RecordingRule", "load_rules", "recorded_router", "start_recording"]
 
@@ -164,7 +163,11 @@ class Recorder(Collector):
                 for r in self.rules]
 
     def collect(self) -> Iterator[Metric]:
-        """The gauges of the latest evaluation (prometheus_client's collector protocol)."""
+        """Every gauge of the latest evaluations (prometheus_client's collector protocol)."""
+        return self.families(None)
+
+    def families(self, allow: Callable[[dict[str, str]], bool] | None) -> Iterator[Metric]:
+        """The gauges, keeping only series whose labels ``allow`` accepts (a scoped key's view)."""
         with self._lock:
             values = dict(self._values)
             last = dict(self._last)
@@ -178,7 +181,8 @@ class Recorder(Collector):
                                        f"{rule.query} over {rule.window}", labels=names)
             for labels, value in values[rule.record]:
                 merged = {**rule.labels, **{label_name(k): v for k, v in labels.items()}}
-                family.add_metric([merged.get(n, "") for n in names], value)
+                if allow is None or allow(merged):
+                    family.add_metric([merged.get(n, "") for n in names], value)
             yield family
         done = GaugeMetricFamily("logharbor_recording_last_evaluation_timestamp_seconds",
                                  "when each recording rule last evaluated", labels=["record"])
@@ -191,9 +195,37 @@ class Recorder(Collector):
         yield done
         yield failed
 
-    def exposition(self) -> bytes:
-        """The Prometheus text format of everything recorded."""
-        return generate_latest(self.registry)
+    def exposition(self, allow: Callable[[dict[str, str]], bool] | None = None) -> bytes:
+        """The Prometheus text format of what was recorded (only ``allow``-ed series, if given)."""
+        if allow is None:
+            return generate_latest(self.registry)
+        view = CollectorRegistry(auto_describe=False)
+        view.register(_View(self, allow))
+        return generate_latest(view)
+
+
+class _View(Collector):
+    """A filtered look at a recorder, for one scrape by a scoped key."""
+
+    def __init__(self, recorder: Recorder, allow: Callable[[dict[str, str]], bool]) -> None:
+        self.recorder = recorder
+        self.allow = allow
+
+    def collect(self) -> Iterator[Metric]:
+        return self.recorder.families(self.allow)
+
+
+def scope_allows(tenant: str | None, services: list[str] | None) -> Callable[[dict[str, str]], bool]:
+    """Series a scoped key may see: those labelled with its tenant (and one of its services).
+
+    A series without the label cannot be shown to be inside the scope, so it is left out.
+    """
+    def allow(labels: dict[str, str]) -> bool:
+        if tenant is not None and labels.get("tenant") != tenant:
+            return False
+        return services is None or labels.get("service") in services
+
+    return allow
 
 
 def rules_path(data_dir: Path) -> Path:
@@ -216,17 +248,18 @@ def start_recording(app_state: Any, runtime: Any) -> Recorder:
 
 
 def recorded_router() -> APIRouter:
-    """``GET /metrics/recorded`` (auth as ``/metrics``: public with ``metrics_public``)."""
+    """``GET /metrics/recorded`` (auth as ``/metrics``: public with ``metrics_public``; a key scoped
+    to a tenant or services sees only series labelled inside its scope)."""
     router = APIRouter(tags=["metrics"])
 
     @router.get("/metrics/recorded", summary="Recording rules in the Prometheus text format")
     async def recorded(request: Request) -> Response:
         principal = principal_of(request)
+        allow = None
         if principal is not None and (principal.tenant is not None or principal.services is not None):
-            raise ApiError(403, "forbidden", "recorded metrics cover every tenant and service; "
-                           "use a key without a scope")
+            allow = scope_allows(principal.tenant, principal.services)
         recorder: Recorder | None = getattr(request.app.state, "recorder", None)
-        body = recorder.exposition() if recorder is not None else b""
+        body = recorder.exposition(allow) if recorder is not None else b""
         return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
     return router
