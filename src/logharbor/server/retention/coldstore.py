@@ -65,7 +65,7 @@ class ColdStore(Protocol):
 
 
 _PARQUET_SETTINGS = ("SETTINGS output_format_parquet_compression_method = 'zstd', "
-                     "output_format_compression_level = 12, output_format_parquet_row_group_size = 1000000")
+                     "output_format_compression_level = 9, output_format_parquet_row_group_size = 1000000")
 
 
 @dataclass

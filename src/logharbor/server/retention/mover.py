@@ -167,52 +167,64 @@ class Mover:
         days = self.tiers.store.query(
             f"SELECT toString(toDate(timestamp)) AS day FROM {self.tiers.source(source)} "  # noqa: S608
             f"WHERE {where} GROUP BY day ORDER BY day LIMIT {int(self.days_per_tick)}", args)
-        moved = 0
+        copied = []
         for row in days:
             day_where = f"{where} AND toDate(timestamp) = toDate({{day:String}})"
-            moved += self.move(rule, source, dest, day_where, {**args, "day": row["day"]}, row["day"])
-        return moved
+            copied.append(self._start(rule, source, dest, day_where, {**args, "day": row["day"]}, row["day"]))
+        return self._remove(copied)
 
     def move(self, rule: str, source: str, dest: str, cond: str, params: dict[str, Any], day: str) -> int:
         """Move the rows of ``source`` matching ``cond`` to ``dest`` (one day, so one cold file)."""
+        return self._remove([self._start(rule, source, dest, cond, params, day)])
+
+    def _start(self, rule: str, source: str, dest: str, cond: str, params: dict[str, Any],
+               day: str) -> dict[str, Any]:
+        """Steps 1–3 of a move: the intent, the copy, the confirmed count."""
         now = time.time_ns()
-        move_id = f"{rule}.{source}-{dest}.{day}.{now:x}"
-        key = f"{day}/{rule}.{source}.{now:x}.parquet" if dest == "cold" else None
+        move = {"id": f"{rule}.{source}-{dest}.{day}.{now:x}", "source": source, "dest": dest,
+                "cold_key": f"{day}/{rule}.{source}.{now:x}.parquet" if dest == "cold" else None,
+                "cond": cond, "params": params, "state": "copying", "rows": None}
         with self.meta.engine.begin() as conn:
             conn.execute(insert(retention_moves).values(
-                id=move_id, kind="move", rule=rule, source=source, dest=dest, cond=cond, params=params,
-                cold_key=key, state="copying", created_ns=now, updated_ns=now))
-        self._hook("intent", move_id)
-        return self._finish(move_id, source, dest, cond, params, key, "copying")
+                id=move["id"], kind="move", rule=rule, source=source, dest=dest, cond=cond, params=params,
+                cold_key=move["cold_key"], state="copying", created_ns=now, updated_ns=now))
+        self._hook("intent", move["id"])
+        return self._copy(move)
 
-    def _finish(self, move_id: str, source: str, dest: str, cond: str, params: dict[str, Any],
-                key: str | None, state: str) -> int:
-        if state == "copying":
-            if dest == "warm":
-                rows = self.tiers.copy_to_warm(move_id, source, cond, params)
-            else:
-                assert key is not None
-                rows = self.tiers.copy_to_cold(key, source, cond, params)
-            self._set_state(move_id, "copied", rows=rows)
-            self._hook("copied", move_id)
+    def _copy(self, move: dict[str, Any]) -> dict[str, Any]:
+        if move["dest"] == "warm":
+            rows = self.tiers.copy_to_warm(move["id"], move["source"], move["cond"], move["params"])
         else:
-            rows = self._rows(move_id)
-        self.tiers.remove_copied(source, cond, params, dest, move_id, key)
-        self._hook("removed", move_id)
-        self._set_state(move_id, "done")
-        self.moved_rows[dest] += rows
-        return rows
+            rows = self.tiers.copy_to_cold(move["cold_key"], move["source"], move["cond"], move["params"])
+        self._set_state(move["id"], "copied", rows=rows)
+        self._hook("copied", move["id"])
+        return {**move, "state": "copied", "rows": rows}
+
+    def _remove(self, moves: list[dict[str, Any]]) -> int:
+        """Step 4 for copied moves, one delete per source table; returns the rows moved."""
+        for source in ("hot", "warm"):
+            batch = [m for m in moves if m["source"] == source]
+            if not batch:
+                continue
+            self.tiers.remove_copied(source, [(m["dest"], m["id"], m["cold_key"]) for m in batch])
+            for move in batch:
+                self._hook("removed", move["id"])
+                self._set_state(move["id"], "done")
+                self.moved_rows[move["dest"]] += int(move["rows"] or 0)
+        return sum(int(m["rows"] or 0) for m in moves)
 
     def recover(self) -> int:
         """Finish every move a crash interrupted; the number of moves finished."""
         with self.meta.engine.connect() as conn:
-            pending = conn.execute(select(retention_moves).where(
+            pending = [dict(m) for m in conn.execute(select(retention_moves).where(
                 retention_moves.c.state.in_(("copying", "copied")))
-                .order_by(retention_moves.c.created_ns)).mappings().all()
+                .order_by(retention_moves.c.created_ns)).mappings().all()]
+        copied = []
         for move in pending:
             log.warning("finishing retention move %s from state %s", move["id"], move["state"])
-            self._finish(move["id"], move["source"], move["dest"], move["cond"], dict(move["params"]),
-                         move["cold_key"], move["state"])
+            move["params"] = dict(move["params"])
+            copied.append(self._copy(move) if move["state"] == "copying" else move)
+        self._remove(copied)
         if pending:
             self.tiers.refresh_view()
         return len(pending)

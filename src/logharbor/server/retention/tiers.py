@@ -124,8 +124,9 @@ class Tiers:
 
     def copy_to_warm(self, move_id: str, source: str, cond: str, params: Mapping[str, Any]) -> int:
         """Copy matching rows of hot into warm under ``move_id`` (a retry first undoes a partial copy)."""
-        self.store.execute(f"DELETE FROM {self.warm} WHERE move_id = {{move_id:String}}",
-                           {"move_id": move_id})
+        if self.count_warm_move(move_id):  # a retry: undo the partial copy first
+            self.store.execute(f"DELETE FROM {self.warm} WHERE move_id = {{move_id:String}}",
+                               {"move_id": move_id})
         self.store.execute(
             f"INSERT INTO {self.warm} ({self.column_list}, move_id) "
             f"SELECT {self.column_list}, {{move_id:String}} FROM {self.source(source)} WHERE {cond}",
@@ -150,21 +151,26 @@ class Tiers:
                                 dict(params or {}))
         return int(rows[0]["n"])
 
-    def copy_expression(self, dest: str, move_id: str, key: str | None) -> tuple[str, dict[str, Any]]:
-        """SELECT of the identities of the rows a move copied (to delete exactly those from its source)."""
-        if dest == "warm":
-            return (f"SELECT {IDENTITY} FROM {self.warm} WHERE move_id = {{move_id:String}}",
-                    {"move_id": move_id})
-        assert key is not None
-        return f"SELECT {IDENTITY} FROM ({self.cold_select(key)})", {}
+    def remove_copied(self, source: str, moves: list[tuple[str, str, str | None]]) -> None:
+        """Delete from ``source`` the rows whose copies are confirmed (idempotent).
 
-    def remove_copied(self, source: str, cond: str, params: Mapping[str, Any], dest: str,
-                      move_id: str, key: str | None) -> None:
-        """Delete from ``source`` the rows whose copy is confirmed in ``dest`` (idempotent)."""
-        copied, extra = self.copy_expression(dest, move_id, key)
+        ``moves`` are (dest, move id, cold key). A row goes when its identity is among a copy's:
+        the copy was made from exactly those rows, so nothing else can match, and a retry after a
+        crash finds nothing left to delete. One delete for many moves (deletes are mutations).
+        """
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        for i, (dest, move_id, key) in enumerate(moves):
+            if dest == "warm":
+                parts.append(f"SELECT {IDENTITY} FROM {self.warm} WHERE move_id = {{m{i}:String}}")
+                params[f"m{i}"] = move_id
+            else:
+                assert key is not None
+                parts.append(f"SELECT {IDENTITY} FROM ({self.cold_select(key)})")
+        if not parts:
+            return
         table = self.hot if source == "hot" else self.warm
-        self.store.execute(f"DELETE FROM {table} WHERE ({cond}) AND {IDENTITY} IN ({copied})",
-                           {**params, **extra})
+        self.store.execute(f"DELETE FROM {table} WHERE {IDENTITY} IN ({' UNION ALL '.join(parts)})", params)
 
     # -- deleting --------------------------------------------------------------------------
 
