@@ -231,6 +231,8 @@ async def _answer(request: Request, work: Callable[[HTTPConnection, dict[str, st
         data = await run_in_threadpool(work, request, params)
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.extra or None)
+    except QueryError as exc:  # found while running (a quantile the step cannot window, …)
+        return _error(400, exc.code, exc.message, {"position": exc.position})
     return _ok(data) if wrap else Response(orjson.dumps(data), media_type="application/json")
 
 
