@@ -55,6 +55,7 @@ log = logging.getLogger("logharbor.server.recorded")
 RULES_FILE = "recording-rules.yaml"
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
+_COMPARED = re.compile(r"(>=|<=|>|<)\s*[-+]?[\d.]+(e[-+]?\d+)?\s*$")
 
 
 def label_name(name: str) -> str:
@@ -96,8 +97,8 @@ class RecordingRule(BaseModel):
         if self.value is not None:
             condition = Condition(type="value", column=self.value, op=">", threshold=0)
         elif self.condition is not None:
-            condition = Condition.parse_text(self.condition if re.search(r"[<>]", self.condition)
-                                             else f"{self.condition} > 0")
+            compared = _COMPARED.search(self.condition)  # "count > 10" as an alert has it
+            condition = Condition.parse_text(self.condition if compared else f"{self.condition} > 0")
         else:
             condition = Condition(type="count", op=">", threshold=0)
         return Rule(name=self.record, query=self.query, condition=condition, window=self.window,

@@ -1,0 +1,75 @@
+"""Recording rules: evaluated by the server on the alert scheduler, scraped in the Prometheus format."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.conftest import ServerProcess
+
+from logharbor.server.recorded import RecordingRule, load_rules
+
+WANTED = {"logharbor:records:count30d", "logharbor:latency:p99_30d", "logharbor:app_errors:ratio30d"}
+
+
+def scrape(server: ServerProcess, key: str | None = None) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    response = httpx.get(server.url + "/metrics/recorded", timeout=30,
+                         headers={"authorization": f"Bearer {key or server.api_key}"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def test_recorded_series_with_group_labels(loki: ServerProcess) -> None:
+    deadline = time.monotonic() + 40  # rules run every 10 s on the scheduler's grid
+    metrics = scrape(loki)
+    while time.monotonic() < deadline and not WANTED <= set(metrics):
+        time.sleep(0.5)
+        metrics = scrape(loki)
+    assert WANTED <= set(metrics), sorted(metrics)
+    counts = metrics["logharbor:records:count30d"]
+    assert counts[(("service", "checkout"), ("team", "core"))] == 4
+    assert counts[(("service", "worker"), ("team", "core"))] == 3
+    p99 = metrics["logharbor:latency:p99_30d"]
+    assert p99[(("service", "api"),)] == pytest.approx(1500 - (1500 - 15.5) * 0.01)  # interpolated p99
+    ratio = metrics["logharbor:app_errors:ratio30d"]
+    assert ratio[()] == pytest.approx(4 / 17)  # r01 r05 r09 r16 over the 17 app records
+    assert metrics["logharbor_recording_errors"][(("record", "logharbor:records:count30d"),)] == 0
+    stamp = metrics["logharbor_recording_last_evaluation_timestamp_seconds"]
+    assert stamp[(("record", "logharbor:records:count30d"),)] > time.time() - 60
+
+
+def test_scoped_key_sees_only_series_inside_its_scope(loki: ServerProcess) -> None:
+    key = loki.create_key("reader", services=["checkout"])
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and "logharbor:records:count30d" not in scrape(loki):
+        time.sleep(0.5)
+    seen = scrape(loki, key)
+    assert set(seen["logharbor:records:count30d"]) == {(("service", "checkout"), ("team", "core"))}
+    assert "logharbor:app_errors:ratio30d" not in seen or not seen["logharbor:app_errors:ratio30d"]
+    writer = loki.create_key("writer")
+    denied = httpx.get(loki.url + "/metrics/recorded", headers={"authorization": f"Bearer {writer}"})
+    assert denied.status_code == 403
+
+
+def test_rule_file_errors_name_the_rule_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - record: ok_name\n    query: level:ERROR\n  - record: bad name\n    query: x\n")
+    with pytest.raises(ValueError, match=r"rules\[1\].*bad name"):
+        load_rules(path)
+    path.write_text("rules:\n  - record: r\n    query: 'level:ERROR'\n    interval: 1s\n")
+    with pytest.raises(ValueError, match=r"rules\[0\].*interval"):
+        load_rules(path)
+    path.write_text("- record: r\n  query: '* | stats count() as n by service'\n  value: nope\n")
+    with pytest.raises(ValueError, match="nope"):
+        load_rules(path)
+    assert load_rules(tmp_path / "absent.yaml") == []
+    rule = RecordingRule(record="a:b", query="source:nginx", condition="ratio(status:>=500)")
+    assert rule.rule().condition.type == "ratio"
