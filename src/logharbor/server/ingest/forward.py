@@ -198,8 +198,13 @@ class _Connection:
         received = time.time_ns()
         groups: list[tuple[str, list[Any]]] = []
         chunks: list[Any] = []
+        broken: Exception | None = None
         for message in messages:
-            tag, entries, option = self._entries(message)
+            try:
+                tag, entries, option = self._entries(message)
+            except (ForwardError, msgpack.UnpackException, ValueError) as exc:
+                broken = exc  # keep (and ack) the good messages before it, then hang up
+                break
             groups.append((tag, entries))
             if isinstance(option, dict) and option.get("chunk") is not None:
                 chunks.append(option["chunk"])
@@ -212,6 +217,8 @@ class _Connection:
         owner.ingestor.count(owner.name, accepted, rejected)
         for chunk in chunks:
             self.stream.write(msgpack.packb({"ack": chunk}))
+        if broken is not None:
+            raise ForwardError(str(broken))
 
     def _entries(self, message: Any) -> tuple[str, list[Any], Any]:
         if not isinstance(message, list | tuple) or len(message) < 2 or not isinstance(message[0], str):
