@@ -34,6 +34,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, message and the event's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
         out: dict[str, Any] = {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int((record.created % 1) * 1_000_000):06d}Z",

@@ -102,6 +102,7 @@ class FileSource:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def write_checkpoint(self) -> None:
+        """Persist every file's delivered offset (atomically, only when changed)."""
         now = time.time()
         with self.lock:
             self.dormant = [t for t in self.dormant

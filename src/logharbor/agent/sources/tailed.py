@@ -49,18 +49,22 @@ class Tailed:
         self.safe_off = offset  # every line before this offset is in an emitted event
 
     def set_fp(self, head: bytes) -> None:
+        """Remember these first bytes as the file's fingerprint."""
         self.fp_len, self.fp_hash = len(head), fingerprint_of(head)
 
     def matches(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` has this content (same fingerprint)."""
         n = self.fp_len
         return n > 0 and len(head) >= n and fingerprint_of(head[:n]) == self.fp_hash
 
     def entry(self) -> Entry:
+        """The checkpoint entry: identity and *delivered* offset."""
         return Entry(self.dev, self.ino, self.fp_len, self.fp_hash, self.acked_off, self.path,
                      self.updated, self.ghost, self.is_gzip)
 
     @classmethod
     def from_entry(cls, e: Entry) -> Tailed:
+        """A dormant state from a checkpoint entry (no file open yet)."""
         t = cls(e.path, e.dev, e.ino, e.offset)
         t.fp_len, t.fp_hash, t.ghost, t.is_gzip, t.updated = e.fp_len, e.fp_hash, e.ghost, e.gzip, e.updated
         return t
