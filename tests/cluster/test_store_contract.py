@@ -179,3 +179,11 @@ def test_url_parsing() -> None:
 def test_wrong_password_is_a_store_error(chdouble: Double) -> None:
     with pytest.raises(StoreError, match=r"516|Authentication"):
         ClickHouseStore(chdouble.url("x").replace("s3cret", "wrong")).open()
+
+
+def test_string_parameters_mean_the_same_on_both(store: Store) -> None:
+    """Parameters are in ClickHouse's Escaped text form on both engines (the tail passes a
+    whole batch as one parameter with its newlines escaped)."""
+    rows = store.query("SELECT {s:String} AS s, length({s:String}) AS n, {plain:String} AS p",
+                       {"s": "a\\nb\\\\c", "plain": "it's \"quoted\" /timeout \\d+ms/"})
+    assert rows == [{"s": "a\nb\\c", "n": 5, "p": "it's \"quoted\" /timeout \\d+ms/"}]

@@ -49,7 +49,7 @@ from logharbor.server.retention import StorageCollector, build_retention, retent
 from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
-from logharbor.server.store.clickhouse import ClickHouseStore
+from logharbor.server.store.clickhouse import ClickHouseStore, writer_id_for
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.tail import TailHub, tail_router
 from logharbor.server.tail_feed import TailFeed
@@ -92,7 +92,7 @@ def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
     if config.store == "embedded":
         return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer)
     if config.store.startswith(("clickhouse://", "clickhouses://")):
-        return ClickHouseStore(config.store, table=config.table)
+        return ClickHouseStore(config.store, table=config.table, writer_id=writer_id_for(config.data_dir))
     raise ValueError(f"store {config.store!r} is not supported (use 'embedded' or clickhouse://…)")
 
 

@@ -99,8 +99,9 @@ class Leader:
     def _set(self, held: bool) -> None:
         if held != self._is_leader:
             self.changes += 1
-            state = "now leads" if held else "no longer leads"
-            log.warning("leader: this server %s the %s", state, self.name)
+            if self.shared:  # alone on SQLite, leading is not news
+                state = "now leads" if held else "no longer leads"
+                log.warning("leader: this server %s (%s)", state, self.name)
         self._is_leader = held
 
     def holds(self, now_ns: int) -> bool:

@@ -13,14 +13,19 @@ Inserts go through the Distributed table in the foreground (``distributed_foregr
 so when :meth:`ClickHouseStore.insert` returns the rows are on their shards and the batcher may
 release its WAL range; the WAL range is also the ``insert_deduplication_token``, which each
 shard's (Replicated)MergeTree keeps in its deduplication window, so a replayed batch is a no-op.
+Servers side by side each have their own WAL, whose positions start alike, so every token is
+prefixed with the server's writer id (``writer.id`` in its data directory).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -29,7 +34,7 @@ import orjson
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
 from logharbor.server.store.sqlsafe import quote_identifier
 
-__all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url"]
+__all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
 
 _TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 #: server error codes that mean "stopped by a limit we set" (timeout, memory, rows, bytes)
@@ -84,6 +89,45 @@ def parse_clickhouse_url(url: str) -> ClickHouseURL:
                          cluster=query.get("cluster") or None, secure=secure, compress=compress)
 
 
+def writer_id_for(data_dir: Path) -> str:
+    """This server's writer id, kept in its data directory (stable across restarts, so a batch
+    replayed after a crash carries the token it had the first time)."""
+    path = data_dir / "writer.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = uuid.uuid4().hex
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(value + "\n")
+        os.replace(tmp, path)
+        return value
+
+
+class _Escaped:
+    """A string parameter sent as is: the server reads it in ClickHouse's Escaped text form.
+
+    chDB (the embedded store) hands string parameters to the engine unchanged, so ``\\n`` in a
+    value means a newline there (the live tail relies on it to pass a batch as one parameter).
+    clickhouse-connect would escape the value first; passing it through keeps one meaning of a
+    parameter on both stores, which is what "the same compiled SQL" requires.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _params(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not params:
+        return None
+    return {k: _Escaped(v) if isinstance(v, str) else v for k, v in params.items()}
+
+
 def _string_literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -91,9 +135,13 @@ def _string_literal(text: str) -> str:
 class ClickHouseStore:
     """A :class:`~logharbor.server.store.base.Store` on a ClickHouse server or cluster over HTTP."""
 
-    def __init__(self, url: str, *, table: str = "logs", connect_timeout_s: int = 10,
+    def __init__(self, url: str, *, table: str = "logs", writer_id: str = "w", connect_timeout_s: int = 10,
                  receive_timeout_s: int = 300) -> None:
+        if not writer_id or not _TOKEN_OK.issuperset(writer_id):
+            raise StoreError(f"bad writer id {writer_id!r}")
         self.url = parse_clickhouse_url(url)
+        #: prefixed to every deduplication token: two servers' WAL ranges must not look alike
+        self.writer_id = writer_id
         self.cluster = self.url.cluster
         self.database = self.url.database
         self.table_name = table
@@ -164,7 +212,7 @@ class ClickHouseStore:
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        settings: dict[str, Any] = {"insert_deduplication_token": dedup_token}
+        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}"}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # on the shards before we return
         try:
@@ -178,7 +226,7 @@ class ClickHouseStore:
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
               ) -> list[dict[str, Any]]:
         try:
-            data = self._client.raw_query(sql, parameters=dict(params) or None, fmt="JSONEachRow",
+            data = self._client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
                                           settings=dict(settings) if settings else None)
         except Exception as exc:
             raise _classify(exc) from exc
@@ -187,7 +235,7 @@ class ClickHouseStore:
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
                ) -> Iterator[bytes]:
         try:
-            chunks = self._client.raw_stream(sql, parameters=dict(params) or None, fmt="JSONEachRow",
+            chunks = self._client.raw_stream(sql, parameters=_params(params), fmt="JSONEachRow",
                                              settings=dict(settings) if settings else None)
             for chunk in chunks:
                 if chunk:
@@ -213,7 +261,7 @@ class ClickHouseStore:
         """Run one statement (DDL, INSERT … SELECT, DELETE); no rows come back."""
         with self._write_lock:
             try:
-                self._client.command(sql, parameters=dict(params) if params else None)
+                self._client.command(sql, parameters=_params(params or {}))
             except Exception as exc:
                 raise _classify(exc) from exc
 

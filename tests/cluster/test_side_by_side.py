@@ -1,0 +1,108 @@
+"""Two logharbor servers side by side on one ClickHouse (the HTTP double) and one PostgreSQL:
+either takes ingest into its own WAL, either answers any query, and a live tail on one sees what
+the other ingested."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from tests.conftest import ServerProcess
+
+from .conftest import Double
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pair(tmp_path, chdouble: Double, pg_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Servers A and B on one store database and one metadata database (fresh for the test)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(pg_url)
+    with engine.begin() as conn:  # a fresh metadata database per test
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    store = chdouble.url(f"pair_{tmp_path.name[-12:].replace('-', '_')}")
+    meta = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    args = ("--store", store, "--meta", meta, "--batch-max-age", "0.2", "--ingest-workers", "0")
+    a = ServerProcess(tmp_path / "a", *args).start()
+    b = ServerProcess(tmp_path / "b", *args)
+    try:
+        b.start()
+        # one admin key, made by the first server, is valid on both (keys live in PostgreSQL)
+        b.api_key, b.headers = a.api_key, a.headers
+        yield a, b
+    finally:
+        b.stop()
+        a.stop()
+
+
+def ingest(server: ServerProcess, lines: list[dict]) -> None:
+    body = b"\n".join(orjson.dumps(line) for line in lines)
+    with server.client() as client:
+        response = client.post("/api/v1/logs", content=body, headers={"content-type": "application/x-ndjson"})
+        response.raise_for_status()
+        assert response.json()["accepted"] == len(lines)
+
+
+def wait_query(server: ServerProcess, q: str, n: int, timeout: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    rows: list[dict] = []
+    while time.monotonic() < deadline:
+        rows = server.query(q, since="1h", limit=1000)["rows"]
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.2)
+    return rows
+
+
+def test_either_server_ingests_and_either_answers(pair: tuple[ServerProcess, ServerProcess]) -> None:
+    a, b = pair
+    assert not (b.data_dir / "admin.key").exists(), "the second server must find the shared admin key"
+    ingest(a, [{"service": "checkout", "message": f"from a {i}", "level": "ERROR"} for i in range(5)])
+    ingest(b, [{"service": "search", "message": f"from b {i}", "level": "INFO"} for i in range(7)])
+    for server in (a, b):
+        assert len(wait_query(server, "service:checkout", 5)) == 5
+        assert len(wait_query(server, "service:search", 7)) == 7
+        stats = server.query("* | stats count() as n by service | sort service")["rows"]
+        assert [(r["service"], int(r["n"])) for r in stats] == [("checkout", 5), ("search", 7)]
+    # each server has its own WAL: their segment files are apart
+    assert (a.data_dir / "wal").is_dir() and (b.data_dir / "wal").is_dir()
+    # a key made through B works on A (the metadata database is shared)
+    reader = b.create_key("reader")
+    r = httpx.post(a.url + "/api/v1/query", json={"q": "*", "since": "1h"},
+                   headers={"authorization": f"Bearer {reader}"}, timeout=30)
+    assert r.status_code == 200 and len(r.json()["rows"]) == 12
+
+
+def test_tail_on_one_server_sees_what_the_other_ingested(pair: tuple[ServerProcess, ServerProcess]) -> None:
+    a, b = pair
+    got: list[dict] = []
+    subscribed = threading.Event()
+
+    def tail() -> None:
+        with httpx.stream("GET", a.url + "/api/v1/tail", params={"q": "service:payments"},
+                          headers={**a.headers, "accept": "application/x-ndjson"}, timeout=60) as response:
+            for line in response.iter_lines():
+                item = orjson.loads(line)
+                if "subscribed" in item:
+                    subscribed.set()
+                elif "message" in item:
+                    got.append(item)
+                    if len(got) >= 6:
+                        return
+
+    thread = threading.Thread(target=tail, daemon=True)
+    thread.start()
+    assert subscribed.wait(30)
+    ingest(b, [{"service": "payments", "message": f"remote {i}"} for i in range(3)])
+    ingest(b, [{"service": "other", "message": "not for this tail"}])
+    ingest(a, [{"service": "payments", "message": f"local {i}"} for i in range(3)])
+    thread.join(45)
+    messages = sorted(item["message"] for item in got)
+    assert messages == ["local 0", "local 1", "local 2", "remote 0", "remote 1", "remote 2"]
