@@ -77,3 +77,20 @@ def test_the_queue_is_bounded_in_bytes_too() -> None:
         return items, sub.bytes
 
     assert asyncio.run(scenario()) == ([b"12345", b"67890", 2], 0)
+
+
+def test_a_batch_is_cut_into_whole_rows_for_remote_stores() -> None:
+    from logharbor.server.tail_filter import split_batch
+
+    rows = [b'{"message":"%d"}' % i + b"x" * (i % 7) for i in range(50)]
+    payload = b"\n".join(rows)
+    assert split_batch(payload, None) == [(payload, 0)]
+    pieces = split_batch(payload, 100)
+    assert len(pieces) > 1
+    rebuilt = [row for chunk, _ in pieces for row in chunk.split(b"\n")]
+    assert rebuilt == rows  # every row once, in order, never cut
+    for chunk, first in pieces:
+        assert len(chunk) <= 100
+        assert chunk.split(b"\n")[0] == rows[first]  # the offset names the piece's first row
+    huge = split_batch(b"a" * 300 + b"\nb", 100)
+    assert huge == [(b"a" * 300, 0), (b"b", 1)]  # a row over the limit travels alone

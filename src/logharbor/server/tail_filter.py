@@ -25,7 +25,7 @@ from logharbor.server.store.rows import row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
-           "compile_tail_filter", "escape_param", "round_sql", "run_round"]
+           "compile_tail_filter", "escape_param", "round_sql", "run_round", "split_batch"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
@@ -159,16 +159,23 @@ def escape_param(payload: bytes) -> str:
 
 
 class BatchRunner:
-    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded."""
+    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded.
 
-    def __init__(self, store: Store) -> None:
+    Through a remote store the batch travels as a form field, which ClickHouse caps
+    (``http_max_field_value_size``, 128 KiB by default), so there a round is cut into pieces of
+    at most :attr:`max_batch_bytes`.
+    """
+
+    def __init__(self, store: Store, *, remote_batch_bytes: int = 96 * 1024) -> None:
         self.store = store
         self._conn: Any = None
+        self.max_batch_bytes: int | None = remote_batch_bytes
         path = getattr(store, "path", None)
         if path is not None and type(store).__name__ == "EmbeddedStore":
             import chdb
 
             self._conn = chdb.connect(str(path))
+            self.max_batch_bytes = None
 
     def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         if self._conn is None:
@@ -197,22 +204,41 @@ def run_round(runner: BatchRunner, structure: BatchStructure, payload: bytes,
     serialized once however many filters it matches, and not at all (None) when no filter it
     matches is ``wanted`` (every client behind it is full, so it only counts as dropped).
     """
-    data = escape_param(payload)
+    pieces = [(escape_param(chunk), first) for chunk, first in split_batch(payload, runner.max_batch_bytes)]
     out = []
     for filters, scope, wanted in work:
         sql, params = round_sql(filters, scope)
         full = structure.needs_full(filters, scope)
-        params.update(tail_structure=structure.full if full else structure.light, tail_rows=data)
+        params["tail_structure"] = structure.full if full else structure.light
         per_filter: Matches = [[] for _ in filters]
         flags = [(i, f"__tail_m{i}") for i in range(len(filters))]
-        for row in runner.query(sql, params):
-            if not full:
-                structure.decode(row)
-            hits = [i for i, flag in flags if row[flag]]
-            line = None
-            if any(wanted[i] for i in hits):
-                line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
-            for i in hits:
-                per_filter[i].append((row["__tail_row"], line))
+        for data, first in pieces:
+            params["tail_rows"] = data
+            for row in runner.query(sql, params):
+                if not full:
+                    structure.decode(row)
+                hits = [i for i, flag in flags if row[flag]]
+                line = None
+                if any(wanted[i] for i in hits):
+                    line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
+                for i in hits:
+                    per_filter[i].append((row["__tail_row"] + first, line))
         out.append(per_filter)
     return out
+
+
+def split_batch(payload: bytes, limit: int | None) -> list[tuple[bytes, int]]:
+    """Whole rows in pieces of at most ``limit`` bytes (a longer row alone), with each piece's first row."""
+    if limit is None or len(payload) <= limit:
+        return [(payload, 0)]
+    pieces: list[tuple[bytes, int]] = []
+    rows: list[bytes] = []
+    size = first = 0
+    for number, line in enumerate(payload.split(b"\n")):
+        if rows and size + len(line) + 1 > limit:
+            pieces.append((b"\n".join(rows), first))
+            rows, size, first = [], 0, number
+        rows.append(line)
+        size += len(line) + 1
+    pieces.append((b"\n".join(rows), first))
+    return pieces
