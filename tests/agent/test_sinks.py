@@ -48,9 +48,20 @@ def test_batches_arrive_compressed_with_the_api_key(tmp_path: Path, receiver_fac
     assert all(a.status == AckStatus.DELIVERED for a in acks)
 
 
-def test_a_wrong_key_is_permanent_and_not_retried(tmp_path: Path, receiver_factory: Any) -> None:
+def test_a_wrong_key_is_retried_not_thrown_away(tmp_path: Path, receiver_factory: Any) -> None:
     r = receiver_factory("--api-key", "lh_right")
-    sink = make_sink(tmp_path, r.url, api_key="lh_wrong", dead_letter_path=str(tmp_path / "dead.ndjson"))
+    sink = make_sink(tmp_path, r.url, api_key="lh_wrong", retry_max_secs=0.2)
+    ack = submit(sink, 0, 10)
+    assert wait_for(lambda: r.stats()["requests"] >= 3, 10)
+    assert not ack.finished  # the checkpoint stays behind these records until the key is fixed
+    sink.close(0.2)
+    assert r.records() == []
+
+
+def test_a_bad_request_is_permanent_and_goes_to_the_dead_letter_file(tmp_path: Path,
+                                                                     receiver_factory: Any) -> None:
+    r = receiver_factory("--fail-first", "1", "--fail-status", "400")
+    sink = make_sink(tmp_path, r.url, dead_letter_path=str(tmp_path / "dead.ndjson"))
     ack = submit(sink, 0, 10)
     assert wait_for(lambda: ack.finished, 10)
     sink.close(5)

@@ -3,8 +3,9 @@
 The server answers 200 only once the records are fsync'd in its write-ahead log, so a 200 is the
 acknowledgement the sources' checkpoints wait for. The error classifier follows the server's
 contract: 429 and 5xx (and connection errors, 408) are retriable and may carry ``Retry-After``;
-413 means the batch is too large and is split; any other 4xx is permanent; per-line rejections in
-a 200 answer are permanent for those lines only.
+401/403 are retried too (the records are fine, the key is not: nothing is thrown away while an
+operator fixes it); 413 means the batch is too large and is split; any other 4xx is permanent;
+per-line rejections in a 200 answer are permanent for those lines only.
 
 One persistent HTTP/1.1 connection (``http.client``) per sink: the body is built in one piece,
 so there is nothing for a larger client to add but per-request overhead.
@@ -166,6 +167,9 @@ class LogharborSink(BufferedSink):
         detail = data[:300].decode("utf-8", "replace")
         if status == 429 or status >= 500 or status == 408:
             raise Retriable(f"HTTP {status}: {detail}", parse_retry_after(resp.getheader("Retry-After")))
+        if status in (401, 403):
+            # the records are fine, the credentials are not: keep them until the key is fixed
+            raise Retriable(f"HTTP {status} (check the API key and its role): {detail}")
         if status == 413:
             raise TooLarge(f"HTTP 413: {detail}")
         raise Permanent(f"HTTP {status}: {detail}")
