@@ -113,6 +113,10 @@ def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
     for head, path, parts, target in _ECS_PATHS_BY_HEAD:
         if head not in heads:
             continue
+        if path not in doc:  # the nested form: skip quickly when the next level is absent
+            child = doc.get(head)
+            if type(child) is not dict or parts[1] not in child:
+                continue
         if target in found or (target in doc and not isinstance(doc[target], dict)):
             continue
         value = _take(doc, path, parts)
@@ -187,6 +191,7 @@ def decode_bulk(
     items: list[BulkItem] = []
     ids = _Ids()
     valid_indexes: set[str] = set()
+    actions: dict[bytes, tuple[str, dict[str, Any]]] = {}
     i = 0
     n = len(lines)
     while i < n:
@@ -194,7 +199,12 @@ def decode_bulk(
         i += 1
         if not line:
             continue
-        action, meta = _action(line, i)
+        parsed = actions.get(line)  # shippers repeat one action line: parse it once
+        if parsed is None:
+            parsed = _action(line, i)
+            if len(actions) < 64:  # lines with their own _id each are not worth keeping
+                actions[line] = parsed
+        action, meta = parsed
         source: bytes | None = None
         if action in _WITH_SOURCE:
             while i < n and not lines[i].strip():
