@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import shutil
 import socket
@@ -83,6 +84,8 @@ FROM (
 
 
 def emit(**fields: object) -> None:
+    """One JSON line; with the machine's 1-minute load average, since other work skews latencies."""
+    fields["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(orjson.dumps(fields).decode(), flush=True)
 
 
