@@ -235,6 +235,8 @@ class NginxParser:
                     handler(rec, http, value)
         except ValueError as exc:
             return unparsed(line, f"nginx field {key!r}: {exc}")
+        except (TypeError, AttributeError):  # a JSON value of a type the variable never has
+            return unparsed(line, f"nginx field {key!r}: unexpected {type(value).__name__} value")
         return guard(_finish(rec, http, line), line)
 
 
