@@ -296,3 +296,29 @@ def test_regression_agent_down_across_a_rename_and_a_copytruncate_of_an_unseen_f
     h2.settle(0.6)
     h2.stop()
     assert sorted(h2.lines) == expected(100, 160)
+
+
+BANNER = "# service started, log format v2, all times UTC " * 8 + "\n"  # > fingerprint_bytes
+
+
+def test_regression_files_that_start_alike_are_not_taken_for_copies(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_text(BANNER + numbered(0, 10, "a"))
+    (tmp_path / "b.log").write_text(BANNER + numbered(0, 10, "b"))
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.log")]).start()
+    assert h.wait_lines(22)
+    h.stop()
+    assert sorted(h.lines) == sorted([BANNER.rstrip("\n")] * 2 + expected(0, 10, "a") + expected(0, 10, "b"))
+
+
+def test_regression_a_new_file_like_a_finished_one_is_read_from_its_start(tmp_path: Path) -> None:
+    day1 = tmp_path / "app-2026-11-24.log"
+    day1.write_text(BANNER + numbered(0, 300, "d1"))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app-*.log")]).start()
+    assert h.wait_lines(301)
+    os.unlink(day1)  # retired, its state (and fingerprint) kept
+    h.settle(0.6)
+    (tmp_path / "app-2026-11-25.log").write_text(BANNER + numbered(0, 400, "d2"))  # longer than day 1
+    assert h.wait_lines(702)
+    h.settle(0.3)
+    h.stop()
+    assert h.lines[301:] == [BANNER.rstrip("\n"), *expected(0, 400, "d2")]

@@ -45,6 +45,7 @@ from logharbor.agent.sources.tailed import (
     content_size,
     flush_multiline,
     is_gzip,
+    is_sibling,
     read_gzip,
     split_lines,
 )
@@ -213,11 +214,11 @@ class FileSource:
                 self.dormant.append(t)
         if adopt is None and head:
             for other in self.live.values():
-                if other.matches(head) and not other.ghost:
+                if other.matches(head) and is_sibling(path, other.path):
                     os.close(fd)  # a copy of a file still tailed: wait for the original's truncation
                     return
             for t in self.dormant:
-                if t.matches(head):
+                if t.matches(head) and is_sibling(path, t.path):
                     self.dormant.remove(t)
                     adopt, why = t, "copy-or-compressed"
                     break
@@ -261,7 +262,8 @@ class FileSource:
                     continue
                 fd, head = opened
                 why = "found-rotated"
-                found = next((t for t in seeking if t in self.dormant and t.matches(head)), None)
+                found = next((t for t in seeking if t in self.dormant and t.matches(head)
+                              and ((t.dev, t.ino) == key or is_sibling(path, t.path))), None)
                 if found is not None:
                     self.dormant.remove(found)
                 elif self._unseen(path, st, head, now):

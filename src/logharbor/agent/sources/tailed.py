@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import time
 from collections import deque
 from typing import Any, BinaryIO
@@ -16,10 +17,12 @@ from typing import Any, BinaryIO
 from logharbor.agent.checkpoint import Entry, fingerprint_of
 from logharbor.agent.types import Ack
 
-__all__ = ["Tailed", "aggregate", "content_size", "flush_multiline", "is_gzip", "read_gzip", "rewound",
-           "split_lines"]
+__all__ = ["Tailed", "aggregate", "content_size", "flush_multiline", "is_gzip", "is_sibling", "read_gzip",
+           "rewound", "split_lines"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: what logrotate appends: ``.1``, ``.gz``, ``-20261125`` (dateext), in any combination
+_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|\.gz|-\d{8}(?:\d{2})?)+$")
 
 
 class Tailed:
@@ -147,6 +150,14 @@ def read_gzip(t: Tailed, block: int) -> bytes | None:
         return b""
     data, t.carry = t.carry + more, b""
     return data
+
+
+def is_sibling(path: str, original: str) -> bool:
+    """Whether ``path`` can be a rotation of ``original`` (``app.log.1``, ``app.log-20261125.gz``
+    of ``app.log``): only then may equal first bytes mean equal content. Unrelated files that
+    merely start alike (a fixed banner, a CSV header) are never taken for one another."""
+    stem = _ROTATION_SUFFIX.sub("", os.path.basename(original))
+    return os.path.dirname(path) == os.path.dirname(original) and os.path.basename(path).startswith(stem)
 
 
 def split_lines(body: bytes) -> list[str]:
