@@ -285,7 +285,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3, help="runs per protocol; the median is reported (0: decode costs only)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs per protocol; the median is reported (0: decode costs only)")
     ap.add_argument("--only", default="", help="comma-separated protocols (default: all)")
     args = ap.parse_args()
 
