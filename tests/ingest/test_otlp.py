@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import time
 
 import httpx
 import orjson
@@ -174,3 +175,25 @@ def test_full_wal_is_a_retryable_429_status(server_factory) -> None:  # type: ig
     assert response.headers["retry-after"].isdigit()
     assert response.headers["content-type"] == "application/x-protobuf"
     assert response.content[:2] == b"\x08\x08"  # google.rpc.Status code 8, RESOURCE_EXHAUSTED
+
+
+def test_a_tenant_scoped_writer_stamps_its_tenant(server: ServerProcess) -> None:
+    """Whatever the payload says, a scoped key's records carry the key's tenant (ES, Loki, OTLP)."""
+    key = server.create_key("writer", tenant="acme")
+    auth = {"authorization": f"Bearer {key}"}
+    es = httpx.post(server.url + "/_bulk", timeout=30, headers={**auth, "content-type": "application/x-ndjson"},
+                    content=b'{"index":{"_index":"t"}}\n{"message":"es scoped","service":"scoped","tenant":"evil"}\n')
+    assert es.status_code == 200 and es.json()["errors"] is False
+    loki = httpx.post(server.url + "/loki/api/v1/push", timeout=30, headers={**auth, "content-type": "application/json"},
+                      content=orjson.dumps({"streams": [{"stream": {"service_name": "scoped", "tenant": "evil"},
+                                                         "values": [[str(time.time_ns()), "loki scoped"]]}]}))
+    assert loki.status_code == 204
+    body = {"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "scoped"}}]},
+        "scopeLogs": [{"logRecords": [{"body": {"stringValue": "otlp scoped"}}]}]}]}
+    otlp = httpx.post(server.url + "/v1/logs", timeout=30, headers={**auth, "content-type": "application/json"},
+                      content=orjson.dumps(body))
+    assert otlp.status_code == 200
+    rows = records(server, "service:scoped", 3)
+    assert {row["message"]: row["tenant"] for row in rows} == {
+        "es scoped": "acme", "loki scoped": "acme", "otlp scoped": "acme"}
