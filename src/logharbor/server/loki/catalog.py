@@ -20,8 +20,9 @@ from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.rows import row_to_record
 
-from .execute import STREAM_LABELS, Context, _bytes_rows, _default_group, _text, value_of
+from .execute import bytes_rows, default_group
 from .logql import LogQuery
+from .streams import STREAM_LABELS, Context, label_text, value_of
 
 __all__ = ["detected_fields", "index_stats", "label_names", "label_values", "series"]
 
@@ -69,30 +70,30 @@ def label_values(ctx: Context, name: str, flt: ast.Filter, start: int, end: int)
     """Distinct values of one field in the range (through ``stats count() by <field>``)."""
     stats = ast.Stats((ast.Agg("count", None, "__n"),), (name,))
     rows, _ = ctx.query(ast.Query(flt, (stats, ast.Limit(MAX_VALUES))), start, end, MAX_VALUES)
-    return sorted({_text(r.get(name)) for r in rows} - {""})
+    return sorted({label_text(r.get(name)) for r in rows} - {""})
 
 
 def series(ctx: Context, queries: list[LogQuery], start: int, end: int) -> list[dict[str, str]]:
     """The label sets of the streams each selector matches."""
     seen: dict[tuple[tuple[str, str], ...], None] = {}
     for lq in queries:
-        group = _default_group(lq)
+        group = default_group(lq)
         fields = tuple(dict.fromkeys(group.fields))
         stats = ast.Stats((ast.Agg("count", None, "__n"),), fields)
         rows, _ = ctx.query(ast.Query(lq.query.filter, (stats,)), start, end, None)
         for row in rows:
-            labels = {n: _text(row.get(f)) for n, f in zip(group.labels, group.fields, strict=True)}
+            labels = {n: label_text(row.get(f)) for n, f in zip(group.labels, group.fields, strict=True)}
             seen[tuple(sorted((k, v) for k, v in labels.items() if v))] = None
     return [dict(key) for key in seen]
 
 
 def index_stats(ctx: Context, lq: LogQuery, start: int, end: int) -> dict[str, int]:
     """Loki's ``{streams, chunks, bytes, entries}``; logharbor has no chunks, so chunks = streams."""
-    fields = tuple(dict.fromkeys(_default_group(lq).fields))
+    fields = tuple(dict.fromkeys(default_group(lq).fields))
     stats = ast.Stats((ast.Agg("count", None, "__n"),), fields)
     rows, _ = ctx.query(ast.Query(lq.query.filter, (stats,)), start, end, None)
     entries = sum(int(r["__n"]) for r in rows)
-    size = _bytes_rows(ctx, lq.query.filter, (), start, end, None, time.time_ns())
+    size = bytes_rows(ctx, lq.query.filter, (), start, end, None, time.time_ns())
     total = int(size[0]["s"] or 0) if size else 0
     return {"streams": len(rows), "chunks": len(rows), "bytes": total, "entries": entries}
 
@@ -124,6 +125,6 @@ def detected_fields(ctx: Context, lq: LogQuery, start: int, end: int, limit: int
             if value is not None and not isinstance(value, dict | list):
                 seen.setdefault(key, []).append(value)
     attributes = {k for row in rows for k in (row_to_record(row).get("attributes") or {})}
-    return [{"label": name, "type": _type_of(values), "cardinality": len({_text(v) for v in values}),
+    return [{"label": name, "type": _type_of(values), "cardinality": len({label_text(v) for v in values}),
              "parsers": ["json"] if name in attributes else None, "jsonPath": [name]}
             for name, values in sorted(seen.items())]

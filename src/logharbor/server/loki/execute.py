@@ -1,173 +1,37 @@
-"""Runs parsed LogQL against the store through the query compiler, answering in Loki's shapes.
+"""LogQL metric queries run through the query compiler, answered as Loki series.
 
 Why here and not in the query package: the filter and the aggregation are the query language's
 own (``compile_ast`` with a ``timechart``/``stats`` pipe); what is Loki's alone is put around it —
-which fields make a stream, sliding ``[range]`` windows over ``step``-aligned points, and the
-vector aggregations across streams. A window is assembled from buckets of ``gcd(step, range)``
-seconds, so each record is read once however much the windows overlap.
+sliding ``[range]`` windows over ``step``-aligned points, and vector aggregations across streams.
+A window is assembled from buckets of ``gcd(step, range)`` seconds, so each record is read once
+however much the windows overlap.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logharbor.record import HTTP_FIELDS, parse_timestamp
+from logharbor.record import parse_timestamp
 from logharbor.server.errors import ApiError
-from logharbor.server.query import ast, compile_ast
+from logharbor.server.query import ast
 from logharbor.server.query.errors import QueryError
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
-from logharbor.server.store.base import QueryCancelled, StoreError
-from logharbor.server.store.rows import row_to_record
 
-from .logql import Constant, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name, render_template
+from .logql import Constant, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
+from .streams import STREAM_LABELS, Context, Labels, label_text
 
-__all__ = ["STREAM_LABELS", "Context", "Labels", "Series", "eval_metric", "log_streams", "value_of"]
+__all__ = ["Group", "Series", "aggregate", "bytes_rows", "constant_series", "default_group", "eval_metric",
+           "eval_range", "points"]
 
-#: the fields every stream is labelled with (when not empty), besides those the query names
-STREAM_LABELS = ("service", "level", "source", "host", "instance", "env")
 NS = 1_000_000_000
 MAX_BUCKETS = 11_000
-Labels = tuple[tuple[str, str], ...]
 Series = dict[Labels, dict[int, float]]
 
-
-@dataclass
-class Context:
-    """One request's store, scope and limits."""
-
-    store: Any
-    scope: tuple[str, dict[str, object]] | None
-    extra: ast.Filter | None  # the X-Scope-OrgID tenant condition
-    max_limit: int
-    settings: Mapping[str, Any]
-
-    def query(self, q: ast.Query, start: int | None, end: int | None, limit: int | None,
-              now: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Rows of ``q`` (tenant condition added) and the row cap the compiler applied."""
-        if self.extra is not None:
-            flt = self.extra if isinstance(q.filter, ast.MatchAll) else ast.And((self.extra, q.filter))
-            q = ast.Query(flt, q.pipes)
-        try:
-            compiled = compile_ast(q, table=self.store.table, time_from_ns=start, time_to_ns=end,
-                                   limit=limit, max_limit=self.max_limit, scope_sql=self.scope, now_ns=now)
-        except QueryError as exc:
-            raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
-        return self.run(compiled.sql, compiled.params), compiled.limit
-
-    def run(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One SELECT; engine errors become 400 (budget, regex) or 500."""
-        try:
-            return list(self.store.query(sql, params, settings=self.settings))
-        except QueryCancelled:
-            raise ApiError(400, "query_cancelled", "the query went over its time or memory budget; "
-                           "narrow the time range or the selector") from None
-        except StoreError as exc:
-            if "Code: 427." in str(exc):
-                raise ApiError(400, "invalid_regex", "the regex does not compile in RE2") from None
-            raise ApiError(500, "store_error", "the store could not run the query") from None
-
-
-# ------------------------------------------------------------------------------------ log queries
-
-def value_of(record: Mapping[str, Any], name: str) -> Any:
-    """A field of a canonical record by its query name (``status``, ``http.status``, ``user.id``)."""
-    name = field_name(name)
-    if name in record and name not in ("http", "attributes"):
-        return record[name]
-    http = record.get("http") or {}
-    short = name[5:] if name.startswith(("http.", "http_")) else name
-    if short in HTTP_FIELDS:
-        return http.get(short)
-    node: Any = record.get("attributes") or {}
-    for part in name.removeprefix("attributes.").split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(f"{prefix}_{key}" if prefix else str(key), inner, out)
-    elif value is not None and not isinstance(value, list):
-        out[prefix] = _text(value)
-
-
-def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
-    """The stream labels of one record: the usual fields, the selector's, and what parsers add."""
-    labels = {name: _text(record.get(name)) for name in STREAM_LABELS}
-    for name in lq.selector:
-        labels[name] = _text(value_of(record, name))
-    if lq.parsed:
-        _flatten("", record.get("attributes") or {}, labels)
-        for key, value in (record.get("http") or {}).items():
-            labels["http_" + key] = _text(value)
-    line = record.get("message") or ""
-    for pattern in lq.extractors:
-        m = pattern.search(line)
-        if m is not None:
-            labels.update({k: v for k, v in m.groupdict().items() if v is not None})
-    for lf in lq.label_formats:
-        if lf.template is not None:
-            def lookup(n: str) -> str:
-                return labels.get(n) or _text(value_of(record, n))
-
-            labels[lf.name] = render_template(lf.template, lookup)
-        else:
-            source = lf.source or lf.name
-            labels[lf.name] = labels.pop(source, None) or _text(value_of(record, source))
-    return {k: v for k, v in labels.items() if v != ""}
-
-
-def log_line(record: Mapping[str, Any], lq: LogQuery, labels: Mapping[str, str]) -> str:
-    """The line Loki would show: the message, or ``line_format``'s template filled in."""
-    message = record.get("message") or ""
-    if lq.line_format is None:
-        return message
-
-    def lookup(name: str) -> str:
-        if name == "__line__":
-            return message
-        if name == "__timestamp__":
-            return str(record["timestamp"])
-        return labels.get(name) or _text(value_of(record, name))
-
-    return render_template(lq.line_format, lookup)
-
-
-def log_streams(ctx: Context, lq: LogQuery, start: int | None, end: int | None, limit: int,
-                direction: str) -> tuple[list[dict[str, Any]], int]:
-    """Loki ``streams``: the newest (or, forward, oldest) ``limit`` records grouped by labels."""
-    pipes: tuple[ast.Pipe, ...] = ()
-    if direction == "forward":
-        pipes = (ast.Sort((ast.SortKey("timestamp"),)),)
-    rows, _ = ctx.query(ast.Query(lq.query.filter, pipes), start, end, limit)
-    streams: dict[Labels, list[list[str]]] = {}
-    for row in rows:
-        record = row_to_record(row)
-        labels = record_labels(record, lq)
-        key = tuple(sorted(labels.items()))
-        streams.setdefault(key, []).append([str(record["timestamp"]), log_line(record, lq, labels)])
-    return [{"stream": dict(key), "values": values} for key, values in streams.items()], len(rows)
-
-
-# ------------------------------------------------------------------------------------ metrics
 
 def points(start: int, end: int, step: int) -> list[int]:
     """Evaluation times: multiples of ``step`` within ``[start, end]`` (Loki's step alignment)."""
@@ -176,14 +40,14 @@ def points(start: int, end: int, step: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class _Group:
+class Group:
     labels: tuple[str, ...]  # output label names
     fields: tuple[str, ...]  # the field of each label
 
 
-def _default_group(lq: LogQuery, extra: tuple[str, ...] = ()) -> _Group:
+def default_group(lq: LogQuery, extra: tuple[str, ...] = ()) -> Group:
     names = tuple(dict.fromkeys((*STREAM_LABELS, *lq.selector, *extra)))
-    return _Group(names, tuple(_label_field(lq, n) for n in names))
+    return Group(names, tuple(_label_field(lq, n) for n in names))
 
 
 def _label_field(lq: LogQuery, name: str) -> str:
@@ -218,7 +82,7 @@ def _aggs(agg: RangeAgg) -> tuple[ast.Agg, ...]:
     return ast.Agg(fn, f, "s"), ast.Agg("count", f, "c")
 
 
-def _bucket_rows(ctx: Context, agg: RangeAgg, group: _Group, start: int, end: int, span_s: int | None,
+def _bucket_rows(ctx: Context, agg: RangeAgg, group: Group, start: int, end: int, span_s: int | None,
                  now: int) -> list[tuple[int, tuple[str, ...], dict[str, Any]]]:
     """(bucket start ns, group values, partial values) rows over ``[start, end)``."""
     flt = agg.log.query.filter
@@ -226,7 +90,7 @@ def _bucket_rows(ctx: Context, agg: RangeAgg, group: _Group, start: int, end: in
         flt = ast.And((flt, ast.Exists(agg.log.unwrap)))
     fields = tuple(dict.fromkeys(group.fields))
     if agg.fn in ("bytes_over_time", "bytes_rate"):
-        rows = _bytes_rows(ctx, flt, fields, start, end, span_s, now)
+        rows = bytes_rows(ctx, flt, fields, start, end, span_s, now)
     else:
         pipe: ast.Pipe = (ast.Timechart(f"{span_s}s", _aggs(agg), fields) if span_s
                           else ast.Stats(_aggs(agg), fields))
@@ -237,11 +101,11 @@ def _bucket_rows(ctx: Context, agg: RangeAgg, group: _Group, start: int, end: in
     out = []
     for row in rows:
         at = row["_at"] if "_at" in row else parse_timestamp(row["_time"]) if span_s else start
-        out.append((at, tuple(_text(row.get(f)) for f in fields), row))
+        out.append((at, tuple(label_text(row.get(f)) for f in fields), row))
     return out
 
 
-def _bytes_rows(ctx: Context, flt: ast.Filter, fields: tuple[str, ...], start: int, end: int,
+def bytes_rows(ctx: Context, flt: ast.Filter, fields: tuple[str, ...], start: int, end: int,
                 span_s: int | None, now: int) -> list[dict[str, Any]]:
     """Bytes of lines per bucket: the query language has no length function, so this one SELECT is
     built here, with the same filter compiler, parameters and key scope as every query."""
@@ -308,7 +172,7 @@ def _combine(fn: str, parts: list[dict[str, Any]], range_s: float) -> float | No
     return values[0]  # quantile: one bucket per window
 
 
-def eval_range(ctx: Context, agg: RangeAgg, group: _Group, times: list[int], step: int | None) -> Series:
+def eval_range(ctx: Context, agg: RangeAgg, group: Group, times: list[int], step: int | None) -> Series:
     """Values of a range aggregation at ``times`` (one time and no step for an instant query)."""
     if not times:
         return {}
@@ -352,13 +216,13 @@ _PUSHDOWN = {"sum": {"count_over_time", "rate", "bytes_over_time", "bytes_rate",
 def eval_metric(ctx: Context, expr: RangeAgg | VectorAgg, times: list[int], step: int | None) -> Series:
     """Series of a metric expression at ``times``."""
     if isinstance(expr, RangeAgg):
-        return eval_range(ctx, expr, _default_group(expr.log), times, step)
+        return eval_range(ctx, expr, default_group(expr.log), times, step)
     inner = expr.inner
     if isinstance(inner, RangeAgg) and expr.by is not None and inner.fn in _PUSHDOWN.get(expr.op, ()):
-        group = _Group(expr.by, tuple(_label_field(inner.log, n) for n in expr.by))
+        group = Group(expr.by, tuple(_label_field(inner.log, n) for n in expr.by))
         return eval_range(ctx, inner, group, times, step)  # grouped by the engine directly
     if isinstance(inner, RangeAgg):
-        below = eval_range(ctx, inner, _default_group(inner.log, expr.by or ()), times, step)
+        below = eval_range(ctx, inner, default_group(inner.log, expr.by or ()), times, step)
     else:
         below = eval_metric(ctx, inner, times, step)
     return aggregate(expr, below)

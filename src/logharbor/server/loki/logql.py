@@ -4,7 +4,7 @@ Why: Grafana's Loki data source speaks LogQL; logharbor answers it with the same
 engine as its own language, so a LogQL query and its logharbor twin can never disagree.
 Selectors, line filters and label filters become one :class:`~logharbor.server.query.ast.Filter`;
 what the query language has no node for (the output shaping of ``line_format``/``label_format``,
-range and vector aggregations) is kept in the small wrappers below, next to that filter.
+range and vector aggregations) is kept in the small wrappers of :mod:`.nodes`, next to that filter.
 
 Every construct outside the subset raises :class:`LogQLError` naming it (a 400 upstream).
 """
@@ -15,14 +15,14 @@ import re
 from dataclasses import dataclass, field
 
 from logharbor.server.query import ast
-from logharbor.server.query.errors import QueryError
-from logharbor.server.query.filters import check_regex
-from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
 
-__all__ = ["Constant", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg", "field_name", "parse_logql"]
+from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote
+from .nodes import Constant, Expr, LabelFormat, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
+from .templates import check_pattern, check_template, pattern_extractor, regexp_extractor, render_template
 
-#: Loki label names Grafana uses that are spelled differently in logharbor
-LABEL_ALIASES = {"service_name": "service", "detected_level": "level"}
+__all__ = ["Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg", "field_name",
+           "line_regex", "parse_logql", "render_template"]
+
 RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",
                    "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
 UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
@@ -32,115 +32,6 @@ _KNOWN_UNSUPPORTED = {
     "rate_counter", "stddev", "stdvar", "sort", "sort_desc", "label_replace", "unpack", "keep",
     "decolorize", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
 }
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
-  | (?P<dur>(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w|y))+)(?![A-Za-z0-9_])
-  | (?P<bytes>\d+(?:\.\d+)?(?:[KMGTPE]i?B|B))(?![A-Za-z0-9_])
-  | (?P<num>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
-  | (?P<op>\|=|\|~|!=|!~|=~|==|>=|<=|[{}()\[\],|=<>+\-*/])
-  | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
-""", re.VERBOSE)
-_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-
-
-class LogQLError(QueryError):
-    """A LogQL query outside the supported subset, or not LogQL at all."""
-
-    code = "invalid_logql"
-
-
-def field_name(label: str) -> str:
-    """The logharbor field a Loki label name stands for (``service_name`` → ``service``)."""
-    return LABEL_ALIASES.get(label, label)
-
-
-@dataclass(frozen=True)
-class LabelFormat:
-    """One ``label_format`` item: ``new=old`` (a rename) or ``new="{{.a}}-{{.b}}"`` (a template)."""
-
-    name: str
-    source: str | None = None
-    template: str | None = None
-
-
-@dataclass(frozen=True)
-class LogQuery:
-    """A log query: the AST filter plus what shapes the lines and labels of its answer."""
-
-    query: ast.Query
-    selector: tuple[str, ...]  # labels named in the stream selector (always stream labels)
-    parsed: bool = False  # | json / | logfmt: attributes are shown as stream labels
-    extractors: tuple[re.Pattern[str], ...] = ()  # | regexp / | pattern, applied to the line for output
-    line_format: str | None = None
-    label_formats: tuple[LabelFormat, ...] = ()
-    unwrap: str | None = None
-
-
-@dataclass(frozen=True)
-class RangeAgg:
-    """``count_over_time({…}[5m])`` and friends: one value per stream and step."""
-
-    fn: str
-    log: LogQuery
-    range_ns: int
-    quantile: float | None = None
-
-
-@dataclass(frozen=True)
-class VectorAgg:
-    """``sum by (service) (…)``, ``topk(5, …)``: series combined per step."""
-
-    op: str
-    inner: RangeAgg | VectorAgg
-    by: tuple[str, ...] | None = None
-    without: tuple[str, ...] | None = None
-    param: int | None = None
-
-
-@dataclass(frozen=True)
-class Constant:
-    """A constant such as ``vector(1)+vector(1)`` (Grafana's health check)."""
-
-    value: float
-    is_vector: bool = True
-
-
-Expr = LogQuery | RangeAgg | VectorAgg | Constant
-
-
-@dataclass
-class _Tok:
-    kind: str
-    text: str
-    pos: int
-
-
-def _lex(text: str) -> list[_Tok]:
-    out: list[_Tok] = []
-    i = 0
-    while i < len(text):
-        m = _TOKEN.match(text, i)
-        if m is None:
-            raise LogQLError(f"unexpected character {text[i]!r} at {i}", i)
-        if m.lastgroup != "ws":
-            out.append(_Tok(str(m.lastgroup), m.group(), i))
-        i = m.end()
-    out.append(_Tok("eof", "", len(text)))
-    return out
-
-
-def _unquote(tok: _Tok) -> str:
-    if tok.text.startswith("`"):
-        return tok.text[1:-1]
-    body = tok.text[1:-1]
-    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-    return re.sub(r"\\(.)", lambda m: escapes.get(m[1], "\\" + m[1]), body)
-
-
-def line_regex(text: str) -> str:
-    """A literal as an RE2 pattern (only RE2's metacharacters escaped)."""
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
 
 
 @dataclass
@@ -157,14 +48,14 @@ class _Pipeline:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.toks = _lex(text)
+        self.toks = lex(text)
         self.i = 0
 
     # ------------------------------------------------------------------------------ helpers
-    def peek(self, offset: int = 0) -> _Tok:
+    def peek(self, offset: int = 0) -> Tok:
         return self.toks[min(self.i + offset, len(self.toks) - 1)]
 
-    def take(self) -> _Tok:
+    def take(self) -> Tok:
         tok = self.peek()
         self.i += 1
         return tok
@@ -175,7 +66,7 @@ class _Parser:
             return True
         return False
 
-    def expect(self, text: str, what: str) -> _Tok:
+    def expect(self, text: str, what: str) -> Tok:
         tok = self.take()
         if tok.text != text:
             raise LogQLError(f"expected {what} at {tok.pos}, found {tok.text or 'the end'!r}", tok.pos)
@@ -185,11 +76,11 @@ class _Parser:
         tok = self.take()
         if tok.kind != "str":
             raise LogQLError(f"expected a quoted {what} at {tok.pos}", tok.pos)
-        return _unquote(tok)
+        return unquote(tok)
 
     def label(self) -> str:
         tok = self.take()
-        if tok.kind != "name" or not _LABEL.fullmatch(tok.text):
+        if tok.kind != "name" or not LABEL.fullmatch(tok.text):
             raise LogQLError(f"expected a label name at {tok.pos}, found {tok.text or 'the end'!r}", tok.pos)
         return tok.text
 
@@ -275,7 +166,7 @@ class _Parser:
         if not needs_unwrap and log.unwrap is not None:
             raise LogQLError(f"{fn.text} counts lines; '| unwrap' is for sum/avg/min/max/quantile_over_time",
                              fn.pos)
-        return RangeAgg(fn.text, log, _duration(dur), quantile)
+        return RangeAgg(fn.text, log, duration(dur), quantile)
 
     def vector_agg(self) -> VectorAgg:
         op = self.take()
@@ -342,7 +233,7 @@ class _Parser:
                 if value:
                     pattern = line_regex(value) if tok.text in ("|=", "!=") else value
                     if tok.text in ("|~", "!~"):
-                        _check(pattern, tok.pos)
+                        check_pattern(pattern, tok.pos)
                     m: ast.Filter = ast.Match(None, ast.Regex(pattern), pos=tok.pos)
                     pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
                 if self.peek().text != "or":
@@ -363,13 +254,14 @@ class _Parser:
         if word.text in ("regexp", "pattern"):
             self.take()
             text = self.string(word.text)
-            compiled = _regexp(text, word.pos) if word.text == "regexp" else _pattern(text, word.pos)
+            make = regexp_extractor if word.text == "regexp" else pattern_extractor
+            compiled = make(text, word.pos)
             pipe.extractors.append(compiled)
             pipe.extracted.update(compiled.groupindex)
             return
         if word.text == "line_format":
             self.take()
-            pipe.line_format = _template(self.string("template"), word.pos)
+            pipe.line_format = check_template(self.string("template"), word.pos)
             return
         if word.text == "label_format":
             self.take()
@@ -378,7 +270,7 @@ class _Parser:
                 self.expect("=", "'='")
                 src = self.peek()
                 if src.kind == "str":
-                    made = LabelFormat(name, template=_template(self.string("template"), src.pos))
+                    made = LabelFormat(name, template=check_template(self.string("template"), src.pos))
                 else:
                     made = LabelFormat(name, source=self.resolve(pipe, self.label(), src.pos))
                 pipe.label_formats.append(made)
@@ -459,14 +351,14 @@ class _Parser:
         if name == "__error__":
             if value_tok.kind != "str" or op.text not in ("=", "!=", "=="):
                 raise LogQLError("__error__ compares with a string", value_tok.pos)
-            empty = _unquote(value_tok) == ""
+            empty = unquote(value_tok) == ""
             return ast.MatchAll() if (op.text != "!=") == empty else ast.Not(ast.MatchAll())
         target = self.resolve(pipe, name, tok.pos)
         if value_tok.kind == "str":
-            return _label_match(target, op.text, _unquote(value_tok))
+            return _label_match(target, op.text, unquote(value_tok))
         if value_tok.kind not in ("num", "dur", "bytes"):
             raise LogQLError(f"expected a value after {name} {op.text} at {value_tok.pos}", value_tok.pos)
-        number = _number_of(value_tok, target)
+        number = number_of(value_tok, target)
         if op.text in ("=~", "!~"):
             raise LogQLError(f"{op.text} needs a quoted regex (at {op.pos})", op.pos)
         if op.text in ("=", "=="):
@@ -485,33 +377,6 @@ def _arith(op: str, a: float, b: float) -> float:
     return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
 
 
-def _duration(tok: _Tok) -> int:
-    try:
-        return parse_duration_ns(tok.text)
-    except TimeParseError as exc:
-        raise LogQLError(f"bad duration {tok.text!r}: {exc}", tok.pos) from None
-
-
-_BYTE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18,
-               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60}
-
-
-def _number_of(tok: _Tok, target: str) -> str:
-    """A number, a duration (seconds, or ms for ``*_ms`` fields) or a size in bytes, as text."""
-    if tok.kind == "num":
-        return tok.text
-    if tok.kind == "bytes":
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)(\w+)", tok.text)
-        assert m is not None
-        return _plain(float(m[1]) * _BYTE_UNITS[m[2]])
-    seconds = _duration(tok) / 1e9
-    return _plain(seconds * 1000 if target.endswith("_ms") else seconds)
-
-
-def _plain(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 def _label_match(name: str, op: str, value: str) -> ast.Filter:
     """One ``name op "value"`` matcher: exact, or a fully anchored regex as Loki's are."""
     target = field_name(name)
@@ -521,60 +386,11 @@ def _label_match(name: str, op: str, value: str) -> ast.Filter:
     pattern = f"^(?:{value})$"
     if target == "level":  # logharbor stores ERROR, Grafana users write error
         pattern = "(?i)" + pattern
-    _check(pattern, None)
+    check_pattern(pattern, None)
     match = ast.Match(target, ast.Regex(pattern))
     if re.fullmatch(pattern, ""):  # matches the empty value: also streams without the label
         match = ast.Or((match, ast.Not(ast.Exists(target))))  # type: ignore[assignment]
     return ast.Not(match) if op == "!~" else match
-
-
-def _check(pattern: str, pos: int | None) -> None:
-    try:
-        check_regex(pattern)
-    except QueryError as exc:
-        raise LogQLError(exc.message, pos) from None
-
-
-def _regexp(text: str, pos: int) -> re.Pattern[str]:
-    _check(text, pos)
-    compiled = re.compile(text)
-    if not compiled.groupindex:
-        raise LogQLError("regexp needs at least one named group (?P<name>…)", pos)
-    return compiled
-
-
-def _pattern(text: str, pos: int) -> re.Pattern[str]:
-    parts = re.split(r"<(_|[A-Za-z_][A-Za-z0-9_]*)>", text)
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(re.escape(part))
-        else:
-            last = i == len(parts) - 2 and parts[-1] == ""
-            body = ".*" if last else ".*?"
-            out.append(f"(?:{body})" if part == "_" else f"(?P<{part}>{body})")
-    if len(parts) == 1:
-        raise LogQLError("pattern needs at least one capture such as <name>", pos)
-    return re.compile("".join(out))
-
-
-_TEMPLATE_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_TEMPLATE_FIELD = re.compile(r"\.[A-Za-z_][A-Za-z0-9_.]*|__line__|__timestamp__")
-
-
-def _template(text: str, pos: int) -> str:
-    """Checks a Go template is of the supported form: ``{{.field}}``, ``{{__line__}}``."""
-    for m in _TEMPLATE_ACTION.finditer(text):
-        if not _TEMPLATE_FIELD.fullmatch(m[1]):
-            raise LogQLError(f"template action {{{{{m[1]}}}}} is not supported; use {{{{.field}}}} or "
-                             "{{__line__}}", pos)
-    return text
-
-
-def render_template(text: str, value_of: object) -> str:
-    """Fills ``{{.field}}`` actions with ``value_of(name)`` (a callable returning text)."""
-    assert callable(value_of)
-    return _TEMPLATE_ACTION.sub(lambda m: str(value_of(m[1].lstrip("."))), text)
 
 
 def parse_logql(text: str) -> Expr:

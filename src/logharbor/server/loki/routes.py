@@ -36,17 +36,9 @@ from logharbor.server.query.printer import to_text
 from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
 
 from . import catalog
-from .execute import (
-    Context,
-    Series,
-    constant_series,
-    eval_metric,
-    log_line,
-    log_streams,
-    points,
-    record_labels,
-)
+from .execute import Series, constant_series, eval_metric, points
 from .logql import Constant, LogQuery, parse_logql
+from .streams import Context, log_line, log_streams, record_labels
 from .wire import wire_to_record
 
 __all__ = ["loki_router"]

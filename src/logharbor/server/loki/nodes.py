@@ -1,0 +1,83 @@
+"""The nodes a LogQL query parses to: logharbor's query AST inside small wrappers.
+
+Why separate: the executor and the routes read these shapes without needing the parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from logharbor.server.query import ast
+from logharbor.server.query.errors import QueryError
+
+__all__ = ["LABEL_ALIASES", "Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg",
+           "VectorAgg", "field_name"]
+
+#: Loki label names Grafana uses that are spelled differently in logharbor
+LABEL_ALIASES = {"service_name": "service", "detected_level": "level"}
+
+
+class LogQLError(QueryError):
+    """A LogQL query outside the supported subset, or not LogQL at all."""
+
+    code = "invalid_logql"
+
+
+def field_name(label: str) -> str:
+    """The logharbor field a Loki label name stands for (``service_name`` → ``service``)."""
+    return LABEL_ALIASES.get(label, label)
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """One ``label_format`` item: ``new=old`` (a rename) or ``new="{{.a}}-{{.b}}"`` (a template)."""
+
+    name: str
+    source: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A log query: the AST filter plus what shapes the lines and labels of its answer."""
+
+    query: ast.Query
+    selector: tuple[str, ...]  # labels named in the stream selector (always stream labels)
+    parsed: bool = False  # | json / | logfmt: attributes are shown as stream labels
+    extractors: tuple[re.Pattern[str], ...] = ()  # | regexp / | pattern, applied to the line for output
+    line_format: str | None = None
+    label_formats: tuple[LabelFormat, ...] = ()
+    unwrap: str | None = None
+
+
+@dataclass(frozen=True)
+class RangeAgg:
+    """``count_over_time({…}[5m])`` and friends: one value per stream and step."""
+
+    fn: str
+    log: LogQuery
+    range_ns: int
+    quantile: float | None = None
+
+
+@dataclass(frozen=True)
+class VectorAgg:
+    """``sum by (service) (…)``, ``topk(5, …)``: series combined per step."""
+
+    op: str
+    inner: RangeAgg | VectorAgg
+    by: tuple[str, ...] | None = None
+    without: tuple[str, ...] | None = None
+    param: int | None = None
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant such as ``vector(1)+vector(1)`` (Grafana's health check)."""
+
+    value: float
+    is_vector: bool = True
+
+
+Expr = LogQuery | RangeAgg | VectorAgg | Constant

@@ -1,0 +1,64 @@
+"""What LogQL runs on the line for the answer: regexp/pattern extractors and Go-style templates.
+
+Why separate: these shape output only (labels and lines), after the engine has chosen the records.
+"""
+
+from __future__ import annotations
+
+import re
+
+from logharbor.server.query.errors import QueryError
+from logharbor.server.query.filters import check_regex
+
+from .nodes import LogQLError
+
+__all__ = ["check_pattern", "check_template", "pattern_extractor", "regexp_extractor", "render_template"]
+
+
+def check_pattern(pattern: str, pos: int | None) -> None:
+    try:
+        check_regex(pattern)
+    except QueryError as exc:
+        raise LogQLError(exc.message, pos) from None
+
+
+def regexp_extractor(text: str, pos: int) -> re.Pattern[str]:
+    check_pattern(text, pos)
+    compiled = re.compile(text)
+    if not compiled.groupindex:
+        raise LogQLError("regexp needs at least one named group (?P<name>…)", pos)
+    return compiled
+
+
+def pattern_extractor(text: str, pos: int) -> re.Pattern[str]:
+    parts = re.split(r"<(_|[A-Za-z_][A-Za-z0-9_]*)>", text)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(re.escape(part))
+        else:
+            last = i == len(parts) - 2 and parts[-1] == ""
+            body = ".*" if last else ".*?"
+            out.append(f"(?:{body})" if part == "_" else f"(?P<{part}>{body})")
+    if len(parts) == 1:
+        raise LogQLError("pattern needs at least one capture such as <name>", pos)
+    return re.compile("".join(out))
+
+
+_TEMPLATE_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
+_TEMPLATE_FIELD = re.compile(r"\.[A-Za-z_][A-Za-z0-9_.]*|__line__|__timestamp__")
+
+
+def check_template(text: str, pos: int) -> str:
+    """Checks a Go template is of the supported form: ``{{.field}}``, ``{{__line__}}``."""
+    for m in _TEMPLATE_ACTION.finditer(text):
+        if not _TEMPLATE_FIELD.fullmatch(m[1]):
+            raise LogQLError(f"template action {{{{{m[1]}}}}} is not supported; use {{{{.field}}}} or "
+                             "{{__line__}}", pos)
+    return text
+
+
+def render_template(text: str, value_of: object) -> str:
+    """Fills ``{{.field}}`` actions with ``value_of(name)`` (a callable returning text)."""
+    assert callable(value_of)
+    return _TEMPLATE_ACTION.sub(lambda m: str(value_of(m[1].lstrip("."))), text)
