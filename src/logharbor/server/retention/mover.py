@@ -206,7 +206,8 @@ class Mover:
             batch = [m for m in moves if m["source"] == source]
             if not batch:
                 continue
-            self.tiers.remove_copied(source, [(m["dest"], m["id"], m["cold_key"]) for m in batch])
+            self.tiers.remove_copied(source, [(m["dest"], m["id"], m["cold_key"], m["params"].get("day"))
+                                              for m in batch])
             for move in batch:
                 self._hook("removed", move["id"])
                 self._set_state(move["id"], "done")

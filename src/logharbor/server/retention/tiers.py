@@ -151,16 +151,20 @@ class Tiers:
                                 dict(params or {}))
         return int(rows[0]["n"])
 
-    def remove_copied(self, source: str, moves: list[tuple[str, str, str | None]]) -> None:
+    def remove_copied(self, source: str, moves: list[tuple[str, str, str | None, str | None]]) -> None:
         """Delete from ``source`` the rows whose copies are confirmed (idempotent).
 
-        ``moves`` are (dest, move id, cold key). A row goes when its identity is among a copy's:
-        the copy was made from exactly those rows, so nothing else can match, and a retry after a
-        crash finds nothing left to delete. One delete for many moves (deletes are mutations).
+        ``moves`` are (dest, move id, cold key, day). A row goes when its identity is among a
+        copy's: the copy was made from exactly those rows, so nothing else can match, and a retry
+        after a crash finds nothing left to delete. The identities go into a ``Set`` table first:
+        a mutation would otherwise evaluate an ``IN (subquery)`` again for every part.
         """
         parts: list[str] = []
         params: dict[str, Any] = {}
-        for i, (dest, move_id, key) in enumerate(moves):
+        days: set[str] = set()
+        for i, (dest, move_id, key, day) in enumerate(moves):
+            if day is not None:
+                days.add(day)
             if dest == "warm":
                 parts.append(f"SELECT {IDENTITY} FROM {self.warm} WHERE move_id = {{m{i}:String}}")
                 params[f"m{i}"] = move_id
@@ -170,7 +174,20 @@ class Tiers:
         if not parts:
             return
         table = self.hot if source == "hot" else self.warm
-        self.store.execute(f"DELETE FROM {table} WHERE {IDENTITY} IN ({' UNION ALL '.join(parts)})", params)
+        moving = quote_identifier(f"{self.store.table_name}_moving")
+        self.store.execute(f"DROP TABLE IF EXISTS {moving}")
+        self.store.execute(f"CREATE TABLE {moving} (id UInt64) ENGINE = Set")
+        self.store.execute(f"INSERT INTO {moving} {' UNION ALL '.join(parts)}", params)
+        day_filter = ""
+        if days and all(d is not None for _, _, _, d in moves):  # prune to the moves' partitions
+            names = {f"d{i}": day for i, day in enumerate(sorted(days))}
+            listed = ", ".join(f"toDate({{{n}:String}})" for n in names)
+            day_filter = f"toDate(timestamp) IN ({listed}) AND "
+            params = names
+        else:
+            params = {}
+        self.store.execute(f"DELETE FROM {table} WHERE {day_filter}{IDENTITY} IN {moving}", params)
+        self.store.execute(f"DROP TABLE IF EXISTS {moving}")
 
     # -- deleting --------------------------------------------------------------------------
 
