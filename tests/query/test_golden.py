@@ -328,3 +328,18 @@ def test_percentile_levels() -> None:
 def test_percentiles_on_the_corpus(golden_store: EmbeddedStore) -> None:
     rows = table(golden_store, "service:worker | stats p5(n), p95(n)")
     assert rows == [{"p5(n)": pytest.approx(5.25), "p95(n)": pytest.approx(11.55)}]
+
+
+def test_timechart_zero_buckets(golden_store: EmbeddedStore) -> None:
+    start = parse_timestamp("2026-11-01T11:50:00Z")
+    end = parse_timestamp("2026-11-01T12:30:00Z")
+    rows = table(golden_store, "* | timechart span=5m count() as n", time_from_ns=start, time_to_ns=end)
+    assert [(row["_time"][11:16], row["n"]) for row in rows] == [
+        ("11:50", 0), ("11:55", 0), ("12:00", 5), ("12:05", 5), ("12:10", 5), ("12:15", 5),
+        ("12:20", 0), ("12:25", 0)]
+    # an average over nothing is not zero, and a missing group has no name: no filling there
+    rows = table(golden_store, "* | timechart span=5m avg(duration_ms)", time_from_ns=start, time_to_ns=end)
+    assert len(rows) == 4
+    rows = table(golden_store, "* | timechart span=5m count() by level", time_from_ns=start,
+                 time_to_ns=end)
+    assert {row["_time"][11:16] for row in rows} == {"12:00", "12:05", "12:10", "12:15"}

@@ -190,11 +190,12 @@ def test_word_boundary_regex(golden_store: EmbeddedStore) -> None:
 
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(queries)
-def test_every_compiled_query_runs(golden_store: EmbeddedStore, query: ast.Query) -> None:
+@given(queries, st.booleans())
+def test_every_compiled_query_runs(golden_store: EmbeddedStore, query: ast.Query, window: bool) -> None:
     """Any query either is refused with a QueryError or runs on the engine: never a SQL error."""
+    times = {"time_from_ns": 1_793_534_400_000_000_000, "time_to_ns": 1_793_535_600_000_000_000} if window else {}
     try:
-        compiled = compile_ast(query, table=golden_store.table, limit=5, max_limit=10)
+        compiled = compile_ast(query, table=golden_store.table, limit=5, max_limit=10, **times)
     except QueryError:
         return
     if _engine_safe(compiled.params):

@@ -35,6 +35,8 @@ DEFAULT_LIMIT = 100
 #: the engine refuses SQL text over 256 KiB (max_query_size); refuse it first, as a 400
 MAX_SQL_CHARS = 240_000
 _INTERNAL = re.compile(r"\b__c\d+\b")
+#: aggregates whose value over no records is 0, so an empty timechart bucket can be a 0 row
+_ZERO_WHEN_EMPTY = frozenset({"count", "count_uniq", "sum", "rate"})
 _NICE_SPANS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 
 
@@ -75,6 +77,7 @@ class _Stage:
     group_by: list[str] = field(default_factory=list)
     order_by: list[str] = field(default_factory=list)
     limit_by: list[str] = field(default_factory=list)
+    fill: str = ""  # "WITH FILL …" after the first ORDER BY key (timechart zero buckets)
     limit: int | None = None
 
     def render(self) -> str:
@@ -90,7 +93,8 @@ class _Stage:
         if self.group_by:
             sql += " GROUP BY " + ", ".join(self.group_by)
         if self.order_by:
-            sql += " ORDER BY " + ", ".join(self.order_by)
+            first, *rest = self.order_by
+            sql += " ORDER BY " + ", ".join([f"{first} {self.fill}".rstrip(), *rest])
         if self.limit_by:
             sql += " LIMIT 1 BY " + ", ".join(self.limit_by)
         if self.limit is not None:
@@ -194,6 +198,7 @@ class _Compiler:
             if st.limit is not None or st.limit_by:
                 self.wrap()
             self.stage.order_by = [self.sort_key(k) for k in p.keys]
+            self.stage.fill = ""
         elif isinstance(p, ast.Dedup):
             if st.limit is not None or st.limit_by:
                 self.wrap()
@@ -282,8 +287,27 @@ class _Compiler:
         st.select = select
         st.group_by = groups
         st.order_by = [f"{g} ASC" for g in groups]
+        if span is not None and not by and all(a.fn in _ZERO_WHEN_EMPTY for a in aggs):
+            st.fill = self.zero_fill(span_s)
         self.kind = "timechart" if span is not None else "table"
         self.aggregated = True
+
+    def zero_fill(self, span_s: int) -> str:
+        """Empty buckets of a counting timechart over a known window come out as zeros.
+
+        Only without ``by`` (a missing bucket has no group value to fill in) and only for
+        functions whose value over no records is 0 (an average of nothing is not 0).
+        """
+        if self.time_from_ns is None:
+            return ""
+        end = self.time_to_ns if self.time_to_ns is not None else self.now_ns
+        start = self.params.add(self.time_from_ns, "Int64")
+        stop = self.params.add(end, "Int64")
+        step = f"toIntervalSecond({int(span_s)})"
+        # the bucket column is a DateTime('UTC'), so both ends are too
+        first = f"toStartOfInterval(toDateTime(fromUnixTimestamp64Nano({start}, 'UTC'), 'UTC'), {step})"
+        last = f"toDateTime(fromUnixTimestamp64Nano({stop}, 'UTC'), 'UTC')"
+        return f"WITH FILL FROM {first} TO {last} STEP {step}"
 
     def span_seconds(self, span: str) -> int:
         if span:
