@@ -157,3 +157,29 @@ def test_udp_bursts_are_all_written(server_factory) -> None:  # type: ignore[no-
     assert server.wait_rows(1500) == 1500
     rows = records(server, "service:udpburst", 1500)
     assert len({row["message"] for row in rows}) == 1500
+
+
+OSSL = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
+
+
+@pytest.mark.skipif(not OSSL.exists(), reason="rsyslog-openssl is installed by scripts/install.sh --test")
+def test_rsyslog_forwards_over_tls(server_factory, rsyslog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """rsyslog's own TLS driver (OpenSSL), verifying the server's certificate by name (RFC 5425)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=logharbor.test",
+                    "-addext", "subjectAltName=DNS:logharbor.test,IP:127.0.0.1"], check=True, capture_output=True)
+    tls = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-tls", f"127.0.0.1:{tls}",
+                                           "--listener-tls-cert", str(cert), "--listener-tls-key", str(key))
+    source = tmp_path / "tls.log"
+    source.write_text("".join(f"tls line {i}\n" for i in range(50)))
+    rsyslog(source, f"""
+global(DefaultNetstreamDriverCAFile="{cert}")
+action(type="omfwd" Target="127.0.0.1" Port="{tls}" Protocol="tcp" StreamDriver="ossl" StreamDriverMode="1"
+       StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="logharbor.test"
+       TCP_Framing="octet-counted" Template="RSYSLOG_SyslogProtocol23Format")
+""")
+    rows = records(server, "service:shopapp", 50)
+    assert sorted(row["message"] for row in rows) == sorted(f"tls line {i}" for i in range(50)), server.log()
+    assert {row["facility"] for row in rows} == {"local3"}
