@@ -77,6 +77,26 @@ def test_rsyslog_action_from_the_docs(server_factory, rsyslog, tmp_path: Path) -
     assert row["message"] == "from the documented action" and row["facility"] == "local3"
 
 
+@pytest.mark.skipif(not Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so").exists(),
+                    reason="rsyslog-openssl is installed by scripts/install.sh --test")
+def test_rsyslog_tls_action_from_the_docs(server_factory, rsyslog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=logharbor.example",
+                    "-addext", "subjectAltName=DNS:logharbor.example"], check=True, capture_output=True)
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--syslog-tls", f"127.0.0.1:{port}",
+                                           "--listener-tls-cert", str(cert), "--listener-tls-key", str(key))
+    (config,) = blocks("rsyslog-tls")
+    config = (config.replace("/etc/ssl/certs/logharbor-ca.pem", str(cert))
+              .replace('Target="logharbor.example"', 'Target="127.0.0.1"').replace('Port="6514"', f'Port="{port}"'))
+    source = tmp_path / "docs-tls.log"
+    source.write_text("over the documented tls action\n")
+    rsyslog(source, config)
+    (row,) = records(server, "service:shopapp", 1)
+    assert row["message"] == "over the documented tls action"
+
+
 def test_every_listener_flag_exists() -> None:
     flags = set(re.findall(r"`(--(?:syslog|forward|listener|tls|max-line)[a-z-]*)", TEXT))
     assert len(flags) >= 8, flags
