@@ -66,12 +66,12 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.3f} ms"
 
 
-def _bar(start: float, length: float, total: float, style: str) -> Any:
+def _bar(start: float, length: float, total: float, style: str, width: int = BAR_WIDTH) -> Any:
     from rich.text import Text
 
-    scale = BAR_WIDTH / total if total > 0 else 0.0
-    lead = min(round(start * scale), BAR_WIDTH - 1) if scale else 0
-    size = max(1, min(round(length * scale), BAR_WIDTH - lead)) if scale else 1
+    scale = width / total if total > 0 else 0.0
+    lead = min(round(start * scale), width - 1) if scale else 0
+    size = max(1, min(round(length * scale), width - lead)) if scale else 1
     return Text(" " * lead) + Text("█" * size, style=style)
 
 
@@ -121,6 +121,9 @@ def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
     bars = (answer.get("waterfall") or {}).get("bars") or []
     if bars:
         total = max(b["start_ms"] + (b["duration_ms"] or 0.0) for b in bars) or 1.0
+        # the bars take what the other columns leave of the terminal, up to BAR_WIDTH
+        label_w = max(len(b["label"]) for b in bars)
+        width = max(8, min(BAR_WIDTH, console.width - label_w - 36))
         fall = Table(title="waterfall", title_justify="left", show_edge=False, header_style="bold")
         fall.add_column("span", no_wrap=True)
         fall.add_column("start", justify="right")
@@ -130,7 +133,7 @@ def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
             style = LAYER_STYLE.get(bar["layer"], "white")
             length = bar["duration_ms"] or 0.0
             fall.add_row(Text(bar["label"], style=style), f"{bar['start_ms']:,.1f}",
-                         _ms(bar["duration_ms"]), _bar(bar["start_ms"], length, total, style))
+                         _ms(bar["duration_ms"]), _bar(bar["start_ms"], length, total, style, width))
         console.print(fall)
 
     events = {e["record"]: e["at_ms"] for e in (answer.get("waterfall") or {}).get("events") or []}
