@@ -1,0 +1,207 @@
+"""``logharbor migrate --from DATA_DIR --to clickhouse://…``: move an embedded store into ClickHouse.
+
+Run it on a stopped server's data directory (chDB lets one process own a data path). It copies
+the logs table — and the warm tier, if retention made one — day partition by day partition, each
+day in chunks of whole minutes of at most ``--chunk-rows`` rows. Every chunk is one insert whose
+deduplication token names the table, the day and the chunk's minutes, so a chunk sent twice is
+stored once. Progress is kept per day (and per chunk within the day being copied) in
+``DATA_DIR/migrate.json``: after an interruption the same command carries on where it stopped,
+and at worst re-sends chunks the target then ignores. The source is only read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from logharbor.server.store.rows import COLUMNS
+from logharbor.server.store.sqlsafe import quote_identifier
+
+__all__ = ["Migration", "register"]
+
+MINUTE_NS = 60 * 10**9
+_TOKEN_SAFE = re.compile(r"[^a-z0-9_.-]")
+
+
+@dataclass
+class Chunk:
+    """Whole minutes ``[start_ns, end_ns)`` of one day of one table, and how many rows they hold."""
+
+    table: str
+    day: str
+    start_ns: int
+    end_ns: int
+    rows: int
+
+    @property
+    def token(self) -> str:
+        """The same chunk always gets the same token (it is what makes a re-run harmless)."""
+        name = _TOKEN_SAFE.sub("_", self.table.lower())
+        return f"migrate-{name}-{self.day}-{self.start_ns // MINUTE_NS}-{self.end_ns // MINUTE_NS}"
+
+
+@dataclass
+class MigrationProgress:
+    """What ``migrate.json`` holds: per table, the finished days and the finished chunks of others."""
+
+    path: Path
+    target: str
+    days: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> day -> rows copied
+    chunks: set[str] = field(default_factory=set)  # tokens of chunks done in unfinished days
+
+    @classmethod
+    def load(cls, path: Path, target: str) -> MigrationProgress:
+        if not path.exists():
+            return cls(path, target)
+        data = orjson.loads(path.read_bytes())
+        if data.get("target") != target:
+            raise ValueError(f"{path} records a migration to {data.get('target')}; move it away to start "
+                             f"a migration to {target}")
+        return cls(path, target, data.get("days", {}), set(data.get("chunks", [])))
+
+    def save(self) -> None:
+        """Write atomically (temp file, fsync, rename): a crash leaves the old or the new state."""
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(orjson.dumps({"target": self.target, "days": self.days, "chunks": sorted(self.chunks)},
+                                  option=orjson.OPT_INDENT_2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+class Migration:
+    """Copies the tables of an opened embedded store into an opened ClickHouse store."""
+
+    def __init__(self, source: Any, target: Any, progress: MigrationProgress, *,
+                 chunk_rows: int = 200_000) -> None:
+        self.source = source
+        self.target = target
+        self.progress = progress
+        self.chunk_rows = chunk_rows
+
+    def tables(self) -> list[str]:
+        """The logs table and, when retention made one, its warm tier."""
+        names = [self.source.table_name, f"{self.source.table_name}_warm"]
+        rows = self.source.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                 "AND name IN {names:Array(String)}", {"names": names})
+        present = {r["name"] for r in rows}
+        return [n for n in names if n in present]
+
+    def plan(self, table: str) -> dict[str, list[Chunk]]:
+        """Per day not yet finished, its chunks: whole minutes packed up to ``chunk_rows`` rows."""
+        done = self.progress.days.get(table, {})
+        rows = self.source.query(
+            f"SELECT toString(toDate(timestamp)) AS day, toUnixTimestamp(toStartOfMinute(timestamp)) AS m, "  # noqa: S608
+            f"count() AS n FROM {quote_identifier(table)} GROUP BY day, m ORDER BY day, m", {})
+        days: dict[str, list[Chunk]] = {}
+        for row in rows:
+            day, start, n = row["day"], int(row["m"]) * 10**9, int(row["n"])
+            if day in done:
+                continue
+            chunks = days.setdefault(day, [])
+            last = chunks[-1] if chunks else None
+            if last is not None and last.end_ns == start and last.rows + n <= self.chunk_rows:
+                last.end_ns, last.rows = start + MINUTE_NS, last.rows + n
+            else:
+                chunks.append(Chunk(table, day, start, start + MINUTE_NS, n))
+        return days
+
+    def read(self, chunk: Chunk) -> bytes:
+        """The chunk's rows as JSONEachRow in the target's column order (tier-only columns left out)."""
+        columns = ", ".join(quote_identifier(c) for c in COLUMNS)
+        sql = (f"SELECT {columns} FROM {quote_identifier(chunk.table)} "  # noqa: S608 - quoted names
+               "WHERE timestamp >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+               "AND timestamp < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')")
+        return b"".join(self.source.stream(sql, {"lo": chunk.start_ns, "hi": chunk.end_ns}))
+
+    def run(self, on_chunk: Any = None) -> dict[str, int]:
+        """Copy everything not yet copied; counts of days and rows copied now (and days skipped)."""
+        plans = {table: self.plan(table) for table in self.tables()}
+        totals = {"days": 0, "rows": 0, "skipped_days": sum(len(d) for d in self.progress.days.values())}
+        for table, days in plans.items():
+            for day, chunks in days.items():
+                copied = 0
+                for chunk in chunks:
+                    if chunk.token not in self.progress.chunks:
+                        payload = self.read(chunk)
+                        if payload.strip():
+                            self.target.insert(payload, dedup_token=chunk.token)
+                        self.progress.chunks.add(chunk.token)
+                        self.progress.save()
+                    copied += chunk.rows
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                self.progress.days.setdefault(table, {})[day] = copied
+                self.progress.chunks -= {c.token for c in chunks}
+                self.progress.save()
+                totals["days"] += 1
+                totals["rows"] += copied
+        return totals
+
+    def pending_rows(self) -> int:
+        """Rows still to copy (for the progress bar's total)."""
+        return sum(c.rows for t in self.tables() for chunks in self.plan(t).values() for c in chunks)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("migrate")
+    def migrate(
+        from_dir: Path = typer.Option(..., "--from", help="a stopped server's data directory"),
+        to: str = typer.Option(..., "--to", help="clickhouse://user:pass@host:8123/db[?cluster=NAME]"),
+        table: str = typer.Option("logs", help="name of the logs table (the server's --table)"),
+        chunk_rows: int = typer.Option(200_000, min=1, help="rows per insert at most (whole minutes)"),
+        encryption_key_file: Path | None = typer.Option(None, help="key file of an encrypted store"),
+    ) -> None:
+        """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json)."""
+        from logharbor.sealing import Sealer
+        from logharbor.server.store.base import StoreError
+        from logharbor.server.store.clickhouse import ClickHouseStore
+        from logharbor.server.store.embedded import EmbeddedStore
+
+        console = Console(stderr=True)
+        store_dir = from_dir / "store"
+        if not store_dir.is_dir():
+            console.print(f"logharbor migrate: {from_dir} has no store/: is it a logharbor data directory?")
+            raise typer.Exit(2)
+        try:
+            target = ClickHouseStore(to, table=table, writer_id="migrate")
+            sealer = Sealer.from_file(encryption_key_file) if encryption_key_file else None
+            progress = MigrationProgress.load(from_dir / "migrate.json", target.url.redacted())
+            source = EmbeddedStore(store_dir, table=table, sealer=sealer)
+            source.open()
+        except (StoreError, ValueError, OSError) as exc:
+            console.print(f"logharbor migrate: {exc}")
+            raise typer.Exit(2) from None
+        try:
+            target.open()
+            job = Migration(source, target, progress, chunk_rows=chunk_rows)
+            started = time.monotonic()
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("rows"), TimeRemainingColumn(), console=console) as bar:
+                task = bar.add_task(f"{store_dir} → {target.url.redacted()}", total=job.pending_rows())
+
+                def advance(chunk: Chunk) -> None:
+                    bar.update(task, advance=chunk.rows, description=f"{chunk.table} {chunk.day}")
+
+                totals = job.run(advance)
+            seconds = max(time.monotonic() - started, 1e-9)
+            rate = totals["rows"] / seconds
+            console.print(f"migrated {totals['rows']} rows in {totals['days']} day partitions ({rate:,.0f} "
+                          f"rows/s); {totals['skipped_days']} day partitions were already done")
+        except StoreError as exc:
+            console.print(f"logharbor migrate: {exc}\nprogress is kept in {progress.path}: "
+                          f"run the same command again to carry on")
+            raise typer.Exit(1) from None
+        finally:
+            source.close()
+            target.close()
