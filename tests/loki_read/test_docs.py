@@ -43,6 +43,6 @@ def test_refused_examples_are_refused(loki: ServerProcess, example: str) -> None
 
 
 def test_every_route_is_documented() -> None:
-    for route in ("query_range", "/query`", "labels", "label/{name}/values", "series", "index/stats",
+    for route in ("query_range", "/query`", "labels", "label/{name}/values", "series", "index/stats", "index/volume",
                   "detected_fields", "/tail", "status/buildinfo", "/ready", "/metrics/recorded"):
         assert route in DOC, route

@@ -184,3 +184,29 @@ def test_tenant_header_within_the_key_scope(loki: ServerProcess) -> None:
     assert denied.status_code == 403 and "acme" not in denied.text
     other = loki.create_key("reader", tenant="globex")
     assert lines(other, None).json()["data"]["result"] == []  # the key's own scope applies anyway
+
+
+def test_volume_endpoints(loki: ServerProcess) -> None:
+    window = {"start": str(START_NS), "end": str(END_NS)}
+    vector = check_success(get(loki, "/loki/api/v1/index/volume", query='{service=~"checkout|edge"}', **window),
+                           "vector")
+    sizes = {s["metric"]["service"]: int(s["value"][1]) for s in vector["result"]}
+    messages = {"checkout": ["payment declined for order o-42", "payment accepted", "retrying payment after timeout",
+                             "payment declined: insufficient funds"],
+                "edge": ["GET https://shop.example/ 200", "POST https://shop.example/api/orders 502"]}
+    assert sizes == {k: sum(len(m) for m in v) for k, v in messages.items()}
+    top = check_success(get(loki, "/loki/api/v1/index/volume", query='{service=~"checkout|edge"}', limit="1",
+                            targetLabels="level", **window), "vector")
+    assert [s["metric"] for s in top["result"]] == [{"level": "ERROR"}]  # the largest only
+    ranged = check_success(get(loki, "/loki/api/v1/index/volume_range", query='{service="edge"}',
+                               step="3600000ms", **window), "matrix")
+    assert sum(int(v) for s in ranged["result"] for _, v in s["values"]) == sizes["edge"]
+
+
+def test_grafana_label_aliases_and_column_types(loki: ServerProcess) -> None:
+    window = {"start": str(START_NS), "end": str(END_NS)}
+    values = get(loki, "/loki/api/v1/label/detected_level/values", query='{service_name="checkout"}', **window)
+    assert values.json()["data"] == ["ERROR", "INFO", "WARN"]
+    fields = get(loki, "/loki/api/v1/detected_fields", query='{service="checkout"}', **window).json()["fields"]
+    types = {f["label"]: f["type"] for f in fields}
+    assert types["http_duration_ms"] == "float" and types["http_status"] == "int"

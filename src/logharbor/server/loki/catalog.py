@@ -20,11 +20,11 @@ from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.rows import row_to_record
 
-from .execute import bytes_rows, default_group
-from .logql import LogQuery
+from .execute import NS, Series, bytes_rows, default_group, eval_metric
+from .logql import LogQuery, RangeAgg, VectorAgg, field_name
 from .streams import STREAM_LABELS, Context, label_text, value_of
 
-__all__ = ["detected_fields", "index_stats", "label_names", "label_values", "series"]
+__all__ = ["detected_fields", "index_stats", "label_names", "label_values", "series", "volume"]
 
 #: columns offered as labels (message and the timestamps are not labels)
 LABEL_COLUMNS = ("service", "level", "source", "host", "instance", "env", "version", "tenant",
@@ -61,16 +61,29 @@ def label_names(ctx: Context, flt: ast.Filter, start: int, end: int) -> list[str
     table = ctx.store.table
     rows = ctx.run(f"SELECT {', '.join(checks)} FROM {table} WHERE {where}", params)  # noqa: S608
     names = [name for i, name in enumerate(LABEL_COLUMNS) if rows and rows[0].get(f"c{i}")]
-    paths = ctx.run(f"SELECT DISTINCT arrayJoin(JSONAllPaths(`attributes`)) AS k FROM {table} "  # noqa: S608
-                    f"WHERE {where} LIMIT {MAX_VALUES}", params)
-    return sorted({*names, *(str(r["k"]) for r in paths)})
+    # distinctJSONPaths reads the paths the JSON column records per part, not every value
+    paths = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {table} WHERE {where}", params)  # noqa: S608
+    found = {str(p) for row in paths for p in (row.get("k") or [])}
+    return sorted({*names, *found})
 
 
 def label_values(ctx: Context, name: str, flt: ast.Filter, start: int, end: int) -> list[str]:
     """Distinct values of one field in the range (through ``stats count() by <field>``)."""
-    stats = ast.Stats((ast.Agg("count", None, "__n"),), (name,))
+    field = field_name(name)
+    stats = ast.Stats((ast.Agg("count", None, "__n"),), (field,))
     rows, _ = ctx.query(ast.Query(flt, (stats, ast.Limit(MAX_VALUES))), start, end, MAX_VALUES)
-    return sorted({label_text(r.get(name)) for r in rows} - {""})
+    return sorted({label_text(r.get(field)) for r in rows} - {""})
+
+
+def volume(ctx: Context, lq: LogQuery, times: list[int], range_ns: int, step: int | None,
+           limit: int, target: list[str]) -> Series:
+    """``/index/volume``: bytes per series of the selector's labels (or ``targetLabels``), the
+    ``limit`` largest; it is ``sum by (…) (bytes_over_time(…))`` through the metric path."""
+    labels = tuple(target) or lq.selector
+    expr = VectorAgg("sum", RangeAgg("bytes_over_time", lq, max(NS, range_ns)), by=labels)
+    series = eval_metric(ctx, expr, times, step)
+    ranked = sorted(series.items(), key=lambda kv: -sum(kv[1].values()))
+    return dict(ranked[:limit])
 
 
 def series(ctx: Context, queries: list[LogQuery], start: int, end: int) -> list[dict[str, str]]:
@@ -108,6 +121,14 @@ def _type_of(values: list[Any]) -> str:
     return "string"
 
 
+def _column_type(name: str) -> str | None:
+    """The type of a canonical numeric column (a float column may hold only whole numbers)."""
+    if name in STREAM_LABELS or not name.startswith("http_"):
+        return None
+    kind = resolve_field(name).kind
+    return {"int": "int", "float": "float"}.get(kind)
+
+
 def detected_fields(ctx: Context, lq: LogQuery, start: int, end: int, limit: int) -> list[dict[str, Any]]:
     """Fields of the newest ``limit`` records with their type and cardinality (Grafana 11's
     ``/detected_fields``); canonical fields have no parser, attributes say ``json``."""
@@ -125,6 +146,7 @@ def detected_fields(ctx: Context, lq: LogQuery, start: int, end: int, limit: int
             if value is not None and not isinstance(value, dict | list):
                 seen.setdefault(key, []).append(value)
     attributes = {k for row in rows for k in (row_to_record(row).get("attributes") or {})}
-    return [{"label": name, "type": _type_of(values), "cardinality": len({label_text(v) for v in values}),
+    return [{"label": name, "type": _column_type(name) or _type_of(values),
+             "cardinality": len({label_text(v) for v in values}),
              "parsers": ["json"] if name in attributes else None, "jsonPath": [name]}
             for name, values in sorted(seen.items())]

@@ -206,6 +206,20 @@ def _run_instant(conn: HTTPConnection, params: dict[str, str | None]) -> dict[st
     return {"resultType": "vector", "result": _vector(series, at), "stats": _stats(began, 0)}
 
 
+def _volume(conn: HTTPConnection, p: dict[str, str | None], ranged: bool) -> dict[str, Any]:
+    lq = _log_query(p.get("query"))
+    start, end = _window(p)
+    end -= 1
+    target = [t for t in (p.get("targetLabels") or "").split(",") if t]
+    limit = _limit(p.get("limit"), 100)
+    if not ranged:
+        series = catalog.volume(_context(conn), lq, [end], end - start, None, limit, target)
+        return {"resultType": "vector", "result": _vector(series, end)}
+    step = _step(p.get("step"), start, end)
+    series = catalog.volume(_context(conn), lq, points(start, end, step), step, step, limit, target)
+    return {"resultType": "matrix", "result": _matrix(series)}
+
+
 def _window(params: dict[str, str | None]) -> tuple[int, int]:
     end = loki_time(params.get("end"), time.time_ns())
     start = loki_time(params.get("start"), end - 6 * 3600 * NS)
@@ -266,6 +280,11 @@ def loki_router() -> APIRouter:
     async def index_stats(request: Request) -> Response:
         return await _answer(request, lambda conn, p: catalog.index_stats(
             _context(conn), _log_query(p.get("query")), *_window(p)), wrap=False)
+
+    @router.get(_PREFIX + "/index/volume", summary="Bytes per series of a selector (vector)")
+    @router.get(_PREFIX + "/index/volume_range", summary="Bytes per series of a selector over time (matrix)")
+    async def index_volume(request: Request) -> Response:
+        return await _answer(request, lambda conn, p: _volume(conn, p, request.url.path.endswith("_range")))
 
     @router.get(_PREFIX + "/detected_fields", summary="Fields of the matching records, typed")
     async def detected_fields(request: Request) -> Response:
