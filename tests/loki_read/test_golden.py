@@ -27,6 +27,8 @@ LOG_CASES = [
      ALL - {"r01", "r02", "r03", "r07", "r08", "r16"}),
     ('{env="prod"} |= "payment"', 'env:prod AND message:*payment*', {"r01", "r02", "r16"}),
     ('{service="checkout"} != "declined"', "service:checkout NOT message:*declined*", {"r02", "r03"}),
+    ('{env=~".+"} |= "out after 1500ms calling"', 'message:/out after 1500ms calling/', {"r05"}),
+    ('{env=~".+"} |= " declined"', 'message:/ declined/', {"r01", "r16"}),
     ('{env=~".+"} |~ "time(out)? after"', "message:/time(out)? after/", {"r05"}),
     ('{service="worker"} !~ "^tick$"', "service:worker NOT message:/^tick$/", {"r20"}),
     ('{source="app"} | json | status >= 500', "source:app AND status:>=500", {"r01", "r03", "r05", "r09"}),

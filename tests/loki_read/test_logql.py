@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from logharbor.server.loki.lexer import whole_tokens
 from logharbor.server.loki.logql import (
     Constant,
     LabelFormat,
@@ -58,6 +59,18 @@ def test_line_filters_are_substring_and_regex_matches_on_message() -> None:
         ast.Not(ast.Match(None, ast.Regex("(?i)ok$"))),
     ))
     assert line_regex("a.b(c)*") == r"a\.b\(c\)\*"
+
+
+@pytest.mark.parametrize(("literal", "words"), [
+    ("timeout", []), ("after 1500ms calling", ["1500ms"]), (" a b ", ["a", "b"]), ("x-y-z", ["y"]),
+    ("-x-", ["x"]), (" a", []), ("a b", []), ("", []), ("é wörld ", ["wörld"]),
+])
+def test_whole_words_of_a_substring_filter_narrow_through_the_index(literal: str, words: list[str]) -> None:
+    assert whole_tokens(literal) == words
+    if words:
+        flt = log(f'{{a="b"}} |= "{literal}"').query.filter
+        assert flt.items[1:] == (*(ast.Match(None, ast.Word(w)) for w in words),
+                                 ast.Match(None, ast.Regex(line_regex(literal))))
 
 
 def test_label_filters_with_typed_comparisons() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from logharbor.server.query.filters import tokens
 from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
 
 from .nodes import LogQLError
 
-__all__ = ["LABEL", "Tok", "duration", "lex", "line_regex", "number_of", "plain", "unquote"]
+__all__ = ["LABEL", "Tok", "duration", "lex", "line_regex", "number_of", "plain", "unquote",
+           "whole_tokens"]
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -53,6 +55,27 @@ def unquote(tok: Tok) -> str:
     body = tok.text[1:-1]
     escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
     return re.sub(r"\\(.)", lambda m: escapes.get(m[1], "\\" + m[1]), body)
+
+
+def whole_tokens(literal: str) -> list[str]:
+    """The words of ``literal`` that are whole index tokens wherever it occurs as a substring.
+
+    A ``|=`` literal may start or end inside a word (``|= "ime"`` finds ``timeout``), so only the
+    words bounded by separators within the literal itself are certain to be tokens of the line;
+    requiring them (``hasAllTokens`` on the text index) never drops a matching line.
+    """
+    words = tokens(literal)
+    if not words:
+        return []
+    starts_whole, ends_whole = not tokens(literal[:1]), not tokens(literal[-1:])
+    if len(words) == 1:
+        return words if starts_whole and ends_whole else []
+    inner = words[1:-1]
+    if starts_whole:
+        inner.insert(0, words[0])
+    if ends_whole:
+        inner.append(words[-1])
+    return list(dict.fromkeys(inner))
 
 
 def line_regex(text: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from logharbor.server.query import ast
 
-from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote
+from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote, whole_tokens
 from .nodes import Constant, Expr, LabelFormat, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
 from .templates import check_pattern, check_template, pattern_extractor, regexp_extractor, render_template
 
@@ -235,6 +235,8 @@ class _Parser:
                     if tok.text in ("|~", "!~"):
                         check_pattern(pattern, tok.pos)
                     m: ast.Filter = ast.Match(None, ast.Regex(pattern), pos=tok.pos)
+                    if tok.text == "|=":  # whole words inside the literal let the text index narrow first
+                        pipe.items.extend(ast.Match(None, ast.Word(w)) for w in whole_tokens(value))
                     pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
                 if self.peek().text != "or":
                     return
