@@ -30,6 +30,8 @@ __all__ = ["Group", "Series", "aggregate", "bytes_rows", "constant_series", "def
 
 NS = 1_000_000_000
 MAX_BUCKETS = 11_000
+#: bucket rows (series × buckets) one metric query may read before it is refused as too large
+MAX_BUCKET_ROWS = 200_000
 Series = dict[Labels, dict[int, float]]
 
 
@@ -94,7 +96,7 @@ def _bucket_rows(ctx: Context, agg: RangeAgg, group: Group, start: int, end: int
     else:
         pipe: ast.Pipe = (ast.Timechart(f"{span_s}s", _aggs(agg), fields) if span_s
                           else ast.Stats(_aggs(agg), fields))
-        rows, cap = ctx.query(ast.Query(flt, (pipe,)), start, end, None, now)
+        rows, cap = ctx.query(ast.Query(flt, (pipe,)), start, end, None, now, cap=MAX_BUCKET_ROWS)
         if len(rows) >= cap:
             raise ApiError(400, "too_many_series", f"the query makes more than {cap} series × steps; "
                            "use a larger step or aggregate with sum by (…)")
@@ -132,9 +134,9 @@ def bytes_rows(ctx: Context, flt: ast.Filter, fields: tuple[str, ...], start: in
         keys.insert(0, "b")
     cols.append("sum(length(`message`)) AS s")
     sql = (f"SELECT {', '.join(cols)} FROM {ctx.store.table} WHERE {' AND '.join(where)}"  # noqa: S608
-           + (f" GROUP BY {', '.join(keys)}" if keys else "") + f" LIMIT {ctx.max_limit + 1}")
+           + (f" GROUP BY {', '.join(keys)}" if keys else "") + f" LIMIT {MAX_BUCKET_ROWS + 1}")
     rows = ctx.run(sql, all_params)
-    if len(rows) > ctx.max_limit:
+    if len(rows) > MAX_BUCKET_ROWS:
         raise ApiError(400, "too_many_series", "the query makes too many series × steps; use a larger step")
     out = []
     for row in rows:

@@ -38,14 +38,16 @@ class Context:
     settings: Mapping[str, Any]
 
     def query(self, q: ast.Query, start: int | None, end: int | None, limit: int | None,
-              now: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Rows of ``q`` (tenant condition added) and the row cap the compiler applied."""
+              now: int | None = None, *, cap: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Rows of ``q`` (tenant condition added) and the row cap the compiler applied (``cap``
+        instead of ``max_limit``: metric buckets are small rows the server combines itself)."""
         if self.extra is not None:
             flt = self.extra if isinstance(q.filter, ast.MatchAll) else ast.And((self.extra, q.filter))
             q = ast.Query(flt, q.pipes)
         try:
             compiled = compile_ast(q, table=self.store.table, time_from_ns=start, time_to_ns=end,
-                                   limit=limit, max_limit=self.max_limit, scope_sql=self.scope, now_ns=now)
+                                   limit=limit, max_limit=cap or self.max_limit, scope_sql=self.scope,
+                                   now_ns=now)
         except QueryError as exc:
             raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
         return self.run(compiled.sql, compiled.params), compiled.limit
