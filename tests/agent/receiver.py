@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--retry-after")
     ap.add_argument("--reject-match")
     ap.add_argument("--max-body", type=int, default=0)
+    ap.add_argument("--bulk-retry-first", action="store_true")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     args = ap.parse_args()
@@ -90,6 +91,9 @@ def main() -> None:
                 lines = body.split(b"\n")
                 if lines and lines[-1] == b"":
                     lines.pop()
+                if self.path.endswith("/_bulk"):
+                    self._bulk(lines, len(body), len(raw))
+                    return
                 rejected = []
                 if args.reject_match:
                     needle = args.reject_match.encode()
@@ -108,6 +112,31 @@ def main() -> None:
                 stats["bytes"] += len(body)
                 stats["wire_bytes"] += len(raw)
                 self._answer(200, {"accepted": len(lines), "rejected": rejected})
+
+        def _bulk(self, lines: list[bytes], nbytes: int, wire: int) -> None:
+            """Elasticsearch ``_bulk``: per-item answers; ``--bulk-retry-first`` refuses every
+            other item of the first request with 429, ``--reject-match`` refuses items with 400."""
+            docs = lines[1::2]
+            stats["bulk_requests"] = stats.get("bulk_requests", 0) + 1
+            first = stats["bulk_requests"] == 1
+            items, keep = [], []
+            for i, doc in enumerate(docs):
+                if first and args.bulk_retry_first and i % 2:
+                    items.append({"create": {"status": 429, "error": {"type": "es_rejected_execution"}}})
+                elif args.reject_match and args.reject_match.encode() in doc:
+                    items.append({"create": {"status": 400, "error": {"type": "mapper_parsing_exception"}}})
+                    stats["rejected"] += 1
+                else:
+                    items.append({"create": {"status": 201}})
+                    keep.append(doc)
+            if out_fd is not None and keep:
+                os.write(out_fd, b"\n".join(keep) + b"\n")
+                os.fsync(out_fd)
+            stats["lines"] += len(keep)
+            stats["bytes"] += nbytes
+            stats["wire_bytes"] += wire
+            errors = any(x["create"]["status"] >= 300 for x in items)
+            self._answer(200, {"took": 1, "errors": errors, "items": items})
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     if args.tls_cert:

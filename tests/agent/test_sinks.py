@@ -188,3 +188,42 @@ def test_drop_newest_acknowledges_dropped_chunks_and_counts_them(tmp_path: Path,
     assert not all(a.finished for a in acks)  # what the buffer took waits for delivery
     assert METRICS.dropped.labels("srv")._value.get() - before == 1000 * len(dropped)
     sink.close(0.2)
+
+
+def make_es_sink(tmp: Path, url: str, **options: Any) -> BufferedSink:
+    from logharbor.agent.sinks.elasticsearch import Config as EsConfig
+    from logharbor.agent.sinks.elasticsearch import ElasticsearchSink
+
+    cfg = EsConfig.model_validate({"type": "elasticsearch", "url": url, "retry_initial_secs": 0.05,
+                                   "batch": {"timeout_secs": 0.05}, **options})
+    sink = ElasticsearchSink("es", cfg, tmp / "data")
+    sink.start()
+    return sink
+
+
+def test_elasticsearch_bulk_resends_only_the_items_refused_with_429(tmp_path: Path,
+                                                                      receiver_factory: Any) -> None:
+    r = receiver_factory("--bulk-retry-first", "--reject-match", '"m7"')
+    sink = make_es_sink(tmp_path, r.url, dead_letter_path=str(tmp_path / "dead.ndjson"))
+    ack = submit(sink, 0, 20)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(5)
+    stored = [x["n"] for x in r.records()]
+    assert sorted(stored) == [n for n in range(20) if n != 7]  # each once: accepted items not resent
+    assert r.stats()["bulk_requests"] == 2
+    assert ack.status == AckStatus.REJECTED
+    assert orjson.loads((tmp_path / "dead.ndjson").read_bytes())["n"] == 7
+
+
+@pytest.mark.slow
+def test_elasticsearch_sink_into_the_real_servers_bulk_endpoint(tmp_path: Path, server_factory: Any) -> None:
+    srv = server_factory("--batch-max-age", "0.2")
+    key = srv.create_key("writer")
+    sink = make_es_sink(tmp_path, srv.url, index="shipped", headers={"Authorization": f"Bearer {key}"})
+    acks = [submit(sink, i * 100, 100) for i in range(5)]
+    assert wait_for(lambda: all(a.finished for a in acks), 30)
+    sink.close(5)
+    assert all(a.status == AckStatus.DELIVERED for a in acks)
+    assert srv.wait_rows(500) >= 500
+    rows = srv.query("n:[0 TO 499] | stats count() as c", since="now-1d")["rows"]
+    assert rows[0]["c"] == 500

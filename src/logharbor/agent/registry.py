@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from logharbor.agent.sinks import elasticsearch as elasticsearch_sink
 from logharbor.agent.sinks import file as file_sink
 from logharbor.agent.sinks import logharbor as logharbor_sink
 from logharbor.agent.sinks import stdout as stdout_sink
@@ -53,6 +54,7 @@ SINKS: dict[str, Kind] = {
     "logharbor": Kind(logharbor_sink.Config, logharbor_sink.LogharborSink),
     "stdout": Kind(stdout_sink.Config, stdout_sink.StdoutSink),
     "file": Kind(file_sink.Config, file_sink.FileSink),
+    "elasticsearch": Kind(elasticsearch_sink.Config, elasticsearch_sink.ElasticsearchSink),
 }
 
 

@@ -30,11 +30,26 @@ from logharbor.agent.buffer import Buffer, BufferClosed, open_buffer
 from logharbor.agent.config import BatchConfig, BufferConfig, Strict
 from logharbor.agent.types import AckStatus, Encoded, Permanent, Retriable
 
-__all__ = ["BufferedSink", "SinkConfig", "TooLarge"]
+__all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge"]
 
 
 class TooLarge(Permanent):
     """The receiver refused the body as too large (413); a smaller batch may pass."""
+
+
+class PartialRetry(Retriable):
+    """Part of a batch was taken; ``payload`` (``count`` records) is what must be sent again.
+
+    Raised by sinks whose receiver answers per record (Elasticsearch ``_bulk``): resending only
+    the refused records keeps the accepted ones from being stored twice.
+    """
+
+    def __init__(self, message: str, payload: bytes, count: int, *, rejected: bytes = b"",
+                 rejected_count: int = 0, rejected_error: str = "") -> None:
+        super().__init__(message)
+        self.payload, self.count = payload, count
+        #: records refused for good in the same answer (dead-lettered, not resent)
+        self.rejected, self.rejected_count, self.rejected_error = rejected, rejected_count, rejected_error
 
 
 class SinkConfig(Strict):
@@ -159,13 +174,15 @@ class BufferedSink:
         payload = b"".join(it.payload for it in items)
         count = sum(it.count for it in items)
         attempt = 0
+        partial = False  # part of the batch was taken already: never resend the whole of it
+        floor = AckStatus.DELIVERED
         while True:
             if self._expired():
                 return None
             try:
                 rejected = self.send(payload, count)
             except TooLarge as exc:
-                if len(items) > 1:
+                if len(items) > 1 and not partial:
                     half = len(items) // 2
                     first = self._deliver(items[:half])
                     if first is None:
@@ -178,6 +195,12 @@ class BufferedSink:
                 self._reject(payload, count, str(exc))
                 return AckStatus.REJECTED
             except Retriable as exc:
+                if isinstance(exc, PartialRetry):
+                    self._count_sent(count - exc.count - exc.rejected_count, 0)
+                    if exc.rejected_count:
+                        self._reject(exc.rejected, exc.rejected_count, exc.rejected_error)
+                        floor = AckStatus.REJECTED
+                    payload, count, partial = exc.payload, exc.count, True
                 attempt += 1
                 backoff = min(self.cfg.retry_max_secs, self.cfg.retry_initial_secs * 2 ** min(attempt, 30))
                 wait = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not secrecy
@@ -191,13 +214,16 @@ class BufferedSink:
                 else:
                     self._stop.wait(wait)
                 continue
-            with self._count_lock:
-                self.delivered += count - len(rejected)
-            self._metrics.records_sent.labels(self.name).inc(count - len(rejected))
-            self._metrics.batches_sent.labels(self.name).inc()
+            self._count_sent(count - len(rejected), 1)
             if rejected:
                 self._reject_lines(payload, rejected)
-            return AckStatus.REJECTED if rejected else AckStatus.DELIVERED
+            return max(floor, AckStatus.REJECTED if rejected else AckStatus.DELIVERED)
+
+    def _count_sent(self, records: int, batches: int) -> None:
+        with self._count_lock:
+            self.delivered += records
+        self._metrics.records_sent.labels(self.name).inc(records)
+        self._metrics.batches_sent.labels(self.name).inc(batches)
 
     def _reject(self, payload: bytes, count: int, error: str) -> None:
         telemetry.batch_rejected(self.name, count, error)
