@@ -17,7 +17,7 @@ ALL_TIME = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 
 def records(server: ServerProcess, q: str, expected: int, *, limit: int = 10_000) -> list[dict[str, Any]]:
     """The records matching ``q`` once the store has at least ``expected`` rows in all."""
-    server.wait_rows(expected)
+    server.wait_rows(expected, timeout=60)
     return server.query(q, limit=limit, **ALL_TIME)["rows"]
 
 

@@ -55,7 +55,7 @@ def _acks(sock: socket.socket, count: int, timeout: float = 30) -> list[str]:
 def test_fluent_logger_message_mode_with_acks(server_factory) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
-    log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True)
+    log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True, timeout=30)
     stamp = time.time() - 30
     for i in range(20):
         assert log.emit_with_time("checkout", stamp + i / 1000, {
