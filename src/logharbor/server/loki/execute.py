@@ -220,8 +220,9 @@ def eval_metric(ctx: Context, expr: RangeAgg | VectorAgg, times: list[int], step
     if isinstance(expr, RangeAgg):
         return eval_range(ctx, expr, default_group(expr.log), times, step)
     inner = expr.inner
-    if isinstance(inner, RangeAgg) and expr.by is not None and inner.fn in _PUSHDOWN.get(expr.op, ()):
-        group = Group(expr.by, tuple(_label_field(inner.log, n) for n in expr.by))
+    if isinstance(inner, RangeAgg) and expr.without is None and inner.fn in _PUSHDOWN.get(expr.op, ()):
+        by = expr.by or ()  # sum(…) with no grouping is one group
+        group = Group(by, tuple(_label_field(inner.log, n) for n in by))
         return eval_range(ctx, inner, group, times, step)  # grouped by the engine directly
     if isinstance(inner, RangeAgg):
         below = eval_range(ctx, inner, default_group(inner.log, expr.by or ()), times, step)
