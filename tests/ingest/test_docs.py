@@ -59,7 +59,7 @@ def test_example_requests_store_what_the_tables_say(server: ServerProcess) -> No
             if path.endswith("_bulk"):
                 assert response.json()["errors"] is False
     for service, fields in EXPECTED.items():
-        (row,) = records(server, f"service:{service}", 3)
+        (row,) = records(server, f"service:{service}", 1)
         for key, value in fields.items():
             assert row[key] == value, (service, key, row)
 
