@@ -115,6 +115,13 @@ def _bytes(service: str) -> int:
       767.25}),
     ('max(quantile_over_time(0.5, {service="checkout", level="error"} | unwrap duration_ms [30m]))',
      {(): 767.25}),
+    ('max by (service) (first_over_time({service="checkout"} | unwrap duration_ms [30m]))',
+     {(("service", "checkout"),): 1234.5}),
+    ('min by (service) (last_over_time({service="checkout"} | unwrap duration_ms [30m]))',
+     {(("service", "checkout"),): 120.0}),
+    ('absent_over_time({service="nope", env="prod", host=~"web.*"}[30m])',
+     {(("env", "prod"), ("service", "nope")): 1.0}),
+    ('absent_over_time({service="checkout"}[30m])', {}),
     ('count by (service) (count_over_time({service="checkout"}[30m]))', {(("service", "checkout"),): 3.0}),
     ('topk(1, sum by (service) (count_over_time({level="error"}[30m])))', {(("service", "checkout"),): 2.0}),
     ('bottomk(1, sum by (service) (count_over_time({service=~"checkout|edge"}[30m])))',
@@ -157,6 +164,10 @@ def test_range_queries_slide_windows_over_aligned_steps(loki: ServerProcess) -> 
                                           [T12 + 16 * 60, "1"]]
     five = query_range(loki, 'sum(count_over_time({service="checkout"}[5m]))', start=str(start),
                        end=str(end), step="60")
+    last = query_range(loki, 'last_over_time({service="checkout", level="error"} | unwrap duration_ms [20m])',
+                       start=str(start), end=str(end), step="60000ms")
+    values = dict((t, v) for t, v in last["result"][0]["values"])  # one stream: web-1 (r01, then r16)
+    assert values[T12 + 60] == "1234.5" and values[T12 + 15 * 60] == "1234.5" and values[T12 + 16 * 60] == "300"
     points = dict((t, v) for t, v in five["result"][0]["values"])
     assert points[T12 + 180] == "3" and points[T12 + 300] == "3" and points[T12 + 360] == "2"
     assert points[T12 + 20 * 60] == "1" and T12 + 10 * 60 not in points  # no sample, no point

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from logharbor.record import parse_timestamp
@@ -72,6 +72,8 @@ def _aggs(agg: RangeAgg) -> tuple[ast.Agg, ...]:
         return ast.Agg("sum", f, "s"), ast.Agg("count", f, "c")
     if agg.fn in ("min_over_time", "max_over_time"):
         return ast.Agg(agg.fn[:3], f, "s"), ast.Agg("count", f, "c")
+    if agg.fn in ("first_over_time", "last_over_time"):  # argMin/argMax by timestamp per bucket
+        return ast.Agg(agg.fn.split("_")[0], f, "s"), ast.Agg("count", f, "c")
     assert agg.quantile is not None
     q = round(agg.quantile * 1000)
     if q % 10 == 0:
@@ -156,7 +158,7 @@ def _combine(fn: str, parts: list[dict[str, Any]], range_s: float) -> float | No
         return float(counts)
     if fn == "rate":
         return counts / range_s
-    values = [float(p["s"]) for p in parts if p.get("s") is not None]
+    values = [v for v in (_number(p.get("s")) for p in parts) if v is not None]  # in bucket order
     if not values:
         return None
     if fn == "bytes_over_time":
@@ -171,13 +173,42 @@ def _combine(fn: str, parts: list[dict[str, Any]], range_s: float) -> float | No
         return min(values)
     if fn == "max_over_time":
         return max(values)
-    return values[0]  # quantile: one bucket per window
+    if fn == "last_over_time":
+        return values[-1]
+    return values[0]  # first_over_time; quantile: one bucket per window
+
+
+def _number(value: Any) -> float | None:
+    """A bucket value as a number (``first``/``last`` of an attribute come back as text)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _absent(ctx: Context, agg: RangeAgg, times: list[int], step: int | None) -> Series:
+    """``absent_over_time``: 1 where the window holds no record, labelled by the selector's ``=``
+    matchers (as Loki does); nothing where it holds some."""
+    present = eval_range(ctx, replace(agg, fn="count_over_time"), Group((), ()), times, step).get((), {})
+    missing = {t: 1.0 for t in times if t not in present}
+    if not missing:
+        return {}
+    flt = agg.log.query.filter
+    items = flt.items if isinstance(flt, ast.And) else (flt,)
+    names = {field_name(n): n for n in agg.log.selector}
+    labels = [(names[m.field], m.matcher.value) for m in items if isinstance(m, ast.Match)
+              and isinstance(m.matcher, ast.Phrase) and m.field in names]
+    return {tuple(sorted(labels)): missing}
 
 
 def eval_range(ctx: Context, agg: RangeAgg, group: Group, times: list[int], step: int | None) -> Series:
     """Values of a range aggregation at ``times`` (one time and no step for an instant query)."""
     if not times:
         return {}
+    if agg.fn == "absent_over_time":
+        return _absent(ctx, agg, times, step)
     now = time.time_ns()
     if step is None:
         span = agg.range_ns

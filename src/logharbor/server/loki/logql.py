@@ -23,12 +23,14 @@ from .templates import check_pattern, check_template, pattern_extractor, regexp_
 __all__ = ["Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg", "field_name",
            "line_regex", "parse_logql", "render_template"]
 
-RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",
-                   "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
-UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time"}
+RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time",
+                   "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
+                   "first_over_time", "last_over_time"}
+UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
+                    "first_over_time", "last_over_time"}
 VECTOR_OPS = {"sum", "avg", "min", "max", "count", "topk", "bottomk"}
 _KNOWN_UNSUPPORTED = {
-    "stddev_over_time", "stdvar_over_time", "first_over_time", "last_over_time", "absent_over_time",
+    "stddev_over_time", "stdvar_over_time",
     "rate_counter", "stddev", "stdvar", "sort", "sort_desc", "label_replace", "unpack", "keep",
     "decolorize", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
 }
