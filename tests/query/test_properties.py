@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -173,15 +172,13 @@ def test_hostile_text_never_reaches_sql(golden_store: EmbeddedStore, text: str) 
             assert "re2" in str(exc).lower(), (text, sql, exc)
 
 
-@pytest.mark.xfail(strict=True, reason="EmbeddedStore passes str params raw; chDB parses them "
-                   "TSV-escaped, so '\\t' becomes a tab and a trailing backslash fails (reported)")
 def test_store_parameter_escaping(golden_store: EmbeddedStore) -> None:
-    rows = golden_store.query("SELECT {p:String} AS v", {"p": "a\\tb\\"})
-    assert rows == [{"v": "a\\tb\\"}]
+    hostile = "a\\tb\\ \t tab \n newline \\x41 '\" \\"
+    rows = golden_store.query("SELECT {p:String} AS v, {a:Array(String)} AS arr",
+                              {"p": hostile, "a": [hostile, "o'k", "plain"]})
+    assert rows == [{"v": hostile, "arr": [hostile, "o'k", "plain"]}]
 
 
-@pytest.mark.xfail(strict=True, reason="the same store escaping: chDB turns the regex's \\b into a "
-                   "backspace, so word-boundary regexes match nothing (reported)")
 def test_word_boundary_regex(golden_store: EmbeddedStore) -> None:
     compiled = compile_ast(parse("message:/\\bdeclined\\b/"), table=golden_store.table, limit=50)
     rows = golden_store.query(compiled.sql, compiled.params)

@@ -30,6 +30,43 @@ _TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 _LIMIT_CODES = ("Code: 159.", "Code: 241.", "Code: 158.", "Code: 396.", "Code: 307.")
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _quote_element(value: Any) -> str:
+    """One array element in ClickHouse's quoted text form."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    raise StoreError(f"cannot pass a {type(value).__name__} inside an array parameter")
+
+
+def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters as the engine reads them: in *escaped* text form.
+
+    chDB (like ClickHouse's ``param_`` values) unescapes parameter text before parsing it as the
+    parameter's type, so a backslash, tab or newline in a user's value would otherwise change
+    meaning (``\\b`` in a regex became a backspace). Strings are escaped; lists become array
+    literals with each element quoted (arrays are read as literals, not unescaped first).
+    Callers pass plain values.
+    """
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, str):
+            out[name] = value.translate(_ESCAPES)
+        elif isinstance(value, list | tuple):
+            # an array parameter is read as an array literal directly: quoting is all it needs
+            out[name] = "[" + ",".join(_quote_element(v) for v in value) + "]"
+        else:
+            out[name] = value
+    return out
+
+
 def _settings_clause(settings: Mapping[str, Any] | None) -> str:
     """`SETTINGS k = v` for engine settings chosen by the server (names checked, values numeric)."""
     if not settings:
@@ -76,6 +113,7 @@ class EmbeddedStore:
         if self.sealer is not None and not existed:
             marker.write_text("this store is on an encrypted disk; it needs its key file to open\n")
         target = str(self.path)
+        self._target = target
         config_dir = None
         if self.sealer is not None:
             # the engine reads its encrypted-disk config (with the keys) at start; the file lives
@@ -86,6 +124,8 @@ class EmbeddedStore:
             with os.fdopen(fd, "w") as fh:
                 fh.write(self.sealer.clickhouse_disk_xml(str(self.path / "sealed-disk")))
             target = f"file:{self.path}?config-file={config}"
+        # later connections (a reader replaced after a failed query) join the engine that is
+        # already running with this config; the config file itself is gone by then
         try:
             # one connection writes (a streaming insert blocks its connection), the others read
             self._session = session.Session(target)
@@ -126,6 +166,24 @@ class EmbeddedStore:
     def _reader(self) -> Any:
         return self._pool.get(timeout=300)
 
+    def _give_back(self, conn: Any, *, failed: bool) -> None:
+        """Return a reader to the pool; after a failed query, a fresh one instead.
+
+        A chDB connection whose query was cancelled or failed can still hold part of that
+        query's output, which would come out in front of the next answer; it is not reused.
+        """
+        if failed:
+            import chdb
+
+            try:
+                conn.close()
+            except RuntimeError:
+                pass
+            self._connections.remove(conn)
+            conn = chdb.connect(self._target)
+            self._connections.append(conn)
+        self._pool.put(conn)
+
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
@@ -144,30 +202,53 @@ class EmbeddedStore:
     ) -> list[dict[str, Any]]:
         text = sql + _settings_clause(settings)
         conn = self._reader()
+        failed = True
         try:
-            result = conn.query(text, "JSONEachRow", params=dict(params))
-            data = result.bytes()
+            data = conn.query(text, "JSONEachRow", params=encode_params(params)).bytes()
+            failed = False
         except RuntimeError as exc:
             raise _classify(exc) from exc
         finally:
-            self._pool.put(conn)
+            self._give_back(conn, failed=failed)
         return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def query_with_stats(
+        self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
+        text = sql + _settings_clause(settings)
+        conn = self._reader()
+        failed = True
+        try:
+            data = conn.query(text, "JSON", params=encode_params(params)).bytes()
+            failed = False
+        except RuntimeError as exc:
+            raise _classify(exc) from exc
+        finally:
+            self._give_back(conn, failed=failed)
+        answer = orjson.loads(data) if data.strip() else {}
+        stats = answer.get("statistics") or {}
+        return answer.get("data", []), {"rows_read": stats.get("rows_read"),
+                                        "bytes_read": stats.get("bytes_read"),
+                                        "elapsed": stats.get("elapsed")}
 
     def stream(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> Iterator[bytes]:
         text = sql + _settings_clause(settings)
         conn = self._reader()
+        failed = True
         try:
-            with conn.send_query(text, "JSONEachRow", params=dict(params)) as stream:
+            with conn.send_query(text, "JSONEachRow", params=encode_params(params)) as stream:
                 for chunk in stream:
                     data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
                     if data:
                         yield data
+            failed = False
         except RuntimeError as exc:
             raise _classify(exc) from exc
-        finally:
-            self._pool.put(conn)
+        finally:  # also when the consumer stops early (GeneratorExit): the stream is unfinished
+            self._give_back(conn, failed=failed)
 
     def stats(self) -> StoreStats:
         rows = self.query(
