@@ -79,13 +79,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=9, help="runs per query timing")
+    parser.add_argument("--days", type=int, default=30, help="days the records are spread over (a cold file "
+                        "holds one rule's day)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
 
     now = time.time_ns()
-    lines = demo_mix(args.records, now - 30 * DAY, 30 * DAY)
+    lines = demo_mix(args.records, now - args.days * DAY, args.days * DAY)
     raw = sum(len(line) + 1 for line in lines)
-    emit(stage="generate", records=len(lines), raw_ndjson_bytes=raw,
+    emit(stage="generate", records=len(lines), days=args.days, raw_ndjson_bytes=raw,
          raw_bytes_per_record=round(raw / len(lines), 1))
 
     tmp = Path(tempfile.mkdtemp(prefix="lh-retention-bench-"))
@@ -113,7 +115,7 @@ def main() -> None:
         mover = Mover(tiers, meta, clock=lambda: clock["now"], days_per_tick=1000)
         mover.policy = RetentionPolicy.model_validate(
             {"rules": [{"name": "all", "hot": "1d", "warm": "365d", "cold": "3650d"}]})
-        clock["now"] = now + 31 * DAY  # every record is 1–31 days old: warm
+        clock["now"] = now + DAY  # every record is at least a day old: warm
         t0 = time.perf_counter()
         moved = mover.tick()["moved"]
         seconds = time.perf_counter() - t0

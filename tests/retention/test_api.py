@@ -90,3 +90,20 @@ def test_reader_cannot_delete(server: ServerProcess) -> None:
     response = httpx.post(server.url + "/api/v1/delete", json={"q": "user_id:u-1"},
                           headers={"authorization": f"Bearer {reader}"})
     assert response.status_code == 403
+
+
+def test_a_scoped_admin_deletes_only_in_its_scope(server: ServerProcess) -> None:
+    now = time.time()
+    _ingest(server, [{"timestamp": now - i, "service": service, "message": f"m {i}", "user_id": "u-9"}
+                     for service in ("checkout", "search") for i in range(5)])
+    assert server.wait_rows(10) >= 10
+    scoped = server.create_key("admin", services=["checkout"])
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {scoped}"}, timeout=30) as client:
+        job = client.post("/api/v1/delete", json={"q": "user_id:u-9"}).json()
+        deadline = time.monotonic() + 60
+        while job["state"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = client.get(f"/api/v1/delete/{job['id']}").json()
+    assert job["state"] == "done" and job["deleted"] == 5
+    left = server.query("user_id:u-9 | stats count() as n by service", **{"from": "now-1h"})["rows"]
+    assert {r["service"]: int(r["n"]) for r in left} == {"search": 5}

@@ -40,15 +40,22 @@ class DeleteJobs:
         self.deleted_rows = 0
         self._threads: list[threading.Thread] = []
 
-    def submit(self, q: str, actor: str) -> dict[str, Any]:
-        """Validate ``q`` (a filter; QueryError when it is not), record the job and start it."""
+    def submit(self, q: str, actor: str, scope: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Validate ``q`` (a filter; QueryError when it is not), record the job and start it.
+
+        ``scope`` is the caller's key scope (auth's ``scope_filter``): a key confined to a tenant
+        or services deletes only there.
+        """
         compile_filter(q)
         if not q.strip():
             raise ValueError("a delete needs a non-empty filter")
         job_id = secrets.token_hex(8)
+        progress: dict[str, Any] = {"tiers_done": []}
+        if scope is not None:
+            progress["scope"] = [scope[0], dict(scope[1])]
         with self.meta.engine.begin() as conn:
             conn.execute(insert(retention_deletes).values(
-                id=job_id, q=q, actor=actor, state="pending", progress={"tiers_done": []},
+                id=job_id, q=q, actor=actor, state="pending", progress=progress,
                 created_ns=time.time_ns()))
         if self.audit is not None:
             self.audit(actor, "delete.submit", job_id, detail=q)
@@ -76,12 +83,15 @@ class DeleteJobs:
 
     def run(self, job_id: str) -> None:
         """Delete the matches from hot, warm and cold, recording progress after each tier."""
-        job = self.get(job_id)
+        job = self.get(job_id, raw=True)
         if job is None:
             return
         progress: dict[str, Any] = dict(job["progress"])
         try:
             cond, params = compile_filter(job["q"])
+            if "scope" in progress:  # built by auth.scope_filter: its own parameter names
+                cond = f"({cond}) AND {progress['scope'][0]}"
+                params = {**params, **progress["scope"][1]}
             self._update(job_id, state="running")
             with self.mover.lock:
                 for tier in TIERS:
@@ -107,14 +117,14 @@ class DeleteJobs:
         with self.meta.engine.begin() as conn:
             conn.execute(update(retention_deletes).where(retention_deletes.c.id == job_id).values(**values))
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job as the API shows it, or None."""
+    def get(self, job_id: str, *, raw: bool = False) -> dict[str, Any] | None:
+        """The job as the API shows it (``raw``: with its stored scope), or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(retention_deletes).where(retention_deletes.c.id == job_id)
                                ).mappings().first()
         if row is None:
             return None
-        progress = dict(row["progress"])
+        progress = {k: v for k, v in dict(row["progress"]).items() if raw or k != "scope"}
         return {"id": row["id"], "q": row["q"], "actor": row["actor"], "state": row["state"],
                 "progress": progress,
                 "deleted": sum(int(progress.get(t, 0)) for t in TIERS),

@@ -112,8 +112,8 @@ class Mover:
                 done["moved"] += self._moves(rule, cond, params, now)
             self.deleted_rows += done["sampled"] + done["deleted"]
             self.last_tick_ns = now
-            if done["moved"]:
-                self.tiers.refresh_view()
+            if done["moved"] or done["sampled"] or done["deleted"]:
+                self.tiers.refresh_view()  # cold files may have come or gone
             return done
 
     # -- sampling and deleting -------------------------------------------------------------

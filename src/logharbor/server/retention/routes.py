@@ -89,7 +89,8 @@ def retention_router() -> APIRouter:
     async def delete(body: DeleteRequest, request: Request) -> dict[str, Any]:
         retention = _retention(request)
         try:
-            return await run_in_threadpool(retention.deletes.submit, body.q, _actor(request))
+            scope = getattr(request.state, "query_scope", None)
+            return await run_in_threadpool(retention.deletes.submit, body.q, _actor(request), scope)
         except QueryError as exc:
             raise ApiError(400, "invalid_query", str(exc)) from None
         except ValueError as exc:
