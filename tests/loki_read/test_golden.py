@@ -78,6 +78,9 @@ def test_streams_carry_labels_and_formatted_lines(loki: ServerProcess) -> None:
     assert by_line["api 504 timeout after 1500ms calling db"]["ms"] == "1500"
     assert by_line["api  out of memory"] == {"svc": "api", "level": "FATAL", "source": "app", "host": "web-3",
                                             "env": "prod", "verb": "out", "path": "of"}
+    upper = query_range(loki, '{service="edge", level="error"} | line_format "{{ .level | ToLower }} '
+                        '{{.service|ToUpper}} {{ __line__ | TrimSpace }}"')
+    assert upper["result"][0]["values"][0][1] == "error EDGE POST https://shop.example/api/orders 502"
     parsed = query_range(loki, '{service="auth", level="debug"} | json')
     assert parsed["result"][0]["stream"]["order_items_sku"] == "X1"  # attributes shown, flattened
 

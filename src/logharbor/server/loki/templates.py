@@ -6,6 +6,7 @@ Why separate: these shape output only (labels and lines), after the engine has c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from logharbor.server.query.errors import QueryError
 from logharbor.server.query.filters import check_regex
@@ -47,18 +48,37 @@ def pattern_extractor(text: str, pos: int) -> re.Pattern[str]:
 
 _TEMPLATE_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
 _TEMPLATE_FIELD = re.compile(r"\.[A-Za-z_][A-Za-z0-9_.]*|__line__|__timestamp__")
+#: the one-argument functions of Loki's template language, used as ``{{ .field | ToUpper }}``
+_FUNCTIONS: dict[str, Callable[[str], str]] = {
+    "ToUpper": str.upper, "upper": str.upper, "ToLower": str.lower, "lower": str.lower,
+    "Title": str.title, "title": str.title, "TrimSpace": str.strip, "trim": str.strip,
+}
+
+
+def _parts(action: str) -> list[str]:
+    return [p.strip() for p in action.split("|")]
 
 
 def check_template(text: str, pos: int) -> str:
-    """Checks a Go template is of the supported form: ``{{.field}}``, ``{{__line__}}``."""
+    """Checks a Go template is of the supported form: ``{{.field}}``, ``{{__line__}}``, each
+    optionally piped through ``ToUpper ToLower Title TrimSpace`` (and their short names)."""
     for m in _TEMPLATE_ACTION.finditer(text):
-        if not _TEMPLATE_FIELD.fullmatch(m[1]):
+        head, *funcs = _parts(m[1])
+        unknown = [f for f in funcs if f not in _FUNCTIONS]
+        if not _TEMPLATE_FIELD.fullmatch(head) or unknown:
             raise LogQLError(f"template action {{{{{m[1]}}}}} is not supported; use {{{{.field}}}} or "
-                             "{{__line__}}", pos)
+                             f"{{{{__line__}}}}, piped through {', '.join(sorted(_FUNCTIONS))}", pos)
     return text
 
 
-def render_template(text: str, value_of: object) -> str:
-    """Fills ``{{.field}}`` actions with ``value_of(name)`` (a callable returning text)."""
-    assert callable(value_of)
-    return _TEMPLATE_ACTION.sub(lambda m: str(value_of(m[1].lstrip("."))), text)
+def render_template(text: str, value_of: Callable[[str], object]) -> str:
+    """Fills ``{{.field | fn}}`` actions with ``value_of(name)`` passed through the functions."""
+
+    def action(m: re.Match[str]) -> str:
+        head, *funcs = _parts(m[1])
+        value = str(value_of(head.lstrip(".")))
+        for name in funcs:
+            value = _FUNCTIONS[name](value)
+        return value
+
+    return _TEMPLATE_ACTION.sub(action, text)
