@@ -322,3 +322,36 @@ def test_regression_a_new_file_like_a_finished_one_is_read_from_its_start(tmp_pa
     h.settle(0.3)
     h.stop()
     assert h.lines[301:] == [BANNER.rstrip("\n"), *expected(0, 400, "d2")]
+
+
+def test_regression_a_deleted_files_inode_reused_by_a_look_alike_is_read_whole(tmp_path: Path) -> None:
+    day1 = tmp_path / "app-2026-11-24.log"
+    day1.write_text(BANNER + numbered(0, 300, "d1"))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app-*.log")]).start()
+    assert h.wait_lines(301)
+    os.unlink(day1)
+    assert wait_until(lambda: h.source is not None and not h.source.live)  # read to the end, closed
+    h.settle(0.3)
+    h.crash()
+    day2 = tmp_path / "app-2026-11-25.log"
+    day2.write_text(BANNER + numbered(0, 400, "d2"))
+    # the filesystem gave day 2 the inode day 1 had (forced here by editing the checkpoint)
+    ckpt = tmp_path / "data" / "checkpoints" / "t.json"
+    doc = orjson.loads(ckpt.read_bytes())
+    st = day2.stat()
+    for e in doc["files"]:
+        e["dev"], e["ino"] = st.st_dev, st.st_ino
+    ckpt.write_bytes(orjson.dumps(doc))
+    h2 = Harness(tmp_path / "data", [str(tmp_path / "app-*.log")]).start()
+    assert h2.wait_lines(401)
+    h2.stop()
+    assert h2.lines == [BANNER.rstrip("\n"), *expected(0, 400, "d2")]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -363,7 +363,7 @@ class FileSource:
                 self._emit(t, body, emit)
             if gone and idle:
                 self._flush_multiline(t, emit, final=True)
-                self._retire(t)
+                self._retire(t, deleted=st.st_nlink == 0)
             return
         t.size = st.st_size
         if st.st_size < t.read_off:
@@ -373,7 +373,7 @@ class FileSource:
             if st.st_size > t.read_off:  # the last line never got its newline
                 self._emit(t, os.pread(t.fd, st.st_size - t.read_off, t.read_off), emit)
             self._flush_multiline(t, emit, final=True)
-            self._retire(t)
+            self._retire(t, deleted=st.st_nlink == 0)
 
     def _truncated(self, t: Tailed, head: bytes) -> None:
         """copytruncate: the old content becomes a ghost; the inode starts over as a new file."""
@@ -397,9 +397,11 @@ class FileSource:
             os.close(t.fd)
             t.fd = None
 
-    def _retire(self, t: Tailed) -> None:
+    def _retire(self, t: Tailed, deleted: bool = False) -> None:
         self._detach(t)
         with self.lock:
             self.live.pop((t.dev, t.ino), None)
+            # a deleted file's inode number will be reused: from now on only content identifies it
+            t.ghost = t.ghost or deleted
             self.dormant.append(t)
         telemetry.file_closed(self.name, t.path, t.read_off)
