@@ -23,7 +23,7 @@ def section(title: str) -> str:
 
 def test_every_page_of_the_app_is_documented() -> None:
     pages = re.findall(r'path: "(/ui/[a-z]+)"', (UI / "src" / "main.ts").read_text())
-    assert {"/ui/search", "/ui/tail", "/ui/trace", "/ui/services", "/ui/alerts"} <= set(pages)
+    assert {"/ui/search", "/ui/tail", "/ui/trace", "/ui/services", "/ui/dashboards", "/ui/alerts"} <= set(pages)
     for page in pages:
         assert f"— `{page}" in DOC, f"{page} has no section in docs/ui.md"
 

@@ -6,6 +6,7 @@ import "./style.css";
 import { probe, setUnauthorizedHandler } from "./api";
 import { clear, h } from "./dom";
 import { alertsPage } from "./pages/alerts";
+import { dashboardsPage } from "./pages/dashboards";
 import { loginPage } from "./pages/login";
 import { searchPage } from "./pages/search";
 import { servicesPage } from "./pages/services";
@@ -21,12 +22,14 @@ const who = document.getElementById("who") as HTMLElement;
 let current: Page | null = null;
 let authDisabled: boolean | null = null;
 let alertsAvailable = false;
+let dashboardsAvailable = false;
 
 const PAGES: { path: string; label: string; page: () => Page; show?: () => boolean }[] = [
   { path: "/ui/search", label: "Search", page: searchPage },
   { path: "/ui/tail", label: "Live tail", page: tailPage },
   { path: "/ui/trace", label: "Traces", page: tracePage },
   { path: "/ui/services", label: "Services", page: servicesPage },
+  { path: "/ui/dashboards", label: "Dashboards", page: dashboardsPage, show: () => dashboardsAvailable },
   { path: "/ui/alerts", label: "Alerts", page: alertsPage, show: () => alertsAvailable },
 ];
 
@@ -61,7 +64,9 @@ function drawNav(active: string): void {
 
 /** Pages whose API may not exist yet are shown once their endpoint answers. */
 export async function discover(): Promise<void> {
-  alertsAvailable = await probe("/api/v1/alerts/rules");
+  [alertsAvailable, dashboardsAvailable] = await Promise.all([
+    probe("/api/v1/alerts/rules"), probe("/api/v1/dashboards"),
+  ]);
 }
 
 async function render(): Promise<void> {

@@ -130,3 +130,12 @@ export function nextNanosecond(ts: string): string {
   const whole = new Date(seconds * 1000).toISOString().slice(0, 19);
   return `${whole}.${frac.toString().padStart(9, "0")}Z`;
 }
+
+/** A duration as dashboards write it (`30s`, `1h30m`) → milliseconds, or null. */
+export function durationMs(text: string): number | null {
+  const t = text.trim();
+  if (!/^(?:\d+[smhdw])+$/.test(t)) return null;
+  let total = 0;
+  for (const part of t.matchAll(/(\d+)([smhdw])/g)) total += Number(part[1]) * UNIT_MS[part[2]];
+  return total;
+}

@@ -16,18 +16,18 @@ export interface LineChart {
   destroy(): void;
 }
 
-/** `onPick` gets the start (epoch seconds) of the bucket under a click. */
+/** `onPick` gets the start (epoch seconds) of the bucket under a click; no title, no caption. */
 export function lineChart(title: string, unit: string, x: number[], series: LineSeries[],
-  range: [number, number], onPick?: (bucketStart: number) => void): LineChart {
+  range: [number, number], onPick?: (bucketStart: number) => void, height = 140): LineChart {
   const box = h("div", { class: "chart" });
-  const el = h("figure", { class: "chart-fig" }, h("figcaption", null, title), box);
+  const el = h("figure", { class: "chart-fig" }, title ? h("figcaption", null, title) : null, box);
   let plot: uPlot | null = null;
   const fmt = (v: number | null) => (v === null || v === undefined ? "—" : `${+v.toFixed(2)}${unit}`);
   const make = (width: number) => {
     plot?.destroy();
     plot = new uPlot({
       width,
-      height: 140,
+      height,
       padding: [6, 8, 0, 0],
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
@@ -58,7 +58,7 @@ export function lineChart(title: string, unit: string, x: number[], series: Line
     const width = box.clientWidth;
     if (width <= 0) return;
     if (!plot) make(width);
-    else if (Math.abs(plot.width - width) > 1) plot.setSize({ width, height: 140 });
+    else if (Math.abs(plot.width - width) > 1) plot.setSize({ width, height });
   });
   resize.observe(box);
   return {
