@@ -210,3 +210,16 @@ def test_grafana_label_aliases_and_column_types(loki: ServerProcess) -> None:
     fields = get(loki, "/loki/api/v1/detected_fields", query='{service="checkout"}', **window).json()["fields"]
     types = {f["label"]: f["type"] for f in fields}
     assert types["http_duration_ms"] == "float" and types["http_status"] == "int"
+
+
+def test_resolution_limits_are_400s(loki: ServerProcess) -> None:
+    window = {"start": str(START_NS), "end": str(END_NS)}  # two hours
+    fine = get(loki, "/loki/api/v1/query_range", query='sum(count_over_time({service="api"}[1s]))', step="100ms",
+               **window)
+    assert fine.status_code == 400 and "11,000 points" in fine.json()["message"]
+    wide = get(loki, "/loki/api/v1/query_range", query='sum(count_over_time({service="api"}[1d]))', step="1s",
+               **window)
+    assert wide.status_code == 400 and wide.json()["error"]["code"] == "too_many_points"
+    bad_step = get(loki, "/loki/api/v1/query_range", query='sum(count_over_time({service="api"}[1m]))',
+                   step="soon", **window)
+    assert bad_step.status_code == 400 and bad_step.json()["error"]["code"] == "invalid_step"
