@@ -108,3 +108,24 @@ def test_key_file_must_be_private_and_well_formed(tmp_path: Path) -> None:
     keyfile.write_text("1:abc\n")
     with pytest.raises(KeyFileError, match=":1:"):
         load_keys(keyfile)
+
+
+def test_agent_disk_buffer_is_sealed(tmp_path: Path) -> None:
+    """The agent's disk buffer holds what a down server has not taken yet: sealed too."""
+    from logharbor.agent.buffer import open_buffer
+    from logharbor.agent.types import Encoded
+
+    keyfile = tmp_path / "keys"
+    generate_key_file(keyfile, 1)
+    directory = tmp_path / "buffer"
+    payload = orjson.dumps({"message": SECRET + " in the buffer"}) + b"\n"
+    buffer = open_buffer("disk", directory, 1 << 20, "block", keyfile)
+    assert buffer.put(Encoded(payload, 1, None))
+    buffer.close()
+    assert files_containing(directory, SECRET.encode()) == []
+    generate_key_file(keyfile, 2)  # rotated while the agent was down: still readable
+    reopened = open_buffer("disk", directory, 1 << 20, "block", keyfile)
+    item = reopened.get(timeout=1)
+    assert item is not None and item.payload == payload
+    reopened.commit([item])
+    reopened.close()

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from logharbor.agent.types import Encoded
+from logharbor.sealing import Sealer
 
 __all__ = ["Buffer", "BufferClosed", "DiskBuffer", "MemoryBuffer", "open_buffer"]
 
@@ -128,8 +129,9 @@ class MemoryBuffer:
 class DiskBuffer:
     """Segment files under ``directory``; durable once ``put`` returns (write + fsync)."""
 
-    def __init__(self, directory: Path, max_bytes: int, when_full: str) -> None:
+    def __init__(self, directory: Path, max_bytes: int, when_full: str, sealer: Sealer | None = None) -> None:
         self.dir = directory
+        self.sealer = sealer  # encryption at rest: entries sealed (AES-GCM) on put, opened on read
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.block = when_full == "block"
@@ -209,7 +211,8 @@ class DiskBuffer:
     # -- writer -----------------------------------------------------------------------------
 
     def put(self, item: Encoded) -> bool:
-        n = len(item.payload) + _HEADER.size
+        data = self.sealer.seal(item.payload) if self.sealer is not None else item.payload
+        n = len(data) + _HEADER.size
         with self._cond:
             while self._bytes and self._bytes + n > self.max_bytes:
                 if self._closed:
@@ -226,8 +229,8 @@ class DiskBuffer:
                 self._wfd = os.open(self._seg_path(self._wseg),
                                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 self._wsize = 0
-            header = _HEADER.pack(len(item.payload), item.count, zlib.crc32(item.payload))
-            os.write(self._wfd, header + item.payload)
+            header = _HEADER.pack(len(data), item.count, zlib.crc32(data))
+            os.write(self._wfd, header + data)
             os.fsync(self._wfd)
             self._wsize += n
             self._bytes += n
@@ -262,6 +265,8 @@ class DiskBuffer:
             raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
         end = (seg, off + _HEADER.size + length)
         self._read = end
+        if self.sealer is not None:
+            payload = self.sealer.open(payload)
         item = Encoded(payload, count, None)
         entry = [end, _HEADER.size + length, count, False]
         self._out.append(entry)
@@ -298,8 +303,10 @@ class DiskBuffer:
             self._cond.notify_all()
 
 
-def open_buffer(kind: str, directory: Path, max_bytes: int, when_full: str) -> Buffer:
-    """The buffer a sink's config asks for."""
+def open_buffer(kind: str, directory: Path, max_bytes: int, when_full: str,
+                encryption_key_file: Path | None = None) -> Buffer:
+    """The buffer a sink's config asks for (a disk buffer sealed when a key file is given)."""
     if kind == "disk":
-        return DiskBuffer(directory, max_bytes, when_full)
+        sealer = Sealer.from_file(encryption_key_file) if encryption_key_file is not None else None
+        return DiskBuffer(directory, max_bytes, when_full, sealer)
     return MemoryBuffer(max_bytes, when_full)

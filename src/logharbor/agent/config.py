@@ -49,6 +49,8 @@ class BufferConfig(Strict):
     type: Literal["memory", "disk"] = "memory"
     max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     when_full: Literal["block", "drop_newest"] = "block"
+    #: seal a disk buffer at rest (AES-GCM) with the keys of this file (``id:hex`` lines, mode 0600)
+    encryption_key_file: Path | None = None
 
 
 class BatchConfig(Strict):

@@ -70,7 +70,8 @@ class BufferedSink:
         self.name = name
         self.cfg = cfg
         self.buffer: Buffer = open_buffer(
-            cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full)
+            cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full,
+            cfg.buffer.encryption_key_file)
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._threads = [threading.Thread(target=self._run, name=f"sink-{name}-{i}", daemon=True)
