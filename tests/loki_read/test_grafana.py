@@ -223,3 +223,27 @@ def test_resolution_limits_are_400s(loki: ServerProcess) -> None:
     bad_step = get(loki, "/loki/api/v1/query_range", query='sum(count_over_time({service="api"}[1m]))',
                    step="soon", **window)
     assert bad_step.status_code == 400 and bad_step.json()["error"]["code"] == "invalid_step"
+
+
+def test_tail_sends_history_since_start_first(loki: ServerProcess) -> None:
+    from websockets.sync.client import connect
+
+    query = {"query": '{service="edge"}', "start": str(START_NS), "limit": "10"}
+    url = loki.url.replace("http://", "ws://") + "/loki/api/v1/tail?" + urlencode(query)
+    with connect(url, additional_headers={"authorization": f"Bearer {loki.api_key}"}, open_timeout=10) as ws:
+        first = orjson.loads(ws.recv(timeout=20))
+    check_streams(first["streams"])
+    entries = sorted((ts, line) for s in first["streams"] for ts, line in s["values"])
+    assert [line for _, line in entries] == ["GET https://shop.example/ 200",
+                                             "POST https://shop.example/api/orders 502"]
+    assert entries[0][0] == str((T12 + 10 * 60) * NS)
+
+
+def test_tail_refuses_a_metric_query(loki: ServerProcess) -> None:
+    from websockets.sync.client import connect
+
+    url = loki.url.replace("http://", "ws://") + "/loki/api/v1/tail?" + urlencode(
+        {"query": 'count_over_time({service="edge"}[1m])'})
+    with connect(url, additional_headers={"authorization": f"Bearer {loki.api_key}"}, open_timeout=10) as ws:
+        message = orjson.loads(ws.recv(timeout=20))
+    assert message["status"] == "error" and "log query" in message["message"]
