@@ -6,10 +6,13 @@ export/import as JSON."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import httpx
+import orjson
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
 
 REFERENCE = "Reference stack"
@@ -257,3 +260,62 @@ def test_export_and_import_as_json(probe: PageProbe, demo: Demo, tmp_path: Path)
     page.wait_for_function("n => location.pathname === '/ui/dashboards/' + encodeURIComponent(n)", arg=copy)
     page.wait_for_selector("#dashboard-description:text('replaced')")
     httpx.delete(f"{demo.server.url}/api/v1/dashboards/{quote(copy)}", headers=demo.server.headers)
+
+
+def test_relative_range_reloads_on_the_refresh_period(probe: PageProbe, demo: Demo) -> None:
+    """The page's clock is Playwright's: a minute passes without the test waiting for it."""
+    page = probe.page
+    service = "refresh-" + uuid.uuid4().hex[:8]
+    name = f"ui {service}"
+    board = {"name": name, "time_range": "2h", "refresh": "1m", "panels": [
+        {"title": "Records", "type": "single", "query": f"service:{service} | stats count() as n"}]}
+    assert httpx.post(demo.server.url + "/api/v1/dashboards", json=board, headers=demo.server.headers).status_code == 201
+    try:
+        post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "one"}])
+        wait_count(demo, service, 1)
+        page.clock.install()
+        login(page, demo, f"/ui/dashboards/{quote(name)}")
+        value = page.locator("#panels .panel .single-value")
+        page.wait_for_function("() => document.querySelector('#panels .single-value')?.dataset.value === '1'")
+        assert parse_qs(urlparse(page.url).query)["from"] == ["now-2h"]
+        assert page.locator(".auto-refresh").is_visible() and page.is_checked("#auto-refresh")
+        post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "two"}])
+        wait_count(demo, service, 2)
+        assert value.get_attribute("data-value") == "1", "nothing reloads before the period"
+        page.clock.fast_forward("01:01")
+        page.wait_for_function("() => document.querySelector('#panels .single-value')?.dataset.value === '2'")
+    finally:
+        httpx.delete(f"{demo.server.url}/api/v1/dashboards/{quote(name)}", headers=demo.server.headers)
+
+
+def test_a_reader_key_sees_dashboards_but_cannot_change_them(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    page.goto(demo.server.url + dashboard_path(demo, REFERENCE))
+    page.wait_for_selector("#login-form")
+    page.fill("#api-key", demo.server.create_key("reader"))
+    page.press("#api-key", "Enter")
+    wait_drawn(page, 8)
+    assert page.locator("#panels .panel[data-state=ready]").count() == 8
+    assert page.is_disabled("#edit-dashboard") and page.is_disabled("#delete-dashboard")
+    assert page.is_enabled("#export-dashboard")
+    assert page.locator(".auto-refresh").is_hidden(), "an absolute range does not refresh"
+    page.click("#nav a[data-page=dashboards]")
+    page.wait_for_selector(f"#dashboard-list tr[data-dashboard='{REFERENCE}']")
+    assert page.is_disabled("#new-dashboard") and page.is_disabled("#import-dashboard")
+    assert page.locator(f"#dashboard-list tr[data-dashboard='{REFERENCE}'] [data-action=delete]").is_disabled()
+
+
+def post_records(demo: Demo, records: list[dict]) -> None:
+    response = httpx.post(demo.server.url + "/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records),
+                          headers={**demo.server.headers, "content-type": "application/x-ndjson"}, timeout=30)
+    response.raise_for_status()
+
+
+def wait_count(demo: Demo, service: str, n: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rows = demo.server.query(f"service:{service} | stats count() as n", **{"from": "now-2h"})["rows"]
+        if rows and rows[0]["n"] == n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the server did not store {n} records of {service}")

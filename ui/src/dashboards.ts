@@ -45,6 +45,24 @@ export interface DashboardExport {
 
 const path = (name: string) => `/api/v1/dashboards/${encodeURIComponent(name)}`;
 
+/** May this key write dashboards? (an admin key, or a server without authentication) */
+export async function canWrite(): Promise<boolean> {
+  try {
+    const me = await getJSON<{ role?: string; auth?: string }>("/api/v1/whoami");
+    return me.role === "admin" || me.auth === "disabled";
+  } catch {
+    return true; // let the server say no, with its own message
+  }
+}
+
+/** Disable the buttons that write, saying why. */
+export function readOnly(buttons: HTMLButtonElement[]): void {
+  for (const b of buttons) {
+    b.disabled = true;
+    b.title = "needs an admin key";
+  }
+}
+
 export async function listDashboards(signal?: AbortSignal): Promise<StoredDashboard[]> {
   return (await getJSON<{ items: StoredDashboard[] }>("/api/v1/dashboards", signal)).items ?? [];
 }

@@ -8,7 +8,8 @@ import { dashboardForm } from "../components/dashboardform";
 import { type PanelView, panelView } from "../components/panel";
 import { timePicker } from "../components/timepicker";
 import {
-  dashboardUrl, deleteDashboard, downloadJSON, exportDashboard, exportFileName, getDashboard, type StoredDashboard,
+  canWrite, dashboardUrl, deleteDashboard, downloadJSON, exportDashboard, exportFileName, getDashboard, readOnly,
+  type StoredDashboard,
 } from "../dashboards";
 import { clear, h } from "../dom";
 import { link, navigate, type Page, reflect } from "../router";
@@ -30,8 +31,9 @@ export function dashboardPage(name: string): Page {
       const page = h("div", { class: "page dashboard", id: "dashboard" }, h("p", { class: "hint" }, "Loading…"));
       root.append(page);
       let dash: StoredDashboard;
+      let writable = true;
       try {
-        dash = await getDashboard(name);
+        [dash, writable] = await Promise.all([getDashboard(name), canWrite()]);
       } catch (err) {
         clear(page);
         const missing = err instanceof ApiError && err.status === 404;
@@ -64,6 +66,7 @@ export function dashboardPage(name: string): Page {
       const exportButton = h("button", { type: "button", id: "export-dashboard" }, "Export JSON");
       const editButton = h("button", { type: "button", id: "edit-dashboard" }, "Edit");
       const deleteButton = h("button", { type: "button", id: "delete-dashboard" }, "Delete");
+      if (!writable) readOnly([editButton, deleteButton]);
       clear(page);
       page.append(
         h("div", { class: "toolbar" },

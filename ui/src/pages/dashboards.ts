@@ -6,8 +6,8 @@
 import { ApiError } from "../api";
 import { dashboardForm } from "../components/dashboardform";
 import {
-  dashboardUrl, deleteDashboard, downloadJSON, exportDashboard, exportFileName, importDashboard, listDashboards,
-  PANEL_TYPES, type StoredDashboard,
+  canWrite, dashboardUrl, deleteDashboard, downloadJSON, exportDashboard, exportFileName, importDashboard, listDashboards,
+  PANEL_TYPES, readOnly, type StoredDashboard,
 } from "../dashboards";
 import { clear, h } from "../dom";
 import { link, navigate, type Page } from "../router";
@@ -89,6 +89,8 @@ function listPage(): Page {
       importButton.addEventListener("click", () => {
         imports.hidden = !imports.hidden;
       });
+      const writable = await canWrite();
+      if (!writable) readOnly([newButton, importButton]);
 
       async function load() {
         controller?.abort();
@@ -130,7 +132,8 @@ function listPage(): Page {
                 onclick: act(async () => downloadJSON(await exportDashboard(d.name), exportFileName(d.name))),
               }, "Export"),
               h("button", {
-                type: "button", class: "mini", "data-action": "delete",
+                type: "button", class: "mini", "data-action": "delete", disabled: !writable,
+                title: writable ? null : "needs an admin key",
                 onclick: act(async () => {
                   if (!confirm(`Delete the dashboard “${d.name}”?`)) return;
                   await deleteDashboard(d.name);
