@@ -21,6 +21,7 @@ from logharbor.server.query.ast import MatchAll, Query, Where
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.embedded import encode_params
 from logharbor.server.store.rows import row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -181,7 +182,8 @@ class BatchRunner:
         if self._conn is None:
             return self.store.query(sql, params)
         try:
-            data = self._conn.query(sql, "JSONEachRow", params=params).bytes()
+            # a direct chDB connection reads parameters in escaped form, as the store does for us
+            data = self._conn.query(sql, "JSONEachRow", params=encode_params(params)).bytes()
         except RuntimeError as exc:
             raise StoreError(str(exc)) from exc
         return [orjson.loads(line) for line in data.splitlines() if line]
@@ -204,7 +206,8 @@ def run_round(runner: BatchRunner, structure: BatchStructure, payload: bytes,
     serialized once however many filters it matches, and not at all (None) when no filter it
     matches is ``wanted`` (every client behind it is full, so it only counts as dropped).
     """
-    pieces = [(escape_param(chunk), first) for chunk, first in split_batch(payload, runner.max_batch_bytes)]
+    # plain text: the runner (or the store behind it) escapes parameters the one way the engine reads them
+    pieces = [(chunk.decode(), first) for chunk, first in split_batch(payload, runner.max_batch_bytes)]
     out = []
     for filters, scope, wanted in work:
         sql, params = round_sql(filters, scope)

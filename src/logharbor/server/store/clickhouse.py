@@ -104,28 +104,10 @@ def writer_id_for(data_dir: Path) -> str:
         return value
 
 
-class _Escaped:
-    """A string parameter sent as is: the server reads it in ClickHouse's Escaped text form.
-
-    chDB (the embedded store) hands string parameters to the engine unchanged, so ``\\n`` in a
-    value means a newline there (the live tail relies on it to pass a batch as one parameter).
-    clickhouse-connect would escape the value first; passing it through keeps one meaning of a
-    parameter on both stores, which is what "the same compiled SQL" requires.
-    """
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-
 def _params(params: Mapping[str, Any]) -> dict[str, Any] | None:
-    if not params:
-        return None
-    return {k: _Escaped(v) if isinstance(v, str) else v for k, v in params.items()}
+    """Plain values, as every store takes them; clickhouse-connect writes them in the escaped
+    text form ClickHouse reads ``param_`` values in (what the embedded store's encode_params does)."""
+    return dict(params) or None
 
 
 def _string_literal(text: str) -> str:
