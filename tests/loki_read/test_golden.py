@@ -81,6 +81,10 @@ def test_streams_carry_labels_and_formatted_lines(loki: ServerProcess) -> None:
     upper = query_range(loki, '{service="edge", level="error"} | line_format "{{ .level | ToLower }} '
                         '{{.service|ToUpper}} {{ __line__ | TrimSpace }}"')
     assert upper["result"][0]["values"][0][1] == "error EDGE POST https://shop.example/api/orders 502"
+    kept = query_range(loki, '{service="edge"} | keep service, level | drop level | decolorize')
+    assert [(s["stream"], len(s["values"])) for s in kept["result"]] == [({"service": "edge"}, 2)]  # one stream
+    counted = instant(loki, 'count_over_time({service="edge"} | keep service, level [30m])')
+    assert counted == {(("level", "ERROR"), ("service", "edge")): 1.0, (("level", "INFO"), ("service", "edge")): 1.0}
     parsed = query_range(loki, '{service="auth", level="debug"} | json')
     assert parsed["result"][0]["stream"]["order_items_sku"] == "X1"  # attributes shown, flattened
 

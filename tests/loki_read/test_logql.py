@@ -97,6 +97,12 @@ def test_formats_and_drop() -> None:
     assert log('{a="b"} | json p="order.items.sku"').label_formats == (LabelFormat("p", "order.items.sku"),)
 
 
+def test_keep_drop_and_decolorize_shape_the_output_only() -> None:
+    q = log('{a="b"} | keep service, host, level | drop level, __error__ | decolorize')
+    assert q.keep == ("service", "host", "level") and q.drop == ("level",) and q.decolorize
+    assert q.query.filter == ast.Match("a", ast.Phrase("b"))
+
+
 def test_regexp_and_pattern_extract_for_output() -> None:
     q = log(r'{a="b"} | regexp "after (?P<ms>\\d+)ms" | pattern "<verb> <url> <_>"')
     assert [sorted(p.groupindex) for p in q.extractors] == [["ms"], ["url", "verb"]]
@@ -122,7 +128,8 @@ def test_health_check_constant() -> None:
 
 @pytest.mark.parametrize(("text", "named"), [
     ('{a="b"} | unpack', "unpack"),
-    ('{a="b"} | keep a', "keep"),
+    ('{a="b"} | keep a="x"', "conditional"),
+    ('{a="b"} | decolorize |= "x"', "line filter after decolorize"),
     ('stddev_over_time({a="b"} | unwrap n [1m])', "stddev_over_time"),
     ('count_over_time({a="b"}[1m]) / count_over_time({a="c"}[1m])', "binary operation"),
     ('count_over_time({a="b"}[1m] offset 1h)', "offset"),
@@ -131,7 +138,7 @@ def test_health_check_constant() -> None:
     ('{a="b"} | line_format `{{ printf "%s" .a }}`', "template action"),
     ('{a="b"} | line_format "{{ .a | Reverse }}"', "template action"),
     ('{a="b"} | line_format "{{.a}}" |= "x"', "line filter after line_format"),
-    ('{a="b"} | drop user_id', "drop user_id"),
+    ('{a="b"} | drop level="debug"', "conditional"),
     ('{a="b"} |= "x" or "y"', "'or' between line filters"),
     ('sum_over_time({a="b"}[1m])', "unwrap"),
     ('quantile_over_time(0.975, {a="b"} | unwrap n [1m])', None),  # parsed; refused when run

@@ -48,7 +48,10 @@ class Group:
 
 
 def default_group(lq: LogQuery, extra: tuple[str, ...] = ()) -> Group:
-    names = tuple(dict.fromkeys((*STREAM_LABELS, *lq.selector, *extra)))
+    """The labels of a stream (``keep``/``drop`` applied), plus ``extra`` an outer ``by`` needs."""
+    names = tuple(n for n in dict.fromkeys((*STREAM_LABELS, *lq.selector))
+                  if (lq.keep is None or n in lq.keep) and n not in lq.drop)
+    names = tuple(dict.fromkeys((*names, *extra)))
     return Group(names, tuple(_label_field(lq, n) for n in names))
 
 

@@ -30,9 +30,8 @@ UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over
                     "first_over_time", "last_over_time"}
 VECTOR_OPS = {"sum", "avg", "min", "max", "count", "topk", "bottomk"}
 _KNOWN_UNSUPPORTED = {
-    "stddev_over_time", "stdvar_over_time",
-    "rate_counter", "stddev", "stdvar", "sort", "sort_desc", "label_replace", "unpack", "keep",
-    "decolorize", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
+    "stddev_over_time", "stdvar_over_time", "rate_counter", "stddev", "stdvar", "sort", "sort_desc",
+    "label_replace", "unpack", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
 }
 
 
@@ -45,6 +44,9 @@ class _Pipeline:
     line_format: str | None = None
     label_formats: list[LabelFormat] = field(default_factory=list)
     unwrap: str | None = None
+    keep: list[str] | None = None
+    drop: list[str] = field(default_factory=list)
+    decolorize: bool = False
 
 
 class _Parser:
@@ -223,13 +225,15 @@ class _Parser:
         flt: ast.Filter = (ast.MatchAll() if not pipe.items else pipe.items[0] if len(pipe.items) == 1
                            else ast.And(tuple(pipe.items)))
         return LogQuery(ast.Query(flt), tuple(dict.fromkeys(selector)), pipe.parsed,
-                        tuple(pipe.extractors), pipe.line_format, tuple(pipe.label_formats), pipe.unwrap)
+                        tuple(pipe.extractors), pipe.line_format, tuple(pipe.label_formats), pipe.unwrap,
+                        None if pipe.keep is None else tuple(pipe.keep), tuple(pipe.drop), pipe.decolorize)
 
     def stage(self, pipe: _Pipeline) -> None:
         tok = self.take()
         if tok.text != "|":
-            if pipe.line_format is not None:
-                raise LogQLError(f"a line filter after line_format is not supported (at {tok.pos})", tok.pos)
+            if pipe.line_format is not None or pipe.decolorize:
+                after = "line_format" if pipe.line_format is not None else "decolorize"
+                raise LogQLError(f"a line filter after {after} is not supported (at {tok.pos})", tok.pos)
             while True:
                 value = self.string("line filter")
                 if value:
@@ -280,15 +284,27 @@ class _Parser:
                 pipe.label_formats.append(made)
                 if not self.accept(","):
                     return
-        if word.text == "drop":
+        if word.text in ("drop", "keep"):
             self.take()
+            names = []
             while True:
                 name = self.label()
-                if name not in ("__error__", "__error_details__"):
-                    raise LogQLError(f"'| drop {name}' is not supported; only __error__ and "
-                                     "__error_details__ (which logharbor never sets)", word.pos)
+                if self.peek().text in ("=", "!=", "=~", "!~"):
+                    raise LogQLError(f"'| {word.text} {name}{self.peek().text}…' (conditional) is not "
+                                     "supported; name the labels only", word.pos)
+                if name not in ("__error__", "__error_details__"):  # logharbor never sets these
+                    names.append(name)
                 if not self.accept(","):
-                    return
+                    break
+            if word.text == "drop":
+                pipe.drop.extend(names)
+            else:
+                pipe.keep = [n for n in names if pipe.keep is None or n in pipe.keep]
+            return
+        if word.text == "decolorize":
+            self.take()
+            pipe.decolorize = True
+            return
         if word.text == "unwrap":
             self.take()
             name = self.label()

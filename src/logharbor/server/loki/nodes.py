@@ -49,6 +49,9 @@ class LogQuery:
     line_format: str | None = None
     label_formats: tuple[LabelFormat, ...] = ()
     unwrap: str | None = None
+    keep: tuple[str, ...] | None = None  # | keep a, b: only these stream labels
+    drop: tuple[str, ...] = ()  # | drop a, b: not these
+    decolorize: bool = False  # | decolorize: ANSI colour codes removed from the line shown
 
 
 @dataclass(frozen=True)

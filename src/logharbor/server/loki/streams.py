@@ -6,6 +6,7 @@ records); only grouping into labelled streams and ``line_format`` happen here, a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = ["STREAM_LABELS", "Context", "Labels", "label_text", "log_line", "log_
 #: the fields every stream is labelled with (when not empty), besides those the query names
 STREAM_LABELS = ("service", "level", "source", "host", "instance", "env")
 Labels = tuple[tuple[str, str], ...]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -123,12 +125,16 @@ def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
         else:
             source = lf.source or lf.name
             labels[lf.name] = labels.pop(source, None) or label_text(value_of(record, source))
-    return {k: v for k, v in labels.items() if v != ""}
+    if lq.keep is not None:
+        labels = {k: v for k, v in labels.items() if k in lq.keep}
+    return {k: v for k, v in labels.items() if v != "" and k not in lq.drop}
 
 
 def log_line(record: Mapping[str, Any], lq: LogQuery, labels: Mapping[str, str]) -> str:
     """The line Loki would show: the message, or ``line_format``'s template filled in."""
     message = record.get("message") or ""
+    if lq.decolorize:
+        message = _ANSI.sub("", message)
     if lq.line_format is None:
         return message
 
