@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from logharbor.server.query import ast
 
 from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote, whole_tokens
+from .matchers import label_match
 from .nodes import Constant, Expr, LabelFormat, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
 from .templates import check_pattern, check_template, pattern_extractor, regexp_extractor, render_template
 
@@ -214,7 +215,7 @@ class _Parser:
             op = self.take()
             if op.text not in ("=", "!=", "=~", "!~"):
                 raise LogQLError(f"expected = != =~ or !~ after {name!r} at {op.pos}", op.pos)
-            items.append(_label_match(name, op.text, self.string("label value")))
+            items.append(label_match(name, op.text, self.string("label value")))
             selector.append(name)
             if not self.accept(","):
                 self.expect("}", "'}'")
@@ -375,7 +376,7 @@ class _Parser:
             return ast.MatchAll() if (op.text != "!=") == empty else ast.Not(ast.MatchAll())
         target = self.resolve(pipe, name, tok.pos)
         if value_tok.kind == "str":
-            return _label_match(target, op.text, unquote(value_tok))
+            return label_match(target, op.text, unquote(value_tok))
         if value_tok.kind not in ("num", "dur", "bytes"):
             raise LogQLError(f"expected a value after {name} {op.text} at {value_tok.pos}", value_tok.pos)
         number = number_of(value_tok, target)
@@ -395,22 +396,6 @@ def _arith(op: str, a: float, b: float) -> float:
     if op == "/" and b == 0:
         return float("nan")
     return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
-
-
-def _label_match(name: str, op: str, value: str) -> ast.Filter:
-    """One ``name op "value"`` matcher: exact, or a fully anchored regex as Loki's are."""
-    target = field_name(name)
-    if op in ("=", "==", "!="):
-        m: ast.Filter = ast.Not(ast.Exists(target)) if value == "" else ast.Match(target, ast.Phrase(value))
-        return ast.Not(m) if op == "!=" else m
-    pattern = f"^(?:{value})$"
-    if target == "level":  # logharbor stores ERROR, Grafana users write error
-        pattern = "(?i)" + pattern
-    check_pattern(pattern, None)
-    match = ast.Match(target, ast.Regex(pattern))
-    if re.fullmatch(pattern, ""):  # matches the empty value: also streams without the label
-        match = ast.Or((match, ast.Not(ast.Exists(target))))  # type: ignore[assignment]
-    return ast.Not(match) if op == "!~" else match
 
 
 def parse_logql(text: str) -> Expr:
