@@ -23,6 +23,24 @@ const MAX_SERIES = 12;
 const LOG_ROWS = 50;
 const PALETTE = ["#2563eb", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c",
   "#475569", "#9333ea", "#0d9488", "#b45309"];
+/** HTTP status lines by class, so errors read as errors: 2xx blue/green, 3xx grey, 4xx amber, 5xx red. */
+const STATUS_SHADES: Record<string, string[]> = {
+  "1": ["#94a3b8"], "2": ["#2563eb", "#16a34a", "#0891b2"], "3": ["#64748b", "#94a3b8"],
+  "4": ["#d97706", "#ca8a04", "#ea580c", "#a16207", "#f59e0b"], "5": ["#dc2626", "#9f1239", "#db2777", "#7f1d1d", "#e11d48"],
+};
+
+/** A series' color: a log level's own, an HTTP status by its class, else the palette in turn. */
+function seriesColor(label: string, i: number, used: Map<string, number>): string {
+  const level = LEVEL_COLORS[label.toUpperCase()];
+  if (level) return level;
+  if (/^[1-5]\d\d$/.test(label)) {
+    const shades = STATUS_SHADES[label[0]];
+    const n = used.get(label[0]) ?? 0;
+    used.set(label[0], n + 1);
+    return shades[n % shades.length];
+  }
+  return PALETTE[i % PALETTE.length];
+}
 
 export interface PanelView {
   el: HTMLElement;
@@ -100,9 +118,8 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
     }
     const ranked = [...series.values()].sort((a, b) => b.total - a.total || a.label.localeCompare(b.label));
     const drawn = ranked.slice(0, MAX_SERIES).sort((a, b) => a.label.localeCompare(b.label, "en", { numeric: true }));
-    const lines: LineSeries[] = drawn.map((s, i) => ({
-      label: s.label, values: s.values, color: LEVEL_COLORS[s.label.toUpperCase()] ?? PALETTE[i % PALETTE.length],
-    }));
+    const used = new Map<string, number>();
+    const lines: LineSeries[] = drawn.map((s, i) => ({ label: s.label, values: s.values, color: seriesColor(s.label, i, used) }));
     const step = spanS ?? (x.length > 1 ? (x[1] - x[0]) / 1000 : (r.toMs - r.fromMs) / 1000);
     const records = recordsQuery(spec.query);
     const made = lineChart("", spec.unit ? ` ${spec.unit}` : "", x.map((t) => t / 1000), lines,
