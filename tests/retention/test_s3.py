@@ -12,11 +12,11 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from tests.conftest import free_port
+from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 
 from logharbor.server.query import compile_query
 from logharbor.server.retention.coldstore import S3Cold
-from tests.conftest import free_port
-from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 
 BIN = Path(sys.executable).parent
 
