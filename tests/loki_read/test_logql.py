@@ -73,6 +73,16 @@ def test_whole_words_of_a_substring_filter_narrow_through_the_index(literal: str
                                  ast.Match(None, ast.Regex(line_regex(literal))))
 
 
+def test_or_between_line_filters() -> None:
+    q = log('{a="b"} |= "x" or "y" != "z" or "w" |~ "p" or "q"')
+    assert q.query.filter.items[1:] == (
+        ast.Or((ast.Match(None, ast.Regex("x")), ast.Match(None, ast.Regex("y")))),
+        ast.Not(ast.Or((ast.Match(None, ast.Regex("z")), ast.Match(None, ast.Regex("w"))))),
+        ast.Or((ast.Match(None, ast.Regex("p")), ast.Match(None, ast.Regex("q")))),
+    )
+    assert log('{a="b"} |= ""').query.filter == ast.Match("a", ast.Phrase("b"))
+
+
 def test_label_filters_with_typed_comparisons() -> None:
     q = log('{source="app"} | json | status >= 500 and duration_ms > 1s or level="error" | hits == 0')
     assert q.parsed
@@ -139,7 +149,6 @@ def test_health_check_constant() -> None:
     ('{a="b"} | line_format "{{ .a | Reverse }}"', "template action"),
     ('{a="b"} | line_format "{{.a}}" |= "x"', "line filter after line_format"),
     ('{a="b"} | drop level="debug"', "conditional"),
-    ('{a="b"} |= "x" or "y"', "'or' between line filters"),
     ('sum_over_time({a="b"}[1m])', "unwrap"),
     ('quantile_over_time(0.975, {a="b"} | unwrap n [1m])', None),  # parsed; refused when run
     ('{a="b"} |~ "(?=x)"', "lookaround"),

@@ -235,20 +235,27 @@ class _Parser:
             if pipe.line_format is not None or pipe.decolorize:
                 after = "line_format" if pipe.line_format is not None else "decolorize"
                 raise LogQLError(f"a line filter after {after} is not supported (at {tok.pos})", tok.pos)
-            while True:
-                value = self.string("line filter")
-                if value:
-                    pattern = line_regex(value) if tok.text in ("|=", "!=") else value
-                    if tok.text in ("|~", "!~"):
-                        check_pattern(pattern, tok.pos)
-                    m: ast.Filter = ast.Match(None, ast.Regex(pattern), pos=tok.pos)
-                    if tok.text == "|=":  # whole words inside the literal let the text index narrow first
-                        pipe.items.extend(ast.Match(None, ast.Word(w)) for w in whole_tokens(value))
-                    pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
-                if self.peek().text != "or":
+            values = [self.string("line filter")]
+            while self.accept("or"):  # |= "a" or "b": either; != "a" or "b": neither (as Loki)
+                values.append(self.string("line filter"))
+            if "" in values:  # an empty literal matches every line
+                if tok.text in ("|=", "|~"):
                     return
-                raise LogQLError(f"'or' between line filters is not supported (at {self.peek().pos})",
-                                 self.peek().pos)
+                values = [v for v in values if v]
+            alternatives: list[ast.Filter] = []
+            for value in values:
+                pattern = line_regex(value) if tok.text in ("|=", "!=") else value
+                if tok.text in ("|~", "!~"):
+                    check_pattern(pattern, tok.pos)
+                alternatives.append(ast.Match(None, ast.Regex(pattern), pos=tok.pos))
+            if not alternatives:
+                pipe.items.append(ast.Not(ast.MatchAll()))  # != "": no line lacks the empty string
+                return
+            if tok.text == "|=" and len(values) == 1:  # whole words of the literal narrow through the index
+                pipe.items.extend(ast.Match(None, ast.Word(w)) for w in whole_tokens(values[0]))
+            m = alternatives[0] if len(alternatives) == 1 else ast.Or(tuple(alternatives))
+            pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
+            return
         word = self.peek()
         if pipe.unwrap is not None and word.text != "__error__":
             raise LogQLError(f"'| {word.text}' after unwrap is not supported (at {word.pos})", word.pos)
