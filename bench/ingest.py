@@ -49,9 +49,10 @@ def demo_mix(n: int, seed: int = 7) -> list[bytes]:
     return out[:n]
 
 
-def _client(url: str, bodies: list[bytes], queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _client(url: str, key: str, bodies: list[bytes], queue: mp.Queue) -> None:  # type: ignore[type-arg]
     latencies = []
-    with httpx.Client(base_url=url, timeout=120, headers={"content-type": "application/x-ndjson"}) as c:
+    headers = {"content-type": "application/x-ndjson", "authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as c:
         for body in bodies:
             while True:
                 t0 = time.perf_counter()
@@ -71,8 +72,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def store_rows(url: str) -> int:
-    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+def store_rows(url: str, key: str) -> int:
+    metrics = httpx.get(url + "/metrics", timeout=30, headers={"authorization": f"Bearer {key}"}).text
+    for line in metrics.splitlines():
         if line.startswith("logharbor_store_rows "):
             return int(float(line.split()[1]))
     return -1
@@ -114,8 +116,9 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        key = (data_dir / "admin.key").read_text().strip()  # made by the server on first start
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-        procs = [mp.Process(target=_client, args=(url, share, queue)) for share in shares]
+        procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
         t0 = time.perf_counter()
         for p in procs:
             p.start()
@@ -133,10 +136,10 @@ def main() -> None:
              mb_per_s=round(raw_bytes / elapsed / 1e6, 2), p50_ms=pct(0.5), p99_ms=pct(0.99),
              requests=len(latencies), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
         t1 = time.perf_counter()
-        while store_rows(url) < len(lines) and time.perf_counter() - t1 < 600:
+        while store_rows(url, key) < len(lines) and time.perf_counter() - t1 < 600:
             time.sleep(0.2)
         emit(stage="drain", seconds_after_last_ack=round(time.perf_counter() - t1, 2),
-             store_rows=store_rows(url), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
+             store_rows=store_rows(url, key), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
     finally:
         server.terminate()
         server.wait(timeout=120)

@@ -172,3 +172,12 @@ def test_other_ways_to_present_a_key(secured) -> None:  # type: ignore[no-untype
     assert httpx.get(server.url + "/api/v1/whoami", headers={"x-api-key": keys["reader"]}).json()["role"] == "reader"
     basic = httpx.get(server.url + "/api/v1/whoami", auth=("grafana", keys["reader"]))
     assert basic.json()["role"] == "reader"
+    import base64
+
+    elastic = base64.b64encode(f"filebeat:{keys['writer']}".encode()).decode()
+    response = httpx.post(server.url + "/_bulk", content=BULK, timeout=30,
+                          headers={"authorization": f"ApiKey {elastic}", "content-type": "application/x-ndjson"})
+    assert response.status_code == 200 and response.json()["errors"] is False
+    template = httpx.put(server.url + "/_component_template/logs-settings", json={"template": {}}, timeout=30,
+                         headers={"authorization": f"ApiKey {elastic}"})
+    assert template.status_code != 403

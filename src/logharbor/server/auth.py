@@ -1,8 +1,9 @@
 """Authentication and authorization as one pure-ASGI middleware.
 
 Every request but the probes (and the UI's static assets) must carry a key:
-``Authorization: Bearer lh_…``, ``X-API-Key: lh_…`` or HTTP basic auth with the key as the
-password (what Grafana and Elasticsearch shippers send). A missing or wrong key is 401, a key
+``Authorization: Bearer lh_…``, ``X-API-Key: lh_…``, HTTP basic auth with the key as the
+password (what Grafana and Elasticsearch shippers send), or ``Authorization: ApiKey
+base64(id:lh_…)`` (Elastic shippers' ``api_key`` option). A missing or wrong key is 401, a key
 whose role does not allow the endpoint is 403; both answer with the JSON error shape and say
 nothing about other tenants. The caller's :class:`Principal` is put in ``scope["state"]`` for the
 routes (query scoping, tenant stamping at ingest).
@@ -56,7 +57,7 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (frozenset({"GET"}), re.compile(r"/loki/api/v1/.*|/ready"), "read"),
     # what Elasticsearch shippers call at start (license, templates, HEAD index …)
     (None, re.compile(r"/(_license|_index_template/.*|_ilm/.*|_data_stream/.*|_xpack.*|_nodes.*|"
-                      r"_cluster/.*|_template/.*|_ingest/.*|[^/_][^/]*)"), "write"),
+                      r"_cluster/.*|_template/.*|_component_template/.*|_ingest/.*|[^/_][^/]*)"), "write"),
 ]
 
 
@@ -81,6 +82,12 @@ def _credential(headers: list[tuple[bytes, bytes]]) -> str | None:
             scheme, _, rest = text.partition(" ")
             if scheme.lower() == "bearer":
                 return rest.strip()
+            if scheme.lower() == "apikey":  # Elastic shippers' api_key: base64("id:key")
+                try:
+                    decoded = base64.b64decode(rest.strip(), validate=True).decode()
+                except (ValueError, UnicodeDecodeError):
+                    return rest.strip()
+                return decoded.partition(":")[2] or decoded
             if scheme.lower() == "basic":
                 try:
                     _, _, password = base64.b64decode(rest.strip()).decode().partition(":")
