@@ -49,9 +49,11 @@ export interface PanelView {
   destroy(): void;
 }
 
-function valueText(v: unknown): string {
+/** A value as a panel shows it; `measure`: a number read as a quantity (1,347.16), not an id or a code. */
+function valueText(v: unknown, measure = true): string {
   if (v === null || v === undefined) return "";
-  if (typeof v === "number") return Number.isInteger(v) ? v.toLocaleString("en") : String(+v.toFixed(2));
+  if (typeof v === "number" && measure) return v.toLocaleString("en", { maximumFractionDigits: 2 });
+  if (typeof v === "number") return String(v);
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
@@ -99,7 +101,7 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
     for (const row of answer.rows) {
       const i = at.get(Date.parse(String(row._time)));
       if (i === undefined) continue;
-      const group = groups.map((g) => valueText(row[g]) || "(none)").join(" · ");
+      const group = groups.map((g) => valueText(row[g], false) || "(none)").join(" · ");
       for (const col of cols) {
         const label = [group, cols.length > 1 || !group ? col.name : ""].filter(Boolean).join(" · ");
         let s = series.get(label);
@@ -143,7 +145,7 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
       h("tbody", null, answer.rows.map((row) => {
         const target = by.length ? searchUrl(groupQuery(spec.query, by.map((f) => [f, row[f]])), range) : null;
         return h("tr", null, answer.columns.map((c) => {
-          const text = valueText(row[c]);
+          const text = valueText(row[c], !by.includes(c));
           const cell = target && by.includes(c) ? link(target, text || "(none)") : text;
           return h("td", { class: typeof row[c] === "number" ? "num" : "" }, cell);
         }));
@@ -179,7 +181,7 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
       const bar = h("span", { class: "top-bar" });
       bar.style.width = `${((count / max) * 100).toFixed(1)}%`;
       return h("li", { "data-value": String(value ?? "") },
-        link(searchUrl(groupQuery(spec.query, [[field, value]]), range), valueText(value) || "(none)", "top-label"),
+        link(searchUrl(groupQuery(spec.query, [[field, value]]), range), valueText(value, false) || "(none)", "top-label"),
         h("span", { class: "top-track" }, bar),
         h("span", { class: "top-count" }, count.toLocaleString("en")));
     }));
