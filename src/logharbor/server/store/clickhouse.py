@@ -252,13 +252,18 @@ class ClickHouseStore:
         self.execute(f"OPTIMIZE TABLE {quote_identifier(self.local_name)}{self._on_cluster()} FINAL")
 
     def expose_view(self, name: str, select_sql: str | None) -> None:
-        """Make queries read ``select_sql`` through a view ``name`` (as the embedded store does)."""
+        """Make queries read ``select_sql`` through a view ``name`` (as the embedded store does).
+
+        Not ``ON CLUSTER``: the retention tiers it reads (the warm table) are created through
+        :meth:`execute` on the node this server talks to, so the view lives beside them there
+        (a view created on nodes without them would fail the whole DDL). docs/scaling.md.
+        """
         view = quote_identifier(name)
         if select_sql is None:
             self.table = self.hot_table
-            self.execute(f"DROP VIEW IF EXISTS {view}{self._on_cluster()}")
+            self.execute(f"DROP VIEW IF EXISTS {view}")
             return
-        self.execute(f"CREATE OR REPLACE VIEW {view}{self._on_cluster()} AS {select_sql}")
+        self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
         self.table = view
 
 
