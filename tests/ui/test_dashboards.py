@@ -184,6 +184,13 @@ def test_create_edit_and_delete_with_validation_under_each_field(probe: PageProb
         ("Checkout by level", "timechart"), ("Checkout 5xx", "single"), ("Checkout errors", "logs")]
     assert stored["panels"][1]["unit"] == "requests"
     assert parse_qs(urlparse(page.url).query)["from"] == ["now-2h"], "the dashboard's own range by default"
+    # the search page's time picker: over 30 days a 5m span would be 8,640 buckets; the chart says what it drew
+    page.click("#time-button")
+    page.click(".tp-presets [data-from='now-30d']")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('from') === 'now-30d'")
+    wait_drawn(page, 3)
+    assert page.locator("#panels .panel[data-type=timechart] .panel-note").inner_text() == "span 2h for this range."
+    assert page.locator("#panels .panel[data-type=timechart] canvas").count() == 1
 
     # a name that exists is refused under the name; a panel moves and another goes
     page.click("#edit-dashboard")
