@@ -26,7 +26,7 @@ from logharbor.server.store.rows import row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
-           "compile_tail_filter", "escape_param", "round_sql", "run_round", "split_batch"]
+           "compile_tail_filter", "round_sql", "run_round", "split_batch"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
@@ -148,15 +148,6 @@ class BatchStructure:
             if isinstance(value, str):
                 row[name] = orjson.loads(value) if value else {}
         return row
-
-
-def escape_param(payload: bytes) -> str:
-    """A JSONEachRow batch as a String query parameter (parameters are read in Escaped form).
-
-    orjson never writes a raw control character inside a value, so the only raw newlines are
-    the row separators; backslashes are doubled first so every escape in the JSON stays literal.
-    """
-    return payload.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\t", b"\\t").decode()
 
 
 class BatchRunner:
