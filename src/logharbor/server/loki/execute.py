@@ -106,8 +106,15 @@ def _bucket_rows(ctx: Context, agg: RangeAgg, group: Group, start: int, end: int
             raise ApiError(400, "too_many_series", f"the query makes more than {cap} series × steps; "
                            "use a larger step or aggregate with sum by (…)")
     out = []
+    stamps: dict[str, int] = {}  # one parse per bucket, not per row
     for row in rows:
-        at = row["_at"] if "_at" in row else parse_timestamp(row["_time"]) if span_s else start
+        if "_at" in row:
+            at = row["_at"]
+        elif span_s:
+            text = row["_time"]
+            at = stamps.get(text) or stamps.setdefault(text, parse_timestamp(text))
+        else:
+            at = start
         out.append((at, tuple(label_text(row.get(f)) for f in fields), row))
     return out
 
