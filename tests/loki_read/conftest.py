@@ -23,23 +23,27 @@ START_NS = (T12 - 3600) * NS
 END_NS = (T12 + 3600) * NS
 
 RULES = """
-rules:
-  - record: logharbor:records:count30d
-    query: "*"
-    window: 30d
+groups:
+  - name: corpus
     interval: 10s
-    group_by: [service]
-    labels: {team: core}
-  - record: logharbor:latency:p99_30d
-    query: "* | stats p99(duration_ms) as p99 by service"
-    value: p99
-    window: 30d
-    interval: 10s
-  - record: logharbor:app_errors:ratio30d
-    query: "source:app"
-    condition: ratio(level:ERROR)
-    window: 30d
-    interval: 10s
+    labels: {team: core}      # group labels: on every series of the group's rules
+    rules:
+      - record: logharbor:records:count30d
+        query: "*"
+        window: 30d
+        group_by: [service]
+  - name: quality
+    rules:
+      - record: logharbor:latency:p99_30d
+        query: "* | stats p99(duration_ms) as p99 by service"
+        value: p99
+        window: 30d
+        interval: 10s
+      - record: logharbor:app_errors:ratio30d
+        query: "source:app"
+        condition: ratio(level:ERROR)
+        window: 30d
+        interval: 10s
 """
 
 

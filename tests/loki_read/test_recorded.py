@@ -71,5 +71,14 @@ def test_rule_file_errors_name_the_rule_and_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nope"):
         load_rules(path)
     assert load_rules(tmp_path / "absent.yaml") == []
+    path.write_text("groups:\n  - name: g\n    interval: 30s\n    labels: {team: a, tier: x}\n    rules:\n"
+                    "      - record: r1\n        query: '*'\n        labels: {tier: y}\n"
+                    "      - record: r2\n        query: '*'\n        interval: 15s\n")
+    r1, r2 = load_rules(path)
+    assert (r1.interval, r1.labels) == ("30s", {"team": "a", "tier": "y"})  # the rule's own label wins
+    assert (r2.interval, r2.labels) == ("15s", {"team": "a", "tier": "x"})
+    path.write_text("groups:\n  - name: g\n    limit: 3\n    rules: []\n")
+    with pytest.raises(ValueError, match=r"groups\[0\].*limit"):
+        load_rules(path)
     rule = RecordingRule(record="a:b", query="source:nginx", condition="ratio(status:>=500)")
     assert rule.rule().condition.type == "ratio"

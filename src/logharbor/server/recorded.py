@@ -23,6 +23,16 @@ Rules are read at start from ``<data dir>/recording-rules.yaml`` (or ``$LOGHARBO
       - record: logharbor:latency:p99
         query: source:nginx | stats p99(duration_ms) as p99 by service
         value: p99                             # a column of the query's stats
+
+or in Prometheus' rule-file shape, whose group ``interval`` and ``labels`` apply to its rules::
+
+    groups:
+      - name: checkout
+        interval: 30s
+        labels: {team: payments}
+        rules:
+          - record: logharbor:checkout_errors:count5m
+            query: service:checkout AND level:ERROR
 """
 
 from __future__ import annotations
@@ -106,22 +116,45 @@ class RecordingRule(BaseModel):
                     labels=self.labels, description=self.description)
 
 
-def load_rules(path: Path) -> list[RecordingRule]:
-    """The rules of a YAML file (``rules:`` list, or a bare list); errors name the rule and key."""
-    if not path.exists():
-        return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+def _entries(path: Path, data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(where, rule mapping) of each rule: from ``rules:``, a bare list, or Prometheus-style
+    ``groups:`` whose ``interval`` and ``labels`` apply to their rules (a rule's own win)."""
+    if isinstance(data, dict) and "groups" in data:
+        out = []
+        for g, group in enumerate(data["groups"] or []):
+            if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
+                raise ValueError(f"{path}: groups[{g}]: a group needs a 'rules' list")
+            extra = set(group) - {"name", "interval", "labels", "rules"}
+            if extra:
+                raise ValueError(f"{path}: groups[{g}]: unknown keys {sorted(extra)}")
+            for i, item in enumerate(group["rules"]):
+                if not isinstance(item, dict):
+                    raise ValueError(f"{path}: groups[{g}].rules[{i}]: a rule is a mapping")
+                merged = dict(item)
+                if "interval" in group:
+                    merged.setdefault("interval", group["interval"])
+                merged["labels"] = {**(group.get("labels") or {}), **(item.get("labels") or {})}
+                out.append((f"groups[{g}].rules[{i}]", merged))
+        return out
     items = data.get("rules", []) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ValueError(f"{path}: 'rules' must be a list")
+    return [(f"rules[{i}]", item) for i, item in enumerate(items)]
+
+
+def load_rules(path: Path) -> list[RecordingRule]:
+    """The rules of a YAML file (see the module docstring); errors name the rule and key."""
+    if not path.exists():
+        return []
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     rules, names = [], set()
-    for i, item in enumerate(items):
+    for where, item in _entries(path, data):
         try:
             rule = RecordingRule.model_validate(item)
         except ValidationError as exc:
-            raise ValueError(f"{path}: rules[{i}]: {validation_message(exc)}") from None
+            raise ValueError(f"{path}: {where}: {validation_message(exc)}") from None
         if rule.record in names:
-            raise ValueError(f"{path}: rules[{i}]: record {rule.record!r} is defined twice")
+            raise ValueError(f"{path}: {where}: record {rule.record!r} is defined twice")
         names.add(rule.record)
         rules.append(rule)
     return rules
