@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import ServerProcess
 
 from logharbor.server.loki.logql import LogQLError, parse_logql
+from logharbor.server.recorded import load_rules
 
 from .conftest import get, query_range
 
@@ -46,3 +47,12 @@ def test_every_route_is_documented() -> None:
     for route in ("query_range", "/query`", "labels", "label/{name}/values", "series", "index/stats", "index/volume",
                   "detected_fields", "/tail", "status/buildinfo", "/ready", "/metrics/recorded"):
         assert route in DOC, route
+
+
+def test_recording_rule_examples_load(tmp_path: Path) -> None:
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", DOC, re.DOTALL) if "record:" in b]
+    assert len(blocks) >= 2
+    for i, text in enumerate(blocks):
+        path = tmp_path / f"rules{i}.yaml"
+        path.write_text(text)
+        assert load_rules(path)
