@@ -85,6 +85,7 @@ def value_of(record: Mapping[str, Any], name: str) -> Any:
 
 
 def label_text(value: Any) -> str:
+    """A field value as Loki label text (labels are strings; absent is empty, ``1.0`` is ``1``)."""
     if value is None:
         return ""
     if isinstance(value, bool):
