@@ -275,7 +275,8 @@ def test_relative_range_reloads_on_the_refresh_period(probe: PageProbe, demo: De
     service = "refresh-" + uuid.uuid4().hex[:8]
     name = f"ui {service}"
     board = {"name": name, "time_range": "2h", "refresh": "1m", "panels": [
-        {"title": "Records", "type": "single", "query": f"service:{service} | stats count() as n"}]}
+        {"title": "Records", "type": "single", "query": f"service:{service} | stats count() as n"},
+        {"title": "Lines", "type": "logs", "query": f"service:{service}"}]}
     assert httpx.post(demo.server.url + "/api/v1/dashboards", json=board, headers=demo.server.headers).status_code == 201
     try:
         post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "one"}])
@@ -289,6 +290,12 @@ def test_relative_range_reloads_on_the_refresh_period(probe: PageProbe, demo: De
         post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "two"}])
         wait_count(demo, service, 2)
         assert value.get_attribute("data-value") == "1", "nothing reloads before the period"
+        # a record opened to read holds the refresh back (the reload would fold it)
+        page.click("#panels .panel[data-type=logs] li.record .summary")
+        page.clock.fast_forward("01:01")
+        assert page.locator("#panels .panel[data-state=loading]").count() == 0
+        assert page.locator("#panels .panel[data-type=logs] li.record.open").count() == 1
+        page.click("#panels .panel[data-type=logs] li.record .summary")
         page.clock.fast_forward("01:01")
         page.wait_for_function("() => document.querySelector('#panels .single-value')?.dataset.value === '2'")
     finally:

@@ -122,7 +122,10 @@ export function dashboardPage(name: string): Page {
         // an absolute range shows the same records on every reload: nothing to refresh
         if (autoLabel) autoLabel.hidden = !isRelative(range);
         if (refreshMs !== null && auto.checked && isRelative(range) && view.hidden === false) {
-          timer = window.setInterval(() => void load(false), Math.max(refreshMs, 5000));
+          timer = window.setInterval(() => {
+            // not while the tab is hidden, nor under a record someone has opened to read
+            if (!document.hidden && !grid.querySelector(".record.open")) void load(false);
+          }, Math.max(refreshMs, 5000));
         }
       }
 
