@@ -140,11 +140,10 @@ class Mover:
         if self.tiers.cold is None:
             return 0
         last_day = _day(before_ns)
-        total = 0
-        for key in self.tiers.cold.keys():
-            if key.split("/", 1)[0] <= last_day:  # files hold one day; newer days cannot match
-                total += self.tiers.delete_in_cold_file(key, where, params)
-        return total
+        if not any(key.split("/", 1)[0] <= last_day for key in self.tiers.cold.keys()):
+            return 0  # files hold one day each; none is old enough to match
+        return sum(self.tiers.delete_in_cold_file(key, where, params)
+                   for key in self.tiers.cold_matches(where, params))
 
     # -- moving ----------------------------------------------------------------------------
 

@@ -95,14 +95,36 @@ class Tiers:
             out.append(f"toString({quoted}) AS {quoted}" if sql_type.startswith("JSON") else quoted)
         return ", ".join(out)
 
-    def cold_select(self, key: str | None = None) -> str:
-        """SELECT of cold rows with the hot table's column types (JSON parsed back)."""
+    def cold_select(self, key: str | None = None, *, with_path: bool = False) -> str:
+        """SELECT of cold rows with the hot table's column types (JSON parsed back).
+
+        ``with_path`` adds ``_cold_path``, the file each row comes from (the engine's ``_path``).
+        """
         assert self.cold is not None
         out = []
         for name, sql_type in self.columns:
             quoted = quote_identifier(name)
             out.append(f"CAST({quoted}, 'JSON') AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        if with_path:
+            out.append("_path AS _cold_path")
         return f"SELECT {', '.join(out)} FROM {self.cold.table_function(key, self.structure)}"
+
+    def cold_matches(self, cond: str, params: Mapping[str, Any]) -> dict[str, int]:
+        """Matching rows per cold file, in one pass over every file (row groups pruned by stats)."""
+        assert self.cold is not None
+        keys = self.cold.keys()
+        if not keys:
+            return {}
+        source = self.cold_select(with_path=True)
+        rows = self.store.query(f"SELECT _cold_path AS path, count() AS n FROM ({source}) "
+                                f"WHERE {cond} GROUP BY path", dict(params))
+        found = {}
+        for row in rows:
+            path = str(row["path"])
+            key = next((k for k in keys if path.endswith("/" + k)), None)
+            if key is not None:
+                found[key] = int(row["n"])
+        return found
 
     def source(self, tier: str, key: str | None = None) -> str:
         """A table expression (in parentheses where needed) reading one tier."""
@@ -204,7 +226,7 @@ class Tiers:
         if self.cold is None:
             return 0
         total = 0
-        for key in self.cold.keys():
+        for key in self.cold_matches(cond, params):
             total += self.delete_in_cold_file(key, cond, params)
         return total
 
