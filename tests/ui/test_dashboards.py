@@ -111,6 +111,21 @@ def test_reference_stack_dashboard_renders_the_demo_data(probe: PageProbe, demo:
     assert page.locator("#results li.record").count() == top[1]["count"]
     page.go_back()
     wait_drawn(page, len(spec["panels"]))
+
+    def link_query(locator) -> str:  # type: ignore[no-untyped-def]
+        return parse_qs(urlparse(locator.get_attribute("href")).query)["q"][0]
+
+    assert link_query(panel("Errors").locator(".panel-title")) == "level:(ERROR OR FATAL)"
+    assert link_query(panel("Slowest paths").locator(".panel-title")) == "source:nginx"
+    checkout = panel("Latency by layer").locator("tbody tr").filter(has_text="checkout").first
+    assert link_query(checkout.locator("a").first) == "_exists_:duration_ms AND service:checkout AND source:app"
+    # a value in a logs record narrows the panel's records to it
+    service = logs.first.locator(".svc").inner_text()
+    logs.first.locator(".summary").click()
+    logs.first.locator("tr[data-field=service] button.value").click()
+    assert search_query(page) == f"(level:(ERROR OR FATAL)) AND service:{service}"
+    page.go_back()
+    wait_drawn(page, len(spec["panels"]))
     box = panel("Requests by layer").locator(".u-over").bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
