@@ -133,6 +133,11 @@ def _bytes(service: str) -> int:
     ('absent_over_time({service="nope", env="prod", host=~"web.*"}[30m])',
      {(("env", "prod"), ("service", "nope")): 1.0}),
     ('absent_over_time({service="checkout"}[30m])', {}),
+    ('sum(count_over_time({service="checkout"}[30m])) * 2', {(): 8.0}),
+    ('60 * sum(rate({service="checkout"}[30m]))', {(): 60 * 4 / 1800}),
+    ('sum by (service) (count_over_time({service=~"checkout|edge"} |= "declined" [30m])) '
+     '/ sum by (service) (count_over_time({service=~"checkout|edge"}[30m]))', {(("service", "checkout"),): 0.5}),
+    ('topk(1, sum by (service) (count_over_time({level="error"}[30m])) - 1)', {(("service", "checkout"),): 1.0}),
     ('count by (service) (count_over_time({service="checkout"}[30m]))', {(("service", "checkout"),): 3.0}),
     ('topk(1, sum by (service) (count_over_time({level="error"}[30m])))', {(("service", "checkout"),): 2.0}),
     ('bottomk(1, sum by (service) (count_over_time({service=~"checkout|edge"}[30m])))',

@@ -118,7 +118,7 @@ def test_label_browser_and_hints(loki: ServerProcess) -> None:
 
 @pytest.mark.parametrize(("query", "named"), [
     ('{service="api"} | unpack', "unpack"),
-    ('rate({service="api"}[1m]) / rate({service="api"}[5m])', "binary operation"),
+    ('sum(rate({service="api"}[1m])) > 1', "unexpected '>'"),
     ('{service="api"', "expected"),
 ])
 def test_errors_carry_a_message_grafana_shows(loki: ServerProcess, query: str, named: str) -> None:
@@ -126,6 +126,12 @@ def test_errors_carry_a_message_grafana_shows(loki: ServerProcess, query: str, n
     assert response.status_code == 400
     body = response.json()
     assert named in body["message"] and body["error"]["code"] == "invalid_logql"
+
+
+def test_division_by_zero_is_infinite(loki: ServerProcess) -> None:
+    data = check_success(get(loki, "/loki/api/v1/query", time=str((T12 + 20 * 60) * NS),
+                             query='sum(count_over_time({service="checkout"}[30m])) / 0'), "vector")
+    assert data["result"] == [{"metric": {}, "value": [T12 + 20 * 60, "+Inf"]}]
 
 
 def test_quantile_needs_range_equal_to_step(loki: ServerProcess) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from logharbor.server.loki.lexer import whole_tokens
 from logharbor.server.loki.logql import (
+    Binary,
     Constant,
     LabelFormat,
     LogQLError,
@@ -133,7 +134,15 @@ def test_metric_queries() -> None:
 
 def test_health_check_constant() -> None:
     assert parse_logql("vector(1)+vector(1)") == Constant(2.0)
-    assert parse_logql("1 + 2 * 3") == Constant(9.0, is_vector=False)  # left to right, as written
+    assert parse_logql("1 + 2 * 3") == Constant(7.0, is_vector=False)  # * and / before + and -
+    assert parse_logql("(1 + 2) * 3") == Constant(9.0, is_vector=False)
+
+
+def test_arithmetic_between_metric_queries() -> None:
+    expr = parse_logql('sum(rate({a="b"} |= "error" [5m])) / sum(rate({a="b"}[5m])) * 100')
+    assert isinstance(expr, Binary) and expr.op == "*" and expr.right == Constant(100.0, is_vector=False)
+    assert isinstance(expr.left, Binary) and expr.left.op == "/"
+    assert isinstance(expr.left.left, VectorAgg) and isinstance(expr.left.right, VectorAgg)
 
 
 @pytest.mark.parametrize(("text", "named"), [
@@ -141,7 +150,8 @@ def test_health_check_constant() -> None:
     ('{a="b"} | keep a="x"', "conditional"),
     ('{a="b"} | decolorize |= "x"', "line filter after decolorize"),
     ('stddev_over_time({a="b"} | unwrap n [1m])', "stddev_over_time"),
-    ('count_over_time({a="b"}[1m]) / count_over_time({a="c"}[1m])', "binary operation"),
+    ('{a="b"} / count_over_time({a="c"}[1m])', "not a log query"),
+    ('count_over_time({a="b"}[1m]) > 3', "unexpected '>'"),
     ('count_over_time({a="b"}[1m] offset 1h)', "offset"),
     ('{a="b"} | unwrap duration(d)', "unwrap conversion"),
     ('{a="b"} | regexp "(?P<x>\\\\d+)" | x > 3', "extracted by regexp"),

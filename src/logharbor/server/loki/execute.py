@@ -23,6 +23,7 @@ from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 
 from .logql import Constant, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
+from .nodes import Binary, Metric, arith
 from .streams import STREAM_LABELS, Context, Labels, label_text
 
 __all__ = ["Group", "Series", "aggregate", "bytes_rows", "constant_series", "default_group", "eval_metric",
@@ -256,8 +257,10 @@ _PUSHDOWN = {"sum": {"count_over_time", "rate", "bytes_over_time", "bytes_rate",
              "max": {"max_over_time"}, "min": {"min_over_time"}}
 
 
-def eval_metric(ctx: Context, expr: RangeAgg | VectorAgg, times: list[int], step: int | None) -> Series:
+def eval_metric(ctx: Context, expr: Metric, times: list[int], step: int | None) -> Series:
     """Series of a metric expression at ``times``."""
+    if isinstance(expr, Binary):
+        return _binary(ctx, expr, times, step)
     if isinstance(expr, RangeAgg):
         return eval_range(ctx, expr, default_group(expr.log), times, step)
     inner = expr.inner
@@ -270,6 +273,29 @@ def eval_metric(ctx: Context, expr: RangeAgg | VectorAgg, times: list[int], step
     else:
         below = eval_metric(ctx, inner, times, step)
     return aggregate(expr, below)
+
+
+def _binary(ctx: Context, expr: Binary, times: list[int], step: int | None) -> Series:
+    """Arithmetic per time: with a number on one side, on every series; between two metric
+    queries, on the pairs of series with identical labels (the others drop out, as in PromQL)."""
+    def side(e: Metric | Constant) -> Series | float:
+        return e.value if isinstance(e, Constant) else eval_metric(ctx, e, times, step)
+
+    left, right = side(expr.left), side(expr.right)
+    if isinstance(left, float):
+        assert not isinstance(right, float)  # two constants were folded by the parser
+        return {k: {t: arith(expr.op, left, v) for t, v in vs.items()} for k, vs in right.items()}
+    if isinstance(right, float):
+        return {k: {t: arith(expr.op, v, right) for t, v in vs.items()} for k, vs in left.items()}
+    out: Series = {}
+    for labels, values in left.items():
+        other = right.get(labels)
+        if other is None:
+            continue
+        joined = {t: arith(expr.op, v, other[t]) for t, v in values.items() if t in other}
+        if joined:
+            out[labels] = joined
+    return out
 
 
 def _key(labels: Labels, expr: VectorAgg) -> Labels:

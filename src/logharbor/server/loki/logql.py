@@ -18,11 +18,22 @@ from logharbor.server.query import ast
 
 from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote, whole_tokens
 from .matchers import label_match
-from .nodes import Constant, Expr, LabelFormat, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
+from .nodes import (
+    Binary,
+    Constant,
+    Expr,
+    LabelFormat,
+    LogQLError,
+    LogQuery,
+    RangeAgg,
+    VectorAgg,
+    arith,
+    field_name,
+)
 from .templates import check_pattern, check_template, pattern_extractor, regexp_extractor, render_template
 
-__all__ = ["Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg", "field_name",
-           "line_regex", "parse_logql", "render_template"]
+__all__ = ["Binary", "Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg",
+           "field_name", "line_regex", "parse_logql", "render_template"]
 
 RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time",
                    "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
@@ -98,14 +109,17 @@ class _Parser:
         return expr
 
     def expr(self) -> Expr:
-        left = self.term()
-        while self.peek().text in ("+", "-", "*", "/") and self.peek().kind == "op":
+        left = self.product()
+        while self.peek().text in ("+", "-") and self.peek().kind == "op":
             op = self.take()
-            right = self.term()
-            if not isinstance(left, Constant) or not isinstance(right, Constant):
-                raise LogQLError(f"binary operation '{op.text}' between metric queries is not supported "
-                                 f"(at {op.pos}); only constants combine", op.pos)
-            left = Constant(_arith(op.text, left.value, right.value), left.is_vector or right.is_vector)
+            left = _binary(op, left, self.product())
+        return left
+
+    def product(self) -> Expr:
+        left = self.term()
+        while self.peek().text in ("*", "/") and self.peek().kind == "op":
+            op = self.take()
+            left = _binary(op, left, self.term())
         return left
 
     def term(self) -> Expr:
@@ -188,7 +202,7 @@ class _Parser:
         self.expect(")", "')'")
         if by is None and without is None:
             by, without = self.grouping()
-        if not isinstance(inner, RangeAgg | VectorAgg):
+        if not isinstance(inner, RangeAgg | VectorAgg | Binary):
             raise LogQLError(f"{op.text}() needs a metric query such as count_over_time(…)", op.pos)
         return VectorAgg(op.text, inner, by, without, param)
 
@@ -399,10 +413,14 @@ class _Parser:
 _CMP = {"=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="}
 
 
-def _arith(op: str, a: float, b: float) -> float:
-    if op == "/" and b == 0:
-        return float("nan")
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+def _binary(op: Tok, left: Expr, right: Expr) -> Expr:
+    """Constants fold; metric queries combine; a log query cannot take part."""
+    if isinstance(left, LogQuery) or isinstance(right, LogQuery):
+        raise LogQLError(f"'{op.text}' needs metric queries or numbers on both sides, not a log query "
+                         f"(at {op.pos})", op.pos)
+    if isinstance(left, Constant) and isinstance(right, Constant):
+        return Constant(arith(op.text, left.value, right.value), left.is_vector or right.is_vector)
+    return Binary(op.text, left, right)
 
 
 def parse_logql(text: str) -> Expr:

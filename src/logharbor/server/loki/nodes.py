@@ -5,14 +5,27 @@ Why separate: the executor and the routes read these shapes without needing the 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from logharbor.server.query import ast
 from logharbor.server.query.errors import QueryError
 
-__all__ = ["LABEL_ALIASES", "Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg",
-           "VectorAgg", "field_name"]
+__all__ = [
+    "LABEL_ALIASES",
+    "Binary",
+    "Constant",
+    "Expr",
+    "LabelFormat",
+    "LogQLError",
+    "LogQuery",
+    "Metric",
+    "RangeAgg",
+    "VectorAgg",
+    "arith",
+    "field_name",
+]
 
 #: Loki label names Grafana uses that are spelled differently in logharbor
 LABEL_ALIASES = {"service_name": "service", "detected_level": "level"}
@@ -69,7 +82,7 @@ class VectorAgg:
     """``sum by (service) (…)``, ``topk(5, …)``: series combined per step."""
 
     op: str
-    inner: RangeAgg | VectorAgg
+    inner: RangeAgg | VectorAgg | Binary
     by: tuple[str, ...] | None = None
     without: tuple[str, ...] | None = None
     param: int | None = None
@@ -83,4 +96,22 @@ class Constant:
     is_vector: bool = True
 
 
-Expr = LogQuery | RangeAgg | VectorAgg | Constant
+@dataclass(frozen=True)
+class Binary:
+    """``a / b``, ``sum(rate(…)) * 60``: arithmetic between metric queries and numbers, series
+    matched on identical label sets (PromQL's one-to-one matching)."""
+
+    op: str
+    left: RangeAgg | VectorAgg | Binary | Constant
+    right: RangeAgg | VectorAgg | Binary | Constant
+
+
+Expr = LogQuery | RangeAgg | VectorAgg | Constant | Binary
+Metric = RangeAgg | VectorAgg | Binary
+
+
+def arith(op: str, a: float, b: float) -> float:
+    """``a op b`` as PromQL computes it (a division by zero is ±Inf, or NaN for 0/0)."""
+    if op == "/" and b == 0:
+        return float("nan") if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
