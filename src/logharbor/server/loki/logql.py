@@ -19,6 +19,10 @@ from logharbor.server.query import ast
 from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote, whole_tokens
 from .matchers import label_match
 from .nodes import (
+    KNOWN_UNSUPPORTED,
+    RANGE_FUNCTIONS,
+    UNWRAP_FUNCTIONS,
+    VECTOR_OPS,
     Binary,
     Constant,
     Expr,
@@ -27,7 +31,7 @@ from .nodes import (
     LogQuery,
     RangeAgg,
     VectorAgg,
-    arith,
+    combine,
     field_name,
 )
 from .templates import check_pattern, check_template, pattern_extractor, regexp_extractor, render_template
@@ -35,16 +39,6 @@ from .templates import check_pattern, check_template, pattern_extractor, regexp_
 __all__ = ["Binary", "Constant", "Expr", "LabelFormat", "LogQLError", "LogQuery", "RangeAgg", "VectorAgg",
            "field_name", "line_regex", "parse_logql", "render_template"]
 
-RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time",
-                   "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
-                   "first_over_time", "last_over_time"}
-UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
-                    "first_over_time", "last_over_time"}
-VECTOR_OPS = {"sum", "avg", "min", "max", "count", "topk", "bottomk"}
-_KNOWN_UNSUPPORTED = {
-    "stddev_over_time", "stdvar_over_time", "rate_counter", "stddev", "stdvar", "sort", "sort_desc",
-    "label_replace", "unpack", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
-}
 
 
 @dataclass
@@ -112,14 +106,14 @@ class _Parser:
         left = self.product()
         while self.peek().text in ("+", "-") and self.peek().kind == "op":
             op = self.take()
-            left = _binary(op, left, self.product())
+            left = combine(op.text, op.pos, left, self.product())
         return left
 
     def product(self) -> Expr:
         left = self.term()
         while self.peek().text in ("*", "/") and self.peek().kind == "op":
             op = self.take()
-            left = _binary(op, left, self.term())
+            left = combine(op.text, op.pos, left, self.term())
         return left
 
     def term(self) -> Expr:
@@ -149,7 +143,7 @@ class _Parser:
             return self.range_agg()
         if name in VECTOR_OPS:
             return self.vector_agg()
-        if name in _KNOWN_UNSUPPORTED:
+        if name in KNOWN_UNSUPPORTED:
             raise LogQLError(f"'{name}' is not supported by logharbor's LogQL subset", tok.pos)
         raise LogQLError(f"unknown function or syntax {name!r} at {tok.pos}", tok.pos)
 
@@ -335,7 +329,7 @@ class _Parser:
                                  "numeric field", word.pos)
             pipe.unwrap = self.resolve(pipe, name, word.pos)
             return
-        if word.kind == "name" and word.text in _KNOWN_UNSUPPORTED:
+        if word.kind == "name" and word.text in KNOWN_UNSUPPORTED:
             raise LogQLError(f"'| {word.text}' is not supported by logharbor's LogQL subset", word.pos)
         pipe.items.append(self.label_expr(pipe))
 
@@ -411,16 +405,6 @@ class _Parser:
 
 
 _CMP = {"=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="}
-
-
-def _binary(op: Tok, left: Expr, right: Expr) -> Expr:
-    """Constants fold; metric queries combine; a log query cannot take part."""
-    if isinstance(left, LogQuery) or isinstance(right, LogQuery):
-        raise LogQLError(f"'{op.text}' needs metric queries or numbers on both sides, not a log query "
-                         f"(at {op.pos})", op.pos)
-    if isinstance(left, Constant) and isinstance(right, Constant):
-        return Constant(arith(op.text, left.value, right.value), left.is_vector or right.is_vector)
-    return Binary(op.text, left, right)
 
 
 def parse_logql(text: str) -> Expr:

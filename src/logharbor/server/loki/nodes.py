@@ -23,9 +23,21 @@ __all__ = [
     "Metric",
     "RangeAgg",
     "VectorAgg",
-    "arith",
+    "arith", "combine",
     "field_name",
 ]
+
+#: what the subset covers, by name (anything else named here is refused by name)
+RANGE_FUNCTIONS = {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time",
+                   "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
+                   "first_over_time", "last_over_time"}
+UNWRAP_FUNCTIONS = {"sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "quantile_over_time",
+                    "first_over_time", "last_over_time"}
+VECTOR_OPS = {"sum", "avg", "min", "max", "count", "topk", "bottomk"}
+KNOWN_UNSUPPORTED = {
+    "stddev_over_time", "stdvar_over_time", "rate_counter", "stddev", "stdvar", "sort", "sort_desc",
+    "label_replace", "unpack", "distinct", "offset", "on", "ignoring", "group_left", "group_right",
+}
 
 #: Loki label names Grafana uses that are spelled differently in logharbor
 LABEL_ALIASES = {"service_name": "service", "detected_level": "level"}
@@ -115,3 +127,13 @@ def arith(op: str, a: float, b: float) -> float:
     if op == "/" and b == 0:
         return float("nan") if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
     return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+
+
+def combine(op: str, pos: int, left: Expr, right: Expr) -> Expr:
+    """Constants fold; metric queries combine; a log query cannot take part."""
+    if isinstance(left, LogQuery) or isinstance(right, LogQuery):
+        raise LogQLError(f"'{op}' needs metric queries or numbers on both sides, not a log query "
+                         f"(at {pos})", pos)
+    if isinstance(left, Constant) and isinstance(right, Constant):
+        return Constant(arith(op, left.value, right.value), left.is_vector or right.is_vector)
+    return Binary(op, left, right)
