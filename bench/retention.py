@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="runs per query timing")
     parser.add_argument("--days", type=int, default=30, help="days the records are spread over (a cold file "
                         "holds one rule's day)")
+    parser.add_argument("--extra-files", type=int, default=300,
+                        help="small cold files added at the end to time a recent query against many files")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
 
@@ -149,6 +151,15 @@ def main() -> None:
         emit(stage="query_tiers", all_cold_stats_ms=q_cold, cold_trace_lookup_ms=q_trace,
              recent_stats_hot_table_ms=recent_hot, recent_stats_tiered_view_ms=recent_view,
              cold_files=len(tiers.cold.keys()))
+        # many cold files: what their footers cost a query about the last hours
+        for i in range(args.extra_files):
+            select = (f"SELECT {tiers.export_list()} FROM ({tiers.cold_select()}) "  # noqa: S608
+                      f"LIMIT 100 OFFSET {i * 100}")
+            tiers.cold.write(store, f"2000-01-01/extra-{i}.parquet", select, {})
+        tiers.refresh_view()
+        emit(stage="query_many_cold_files", cold_files=len(tiers.cold.keys()),
+             recent_stats_hot_table_ms=timed_query(store, store.hot_table, stats_q, since, args.rounds),
+             recent_stats_tiered_view_ms=timed_query(store, store.table, stats_q, since, args.rounds))
     finally:
         store.close()
         if not args.keep:

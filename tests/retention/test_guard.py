@@ -11,7 +11,7 @@ from tests.retention.helpers import counts, insert, open_tiers, record, set_poli
 
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor
-from logharbor.server.retention.guard import DiskGuard, GuardedWal, directory_bytes
+from logharbor.server.retention.guard import DiskGuard, GuardedWal, directory_bytes, store_bytes
 from logharbor.server.wal import WriteAheadLog
 
 POLICY = {"rules": [
@@ -28,13 +28,17 @@ def test_lowest_priority_oldest_day_goes_first(tmp_path: Path) -> None:
                        for age in (1, 2, 3) for level in ("DEBUG", "ERROR") for source in ("alb", "app")
                        for i in range(50)])
         set_policy(mover, POLICY)
-        used = directory_bytes(tmp_path, exclude=tmp_path / "cold")
-        assert used > 0
-        guard = DiskGuard(tmp_path, mover, max_bytes=used - 1, exclude=tmp_path / "cold", reject_margin=10)
+        assert directory_bytes(tmp_path, exclude=tmp_path / "cold") > 0
+        guard = DiskGuard(tmp_path, mover, max_bytes=1024, exclude=tmp_path / "cold", reject_margin=10**6,
+                          store_dir=tmp_path / "store")
         # 1st step: rule "debug" (priority 0) loses its oldest day (no cold tier: deleted)
+        assert store_bytes(mover) > 0
         assert guard.check() and not guard.rejecting
         assert counts(tiers, "level = 'DEBUG'")["hot"] == 200  # 3 days × 2 sources × 50, minus day 3
         assert counts(tiers, "level = 'DEBUG' AND message LIKE '% at 3d'")["hot"] == 0
+        # the freed rows left the active parts at once (what the guard measures), not at a later merge
+        parts = store.query("SELECT sum(rows) AS n FROM system.parts WHERE active AND table = 'logs'", {})
+        assert int(parts[0]["n"]) == 500
         guard.check()
         guard.check()
         assert counts(tiers, "level = 'DEBUG'")["hot"] == 0

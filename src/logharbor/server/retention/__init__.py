@@ -33,5 +33,5 @@ def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_s
     mover = Mover(tiers, meta, interval_s=interval_s)
     exclude = cold.root if isinstance(cold, LocalCold) else None
     guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
-                      exclude=exclude)
+                      exclude=exclude, store_dir=getattr(store, "path", None))
     return Retention(tiers, mover, DeleteJobs(mover, meta, audit), guard)

@@ -28,12 +28,12 @@ __all__ = ["DiskGuard", "GuardedWal", "directory_bytes"]
 log = logging.getLogger("logharbor.retention")
 
 
-def directory_bytes(root: Path, exclude: Path | None = None) -> int:
-    """Bytes of the files under ``root`` (allocated blocks), skipping ``exclude``."""
+def directory_bytes(root: Path, exclude: Path | None = None, *more: Path) -> int:
+    """Bytes of the files under ``root`` (allocated blocks), skipping ``exclude`` and ``more``."""
     total = 0
-    skip = str(exclude.resolve()) if exclude is not None else None
+    skips = tuple(str(p.resolve()) for p in (exclude, *more) if p is not None)
     for dirpath, dirnames, filenames in os.walk(root):
-        if skip is not None and dirpath.startswith(skip):
+        if skips and dirpath.startswith(skips):
             dirnames[:] = []
             continue
         for name in filenames:
@@ -45,19 +45,33 @@ def directory_bytes(root: Path, exclude: Path | None = None) -> int:
     return total
 
 
+def store_bytes(mover: Mover) -> int:
+    """Bytes of the store's active parts: what is left once replaced parts are cleaned up.
+
+    Parts a delete or merge replaced stay on disk a few minutes; counting them would make the
+    guard free day after day while it waits. The filesystem's free space still guards the disk.
+    """
+    rows = mover.tiers.store.query("SELECT sum(bytes_on_disk) AS b FROM system.parts "
+                                   "WHERE active AND database = currentDatabase()", {})
+    return int(rows[0]["b"] or 0) if rows else 0
+
+
 class DiskGuard:
     """Measures the data directory and frees it by the rules' priorities."""
 
     def __init__(self, data_dir: Path, mover: Mover | None, *, max_bytes: int | None,
                  min_free_bytes: int = 0, reject_margin: float = 0.10, exclude: Path | None = None,
                  interval_s: float = 5.0, measure: Callable[[], int] | None = None,
-                 free: Callable[[], int] | None = None) -> None:
+                 free: Callable[[], int] | None = None, store_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.mover = mover
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
         self.reject_margin = reject_margin
         self.interval_s = interval_s
+        if measure is None and store_dir is not None and mover is not None:
+            def measure() -> int:  # files outside the store + the store's active parts
+                return directory_bytes(data_dir, exclude, store_dir) + store_bytes(mover)
         self._measure = measure or (lambda: directory_bytes(data_dir, exclude))
         self._free = free or (lambda: shutil.disk_usage(data_dir).free)
         self.used_bytes = 0

@@ -261,9 +261,11 @@ class Mover:
                 args = {**params, "day": day}
                 if rule.cold is not None and self.tiers.cold is not None:
                     n = self.move(rule.name, source, "cold", where, args, day)
+                    self.tiers.compact_day(source, day)
                     self.tiers.refresh_view()
                     return n
                 n = self.tiers.delete_where(source, where, args)
+                self.tiers.compact_day(source, day)  # give the disk back now, not at the next merge
                 self.deleted_rows += n
                 return n
             return 0

@@ -16,6 +16,7 @@ exist); the store's ``table`` names it, so the compiled SQL is the same whatever
 # ruff: noqa: S608
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -210,6 +211,13 @@ class Tiers:
             params = {}
         self.store.execute(f"DELETE FROM {table} WHERE {day_filter}{IDENTITY} IN {moving}", params)
         self.store.execute(f"DROP TABLE IF EXISTS {moving}")
+
+    def compact_day(self, tier: str, day: str) -> None:
+        """Rewrite one day's partition so rows a delete masked leave the active parts now."""
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ValueError(f"not a day: {day!r}")
+        table = self.hot if tier == "hot" else self.warm
+        self.store.execute(f"OPTIMIZE TABLE {table} PARTITION ID '{day.replace('-', '')}' FINAL")
 
     # -- deleting --------------------------------------------------------------------------
 
