@@ -45,7 +45,7 @@ def test_refused_examples_are_refused(loki: ServerProcess, example: str) -> None
 
 def test_every_route_is_documented() -> None:
     for route in ("query_range", "/query`", "labels", "label/{name}/values", "series", "index/stats", "index/volume",
-                  "detected_fields", "/tail", "status/buildinfo", "/ready", "/metrics/recorded"):
+                  "detected_fields", "detected_labels", "/tail", "status/buildinfo", "/ready", "/metrics/recorded"):
         assert route in DOC, route
 
 

@@ -253,3 +253,12 @@ def test_tail_refuses_a_metric_query(loki: ServerProcess) -> None:
     with connect(url, additional_headers={"authorization": f"Bearer {loki.api_key}"}, open_timeout=10) as ws:
         message = orjson.loads(ws.recv(timeout=20))
     assert message["status"] == "error" and "log query" in message["message"]
+
+
+def test_detected_labels(loki: ServerProcess) -> None:
+    window = {"start": str(START_NS), "end": str(END_NS)}
+    found = get(loki, "/loki/api/v1/detected_labels", query='{service="checkout"}', **window).json()
+    by_name = {d["label"]: d["cardinality"] for d in found["detectedLabels"]}
+    assert by_name == {"service": 1, "level": 3, "source": 1, "host": 3, "env": 2}  # no instance in the corpus
+    everything = get(loki, "/loki/api/v1/detected_labels", **window).json()["detectedLabels"]
+    assert {d["label"]: d["cardinality"] for d in everything}["service"] == 8

@@ -97,6 +97,7 @@ ENDPOINTS = {
     "loki.index_stats": ("GET", "/loki/api/v1/index/stats?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.index_volume": ("GET", "/loki/api/v1/index/volume?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.index_volume_range": ("GET", "/loki/api/v1/index/volume_range?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.detected_labels": ("GET", "/loki/api/v1/detected_labels?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.detected_fields": ("GET", "/loki/api/v1/detected_fields?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.buildinfo": ("GET", "/loki/api/v1/status/buildinfo", None, 200, "read"),
     "loki.ready": ("GET", "/ready", None, 200, "read"),

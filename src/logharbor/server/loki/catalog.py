@@ -24,7 +24,8 @@ from .execute import NS, Series, bytes_rows, default_group, eval_metric
 from .logql import LogQuery, RangeAgg, VectorAgg, field_name
 from .streams import STREAM_LABELS, Context, label_text, value_of
 
-__all__ = ["detected_fields", "index_stats", "label_names", "label_values", "series", "volume"]
+__all__ = ["detected_fields", "detected_labels", "index_stats", "label_names", "label_values", "series",
+           "volume"]
 
 #: columns offered as labels (message and the timestamps are not labels)
 LABEL_COLUMNS = ("service", "level", "source", "host", "instance", "env", "version", "tenant",
@@ -109,6 +110,27 @@ def index_stats(ctx: Context, lq: LogQuery, start: int, end: int) -> dict[str, i
     size = bytes_rows(ctx, lq.query.filter, (), start, end, None, time.time_ns())
     total = int(size[0]["s"] or 0) if size else 0
     return {"streams": len(rows), "chunks": len(rows), "bytes": total, "entries": entries}
+
+
+def detected_labels(ctx: Context, lq: LogQuery | None, start: int, end: int) -> list[dict[str, Any]]:
+    """The stream labels present in the range with their distinct-value counts (Grafana 11's
+    ``/detected_labels``), in one ``stats count(), count_uniq(f), count(f) …`` query."""
+    names = tuple(dict.fromkeys((*STREAM_LABELS, *(lq.selector if lq else ()))))
+    fields = [field_name(n) for n in names]
+    aggs = [ast.Agg("count", None, "__total")]
+    for i, f in enumerate(fields):
+        aggs += [ast.Agg("count_uniq", f, f"__u{i}"), ast.Agg("count", f, f"__p{i}")]
+    flt = lq.query.filter if lq else ast.MatchAll()
+    rows, _ = ctx.query(ast.Query(flt, (ast.Stats(tuple(aggs)),)), start, end, None)
+    row = rows[0] if rows else {}
+    total = int(row.get("__total") or 0)
+    out = []
+    for i, name in enumerate(names):
+        present = int(row.get(f"__p{i}") or 0)
+        if present:  # count_uniq also counts the empty value when some records lack the field
+            distinct = int(row.get(f"__u{i}") or 0) - (1 if present < total else 0)
+            out.append({"label": name, "cardinality": max(distinct, 1)})
+    return out
 
 
 def _type_of(values: list[Any]) -> str:

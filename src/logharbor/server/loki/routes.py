@@ -295,6 +295,11 @@ def loki_router() -> APIRouter:
 
         return await _answer(request, work, wrap=False)
 
+    @router.get(_PREFIX + "/detected_labels", summary="Stream labels of the range, with cardinality")
+    async def detected_labels(request: Request) -> Response:
+        return await _answer(request, lambda conn, p: {"detectedLabels": catalog.detected_labels(
+            _context(conn), _log_query(p["query"]) if p.get("query") else None, *_window(p))}, wrap=False)
+
     @router.get(_PREFIX + "/status/buildinfo", summary="Version (Grafana picks features by it)")
     async def buildinfo() -> Response:
         return Response(orjson.dumps({"version": LOKI_VERSION, "revision": "logharbor", "branch": "main",
