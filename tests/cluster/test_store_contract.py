@@ -14,7 +14,7 @@ import pytest
 
 from logharbor.record import normalize
 from logharbor.server.query import compile_query
-from logharbor.server.store.base import QueryCancelled, Store, StoreError, schema_sql
+from logharbor.server.store.base import QueryCancelled, Store, StoreError
 from logharbor.server.store.clickhouse import ClickHouseStore, parse_clickhouse_url
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.store.rows import encode_row, row_to_wire
@@ -26,11 +26,16 @@ S = 1_000_000_000
 _db = itertools.count()
 
 
+_opened: list[EmbeddedStore] = []
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
     store = EmbeddedStore(tmp_path_factory.mktemp("contract") / "store")
     store.open()
     yield store
+    while _opened:
+        _opened.pop().close()
     store.close()
 
 
@@ -49,10 +54,11 @@ def store(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Dou
 
 
 def embedded_table(embedded: EmbeddedStore, name: str) -> EmbeddedStore:
-    """Another logs table on the module's chDB engine (one data path per process)."""
+    """Another logs table in the module's chDB data path (one path per process; the same path
+    may be opened again), closed with the module."""
     s = EmbeddedStore(embedded.path, table=name)
-    s._session, s._pool = embedded._session, embedded._pool
-    s._session.query(schema_sql(name))
+    s.open()
+    _opened.append(s)
     return s
 
 
