@@ -193,3 +193,12 @@ def test_string_parameters_mean_the_same_on_both(store: Store) -> None:
     value = "a\\nb\\\\c\ttab\nline 'q' \"dq\" /timeout \\d+ms \\b/"
     rows = store.query("SELECT {s:String} AS s, {a:Array(String)} AS a", {"s": value, "a": [value, "x"]})
     assert rows == [{"s": value, "a": [value, "x"]}]
+
+
+def test_query_with_stats_matches_query(store: Store) -> None:
+    load(store)
+    compiled = compile_query("service:checkout | sort timestamp", table=store.table, time_from_ns=T0 - S,
+                             time_to_ns=T0 + 3600 * S, limit=1000, max_limit=10_000)
+    rows, stats = store.query_with_stats(compiled.sql, compiled.params)  # type: ignore[attr-defined]
+    assert rows == store.query(compiled.sql, compiled.params) and len(rows) == 20
+    assert int(stats["rows_read"]) >= 20 and int(stats["bytes_read"]) > 0

@@ -214,6 +214,23 @@ class ClickHouseStore:
             raise _classify(exc) from exc
         return [orjson.loads(line) for line in data.splitlines() if line]
 
+    def query_with_stats(self, sql: str, params: Mapping[str, Any], *,
+                         settings: Mapping[str, Any] | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``): the
+        ``JSON`` output format carries them, as on the embedded store; on a cluster they add up
+        the shards' reads."""
+        try:
+            data = self._client.raw_query(sql, parameters=_params(params), fmt="JSON",
+                                          settings=dict(settings) if settings else None)
+        except Exception as exc:
+            raise _classify(exc) from exc
+        answer = orjson.loads(data) if data.strip() else {}
+        stats = answer.get("statistics") or {}
+        return answer.get("data", []), {"rows_read": stats.get("rows_read"),
+                                        "bytes_read": stats.get("bytes_read"),
+                                        "elapsed": stats.get("elapsed")}
+
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
                ) -> Iterator[bytes]:
         try:
