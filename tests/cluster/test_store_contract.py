@@ -164,7 +164,8 @@ def test_errors_are_store_errors(store: Store) -> None:
 
 def test_cluster_ddl_is_replicated_and_distributed() -> None:
     s = ClickHouseStore("clickhouse://u:p@ch:8123/logsdb?cluster=prod")
-    local, dist = s.ddl()
+    local, observed, dist = s.ddl()
+    assert observed.startswith("ALTER TABLE `logs_local` ON CLUSTER `prod` ADD INDEX IF NOT EXISTS idx_observed")
     assert "ON CLUSTER `prod`" in local and "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}'" in local
     assert local.startswith("CREATE TABLE IF NOT EXISTS `logs_local` ON CLUSTER")
     assert "ENGINE = Distributed('prod', 'logsdb', 'logs_local', cityHash64(tenant, service, trace_id))" in dist

@@ -151,6 +151,8 @@ def close_runtime(runtime: Runtime) -> None:
     runtime.wal.close()
     runtime.batcher.stop(drain=True)
     runtime.store.close()
+    if runtime.leader is not None:
+        runtime.leader.release()  # a follower's session too (the leader's was released by alerts)
     runtime.meta.close()
 
 

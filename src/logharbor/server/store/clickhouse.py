@@ -160,8 +160,11 @@ class ClickHouseStore:
     def ddl(self) -> list[str]:
         """The statements :meth:`open` runs, in order (shown by ``logharbor migrate --dry-run`` too)."""
         local = quote_identifier(self.local_name)
+        # the tail feed (servers side by side) reads new rows by receive time: let it skip the rest
+        observed = (f"ALTER TABLE {local}{self._on_cluster()} ADD INDEX IF NOT EXISTS idx_observed "
+                    "observed_timestamp TYPE minmax GRANULARITY 1")
         if not self.cluster:
-            return [schema_sql(self.local_name)]
+            return [schema_sql(self.local_name), observed]
         create = schema_sql(self.local_name, f"ReplicatedMergeTree({_REPLICA_PATH})")
         head = f"CREATE TABLE IF NOT EXISTS {local}"
         create = create.replace(head, head + self._on_cluster(), 1)
@@ -169,7 +172,7 @@ class ClickHouseStore:
             f"CREATE TABLE IF NOT EXISTS {self.table}{self._on_cluster()} AS {local} "
             f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
             f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
-        return [create, distributed]
+        return [create, observed, distributed]
 
     def open(self) -> None:
         bootstrap = self._connect("default")
