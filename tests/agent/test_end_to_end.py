@@ -100,10 +100,18 @@ def server_seqs(server: Any, total: int) -> list[int]:
     return [seq for seq, _ in server_rows(server, total)]
 
 
-def check(seqs: list[int], total: int, allowed_dups: set[int] | None = None) -> int:
+def accepted_total(server: Any) -> int:
+    """Records the server acknowledged (after its WAL fsync), from its /metrics."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    return int(sum(float(x.split()[-1]) for x in text.splitlines()
+                   if x.startswith("logharbor_records_accepted_total")))
+
+
+def check(seqs: list[int], total: int, allowed_dups: set[int] | None = None, where: str = "") -> int:
     counts = collections.Counter(seqs)
     missing = [s for s in range(total) if counts[s] == 0]
-    assert not missing, f"{len(missing)} lines lost, first {missing[:10]}"
+    assert not missing, f"{len(missing)} lines lost, first {missing[:10]}; {where}"
     dups = {s for s, c in counts.items() if c > 1}
     if allowed_dups is not None:
         extra = sorted(dups - allowed_dups)
@@ -164,7 +172,9 @@ def test_rotation_under_load_with_two_kill9_loses_nothing(
             seen[seq].append(at)
         allowed = {seq for seq, times in seen.items()
                    if len(times) > 1 and any(min(times) <= k < max(times) for k in kills)}
-        check([seq for seq, _ in rows], LINES, allowed)
+        where = (f"server acknowledged {accepted_total(srv)} records, stores {srv.store_rows()}, "
+                 f"query returned {len(rows)}")
+        check([seq for seq, _ in rows], LINES, allowed, where)
 
 
 @pytest.mark.slow

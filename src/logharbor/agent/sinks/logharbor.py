@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import http.client
+import logging
 import os
 import socket
 import ssl
@@ -29,6 +30,7 @@ import orjson
 import zstandard
 from pydantic import Field, field_validator
 
+from logharbor.agent import telemetry
 from logharbor.agent.config import TLSConfig
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig, TooLarge
 from logharbor.agent.types import Permanent, Retriable
@@ -163,7 +165,12 @@ class LogharborSink(BufferedSink):
             except orjson.JSONDecodeError:
                 answer = {}
             rejected = answer.get("rejected") if isinstance(answer, dict) else None
-            return [r for r in rejected if isinstance(r, dict)] if isinstance(rejected, list) else []
+            out = [r for r in rejected if isinstance(r, dict)] if isinstance(rejected, list) else []
+            accepted = answer.get("accepted") if isinstance(answer, dict) else None
+            if isinstance(accepted, int) and accepted + len(out) != count:
+                telemetry.event(logging.ERROR, "receiver did not account for every record", sink=self.name,
+                                sent=count, accepted=accepted, rejected=len(out))
+            return out
         detail = data[:300].decode("utf-8", "replace")
         if status == 429 or status >= 500 or status == 408:
             raise Retriable(f"HTTP {status}: {detail}", parse_retry_after(resp.getheader("Retry-After")))
