@@ -107,3 +107,26 @@ def test_a_scoped_admin_deletes_only_in_its_scope(server: ServerProcess) -> None
     assert job["state"] == "done" and job["deleted"] == 5
     left = server.query("user_id:u-9 | stats count() as n by service", **{"from": "now-1h"})["rows"]
     assert {r["service"]: int(r["n"]) for r in left} == {"search": 5}
+
+
+def test_encrypted_store_keeps_moved_records_sealed(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from logharbor.sealing import generate_key_file
+
+    keyfile = tmp_path / "keys"
+    generate_key_file(keyfile, 1)
+    server = server_factory("--encryption-key-file", str(keyfile))
+    marker = "sealed-marker-7f3a9c"
+    _ingest(server, [{"timestamp": time.time() - 10 * DAY_S - i, "source": "alb", "message": f"{marker} {i}"}
+                     for i in range(20)])
+    assert server.wait_rows(20) >= 20
+    with server.client() as client:
+        assert client.get("/api/v1/retention").json()["cold_storage"] is None  # Parquet is not sealed
+        assert client.put("/api/v1/retention", json=RULES).status_code == 200
+        assert client.post("/api/v1/retention/run").json()["moved"] == 20
+        tiers = client.get("/api/v1/storage").json()["tiers"]
+        assert (tiers["hot"]["records"], tiers["warm"]["records"], tiers["cold"]["records"]) == (0, 20, 0)
+        assert len(client.post("/api/v1/query", json={"q": marker, "from": "now-30d"}).json()["rows"]) == 20
+    server.stop()
+    for path in server.data_dir.rglob("*"):
+        if path.is_file():
+            assert marker.encode() not in path.read_bytes(), f"{path} holds a record in the clear"

@@ -6,11 +6,12 @@ The app calls :func:`build_retention` once the store is open and mounts :func:`r
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.retention import tables as _tables  # noqa: F401  (registers the tables)
-from logharbor.server.retention.coldstore import LocalCold, cold_store_from_url
+from logharbor.server.retention.coldstore import ColdStore, LocalCold, cold_store_from_url
 from logharbor.server.retention.delete import Audit, DeleteJobs
 from logharbor.server.retention.guard import DiskGuard
 from logharbor.server.retention.mover import Mover
@@ -18,6 +19,8 @@ from logharbor.server.retention.routes import retention_router
 from logharbor.server.retention.rules import RetentionPolicy, Rule
 from logharbor.server.retention.service import Retention, StorageCollector
 from logharbor.server.retention.tiers import Tiers, TierStore
+
+log = logging.getLogger("logharbor.retention")
 
 __all__ = ["Retention", "RetentionPolicy", "Rule", "StorageCollector", "build_retention",
            "retention_router"]
@@ -27,7 +30,11 @@ def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_s
                     cold_endpoint: str | None, interval_s: float, disk_max_bytes: int | None,
                     disk_min_free_bytes: int, audit: Audit | None) -> Retention:
     """Open the tiers (warm table, read view) and wire mover, delete jobs and guard; not started."""
-    cold = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
+    cold: ColdStore | None = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
+    if getattr(store, "sealer", None) is not None:
+        # Parquet files are not sealed: with encryption at rest, records stay hot or warm
+        log.warning("encryption at rest is on: the cold tier is off (rules' cold ages are not applied)")
+        cold = None
     tiers = Tiers(store, cold)
     tiers.open()
     mover = Mover(tiers, meta, interval_s=interval_s)

@@ -60,7 +60,10 @@ class Tiers:
 
     def open(self) -> None:
         """Create the warm table and the read view."""
-        ddl = schema_sql(self.warm_name).replace("ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)")
+        # an encrypted store keeps warm rows on the same encrypted disk as hot ones
+        policy = "logharbor_sealed" if getattr(self.store, "sealer", None) is not None else None
+        ddl = schema_sql(self.warm_name, storage_policy=policy).replace("ZSTD(1)", "ZSTD(9)").replace(
+            "ZSTD(3)", "ZSTD(9)")
         self.store.execute(ddl)
         self.store.execute(f"ALTER TABLE {self.warm} ADD COLUMN IF NOT EXISTS move_id String "
                            "CODEC(ZSTD(9))")
