@@ -105,8 +105,8 @@ class TailFeed:
         # the table name comes from the store (quoted by sqlsafe); times are parameters
         sql = (f"SELECT * FROM {_hot(self.store)} "  # noqa: S608
                "WHERE observed_timestamp > fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-                "AND observed_timestamp <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
-                "ORDER BY observed_timestamp LIMIT {n:UInt64}")
+               "AND observed_timestamp <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+               "ORDER BY observed_timestamp LIMIT {n:UInt64}")
         rows = self.store.query(sql, {"lo": self.cursor_ns, "hi": upto, "n": self.max_rows})
         lines: list[bytes] = []
         last = self.cursor_ns
