@@ -199,3 +199,12 @@ def test_every_compiled_query_runs(golden_store: EmbeddedStore, query: ast.Query
         rows = golden_store.query(compiled.sql, compiled.params)
         assert len(rows) <= 10
         assert all(list(row) == compiled.columns for row in rows)
+
+
+def test_exists_after_a_projection_runs(golden_store: EmbeddedStore) -> None:
+    """Regression (found by the property above): `_exists_` on an attribute a pipe projected
+    referred to the `attributes` column, which the projection had dropped."""
+    compiled = compile_ast(parse("* | fields rid | where _exists_:rid | stats count() as n"),
+                           table=golden_store.table, limit=5)
+    rows = golden_store.query(compiled.sql, compiled.params)
+    assert rows and int(rows[0]["n"]) > 0

@@ -169,6 +169,10 @@ class FilterCompiler:
         """The field is present: non-empty text, non-NULL number, a JSON path with a value."""
         if ref.kind == "time":
             return "1"
+        on_table = ref.sql.startswith(("attributes.", "`attributes`"))
+        if ref.kind in ("dynamic", "json") and not on_table:
+            # after a pipe projected it, the field is a plain column: the JSON paths are gone
+            return f"isNotNull({ref.sql})"
         if ref.kind == "dynamic":
             prefix = self.params.add(ref.name.removeprefix("attributes.") + ".", "String")
             return (f"(isNotNull({ref.sql}) OR arrayExists(p -> startsWith(p, {prefix}), "
