@@ -67,6 +67,12 @@ def register(app: typer.Typer) -> None:
                                            help="comma-separated networks syslog/forward accept"),
         listener_tls_cert: Path | None = typer.Option(None, help="PEM certificate for syslog/forward TLS"),
         listener_tls_key: Path | None = typer.Option(None, help="PEM key for syslog/forward TLS"),
+        cold_storage: str = typer.Option("cold", help="cold tier: a folder (relative to the data dir) "
+                                                      "or s3://bucket/prefix"),
+        cold_endpoint: str | None = typer.Option(None, help="S3 endpoint URL of the cold tier"),
+        retention_interval: float = typer.Option(60.0, help="seconds between two retention mover runs"),
+        disk_max_mb: int | None = typer.Option(None, help="data dir size (MiB) the disk guard keeps under"),
+        disk_min_free_mb: int = typer.Option(100, help="less free disk (MiB) than this: ingest answers 429"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -85,6 +91,10 @@ def register(app: typer.Typer) -> None:
                                   forward_shared_key=forward_shared_key,
                                   listener_allow=[n for n in listener_allow.split(",") if n.strip()],
                                   listener_tls_cert=listener_tls_cert, listener_tls_key=listener_tls_key,
+                                  cold_storage=cold_storage, cold_endpoint=cold_endpoint,
+                                  retention_interval_s=retention_interval,
+                                  disk_max_bytes=disk_max_mb * 1024 * 1024 if disk_max_mb else None,
+                                  disk_min_free_bytes=disk_min_free_mb * 1024 * 1024,
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
             if (tls_cert is None) != (tls_key is None):
                 raise ValueError("--tls-cert and --tls-key go together")
