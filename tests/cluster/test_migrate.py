@@ -93,3 +93,47 @@ def test_migrate_is_resumable_and_exact(tmp_path: Path, chdouble: Double) -> Non
     other = subprocess.run(migrate_cmd(data, chdouble.url("elsewhere")), cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
     assert other.returncode == 2 and "migrate.json records a migration to" in " ".join(other.stderr.split())
+
+
+def test_migrate_copies_the_metadata_to_postgresql(tmp_path: Path, chdouble: Double, pg_url: str) -> None:
+    import sqlalchemy
+
+    from logharbor.server.meta.db import MetaStore
+    from logharbor.server.meta.keys import KeyStore
+
+    engine = sqlalchemy.create_engine(pg_url)
+    with engine.begin() as conn:  # a fresh metadata database
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--batch-max-age", "0.2").start()
+    reader = server.create_key("reader", name="dash")
+    with server.client() as c:
+        c.post("/api/v1/channels", json={"name": "hook", "kind": "webhook",
+                                         "config": {"url": "http://127.0.0.1:9/hook"}}).raise_for_status()
+        c.post("/api/v1/alerts/rules", json={"name": "errors", "query": "level:ERROR", "condition": "count > 5",
+                                             "window": "5m", "interval": "1m", "channels": ["hook"]}
+               ).raise_for_status()
+        c.post("/api/v1/logs", content=b'{"message":"one"}').raise_for_status()
+    server.wait_rows(1)
+    server.stop()
+
+    meta_url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    cmd = migrate_cmd(data, chdouble.url("with_meta"), "--meta-to", meta_url)
+    env = dict(os.environ, COLUMNS="120")
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "migrated 0 rows" in " ".join(again.stderr.split())
+
+    meta = MetaStore(pg_url)
+    try:
+        with meta.engine.connect() as conn:
+            names = {r[0] for r in conn.execute(sqlalchemy.text("SELECT name FROM api_keys"))}
+            rules = [r[0] for r in conn.execute(sqlalchemy.text("SELECT name FROM alert_rules"))]
+        assert {"bootstrap admin", "dash"} <= names and rules == ["errors"]
+        keys = KeyStore(meta)
+        assert keys.verify(reader) is not None and keys.verify(server.api_key).role == "admin"
+        assert keys.create(role="writer", name="after the move").secret  # ids continue past the copied ones
+    finally:
+        meta.close()

@@ -6,7 +6,8 @@ day in chunks of whole minutes of at most ``--chunk-rows`` rows. Every chunk is 
 deduplication token names the table, the day and the chunk's minutes, so a chunk sent twice is
 stored once. Progress is kept per day (and per chunk within the day being copied) in
 ``DATA_DIR/migrate.json``: after an interruption the same command carries on where it stopped,
-and at worst re-sends chunks the target then ignores. The source is only read.
+and at worst re-sends chunks the target then ignores. The source is only read. With
+``--meta-to`` the metadata tables are copied too (:func:`copy_metadata`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class MigrationProgress:
     target: str
     days: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> day -> rows copied
     chunks: set[str] = field(default_factory=set)  # tokens of chunks done in unfinished days
+    meta: dict[str, int] = field(default_factory=dict)  # metadata table -> rows copied (-1: skipped)
 
     @classmethod
     def load(cls, path: Path, target: str) -> MigrationProgress:
@@ -66,14 +68,14 @@ class MigrationProgress:
         if data.get("target") != target:
             raise ValueError(f"{path} records a migration to {data.get('target')}; move it away to start "
                              f"a migration to {target}")
-        return cls(path, target, data.get("days", {}), set(data.get("chunks", [])))
+        return cls(path, target, data.get("days", {}), set(data.get("chunks", [])), data.get("meta", {}))
 
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename): a crash leaves the old or the new state."""
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps({"target": self.target, "days": self.days, "chunks": sorted(self.chunks)},
-                                  option=orjson.OPT_INDENT_2))
+            fh.write(orjson.dumps({"target": self.target, "days": self.days, "chunks": sorted(self.chunks),
+                                   "meta": self.meta}, option=orjson.OPT_INDENT_2))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
@@ -153,6 +155,48 @@ class Migration:
         return sum(c.rows for t in self.tables() for chunks in self.plan(t).values() for c in chunks)
 
 
+def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress) -> dict[str, int]:
+    """Copy every metadata table (keys, rules, alert state, dashboards, retention) into ``target_url``.
+
+    Table by table, each in one transaction; a table that already has rows in the target is left
+    alone (reported as -1), so a re-run never duplicates. On PostgreSQL the id sequences are moved
+    past the copied ids, so the next key or rule made there does not collide.
+    """
+    from sqlalchemy import Integer, func, insert, inspect, select, text
+
+    import logharbor.server.alerts.tables
+    import logharbor.server.retention.tables  # noqa: F401 - both register their tables in metadata
+    from logharbor.server.meta.db import MetaStore, metadata
+
+    source, target = MetaStore(source_url), MetaStore(target_url)
+    try:
+        target.create()
+        present = set(inspect(source.engine).get_table_names())
+        for table in metadata.sorted_tables:
+            if table.name in progress.meta or table.name not in present:
+                continue
+            with source.engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(select(table)).mappings()]
+            with target.engine.begin() as conn:
+                if conn.execute(select(func.count()).select_from(table)).scalar():
+                    progress.meta[str(table.name)] = -1
+                else:
+                    if rows:
+                        conn.execute(insert(table), rows)
+                    keys = list(table.primary_key.columns)
+                    if (target.engine.dialect.name == "postgresql" and rows and len(keys) == 1
+                            and isinstance(keys[0].type, Integer)):
+                        top = conn.execute(select(func.max(keys[0]))).scalar()
+                        conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, :c), :v)"),
+                                     {"t": table.name, "c": keys[0].name, "v": top})
+                    progress.meta[str(table.name)] = len(rows)
+            progress.save()
+        return dict(progress.meta)
+    finally:
+        source.close()
+        target.close()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("migrate")
     def migrate(
@@ -161,6 +205,9 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("logs", help="name of the logs table (the server's --table)"),
         chunk_rows: int = typer.Option(200_000, min=1, help="rows per insert at most (whole minutes)"),
         encryption_key_file: Path | None = typer.Option(None, help="key file of an encrypted store"),
+        meta_to: str | None = typer.Option(None, "--meta-to",
+                                           help="also copy the metadata (keys, rules, dashboards…) into this "
+                                                "database, e.g. postgresql://user:pass@pg/logharbor"),
     ) -> None:
         """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json)."""
         from logharbor.sealing import Sealer
@@ -198,6 +245,15 @@ def register(app: typer.Typer) -> None:
             rate = totals["rows"] / seconds
             console.print(f"migrated {totals['rows']} rows in {totals['days']} day partitions ({rate:,.0f} "
                           f"rows/s); {totals['skipped_days']} day partitions were already done")
+            if meta_to:
+                url = meta_to
+                if url.startswith(("postgresql://", "postgres://")):
+                    url = "postgresql+psycopg://" + url.split("://", 1)[1]
+                copied = copy_metadata(f"sqlite:///{from_dir / 'meta.db'}", url, progress)
+                kept = sorted(name for name, n in copied.items() if n < 0)
+                console.print(f"metadata: {sum(n for n in copied.values() if n > 0)} rows in "
+                              f"{sum(1 for n in copied.values() if n >= 0)} tables copied"
+                              + (f"; left alone (target not empty): {', '.join(kept)}" if kept else ""))
         except StoreError as exc:
             console.print(f"logharbor migrate: {exc}\nprogress is kept in {progress.path}: "
                           f"run the same command again to carry on")
