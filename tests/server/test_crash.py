@@ -81,3 +81,22 @@ def test_kill9_twice_loses_and_duplicates_nothing_acknowledged(server_factory) -
     # records of unacknowledged requests may or may not be there, but only whole requests
     extra = counts.keys() - expected
     assert len({seq - seq % BATCH for seq in extra}) * BATCH == len(extra)
+
+
+def test_a_wal_removed_by_hand_does_not_reuse_sequence_numbers(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Store inserts are deduplicated by WAL sequence range: if numbering restarted at 1 after
+    the WAL directory was lost, new batches would look like old ones and be dropped silently."""
+    import shutil
+
+    server = server_factory("--batch-max-age", "0.2")
+    with server.client(headers={"content-type": "application/x-ndjson"}) as client:
+        for first in (0, 500):
+            assert client.post("/api/v1/logs", content=batch_body(first)).status_code == 200
+    assert server.wait_rows(2 * BATCH) == 2 * BATCH
+    server.stop()
+    shutil.rmtree(server.data_dir / "wal")
+    server.start()
+    with server.client(headers={"content-type": "application/x-ndjson"}) as client:
+        for first in (1000, 1500):
+            assert client.post("/api/v1/logs", content=batch_body(first)).status_code == 200
+    assert server.wait_rows(4 * BATCH) == 4 * BATCH

@@ -132,7 +132,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
     store.open()
     wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
                         max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer)
-    wal.open()
+    wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
                       on_batch=metrics.observe_batch, paused=config.batcher_paused)

@@ -76,9 +76,23 @@ class Batcher:
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
         self.progress = self._load()
+        start = self.wal.start_position()
+        if self.progress.intent is None and self.progress.done_pos < start:
+            # the WAL before ``start`` is gone (its segments were removed): nothing to replay there
+            self.progress.done_pos = start
         self.last_error: str | None = None
 
     # -- progress file -----------------------------------------------------------------------
+
+    @staticmethod
+    def stored_seq(progress_path: str | os.PathLike[str]) -> int:
+        """The highest WAL sequence number that may be in the store (0 when none)."""
+        try:
+            data = orjson.loads(Path(progress_path).read_bytes())
+        except FileNotFoundError:
+            return 0
+        intent = data.get("intent")
+        return max(int(data.get("done_seq", 0)), int(intent[1]) if intent else 0)
 
     def _load(self) -> BatcherProgress:
         try:
@@ -149,6 +163,12 @@ class Batcher:
 
     def _replay_intent(self) -> None:
         first, last, start, end = self.progress.intent  # type: ignore[misc]
+        if start < self.wal.start_position():
+            log.error("the WAL entries %s-%s of an unfinished insert were removed by hand; "
+                      "they cannot be replayed", first, last)
+            self.progress = BatcherProgress(last, self.wal.start_position(), None)
+            self._save()
+            return
         while not self._stop.is_set():
             try:
                 entries = self._read_range(start, end)

@@ -107,8 +107,13 @@ class WriteAheadLog:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Recover from whatever the last process left (truncating a torn tail) and start."""
+    def open(self, *, min_next_seq: int = 1) -> None:
+        """Recover from whatever the last process left (truncating a torn tail) and start.
+
+        ``min_next_seq`` is a floor for the next sequence number (one past what the store has):
+        store inserts are deduplicated by sequence range, so numbers must never be reused, even
+        if the WAL directory was lost or emptied by hand.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._segments = sorted(
             int(p.name[: -len(_SUFFIX)]) for p in self.directory.glob("*" + _SUFFIX)
@@ -119,10 +124,11 @@ class WriteAheadLog:
             last = self._segments[-1]
             end, next_seq = self._scan_tail(last)
             self._segment, self._offset = last, end
-            self._next_seq = next_seq
+            self._next_seq = max(next_seq, min_next_seq)
             self._fd = os.open(self._path(last), os.O_WRONLY | os.O_APPEND)
         else:
-            self._new_segment(1)
+            self._next_seq = max(1, min_next_seq)
+            self._new_segment(self._next_seq)
         self._durable = WalPosition(self._segment, self._offset)
         self._writer = threading.Thread(target=self._write_loop, name="wal-writer", daemon=True)
         self._writer.start()
