@@ -19,15 +19,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from logharbor.cli.client import DEFAULT_SERVER, api_error_text, die, server_client
+from logharbor.cli.client import CA_OPTION, SERVER_OPTION, api_call, die, server_client
 
 __all__ = ["load_rule_file", "register"]
 
 alerts_app = typer.Typer(help="Alert rules: list, apply from YAML files, test.", no_args_is_help=True)
 
-_SERVER = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", help="server URL")
+_SERVER, _CA = SERVER_OPTION, CA_OPTION
 _KEY = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an API key (admin for apply)")
-_CA = typer.Option(None, envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate")
 
 
 def load_rule_file(path: Path) -> list[dict[str, Any]]:
@@ -91,13 +90,7 @@ def _client(server: str, api_key: str | None, ca: Path | None) -> httpx.Client:
 
 
 def _call(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:
-    try:
-        response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        die(f"cannot reach {client.base_url}: {exc}", 2)
-    if response.status_code >= 400:
-        die(api_error_text(response))
-    return response.json()
+    return api_call(client, method, path, body)
 
 
 @alerts_app.command("list")

@@ -9,9 +9,16 @@ from typing import NoReturn
 import httpx
 import typer
 
-__all__ = ["DEFAULT_SERVER", "api_error_text", "die", "server_client"]
+__all__ = ["ADMIN_KEY_OPTION", "CA_OPTION", "DEFAULT_SERVER", "KEY_OPTION", "SERVER_OPTION", "api_call",
+           "api_error_text", "die", "server_client"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+#: the options every command that talks to a server takes (typer reads them as defaults)
+SERVER_OPTION = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", help="server URL")
+KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an API key (lh_…)")
+ADMIN_KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an admin API key")
+CA_OPTION = typer.Option(None, envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate")
 
 
 def server_client(server: str, api_key: str | None, ca: Path | None = None, *,
@@ -32,6 +39,17 @@ def api_error_text(response: httpx.Response) -> str:
         return f"{error['message']} ({response.status_code} {error['code']})"
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
+
+
+def api_call(client: httpx.Client, method: str, path: str, body: object = None) -> object:
+    """One JSON request; a transport failure or an error answer ends the command with one line."""
+    try:
+        response = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        die(f"cannot reach {client.base_url}: {exc}", 2)
+    if response.status_code >= 400:
+        die(api_error_text(response))
+    return response.json()
 
 
 def die(message: str, code: int = 1) -> NoReturn:

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from logharbor.cli.client import DEFAULT_SERVER, api_error_text, die, server_client
+from logharbor.cli.client import ADMIN_KEY_OPTION, CA_OPTION, SERVER_OPTION, api_call, die, server_client
 
 __all__ = ["register"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
-_SERVER = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", help="server URL")
-_KEY = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an admin API key")
-_CA = typer.Option(None, envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate")
+_SERVER, _KEY, _CA = SERVER_OPTION, ADMIN_KEY_OPTION, CA_OPTION
 _DATA = typer.Option(None, "--data-dir", help="work on a stopped server's data directory instead")
 
 
@@ -36,17 +34,11 @@ def _local_store(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def _call(method: str, path: str, server: str, api_key: str | None, ca: Path | None,
-          json: dict | None = None) -> dict:  # type: ignore[type-arg]
+          json: dict | None = None) -> Any:  # type: ignore[type-arg]
     if not api_key:
         die("an admin key is needed: --api-key or LOGHARBOR_API_KEY (or --data-dir on the server)")
-    try:
-        with server_client(server, api_key, ca) as client:
-            response = client.request(method, path, json=json)
-    except httpx.HTTPError as exc:
-        die(f"cannot reach {server}: {exc}")
-    if response.status_code >= 400:
-        die(api_error_text(response))
-    return response.json()
+    with server_client(server, api_key, ca) as client:
+        return api_call(client, method, path, json)
 
 
 @keys_app.command("create")

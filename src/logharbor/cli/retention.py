@@ -7,22 +7,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from logharbor.cli.client import DEFAULT_SERVER, api_error_text, die, server_client
+from logharbor.cli.client import ADMIN_KEY_OPTION, CA_OPTION, SERVER_OPTION, api_call, die, server_client
 
 __all__ = ["register"]
 
 retention_app = typer.Typer(help="Retention rules, delete by query, storage figures.", no_args_is_help=True)
 
-_SERVER = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", help="server URL")
-_KEY = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an admin API key")
-_CA = typer.Option(None, envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate")
+_SERVER, _KEY, _CA = SERVER_OPTION, ADMIN_KEY_OPTION, CA_OPTION
 _JSON = typer.Option(False, "--json", help="print the server's JSON answer")
 
 
@@ -30,14 +27,8 @@ def _call(method: str, path: str, server: str, api_key: str | None, ca: Path | N
           json: Any = None) -> Any:
     if not api_key:
         die("an admin key is needed: --api-key or LOGHARBOR_API_KEY")
-    try:
-        with server_client(server, api_key, ca, timeout=600) as client:
-            response = client.request(method, path, json=json)
-    except httpx.HTTPError as exc:
-        die(f"cannot reach {server}: {exc}")
-    if response.status_code >= 400:
-        die(api_error_text(response))
-    return response.json()
+    with server_client(server, api_key, ca, timeout=600) as client:
+        return api_call(client, method, path, json)
 
 
 def _load(path: Path) -> dict[str, Any]:
