@@ -20,12 +20,13 @@ What it implements, because clickhouse-connect sends or reads it:
   the engine's ``Code: N. DB::Exception: …`` text;
 - ``GET /ping`` and ``GET /`` answering ``Ok.``.
 
-What a double cannot do: it is one node. ``ON CLUSTER`` is removed, ``ReplicatedMergeTree(…)``
-becomes ``MergeTree``, a ``Distributed(cluster, db, table, key)`` table becomes an ``Alias`` of its
-local table (reads and inserts go straight through; no sharding happens), and
-``cluster(…, t)`` / ``clusterAllReplicas(…, t)`` table functions read ``t`` locally. Replication,
-shard routing and ZooKeeper/Keeper behaviour are therefore only exercised by the ``clickhouse``
-marked test against a real cluster (``LOGHARBOR_CLICKHOUSE_URL``). ``client_protocol_version``
+Clusters: each ``--cluster NAME`` is defined in the engine's config as one shard of one replica,
+this node, so the real ``Distributed`` engine runs (sharding-key expression, foreground inserts,
+``cluster()`` table functions) — a local shard is served in-process. What a double cannot do is
+the rest of a cluster: ``ON CLUSTER`` is removed (it needs the Keeper DDL queue) and
+``ReplicatedMergeTree(…)`` becomes ``MergeTree`` (no Keeper, no second replica). Replication,
+routing between several shards and Keeper behaviour are therefore only exercised by the
+``clickhouse`` marked test against a real cluster (``LOGHARBOR_CLICKHOUSE_URL``). ``client_protocol_version``
 is ignored (chDB writes Native as a current server does).
 
 Run: ``python -m tests.cluster.chdouble --port N --path DIR [--user U --password P]``.
@@ -46,6 +47,7 @@ import zlib
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -60,11 +62,6 @@ _INSERT = re.compile(r"^\s*INSERT\b", re.IGNORECASE)
 _INSERT_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*\n?", re.IGNORECASE)
 _ON_CLUSTER = re.compile(r"\s+ON\s+CLUSTER\s+(`[^`]*`|'[^']*'|[A-Za-z0-9_{}.-]+)", re.IGNORECASE)
 _REPLICATED = re.compile(r"\bReplicated(\w*MergeTree)\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
-_DISTRIBUTED = re.compile(
-    r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(?P<name>\S+).*?ENGINE\s*=\s*Distributed\s*\(\s*"
-    r"(?P<cluster>[^,]+),\s*(?P<db>[^,]+),\s*(?P<table>[^,)]+)", re.IGNORECASE | re.DOTALL)
-_CLUSTER_FN = re.compile(r"\bcluster(?:AllReplicas)?\s*\(\s*('[^']*'|[A-Za-z0-9_]+)\s*,\s*([A-Za-z0-9_.`]+)\s*\)",
-                         re.IGNORECASE)
 _CODE = re.compile(r"Code: (\d+)\.")
 _STATUS = {"62": 400, "60": 404, "81": 404, "516": 401, "115": 400, "36": 400, "47": 400}
 
@@ -72,26 +69,29 @@ _STATUS = {"62": 400, "60": 404, "81": 404, "516": 401, "115": 400, "36": 400, "
 def rewrite_for_one_node(sql: str) -> str:
     """The cluster DDL a single chDB node can run (see the module docstring for what is lost)."""
     text = _ON_CLUSTER.sub("", sql)
-    text = _REPLICATED.sub(lambda m: m.group(1), text)
-    dist = _DISTRIBUTED.match(text)
-    if dist:
-        def unquote(s: str) -> str:
-            return s.strip().strip("'`\"")
-        exists = "IF NOT EXISTS " if dist.group(1) else ""
-        return (f"CREATE TABLE {exists}{dist.group('name')} ENGINE = "
-                f"Alias('{unquote(dist.group('db'))}', '{unquote(dist.group('table'))}')")
-    return _CLUSTER_FN.sub(lambda m: m.group(2), text)
+    return _REPLICATED.sub(lambda m: m.group(1), text)
 
 
 class Engine:
     """A pool of chDB connections on one data path; a request holds one for its whole run."""
 
-    def __init__(self, path: str, size: int = 4) -> None:
+    def __init__(self, path: str, clusters: list[str], size: int = 4) -> None:
         import chdb
 
+        target = path
+        if clusters:
+            # each cluster is one shard of one replica: this node (a local shard is written and
+            # read in-process, so the real Distributed engine works without a TCP server)
+            Path(path).mkdir(parents=True, exist_ok=True)
+            config = Path(path).parent / "chdouble-config.xml"
+            shards = "".join(f"<{c}><shard><internal_replication>true</internal_replication><replica>"
+                             f"<host>127.0.0.1</host><port>9000</port></replica></shard></{c}>" for c in clusters)
+            config.write_text(f"<clickhouse><tcp_port>9000</tcp_port><remote_servers>{shards}"
+                              "</remote_servers></clickhouse>\n")
+            target = f"file:{path}?config-file={config}"
         self._pool: queue.Queue[Any] = queue.Queue()
         for _ in range(size):
-            self._pool.put(chdb.connect(path))
+            self._pool.put(chdb.connect(target))
 
     def run(self, sql: str, fmt: str, params: dict[str, str], settings: dict[str, str],
             database: str) -> tuple[bytes, dict[str, Any]]:
@@ -243,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", required=True)
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
+    parser.add_argument("--cluster", action="append", default=[], help="a cluster name to serve (repeatable)")
     args = parser.parse_args(argv)
-    engine = Engine(args.path)
+    engine = Engine(args.path, args.cluster)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(engine, args.user, args.password))
     server.daemon_threads = True
     print(f"ready {server.server_address[1]}", flush=True)

@@ -17,6 +17,7 @@ from tests.alerts.test_postgres import pg_url  # noqa: F401 - the shared Postgre
 from tests.conftest import ROOT
 
 USER, PASSWORD = "lh", "s3cret"
+CLUSTER = "lh_cluster"  # the cluster the double serves (one local shard)
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Double:
 def start_double(path: Path) -> Double:
     """Start the double as its own process (chDB allows one data path per process)."""
     proc = subprocess.Popen([sys.executable, "-m", "tests.cluster.chdouble", "--path", str(path),
-                             "--user", USER, "--password", PASSWORD],
+                             "--user", USER, "--password", PASSWORD, "--cluster", CLUSTER],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()

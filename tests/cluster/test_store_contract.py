@@ -19,7 +19,7 @@ from logharbor.server.store.clickhouse import ClickHouseStore, parse_clickhouse_
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.store.rows import encode_row, row_to_wire
 
-from .conftest import Double
+from .conftest import CLUSTER, Double
 
 T0 = 1_800_000_000_000_000_000
 S = 1_000_000_000
@@ -46,7 +46,7 @@ def store(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Dou
     if request.param == "embedded":
         yield embedded_table(embedded, f"logs_{n}")
         return
-    cluster = "lh_cluster" if request.param == "clickhouse-cluster" else None
+    cluster = CLUSTER if request.param == "clickhouse-cluster" else None
     s = ClickHouseStore(chdouble.url(f"contract_{n}", cluster))
     s.open()
     yield s
@@ -203,3 +203,17 @@ def test_query_with_stats_matches_query(store: Store) -> None:
     rows, stats = store.query_with_stats(compiled.sql, compiled.params)  # type: ignore[attr-defined]
     assert rows == store.query(compiled.sql, compiled.params) and len(rows) == 20
     assert int(stats["rows_read"]) >= 20 and int(stats["bytes_read"]) > 0
+
+
+def test_the_cluster_store_writes_through_a_distributed_table(chdouble: Double) -> None:
+    store = ClickHouseStore(chdouble.url(f"contract_dist_{next(_db)}", CLUSTER))
+    store.open()
+    try:
+        engines = {r["name"]: r["engine"] for r in store.query(
+            "SELECT name, engine FROM system.tables WHERE database = currentDatabase()", {})}
+        assert engines == {"logs": "Distributed", "logs_local": "MergeTree"}  # Replicated on a real cluster
+        load(store, "wal-3-4")
+        load(store, "wal-3-4")  # replayed through the Distributed table: still once
+        assert int(store.query("SELECT count() AS n FROM logs_local", {})[0]["n"]) == 60
+    finally:
+        store.close()
