@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs=(nginx-light ripgrep)
-if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog rsyslog-openssl); fi
+if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog rsyslog-openssl postgresql); fi
 # the web UI is built with node (v20.19+); its browser tests drive Debian's chromium
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi

@@ -30,8 +30,17 @@ from logharbor.server.store.embedded import EmbeddedStore
 from .conftest import T0, S, insert, make_harness
 
 M = 60 * S
-INITDB = shutil.which("initdb")
-PG_CTL = shutil.which("pg_ctl")
+def _pg_tool(name: str) -> str | None:
+    """Debian keeps the server tools in /usr/lib/postgresql/<version>/bin, off the PATH."""
+    found = shutil.which(name)
+    if found is None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        found = str(candidates[-1]) if candidates else None
+    return found
+
+
+INITDB = _pg_tool("initdb")
+PG_CTL = _pg_tool("pg_ctl")
 
 
 def _as_postgres(*cmd: str) -> list[str]:
