@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -111,6 +112,25 @@ def _wait_searchable(lab, request_id: str, timeout: float = 30) -> str | None:  
     return None
 
 
+def _run_generated(console: Console, lab, root: Path, backlog: int, stop) -> None:  # type: ignore[no-untyped-def]
+    """Generated logs of the same stack, shipped through the parsers (no nginx needed)."""
+    from logharbor.demo.lab import Shipper
+
+    shipper = Shipper(lab.url, api_key=lab.api_key)
+    try:
+        with Progress(TextColumn("shipping the last 30 minutes"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as progress:
+            task = progress.add_task("backlog", total=backlog)
+            lab.ship_backlog(shipper, progress=lambda n: progress.advance(task, n))
+        _where_to_look(console, lab.url, lab.api_key, root, root / "server" / "admin.key",
+                       f"{lab.files.root} (generated ALB objects, NGINX access log, app JSON)",
+                       lab.failed_trace, None)
+        console.print("\nlive traffic is flowing; Ctrl-C stops the demo")
+        lab.live(shipper, stop=stop)
+    finally:
+        shipper.close()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -125,8 +145,13 @@ def register(app: typer.Typer) -> None:
         keep: bool = typer.Option(False, help="keep the data directory on exit"),
     ) -> None:
         """Start a server and the reference stack (ALB → NGINX → apps), ship its logs, say where to look."""
-        from logharbor.demo.lab import DemoLab, Shipper, default_data_dir
+        from logharbor.demo.lab import DemoLab, default_data_dir
 
+        def _interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        # SIGTERM stops the demo like Ctrl-C does: every process it started is stopped with it
+        signal.signal(signal.SIGTERM, _interrupt)
         console = Console()
         root = data_dir or default_data_dir()
         root.mkdir(parents=True, exist_ok=True)
@@ -140,22 +165,10 @@ def register(app: typer.Typer) -> None:
         try:
             with console.status("starting the server…"):
                 lab.start_server()
-            if not generated and _run_stack(console, lab, root, requests, rate, stop):
-                return
-            shipper = Shipper(lab.url, api_key=lab.api_key)
-            with Progress(TextColumn("shipping the last 30 minutes"), BarColumn(), MofNCompleteColumn(),
-                          console=console) as progress:
-                task = progress.add_task("backlog", total=backlog)
-                lab.ship_backlog(shipper, progress=lambda n: progress.advance(task, n))
-            _where_to_look(console, lab.url, lab.api_key, root, root / "server" / "admin.key",
-                           f"{lab.files.root} (generated ALB objects, NGINX access log, app JSON)",
-                           lab.failed_trace, None)
-            console.print("\nlive traffic is flowing; Ctrl-C stops the demo")
-            try:
-                lab.live(shipper, stop=stop)
-            except KeyboardInterrupt:
-                pass
-            shipper.close()
+            if generated or not _run_stack(console, lab, root, requests, rate, stop):
+                _run_generated(console, lab, root, backlog, stop)
+        except KeyboardInterrupt:
+            pass
         finally:
             lab.stop_server()
             if data_dir is None and not keep:
