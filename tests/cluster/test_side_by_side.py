@@ -90,6 +90,8 @@ def tail_on_one_server_sees_what_the_other_ingested(a: ServerProcess, b: ServerP
         with httpx.stream("GET", a.url + "/api/v1/tail", params={"q": "service:payments"},
                           headers={**a.headers, "accept": "application/x-ndjson"}, timeout=60) as response:
             for line in response.iter_lines():
+                if not line.strip():
+                    continue  # the NDJSON keepalive is a blank line
                 item = orjson.loads(line)
                 if "subscribed" in item:
                     subscribed.set()
