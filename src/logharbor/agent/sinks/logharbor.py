@@ -170,6 +170,10 @@ class LogharborSink(BufferedSink):
             if isinstance(accepted, int) and accepted + len(out) != count:
                 telemetry.event(logging.ERROR, "receiver did not account for every record", sink=self.name,
                                 sent=count, accepted=accepted, rejected=len(out))
+                if accepted + len(out) < count:
+                    # some records reached nobody (a payload decoded short): send the batch again;
+                    # at-least-once prefers duplicates of the accepted ones to losing the rest
+                    raise Retriable(f"receiver accounted for {accepted + len(out)} of {count} records")
             return out
         detail = data[:300].decode("utf-8", "replace")
         if status == 429 or status >= 500 or status == 408:
