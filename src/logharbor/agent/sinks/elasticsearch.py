@@ -13,9 +13,6 @@ import base64
 import gzip
 import http.client
 import os
-import socket
-import ssl
-import threading
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,6 +22,7 @@ from pydantic import Field, field_validator
 
 from logharbor.agent.config import TLSConfig
 from logharbor.agent.sinks.base import BufferedSink, PartialRetry, SinkConfig, TooLarge
+from logharbor.agent.sinks.connections import KeepAlive
 from logharbor.agent.sinks.logharbor import parse_retry_after
 from logharbor.agent.types import Permanent, Retriable
 
@@ -62,9 +60,7 @@ class ElasticsearchSink(BufferedSink):
         super().__init__(name, cfg, data_dir)
         self.ecfg = cfg
         parts = urlsplit(cfg.url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (443 if self.https else 9200)
+        self.http = KeepAlive(parts, default_port=9200, timeout=cfg.timeout_secs, tls=cfg.tls)
         self.path = parts.path.rstrip("/") + "/_bulk"
         self.action = orjson.dumps({"create": {"_index": cfg.index}}) + b"\n"
         self.headers = {"Content-Type": "application/x-ndjson", "User-Agent": "logharbor-agent"}
@@ -78,40 +74,9 @@ class ElasticsearchSink(BufferedSink):
         self.headers.update(cfg.headers)
         if cfg.compression == "gzip":
             self.headers["Content-Encoding"] = "gzip"
-        self.ssl_context: ssl.SSLContext | None = None
-        if self.https:
-            ctx = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
-            if not cfg.tls.verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self.ssl_context = ctx
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self.https:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.ecfg.timeout_secs,
-                                                   context=self.ssl_context)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.ecfg.timeout_secs)
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._local.conn = conn
-            self._all.append(conn)
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
 
     def _closed(self) -> None:
-        for conn in self._all:
-            conn.close()
+        self.http.close_all()
 
     def body(self, payload: bytes) -> bytes:
         """The ``_bulk`` body: one ``create`` action before every record (records never hold a
@@ -121,12 +86,12 @@ class ElasticsearchSink(BufferedSink):
 
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         try:
-            conn = self._connection()
+            conn = self.http.get()
             conn.request("POST", self.path, body=self.body(payload), headers=self.headers)
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            self._drop_connection()
+            self.http.drop()
             raise Retriable(f"{type(exc).__name__}: {exc}") from None
         status = resp.status
         detail = data[:300].decode("utf-8", "replace")

@@ -18,7 +18,6 @@ import gzip
 import http.client
 import logging
 import os
-import socket
 import ssl
 import threading
 import time
@@ -33,6 +32,7 @@ from pydantic import Field, field_validator
 from logharbor.agent import telemetry
 from logharbor.agent.config import TLSConfig
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig, TooLarge
+from logharbor.agent.sinks.connections import KeepAlive
 from logharbor.agent.types import Permanent, Retriable
 
 __all__ = ["Config", "LogharborSink"]
@@ -81,9 +81,7 @@ class LogharborSink(BufferedSink):
         super().__init__(name, cfg, data_dir)
         self.lcfg = cfg
         parts = urlsplit(cfg.url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (443 if self.https else 80)
+        self.http = KeepAlive(parts, default_port=80, timeout=cfg.timeout_secs, tls=cfg.tls)
         path = parts.path if parts.path not in ("", "/") else "/api/v1/logs"
         self.path = path + (f"?{parts.query}" if parts.query else "")
         key = cfg.api_key or (os.environ.get(cfg.api_key_env) if cfg.api_key_env else None)
@@ -93,42 +91,12 @@ class LogharborSink(BufferedSink):
             self.headers["Authorization"] = f"Bearer {key}"
         if cfg.compression != "none":
             self.headers["Content-Encoding"] = cfg.compression
-        self.ssl_context: ssl.SSLContext | None = None
-        if self.https:
-            ctx = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
-            if not cfg.tls.verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self.ssl_context = ctx
         self._level = cfg.compression_level or 1
         self._gzip_level = self._level if cfg.compression == "gzip" else 0
-        self._local = threading.local()  # one keep-alive connection per delivery thread
-        self._all: list[http.client.HTTPConnection] = []
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self.https:
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.lcfg.timeout_secs, context=self.ssl_context)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.lcfg.timeout_secs)
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._local.conn = conn
-            self._all.append(conn)
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._local = threading.local()  # one zstd compressor per delivery thread
 
     def _closed(self) -> None:
-        for conn in self._all:
-            conn.close()
+        self.http.close_all()
 
     def encode(self, payload: bytes) -> bytes:
         """The request body for an NDJSON payload, compressed as configured."""
@@ -145,19 +113,19 @@ class LogharborSink(BufferedSink):
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         body = self.encode(payload)
         try:
-            conn = self._connection()
+            conn = self.http.get()
             conn.request("POST", self.path, body=body, headers=self.headers)
             resp = conn.getresponse()
             data = resp.read()
         except ssl.SSLCertVerificationError as exc:
-            self._drop_connection()
+            self.http.drop()
             raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
         except (OSError, http.client.HTTPException) as exc:
-            self._drop_connection()
+            self.http.drop()
             raise Retriable(f"{type(exc).__name__}: {exc}") from None
         status = resp.status
         if resp.getheader("Connection", "").lower() == "close":
-            self._drop_connection()
+            self.http.drop()
         if 200 <= status < 300:
             self._metrics.bytes_sent.labels(self.name).inc(len(body))
             try:

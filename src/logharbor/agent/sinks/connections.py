@@ -1,0 +1,58 @@
+"""What the HTTP sinks share: one keep-alive connection per delivery thread, TLS as configured."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+from urllib.parse import SplitResult
+
+from logharbor.agent.config import TLSConfig
+
+__all__ = ["KeepAlive"]
+
+
+class KeepAlive:
+    """HTTP(S) connections to one endpoint: each delivery thread keeps its own open (no
+    handshake per batch), drops it after an error, and all are closed when the sink stops."""
+
+    def __init__(self, parts: SplitResult, *, default_port: int, timeout: float, tls: TLSConfig) -> None:
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.https else default_port)
+        self.timeout = timeout
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.https:
+            ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+            if not tls.verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self.ssl_context = ctx
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+
+    def get(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.https:
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                   context=self.ssl_context)
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._local.conn = conn
+            self._all.append(conn)
+        return conn
+
+    def drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def close_all(self) -> None:
+        for conn in self._all:
+            conn.close()
