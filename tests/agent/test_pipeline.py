@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.agent.conftest import free_port, wait_for
@@ -184,3 +185,11 @@ def test_stdin_joins_cri_partial_lines_from_a_container_runtime(tmp_path: Path) 
     assert proc.wait(20) == 0
     assert [orjson.loads(x)["message"] for x in out.read_bytes().splitlines()] == [
         "first half, second half", "alone"]
+
+
+@pytest.mark.parametrize("lines", [[","], ["x", ","], ['a",', "b"], ['say "hi",', '","', "plain"]])
+def test_regression_fast_path_with_a_comma_line_or_a_quote_before_a_comma(lines: list[str]) -> None:
+    """The fast path split on '","', which a lone ',' line or a line ending in '",' also produce."""
+    out = encode(chunk(lines))
+    decoded = [orjson.loads(x) for x in out.payload.split(b"\n")[:-1]]
+    assert [d["message"] for d in decoded] == lines and out.count == len(lines)

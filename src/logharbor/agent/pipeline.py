@@ -33,9 +33,10 @@ def encode(chunk: Chunk) -> Encoded:
     """A chunk as NDJSON, every record with the chunk's shared fields (the record's own win).
 
     Raw lines take the fast path: the lines are JSON-escaped in one ``orjson.dumps`` of the
-    whole list and spliced into a per-chunk template, with no dict per line. In that output the
-    byte sequence ``","`` can only be the separator between two list items (a quote inside a
-    string is always escaped), so splitting on it is exact.
+    whole list and spliced into a per-chunk template, with no dict per line. When no line holds
+    a quote and none is a lone comma, the byte sequence ``","`` can only be the separator between
+    two list items, so splitting on it is exact; otherwise (an escaped quote followed by a comma,
+    or the line ``,``, also reads ``","``) each line is encoded on its own.
     """
     meta = chunk.meta
     if chunk.records is None:
@@ -44,7 +45,10 @@ def encode(chunk: Chunk) -> Encoded:
             return Encoded(b"", 0, chunk.ack)
         head = orjson.dumps({"timestamp": chunk.time_ns, **meta})[:-1] + b',"message":'
         body = orjson.dumps(lines)[1:-1]
-        payload = head + body.replace(b'","', b'"}\n' + head + b'"') + b"}\n"
+        if b'\\"' in body or "," in lines:  # regression: a line "," or ending in '",' split wrongly
+            payload = b"".join([head + orjson.dumps(line) + b"}\n" for line in lines])
+        else:
+            payload = head + body.replace(b'","', b'"}\n' + head + b'"') + b"}\n"
         return Encoded(payload, len(lines), chunk.ack)
     records = chunk.records
     if not records:
