@@ -18,6 +18,7 @@ from logharbor.agent.sinks import file as file_sink
 from logharbor.agent.sinks import logharbor as logharbor_sink
 from logharbor.agent.sinks import stdout as stdout_sink
 from logharbor.agent.sources import alb as alb_source
+from logharbor.agent.sources import container as container_source
 from logharbor.agent.sources import file as file_source
 from logharbor.agent.sources import stdin as stdin_source
 from logharbor.agent.transforms import enrich, grep, redact, sample
@@ -41,6 +42,7 @@ SOURCES: dict[str, Kind] = {
     "file": Kind(file_source.Config, file_source.FileSource),
     "stdin": Kind(stdin_source.Config, stdin_source.StdinSource),
     "alb": Kind(alb_source.Config, alb_source.AlbSource),
+    "container": Kind(container_source.Config, container_source.ContainerSource),
 }
 #: build(config) -> Transform
 TRANSFORMS: dict[str, Kind] = {
