@@ -3,11 +3,16 @@ bad lines and config errors named at build time."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logharbor.formats import ParserConfigError, build_parser
 from logharbor.formats.nginx import LOG_FORMATS, compile_log_format, format_nginx_line
-from logharbor.record import normalize
+from logharbor.formats.nginx_vars import parse_time_local
+from logharbor.record import normalize, parse_timestamp
 
 COMBINED = ('203.0.113.7 - alice [01/Nov/2026:12:34:56 +0100] "POST /api/orders?id=42 HTTP/1.1" 502 612 '
             '"https://shop.example/cart" "Mozilla/5.0 (X11; Linux x86_64)"')
@@ -186,3 +191,24 @@ def test_escape_none_and_a_variable_used_twice() -> None:
     listed = parser.parse('404 404 "GET / HTTP/1.1" 1, 2')
     assert listed["request_length"] == "1, 2"  # an integer variable NGINX wrote as a list stays text
     assert parser.parse('4x4 404 "GET / HTTP/1.1" 1')["parse_error"].startswith("nginx field")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 12, 31)),
+       st.integers(min_value=-14 * 60, max_value=14 * 60))
+def test_time_local_matches_the_rfc3339_parser_for_any_time_and_zone(moment: datetime, offset_min: int) -> None:
+    """The per-hour cache of ``$time_local`` gives what the full parser gives, in any zone."""
+    sign = "-" if offset_min < 0 else "+"
+    hh, mm = divmod(abs(offset_min), 60)
+    text = moment.strftime("%d/%b/%Y:%H:%M:%S ") + f"{sign}{hh:02d}{mm:02d}"
+    iso = moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{sign}{hh:02d}:{mm:02d}"
+    assert parse_time_local(text) == parse_timestamp(iso)
+    assert parse_time_local(text) == parse_timestamp(iso)  # the second time from the cache
+
+
+@pytest.mark.parametrize("bad", ["01/Nov/2026:12:60:00 +0100", "01/Nov/2026:12:0a:00 +0100",
+                                 "30/Feb/2026:12:00:00 +0100", "01/Xyz/2026:12:00:00 +0100",
+                                 "01/Nov/2026:25:00:00 +0100", "01/Nov/2026 12:00:00 +0100", ""])
+def test_time_local_rejects_what_is_not_a_time(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time_local(bad)
