@@ -29,6 +29,7 @@ import orjson
 from fastapi import APIRouter
 
 from logharbor.formats.syslog import parse_syslog
+from logharbor.formats.syslog_framing import SyslogFramer
 from logharbor.record import RecordError, normalize
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
@@ -48,94 +49,6 @@ _UDP_BATCH = 2000
 _UDP_WAIT_S = 0.02
 _OFFLOAD_DATAGRAMS = 500
 _UDP_RCVBUF = 8 * 1024 * 1024
-
-
-class SyslogFramer:
-    """Splits a TCP stream into syslog messages (octet counting or LF, told apart per message)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.buf = b""
-        self.skip = 0  # bytes of an over-long message still to throw away
-        self.skip_to_newline = False
-
-    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
-        """Complete messages in ``data`` (plus what was buffered), each with a truncated flag."""
-        buf = self.buf + data if self.buf else data
-        out: list[tuple[bytes, bool]] = []
-        pos, n = 0, len(buf)
-        while pos < n:
-            if self.skip:
-                take = min(self.skip, n - pos)
-                self.skip -= take
-                pos += take
-                continue
-            if self.skip_to_newline:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    pos = n
-                    break
-                self.skip_to_newline = False
-                pos = nl + 1
-                continue
-            while pos < n and buf[pos] in b"\r\n\x00 ":
-                pos += 1
-            if pos >= n:
-                break
-            if 0x30 <= buf[pos] <= 0x39:  # a digit: octet counting
-                sp = buf.find(b" ", pos, pos + 11)
-                if sp < 0:
-                    if n - pos >= 11:  # not a length after all: take it as an LF-framed line
-                        pos = self._lf(buf, pos, out)
-                        continue
-                    break
-                length_text = buf[pos:sp]
-                if not length_text.isdigit():
-                    pos = self._lf(buf, pos, out)
-                    continue
-                length = int(length_text)
-                start = sp + 1
-                if length > self.max_bytes:
-                    if n - start < self.max_bytes:
-                        break
-                    out.append((buf[start:start + self.max_bytes], True))
-                    self.skip = length - self.max_bytes
-                    pos = start + self.max_bytes
-                    continue
-                if n - start < length:
-                    break
-                out.append((buf[start:start + length], False))
-                pos = start + length
-            else:
-                new_pos = self._lf(buf, pos, out)
-                if new_pos == pos:
-                    break
-                pos = new_pos
-        self.buf = buf[pos:]
-        return out
-
-    def _lf(self, buf: bytes, pos: int, out: list[tuple[bytes, bool]]) -> int:
-        end = pos + self.max_bytes + 1
-        nl = buf.find(b"\n", pos, end)
-        nul = buf.find(b"\x00", pos, nl if nl >= 0 else end)  # Python's SysLogHandler ends with NUL
-        if nul >= 0:
-            nl = nul
-        if nl >= 0:
-            out.append((buf[pos:nl].rstrip(b"\r"), False))
-            return nl + 1
-        if len(buf) - pos > self.max_bytes:
-            out.append((buf[pos:pos + self.max_bytes], True))
-            self.skip_to_newline = True
-            return pos + self.max_bytes
-        return pos  # incomplete: wait for more
-
-    def close(self) -> list[tuple[bytes, bool]]:
-        """What is left when the peer closes: a last line without its LF."""
-        rest = self.buf.strip(b"\r\n\x00 ")
-        self.buf = b""
-        if rest and not self.skip and not self.skip_to_newline:
-            return [(rest[: self.max_bytes], len(rest) > self.max_bytes)]
-        return []
 
 
 def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received_ns: int,
