@@ -63,6 +63,19 @@ class Buffer(Protocol):
         """Wake every waiter; further ``put`` calls are refused."""
         ...
 
+    def rewind(self) -> None:
+        """Forget what was handed out: every item not yet delivered is next to ``get`` again, in
+        order (the delivery threads are stopped; their successor takes over this buffer)."""
+        ...
+
+    def reconfigure(self, max_bytes: int, when_full: str) -> None:
+        """Apply a reloaded config's bound and full-buffer policy."""
+        ...
+
+    def take_all(self) -> list[Encoded]:
+        """Remove and return every item not yet delivered (after ``close``, to settle their acks)."""
+        ...
+
 
 class MemoryBuffer:
     """A bounded in-memory queue; what it holds is lost on a crash but was never acknowledged."""
@@ -125,6 +138,35 @@ class MemoryBuffer:
             self._closed = True
             self._cond.notify_all()
 
+    def rewind(self) -> None:
+        with self._cond:
+            again = []
+            for item, delivered in self._out:
+                if delivered:
+                    self._bytes -= len(item.payload)
+                    self._events -= item.count
+                else:
+                    again.append(item)
+            self._out.clear()
+            self._index.clear()
+            self._queue.extendleft(reversed(again))
+            self._cond.notify_all()
+
+    def reconfigure(self, max_bytes: int, when_full: str) -> None:
+        with self._cond:
+            self.max_bytes, self.block = max_bytes, when_full == "block"
+            self._cond.notify_all()
+
+    def take_all(self) -> list[Encoded]:
+        with self._cond:
+            items = [item for item, delivered in self._out if not delivered] + list(self._queue)
+            self._out.clear()
+            self._index.clear()
+            self._queue.clear()
+            self._bytes = self._events = 0
+            self._cond.notify_all()
+            return items
+
 
 class DiskBuffer:
     """Segment files under ``directory``; durable once ``put`` returns (write + fsync)."""
@@ -153,6 +195,7 @@ class DiskBuffer:
         # [end position, bytes, records, delivered], in hand-out order
         self._out: deque[list[Any]] = deque()
         self._index: dict[int, list[Any]] = {}
+        self._skip: set[tuple[int, int]] = set()  # ends of entries delivered before a rewind
         self._events = self._count_events(acked)
         self._bytes = sum(self._seg_size(s) for s in self._segs) - acked[1]
         self._wseg = self._segs[-1]
@@ -249,22 +292,28 @@ class DiskBuffer:
             return item
 
     def _next(self) -> Encoded | None:
-        seg, off = self._read
         while True:
-            size = self._wsize if seg == self._wseg else self._seg_size(seg)
-            if off < size:
+            seg, off = self._read
+            while True:
+                size = self._wsize if seg == self._wseg else self._seg_size(seg)
+                if off < size:
+                    break
+                if seg >= self._wseg:
+                    return None
+                seg, off = seg + 1, 0
+            with open(self._seg_path(seg), "rb") as fh:
+                fh.seek(off)
+                length, count, crc = _HEADER.unpack(fh.read(_HEADER.size))
+                payload = fh.read(length)
+            if zlib.crc32(payload) != crc:  # cannot happen after _repair_tail, unless the disk lies
+                raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
+            end = (seg, off + _HEADER.size + length)
+            self._read = end
+            if end not in self._skip:
                 break
-            if seg >= self._wseg:
-                return None
-            seg, off = seg + 1, 0
-        with open(self._seg_path(seg), "rb") as fh:
-            fh.seek(off)
-            length, count, crc = _HEADER.unpack(fh.read(_HEADER.size))
-            payload = fh.read(length)
-        if zlib.crc32(payload) != crc:  # cannot happen after _repair_tail, unless the disk lies
-            raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
-        end = (seg, off + _HEADER.size + length)
-        self._read = end
+            # delivered before a rewind (out of order): not again, but it still moves the position
+            self._skip.discard(end)
+            self._out.append([end, _HEADER.size + length, count, True])
         if self.sealer is not None:
             payload = self.sealer.open(payload)
         item = Encoded(payload, count, None)
@@ -301,6 +350,22 @@ class DiskBuffer:
                 self._closed = True
                 os.close(self._wfd)
             self._cond.notify_all()
+
+    def rewind(self) -> None:
+        with self._cond:
+            self._skip = {tuple(e[0]) for e in self._out if e[3]}
+            self._out.clear()
+            self._index.clear()
+            self._read = self._acked
+            self._cond.notify_all()
+
+    def reconfigure(self, max_bytes: int, when_full: str) -> None:
+        with self._cond:
+            self.max_bytes, self.block = max_bytes, when_full == "block"
+            self._cond.notify_all()
+
+    def take_all(self) -> list[Encoded]:
+        return []  # acknowledged when written: they stay on disk, replayed by the next owner
 
 
 def open_buffer(kind: str, directory: Path, max_bytes: int, when_full: str,

@@ -11,7 +11,10 @@ A concrete sink only says how to send one batch (``send``) and whether a failure
   *rejected* (counted, logged, optionally written to a dead-letter file) so one poison batch
   never blocks everything behind it;
 - on close, drains within a deadline; what is still unsent is simply not acknowledged, so the
-  sources' checkpoints stay behind it (memory buffer) or the disk buffer replays it on restart.
+  sources' checkpoints stay behind it (memory buffer) or the disk buffer replays it on restart;
+- on a hot reload, ``detach`` stops the delivery threads without closing the buffer, so the
+  sink's replacement adopts the very same buffer (what was queued and what was in flight but not
+  acknowledged is delivered by the replacement, once).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import Field
 
 from logharbor.agent import telemetry
@@ -45,11 +49,14 @@ class PartialRetry(Retriable):
     """
 
     def __init__(self, message: str, payload: bytes, count: int, *, rejected: bytes = b"",
-                 rejected_count: int = 0, rejected_error: str = "") -> None:
+                 rejected_count: int = 0, rejected_error: str = "",
+                 rejected_lines: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.payload, self.count = payload, count
         #: records refused for good in the same answer (dead-lettered, not resent)
         self.rejected, self.rejected_count, self.rejected_error = rejected, rejected_count, rejected_error
+        #: the same refusals one by one (``line`` 1-based in the payload sent, ``error``), if known
+        self.rejected_lines = rejected_lines
 
 
 class SinkConfig(Strict):
@@ -66,13 +73,20 @@ class SinkConfig(Strict):
 class BufferedSink:
     """Base class: subclasses implement ``send(payload, count) -> rejected_lines``."""
 
-    def __init__(self, name: str, cfg: SinkConfig, data_dir: Path) -> None:
+    def __init__(self, name: str, cfg: SinkConfig, data_dir: Path, *, buffer: Buffer | None = None) -> None:
         self.name = name
         self.cfg = cfg
-        self.buffer: Buffer = open_buffer(
-            cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full,
-            cfg.buffer.encryption_key_file)
+        if buffer is not None:  # adopted from the sink this one replaces (hot reload)
+            buffer.reconfigure(cfg.buffer.max_bytes, cfg.buffer.when_full)
+            self.buffer: Buffer = buffer
+        else:
+            self.buffer = open_buffer(
+                cfg.buffer.type, data_dir / "buffer" / name, cfg.buffer.max_bytes, cfg.buffer.when_full,
+                cfg.buffer.encryption_key_file)
         self._stop = threading.Event()
+        self._detaching = False
+        #: set when the sink was removed by a reload: what reaches it after that is not owed to anyone
+        self.retired = False
         self._deadline: float | None = None
         self._threads = [threading.Thread(target=self._run, name=f"sink-{name}-{i}", daemon=True)
                          for i in range(self._workers(cfg))]
@@ -98,6 +112,8 @@ class BufferedSink:
         try:
             taken = self.buffer.put(item)
         except BufferClosed:
+            if self.retired and item.ack is not None:
+                item.ack.done(AckStatus.DROPPED)  # the sink was removed: nothing is owed to it
             return  # shutting down: not taken, not acknowledged, read again after the restart
         if taken:
             if self.cfg.buffer.type == "disk" and item.ack is not None:
@@ -109,15 +125,40 @@ class BufferedSink:
         self._gauge()
 
     def close(self, timeout: float) -> None:
+        """Deliver what the buffer holds for up to ``timeout`` seconds, then stop."""
         self._deadline = time.monotonic() + timeout
         self._stop.set()
-        for th in self._threads:
-            th.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
+        self._join()
         self.buffer.close()
         self._closed()
 
+    def detach(self, timeout: float) -> Buffer:
+        """Stop delivering (the batches in flight finish, up to ``timeout`` seconds) and hand the
+        buffer over, not closed, with every item not yet delivered made ready to be sent again."""
+        self._detaching = True
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._join()
+        self.buffer.rewind()
+        self._closed()
+        return self.buffer
+
+    def _join(self) -> None:
+        assert self._deadline is not None
+        for th in self._threads:
+            if th.ident is not None:
+                th.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
+        if any(th.is_alive() for th in self._threads):
+            # a request the receiver never answers: cut it (at-least-once: it is sent again)
+            self._abort()
+            for th in self._threads:
+                th.join(5.0)
+
     def _closed(self) -> None:
         """Release connections (subclasses)."""
+
+    def _abort(self) -> None:
+        """Cut requests in flight from another thread (subclasses with connections)."""
 
     # -- the delivery thread ------------------------------------------------------------------
 
@@ -135,6 +176,8 @@ class BufferedSink:
 
     def _collect(self) -> list[Encoded]:
         b = self.cfg.batch
+        if self._detaching:
+            return []
         first = self.buffer.get(0.0 if self._stop.is_set() else 0.2)
         if first is None:
             return []
@@ -178,7 +221,7 @@ class BufferedSink:
         partial = False  # part of the batch was taken already: never resend the whole of it
         floor = AckStatus.DELIVERED
         while True:
-            if self._expired():
+            if self._expired() or (self._detaching and attempt and not partial):
                 return None
             try:
                 rejected = self.send(payload, count)
@@ -198,7 +241,10 @@ class BufferedSink:
             except Retriable as exc:
                 if isinstance(exc, PartialRetry):
                     self._count_sent(count - exc.count - exc.rejected_count, 0)
-                    if exc.rejected_count:
+                    if exc.rejected_lines:
+                        self._reject_lines(payload, exc.rejected_lines)
+                        floor = AckStatus.REJECTED
+                    elif exc.rejected_count:
                         self._reject(exc.rejected, exc.rejected_count, exc.rejected_error)
                         floor = AckStatus.REJECTED
                     payload, count, partial = exc.payload, exc.count, True
@@ -231,12 +277,18 @@ class BufferedSink:
         self._dead_letter(payload)
 
     def _reject_lines(self, payload: bytes, rejected: list[dict[str, Any]]) -> None:
+        """Dead-letter the refused records, each with ``_dead_letter: {sink, status, reason}``."""
         lines = payload.split(b"\n")
         bad = []
         for r in rejected:
             k = r.get("line")  # 1-based, as the server counts
             if isinstance(k, int) and 1 <= k <= len(lines):
-                bad.append(lines[k - 1] + b"\n")
+                line = lines[k - 1]
+                why = orjson.dumps({"_dead_letter": {"sink": self.name, "status": r.get("status"),
+                                                     "reason": str(r.get("error", ""))}})
+                if line.startswith(b"{") and len(line) > 2:
+                    line = why[:-1] + b"," + line[1:]
+                bad.append(line + b"\n")
         first = rejected[0].get("error", "") if rejected else ""
         telemetry.batch_rejected(self.name, len(rejected), f"per-line rejections, first: {first}")
         self._dead_letter(b"".join(bad))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -56,3 +57,12 @@ class KeepAlive:
     def close_all(self) -> None:
         for conn in self._all:
             conn.close()
+
+    def abort_all(self) -> None:
+        """Cut every connection from another thread: a delivery thread blocked waiting for an
+        answer wakes up with an error (the batch is then retried or left for the next owner)."""
+        for conn in list(self._all):
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

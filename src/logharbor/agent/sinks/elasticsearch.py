@@ -1,32 +1,52 @@
-"""Ship batches to anything that speaks the Elasticsearch ``_bulk`` API (OpenSearch, logharbor's
-own ``/_bulk``), for users moving from an ELK stack or feeding both during a migration.
+"""Ship batches to anything that speaks the Elasticsearch ``_bulk`` API (Elasticsearch, OpenSearch,
+logharbor's own ``/_bulk``), for users moving from an ELK stack or feeding both during a migration.
 
-Each record becomes a ``create`` action into ``index``. ``_bulk`` answers per record, so the
-error classifier works per item: items refused with 429 or 5xx are sent again *alone* (the
-accepted ones are not stored twice), items refused with another 4xx are permanent rejections
-(logged, counted, dead-lettered). Whole-request failures follow the ``logharbor`` sink's rules.
+Each record becomes a ``create`` action (append-only, what data streams require) into ``index``,
+whose name may hold a strftime pattern (``logs-%Y.%m.%d``) filled from the record's own
+timestamp in UTC, so a late record lands in the index of its day, not of the day it was sent.
+
+``_bulk`` answers per item, so the error classifier works per item:
+
+- ``2xx``, and ``409`` (``version_conflict_engine_exception``: for ``create`` it means a document
+  with that id is already there — an earlier attempt got through) count as delivered;
+- ``429``, ``408``, ``5xx`` and ``es_rejected_execution_exception`` are sent again *alone*, with
+  the sink's backoff (the accepted items are never stored twice);
+- any other item error (``400 mapper_parsing_exception``…) is permanent: the record goes to the
+  dead letter with its status and reason, and is counted.
+
+Whole-request answers follow the ``logharbor`` sink's rules: 429/408/5xx (and 401/403: the
+records are fine, the credentials are not) are retried honouring ``Retry-After``, 413 splits the
+batch, any other 4xx is permanent for the batch.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import http.client
 import os
+import ssl
+import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from logharbor.agent.buffer import Buffer
 from logharbor.agent.config import TLSConfig
 from logharbor.agent.sinks.base import BufferedSink, PartialRetry, SinkConfig, TooLarge
 from logharbor.agent.sinks.connections import KeepAlive
 from logharbor.agent.sinks.logharbor import parse_retry_after
 from logharbor.agent.types import Permanent, Retriable
+from logharbor.record import RecordError, parse_timestamp
 
-__all__ = ["Config", "ElasticsearchSink"]
+__all__ = ["Config", "ElasticsearchSink", "classify_item"]
+
+_TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "timeMillis")
+_RETRY_TYPES = frozenset(("es_rejected_execution_exception", "circuit_breaking_exception"))
 
 
 class Config(SinkConfig):
@@ -34,11 +54,17 @@ class Config(SinkConfig):
 
     type: Literal["elasticsearch"]
     url: str
+    #: index or data stream; strftime fields (``%Y``, ``%m``, ``%d``, ``%H``) are taken from each
+    #: record's timestamp in UTC
     index: str = "logs"
     api_key: str | None = None
     api_key_env: str | None = None
     username: str | None = None
+    password: str | None = None
     password_env: str | None = None
+    #: set this field (RFC 3339, UTC) on records that lack it, from their own timestamp; data
+    #: streams require ``@timestamp``; ``null`` sends records as they are
+    timestamp_field: str | None = "@timestamp"
     compression: Literal["gzip", "none"] = "gzip"
     timeout_secs: float = Field(default=30.0, gt=0)
     tls: TLSConfig = TLSConfig()
@@ -52,23 +78,68 @@ class Config(SinkConfig):
             raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
         return value
 
+    @field_validator("index")
+    @classmethod
+    def _index(cls, value: str) -> str:
+        try:
+            sample = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC).strftime(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid strftime pattern: {exc}") from None
+        bad = set(sample) & set('\\/*?"<>| ,#:')
+        if not sample or bad or sample[0] in "_-+" or sample != sample.lower():
+            raise ValueError(f"{value!r} gives {sample!r}, not a valid index name (lowercase, no "
+                             "\\ / * ? \" < > | space , # :, not starting with _ - +)")
+        return value
+
+    @model_validator(mode="after")
+    def _auth(self) -> Config:
+        if (self.password or self.password_env) and not self.username:
+            raise ValueError("password/password_env given without username")
+        if self.password and self.password_env:
+            raise ValueError("give password or password_env, not both")
+        if (self.api_key or self.api_key_env) and self.username:
+            raise ValueError("give an API key or a username, not both")
+        return self
+
+
+def classify_item(item: Any) -> tuple[str, int, str]:
+    """One ``_bulk`` answer item as (``ok`` | ``retry`` | ``reject``, status, reason)."""
+    result = next(iter(item.values()), {}) if isinstance(item, dict) and item else {}
+    if not isinstance(result, dict):
+        return "retry", 500, f"unreadable item {item!r}"[:300]
+    try:
+        status = int(result.get("status", 500))
+    except (TypeError, ValueError):
+        status = 500
+    error = result.get("error")
+    kind = error.get("type", "") if isinstance(error, dict) else str(error or "")
+    reason = error.get("reason", "") if isinstance(error, dict) else ""
+    text = f"{status} {kind}: {reason}".strip()[:300]
+    if status < 300 or status == 409:  # 409 on create: the document is there already
+        return "ok", status, text
+    if status in (429, 408) or status >= 500 or kind in _RETRY_TYPES:
+        return "retry", status, text
+    return "reject", status, text
+
 
 class ElasticsearchSink(BufferedSink):
     """The ``elasticsearch`` sink."""
 
-    def __init__(self, name: str, cfg: Config, data_dir: Path) -> None:
-        super().__init__(name, cfg, data_dir)
+    def __init__(self, name: str, cfg: Config, data_dir: Path, *, buffer: Buffer | None = None) -> None:
+        super().__init__(name, cfg, data_dir, buffer=buffer)
         self.ecfg = cfg
         parts = urlsplit(cfg.url)
         self.http = KeepAlive(parts, default_port=9200, timeout=cfg.timeout_secs, tls=cfg.tls)
         self.path = parts.path.rstrip("/") + "/_bulk"
+        self.dated = "%" in cfg.index
         self.action = orjson.dumps({"create": {"_index": cfg.index}}) + b"\n"
+        self._actions: dict[int, bytes] = {}  # index name per UTC second, for dated indexes
         self.headers = {"Content-Type": "application/x-ndjson", "User-Agent": "logharbor-agent"}
         key = cfg.api_key or (os.environ.get(cfg.api_key_env) if cfg.api_key_env else None)
         if key:
             self.headers["Authorization"] = f"ApiKey {key}"
         elif cfg.username:
-            password = os.environ.get(cfg.password_env, "") if cfg.password_env else ""
+            password = cfg.password or (os.environ.get(cfg.password_env, "") if cfg.password_env else "")
             token = base64.b64encode(f"{cfg.username}:{password}".encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
         self.headers.update(cfg.headers)
@@ -78,56 +149,119 @@ class ElasticsearchSink(BufferedSink):
     def _closed(self) -> None:
         self.http.close_all()
 
+    def _abort(self) -> None:
+        self.http.abort_all()
+
+    # -- the request body -------------------------------------------------------------------------
+
+    def _action_for(self, ns: int) -> bytes:
+        second = ns // 1_000_000_000
+        found = self._actions.get(second)
+        if found is None:
+            if len(self._actions) > 4096:
+                self._actions.clear()
+            when = dt.datetime.fromtimestamp(second, tz=dt.UTC)
+            found = orjson.dumps({"create": {"_index": when.strftime(self.ecfg.index)}}) + b"\n"
+            self._actions[second] = found
+        return found
+
+    def _pair(self, line: bytes) -> bytes:
+        """The action and source lines of one record (per-record work: dated index, @timestamp)."""
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return self.action + line + b"\n"  # the receiver will say what is wrong with it
+        if not isinstance(doc, dict):
+            return self.action + line + b"\n"
+        ns = None
+        for key in _TIME_KEYS:
+            if key in doc:
+                try:
+                    ns = parse_timestamp(doc[key])
+                    break
+                except RecordError:
+                    continue
+        field = self.ecfg.timestamp_field
+        if field and field not in doc and ns is not None:
+            stamp = dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            doc[field] = f"{stamp}.{ns % 1_000_000_000:09d}Z"
+            line = orjson.dumps(doc)
+        if not self.dated:
+            return self.action + line + b"\n"
+        return self._action_for(ns if ns is not None else time.time_ns()) + line + b"\n"
+
+    def bulk(self, payload: bytes) -> bytes:
+        """The ``_bulk`` body (uncompressed): one ``create`` action before every record."""
+        if not self.dated and not self.ecfg.timestamp_field:
+            # records never hold a raw newline (the encoder escapes them): one splice does it
+            return self.action + payload[:-1].replace(b"\n", b"\n" + self.action) + b"\n"
+        return b"".join([self._pair(line) for line in payload.split(b"\n") if line])
+
     def body(self, payload: bytes) -> bytes:
-        """The ``_bulk`` body: one ``create`` action before every record (records never hold a
-        raw newline: the encoder escapes them)."""
-        bulk = self.action + payload[:-1].replace(b"\n", b"\n" + self.action) + b"\n"
+        """The request body, compressed as configured."""
+        bulk = self.bulk(payload)
         return gzip.compress(bulk, compresslevel=1, mtime=0) if self.ecfg.compression == "gzip" else bulk
 
+    # -- one request ------------------------------------------------------------------------------
+
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+        body = self.body(payload)
         try:
             conn = self.http.get()
-            conn.request("POST", self.path, body=self.body(payload), headers=self.headers)
+            conn.request("POST", self.path, body=body, headers=self.headers)
             resp = conn.getresponse()
             data = resp.read()
+        except ssl.SSLCertVerificationError as exc:
+            self.http.drop()
+            raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
         except (OSError, http.client.HTTPException) as exc:
             self.http.drop()
             raise Retriable(f"{type(exc).__name__}: {exc}") from None
         status = resp.status
+        if resp.getheader("Connection", "").lower() == "close":
+            self.http.drop()
         detail = data[:300].decode("utf-8", "replace")
-        if status in (429, 408, 401, 403) or status >= 500:
+        if status in (429, 408) or status >= 500:
             raise Retriable(f"HTTP {status}: {detail}", parse_retry_after(resp.getheader("Retry-After")))
+        if status in (401, 403):
+            # the records are fine, the credentials are not: keep them until they are fixed
+            raise Retriable(f"HTTP {status} (check the credentials and their privileges): {detail}")
         if status == 413:
             raise TooLarge(f"HTTP 413: {detail}")
         if not 200 <= status < 300:
             raise Permanent(f"HTTP {status}: {detail}")
-        self._metrics.bytes_sent.labels(self.name).inc(len(payload))
+        self._metrics.bytes_sent.labels(self.name).inc(len(body))
         try:
             answer = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise Retriable(f"HTTP {status}: the _bulk answer is not JSON: {detail}") from None
+        if not isinstance(answer, dict):
+            raise Retriable(f"HTTP {status}: the _bulk answer is not an object: {detail}")
         if not answer.get("errors"):
             return []
-        return self._items(payload, answer.get("items") or [])
+        return self._items(payload, answer.get("items") or [], count)
 
     @staticmethod
-    def _items(payload: bytes, items: list[Any]) -> list[dict[str, Any]]:
+    def _items(payload: bytes, items: list[Any], count: int) -> list[dict[str, Any]]:
+        """Sort the answer's items: raise :class:`PartialRetry` with the ones to send again, or
+        return the permanent refusals (``line`` is 1-based in ``payload``)."""
         lines = payload.split(b"\n")[:-1]
+        if len(items) != len(lines):
+            # the answer does not pair with what was sent: nothing can be known, send all again
+            raise Retriable(f"_bulk answered {len(items)} items for {len(lines)} records")
         again: list[bytes] = []
         rejected: list[dict[str, Any]] = []
-        for k, (line, item) in enumerate(zip(lines, items, strict=False), start=1):
-            result = next(iter(item.values()), {}) if isinstance(item, dict) else {}
-            status = int(result.get("status", 500))
-            if status < 300:
-                continue
-            if status in (429, 408) or status >= 500:
+        for k, (line, item) in enumerate(zip(lines, items, strict=True), start=1):
+            verdict, status, reason = classify_item(item)
+            if verdict == "retry":
                 again.append(line)
-            else:
-                rejected.append({"line": k, "error": str(result.get("error"))[:300]})
+            elif verdict == "reject":
+                rejected.append({"line": k, "status": status, "error": reason})
         if again:
             bad = [lines[r["line"] - 1] for r in rejected]
-            raise PartialRetry(f"{len(again)} records refused with a retriable status",
+            raise PartialRetry(f"{len(again)} of {count} records refused with a retriable status",
                                b"\n".join(again) + b"\n", len(again),
                                rejected=b"".join(x + b"\n" for x in bad), rejected_count=len(bad),
-                               rejected_error=rejected[0]["error"] if rejected else "")
+                               rejected_error=rejected[0]["error"] if rejected else "",
+                               rejected_lines=rejected)
         return rejected

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
 from logharbor.agent.types import Retriable
 
@@ -27,8 +28,8 @@ class Config(SinkConfig):
 class FileSink(BufferedSink):
     """The ``file`` sink."""
 
-    def __init__(self, name: str, cfg: Config, data_dir: Path) -> None:
-        super().__init__(name, cfg, data_dir)
+    def __init__(self, name: str, cfg: Config, data_dir: Path, *, buffer: Buffer | None = None) -> None:
+        super().__init__(name, cfg, data_dir, buffer=buffer)
         self.path = cfg.path
         self.fsync = cfg.fsync
         self._fd: int | None = None

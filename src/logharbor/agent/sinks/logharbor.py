@@ -30,6 +30,7 @@ import zstandard
 from pydantic import Field, field_validator
 
 from logharbor.agent import telemetry
+from logharbor.agent.buffer import Buffer
 from logharbor.agent.config import TLSConfig
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig, TooLarge
 from logharbor.agent.sinks.connections import KeepAlive
@@ -77,8 +78,8 @@ def parse_retry_after(value: str | None) -> float | None:
 class LogharborSink(BufferedSink):
     """The ``logharbor`` sink."""
 
-    def __init__(self, name: str, cfg: Config, data_dir: Path) -> None:
-        super().__init__(name, cfg, data_dir)
+    def __init__(self, name: str, cfg: Config, data_dir: Path, *, buffer: Buffer | None = None) -> None:
+        super().__init__(name, cfg, data_dir, buffer=buffer)
         self.lcfg = cfg
         parts = urlsplit(cfg.url)
         self.http = KeepAlive(parts, default_port=80, timeout=cfg.timeout_secs, tls=cfg.tls)
@@ -97,6 +98,9 @@ class LogharborSink(BufferedSink):
 
     def _closed(self) -> None:
         self.http.close_all()
+
+    def _abort(self) -> None:
+        self.http.abort_all()
 
     def encode(self, payload: bytes) -> bytes:
         """The request body for an NDJSON payload, compressed as configured."""

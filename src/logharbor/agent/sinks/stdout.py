@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
 from logharbor.agent.types import Retriable
 
@@ -22,8 +23,9 @@ class Config(SinkConfig):
 class StdoutSink(BufferedSink):
     """The ``stdout`` sink; a batch is acknowledged once written and flushed."""
 
-    def __init__(self, name: str, cfg: Config, data_dir: Path, stream: BinaryIO | None = None) -> None:
-        super().__init__(name, cfg, data_dir)
+    def __init__(self, name: str, cfg: Config, data_dir: Path, stream: BinaryIO | None = None, *,
+                 buffer: Buffer | None = None) -> None:
+        super().__init__(name, cfg, data_dir, buffer=buffer)
         self.stream = stream or sys.stdout.buffer
 
     def _workers(self, cfg: SinkConfig) -> int:
