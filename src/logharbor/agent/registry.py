@@ -21,6 +21,7 @@ from logharbor.agent.sources import alb as alb_source
 from logharbor.agent.sources import container as container_source
 from logharbor.agent.sources import file as file_source
 from logharbor.agent.sources import stdin as stdin_source
+from logharbor.agent.sources import syslog as syslog_source
 from logharbor.agent.transforms import enrich, grep, redact, sample
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ SOURCES: dict[str, Kind] = {
     "stdin": Kind(stdin_source.Config, stdin_source.StdinSource),
     "alb": Kind(alb_source.Config, alb_source.AlbSource),
     "container": Kind(container_source.Config, container_source.ContainerSource),
+    "syslog": Kind(syslog_source.Config, syslog_source.SyslogSource),
 }
 #: build(config) -> Transform
 TRANSFORMS: dict[str, Kind] = {
