@@ -203,7 +203,7 @@ class Evaluator:
             seen.add(key)
             prev = states.get(key)
             before = prev["state"] if prev else "inactive"
-            active = rule.condition.holds(result.value)
+            active = result.holds(rule.condition)
             state, cols, notify = step(prev, active, at_ns, rule)
             if state == "inactive" and rule.condition.type != "absence":
                 if prev is not None:
@@ -245,8 +245,8 @@ class Evaluator:
                 ev: Evaluation, *, repeat: bool = False) -> None:
         rule = stored.rule
         labels = {"alertname": rule.name, **rule.labels, **result.labels}
-        alert = {"labels": labels, "annotations": rule.render(result.labels, result.value),
-                 "value": result.value, "state": kind, "starts_ns": since_ns,
+        alert = {"labels": labels, "annotations": rule.render(result.labels, result.value, result.details),
+                 "value": result.value, "details": result.details, "state": kind, "starts_ns": since_ns,
                  "ends_ns": at_ns if kind == "resolved" else None,
                  "rule_labels": rule.labels, "max_per_hour": rule.max_notifications_per_hour}
         dedup = f"{stored.id}:{result.key}:{kind}:{since_ns}" + (f":{at_ns}" if repeat else "")
@@ -260,8 +260,9 @@ class Evaluator:
                 ) -> list[dict[str, Any]]:
         """Each group's value and verdict now, changing nothing (``logharbor alerts test``)."""
         results = rule.evaluate(self.run_query, at_ns, table=self.table, scope=scope)
-        return [{"group": r.labels, "value": r.value, "active": rule.condition.holds(r.value),
-                 "annotations": rule.render(r.labels, r.value)} for r in results]
+        return [{"group": r.labels, "value": r.value, "active": r.holds(rule.condition),
+                 "annotations": rule.render(r.labels, r.value, r.details),
+                 **({"details": r.details} if r.details is not None else {})} for r in results]
 
     # -------------------------------------------------------------------------- scheduler
 

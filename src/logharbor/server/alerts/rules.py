@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from logharbor.server.query import (
     QueryError,
@@ -39,17 +47,29 @@ from logharbor.server.query import (
 from logharbor.server.query import ast as qast
 from logharbor.server.query.fields import resolve_field
 
+from .anomaly import DAY_NS, PERIOD, judge, union_sql
+from .newpattern import PATTERN_GROUP, new_pattern_query, new_pattern_results
+
 __all__ = ["Condition", "GroupResult", "Rule", "duration_ns", "render_template", "validation_message"]
 
 Op = Literal[">", ">=", "<", "<="]
 _NUMBER = r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
 _SHORTHAND = re.compile(rf"^\s*(?P<lhs>.+?)\s*(?P<op>>=|<=|>|<)\s*(?P<num>{_NUMBER})\s*$", re.DOTALL)
 _RATIO = re.compile(r"^ratio\s*\((?P<num>.*)\)$", re.DOTALL)
+_ANOMALY = re.compile(r"^anomaly(\s*\((?P<of>.*)\))?$", re.DOTALL)
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _VALUE = "_lh_value"
 _TOTAL = "_lh_total"
 MAX_GROUPS = 1000  # groups evaluated per rule and slot
 _NAME = re.compile(r"^[^/\x00-\x1f]{1,200}$")
+_ANOMALY_FIELDS = {"metric", "baseline", "periods", "k", "min_mad", "min_change", "direction",
+                   "numerator", "column"}
+_PATTERN_FIELDS = {"min_level", "learning"}
+_DETAILS: dict[str, tuple[str, ...]] = {  # annotation names a kind of condition adds
+    "anomaly": ("median", "mad", "k", "deviation"),
+    "new_pattern": ("template", "sample", "count", "first_seen")}
+_DETAILS.update(dict.fromkeys(("count", "ratio", "value", "absence"), ()))
+_OPTIONAL = (_ANOMALY_FIELDS | _PATTERN_FIELDS) - {"numerator", "column"}
 
 
 def duration_ns(text: str, *, allow_zero: bool = False) -> int:
@@ -64,11 +84,23 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["count", "ratio", "value", "absence"] = "count"
+    type: Literal["count", "ratio", "value", "absence", "anomaly", "new_pattern"] = "count"
     op: Op = ">"
     threshold: float = 0.0
     numerator: str | None = Field(None, description="ratio: filter of the counted part (e.g. status:>=500)")
     column: str | None = Field(None, description="value: the stats column compared with the threshold")
+    # anomaly: what is measured, against which baseline, how far is too far
+    metric: Literal["count", "ratio", "value"] | None = Field(None, description="anomaly: the value judged")
+    baseline: Literal["periods", "same_hour"] | None = Field(None, description="anomaly: earlier windows")
+    periods: int | None = Field(None, description="anomaly: how many earlier windows (or days)")
+    k: float | None = Field(None, description="anomaly: how many MADs from the median is anomalous")
+    min_mad: float | None = Field(None, description="anomaly: floor of the MAD (count: 1, else 0)")
+    min_change: float | None = Field(None, description="anomaly: smallest absolute change that fires")
+    direction: Literal["up", "down", "both"] | None = Field(None, description="anomaly: which way")
+    # new_pattern
+    min_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+        None, description="new_pattern: lowest level that counts (WARN)")
+    learning: str | None = Field(None, description="new_pattern: how old a service must be (24h)")
 
     @classmethod
     def parse_text(cls, text: str) -> Condition:
@@ -76,6 +108,17 @@ class Condition(BaseModel):
         stripped = text.strip()
         if stripped in ("absent", "absence"):
             return cls(type="absence")
+        if stripped in ("new_pattern", "new pattern"):
+            return cls(type="new_pattern")
+        anomaly = _ANOMALY.match(stripped)
+        if anomaly is not None:
+            inner = anomaly["of"].strip() if anomaly["of"] is not None else "count"
+            ratio = _RATIO.match(inner)
+            if inner == "count":
+                return cls(type="anomaly", metric="count")
+            if ratio is not None:
+                return cls(type="anomaly", metric="ratio", numerator=ratio["num"].strip())
+            return cls(type="anomaly", metric="value", column=inner)
         m = _SHORTHAND.match(stripped)
         if m is None:
             raise ValueError(f"condition {text!r} is not '<count|ratio(filter)|column> <op> <number>' "
@@ -91,6 +134,25 @@ class Condition(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Condition:
+        own = {"anomaly": _ANOMALY_FIELDS, "new_pattern": _PATTERN_FIELDS}.get(self.type, set())
+        for name in sorted((_ANOMALY_FIELDS | _PATTERN_FIELDS) - {"numerator", "column"} - own):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name!r} is not an option of a {self.type} condition")
+        if own and (self.op != ">" or self.threshold != 0):
+            hint = " (it has 'k', 'min_mad' and 'min_change')" if self.type == "anomaly" else ""
+            raise ValueError(f"an {self.type} condition has no 'op' or 'threshold'{hint}")
+        if self.type == "anomaly":
+            return self._check_anomaly()
+        if self.type == "new_pattern":
+            if self.numerator is not None or self.column is not None:
+                raise ValueError("a new_pattern condition takes no 'numerator' or 'column'")
+            self.min_level = self.min_level or "WARN"
+            self.learning = self.learning or "24h"
+            try:
+                duration_ns(self.learning, allow_zero=True)
+            except TimeParseError as exc:
+                raise ValueError(f"learning: {exc}") from None
+            return self
         if not math.isfinite(self.threshold):
             raise ValueError("threshold must be a finite number")
         if self.type == "ratio":
@@ -106,6 +168,45 @@ class Condition(BaseModel):
             raise ValueError(f"a count threshold cannot be negative ({self.threshold})")
         return self
 
+    def _check_anomaly(self) -> Condition:
+        self.metric = self.metric or ("ratio" if self.numerator else "value" if self.column else "count")
+        if self.metric == "ratio" and not self.numerator:
+            raise ValueError("an anomaly of a ratio needs 'numerator' (the filter of the counted part)")
+        if self.metric == "value" and not self.column:
+            raise ValueError("an anomaly of a value needs 'column' (a column of the query's stats)")
+        if self.metric != "ratio" and self.numerator is not None:
+            raise ValueError("'numerator' is only for an anomaly of a ratio")
+        if self.metric != "value" and self.column is not None:
+            raise ValueError("'column' is only for an anomaly of a value")
+        self.baseline = self.baseline or "periods"
+        self.periods = self.periods if self.periods is not None else (12 if self.baseline == "periods" else 7)
+        if not 3 <= self.periods <= 60:
+            raise ValueError(f"periods: between 3 and 60 earlier windows, not {self.periods}")
+        self.k = 3.0 if self.k is None else self.k
+        if not (math.isfinite(self.k) and self.k > 0):
+            raise ValueError(f"k: a positive number of MADs, not {self.k}")
+        self.min_mad = (1.0 if self.metric == "count" else 0.0) if self.min_mad is None else self.min_mad
+        self.min_change = 0.0 if self.min_change is None else self.min_change
+        for name in ("min_mad", "min_change"):
+            number = getattr(self, name)
+            if not (math.isfinite(number) and number >= 0):
+                raise ValueError(f"{name}: a number of zero or more, not {number}")
+        self.direction = self.direction or "up"
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unused(self, handler: Any) -> dict[str, Any]:
+        """Options another kind of condition has are left out (stored specs keep their shape)."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k not in _OPTIONAL}
+
+    @property
+    def metric_condition(self) -> Condition:
+        """What an anomaly measures, as the plain condition that computes the same value."""
+        if self.type != "anomaly":
+            return self
+        return Condition(type=self.metric or "count", numerator=self.numerator, column=self.column)
+
     def holds(self, value: float | None) -> bool:
         """Whether ``value`` meets the condition (absence: a count of zero)."""
         if self.type == "absence":
@@ -119,6 +220,13 @@ class Condition(BaseModel):
         """The condition in its text form, as the CLI and messages show it."""
         if self.type == "absence":
             return "absent"
+        if self.type == "new_pattern":
+            return f"new_pattern (level >= {self.min_level}, learning {self.learning})"
+        if self.type == "anomaly":
+            inner = self.metric_condition
+            of = {"count": "count", "ratio": f"ratio({inner.numerator})", "value": inner.column}[inner.type]
+            return (f"anomaly({of}) {self.direction} > {self.k:g} MAD over {self.periods} "
+                    f"{'days' if self.baseline == 'same_hour' else 'periods'}")
         lhs = {"count": "count", "ratio": f"ratio({self.numerator})", "value": self.column}[self.type]
         return f"{lhs} {self.op} {self.threshold:g}"
 
@@ -129,6 +237,12 @@ class GroupResult:
 
     labels: dict[str, str]
     value: float | None
+    active: bool | None = None  # the verdict, when the condition is more than a threshold (anomaly)
+    details: dict[str, Any] | None = None  # what the alert payload says besides the value
+
+    def holds(self, condition: Condition) -> bool:
+        """Whether this group meets ``condition``."""
+        return self.active if self.active is not None else condition.holds(self.value)
 
     @property
     def key(self) -> str:
@@ -192,7 +306,15 @@ class Rule(BaseModel):
             if ref.kind in ("json", "time"):
                 raise ValueError(f"group_by: cannot group by {name!r}")
         self.compile(0)  # the query, numerator and column must compile (raises ValueError)
-        allowed = {"value", "threshold", "rule", "window", *self.group_labels(), "labels"}
+        cond = self.condition
+        if cond.type == "anomaly":
+            if cond.baseline == "same_hour" and self.window_ns > DAY_NS:
+                raise ValueError("window: a same_hour baseline compares windows of at most 1d")
+            step = DAY_NS if cond.baseline == "same_hour" else self.window_ns
+            if step * (cond.periods or 0) > 92 * DAY_NS:
+                raise ValueError("condition: the baseline reaches back more than 92 days; use fewer periods")
+        allowed = {"value", "threshold", "rule", "window", *self.group_labels(), "labels",
+                   *_DETAILS[cond.type]}
         for key, text in self.annotations.items():
             for name in _TEMPLATE.findall(text):
                 root = name.split(".", 1)[0]
@@ -233,7 +355,9 @@ class Rule(BaseModel):
 
     def group_labels(self) -> list[str]:
         """The group-by fields: ``group_by``, or the ``by`` of the query's stats for value rules."""
-        if self.condition.type == "value":
+        if self.condition.type == "new_pattern":
+            return list(PATTERN_GROUP)
+        if self.condition.metric_condition.type == "value":
             stats = [p for p in self._parsed().pipes if isinstance(p, qast.Stats)]
             return list(stats[-1].by) if stats else []
         return list(self.group_by)
@@ -244,7 +368,8 @@ class Rule(BaseModel):
 
         Returns ``[(role, CompiledQuery)]``.
 
-        Roles: ``value`` (count or stats), and for ratios ``total`` and ``value`` (the numerator).
+        Roles: ``value`` (count or stats), and for ratios ``total`` and ``value`` (the numerator);
+        an anomaly compiles what its ``metric`` would, a new_pattern rule its ``| patterns`` query.
         Raises ValueError naming what is wrong, for the API's 400.
         """
         query = self._parsed()
@@ -259,7 +384,11 @@ class Rule(BaseModel):
             except QueryError as exc:
                 raise ValueError(f"query: {exc.message}") from None
 
-        cond = self.condition
+        cond = self.condition.metric_condition
+        if cond.type == "new_pattern":
+            if self.group_by:
+                raise ValueError("group_by: a new_pattern rule has one alert per service and pattern")
+            return [build(new_pattern_query(query, cond), "value")]
         if cond.type == "value":
             if self.group_by:
                 raise ValueError("group_by: a value rule groups by its query's 'stats … by …'")
@@ -299,35 +428,91 @@ class Rule(BaseModel):
         that drops to nothing resolves, and an absence rule sees a group that went quiet.
         ``scope`` confines a dry run by a scoped key to that key's records.
         """
-        names = self.group_labels()
-        out: dict[str, dict[str, Any]] = {}
-        column = self.condition.column if self.condition.type == "value" else _VALUE
-        for role, compiled in self.compile(at_ns, table=table, scope=scope):
-            for row in run_query(compiled.sql, compiled.params):
-                labels = {n: "" if row.get(n) is None else str(row.get(n)) for n in names}
-                entry = out.setdefault(GroupResult(labels, None).key, {"labels": labels})
-                entry[role] = row.get(_TOTAL if role == "total" else column)
         kind = self.condition.type
+        if kind == "anomaly":
+            return self._evaluate_anomaly(run_query, at_ns, table=table, known_groups=known_groups,
+                                          scope=scope)
+        if kind == "new_pattern":
+            return new_pattern_results(self, run_query, at_ns, table=table, scope=scope)
+        entries: dict[str, dict[str, Any]] = {}
+        for role, compiled in self.compile(at_ns, table=table, scope=scope):
+            self._collect(entries, role, run_query(compiled.sql, compiled.params))
+        return [GroupResult(e["labels"], v) for e, v in self._values(entries, known_groups)]
+
+    def _collect(self, entries: dict[str, dict[str, Any]], role: str, rows: list[dict[str, Any]]) -> None:
+        names = self.group_labels()
+        cond = self.condition.metric_condition
+        column = cond.column if cond.type == "value" else _VALUE
+        for row in rows:
+            labels = {n: "" if row.get(n) is None else str(row.get(n)) for n in names}
+            entry = entries.setdefault(GroupResult(labels, None).key, {"labels": labels})
+            entry[role] = row.get(_TOTAL if role == "total" else column)
+
+    def _values(self, entries: dict[str, dict[str, Any]], known_groups: list[dict[str, str]] | None
+                ) -> list[tuple[dict[str, Any], float | None]]:
+        """Each group's value from its rows (count 0 for a group that was seen before, not now)."""
+        kind = self.condition.metric_condition.type
         for labels in known_groups or []:
             if kind in ("count", "absence", "ratio"):
-                out.setdefault(GroupResult(labels, None).key, {"labels": labels})
-        if not names and kind in ("count", "absence", "ratio"):
-            out.setdefault(GroupResult({}, None).key, {"labels": {}})
-        results = []
-        for entry in out.values():
+                entries.setdefault(GroupResult(labels, None).key, {"labels": labels})
+        if not self.group_labels() and kind in ("count", "absence", "ratio"):
+            entries.setdefault(GroupResult({}, None).key, {"labels": {}})
+        out = []
+        for entry in entries.values():
             value = _number(entry.get("value"))
             if kind in ("count", "absence"):
                 value = value or 0.0
             elif kind == "ratio":
                 total = _number(entry.get("total")) or 0.0
                 value = (value or 0.0) / total if total else None
-            results.append(GroupResult(entry["labels"], value))
+            out.append((entry, value))
+        return out
+
+    def _evaluate_anomaly(self, run_query: Any, at_ns: int, *, table: str,
+                          known_groups: list[dict[str, str]] | None,
+                          scope: tuple[str, dict[str, object]] | None) -> list[GroupResult]:
+        """The current window (period 0) and ``periods`` earlier ones, one statement per role."""
+        cond = self.condition
+        step = DAY_NS if cond.baseline == "same_hour" else self.window_ns
+        periods = cond.periods or 0
+        by_role: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        for period in range(periods + 1):
+            for role, compiled in self.compile(at_ns - period * step, table=table, scope=scope):
+                by_role.setdefault(role, []).append((period, compiled.sql, compiled.params))
+        per_period: list[dict[str, dict[str, Any]]] = [{} for _ in range(periods + 1)]
+        for role, parts in by_role.items():
+            sql, params = union_sql(parts)
+            rows = run_query(sql, params)
+            for period in range(periods + 1):
+                self._collect(per_period[period], role, [r for r in rows if r.get(PERIOD) == period])
+        groups: dict[str, dict[str, str]] = {}
+        series: dict[str, list[float | None]] = {}
+        counting = cond.metric == "count"
+        for period, entries in enumerate(per_period):
+            for entry, value in self._values(entries, known_groups if period == 0 else None):
+                key = GroupResult(entry["labels"], None).key
+                groups[key] = entry["labels"]
+                series.setdefault(key, [0.0 if counting else None] * (periods + 1))[period] = value
+        results = []
+        for key, labels in list(groups.items())[:MAX_GROUPS]:
+            values = series[key]
+            baseline = [v for v in values[1:] if v is not None]
+            active, verdict = judge(values[0], baseline, k=cond.k or 3.0, min_mad=cond.min_mad or 0.0,
+                                    min_change=cond.min_change or 0.0, direction=cond.direction or "up",
+                                    min_periods=(periods + 1) // 2)
+            results.append(GroupResult(labels, values[0], active, dict(verdict)))
         return results
 
-    def render(self, labels: dict[str, str], value: float | None) -> dict[str, str]:
-        """The annotations with ``{{…}}`` filled in for one group."""
-        names: dict[str, str] = {"value": _fmt(value), "threshold": _fmt(self.condition.threshold),
+    def render(self, labels: dict[str, str], value: float | None,
+               details: dict[str, Any] | None = None) -> dict[str, str]:
+        """The annotations with ``{{…}}`` filled in for one group (``details``: anomaly, new_pattern)."""
+        details = details or {}
+        threshold = details.get("threshold", self.condition.threshold)
+        names: dict[str, str] = {"value": _fmt(value), "threshold": _fmt(threshold),
                                  "rule": self.name, "window": self.window, **labels}
+        for name in _DETAILS[self.condition.type]:
+            item = details.get(name)
+            names[name] = _fmt(item) if isinstance(item, int | float) or item is None else str(item)
         names.update({f"labels.{k}": v for k, v in self.labels.items()})
         return {k: render_template(text, names) for k, text in self.annotations.items()}
 

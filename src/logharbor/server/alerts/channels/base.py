@@ -38,17 +38,23 @@ class Alert:
     state: str  # firing | resolved
     starts_ns: int | None
     ends_ns: int | None = None
+    #: what else the condition found: an anomaly's median, mad, k, threshold and baseline;
+    #: a new pattern's template, sample, count and first_seen
+    details: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The alert as the webhook body carries it (times as RFC 3339)."""
-        return {"labels": self.labels, "annotations": self.annotations, "value": self.value,
-                "state": self.state, "starts_at": _iso(self.starts_ns), "ends_at": _iso(self.ends_ns)}
+        out = {"labels": self.labels, "annotations": self.annotations, "value": self.value,
+               "state": self.state, "starts_at": _iso(self.starts_ns), "ends_at": _iso(self.ends_ns)}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
         """An alert from its outbox row."""
         return cls(data["labels"], data["annotations"], data.get("value"), data["state"],
-                   data.get("starts_ns"), data.get("ends_ns"))
+                   data.get("starts_ns"), data.get("ends_ns"), data.get("details"))
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class Notification:
             value = alert.value
             shown = "n/a" if value is None else str(int(value)) if float(value).is_integer() else f"{value:g}"
             lines.append(f"  value: {shown}")
+            for key, item in (alert.details or {}).items():
+                if key != "baseline":
+                    lines.append(f"  {key}: {item:g}" if isinstance(item, float) else f"  {key}: {item}")
             lines.append(f"  since: {_iso(alert.starts_ns)}")
             if alert.ends_ns:
                 lines.append(f"  resolved: {_iso(alert.ends_ns)}")
