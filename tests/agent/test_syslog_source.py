@@ -1,0 +1,253 @@
+"""The ``syslog`` source as a real agent process: Debian's rsyslog forwarding to it over TCP
+(octet-counted and LF), UDP and TLS, and plain sockets for RFC 3164 / 5424, framing, oversize
+messages, garbage and the connection limit. Records land in the counting receiver."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.agent.conftest import free_port, wait_for
+
+from logharbor.agent.config import ConfigError, parse_config
+from logharbor.formats.syslog import format_rfc5424
+from logharbor.record import parse_timestamp
+
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+OSSL = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def agent_cfg(tmp: Path, url: str, **source: Any) -> dict[str, Any]:
+    return {"data_dir": str(tmp / "state"), "metrics": {"port": 0},
+            "sources": {"sl": {"type": "syslog", **source}},
+            "sinks": {"srv": {"type": "logharbor", "url": url, "compression": "none",
+                              "batch": {"timeout_secs": 0.1}}}}
+
+
+def started(agent: Any) -> bool:
+    return "syslog listening" in agent.log()
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Any]:
+    """Debian's rsyslogd in the foreground, reading one file (imfile, tag ``shopapp``, severity
+    error, facility local3) and running ``actions`` (the approach of tests/ingest)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(source: Path, actions: str) -> subprocess.Popen[bytes]:
+        work = tmp_path / f"rsyslog{len(procs)}"
+        work.mkdir()
+        conf = work / "rsyslog.conf"
+        conf.write_text(f"""
+global(workDirectory="{work}" localHostname="rsyslog-test")
+module(load="imfile" mode="polling" PollingInterval="1")
+input(type="imfile" File="{source}" Tag="shopapp:" Severity="error" Facility="local3")
+{actions}
+""")
+        proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not Path(RSYSLOGD).exists(), reason="rsyslog is installed by scripts/install.sh --test")
+def test_rsyslog_forwards_to_the_agent_over_tcp_and_udp(tmp_path: Path, rsyslog, receiver_factory,
+                                                        agent_factory) -> None:  # type: ignore[no-untyped-def]
+    tcp, udp = free_port(), free_udp_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tcp=f"127.0.0.1:{tcp}", udp=f"127.0.0.1:{udp}"))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    source = tmp_path / "app.log"
+    source.write_text("".join(f"order {i} failed\n" for i in range(100)))
+    rsyslog(source, f"""
+action(type="omfwd" Target="127.0.0.1" Port="{tcp}" Protocol="tcp" TCP_Framing="octet-counted"
+       Template="RSYSLOG_SyslogProtocol23Format")
+action(type="omfwd" Target="127.0.0.1" Port="{tcp}" Protocol="tcp" Template="RSYSLOG_ForwardFormat")
+action(type="omfwd" Target="127.0.0.1" Port="{udp}" Protocol="udp" Template="RSYSLOG_TraditionalForwardFormat")
+""")
+    assert wait_for(lambda: len(r.records()) >= 300, 60), agent.log()
+    with source.open("a") as fh:  # lines appended later arrive too
+        fh.write("late line\n")
+    assert wait_for(lambda: len(r.records()) >= 303, 30), agent.log()
+    time.sleep(0.5)
+    assert agent.stop() == 0
+    counts: dict[str, int] = {}
+    for rec in r.records():
+        counts[rec["message"]] = counts.get(rec["message"], 0) + 1
+        assert rec["level"] == "ERROR" and rec["facility"] == "local3" and rec["host"] == "rsyslog-test"
+        assert rec["service"] == "shopapp" and rec["source"] == "syslog" and rec["peer"] == "127.0.0.1"
+    assert counts == {**{f"order {i} failed": 3 for i in range(100)}, "late line": 3}  # once per transport
+
+
+@pytest.mark.skipif(not OSSL.exists(), reason="rsyslog-openssl is installed by scripts/install.sh --test")
+def test_rsyslog_forwards_to_the_agent_over_tls(tmp_path: Path, rsyslog, receiver_factory,
+                                                agent_factory) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=logharbor.test",
+                    "-addext", "subjectAltName=DNS:logharbor.test,IP:127.0.0.1"], check=True, capture_output=True)
+    tls = free_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tls=f"127.0.0.1:{tls}", tls_cert_file=str(cert),
+                                    tls_key_file=str(key)))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    source = tmp_path / "tls.log"
+    source.write_text("".join(f"tls line {i}\n" for i in range(50)))
+    rsyslog(source, f"""
+global(DefaultNetstreamDriverCAFile="{cert}")
+action(type="omfwd" Target="127.0.0.1" Port="{tls}" Protocol="tcp" StreamDriver="ossl" StreamDriverMode="1"
+       StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="logharbor.test"
+       TCP_Framing="octet-counted" Template="RSYSLOG_SyslogProtocol23Format")
+""")
+    assert wait_for(lambda: len(r.records()) >= 50, 60), agent.log()
+    assert agent.stop() == 0
+    assert sorted(x["message"] for x in r.records()) == sorted(f"tls line {i}" for i in range(50))
+
+
+def test_plain_sockets_3164_5424_framing_oversize_garbage_and_limits(tmp_path: Path, receiver_factory,
+                                                                    agent_factory) -> None:  # type: ignore[no-untyped-def]
+    tcp, udp = free_port(), free_udp_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tcp=f"127.0.0.1:{tcp}", udp=f"127.0.0.1:{udp}",
+                                    max_message_bytes=300, max_connections=2, timezone="Europe/Paris"))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    five = format_rfc5424(pri=8 * 16 + 4, timestamp="2026-11-01T12:00:00.123456Z", host="h5", app="api",
+                          procid=42, msgid="ID7", structured_data={"req@1": {"id": "r-1"}},
+                          message="five four two four")
+    big = "<14>1 2026-11-01T12:00:01Z h5 api - - - " + "x" * 1000
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.sendto(b"<11>Nov 25 05:06:07 web1 nginx[12]: upstream timed out", ("127.0.0.1", udp))
+        u.sendto(big.encode(), ("127.0.0.1", udp))
+    with socket.create_connection(("127.0.0.1", tcp)) as c:
+        c.sendall(f"{len(five)} {five}".encode())  # octet counting
+        c.sendall(f"{len(big)} {big}".encode())  # over max_message_bytes: cut, the rest skipped
+        c.sendall(b"<13>Nov 25 05:06:08 web2 app: lf framed\n")
+        c.sendall(b"\xff\xfe not syslog at all\n")
+        c.sendall(b"<999>1 2026-11-01T12:00:00Z h - - - - bad pri\n")
+        c.sendall(b"<13>Nov 25 05:06:09 web2 app: last line without newline")
+    assert wait_for(lambda: len(r.records()) >= 8, 30), agent.log()
+    by_msg = {x["message"][:40]: x for x in r.records()}
+    udp3164 = by_msg["upstream timed out"]
+    assert udp3164["host"] == "web1" and udp3164["service"] == "nginx" and udp3164["pid"] == 12
+    assert udp3164["level"] == "ERROR" and udp3164["facility"] == "user"
+    year = time.gmtime().tm_year
+    assert udp3164["timestamp"] in {parse_timestamp(f"{y}-11-25T05:06:07+01:00") for y in (year - 1, year)}
+    octet = by_msg["five four two four"]
+    assert octet["structured_data"] == {"req@1": {"id": "r-1"}} and octet["msgid"] == "ID7"
+    assert octet["facility"] == "local0" and octet["level"] == "WARN"
+    assert octet["timestamp"] == parse_timestamp("2026-11-01T12:00:00.123456Z")
+    cut = [x for x in r.records() if x["message"].startswith("xxx")]
+    assert len(cut) == 2 and all(x["truncated"] is True for x in cut)  # one by UDP, one by TCP
+    assert all(len(x["message"]) < 300 for x in cut)
+    assert by_msg["lf framed"]["host"] == "web2"
+    assert by_msg["last line without newline"]["service"] == "app"
+    garbage = [x for x in r.records() if "parse_error" in x]
+    assert any("999" in x["parse_error"] for x in garbage)
+    assert any("not syslog at all" in x["message"] for x in r.records())
+    assert len(r.records()) == 8  # nothing lost, nothing doubled: the tail of the big one was skipped
+
+    # max_connections: a third connection is closed at once; the two first still deliver
+    held = [socket.create_connection(("127.0.0.1", tcp)) for _ in range(2)]
+    time.sleep(0.5)
+    third = socket.create_connection(("127.0.0.1", tcp))
+    third.settimeout(5)
+    assert third.recv(1) == b""  # closed by the agent
+    third.close()
+    assert "max_connections" in agent.log()
+    for i, c in enumerate(held):
+        c.sendall(f"<13>Nov 25 05:06:10 h app: held {i}\n".encode())
+        c.close()
+    assert wait_for(lambda: len(r.records()) >= 10, 30), agent.log()
+    assert agent.stop() == 0
+
+
+def test_parser_reads_the_msg_part(tmp_path: Path, receiver_factory, agent_factory) -> None:  # type: ignore[no-untyped-def]
+    tcp = free_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tcp=f"127.0.0.1:{tcp}", parser="json",
+                                    fields={"env": "prod"}))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    with socket.create_connection(("127.0.0.1", tcp)) as c:
+        c.sendall(b'<11>Nov 25 05:06:07 web1 shop: {"msg":"paid","order_id":"o-9","level":"info"}\n')
+        c.sendall(b"<11>Nov 25 05:06:07 web1 shop: not json\n")
+    assert wait_for(lambda: len(r.records()) >= 2, 30), agent.log()
+    assert agent.stop() == 0
+    paid, plain = sorted(r.records(), key=lambda x: "parse_error" in x)
+    assert paid["msg"] == "paid" and paid["order_id"] == "o-9" and paid["level"] == "info"
+    assert "message" not in paid and paid["service"] == "shop" and paid["env"] == "prod"
+    assert plain["message"] == "not json" and "parse_error" in plain and plain["level"] == "ERROR"
+
+
+def test_a_busy_port_stops_the_agent_at_start_with_a_clear_error(tmp_path: Path, receiver_factory,
+                                                                 agent_factory) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        agent = agent_factory(agent_cfg(tmp_path, "http://127.0.0.1:9", tcp=f"127.0.0.1:{port}"))
+        assert agent.proc.wait(60) == 2
+    assert f"cannot listen on tcp 127.0.0.1:{port}" in agent.log()
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ({}, "give at least one listener"),
+    ({"tcp": "514"}, "is not host:port"),
+    ({"tls": "127.0.0.1:6514"}, "needs tls_cert_file and tls_key_file"),
+    ({"udp": "127.0.0.1:514", "timezone": "Mars/Olympus"}, "unknown time zone"),
+    ({"udp": "127.0.0.1:514", "max_message_bytes": 10}, "greater than or equal to 256"),
+])
+def test_bad_options_are_named(source: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"sources": {"s": {"type": "syslog", **source}}, "sinks": {"o": {"type": "stdout"}}})
+    assert "sources.s" in str(err.value) and reason in str(err.value)
+
+
+def test_tls_listener_with_a_python_client(tmp_path: Path, receiver_factory, agent_factory) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls = free_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tls=f"127.0.0.1:{tls}", tls_cert_file=str(cert),
+                                    tls_key_file=str(key)))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    with socket.create_connection(("127.0.0.1", tls)) as plain:  # not TLS: refused, the agent carries on
+        plain.sendall(b"<13>Nov 25 05:06:07 h app: cleartext\n")
+        plain.settimeout(5)
+        try:
+            assert plain.recv(100) == b""  # the handshake failed: closed
+        except ConnectionResetError:
+            pass
+    ctx = ssl.create_default_context(cafile=str(cert))
+    five = format_rfc5424(pri=13, timestamp="2026-11-01T12:00:00Z", host="h", app="app", message="over tls")
+    with socket.create_connection(("127.0.0.1", tls)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(f"{len(five.encode())} {five}".encode())
+    assert wait_for(lambda: len(r.records()) >= 1, 30), agent.log()
+    time.sleep(0.3)
+    assert agent.stop() == 0
+    assert [x["message"] for x in r.records()] == ["over tls"]
