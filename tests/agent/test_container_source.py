@@ -96,7 +96,7 @@ def test_cri_partials_stack_traces_metadata_and_downward_env(tmp_path: Path, rec
                                      "container_name": "app", "container_id": CID, "pod_uid": "0b4c-11ef",
                                      "host": "node-a"}
     assert started["host"] == "node-a" and started["agent_pod"] == "logharbor-agent-x1"
-    assert started["source"] == "container"
+    assert started["source"] == "container" and started["service"] == "app"  # the container's name
     stack = by_msg["\n".join(trace)]
     assert stack["stream"] == "stderr" and "parse_error" in stack  # not JSON: kept whole
     assert stack["timestamp"] == parse_timestamp("2026-11-25T04:00:02.123456789Z")  # its first line's

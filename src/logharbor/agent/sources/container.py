@@ -16,8 +16,9 @@ Each line is decoded before anything else sees it:
 
 The container's time becomes the record's ``timestamp`` (unless the app's own line, parsed by
 ``parser``, carries one), ``stream`` is kept, and pod, namespace, container name and id come from
-the file's name. Then ``multiline`` (per stream) and ``parser`` apply to the joined text. A line
-that is neither framing is shipped whole with ``parse_error``.
+the file's name; records without a ``service`` of their own get the container's name
+(``service_from_container``). Then ``multiline`` (per stream) and ``parser`` apply to the joined
+text. A line that is neither framing is shipped whole with ``parse_error``.
 
 Checkpoints never move past a line that is still held (a partial waiting for its end, a stack
 trace waiting for its next line): after a crash those lines are read again (a duplicate, no loss).
@@ -78,6 +79,7 @@ class Config(file_source.Config):  # type: ignore[misc]  # a file source with an
     format: Literal["auto", "cri", "docker"] = "auto"
     env_vars: dict[str, str] = Field(
         default_factory=lambda: {"host": "NODE_NAME", "kubernetes.host": "NODE_NAME"})
+    service_from_container: bool = True
     max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
     partial_timeout_secs: float = Field(default=5.0, gt=0)
 
@@ -260,6 +262,8 @@ class ContainerSource(FileSource):
             ours.update(kube)
             if ours:
                 meta["kubernetes"] = ours
+            if self.cfg.service_from_container and "container_name" in ours and "service" not in meta:
+                meta["service"] = ours["container_name"]  # a record's own service still wins
             for key, value in self.env_meta.items():
                 if key != "kubernetes" and key not in self.cfg.fields:
                     meta[key] = value
