@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import typer
 
-from logharbor.cli.client import DEFAULT_SERVER, server_client
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
 
 __all__ = ["register", "run_query"]
 #: record fields shown in the human table, in this order, when present
@@ -134,12 +134,9 @@ def register(app: typer.Typer) -> None:
         end: str | None = typer.Option(None, "--to", help="end (exclusive), default now"),
         limit: int | None = typer.Option(None, "--limit", min=0, help="row cap (server default 100)"),
         output: str = typer.Option("table", "--output", "-o", help="table, json, ndjson or csv"),
-        server: str = typer.Option(
-            DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
-        api_key: str | None = typer.Option(
-            None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
-        ca: Path | None = typer.Option(
-            None, "--ca", envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate"),
+        server: str = SERVER_OPTION,
+        api_key: str | None = KEY_OPTION,
+        ca: Path | None = CA_OPTION,
     ) -> None:
         """Search and aggregate logs with the logharbor query language."""
         try:

@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 import httpx
 import typer
 
-from logharbor.cli.client import DEFAULT_SERVER, server_client
-from logharbor.cli.trace import CA_OPTION, LEVEL_STYLE, CliError, refused
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.trace import LEVEL_STYLE, CliError, refused
 
 __all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
 
@@ -198,10 +198,8 @@ def register(app: typer.Typer) -> None:
         ws: bool = typer.Option(False, "--ws", help="use a WebSocket instead of Server-Sent Events"),
         output: str = typer.Option("pretty", "--output", "-o", help="pretty or json"),
         no_reconnect: bool = typer.Option(False, "--no-reconnect", help="exit when the stream ends"),
-        server: str = typer.Option(
-            DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
-        api_key: str | None = typer.Option(
-            None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+        server: str = SERVER_OPTION,
+        api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
     ) -> None:
         """Follow new records that match a filter, as they are written."""

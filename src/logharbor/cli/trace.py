@@ -17,13 +17,10 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from logharbor.cli.client import DEFAULT_SERVER, server_client
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
 
-__all__ = ["CA_OPTION", "CliError", "fetch_trace", "register", "render_trace"]
+__all__ = ["CliError", "fetch_trace", "register", "render_trace"]
 
-#: the same ``--ca`` the other commands take
-CA_OPTION = typer.Option(None, "--ca", envvar="LOGHARBOR_CA",
-                         help="PEM CA bundle for the server's TLS certificate")
 BAR_WIDTH = 48
 LAYER_STYLE = {"alb": "magenta", "nginx": "cyan", "app": "green"}
 LEVEL_STYLE = {"TRACE": "dim", "DEBUG": "dim", "INFO": "green", "WARN": "yellow", "ERROR": "bold red",
@@ -162,10 +159,8 @@ def register(app: typer.Typer) -> None:
         start: str | None = typer.Option(None, "--from", help="start: RFC 3339, epoch seconds, now-1h"),
         end: str | None = typer.Option(None, "--to", help="end (exclusive)"),
         output: str = typer.Option("waterfall", "--output", "-o", help="waterfall or json"),
-        server: str = typer.Option(
-            DEFAULT_SERVER, "--server", envvar="LOGHARBOR_SERVER", help="server base URL"),
-        api_key: str | None = typer.Option(
-            None, "--api-key", envvar="LOGHARBOR_API_KEY", help="API key (sent as a Bearer token)"),
+        server: str = SERVER_OPTION,
+        api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
     ) -> None:
         """Show every record of one request across ALB, NGINX and the apps, with a timing waterfall."""
