@@ -3,9 +3,9 @@
 ``GET /orders/o-42 took 12ms for user u-7`` and ``GET /orders/o-913 took 480ms for user u-31``
 are one template, ``GET /orders/<*> took <num>ms for user <*>``. The template is computed from
 the message alone (no state), so every ingest worker and every server gives one message the same
-``pattern_id`` — the id is a hash of the service and the template — and it is stored with the
-record at ingest. What a stateful miner such as Drain adds (merging templates that differ in a
-word no rule masks) happens at query time over these templates, where the whole picture is known.
+``pattern_id`` — the id is a hash of the service and the template. What the masking cannot
+know, that a word no rule masks (a user or table name) is a parameter, :class:`Miner` learns:
+a Drain-style merge over the masked token sequences of one service (docs/patterns.md).
 
 It works token by token (words without digits pass untouched, which is most of them, so the cost
 is a few µs per message): quoted strings, then per token URLs, UUIDs, e-mail addresses,
@@ -17,9 +17,12 @@ and any other token holding a digit (``o-42``, ``req_9f``) becomes ``<*>``.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from zlib import crc32
 
-__all__ = ["pattern_id", "template_of"]
+__all__ = ["Cluster", "Miner", "pattern_id", "pattern_key", "template_of"]
 
 _QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
 _PLAIN = re.compile(r"[A-Za-z_-]*")  # a word with no digit and nothing special: kept as it is
@@ -76,8 +79,227 @@ def template_of(message: str) -> str:
     return template
 
 
+def pattern_key(tenant: str | None, service: str | None) -> str:
+    """What a masked-template id is computed over: the service, within its tenant when it has one."""
+    return f"{tenant}\x00{service or ''}" if tenant else (service or "")
+
+
 def pattern_id(service: str | None, template: str) -> str:
     """16 hex digits naming (service, template); the same everywhere, stable across restarts."""
     head = crc32(template.encode())
     tail = crc32((service or "").encode() + b"\x00" + template.encode(), 0x5F3759DF)
     return f"{head:08x}{tail:08x}"
+
+
+# -- the miner ---------------------------------------------------------------------------------
+
+WILDCARD = "<*>"
+
+
+@dataclass(eq=False)
+class Cluster:
+    """One template: its id (fixed at creation), its tokens (generalized as it learns), where it
+    came from (the timestamp and message of its first record, for the patterns table)."""
+
+    id: str
+    tokens: list[str]
+    first_ts: str = ""
+    sample: str = ""
+    sids: set[str] = field(default_factory=set)
+
+    @property
+    def template(self) -> str:
+        return " ".join(self.tokens)
+
+
+@dataclass
+class _Service:
+    clusters: OrderedDict[str, Cluster] = field(default_factory=OrderedDict)  # LRU order
+    by_length: dict[int, list[Cluster]] = field(default_factory=dict)
+    sids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # masked-template id → cluster id
+
+
+def _similarity(template: list[str], tokens: list[str]) -> tuple[float, int]:
+    """Drain's measure: the share of positions where the template has this exact token (a
+    wildcard position does not count as a match, so a very general template does not swallow
+    everything of its length), and the number of wildcards (fewer wins a tie)."""
+    same = wild = 0
+    for a, b in zip(template, tokens, strict=True):
+        if a == WILDCARD:
+            wild += 1
+        elif a == b:
+            same += 1
+    return same / len(tokens), wild
+
+
+class Miner:
+    """Drain over masked templates, per (tenant, service), bounded, with stable cluster ids.
+
+    The input is a *masked-template id* (``sid``: :func:`pattern_id` of the tenant/service key and
+    :func:`template_of` the message) and, the first time a sid is seen, its tokens. A sid maps to
+    a cluster once and keeps that mapping; a new sid joins the most similar cluster of the same
+    token count when at least ``similarity`` of the positions agree (the cluster's template then
+    turns the differing positions into ``<*>``), or starts a new cluster whose id is the sid, so
+    a cluster's id never changes. Memory is bounded: ``max_clusters`` per service and
+    ``max_sids`` per service (least recently used first out), ``max_services`` services.
+
+    Every change is reported as an *op* (a small list) by :meth:`learn` and can be applied again
+    by :meth:`apply`, which is how the state is journaled and restored (server/mining.py).
+    """
+
+    def __init__(self, *, similarity: float = 0.6, max_clusters: int = 1000, max_sids: int = 10_000,
+                 max_services: int = 1000) -> None:
+        self.similarity = similarity
+        self.max_clusters = max_clusters
+        self.max_sids = max_sids
+        self.max_services = max_services
+        self.services: OrderedDict[tuple[str, str], _Service] = OrderedDict()
+        self.owners: dict[str, tuple[str, str]] = {}  # sid → its (tenant, service)
+        self.evictions = 0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def lookup(self, tenant: str, service: str, sid: str) -> str | None:
+        """The cluster id of a known sid (and mark it used), or None."""
+        svc = self.services.get((tenant, service))
+        if svc is None:
+            return None
+        cid = svc.sids.get(sid)
+        if cid is not None:
+            svc.sids.move_to_end(sid)
+            svc.clusters.move_to_end(cid)
+            self.services.move_to_end((tenant, service))
+        return cid
+
+    def resolve(self, sid: str) -> str | None:
+        """The cluster id of a known sid, whatever its service (sids are unique per service)."""
+        owner = self.owners.get(sid)
+        return None if owner is None else self.lookup(owner[0], owner[1], sid)
+
+    def clusters(self) -> Iterator[tuple[str, str, Cluster]]:
+        for (tenant, service), svc in self.services.items():
+            for cluster in svc.clusters.values():
+                yield tenant, service, cluster
+
+    def counts(self) -> dict[str, int]:
+        return {"services": len(self.services),
+                "clusters": sum(len(s.clusters) for s in self.services.values()),
+                "sids": sum(len(s.sids) for s in self.services.values()),
+                "evictions": self.evictions}
+
+    # -- learning ------------------------------------------------------------------------------
+
+    def learn(self, tenant: str, service: str, sid: str, tokens: list[str], *, ts: str = "",
+              sample: str = "") -> tuple[str, list[list[object]]]:
+        """Map a sid to its cluster, learning from ``tokens``; (cluster id, ops that changed state)."""
+        known = self.lookup(tenant, service, sid)
+        if known is not None:
+            return known, []
+        tokens = tokens or [""]  # an empty template is one empty token, as " ".join writes it
+        ops: list[list[object]] = []
+        svc = self._service(tenant, service, ops)
+        best: Cluster | None = None
+        best_key = (-1.0, 0)
+        for cluster in svc.by_length.get(len(tokens), ()):
+            sim, wild = _similarity(cluster.tokens, tokens)
+            if sim >= self.similarity and (sim, -wild) > best_key:
+                best, best_key = cluster, (sim, -wild)
+        if best is None:
+            best = svc.clusters.get(sid)  # its own cluster, when the sid itself was forgotten
+        if best is None:
+            while len(svc.clusters) >= self.max_clusters:  # evictions go first in the journal
+                evict: list[object] = ["e", tenant, service, next(iter(svc.clusters))]
+                ops.append(evict)
+                self.apply(evict)
+            op: list[object] = ["c", tenant, service, sid, " ".join(tokens), ts, sample]
+        else:
+            merged = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens, strict=True)]
+            op = ["c", tenant, service, best.id, " ".join(merged), best.first_ts, best.sample] \
+                if merged != best.tokens else []
+        if op:
+            ops.append(op)
+            self.apply(op, ops)
+        cid = sid if best is None else best.id
+        map_op: list[object] = ["s", tenant, service, sid, cid]
+        ops.append(map_op)
+        self.apply(map_op, ops)
+        return cid, ops
+
+    def _service(self, tenant: str, service: str, ops: list[list[object]] | None) -> _Service:
+        key = (tenant, service)
+        svc = self.services.get(key)
+        if svc is None:
+            while len(self.services) >= self.max_services:
+                (old_tenant, old_service), gone = self.services.popitem(last=False)
+                for sid in gone.sids:
+                    self.owners.pop(sid, None)
+                self.evictions += 1
+                if ops is not None:
+                    ops.append(["E", old_tenant, old_service])
+            svc = self.services[key] = _Service()
+        self.services.move_to_end(key)
+        return svc
+
+    def apply(self, op: list[object], ops: list[list[object]] | None = None) -> None:
+        """Apply one op (from :meth:`learn`, or read back from the journal). Evictions it causes
+        are appended to ``ops`` when given (when replaying, the journal has them already)."""
+        kind, tenant, service = op[0], str(op[1]), str(op[2])
+        if kind == "E":
+            gone = self.services.pop((tenant, service), None)
+            for sid in gone.sids if gone is not None else ():
+                self.owners.pop(sid, None)
+            return
+        svc = self._service(tenant, service, ops)
+        if kind == "c":
+            cid, tokens = str(op[3]), str(op[4]).split(" ")
+            cluster = svc.clusters.get(cid)
+            if cluster is None:
+                while len(svc.clusters) >= self.max_clusters:
+                    _, old = svc.clusters.popitem(last=False)
+                    self._drop(svc, old)
+                    if ops is not None:
+                        ops.append(["e", tenant, service, old.id])
+                cluster = svc.clusters[cid] = Cluster(cid, tokens, str(op[5]), str(op[6]))
+                svc.by_length.setdefault(len(tokens), []).append(cluster)
+            else:
+                cluster.tokens = tokens
+            svc.clusters.move_to_end(cid)
+        elif kind == "s":
+            sid, cid = str(op[3]), str(op[4])
+            cluster = svc.clusters.get(cid)
+            if cluster is None:
+                return
+            svc.sids[sid] = cid
+            svc.sids.move_to_end(sid)
+            cluster.sids.add(sid)
+            self.owners[sid] = (tenant, service)
+            while len(svc.sids) > self.max_sids:
+                old_sid, old_cid = svc.sids.popitem(last=False)
+                self.owners.pop(old_sid, None)
+                owner = svc.clusters.get(old_cid)
+                if owner is not None:
+                    owner.sids.discard(old_sid)
+        elif kind == "e":
+            old = svc.clusters.pop(str(op[3]), None)
+            if old is not None:
+                self._drop(svc, old)
+
+    def _drop(self, svc: _Service, cluster: Cluster) -> None:
+        self.evictions += 1
+        same = svc.by_length.get(len(cluster.tokens), [])
+        svc.by_length[len(cluster.tokens)] = [c for c in same if c is not cluster]
+        for sid in cluster.sids:
+            svc.sids.pop(sid, None)
+            self.owners.pop(sid, None)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def snapshot(self) -> list[list[object]]:
+        """The whole state as ops, oldest first (applying them to an empty miner rebuilds it)."""
+        out: list[list[object]] = []
+        for (tenant, service), svc in self.services.items():
+            for c in svc.clusters.values():
+                out.append(["c", tenant, service, c.id, c.template, c.first_ts, c.sample])
+            for sid, cid in svc.sids.items():
+                out.append(["s", tenant, service, sid, cid])
+        return out

@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
         pause_batcher: bool = typer.Option(
             False, "--pause-batcher", help="maintenance: accept into the WAL, hold store writes"),
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
+        no_patterns: bool = typer.Option(False, "--no-patterns",
+                                         help="do not mine message templates (no pattern_id)"),
+        patterns_max_clusters: int = typer.Option(1000, help="templates the miner keeps per service"),
         ingest_workers: int | None = typer.Option(
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
         encryption_key_file: Path | None = typer.Option(
@@ -82,6 +85,7 @@ def register(app: typer.Typer) -> None:
                                   batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
+                                  patterns=not no_patterns, patterns_max_clusters=patterns_max_clusters,
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
                                   encryption_key_file=encryption_key_file,
                                   metrics_public=metrics_public, meta_url=meta_url, store=store,

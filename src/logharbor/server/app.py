@@ -43,6 +43,7 @@ from logharbor.server.loki.routes import loki_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
+from logharbor.server.mining import PatternMiner
 from logharbor.server.query.routes import query_router
 from logharbor.server.recorded import recorded_router, start_recording
 from logharbor.server.retention import StorageCollector, build_retention, retention_router
@@ -51,6 +52,7 @@ from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
 from logharbor.server.store.clickhouse import ClickHouseStore, writer_id_for
 from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.store.rows import set_patterns
 from logharbor.server.tail import TailHub, tail_router
 from logharbor.server.tail_feed import TailFeed
 from logharbor.server.traces import traces_router
@@ -133,12 +135,17 @@ def build_runtime(config: ServerConfig) -> Runtime:
     wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
                         max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer)
     wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
+    miner = PatternMiner(config.data_dir / "patterns", max_clusters=config.patterns_max_clusters,
+                         max_sids=10 * config.patterns_max_clusters,
+                         max_services=config.patterns_max_services) if config.patterns else None
+    set_patterns(config.patterns)
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
-                      on_batch=metrics.observe_batch, paused=config.batcher_paused)
+                      on_batch=metrics.observe_batch, paused=config.batcher_paused, miner=miner)
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
-                        workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key))
+                        workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
+                        patterns=config.patterns)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
     metrics.watch(runtime.live_values)
     metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import orjson
 
+from logharbor.server.mining import PatternMiner
 from logharbor.server.store.base import Store, StoreError
+from logharbor.server.store.patterns import template_rows
 from logharbor.server.wal import WalEntry, WalPosition, WriteAheadLog
 
 __all__ = ["Batcher", "BatcherProgress"]
@@ -64,6 +66,7 @@ class Batcher:
         max_age_s: float = 1.0,
         on_batch: Callable[[int, int, float], None] | None = None,
         paused: bool = False,
+        miner: PatternMiner | None = None,
     ) -> None:
         self.wal = wal
         self.store = store
@@ -72,6 +75,10 @@ class Batcher:
         self.max_age_s = max_age_s
         self.on_batch = on_batch
         self.paused = paused
+        #: the template miner (server/mining.py); None when patterns are off
+        self.miner = miner
+        #: template rows not yet in the patterns table (kept until an insert of them succeeds)
+        self._templates_todo: list[dict[str, object]] = miner.load() if miner is not None else []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
@@ -128,6 +135,9 @@ class Batcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self.miner is not None:
+            self.miner.compact()  # a clean stop leaves a snapshot and an empty journal
+            self.miner.close()
 
     def caught_up(self) -> bool:
         return self.progress.done_pos >= self.wal.durable and self.progress.intent is None
@@ -144,6 +154,14 @@ class Batcher:
         return True
 
     def _run(self) -> None:
+        while self._templates_todo and not self._stop.is_set():
+            # templates the journal knows of that the store may not (a crash before their insert)
+            try:
+                self._write_templates(f"miner-load-{time.time_ns()}")
+            except StoreError as exc:
+                self.last_error = str(exc)
+                log.error("writing pattern templates failed, retrying: %s", exc)
+                self._stop.wait(1.0)
         if self.progress.intent is not None:
             self._replay_intent()
         while not self._stop.is_set():
@@ -218,15 +236,39 @@ class Batcher:
         self._save()
         self._insert(entries, first, last, entries[-1].end)
 
+    def _mine(self, entries: list[WalEntry], token: str) -> bytes:
+        """Give the rows their cluster ids; the miner's changes are durable before the insert,
+        and the templates it made are in the patterns table before the rows that use them."""
+        assert self.miner is not None
+        parts: list[bytes] = []
+        for entry in entries:
+            payload, made = self.miner.process(entry.payload)
+            parts.append(payload)
+            self._templates_todo.extend(made)
+        self.miner.commit()
+        self._write_templates(token)
+        return b"\n".join(parts)
+
+    def _write_templates(self, token: str) -> None:
+        if self._templates_todo:
+            self.store.insert_patterns(template_rows(self._templates_todo),  # type: ignore[attr-defined]
+                                       dedup_token=token)
+            self._templates_todo = []
+
     def _insert(self, entries: list[WalEntry], first: int, last: int, end: WalPosition) -> None:
         started = time.monotonic()
         rows = 0
         if entries:
-            payload = b"\n".join(e.payload for e in entries)
+            if self.miner is not None:
+                payload = self._mine(entries, f"wal-{first}-{last}")
+            else:
+                payload = b"\n".join(e.payload for e in entries)
             rows = payload.count(b"\n") + 1
             self.store.insert(payload, dedup_token=f"wal-{first}-{last}")
         self.progress = BatcherProgress(done_seq=last, done_pos=end, intent=None)
         self._save()
+        if self.miner is not None:
+            self.miner.maybe_compact()
         self.wal.release(end)
         self.last_error = None
         if self.on_batch is not None:

@@ -31,6 +31,10 @@ class ServerConfig(BaseModel):
     batcher_paused: bool = Field(False, description="maintenance: accept into the WAL, hold store writes")
     batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
 
+    patterns: bool = Field(True, description="mine message templates at ingest (pattern_id, | patterns)")
+    patterns_max_clusters: int = Field(1000, ge=10, description="templates kept per service (LRU)")
+    patterns_max_services: int = Field(1000, ge=1, description="services the template miner keeps (LRU)")
+
     ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8),
                                 ge=0, le=64, description="processes decoding large bodies (0: in-process)")
     max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest request body, after decompression")

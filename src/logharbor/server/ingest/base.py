@@ -26,7 +26,7 @@ from starlette.requests import Request
 from logharbor.server.auth import RateLimiter
 from logharbor.server.errors import ApiError
 from logharbor.server.meta.keys import Principal
-from logharbor.server.store.rows import encode_row
+from logharbor.server.store.rows import encode_row, set_patterns
 from logharbor.server.wal import WalFull, WriteAheadLog
 
 __all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "read_body", "stamp_tenant"]
@@ -100,7 +100,8 @@ class Ingestor:
     """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
-                 retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None) -> None:
+                 retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None,
+                 patterns: bool = True) -> None:
         self.wal = wal
         self.limiter = limiter
         self.on_accept = on_accept
@@ -108,7 +109,9 @@ class Ingestor:
         self._pool: ProcessPoolExecutor | None = None
         self._listeners: list[Callable[[bytes], None]] = []
         if workers > 0:
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            # workers encode rows too: they get the server's choice of per-message pattern ids
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                             initializer=set_patterns, initargs=(patterns,))
 
     def admit(self, principal: Principal | None, records: int) -> None:
         """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it."""

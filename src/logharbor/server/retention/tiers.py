@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from logharbor.server.retention.coldstore import ColdStore
 from logharbor.server.store.base import schema_sql
+from logharbor.server.store.patterns import logs_migrations
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["TierStore", "Tiers"]
@@ -67,6 +68,8 @@ class Tiers:
         self.store.execute(ddl)
         self.store.execute(f"ALTER TABLE {self.warm} ADD COLUMN IF NOT EXISTS move_id String "
                            "CODEC(ZSTD(9))")
+        for statement in logs_migrations(self.warm_name):  # a warm table made before patterns
+            self.store.execute(statement)
         rows = self.store.query(
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
             "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
@@ -132,6 +133,9 @@ class ClickHouseStore:
         self.hot_table = self.table
         #: where the rows are stored: the replicated local table on a cluster, else the table itself
         self.local_name = f"{table}_local" if self.cluster else table
+        #: the patterns table (store/patterns.py): read and written by this name
+        self.patterns_name = patterns_table_name(table)
+        self.patterns_local = f"{self.patterns_name}_local" if self.cluster else self.patterns_name
         self._timeouts = (connect_timeout_s, receive_timeout_s)
         self._client: Any = None
         self._write_lock = threading.Lock()
@@ -163,8 +167,10 @@ class ClickHouseStore:
         # the tail feed (servers side by side) reads new rows by receive time: let it skip the rest
         observed = (f"ALTER TABLE {local}{self._on_cluster()} ADD INDEX IF NOT EXISTS idx_observed "
                     "observed_timestamp TYPE minmax GRANULARITY 1")
+        migrate = logs_migrations(self.local_name, self._on_cluster())
         if not self.cluster:
-            return [schema_sql(self.local_name), observed]
+            return [schema_sql(self.local_name), observed, *migrate,
+                    *patterns_ddl(self.local_name, self.patterns_local)]
         create = schema_sql(self.local_name, f"ReplicatedMergeTree({_REPLICA_PATH})")
         head = f"CREATE TABLE IF NOT EXISTS {local}"
         create = create.replace(head, head + self._on_cluster(), 1)
@@ -172,7 +178,20 @@ class ClickHouseStore:
             f"CREATE TABLE IF NOT EXISTS {self.table}{self._on_cluster()} AS {local} "
             f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
             f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
-        return [create, observed, distributed]
+        # the Distributed table has the columns it had when it was created: add the new one too
+        migrate_dist = logs_migrations(self.table_name, self._on_cluster())[:1]
+        # patterns: a replicated table per shard fed by a view on that shard's rows, read through
+        # a Distributed table (readers group by key, so a pattern on several shards adds up)
+        patterns_local = quote_identifier(self.patterns_local)
+        patterns = patterns_ddl(self.local_name, self.patterns_local, settings="",
+                                engine=f"ReplicatedAggregatingMergeTree({_REPLICA_PATH})",
+                                on_cluster=self._on_cluster())
+        patterns_dist = (
+            f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.patterns_name)}{self._on_cluster()} "
+            f"AS {patterns_local} ENGINE = Distributed({_string_literal(self.cluster)}, "
+            f"{_string_literal(self.database)}, {_string_literal(self.patterns_local)}, "
+            "cityHash64(tenant, service, pattern_id))")
+        return [create, observed, *migrate, distributed, *migrate_dist, *patterns, patterns_dist]
 
     def open(self) -> None:
         bootstrap = self._connect("default")
@@ -207,6 +226,19 @@ class ClickHouseStore:
             raise _classify(exc) from exc
         written = getattr(summary, "summary", summary) if summary is not None else {}
         return int(written.get("written_rows", 0)) if isinstance(written, dict) else 0
+
+    def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:
+        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token."""
+        if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
+            raise StoreError(f"bad deduplication token {dedup_token!r}")
+        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}"}
+        if self.cluster:
+            settings["distributed_foreground_insert"] = 1
+        try:
+            self._client.raw_insert(quote_identifier(self.patterns_name), None, rows, fmt="JSONEachRow",
+                                    settings=settings)
+        except Exception as exc:
+            raise _classify(exc) from exc
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
               ) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import orjson
 
 from logharbor.sealing import Sealer
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["EmbeddedStore"]
@@ -93,6 +94,8 @@ class EmbeddedStore:
         #: the table inserts go to; ``table`` may be a read view over several tiers (expose_view)
         self.hot_table = self.table
         self.readers = readers
+        #: the table of pattern first/last seen and counts (store/patterns.py)
+        self.patterns_name = patterns_table_name(table)
         self._session: Any = None
         self._insert_lock = threading.Lock()
         self._pool: queue.Queue[Any] = queue.Queue()
@@ -132,6 +135,11 @@ class EmbeddedStore:
             self._check_policy()
             policy = "logharbor_sealed" if self.sealer is not None else None
             self._session.query(schema_sql(self.table_name, storage_policy=policy))
+            settings = "non_replicated_deduplication_window = 10000" + (
+                f", storage_policy = '{policy}'" if policy else "")
+            for statement in [*logs_migrations(self.table_name),
+                              *patterns_ddl(self.table_name, self.patterns_name, settings=settings)]:
+                self._session.query(statement)
             for _ in range(self.readers):
                 conn = chdb.connect(target)
                 self._connections.append(conn)
@@ -196,6 +204,20 @@ class EmbeddedStore:
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from exc
         return int(getattr(result, "rows_written", 0))
+
+    def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:
+        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token."""
+        if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
+            raise StoreError(f"bad deduplication token {dedup_token!r}")
+        table = quote_identifier(self.patterns_name)
+        sql = f"INSERT INTO {table} SETTINGS insert_deduplication_token = '{dedup_token}'"
+        with self._insert_lock:
+            try:
+                with self._session.send_insert(sql, "JSONEachRow") as inserter:
+                    inserter.append(rows)
+                    inserter.finish()
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from exc
 
     def query(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None

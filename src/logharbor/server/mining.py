@@ -1,0 +1,212 @@
+"""The one template miner of a server: it runs in the batcher thread, between the WAL and the store.
+
+Ingest (in any worker process) stores each row with a *masked-template id*: a hash of the tenant,
+the service and :func:`logharbor.patterns.template_of` of the message, written as the row's first
+key (``rows.PATTERN_PREFIX``). The batcher is the only writer of the store, so it is where the
+stateful Drain step runs (:class:`logharbor.patterns.Miner`): for each batch it finds the ids with a
+byte search (no row is decoded), decodes one row of each id it has never seen to learn from it,
+and rewrites the ids that the miner merged into an older cluster (most are their own cluster and
+stay as they are).
+
+State on disk, under ``<data_dir>/patterns/``: ``miner.json`` (a snapshot) and ``journal.ndjson``
+(the changes since, one line per batch). A batch's changes are appended and fsync'd *before* its
+intent is written and its rows inserted, so after a crash the replayed batch meets a miner that
+knows every id in it and gets the very same ids (the insert is then deduplicated by its token as
+before). The journal is folded into a new snapshot (temp file, fsync, rename) every
+``compact_ops`` changes; a torn last journal line is dropped (its batch was never inserted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logharbor.patterns import Miner, template_of
+from logharbor.server.store.rows import PATTERN_PREFIX
+
+__all__ = ["PatternMiner"]
+
+log = logging.getLogger("logharbor.server.mining")
+
+_FIND = re.compile(rb"\n" + re.escape(PATTERN_PREFIX) + rb'([0-9a-f]{16})"')
+_VERSION = 1
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PatternMiner:
+    """A :class:`Miner` with its journal and snapshot, and the per-batch rewrite of store rows."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_clusters: int = 1000,
+                 max_sids: int = 10_000, max_services: int = 1000, similarity: float = 0.6,
+                 compact_ops: int = 20_000) -> None:
+        self.directory = Path(directory)
+        self.miner = Miner(similarity=similarity, max_clusters=max_clusters, max_sids=max_sids,
+                           max_services=max_services)
+        self.compact_ops = compact_ops
+        self.generation = 0  # the journal generation; a snapshot names the one it includes
+        self._journal_ops = 0
+        self._pending: list[list[object]] = []
+        self._journal: Any = None
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.directory / "miner.json"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.directory / "journal.ndjson"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def load(self) -> list[dict[str, Any]]:
+        """Read the snapshot and the journal; the template rows of clusters changed since the
+        snapshot (to insert again: the batch that made them may have died before it could)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        snap_gen = 0
+        try:
+            data = orjson.loads(self.snapshot_path.read_bytes())
+            snap_gen = int(data["generation"])
+            for op in data["ops"]:
+                self.miner.apply(op)
+        except FileNotFoundError:
+            pass
+        self.generation = snap_gen
+        changed: dict[tuple[str, str, str], None] = {}
+        good = 0
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        for line in raw.split(b"\n"):
+            if not line:
+                continue
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("dropping a torn last line of the pattern journal")
+                break
+            good += len(line) + 1
+            gen = int(entry["g"])
+            if gen <= snap_gen:
+                continue  # folded into the snapshot already (a crash between rename and truncate)
+            self.generation = max(self.generation, gen)
+            for op in entry["ops"]:
+                self.miner.apply(op)
+                self._journal_ops += 1
+                if op[0] == "c":
+                    changed[(str(op[1]), str(op[2]), str(op[3]))] = None
+        if good < len(raw):
+            os.truncate(self.journal_path, good)
+        self._journal = open(self.journal_path, "ab")  # kept open; closed in close()
+        now = int(time.time() * 1000)
+        rows = []
+        for tenant, service, cluster in self.miner.clusters():
+            if (tenant, service, cluster.id) in changed:
+                rows.append(self._template_row(tenant, service, cluster.id, cluster.template,
+                                               cluster.first_ts, cluster.sample, now))
+        return rows
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def commit(self) -> None:
+        """Make the changes of the batch being prepared durable (before its intent and insert)."""
+        if not self._pending:
+            return
+        self.generation += 1
+        line = orjson.dumps({"g": self.generation, "ops": self._pending}) + b"\n"
+        self._journal.write(line)
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._journal_ops += len(self._pending)
+        self._pending = []
+
+    def maybe_compact(self) -> bool:
+        """Fold the journal into a new snapshot once it holds ``compact_ops`` changes."""
+        if self._journal_ops < self.compact_ops or self._pending:
+            return False
+        self.compact()
+        return True
+
+    def compact(self) -> None:
+        body = orjson.dumps({"version": _VERSION, "generation": self.generation,
+                             "ops": self.miner.snapshot()})
+        _write_atomic(self.snapshot_path, body)
+        self._journal.close()
+        self._journal = open(self.journal_path, "wb")  # truncated: all in the snapshot
+        os.fsync(self._journal.fileno())
+        self._journal_ops = 0
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def process(self, payload: bytes) -> tuple[bytes, list[dict[str, Any]]]:
+        """Rows of one WAL entry with merged ids rewritten, and the template rows of clusters
+        this entry created or generalized. Call :meth:`commit` before inserting them."""
+        data = b"\n" + payload
+        sids = dict.fromkeys(_FIND.findall(data))  # first-seen order: the same learning every run
+        if not sids:
+            return payload, []
+        resolve = self.miner.resolve
+        renames: list[tuple[bytes, bytes]] = []
+        templates: list[dict[str, Any]] = []
+        for raw_sid in sids:
+            sid = raw_sid.decode()
+            cid = resolve(sid)
+            if cid is None:
+                cid = self._learn(data, raw_sid, templates)
+            if cid is not None and cid != sid:
+                renames.append((raw_sid, cid.encode()))
+        for old, new in renames:
+            data = data.replace(b"\n" + PATTERN_PREFIX + old + b'"', b"\n" + PATTERN_PREFIX + new + b'"')
+        return data[1:], templates
+
+    def _learn(self, data: bytes, raw_sid: bytes, templates: list[dict[str, Any]]) -> str | None:
+        start = data.find(b"\n" + PATTERN_PREFIX + raw_sid) + 1
+        end = data.find(b"\n", start)
+        try:
+            row = orjson.loads(data[start:end if end >= 0 else len(data)])
+        except orjson.JSONDecodeError:
+            return None
+        tenant, service = row.get("tenant") or "", row.get("service") or ""
+        message = row.get("message") or ""
+        sample = message[:2000]
+        cid, ops = self.miner.learn(tenant, service, raw_sid.decode(), template_of(message).split(),
+                                    ts=str(row.get("timestamp") or ""), sample=sample)
+        self._pending.extend(ops)
+        now = int(time.time() * 1000)
+        for op in ops:
+            if op[0] == "c":
+                templates.append(self._template_row(str(op[1]), str(op[2]), str(op[3]), str(op[4]),
+                                                    str(op[5]), str(op[6]), now))
+        return cid
+
+    @staticmethod
+    def _template_row(tenant: str, service: str, cid: str, template: str, ts: str, sample: str,
+                      now_ms: int) -> dict[str, Any]:
+        return {"tenant": tenant, "service": service, "pattern_id": cid, "template": template,
+                "updated": now_ms, "timestamp": ts or "0", "sample": sample}
+
+    def stats(self) -> dict[str, int]:
+        """Services, clusters, sids and evictions, and the journal's pending size."""
+        return {**self.miner.counts(), "journal_ops": self._journal_ops}
