@@ -1,9 +1,24 @@
-"""The running agent: sources → parser → transforms → encoder → every sink, and a clean stop.
+"""The running agent: sources → parser → transforms → encoder → every sink, a hot reload, a clean stop.
 
 Each source runs in its own thread and does the per-chunk work itself (parse, transform,
 encode): the CPU-heavy steps are batched per chunk, and a sink buffer that is full blocks the
 source's thread, which simply stops reading — memory stays bounded whatever the input rate.
-Sinks deliver from their own threads.
+
+Fan-out: every sink has its own buffer and its own delivery threads. Handing a chunk to a sink
+is a ``put`` into its buffer, which returns at once unless that buffer is full and configured
+``when_full: block``; so a slow or dead receiver delays the other sinks only when its buffer is
+full and the user asked for backpressure. A chunk's acknowledgement (what moves the source's
+checkpoint) needs every sink: a memory buffer acknowledges after delivery, a disk buffer once
+the chunk is fsync'd in it (it is replayed from there after a restart). A sink that must not
+hold back the others' checkpoints for long therefore has a disk buffer: at-least-once, no stall.
+
+Hot reload (:meth:`Agent.reload`, SIGHUP): the new file is read and validated; if it is not
+valid the error is logged and the running config stays. Otherwise only the difference is
+applied: unchanged sources and sinks keep running untouched; a changed sink stops its delivery
+threads and its successor adopts the same buffer (nothing queued or in flight is lost or sent
+twice); a removed sink drains within ``shutdown_timeout_secs`` and stops; a changed or removed
+source stops reading, waits for its chunks' acknowledgements and writes its final checkpoint,
+and a changed one starts again from that checkpoint; transforms are swapped between two chunks.
 
 Stopping (SIGTERM/SIGINT): sources stop reading; sinks deliver what they hold within
 ``shutdown_timeout_secs``; then — pending acknowledgements drained — each source writes its
@@ -12,17 +27,19 @@ final checkpoint. Whatever was not acknowledged by then is read again after the 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from logharbor.agent import telemetry
-from logharbor.agent.config import AgentConfig
+from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS, build_parser_for
-from logharbor.agent.types import AgentError, Chunk, Encoded, Sink, Source
+from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
 
 __all__ = ["Agent", "encode"]
 
@@ -99,38 +116,72 @@ def _parse_step(parser: Any) -> Callable[[Chunk], Chunk]:
     return step
 
 
+class _Running:
+    """A source with its own stop event and thread (so a reload can stop one source alone)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
 class Agent:
     """Built from a validated config; ``run(stop)`` until ``stop`` is set, then shuts down cleanly."""
 
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: AgentConfig, config_path: str | Path | None = None) -> None:
         self.cfg = cfg
-        data_dir = cfg.data_dir
-        self.sinks: list[Sink] = [
-            SINKS[s.type].build(name, s, data_dir) for name, s in cfg.sinks.items()]
+        self.config_path = Path(config_path) if config_path is not None else None
+        self.sinks: dict[str, Sink] = {
+            name: SINKS[s.type].build(name, s, cfg.data_dir) for name, s in cfg.sinks.items()}
+        self._fanout: tuple[Sink, ...] = tuple(self.sinks.values())
+        self.chains: dict[str, list[Callable[[Chunk], Chunk]]] = self._chains(cfg)
+        # a source sees one consumer, the pipeline; ``process`` fans each chunk out to the sinks
+        # of the moment, so the set of sinks can change while sources run
+        self.running: dict[str, _Running] = {
+            name: _Running(SOURCES[s.type].build(name, s, cfg.data_dir, 1))
+            for name, s in cfg.sources.items()}
+        self._metrics_server: Any = None
+        self._reload_lock = threading.Lock()
+
+    @property
+    def sources(self) -> list[Source]:
+        return [r.source for r in self.running.values()]
+
+    @staticmethod
+    def _chains(cfg: AgentConfig) -> dict[str, list[Callable[[Chunk], Chunk]]]:
         built = [(t.sources, TRANSFORMS[t.type].build(t)) for t in cfg.transforms]
-        self.sources: list[Source] = []
-        self.chains: dict[str, list[Callable[[Chunk], Chunk]]] = {}
+        chains: dict[str, list[Callable[[Chunk], Chunk]]] = {}
         for name, s in cfg.sources.items():
             chain: list[Callable[[Chunk], Chunk]] = []
             spec = s.parser_spec()
             if spec is not None:
                 chain.append(_parse_step(build_parser_for(spec)))
             chain.extend(tr for only, tr in built if only is None or name in only)
-            self.chains[name] = chain
-            self.sources.append(SOURCES[s.type].build(name, s, data_dir, len(self.sinks)))
-        self._threads: list[threading.Thread] = []
-        self._metrics_server: Any = None
+            chains[name] = chain
+        return chains
 
     def process(self, source: str, chunk: Chunk) -> None:
         """Run one chunk through its source's chain and hand it to every sink."""
         for step in self.chains[source]:
             chunk = step(chunk)
         item = encode(chunk)
-        for sink in self.sinks:
+        sinks = self._fanout  # one snapshot: the ack waits for exactly these sinks
+        if len(sinks) != 1:
+            outer = chunk.ack
+            item.ack = Ack(len(sinks), lambda a: outer.done(a.status))
+        for sink in sinks:
             sink.submit(item)
 
     def start(self, stop: threading.Event) -> None:
         """Start metrics, sinks and one thread per source."""
+        self._start_metrics()
+        for sink in self.sinks.values():
+            sink.start()
+        for name, r in self.running.items():
+            self._start_source(name, r)
+        telemetry.event(20, "agent started", sources=list(self.running), sinks=list(self.sinks))
+
+    def _start_metrics(self) -> None:
         m = self.cfg.metrics
         if m.port:
             try:
@@ -138,20 +189,14 @@ class Agent:
             except OSError as exc:
                 raise AgentError(f"metrics: cannot listen on {m.address}:{m.port}: {exc.strerror or exc}"
                                  " (set metrics.port to another port, or 0 to disable)") from None
-        for sink in self.sinks:
-            sink.start()
-        for source in self.sources:
-            name = source.name
 
-            def emit(chunk: Chunk, _name: str = name) -> None:
-                self.process(_name, chunk)
+    def _start_source(self, name: str, r: _Running) -> None:
+        def emit(chunk: Chunk, _name: str = name) -> None:
+            self.process(_name, chunk)
 
-            th = threading.Thread(target=self._run_source, args=(source, emit, stop),
-                                  name=f"source-{name}", daemon=True)
-            th.start()
-            self._threads.append(th)
-        telemetry.event(20, "agent started", sources=[s.name for s in self.sources],
-                        sinks=[s.name for s in self.sinks])
+        r.thread = threading.Thread(target=self._run_source, args=(r.source, emit, r.stop),
+                                    name=f"source-{name}", daemon=True)
+        r.thread.start()
 
     @staticmethod
     def _run_source(source: Source, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
@@ -163,22 +208,152 @@ class Agent:
     def shutdown(self) -> None:
         """Stop reading, drain sinks within the timeout, then write final checkpoints."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout_secs
-        for th in self._threads:
-            th.join(0.5)
-        for sink in self.sinks:
+        for r in self.running.values():
+            r.stop.set()
+        for r in self.running.values():
+            if r.thread is not None:
+                r.thread.join(0.5)
+        for sink in self.sinks.values():
             sink.close(max(0.0, deadline - time.monotonic()))
-        for th in self._threads:
-            th.join(1.0)
+        for r in self.running.values():
+            if r.thread is not None:
+                r.thread.join(1.0)
         unacked = 0
-        for source in self.sources:
-            unacked += source.pending()
-            source.close()
+        for r in self.running.values():
+            unacked += r.source.pending()
+            r.source.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         telemetry.event(20, "agent stopped", unacknowledged_chunks=unacked)
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set (by a signal handler), then shut down."""
+    def run(self, stop: threading.Event, reload: threading.Event | None = None) -> None:
+        """Run until ``stop`` is set (by a signal handler), reloading the config each time
+        ``reload`` is set (SIGHUP), then shut down."""
         self.start(stop)
-        stop.wait()
+        while not stop.is_set():
+            if reload is not None and reload.is_set():
+                reload.clear()
+                self.reload()
+            stop.wait(0.1)
         self.shutdown()
+
+    # -- hot reload -------------------------------------------------------------------------------
+
+    def reload(self, path: str | Path | None = None) -> bool:
+        """Re-read the config file and apply the difference; False (old config kept) if invalid."""
+        where = Path(path) if path is not None else self.config_path
+        if where is None:
+            telemetry.event(logging.ERROR, "config reload: no config file to read")
+            return False
+        with self._reload_lock:
+            try:
+                new = load_config(where)
+                self._check_reloadable(new, str(where))
+            except ConfigError as exc:
+                first = str(exc).splitlines()[0]
+                parts = first.split(": ", 2)
+                fields = ({"file": parts[0], "key": parts[1], "reason": parts[2]} if len(parts) == 3
+                          else {"file": str(where), "reason": first})
+                telemetry.event(logging.ERROR, "config reload failed: keeping the running config",
+                                **fields, errors=str(exc).splitlines())
+                return False
+            try:
+                summary = self._apply(new)
+            except Exception:  # a failure half way must be loud; what runs keeps running
+                telemetry.log.exception("config reload failed while applying it")
+                return False
+        telemetry.event(20, "config reloaded", file=str(where), **summary)
+        return True
+
+    def _check_reloadable(self, new: AgentConfig, path: str) -> None:
+        """What a running agent cannot change in place (a restart, or a new sink name, can)."""
+        problems = []
+        if new.data_dir != self.cfg.data_dir:
+            problems.append(("data_dir", "cannot change while running (restart the agent)"))
+        for name, s in new.sinks.items():
+            old = self.cfg.sinks.get(name)
+            if old is None:
+                continue
+            for key in ("type", "encryption_key_file"):
+                if getattr(old.buffer, key) != getattr(s.buffer, key):
+                    problems.append((f"sinks.{name}.buffer.{key}", "cannot change while the sink runs "
+                                     "(give the sink a new name, or restart the agent)"))
+        if problems:
+            raise ConfigError("\n".join(f"{path}: {key}: {why}" for key, why in problems))
+
+    def _apply(self, new: AgentConfig) -> dict[str, list[str]]:
+        old = self.cfg
+        timeout = new.shutdown_timeout_secs
+        same = lambda a, b: a.model_dump() == b.model_dump()  # noqa: E731
+        sinks_changed = [n for n in new.sinks if n in old.sinks and not same(old.sinks[n], new.sinks[n])]
+        sinks_added = [n for n in new.sinks if n not in old.sinks]
+        sinks_removed = [n for n in old.sinks if n not in new.sinks]
+        src_changed = [n for n in new.sources
+                       if n in old.sources and not same(old.sources[n], new.sources[n])]
+        src_added = [n for n in new.sources if n not in old.sources]
+        src_removed = [n for n in old.sources if n not in new.sources]
+        chains = self._chains(new)  # built first: a transform that fails to build changes nothing
+
+        # sinks: a changed one hands its buffer (queued and unacknowledged items) to its successor
+        sinks: dict[str, Sink] = {}
+        for name, s in new.sinks.items():
+            current = self.sinks.get(name)
+            if current is not None and name not in sinks_changed:
+                sinks[name] = current
+                continue
+            adopted = current.detach(timeout) if current is not None else None  # type: ignore[attr-defined]
+            sink = SINKS[s.type].build(name, s, new.data_dir, buffer=adopted)
+            sink.start()
+            sinks[name] = sink
+        retired = [self.sinks[n] for n in sinks_removed]
+        for r in retired:
+            r.retired = True  # type: ignore[attr-defined]
+        # swap: chunks processed from now on go through the new chains to the new set of sinks
+        for name, chain in chains.items():
+            self.chains[name] = chain
+        self.sinks = sinks
+        self._fanout = tuple(sinks.values())
+
+        for sink in retired:  # drained (what reaches them now is settled as dropped), then gone
+            sink.close(timeout)
+            for item in sink.buffer.take_all():  # type: ignore[attr-defined]
+                if item.ack is not None:
+                    item.ack.done(AckStatus.DROPPED)
+
+        # sources: stop, settle acknowledgements, final checkpoint; changed ones start again
+        for name in (*src_changed, *src_removed):
+            r = self.running.pop(name)
+            r.stop.set()
+            if r.thread is not None:
+                r.thread.join(timeout + 5.0)
+            deadline = time.monotonic() + timeout
+            while r.source.pending() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if r.source.pending():
+                telemetry.event(logging.WARNING, "config reload: source stopped with unacknowledged "
+                                "chunks (they are read again: at-least-once)", source=name,
+                                chunks=r.source.pending())
+            r.source.close()
+        for name in (*src_changed, *src_added):
+            s = new.sources[name]
+            r = _Running(SOURCES[s.type].build(name, s, new.data_dir, 1))
+            self.running[name] = r
+            self._start_source(name, r)
+        for name in src_removed:
+            self.chains.pop(name, None)
+
+        if new.metrics != old.metrics:
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
+                self._metrics_server = None
+            self.cfg = new
+            try:
+                self._start_metrics()
+            except AgentError as exc:
+                telemetry.event(logging.ERROR, str(exc))
+        if new.log_level != old.log_level:
+            telemetry.log.setLevel(new.log_level.upper())
+        self.cfg = new
+        return {"sources_added": src_added, "sources_changed": src_changed, "sources_removed": src_removed,
+                "sinks_added": sinks_added, "sinks_changed": sinks_changed, "sinks_removed": sinks_removed,
+                "transforms": [t.type for t in new.transforms]}

@@ -1,4 +1,8 @@
-"""``logharbor agent -c agent.yaml [--check]``: run the host collector, or only validate its config."""
+"""``logharbor agent -c agent.yaml [--check]``: run the host collector, or only validate its config.
+
+SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the config file and applies the difference
+(an invalid file is logged and the running config kept).
+"""
 
 from __future__ import annotations
 
@@ -38,13 +42,19 @@ def register(app: typer.Typer) -> None:
         telemetry.setup_logging(cfg.log_level)
         stop = threading.Event()
 
+        reload = threading.Event()
+
         def _stop(_signum: int, _frame: object) -> None:
             stop.set()
 
+        def _reload(_signum: int, _frame: object) -> None:
+            reload.set()  # the main loop reloads: a signal handler must not take locks
+
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGHUP, _reload)
         try:
-            Agent(cfg).run(stop)
+            Agent(cfg, config).run(stop, reload)
         except AgentError as exc:
             typer.echo(f"{config}: {exc}", err=True)
             raise typer.Exit(2) from None
