@@ -52,5 +52,6 @@ def test_every_function_is_documented() -> None:
 
 
 def test_every_pipe_is_documented() -> None:
-    for pipe in ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup"):
+    for pipe in ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup",
+                 "patterns"):
         assert f"`{pipe}" in DOC, pipe

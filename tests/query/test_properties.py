@@ -48,6 +48,7 @@ field_matchers = st.one_of(
 leaves = st.one_of(
     st.builds(ast.Match, st.none(), plain_matchers),
     st.builds(ast.Match, names, field_matchers),
+    st.builds(ast.Match, st.just("pattern_id"), plain_matchers),
     st.builds(ast.Exists, names),
     st.just(ast.MatchAll()),
 )
@@ -83,6 +84,7 @@ pipes = st.one_of(
     st.builds(ast.Timechart, st.sampled_from(["", "1m", "30s", "1h"]),
               st.lists(aggs(), min_size=1, max_size=2).map(tuple), st.lists(names, max_size=1).map(tuple)),
     st.builds(ast.Top, st.integers(0, 100), names, st.booleans()),
+    st.builds(ast.Patterns, st.none() | st.sampled_from(["1h", "15m", "30s", "2d", "0s", "x"])),
 )
 queries = st.builds(ast.Query, filters, st.lists(pipes, max_size=3).map(tuple))
 

@@ -210,7 +210,16 @@ class Dedup:
     pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
 
 
-Pipe = Where | Fields | Sort | Limit | Stats | Timechart | Top | Dedup
+@dataclass(frozen=True)
+class Patterns:
+    """``| patterns``: the templates of the matching records with counts; with ``compare``
+    (``| patterns compare 1h``), how each template's count changed against the period before."""
+
+    compare: str | None = None
+    pos: int | None = _field(default=None, compare=False, repr=False)  # where it was written
+
+
+Pipe = Where | Fields | Sort | Limit | Stats | Timechart | Top | Dedup | Patterns
 
 
 @dataclass(frozen=True)

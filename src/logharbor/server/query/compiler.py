@@ -27,6 +27,7 @@ from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeEr
 from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
+from .patterns import compare_window, patterns_pipe
 from .timeparse import TimeParseError, parse_duration_ns
 
 __all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_filter", "compile_query"]
@@ -125,6 +126,9 @@ class _Compiler:
         self.kind: Literal["records", "table", "timechart"] = "records"
         self.aggregated = False  # after stats/timechart/top the default row cap is max_limit
         self.alias_counter = 0
+        self.patterns_table = quote_identifier("patterns")
+        #: (previous start, current start, current end) of a ``| patterns compare`` (patterns.py)
+        self.compare: tuple[int, int, int] | None = None
 
     # -------------------------------------------------------------------------- name resolution
 
@@ -212,6 +216,8 @@ class _Compiler:
             value = self.output_ref(p.field)
             self.stage.order_by = [f"{count} {'ASC' if p.rare else 'DESC'}", f"{value} ASC"]
             self.stage.limit = p.count
+        elif isinstance(p, ast.Patterns):
+            patterns_pipe(self, p)
         elif isinstance(p, ast.Stats):
             self.aggregate(p.aggs, p.by, None)
         else:
@@ -359,10 +365,18 @@ def compile_ast(
     scope_sql: tuple[str, dict[str, object]] | None = None,
     default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
+    patterns_table: str | None = None,
 ) -> CompiledQuery:
     """Compile a parsed query; see :func:`compile_query`."""
     now = time.time_ns() if now_ns is None else now_ns
     c = _Compiler(table, now, time_from_ns, time_to_ns)
+    if patterns_table is not None:
+        c.patterns_table = patterns_table
+    compare = next((p for p in query.pipes if isinstance(p, ast.Patterns) and p.compare is not None), None)
+    if compare is not None:
+        # two periods of one length: the time condition covers both, the pipe tells them apart
+        c.compare = compare_window(compare, time_from_ns, time_to_ns, now)
+        time_from_ns, time_to_ns = c.compare[0], c.compare[2]
     st = c.stage
     if time_from_ns is not None:
         start = c.params.add(time_from_ns, "Int64")
@@ -405,17 +419,19 @@ def compile_query(
     scope_sql: tuple[str, dict[str, object]] | None = None,
     default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
+    patterns_table: str | None = None,
 ) -> CompiledQuery:
     """Parse and compile query text for ``table`` (an already quoted identifier).
 
     ``time_from_ns``/``time_to_ns`` bound ``timestamp`` (from inclusive, to exclusive);
     ``limit`` caps the rows (default 100 for records, ``max_limit`` for tables) and never goes
     over ``max_limit``; ``scope_sql`` is an extra condition AND-ed into the first WHERE (tenant
-    and service scopes of an API key), with its own parameters.
+    and service scopes of an API key), with its own parameters; ``patterns_table`` (quoted) is
+    what ``| patterns`` joins (default ``patterns``).
     """
     return compile_ast(parse(text), table=table, time_from_ns=time_from_ns, time_to_ns=time_to_ns,
                        limit=limit, max_limit=max_limit, scope_sql=scope_sql,
-                       default_limit=default_limit, now_ns=now_ns)
+                       default_limit=default_limit, now_ns=now_ns, patterns_table=patterns_table)
 
 
 def compile_filter(text: str, *, now_ns: int | None = None) -> tuple[str, dict[str, object]]:

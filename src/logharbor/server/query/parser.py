@@ -31,7 +31,8 @@ FUNCTIONS = frozenset(
 _PERCENTILE = re.compile(r"p(\d{1,3})")
 _NO_ARG = frozenset({"rate"})
 _OPTIONAL_ARG = frozenset({"count"})
-_PIPES = ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup")
+_PIPES = ("where", "fields", "sort", "limit", "head", "stats", "timechart", "top", "rare", "dedup",
+          "patterns")
 #: deepest nesting of parentheses and NOTs; deeper input is refused, not a stack overflow
 MAX_DEPTH = 64
 
@@ -308,6 +309,15 @@ class _Parser:
             if self.lex.peek(Mode.PIPE).kind == "WORD" and self.lex.peek(Mode.PIPE).value.isdigit():
                 count = self.number("a number")
             return ast.Top(count, self.name(), rare=name == "rare", pos=at)
+        if name == "patterns":
+            nxt = self.lex.peek(Mode.PIPE)
+            if not (nxt.kind == "WORD" and nxt.value.lower() == "compare"):
+                return ast.Patterns(pos=at)
+            self.lex.take(Mode.PIPE)
+            value = self.lex.take(Mode.PIPE)
+            if value.kind != "WORD" or value.raw != value.value:
+                raise self.fail(value, "a duration after 'compare' such as 1h")
+            return ast.Patterns(value.value, pos=at)
         if name == "stats":
             aggs = self.aggs()
             return ast.Stats(aggs, self.by(), pos=at)

@@ -119,6 +119,8 @@ def pipe_text(p: ast.Pipe) -> str:
         return f"limit {p.count}"
     if isinstance(p, ast.Top):
         return f"{'rare' if p.rare else 'top'} {p.count} {p.field}"
+    if isinstance(p, ast.Patterns):
+        return "patterns" + (f" compare {p.compare}" if p.compare is not None else "")
     if isinstance(p, ast.Stats):
         return "stats " + ", ".join(_agg(a) for a in p.aggs) + _by(p.by)
     span = f"span={p.span} " if p.span else ""

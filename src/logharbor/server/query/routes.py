@@ -30,6 +30,7 @@ from starlette.responses import Response, StreamingResponse
 from logharbor.server.errors import ApiError
 from logharbor.server.store.base import QueryCancelled, StoreError
 from logharbor.server.store.rows import row_to_wire
+from logharbor.server.store.sqlsafe import quote_identifier
 
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
 from .errors import QueryError
@@ -103,6 +104,7 @@ def compile_request(
     scope = getattr(request.state, "query_scope", None)
     try:
         return compile_query(body.q, table=store.table, time_from_ns=start, time_to_ns=end,
+                             patterns_table=quote_identifier(getattr(store, "patterns_name", "patterns")),
                              limit=body.limit, max_limit=max_limit, scope_sql=scope,
                              default_limit=default, now_ns=now)
     except QueryError as exc:
