@@ -71,7 +71,7 @@ def path_metadata(path: str) -> dict[str, str]:
     return out
 
 
-class Config(file_source.Config):  # type: ignore[misc]  # a file source with another type tag
+class Config(file_source.Config):
     """Options of the ``container`` source: the ``file`` options, plus the framing and metadata."""
 
     type: Literal["container"]  # type: ignore[assignment]
@@ -237,6 +237,9 @@ class ContainerSource(FileSource):
     # -- discovery: follow the symlinks, remember what their names said ---------------------------
 
     def _paths(self) -> list[str]:
+        if len(self._names) > 20000:  # pods come and go: forget names no longer matched
+            self._names.clear()
+            self._meta.clear()
         out: set[str] = set()
         for path in super()._paths():
             real = os.path.realpath(path)
