@@ -1,7 +1,7 @@
 """Hot reload on SIGHUP with a real agent process while a writer appends numbered lines: the
 receiver gets every line exactly once across several reloads (a transform added and changed,
 a sink's batch size changed, a second sink added, the source itself changed), lines written
-after a reload carry the new fields, and an invalid file is reported and changes nothing."""
+after a reload carry the new fields, a removed sink stops getting lines, and an invalid file is reported and changes nothing."""
 
 from __future__ import annotations
 
@@ -100,6 +100,10 @@ def test_sighup_reloads_without_losing_or_repeating_a_line(tmp_path: Path, recei
         cfg["sources"]["app"]["poll_interval_secs"] = 0.1
         cfg["sinks"]["main"]["batch"]["max_events"] = 200
         reload(cfg, 3)
+        # 4: the second sink is removed (drained, stopped); the first goes on
+        del cfg["sinks"]["second"]
+        reload(cfg, 3)
+        removed_at = writer.seq
     finally:
         writer.halt.set()
         writer.join(5)
@@ -116,6 +120,12 @@ def test_sighup_reloads_without_losing_or_repeating_a_line(tmp_path: Path, recei
     # the second sink: each line once, and every line written after it was added
     second = sorted(x["seq"] for x in r2.records())
     assert len(second) == len(set(second))
-    assert set(range(marks[1][1], total)) <= set(second)
+    assert set(range(marks[1][1], marks[2][1])) <= set(second)  # read a second before the removal
+    assert max(second) < removed_at
+    summary = log_events(agent, "config reloaded")
+    assert [e["sinks_changed"] for e in summary] == [["main"], [], ["main"], []]
+    assert [e["sinks_added"] for e in summary] == [[], ["second"], [], []]
+    assert [e["sources_changed"] for e in summary] == [[], [], ["app"], []]
+    assert summary[3]["sinks_removed"] == ["second"]
     assert agent.stop() == 0
     assert not log_events(agent, "source failed")
