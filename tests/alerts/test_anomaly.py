@@ -171,3 +171,28 @@ def test_anomaly_rules_are_validated(srv: ServerProcess) -> None:
                 "type": "anomaly", "baseline": "same_hour"}})
             assert answer.status_code == 400 and expected in answer.json()["error"]["message"], answer.text
         assert c.get("/api/v1/alerts/rules/bad anomaly").status_code == 404
+
+
+def doc_rules(kind: str) -> list[dict[str, Any]]:
+    """The rules of docs/alerts.md whose condition is ``kind`` (object or text form)."""
+    import yaml
+    from tests.alerts.test_docs import blocks
+
+    out = []
+    for block in blocks("yaml rules"):
+        data = yaml.safe_load(block)
+        for rule in data["rules"] if isinstance(data, dict) else data:
+            condition = rule["condition"]
+            if (condition.get("type") if isinstance(condition, dict) else condition.split("(")[0]) == kind:
+                out.append(rule)
+    return out
+
+
+def test_the_documented_anomaly_rules_run(srv: ServerProcess) -> None:
+    rules = doc_rules("anomaly")
+    assert len(rules) == 3
+    with srv.client() as c:
+        for rule in rules:
+            answer = c.post("/api/v1/alerts/test", json={"rule": rule})
+            assert answer.status_code == 200, (rule["name"], answer.text)
+            assert answer.json()["condition"].startswith("anomaly(")

@@ -152,10 +152,11 @@ class Evaluator:
     def __init__(self, catalog: Catalog, run_query: Callable[[str, Mapping[str, Any]], list[dict[str, Any]]],
                  table: str, clock: Clock | None = None, *, concurrency: int = 2,
                  on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None,
-                 lease: Lease | None = None) -> None:
+                 lease: Lease | None = None, patterns_table: str | None = None) -> None:
         self.catalog = catalog
         self.run_query = run_query
         self.table = table
+        self.patterns_table = patterns_table  # quoted; what new_pattern rules read (None: ``patterns``)
         self.clock: Clock = clock or SystemClock()
         self.on_outbox = on_outbox
         self.jobs = jobs or []
@@ -182,7 +183,8 @@ class Evaluator:
             states = self.catalog.states(stored.id)
             keep = ("pending", "firing") if rule.condition.type != "absence" else None
             known = [s["group_labels"] for s in states.values() if keep is None or s["state"] in keep]
-            results = rule.evaluate(self.run_query, at_ns, table=self.table, known_groups=known)
+            results = rule.evaluate(self.run_query, at_ns, table=self.table, known_groups=known,
+                                    patterns_table=self.patterns_table)
             self._transitions(stored, at_ns, states, results, ev)
         except Exception as exc:  # surfaced on the rule (last_error), never raised into the scheduler
             ev = Evaluation(stored.id, rule.name, at_ns, 0.0, error=f"{type(exc).__name__}: {exc}"[:4000])
@@ -259,7 +261,8 @@ class Evaluator:
     def dry_run(self, rule: Rule, at_ns: int, *, scope: tuple[str, dict[str, object]] | None = None
                 ) -> list[dict[str, Any]]:
         """Each group's value and verdict now, changing nothing (``logharbor alerts test``)."""
-        results = rule.evaluate(self.run_query, at_ns, table=self.table, scope=scope)
+        results = rule.evaluate(self.run_query, at_ns, table=self.table, scope=scope,
+                                patterns_table=self.patterns_table)
         return [{"group": r.labels, "value": r.value, "active": r.holds(rule.condition),
                  "annotations": rule.render(r.labels, r.value, r.details),
                  **({"details": r.details} if r.details is not None else {})} for r in results]

@@ -51,31 +51,34 @@ def _ns(value: Any) -> int | None:
         return None
 
 
-def _service_first_seen(run_query: Any, table: str, services: list[str],
+def _service_first_seen(run_query: Any, patterns_table: str, services: list[str],
                         scope: tuple[str, dict[str, object]] | None) -> dict[str, int]:
     """Each service's oldest pattern (min ``first_seen`` over the patterns table), in ns."""
-    from logharbor.server.store.patterns import patterns_table_name
-
     where = "service IN {lh_services:Array(String)}"
     params: dict[str, object] = {"lh_services": services}
     if scope is not None:  # the patterns table has the tenant and service columns scopes name
         where += f" AND ({scope[0]})"
         params.update(scope[1])
     sql = (f"SELECT toString(service) AS service, toUnixTimestamp64Nano(min(first_seen)) AS first_ns "  # noqa: S608 -- quoted table name and placeholders only
-           f"FROM {patterns_table_name(table)} WHERE {where} GROUP BY service")
+           f"FROM {patterns_table} WHERE {where} GROUP BY service")
     rows = run_query(sql, params)
     return {str(r["service"]): int(r["first_ns"]) for r in rows if r.get("first_ns") is not None}
 
 
 def new_pattern_results(rule: Rule, run_query: Any, at_ns: int, *, table: str,
-                        scope: tuple[str, dict[str, object]] | None = None) -> list[GroupResult]:
-    """One active group per pattern first seen in the window, in services past their learning."""
+                        scope: tuple[str, dict[str, object]] | None = None,
+                        patterns_table: str | None = None) -> list[GroupResult]:
+    """One active group per pattern first seen in the window, in services past their learning.
+
+    ``patterns_table`` is the quoted name of the logs table's patterns table (default ``patterns``).
+    """
     from .rules import GroupResult, duration_ns
 
     cond = rule.condition
     end = at_ns - duration_ns(rule.delay, allow_zero=True)
     start = end - rule.window_ns
-    [(_, compiled)] = rule.compile(at_ns, table=table, scope=scope)
+    patterns_table = patterns_table or "`patterns`"
+    [(_, compiled)] = rule.compile(at_ns, table=table, scope=scope, patterns_table=patterns_table)
     fresh = []
     for row in run_query(compiled.sql, compiled.params):
         first = _ns(row.get("first_seen"))
@@ -85,7 +88,7 @@ def new_pattern_results(rule: Rule, run_query: Any, at_ns: int, *, table: str,
         return []
     learning = duration_ns(cond.learning or "24h", allow_zero=True)
     services = sorted({str(row.get("service") or "") for row, _ in fresh})
-    oldest = _service_first_seen(run_query, table, services, scope) if learning else {}
+    oldest = _service_first_seen(run_query, patterns_table, services, scope) if learning else {}
     out = []
     for row, first in fresh:
         service = str(row.get("service") or "")

@@ -135,12 +135,13 @@ class Condition(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Condition:
         own = {"anomaly": _ANOMALY_FIELDS, "new_pattern": _PATTERN_FIELDS}.get(self.type, set())
+        kind = f"{'an' if self.type[0] in 'aeiou' else 'a'} {self.type} condition"
         for name in sorted((_ANOMALY_FIELDS | _PATTERN_FIELDS) - {"numerator", "column"} - own):
             if getattr(self, name) is not None:
-                raise ValueError(f"{name!r} is not an option of a {self.type} condition")
+                raise ValueError(f"{name!r} is not an option of {kind}")
         if own and (self.op != ">" or self.threshold != 0):
             hint = " (it has 'k', 'min_mad' and 'min_change')" if self.type == "anomaly" else ""
-            raise ValueError(f"an {self.type} condition has no 'op' or 'threshold'{hint}")
+            raise ValueError(f"{kind} has no 'op' or 'threshold'{hint}")
         if self.type == "anomaly":
             return self._check_anomaly()
         if self.type == "new_pattern":
@@ -363,28 +364,33 @@ class Rule(BaseModel):
         return list(self.group_by)
 
     def compile(self, at_ns: int, *, table: str = "logs",
-                scope: tuple[str, dict[str, object]] | None = None) -> list[tuple[str, Any]]:
+                scope: tuple[str, dict[str, object]] | None = None,
+                patterns_table: str | None = None) -> list[tuple[str, Any]]:
         """The compiled queries of one evaluation over ``[at - delay - window, at - delay)``.
 
         Returns ``[(role, CompiledQuery)]``.
 
         Roles: ``value`` (count or stats), and for ratios ``total`` and ``value`` (the numerator);
         an anomaly compiles what its ``metric`` would, a new_pattern rule its ``| patterns`` query.
+        ``patterns_table`` (quoted) is what ``| patterns`` reads (default ``patterns``).
         Raises ValueError naming what is wrong, for the API's 400.
         """
         query = self._parsed()
         end = at_ns - duration_ns(self.delay, allow_zero=True) if at_ns else None
         start = end - self.window_ns if end is not None else None
 
+        cond = self.condition.metric_condition
+        # only a new_pattern rule reads the patterns table (older compilers take no such argument)
+        extra = {"patterns_table": patterns_table} if patterns_table and cond.type == "new_pattern" else {}
+
         def build(q: qast.Query, role: str) -> tuple[str, Any]:
             try:
                 return role, compile_ast(q, table=table, time_from_ns=start, time_to_ns=end,
                                          limit=MAX_GROUPS, max_limit=MAX_GROUPS, now_ns=at_ns or None,
-                                         scope_sql=scope)
+                                         scope_sql=scope, **extra)
             except QueryError as exc:
                 raise ValueError(f"query: {exc.message}") from None
 
-        cond = self.condition.metric_condition
         if cond.type == "new_pattern":
             if self.group_by:
                 raise ValueError("group_by: a new_pattern rule has one alert per service and pattern")
@@ -421,7 +427,8 @@ class Rule(BaseModel):
 
     def evaluate(self, run_query: Any, at_ns: int, *, table: str,
                  known_groups: list[dict[str, str]] | None = None,
-                 scope: tuple[str, dict[str, object]] | None = None) -> list[GroupResult]:
+                 scope: tuple[str, dict[str, object]] | None = None,
+                 patterns_table: str | None = None) -> list[GroupResult]:
         """Every group's value over ``[at - window, at)``; ``run_query(sql, params) -> rows``.
 
         ``known_groups`` (groups with a state) count as 0 when no record matched them, so a count
@@ -433,7 +440,8 @@ class Rule(BaseModel):
             return self._evaluate_anomaly(run_query, at_ns, table=table, known_groups=known_groups,
                                           scope=scope)
         if kind == "new_pattern":
-            return new_pattern_results(self, run_query, at_ns, table=table, scope=scope)
+            return new_pattern_results(self, run_query, at_ns, table=table, scope=scope,
+                                       patterns_table=patterns_table)
         entries: dict[str, dict[str, Any]] = {}
         for role, compiled in self.compile(at_ns, table=table, scope=scope):
             self._collect(entries, role, run_query(compiled.sql, compiled.params))

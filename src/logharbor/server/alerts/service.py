@@ -12,6 +12,7 @@ from typing import Any
 
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.store.base import Store
+from logharbor.server.store.sqlsafe import quote_identifier
 
 from .catalog import Catalog
 from .evaluator import Clock, Evaluator, Job, SystemClock
@@ -38,8 +39,10 @@ class AlertService:
         self._settings: dict[str, float] = {"max_execution_time": query_timeout_s}
         if query_max_memory_bytes is not None:
             self._settings["max_memory_usage"] = query_max_memory_bytes
+        patterns = getattr(store, "patterns_name", None)  # the patterns table beside the logs table
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
-                                   on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease)
+                                   on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease,
+                                   patterns_table=quote_identifier(patterns) if patterns else None)
 
     def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One compiled rule query against the store, under the server's query time and memory budget."""
