@@ -212,3 +212,60 @@ def test_bad_options_are_named(source: dict[str, Any], key: str, reason: str) ->
     with pytest.raises(ConfigError) as err:
         parse_config({"sources": {"c": {"type": "container", **source}}, "sinks": {"s": {"type": "stdout"}}})
     assert key in str(err.value) and reason in str(err.value)
+
+
+def test_rotation_while_the_agent_is_down_is_found_in_the_pods_directory(
+        tmp_path: Path, receiver_factory, agent_factory) -> None:  # type: ignore[no-untyped-def]
+    """The checkpoint keeps the real path (under pods/), so a file the kubelet renamed while the agent
+    was stopped is found beside it — the symlink under containers/ only ever shows the new one."""
+    real = kube_layout(tmp_path)
+    r = receiver_factory()
+    cfg = agent_cfg(tmp_path, r.url)
+    agent = agent_factory(cfg)
+    append(real, "".join(cri(f"one {i}") for i in range(50)))
+    assert wait_for(lambda: len(r.records()) >= 50, 30), agent.log()
+    time.sleep(0.3)
+    assert agent.stop() == 0
+    append(real, "".join(cri(f"unread {i}") for i in range(30)))  # written while the agent is down
+    os.rename(real, real.with_name("0.log.20261125-041500"))
+    real.touch()
+    append(real, "".join(cri(f"two {i}") for i in range(40)))
+    agent2 = agent_factory(cfg, name="agent2")
+    assert wait_for(lambda: len(r.records()) >= 120, 30), agent2.log()
+    time.sleep(1.0)
+    assert agent2.stop() == 0
+    want = [f"one {i}" for i in range(50)] + [f"unread {i}" for i in range(30)] + [f"two {i}" for i in range(40)]
+    assert sorted(messages(r.records())) == sorted(want)
+
+
+def test_the_daemonset_config_runs_as_shipped(tmp_path: Path, receiver_factory, agent_factory,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The agent.yaml of deploy/kubernetes, with only its paths and URL pointed at this test, ships
+    container lines with their metadata and serves the /metrics the liveness probe reads."""
+    import urllib.request
+
+    import yaml
+    from tests.agent.conftest import ROOT, free_port
+
+    docs = yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "agent-daemonset.yaml").read_text())
+    cfg = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["agent.yaml"])
+    r = receiver_factory()
+    port = free_port()
+    cfg["data_dir"] = str(tmp_path / "state")
+    cfg["metrics"] = {"address": "127.0.0.1", "port": port}
+    (src,) = cfg["sources"].values()
+    src["include"] = [str(tmp_path / "containers" / "*.log")]
+    cfg["sinks"]["server"]["url"] = r.url
+    monkeypatch.setenv("NODE_NAME", "node-b")
+    monkeypatch.setenv("LOGHARBOR_API_KEY", "lh_test")
+    real = kube_layout(tmp_path, ns="shop", pod="web-0", container="nginx")
+    agent = agent_factory(cfg)
+    append(real, cri("GET / 200") + cri("mail me at jane@example.com"))
+    assert wait_for(lambda: len(r.records()) >= 2, 30), agent.log()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert resp.status == 200 and b"logharbor_agent_lines_read" in resp.read()
+    assert agent.stop() == 0
+    recs = {x["message"]: x for x in r.records()}
+    assert recs["GET / 200"]["kubernetes"]["pod_name"] == "web-0"
+    assert recs["GET / 200"]["host"] == "node-b" and recs["GET / 200"]["service"] == "nginx"
+    assert any("jane@example.com" not in m and "mail me at" in m for m in recs)  # the redact step ran
