@@ -9,11 +9,13 @@ import json
 import os
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agent.conftest import wait_for
+import yaml
+from tests.agent.conftest import ROOT, free_port, wait_for
 
 from logharbor.agent.config import ConfigError, parse_config
 from logharbor.agent.sources.container import path_metadata
@@ -242,11 +244,6 @@ def test_the_daemonset_config_runs_as_shipped(tmp_path: Path, receiver_factory, 
                                               monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The agent.yaml of deploy/kubernetes, with only its paths and URL pointed at this test, ships
     container lines with their metadata and serves the /metrics the liveness probe reads."""
-    import urllib.request
-
-    import yaml
-    from tests.agent.conftest import ROOT, free_port
-
     docs = yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "agent-daemonset.yaml").read_text())
     cfg = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["agent.yaml"])
     r = receiver_factory()
