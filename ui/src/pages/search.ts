@@ -1,8 +1,10 @@
 // Search: query box, time picker, histogram by level (drag to zoom), newest-first records with
-// infinite scroll, expandable rows. The URL holds the query and the range, so a search can be shared.
+// infinite scroll, expandable rows, and a Patterns tab (the message templates of the matches).
+// The URL holds the query, the range and the tab, so a search can be shared.
 
 import { type QueryAnswer, type Row, runQuery } from "../api";
 import { bucketize, histogram } from "../components/histogram";
+import { patternsTable } from "../components/patterns";
 import { queryBar } from "../components/querybar";
 import { recordItem, tableView } from "../components/records";
 import { timePicker } from "../components/timepicker";
@@ -15,9 +17,18 @@ import {
 
 const PAGE_SIZE = 100;
 
-export function searchUrl(q: string, range: TimeRange): string {
+type View = "records" | "patterns";
+
+export function searchUrl(q: string, range: TimeRange, view: View = "records"): string {
   const p = new URLSearchParams({ q, from: range.from, to: range.to });
+  if (view !== "records") p.set("view", view);
   return `/ui/search?${p}`;
+}
+
+/** The filter part of a query (patterns are mined from records, so a pipeline's pipes are left out). */
+function filterPart(q: string): string {
+  const cut = pipeIndex(q);
+  return (cut < 0 ? q : q.slice(0, cut)).trim() || "*";
 }
 
 export function searchPage(): Page {
@@ -33,6 +44,7 @@ export function searchPage(): Page {
         from: params.get("from") ?? DEFAULT_RANGE.from,
         to: params.get("to") ?? DEFAULT_RANGE.to,
       };
+      let view: View = params.get("view") === "patterns" ? "patterns" : "records";
       document.title = "Search · logharbor";
 
       const bar = queryBar(q, (text) => {
@@ -57,7 +69,19 @@ export function searchPage(): Page {
       const list = h("ol", { class: "records", id: "results" });
       const tableBox = h("div", { class: "table-box" });
       const sentinel = h("div", { class: "sentinel", id: "more" });
-      const resultsCard = h("section", { class: "card results-card" }, summary, list, tableBox, sentinel);
+      const patternsBox = h("div", { class: "table-box", id: "patterns" });
+      const tab = (name: View, label: string) => h("button", {
+        type: "button", role: "tab", class: "tab", id: `tab-${name}`, "aria-controls": "results",
+        onclick: () => {
+          if (view === name) return;
+          view = name;
+          void run(true);
+        },
+      }, label);
+      const tabs = { records: tab("records", "Records"), patterns: tab("patterns", "Patterns") };
+      const tabBar = h("div", { class: "tabs", role: "tablist" }, tabs.records, tabs.patterns);
+      const resultsCard = h("section", { class: "card results-card" },
+        tabBar, summary, list, tableBox, patternsBox, sentinel);
       root.append(h("div", { class: "page search" }, bar.el, histWrap, resultsCard));
 
       const onFilter = (field: string, value: unknown, negate: boolean) => {
@@ -141,15 +165,41 @@ export function searchPage(): Page {
         }
       }
 
+      async function showPatterns(r: Resolved, signal: AbortSignal) {
+        const base = filterPart(q);
+        let answer: QueryAnswer;
+        try {
+          answer = await runQuery(`${base} | patterns`, iso(r.fromMs), iso(r.toMs), 1000, signal);
+        } catch (err) {
+          if ((err as Error).name === "AbortError") return;
+          summary.textContent = "";
+          bar.showError(err, q);
+          return;
+        }
+        const dropped = base !== q.trim() && q.trim() !== "" ? " (the query's pipes are left out)" : "";
+        summary.textContent = answer.rows.length === 0
+          ? "No patterns: no records match in this range."
+          : `${answer.rows.length} patterns of the matching records, most frequent first${dropped}; ` +
+            "click one to see its records";
+        patternsBox.append(patternsTable(answer.rows, (row) => {
+          q = addFilter(base, "pattern_id", String(row.pattern_id ?? ""), false);
+          bar.set(q);
+          view = "records";
+          void run(true);
+        }));
+      }
+
       async function run(push: boolean) {
         controller?.abort();
         controller = new AbortController();
         const signal = controller.signal;
         bar.clearError();
-        reflect(searchUrl(q, range), push);
+        reflect(searchUrl(q, range, view), push);
         resolved = resolve(range);
         clear(list);
         clear(tableBox);
+        clear(patternsBox);
+        for (const [name, el] of Object.entries(tabs)) el.setAttribute("aria-selected", String(name === view));
         lastTs = null;
         boundary = new Set();
         shown = 0;
@@ -165,6 +215,11 @@ export function searchPage(): Page {
         summary.textContent = "Searching…";
         const r = resolved;
         const histDone = drawHistogram(r, signal);
+        if (view === "patterns") {
+          await showPatterns(r, signal);
+          await histDone;
+          return;
+        }
         let answer: QueryAnswer;
         try {
           answer = await runQuery(q, iso(r.fromMs), iso(r.toMs), PAGE_SIZE, signal);

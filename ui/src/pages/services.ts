@@ -4,9 +4,12 @@
 // The numbers come from GET /api/v1/services (per service and source; long ranges read its
 // per-minute recording); on a server without that endpoint the same numbers come from `stats`
 // over the records that carry an HTTP status. The charts are `timechart` queries either way.
+// Each service also lists its new and changed message patterns of the last hour
+// (`| patterns compare 1h`: this hour against the one before).
 
 import { ApiError, getJSON, type QueryAnswer, runQuery, type Row } from "../api";
 import { type LineChart, lineChart } from "../components/linechart";
+import { patternChanges } from "../components/patterns";
 import { timePicker } from "../components/timepicker";
 import { clear, h } from "../dom";
 import { quoteValue } from "../querytext";
@@ -15,6 +18,8 @@ import { DEFAULT_RANGE, iso, pickSpan, resolve, spanText, type TimeRange } from 
 import { searchUrl } from "./search";
 
 const REQUESTS = "status:>0";
+const PATTERN_HOUR: TimeRange = { from: "now-1h", to: "now" };
+const PATTERNS_SHOWN = 10; // per service; the rest are a click away in search's Patterns tab
 const ERRORS = "status:>=500";
 
 interface Health {
@@ -120,6 +125,7 @@ export function servicesPage(): Page {
           return;
         }
         clear(body);
+        const cards = new Map<string, HTMLElement>();
         health.sort((x, y) => y.requests - x.requests || x.service.localeCompare(y.service));
         if (!health.length) {
           body.append(h("p", { class: "hint" }, "No HTTP records (with a status) in this range."));
@@ -182,10 +188,56 @@ export function servicesPage(): Page {
             ], range2, pick(`${svc} AND ${REQUESTS}`)),
           ];
           charts.push(...made);
-          body.append(h("section", { class: "card service-card", "data-service": s.service },
+          const card = h("section", { class: "card service-card", "data-service": s.service },
             h("div", { class: "card-head" }, h("h2", null, s.service),
               link(searchUrl(`service:${quoteValue(s.service)}`, range), "search this service →")),
-            h("div", { class: "charts" }, made.map((c) => c.el))));
+            h("div", { class: "charts" }, made.map((c) => c.el)));
+          cards.set(s.service, card);
+          body.append(card);
+        }
+        await showPatternChanges(cards, signal);
+      }
+
+      /** Under each service's charts, its new and changed patterns of the last hour. */
+      async function showPatternChanges(cards: Map<string, HTMLElement>, signal: AbortSignal) {
+        const hour = resolve(PATTERN_HOUR);
+        if (!hour) return;
+        let answer: QueryAnswer;
+        try {
+          answer = await runQuery("* | patterns compare 1h", iso(hour.fromMs), iso(hour.toMs), 1000, signal);
+        } catch (err) {
+          if ((err as Error).name === "AbortError") return;
+          return; // a server without pattern mining: the page shows the rest as before
+        }
+        const byService = new Map<string, Row[]>();
+        for (const row of answer.rows) {
+          if (row.status !== "new" && row.status !== "changed") continue;
+          const service = String(row.service ?? "");
+          byService.set(service, [...(byService.get(service) ?? []), row]);
+        }
+        for (const service of [...byService.keys()].sort()) {
+          if (cards.has(service)) continue; // a service without HTTP records: a card of its own
+          const card = h("section", { class: "card service-card", "data-service": service },
+            h("div", { class: "card-head" }, h("h2", null, service),
+              link(searchUrl(`service:${quoteValue(service)}`, range), "search this service →")));
+          cards.set(service, card);
+          body.append(card);
+        }
+        for (const [service, card] of cards) {
+          const rows = byService.get(service) ?? [];
+          const svc = `service:${quoteValue(service)}`;
+          const linkTo = (row: Row, text: Node) =>
+            link(searchUrl(`${svc} AND pattern_id:${quoteValue(String(row.pattern_id ?? ""))}`, PATTERN_HOUR), text);
+          const more = rows.length > PATTERNS_SHOWN
+            ? h("p", { class: "hint" }, `${rows.length - PATTERNS_SHOWN} more: `,
+              link(searchUrl(svc, PATTERN_HOUR, "patterns"), "every pattern of the last hour →"))
+            : null;
+          card.append(h("div", { class: "service-patterns", "data-service": service },
+            h("h3", null, "New and changed patterns, last hour"),
+            rows.length
+              ? patternChanges(rows.slice(0, PATTERNS_SHOWN), linkTo)
+              : h("p", { class: "hint" }, "No new or changed patterns in the last hour."),
+            more));
         }
       }
       void load(false);

@@ -1,0 +1,115 @@
+"""Message patterns in a real browser: the Patterns tab of search, and the new and changed
+patterns of the last hour on the service health page (this module has its own demo server, so
+the records it adds do not change the other modules' counts)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import httpx
+import orjson
+from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
+
+S = 10**9
+
+
+def post_records(demo: Demo, records: list[dict]) -> None:
+    body = b"\n".join(orjson.dumps(r) for r in records)
+    before = demo.server.store_rows()
+    response = httpx.post(demo.server.url + "/api/v1/logs", content=body, timeout=60,
+                          headers={**demo.server.headers, "content-type": "application/x-ndjson"})
+    response.raise_for_status()
+    assert response.json()["accepted"] == len(records)
+    assert demo.server.wait_rows(before + len(records)) >= before + len(records)
+
+
+def test_patterns_tab_lists_templates_and_a_click_shows_their_records(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    span = {"from": iso(demo.start_ms), "to": iso(demo.end_ms)}
+    login(page, demo, "/ui/search?" + urlencode({"q": "service:checkout", **span}))
+    page.wait_for_selector("#results li.record")
+    page.click("#tab-patterns")
+    table = page.locator("#patterns-table")
+    table.wait_for()
+    assert parse_qs(urlparse(page.url).query)["view"] == ["patterns"]
+    assert page.locator("#tab-patterns").get_attribute("aria-selected") == "true"
+    expected = demo.server.query("service:checkout | patterns", **span)["rows"]
+    assert len(expected) >= 2, "the demo's checkout app logs several kinds of message"
+    rows = table.locator("tbody tr")
+    assert rows.count() == len(expected)
+    shown = rows.evaluate_all("trs => trs.map(t => t.dataset.patternId)")
+    assert shown == [r["pattern_id"] for r in expected], "most frequent first, as the server answers"
+    first = rows.nth(0).locator("td").all_inner_texts()
+    assert first[0] == expected[0]["template"] and first[1] == "checkout"
+    assert int(first[2].replace(",", "")) == expected[0]["count"]
+    assert first[5] == expected[0]["sample"]
+    screenshot(page, "patterns-tab", full_page=True)
+    # a click on the second pattern shows its records, and the query says which
+    pick = expected[1]
+    rows.nth(1).click()
+    page.wait_for_selector("#results li.record")
+    params = parse_qs(urlparse(page.url).query)
+    assert params["q"] == [f"service:checkout AND pattern_id:{pick['pattern_id']}"]
+    assert "view" not in params
+    # every match of the new query is a record of that pattern: as many as the pattern counted
+    page.wait_for_function(
+        f"() => document.querySelector('#result-summary').textContent.includes('of {pick['count']:,} records')")
+    assert page.locator("#results li.record").count() == min(pick["count"], 100)
+    # the tab is in the URL: Back returns to the patterns
+    page.go_back()
+    page.wait_for_selector("#patterns-table")
+    assert page.locator("#tab-patterns").get_attribute("aria-selected") == "true"
+
+
+def test_service_page_shows_new_and_changed_patterns_of_the_last_hour(probe: PageProbe, demo: Demo) -> None:
+    now = time.time_ns()
+    svc = "pattern-lab"
+    records = []
+    for i in range(6):  # steady: as often this hour as the hour before
+        records += [{"timestamp": now - 90 * 60 * S + i * S, "service": svc, "level": "INFO",
+                     "message": f"heartbeat ok from worker {i}"},
+                    {"timestamp": now - 30 * 60 * S + i * S, "service": svc, "level": "INFO",
+                     "message": f"heartbeat ok from worker {i + 10}"}]
+    for i in range(2):  # changed: 2 the hour before, 12 this hour
+        records.append({"timestamp": now - 100 * 60 * S + i * S, "service": svc, "level": "WARN",
+                        "message": f"queue depth high on shard {i} at {100 + i} messages"})
+    for i in range(12):
+        records.append({"timestamp": now - 20 * 60 * S + i * S, "service": svc, "level": "WARN",
+                        "message": f"queue depth high on shard {i} at {200 + i} messages"})
+    for i in range(3):  # new: never logged before this hour
+        records.append({"timestamp": now - 5 * 60 * S + i * S, "service": svc, "level": "ERROR",
+                        "message": f"disk quota exceeded for volume vol-{i} by {300 + i} MB"})
+    post_records(demo, records)
+    compare = demo.server.query(f"service:{svc} | patterns compare 1h",
+                                **{"from": iso(now // 10**6 - 3600_000), "to": iso(now // 10**6 + 1000)})["rows"]
+    status = {r["status"]: r for r in compare}
+    assert set(status) == {"new", "changed", "steady"}, compare
+
+    page = probe.page
+    login(page, demo, "/ui/services?" + urlencode({"from": iso(demo.start_ms), "to": iso(demo.end_ms)}))
+    box = page.locator(f".service-patterns[data-service={svc}]")
+    box.wait_for()
+    rows = box.locator("tbody tr")
+    assert sorted(rows.evaluate_all("trs => trs.map(t => t.dataset.status)")) == ["changed", "new"]
+    new = box.locator("tr[data-status=new]")
+    assert new.get_attribute("data-pattern-id") == status["new"]["pattern_id"]
+    assert "disk quota exceeded" in new.inner_text()
+    changed = box.locator("tr[data-status=changed] td").all_inner_texts()
+    assert changed[2:] == ["12", "2", "+500 %"]
+    # the demo's services have their section too (everything of theirs is new this hour), 10 at most
+    hour = {"from": iso(now // 10**6 - 3600_000), "to": iso(now // 10**6 + 1000)}
+    checkout = [r for r in demo.server.query("service:checkout | patterns compare 1h", **hour)["rows"]
+                if r["status"] in ("new", "changed")]
+    assert checkout
+    page.locator(".service-patterns[data-service=checkout] tbody tr").first.wait_for()
+    assert page.locator(".service-patterns[data-service=checkout] tbody tr").count() == min(len(checkout), 10)
+    screenshot(page, "services-patterns", full_page=True)
+    # the template links to that pattern's records of the last hour
+    new.locator("a").click()
+    page.wait_for_selector("#results li.record")
+    params = parse_qs(urlparse(page.url).query)
+    assert params["q"] == [f"service:{svc} AND pattern_id:{status['new']['pattern_id']}"]
+    assert params["from"] == ["now-1h"]
+    page.wait_for_function("() => document.querySelectorAll('#results li.record').length === 3")
+    assert all("disk quota exceeded" in m for m in page.locator("#results .msg").all_inner_texts())
