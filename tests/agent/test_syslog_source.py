@@ -216,6 +216,8 @@ def test_a_busy_port_stops_the_agent_at_start_with_a_clear_error(tmp_path: Path,
     ({}, "give at least one listener"),
     ({"tcp": "514"}, "is not host:port"),
     ({"tls": "127.0.0.1:6514"}, "needs tls_cert_file and tls_key_file"),
+    ({"tls": "127.0.0.1:6514", "tls_cert_file": "/nonexistent.pem", "tls_key_file": "/nonexistent.key"},
+     "no such file: /nonexistent.pem"),
     ({"udp": "127.0.0.1:514", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ({"udp": "127.0.0.1:514", "max_message_bytes": 10}, "greater than or equal to 256"),
 ])

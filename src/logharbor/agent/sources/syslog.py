@@ -82,6 +82,9 @@ class Config(SourceConfig):
                     raise ValueError(f"{key}: {exc}") from None
         if self.tls and not (self.tls_cert_file and self.tls_key_file):
             raise ValueError("tls: needs tls_cert_file and tls_key_file")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"no such file: {path}")
         SyslogOptions(timezone=self.timezone)  # an unknown zone fails here, named
         return self
 
