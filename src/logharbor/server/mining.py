@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ __all__ = ["PatternMiner"]
 
 log = logging.getLogger("logharbor.server.mining")
 
-_FIND = re.compile(rb"\n" + re.escape(PATTERN_PREFIX) + rb'([0-9a-f]{16})"')
+_ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start of a row
 _VERSION = 1
 
 
@@ -164,25 +163,28 @@ class PatternMiner:
         """Rows of one WAL entry with merged ids rewritten, and the template rows of clusters
         this entry created or generalized. Call :meth:`commit` before inserting them."""
         data = b"\n" + payload
-        sids = dict.fromkeys(_FIND.findall(data))  # first-seen order: the same learning every run
-        if not sids:
+        parts = data.split(_ROW_START)  # every part after the first is one row, its id first
+        if len(parts) == 1:
             return payload, []
+        heads = [part[:16] for part in parts[1:]]
         resolve = self.miner.resolve
-        renames: list[tuple[bytes, bytes]] = []
+        renames: dict[bytes, bytes] = {}
         templates: list[dict[str, Any]] = []
-        for raw_sid in sids:
+        for raw_sid in dict.fromkeys(heads):  # first-seen order: the same learning every run
             sid = raw_sid.decode()
             cid = resolve(sid)
             if cid is None:
                 cid = self._learn(data, raw_sid, templates)
             if cid is not None and cid != sid:
-                renames.append((raw_sid, cid.encode()))
-        for old, new in renames:
-            data = data.replace(b"\n" + PATTERN_PREFIX + old + b'"', b"\n" + PATTERN_PREFIX + new + b'"')
-        return data[1:], templates
+                renames[raw_sid] = cid.encode()
+        if not renames:
+            return payload, templates
+        parts[1:] = [renames[h] + part[16:] if h in renames else part
+                     for h, part in zip(heads, parts[1:], strict=True)]
+        return _ROW_START.join(parts)[1:], templates
 
     def _learn(self, data: bytes, raw_sid: bytes, templates: list[dict[str, Any]]) -> str | None:
-        start = data.find(b"\n" + PATTERN_PREFIX + raw_sid) + 1
+        start = data.find(_ROW_START + raw_sid) + 1
         end = data.find(b"\n", start)
         try:
             row = orjson.loads(data[start:end if end >= 0 else len(data)])

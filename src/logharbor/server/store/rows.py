@@ -30,6 +30,23 @@ PATTERN_PREFIX = b'{"pattern_id":"'
 _patterns = True
 
 
+_SIDS: dict[tuple[str | None, str | None, str], str] = {}  # repeated messages are the common case
+_SIDS_MAX = 20_000
+
+
+def _sid(tenant: str | None, service: str | None, message: str) -> str:
+    """The masked-template id of a message (tenant and service included), cached."""
+    key = (tenant, service, message)
+    sid = _SIDS.get(key)
+    if sid is None:
+        sid = pattern_id(pattern_key(tenant, service), template_of(message))
+        if len(message) <= 512:
+            if len(_SIDS) >= _SIDS_MAX:
+                _SIDS.clear()
+            _SIDS[key] = sid
+    return sid
+
+
 def set_patterns(enabled: bool) -> None:
     """Turn the per-message pattern id at encoding on or off (``--no-patterns``; worker processes
     are started with the server's choice)."""
@@ -61,8 +78,8 @@ _HTTP_COLUMN = {name: "http_" + name for name in HTTP_FIELDS}
 def encode_row(record: dict[str, Any]) -> bytes:
     """One normalized record as one JSONEachRow line (without the newline)."""
     message = record.get("message")
-    row: dict[str, Any] = {"pattern_id": pattern_id(pattern_key(record.get("tenant"), record.get("service")),
-                                                    template_of(message))} if _patterns and message else {}
+    row: dict[str, Any] = {"pattern_id": _sid(record.get("tenant"), record.get("service"), message)} \
+        if _patterns and message else {}
     row.update({
         "timestamp": _ts(record["timestamp"]),
         "observed_timestamp": _observed(record["observed_timestamp"]),
