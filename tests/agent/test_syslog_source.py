@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.agent.conftest import free_port, wait_for
 
 from logharbor.agent.config import ConfigError, parse_config
@@ -253,3 +254,34 @@ def test_tls_listener_with_a_python_client(tmp_path: Path, receiver_factory, age
     time.sleep(0.3)
     assert agent.stop() == 0
     assert [x["message"] for x in r.records()] == ["over tls"]
+
+
+def test_a_reload_that_changes_the_source_rebinds_its_port(tmp_path: Path, receiver_factory,
+                                                           agent_factory) -> None:  # type: ignore[no-untyped-def]
+    """SIGHUP with a changed syslog source: the old listener is closed before the new one binds the
+    same port, and messages before and after the reload all arrive."""
+    tcp = free_port()
+    r = receiver_factory()
+    cfg = agent_cfg(tmp_path, r.url, tcp=f"127.0.0.1:{tcp}", fields={"env": "before"})
+    agent = agent_factory(cfg)
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    with socket.create_connection(("127.0.0.1", tcp)) as c:
+        c.sendall(b"<13>Nov 25 05:06:07 h app: first\n")
+    assert wait_for(lambda: len(r.records()) >= 1, 30), agent.log()
+    cfg["sources"]["sl"]["fields"] = {"env": "after"}
+    agent.config.write_text(yaml.safe_dump(cfg))
+    agent.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: agent.log().count("syslog listening") >= 2, 30), agent.log()
+
+    def send_second() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", tcp), timeout=2) as c:
+                c.sendall(b"<13>Nov 25 05:06:08 h app: second\n")
+            return True
+        except OSError:
+            return False
+
+    assert wait_for(send_second, 10)
+    assert wait_for(lambda: len(r.records()) >= 2, 30), agent.log()
+    assert agent.stop() == 0
+    assert [(x["message"], x["env"]) for x in r.records()] == [("first", "before"), ("second", "after")]
