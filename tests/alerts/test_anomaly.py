@@ -196,3 +196,18 @@ def test_the_documented_anomaly_rules_run(srv: ServerProcess) -> None:
             answer = c.post("/api/v1/alerts/test", json={"rule": rule})
             assert answer.status_code == 200, (rule["name"], answer.text)
             assert answer.json()["condition"].startswith("anomaly(")
+
+
+def test_cli_lists_an_anomaly_rule_with_its_condition(srv: ServerProcess) -> None:
+    from .test_api import cli
+
+    with srv.client() as c:
+        assert c.put("/api/v1/alerts/rules/cli anomaly", json={
+            "name": "cli anomaly", "query": "level:ERROR", "group_by": ["service"], "window": "10m",
+            "condition": {"type": "anomaly", "baseline": "same_hour", "direction": "both"}}).status_code == 201
+    listed = cli(srv, "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    at = next(i for i, x in enumerate(lines) if "cli anomaly" in x)
+    cell = " ".join(x.split("│")[2].strip() for x in lines[at:at + 3])  # rich wraps the column
+    assert cell.startswith("anomaly(cou") and "both > 3 MAD over 7 days" in cell, listed.stdout

@@ -113,3 +113,19 @@ def test_service_page_shows_new_and_changed_patterns_of_the_last_hour(probe: Pag
     assert params["from"] == ["now-1h"]
     page.wait_for_function("() => document.querySelectorAll('#results li.record').length === 3")
     assert all("disk quota exceeded" in m for m in page.locator("#results .msg").all_inner_texts())
+
+
+def test_alerts_page_shows_anomaly_and_new_pattern_conditions(probe: PageProbe, demo: Demo) -> None:
+    rules = {"ui unusual errors": {"type": "anomaly", "baseline": "same_hour", "k": 4},
+             "ui new patterns": {"type": "new_pattern", "min_level": "ERROR"}}
+    for name, condition in rules.items():
+        response = httpx.put(f"{demo.server.url}/api/v1/alerts/rules/{name}", headers=demo.server.headers, json={
+            "name": name, "query": "service:checkout", "condition": condition,
+            **({"group_by": ["service"]} if condition["type"] == "anomaly" else {})})
+        assert response.status_code == 201, response.text
+    page = probe.page
+    login(page, demo, "/ui/alerts")
+    anomaly = page.locator("#rules tr[data-rule='ui unusual errors']")
+    anomaly.wait_for()
+    assert "anomaly(count) up > 4 MAD over 7 days" in anomaly.inner_text()
+    assert "new_pattern (level >= ERROR, learning 24h)" in page.locator("#rules tr[data-rule='ui new patterns']").inner_text()

@@ -29,6 +29,18 @@ _SERVER, _CA = SERVER_OPTION, CA_OPTION
 _KEY = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an API key (admin for apply)")
 
 
+
+def _condition_text(cond: dict[str, Any]) -> str:
+    """A stored condition in its text form (``count > 10``, ``anomaly(count) up > 3 MAD …``)."""
+    from pydantic import ValidationError
+
+    from logharbor.server.alerts.rules import Condition
+
+    try:
+        return Condition.model_validate(cond).text()
+    except ValidationError:  # a server newer than this client: show what it stored
+        return orjson.dumps(cond).decode()
+
 def load_rule_file(path: Path) -> list[dict[str, Any]]:
     """The rule objects of one YAML file (a list, ``{rules: [...]}``, or several documents)."""
     try:
@@ -107,10 +119,7 @@ def list_rules(server: str = _SERVER, api_key: str | None = _KEY, ca: Path | Non
     table = Table("rule", "condition", "window", "every", "firing", "pending", "last error")
     for rule in rules:
         spec = rule["spec"]
-        cond = spec["condition"]
-        lhs = {"ratio": f"ratio({cond.get('numerator')})", "value": cond.get("column")}.get(
-            cond["type"], "count")
-        text = "absent" if cond["type"] == "absence" else f"{lhs} {cond['op']} {cond['threshold']:g}"
+        text = _condition_text(spec["condition"])
         states = rule.get("states", {})
         table.add_row(rule["name"], text, spec["window"], spec["interval"], str(states.get("firing", 0)),
                       str(states.get("pending", 0)), (rule.get("last_error") or "")[:80])

@@ -46,6 +46,12 @@ function conditionText(c: unknown): string {
   if (!c || typeof c !== "object") return "";
   const cond = c as Row;
   if (cond.type === "absence") return "absent";
+  if (cond.type === "new_pattern") return `new_pattern (level >= ${cond.min_level}, learning ${cond.learning})`;
+  if (cond.type === "anomaly") {
+    const of = cond.metric === "ratio" ? `ratio(${cond.numerator})` : cond.metric === "value" ? String(cond.column) : "count";
+    const over = cond.baseline === "same_hour" ? "days" : "periods";
+    return `anomaly(${of}) ${cond.direction} > ${cond.k} MAD over ${cond.periods} ${over}`;
+  }
   const lhs = cond.type === "ratio" ? `ratio(${cond.numerator})` : cond.type === "value" ? String(cond.column) : "count";
   return `${lhs} ${cond.op} ${cond.threshold}`;
 }
@@ -92,7 +98,8 @@ export function alertsPage(): Page {
         const form = h("form", null,
           h("h2", null, name ? `Edit rule “${name}”` : "New rule"),
           h("p", { class: "hint" },
-            "The rule as the API takes it: query, condition (count > N, ratio(filter) > x, <column> > x, or absent), " +
+            "The rule as the API takes it: query, condition (count > N, ratio(filter) > x, <column> > x, absent, " +
+            "anomaly or new_pattern), " +
               "window, interval, for, group_by, labels, annotations, channels, enabled."),
           text, h("div", { class: "row" }, save, cancel), error);
         form.addEventListener("submit", async (ev) => {
