@@ -129,3 +129,45 @@ def test_sighup_reloads_without_losing_or_repeating_a_line(tmp_path: Path, recei
     assert summary[3]["sinks_removed"] == ["second"]
     assert agent.stop() == 0
     assert not log_events(agent, "source failed")
+
+
+def test_a_source_held_by_a_full_buffer_is_replaced_once_the_sink_is_fixed(tmp_path: Path,
+                                                                           receiver_factory: Any) -> None:
+    from logharbor.agent.config import load_config
+    from logharbor.agent.pipeline import Agent
+
+    live, dead = receiver_factory(), receiver_factory()
+    dead.kill()
+    log = tmp_path / "app.log"
+    log.write_text("".join(f'{{"seq":{i},"pad":"{"x" * 100}"}}\n' for i in range(3000)))
+    cfg = base_config(tmp_path, dead)
+    cfg["sinks"]["main"].update({"retry_max_secs": 0.2, "buffer": {"max_bytes": 65536}})
+    cfg["shutdown_timeout_secs"] = 1
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    agent = Agent(load_config(path), path)
+    stop = threading.Event()
+    agent.start(stop)
+    try:
+        old = agent.running["app"]
+        assert wait_for(lambda: agent.sinks["main"].buffer.size()[0] > 30000, 10)
+        time.sleep(0.5)
+        assert old.thread is not None and old.thread.is_alive()  # blocked in the full buffer
+        # the source changes while it is blocked: it cannot stop yet, its successor waits for it
+        cfg["sources"]["app"]["poll_interval_secs"] = 0.1
+        path.write_text(yaml.safe_dump(cfg))
+        assert agent.reload()
+        assert "app" not in agent.running
+        # the sink is fixed: the buffer drains, the old source stops, the new one takes over
+        cfg["sinks"]["main"]["url"] = live.url
+        path.write_text(yaml.safe_dump(cfg))
+        assert agent.reload()
+        assert wait_for(lambda: "app" in agent.running and agent.running["app"] is not old, 20)
+        with open(log, "a") as fh:
+            fh.write("".join(f'{{"seq":{i}}}\n' for i in range(3000, 3100)))
+        assert wait_for(lambda: len(live.records()) >= 3100, 20)
+        time.sleep(0.5)
+        assert sorted(x["seq"] for x in live.records()) == list(range(3100))
+    finally:
+        stop.set()
+        agent.shutdown()

@@ -141,7 +141,8 @@ class Agent:
             name: _Running(SOURCES[s.type].build(name, s, cfg.data_dir, 1))
             for name, s in cfg.sources.items()}
         self._metrics_server: Any = None
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.RLock()
+        self._closing = False
 
     @property
     def sources(self) -> list[Source]:
@@ -208,6 +209,8 @@ class Agent:
     def shutdown(self) -> None:
         """Stop reading, drain sinks within the timeout, then write final checkpoints."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout_secs
+        with self._reload_lock:
+            self._closing = True  # a source replaced late by a reload is not started any more
         for r in self.running.values():
             r.stop.set()
         for r in self.running.values():
@@ -321,26 +324,23 @@ class Agent:
                     item.ack.done(AckStatus.DROPPED)
 
         # sources: stop, settle acknowledgements, final checkpoint; changed ones start again
-        for name in (*src_changed, *src_removed):
-            r = self.running.pop(name)
+        stopping = {name: self.running.pop(name) for name in (*src_changed, *src_removed)}
+        for r in stopping.values():
             r.stop.set()
+        for name, r in stopping.items():
             if r.thread is not None:
-                r.thread.join(timeout + 5.0)
-            deadline = time.monotonic() + timeout
-            while r.source.pending() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if r.source.pending():
-                telemetry.event(logging.WARNING, "config reload: source stopped with unacknowledged "
-                                "chunks (they are read again: at-least-once)", source=name,
-                                chunks=r.source.pending())
-            r.source.close()
-        for name in (*src_changed, *src_added):
-            s = new.sources[name]
-            r = _Running(SOURCES[s.type].build(name, s, new.data_dir, 1))
-            self.running[name] = r
-            self._start_source(name, r)
-        for name in src_removed:
-            self.chains.pop(name, None)
+                r.thread.join(timeout + 1.0)
+            if r.thread is not None and r.thread.is_alive():
+                # held in a full sink buffer (when_full: block): it stops when that frees up, and
+                # only then may its successor read from its checkpoint
+                telemetry.event(logging.WARNING, "config reload: source still blocked by a full sink "
+                                "buffer; it is replaced once it stops", source=name)
+                threading.Thread(target=self._replace_source, args=(name, r, new, timeout),
+                                 name=f"reload-{name}", daemon=True).start()
+                continue
+            self._replace_source(name, r, new, timeout)
+        for name in src_added:
+            self._replace_source(name, None, new, timeout)
 
         if new.metrics != old.metrics:
             if self._metrics_server is not None:
@@ -357,3 +357,28 @@ class Agent:
         return {"sources_added": src_added, "sources_changed": src_changed, "sources_removed": src_removed,
                 "sinks_added": sinks_added, "sinks_changed": sinks_changed, "sinks_removed": sinks_removed,
                 "transforms": [t.type for t in new.transforms]}
+
+    def _replace_source(self, name: str, old: _Running | None, new: AgentConfig, timeout: float) -> None:
+        """Settle a stopped source (acknowledgements, final checkpoint), then start its successor
+        from that checkpoint if ``new`` still has it."""
+        if old is not None:
+            if old.thread is not None:
+                old.thread.join()
+            deadline = time.monotonic() + timeout
+            while old.source.pending() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if old.source.pending():
+                telemetry.event(logging.WARNING, "config reload: source stopped with unacknowledged "
+                                "chunks (they are read again: at-least-once)", source=name,
+                                chunks=old.source.pending())
+            old.source.close()
+        s = new.sources.get(name)
+        if s is None:
+            self.chains.pop(name, None)
+            return
+        r = _Running(SOURCES[s.type].build(name, s, new.data_dir, 1))
+        with self._reload_lock:  # re-entrant: held by ``reload`` when not called late
+            if self._closing:
+                return
+            self.running[name] = r
+            self._start_source(name, r)
