@@ -225,3 +225,33 @@ def test_into_the_real_servers_bulk_endpoint_with_a_date_pattern_index(tmp_path:
     assert srv.wait_rows(400) >= 400
     rows = srv.query("n:[0 TO 399] | stats count() as c by index", since="now-1d")["rows"]
     assert rows == [{"index": f"shipped-{day}", "c": 400}]
+
+
+def test_tls_with_a_custom_ca(tmp_path: Path, receiver_factory: Any) -> None:
+    import subprocess
+
+    ca_key, ca = tmp_path / "ca.key", tmp_path / "ca.pem"
+    key, csr, cert = tmp_path / "srv.key", tmp_path / "srv.csr", tmp_path / "srv.pem"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+
+    def run(*a: str) -> None:
+        subprocess.run(["openssl", *a], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    r = receiver_factory("--tls-cert", str(cert), "--tls-key", str(key))
+    untrusted = make_sink(tmp_path / "u", r.url)
+    ack_u = submit(untrusted, records([0]), 1)
+    time.sleep(1.0)
+    assert not ack_u.finished  # an unknown CA is never trusted silently
+    untrusted.close(0.3)
+    sink = make_sink(tmp_path, r.url, tls={"ca_file": str(ca)})
+    ack = submit(sink, records([1, 2, 3]), 3)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(2)
+    assert ack.status == AckStatus.DELIVERED
+    assert [x["n"] for x in r.records()] == [1, 2, 3]
