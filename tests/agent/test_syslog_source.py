@@ -285,3 +285,18 @@ def test_a_reload_that_changes_the_source_rebinds_its_port(tmp_path: Path, recei
     assert wait_for(lambda: len(r.records()) >= 2, 30), agent.log()
     assert agent.stop() == 0
     assert [(x["message"], x["env"]) for x in r.records()] == [("first", "before"), ("second", "after")]
+
+
+def test_a_clean_stop_delivers_what_peers_already_sent_and_an_unterminated_last_message(
+        tmp_path: Path, receiver_factory, agent_factory) -> None:  # type: ignore[no-untyped-def]
+    tcp = free_port()
+    r = receiver_factory()
+    agent = agent_factory(agent_cfg(tmp_path, r.url, tcp=f"127.0.0.1:{tcp}"))
+    assert wait_for(lambda: started(agent), 30), agent.log()
+    burst = 2000
+    with socket.create_connection(("127.0.0.1", tcp)) as c:
+        c.sendall(b"".join(f"<13>Nov 25 05:06:10 h app: burst {i}\n".encode() for i in range(burst)))
+        c.sendall(b"<13>Nov 25 05:06:11 h app: the last one, no newline")
+        assert agent.stop() == 0  # while the connection is still open and its data unread or framed
+    got = [x["message"] for x in r.records()]
+    assert sorted(got) == sorted([f"burst {i}" for i in range(burst)] + ["the last one, no newline"])

@@ -13,7 +13,9 @@ datagrams wait in the kernel's receive buffer until it overflows (dropped, as UD
 Delivery: syslog over UDP has no acknowledgement at all, and syslog over TCP has none above TCP's
 own: a sender cannot know what the agent did with a message it read. Messages read but not yet
 durable in every sink (delivered, or fsync'd in a disk buffer) are lost if the agent crashes; at
-a clean stop, listeners close first and what was read is delivered within the shutdown timeout.
+a clean stop (or a reload that changes the source), listeners stop accepting, each open
+connection is read to the end of what its peer already sent (an unterminated last message
+included), and all of it is delivered within the shutdown timeout.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = ["Config", "SyslogSource", "parse_address"]
 
 _BATCH = 1000
 _WAIT_S = 0.05
+_CLOSE_SECS = 2.0  # on a stop, how long readers may take to hand over what peers already sent
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -133,23 +136,38 @@ class SyslogSource:
                 sock.close()
 
     def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
-        threads = self._listen(stop)
+        # the listener threads run until ``halt``, not ``stop``: on a stop they first read what
+        # the peers already sent (and an unterminated last message) so it is shipped, not dropped
+        halt = threading.Event()
+        threads = self._listen(halt)
         telemetry.event(20, "syslog listening", source=self.name,
                         **{k: f"{h}:{p}" for k, (h, p) in self.bound.items()})
         while not stop.is_set():
-            self._drain(emit, stop, wait=True)
-        for sock in self._socks:  # stop accepting and receiving, then ship what was read
+            self._drain(emit, wait=True)
+        for sock in self._socks:  # stop accepting and receiving new datagrams
             with contextlib.suppress(OSError):
                 sock.close()
-        for conn in list(self._conns):
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # each reader sees end-of-stream after what is already buffered
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.shutdown(socket.SHUT_RD)
+        deadline = time.monotonic() + _CLOSE_SECS
+        while time.monotonic() < deadline and (self._readers_alive(threads) or not self.queue.empty()):
+            self._drain(emit, wait=True)
+        halt.set()
         for th in threads:
-            th.join(2.0)
+            th.join(0.5)
         while not self.queue.empty():
-            self._drain(emit, stop, wait=False)
+            self._drain(emit, wait=False)
 
-    def _drain(self, emit: Callable[[Chunk], None], stop: threading.Event, wait: bool) -> None:
+    def _readers_alive(self, threads: list[threading.Thread]) -> bool:
+        with self._lock:
+            if self._conns:
+                return True
+        return any(th.is_alive() for th in threads)
+
+    def _drain(self, emit: Callable[[Chunk], None], wait: bool) -> None:
         records: list[dict[str, Any]] = []
         try:
             records.append(self.queue.get(timeout=0.2) if wait else self.queue.get_nowait())
@@ -256,6 +274,8 @@ class SyslogSource:
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ)
         while not stop.is_set():
+            if sock.fileno() == -1:  # closed by run(): the source is stopping
+                break
             if not sel.select(0.2):
                 continue
             try:
