@@ -164,7 +164,17 @@ def test_errors_are_store_errors(store: Store) -> None:
 
 def test_cluster_ddl_is_replicated_and_distributed() -> None:
     s = ClickHouseStore("clickhouse://u:p@ch:8123/logsdb?cluster=prod")
-    local, observed, dist = s.ddl()
+    statements = s.ddl()
+    local, observed = statements[:2]
+    dist = next(x for x in statements if "ENGINE = Distributed" in x and "`logs`" in x)
+    # patterns (#15): the column on both tables, a replicated patterns table fed on each shard
+    assert sum("ADD COLUMN IF NOT EXISTS pattern_id" in x for x in statements) == 2
+    assert any("ReplicatedAggregatingMergeTree(" in x and "`patterns_local` ON CLUSTER `prod`" in x
+               for x in statements)
+    assert any("MATERIALIZED VIEW IF NOT EXISTS `patterns_local_mv` ON CLUSTER `prod` TO `patterns_local`" in x
+               and "FROM `logs_local`" in x for x in statements)
+    assert any(x.startswith("CREATE TABLE IF NOT EXISTS `patterns` ON CLUSTER `prod` AS `patterns_local` ENGINE = "
+                            "Distributed(") for x in statements)
     assert observed.startswith("ALTER TABLE `logs_local` ON CLUSTER `prod` ADD INDEX IF NOT EXISTS idx_observed")
     assert "ON CLUSTER `prod`" in local and "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}'" in local
     assert local.startswith("CREATE TABLE IF NOT EXISTS `logs_local` ON CLUSTER")
@@ -211,9 +221,13 @@ def test_the_cluster_store_writes_through_a_distributed_table(chdouble: Double) 
     try:
         engines = {r["name"]: r["engine"] for r in store.query(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase()", {})}
-        assert engines == {"logs": "Distributed", "logs_local": "MergeTree"}  # Replicated on a real cluster
+        assert engines == {"logs": "Distributed", "logs_local": "MergeTree",  # Replicated on a real cluster
+                           "patterns": "Distributed", "patterns_local": "AggregatingMergeTree",
+                           "patterns_local_mv": "MaterializedView"}
         load(store, "wal-3-4")
         load(store, "wal-3-4")  # replayed through the Distributed table: still once
         assert int(store.query("SELECT count() AS n FROM logs_local", {})[0]["n"]) == 60
+        # the view on the shard counted each record once
+        assert int(store.query("SELECT sum(count) AS n FROM patterns_local", {})[0]["n"]) == 60
     finally:
         store.close()

@@ -183,7 +183,7 @@ class ClickHouseStore:
         # patterns: a replicated table per shard fed by a view on that shard's rows, read through
         # a Distributed table (readers group by key, so a pattern on several shards adds up)
         patterns_local = quote_identifier(self.patterns_local)
-        patterns = patterns_ddl(self.local_name, self.patterns_local, settings="",
+        patterns = patterns_ddl(self.local_name, self.patterns_local,
                                 engine=f"ReplicatedAggregatingMergeTree({_REPLICA_PATH})",
                                 on_cluster=self._on_cluster())
         patterns_dist = (
@@ -216,7 +216,9 @@ class ClickHouseStore:
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}"}
+        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}",
+                                    # a replayed batch must not count twice in the patterns view
+                                    "deduplicate_blocks_in_dependent_materialized_views": 1}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # on the shards before we return
         try:

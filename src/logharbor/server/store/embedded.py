@@ -195,7 +195,9 @@ class EmbeddedStore:
     def insert(self, rows: bytes, *, dedup_token: str) -> int:
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        sql = f"INSERT INTO {self.hot_table} SETTINGS insert_deduplication_token = '{dedup_token}'"
+        # the second setting: a replayed batch must not count twice in the patterns view either
+        sql = (f"INSERT INTO {self.hot_table} SETTINGS insert_deduplication_token = '{dedup_token}', "
+               "deduplicate_blocks_in_dependent_materialized_views = 1")
         with self._insert_lock:
             try:
                 with self._session.send_insert(sql, "JSONEachRow") as inserter:
