@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 from logharbor.server.query import QueryError, TimeParseError, parse, parse_time_ns
 from logharbor.server.query import ast as qast
 
+from .conditions import duration_ns
+
 if TYPE_CHECKING:
-    from .rules import Condition, GroupResult, Rule
+    from .conditions import Condition
+    from .rules import GroupResult, Rule
 
 __all__ = ["LEVELS", "PATTERN_GROUP", "new_pattern_query", "new_pattern_results"]
 
@@ -72,7 +75,7 @@ def new_pattern_results(rule: Rule, run_query: Any, at_ns: int, *, table: str,
 
     ``patterns_table`` is the quoted name of the logs table's patterns table (default ``patterns``).
     """
-    from .rules import GroupResult, duration_ns
+    from .rules import GroupResult
 
     cond = rule.condition
     end = at_ns - duration_ns(rule.delay, allow_zero=True)
