@@ -178,3 +178,22 @@ def test_systemd_units(name: str, tmp_path: Path) -> None:
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", sec.stdout + sec.stderr)
     if m is not None:  # systemd >= 250
         assert float(m[1]) <= 3.0, sec.stdout
+
+
+def test_dockerfile_copies_what_exists_and_names_the_image_the_manifests_use() -> None:
+    """No Docker daemon runs here, so the image is not built in tests; this keeps the Dockerfile
+    from drifting: every path it copies from the repository exists, the UI stage copies from
+    where vite writes, and the image name it documents is the one the manifests run."""
+    text = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    for line in text.splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            for src in line.split()[1:-1]:
+                assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
+    vite = (ROOT / "ui" / "vite.config.ts").read_text()
+    out = re.search(r'outDir: fileURLToPath\(new URL\("\.\./([^"]+)"', vite)
+    assert out is not None and f"COPY --from=ui /src/{out[1]} ./{out[1]}" in text
+    images = {c["image"] for doc in kind("DaemonSet") + kind("Pod")
+              for c in doc["spec"].get("template", doc)["spec"].get("containers", [])
+              + doc["spec"].get("template", doc)["spec"].get("initContainers", [])
+              if "logharbor" in c["image"]}
+    assert images and all(f"-t {image} ." in text for image in images), images
