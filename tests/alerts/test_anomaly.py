@@ -211,3 +211,39 @@ def test_cli_lists_an_anomaly_rule_with_its_condition(srv: ServerProcess) -> Non
     at = next(i for i, x in enumerate(lines) if "cli anomaly" in x)
     cell = " ".join(x.split("│")[2].strip() for x in lines[at:at + 3])  # rich wraps the column
     assert cell.startswith("anomaly(cou") and "both > 3 MAD over 7 days" in cell, listed.stdout
+
+
+def test_for_repeat_and_resolve_of_an_anomaly(harness: Any) -> None:
+    """The state machine is the one of every rule: pending for ``for``, repeats, resolves (manual clock)."""
+    from .conftest import T0, insert
+    from .test_evaluator import outbox, put
+
+    h = harness
+    svc = "h-anomaly"
+    records = [{"timestamp": T0 - m * M + i * S, "level": "ERROR", "service": svc, "message": "x"}
+               for m in range(1, 11) for i in range(2)]  # 2 errors a minute for ten minutes
+    records += [{"timestamp": T0 + i * 4 * S, "level": "ERROR", "service": svc, "message": "x"}
+                for i in range(45)]  # then 15 a minute for three minutes
+    insert(h.store, records)
+    h.catalog.put_channel("hook", "webhook", {"url": "http://127.0.0.1:9/unused"})
+    r = put(h, name="anomaly states", query=f"level:ERROR AND service:{svc}", window="1m", interval="1m",
+            condition={"type": "anomaly", "periods": 5}, channels=["hook"], repeat_interval="1m",
+            **{"for": "1m"})
+
+    def state() -> str:
+        return next(iter(h.catalog.states(r.id).values()))["state"]
+
+    h.evaluator.evaluate(r, T0 + 1 * M)  # 15 against five windows of 2: anomalous, for not over
+    assert state() == "pending"
+    h.evaluator.evaluate(r, T0 + 2 * M)  # 15 against 15, 2, 2, 2, 2: median 2, still anomalous
+    assert state() == "firing"
+    h.evaluator.evaluate(r, T0 + 3 * M)  # 15 against 15, 15, 2, 2, 2: firing, told again (repeat 1m)
+    assert state() == "firing"
+    h.evaluator.evaluate(r, T0 + 4 * M)  # the burst is over: 0 is not above the median
+    assert state() == "resolved"
+    rows = outbox(h)
+    assert [(row["kind"], row["batch"]) for row in rows] == [
+        ("firing", T0 + 2 * M), ("firing", T0 + 3 * M), ("resolved", T0 + 4 * M)]
+    first = rows[0]["alert"]
+    assert first["value"] == 15 and first["details"]["median"] == 2 and first["details"]["k"] == 3
+    assert first["details"]["baseline"] == [15.0, 2.0, 2.0, 2.0, 2.0]
