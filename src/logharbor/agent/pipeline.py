@@ -304,13 +304,13 @@ class Agent:
             if current is not None and name not in sinks_changed:
                 sinks[name] = current
                 continue
-            adopted = current.detach(timeout) if current is not None else None  # type: ignore[attr-defined]
+            adopted = current.detach(timeout) if current is not None else None
             sink = SINKS[s.type].build(name, s, new.data_dir, buffer=adopted)
             sink.start()
             sinks[name] = sink
         retired = [self.sinks[n] for n in sinks_removed]
         for r in retired:
-            r.retired = True  # type: ignore[attr-defined]
+            r.retired = True
         # swap: chunks processed from now on go through the new chains to the new set of sinks
         for name, chain in chains.items():
             self.chains[name] = chain
@@ -319,7 +319,7 @@ class Agent:
 
         for sink in retired:  # drained (what reaches them now is settled as dropped), then gone
             sink.close(timeout)
-            for item in sink.buffer.take_all():  # type: ignore[attr-defined]
+            for item in sink.buffer.take_all():
                 if item.ack is not None:
                     item.ack.done(AckStatus.DROPPED)
 

@@ -15,7 +15,10 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from logharbor.agent.buffer import Buffer
 
 __all__ = [
     "Ack",
@@ -148,6 +151,9 @@ class Sink(Protocol):
     """Takes encoded chunks, delivers them, and acknowledges each one when it is durable."""
 
     name: str
+    buffer: Buffer
+    #: set when a reload removed the sink: what still reaches it is settled as dropped
+    retired: bool
 
     def start(self) -> None:
         """Start the delivery thread."""
@@ -159,4 +165,8 @@ class Sink(Protocol):
 
     def close(self, timeout: float) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop."""
+        ...
+
+    def detach(self, timeout: float) -> Buffer:
+        """Stop delivering and hand the buffer, with everything undelivered, to a successor."""
         ...
