@@ -115,21 +115,46 @@ class Cluster:
 @dataclass
 class _Service:
     clusters: OrderedDict[str, Cluster] = field(default_factory=OrderedDict)  # LRU order
-    by_length: dict[int, list[Cluster]] = field(default_factory=dict)
+    #: (token count, position, token) → the clusters whose template has that token there: the
+    #: similarity of a new sequence is counted from these lists, never by scanning every cluster
+    index: dict[tuple[int, int, str], list[Cluster]] = field(default_factory=dict)
     sids: OrderedDict[str, str] = field(default_factory=OrderedDict)  # masked-template id → cluster id
 
+    def link(self, cluster: Cluster, positions: range | list[int]) -> None:
+        n = len(cluster.tokens)
+        for i in positions:
+            if cluster.tokens[i] != WILDCARD:
+                self.index.setdefault((n, i, cluster.tokens[i]), []).append(cluster)  # lists: small
 
-def _similarity(template: list[str], tokens: list[str]) -> tuple[float, int]:
-    """Drain's measure: the share of positions where the template has this exact token (a
-    wildcard position does not count as a match, so a very general template does not swallow
-    everything of its length), and the number of wildcards (fewer wins a tie)."""
-    same = wild = 0
-    for a, b in zip(template, tokens, strict=True):
-        if a == WILDCARD:
-            wild += 1
-        elif a == b:
-            same += 1
-    return same / len(tokens), wild
+    def unlink(self, cluster: Cluster, positions: range | list[int]) -> None:
+        n = len(cluster.tokens)
+        for i in positions:
+            key = (n, i, cluster.tokens[i])
+            holders = self.index.get(key)
+            if holders is not None and cluster in holders:  # identity: clusters have no __eq__
+                holders.remove(cluster)
+                if not holders:
+                    del self.index[key]
+
+
+def _best(svc: _Service, tokens: list[str], threshold: float) -> Cluster | None:
+    """The cluster most like ``tokens``, by Drain's measure: the share of positions where the
+    template has this exact token (a wildcard position does not count as a match, so a very
+    general template does not swallow everything of its length); fewer wildcards win a tie."""
+    n = len(tokens)
+    same: dict[Cluster, int] = {}
+    for i, token in enumerate(tokens):
+        for cluster in svc.index.get((n, i, token), ()):
+            same[cluster] = same.get(cluster, 0) + 1
+    best: Cluster | None = None
+    best_key: tuple[float, int, str] | None = None
+    for cluster, hits in same.items():
+        sim = hits / n
+        if sim >= threshold:
+            key = (sim, -cluster.tokens.count(WILDCARD), cluster.id)  # the id: the same pick every run
+            if best_key is None or key > best_key:
+                best, best_key = cluster, key
+    return best
 
 
 class Miner:
@@ -147,8 +172,8 @@ class Miner:
     by :meth:`apply`, which is how the state is journaled and restored (server/mining.py).
     """
 
-    def __init__(self, *, similarity: float = 0.6, max_clusters: int = 1000, max_sids: int = 10_000,
-                 max_services: int = 1000) -> None:
+    def __init__(self, *, similarity: float = 0.6, max_clusters: int = 500, max_sids: int = 5_000,
+                 max_services: int = 100) -> None:
         self.similarity = similarity
         self.max_clusters = max_clusters
         self.max_sids = max_sids
@@ -198,12 +223,7 @@ class Miner:
         tokens = tokens or [""]  # an empty template is one empty token, as " ".join writes it
         ops: list[list[object]] = []
         svc = self._service(tenant, service, ops)
-        best: Cluster | None = None
-        best_key = (-1.0, 0)
-        for cluster in svc.by_length.get(len(tokens), ()):
-            sim, wild = _similarity(cluster.tokens, tokens)
-            if sim >= self.similarity and (sim, -wild) > best_key:
-                best, best_key = cluster, (sim, -wild)
+        best = _best(svc, tokens, self.similarity)
         if best is None:
             best = svc.clusters.get(sid)  # its own cluster, when the sid itself was forgotten
         if best is None:
@@ -260,9 +280,12 @@ class Miner:
                     if ops is not None:
                         ops.append(["e", tenant, service, old.id])
                 cluster = svc.clusters[cid] = Cluster(cid, tokens, str(op[5]), str(op[6]))
-                svc.by_length.setdefault(len(tokens), []).append(cluster)
-            else:
+                svc.link(cluster, range(len(tokens)))
+            elif len(tokens) == len(cluster.tokens):
+                changed = [i for i, (a, b) in enumerate(zip(cluster.tokens, tokens, strict=True)) if a != b]
+                svc.unlink(cluster, changed)
                 cluster.tokens = tokens
+                svc.link(cluster, changed)
             svc.clusters.move_to_end(cid)
         elif kind == "s":
             sid, cid = str(op[3]), str(op[4])
@@ -286,8 +309,7 @@ class Miner:
 
     def _drop(self, svc: _Service, cluster: Cluster) -> None:
         self.evictions += 1
-        same = svc.by_length.get(len(cluster.tokens), [])
-        svc.by_length[len(cluster.tokens)] = [c for c in same if c is not cluster]
+        svc.unlink(cluster, range(len(cluster.tokens)))
         for sid in cluster.sids:
             svc.sids.pop(sid, None)
             self.owners.pop(sid, None)

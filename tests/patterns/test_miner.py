@@ -165,3 +165,16 @@ def test_a_torn_journal_line_is_dropped(tmp_path: Path) -> None:
 def test_ids_are_per_tenant(tenant: str | None) -> None:
     row = orjson.loads(_rows([("web", "", "user alice logged in")], tenant))
     assert row["pattern_id"] == pattern_id(pattern_key(tenant, "web"), "user alice logged in")
+
+
+def test_a_row_without_a_message_after_a_new_template(tmp_path: Path) -> None:
+    """Regression: the row learned from was read up to the next row *with* an id, so a message-less
+    row right after it (no id) broke the decoding and the template was never learned."""
+    pm = PatternMiner(tmp_path / "p")
+    pm.load()
+    rows = [encode_row(normalize({"service": "s", "message": "user alice logged in"}, received_ns=1_800_000_000_000_000_000)),
+            encode_row(normalize({"service": "s", "level": "info"}, received_ns=1_800_000_000_000_000_000))]
+    assert b"pattern_id" not in rows[1]
+    out, made = pm.process(b"\n".join(rows))
+    assert out == b"\n".join(rows) and [m["template"] for m in made] == ["user alice logged in"]
+    assert pm.miner.resolve(orjson.loads(rows[0])["pattern_id"]) is not None

@@ -32,8 +32,8 @@ class ServerConfig(BaseModel):
     batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
 
     patterns: bool = Field(True, description="mine message templates at ingest (pattern_id, | patterns)")
-    patterns_max_clusters: int = Field(1000, ge=10, description="templates kept per service (LRU)")
-    patterns_max_services: int = Field(1000, ge=1, description="services the template miner keeps (LRU)")
+    patterns_max_clusters: int = Field(500, ge=10, description="templates kept per service (LRU)")
+    patterns_max_services: int = Field(100, ge=1, description="services the template miner keeps (LRU)")
 
     ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8),
                                 ge=0, le=64, description="processes decoding large bodies (0: in-process)")

@@ -35,6 +35,7 @@ log = logging.getLogger("logharbor.server.mining")
 
 _ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start of a row
 _VERSION = 1
+_SAMPLE_CHARS = 512  # the miner keeps one sample per cluster: its head is enough
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -54,8 +55,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class PatternMiner:
     """A :class:`Miner` with its journal and snapshot, and the per-batch rewrite of store rows."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, max_clusters: int = 1000,
-                 max_sids: int = 10_000, max_services: int = 1000, similarity: float = 0.6,
+    def __init__(self, directory: str | os.PathLike[str], *, max_clusters: int = 500,
+                 max_sids: int = 5_000, max_services: int = 100, similarity: float = 0.6,
                  compact_ops: int = 20_000) -> None:
         self.directory = Path(directory)
         self.miner = Miner(similarity=similarity, max_clusters=max_clusters, max_sids=max_sids,
@@ -170,11 +171,16 @@ class PatternMiner:
         resolve = self.miner.resolve
         renames: dict[bytes, bytes] = {}
         templates: list[dict[str, Any]] = []
+        where: dict[bytes, int] | None = None  # sid → its first row, built when one is new
         for raw_sid in dict.fromkeys(heads):  # first-seen order: the same learning every run
             sid = raw_sid.decode()
             cid = resolve(sid)
             if cid is None:
-                cid = self._learn(data, raw_sid, templates)
+                if where is None:
+                    where = {}
+                    for i, head in enumerate(heads):
+                        where.setdefault(head, i)
+                cid = self._learn(parts[where[raw_sid] + 1], raw_sid, templates)
             if cid is not None and cid != sid:
                 renames[raw_sid] = cid.encode()
         if not renames:
@@ -183,16 +189,15 @@ class PatternMiner:
                      for h, part in zip(heads, parts[1:], strict=True)]
         return _ROW_START.join(parts)[1:], templates
 
-    def _learn(self, data: bytes, raw_sid: bytes, templates: list[dict[str, Any]]) -> str | None:
-        start = data.find(_ROW_START + raw_sid) + 1
-        end = data.find(b"\n", start)
+    def _learn(self, part: bytes, raw_sid: bytes, templates: list[dict[str, Any]]) -> str | None:
+        """Learn from the row ``part`` (its text after the row start): its sid was never seen."""
         try:
-            row = orjson.loads(data[start:end if end >= 0 else len(data)])
+            row = orjson.loads(_ROW_START[1:] + part.split(b"\n", 1)[0])  # a row with no id may follow
         except orjson.JSONDecodeError:
             return None
         tenant, service = row.get("tenant") or "", row.get("service") or ""
         message = row.get("message") or ""
-        sample = message[:2000]
+        sample = message[:_SAMPLE_CHARS]
         cid, ops = self.miner.learn(tenant, service, raw_sid.decode(), template_of(message).split(),
                                     ts=str(row.get("timestamp") or ""), sample=sample)
         self._pending.extend(ops)
