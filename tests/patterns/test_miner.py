@@ -178,3 +178,42 @@ def test_a_row_without_a_message_after_a_new_template(tmp_path: Path) -> None:
     out, made = pm.process(b"\n".join(rows))
     assert out == b"\n".join(rows) and [m["template"] for m in made] == ["user alice logged in"]
     assert pm.miner.resolve(orjson.loads(rows[0])["pattern_id"]) is not None
+
+
+def test_state_on_disk_is_sealed_with_the_store_key(tmp_path: Path) -> None:
+    from logharbor.sealing import Sealer, generate_key_file, load_keys
+
+    generate_key_file(tmp_path / "keys", 1)
+    sealer = Sealer(load_keys(tmp_path / "keys"))
+    pm = PatternMiner(tmp_path / "p", sealer=sealer)
+    pm.load()
+    out, _ = pm.process(_rows([("vault", "", "PLANTED secret 42 for alice"), ("vault", "", "PLANTED secret 7 for bob")]))
+    pm.commit()
+    pm.process(_rows([("vault", "", "PLANTED other 9")]))
+    pm.commit()
+    pm.compact()
+    pm.process(_rows([("vault", "", "PLANTED third thing")]))
+    pm.commit()
+    for path in (pm.snapshot_path, pm.journal_path):
+        assert path.stat().st_size > 0
+        assert b"PLANTED" not in path.read_bytes() and b"vault" not in path.read_bytes()
+    reborn = PatternMiner(tmp_path / "p", sealer=sealer)
+    reborn.load()
+    assert templates(reborn.miner) == templates(pm.miner) and len(templates(pm.miner)) == 3
+    assert reborn.process(_rows([("vault", "", "PLANTED secret 42 for alice")]))[0] == out.split(b"\n")[0]
+
+
+def test_a_journal_cut_just_before_its_newline_stays_readable(tmp_path: Path) -> None:
+    pm = PatternMiner(tmp_path / "p")
+    pm.load()
+    pm.process(_rows(messages(random.Random(10), KNOWN, 50)))
+    pm.commit()
+    whole = pm.journal_path.read_bytes()
+    pm.journal_path.write_bytes(whole[:-1])  # the entry is there, its newline is not
+    second = PatternMiner(tmp_path / "p")
+    second.load()
+    second.process(_rows(messages(random.Random(11), INJECTED, 10)))
+    second.commit()
+    third = PatternMiner(tmp_path / "p")
+    third.load()
+    assert templates(third.miner) == templates(second.miner) and len(templates(third.miner)) == 8

@@ -137,7 +137,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
     wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
     miner = PatternMiner(config.data_dir / "patterns", max_clusters=config.patterns_max_clusters,
                          max_sids=10 * config.patterns_max_clusters,
-                         max_services=config.patterns_max_services) if config.patterns else None
+                         max_services=config.patterns_max_services, sealer=sealer) \
+        if config.patterns else None
     set_patterns(config.patterns)
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,

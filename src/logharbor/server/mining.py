@@ -18,6 +18,8 @@ before). The journal is folded into a new snapshot (temp file, fsync, rename) ev
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import time
@@ -27,6 +29,7 @@ from typing import Any
 import orjson
 
 from logharbor.patterns import Miner, template_of
+from logharbor.sealing import Sealer, SealError
 from logharbor.server.store.rows import PATTERN_PREFIX
 
 __all__ = ["PatternMiner"]
@@ -57,8 +60,10 @@ class PatternMiner:
 
     def __init__(self, directory: str | os.PathLike[str], *, max_clusters: int = 500,
                  max_sids: int = 5_000, max_services: int = 100, similarity: float = 0.6,
-                 compact_ops: int = 20_000) -> None:
+                 compact_ops: int = 20_000, sealer: Sealer | None = None) -> None:
         self.directory = Path(directory)
+        #: encryption at rest: journal lines and the snapshot hold service names and samples
+        self.sealer = sealer
         self.miner = Miner(similarity=similarity, max_clusters=max_clusters, max_sids=max_sids,
                            max_services=max_services)
         self.compact_ops = compact_ops
@@ -83,7 +88,7 @@ class PatternMiner:
         self.directory.mkdir(parents=True, exist_ok=True)
         snap_gen = 0
         try:
-            data = orjson.loads(self.snapshot_path.read_bytes())
+            data = orjson.loads(self._open(self.snapshot_path.read_bytes()))
             snap_gen = int(data["generation"])
             for op in data["ops"]:
                 self.miner.apply(op)
@@ -100,8 +105,9 @@ class PatternMiner:
             if not line:
                 continue
             try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                entry = orjson.loads(self._open(base64.b64decode(line, validate=True))
+                                     if self.sealer is not None else line)
+            except (orjson.JSONDecodeError, binascii.Error, SealError):
                 log.warning("dropping a torn last line of the pattern journal")
                 break
             good += len(line) + 1
@@ -117,6 +123,8 @@ class PatternMiner:
         if good < len(raw):
             os.truncate(self.journal_path, good)
         self._journal = open(self.journal_path, "ab")  # kept open; closed in close()
+        if good > len(raw):  # the last entry is whole but its newline was cut: end it first
+            self._journal.write(b"\n")
         now = int(time.time() * 1000)
         rows = []
         for tenant, service, cluster in self.miner.clusters():
@@ -124,6 +132,9 @@ class PatternMiner:
                 rows.append(self._template_row(tenant, service, cluster.id, cluster.template,
                                                cluster.first_ts, cluster.sample, now))
         return rows
+
+    def _open(self, blob: bytes) -> bytes:
+        return self.sealer.open(blob) if self.sealer is not None else blob
 
     def close(self) -> None:
         if self._journal is not None:
@@ -135,7 +146,10 @@ class PatternMiner:
         if not self._pending:
             return
         self.generation += 1
-        line = orjson.dumps({"g": self.generation, "ops": self._pending}) + b"\n"
+        line = orjson.dumps({"g": self.generation, "ops": self._pending})
+        if self.sealer is not None:
+            line = base64.b64encode(self.sealer.seal(line))  # one line per entry, sealed or not
+        line += b"\n"
         self._journal.write(line)
         self._journal.flush()
         os.fsync(self._journal.fileno())
@@ -152,7 +166,7 @@ class PatternMiner:
     def compact(self) -> None:
         body = orjson.dumps({"version": _VERSION, "generation": self.generation,
                              "ops": self.miner.snapshot()})
-        _write_atomic(self.snapshot_path, body)
+        _write_atomic(self.snapshot_path, self.sealer.seal(body) if self.sealer is not None else body)
         self._journal.close()
         self._journal = open(self.journal_path, "wb")  # truncated: all in the snapshot
         os.fsync(self._journal.fileno())
