@@ -97,6 +97,8 @@ def test_error_burst_at_an_unusual_hour_fires_and_at_its_usual_hour_does_not(
         time.sleep(0.2)
     current = alerts_of(srv, rule["name"])
     assert current["anom-web"]["state"] == "firing" and "anom-batch" not in current
+    # the alert list (API, UI) says why, not only the value
+    assert current["anom-web"]["details"]["median"] == 0 and current["anom-web"]["details"]["k"] == 3
     assert all(r["body"]["alerts"][0]["labels"]["service"] == "anom-web" for r in receiver.delivered)
 
 

@@ -132,3 +132,26 @@ def test_two_evaluators_on_one_postgres_run_each_slot_once(pg_meta: MetaStore, s
 
     asyncio.run(scenario())
     assert sorted(s.runs for s in servers) == [0, 6]
+
+
+def test_an_old_postgres_database_gets_the_new_columns(pg_url: str) -> None:
+    """The additive migration of the metadata (tests/server/test_meta_migrations.py) on PostgreSQL."""
+    from sqlalchemy import insert as sa_insert
+    from sqlalchemy import inspect
+    from tests.server.test_meta_migrations import old_alert_states
+
+    from logharbor.server.alerts.tables import alert_states
+    from logharbor.server.meta.db import metadata
+
+    meta = MetaStore(pg_url)
+    metadata.drop_all(meta.engine)
+    old_alert_states(meta.engine)
+    with meta.engine.begin() as conn:
+        conn.execute(sa_insert(alert_states).values(rule_id=1, group_key="{}", group_labels={}, state="firing",
+                                                 value=3.0, updated_ns=1))
+    meta.create()
+    assert "details" in {c["name"] for c in inspect(meta.engine).get_columns("alert_states")}
+    with meta.engine.connect() as conn:
+        assert conn.execute(select(alert_states.c.state, alert_states.c.details)).one() == ("firing", None)
+    metadata.drop_all(meta.engine)
+    meta.close()

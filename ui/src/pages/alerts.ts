@@ -15,7 +15,21 @@ interface Alert {
   group: Record<string, unknown>;
   state: string;
   value: number | null;
+  details?: Record<string, unknown> | null;
   active_since_ns: number | null;
+}
+
+const num = (v: unknown): string => (typeof v === "number" ? String(+v.toFixed(4)) : String(v ?? ""));
+
+/** What the condition saw besides the value: an anomaly's baseline, a new pattern's template. */
+export function detailsText(d: Record<string, unknown> | null | undefined): string {
+  if (!d) return "";
+  if (d.median !== undefined) {
+    const base = Array.isArray(d.baseline) ? ` over ${d.baseline.length} earlier windows` : "";
+    return `median ${num(d.median)}, MAD ${num(d.mad)}, k ${num(d.k)}${base}`;
+  }
+  if (typeof d.template === "string") return `new pattern: ${d.template}`;
+  return "";
 }
 
 interface Rule {
@@ -149,7 +163,7 @@ export function alertsPage(): Page {
         }
         const specs = new Map(rules.map((r) => [r.name, r.spec ?? {}]));
         active.append(h("div", { class: "table-box" }, h("table", { class: "grid", id: "active" },
-          h("thead", null, h("tr", null, ["rule", "group", "state", "value", "since", ""].map((c) => h("th", null, c)))),
+          h("thead", null, h("tr", null, ["rule", "group", "state", "value", "why", "since", ""].map((c) => h("th", null, c)))),
           h("tbody", null, alerts.map((a) => {
             const spec = specs.get(a.rule) ?? {};
             let q = String(spec.query ?? "*");
@@ -160,6 +174,7 @@ export function alertsPage(): Page {
               h("td", null, group || "—"),
               h("td", null, h("span", { class: `state state-${a.state}` }, a.state)),
               h("td", { class: "num" }, a.value === null ? "" : String(+a.value.toFixed(4))),
+              h("td", { class: "why" }, detailsText(a.details)),
               h("td", null, a.active_since_ns ? formatLocal(a.active_since_ns / 1e6) : ""),
               h("td", null, link(searchUrl(q, { from: `now-${spec.window ?? "1h"}`, to: "now" }), "records →")));
           })))));

@@ -217,7 +217,7 @@ class Catalog:
         with self.meta.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [{"rule": r["name"], "group": r["group_labels"], "state": r["state"], "value": r["value"],
-                 "active_since_ns": r["active_since_ns"], "fired_ns": r["fired_ns"],
+                 "details": r["details"], "active_since_ns": r["active_since_ns"], "fired_ns": r["fired_ns"],
                  "resolved_ns": r["resolved_ns"],
                  "labels": {"alertname": r["name"], **r["spec"].get("labels", {}), **r["group_labels"]}}
                 for r in rows]

@@ -215,7 +215,7 @@ class Evaluator:
                 ev.deletes.append(key)
             else:
                 row = {"group_key": key, "group_labels": result.labels, "state": state, "value": result.value,
-                       "updated_ns": at_ns, **cols}
+                       "details": result.details, "updated_ns": at_ns, **cols}
                 if notify:
                     row["last_notified_ns"] = at_ns
                 ev.upserts.append(row)

@@ -44,6 +44,8 @@ alert_states = Table(
     Column("resolved_ns", BigInteger, nullable=True),
     Column("last_notified_ns", BigInteger, nullable=True),
     Column("updated_ns", BigInteger, nullable=False),
+    # what the condition saw besides the value (anomaly: median, mad, k; new_pattern: template)
+    Column("details", JSON, nullable=True),
 )
 
 alert_history = Table(

@@ -2,7 +2,9 @@
 
 SQLAlchemy Core on SQLite in the data directory by default (``sqlite:///DATA/meta.db``), or
 PostgreSQL when several servers share it. Tables are created on open; the schema is versioned by
-the table set itself (new tables are added, none is altered in place yet).
+the table set itself: new tables are created, and a new column (always nullable, so old rows
+stay valid) is added to an existing table by :func:`add_missing_columns`. Nothing is dropped or
+retyped in place.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
+    text,
 )
 
-__all__ = ["MetaStore", "api_keys", "audit_log", "metadata"]
+__all__ = ["MetaStore", "add_missing_columns", "api_keys", "audit_log", "metadata"]
 
 metadata = MetaData()
 
@@ -82,6 +86,34 @@ class MetaStore:
 
     def create(self) -> None:
         metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the nullable columns a newer release declares to tables an older one created.
+
+    Names and types come from :data:`metadata` (never from input), quoted by the dialect's own
+    identifier preparer. Returns ``table.column`` for each column added.
+    """
+    added: list[str] = []
+    with engine.begin() as conn:
+        existing = inspect(conn)
+        prep = conn.dialect.identifier_preparer
+        for table in metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise RuntimeError(f"metadata: {table.name}.{column.name} is new and not nullable; "
+                                       "such a change needs a real migration")
+                ddl = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {prep.format_table(table)} "
+                                  f"ADD COLUMN {prep.format_column(column)} {ddl}"))
+                added.append(f"{table.name}.{column.name}")
+    return added
