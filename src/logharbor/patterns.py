@@ -27,17 +27,36 @@ __all__ = ["Cluster", "Miner", "pattern_id", "pattern_key", "template_of"]
 _QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
 _PLAIN = re.compile(r"[A-Za-z_-]*")  # a word with no digit and nothing special: kept as it is
 _EDGE = "()[]{}<>,;:.!?"
-_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I), "<url>"),
-    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
-    (re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?"), "<ip>"),
-    (re.compile(r"\[?(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\]?(?::\d+)?", re.I), "<ip>"),
-    (re.compile(r"(?=[0-9a-f]*\d)[0-9a-f]{8,}", re.I), "<hex>"),
-    (re.compile(r"/[^\s/]+(?:/[^\s/]*)+|/[^\s/]*\.[^\s/]+"), "<path>"),
-)
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?")
+_IPV6 = re.compile(r"\[?(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\]?(?::\d+)?", re.I)
+_HEX = re.compile(r"(?=[0-9a-f]*\d)[0-9a-f]{8,}", re.I)
+_PATH = re.compile(r"/[^\s/]+(?:/[^\s/]*)+|/[^\s/]*\.[^\s/]+")
 _NUMBER = re.compile(r"([-+]?\d+(?:[.,]\d+)?)([a-zA-Zµ%]{0,3})")
 _MAX_CHARS = 2000  # the head of a very long message decides its shape
+
+
+def _classify(core: str) -> str | None:
+    """The typed mask of a token, in order of precedence; each pattern runs only when the
+    token has the character it needs (most tokens are tried against one or two, not seven)."""
+    if "://" in core and _URL.fullmatch(core):
+        return "<url>"
+    if len(core) == 36 and _UUID.fullmatch(core):
+        return "<uuid>"
+    if "@" in core and _EMAIL.fullmatch(core):
+        return "<email>"
+    colons = core.count(":")
+    if core.count(".") == 3 and colons <= 1 and _IPV4.fullmatch(core):
+        return "<ip>"
+    if colons >= 2 and _IPV6.fullmatch(core):
+        return "<ip>"
+    if len(core) >= 8 and _HEX.fullmatch(core):
+        return "<hex>"
+    if core[0] == "/" and _PATH.fullmatch(core):
+        return "<path>"
+    return None
 
 
 def _mask(token: str) -> str:
@@ -48,9 +67,11 @@ def _mask(token: str) -> str:
         return token
     start = token.find(core)
     head, tail = token[:start], token[start + len(core):]
-    for pattern, mask in _CLASSES:
-        if pattern.fullmatch(core):
-            return head + mask + tail
+    if core.isdigit() and core.isascii():  # the common case, decided without a regex
+        return head + ("<hex>" if len(core) >= 8 else "<num>") + tail
+    mask = _classify(core)
+    if mask is not None:
+        return head + mask + tail
     m = _NUMBER.fullmatch(core)
     if m is not None:
         return head + "<num>" + m[2] + tail

@@ -21,6 +21,9 @@ from logharbor.patterns import pattern_id, template_of
     ("job 3f2b6a1c-4d5e-4f60-8a9b-0c1d2e3f4a5b done", "job <uuid> done"),
     ("order o-42 placed (3 items).", "order <*> placed (<num> items)."),
     ("payment declined by provider", "payment declined by provider"),
+    ("batch 12345678 of 42 (7%)", "batch <hex> of <num> (<num>%)"),  # all-digit tokens: the fast path
+    ("retry ٣ of 0000000٣", "retry <num> of <num>"),  # non-ASCII digits: not the fast path
+    ("from fe80::1 and 10.0.0.1:443 wrote /var/log/app.log", "from <ip> and <ip> wrote <path>"),
     ("  spaces\tand\ttabs  fold ", "spaces and tabs fold"),
 ])
 def test_examples(message: str, template: str) -> None:
