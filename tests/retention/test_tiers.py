@@ -73,6 +73,10 @@ def test_every_tier_by_the_rules(tmp_path: Path) -> None:
     assert 0 < len(sampled) < 10  # of 10 traces, about a tenth kept
     assert all(int(r["n"]) == 8 for r in sampled)  # every line of a kept trace (4 lines × 2 sources)
 
+    # pattern ids move with their records (issue 15): warm and cold keep them
+    everywhere = counts(tiers)
+    assert counts(tiers, "pattern_id != ''") == everywhere and min(everywhere.values()) > 0
+
     # the view reads every tier: the same compiled SQL finds warm and cold records
     compiled = compile_query("source:alb AND level:INFO", table=store.table, time_from_ns=None,
                              time_to_ns=None, limit=10_000, max_limit=10_000)
