@@ -68,6 +68,8 @@ def test_generated_corpus_is_mined_and_queried(server: ServerProcess) -> None:
     by_template = {r["template"]: r for r in rows}
     assert by_template["user <*> logged in from <ip>"]["count"] == 100
     assert by_template["connection pool exhausted"]["sample"] == "connection pool exhausted"
+    metrics = httpx.get(server.url + "/metrics", headers=server.headers, timeout=10).text
+    assert "logharbor_pattern_clusters 8.0" in metrics and "logharbor_pattern_services 3.0" in metrics
 
     # every stored record carries the id of its template; pattern_id: finds exactly those
     pid = by_template["query on table <*> took <num>ms returning <num> rows"]["pattern_id"]

@@ -149,6 +149,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
                         patterns=config.patterns)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
     metrics.watch(runtime.live_values)
+    if miner is not None:
+        metrics.watch(miner.gauges)
     metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})
     return runtime
 

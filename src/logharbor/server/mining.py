@@ -231,3 +231,10 @@ class PatternMiner:
     def stats(self) -> dict[str, int]:
         """Services, clusters, sids and evictions, and the journal's pending size."""
         return {**self.miner.counts(), "journal_ops": self._journal_ops}
+
+    def gauges(self) -> dict[str, float]:
+        """For /metrics, from another thread: ``len`` of a dict is safe while the batcher writes."""
+        services = list(self.miner.services.values())  # a copy: the batcher may add one meanwhile
+        return {"logharbor_pattern_services": float(len(services)),
+                "logharbor_pattern_clusters": float(sum(len(s.clusters) for s in services)),
+                "logharbor_pattern_evictions": float(self.miner.evictions)}
