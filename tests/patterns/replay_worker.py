@@ -24,6 +24,7 @@ from logharbor.record import normalize
 from logharbor.server.batcher import Batcher
 from logharbor.server.mining import PatternMiner
 from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.store.patterns import first_seen_ns, pattern_info
 from logharbor.server.store.rows import encode_row
 from logharbor.server.wal import WriteAheadLog
 
@@ -67,7 +68,11 @@ def main() -> None:
     rows = store.query(f"SELECT pattern_id, message FROM {store.table} ORDER BY message", {})  # noqa: S608
     counts = store.query("SELECT pattern_id, sum(count) AS n, countIf(template IS NOT NULL) AS t "
                          "FROM patterns GROUP BY pattern_id", {})
-    print(orjson.dumps({"rows": rows, "counts": counts}).decode())
+    info = pattern_info(store)  # the helpers other parts (alerts, UI) call
+    first = first_seen_ns(store, info[0]["tenant"], info[0]["service"], info[0]["pattern_id"])
+    missing = first_seen_ns(store, "", "web", "0" * 16)
+    print(orjson.dumps({"rows": rows, "counts": counts, "info": info, "first": first,
+                        "missing": missing}).decode())
     batcher.stop()
     wal.close()
     store.close()

@@ -37,3 +37,8 @@ def test_replay_after_a_crash_gives_the_same_ids(tmp_path: Path, step: str, code
     counts = {r["pattern_id"]: (int(r["n"]), int(r["t"])) for r in answer["counts"]}
     assert set(counts) == set(stored.values())
     assert sum(n for n, _ in counts.values()) == 330 and all(t >= 1 for _, t in counts.values())
+    info = answer["info"]
+    assert [r["count"] for r in info] == sorted((r["count"] for r in info), reverse=True)
+    assert {r["pattern_id"]: r["count"] for r in info} == {k: n for k, (n, _) in counts.items()}
+    assert {r["template"] for r in info} >= {"connection pool exhausted", "disk <path> is <num>% full"}
+    assert answer["first"] == info[0]["first_seen_ns"] > 0 and answer["missing"] is None

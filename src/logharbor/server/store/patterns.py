@@ -91,11 +91,12 @@ def template_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
     return b"\n".join(out)
 
 
-_SELECT = ("SELECT tenant, service, pattern_id, argMax(template, updated) AS template, "
-           "formatDateTime(min(first_seen), '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS first_seen, "
-           "formatDateTime(max(last_seen), '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS last_seen, "
-           "toUInt64(sum(count)) AS count, any(sample) AS sample, "
-           "toInt64(toUnixTimestamp64Nano(min(first_seen))) AS first_seen_ns FROM {table}")
+_INNER = ("SELECT tenant, service, pattern_id, argMax(template, updated) AS tpl, min(first_seen) AS f, "
+          "max(last_seen) AS l, toUInt64(sum(count)) AS n, any(sample) AS smp FROM {table}")
+_OUTER = ("SELECT tenant, service, pattern_id, ifNull(tpl, '') AS template, "
+          "formatDateTime(f, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS first_seen, "
+          "formatDateTime(l, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS last_seen, n AS count, smp AS sample, "
+          "toInt64(toUnixTimestamp64Nano(f)) AS first_seen_ns FROM ({inner}) ORDER BY n DESC, pattern_id")
 
 
 def pattern_info(store: Any, *, tenant: str | None = None, service: str | None = None,
@@ -112,11 +113,11 @@ def pattern_info(store: Any, *, tenant: str | None = None, service: str | None =
     if pattern_ids is not None:
         where.append("pattern_id IN {ids:Array(String)}")
         params["ids"] = list(pattern_ids)
-    sql = _SELECT.replace("{table}", quote_identifier(patterns_table_name(store.table_name)))
+    inner = _INNER.replace("{table}", quote_identifier(patterns_table_name(store.table_name)))
     if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " GROUP BY tenant, service, pattern_id ORDER BY count DESC"
-    rows = store.query(sql, params)
+        inner += " WHERE " + " AND ".join(where)
+    inner += " GROUP BY tenant, service, pattern_id"
+    rows = store.query(_OUTER.replace("{inner}", inner), params)
     for row in rows:
         row["count"] = int(row["count"])
         row["first_seen_ns"] = int(row["first_seen_ns"])
