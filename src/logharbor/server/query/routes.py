@@ -6,7 +6,7 @@ Body ``{"q", "from", "to", "since", "limit"}`` (times as RFC 3339, epoch seconds
 export of millions of rows never sits in memory (an error after the first row is reported as a
 last line ``{"error": …}``, since the status line has gone by then).
 
-Records rows leave in the wire form of DESIGN §2 (``logharbor.server.store.rows.row_to_wire``);
+Records rows leave in the wire form of DESIGN §2 (``logharbor.server.store.rows.stored_row_to_wire``);
 ``stats``/``timechart`` rows are plain objects keyed by ``columns``.
 
 Hooks for other parts: ``request.state.query_scope`` — an ``(sql_fragment, params)`` pair the
@@ -29,7 +29,7 @@ from starlette.responses import Response, StreamingResponse
 
 from logharbor.server.errors import ApiError
 from logharbor.server.store.base import QueryCancelled, StoreError
-from logharbor.server.store.rows import row_to_wire
+from logharbor.server.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query

@@ -13,7 +13,8 @@ import orjson
 from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.record import HTTP_FIELDS, STRING_FIELDS, parse_timestamp, to_wire
 
-__all__ = ["COLUMNS", "PATTERN_PREFIX", "encode_row", "row_to_record", "row_to_wire", "set_patterns"]
+__all__ = ["COLUMNS", "PATTERN_PREFIX", "encode_row", "row_to_record", "row_to_wire", "set_patterns",
+           "stored_row_to_wire"]
 
 _NS = 1_000_000_000
 _STRING_COLUMNS = STRING_FIELDS
@@ -128,8 +129,16 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_to_wire(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of the logs table in the flat NDJSON form users see (DESIGN §2), with its
-    ``pattern_id`` when it has one."""
+    """A row of the logs table in the flat NDJSON form users see (DESIGN §2)."""
+    return to_wire(row_to_record(row))
+
+
+def stored_row_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read back from the store in wire form, with its ``pattern_id`` when it has one.
+
+    Only stored rows carry their final id (the batcher may have merged it into an older
+    template); rows on their way (live tail) carry the per-message one, so they leave it out.
+    """
     out = to_wire(row_to_record(row))
     if row.get("pattern_id"):
         out["pattern_id"] = row["pattern_id"]
