@@ -6,6 +6,10 @@ deduplication token made of the WAL sequence range. Before inserting it records 
 about to insert (the *intent*) in its progress file; after a crash it first re-inserts exactly that
 range with the same token, which the store drops if it already has it. So a batch replayed after
 a restart is never stored twice, and nothing acknowledged is lost.
+
+With template mining on, each batch passes through the miner (server/mining.py) first: its
+changes are journaled before the intent's insert, so a replayed batch gets the same pattern ids,
+and the template rows it made go to the patterns table before the rows that use them.
 """
 
 from __future__ import annotations
