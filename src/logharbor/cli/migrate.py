@@ -12,7 +12,6 @@ and at worst re-sends chunks the target then ignores. The source is only read. W
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from logharbor.durable import write_atomic
 from logharbor.server.store.rows import COLUMNS
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -72,13 +72,9 @@ class MigrationProgress:
 
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename): a crash leaves the old or the new state."""
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps({"target": self.target, "days": self.days, "chunks": sorted(self.chunks),
-                                   "meta": self.meta}, option=orjson.OPT_INDENT_2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, orjson.dumps({"target": self.target, "days": self.days,
+                                              "chunks": sorted(self.chunks), "meta": self.meta},
+                                             option=orjson.OPT_INDENT_2))
 
 
 class Migration:

@@ -8,7 +8,6 @@ store → WAL (recovering a torn tail) → batcher (replaying an unfinished batc
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor import __version__
+from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
 from logharbor.server.alerts.routes import alerts_router
 from logharbor.server.alerts.service import start_alerting
@@ -111,10 +111,7 @@ def bootstrap_admin_key(config: ServerConfig, keys: KeyStore) -> Path | None:
     if keys.count_active_admins() > 0:
         return None
     new = keys.create(role="admin", name="bootstrap admin")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(new.secret + "\n")
-    os.chmod(path, 0o600)
+    write_atomic(path, (new.secret + "\n").encode(), mode=0o600)
     return path
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from logharbor.durable import write_atomic
 from logharbor.server.mining import PatternMiner
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.patterns import template_rows
@@ -41,20 +42,6 @@ class BatcherProgress:
     done_seq: int
     done_pos: WalPosition
     intent: tuple[int, int, WalPosition, WalPosition] | None = None  # first, last, start, end
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Batcher:
@@ -124,7 +111,7 @@ class Batcher:
         if p.intent:
             first, last, start, end = p.intent
             body["intent"] = [first, last, start.as_list(), end.as_list()]
-        _write_atomic(self.progress_path, orjson.dumps(body))
+        write_atomic(self.progress_path, orjson.dumps(body))
 
     # -- running -----------------------------------------------------------------------------
 

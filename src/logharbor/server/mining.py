@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from logharbor.durable import write_atomic
 from logharbor.patterns import Miner, template_of
 from logharbor.sealing import Sealer, SealError
 from logharbor.server.store.rows import PATTERN_PREFIX
@@ -39,20 +40,6 @@ log = logging.getLogger("logharbor.server.mining")
 _ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start of a row
 _VERSION = 1
 _SAMPLE_CHARS = 512  # the miner keeps one sample per cluster: its head is enough
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PatternMiner:
@@ -166,7 +153,7 @@ class PatternMiner:
     def compact(self) -> None:
         body = orjson.dumps({"version": _VERSION, "generation": self.generation,
                              "ops": self.miner.snapshot()})
-        _write_atomic(self.snapshot_path, self.sealer.seal(body) if self.sealer is not None else body)
+        write_atomic(self.snapshot_path, self.sealer.seal(body) if self.sealer is not None else body)
         self._journal.close()
         self._journal = open(self.journal_path, "wb")  # truncated: all in the snapshot
         os.fsync(self._journal.fileno())

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from logharbor.durable import fsync_dir
 from logharbor.sealing import Sealer
 
 __all__ = ["WalCorruption", "WalFull", "WalPosition", "WriteAheadLog"]
@@ -62,14 +63,6 @@ class WalEntry:
 
 def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WriteAheadLog:
@@ -177,7 +170,7 @@ class WriteAheadLog:
         os.write(fd, _MAGIC)
         if self.fsync:
             os.fsync(fd)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         self._fd = fd
         self._segment = first_seq
         self._offset = len(_MAGIC)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from pydantic import Field, model_validator
 from logharbor.agent import telemetry
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.types import Ack, Chunk
+from logharbor.durable import write_atomic
 
 __all__ = ["AlbSource", "Config"]
 
@@ -115,13 +115,8 @@ class AlbSource:
     def _save(self) -> None:
         with self._lock:
             body = orjson.dumps({"version": 1, "watermark": self.watermark, "done": sorted(self.done)})
-        tmp = self.checkpoint_path.with_suffix(".tmp")
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        write_atomic(self.checkpoint_path, body)
 
     def _finished(self, key: str) -> None:
         """Every chunk of ``key`` is delivered: move the watermark over what is contiguous."""

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from logharbor.durable import replace_durably
+
 __all__ = ["ColdStore", "LocalCold", "S3Cold", "cold_store_from_url", "literal"]
 
 #: characters allowed in a path, URL or key that must appear in a view definition as a literal
@@ -99,14 +101,7 @@ class LocalCold:
                       {**params, "cold_path": str(staging)})
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        with open(staging, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(staging, final)
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_durably(staging, final)
 
     def keys(self) -> list[str]:
         return sorted(str(p.relative_to(self.root)) for p in self.root.glob("*/*.parquet"))

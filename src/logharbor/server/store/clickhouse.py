@@ -19,7 +19,6 @@ prefixed with the server's writer id (``writer.id`` in its data directory).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import uuid
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from logharbor.durable import write_atomic
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
@@ -99,9 +99,7 @@ def writer_id_for(data_dir: Path) -> str:
     except FileNotFoundError:
         data_dir.mkdir(parents=True, exist_ok=True)
         value = uuid.uuid4().hex
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(value + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, (value + "\n").encode())
         return value
 
 
