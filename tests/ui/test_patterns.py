@@ -136,3 +136,28 @@ def test_alerts_page_shows_anomaly_and_new_pattern_conditions(probe: PageProbe, 
     anomaly.wait_for()
     assert "anomaly(count) up > 4 MAD over 7 days" in anomaly.inner_text()
     assert "new_pattern (level >= ERROR, learning 24h)" in page.locator("#rules tr[data-rule='ui new patterns']").inner_text()
+
+
+def test_active_alerts_say_why_an_anomaly_fired(probe: PageProbe, demo: Demo) -> None:
+    now = time.time_ns()
+    post_records(demo, [{"timestamp": now - i * 10**9, "service": "why-svc", "level": "ERROR",
+                         "message": f"disk full on volume {i}"} for i in range(20)])
+    rule = {"name": "ui why anomaly", "query": "service:why-svc AND level:ERROR", "window": "5m",
+            "interval": "10s", "group_by": ["service"],
+            "condition": {"type": "anomaly", "baseline": "periods", "periods": 6, "k": 3}}
+    response = httpx.put(f"{demo.server.url}/api/v1/alerts/rules/{rule['name']}",
+                         headers=demo.server.headers, json=rule)
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + 90
+    firing: list[dict] = []
+    while time.monotonic() < deadline and not firing:
+        alerts = httpx.get(demo.server.url + "/api/v1/alerts", headers=demo.server.headers).json()["alerts"]
+        firing = [a for a in alerts if a["rule"] == rule["name"] and a["state"] == "firing"]
+        time.sleep(0.5)
+    assert firing, demo.server.log()[-2000:]
+    assert firing[0]["details"]["median"] == 0 and firing[0]["details"]["k"] == 3
+    page = probe.page
+    login(page, demo, "/ui/alerts")
+    row = page.locator("#active tr[data-rule='ui why anomaly']")
+    row.wait_for()
+    assert row.locator("td.why").inner_text() == "median 0, MAD 0, k 3 over 6 earlier windows"
