@@ -10,6 +10,7 @@ import threading
 from urllib.parse import SplitResult
 
 from logharbor.agent.config import TLSConfig
+from logharbor.agent.types import Retriable
 
 __all__ = ["KeepAlive"]
 
@@ -47,6 +48,25 @@ class KeepAlive:
             self._local.conn = conn
             self._all.append(conn)
         return conn
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[http.client.HTTPResponse, bytes]:
+        """POST on this thread's connection: the response and its body. A transport or TLS
+        failure drops the connection and raises :class:`Retriable` (the batch is sent again); a
+        response asking to close the connection gets it closed after reading."""
+        try:
+            conn = self.get()
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except ssl.SSLCertVerificationError as exc:
+            self.drop()
+            raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            self.drop()
+            raise Retriable(f"{type(exc).__name__}: {exc}") from None
+        if resp.getheader("Connection", "").lower() == "close":
+            self.drop()
+        return resp, data
 
     def drop(self) -> None:
         conn = getattr(self._local, "conn", None)

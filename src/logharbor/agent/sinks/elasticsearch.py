@@ -24,9 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gzip
-import http.client
 import os
-import ssl
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -206,20 +204,8 @@ class ElasticsearchSink(BufferedSink):
 
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         body = self.body(payload)
-        try:
-            conn = self.http.get()
-            conn.request("POST", self.path, body=body, headers=self.headers)
-            resp = conn.getresponse()
-            data = resp.read()
-        except ssl.SSLCertVerificationError as exc:
-            self.http.drop()
-            raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
-        except (OSError, http.client.HTTPException) as exc:
-            self.http.drop()
-            raise Retriable(f"{type(exc).__name__}: {exc}") from None
+        resp, data = self.http.post(self.path, body, self.headers)
         status = resp.status
-        if resp.getheader("Connection", "").lower() == "close":
-            self.http.drop()
         detail = data[:300].decode("utf-8", "replace")
         if status in (429, 408) or status >= 500:
             raise Retriable(f"HTTP {status}: {detail}", parse_retry_after(resp.getheader("Retry-After")))

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import email.utils
 import gzip
-import http.client
 import logging
 import os
-import ssl
 import threading
 import time
 from pathlib import Path
@@ -116,20 +114,8 @@ class LogharborSink(BufferedSink):
 
     def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
         body = self.encode(payload)
-        try:
-            conn = self.http.get()
-            conn.request("POST", self.path, body=body, headers=self.headers)
-            resp = conn.getresponse()
-            data = resp.read()
-        except ssl.SSLCertVerificationError as exc:
-            self.http.drop()
-            raise Retriable(f"TLS certificate not trusted: {exc.verify_message}") from None
-        except (OSError, http.client.HTTPException) as exc:
-            self.http.drop()
-            raise Retriable(f"{type(exc).__name__}: {exc}") from None
+        resp, data = self.http.post(self.path, body, self.headers)
         status = resp.status
-        if resp.getheader("Connection", "").lower() == "close":
-            self.http.drop()
         if 200 <= status < 300:
             self._metrics.bytes_sent.labels(self.name).inc(len(body))
             try:
