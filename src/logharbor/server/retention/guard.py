@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from logharbor.server.periodic import Periodic
 from logharbor.server.retention.mover import Mover
 from logharbor.server.wal import WalFull, WriteAheadLog
 
@@ -78,8 +78,9 @@ class DiskGuard:
         self.free_bytes = 0
         self.rejecting = False
         self.freed_rows = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # the lambda looks ``check`` up on every run, so a wrapper set on the instance applies
+        self._worker = Periodic("disk-guard", lambda: self.check(), lambda: self.interval_s,
+                                "disk guard check")
 
     def check(self) -> bool:
         """Measure, free one step if over the limit, and set :attr:`rejecting`; True when it freed."""
@@ -108,23 +109,10 @@ class DiskGuard:
         return False
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="disk-guard", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check()
-            except Exception:
-                log.exception("disk guard check failed")
-            self._stop.wait(self.interval_s)
+        self._worker.stop()
 
 
 class GuardedWal:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from logharbor.server.meta.db import MetaStore
+from logharbor.server.periodic import Periodic
 from logharbor.server.retention.rules import TIERS, RetentionPolicy, Rule, keep_sql, sample_threshold
 from logharbor.server.retention.tables import retention_moves, retention_policy
 from logharbor.server.retention.tiers import Tiers
@@ -58,8 +59,9 @@ class Mover:
         self.moved_rows = {"warm": 0, "cold": 0}
         self.deleted_rows = 0
         self.last_tick_ns: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # the lambda looks ``tick`` up on every run, so a wrapper set on the instance applies
+        self._worker = Periodic("retention-mover", lambda: self.tick(), lambda: self.interval_s,
+                                "retention tick")
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -81,23 +83,10 @@ class Mover:
     # -- the loop --------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="retention-mover", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("retention tick failed; retrying next interval")
-            self._stop.wait(self.interval_s)
+        self._worker.stop()
 
     def tick(self) -> dict[str, int]:
         """Recover unfinished moves, then apply every rule once; counts of what was done."""
