@@ -132,3 +132,15 @@ def server_factory(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-
 def server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
     """One real server process on loopback with a fresh data directory (batches flush fast)."""
     return server_factory("--batch-max-age", "0.2")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A real PostgreSQL (Debian's binaries) on loopback for the module; skipped where there is none."""
+    from tests.postgres import Postgres
+
+    pg = Postgres(free_port()).start()
+    try:
+        yield pg.url
+    finally:
+        pg.close()

@@ -1,23 +1,17 @@
 """The alert tables on PostgreSQL (what several servers share): states, outbox dedup and the lease.
 
-A real PostgreSQL from Debian's binaries is started on loopback for the module (as the
-``postgres`` user, since initdb refuses root); the test is skipped where there is none.
+A real PostgreSQL from Debian's binaries is started on loopback for the module (``pg_url`` in
+tests/conftest.py, tests/postgres.py); the test is skipped where there is none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from tests.conftest import free_port
 
 from logharbor.server.alerts.catalog import StoredRule
 from logharbor.server.alerts.evaluator import Evaluator, ManualClock
@@ -30,44 +24,6 @@ from logharbor.server.store.embedded import EmbeddedStore
 from .conftest import T0, S, insert, make_harness
 
 M = 60 * S
-def _pg_tool(name: str) -> str | None:
-    """Debian keeps the server tools in /usr/lib/postgresql/<version>/bin, off the PATH."""
-    found = shutil.which(name)
-    if found is None:
-        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-        found = str(candidates[-1]) if candidates else None
-    return found
-
-
-INITDB = _pg_tool("initdb")
-PG_CTL = _pg_tool("pg_ctl")
-
-
-def _as_postgres(*cmd: str) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if INITDB is None or PG_CTL is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    pytest.importorskip("psycopg")
-    root = Path(tempfile.mkdtemp(prefix="lh-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    subprocess.run(_as_postgres(INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
-                   check=True, capture_output=True, timeout=120)
-    port = free_port()
-    subprocess.run(_as_postgres(PG_CTL, "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                                f"-h 127.0.0.1 -p {port} -k {root}", "start"),
-                   check=True, capture_output=True, timeout=120)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres(PG_CTL, "-D", str(data), "-m", "immediate", "stop"), capture_output=True,
-                       timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Fixtures for the cluster tests: the ClickHouse HTTP double (chDB behind ClickHouse's HTTP
 interface, see chdouble.py), the stores the contract tests run against, and PostgreSQL.
 
-PostgreSQL is the alerting tests' fixture (Debian's initdb/pg_ctl on loopback), reused as is.
+PostgreSQL is the shared ``pg_url`` fixture of tests/conftest.py (Debian's initdb/pg_ctl on loopback).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.alerts.test_postgres import pg_url  # noqa: F401 - the shared PostgreSQL fixture
 from tests.conftest import ROOT
 
 USER, PASSWORD = "lh", "s3cret"
