@@ -24,7 +24,13 @@ import orjson
 from starlette.requests import HTTPConnection
 
 from logharbor.server.errors import error_body
-from logharbor.server.meta.keys import KeyStore, Principal
+from logharbor.server.meta.keys import (
+    OUTAGE_GRACE_S,
+    KeyStore,
+    MetadataUnavailable,
+    Principal,
+    outage_warning,
+)
 
 __all__ = ["AuthMiddleware", "RateLimiter", "principal_of", "required_permission", "scope_filter"]
 
@@ -144,7 +150,14 @@ class AuthMiddleware:
             return
         store = self.keys()
         credential = _credential(scope.get("headers", []))
-        principal = store.verify(credential) if (store is not None and credential) else None
+        try:
+            principal = store.verify(credential) if (store is not None and credential) else None
+        except MetadataUnavailable as exc:
+            outage_warning(f"{exc}; a key not checked in the last {OUTAGE_GRACE_S:.0f} s is refused (503)")
+            await _deny(scope, receive, send, 503, "metadata_unavailable",
+                        "the server cannot check API keys right now (its metadata database is "
+                        "unreachable); retry later", {"Retry-After": "5"})
+            return
         if principal is None:
             self._audit_failure(store, scope, "missing key" if not credential else "invalid key")
             await _deny(scope, receive, send, 401, "unauthorized",

@@ -66,7 +66,13 @@ class MetaStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        if url.startswith("postgresql"):
+            # a database that went away must not hang a request (the key check runs on the event
+            # loop's thread); pooled connections a restart killed are replaced before use
+            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True,
+                                                connect_args={"connect_timeout": 5})
+        else:
+            self.engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             @event.listens_for(self.engine, "connect")
             def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -16,15 +17,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from logharbor.server.meta.db import MetaStore, api_keys, audit_log
 
-__all__ = ["ROLES", "KeyRequestError", "KeyStore", "NewKey", "Principal"]
+__all__ = ["ROLES", "KeyRequestError", "KeyStore", "MetadataUnavailable", "NewKey", "Principal"]
 
 ROLES = ("admin", "writer", "reader")
 #: what each role may do; admin may do everything
 _ALLOWED = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"}}
 _CACHE_S = 5.0  # a revoked key stops working on other servers within this long
+#: while the metadata database cannot be reached, a key verified within this long keeps working
+#: (ingest and queries go on through a PostgreSQL restart or failover); others get a 503
+OUTAGE_GRACE_S = 600.0
+
+
+log = logging.getLogger("logharbor.auth")
+_last_warning = [0.0]
+
+
+class MetadataUnavailable(RuntimeError):
+    """The metadata database could not be reached to check a key."""
+
+
+def outage_warning(text: str) -> None:
+    """Log a metadata outage at most every 10 s (not once per request)."""
+    now = time.monotonic()
+    if now - _last_warning[0] >= 10.0:
+        _last_warning[0] = now
+        log.warning("%s", text)
 
 
 class KeyRequestError(ValueError):
@@ -114,8 +135,15 @@ class KeyStore:
             cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < _CACHE_S:
             return cached[1]
-        with self.meta.engine.connect() as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+        try:
+            with self.meta.engine.connect() as conn:
+                row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+        except SQLAlchemyError as exc:
+            if cached is not None and cached[1] is not None and now - cached[0] < OUTAGE_GRACE_S:
+                outage_warning(f"metadata database unreachable ({type(exc).__name__}): keys checked in "
+                               f"the last {OUTAGE_GRACE_S:.0f} s are accepted from memory")
+                return cached[1]  # the entry keeps its time: the grace runs from the last real check
+            raise MetadataUnavailable(f"the metadata database is unreachable: {type(exc).__name__}") from exc
         principal = None
         if (row is not None and hmac.compare_digest(row["secret_hash"], digest)
                 and row["revoked_ns"] is None
