@@ -222,3 +222,21 @@ def test_cli_reconnects_after_a_server_restart(tmp_path) -> None:  # type: ignor
         proc.terminate()
         proc.wait(timeout=30)
         server.stop()
+
+
+def test_the_tail_client_limit_is_a_server_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = ServerProcess(tmp_path / "data", "--batch-max-age", "0.2", "--tail-max-clients", "2").start()
+    clients = [SseClient(proc, FILTER), SseClient(proc, "service:search")]
+    try:
+        for c in clients:
+            c.wait_subscribed()
+        refused = http_error(proc, "*")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "too_many_tail_clients" and "2 tail clients" in refused.text
+        clients.pop().close()
+        # the freed place is taken by the next client
+        assert wait_until(lambda: http_error(proc, "bad(").status_code == 400, 30)
+    finally:
+        for c in clients:
+            c.close()
+        proc.stop()

@@ -76,6 +76,8 @@ def register(app: typer.Typer) -> None:
         retention_interval: float = typer.Option(60.0, help="seconds between two retention mover runs"),
         disk_max_mb: int | None = typer.Option(None, help="data dir size (MiB) the disk guard keeps under"),
         disk_min_free_mb: int = typer.Option(100, help="less free disk (MiB) than this: ingest answers 429"),
+        tail_max_clients: int = typer.Option(1000, help="live tail clients this server serves (more: 503)"),
+        tail_max_pending_mb: int = typer.Option(64, help="MiB of new records held for tail filters"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -97,6 +99,8 @@ def register(app: typer.Typer) -> None:
                                   listener_tls_cert=listener_tls_cert, listener_tls_key=listener_tls_key,
                                   cold_storage=cold_storage, cold_endpoint=cold_endpoint,
                                   retention_interval_s=retention_interval,
+                                  tail_max_clients=tail_max_clients,
+                                  tail_max_pending_bytes=tail_max_pending_mb * 1024 * 1024,
                                   disk_max_bytes=disk_max_mb * 1024 * 1024 if disk_max_mb else None,
                                   disk_min_free_bytes=disk_min_free_mb * 1024 * 1024,
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))

@@ -190,7 +190,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             retention.mover.tick = lead_only(runtime.leader, retention.mover.tick)  # type: ignore[method-assign]
         retention.start()
         app.state.store = runtime.store
-        tail = app.state.tail_hub = TailHub(runtime.store)
+        tail = app.state.tail_hub = TailHub(runtime.store, max_clients=config.tail_max_clients,
+                                            max_pending_bytes=config.tail_max_pending_bytes)
         alerts = None
         # servers sharing a ClickHouse store: tail also what the others ingested (tail_feed.py)
         feed = TailFeed(runtime.store, tail, settle_s=config.batch_max_age_s + 1.0) \

@@ -70,6 +70,10 @@ class ServerConfig(BaseModel):
     query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")
     query_max_memory_bytes: int = Field(2048 * MiB, ge=16 * MiB, description="engine memory cap per query")
 
+    tail_max_clients: int = Field(1000, ge=1, description="live tail clients one server serves (more: 503)")
+    tail_max_pending_bytes: int = Field(64 * MiB, ge=1 * MiB,
+                                        description="new records held for tail filters (oldest skipped)")
+
     cold_storage: str = Field("cold", description="cold tier: a folder (relative to data_dir) or s3://bucket/prefix")
     cold_endpoint: str | None = Field(None, description="S3 endpoint URL of the cold tier (AWS_ENDPOINT_URL)")
     retention_interval_s: float = Field(60.0, gt=0, description="seconds between two runs of the mover")
