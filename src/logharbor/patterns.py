@@ -9,8 +9,9 @@ a Drain-style merge over the masked token sequences of one service (docs/pattern
 
 It works token by token (words without digits pass untouched, which is most of them, so the cost
 is a few µs per message): quoted strings, then per token URLs, UUIDs, e-mail addresses,
-IPv4/IPv6 addresses with an optional port, hex ids (≥ 8 hex digits with a digit), paths of two
-or more segments (or with a file extension), numbers with a unit kept (``12ms`` → ``<num>ms``),
+IPv4/IPv6 addresses with an optional port, hex ids (≥ 8 hex digits with a digit), the values of
+a path's query string (``/search?q=<*>``), paths of two or more segments (or with a file
+extension), numbers with a unit kept (``12ms`` → ``<num>ms``),
 and any other token holding a digit (``o-42``, ``req_9f``) becomes ``<*>``.
 """
 
@@ -54,8 +55,14 @@ def _classify(core: str) -> str | None:
         return "<ip>"
     if len(core) >= 8 and _HEX.fullmatch(core):
         return "<hex>"
-    if core[0] == "/" and _PATH.fullmatch(core):
-        return "<path>"
+    if core[0] == "/":
+        if "?" in core and "=" in core:  # /search?q=decaf&page=2 → /search?q=<*>&page=<*>
+            path, _, query = core.partition("?")
+            path = "<path>" if _PATH.fullmatch(path) else path
+            return path + "?" + "&".join(kv.partition("=")[0] + "=<*>" if "=" in kv else kv
+                                         for kv in query.split("&"))
+        if _PATH.fullmatch(core):
+            return "<path>"
     return None
 
 

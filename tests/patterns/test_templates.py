@@ -25,6 +25,11 @@ from logharbor.patterns import pattern_id, template_of
     ("retry ٣ of 0000000٣", "retry <num> of <num>"),  # non-ASCII digits: not the fast path
     ("from fe80::1 and 10.0.0.1:443 wrote /var/log/app.log", "from <ip> and <ip> wrote <path>"),
     ("  spaces\tand\ttabs  fold ", "spaces and tabs fold"),
+    # a query string's values are parameters (one template for every search), its names are not
+    ("GET /search?q=descaler HTTP/1.1", "GET /search?q=<*> <*>"),
+    ("GET /search?q=milk+frother&page=2 HTTP/1.1", "GET /search?q=<*>&page=<*> <*>"),
+    ("GET /api/orders?id=5 200", "GET <path>?id=<*> <num>"),
+    ("GET /?page=2 ok", "GET /?page=<*> ok"),
 ])
 def test_examples(message: str, template: str) -> None:
     assert template_of(message) == template
