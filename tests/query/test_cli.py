@@ -57,7 +57,7 @@ def corpus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def cli(url: str | None, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOGHARBOR_")}
-    full_env.update(COLUMNS="200", **(env or {}))
+    full_env.update({"COLUMNS": "200", **(env or {})})
     server = [] if url is None else ["--server", url]
     return subprocess.run([sys.executable, "-m", "logharbor.cli.query", *args, *server],
                           capture_output=True, text=True, env=full_env, timeout=120)
@@ -122,3 +122,23 @@ def test_unreachable_server_exit_2() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("logharbor query: cannot reach the server at http://127.0.0.1:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_narrow_terminal_never_crops_or_squeezes_columns(corpus_url: str) -> None:
+    """Short values (ids, counts) keep their width; when the columns cannot fit, each row is a
+    block of ``name  value`` lines rather than a table with columns cut off."""
+    q = "* | stats count() as n, count_uniq(service) as services, min(timestamp) as first by level"
+    wide = cli(corpus_url, q, *WINDOW)
+    middle = cli(corpus_url, q, *WINDOW, env={"COLUMNS": "40"})  # fits once `first` wraps
+    narrow = cli(corpus_url, q, *WINDOW, env={"COLUMNS": "30"})  # does not fit
+    assert wide.returncode == middle.returncode == narrow.returncode == 0, narrow.stderr
+    for out in (wide.stdout, middle.stdout):
+        header = next(line for line in out.splitlines() if "level" in line)
+        assert [c.strip() for c in header.strip("┃ ").split("┃")] == ["level", "n", "services", "first"]
+        assert "│ ERROR │ " in out  # short columns keep their width
+    assert all(len(line) <= 40 for line in middle.stdout.splitlines())
+    assert "┏" not in narrow.stdout
+    blocks = [line for line in narrow.stdout.splitlines() if line.startswith("── ")]
+    assert len(blocks) == 6 and "6 rows" in narrow.stdout
+    assert any(line.split() == ["level", "ERROR"] for line in narrow.stdout.splitlines())
+    assert all(len(line) <= 30 for line in narrow.stdout.splitlines())

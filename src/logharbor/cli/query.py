@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ __all__ = ["register", "run_query"]
 #: record fields shown in the human table, in this order, when present
 _RECORD_COLUMNS = ("timestamp", "level", "service", "host", "message")
 _OUTPUTS = ("table", "json", "ndjson", "csv")
+_KEEP_WIDTH = 20  # a column whose values are this short is never squeezed or wrapped
+_PIPE_WIDTH = 160  # table width when the output is not a terminal (COLUMNS overrides)
+_WRAP_MIN = 12  # the narrowest a wrapping text column may get before rows are printed as blocks
 
 
 class CliError(Exception):
@@ -59,6 +63,7 @@ def _cell(value: Any) -> str:
 
 def _print_table(answer: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     rows = answer.get("rows", [])
@@ -66,13 +71,31 @@ def _print_table(answer: dict[str, Any]) -> None:
     if answer.get("kind") == "records":
         present = [c for c in _RECORD_COLUMNS if any(c in row for row in rows)]
         columns = present or columns
-    table = Table(show_lines=False, header_style="bold")
-    for name in columns:
-        table.add_column(name, overflow="fold", no_wrap=name != "message")
-    for row in rows:
-        table.add_row(*(_cell(row.get(name)) for name in columns))
+    cells = [[_cell(row.get(name)) for name in columns] for row in rows]
     console = Console()
-    console.print(table)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=_PIPE_WIDTH)  # into a file or a pager: no terminal to fit
+    # short values (ids, counts, levels, services) keep their width, long text wraps into the rest;
+    # when even that does not fit the terminal, one block per row instead of a cropped table
+    widths = [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+    short = [max([1, *(len(r[i]) for r in cells)]) <= _KEEP_WIDTH for i in range(len(columns))]
+    needed = sum(w if s else _WRAP_MIN for w, s in zip(widths, short, strict=True)) + 3 * len(columns) + 1
+    if needed > console.width and len(columns) > 1:
+        pad = max(len(name) for name in columns)
+        for n, r in enumerate(cells, 1):
+            console.print(f"── {n} " + "─" * max(0, min(console.width, 60) - 5 - len(str(n))), style="dim")
+            for name, value in zip(columns, r, strict=True):
+                console.print(f"[bold]{escape(name.ljust(pad))}[/bold]  {escape(value)}", overflow="fold")
+    else:
+        table = Table(show_lines=False, header_style="bold")
+        for name, width, is_short in zip(columns, widths, short, strict=True):
+            if is_short:
+                table.add_column(name, min_width=width, no_wrap=True)
+            else:
+                table.add_column(name, overflow="fold")
+        for r in cells:
+            table.add_row(*r)
+        console.print(table)
     stats = answer.get("stats") or {}
     console.print(f"{len(rows)} rows in {stats.get('elapsed_ms', '?')} ms", style="dim")
 
