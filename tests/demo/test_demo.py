@@ -37,7 +37,7 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
         assert key, out
         assert f"http://127.0.0.1:{port}" in out
         queries = re.findall(r"logharbor query '(.+?)' --since 1h", out)
-        assert len(queries) == 3, out
+        assert len(queries) == 4, out
         headers = {"authorization": f"Bearer {key[1]}"}
         results: dict[str, list[dict]] = {}  # type: ignore[type-arg]
         for q in queries:
@@ -55,6 +55,8 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
         (trace_query,) = [q for q in queries if q.startswith("trace_id:")]
         layers = {r["source"] for r in results[trace_query]}
         assert layers == {"alb", "nginx", "app"}, layers
+        templates = results["level:>=WARN | patterns"]
+        assert templates and all(set(t) >= {"pattern_id", "template", "count"} for t in templates)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -33,6 +33,9 @@ def _pick_port(wanted: int) -> int:
         return sock.getsockname()[1]
 
 
+_PATTERNS_QUERY = "level:>=WARN | patterns"
+
+
 def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, key_file: Path,
                    logs: str, trace: str | None, request_id: str | None) -> None:
     console.print(f"\n[green]server[/]  {url}", highlight=False)
@@ -48,6 +51,8 @@ def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, 
                       f"$LOGHARBOR_API_KEY\" -H 'content-type: application/json' -d '{body}'",
                       soft_wrap=True, highlight=False)
         console.print(f"  logharbor query '{q}' --since 1h", soft_wrap=True, highlight=False)
+    console.print(f"  logharbor query '{_PATTERNS_QUERY}' --since 1h   # the shapes the warnings take",
+                  soft_wrap=True, highlight=False)
     if request_id or trace:
         console.print(f"  logharbor trace {request_id or trace}", soft_wrap=True, highlight=False)
     console.print("  logharbor tail 'service:checkout AND level:ERROR'", soft_wrap=True, highlight=False)
