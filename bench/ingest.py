@@ -7,6 +7,13 @@ client processes, then reports one JSON line per figure set:
     python bench/ingest.py --records 1000000 --batch 2000 --clients 4
 
 Storage is measured after the batcher drained and the store merged its parts (steady state).
+
+``--in-process`` starts no server: it times, in this process, the CPU each record costs in the
+steps of the native decoder (``orjson.loads``, ``record.normalize``, the store-row encoding, and
+the whole line loop ``decode_ndjson`` on bodies of ``--batch`` lines), best of ``--rounds``, with
+``time.process_time`` (steadier than wall clock on a shared machine):
+
+    python bench/ingest.py --in-process --records 50000 --rounds 5
 """
 
 from __future__ import annotations
@@ -87,13 +94,71 @@ def peak_rss_mib(pid: int) -> float:
     return -1.0
 
 
+def in_process(records: int, batch: int, rounds: int) -> None:
+    """CPU µs per record of each step of the native decoder, on the demo mix (no server)."""
+    from logharbor.record import normalize
+    from logharbor.server.ingest.base import RecordLimits
+    from logharbor.server.ingest.native import decode_ndjson
+    from logharbor.server.store import rows
+
+    lines = demo_mix(records)
+    bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+    received = time.time_ns()
+    limits = RecordLimits()
+    objs = [orjson.loads(line) for line in lines]
+    normalized = [normalize(obj, received_ns=received) for obj in objs]
+
+    def loads() -> None:
+        for line in lines:
+            orjson.loads(line)
+
+    def normalize_all() -> None:
+        for obj in objs:
+            normalize(obj, received_ns=received)
+
+    def encode_rows() -> None:
+        for record in normalized:
+            rows.encode_row(record)
+
+    def decode_bodies() -> None:
+        for body in bodies:
+            decode_ndjson(body, received_ns=received, limits=limits)
+
+    steps = [("orjson.loads", loads), ("normalize", normalize_all), ("encode_row", encode_rows)]
+    encode_record = getattr(rows, "encode_record", None)  # the one-pass encoder, where there is one
+    if encode_record is not None:
+        def encode_records() -> None:
+            for obj in objs:
+                encode_record(obj, received_ns=received)
+
+        steps.append(("encode_record", encode_records))
+    steps.append(("decode_ndjson", decode_bodies))
+    for step, fn in steps:
+        fn()  # warm: caches filled as a running server's are
+        best = min(_cpu_seconds(fn) for _ in range(rounds))
+        emit(stage="in_process", step=step, records=len(lines), rounds=rounds,
+             us_per_record=round(best / len(lines) * 1e6, 2))
+
+
+def _cpu_seconds(fn: object) -> float:
+    t0 = time.process_time()
+    fn()  # type: ignore[operator]
+    return time.process_time() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--in-process", action="store_true",
+                    help="no server: CPU µs per record of each decoder step, best of --rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --in-process")
     args = ap.parse_args()
+    if args.in_process:
+        in_process(args.records, args.batch, args.rounds)
+        return
 
     t0 = time.perf_counter()
     lines = demo_mix(args.records)

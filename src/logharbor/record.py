@@ -180,16 +180,41 @@ def parse_timestamp(value: Any) -> int:
 
 
 _DAY_SECONDS: dict[str, int] = {}
+_MINUTE_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" (checked) → its seconds since the epoch
 _FAST_FRACTION = frozenset((20, *range(22, 31)))  # lengths of …SSZ and …SS.fZ to …SS.fffffffffZ
 
 
 def _fast_utc(text: str) -> int | None:
     """``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, the form nearly every shipper sends, without the regex.
 
-    Returns None for anything else (the general parser then decides).
+    Returns None for anything else (the general parser then decides). The date, hour and minute
+    of the timestamps of one stream repeat, so they are looked up, checked once.
     """
     n = len(text)
-    if n not in _FAST_FRACTION or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+    if n not in _FAST_FRACTION or text[-1] != "Z" or text[16] != ":":
+        return None
+    minute = _MINUTE_SECONDS.get(text[:16])
+    if minute is None:
+        return _fast_utc_first(text, n)
+    sec = text[17:19]
+    if not sec.isdigit():
+        return None
+    ss = int(sec)
+    if ss > 59:
+        return None
+    frac = 0
+    if n > 20:
+        digits = text[20:-1]
+        if text[19] != "." or not digits.isdigit():
+            return None
+        frac = int(digits) * _FRACTION_SCALE[len(digits)]
+    ns = (minute + ss) * _NS + frac
+    return ns if ns <= _MAX_NS else None
+
+
+def _fast_utc_first(text: str, n: int) -> int | None:
+    """:func:`_fast_utc` for a minute not seen yet: every check, then the minute is remembered."""
+    if text[10] != "T" or text[13] != ":":
         return None
     day = _DAY_SECONDS.get(text[:10])
     if day is None:
@@ -210,13 +235,16 @@ def _fast_utc(text: str) -> int | None:
     hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
     if hh > 23 or mm > 59 or ss > 59:
         return None
+    if len(_MINUTE_SECONDS) > 4096:
+        _MINUTE_SECONDS.clear()
+    minute = _MINUTE_SECONDS[text[:16]] = day + hh * 3600 + mm * 60
     frac = 0
     if n > 20:
         digits = text[20:-1]
         if text[19] != "." or not digits.isdigit():
             return None
         frac = int(digits) * _FRACTION_SCALE[len(digits)]
-    ns = (day + hh * 3600 + mm * 60 + ss) * _NS + frac
+    ns = (minute + ss) * _NS + frac
     return ns if ns <= _MAX_NS else None
 
 
@@ -406,6 +434,179 @@ def _http_value(name: str, value: Any) -> Any:
         raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
 
 
+#: A record's keys, in order, → what to take from it. Agents, SDKs and parsers send a few key
+#: shapes over and over, so which keys are aliases of which field is worked out once per shape.
+#: A plan is ``(keys, fields, simple, flat_http)``: the alias keys among the record's keys,
+#: grouped by field and best first within a field, the field of each, whether every field has
+#: just one of them, and whether any ``http.<name>`` key is among them.
+_Plan = tuple[tuple[Any, ...], tuple[str, ...], bool, bool]
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+_PLANS_MAX = 1024  # distinct shapes kept; cleared when full (a flood of shapes only misses)
+_PLAN_KEYS_MAX = 64  # records with more keys are planned each time, never cached
+
+
+def _plan_of(keys: tuple[Any, ...]) -> _Plan:
+    groups: dict[str, list[tuple[int, Any]]] = {}
+    for key in keys:
+        if key in _ALIAS_KEYS:
+            field, priority = _ALIASES[key]
+            groups.setdefault(field, []).append((priority, key))
+    alias_keys: list[Any] = []
+    fields: list[str] = []
+    for field, cands in groups.items():
+        for _, key in sorted(cands, key=_priority):
+            alias_keys.append(key)
+            fields.append(field)
+    return (tuple(alias_keys), tuple(fields), len(fields) == len(groups),
+            any(field.startswith("http.") for field in groups))
+
+
+def _priority(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
+_LEVEL_CACHE: dict[str, str] = {}  # level text → level: a source uses a few spellings
+_LEVEL_CACHE_MAX = 256
+
+
+def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
+    """The canonical values of one record, in the order :func:`normalize` stores them:
+    ``(timestamp, message, service, source, host, instance, env, version, tenant, trace_id,
+    span_id, request_id, http, level, attributes)``, before ``defaults`` and the ``unknown`` service.
+
+    Shared by :func:`normalize` and the store-row encoder (``store.rows.encode_record``), which
+    builds its row from these values without the normalized dict in between. The order of the
+    steps is the order in which values are checked, so the first bad value is the one reported.
+    """
+    # the copy runs in C; only the few alias keys are visited in Python, as the shape's plan says
+    attributes = dict(obj)
+    keys = tuple(attributes)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        plan = _plan_of(keys)
+        if len(keys) <= _PLAN_KEYS_MAX:
+            if len(_PLANS) >= _PLANS_MAX:
+                _PLANS.clear()
+            _PLANS[keys] = plan
+    alias_keys, fields, simple, flat_http = plan
+    # every alias key leaves the attributes; per field the first one with a value wins
+    values = list(map(attributes.pop, alias_keys))
+    if simple and None not in values and "" not in values:
+        found: dict[str, Any] = dict(zip(fields, values, strict=True))
+    else:
+        found = {}
+        for field, value in zip(fields, values, strict=True):
+            if value is None or value == "" or field in found:
+                continue
+            found[field] = value
+
+    nested_attrs = found.pop("attributes", None)
+    if nested_attrs is not None:
+        if isinstance(nested_attrs, Mapping):
+            attributes = {**nested_attrs, **attributes}
+        else:
+            attributes["attributes"] = nested_attrs
+
+    get = found.get
+    value = get("timestamp")
+    if value is None:
+        timestamp = now
+    else:
+        timestamp = _fast_utc(value) if type(value) is str else None
+        if timestamp is None:
+            timestamp = parse_timestamp(value)
+
+    message = get("message")
+    if message is None:
+        message = ""
+    elif type(message) is not str:
+        message = _as_text(message)
+    service = get("service")
+    if service is not None and type(service) is not str:
+        service = _as_text(service)
+    source = get("source")
+    if source is not None and type(source) is not str:
+        source = _as_text(source)
+    host = get("host")
+    if host is not None and type(host) is not str:
+        host = _as_text(host)
+    instance = get("instance")
+    if instance is not None and type(instance) is not str:
+        instance = _as_text(instance)
+    env = get("env")
+    if env is not None and type(env) is not str:
+        env = _as_text(env)
+    version = get("version")
+    if version is not None and type(version) is not str:
+        version = _as_text(version)
+    tenant = get("tenant")
+    if tenant is not None and type(tenant) is not str:
+        tenant = _as_text(tenant)
+
+    # trace / request ids: several header forms; keep the raw header when it carried more
+    trace_raw = get("trace")
+    request_raw = get("request")
+    span_raw = get("span")
+    trace_id = None
+    span_id = _as_text(span_raw).lower() if span_raw is not None else None
+    if trace_raw is not None:
+        trace_id = normalize_trace_id(trace_raw)
+        text = trace_raw if type(trace_raw) is str else _as_text(trace_raw)
+        if trace_id is None:
+            # not a trace id we know: it still identifies the request
+            if request_raw is None:
+                request_raw = text
+            else:
+                attributes["trace_raw"] = text
+        elif len(text) != 32:
+            attributes["trace_header"] = text
+            if span_id is None:
+                span_id = traceparent_span_id(text)
+    if request_raw is not None and type(request_raw) is not str:
+        request_raw = _as_text(request_raw)
+
+    http: dict[str, Any] = {}
+    nested = get("http")
+    if nested is not None:
+        if type(nested) is dict or isinstance(nested, Mapping):
+            for key, value in nested.items():
+                if value is None:
+                    continue
+                kind = HTTP_FIELDS.get(key)
+                if kind is None:
+                    attributes[f"http.{key}"] = value
+                elif type(value) is kind and (kind is str or value >= 0):
+                    http[key] = value  # the common case: already the right type
+                else:
+                    http[key] = _http_value(key, value)
+        else:
+            attributes["http"] = nested
+    if flat_http and len(found) > len(http):
+        for name in HTTP_FIELDS:
+            value = get("http." + name)
+            if value is not None and name not in http:
+                http[name] = _http_value(name, value)
+
+    value = get("level")
+    level = None
+    if value is not None:
+        if type(value) is str:
+            level = _LEVEL_CACHE.get(value)
+            if level is None:
+                level = normalize_level(value)
+                if level is not None and len(_LEVEL_CACHE) < _LEVEL_CACHE_MAX:
+                    _LEVEL_CACHE[value] = level
+        else:
+            level = normalize_level(value)
+    if level is None:
+        if value is not None:
+            attributes["level_raw"] = value
+        status = http.get("status")
+        level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
+    return (timestamp, message, service, source, host, instance, env, version, tenant, trace_id,
+            span_id, request_raw, http, level, attributes)
+
+
 def normalize(
     obj: Mapping[str, Any],
     *,
@@ -419,93 +620,18 @@ def normalize(
     example ``source`` or ``host`` known to the shipper). The input is not modified. When several
     aliases of one field are present, the canonical name wins, then the aliases in table order.
     """
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
     now = received_ns if received_ns is not None else time.time_ns()
-    found: dict[str, Any] = {}
-    rank: dict[str, int] = {}
-    # the copy and the key intersection run in C; only the few alias keys are visited in Python
-    attributes = dict(obj)
-    for key in obj.keys() & _ALIAS_KEYS:
-        value = attributes.pop(key)
-        if value is None or value == "":
-            continue
-        field, priority = _ALIASES[key]
-        if field not in found or priority < rank[field]:
-            found[field] = value
-            rank[field] = priority
-
-    nested_attrs = found.pop("attributes", None)
-    if nested_attrs is not None:
-        if isinstance(nested_attrs, Mapping):
-            attributes = {**nested_attrs, **attributes}
-        else:
-            attributes["attributes"] = nested_attrs
-
-    ts_value = found.get("timestamp")
-    timestamp = now if ts_value is None else parse_timestamp(ts_value)
-    record: dict[str, Any] = {"timestamp": timestamp, "observed_timestamp": now}
-
-    message = found.get("message")
-    record["message"] = "" if message is None else _as_text(message)
-    for name in ("service", "source", "host", "instance", "env", "version", "tenant"):
-        value = found.get(name)
-        record[name] = None if value is None else _as_text(value)
-
-    # trace / request ids: several header forms; keep the raw header when it carried more
-    trace_raw = found.get("trace")
-    request_raw = found.get("request")
-    span_raw = found.get("span")
-    trace_id = None
-    span_id = _as_text(span_raw).lower() if span_raw is not None else None
-    if trace_raw is not None:
-        trace_id = normalize_trace_id(trace_raw)
-        text = _as_text(trace_raw)
-        if trace_id is None:
-            # not a trace id we know: it still identifies the request
-            if request_raw is None:
-                request_raw = text
-            else:
-                attributes["trace_raw"] = text
-        elif len(text) != 32:
-            attributes["trace_header"] = text
-            if span_id is None:
-                span_id = traceparent_span_id(text)
-    record["trace_id"] = trace_id
-    record["span_id"] = span_id
-    record["request_id"] = _as_text(request_raw) if request_raw is not None else None
-
-    http: dict[str, Any] = {}
-    nested = found.get("http")
-    if nested is not None:
-        if isinstance(nested, Mapping):
-            for key, value in nested.items():
-                if value is None:
-                    continue
-                if key in HTTP_FIELDS:
-                    http[key] = _http_value(key, value)
-                else:
-                    attributes[f"http.{key}"] = value
-        else:
-            attributes["http"] = nested
-    if len(found) > len(http):
-        for name in HTTP_FIELDS:
-            value = found.get("http." + name)
-            if value is not None and name not in http:
-                http[name] = _http_value(name, value)
-    record["http"] = http
-
-    level_value = found.get("level")
-    level = normalize_level(level_value) if level_value is not None else None
-    if level is None:
-        if level_value is not None:
-            attributes["level_raw"] = level_value
-        status = http.get("status")
-        level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
-    record["level"] = level
-    record["severity_number"] = _SEVERITY_NUMBER[level]
-    record["attributes"] = attributes
-
+    (timestamp, message, service, source, host, instance, env, version, tenant, trace_id, span_id,
+     request_id, http, level, attributes) = _fold(obj, now)
+    record: dict[str, Any] = {
+        "timestamp": timestamp, "observed_timestamp": now, "message": message, "service": service,
+        "source": source, "host": host, "instance": instance, "env": env, "version": version,
+        "tenant": tenant, "trace_id": trace_id, "span_id": span_id, "request_id": request_id,
+        "http": http, "level": level, "severity_number": _SEVERITY_NUMBER[level],
+        "attributes": attributes,
+    }
     if defaults:
         for key, value in defaults.items():
             if record.get(key) is None and key in STRING_FIELDS:

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from logharbor.record import HTTP_FIELDS, RecordError, normalize
-from logharbor.server.ingest.base import RecordLimits, stamp_tenant
-from logharbor.server.store.rows import encode_row
+from logharbor.record import HTTP_FIELDS, RecordError
+from logharbor.server.ingest.base import RecordLimits
+from logharbor.server.store.rows import encode_record
 
 __all__ = ["BulkItem", "decode_bulk", "ecs_to_raw"]
 
@@ -248,7 +248,7 @@ def decode_bulk(
         if doc_id:
             raw.setdefault("doc_id", doc_id)
         try:
-            rows.append(encode_row(stamp_tenant(normalize(raw, received_ns=received_ns), tenant)))
+            rows.append(encode_record(raw, received_ns=received_ns, tenant=tenant))
         except RecordError as exc:
             items.append((action, index, doc_id, 400, "document_parsing_exception", str(exc)))
             continue

@@ -35,7 +35,7 @@ import msgpack
 import orjson
 from fastapi import APIRouter
 
-from logharbor.record import RecordError, normalize
+from logharbor.record import RecordError
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
     AllowList,
@@ -44,7 +44,7 @@ from logharbor.server.ingest.listener import (
     server_tls_context,
     write_with_backpressure,
 )
-from logharbor.server.store.rows import encode_row
+from logharbor.server.store.rows import encode_record
 
 __all__ = ["ForwardIngest", "decode_entries", "decode_groups"]
 
@@ -120,9 +120,9 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
             if problem is not None:
                 raise RecordError(problem)
             try:
-                rows.append(encode_row(normalize(raw, received_ns=received_ns)))
+                rows.append(encode_record(raw, received_ns=received_ns))
             except (TypeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
-                rows.append(encode_row(normalize(_clean(raw), received_ns=received_ns)))
+                rows.append(encode_record(_clean(raw), received_ns=received_ns))
         except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
             rejected += 1
             log.debug("forward record rejected: %s", exc)

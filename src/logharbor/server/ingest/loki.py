@@ -36,12 +36,12 @@ from google.protobuf.message import DecodeError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from logharbor.record import RecordError, normalize
+from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
-from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body, stamp_tenant
-from logharbor.server.store.rows import encode_row
+from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
+from logharbor.server.store.rows import encode_record
 
 __all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
 
@@ -144,8 +144,7 @@ class _Entries:
         try:
             if problem is not None:
                 raise RecordError(problem)
-            self.rows.append(encode_row(stamp_tenant(normalize(raw, received_ns=self.received_ns),
-                                                     self.tenant)))
+            self.rows.append(encode_record(raw, received_ns=self.received_ns, tenant=self.tenant))
         except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
             self.errors.append(ItemError(self.n, str(exc)))
 

@@ -38,12 +38,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from logharbor.record import RecordError, normalize
+from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
-from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body, stamp_tenant
-from logharbor.server.store.rows import encode_row
+from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
+from logharbor.server.store.rows import encode_record
 
 __all__ = ["OtlpIngest", "decode_otlp"]
 
@@ -169,8 +169,7 @@ class _Batch:
         try:
             if problem is not None:
                 raise RecordError(problem)
-            record = normalize(raw, received_ns=self.received_ns)
-            self.rows.append(encode_row(stamp_tenant(record, self.tenant)))
+            self.rows.append(encode_record(raw, received_ns=self.received_ns, tenant=self.tenant))
         except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
             self.rejected += 1
             if not self.first_error:

@@ -1,0 +1,623 @@
+"""FROZEN reference: ``record.normalize`` and the store-row encoding as they were before the
+ingest fast path (commit 17805cb, 2026-11-25). Do not edit or "fix" this file: the differential
+test (test_differential.py) holds the optimized path to exactly these rows and these errors,
+quirks included (see the notes there). Copied verbatim from ``src/logharbor/record.py``, with
+``encode_row`` from ``server/store/rows.py`` and the line loop of ``server/ingest/native.py``
+appended at the end.
+"""
+# ruff: noqa
+
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "CANONICAL_FIELDS",
+    "HTTP_FIELDS",
+    "LEVELS",
+    "TIMESTAMP_KEYS",
+    "RecordError",
+    "format_timestamp",
+    "normalize",
+    "normalize_level",
+    "normalize_trace_id",
+    "parse_timestamp",
+    "severity_number",
+    "to_wire",
+]
+
+
+class RecordError(ValueError):
+    """A value cannot become part of a canonical record; the message says which and why."""
+
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+_SEVERITY_NUMBER = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+
+#: Canonical top-level string fields besides timestamp/level/http, in storage order.
+STRING_FIELDS = (
+    "service", "source", "host", "instance", "env", "version", "message",
+    "trace_id", "span_id", "request_id", "tenant",
+)
+#: Typed HTTP fields and their Python types (stored as ``http_<name>`` columns).
+HTTP_FIELDS: dict[str, type] = {
+    "method": str, "path": str, "status": int, "duration_ms": float, "client_ip": str,
+    "user_agent": str, "bytes_sent": int, "referer": str,
+}
+CANONICAL_FIELDS = (
+    "timestamp", "observed_timestamp", "level", "severity_number", *STRING_FIELDS, "http",
+)
+
+# Alias tables: the first key present wins; the canonical name is tried first.
+TIMESTAMP_KEYS = _TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
+_MESSAGE_KEYS = ("message", "msg", "short_message", "log", "event")
+_LEVEL_KEYS = ("level", "severity", "lvl", "levelname", "log.level", "loglevel", "severity_text")
+_TRACE_KEYS = ("trace_id", "traceId", "trace.id", "traceparent", "trace", "x_amzn_trace_id",
+               "X-Amzn-Trace-Id")
+_SPAN_KEYS = ("span_id", "spanId", "span.id")
+_REQUEST_KEYS = ("request_id", "requestId", "request.id", "req_id", "x_request_id", "X-Request-ID")
+_SERVICE_KEYS = ("service", "service.name", "service_name", "serviceName")
+_HOST_KEYS = ("host", "hostname", "host.name")
+_ENV_KEYS = ("env", "environment", "deployment.environment")
+_VERSION_KEYS = ("version", "service.version")
+_SIMPLE = {
+    "source": ("source",), "instance": ("instance",), "tenant": ("tenant",),
+    "host": _HOST_KEYS, "env": _ENV_KEYS, "version": _VERSION_KEYS,
+}
+
+# ---------------------------------------------------------------------------------------------
+# timestamps
+
+_NS = 1_000_000_000
+#: DateTime64(9) holds 1900-01-01 .. 2262-04-11; we accept 1970 .. 2262 (negative epochs are
+#: almost always a unit mistake in a log line).
+_MAX_NS = 9_223_372_036_854_775_807
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9})\d*)?)?)?"
+    r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?"
+)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _epoch_to_ns(value: float | int) -> int:
+    """Epoch number in s, ms, µs or ns (told apart by magnitude, as Vector and Filebeat do)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise RecordError(f"timestamp {value!r} is not a finite number")
+    if value < 0:
+        raise RecordError(f"timestamp {value!r} is before 1970")
+    if value < 1e11:  # seconds: until year 5138
+        ns = round(value * _NS) if isinstance(value, float) else value * _NS
+    elif value < 1e14:  # milliseconds
+        ns = round(value * 1_000_000) if isinstance(value, float) else value * 1_000_000
+    elif value < 1e17:  # microseconds
+        ns = round(value * 1_000) if isinstance(value, float) else value * 1_000
+    else:
+        ns = int(value)
+    if ns > _MAX_NS:
+        raise RecordError(f"timestamp {value!r} is after 2262")
+    return int(ns)
+
+
+def parse_timestamp(value: Any) -> int:
+    """Parse a timestamp into integer nanoseconds since the epoch (UTC).
+
+    Accepts RFC 3339 / ISO 8601 with any fraction (up to ns) and offset (no offset means UTC),
+    and epoch seconds, milliseconds, microseconds or nanoseconds as numbers or digit strings.
+    """
+    if type(value) is str:
+        fast = _fast_utc(value)
+        if fast is not None:
+            return fast
+    if isinstance(value, bool):
+        raise RecordError(f"timestamp {value!r} is not a time")
+    if isinstance(value, int | float):
+        return _epoch_to_ns(value)
+    if not isinstance(value, str):
+        raise RecordError(f"timestamp of type {type(value).__name__} is not a time")
+    text = value.strip()
+    if not text:
+        raise RecordError("timestamp is empty")
+    if text[0].isdigit() and (text.isdigit() or _is_decimal(text)):
+        if "." in text:
+            whole, _, frac = text.partition(".")
+            if len(whole) <= 11:  # seconds with a fraction: keep every digit, no float rounding
+                ns = int(whole) * _NS + int((frac + "000000000")[:9])
+                if ns > _MAX_NS:
+                    raise RecordError(f"timestamp {value!r} is after 2262")
+                return ns
+            return _epoch_to_ns(float(text))
+        return _epoch_to_ns(int(text))
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise RecordError(f"timestamp {value!r} is not RFC 3339 or an epoch number")
+    year, month, day = int(m[1]), int(m[2]), int(m[3])
+    hour = int(m[4] or 0)
+    minute = int(m[5] or 0)
+    second = int(m[6] or 0)
+    if not 1 <= month <= 12:
+        raise RecordError(f"timestamp {value!r} has month {month}")
+    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _DAYS_IN_MONTH[month - 1] + leap:
+        raise RecordError(f"timestamp {value!r} has day {day}")
+    if hour > 23 or minute > 59 or second > 60:
+        raise RecordError(f"timestamp {value!r} has a time of day out of range")
+    second = min(second, 59)  # a leap second folds onto :59, as most stores do
+    frac_ns = int((m[7] + "000000000")[:9]) if m[7] else 0
+    offset = 0
+    zone = m[8]
+    if zone and zone not in ("Z", "z", "UTC"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    ns = seconds * _NS + frac_ns
+    if ns < 0:
+        raise RecordError(f"timestamp {value!r} is before 1970")
+    if ns > _MAX_NS:
+        raise RecordError(f"timestamp {value!r} is after 2262")
+    return ns
+
+
+_DAY_SECONDS: dict[str, int] = {}
+_FAST_FRACTION = frozenset((20, *range(22, 31)))  # lengths of …SSZ and …SS.fZ to …SS.fffffffffZ
+
+
+def _fast_utc(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, the form nearly every shipper sends, without the regex.
+
+    Returns None for anything else (the general parser then decides).
+    """
+    n = len(text)
+    if n not in _FAST_FRACTION or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return None
+    day = _DAY_SECONDS.get(text[:10])
+    if day is None:
+        m = _RFC3339.fullmatch(text[:10])
+        if m is None:
+            return None
+        year, month, dom = int(m[1]), int(m[2]), int(m[3])
+        leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if not (1 <= month <= 12 and 1 <= dom <= _DAYS_IN_MONTH[month - 1] + leap and year >= 1970):
+            return None
+        day = _days_from_civil(year, month, dom) * 86400
+        if len(_DAY_SECONDS) > 4096:
+            _DAY_SECONDS.clear()
+        _DAY_SECONDS[text[:10]] = day
+    clock = text[11:19]
+    if not (clock[:2].isdigit() and clock[3:5].isdigit() and clock[6:8].isdigit()):
+        return None
+    hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    frac = 0
+    if n > 20:
+        digits = text[20:-1]
+        if text[19] != "." or not digits.isdigit():
+            return None
+        frac = int(digits) * _FRACTION_SCALE[len(digits)]
+    ns = (day + hh * 3600 + mm * 60 + ss) * _NS + frac
+    return ns if ns <= _MAX_NS else None
+
+
+_FRACTION_SCALE = {k: 10 ** (9 - k) for k in range(1, 10)}
+
+
+def _is_decimal(text: str) -> bool:
+    whole, dot, frac = text.partition(".")
+    return bool(dot) and whole.isdigit() and (frac.isdigit() or frac == "")
+
+
+def format_timestamp(ns: int) -> str:
+    """RFC 3339 in UTC with as many fraction digits as needed (µs, or ns when present)."""
+    seconds, frac = divmod(ns, _NS)
+    days, rem = divmod(seconds, 86400)
+    y, mo, d = _civil_from_days(days)
+    hh, rem = divmod(rem, 3600)
+    mm, ss = divmod(rem, 60)
+    base = f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}"
+    if frac % 1000:
+        return f"{base}.{frac:09d}Z"
+    return f"{base}.{frac // 1000:06d}Z"
+
+
+def _civil_from_days(z: int) -> tuple[int, int, int]:
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return y + (m <= 2), m, d
+
+
+# ---------------------------------------------------------------------------------------------
+# levels
+
+_LEVEL_ALIASES = {
+    "trace": "TRACE", "trc": "TRACE", "verbose": "TRACE", "finest": "TRACE", "finer": "TRACE",
+    "debug": "DEBUG", "dbg": "DEBUG", "fine": "DEBUG", "config": "DEBUG",
+    "info": "INFO", "information": "INFO", "informational": "INFO", "inf": "INFO",
+    "notice": "INFO", "log": "INFO",
+    "warn": "WARN", "warning": "WARN", "wrn": "WARN",
+    "error": "ERROR", "err": "ERROR", "eror": "ERROR", "severe": "ERROR", "exception": "ERROR",
+    "fatal": "FATAL", "critical": "FATAL", "crit": "FATAL", "alert": "FATAL", "emerg": "FATAL",
+    "emergency": "FATAL", "panic": "FATAL", "dpanic": "FATAL",
+}
+#: syslog severities 0..7 (RFC 5424 §6.2.1)
+SYSLOG_SEVERITY_LEVEL = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
+
+
+def normalize_level(value: Any) -> str | None:
+    """Map a level name or OTel severity number (1–24) to TRACE…FATAL; None if unknown."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        n = int(value)
+        if 1 <= n <= 24:
+            return LEVELS[(n - 1) // 4]
+        return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    upper = text.upper()
+    if upper in _SEVERITY_NUMBER:
+        return upper
+    found = _LEVEL_ALIASES.get(text.lower())
+    if found is None and text.isdigit():
+        return normalize_level(int(text))
+    if found is None and text[:1].upper() in "TDIWEFC" and len(text) <= 12:
+        # severity texts such as "ERROR2" or "INFO4" (OTel) fold to their stem
+        stem = text.rstrip("0123456789").lower()
+        found = _LEVEL_ALIASES.get(stem)
+    return found
+
+
+def severity_number(level: str) -> int:
+    """The OTel severity number at the bottom of a level's range (INFO → 9)."""
+    return _SEVERITY_NUMBER.get(level, 9)
+
+
+# ---------------------------------------------------------------------------------------------
+# trace ids
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_AMZN_ROOT = re.compile(r"(?:^|;)\s*Root=1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})(?:;|$)")
+_AMZN_BARE = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})(?:-.*)?")
+
+
+def normalize_trace_id(value: Any) -> str | None:
+    """Normalize a trace id to 32 lowercase hex (W3C), or None when the value is not one.
+
+    Accepts 32 hex, 16 hex (64-bit ids, left-padded as W3C allows), an ``X-Amzn-Trace-Id`` header
+    (``Root=1-5759e988-bd86…``) or its bare Root, and a ``traceparent`` header. An all-zero id is
+    invalid in W3C and gives None.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    n = len(text)
+    if n == 32 and _HEX.issuperset(text):
+        out = text.lower()
+    elif n == 16 and _HEX.issuperset(text):
+        out = "0" * 16 + text.lower()
+    elif "Root=" in text:
+        m = _AMZN_ROOT.search(text)
+        if m is None:
+            return None
+        out = (m[1] + m[2]).lower()
+    elif n == 35 and (m := _AMZN_BARE.fullmatch(text)):
+        out = (m[1] + m[2]).lower()
+    elif n >= 55 and (m := _TRACEPARENT.fullmatch(text)):
+        out = m[2].lower()
+    else:
+        return None
+    return None if out == "0" * 32 else out
+
+
+def traceparent_span_id(value: Any) -> str | None:
+    """The parent-id (span) of a ``traceparent`` header, or None."""
+    if isinstance(value, str) and (m := _TRACEPARENT.fullmatch(value.strip())):
+        return m[3].lower()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the record
+
+
+def _alias_table() -> dict[str, tuple[str, int]]:
+    """alias → (field, priority): one dict lookup per key of a record finds its field."""
+    table: dict[str, tuple[str, int]] = {}
+    groups = {
+        "timestamp": _TIMESTAMP_KEYS, "message": _MESSAGE_KEYS, "level": _LEVEL_KEYS,
+        "trace": _TRACE_KEYS, "span": _SPAN_KEYS, "request": _REQUEST_KEYS,
+        "service": _SERVICE_KEYS, **_SIMPLE,
+        "http": ("http",), "attributes": ("attributes",),
+        "_derived": ("observed_timestamp", "severity_number"),  # set by us, never taken as given
+    }
+    for field, keys in groups.items():
+        for priority, key in enumerate(keys):
+            table.setdefault(key, (field, priority))
+    for name in HTTP_FIELDS:
+        table[f"http.{name}"] = ("http." + name, 0)
+    return table
+
+
+_ALIASES = _alias_table()
+_ALIAS_KEYS = frozenset(_ALIASES)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return orjson.dumps(value).decode()
+
+
+def _http_value(name: str, value: Any) -> Any:
+    kind = HTTP_FIELDS[name]
+    if type(value) is kind and (kind is str or value >= 0):
+        return value  # the common case: already the right type
+    if kind is float and type(value) is int and value >= 0:
+        return float(value)
+    if kind is str:
+        return _as_text(value)
+    if isinstance(value, bool):
+        raise RecordError(f"http.{name} must be a number, got {value!r}")
+    try:
+        if kind is int:
+            out = int(value) if not isinstance(value, float) or value.is_integer() else None
+            if out is None or out < 0:
+                raise ValueError
+            return out
+        out_f = float(value)
+        if out_f != out_f or out_f < 0:
+            raise ValueError
+        return out_f
+    except (TypeError, ValueError):
+        raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
+
+
+def normalize(
+    obj: Mapping[str, Any],
+    *,
+    received_ns: int | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Turn one decoded JSON object into a canonical record, or raise :class:`RecordError`.
+
+    ``received_ns`` is used when the object has no timestamp (the receive time) and becomes
+    ``observed_timestamp``; ``defaults`` fills canonical fields the object leaves empty (for
+    example ``source`` or ``host`` known to the shipper). The input is not modified. When several
+    aliases of one field are present, the canonical name wins, then the aliases in table order.
+    """
+    if not isinstance(obj, Mapping):
+        raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
+    now = received_ns if received_ns is not None else time.time_ns()
+    found: dict[str, Any] = {}
+    rank: dict[str, int] = {}
+    # the copy and the key intersection run in C; only the few alias keys are visited in Python
+    attributes = dict(obj)
+    for key in obj.keys() & _ALIAS_KEYS:
+        value = attributes.pop(key)
+        if value is None or value == "":
+            continue
+        field, priority = _ALIASES[key]
+        if field not in found or priority < rank[field]:
+            found[field] = value
+            rank[field] = priority
+
+    nested_attrs = found.pop("attributes", None)
+    if nested_attrs is not None:
+        if isinstance(nested_attrs, Mapping):
+            attributes = {**nested_attrs, **attributes}
+        else:
+            attributes["attributes"] = nested_attrs
+
+    ts_value = found.get("timestamp")
+    timestamp = now if ts_value is None else parse_timestamp(ts_value)
+    record: dict[str, Any] = {"timestamp": timestamp, "observed_timestamp": now}
+
+    message = found.get("message")
+    record["message"] = "" if message is None else _as_text(message)
+    for name in ("service", "source", "host", "instance", "env", "version", "tenant"):
+        value = found.get(name)
+        record[name] = None if value is None else _as_text(value)
+
+    # trace / request ids: several header forms; keep the raw header when it carried more
+    trace_raw = found.get("trace")
+    request_raw = found.get("request")
+    span_raw = found.get("span")
+    trace_id = None
+    span_id = _as_text(span_raw).lower() if span_raw is not None else None
+    if trace_raw is not None:
+        trace_id = normalize_trace_id(trace_raw)
+        text = _as_text(trace_raw)
+        if trace_id is None:
+            # not a trace id we know: it still identifies the request
+            if request_raw is None:
+                request_raw = text
+            else:
+                attributes["trace_raw"] = text
+        elif len(text) != 32:
+            attributes["trace_header"] = text
+            if span_id is None:
+                span_id = traceparent_span_id(text)
+    record["trace_id"] = trace_id
+    record["span_id"] = span_id
+    record["request_id"] = _as_text(request_raw) if request_raw is not None else None
+
+    http: dict[str, Any] = {}
+    nested = found.get("http")
+    if nested is not None:
+        if isinstance(nested, Mapping):
+            for key, value in nested.items():
+                if value is None:
+                    continue
+                if key in HTTP_FIELDS:
+                    http[key] = _http_value(key, value)
+                else:
+                    attributes[f"http.{key}"] = value
+        else:
+            attributes["http"] = nested
+    if len(found) > len(http):
+        for name in HTTP_FIELDS:
+            value = found.get("http." + name)
+            if value is not None and name not in http:
+                http[name] = _http_value(name, value)
+    record["http"] = http
+
+    level_value = found.get("level")
+    level = normalize_level(level_value) if level_value is not None else None
+    if level is None:
+        if level_value is not None:
+            attributes["level_raw"] = level_value
+        status = http.get("status")
+        level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
+    record["level"] = level
+    record["severity_number"] = _SEVERITY_NUMBER[level]
+    record["attributes"] = attributes
+
+    if defaults:
+        for key, value in defaults.items():
+            if record.get(key) is None and key in STRING_FIELDS:
+                record[key] = value
+    if not record["service"]:
+        record["service"] = "unknown"
+    return record
+
+
+def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat NDJSON form of DESIGN §2: canonical fields, ``http`` object, attributes inline."""
+    out: dict[str, Any] = {"timestamp": format_timestamp(record["timestamp"])}
+    if record.get("observed_timestamp"):
+        out["observed_timestamp"] = format_timestamp(record["observed_timestamp"])
+    out["level"] = record["level"]
+    for name in STRING_FIELDS:
+        value = record.get(name)
+        if value not in (None, ""):
+            out[name] = value
+    if record.get("http"):
+        out["http"] = dict(record["http"])
+    for key, value in (record.get("attributes") or {}).items():
+        out.setdefault(key, value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# server/store/rows.py at 17805cb: encode_row (pattern ids from logharbor.patterns, unchanged)
+
+from logharbor.patterns import pattern_id as _pattern_id, pattern_key as _pattern_key, template_of as _template_of
+
+_SIDS: dict = {}
+_SIDS_MAX = 20_000
+
+
+def _sid(tenant, service, message):
+    key = (tenant, service, message)
+    sid = _SIDS.get(key)
+    if sid is None:
+        sid = _pattern_id(_pattern_key(tenant, service), _template_of(message))
+        if len(message) <= 512:
+            if len(_SIDS) >= _SIDS_MAX:
+                _SIDS.clear()
+            _SIDS[key] = sid
+    return sid
+
+
+def _ts(ns):
+    seconds, frac = divmod(ns, _NS)
+    return f"{seconds}.{frac:09d}"
+
+
+_HTTP_COLUMN = {name: "http_" + name for name in HTTP_FIELDS}
+
+
+def encode_row(record, patterns=True):
+    message = record.get("message")
+    row = {"pattern_id": _sid(record.get("tenant"), record.get("service"), message)} \
+        if patterns and message else {}
+    row.update({
+        "timestamp": _ts(record["timestamp"]),
+        "observed_timestamp": _ts(record["observed_timestamp"]),
+        "level": record["level"],
+        "severity_number": record["severity_number"],
+    })
+    for name in STRING_FIELDS:
+        value = record.get(name)
+        if value is not None:
+            row[name] = value
+    for key, value in record["http"].items():
+        row[_HTTP_COLUMN[key]] = value
+    if record["attributes"]:
+        row["attributes"] = record["attributes"]
+    try:
+        return orjson.dumps(row)
+    except TypeError:
+        return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+
+
+def stamp_tenant(record, tenant):
+    if tenant is not None:
+        record["tenant"] = tenant
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# server/ingest/native.py at 17805cb: decode_ndjson, errors as (line, message) pairs
+
+
+def decode_ndjson(body, *, received_ns, limits, defaults=None, tenant=None, patterns=True):
+    rows = []
+    errors = []
+    max_line_bytes = limits.max_line_bytes
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if len(line) > max_line_bytes:
+            errors.append((number, f"line is over the limit of {max_line_bytes} bytes"))
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            errors.append((number, f"invalid JSON: {exc}"))
+            continue
+        if not isinstance(obj, dict):
+            errors.append((number, f"a record must be a JSON object, got {type(obj).__name__}"))
+            continue
+        problem = limits.check(obj, len(line))
+        if problem is not None:
+            errors.append((number, problem))
+            continue
+        try:
+            record = normalize(obj, received_ns=received_ns, defaults=defaults)
+            rows.append(encode_row(stamp_tenant(record, tenant), patterns))
+        except RecordError as exc:
+            errors.append((number, str(exc)))
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            errors.append((number, f"record cannot be stored: {exc}"))
+    return rows, errors

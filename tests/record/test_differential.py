@@ -1,0 +1,342 @@
+"""The ingest fast path against the frozen reference (reference_normalize.py): identical rows,
+identical records, identical errors.
+
+``normalize`` (alias plan per key shape, timestamp minute cache, level cache) and
+``store.rows.encode_record`` (the row built straight from the folded values) must give, for any
+input, exactly what the reference gives: the same normalized dict (same keys in the same order,
+same types), the same JSONEachRow bytes, and the same exception type and message when a record is
+refused. Hypothesis generates records of aliases, odd timestamps, nested attributes, unicode and
+wrong types; the demo mix (ALB, NGINX and app records as the agent sends them) is checked line by
+line through the native decoder.
+
+Quirks of the reference that are kept on purpose (changing them would change output):
+- a flattened ``http.<name>`` key is only read when more fields were found than the nested
+  ``http`` object gave (``len(found) > len(http)``);
+- a non-ASCII digit that ``str.isdigit`` accepts but ``int`` refuses (``"²"``) in a timestamp or
+  level raises ``ValueError``, not ``RecordError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.record import reference_normalize as ref
+
+from logharbor.record import _ALIASES, HTTP_FIELDS, normalize, parse_timestamp
+from logharbor.server.ingest.base import RecordLimits
+from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
+from logharbor.server.store import rows as rows_module
+from logharbor.server.store.rows import encode_record, encode_row
+
+RECEIVED = 1_764_043_200_123_456_789  # 2025-11-25T04:00:00.123456789Z
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """What a call gives: ``("ok", repr of the value)`` or ``("error", type and message)``.
+
+    ``repr`` tells 1 from 1.0 from True and shows key order; NaN compares equal through it.
+    """
+    try:
+        value = fn()
+    except Exception as exc:  # every kind: a changed exception type is a difference too
+        return "error", (type(exc).__name__, str(exc))
+    return "ok", repr(value)
+
+
+def check(obj: Any, *, received_ns: int | None = RECEIVED, defaults: dict[str, Any] | None = None,
+          tenant: str | None = None) -> None:
+    """The optimized paths and the reference agree on ``obj``; twice, so the caches are warm."""
+    for _ in range(2):
+        expected_record = outcome(lambda: ref.normalize(obj, received_ns=received_ns, defaults=defaults))
+        assert outcome(lambda: normalize(obj, received_ns=received_ns, defaults=defaults)) == expected_record
+        expected_row = outcome(lambda: ref.encode_row(ref.stamp_tenant(
+            ref.normalize(obj, received_ns=received_ns, defaults=defaults), tenant)))
+        assert outcome(lambda: encode_record(obj, received_ns=received_ns, defaults=defaults,
+                                             tenant=tenant)) == expected_row
+        if expected_record[0] == "ok":
+            record = normalize(obj, received_ns=received_ns, defaults=defaults)
+            if tenant is not None:
+                record["tenant"] = tenant
+            assert outcome(lambda: encode_row(record)) == expected_row  # noqa: B023 - called at once
+
+
+# -- generated records ------------------------------------------------------------------------
+
+ALIAS_KEYS = sorted(k for k in _ALIASES if isinstance(k, str))
+unicode_digits = st.sampled_from(["²", "٣", "５", "߂", "〇", "Ⅻ"])
+texts = st.text(max_size=12) | st.sampled_from(["", " ", "x", "ERROR2", "INFO4", "warning", " Err ", "12",
+                                                   "25", "0", "-1", "null", "true"])
+ints = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from([0, 1, 9, 13, 24, 25, 200, 404,
+                                                                            503, 10**11, 10**14, 10**17])
+floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.5, 404.0, 1e11, 1e300])
+scalars = st.none() | st.booleans() | ints | floats | texts | st.binary(max_size=3)  # bytes: msgpack (forward)
+
+
+def _nested(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6) | st.sampled_from(
+        ["status", "method", "path", "duration_ms", "bytes_sent", "client_ip", "route", "host"]),
+        children, max_size=4)
+
+
+json_values = st.recursive(scalars, _nested, max_leaves=8)
+
+
+@st.composite
+def timestamps(draw: st.DrawFn) -> Any:
+    """RFC 3339 in and out of range (minutes repeat, so the minute cache is hit), epochs, junk."""
+    kind = draw(st.integers(0, 6))
+    if kind == 0:
+        return draw(json_values)
+    if kind == 1:
+        return draw(ints | floats | st.sampled_from(["1764043200", "1764043200.5", "1764043200123", " 17 ",
+                                                     "1764043200.", "99999999999999999999"]))
+    date = draw(st.sampled_from(["2026-11-25", "2024-02-29", "2023-02-29", "1969-12-31", "2262-04-11",
+                                 "2262-04-12", "2026-13-01", "2026-00-10", "0000-01-01", "٢٠٢٦-11-25"]))
+    sep = draw(st.sampled_from(["T", "T", "t", " ", "X"]))
+    hh = draw(st.sampled_from(["00", "03", "23", "24", "99", "²3", "0"]))
+    mm = draw(st.sampled_from(["00", "51", "59", "60", "5٣"]))
+    ss = draw(st.sampled_from(["00", "07", "59", "60", "61", "²", "5", "0٣", "ab"]))
+    frac = draw(st.sampled_from(["", ".", ".1", ".123456", ".123456789", ".1234567891", ",5", ".12a",
+                                 ".²", ".٣٣"]))
+    zone = draw(st.sampled_from(["Z", "Z", "z", "", "+02:00", "-0530", "UTC", "ZZ", " Z"]))
+    text = f"{date}{sep}{hh}:{mm}:{ss}{frac}{zone}"
+    if kind == 5:
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.text(max_size=2)) + text[cut:]
+    elif kind == 6:  # one character replaced
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from([":", "-", "T", "Z", ".", "0", "9", "x", " ", "²"])) + text[at + 1:]
+    return text
+
+
+levels = st.sampled_from(["INFO", "info", "Info", " warning ", "WARN", "err", "CRITICAL", "fatal", "trace",
+                          "notice", "ERROR2", "INFO4", "7", "17", "²", "bogus", "", "E"]) | json_values
+trace_ids = st.sampled_from([
+    "5759e988bd862e3fe1be46a994272793", "5759E988BD862E3FE1BE46A994272793", "00000000000000000000000000000000",
+    "bd862e3fe1be46a9", "Root=1-5759e988-bd862e3fe1be46a994272793",
+    "Self=1-abc;Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "1-5759e988-bd862e3fe1be46a994272793",
+    "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01", "req-42", " 5759e988bd862e3fe1be46a994272793 ",
+]) | json_values
+
+
+def value_for(key: str) -> st.SearchStrategy[Any]:
+    field = _ALIASES.get(key, ("", 0))[0]
+    if field == "timestamp":
+        return timestamps()
+    if field == "level":
+        return levels
+    if field == "trace":
+        return trace_ids
+    if field == "http":
+        return st.dictionaries(st.sampled_from([*HTTP_FIELDS, "route", "x"]), json_values, max_size=6) | json_values
+    if field.startswith("http."):
+        return json_values | st.sampled_from(["200", "12.5", "GET", "-3"])
+    if field == "attributes":
+        return st.dictionaries(st.sampled_from(["user_id", "message", "a.b", "trace_header", "level_raw"]) |
+                               st.text(max_size=5), json_values, max_size=4) | json_values
+    return json_values
+
+
+@st.composite
+def records(draw: st.DrawFn) -> dict[Any, Any]:
+    """Aliases, other keys (an int key, as msgpack may send), values of every kind."""
+    keys = draw(st.lists(st.sampled_from(ALIAS_KEYS) | st.text(max_size=8) | st.integers(0, 2) |
+                         st.sampled_from(["user_id", "userId", "http.route", "error", "trace_header", "trace_raw",
+                                          "level_raw", "http.x"]), max_size=12, unique=True))
+    return {key: draw(value_for(key)) for key in keys}
+
+
+defaults_st = st.none() | st.dictionaries(
+    st.sampled_from(["source", "host", "service", "env", "trace_id", "request_id", "message", "level", "x"]),
+    st.none() | texts | ints, max_size=3)
+tenants = st.none() | st.sampled_from(["", "acme", "t-1"])
+
+SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(records(), defaults_st, tenants)
+def test_generated_records_are_identical(obj: dict[str, Any], defaults: dict[str, Any] | None,
+                                         tenant: str | None) -> None:
+    check(obj, defaults=defaults, tenant=tenant)
+
+
+@settings(max_examples=300, deadline=None)
+@given(records(), tenants)
+def test_without_a_receive_time_the_clock_is_read_the_same_way(obj: dict[str, Any], tenant: str | None) -> None:
+    with mock.patch("time.time_ns", return_value=RECEIVED):
+        check(obj, received_ns=None, tenant=tenant)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=6), tenants)
+def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | None) -> None:
+    lines = []
+    for obj in objs:
+        try:
+            lines.append(orjson.dumps(obj))
+        except TypeError:  # NaN and huge ints have no JSON form: send a bad line instead
+            lines.append(b"{not json")
+    lines.insert(1, b"[1, 2]")
+    body = b"\n".join(lines)
+    limits = RecordLimits(max_fields=8, max_field_bytes=64, max_line_bytes=4096)
+
+    def ours() -> tuple[list[bytes], list[tuple[int, str]]]:
+        rows, errors = decode_ndjson(body, received_ns=RECEIVED, limits=limits, tenant=tenant)
+        return rows, [(e.line, e.error) for e in errors]
+
+    def reference() -> tuple[list[bytes], list[tuple[int, str]]]:
+        return ref.decode_ndjson(body, received_ns=RECEIVED, limits=limits, tenant=tenant)
+
+    def payload() -> tuple[bytes, int, list[tuple[int, str]]]:
+        return decode_ndjson_payload(body, RECEIVED, limits, None, tenant)
+
+    def reference_payload() -> tuple[bytes, int, list[tuple[int, str]]]:
+        rows, errors = reference()
+        return b"\n".join(rows), len(rows), errors
+
+    # a ValueError out of the reference (the "²" quirk) must come out of ours too
+    assert outcome(ours) == outcome(reference)
+    assert outcome(payload) == outcome(reference_payload)
+
+
+@pytest.mark.parametrize("obj", [
+    [], "x", None, 3,  # not objects
+    {}, {"message": None}, {"message": ""}, {"msg": "", "message": None, "log": "third"},
+    {"timestamp": "2026-11-25T03:51:07.123Z", "ts": 5}, {"timestamp": "", "@timestamp": "2026-11-25T03:51:07Z"},
+    {"http": {"status": 502, "method": "GET", "path": "/a"}, "http.referer": "r"},  # the flat key is ignored
+    {"http": {"status": 502, "method": "GET"}, "http.status": 200, "http.path": "/x"},  # flat keys read
+    {"http": {"status": 502}, "http.status": 200, "http.path": "/x", "message": "m"},
+    {"http.status": True}, {"http.status": float("nan")}, {"http.duration_ms": 5}, {"http": {"status": -1}},
+    {"http": {"bytes_sent": 2**65}}, {"user": {2: "non-string key"}}, {"attributes": {"a": 1}, "a": 2},
+    {"attributes": [1]}, {"level": "²"}, {"timestamp": "2026-11-25T03:51:²7Z"},
+    {"timestamp": "2026-11-25T²3:51:07Z"}, {"level": 17.9}, {"severity_number": 3, "observed_timestamp": 1},
+    {"trace_id": "req-1", "request_id": "r"}, {"traceparent": "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"},
+    {"trace": 12, "span_id": 7}, {"service": ["a"], "host": {"name": "h"}, "env": 1.0, "version": True},
+    {f"k{i}": i for i in range(80)} | {"msg": "wide"},  # more keys than a cached plan holds
+])
+@pytest.mark.parametrize("tenant", [None, "acme"])
+def test_edge_cases_are_identical(obj: Any, tenant: str | None) -> None:
+    check(obj, tenant=tenant)
+    check(obj, defaults={"source": "syslog", "host": "h1", "service": ""}, tenant=tenant)
+
+
+def test_patterns_off_is_identical() -> None:
+    obj = {"timestamp": "2026-11-25T03:51:07Z", "message": "GET /x 200", "service": "s"}
+    rows_module.set_patterns(False)
+    try:
+        assert encode_record(obj, received_ns=RECEIVED) == ref.encode_row(
+            ref.normalize(obj, received_ns=RECEIVED), patterns=False)
+    finally:
+        rows_module.set_patterns(True)
+
+
+@st.composite
+def http_records(draw: st.DrawFn) -> dict[Any, Any]:
+    """A nested ``http`` object beside flat ``http.<name>`` keys and a few other fields."""
+    nested = draw(st.dictionaries(st.sampled_from([*HTTP_FIELDS, "route"]), json_values | st.integers(0, 600),
+                                  max_size=6))
+    flat = draw(st.lists(st.sampled_from([f"http.{name}" for name in HTTP_FIELDS]), max_size=4, unique=True))
+    obj: dict[Any, Any] = {"http": nested}
+    obj.update({key: draw(json_values | st.sampled_from(["200", "GET", "/p"])) for key in flat})
+    for key in draw(st.lists(st.sampled_from(["message", "level", "service", "trace_id", "x"]), unique=True)):
+        obj[key] = draw(value_for(key))
+    return obj
+
+
+@SETTINGS
+@given(http_records(), tenants)
+def test_http_records_are_identical(obj: dict[str, Any], tenant: str | None) -> None:
+    check(obj, tenant=tenant)
+
+
+def _same_minute(text: str) -> str:
+    return text[:16] + ":00Z"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(timestamps())
+def test_timestamps_are_identical(value: Any) -> None:
+    # a valid timestamp of the same minute first, so the minute cache holds it when it matters
+    if isinstance(value, str):
+        outcome(lambda: parse_timestamp(_same_minute(value)))
+    for _ in range(2):
+        assert outcome(lambda: parse_timestamp(value)) == outcome(lambda: ref.parse_timestamp(value))
+        check({"timestamp": value, "message": "m"})
+
+
+def test_every_one_character_change_of_a_timestamp_is_identical() -> None:
+    """Each position of a few valid timestamps replaced, dropped or doubled, with the minute cache
+    warm and cold: the fast path's checks are the reference's, position by position."""
+    bases = ["2026-11-25T03:51:07Z", "2026-11-25T03:51:07.123456Z", "2024-02-29T23:59:59.123456789Z",
+             "1970-01-01T00:00:00.5Z"]
+    chars = [":", "-", "T", "t", "Z", ".", ",", "0", "6", "9", "x", " ", "+", "²", "٣"]
+    for base in bases:
+        variants = [base[:i] + c + base[i + 1:] for i in range(len(base)) for c in chars]
+        variants += [base[:i] + base[i + 1:] for i in range(len(base))]
+        variants += [base[:i] + base[i] + base[i:] for i in range(len(base))]
+        for text in variants:
+            for warm in (False, True):
+                if warm:
+                    parse_timestamp(base[:16] + ":00Z")
+                    outcome(lambda: parse_timestamp(text[:16] + ":00Z"))  # noqa: B023
+                assert outcome(lambda: parse_timestamp(text)) == outcome(lambda: ref.parse_timestamp(text)), text  # noqa: B023
+
+
+# -- the demo mix -----------------------------------------------------------------------------
+
+RENAMES = {"message": "msg", "timestamp": "@timestamp", "level": "severity", "trace_id": "traceId",
+           "service": "service.name", "request_id": "requestId", "host": "hostname", "env": "environment"}
+
+
+def demo_lines(n: int) -> list[bytes]:
+    from logharbor.demo.lab import Shipper, collect
+    from logharbor.demo.traffic import TrafficGenerator
+
+    gen = TrafficGenerator(11)
+    shipper = Shipper("http://127.0.0.1:9")  # its parsers only: nothing is sent
+    out: list[bytes] = []
+    stories = gen.stories(n, start_ns=RECEIVED - 3600 * 10**9, spacing_ns=50_000_000)
+    while len(out) < n:
+        chunk = [next(stories) for _ in range(50)]
+        out.extend(orjson.dumps(r) for r in shipper.records(collect(chunk)))
+    return out[:n]
+
+
+@pytest.mark.parametrize("tenant", [None, "acme"])
+def test_demo_mix_is_identical(tenant: str | None) -> None:
+    lines = demo_lines(3000)
+    # the same records with their keys under aliases (what other shippers send), and odd ones
+    aliased = []
+    for i, line in enumerate(lines[:1000]):
+        obj = orjson.loads(line)
+        renamed = {RENAMES.get(k, k) if i % 2 else k: v for k, v in obj.items()}
+        if i % 3 == 0:
+            renamed["timestamp"] = str(RECEIVED // 1000 + i)  # epoch µs as text, beside an alias
+        if i % 5 == 0 and isinstance(renamed.get("http"), dict):
+            renamed["http"]["status"] = str(renamed["http"].get("status", ""))
+        aliased.append(orjson.dumps(renamed))
+    body = b"\n".join(lines + aliased + [b"", b"nope", b'{"message": "last"}'])
+    limits = RecordLimits()
+    rows, errors = decode_ndjson(body, received_ns=RECEIVED, limits=limits, tenant=tenant)
+    ref_rows, ref_errors = ref.decode_ndjson(body, received_ns=RECEIVED, limits=limits, tenant=tenant)
+    assert len(rows) == len(ref_rows) >= 3900
+    for number, (got, want) in enumerate(zip(rows, ref_rows, strict=True)):
+        assert got == want, number
+    assert [(e.line, e.error) for e in errors] == ref_errors
+    assert decode_ndjson_payload(body, RECEIVED, limits, None, tenant) == (
+        b"\n".join(ref_rows), len(ref_rows), ref_errors)
+
+
+def test_outcome_tells_types_apart() -> None:
+    # the comparison itself: 1, 1.0 and True differ; NaN equals NaN; key order counts
+    assert outcome(lambda: {"a": 1}) != outcome(lambda: {"a": 1.0}) != outcome(lambda: {"a": True})
+    assert outcome(lambda: [math.nan]) == outcome(lambda: [math.nan])
+    assert outcome(lambda: {"a": 1, "b": 2}) != outcome(lambda: {"b": 2, "a": 1})
