@@ -80,7 +80,8 @@ _NS = 1_000_000_000
 _MAX_NS = 9_223_372_036_854_775_807
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9})\d*)?)?)?"
-    r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?"
+    r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,  # (fix applied on both sides, session 2: "²" in a time was a ValueError)
 )
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -133,7 +134,7 @@ def parse_timestamp(value: Any) -> int:
     text = value.strip()
     if not text:
         raise RecordError("timestamp is empty")
-    if text[0].isdigit() and (text.isdigit() or _is_decimal(text)):
+    if text.isascii() and text[0].isdigit() and (text.isdigit() or _is_decimal(text)):
         if "." in text:
             whole, _, frac = text.partition(".")
             if len(whole) <= 11:  # seconds with a fraction: keep every digit, no float rounding
@@ -184,7 +185,8 @@ def _fast_utc(text: str) -> int | None:
     Returns None for anything else (the general parser then decides).
     """
     n = len(text)
-    if n not in _FAST_FRACTION or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+    if (n not in _FAST_FRACTION or text[-1] != "Z" or text[10] != "T" or text[13] != ":" or text[16] != ":"
+            or not text.isascii()):
         return None
     day = _DAY_SECONDS.get(text[:10])
     if day is None:
@@ -282,7 +284,7 @@ def normalize_level(value: Any) -> str | None:
     if upper in _SEVERITY_NUMBER:
         return upper
     found = _LEVEL_ALIASES.get(text.lower())
-    if found is None and text.isdigit():
+    if found is None and text.isascii() and text.isdigit():
         return normalize_level(int(text))
     if found is None and text[:1].upper() in "TDIWEFC" and len(text) <= 12:
         # severity texts such as "ERROR2" or "INFO4" (OTel) fold to their stem
