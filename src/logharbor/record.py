@@ -582,7 +582,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
                     http[key] = _http_value(key, value)
         else:
             attributes["http"] = nested
-    if flat_http and len(found) > len(http):
+    if flat_http:  # flat `http.<name>` keys fill what the nested object did not give
         for name in HTTP_FIELDS:
             value = get("http." + name)
             if value is not None and name not in http:

@@ -485,7 +485,7 @@ def normalize(
                     attributes[f"http.{key}"] = value
         else:
             attributes["http"] = nested
-    if len(found) > len(http):
+    if any(key.startswith("http.") for key in found):  # (fix on both sides, session 2)
         for name in HTTP_FIELDS:
             value = found.get("http." + name)
             if value is not None and name not in http:

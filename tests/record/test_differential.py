@@ -9,13 +9,12 @@ refused. Hypothesis generates records of aliases, odd timestamps, nested attribu
 wrong types; the demo mix (ALB, NGINX and app records as the agent sends them) is checked line by
 line through the native decoder.
 
-Quirks of the reference that are kept on purpose (changing them would change output):
-- a flattened ``http.<name>`` key is only read when more fields were found than the nested
-  ``http`` object gave (``len(found) > len(http)``);
-
-One deliberate change was applied to both sides afterwards: a non-ASCII digit (``"²"``, ``"٣"``) in
-a timestamp or level used to raise ``ValueError`` (the whole request failed); it is now the
-record's ``RecordError`` (test_a_non_ascii_digit_rejects_only_its_record).
+Two deliberate changes were applied to both sides afterwards:
+- a flattened ``http.<name>`` key was only read when more alias fields were found than the nested
+  ``http`` object gave (``len(found) > len(http)``), so ``{"http": {3 fields}, "http.referer": …}``
+  lost the referer; flat keys now always fill what the nested object did not give;
+- a non-ASCII digit (``"²"``, ``"٣"``) in a timestamp or level raised ``ValueError`` (the whole
+  request failed); it is now the record's ``RecordError`` (test_a_non_ascii_digit_rejects_only_its_record).
 """
 
 from __future__ import annotations
@@ -213,7 +212,7 @@ def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | N
     [], "x", None, 3,  # not objects
     {}, {"message": None}, {"message": ""}, {"msg": "", "message": None, "log": "third"},
     {"timestamp": "2026-11-25T03:51:07.123Z", "ts": 5}, {"timestamp": "", "@timestamp": "2026-11-25T03:51:07Z"},
-    {"http": {"status": 502, "method": "GET", "path": "/a"}, "http.referer": "r"},  # the flat key is ignored
+    {"http": {"status": 502, "method": "GET", "path": "/a"}, "http.referer": "r"},  # the flat key fills in
     {"http": {"status": 502, "method": "GET"}, "http.status": 200, "http.path": "/x"},  # flat keys read
     {"http": {"status": 502}, "http.status": 200, "http.path": "/x", "message": "m"},
     {"http.status": True}, {"http.status": float("nan")}, {"http.duration_ms": 5}, {"http": {"status": -1}},
@@ -357,3 +356,9 @@ def test_a_non_ascii_digit_rejects_only_its_record(bad: dict[str, Any]) -> None:
         assert count == 2 and [line for line, _ in errors] == [2] and "timestamp" in errors[0][1]
     else:
         assert count == 3 and errors == []
+
+
+def test_flat_http_keys_fill_what_the_nested_object_did_not_give() -> None:
+    rec = normalize({"message": "m", "http": {"status": 502, "method": "GET", "path": "/a"},
+                     "http.referer": "https://shop/", "http.status": 200}, received_ns=RECEIVED)
+    assert rec["http"] == {"status": 502, "method": "GET", "path": "/a", "referer": "https://shop/"}
