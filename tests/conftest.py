@@ -144,3 +144,12 @@ def pg_url() -> Iterator[str]:
         yield pg.url
     finally:
         pg.close()
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+    """Start Debian's rsyslogd with a config of its own (tests/rsyslog.py); stopped at the end."""
+    from tests.rsyslog import rsyslog_starter
+
+    with rsyslog_starter(tmp_path) as start:
+        yield start

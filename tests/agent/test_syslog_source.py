@@ -4,26 +4,22 @@ messages, garbage and the connection limit. Records land in the counting receive
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from tests.agent.conftest import free_port, wait_for
+from tests.rsyslog import OSSL, RSYSLOGD
 
 from logharbor.agent.config import ConfigError, parse_config
 from logharbor.formats.syslog import format_rfc5424
 from logharbor.record import parse_timestamp
-
-RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-OSSL = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
 
 
 def free_udp_port() -> int:
@@ -41,37 +37,6 @@ def agent_cfg(tmp: Path, url: str, **source: Any) -> dict[str, Any]:
 
 def started(agent: Any) -> bool:
     return "syslog listening" in agent.log()
-
-
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[Any]:
-    """Debian's rsyslogd in the foreground, reading one file (imfile, tag ``shopapp``, severity
-    error, facility local3) and running ``actions`` (the approach of tests/ingest)."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(source: Path, actions: str) -> subprocess.Popen[bytes]:
-        work = tmp_path / f"rsyslog{len(procs)}"
-        work.mkdir()
-        conf = work / "rsyslog.conf"
-        conf.write_text(f"""
-global(workDirectory="{work}" localHostname="rsyslog-test")
-module(load="imfile" mode="polling" PollingInterval="1")
-input(type="imfile" File="{source}" Tag="shopapp:" Severity="error" Facility="local3")
-{actions}
-""")
-        proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.skipif(not Path(RSYSLOGD).exists(), reason="rsyslog is installed by scripts/install.sh --test")

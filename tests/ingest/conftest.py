@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,37 +35,3 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def by_message(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["message"]: row for row in rows}
-
-
-RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-
-
-@pytest.fixture
-def rsyslog(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
-    """Start Debian's rsyslogd in the foreground with a config of its own that reads one file
-    (``imfile``, tagged ``shopapp``, severity error, facility local3) and runs ``actions``."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(source: Path, actions: str) -> subprocess.Popen[bytes]:
-        work = tmp_path / f"rsyslog{len(procs)}"
-        work.mkdir()
-        conf = work / "rsyslog.conf"
-        conf.write_text(f"""
-global(workDirectory="{work}" localHostname="rsyslog-test")
-module(load="imfile" mode="polling" PollingInterval="1")
-input(type="imfile" File="{source}" Tag="shopapp:" Severity="error" Facility="local3")
-{actions}
-""")
-        proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

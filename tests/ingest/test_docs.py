@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import ServerProcess, free_port
+from tests.rsyslog import RSYSLOGD
 
-from .conftest import RSYSLOGD, records
+from .conftest import records
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 TEXT = DOC.read_text()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import ServerProcess, free_port
+from tests.rsyslog import OSSL, RSYSLOGD
 
 from logharbor.formats.syslog import format_rfc5424
 from logharbor.server.ingest.syslog import SyslogFramer
 
-from .conftest import RSYSLOGD, by_message, records
+from .conftest import by_message, records
 
 
 def _free_udp_port() -> int:
@@ -159,7 +160,6 @@ def test_udp_bursts_are_all_written(server_factory) -> None:  # type: ignore[no-
     assert len({row["message"] for row in rows}) == 1500
 
 
-OSSL = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
 
 
 @pytest.mark.skipif(not OSSL.exists(), reason="rsyslog-openssl is installed by scripts/install.sh --test")
