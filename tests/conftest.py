@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,19 @@ class ServerProcess:
             response = client.post("/api/v1/keys", json={"role": role, **fields})
             response.raise_for_status()
             return response.json()["key"]
+
+    def ingest(self, records: list[dict], *, wait: bool = True) -> None:  # type: ignore[type-arg]
+        """POST records as NDJSON with the admin key; all must be accepted, and with ``wait`` the
+        call returns once they are in the store (queryable)."""
+        before = self.store_rows() if wait else 0
+        with self.client() as client:
+            response = client.post("/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records),
+                                   headers={"content-type": "application/x-ndjson"}, timeout=60)
+            response.raise_for_status()
+            answer = response.json()
+        assert answer["accepted"] == len(records), answer
+        if wait:
+            assert self.wait_rows(before + len(records)) >= before + len(records)
 
     def query(self, q: str, **body) -> dict:  # type: ignore[no-untyped-def, type-arg]
         with self.client() as client:

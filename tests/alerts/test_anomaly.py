@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from tests.conftest import ServerProcess
 
@@ -26,14 +25,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path_factory.mktemp("alerts-anomaly") / "data", "--batch-max-age", "0.2").start()
     yield server
     server.stop()
-
-
-def ingest(server: ServerProcess, records: list[dict[str, Any]]) -> None:
-    before = server.store_rows()
-    with server.client() as c:
-        answer = c.post("/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records)).json()
-    assert answer["accepted"] == len(records), answer
-    assert server.wait_rows(before + len(records)) >= before + len(records)
 
 
 def burst(service: str, n: int, at_ns: int, *, level: str = "ERROR", spread_ns: int = 20 * S) -> list[dict[str, Any]]:
@@ -64,7 +55,7 @@ def test_error_burst_at_an_unusual_hour_fires_and_at_its_usual_hour_does_not(
     for day in range(1, 8):  # the web service is not silent at other times: INFO at this hour, errors at noon
         history += burst("anom-web", 30, now - day * D - 90 * S, level="INFO")
         history += burst("anom-web", 30, now - day * D + 6 * 3600 * S)
-    ingest(srv, history)
+    srv.ingest(history)
     with srv.client() as c:
         assert c.post("/api/v1/channels", json={"name": "anomaly hook", "kind": "webhook",
                                                 "config": {"url": receiver.url}}).status_code == 201
@@ -112,7 +103,7 @@ def test_periods_baseline_and_directions(srv: ServerProcess) -> None:
     records += burst("per-spike", 40, at - 50 * S, spread_ns=40 * S)  # a spike
     records += burst("per-quiet", 1, at - 50 * S)  # nearly nothing: a drop
     records += burst("per-new", 2, at - 50 * S)  # two errors of a service with no errors before
-    ingest(srv, records)
+    srv.ingest(records)
     base = {"name": "error rate anomaly", "query": "level:ERROR AND service:per-*", "group_by": ["service"],
             "window": "1m", "interval": "10s"}
 

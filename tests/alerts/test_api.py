@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -25,12 +24,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path_factory.mktemp("alerts-api") / "data", "--batch-max-age", "0.2").start()
     yield server
     server.stop()
-
-
-def ingest(server: ServerProcess, records: list[dict[str, Any]]) -> None:
-    with server.client() as c:
-        answer = c.post("/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records)).json()
-    assert answer["accepted"] == len(records)
 
 
 def error_of(response: httpx.Response) -> str:
@@ -159,7 +152,7 @@ def test_services_health_per_layer_and_scope(srv: ServerProcess) -> None:
                         "http": {"status": 200 if i % 20 else 500, "duration_ms": 10.0 + i}})
         records.append({"timestamp": ts, "service": "svc-app", "source": "app", "message": "no request"})
     before = srv.store_rows()
-    ingest(srv, records)
+    srv.ingest(records, wait=False)
     srv.wait_rows(before + len(records))
     with srv.client() as c:
         answer = c.get("/api/v1/services", params={"since": "5m"}).json()
@@ -190,7 +183,7 @@ def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_apply_list_test(srv: ServerProcess, tmp_path: Path) -> None:
-    ingest(srv, [{"level": "ERROR", "service": "cli-svc", "message": "x"} for _ in range(4)])
+    srv.ingest([{"level": "ERROR", "service": "cli-svc", "message": "x"} for _ in range(4)], wait=False)
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         "rules:\n"

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from tests.conftest import ServerProcess
 
@@ -26,14 +25,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path_factory.mktemp("alerts-patterns") / "data", "--batch-max-age", "0.2").start()
     yield server
     server.stop()
-
-
-def ingest(server: ServerProcess, records: list[dict[str, Any]]) -> None:
-    before = server.store_rows()
-    with server.client() as c:
-        answer = c.post("/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records)).json()
-    assert answer["accepted"] == len(records), answer
-    assert server.wait_rows(before + len(records)) >= before + len(records)
 
 
 def rec(service: str, at_ns: int, level: str, message: str) -> dict[str, Any]:
@@ -61,7 +52,7 @@ def test_new_error_pattern_of_an_established_service_fires(srv: ServerProcess, r
     records += payment("np-old", now, 3) + payment("np-young", now, 2)  # new to both
     records += [rec("np-old", now - 50 * S, "WARN", "slow query on orders took 950 ms"),  # known pattern
                 rec("np-old", now - 40 * S, "INFO", "feature flag checkout-v2 switched on for 5 percent")]  # new, INFO
-    ingest(srv, records)
+    srv.ingest(records)
     mined = srv.query("service:np-old AND payment", **{"from": "now-1h"})["rows"]
     assert len(mined) == 3 and len({r["pattern_id"] for r in mined}) == 1, "the server mines one pattern"
     payment_id = mined[0]["pattern_id"]

@@ -42,14 +42,6 @@ def pair(tmp_path, chdouble: Double, pg_url: str) -> Iterator[tuple[ServerProces
         a.stop()
 
 
-def ingest(server: ServerProcess, lines: list[dict]) -> None:
-    body = b"\n".join(orjson.dumps(line) for line in lines)
-    with server.client() as client:
-        response = client.post("/api/v1/logs", content=body, headers={"content-type": "application/x-ndjson"})
-        response.raise_for_status()
-        assert response.json()["accepted"] == len(lines)
-
-
 def wait_query(server: ServerProcess, q: str, n: int, timeout: float = 30.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     rows: list[dict] = []
@@ -64,8 +56,8 @@ def wait_query(server: ServerProcess, q: str, n: int, timeout: float = 30.0) -> 
 def test_either_server_ingests_and_either_answers(pair: tuple[ServerProcess, ServerProcess]) -> None:
     a, b = pair
     assert not (b.data_dir / "admin.key").exists(), "the second server must find the shared admin key"
-    ingest(a, [{"service": "checkout", "message": f"from a {i}", "level": "ERROR"} for i in range(5)])
-    ingest(b, [{"service": "search", "message": f"from b {i}", "level": "INFO"} for i in range(7)])
+    a.ingest([{"service": "checkout", "message": f"from a {i}", "level": "ERROR"} for i in range(5)], wait=False)
+    b.ingest([{"service": "search", "message": f"from b {i}", "level": "INFO"} for i in range(7)], wait=False)
     for server in (a, b):
         assert len(wait_query(server, "service:checkout", 5)) == 5
         assert len(wait_query(server, "service:search", 7)) == 7
@@ -103,9 +95,9 @@ def tail_on_one_server_sees_what_the_other_ingested(a: ServerProcess, b: ServerP
     thread = threading.Thread(target=tail, daemon=True)
     thread.start()
     assert subscribed.wait(30)
-    ingest(b, [{"service": "payments", "message": f"remote {i}"} for i in range(3)])
-    ingest(b, [{"service": "other", "message": "not for this tail"}])
-    ingest(a, [{"service": "payments", "message": f"local {i}"} for i in range(3)])
+    b.ingest([{"service": "payments", "message": f"remote {i}"} for i in range(3)], wait=False)
+    b.ingest([{"service": "other", "message": "not for this tail"}], wait=False)
+    a.ingest([{"service": "payments", "message": f"local {i}"} for i in range(3)], wait=False)
     thread.join(45)
     messages = sorted(item["message"] for item in got)
     assert messages == ["local 0", "local 1", "local 2", "remote 0", "remote 1", "remote 2"]

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import httpx
-import orjson
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
 
 REFERENCE = "Reference stack"
@@ -294,7 +293,7 @@ def test_relative_range_reloads_on_the_refresh_period(probe: PageProbe, demo: De
         {"title": "Lines", "type": "logs", "query": f"service:{service}"}]}
     assert httpx.post(demo.server.url + "/api/v1/dashboards", json=board, headers=demo.server.headers).status_code == 201
     try:
-        post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "one"}])
+        demo.server.ingest([{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "one"}], wait=False)
         wait_count(demo, service, 1)
         page.clock.install()
         login(page, demo, f"/ui/dashboards/{quote(name)}")
@@ -302,7 +301,7 @@ def test_relative_range_reloads_on_the_refresh_period(probe: PageProbe, demo: De
         page.wait_for_function("() => document.querySelector('#panels .single-value')?.dataset.value === '1'")
         assert parse_qs(urlparse(page.url).query)["from"] == ["now-2h"]
         assert page.locator(".auto-refresh").is_visible() and page.is_checked("#auto-refresh")
-        post_records(demo, [{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "two"}])
+        demo.server.ingest([{"timestamp": time.time_ns(), "level": "INFO", "service": service, "message": "two"}], wait=False)
         wait_count(demo, service, 2)
         assert value.get_attribute("data-value") == "1", "nothing reloads before the period"
         # a record opened to read holds the refresh back (the reload would fold it)
@@ -332,12 +331,6 @@ def test_a_reader_key_sees_dashboards_but_cannot_change_them(probe: PageProbe, d
     page.wait_for_selector(f"#dashboard-list tr[data-dashboard='{REFERENCE}']")
     assert page.is_disabled("#new-dashboard") and page.is_disabled("#import-dashboard")
     assert page.locator(f"#dashboard-list tr[data-dashboard='{REFERENCE}'] [data-action=delete]").is_disabled()
-
-
-def post_records(demo: Demo, records: list[dict]) -> None:
-    response = httpx.post(demo.server.url + "/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in records),
-                          headers={**demo.server.headers, "content-type": "application/x-ndjson"}, timeout=30)
-    response.raise_for_status()
 
 
 def wait_count(demo: Demo, service: str, n: int) -> None:

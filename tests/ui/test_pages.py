@@ -12,14 +12,6 @@ import orjson
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
 
 
-def post_records(demo: Demo, records: list[dict]) -> None:
-    body = b"\n".join(orjson.dumps(r) for r in records)
-    response = httpx.post(demo.server.url + "/api/v1/logs", content=body, timeout=60,
-                          headers={**demo.server.headers, "content-type": "application/x-ndjson"})
-    response.raise_for_status()
-    assert response.json()["accepted"] == len(records)
-
-
 def tail_record(word: str, n: int = 0) -> dict:
     # dated after the fixture's range, so the search tests' counts never include them
     return {"timestamp": time.time_ns() + 3600 * 10**9, "level": "INFO", "service": "tail-test",
@@ -32,7 +24,7 @@ def test_live_tail_streams_highlights_and_pauses(probe: PageProbe, demo: Demo) -
     login(page, demo, f"/ui/tail?q={quote(word)}")
     page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
     assert page.locator("#tail-status").get_attribute("data-state") == "streaming"
-    post_records(demo, [tail_record("unrelated"), tail_record(word, 1)])
+    demo.server.ingest([tail_record("unrelated"), tail_record(word, 1)], wait=False)
     line = page.locator("#tail-lines li.record")
     line.first.wait_for()
     assert line.count() == 1, "the server filters: only the matching record arrives"
@@ -41,7 +33,7 @@ def test_live_tail_streams_highlights_and_pauses(probe: PageProbe, demo: Demo) -
 
     page.click("#pause")
     assert page.locator("#tail-status").get_attribute("data-state") == "paused"
-    post_records(demo, [tail_record(word, 2)])
+    demo.server.ingest([tail_record(word, 2)], wait=False)
     page.wait_for_function("() => document.querySelector('#tail-status').textContent.includes('1 new record held')")
     assert line.count() == 1, "nothing is drawn while paused"
     page.click("#pause")  # resume
@@ -59,7 +51,7 @@ def test_live_tail_shows_what_was_dropped(probe: PageProbe, demo: Demo) -> None:
     page.click("#pause")
     sent = 10_600
     for start in range(0, sent, 5300):
-        post_records(demo, [tail_record(word, n) for n in range(start, start + 5300)])
+        demo.server.ingest([tail_record(word, n) for n in range(start, start + 5300)], wait=False)
     notice = page.locator("#dropped")
     notice.wait_for(state="visible")
     page.wait_for_function(

@@ -8,20 +8,9 @@ import time
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
-import orjson
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
 
 S = 10**9
-
-
-def post_records(demo: Demo, records: list[dict]) -> None:
-    body = b"\n".join(orjson.dumps(r) for r in records)
-    before = demo.server.store_rows()
-    response = httpx.post(demo.server.url + "/api/v1/logs", content=body, timeout=60,
-                          headers={**demo.server.headers, "content-type": "application/x-ndjson"})
-    response.raise_for_status()
-    assert response.json()["accepted"] == len(records)
-    assert demo.server.wait_rows(before + len(records)) >= before + len(records)
 
 
 def test_patterns_tab_lists_templates_and_a_click_shows_their_records(probe: PageProbe, demo: Demo) -> None:
@@ -87,7 +76,7 @@ def test_service_page_shows_new_and_changed_patterns_of_the_last_hour(probe: Pag
     for i in range(3):  # new: never logged before this hour
         records.append({"timestamp": now - 5 * 60 * S + i * S, "service": svc, "level": "ERROR",
                         "message": f"disk quota exceeded for volume vol-{i} by {300 + i} MB"})
-    post_records(demo, records)
+    demo.server.ingest(records)
     compare = demo.server.query(f"service:{svc} | patterns compare 1h",
                                 **{"from": iso(now // 10**6 - 3600_000), "to": iso(now // 10**6 + 1000)})["rows"]
     status = {r["status"]: r for r in compare}
@@ -140,7 +129,7 @@ def test_alerts_page_shows_anomaly_and_new_pattern_conditions(probe: PageProbe, 
 
 def test_active_alerts_say_why_an_anomaly_fired(probe: PageProbe, demo: Demo) -> None:
     now = time.time_ns()
-    post_records(demo, [{"timestamp": now - i * 10**9, "service": "why-svc", "level": "ERROR",
+    demo.server.ingest([{"timestamp": now - i * 10**9, "service": "why-svc", "level": "ERROR",
                          "message": f"disk full on volume {i}"} for i in range(20)])
     rule = {"name": "ui why anomaly", "query": "service:why-svc AND level:ERROR", "window": "5m",
             "interval": "10s", "group_by": ["service"],
