@@ -1,18 +1,62 @@
-"""What the HTTP sinks share: one keep-alive connection per delivery thread, TLS as configured."""
+"""What the HTTP sinks share: their common options, one keep-alive connection per delivery
+thread with TLS as configured, and reading ``Retry-After``."""
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.client
+import os
 import socket
 import ssl
 import threading
-from urllib.parse import SplitResult
+import time
+from urllib.parse import SplitResult, urlsplit
+
+from pydantic import Field, field_validator
 
 from logharbor.agent.config import TLSConfig
+from logharbor.agent.sinks.base import SinkConfig
 from logharbor.agent.types import Retriable
 
-__all__ = ["KeepAlive"]
+__all__ = ["HttpSinkConfig", "KeepAlive", "parse_retry_after"]
+
+
+class HttpSinkConfig(SinkConfig):
+    """Options of every sink that POSTs over HTTP(S): where, with which key, how long, TLS."""
+
+    url: str
+    api_key: str | None = None
+    api_key_env: str | None = None
+    timeout_secs: float = Field(default=30.0, gt=0)
+    tls: TLSConfig = TLSConfig()
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return value
+
+    def resolved_api_key(self) -> str | None:
+        """``api_key``, else the value of the environment variable ``api_key_env`` names."""
+        return self.api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class KeepAlive:

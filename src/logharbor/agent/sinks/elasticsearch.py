@@ -31,13 +31,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from logharbor.agent.buffer import Buffer
-from logharbor.agent.config import TLSConfig
-from logharbor.agent.sinks.base import BufferedSink, PartialRetry, SinkConfig, TooLarge
-from logharbor.agent.sinks.connections import KeepAlive
-from logharbor.agent.sinks.logharbor import parse_retry_after
+from logharbor.agent.sinks.base import BufferedSink, PartialRetry, TooLarge
+from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Permanent, Retriable
 from logharbor.record import RecordError, parse_timestamp
 
@@ -47,16 +45,13 @@ _TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "timeMillis")
 _RETRY_TYPES = frozenset(("es_rejected_execution_exception", "circuit_breaking_exception"))
 
 
-class Config(SinkConfig):
+class Config(HttpSinkConfig):
     """Options of the ``elasticsearch`` sink."""
 
     type: Literal["elasticsearch"]
-    url: str
     #: index or data stream; strftime fields (``%Y``, ``%m``, ``%d``, ``%H``) are taken from each
     #: record's timestamp in UTC
     index: str = "logs"
-    api_key: str | None = None
-    api_key_env: str | None = None
     username: str | None = None
     password: str | None = None
     password_env: str | None = None
@@ -64,17 +59,6 @@ class Config(SinkConfig):
     #: streams require ``@timestamp``; ``null`` sends records as they are
     timestamp_field: str | None = "@timestamp"
     compression: Literal["gzip", "none"] = "gzip"
-    timeout_secs: float = Field(default=30.0, gt=0)
-    tls: TLSConfig = TLSConfig()
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-        return value
 
     @field_validator("index")
     @classmethod
@@ -133,7 +117,7 @@ class ElasticsearchSink(BufferedSink):
         self.action = orjson.dumps({"create": {"_index": cfg.index}}) + b"\n"
         self._actions: dict[int, bytes] = {}  # index name per UTC second, for dated indexes
         self.headers = {"Content-Type": "application/x-ndjson", "User-Agent": "logharbor-agent"}
-        key = cfg.api_key or (os.environ.get(cfg.api_key_env) if cfg.api_key_env else None)
+        key = cfg.resolved_api_key()
         if key:
             self.headers["Authorization"] = f"ApiKey {key}"
         elif cfg.username:

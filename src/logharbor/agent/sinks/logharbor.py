@@ -13,64 +13,32 @@ so there is nothing for a larger client to add but per-request overhead.
 
 from __future__ import annotations
 
-import email.utils
 import gzip
 import logging
-import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
 import zstandard
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from logharbor.agent import telemetry
 from logharbor.agent.buffer import Buffer
-from logharbor.agent.config import TLSConfig
-from logharbor.agent.sinks.base import BufferedSink, SinkConfig, TooLarge
-from logharbor.agent.sinks.connections import KeepAlive
+from logharbor.agent.sinks.base import BufferedSink, TooLarge
+from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Permanent, Retriable
 
 __all__ = ["Config", "LogharborSink"]
 
 
-class Config(SinkConfig):
+class Config(HttpSinkConfig):
     """Options of the ``logharbor`` sink."""
 
     type: Literal["logharbor"]
-    url: str
-    api_key: str | None = None
-    api_key_env: str | None = None
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     compression_level: int | None = Field(default=None, ge=1, le=19)
-    timeout_secs: float = Field(default=30.0, gt=0)
-    tls: TLSConfig = TLSConfig()
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-        return value
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class LogharborSink(BufferedSink):
@@ -83,7 +51,7 @@ class LogharborSink(BufferedSink):
         self.http = KeepAlive(parts, default_port=80, timeout=cfg.timeout_secs, tls=cfg.tls)
         path = parts.path if parts.path not in ("", "/") else "/api/v1/logs"
         self.path = path + (f"?{parts.query}" if parts.query else "")
-        key = cfg.api_key or (os.environ.get(cfg.api_key_env) if cfg.api_key_env else None)
+        key = cfg.resolved_api_key()
         self.headers = {"Content-Type": "application/x-ndjson", "User-Agent": "logharbor-agent",
                         **cfg.headers}
         if key:
