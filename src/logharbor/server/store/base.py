@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from logharbor.server.store.sqlsafe import quote_identifier
 
-__all__ = ["Store", "StoreError", "StoreStats", "schema_sql"]
+__all__ = ["Store", "StoreError", "StoreStats", "TierView", "schema_sql"]
 
 
 class StoreError(Exception):
@@ -61,6 +61,31 @@ class Store(Protocol):
 
     def stats(self) -> StoreStats:
         """Rows and bytes of the logs table."""
+
+
+class TierView:
+    """``expose_view`` for both stores: queries read the tiers through one view.
+
+    Callers compile against ``store.table``; after :meth:`expose_view` it names the view, so
+    which tiers a query reads stays inside the store. Inserts always go to ``hot_table``.
+    """
+
+    table: str
+    hot_table: str
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:  # the store's own
+        raise NotImplementedError
+
+    def expose_view(self, name: str, select_sql: str | None) -> None:
+        """Make queries read ``select_sql`` (e.g. hot ∪ warm ∪ cold) through a view named ``name``;
+        ``None`` drops the view and reads the hot table again."""
+        view = quote_identifier(name)
+        if select_sql is None:
+            self.table = self.hot_table
+            self.execute(f"DROP VIEW IF EXISTS {view}")
+            return
+        self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
+        self.table = view
 
 
 _POLICIES = frozenset({"logharbor_sealed"})

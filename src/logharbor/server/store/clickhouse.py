@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from logharbor.durable import write_atomic
-from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -113,8 +113,12 @@ def _string_literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class ClickHouseStore:
+class ClickHouseStore(TierView):
     """A :class:`~logharbor.server.store.base.Store` on a ClickHouse server or cluster over HTTP."""
+
+    # expose_view (TierView) is not ``ON CLUSTER``: the retention tiers the view reads (the warm
+    # table) are created through :meth:`execute` on the node this server talks to, so the view
+    # lives beside them there (a view created on nodes without them would fail the whole DDL).
 
     def __init__(self, url: str, *, table: str = "logs", writer_id: str = "w", connect_timeout_s: int = 10,
                  receive_timeout_s: int = 300) -> None:
@@ -302,21 +306,6 @@ class ClickHouseStore:
     def optimize(self) -> None:
         """Merge parts now (benchmarks and tests measure the steady state)."""
         self.execute(f"OPTIMIZE TABLE {quote_identifier(self.local_name)}{self._on_cluster()} FINAL")
-
-    def expose_view(self, name: str, select_sql: str | None) -> None:
-        """Make queries read ``select_sql`` through a view ``name`` (as the embedded store does).
-
-        Not ``ON CLUSTER``: the retention tiers it reads (the warm table) are created through
-        :meth:`execute` on the node this server talks to, so the view lives beside them there
-        (a view created on nodes without them would fail the whole DDL). docs/scaling.md.
-        """
-        view = quote_identifier(name)
-        if select_sql is None:
-            self.table = self.hot_table
-            self.execute(f"DROP VIEW IF EXISTS {view}")
-            return
-        self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
-        self.table = view
 
 
 def _classify(exc: Exception) -> StoreError:

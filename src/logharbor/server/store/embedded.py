@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from logharbor.sealing import Sealer
-from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, schema_sql
+from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -82,7 +82,7 @@ def _settings_clause(settings: Mapping[str, Any] | None) -> str:
     return " SETTINGS " + ", ".join(parts)
 
 
-class EmbeddedStore:
+class EmbeddedStore(TierView):
     """A :class:`~logharbor.server.store.base.Store` on chDB."""
 
     def __init__(self, path: str | Path, *, table: str = "logs", readers: int = 2,
@@ -300,21 +300,6 @@ class EmbeddedStore:
                 self._session.query(sql, "JSONEachRow", params=dict(params or {}))
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from exc
-
-    def expose_view(self, name: str, select_sql: str | None) -> None:
-        """Make queries read ``select_sql`` (e.g. hot ∪ warm ∪ cold) through a view named ``name``.
-
-        Callers compile against ``store.table``; after this it names the view, so which tiers a
-        query reads stays inside the store. ``None`` drops the view and reads the hot table again.
-        Inserts always go to ``hot_table``.
-        """
-        view = quote_identifier(name)
-        if select_sql is None:
-            self.table = self.hot_table
-            self.execute(f"DROP VIEW IF EXISTS {view}")
-            return
-        self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
-        self.table = view
 
 
 def _classify(exc: RuntimeError) -> StoreError:
