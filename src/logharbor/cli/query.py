@@ -77,8 +77,9 @@ def _print_table(answer: dict[str, Any]) -> None:
         console = Console(width=_PIPE_WIDTH)  # into a file or a pager: no terminal to fit
     # short values (ids, counts, levels, services) keep their width, long text wraps into the rest;
     # when even that does not fit the terminal, one block per row instead of a cropped table
-    widths = [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
-    short = [max([1, *(len(r[i]) for r in cells)]) <= _KEEP_WIDTH for i in range(len(columns))]
+    longest = [max([1, *(len(r[i]) for r in cells)]) for i in range(len(columns))]  # of the values
+    widths = [max(len(name), n) for name, n in zip(columns, longest, strict=True)]
+    short = [n <= _KEEP_WIDTH for n in longest]
     needed = sum(w if s else _WRAP_MIN for w, s in zip(widths, short, strict=True)) + 3 * len(columns) + 1
     if needed > console.width and len(columns) > 1:
         pad = max(len(name) for name in columns)
