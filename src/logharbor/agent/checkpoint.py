@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from logharbor.durable import fsync_dir
+
 __all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of", "read_head"]
 
 FORMAT_VERSION = 1
@@ -123,16 +125,8 @@ class CheckpointStore:
         finally:
             os.close(fd)
         os.replace(self.tmp, self.path)
-        _fsync_dir(self.path.parent)
+        with contextlib.suppress(OSError):  # a filesystem that cannot sync a directory: rename stands
+            fsync_dir(self.path.parent)
         self._last = key
         self.writes += 1
         return True
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        dfd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
