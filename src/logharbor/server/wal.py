@@ -13,6 +13,7 @@ acknowledged, because acknowledgement happens only after the fsync that covers i
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 from logharbor.durable import fsync_dir
 from logharbor.sealing import Sealer
 
-__all__ = ["WalCorruption", "WalFull", "WalPosition", "WriteAheadLog"]
+__all__ = ["WalCorruption", "WalFull", "WalNoSpace", "WalPosition", "WriteAheadLog"]
 
 _MAGIC = b"LHWAL01\n"
 _HEADER = struct.Struct("<IIQ")  # payload length, crc32(seq + payload), seq
@@ -36,6 +37,14 @@ _SUFFIX = ".wal"
 
 class WalFull(Exception):
     """The WAL holds more than its limit: the caller must answer 429 and not accept the data."""
+
+
+class WalNoSpace(OSError):
+    """The disk under the WAL is full (ENOSPC): nothing of the entry was kept.
+
+    Ingest answers 507 with ``Retry-After`` (never a 500): the client keeps the data and sends it
+    again once space returns; the WAL cut whatever it had half written.
+    """
 
 
 class WalCorruption(Exception):
@@ -240,10 +249,13 @@ class WriteAheadLog:
             if self.fsync:
                 os.fdatasync(self._fd)
                 self.fsyncs += 1
-        except OSError:
+        except OSError as exc:
             # disk full or I/O error: cut what was half written so the next batch starts clean
             os.ftruncate(self._fd, self._offset)
             self._next_seq = seqs[0]
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise WalNoSpace(exc.errno, f"no space left for the write-ahead log: {exc.strerror}",
+                                 str(self._path(self._segment))) from exc
             raise
         with self._cond:
             self._offset += size
