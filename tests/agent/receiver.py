@@ -5,7 +5,10 @@ Every accepted line is appended to ``--out`` (fsync'd before the 200, like the s
 ``--discard`` is given, in which case lines are only counted. ``--fail-first N --fail-status S``
 answers the first N requests with S (``--retry-after`` adds the header). ``--reject-match X``
 rejects lines containing X per line (200 with ``rejected``). ``--max-body B`` answers 413 above B
-bytes. ``GET /stats`` returns the counters as JSON.
+bytes. ``--lose-answer-first N`` stores the first N requests but closes the connection instead of
+answering (an answer lost in a crash). ``--dedup-keys`` stores a request once per
+``Idempotency-Key`` and answers a repeat as it answered the first (what the server promises within
+its window). ``GET /stats`` returns the counters as JSON, ``keys`` the key of every POST in order.
 
 Run: python receiver.py --port P [--out FILE] [--api-key K] [--tls-cert C --tls-key K] …
 """
@@ -16,6 +19,7 @@ import argparse
 import gzip
 import json
 import os
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,12 +39,15 @@ def main() -> None:
     ap.add_argument("--reject-match")
     ap.add_argument("--max-body", type=int, default=0)
     ap.add_argument("--bulk-retry-first", action="store_true")
+    ap.add_argument("--lose-answer-first", type=int, default=0)
+    ap.add_argument("--dedup-keys", action="store_true")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     args = ap.parse_args()
     lock = threading.Lock()
     stats = {"requests": 0, "lines": 0, "bytes": 0, "wire_bytes": 0, "failed": 0, "rejected": 0,
-             "encodings": {}, "too_large": 0}
+             "encodings": {}, "too_large": 0, "keys": [], "lost_answers": 0, "repeats": 0}
+    answered: dict[str, dict] = {}
     out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if args.out else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -68,6 +75,12 @@ def main() -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock:
                 stats["requests"] += 1
+                key = self.headers.get("Idempotency-Key")
+                stats["keys"].append(key)
+                if args.dedup_keys and key in answered:
+                    stats["repeats"] += 1
+                    self._answer(200, answered[key])
+                    return
                 if args.api_key and self.headers.get("Authorization") != f"Bearer {args.api_key}":
                     self._answer(401, {"error": {"code": "unauthorized", "message": "bad key"}})
                     return
@@ -111,13 +124,23 @@ def main() -> None:
                 stats["rejected"] += len(rejected)
                 stats["bytes"] += len(body)
                 stats["wire_bytes"] += len(raw)
-                self._answer(200, {"accepted": len(lines), "rejected": rejected})
+                answer = {"accepted": len(lines), "rejected": rejected}
+                if args.dedup_keys and key:
+                    answered[key] = answer
+                if stats["lost_answers"] < args.lose_answer_first:
+                    stats["lost_answers"] += 1
+                    self.close_connection = True  # stored, never answered: the client must retry
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self._answer(200, answer)
 
         def _bulk(self, lines: list[bytes], nbytes: int, wire: int) -> None:
             """Elasticsearch ``_bulk``: per-item answers; ``--bulk-retry-first`` refuses every
             other item of the first request with 429, ``--reject-match`` refuses items with 400."""
             docs = lines[1::2]
             stats["bulk_requests"] = stats.get("bulk_requests", 0) + 1
+            stats.setdefault("bulk_ids", []).append(
+                [next(iter(json.loads(a).values())).get("_id") for a in lines[0::2]])
             first = stats["bulk_requests"] == 1
             items, keep = [], []
             for i, doc in enumerate(docs):

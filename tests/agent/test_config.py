@@ -38,6 +38,13 @@ def test_every_registered_kind_is_documented() -> None:
         assert f"`{kind}`" in text, kind
 
 
+def test_every_option_of_every_kind_is_named_in_the_docs() -> None:
+    text = DOC.read_text()
+    missing = [f"{kind}.{name}" for registry in (SOURCES, TRANSFORMS, SINKS) for kind, k in registry.items()
+               for name in k.Config.model_fields if f"`{name}`" not in text and f"`{name}." not in text]
+    assert not missing, f"options not in docs/agent.md: {missing}"
+
+
 @pytest.mark.parametrize(("yaml_text", "key", "reason"), [
     ("sources: {a: {type: file, include: [x]}}\nsinks: {s: {type: stdout, batchh: {}}}",
      "sinks.s.batchh", "Extra inputs are not permitted"),

@@ -117,7 +117,8 @@ def test_all_created_one_request_with_create_actions_and_basic_auth(tmp_path: Pa
     assert req["headers"]["Content-Encoding"] == "gzip"
     assert req["headers"]["Authorization"] == "Basic " + base64.b64encode(b"elastic:changeme").decode()
     pairs = r.pairs(0)
-    assert [a for a, _ in pairs] == [{"create": {"_index": "test"}}] * 3
+    assert [{"create": {"_index": a["create"]["_index"]}} for a, _ in pairs] == [{"create": {"_index": "test"}}] * 3
+    assert len({a["create"]["_id"] for a, _ in pairs}) == 3  # deterministic ids (document_ids: batch)
     assert [d["n"] for _, d in pairs] == [1, 2, 3]
     assert pairs[0][1]["@timestamp"] == DAY1  # data streams need it; taken from the record
 

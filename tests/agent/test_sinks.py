@@ -227,3 +227,67 @@ def test_elasticsearch_sink_into_the_real_servers_bulk_endpoint(tmp_path: Path, 
     assert srv.wait_rows(500) >= 500
     rows = srv.query("n:[0 TO 499] | stats count() as c", since="now-1d")["rows"]
     assert rows[0]["c"] == 500
+
+
+def test_a_batch_whose_answer_was_lost_is_resent_under_the_same_key(tmp_path: Path,
+                                                                    receiver_factory: Any) -> None:
+    r = receiver_factory("--lose-answer-first", "2", "--dedup-keys")
+    sink = make_sink(tmp_path, r.url, retry_max_secs=0.1, concurrency=1,
+                     batch={"timeout_secs": 0.05, "max_events": 100})
+    acks = [submit(sink, i * 100, 100) for i in range(3)]
+    assert wait_for(lambda: all(a.finished for a in acks), 20)
+    sink.close(5)
+    stats = r.stats()
+    keys = stats["keys"]
+    assert stats["lost_answers"] == 2 and stats["repeats"] == 2
+    assert len(keys) == len(set(keys)) + 2  # each lost answer: the same batch, the same key, once more
+    assert all(k and len(k) <= 128 and k.isascii() and k.isprintable() for k in keys)
+    assert sorted(x["n"] for x in r.records()) == list(range(300))  # stored once: no duplicate
+
+
+def test_a_disk_buffered_batch_keeps_its_key_and_its_records_across_a_restart(
+        tmp_path: Path, receiver_factory: Any) -> None:
+    """The answer is lost, the agent stops before it retries; the restarted sink forms the very
+    same batch from the disk buffer and sends it under the same key: the receiver stores it once."""
+    r = receiver_factory("--lose-answer-first", "1", "--dedup-keys")
+    options = {"buffer": {"type": "disk"}, "retry_initial_secs": 30, "concurrency": 1,
+               "batch": {"timeout_secs": 0.3}}
+    sink = make_sink(tmp_path, r.url, **options)
+    for i in range(4):
+        submit(sink, i * 10, 10)  # acknowledged at once: fsync'd in the disk buffer
+    assert wait_for(lambda: r.stats()["lost_answers"] == 1, 10)
+    sink.close(0.2)  # stopped while waiting to retry
+    later = make_sink(tmp_path, r.url, **options)
+    for i in range(4, 6):  # more records arrive after the restart: not part of the old batch
+        submit(later, i * 10, 10)
+    assert wait_for(lambda: len({x["n"] for x in r.records()}) == 60, 20)
+    later.close(5)
+    keys = r.stats()["keys"]
+    assert keys[1] == keys[0]  # the replayed batch: same key
+    assert r.stats()["repeats"] == 1
+    assert sorted(x["n"] for x in r.records()) == list(range(60))  # nothing twice, nothing lost
+
+
+def test_elasticsearch_ids_are_the_same_on_every_attempt_of_a_record(tmp_path: Path,
+                                                                   receiver_factory: Any) -> None:
+    r = receiver_factory("--bulk-retry-first")
+    sink = make_es_sink(tmp_path, r.url)
+    ack = submit(sink, 0, 10)
+    assert wait_for(lambda: ack.finished, 10)
+    second = submit(sink, 10, 10)
+    assert wait_for(lambda: second.finished, 10)
+    sink.close(5)
+    first, retried, other = r.stats()["bulk_ids"]
+    assert len(set(first)) == 10 and all(isinstance(x, str) and len(x) == 20 for x in first)
+    assert retried == first[1::2]  # the items refused with 429 are resent alone, with their ids
+    assert not set(other) & set(first)  # a new batch: new ids
+    assert sorted(x["n"] for x in r.records()) == list(range(20))
+
+
+def test_elasticsearch_document_ids_auto_sends_none(tmp_path: Path, receiver_factory: Any) -> None:
+    r = receiver_factory()
+    sink = make_es_sink(tmp_path, r.url, document_ids="auto")
+    ack = submit(sink, 0, 5)
+    assert wait_for(lambda: ack.finished, 10)
+    sink.close(5)
+    assert r.stats()["bulk_ids"] == [[None] * 5]

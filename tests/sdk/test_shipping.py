@@ -143,3 +143,23 @@ def test_close_with_the_server_away_stops_and_reports(capsys: pytest.CaptureFixt
     stats = shipper.stats()
     assert stats["buffered"] == 30 and stats["accepted"] == 0 and stats["dropped"] == 0
     assert "30 log lines not shipped" in capsys.readouterr().err
+
+
+def test_each_batch_has_its_own_idempotency_key_kept_across_retries(receiver: Receiver) -> None:
+    receiver.script = [(503, {}, b"busy"), (503, {}, b"busy")]
+    shipper = HttpShipper(receiver.url, flush_interval=0.05, max_backoff=0.05, batch_lines=5)
+    try:
+        shipper.write(_lines(5))
+        assert shipper.flush(20)
+        receiver.script = [(413, {}, b"too big")]
+        shipper.write(_lines(4, start=5))
+        assert shipper.flush(20)
+        keys = [req["headers"]["Idempotency-Key"] for req in receiver.requests]
+        assert len(keys) == 6  # three attempts of batch 1; batch 2 refused as too large, then its halves
+        assert keys[0] == keys[1] == keys[2]  # one batch, one key, however often it is sent
+        assert len(set(keys[2:])) == 4  # a new batch, and each half of a split batch, is a new one
+        for key in keys:
+            assert len(key) <= 128 and key.isascii() and key.isprintable()
+        assert [line["i"] for line in receiver.delivered()] == list(range(9))
+    finally:
+        shipper.close()

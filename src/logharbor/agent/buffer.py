@@ -18,6 +18,7 @@ delivered (``commit``), so a batch that fails stays owned by the sink until it s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import struct
 import threading
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from logharbor.agent.identity import short_id
 from logharbor.agent.types import Encoded
 from logharbor.sealing import Sealer
 
@@ -74,6 +76,20 @@ class Buffer(Protocol):
 
     def take_all(self) -> list[Encoded]:
         """Remove and return every item not yet delivered (after ``close``, to settle their acks)."""
+        ...
+
+    def span(self, items: list[Encoded]) -> str | None:
+        """A name for these handed-out items that a restart gives them again (their place in a
+        disk buffer), or None when they have none (memory: they die with the process)."""
+        ...
+
+    def note_batch(self, items: list[Encoded]) -> None:
+        """These items are about to be sent as one batch: remember it, so that after a crash the
+        same batch is formed again (same items, same :meth:`span`, same idempotency key)."""
+        ...
+
+    def replay_end(self, first: Encoded) -> int | None:
+        """If ``first`` began a batch noted before a crash, how many items that batch had."""
         ...
 
 
@@ -168,6 +184,16 @@ class MemoryBuffer:
             return items
 
 
+    def span(self, items: list[Encoded]) -> str | None:
+        return None
+
+    def note_batch(self, items: list[Encoded]) -> None:
+        """Nothing to remember: a memory buffer does not outlive the process."""
+
+    def replay_end(self, first: Encoded) -> int | None:
+        return None
+
+
 class DiskBuffer:
     """Segment files under ``directory``; durable once ``put`` returns (write + fsync)."""
 
@@ -192,7 +218,11 @@ class DiskBuffer:
         self._repair_tail(self._segs[-1])
         self._acked = acked  # delivered up to here
         self._read = acked  # handed out up to here
-        # [end position, bytes, records, delivered], in hand-out order
+        self.id = self._buffer_id()
+        # batches noted (about to be sent) and not yet delivered: start position -> (end, items)
+        self._batches: dict[tuple[int, int], tuple[tuple[int, int], int]] = {
+            s: b for s, b in self._load_batches().items() if s >= acked}
+        # [end position, bytes, records, delivered, start position], in hand-out order
         self._out: deque[list[Any]] = deque()
         self._index: dict[int, list[Any]] = {}
         self._skip: set[tuple[int, int]] = set()  # ends of entries delivered before a rewind
@@ -219,6 +249,36 @@ class DiskBuffer:
             return int(doc["segment"]), int(doc["offset"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def _load_batches(self) -> dict[tuple[int, int], tuple[tuple[int, int], int]]:
+        try:
+            doc = orjson.loads(self._ack_path.read_bytes())
+            return {(int(b[0]), int(b[1])): ((int(b[2]), int(b[3])), int(b[4]))
+                    for b in doc.get("batches", [])}
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return {}
+
+    def _buffer_id(self) -> str:
+        """This buffer's own id (in ``id``): positions restart only with a new buffer, so the id
+        keeps a span from ever naming two different batches."""
+        path = self.dir / "id"
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            value = ""
+        if not value.isalnum() or len(value) > 16:
+            value = short_id()
+            path.write_text(value + "\n")
+        return value
+
+    def _write_ack(self) -> None:
+        """The delivered position and the batches in flight, replaced atomically (no fsync: a lost
+        update only makes a restart send a delivered batch again, at-least-once)."""
+        doc = {"segment": self._acked[0], "offset": self._acked[1],
+               "batches": [[*s, *e, n] for s, (e, n) in sorted(self._batches.items())]}
+        tmp = self._ack_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(doc))
+        os.replace(tmp, self._ack_path)
 
     def _scan(self, seg: int, start: int = 0):  # type: ignore[no-untyped-def]
         """Yield (end offset, records) of each complete, CRC-valid entry of a segment."""
@@ -307,35 +367,40 @@ class DiskBuffer:
                 payload = fh.read(length)
             if zlib.crc32(payload) != crc:  # cannot happen after _repair_tail, unless the disk lies
                 raise OSError(f"disk buffer {self.dir}: corrupt entry in segment {seg} at {off}")
+            start = (seg, off)
             end = (seg, off + _HEADER.size + length)
             self._read = end
             if end not in self._skip:
                 break
             # delivered before a rewind (out of order): not again, but it still moves the position
             self._skip.discard(end)
-            self._out.append([end, _HEADER.size + length, count, True])
+            self._out.append([end, _HEADER.size + length, count, True, start])
         if self.sealer is not None:
             payload = self.sealer.open(payload)
         item = Encoded(payload, count, None)
-        entry = [end, _HEADER.size + length, count, False]
+        entry = [end, _HEADER.size + length, count, False, start]
         self._out.append(entry)
         self._index[id(item)] = entry
         return item
 
     def commit(self, items: list[Encoded]) -> None:
         with self._cond:
-            for item in items:
-                self._index.pop(id(item))[3] = True
+            noted = False
+            for k, item in enumerate(items):
+                entry = self._index.pop(id(item))
+                entry[3] = True
+                if k == 0 and self._batches.pop(entry[4], None) is not None:
+                    noted = True
             if not (self._out and self._out[0][3]):
+                if noted:
+                    self._write_ack()
                 return
             while self._out and self._out[0][3]:
-                end, nbytes, count, _ = self._out.popleft()
+                end, nbytes, count, _, _ = self._out.popleft()
                 self._acked = end
                 self._bytes -= nbytes
                 self._events -= count
-            tmp = self._ack_path.with_suffix(".tmp")
-            tmp.write_bytes(orjson.dumps({"segment": self._acked[0], "offset": self._acked[1]}))
-            os.replace(tmp, self._ack_path)
+            self._write_ack()
             while self._segs and self._segs[0] < self._acked[0]:
                 with contextlib.suppress(FileNotFoundError):
                     self._seg_path(self._segs.pop(0)).unlink()
@@ -366,6 +431,33 @@ class DiskBuffer:
 
     def take_all(self) -> list[Encoded]:
         return []  # acknowledged when written: they stay on disk, replayed by the next owner
+
+    def span(self, items: list[Encoded]) -> str | None:
+        with self._cond:
+            entries = [self._index.get(id(item)) for item in items]
+        if not entries or any(e is None for e in entries):
+            return None
+        for prev, cur in itertools.pairwise(entries):
+            assert prev is not None and cur is not None
+            if cur[4] != prev[0] and not (cur[4][0] > prev[0][0] and cur[4][1] == 0):
+                return None  # not one contiguous run of the buffer
+        first, last = entries[0], entries[-1]
+        assert first is not None and last is not None
+        return f"{self.id}-{first[4][0]}.{first[4][1]}-{last[0][0]}.{last[0][1]}"
+
+    def note_batch(self, items: list[Encoded]) -> None:
+        with self._cond:
+            first, last = self._index.get(id(items[0])), self._index.get(id(items[-1]))
+            if first is None or last is None or self._batches.get(first[4]) == (last[0], len(items)):
+                return
+            self._batches[first[4]] = (last[0], len(items))
+            self._write_ack()
+
+    def replay_end(self, first: Encoded) -> int | None:
+        with self._cond:
+            entry = self._index.get(id(first))
+            found = self._batches.get(entry[4]) if entry is not None else None
+        return found[1] if found is not None else None
 
 
 def open_buffer(kind: str, directory: Path, max_bytes: int, when_full: str,

@@ -7,14 +7,21 @@ transient failures (connection errors, 429, 5xx) with exponential backoff and ji
 ``Retry-After``. A batch the server refuses for good (400, 401, 403) is dropped and counted, and
 a 413 splits the batch in two. The buffer is bounded: when the server is away for long, the
 oldest lines go first and are counted.
+
+Every POST carries an ``Idempotency-Key``: ``sdk-<process id>-<batch number>``, the same on every
+retry of one batch (a retry after a lost answer is stored once by the server, within its window)
+and new for every new batch (halves of a batch split on 413 are new batches). The process id is a
+random id drawn at start and again in a forked child, so two processes never share keys.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import os
 import random
+import secrets
 import sys
 import threading
 import time
@@ -122,6 +129,8 @@ class HttpShipper:
         os.register_at_fork(after_in_child=self._start)
 
     def _start(self) -> None:
+        self._key_prefix = f"sdk-{secrets.token_hex(8)}-"
+        self._batch_seq = itertools.count()
         self._buffer: deque[bytes] = deque()
         self._lock = threading.Condition()
         self._flush_requested = False
@@ -220,9 +229,10 @@ class HttpShipper:
         """Send one batch until it is accepted or refused for good (True), or until shutdown
         interrupts a retry (False: the batch is back at the head of the buffer)."""
         attempt = 0
+        key = self._key_prefix + str(next(self._batch_seq))  # the same on every retry of this batch
         while True:
             try:
-                self._post(batch)
+                self._post(batch, key)
                 return True
             except PayloadTooLarge as exc:
                 if len(batch) > 1:
@@ -258,9 +268,9 @@ class HttpShipper:
         self.dropped += len(batch)
         print(f"logharbor sdk: dropped {len(batch)} lines: {exc}", file=sys.stderr)
 
-    def _encode(self, batch: list[bytes]) -> tuple[bytes, dict[str, str]]:
+    def _encode(self, batch: list[bytes], key: str) -> tuple[bytes, dict[str, str]]:
         body = b"".join(batch)
-        headers = {"Content-Type": "application/x-ndjson"}
+        headers = {"Content-Type": "application/x-ndjson", "Idempotency-Key": key}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if self.compression == "zstd":
@@ -273,8 +283,8 @@ class HttpShipper:
             headers["Content-Encoding"] = "gzip"
         return body, headers
 
-    def _post(self, batch: list[bytes]) -> None:
-        body, headers = self._encode(batch)
+    def _post(self, batch: list[bytes], key: str) -> None:
+        body, headers = self._encode(batch, key)
         try:
             response = self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:

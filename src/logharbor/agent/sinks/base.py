@@ -7,6 +7,10 @@ A concrete sink only says how to send one batch (``send``) and whether a failure
 - retries a retriable failure for as long as it takes (at-least-once), with exponential backoff
   and full jitter, waiting at least the receiver's ``Retry-After``;
 - splits a batch the receiver found too large (413) and sends the halves;
+- gives every batch an ``Idempotency-Key`` (:mod:`logharbor.agent.identity`): the same on every
+  attempt of the batch, a new one for a new batch; a batch taken from a disk buffer is noted there
+  before it is sent, so after a crash the very same batch is formed again under the same key and
+  a server that already stored it stores it once;
 - acknowledges a batch's chunks only after ``send`` returned, and a permanent failure as
   *rejected* (counted, logged, optionally written to a dead-letter file) so one poison batch
   never blocks everything behind it;
@@ -19,6 +23,7 @@ A concrete sink only says how to send one batch (``send``) and whether a failure
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -32,13 +37,19 @@ from pydantic import Field
 from logharbor.agent import telemetry
 from logharbor.agent.buffer import Buffer, BufferClosed, open_buffer
 from logharbor.agent.config import BatchConfig, BufferConfig, Strict
+from logharbor.agent.identity import batch_key, instance_id, short_id
 from logharbor.agent.types import AckStatus, Encoded, Permanent, Retriable
 
-__all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge"]
+__all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge", "Unaccounted"]
 
 
 class TooLarge(Permanent):
     """The receiver refused the body as too large (413); a smaller batch may pass."""
+
+
+class Unaccounted(Retriable):
+    """The receiver answered for fewer records than were sent: send the batch again under a *new*
+    idempotency key (under the old one the receiver would answer what it answered before)."""
 
 
 class PartialRetry(Retriable):
@@ -50,9 +61,11 @@ class PartialRetry(Retriable):
 
     def __init__(self, message: str, payload: bytes, count: int, *, rejected: bytes = b"",
                  rejected_count: int = 0, rejected_error: str = "",
-                 rejected_lines: list[dict[str, Any]] | None = None) -> None:
+                 rejected_lines: list[dict[str, Any]] | None = None, context: Any = None) -> None:
         super().__init__(message)
         self.payload, self.count = payload, count
+        #: handed back to ``send`` with ``payload`` (the ES sink keeps each record's ``_id`` in it)
+        self.context = context
         #: records refused for good in the same answer (dead-lettered, not resent)
         self.rejected, self.rejected_count, self.rejected_error = rejected, rejected_count, rejected_error
         #: the same refusals one by one (``line`` 1-based in the payload sent, ``error``), if known
@@ -93,6 +106,11 @@ class BufferedSink:
         self._metrics = telemetry.METRICS
         self.delivered = 0
         self._count_lock = threading.Lock()
+        # batches are formed one at a time, so a batch is one contiguous run of the buffer
+        self._collect_lock = threading.Lock()
+        self._key_base = (instance_id(data_dir), name)
+        self._run_id = short_id()
+        self._seq = itertools.count()
 
     # -- the pipeline side ----------------------------------------------------------------------
 
@@ -162,9 +180,18 @@ class BufferedSink:
 
     # -- the delivery thread ------------------------------------------------------------------
 
-    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
-        """Deliver one batch; return the receiver's per-line rejections; raise on failure."""
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+        """Deliver one batch under its idempotency ``key``; return the receiver's per-line
+        rejections; raise on failure. ``context`` is what a :class:`PartialRetry` carried."""
         raise NotImplementedError
+
+    def batch_key(self, items: list[Encoded]) -> str:
+        """The idempotency key of a batch of these items: its disk-buffer span when it has one
+        (the same after a restart), else this run's next sequence number."""
+        span = self.buffer.span(items)
+        if span is not None:
+            return batch_key(*self._key_base, span)
+        return batch_key(*self._key_base, self._run_id, str(next(self._seq)))
 
     def _gauge(self) -> None:
         nbytes, events = self.buffer.size()
@@ -175,6 +202,13 @@ class BufferedSink:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     def _collect(self) -> list[Encoded]:
+        with self._collect_lock:
+            items = self._collect_batch()
+        if items:
+            self.buffer.note_batch(items)
+        return items
+
+    def _collect_batch(self) -> list[Encoded]:
         b = self.cfg.batch
         if self._detaching:
             return []
@@ -182,6 +216,14 @@ class BufferedSink:
         if first is None:
             return []
         items, size, count = [first], len(first.payload), first.count
+        replay = self.buffer.replay_end(first)
+        if replay is not None:  # formed before a crash: the same items again, under the same key
+            while len(items) < replay:
+                item = self.buffer.get(0.2)
+                if item is None:
+                    break
+                items.append(item)
+            return items
         age_limit = time.monotonic() + b.timeout_secs
         while size < b.max_bytes and count < b.max_events:
             wait = 0.0 if self._stop.is_set() else age_limit - time.monotonic()
@@ -217,6 +259,8 @@ class BufferedSink:
         """Send ``items`` as one batch (or halves on 413) until it succeeds or is refused."""
         payload = b"".join(it.payload for it in items)
         count = sum(it.count for it in items)
+        key = self.batch_key(items)  # the same on every attempt of this batch
+        context: Any = None
         attempt = 0
         partial = False  # part of the batch was taken already: never resend the whole of it
         floor = AckStatus.DELIVERED
@@ -224,7 +268,7 @@ class BufferedSink:
             if self._expired() or (self._detaching and attempt and not partial):
                 return None
             try:
-                rejected = self.send(payload, count)
+                rejected = self.send(payload, count, key, context)
             except TooLarge as exc:
                 if len(items) > 1 and not partial:
                     half = len(items) // 2
@@ -247,7 +291,9 @@ class BufferedSink:
                     elif exc.rejected_count:
                         self._reject(exc.rejected, exc.rejected_count, exc.rejected_error)
                         floor = AckStatus.REJECTED
-                    payload, count, partial = exc.payload, exc.count, True
+                    payload, count, partial, context = exc.payload, exc.count, True, exc.context
+                elif isinstance(exc, Unaccounted):
+                    key = batch_key(*self._key_base, self._run_id, str(next(self._seq)))
                 attempt += 1
                 backoff = min(self.cfg.retry_max_secs, self.cfg.retry_initial_secs * 2 ** min(attempt, 30))
                 wait = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not secrecy

@@ -14,6 +14,14 @@ timestamp in UTC, so a late record lands in the index of its day, not of the day
 - any other item error (``400 mapper_parsing_exception``…) is permanent: the record goes to the
   dead letter with its status and reason, and is counted.
 
+Each ``create`` carries a deterministic ``_id`` (``document_ids: batch``, the default): a hash of the
+batch's idempotency key (see ``sinks/base.py``) and the record's place in the batch. A batch sent
+again — after a lost answer, a timeout, or a restart that replays it from a disk buffer — gives
+every record the ``_id`` it had, so Elasticsearch (and logharbor's ``/_bulk`` within its window)
+answers ``409`` for what it already has, which counts as delivered: stored once, not twice. A
+record resent alone after a ``429`` keeps its ``_id``. ``document_ids: auto`` lets the cluster pick
+ids (a little faster to index; a resent batch is then stored twice).
+
 Whole-request answers follow the ``logharbor`` sink's rules: 429/408/5xx (and 401/403: the
 records are fine, the credentials are not) are retried honouring ``Retry-After``, 413 splits the
 batch, any other 4xx is permanent for the batch.
@@ -24,6 +32,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gzip
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -59,6 +68,9 @@ class Config(HttpSinkConfig):
     #: streams require ``@timestamp``; ``null`` sends records as they are
     timestamp_field: str | None = "@timestamp"
     compression: Literal["gzip", "none"] = "gzip"
+    #: ``batch``: each record's ``_id`` is derived from its batch's idempotency key and its place in
+    #: it, so a resent batch answers 409 (delivered) instead of being stored twice; ``auto``: none
+    document_ids: Literal["batch", "auto"] = "batch"
 
     @field_validator("index")
     @classmethod
@@ -172,22 +184,43 @@ class ElasticsearchSink(BufferedSink):
             return self.action + line + b"\n"
         return self._action_for(ns if ns is not None else time.time_ns()) + line + b"\n"
 
-    def bulk(self, payload: bytes) -> bytes:
-        """The ``_bulk`` body (uncompressed): one ``create`` action before every record."""
-        if not self.dated and not self.ecfg.timestamp_field:
+    def bulk(self, payload: bytes, ids: list[str] | None = None) -> bytes:
+        """The ``_bulk`` body (uncompressed): one ``create`` action before every record, with
+        ``ids[k]`` as the ``_id`` of the k-th record when given."""
+        if ids is None and not self.dated and not self.ecfg.timestamp_field:
             # records never hold a raw newline (the encoder escapes them): one splice does it
             return self.action + payload[:-1].replace(b"\n", b"\n" + self.action) + b"\n"
-        return b"".join([self._pair(line) for line in payload.split(b"\n") if line])
+        pairs = [self._pair(line) for line in payload.split(b"\n") if line]
+        if ids is None:
+            return b"".join(pairs)
+        out = []
+        for pair, doc_id in zip(pairs, ids, strict=True):
+            action, _, source = pair.partition(b"\n")
+            out.append(action[:-2] + b',"_id":' + orjson.dumps(doc_id) + b"}}\n" + source)
+        return b"".join(out)
 
-    def body(self, payload: bytes) -> bytes:
+    @staticmethod
+    def document_ids(key: str, count: int) -> list[str]:
+        """The ``_id`` of each record of the batch ``key``: 20 characters, the same on every attempt."""
+        out = []
+        for k in range(count):
+            digest = hashlib.blake2b(f"{key}/{k}".encode(), digest_size=15).digest()
+            out.append(base64.urlsafe_b64encode(digest).decode())
+        return out
+
+    def body(self, payload: bytes, ids: list[str] | None = None) -> bytes:
         """The request body, compressed as configured."""
-        bulk = self.bulk(payload)
+        bulk = self.bulk(payload, ids)
         return gzip.compress(bulk, compresslevel=1, mtime=0) if self.ecfg.compression == "gzip" else bulk
 
     # -- one request ------------------------------------------------------------------------------
 
-    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
-        body = self.body(payload)
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+        ids: list[str] | None = None
+        if self.ecfg.document_ids == "batch":
+            # a partial resend carries the ids its records had in the first attempt
+            ids = context if context is not None else self.document_ids(key, payload.count(b"\n"))
+        body = self.body(payload, ids)
         resp, data = self.http.post(self.path, body, self.headers)
         status = resp.status
         detail = data[:300].decode("utf-8", "replace")
@@ -209,10 +242,11 @@ class ElasticsearchSink(BufferedSink):
             raise Retriable(f"HTTP {status}: the _bulk answer is not an object: {detail}")
         if not answer.get("errors"):
             return []
-        return self._items(payload, answer.get("items") or [], count)
+        return self._items(payload, answer.get("items") or [], count, ids)
 
     @staticmethod
-    def _items(payload: bytes, items: list[Any], count: int) -> list[dict[str, Any]]:
+    def _items(payload: bytes, items: list[Any], count: int,
+               ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Sort the answer's items: raise :class:`PartialRetry` with the ones to send again, or
         return the permanent refusals (``line`` is 1-based in ``payload``)."""
         lines = payload.split(b"\n")[:-1]
@@ -220,11 +254,14 @@ class ElasticsearchSink(BufferedSink):
             # the answer does not pair with what was sent: nothing can be known, send all again
             raise Retriable(f"_bulk answered {len(items)} items for {len(lines)} records")
         again: list[bytes] = []
+        again_ids: list[str] = []
         rejected: list[dict[str, Any]] = []
         for k, (line, item) in enumerate(zip(lines, items, strict=True), start=1):
             verdict, status, reason = classify_item(item)
             if verdict == "retry":
                 again.append(line)
+                if ids is not None:
+                    again_ids.append(ids[k - 1])
             elif verdict == "reject":
                 rejected.append({"line": k, "status": status, "error": reason})
         if again:
@@ -233,5 +270,5 @@ class ElasticsearchSink(BufferedSink):
                                b"\n".join(again) + b"\n", len(again),
                                rejected=b"".join(x + b"\n" for x in bad), rejected_count=len(bad),
                                rejected_error=rejected[0]["error"] if rejected else "",
-                               rejected_lines=rejected)
+                               rejected_lines=rejected, context=again_ids if ids is not None else None)
         return rejected

@@ -54,7 +54,7 @@ class FileSink(BufferedSink):
     def _workers(self, cfg: SinkConfig) -> int:
         return 1  # one writer keeps the output in order
 
-    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
         try:
             fd = self._open()
             view = memoryview(payload)

@@ -7,6 +7,10 @@ contract: 429 and 5xx (and connection errors, 408) are retriable and may carry `
 operator fixes it); 413 means the batch is too large and is split; any other 4xx is permanent;
 per-line rejections in a 200 answer are permanent for those lines only.
 
+Every POST carries ``Idempotency-Key`` (see ``sinks/base.py``): a batch resent after a lost answer,
+a timeout or an agent restart that replays it from the disk buffer is stored once by a server that
+still remembers the key (within its window; beyond it, at-least-once).
+
 One persistent HTTP/1.1 connection (``http.client``) per sink: the body is built in one piece,
 so there is nothing for a larger client to add but per-request overhead.
 """
@@ -26,7 +30,7 @@ from pydantic import Field
 
 from logharbor.agent import telemetry
 from logharbor.agent.buffer import Buffer
-from logharbor.agent.sinks.base import BufferedSink, TooLarge
+from logharbor.agent.sinks.base import BufferedSink, TooLarge, Unaccounted
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Permanent, Retriable
 
@@ -80,9 +84,9 @@ class LogharborSink(BufferedSink):
             return gzip.compress(payload, compresslevel=self._gzip_level, mtime=0)
         return payload
 
-    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
         body = self.encode(payload)
-        resp, data = self.http.post(self.path, body, self.headers)
+        resp, data = self.http.post(self.path, body, {**self.headers, "Idempotency-Key": key})
         status = resp.status
         if 200 <= status < 300:
             self._metrics.bytes_sent.labels(self.name).inc(len(body))
@@ -97,9 +101,10 @@ class LogharborSink(BufferedSink):
                 telemetry.event(logging.ERROR, "receiver did not account for every record", sink=self.name,
                                 sent=count, accepted=accepted, rejected=len(out))
                 if accepted + len(out) < count:
-                    # some records reached nobody (a payload decoded short): send the batch again;
-                    # at-least-once prefers duplicates of the accepted ones to losing the rest
-                    raise Retriable(f"receiver accounted for {accepted + len(out)} of {count} records")
+                    # some records reached nobody (a payload decoded short): send the batch again,
+                    # under a new key; at-least-once prefers duplicates of the accepted ones to
+                    # losing the rest
+                    raise Unaccounted(f"receiver accounted for {accepted + len(out)} of {count} records")
             return out
         detail = data[:300].decode("utf-8", "replace")
         if status == 429 or status >= 500 or status == 408:

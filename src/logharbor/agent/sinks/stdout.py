@@ -31,7 +31,7 @@ class StdoutSink(BufferedSink):
     def _workers(self, cfg: SinkConfig) -> int:
         return 1  # one writer keeps the output in order
 
-    def send(self, payload: bytes, count: int) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
         try:
             self.stream.write(payload)
             self.stream.flush()
