@@ -27,7 +27,6 @@ import logging
 import os
 import socket
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from fastapi import APIRouter
 
 from logharbor.record import RecordError
 from logharbor.server.ingest.base import Ingestor, RecordLimits
+from logharbor.server.ingest.encoding import BadEncoding, BodyTooLarge, gunzip_members
 from logharbor.server.ingest.listener import (
     AllowList,
     ChunkStream,
@@ -85,19 +85,28 @@ def _clean(value: Any) -> Any:
 
 def _gunzip(data: bytes, limit: int) -> bytes:
     """Every gzip member in ``data`` (Fluentd appends one per chunk), at most ``limit`` bytes."""
-    out: list[bytes] = []
-    size = 0
-    while data:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        part = d.decompress(data, limit + 1 - size)
-        size += len(part)
-        if size > limit:
-            raise ForwardError(f"compressed entries are over {limit} bytes")
-        if not d.eof:
-            raise ForwardError("compressed entries are truncated")
-        out.append(part)
-        data = d.unused_data
-    return b"".join(out)
+    try:
+        return gunzip_members(data, limit)
+    except BodyTooLarge:
+        raise ForwardError(f"compressed entries are over {limit} bytes") from None
+    except BadEncoding as exc:
+        raise ForwardError(f"compressed entries are not valid gzip: {exc}") from None
+
+
+def _unpack_all(data: bytes, max_bytes: int) -> list[Any]:
+    """Every entry of a PackedForward stream; a stream that ends inside an entry is an error
+    (the partial entry would otherwise be dropped without a word)."""
+    unpacker = _unpacker(max_bytes)
+    unpacker.feed(data)
+    entries: list[Any] = []
+    end = 0  # tell() after a failed unpack counts the partial entry's bytes too
+    for entry in unpacker:
+        entries.append(entry)
+        end = unpacker.tell()
+    if end != len(data):
+        raise ForwardError(f"packed entries end inside an entry: {len(data) - end} bytes "
+                           f"after entry {len(entries)} are not a whole entry")
+    return entries
 
 
 def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: RecordLimits
@@ -231,9 +240,7 @@ class _Connection:
             data = second if isinstance(second, bytes) else second.encode("utf-8", "surrogateescape")
             if isinstance(option, dict) and option.get("compressed") == "gzip":
                 data = _gunzip(data, self.owner.max_bytes)
-            unpacker = _unpacker(self.owner.max_bytes)
-            unpacker.feed(data)
-            return tag, list(unpacker), option
+            return tag, _unpack_all(data, self.owner.max_bytes), option
         if len(message) >= 3:  # Message mode
             return tag, [[second, message[2]]], message[3] if len(message) > 3 else None
         raise ForwardError("a forward message has no record")
