@@ -20,6 +20,9 @@ twice); a removed sink drains within ``shutdown_timeout_secs`` and stops; a chan
 source stops reading, waits for its chunks' acknowledgements and writes its final checkpoint,
 and a changed one starts again from that checkpoint; transforms are swapped between two chunks.
 
+An agent whose every source ends (``stdin``) stops by itself at the end of its input, once
+everything is delivered (``eof.py``).
+
 Stopping (SIGTERM/SIGINT): sources stop reading; sinks deliver what they hold within
 ``shutdown_timeout_secs``; then — pending acknowledgements drained — each source writes its
 final checkpoint. Whatever was not acknowledged by then is read again after the restart.
@@ -36,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from logharbor.agent import telemetry
+from logharbor.agent import eof, telemetry
 from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS, build_parser_for
 from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
@@ -229,16 +232,22 @@ class Agent:
             self._metrics_server.shutdown()
         telemetry.event(20, "agent stopped", unacknowledged_chunks=unacked)
 
-    def run(self, stop: threading.Event, reload: threading.Event | None = None) -> None:
+    def run(self, stop: threading.Event, reload: threading.Event | None = None) -> int:
         """Run until ``stop`` is set (by a signal handler), reloading the config each time
-        ``reload`` is set (SIGHUP), then shut down."""
+        ``reload`` is set (SIGHUP), then shut down; the exit status (0, or 1 when the input of an
+        agent whose sources all end was not entirely delivered: see ``eof.py``)."""
         self.start(stop)
+        status = 0
         while not stop.is_set():
             if reload is not None and reload.is_set():
                 reload.clear()
                 self.reload()
+            if eof.input_ended((r.source, r.thread) for r in self.running.values()):
+                status = eof.wait_delivered(self.sources, list(self.sinks.values()), stop)
+                break
             stop.wait(0.1)
         self.shutdown()
+        return status
 
     # -- hot reload -------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """``logharbor agent -c agent.yaml [--check]``: run the host collector, or only validate its config.
 
 SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the config file and applies the difference
-(an invalid file is logged and the running config kept).
+(an invalid file is logged and the running config kept). An agent reading only stdin exits by
+itself at the end of its input: 0 when every record was delivered, 1 when not (2: bad config).
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGHUP, _reload)
         try:
-            Agent(cfg, config).run(stop, reload)
+            status = Agent(cfg, config).run(stop, reload)
         except AgentError as exc:
             typer.echo(f"{config}: {exc}", err=True)
             raise typer.Exit(2) from None
+        if status:
+            raise typer.Exit(status)
