@@ -189,17 +189,19 @@ class Batcher:
                 self._stop.wait(1.0)
 
     def _read_range(self, start: WalPosition, end: WalPosition) -> list[WalEntry]:
+        """The entries between ``start`` and ``end``: the same ones the first attempt read (damage
+        found since is quarantined and passed, never a reason to stop short or to loop)."""
         entries: list[WalEntry] = []
         pos = start
         while pos < end:
             chunk = self.wal.read(pos, self.max_batch_bytes)
-            if not chunk:
-                break
             for entry in chunk:
                 if entry.start >= end:
                     return entries
                 entries.append(entry)
-                pos = entry.end
+            if chunk.end <= pos:
+                break
+            pos = chunk.end
         return entries
 
     def _step(self) -> None:
@@ -208,24 +210,33 @@ class Batcher:
             return
         first_seen = time.monotonic()
         entries = self.wal.read(pos, self.max_batch_bytes)
+        end = entries.end  # past the entries and any damaged bytes the WAL skipped (quarantined)
         size = sum(len(e.payload) for e in entries)
         # let the batch grow until it is big enough or its oldest entry is old enough
         while size < self.max_batch_bytes and not self._stop.is_set():
             remaining = self.max_age_s - (time.monotonic() - first_seen)
             if remaining <= 0:
                 break
-            end = entries[-1].end if entries else pos
             if not self.wal.wait_for_data(end, timeout=min(remaining, 0.05)):
                 continue
             more = self.wal.read(end, self.max_batch_bytes - size)
             entries.extend(more)
+            end = more.end
             size += sum(len(e.payload) for e in more)
         if not entries:
+            if end > pos:  # only damage (or a segment's end) was passed: nothing to insert
+                self.progress.done_pos = end
+                self._save()
+                self.wal.release(end)
+                with self._flushed:
+                    self._flushed.notify_all()
+            else:  # durable data the WAL could not hand out: never a hot loop
+                self._stop.wait(0.05)
             return
         first, last = entries[0].seq, entries[-1].seq
-        self.progress.intent = (first, last, entries[0].start, entries[-1].end)
+        self.progress.intent = (first, last, entries[0].start, end)
         self._save()
-        self._insert(entries, first, last, entries[-1].end)
+        self._insert(entries, first, last, end)
 
     def _mine(self, entries: list[WalEntry], token: str) -> bytes:
         """Give the rows their cluster ids; the miner's changes are durable before the insert,

@@ -122,11 +122,11 @@ class GuardedWal:
         self._wal = wal
         self._guard = guard
 
-    def submit(self, payload: bytes) -> Future[int]:
+    def submit(self, payload: bytes, *, key: bytes = b"") -> Future[int]:
         if self._guard.rejecting:
             raise WalFull(f"the data directory is over its size limit ({self._guard.used_bytes} bytes used, "
                           f"{self._guard.free_bytes} bytes free); retry later")
-        return self._wal.submit(payload)
+        return self._wal.submit(payload, key=key)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._wal, name)
