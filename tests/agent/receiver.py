@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
 import socket
@@ -92,7 +93,9 @@ def main() -> None:
                 enc = self.headers.get("Content-Encoding", "identity")
                 stats["encodings"][enc] = stats["encodings"].get(enc, 0) + 1
                 if enc == "zstd":
-                    body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30)
+                    # every frame (a body may hold several, like a gzip body several members)
+                    body = zstandard.ZstdDecompressor().stream_reader(
+                        io.BytesIO(raw), read_across_frames=True).read()
                 elif enc == "gzip":
                     body = gzip.decompress(raw)
                 else:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import boto3
 import httpx
-import pytest
 import yaml
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 
 from logharbor.demo.alb import alb_object_path
 from logharbor.demo.traffic import TrafficGenerator, render
@@ -27,7 +26,8 @@ BIN = Path(sys.executable).parent
 def make_objects(n: int, per_object: int, seed: int) -> list[tuple[str, bytes, set[str]]]:
     """(key, gzip bytes, trace ids) for ``n`` objects of ALB lines, keys in time order."""
     gen = TrafficGenerator(seed)
-    base = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    # recent slots: the source lists the date folders of its lookback window (24 h by default)
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     out = []
     for i in range(n):
         stories = list(gen.stories(per_object))
@@ -104,32 +104,6 @@ def test_folder_objects_are_read_once_across_restarts(tmp_path: Path, server: Se
         check_once(server, objects)
     finally:
         stop(agent)
-
-
-@pytest.fixture
-def moto_s3(tmp_path: Path):  # type: ignore[no-untyped-def]
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield url
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def test_s3_objects_via_list_objects_v2(tmp_path: Path, server: ServerProcess, moto_s3: str) -> None:

@@ -355,3 +355,33 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-unt
             return False
         time.sleep(0.02)
     return True
+
+
+def test_a_gzip_file_of_two_members_is_read_whole(tmp_path: Path) -> None:
+    """``cat a.gz b.gz`` is one valid gzip file; the second member holds lines too."""
+    first, second = numbered(0, 3), numbered(3, 60)  # the first member is shorter than a fingerprint
+    (tmp_path / "app.log.2.gz").write_bytes(gzip.compress(first.encode()) + gzip.compress(second.encode()))
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.gz")]).start()
+    assert h.wait_lines(60)
+    h.settle(0.3)
+    h.stop()
+    assert h.lines == expected(0, 60)
+
+
+def test_a_rotated_file_compressed_into_two_members_is_not_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 100))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app.log*")]).start()
+    assert h.wait_lines(100)
+    os.rename(log, tmp_path / "app.log.1")
+    log.write_text(numbered(100, 110))
+    assert h.wait_lines(110)
+    h.settle(0.5)
+    body = (tmp_path / "app.log.1").read_bytes()
+    (tmp_path / "app.log.1.gz").write_bytes(gzip.compress(body[:40]) + gzip.compress(body[40:]))
+    os.unlink(tmp_path / "app.log.1")
+    append(log, numbered(110, 120))
+    assert h.wait_lines(120)
+    h.settle(1.0)
+    h.stop()
+    assert sorted(h.lines) == expected(0, 120)

@@ -101,6 +101,20 @@ class Metrics:
             registry=r)
         self.checkpoints = Counter(
             "logharbor_agent_checkpoints_written", "Checkpoint writes", ["source"], registry=r)
+        self.dropped_bytes = Counter(
+            "logharbor_agent_dropped_bytes", "Bytes of input given up unread", ["source", "reason"],
+            registry=r)
+        self.alb_objects = Counter(
+            "logharbor_agent_alb_objects", "ALB log objects delivered whole", ["source"], registry=r)
+        self.alb_late = Counter(
+            "logharbor_agent_alb_objects_late",
+            "ALB log objects found after objects that sort after them were read", ["source"], registry=r)
+        self.alb_failed = Counter(
+            "logharbor_agent_alb_object_failures", "ALB log objects that could not be read (retried)",
+            ["source"], registry=r)
+        self.alb_known = Gauge(
+            "logharbor_agent_alb_objects_remembered", "ALB objects remembered as read in the window",
+            ["source"], registry=r)
 
 
 METRICS = Metrics()
@@ -150,6 +164,26 @@ def batch_rejected(sink: str, count: int, error: str) -> None:
     """Records were refused permanently (poison batch or per-line rejections)."""
     METRICS.rejected.labels(sink).inc(count)
     event(logging.ERROR, "records rejected", sink=sink, records=count, error=error)
+
+
+def bytes_dropped(source: str, path: str, nbytes: int, reason: str, **fields: Any) -> None:
+    """Input was given up unread (a rotated file held longer than ``rotate_wait_secs``)."""
+    METRICS.dropped_bytes.labels(source, reason).inc(nbytes)
+    event(logging.ERROR, "input given up unread", source=source, path=path, bytes=nbytes, reason=reason,
+          **fields)
+
+
+def alb_object_late(source: str, key: str, after: str) -> None:
+    """An ALB object appeared after objects that sort after it were read (a late node, another
+    load balancer): a high-water mark would have skipped it."""
+    METRICS.alb_late.labels(source).inc()
+    event(logging.INFO, "alb object discovered late", source=source, key=key, sorts_before=after)
+
+
+def alb_object_failed(source: str, key: str, error: str) -> None:
+    """An ALB object could not be listed or read; it is tried again on the next poll."""
+    METRICS.alb_failed.labels(source).inc()
+    event(logging.WARNING, "alb object could not be read; will retry", source=source, key=key, error=error)
 
 
 def records_dropped(sink: str, count: int) -> None:

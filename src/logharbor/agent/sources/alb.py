@@ -1,13 +1,23 @@
 """AWS ALB access logs as the load balancer delivers them: gzip'd objects in S3 or in a folder.
 
-ALB writes one object per node every five minutes under
-``AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/…log.gz``; keys sort by time. The
-source lists objects in key order (S3: ListObjectsV2 with ``StartAfter``; a folder: the same tree
-on disk), reads each new one whole (GetObject, gunzip) and emits its lines with the ``alb``
-parser. An object counts as done only when every chunk of it was acknowledged by every sink; the
-done set is kept in a checkpoint file (atomic write) as a *watermark* (every key up to it is done)
-plus the done keys above it, so a re-listed or re-delivered object is never read twice and the
-checkpoint stays small however long the agent runs.
+Each object is read once, whole, however late it arrives and however its key sorts. Every
+``poll_interval_s`` the source lists a window (``lookback_hours`` of date folders of the AWS key
+layout, see ``alb_listing.py``) and reads every log object it has not read yet, oldest first.
+What was read is a *set* — key, version (ETag, or size in a folder), date folder — remembered in a
+checkpoint file (atomic, fsync'd) only once every record of the object was acknowledged by every
+sink, and pruned when its date folder leaves the window (objects outside the layout: when they are
+no longer listed). No high-water mark: an object of another node for an older slot, of a second
+load balancer under the same prefix, or any object sorting below what was read, is still read;
+such an object is logged and counted as *late*.
+
+An object is read in chunks of :data:`CHUNK_LINES` lines; the checkpoint also records how many
+leading chunks of an object in flight were acknowledged, so a restart (or ``kill -9``) in the
+middle of a large object goes on after them instead of sending them twice. An object whose key
+reappears with another version (overwritten) is read again, and logged.
+
+Objects arriving more than ``lookback_hours`` after their date folder's day are outside the window
+and not read: raise ``lookback_hours`` if deliveries can be that late (each poll lists one folder
+per day of the window and per region).
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,13 +37,26 @@ import orjson
 from pydantic import Field, model_validator
 
 from logharbor.agent import telemetry
+from logharbor.agent.sources.alb_listing import (
+    FolderLister,
+    Lister,
+    ObjectInfo,
+    S3Lister,
+    day_of,
+    find_roots,
+    scan,
+    window_days,
+)
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.types import Ack, Chunk
 from logharbor.durable import write_atomic
 
-__all__ = ["AlbSource", "Config"]
+__all__ = ["CHUNK_LINES", "AlbSource", "Config"]
 
-_CHUNK_LINES = 5000
+CHUNK_LINES = 5000
+#: the tree is walked for roots and objects outside the layout at most this often
+_WALK_SECS = 60.0
+_FORMAT = 2
 
 
 class Config(SourceConfig):
@@ -45,6 +70,8 @@ class Config(SourceConfig):
     endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region)")
     region: str | None = None
     poll_interval_s: float = Field(10.0, gt=0)
+    lookback_hours: float = Field(24.0, gt=0, le=24 * 366,
+                                  description="how far back date folders are listed again, each poll")
 
     @model_validator(mode="after")
     def _one_place(self) -> Config:
@@ -53,129 +80,213 @@ class Config(SourceConfig):
         return self
 
 
-class _Objects:
-    """Where objects come from: ``list_after(key)`` in key order and ``read(key)`` as bytes."""
+@dataclass
+class _Reading:
+    """An object in flight: which of its chunks every sink acknowledged."""
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        self._s3: Any = None
-        if cfg.bucket is not None:
-            import boto3
+    info: ObjectInfo
+    acked: list[bool] = field(default_factory=list)
+    skipped: int = 0  # leading chunks acknowledged before a restart, not sent again
 
-            self._s3 = boto3.client("s3", endpoint_url=cfg.endpoint_url, region_name=cfg.region)
+    def leading(self) -> int:
+        n = 0
+        while n < len(self.acked) and self.acked[n]:
+            n += 1
+        return self.skipped + n
 
-    def list_after(self, after: str) -> Iterator[str]:
-        if self._s3 is not None:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.cfg.bucket, Prefix=self.cfg.prefix, StartAfter=after or self.cfg.prefix)
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    if obj["Key"].endswith(".log.gz") or obj["Key"].endswith(".log"):
-                        yield obj["Key"]
-            return
-        root = self.cfg.path
-        assert root is not None
-        keys = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.log*")
-                      if p.is_file() and not p.name.startswith(".") and p.name.endswith((".log.gz", ".log")))
-        yield from (k for k in keys if k > after and k.startswith(self.cfg.prefix))
 
-    def read(self, key: str) -> bytes:
-        if self._s3 is not None:
-            data = self._s3.get_object(Bucket=self.cfg.bucket, Key=key)["Body"].read()
-        else:
-            assert self.cfg.path is not None
-            data = (self.cfg.path / key).read_bytes()
-        return gzip.decompress(data) if key.endswith(".gz") else data
+def decompress(key: str, data: bytes) -> bytes:
+    """An object's text: every gzip member of it (``cat a.gz b.gz`` is one valid gzip file)."""
+    if not key.endswith(".gz"):
+        return data
+    return gzip.decompress(data)  # reads member after member to the end; a torn one raises
 
 
 class AlbSource:
-    """The ``alb`` source: each object read once, done when all its lines are delivered."""
+    """The ``alb`` source (see the module docstring)."""
 
     def __init__(self, name: str, cfg: Config, data_dir: Path, sinks: int) -> None:
         self.name = name
         self.cfg = cfg
         self.sinks = sinks
-        self.objects = _Objects(cfg)
+        self.lister: Lister = (S3Lister(cfg.bucket, cfg.endpoint_url, cfg.region) if cfg.bucket is not None
+                               else FolderLister(cfg.path or Path(".")))
         self.checkpoint_path = data_dir / f"{name}.alb.json"
         self._lock = threading.Lock()
-        self._outstanding: dict[str, int] = {}  # key → chunks not yet acknowledged
-        self._started: list[str] = []  # keys handed on, in key order
-        self.watermark, self.done = self._load()
+        #: objects read and delivered: key → [version, date folder (ISO) or "" outside the layout]
+        self.done: dict[str, list[str]] = {}
+        #: objects in flight at the last save: key → [version, leading chunks acknowledged]
+        self.partial: dict[str, list[Any]] = {}
+        self._reading: dict[str, _Reading] = {}
+        self._old_mark: tuple[str, set[str]] | None = None  # a version-1 checkpoint, taken over once
+        self._roots: list[str] = []
+        self._loose: list[ObjectInfo] = []
+        self._next_walk = 0.0
+        self._load()
         self.meta = {"source": "alb", "host": socket.gethostname(), **cfg.fields}
+        m = telemetry.METRICS
+        self._read_objects, self._known = m.alb_objects.labels(name), m.alb_known.labels(name)
 
     # -- checkpoint --------------------------------------------------------------------------
 
-    def _load(self) -> tuple[str, set[str]]:
+    def _load(self) -> None:
         try:
             state = orjson.loads(self.checkpoint_path.read_bytes())
         except FileNotFoundError:
-            return "", set()
-        return state.get("watermark", ""), set(state.get("done", []))
+            return
+        if state.get("version") == 1:
+            self._old_mark = (state.get("watermark", ""), set(state.get("done", [])))
+            return
+        self.done = {k: list(v) for k, v in state.get("objects", {}).items()}
+        self.partial = {k: list(v) for k, v in state.get("partial", {}).items()}
 
     def _save(self) -> None:
         with self._lock:
-            body = orjson.dumps({"version": 1, "watermark": self.watermark, "done": sorted(self.done)})
+            body = orjson.dumps({"version": _FORMAT, "objects": self.done, "partial": self.partial},
+                                option=orjson.OPT_SORT_KEYS)
+            known = len(self.done)
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.checkpoint_path, body)
+        self._known.set(known)
 
-    def _finished(self, key: str) -> None:
-        """Every chunk of ``key`` is delivered: move the watermark over what is contiguous."""
-        with self._lock:
-            self.done.add(key)
-            del self._outstanding[key]
-            while self._started and self._started[0] in self.done:
-                self.watermark = self._started.pop(0)
-                self.done.discard(self.watermark)
-        self._save()
-        telemetry.event(logging.INFO, "alb object delivered", source=self.name, key=key)
-
-    # -- reading -----------------------------------------------------------------------------
+    # -- acknowledgements --------------------------------------------------------------------
 
     def pending(self) -> int:
         with self._lock:
-            return sum(self._outstanding.values())
+            return sum(r.acked.count(False) for r in self._reading.values())
+
+    def _chunk_done(self, key: str, index: int) -> Callable[[Ack], None]:
+        def done(_ack: Ack) -> None:
+            with self._lock:
+                reading = self._reading[key]
+                before = reading.leading()
+                reading.acked[index] = True
+                after = reading.leading()
+                finished = all(reading.acked)
+                info = reading.info
+                if finished:
+                    del self._reading[key]
+                    self.partial.pop(key, None)
+                    self.done[key] = [info.version, info.day.isoformat() if info.day else ""]
+                elif after > before:
+                    self.partial[key] = [info.version, after]
+            if finished:
+                self._save()
+                self._read_objects.inc()
+                telemetry.event(logging.INFO, "alb object delivered", source=self.name, key=key)
+            elif after > before:
+                self._save()
+        return done
 
     def close(self) -> None:
         self._save()
+
+    # -- the loop ----------------------------------------------------------------------------
 
     def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self._poll(emit, stop)
             except Exception as exc:  # a listing error must not end the source: log, wait, retry
-                telemetry.event(logging.WARNING, "alb listing failed; will retry", source=self.name,
-                                error=str(exc)[:300])
+                telemetry.alb_object_failed(self.name, self.cfg.prefix, f"listing: {str(exc)[:300]}")
             stop.wait(self.cfg.poll_interval_s)
 
-    def _poll(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
+    def _list(self) -> list[ObjectInfo]:
+        now = time.time()
+        walked = now >= self._next_walk
+        if walked:
+            self._roots, self._loose = find_roots(self.lister, self.cfg.prefix)
+            self._next_walk = now + _WALK_SECS
+        days = window_days(self.cfg.lookback_hours, now)
+        found = scan(self.lister, self.cfg.prefix, self._roots, days) + self._loose
+        # forget what can no longer be listed: date folders out of the window, loose objects gone
+        first = days[0].isoformat()
+        loose = {o.key for o in self._loose}
         with self._lock:
-            after = self._started[-1] if self._started else self.watermark
-            skip = set(self.done) | set(self._outstanding)
-        for key in self.objects.list_after(after):
+            before = len(self.done)
+            for key, (_version, day) in list(self.done.items()):
+                if (day and day < first) or (not day and walked and key not in loose):
+                    del self.done[key]
+            listed = {o.key for o in found}
+            stale = [k for k in self.partial if k not in listed and k not in self._reading]
+            for key in stale:
+                del self.partial[key]
+            pruned = len(self.done) != before or bool(stale)
+        if pruned:
+            self._save()
+        return sorted(found, key=lambda o: (o.modified, o.key))
+
+    def _poll(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
+        objects = self._list()
+        if self._old_mark is not None:
+            self._take_over_old_mark(objects)
+        for info in objects:
             if stop.is_set():
                 return
-            if key in skip:
-                continue
-            data = self.objects.read(key)
-            lines = [ln for ln in data.decode("utf-8", "replace").split("\n") if ln.strip()]
-            chunks = [lines[i:i + _CHUNK_LINES] for i in range(0, len(lines), _CHUNK_LINES)] or [[]]
             with self._lock:
-                self._started.append(key)
-                self._outstanding[key] = len(chunks)
-            telemetry.METRICS.lines_read.labels(self.name).inc(len(lines))
-            telemetry.METRICS.bytes_read.labels(self.name).inc(len(data))
-            if not lines:
-                self._finished(key)
-                continue
-            for part in chunks:
-                emit(Chunk(part, Ack(self.sinks, self._chunk_done(key)), sum(len(x) + 1 for x in part),
-                           {**self.meta, "object": key}, None, time.time_ns()))
+                if info.key in self._reading:
+                    continue
+                known = self.done.get(info.key)
+                if known is not None and known[0] == info.version:
+                    continue
+                later = self._sorts_after(info.key)
+            if known is not None:
+                telemetry.event(logging.WARNING, "alb object changed since it was read: reading it again",
+                                source=self.name, key=info.key, was=known[0], now=info.version)
+            elif later is not None:
+                telemetry.alb_object_late(self.name, info.key, later)
+            self._read(info, emit)
 
-    def _chunk_done(self, key: str) -> Callable[[Ack], None]:
-        def done(_ack: Ack) -> None:
-            with self._lock:
-                self._outstanding[key] -= 1
-                last = self._outstanding[key] == 0
-            if last:
-                self._finished(key)
-        return done
+    def _sorts_after(self, key: str) -> str | None:
+        """The greatest key already read in ``key``'s folder tree root that sorts after it, if any."""
+        root = key.rsplit("/", 4)[0] if day_of(key) is not None else key.rsplit("/", 1)[0]
+        after = [k for k in self.done if k > key and k.startswith(root)]
+        return max(after) if after else None
+
+    def _take_over_old_mark(self, objects: list[ObjectInfo]) -> None:
+        """A version-1 checkpoint kept a mark: objects up to it (or listed done) count as read."""
+        assert self._old_mark is not None
+        mark, done = self._old_mark
+        with self._lock:
+            for o in objects:
+                if o.key <= mark or o.key in done:
+                    self.done[o.key] = [o.version, o.day.isoformat() if o.day else ""]
+        self._old_mark = None
+        telemetry.event(logging.WARNING, "alb checkpoint of an older version taken over: objects up to its "
+                        "mark count as read", source=self.name, mark=mark)
+        self._save()
+
+    def _read(self, info: ObjectInfo, emit: Callable[[Chunk], None]) -> None:
+        try:
+            data = decompress(info.key, self.lister.read(info.key))
+        except (OSError, EOFError, zlib.error) as exc:  # torn, still being copied, or gone
+            telemetry.alb_object_failed(self.name, info.key, str(exc)[:300])
+            return
+        except Exception as exc:  # an S3 error: the next poll tries again
+            telemetry.alb_object_failed(self.name, info.key, f"{type(exc).__name__}: {str(exc)[:300]}")
+            return
+        lines = [ln for ln in data.decode("utf-8", "replace").split("\n") if ln.strip()]
+        chunks = [lines[i:i + CHUNK_LINES] for i in range(0, len(lines), CHUNK_LINES)]
+        with self._lock:
+            resumed = self.partial.get(info.key)
+            skip = resumed[1] if resumed is not None and resumed[0] == info.version else 0
+            reading = _Reading(info, [False] * len(chunks[skip:]), skip)
+            self._reading[info.key] = reading
+        telemetry.METRICS.lines_read.labels(self.name).inc(sum(len(c) for c in chunks[skip:]))
+        telemetry.METRICS.bytes_read.labels(self.name).inc(len(data))
+        if skip:
+            telemetry.event(logging.INFO, "alb object resumed after its acknowledged chunks",
+                            source=self.name, key=info.key, chunks_skipped=skip, chunks=len(chunks))
+        if not reading.acked:  # empty, or every chunk acknowledged before a restart
+            self._chunk_done_all(info)
+            return
+        for i, part in enumerate(chunks[skip:]):
+            emit(Chunk(part, Ack(self.sinks, self._chunk_done(info.key, i)), sum(len(x) + 1 for x in part),
+                       {**self.meta, "object": info.key}, None, time.time_ns()))
+
+    def _chunk_done_all(self, info: ObjectInfo) -> None:
+        with self._lock:
+            self._reading.pop(info.key, None)
+            self.partial.pop(info.key, None)
+            self.done[info.key] = [info.version, info.day.isoformat() if info.day else ""]
+        self._save()
