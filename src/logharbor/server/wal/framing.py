@@ -220,8 +220,10 @@ def _tail(version: int, data: bytes, i: int, prev_seq: int, seq_hi: int | None, 
           torn_ok: bool) -> BadSpan:
     """Classify bad bytes from ``i`` to the end that no valid entry follows."""
     n = len(data)
-    seqs = {"seq_first": prev_seq + 1} if seq_hi is None else {"seq_first": prev_seq + 1, "seq_last": seq_hi}
     header = _V2.size if version == 2 else _V1.size
+    # the numbers the bytes may have held: up to the next segment's, or as many as could fit
+    fit = prev_seq + -(-(n - i) // header)
+    seqs = {"seq_first": prev_seq + 1, "seq_last": seq_hi if seq_hi is not None else fit}
     if torn_ok:
         stripped = len(data[i:].rstrip(b"\0"))
         if stripped == 0:

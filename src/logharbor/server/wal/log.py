@@ -164,9 +164,8 @@ class WriteAheadLog:
         next_seq = max(min_next_seq, last + (1 if len(data) > MAGIC_SIZE else 0))
         for entry in result.entries:
             next_seq = max(next_seq, entry.seq + 1)
-        for bad in result.bad:
-            if bad.seq_last is not None and bad.seq_first == bad.seq_last:
-                next_seq = max(next_seq, bad.seq_last + 1)  # a damaged entry's number is not reused
+        for bad in result.damage:  # numbers damaged entries may have had are never reused
+            next_seq = max(next_seq, (bad.seq_last or 0) + 1)
         self._next_seq = next_seq
         tail = result.bad[-1] if result.bad and result.bad[-1].end == len(data) else None
         if tail is not None and (tail.torn or last not in cat.unkept):

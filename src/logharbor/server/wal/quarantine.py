@@ -59,7 +59,7 @@ class Quarantine:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.corrupt_entries = 0  # damaged spans found by this process (each holds ≥ 1 entry)
+        self.corrupt_entries = 0  # damaged spans this process set aside (each held ≥ 1 entry)
         self.corrupt_bytes = 0
         self.torn_tails = 0
         self.torn_bytes = 0
@@ -101,9 +101,10 @@ class Quarantine:
         with self._lock:
             if (segment, span.start) not in self._seen:
                 self._seen.add((segment, span.start))
-                self.corrupt_entries += 1
-                self.corrupt_bytes += span.size
-                self.last = info
+                if not already:  # counted once, by the process that set it aside
+                    self.corrupt_entries += 1
+                    self.corrupt_bytes += span.size
+                    self.last = info
         return True
 
     def torn(self, segment: int, span: BadSpan, *, truncated: bool) -> None:
