@@ -58,6 +58,7 @@ from logharbor.server.tail_feed import TailFeed
 from logharbor.server.traces import traces_router
 from logharbor.server.ui import ui_router
 from logharbor.server.wal import WriteAheadLog
+from logharbor.server.wal.observe import WalCollector
 
 __all__ = ["Runtime", "create_app"]
 
@@ -146,6 +147,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
                         patterns=config.patterns)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
     metrics.watch(runtime.live_values)
+    metrics.registry.register(WalCollector(wal))
     if miner is not None:
         metrics.watch(miner.gauges)
     metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})

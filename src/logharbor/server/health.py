@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from logharbor import __version__
+from logharbor.server.wal.observe import wal_damage
 
 __all__ = ["health_router"]
 
@@ -32,6 +33,9 @@ def health_router() -> APIRouter:
         detail = {"status": "ready" if ready else "not ready", "checks": checks}
         if runtime.batcher.last_error:
             detail["store_error"] = runtime.batcher.last_error[:500]
+        damage = wal_damage(runtime.wal)
+        if damage is not None:  # reported, not a reason to refuse traffic (see server/wal/observe.py)
+            detail["wal_damage"] = damage
         return JSONResponse(detail, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics")
