@@ -32,7 +32,7 @@ from logharbor.sealing import Sealer
 from logharbor.server.wal.catalog import Catalog, WalEntry, WalPosition
 from logharbor.server.wal.framing import MAGIC_SIZE, MAGIC_V2, MAX_KEY, entry_header, entry_size
 from logharbor.server.wal.quarantine import Quarantine, segment_name
-from logharbor.server.wal.segments import lock_directory, scan_segment
+from logharbor.server.wal.segments import JOURNAL, WalLocked, lock_directory, scan_segment
 
 __all__ = ["WalEntry", "WalFull", "WalNoSpace", "WalPosition", "WalRead", "WriteAheadLog"]
 
@@ -127,6 +127,11 @@ class WriteAheadLog:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_directory(self.directory, wait_s=10.0)
+        if (self.directory / JOURNAL).exists():
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise WalLocked(f"a `logharbor wal repair` of {self.directory} was cut short; run it again "
+                            "to finish before starting the server")
         self.catalog.load()
         with self._io:
             if self.catalog.segments:

@@ -26,6 +26,8 @@ from logharbor.server.wal.quarantine import SUFFIX
 __all__ = ["WalLocked", "list_segments", "lock_directory", "lock_holder", "scan_segment"]
 
 LOCK_NAME = "LOCK"
+#: left by ``logharbor wal repair`` while it rewrites segments; a server does not start over it
+JOURNAL = "repair-journal.json"
 
 
 class WalLocked(RuntimeError):
