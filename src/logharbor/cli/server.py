@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="address to listen on"),
         port: int = typer.Option(8080, help="HTTP port"),
         wal_max_mb: int = typer.Option(1024, help="WAL backlog (MiB) above which ingest answers 429"),
+        wal_segment_mb: int = typer.Option(64, help="size (MiB) at which a WAL segment is sealed"),
         batch_max_age: float = typer.Option(1.0, help="seconds before a partial batch goes to the store"),
         max_body_mb: int = typer.Option(64, help="largest request body (MiB, after decompression)"),
         max_line_kb: int = typer.Option(1024, help="largest NDJSON line (KiB)"),
@@ -84,6 +85,7 @@ def register(app: typer.Typer) -> None:
         try:
             config = ServerConfig(data_dir=data_dir, host=host, port=port,
                                   wal_max_bytes=wal_max_mb * 1024 * 1024,
+                                  wal_segment_bytes=wal_segment_mb * 1024 * 1024,
                                   batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
