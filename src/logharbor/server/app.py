@@ -46,7 +46,7 @@ from logharbor.server.metrics import ServerMetrics
 from logharbor.server.mining import PatternMiner
 from logharbor.server.query.routes import query_router
 from logharbor.server.recorded import recorded_router, start_recording
-from logharbor.server.retention import StorageCollector, build_retention, retention_router
+from logharbor.server.retention import LocalState, StorageCollector, build_retention, retention_router
 from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
 from logharbor.server.store.base import Store
@@ -185,7 +185,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
             cold_endpoint=config.cold_endpoint, interval_s=config.retention_interval_s,
             disk_max_bytes=config.disk_max_bytes, disk_min_free_bytes=config.disk_min_free_bytes,
-            audit=runtime.keys.audit)
+            audit=runtime.keys.audit, local=LocalState(runtime.wal, runtime.batcher))
         runtime.ingestor.wal = GuardedWal(runtime.wal, retention.guard)  # type: ignore[assignment]
         runtime.metrics.registry.register(StorageCollector(retention))
         if runtime.leader is not None:  # moves and deletes run on the leader only

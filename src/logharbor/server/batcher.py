@@ -18,7 +18,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,12 @@ class Batcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
+        #: work to run in the batcher thread between two batches (call_between_batches)
+        self._calls: list[tuple[Callable[[], object], Future[object]]] = []
+        self._calls_lock = threading.Lock()
+        self._calls_open = False  # True while the thread will still run what is queued
+        #: batches that start before this position go to the store at once (flush_to)
+        self._hurry_to: WalPosition | None = None
         self.progress = self._load()
         start = self.wal.start_position()
         if self.progress.intent is None and self.progress.done_pos < start:
@@ -116,6 +123,7 @@ class Batcher:
     # -- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._calls_open = True
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
@@ -156,6 +164,7 @@ class Batcher:
         if self.progress.intent is not None:
             self._replay_intent()
         while not self._stop.is_set():
+            self._run_calls()
             if self.paused:
                 self._stop.wait(0.2)
                 continue
@@ -169,6 +178,55 @@ class Batcher:
                 self.last_error = repr(exc)
                 log.exception("batcher step failed")
                 self._stop.wait(1.0)
+        self._run_calls(last=True)
+
+    # -- work between batches ----------------------------------------------------------------
+
+    def flush_to(self, position: WalPosition) -> None:
+        """Store what lies before ``position`` without waiting for the batch age (a delete needs
+        every record acknowledged before it in the store now)."""
+        self._hurry_to = position if self._hurry_to is None else max(self._hurry_to, position)
+
+    def call_between_batches(self, fn: Callable[[], object], timeout: float = 60.0) -> object:
+        """Run ``fn`` in the batcher thread between two batches and return its result.
+
+        The miner and the pending template rows belong to the batcher thread; a delete-by-query
+        changes them here, where no batch is half-way through them. Without a running thread
+        (stopped, or not started yet) ``fn`` runs in the caller's.
+        """
+        future: Future[object] = Future()
+        with self._calls_lock:
+            queued = self._calls_open
+            if queued:
+                self._calls.append((fn, future))
+        if not queued:
+            return fn()
+        return future.result(timeout)
+
+    def _run_calls(self, *, last: bool = False) -> None:
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+            if last:
+                self._calls_open = False
+        for fn, future in calls:
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def scrub_patterns(self, samples: Mapping[str, str | None], timeout: float = 60.0) -> int:
+        """Forget the samples of erased records (see :meth:`PatternMiner.scrub`), in the miner and in
+        the template rows not yet written; the number of clusters changed."""
+        def run() -> int:
+            kept = []
+            for row in self._templates_todo:
+                pid = str(row.get("pattern_id"))
+                if pid in samples and samples[pid] is None:
+                    continue  # every record of that pattern is gone: so is the pattern
+                kept.append({**row, "sample": samples[pid]} if pid in samples else row)
+            self._templates_todo = kept
+            return self.miner.scrub(samples) if self.miner is not None else 0
+        return int(self.call_between_batches(run, timeout))  # type: ignore[call-overload]
 
     def _replay_intent(self) -> None:
         first, last, start, end = self.progress.intent  # type: ignore[misc]
@@ -215,7 +273,7 @@ class Batcher:
         # let the batch grow until it is big enough or its oldest entry is old enough
         while size < self.max_batch_bytes and not self._stop.is_set():
             remaining = self.max_age_s - (time.monotonic() - first_seen)
-            if remaining <= 0:
+            if remaining <= 0 or (self._hurry_to is not None and pos < self._hurry_to):
                 break
             if not self.wal.wait_for_data(end, timeout=min(remaining, 0.05)):
                 continue

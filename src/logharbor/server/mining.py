@@ -23,6 +23,7 @@ import binascii
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,27 @@ class PatternMiner:
         self._journal = open(self.journal_path, "wb")  # truncated: all in the snapshot
         os.fsync(self._journal.fileno())
         self._journal_ops = 0
+
+    def scrub(self, samples: Mapping[str, str | None]) -> int:
+        """Forget what erased records taught (delete-by-query): a cluster in ``samples`` whose value
+        is None lost every record and is dropped; the others take the given sample (a remaining
+        record's message). The snapshot is then rewritten and the journal emptied, so no earlier
+        sample stays on disk. Call between batches (nothing pending). Returns clusters changed."""
+        changed = 0
+        for tenant, service, cluster in list(self.miner.clusters()):
+            if cluster.id not in samples:
+                continue
+            new = samples[cluster.id]
+            if new is None:
+                evictions = self.miner.evictions
+                self.miner.apply(["e", tenant, service, cluster.id])
+                self.miner.evictions = evictions  # an erasure is not an eviction
+            else:
+                cluster.sample = str(new)[:_SAMPLE_CHARS]
+            changed += 1
+        if changed and self._journal is not None:
+            self.compact()
+        return changed
 
     # -- batches -----------------------------------------------------------------------------
 

@@ -80,6 +80,8 @@ class MetaStore:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA busy_timeout=5000")
+                # what a delete-by-query redacts is overwritten, not left in free space of a page
+                cursor.execute("PRAGMA secure_delete=ON")
                 cursor.close()
 
     @classmethod

@@ -14,6 +14,7 @@ from logharbor.server.retention import tables as _tables  # noqa: F401  (registe
 from logharbor.server.retention.coldstore import ColdStore, LocalCold, cold_store_from_url
 from logharbor.server.retention.delete import Audit, DeleteJobs
 from logharbor.server.retention.guard import DiskGuard
+from logharbor.server.retention.local import LocalState
 from logharbor.server.retention.mover import Mover
 from logharbor.server.retention.routes import retention_router
 from logharbor.server.retention.rules import RetentionPolicy, Rule
@@ -22,14 +23,18 @@ from logharbor.server.retention.tiers import Tiers, TierStore
 
 log = logging.getLogger("logharbor.retention")
 
-__all__ = ["Retention", "RetentionPolicy", "Rule", "StorageCollector", "build_retention",
+__all__ = ["LocalState", "Retention", "RetentionPolicy", "Rule", "StorageCollector", "build_retention",
            "retention_router"]
 
 
 def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_storage: str,
                     cold_endpoint: str | None, interval_s: float, disk_max_bytes: int | None,
-                    disk_min_free_bytes: int, audit: Audit | None) -> Retention:
-    """Open the tiers (warm table, read view) and wire mover, delete jobs and guard; not started."""
+                    disk_min_free_bytes: int, audit: Audit | None, local: LocalState | None = None
+                    ) -> Retention:
+    """Open the tiers (warm table, read view) and wire mover, delete jobs and guard; not started.
+
+    ``local`` is this server's WAL and batcher, which a delete-by-query flushes and scrubs.
+    """
     cold: ColdStore | None = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
     if getattr(store, "sealer", None) is not None:
         # Parquet files are not sealed: with encryption at rest, records stay hot or warm
@@ -41,4 +46,4 @@ def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_s
     exclude = cold.root if isinstance(cold, LocalCold) else None
     guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
                       exclude=exclude, store_dir=getattr(store, "path", None))
-    return Retention(tiers, mover, DeleteJobs(mover, meta, audit), guard)
+    return Retention(tiers, mover, DeleteJobs(mover, meta, audit, local=local), guard)

@@ -65,6 +65,12 @@ class ColdStore(Protocol):
     def size(self, key: str) -> int:
         """Bytes of one file."""
 
+    def clear_staging(self) -> int:
+        """Remove staged copies a crash left behind (call with no write under way); how many."""
+
+    def forget_versions(self, key: str) -> int:
+        """Remove the earlier versions a versioned bucket keeps of ``key``; how many."""
+
 
 #: zstd 9 (level 15+ is 3x slower for 5 %); no bloom filters: they cost 13 % of the file on the
 #: demo mix, while row-group min/max statistics still prune by time and the sort order by service
@@ -114,6 +120,17 @@ class LocalCold:
             return (self.root / key).stat().st_size
         except FileNotFoundError:
             return 0
+
+    def clear_staging(self) -> int:
+        n = 0
+        for path in (self.root / _STAGING).glob("*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                n += 1
+        return n
+
+    def forget_versions(self, key: str) -> int:
+        return 0  # a folder keeps no versions (a snapshotting filesystem is the operator's)
 
 
 @dataclass
@@ -180,6 +197,33 @@ class S3Cold:
             return int(self._s3.head_object(Bucket=self.bucket, Key=self._object(key))["ContentLength"])
         except self._s3.exceptions.ClientError:
             return 0
+
+    def clear_staging(self) -> int:
+        n = 0
+        prefix = self._object(_STAGING + "/")
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                self._s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                n += 1
+        return n + self._forget_versions(prefix, exact=False)
+
+    def forget_versions(self, key: str) -> int:
+        return self._forget_versions(self._object(key), exact=True)
+
+    def _forget_versions(self, prefix: str, *, exact: bool) -> int:
+        """On a versioned bucket, delete every version but the current one of the objects named."""
+        status = self._s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        if status not in ("Enabled", "Suspended"):
+            return 0
+        n = 0
+        pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if (exact and item["Key"] != prefix) or (item.get("IsLatest") and "Size" in item):
+                    continue  # another object, or the current version itself
+                self._s3.delete_object(Bucket=self.bucket, Key=item["Key"], VersionId=item["VersionId"])
+                n += 1
+        return n
 
 
 def literal_structure(structure: str) -> str:

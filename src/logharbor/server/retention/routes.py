@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.query import QueryError
+from logharbor.server.retention.delete import DeleteUnsupported
 from logharbor.server.retention.rules import RetentionPolicy
 from logharbor.server.retention.service import Retention
 
@@ -93,6 +94,8 @@ def retention_router() -> APIRouter:
             return await run_in_threadpool(retention.deletes.submit, body.q, _actor(request), scope)
         except QueryError as exc:
             raise ApiError(400, "invalid_query", str(exc)) from None
+        except DeleteUnsupported as exc:
+            raise ApiError(501, "not_implemented", str(exc)) from None
         except ValueError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
 

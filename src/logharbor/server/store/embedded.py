@@ -297,7 +297,7 @@ class EmbeddedStore(TierView):
         """
         with self._insert_lock:
             try:
-                self._session.query(sql, "JSONEachRow", params=dict(params or {}))
+                self._session.query(sql, "JSONEachRow", params=encode_params(params or {}))
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from exc
 
