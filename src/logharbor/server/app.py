@@ -166,9 +166,13 @@ def close_runtime(runtime: Runtime) -> None:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """400 naming the bad fields; a path that names no possible resource (an id that is not a
+    number, or out of its range) is a 404, as for any other id that does not exist."""
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
     where = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in detail[:5])
+    if detail and all(d["loc"][:1] == ["path"] for d in detail):
+        return JSONResponse(error_body("not_found", f"no such resource: {where}", detail), status_code=404)
     return JSONResponse(error_body("invalid_request", f"invalid request: {where}", detail),
                         status_code=400)
 

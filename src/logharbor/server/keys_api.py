@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from logharbor.server.auth import principal_of
+from logharbor.server.bounds import INT64_MAX
 from logharbor.server.errors import ApiError
 from logharbor.server.meta.keys import KeyRequestError
 from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
@@ -25,7 +26,7 @@ class KeyCreate(BaseModel):
     tenant: str | None = Field(None, min_length=1, max_length=200)
     services: list[str] | None = None
     expires: str | None = None
-    ingest_rate: int | None = Field(None, ge=1, description="records per second for this key")
+    ingest_rate: int | None = Field(None, ge=1, le=INT64_MAX, description="records per second for this key")
 
 
 def keys_router() -> APIRouter:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor.server.auth import principal_of
+from logharbor.server.bounds import RowId
 from logharbor.server.errors import ApiError
 from logharbor.server.store.base import StoreError
 
@@ -269,14 +270,14 @@ def alerts_router() -> APIRouter:
         return row
 
     @router.get("/api/v1/silences/{silence_id}", summary="One silence")
-    async def get_silence(silence_id: int, request: Request) -> dict[str, Any]:
+    async def get_silence(silence_id: RowId, request: Request) -> dict[str, Any]:
         row = await run_in_threadpool(_service(request).silences.get, silence_id)
         if row is None:
             raise ApiError(404, "not_found", f"no silence {silence_id}")
         return row
 
     @router.delete("/api/v1/silences/{silence_id}", summary="End a silence now")
-    async def expire_silence(silence_id: int, request: Request) -> dict[str, Any]:
+    async def expire_silence(silence_id: RowId, request: Request) -> dict[str, Any]:
         service = _service(request)
         now = service.clock.now_ns()
         done = await run_in_threadpool(lambda: service.silences.expire(silence_id, now_ns=now))

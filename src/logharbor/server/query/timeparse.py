@@ -44,7 +44,10 @@ def parse_duration_ns(text: str) -> int:
         raise TimeParseError(f"{text!r} is not a duration such as 30s, 15m, 1h, 7d or 1h30m")
     total = 0
     for number, unit in _PART.findall(value):
-        total += round(float(number) * _UNITS_NS[unit])
+        part = float(number) * _UNITS_NS[unit]
+        if part > _MAX_NS:  # also 'inf' from a number of hundreds of digits (round(inf) raises)
+            raise TimeParseError(f"duration {text!r} is out of range")
+        total += round(part)
     if total <= 0 or total > _MAX_NS:
         raise TimeParseError(f"duration {text!r} is out of range")
     return total
