@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +72,34 @@ def _client(url: str, key: str, bodies: list[bytes], queue: mp.Queue) -> None:  
                 latencies.append(time.perf_counter() - t0)
                 break
     queue.put(latencies)
+
+
+class WalDiskSampler:
+    """The bytes of the WAL's segment files, sampled every 50 ms: how closely they follow the backlog."""
+
+    def __init__(self, wal_dir: Path) -> None:
+        self.wal_dir = wal_dir
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self) -> int:
+        total = 0
+        for segment in self.wal_dir.glob("*.wal"):
+            try:
+                total += segment.stat().st_size
+            except FileNotFoundError:
+                pass  # released while we looked
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.now())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def free_port() -> int:
@@ -182,6 +211,7 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         key = (data_dir / "admin.key").read_text().strip()  # made by the server on first start
+        wal_disk = WalDiskSampler(data_dir / "wal")
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
         t0 = time.perf_counter()
@@ -199,12 +229,16 @@ def main() -> None:
         emit(stage="ingest", records=len(lines), batch=args.batch, clients=args.clients,
              seconds=round(elapsed, 3), records_per_s=round(len(lines) / elapsed),
              mb_per_s=round(raw_bytes / elapsed / 1e6, 2), p50_ms=pct(0.5), p99_ms=pct(0.99),
-             requests=len(latencies), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
+             requests=len(latencies), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1),
+             wal_peak_mib=round(wal_disk.peak / 2**20, 1))
         t1 = time.perf_counter()
         while store_rows(url, key) < len(lines) and time.perf_counter() - t1 < 600:
             time.sleep(0.2)
+        time.sleep(2.0)  # a batch or two after the last one: what the WAL still holds once drained
+        wal_disk.stop()
         emit(stage="drain", seconds_after_last_ack=round(time.perf_counter() - t1, 2),
-             store_rows=store_rows(url, key), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1))
+             store_rows=store_rows(url, key), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1),
+             wal_peak_mib=round(wal_disk.peak / 2**20, 1), wal_drained_mib=round(wal_disk.now() / 2**20, 2))
     finally:
         server.terminate()
         server.wait(timeout=120)

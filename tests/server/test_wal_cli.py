@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +142,22 @@ def test_the_commands_explain_themselves() -> None:
     assert "--yes" in wal_cli("repair", "--help").stdout
     missing = wal_cli("verify", "/nonexistent/data")
     assert missing.returncode == 1 and "no write-ahead log here" in missing.stderr
+
+
+def test_the_documented_commands_run(tmp_path: Path) -> None:
+    """docs/server.md's `wal` examples, run as written (on a damaged data dir; repair with --yes)."""
+    text = (ROOT / "docs" / "server.md").read_text()
+    section = text[text.index("### `logharbor wal verify`"):]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[:1]
+    data, _ = damaged_data_dir(tmp_path)
+    codes = []
+    for line in block.splitlines():
+        words = shlex.split(line.split("#")[0])
+        assert words[:2] == ["logharbor", "wal"], line
+        args = [str(data) if w == "./data" else w for w in words[2:]]
+        done = wal_cli(*args, *(["--yes"] if args[0] == "repair" else []))
+        codes.append(done.returncode)
+        if "--json" in args:
+            assert orjson.loads(done.stdout)["damaged_spans"] == 2
+    assert codes == [1, 1, 0]
+    assert verify_json(data)[0] == 3  # repaired: only the quarantine is left to look at
