@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 from tests.faults.conftest import Tally, fill_to
-from tests.server.wal_damage import read_everything
+from tests.server.wal_damage import build_v1, read_everything
 
 from logharbor.server.wal import WalNoSpace, WriteAheadLog
 from logharbor.server.wal.tools import verify_report
@@ -152,5 +152,29 @@ def test_fsync_failure_is_not_acknowledged_and_the_file_is_not_reused(
     wal.close()
     assert_consistent(tmp_path / "wal")
     assert read_back(tmp_path / "wal", tally) == writer.seqs
+    tally.extra["refused"] = 1
+    tally.report()
+
+
+def test_a_full_disk_at_start_up_does_not_stop_the_wal_opening(small_fs: Path) -> None:
+    """An old-format last segment makes the WAL start a new segment at start-up; with no room for
+    it the WAL still opens, hands out what it holds, refuses writes until there is room, then
+    takes them."""
+    tally = Tally("wal-write/enospc-at-start")
+    old = build_v1(small_fs / "wal", 8)
+    tally.ack(f"e{i:05d}" for i in range(8))  # what an older server acknowledged
+    ballast = fill_to(small_fs, 0)
+    wal = WriteAheadLog(small_fs / "wal")
+    wal.open()
+    writer = Writer(wal, tally)
+    assert [orjson.loads(e.payload)["id"] for e in read_everything(wal)] == [f"e{i:05d}" for i in range(8)]
+    with pytest.raises(WalNoSpace):
+        writer.submit(100).result(timeout=30)
+    ballast.unlink()
+    for _ in range(3):
+        writer.write(100)
+    wal.close()
+    assert sorted(small_fs.joinpath("wal").glob("*.wal"))[0] == old
+    read_back(small_fs / "wal", tally)
     tally.extra["refused"] = 1
     tally.report()

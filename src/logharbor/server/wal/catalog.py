@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ from logharbor.server.wal.framing import MAGIC_SIZE, SegmentScan, Span, detect_v
 from logharbor.server.wal.quarantine import Quarantine, segment_name
 from logharbor.server.wal.segments import list_segments, scan_segment
 
-__all__ = ["Catalog", "WalEntry", "WalPosition"]
+__all__ = ["Catalog", "WalEntry", "WalPosition", "WalRead"]
 
 
 @dataclass(frozen=True, order=True)
@@ -42,6 +42,19 @@ class WalEntry:
     start: WalPosition
     end: WalPosition  # position right after this entry
     key: bytes = b""  # the idempotency key it was submitted with (b"" when none)
+
+
+class WalRead(list[WalEntry]):
+    """Entries from one :meth:`WriteAheadLog.read`, and ``end``: where the next read starts.
+
+    ``end`` is past any damaged bytes the read skipped (they are quarantined), so a reader that
+    moves to ``end`` never meets the same damage twice and never stalls on it, even when no
+    valid entry follows the damage yet.
+    """
+
+    def __init__(self, end: WalPosition) -> None:
+        super().__init__()
+        self.end = end
 
 
 class Catalog:
@@ -153,6 +166,41 @@ class Catalog:
             with self.lock:
                 self.keys[seg] = pairs
         return pairs
+
+    def iter_keys(self, durable: Callable[[], WalPosition]) -> Iterator[tuple[int, bytes]]:
+        """(seq, key) of every keyed entry on disk, oldest first (``durable``: the live end)."""
+        with self.lock:
+            segments = list(self.segments)
+        for seg in segments:
+            end = durable()
+            live = seg == end.segment
+            limit = end.offset if live else self.ends.get(seg, 0)
+            try:
+                yield from self.segment_keys(seg, limit=limit, live=live)
+            except FileNotFoundError:
+                continue  # released meanwhile
+
+    def read(self, position: WalPosition, max_bytes: int, durable: WalPosition) -> WalRead:
+        """Entries from ``position`` up to ``durable`` (see :meth:`WriteAheadLog.read`)."""
+        out = WalRead(position)
+        total = 0
+        pos = position
+        while pos < durable and total < max_bytes:
+            live = pos.segment == durable.segment
+            with self.lock:
+                limit = durable.offset if live else self.ends.get(pos.segment, 0)
+                following = [s for s in self.segments if s > pos.segment]
+            if pos.offset < limit:
+                got, stop = self.read_segment(pos.segment, pos.offset, limit, max_bytes - total, live=live)
+                out.extend(got)
+                total += sum(len(e.payload) for e in got)
+                pos = out.end = WalPosition(pos.segment, stop)
+                if stop < limit:
+                    break
+            if live or not following:
+                break
+            pos = out.end = WalPosition(following[0], MAGIC_SIZE)
+        return out
 
     def read_segment(self, seg: int, offset: int, limit: int, budget: int, *, live: bool
                      ) -> tuple[list[WalEntry], int]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from logharbor.durable import fsync_dir
 from logharbor.sealing import Sealer
-from logharbor.server.wal.catalog import Catalog, WalEntry, WalPosition
+from logharbor.server.wal.catalog import Catalog, WalEntry, WalPosition, WalRead
 from logharbor.server.wal.framing import MAGIC_SIZE, MAGIC_V2, MAX_KEY, entry_header, entry_size
 from logharbor.server.wal.quarantine import Quarantine, segment_name
 from logharbor.server.wal.segments import JOURNAL, WalLocked, lock_directory, scan_segment
@@ -50,19 +50,6 @@ class WalNoSpace(OSError):
     Ingest answers 507 with ``Retry-After`` (never a 500): the client keeps the data and sends it
     again once space returns; the WAL cut whatever it had half written.
     """
-
-
-class WalRead(list[WalEntry]):
-    """Entries from one :meth:`WriteAheadLog.read`, and ``end``: where the next read starts.
-
-    ``end`` is past any damaged bytes the read skipped (they are quarantined), so a reader that
-    moves to ``end`` never meets the same damage twice and never stalls on it, even when no
-    valid entry follows the damage yet.
-    """
-
-    def __init__(self, end: WalPosition) -> None:
-        super().__init__()
-        self.end = end
 
 
 def _no_space(exc: OSError, what: str, path: Path) -> OSError:
@@ -138,7 +125,7 @@ class WriteAheadLog:
                 self._recover_last(self.catalog.segments[-1], min_next_seq)
             else:
                 self._next_seq = max(1, min_next_seq)
-                self._create_segment(self._next_seq)
+                self._start_segment()
         self._writer = threading.Thread(target=self._write_loop, name="wal-writer", daemon=True)
         self._writer.start()
 
@@ -176,16 +163,26 @@ class WriteAheadLog:
         if tail is not None and (tail.torn or last not in cat.unkept):
             os.truncate(self._path(last), tail.start)  # torn, or damage already copied aside
             cat.ends[last] = tail.start
+        self._segment, self._durable = last, WalPosition(last, cat.ends[last])
         if not result.entries and not result.damage:
             cat.drop(last)  # holds nothing: an interrupted creation or an emptied file
-            self._create_segment(self._next_seq)
+            self._durable = WalPosition(last, MAGIC_SIZE)
+            self._start_segment()
         elif result.version != 2 or result.damage:
-            self._create_segment(self._next_seq)  # the damaged (or old-format) one stays as it is
+            self._start_segment()  # the damaged (or old-format) one stays as it is
         else:
             cat.keys[last] = [(e.seq, e.key) for e in result.entries if e.key]
             self._fd = os.open(self._path(last), os.O_WRONLY | os.O_APPEND)
             self._segment, self._offset = last, cat.ends[last]
             self._durable = WalPosition(last, self._offset)
+
+    def _start_segment(self) -> None:
+        """Start the live segment at start-up; on a full disk the first write tries again (and is
+        refused with :class:`WalNoSpace` until there is room), so the server still starts."""
+        try:
+            self._create_segment(self._next_seq)
+        except WalNoSpace as exc:
+            log.error("WAL: no space to start a segment (%s); writes are refused until there is room", exc)
 
     def _create_segment(self, first_seq: int) -> None:
         """Start a new live segment (caller holds ``_io``); on failure nothing of it is left."""
@@ -388,16 +385,7 @@ class WriteAheadLog:
 
     def iter_keys(self) -> Iterator[tuple[int, bytes]]:
         """(seq, key) of every entry on disk with a non-empty key, oldest first."""
-        with self.catalog.lock:
-            segments = list(self.catalog.segments)
-        for seg in segments:
-            with self._cond:
-                live, durable = seg == self._segment, self._durable.offset
-            limit = durable if live else self.catalog.ends.get(seg, 0)
-            try:
-                yield from self.catalog.segment_keys(seg, limit=limit, live=live)
-            except FileNotFoundError:
-                continue  # released meanwhile
+        return self.catalog.iter_keys(lambda: self._durable)
 
     def iter_segments(self) -> Iterator[int]:
         with self.catalog.lock:
@@ -430,24 +418,4 @@ class WriteAheadLog:
         Damaged bytes on the way are quarantined and skipped; the result's ``end`` is where the
         next read starts (see :class:`WalRead`).
         """
-        out = WalRead(position)
-        total = 0
-        durable = self._durable
-        pos = position
-        while pos < durable and total < max_bytes:
-            live = pos.segment == durable.segment
-            with self.catalog.lock:
-                limit = durable.offset if live else self.catalog.ends.get(pos.segment, 0)
-                following = [s for s in self.catalog.segments if s > pos.segment]
-            if pos.offset < limit:
-                got, stop = self.catalog.read_segment(pos.segment, pos.offset, limit, max_bytes - total,
-                                                      live=live)
-                out.extend(got)
-                total += sum(len(e.payload) for e in got)
-                pos = out.end = WalPosition(pos.segment, stop)
-                if stop < limit:
-                    break
-            if live or not following:
-                break
-            pos = out.end = WalPosition(following[0], MAGIC_SIZE)
-        return out
+        return self.catalog.read(position, max_bytes, self._durable)

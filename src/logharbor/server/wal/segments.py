@@ -67,8 +67,11 @@ def lock_directory(directory: Path, *, wait_s: float = 0.0) -> int:
                 raise WalLocked(f"the write-ahead log in {directory} is in use by {lock_holder(directory)} "
                                 "(a running server owns it; stop it first)") from None
             time.sleep(0.05)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:  # who holds it, for the messages of those refused (a full disk must not stop the start)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass
     return fd
 
 

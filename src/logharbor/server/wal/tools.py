@@ -186,6 +186,8 @@ def finish_interrupted(wal_dir: Path) -> bool:
     """Complete a repair whose journal is still there (idempotent); True when there was one."""
     path = wal_dir / JOURNAL
     if not path.exists():
+        for stray in wal_dir.glob("*.wal.repair"):  # a rewrite that died before its journal
+            stray.unlink()
         return False
     journal = orjson.loads(path.read_bytes())
     for name in journal["segments"]:
