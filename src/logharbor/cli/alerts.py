@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logharbor.cli.client import CA_OPTION, SERVER_OPTION, api_call, die, server_client
+from logharbor.cli.terminal import cell_text, visible
 
 __all__ = ["load_rule_file", "register"]
 
@@ -121,13 +122,14 @@ def list_rules(server: str = _SERVER, api_key: str | None = _KEY, ca: Path | Non
         spec = rule["spec"]
         text = _condition_text(spec["condition"])
         states = rule.get("states", {})
-        table.add_row(rule["name"], text, spec["window"], spec["interval"], str(states.get("firing", 0)),
-                      str(states.get("pending", 0)), (rule.get("last_error") or "")[:80])
+        table.add_row(*(cell_text(v) for v in (rule["name"], text, spec["window"], spec["interval"],
+                                                states.get("firing", 0), states.get("pending", 0),
+                                                (rule.get("last_error") or "")[:80])))
     Console().print(table)
     firing = [a for a in alerts if a["state"] == "firing"]
     for alert in firing:
         group = ", ".join(f"{k}={v}" for k, v in alert["group"].items())
-        typer.echo(f"FIRING {alert['rule']} {group} value={alert['value']}")
+        typer.echo(visible(f"FIRING {alert['rule']} {group} value={alert['value']}", newlines=False))
 
 
 @alerts_app.command("apply")
@@ -177,9 +179,9 @@ def test(rule: str = typer.Argument(..., help="the rule's name"),
     for group in answer["groups"]:
         labels = ", ".join(f"{k}={v}" for k, v in group["group"].items()) or "(all)"
         mark = "*" if group["active"] else " "
-        typer.echo(f" {mark} {labels}: {group['value']}")
+        typer.echo(visible(f" {mark} {labels}: {group['value']}", newlines=False))  # labels are log values
         for key, text in group["annotations"].items():
-            typer.echo(f"     {key}: {text}")
+            typer.echo(visible(f"     {key}: {text}", newlines=False))
 
 
 def _path(name: str) -> str:

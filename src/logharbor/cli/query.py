@@ -2,7 +2,9 @@
 
 ``--output table`` (default) draws a rich table; ``json`` prints the server's answer as is;
 ``ndjson`` streams rows one per line (exports: nothing is held in memory); ``csv`` writes a
-header and one line per row. Errors print one line on stderr and exit non-zero: 1 for a query
+header and one line per row. In the table and csv, control characters of log text (terminal
+escapes) are printed visibly, as ``\\x1b`` (:mod:`logharbor.cli.terminal`); ``--raw`` prints them
+as stored. Errors print one line on stderr and exit non-zero: 1 for a query
 the server refused (with a caret under the position), 2 for a server that cannot be reached.
 """
 
@@ -19,6 +21,7 @@ import httpx
 import typer
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.terminal import visible
 
 __all__ = ["register", "run_query"]
 #: record fields shown in the human table, in this order, when present
@@ -44,34 +47,37 @@ def _accept(ndjson: bool) -> dict[str, str]:
 def _refused(response: httpx.Response, query: str) -> CliError:
     try:
         error = response.json()["error"]
-        message = f"{error.get('code', 'error')}: {error.get('message', response.text)}"
+        message = visible(f"{error.get('code', 'error')}: {error.get('message', response.text)}")
         position = error.get("position")
     except (ValueError, KeyError, TypeError):
-        message, position = f"HTTP {response.status_code}: {response.text[:200]}", None
+        message, position = visible(f"HTTP {response.status_code}: {response.text[:200]}"), None
     if isinstance(position, int) and "\n" not in query:
-        message += f"\n  {query}\n  {' ' * position}^"
+        message += f"\n  {visible(query)}\n  {' ' * len(visible(query[:position]))}^"
     return CliError(message, 1)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, raw: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    else:
+        text = str(value)
+    return text if raw else visible(text)
 
 
-def _print_table(answer: dict[str, Any]) -> None:
+def _print_table(answer: dict[str, Any], raw: bool = False) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     rows = answer.get("rows", [])
     columns = list(answer.get("columns", []))
     if answer.get("kind") == "records":
         present = [c for c in _RECORD_COLUMNS if any(c in row for row in rows)]
         columns = present or columns
-    cells = [[_cell(row.get(name)) for name in columns] for row in rows]
+    cells = [[_cell(row.get(name), raw) for name in columns] for row in rows]
+    columns = [_cell(name, raw) for name in columns]  # a column can be named by log text too
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=_PIPE_WIDTH)  # into a file or a pager: no terminal to fit
@@ -86,33 +92,36 @@ def _print_table(answer: dict[str, Any]) -> None:
         for n, r in enumerate(cells, 1):
             console.print(f"── {n} " + "─" * max(0, min(console.width, 60) - 5 - len(str(n))), style="dim")
             for name, value in zip(columns, r, strict=True):
-                console.print(f"[bold]{escape(name.ljust(pad))}[/bold]  {escape(value)}", overflow="fold")
+                console.print(Text.assemble((name.ljust(pad), "bold"), "  ", value), overflow="fold")
     else:
         table = Table(show_lines=False, header_style="bold")
         for name, width, is_short in zip(columns, widths, short, strict=True):
             if is_short:
-                table.add_column(name, min_width=width, no_wrap=True)
+                table.add_column(Text(name), min_width=width, no_wrap=True)
             else:
-                table.add_column(name, overflow="fold")
+                table.add_column(Text(name), overflow="fold")
         for r in cells:
-            table.add_row(*r)
+            table.add_row(*(Text(value) for value in r))  # Text: log text is never rich markup
         console.print(table)
     stats = answer.get("stats") or {}
     console.print(f"{len(rows)} rows in {stats.get('elapsed_ms', '?')} ms", style="dim")
 
 
-def _print_csv(answer: dict[str, Any]) -> None:
+def _print_csv(answer: dict[str, Any], raw: bool = False) -> None:
     writer = csv.writer(sys.stdout)
     columns = answer.get("columns", [])
-    writer.writerow(columns)
+    writer.writerow([_cell(name, raw) for name in columns])
     for row in answer.get("rows", []):
-        writer.writerow([_cell(row.get(name)) for name in columns])
+        writer.writerow([_cell(row.get(name), raw) for name in columns])
 
 
 def run_query(query: str, *, server: str, api_key: str | None, output: str, since: str | None,
               start: str | None, end: str | None, limit: int | None, ca: Path | None = None,
-              timeout: float = 300.0) -> None:
-    """Send one query and print the answer; raise :class:`CliError` on any failure."""
+              timeout: float = 300.0, raw: bool = False) -> None:
+    """Send one query and print the answer; raise :class:`CliError` on any failure.
+
+    ``raw``: table and csv print log text as stored, control characters included.
+    """
     if output not in _OUTPUTS:
         raise CliError(f"--output must be one of {', '.join(_OUTPUTS)}", 2)
     body: dict[str, Any] = {"q": query}
@@ -142,9 +151,9 @@ def run_query(query: str, *, server: str, api_key: str | None, output: str, sinc
     if output == "json":
         sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
     elif output == "csv":
-        _print_csv(answer)
+        _print_csv(answer, raw)
     else:
-        _print_table(answer)
+        _print_table(answer, raw)
 
 
 def register(app: typer.Typer) -> None:
@@ -158,6 +167,8 @@ def register(app: typer.Typer) -> None:
         end: str | None = typer.Option(None, "--to", help="end (exclusive), default now"),
         limit: int | None = typer.Option(None, "--limit", min=0, help="row cap (server default 100)"),
         output: str = typer.Option("table", "--output", "-o", help="table, json, ndjson or csv"),
+        raw: bool = typer.Option(False, "--raw", help="table/csv: print control characters of log text "
+                                                     "as stored instead of as \\x1b escapes"),
         server: str = SERVER_OPTION,
         api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
@@ -165,7 +176,7 @@ def register(app: typer.Typer) -> None:
         """Search and aggregate logs with the logharbor query language."""
         try:
             run_query(text, server=server, api_key=api_key, output=output, since=since,
-                      start=start, end=end, limit=limit, ca=ca)
+                      start=start, end=end, limit=limit, ca=ca, raw=raw)
         except CliError as exc:
             typer.echo(f"logharbor query: {exc}", err=True)
             raise typer.Exit(exc.code) from None

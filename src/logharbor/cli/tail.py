@@ -5,8 +5,10 @@ Server-Sent Events by default (plain httpx) or a WebSocket with ``--ws``. A ``{"
 marker from a server whose queue for this terminal overflowed is printed as a warning line, so
 a gap is never silent. ``--output json`` prints each record as one JSON line for other programs.
 When a stream that was running ends (a server restart), it reconnects with backoff and says so
-on stderr. Ctrl-C ends it; exit 2 when the server cannot be reached at first, 1 when it refuses
-the query.
+on stderr. Control characters in log text are printed visibly (``\\x1b``), and the lines of a
+multi-line message are indented under its first, so no message can pass for another record or
+drive the terminal; ``--raw`` prints them as stored. Ctrl-C ends it; exit 2 when the server
+cannot be reached at first, 1 when it refuses the query.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import httpx
 import typer
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.terminal import visible
 from logharbor.cli.trace import LEVEL_STYLE, CliError, refused
 
 __all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
@@ -41,7 +44,7 @@ def _event(kind: str, data: str) -> Event:
         return "subscribed", obj.get("subscribed", obj)
     if isinstance(obj, dict) and "error" in obj and "timestamp" not in obj:
         error = obj["error"]
-        raise CliError(f"{error.get('code', 'error')}: {error.get('message', '')}", 1)
+        raise CliError(visible(f"{error.get('code', 'error')}: {error.get('message', '')}"), 1)
     return "record", obj
 
 
@@ -97,38 +100,49 @@ async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: C
                     on_event(_event("message", message if isinstance(message, str) else message.decode()))
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code in (4401, 4403):
-                    raise CliError(f"the server refused: {exc.rcvd.reason}", 1) from None
+                    raise CliError(f"the server refused: {visible(exc.rcvd.reason)}", 1) from None
     except InvalidStatus as exc:
         raise CliError(f"the server refused the WebSocket: HTTP {exc.response.status_code}", 1) from None
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
 
 
-def format_record(record: dict[str, Any]) -> Any:
-    """One record as a coloured line: time, level, service/instance, message, HTTP summary."""
+def format_record(record: dict[str, Any], raw: bool = False) -> Any:
+    """One record as a coloured line: time, level, service/instance, message, HTTP summary.
+
+    Unless ``raw``, control characters of the record are escaped and the further lines of a
+    multi-line message are indented under the message, as journalctl prints them.
+    """
     from rich.text import Text
 
-    level = str(record.get("level", ""))
+    def shown(value: Any) -> str:
+        return str(value) if raw else visible(str(value), newlines=False)
+
+    level = shown(record.get("level", ""))
     http = record.get("http") or {}
-    line = Text.assemble(
-        (str(record.get("timestamp", ""))[11:23] + " ", "dim"),
+    head = Text.assemble(
+        (shown(record.get("timestamp", ""))[11:23] + " ", "dim"),
         (f"{level:<5} ", LEVEL_STYLE.get(level, "")),
-        (f"{record.get('instance') or record.get('service', '')} ", "cyan"),
-        str(record.get("message", "")),
+        (f"{shown(record.get('instance') or record.get('service', ''))} ", "cyan"),
     )
-    if http.get("status") is not None:
-        status = int(http["status"])
+    message = str(record.get("message", ""))
+    if not raw:
+        message = visible(message).replace("\n", "\n" + " " * len(head.plain))
+    line = head + Text(message)
+    if isinstance(http.get("status"), int):
+        status = http["status"]
         style = "red" if status >= 500 else "yellow" if status >= 400 else "dim"
         line.append(f"  {status}", style=style)
     if http.get("duration_ms") is not None:
-        line.append(f" {http['duration_ms']} ms", style="dim")
+        line.append(f" {shown(http['duration_ms'])} ms", style="dim")
     if record.get("trace_id"):
-        line.append(f"  trace={record['trace_id']}", style="dim")
+        line.append(f"  trace={shown(record['trace_id'])}", style="dim")
     return line
 
 
-def _printer(output: str) -> Callable[[Event], None]:
+def _printer(output: str, raw: bool = False) -> Callable[[Event], None]:
     from rich.console import Console
+    from rich.text import Text
 
     console = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False)
@@ -136,8 +150,8 @@ def _printer(output: str) -> Callable[[Event], None]:
     def show(event: Event) -> None:
         kind, value = event
         if kind == "subscribed":
-            err.print(f"tailing {value.get('q', '') if isinstance(value, dict) else value} (Ctrl-C to stop)",
-                      style="dim")
+            what = value.get("q", "") if isinstance(value, dict) else value
+            err.print(Text(f"tailing {visible(str(what))} (Ctrl-C to stop)", style="dim"))
         elif kind == "dropped":
             if output == "json":
                 sys.stdout.write(json.dumps({"dropped": value}) + "\n")
@@ -147,7 +161,7 @@ def _printer(output: str) -> Callable[[Event], None]:
             sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         else:
-            console.print(format_record(value))
+            console.print(format_record(value, raw))
 
     return show
 
@@ -198,6 +212,8 @@ def register(app: typer.Typer) -> None:
         ws: bool = typer.Option(False, "--ws", help="use a WebSocket instead of Server-Sent Events"),
         output: str = typer.Option("pretty", "--output", "-o", help="pretty or json"),
         no_reconnect: bool = typer.Option(False, "--no-reconnect", help="exit when the stream ends"),
+        raw: bool = typer.Option(False, "--raw", help="pretty: print control characters of log text as "
+                                                     "stored instead of as \\x1b escapes"),
         server: str = SERVER_OPTION,
         api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
@@ -207,7 +223,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("logharbor tail: --output must be pretty or json", err=True)
             raise typer.Exit(2)
         try:
-            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output), ca=ca,
+            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output, raw), ca=ca,
                    reconnect=not no_reconnect)
         except CliError as exc:
             typer.echo(f"logharbor tail: {exc}", err=True)

@@ -4,6 +4,8 @@ The server does the joining and the arithmetic (``GET /api/v1/traces/{id}``); th
 draws: the timing breakdown with its gaps, one bar per layer nested the way the request went, and
 every record of the request with its offset from the start. ``--output json`` prints the server's
 answer as is. Exit codes: 1 when the server refused or found nothing, 2 when it cannot be reached.
+Control characters in log text are printed visibly (``\\x1b``, :mod:`logharbor.cli.terminal`);
+``--raw`` prints them as stored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import typer
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.terminal import cell_text, visible
 
 __all__ = ["CliError", "fetch_trace", "register", "render_trace"]
 
@@ -39,9 +42,9 @@ def refused(response: httpx.Response) -> CliError:
     """A server's JSON error as one readable line."""
     try:
         error = response.json()["error"]
-        return CliError(f"{error.get('code', 'error')}: {error.get('message', '')}", 1)
+        return CliError(visible(f"{error.get('code', 'error')}: {error.get('message', '')}"), 1)
     except (ValueError, KeyError, TypeError):
-        return CliError(f"HTTP {response.status_code}: {response.text[:200]}", 1)
+        return CliError(visible(f"HTTP {response.status_code}: {response.text[:200]}"), 1)
 
 
 def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str | None = None,
@@ -72,21 +75,25 @@ def _bar(start: float, length: float, total: float, style: str, width: int = BAR
     return Text(" " * lead) + Text("█" * size, style=style)
 
 
-def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
-    """Draw one trace answer: header, timings, waterfall, records."""
+def render_trace(answer: dict[str, Any], console: Any | None = None, raw: bool = False) -> None:
+    """Draw one trace answer: header, timings, waterfall, records (log text escaped unless ``raw``)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    def shown(value: Any, style: str = "", newlines: bool = False) -> Text:
+        return cell_text(value, raw=raw, style=style, newlines=newlines)
 
     console = console or Console(highlight=False)
     records: list[dict[str, Any]] = answer.get("records", [])
     timings = answer.get("timings") or {}
     stats = answer.get("stats") or {}
-    console.print(Text.assemble(("trace ", "bold"), (str(answer.get("trace_id") or answer.get("id")), "bold"),
-                                f"  ·  {len(records)} records from {', '.join(answer.get('layers', []))}"
-                                f"  ·  {stats.get('elapsed_ms', '?')} ms"))
+    layers = ", ".join(answer.get("layers", []))
+    console.print(Text.assemble(("trace ", "bold"), shown(answer.get("trace_id") or answer.get("id"), "bold"),
+                                shown(f"  ·  {len(records)} records from {layers}"
+                                      f"  ·  {stats.get('elapsed_ms', '?')} ms")))
     if answer.get("request_ids"):
-        console.print(f"request ids: {', '.join(answer['request_ids'])}", style="dim")
+        console.print(shown(f"request ids: {', '.join(answer['request_ids'])}", "dim"))
     if stats.get("truncated"):
         console.print("more records match than were returned; narrow the time range", style="yellow")
 
@@ -112,14 +119,14 @@ def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
              ("gap", "NGINX overhead", gaps.get("nginx_overhead_ms")),
              ("gap", "NGINX → app", gaps.get("nginx_to_app_ms"))]
     for layer, measure, value in rows:
-        table.add_row(Text(layer, style=LAYER_STYLE.get(layer, "yellow")), measure, _ms(value))
+        table.add_row(Text(layer, style=LAYER_STYLE.get(layer, "yellow")), shown(measure), _ms(value))
     console.print(table)
 
     bars = (answer.get("waterfall") or {}).get("bars") or []
     if bars:
         total = max(b["start_ms"] + (b["duration_ms"] or 0.0) for b in bars) or 1.0
         # the bars take what the other columns leave of the terminal, up to BAR_WIDTH
-        label_w = max(len(b["label"]) for b in bars)
+        label_w = max(len(shown(b["label"])) for b in bars)
         width = max(8, min(BAR_WIDTH, console.width - label_w - 36))
         fall = Table(title="waterfall", title_justify="left", show_edge=False, header_style="bold")
         fall.add_column("span", no_wrap=True)
@@ -129,7 +136,7 @@ def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
         for bar in bars:
             style = LAYER_STYLE.get(bar["layer"], "white")
             length = bar["duration_ms"] or 0.0
-            fall.add_row(Text(bar["label"], style=style), f"{bar['start_ms']:,.1f}",
+            fall.add_row(shown(bar["label"], style), f"{bar['start_ms']:,.1f}",
                          _ms(bar["duration_ms"]), _bar(bar["start_ms"], length, total, style, width))
         console.print(fall)
 
@@ -144,7 +151,8 @@ def render_trace(answer: dict[str, Any], console: Any | None = None) -> None:
         at = events.get(i)
         who = rec.get("instance") or rec.get("service", "")
         recs.add_row("" if at is None else f"{at:,.1f}", Text(layer, style=LAYER_STYLE[layer]),
-                     Text(level, style=LEVEL_STYLE.get(level, "")), who, str(rec.get("message", "")))
+                     shown(level, LEVEL_STYLE.get(level, "")), shown(who),
+                     shown(rec.get("message", ""), newlines=True))
     console.print(recs)
 
 
@@ -159,6 +167,8 @@ def register(app: typer.Typer) -> None:
         start: str | None = typer.Option(None, "--from", help="start: RFC 3339, epoch seconds, now-1h"),
         end: str | None = typer.Option(None, "--to", help="end (exclusive)"),
         output: str = typer.Option("waterfall", "--output", "-o", help="waterfall or json"),
+        raw: bool = typer.Option(False, "--raw", help="waterfall: print control characters of log text "
+                                                     "as stored instead of as \\x1b escapes"),
         server: str = SERVER_OPTION,
         api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
@@ -176,4 +186,4 @@ def register(app: typer.Typer) -> None:
         if output == "json":
             sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
         else:
-            render_trace(answer)
+            render_trace(answer, raw=raw)
