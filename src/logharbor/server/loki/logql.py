@@ -6,7 +6,10 @@ Selectors, line filters and label filters become one :class:`~logharbor.server.q
 what the query language has no node for (the output shaping of ``line_format``/``label_format``,
 range and vector aggregations) is kept in the small wrappers of :mod:`.nodes`, next to that filter.
 
-Every construct outside the subset raises :class:`LogQLError` naming it (a 400 upstream).
+Every construct outside the subset raises :class:`LogQLError` naming it (a 400 upstream), and so
+does a query nested deeper than the native parser's :data:`~logharbor.server.query.parser.MAX_DEPTH`
+(parentheses, aggregations, and each operator of an arithmetic chain, whose tree is as deep as the
+chain is long): input never reaches Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from logharbor.server.query import ast
+from logharbor.server.query.parser import MAX_DEPTH
 
 from .lexer import LABEL, Tok, duration, lex, line_regex, number_of, unquote, whole_tokens
 from .matchers import label_match
@@ -60,6 +64,13 @@ class _Parser:
         self.text = text
         self.toks = lex(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: Tok, levels: int = 1) -> None:
+        """``levels`` deeper (``-levels`` to come back up); refused past MAX_DEPTH."""
+        self.depth += levels
+        if self.depth > MAX_DEPTH:
+            raise LogQLError(f"the query nests deeper than {MAX_DEPTH} levels at {tok.pos}", tok.pos)
 
     # ------------------------------------------------------------------------------ helpers
     def peek(self, offset: int = 0) -> Tok:
@@ -104,16 +115,24 @@ class _Parser:
 
     def expr(self) -> Expr:
         left = self.product()
+        chain = 0  # `a + b + c` is a left-deep tree: each operator is one level
         while self.peek().text in ("+", "-") and self.peek().kind == "op":
             op = self.take()
+            self.nest(op)
+            chain += 1
             left = combine(op.text, op.pos, left, self.product())
+        self.depth -= chain
         return left
 
     def product(self) -> Expr:
         left = self.term()
+        chain = 0
         while self.peek().text in ("*", "/") and self.peek().kind == "op":
             op = self.take()
+            self.nest(op)
+            chain += 1
             left = combine(op.text, op.pos, left, self.term())
+        self.depth -= chain
         return left
 
     def term(self) -> Expr:
@@ -123,8 +142,10 @@ class _Parser:
             return Constant(float(tok.text), is_vector=False)
         if tok.text == "(":
             self.take()
+            self.nest(tok)
             inner = self.expr()
             self.expect(")", "')'")
+            self.nest(tok, -1)
             return inner
         if tok.text == "{":
             return self.log_query()
@@ -192,8 +213,10 @@ class _Parser:
                 raise LogQLError(f"{op.text} needs a whole number k >= 1 (at {k.pos})", k.pos)
             param = int(k.text)
             self.expect(",", "','")
+        self.nest(op)
         inner = self.expr()
         self.expect(")", "')'")
+        self.nest(op, -1)
         if by is None and without is None:
             by, without = self.grouping()
         if not isinstance(inner, RangeAgg | VectorAgg | Binary):
@@ -374,9 +397,12 @@ class _Parser:
         return items[0] if len(items) == 1 else ast.And(tuple(items))
 
     def label_atom(self, pipe: _Pipeline) -> ast.Filter:
-        if self.accept("("):
+        if self.peek().text == "(":
+            paren = self.take()
+            self.nest(paren)
             inner = self.label_expr(pipe)
             self.expect(")", "')'")
+            self.nest(paren, -1)
             return inner
         tok = self.peek()
         name = self.label()
