@@ -45,7 +45,7 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (None, re.compile(r"/(healthz|readyz)"), None),
     (frozenset({"GET", "HEAD"}), re.compile(r"/ui(/.*)?"), None),  # static page; its API calls need keys
     (frozenset({"GET", "HEAD"}), re.compile(r"/"), "public-probe"),  # ES version probe / redirect
-    (frozenset({"GET", "HEAD"}), re.compile(r"/(api/docs|api/openapi\.json)"), None),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/(api/docs(/[\w.-]+)?|api/openapi\.json)"), None),
     (None, re.compile(r"/metrics"), "metrics"),
     (frozenset({"GET", "HEAD"}), re.compile(r"/metrics/recorded"), "metrics"),  # recording rules
     # ingest: every shipper protocol
@@ -205,9 +205,15 @@ class RateLimiter:
         self.default_rate = default_rate
         self._buckets: dict[str, tuple[float, float]] = {}  # prefix → (tokens, last refill)
 
+    def rate_for(self, principal: Principal | None) -> int | None:
+        """The records/s (and so the burst: one second's worth) of a caller, None when unlimited."""
+        if principal is None:
+            return None
+        return (principal.ingest_rate if principal.ingest_rate else None) or self.default_rate
+
     def take(self, principal: Principal | None, records: int) -> float:
         """Take ``records`` tokens; 0.0 when allowed, else the seconds to wait."""
-        rate = (principal.ingest_rate if principal and principal.ingest_rate else None) or self.default_rate
+        rate = self.rate_for(principal)
         if principal is None or not rate:
             return 0.0
         now = time.monotonic()

@@ -112,9 +112,20 @@ class Ingestor:
                                              initializer=set_patterns, initargs=(patterns,))
 
     def admit(self, principal: Principal | None, records: int) -> None:
-        """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it."""
+        """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it.
+
+        A batch larger than the whole burst (one second's worth) could never pass, so it is a 413
+        that names the limit, without Retry-After: shippers split a 413 batch (the agent and the
+        sdk do) instead of retrying it forever.
+        """
         if self.limiter is None:
             return
+        rate = self.limiter.rate_for(principal)
+        if rate is not None and records > rate:
+            raise ApiError(413, "batch_over_rate",
+                           f"this batch has {records} records, more than this key's ingest rate lets "
+                           f"through at once ({rate} records/s); send batches of at most {rate} records",
+                           detail={"records": records, "ingest_rate": rate, "max_batch_records": rate})
         wait = self.limiter.take(principal, records)
         if wait > 0:
             raise ApiError(429, "rate_limited", "this key is over its ingest rate; retry later",
