@@ -16,8 +16,14 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
     import uvicorn
 
     from logharbor.server.app import create_app
+    from logharbor.server.http_protocol import HttpLimits, limited_protocol
 
     app = create_app(config)
+    # header size and count limits and read timeouts on the listener (http_protocol.py)
+    http = limited_protocol(HttpLimits(max_header_bytes=config.max_header_bytes,
+                                       max_headers=config.max_headers,
+                                       header_timeout_s=config.header_timeout_s,
+                                       body_timeout_s=config.body_timeout_s))
     tls: dict[str, str] = {}
     if config.tls_cert and config.tls_key:
         tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
@@ -25,7 +31,7 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
         print("logharbor server: WARNING: authentication is OFF (--no-auth); anyone who can reach "
               f"{config.host}:{config.port} can read and write every log", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=10, **tls)
+                loop="uvloop", http=http, access_log=False, timeout_graceful_shutdown=10, **tls)
 
 
 def register(app: typer.Typer) -> None:
@@ -79,6 +85,22 @@ def register(app: typer.Typer) -> None:
         disk_min_free_mb: int = typer.Option(100, help="less free disk (MiB) than this: ingest answers 429"),
         tail_max_clients: int = typer.Option(1000, help="live tail clients this server serves (more: 503)"),
         tail_max_pending_mb: int = typer.Option(64, help="MiB of new records held for tail filters"),
+        query_timeout: float = typer.Option(30.0, help="seconds a request's queries may run, waiting for a "
+                                                       "query slot included (the engine stops them)"),
+        query_max_memory_mb: int = typer.Option(2048, help="engine memory (MiB) one query may use"),
+        query_export_timeout: float = typer.Option(600.0, help="seconds an NDJSON export may run"),
+        query_concurrency: int = typer.Option(4, help="engine queries that run at once"),
+        query_per_key_concurrency: int = typer.Option(2, help="queries one API key runs at once"),
+        query_per_key_queue: int = typer.Option(8, help="queries one key may have waiting (more: 429)"),
+        query_max_clauses: int = typer.Option(1024, help="terms one query may have (more: 400)"),
+        max_request_kb: int = typer.Option(1024, help="largest body (KiB) of a request that is not ingest"),
+        max_header_kb: int = typer.Option(64, help="largest request line + headers (KiB; more: 431)"),
+        max_headers: int = typer.Option(100, help="most header fields in one request (more: 431)"),
+        header_timeout: float = typer.Option(20.0, help="seconds a client has to send a request's headers"),
+        body_timeout: float = typer.Option(20.0, help="seconds a body may take, plus 1 s per 500 bytes"),
+        hsts_max_age: int = typer.Option(365 * 86400, help="Strict-Transport-Security max-age with TLS "
+                                                            "(seconds, 0: no header)"),
+        no_api_docs: bool = typer.Option(False, "--no-api-docs", help="do not serve the /api/docs page"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -105,6 +127,18 @@ def register(app: typer.Typer) -> None:
                                   tail_max_pending_bytes=tail_max_pending_mb * 1024 * 1024,
                                   disk_max_bytes=disk_max_mb * 1024 * 1024 if disk_max_mb else None,
                                   disk_min_free_bytes=disk_min_free_mb * 1024 * 1024,
+                                  query_timeout_s=query_timeout,
+                                  query_max_memory_bytes=query_max_memory_mb * 1024 * 1024,
+                                  query_export_timeout_s=query_export_timeout,
+                                  query_concurrency=query_concurrency,
+                                  query_per_key_concurrency=query_per_key_concurrency,
+                                  query_per_key_queue=query_per_key_queue,
+                                  query_max_clauses=query_max_clauses,
+                                  max_request_bytes=max_request_kb * 1024,
+                                  max_header_bytes=max_header_kb * 1024,
+                                  max_headers=max_headers, header_timeout_s=header_timeout,
+                                  body_timeout_s=body_timeout, hsts_max_age_s=hsts_max_age,
+                                  api_docs=not no_api_docs,
                                   **({} if ingest_workers is None else {"ingest_workers": ingest_workers}))
             if (tls_cert is None) != (tls_key is None):
                 raise ValueError("--tls-cert and --tls-key go together")

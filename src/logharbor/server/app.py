@@ -24,6 +24,7 @@ from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
 from logharbor.server.alerts.routes import alerts_router
 from logharbor.server.alerts.service import start_alerting
+from logharbor.server.apidocs import api_docs_router
 from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
 from logharbor.server.config import ServerConfig
@@ -39,19 +40,22 @@ from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.ingest.syslog import SyslogIngest
 from logharbor.server.keys_api import keys_router
 from logharbor.server.leader import Leader
+from logharbor.server.limits import RequestLimits, store_limit_handler
 from logharbor.server.loki.routes import loki_router
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.mining import PatternMiner
+from logharbor.server.query.limits import set_max_clauses
 from logharbor.server.query.routes import query_router
 from logharbor.server.recorded import recorded_router, start_recording
 from logharbor.server.retention import LocalState, StorageCollector, build_retention, retention_router
 from logharbor.server.retention.guard import GuardedWal
 from logharbor.server.services import services_router
-from logharbor.server.store.base import Store
+from logharbor.server.store.base import QueryCancelled, Store
 from logharbor.server.store.clickhouse import ClickHouseStore, writer_id_for
 from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.store.gate import FairGate, QueryLimitError
 from logharbor.server.store.rows import set_patterns
 from logharbor.server.tail import TailHub, tail_router
 from logharbor.server.tail_feed import TailFeed
@@ -91,11 +95,15 @@ class Runtime:
 
 
 def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
-    """The store named by ``config.store``."""
+    """The store named by ``config.store``; its reads are shared fairly between keys (store/gate.py)."""
+    gate = FairGate(config.query_concurrency, per_owner=config.query_per_key_concurrency,
+                    max_waiting=config.query_per_key_queue)
     if config.store == "embedded":
-        return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer)
+        return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer,
+                             readers=config.query_concurrency, gate=gate)
     if config.store.startswith(("clickhouse://", "clickhouses://")):
-        return ClickHouseStore(config.store, table=config.table, writer_id=writer_id_for(config.data_dir))
+        return ClickHouseStore(config.store, table=config.table, writer_id=writer_id_for(config.data_dir),
+                               gate=gate)
     raise ValueError(f"store {config.store!r} is not supported (use 'embedded' or clickhouse://…)")
 
 
@@ -138,6 +146,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
                          max_services=config.patterns_max_services, sealer=sealer) \
         if config.patterns else None
     set_patterns(config.patterns)
+    set_max_clauses(config.query_max_clauses)
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
                       on_batch=metrics.observe_batch, paused=config.batcher_paused, miner=miner)
@@ -148,6 +157,9 @@ def build_runtime(config: ServerConfig) -> Runtime:
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
     metrics.watch(runtime.live_values)
     metrics.registry.register(WalCollector(wal))
+    reads = getattr(store, "gate", None)
+    if isinstance(reads, FairGate):
+        metrics.watch(reads.gauges)
     if miner is not None:
         metrics.watch(miner.gauges)
     metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})
@@ -177,6 +189,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=400)
 
 
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other failure: the JSON error shape, never a plain-text page (the traceback is logged)."""
+    return JSONResponse(error_body("internal_error", "the server failed to answer this request; "
+                                   "the reason is in its log"), status_code=500)
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The ASGI app for ``config``; the runtime opens in the lifespan."""
 
@@ -197,7 +215,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         retention.start()
         app.state.store = runtime.store
         tail = app.state.tail_hub = TailHub(runtime.store, max_clients=config.tail_max_clients,
-                                            max_pending_bytes=config.tail_max_pending_bytes)
+                                            max_pending_bytes=config.tail_max_pending_bytes,
+                                            round_timeout_s=config.query_timeout_s)
         alerts = None
         # servers sharing a ClickHouse store: tail also what the others ingested (tail_feed.py)
         feed = TailFeed(runtime.store, tail, settle_s=config.batch_max_age_s + 1.0) \
@@ -230,9 +249,12 @@ def create_app(config: ServerConfig) -> FastAPI:
             close_runtime(runtime)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for limit_error in (QueryLimitError, QueryCancelled):  # a query limit no route caught: still a 4xx
+        app.add_exception_handler(limit_error, store_limit_handler)
+    app.add_exception_handler(Exception, _internal_error)
 
     def current_keys() -> KeyStore | None:
         runtime = getattr(app.state, "runtime", None)
@@ -240,6 +262,12 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.add_middleware(AuthMiddleware, keys=current_keys, metrics_public=config.metrics_public,
                        enabled=config.auth)
+    # outermost: the body limit, the query budget and HSTS hold for every request, refused ones too
+    app.add_middleware(RequestLimits, max_body_bytes=config.max_body_bytes,
+                       max_request_bytes=config.max_request_bytes, query_timeout_s=config.query_timeout_s,
+                       hsts_max_age_s=config.hsts_max_age_s if config.tls_cert else None)
+    if config.api_docs:
+        app.include_router(api_docs_router())
     app.include_router(health_router())
     app.include_router(keys_router())
     app.include_router(query_router())

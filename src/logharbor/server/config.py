@@ -67,8 +67,24 @@ class ServerConfig(BaseModel):
 
     query_default_limit: int = Field(100, ge=1, description="rows returned when a query gives no limit")
     query_max_limit: int = Field(10_000, ge=1, description="hard cap on rows of a JSON query answer")
-    query_timeout_s: float = Field(30.0, gt=0, description="a query running longer is cancelled")
+    query_timeout_s: float = Field(30.0, gt=0, description="a request's queries (and their wait for a "
+                                   "query slot) running longer are cancelled by the engine")
     query_max_memory_bytes: int = Field(2048 * MiB, ge=16 * MiB, description="engine memory cap per query")
+    query_export_timeout_s: float = Field(600.0, gt=0, description="time budget of an NDJSON export")
+    query_concurrency: int = Field(4, ge=1, le=64, description="engine queries that run at once (readers)")
+    query_per_key_concurrency: int = Field(2, ge=1, le=64,
+                                           description="queries one API key runs at once (the rest wait)")
+    query_per_key_queue: int = Field(8, ge=0, description="queries one key may have waiting; more: 429")
+    query_max_clauses: int = Field(1024, ge=1, description="terms one query may have (max_clause_count)")
+
+    max_request_bytes: int = Field(1 * MiB, ge=1024, description="largest body of a non-ingest request")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="request line and headers together")
+    max_headers: int = Field(100, ge=8, description="header fields of one request (more: 431)")
+    header_timeout_s: float = Field(20.0, gt=0, description="a request head must arrive within this")
+    body_timeout_s: float = Field(20.0, gt=0, description="a body may take this plus 1 s per 500 bytes")
+    hsts_max_age_s: int = Field(365 * 86400, ge=0,
+                                description="Strict-Transport-Security max-age when serving TLS (0: none)")
+    api_docs: bool = Field(True, description="serve the OpenAPI page at /api/docs (assets served locally)")
 
     tail_max_clients: int = Field(1000, ge=1, description="live tail clients one server serves (more: 503)")
     tail_max_pending_bytes: int = Field(64 * MiB, ge=1 * MiB,

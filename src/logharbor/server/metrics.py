@@ -28,6 +28,8 @@ def _describe(values: dict[str, float]) -> dict[str, tuple[str, float]]:
         "logharbor_store_rows": "rows in the logs table",
         "logharbor_store_bytes_on_disk": "compressed bytes of the logs table",
         "logharbor_store_bytes_uncompressed": "uncompressed bytes of the logs table",
+        "logharbor_query_slots_busy": "store reads running (of query_concurrency)",
+        "logharbor_queries_waiting": "store reads waiting for a query slot",
     }
     return {name: (helps.get(name, name), value) for name, value in values.items()}
 

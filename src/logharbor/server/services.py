@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from logharbor.server.errors import ApiError
+from logharbor.server.limits import query_refusal
 from logharbor.server.query import TimeParseError, parse_duration_ns, parse_time_ns
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.sqlsafe import quote_identifier
@@ -191,8 +192,8 @@ def services_router() -> APIRouter:
             return await run_in_threadpool(lambda: service_health(
                 store, start, end, scope=scope, use_recording=recording, recorder=recorder, step_ns=step_ns))
         except StoreError as exc:
-            raise ApiError(500, "store_error", f"the store could not compute service health: {exc}"[:300]) \
-                from None
+            raise query_refusal(exc) or ApiError(
+                500, "store_error", f"the store could not compute service health: {exc}"[:300]) from None
 
     return router
 

@@ -144,8 +144,10 @@ class TailHub:
     """Fans durable writes out to tail clients, each through its compiled filter."""
 
     def __init__(self, store: Store, *, queue_size: int = 2000, max_clients: int = 1000,
-                 max_pending_bytes: int = 64 * MiB) -> None:
+                 max_pending_bytes: int = 64 * MiB, round_timeout_s: float | None = None) -> None:
         self.store = store
+        #: the engine's time limit for one filter round (the server's query_timeout_s)
+        self.round_timeout_s = round_timeout_s
         self.queue_size = queue_size
         self.max_clients = max_clients
         self.max_pending_bytes = max_pending_bytes
@@ -173,7 +175,8 @@ class TailHub:
                                              f"DESCRIBE TABLE {self.store.table}", {})
         # names and types as the engine itself reports them; passed as a parameter, not as SQL
         self._structure = BatchStructure.from_columns(columns)
-        self._runner = await loop.run_in_executor(self._executor, BatchRunner, self.store)
+        self._runner = await loop.run_in_executor(
+            self._executor, lambda: BatchRunner(self.store, timeout_s=self.round_timeout_s))
         self._task = asyncio.create_task(self._dispatch(), name="logharbor-tail")
         self._end_streams_on_signals(loop)
 

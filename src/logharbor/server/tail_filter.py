@@ -77,7 +77,8 @@ def compile_tail_filter(text: str, prefix: str = "p") -> TailFilter:
     try:
         condition, params, query = compile_filter_only(q, prefix)
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
+        raise ApiError(400, exc.code, exc.message, detail=exc.detail,
+                       extra={"position": exc.position}) from None
     if any(not isinstance(p, Where) for p in query.pipes):
         raise ApiError(400, "tail_filter_only",
                        "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
@@ -158,8 +159,12 @@ class BatchRunner:
     at most :attr:`max_batch_bytes`.
     """
 
-    def __init__(self, store: Store, *, remote_batch_bytes: int = 96 * 1024) -> None:
+    def __init__(self, store: Store, *, remote_batch_bytes: int = 96 * 1024,
+                 timeout_s: float | None = None) -> None:
         self.store = store
+        #: the engine stops a round that runs longer (query_timeout_s): one costly filter must not
+        #: hold every tail client of the server
+        self.settings: dict[str, Any] = {"max_execution_time": timeout_s} if timeout_s else {}
         self._conn: Any = None
         self.max_batch_bytes: int | None = remote_batch_bytes
         path = getattr(store, "path", None)
@@ -171,7 +176,9 @@ class BatchRunner:
 
     def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         if self._conn is None:
-            return self.store.query(sql, params)
+            return self.store.query(sql, params, settings=self.settings)
+        if self.settings:
+            sql += f" SETTINGS max_execution_time = {float(self.settings['max_execution_time'])!r}"
         try:
             # a direct chDB connection reads parameters in escaped form, as the store does for us
             data = self._conn.query(sql, "JSONEachRow", params=encode_params(params)).bytes()

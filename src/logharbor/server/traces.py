@@ -36,6 +36,7 @@ from starlette.responses import Response
 
 from logharbor.record import RecordError, format_timestamp, normalize_trace_id, parse_timestamp, to_wire
 from logharbor.server.errors import ApiError
+from logharbor.server.limits import query_refusal
 from logharbor.server.query.timeparse import TimeParseError, parse_time_ns
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.rows import COLUMNS, row_to_record
@@ -359,7 +360,8 @@ def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: i
     try:
         rows, how = find_trace(store, key, start_ns=start_ns, end_ns=end_ns, limit=limit, scope=scope)
     except StoreError as exc:
-        raise ApiError(500, "store_error", "the store could not run the trace lookup") from exc
+        raise query_refusal(exc) or ApiError(500, "store_error", "the store could not run the trace lookup") \
+            from exc
     if not rows:
         raise ApiError(404, "trace_not_found", f"no records carry the id {key.raw!r}",
                        detail={"trace_id": key.trace_id, "request_id": key.request_id})

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from logharbor.server.auth import principal_of
 from logharbor.server.bounds import RowId
 from logharbor.server.errors import ApiError
+from logharbor.server.limits import query_refusal
 from logharbor.server.store.base import StoreError
 
 from .catalog import CatalogError
@@ -169,7 +170,8 @@ def alerts_router() -> APIRouter:
             groups = await run_in_threadpool(lambda: service.evaluator.dry_run(
                 rule, at_ns, scope=getattr(request.state, "query_scope", None)))
         except StoreError as exc:
-            raise ApiError(400, "evaluation_failed", f"the rule's query failed: {str(exc)[:300]}") from None
+            raise query_refusal(exc) or ApiError(
+                400, "evaluation_failed", f"the rule's query failed: {str(exc)[:300]}") from None
         return {"rule": rule.name, "condition": rule.condition.text(), "at_ns": at_ns,
                 "firing": any(g["active"] for g in groups), "groups": groups,
                 "elapsed_ms": round((time.perf_counter() - began) * 1000, 3)}

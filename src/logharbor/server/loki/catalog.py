@@ -43,7 +43,7 @@ def _where(ctx: Context, flt: ast.Filter, start: int, end: int) -> tuple[str, di
         try:
             parts.append(FilterCompiler(params, resolve_field, time.time_ns()).compile(flt))
         except QueryError as exc:
-            raise ApiError(400, exc.code, exc.message) from None
+            raise ApiError(400, exc.code, exc.message, detail=exc.detail) from None
     values = dict(params.values)
     if ctx.scope is not None:
         parts.append(f"({ctx.scope[0]})")

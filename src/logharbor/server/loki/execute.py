@@ -134,7 +134,7 @@ def bytes_rows(ctx: Context, flt: ast.Filter, fields: tuple[str, ...], start: in
             where.append(FilterCompiler(params, resolve_field, now).compile(flt))
         refs = [resolve_field(f) for f in fields]
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message) from None
+        raise ApiError(400, exc.code, exc.message, detail=exc.detail) from None
     all_params: dict[str, object] = dict(params.values)
     if ctx.scope is not None:
         where.append(f"({ctx.scope[0]})")

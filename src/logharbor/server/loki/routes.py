@@ -48,10 +48,11 @@ LOKI_VERSION = "3.4.0"  # the API level answered; Grafana picks its features by 
 _PREFIX = "/loki/api/v1"
 
 
-def _error(status: int, code: str, message: str, detail: Any = None) -> JSONResponse:
+def _error(status: int, code: str, message: str, detail: Any = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"status": "error", "errorType": "bad_data" if status < 500 else "internal",
             "message": message, **error_body(code, message, detail)}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _ok(data: Any) -> Response:
@@ -127,7 +128,7 @@ def _parse(text: str | None) -> Any:
     try:
         return parse_logql(text)
     except QueryError as exc:
-        raise ApiError(400, exc.code, f"parse error: {exc.message}",
+        raise ApiError(400, exc.code, f"parse error: {exc.message}", detail=exc.detail,
                        extra={"position": exc.position}) from None
 
 
@@ -236,9 +237,12 @@ async def _answer(request: Request, work: Callable[[HTTPConnection, dict[str, st
     try:
         data = await run_in_threadpool(work, request, params)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.extra or None)
+        detail = exc.detail if exc.detail is not None else exc.extra or None
+        if isinstance(exc.detail, dict) and exc.extra:
+            detail = {**exc.extra, **exc.detail}
+        return _error(exc.status, exc.code, exc.message, detail, exc.headers)
     except QueryError as exc:  # found while running (a quantile the step cannot window, …)
-        return _error(400, exc.code, exc.message, {"position": exc.position})
+        return _error(400, exc.code, exc.message, {"position": exc.position, **(exc.detail or {})})
     return _ok(data) if wrap else Response(orjson.dumps(data), media_type="application/json")
 
 

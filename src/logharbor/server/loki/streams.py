@@ -13,9 +13,10 @@ from typing import Any
 
 from logharbor.record import HTTP_FIELDS
 from logharbor.server.errors import ApiError
+from logharbor.server.limits import query_refusal
 from logharbor.server.query import ast, compile_ast
 from logharbor.server.query.errors import QueryError
-from logharbor.server.store.base import QueryCancelled, StoreError
+from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import row_to_record
 
 from .logql import LogQuery, field_name, render_template
@@ -51,17 +52,18 @@ class Context:
                                    limit=limit, max_limit=cap or self.max_limit, scope_sql=self.scope,
                                    now_ns=now)
         except QueryError as exc:
-            raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
+            raise ApiError(400, exc.code, exc.message, detail=exc.detail,
+                       extra={"position": exc.position}) from None
         return self.run(compiled.sql, compiled.params), compiled.limit
 
     def run(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One SELECT; engine errors become 400 (budget, regex) or 500."""
         try:
             return list(self.store.query(sql, params, settings=self.settings))
-        except QueryCancelled:
-            raise ApiError(400, "query_cancelled", "the query went over its time or memory budget; "
-                           "narrow the time range or the selector") from None
         except StoreError as exc:
+            refusal = query_refusal(exc)  # over a limit: a 4xx that names it
+            if refusal is not None:
+                raise refusal from None
             if "Code: 427." in str(exc):
                 raise ApiError(400, "invalid_regex", "the regex does not compile in RE2") from None
             raise ApiError(500, "store_error", "the store could not run the query") from None

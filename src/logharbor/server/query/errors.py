@@ -23,10 +23,15 @@ class QueryError(ValueError):
         super().__init__(message)
         self.message = message
         self.position = position
+        #: machine-readable facts for the answer (the limit a query went over), or None
+        self.detail: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The ``error`` object of a 400 answer."""
-        return {"code": self.code, "message": self.message, "position": self.position}
+        out: dict[str, object] = {"code": self.code, "message": self.message, "position": self.position}
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
 
 
 class QuerySyntaxError(QueryError):

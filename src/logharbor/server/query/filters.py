@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from logharbor.record import LEVELS, normalize_level, normalize_trace_id
 
-from . import ast
+from . import ast, limits
 from .errors import InvalidRegexError, QueryError, QueryTypeError
 from .fields import FieldRef
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
@@ -41,10 +41,19 @@ _PY_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator
 
 
 class Params:
-    """Collects query parameters and hands out typed placeholders (``{p0:String}``)."""
+    """Collects query parameters and hands out typed placeholders (``{p0:String}``); counts the
+    terms of the query they belong to against the clause limit (:mod:`.limits`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_clauses: int | None = None) -> None:
         self.values: dict[str, object] = {}
+        self.clauses = 0
+        self.max_clauses = max_clauses if max_clauses is not None else limits.max_clauses()
+
+    def count_clause(self, position: int | None) -> None:
+        """One more term (a field match, a word); over the limit is a ``too_many_clauses`` 400."""
+        self.clauses += 1
+        if self.clauses > self.max_clauses:
+            raise limits.too_many(self.max_clauses, position)
 
     def add(self, value: object, sql_type: str) -> str:
         """Register ``value`` and return the placeholder that stands for it in SQL text."""
@@ -153,6 +162,7 @@ class FilterCompiler:
         if isinstance(f, ast.Not):
             # a NULL (absent number or attribute) under NOT must count as "does not match"
             return f"(NOT ifNull({self.compile(f.operand)}, 0))"
+        self.params.count_clause(f.pos)
         try:
             if isinstance(f, ast.Exists):
                 return self.exists(self.resolve(f.field, f.pos))

@@ -28,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from logharbor.server.errors import ApiError
-from logharbor.server.store.base import QueryCancelled, StoreError
+from logharbor.server.limits import query_refusal
+from logharbor.server.store import gate
+from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -108,15 +110,15 @@ def compile_request(
                              limit=body.limit, max_limit=max_limit, scope_sql=scope,
                              default_limit=default, now_ns=now)
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message, extra={"position": exc.position}) from None
+        raise ApiError(400, exc.code, exc.message, detail=exc.detail,
+                       extra={"position": exc.position}) from None
 
 
 def _store_error(exc: StoreError) -> ApiError:
     text = str(exc)
-    if isinstance(exc, QueryCancelled):
-        return ApiError(400, "query_cancelled",
-                        "the query went over its time or memory budget and was cancelled; "
-                        "narrow the time range or the filter")
+    refusal = query_refusal(exc)  # over a limit: a 4xx that names it
+    if refusal is not None:
+        return refusal
     if "Code: 427." in text:  # CANNOT_COMPILE_REGEXP: an RE2 feature Python accepted
         return ApiError(400, "invalid_regex", "the regex does not compile in RE2")
     return ApiError(500, "store_error", "the store could not run the query")
@@ -203,8 +205,11 @@ def query_router() -> APIRouter:
         compiled = compile_request(body, request, store, export=export)
         _, _, settings = _limits(request)
         if export:
-            if "max_execution_time" in settings:
-                settings.pop("max_execution_time")  # an export runs as long as the client reads
+            settings.pop("max_execution_time", None)  # an export runs while the client reads, up to
+            budget = gate.current()                   # its own, longer budget
+            config = getattr(getattr(request.app.state, "runtime", None), "config", None)
+            if budget is not None and config is not None:
+                budget.extend_to(config.query_export_timeout_s)
             body_iter = await run_in_threadpool(_export, store, compiled, settings)
             return StreamingResponse(body_iter, media_type=NDJSON,
                                      headers={"X-Logharbor-Kind": compiled.kind})

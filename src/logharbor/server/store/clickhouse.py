@@ -32,6 +32,7 @@ import orjson
 
 from logharbor.durable import write_atomic
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
+from logharbor.server.store.gate import FairGate
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -121,7 +122,7 @@ class ClickHouseStore(TierView):
     # lives beside them there (a view created on nodes without them would fail the whole DDL).
 
     def __init__(self, url: str, *, table: str = "logs", writer_id: str = "w", connect_timeout_s: int = 10,
-                 receive_timeout_s: int = 300) -> None:
+                 receive_timeout_s: int = 300, gate: FairGate | None = None) -> None:
         if not writer_id or not _TOKEN_OK.issuperset(writer_id):
             raise StoreError(f"bad writer id {writer_id!r}")
         self.url = parse_clickhouse_url(url)
@@ -139,6 +140,8 @@ class ClickHouseStore(TierView):
         self.patterns_name = patterns_table_name(table)
         self.patterns_local = f"{self.patterns_name}_local" if self.cluster else self.patterns_name
         self._timeouts = (connect_timeout_s, receive_timeout_s)
+        #: every read takes a slot first: fair between keys, timed by the request's budget
+        self.gate = gate or FairGate(8)
         self._client: Any = None
         self._write_lock = threading.Lock()
 
@@ -246,11 +249,12 @@ class ClickHouseStore(TierView):
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
               ) -> list[dict[str, Any]]:
-        try:
-            data = self._client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
-                                          settings=dict(settings) if settings else None)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        with self.gate.slot(settings) as effective:
+            try:
+                data = self._client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
+                                              settings=effective or None)
+            except Exception as exc:
+                raise _classify(exc) from exc
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def query_with_stats(self, sql: str, params: Mapping[str, Any], *,
@@ -259,11 +263,12 @@ class ClickHouseStore(TierView):
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``): the
         ``JSON`` output format carries them, as on the embedded store; on a cluster they add up
         the shards' reads."""
-        try:
-            data = self._client.raw_query(sql, parameters=_params(params), fmt="JSON",
-                                          settings=dict(settings) if settings else None)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        with self.gate.slot(settings) as effective:
+            try:
+                data = self._client.raw_query(sql, parameters=_params(params), fmt="JSON",
+                                              settings=effective or None)
+            except Exception as exc:
+                raise _classify(exc) from exc
         answer = orjson.loads(data) if data.strip() else {}
         stats = answer.get("statistics") or {}
         return answer.get("data", []), {"rows_read": stats.get("rows_read"),
@@ -272,16 +277,17 @@ class ClickHouseStore(TierView):
 
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
                ) -> Iterator[bytes]:
-        try:
-            chunks = self._client.raw_stream(sql, parameters=_params(params), fmt="JSONEachRow",
-                                             settings=dict(settings) if settings else None)
-            for chunk in chunks:
-                if chunk:
-                    yield bytes(chunk)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise _classify(exc) from exc
+        with self.gate.slot(settings) as effective:  # held while the consumer reads
+            try:
+                chunks = self._client.raw_stream(sql, parameters=_params(params), fmt="JSONEachRow",
+                                                 settings=effective or None)
+                for chunk in chunks:
+                    if chunk:
+                        yield bytes(chunk)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise _classify(exc) from exc
 
     def stats(self) -> StoreStats:
         source = f"cluster({_string_literal(self.cluster)}, system.parts)" if self.cluster else "system.parts"

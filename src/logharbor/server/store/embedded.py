@@ -21,6 +21,7 @@ import orjson
 
 from logharbor.sealing import Sealer
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
+from logharbor.server.store.gate import FairGate
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -86,7 +87,7 @@ class EmbeddedStore(TierView):
     """A :class:`~logharbor.server.store.base.Store` on chDB."""
 
     def __init__(self, path: str | Path, *, table: str = "logs", readers: int = 2,
-                 sealer: Sealer | None = None) -> None:
+                 sealer: Sealer | None = None, gate: FairGate | None = None) -> None:
         self.path = Path(path)
         self.sealer = sealer
         self.table_name = table
@@ -94,6 +95,11 @@ class EmbeddedStore(TierView):
         #: the table inserts go to; ``table`` may be a read view over several tiers (expose_view)
         self.hot_table = self.table
         self.readers = readers
+        #: every read takes a slot first (fair between keys, timed by the request's budget); it
+        #: never has more slots than readers, so a slot always finds a free reader
+        self.gate = gate or FairGate(readers)
+        if self.gate.slots > readers:
+            raise ValueError(f"the read gate has {self.gate.slots} slots for {readers} readers")
         #: the table of pattern first/last seen and counts (store/patterns.py)
         self.patterns_name = patterns_table_name(table)
         self._session: Any = None
@@ -224,32 +230,34 @@ class EmbeddedStore(TierView):
     def query(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        text = sql + _settings_clause(settings)
-        conn = self._reader()
-        failed = True
-        try:
-            data = conn.query(text, "JSONEachRow", params=encode_params(params)).bytes()
-            failed = False
-        except RuntimeError as exc:
-            raise _classify(exc) from exc
-        finally:
-            self._give_back(conn, failed=failed)
+        with self.gate.slot(settings) as effective:
+            text = sql + _settings_clause(effective)
+            conn = self._reader()
+            failed = True
+            try:
+                data = conn.query(text, "JSONEachRow", params=encode_params(params)).bytes()
+                failed = False
+            except RuntimeError as exc:
+                raise _classify(exc) from exc
+            finally:
+                self._give_back(conn, failed=failed)
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def query_with_stats(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
-        text = sql + _settings_clause(settings)
-        conn = self._reader()
-        failed = True
-        try:
-            data = conn.query(text, "JSON", params=encode_params(params)).bytes()
-            failed = False
-        except RuntimeError as exc:
-            raise _classify(exc) from exc
-        finally:
-            self._give_back(conn, failed=failed)
+        with self.gate.slot(settings) as effective:
+            text = sql + _settings_clause(effective)
+            conn = self._reader()
+            failed = True
+            try:
+                data = conn.query(text, "JSON", params=encode_params(params)).bytes()
+                failed = False
+            except RuntimeError as exc:
+                raise _classify(exc) from exc
+            finally:
+                self._give_back(conn, failed=failed)
         answer = orjson.loads(data) if data.strip() else {}
         stats = answer.get("statistics") or {}
         return answer.get("data", []), {"rows_read": stats.get("rows_read"),
@@ -259,20 +267,21 @@ class EmbeddedStore(TierView):
     def stream(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> Iterator[bytes]:
-        text = sql + _settings_clause(settings)
-        conn = self._reader()
-        failed = True
-        try:
-            with conn.send_query(text, "JSONEachRow", params=encode_params(params)) as stream:
-                for chunk in stream:
-                    data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
-                    if data:
-                        yield data
-            failed = False
-        except RuntimeError as exc:
-            raise _classify(exc) from exc
-        finally:  # also when the consumer stops early (GeneratorExit): the stream is unfinished
-            self._give_back(conn, failed=failed)
+        with self.gate.slot(settings) as effective:  # held while the consumer reads
+            text = sql + _settings_clause(effective)
+            conn = self._reader()
+            failed = True
+            try:
+                with conn.send_query(text, "JSONEachRow", params=encode_params(params)) as stream:
+                    for chunk in stream:
+                        data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
+                        if data:
+                            yield data
+                failed = False
+            except RuntimeError as exc:
+                raise _classify(exc) from exc
+            finally:  # also when the consumer stops early (GeneratorExit): the stream is unfinished
+                self._give_back(conn, failed=failed)
 
     def stats(self) -> StoreStats:
         rows = self.query(
