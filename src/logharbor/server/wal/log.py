@@ -99,6 +99,7 @@ class WriteAheadLog:
         self._durable = WalPosition(0, 0)
         self._released = WalPosition(0, 0)
         self._roll_wanted = False
+        self._name_durable = True  # the live segment's directory entry is on disk
         self._writer: threading.Thread | None = None
         self.fsyncs = 0
         self.rolls = 0
@@ -185,7 +186,13 @@ class WriteAheadLog:
             log.error("WAL: no space to start a segment (%s); writes are refused until there is room", exc)
 
     def _create_segment(self, first_seq: int) -> None:
-        """Start a new live segment (caller holds ``_io``); on failure nothing of it is left."""
+        """Start a new live segment (caller holds ``_io``); on failure nothing of it is left.
+
+        Nothing is fsync'd here, so a roll never holds the writer up for a disk flush: the magic
+        goes to disk with the first batch's fdatasync, and the writer makes the new name durable
+        (the directory's fsync) before it acknowledges anything in it. A crash before that leaves
+        an empty or magic-less file, which the next start removes (it held nothing).
+        """
         if first_seq in self.catalog.segments:
             if self.catalog.ends.get(first_seq, 0) > MAGIC_SIZE:
                 raise RuntimeError(f"WAL segment {segment_name(first_seq)} already holds entries")
@@ -194,9 +201,6 @@ class WriteAheadLog:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         try:
             os.write(fd, MAGIC_V2)
-            if self.fsync:
-                os.fsync(fd)
-                fsync_dir(self.directory)
         except OSError as exc:
             os.close(fd)
             try:
@@ -209,6 +213,7 @@ class WriteAheadLog:
             self._fd, self._segment, self._offset = fd, first_seq, MAGIC_SIZE
             self._durable = WalPosition(first_seq, MAGIC_SIZE)
             self._roll_wanted = False
+            self._name_durable = False
             self._cond.notify_all()
 
     def _seal_live(self) -> None:
@@ -297,6 +302,9 @@ class WriteAheadLog:
                 if self.fsync:
                     os.fdatasync(self._fd)
                     self.fsyncs += 1
+                    if not self._name_durable:  # the first batch of a new segment: its name too
+                        fsync_dir(self.directory)
+                self._name_durable = True
             except OSError as exc:
                 self._abandon_after_failure()
                 raise _no_space(exc, "for the write-ahead log", self._path(self._segment)) from exc
