@@ -29,9 +29,9 @@ from logharbor.server.wal import WriteAheadLog  # noqa: E402 - after the path tw
 
 
 def run(directory: Path, *, reclaim: bool, seconds: float, writers: int, size: int, batch_ms: int,
-        segment_mb: int) -> dict[str, object]:
+        segment_mb: int, reclaim_interval: float) -> dict[str, object]:
     wal = WriteAheadLog(directory, segment_bytes=segment_mb << 20, max_bytes=8 << 30,
-                        reclaim_bytes=(1 << 20) if reclaim else None)
+                        reclaim_bytes=(1 << 20) if reclaim else None, reclaim_interval_s=reclaim_interval)
     wal.open()
     stop = threading.Event()
     latencies: list[float] = []
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=16_384, help="bytes per entry (one ingest request)")
     ap.add_argument("--batch-ms", type=int, default=1000, help="how often the 'batcher' releases")
     ap.add_argument("--segment-mb", type=int, default=64)
+    ap.add_argument("--reclaim-interval", type=float, default=1.0, help="seconds between reclaiming rolls")
     ap.add_argument("--dir", type=Path, default=ROOT, help="a directory on the disk to measure")
     args = ap.parse_args()
     for _ in range(args.rounds):
@@ -86,7 +87,8 @@ def main() -> None:
             directory = Path(tempfile.mkdtemp(prefix="lh-bench-wal-", dir=args.dir))
             try:
                 line = run(directory, reclaim=reclaim, seconds=args.seconds, writers=args.writers,
-                           size=args.size, batch_ms=args.batch_ms, segment_mb=args.segment_mb)
+                           size=args.size, batch_ms=args.batch_ms, segment_mb=args.segment_mb,
+                           reclaim_interval=args.reclaim_interval)
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
             print(orjson.dumps(line).decode(), flush=True)

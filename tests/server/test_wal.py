@@ -180,7 +180,7 @@ def test_roll_lets_release_delete_everything_stored(tmp_path: Path) -> None:
 
 def test_release_reclaims_the_live_segment_once_stored(tmp_path: Path) -> None:
     """A slow trickle never fills a 64 MiB segment: its space is freed batch by batch."""
-    wal = open_wal(tmp_path, reclaim_bytes=1024 * 1024)
+    wal = open_wal(tmp_path, reclaim_bytes=1024 * 1024, reclaim_interval_s=0)
     pos = wal.start_position()
     for _ in range(20):
         for i in range(10):

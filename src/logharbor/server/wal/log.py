@@ -70,6 +70,7 @@ class WriteAheadLog:
         fsync: bool = True,
         sealer: Sealer | None = None,
         reclaim_bytes: int | None = 1024 * 1024,
+        reclaim_interval_s: float = 1.0,
     ) -> None:
         self.directory = Path(directory)
         self.sealer = sealer  # encryption at rest: entries are sealed on write, opened on read
@@ -79,6 +80,9 @@ class WriteAheadLog:
         #: roll the live segment on release once this much of it is stored (None: only at
         #: ``segment_bytes``); a live segment wholly stored is rolled whatever its size
         self.reclaim_bytes = reclaim_bytes
+        #: ... but not more often than this (a roll costs a file and a directory fsync)
+        self.reclaim_interval_s = reclaim_interval_s
+        self._last_reclaim = 0.0
         #: where damaged entries are copied aside
         self.quarantine_dir = self.directory / "quarantine"
         self.quarantine = Quarantine(self.quarantine_dir)
@@ -353,15 +357,19 @@ class WriteAheadLog:
         """Everything before ``position`` is in the store: delete the segments wholly before it.
 
         When ``position`` is in the live segment and at least ``reclaim_bytes`` of it (or all of
-        it) is stored, the live segment is rolled first, so it can go too.
+        it) is stored, the live segment is rolled first (at most once per ``reclaim_interval_s``),
+        so it can go too.
         """
         with self._cond:
             if position > self._released:
                 self._released = position
             live, durable = self._segment, self._durable
         consumed = position.offset - MAGIC_SIZE
+        now = time.monotonic()
         if (self.reclaim_bytes is not None and position.segment == live and consumed > 0
-                and (consumed >= self.reclaim_bytes or position >= durable)):
+                and (consumed >= self.reclaim_bytes or position >= durable)
+                and now - self._last_reclaim >= self.reclaim_interval_s):
+            self._last_reclaim = now
             try:
                 self.roll()
                 return
