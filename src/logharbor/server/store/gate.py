@@ -8,7 +8,8 @@ query-frontend does per tenant:
 - every read of the store takes a *slot* of a :class:`FairGate` (``slots`` in all);
 - one owner (an API key, or the client address when auth is off; background work is ``internal``)
   runs at most ``per_owner`` reads at once and has at most ``max_waiting`` more waiting; past
-  that it gets :class:`QueueFull` (a 429 that names the limits) at once;
+  that it gets :class:`QueueFull` (a 429 that names the limits) at once (background work, such
+  as many alert rules due at once, is not refused: it waits its turn);
 - when a slot frees it goes to the owners waiting in turn (round robin), never to whoever asked
   most, so another key's query waits for at most one slot to free;
 - a request has one time :class:`Budget` from its arrival (``query_timeout_s``): waiting for a
@@ -148,7 +149,8 @@ class FairGate:
             queue = self._waiting.setdefault(owner, deque())
             queue.append(waiter)
             self._dispatch()
-            if not waiter.granted and self.max_waiting is not None and len(queue) > self.max_waiting:
+            capped = self.max_waiting is not None and owner != INTERNAL  # background work waits its turn
+            if not waiter.granted and capped and len(queue) > self.max_waiting:  # type: ignore[operator]
                 queue.remove(waiter)
                 if not queue:
                     self._waiting.pop(owner, None)
