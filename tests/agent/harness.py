@@ -21,7 +21,7 @@ class Harness:
     def __init__(self, data_dir: Path, include: list[str], auto_ack: bool = True, **options: Any) -> None:
         base: dict[str, Any] = {
             "type": "file", "include": include, "poll_interval_secs": 0.02, "glob_interval_secs": 0.05,
-            "rotate_wait_secs": 0.3, "checkpoint_interval_secs": 0.05,
+            "rotated_idle_secs": 0.3, "checkpoint_interval_secs": 0.05,
         }
         base.update(options)
         self.cfg = Config.model_validate(base)
@@ -32,13 +32,38 @@ class Harness:
         self.source: FileSource | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._open = threading.Event()  # cleared: the sink is full, the reader waits in emit
+        self._open.set()
 
     def _emit(self, chunk: Chunk) -> None:
+        while not self._open.wait(0.05):  # backpressure: wait here, as a full sink buffer does
+            if self._stop.is_set():
+                return
         self.lines.extend(chunk.lines)
         if self.auto_ack:
             chunk.ack.done()
         else:
             self.held.append(chunk)
+
+    def pause(self) -> None:
+        """The sink stops taking chunks: the reader blocks in its next emit (backpressure)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
+
+    def looks(self) -> int:
+        """How many looks the watcher took so far."""
+        assert self.source is not None
+        return self.source.watcher.steps
+
+    def wait_looks(self, n: int = 2, timeout: float = 10.0) -> bool:
+        """Wait until the watcher looked ``n`` more times (whatever the reader is doing)."""
+        target = self.looks() + n
+        deadline = time.monotonic() + timeout
+        while self.looks() < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.looks() >= target
 
     def start(self) -> Harness:
         self.lines, self.held = [], []
@@ -53,15 +78,29 @@ class Harness:
             chunk.ack.done()
         self.held = []
 
-    def crash(self) -> None:
-        """Stop reading with no final checkpoint (as kill -9 would)."""
+    def checkpointed(self) -> bool:
+        """Whether the checkpoint on disk holds every delivered offset the source knows of (the
+        periodic write a process killed now would leave behind)."""
+        assert self.source is not None
+        with self.source.lock:
+            want = sorted((t.dev, t.ino, t.acked_off) for t in (*self.source.live.values(), *self.source.dormant))
+        got = sorted((e.dev, e.ino, e.offset) for e in self.source.store.load())
+        return got == want
+
+    def crash(self, *, checkpointed: bool = True) -> None:
+        """Stop reading with no final checkpoint (as kill -9 would); by default once the periodic
+        checkpoint caught up with what was delivered (as it does within one interval)."""
+        if checkpointed:
+            deadline = time.monotonic() + 10
+            while not self.checkpointed() and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._stop.set()
         assert self._thread is not None
         self._thread.join(5)
 
     def stop(self) -> None:
         """A clean stop: final checkpoint written."""
-        self.crash()
+        self.crash(checkpointed=False)
         assert self.source is not None
         self.source.close()
 

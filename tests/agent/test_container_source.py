@@ -38,7 +38,7 @@ def kube_layout(root: Path, ns: str = "shop", pod: str = "checkout-7d9f", uid: s
 
 def agent_cfg(tmp: Path, url: str, **source: Any) -> dict[str, Any]:
     src: dict[str, Any] = {"type": "container", "include": [str(tmp / "containers" / "*.log")],
-                           "poll_interval_secs": 0.05, "glob_interval_secs": 0.1, "rotate_wait_secs": 0.5,
+                           "poll_interval_secs": 0.05, "glob_interval_secs": 0.1, "rotated_idle_secs": 0.5,
                            "checkpoint_interval_secs": 0.1, "partial_timeout_secs": 1.0}
     src.update(source)
     return {"data_dir": str(tmp / "state"), "metrics": {"port": 0},
@@ -176,7 +176,7 @@ def test_kubelet_rotation_rename_then_gzip_and_new_files(tmp_path: Path, receive
     real.touch()
     append(rotated, "".join(cri(f"late {i}") for i in range(20)))  # written before the reopen
     append(real, "".join(cri(f"after {i}") for i in range(200)))
-    time.sleep(1.5)  # the rotated file is read to its end and let go (rotate_wait_secs)
+    time.sleep(1.5)  # the rotated file is read to its end and let go (rotated_idle_secs)
     with rotated.open("rb") as src, gzip.open(f"{rotated}.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     rotated.unlink()

@@ -73,7 +73,7 @@ def agent_config(tmp: Path, url: str, **sink: Any) -> dict[str, Any]:
         "shutdown_timeout_secs": 5,
         "sources": {"app": {
             "type": "file", "include": [str(tmp / "logs" / "app.log")], "parser": "json",
-            "rotate_wait_secs": 1.0, "checkpoint_interval_secs": 0.2, "glob_interval_secs": 0.2,
+            "rotated_idle_secs": 1.0, "checkpoint_interval_secs": 0.2, "glob_interval_secs": 0.2,
             "poll_interval_secs": 0.05}},
         "sinks": {"srv": {"type": "logharbor", "url": url, "batch": {"timeout_secs": 0.2},
                           "retry_max_secs": 1.0, **sink}},

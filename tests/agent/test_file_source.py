@@ -212,7 +212,7 @@ def test_deleted_while_open_is_read_to_its_end(tmp_path: Path) -> None:
         fh.write(numbered(10, 20))
     assert h.wait_lines(20)
     h.settle(0.6)
-    assert h.source is not None and not h.source.live  # closed after rotate_wait
+    assert h.source is not None and not h.source.live  # closed once idle (rotated_idle_secs)
     h.stop()
     assert h.lines == expected(0, 20)
 

@@ -7,7 +7,9 @@ and the rename leaves the newest complete state there) and ignored when it does 
 
 An entry identifies a file by device + inode *and* a fingerprint of its first bytes, so an inode
 the filesystem reused for a new file is not mistaken for the old one, and a copy (copytruncate)
-or a compressed rotation of a file is recognised by its content.
+or a compressed rotation of a file is recognised by its content. It also holds a *mark*, a hash
+of the bytes just before the delivered offset, so a file truncated and rewritten past that offset
+while the agent was away is not resumed in the middle of other lines.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
 from logharbor.durable import fsync_dir
 
-__all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of", "read_head"]
+__all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of"]
 
-FORMAT_VERSION = 1
+#: version 2 added ``mark``; a version 1 document is read as having no marks
+FORMAT_VERSION = 2
+_READABLE = (1, 2)
 
 
 @dataclass(slots=True)
@@ -44,23 +48,11 @@ class Entry:
     path: str
     updated: float
     ghost: bool = False
+    #: the content is compressed (gzip, zstd, bzip2 or xz: the name is the first format's)
     gzip: bool = False
-
-
-def read_head(fh: BinaryIO, n: int) -> bytes:
-    """The first ``n`` bytes of an open file (decompressed when it is gzip), without moving a tail."""
-    fh.seek(0)
-    magic = fh.read(2)
-    fh.seek(0)
-    if magic == b"\x1f\x8b":
-        import gzip
-
-        try:
-            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
-                return gz.read(n)
-        except (OSError, EOFError):
-            return b""
-    return fh.read(n)
+    #: a hash of the bytes just before ``offset`` (see ``sources/tailed.mark_of``): on resume, a
+    #: file whose bytes there differ is not the content that was read (truncated and rewritten)
+    mark: str = ""
 
 
 def fingerprint_of(head: bytes) -> str:
@@ -84,7 +76,7 @@ class CheckpointStore:
                 doc = orjson.loads(candidate.read_bytes())
             except (OSError, orjson.JSONDecodeError):
                 continue
-            if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+            if not isinstance(doc, dict) or doc.get("version") not in _READABLE:
                 continue
             entries = [self._entry(e) for e in doc.get("files", [])]
             return [e for e in entries if e is not None]
@@ -114,7 +106,7 @@ class CheckpointStore:
             option=orjson.OPT_INDENT_2,
         )
         # the timestamps change on every write; compare what matters
-        key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path) for e in entries])
+        key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path, e.mark) for e in entries])
         if key == self._last:
             return False
         self.path.parent.mkdir(parents=True, exist_ok=True)

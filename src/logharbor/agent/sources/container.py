@@ -32,7 +32,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +39,7 @@ from pydantic import Field, model_validator
 
 from logharbor.agent.sources import file as file_source
 from logharbor.agent.sources.file import FileSource, Tailed
-from logharbor.agent.types import Ack, Chunk
+from logharbor.agent.types import Chunk
 from logharbor.formats.multiline import parse_cri, parse_docker
 from logharbor.record import TIMESTAMP_KEYS, RecordError, parse_timestamp
 
@@ -298,7 +297,7 @@ class ContainerSource(FileSource):
         end = t.read_off + len(body)
         dec = self._decoder(t)
         records = dec.feed(body, t.read_off, time.monotonic())
-        self._send_records(t, records, len(body), end, dec.safe_off(end), emit)
+        self._send_records(t, records, body, end, dec.safe_off(end), emit)
 
     def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
         dec = t.agg
@@ -306,17 +305,14 @@ class ContainerSource(FileSource):
             return
         records = dec.flush(time.monotonic(), final)
         if records:
-            self._send_records(t, records, 0, t.read_off, dec.safe_off(t.read_off), emit)
+            self._send_records(t, records, b"", t.read_off, dec.safe_off(t.read_off), emit)
 
-    def _send_records(self, t: Tailed, records: list[dict[str, Any]], nbytes: int, end: int,
+    def _send_records(self, t: Tailed, records: list[dict[str, Any]], body: bytes, end: int,
                       ack_end: int, emit: Callable[[Chunk], None]) -> None:
-        ack = Ack(self.sinks, partial(self._acked, t))
-        with self.lock:
-            t.pending.append((ack_end, ack))
-            t.read_off = end
+        ack = self._track(t, body, end, ack_end)
         self._lines.inc(len(records))
-        self._bytes.inc(nbytes)
-        emit(Chunk([], ack, nbytes, dict(self._file_meta(t.path)), records, time.time_ns()))
+        self._bytes.inc(len(body))
+        emit(Chunk([], ack, len(body), dict(self._file_meta(t.path)), records, time.time_ns()))
 
 
 def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:

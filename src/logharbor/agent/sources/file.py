@@ -1,30 +1,47 @@
-"""Tail files matched by globs through every kind of rotation, without losing or repeating lines.
+"""Tail files matched by globs through every kind of rotation, without losing or repeating lines,
+however long reading is paused by backpressure.
 
-How a file is recognised (see ``checkpoint.py``): by device + inode *and* a fingerprint (hash of
-the first ``fingerprint_bytes`` bytes, read through gzip). That covers:
+Two threads per source. The *reader* reads blocks of the open files and hands their lines on;
+when a sink's buffer is full it waits there (backpressure), for as long as the server is down.
+The *watcher* (``file_watch.py``) never waits on it: it finds new files and opens them at once,
+sees renames and copytruncates, finds each truncated content's copy by fingerprint, and writes
+the checkpoints (acknowledgements go on arriving while the reader waits).
 
-- **rename + create**: the renamed inode keeps its state; it is read to its end and closed
-  ``rotate_wait_secs`` after it stopped growing; the new file at the path is a new inode, read
-  from its start. If the agent was down across the rename, the old inode is looked for in the
-  file's directory by inode and fingerprint and its unread tail is read first.
-- **copytruncate**: a size below the read offset, or first bytes that changed, mean the inode was
-  truncated. The old content's state becomes a *ghost*, found again by fingerprint: the copy
-  (``app.log.1``, matched by the globs or found in the same directory) resumes where the
-  original stopped, so lines written between the last read and the truncation are not lost.
-  A copy of a file that is still being tailed is ignored until the original is truncated.
-- **compressed later** (``app.log.1`` → ``app.log.1.gz``): the fingerprint of the decompressed
-  head matches the finished file, so it is not read again (or only its unread tail).
-- **deleted while open**: read to the end through the open descriptor, then closed.
-- **inode reuse**: same inode, different fingerprint → a new file, read from its start.
+How a content is recognised (see ``checkpoint.py``): device + inode *and* a fingerprint (hash of
+the first ``fingerprint_bytes`` bytes, read through gzip/zstd/bzip2/xz), and a *mark* of the bytes
+just before the delivered offset. That covers:
 
-Each chunk (one read block cut at its last newline) carries an :class:`Ack`; a file's delivered
-offset moves only over acknowledged chunks, in order, and that is what the checkpoint stores.
+- **rename + create**: the renamed file's descriptor was opened when it appeared and is held; it
+  is read to its end, every chunk of it acknowledged, and let go ``rotated_idle_secs`` after its
+  last new data. However many renames happen while reading is paused, each file was opened when
+  the watcher saw it at the path; one that lived shorter than a look is read whole from its
+  rotated name (a rotation-named sibling of unknown content written since the look before).
+- **copytruncate**: the watcher (or the reader, finding its file shorter, or rewritten under its
+  offset) sees the content replaced; the copy (``app.log.1``, even compressed) is found among the
+  siblings by fingerprint, opened, and the content's reader goes on in it from its offset. The
+  truncated file is a new content, read from 0. Lines written after logrotate's copy and before
+  its truncation exist nowhere: that window is copytruncate's own (see docs/agent.md).
+- **rotated file compressed later** (``app.log.1`` → ``app.log.1.gz``): its decompressed first
+  bytes match a known content: not read again (only an unread tail, if any).
+- **agent down during rotations**: checkpoint entries are looked for by inode and fingerprint in
+  their directory; siblings of unknown content written after the last checkpoint are read whole.
+- **deleted while open**: read to the end through the open descriptor, then let go.
+- **inode reuse, or a file truncated and rewritten while the agent was down**: the fingerprint or
+  the mark differs: a new content, read from its start.
+
+``rotate_wait_secs`` bounds how long a rotated file is held (unlimited by default): if it ever
+fires with bytes unread they are counted (``dropped_bytes{reason="rotate_wait"}``) and logged.
+
+Each chunk (one read block cut at its last newline) carries an :class:`Ack`; a content's
+delivered offset moves only over acknowledged chunks, in order, and that is what the checkpoint
+stores, atomically.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
+import logging
 import os
 import socket
 import threading
@@ -37,21 +54,21 @@ from typing import Any, Literal
 from pydantic import Field
 
 from logharbor.agent import telemetry
-from logharbor.agent.checkpoint import CheckpointStore, read_head
+from logharbor.agent.checkpoint import CheckpointStore
 from logharbor.agent.sources.common import SourceConfig
+from logharbor.agent.sources.file_watch import Watcher, unread_bytes
 from logharbor.agent.sources.tailed import (
+    NOT_FOUND,
     Tailed,
     aggregate,
-    content_size,
     flush_multiline,
-    is_gzip,
-    is_sibling,
-    read_gzip,
+    read_compressed,
     split_lines,
 )
 from logharbor.agent.types import Ack, Chunk
 
 __all__ = ["Config", "FileSource", "Tailed"]
+
 
 class Config(SourceConfig):
     """Options of the ``file`` source."""
@@ -64,7 +81,12 @@ class Config(SourceConfig):
     read_block_bytes: int = Field(default=256 * 1024, ge=4096)
     poll_interval_secs: float = Field(default=0.25, gt=0)
     glob_interval_secs: float = Field(default=1.0, gt=0)
-    rotate_wait_secs: float = Field(default=5.0, ge=0)
+    #: a rotated (renamed, deleted, copied) file read to its end is let go after this long without
+    #: new data, once every chunk of it was acknowledged
+    rotated_idle_secs: float = Field(default=5.0, ge=0)
+    #: the longest a rotated file is held open; null: until it is read and acknowledged. Bytes left
+    #: unread when it fires are counted (dropped_bytes{reason="rotate_wait"}) and logged
+    rotate_wait_secs: float | None = Field(default=None, gt=0)
     checkpoint_interval_secs: float = Field(default=1.0, gt=0)
     forget_after_secs: float = Field(default=7 * 86400, gt=0)
     read_gzip: bool = True
@@ -81,9 +103,12 @@ class FileSource:
         self.store = CheckpointStore(data_dir / "checkpoints" / f"{name}.json")
         self.live: dict[tuple[int, int], Tailed] = {}
         self.dormant: list[Tailed] = []
-        self.lock = threading.Lock()
-        self._unseen_since: float | None = None
-        self._unseen_until = 0.0
+        #: copies the watcher opened for a content, not yet taken over by its reader
+        self.claimed: set[tuple[int, int]] = set()
+        self.lock = threading.RLock()
+        self._reading: Tailed | None = None  # the file the reader is in (perhaps waiting in emit)
+        self.watcher = Watcher(self)
+        self._halt = threading.Event()
         self.meta_base: dict[str, Any] = {"source": "file", "host": socket.gethostname(), **cfg.fields}
         m = telemetry.METRICS
         self._lines, self._bytes = m.lines_read.labels(name), m.bytes_read.labels(name)
@@ -93,7 +118,7 @@ class FileSource:
     def _acked(self, t: Tailed, _ack: Ack) -> None:
         with self.lock:
             while t.pending and t.pending[0][1].finished:
-                t.acked_off = t.pending.popleft()[0]
+                t.acked_off, _, t.acked_mark = t.pending.popleft()
                 t.updated = time.time()
 
     def pending(self) -> int:
@@ -103,7 +128,7 @@ class FileSource:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def write_checkpoint(self) -> None:
-        """Persist every file's delivered offset (atomically, only when changed)."""
+        """Persist every content's delivered offset (atomically, only when changed)."""
         now = time.time()
         with self.lock:
             self.dormant = [t for t in self.dormant
@@ -113,183 +138,94 @@ class FileSource:
             telemetry.checkpoint_written(self.name, len(entries))
 
     def close(self) -> None:
+        self._halt.set()
         self.write_checkpoint()
-        for t in list(self.live.values()):
-            self._detach(t)
+        with self.lock:
+            for t in list(self.live.values()):
+                if t.copy is not None and t.copy is not NOT_FOUND:
+                    os.close(t.copy.fd)
+                t.copy = None
+                self._detach(t)
+            self.claimed.clear()
 
-    # -- the loop ---------------------------------------------------------------------------------
+    # -- the two loops ----------------------------------------------------------------------------
 
-    def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
+    def start(self) -> None:
+        """Load the checkpoint and take the first look (files present, rotations while down)."""
         self.dormant = [Tailed.from_entry(e) for e in self.store.load()]
         now = time.monotonic()
         for t in self.dormant:
-            t.seek_until = now + max(self.cfg.rotate_wait_secs, 1.0)
-        # rotation siblings written after our last checkpoint may hold lines we never saw
-        self._unseen_since = self.store.saved_at() if self.dormant else None
-        self._unseen_until = now + max(self.cfg.rotate_wait_secs, 1.0)
-        next_scan = next_ckpt = 0.0
-        first = True
-        while not stop.is_set():
+            t.seek_until = now + max(self.cfg.rotated_idle_secs, 2.0)
+        since = self.store.saved_at() if self.dormant else None
+        self.watcher.start(since, sorted({*self._paths(), *(t.path for t in self.dormant)}))
+        self.watcher.step(first=True)
+        # at once: a crash before the first interval still leaves what was found, and when
+        self.write_checkpoint()
+
+    def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
+        self.start()
+        watch = threading.Thread(target=self._watch, args=(stop,), name=f"watch-{self.name}", daemon=True)
+        watch.start()
+        try:
+            while not stop.is_set() and not self._halt.is_set():
+                if not self.read_round(emit, stop):
+                    stop.wait(self.cfg.poll_interval_secs)
+        finally:
+            self._halt.set()
+            watch.join(10)
+
+    def _watch(self, stop: threading.Event) -> None:
+        """The watcher's loop: look every ``glob_interval_secs``, checkpoint every
+        ``checkpoint_interval_secs``, whatever the reader is doing."""
+        next_look = next_ckpt = 0.0
+        while not stop.is_set() and not self._halt.is_set():
             now = time.monotonic()
-            if now >= next_scan:
-                self._scan(first)
-                first = False
-                next_scan = now + self.cfg.glob_interval_secs
-            busy = False
-            for t in list(self.live.values()):
-                for _ in range(4):  # a few blocks per file per round: fair to every file
-                    if stop.is_set() or not self._read(t, emit):
+            try:
+                if now >= next_look:
+                    self.watcher.step()
+                    next_look = now + self.cfg.glob_interval_secs
+                if now >= next_ckpt:
+                    self.write_checkpoint()
+                    self._lag()
+                    next_ckpt = now + self.cfg.checkpoint_interval_secs
+            except Exception:  # the watcher must go on: log it loudly and look again
+                telemetry.log.exception("file watcher failed", extra={"fields": {"source": self.name}})
+            wait = min(next_look, next_ckpt) - time.monotonic()
+            self._halt.wait(max(0.01, min(wait, 0.5)))
+
+    def read_round(self, emit: Callable[[Chunk], None], stop: threading.Event | None = None) -> bool:
+        """A few blocks of every open file (fair to every file); whether anything was read."""
+        busy = False
+        for t in list(self.live.values()):
+            with self.lock:
+                if self.live.get((t.dev, t.ino)) is not t:
+                    continue
+                self._reading = t
+            try:
+                for _ in range(4):
+                    if (stop is not None and stop.is_set()) or not self._read(t, emit):
                         break
                     busy = True
-            if now >= next_ckpt:
-                self.write_checkpoint()
-                self._lag()
-                next_ckpt = now + self.cfg.checkpoint_interval_secs
-            if not busy:
-                stop.wait(self.cfg.poll_interval_secs)
+            finally:
+                with self.lock:
+                    self._reading = None
+                    if t.give_up:
+                        self.give_up(t)
+        return busy
 
     def _lag(self) -> None:
         gauge = telemetry.METRICS.file_lag
-        for t in self.live.values():
-            if t.fd is not None and not t.is_gzip:
-                t.size = os.fstat(t.fd).st_size
-            gauge.labels(self.name, t.path).set(max(0, t.size - t.acked_off))
-        telemetry.METRICS.files_open.labels(self.name).set(len(self.live))
-
-    # -- discovery --------------------------------------------------------------------------------
+        with self.lock:
+            for t in self.live.values():
+                gauge.labels(self.name, t.path).set(max(0, t.size - t.acked_off))
+            telemetry.METRICS.files_open.labels(self.name).set(len(self.live))
 
     def _paths(self) -> list[str]:
         found: set[str] = set()
         for pattern in self.cfg.include:
             found.update(glob.glob(pattern, recursive=True))
         return sorted(p for p in found if not any(fnmatch.fnmatch(p, x) for x in self.cfg.exclude)
-                      and (self.cfg.read_gzip or not p.endswith(".gz")))
-
-    def _scan(self, first: bool) -> None:
-        matched: set[tuple[int, int]] = set()
-        for path in self._paths():
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if not os.path.isfile(path):
-                continue
-            key = (st.st_dev, st.st_ino)
-            matched.add(key)
-            if key in self.live:
-                self.live[key].path = path
-                continue
-            self._discover(path, st, first)
-        for key, t in list(self.live.items()):
-            if t.rotated_at is None and key not in matched:
-                t.rotated_at = time.monotonic()
-                telemetry.file_rotated(self.name, t.path, "renamed-or-deleted")
-        self._seek_orphans()
-
-    def _open(self, path: str) -> tuple[int, bytes] | None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return None
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            head = read_head(fh, self.cfg.fingerprint_bytes)
-        return fd, head
-
-    def _discover(self, path: str, st: os.stat_result, first: bool) -> None:
-        opened = self._open(path)
-        if opened is None:
-            return
-        fd, head = opened
-        key = (st.st_dev, st.st_ino)
-        gz = is_gzip(fd)
-        why = "new"
-        adopt: Tailed | None = None
-        for t in list(self.dormant):
-            if (t.dev, t.ino) == key and not t.ghost:
-                self.dormant.remove(t)
-                if t.matches(head) or t.fp_len == 0:
-                    adopt, why = t, "resumed"
-                    break
-                t.ghost = True  # the inode was reused: its old content may live on elsewhere
-                self.dormant.append(t)
-        if adopt is None and head:
-            for other in self.live.values():
-                if other.matches(head) and is_sibling(path, other.path):
-                    os.close(fd)  # a copy of a file still tailed: wait for the original's truncation
-                    return
-            for t in self.dormant:
-                if t.matches(head) and is_sibling(path, t.path):
-                    self.dormant.remove(t)
-                    adopt, why = t, "copy-or-compressed"
-                    break
-        if adopt is None:
-            adopt = Tailed(path, *key, 0)
-            if first and self.cfg.start_at == "end":
-                adopt.read_off = adopt.acked_off = content_size(fd, gz)
-        adopt.path, adopt.dev, adopt.ino, adopt.ghost = path, *key, False
-        adopt.fd, adopt.is_gzip, adopt.rotated_at, adopt.seek_until = fd, gz, None, 0.0
-        if head and (adopt.fp_len == 0 or len(head) > adopt.fp_len):
-            adopt.set_fp(head)
-        if not gz and os.fstat(fd).st_size < adopt.read_off:  # truncated while we were away
-            adopt.read_off = adopt.acked_off = 0
-            adopt.set_fp(head)
-        self.live[key] = adopt
-        telemetry.file_opened(self.name, path, adopt.read_off, why)
-
-    def _seek_orphans(self) -> None:
-        """Find, in their directories, rotated-away files and copies we have not finished."""
-        now = time.monotonic()
-        seeking = [t for t in self.dormant if t.seek_until > now]
-        if not seeking:
-            return
-        live_keys = set(self.live)
-        for directory in {os.path.dirname(t.path) or "." for t in seeking}:
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in live_keys or not os.path.isfile(path):
-                    continue
-                opened = self._open(path)
-                if opened is None:
-                    continue
-                fd, head = opened
-                why = "found-rotated"
-                found = next((t for t in seeking if t in self.dormant and t.matches(head)
-                              and ((t.dev, t.ino) == key or is_sibling(path, t.path))), None)
-                if found is not None:
-                    self.dormant.remove(found)
-                elif self._unseen(path, st, head, now):
-                    found, why = Tailed(path, *key, 0), "found-unseen"
-                    found.set_fp(head)
-                else:
-                    os.close(fd)
-                    continue
-                found.path, found.dev, found.ino, found.ghost, found.fd = path, *key, False, fd
-                found.is_gzip, found.seek_until = is_gzip(fd), 0.0
-                found.rotated_at = now  # not ours to follow: read to the end, then let go
-                self.live[key] = found
-                live_keys.add(key)
-                telemetry.file_opened(self.name, path, found.read_off, why)
-
-    def _unseen(self, path: str, st: os.stat_result, head: bytes, now: float) -> bool:
-        """A rotation sibling (``app.log.4`` of ``app.log``) of unknown identity, written while the
-        agent was down: a copy made by copytruncate of a file the agent never saw. Its lines exist
-        nowhere else, so it is read whole (a copy of a known file is matched by fingerprint first)."""
-        if self._unseen_since is None or now > self._unseen_until or not head:
-            return False
-        if st.st_mtime < self._unseen_since:
-            return False
-        if not any(fnmatch.fnmatch(path, pattern + ".*") for pattern in self.cfg.include):
-            return False
-        return not any(t.matches(head) for t in (*self.live.values(), *self.dormant))
+                      and (self.cfg.read_gzip or not p.endswith((".gz", ".zst", ".bz2", ".xz"))))
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -298,16 +234,21 @@ class FileSource:
         if t.fd is None:
             return False
         block = self.cfg.read_block_bytes
-        if t.is_gzip:
-            data = read_gzip(t, block)
-        else:
-            head = os.pread(t.fd, self.cfg.fingerprint_bytes, 0)
-            if t.fp_len and not t.matches(head):  # truncated and written again since last look
-                self._truncated(t, head)
-                return True
-            if len(head) > t.fp_len:
-                t.set_fp(head)
+        if t.copy is not None:  # copytruncate: the watcher found where this content went
+            self._split(t)
+            return True
+        if t.compressed:
+            data = read_compressed(t, block)
+        elif t.rotated_at is not None:  # renamed away, or a copy: nobody truncates it any more
             data = os.pread(t.fd, block, t.read_off)
+        else:
+            if t.stalled or self._rewritten(t):
+                t.stalled = True  # the watcher looks for the copy on its next look
+                return False
+            data = os.pread(t.fd, block, t.read_off)
+            if t.fp_len and not t.matches(os.pread(t.fd, t.fp_len, 0)):
+                t.stalled = True  # truncated while we read: what was read may be the new content
+                return False
         if data is None:
             return False
         if not data:
@@ -317,14 +258,61 @@ class FileSource:
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) < block:
-                if t.is_gzip:
+                if t.compressed:
                     t.carry = data
-                return False  # a partial line: wait for its end (or for rotate_wait, in _at_eof)
+                return False  # a partial line: wait for its end (or for the file's end, in _at_eof)
             cut = len(data)  # a line longer than a block is shipped in block-sized pieces
         self._emit(t, data[:cut], emit)
-        if t.is_gzip:
+        if t.compressed:
             t.carry = data[cut:]
         return True
+
+    def _rewritten(self, t: Tailed) -> bool:
+        """Whether the file under ``t`` no longer holds what was read (copytruncate, seen by the
+        reader before the watcher): other first bytes, a size below the offset, or other bytes
+        just before the offset."""
+        assert t.fd is not None
+        head = os.pread(t.fd, self.cfg.fingerprint_bytes, 0)
+        if t.fp_len and not t.matches(head):
+            return True
+        size = os.fstat(t.fd).st_size
+        t.size = size
+        if size < t.read_off:
+            return True
+        if t.tail and os.pread(t.fd, len(t.tail), t.read_off - len(t.tail)) != t.tail:
+            return True
+        if len(head) > t.fp_len:
+            t.set_fp(head)
+        return False
+
+    def _split(self, t: Tailed) -> None:
+        """copytruncate: this content goes on in the copy the watcher found (from its offset); the
+        truncated file is a new content, read from 0. Without a copy, the content is a ghost."""
+        h = t.copy
+        assert h is not None and t.fd is not None
+        head = os.pread(t.fd, self.cfg.fingerprint_bytes, 0)
+        fresh = Tailed(t.path, t.dev, t.ino, 0)
+        fresh.fd = t.fd
+        if head:
+            fresh.set_fp(head)
+        now = time.monotonic()
+        with self.lock:
+            t.copy, t.stalled = None, False
+            self.live[(t.dev, t.ino)] = fresh
+            if h is NOT_FOUND:
+                t.fd, t.ghost, t.seek_until = None, True, now + max(self.cfg.rotated_idle_secs, 2.0)
+                self.dormant.append(t)
+            else:
+                self.claimed.discard((h.dev, h.ino))
+                t.fd, t.codec, t.path, t.dev, t.ino = h.fd, h.codec, h.path, h.dev, h.ino
+                t.rotated_at = t.last_data = now
+                self.live[(h.dev, h.ino)] = t
+        if h is NOT_FOUND:
+            telemetry.event(logging.WARNING, "copytruncate: the copy of the content was not found yet",
+                            source=self.name, path=fresh.path, offset=t.read_off)
+        else:
+            telemetry.event(logging.INFO, "copytruncate: reading goes on in the copy", source=self.name,
+                            path=fresh.path, copy=h.path, offset=t.read_off)
 
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
         end = t.read_off + len(body)
@@ -332,32 +320,38 @@ class FileSource:
             lines, ack_end = aggregate(t, body, end, self.cfg.multiline)
         else:
             lines, ack_end = split_lines(body), end
-        self._send(t, lines, len(body), end, ack_end, emit)
+        self._send(t, lines, body, end, ack_end, emit)
 
-    def _send(self, t: Tailed, lines: list[str], nbytes: int, end: int, ack_end: int,
-              emit: Callable[[Chunk], None]) -> None:
+    def _track(self, t: Tailed, body: bytes, end: int, ack_end: int) -> Ack:
+        """A chunk in flight: its acknowledgement moves ``t``'s delivered offset to ``ack_end``."""
         ack = Ack(self.sinks, partial(self._acked, t))
+        mark = t.mark_at(ack_end, body)
         with self.lock:
-            t.pending.append((ack_end, ack))
-            t.read_off = end
+            t.pending.append((ack_end, ack, mark))
+            t.advance(end, body)
+        return ack
+
+    def _send(self, t: Tailed, lines: list[str], body: bytes, end: int, ack_end: int,
+              emit: Callable[[Chunk], None]) -> None:
+        ack = self._track(t, body, end, ack_end)
         self._lines.inc(len(lines))
-        self._bytes.inc(nbytes)
+        self._bytes.inc(len(body))
         meta = dict(self.meta_base)
         meta["file"] = t.path
-        emit(Chunk(lines, ack, nbytes, meta, None, time.time_ns()))
+        emit(Chunk(lines, ack, len(body), meta, None, time.time_ns()))
 
     def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
         released = flush_multiline(t, final)
         if released is not None:
-            self._send(t, released, 0, t.read_off, t.safe_off, emit)
+            self._send(t, released, b"", t.read_off, t.safe_off, emit)
 
     def _at_eof(self, t: Tailed, emit: Callable[[Chunk], None]) -> None:
         assert t.fd is not None
         st = os.fstat(t.fd)
-        idle = time.monotonic() - t.last_data >= self.cfg.rotate_wait_secs
+        idle = time.monotonic() - t.last_data >= self.cfg.rotated_idle_secs
         gone = st.st_nlink == 0 or t.rotated_at is not None
         self._flush_multiline(t, emit, final=False)
-        if t.is_gzip:
+        if t.compressed:
             if t.carry and idle:  # the last line of a compressed file has no newline
                 body, t.carry = t.carry, b""
                 self._emit(t, body, emit)
@@ -366,42 +360,47 @@ class FileSource:
                 self._retire(t, deleted=st.st_nlink == 0)
             return
         t.size = st.st_size
-        if st.st_size < t.read_off:
-            self._truncated(t, os.pread(t.fd, self.cfg.fingerprint_bytes, 0))
-            return
         if gone and idle:
             if st.st_size > t.read_off:  # the last line never got its newline
                 self._emit(t, os.pread(t.fd, st.st_size - t.read_off, t.read_off), emit)
             self._flush_multiline(t, emit, final=True)
             self._retire(t, deleted=st.st_nlink == 0)
 
-    def _truncated(self, t: Tailed, head: bytes) -> None:
-        """copytruncate: the old content becomes a ghost; the inode starts over as a new file."""
-        telemetry.file_rotated(self.name, t.path, "truncated")
-        fresh = Tailed(t.path, t.dev, t.ino, 0)
-        fresh.fd, t.fd = t.fd, None
-        if head:
-            fresh.set_fp(head)
-        with self.lock:
-            t.ghost = True
-            t.seek_until = time.monotonic() + max(self.cfg.rotate_wait_secs, 2.0)
-            self.dormant.append(t)
-            self.live[(t.dev, t.ino)] = fresh
-        self._seek_orphans()
+    # -- letting go -------------------------------------------------------------------------------
 
     def _detach(self, t: Tailed) -> None:
-        if t.gz is not None:
-            t.gz.close()
-            t.gz = None
+        if t.dec is not None:
+            t.dec.close()
+            t.dec = None
         if t.fd is not None:
             os.close(t.fd)
             t.fd = None
 
     def _retire(self, t: Tailed, deleted: bool = False) -> None:
-        self._detach(t)
+        """Read to its end: let go of it once every chunk of it was acknowledged."""
         with self.lock:
+            if t.pending:
+                return  # held until acknowledged: a failed chunk is still read from here
             self.live.pop((t.dev, t.ino), None)
+            self._detach(t)
             # a deleted file's inode number will be reused: from now on only content identifies it
             t.ghost = t.ghost or deleted
             self.dormant.append(t)
         telemetry.file_closed(self.name, t.path, t.read_off)
+
+    def give_up(self, t: Tailed) -> None:
+        """``rotate_wait_secs`` passed: let go of a rotated file whatever is left of it (counted and
+        logged when bytes are left unread). Under the lock, with the reader out of ``t``."""
+        left = unread_bytes(t)
+        held = time.monotonic() - (t.rotated_at or time.monotonic())
+        self.live.pop((t.dev, t.ino), None)
+        self._detach(t)
+        t.give_up = False
+        self.dormant.append(t)
+        if left:
+            telemetry.bytes_dropped(self.name, t.path, left, "rotate_wait", offset=t.read_off,
+                                    held_secs=round(held, 1),
+                                    hint="rotate_wait_secs let go of a rotated file before it was read; "
+                                         "raise it or leave it unset (unlimited)")
+        else:
+            telemetry.file_closed(self.name, t.path, t.read_off)

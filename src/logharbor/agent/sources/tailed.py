@@ -1,55 +1,97 @@
 """The state of one tailed file, and the helpers that read blocks of it into lines or events.
 
-A :class:`Tailed` is what the checkpoint remembers of a file (identity, delivered offset), plus
-what only a running agent has: the open descriptor, the read offset, the chunks in flight, and,
-with ``multiline``, the aggregator and the offsets of the lines it still holds.
+A :class:`Tailed` is one *content* — what a file held from its first byte — followed wherever it
+goes: renamed, held open after it was deleted, or continued in the copy copytruncate made of it.
+It is what the checkpoint remembers (identity, delivered offset, a mark of the bytes just before
+that offset) plus what only a running agent has: the open descriptor, the read offset, the chunks
+in flight, the copy found for it, and, with ``multiline``, the aggregator and the offsets of the
+lines it still holds.
 """
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import os
 import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from logharbor.agent.checkpoint import Entry, fingerprint_of
+from logharbor.agent.sources.compressed import codec_of, open_decompressed, rewound
 from logharbor.agent.types import Ack
 
-__all__ = ["Tailed", "aggregate", "content_size", "flush_multiline", "is_gzip", "is_sibling", "read_gzip",
-           "rewound", "split_lines"]
+__all__ = ["MARK_BYTES", "NOT_FOUND", "Handle", "Tailed", "aggregate", "codec_of_fd", "content_size",
+           "flush_multiline", "is_rotation_of", "is_sibling", "mark_of", "read_compressed", "split_lines"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
+#: how many bytes before an offset its mark covers (the checkpoint's proof that the file still
+#: holds what was read: a truncated file rewritten past the offset is caught)
+MARK_BYTES = 64
 #: what logrotate appends: ``.1``, ``.gz``, ``-20261125`` (dateext), in any combination
-_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|\.gz|-\d{8}(?:\d{2})?)+$")
+_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|\.gz|\.zst|\.bz2|\.xz|-\d{8}(?:[-_]?\d+)?)+$")
+
+
+def mark_of(before: bytes) -> str:
+    """The mark of the bytes just before an offset (empty at offset 0)."""
+    return hashlib.blake2b(before, digest_size=8).hexdigest() if before else ""
+
+
+@dataclass(slots=True)
+class Handle:
+    """A file opened by the watcher for a content it found: the copy copytruncate made of it."""
+
+    fd: int
+    path: str
+    dev: int
+    ino: int
+    codec: str | None = None
+
+
+#: the watcher looked for a truncated content's copy and found none
+NOT_FOUND = Handle(-1, "", 0, 0)
 
 
 class Tailed:
-    """One file's state: where it is read to, where it is delivered to, and what is in flight."""
+    """One content's state: where it is read to, where it is delivered to, and what is in flight."""
 
-    __slots__ = ("acked_off", "agg", "carry", "dev", "fd", "fp_hash", "fp_len", "ghost", "gz", "held",
-                 "ino", "is_gzip", "last_data", "path", "pending", "read_off", "rotated_at", "safe_off",
-                 "seek_until", "size", "updated")
+    __slots__ = ("acked_mark", "acked_off", "agg", "carry", "codec", "copy", "dec", "dev", "fd", "fp_hash",
+                 "fp_len", "ghost", "give_up", "held", "ino", "known_size", "last_data", "lost_logged",
+                 "path", "pending", "read_off", "rotated_at", "safe_off", "seek_until", "size", "stalled",
+                 "tail", "updated")
 
     def __init__(self, path: str, dev: int, ino: int, offset: int) -> None:
         self.path, self.dev, self.ino = path, dev, ino
         self.read_off = self.acked_off = offset
-        self.pending: deque[tuple[int, Ack]] = deque()
+        #: (end offset, ack, mark of the bytes before the end), in read order
+        self.pending: deque[tuple[int, Ack, str]] = deque()
+        self.acked_mark = ""
+        self.tail = b""  # the last bytes before read_off (up to MARK_BYTES), to mark offsets with
         self.fd: int | None = None
-        self.gz: gzip.GzipFile | None = None
-        self.is_gzip = False
+        self.dec: Any = None  # decompressing reader of a compressed file
+        self.codec: str | None = None
         self.fp_len, self.fp_hash = 0, ""
         self.ghost = False
-        self.rotated_at: float | None = None
+        self.rotated_at: float | None = None  # monotonic time it left its watched path
         self.seek_until = 0.0  # look for this content in the directory until then
         self.last_data = time.monotonic()
         self.size = 0
+        self.known_size = 0  # how long the content was when last seen whole (before a truncation)
         self.carry = b""
         self.updated = time.time()
         self.agg: Any = None  # multiline aggregator, one per file
         self.held: deque[int] = deque()  # end offsets of lines the aggregator still holds
         self.safe_off = offset  # every line before this offset is in an emitted event
+        #: where this content went on a copytruncate (a Handle, or NOT_FOUND), set by the watcher
+        self.copy: Handle | None = None
+        #: the reader saw this file rewritten under it and waits for the watcher to find the copy
+        self.stalled = False
+        self.give_up = False  # rotate_wait fired while the reader was in this file
+        self.lost_logged = False
+
+    @property
+    def compressed(self) -> bool:
+        return self.codec is not None
 
     def set_fp(self, head: bytes) -> None:
         """Remember these first bytes as the file's fingerprint."""
@@ -60,16 +102,35 @@ class Tailed:
         n = self.fp_len
         return n > 0 and len(head) >= n and fingerprint_of(head[:n]) == self.fp_hash
 
+    def mark_at(self, offset: int, body: bytes) -> str:
+        """The mark of ``offset``, which lies in ``tail + body`` (what was read up to ``read_off``
+        and the block just read after it); "" when those bytes are not at hand."""
+        if offset <= 0:
+            return ""
+        window = self.tail + body
+        rel = offset - (self.read_off - len(self.tail))
+        if rel < 0 or rel > len(window):
+            return ""
+        before = window[max(0, rel - MARK_BYTES):rel]
+        return mark_of(before) if len(before) == min(MARK_BYTES, offset) else ""
+
+    def advance(self, end: int, body: bytes) -> None:
+        """The read offset moves over ``body``."""
+        self.read_off = end
+        if body:
+            self.tail = (self.tail + body)[-MARK_BYTES:]
+
     def entry(self) -> Entry:
         """The checkpoint entry: identity and *delivered* offset."""
         return Entry(self.dev, self.ino, self.fp_len, self.fp_hash, self.acked_off, self.path,
-                     self.updated, self.ghost, self.is_gzip)
+                     self.updated, self.ghost, self.compressed, self.acked_mark)
 
     @classmethod
     def from_entry(cls, e: Entry) -> Tailed:
         """A dormant state from a checkpoint entry (no file open yet)."""
         t = cls(e.path, e.dev, e.ino, e.offset)
-        t.fp_len, t.fp_hash, t.ghost, t.is_gzip, t.updated = e.fp_len, e.fp_hash, e.ghost, e.gzip, e.updated
+        t.fp_len, t.fp_hash, t.ghost, t.updated = e.fp_len, e.fp_hash, e.ghost, e.updated
+        t.acked_mark = e.mark
         return t
 
 
@@ -127,29 +188,30 @@ def flush_multiline(t: Tailed, final: bool) -> list[str] | None:
     return out
 
 
-def is_gzip(fd: int) -> bool:
-    """Whether a file starts with the gzip magic bytes."""
-    return os.pread(fd, 2, 0) == _GZIP_MAGIC
-
-
-def read_gzip(t: Tailed, block: int) -> bytes | None:
-    """The next decompressed bytes (after the carried partial line); b"" at the end."""
-    assert t.fd is not None
+def read_compressed(t: Tailed, block: int) -> bytes | None:
+    """The next decompressed bytes (after the carried partial line); b"" at the end; None when
+    the file cannot be read yet (still being compressed: a member or frame is cut short)."""
+    assert t.fd is not None and t.codec is not None
     try:
-        if t.gz is None:
-            t.gz = gzip.GzipFile(fileobj=rewound(t.fd), mode="rb")
-            t.gz.seek(t.read_off)
+        if t.dec is None:
+            t.dec = open_decompressed(rewound(t.fd), t.codec)
+            t.dec.seek(t.read_off)
             t.carry = b""
-        more = t.gz.read(max(block - len(t.carry), 4096))
-    except (EOFError, OSError):  # still being compressed: come back later
-        if t.gz is not None:
-            t.gz.close()
-            t.gz = None
+        more = t.dec.read(max(block - len(t.carry), 4096))
+    except (EOFError, OSError, ValueError):
+        if t.dec is not None:
+            t.dec.close()
+            t.dec = None
         return None
     if not more:
         return b""
     data, t.carry = t.carry + more, b""
     return data
+
+
+def codec_of_fd(fd: int) -> str | None:
+    """The compression of an open file, from its first bytes."""
+    return codec_of(os.pread(fd, 6, 0))
 
 
 def is_sibling(path: str, original: str) -> bool:
@@ -158,6 +220,18 @@ def is_sibling(path: str, original: str) -> bool:
     merely start alike (a fixed banner, a CSV header) are never taken for one another."""
     stem = _ROTATION_SUFFIX.sub("", os.path.basename(original))
     return os.path.dirname(path) == os.path.dirname(original) and os.path.basename(path).startswith(stem)
+
+
+def is_rotation_of(path: str, original: str) -> bool:
+    """Whether ``path`` is *named* like a rotation of ``original``: its stem plus rotation suffixes
+    only (``app.log.1``, ``app.log.2.gz``, ``app.log-20261125``), in the same directory. A file of
+    unknown content is read as a rotation missed while paused only when it is named so."""
+    if os.path.dirname(path) != os.path.dirname(original):
+        return False
+    stem = _ROTATION_SUFFIX.sub("", os.path.basename(original))
+    name = os.path.basename(path)
+    return name != os.path.basename(original) and name.startswith(stem) and \
+        _ROTATION_SUFFIX.fullmatch(name[len(stem):]) is not None
 
 
 def split_lines(body: bytes) -> list[str]:
@@ -173,19 +247,17 @@ def split_lines(body: bytes) -> list[str]:
     return lines
 
 
-def rewound(fd: int) -> BinaryIO:
-    """A file object on a duplicate of ``fd`` at offset 0 (duplicates share the offset)."""
-    fh = os.fdopen(os.dup(fd), "rb")
-    fh.seek(0)
-    return fh
-
-
-def content_size(fd: int, is_gzip: bool) -> int:
-    """The size of a file's content (decompressed when it is gzip)."""
-    if not is_gzip:
+def content_size(fd: int, codec: str | None) -> int:
+    """The size of a file's content (decompressed when it is compressed)."""
+    if codec is None:
         return os.fstat(fd).st_size
     total = 0
-    with gzip.GzipFile(fileobj=rewound(fd), mode="rb") as gz:
-        while chunk := gz.read(1 << 20):
+    dec: BinaryIO = open_decompressed(rewound(fd), codec)
+    try:
+        while chunk := dec.read(1 << 20):
             total += len(chunk)
+    except (EOFError, OSError):
+        pass
+    finally:
+        dec.close()
     return total
