@@ -489,3 +489,22 @@ def test_a_replayed_batch_reads_the_same_entries_past_damage(tmp_path: Path) -> 
     assert [entry_id(e) for e in replayed] == [entry_id(e) for e in expected]
     assert len(expected) == in_range - 2
     wal.close()
+
+
+def test_a_sealed_entry_whose_key_is_gone_is_not_damage(tmp_path: Path) -> None:
+    """Checks that hold over bytes that cannot be opened mean a missing key, not a damaged disk:
+    the reader stops with the sealer's error (and nothing is set aside) until the key is back."""
+    from logharbor.sealing import Sealer, SealError
+
+    old_key, new_key = Sealer({1: os.urandom(32)}), Sealer({2: os.urandom(32)})
+    wal = open_wal(tmp_path / "wal", sealer=old_key)
+    wal.submit(b'{"id":"e00001"}').result(timeout=10)
+    wal.close()
+    wal = open_wal(tmp_path / "wal", sealer=new_key)
+    with pytest.raises(SealError, match="key 1"):
+        wal.read(wal.start_position(), 1 << 20)
+    assert wal.quarantine.corrupt_entries == 0 and not quarantined(tmp_path / "wal")
+    wal.close()
+    wal = open_wal(tmp_path / "wal", sealer=Sealer({1: old_key.keys[1], 2: new_key.keys[2]}))
+    assert [entry_id(e) for e in read_everything(wal)] == [1]
+    wal.close()
