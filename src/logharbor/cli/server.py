@@ -31,7 +31,8 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
         print("logharbor server: WARNING: authentication is OFF (--no-auth); anyone who can reach "
               f"{config.host}:{config.port} can read and write every log", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                loop="uvloop", http=http, access_log=False, timeout_graceful_shutdown=10, **tls)
+                loop="uvloop", http=http, access_log=False, timeout_graceful_shutdown=10,
+                ws_max_size=config.max_request_bytes, **tls)  # a WebSocket message is a request too
 
 
 def register(app: typer.Typer) -> None:
