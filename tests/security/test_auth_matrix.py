@@ -1,4 +1,5 @@
-"""Every endpoint × every kind of caller: the status each must get (issue 5)."""
+"""Every endpoint × every kind of caller: the status each must get (issue 5; scoped admins, the
+metrics role and server-wide retention: issue 21)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ ENDPOINTS = {
     "keys.revoke": ("DELETE", "/api/v1/keys/000000000000", None, 404, "admin"),
     "audit": ("GET", "/api/v1/audit", None, 200, "admin"),
     "whoami": ("GET", "/api/v1/whoami", None, 200, "read"),
-    "metrics": ("GET", "/metrics", None, 200, "read"),
+    "metrics": ("GET", "/metrics", None, 200, "metrics"),
     "healthz": ("GET", "/healthz", None, 200, "public"),
     "readyz": ("GET", "/readyz", None, 200, "public"),
     "es.probe": ("GET", "/", None, 200, "public"),
@@ -81,10 +82,10 @@ ENDPOINTS = {
     "saved.put": ("PUT", "/api/v1/saved-queries/matrix-put", unnamed(SAVED), 201, "admin"),
     "saved.delete": ("DELETE", "/api/v1/saved-queries/none", None, 404, "admin"),
     # retention, delete by query, storage (issue 11)
-    "retention.get": ("GET", "/api/v1/retention", None, 200, "admin"),
-    "retention.put": ("PUT", "/api/v1/retention", orjson.dumps({"rules": []}), 200, "admin"),
-    "retention.preview": ("POST", "/api/v1/retention/preview", None, 200, "admin"),
-    "retention.run": ("POST", "/api/v1/retention/run", None, 200, "admin"),
+    "retention.get": ("GET", "/api/v1/retention", None, 200, "server-admin"),
+    "retention.put": ("PUT", "/api/v1/retention", orjson.dumps({"rules": []}), 200, "server-admin"),
+    "retention.preview": ("POST", "/api/v1/retention/preview", None, 200, "server-admin"),
+    "retention.run": ("POST", "/api/v1/retention/run", None, 200, "server-admin"),
     "delete.create": ("POST", "/api/v1/delete", orjson.dumps({"q": "user_id:matrix-nobody"}), 202, "admin"),
     "delete.get": ("GET", "/api/v1/delete/none", None, 404, "admin"),
     "storage": ("GET", "/api/v1/storage", None, 200, "read"),
@@ -101,15 +102,18 @@ ENDPOINTS = {
     "loki.detected_fields": ("GET", "/loki/api/v1/detected_fields?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.buildinfo": ("GET", "/loki/api/v1/status/buildinfo", None, 200, "read"),
     "loki.ready": ("GET", "/ready", None, 200, "read"),
-    "metrics.recorded": ("GET", "/metrics/recorded", None, 200, "read"),
+    "metrics.recorded": ("GET", "/metrics/recorded", None, 200, "recorded"),
 }
 #: OpenAPI path templates of the endpoints above
 TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
              "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
              "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
              "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}", "/loki/api/v1/label/{name}/values"}
-ROLE_MAY = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"},
-            "scoped-reader": {"read"}}
+ROLE_MAY = {"admin": {"server-admin", "admin", "write", "read", "metrics", "recorded"},
+            "scoped-admin": {"admin", "write", "read", "recorded"},
+            "writer": {"write"}, "scoped-writer": {"write"},
+            "reader": {"read", "metrics", "recorded"}, "scoped-reader": {"read", "recorded"},
+            "metrics": {"metrics", "recorded"}}
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +124,23 @@ def secured(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         "writer": server.create_key("writer"),
         "reader": server.create_key("reader"),
         "scoped-reader": server.create_key("reader", tenant="acme", services=["checkout"]),
+        "scoped-admin": server.create_key("admin", tenant="acme", services=["checkout"]),
+        "scoped-writer": server.create_key("writer", tenant="acme"),
+        "metrics": server.create_key("metrics"),
     }
     yield server, keys
     server.stop()
 
 
-def call(server: ServerProcess, endpoint: str, headers: dict[str, str]) -> int:
-    """The status of one call (a stream such as tail is closed as soon as its status is known)."""
+def call(server: ServerProcess, endpoint: str, headers: dict[str, str], caller: str = "") -> int:
+    """The status of one call (a stream such as tail is closed as soon as its status is known).
+
+    Objects are named after the caller (``matrix-admin``, ``matrix-scoped-admin``), so each role
+    that may create one gets its 201 rather than the 409 of a name another role took first.
+    """
     method, path, body, _, _ = ENDPOINTS[endpoint]
+    path = path.replace("matrix", f"matrix-{caller}")
+    body = body.replace(b'"matrix', f'"matrix-{caller}'.encode()) if body else body
     content_type = "application/x-ndjson" if endpoint.startswith("es.") else "application/json"
     with httpx.stream(method, server.url + path, content=body, timeout=30,
                       headers={"content-type": content_type, "accept": "text/event-stream"
@@ -141,7 +154,8 @@ def call(server: ServerProcess, endpoint: str, headers: dict[str, str]) -> int:
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
-@pytest.mark.parametrize("caller", ["none", "wrong", "malformed", "admin", "writer", "reader", "scoped-reader"])
+@pytest.mark.parametrize("caller", ["none", "wrong", "malformed", "admin", "writer", "reader", "scoped-reader",
+                                    "scoped-admin", "scoped-writer", "metrics"])
 def test_matrix(secured, endpoint: str, caller: str) -> None:  # type: ignore[no-untyped-def]
     server, keys = secured
     anonymous = {
@@ -157,7 +171,7 @@ def test_matrix(secured, endpoint: str, caller: str) -> None:  # type: ignore[no
         expected = 401
     else:
         expected = ok if permission in ROLE_MAY[caller] else 403
-    assert call(server, endpoint, headers) == expected, (endpoint, caller)
+    assert call(server, endpoint, headers, caller) == expected, (endpoint, caller)
 
 
 def test_every_route_is_in_the_matrix(secured) -> None:  # type: ignore[no-untyped-def]

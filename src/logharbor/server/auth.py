@@ -30,6 +30,7 @@ from logharbor.server.meta.keys import (
     MetadataUnavailable,
     Principal,
     outage_warning,
+    request_remote,
 )
 
 __all__ = ["AuthMiddleware", "RateLimiter", "principal_of", "required_permission", "scope_filter"]
@@ -46,15 +47,16 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (frozenset({"GET", "HEAD"}), re.compile(r"/ui(/.*)?"), None),  # static page; its API calls need keys
     (frozenset({"GET", "HEAD"}), re.compile(r"/"), "public-probe"),  # ES version probe / redirect
     (frozenset({"GET", "HEAD"}), re.compile(r"/(api/docs(/[\w.-]+)?|api/openapi\.json)"), None),
-    (None, re.compile(r"/metrics"), "metrics"),
-    (frozenset({"GET", "HEAD"}), re.compile(r"/metrics/recorded"), "metrics"),  # recording rules
+    (None, re.compile(r"/metrics"), "metrics"),  # server-wide figures: unscoped keys only
+    (frozenset({"GET", "HEAD"}), re.compile(r"/metrics/recorded"), "recorded"),  # filtered by scope
     # ingest: every shipper protocol
     (frozenset({"POST"}), re.compile(r"/api/v1/logs"), "write"),
     (frozenset({"POST", "PUT"}), re.compile(r"(/[^/_][^/]*)?/_bulk"), "write"),
     (frozenset({"POST"}), re.compile(r"/loki/api/v1/push"), "write"),
     (frozenset({"POST"}), re.compile(r"/v1/logs"), "write"),
-    # administration
-    (None, re.compile(r"/api/v1/(keys|audit|retention|delete)(/.*)?"), "admin"),
+    # administration (retention is one policy for the whole server: unscoped admins only)
+    (None, re.compile(r"/api/v1/retention(/.*)?"), "server-admin"),
+    (None, re.compile(r"/api/v1/(keys|audit|delete)(/.*)?"), "admin"),
     (frozenset({"POST", "PUT", "PATCH", "DELETE"}),
      re.compile(r"/api/v1/(alerts/rules|channels|silences|dashboards|saved-queries)(/.*)?"), "admin"),
     # reading
@@ -68,11 +70,12 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
 
 
 def required_permission(method: str, path: str, *, metrics_public: bool = False) -> str | None:
-    """The permission an endpoint needs (``read``/``write``/``admin``), or None if public."""
+    """The permission an endpoint needs (``read``, ``write``, ``admin``, ``server-admin``,
+    ``metrics``, ``recorded``: see ``meta.keys._ALLOWED``), or None if public."""
     for methods, pattern, permission in _RULES:
         if (methods is None or method in methods) and pattern.fullmatch(path):
-            if permission == "metrics":
-                return None if metrics_public else "read"
+            if permission in ("metrics", "recorded") and metrics_public:
+                return None
             if permission == "public-probe":
                 return None if path == "/" else "read"
             return permission
@@ -109,18 +112,17 @@ def scope_filter(principal: Principal) -> tuple[str, dict[str, Any]] | None:
     The query compiler AND-s it into every query of the key, so the engine never returns another
     scope's rows: nothing is filtered afterwards in Python.
     """
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    if principal.tenant is not None:
-        parts.append("tenant = {scope_tenant:String}")
-        params["scope_tenant"] = principal.tenant
-    if principal.services is not None:
-        names = [f"scope_service_{i}" for i in range(len(principal.services))]
-        parts.append("service IN (" + ", ".join(f"{{{n}:String}}" for n in names) + ")")
-        params.update(zip(names, principal.services, strict=True))
-    if not parts:
-        return None
-    return "(" + " AND ".join(parts) + ")", params
+    return principal.scope.sql()
+
+
+def _forbidden_message(principal: Principal, permission: str) -> str:
+    if permission == "server-admin" and principal.role == "admin":
+        return ("this is server-wide (one retention policy for every tenant): it needs an admin key "
+                "without a tenant or services")
+    if permission == "metrics" and principal.allows("recorded"):
+        return ("/metrics shows server-wide figures: it needs a metrics key or an unscoped reader; "
+                "a scoped key reads its own figures at /api/v1/storage and /metrics/recorded")
+    return f"this key's role ({principal.role}) may not do this ({permission})"
 
 
 def principal_of(conn: HTTPConnection) -> Principal | None:
@@ -140,9 +142,20 @@ class AuthMiddleware:
         self._last_failure_audit = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self.enabled:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        token = request_remote.set(client[0] if client else None)  # the audit log's ``remote``
+        try:
+            if self.enabled:
+                await self._checked(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            request_remote.reset(token)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
         permission = required_permission(method, scope["path"], metrics_public=self.metrics_public)
         if permission is None:
@@ -165,8 +178,7 @@ class AuthMiddleware:
                         {"WWW-Authenticate": 'Bearer realm="logharbor"'})
             return
         if not principal.allows(permission):
-            await _deny(scope, receive, send, 403, "forbidden",
-                        f"this key's role ({principal.role}) may not do this ({permission})", {})
+            await _deny(scope, receive, send, 403, "forbidden", _forbidden_message(principal, permission), {})
             return
         state = scope.setdefault("state", {})
         state["principal"] = principal

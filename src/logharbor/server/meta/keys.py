@@ -1,8 +1,10 @@
 """API keys: created once with a secret shown once, stored as a hash, looked up by prefix.
 
 A key reads ``lh_<prefix>_<secret>``: the prefix (12 hex) is public and indexes the row; only
-the SHA-256 of the secret is stored. Keys carry a role (``admin``, ``writer``, ``reader``) and an
-optional scope (a tenant and a list of services) that the query compiler enforces.
+the SHA-256 of the secret is stored. Keys carry a role (``admin``, ``writer``, ``reader``,
+``metrics``) and an optional scope (a tenant and a list of services) that the query compiler
+enforces. A key never creates a key wider than itself (scope, expiry, ingest rate), and a scoped
+admin lists, revokes and audits only inside its scope (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import secrets
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +23,21 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from logharbor.server.meta.db import MetaStore, api_keys, audit_log
+from logharbor.server.scopes import Scope
 
-__all__ = ["ROLES", "KeyRequestError", "KeyStore", "MetadataUnavailable", "NewKey", "Principal"]
+__all__ = ["ROLES", "KeyRequestError", "KeyScopeError", "KeyStore", "MetadataUnavailable", "NewKey",
+           "Principal", "request_remote"]
 
-ROLES = ("admin", "writer", "reader")
-#: what each role may do; admin may do everything
-_ALLOWED = {"admin": {"admin", "write", "read"}, "writer": {"write"}, "reader": {"read"}}
+ROLES = ("admin", "writer", "reader", "metrics")
+#: what each role may do; admin may do everything. ``metrics`` is ``/metrics`` (server-wide
+#: figures: held only by unscoped keys), ``recorded`` is ``/metrics/recorded`` (filtered by scope),
+#: ``server-admin`` is what only an unscoped admin may do (retention: one policy for everybody)
+_ALLOWED = {"admin": {"admin", "write", "read", "metrics", "recorded", "server-admin"},
+            "writer": {"write"}, "reader": {"read", "metrics", "recorded"},
+            "metrics": {"metrics", "recorded"}}
+_UNSCOPED_ONLY = {"metrics", "server-admin"}
+#: the client address of the request being served, for the audit log (set by the auth middleware)
+request_remote: ContextVar[str | None] = ContextVar("request_remote", default=None)
 _CACHE_S = 5.0  # a revoked key stops working on other servers within this long
 #: while the metadata database cannot be reached, a key verified within this long keeps working
 #: (ingest and queries go on through a PostgreSQL restart or failover); others get a 503
@@ -52,6 +64,10 @@ class KeyRequestError(ValueError):
     """A key request is invalid (unknown role, bad expiry, unknown key)."""
 
 
+class KeyScopeError(KeyRequestError):
+    """A key asked for more than the key creating it has (403, not 400)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the key's public prefix, its role and its scope."""
@@ -64,11 +80,17 @@ class Principal:
     ingest_rate: int | None = None
 
     def allows(self, permission: str) -> bool:
+        if permission in _UNSCOPED_ONLY and self.scoped:
+            return False
         return permission in _ALLOWED.get(self.role, set())
 
     @property
     def scoped(self) -> bool:
         return self.tenant is not None or self.services is not None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.of(self.tenant, self.services)
 
 
 @dataclass(frozen=True)
@@ -104,13 +126,21 @@ class KeyStore:
 
     def create(self, *, role: str, name: str = "", tenant: str | None = None,
                services: list[str] | None = None, expires_ns: int | None = None,
-               created_by: str = "system", ingest_rate: int | None = None) -> NewKey:
+               created_by: str = "system", ingest_rate: int | None = None,
+               creator: Principal | None = None) -> NewKey:
+        """A new key; with ``creator`` (the calling key) it is never wider than the creator."""
         if role not in ROLES:
             raise KeyRequestError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if expires_ns is not None and expires_ns <= time.time_ns():
             raise KeyRequestError("expiry must be in the future")
         if services is not None and (not services or any(not s for s in services)):
             raise KeyRequestError("services must be a non-empty list of non-empty names")
+        if creator is not None:
+            tenant, services, expires_ns, ingest_rate = self._within(
+                creator, role, tenant, services, expires_ns, ingest_rate)
+        if role == "metrics" and (tenant is not None or services is not None):
+            raise KeyRequestError("a metrics key reads server-wide figures: it cannot have a tenant "
+                                  "or services")
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         with self.meta.engine.begin() as conn:
@@ -122,6 +152,34 @@ class KeyStore:
                         detail=f"role={role} tenant={tenant} services={services}")
         principal = Principal(prefix, role, name, tenant, tuple(services) if services else None, ingest_rate)
         return NewKey(f"lh_{prefix}_{secret}", principal, expires_ns)
+
+    def _within(self, creator: Principal, role: str, tenant: str | None, services: list[str] | None,
+                expires_ns: int | None, ingest_rate: int | None
+                ) -> tuple[str | None, list[str] | None, int | None, int | None]:
+        """What the creator may give: its own scope, expiry and rate unless narrowed (403 if wider)."""
+        own = creator.scope
+        wanted = own.narrow(tenant, services)
+        if not own.covers(wanted):
+            raise KeyScopeError(f"this key ({own.describe()}) cannot create a key outside its own "
+                                f"scope ({wanted.describe()})")
+        if role == "metrics" and not own.unscoped:
+            raise KeyScopeError("a scoped key cannot create a metrics key (it reads server-wide figures)")
+        with self.meta.engine.connect() as conn:
+            row = conn.execute(select(api_keys.c.expires_ns).where(
+                api_keys.c.prefix == creator.prefix)).first()
+        limit = row[0] if row is not None else None
+        if limit is not None:
+            if expires_ns is not None and expires_ns > limit:
+                raise KeyScopeError("a key cannot outlive the key that creates it (expiry after the "
+                                    "creator's)")
+            expires_ns = expires_ns if expires_ns is not None else limit
+        if creator.ingest_rate is not None:
+            if ingest_rate is not None and ingest_rate > creator.ingest_rate:
+                raise KeyScopeError(f"ingest_rate {ingest_rate} is over the creating key's "
+                                    f"({creator.ingest_rate} records/s)")
+            ingest_rate = ingest_rate if ingest_rate is not None else creator.ingest_rate
+        return (wanted.tenant, list(wanted.services) if wanted.services is not None else None,
+                expires_ns, ingest_rate)
 
     def verify(self, key: str) -> Principal | None:
         """The principal of a valid, unexpired, unrevoked key; None otherwise."""
@@ -157,25 +215,28 @@ class KeyStore:
             self._cache[digest] = (now, principal)
         return principal
 
-    def revoke(self, prefix: str, *, actor: str) -> None:
+    def revoke(self, prefix: str, *, actor: str, within: Scope | None = None) -> None:
+        """Revoke a key; with ``within``, only a key that scope covers (others are "no such key")."""
         with self.meta.engine.begin() as conn:
-            done = conn.execute(update(api_keys).where(
-                api_keys.c.prefix == prefix, api_keys.c.revoked_ns.is_(None)).values(
-                revoked_ns=time.time_ns()))
-            if done.rowcount == 0:
+            row = conn.execute(select(api_keys.c.tenant, api_keys.c.services).where(
+                api_keys.c.prefix == prefix, api_keys.c.revoked_ns.is_(None))).first()
+            if row is None or (within is not None and not within.covers(Scope.of(row[0], row[1]))):
                 raise KeyRequestError(f"no active key with prefix {prefix!r}")
+            conn.execute(update(api_keys).where(api_keys.c.prefix == prefix).values(
+                revoked_ns=time.time_ns()))
             self._audit(conn, actor, "key.revoke", prefix)
         with self._lock:
             self._cache.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self, within: Scope | None = None) -> list[dict[str, Any]]:
+        """Every key (never a secret); with ``within``, the keys that scope covers."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings().all()
         return [
             {"prefix": r["prefix"], "name": r["name"], "role": r["role"], "tenant": r["tenant"],
              "services": r["services"], "created_ns": r["created_ns"], "expires_ns": r["expires_ns"],
              "revoked": r["revoked_ns"] is not None, "ingest_rate": r["ingest_rate"]}
-            for r in rows
+            for r in rows if within is None or within.covers(Scope.of(r["tenant"], r["services"]))
         ]
 
     def count_active_admins(self) -> int:
@@ -192,12 +253,18 @@ class KeyStore:
     @staticmethod
     def _audit(conn: Any, actor: str, action: str, target: str | None, *,
                remote: str | None = None, detail: str | None = None) -> None:
+        """One audit row; ``remote`` defaults to the address of the request being served."""
         conn.execute(insert(audit_log).values(time_ns=time.time_ns(), actor=actor, action=action,
-                                              target=target, remote=remote, detail=detail))
+                                              target=target, remote=remote or request_remote.get(),
+                                              detail=detail))
 
-    def audit_entries(self, *, limit: int = 100, action: str | None = None) -> list[dict[str, Any]]:
+    def audit_entries(self, *, limit: int = 100, action: str | None = None,
+                      within: Scope | None = None) -> list[dict[str, Any]]:
+        """Newest first; with ``within``, only what keys inside that scope did."""
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if action:
             query = query.where(audit_log.c.action == action)
+        if within is not None:
+            query = query.where(audit_log.c.actor.in_([k["prefix"] for k in self.list(within)]))
         with self.meta.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]

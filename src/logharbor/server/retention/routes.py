@@ -14,6 +14,7 @@ from logharbor.server.query import QueryError
 from logharbor.server.retention.delete import DeleteUnsupported
 from logharbor.server.retention.rules import RetentionPolicy
 from logharbor.server.retention.service import Retention
+from logharbor.server.scopes import Scope
 
 __all__ = ["retention_router"]
 
@@ -101,7 +102,14 @@ def retention_router() -> APIRouter:
 
     @router.get("/api/v1/delete/{job_id}", summary="Progress of a delete")
     async def delete_status(job_id: str, request: Request) -> dict[str, Any]:
-        job = await run_in_threadpool(_retention(request).deletes.get, job_id)
+        deletes = _retention(request).deletes
+        job = await run_in_threadpool(deletes.get, job_id)
+        principal = principal_of(request)
+        if job is not None and principal is not None and principal.scoped:
+            raw = await run_in_threadpool(lambda: deletes.get(job_id, raw=True))
+            stored = (raw or {}).get("progress", {}).get("scope")
+            if not principal.scope.covers(Scope.from_sql_params(stored[1] if stored else None)):
+                job = None  # another scope's job: as if there were none
         if job is None:
             raise ApiError(404, "not_found", f"no delete job {job_id!r}")
         return job
