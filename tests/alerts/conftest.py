@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -25,7 +26,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from tests.conftest import free_port
 
 from logharbor.record import normalize
+from logharbor.sealing import Sealer
 from logharbor.server.alerts.catalog import Catalog
+from logharbor.server.alerts.channels.secrets import SecretBox
 from logharbor.server.alerts.evaluator import Evaluator, ManualClock
 from logharbor.server.alerts.notify import Dispatcher
 from logharbor.server.alerts.silences import SilenceStore
@@ -64,18 +67,21 @@ class Harness:
     silences: SilenceStore
     evaluator: Evaluator
     dispatcher: Dispatcher
+    secrets: SecretBox
 
     def reopen(self) -> Harness:
-        """New objects on the same databases: what a server restart sees."""
-        return make_harness(self.meta, self.store, self.clock)
+        """New objects on the same databases (and the same secrets key): what a server restart sees."""
+        return make_harness(self.meta, self.store, self.clock, secrets=self.secrets)
 
 
-def make_harness(meta: MetaStore, store: EmbeddedStore, clock: ManualClock, **dispatch: Any) -> Harness:
-    catalog = Catalog(meta)
+def make_harness(meta: MetaStore, store: EmbeddedStore, clock: ManualClock, *, secrets: SecretBox | None = None,
+                 **dispatch: Any) -> Harness:
+    secrets = secrets or SecretBox([Sealer({1: os.urandom(32)})])  # the server's is a key file
+    catalog = Catalog(meta, secrets)
     silences = SilenceStore(meta)
     dispatcher = Dispatcher(catalog, silences, clock, **({"backoff_s": 1.0} | dispatch))
     evaluator = Evaluator(catalog, lambda sql, params: store.query(sql, params), store.table, clock)
-    return Harness(meta, store, clock, catalog, silences, evaluator, dispatcher)
+    return Harness(meta, store, clock, catalog, silences, evaluator, dispatcher, secrets)
 
 
 @pytest.fixture

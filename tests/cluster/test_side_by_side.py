@@ -13,6 +13,8 @@ import orjson
 import pytest
 from tests.conftest import ServerProcess
 
+from logharbor.sealing import generate_key_file
+
 from .conftest import Double
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,10 @@ def pair(tmp_path, chdouble: Double, pg_url: str) -> Iterator[tuple[ServerProces
     engine.dispose()
     store = chdouble.url(f"pair_{tmp_path.name[-12:].replace('-', '_')}")
     meta = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    args = ("--store", store, "--meta", meta, "--batch-max-age", "0.2", "--ingest-workers", "0")
+    secrets = tmp_path / "secrets.key"  # one channel-secrets key for the servers sharing the metadata
+    generate_key_file(secrets)
+    args = ("--store", store, "--meta", meta, "--batch-max-age", "0.2", "--ingest-workers", "0",
+            "--secrets-key-file", str(secrets))
     a = ServerProcess(tmp_path / "a", *args).start()
     b = ServerProcess(tmp_path / "b", *args)
     try:

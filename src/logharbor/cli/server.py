@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
         encryption_key_file: Path | None = typer.Option(
             None, help="seal the store and WAL at rest with the keys in this file (id:hex lines, 0600)"),
+        secrets_key_file: Path | None = typer.Option(
+            None, help="seal channel secrets with this key file (default: --encryption-key-file, else "
+                       "DATA/secrets.key); the same file on every server sharing --meta"),
         tls_cert: Path | None = typer.Option(None, help="PEM certificate: serve HTTPS"),
         tls_key: Path | None = typer.Option(None, help="PEM private key of --tls-cert"),
         no_auth: bool = typer.Option(False, "--no-auth",
@@ -84,6 +87,11 @@ def register(app: typer.Typer) -> None:
         retention_interval: float = typer.Option(60.0, help="seconds between two retention mover runs"),
         disk_max_mb: int | None = typer.Option(None, help="data dir size (MiB) the disk guard keeps under"),
         disk_min_free_mb: int = typer.Option(100, help="less free disk (MiB) than this: ingest answers 429"),
+        channel_allow_hosts: str = typer.Option(
+            "*", help="comma-separated hosts, *.domains, addresses and networks alert channels may reach"),
+        channel_deny_hosts: str = typer.Option(
+            "default", help="comma-separated hosts and networks channels may never reach; 'default' is "
+                            "link-local and cloud metadata addresses (add to it: default,10.0.0.0/8)"),
         tail_max_clients: int = typer.Option(1000, help="live tail clients this server serves (more: 503)"),
         tail_max_pending_mb: int = typer.Option(64, help="MiB of new records held for tail filters"),
         query_timeout: float = typer.Option(30.0, help="seconds a request's queries may run, waiting for a "
@@ -114,7 +122,7 @@ def register(app: typer.Typer) -> None:
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
                                   patterns=not no_patterns, patterns_max_clusters=patterns_max_clusters,
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
-                                  encryption_key_file=encryption_key_file,
+                                  encryption_key_file=encryption_key_file, secrets_key_file=secrets_key_file,
                                   metrics_public=metrics_public, meta_url=meta_url, store=store,
                                   ingest_rate_per_key=ingest_rate,
                                   syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,
@@ -124,6 +132,8 @@ def register(app: typer.Typer) -> None:
                                   listener_tls_cert=listener_tls_cert, listener_tls_key=listener_tls_key,
                                   cold_storage=cold_storage, cold_endpoint=cold_endpoint,
                                   retention_interval_s=retention_interval,
+                                  channel_allow_hosts=channel_allow_hosts.split(","),
+                                  channel_deny_hosts=channel_deny_hosts.split(","),
                                   tail_max_clients=tail_max_clients,
                                   tail_max_pending_bytes=tail_max_pending_mb * 1024 * 1024,
                                   disk_max_bytes=disk_max_mb * 1024 * 1024 if disk_max_mb else None,

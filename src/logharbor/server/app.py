@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse
 from logharbor import __version__
 from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
+from logharbor.server.alerts.channels import HostPolicy
+from logharbor.server.alerts.channels.secrets import SecretBox
 from logharbor.server.alerts.routes import alerts_router
 from logharbor.server.alerts.service import start_alerting
 from logharbor.server.apidocs import api_docs_router
@@ -30,6 +32,7 @@ from logharbor.server.batcher import Batcher
 from logharbor.server.config import ServerConfig
 from logharbor.server.dashboards import dashboards_router
 from logharbor.server.errors import ApiError, api_error_handler, error_body
+from logharbor.server.filemodes import private_umask, tighten
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
@@ -81,6 +84,10 @@ class Runtime:
     metrics: ServerMetrics
     meta: MetaStore
     keys: KeyStore
+    #: seals channel secrets in the metadata database (the at-rest key, else DATA/secrets.key)
+    secrets: SecretBox
+    #: which hosts alert channels may reach (--channel-allow-hosts / --channel-deny-hosts)
+    channel_hosts: HostPolicy
     #: which server runs the singletons (alert evaluation, retention moves) among those sharing meta
     leader: Leader | None = None
 
@@ -124,9 +131,21 @@ def bootstrap_admin_key(config: ServerConfig, keys: KeyStore) -> Path | None:
     return path
 
 
+def private_data_dir(config: ServerConfig) -> None:
+    """Files this process creates from now on are 0600 (directories 0700), and what an older
+    release left readable by others under the data directory (and a local cold tier) is tightened."""
+    private_umask()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten(config.data_dir)
+    if "://" not in config.cold_storage:
+        cold = config.data_dir / config.cold_storage  # an absolute folder stays itself
+        if cold.exists() and not cold.resolve().is_relative_to(config.data_dir.resolve()):
+            tighten(cold)
+
+
 def build_runtime(config: ServerConfig) -> Runtime:
     """Open everything in order; the caller closes it with :func:`close_runtime`."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(config)
     meta = MetaStore.for_data_dir(config.data_dir, config.meta_url)
     meta.create()
     keys = KeyStore(meta)
@@ -136,6 +155,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
         print(f"logharbor: first start: admin API key written to {key_file}", flush=True)
     metrics = ServerMetrics()
     sealer = Sealer.from_file(config.encryption_key_file) if config.encryption_key_file else None
+    secrets = SecretBox.for_server(config.data_dir, sealer, config.secrets_key_file)
+    channel_hosts = HostPolicy.from_lists(config.channel_allow_hosts, config.channel_deny_hosts)
     store = open_store(config, sealer)
     store.open()
     wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
@@ -154,7 +175,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
                         patterns=config.patterns)
-    runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, Leader(config.meta_url))
+    runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, secrets, channel_hosts,
+                      Leader(config.meta_url))
     metrics.watch(runtime.live_values)
     metrics.registry.register(WalCollector(wal))
     reads = getattr(store, "gate", None)

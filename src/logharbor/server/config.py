@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = ["ServerConfig"]
 
@@ -51,6 +51,10 @@ class ServerConfig(BaseModel):
     max_field_bytes: int = Field(256 * 1024, ge=64, description="a longer string value rejects its record")
     encryption_key_file: Path | None = Field(
         None, description="key file (id:hex lines, mode 0600): seal the store and the WAL at rest")
+    secrets_key_file: Path | None = Field(
+        None, description="key file (id:hex lines, 0600) sealing channel secrets in the metadata database; "
+                          "default: encryption_key_file, else DATA/secrets.key (one file for every server "
+                          "sharing a metadata database)")
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
 
@@ -64,6 +68,11 @@ class ServerConfig(BaseModel):
                                       description="networks the syslog and forward listeners accept")
     listener_tls_cert: Path | None = Field(None, description="PEM cert of syslog/forward TLS")
     listener_tls_key: Path | None = Field(None, description="PEM key of listener_tls_cert")
+
+    channel_allow_hosts: list[str] = Field(["*"], description="hosts, *.domains, addresses and networks "
+                                           "alert channels may reach (`*`: any)")
+    channel_deny_hosts: list[str] = Field(["default"], description="hosts and networks channels may never "
+                                          "reach; `default`: link-local and cloud metadata addresses")
 
     query_default_limit: int = Field(100, ge=1, description="rows returned when a query gives no limit")
     query_max_limit: int = Field(10_000, ge=1, description="hard cap on rows of a JSON query answer")
@@ -103,6 +112,15 @@ class ServerConfig(BaseModel):
         if url and url.startswith(("postgresql://", "postgres://")):
             return "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
+
+    @field_validator("channel_allow_hosts", "channel_deny_hosts")
+    @classmethod
+    def _host_entries(cls, entries: list[str], info: ValidationInfo) -> list[str]:
+        """Fail at start on an entry that is no host, domain, address or network."""
+        from logharbor.server.alerts.channels.hosts import check_entries
+
+        check_entries(entries, "--" + str(info.field_name).replace("_", "-"))
+        return [e.strip() for e in entries if e.strip()]
 
     @field_validator("store")
     @classmethod

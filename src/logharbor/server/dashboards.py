@@ -7,6 +7,9 @@ query is compiled when the dashboard is saved, so a broken panel is a 400 then, 
 chart later. Export gives a versioned document that import takes back (on this server or
 another), so dashboards can live in git like rule files. The server installs the reference
 stack's dashboard (ALB → NGINX → checkout) when it has no dashboard yet.
+
+Each document carries the scope of the key that created it and is seen (read, replaced, deleted)
+only by keys whose scope covers it: a query text can name another tenant's users or services.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.query import QueryError, TimeParseError, compile_query, parse, parse_duration_ns
 from logharbor.server.query import ast as qast
+from logharbor.server.scopes import GLOBAL, Scope
 
 __all__ = ["EXPORT_FORMAT", "Dashboard", "DashboardStore", "Panel", "SavedQuery", "dashboards_router",
            "reference_dashboard"]
@@ -155,36 +159,42 @@ class DashboardStore:
         except ValidationError as exc:
             raise ApiError(400, "invalid_request", validation_message(exc)) from None
 
-    def get(self, name: str) -> dict[str, Any] | None:
-        """One document with its times, or None."""
+    def get(self, name: str, viewer: Scope = GLOBAL) -> dict[str, Any] | None:
+        """One document with its times, or None (also when ``viewer`` does not cover it)."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(self.table).where(self.table.c.name == name)).mappings().first()
-        return _out(dict(row)) if row is not None else None
+        return _out(dict(row)) if row is not None and viewer.covers(Scope.from_row(row)) else None
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every document, by name."""
+    def list(self, viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """Every document ``viewer`` covers, by name."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(self.table).order_by(self.table.c.name)).mappings().all()
-        return [_out(dict(r)) for r in rows]
+        return [_out(dict(r)) for r in rows if viewer.covers(Scope.from_row(r))]
 
-    def put(self, item: BaseModel, *, replace: bool = True) -> bool:
-        """Store ``item``; True when it was created. With ``replace=False`` an existing name is 409."""
+    def put(self, item: BaseModel, *, replace: bool = True, owner: Scope = GLOBAL) -> bool:
+        """Store ``item``; True when it was created (scoped like ``owner``). With ``replace=False``
+        an existing name is 409; a replaced document keeps its scope, which ``owner`` must cover."""
         now = time.time_ns()
         spec = item.model_dump()
         name = spec["name"]
         with self.meta.engine.begin() as conn:
-            row = conn.execute(select(self.table.c.id).where(self.table.c.name == name)).first()
+            row = conn.execute(select(self.table).where(self.table.c.name == name)).mappings().first()
+            if row is not None and not owner.covers(Scope.from_row(row)):
+                raise ApiError(409, "exists", f"the name {name!r} is taken; choose another")
             if row is not None and not replace:
                 raise ApiError(409, "exists", f"{name!r} exists; PUT it to replace it")
             if row is None:
-                conn.execute(insert(self.table).values(name=name, spec=spec, created_ns=now, updated_ns=now))
+                conn.execute(insert(self.table).values(name=name, spec=spec, created_ns=now, updated_ns=now,
+                                                       **owner.columns()))
             else:
-                conn.execute(update(self.table).where(self.table.c.id == row[0]).values(
+                conn.execute(update(self.table).where(self.table.c.id == row["id"]).values(
                     spec=spec, updated_ns=now))
         return row is None
 
-    def delete(self, name: str) -> bool:
-        """Delete by name; whether there was one."""
+    def delete(self, name: str, viewer: Scope = GLOBAL) -> bool:
+        """Delete by name; whether there was one ``viewer`` covers."""
+        if self.get(name, viewer) is None:
+            return False
         with self.meta.engine.begin() as conn:
             return conn.execute(delete(self.table).where(self.table.c.name == name)).rowcount > 0
 
@@ -197,7 +207,13 @@ class DashboardStore:
 
 
 def _out(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row["spec"], "created_ns": row["created_ns"], "updated_ns": row["updated_ns"]}
+    return {**row["spec"], "created_ns": row["created_ns"], "updated_ns": row["updated_ns"],
+            "scope": Scope.from_row(row).as_json()}
+
+
+def _scope(request: Request) -> Scope:
+    principal = principal_of(request)
+    return principal.scope if principal is not None else GLOBAL
 
 
 def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
@@ -213,18 +229,18 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
 
     @router.get(prefix, summary=f"List {what}s")
     async def list_all(request: Request) -> dict[str, Any]:
-        return {"items": await run_in_threadpool(store(request).list)}
+        return {"items": await run_in_threadpool(store(request).list, _scope(request))}
 
     @router.post(prefix, status_code=201, summary=f"Create a {what}")
     async def create(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         item = store(request).validate(body)
-        await run_in_threadpool(lambda: store(request).put(item, replace=False))
+        await run_in_threadpool(lambda: store(request).put(item, replace=False, owner=_scope(request)))
         await audit(request, f"{what.replace(' ', '_')}.create", body["name"])
         return await run_in_threadpool(store(request).get, body["name"]) or {}
 
     @router.get(prefix + "/{name}", summary=f"One {what}")
     async def get_one(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(store(request).get, name)
+        row = await run_in_threadpool(store(request).get, name, _scope(request))
         if row is None:
             raise ApiError(404, "not_found", f"no {what} named {name!r}")
         return row
@@ -235,14 +251,14 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
         if body["name"] != name:
             raise ApiError(400, "invalid_request", f"name: the body says {body['name']!r}, the path {name!r}")
         item = store(request).validate(body)
-        created = await run_in_threadpool(store(request).put, item)
+        created = await run_in_threadpool(lambda: store(request).put(item, owner=_scope(request)))
         await audit(request, f"{what.replace(' ', '_')}.{'create' if created else 'update'}", name)
         row = await run_in_threadpool(store(request).get, name)
         return JSONResponse(row, status_code=201 if created else 200)
 
     @router.delete(prefix + "/{name}", summary=f"Delete a {what}")
     async def delete_one(name: str, request: Request) -> dict[str, Any]:
-        if not await run_in_threadpool(store(request).delete, name):
+        if not await run_in_threadpool(store(request).delete, name, _scope(request)):
             raise ApiError(404, "not_found", f"no {what} named {name!r}")
         await audit(request, f"{what.replace(' ', '_')}.delete", name)
         return {"deleted": name}
@@ -255,10 +271,10 @@ def dashboards_router() -> APIRouter:
 
     @router.get("/api/v1/dashboards/{name}/export", summary="A dashboard as a JSON document to import")
     async def export(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(request.app.state.dashboards.get, name)
+        row = await run_in_threadpool(request.app.state.dashboards.get, name, _scope(request))
         if row is None:
             raise ApiError(404, "not_found", f"no dashboard named {name!r}")
-        spec = {k: v for k, v in row.items() if k not in ("created_ns", "updated_ns")}
+        spec = {k: v for k, v in row.items() if k not in ("created_ns", "updated_ns", "scope")}
         return {"format": EXPORT_FORMAT, "dashboard": spec}
 
     @router.post("/api/v1/dashboards/import", status_code=201, summary="Import an exported dashboard")
@@ -268,7 +284,7 @@ def dashboards_router() -> APIRouter:
             raise ApiError(400, "invalid_request", f"not a dashboard export (format {EXPORT_FORMAT!r})")
         store: DashboardStore = request.app.state.dashboards
         item = store.validate(body["dashboard"])
-        created = await run_in_threadpool(lambda: store.put(item, replace=overwrite))
+        created = await run_in_threadpool(lambda: store.put(item, replace=overwrite, owner=_scope(request)))
         actor = principal_of(request)
         await run_in_threadpool(request.app.state.runtime.keys.audit, actor.prefix if actor else "system",
                                 "dashboard.import", body["dashboard"]["name"][:200])

@@ -4,36 +4,34 @@ The one place that reads and writes the alert tables, so the API, the evaluator 
 dispatcher agree on what a row means. An evaluation's outcome (new states, history lines and
 outbox rows) is written in one transaction: a crash leaves either all of it or none, which is
 what lets a restart neither re-fire nor forget an alert.
+
+Rules and channels carry the scope of the key that created them (``owner``); every read and
+change takes the caller's scope (``viewer``) and treats what it does not cover as absent. A rule
+runs inside its scope and may name only channels its scope covers.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from logharbor.server.meta.db import MetaStore
+from logharbor.server.scopes import GLOBAL, Scope
 
-from .channels import KINDS, validate_config
+from .channel_rows import CatalogError, ChannelRows, taken
+from .channels.secrets import MASK, SecretBox
 from .rules import Rule, validation_message
 from .tables import alert_channels, alert_history, alert_notifications, alert_rules, alert_states
 
 __all__ = ["MASK", "Catalog", "CatalogError", "Evaluation", "StoredRule"]
 
-MASK = "********"
-
-
-class CatalogError(Exception):
-    """A request the catalog refuses: ``status`` is the HTTP status the API answers with."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+log = logging.getLogger("logharbor.alerts")
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,7 @@ class StoredRule:
     version: int
     rule: Rule
     last_eval_ns: int | None
+    scope: Scope = GLOBAL  # the rule's query runs inside it
 
 
 @dataclass
@@ -65,25 +64,33 @@ def _now() -> int:
     return time.time_ns()
 
 
-class Catalog:
-    """CRUD for rules and channels; state, history and outbox for the evaluator."""
+class Catalog(ChannelRows):
+    """CRUD for rules and channels (``channel_rows.py``); state, history and outbox for the evaluator."""
 
-    def __init__(self, meta: MetaStore) -> None:
+    def __init__(self, meta: MetaStore, secrets: SecretBox,
+                 check_host: Callable[[str, BaseModel], None] | None = None) -> None:
         self.meta = meta
+        self.secrets = secrets
+        #: raises ValueError when a channel's host is not allowed (``channels/hosts.py``)
+        self.check_host = check_host
 
     # ------------------------------------------------------------------------------- rules
 
-    def put_rule(self, rule: Rule) -> tuple[dict[str, Any], bool]:
-        """Create or replace the rule named ``rule.name``; (row, created)."""
-        self._check_channels(rule.channels)
+    def put_rule(self, rule: Rule, owner: Scope = GLOBAL) -> tuple[dict[str, Any], bool]:
+        """Create (scoped like ``owner``) or replace (keeping its scope; ``owner`` must cover it)
+        the rule named ``rule.name``; (row, created)."""
         now = _now()
         spec = rule.model_dump(by_alias=True)
         with self.meta.engine.begin() as conn:
             row = conn.execute(select(alert_rules).where(alert_rules.c.name == rule.name)).mappings().first()
+            scope = owner if row is None else Scope.from_row(row)
+            if not owner.covers(scope):
+                raise taken("rule", rule.name)
+            self._check_channels(conn, rule.channels, scope)
             if row is None:
                 conn.execute(insert(alert_rules).values(
                     name=rule.name, spec=spec, enabled=int(rule.enabled), created_ns=now, updated_ns=now,
-                    version=1, skipped_runs=0))
+                    version=1, skipped_runs=0, **owner.columns()))
                 created = True
             else:
                 old = Rule.model_validate(row["spec"])
@@ -95,41 +102,57 @@ class Catalog:
                 created = False
         return self.get_rule(rule.name) or {}, created
 
-    def _check_channels(self, names: list[str]) -> None:
+    @staticmethod
+    def _check_channels(conn: Any, names: list[str], scope: Scope) -> None:
+        """Every channel named exists and lies inside the rule's scope (else it is "no channel")."""
         if not names:
             return
-        with self.meta.engine.connect() as conn:
-            known = {r[0] for r in conn.execute(select(alert_channels.c.name).where(
-                alert_channels.c.name.in_(names))).all()}
+        rows = conn.execute(select(alert_channels).where(alert_channels.c.name.in_(names))).mappings().all()
+        known = {r["name"] for r in rows if scope.covers(Scope.from_row(r))}
         missing = [n for n in names if n not in known]
         if missing:
             names_text = ", ".join(map(repr, missing))
             raise CatalogError(400, "invalid_rule", f"channels: no channel named {names_text}")
 
-    def delete_rule(self, name: str) -> None:
+    def delete_rule(self, name: str, viewer: Scope = GLOBAL) -> None:
         """Delete a rule, its states, and its notifications still waiting to be sent."""
         with self.meta.engine.begin() as conn:
-            row = conn.execute(select(alert_rules.c.id).where(alert_rules.c.name == name)).first()
-            if row is None:
+            row = conn.execute(select(alert_rules).where(alert_rules.c.name == name)).mappings().first()
+            if row is None or not viewer.covers(Scope.from_row(row)):
                 raise CatalogError(404, "not_found", f"no rule named {name!r}")
+            row = (row["id"],)
             conn.execute(delete(alert_rules).where(alert_rules.c.id == row[0]))
             conn.execute(delete(alert_states).where(alert_states.c.rule_id == row[0]))
             conn.execute(update(alert_notifications).where(
                 alert_notifications.c.rule_id == row[0], alert_notifications.c.status == "pending").values(
                 status="failed", error="rule deleted"))
 
-    def get_rule(self, name: str) -> dict[str, Any] | None:
-        """One rule with its status, or None."""
+    def get_rule(self, name: str, viewer: Scope = GLOBAL) -> dict[str, Any] | None:
+        """One rule with its status, or None (also when ``viewer`` does not cover it)."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(alert_rules).where(alert_rules.c.name == name)).mappings().first()
-            counts = self._state_counts(conn, row["id"]) if row is not None else {}
-        return _rule_out(dict(row), counts) if row is not None else None
+            if row is None or not viewer.covers(Scope.from_row(row)):
+                return None
+            return _rule_out(dict(row), self._state_counts(conn, row["id"]))
 
-    def list_rules(self) -> list[dict[str, Any]]:
-        """Every rule with its status, by name."""
+    def name_taken(self, table: Any, name: str) -> bool:
+        """Whether any row of ``table`` (rules or channels), visible or not, has this name."""
+        with self.meta.engine.connect() as conn:
+            return conn.execute(select(table.c.id).where(table.c.name == name)).first() is not None
+
+    def list_rules(self, viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """Every rule ``viewer`` covers, with its status, by name."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_rules).order_by(alert_rules.c.name)).mappings().all()
-            return [_rule_out(dict(r), self._state_counts(conn, r["id"])) for r in rows]
+            return [_rule_out(dict(r), self._state_counts(conn, r["id"])) for r in rows
+                    if viewer.covers(Scope.from_row(r))]
+
+    def rule_scopes(self) -> dict[int, Scope]:
+        """The scope of every rule by id (to place history rows)."""
+        with self.meta.engine.connect() as conn:
+            rows = conn.execute(select(alert_rules.c.id, alert_rules.c.scope_tenant,
+                                       alert_rules.c.scope_services)).all()
+        return {r[0]: Scope.of(r[1], r[2]) for r in rows}
 
     @staticmethod
     def _state_counts(conn: Any, rule_id: int) -> dict[str, int]:
@@ -148,7 +171,7 @@ class Catalog:
             except ValidationError as exc:
                 self.record_error(row["id"], f"stored rule no longer validates: {validation_message(exc)}")
                 continue
-            out.append(StoredRule(row["id"], row["version"], rule, row["last_eval_ns"]))
+            out.append(StoredRule(row["id"], row["version"], rule, row["last_eval_ns"], Scope.from_row(row)))
         return out
 
     def record_error(self, rule_id: int, error: str) -> None:
@@ -209,7 +232,8 @@ class Catalog:
 
     def alerts(self, *, include_inactive: bool = False) -> list[dict[str, Any]]:
         """Current states joined with their rule's name and labels."""
-        query = select(alert_states, alert_rules.c.name, alert_rules.c.spec).join(
+        query = select(alert_states, alert_rules.c.name, alert_rules.c.spec, alert_rules.c.scope_tenant,
+                       alert_rules.c.scope_services).join(
             alert_rules, alert_rules.c.id == alert_states.c.rule_id).order_by(
             alert_rules.c.name, alert_states.c.group_key)
         if not include_inactive:
@@ -218,7 +242,7 @@ class Catalog:
             rows = conn.execute(query).mappings().all()
         return [{"rule": r["name"], "group": r["group_labels"], "state": r["state"], "value": r["value"],
                  "details": r["details"], "active_since_ns": r["active_since_ns"], "fired_ns": r["fired_ns"],
-                 "resolved_ns": r["resolved_ns"],
+                 "resolved_ns": r["resolved_ns"], "rule_scope": Scope.from_row(r),
                  "labels": {"alertname": r["name"], **r["spec"].get("labels", {}), **r["group_labels"]}}
                 for r in rows]
 
@@ -229,61 +253,6 @@ class Catalog:
             query = query.where(alert_history.c.rule_name == rule)
         with self.meta.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]
-
-    # ------------------------------------------------------------------------------- channels
-
-    def put_channel(self, name: str, kind: str, config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create or replace a channel; a masked secret (``********``) keeps the stored one."""
-        now = _now()
-        with self.meta.engine.begin() as conn:
-            row = conn.execute(select(alert_channels).where(alert_channels.c.name == name)).mappings().first()
-            if row is not None and row["kind"] == kind:
-                for secret in getattr(KINDS.get(kind), "secret_fields", ()):
-                    if config.get(secret) == MASK:
-                        config[secret] = row["config"].get(secret)
-            try:
-                model = validate_config(kind, config)
-            except ValidationError as exc:
-                raise CatalogError(400, "invalid_channel", validation_message(exc)) from None
-            except ValueError as exc:
-                raise CatalogError(400, "invalid_channel", str(exc)) from None
-            stored = model.model_dump(by_alias=True)
-            if row is None:
-                conn.execute(insert(alert_channels).values(name=name, kind=kind, config=stored,
-                                                           created_ns=now, updated_ns=now))
-            else:
-                conn.execute(update(alert_channels).where(alert_channels.c.id == row["id"]).values(
-                    kind=kind, config=stored, updated_ns=now))
-        return self.get_channel(name) or {}, row is None
-
-    def channel(self, name: str) -> tuple[str, dict[str, Any]] | None:
-        """(kind, config with secrets) of a channel, for sending."""
-        with self.meta.engine.connect() as conn:
-            row = conn.execute(select(alert_channels.c.kind, alert_channels.c.config).where(
-                alert_channels.c.name == name)).first()
-        return (row[0], dict(row[1])) if row is not None else None
-
-    def get_channel(self, name: str) -> dict[str, Any] | None:
-        """One channel as the API shows it (secrets masked), or None."""
-        with self.meta.engine.connect() as conn:
-            row = conn.execute(select(alert_channels).where(alert_channels.c.name == name)).mappings().first()
-        return _channel_out(dict(row)) if row is not None else None
-
-    def list_channels(self) -> list[dict[str, Any]]:
-        """Every channel as the API shows it (secrets masked)."""
-        with self.meta.engine.connect() as conn:
-            rows = conn.execute(select(alert_channels).order_by(alert_channels.c.name)).mappings().all()
-        return [_channel_out(dict(r)) for r in rows]
-
-    def delete_channel(self, name: str) -> None:
-        """Delete a channel no rule uses (409 otherwise)."""
-        users = [r["name"] for r in self.list_rules() if name in r["spec"].get("channels", [])]
-        if users:
-            raise CatalogError(409, "in_use", f"channel {name!r} is used by rules: {', '.join(users)}")
-        with self.meta.engine.begin() as conn:
-            done = conn.execute(delete(alert_channels).where(alert_channels.c.name == name))
-        if done.rowcount == 0:
-            raise CatalogError(404, "not_found", f"no channel named {name!r}")
 
     # ------------------------------------------------------------------------------- outbox
 
@@ -298,13 +267,5 @@ def _rule_out(row: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
     return {"name": row["name"], "spec": row["spec"], "enabled": bool(row["enabled"]),
             "version": row["version"], "created_ns": row["created_ns"], "updated_ns": row["updated_ns"],
             "last_eval_ns": row["last_eval_ns"], "last_duration_ms": row["last_duration_ms"],
-            "last_error": row["last_error"], "skipped_runs": row["skipped_runs"], "states": counts}
-
-
-def _channel_out(row: dict[str, Any]) -> dict[str, Any]:
-    config = dict(row["config"])
-    for secret in getattr(KINDS.get(row["kind"]), "secret_fields", ()):
-        if config.get(secret):
-            config[secret] = MASK
-    return {"name": row["name"], "kind": row["kind"], "config": config,
-            "created_ns": row["created_ns"], "updated_ns": row["updated_ns"]}
+            "last_error": row["last_error"], "skipped_runs": row["skipped_runs"], "states": counts,
+            "scope": Scope.from_row(row).as_json()}

@@ -184,7 +184,7 @@ class Evaluator:
             keep = ("pending", "firing") if rule.condition.type != "absence" else None
             known = [s["group_labels"] for s in states.values() if keep is None or s["state"] in keep]
             results = rule.evaluate(self.run_query, at_ns, table=self.table, known_groups=known,
-                                    patterns_table=self.patterns_table)
+                                    patterns_table=self.patterns_table, scope=stored.scope.sql())
             self._transitions(stored, at_ns, states, results, ev)
         except Exception as exc:  # surfaced on the rule (last_error), never raised into the scheduler
             ev = Evaluation(stored.id, rule.name, at_ns, 0.0, error=f"{type(exc).__name__}: {exc}"[:4000])
@@ -250,7 +250,8 @@ class Evaluator:
         alert = {"labels": labels, "annotations": rule.render(result.labels, result.value, result.details),
                  "value": result.value, "details": result.details, "state": kind, "starts_ns": since_ns,
                  "ends_ns": at_ns if kind == "resolved" else None,
-                 "rule_labels": rule.labels, "max_per_hour": rule.max_notifications_per_hour}
+                 "rule_labels": rule.labels, "max_per_hour": rule.max_notifications_per_hour,
+                 "scope": stored.scope.as_json()}
         dedup = f"{stored.id}:{result.key}:{kind}:{since_ns}" + (f":{at_ns}" if repeat else "")
         for channel in rule.channels:
             ev.outbox.append({"dedup_key": dedup, "channel": channel, "rule_id": stored.id,

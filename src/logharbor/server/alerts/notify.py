@@ -17,14 +17,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import distinct, func, select, update
 
+from logharbor.server.scopes import Scope
+
 from .catalog import Catalog
-from .channels import Alert, Channel, DeliveryError, Notification, Permanent, build_channel
+from .channels import (
+    UNDELIVERED,
+    Alert,
+    Blocked,
+    Channel,
+    DeliveryError,
+    Notification,
+    Permanent,
+    build_channel,
+)
+from .channels.secrets import SecretsUnreadable
 from .evaluator import Clock, SystemClock
 from .lease import Lease
 from .silences import SilenceStore
@@ -160,8 +173,10 @@ class Dispatcher:
                     kept.append(row)
             rows = kept
         silenced, live = [], []
+        rule_scope = Scope.of(**(rows[0]["alert"].get("scope") or {})) if rows else Scope()
         for row in rows:
-            silence = await asyncio.to_thread(self.silences.silenced_by, row["alert"]["labels"], now)
+            silence = await asyncio.to_thread(self.silences.silenced_by, row["alert"]["labels"], now,
+                                              rule_scope)
             (silenced if silence is not None else live).append(row)
             if silence is not None:
                 row["error"] = f"silenced by silence {silence}"
@@ -175,8 +190,12 @@ class Dispatcher:
             await asyncio.to_thread(self._mark, ids, status="rate_limited",
                                     error=f"over {limit} notifications per hour for this rule")
             return 0
-        target = await asyncio.to_thread(self.catalog.channel, channel)
-        if target is None:
+        try:
+            target = await asyncio.to_thread(self.catalog.channel, channel)
+        except SecretsUnreadable as exc:
+            await asyncio.to_thread(self._mark, ids, status="failed", error=str(exc))
+            return 0
+        if target is None or not rule_scope.covers(target[2]):  # a channel outside the rule's scope
             await asyncio.to_thread(self._mark, ids, status="failed", error=f"no channel named {channel!r}")
             return 0
         first = live[0]
@@ -185,7 +204,7 @@ class Dispatcher:
                                     rule_labels=first["alert"].get("rule_labels", {}))
         attempts = max(r["attempts"] for r in live) + 1
         try:
-            await self.build(*target).send(notification)
+            await self.build(target[0], target[1]).send(notification)
         except DeliveryError as exc:
             error = str(exc)[:2000]
             if isinstance(exc, Permanent) or attempts >= self.max_attempts:
@@ -198,22 +217,35 @@ class Dispatcher:
                 await asyncio.to_thread(self._mark, ids, attempts=attempts, error=error,
                                         next_attempt_ns=now + int(delay * 1e9))
             return 0
-        except Exception as exc:  # a bug in a channel must not leave the row pending forever
+        except Exception:  # a bug in a channel must not leave the row pending forever
             log.exception("channel %s raised", channel)
-            await asyncio.to_thread(self._mark, ids, status="failed", attempts=attempts,
-                                    error=f"{type(exc).__name__}: {exc}"[:2000])
+            await asyncio.to_thread(self._mark, ids, status="failed", attempts=attempts, error=UNDELIVERED)
             return 0
         self.sent += 1
         await asyncio.to_thread(self._mark, ids, status="sent", attempts=attempts, delivered_ns=now,
                                 error=None)
         return 1
 
-    async def send_test(self, name: str) -> None:
-        """One test message through channel ``name`` (raises LookupError or DeliveryError)."""
+    async def send_test(self, name: str, viewer: Scope | None = None) -> None:
+        """One test message through channel ``name`` (raises LookupError or DeliveryError).
+
+        A failure is answered no sooner than the channel's timeout after the start: a refused
+        port (at once) and a silent one (at the timeout) take as long, so the time tells nothing
+        either.
+        """
+        began = time.monotonic()
         target = await asyncio.to_thread(self.catalog.channel, name)
-        if target is None:
+        if target is None or (viewer is not None and not viewer.covers(target[2])):
             raise LookupError(f"no channel named {name!r}")
         now = self.clock.now_ns()
         alert = Alert({"alertname": "logharbor test"}, {"summary": f"test notification through {name}"},
                       None, "firing", now)
-        await self.build(*target).send(Notification("logharbor test", "firing", [alert], now, test=True))
+        try:
+            await self.build(target[0], target[1]).send(Notification("logharbor test", "firing", [alert], now,
+                                                                     test=True))
+        except Blocked:
+            raise
+        except DeliveryError:
+            floor = float(target[1].get("timeout_s") or 0.0)
+            await asyncio.sleep(max(0.0, began + floor - time.monotonic()))
+            raise

@@ -3,6 +3,8 @@
 Writes need an admin key and go to the audit log; reads need a reader key (see ``auth._RULES``).
 Every body is validated by the same models the evaluator uses, and a bad rule is a 400 whose
 message names the field and the reason (``condition: a ratio threshold is between 0 and 1``).
+Rules, channels and silences carry the scope of the key that made them; a key sees (and changes)
+only those its scope covers (docs/security.md). Channel secrets are never returned.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from logharbor.server.auth import principal_of
 from logharbor.server.bounds import RowId
 from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
+from logharbor.server.scopes import GLOBAL, Scope
 from logharbor.server.store.base import StoreError
 
 from .catalog import CatalogError
-from .channels import DeliveryError
+from .channels import Blocked, DeliveryError
+from .channels.secrets import SecretsUnreadable
 from .rules import Rule, validation_message
 from .service import AlertService
 from .silences import SilenceCreate
@@ -76,14 +80,17 @@ async def _audit(request: Request, action: str, target: str, detail: str | None 
     await run_in_threadpool(keys.audit, _actor(request), action, target[:200], detail=detail)
 
 
-def _visible(request: Request, labels: dict[str, Any]) -> bool:
-    """A key scoped to a tenant or services sees only alerts whose labels name its scope."""
+def _scope(request: Request) -> Scope:
+    """The caller's scope: what it sees of rules, channels and silences, and what it creates under."""
     principal = principal_of(request)
-    if principal is None or not principal.scoped:
-        return True
-    if principal.services is not None and labels.get("service") not in principal.services:
-        return False
-    return principal.tenant is None or labels.get("tenant") == principal.tenant
+    return principal.scope if principal is not None else GLOBAL
+
+
+def _visible(request: Request, labels: dict[str, Any], rule_scope: Scope) -> bool:
+    """An alert is shown to a key that sees its rule, or whose scope its labels place it in
+    (a server-wide rule grouped by tenant/service)."""
+    viewer = _scope(request)
+    return viewer.covers(rule_scope) or viewer.labels_inside(labels)
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
@@ -98,20 +105,20 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts/rules", summary="List alert rules with their evaluation status")
     async def list_rules(request: Request) -> dict[str, Any]:
-        return {"rules": await run_in_threadpool(_service(request).catalog.list_rules)}
+        return {"rules": await run_in_threadpool(_service(request).catalog.list_rules, _scope(request))}
 
     @router.post("/api/v1/alerts/rules", status_code=201, summary="Create an alert rule")
     async def create_rule(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         rule = parse_rule(body)
         service = _service(request)
-        if await run_in_threadpool(service.catalog.get_rule, rule.name) is not None:
+        if await run_in_threadpool(service.catalog.get_rule, rule.name, _scope(request)) is not None:
             raise ApiError(409, "exists", f"a rule named {rule.name!r} exists; PUT it to replace it")
         return await _put(request, rule)
 
     async def _put(request: Request, rule: Rule) -> dict[str, Any]:
         service = _service(request)
         try:
-            row, created = await run_in_threadpool(service.catalog.put_rule, rule)
+            row, created = await run_in_threadpool(service.catalog.put_rule, rule, _scope(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "alert_rule.create" if created else "alert_rule.update", rule.name)
@@ -120,7 +127,7 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts/rules/{name}", summary="One alert rule")
     async def get_rule(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).catalog.get_rule, name)
+        row = await run_in_threadpool(_service(request).catalog.get_rule, name, _scope(request))
         if row is None:
             raise ApiError(404, "not_found", f"no rule named {name!r}")
         return row
@@ -138,7 +145,7 @@ def alerts_router() -> APIRouter:
     @router.delete("/api/v1/alerts/rules/{name}", summary="Delete an alert rule and its states")
     async def delete_rule(name: str, request: Request) -> dict[str, Any]:
         try:
-            await run_in_threadpool(_service(request).catalog.delete_rule, name)
+            await run_in_threadpool(_service(request).catalog.delete_rule, name, _scope(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "alert_rule.delete", name)
@@ -150,11 +157,13 @@ def alerts_router() -> APIRouter:
         service = _service(request)
         if (body.name is None) == (body.rule is None):
             raise ApiError(400, "invalid_request", "give either 'name' (a stored rule) or 'rule'")
+        scope = getattr(request.state, "query_scope", None)
         if body.name is not None:
-            row = await run_in_threadpool(service.catalog.get_rule, body.name)
+            row = await run_in_threadpool(service.catalog.get_rule, body.name, _scope(request))
             if row is None:
                 raise ApiError(404, "not_found", f"no rule named {body.name!r}")
             rule = parse_rule(row["spec"])
+            scope = Scope.of(**(row["scope"] or {})).sql()  # inside the caller's: it sees the rule
         else:
             rule = parse_rule(body.rule)
         at_ns = service.clock.now_ns()
@@ -167,8 +176,7 @@ def alerts_router() -> APIRouter:
                 raise ApiError(400, "invalid_time", f"'at': {exc}") from None
         began = time.perf_counter()
         try:
-            groups = await run_in_threadpool(lambda: service.evaluator.dry_run(
-                rule, at_ns, scope=getattr(request.state, "query_scope", None)))
+            groups = await run_in_threadpool(lambda: service.evaluator.dry_run(rule, at_ns, scope=scope))
         except StoreError as exc:
             raise query_refusal(exc) or ApiError(
                 400, "evaluation_failed", f"the rule's query failed: {str(exc)[:300]}") from None
@@ -181,30 +189,35 @@ def alerts_router() -> APIRouter:
     @router.get("/api/v1/alerts", summary="Current alert states (pending, firing, resolved)")
     async def list_alerts(request: Request, all: bool = False) -> dict[str, Any]:
         alerts = await run_in_threadpool(lambda: _service(request).catalog.alerts(include_inactive=all))
-        return {"alerts": [a for a in alerts if _visible(request, a["labels"])]}
+        return {"alerts": [{k: v for k, v in a.items() if k != "rule_scope"} for a in alerts
+                           if _visible(request, a["labels"], a["rule_scope"])]}
 
     @router.get("/api/v1/alerts/history", summary="State transitions, newest first")
     async def history(request: Request, rule: str | None = None, limit: int = 200) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        rows = await run_in_threadpool(lambda: _service(request).catalog.history(rule=rule, limit=limit))
-        return {"history": [r for r in rows if _visible(request, orjson.loads(r["group_key"]))]}
+        catalog = _service(request).catalog
+        rows = await run_in_threadpool(lambda: catalog.history(rule=rule, limit=limit))
+        scopes = await run_in_threadpool(catalog.rule_scopes)
+        return {"history": [r for r in rows if _visible(request, orjson.loads(r["group_key"]),
+                                                        scopes.get(r["rule_id"], GLOBAL))]}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, limit: int = 100) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
         rows = await run_in_threadpool(lambda: _service(request).catalog.notifications(limit=limit))
-        return {"notifications": [r for r in rows if _visible(request, r["alert"]["labels"])]}
+        return {"notifications": [r for r in rows if _visible(
+            request, r["alert"]["labels"], Scope.of(**(r["alert"].get("scope") or {})))]}
 
     # ---------------------------------------------------------------------------- channels
 
-    @router.get("/api/v1/channels", summary="List notification channels (secrets masked)")
+    @router.get("/api/v1/channels", summary="List notification channels (never their secrets)")
     async def list_channels(request: Request) -> dict[str, Any]:
-        return {"channels": await run_in_threadpool(_service(request).catalog.list_channels)}
+        return {"channels": await run_in_threadpool(_service(request).catalog.list_channels, _scope(request))}
 
     async def _put_channel(request: Request, name: str, body: ChannelBody) -> tuple[dict[str, Any], bool]:
         try:
             row, created = await run_in_threadpool(_service(request).catalog.put_channel, name, body.kind,
-                                                   dict(body.config))
+                                                   dict(body.config), _scope(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "channel.create" if created else "channel.update", name, detail=body.kind)
@@ -214,13 +227,14 @@ def alerts_router() -> APIRouter:
     async def create_channel(request: Request, body: ChannelBody) -> dict[str, Any]:
         if not body.name:
             raise ApiError(400, "invalid_channel", "name: a channel needs a name")
-        if await run_in_threadpool(_service(request).catalog.get_channel, body.name) is not None:
+        found = await run_in_threadpool(_service(request).catalog.get_channel, body.name, _scope(request))
+        if found is not None:
             raise ApiError(409, "exists", f"a channel named {body.name!r} exists; PUT it to replace it")
         return (await _put_channel(request, body.name, body))[0]
 
-    @router.get("/api/v1/channels/{name}", summary="One channel (secrets masked)")
+    @router.get("/api/v1/channels/{name}", summary="One channel (never its secrets)")
     async def get_channel(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).catalog.get_channel, name)
+        row = await run_in_threadpool(_service(request).catalog.get_channel, name, _scope(request))
         if row is None:
             raise ApiError(404, "not_found", f"no channel named {name!r}")
         return row
@@ -235,7 +249,7 @@ def alerts_router() -> APIRouter:
     @router.delete("/api/v1/channels/{name}", summary="Delete a channel no rule uses")
     async def delete_channel(name: str, request: Request) -> dict[str, Any]:
         try:
-            await run_in_threadpool(_service(request).catalog.delete_channel, name)
+            await run_in_threadpool(_service(request).catalog.delete_channel, name, _scope(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "channel.delete", name)
@@ -244,11 +258,15 @@ def alerts_router() -> APIRouter:
     @router.post("/api/v1/channels/{name}/test", summary="Send a test notification through a channel")
     async def test_channel(name: str, request: Request) -> dict[str, Any]:
         try:
-            await _service(request).dispatcher.send_test(name)
+            await _service(request).dispatcher.send_test(name, _scope(request))
         except LookupError as exc:
             raise ApiError(404, "not_found", str(exc).strip("'\"")) from None
-        except DeliveryError as exc:
-            raise ApiError(502, "delivery_failed", f"the channel refused the test: {exc}") from None
+        except Blocked as exc:
+            raise ApiError(400, "host_not_allowed", str(exc)) from None
+        except SecretsUnreadable as exc:
+            raise ApiError(500, "secrets_unreadable", str(exc)) from None
+        except DeliveryError as exc:  # one sentence whatever happened: never the receiver's answer
+            raise ApiError(502, "delivery_failed", f"the test notification was {exc}") from None
         await _audit(request, "channel.test", name)
         return {"sent": True, "channel": name}
 
@@ -256,7 +274,8 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/silences", summary="Active (and with expired=true, ended) silences")
     async def list_silences(request: Request, expired: bool = False) -> dict[str, Any]:
-        rows = await run_in_threadpool(lambda: _service(request).silences.list(include_expired=expired))
+        rows = await run_in_threadpool(lambda: _service(request).silences.list(include_expired=expired,
+                                                                               viewer=_scope(request)))
         return {"silences": rows}
 
     @router.post("/api/v1/silences", status_code=201, summary="Silence alerts matching labels until a time")
@@ -264,7 +283,7 @@ def alerts_router() -> APIRouter:
         service = _service(request)
         try:
             row = await run_in_threadpool(lambda: service.silences.create(
-                body, actor=_actor(request), now_ns=service.clock.now_ns()))
+                body, actor=_actor(request), now_ns=service.clock.now_ns(), owner=_scope(request)))
         except ValueError as exc:
             raise ApiError(400, "invalid_silence", str(exc)) from None
         await _audit(request, "silence.create", str(row["id"]),
@@ -273,7 +292,7 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/silences/{silence_id}", summary="One silence")
     async def get_silence(silence_id: RowId, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).silences.get, silence_id)
+        row = await run_in_threadpool(_service(request).silences.get, silence_id, _scope(request))
         if row is None:
             raise ApiError(404, "not_found", f"no silence {silence_id}")
         return row
@@ -282,7 +301,8 @@ def alerts_router() -> APIRouter:
     async def expire_silence(silence_id: RowId, request: Request) -> dict[str, Any]:
         service = _service(request)
         now = service.clock.now_ns()
-        done = await run_in_threadpool(lambda: service.silences.expire(silence_id, now_ns=now))
+        done = await run_in_threadpool(lambda: service.silences.expire(silence_id, now_ns=now,
+                                                                      viewer=_scope(request)))
         if not done:
             raise ApiError(404, "not_found", f"no active silence {silence_id}")
         await _audit(request, "silence.expire", str(silence_id))

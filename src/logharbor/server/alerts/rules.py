@@ -265,7 +265,8 @@ class Rule(BaseModel):
 
         ``known_groups`` (groups with a state) count as 0 when no record matched them, so a count
         that drops to nothing resolves, and an absence rule sees a group that went quiet.
-        ``scope`` confines a dry run by a scoped key to that key's records.
+        ``scope`` confines the rule to a key's records: the rule's own scope when it was created by a
+        scoped key, or the caller's on a dry run.
         """
         kind = self.condition.type
         if kind == "anomaly":

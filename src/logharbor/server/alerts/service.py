@@ -6,6 +6,8 @@ the store closes; the routes reach it as ``request.app.state.alerts``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +17,8 @@ from logharbor.server.store.base import Store
 from logharbor.server.store.sqlsafe import quote_identifier
 
 from .catalog import Catalog
+from .channels import HostPolicy, build_channel, check_destination
+from .channels.secrets import SecretBox
 from .evaluator import Clock, Evaluator, Job, SystemClock
 from .lease import Lease
 from .notify import Dispatcher
@@ -22,20 +26,24 @@ from .silences import SilenceStore
 
 __all__ = ["AlertService"]
 
+log = logging.getLogger("logharbor.alerts")
+
 
 class AlertService:
     """Owns the alert loops of one server."""
 
-    def __init__(self, meta: MetaStore, store: Store, *, clock: Clock | None = None,
-                 query_timeout_s: float = 30.0, query_max_memory_bytes: int | None = None,
-                 jobs: list[Job] | None = None,
+    def __init__(self, meta: MetaStore, store: Store, *, secrets: SecretBox, hosts: HostPolicy,
+                 clock: Clock | None = None, query_timeout_s: float = 30.0,
+                 query_max_memory_bytes: int | None = None, jobs: list[Job] | None = None,
                  holder: str | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store = store
-        self.catalog = Catalog(meta)
+        self.catalog = Catalog(meta, secrets,
+                               check_host=lambda kind, config: check_destination(hosts, kind, config))
         self.silences = SilenceStore(meta)
         self.lease = Lease(meta, holder=holder)  # one evaluating server among those sharing the DB
-        self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock, lease=self.lease)
+        self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock, lease=self.lease,
+                                     build=lambda kind, config: build_channel(kind, config, hosts))
         self._settings: dict[str, float] = {"max_execution_time": query_timeout_s}
         if query_max_memory_bytes is not None:
             self._settings["max_memory_usage"] = query_max_memory_bytes
@@ -77,12 +85,16 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
 
     recorder = app_state.service_recorder = ServiceRecorder(runtime.store)
     service = app_state.alerts = AlertService(
-        runtime.meta, runtime.store, query_timeout_s=runtime.config.query_timeout_s,
+        runtime.meta, runtime.store, secrets=runtime.secrets, hosts=runtime.channel_hosts,
+        query_timeout_s=runtime.config.query_timeout_s,
         query_max_memory_bytes=runtime.config.query_max_memory_bytes,
         jobs=[Job("service-minutes", MINUTE_NS, recorder.record)],
         # stable across restarts of this server, so a restart after kill -9 takes its lease back
         holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}")
     open_dashboards(app_state, runtime.meta)
+    sealed = await asyncio.to_thread(service.catalog.migrate_secrets)
+    if sealed:
+        log.warning("sealed the secrets of %d notification channel(s) in the metadata database", sealed)
     runtime.metrics.watch(service.live_values)
     await service.start()
     return service

@@ -5,6 +5,10 @@ values. A silence matches when every one of its matchers does (``=``, ``!=``, ``
 regexes match the whole value, as in Alertmanager). Silences expire by themselves at
 ``ends_at``; deleting one ends it early. The alert keeps changing state while silenced — only
 the notifications are suppressed, and they are recorded as ``silenced``.
+
+A silence carries the scope of the key that made it: it is listed only to keys whose scope covers
+it, and it holds back only alerts of rules inside its scope (an ``acme`` admin cannot silence
+another tenant's alerts).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import delete, insert, select, update
 
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.query import TimeParseError, parse_time_ns
+from logharbor.server.scopes import GLOBAL, Scope
 
 from .tables import silences
 
@@ -90,35 +95,40 @@ class SilenceStore:
     def __init__(self, meta: MetaStore) -> None:
         self.meta = meta
 
-    def create(self, body: SilenceCreate, *, actor: str, now_ns: int | None = None) -> dict[str, Any]:
-        """Store a silence and return it as the API shows it."""
+    def create(self, body: SilenceCreate, *, actor: str, now_ns: int | None = None,
+               owner: Scope = GLOBAL) -> dict[str, Any]:
+        """Store a silence (scoped like ``owner``, the creating key) and return it as the API shows it."""
         now = time.time_ns() if now_ns is None else now_ns
         starts, ends = body.times(now)
         with self.meta.engine.begin() as conn:
             result = conn.execute(insert(silences).values(
                 matchers=[m.model_dump() for m in body.matchers], starts_ns=starts, ends_ns=ends,
-                comment=body.comment, created_by=actor, created_ns=now))
+                comment=body.comment, created_by=actor, created_ns=now, **owner.columns()))
             new_id = result.inserted_primary_key[0]
         return self.get(int(new_id)) or {}
 
-    def get(self, silence_id: int) -> dict[str, Any] | None:
-        """One silence as the API shows it, or None."""
+    def get(self, silence_id: int, viewer: Scope = GLOBAL) -> dict[str, Any] | None:
+        """One silence as the API shows it, or None (also when ``viewer`` does not cover it)."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(silences).where(silences.c.id == silence_id)).mappings().first()
-        return _out(dict(row)) if row is not None else None
+        return _out(dict(row)) if row is not None and viewer.covers(Scope.from_row(row)) else None
 
-    def list(self, *, include_expired: bool = False, now_ns: int | None = None) -> list[dict[str, Any]]:
-        """Active (and pending) silences; with ``include_expired`` the ended ones too."""
+    def list(self, *, include_expired: bool = False, now_ns: int | None = None,
+             viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """Active (and pending) silences ``viewer`` covers; with ``include_expired`` the ended ones too."""
         now = time.time_ns() if now_ns is None else now_ns
         query = select(silences).order_by(silences.c.id)
         if not include_expired:
             query = query.where(silences.c.ends_ns > now)
         with self.meta.engine.connect() as conn:
-            return [_out(dict(r), now) for r in conn.execute(query).mappings().all()]
+            rows = conn.execute(query).mappings().all()
+        return [_out(dict(r), now) for r in rows if viewer.covers(Scope.from_row(r))]
 
-    def expire(self, silence_id: int, *, now_ns: int | None = None) -> bool:
+    def expire(self, silence_id: int, *, now_ns: int | None = None, viewer: Scope = GLOBAL) -> bool:
         """End a silence now (kept for the record); False when there is no such active silence."""
         now = time.time_ns() if now_ns is None else now_ns
+        if self.get(silence_id, viewer) is None:
+            return False
         with self.meta.engine.begin() as conn:
             done = conn.execute(update(silences).where(silences.c.id == silence_id,
                                                        silences.c.ends_ns > now).values(ends_ns=now))
@@ -129,17 +139,18 @@ class SilenceStore:
         with self.meta.engine.begin() as conn:
             conn.execute(delete(silences).where(silences.c.ends_ns < older_than_ns))
 
-    def active_matchers(self, now_ns: int) -> list[tuple[int, list[Matcher]]]:
-        """(id, matchers) of every silence in force at ``now_ns``."""
+    def active_matchers(self, now_ns: int) -> list[tuple[int, list[Matcher], Scope]]:
+        """(id, matchers, scope) of every silence in force at ``now_ns``."""
         with self.meta.engine.connect() as conn:
-            rows = conn.execute(select(silences.c.id, silences.c.matchers).where(
+            rows = conn.execute(select(silences.c.id, silences.c.matchers, silences.c.scope_tenant,
+                                       silences.c.scope_services).where(
                 silences.c.starts_ns <= now_ns, silences.c.ends_ns > now_ns)).all()
-        return [(r[0], [Matcher.model_validate(m) for m in r[1]]) for r in rows]
+        return [(r[0], [Matcher.model_validate(m) for m in r[1]], Scope.of(r[2], r[3])) for r in rows]
 
-    def silenced_by(self, labels: dict[str, str], now_ns: int) -> int | None:
-        """The id of an active silence matching ``labels``, or None."""
-        for silence_id, matchers in self.active_matchers(now_ns):
-            if matches(matchers, labels):
+    def silenced_by(self, labels: dict[str, str], now_ns: int, rule_scope: Scope = GLOBAL) -> int | None:
+        """The id of an active silence matching ``labels`` whose scope covers the alert's rule, or None."""
+        for silence_id, matchers, scope in self.active_matchers(now_ns):
+            if scope.covers(rule_scope) and matches(matchers, labels):
                 return silence_id
         return None
 
@@ -149,4 +160,4 @@ def _out(row: dict[str, Any], now_ns: int | None = None) -> dict[str, Any]:
     state = "expired" if row["ends_ns"] <= now else "pending" if row["starts_ns"] > now else "active"
     return {"id": row["id"], "matchers": row["matchers"], "starts_ns": row["starts_ns"],
             "ends_ns": row["ends_ns"], "comment": row["comment"], "created_by": row["created_by"],
-            "state": state}
+            "state": state, "scope": Scope.from_row(row).as_json()}

@@ -4,6 +4,9 @@ Defined on the shared ``metadata`` object of :mod:`logharbor.server.meta.db`, so
 ``MetaStore.create()`` creates them with the rest (the alert routes import this module before the
 runtime opens). Rule, channel and dashboard bodies are JSON documents validated by pydantic on
 the way in; the tables only index what the server looks rows up by.
+
+Rules, channels, silences, dashboards and saved queries carry the scope of the key that created
+them (``scope_tenant``, ``scope_services``; null: server-wide, as every row made before scoping).
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ __all__ = [
     "alert_channels", "alert_history", "alert_leases", "alert_notifications", "alert_rules", "alert_states",
     "dashboards", "saved_queries", "silences",
 ]
+
+
+def _scope_columns() -> list[Column]:  # type: ignore[type-arg]
+    """Who may see a row: the tenant and services of the key that created it (null: everybody's)."""
+    return [Column("scope_tenant", String(200), nullable=True), Column("scope_services", JSON, nullable=True)]
 
 alert_rules = Table(
     "alert_rules", metadata,
@@ -30,6 +38,7 @@ alert_rules = Table(
     Column("last_duration_ms", Float, nullable=True),
     Column("last_error", Text, nullable=True),  # null when the last evaluation worked
     Column("skipped_runs", Integer, nullable=False, default=0),  # slots missed (previous run still busy)
+    *_scope_columns(),
 )
 
 alert_states = Table(
@@ -67,9 +76,12 @@ alert_channels = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),
-    Column("config", JSON, nullable=False),
+    Column("config", JSON, nullable=False),  # everything but the secrets
     Column("created_ns", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+    # the secret fields as one sealed JSON document (sealing.py; base64), null when none
+    Column("secrets", Text, nullable=True),
+    *_scope_columns(),
 )
 
 # the outbox: one row per (alert transition, channel); sent at least once, deduplicated by key
@@ -104,6 +116,7 @@ silences = Table(
     Column("comment", Text, nullable=False, default=""),
     Column("created_by", String(64), nullable=False),
     Column("created_ns", BigInteger, nullable=False),
+    *_scope_columns(),
 )
 
 saved_queries = Table(
@@ -113,6 +126,7 @@ saved_queries = Table(
     Column("spec", JSON, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+    *_scope_columns(),
 )
 
 dashboards = Table(
@@ -122,6 +136,7 @@ dashboards = Table(
     Column("spec", JSON, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+    *_scope_columns(),
 )
 
 # which server runs the evaluator and the dispatcher when several share the metadata database

@@ -80,7 +80,8 @@ class MetaStore:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA busy_timeout=5000")
-                # what a delete-by-query redacts is overwritten, not left in free space of a page
+                # what a delete-by-query redacts, or a channel's secrets sealed on upgrade replace,
+                # is overwritten, not left in the free space of a page
                 cursor.execute("PRAGMA secure_delete=ON")
                 cursor.close()
 
@@ -95,6 +96,13 @@ class MetaStore:
     def create(self) -> None:
         metadata.create_all(self.engine)
         add_missing_columns(self.engine)
+
+    def scrub(self) -> None:
+        """Fold SQLite's write-ahead log into the database and truncate it, so pages that held
+        values since replaced (in clear, before an upgrade sealed them) are gone from disk too."""
+        if self.url.startswith("sqlite"):
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self.engine.dispose()

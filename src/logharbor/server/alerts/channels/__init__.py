@@ -6,14 +6,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .base import Alert, Channel, DeliveryError, Notification, Permanent, Retriable
+from .base import UNDELIVERED, Alert, Blocked, Channel, DeliveryError, Notification, Permanent, Retriable
 from .email import EmailChannel
+from .hosts import HostNotAllowed, HostPolicy
 from .webhook import WebhookChannel
 
-__all__ = ["KINDS", "Alert", "Channel", "DeliveryError", "Notification", "Permanent", "Retriable",
-           "build_channel", "validate_config"]
+__all__ = ["KINDS", "UNDELIVERED", "Alert", "Blocked", "Channel", "DeliveryError", "HostNotAllowed",
+           "HostPolicy", "Notification", "Permanent", "Retriable", "build_channel", "check_destination",
+           "validate_config"]
 
-#: kind → class with ``config_model``, ``secret_fields`` and ``send``
+#: kind → class with ``config_model``, ``secret_fields``, ``destination(config)`` and ``send``
 KINDS: dict[str, Any] = {
     EmailChannel.kind: EmailChannel,
     WebhookChannel.kind: WebhookChannel,
@@ -28,6 +30,12 @@ def validate_config(kind: str, config: dict[str, Any]) -> BaseModel:
     return cls.config_model.model_validate(config)
 
 
-def build_channel(kind: str, config: dict[str, Any]) -> Channel:
-    """A ready channel from a stored config."""
-    return KINDS[kind](validate_config(kind, config))  # type: ignore[no-any-return]
+def build_channel(kind: str, config: dict[str, Any], hosts: HostPolicy | None = None) -> Channel:
+    """A ready channel from a stored config, confined to ``hosts`` (default: the default lists)."""
+    return KINDS[kind](validate_config(kind, config), hosts or HostPolicy())  # type: ignore[no-any-return]
+
+
+def check_destination(hosts: HostPolicy, kind: str, config: BaseModel) -> None:
+    """Raise HostNotAllowed when a channel being saved aims at a host ``hosts`` refuses."""
+    host, port = KINDS[kind].destination(config)
+    hosts.check_saved(host, port)

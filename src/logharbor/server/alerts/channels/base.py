@@ -5,6 +5,12 @@ alerts of one evaluation, grouped) into a message somewhere. It raises :class:`R
 trying again may work (connection refused, 5xx, 429) and :class:`Permanent` when it will not
 (bad address, 4xx); the dispatcher owns retries, backoff and bookkeeping, so a channel stays a
 single attempt.
+
+What a failure *says* is one sentence, :data:`UNDELIVERED`, whatever happened after the host
+check: the receiver's body, banner or status never reaches the API or the outbox (they go to the
+server log), and a refused port reads exactly like an open one that speaks something else, so a
+channel cannot be used to map the private network. :class:`Blocked` (the host rules refused the
+destination) is the one other answer.
 """
 
 from __future__ import annotations
@@ -13,7 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-__all__ = ["Alert", "Channel", "DeliveryError", "Notification", "Permanent", "Retriable"]
+__all__ = ["UNDELIVERED", "Alert", "Blocked", "Channel", "DeliveryError", "Notification", "Permanent",
+           "Retriable"]
+
+#: the whole of what the API and the outbox say about a failed delivery
+UNDELIVERED = ("not delivered: the receiver could not be reached, did not speak the protocol, or did "
+               "not accept the message (the server log has the details)")
 
 
 class DeliveryError(Exception):
@@ -26,6 +37,10 @@ class Retriable(DeliveryError):
 
 class Permanent(DeliveryError):
     """Trying again will not work until someone changes the channel or the receiver."""
+
+
+class Blocked(Permanent):
+    """The destination is outside ``--channel-allow-hosts`` / inside ``--channel-deny-hosts``."""
 
 
 @dataclass(frozen=True)

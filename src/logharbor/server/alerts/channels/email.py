@@ -3,22 +3,61 @@
 smtplib is blocking, so a send runs in a worker thread. Connection problems and 4xx SMTP
 replies are retried by the dispatcher; 5xx replies (a refused recipient, failed login) are
 permanent. The subject is the notification's (``[FIRING] rule: summary``), the body its text.
+The connection goes to the addresses the host rules checked (``hosts.py``), under the configured
+name for STARTTLS/TLS verification; what the server answers (banner, replies) goes to the server
+log only, never to the API or the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import Notification, Permanent, Retriable
+from .base import UNDELIVERED, Blocked, Notification, Permanent, Retriable
+from .hosts import HostNotAllowed, HostPolicy, Unresolvable
 
 __all__ = ["EmailChannel", "EmailConfig"]
+
+log = logging.getLogger("logharbor.alerts")
+
+
+class _Pinned:
+    """Connects to checked addresses while smtplib keeps the configured name (``self._host``)."""
+
+    addresses: list[str]
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        error: OSError = OSError(f"no address for {host}")
+        for address in self.addresses:
+            try:
+                sock = socket.create_connection((address, port), timeout)
+            except OSError as exc:
+                error = exc
+                continue
+            if isinstance(self, smtplib.SMTP_SSL):
+                return self.context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]
+            return sock
+        raise error
+
+
+class _PinnedSMTP(_Pinned, smtplib.SMTP):
+    def __init__(self, host: str, port: int, addresses: list[str], **kwargs: Any) -> None:
+        self.addresses = addresses
+        super().__init__(host, port, **kwargs)
+
+
+class _PinnedSMTPS(_Pinned, smtplib.SMTP_SSL):
+    def __init__(self, host: str, port: int, addresses: list[str], **kwargs: Any) -> None:
+        self.addresses = addresses
+        super().__init__(host, port, **kwargs)
 
 
 class EmailConfig(BaseModel):
@@ -56,8 +95,14 @@ class EmailChannel:
     config_model: ClassVar[type[BaseModel]] = EmailConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
 
-    def __init__(self, config: EmailConfig) -> None:
+    def __init__(self, config: EmailConfig, hosts: HostPolicy | None = None) -> None:
         self.config = config
+        self.hosts = hosts or HostPolicy()
+
+    @staticmethod
+    def destination(config: BaseModel) -> tuple[str, int]:
+        """(host, port) the channel connects to."""
+        return config.host, config.port  # type: ignore[attr-defined]
 
     def message(self, notification: Notification) -> EmailMessage:
         """The email for one notification."""
@@ -81,11 +126,27 @@ class EmailChannel:
     def _send(self, msg: EmailMessage) -> None:
         c = self.config
         try:
+            addresses = self.hosts.check(c.host, c.port)
+        except Unresolvable as exc:
+            log.warning("email via %s:%d not delivered: %s", c.host, c.port, exc)
+            raise Retriable(UNDELIVERED) from None
+        except HostNotAllowed as exc:
+            raise Blocked(str(exc)) from None
+        try:
+            self._session(msg, addresses)
+        except (Retriable, Permanent) as exc:
+            log.warning("email via %s:%d not delivered: %s", c.host, c.port, exc.__cause__ or exc)
+            raise type(exc)(UNDELIVERED) from exc.__cause__
+
+    def _session(self, msg: EmailMessage, addresses: list[str]) -> None:
+        """One SMTP session; the errors it raises carry the server's reply (for the log only)."""
+        c = self.config
+        try:
             if c.tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s,
-                                                      context=self._context())
+                smtp: smtplib.SMTP = _PinnedSMTPS(c.host, c.port, addresses, timeout=c.timeout_s,
+                                                  context=self._context())
             else:
-                smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
+                smtp = _PinnedSMTP(c.host, c.port, addresses, timeout=c.timeout_s)
             with smtp:
                 smtp.ehlo()
                 if c.starttls:
