@@ -104,12 +104,20 @@ def test_an_upgrade_seals_secrets_stored_in_clear(server_factory, tmp_path: Path
             now = time.time_ns()
             db.execute("INSERT INTO alert_channels (name, kind, config, created_ns, updated_ns) "
                        "VALUES ('legacy', 'webhook', ?, ?, ?)", (orjson.dumps(config).decode(), now, now))
+            # an older release's outbox error held the URL (its token) or the receiver's answer
+            db.execute("INSERT INTO alert_notifications (dedup_key, channel, rule_id, rule_name, batch, kind, "
+                       "alert, status, attempts, next_attempt_ns, created_ns, error) VALUES ('k', 'legacy', 1, "
+                       "'r', 1, 'firing', ?, 'failed', 6, 1, 1, ?)",
+                       (orjson.dumps({"labels": {}, "annotations": {}}).decode(),
+                        f"webhook {config['url']}: ConnectError: refused"))
         assert b"HDR-SECRET-7f3a" in meta_bytes(data)  # what an older release left on disk
         server.start()
         with server.client() as c:
             shown = c.get("/api/v1/channels/legacy").json()
             assert shown["secure_fields"] == ["headers", "secret", "url"]
             assert c.post("/api/v1/channels/legacy/test").status_code == 200
+            outbox = c.get("/api/v1/alerts/notifications").text
+        assert "PATH-TOKEN-91bc" not in outbox and "not delivered" in outbox
         assert hook.requests[-1]["headers"]["authorization"] == "Bearer HDR-SECRET-7f3a"
         server.stop()
     on_disk = meta_bytes(data)

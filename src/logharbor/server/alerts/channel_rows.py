@@ -13,15 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.scopes import GLOBAL, Scope
 
-from .channels import KINDS, validate_config
+from .channels import KINDS, UNDELIVERED, validate_config
 from .channels.secrets import SecretBox, SecretsUnreadable, merge, shown, split
 from .rules import validation_message
-from .tables import alert_channels
+from .tables import alert_channels, alert_notifications
 
 __all__ = ["CatalogError", "ChannelRows", "taken"]
 
@@ -139,9 +139,20 @@ class ChannelRows:
         if done.rowcount == 0:
             raise CatalogError(404, "not_found", f"no channel named {name!r}")
 
+    def scrub_delivery_errors(self) -> int:
+        """Replace delivery errors an older release stored with the receiver's answer or the URL
+        (``webhook answered 500: <body>``, ``webhook https://…/TOKEN: ConnectError``, ``SMTP 535:
+        <reply>``) by the one sentence a failure says now; how many rows changed."""
+        with self.meta.engine.begin() as conn:
+            done = conn.execute(update(alert_notifications).where(or_(
+                alert_notifications.c.error.like("webhook %"), alert_notifications.c.error.like("SMTP %")))
+                .values(error=UNDELIVERED))
+        return int(done.rowcount or 0)
+
     def migrate_secrets(self) -> int:
-        """Seal secrets stored in clear by an older release, and reseal those under an older key;
-        how many rows changed. A row this server cannot open is left as it is (and logged)."""
+        """Seal secrets stored in clear by an older release, reseal those under an older key, and
+        scrub old delivery errors; how many rows changed. A row this server cannot open is left
+        as it is (and logged)."""
         changed = 0
         with self.meta.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(select(alert_channels)).mappings().all()]
@@ -158,6 +169,7 @@ class ChannelRows:
                                                           alert_channels.c.updated_ns == row["updated_ns"])
                              .values(config=public, secrets=self.secrets.seal(secrets)))
             changed += 1
+        changed += self.scrub_delivery_errors()
         if changed:
             self.meta.scrub()
         return changed

@@ -94,7 +94,8 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
     open_dashboards(app_state, runtime.meta)
     sealed = await asyncio.to_thread(service.catalog.migrate_secrets)
     if sealed:
-        log.warning("sealed the secrets of %d notification channel(s) in the metadata database", sealed)
+        log.warning("sealed the secrets of notification channels (and scrubbed old delivery errors) "
+                    "in the metadata database: %d row(s)", sealed)
     runtime.metrics.watch(service.live_values)
     await service.start()
     return service
