@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
@@ -224,6 +225,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(config)
         app.state.runtime = runtime
+        # a read waiting for a query slot waits in a worker thread: room for sixteen keys' full
+        # queues beside everything else, so waiting queries never starve the thread pool
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = max(threads.total_tokens, 40 + config.query_concurrency + 16 * (
+            config.query_per_key_concurrency + config.query_per_key_queue))
         # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
         retention = app.state.retention = build_retention(
             runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
