@@ -77,6 +77,7 @@ class DeleteJobs:
         self.purge_timeout_s = purge_timeout_s
         self.deleted_rows = 0
         self._threads: list[threading.Thread] = []
+        self._since: dict[str, float] = {}  # job → when its last step ended (for progress.seconds)
 
     def submit(self, q: str, actor: str, scope: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Validate ``q`` (a filter; QueryError when it is not), record the job and start it.
@@ -137,6 +138,7 @@ class DeleteJobs:
         progress.setdefault("steps", [])
         redactor = Redactor(filter_literals(q))
         eraser = Eraser(self.mover.tiers, job_id)
+        self._since[job_id] = time.monotonic()
         try:
             cond, params = compile_filter(q, now_ns=progress.get("now_ns"))
             if "scope" in progress:  # built by auth.scope_filter: its own parameter names
@@ -149,7 +151,8 @@ class DeleteJobs:
                 left = eraser.wait_gone(list(progress.get("replaced", [])), self.purge_timeout_s)
                 if left:
                     raise RuntimeError(f"{len(left)} replaced parts were still on disk after "
-                                       f"{self.purge_timeout_s:.0f} s (e.g. {left[0]}); run the delete again")
+                                       f"{self.purge_timeout_s:.0f} s (e.g. {left[0][0]}); "
+                                       "run the delete again")
                 self._done_step(job_id, progress, "purge")
             if "metadata" not in progress["steps"]:
                 progress["metadata"] = scrub_metadata(self.meta, redactor, skip_job=job_id)
@@ -199,11 +202,11 @@ class DeleteJobs:
                 progress["masked_copies"] = int(progress.get("masked_copies", 0)) + erased.masked
                 progress["replaced"] = [*progress["replaced"], *erased.replaced]
                 progress["tiers_done"] = [*progress["tiers_done"], tier]
-                self._update(job_id, progress=progress)
+                self._done_step(job_id, progress, tier)
             if "cold" not in progress["tiers_done"]:
                 progress["cold"] = self._erase_cold(cond, params)
                 progress["tiers_done"] = [*progress["tiers_done"], "cold"]
-                self._update(job_id, progress=progress)
+                self._done_step(job_id, progress, "cold")
             tiers.refresh_view()
             if "patterns" not in steps:
                 ids = list(progress.get("pattern_ids", []))
@@ -256,7 +259,14 @@ class DeleteJobs:
             self._done_step(job_id, progress, "quarantine")
 
     def _done_step(self, job_id: str, progress: dict[str, Any], step: str) -> None:
-        progress["steps"] = [*progress["steps"], step]
+        """Record a step as done, with the seconds it took (what a delete costs, per step)."""
+        now = time.monotonic()
+        seconds = dict(progress.get("seconds", {}))
+        seconds[step] = round(now - self._since.get(job_id, now), 3)
+        self._since[job_id] = now
+        progress["seconds"] = seconds
+        if step not in TIERS:
+            progress["steps"] = [*progress["steps"], step]
         self._update(job_id, progress=progress)
 
     def _update(self, job_id: str, **values: Any) -> None:

@@ -12,15 +12,15 @@ condition, with the user's values written in, in the table's ``mutation_N.txt``.
    MASK`` (drops every masked row of the partition for good) and ``DELETE IN PARTITION ID …
    WHERE <row hash> IN <set>``, synchronously. The mutation text names the set, never a value;
 3. waits until the parts the rewrite replaced have left the disk (the engine removes replaced
-   parts a while after they stop being active: about 30 s with chDB, ``old_parts_lifetime``
-   (480 s by default) plus the cleanup period on a ClickHouse server).
+   parts ``old_parts_lifetime`` after they stop being active, 0 in chDB and 480 s by default
+   on a ClickHouse server, at its next cleanup: Tiers.open holds that period to 10 s at most).
 
 The helper tables belong to one job and are dropped only when it is over: a mutation whose
 table is gone fails for ever and blocks the ones after it, so a mutation left unfinished by an
 error is killed first (after a restart a pending one finds its memory-only table empty and
-deletes nothing; the resumed job fills it again). ``finished_mutations_to_keep = 1`` on every table
-erased keeps the engine from holding older mutation texts (from before this module existed,
-values written in) beyond the next erasure.
+deletes nothing; the resumed job fills it again). ``finished_mutations_to_keep = 1`` on every
+table erased (set by Tiers.open) keeps no older mutation text (a lightweight delete made before
+this module existed, its values written in) beyond the next erasure.
 """
 
 # SQL here is built from identifiers quoted by store/sqlsafe.py, partition ids checked against a
@@ -29,6 +29,7 @@ values written in) beyond the next erasure.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -56,7 +57,7 @@ class Erased:
     rows: int = 0
     masked: int = 0
     partitions: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
+    replaced: list[list[str]] = field(default_factory=list)  # [table/part, its directory]
 
 
 class Eraser:
@@ -79,7 +80,7 @@ class Eraser:
     # -- set-up ----------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the helper tables (memory only) and keep one finished mutation per table."""
+        """Create the helper tables (memory only; the tables' own settings are Tiers.open's)."""
         store = self.store
         store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.set_name)} "
                       "(h FixedString(16)) ENGINE = Set SETTINGS persistent = 0")
@@ -88,19 +89,11 @@ class Eraser:
         store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.samples_name)} "
                       "(pattern_id String, sample String) ENGINE = Join(ANY, LEFT, pattern_id) "
                       "SETTINGS persistent = 0")
-        for table in self.tables():
-            store.execute(f"ALTER TABLE {quote_identifier(table)} "
-                          "MODIFY SETTING finished_mutations_to_keep = 1")
 
     def drop_helpers(self) -> None:
         """Drop the helper tables once no mutation can still read them (the job is over)."""
         for name in (self.set_name, self.ids_name, self.samples_name):
             self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
-
-    def tables(self) -> list[str]:
-        """The tables an erasure rewrites: hot, warm and (when there is one) patterns."""
-        names = [self.store.table_name, self.tiers.warm_name]
-        return names + ([self.patterns_name] if self.patterns_name else [])
 
     @property
     def database(self) -> str:
@@ -172,11 +165,13 @@ class Eraser:
                                "AND NOT is_done SYNC", {"t": name})
             raise
 
-    def _inactive(self, name: str, partitions: list[str]) -> list[str]:
+    def _inactive(self, name: str, partitions: list[str] | None) -> list[list[str]]:
+        """[table/part, directory] of the table's inactive parts (in ``partitions``, or all)."""
+        where = "" if partitions is None else " AND partition_id IN {p:Array(String)}"
         rows = self.store.query(
-            "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {t:String} "
-            "AND NOT active AND partition_id IN {p:Array(String)}", {"t": name, "p": partitions})
-        return [f"{name}/{r['name']}" for r in rows]
+            "SELECT name, path FROM system.parts WHERE database = currentDatabase() AND table = {t:String} "
+            f"AND NOT active{where}", {"t": name, "p": partitions or []})
+        return [[f"{name}/{r['name']}", str(r["path"])] for r in rows]
 
     # -- patterns --------------------------------------------------------------------------
 
@@ -228,25 +223,29 @@ class Eraser:
         self.store.execute(f"TRUNCATE TABLE {samples}")
         done.rows = int(found[0]["n"])
         done.partitions = ["all"]
-        rows = self.store.query("SELECT name FROM system.parts WHERE database = currentDatabase() "
-                                "AND table = {t:String} AND NOT active", {"t": name})
-        done.replaced = [f"{name}/{r['name']}" for r in rows]
+        done.replaced = self._inactive(name, None)
         return done
 
     # -- waiting for the disk --------------------------------------------------------------
 
-    def remaining(self, replaced: list[str]) -> list[str]:
-        """Which of ``replaced`` (``table/part``) the engine still has on disk."""
+    def remaining(self, replaced: list[list[str]]) -> list[list[str]]:
+        """Which of ``replaced`` the engine still lists, or whose directory is still here.
+
+        The engine forgets a part a moment before its directory is gone; on the embedded store
+        (and a ClickHouse server on this host) the directory itself is checked too.
+        """
         if not replaced:
             return []
-        tables = sorted({r.split("/", 1)[0] for r in replaced})
+        tables = sorted({name.split("/", 1)[0] for name, _ in replaced})
         rows = self.store.query(
             "SELECT concat(table, '/', name) AS part FROM system.parts WHERE database = currentDatabase() "
             "AND table IN {t:Array(String)}", {"t": tables})
         present = {str(r["part"]) for r in rows}
-        return [r for r in replaced if r in present]
+        return [[name, path] for name, path in replaced
+                if name in present or (path and os.path.isdir(path))]
 
-    def wait_gone(self, replaced: list[str], timeout_s: float, *, poll_s: float = 1.0) -> list[str]:
+    def wait_gone(self, replaced: list[list[str]], timeout_s: float, *, poll_s: float = 1.0
+                  ) -> list[list[str]]:
         """Wait (bounded) until the engine has removed every replaced part; those left at the end."""
         deadline = time.monotonic() + timeout_s
         left = self.remaining(replaced)

@@ -74,7 +74,28 @@ class Tiers:
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
             "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})
         self.columns = [(r["name"], r["type"]) for r in rows]
+        self._erasure_settings()
         self.refresh_view()
+
+    def _erasure_settings(self) -> None:
+        """Table settings a delete-by-query relies on (server/retention/erase.py).
+
+        The engine removes the parts a rewrite replaced in a cleanup whose period backs off to
+        five minutes while a table is quiet; at most 10 s here, so a delete is off the disk
+        within seconds (plus ``old_parts_lifetime``: 0 in chDB, 480 s on a ClickHouse server).
+        One finished mutation is kept: older mutation texts (from lightweight deletes made
+        before erasure existed, with their values written in) go at the next one.
+        """
+        if getattr(self.store, "cluster", None):
+            return  # replicated tables: delete-by-query is refused there (delete.py)
+        tables = [self.store.table_name, self.warm_name]
+        patterns = getattr(self.store, "patterns_name", None)
+        if patterns:
+            tables.append(patterns)
+        for table in tables:
+            self.store.execute(f"ALTER TABLE {quote_identifier(table)} MODIFY SETTING "
+                               "finished_mutations_to_keep = 1, cleanup_delay_period = 1, "
+                               "max_cleanup_delay_period = 10, cleanup_delay_period_random_add = 0")
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,0 +1,177 @@
+"""Delete-by-query on the store alone: values with quotes and backslashes, a versioned S3 bucket, a
+job resumed after a crash, the metadata scrub and the redacted filter (the server-level run with
+the WAL, miner and quarantine is tests/faults/test_delete_gone.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from sqlalchemy import insert as sql_insert
+from sqlalchemy import select
+from tests.faults.rawscan import scan
+from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
+from tests.retention.test_s3 import moto_s3  # noqa: F401  (the fixture)
+
+from logharbor.server.alerts.tables import alert_history, alert_notifications, alert_states
+from logharbor.server.meta.db import MetaStore, audit_log
+from logharbor.server.retention.coldstore import S3Cold
+from logharbor.server.retention.delete import DeleteJobs
+from logharbor.server.retention.redact import Redactor, filter_literals, redacted_filter
+from logharbor.server.retention.scrub import compact_metadata, scrub_metadata
+from logharbor.server.retention.tables import retention_deletes
+
+ODD = "C:\\temp\\o'brien \"x\"\tend"  # a backslash, quotes and a tab: escaping must hold everywhere
+POLICY = {"rules": [{"name": "all", "hot": "7d", "warm": "30d", "cold": "365d"}]}
+
+
+def _dataset(value: str) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for age in (0.5, 10, 40):
+        for i in range(40):
+            extra = {"user_id": value} if i % 20 == 3 else {"user_id": f"u-{i % 5}"}
+            out.append(record(age, source="app", n=i, **extra))
+    return out
+
+
+def _run(jobs: DeleteJobs, q: str) -> dict:  # type: ignore[type-arg]
+    job = jobs.submit(q, "test")
+    jobs.wait(300)
+    done = jobs.get(job["id"])
+    assert done is not None and done["state"] == "done", done
+    return done
+
+
+def test_values_that_need_escaping_are_erased_everywhere(tmp_path: Path) -> None:
+    store, tiers, mover = open_tiers(tmp_path)
+    try:
+        insert(store, _dataset(ODD))
+        set_policy(mover, POLICY)
+        mover.tick()
+        assert counts(tiers) == {"hot": 40, "warm": 40, "cold": 40}
+        phrase = ODD.replace("\\", "\\\\").replace('"', '\\"')
+        done = _run(DeleteJobs(mover, mover.meta, purge_timeout_s=120), f'user_id:"{phrase}"')
+        assert done["deleted"] == 6 and done["q"] == "user_id:…"
+        assert counts(tiers) == {"hot": 38, "warm": 38, "cold": 38}
+        found = scan(tmp_path, [ODD.encode(), b"o'brien"]).found
+        assert not found, found
+    finally:
+        store.close()
+
+
+def test_a_versioned_bucket_keeps_no_old_version(tmp_path: Path, moto_s3: str) -> None:  # noqa: F811
+    s3 = boto3.client("s3", endpoint_url=moto_s3, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")
+    s3.create_bucket(Bucket="cold-logs")
+    s3.put_bucket_versioning(Bucket="cold-logs", VersioningConfiguration={"Status": "Enabled"})
+    cold = S3Cold(bucket="cold-logs", prefix="lh", endpoint=moto_s3, access_key="testing", secret_key="testing")
+    value = "erase-me-on-s3-9917"
+    store, tiers, mover = open_tiers(tmp_path, cold)
+    try:
+        insert(store, _dataset(value))
+        set_policy(mover, POLICY)
+        mover.tick()
+        s3.put_object(Bucket="cold-logs", Key="lh/.staging/left-by-a-crash.part", Body=value.encode())
+        _run(DeleteJobs(mover, mover.meta, purge_timeout_s=120), f"user_id:{value}")
+        assert counts(tiers) == {"hot": 38, "warm": 38, "cold": 38}
+        versions = s3.list_object_versions(Bucket="cold-logs")
+        kept = tmp_path / "bucket"
+        kept.mkdir()
+        for i, v in enumerate(versions.get("Versions", [])):
+            body = s3.get_object(Bucket="cold-logs", Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+            (kept / f"{i}.bin").write_bytes(body)
+        assert [v["Key"] for v in versions.get("Versions", [])] == [f"lh/{k}" for k in cold.keys()]
+        assert not versions.get("DeleteMarkers")
+        assert scan(kept, [value.encode()]).found == {}
+        assert scan(tmp_path / "store", [value.encode()]).found == {}
+    finally:
+        store.close()
+
+
+def test_a_job_a_crash_interrupted_is_finished_on_restart(tmp_path: Path) -> None:
+    store, tiers, mover = open_tiers(tmp_path)
+    value = "resume-me-5521"
+    try:
+        insert(store, _dataset(value))
+        set_policy(mover, POLICY)
+        mover.tick()
+        jobs = DeleteJobs(mover, mover.meta, purge_timeout_s=120)
+        # as a kill -9 leaves it: running, hot already rewritten, the rest not
+        jobs.mover.tiers.store.query("SELECT 1", {})
+        from logharbor.server.retention.erase import Eraser
+
+        eraser = Eraser(tiers, "0123456789abcdef")
+        eraser.prepare()
+        cond, params = "toString(attributes.user_id) = {v:String}", {"v": value}
+        hot = eraser.erase("hot", cond, params)
+        assert hot.rows == 2
+        with mover.meta.engine.begin() as conn:
+            conn.execute(sql_insert(retention_deletes).values(
+                id="0123456789abcdef", q=f"user_id:{value}", actor="test", state="running",
+                progress={"tiers_done": ["hot"], "steps": ["select"], "hot": 2, "now_ns": time.time_ns(),
+                          "pattern_ids": [], "replaced": hot.replaced},
+                created_ns=time.time_ns()))
+        assert jobs.resume() == 1
+        jobs.wait(300)
+        done = jobs.get("0123456789abcdef")
+        assert done is not None and done["state"] == "done", done
+        assert done["deleted"] == 6 and counts(tiers) == {"hot": 38, "warm": 38, "cold": 38}
+        assert scan(tmp_path, [value.encode()]).found == {}
+        tables = {r["name"] for r in store.query("SELECT name FROM system.tables "
+                                                 "WHERE database = currentDatabase()", {})}
+        assert not [t for t in tables if "_erase_" in t], tables  # the job's helper tables are gone
+    finally:
+        store.close()
+
+
+def test_metadata_keeps_deleted_instead_of_the_values(tmp_path: Path) -> None:
+    meta = MetaStore.for_data_dir(tmp_path)
+    meta.create()
+    value, message = "mail-me@example.net", "password reset sent to mail-me@example.net"
+    now = time.time_ns()
+    with meta.engine.begin() as conn:
+        conn.execute(sql_insert(alert_states).values(
+            rule_id=1, group_key=f'{{"user_id":"{value}"}}', group_labels={"user_id": value}, state="firing",
+            updated_ns=now, details={"sample": message, "template": "password reset sent to <email>"}))
+        conn.execute(sql_insert(alert_states).values(
+            rule_id=1, group_key='{"user_id":"someone-else"}', group_labels={"user_id": "someone-else"},
+            state="firing", updated_ns=now))
+        conn.execute(sql_insert(alert_history).values(
+            rule_id=1, rule_name="r", group_key=f'{{"user_id":"{value}"}}', from_state="inactive",
+            to_state="firing", time_ns=now))
+        conn.execute(sql_insert(alert_notifications).values(
+            dedup_key=f"1:{value}:firing", channel="c", rule_id=1, rule_name="r", batch=now, kind="firing",
+            alert={"labels": {"user_id": value}, "annotations": {"summary": f"new: {message}!"}},
+            status="failed", next_attempt_ns=now, created_ns=now))
+        conn.execute(sql_insert(audit_log).values(time_ns=now, actor="x", action="delete.submit",
+                                                  detail=f"user_id:{value}"))
+        conn.execute(sql_insert(retention_deletes).values(
+            id="old", q=f'"{value}"', actor="x", state="done", progress={}, created_ns=now))
+    changed = scrub_metadata(meta, Redactor(filter_literals(f"user_id:{value}"), [message]))
+    assert changed == {"alert_states": 1, "alert_history": 1, "alert_notifications": 1, "audit_log": 1,
+                       "retention_deletes.q": 1}
+    with meta.engine.connect() as conn:
+        states = {r.group_key: r for r in conn.execute(select(alert_states))}
+        assert set(states) == {'{"user_id":"[deleted]"}', '{"user_id":"someone-else"}'}
+        gone = states['{"user_id":"[deleted]"}']
+        assert gone.group_labels == {"user_id": "[deleted]"} and gone.details["sample"] == "[deleted]"
+        note = conn.execute(select(alert_notifications.c.alert)).scalar_one()
+        assert note["annotations"]["summary"] == "new: [deleted]!"
+        assert conn.execute(select(retention_deletes.c.q)).scalar_one() == "…"
+    assert compact_metadata(meta).startswith("vacuumed")
+    meta.close()
+    assert scan(tmp_path, [value.encode()]).found == {}
+
+
+@pytest.mark.parametrize(("q", "shape", "literals"), [
+    ("user_id:u-123", "user_id:…", ["u-123"]),
+    ('"alice@example.com" AND level:ERROR', "… AND level:…", ["alice@example.com", "ERROR"]),
+    ("status:>=500 NOT host:web-3", 'status:>="…" AND NOT host:…', ["web-3"]),
+    ("user_id:u-12345* | where duration_ms:[1 TO 5]", 'user_id:… | where duration_ms:["…" TO "…"]',
+     ["u-12345"]),
+])
+def test_a_filter_is_kept_as_its_shape(q: str, shape: str, literals: list[str]) -> None:
+    assert redacted_filter(q) == shape
+    assert filter_literals(q) == literals
