@@ -24,6 +24,7 @@ from tests.faults.conftest import Tally
 from tests.faults.rawscan import NUMERIC, scan
 
 from logharbor.record import normalize
+from logharbor.server.retention.delete import STEPS
 from logharbor.server.store.rows import encode_row
 
 VALUE = "zq8x-erase-4711@example.org"
@@ -145,6 +146,7 @@ def test_delete_leaves_the_value_nowhere(server_factory) -> None:  # type: ignor
         state = client.get(f"/api/v1/delete/{job_id}").json()
         assert state["state"] == "done", state
         assert state["deleted"] == erased, state
+        assert state["progress"]["steps"] == list(STEPS), state
 
         # before: the scan saw the value in every place it lives (the scan is not blind)
         for where in ("/wal/", "/quarantine/", "/patterns/", ".parquet", "meta.db"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from logharbor.server.config import ServerConfig
+from logharbor.server.retention.delete import STEPS
 from logharbor.server.retention.routes import retention_router
 from logharbor.server.retention.rules import RetentionPolicy
 
@@ -47,3 +48,10 @@ def test_routes_and_settings_named_in_the_doc_exist() -> None:
     for name in ("cold_storage", "cold_endpoint", "retention_interval_s", "disk_max_bytes", "disk_min_free_bytes"):
         assert name in ServerConfig.model_fields
         assert f"| `{name}` |" in text
+
+
+def test_the_delete_steps_in_the_doc_are_the_jobs() -> None:
+    section = DOC.read_text().split("## Delete by query", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", section, flags=re.M)
+    steps = [s for cell in named for s in re.findall(r"`(\w+)`", cell)]
+    assert steps == list(STEPS)

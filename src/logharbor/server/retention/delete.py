@@ -50,10 +50,12 @@ from logharbor.server.retention.rules import TIERS
 from logharbor.server.retention.scrub import compact_metadata, scrub_metadata
 from logharbor.server.retention.tables import retention_deletes
 
-__all__ = ["DeleteJobs", "DeleteUnsupported"]
+__all__ = ["STEPS", "DeleteJobs", "DeleteUnsupported"]
 
 log = logging.getLogger("logharbor.retention")
 Audit = Callable[..., None]
+#: every step a job records, in order (docs/retention.md lists them; tiers are in tiers_done too)
+STEPS = ("flush", "select", "hot", "warm", "cold", "patterns", "wal", "quarantine", "purge", "metadata")
 #: erased messages kept in memory to find them in alert payloads; more and only the values are
 _MAX_MESSAGES = 10_000
 
@@ -265,8 +267,7 @@ class DeleteJobs:
         seconds[step] = round(now - self._since.get(job_id, now), 3)
         self._since[job_id] = now
         progress["seconds"] = seconds
-        if step not in TIERS:
-            progress["steps"] = [*progress["steps"], step]
+        progress["steps"] = [*progress["steps"], step]
         self._update(job_id, progress=progress)
 
     def _update(self, job_id: str, **values: Any) -> None:
