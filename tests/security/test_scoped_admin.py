@@ -5,6 +5,8 @@ Each test is the outside tester's attack against a real server process.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import orjson
 import pytest
@@ -96,6 +98,12 @@ def test_a_scoped_admins_delete_by_query_stays_inside_its_scope(srv) -> None:  #
     with server.client(headers=as_key(keys["acme-admin"])) as c:
         assert c.get(f"/api/v1/delete/{job_id}").status_code == 200
         assert c.get(f"/api/v1/delete/{other}").status_code == 404  # the unscoped admin's job
+    with server.client() as admin:  # both jobs have run: the acme/checkout one erased nothing
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and {admin.get(f"/api/v1/delete/{j}").json()["state"]
+                                                for j in (job_id, other)} != {"done"}:
+            time.sleep(0.1)
+        assert admin.get(f"/api/v1/delete/{job_id}").json()["deleted"] == 0
     messages = sorted(r["message"] for r in server.query("*", **{"from": "now-1d", "limit": 100})["rows"])
     assert messages == ["acme record 0", "acme record 1", "globex record 0", "globex record 1"]
 
