@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+from logharbor import exactjson
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -55,6 +55,10 @@ HTTP_FIELDS: dict[str, type] = {
     "method": str, "path": str, "status": int, "duration_ms": float, "client_ip": str,
     "user_agent": str, "bytes_sent": int, "referer": str,
 }
+#: the largest value each numeric HTTP field's column holds (UInt16, UInt64, a finite Float64):
+#: a value beyond it would be wrapped or turned into null by the engine, so it is the record's error
+HTTP_MAX: dict[str, int | float] = {"status": 65535, "bytes_sent": 2**64 - 1,
+                                    "duration_ms": 1.7976931348623157e308}
 CANONICAL_FIELDS = (
     "timestamp", "observed_timestamp", "level", "severity_number", *STRING_FIELDS, "http",
 )
@@ -408,15 +412,15 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) else str(value)
-    return orjson.dumps(value).decode()
+    return exactjson.dumps(value).decode()
 
 
 def _http_value(name: str, value: Any) -> Any:
     kind = HTTP_FIELDS[name]
-    if type(value) is kind and (kind is str or value >= 0):
+    if type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[name]):
         return value  # the common case: already the right type
-    if kind is float and type(value) is int and value >= 0:
-        return float(value)
+    if kind is float and type(value) is int and 0 <= value <= 2**53:
+        return float(value)  # exact; a larger int is converted (or refused) below
     if kind is str:
         return _as_text(value)
     if isinstance(value, bool):
@@ -426,13 +430,15 @@ def _http_value(name: str, value: Any) -> Any:
             out = int(value) if not isinstance(value, float) or value.is_integer() else None
             if out is None or out < 0:
                 raise ValueError
-            return out
-        out_f = float(value)
-        if out_f != out_f or out_f < 0:
-            raise ValueError
-        return out_f
-    except (TypeError, ValueError):
+        else:
+            out = float(value)
+            if out != out or out < 0:
+                raise ValueError
+    except (TypeError, ValueError, OverflowError):
         raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
+    if out > HTTP_MAX[name]:
+        raise RecordError(f"http.{name} must be at most {HTTP_MAX[name]!r}, got {value!r}")
+    return out
 
 
 #: A record's keys, in order, → what to take from it. Agents, SDKs and parsers send a few key
@@ -576,7 +582,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
                 kind = HTTP_FIELDS.get(key)
                 if kind is None:
                     attributes[f"http.{key}"] = value
-                elif type(value) is kind and (kind is str or value >= 0):
+                elif type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[key]):
                     http[key] = value  # the common case: already the right type
                 else:
                     http[key] = _http_value(key, value)

@@ -376,14 +376,25 @@ def _as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) else str(value)
-    return orjson.dumps(value).decode()
+    return _dumps_big(value).decode()  # change 3: integers beyond 64 bits written as digits
+
+
+_HTTP_MAX = {"status": 65535, "bytes_sent": 2**64 - 1, "duration_ms": 1.7976931348623157e308}
 
 
 def _http_value(name: str, value: Any) -> Any:
+    """Change 3: a number beyond its column (UInt16, UInt64, finite Float64) is the record's error."""
+    out = _http_value_unbounded(name, value)
+    if HTTP_FIELDS[name] is not str and out > _HTTP_MAX[name]:
+        raise RecordError(f"http.{name} must be at most {_HTTP_MAX[name]!r}, got {value!r}")
+    return out
+
+
+def _http_value_unbounded(name: str, value: Any) -> Any:
     kind = HTTP_FIELDS[name]
     if type(value) is kind and (kind is str or value >= 0):
         return value  # the common case: already the right type
-    if kind is float and type(value) is int and value >= 0:
+    if kind is float and type(value) is int and 0 <= value <= 2**53:  # change 3: no OverflowError
         return float(value)
     if kind is str:
         return _as_text(value)
@@ -399,7 +410,7 @@ def _http_value(name: str, value: Any) -> Any:
         if out_f != out_f or out_f < 0:
             raise ValueError
         return out_f
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # change 3: OverflowError (float of a huge int)
         raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
 
 
@@ -575,11 +586,119 @@ def encode_row(record, patterns=True):
     for key, value in record["http"].items():
         row[_HTTP_COLUMN[key]] = value
     if record["attributes"]:
-        row["attributes"] = record["attributes"]
+        _put_attributes(row, record["attributes"])  # change 4
+    return _dumps_big(row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Change 4 (fidelity, issue #20): the attributes column and the exact patch, written out plainly
+# from the rules in server/store/attributes.py (not imported: this is the reference).
+
+import math
+
+
+def _dumps_big(value, option=0):
+    """orjson.dumps, with ints beyond 64 bits as raw digits (non-string keys as text)."""
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        if isinstance(v, int) and not isinstance(v, bool) and not (-2**63 <= v < 2**64):
+            return orjson.Fragment(str(v).encode())
+        return v
+    return orjson.dumps(fix(value), option=option | orjson.OPT_NON_STR_KEYS)
+
+
+def _key_as_text(key):
+    if isinstance(key, str):
+        return key
     try:
-        return orjson.dumps(row)
+        return list(orjson.loads(orjson.dumps({key: 0}, option=orjson.OPT_NON_STR_KEYS)))[0]
     except TypeError:
-        return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+        raise RecordError(f"a key of type {type(key).__name__} cannot be written as JSON") from None
+
+
+def _keys_as_text(value):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            text = _key_as_text(k)
+            if text in out:
+                raise RecordError(f"two keys of one object are both {text!r} when written as JSON")
+            out[text] = _keys_as_text(v)
+        return out
+    if isinstance(value, list):
+        return [_keys_as_text(v) for v in value]
+    return value
+
+
+def _scalar_kept(v):
+    if isinstance(v, bool) or isinstance(v, str):
+        return True
+    if isinstance(v, int):
+        return -2**63 <= v <= 2**64 - 1
+    if isinstance(v, float):
+        return math.isfinite(v) and v != math.floor(v)
+    return False
+
+
+def _value_kept(v):
+    """Whether the JSON column gives v back as it is (the list in store/attributes.py)."""
+    if isinstance(v, dict):
+        return len(v) > 0 and all("%" not in k and _value_kept(x) for k, x in v.items())
+    if isinstance(v, list):
+        leaf_kinds = set()
+        saw_null = False
+        stack = [v]
+        while stack:
+            level = stack.pop()
+            kinds = {("list" if isinstance(x, list) else "dict" if isinstance(x, dict) else type(x).__name__)
+                     for x in level if x is not None}
+            nulls = any(x is None for x in level)
+            saw_null = saw_null or nulls
+            if len(kinds) > 1 or (nulls and kinds & {"list", "dict"}):
+                return False
+            for x in level:
+                if isinstance(x, list):
+                    stack.append(x)
+                elif x is not None:
+                    leaf_kinds.add("dict" if isinstance(x, dict) else type(x).__name__)
+                    if isinstance(x, int) and not isinstance(x, bool) and abs(x) > 2**53:
+                        return False
+                    if not _value_kept(x):
+                        return False
+        if len(leaf_kinds) > 1:
+            return False
+        return not (saw_null and not leaf_kinds)
+    return _scalar_kept(v)
+
+
+def _has_percent(v):
+    if isinstance(v, dict):
+        return any("%" in k or _has_percent(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_percent(x) for x in v)
+    return False
+
+
+def _percent_keys(v):
+    if isinstance(v, dict):
+        return {k.replace("%", "%25"): _percent_keys(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_percent_keys(x) for x in v]
+    return v
+
+
+def _put_attributes(row, attributes):
+    attributes = _keys_as_text(attributes)
+    patch = {k: v for k, v in attributes.items() if "%" in k or not _value_kept(v)}
+    column = attributes
+    if any("%" in k or _has_percent(v) for k, v in patch.items()):
+        column = _percent_keys(attributes)
+    row["attributes"] = column
+    if patch:
+        row["attributes_exact"] = _dumps_big(patch).decode()
 
 
 def stamp_tenant(record, tenant):
@@ -604,8 +723,8 @@ def decode_ndjson(body, *, received_ns, limits, defaults=None, tenant=None, patt
         if not line:
             continue
         try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            obj = _loads_exact(line) if _may_lose(line) else orjson.loads(line)  # change 4
+        except (orjson.JSONDecodeError, ValueError) as exc:
             errors.append((number, f"invalid JSON: {exc}"))
             continue
         if not isinstance(obj, dict):
@@ -623,3 +742,50 @@ def decode_ndjson(body, *, received_ns, limits, defaults=None, tenant=None, patt
         except (TypeError, orjson.JSONEncodeError) as exc:
             errors.append((number, f"record cannot be stored: {exc}"))
     return rows, errors
+
+
+_DIGIT_RUN = re.compile(rb"(?<![0-9])[0-9]{19,}(?![0-9])")
+
+
+def _may_lose(line):
+    """Change 4: a digit run that could be an integer token outside [-2**63, 2**64)."""
+    for m in _DIGIT_RUN.finditer(line):
+        before = line[m.start() - 1:m.start()]
+        after = line[m.end():m.end() + 1]
+        if before == b"." or after in (b".", b"e", b"E"):
+            continue
+        digits = m.group()
+        if len(digits) > 20:
+            return True
+        if before == b"-" and int(digits) > 2**63 or before != b"-" and int(digits) > 2**64 - 1:
+            return True
+    return False
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _loads_exact(line):
+    import json
+
+    def parse_int(text):
+        if len(text) > 4300 + (text[0] == "-"):
+            raise _Refused(f"an integer of {len(text)} digits is over the limit of 4300")
+        return int(text)
+
+    def parse_float(text):
+        value = float(text)
+        if not math.isfinite(value):
+            raise _Refused(f"number {text[:40]} is infinity when read as a double")
+        return value
+
+    def parse_constant(name):
+        raise _Refused(f"{name} is not JSON")
+
+    try:
+        return json.loads(line, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
+    except _Refused:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None

@@ -15,6 +15,16 @@ Two deliberate changes were applied to both sides afterwards:
   lost the referer; flat keys now always fill what the nested object did not give;
 - a non-ASCII digit (``"²"``, ``"٣"``) in a timestamp or level raised ``ValueError`` (the whole
   request failed); it is now the record's ``RecordError`` (test_a_non_ascii_digit_rejects_only_its_record).
+
+And two for exactness (issue #20, docs/record.md):
+- change 3: a numeric ``http.*`` value beyond its column (``status`` > 65535 was stored wrapped,
+  70000 as 4464; ``bytes_sent`` ≥ 2**64; an infinite ``duration_ms`` was stored as null) is the
+  record's error; a huge int for ``duration_ms`` is that error too, not an ``OverflowError``; an
+  integer beyond 64 bits inside a non-string canonical value is written as its digits;
+- change 4: attributes the JSON column would alter go, exactly, into ``attributes_exact`` (the
+  rules of ``server/store/attributes.py``, written out independently in the reference), keys with
+  ``%`` reach the JSON column with ``%`` as ``%25``, two keys alike once written as text are the
+  record's error, and a line that may hold an integer beyond 64 bits is read by the exact decoder.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.record import reference_normalize as ref
 
+from logharbor import exactjson
 from logharbor.record import _ALIASES, HTTP_FIELDS, normalize, parse_timestamp
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
@@ -182,8 +193,8 @@ def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | N
     lines = []
     for obj in objs:
         try:
-            lines.append(orjson.dumps(obj))
-        except TypeError:  # NaN and huge ints have no JSON form: send a bad line instead
+            lines.append(exactjson.dumps(obj))  # integers beyond 64 bits as their digits
+        except TypeError:  # bytes and int keys have no JSON form: send a bad line instead
             lines.append(b"{not json")
     lines.insert(1, b"[1, 2]")
     body = b"\n".join(lines)
@@ -222,6 +233,13 @@ def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | N
     {"trace_id": "req-1", "request_id": "r"}, {"traceparent": "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"},
     {"trace": 12, "span_id": 7}, {"service": ["a"], "host": {"name": "h"}, "env": 1.0, "version": True},
     {f"k{i}": i for i in range(80)} | {"msg": "wide"},  # more keys than a cached plan holds
+    # change 3 and 4 (exactness)
+    {"http": {"status": 70000}}, {"http": {"status": 65535, "bytes_sent": 2**64 - 1}},
+    {"http": {"bytes_sent": 2**64}}, {"http": {"duration_ms": 10**400}}, {"http.duration_ms": float("inf")},
+    {"a": 2**64 + 1, "b": -(2**63) - 1, "c": [2**70, 1.5]}, {"message": [2**64]}, {"x.y": 1, "x%2Ey": 2},
+    {1: "a", "1": "b"}, {"o": {True: 1, "true": 2}}, {"n": None, "e": {}, "f": 13.0, "z": -0.0, "l": [True, 1]},
+    {"d": "2018-07-02T22:22:48.364000Z", "a.b": 1, "a": {"b": 2}, "": 1, ".x": 2, "x.": 3, "%2E": 4},
+    {"arr": [[None], [1]], "objs": [{"a": 1}, None], "big": [9007199254740993]},
 ])
 @pytest.mark.parametrize("tenant", [None, "acme"])
 def test_edge_cases_are_identical(obj: Any, tenant: str | None) -> None:

@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 
+from logharbor import exactjson
 from logharbor.server.errors import ApiError
 from logharbor.server.query import QueryError, parse
 from logharbor.server.query.ast import MatchAll, Query, Where
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
+from logharbor.server.store.attributes import with_settings
 from logharbor.server.store.base import Store, StoreError
 from logharbor.server.store.embedded import encode_params
 from logharbor.server.store.rows import row_to_wire
@@ -171,7 +173,7 @@ class BatchRunner:
         if path is not None and type(store).__name__ == "EmbeddedStore":
             import chdb
 
-            self._conn = chdb.connect(str(path))
+            self._conn = chdb.connect(with_settings(str(path)))  # read JSON as the store does
             self.max_batch_bytes = None
 
     def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -221,7 +223,7 @@ def run_round(runner: BatchRunner, structure: BatchStructure, payload: bytes,
                 hits = [i for i, flag in flags if row[flag]]
                 line = None
                 if any(wanted[i] for i in hits):
-                    line = orjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
+                    line = exactjson.dumps(row_to_wire(row), option=orjson.OPT_NON_STR_KEYS)
                 for i in hits:
                     per_filter[i].append((row["__tail_row"] + first, line))
         out.append(per_filter)

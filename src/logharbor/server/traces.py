@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logharbor import exactjson
 from logharbor.record import RecordError, format_timestamp, normalize_trace_id, parse_timestamp, to_wire
 from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
@@ -401,6 +402,7 @@ def traces_router() -> APIRouter:
         scope = getattr(request.state, "query_scope", None)
         answer = await run_in_threadpool(trace_answer, store, key, start_ns=start, end_ns=end,
                                          limit=limit, scope=scope)
-        return Response(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
+        return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),
+                        media_type="application/json")
 
     return router

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from logharbor.exactjson import ExactJSONError, loads_exact, lossy_lines
 from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
@@ -55,6 +56,9 @@ def decode_ndjson_payload(
     max_fields, max_field_bytes = (limits.max_fields, limits.max_field_bytes) \
         if type(limits) is RecordLimits else (-1, -1)
     loads = orjson.loads
+    # orjson reads an integer beyond 64 bits as a float: the few lines that may hold one are
+    # read by the exact decoder instead (found in one pass over the body, exactjson.py)
+    exact = lossy_lines(body)
     for number, line in enumerate(body.split(b"\n"), start=1):
         if len(line) > max_line_bytes:
             errors.append((number, f"line is over the limit of {max_line_bytes} bytes"))
@@ -63,8 +67,8 @@ def decode_ndjson_payload(
         if not line:
             continue
         try:
-            obj = loads(line)
-        except orjson.JSONDecodeError as exc:
+            obj = loads_exact(line) if exact and number - 1 in exact else loads(line)
+        except (orjson.JSONDecodeError, ExactJSONError) as exc:
             errors.append((number, f"invalid JSON: {exc}"))
             continue
         if type(obj) is not dict:

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from logharbor import exactjson
 from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 from logharbor.server.store import gate
@@ -167,10 +168,10 @@ def _ndjson_lines(chunks: Iterator[bytes], records: bool) -> Iterator[bytes]:
         if not records:
             yield block
             continue
-        yield b"".join(orjson.dumps(row_to_wire(orjson.loads(line))) + b"\n"
+        yield b"".join(exactjson.dumps(row_to_wire(orjson.loads(line))) + b"\n"
                        for line in block.splitlines() if line)
     if rest.strip():
-        yield (orjson.dumps(row_to_wire(orjson.loads(rest))) if records else rest) + b"\n"
+        yield (exactjson.dumps(row_to_wire(orjson.loads(rest))) if records else rest) + b"\n"
 
 
 def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any]) -> Iterator[bytes]:
@@ -216,7 +217,8 @@ def query_router() -> APIRouter:
         rows, stats = await run_in_threadpool(run_compiled, store, compiled, settings)
         payload = {"kind": compiled.kind, "columns": _columns(compiled, rows), "rows": rows,
                    "stats": stats}
-        return Response(orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS),
+        # exactjson: an attribute may be an integer beyond 64 bits, written as its digits
+        return Response(exactjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS),
                         media_type="application/json")
 
     return router

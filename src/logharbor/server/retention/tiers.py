@@ -27,9 +27,12 @@ from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["TierStore", "Tiers"]
 
-#: a record's identity across tiers: enough columns that two different records never share it
+#: a record's identity across tiers: enough columns that two different records never share it.
+#: The attributes as text with ``%2E`` read as ``.``: a mutation (the DELETE that removes copied
+#: rows) prints a literal dotted key escaped, a query does not (store/attributes.py), and both
+#: sides of the comparison must hash the same text.
 IDENTITY = ("sipHash64(timestamp, observed_timestamp, service, level, message, trace_id, span_id, "
-            "request_id, host, instance, toString(attributes))")
+            "request_id, host, instance, replaceAll(toString(attributes), '%2E', '.'))")
 
 
 class TierStore(Protocol):

@@ -31,9 +31,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from logharbor.durable import write_atomic
+from logharbor.server.store.attributes import ENGINE_SETTINGS
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.store.gate import FairGate
-from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
+from logharbor.server.store.patterns import (
+    COLUMN_MIGRATIONS,
+    logs_migrations,
+    patterns_ddl,
+    patterns_table_name,
+)
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
@@ -152,16 +158,25 @@ class ClickHouseStore(TierView):
 
         connect, receive = self._timeouts
         try:
-            return clickhouse_connect.get_client(
+            client = clickhouse_connect.get_client(
                 host=self.url.host, port=self.url.port, username=self.url.user, password=self.url.password,
                 database=database, secure=self.url.secure, compress=self.url.compress,
                 connect_timeout=connect, send_receive_timeout=receive,
                 # one client serves every thread: a server session would serialize (and refuse) them
                 autogenerate_session_id=False, query_retries=2,
                 # parameters in the body: a tail round passes a whole ingest batch as one parameter
-                form_encode_query_params=True)
+                form_encode_query_params=True,
+                # every request reads attribute JSON the same way (store/attributes.py)
+                settings=dict(ENGINE_SETTINGS))
         except Exception as exc:
             raise StoreError(f"cannot connect to {self.url.redacted()}: {exc}") from exc
+        missing = [name for name in ENGINE_SETTINGS if name not in (client.server_settings or {})]
+        if missing:
+            client.close()
+            raise StoreError(f"{self.url.redacted()} is ClickHouse {client.server_version}, which lacks the "
+                             f"setting(s) {', '.join(missing)}; logharbor needs ClickHouse 25.8 or later "
+                             "(dotted attribute keys would otherwise collide)")
+        return client
 
     def _on_cluster(self) -> str:
         return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
@@ -183,8 +198,8 @@ class ClickHouseStore(TierView):
             f"CREATE TABLE IF NOT EXISTS {self.table}{self._on_cluster()} AS {local} "
             f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
             f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
-        # the Distributed table has the columns it had when it was created: add the new one too
-        migrate_dist = logs_migrations(self.table_name, self._on_cluster())[:1]
+        # the Distributed table has the columns it had when it was created: add the new ones too
+        migrate_dist = logs_migrations(self.table_name, self._on_cluster())[:COLUMN_MIGRATIONS]
         # patterns: a replicated table per shard fed by a view on that shard's rows, read through
         # a Distributed table (readers group by key, so a pattern on several shards adds up)
         patterns_local = quote_identifier(self.patterns_local)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from logharbor.sealing import Sealer
+from logharbor.server.store.attributes import with_settings
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.store.gate import FairGate
 from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
@@ -121,7 +122,8 @@ class EmbeddedStore(TierView):
                 f"start the server {'with' if sealed else 'without'} --encryption-key-file")
         if self.sealer is not None and not existed:
             marker.write_text("this store is on an encrypted disk; it needs its key file to open\n")
-        target = str(self.path)
+        # every connection reads attribute JSON the same way (store/attributes.py ENGINE_SETTINGS)
+        target = with_settings(str(self.path))
         self._target = target
         config_dir = None
         if self.sealer is not None:
@@ -132,7 +134,7 @@ class EmbeddedStore(TierView):
             fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(self.sealer.clickhouse_disk_xml(str(self.path / "sealed-disk")))
-            target = f"file:{self.path}?config-file={config}"
+            target = with_settings(f"file:{self.path}?config-file={config}")
         # later connections (a reader replaced after a failed query) join the engine that is
         # already running with this config; the config file itself is gone by then
         try:

@@ -24,11 +24,13 @@ from typing import Any, Protocol
 
 from logharbor.server.store.sqlsafe import quote_identifier
 
-__all__ = ["PATTERN_COLUMN", "first_seen_ns", "logs_migrations", "pattern_info", "patterns_ddl",
-           "patterns_table_name", "template_rows"]
+__all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "first_seen_ns", "logs_migrations",
+           "pattern_info", "patterns_ddl", "patterns_table_name", "template_rows"]
 
 #: the logs table column and its type (added to existing tables by ``logs_migrations``)
 PATTERN_COLUMN = "pattern_id LowCardinality(String)"
+#: the exact text of attributes the JSON column would alter (store/attributes.py); '' for most rows
+EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
 _INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
 
 
@@ -43,10 +45,17 @@ def patterns_table_name(logs_table_name: str) -> str:
 
 
 def logs_migrations(table_name: str, on_cluster: str = "") -> list[str]:
-    """Bring a logs table made before patterns existed up to date (no-ops on a new one)."""
+    """Bring a logs table made before patterns (or exact attributes) existed up to date (no-ops
+    on a new one). The column additions come first: a Distributed table over the logs takes
+    just those (:data:`COLUMN_MIGRATIONS` of them)."""
     table = quote_identifier(table_name)
     return [f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {PATTERN_COLUMN}",
+            f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {EXACT_COLUMN} AFTER attributes",
             f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_INDEX}"]
+
+
+#: how many of :func:`logs_migrations` add columns (the rest add indexes)
+COLUMN_MIGRATIONS = 2
 
 
 def patterns_ddl(logs_local: str, patterns_local: str, *, engine: str = "AggregatingMergeTree",

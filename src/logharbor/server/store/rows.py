@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from logharbor import exactjson
 from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.record import (
     _SEVERITY_NUMBER,
@@ -23,6 +24,7 @@ from logharbor.record import (
     parse_timestamp,
     to_wire,
 )
+from logharbor.server.store import attributes as attrs
 
 __all__ = ["COLUMNS", "PATTERN_PREFIX", "encode_record", "encode_row", "row_to_record", "row_to_wire",
            "set_patterns", "stored_row_to_wire"]
@@ -34,7 +36,7 @@ _HTTP_COLUMNS = tuple(f"http_{name}" for name in HTTP_FIELDS)
 COLUMNS = (
     "tenant", "timestamp", "observed_timestamp", "level", "severity_number", "service", "source",
     "host", "instance", "env", "version", "message", "trace_id", "span_id", "request_id",
-    *_HTTP_COLUMNS, "attributes", "pattern_id",
+    *_HTTP_COLUMNS, "attributes", attrs.EXACT_COLUMN, "pattern_id",
 )
 #: how a row with a pattern starts: the per-message id (16 hex digits) follows at once, so the
 #: batcher finds and rewrites ids with byte searches, without decoding rows (server/mining.py)
@@ -103,16 +105,21 @@ def encode_row(record: dict[str, Any]) -> bytes:
             row[name] = value
     for key, value in record["http"].items():
         row[_HTTP_COLUMN[key]] = value
-    if record["attributes"]:
-        row["attributes"] = record["attributes"]
-    return _dumps(row)
+    attributes = record["attributes"]
+    if attributes:
+        attrs.put(row, attributes)
+    return _dumps(row, attributes)
 
 
-def _dumps(row: dict[str, Any]) -> bytes:
+def _dumps(row: dict[str, Any], attributes: Mapping[Any, Any]) -> bytes:
     try:
         return orjson.dumps(row)
-    except TypeError:  # attributes from a non-JSON source may have non-string keys
-        return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        pass
+    # an int beyond 64 bits (or a value that is not JSON at all: then this raises TypeError)
+    if attributes:
+        attrs.put(row, attributes, careful=True)
+    return exactjson.dumps(row)
 
 
 def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
@@ -166,8 +173,8 @@ def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
         for key, value in http.items():
             row[_HTTP_COLUMN[key]] = value
     if attributes:
-        row["attributes"] = attributes
-    return _dumps(row)
+        attrs.put(row, attributes)
+    return _dumps(row, attributes)
 
 
 def _parse_ch_time(text: str) -> int:
@@ -193,7 +200,7 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
         if value not in ("", None):
             http[name] = value
     record["http"] = http
-    record["attributes"] = row.get("attributes") or {}
+    record["attributes"] = attrs.read(row.get("attributes"), row.get(attrs.EXACT_COLUMN))
     return record
 
 

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS {table} (
     http_bytes_sent    Nullable(UInt64),
     http_referer       String CODEC(ZSTD(3)),
     attributes         JSON CODEC(ZSTD(3)),
+    -- '' for most rows; else the attributes the JSON column would alter, exactly (store/attributes.py)
+    attributes_exact   String CODEC(ZSTD(3)),
     pattern_id         LowCardinality(String),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_request_id request_id TYPE bloom_filter(0.001) GRANULARITY 1,
