@@ -18,6 +18,7 @@ from logharbor.server.query import ast
 from logharbor.server.query.errors import QueryError
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
+from logharbor.server.store.attributes import path_name
 from logharbor.server.store.rows import row_to_record
 
 from .execute import NS, Series, bytes_rows, default_group, eval_metric
@@ -64,7 +65,7 @@ def label_names(ctx: Context, flt: ast.Filter, start: int, end: int) -> list[str
     names = [name for i, name in enumerate(LABEL_COLUMNS) if rows and rows[0].get(f"c{i}")]
     # distinctJSONPaths reads the paths the JSON column records per part, not every value
     paths = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {table} WHERE {where}", params)  # noqa: S608
-    found = {str(p) for row in paths for p in (row.get("k") or [])}
+    found = {path_name(str(p)) for row in paths for p in (row.get("k") or [])}
     return sorted({*names, *found})
 
 

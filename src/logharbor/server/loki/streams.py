@@ -16,6 +16,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 from logharbor.server.query import ast, compile_ast
 from logharbor.server.query.errors import QueryError
+from logharbor.server.store.attributes import lookup
 from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import row_to_record
 
@@ -78,12 +79,8 @@ def value_of(record: Mapping[str, Any], name: str) -> Any:
     short = name[5:] if name.startswith(("http.", "http_")) else name
     if short in HTTP_FIELDS:
         return http.get(short)
-    node: Any = record.get("attributes") or {}
-    for part in name.removeprefix("attributes.").split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    # a dotted name is any of its spellings (nested or a literal dotted key), as in a search
+    return lookup(record.get("attributes") or {}, name.removeprefix("attributes."))
 
 
 def label_text(value: Any) -> str:

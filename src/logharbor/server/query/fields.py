@@ -7,6 +7,13 @@ name or shorthand (``status`` → ``http_status``), and otherwise a JSON path in
 (``user_id``, ``order.items.sku``, or explicitly ``attributes.user_id``). Every identifier that
 reaches SQL text comes from that column list or goes through
 :func:`logharbor.server.store.sqlsafe.quote_identifier` / ``quote_json_path``.
+
+A dotted attribute name matches every way a record can spell it, as Elasticsearch users expect:
+``a.b`` is the nested path ``{"a": {"b": …}}`` and the literal key ``{"a.b": …}`` (the store keeps
+the two apart, see ``store/attributes.py``); ``a.b.c`` also ``{"a.b": {"c": …}}`` and
+``{"a": {"b.c": …}}``. Names of up to :data:`MAX_SPELLED_PARTS` parts get every spelling; longer
+ones the nested path and the whole literal key. A filter matches when any spelling does; a value
+shown, grouped or sorted by is the first spelling present, nested first.
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ from importlib import resources
 from typing import Literal
 
 from logharbor.record import HTTP_FIELDS
+from logharbor.server.store.attributes import EXACT_COLUMN, column_key, spellings
 from logharbor.server.store.sqlsafe import SqlNameError, quote_identifier, quote_json_path
 
 from .errors import UnknownFieldError
 
-__all__ = ["FieldRef", "Kind", "format_time_sql", "resolve_field", "table_columns"]
+__all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_paths", "format_time_sql", "resolve_field",
+           "table_columns"]
 
 Kind = Literal["text", "string", "int", "float", "time", "dynamic", "json"]
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _TIME_FORMAT = "%Y-%m-%dT%H:%i:%S.%fZ"
+#: dotted names with at most this many parts match every spelling (2**(parts-1) paths)
+MAX_SPELLED_PARTS = 5
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,14 @@ class FieldRef:
     kind: Kind
     nullable: bool = False
     column: str = ""
+    #: an attribute's engine paths (``a.b``, ``a%2Eb``), one per spelling, when there are several
+    paths: tuple[str, ...] = ()
+
+    def spellings(self) -> list[FieldRef]:
+        """One ref per spelling of an attribute name (just this one when it has a single path)."""
+        if len(self.paths) < 2:
+            return [self]
+        return [FieldRef(self.name, _path_sql(p), self.kind, self.nullable, paths=(p,)) for p in self.paths]
 
     @property
     def select_sql(self) -> str:
@@ -117,7 +136,7 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
     if target.startswith("http.") and target[5:] in HTTP_FIELDS:
         target = _SHORTHANDS[target[5:]]
     target = _SHORTHANDS.get(target, target)
-    if target in columns and columns[target][1] != "json":
+    if target in columns and columns[target][1] != "json" and target != EXACT_COLUMN:
         col, kind, nullable = columns[target]
         return FieldRef(name, quote_identifier(col), kind, nullable, column=col)
     parts = name.split(".")
@@ -128,6 +147,23 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
             return FieldRef(name, quote_identifier("attributes"), "json", False, column="attributes")
         raise UnknownFieldError(f"{name!r} is not a usable field name", position)
     try:
-        return FieldRef(name, quote_json_path("attributes", parts), "dynamic", True)
+        paths = attribute_paths(parts)
+        sqls = [_path_sql(p) for p in paths]
     except SqlNameError as exc:
         raise UnknownFieldError(f"{name!r} is not a usable field name: {exc}", position) from None
+    sql = sqls[0] if len(sqls) == 1 else f"coalesce({', '.join(sqls)})"
+    return FieldRef(name, sql, "dynamic", True, paths=tuple(paths))
+
+
+def attribute_paths(parts: list[str]) -> list[str]:
+    """The engine paths of the spellings of an attribute name split at its dots, nested first.
+
+    In an engine path, keys are joined by ``.``; a dot inside a key is ``%2E`` and a ``%`` is
+    ``%25`` (how the store writes them, store/attributes.py).
+    """
+    groupings = spellings(parts) if len(parts) <= MAX_SPELLED_PARTS else [parts, [".".join(parts)]]
+    return [".".join(column_key(key).replace(".", "%2E") for key in keys) for keys in groupings]
+
+
+def _path_sql(path: str) -> str:
+    return quote_json_path("attributes", path.split("."))

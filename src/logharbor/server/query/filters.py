@@ -9,7 +9,8 @@ What a matcher means depends on the kind of the field (:class:`~.fields.FieldRef
   ranges; ``level`` values are normalized (``warning`` → ``WARN``), trace ids too.
 - numbers: the value must be a number (else ``type_mismatch``); ranges compare numerically.
 - times: values are times (RFC 3339, epoch, ``now-1h``); ``_time:15m`` means the last 15 minutes.
-- attributes (JSON): compared as text, and as numbers when the value is a number.
+- attributes (JSON): compared as text, and as numbers when the value is a number; a dotted name
+  matches when any of its spellings does (``a.b``: nested or a literal ``"a.b"`` key, fields.py).
 """
 
 from __future__ import annotations
@@ -179,14 +180,17 @@ class FilterCompiler:
         """The field is present: non-empty text, non-NULL number, a JSON path with a value."""
         if ref.kind == "time":
             return "1"
-        on_table = ref.sql.startswith(("attributes.", "`attributes`"))
+        on_table = bool(ref.paths) or ref.sql.startswith(("attributes.", "`attributes`"))
         if ref.kind in ("dynamic", "json") and not on_table:
             # after a pipe projected it, the field is a plain column: the JSON paths are gone
             return f"isNotNull({ref.sql})"
         if ref.kind == "dynamic":
-            prefix = self.params.add(ref.name.removeprefix("attributes.") + ".", "String")
-            return (f"(isNotNull({ref.sql}) OR arrayExists(p -> startsWith(p, {prefix}), "
-                    f"JSONAllPaths(`attributes`)))")
+            # an object at the path has no value of its own: one of its paths starts there (a
+            # nested key after a dot, or a literal key that goes on with a dot, written %2E)
+            paths = ref.paths or (ref.name.removeprefix("attributes."),)
+            starts = " OR ".join(f"startsWith(p, {self.params.add(path + tail, 'String')})"
+                                 for path in paths for tail in (".", "%2E"))
+            return f"(isNotNull({ref.sql}) OR arrayExists(p -> {starts}, JSONAllPaths(`attributes`)))"
         if ref.kind == "json":
             return "(length(JSONAllPaths(`attributes`)) > 0)"
         if ref.nullable:
@@ -199,6 +203,9 @@ class FilterCompiler:
         """One field against one matcher, by the field's kind."""
         if ref.kind == "json":
             raise QueryTypeError(f"'{ref.name}' is the whole attribute object; match one of its paths")
+        spellings = ref.spellings()
+        if len(spellings) > 1:
+            return "(" + " OR ".join(self.match(s, m) for s in spellings) + ")"
         if ref.kind == "time":
             return self.time_match(ref, m)
         if isinstance(m, ast.Wildcard):
