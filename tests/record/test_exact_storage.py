@@ -10,7 +10,6 @@ is the fast, store-level check of the encoding rules (store/attributes.py), with
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.record.values import attribute_sets, typed
 from tests.retention.helpers import NOW, open_tiers
 
 from logharbor.record import normalize, to_wire
@@ -29,46 +29,6 @@ from logharbor.server.store.rows import encode_record, row_to_wire
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 _batches = itertools.count()
-
-# -- what records are made of ------------------------------------------------------------------
-
-#: key spellings that collide in a naive store: dots, empty parts, the engine's own escape
-ODD_KEYS = ["", ".", ".x", "x.", "..", "a.b", "a", "b", "%2E", "%2e", "%", "%25", "x%2Ey", "x.y", "`", "\\",
-            "\x00", "é", "😀", "a b", "attributes", "http.x"]
-#: strings an engine might take for another type
-ODD_STRINGS = ["2018-07-02T22:22:48.364000Z", "2026-12-06T10:00:00+05:30", "2026-12-06", "12:00:00",
-               "2018-07-02 22:22:48", "Jul  2 22:22:48", "02/Jul/2018:22:22:48 +0000", "1530569568",
-               "1530569568123", "1", "1.5", "-0", "1e5", "0x10", "true", "null", "nan", "inf", "[1]", "{}",
-               "192.168.0.1", "::1", "550e8400-e29b-41d4-a716-446655440000", "", " ", "\u2028", "\x00",
-               "\ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16"), "a%2Eb"]
-BIG_INTS = [2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**64 + 1, -(2**63), -(2**63) - 1, 10**30, -(10**40), 2**53 + 1]
-ODD_FLOATS = [0.0, -0.0, 1.0, 13.0, 0.1, 1e16, 1.5e16, 1e300, 5e-324, 2.2250738585072014e-308,
-              1.7976931348623157e308, 123456789.123456789, -1.5]
-
-keys = st.text(max_size=6) | st.sampled_from(ODD_KEYS)
-strings = st.text(max_size=10) | st.sampled_from(ODD_STRINGS)
-ints = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from(BIG_INTS)
-floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(ODD_FLOATS)
-scalars = st.none() | st.booleans() | ints | floats | strings
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
-                           max_leaves=12)
-attribute_sets = st.dictionaries(keys, json_values, max_size=8)
-
-
-def typed(value: Any) -> Any:
-    """A value in a form where ``==`` tells 1 from 1.0 from True and 0.0 from -0.0 (not key order)."""
-    if isinstance(value, dict):
-        return ("object", sorted((k, typed(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return ("array", [typed(v) for v in value])
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, float):
-        return ("float", value, math.copysign(1.0, value))
-    if isinstance(value, int):
-        return ("int", value)
-    return ("text" if isinstance(value, str) else "null", value)
-
 
 def stored_record(attributes: dict[str, Any], message: str) -> dict[str, Any]:
     """A record of ``attributes`` (canonical names moved aside, so the record keeps all of them)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.store.rows import encode_record
@@ -230,8 +231,8 @@ def decode_bulk(
                           f"document is over the limit of {limits.max_line_bytes} bytes"))
             continue
         try:
-            doc = orjson.loads(source)
-        except orjson.JSONDecodeError as exc:
+            doc = exactjson.loads(source)  # integers beyond 64 bits stay exact (not floats)
+        except (orjson.JSONDecodeError, exactjson.ExactJSONError) as exc:
             items.append((action, index, doc_id, 400, "document_parsing_exception",
                           f"failed to parse the document: {exc}"))
             continue
