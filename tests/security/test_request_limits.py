@@ -97,15 +97,16 @@ def test_a_chunked_body_is_stopped_at_the_limit(server: ServerProcess) -> None:
                                   "/api/v1/retention"])
 def test_every_other_endpoint_has_the_same_limit(server: ServerProcess, path: str) -> None:
     response = httpx.request("PUT" if path.endswith("/x") else "POST", server.url + path,
-                             content=b"{" + b" " * 70_000 + b"}", headers={**server.headers,
-                                                                          "content-type": "application/json"})
+                             content=b"{" + b" " * 70_000 + b"}", timeout=60,
+                             headers={**server.headers, "content-type": "application/json"})
     assert response.status_code == 413, response.text
     assert response.json()["error"]["detail"]["setting"] == "max_request_bytes"
 
 
 def test_ingest_keeps_its_own_larger_limit(server: ServerProcess) -> None:
     body = b"\n".join(orjson.dumps({"message": "m" * 2000, "n": i}) for i in range(40))  # 80 KB
-    response = httpx.post(server.url + "/api/v1/logs", content=body, headers=server.headers)
+    # timeout: the first large body starts the ingest worker processes
+    response = httpx.post(server.url + "/api/v1/logs", content=body, headers=server.headers, timeout=120)
     assert response.status_code == 200, response.text
 
 
@@ -174,29 +175,29 @@ def test_deep_logql_is_a_json_400_that_names_the_limit(server: ServerProcess, qu
 
 def test_deep_native_query_is_refused_alike(server: ServerProcess) -> None:
     response = httpx.post(server.url + "/api/v1/query", json={"q": "(" * 5000 + "a" + ")" * 5000},
-                          headers=server.headers)
+                          headers=server.headers, timeout=30)
     assert response.status_code == 400 and "deeper than 64 levels" in response.json()["error"]["message"]
 
 
 # ------------------------------------------------------------------------------- API docs (item 11)
 
 def test_the_api_docs_page_loads_nothing_from_another_origin(server: ServerProcess) -> None:
-    page = httpx.get(server.url + "/api/docs")
+    page = httpx.get(server.url + "/api/docs", timeout=30)
     assert page.status_code == 200
     assert "default-src 'none'" in page.headers["content-security-policy"]
     urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert urls and all(u.startswith("/api/docs/") for u in urls), urls
     assert "cdn" not in page.text and "http" not in page.text.replace("http-equiv", "")
     for url in urls:
-        asset = httpx.get(server.url + url)
+        asset = httpx.get(server.url + url, timeout=30)
         assert asset.status_code == 200 and asset.content, url
-    assert "SwaggerUIBundle" in httpx.get(server.url + "/api/docs/swagger-ui-bundle.js").text
+    assert "SwaggerUIBundle" in httpx.get(server.url + "/api/docs/swagger-ui-bundle.js", timeout=30).text
 
 
 def test_the_api_docs_page_can_be_turned_off(server_factory) -> None:  # type: ignore[no-untyped-def]
     quiet = server_factory("--no-api-docs")
-    assert httpx.get(quiet.url + "/api/docs").status_code in (401, 404)
-    assert httpx.get(quiet.url + "/api/openapi.json").status_code == 200
+    assert httpx.get(quiet.url + "/api/docs", timeout=30).status_code in (401, 404)
+    assert httpx.get(quiet.url + "/api/openapi.json", timeout=30).status_code == 200
 
 
 # ------------------------------------------------------------------------------- over-burst batch (item 12)
@@ -206,14 +207,14 @@ def test_a_batch_larger_than_the_burst_is_a_413_that_names_the_limit(server: Ser
     headers = {"authorization": f"Bearer {key}", "content-type": "application/x-ndjson"}
     body = b"\n".join(orjson.dumps({"message": f"over {i}"}) for i in range(60))
     for _ in range(3):  # the same answer every time: no retry could ever pass
-        response = httpx.post(server.url + "/api/v1/logs", content=body, headers=headers)
+        response = httpx.post(server.url + "/api/v1/logs", content=body, headers=headers, timeout=60)
         assert response.status_code == 413, response.text
         assert "retry-after" not in response.headers
         error = response.json()["error"]
         assert error["code"] == "batch_over_rate"
         assert error["detail"] == {"records": 60, "ingest_rate": 50, "max_batch_records": 50}
     small = b"\n".join(orjson.dumps({"message": f"fits {i}"}) for i in range(40))
-    assert httpx.post(server.url + "/api/v1/logs", content=small, headers=headers).status_code == 200
+    assert httpx.post(server.url + "/api/v1/logs", content=small, headers=headers, timeout=60).status_code == 200
 
 
 # ------------------------------------------------------------------------------- abandoned upload (item 13)
@@ -235,7 +236,7 @@ def test_a_client_that_leaves_mid_upload_leaves_one_line_and_no_traceback(server
 # ------------------------------------------------------------------------------- HSTS (item 15)
 
 def test_hsts_only_when_serving_tls(server_factory, tmp_path: Path, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
-    assert "strict-transport-security" not in httpx.get(server.url + "/readyz").headers
+    assert "strict-transport-security" not in httpx.get(server.url + "/readyz", timeout=30).headers
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
@@ -253,7 +254,7 @@ def test_hsts_only_when_serving_tls(server_factory, tmp_path: Path, server: Serv
         httpx.get = original_get  # type: ignore[assignment]
     try:
         for path in ("/readyz", "/api/v1/query"):  # a refused request (401) carries it too
-            response = httpx.get(tls.url + path, verify=context)
+            response = httpx.get(tls.url + path, verify=context, timeout=30)
             assert response.headers["strict-transport-security"] == "max-age=31536000", path
     finally:
         tls.stop()
