@@ -23,7 +23,7 @@ LOG_CASES = [
     ('{service=~"api|auth", level!~"info|debug"}', "service:(api OR auth) NOT level:(INFO OR DEBUG)",
      {"r05", "r06"}),
     ('{level="error"}', "level:ERROR", {"r01", "r05", "r09", "r12", "r16"}),
-    ('{user_id=""}', "NOT _exists_:user_id",
+    ('{service=~".+", user_id=""}', "NOT _exists_:user_id",
      ALL - {"r01", "r02", "r03", "r07", "r08", "r16"}),
     ('{env="prod"} |= "payment"', 'env:prod AND message:*payment*', {"r01", "r02", "r16"}),
     ('{service="checkout"} != "declined"', "service:checkout NOT message:*declined*", {"r02", "r03"}),

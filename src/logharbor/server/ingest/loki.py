@@ -18,7 +18,9 @@ the first of ``service``, ``app``, ``application``, ``name``, ``container``, ``c
 ``job`` — Loki's own service discovery order — gives ``service``; ``level``/``host``/``env`` labels
 fold into their canonical fields); structured metadata is kept the same way (``trace_id`` becomes
 the canonical trace id); the line is the message; timestamps are nanosecond strings (JSON) or
-``Timestamp`` messages. Success is ``204``; entries that cannot be stored are reported in a
+``Timestamp`` messages. A line that is a JSON object or wholly ``key=value`` pairs also gives its
+keys as attributes and, when the stream has no level, its level (:mod:`logharbor.server.loki.lines`);
+the line stays the message as sent. Success is ``204``; entries that cannot be stored are reported in a
 ``400`` after every good entry beside them has been stored (Loki's partial-failure behaviour).
 """
 
@@ -41,6 +43,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
+from logharbor.server.loki.lines import line_fields
 from logharbor.server.store.rows import encode_record
 
 __all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
@@ -138,6 +141,11 @@ class _Entries:
         if metadata:
             for key, value in metadata.items():
                 raw[attribute_key(key)] = value
+        fields, level = line_fields(line)  # a JSON/logfmt line: its keys as attributes, the line kept
+        if fields is not None:
+            raw["attributes"] = fields  # merged under the labels, never folded into canonical fields
+            if level is not None and "level" not in raw:
+                raw["level"] = level
         raw["message"] = line
         raw["timestamp"] = stamp
         problem = self.limits.check(raw, len(line) + 1024)

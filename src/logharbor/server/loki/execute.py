@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,18 +21,19 @@ from logharbor.server.query.errors import QueryError
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 
-from .logql import Constant, LogQLError, LogQuery, RangeAgg, VectorAgg, field_name
-from .nodes import Binary, Metric, arith
-from .streams import STREAM_LABELS, Context, Labels, label_text
+from .logql import Constant, LogQLError, LogQuery, RangeAgg, field_name
+from .nodes import Binary, LabelReplace, Metric
+from .samples import sample_series
+from .streams import STREAM_LABELS, Context, label_text
+from .vectors import Series, aggregate, binary_series, label_replace, scalar_binary
 
 __all__ = ["Group", "Series", "aggregate", "bytes_rows", "constant_series", "default_group", "eval_metric",
-           "eval_range", "points"]
+           "eval_range", "points", "range_group"]
 
 NS = 1_000_000_000
 MAX_BUCKETS = 11_000
 #: bucket rows (series × buckets) one metric query may read before it is refused as too large
 MAX_BUCKET_ROWS = 200_000
-Series = dict[Labels, dict[int, float]]
 
 
 def points(start: int, end: int, step: int) -> list[int]:
@@ -70,6 +70,8 @@ def _label_field(lq: LogQuery, name: str) -> str:
 
 def _aggs(agg: RangeAgg) -> tuple[ast.Agg, ...]:
     f = agg.log.unwrap
+    if agg.fn == "rate" and f is not None:  # the per-second sum of the values
+        return ast.Agg("sum", f, "s"), ast.Agg("count", f, "c")
     if agg.fn in ("count_over_time", "rate"):
         return (ast.Agg("count", None, "c"),)
     if agg.fn in ("sum_over_time", "avg_over_time"):
@@ -167,14 +169,14 @@ def _combine(fn: str, parts: list[dict[str, Any]], range_s: float) -> float | No
         return None
     if fn == "count_over_time":
         return float(counts)
-    if fn == "rate":
+    if fn == "rate" and not any("s" in p for p in parts):
         return counts / range_s
     values = [v for v in (_number(p.get("s")) for p in parts) if v is not None]  # in bucket order
     if not values:
         return None
     if fn == "bytes_over_time":
         return sum(values)
-    if fn == "bytes_rate":
+    if fn in ("bytes_rate", "rate"):
         return sum(values) / range_s
     if fn == "sum_over_time":
         return sum(values)
@@ -214,22 +216,37 @@ def _absent(ctx: Context, agg: RangeAgg, times: list[int], step: int | None) -> 
     return {tuple(sorted(labels)): missing}
 
 
+def _needs_samples(agg: RangeAgg, step: int | None) -> bool:
+    """Whether ``agg`` must read records (:mod:`.samples`) rather than engine buckets."""
+    if agg.fn in ("stddev_over_time", "stdvar_over_time", "rate_counter") or agg.log.conversion is not None:
+        return True
+    if step is None:
+        return agg.range_ns % NS != 0 or agg.offset_ns % NS != 0
+    if any(x % NS for x in (step, agg.range_ns, agg.offset_ns)):
+        return True  # windows that are not whole seconds
+    return agg.fn == "quantile_over_time" and math.gcd(step, agg.range_ns, abs(agg.offset_ns)) != agg.range_ns
+
+
 def eval_range(ctx: Context, agg: RangeAgg, group: Group, times: list[int], step: int | None) -> Series:
-    """Values of a range aggregation at ``times`` (one time and no step for an instant query)."""
+    """Values of a range aggregation at ``times`` (one time and no step for an instant query);
+    a point at ``t`` covers ``[t - offset - range, t - offset)``."""
     if not times:
         return {}
     if agg.fn == "absent_over_time":
         return _absent(ctx, agg, times, step)
+    flt = agg.log.query.filter
+    if agg.log.unwrap is not None:
+        flt = ast.And((flt, ast.Exists(agg.log.unwrap)))
+    if _needs_samples(agg, step):
+        return sample_series(ctx, agg, group.labels, group.fields, times, flt)
     now = time.time_ns()
+    shift = agg.offset_ns
     if step is None:
         span = agg.range_ns
-        rows = _bucket_rows(ctx, agg, group, times[0] - agg.range_ns, times[0], None, now)
+        rows = _bucket_rows(ctx, agg, group, times[0] - shift - agg.range_ns, times[0] - shift, None, now)
     else:
-        span = math.gcd(max(NS, step // NS * NS), max(NS, agg.range_ns // NS * NS))
-        if agg.fn == "quantile_over_time" and span != agg.range_ns:
-            raise LogQLError("quantile_over_time over a range query needs the range equal to the step "
-                             "(use [$__interval] or [$__auto])")
-        begin, stop = times[0] - agg.range_ns, times[-1]
+        span = math.gcd(step, agg.range_ns, abs(shift))
+        begin, stop = times[0] - shift - agg.range_ns, times[-1] - shift
         if (stop - begin) // span > MAX_BUCKETS:
             raise ApiError(400, "too_many_points", "the range needs too many buckets; use a larger step")
         rows = _bucket_rows(ctx, agg, group, begin, stop, span // NS, now)
@@ -244,13 +261,29 @@ def eval_range(ctx: Context, agg: RangeAgg, group: Group, times: list[int], step
                        if by_field[f] != "")
         out: dict[int, float] = {}
         for t in times:
-            parts = [r for b in range(t - agg.range_ns, t, span) for r in per_bucket.get(b, [])]
+            end = t - shift
+            parts = ([r for b in range(end - agg.range_ns, end, span) for r in per_bucket.get(b, [])]
+                     if step is not None else per_bucket.get(end - agg.range_ns, []))
             value = _combine(agg.fn, parts, agg.range_ns / NS)
             if value is not None:
                 out[t] = value
         if out:
             series[tuple(sorted(labels))] = out
     return series
+
+
+def range_group(agg: RangeAgg, extra: tuple[str, ...] = ()) -> Group:
+    """The labels of a range aggregation's series: ``by``/``without`` when it has them (streams
+    merged per group, Loki's grouped range aggregation), else those of its streams."""
+    if agg.by is not None:
+        names = tuple(dict.fromkeys((*agg.by, *extra)))
+        return Group(names, tuple(_label_field(agg.log, n) for n in names))
+    base = default_group(agg.log, extra)
+    if agg.without is None:
+        return base
+    kept = [(n, f) for n, f in zip(base.labels, base.fields, strict=True)
+            if n not in agg.without or n in extra]
+    return Group(tuple(n for n, _ in kept), tuple(f for _, f in kept))
 
 
 _PUSHDOWN = {"sum": {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"},
@@ -261,79 +294,40 @@ def eval_metric(ctx: Context, expr: Metric, times: list[int], step: int | None) 
     """Series of a metric expression at ``times``."""
     if isinstance(expr, Binary):
         return _binary(ctx, expr, times, step)
+    if isinstance(expr, LabelReplace):
+        return label_replace(expr, _side(ctx, expr.inner, times, step))
     if isinstance(expr, RangeAgg):
-        return eval_range(ctx, expr, default_group(expr.log), times, step)
+        return eval_range(ctx, expr, range_group(expr), times, step)
     inner = expr.inner
-    if isinstance(inner, RangeAgg) and expr.without is None and inner.fn in _PUSHDOWN.get(expr.op, ()):
+    if (isinstance(inner, RangeAgg) and expr.without is None and inner.by is None and inner.without is None
+            and inner.fn in _PUSHDOWN.get(expr.op, ()) and inner.log.conversion is None):
         by = expr.by or ()  # sum(…) with no grouping is one group
         group = Group(by, tuple(_label_field(inner.log, n) for n in by))
         return eval_range(ctx, inner, group, times, step)  # grouped by the engine directly
     if isinstance(inner, RangeAgg):
-        below = eval_range(ctx, inner, default_group(inner.log, expr.by or ()), times, step)
+        below = eval_range(ctx, inner, range_group(inner, expr.by or ()), times, step)
     else:
-        below = eval_metric(ctx, inner, times, step)
+        below = _side(ctx, inner, times, step)
     return aggregate(expr, below)
 
 
+def _side(ctx: Context, e: Metric | Constant, times: list[int], step: int | None) -> Series:
+    if isinstance(e, Constant):
+        return constant_series(e, times)
+    return eval_metric(ctx, e, times, step)
+
+
 def _binary(ctx: Context, expr: Binary, times: list[int], step: int | None) -> Series:
-    """Arithmetic per time: with a number on one side, on every series; between two metric
-    queries, on the pairs of series with identical labels (the others drop out, as in PromQL)."""
-    def side(e: Metric | Constant) -> Series | float:
-        return e.value if isinstance(e, Constant) else eval_metric(ctx, e, times, step)
-
-    left, right = side(expr.left), side(expr.right)
-    if isinstance(left, float):
-        assert not isinstance(right, float)  # two constants were folded by the parser
-        return {k: {t: arith(expr.op, left, v) for t, v in vs.items()} for k, vs in right.items()}
-    if isinstance(right, float):
-        return {k: {t: arith(expr.op, v, right) for t, v in vs.items()} for k, vs in left.items()}
-    out: Series = {}
-    for labels, values in left.items():
-        other = right.get(labels)
-        if other is None:
-            continue
-        joined = {t: arith(expr.op, v, other[t]) for t, v in values.items() if t in other}
-        if joined:
-            out[labels] = joined
-    return out
-
-
-def _key(labels: Labels, expr: VectorAgg) -> Labels:
-    if expr.by is not None:
-        return tuple((k, v) for k, v in labels if k in expr.by)
-    if expr.without is not None:
-        return tuple((k, v) for k, v in labels if k not in expr.without)
-    return ()
-
-
-_REDUCE: dict[str, Callable[[list[float]], float]] = {
-    "sum": sum, "min": min, "max": max, "count": lambda v: float(len(v)), "avg": lambda v: sum(v) / len(v),
-}
-
-
-def aggregate(expr: VectorAgg, below: Series) -> Series:
-    """A vector aggregation over already evaluated series (per evaluation time)."""
-    if expr.op in ("topk", "bottomk"):
-        assert expr.param is not None
-        chosen: Series = {}
-        stamps = sorted({t for values in below.values() for t in values})
-        for t in stamps:
-            groups: dict[Labels, list[tuple[float, Labels]]] = {}
-            for labels, values in below.items():
-                if t in values:
-                    groups.setdefault(_key(labels, expr), []).append((values[t], labels))
-            for members in groups.values():
-                members.sort(key=lambda m: m[0], reverse=expr.op == "topk")
-                for value, labels in members[:expr.param]:
-                    chosen.setdefault(labels, {})[t] = value
-        return chosen
-    collected: dict[Labels, dict[int, list[float]]] = {}
-    for labels, values in below.items():
-        target = collected.setdefault(_key(labels, expr), {})
-        for t, value in values.items():
-            target.setdefault(t, []).append(value)
-    reduce = _REDUCE[expr.op]
-    return {labels: {t: reduce(vs) for t, vs in per_t.items()} for labels, per_t in collected.items()}
+    """Arithmetic, comparisons and set operators per time: with a number on one side, on every
+    series; between two vectors, on the pairs the matching makes (:mod:`.vectors`)."""
+    left, right = expr.left, expr.right
+    if isinstance(left, Constant) and not left.is_vector:
+        return scalar_binary(expr.op, _side(ctx, right, times, step), left.value, number_left=True,
+                             is_bool=expr.bool)
+    if isinstance(right, Constant) and not right.is_vector:
+        return scalar_binary(expr.op, _side(ctx, left, times, step), right.value, number_left=False,
+                             is_bool=expr.bool)
+    return binary_series(expr, _side(ctx, left, times, step), _side(ctx, right, times, step))
 
 
 def constant_series(value: Constant, times: list[int]) -> Series:

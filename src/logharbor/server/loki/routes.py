@@ -35,10 +35,11 @@ from logharbor.server.query.errors import QueryError
 from logharbor.server.query.printer import to_text
 from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
 
-from . import catalog
+from . import catalog, drilldown
 from .execute import Series, constant_series, eval_metric, points
-from .logql import Constant, LogQuery, parse_logql
-from .streams import Context, log_line, log_streams, record_labels
+from .logql import Constant, LogQuery, VectorAgg, parse_logql
+from .nodes import label_paths
+from .streams import Context, log_line, log_streams, record_labels, sanitize_label
 from .wire import wire_to_record
 
 __all__ = ["loki_router"]
@@ -204,7 +205,10 @@ def _run_instant(conn: HTTPConnection, params: dict[str, str | None]) -> dict[st
         streams, n = log_streams(ctx, expr, None, at + 1, _limit(params.get("limit")), direction)
         return {"resultType": "streams", "result": streams, "stats": _stats(began, n)}
     series = eval_metric(ctx, expr, [at], None)
-    return {"resultType": "vector", "result": _vector(series, at), "stats": _stats(began, 0)}
+    result = _vector(series, at)
+    if isinstance(expr, VectorAgg) and expr.op in ("sort", "sort_desc"):
+        result.sort(key=lambda s: float(s["value"][1]), reverse=expr.op == "sort_desc")
+    return {"resultType": "vector", "result": result, "stats": _stats(began, 0)}
 
 
 def _volume(conn: HTTPConnection, p: dict[str, str | None], ranged: bool) -> dict[str, Any]:
@@ -231,11 +235,27 @@ def _selector_filter(text: str | None) -> ast.Filter:
     return _log_query(text).query.filter if text else ast.MatchAll()
 
 
+def _resolving(request: Request, work: Callable[[HTTPConnection, dict[str, str | None]], Any],
+               params: dict[str, str | None]) -> Any:
+    """``work`` with Grafana's label names of attribute paths resolved (``k8s_namespace_name`` →
+    ``k8s.namespace.name``), looked up only when the request names such a label."""
+    texts = [params.get("query") or "", *request.query_params.getlist("match[]"),
+             *(str(v) for v in request.path_params.values())]
+    names = drilldown.label_path_names(texts)
+    if not names:
+        return work(request, params)
+    end = loki_time(params.get("end") or params.get("time"), time.time_ns())
+    start = loki_time(params.get("start"), end - 6 * 3600 * NS) - max(
+        (drilldown.widest_range(t) for t in texts), default=0)
+    with label_paths(drilldown.resolve_label_paths(_context(request), names, start, end + 1)):
+        return work(request, params)
+
+
 async def _answer(request: Request, work: Callable[[HTTPConnection, dict[str, str | None]], Any],
                   *, wrap: bool = True) -> Response:
     params: dict[str, str | None] = dict(request.query_params)
     try:
-        data = await run_in_threadpool(work, request, params)
+        data = await run_in_threadpool(_resolving, request, work, params)
     except ApiError as exc:
         detail = exc.detail if exc.detail is not None else exc.extra or None
         if isinstance(exc.detail, dict) and exc.extra:
@@ -261,8 +281,8 @@ def loki_router() -> APIRouter:
     @router.get(_PREFIX + "/labels", summary="Label (field) names with values in the range")
     @router.get(_PREFIX + "/label", include_in_schema=False)
     async def labels(request: Request) -> Response:
-        return await _answer(request, lambda conn, p: catalog.label_names(
-            _context(conn), _selector_filter(p.get("query")), *_window(p)))
+        return await _answer(request, lambda conn, p: sorted({sanitize_label(n) for n in catalog.label_names(
+            _context(conn), _selector_filter(p.get("query")), *_window(p))}))
 
     @router.get(_PREFIX + "/label/{name}/values", summary="Values of one label (field) in the range")
     async def label_values(request: Request, name: str) -> Response:
@@ -303,6 +323,21 @@ def loki_router() -> APIRouter:
     async def detected_labels(request: Request) -> Response:
         return await _answer(request, lambda conn, p: {"detectedLabels": catalog.detected_labels(
             _context(conn), _log_query(p["query"]) if p.get("query") else None, *_window(p))}, wrap=False)
+
+    @router.get(_PREFIX + "/detected_field/{name}/values", summary="Values of one field of the records")
+    async def detected_field_values(request: Request, name: str) -> Response:
+        return await _answer(request, lambda conn, p: {"values": drilldown.field_values(
+            _context(conn), name, _log_query(p.get("query")), *_window(p), _limit(p.get("limit"), 1000))},
+            wrap=False)
+
+    @router.get(_PREFIX + "/patterns", summary="Templates of the matching records, counted per step")
+    async def patterns(request: Request) -> Response:
+        def work(conn: HTTPConnection, p: dict[str, str | None]) -> Any:
+            start, end = _window(p)
+            step = _step(p.get("step"), start, end)
+            return drilldown.patterns(_context(conn), _log_query(p.get("query")), start, end, step)
+
+        return await _answer(request, work)
 
     @router.get(_PREFIX + "/status/buildinfo", summary="Version (Grafana picks features by it)")
     async def buildinfo() -> Response:

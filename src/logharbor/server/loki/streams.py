@@ -16,6 +16,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 from logharbor.server.query import ast, compile_ast
 from logharbor.server.query.errors import QueryError
+from logharbor.server.query.regex_re2 import compile_re2
 from logharbor.server.store.attributes import lookup
 from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import row_to_record
@@ -23,7 +24,7 @@ from logharbor.server.store.rows import row_to_record
 from .logql import LogQuery, field_name, render_template
 
 __all__ = ["STREAM_LABELS", "Context", "Labels", "label_text", "log_line", "log_streams", "record_labels",
-           "value_of"]
+           "sanitize_label", "value_of"]
 
 #: the fields every stream is labelled with (when not empty), besides those the query names
 STREAM_LABELS = ("service", "level", "source", "host", "instance", "env")
@@ -94,10 +95,21 @@ def label_text(value: Any) -> str:
     return str(value)
 
 
+_INVALID_LABEL = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_label(name: str) -> str:
+    """A key as a Loki label name: every character outside ``[A-Za-z0-9_]`` becomes ``_`` (what
+    ``| json`` and Loki's OTLP ingestion do: ``k8s.namespace.name`` → ``k8s_namespace_name``)."""
+    out = _INVALID_LABEL.sub("_", name)
+    return "_" + out if out[:1].isdigit() else out
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
-            _flatten(f"{prefix}_{key}" if prefix else str(key), inner, out)
+            name = sanitize_label(str(key))
+            _flatten(f"{prefix}_{name}" if prefix else name, inner, out)
     elif value is not None and not isinstance(value, list):
         out[prefix] = label_text(value)
 
@@ -109,6 +121,8 @@ def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
         labels[name] = label_text(value_of(record, name))
     if lq.parsed:
         _flatten("", record.get("attributes") or {}, labels)
+        if lq.unpack:
+            labels.pop("_entry", None)
         for key, value in (record.get("http") or {}).items():
             labels["http_" + key] = label_text(value)
     line = record.get("message") or ""
@@ -126,13 +140,33 @@ def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
             source = lf.source or lf.name
             labels[lf.name] = labels.pop(source, None) or label_text(value_of(record, source))
     if lq.keep is not None:
-        labels = {k: v for k, v in labels.items() if k in lq.keep}
+        labels = {k: v for k, v in labels.items() if k in lq.keep and _kept(k, v, lq.keep_if)}
+    for name, op, value in lq.drop_if:
+        if name in labels and _holds(op, value, labels[name]):
+            del labels[name]
     return {k: v for k, v in labels.items() if v != "" and k not in lq.drop}
 
 
+def _holds(op: str, expected: str, value: str) -> bool:
+    if op in ("=", "!="):
+        return (value == expected) == (op == "=")
+    found = compile_re2(f"^(?:{expected})$").search(value) is not None
+    return found == (op == "=~")
+
+
+def _kept(name: str, value: str, conditions: tuple[tuple[str, str, str], ...]) -> bool:
+    own = [c for c in conditions if c[0] == name]
+    return not own or any(_holds(op, expected, value) for _, op, expected in own)
+
+
 def log_line(record: Mapping[str, Any], lq: LogQuery, labels: Mapping[str, str]) -> str:
-    """The line Loki would show: the message, or ``line_format``'s template filled in."""
+    """The line Loki would show: the message (``| unpack``: the packed ``_entry``), or
+    ``line_format``'s template filled in."""
     message = record.get("message") or ""
+    if lq.unpack:
+        entry = (record.get("attributes") or {}).get("_entry")
+        if isinstance(entry, str):
+            message = entry
     if lq.decolorize:
         message = _ANSI.sub("", message)
     if lq.line_format is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import operator
 import re
-import warnings
 from collections.abc import Callable
 
 from logharbor.record import LEVELS, normalize_level, normalize_trace_id
@@ -26,6 +25,7 @@ from logharbor.record import LEVELS, normalize_level, normalize_trace_id
 from . import ast, limits
 from .errors import InvalidRegexError, QueryError, QueryTypeError
 from .fields import FieldRef
+from .regex_re2 import re2_error
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
 __all__ = ["FilterCompiler", "Params", "Resolver"]
@@ -124,24 +124,16 @@ def _token_regex(wildcard: str) -> str:
     return head + "".join(out) + tail
 
 
-_RE2_UNSUPPORTED = re.compile(r"\(\?[=!>]|\(\?<[=!]|\\[1-9]|(?<!\\)[*+?}]\+")
-
-
 def check_regex(pattern: str) -> None:
     """Reject a regex RE2 will not compile, so the user gets a 400 and not an engine error.
 
-    RE2 syntax is close to a subset of Python's: what Python cannot compile RE2 cannot either,
-    and the Python features RE2 lacks (lookaround, backreferences) are refused by name.
+    The check is RE2 itself (:mod:`.regex_re2`, the engine the store runs), so a pattern is
+    accepted here exactly when the store accepts it: ``(?i)``, ``\\pL``, ``\\z`` and ``\\Q…\\E`` are;
+    lookaround, backreferences, atomic groups and possessive repeats are not.
     """
-    if _RE2_UNSUPPORTED.search(pattern):
-        raise InvalidRegexError(f"regex /{pattern}/ uses lookaround, a backreference, an atomic group "
-                                f"or a possessive repeat, which RE2 lacks")
-    try:
-        with warnings.catch_warnings():  # Python's "possible nested set" hints mean nothing to RE2
-            warnings.simplefilter("ignore")
-            re.compile(pattern)
-    except re.error as exc:
-        raise InvalidRegexError(f"regex /{pattern}/ does not compile: {exc}") from None
+    reason = re2_error(pattern)
+    if reason is not None:
+        raise InvalidRegexError(f"regex /{pattern}/ does not compile in RE2: {reason}")
 
 
 class FilterCompiler:
