@@ -6,6 +6,7 @@ compared with the native language over exactly the same records.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ T12 = 1_793_534_400  # 2026-11-01T12:00:00Z, record r01 (r20 is at 12:19)
 START_NS = (T12 - 3600) * NS
 END_NS = (T12 + 3600) * NS
 
+#: the corpus lies at a fixed date, so the rules look back from a day after it: a window ending
+#: ``now - DELAY`` (whole days) keeps the corpus inside ``30d`` whatever today's date is
+DELAY = f"{max(0, int(time.time() - T12) // 86400 - 1)}d"
+
 RULES = """
 groups:
   - name: corpus
@@ -31,6 +36,7 @@ groups:
       - record: logharbor:records:count30d
         query: "*"
         window: 30d
+        delay: {delay}
         group_by: [service]
   - name: quality
     rules:
@@ -38,13 +44,15 @@ groups:
         query: "* | stats p99(duration_ms) as p99 by service"
         value: p99
         window: 30d
+        delay: {delay}
         interval: 10s
       - record: logharbor:app_errors:ratio30d
         query: "source:app"
         condition: ratio(level:ERROR)
         window: 30d
+        delay: {delay}
         interval: 10s
-"""
+""".replace("{delay}", DELAY)
 
 
 @pytest.fixture(scope="session")
