@@ -103,6 +103,7 @@ class Mover:
             self.last_tick_ns = now
             if done["moved"] or done["sampled"] or done["deleted"]:
                 self.tiers.refresh_view()  # cold files may have come or gone
+                self.tiers.apply_masks()  # what moved or expired leaves the disk, not only the view
             return done
 
     # -- sampling and deleting -------------------------------------------------------------

@@ -242,6 +242,29 @@ class Tiers:
         self.store.execute(f"DELETE FROM {table} WHERE {day_filter}{IDENTITY} IN {moving}", params)
         self.store.execute(f"DROP TABLE IF EXISTS {moving}")
 
+    def apply_masks(self) -> int:
+        """Rewrite, in the background, the partitions where a lightweight delete only masked rows.
+
+        Moves and expiry delete with ``DELETE FROM``, which masks rows; an old day's partition is
+        seldom merged again, so the moved or expired rows would stay on disk for good (and the disk
+        would not shrink). ``APPLY DELETED MASK`` drops them; the engine runs it as a mutation in
+        the background. Returns the partitions asked for.
+        """
+        if getattr(self.store, "cluster", None):
+            return 0
+        asked = 0
+        for name in (self.store.table_name, self.warm_name):
+            rows = self.store.query(
+                "SELECT DISTINCT partition_id AS p FROM system.parts WHERE active AND has_lightweight_delete "
+                "AND database = currentDatabase() AND table = {t:String} ORDER BY p", {"t": name})
+            ids = [str(r["p"]) for r in rows if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(r["p"]))]
+            if ids:
+                commands = ", ".join(f"APPLY DELETED MASK IN PARTITION ID '{p}'" for p in ids)
+                self.store.execute(f"ALTER TABLE {quote_identifier(name)} {commands} "
+                                   "SETTINGS mutations_sync = 0")
+                asked += len(ids)
+        return asked
+
     def compact_day(self, tier: str, day: str) -> None:
         """Rewrite one day's partition so rows a delete masked leave the active parts now."""
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
