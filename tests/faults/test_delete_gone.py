@@ -4,8 +4,8 @@ Fault: a GDPR erasure whose rows vanish from queries while the value stays on di
 old partitions, the engine's mutation text, a pattern's sample, the miner's journal, the WAL, a
 quarantined copy, a cold Parquet file, alert state in the metadata database). Here a real server
 gets records carrying one unique value in a message, in an attribute and in a field, spread over
-the hot tier (two days), the warm and the cold tier, an alert grouped by the attribute, a
-quarantined copy of damaged WAL bytes, and records still in the WAL (batches wait 10 s) when the
+the hot tier (two days), the warm and the cold tier, an alert and a recording rule grouped by the
+attribute, a quarantined copy of damaged WAL bytes, and records still in the WAL (batches wait 10 s) when the
 delete is issued. Before the delete a raw scan must find the value in each of those places (the
 scan sees through the engine's ZSTD/LZ4 blocks and Parquet's zstd pages: tests/faults/rawscan.py);
 after it, nowhere, no query or API answer shows it, a restart brings nothing back, and every other
@@ -97,14 +97,26 @@ def _api_texts(client: httpx.Client, job_id: str) -> dict[str, str]:
     """Every API answer that could echo the value back."""
     return {path: client.get(path).text for path in (
         "/api/v1/alerts", "/api/v1/alerts/history", "/api/v1/alerts/notifications", "/api/v1/audit",
+        "/metrics/recorded",
         f"/api/v1/delete/{job_id}")} | {
         "patterns": client.post("/api/v1/query", json={"q": f"service:{SERVICE} | patterns", **ALL_TIME}).text,
         "search": client.post("/api/v1/query", json={"q": FILTER, **ALL_TIME}).text}
 
 
-def test_delete_leaves_the_value_nowhere(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server: ServerProcess = server_factory("--batch-max-age", "10")
-    data_dir = server.data_dir
+RECORDING = f"""rules:
+  - record: gdpr:records:by_user
+    query: service:{SERVICE}
+    window: 1h
+    interval: 10s
+    group_by: [user_id]
+"""
+
+
+def test_delete_leaves_the_value_nowhere(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "recording-rules.yaml").write_text(RECORDING)  # a recording rule grouped by the value's field
+    server: ServerProcess = server_factory("--batch-max-age", "10", data_dir=data_dir)
     tally = Tally("delete-by-query: value gone from every tier, the WAL, quarantine, patterns, metadata")
     now = time.time()
     erased = 0
@@ -123,6 +135,7 @@ def test_delete_leaves_the_value_nowhere(server_factory) -> None:  # type: ignor
             "name": "errors by user", "query": f"service:{SERVICE} AND level:ERROR", "condition": "count > 0",
             "window": "1h", "interval": "10s", "group_by": ["user_id"], "channels": ["dead"]}).raise_for_status()
         _wait(lambda: VALUE in client.get("/api/v1/alerts").text, 60, "the alert group of the value")
+        _wait(lambda: VALUE in client.get("/metrics/recorded").text, 60, "the recorded group of the value")
         assert client.put("/api/v1/retention", json=RULES).status_code == 200
         moved = client.post("/api/v1/retention/run").json()["moved"]
         assert moved == 2 * 36, moved  # 10 d → warm, 40 d → cold

@@ -252,7 +252,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         try:
             await tail.start()
             alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
-            start_recording(app.state, runtime)  # recording rules, as jobs on the alert scheduler
+            recorder = start_recording(app.state, runtime)  # recording rules, on the alert scheduler
+            retention.deletes.forget.append(recorder.forget)  # a delete drops the groups it erased
             if runtime.leader is not None:
                 # one leader mechanism for every singleton: the advisory-lock Leader takes the place
                 # of the alert lease before the evaluator's first pass (its loop has not run yet)

@@ -191,6 +191,18 @@ class Recorder(Collector):
             self._values[rule.record] = values  # type: ignore[assignment]
             self._last[rule.record] = at_ns / 1e9
 
+    def forget(self, changes: Callable[[str], str]) -> int:
+        """Drop the groups a delete-by-query erased: those with a label value that ``changes``
+        (its redaction) alters; they would otherwise stay, at 0, until they aged out. How many."""
+        dropped = 0
+        with self._lock:
+            for record, values in self._values.items():
+                kept = [(labels, value) for labels, value in values
+                        if all(changes(str(v)) == str(v) for v in labels.values())]
+                dropped += len(values) - len(kept)
+                self._values[record] = kept
+        return dropped
+
     def jobs(self) -> list[Job]:
         """One scheduler job per rule, on the rule's interval."""
         return [Job(f"record:{r.record}", r.rule().interval_ns, lambda at, r=r: self.record(r, at))

@@ -80,6 +80,9 @@ class DeleteJobs:
         self.deleted_rows = 0
         self._threads: list[threading.Thread] = []
         self._since: dict[str, float] = {}  # job → when its last step ended (for progress.seconds)
+        #: what keeps record values in memory (recording rules' groups): called with the
+        #: redaction of each delete, each returns how many entries it dropped
+        self.forget: list[Callable[[Callable[[str], str]], int]] = []
 
     def submit(self, q: str, actor: str, scope: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Validate ``q`` (a filter; QueryError when it is not), record the job and start it.
@@ -158,6 +161,8 @@ class DeleteJobs:
                 self._done_step(job_id, progress, "purge")
             if "metadata" not in progress["steps"]:
                 progress["metadata"] = scrub_metadata(self.meta, redactor, skip_job=job_id)
+                if redactor:
+                    progress["memory"] = sum(forget(redactor.text) for forget in self.forget)
                 self._done_step(job_id, progress, "metadata")
             eraser.drop_helpers()
             total = sum(int(progress.get(t, 0)) for t in TIERS)
