@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--max-body", type=int, default=0)
     ap.add_argument("--bulk-retry-first", action="store_true")
     ap.add_argument("--lose-answer-first", type=int, default=0)
+    ap.add_argument("--refuse-encoding", help="answer 400 bad_encoding to bodies in this encoding")
     ap.add_argument("--dedup-keys", action="store_true")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
@@ -92,6 +93,9 @@ def main() -> None:
                     return
                 enc = self.headers.get("Content-Encoding", "identity")
                 stats["encodings"][enc] = stats["encodings"].get(enc, 0) + 1
+                if enc == args.refuse_encoding:
+                    self._answer(400, {"error": {"code": "bad_encoding", "message": f"body is not valid {enc}"}})
+                    return
                 if enc == "zstd":
                     # every frame (a body may hold several, like a gzip body several members)
                     body = zstandard.ZstdDecompressor().stream_reader(

@@ -291,3 +291,17 @@ def test_elasticsearch_document_ids_auto_sends_none(tmp_path: Path, receiver_fac
     assert wait_for(lambda: ack.finished, 10)
     sink.close(5)
     assert r.stats()["bulk_ids"] == [[None] * 5]
+
+
+def test_a_body_whose_compression_was_refused_is_sent_again_uncompressed(tmp_path: Path,
+                                                                        receiver_factory: Any) -> None:
+    """A 400 bad_encoding says nothing against the records: they are sent, not dead-lettered."""
+    r = receiver_factory("--refuse-encoding", "zstd")
+    sink = make_sink(tmp_path, r.url, compression="zstd", dead_letter_path=str(tmp_path / "dead.ndjson"))
+    acks = [submit(sink, i * 100, 100) for i in range(3)]
+    assert wait_for(lambda: all(a.finished for a in acks), 10)
+    sink.close(5)
+    assert all(a.status == AckStatus.DELIVERED for a in acks)
+    assert sorted(x["n"] for x in r.records()) == list(range(300))
+    assert not (tmp_path / "dead.ndjson").exists()
+    assert r.stats()["encodings"]["identity"] == r.stats()["encodings"]["zstd"]

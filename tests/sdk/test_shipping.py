@@ -163,3 +163,18 @@ def test_each_batch_has_its_own_idempotency_key_kept_across_retries(receiver: Re
         assert [line["i"] for line in receiver.delivered()] == list(range(9))
     finally:
         shipper.close()
+
+
+def test_a_refused_compression_is_answered_by_the_same_batch_uncompressed(receiver: Receiver) -> None:
+    receiver.script = [(400, {}, b'{"error":{"code":"bad_encoding","message":"body is not valid zstd"}}')]
+    shipper = HttpShipper(receiver.url, flush_interval=0.05)
+    try:
+        shipper.write(_lines(6))
+        assert shipper.flush(10)
+        first, second = receiver.requests
+        assert first["headers"]["Content-Encoding"] == "zstd" and "Content-Encoding" not in second["headers"]
+        assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
+        assert [line["i"] for line in receiver.delivered()] == list(range(6))
+        assert shipper.stats()["dropped"] == 0
+    finally:
+        shipper.close()

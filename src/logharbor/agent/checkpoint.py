@@ -68,6 +68,8 @@ class CheckpointStore:
         self.tmp = path.with_name(path.name + ".tmp")
         self._last: bytes | None = None
         self.writes = 0
+        #: when the look whose findings the loaded checkpoint holds began (wall clock), if stored
+        self.looked_at: float | None = None
 
     def load(self) -> list[Entry]:
         """Entries from the newest complete checkpoint (temp file first), or none."""
@@ -79,6 +81,8 @@ class CheckpointStore:
             if not isinstance(doc, dict) or doc.get("version") not in _READABLE:
                 continue
             entries = [self._entry(e) for e in doc.get("files", [])]
+            looked = doc.get("looked_at")
+            self.looked_at = float(looked) if isinstance(looked, (int, float)) else None
             return [e for e in entries if e is not None]
         return []
 
@@ -99,12 +103,15 @@ class CheckpointStore:
                 continue
         return max(times) if times else None
 
-    def write(self, entries: list[Entry]) -> bool:
-        """Write ``entries`` atomically if they differ from the last write; True when written."""
-        body = orjson.dumps(
-            {"version": FORMAT_VERSION, "files": [asdict(e) for e in entries]},
-            option=orjson.OPT_INDENT_2,
-        )
+    def write(self, entries: list[Entry], looked_at: float | None = None) -> bool:
+        """Write ``entries`` atomically if they differ from the last write; True when written.
+        ``looked_at`` is when the look they come from began: a file of unknown content written
+        after it may hold lines no entry covers (it is stored only with a change of entries, so
+        the stored time is never later than the entries' look)."""
+        doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": [asdict(e) for e in entries]}
+        if looked_at is not None:
+            doc["looked_at"] = looked_at
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
         # the timestamps change on every write; compare what matters
         key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path, e.mark) for e in entries])
         if key == self._last:

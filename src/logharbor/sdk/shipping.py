@@ -5,8 +5,9 @@ lines over and moves on. The shipper batches them (by count, bytes or age), comp
 NDJSON body (zstd, or gzip), posts it to ``/api/v1/logs`` with the API key, and retries
 transient failures (connection errors, 429, 5xx) with exponential backoff and jitter, honouring
 ``Retry-After``. A batch the server refuses for good (400, 401, 403) is dropped and counted, and
-a 413 splits the batch in two. The buffer is bounded: when the server is away for long, the
-oldest lines go first and are counted.
+a 413 splits the batch in two; a 400/415 saying the *compression* could not be decoded gets the
+same batch sent uncompressed (the lines are fine). The buffer is bounded: when the server is
+away for long, the oldest lines go first and are counted.
 
 Every POST carries an ``Idempotency-Key``: ``sdk-<process id>-<batch number>``, the same on every
 retry of one batch (a retry after a lost answer is stored once by the server, within its window)
@@ -66,6 +67,20 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+_ENCODING_ERRORS = frozenset(("bad_encoding", "unsupported_encoding"))
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The ``error.code`` of a logharbor error answer, or ""."""
+    try:
+        doc = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 _THREAD_NAME = "logharbor-ship"
@@ -283,15 +298,24 @@ class HttpShipper:
             headers["Content-Encoding"] = "gzip"
         return body, headers
 
-    def _post(self, batch: list[bytes], key: str) -> None:
-        body, headers = self._encode(batch, key)
+    def _send(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         try:
-            response = self._client.post(self.url, content=body, headers=headers)
+            return self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise RetriableError(f"{type(exc).__name__}: {exc}") from exc
         except RuntimeError as exc:  # the client was closed under us: shutting down
             raise PermanentError(f"client closed: {exc}") from exc
+
+    def _post(self, batch: list[bytes], key: str) -> None:
+        body, headers = self._encode(batch, key)
+        response = self._send(body, headers)
         status = response.status_code
+        refused = status in (400, 415) and _error_code(response) in _ENCODING_ERRORS
+        if refused and "Content-Encoding" in headers:
+            # the lines are fine, their compressed form was not taken: the same batch, uncompressed
+            headers.pop("Content-Encoding")
+            response = self._send(b"".join(batch), headers)
+            status = response.status_code
         if status == 429 or status >= 500 or status == 408:
             raise RetriableError(f"HTTP {status} from {self.url}",
                                  _retry_after(response.headers.get("Retry-After")))

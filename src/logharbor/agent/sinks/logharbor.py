@@ -4,8 +4,9 @@ The server answers 200 only once the records are fsync'd in its write-ahead log,
 acknowledgement the sources' checkpoints wait for. The error classifier follows the server's
 contract: 429 and 5xx (and connection errors, 408) are retriable and may carry ``Retry-After``;
 401/403 are retried too (the records are fine, the key is not: nothing is thrown away while an
-operator fixes it); 413 means the batch is too large and is split; any other 4xx is permanent;
-per-line rejections in a 200 answer are permanent for those lines only.
+operator fixes it); 413 means the batch is too large and is split; a 400/415 saying the
+*compression* could not be decoded gets the same batch sent uncompressed (the records are fine);
+any other 4xx is permanent; per-line rejections in a 200 answer are permanent for those lines.
 
 Every POST carries ``Idempotency-Key`` (see ``sinks/base.py``): a batch resent after a lost answer,
 a timeout or an agent restart that replays it from the disk buffer is stored once by a server that
@@ -35,6 +36,20 @@ from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_r
 from logharbor.agent.types import Permanent, Retriable
 
 __all__ = ["Config", "LogharborSink"]
+
+
+_ENCODING_ERRORS = frozenset(("bad_encoding", "unsupported_encoding"))
+
+
+def _error_code(data: bytes) -> str:
+    """The ``error.code`` of a logharbor error body, or ""."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 class Config(HttpSinkConfig):
@@ -86,8 +101,19 @@ class LogharborSink(BufferedSink):
 
     def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
         body = self.encode(payload)
-        resp, data = self.http.post(self.path, body, {**self.headers, "Idempotency-Key": key})
+        headers = {**self.headers, "Idempotency-Key": key}
+        resp, data = self.http.post(self.path, body, headers)
         status = resp.status
+        if status in (400, 415) and "Content-Encoding" in headers and _error_code(data) in _ENCODING_ERRORS:
+            # the records are fine, their compressed form was not taken (a corrupt frame, a proxy
+            # that re-encodes): the same batch, uncompressed, rather than refusing good records
+            telemetry.event(logging.WARNING, "the receiver could not decode the compressed body; "
+                            "sending this batch uncompressed", sink=self.name, status=status,
+                            detail=data[:200].decode("utf-8", "replace"))
+            headers.pop("Content-Encoding")
+            body = payload
+            resp, data = self.http.post(self.path, body, headers)
+            status = resp.status
         if 200 <= status < 300:
             self._metrics.bytes_sent.labels(self.name).inc(len(body))
             try:

@@ -58,7 +58,7 @@ from logharbor.agent.checkpoint import CheckpointStore
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.sources.file_watch import Watcher, unread_bytes
 from logharbor.agent.sources.tailed import (
-    NOT_FOUND,
+    Handle,
     Tailed,
     aggregate,
     flush_multiline,
@@ -103,10 +103,11 @@ class FileSource:
         self.store = CheckpointStore(data_dir / "checkpoints" / f"{name}.json")
         self.live: dict[tuple[int, int], Tailed] = {}
         self.dormant: list[Tailed] = []
-        #: copies the watcher opened for a content, not yet taken over by its reader
-        self.claimed: set[tuple[int, int]] = set()
+        #: guards the structure (live, dormant) and every content's offsets
         self.lock = threading.RLock()
-        self._reading: Tailed | None = None  # the file the reader is in (perhaps waiting in emit)
+        #: held by the reader while it reads descriptors (never while it waits in emit): the
+        #: watcher takes it to swap a content's descriptor (copytruncate) or close one (rotate_wait)
+        self.io = threading.Lock()
         self.watcher = Watcher(self)
         self._halt = threading.Event()
         self.meta_base: dict[str, Any] = {"source": "file", "host": socket.gethostname(), **cfg.fields}
@@ -134,19 +135,16 @@ class FileSource:
             self.dormant = [t for t in self.dormant
                             if t.pending or now - t.updated < self.cfg.forget_after_secs][-1000:]
             entries = [t.entry() for t in (*self.live.values(), *self.dormant)]
-        if self.store.write(entries):
+            looked = self.watcher.last_look
+        if self.store.write(entries, looked):
             telemetry.checkpoint_written(self.name, len(entries))
 
     def close(self) -> None:
         self._halt.set()
         self.write_checkpoint()
-        with self.lock:
+        with self.io, self.lock:
             for t in list(self.live.values()):
-                if t.copy is not None and t.copy is not NOT_FOUND:
-                    os.close(t.copy.fd)
-                t.copy = None
                 self._detach(t)
-            self.claimed.clear()
 
     # -- the two loops ----------------------------------------------------------------------------
 
@@ -156,7 +154,7 @@ class FileSource:
         now = time.monotonic()
         for t in self.dormant:
             t.seek_until = now + max(self.cfg.rotated_idle_secs, 2.0)
-        since = self.store.saved_at() if self.dormant else None
+        since = (self.store.looked_at or self.store.saved_at()) if self.dormant else None
         self.watcher.start(since, sorted({*self._paths(), *(t.path for t in self.dormant)}))
         self.watcher.step(first=True)
         # at once: a crash before the first interval still leaves what was found, and when
@@ -194,23 +192,26 @@ class FileSource:
             self._halt.wait(max(0.01, min(wait, 0.5)))
 
     def read_round(self, emit: Callable[[Chunk], None], stop: threading.Event | None = None) -> bool:
-        """A few blocks of every open file (fair to every file); whether anything was read."""
+        """A few blocks of every open file (fair to every file); whether anything was read.
+
+        Blocks are read under ``io`` and the chunks handed on (``emit``, which may wait: that is
+        backpressure) after it is released, so the watcher is never held up by a waiting reader."""
         busy = False
+        out: list[Chunk] = []
         for t in list(self.live.values()):
-            with self.lock:
-                if self.live.get((t.dev, t.ino)) is not t:
-                    continue
-                self._reading = t
-            try:
-                for _ in range(4):
-                    if (stop is not None and stop.is_set()) or not self._read(t, emit):
-                        break
-                    busy = True
-            finally:
-                with self.lock:
-                    self._reading = None
-                    if t.give_up:
-                        self.give_up(t)
+            for _ in range(4):
+                if stop is not None and stop.is_set():
+                    return busy
+                with self.io:
+                    with self.lock:
+                        current = self.live.get((t.dev, t.ino)) is t
+                    more = current and self._read(t, out.append)
+                for chunk in out:
+                    emit(chunk)
+                out.clear()
+                if not more:
+                    break
+                busy = True
         return busy
 
     def _lag(self) -> None:
@@ -234,15 +235,13 @@ class FileSource:
         if t.fd is None:
             return False
         block = self.cfg.read_block_bytes
-        if t.copy is not None:  # copytruncate: the watcher found where this content went
-            self._split(t)
-            return True
         if t.compressed:
             data = read_compressed(t, block)
-        elif t.rotated_at is not None:  # renamed away, or a copy: nobody truncates it any more
+        elif t.frozen:  # a copytruncate copy: nobody writes to it any more
             data = os.pread(t.fd, block, t.read_off)
         else:
-            if t.stalled or self._rewritten(t):
+            # a renamed file is checked too: it may have been truncated before it was renamed
+            if t.stalled or self.rewritten(t):
                 t.stalled = True  # the watcher looks for the copy on its next look
                 return False
             data = os.pread(t.fd, block, t.read_off)
@@ -267,7 +266,7 @@ class FileSource:
             t.carry = data[cut:]
         return True
 
-    def _rewritten(self, t: Tailed) -> bool:
+    def rewritten(self, t: Tailed) -> bool:
         """Whether the file under ``t`` no longer holds what was read (copytruncate, seen by the
         reader before the watcher): other first bytes, a size below the offset, or other bytes
         just before the offset."""
@@ -285,11 +284,11 @@ class FileSource:
             t.set_fp(head)
         return False
 
-    def _split(self, t: Tailed) -> None:
-        """copytruncate: this content goes on in the copy the watcher found (from its offset); the
-        truncated file is a new content, read from 0. Without a copy, the content is a ghost."""
-        h = t.copy
-        assert h is not None and t.fd is not None
+    def split(self, t: Tailed, copy: Handle | None, known_size: int) -> None:
+        """copytruncate: content ``t`` goes on in ``copy`` (from its offset) and the truncated file
+        is a new content, read from 0; without a copy ``t`` is a ghost, looked for a while longer.
+        Called by the watcher, holding ``io`` (the reader is not in a descriptor)."""
+        assert t.fd is not None
         head = os.pread(t.fd, self.cfg.fingerprint_bytes, 0)
         fresh = Tailed(t.path, t.dev, t.ino, 0)
         fresh.fd = t.fd
@@ -297,22 +296,22 @@ class FileSource:
             fresh.set_fp(head)
         now = time.monotonic()
         with self.lock:
-            t.copy, t.stalled = None, False
             self.live[(t.dev, t.ino)] = fresh
-            if h is NOT_FOUND:
+            t.stalled, t.size, t.known_size = False, 0, max(t.known_size, known_size)
+            if copy is None:
                 t.fd, t.ghost, t.seek_until = None, True, now + max(self.cfg.rotated_idle_secs, 2.0)
                 self.dormant.append(t)
             else:
-                self.claimed.discard((h.dev, h.ino))
-                t.fd, t.codec, t.path, t.dev, t.ino = h.fd, h.codec, h.path, h.dev, h.ino
+                t.fd, t.codec, t.path, t.dev, t.ino = copy.fd, copy.codec, copy.path, copy.dev, copy.ino
+                t.dec, t.carry, t.frozen = None, b"", True
                 t.rotated_at = t.last_data = now
-                self.live[(h.dev, h.ino)] = t
-        if h is NOT_FOUND:
+                self.live[(copy.dev, copy.ino)] = t
+        telemetry.file_opened(self.name, fresh.path, 0, "truncated-new-content")
+        if copy is None:
             telemetry.event(logging.WARNING, "copytruncate: the copy of the content was not found yet",
                             source=self.name, path=fresh.path, offset=t.read_off)
         else:
-            telemetry.event(logging.INFO, "copytruncate: reading goes on in the copy", source=self.name,
-                            path=fresh.path, copy=h.path, offset=t.read_off)
+            telemetry.file_opened(self.name, copy.path, t.read_off, "copytruncate-copy")
 
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
         end = t.read_off + len(body)
@@ -390,12 +389,11 @@ class FileSource:
 
     def give_up(self, t: Tailed) -> None:
         """``rotate_wait_secs`` passed: let go of a rotated file whatever is left of it (counted and
-        logged when bytes are left unread). Under the lock, with the reader out of ``t``."""
+        logged when bytes are left unread). Called holding ``io`` and the lock."""
         left = unread_bytes(t)
         held = time.monotonic() - (t.rotated_at or time.monotonic())
         self.live.pop((t.dev, t.ino), None)
         self._detach(t)
-        t.give_up = False
         self.dormant.append(t)
         if left:
             telemetry.bytes_dropped(self.name, t.path, left, "rotate_wait", offset=t.read_off,

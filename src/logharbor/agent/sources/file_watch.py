@@ -12,8 +12,9 @@ the reader; every ``glob_interval_secs`` it:
 - watches each watched path's content (size and first bytes): a size that drops, first bytes that
   change, or a reader that found its file rewritten under it, is a copytruncate. The content that
   was there is looked for by fingerprint among the path's siblings; the copy found is opened and
-  handed to the content's reader, which goes on in it from its offset (as Vector and Fluent Bit
-  do). A later content the reader never started gets its own reader from its copy's start;
+  becomes the content's file at once (its reader goes on in it from its offset, as in Vector and
+  Fluent Bit); the truncated file is a new content, with a reader of its own from 0 — so every
+  content the watcher has seen is in the checkpoint, whatever the reader is doing;
 - after any rotation, reads whole the rotation-named siblings (``app.log.1``, ``app.log.2.gz``,
   ``app.log-20261125``) of unknown content written since its previous look: generations that
   lived and rotated away between two looks;
@@ -36,7 +37,6 @@ from logharbor.agent.checkpoint import fingerprint_of
 from logharbor.agent.sources.compressed import read_head
 from logharbor.agent.sources.tailed import (
     MARK_BYTES,
-    NOT_FOUND,
     Handle,
     Tailed,
     codec_of_fd,
@@ -79,6 +79,8 @@ class Watcher:
         #: watched path → (wall time since when its unknown siblings count as missed, steps left)
         self.events: dict[str, tuple[float, int]] = {}
         self.steps = 0  # looks taken (tests wait on it)
+        #: wall time the last finished look began (stored with the checkpoint it fed)
+        self.last_look: float | None = None
 
     # -- one look ---------------------------------------------------------------------------------
 
@@ -102,7 +104,6 @@ class Watcher:
                 self._event(path, wall)
             with src.lock:
                 t = src.live.get(key)
-                claimed = key in src.claimed
             if t is not None:
                 if t.rotated_at is None:
                     t.path = path
@@ -111,9 +112,9 @@ class Watcher:
                     if old is not None:
                         truncated[key] = old
                 continue
-            if not claimed:
-                self._discover(path, st, first)
+            self._discover(path, st, first)
         self._rotated(matched, now, wall)
+        self._verify_rotated()
         self._copytruncated(truncated, now, wall)
         self._missed(now)
         self.seek_orphans(now)
@@ -124,6 +125,8 @@ class Watcher:
             self.looked[path] = wall
             self.path_key[path] = key
         self.steps += 1
+        with src.lock:
+            self.last_look = wall
 
     def start(self, since: float | None, paths: list[str]) -> None:
         """At start: siblings of these paths of unknown content written after ``since`` (the last
@@ -242,6 +245,16 @@ class Watcher:
             telemetry.file_rotated(src.name, path, "renamed-or-deleted")
             self._event(path, wall)
 
+    def _verify_rotated(self) -> None:
+        """A file truncated (copytruncate) and then renamed between two looks was never seen
+        truncated at its path: check the renamed files against what was read of them."""
+        src = self.src
+        with src.io, src.lock:
+            for t in src.live.values():
+                if (t.rotated_at is not None and t.fd is not None and not t.compressed and not t.frozen
+                        and not t.stalled and src.rewritten(t)):
+                    t.stalled = True
+
     # -- copytruncate -------------------------------------------------------------------------------
 
     def _check(self, key: Key, path: str, st: os.stat_result, wall: float) -> _Seen | None:
@@ -268,46 +281,32 @@ class Watcher:
         return None
 
     def _copytruncated(self, truncated: dict[Key, _Seen], now: float, wall: float) -> None:
-        """Hand each truncated content its copy: the content its reader is in, or, when that one
-        already has its copy, the later content this watcher saw there."""
+        """Each truncated content goes on in its copy, found now, while it is still there (the
+        content the watcher saw at the path is the one its reader is in: every content it sees
+        gets a reader at once, so none waits for the reader to come back)."""
         src = self.src
         with src.lock:
-            stalled = [(k, t) for k, t in src.live.items() if t.stalled and t.copy is None]
-        for key, _t in stalled:
+            stalled = [k for k, t in src.live.items() if t.stalled]
+        for key in stalled:
             truncated.setdefault(key, _Seen(0, b""))
         for key, old in truncated.items():
             with src.lock:
                 cur = src.live.get(key)
-            if cur is None:
+            if cur is None or cur.fd is None:
                 continue
             telemetry.file_rotated(src.name, cur.path, "copytruncate")
             self._event(cur.path, wall)
-            if cur.copy is None:
-                if cur.fp_len == 0 and cur.read_off == 0:
-                    continue  # nothing of it was read: its copy, if any, is a sibling read whole
-                found = self.find_copy(cur.path, cur.fp_len, cur.fp_hash, (cur.read_off, cur.tail))
+            if cur.fp_len == 0 and cur.read_off == 0:
+                cur.stalled = False
+                continue  # nothing of it is known: its copy is a sibling of unknown content, read whole
+            found = self.find_copy(cur.path, cur.fp_len, cur.fp_hash, (cur.read_off, cur.tail))
+            with src.io:
                 with src.lock:
-                    if cur.copy is None:
-                        cur.copy = found or NOT_FOUND
-                        cur.known_size = max(cur.known_size, old.size, cur.size)
-                        found = None
-                if found is not None:  # attached meanwhile: not ours
-                    self._release(found)
-                continue
-            if not old.head:
-                continue  # a content never seen: the siblings of unknown content cover it
-            found = self.find_copy(cur.path, len(old.head), fingerprint_of(old.head))
-            if found is None:
-                telemetry.bytes_dropped(src.name, cur.path, old.size, "copy_not_found",
-                                        why="copytruncate: no sibling holds the truncated content")
-                continue
-            later = Tailed(found.path, found.dev, found.ino, 0)
-            later.fd, later.codec, later.rotated_at = found.fd, found.codec, now
-            later.set_fp(old.head)
-            with src.lock:
-                src.claimed.discard((found.dev, found.ino))
-                src.live[(found.dev, found.ino)] = later
-            telemetry.file_opened(src.name, found.path, 0, "copy-of-a-content-never-read")
+                    current = src.live.get(key) is cur and cur.fd is not None
+                if current:
+                    src.split(cur, found, max(old.size, cur.size))
+                elif found is not None:
+                    os.close(found.fd)
 
     def find_copy(self, path: str, fp_len: int, fp_hash: str,
                   tail: tuple[int, bytes] | None = None) -> Handle | None:
@@ -332,7 +331,7 @@ class Watcher:
                 continue
             key = (st.st_dev, st.st_ino)
             with self.src.lock:
-                taken = key in self.src.live or key in self.src.claimed
+                taken = key in self.src.live
             if taken or not os.path.isfile(candidate):
                 continue
             opened = self._open(candidate)
@@ -350,16 +349,7 @@ class Watcher:
                 best = (rank, handle)
             else:
                 os.close(fd)
-        if best is None:
-            return None
-        with self.src.lock:
-            self.src.claimed.add((best[1].dev, best[1].ino))
-        return best[1]
-
-    def _release(self, handle: Handle) -> None:
-        with self.src.lock:
-            self.src.claimed.discard((handle.dev, handle.ino))
-        os.close(handle.fd)
+        return best[1] if best is not None else None
 
     # -- generations missed between two looks -----------------------------------------------------
 
@@ -396,7 +386,7 @@ class Watcher:
                     continue
                 key = (st.st_dev, st.st_ino)
                 with src.lock:
-                    taken = key in src.live or key in src.claimed
+                    taken = key in src.live
                 if taken or st.st_mtime < since - _MTIME_SLACK or not os.path.isfile(candidate):
                     continue
                 opened = self._open(candidate)
@@ -443,7 +433,7 @@ class Watcher:
             return
         key = (st.st_dev, st.st_ino)
         with src.lock:
-            taken = key in src.live or key in src.claimed
+            taken = key in src.live
         if taken or not os.path.isfile(path):
             return
         opened = self._open(path)
@@ -472,13 +462,10 @@ class Watcher:
         bound = src.cfg.rotate_wait_secs
         if bound is None:
             return
-        with src.lock:
+        with src.io, src.lock:
             due = [t for t in src.live.values() if t.rotated_at is not None and now - t.rotated_at > bound]
             for t in due:
-                if src._reading is t:
-                    t.give_up = True  # the reader lets go of it when it is out of it
-                else:
-                    src.give_up(t)
+                src.give_up(t)
 
 
 def _holds(fd: int, tail: tuple[int, bytes] | None) -> bool:

@@ -4,8 +4,7 @@ A :class:`Tailed` is one *content* — what a file held from its first byte — 
 goes: renamed, held open after it was deleted, or continued in the copy copytruncate made of it.
 It is what the checkpoint remembers (identity, delivered offset, a mark of the bytes just before
 that offset) plus what only a running agent has: the open descriptor, the read offset, the chunks
-in flight, the copy found for it, and, with ``multiline``, the aggregator and the offsets of the
-lines it still holds.
+in flight, and, with ``multiline``, the aggregator and the offsets of the lines it still holds.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from logharbor.agent.checkpoint import Entry, fingerprint_of
 from logharbor.agent.sources.compressed import codec_of, open_decompressed, rewound
 from logharbor.agent.types import Ack
 
-__all__ = ["MARK_BYTES", "NOT_FOUND", "Handle", "Tailed", "aggregate", "codec_of_fd", "content_size",
+__all__ = ["MARK_BYTES", "Handle", "Tailed", "aggregate", "codec_of_fd", "content_size",
            "flush_multiline", "is_rotation_of", "is_sibling", "mark_of", "read_compressed", "split_lines"]
 
 #: how many bytes before an offset its mark covers (the checkpoint's proof that the file still
@@ -48,17 +47,14 @@ class Handle:
     codec: str | None = None
 
 
-#: the watcher looked for a truncated content's copy and found none
-NOT_FOUND = Handle(-1, "", 0, 0)
-
 
 class Tailed:
     """One content's state: where it is read to, where it is delivered to, and what is in flight."""
 
-    __slots__ = ("acked_mark", "acked_off", "agg", "carry", "codec", "copy", "dec", "dev", "fd", "fp_hash",
-                 "fp_len", "ghost", "give_up", "held", "ino", "known_size", "last_data", "lost_logged",
-                 "path", "pending", "read_off", "rotated_at", "safe_off", "seek_until", "size", "stalled",
-                 "tail", "updated")
+    __slots__ = ("acked_mark", "acked_off", "agg", "carry", "codec", "dec", "dev", "fd", "fp_hash", "fp_len",
+                 "frozen", "ghost", "held", "ino", "known_size", "last_data", "lost_logged", "path",
+                 "pending", "read_off", "rotated_at", "safe_off", "seek_until", "size", "stalled", "tail",
+                 "updated")
 
     def __init__(self, path: str, dev: int, ino: int, offset: int) -> None:
         self.path, self.dev, self.ino = path, dev, ino
@@ -82,11 +78,11 @@ class Tailed:
         self.agg: Any = None  # multiline aggregator, one per file
         self.held: deque[int] = deque()  # end offsets of lines the aggregator still holds
         self.safe_off = offset  # every line before this offset is in an emitted event
-        #: where this content went on a copytruncate (a Handle, or NOT_FOUND), set by the watcher
-        self.copy: Handle | None = None
         #: the reader saw this file rewritten under it and waits for the watcher to find the copy
         self.stalled = False
-        self.give_up = False  # rotate_wait fired while the reader was in this file
+        #: a copytruncate copy: nobody writes to it, and it may end before ``read_off`` (what was
+        #: read past its end was read from the original)
+        self.frozen = False
         self.lost_logged = False
 
     @property
