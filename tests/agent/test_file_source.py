@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from tests.agent.harness import Harness, expected, numbered
 
 
@@ -385,3 +386,38 @@ def test_a_rotated_file_compressed_into_two_members_is_not_read_again(tmp_path: 
     h.settle(1.0)
     h.stop()
     assert sorted(h.lines) == expected(0, 120)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "bzip2", "xz"])
+def test_a_rotated_file_compressed_otherwise_is_read_with_every_frame(tmp_path: Path, codec: str) -> None:
+    """logrotate's compresscmd may be zstd, bzip2 or xz; a file of several frames or streams is read
+    whole (a zstd reader stops after the first frame unless told otherwise)."""
+    import bz2
+    import lzma
+
+    import zstandard
+
+    compress = {"zstd": zstandard.ZstdCompressor().compress, "bzip2": bz2.compress, "xz": lzma.compress}[codec]
+    first, second = numbered(0, 40).encode(), numbered(40, 90).encode()
+    (tmp_path / "app.log.3.z").write_bytes(compress(first) + compress(second))
+    h = Harness(tmp_path / "data", [str(tmp_path / "app.log.*")]).start()
+    assert h.wait_lines(90)
+    h.settle(0.3)
+    h.stop()
+    assert h.lines == expected(0, 90)
+
+
+def test_a_zstd_file_still_being_written_is_not_read_past_its_cut(tmp_path: Path) -> None:
+    import zstandard
+
+    body = zstandard.ZstdCompressor().compress(numbered(0, 200).encode())
+    gz = tmp_path / "app.log.1.zst"
+    gz.write_bytes(body[: len(body) // 2])  # the compressor is half way through
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.zst")]).start()
+    h.wait_looks(3)
+    assert h.lines == []  # nothing from a frame cut short
+    gz.write_bytes(body)
+    assert h.wait_lines(200)
+    h.settle(0.3)
+    h.stop()
+    assert h.lines == expected(0, 200)
