@@ -56,7 +56,8 @@ from pydantic import Field
 from logharbor.agent import telemetry
 from logharbor.agent.checkpoint import CheckpointStore
 from logharbor.agent.sources.common import SourceConfig
-from logharbor.agent.sources.file_watch import Watcher, unread_bytes
+from logharbor.agent.sources.file_watch import Watcher
+from logharbor.agent.sources.siblings import unread_bytes
 from logharbor.agent.sources.tailed import (
     Handle,
     Tailed,

@@ -26,30 +26,19 @@ the reader; every ``glob_interval_secs`` it:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from logharbor.agent import telemetry
-from logharbor.agent.checkpoint import fingerprint_of
-from logharbor.agent.sources.compressed import read_head
-from logharbor.agent.sources.tailed import (
-    MARK_BYTES,
-    Handle,
-    Tailed,
-    codec_of_fd,
-    content_size,
-    is_rotation_of,
-    is_sibling,
-    mark_of,
-)
+from logharbor.agent.sources.siblings import find_copy, mark_holds, open_with_head
+from logharbor.agent.sources.tailed import Tailed, codec_of_fd, content_size, is_rotation_of, is_sibling
 
 if TYPE_CHECKING:
     from logharbor.agent.sources.file import FileSource
 
-__all__ = ["Watcher", "unread_bytes"]
+__all__ = ["Watcher"]
 
 #: file times are compared with the time of a look: allow for coarse timestamps
 _MTIME_SLACK = 2.0
@@ -143,22 +132,9 @@ class Watcher:
 
     # -- opening files ----------------------------------------------------------------------------
 
-    def _open(self, path: str) -> tuple[int, bytes] | None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                head = read_head(fh, self.src.cfg.fingerprint_bytes)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd, head
-
     def _discover(self, path: str, st: os.stat_result, first: bool) -> None:
         src = self.src
-        opened = self._open(path)
+        opened = open_with_head(path, self.src.cfg.fingerprint_bytes)
         if opened is None:
             return
         fd, head = opened
@@ -193,7 +169,7 @@ class Watcher:
         for t in list(src.dormant):
             if (t.dev, t.ino) == key and not t.ghost:
                 src.dormant.remove(t)
-                if (t.matches(head) or t.fp_len == 0) and self._mark_holds(t, fd, codec):
+                if (t.matches(head) or t.fp_len == 0) and mark_holds(t, fd, codec):
                     return t, "resumed"
                 # the inode holds other content now (reused, or truncated and rewritten while we
                 # were away): the old content may live on in a copy
@@ -207,26 +183,10 @@ class Watcher:
                 return False
         for t in src.dormant:
             if ((t.dev, t.ino) != key and t.matches(head) and is_sibling(path, t.path)
-                    and self._mark_holds(t, fd, codec)):
+                    and mark_holds(t, fd, codec)):
                 src.dormant.remove(t)
                 return t, "copy-or-compressed"
         return None
-
-    @staticmethod
-    def _mark_holds(t: Tailed, fd: int, codec: str | None) -> bool:
-        """Whether the bytes before the checkpointed offset are still the ones that were read (a
-        file shorter than the offset is judged by the fingerprint alone: a copy made before the
-        last lines were read from the original)."""
-        if not t.acked_mark or codec is not None or t.acked_off <= 0:
-            return True
-        n = min(MARK_BYTES, t.acked_off)
-        try:
-            if os.fstat(fd).st_size < t.acked_off:
-                return True
-            before = os.pread(fd, n, t.acked_off - n)
-        except OSError:
-            return False
-        return mark_of(before) == t.acked_mark
 
     def _seek_secs(self) -> float:
         return max(self.src.cfg.rotated_idle_secs, 2.0)
@@ -299,7 +259,8 @@ class Watcher:
             if cur.fp_len == 0 and cur.read_off == 0:
                 cur.stalled = False
                 continue  # nothing of it is known: its copy is a sibling of unknown content, read whole
-            found = self.find_copy(cur.path, cur.fp_len, cur.fp_hash, (cur.read_off, cur.tail))
+            found = find_copy(cur.path, cur.fp_len, cur.fp_hash, (cur.read_off, cur.tail), self._taken,
+                              self.src.cfg.fingerprint_bytes)
             with src.io:
                 with src.lock:
                     current = src.live.get(key) is cur and cur.fd is not None
@@ -308,50 +269,11 @@ class Watcher:
                 elif found is not None:
                     os.close(found.fd)
 
-    def find_copy(self, path: str, fp_len: int, fp_hash: str,
-                  tail: tuple[int, bytes] | None = None) -> Handle | None:
-        """Open and claim the sibling of ``path`` whose content starts with the given fingerprint
-        (and, when ``tail`` = (offset, bytes before it) is given and the sibling is that long,
-        holds those bytes there); an uncompressed one first, then the newest; None if none."""
-        if fp_len <= 0:
-            return None
-        directory = os.path.dirname(path) or "."
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return None
-        best: tuple[tuple[bool, float], Handle] | None = None
-        for name in names:
-            candidate = os.path.join(directory, name)
-            if candidate == path or not is_sibling(candidate, path):
-                continue
-            try:
-                st = os.stat(candidate)
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            with self.src.lock:
-                taken = key in self.src.live
-            if taken or not os.path.isfile(candidate):
-                continue
-            opened = self._open(candidate)
-            if opened is None:
-                continue
-            fd, head = opened
-            if len(head) < fp_len or fingerprint_of(head[:fp_len]) != fp_hash or not _holds(fd, tail):
-                os.close(fd)
-                continue
-            handle = Handle(fd, candidate, *key, codec_of_fd(fd))
-            rank = (handle.codec is None, st.st_mtime)
-            if best is None or rank > best[0]:
-                if best is not None:
-                    os.close(best[1].fd)
-                best = (rank, handle)
-            else:
-                os.close(fd)
-        return best[1] if best is not None else None
-
     # -- generations missed between two looks -----------------------------------------------------
+
+    def _taken(self, key: Key) -> bool:
+        with self.src.lock:
+            return key in self.src.live
 
     def _known(self, head: bytes) -> bool:
         src = self.src
@@ -389,7 +311,7 @@ class Watcher:
                     taken = key in src.live
                 if taken or st.st_mtime < since - _MTIME_SLACK or not os.path.isfile(candidate):
                     continue
-                opened = self._open(candidate)
+                opened = open_with_head(candidate, self.src.cfg.fingerprint_bytes)
                 if opened is None:
                     continue
                 fd, head = opened
@@ -436,7 +358,7 @@ class Watcher:
             taken = key in src.live
         if taken or not os.path.isfile(path):
             return
-        opened = self._open(path)
+        opened = open_with_head(path, self.src.cfg.fingerprint_bytes)
         if opened is None:
             return
         fd, head = opened
@@ -444,7 +366,7 @@ class Watcher:
             codec = codec_of_fd(fd)
             found = next((t for t in seeking if t in src.dormant and t.matches(head)
                           and ((t.dev, t.ino) == key or is_sibling(path, t.path))
-                          and self._mark_holds(t, fd, codec)), None)
+                          and mark_holds(t, fd, codec)), None)
             if found is None:
                 os.close(fd)
                 return
@@ -466,26 +388,3 @@ class Watcher:
             due = [t for t in src.live.values() if t.rotated_at is not None and now - t.rotated_at > bound]
             for t in due:
                 src.give_up(t)
-
-
-def _holds(fd: int, tail: tuple[int, bytes] | None) -> bool:
-    """Whether a plain file holds ``tail`` = (offset, bytes just before it), or is shorter."""
-    if tail is None or not tail[1] or codec_of_fd(fd) is not None:
-        return True
-    offset, before = tail
-    try:
-        if os.fstat(fd).st_size < offset:
-            return True  # the copy ends before what was read: it was read from the original
-        return os.pread(fd, len(before), offset - len(before)) == before
-    except OSError:
-        return False
-
-
-def unread_bytes(t: Tailed) -> int:
-    """What is left to read of an open plain file (0 when unknown: compressed)."""
-    if t.fd is None or t.compressed:
-        return 0
-    with contextlib.suppress(OSError):
-        return max(0, os.fstat(t.fd).st_size - t.read_off)
-    return 0
-
