@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import boto3
+import orjson
 import pytest
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select
@@ -207,3 +208,32 @@ def test_moved_and_expired_rows_leave_the_disk(tmp_path: Path) -> None:
         assert scan(hot_dir, [b"marker-INFO-0.5-7"]).found  # the scan sees what is still there
     finally:
         store.close()
+
+
+def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Path) -> None:
+    from logharbor.record import normalize
+    from logharbor.server.mining import PatternMiner
+    from logharbor.server.store.rows import encode_row
+
+    secret = "forget-me-7781@example.com"
+
+    def rows(messages: list[str]) -> bytes:
+        return b"\n".join(encode_row(normalize({"service": "svc", "message": m})) for m in messages)
+
+    miner = PatternMiner(tmp_path / "p", max_clusters=2)
+    miner.load()
+    out, _ = miner.process(rows([f"welcome {secret}", "payment accepted", "cache warmed"]))
+    miner.commit()
+    ids = {orjson.loads(line)["message"]: orjson.loads(line)["pattern_id"] for line in out.split(b"\n")}
+    miner.process(rows(["disk almost full", "user logged out"]))  # evicts the oldest clusters
+    miner.commit()
+    assert secret.encode() in (tmp_path / "p" / "journal.ndjson").read_bytes()
+    welcome = ids[f"welcome {secret}"]
+    assert welcome not in {c.id for _, _, c in miner.miner.clusters()}  # evicted: only the journal has it
+    assert miner.scrub({welcome: None}) == 0  # no live cluster to change, and yet …
+    assert scan(tmp_path / "p", [secret.encode()]).found == {}
+    miner.close()
+    again = PatternMiner(tmp_path / "p", max_clusters=2)
+    again.load()
+    assert {c.id for _, _, c in again.miner.clusters()} == {c.id for _, _, c in miner.miner.clusters()}
+    again.close()

@@ -177,7 +177,9 @@ class PatternMiner:
             else:
                 cluster.sample = str(new)[:_SAMPLE_CHARS]
             changed += 1
-        if changed and self._journal is not None:
+        if samples and self._journal is not None:
+            # even when no live cluster changed: the journal may still hold the sample of a
+            # cluster evicted since (its creation op is there until the next snapshot)
             self.compact()
         return changed
 
