@@ -100,7 +100,7 @@ class DeleteJobs:
                                     "the replication log (docs/retention.md)")
         job_id = secrets.token_hex(8)
         # now_ns: a relative time in the filter (_time:15m) means the same after a restart
-        progress: dict[str, Any] = {"tiers_done": [], "steps": [], "now_ns": now_ns}
+        progress: dict[str, Any] = {"tiers_done": [], "steps": [], "now_ns": now_ns, "runner": self.runner}
         if scope is not None:
             progress["scope"] = [scope[0], dict(scope[1])]
         with self.meta.engine.begin() as conn:
@@ -112,11 +112,19 @@ class DeleteJobs:
         self._start(job_id)
         return self.get(job_id) or {}
 
+    @property
+    def runner(self) -> str:
+        """Which server runs a job: servers sharing one metadata database resume only their own
+        (two running one job would fill each other's helper tables)."""
+        return str(getattr(self.mover.tiers.store, "writer_id", "embedded"))
+
     def resume(self) -> int:
-        """Restart the jobs a shutdown or crash interrupted."""
+        """Restart the jobs a shutdown or crash of this server interrupted."""
         with self.meta.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(select(retention_deletes.c.id).where(
-                retention_deletes.c.state.in_(("pending", "running"))))]
+            rows = conn.execute(select(retention_deletes.c.id, retention_deletes.c.progress).where(
+                retention_deletes.c.state.in_(("pending", "running")))).all()
+        ids = [job_id for job_id, progress in rows
+               if dict(progress or {}).get("runner", self.runner) == self.runner]
         for job_id in ids:
             self._start(job_id)
         return len(ids)
@@ -286,7 +294,7 @@ class DeleteJobs:
                                ).mappings().first()
         if row is None:
             return None
-        hidden = {"scope", "replaced", "pattern_ids", "barrier", "now_ns"}
+        hidden = {"scope", "replaced", "pattern_ids", "barrier", "now_ns", "runner"}
         progress = {k: v for k, v in dict(row["progress"]).items() if raw or k not in hidden}
         return {"id": row["id"], "q": row["q"], "actor": row["actor"], "state": row["state"],
                 "progress": progress,
