@@ -35,6 +35,7 @@ ENDPOINTS = {
                   "values": [["1793536496000000000", "matrix"]]}]}), 204, "write"),
     "otlp": ("POST", "/v1/logs", orjson.dumps({"resourceLogs": []}), 200, "write"),
     "query": ("POST", "/api/v1/query", orjson.dumps({"q": "service:checkout"}), 200, "read"),
+    "fields": ("GET", "/api/v1/fields?q=service:checkout", None, 200, "read"),
     "trace": ("GET", "/api/v1/traces/5759e988bd862e3fe1be46a994272793", None, 404, "read"),
     "tail": ("GET", "/api/v1/tail?q=level:ERROR", None, 200, "read"),
     "keys.list": ("GET", "/api/v1/keys", None, 200, "admin"),
@@ -100,6 +101,9 @@ ENDPOINTS = {
     "loki.index_volume_range": ("GET", "/loki/api/v1/index/volume_range?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.detected_labels": ("GET", "/loki/api/v1/detected_labels?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.detected_fields": ("GET", "/loki/api/v1/detected_fields?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
+    "loki.detected_field_values": ("GET", "/loki/api/v1/detected_field/service/values?query=%7Bservice%3D%22checkout%22%7D",
+                                   None, 200, "read"),
+    "loki.patterns": ("GET", "/loki/api/v1/patterns?query=%7Bservice%3D%22checkout%22%7D", None, 200, "read"),
     "loki.buildinfo": ("GET", "/loki/api/v1/status/buildinfo", None, 200, "read"),
     "loki.ready": ("GET", "/ready", None, 200, "read"),
     "metrics.recorded": ("GET", "/metrics/recorded", None, 200, "recorded"),
@@ -108,7 +112,8 @@ ENDPOINTS = {
 TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
              "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
              "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
-             "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}", "/loki/api/v1/label/{name}/values"}
+             "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}", "/loki/api/v1/label/{name}/values",
+             "/loki/api/v1/detected_field/{name}/values"}
 ROLE_MAY = {"admin": {"server-admin", "admin", "write", "read", "metrics", "recorded"},
             "scoped-admin": {"admin", "write", "read", "recorded"},
             "writer": {"write"}, "scoped-writer": {"write"},

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,6 +37,7 @@ from logharbor.server.store.sqlsafe import quote_identifier
 
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
 from .errors import QueryError
+from .fieldstats import field_stats
 from .timeparse import TimeParseError, parse_time_ns
 
 __all__ = ["QueryRequest", "QueryStore", "query_router", "run_compiled"]
@@ -219,6 +220,37 @@ def query_router() -> APIRouter:
                    "stats": stats}
         # exactjson: an attribute may be an integer beyond 64 bits, written as its digits
         return Response(exactjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS),
+                        media_type="application/json")
+
+    @router.get("/api/v1/fields", summary="Fields of a search's matches, with their top values")
+    async def fields(request: Request, q: str = Query("*", max_length=_MAX_QUERY_CHARS),
+                     from_: str | None = Query(None, alias="from"), to: str | None = None,
+                     since: str | None = None, top: int = Query(5, ge=1, le=100),
+                     field: str | None = Query(None, max_length=1000)) -> Response:
+        """The fields the matches of ``q`` have in the range (whole-match counts for the cheap
+        canonical columns, a sample for the rest) and the query's unknown field names."""
+        now = time.time_ns()
+        start = _time(from_ if from_ is not None else since, "from", now)
+        end = _time(to, "to", now)
+        if start is not None and end is not None and end <= start:
+            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        _, max_limit, settings = _limits(request)
+        scope = getattr(request.state, "query_scope", None)
+        store: QueryStore = request.app.state.store
+
+        def work() -> dict[str, Any]:
+            try:
+                return field_stats(store, q.strip() or "*", start=start, end=end, scope=scope,
+                                   settings=settings, top=top, only=field, now_ns=now,
+                                   max_limit=max_limit).to_json()
+            except QueryError as exc:
+                raise ApiError(400, exc.code, exc.message, detail=exc.detail,
+                               extra={"position": exc.position}) from None
+            except StoreError as exc:
+                raise _store_error(exc) from exc
+
+        answer = await run_in_threadpool(work)
+        return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),
                         media_type="application/json")
 
     return router
