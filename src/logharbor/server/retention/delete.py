@@ -226,11 +226,11 @@ class DeleteJobs:
             if "patterns" not in steps:
                 ids = list(progress.get("pattern_ids", []))
                 survivors = eraser.survivors(ids)
+                if self.local is not None:  # first: no pending template row can bring a sample back
+                    self.local.scrub_patterns({i: survivors.get(i) for i in ids})
                 fixed = eraser.fix_patterns(ids, survivors)
                 progress["patterns"] = {"changed": len(ids), "dropped": len(set(ids) - set(survivors))}
                 progress["replaced"] = [*progress["replaced"], *fixed.replaced]
-                if self.local is not None:
-                    self.local.scrub_patterns({i: survivors.get(i) for i in ids})
                 self._done_step(job_id, progress, "patterns")
         return redactor
 
