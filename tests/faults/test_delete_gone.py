@@ -185,3 +185,40 @@ def test_delete_leaves_the_value_nowhere(server_factory, tmp_path: Path) -> None
     tally.extra.update({"erased": erased, "in_store_before_delete_of_fresh": in_flight,
                         "job_seconds": round(took, 1), "places_before": len(places)})
     tally.report()
+
+
+def test_a_delete_cut_by_kill9_finishes_after_the_restart(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 once the delete has flushed the WAL (the rewrite of the tiers under way): the restarted
+    server resumes the job, which ends ``done`` with the value nowhere and nothing else lost."""
+    server: ServerProcess = server_factory("--batch-max-age", "10")
+    tally = Tally("delete-by-query cut by kill -9 and resumed")
+    now = time.time()
+    erased = 0
+    with server.client(timeout=60) as client:
+        before = server.store_rows()
+        for k, age in enumerate((0.0, 2.0)):
+            records, ids, n = _records(f"k{k}", age, now, keep=40)
+            _post(client, records)
+            tally.ack(ids)
+            erased += n
+        assert server.wait_rows(before + 2 * 46, timeout=60) >= before + 2 * 46
+        fresh, ids, n = _records("kfresh", 0.0, now, keep=10)
+        _post(client, fresh)  # still in the WAL
+        tally.ack(ids)
+        erased += n
+        job_id = client.post("/api/v1/delete", json={"q": FILTER}).json()["id"]
+        _wait(lambda: "flush" in client.get(f"/api/v1/delete/{job_id}").json()["progress"].get("steps", []),
+              120, "the delete's flush")
+    server.kill9()
+    server.start()
+    with server.client(timeout=60) as client:
+        _wait(lambda: client.get(f"/api/v1/delete/{job_id}").json()["state"] in ("done", "failed"), 300,
+              "the resumed delete")
+        state = client.get(f"/api/v1/delete/{job_id}").json()
+        assert state["state"] == "done", state
+        assert client.post("/api/v1/query", json={"q": FILTER, **ALL_TIME}).json()["rows"] == []
+        tally.saw(r["rid"] for r in client.post("/api/v1/query", json={
+            "q": f"service:{SERVICE} | fields rid", "limit": 10_000, **ALL_TIME}).json()["rows"])
+    assert _found_in(server.data_dir) == []
+    tally.extra.update({"erased_expected": erased, "erased_reported": state["deleted"]})
+    tally.report()

@@ -185,6 +185,10 @@ class DeleteJobs:
         except Exception as exc:
             error = redactor.text(f"{type(exc).__name__}: {exc}")[:2000]
             log.error("delete job %s failed: %s", job_id, error)
+            try:
+                eraser.drop_helpers()  # its mutations are done or killed by now
+            except Exception:
+                log.warning("delete job %s: its helper tables could not be dropped", job_id)
             self._update(job_id, state="failed", error=error, q=redacted_filter(q), progress=progress,
                          finished_ns=time.time_ns())
             compact_metadata(self.meta)
