@@ -62,6 +62,9 @@ HTTP_MAX: dict[str, int | float] = {"status": 65535, "bytes_sent": 2**64 - 1,
 CANONICAL_FIELDS = (
     "timestamp", "observed_timestamp", "level", "severity_number", *STRING_FIELDS, "http",
 )
+#: names that are canonical fields themselves (or the attributes object): a null or empty value
+#: under one is the field left out, and one not used is dropped (it cannot be an attribute too)
+CANONICAL_NAMES = frozenset((*CANONICAL_FIELDS, "attributes"))
 
 # Alias tables: the first key present wins; the canonical name is tried first.
 TIMESTAMP_KEYS = _TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
@@ -496,14 +499,17 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
                 _PLANS.clear()
             _PLANS[keys] = plan
     alias_keys, fields, simple, flat_http = plan
-    # every alias key leaves the attributes; per field the first one with a value wins
+    # every alias key leaves the attributes; per field the first one with a value wins, and an
+    # alias that is not used (a later one, or a null or empty one) goes back, as it was sent
     values = list(map(attributes.pop, alias_keys))
     if simple and None not in values and "" not in values:
         found: dict[str, Any] = dict(zip(fields, values, strict=True))
     else:
         found = {}
-        for field, value in zip(fields, values, strict=True):
+        for key, field, value in zip(alias_keys, fields, values, strict=True):
             if value is None or value == "" or field in found:
+                if key not in CANONICAL_NAMES:
+                    attributes[key] = value
                 continue
             found[field] = value
 
@@ -577,11 +583,11 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     if nested is not None:
         if type(nested) is dict or isinstance(nested, Mapping):
             for key, value in nested.items():
-                if value is None:
-                    continue
                 kind = HTTP_FIELDS.get(key)
                 if kind is None:
                     attributes[f"http.{key}"] = value
+                elif value is None:
+                    continue
                 elif type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[key]):
                     http[key] = value  # the common case: already the right type
                 else:
@@ -591,7 +597,11 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     if flat_http:  # flat `http.<name>` keys fill what the nested object did not give
         for name in HTTP_FIELDS:
             value = get("http." + name)
-            if value is not None and name not in http:
+            if value is None:
+                continue
+            if name in http:
+                attributes["http." + name] = value  # not used: kept as it was sent
+            else:
                 http[name] = _http_value(name, value)
 
     value = get("level")

@@ -69,7 +69,7 @@ def test_helpers_bulk_maps_ecs_and_dotted_fields(server: ServerProcess, es: Elas
     assert nested["http"] == {"method": "POST", "status": 502, "bytes_sent": 612, "path": "/api/orders",
                               "duration_ms": 1234.5}
     assert nested["index"] == "logs-app" and nested["user_id"] == "u-1"
-    assert nested["host_ip"] == ["10.0.0.5"] and nested["log"] == {"logger": "app.pay"}
+    assert nested["host_ip"] == ["10.0.0.5"] and nested["log.logger"] == "app.pay"  # as flattened
     dotted = rows["dotted 2"]
     assert dotted["level"] == "WARN" and dotted["host"] == "web-2" and dotted["order_id"] == 2
     assert dotted["timestamp"].endswith(".002000Z")

@@ -414,6 +414,11 @@ def _http_value_unbounded(name: str, value: Any) -> Any:
         raise RecordError(f"http.{name} must be a non-negative number, got {value!r}") from None
 
 
+_CANONICAL_NAMES = frozenset(("timestamp", "observed_timestamp", "level", "severity_number", "service", "source",
+                              "host", "instance", "env", "version", "message", "trace_id", "span_id",
+                              "request_id", "tenant", "http", "attributes"))
+
+
 def normalize(
     obj: Mapping[str, Any],
     *,
@@ -434,6 +439,7 @@ def normalize(
     rank: dict[str, int] = {}
     # the copy and the key intersection run in C; only the few alias keys are visited in Python
     attributes = dict(obj)
+    chosen: dict[str, Any] = {}
     for key in obj.keys() & _ALIAS_KEYS:
         value = attributes.pop(key)
         if value is None or value == "":
@@ -442,6 +448,18 @@ def normalize(
         if field not in found or priority < rank[field]:
             found[field] = value
             rank[field] = priority
+            chosen[field] = key
+    # change 5: an alias key not used for its field (a later alias, a null or empty one) stays an
+    # attribute as sent, unless it is a canonical name itself; appended field by field (fields in
+    # the order their first key comes in the record), by alias priority within a field
+    by_field: dict[str, list[Any]] = {}
+    for key in obj:
+        if key in _ALIAS_KEYS:
+            by_field.setdefault(_ALIASES[key][0], []).append(key)
+    for field, keys in by_field.items():
+        for key in sorted(keys, key=lambda k: _ALIASES[k][1]):
+            if chosen.get(field) != key and key not in _CANONICAL_NAMES:
+                attributes[key] = obj[key]
 
     nested_attrs = found.pop("attributes", None)
     if nested_attrs is not None:
@@ -488,12 +506,10 @@ def normalize(
     if nested is not None:
         if isinstance(nested, Mapping):
             for key, value in nested.items():
-                if value is None:
-                    continue
-                if key in HTTP_FIELDS:
+                if key not in HTTP_FIELDS:
+                    attributes[f"http.{key}"] = value  # change 5: a null one too
+                elif value is not None:
                     http[key] = _http_value(key, value)
-                else:
-                    attributes[f"http.{key}"] = value
         else:
             attributes["http"] = nested
     if any(key.startswith("http.") for key in found):  # (fix on both sides, session 2)
@@ -501,6 +517,8 @@ def normalize(
             value = found.get("http." + name)
             if value is not None and name not in http:
                 http[name] = _http_value(name, value)
+            elif value is not None:
+                attributes["http." + name] = value  # change 5: a flat key not used is kept
     record["http"] = http
 
     level_value = found.get("level")

@@ -24,7 +24,11 @@ And two for exactness (issue #20, docs/record.md):
 - change 4: attributes the JSON column would alter go, exactly, into ``attributes_exact`` (the
   rules of ``server/store/attributes.py``, written out independently in the reference), keys with
   ``%`` reach the JSON column with ``%`` as ``%25``, two keys alike once written as text are the
-  record's error, and a line that may hold an integer beyond 64 bits is read by the exact decoder.
+  record's error, and a line that may hold an integer beyond 64 bits is read by the exact decoder;
+- change 5: an alias key not used for its field (``msg`` beside ``message``, a null ``severity``, a
+  flat ``http.status`` beside the nested one, an unknown ``http`` key with null) stays an attribute
+  as it was sent; it was dropped. Canonical names themselves (``message``: null) are still the
+  field left out.
 """
 
 from __future__ import annotations
@@ -240,6 +244,10 @@ def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | N
     {1: "a", "1": "b"}, {"o": {True: 1, "true": 2}}, {"n": None, "e": {}, "f": 13.0, "z": -0.0, "l": [True, 1]},
     {"d": "2018-07-02T22:22:48.364000Z", "a.b": 1, "a": {"b": 2}, "": 1, ".x": 2, "x.": 3, "%2E": 4},
     {"arr": [[None], [1]], "objs": [{"a": 1}, None], "big": [9007199254740993]},
+    # change 5 (aliases not used are kept)
+    {"message": "m", "msg": "also", "log": None, "time": 5, "timestamp": "2026-11-25T03:51:07Z", "ts": ""},
+    {"severity": None, "level": "", "levelname": "warning"}, {"http": {"status": 1, "route": None},
+                                                               "http.status": 2, "http.path": None},
 ])
 @pytest.mark.parametrize("tenant", [None, "acme"])
 def test_edge_cases_are_identical(obj: Any, tenant: str | None) -> None:
