@@ -89,6 +89,16 @@ def load_stats(store: EmbeddedStore, n: int, insert_s: float) -> None:
     emit(bench="query", step="load", records=n, rows=stats.rows, insert_s=round(insert_s, 2),
          insert_records_per_s=round(n / insert_s), optimize_s=round(optimize_s, 2),
          bytes_on_disk=stats.bytes_on_disk)
+    # what the attributes cost on disk: the JSON column, and the exact copy of what it would alter
+    columns = store.query(
+        "SELECT column, sum(column_data_compressed_bytes) AS bytes FROM system.parts_columns "
+        "WHERE active AND database = currentDatabase() AND table = {t:String} "
+        "AND column IN ('attributes', 'attributes_exact') GROUP BY column", {"t": store.table_name})
+    exact = [{"n": 0}]
+    if any(c["column"] == "attributes_exact" for c in columns):
+        exact = store.query(f"SELECT countIf(attributes_exact != '') AS n FROM {store.table}", {})  # noqa: S608
+    emit(bench="query", step="attributes", records=n, rows_with_exact_copy=int(exact[0]["n"]),
+         **{f"{c['column']}_bytes": int(c["bytes"]) for c in columns})
 
 
 def time_query(store: EmbeddedStore, name: str, q: str, runs: int, n: int) -> dict[str, float]:
@@ -135,6 +145,7 @@ def main() -> None:
     parser.add_argument("--rg-runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100_000, help="records per chunk and insert")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--only", default="", help="run only the queries whose name contains this")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
     store = EmbeddedStore(work / "store")
@@ -155,9 +166,21 @@ def main() -> None:
             # the same needles returning three columns instead of whole records (JSON attributes)
             ("trace-id lookup, 3 fields", f"trace_id:{trace_id} | fields timestamp, service, message"),
             ("rare word, 3 fields", f"{RARE_WORD} | fields timestamp, service, message"),
+            # attribute paths (the JSON column): equality, numbers, stats by a value, a dotted
+            # name (error.type: two spellings, the nested path and a literal "error.type" key)
+            ("attribute equality", "user_id:u-1234"),
+            ("attribute number compare", "target_processing_ms:>50 | stats count()"),
+            ("stats count by attribute", "* | stats count() by target_status_code"),
+            ("stats count by attribute (app)", "* | stats count() by logger"),
+            ("dotted attribute equality", "error.type:ConnectionResetError"),
+            ("stats count by dotted attribute", "* | stats count() by error.type"),
         ]
+        if args.only:
+            queries = [q for q in queries if args.only in q[0]]
         results = {name: time_query(store, name, q, args.runs, n) for name, q in queries}
         for name, needle in (("trace-id lookup", trace_id), ("rare word", RARE_WORD)):
+            if name not in results:
+                continue
             rg = time_ripgrep(name, needle, raw, args.rg_runs, n)
             if rg is not None:
                 emit(bench="query-vs-ripgrep", query=name, records=n,
