@@ -15,6 +15,7 @@ from typing import Any
 
 from logharbor.record import parse_timestamp
 from logharbor.server.query import ast
+from logharbor.server.store.attributes import path_name
 
 from .catalog import LABEL_COLUMNS, MAX_VALUES, _where
 from .lexer import FUNCTIONS, KEYWORDS
@@ -51,7 +52,8 @@ def resolve_label_paths(ctx: Context, names: set[str], start: int, end: int) -> 
     where, params = _where(ctx, ast.MatchAll(), start, end)
     rows = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {ctx.store.table} WHERE {where}",  # noqa: S608
                    params)
-    paths = sorted({str(p) for row in rows for p in (row.get("k") or [])})
+    # engine paths as query names: a literal dotted key is stored as k8s%2Enamespace (store/attributes.py)
+    paths = sorted({path_name(str(p)) for row in rows for p in (row.get("k") or [])})
     out: dict[str, str] = {}
     for path in paths:
         name = sanitize_label(path)
