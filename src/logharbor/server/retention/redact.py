@@ -22,6 +22,8 @@ MASK = "…"
 REPLACEMENT = "[deleted]"
 #: shorter literals are replaced only where a whole string equals them (not inside other text)
 MIN_SUBSTRING = 4
+#: fields whose values are a fixed vocabulary, never looked for in the metadata
+_VOCABULARY = frozenset({"level", "severity_number"})
 
 
 def _matchers(f: ast.Filter) -> Iterable[ast.Match]:
@@ -43,6 +45,8 @@ def filter_literals(text: str) -> list[str]:
     out: set[str] = set()
     for f in _filters(parse(text)):
         for match in _matchers(f):
+            if match.field in _VOCABULARY:
+                continue  # a level is no one's data, and "ERROR" is in every other text
             m = match.matcher
             if isinstance(m, ast.Word | ast.Phrase) and m.value.strip():
                 out.add(m.value)

@@ -113,20 +113,30 @@ def _redact_old_jobs(meta: MetaStore, redactor: Redactor, skip_job: str | None) 
     return {"retention_deletes.q": n} if n else {}
 
 
-def compact_metadata(meta: MetaStore) -> str:
-    """On SQLite, rebuild the file and empty its WAL so replaced text is not left in free pages."""
+def compact_metadata(meta: MetaStore, *, attempts: int = 10, pause_s: float = 1.0) -> str:
+    """On SQLite, rebuild the file and empty its WAL so replaced text is not left in free pages.
+
+    Both need the database to themselves for a moment; another writer (alert evaluation, an API
+    call) makes them busy, so they are tried a few times.
+    """
     if not meta.url.startswith("sqlite"):
         return "not sqlite: old row versions stay until the database is vacuumed"
+    import time
+
     from sqlalchemy import text
 
-    try:
-        with meta.engine.connect() as conn:
-            conn.exec_driver_sql("VACUUM")
-            busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
-        if busy is not None and busy[0]:
-            return "vacuumed; the WAL checkpoint was busy (it is emptied at the next checkpoint)"
-        return "vacuumed"
-    except Exception as exc:  # a reader holding the database: report, never fail the delete here
-        log.warning("delete: compacting the metadata database failed: %s", exc)
-        return f"failed: {exc}"
-
+    last = ""
+    for _ in range(attempts):
+        try:
+            with meta.engine.connect() as conn:
+                conn.exec_driver_sql("VACUUM")
+                busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+            if busy is None or not busy[0]:
+                return "vacuumed"
+            last = "the WAL checkpoint was busy"
+        except Exception as exc:  # a reader holding the database: try again, never fail the delete here
+            last = str(exc)
+        time.sleep(pause_s)
+    log.warning("delete: compacting the metadata database did not finish (%s); free pages or its -wal "
+                "file may keep redacted text until the next delete or restart", last)
+    return f"not finished: {last}"
