@@ -134,8 +134,8 @@ def test_delete_leaves_the_value_nowhere(server_factory, tmp_path: Path) -> None
         client.post("/api/v1/alerts/rules", json={
             "name": "errors by user", "query": f"service:{SERVICE} AND level:ERROR", "condition": "count > 0",
             "window": "1h", "interval": "10s", "group_by": ["user_id"], "channels": ["dead"]}).raise_for_status()
-        _wait(lambda: VALUE in client.get("/api/v1/alerts").text, 60, "the alert group of the value")
-        _wait(lambda: VALUE in client.get("/metrics/recorded").text, 60, "the recorded group of the value")
+        _wait(lambda: VALUE in client.get("/api/v1/alerts").text, 120, "the alert group of the value")
+        _wait(lambda: VALUE in client.get("/metrics/recorded").text, 120, "the recorded group of the value")
         assert client.put("/api/v1/retention", json=RULES).status_code == 200
         moved = client.post("/api/v1/retention/run").json()["moved"]
         assert moved == 2 * 36, moved  # 10 d → warm, 40 d → cold
