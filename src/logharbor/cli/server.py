@@ -35,6 +35,19 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
                 ws_max_size=config.max_request_bytes, **tls)  # a WebSocket message is a request too
 
 
+def _window_seconds(text: str) -> float:
+    """``--idempotency-window``: a duration (24h, 90m) or seconds; 0 turns the window off."""
+    from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
+
+    value = text.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        return parse_duration_ns(value) / 1e9
+    except TimeParseError as exc:
+        raise ValueError(f"--idempotency-window: {exc}") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("server")
     def server(
@@ -110,6 +123,9 @@ def register(app: typer.Typer) -> None:
         hsts_max_age: int = typer.Option(365 * 86400, help="Strict-Transport-Security max-age with TLS "
                                                             "(seconds, 0: no header)"),
         no_api_docs: bool = typer.Option(False, "--no-api-docs", help="do not serve the /api/docs page"),
+        idempotency_window: str = typer.Option("24h", help="how long a batch's Idempotency-Key (and a "
+                                                           "_bulk _id) is remembered: 24h, 90m, 0 (off)"),
+        idempotency_max_keys: int = typer.Option(1_000_000, help="most Idempotency-Keys/_ids remembered"),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Run the logharbor server: ingest, WAL, embedded store and the HTTP API."""
@@ -136,6 +152,8 @@ def register(app: typer.Typer) -> None:
                                   channel_deny_hosts=channel_deny_hosts.split(","),
                                   tail_max_clients=tail_max_clients,
                                   tail_max_pending_bytes=tail_max_pending_mb * 1024 * 1024,
+                                  idempotency_window_s=_window_seconds(idempotency_window),
+                                  idempotency_max_keys=idempotency_max_keys,
                                   disk_max_bytes=disk_max_mb * 1024 * 1024 if disk_max_mb else None,
                                   disk_min_free_bytes=disk_min_free_mb * 1024 * 1024,
                                   query_timeout_s=query_timeout,

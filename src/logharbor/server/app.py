@@ -38,6 +38,7 @@ from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
 from logharbor.server.ingest.forward import ForwardIngest
+from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
@@ -163,6 +164,13 @@ def build_runtime(config: ServerConfig) -> Runtime:
     wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
                         max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer)
     wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
+    # the keys of retried batches: rebuilt from the WAL's entries and the file that keeps the keys
+    # of deleted segments (set before the batcher can release any)
+    recent = KeyIndex(config.data_dir / "idempotency.keys", window_s=config.idempotency_window_s,
+                      max_keys=config.idempotency_max_keys)
+    if recent.enabled:
+        recent.load(wal.iter_keys())
+        wal.before_remove = recent.persist
     miner = PatternMiner(config.data_dir / "patterns", max_clusters=config.patterns_max_clusters,
                          max_sids=10 * config.patterns_max_clusters,
                          max_services=config.patterns_max_services, sealer=sealer) \
@@ -175,10 +183,13 @@ def build_runtime(config: ServerConfig) -> Runtime:
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
-                        patterns=config.patterns)
+                        patterns=config.patterns, keys=recent)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, secrets, channel_hosts,
                       Leader(config.meta_url))
     metrics.watch(runtime.live_values)
+    metrics.watch(lambda: {"logharbor_idempotency_keys": float(len(recent)),
+                           "logharbor_idempotent_replays": float(recent.replays),
+                           "logharbor_bulk_duplicate_ids": float(recent.duplicate_docs)})
     metrics.registry.register(WalCollector(wal))
     reads = getattr(store, "gate", None)
     if isinstance(reads, FairGate):

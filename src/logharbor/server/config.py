@@ -46,6 +46,10 @@ class ServerConfig(BaseModel):
     meta_url: str | None = Field(None, description="metadata database URL (default: SQLite in the data dir)")
     ingest_rate_per_key: int | None = Field(None, ge=1, description="records/s per key unless the key says")
     max_records_per_request: int = Field(200_000, ge=1, description="more records in one request is 413")
+    idempotency_window_s: float = Field(86_400.0, ge=0, description="how long a stored Idempotency-Key "
+                                        "or _bulk _id is remembered (0: off)")
+    idempotency_max_keys: int = Field(1_000_000, ge=0,
+                                      description="most keys remembered (the oldest go first)")
     max_fields_per_record: int = Field(1_000, ge=1,
                                        description="a record with more top-level keys is rejected")
     max_field_bytes: int = Field(256 * 1024, ge=64, description="a longer string value rejects its record")

@@ -30,6 +30,9 @@ def _describe(values: dict[str, float]) -> dict[str, tuple[str, float]]:
         "logharbor_store_bytes_uncompressed": "uncompressed bytes of the logs table",
         "logharbor_query_slots_busy": "store reads running (of query_concurrency)",
         "logharbor_queries_waiting": "store reads waiting for a query slot",
+        "logharbor_idempotency_keys": "recent Idempotency-Keys and _ids remembered (within the window)",
+        "logharbor_idempotent_replays": "retried requests answered from an earlier attempt (since start)",
+        "logharbor_bulk_duplicate_ids": "_bulk documents not stored again: a known _id (since start)",
     }
     return {name: (helps.get(name, name), value) for name, value in values.items()}
 

@@ -12,9 +12,12 @@ import asyncio
 import logging
 import math
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter
@@ -23,9 +26,11 @@ from starlette.requests import Request
 from logharbor.server.auth import RateLimiter
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarge, decode_content
+from logharbor.server.ingest.idempotency import KeyIndex
+from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
 from logharbor.server.store.rows import encode_row, set_patterns
-from logharbor.server.wal import WalFull, WriteAheadLog
+from logharbor.server.wal import WalFull, WalNoSpace, WriteAheadLog
 
 __all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "read_body", "stamp_tenant"]
 
@@ -82,6 +87,12 @@ def _longest_string(value: Any) -> int:
     return 0
 
 
+def _note_key(index: KeyIndex, key: bytes, future: Future[int]) -> None:
+    """Done-callback of a keyed WAL write (on the WAL's thread): remember a durable entry's key."""
+    if not future.cancelled() and future.exception() is None:
+        index.note(key)
+
+
 def stamp_tenant(record: dict[str, Any], tenant: str | None) -> dict[str, Any]:
     """A scoped writer's records carry its tenant, whatever the body said."""
     if tenant is not None:
@@ -99,9 +110,12 @@ class Ingestor:
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
                  retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None,
-                 patterns: bool = True) -> None:
+                 patterns: bool = True, keys: KeyIndex | None = None) -> None:
         self.wal = wal
         self.limiter = limiter
+        #: recently stored requests and documents (Idempotency-Key, ``_id``); see idempotency.py
+        self.keys = keys if keys is not None else KeyIndex(Path(os.devnull), window_s=0, max_keys=0)
+        self.gate = RetryGate(self.keys)
         self.on_accept = on_accept
         self.retry_after_s = retry_after_s
         self._pool: ProcessPoolExecutor | None = None
@@ -156,23 +170,58 @@ class Ingestor:
         if rows:
             await self.write_payload(b"\n".join(rows))
 
-    async def write_payload(self, payload: bytes) -> None:
-        """Append rows already joined by newlines as one WAL entry and wait for its fsync."""
-        if not payload:
-            return
-        try:
-            future = self.wal.submit(payload)
-        except WalFull as exc:
-            raise ApiError(
-                429, "backpressure", "the server's write-ahead log is full; retry later",
-                detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
-            ) from None
-        await asyncio.wrap_future(future)
-        for listener in self._listeners:
+    async def write_payload(self, payload: bytes, *, ticket: Ticket | None = None) -> None:
+        """Append rows already joined by newlines as one WAL entry and wait for its fsync.
+
+        With a ``ticket`` (:meth:`open_ticket`) the entry carries the request's idempotency key;
+        a replayed request writes nothing.
+        """
+        if ticket is None:
+            await self.write_entries([(payload, b"")] if payload else [])
+        elif not ticket.replay:
+            await self.write_entries(pack_entries(ticket, [], [payload] if payload else []), ticket)
+
+    async def write_entries(self, entries: list[tuple[bytes, bytes]], ticket: Ticket | None = None) -> None:
+        """Append ``(payload, entry key)`` entries in order and wait until all are fsync'd.
+
+        429 when the WAL is full, 507 when its disk is (both with ``Retry-After``). An entry's key
+        is noted in the key index from the WAL's thread the moment the entry is durable, whatever
+        happens to this request afterwards.
+        """
+        futures: list[Future[int]] = []
+        for payload, key in entries:
             try:
-                listener(payload)
-            except Exception:
-                log.exception("an ingest listener failed")
+                future = self.wal.submit(payload, key=key)
+            except WalFull as exc:
+                raise ApiError(
+                    429, "backpressure", "the server's write-ahead log is full; retry later",
+                    detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
+                ) from None
+            if key:
+                future.add_done_callback(partial(_note_key, self.keys, key))
+            if ticket is not None:
+                ticket.writes.append(future)
+            futures.append(future)
+        for future, (payload, _) in zip(futures, entries, strict=True):
+            try:
+                await asyncio.wrap_future(future)
+            except WalNoSpace as exc:
+                raise ApiError(
+                    507, "insufficient_storage", "the server's disk is full; retry later",
+                    detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
+                ) from None
+            for listener in self._listeners:
+                try:
+                    listener(payload)
+                except Exception:
+                    log.exception("an ingest listener failed")
+
+    async def open_ticket(self, request: Request, body: bytes) -> Ticket:
+        """Claim the request's ``Idempotency-Key`` (if any); close the ticket in a ``finally``."""
+        return await self.gate.open(request, body)
+
+    def close_ticket(self, ticket: Ticket) -> None:
+        self.gate.close(ticket)
 
     async def write_records(self, records: Iterable[dict[str, Any]]) -> int:
         rows = [encode_row(r) for r in records]

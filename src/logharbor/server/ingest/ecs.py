@@ -24,9 +24,10 @@ import orjson
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.ingest.base import RecordLimits
+from logharbor.server.ingest.idempotency import content_digest
 from logharbor.server.store.rows import encode_record
 
-__all__ = ["BulkItem", "decode_bulk", "ecs_to_raw"]
+__all__ = ["BulkDoc", "BulkItem", "decode_bulk", "ecs_to_raw"]
 
 #: (ECS path, key that :func:`logharbor.record.normalize` understands); the first path found wins
 _ECS_PATHS: tuple[tuple[str, str], ...] = (
@@ -71,6 +72,10 @@ _WITH_SOURCE = frozenset(("index", "create", "update"))
 
 #: one answered item: (action, index, id, status, error type or "", reason or "")
 BulkItem = tuple[str, str, str, int, str, str]
+#: a document to store: its item's number, its store row, a digest of its source (b"" without _id)
+BulkDoc = tuple[int, bytes, bytes]
+#: Elasticsearch refuses longer ``_id``s
+_MAX_ID_BYTES = 512
 
 
 class BulkSyntaxError(ValueError):
@@ -181,14 +186,15 @@ def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]]:
 def decode_bulk(
     body: bytes, default_index: str | None, received_ns: int, limits: RecordLimits,
     tenant: str | None = None,
-) -> tuple[bytes, list[BulkItem]]:
-    """Store rows (joined by newlines) for the good documents and one answer per bulk item.
+) -> tuple[list[BulkDoc], list[BulkItem]]:
+    """The good documents (their item's number, store row and, when the action named an ``_id``,
+    a digest of their source) and one answer per bulk item.
 
     Raises :class:`BulkSyntaxError` when an action line cannot be read (as Elasticsearch does,
     the whole request is refused then, since the pairing of the remaining lines is unknown).
     """
     lines = body.split(b"\n")
-    rows: list[bytes] = []
+    docs: list[BulkDoc] = []
     items: list[BulkItem] = []
     ids = _Ids()
     valid_indexes: set[str] = set()
@@ -216,7 +222,13 @@ def decode_bulk(
             i += 1
         index = meta.get("_index") or default_index or ""
         doc_id = meta.get("_id")
-        doc_id = str(doc_id) if doc_id is not None else ""
+        doc_id = str(doc_id) if doc_id is not None else None
+        id_problem = _id_problem(doc_id)
+        if id_problem is not None:
+            items.append((action, index, doc_id or "", 400, "action_request_validation_exception",
+                          id_problem))
+            continue
+        doc_id = doc_id or ""
         if action in ("update", "delete"):
             items.append((action, index, doc_id, 400, "action_request_validation_exception",
                           f"logharbor is append-only: the {action} action is not supported"))
@@ -249,7 +261,7 @@ def decode_bulk(
         if doc_id:
             raw.setdefault("doc_id", doc_id)
         try:
-            rows.append(encode_record(raw, received_ns=received_ns, tenant=tenant))
+            row = encode_record(raw, received_ns=received_ns, tenant=tenant)
         except RecordError as exc:
             items.append((action, index, doc_id, 400, "document_parsing_exception", str(exc)))
             continue
@@ -257,5 +269,19 @@ def decode_bulk(
             items.append((action, index, doc_id, 400, "document_parsing_exception",
                           f"document cannot be stored: {exc}"))
             continue
+        docs.append((len(items), row, content_digest(source) if doc_id else b""))
         items.append((action, index, doc_id or ids.next(), 201, "", ""))
-    return b"\n".join(rows), items
+    return docs, items
+
+
+def _id_problem(doc_id: str | None) -> str | None:
+    """Elasticsearch's own validation of an ``_id`` given in an action, or None."""
+    if doc_id is None:
+        return None
+    if not doc_id:
+        return "Validation Failed: 1: if _id is specified it must not be empty;"
+    size = len(doc_id.encode("utf-8", "surrogatepass"))
+    if size > _MAX_ID_BYTES:
+        return (f"Validation Failed: 1: id [{doc_id[:100]}...] is too long, must be no longer than "
+                f"{_MAX_ID_BYTES} bytes but was: {size};")
+    return None

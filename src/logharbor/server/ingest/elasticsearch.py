@@ -23,7 +23,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError, error_body
 from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
-from logharbor.server.ingest.ecs import BulkItem, BulkSyntaxError, decode_bulk
+from logharbor.server.ingest.ecs import BulkDoc, BulkItem, BulkSyntaxError, decode_bulk
+from logharbor.server.ingest.idempotency import KeyIndex, doc_digest
+from logharbor.server.ingest.retries import REPLAYED, pack_entries
 
 __all__ = ["ES_VERSION", "ElasticsearchIngest"]
 
@@ -44,8 +46,8 @@ class _EsResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
 
-    def __init__(self, content: Any, status_code: int = 200) -> None:
-        super().__init__(content, status_code=status_code, headers=_PRODUCT)
+    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
+        super().__init__(content, status_code=status_code, headers={**_PRODUCT, **(headers or {})})
 
 
 def _es_error(status: int, kind: str, reason: str) -> _EsResponse:
@@ -77,14 +79,16 @@ def _filter(value: Any, paths: list[list[str]]) -> Any:
 
 
 def bulk_response(items: list[BulkItem], took_ms: int) -> dict[str, Any]:
-    """The ``_bulk`` answer in Elasticsearch's shape."""
+    """The ``_bulk`` answer in Elasticsearch's shape (201 created, 200 updated, errors)."""
     out: list[dict[str, Any]] = []
     errors = False
     seq = 0
     for action, index, doc_id, status, kind, reason in items:
         if status < 300:
+            updated = status == 200
             out.append({action: {
-                "_index": index, "_id": doc_id, "_version": 1, "result": "created",
+                "_index": index, "_id": doc_id, "_version": 2 if updated else 1,
+                "result": "updated" if updated else "created",
                 "_shards": {"total": 1, "successful": 1, "failed": 0},
                 "_seq_no": seq, "_primary_term": 1, "status": status}})
             seq += 1
@@ -93,6 +97,42 @@ def bulk_response(items: list[BulkItem], took_ms: int) -> dict[str, Any]:
             out.append({action: {"_index": index, "_id": doc_id or None, "status": status,
                                  "error": {"type": kind, "reason": reason, "index": index}}})
     return {"took": took_ms, "errors": errors, "items": out}
+
+
+def known_ids(docs: list[BulkDoc], items: list[BulkItem], index: KeyIndex, scope: str,
+              ) -> tuple[list[tuple[bytes, tuple[bytes, bytes]]], list[bytes], int]:
+    """Which documents to store, given the ``_id``s stored within the window (and earlier in the
+    same request): ``(rows with their document digest, rows without an _id, duplicates)``.
+
+    As Elasticsearch answers: ``create`` of a known ``_id`` is a 409; ``index`` of a known ``_id``
+    is ``updated`` (200) and is stored only when its source differs (an append-only store keeps
+    the earlier version too, see docs/protocols.md). ``items`` is updated in place.
+    """
+    keyed: list[tuple[bytes, tuple[bytes, bytes]]] = []
+    plain: list[bytes] = []
+    here: dict[bytes, bytes] = {}
+    duplicates = 0
+    for number, row, content in docs:
+        action, name, doc_id, _, _, _ = items[number]
+        if not content:  # no _id given
+            plain.append(row)
+            continue
+        digest = doc_digest(scope, name, doc_id)
+        known = here.get(digest) or index.doc(digest)
+        if known is not None:
+            if action == "create":
+                items[number] = (action, name, doc_id, 409, "version_conflict_engine_exception",
+                                 f"[{doc_id}]: version conflict, document already exists "
+                                 "(current version [1])")
+                duplicates += 1
+                continue
+            items[number] = (action, name, doc_id, 200, "", "")
+            if known == content:
+                duplicates += 1
+                continue  # the same document again: already stored
+        here[digest] = content
+        keyed.append((row, (digest, content)))
+    return keyed, plain, duplicates
 
 
 class ElasticsearchIngest:
@@ -196,21 +236,37 @@ class ElasticsearchIngest:
         ingestor.admit(principal, lines // 2)
         try:
             if len(body) > _INLINE_BYTES:
-                payload, items = await ingestor.offload(
-                    decode_bulk, body, index, received, self.limits, tenant)
+                docs, items = await ingestor.offload(decode_bulk, body, index, received, self.limits, tenant)
             else:
-                payload, items = decode_bulk(body, index, received, self.limits, tenant)
+                docs, items = decode_bulk(body, index, received, self.limits, tenant)
         except BulkSyntaxError as exc:
             return _es_error(400, "illegal_argument_exception", str(exc))
         if not items:
             return _es_error(400, "action_request_validation_exception",
                              "Validation Failed: 1: no requests added;")
-        await ingestor.write_payload(payload)
+        ticket = await ingestor.open_ticket(request, body)
+        try:
+            if ticket.replay:  # answered as when it was stored (its _ids as new ones, see docs)
+                stored = 0
+            elif ingestor.keys.enabled:
+                scope = tenant or ""
+                await ingestor.gate.hold(ticket, [doc_digest(scope, items[n][1], items[n][2])
+                                                  for n, _, content in docs if content])
+                keyed, plain, duplicates = known_ids(docs, items, ingestor.keys, scope)
+                ingestor.keys.duplicate_docs += duplicates
+                stored = len(keyed) + len(plain)
+                await ingestor.write_entries(pack_entries(ticket, keyed, plain), ticket)
+            else:
+                stored = len(docs)
+                await ingestor.write_payload(b"\n".join(row for _, row, _ in docs))
+        finally:
+            ingestor.close_ticket(ticket)
         failed = sum(1 for item in items if item[3] >= 300)
-        ingestor.count(self.name, len(items) - failed, failed)
+        if not ticket.replay:
+            ingestor.count(self.name, stored, failed)
         answer = bulk_response(items, int((time.monotonic() - started) * 1000))
         filter_path = request.query_params.get("filter_path")
         if filter_path:
             answer = _filter(answer, [p.strip().split(".") for p in filter_path.split(",") if p.strip()])
-        return _EsResponse(answer)
+        return _EsResponse(answer, headers=REPLAYED if ticket.replay else None)
 

@@ -75,9 +75,9 @@ async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: s
             await ingestor.write_payload(payload)
             return
         except ApiError as exc:
-            if exc.status != 429:
+            if exc.status not in (429, 507):
                 raise
-            log.warning("%s: the WAL is full, holding the sender back for %.2f s", what, delay)
+            log.warning("%s: %s, holding the sender back for %.2f s", what, exc.message, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, float(ingestor.retry_after_s))
 

@@ -43,6 +43,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
+from logharbor.server.ingest.retries import REPLAYED
 from logharbor.server.loki.lines import line_fields
 from logharbor.server.store.rows import encode_record
 
@@ -263,19 +264,25 @@ class LokiIngest:
         principal = principal_of(request)
         tenant = principal.tenant if principal is not None else None
         ingestor: Ingestor = request.app.state.runtime.ingestor
+        ticket = await ingestor.open_ticket(request, body)
         try:
-            if len(body) > _INLINE_BYTES:
-                payload, accepted, errors = await ingestor.offload(
-                    decode_push, body, is_protobuf, received, self.limits, tenant)
-            else:
-                payload, accepted, errors = decode_push(body, is_protobuf, received, self.limits, tenant)
-        except ValueError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        ingestor.admit(principal, accepted)
-        await ingestor.write_payload(payload)
-        ingestor.count(self.name, accepted, len(errors))
+            try:
+                if len(body) > _INLINE_BYTES:
+                    payload, accepted, errors = await ingestor.offload(
+                        decode_push, body, is_protobuf, received, self.limits, tenant)
+                else:
+                    payload, accepted, errors = decode_push(body, is_protobuf, received, self.limits, tenant)
+            except ValueError as exc:
+                raise ApiError(400, "bad_request", str(exc)) from None
+            ingestor.admit(principal, accepted)
+            await ingestor.write_payload(payload, ticket=ticket)
+        finally:
+            ingestor.close_ticket(ticket)
+        headers = REPLAYED if ticket.replay else None
+        if not ticket.replay:
+            ingestor.count(self.name, accepted, len(errors))
         if errors:
             raise ApiError(400, "entries_rejected",
                            f"{len(errors)} entries were rejected, {accepted} stored",
-                           detail=[{"entry": n, "error": e} for n, e in errors[:100]])
-        return Response(status_code=204)
+                           detail=[{"entry": n, "error": e} for n, e in errors[:100]], headers=headers)
+        return Response(status_code=204, headers=headers)

@@ -20,6 +20,7 @@ from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
+from logharbor.server.ingest.retries import REPLAYED
 from logharbor.server.store.rows import encode_record
 
 __all__ = ["NativeIngest", "decode_ndjson"]
@@ -112,7 +113,11 @@ class NativeIngest:
         return router
 
     async def ingest(self, request: Request) -> JSONResponse:
-        """Decode, normalize and durably store an NDJSON body; report bad lines by number."""
+        """Decode, normalize and durably store an NDJSON body; report bad lines by number.
+
+        With ``Idempotency-Key``, a retry of a stored body stores nothing and gets the same answer
+        (recomputed from the body) with ``Idempotent-Replayed: true``.
+        """
         body = await read_body(request, limit=self.max_body_bytes)
         lines = body.count(b"\n") + 1
         if lines > self.max_records:
@@ -122,14 +127,21 @@ class NativeIngest:
         principal = principal_of(request)
         tenant = principal.tenant if principal is not None else None
         ingestor: Ingestor = request.app.state.runtime.ingestor
-        ingestor.admit(principal, lines)
-        if len(body) > _INLINE_BYTES:
-            # CPU-heavy: decoded in a worker process (both cores) or at least off the event loop
-            payload, accepted, raw_errors = await ingestor.offload(
-                decode_ndjson_payload, body, received, self.limits, None, tenant)
-        else:
-            payload, accepted, raw_errors = decode_ndjson_payload(body, received, self.limits, None, tenant)
-        errors = [ItemError(line, error) for line, error in raw_errors]
-        await ingestor.write_payload(payload)
-        ingestor.count(self.name, accepted, len(errors))
-        return JSONResponse({"accepted": accepted, "rejected": [e.as_dict() for e in errors]})
+        ticket = await ingestor.open_ticket(request, body)
+        try:
+            ingestor.admit(principal, lines)
+            if len(body) > _INLINE_BYTES:
+                # CPU-heavy: decoded in a worker process (both cores) or at least off the event loop
+                payload, accepted, raw_errors = await ingestor.offload(
+                    decode_ndjson_payload, body, received, self.limits, None, tenant)
+            else:
+                payload, accepted, raw_errors = decode_ndjson_payload(body, received, self.limits, None,
+                                                                      tenant)
+            errors = [ItemError(line, error) for line, error in raw_errors]
+            await ingestor.write_payload(payload, ticket=ticket)
+        finally:
+            ingestor.close_ticket(ticket)
+        if not ticket.replay:
+            ingestor.count(self.name, accepted, len(errors))
+        return JSONResponse({"accepted": accepted, "rejected": [e.as_dict() for e in errors]},
+                            headers=REPLAYED if ticket.replay else None)

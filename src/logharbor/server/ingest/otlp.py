@@ -43,6 +43,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
+from logharbor.server.ingest.retries import REPLAYED
 from logharbor.server.store.rows import encode_record
 
 __all__ = ["OtlpIngest", "decode_otlp"]
@@ -283,7 +284,9 @@ def _varint(n: int) -> bytes:
 
 def _status(http_status: int, message: str, is_json: bool, headers: dict[str, str]) -> Response:
     """An OTLP error answer: ``google.rpc.Status`` (code, message) in the request's encoding."""
-    code = {400: 3, 413: 3, 415: 3, 401: 16, 403: 7, 429: 8, 503: 14}.get(http_status, 13)
+    if http_status == 507:  # a full disk: OTLP clients retry only 429, 502, 503 and 504
+        http_status = 503
+    code = {400: 3, 413: 3, 415: 3, 422: 3, 401: 16, 403: 7, 429: 8, 503: 14}.get(http_status, 13)
     if is_json:
         return Response(orjson.dumps({"code": code, "message": message}), status_code=http_status,
                         media_type=_JSON, headers=headers)
@@ -321,25 +324,31 @@ class OtlpIngest:
         principal = principal_of(request)
         tenant = principal.tenant if principal is not None else None
         ingestor: Ingestor = request.app.state.runtime.ingestor
+        ticket = await ingestor.open_ticket(request, body)
         try:
-            if len(body) > _INLINE_BYTES:
-                payload, accepted, rejected, reason = await ingestor.offload(
-                    decode_otlp, body, is_json, received, self.limits, tenant)
-            else:
-                payload, accepted, rejected, reason = decode_otlp(body, is_json, received, self.limits,
-                                                                  tenant)
-        except ValueError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        ingestor.admit(principal, accepted)
-        await ingestor.write_payload(payload)
-        ingestor.count(self.name, accepted, rejected)
+            try:
+                if len(body) > _INLINE_BYTES:
+                    payload, accepted, rejected, reason = await ingestor.offload(
+                        decode_otlp, body, is_json, received, self.limits, tenant)
+                else:
+                    payload, accepted, rejected, reason = decode_otlp(body, is_json, received, self.limits,
+                                                                      tenant)
+            except ValueError as exc:
+                raise ApiError(400, "bad_request", str(exc)) from None
+            ingestor.admit(principal, accepted)
+            await ingestor.write_payload(payload, ticket=ticket)
+        finally:
+            ingestor.close_ticket(ticket)
+        headers = REPLAYED if ticket.replay else None
+        if not ticket.replay:
+            ingestor.count(self.name, accepted, rejected)
         if is_json:
             answer: dict[str, Any] = {}
             if rejected:
                 answer["partialSuccess"] = {"rejectedLogRecords": str(rejected), "errorMessage": reason}
-            return Response(orjson.dumps(answer), media_type=_JSON)
+            return Response(orjson.dumps(answer), media_type=_JSON, headers=headers)
         response = ExportLogsServiceResponse()
         if rejected:
             response.partial_success.rejected_log_records = rejected
             response.partial_success.error_message = reason
-        return Response(response.SerializeToString(), media_type=_PROTOBUF)
+        return Response(response.SerializeToString(), media_type=_PROTOBUF, headers=headers)
