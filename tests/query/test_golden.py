@@ -290,6 +290,9 @@ def test_nesting_and_size_limits() -> None:
     assert "nests deeper than 64" in info.value.message
     with pytest.raises(QueryError) as info:
         compile_query(" OR ".join(f"w{i}" for i in range(20_000)), **args)
+    assert info.value.code == "too_many_clauses"  # counted before the SQL is even built
+    with pytest.raises(QueryError) as info:  # under the clause limit, over the SQL size
+        compile_query(" OR ".join(f"w{i}" for i in range(1000)), **args)
     assert info.value.code == "query_too_large" and "too large" in info.value.message
     compile_query("(" * 60 + "a" + ")" * 60, **args)
 
@@ -302,8 +305,8 @@ def explain(store: EmbeddedStore, q: str) -> str:
 
 
 def test_indexes_are_used(golden_store: EmbeddedStore) -> None:
-    assert "idx_message" in explain(golden_store, "payment")
-    assert "idx_message" in explain(golden_store, '"payment declined"')
+    assert "idx_message_lower" in explain(golden_store, "payment")
+    assert "idx_message_lower" in explain(golden_store, '"payment declined"')
     assert "idx_trace_id" in explain(golden_store, f"trace_id:{T1}")
     assert "idx_http_status" in explain(golden_store, "status:>=500")
 

@@ -182,7 +182,8 @@ class LogParser:
             return
         # whole words of a single literal narrow through the index
         if tok.text == "|=" and len(alternatives) == 1 and len(literals) == 1:
-            pipe.items.extend(ast.Match(None, ast.Word(w)) for w in whole_tokens(literals[0]))
+            # on message only (a bare word is free text, which also reads the short fields)
+            pipe.items.extend(ast.Match("message", ast.Word(w)) for w in whole_tokens(literals[0]))
         m = alternatives[0] if len(alternatives) == 1 else ast.Or(tuple(alternatives))
         pipe.items.append(ast.Not(m) if tok.text.startswith("!") else m)
 

@@ -2,9 +2,14 @@
 
 What a matcher means depends on the kind of the field (:class:`~.fields.FieldRef`):
 
-- ``message`` (text): a word is a token looked up in the text index (``hasAllTokens``); a phrase
-  or a word with separators (``u-123``) also needs the exact substring (``position``); wildcards
-  and regexes scan.
+- ``message`` (text): words and phrases match in any case (the text index holds the lowercased
+  message, ``lowerUTF8``); a word is a token looked up in that index (``hasAllTokens``); a phrase
+  or a word with separators (``u-123``) also needs the substring (``positionCaseInsensitiveUTF8``);
+  wildcards scan (``(?i)``); a regex is matched as written (case-sensitive unless ``(?i)``).
+- a bare word (no field) is free text, as Kibana reads it (:meth:`FilterCompiler.free_word`): the
+  word in ``message``, or the whole value, in any case, of the short canonical fields
+  (:data:`FREE_TEXT_COLUMNS`), or the ``level`` it names (``error``, ``warning``), or the trace or
+  request id it is.
 - string columns: exact value, ``LIKE`` for wildcards, ``match`` for regexes, string order for
   ranges; ``level`` values are normalized (``warning`` → ``WARN``), trace ids too.
 - numbers: the value must be a number (else ``type_mismatch``); ranges compare numerically.
@@ -28,7 +33,7 @@ from .fields import FieldRef
 from .regex_re2 import re2_error
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
-__all__ = ["FilterCompiler", "Params", "Resolver"]
+__all__ = ["FREE_TEXT_COLUMNS", "FilterCompiler", "Params", "Resolver"]
 
 #: Turns a user field name (and where it was written) into a resolved field.
 Resolver = Callable[[str, int | None], FieldRef]
@@ -37,6 +42,9 @@ Resolver = Callable[[str, int | None], FieldRef]
 _NON_TOKEN = r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
 _TOKEN = r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
 _SPLIT = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+#: the fields whose whole value a bare word also matches (in any case), besides message
+FREE_TEXT_COLUMNS = ("service", "source", "host", "instance", "env")
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:=/-]{15,}")
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 _PY_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -159,7 +167,10 @@ class FilterCompiler:
         try:
             if isinstance(f, ast.Exists):
                 return self.exists(self.resolve(f.field, f.pos))
-            return self.match(self.resolve(f.field or "message", f.pos), f.matcher)
+            ref = self.resolve(f.field or "message", f.pos)
+            if f.field is None and isinstance(f.matcher, ast.Word) and ref.kind == "text":
+                return self.free_word(ref, f.matcher.value)
+            return self.match(ref, f.matcher)
         except QueryError as exc:
             if exc.position is None and f.pos is not None:
                 exc.position = f.pos
@@ -202,7 +213,7 @@ class FilterCompiler:
             return self.time_match(ref, m)
         if isinstance(m, ast.Wildcard):
             if ref.kind == "text":
-                return f"match({ref.sql}, {self.params.add(_token_regex(m.pattern), 'String')})"
+                return f"match({ref.sql}, {self.params.add('(?i)' + _token_regex(m.pattern), 'String')})"
             return f"({self._text_of(ref)} LIKE {self.params.add(like_pattern(m.pattern), 'String')})"
         if isinstance(m, ast.Regex):
             check_regex(m.pattern)
@@ -228,15 +239,35 @@ class FilterCompiler:
         return f"({ref.sql} = {self.params.add(value, 'String')})"
 
     def text_search(self, ref: FieldRef, value: str) -> str:
-        """A word or phrase on message: token lookup through the index, substring when needed."""
+        """A word or phrase on message, in any case: token lookup through the index of the
+        lowercased message, and the substring when the value is more than one whole token."""
         found = tokens(value)
         needle = self.params.add(value, "String")
-        # the engine splits the needle with the index's own tokenizer, so both sides agree
-        indexed = f"hasAllTokens({ref.sql}, {needle})"
+        # the engine lowercases and splits the needle as the index does, so both sides agree; the
+        # expression is the index's own (lowerUTF8(message)), so it means the same without it
+        indexed = f"hasAllTokens(lowerUTF8({ref.sql}), lowerUTF8({needle}))"
         if len(found) == 1 and found[0] == value:
             return indexed
-        substring = f"(position({ref.sql}, {needle}) > 0)"
+        substring = f"(positionCaseInsensitiveUTF8({ref.sql}, {needle}) > 0)"
         return f"({indexed} AND {substring})" if found else substring
+
+    def free_word(self, message: FieldRef, value: str) -> str:
+        """A bare word: in ``message`` in any case, or the whole value of a short canonical field
+        (any case), or the level it names, or the trace/request id it is (what Kibana users type:
+        ``error``, ``checkout``, a pasted trace id)."""
+        parts = [self.text_search(message, value)]
+        level = normalize_level(value) if value.isalpha() and len(value) >= 3 else None
+        if level is not None:
+            parts.append(f"({self.resolve('level', None).sql} = {self.params.add(level, 'String')})")
+        needle = self.params.add(value, "String")
+        for name in FREE_TEXT_COLUMNS:
+            parts.append(f"(lowerUTF8({self.resolve(name, None).sql}) = lowerUTF8({needle}))")
+        if _ID.fullmatch(value):
+            trace = normalize_trace_id(value)
+            if trace is not None and len(trace) == 32:
+                parts.append(f"({self.resolve('trace_id', None).sql} = {self.params.add(trace, 'String')})")
+            parts.append(f"({self.resolve('request_id', None).sql} = {needle})")
+        return "(" + " OR ".join(parts) + ")"
 
     def ordered(self, ref: FieldRef, m: ast.Range | ast.Compare) -> str:
         """Ranges and comparisons: numeric for numbers (and numeric attribute values), else text."""

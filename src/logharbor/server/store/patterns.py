@@ -32,6 +32,8 @@ PATTERN_COLUMN = "pattern_id LowCardinality(String)"
 #: the exact text of attributes the JSON column would alter (store/attributes.py); '' for most rows
 EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
 _INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
+#: words match in any case (query/filters.py): the text index of the lowercased message
+_TEXT_INDEX = "idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)"
 
 
 class _Reader(Protocol):
@@ -51,7 +53,8 @@ def logs_migrations(table_name: str, on_cluster: str = "") -> list[str]:
     table = quote_identifier(table_name)
     return [f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {PATTERN_COLUMN}",
             f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {EXACT_COLUMN} AFTER attributes",
-            f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_INDEX}"]
+            f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_INDEX}",
+            f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_TEXT_INDEX}"]
 
 
 #: how many of :func:`logs_migrations` add columns (the rest add indexes)

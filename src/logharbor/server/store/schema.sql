@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS {table} (
     pattern_id         LowCardinality(String),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_request_id request_id TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_message message TYPE text(tokenizer = splitByNonAlpha),
+    -- words match in any case: the index holds the lowercased message (query/filters.py)
+    INDEX idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha),
     INDEX idx_http_status http_status TYPE minmax GRANULARITY 1,
     INDEX idx_http_duration http_duration_ms TYPE minmax GRANULARITY 1,
     INDEX idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1
