@@ -36,6 +36,7 @@ from logharbor.server.retention.rules import RetentionPolicy  # noqa: E402
 from logharbor.server.retention.tiers import Tiers  # noqa: E402
 from logharbor.server.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.store.rows import encode_row  # noqa: E402
+from logharbor.server.store.sqlsafe import quote_identifier  # noqa: E402
 from retention import DAY, demo_mix, emit  # noqa: E402 - the same generator as the retention bench
 
 USER = "bench-erase-user-0001"
@@ -56,8 +57,9 @@ def main() -> None:
     parser.add_argument("--user-days", type=int, default=3, help="days those records are spread over")
     parser.add_argument("--tiers", action="store_true", help="move days older than 7 d to warm, 20 d to cold")
     parser.add_argument("--copies", type=int, default=1,
-                        help="store each generated record this many times, a millisecond apart (generating "
-                             "10M demo records takes an hour on two cores; copies compress a little better)")
+                        help="store each generated record this many times, a millisecond apart, copied by "
+                             "the engine (generating 10M demo records takes hours on a shared 2-core "
+                             "machine; copies compress better than distinct records)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
 
@@ -82,20 +84,23 @@ def main() -> None:
         for c in range(chunks):
             lines = demo_mix(min(CHUNK, unique - c * CHUNK), start + c * span, span, seed=c)
             records = [normalize(orjson.loads(line)) for line in lines]
-            for r in records:
-                day = (r["timestamp"] - start) // DAY
-                if per_day.get(day, 0) > 0:
-                    per_day[day] -= 1
-                    r["attributes"] = {**(r.get("attributes") or {}), "user_id": USER}
-            for copy in range(args.copies):
-                if copy:
-                    for r in records:
-                        r["timestamp"] += 1_000_000
-                        if (r.get("attributes") or {}).get("user_id") == USER:
-                            r["attributes"] = {**r["attributes"], "user_id": f"copy-{copy}"}
-                store.insert(b"\n".join(encode_row(r) for r in records), dedup_token=f"bench-{c}-{copy}")
+            store.insert(b"\n".join(encode_row(r) for r in records), dedup_token=f"bench-{c}")
+        if args.copies > 1:  # copied by the engine, each a millisecond later than the one before
+            select = ", ".join(f"addMilliseconds(timestamp, toInt64(n.number) + 1) AS {quote_identifier(c)}"
+                               if c == "timestamp" else f"l.{quote_identifier(c)}" for c, _ in tiers.columns)
+            store.execute(f"INSERT INTO {store.hot_table} SELECT {select} FROM {store.hot_table} AS l "  # noqa: S608
+                          f"CROSS JOIN numbers({args.copies - 1}) AS n")
+        # the erased user: demo records of their own, on a few days
+        extra = [normalize(orjson.loads(line)) for line in demo_mix(200, start, args.days * DAY, seed=999)]
+        mine = []
+        for day, n in per_day.items():
+            for r in extra[len(mine):len(mine) + n]:
+                r["timestamp"] = start + day * DAY + 3600 * 10**9 + len(mine) * 10**9
+                r["attributes"] = {**(r.get("attributes") or {}), "user_id": USER}
+                mine.append(r)
+        store.insert(b"\n".join(encode_row(r) for r in mine), dedup_token="bench-user")  # noqa: S106 - a dedup token
         store.optimize()
-        emit(stage="load", records=unique * args.copies, copies=args.copies, days=args.days,
+        emit(stage="load", records=unique * args.copies + len(mine), copies=args.copies, days=args.days,
              seconds=round(time.perf_counter() - t0, 1),
              hot_bytes=sum(partition_bytes(store, store.table_name).values()))
 
