@@ -237,3 +237,27 @@ def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Pat
     again.load()
     assert {c.id for _, _, c in again.miner.clusters()} == {c.id for _, _, c in miner.miner.clusters()}
     again.close()
+
+
+def test_a_job_stopped_with_the_server_resumes_at_the_next_start(tmp_path: Path) -> None:
+    store, _tiers, mover = open_tiers(tmp_path)
+    value = "stopped-mid-way-6102"
+    try:
+        insert(store, _dataset(value))
+        set_policy(mover, POLICY)
+        mover.tick()
+        first = DeleteJobs(mover, mover.meta, purge_timeout_s=120)
+        first.stop()  # the server is stopping: a job ends its current step and stops there
+        job = first.submit(f"user_id:{value}", "test")
+        first.wait(60)
+        stopped = first.get(job["id"])
+        assert stopped is not None and stopped["state"] == "running" and stopped["error"] is None, stopped
+        assert stopped["progress"]["steps"] == ["select"]
+        second = DeleteJobs(mover, mover.meta, purge_timeout_s=120)  # the next start
+        assert second.resume() == 1
+        second.wait(300)
+        done = second.get(job["id"])
+        assert done is not None and done["state"] == "done" and done["deleted"] == 6, done
+        assert scan(tmp_path, [value.encode()]).found == {}
+    finally:
+        store.close()

@@ -60,6 +60,10 @@ STEPS = ("flush", "select", "hot", "warm", "cold", "patterns", "wal", "quarantin
 _MAX_MESSAGES = 10_000
 
 
+class Interrupted(Exception):
+    """The server is stopping: the job stays ``running`` and resumes at the next start."""
+
+
 class DeleteUnsupported(Exception):
     """This store cannot erase physically (a ClickHouse cluster): the delete is refused up front."""
 
@@ -80,6 +84,7 @@ class DeleteJobs:
         self.deleted_rows = 0
         self._threads: list[threading.Thread] = []
         self._since: dict[str, float] = {}  # job → when its last step ended (for progress.seconds)
+        self._stopping = threading.Event()
         #: what keeps record values in memory (recording rules' groups): called with the
         #: redaction of each delete, each returns how many entries it dropped
         self.forget: list[Callable[[Callable[[str], str]], int]] = []
@@ -135,9 +140,15 @@ class DeleteJobs:
         thread.start()
 
     def wait(self, timeout: float = 60.0) -> None:
-        """Join the job threads (shutdown and tests)."""
+        """Join the job threads (tests; the server calls :meth:`stop`)."""
         for thread in self._threads:
             thread.join(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let running jobs end their current step and stop there, still ``running``: the next
+        start resumes them (a job cut by the store closing under it is never marked failed)."""
+        self._stopping.set()
+        self.wait(timeout)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -161,7 +172,9 @@ class DeleteJobs:
             redactor = self._erase(job_id, progress, eraser, cond, params, redactor)
             self._local_steps(job_id, progress, cond, params, redactor)
             if "purge" not in progress["steps"]:
-                left = eraser.wait_gone(list(progress.get("replaced", [])), self.purge_timeout_s)
+                left = eraser.wait_gone(list(progress.get("replaced", [])), self.purge_timeout_s,
+                                        stop=self._stopping)
+                self._check_stopping()
                 if left:
                     raise RuntimeError(f"{len(left)} replaced parts were still on disk after "
                                        f"{self.purge_timeout_s:.0f} s (e.g. {left[0][0]}); "
@@ -183,6 +196,9 @@ class DeleteJobs:
                 self.audit(job["actor"], "delete.done", job_id,
                            detail=f"{total} records: {redacted_filter(q)}")
         except Exception as exc:
+            if isinstance(exc, Interrupted) or self._stopping.is_set():
+                log.warning("delete job %s stopped with the server; it resumes at the next start", job_id)
+                return
             error = redactor.text(f"{type(exc).__name__}: {exc}")[:2000]
             log.error("delete job %s failed: %s", job_id, error)
             try:
@@ -277,8 +293,13 @@ class DeleteJobs:
                 cond, params, redactor)
             self._done_step(job_id, progress, "quarantine")
 
+    def _check_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise Interrupted()
+
     def _done_step(self, job_id: str, progress: dict[str, Any], step: str) -> None:
-        """Record a step as done, with the seconds it took (what a delete costs, per step)."""
+        """Record a step as done, with the seconds it took (what a delete costs, per step); stop
+        after it when the server is stopping."""
         now = time.monotonic()
         seconds = dict(progress.get("seconds", {}))
         seconds[step] = round(now - self._since.get(job_id, now), 3)
@@ -286,6 +307,7 @@ class DeleteJobs:
         progress["seconds"] = seconds
         progress["steps"] = [*progress["steps"], step]
         self._update(job_id, progress=progress)
+        self._check_stopping()
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self.meta.engine.begin() as conn:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,12 +245,16 @@ class Eraser:
         return [[name, path] for name, path in replaced
                 if name in present or (path and os.path.isdir(path))]
 
-    def wait_gone(self, replaced: list[list[str]], timeout_s: float, *, poll_s: float = 1.0
-                  ) -> list[list[str]]:
-        """Wait (bounded) until the engine has removed every replaced part; those left at the end."""
+    def wait_gone(self, replaced: list[list[str]], timeout_s: float, *, poll_s: float = 1.0,
+                  stop: threading.Event | None = None) -> list[list[str]]:
+        """Wait (bounded, or until ``stop`` is set) until the engine has removed every replaced
+        part; those left at the end."""
         deadline = time.monotonic() + timeout_s
         left = self.remaining(replaced)
         while left and time.monotonic() < deadline:
-            time.sleep(poll_s)
+            if stop is not None and stop.wait(poll_s):
+                break
+            if stop is None:
+                time.sleep(poll_s)
             left = self.remaining(left)
         return left

@@ -46,7 +46,7 @@ class Retention:
     def stop(self) -> None:
         self.guard.stop()
         self.mover.stop()
-        self.deletes.wait(timeout=30)
+        self.deletes.stop(timeout=30)
 
     # -- storage figures -------------------------------------------------------------------
 
