@@ -201,3 +201,30 @@ def test_good_messages_before_a_broken_one_are_kept(server_factory) -> None:  # 
         assert _acks(conn, 1) == ["g1"]
         assert conn.recv(10) == b""  # then the connection is closed
     assert records(server, "service:brk", 1)[0]["message"] == "kept"
+
+
+def test_a_chunk_sent_again_is_stored_once(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Fluentd resends a chunk under the same id when its ack was lost (here: a kill -9 of the
+    server after the chunk was stored); it is acked again and stored once. The same id with other
+    entries is a new chunk and is stored."""
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+    now = int(time.time())
+    entries = [[now, {"message": f"chunk line {i}", "service": "fwd-once"}] for i in range(20)]
+    chunk = uuid.uuid4().hex
+    message = msgpack.packb(["fwd", entries, {"chunk": chunk}])
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(message + message)  # twice in one read
+        assert _acks(conn, 2) == [chunk, chunk]
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(message)  # again on a new connection
+        assert _acks(conn, 1) == [chunk]
+    assert len(records(server, "service:fwd-once", 20)) == 20
+    server.kill9()
+    server.start()
+    other = [[now, {"message": "another chunk, same id", "service": "fwd-once"}]]
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(message + msgpack.packb(["fwd", other, {"chunk": chunk}]))
+        assert _acks(conn, 2) == [chunk, chunk]
+    assert len(records(server, "service:fwd-once", 21)) == 21
+    assert len(records(server, "service:fwd-once", 22, timeout=3)) == 21

@@ -37,6 +37,7 @@ from fastapi import APIRouter
 from logharbor.record import RecordError
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.encoding import BadEncoding, BodyTooLarge, gunzip_members
+from logharbor.server.ingest.idempotency import EntryKey, request_digest, request_fingerprint
 from logharbor.server.ingest.listener import (
     AllowList,
     ChunkStream,
@@ -44,9 +45,10 @@ from logharbor.server.ingest.listener import (
     server_tls_context,
     write_with_backpressure,
 )
+from logharbor.server.ingest.retries import Ticket
 from logharbor.server.store.rows import encode_record
 
-__all__ = ["ForwardIngest", "decode_entries", "decode_groups"]
+__all__ = ["ForwardIngest", "decode_each", "decode_entries"]
 
 log = logging.getLogger("logharbor.server.ingest.forward")
 #: more entries than this in one read are decoded in the ingest worker processes
@@ -138,18 +140,15 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
     return b"\n".join(rows), len(rows), rejected
 
 
-def decode_groups(groups: list[tuple[str, list[Any]]], received_ns: int, limits: RecordLimits
-                  ) -> tuple[bytes, int, int]:
-    """:func:`decode_entries` over several ``(tag, entries)``; picklable for the worker processes."""
-    payloads: list[bytes] = []
-    accepted = rejected = 0
-    for tag, entries in groups:
-        payload, ok, bad = decode_entries(tag, entries, received_ns, limits)
-        if payload:
-            payloads.append(payload)
-        accepted += ok
-        rejected += bad
-    return b"\n".join(payloads), accepted, rejected
+def decode_each(groups: list[tuple[str, list[Any]]], received_ns: int, limits: RecordLimits
+                ) -> list[tuple[bytes, int, int]]:
+    """:func:`decode_entries` of each ``(tag, entries)`` apart; picklable for the worker processes."""
+    return [decode_entries(tag, entries, received_ns, limits) for tag, entries in groups]
+
+
+def _as_packable(value: Any) -> Any:
+    """What msgpack cannot pack again (only for a fingerprint): its text."""
+    return repr(value)
 
 
 class _Connection:
@@ -203,10 +202,11 @@ class _Connection:
 
     async def _store(self, messages: list[Any]) -> None:
         owner = self.owner
-        assert owner.ingestor is not None
+        ingestor = owner.ingestor
+        assert ingestor is not None
         received = time.time_ns()
         groups: list[tuple[str, list[Any]]] = []
-        chunks: list[Any] = []
+        chunks: list[Any] = []  # per group: its chunk id, or None
         broken: Exception | None = None
         for message in messages:
             try:
@@ -215,19 +215,59 @@ class _Connection:
                 broken = exc  # keep (and ack) the good messages before it, then hang up
                 break
             groups.append((tag, entries))
-            if isinstance(option, dict) and option.get("chunk") is not None:
-                chunks.append(option["chunk"])
-        if sum(len(entries) for _, entries in groups) > _OFFLOAD_ENTRIES:
-            payload, accepted, rejected = await owner.ingestor.offload(
-                decode_groups, groups, received, owner.limits)
-        else:
-            payload, accepted, rejected = decode_groups(groups, received, owner.limits)
-        await write_with_backpressure(owner.ingestor, payload, what=f"forward from {self.peer}")
-        owner.ingestor.count(owner.name, accepted, rejected)
+            chunks.append(option.get("chunk") if isinstance(option, dict) else None)
+        ticket = Ticket()
+        try:
+            keys = await self._chunk_keys(groups, chunks, ticket)
+            fresh = [(group, key) for group, key in zip(groups, keys, strict=True) if key is not None]
+            if sum(len(entries) for (_, entries), _ in fresh) > _OFFLOAD_ENTRIES:
+                decoded = await ingestor.offload(decode_each, [g for g, _ in fresh], received, owner.limits)
+            else:
+                decoded = decode_each([g for g, _ in fresh], received, owner.limits)
+            plain = b"\n".join(payload for (payload, _, _), (_, key) in zip(decoded, fresh, strict=True)
+                               if payload and not key)
+            for (payload, _, _), (_, key) in zip(decoded, fresh, strict=True):
+                if key:  # a chunk: an entry of its own, whose key says the chunk is stored
+                    await write_with_backpressure(ingestor, payload, what=f"forward from {self.peer}",
+                                                  key=key, ticket=ticket)
+            await write_with_backpressure(ingestor, plain, what=f"forward from {self.peer}")
+        finally:
+            ingestor.close_ticket(ticket)
+        ingestor.count(owner.name, sum(a for _, a, _ in decoded), sum(r for _, _, r in decoded))
         for chunk in chunks:
-            self.stream.write(msgpack.packb({"ack": chunk}))
+            if chunk is not None:
+                self.stream.write(msgpack.packb({"ack": chunk}))
         if broken is not None:
             raise ForwardError(str(broken))
+
+    async def _chunk_keys(self, groups: list[tuple[str, list[Any]]], chunks: list[Any], ticket: Ticket,
+                          ) -> list[bytes | None]:
+        """Per message: the WAL entry key that records its chunk as stored (b"" for a message
+        without a chunk id), or None for a chunk already stored within the window.
+
+        Fluentd sends a chunk again, under the same ``chunk`` id, when its ack was lost (a crash
+        between the WAL fsync and the ack); the first copy is acked again and not stored twice.
+        """
+        index = self.owner.ingestor.keys  # type: ignore[union-attr]
+        if not index.enabled or not any(c is not None for c in chunks):
+            return [b""] * len(groups)
+        digests = [request_digest("forward", _as_text(c)) if c is not None else b"" for c in chunks]
+        await self.owner.ingestor.gate.hold(ticket, [d for d in digests if d])  # type: ignore[union-attr]
+        keys: list[bytes | None] = []
+        here: set[bytes] = set()
+        now = int(time.time())
+        for (tag, entries), digest in zip(groups, digests, strict=True):
+            if not digest:
+                keys.append(b"")
+                continue
+            fingerprint = request_fingerprint(tag, msgpack.packb(entries, default=_as_packable))
+            if digest in here or index.request(digest) == fingerprint:
+                index.replays += 1
+                keys.append(None)
+                continue
+            here.add(digest)
+            keys.append(EntryKey(now, (digest, fingerprint)).encode())
+        return keys
 
     def _entries(self, message: Any) -> tuple[str, list[Any], Any]:
         if not isinstance(message, list | tuple) or len(message) < 2 or not isinstance(message[0], str):

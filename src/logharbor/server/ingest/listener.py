@@ -19,6 +19,7 @@ from typing import Any
 
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor
+from logharbor.server.ingest.retries import Ticket
 
 __all__ = ["AllowList", "ChunkStream", "parse_address", "server_tls_context", "write_with_backpressure"]
 
@@ -63,16 +64,20 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
-async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: str) -> None:
-    """Write rows, waiting while the WAL is full: the sender is held back, nothing is lost.
+async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: str, key: bytes = b"",
+                                  ticket: Ticket | None = None) -> None:
+    """Write rows (one WAL entry, with its entry ``key``), waiting while the WAL or its disk is full:
+    the sender is held back, nothing is lost.
 
     A stream listener calls this before it reads more from the socket, so a full WAL fills the
     TCP window and the shipper slows down, as it would against a slow Elasticsearch.
     """
+    if not payload:
+        return
     delay = 0.05
     while True:
         try:
-            await ingestor.write_payload(payload)
+            await ingestor.write_entries([(payload, key)], ticket)
             return
         except ApiError as exc:
             if exc.status not in (429, 507):
