@@ -35,6 +35,8 @@ __all__ = ["REPLAYED", "RetryGate", "Ticket", "pack_entries"]
 #: the header on an answer recomputed for a retried request (Stripe's name)
 REPLAYED = {"Idempotent-Replayed": "true"}
 HEADER = "idempotency-key"
+#: bodies above this are fingerprinted on a thread
+_INLINE_HASH_BYTES = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -72,7 +74,10 @@ class RetryGate:
         principal = principal_of(request)
         scope = principal.prefix if principal is not None else ""
         digest = request_digest(scope, key)
-        fingerprint = request_fingerprint(request.url.path, body)
+        if len(body) > _INLINE_HASH_BYTES:  # hashlib releases the GIL: the event loop goes on
+            fingerprint = await asyncio.to_thread(request_fingerprint, request.url.path, body)
+        else:
+            fingerprint = request_fingerprint(request.url.path, body)
         await self._wait_for([digest])
         known = self.index.request(digest)
         if known is not None:
