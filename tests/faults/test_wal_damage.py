@@ -21,7 +21,7 @@ import orjson
 from tests.conftest import ServerProcess
 from tests.faults.conftest import Tally
 
-from logharbor.server.wal.framing import detect_version, scan
+from logharbor.framing import detect_version, scan
 
 SERVICE = "walfault"
 ALL_TIME = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}

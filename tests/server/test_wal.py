@@ -22,8 +22,8 @@ from tests.server.wal_damage import (
     spans,
 )
 
+from logharbor.framing import MAGIC_V2
 from logharbor.server.wal import WalFull, WalLocked, WalPosition, WriteAheadLog
-from logharbor.server.wal.framing import MAGIC_V2
 from logharbor.server.wal.segments import lock_directory
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from logharbor.framing import MAGIC_V1, detect_version, scan
 from logharbor.server.wal import WalEntry, WriteAheadLog
-from logharbor.server.wal.framing import MAGIC_V1, detect_version, scan
 from logharbor.server.wal.quarantine import quarantine_contents
 
 

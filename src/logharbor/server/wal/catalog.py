@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from logharbor.framing import MAGIC_SIZE, SegmentScan, Span, detect_version, scan
 from logharbor.sealing import Sealer
-from logharbor.server.wal.framing import MAGIC_SIZE, SegmentScan, Span, detect_version, scan
 from logharbor.server.wal.quarantine import Quarantine, segment_name
 from logharbor.server.wal.segments import list_segments, scan_segment
 

@@ -28,9 +28,9 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from logharbor.durable import fsync_dir
+from logharbor.framing import MAGIC_SIZE, MAGIC_V2, MAX_KEY, entry_header, entry_size
 from logharbor.sealing import Sealer
 from logharbor.server.wal.catalog import Catalog, WalEntry, WalPosition, WalRead
-from logharbor.server.wal.framing import MAGIC_SIZE, MAGIC_V2, MAX_KEY, entry_header, entry_size
 from logharbor.server.wal.quarantine import Quarantine, segment_name
 from logharbor.server.wal.segments import JOURNAL, WalLocked, lock_directory, scan_segment
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from logharbor.durable import write_atomic
-from logharbor.server.wal.framing import BadSpan
+from logharbor.framing import BadSpan
 
 __all__ = ["Quarantine", "quarantine_contents", "segment_name"]
 

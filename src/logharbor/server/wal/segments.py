@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from logharbor.server.wal.framing import (
+from logharbor.framing import (
     MAGIC_SIZE,
     MAGIC_V1,
     MAGIC_V2,

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from logharbor.durable import fsync_dir, write_atomic
-from logharbor.server.wal.framing import MAGIC_SIZE, MAGIC_V1, MAGIC_V2, SegmentScan
+from logharbor.framing import MAGIC_SIZE, MAGIC_V1, MAGIC_V2, SegmentScan
 from logharbor.server.wal.quarantine import Quarantine, quarantine_contents, segment_name
 from logharbor.server.wal.segments import JOURNAL, is_locked, list_segments, scan_segment
 

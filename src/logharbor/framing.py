@@ -1,7 +1,10 @@
-"""How WAL entries lie in a segment file, and how a segment is read back together with its damage.
+"""How entries lie in logharbor's segment files, and how a segment is read back with its damage.
 
-A segment starts with an 8-byte magic that names its format. ``LHWAL02`` (written since the WAL
-learned to survive damage) frames every entry so that it checks itself:
+Two append-only logs share this framing: the server's write-ahead log (``server/wal/``) and the
+agent's disk buffer (``agent/buffer/``); neither imports the other, both import this module. A
+segment starts with an 8-byte magic that names its format (``LHWAL02`` for the WAL, ``LHBUF02``
+for the agent's buffer: the magic is the owner's, the framing of the entries after it is this
+one). Every entry checks itself:
 
 ======== ===== ===============================================================================
 field    bytes meaning
@@ -10,16 +13,20 @@ sync     4     ``FF 4C 48 45`` ("\\xffLHE"): 0xFF never occurs in the UTF-8 JSON
                reader that lost its place finds the next entry by scanning for it
 hcrc     4     CRC-32 of the 17 bytes below and the key: a damaged length or sequence number
                is seen before it is used
-seq      8     sequence number (strictly increasing across the WAL)
+seq      8     sequence number (strictly increasing across the log; a segment is named by the
+               number of its first entry)
 length   4     payload length
 pcrc     4     CRC-32 of the payload as stored (the sealed bytes when encryption is on)
-keylen   1     length of the idempotency key (0..255)
-key      0-255 the idempotency key
-payload  ...   the store rows (JSONEachRow), or their sealed form
+keylen   1     length of the key (0..255)
+key      0-255 a short tag, covered by the header CRC (the WAL: the idempotency key; the agent's
+               buffer: the entry's record count, 4 bytes little-endian)
+payload  ...   the data (the WAL: store rows as JSONEachRow; the buffer: NDJSON records), or
+               its sealed form when encryption at rest is on
 ======== ===== ===============================================================================
 
-``LHWAL01`` (older servers; still read, never written) has only ``length, crc32(seq + payload),
-seq`` before the payload: one CRC over header and payload together, and no marker.
+``LHWAL01`` (the WAL of older servers; still read, never written) has only ``length,
+crc32(seq + payload), seq`` before the payload: one CRC over header and payload together, and no
+marker. (The agent's older buffer format is read by ``agent/buffer/legacy.py``.)
 
 :func:`scan` walks a segment and returns its valid entries and its bad spans. A bad payload under
 a good header costs exactly that entry. A bad header is passed by resynchronising: LHWAL02 looks
