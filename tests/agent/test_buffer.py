@@ -68,7 +68,7 @@ def test_disk_buffer_cuts_a_torn_tail(tmp_path: Path) -> None:
     buf = DiskBuffer(tmp_path / "b", 1 << 20, "block")
     for i in range(3):
         buf.put(item(i))
-    seg = sorted((tmp_path / "b").glob("*.seg"))[-1]
+    seg = sorted((tmp_path / "b").glob("*.lhb"))[-1]
     with open(seg, "ab") as fh:
         fh.write(b"\x10\x00\x00\x00garbage")  # a write that was cut by the crash
     again = DiskBuffer(tmp_path / "b", 1 << 20, "block")
@@ -87,4 +87,4 @@ def test_disk_buffer_is_bounded_and_removes_delivered_segments(tmp_path: Path) -
     n = len(out)
     buf.commit(out)
     assert n == taken and buf.size() == (0, 0)
-    assert len(list((tmp_path / "b").glob("*.seg"))) == 1
+    assert len(list((tmp_path / "b").glob("*.lhb"))) == 1

@@ -201,7 +201,7 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after_a_kill9(
 
     writer.join(120)
     assert wait_for(caught_up, 30)
-    assert sum(p.stat().st_size for p in buffered.glob("*.seg")) > 0
+    assert sum(p.stat().st_size for p in buffered.glob("*.lhb")) > 0
     agent.kill9()  # the buffered lines exist only in the disk buffer now: a restart must replay them
     agent = agent_factory(cfg, name="agent-restarted")
     time.sleep(max(0.0, DOWN_SECS - (time.monotonic() - down_at)))

@@ -235,6 +235,7 @@ def test_regression_inode_reuse_does_not_skip_data(tmp_path: Path) -> None:
 
 
 def test_checkpoint_write_is_atomic_and_the_temp_file_is_read_first(tmp_path: Path) -> None:
+    from logharbor.agent import statefile
     from logharbor.agent.checkpoint import CheckpointStore, Entry
 
     store = CheckpointStore(tmp_path / "c.json")
@@ -245,7 +246,7 @@ def test_checkpoint_write_is_atomic_and_the_temp_file_is_read_first(tmp_path: Pa
     # a crash after the temp file was fsync'd but before the rename: the temp file is newer
     newer = orjson.loads(store.path.read_bytes())
     newer["files"][0]["offset"] = 200
-    store.tmp.write_bytes(orjson.dumps(newer))
+    store.tmp.write_bytes(statefile.dump(newer))
     assert CheckpointStore(tmp_path / "c.json").load()[0].offset == 200
     # a crash while writing the temp file: it does not parse and is ignored
     store.tmp.write_bytes(b'{"version": 1, "files": [{"dev"')

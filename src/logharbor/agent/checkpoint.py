@@ -1,9 +1,13 @@
 """Where each file source remembers how far every file was *delivered* (not merely read).
 
-One JSON document per source, versioned, written atomically: a temp file is written and fsync'd,
-renamed over the old one, and the directory fsync'd, so a crash leaves either the old or the new
-checkpoint, never half of one. On start the temp file is tried first (a crash between its fsync
-and the rename leaves the newest complete state there) and ignored when it does not parse.
+One JSON document per source, versioned, written as a checked state document (``statefile.py``:
+temp file fsync'd and renamed, the previous copy kept as ``<name>.prev``, a CRC over the whole),
+so a crash leaves a whole checkpoint, never half of one, and damage on disk is seen, never
+believed. On start the newest sound copy is used; if the current one is damaged, the previous
+one (one write older: what was acknowledged since is read again, at least once). If no copy is
+sound, that is logged as an ERROR and counted, and the files are read as on a first start
+(``start_at``): everything again from the beginning, or — with ``start_at: end`` — from their
+end, which loses what was written while the agent was down; both are said in the log line.
 
 An entry identifies a file by device + inode *and* a fingerprint of its first bytes, so an inode
 the filesystem reused for a new file is not mistaken for the old one, and a copy (copytruncate)
@@ -14,16 +18,14 @@ while the agent was away is not resumed in the middle of other lines.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from logharbor.durable import fsync_dir
+from logharbor.agent import statefile
 
 __all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of"]
 
@@ -55,6 +57,13 @@ class Entry:
     mark: str = ""
 
 
+def _valid(doc: dict[str, Any]) -> None:
+    if doc.get("version") not in _READABLE:
+        raise ValueError(f"unknown checkpoint version {doc.get('version')!r}")
+    if not isinstance(doc.get("files", []), list):
+        raise ValueError("'files' is not a list")
+
+
 def fingerprint_of(head: bytes) -> str:
     """A short hash of the first bytes of a file (the bytes given, all of them)."""
     return hashlib.blake2b(head, digest_size=12).hexdigest()
@@ -65,26 +74,31 @@ class CheckpointStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(path.name + ".tmp")
+        self.tmp = path.with_name(path.name + ".tmp")  # the newest copy, after a crash in a write
+        self._loaded: Path | None = None  # the copy load() used
         self._last: bytes | None = None
         self.writes = 0
         #: when the look whose findings the loaded checkpoint holds began (wall clock), if stored
         self.looked_at: float | None = None
 
-    def load(self) -> list[Entry]:
-        """Entries from the newest complete checkpoint (temp file first), or none."""
-        for candidate in (self.tmp, self.path):
-            try:
-                doc = orjson.loads(candidate.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                continue
-            if not isinstance(doc, dict) or doc.get("version") not in _READABLE:
-                continue
-            entries = [self._entry(e) for e in doc.get("files", [])]
-            looked = doc.get("looked_at")
-            self.looked_at = float(looked) if isinstance(looked, (int, float)) else None
-            return [e for e in entries if e is not None]
-        return []
+    def load(self, start_at: str = "beginning") -> list[Entry]:
+        """Entries from the newest sound copy of the checkpoint, or none (reported when damaged)."""
+        loaded = statefile.read(self.path, _valid)
+        statefile.report(
+            "checkpoint", loaded,
+            "no sound copy: every file is read as on a first start (start_at: beginning: all of it "
+            "again, may be stored twice)" if start_at == "beginning" else
+            "no sound copy: every file is read as on a first start (start_at: end: from its end; "
+            "lines written while the agent was down are NOT read)")
+        doc = loaded.doc
+        if doc is None:
+            return []
+        self._loaded = {"tmp": self.tmp, "previous": self.path.with_name(self.path.name + ".prev")
+                        }.get(loaded.source or "", self.path)
+        entries = [self._entry(e) for e in doc.get("files", [])]
+        looked = doc.get("looked_at")
+        self.looked_at = float(looked) if isinstance(looked, (int, float)) else None
+        return [e for e in entries if e is not None]
 
     @staticmethod
     def _entry(raw: Any) -> Entry | None:
@@ -94,14 +108,13 @@ class CheckpointStore:
             return None
 
     def saved_at(self) -> float | None:
-        """When the checkpoint was last written (wall clock), or None if there is none."""
-        times = []
-        for candidate in (self.tmp, self.path):
-            try:
-                times.append(candidate.stat().st_mtime)
-            except OSError:
-                continue
-        return max(times) if times else None
+        """When the copy :meth:`load` used was written (wall clock), or None if there is none."""
+        if self._loaded is None:
+            return None
+        try:
+            return self._loaded.stat().st_mtime
+        except OSError:
+            return None
 
     def write(self, entries: list[Entry], looked_at: float | None = None) -> bool:
         """Write ``entries`` atomically if they differ from the last write; True when written.
@@ -111,21 +124,12 @@ class CheckpointStore:
         doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": [asdict(e) for e in entries]}
         if looked_at is not None:
             doc["looked_at"] = looked_at
-        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
         # the timestamps change on every write; compare what matters
         key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path, e.mark) for e in entries])
         if key == self._last:
             return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.tmp, self.path)
-        with contextlib.suppress(OSError):  # a filesystem that cannot sync a directory: rename stands
-            fsync_dir(self.path.parent)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        statefile.write(self.path, doc)
         self._last = key
         self.writes += 1
         return True

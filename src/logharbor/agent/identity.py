@@ -17,11 +17,13 @@ Keys are printable ASCII and at most :data:`MAX_KEY` characters (a longer one is
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
 from pathlib import Path
 
+from logharbor.agent import telemetry
 from logharbor.durable import write_atomic
 
 __all__ = ["MAX_KEY", "batch_key", "instance_id", "short_id"]
@@ -45,10 +47,16 @@ def instance_id(data_dir: Path) -> str:
         if found is not None:
             return found
         try:
-            value = path.read_text().strip()
+            value = path.read_bytes().decode("ascii", "replace").strip()
+        except FileNotFoundError:
+            value = None
         except OSError:
             value = ""
-        if not re.fullmatch(r"[0-9a-f]{16}", value):
+        if value is None or not re.fullmatch(r"[0-9a-f]{16}", value):
+            if value is not None:  # damaged: batches sent again after this start get other keys
+                telemetry.event(logging.ERROR, "agent instance id damaged: a new one; batches sent again "
+                                "after this start get new idempotency keys and may be stored twice",
+                                path=str(path))
             value = secrets.token_hex(8)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, value.encode() + b"\n")

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from logharbor.agent import eof, telemetry
+from logharbor.agent import eof, statedir, telemetry
 from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS, build_parser_for
 from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
@@ -134,6 +134,7 @@ class Agent:
     def __init__(self, cfg: AgentConfig, config_path: str | Path | None = None) -> None:
         self.cfg = cfg
         self.config_path = Path(config_path) if config_path is not None else None
+        statedir.prepare(cfg.data_dir)  # private (0700/0600), before any state file is opened
         self.sinks: dict[str, Sink] = {
             name: SINKS[s.type].build(name, s, cfg.data_dir) for name, s in cfg.sinks.items()}
         self._fanout: tuple[Sink, ...] = tuple(self.sinks.values())

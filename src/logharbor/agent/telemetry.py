@@ -112,6 +112,25 @@ class Metrics:
         self.alb_failed = Counter(
             "logharbor_agent_alb_object_failures", "ALB log objects that could not be read (retried)",
             ["source"], registry=r)
+        self.buffer_corrupt_entries = Counter(
+            "logharbor_agent_buffer_corrupt_entries",
+            "Damaged spans of a disk buffer set aside in its quarantine (each held one entry or more)",
+            ["sink"], registry=r)
+        self.buffer_corrupt_bytes = Counter(
+            "logharbor_agent_buffer_corrupt_bytes", "Bytes of damaged disk-buffer spans set aside",
+            ["sink"], registry=r)
+        self.buffer_torn_bytes = Counter(
+            "logharbor_agent_buffer_torn_tail_bytes",
+            "Bytes of torn tails cut off a disk buffer at start (written, never acknowledged)",
+            ["sink"], registry=r)
+        self.buffer_quarantine_files = Gauge(
+            "logharbor_agent_buffer_quarantine_files",
+            "Damaged spans kept in a disk buffer's quarantine directory (this run and earlier ones)",
+            ["sink"], registry=r)
+        self.state_damaged = Counter(
+            "logharbor_agent_state_files_damaged",
+            "State files (checkpoints, ALB read-set, buffer position) found damaged",
+            ["kind"], registry=r)
         self.alb_known = Gauge(
             "logharbor_agent_alb_objects_remembered", "ALB objects remembered as read in the window",
             ["source"], registry=r)
@@ -190,3 +209,45 @@ def records_dropped(sink: str, count: int) -> None:
     """A full buffer with ``when_full: drop_newest`` dropped records."""
     METRICS.dropped.labels(sink).inc(count)
     event(logging.WARNING, "buffer full, records dropped", sink=sink, records=count)
+
+
+def buffer_damage(sink: str, segment: str, offset: int, size: int, reason: str, copy: str, *,
+                  already: bool) -> None:
+    """Damaged bytes of a disk buffer were copied aside and are skipped (counted once, by the
+    process that set them aside; found again after a restart, they are logged again)."""
+    if not already:
+        METRICS.buffer_corrupt_entries.labels(sink).inc()
+        METRICS.buffer_corrupt_bytes.labels(sink).inc(size)
+    event(logging.ERROR, "disk buffer damage skipped" + (" (already quarantined)" if already else ""),
+          sink=sink, segment=segment, offset=offset, bytes=size, reason=reason, copy=copy)
+
+
+def buffer_damage_not_kept(sink: str, segment: str, offset: int, size: int, error: str) -> None:
+    """Damaged bytes could not be copied aside: delivery waits (retried) until they can be."""
+    event(logging.ERROR, "disk buffer damage could NOT be copied to quarantine; delivery waits until "
+          "it can", sink=sink, segment=segment, offset=offset, bytes=size, error=error)
+
+
+def buffer_torn(sink: str, segment: str, offset: int, size: int, reason: str) -> None:
+    """A torn tail (a write a crash cut short, never acknowledged) was cut off at start."""
+    METRICS.buffer_torn_bytes.labels(sink).inc(size)
+    event(logging.WARNING, "disk buffer: torn tail truncated (never acknowledged)", sink=sink,
+          segment=segment, offset=offset, bytes=size, reason=reason)
+
+
+def state_damaged(kind: str, path: str, damaged: list[str], used: str, consequence: str, *,
+                  level: int = logging.ERROR) -> None:
+    """A state file (or a copy of it) is damaged: which copy is used instead, and what it costs."""
+    METRICS.state_damaged.labels(kind).inc()
+    event(level, "state file damaged", kind=kind, path=path, damaged=damaged, using=used,
+          consequence=consequence)
+
+
+def files_tightened(root: str, changed: int, failed: list[str]) -> None:
+    """Group and other permissions were taken off the agent's state files at start."""
+    if failed:
+        event(logging.WARNING, "could not make some state files private to the agent's user",
+              root=root, paths=len(failed), first=failed[0])
+    if changed:
+        event(logging.WARNING, "made state files private to the agent's user (0600/0700; they were "
+              "readable by others)", root=root, changed=changed)

@@ -1,4 +1,4 @@
-"""The shapes every part of the agent speaks: chunks, acknowledgements, and the three interfaces.
+"""The shapes every part of the agent speaks: chunks, acknowledgements, and the four interfaces.
 
 Data moves as *chunks*: the lines one source read in one go (a block of a file), carrying one
 :class:`Ack`. Transforms may turn the lines into records, drop some, or add fields, but the ack
@@ -15,15 +15,14 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from logharbor.agent.buffer import Buffer
+from typing import Any, Protocol
 
 __all__ = [
     "Ack",
     "AckStatus",
     "AgentError",
+    "Buffer",
+    "BufferClosed",
     "Chunk",
     "DeliveryError",
     "Encoded",
@@ -121,6 +120,62 @@ class Encoded:
     payload: bytes
     count: int
     ack: Ack | None
+
+
+class BufferClosed(Exception):
+    """The buffer was closed (shutdown): the item was *not* taken and must stay unacknowledged."""
+
+
+class Buffer(Protocol):
+    """What a sink's delivery thread needs from its buffer (``agent/buffer/``: memory or disk)."""
+
+    def put(self, item: Encoded) -> bool:
+        """Queue an item; False when full and ``drop_newest``; raises :class:`BufferClosed`."""
+        ...
+
+    def get(self, timeout: float) -> Encoded | None:
+        """The next item not yet handed out, waiting up to ``timeout`` seconds."""
+        ...
+
+    def commit(self, items: list[Encoded]) -> None:
+        """These handed-out items were delivered (in any order: positions move in order)."""
+        ...
+
+    def size(self) -> tuple[int, int]:
+        """(bytes, records) held, delivered ones excluded."""
+        ...
+
+    def close(self) -> None:
+        """Wake every waiter; further ``put`` calls are refused."""
+        ...
+
+    def rewind(self) -> None:
+        """Forget what was handed out: every item not yet delivered is next to ``get`` again, in
+        order (the delivery threads are stopped; their successor takes over this buffer)."""
+        ...
+
+    def reconfigure(self, max_bytes: int, when_full: str) -> None:
+        """Apply a reloaded config's bound and full-buffer policy."""
+        ...
+
+    def take_all(self) -> list[Encoded]:
+        """Remove and return every item not yet delivered (after ``close``, to settle their acks)."""
+        ...
+
+    def span(self, items: list[Encoded]) -> str | None:
+        """A name for these handed-out items that a restart gives them again (their place in a
+        disk buffer), or None when they have none (memory: they die with the process)."""
+        ...
+
+    def note_batch(self, items: list[Encoded]) -> None:
+        """These items are about to be sent as one batch: remember it, so that after a crash the
+        same batch is formed again (same items, same :meth:`span`, same idempotency key)."""
+        ...
+
+    def replay_end(self, first: Encoded) -> int | None:
+        """If ``first`` began a batch noted before a crash, how many items that batch has now (the
+        items still in the buffer between its noted start and end: never one past its end)."""
+        ...
 
 
 class Source(Protocol):

@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         from logharbor.agent import telemetry
         from logharbor.agent.pipeline import Agent
         from logharbor.agent.types import AgentError
+        from logharbor.filemodes import private_umask
 
+        private_umask()  # every file the agent creates is its user's alone (docs/security.md)
         telemetry.setup_logging(cfg.log_level)
         stop = threading.Event()
 

@@ -35,10 +35,10 @@ import orjson
 from pydantic import Field
 
 from logharbor.agent import telemetry
-from logharbor.agent.buffer import Buffer, BufferClosed, open_buffer
+from logharbor.agent.buffer import open_buffer
 from logharbor.agent.config import BatchConfig, BufferConfig, Strict
 from logharbor.agent.identity import batch_key, instance_id, short_id
-from logharbor.agent.types import AckStatus, Encoded, Permanent, Retriable
+from logharbor.agent.types import AckStatus, Buffer, BufferClosed, Encoded, Permanent, Retriable
 
 __all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge", "Unaccounted"]
 
@@ -241,7 +241,14 @@ class BufferedSink:
 
     def _run(self) -> None:
         while True:
-            items = self._collect()
+            try:
+                items = self._collect()
+            except Exception:  # a buffer that cannot be read must not end delivery: say so, retry
+                telemetry.log.exception("sink buffer could not be read; retrying in 5 s",
+                                        extra={"fields": {"sink": self.name}})
+                if self._stop.wait(5.0):
+                    return
+                continue
             if not items:
                 if self._stop.is_set():
                     return
@@ -344,7 +351,7 @@ class BufferedSink:
         if path is None or not payload:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, payload)
         finally:

@@ -42,10 +42,9 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import field_validator, model_validator
 
-from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, PartialRetry, TooLarge
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
-from logharbor.agent.types import Permanent, Retriable
+from logharbor.agent.types import Buffer, Permanent, Retriable
 from logharbor.record import RecordError, parse_timestamp
 
 __all__ = ["Config", "ElasticsearchSink", "classify_item"]

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
-from logharbor.agent.types import Retriable
+from logharbor.agent.types import Buffer, Retriable
 
 __all__ = ["Config", "FileSink"]
 
@@ -46,7 +45,7 @@ class FileSink(BufferedSink):
             self._fd = None
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             st = os.fstat(self._fd)
             self._id = (st.st_dev, st.st_ino)
         return self._fd

@@ -30,10 +30,9 @@ import zstandard
 from pydantic import Field
 
 from logharbor.agent import telemetry
-from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, TooLarge, Unaccounted
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
-from logharbor.agent.types import Permanent, Retriable
+from logharbor.agent.types import Buffer, Permanent, Retriable
 
 __all__ = ["Config", "LogharborSink"]
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from logharbor.agent.buffer import Buffer
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
-from logharbor.agent.types import Retriable
+from logharbor.agent.types import Buffer, Retriable
 
 __all__ = ["Config", "StdoutSink"]
 

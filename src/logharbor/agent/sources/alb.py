@@ -4,11 +4,11 @@ Each object is read once, whole, however late it arrives and however its key sor
 ``poll_interval_s`` the source lists a window (``lookback_hours`` of date folders of the AWS key
 layout, see ``alb_listing.py``) and reads every log object it has not read yet, oldest first.
 What was read is a *set* — key, version (ETag, or size in a folder), date folder — remembered in a
-checkpoint file (atomic, fsync'd) only once every record of the object was acknowledged by every
-sink, and pruned when its date folder leaves the window (objects outside the layout: when they are
-no longer listed). No high-water mark: an object of another node for an older slot, of a second
-load balancer under the same prefix, or any object sorting below what was read, is still read;
-such an object is logged and counted as *late*.
+checkpoint file (a checked state document: ``statefile.py``) only once every record of the object
+was acknowledged by every sink, and pruned when its date folder leaves the window (objects
+outside the layout: when they are no longer listed). No high-water mark: an object of another
+node for an older slot, of a second load balancer under the same prefix, or any object sorting
+below what was read, is still read; such an object is logged and counted as *late*.
 
 An object is read in chunks of :data:`CHUNK_LINES` lines; the checkpoint also records how many
 leading chunks of an object in flight were acknowledged, so a restart (or ``kill -9``) in the
@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import Field, model_validator
 
-from logharbor.agent import telemetry
+from logharbor.agent import statefile, telemetry
 from logharbor.agent.sources.alb_listing import (
     FolderLister,
     Lister,
@@ -49,7 +48,6 @@ from logharbor.agent.sources.alb_listing import (
 )
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.types import Ack, Chunk
-from logharbor.durable import write_atomic
 
 __all__ = ["CHUNK_LINES", "AlbSource", "Config"]
 
@@ -95,6 +93,13 @@ class _Reading:
         return self.skipped + n
 
 
+def _valid(state: dict[str, Any]) -> None:
+    if state.get("version") not in (1, _FORMAT):
+        raise ValueError(f"unknown version {state.get('version')!r}")
+    if not isinstance(state.get("objects", {}), dict) or not isinstance(state.get("partial", {}), dict):
+        raise ValueError("'objects' or 'partial' is not a mapping")
+
+
 def decompress(key: str, data: bytes) -> bytes:
     """An object's text: every gzip member of it (``cat a.gz b.gz`` is one valid gzip file)."""
     if not key.endswith(".gz"):
@@ -130,9 +135,11 @@ class AlbSource:
     # -- checkpoint --------------------------------------------------------------------------
 
     def _load(self) -> None:
-        try:
-            state = orjson.loads(self.checkpoint_path.read_bytes())
-        except FileNotFoundError:
+        loaded = statefile.read(self.checkpoint_path, _valid)
+        statefile.report("alb_read_set", loaded, "no sound copy: every object in the window "
+                         f"({self.cfg.lookback_hours:g} h) is read again and may be stored twice")
+        state = loaded.doc
+        if state is None:
             return
         if state.get("version") == 1:
             self._old_mark = (state.get("watermark", ""), set(state.get("done", [])))
@@ -142,11 +149,10 @@ class AlbSource:
 
     def _save(self) -> None:
         with self._lock:
-            body = orjson.dumps({"version": _FORMAT, "objects": self.done, "partial": self.partial},
-                                option=orjson.OPT_SORT_KEYS)
+            doc = {"version": _FORMAT, "objects": dict(self.done), "partial": dict(self.partial)}
             known = len(self.done)
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.checkpoint_path, body)
+        self.checkpoint_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        statefile.write(self.checkpoint_path, doc)
         self._known.set(known)
 
     # -- acknowledgements --------------------------------------------------------------------

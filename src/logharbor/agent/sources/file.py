@@ -151,7 +151,7 @@ class FileSource:
 
     def start(self) -> None:
         """Load the checkpoint and take the first look (files present, rotations while down)."""
-        self.dormant = [Tailed.from_entry(e) for e in self.store.load()]
+        self.dormant = [Tailed.from_entry(e) for e in self.store.load(self.cfg.start_at)]
         now = time.monotonic()
         for t in self.dormant:
             t.seek_until = now + max(self.cfg.rotated_idle_secs, 2.0)
