@@ -6,6 +6,7 @@ Each ``test_regression_*`` names one loss or duplicate scenario that shippers ar
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import time
@@ -216,6 +217,40 @@ def test_deleted_while_open_is_read_to_its_end(tmp_path: Path) -> None:
     assert h.source is not None and not h.source.live  # closed once idle (rotated_idle_secs)
     h.stop()
     assert h.lines == expected(0, 20)
+
+
+def test_regression_a_file_name_that_is_not_utf8_is_read_and_checkpointed(tmp_path: Path) -> None:
+    """One such name among the matches used to stop the whole source (the checkpoint could not be
+    written as JSON): now its lines ship with the name shown escaped, and the checkpoint keeps the
+    exact bytes, so a restart resumes it instead of reading it again."""
+    from logharbor.agent.pipeline import encode
+
+    odd = os.path.join(os.fsencode(tmp_path), b"app-\xff.log")
+    with open(odd, "w") as fh:
+        fh.write(numbered(0, 10))
+    (tmp_path / "good.log").write_text(numbered(0, 5, "good"))
+    h = Harness(tmp_path / "data", [str(tmp_path / "*.log")])
+    shipped: list[bytes] = []
+    emit = h._emit
+    h._emit = lambda chunk: (shipped.append(encode(chunk).payload), emit(chunk))  # type: ignore[method-assign]
+    h.start()
+    assert h.wait_lines(15)
+    h.stop()
+    files = {orjson.loads(line)["file"] for payload in shipped for line in payload.splitlines()}
+    assert files == {str(tmp_path / "app-\\xff.log"), str(tmp_path / "good.log")}
+    with open(odd, "a") as fh:
+        fh.write(numbered(10, 13))
+    again = Harness(tmp_path / "data", [str(tmp_path / "*.log")]).start()
+    assert again.wait_lines(3)
+    assert again.wait_looks(3)  # time to read anything else there would be
+    again.stop()
+    assert again.lines == expected(10, 13)  # resumed: the first ten lines are not read again
+    # and the agent's JSON log can say its name
+    from logharbor.agent.telemetry import JsonFormatter
+
+    record = logging.LogRecord("logharbor.agent", logging.INFO, __file__, 1, "file opened", None, None)
+    record.fields = {"path": os.fsdecode(odd)}
+    assert orjson.loads(JsonFormatter().format(record))["path"] == str(tmp_path / "app-\\xff.log")
 
 
 def test_regression_inode_reuse_does_not_skip_data(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ while the agent was away is not resumed in the middle of other lines.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,18 @@ class Entry:
     #: a hash of the bytes just before ``offset`` (see ``sources/tailed.mark_of``): on resume, a
     #: file whose bytes there differ is not the content that was read (truncated and rewritten)
     mark: str = ""
+
+
+def _stored(e: Entry) -> dict[str, Any]:
+    """An entry as JSON: a path that is not UTF-8 (a file name of other bytes) is kept exactly in
+    ``path_bytes`` (hex), and shown escaped in ``path``."""
+    out = asdict(e)
+    try:
+        e.path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(e.path)
+        out["path"], out["path_bytes"] = raw.decode("utf-8", "backslashreplace"), raw.hex()
+    return out
 
 
 def _valid(doc: dict[str, Any]) -> None:
@@ -103,8 +116,11 @@ class CheckpointStore:
     @staticmethod
     def _entry(raw: Any) -> Entry | None:
         try:
+            raw = dict(raw)
+            if "path_bytes" in raw:  # a file name that is not UTF-8, kept exactly
+                raw["path"] = os.fsdecode(bytes.fromhex(raw.pop("path_bytes")))
             return Entry(**raw)
-        except TypeError:
+        except (TypeError, ValueError):
             return None
 
     def saved_at(self) -> float | None:
@@ -121,11 +137,12 @@ class CheckpointStore:
         ``looked_at`` is when the look they come from began: a file of unknown content written
         after it may hold lines no entry covers (it is stored only with a change of entries, so
         the stored time is never later than the entries' look)."""
-        doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": [asdict(e) for e in entries]}
+        doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": [_stored(e) for e in entries]}
         if looked_at is not None:
             doc["looked_at"] = looked_at
         # the timestamps change on every write; compare what matters
-        key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, e.path, e.mark) for e in entries])
+        key = orjson.dumps([(e.dev, e.ino, e.fp_hash, e.offset, e.ghost, os.fsencode(e.path).hex(), e.mark)
+                            for e in entries])
         if key == self._last:
             return False
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from prometheus_client import (
     ProcessCollector as _ProcessCollector,
 )
 
-__all__ = ["METRICS", "Metrics", "log", "setup_logging", "start_metrics_server"]
+__all__ = ["METRICS", "Metrics", "log", "setup_logging", "shown", "start_metrics_server"]
 
 log = logging.getLogger("logharbor.agent")
 
@@ -47,7 +47,30 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        try:
+            return orjson.dumps(out, default=str).decode()
+        except TypeError:  # a str that is not UTF-8 (a file name of other bytes): shown escaped
+            return orjson.dumps(_shown_all(out), default=str).decode()
+
+
+def shown(text: str) -> str:
+    """``text`` as valid UTF-8: bytes a file name holds that are not UTF-8 (kept by Python as
+    surrogates) shown as ``\\xNN``, so a log line, a metric label or a record field can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def _shown_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, dict):
+        return {shown(str(k)): _shown_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shown_all(v) for v in value]
+    return value
 
 
 def setup_logging(level: str = "info", stream: Any = None) -> None:
@@ -162,7 +185,7 @@ def file_rotated(source: str, path: str, kind: str) -> None:
 def file_closed(source: str, path: str, offset: int) -> None:
     """A rotated or deleted file was read to its end and closed."""
     with contextlib.suppress(KeyError):
-        METRICS.file_lag.remove(source, path)
+        METRICS.file_lag.remove(source, shown(path))
     event(logging.INFO, "file closed", source=source, path=path, offset=offset)
 
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from logharbor.agent import telemetry
 from logharbor.agent.sources import file as file_source
 from logharbor.agent.sources.file import FileSource, Tailed
 from logharbor.agent.types import Chunk
@@ -259,7 +260,7 @@ class ContainerSource(FileSource):
             if link is not None:
                 kube.update(path_metadata(link))
             meta = dict(self.meta_base)
-            meta["file"] = path
+            meta["file"] = telemetry.shown(path)
             ours = dict(self.env_meta.get("kubernetes") or {})
             ours.update(kube)
             if ours:

@@ -219,7 +219,7 @@ class FileSource:
         gauge = telemetry.METRICS.file_lag
         with self.lock:
             for t in self.live.values():
-                gauge.labels(self.name, t.path).set(max(0, t.size - t.acked_off))
+                gauge.labels(self.name, telemetry.shown(t.path)).set(max(0, t.size - t.acked_off))
             telemetry.METRICS.files_open.labels(self.name).set(len(self.live))
 
     def _paths(self) -> list[str]:
@@ -337,7 +337,7 @@ class FileSource:
         self._lines.inc(len(lines))
         self._bytes.inc(len(body))
         meta = dict(self.meta_base)
-        meta["file"] = t.path
+        meta["file"] = telemetry.shown(t.path)
         emit(Chunk(lines, ack, len(body), meta, None, time.time_ns()))
 
     def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
