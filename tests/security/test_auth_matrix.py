@@ -31,6 +31,9 @@ ENDPOINTS = {
     "es.xpack": ("GET", "/_xpack", None, 200, "write"),
     "es.nodes": ("GET", "/_nodes", None, 200, "write"),
     "es.health": ("GET", "/_cluster/health", None, 200, "write"),
+    "es.cat-health": ("GET", "/_cat/health", None, 200, "write"),
+    "es.doc": ("POST", "/logs-app/_doc", orjson.dumps({"message": "matrix", "service": "checkout"}), 201, "write"),
+    "es.refresh": ("POST", "/logs-app/_refresh", None, 200, "write"),
     "loki.push": ("POST", "/loki/api/v1/push", orjson.dumps({"streams": [{"stream": {"service": "checkout"},
                   "values": [["1793536496000000000", "matrix"]]}]}), 204, "write"),
     "otlp": ("POST", "/v1/logs", orjson.dumps({"resourceLogs": []}), 200, "write"),
@@ -109,7 +112,7 @@ ENDPOINTS = {
     "metrics.recorded": ("GET", "/metrics/recorded", None, 200, "recorded"),
 }
 #: OpenAPI path templates of the endpoints above
-TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk",
+TEMPLATES = {"/api/v1/keys/{prefix}", "/api/v1/traces/{trace_id}", "/{index}/_bulk", "/{index}/_doc",
              "/api/v1/alerts/rules/{name}", "/api/v1/channels/{name}", "/api/v1/channels/{name}/test",
              "/api/v1/silences/{silence_id}", "/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/export",
              "/api/v1/saved-queries/{name}", "/api/v1/delete/{job_id}", "/loki/api/v1/label/{name}/values",

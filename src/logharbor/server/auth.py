@@ -63,9 +63,12 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (None, re.compile(r"/api/v1/(query|fields|tail|traces|services|alerts|dashboards|saved-queries|"
                       r"channels|silences|storage|whoami)(/.*)?"), "read"),
     (frozenset({"GET"}), re.compile(r"/loki/api/v1/.*|/ready"), "read"),
-    # what Elasticsearch shippers call at start (license, templates, HEAD index …)
+    # what Elasticsearch shippers call around _bulk (license, templates, HEAD index, one document,
+    # refresh, health …)
     (None, re.compile(r"/(_license|_index_template/.*|_ilm/.*|_data_stream/.*|_xpack.*|_nodes.*|"
-                      r"_cluster/.*|_template/.*|_component_template/.*|_ingest/.*|[^/_][^/]*)"), "write"),
+                      r"_cluster/.*|_template/.*|_component_template/.*|_ingest/.*|_cat/health|"
+                      r"_refresh|_flush|_alias/[^/]+|_aliases|"
+                      r"[^/_][^/]*(/(_doc(/[^/]+)?|_create/[^/]+|_refresh|_flush|_alias/[^/]+))?)"), "write"),
 ]
 
 

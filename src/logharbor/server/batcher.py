@@ -141,6 +141,19 @@ class Batcher:
     def caught_up(self) -> bool:
         return self.progress.done_pos >= self.wal.durable and self.progress.intent is None
 
+    def wait_stored(self, position: WalPosition, timeout: float) -> bool:
+        """Store what lies before ``position`` now (not at the batch age) and wait until it is in
+        the store: Elasticsearch's ``_refresh`` (a search right after finds what was sent)."""
+        self.flush_to(position)
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            while self.progress.done_pos < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set() or self.paused:
+                    return False
+                self._flushed.wait(min(remaining, 0.1))
+        return True
+
     def wait_caught_up(self, timeout: float) -> bool:
         """Wait until everything durable in the WAL is in the store."""
         deadline = time.monotonic() + timeout

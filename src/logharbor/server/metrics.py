@@ -55,6 +55,11 @@ class ServerMetrics:
                                   registry=self.registry)
         self.requests_throttled = Counter(
             "logharbor_ingest_throttled", "ingest requests answered 429", registry=self.registry)
+        self.ingest_ignored = Counter(
+            "logharbor_ingest_ignored",
+            "what ingest accepted but did not act on, by protocol and name (docs/protocols.md: an "
+            "Elasticsearch bulk parameter; an OTLP id that is not one, kept as an attribute)",
+            ["protocol", "what"], registry=self.registry)
 
     def watch(self, read: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_LiveCollector(read))
@@ -64,6 +69,9 @@ class ServerMetrics:
             self.records_accepted.labels(protocol).inc(accepted)
         if rejected:
             self.records_rejected.labels(protocol).inc(rejected)
+
+    def count_ignored(self, protocol: str, what: str, n: int = 1) -> None:
+        self.ingest_ignored.labels(protocol, what).inc(n)
 
     def observe_batch(self, entries: int, rows: int, seconds: float) -> None:
         self.batch_seconds.observe(seconds)

@@ -24,10 +24,11 @@ import orjson
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.ingest.base import RecordLimits
+from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
 from logharbor.server.store.rows import encode_record
 
-__all__ = ["BulkDoc", "BulkItem", "decode_bulk", "ecs_to_raw"]
+__all__ = ["BulkDoc", "BulkItem", "BulkNotes", "BulkSyntaxError", "decode_bulk", "ecs_to_raw"]
 
 #: (ECS path, key that :func:`logharbor.record.normalize` understands); the first path found wins
 _ECS_PATHS: tuple[tuple[str, str], ...] = (
@@ -69,6 +70,9 @@ _ALIASES = frozenset((
 _INDEX_NAME = re.compile(r"[^\\/*?\"<>| ,#:]{1,255}")
 #: actions that carry a source line after them
 _WITH_SOURCE = frozenset(("index", "create", "update"))
+#: what a request's decoding ignored: ``{parameter: items}`` (``trailing`` for keys after an
+#: action object); counted by the server and named in the answer's Warning header
+BulkNotes = dict[str, int]
 
 #: one answered item: (action, index, id, status, error type or "", reason or "")
 BulkItem = tuple[str, str, str, int, str, str]
@@ -76,10 +80,6 @@ BulkItem = tuple[str, str, str, int, str, str]
 BulkDoc = tuple[int, bytes, bytes]
 #: Elasticsearch refuses longer ``_id``s
 _MAX_ID_BYTES = 512
-
-
-class BulkSyntaxError(ValueError):
-    """The body is not a bulk request at all (an action line is broken): the whole request fails."""
 
 
 def _take(doc: dict[str, Any], path: str, parts: tuple[str, ...]) -> Any:
@@ -169,36 +169,24 @@ def _valid_index(index: str, seen: set[str]) -> bool:
     return False
 
 
-def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]]:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise BulkSyntaxError(f"line {number}: malformed action/metadata line: {exc}") from None
-    if not isinstance(obj, dict) or len(obj) != 1:
-        raise BulkSyntaxError(f"line {number}: malformed action/metadata line, expected one "
-                              "of index, create, update, delete")
-    ((action, meta),) = obj.items()
-    if action not in ("index", "create", "update", "delete") or not isinstance(meta, dict):
-        raise BulkSyntaxError(f"line {number}: unknown action [{action}]")
-    return action, meta
-
-
 def decode_bulk(
     body: bytes, default_index: str | None, received_ns: int, limits: RecordLimits,
-    tenant: str | None = None,
-) -> tuple[list[BulkDoc], list[BulkItem]]:
+    tenant: str | None = None, options: BulkOptions | None = None,
+) -> tuple[list[BulkDoc], list[BulkItem], BulkNotes]:
     """The good documents (their item's number, store row and, when the action named an ``_id``,
-    a digest of their source) and one answer per bulk item.
+    a digest of their source), one answer per bulk item, and what was ignored.
 
     Raises :class:`BulkSyntaxError` when an action line cannot be read (as Elasticsearch does,
     the whole request is refused then, since the pairing of the remaining lines is unknown).
     """
+    options = options or BulkOptions()
     lines = body.split(b"\n")
     docs: list[BulkDoc] = []
     items: list[BulkItem] = []
+    notes: BulkNotes = dict.fromkeys(options.ignored, 1)
     ids = _Ids()
     valid_indexes: set[str] = set()
-    actions: dict[bytes, tuple[str, dict[str, Any]]] = {}
+    actions: dict[bytes, Meta] = {}
     i = 0
     n = len(lines)
     while i < n:
@@ -206,12 +194,16 @@ def decode_bulk(
         i += 1
         if not line:
             continue
-        parsed = actions.get(line)  # shippers repeat one action line: parse it once
-        if parsed is None:
-            parsed = _action(line, i)
+        meta = actions.get(line)  # shippers repeat one action line: parse it once
+        if meta is None:
+            meta = parse_action(line, i, options)
             if len(actions) < 64:  # lines with their own _id each are not worth keeping
-                actions[line] = parsed
-        action, meta = parsed
+                actions[line] = meta
+        for name in meta.ignored:
+            notes[name] = notes.get(name, 0) + 1
+        if meta.trailing:
+            notes["trailing"] = notes.get("trailing", 0) + 1
+        action = meta.action
         source: bytes | None = None
         if action in _WITH_SOURCE:
             while i < n and not lines[i].strip():
@@ -220,68 +212,66 @@ def decode_bulk(
                 raise BulkSyntaxError(f"line {i}: the {action} action has no source line")
             source = lines[i]
             i += 1
-        index = meta.get("_index") or default_index or ""
-        doc_id = meta.get("_id")
-        doc_id = str(doc_id) if doc_id is not None else None
+        index = meta.index or default_index or ""
+        doc_id = meta.doc_id
         id_problem = _id_problem(doc_id)
         if id_problem is not None:
-            items.append((action, index, doc_id or "", 400, "action_request_validation_exception",
-                          id_problem))
+            items.append((action, index, doc_id or "", 400, *id_problem))
             continue
         doc_id = doc_id or ""
-        if action in ("update", "delete"):
-            items.append((action, index, doc_id, 400, "action_request_validation_exception",
-                          f"logharbor is append-only: the {action} action is not supported"))
+        if meta.refusal is not None:
+            items.append((action, index, doc_id, *meta.refusal))
             continue
         if index not in valid_indexes and not _valid_index(index, valid_indexes):
             items.append((action, index, doc_id, 400, "invalid_index_name_exception",
                           f"index name [{index}] is missing or invalid"))
             continue
         assert source is not None
-        if len(source) > limits.max_line_bytes:
-            items.append((action, index, doc_id, 400, "document_parsing_exception",
-                          f"document is over the limit of {limits.max_line_bytes} bytes"))
-            continue
-        try:
-            doc = exactjson.loads(source)  # integers beyond 64 bits stay exact (not floats)
-        except (orjson.JSONDecodeError, exactjson.ExactJSONError) as exc:
-            items.append((action, index, doc_id, 400, "document_parsing_exception",
-                          f"failed to parse the document: {exc}"))
-            continue
-        if not isinstance(doc, dict):
-            items.append((action, index, doc_id, 400, "document_parsing_exception",
-                          f"a document must be a JSON object, got {type(doc).__name__}"))
-            continue
-        problem = limits.check(doc, len(source))
-        if problem is not None:
+        problem = _decode_doc(source, index, doc_id, received_ns, limits, tenant)
+        if isinstance(problem, str):
             items.append((action, index, doc_id, 400, "document_parsing_exception", problem))
             continue
-        raw = ecs_to_raw(doc)
-        raw.setdefault("index", index)
-        if doc_id:
-            raw.setdefault("doc_id", doc_id)
-        try:
-            row = encode_record(raw, received_ns=received_ns, tenant=tenant)
-        except RecordError as exc:
-            items.append((action, index, doc_id, 400, "document_parsing_exception", str(exc)))
-            continue
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            items.append((action, index, doc_id, 400, "document_parsing_exception",
-                          f"document cannot be stored: {exc}"))
-            continue
-        docs.append((len(items), row, content_digest(source) if doc_id else b""))
+        docs.append((len(items), problem, content_digest(source) if doc_id else b""))
         items.append((action, index, doc_id or ids.next(), 201, "", ""))
-    return docs, items
+    return docs, items, notes
 
 
-def _id_problem(doc_id: str | None) -> str | None:
-    """Elasticsearch's own validation of an ``_id`` given in an action, or None."""
+def _decode_doc(source: bytes, index: str, doc_id: str, received_ns: int, limits: RecordLimits,
+                tenant: str | None) -> bytes | str:
+    """One document's store row, or the reason it cannot be stored."""
+    if len(source) > limits.max_line_bytes:
+        return f"document is over the limit of {limits.max_line_bytes} bytes"
+    try:
+        doc = exactjson.loads(source)  # integers beyond 64 bits stay exact (not floats)
+    except (orjson.JSONDecodeError, exactjson.ExactJSONError) as exc:
+        return f"failed to parse the document: {exc}"
+    if not isinstance(doc, dict):
+        return f"a document must be a JSON object, got {type(doc).__name__}"
+    problem = limits.check(doc, len(source))
+    if problem is not None:
+        return problem
+    raw = ecs_to_raw(doc)
+    raw.setdefault("index", index)
+    if doc_id:
+        raw.setdefault("doc_id", doc_id)
+    try:
+        return encode_record(raw, received_ns=received_ns, tenant=tenant)
+    except RecordError as exc:
+        return str(exc)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        return f"document cannot be stored: {exc}"
+
+
+def _id_problem(doc_id: str | None) -> tuple[str, str] | None:
+    """Elasticsearch's own validation of an ``_id`` given in an action (its error type and reason),
+    or None."""
     if doc_id is None:
         return None
     if not doc_id:
-        return "Validation Failed: 1: if _id is specified it must not be empty;"
+        return "illegal_argument_exception", "if _id is specified it must not be empty"
     size = len(doc_id.encode("utf-8", "surrogatepass"))
     if size > _MAX_ID_BYTES:
-        return (f"Validation Failed: 1: id [{doc_id[:100]}...] is too long, must be no longer than "
+        return ("action_request_validation_exception",
+                f"Validation Failed: 1: id [{doc_id[:100]}...] is too long, must be no longer than "
                 f"{_MAX_ID_BYTES} bytes but was: {size};")
     return None

@@ -1,62 +1,45 @@
-"""Elasticsearch-compatible ingest: ``_bulk`` plus the calls shippers make before they send.
+"""Elasticsearch-compatible ingest: ``_bulk`` and the single-document calls (``/{index}/_doc``).
 
-Filebeat, Logstash, Fluent Bit, Fluentd, Vector and the official clients first probe ``GET /``
-(and reject a server whose answer lacks ``X-Elastic-Product: Elasticsearch`` and an 8.x
-version), then may check the license, install index templates, ILM policies, ingest pipelines or
-data streams. Those set-up calls are answered the way a fresh Elasticsearch would accept them, and
-change nothing: logharbor has one schema. Documents then arrive through ``_bulk``; each item is
-answered on its own (``201`` or a ``400`` with an ES error type), so a bad document never costs
-the good ones beside it. The documents are durable in the WAL before the answer is sent.
+Documents arrive through ``_bulk``; each item is answered on its own (``201`` or a ``4xx`` with
+an ES error type), so a bad document never costs the good ones beside it. The documents are
+durable in the WAL before the answer is sent. What each bulk parameter does here is decided in
+:mod:`~logharbor.server.ingest.es_params`; the calls around writing (probes, set-up, health,
+refresh) are in :mod:`~logharbor.server.ingest.es_admin`.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import Response
 
 from logharbor.server.auth import principal_of
-from logharbor.server.errors import ApiError, error_body
+from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
-from logharbor.server.ingest.ecs import BulkDoc, BulkItem, BulkSyntaxError, decode_bulk
+from logharbor.server.ingest.ecs import BulkDoc, BulkItem, BulkNotes, decode_bulk
+from logharbor.server.ingest.es_admin import (
+    ES_CONTENT_TYPES,
+    ES_VERSION,
+    EsAdmin,
+    EsResponse,
+    es_error,
+    wait_stored,
+)
+from logharbor.server.ingest.es_params import IGNORED, BulkOptions, BulkSyntaxError, bulk_options
 from logharbor.server.ingest.idempotency import KeyIndex, doc_digest
 from logharbor.server.ingest.retries import REPLAYED, pack_entries
 
 __all__ = ["ES_VERSION", "ElasticsearchIngest"]
 
-#: the version we claim; shippers built for 7.x and 8.x both accept an 8.x server
-ES_VERSION = "8.17.0"
-_PRODUCT = {"X-Elastic-Product": "Elasticsearch"}
 _INLINE_BYTES = 64 * 1024
-_ES_CONTENT_TYPES = (
-    "application/x-ndjson", "application/json", "text/plain", "application/vnd.elasticsearch+x-ndjson",
-    "application/vnd.elasticsearch+json",
-)
-_ACK = {"acknowledged": True}
-
-
-class _EsResponse(JSONResponse):
-    """JSON with the product header Elastic's clients check on every successful answer."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-    def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
-        super().__init__(content, status_code=status_code, headers={**_PRODUCT, **(headers or {})})
-
-
-def _es_error(status: int, kind: str, reason: str) -> _EsResponse:
-    """An error both Elastic's clients (``type``/``reason``) and ours (``code``/``message``) read."""
-    body = error_body(kind, reason)
-    body["error"].update({"type": kind, "reason": reason,
-                          "root_cause": [{"type": kind, "reason": reason}]})
-    body["status"] = status
-    return _EsResponse(body, status_code=status)
+#: URL parameters of the single-document calls that go into the action object
+_DOC_PARAMS = ("op_type", "version", "version_type", "if_seq_no", "if_primary_term")
+_TRAILING = ("keys after the action object on an action line are ignored, as Elasticsearch 8 does "
+             "(it will reject them in a future version)")
 
 
 def _filter(value: Any, paths: list[list[str]]) -> Any:
@@ -135,8 +118,19 @@ def known_ids(docs: list[BulkDoc], items: list[BulkItem], index: KeyIndex, scope
     return keyed, plain, duplicates
 
 
+def _warning(notes: BulkNotes) -> dict[str, str]:
+    """Elasticsearch's ``Warning`` header naming what was ignored (clients log it)."""
+    texts = [f"bulk parameter [{name}] is ignored: {IGNORED[name]}"
+             for name in sorted(notes) if name in IGNORED]
+    if "trailing" in notes:
+        texts.append(_TRAILING)
+    if not texts:
+        return {}
+    return {"Warning": ", ".join(f'299 Elasticsearch-{ES_VERSION} "{text}"' for text in texts)}
+
+
 class ElasticsearchIngest:
-    """``POST /_bulk`` and ``/{index}/_bulk``, and the start-up calls of Elastic shippers."""
+    """``POST /_bulk``, ``/{index}/_bulk``, ``/{index}/_doc``, and the start-up calls of Elastic shippers."""
 
     name = "elasticsearch"
 
@@ -144,87 +138,81 @@ class ElasticsearchIngest:
         self.max_body_bytes = max_body_bytes
         self.limits = limits
         self.max_records = max_records
-        self.node = socket.gethostname()
+        self.admin = EsAdmin(max_body_bytes=max_body_bytes)
 
     def router(self) -> APIRouter:
         r = APIRouter(tags=["ingest: elasticsearch"])
-        r.add_api_route("/", self.info, methods=["GET", "HEAD"], summary="Elasticsearch version probe")
         r.add_api_route("/_bulk", self.bulk, methods=["POST", "PUT"], summary="Elasticsearch bulk ingest")
         r.add_api_route("/{index}/_bulk", self.bulk, methods=["POST", "PUT"],
                         summary="Elasticsearch bulk ingest into an index")
-        r.add_api_route("/_license", self.license, methods=["GET"], summary="Elasticsearch license")
-        r.add_api_route("/_xpack", self.xpack, methods=["GET"], summary="Elasticsearch features")
-        r.add_api_route("/_cluster/health", self.health, methods=["GET"], summary="Elasticsearch health")
-        r.add_api_route("/_nodes", self.nodes, methods=["GET"], summary="Elasticsearch nodes")
-        r.add_api_route("/_nodes/{what:path}", self.nodes, methods=["GET"], include_in_schema=False)
-        for kind in ("_index_template", "_template", "_component_template", "_ilm/policy",
-                     "_ingest/pipeline", "_data_stream"):
-            r.add_api_route(f"/{kind}/{{name}}", self.setup, methods=["GET", "HEAD", "PUT", "POST"],
-                            include_in_schema=False)
-        r.add_api_route("/{index}", self.index_exists, methods=["HEAD"], include_in_schema=False)
-        r.add_api_route("/{index}", self.index_create, methods=["PUT"], include_in_schema=False)
+        r.add_api_route("/{index}/_doc", self.doc, methods=["POST"],
+                        summary="Elasticsearch: index one document")
+        r.add_api_route("/{index}/_doc/{doc_id}", self.doc, methods=["POST", "PUT"], include_in_schema=False)
+        r.add_api_route("/{index}/_create/{doc_id}", self.create, methods=["POST", "PUT"],
+                        include_in_schema=False)
+        self.admin.add_routes(r)
         return r
-
-    async def info(self, request: Request) -> Response:
-        """The ``GET /`` probe; a browser asking for HTML is sent to the UI instead."""
-        if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse("/ui/", status_code=302)
-        return _EsResponse({
-            "name": self.node, "cluster_name": "logharbor", "cluster_uuid": "logharbor",
-            "version": {
-                "number": ES_VERSION, "build_flavor": "default", "build_type": "logharbor",
-                "build_hash": "logharbor", "build_date": "2024-12-11T12:08:05.663969764Z",
-                "build_snapshot": False, "lucene_version": "9.12.0",
-                "minimum_wire_compatibility_version": "7.17.0",
-                "minimum_index_compatibility_version": "7.0.0",
-            },
-            "tagline": "You Know, for Search",
-        })
-
-    async def license(self) -> Response:
-        return _EsResponse({"license": {"status": "active", "uid": "logharbor", "type": "basic",
-                                        "issue_date_in_millis": 0, "max_nodes": 1000,
-                                        "issued_to": "logharbor", "issuer": "elasticsearch"}})
-
-    async def xpack(self) -> Response:
-        return _EsResponse({"build": {"hash": "logharbor", "date": "2024-12-11"},
-                            "license": {"uid": "logharbor", "type": "basic", "mode": "basic",
-                                        "status": "active"},
-                            "features": {}})
-
-    async def health(self) -> Response:
-        return _EsResponse({"cluster_name": "logharbor", "status": "green", "timed_out": False,
-                            "number_of_nodes": 1, "number_of_data_nodes": 1})
-
-    async def nodes(self) -> Response:
-        return _EsResponse({"_nodes": {"total": 1, "successful": 1, "failed": 0},
-                            "cluster_name": "logharbor",
-                            "nodes": {"logharbor": {"name": self.node, "version": ES_VERSION,
-                                                    "roles": ["data", "ingest", "master"]}}})
-
-    async def setup(self, request: Request, name: str) -> Response:
-        """Templates, policies, pipelines, data streams: accepted on write, absent on read.
-
-        A shipper that finds them absent installs them (a harmless PUT we acknowledge); one that
-        finds nothing to install moves on. Either way it goes on to ``_bulk``.
-        """
-        if request.method in ("PUT", "POST"):
-            await read_body(request, limit=self.max_body_bytes, content_types=_ES_CONTENT_TYPES)
-            return _EsResponse(_ACK)
-        return _es_error(404, "resource_not_found_exception", f"[{name}] not found")
-
-    async def index_exists(self, index: str) -> Response:
-        """``HEAD /{index}``: every index exists (records are written wherever they are sent)."""
-        return Response(status_code=200, headers=_PRODUCT)
-
-    async def index_create(self, request: Request, index: str) -> Response:
-        await read_body(request, limit=self.max_body_bytes, content_types=_ES_CONTENT_TYPES)
-        return _EsResponse({**_ACK, "shards_acknowledged": True, "index": index})
 
     async def bulk(self, request: Request, index: str | None = None) -> Response:
         """Decode the action/source pairs, store the good documents, answer every item."""
         started = time.monotonic()
-        body = await read_body(request, limit=self.max_body_bytes, content_types=_ES_CONTENT_TYPES)
+        try:
+            options = bulk_options(dict(request.query_params))
+        except BulkSyntaxError as exc:
+            return es_error(400, "illegal_argument_exception", str(exc))
+        body = await read_body(request, limit=self.max_body_bytes, content_types=ES_CONTENT_TYPES)
+        written = await self._write(request, body, index, options)
+        if isinstance(written, Response):
+            return written
+        items, notes, replay = written
+        answer = bulk_response(items, int((time.monotonic() - started) * 1000))
+        filter_path = request.query_params.get("filter_path")
+        if filter_path:
+            answer = _filter(answer, [p.strip().split(".") for p in filter_path.split(",") if p.strip()])
+        return EsResponse(answer, headers={**(REPLAYED if replay else {}), **_warning(notes)})
+
+    async def create(self, request: Request, index: str, doc_id: str) -> Response:
+        return await self.doc(request, index, doc_id, action="create")
+
+    async def doc(self, request: Request, index: str, doc_id: str | None = None,
+                  action: str = "index") -> Response:
+        """One document (``POST /{index}/_doc``, ``PUT /{index}/_doc/{id}``, ``/_create/{id}``):
+        the same decoding and idempotency as a one-item ``_bulk``, answered in the single shape."""
+        params = dict(request.query_params)
+        meta: dict[str, Any] = {"_index": index}
+        if doc_id is not None:
+            meta["_id"] = doc_id
+        for name in _DOC_PARAMS:
+            if name in params:
+                meta[name] = params.pop(name)
+        try:
+            options = bulk_options(params)
+        except BulkSyntaxError as exc:
+            return es_error(400, "illegal_argument_exception", str(exc))
+        source = await read_body(request, limit=self.max_body_bytes, content_types=ES_CONTENT_TYPES)
+        # a pretty-printed document on one line (a raw newline is never inside a JSON string)
+        source = source.replace(b"\r", b" ").replace(b"\n", b" ")
+        body = orjson.dumps({action: meta}) + b"\n" + source + b"\n"
+        written = await self._write(request, body, None, options)
+        if isinstance(written, Response):
+            return written
+        ((_, name, given_id, status, kind, reason),), notes, replay = written
+        headers = {**(REPLAYED if replay else {}), **_warning(notes)}
+        if status >= 300:
+            error = es_error(status, kind, reason)
+            error.headers.update(headers)
+            return error
+        updated = status == 200
+        headers["Location"] = f"/{name}/_doc/{given_id}"
+        return EsResponse({"_index": name, "_id": given_id, "_version": 2 if updated else 1,
+                           "result": "updated" if updated else "created",
+                           "_shards": {"total": 1, "successful": 1, "failed": 0},
+                           "_seq_no": 0, "_primary_term": 1}, status_code=status, headers=headers)
+
+    async def _write(self, request: Request, body: bytes, index: str | None, options: BulkOptions,
+                     ) -> tuple[list[BulkItem], BulkNotes, bool] | Response:
+        """Decode, store and count; the items, what was ignored and whether this was a replay
+        (or the whole request's error answer)."""
         lines = body.count(b"\n") + 1
         if lines > 2 * self.max_records:
             raise ApiError(413, "too_many_records",
@@ -236,14 +224,15 @@ class ElasticsearchIngest:
         ingestor.admit(principal, lines // 2)
         try:
             if len(body) > _INLINE_BYTES:
-                docs, items = await ingestor.offload(decode_bulk, body, index, received, self.limits, tenant)
+                docs, items, notes = await ingestor.offload(decode_bulk, body, index, received, self.limits,
+                                                            tenant, options)
             else:
-                docs, items = decode_bulk(body, index, received, self.limits, tenant)
+                docs, items, notes = decode_bulk(body, index, received, self.limits, tenant, options)
         except BulkSyntaxError as exc:
-            return _es_error(400, "illegal_argument_exception", str(exc))
+            return es_error(400, "illegal_argument_exception", str(exc))
         if not items:
-            return _es_error(400, "action_request_validation_exception",
-                             "Validation Failed: 1: no requests added;")
+            return es_error(400, "action_request_validation_exception",
+                            "Validation Failed: 1: no requests added;")
         ticket = await ingestor.open_ticket(request, body)
         try:
             if ticket.replay:  # answered as when it was stored (its _ids as new ones, see docs)
@@ -264,9 +253,9 @@ class ElasticsearchIngest:
         failed = sum(1 for item in items if item[3] >= 300)
         if not ticket.replay:
             ingestor.count(self.name, stored, failed)
-        answer = bulk_response(items, int((time.monotonic() - started) * 1000))
-        filter_path = request.query_params.get("filter_path")
-        if filter_path:
-            answer = _filter(answer, [p.strip().split(".") for p in filter_path.split(",") if p.strip()])
-        return _EsResponse(answer, headers=REPLAYED if ticket.replay else None)
-
+            metrics = request.app.state.runtime.metrics
+            for what, n in notes.items():
+                metrics.count_ignored(self.name, what, n)
+        if options.refresh:
+            await wait_stored(request)
+        return items, notes, ticket.replay
