@@ -116,6 +116,23 @@ def store_rows(url: str, key: str) -> int:
     return -1
 
 
+def batcher_figures(url: str, key: str) -> dict[str, float]:
+    """The batcher's store inserts from /metrics: batches, rows, seconds, and µs per stored row
+    (what a store insert costs the batcher thread, verification included)."""
+    metrics = httpx.get(url + "/metrics", timeout=30, headers={"authorization": f"Bearer {key}"}).text
+    values: dict[str, float] = {}
+    for line in metrics.splitlines():
+        for name in ("logharbor_batch_insert_seconds_sum", "logharbor_batch_insert_seconds_count",
+                     "logharbor_batch_rows_total"):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    seconds = values.get("logharbor_batch_insert_seconds_sum", 0.0)
+    rows = values.get("logharbor_batch_rows_total", 0.0)
+    return {"store_batches": values.get("logharbor_batch_insert_seconds_count", 0.0),
+            "store_insert_seconds": round(seconds, 3),
+            "store_us_per_row": round(seconds / rows * 1e6, 2) if rows else 0.0}
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -238,7 +255,8 @@ def main() -> None:
         wal_disk.stop()
         emit(stage="drain", seconds_after_last_ack=round(time.perf_counter() - t1, 2),
              store_rows=store_rows(url, key), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1),
-             wal_peak_mib=round(wal_disk.peak / 2**20, 1), wal_drained_mib=round(wal_disk.now() / 2**20, 2))
+             wal_peak_mib=round(wal_disk.peak / 2**20, 1), wal_drained_mib=round(wal_disk.now() / 2**20, 2),
+             **batcher_figures(url, key))
     finally:
         server.terminate()
         server.wait(timeout=120)

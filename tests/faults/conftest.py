@@ -71,17 +71,19 @@ class Tally:
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real small filesystem (tmpfs, 64 MiB) mounted for the test; skipped when not root.
+def small_fs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A real small filesystem (tmpfs, 64 MiB unless parametrized indirectly with a size such as
+    ``"160m"``) mounted for the test; skipped when not root.
 
     Tests fill it with a ballast file (``fill_to``) and free it again to make ENOSPC happen where
     the code under test writes, not in the test's own set-up.
     """
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    size = getattr(request, "param", "64m")
     mount = tmp_path / "small-fs"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)], check=True)
     try:
         yield mount
     finally:

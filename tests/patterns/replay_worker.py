@@ -35,12 +35,12 @@ class DyingStore(EmbeddedStore):
     step = ""
     data_dir = Path()
 
-    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
         ids = [[row["pattern_id"], row["message"]] for row in map(orjson.loads, rows.split(b"\n"))]
         (self.data_dir / "ids.json").write_bytes(orjson.dumps(ids))
         if self.step == "before-insert":
             os._exit(17)
-        written = super().insert(rows, dedup_token=dedup_token)
+        written = super().insert(rows, dedup_token=dedup_token, retry=retry)
         os._exit(18)
         return written
 

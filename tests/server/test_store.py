@@ -45,3 +45,26 @@ def test_parameters_reach_the_engine_unchanged(store: EmbeddedStore) -> None:
 def test_a_replayed_batch_is_stored_once(store: EmbeddedStore) -> None:
     store.insert(ROW, dedup_token="t1")
     assert store.query("SELECT toUInt32(count()) AS n FROM logs", {}) == [{"n": 1}]
+
+
+def test_insert_counts_back_what_its_token_stored(store: EmbeddedStore) -> None:
+    """``insert`` returns the rows found under its token afterwards (not the engine's report): a
+    retry of a batch that was stored (its answer lost) stores nothing twice and still counts the
+    rows the first attempt stored, so the batcher can release its WAL range."""
+    rows = b"\n".join(ROW.replace(b'"one"', b'"r%d"' % i) for i in range(50))
+    assert store.insert(rows, dedup_token="wal-2-4") == 50
+    assert store.insert(rows, dedup_token="wal-2-4") == 50
+    assert store.query("SELECT toUInt32(count()) AS n FROM logs", {}) == [{"n": 51}]
+    assert store.query("SELECT toUInt32(count()) AS n FROM logs WHERE ingest_batch = 't1'", {}) == [{"n": 1}]
+
+
+def test_rows_are_marked_with_their_batch_without_being_decoded() -> None:
+    from logharbor.server.store.batches import mark_rows, row_count
+
+    rows = b'{"a":1}\n{"b":"x\\n{"}\n{}'
+    marked = mark_rows(rows, "wal-1-2")
+    assert marked == b'{"ingest_batch":"wal-1-2","a":1}\n{"ingest_batch":"wal-1-2","b":"x\\n{"}\n' \
+                     b'{"ingest_batch":"wal-1-2"}'
+    assert row_count(rows) == 3 and row_count(b"") == 0
+    with pytest.raises(ValueError):
+        mark_rows(rows, "x'; DROP TABLE logs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,9 +31,20 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
     if not config.auth:
         print("logharbor server: WARNING: authentication is OFF (--no-auth); anyone who can reach "
               f"{config.host}:{config.port} can read and write every log", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,
-                loop="uvloop", http=http, access_log=False, timeout_graceful_shutdown=10,
-                ws_max_size=config.max_request_bytes, **tls)  # a WebSocket message is a request too
+    class Server(uvicorn.Server):
+        """uvicorn's server; on SIGTERM/SIGINT the batcher starts flushing at once, while the
+        open requests finish (the lifespan shutdown that closes the runtime comes after them)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runtime = getattr(app.state, "runtime", None)
+            if runtime is not None:
+                runtime.batcher.begin_flush()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level, loop="uvloop",
+                          http=http, access_log=False, **tls,
+                          timeout_graceful_shutdown=max(1, min(10, int(config.shutdown_timeout_s))),
+                          ws_max_size=config.max_request_bytes)).run()  # a WebSocket message is a request too
 
 
 def _window_seconds(text: str) -> float:
@@ -57,6 +69,9 @@ def register(app: typer.Typer) -> None:
         wal_max_mb: int = typer.Option(1024, help="WAL backlog (MiB) above which ingest answers 429"),
         wal_segment_mb: int = typer.Option(64, help="size (MiB) at which a WAL segment is sealed"),
         batch_max_age: float = typer.Option(1.0, help="seconds before a partial batch goes to the store"),
+        shutdown_timeout: float = typer.Option(
+            30.0, help="seconds the WAL may take to reach the store at SIGTERM/SIGINT (the rest is "
+                       "logged and replayed at the next start)"),
         max_body_mb: int = typer.Option(64, help="largest request body (MiB, after decompression)"),
         max_line_kb: int = typer.Option(1024, help="largest NDJSON line (KiB)"),
         pause_batcher: bool = typer.Option(
@@ -134,6 +149,7 @@ def register(app: typer.Typer) -> None:
                                   wal_max_bytes=wal_max_mb * 1024 * 1024,
                                   wal_segment_bytes=wal_segment_mb * 1024 * 1024,
                                   batch_max_age_s=batch_max_age, wal_fsync=not no_fsync,
+                                  shutdown_timeout_s=shutdown_timeout,
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
                                   patterns=not no_patterns, patterns_max_clusters=patterns_max_clusters,

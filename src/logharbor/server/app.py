@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -32,7 +33,8 @@ from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
 from logharbor.server.config import ServerConfig
 from logharbor.server.dashboards import dashboards_router
-from logharbor.server.errors import ApiError, api_error_handler, error_body
+from logharbor.server.diskspace import free_bytes
+from logharbor.server.errors import ApiError, api_error_handler, error_body, unexpected_error_handler
 from logharbor.server.filemodes import private_umask, tighten
 from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
@@ -56,8 +58,8 @@ from logharbor.server.query.routes import query_router
 from logharbor.server.recorded import recorded_router, start_recording
 from logharbor.server.retention import LocalState, StorageCollector, build_retention, retention_router
 from logharbor.server.retention.guard import GuardedWal
-from logharbor.server.services import services_router
-from logharbor.server.store.base import QueryCancelled, Store
+from logharbor.server.services import ServiceRecorder, services_router
+from logharbor.server.store.base import QueryCancelled, Store, StoreError
 from logharbor.server.store.clickhouse import ClickHouseStore, writer_id_for
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.store.gate import FairGate, QueryLimitError
@@ -177,9 +179,11 @@ def build_runtime(config: ServerConfig) -> Runtime:
         if config.patterns else None
     set_patterns(config.patterns)
     set_max_clauses(config.query_max_clauses)
+    free = (lambda: free_bytes(config.store_dir)) if isinstance(store, EmbeddedStore) else None
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
                       max_batch_bytes=config.batch_max_bytes, max_age_s=config.batch_max_age_s,
-                      on_batch=metrics.observe_batch, paused=config.batcher_paused, miner=miner)
+                      on_batch=metrics.observe_batch, paused=config.batcher_paused, miner=miner,
+                      free_space=free)
     batcher.start()
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
@@ -200,12 +204,18 @@ def build_runtime(config: ServerConfig) -> Runtime:
     return runtime
 
 
-def close_runtime(runtime: Runtime) -> None:
-    """Stop accepting, move everything durable to the store, then close in reverse order."""
+def close_runtime(runtime: Runtime, *, deadline: float | None = None) -> None:
+    """Stop accepting, move everything durable to the store (until ``deadline``, a
+    ``time.monotonic()`` value; by default the configured shutdown timeout from now), then close
+    in reverse order. What the deadline leaves in the WAL is logged; the next start replays it."""
+    if deadline is None:
+        deadline = time.monotonic() + runtime.config.shutdown_timeout_s
+    runtime.batcher.begin_flush()
     runtime.ingestor.close()
     runtime.wal.close()
-    runtime.batcher.stop(drain=True)
-    runtime.store.close()
+    stopped = runtime.batcher.stop(drain=True, timeout=max(0.0, deadline - time.monotonic()))
+    if stopped or runtime.batcher.caught_up():
+        runtime.store.close()  # (not under an insert still running: the process ends anyway)
     if runtime.leader is not None:
         runtime.leader.release()  # a follower's session too (the leader's was released by alerts)
     runtime.meta.close()
@@ -223,12 +233,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=400)
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """Any other failure: the JSON error shape, never a plain-text page (the traceback is logged)."""
-    return JSONResponse(error_body("internal_error", "the server failed to answer this request; "
-                                   "the reason is in its log"), status_code=500)
-
-
 def create_app(config: ServerConfig) -> FastAPI:
     """The ASGI app for ``config``; the runtime opens in the lifespan."""
 
@@ -241,6 +245,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         threads = anyio.to_thread.current_default_thread_limiter()
         threads.total_tokens = max(threads.total_tokens, 40 + config.query_concurrency + 16 * (
             config.query_per_key_concurrency + config.query_per_key_queue))
+        ServiceRecorder(runtime.store).ensure()  # every table exists before the schema freezes
         # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
         retention = app.state.retention = build_retention(
             runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
@@ -276,8 +281,12 @@ def create_app(config: ServerConfig) -> FastAPI:
             runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
                 await listener.start(runtime.ingestor)
+            runtime.store.freeze_schema()  # type: ignore[attr-defined]  # no table is created later
             yield
         finally:
+            # shutdown: the batcher flushes now (no waiting for the batch age), within the deadline
+            deadline = time.monotonic() + config.shutdown_timeout_s
+            runtime.batcher.begin_flush()
             for listener in listeners:
                 await listener.stop()
             if feed is not None:
@@ -286,7 +295,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             if alerts is not None:
                 await alerts.stop()
             retention.stop()
-            close_runtime(runtime)
+            close_runtime(runtime, deadline=deadline)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
                   docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
@@ -294,7 +303,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for limit_error in (QueryLimitError, QueryCancelled):  # a query limit no route caught: still a 4xx
         app.add_exception_handler(limit_error, store_limit_handler)
-    app.add_exception_handler(Exception, _internal_error)
+    # ENOSPC from SQLite or a state file → 507, a busy metadata database → 503, never a bare 500
+    for kind in (OSError, SQLAlchemyError, StoreError, Exception):
+        app.add_exception_handler(kind, unexpected_error_handler)
 
     def current_keys() -> KeyStore | None:
         runtime = getattr(app.state, "runtime", None)

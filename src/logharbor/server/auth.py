@@ -15,6 +15,7 @@ an endpoint not in the table needs ``admin``.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,6 +35,8 @@ from logharbor.server.meta.keys import (
 )
 
 __all__ = ["AuthMiddleware", "RateLimiter", "principal_of", "required_permission", "scope_filter"]
+
+log = logging.getLogger("logharbor.server.auth")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -197,8 +200,11 @@ class AuthMiddleware:
             return
         self._last_failure_audit = now
         client = scope.get("client")
-        store.audit("anonymous", "auth.failed", scope["path"][:200],
-                    remote=client[0] if client else None, detail=why)
+        try:
+            store.audit("anonymous", "auth.failed", scope["path"][:200],
+                        remote=client[0] if client else None, detail=why)
+        except Exception as exc:  # a full disk or an unreachable database: the answer is still 401
+            log.warning("could not write the audit record of a failed authentication: %s", exc)
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,

@@ -7,9 +7,20 @@ about to insert (the *intent*) in its progress file; after a crash it first re-i
 range with the same token, which the store drops if it already has it. So a batch replayed after
 a restart is never stored twice, and nothing acknowledged is lost.
 
+Nothing is taken on the engine's word: after each insert the store counts the batch's rows back
+(store/batches.py), and only a batch found whole is recorded done and its WAL range released.
+A failed or unverified insert, a progress file that cannot be written (a full disk) or any other
+error keeps the batch where it is: the same range is tried again, with the same token, after a
+growing pause (0.5 s doubling up to ``retry_max_s``), and ``/readyz`` shows why. So ingest
+resumes by itself once the disk has room again, and nothing acknowledged is lost or doubled.
+
 With template mining on, each batch passes through the miner (server/mining.py) first: its
 changes are journaled before the intent's insert, so a replayed batch gets the same pattern ids,
-and the template rows it made go to the patterns table before the rows that use them.
+and the template rows it made go to the patterns table (and are found there) before the rows
+that use them.
+
+At shutdown :meth:`Batcher.stop` flushes at once (a partial batch does not wait out its age),
+within a deadline; what the deadline leaves in the WAL is logged and replayed at the next start.
 """
 
 from __future__ import annotations
@@ -20,29 +31,30 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from logharbor.durable import write_atomic
+from logharbor.server.batcher_progress import (
+    BatcherProgress,
+    DamagedProgress,
+    load_progress,
+    save_progress,
+    stored_seq,
+)
+from logharbor.server.diskspace import is_no_space
 from logharbor.server.mining import PatternMiner
 from logharbor.server.store.base import Store, StoreError
-from logharbor.server.store.patterns import template_rows
+from logharbor.server.store.batches import row_count
+from logharbor.server.store.patterns import missing_templates, template_rows
 from logharbor.server.wal import WalEntry, WalPosition, WriteAheadLog
 
-__all__ = ["Batcher", "BatcherProgress"]
+__all__ = ["Batcher", "BatcherProgress", "DamagedProgress", "UnverifiedInsert"]
 
 log = logging.getLogger("logharbor.server.batcher")
 
 
-@dataclass
-class BatcherProgress:
-    """What is in the store (``done``) and what was being inserted when we last wrote."""
-
-    done_seq: int
-    done_pos: WalPosition
-    intent: tuple[int, int, WalPosition, WalPosition] | None = None  # first, last, start, end
+class UnverifiedInsert(StoreError):
+    """After an insert the store holds fewer of the batch's rows than were sent: the batch stays
+    in the WAL and is inserted again (the token makes the retry store only what is missing)."""
 
 
 class Batcher:
@@ -59,6 +71,9 @@ class Batcher:
         on_batch: Callable[[int, int, float], None] | None = None,
         paused: bool = False,
         miner: PatternMiner | None = None,
+        retry_max_s: float = 5.0,
+        free_space: Callable[[], int | None] | None = None,
+        merge_brake_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.wal = wal
         self.store = store
@@ -67,13 +82,19 @@ class Batcher:
         self.max_age_s = max_age_s
         self.on_batch = on_batch
         self.paused = paused
+        self.retry_max_s = retry_max_s
+        #: free bytes where the store writes (None: unknown), to tell a full disk in /readyz
+        self.free_space = free_space
         #: the template miner (server/mining.py); None when patterns are off
         self.miner = miner
         #: template rows not yet in the patterns table (kept until an insert of them succeeds)
         self._templates_todo: list[dict[str, object]] = miner.load() if miner is not None else []
+        self._loaded_templates_written = not self._templates_todo
         self._stop = threading.Event()
+        self._flush = threading.Event()  # set at shutdown: a partial batch goes now
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
+        self._dirty = False  # the progress in memory is newer than the file (its write failed)
         #: work to run in the batcher thread between two batches (call_between_batches)
         self._calls: list[tuple[Callable[[], object], Future[object]]] = []
         self._calls_lock = threading.Lock()
@@ -85,40 +106,30 @@ class Batcher:
         if self.progress.intent is None and self.progress.done_pos < start:
             # the WAL before ``start`` is gone (its segments were removed): nothing to replay there
             self.progress.done_pos = start
+        #: why the last attempt failed (None once a batch went through), for /readyz
         self.last_error: str | None = None
+        #: the last failure was the disk being full (ENOSPC, or rows missing with no room left)
+        self.no_space = False
+        #: attempts failed in a row
+        self.failures = 0
+        #: below this much free disk the store's merges are stopped (see _brake_merges)
+        self.merge_brake_bytes = merge_brake_bytes
+        self.merges_braked = False
 
     # -- progress file -----------------------------------------------------------------------
 
     @staticmethod
     def stored_seq(progress_path: str | os.PathLike[str]) -> int:
         """The highest WAL sequence number that may be in the store (0 when none)."""
-        try:
-            data = orjson.loads(Path(progress_path).read_bytes())
-        except FileNotFoundError:
-            return 0
-        intent = data.get("intent")
-        return max(int(data.get("done_seq", 0)), int(intent[1]) if intent else 0)
+        return stored_seq(Path(progress_path))
 
     def _load(self) -> BatcherProgress:
-        try:
-            data = orjson.loads(self.progress_path.read_bytes())
-        except FileNotFoundError:
-            return BatcherProgress(0, self.wal.start_position())
-        intent = data.get("intent")
-        return BatcherProgress(
-            done_seq=data["done_seq"],
-            done_pos=WalPosition(*data["done_pos"]),
-            intent=(intent[0], intent[1], WalPosition(*intent[2]), WalPosition(*intent[3]))
-            if intent else None,
-        )
+        return load_progress(self.progress_path) or BatcherProgress(0, self.wal.start_position())
 
     def _save(self) -> None:
-        p = self.progress
-        body = {"version": 1, "done_seq": p.done_seq, "done_pos": p.done_pos.as_list()}
-        if p.intent:
-            first, last, start, end = p.intent
-            body["intent"] = [first, last, start.as_list(), end.as_list()]
-        write_atomic(self.progress_path, orjson.dumps(body))
+        self._dirty = True
+        save_progress(self.progress_path, self.progress)
+        self._dirty = False
 
     # -- running -----------------------------------------------------------------------------
 
@@ -127,16 +138,44 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
-    def stop(self, *, drain: bool = True) -> None:
-        """Stop; with ``drain`` first move everything durable into the store."""
+    def begin_flush(self) -> None:
+        """Shutdown has begun: send a partial batch now instead of waiting out its age."""
+        self._flush.set()
+
+    def stop(self, *, drain: bool = True, timeout: float = 60.0) -> bool:
+        """Stop; with ``drain`` first move everything durable into the store, at once (a partial
+        batch does not wait out its age) and for at most ``timeout`` seconds. True when the
+        store has everything; otherwise what is left is logged (the next start replays it)."""
+        deadline = time.monotonic() + timeout
+        self._flush.set()
+        done = self.caught_up()
         if drain and not self.paused:
-            self.wait_caught_up(timeout=60)
+            done = self.wait_caught_up(timeout=timeout)
+        if not done:
+            self._log_left(timeout)
         self._stop.set()
+        stopped = True
         if self._thread is not None:
-            self._thread.join()
-        if self.miner is not None:
-            self.miner.compact()  # a clean stop leaves a snapshot and an empty journal
+            self._thread.join(timeout=max(1.0, deadline - time.monotonic()))
+            stopped = not self._thread.is_alive()
+            if not stopped:  # an insert is still running: leave it (a daemon thread), keep the miner
+                log.error("shutdown: the batcher is still inside a store insert; leaving it")
+        if stopped and self.miner is not None:
+            try:
+                self.miner.compact()  # a clean stop leaves a snapshot and an empty journal
+            except OSError as exc:  # a full disk: the journal is still there and whole
+                log.warning("shutdown: could not write the pattern snapshot (%s); the journal keeps "
+                            "the changes", exc)
             self.miner.close()
+        return done and stopped
+
+    def _log_left(self, timeout: float) -> None:
+        intent = self.progress.intent
+        pending = f"; batch {intent[0]}-{intent[1]} was being inserted" if intent else ""
+        log.error("shutdown deadline (%.0f s) passed before the store had everything: WAL entries "
+                  "after sequence %d (%d bytes) stay in the write-ahead log and are inserted at "
+                  "the next start%s%s", timeout, self.progress.done_seq, self.wal.backlog_bytes(),
+                  pending, f" (last error: {self.last_error})" if self.last_error else "")
 
     def caught_up(self) -> bool:
         return self.progress.done_pos >= self.wal.durable and self.progress.intent is None
@@ -166,31 +205,20 @@ class Batcher:
         return True
 
     def _run(self) -> None:
-        while self._templates_todo and not self._stop.is_set():
-            # templates the journal knows of that the store may not (a crash before their insert)
-            try:
-                self._write_templates(f"miner-load-{time.time_ns()}")
-            except StoreError as exc:
-                self.last_error = str(exc)
-                log.error("writing pattern templates failed, retrying: %s", exc)
-                self._stop.wait(1.0)
-        if self.progress.intent is not None:
-            self._replay_intent()
         while not self._stop.is_set():
             self._run_calls()
-            if self.paused:
-                self._stop.wait(0.2)
-                continue
             try:
-                self._step()
-            except StoreError as exc:
-                self.last_error = str(exc)
-                log.error("store insert failed, retrying: %s", exc)
-                self._stop.wait(1.0)
-            except Exception as exc:  # a bug must not silently stop ingest → keep retrying
-                self.last_error = repr(exc)
-                log.exception("batcher step failed")
-                self._stop.wait(1.0)
+                worked = self._attempt()
+            except Exception as exc:  # nothing may stop the batcher: record why, wait, try again
+                self._failed(exc)
+                self._stop.wait(min(self.retry_max_s, 0.5 * 2 ** min(self.failures - 1, 10)))
+                continue
+            if worked and self.failures:
+                log.warning("the store takes batches again after %d failed attempts", self.failures)
+            if worked:
+                self.failures = 0
+                self.last_error = None
+                self.no_space = False
         self._run_calls(last=True)
 
     # -- work between batches ----------------------------------------------------------------
@@ -241,23 +269,71 @@ class Batcher:
             return self.miner.scrub(samples) if self.miner is not None else 0
         return int(self.call_between_batches(run, timeout))  # type: ignore[call-overload]
 
-    def _replay_intent(self) -> None:
+    def _brake_merges(self) -> None:
+        """Stop the store's merges while its disk has less than ``merge_brake_bytes`` free, start
+        them again above twice that: a merge written into the last bytes of a disk was committed
+        with empty files, and the rows it held (already released from the WAL) were lost."""
+        set_merges = getattr(self.store, "set_merges", None)
+        free = self.free_space() if self.free_space is not None else None
+        if set_merges is None or free is None:
+            return
+        if not self.merges_braked and free < self.merge_brake_bytes:
+            set_merges(False)
+            self.merges_braked = True
+            log.warning("the store's disk has %d bytes free: merges are stopped until it has %d",
+                        free, 2 * self.merge_brake_bytes)
+        elif self.merges_braked and free >= 2 * self.merge_brake_bytes:
+            set_merges(True)
+            self.merges_braked = False
+            log.warning("the store's disk has %d bytes free again: merges run again", free)
+
+    def _attempt(self) -> bool:
+        """One step: a pending progress write, templates from the journal, the unfinished batch
+        (again), or a new batch. True when something reached disk or the store."""
+        self._brake_merges()
+        if self._dirty:
+            self._save()
+            self.wal.release(self.progress.done_pos)
+            return True
+        if self._templates_todo and not self._loaded_templates_written:
+            # templates the journal knows of that the store may not (a crash before their insert)
+            self._write_templates(f"miner-load-{time.time_ns()}")
+            self._loaded_templates_written = True
+            return True
+        if self.progress.intent is not None:
+            return self._replay_intent()
+        if self.paused:
+            self._stop.wait(0.2)
+            return False
+        return self._step()
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_error = str(exc) if isinstance(exc, StoreError | OSError) else repr(exc)
+        free = self.free_space() if self.free_space is not None else None
+        self.no_space = is_no_space(exc) or (isinstance(exc, UnverifiedInsert) and free is not None
+                                             and free < 16 * 1024 * 1024)
+        if self.no_space and free is not None:
+            self.last_error += f" ({free} bytes free)"
+        if isinstance(exc, StoreError | OSError):
+            if self.failures == 1 or self.failures % 20 == 0:
+                log.error("store write failed (attempt %d), the batch stays in the WAL and is tried "
+                          "again: %s", self.failures, self.last_error)
+        else:  # a bug must not silently stop ingest: keep its trace, keep retrying
+            log.exception("batcher step failed (attempt %d)", self.failures)
+
+    def _replay_intent(self) -> bool:
         first, last, start, end = self.progress.intent  # type: ignore[misc]
         if start < self.wal.start_position():
             log.error("the WAL entries %s-%s of an unfinished insert were removed by hand; "
                       "they cannot be replayed", first, last)
             self.progress = BatcherProgress(last, self.wal.start_position(), None)
             self._save()
-            return
-        while not self._stop.is_set():
-            try:
-                entries = self._read_range(start, end)
-                self._insert(entries, first, last, end)
-                return
-            except StoreError as exc:
-                self.last_error = str(exc)
-                log.error("replaying batch %s-%s failed, retrying: %s", first, last, exc)
-                self._stop.wait(1.0)
+            return True
+        entries = self._read_range(start, end)
+        self._save()  # the intent is on disk before the insert (its first write may have failed)
+        self._insert(entries, first, last, end, retry=True)
+        return True
 
     def _read_range(self, start: WalPosition, end: WalPosition) -> list[WalEntry]:
         """The entries between ``start`` and ``end``: the same ones the first attempt read (damage
@@ -275,16 +351,16 @@ class Batcher:
             pos = chunk.end
         return entries
 
-    def _step(self) -> None:
+    def _step(self) -> bool:
         pos = self.progress.done_pos
         if not self.wal.wait_for_data(pos, timeout=0.2):
-            return
+            return False
         first_seen = time.monotonic()
         entries = self.wal.read(pos, self.max_batch_bytes)
         end = entries.end  # past the entries and any damaged bytes the WAL skipped (quarantined)
         size = sum(len(e.payload) for e in entries)
         # let the batch grow until it is big enough or its oldest entry is old enough
-        while size < self.max_batch_bytes and not self._stop.is_set():
+        while size < self.max_batch_bytes and not self._stop.is_set() and not self._flush.is_set():
             remaining = self.max_age_s - (time.monotonic() - first_seen)
             if remaining <= 0 or (self._hurry_to is not None and pos < self._hurry_to):
                 break
@@ -301,13 +377,15 @@ class Batcher:
                 self.wal.release(end)
                 with self._flushed:
                     self._flushed.notify_all()
-            else:  # durable data the WAL could not hand out: never a hot loop
-                self._stop.wait(0.05)
-            return
+                return True
+            self._stop.wait(0.05)  # durable data the WAL could not hand out: never a hot loop
+            return False
         first, last = entries[0].seq, entries[-1].seq
+        # the intent is kept in memory even if writing it fails: the retry takes this very range
         self.progress.intent = (first, last, entries[0].start, end)
         self._save()
         self._insert(entries, first, last, end)
+        return True
 
     def _mine(self, entries: list[WalEntry], token: str) -> bytes:
         """Give the rows their cluster ids; the miner's changes are durable before the insert,
@@ -323,28 +401,41 @@ class Batcher:
         return b"\n".join(parts)
 
     def _write_templates(self, token: str) -> None:
-        if self._templates_todo:
-            self.store.insert_patterns(template_rows(self._templates_todo),  # type: ignore[attr-defined]
-                                       dedup_token=token)
-            self._templates_todo = []
+        if not self._templates_todo:
+            return
+        self.store.insert_patterns(template_rows(self._templates_todo), dedup_token=token)
+        absent = missing_templates(self.store, self._templates_todo)
+        if absent:
+            raise UnverifiedInsert(f"{len(absent)} of {len(self._templates_todo)} pattern templates "
+                                   f"are not in the patterns table after insert {token}")
+        self._templates_todo = []
 
-    def _insert(self, entries: list[WalEntry], first: int, last: int, end: WalPosition) -> None:
+    def _insert(self, entries: list[WalEntry], first: int, last: int, end: WalPosition, *,
+                retry: bool = False) -> None:
         started = time.monotonic()
         rows = 0
+        token = f"wal-{first}-{last}"
         if entries:
             if self.miner is not None:
-                payload = self._mine(entries, f"wal-{first}-{last}")
+                payload = self._mine(entries, token)
             else:
                 payload = b"\n".join(e.payload for e in entries)
-            rows = payload.count(b"\n") + 1
-            self.store.insert(payload, dedup_token=f"wal-{first}-{last}")
+            rows = row_count(payload)
+            stored = self.store.insert(payload, dedup_token=token, retry=retry)
+            if stored < rows:
+                raise UnverifiedInsert(f"the store holds {stored} of the {rows} rows of batch {token} "
+                                       "after its insert")
+            if stored > rows:
+                log.warning("batch %s: %d rows sent, %d found under its token", token, rows, stored)
         self.progress = BatcherProgress(done_seq=last, done_pos=end, intent=None)
         self._save()
-        if self.miner is not None:
-            self.miner.maybe_compact()
         self.wal.release(end)
-        self.last_error = None
         if self.on_batch is not None:
             self.on_batch(len(entries), rows, time.monotonic() - started)
         with self._flushed:
             self._flushed.notify_all()
+        if self.miner is not None:
+            try:
+                self.miner.maybe_compact()
+            except OSError as exc:  # the journal still holds everything; compaction waits for room
+                log.warning("could not fold the pattern journal into a snapshot: %s", exc)

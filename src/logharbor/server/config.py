@@ -30,6 +30,9 @@ class ServerConfig(BaseModel):
                                  description="store insert size that triggers a flush")
     batcher_paused: bool = Field(False, description="maintenance: accept into the WAL, hold store writes")
     batch_max_age_s: float = Field(1.0, gt=0, le=60, description="oldest entry age that triggers a flush")
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="at SIGTERM/SIGINT, how long the WAL may take to reach the store "
+                                         "(what is left is logged and replayed at the next start)")
 
     patterns: bool = Field(True, description="mine message templates at ingest (pattern_id, | patterns)")
     patterns_max_clusters: int = Field(500, ge=10, description="templates kept per service (LRU)")

@@ -6,12 +6,15 @@ trace never reaches a client.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["ApiError", "api_error_handler", "error_body"]
+__all__ = ["ApiError", "api_error_handler", "error_body", "unexpected_error_handler"]
+
+log = logging.getLogger("logharbor.server")
 
 
 class ApiError(Exception):
@@ -51,3 +54,28 @@ async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
         status_code=exc.status,
         headers=exc.headers,
     )
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Whatever no route turned into an :class:`ApiError`, still in the one JSON error shape.
+
+    A full disk anywhere (the metadata database, a state file, the store) is a 507 with
+    ``Retry-After``: the request did not complete and may be sent again once there is room
+    (issue #20). A metadata database that is busy or away is a 503. Anything else is a 500 whose
+    trace goes to the log, never to the client.
+    """
+    from logharbor.server.diskspace import is_no_space
+
+    if is_no_space(exc):
+        log.warning("%s %s: the disk is full: %s", request.method, request.url.path, exc)
+        return JSONResponse(error_body("insufficient_storage", "the server's disk is full; the request "
+                                       "was not completed, send it again later", str(exc)[:500]),
+                            status_code=507, headers={"Retry-After": "5"})
+    if type(exc).__name__ == "OperationalError" and type(exc).__module__.startswith("sqlalchemy"):
+        log.warning("%s %s: the metadata database failed: %s", request.method, request.url.path, exc)
+        return JSONResponse(error_body("metadata_unavailable", "the metadata database cannot serve "
+                                       "this request right now; retry later"),
+                            status_code=503, headers={"Retry-After": "5"})
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "the server failed to handle this request; "
+                                   "the error is in its log"), status_code=500)

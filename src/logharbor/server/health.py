@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -10,9 +12,63 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from logharbor import __version__
+from logharbor.server.diskspace import free_bytes
 from logharbor.server.wal.observe import wal_damage
 
-__all__ = ["health_router"]
+__all__ = ["health_router", "readiness"]
+
+#: after the WAL was refused for lack of space, this much free space makes the server ready again
+NO_SPACE_CLEAR_BYTES = 8 * 1024 * 1024
+
+
+def readiness(state: Any) -> dict[str, Any]:
+    """What ``/readyz`` answers: each check ``ok`` or why not, and the reasons in words.
+
+    Not ready while the WAL is over its limit (``wal: full``), was refused for lack of disk
+    recently and the disk has not got room back (``wal: no_space``), the store's inserts fail
+    (``store: failing``, or ``no_space`` for a full disk), or the disk guard rejects ingest
+    (``disk: low``). Ready again by itself once the cause is gone.
+    """
+    runtime = state.runtime
+    checks: dict[str, str] = {}
+    reasons: list[str] = []
+    body: dict[str, Any] = {}
+    wal_dir = runtime.config.wal_dir
+    free = free_bytes(wal_dir)
+    if free is not None:
+        body["disk_free_bytes"] = free
+    if runtime.wal.backlog_bytes() >= runtime.config.wal_max_bytes:
+        checks["wal"] = "full"
+        reasons.append("the write-ahead log is over its size limit (ingest answers 429)")
+    elif runtime.ingestor.no_space_at is not None and (free is None or free < NO_SPACE_CLEAR_BYTES):
+        checks["wal"] = "no_space"
+        reasons.append(f"the disk under {wal_dir} is full: the write-ahead log refused writes "
+                       "(ingest answers 507)")
+    else:
+        checks["wal"] = "ok"
+    batcher = runtime.batcher
+    if batcher.last_error is None:
+        checks["store"] = "ok"
+    else:
+        checks["store"] = "no_space" if batcher.no_space else "failing"
+        body["store_error"] = batcher.last_error[:500]
+        body["store_failures"] = batcher.failures
+        reasons.append(("the store's disk is full: " if batcher.no_space else "store writes fail: ")
+                       + "batches stay in the WAL and are retried")
+    retention = getattr(state, "retention", None)
+    guard = getattr(retention, "guard", None)
+    if guard is not None and guard.rejecting:
+        checks["disk"] = "low"
+        reasons.append(f"the disk guard rejects ingest ({guard.free_bytes} bytes free, "
+                       f"{guard.used_bytes} used; ingest answers 429)")
+    else:
+        checks["disk"] = "ok"
+    damage = wal_damage(runtime.wal)
+    if damage is not None:  # reported, not a reason to refuse traffic (see server/wal/observe.py)
+        body["wal_damage"] = damage
+    ready = all(v == "ok" for v in checks.values())
+    return {"status": "ready" if ready else "not ready", "checks": checks,
+            **({"reasons": reasons} if reasons else {}), **body}
 
 
 def health_router() -> APIRouter:
@@ -24,19 +80,8 @@ def health_router() -> APIRouter:
 
     @router.get("/readyz", summary="Readiness probe")
     async def readyz(request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
-        checks = {
-            "wal": "ok" if runtime.wal.backlog_bytes() < runtime.config.wal_max_bytes else "full",
-            "store": "ok" if runtime.batcher.last_error is None else "failing",
-        }
-        ready = all(v == "ok" for v in checks.values())
-        detail = {"status": "ready" if ready else "not ready", "checks": checks}
-        if runtime.batcher.last_error:
-            detail["store_error"] = runtime.batcher.last_error[:500]
-        damage = wal_damage(runtime.wal)
-        if damage is not None:  # reported, not a reason to refuse traffic (see server/wal/observe.py)
-            detail["wal_damage"] = damage
-        return JSONResponse(detail, status_code=200 if ready else 503)
+        body = await run_in_threadpool(readiness, request.app.state)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics(request: Request) -> Response:

@@ -43,6 +43,10 @@ _VERSION = 1
 _SAMPLE_CHARS = 512  # the miner keeps one sample per cluster: its head is enough
 
 
+class _Damaged(Exception):
+    """The snapshot or the journal cannot be read back (the message names the file)."""
+
+
 class PatternMiner:
     """A :class:`Miner` with its journal and snapshot, and the per-batch rewrite of store rows."""
 
@@ -52,8 +56,9 @@ class PatternMiner:
         self.directory = Path(directory)
         #: encryption at rest: journal lines and the snapshot hold service names and samples
         self.sealer = sealer
-        self.miner = Miner(similarity=similarity, max_clusters=max_clusters, max_sids=max_sids,
-                           max_services=max_services)
+        self._miner_args = {"similarity": similarity, "max_clusters": max_clusters,
+                            "max_sids": max_sids, "max_services": max_services}
+        self.miner = Miner(**self._miner_args)  # type: ignore[arg-type]
         self.compact_ops = compact_ops
         self.generation = 0  # the journal generation; a snapshot names the one it includes
         self._journal_ops = 0
@@ -72,46 +77,87 @@ class PatternMiner:
 
     def load(self) -> list[dict[str, Any]]:
         """Read the snapshot and the journal; the template rows of clusters changed since the
-        snapshot (to insert again: the batch that made them may have died before it could)."""
+        snapshot (to insert again: the batch that made them may have died before it could).
+
+        A torn last journal line (a crash mid-write) is cut. Other damage (a snapshot that does
+        not parse, a bad line with whole lines after it) is logged with the file's name and the
+        state is moved aside to ``damaged-<time>/``: the patterns start afresh. That is safe:
+        records do not depend on it, only which pattern id new records get.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._load()
+        except _Damaged as exc:
+            aside = self.directory / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+            aside.mkdir(exist_ok=True)
+            for path in (self.snapshot_path, self.journal_path):
+                if path.exists():
+                    os.replace(path, aside / path.name)
+            log.error("%s. The pattern state was moved to %s and patterns are learned afresh "
+                      "(stored records are not affected; new records may get new pattern ids)",
+                      exc, aside)
+            self.miner = Miner(**self._miner_args)
+            self.generation = 0
+            self._journal_ops = 0
+            return self._load()
+
+    def _load(self) -> list[dict[str, Any]]:
         snap_gen = 0
         try:
-            data = orjson.loads(self._open(self.snapshot_path.read_bytes()))
-            snap_gen = int(data["generation"])
-            for op in data["ops"]:
-                self.miner.apply(op)
+            raw_snap = self.snapshot_path.read_bytes()
         except FileNotFoundError:
-            pass
+            raw_snap = None
+        if raw_snap is not None:
+            try:
+                data = orjson.loads(self._open(raw_snap))
+                snap_gen = int(data["generation"])
+                for op in data["ops"]:
+                    self.miner.apply(op)
+            except (orjson.JSONDecodeError, SealError, KeyError, IndexError, TypeError, ValueError) as exc:
+                raise _Damaged(f"the pattern snapshot {self.snapshot_path} is damaged "
+                               f"({len(raw_snap)} bytes: {exc!r})") from None
         self.generation = snap_gen
         changed: dict[tuple[str, str, str], None] = {}
-        good = 0
         try:
             raw = self.journal_path.read_bytes()
         except FileNotFoundError:
             raw = b""
-        for line in raw.split(b"\n"):
-            if not line:
+        lines = raw.split(b"\n")
+        offset = 0
+        cut: int | None = None
+        for number, line in enumerate(lines, 1):
+            start, offset = offset, offset + len(line) + 1
+            if not line.strip():
                 continue
             try:
                 entry = orjson.loads(self._open(base64.b64decode(line, validate=True))
                                      if self.sealer is not None else line)
-            except (orjson.JSONDecodeError, binascii.Error, SealError):
-                log.warning("dropping a torn last line of the pattern journal")
+                gen = int(entry["g"])
+                ops = entry["ops"]
+            except (orjson.JSONDecodeError, binascii.Error, SealError, KeyError, TypeError, ValueError):
+                if any(rest.strip() for rest in lines[number:]):
+                    raise _Damaged(f"the pattern journal {self.journal_path} is damaged at byte {start} "
+                                   f"(line {number}), with whole lines after it") from None
+                log.warning("dropping a torn last line of the pattern journal (%d bytes)", len(raw) - start)
+                cut = start
                 break
-            good += len(line) + 1
-            gen = int(entry["g"])
             if gen <= snap_gen:
                 continue  # folded into the snapshot already (a crash between rename and truncate)
             self.generation = max(self.generation, gen)
-            for op in entry["ops"]:
-                self.miner.apply(op)
-                self._journal_ops += 1
-                if op[0] == "c":
-                    changed[(str(op[1]), str(op[2]), str(op[3]))] = None
-        if good < len(raw):
-            os.truncate(self.journal_path, good)
-        self._journal = open(self.journal_path, "ab")  # kept open; closed in close()
-        if good > len(raw):  # the last entry is whole but its newline was cut: end it first
+            try:
+                for op in ops:
+                    self.miner.apply(op)
+                    self._journal_ops += 1
+                    if op[0] == "c":
+                        changed[(str(op[1]), str(op[2]), str(op[3]))] = None
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise _Damaged(f"the pattern journal {self.journal_path} has a change that does not "
+                               f"apply at byte {start} (line {number}): {exc!r}") from None
+        if cut is not None:
+            os.truncate(self.journal_path, cut)
+        # kept open, unbuffered (commit writes whole lines itself); closed in close()
+        self._journal = open(self.journal_path, "ab", buffering=0)
+        if cut is None and raw and not raw.endswith(b"\n"):  # a whole last entry lost its newline
             self._journal.write(b"\n")
         now = int(time.time() * 1000)
         rows = []
@@ -138,9 +184,22 @@ class PatternMiner:
         if self.sealer is not None:
             line = base64.b64encode(self.sealer.seal(line))  # one line per entry, sealed or not
         line += b"\n"
-        self._journal.write(line)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        fd = self._journal.fileno()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            # a full disk: cut what was half written, so the journal stays whole lines and the
+            # same changes are written again by the retry (the batch is not inserted before)
+            self.generation -= 1
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                log.exception("could not cut a half-written line of %s", self.journal_path)
+            raise
         self._journal_ops += len(self._pending)
         self._pending = []
 
@@ -156,7 +215,7 @@ class PatternMiner:
                              "ops": self.miner.snapshot()})
         write_atomic(self.snapshot_path, self.sealer.seal(body) if self.sealer is not None else body)
         self._journal.close()
-        self._journal = open(self.journal_path, "wb")  # truncated: all in the snapshot
+        self._journal = open(self.journal_path, "wb", buffering=0)  # truncated: all in the snapshot
         os.fsync(self._journal.fileno())
         self._journal_ops = 0
 

@@ -42,8 +42,9 @@ KEEP_DAYS = 400  # recorded minutes are kept this long (a year and a month: year
 
 
 def _recording_name(store: Store) -> str:
+    """The recording table's name (unquoted)."""
     base = getattr(store, "table_name", None) or store.table.strip("`")
-    return quote_identifier(f"{base}_service_minutes")
+    return f"{base}_service_minutes"
 
 
 def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
@@ -63,12 +64,18 @@ class ServiceRecorder:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.table = _recording_name(store)
+        self.name = _recording_name(store)
+        self.table = quote_identifier(self.name)
         self._created = False
 
     def ensure(self) -> None:
-        """Create the recording table if it is not there."""
+        """Create the recording table if it is not there (the server calls this at start: no
+        table is created once it runs, see ``TierView.freeze_schema``)."""
         if self._created:
+            return
+        if self.store.query("SELECT 1 AS x FROM system.tables WHERE database = currentDatabase() "
+                            "AND name = {name:String}", {"name": self.name}):
+            self._created = True
             return
         self.store.query(
             f"CREATE TABLE IF NOT EXISTS {self.table} (tenant LowCardinality(String), "

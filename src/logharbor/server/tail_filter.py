@@ -23,7 +23,7 @@ from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.filters import FilterCompiler, Params
 from logharbor.server.store.attributes import with_settings
 from logharbor.server.store.base import Store, StoreError
-from logharbor.server.store.embedded import encode_params
+from logharbor.server.store.chparams import encode_params
 from logharbor.server.store.rows import row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 

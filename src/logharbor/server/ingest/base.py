@@ -3,7 +3,8 @@
 An ingest protocol (native NDJSON, Elasticsearch ``_bulk``, Loki, OTLP, syslog, forward) turns a
 request into normalized records plus per-item errors; :class:`Ingestor` then encodes the records
 to store rows, appends them to the write-ahead log and returns only once they are fsync'd. So
-every protocol has the same durability and the same backpressure (429 when the WAL is full).
+every protocol has the same durability and the same backpressure (429 when the WAL is full, 507
+when the disk is, both with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -120,6 +122,8 @@ class Ingestor:
         self.retry_after_s = retry_after_s
         self._pool: ProcessPoolExecutor | None = None
         self._listeners: list[Callable[[bytes], None]] = []
+        #: when the WAL last refused for lack of space (monotonic s), None after a write went in
+        self.no_space_at: float | None = None
         if workers > 0:
             # workers encode rows too: they get the server's choice of per-message pattern ids
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
@@ -206,10 +210,17 @@ class Ingestor:
             try:
                 await asyncio.wrap_future(future)
             except WalNoSpace as exc:
+                self.no_space_at = time.monotonic()  # /readyz: not ready until the disk has room
                 raise ApiError(
                     507, "insufficient_storage", "the server's disk is full; retry later",
                     detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
                 ) from None
+            except OSError as exc:  # an I/O error: the WAL cut what it had half written
+                raise ApiError(
+                    503, "wal_unavailable", "the server could not write its write-ahead log; "
+                    "send it again later", detail=str(exc),
+                    headers={"Retry-After": str(self.retry_after_s)}) from None
+            self.no_space_at = None
             for listener in self._listeners:
                 try:
                     listener(payload)

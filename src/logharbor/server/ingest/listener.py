@@ -64,10 +64,15 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
+#: answers that mean "not now": the WAL is full (429), the disk is full (507), the WAL failed (503)
+_WAIT_STATUSES = frozenset({429, 503, 507})
+
+
 async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: str, key: bytes = b"",
                                   ticket: Ticket | None = None) -> None:
     """Write rows (one WAL entry, with its entry ``key``), waiting while the WAL or its disk is full:
-    the sender is held back, nothing is lost.
+    the sender is held back, nothing is lost and nothing is acknowledged (a forward ``ack``)
+    before it is written.
 
     A stream listener calls this before it reads more from the socket, so a full WAL fills the
     TCP window and the shipper slows down, as it would against a slow Elasticsearch.
@@ -75,14 +80,19 @@ async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: s
     if not payload:
         return
     delay = 0.05
+    waited = 0
     while True:
         try:
             await ingestor.write_entries([(payload, key)], ticket)
+            if waited:
+                log.warning("%s: writing again after %d refused attempts", what, waited)
             return
         except ApiError as exc:
-            if exc.status not in (429, 507):
+            if exc.status not in _WAIT_STATUSES:
                 raise
-            log.warning("%s: %s, holding the sender back for %.2f s", what, exc.message, delay)
+            if waited == 0 or waited % 50 == 0:
+                log.warning("%s: %s (%s); holding the sender back", what, exc.message, exc.status)
+            waited += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, float(ingestor.retry_after_s))
 

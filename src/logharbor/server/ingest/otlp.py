@@ -316,7 +316,9 @@ class OtlpIngest:
         try:
             return await self._export(request, is_json)
         except ApiError as exc:
-            return _status(exc.status, exc.message, is_json, exc.headers)
+            # OTLP/HTTP clients retry only 429, 502, 503 and 504: a full disk (507) is told as 503
+            status = 503 if exc.status == 507 else exc.status
+            return _status(status, exc.message, is_json, exc.headers)
 
     async def _export(self, request: Request, is_json: bool) -> Response:
         body = await read_body(request, limit=self.max_body_bytes, content_types=(_PROTOBUF, _JSON))

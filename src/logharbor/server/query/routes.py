@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from logharbor import exactjson
+from logharbor.server.diskspace import is_no_space
 from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 from logharbor.server.store import gate
@@ -123,6 +124,9 @@ def _store_error(exc: StoreError) -> ApiError:
         return refusal
     if "Code: 427." in text:  # CANNOT_COMPILE_REGEXP: an RE2 feature Python accepted
         return ApiError(400, "invalid_regex", "the regex does not compile in RE2")
+    if is_no_space(exc):  # a query spilling to disk (sort, join) on a full disk
+        return ApiError(507, "insufficient_storage", "the store's disk is full; retry later",
+                        headers={"Retry-After": "5"})
     return ApiError(500, "store_error", "the store could not run the query")
 
 

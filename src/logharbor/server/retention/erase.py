@@ -81,20 +81,27 @@ class Eraser:
     # -- set-up ----------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the helper tables (memory only; the tables' own settings are Tiers.open's)."""
+        """Create the helper tables (memory only; the tables' own settings are Tiers.open's).
+
+        With the tiers' view, the only schema changes after start (``TierView.schema_change``):
+        refused with a no-space error when the disk is short; their tables hold no data, so a
+        damaged metadata file of theirs is harmless to set aside.
+        """
         store = self.store
-        store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.set_name)} "
-                      "(h FixedString(16)) ENGINE = Set SETTINGS persistent = 0")
-        store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.ids_name)} "
-                      "(pattern_id String) ENGINE = Set SETTINGS persistent = 0")
-        store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.samples_name)} "
-                      "(pattern_id String, sample String) ENGINE = Join(ANY, LEFT, pattern_id) "
-                      "SETTINGS persistent = 0")
+        with store.schema_change("a delete's helper tables"):  # type: ignore[attr-defined]
+            store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.set_name)} "
+                          "(h FixedString(16)) ENGINE = Set SETTINGS persistent = 0")
+            store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.ids_name)} "
+                          "(pattern_id String) ENGINE = Set SETTINGS persistent = 0")
+            store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.samples_name)} "
+                          "(pattern_id String, sample String) ENGINE = Join(ANY, LEFT, pattern_id) "
+                          "SETTINGS persistent = 0")
 
     def drop_helpers(self) -> None:
         """Drop the helper tables once no mutation can still read them (the job is over)."""
-        for name in (self.set_name, self.ids_name, self.samples_name):
-            self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+        with self.store.schema_change("dropping a delete's helper tables"):  # type: ignore[attr-defined]
+            for name in (self.set_name, self.ids_name, self.samples_name):
+                self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
 
     @property
     def database(self) -> str:

@@ -84,8 +84,10 @@ class DiskGuard:
 
     def check(self) -> bool:
         """Measure, free one step if over the limit, and set :attr:`rejecting`; True when it freed."""
-        self.used_bytes = self._measure()
         self.free_bytes = self._free()
+        if self.free_bytes < self.min_free_bytes:
+            self.rejecting = True  # at once: measuring the store below may itself fail on a full disk
+        self.used_bytes = self._measure()
         freed = False
         if self.max_bytes is not None and self.used_bytes > self.max_bytes and self.mover is not None:
             freed = self._relieve()
@@ -124,8 +126,9 @@ class GuardedWal:
 
     def submit(self, payload: bytes, *, key: bytes = b"") -> Future[int]:
         if self._guard.rejecting:
-            raise WalFull(f"the data directory is over its size limit ({self._guard.used_bytes} bytes used, "
-                          f"{self._guard.free_bytes} bytes free); retry later")
+            raise WalFull(f"the data directory is over its size limit or short of free space "
+                          f"({self._guard.used_bytes} bytes used, {self._guard.free_bytes} bytes free); "
+                          "retry later")
         return self._wal.submit(payload, key=key)
 
     def __getattr__(self, name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from logharbor.server.retention.coldstore import ColdStore
 from logharbor.server.store.base import schema_sql
-from logharbor.server.store.patterns import logs_migrations
+from logharbor.server.store.migrations import add_column, ensure_settings, logs_migrations, missing
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["TierStore", "Tiers"]
@@ -60,19 +60,26 @@ class Tiers:
         self.warm_name = f"{store.table_name}_warm"
         self.warm = quote_identifier(self.warm_name)
         self.view_name = f"{store.table_name}_all"
+        self.moving = quote_identifier(f"{store.table_name}_moving")
         self.columns: list[tuple[str, str]] = []
 
     def open(self) -> None:
-        """Create the warm table and the read view."""
+        """Create the warm table, the set of rows being moved and the read view.
+
+        This runs at start only: every table retention uses exists before ingest begins (a table
+        created later, on a full disk, was left with an empty metadata file, issue #20).
+        """
         # an encrypted store keeps warm rows on the same encrypted disk as hot ones
         policy = "logharbor_sealed" if getattr(self.store, "sealer", None) is not None else None
         ddl = schema_sql(self.warm_name, storage_policy=policy).replace("ZSTD(1)", "ZSTD(9)").replace(
             "ZSTD(3)", "ZSTD(9)")
         self.store.execute(ddl)
-        self.store.execute(f"ALTER TABLE {self.warm} ADD COLUMN IF NOT EXISTS move_id String "
-                           "CODEC(ZSTD(9))")
-        for statement in logs_migrations(self.warm_name):  # a warm table made before patterns
-            self.store.execute(statement)
+        migrations = [add_column(self.warm_name, "move_id String CODEC(ZSTD(9))"),
+                      *logs_migrations(self.warm_name)]  # a warm table made by an older release
+        for migration in missing(self.store, migrations):  # a needless ALTER rewrites metadata
+            self.store.execute(migration.sql)
+        # the identities of the rows a move copied (filled and emptied by each move, kept)
+        self.store.execute(f"CREATE TABLE IF NOT EXISTS {self.moving} (id UInt64) ENGINE = Set")
         rows = self.store.query(
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
             "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})
@@ -95,10 +102,10 @@ class Tiers:
         patterns = getattr(self.store, "patterns_name", None)
         if patterns:
             tables.append(patterns)
-        for table in tables:
-            self.store.execute(f"ALTER TABLE {quote_identifier(table)} MODIFY SETTING "
-                               "finished_mutations_to_keep = 1, cleanup_delay_period = 1, "
-                               "max_cleanup_delay_period = 10, cleanup_delay_period_random_add = 0")
+        # set where missing only: changing a setting rewrites the table's metadata file
+        ensure_settings(self.store, tables, {"finished_mutations_to_keep": 1, "cleanup_delay_period": 1,
+                                             "max_cleanup_delay_period": 10,
+                                             "cleanup_delay_period_random_add": 0})
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -227,9 +234,8 @@ class Tiers:
         if not parts:
             return
         table = self.hot if source == "hot" else self.warm
-        moving = quote_identifier(f"{self.store.table_name}_moving")
-        self.store.execute(f"DROP TABLE IF EXISTS {moving}")
-        self.store.execute(f"CREATE TABLE {moving} (id UInt64) ENGINE = Set")
+        moving = self.moving
+        self.store.execute(f"TRUNCATE TABLE {moving}")
         self.store.execute(f"INSERT INTO {moving} {' UNION ALL '.join(parts)}", params)
         day_filter = ""
         if days and all(d is not None for _, _, _, d in moves):  # prune to the moves' partitions
@@ -240,7 +246,7 @@ class Tiers:
         else:
             params = {}
         self.store.execute(f"DELETE FROM {table} WHERE {day_filter}{IDENTITY} IN {moving}", params)
-        self.store.execute(f"DROP TABLE IF EXISTS {moving}")
+        self.store.execute(f"TRUNCATE TABLE {moving}")
 
     def apply_masks(self) -> int:
         """Rewrite, in the background, the partitions where a lightweight delete only masked rows.

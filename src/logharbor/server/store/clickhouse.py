@@ -33,13 +33,10 @@ import orjson
 from logharbor.durable import write_atomic
 from logharbor.server.store.attributes import ENGINE_SETTINGS
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
+from logharbor.server.store.batches import InsertPlan, count_sql, days_sql, mark_rows, row_count
 from logharbor.server.store.gate import FairGate
-from logharbor.server.store.patterns import (
-    COLUMN_MIGRATIONS,
-    logs_migrations,
-    patterns_ddl,
-    patterns_table_name,
-)
+from logharbor.server.store.migrations import Migration, add_index, logs_migrations, missing
+from logharbor.server.store.patterns import patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
@@ -49,6 +46,10 @@ _TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 _LIMIT_CODES = ("159", "241", "158", "396", "307")
 _CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
 _SHARDING_KEY = "cityHash64(tenant, service, trace_id)"
+#: an insert needs this much free disk on the server (plus twice its size), or it is refused
+_MIN_FREE_TO_INSERT = 16 * 1024 * 1024
+#: rows per insert block: above any batch, so each partition of a batch is one part, whole or absent
+_BLOCK_ROWS = 16 * 1024 * 1024
 _REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 
 
@@ -150,6 +151,7 @@ class ClickHouseStore(TierView):
         self.gate = gate or FairGate(8)
         self._client: Any = None
         self._write_lock = threading.Lock()
+        self._plan = InsertPlan()
 
     # ----------------------------------------------------------------------------- connection
 
@@ -182,11 +184,15 @@ class ClickHouseStore(TierView):
         return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
 
     def ddl(self) -> list[str]:
-        """The statements :meth:`open` runs, in order (shown by ``logharbor migrate --dry-run`` too)."""
+        """The statements :meth:`open` runs, in order (shown by ``logharbor migrate --dry-run`` too);
+        on a single server the migrations among them run only when still missing."""
+        return [str(statement) for statement in self._ddl_plan()]
+
+    def _ddl_plan(self) -> list[str | Migration]:
         local = quote_identifier(self.local_name)
         # the tail feed (servers side by side) reads new rows by receive time: let it skip the rest
-        observed = (f"ALTER TABLE {local}{self._on_cluster()} ADD INDEX IF NOT EXISTS idx_observed "
-                    "observed_timestamp TYPE minmax GRANULARITY 1")
+        observed = add_index(self.local_name, "idx_observed observed_timestamp TYPE minmax GRANULARITY 1",
+                             self._on_cluster())
         migrate = logs_migrations(self.local_name, self._on_cluster())
         if not self.cluster:
             return [schema_sql(self.local_name), observed, *migrate,
@@ -199,7 +205,7 @@ class ClickHouseStore(TierView):
             f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
             f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
         # the Distributed table has the columns it had when it was created: add the new ones too
-        migrate_dist = logs_migrations(self.table_name, self._on_cluster())[:COLUMN_MIGRATIONS]
+        migrate_dist = [m for m in logs_migrations(self.table_name, self._on_cluster()) if m.kind == "column"]
         # patterns: a replicated table per shard fed by a view on that shard's rows, read through
         # a Distributed table (readers group by key, so a pattern on several shards adds up)
         patterns_local = quote_identifier(self.patterns_local)
@@ -223,8 +229,15 @@ class ClickHouseStore(TierView):
         finally:
             bootstrap.close()
         self._client = self._connect(self.database)
-        for statement in self.ddl():
-            self.execute(statement)
+        plan = self._ddl_plan()
+        # on one server, a migration already applied is skipped (a needless ALTER rewrites the
+        # table's metadata file); ON CLUSTER ones always run, every node must get them
+        todo = set(missing(self, [m for m in plan if isinstance(m, Migration)], self.database)) \
+            if not self.cluster else None
+        for statement in plan:
+            if isinstance(statement, Migration) and todo is not None and statement not in todo:
+                continue
+            self.execute(str(statement))
 
     def close(self) -> None:
         if self._client is not None:
@@ -233,27 +246,71 @@ class ClickHouseStore(TierView):
 
     # ----------------------------------------------------------------------------- the Store interface
 
-    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
+        """Insert what the store does not hold yet of this batch, then count back the rows stored
+        under this server's token (see store/batches.py and the embedded store): the count is
+        what the caller may trust, not the server's summary. A first attempt inserts at once; a
+        ``retry`` counts first and inserts only the partitions still missing."""
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}",
-                                    # a replayed batch must not count twice in the patterns view
-                                    "deduplicate_blocks_in_dependent_materialized_views": 1}
+        token = f"{self.writer_id}-{dedup_token}"
+        try:
+            marked = mark_rows(rows, token)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from exc
+        expected = row_count(marked)
+        with self._write_lock:  # retention's statements on this server wait for the count
+            if not retry and not self._plan.tried(token):
+                self._raw_insert(marked, token, expected)
+                counted = self._count(token)
+                if counted >= expected:
+                    return counted
+            stored = self._count(token)
+            if stored >= expected:
+                return stored
+            todo = marked
+            if stored:
+                by_day = self._rows(days_sql(self.hot_table), {"batch": token})
+                days = {int(r["d"]): int(r["n"]) for r in by_day}
+                try:
+                    todo = InsertPlan.missing_rows(marked, days)
+                except ValueError as exc:
+                    raise StoreError(f"batch {token}: {exc}") from exc
+            self._raw_insert(todo, token, expected)
+            return self._count(token)
+
+    def _raw_insert(self, rows: bytes, token: str, expected: int) -> None:
+        settings: dict[str, Any] = {
+            "insert_deduplication_token": self._plan.token_for(token),
+            # a replayed batch must not count twice in the patterns view
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "min_free_disk_bytes_to_perform_insert": _MIN_FREE_TO_INSERT + 2 * len(rows),
+            "max_insert_block_size": max(_BLOCK_ROWS, expected)}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # on the shards before we return
         try:
-            summary = self._client.raw_insert(self.hot_table, None, rows, fmt="JSONEachRow",
-                                              settings=settings)
+            self._client.raw_insert(self.hot_table, None, rows, fmt="JSONEachRow", settings=settings)
         except Exception as exc:
             raise _classify(exc) from exc
-        written = getattr(summary, "summary", summary) if summary is not None else {}
-        return int(written.get("written_rows", 0)) if isinstance(written, dict) else 0
+
+    def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            data = self._client.raw_query(sql, parameters=dict(params), fmt="JSONEachRow")
+        except Exception as exc:
+            raise _classify(exc) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def _count(self, token: str) -> int:
+        rows = self._rows(count_sql(self.hot_table), {"batch": token})
+        return int(rows[0]["n"]) if rows else 0
 
     def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:
-        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token."""
+        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token (a
+        retry takes a fresh one: a template row twice is harmless, one missing is not)."""
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        settings: dict[str, Any] = {"insert_deduplication_token": f"{self.writer_id}-{dedup_token}"}
+        settings: dict[str, Any] = {
+            "insert_deduplication_token": self._plan.token_for(f"{self.writer_id}-{dedup_token}")}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1
         try:
@@ -264,6 +321,7 @@ class ClickHouseStore(TierView):
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
               ) -> list[dict[str, Any]]:
+        self.check_schema_change(sql)
         with self.gate.slot(settings) as effective:
             try:
                 data = self._client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
@@ -318,6 +376,7 @@ class ClickHouseStore(TierView):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run one statement (DDL, INSERT … SELECT, DELETE); no rows come back."""
+        self.check_schema_change(sql)
         with self._write_lock:
             try:
                 self._client.command(sql, parameters=_params(params or {}))

@@ -20,10 +20,15 @@ from typing import Any
 import orjson
 
 from logharbor.sealing import Sealer
+from logharbor.server.diskspace import free_bytes
 from logharbor.server.store.attributes import with_settings
 from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
+from logharbor.server.store.batches import InsertPlan, count_sql, days_sql, mark_rows, row_count
+from logharbor.server.store.broken import set_aside_broken_part
+from logharbor.server.store.chparams import encode_params, settings_clause
 from logharbor.server.store.gate import FairGate
-from logharbor.server.store.patterns import logs_migrations, patterns_ddl, patterns_table_name
+from logharbor.server.store.migrations import logs_migrations, missing
+from logharbor.server.store.patterns import patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["EmbeddedStore"]
@@ -33,55 +38,24 @@ _TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 _LIMIT_CODES = ("Code: 159.", "Code: 241.", "Code: 158.", "Code: 396.", "Code: 307.")
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+#: an insert needs this much free disk (plus twice its size) or the engine refuses it
+_MIN_FREE_TO_INSERT = 16 * 1024 * 1024
+#: a replayed batch must not count twice in the patterns view either
+_MV_DEDUP = "deduplicate_blocks_in_dependent_materialized_views = 1"
+#: rows per insert block: above any batch, so each partition of a batch is one part, whole or absent
+_BLOCK_ROWS = 16 * 1024 * 1024
 
+class _OnSession:
+    """``query`` on the writing session, for start-up checks made before the readers exist."""
 
-def _quote_element(value: Any) -> str:
-    """One array element in ClickHouse's quoted text form."""
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    raise StoreError(f"cannot pass a {type(value).__name__} inside an array parameter")
+    def __init__(self, session: Any) -> None:
+        self.session = session
 
-
-def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Query parameters as the engine reads them: in *escaped* text form.
-
-    chDB (like ClickHouse's ``param_`` values) unescapes parameter text before parsing it as the
-    parameter's type, so a backslash, tab or newline in a user's value would otherwise change
-    meaning (``\\b`` in a regex became a backspace). Strings are escaped; lists become array
-    literals with each element quoted (arrays are read as literals, not unescaped first).
-    Callers pass plain values.
-    """
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if isinstance(value, str):
-            out[name] = value.translate(_ESCAPES)
-        elif isinstance(value, list | tuple):
-            # an array parameter is read as an array literal directly: quoting is all it needs
-            out[name] = "[" + ",".join(_quote_element(v) for v in value) + "]"
-        else:
-            out[name] = value
-    return out
-
-
-def _settings_clause(settings: Mapping[str, Any] | None) -> str:
-    """`SETTINGS k = v` for engine settings chosen by the server (names checked, values numeric)."""
-    if not settings:
-        return ""
-    parts = []
-    for name, value in settings.items():
-        if not name.replace("_", "").isalnum():
-            raise StoreError(f"bad setting name {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise StoreError(f"setting {name} must be a number")
-        parts.append(f"{name} = {value!r}")
-    return " SETTINGS " + ", ".join(parts)
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+        data = self.session.query(sql + settings_clause(settings), "JSONEachRow",
+                                  params=encode_params(params)).bytes()
+        return [orjson.loads(line) for line in data.splitlines() if line]
 
 
 class EmbeddedStore(TierView):
@@ -105,6 +79,7 @@ class EmbeddedStore(TierView):
         self.patterns_name = patterns_table_name(table)
         self._session: Any = None
         self._insert_lock = threading.Lock()
+        self._plan = InsertPlan()
         self._pool: queue.Queue[Any] = queue.Queue()
         self._connections: list[Any] = []
 
@@ -145,8 +120,10 @@ class EmbeddedStore(TierView):
             self._session.query(schema_sql(self.table_name, storage_policy=policy))
             settings = "non_replicated_deduplication_window = 10000" + (
                 f", storage_policy = '{policy}'" if policy else "")
-            for statement in [*logs_migrations(self.table_name),
-                              *patterns_ddl(self.table_name, self.patterns_name, settings=settings)]:
+            # only what is missing: a needless ALTER rewrites the table's metadata file
+            for migration in missing(_OnSession(self._session), logs_migrations(self.table_name)):
+                self._session.query(migration.sql)
+            for statement in patterns_ddl(self.table_name, self.patterns_name, settings=settings):
                 self._session.query(statement)
             for _ in range(self.readers):
                 conn = chdb.connect(target)
@@ -155,6 +132,22 @@ class EmbeddedStore(TierView):
         finally:
             if config_dir is not None:
                 shutil.rmtree(config_dir, ignore_errors=True)
+
+    def free_disk_bytes(self) -> int | None:
+        return free_bytes(self.path)
+
+    def set_merges(self, enabled: bool) -> None:
+        """Start or stop the engine's background merges (``SYSTEM START/STOP MERGES``).
+
+        On a nearly full disk a merge could be committed with empty files (as inserts were),
+        taking with it rows already stored and released from the WAL; the batcher stops merges
+        while free space is low (see ``Batcher.merge_brake_bytes``) and starts them again after.
+        """
+        with self._insert_lock:
+            try:
+                self._session.query("SYSTEM START MERGES" if enabled else "SYSTEM STOP MERGES")
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from exc
 
     def _check_policy(self) -> None:
         """Refuse to mix: a store made without encryption is not silently used with it, or back."""
@@ -200,40 +193,123 @@ class EmbeddedStore(TierView):
             self._connections.append(conn)
         self._pool.put(conn)
 
-    def insert(self, rows: bytes, *, dedup_token: str) -> int:
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
+        """Insert what the store does not hold yet of this batch, then count back the rows stored
+        under ``dedup_token`` (store/batches.py): the engine's report is not trusted (its
+        streaming insert said every row was written while a full disk stored none, and on a
+        full disk it committed parts whose files were empty).
+
+        A first attempt is counted in the parts the insert made (cheap at any table size); a
+        ``retry`` (or a first attempt that counts short) counts the whole table first, so a
+        batch stored before (a replay after a restart) is not stored again whatever the engine's
+        deduplication log kept, and only its missing partitions are inserted. Everything runs
+        under the insert lock, which retention's statements take too."""
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        # the second setting: a replayed batch must not count twice in the patterns view either
-        sql = (f"INSERT INTO {self.hot_table} SETTINGS insert_deduplication_token = '{dedup_token}', "
-               "deduplicate_blocks_in_dependent_materialized_views = 1")
+        try:
+            marked = mark_rows(rows, dedup_token)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from exc
+        expected = row_count(marked)
         with self._insert_lock:
-            try:
-                with self._session.send_insert(sql, "JSONEachRow") as inserter:
-                    inserter.append(rows)
-                    result = inserter.finish()
-            except RuntimeError as exc:
-                raise StoreError(str(exc)) from exc
-        return int(getattr(result, "rows_written", 0))
+            if not retry and not self._plan.tried(dedup_token):
+                before = self._max_block()
+                self._insert_rows(self.hot_table, marked, self._plan.token_for(dedup_token), _MV_DEDUP)
+                counted = self._count(dedup_token, parts=self._parts_after(before))
+                if counted >= expected:
+                    return counted
+            stored = self._count(dedup_token)
+            if stored >= expected:
+                return stored
+            todo = marked
+            if stored:
+                days = {int(r["d"]): int(r["n"]) for r in self._read_past_broken(
+                    days_sql(self.hot_table), {"batch": dedup_token})}
+                try:
+                    todo = InsertPlan.missing_rows(marked, days)
+                except ValueError as exc:
+                    raise StoreError(f"batch {dedup_token}: {exc}") from exc
+            self._insert_rows(self.hot_table, todo, self._plan.token_for(dedup_token), _MV_DEDUP)
+            return self._count(dedup_token)
+
+    def _max_block(self) -> int:
+        rows = self._on_session("SELECT max(max_block_number) AS b FROM system.parts WHERE "
+                                "database = currentDatabase() AND table = {t:String} AND active",
+                                {"t": self.table_name})
+        return int(rows[0]["b"] or 0) if rows else 0
+
+    def _parts_after(self, block: int) -> list[str]:
+        """Active parts holding blocks newer than ``block``: what an insert made (or a merge of it)."""
+        rows = self._on_session("SELECT name FROM system.parts WHERE database = currentDatabase() "
+                                "AND table = {t:String} AND active AND max_block_number > {b:Int64}",
+                                {"t": self.table_name, "b": block})
+        return [str(r["name"]) for r in rows]
 
     def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:
-        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token."""
+        """Insert template rows (JSONEachRow) into the patterns table, deduplicated by token (a
+        retry takes a fresh one: a template row twice is harmless, one missing is not)."""
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        table = quote_identifier(self.patterns_name)
-        sql = f"INSERT INTO {table} SETTINGS insert_deduplication_token = '{dedup_token}'"
         with self._insert_lock:
+            self._insert_rows(quote_identifier(self.patterns_name), rows, self._plan.token_for(dedup_token))
+
+    def _insert_rows(self, table: str, rows: bytes, token: str, settings: str = "") -> None:
+        """One streaming INSERT. The engine refuses it when the disk has less free than twice
+        the rows plus 16 MiB (a part written into the last bytes of a disk was committed with
+        empty files). The streaming path does not raise what went wrong (that refusal
+        included): the count that follows is what tells (the engine's query path, which does
+        raise, cost a third more CPU per row)."""
+        free = _MIN_FREE_TO_INSERT + 2 * len(rows)
+        sql = (f"INSERT INTO {table} SETTINGS insert_deduplication_token = '{token}', "
+               f"min_free_disk_bytes_to_perform_insert = {free}, max_insert_block_size = {_BLOCK_ROWS}"
+               f"{', ' + settings if settings else ''}")
+        try:
+            with self._session.send_insert(sql, "JSONEachRow") as inserter:
+                inserter.append(rows)
+                inserter.finish()
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _on_session(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            data = self._session.query(sql, "JSONEachRow", params=encode_params(params)).bytes()
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def _run_on_session(self, sql: str) -> None:
+        try:
+            self._session.query(sql)
+        except RuntimeError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _count(self, token: str, *, parts: list[str] | None = None) -> int:
+        """Rows under ``token`` in the hot table (only in ``parts`` when given)."""
+        if parts is not None and not parts:
+            return 0
+        params: dict[str, Any] = {"batch": token, **({"parts": parts} if parts is not None else {})}
+        rows = self._read_past_broken(count_sql(self.hot_table, in_parts=parts is not None), params)
+        return int(rows[0]["n"]) if rows else 0
+
+    def _read_past_broken(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A read on the writing session; a part the engine wrote broken is set aside
+        (store/broken.py) and the read made again."""
+        for _ in range(8):
             try:
-                with self._session.send_insert(sql, "JSONEachRow") as inserter:
-                    inserter.append(rows)
-                    inserter.finish()
-            except RuntimeError as exc:
-                raise StoreError(str(exc)) from exc
+                return self._on_session(sql, params)
+            except StoreError as exc:
+                if not set_aside_broken_part(self._on_session, self._run_on_session, str(exc)):
+                    raise
+                if "parts" in params:
+                    params["parts"] = [p for p in params["parts"] if p in self._parts_after(-1)]
+        raise StoreError("reading the store keeps meeting broken parts")
 
     def query(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
+        self.check_schema_change(sql)
         with self.gate.slot(settings) as effective:
-            text = sql + _settings_clause(effective)
+            text = sql + settings_clause(effective)
             conn = self._reader()
             failed = True
             try:
@@ -250,7 +326,7 @@ class EmbeddedStore(TierView):
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
         with self.gate.slot(settings) as effective:
-            text = sql + _settings_clause(effective)
+            text = sql + settings_clause(effective)
             conn = self._reader()
             failed = True
             try:
@@ -270,7 +346,7 @@ class EmbeddedStore(TierView):
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
     ) -> Iterator[bytes]:
         with self.gate.slot(settings) as effective:  # held while the consumer reads
-            text = sql + _settings_clause(effective)
+            text = sql + settings_clause(effective)
             conn = self._reader()
             failed = True
             try:
@@ -306,6 +382,7 @@ class EmbeddedStore(TierView):
         Retention moves and deletes use it: they must not interleave with a streaming insert, so
         they take the insert lock like an insert does.
         """
+        self.check_schema_change(sql)
         with self._insert_lock:
             try:
                 self._session.query(sql, "JSONEachRow", params=encode_params(params or {}))

@@ -22,18 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+# the logs table column and its migration live with the other migrations
+from logharbor.server.store.migrations import COLUMN_MIGRATIONS, EXACT_COLUMN, PATTERN_COLUMN, logs_migrations
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "first_seen_ns", "logs_migrations",
-           "pattern_info", "patterns_ddl", "patterns_table_name", "template_rows"]
+           "missing_templates", "pattern_info", "patterns_ddl", "patterns_table_name", "template_rows"]
 
-#: the logs table column and its type (added to existing tables by ``logs_migrations``)
-PATTERN_COLUMN = "pattern_id LowCardinality(String)"
-#: the exact text of attributes the JSON column would alter (store/attributes.py); '' for most rows
-EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
-_INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
-#: words match in any case (query/filters.py): the text index of the lowercased message
-_TEXT_INDEX = "idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)"
 
 
 class _Reader(Protocol):
@@ -44,21 +39,6 @@ class _Reader(Protocol):
 def patterns_table_name(logs_table_name: str) -> str:
     """``patterns`` beside a logs table called ``logs``; ``<table>_patterns`` beside any other."""
     return "patterns" if logs_table_name == "logs" else f"{logs_table_name}_patterns"
-
-
-def logs_migrations(table_name: str, on_cluster: str = "") -> list[str]:
-    """Bring a logs table made before patterns (or exact attributes) existed up to date (no-ops
-    on a new one). The column additions come first: a Distributed table over the logs takes
-    just those (:data:`COLUMN_MIGRATIONS` of them)."""
-    table = quote_identifier(table_name)
-    return [f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {PATTERN_COLUMN}",
-            f"ALTER TABLE {table}{on_cluster} ADD COLUMN IF NOT EXISTS {EXACT_COLUMN} AFTER attributes",
-            f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_INDEX}",
-            f"ALTER TABLE {table}{on_cluster} ADD INDEX IF NOT EXISTS {_TEXT_INDEX}"]
-
-
-#: how many of :func:`logs_migrations` add columns (the rest add indexes)
-COLUMN_MIGRATIONS = 2
 
 
 def patterns_ddl(logs_local: str, patterns_local: str, *, engine: str = "AggregatingMergeTree",
@@ -101,6 +81,30 @@ def template_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
             "updated": f"{r['updated'] / 1000:.3f}", "first_seen": r["timestamp"],
             "last_seen": r["timestamp"], "count": 0, "sample": r.get("sample") or ""}))
     return b"\n".join(out)
+
+
+def missing_templates(store: _Reader, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The template rows (as given to :func:`template_rows`) the patterns table does not hold.
+
+    A row is there when its key has that template, or a row ``updated`` at or after it (the
+    table aggregates a key's rows and keeps the latest ``updated``, so a merge cannot hide a
+    stored row; an insert deduplicated by its token stored the same template earlier).
+    """
+    if not rows:
+        return []
+    table = quote_identifier(patterns_table_name(store.table_name))  # type: ignore[attr-defined]
+    found = {(r["tenant"], r["service"], r["pattern_id"]): (int(r["u"]), set(r["t"])) for r in store.query(
+        "SELECT tenant, service, pattern_id, toInt64(toUnixTimestamp64Milli(max(updated))) AS u, "
+        f"groupUniqArray(template) AS t FROM {table} WHERE pattern_id IN {{ids:Array(String)}} "
+        "GROUP BY tenant, service, pattern_id",
+        {"ids": sorted({str(r["pattern_id"]) for r in rows})})}
+    absent = []
+    for r in rows:
+        updated, templates = found.get((r.get("tenant") or "", r.get("service") or "", r["pattern_id"]),
+                                       (-1, set()))
+        if r.get("template") not in templates and updated < int(r["updated"]):
+            absent.append(r)
+    return absent
 
 
 _INNER = ("SELECT tenant, service, pattern_id, argMax(template, updated) AS tpl, min(first_seen) AS f, "

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS {table} (
     -- '' for most rows; else the attributes the JSON column would alter, exactly (store/attributes.py)
     attributes_exact   String CODEC(ZSTD(3)),
     pattern_id         LowCardinality(String),
+    -- the deduplication token of the insert that stored the row: a verified insert counts its
+    -- rows back by it (store/batches.py); queries never show it
+    ingest_batch       LowCardinality(String) CODEC(ZSTD(1)),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_request_id request_id TYPE bloom_filter(0.001) GRANULARITY 1,
     -- words match in any case: the index holds the lowercased message (query/filters.py)
