@@ -213,12 +213,8 @@ class Batcher:
                 self._failed(exc)
                 self._stop.wait(min(self.retry_max_s, 0.5 * 2 ** min(self.failures - 1, 10)))
                 continue
-            if worked and self.failures:
-                log.warning("the store takes batches again after %d failed attempts", self.failures)
             if worked:
-                self.failures = 0
-                self.last_error = None
-                self.no_space = False
+                self._succeeded()
         self._run_calls(last=True)
 
     # -- work between batches ----------------------------------------------------------------
@@ -306,6 +302,13 @@ class Batcher:
             self._stop.wait(0.2)
             return False
         return self._step()
+
+    def _succeeded(self) -> None:
+        if self.failures:
+            log.warning("the store takes batches again after %d failed attempts", self.failures)
+        self.failures = 0
+        self.last_error = None
+        self.no_space = False
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
@@ -427,6 +430,7 @@ class Batcher:
                                        "after its insert")
             if stored > rows:
                 log.warning("batch %s: %d rows sent, %d found under its token", token, rows, stored)
+        self._succeeded()  # the batch is stored: before anyone waiting for the flush hears of it
         self.progress = BatcherProgress(done_seq=last, done_pos=end, intent=None)
         self._save()
         self.wal.release(end)
