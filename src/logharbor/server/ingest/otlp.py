@@ -97,10 +97,11 @@ def _any_json(value: Any) -> Any:
             return float(inner)
         if kind == "boolValue":
             return bool(inner)
-        if kind == "kvlistValue":
-            return _kv_json((inner or {}).get("values") or [])
+        if kind == "kvlistValue":  # {"values": [...]}, or the bare list some writers send
+            return _kv_json(inner if isinstance(inner, list) else (inner or {}).get("values") or [])
         if kind == "arrayValue":
-            return [_any_json(v) for v in (inner or {}).get("values") or []]
+            values = inner if isinstance(inner, list) else (inner or {}).get("values") or []
+            return [_any_json(v) for v in values]
         if kind == "bytesValue":
             return inner
     return None
@@ -111,10 +112,15 @@ def _kv_json(pairs: list[Any]) -> dict[str, Any]:
 
 
 def _hex_id(value: Any, size: int) -> str | None:
-    """An id as lowercase hex: bytes (protobuf), hex text (OTLP JSON) or base64 (protobuf JSON)."""
+    """An id as lowercase hex: bytes (protobuf), hex text (OTLP JSON) or base64 (protobuf JSON);
+    ``""`` when unset (empty, or all zeros: the spec's invalid id), None when it is not an id."""
     if isinstance(value, bytes):
-        return value.hex() if len(value) == size and any(value) else None
-    if not isinstance(value, str) or not value:
+        if not value or not any(value):
+            return ""
+        return value.hex() if len(value) == size else None
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
         return None
     if len(value) == size * 2:
         try:
@@ -122,12 +128,41 @@ def _hex_id(value: Any, size: int) -> str | None:
         except ValueError:
             raw = b""
         if raw:
-            return raw.hex() if any(raw) else None
+            return raw.hex() if any(raw) else ""
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return raw.hex() if len(raw) == size and any(raw) else None
+    if len(raw) != size:
+        return None
+    return raw.hex() if any(raw) else ""
+
+
+#: (wire field, record field, attribute that keeps a value that is not an id, its size in bytes)
+_IDS = (("trace_id", "trace_id", "trace_raw", 16), ("span_id", "span_id", "span_raw", 8))
+
+
+def _ids(raw: dict[str, Any], values: tuple[Any, Any], batch: _Batch) -> None:
+    """Trace and span ids; one that is not an id is kept as sent (hex of protobuf bytes, the JSON
+    text) in ``trace_raw``/``span_raw`` and said in the answer's partial success."""
+    for value, (name, target, keep, size) in zip(values, _IDS, strict=True):
+        hex_id = _hex_id(value, size)
+        if hex_id:
+            raw[target] = hex_id
+        elif hex_id is None:
+            kept = value.hex() if isinstance(value, bytes) else value
+            raw[keep] = kept if isinstance(kept, str) else orjson.dumps(kept).decode()
+            batch.note(name, f"log record {batch.seen + 1}: {name} {raw[keep][:64]!r} is not "
+                             f"{size} bytes of hex: kept as the attribute {keep}, the record stored")
+
+
+def _kept(raw: dict[str, Any], observed: Any, severity_text: Any) -> None:
+    """Fields of the log record that have no canonical place, kept as attributes as sent: the
+    observed time (nanoseconds) and the severity text (the level comes from the number)."""
+    if observed and str(observed).isdigit() and int(observed):
+        raw["observed_time_unix_nano"] = int(observed)
+    if severity_text and isinstance(severity_text, str):
+        raw["severity_text"] = severity_text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,8 +199,19 @@ class _Batch:
         self.rows: list[bytes] = []
         self.rejected = 0
         self.first_error = ""
+        #: records seen so far (numbering for messages)
+        self.seen = 0
+        #: values kept but not used as sent, by field (``trace_id``: not an id), and the first one
+        self.notes: dict[str, int] = {}
+        self.first_note = ""
+
+    def note(self, what: str, message: str) -> None:
+        self.notes[what] = self.notes.get(what, 0) + 1
+        if not self.first_note:
+            self.first_note = message
 
     def add(self, raw: dict[str, Any]) -> None:
+        self.seen += 1
         problem = self.limits.check(raw, self.size)
         try:
             if problem is not None:
@@ -192,6 +238,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
             for log in scope_logs.log_records:
                 raw = dict(scope)
                 _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes})
+                _kept(raw, log.observed_time_unix_nano, log.severity_text)
                 stamp = log.time_unix_nano or log.observed_time_unix_nano
                 if stamp:
                     raw["timestamp"] = stamp
@@ -201,10 +248,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                     raw["level"] = log.severity_text
                 if log.HasField("body"):
                     _body(raw, _any_pb(log.body))
-                if trace_id := _hex_id(log.trace_id, 16):
-                    raw["trace_id"] = trace_id
-                if span_id := _hex_id(log.span_id, 8):
-                    raw["span_id"] = span_id
+                _ids(raw, (log.trace_id, log.span_id), batch)
                 if log.event_name:
                     raw["event.name"] = log.event_name
                 batch.add(raw)
@@ -228,6 +272,7 @@ def _from_json(body: bytes, batch: _Batch) -> None:
             for log in scope_logs.get("logRecords") or scope_logs.get("log_records") or []:
                 raw = dict(scope)
                 _attributes(raw, _kv_json(log.get("attributes") or []))
+                _kept(raw, log.get("observedTimeUnixNano"), log.get("severityText"))
                 stamp = int(log.get("timeUnixNano") or 0) or int(log.get("observedTimeUnixNano") or 0)
                 if stamp:
                     raw["timestamp"] = stamp
@@ -240,18 +285,16 @@ def _from_json(body: bytes, batch: _Batch) -> None:
                     raw["level"] = log["severityText"]
                 if "body" in log:
                     _body(raw, _any_json(log["body"]))
-                if trace_id := _hex_id(log.get("traceId"), 16):
-                    raw["trace_id"] = trace_id
-                if span_id := _hex_id(log.get("spanId"), 8):
-                    raw["span_id"] = span_id
+                _ids(raw, (log.get("traceId"), log.get("spanId")), batch)
                 if log.get("eventName"):
                     raw["event.name"] = log["eventName"]
                 batch.add(raw)
 
 
 def decode_otlp(body: bytes, is_json: bool, received_ns: int, limits: RecordLimits,
-                tenant: str | None) -> tuple[bytes, int, int, str]:
-    """Store rows (joined), accepted and rejected counts and the first rejection's reason.
+                tenant: str | None) -> tuple[bytes, int, int, str, dict[str, int]]:
+    """Store rows (joined), accepted and rejected counts, the partial-success message (the first
+    rejection's reason, else the first value kept but not used, else ""), and those counts.
 
     Raises ValueError when the body is not an ``ExportLogsServiceRequest`` at all.
     """
@@ -263,7 +306,10 @@ def decode_otlp(body: bytes, is_json: bool, received_ns: int, limits: RecordLimi
             _from_protobuf(body, batch)
     except (DecodeError, orjson.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
         raise ValueError(f"not an OTLP ExportLogsServiceRequest: {exc}") from None
-    return b"\n".join(batch.rows), len(batch.rows), batch.rejected, batch.first_error
+    message = batch.first_error or batch.first_note
+    if batch.first_error and batch.first_note:
+        message = f"{batch.first_error}; {batch.first_note}"
+    return b"\n".join(batch.rows), len(batch.rows), batch.rejected, message, batch.notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,11 +376,11 @@ class OtlpIngest:
         try:
             try:
                 if len(body) > _INLINE_BYTES:
-                    payload, accepted, rejected, reason = await ingestor.offload(
+                    payload, accepted, rejected, reason, notes = await ingestor.offload(
                         decode_otlp, body, is_json, received, self.limits, tenant)
                 else:
-                    payload, accepted, rejected, reason = decode_otlp(body, is_json, received, self.limits,
-                                                                      tenant)
+                    payload, accepted, rejected, reason, notes = decode_otlp(
+                        body, is_json, received, self.limits, tenant)
             except ValueError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
             ingestor.admit(principal, accepted)
@@ -344,13 +390,16 @@ class OtlpIngest:
         headers = REPLAYED if ticket.replay else None
         if not ticket.replay:
             ingestor.count(self.name, accepted, rejected)
+            for what, n in notes.items():
+                request.app.state.runtime.metrics.count_ignored(self.name, what, n)
+        # a message with 0 rejected is the spec's warning form of partial success
         if is_json:
             answer: dict[str, Any] = {}
-            if rejected:
+            if reason:
                 answer["partialSuccess"] = {"rejectedLogRecords": str(rejected), "errorMessage": reason}
             return Response(orjson.dumps(answer), media_type=_JSON, headers=headers)
         response = ExportLogsServiceResponse()
-        if rejected:
+        if reason:
             response.partial_success.rejected_log_records = rejected
             response.partial_success.error_message = reason
         return Response(response.SerializeToString(), media_type=_PROTOBUF, headers=headers)
