@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import typer
 
-from logharbor.cli import agent, alerts, demo, keys, migrate, query, retention, server, tail, trace, wal
+from logharbor.cli import (
+    agent,
+    alerts,
+    demo,
+    keys,
+    migrate,
+    query,
+    retention,
+    server,
+    store,
+    tail,
+    trace,
+    wal,
+)
 
 app = typer.Typer(
     name="logharbor",
@@ -22,7 +35,7 @@ def main() -> None:
     """Centralized log collection: server, agent, query, tail, trace, demo."""
 
 
-for module in (server, agent, query, keys, tail, trace, demo, alerts, retention, migrate, wal):
+for module in (server, agent, query, keys, tail, trace, demo, alerts, retention, migrate, wal, store):
     module.register(app)
 
 

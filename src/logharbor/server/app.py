@@ -8,6 +8,7 @@ store → WAL (recovering a torn tail) → batcher (replaying an unfinished batc
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from logharbor.server.alerts.service import start_alerting
 from logharbor.server.apidocs import api_docs_router
 from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
+from logharbor.server.batcher_progress import DamagedProgress
 from logharbor.server.config import ServerConfig
 from logharbor.server.dashboards import dashboards_router
 from logharbor.server.diskspace import free_bytes
@@ -49,7 +51,7 @@ from logharbor.server.keys_api import keys_router
 from logharbor.server.leader import Leader
 from logharbor.server.limits import RequestLimits, store_limit_handler
 from logharbor.server.loki.routes import loki_router
-from logharbor.server.meta.db import MetaStore
+from logharbor.server.meta.db import MetaDamaged, MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.mining import PatternMiner
@@ -238,7 +240,12 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(config)
+        try:
+            runtime = build_runtime(config)
+        except (StoreError, MetaDamaged, DamagedProgress) as exc:  # messages that name the file
+            log.error("logharbor server cannot start: %s", exc)
+            print(f"logharbor server: cannot start: {exc}", file=sys.stderr, flush=True)
+            raise
         app.state.runtime = runtime
         # a read waiting for a query slot waits in a worker thread: room for sixteen keys' full
         # queues beside everything else, so waiting queries never starve the thread pool

@@ -27,8 +27,9 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.exc import DatabaseError
 
-__all__ = ["MetaStore", "add_missing_columns", "api_keys", "audit_log", "metadata"]
+__all__ = ["MetaDamaged", "MetaStore", "add_missing_columns", "api_keys", "audit_log", "metadata"]
 
 metadata = MetaData()
 
@@ -59,6 +60,10 @@ audit_log = Table(
     Column("detail", Text, nullable=True),
     Index("ix_audit_time", "time_ns"),
 )
+
+
+class MetaDamaged(RuntimeError):
+    """The metadata database's file is damaged; the message names it and the way to repair it."""
 
 
 class MetaStore:
@@ -94,8 +99,19 @@ class MetaStore:
         return cls(f"sqlite:///{data_dir / 'meta.db'}")
 
     def create(self) -> None:
-        metadata.create_all(self.engine)
-        add_missing_columns(self.engine)
+        """Create missing tables and columns; a damaged SQLite file stops here, named."""
+        try:
+            metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
+        except DatabaseError as exc:
+            if not self.url.startswith("sqlite"):
+                raise
+            path = self.url.split("sqlite:///", 1)[-1]
+            raise MetaDamaged(
+                f"the metadata database {path} cannot be read ({exc.orig or exc}). It holds the API "
+                "keys, alert rules and dashboards. Restore it from a backup, or recover what SQLite "
+                f"can: `sqlite3 {path} .recover | sqlite3 {path}.recovered` and move "
+                f"{path}.recovered to {path} (with the server stopped)") from None
 
     def scrub(self) -> None:
         """Fold SQLite's write-ahead log into the database and truncate it, so pages that held

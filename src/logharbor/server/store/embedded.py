@@ -30,6 +30,7 @@ from logharbor.server.store.gate import FairGate
 from logharbor.server.store.migrations import logs_migrations, missing
 from logharbor.server.store.patterns import patterns_ddl, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
+from logharbor.server.store.startcheck import check_before_open, find_damaged
 
 __all__ = ["EmbeddedStore"]
 
@@ -88,6 +89,11 @@ class EmbeddedStore(TierView):
         from chdb import session
 
         existed = self.path.exists() and any(self.path.iterdir())
+        if existed:
+            try:  # a damaged table definition stops the engine naming nothing: name it first
+                check_before_open(self.path)
+            except ValueError as exc:
+                raise StoreError(str(exc)) from None
         self.path.mkdir(parents=True, exist_ok=True)
         marker = self.path / "ENCRYPTED"
         if existed and marker.exists() != (self.sealer is not None):
@@ -125,6 +131,7 @@ class EmbeddedStore(TierView):
                 self._session.query(migration.sql)
             for statement in patterns_ddl(self.table_name, self.patterns_name, settings=settings):
                 self._session.query(statement)
+            self.check_definitions()
             for _ in range(self.readers):
                 conn = chdb.connect(target)
                 self._connections.append(conn)
@@ -132,6 +139,16 @@ class EmbeddedStore(TierView):
         finally:
             if config_dir is not None:
                 shutil.rmtree(config_dir, ignore_errors=True)
+
+    def check_definitions(self) -> None:
+        """After creating tables: every definition file was written whole. On a full disk the
+        engine wrote them empty and said OK; stop now, naming them (the next start sets aside
+        those of views and helpers, and names the others with their repair)."""
+        damaged = find_damaged(self.path)
+        if damaged:
+            names = ", ".join(f"{d.path} ({d.table or d.database}: {d.problem})" for d in damaged)
+            raise StoreError(f"no space left on device for the store's table definitions: {names}. "
+                             "Free some disk, then start again")
 
     def free_disk_bytes(self) -> int | None:
         return free_bytes(self.path)
