@@ -71,3 +71,12 @@ def test_typescript_type_checks() -> None:
     assert tsc.exists(), "run scripts/install.sh (npm ci in ui/) first"
     result = subprocess.run([str(tsc), "--noEmit", "-p", str(UI)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ui_unit_tests_pass() -> None:
+    """vitest: the query-text helpers (pipes, filters, highlighting, suggestions, times) in node."""
+    vitest = UI / "node_modules" / ".bin" / "vitest"
+    assert vitest.exists(), "run scripts/install.sh (npm ci in ui/) first"
+    result = subprocess.run([str(vitest), "run", "--root", str(UI)], capture_output=True, text=True,
+                            timeout=180, cwd=UI)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -3,27 +3,9 @@
 // proper stays on the server (which compiled every panel's query when the dashboard was saved);
 // these helpers only split pipes outside quotes and read the few words that matter.
 
-import { addFilter } from "./querytext";
+import { addFilter, splitPipes } from "./querytext";
 
-/** The query cut at every `|` outside quotes: the filter first, then each pipe's text. */
-export function splitPipes(q: string): string[] {
-  const parts: string[] = [];
-  let quote = false;
-  let start = 0;
-  for (let i = 0; i < q.length; i++) {
-    const c = q[i];
-    if (c === "\\") {
-      i++;
-    } else if (c === '"') {
-      quote = !quote;
-    } else if (c === "|" && !quote) {
-      parts.push(q.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  parts.push(q.slice(start).trim());
-  return parts;
-}
+export { splitPipes };
 
 const command = (pipe: string) => (/^(\w+)/.exec(pipe)?.[1] ?? "").toLowerCase();
 

@@ -19,8 +19,29 @@ export function quoteValue(value: unknown): string {
   return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
-/** Index of the first `|` outside quotes and /regex/ (where the pipes start), or -1. */
-export function pipeIndex(q: string): number {
+/** Characters after which a new token starts (a `/` there may open a regex). */
+const TOKEN_START = new Set([" ", "\t", "\r", "\n", "(", ":", "-", "+", "|", "!"]);
+
+/**
+ * The end of a `/regex/` opening at `start` (the index after its closing `/`), or -1 when the
+ * `/` is not a regex: as the server's lexer reads it, a regex is closed by a `/` followed by a
+ * space, `)`, `|` or the end (so `path:/api/orders*` is a path).
+ */
+export function regexEnd(q: string, start: number): number {
+  for (let i = start + 1; i < q.length; i++) {
+    if (q[i] === "\\") {
+      i++;
+    } else if (q[i] === "/") {
+      const next = q[i + 1];
+      return next === undefined || " \t\r\n)|".includes(next) ? i + 1 : -1;
+    }
+  }
+  return -1;
+}
+
+/** Indexes of every `|` that starts a pipe: outside quotes and outside `/regex/`. */
+export function pipePositions(q: string): number[] {
+  const out: number[] = [];
   let quote = false;
   for (let i = 0; i < q.length; i++) {
     const c = q[i];
@@ -28,11 +49,39 @@ export function pipeIndex(q: string): number {
       i++;
     } else if (c === '"') {
       quote = !quote;
-    } else if (c === "|" && !quote) {
-      return i;
+    } else if (quote) {
+      continue;
+    } else if (c === "/" && (i === 0 || TOKEN_START.has(q[i - 1]))) {
+      const end = regexEnd(q, i);
+      if (end > 0) i = end - 1;
+    } else if (c === "|") {
+      out.push(i);
     }
   }
-  return -1;
+  return out;
+}
+
+/** Index of the first `|` outside quotes and /regex/ (where the pipes start), or -1. */
+export function pipeIndex(q: string): number {
+  return pipePositions(q)[0] ?? -1;
+}
+
+/** The query cut at every pipe: the filter first, then each pipe's text (trimmed). */
+export function splitPipes(q: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (const at of pipePositions(q)) {
+    parts.push(q.slice(start, at).trim());
+    start = at + 1;
+  }
+  parts.push(q.slice(start).trim());
+  return parts;
+}
+
+/** The filter part of a query (before its first pipe), or `*`. */
+export function filterPart(q: string): string {
+  const cut = pipeIndex(q);
+  return (cut < 0 ? q : q.slice(0, cut)).trim() || "*";
 }
 
 /** `q` with one more condition AND-ed into its filter part (before any pipes). */
@@ -109,5 +158,5 @@ export function highlightPattern(q: string): RegExp | null {
     negated = false;
   }
   if (!parts.length) return null;
-  return new RegExp(parts.join("|"), "gu");
+  return new RegExp(parts.join("|"), "giu");
 }
