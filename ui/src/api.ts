@@ -27,7 +27,7 @@ export function authHeaders(key: string | null = getKey()): Record<string, strin
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
-async function failure(response: Response): Promise<ApiError> {
+async function failure(response: Response, background = false): Promise<ApiError> {
   let code = "http_" + response.status;
   let message = response.statusText || `HTTP ${response.status}`;
   let position: number | null = null;
@@ -42,7 +42,7 @@ async function failure(response: Response): Promise<ApiError> {
   } catch {
     // not JSON: keep the status text
   }
-  if (response.status === 401) {
+  if (response.status === 401 && !background) {
     clearKey();
     onUnauthorized();
     return new Unauthorized(401, code, message);
@@ -50,16 +50,20 @@ async function failure(response: Response): Promise<ApiError> {
   return new ApiError(response.status, code, message, position);
 }
 
-/** fetch() with the key; throws ApiError for any non-2xx answer. */
-export async function request(path: string, init: RequestInit = {}): Promise<Response> {
+/**
+ * fetch() with the key; throws ApiError for any non-2xx answer. A `background` call (suggestions
+ * fetched while typing) leaves a 401 to the next thing the user asks for, so typing in the box is
+ * never interrupted by a trip to the login form.
+ */
+export async function request(path: string, init: RequestInit = {}, background = false): Promise<Response> {
   const headers = { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
   const response = await fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
-  if (!response.ok) throw await failure(response);
+  if (!response.ok) throw await failure(response, background);
   return response;
 }
 
-export async function getJSON<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const response = await request(path, { signal, headers: { Accept: "application/json" } });
+export async function getJSON<T>(path: string, signal?: AbortSignal, background = false): Promise<T> {
+  const response = await request(path, { signal, headers: { Accept: "application/json" } }, background);
   return (await response.json()) as T;
 }
 
@@ -75,6 +79,46 @@ export async function postJSON<T>(path: string, body: unknown, signal?: AbortSig
 
 export type Row = Record<string, unknown>;
 
+/**
+ * An integer beyond what a JavaScript number holds exactly (2^53), kept as its digits: a record
+ * may carry one (the server writes it exactly), and showing, copying or filtering by it must not
+ * round it. Everything that prints values knows this type (valueText, jsonText).
+ */
+export class ExactInt {
+  constructor(readonly digits: string) {}
+
+  toString(): string {
+    return this.digits;
+  }
+}
+
+type Reviver = (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown;
+
+/** JSON.parse keeping integers a number would round as ExactInt (the browser gives the source text). */
+export function parseExact(text: string): unknown {
+  const reviver: Reviver = (_key, value, context) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context?.source && /^-?\d+$/.test(context.source)
+      ? new ExactInt(context.source)
+      : value;
+  return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
+}
+
+/** JSON text of a value with ExactInts written as their digits (two-space indent when asked). */
+export function jsonText(value: unknown, indent = 0): string {
+  const marks: string[] = [];
+  // a tag no log text can guess, so only our own placeholders are replaced
+  const tag = `exact${Math.random().toString(36).slice(2)}`;
+  const text = JSON.stringify(value, (_k, v: unknown) => {
+    if (v instanceof ExactInt) {
+      marks.push(v.digits);
+      return `\u0000${tag}:${marks.length - 1}`;
+    }
+    return v;
+  }, indent || undefined);
+  if (!marks.length) return text;
+  return text.replace(new RegExp(`"\\\\u0000${tag}:(\\d+)"`, "g"), (_m, i: string) => marks[Number(i)]);
+}
+
 export interface QueryAnswer {
   kind: "records" | "table" | "timechart";
   columns: string[];
@@ -82,7 +126,7 @@ export interface QueryAnswer {
   stats: { rows_scanned: number | null; bytes_scanned: number | null; elapsed_ms: number };
 }
 
-export function runQuery(
+export async function runQuery(
   q: string,
   from: string | null,
   to: string | null,
@@ -93,7 +137,13 @@ export function runQuery(
   if (from) body.from = from;
   if (to) body.to = to;
   if (limit !== null) body.limit = limit;
-  return postJSON<QueryAnswer>("/api/v1/query", body, signal);
+  const response = await request("/api/v1/query", {
+    method: "POST",
+    signal,
+    body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+  });
+  return parseExact(await response.text()) as QueryAnswer;
 }
 
 /** Does an endpoint exist and answer this key? (used to show pages whose API may not be there) */
@@ -104,4 +154,10 @@ export async function probe(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Saved queries (name and text), for the query box's suggestions. */
+export async function savedQueries(): Promise<{ name: string; query: string }[]> {
+  const answer = await getJSON<{ items?: { name: string; query: string }[] }>("/api/v1/saved-queries", undefined, true);
+  return answer.items ?? [];
 }

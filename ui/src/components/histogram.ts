@@ -4,12 +4,13 @@ import uPlot from "uplot";
 
 import type { Row } from "../api";
 import { h } from "../dom";
-import { formatLocal, type Resolved } from "../timerange";
+import { chartDate, tickTime } from "./charttime";
+import { type Resolved } from "../timerange";
 
 export const LEVEL_COLORS: Record<string, string> = {
   FATAL: "#7e22ce",
   ERROR: "#dc2626",
-  WARN: "#d97706",
+  WARN: "#b45309",
   INFO: "#2563eb",
   DEBUG: "#64748b",
   TRACE: "#94a3b8",
@@ -76,16 +77,17 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
       width: Math.max(el.clientWidth, 300),
       height: 150,
       padding: [8, 8, 0, 0],
+      tzDate: chartDate,
       legend: { show: true, live: true },
       cursor: { drag: { x: true, y: false, setScale: false }, points: { show: false } },
       select: { show: true, left: 0, top: 0, width: 0, height: 0 },
       scales: { x: { time: true, range: () => [r.fromMs / 1000, r.toMs / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [
-        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 4 } },
+        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 4 }, space: 70 },
         { stroke: "#6b7280", size: 44, grid: { stroke: "#e5e7eb", width: 1 }, ticks: { show: false } },
       ],
       series: [
-        { value: (_u, v) => (v === null ? "" : formatLocal(v * 1000)) },
+        { value: (_u, v) => (v === null ? "" : tickTime(v)) },
         ...order.map((i) => ({
           label: levels[i],
           fill: LEVEL_COLORS[levels[i]],

@@ -3,7 +3,7 @@
 import uPlot from "uplot";
 
 import { h } from "../dom";
-import { formatLocal } from "../timerange";
+import { chartDate, tickTime } from "./charttime";
 
 export interface LineSeries {
   label: string;
@@ -29,16 +29,17 @@ export function lineChart(title: string, unit: string, x: number[], series: Line
       width,
       height,
       padding: [6, 8, 0, 0],
+      tzDate: chartDate,
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: () => range }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
       axes: [
-        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 3 } },
+        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 3 }, space: 70 },
         { stroke: "#6b7280", size: 50, grid: { stroke: "#eef0f3" }, ticks: { show: false },
           values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}`) },
       ],
       series: [
-        { value: (_u, v) => (v === null ? "" : formatLocal(v * 1000)) },
+        { value: (_u, v) => (v === null ? "" : tickTime(v)) },
         ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: false, points: { show: false },
           value: (_u: uPlot, v: number | null) => fmt(v) })),
       ],

@@ -1,26 +1,52 @@
-// One log record as a row: a summary line that expands to every field; a click on a field's value
-// refines the query (`field:value`, or `NOT field:value` with the minus button).
+// One log record as a row: a summary line (or the chosen columns) that opens to every field, as a
+// table or as JSON, with copy, a link to the record, its surrounding records and its trace; a
+// click on a field's value refines the query (`field:value`, or `NOT field:value` with −).
+// A list of rows is one Tab stop: arrow keys or j/k move between rows, Enter opens one.
 
-import type { Row } from "../api";
+import { ExactInt, jsonText, type Row } from "../api";
 import { h, highlighted } from "../dom";
 import { isFilterable } from "../querytext";
 import { link } from "../router";
-import { formatLocal, splitTimestamp } from "../timerange";
+import { formatTime, formatTimestamp, splitTimestamp } from "../timerange";
 
 export type OnFilter = (field: string, value: unknown, negate: boolean) => void;
 
+/** What an opened record offers beyond its fields (search gives all of it; other pages none). */
+export interface RecordActions {
+  /** The address of this record (a search that finds it and opens it). */
+  link(record: Row): string;
+  /** Show the records around it in time. */
+  context(record: Row): void;
+}
+
+export interface RecordOptions {
+  columns?: string[];
+  actions?: RecordActions | null;
+}
 
 /** Nested objects become dotted paths (`http.status`), the names the query language takes. */
 export function flatten(record: Row, prefix = "", out: [string, unknown][] = []): [string, unknown][] {
   for (const [key, value] of Object.entries(record)) {
     const path = prefix ? `${prefix}.${key}` : key;
-    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    if (value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof ExactInt)) {
       flatten(value as Row, path, out);
     } else {
       out.push([path, value]);
     }
   }
   return out;
+}
+
+/** The value at a dotted path of a record (`http.status`, `error.type`), or undefined. */
+export function valueAt(record: Row, path: string): unknown {
+  if (path in record) return record[path];
+  let value: unknown = record;
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Row)[part];
+  }
+  if (value === undefined && path.startsWith("attributes.")) return valueAt(record, path.slice(11));
+  return value;
 }
 
 export function levelBadge(level: unknown): HTMLElement {
@@ -30,12 +56,21 @@ export function levelBadge(level: unknown): HTMLElement {
 
 export function recordTime(ts: unknown): string {
   if (typeof ts !== "string") return "";
-  return formatLocal(splitTimestamp(ts).ms, true);
+  return formatTime(splitTimestamp(ts).ms, true);
 }
 
-function valueText(value: unknown): string {
+/** A row's time: the date part can be hidden on a narrow screen, the time of day stays. */
+function timeCell(ts: unknown): HTMLElement {
+  const text = recordTime(ts);
+  const cut = text.indexOf(" ");
+  return cut < 0 ? h("span", { class: "ts" }, text)
+    : h("span", { class: "ts", title: text }, h("span", { class: "ts-date" }, text.slice(0, cut + 1)), text.slice(cut + 1));
+}
+
+export function valueText(value: unknown): string {
   if (value === null || value === undefined) return "null";
-  if (typeof value === "object") return JSON.stringify(value);
+  if (value instanceof ExactInt) return value.digits;
+  if (typeof value === "object") return jsonText(value);
   return String(value);
 }
 
@@ -48,9 +83,10 @@ function httpSummary(record: Row): string {
   return parts.join(" · ");
 }
 
-function details(record: Row, onFilter: OnFilter): HTMLElement {
+function fieldsTable(record: Row, onFilter: OnFilter): HTMLElement {
   const rows = flatten(record).map(([field, value]) => {
-    const text = valueText(value);
+    const text = field === "timestamp" || field === "observed_timestamp"
+      ? formatTimestamp(String(value)) : valueText(value);
     const filterable = isFilterable(field) && field !== "timestamp" && field !== "observed_timestamp" &&
       !Array.isArray(value) && value !== null;
     const long = text.length > 200 || text.includes("\n");
@@ -94,17 +130,83 @@ function details(record: Row, onFilter: OnFilter): HTMLElement {
   return h("table", { class: "fields" }, h("tbody", null, rows));
 }
 
+/** Put text on the clipboard (the async API, or a selected textarea where it is not allowed). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = h("textarea", { class: "offscreen", "aria-hidden": "true" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const done = document.execCommand("copy");
+    area.remove();
+    return done;
+  }
+}
+
+function details(record: Row, onFilter: OnFilter, actions: RecordActions | null | undefined): HTMLElement {
+  const table = fieldsTable(record, onFilter);
+  const json = h("pre", { class: "json", hidden: true }, jsonText(record, 2));
+  const status = h("span", { class: "hint copy-status", role: "status" });
+  const tab = (name: string, label: string, panel: HTMLElement, other: HTMLElement) => {
+    const b = h("button", { type: "button", role: "tab", class: "tab", "data-tab": name,
+      "aria-selected": String(!panel.hidden) }, label);
+    b.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      panel.hidden = false;
+      other.hidden = true;
+      b.parentElement?.querySelectorAll("[role=tab]").forEach((t) => t.setAttribute("aria-selected", String(t === b)));
+    });
+    return b;
+  };
+  const copy = (label: string, action: string, text: () => string) => h("button", {
+    type: "button", class: "mini", "data-action": action,
+    onclick: async (ev: Event) => {
+      ev.stopPropagation();
+      status.textContent = (await copyText(text())) ? `${label} copied.` : "The browser refused to copy.";
+    },
+  }, label === "JSON" ? "Copy JSON" : "Copy link");
+  const bar = h("div", { class: "record-bar" },
+    h("div", { class: "tabs", role: "tablist" }, tab("table", "Table", table, json), tab("json", "JSON", json, table)),
+    copy("JSON", "copy-json", () => jsonText(record, 2)));
+  if (actions) {
+    bar.append(
+      copy("Link", "copy-link", () => new URL(actions.link(record), location.origin).toString()),
+      h("button", { type: "button", class: "mini", "data-action": "context",
+        onclick: (ev: Event) => {
+          ev.stopPropagation();
+          actions.context(record);
+        } }, "Surrounding records"));
+  }
+  const id = typeof record.trace_id === "string" && record.trace_id ? record.trace_id
+    : typeof record.request_id === "string" ? record.request_id : "";
+  if (id) bar.append(link(`/ui/trace/${encodeURIComponent(id)}`, "Open trace →", "open-trace"));
+  bar.append(status);
+  return h("div", { class: "details" }, bar, table, json);
+}
+
 /** A record as a list item; `re` highlights matched words in the message. */
-export function recordItem(record: Row, onFilter: OnFilter, re: RegExp | null = null): HTMLElement {
+export function recordItem(record: Row, onFilter: OnFilter, re: RegExp | null = null,
+  options: RecordOptions = {}): HTMLElement {
+  const columns = options.columns ?? [];
   const message = String(record.message ?? "");
-  const extra = httpSummary(record);
+  const extra = columns.length ? "" : httpSummary(record);
+  const cells = columns.length
+    ? columns.map((c) => {
+        const v = valueAt(record, c);
+        const text = v === undefined ? "" : valueText(v);
+        return h("span", { class: "cell", "data-col": c, title: text },
+          c === "message" ? highlighted(text, re) : text);
+      })
+    : [h("span", { class: "svc" }, String(record.service ?? "")), h("span", { class: "msg" }, highlighted(message, re))];
   const summary = h(
     "div",
-    { class: "summary", role: "button", tabindex: "0", "aria-expanded": "false" },
-    h("span", { class: "ts" }, recordTime(record.timestamp)),
+    { class: `summary${columns.length ? " with-columns" : ""}`, role: "button", tabindex: "-1", "aria-expanded": "false" },
+    timeCell(record.timestamp),
     levelBadge(record.level),
-    h("span", { class: "svc" }, String(record.service ?? "")),
-    h("span", { class: "msg" }, highlighted(message, re)),
+    cells,
     extra ? h("span", { class: "http" }, extra) : null,
   );
   const item = h("li", { class: "record", "data-level": String(record.level ?? "") }, summary);
@@ -116,7 +218,7 @@ export function recordItem(record: Row, onFilter: OnFilter, re: RegExp | null = 
       summary.setAttribute("aria-expanded", "false");
       item.classList.remove("open");
     } else {
-      open = h("div", { class: "details" }, details(record, onFilter));
+      open = details(record, onFilter, options.actions);
       item.append(open);
       summary.setAttribute("aria-expanded", "true");
       item.classList.add("open");
@@ -132,11 +234,58 @@ export function recordItem(record: Row, onFilter: OnFilter, re: RegExp | null = 
   return item;
 }
 
-/** Rows of `stats`/`timechart`/`fields` answers as a plain table. */
-export function tableView(columns: string[], rows: Row[]): HTMLElement {
-  return h("table", { class: "grid", id: "table-result" },
-    h("thead", null, h("tr", null, columns.map((c) => h("th", null, c)))),
-    h("tbody", null, rows.map((r) => h("tr", null, columns.map((c) => h("td", null, valueText(r[c] ?? "")))))),
-  );
+/** The row that takes the Tab stop of a list: the focused one, else the first. */
+export function ensureTabStop(list: HTMLElement): void {
+  const rows = list.querySelectorAll<HTMLElement>(":scope > li > .summary");
+  if (!rows.length) return;
+  if (![...rows].some((r) => r.tabIndex === 0)) rows[0].tabIndex = 0;
 }
 
+/**
+ * Make a list of records one Tab stop: ArrowDown/j and ArrowUp/k move the focus between rows,
+ * Home/End to the first and last; Enter/Space (on the row) open it. The focused row keeps the
+ * stop, so Tab leaves the list and Shift+Tab comes back to where you were.
+ */
+export function navigableRows(list: HTMLElement): void {
+  list.addEventListener("focusin", (ev) => {
+    const row = (ev.target as HTMLElement).closest?.(".summary") as HTMLElement | null;
+    if (!row || row.parentElement?.parentElement !== list) return;
+    list.querySelectorAll<HTMLElement>(":scope > li > .summary").forEach((r) => { r.tabIndex = r === row ? 0 : -1; });
+  });
+  list.addEventListener("keydown", (ev) => {
+    const row = (ev.target as HTMLElement).closest?.(".summary") as HTMLElement | null;
+    if (!row || row !== ev.target || row.parentElement?.parentElement !== list) return;
+    const rows = [...list.querySelectorAll<HTMLElement>(":scope > li > .summary")];
+    const i = rows.indexOf(row);
+    let next = -1;
+    if (ev.key === "ArrowDown" || ev.key === "j") next = Math.min(rows.length - 1, i + 1);
+    else if (ev.key === "ArrowUp" || ev.key === "k") next = Math.max(0, i - 1);
+    else if (ev.key === "Home") next = 0;
+    else if (ev.key === "End") next = rows.length - 1;
+    if (next < 0) return;
+    ev.preventDefault();
+    rows[next].focus();
+    rows[next].scrollIntoView({ block: "nearest" });
+  });
+}
+
+/** A measured number as a person reads it: grouped thousands, at most two decimals. */
+export function numberText(v: number): string {
+  return v.toLocaleString("en", { maximumFractionDigits: Math.abs(v) < 1 ? 4 : 2 });
+}
+
+/**
+ * Rows of `stats`/`timechart`/`fields` answers as a plain table. Measured numbers are rounded for
+ * reading (the exact value is the cell's title); `groups` (the `by` fields: status codes, ports,
+ * ids) are shown as they are.
+ */
+export function tableView(columns: string[], rows: Row[], groups: string[] = []): HTMLElement {
+  const numeric = new Set(columns.filter((c) => rows.some((r) => typeof r[c] === "number")));
+  const cell = (c: string, v: unknown) => (typeof v === "number" && !groups.includes(c) && c !== "_time"
+    ? numberText(v) : valueText(v ?? ""));
+  return h("table", { class: "grid", id: "table-result" },
+    h("thead", null, h("tr", null, columns.map((c) => h("th", { class: numeric.has(c) ? "num" : "" }, c)))),
+    h("tbody", null, rows.map((r) => h("tr", null, columns.map((c) =>
+      h("td", { class: numeric.has(c) ? "num" : "", title: valueText(r[c] ?? "") }, cell(c, r[c])))))),
+  );
+}

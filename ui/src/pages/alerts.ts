@@ -7,7 +7,7 @@ import { getJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { addFilter } from "../querytext";
 import { link, type Page } from "../router";
-import { formatLocal } from "../timerange";
+import { formatTime } from "../timerange";
 import { searchUrl } from "./search";
 
 interface Alert {
@@ -175,7 +175,7 @@ export function alertsPage(): Page {
               h("td", null, h("span", { class: `state state-${a.state}` }, a.state)),
               h("td", { class: "num" }, a.value === null ? "" : String(+a.value.toFixed(4))),
               h("td", { class: "why" }, detailsText(a.details)),
-              h("td", null, a.active_since_ns ? formatLocal(a.active_since_ns / 1e6) : ""),
+              h("td", null, a.active_since_ns ? formatTime(a.active_since_ns / 1e6) : ""),
               h("td", null, link(searchUrl(q, { from: `now-${spec.window ?? "1h"}`, to: "now" }), "records →")));
           })))));
       }
@@ -227,7 +227,7 @@ export function alertsPage(): Page {
               h("td", null, String(spec.window ?? "")),
               h("td", null, String(spec.for ?? "")),
               h("td", null, Array.isArray(spec.channels) ? spec.channels.join(", ") : ""),
-              h("td", null, rule.last_eval_ns ? formatLocal(rule.last_eval_ns / 1e6) : "—",
+              h("td", null, rule.last_eval_ns ? formatTime(rule.last_eval_ns / 1e6) : "—",
                 rule.last_error ? h("div", { class: "form-error" }, rule.last_error) : null),
               h("td", { class: "row-actions" },
                 h("button", { type: "button", class: "mini", "data-action": "edit", onclick: () => edit(rule.name, spec) }, "Edit"),

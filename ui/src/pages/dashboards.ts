@@ -11,7 +11,7 @@ import {
 } from "../dashboards";
 import { clear, h } from "../dom";
 import { link, navigate, type Page } from "../router";
-import { formatLocal } from "../timerange";
+import { formatTime } from "../timerange";
 import { dashboardPage } from "./dashboard";
 
 const BLANK = {
@@ -125,7 +125,7 @@ function listPage(): Page {
             h("td", { class: "desc" }, d.description),
             h("td", { class: "num" }, String(d.panels.length)),
             h("td", null, d.time_range),
-            h("td", null, formatLocal(d.updated_ns / 1e6)),
+            h("td", null, formatTime(d.updated_ns / 1e6)),
             h("td", { class: "row-actions" },
               h("button", {
                 type: "button", class: "mini", "data-action": "export",

@@ -1,0 +1,60 @@
+// What this browser remembers for its user (localStorage): the time zone every page shows times
+// in, the recent queries and the recent time ranges. Never the API key: that lives in the tab's
+// sessionStorage only (session.ts). Storage that is full or switched off is not an error.
+
+export type TimeZone = "local" | "utc";
+
+const TZ_KEY = "logharbor.timeZone";
+const RECENT_KEYS = { queries: "logharbor.recentQueries", ranges: "logharbor.recentRanges" } as const;
+/** Entries kept per list. */
+export const RECENT_MAX = 12;
+
+function read(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function write(key: string, value: string | null): void {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    // storage full or disabled: the preference lasts as long as the page
+  }
+}
+
+let zone: TimeZone = read(TZ_KEY) === "utc" ? "utc" : "local";
+
+/** The time zone of every time shown: rows, an opened record, charts, pickers, pages. */
+export function timeZone(): TimeZone {
+  return zone;
+}
+
+export function setTimeZone(tz: TimeZone): void {
+  zone = tz;
+  write(TZ_KEY, tz === "utc" ? "utc" : null);
+}
+
+/** The most recent first. */
+export function recent(kind: keyof typeof RECENT_KEYS): string[] {
+  try {
+    const list = JSON.parse(read(RECENT_KEYS[kind]) ?? "[]");
+    return Array.isArray(list) ? list.filter((v): v is string => typeof v === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+export function remember(kind: keyof typeof RECENT_KEYS, value: string): void {
+  const text = value.trim();
+  if (!text) return;
+  const list = [text, ...recent(kind).filter((v) => v !== text)].slice(0, RECENT_MAX);
+  write(RECENT_KEYS[kind], JSON.stringify(list));
+}
+
+export function forget(kind: keyof typeof RECENT_KEYS): void {
+  write(RECENT_KEYS[kind], null);
+}
