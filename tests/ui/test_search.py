@@ -195,6 +195,8 @@ def test_pipeline_answers_show_as_a_table(probe: PageProbe, demo: Demo) -> None:
     page = probe.page
     q = "status:>0 | stats count() as n by service | sort by service"
     login(page, demo, search_path(demo, q))
+    page.wait_for_selector("#agg-chart canvas")  # drawn first; the table is a click away
+    page.click("#view-table")
     table = page.locator("#table-result")
     table.wait_for()
     assert table.locator("thead th").all_inner_texts() == ["service", "n"]

@@ -5,13 +5,8 @@ import "./style.css";
 
 import { probe, setUnauthorizedHandler } from "./api";
 import { clear, h } from "./dom";
-import { alertsPage } from "./pages/alerts";
-import { dashboardsPage } from "./pages/dashboards";
 import { loginPage } from "./pages/login";
 import { searchPage } from "./pages/search";
-import { servicesPage } from "./pages/services";
-import { tailPage } from "./pages/tail";
-import { tracePage } from "./pages/trace";
 import { interceptLinks, link, navigate, type Page, setRenderer } from "./router";
 import { clearKey, getKey } from "./session";
 
@@ -20,17 +15,21 @@ const nav = document.getElementById("nav") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 
 let current: Page | null = null;
+let rendering = 0;
 let authDisabled: boolean | null = null;
 let alertsAvailable = false;
 let dashboardsAvailable = false;
 
-const PAGES: { path: string; label: string; page: () => Page; show?: () => boolean }[] = [
+// search is the page people land on and comes with the app; the others load when first opened
+const PAGES: { path: string; label: string; page: () => Page | Promise<Page>; show?: () => boolean }[] = [
   { path: "/ui/search", label: "Search", page: searchPage },
-  { path: "/ui/tail", label: "Live tail", page: tailPage },
-  { path: "/ui/trace", label: "Traces", page: tracePage },
-  { path: "/ui/services", label: "Services", page: servicesPage },
-  { path: "/ui/dashboards", label: "Dashboards", page: dashboardsPage, show: () => dashboardsAvailable },
-  { path: "/ui/alerts", label: "Alerts", page: alertsPage, show: () => alertsAvailable },
+  { path: "/ui/tail", label: "Live tail", page: async () => (await import("./pages/tail")).tailPage() },
+  { path: "/ui/trace", label: "Traces", page: async () => (await import("./pages/trace")).tracePage() },
+  { path: "/ui/services", label: "Services", page: async () => (await import("./pages/services")).servicesPage() },
+  { path: "/ui/dashboards", label: "Dashboards", page: async () => (await import("./pages/dashboards")).dashboardsPage(),
+    show: () => dashboardsAvailable },
+  { path: "/ui/alerts", label: "Alerts", page: async () => (await import("./pages/alerts")).alertsPage(),
+    show: () => alertsAvailable },
 ];
 
 function loggedIn(): boolean {
@@ -100,7 +99,9 @@ async function render(): Promise<void> {
       navigate(path, true);
       return;
     }
-    page = entry.page();
+    const mine = ++rendering;
+    page = await entry.page();
+    if (mine !== rendering) return; // the user went elsewhere while the page loaded
   }
   drawNav(path);
   clear(main);

@@ -7,7 +7,10 @@ import { clear, h } from "../dom";
 export interface QueryBar {
   el: HTMLElement;
   input: HTMLInputElement;
+  /** Beside the Run button (time picker). */
   extra: HTMLElement;
+  /** Under the box, positioned over the page (suggestions). */
+  box: HTMLElement;
   value(): string;
   set(q: string): void;
   showError(err: unknown, q: string): void;
@@ -29,7 +32,8 @@ export function queryBar(initial: string, onRun: (q: string) => void, runLabel =
   const errorBox = h("div", { class: "query-error", id: "query-error", role: "alert", hidden: true });
   const extra = h("div", { class: "querybar-extra" });
   const run = h("button", { type: "submit", class: "primary", id: "run" }, runLabel);
-  const form = h("form", { class: "querybar", role: "search" }, input, extra, run);
+  const box = h("div", { class: "query-box" }, input);
+  const form = h("form", { class: "querybar", role: "search" }, box, extra, run);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     onRun(input.value.trim() || "*");
@@ -43,6 +47,7 @@ export function queryBar(initial: string, onRun: (q: string) => void, runLabel =
     el,
     input,
     extra,
+    box,
     value: () => input.value.trim() || "*",
     set(q) {
       input.value = q;

@@ -1,40 +1,89 @@
-// Search: query box, time picker, histogram by level (drag to zoom), newest-first records with
-// infinite scroll, expandable rows, and a Patterns tab (the message templates of the matches).
-// The URL holds the query, the range and the tab, so a search can be shared.
+// Search: query box with suggestions, time picker, histogram by level (drag to zoom), the field
+// sidebar, newest-first records with infinite scroll (or chosen columns), records that open to
+// JSON, copy, link, surrounding records and trace; aggregations as charts or tables; a Patterns
+// tab; and the way on to a saved query, a dashboard panel or an alert.
+// The URL holds the query, the range, the tab, the columns and the chart/table choice.
 
-import { type QueryAnswer, type Row, runQuery } from "../api";
+import { type QueryAnswer, type Row, runQuery, savedQueries } from "../api";
+import type { AggChart, AggView } from "../components/aggchart";
+import { fetchFields, type FieldsAnswer, fieldSidebar, type UnknownField } from "../components/fieldsidebar";
 import { bucketize, histogram } from "../components/histogram";
 import { patternsTable } from "../components/patterns";
 import { queryBar } from "../components/querybar";
-import { recordItem, tableView } from "../components/records";
+import { ensureTabStop, navigableRows, recordItem, type RecordActions } from "../components/records";
+import type { ActionKind } from "../components/searchactions";
+import { attachSuggest } from "../components/suggest";
 import { timePicker } from "../components/timepicker";
+import { replaceField } from "../completion";
 import { clear, h } from "../dom";
-import { addFilter, highlightPattern, pipeIndex } from "../querytext";
+import { addFilter, filterPart, highlightPattern, pipeIndex, quoteValue } from "../querytext";
 import { type Page, reflect } from "../router";
+import { recent, remember } from "../settings";
 import {
-  DEFAULT_RANGE, iso, nextNanosecond, pickSpan, type Resolved, resolve, spanText, type TimeRange,
+  apiBounds, DEFAULT_RANGE, iso, nextNanosecond, pickSpan, type Resolved, resolve, spanText, type TimeRange,
 } from "../timerange";
 
 const PAGE_SIZE = 100;
 
 type View = "records" | "patterns";
 
-export function searchUrl(q: string, range: TimeRange, view: View = "records"): string {
+export interface SearchExtras {
+  cols?: string[];
+  agg?: AggView;
+  open?: boolean;
+}
+
+export function searchUrl(q: string, range: TimeRange, view: View = "records", extras: SearchExtras = {}): string {
   const p = new URLSearchParams({ q, from: range.from, to: range.to });
   if (view !== "records") p.set("view", view);
+  if (extras.cols?.length) p.set("cols", extras.cols.join(","));
+  if (extras.agg === "table") p.set("agg", "table");
+  if (extras.open) p.set("open", "1");
   return `/ui/search?${p}`;
 }
 
-/** The filter part of a query (patterns are mined from records, so a pipeline's pipes are left out). */
-function filterPart(q: string): string {
-  const cut = pipeIndex(q);
-  return (cut < 0 ? q : q.slice(0, cut)).trim() || "*";
+/**
+ * A search that finds one record: its very instant (to the nanosecond), and its service, host,
+ * instance, level and message (records of one request often share an instant).
+ */
+export function recordLink(record: Row): string {
+  const ts = String(record.timestamp ?? "");
+  const terms = ["service", "host", "instance", "level"].filter((k) => typeof record[k] === "string" && record[k])
+    .map((k) => `${k}:${quoteValue(record[k])}`);
+  const message = typeof record.message === "string" ? record.message : "";
+  if (message && message.length <= 300 && !/[\r\n]/.test(message)) terms.push(`message:${quoteValue(message)}`);
+  return searchUrl(terms.join(" AND ") || "*", { from: ts, to: nextNanosecond(ts) }, "records", { open: true });
+}
+
+/** Field names and values for the query box, fetched once per time range. */
+function suggestionSource(range: () => TimeRange) {
+  const cache = new Map<string, Promise<unknown>>();
+  const cached = <T>(key: string, make: () => Promise<T>): Promise<T> => {
+    let p = cache.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = make();
+      cache.set(key, p);
+      p.catch(() => cache.delete(key));
+    }
+    return p;
+  };
+  const params = () => ({ q: "*", from: range().from, to: range().to });
+  return {
+    fields: () => cached(`f ${range().from} ${range().to}`, async () =>
+      (await fetchFields({ ...params(), top: "1" }, undefined, true)).fields.map((f) => f.name)),
+    values: (field: string) => cached(`v ${range().from} ${range().to} ${field}`, async () =>
+      (await fetchFields({ ...params(), field, top: "30" }, undefined, true)).fields[0]?.top.map((t) => t.value) ?? []),
+    recent: () => recent("queries"),
+    saved: () => cached("saved", savedQueries),
+  };
 }
 
 export function searchPage(): Page {
   let controller: AbortController | null = null;
   let observer: IntersectionObserver | null = null;
   let hist: ReturnType<typeof histogram> | null = null;
+  let chart: AggChart | null = null;
+  let onKey: ((ev: KeyboardEvent) => void) | null = null;
 
   return {
     mount(root, url) {
@@ -45,17 +94,33 @@ export function searchPage(): Page {
         to: params.get("to") ?? DEFAULT_RANGE.to,
       };
       let view: View = params.get("view") === "patterns" ? "patterns" : "records";
+      let columns = (params.get("cols") ?? "").split(",").map((c) => c.trim()).filter(Boolean);
+      let agg: AggView = params.get("agg") === "table" ? "table" : "chart";
+      let openFirst = params.get("open") === "1";
+      let lastKind: QueryAnswer["kind"] = "records";
       document.title = "Search · logharbor";
 
       const bar = queryBar(q, (text) => {
         q = text;
         void run(true);
       });
+      bar.box.append(attachSuggest(bar.input, suggestionSource(() => range), () => {
+        q = bar.value();
+        void run(true);
+      }));
       const picker = timePicker(range, (r) => {
         range = r;
         void run(true);
       });
       bar.extra.append(picker.el);
+      const warning = h("div", { class: "query-warning", id: "query-warning", role: "status", hidden: true });
+      // the dialogs load with their first use: the search page itself stays small
+      const dialogs = h("div", { class: "dialogs" });
+      const state = { query: () => q, range: () => range, kind: () => lastKind };
+      const action = (kind: ActionKind, id: string, label: string) => h("button", { type: "button", id,
+        onclick: async () => (await import("../components/searchactions")).openAction(kind, state, dialogs) }, label);
+      const actions = h("div", { class: "search-actions" }, action("save", "action-save", "Save query"),
+        action("dashboard", "action-dashboard", "Add to dashboard"), action("alert", "action-alert", "Create alert"));
       hist = histogram((fromMs, toMs) => {
         range = { from: iso(fromMs), to: iso(toMs) };
         picker.set(range);
@@ -66,8 +131,10 @@ export function searchPage(): Page {
           h("span", { class: "hint" }, "drag across the chart to zoom in")),
         hist.el);
       const summary = h("p", { class: "result-summary", id: "result-summary", "aria-live": "polite" });
-      const list = h("ol", { class: "records", id: "results" });
-      const tableBox = h("div", { class: "table-box" });
+      const head = h("div", { class: "columns-head", id: "columns-head", hidden: true });
+      const list = h("ol", { class: "records", id: "results", "aria-label": "records" });
+      navigableRows(list);
+      const tableBox = h("div", { class: "table-box", id: "agg-box" });
       const sentinel = h("div", { class: "sentinel", id: "more" });
       const patternsBox = h("div", { class: "table-box", id: "patterns" });
       const tab = (name: View, label: string) => h("button", {
@@ -81,36 +148,86 @@ export function searchPage(): Page {
       const tabs = { records: tab("records", "Records"), patterns: tab("patterns", "Patterns") };
       const tabBar = h("div", { class: "tabs", role: "tablist" }, tabs.records, tabs.patterns);
       const resultsCard = h("section", { class: "card results-card" },
-        tabBar, summary, list, tableBox, patternsBox, sentinel);
-      root.append(h("div", { class: "page search" }, bar.el, histWrap, resultsCard));
-
+        tabBar, summary, head, list, tableBox, patternsBox, sentinel);
       const onFilter = (field: string, value: unknown, negate: boolean) => {
         q = addFilter(bar.value(), field, value, negate);
         bar.set(q);
         void run(true);
       };
+      let context: { open(record: Row): void } | null = null;
+      const openContext = async (record: Row) => {
+        if (!context) {
+          const made = (await import("../components/context")).contextDialog(onFilter);
+          dialogs.append(made.el);
+          context = made;
+        }
+        context.open(record);
+      };
+      const sidebar = fieldSidebar({
+        onFilter,
+        columns: () => columns,
+        onColumn: (field) => toggleColumn(field),
+      });
+      root.append(h("div", { class: "page search" },
+        h("div", { class: "search-top" }, bar.el, actions), warning, histWrap,
+        h("div", { class: "search-body" }, sidebar.el, resultsCard), dialogs));
+
+      const recordActions: RecordActions = { link: recordLink, context: (r) => void openContext(r) };
 
       // paging state: records older than the last one shown, without repeating ties on its timestamp
       let resolved: Resolved | null = null;
       let lastTs: string | null = null;
       let boundary = new Set<string>();
-      let shown = 0;
+      let rows: Row[] = [];
       let loading = false;
       let exhausted = true;
       let highlight: RegExp | null = null;
       let matches: number | null = null; // from the histogram: every match in the range
       let elapsed = "";
+      let lastFields: FieldsAnswer | null = null;
 
       function describeRecords() {
+        const shown = rows.length;
         const of = matches !== null && matches >= shown ? ` of ${matches.toLocaleString("en")}` : "";
         summary.textContent = shown === 0
           ? "No records match in this range."
           : `${shown}${of} records shown, newest first${elapsed}${exhausted ? "" : ", scroll for more"}`;
       }
 
-      function addRecords(rows: Row[]) {
+      function drawHead() {
+        clear(head);
+        head.hidden = !columns.length || view !== "records";
+        if (head.hidden) return;
+        head.append(h("span", { class: "ts" }, "time"), h("span", { class: "level-col" }, "level"),
+          ...columns.map((c) => h("span", { class: "cell", "data-col": c }, c,
+            h("button", { type: "button", class: "mini col-remove", title: `remove the ${c} column`,
+              "aria-label": `remove the ${c} column`, onclick: () => toggleColumn(c) }, "×"))));
+      }
+
+      /** A field shown as a column, or no longer; the rows are drawn again from memory. */
+      function toggleColumn(field: string) {
+        columns = columns.includes(field) ? columns.filter((c) => c !== field) : [...columns, field];
+        reflect(searchUrl(q, range, view, { cols: columns, agg }), false);
+        redrawRecords();
+      }
+
+      function item(row: Row) {
+        return recordItem(row, onFilter, highlight, { columns, actions: recordActions });
+      }
+
+      function redrawRecords() {
+        drawHead();
+        clear(list);
         const frag = document.createDocumentFragment();
-        for (const row of rows) {
+        for (const row of rows) frag.append(item(row));
+        list.append(frag);
+        ensureTabStop(list);
+        if (lastFields) sidebar.show(lastFields);
+      }
+
+      function addRecords(batch: Row[]) {
+        const frag = document.createDocumentFragment();
+        for (const row of batch) {
           const ts = String(row.timestamp ?? "");
           const key = JSON.stringify(row);
           if (ts === lastTs && boundary.has(key)) continue;
@@ -119,10 +236,15 @@ export function searchPage(): Page {
             boundary = new Set();
           }
           boundary.add(key);
-          frag.append(recordItem(row, onFilter, highlight));
-          shown++;
+          rows.push(row);
+          frag.append(item(row));
         }
         list.append(frag);
+        ensureTabStop(list);
+        if (openFirst) {
+          openFirst = false;
+          (list.querySelector("li > .summary") as HTMLElement | null)?.click();
+        }
       }
 
       async function loadMore() {
@@ -130,10 +252,10 @@ export function searchPage(): Page {
         loading = true;
         const signal = controller?.signal;
         try {
-          const answer = await runQuery(q, iso(resolved.fromMs), nextNanosecond(lastTs), PAGE_SIZE, signal);
-          const before = shown;
+          const answer = await runQuery(q, apiBounds(range, resolved).from, nextNanosecond(lastTs), PAGE_SIZE, signal);
+          const before = rows.length;
           addRecords(answer.rows);
-          exhausted = answer.rows.length < PAGE_SIZE || shown === before;
+          exhausted = answer.rows.length < PAGE_SIZE || rows.length === before;
           describeRecords();
         } catch (err) {
           if ((err as Error).name !== "AbortError") summary.textContent = `Could not load more: ${(err as Error).message}`;
@@ -165,6 +287,42 @@ export function searchPage(): Page {
         }
       }
 
+      function showWarnings(unknown: UnknownField[]) {
+        clear(warning);
+        warning.hidden = !unknown.length;
+        for (const u of unknown) {
+          const p = h("p", { "data-field": u.field }, "No record in this range has the field ", h("code", null, u.field), ".");
+          if (u.suggestions.length) {
+            p.append(" Did you mean ");
+            u.suggestions.forEach((s, i) => {
+              if (i) p.append(i === u.suggestions.length - 1 ? " or " : ", ");
+              p.append(h("button", { type: "button", class: "link did-you-mean", "data-suggestion": s,
+                onclick: () => {
+                  const fixed = u.position !== null ? replaceField(q, u.position, u.field, s) : q;
+                  q = fixed === q ? q.split(`${u.field}:`).join(`${s}:`) : fixed;
+                  bar.set(q);
+                  void run(true);
+                } }, s));
+            });
+            p.append("?");
+          }
+          warning.append(p);
+        }
+      }
+
+      async function loadFields(r: Resolved, signal: AbortSignal) {
+        sidebar.loading();
+        try {
+          const answer = await fetchFields({ q, ...apiBounds(range, r) }, signal);
+          if (signal.aborted) return;
+          lastFields = answer;
+          sidebar.show(answer);
+          showWarnings(answer.unknown);
+        } catch (err) {
+          if ((err as Error).name !== "AbortError") sidebar.fail(`Fields: ${(err as Error).message}`);
+        }
+      }
+
       async function showPatterns(r: Resolved, signal: AbortSignal) {
         const base = filterPart(q);
         let answer: QueryAnswer;
@@ -189,20 +347,37 @@ export function searchPage(): Page {
         }));
       }
 
+      async function showAggregate(answer: QueryAnswer, r: Resolved, signal: AbortSignal) {
+        const { aggChart } = await import("../components/aggchart");
+        if (signal.aborted) return;
+        chart?.destroy();
+        clear(tableBox);
+        chart = aggChart(answer, q, r, agg, (v) => {
+          agg = v;
+          reflect(searchUrl(q, range, view, { cols: columns, agg }), false);
+          void showAggregate(answer, r, signal);
+        });
+        tableBox.append(chart.el);
+      }
+
       async function run(push: boolean) {
         controller?.abort();
         controller = new AbortController();
         const signal = controller.signal;
         bar.clearError();
-        reflect(searchUrl(q, range, view), push);
+        reflect(searchUrl(q, range, view, { cols: columns, agg }), push);
+        if (q.trim() && q.trim() !== "*") remember("queries", q);
         resolved = resolve(range);
+        chart?.destroy();
+        chart = null;
+        rows = [];
         clear(list);
         clear(tableBox);
         clear(patternsBox);
+        drawHead();
         for (const [name, el] of Object.entries(tabs)) el.setAttribute("aria-selected", String(name === view));
         lastTs = null;
         boundary = new Set();
-        shown = 0;
         exhausted = true;
         matches = null;
         elapsed = "";
@@ -215,14 +390,16 @@ export function searchPage(): Page {
         summary.textContent = "Searching…";
         const r = resolved;
         const histDone = drawHistogram(r, signal);
+        const fieldsDone = loadFields(r, signal);
         if (view === "patterns") {
           await showPatterns(r, signal);
-          await histDone;
+          await Promise.all([histDone, fieldsDone]);
           return;
         }
         let answer: QueryAnswer;
         try {
-          answer = await runQuery(q, iso(r.fromMs), iso(r.toMs), PAGE_SIZE, signal);
+          const bounds = apiBounds(range, r);
+          answer = await runQuery(q, bounds.from, bounds.to, PAGE_SIZE, signal);
         } catch (err) {
           if ((err as Error).name === "AbortError") return;
           summary.textContent = "";
@@ -230,6 +407,7 @@ export function searchPage(): Page {
           bar.showError(err, q);
           return;
         }
+        lastKind = answer.kind;
         if (answer.kind === "records") {
           addRecords(answer.rows);
           // only a plain filter pages by time; a pipeline (sort, limit, dedup) is shown as answered
@@ -237,7 +415,7 @@ export function searchPage(): Page {
           elapsed = ` (${answer.stats.elapsed_ms.toFixed(0)} ms)`;
           describeRecords();
         } else {
-          tableBox.append(tableView(answer.columns, answer.rows));
+          await showAggregate(answer, r, signal);
           summary.textContent = `${answer.rows.length} rows (${answer.kind})`;
         }
         await histDone;
@@ -246,6 +424,19 @@ export function searchPage(): Page {
         if (!exhausted && sentinelVisible()) void loadMore();
       }
 
+      // j/k (or the arrows) from anywhere but a text field start at the first row
+      onKey = (ev: KeyboardEvent) => {
+        const target = ev.target as HTMLElement;
+        if (target.closest("input, textarea, select, [contenteditable], dialog, .summary")) return;
+        if (ev.ctrlKey || ev.metaKey || ev.altKey || !(ev.key === "j" || ev.key === "k")) return;
+        const first = list.querySelector<HTMLElement>(":scope > li > .summary[tabindex='0']") ??
+          list.querySelector<HTMLElement>(":scope > li > .summary");
+        if (first) {
+          ev.preventDefault();
+          first.focus();
+        }
+      };
+      document.addEventListener("keydown", onKey);
       observer = new IntersectionObserver((entries) => {
         if (entries.some((e) => e.isIntersecting)) void loadMore();
       }, { rootMargin: "200px" });
@@ -256,6 +447,8 @@ export function searchPage(): Page {
       controller?.abort();
       observer?.disconnect();
       hist?.destroy();
+      chart?.destroy();
+      if (onKey) document.removeEventListener("keydown", onKey);
     },
   };
 }
