@@ -1,4 +1,5 @@
-"""Live tail, trace waterfall, service health, alerts and layout in a real browser."""
+"""Live tail (filter change, level toggles, find box), trace waterfall, service health, alerts and layout
+in a real browser."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import httpx
 import orjson
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
+from tests.ui.test_search_tools import both_sizes
 
 
 def tail_record(word: str, n: int = 0) -> dict:
@@ -247,3 +249,44 @@ def test_layout_fits_laptop_and_large_screens(probe: PageProbe, demo: Demo) -> N
         canvas = page.locator("#histogram canvas").first.bounding_box()
         assert canvas is not None and canvas["width"] > width * 0.6
         screenshot(page, f"search-{width}")
+
+
+def leveled_record(word: str, level: str, n: int) -> dict:  # type: ignore[type-arg]
+    return {"timestamp": time.time_ns() + 3600 * 10**9, "level": level, "service": "tail-test",
+            "message": f"{word} line {n} at station {n % 3}", "seq": n}
+
+
+def test_live_tail_new_filter_levels_and_find(probe: PageProbe, demo: Demo) -> None:
+    page = probe.page
+    first, second = ("a" + uuid.uuid4().hex[:10], "b" + uuid.uuid4().hex[:10])
+    login(page, demo, f"/ui/tail?q={quote(first)}")
+    page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
+    demo.server.ingest([leveled_record(first, "INFO", n) for n in range(3)], wait=False)
+    page.wait_for_function("() => document.querySelectorAll('#tail-lines li.record').length === 3")
+    page.wait_for_function("() => document.querySelector('#tail-status').textContent.includes('3 received')")
+    # a new filter: the previous filter's lines and counter are gone at once
+    page.fill("#query", second)
+    page.press("#query", "Enter")
+    page.wait_for_selector("#tail-lines[data-subscribed]", state="attached")
+    assert page.locator("#tail-lines li").count() == 0
+    assert "0 received" in page.inner_text("#tail-status") or "connecting" in page.inner_text("#tail-status")
+    lines = [leveled_record(second, level, n) for n, level in enumerate(["INFO", "ERROR", "WARN", "ERROR", "INFO", "DEBUG"])]
+    demo.server.ingest(lines, wait=False)
+    page.wait_for_function("() => document.querySelectorAll('#tail-lines li.record').length === 6")
+    assert first not in page.inner_text("#tail-lines")
+    visible = "() => [...document.querySelectorAll('#tail-lines li.record')].filter(e => e.offsetParent !== null).length"
+    # level toggles hide and show what the screen holds
+    page.click(".level-toggle[data-level=INFO]")
+    page.click(".level-toggle[data-level=DEBUG]")
+    assert page.evaluate(visible) == 3
+    assert set(page.locator("#tail-lines li.record:not(.filtered-out) .level").all_inner_texts()) == {"ERROR", "WARN"}
+    assert page.locator(".level-toggle[data-level=ERROR]").inner_text() == "ERROR 2"
+    assert page.inner_text("#tail-shown") == "3 of 6 lines shown"
+    # and a find box narrows them further; the stream itself is untouched
+    page.fill("#tail-find", "station 0")
+    assert page.evaluate(visible) == 1
+    both_sizes(page, "tail-filters")
+    page.fill("#tail-find", "")
+    page.click(".level-toggle[data-level=INFO]")
+    page.click(".level-toggle[data-level=DEBUG]")
+    assert page.evaluate(visible) == 6

@@ -1,9 +1,11 @@
 // Live tail: records as they arrive, filtered on the server by the same query language, with
-// pause/resume, highlighting of the matched words, and a visible notice of dropped records.
+// pause/resume, highlighting of the matched words, and a visible notice of dropped records. A new
+// filter starts from an empty screen; level toggles and a find box narrow what the screen holds
+// without touching the stream.
 
 import type { Row } from "../api";
 import { queryBar } from "../components/querybar";
-import { recordItem } from "../components/records";
+import { ensureTabStop, navigableRows, recordItem } from "../components/records";
 import { h } from "../dom";
 import { addFilter, highlightPattern } from "../querytext";
 import { type Page, reflect } from "../router";
@@ -13,6 +15,7 @@ import { readEvents } from "../sse";
 const MAX_LINES = 2000;
 /** Records held while paused; beyond this the browser drops them (and says so). */
 const MAX_PAUSED = 10_000;
+const LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
 export function tailPage(): Page {
   let controller: AbortController | null = null;
@@ -36,15 +39,70 @@ export function tailPage(): Page {
       const stopBtn = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
       const clearBtn = h("button", { type: "button", class: "ghost", id: "clear" }, "Clear");
       const dropped = h("div", { class: "dropped-notice", id: "dropped", role: "status", hidden: true });
-      const list = h("ol", { class: "records tail", id: "tail-lines" });
+      const list = h("ol", { class: "records tail", id: "tail-lines", "aria-label": "live records" });
+      navigableRows(list);
       const scroller = h("div", { class: "tail-scroll" }, list);
+      // what the screen shows of what it holds: levels switched off, and a find box
+      const hiddenLevels = new Set<string>();
+      const levelCounts = new Map<string, number>();
+      const levelButtons = LEVELS.map((level) => h("button", {
+        type: "button", class: "mini level-toggle", "data-level": level, "aria-pressed": "true",
+        title: `show or hide ${level} records`,
+        onclick: (ev: Event) => {
+          if (hiddenLevels.has(level)) hiddenLevels.delete(level);
+          else hiddenLevels.add(level);
+          (ev.currentTarget as HTMLElement).setAttribute("aria-pressed", String(!hiddenLevels.has(level)));
+          refilter();
+        },
+      }, level));
+      const find = h("input", { type: "text", class: "tail-filter", id: "tail-find", placeholder: "Find in these lines",
+        "aria-label": "find in the lines on screen", autocomplete: "off", spellcheck: "false" });
+      const shownNote = h("span", { class: "hint", id: "tail-shown" });
+      find.addEventListener("input", () => refilter());
       root.append(
         h("div", { class: "page tail" },
           bar.el,
           h("div", { class: "tail-controls" }, pauseBtn, stopBtn, clearBtn, status),
+          h("div", { class: "tail-controls" }, h("span", { class: "tail-levels", role: "group", "aria-label": "levels" },
+            levelButtons), find, shownNote),
           dropped,
           h("section", { class: "card" }, scroller)),
       );
+
+      function visible(li: Element): boolean {
+        if (!li.classList.contains("record")) return hiddenLevels.size === 0 && !find.value.trim();
+        const level = (li as HTMLElement).dataset.level?.toUpperCase() ?? "";
+        if (hiddenLevels.has(level)) return false;
+        const needle = find.value.trim().toLowerCase();
+        return !needle || (li.textContent ?? "").toLowerCase().includes(needle);
+      }
+
+      function describeShown() {
+        const total = list.querySelectorAll(":scope > li.record").length;
+        const shown = list.querySelectorAll(":scope > li.record:not(.filtered-out)").length;
+        shownNote.textContent = shown === total ? "" : `${shown} of ${total} lines shown`;
+        for (const b of levelButtons) {
+          const n = levelCounts.get(b.dataset.level ?? "") ?? 0;
+          b.textContent = n ? `${b.dataset.level} ${n}` : String(b.dataset.level);
+        }
+      }
+
+      function refilter() {
+        for (const li of list.children) li.classList.toggle("filtered-out", !visible(li));
+        describeShown();
+      }
+
+      /** A new filter: the previous filter's lines, counts and drop notices go. */
+      function reset() {
+        list.replaceChildren();
+        delete list.dataset.subscribed;
+        received = 0;
+        held = [];
+        droppedServer = droppedBrowser = 0;
+        levelCounts.clear();
+        showDropped();
+        describeShown();
+      }
 
       const onFilter = (field: string, value: unknown, negate: boolean) => {
         q = addFilter(bar.value(), field, value, negate);
@@ -73,9 +131,22 @@ export function tailPage(): Page {
       function show(rows: Row[]) {
         const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
         const frag = document.createDocumentFragment();
-        for (const row of rows) frag.append(recordItem(row, onFilter, highlight));
+        for (const row of rows) {
+          const li = recordItem(row, onFilter, highlight);
+          const level = String(row.level ?? "").toUpperCase();
+          levelCounts.set(level, (levelCounts.get(level) ?? 0) + 1);
+          if (!visible(li)) li.classList.add("filtered-out");
+          frag.append(li);
+        }
         list.append(frag);
-        while (list.childElementCount > MAX_LINES) list.firstElementChild?.remove();
+        while (list.childElementCount > MAX_LINES) {
+          const first = list.firstElementChild as HTMLElement | null;
+          const level = first?.dataset.level?.toUpperCase();
+          if (level) levelCounts.set(level, Math.max(0, (levelCounts.get(level) ?? 1) - 1));
+          first?.remove();
+        }
+        ensureTabStop(list);
+        describeShown();
         if (atBottom) scroller.scrollTop = scroller.scrollHeight;
       }
 
@@ -83,8 +154,11 @@ export function tailPage(): Page {
         list.append(h("li", { class: "drop-marker" }, `… ${n} record${n === 1 ? "" : "s"} dropped here …`));
       }
 
+      let running = "";
       function start() {
         stop();
+        if (q !== running) reset();
+        running = q;
         bar.clearError();
         reflect(`/ui/tail?${new URLSearchParams({ q })}`, true);
         highlight = highlightPattern(q);
@@ -172,9 +246,10 @@ export function tailPage(): Page {
       });
       stopBtn.addEventListener("click", stop);
       clearBtn.addEventListener("click", () => {
-        list.replaceChildren();
-        droppedServer = droppedBrowser = 0;
-        showDropped();
+        const subscribed = list.dataset.subscribed;
+        reset();
+        if (subscribed) list.dataset.subscribed = subscribed;
+        setStatus();
       });
       start();
     },
