@@ -100,6 +100,7 @@ def test_a_record_opened_json_copy_link_context_trace(probe: PageProbe, demo: De
     dialog = page.locator("#context")
     dialog.wait_for()
     page.wait_for_selector("#context-list li.anchor")
+    page.wait_for_function("() => / records of the same /.test(document.querySelector('#context-status').textContent)")
     assert page.locator("#context-by").input_value() == "host"
     times = page.locator("#context-list .ts").evaluate_all("els => els.map(e => e.title)")
     assert times == sorted(times, reverse=True)
