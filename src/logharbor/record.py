@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logharbor import exactjson
+from logharbor.dialects import Rewrite, dialect_of
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -32,6 +33,7 @@ __all__ = [
     "normalize",
     "normalize_level",
     "normalize_trace_id",
+    "otel_level",
     "parse_timestamp",
     "severity_number",
     "to_wire",
@@ -141,6 +143,8 @@ def parse_timestamp(value: Any) -> int:
         raise RecordError(f"timestamp {value!r} is not a time")
     if isinstance(value, int | float):
         return _epoch_to_ns(value)
+    if isinstance(value, Mapping):
+        return _seconds_nanos(value)
     if not isinstance(value, str):
         raise RecordError(f"timestamp of type {type(value).__name__} is not a time")
     text = value.strip()
@@ -185,6 +189,29 @@ def parse_timestamp(value: Any) -> int:
     if ns > _MAX_NS:
         raise RecordError(f"timestamp {value!r} is after 2262")
     return ns
+
+
+def _seconds_nanos(value: Mapping[Any, Any]) -> int:
+    """A protobuf ``Timestamp`` as JSON objects carry it (Google Cloud's structured logging):
+    ``{"seconds": 1700000000, "nanos": 5}``, seconds as an integer or its digits."""
+    seconds = value.get("seconds")
+    nanos = value.get("nanos", 0)
+    if set(value) - {"seconds", "nanos"} or seconds is None:
+        raise RecordError(f"timestamp object {_short(value)} is not {{seconds, nanos}}")
+    if type(seconds) is str and seconds.isascii() and seconds.isdigit():
+        seconds = int(seconds)
+    if type(seconds) is not int or type(nanos) is not int or seconds < 0 or not 0 <= nanos < _NS:
+        raise RecordError(f"timestamp object {_short(value)} needs whole seconds >= 0 and nanos "
+                          "in 0..999999999")
+    ns = seconds * _NS + nanos
+    if ns > _MAX_NS:
+        raise RecordError(f"timestamp object {_short(value)} is after 2262")
+    return ns
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _DAY_SECONDS: dict[str, int] = {}
@@ -302,20 +329,32 @@ _LEVEL_ALIASES = {
     "error": "ERROR", "err": "ERROR", "eror": "ERROR", "severe": "ERROR", "exception": "ERROR",
     "fatal": "FATAL", "critical": "FATAL", "crit": "FATAL", "alert": "FATAL", "emerg": "FATAL",
     "emergency": "FATAL", "panic": "FATAL", "dpanic": "FATAL",
+    "silly": "TRACE", "http": "INFO",  # winston's npm levels
 }
+#: Go slog's level names, which carry an offset when between two (``INFO+2``, ``DEBUG-4``)
+_SLOG_BASE = {"DEBUG": -4, "INFO": 0, "WARN": 4, "ERROR": 8}
+_SLOG_OFFSET = re.compile(r"(DEBUG|INFO|WARN|ERROR)([+-]\d{1,3})", re.ASCII)
 #: syslog severities 0..7 (RFC 5424 §6.2.1)
 SYSLOG_SEVERITY_LEVEL = ("FATAL", "FATAL", "FATAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
 
 
 def normalize_level(value: Any) -> str | None:
-    """Map a level name or OTel severity number (1–24) to TRACE…FATAL; None if unknown."""
+    """Map a level name, or a number on pino's and bunyan's scale, to TRACE…FATAL; None if unknown.
+
+    Numbers (and digit strings) in a ``level`` are pino/bunyan levels: 10 trace, 20 debug, 30 info,
+    40 warn, 50 error, 60 fatal, a custom level in between taking the one below it (35 is INFO);
+    below 10 is unknown. OTel severity numbers (1–24) are :func:`otel_level`'s, syslog
+    severities (0–7) the syslog parser's: a record says which it carries by its key.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
         n = int(value)
-        if 1 <= n <= 24:
-            return LEVELS[(n - 1) // 4]
-        return None
+        if n < 10:
+            return None
+        return LEVELS[min(n // 10, 6) - 1]
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -329,7 +368,20 @@ def normalize_level(value: Any) -> str | None:
         # severity texts such as "ERROR2" or "INFO4" (OTel) fold to their stem
         stem = text.rstrip("0123456789").lower()
         found = _LEVEL_ALIASES.get(stem)
+        if found is None and (m := _SLOG_OFFSET.fullmatch(upper)):
+            n = _SLOG_BASE[m[1]] + int(m[2])  # slog: DEBUG -4, INFO 0, WARN 4, ERROR 8
+            found = ("TRACE" if n < -4 else "DEBUG" if n < 0 else "INFO" if n < 4
+                     else "WARN" if n < 8 else "ERROR")
     return found
+
+
+def otel_level(value: Any) -> str | None:
+    """The level of an OTel severity number (1–24, as an integer or its digits); None otherwise."""
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 4:
+        value = int(value)
+    if type(value) is not int or not 1 <= value <= 24:
+        return None
+    return LEVELS[(value - 1) // 4]
 
 
 def severity_number(level: str) -> int:
@@ -394,7 +446,8 @@ def _alias_table() -> dict[str, tuple[str, int]]:
         "trace": _TRACE_KEYS, "span": _SPAN_KEYS, "request": _REQUEST_KEYS,
         "service": _SERVICE_KEYS, **_SIMPLE,
         "http": ("http",), "attributes": ("attributes",),
-        "_derived": ("observed_timestamp", "severity_number"),  # set by us, never taken as given
+        "_derived": ("observed_timestamp",),  # set by us, never taken as given
+        "otel_severity": ("severity_number",),  # read when no level key gives a level
     }
     for field, keys in groups.items():
         for priority, key in enumerate(keys):
@@ -446,16 +499,18 @@ def _http_value(name: str, value: Any) -> Any:
 
 #: A record's keys, in order, → what to take from it. Agents, SDKs and parsers send a few key
 #: shapes over and over, so which keys are aliases of which field is worked out once per shape.
-#: A plan is ``(keys, fields, simple, flat_http)``: the alias keys among the record's keys,
-#: grouped by field and best first within a field, the field of each, whether every field has
-#: just one of them, and whether any ``http.<name>`` key is among them.
-_Plan = tuple[tuple[Any, ...], tuple[str, ...], bool, bool]
+#: A plan is ``(keys, fields, simple, flat_http, dialect)``: the alias keys among the record's
+#: keys, grouped by field and best first within a field, the field of each, whether every field
+#: has just one of them, whether any ``http.<name>`` key is among them, and the rewrite of the
+#: logger dialect the keys are written in (:mod:`logharbor.dialects`), or None.
+_Plan = tuple[tuple[Any, ...], tuple[str, ...], bool, bool, Rewrite | None]
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
+_REWRITTEN: dict[tuple[Any, ...], _Plan] = {}  # plans of dialect rewrites (never rewritten again)
 _PLANS_MAX = 1024  # distinct shapes kept; cleared when full (a flood of shapes only misses)
 _PLAN_KEYS_MAX = 64  # records with more keys are planned each time, never cached
 
 
-def _plan_of(keys: tuple[Any, ...]) -> _Plan:
+def _plan_of(keys: tuple[Any, ...], dialects: bool = True) -> _Plan:
     groups: dict[str, list[tuple[int, Any]]] = {}
     for key in keys:
         if key in _ALIAS_KEYS:
@@ -468,7 +523,16 @@ def _plan_of(keys: tuple[Any, ...]) -> _Plan:
             alias_keys.append(key)
             fields.append(field)
     return (tuple(alias_keys), tuple(fields), len(fields) == len(groups),
-            any(field.startswith("http.") for field in groups))
+            any(field.startswith("http.") for field in groups), dialect_of(keys) if dialects else None)
+
+
+def _cached_plan(keys: tuple[Any, ...], plans: dict[tuple[Any, ...], _Plan], dialects: bool) -> _Plan:
+    plan = _plan_of(keys, dialects)
+    if len(keys) <= _PLAN_KEYS_MAX:
+        if len(plans) >= _PLANS_MAX:
+            plans.clear()
+        plans[keys] = plan
+    return plan
 
 
 def _priority(pair: tuple[int, Any]) -> int:
@@ -493,12 +557,12 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     keys = tuple(attributes)
     plan = _PLANS.get(keys)
     if plan is None:
-        plan = _plan_of(keys)
-        if len(keys) <= _PLAN_KEYS_MAX:
-            if len(_PLANS) >= _PLANS_MAX:
-                _PLANS.clear()
-            _PLANS[keys] = plan
-    alias_keys, fields, simple, flat_http = plan
+        plan = _cached_plan(keys, _PLANS, True)
+    if plan[4] is not None:  # a logger dialect: its keys renamed to canonical names, then folded
+        attributes = plan[4](attributes)
+        keys = tuple(attributes)
+        plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
+    alias_keys, fields, simple, flat_http, _ = plan
     # every alias key leaves the attributes; per field the first one with a value wins, and an
     # alias that is not used (a later one, or a null or empty one) goes back, as it was sent
     values = list(map(attributes.pop, alias_keys))
@@ -618,6 +682,9 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     if level is None:
         if value is not None:
             attributes["level_raw"] = value
+        otel = get("otel_severity")
+        level = otel_level(otel) if otel is not None else None
+    if level is None:
         status = http.get("status")
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
     return (timestamp, message, service, source, host, instance, env, version, tenant, trace_id,

@@ -4,6 +4,10 @@ test (test_differential.py) holds the optimized path to exactly these rows and t
 quirks included (see the notes there). Copied verbatim from ``src/logharbor/record.py``, with
 ``encode_row`` from ``server/store/rows.py`` and the line loop of ``server/ingest/native.py``
 appended at the end.
+
+Change 6 (dialects, issue #22) is written out plainly at the end of this file: numeric levels on
+pino's scale, ``severity_number`` as OTel's, protobuf timestamp objects, Go slog level offsets,
+winston's ``silly``/``http``, and the logger dialects recognised by their keys.
 """
 # ruff: noqa
 
@@ -355,7 +359,8 @@ def _alias_table() -> dict[str, tuple[str, int]]:
         "trace": _TRACE_KEYS, "span": _SPAN_KEYS, "request": _REQUEST_KEYS,
         "service": _SERVICE_KEYS, **_SIMPLE,
         "http": ("http",), "attributes": ("attributes",),
-        "_derived": ("observed_timestamp", "severity_number"),  # set by us, never taken as given
+        "_derived": ("observed_timestamp",),  # set by us, never taken as given
+        "otel_severity": ("severity_number",),  # change 6: OTel's number when no level key reads
     }
     for field, keys in groups.items():
         for priority, key in enumerate(keys):
@@ -435,6 +440,7 @@ def normalize(
     if not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
     now = received_ns if received_ns is not None else time.time_ns()
+    obj = _dialect_rewrite(dict(obj))  # change 6
     found: dict[str, Any] = {}
     rank: dict[str, int] = {}
     # the copy and the key intersection run in C; only the few alias keys are visited in Python
@@ -469,7 +475,7 @@ def normalize(
             attributes["attributes"] = nested_attrs
 
     ts_value = found.get("timestamp")
-    timestamp = now if ts_value is None else parse_timestamp(ts_value)
+    timestamp = now if ts_value is None else parse_timestamp6(ts_value)  # change 6
     record: dict[str, Any] = {"timestamp": timestamp, "observed_timestamp": now}
 
     message = found.get("message")
@@ -522,10 +528,12 @@ def normalize(
     record["http"] = http
 
     level_value = found.get("level")
-    level = normalize_level(level_value) if level_value is not None else None
+    level = normalize_level6(level_value) if level_value is not None else None  # change 6
     if level is None:
         if level_value is not None:
             attributes["level_raw"] = level_value
+        level = _otel6(found.get("otel_severity"))  # change 6
+    if level is None:
         status = http.get("status")
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
     record["level"] = level
@@ -807,3 +815,270 @@ def _loads_exact(line):
         raise
     except (ValueError, RecursionError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Change 6 (dialects, issue #22), written out plainly from docs/record.md "Logger dialects".
+
+
+def normalize_level6(value):
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        if math.isnan(value) or math.isinf(value) or value < 10:
+            return None
+        for bottom, name in ((60, "FATAL"), (50, "ERROR"), (40, "WARN"), (30, "INFO"), (20, "DEBUG")):
+            if value >= bottom:
+                return name
+        return "TRACE"
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.lower() == "silly":
+        return "TRACE"
+    if text.lower() == "http":
+        return "INFO"
+    if text.isascii() and text.isdigit():
+        return normalize_level6(int(text))
+    found = normalize_level(text)  # names as before (numbers never reach it)
+    if found is None and len(text) <= 12:
+        m = re.fullmatch(r"(DEBUG|INFO|WARN|ERROR)([+-][0-9]{1,3})", text.upper())
+        if m:
+            n = {"DEBUG": -4, "INFO": 0, "WARN": 4, "ERROR": 8}[m[1]] + int(m[2])
+            if n < -4:
+                return "TRACE"
+            if n < 0:
+                return "DEBUG"
+            if n < 4:
+                return "INFO"
+            if n < 8:
+                return "WARN"
+            return "ERROR"
+    return found
+
+
+def _otel6(value):
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 4:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24:
+        return None
+    return LEVELS[(value - 1) // 4]
+
+
+def parse_timestamp6(value):
+    if isinstance(value, Mapping):
+        seconds, nanos = value.get("seconds"), value.get("nanos", 0)
+        text = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        if set(value) - {"seconds", "nanos"} or seconds is None:
+            raise RecordError(f"timestamp object {text} is not {{seconds, nanos}}")
+        if isinstance(seconds, str) and seconds.isascii() and seconds.isdigit():
+            seconds = int(seconds)
+        if type(seconds) is not int or type(nanos) is not int or seconds < 0 or not 0 <= nanos < _NS:
+            raise RecordError(f"timestamp object {text} needs whole seconds >= 0 and nanos in 0..999999999")
+        if seconds * _NS + nanos > _MAX_NS:
+            raise RecordError(f"timestamp object {text} is after 2262")
+        return seconds * _NS + nanos
+    return parse_timestamp(value)
+
+
+def _usable(v):
+    return v is not None and v != ""
+
+
+def _rename6(obj, pairs):
+    """Each (key, name) in order: renamed when the key has a usable value and the name is free."""
+    out = dict(obj)
+    mapping = {}
+    names = set(obj)
+    for key, name in pairs:
+        if key in obj and key not in mapping and name not in names and _usable(obj[key]):
+            mapping[key] = name
+            names.add(name)
+    return {mapping.get(k, k): v for k, v in out.items()}
+
+
+def _error6(obj, stack_key, type_key=None, message_key=None):
+    parts = {}
+    for part, key in (("type", type_key), ("message", message_key), ("stack", stack_key)):
+        if key is not None and isinstance(obj.get(key), str) and obj[key] != "":
+            parts[part] = key
+    if "stack" not in parts:
+        return obj
+    if "error" not in obj:
+        out = {k: v for k, v in obj.items() if k not in parts.values()}
+        out["error"] = {part: obj[key] for part, key in parts.items()}
+        return out
+    rename = {key: "error." + part for part, key in parts.items() if "error." + part not in obj}
+    return {rename.get(k, k): v for k, v in obj.items()}
+
+
+def _has_time6(obj):
+    return any(_usable(obj.get(k)) for k in _TIMESTAMP_KEYS)
+
+
+def _render6(template, props, renderings):
+    import orjson as _orjson
+    rendered = list(renderings or [])
+    out = []
+    i = 0
+    pos = 0
+    for m in re.finditer(r"\{\{|\}\}|\{([@$]?)([A-Za-z0-9_.]+)(?:,(-?\d+))?(?::([^{}]*))?\}", template):
+        out.append(template[pos:m.start()])
+        pos = m.end()
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            out.append(token[0])
+            continue
+        name, align, fmt = m[2], m[3], m[4]
+        if name not in props:
+            out.append(token)
+            continue
+        value = props[name]
+        pre = None
+        if fmt is not None:
+            pre = rendered[i] if i < len(rendered) else None
+            i += 1
+        if pre is not None:
+            text = str(pre)
+        elif isinstance(value, str):
+            text = value if fmt == "l" else '"' + value + '"'
+        elif value is True:
+            text = "True"
+        elif value is False:
+            text = "False"
+        elif value is None:
+            text = "null"
+        elif isinstance(value, (int, float)):
+            text = str(value)
+        else:
+            text = _orjson.dumps(value).decode()
+        if align:
+            width = int(align)
+            text = text.ljust(-width) if width < 0 else text.rjust(width)
+        out.append(text)
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def _dialect_rewrite(obj):
+    keys = [k for k in obj]
+    has = lambda k: k in keys  # noqa: E731
+    if has("@t") and (has("@mt") or has("@m") or has("@l")):
+        out = _rename6(obj, (("@t", "timestamp"), ("@m", "message"), ("@l", "level"), ("@tr", "trace_id"),
+                             ("TraceId", "trace_id"), ("@sp", "span_id"), ("SpanId", "span_id"),
+                             ("RequestId", "request_id"), ("Application", "service"), ("MachineName", "host")))
+        if "message" not in out and isinstance(out.get("@mt"), str):
+            r = out.get("@r")
+            out["message"] = _render6(out["@mt"], out, r if isinstance(r, list) else None)
+        at = [k for k in out if isinstance(k, str) and k.startswith("@@")]
+        if at:
+            out = _rename6(out, tuple((k, k[1:]) for k in at))
+        return _error6(out, "@x")
+    if has("httpRequest") or has("serviceContext") or has("timestampSeconds") or any(
+            isinstance(k, str) and k.startswith("logging.googleapis.com/") for k in keys):
+        out = _rename6(obj, (("logging.googleapis.com/spanId", "span_id"),))
+        trace = out.get("logging.googleapis.com/trace")
+        if "trace_id" not in out and isinstance(trace, str):
+            m = re.fullmatch(r"projects/[^/]+/traces/([0-9a-fA-F]{32})", trace)
+            if m:
+                out["trace_id"] = m[1]
+        sec = out.get("timestampSeconds")
+        nanos = out.get("timestampNanos", 0)
+        if (not _has_time6(out) and type(sec) is int and sec >= 0 and type(nanos) is int
+                and 0 <= nanos < 10**9):
+            out = {k: v for k, v in out.items() if k not in ("timestampSeconds", "timestampNanos")}
+            out["timestamp"] = {"seconds": sec, "nanos": nanos}
+        req = out.get("httpRequest")
+        if isinstance(req, dict) and "http" not in out:
+            http = {}
+            rest = dict(req)
+            for key, name in (("requestMethod", "method"), ("status", "status"), ("remoteIp", "client_ip"),
+                              ("userAgent", "user_agent"), ("referer", "referer"), ("responseSize", "bytes_sent")):
+                v = rest.get(key)
+                if not _usable(v):
+                    continue
+                if name in ("status", "bytes_sent"):
+                    n = int(v) if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 21 else v
+                    top = 65535 if name == "status" else 2**64 - 1
+                    if type(n) is not int or not 0 <= n <= top:
+                        continue
+                http[name] = rest.pop(key)
+            url = rest.get("requestUrl")
+            if isinstance(url, str) and url:
+                from urllib.parse import urlsplit
+                parts = urlsplit(url)
+                if parts.scheme:
+                    http["path"] = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+                else:
+                    http["path"] = url
+                    del rest["requestUrl"]
+            lat = rest.get("latency")
+            if isinstance(lat, str) and re.fullmatch(r"\d+(\.\d+)?s", lat):
+                http["duration_ms"] = float(lat[:-1]) * 1000
+                del rest["latency"]
+            if http:
+                out["http"] = http
+                if rest:
+                    out["httpRequest"] = rest
+                else:
+                    del out["httpRequest"]
+        ctx = out.get("serviceContext")
+        if isinstance(ctx, dict):
+            rest = dict(ctx)
+            for key in ("service", "version"):
+                if key not in out and isinstance(rest.get(key), str) and rest[key]:
+                    out[key] = rest.pop(key)
+            if rest != ctx:
+                if rest:
+                    out["serviceContext"] = rest
+                else:
+                    del out["serviceContext"]
+        return _error6(out, "stack_trace")
+    if has("levelname"):
+        out = _rename6(obj, (("otelTraceID", "trace_id"), ("otelSpanID", "span_id"), ("otelServiceName", "service")))
+        if not _has_time6(out):
+            created, asctime = out.get("created"), out.get("asctime")
+            if isinstance(created, (int, float)) and not isinstance(created, bool) and created >= 0:
+                out = {("timestamp" if k == "created" else k): v for k, v in out.items()}
+            elif isinstance(asctime, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}", asctime):
+                stamp = asctime[:10] + "T" + asctime[11:19] + "." + asctime[20:] + "Z"
+                out = {("timestamp" if k == "asctime" else k): (stamp if k == "asctime" else v)
+                       for k, v in out.items()}
+        return _error6(out, "exc_info")
+    if has("MESSAGE") and (has("PROGRAM") or has("PRIORITY") or has("FACILITY")):
+        out = _rename6(obj, (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"),
+                             ("ISODATE", "timestamp"), ("PRIORITY", "level"), ("LEVEL", "level")))
+        names = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+        lv = out.get("level")
+        if "level" not in obj:
+            if isinstance(lv, str) and lv.isdigit() and int(lv) < 8:
+                out["level"] = names[int(lv)]
+            elif type(lv) is int and 0 <= lv < 8:
+                out["level"] = names[lv]
+        return out
+    if has("level_value") and (has("logger_name") or has("@version")):
+        out = _rename6(obj, (("HOSTNAME", "host"), ("app_name", "service"), ("appName", "service"),
+                             ("application", "service"), ("springAppName", "service"),
+                             ("spring.application.name", "service"), ("X-B3-TraceId", "trace_id"),
+                             ("X-B3-SpanId", "span_id")))
+        return _error6(out, "stack_trace")
+    if has("ecs.version") or has("ecs"):
+        err = obj.get("error")
+        if isinstance(err, dict) and isinstance(err.get("stack_trace"), str) and "stack" not in err:
+            out = dict(obj)
+            out["error"] = {("stack" if k == "stack_trace" else k): v for k, v in err.items()}
+            return out
+        if isinstance(obj.get("error.stack_trace"), str) and "error.stack" not in obj:
+            return {("error.stack" if k == "error.stack_trace" else k): v for k, v in obj.items()}
+        return obj
+    if has("pid") and has("hostname") and has("msg") and has("level"):
+        out = _rename6(obj, (("name", "service"), ("reqId", "request_id")))
+        if isinstance(out.get("err"), dict) and out["err"] and "error" not in out:
+            out = {("error" if k == "err" else k): v for k, v in out.items()}
+        return out
+    if has("stacktrace") and (has("ts") or has("caller")):
+        return _error6(obj, "stacktrace")
+    if has("source") and has("msg") and has("time") and has("level"):
+        if isinstance(obj.get("source"), dict) and "source_location" not in obj:
+            return {("source_location" if k == "source" else k): v for k, v in obj.items()}
+    return obj

@@ -28,7 +28,12 @@ And two for exactness (issue #20, docs/record.md):
 - change 5: an alias key not used for its field (``msg`` beside ``message``, a null ``severity``, a
   flat ``http.status`` beside the nested one, an unknown ``http`` key with null) stays an attribute
   as it was sent; it was dropped. Canonical names themselves (``message``: null) are still the
-  field left out.
+  field left out;
+- change 6 (dialects, issue #22): a number in ``level`` is on pino's and bunyan's scale (it was
+  OTel's), ``severity_number`` is read as OTel's when no level key gives a level, a protobuf
+  timestamp object ``{seconds, nanos}`` is a time, Go slog's ``INFO+2`` and winston's ``silly`` and
+  ``http`` are levels, and the logger dialects of ``logharbor/dialects.py`` (Serilog CLEF, GCP,
+  python logging, syslog-ng, Logback, ECS, pino/bunyan, zap, slog) are recognised by their keys.
 """
 
 from __future__ import annotations
@@ -158,6 +163,44 @@ def value_for(key: str) -> st.SearchStrategy[Any]:
         return st.dictionaries(st.sampled_from(["user_id", "message", "a.b", "trace_header", "level_raw"]) |
                                st.text(max_size=5), json_values, max_size=4) | json_values
     return json_values
+
+
+#: keys the logger dialects read (logharbor/dialects.py), and the sets of them that make one
+DIALECT_KEYS = ["@t", "@m", "@mt", "@l", "@x", "@r", "@tr", "@sp", "TraceId", "SpanId", "RequestId", "Application",
+                "MachineName", "@@x", "@@t", "httpRequest", "serviceContext", "timestampSeconds", "timestampNanos",
+                "logging.googleapis.com/trace", "logging.googleapis.com/spanId", "stack_trace", "levelname",
+                "asctime", "created", "exc_info", "otelTraceID", "otelSpanID", "otelServiceName", "MESSAGE",
+                "PROGRAM", "PRIORITY", "HOST", "ISODATE", "FACILITY", "LEVEL", "level_value", "logger_name",
+                "@version", "HOSTNAME", "app_name", "appName", "X-B3-TraceId", "ecs.version", "ecs",
+                "error.stack_trace", "error.stack", "pid", "hostname", "msg", "name", "reqId", "err", "stacktrace",
+                "caller", "source", "source_location", "severity_number", "error", "time", "level", "ts"]
+DIALECT_TRIGGERS = [("@t", "@mt"), ("@t", "@m"), ("@t", "@l"), ("httpRequest",), ("serviceContext",),
+                    ("timestampSeconds",), ("logging.googleapis.com/trace",), ("levelname",),
+                    ("MESSAGE", "PRIORITY"), ("MESSAGE", "PROGRAM"), ("level_value", "logger_name"),
+                    ("ecs.version",), ("ecs",), ("pid", "hostname", "msg", "level"), ("stacktrace", "ts"),
+                    ("source", "msg", "time", "level")]
+dialect_values = st.sampled_from([
+    "2026-11-25 10:00:00,123", "2026-11-25T10:00:00.5Z", "Hello, {User} {N:x8} {{x}} {Missing,5}", "User", "err",
+    "3", "9", 3, 17, 30, 1764043200.25, "projects/p/traces/5759e988bd862e3fe1be46a994272793", "0.25s",
+    "Traceback (most recent call last):\n  x", "ERROR+4", "Information", "e.com/a?b=1", ["0000007b"], "req-1",
+]) | st.fixed_dictionaries({}, optional={
+    "requestMethod": st.sampled_from(["GET", "", None]), "status": st.sampled_from([200, "503", "x", 70000, True]),
+    "requestUrl": st.sampled_from(["https://e.com/a?b=1", "/p", "", 5]), "latency": st.sampled_from(["0.5s", "x"]),
+    "responseSize": st.sampled_from(["12", 12, -1]), "remoteIp": st.sampled_from(["10.0.0.1"]),
+    "service": texts, "version": texts, "seconds": ints | st.sampled_from(["17", "x"]), "nanos": ints,
+    "stack_trace": texts, "stack": texts, "type": texts, "message": texts, "function": texts}) | json_values
+
+
+@st.composite
+def dialect_records(draw: st.DrawFn) -> dict[Any, Any]:
+    """A dialect's keys (so one is recognised), with others of every dialect and every kind."""
+    keys = list(draw(st.sampled_from(DIALECT_TRIGGERS)))
+    keys += draw(st.lists(st.sampled_from(DIALECT_KEYS) | st.sampled_from(ALIAS_KEYS), max_size=8))
+    obj: dict[Any, Any] = {}
+    for key in keys:
+        if key not in obj:
+            obj[key] = draw(dialect_values | value_for(key)) if key in DIALECT_KEYS else draw(value_for(key))
+    return obj
 
 
 @st.composite
@@ -295,7 +338,7 @@ def test_timestamps_are_identical(value: Any) -> None:
     if isinstance(value, str):
         outcome(lambda: parse_timestamp(_same_minute(value)))
     for _ in range(2):
-        assert outcome(lambda: parse_timestamp(value)) == outcome(lambda: ref.parse_timestamp(value))
+        assert outcome(lambda: parse_timestamp(value)) == outcome(lambda: ref.parse_timestamp6(value))  # change 6
         check({"timestamp": value, "message": "m"})
 
 
@@ -388,3 +431,10 @@ def test_flat_http_keys_fill_what_the_nested_object_did_not_give() -> None:
     rec = normalize({"message": "m", "http": {"status": 502, "method": "GET", "path": "/a"},
                      "http.referer": "https://shop/", "http.status": 200}, received_ns=RECEIVED)
     assert rec["http"] == {"status": 502, "method": "GET", "path": "/a", "referer": "https://shop/"}
+
+
+@SETTINGS
+@given(dialect_records(), defaults_st, tenants)
+def test_dialect_records_are_identical(obj: dict[str, Any], defaults: dict[str, Any] | None,
+                                       tenant: str | None) -> None:
+    check(obj, defaults=defaults, tenant=tenant)

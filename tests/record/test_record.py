@@ -13,6 +13,7 @@ from logharbor.record import (
     format_timestamp,
     normalize,
     normalize_level,
+    otel_level,
     normalize_trace_id,
     parse_timestamp,
     to_wire,
@@ -91,15 +92,42 @@ def test_bad_timestamps_name_the_problem(bad: object) -> None:
 @pytest.mark.parametrize("raw, level", [
     ("warning", "WARN"), ("WARN", "WARN"), ("err", "ERROR"), ("critical", "FATAL"), ("Info", "INFO"),
     ("notice", "INFO"), ("DEBUG", "DEBUG"), ("trace", "TRACE"), ("fatal", "FATAL"), ("emerg", "FATAL"),
-    (1, "TRACE"), (9, "INFO"), (13, "WARN"), (17, "ERROR"), (24, "FATAL"), ("ERROR2", "ERROR"),
+    ("ERROR2", "ERROR"), ("silly", "TRACE"), ("http", "INFO"),
+    # a number in `level` is pino's and bunyan's scale (issue #22: pino's 20 was read as OTel ERROR)
+    (10, "TRACE"), (20, "DEBUG"), (30, "INFO"), (40, "WARN"), (50, "ERROR"), (60, "FATAL"), (35, "INFO"),
+    (99, "FATAL"), ("20", "DEBUG"), (50.0, "ERROR"),
+    # Go slog: offsets from its four names
+    ("INFO+2", "INFO"), ("WARN+2", "WARN"), ("ERROR+4", "ERROR"), ("DEBUG-4", "TRACE"), ("INFO-2", "DEBUG"),
 ])
 def test_levels(raw: object, level: str) -> None:
     assert normalize_level(raw) == level
 
 
+@pytest.mark.parametrize("raw", [0, 1, 9, -10, float("nan"), float("inf"), True, "bogus", "INFO+x"])
+def test_unknown_levels(raw: object) -> None:
+    assert normalize_level(raw) is None
+
+
 @given(st.integers(min_value=1, max_value=24))
 def test_every_otel_severity_number_maps(n: int) -> None:
-    assert normalize_level(n) in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+    assert otel_level(n) == ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")[(n - 1) // 4]
+    assert otel_level(str(n)) == otel_level(n)
+
+
+@pytest.mark.parametrize("raw", [0, 25, -1, "x", 9.0, True, None])
+def test_otel_level_refuses_what_is_not_a_severity_number(raw: object) -> None:
+    assert otel_level(raw) is None
+
+
+def test_severity_number_is_read_when_no_level_key_gives_one() -> None:
+    assert normalize({"severity_number": 17, "message": "m"})["level"] == "ERROR"
+    assert normalize({"severity_number": "5", "message": "m"})["level"] == "DEBUG"
+    # a level key that reads wins; one that does not is kept in level_raw, and the number decides
+    both = normalize({"severity_text": "Warning", "severity_number": 17, "message": "m"})
+    assert both["level"] == "WARN" and "severity_number" not in both["attributes"]
+    odd = normalize({"level": "E", "severity_number": 17, "message": "m"})
+    assert odd["level"] == "ERROR" and odd["attributes"] == {"level_raw": "E"}
+    assert normalize({"severity_number": 99, "message": "m"})["level"] == "INFO"
 
 
 hex32 = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32).filter(lambda s: set(s) != {"0"})

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, parse_timestamp
+from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, normalize, parse_timestamp
 
 __all__ = [
     "PARSERS",
@@ -97,6 +97,8 @@ _TIMESTAMP_SET = frozenset(TIMESTAMP_KEYS)
 #: normalize reads an integer timestamp by its magnitude; from 1973-03-03 on, ns are unmistakable
 _UNAMBIGUOUS_NS = 10**17
 _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
+#: times of logger dialects (logharbor.dialects) that the record's own keys do not name
+_DIALECT_TIMES = frozenset(("@t", "ISODATE"))
 
 
 def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
@@ -109,6 +111,11 @@ def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
     """
     hits = raw.keys() & _GUARDED  # one C-level intersection; most records stop here or after
     if not hits:
+        if raw.keys() & _DIALECT_TIMES:  # Serilog's @t, syslog-ng's ISODATE: read as normalize does
+            try:
+                normalize(raw)
+            except RecordError as exc:
+                return unparsed(line, str(exc))
         return raw
     if hits & _TIMESTAMP_SET:
         for key in TIMESTAMP_KEYS:  # normalize uses the first one present, in this order

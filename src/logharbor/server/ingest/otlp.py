@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from logharbor.record import RecordError
+from logharbor.record import RecordError, otel_level
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
@@ -243,7 +243,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                 if stamp:
                     raw["timestamp"] = stamp
                 if log.severity_number:
-                    raw["level"] = int(log.severity_number)
+                    _severity(raw, int(log.severity_number))
                 elif log.severity_text:
                     raw["level"] = log.severity_text
                 if log.HasField("body"):
@@ -252,6 +252,16 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                 if log.event_name:
                     raw["event.name"] = log.event_name
                 batch.add(raw)
+
+
+def _severity(raw: dict[str, Any], number: int) -> None:
+    """An OTel severity number becomes the level's name here: a bare number in ``level`` is read on
+    pino's scale (20 is DEBUG there, ERROR in OTel)."""
+    level = otel_level(number)
+    if level is not None:
+        raw["level"] = level
+    else:
+        raw["severity_number"] = number  # out of 1..24: no level (INFO), as normalize reads it
 
 
 def _from_json(body: bytes, batch: _Batch) -> None:
@@ -280,7 +290,10 @@ def _from_json(body: bytes, batch: _Batch) -> None:
                 if isinstance(severity, str) and not severity.isdigit():
                     severity = severity.removeprefix("SEVERITY_NUMBER_")  # protobuf JSON enum names
                 if severity and severity != "UNSPECIFIED":
-                    raw["level"] = int(severity) if str(severity).isdigit() else severity
+                    if str(severity).isdigit():
+                        _severity(raw, int(severity))
+                    else:
+                        raw["level"] = severity
                 elif log.get("severityText"):
                     raw["level"] = log["severityText"]
                 if "body" in log:

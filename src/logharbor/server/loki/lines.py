@@ -22,8 +22,6 @@ __all__ = ["LEVEL_KEYS", "line_fields"]
 #: keys a line's level is read from, first found wins (Loki's distributor checks these too)
 LEVEL_KEYS = ("level", "LEVEL", "Level", "severity", "SEVERITY", "Severity", "lvl", "LVL", "Lvl",
               "levelname", "log.level", "@l", "loglevel", "severity_text")
-#: pino and bunyan's numeric levels (a JSON line's ``"level": 30``)
-_PINO = {10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL"}
 _MAX_LINE = 256 * 1024
 
 
@@ -34,9 +32,7 @@ def _level(fields: dict[str, Any]) -> str | None:
             continue
         if value is None:
             continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _PINO.get(value) or normalize_level(value)
-        return normalize_level(value)
+        return normalize_level(value)  # a number is pino's and bunyan's scale, as in any record
     nested = fields.get("log")
     if isinstance(nested, dict) and "level" in nested:  # ECS: {"log": {"level": "error"}}
         return normalize_level(nested["level"])

@@ -1,0 +1,339 @@
+"""JSON logger dialects: the keys each common logger writes, recognised by the shape of the record.
+
+Why: users keep their loggers. Serilog writes ``@t @mt @l @x``, python-json-logger ``asctime``
+and ``levelname``, syslog-ng's ``format-json`` ``MESSAGE PRIORITY PROGRAM HOST``, Logback's
+LogstashEncoder ``stack_trace`` and ``level_value``, Google Cloud's structured logging
+``logging.googleapis.com/trace`` and ``httpRequest``. None of these keys is an alias everywhere
+(``HOST`` or ``name`` mean other things in other records), so a dialect is recognised by keys only
+that logger writes together, and only then are its keys read as canonical fields.
+
+A dialect's rewrite returns a new dict in which the keys it recognises carry their canonical name
+(``@t`` → ``timestamp``); :func:`logharbor.record.normalize` then folds that dict as any other.
+A key is renamed only when its value is neither null nor empty and the canonical name is not in
+the record already; otherwise it stays an attribute as it was sent. The shape of a record (its
+keys in order) decides the dialect once per shape (``dialect_of``), so a stream of one logger's
+records pays one dict lookup for it.
+
+Exceptions go where the sdk puts them: ``error.type``, ``error.message``, ``error.stack`` (an
+``error`` object when the record has no ``error`` key; flat dotted keys beside it when it has one,
+as zap, logrus and zerolog write the error's text under ``error``).
+
+This module imports nothing of logharbor: :mod:`logharbor.record` imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["DIALECTS", "Rewrite", "dialect_of", "render_template"]
+
+Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
+
+_TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
+#: syslog severity numbers 0..7 by the names syslog itself gives them (RFC 5424 §6.2.1)
+_SYSLOG_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
+def _rename(obj: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``obj`` with each ``(key, name)`` renamed, in the order of ``pairs`` (the first key found
+    for a name wins), when the key's value is neither null nor "" and ``name`` is not taken."""
+    taken: dict[str, str] = {}
+    names = set(obj)
+    for key, name in pairs:
+        if key in obj and key not in taken and name not in names:
+            value = obj[key]
+            if value is not None and value != "":
+                taken[key] = name
+                names.add(name)
+    if not taken:
+        return obj
+    return {taken.get(key, key): value for key, value in obj.items()}
+
+
+def _has_time(obj: dict[str, Any]) -> bool:
+    return any(obj.get(key) not in (None, "") for key in _TIMESTAMP_KEYS)
+
+
+def _error(obj: dict[str, Any], stack_key: str, type_key: str | None = None,
+           message_key: str | None = None) -> dict[str, Any]:
+    """Move a logger's exception keys to ``error.stack`` / ``error.type`` / ``error.message``."""
+    parts = {}
+    for part, key in (("type", type_key), ("message", message_key), ("stack", stack_key)):
+        if key is not None and key in obj and isinstance(obj[key], str) and obj[key]:
+            parts[part] = key
+    if "stack" not in parts:
+        return obj
+    if "error" not in obj:
+        out = {k: v for k, v in obj.items() if k not in parts.values()}
+        out["error"] = {part: obj[key] for part, key in parts.items()}
+        return out
+    flat = {key: f"error.{part}" for part, key in parts.items() if f"error.{part}" not in obj}
+    return {flat.get(k, k): v for k, v in obj.items()}
+
+
+# -- Serilog CLEF --------------------------------------------------------------------------------
+
+_CLEF = (("@t", "timestamp"), ("@m", "message"), ("@l", "level"), ("@tr", "trace_id"),
+         ("TraceId", "trace_id"), ("@sp", "span_id"), ("SpanId", "span_id"),
+         ("RequestId", "request_id"), ("Application", "service"), ("MachineName", "host"))
+_HOLE = re.compile(r"\{\{|\}\}|\{([@$]?)([A-Za-z0-9_.]+)(?:,(-?\d+))?(?::([^{}]*))?\}")
+
+
+def render_template(template: str, props: dict[str, Any], renderings: list[Any] | None = None) -> str:
+    """A Serilog message template with the event's properties, as Serilog renders it: strings in
+    double quotes (``:l`` without), ``@r``'s pre-rendered values for holes with a format, other
+    values as JSON text; a hole whose property is absent stays as written."""
+    import orjson
+
+    formatted = iter(renderings or ())
+
+    def hole(m: re.Match[str]) -> str:
+        text = m.group(0)
+        if text in ("{{", "}}"):
+            return text[0]
+        name, align, fmt = m[2], m[3], m[4]
+        if name not in props:
+            return text
+        value = props[name]
+        rendered = next(formatted, None) if fmt is not None else None  # @r: one per hole with a format
+        if rendered is not None:
+            out = str(rendered)
+        elif isinstance(value, str):
+            out = value if fmt == "l" else f'"{value}"'
+        elif isinstance(value, bool) or value is None:
+            out = "null" if value is None else str(value)
+        elif isinstance(value, int | float):
+            out = str(value)
+        else:
+            out = orjson.dumps(value).decode()
+        if align:
+            width = int(align)
+            out = out.ljust(-width) if width < 0 else out.rjust(width)
+        return out
+
+    return _HOLE.sub(hole, template)
+
+
+def clef(obj: dict[str, Any]) -> dict[str, Any]:
+    """Serilog's compact JSON (``CompactJsonFormatter``, ``RenderedCompactJsonFormatter``)."""
+    out = _rename(obj, _CLEF)
+    if "message" not in out and isinstance(out.get("@mt"), str):
+        renderings = out.get("@r")
+        out["message"] = render_template(out["@mt"], out,
+                                         renderings if isinstance(renderings, list) else None)
+    if any(type(k) is str and k.startswith("@@") for k in out):
+        out = _rename(out, tuple((k, k[1:]) for k in out if type(k) is str and k.startswith("@@")))
+    return _error(out, "@x")
+
+
+# -- Google Cloud structured logging ----------------------------------------------------------
+
+_GCP_TRACE = "logging.googleapis.com/trace"
+_GCP = (("logging.googleapis.com/spanId", "span_id"),)
+_GCP_HTTP = (("requestMethod", "method"), ("status", "status"), ("remoteIp", "client_ip"),
+             ("userAgent", "user_agent"), ("referer", "referer"), ("responseSize", "bytes_sent"))
+_LATENCY = re.compile(r"(\d+(?:\.\d+)?)s")
+_TRACE_PATH = re.compile(r"projects/[^/]+/traces/([0-9a-fA-F]{32})")
+
+
+def _gcp_http(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``httpRequest`` → the canonical ``http`` fields, and what is left of it."""
+    http: dict[str, Any] = {}
+    rest = dict(request)
+    for key, name in _GCP_HTTP:
+        value = rest.get(key)
+        if value is None or value == "":
+            continue
+        if name in ("status", "bytes_sent") and not _count(value, 65535 if name == "status" else 2**64 - 1):
+            continue  # not a number the column holds: it stays in httpRequest, as sent
+        http[name] = rest.pop(key)
+    url = rest.get("requestUrl")
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        query = f"?{parts.query}" if parts.query else ""
+        http["path"] = (parts.path or "/") + query if parts.scheme else url
+        if not parts.scheme:
+            del rest["requestUrl"]
+    latency = rest.get("latency")
+    if isinstance(latency, str) and (m := _LATENCY.fullmatch(latency)):
+        http["duration_ms"] = float(m[1]) * 1000
+        del rest["latency"]
+    return http, rest
+
+
+def _count(value: Any, top: int) -> bool:
+    """An integer in 0..top, or its ASCII digits (protobuf JSON writes int64 as a string)."""
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 21:
+        value = int(value)
+    return type(value) is int and 0 <= value <= top
+
+
+def gcp(obj: dict[str, Any]) -> dict[str, Any]:
+    """Google Cloud Logging's structured JSON (what its agents and Cloud Run read from stdout)."""
+    out = _rename(obj, _GCP)
+    trace = out.get(_GCP_TRACE)
+    if "trace_id" not in out and isinstance(trace, str) and (m := _TRACE_PATH.fullmatch(trace)):
+        out["trace_id"] = m[1]  # the project stays in the key, as it was sent
+    seconds = out.get("timestampSeconds")
+    if not _has_time(out) and isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= 0:
+        nanos = out.get("timestampNanos", 0)
+        if isinstance(nanos, int) and not isinstance(nanos, bool) and 0 <= nanos < 10**9:
+            out = {k: v for k, v in out.items() if k not in ("timestampSeconds", "timestampNanos")}
+            out["timestamp"] = {"seconds": seconds, "nanos": nanos}
+    request = out.get("httpRequest")
+    if isinstance(request, dict) and "http" not in out:
+        http, rest = _gcp_http(request)
+        if http:
+            out["http"] = http
+            if rest:
+                out["httpRequest"] = rest
+            else:
+                del out["httpRequest"]
+    context = out.get("serviceContext")
+    if isinstance(context, dict):
+        rest = dict(context)
+        for key in ("service", "version"):
+            value = rest.get(key)
+            if key not in out and isinstance(value, str) and value:
+                out[key] = rest.pop(key)
+        if rest != context:
+            if rest:
+                out["serviceContext"] = rest
+            else:
+                del out["serviceContext"]
+    return _error(out, "stack_trace")
+
+
+# -- Python logging (python-json-logger and friends) --------------------------------------------
+
+_PYTHON = (("otelTraceID", "trace_id"), ("otelSpanID", "span_id"), ("otelServiceName", "service"))
+_ASCTIME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})")
+
+
+def python_logging(obj: dict[str, Any]) -> dict[str, Any]:
+    """A stdlib ``logging`` record as JSON: ``levelname``, ``asctime`` (``2026-11-25 10:00:00,123``,
+    the process's local time, read as UTC) or ``created`` (epoch seconds), ``exc_info``."""
+    out = _rename(obj, _PYTHON)
+    if not _has_time(out):
+        created = out.get("created")
+        asctime = out.get("asctime")
+        stamp: Any = None
+        key = ""
+        if isinstance(created, int | float) and not isinstance(created, bool) and created >= 0:
+            stamp, key = created, "created"
+        elif isinstance(asctime, str) and (m := _ASCTIME.fullmatch(asctime)):
+            stamp, key = f"{m[1]}T{m[2]}.{m[3]}Z", "asctime"
+        if key:
+            out = {("timestamp" if k == key else k): (stamp if k == key else v) for k, v in out.items()}
+    return _error(out, "exc_info")
+
+
+# -- syslog-ng format-json ---------------------------------------------------------------------
+
+_SYSLOG_NG = (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"), ("ISODATE", "timestamp"),
+              ("PRIORITY", "level"), ("LEVEL", "level"))
+
+
+def syslog_ng(obj: dict[str, Any]) -> dict[str, Any]:
+    """syslog-ng's ``$(format-json --scope rfc5424 …)`` (the stock ``elasticsearch-http()`` and
+    ``http()`` templates): upper-case macro names; ``PRIORITY`` is a severity name or 0..7."""
+    out = _rename(obj, _SYSLOG_NG)
+    level = out.get("level")
+    if "level" not in obj and isinstance(level, str) and level.isdigit() and int(level) < 8:
+        out["level"] = _SYSLOG_NAMES[int(level)]
+    elif "level" not in obj and isinstance(level, int) and not isinstance(level, bool) and 0 <= level < 8:
+        out["level"] = _SYSLOG_NAMES[level]
+    return out
+
+
+# -- Logback (logstash-logback-encoder) -----------------------------------------------------------
+
+_LOGBACK = (("HOSTNAME", "host"), ("app_name", "service"), ("appName", "service"),
+            ("application", "service"), ("springAppName", "service"), ("spring.application.name", "service"),
+            ("X-B3-TraceId", "trace_id"), ("X-B3-SpanId", "span_id"))
+
+
+def logback(obj: dict[str, Any]) -> dict[str, Any]:
+    """logstash-logback-encoder's ``LogstashEncoder``: ``level_value``, ``logger_name``,
+    ``stack_trace``, MDC keys at the top (``requestId``, ``traceId`` are aliases already)."""
+    return _error(_rename(obj, _LOGBACK), "stack_trace")
+
+
+# -- ECS (Log4j2 EcsLayout, ecs-logging) ---------------------------------------------------------
+
+
+def ecs(obj: dict[str, Any]) -> dict[str, Any]:
+    """Elastic Common Schema documents: ``error.stack_trace`` is the stack (dotted or nested)."""
+    nested = obj.get("error")
+    if isinstance(nested, dict) and isinstance(nested.get("stack_trace"), str) and "stack" not in nested:
+        out = dict(obj)
+        out["error"] = {("stack" if k == "stack_trace" else k): v for k, v in nested.items()}
+        return out
+    if isinstance(obj.get("error.stack_trace"), str) and "error.stack" not in obj:
+        return {("error.stack" if k == "error.stack_trace" else k): v for k, v in obj.items()}
+    return obj
+
+
+# -- pino, bunyan --------------------------------------------------------------------------------
+
+_NODE = (("name", "service"), ("reqId", "request_id"))
+
+
+def node(obj: dict[str, Any]) -> dict[str, Any]:
+    """pino and bunyan: ``name`` is the app's name, ``err`` the serialized error."""
+    out = _rename(obj, _NODE)
+    err = out.get("err")
+    if isinstance(err, dict) and err and "error" not in out:
+        out = {("error" if k == "err" else k): v for k, v in out.items()}
+    return out
+
+
+# -- zap, slog -------------------------------------------------------------------------------------
+
+
+def zap(obj: dict[str, Any]) -> dict[str, Any]:
+    """zap's production JSON: ``stacktrace`` (its ``error`` key is the error's text, kept)."""
+    return _error(obj, "stacktrace")
+
+
+def slog(obj: dict[str, Any]) -> dict[str, Any]:
+    """Go's ``log/slog`` JSONHandler with ``AddSource``: ``source`` is the code location, an object,
+    never a source name; it becomes ``source_location``."""
+    if isinstance(obj.get("source"), dict) and "source_location" not in obj:
+        return {("source_location" if k == "source" else k): v for k, v in obj.items()}
+    return obj
+
+
+#: name → rewrite, for the docs and tests
+DIALECTS: dict[str, Rewrite] = {
+    "clef": clef, "gcp": gcp, "python": python_logging, "syslog-ng": syslog_ng, "logback": logback,
+    "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog,
+}
+
+
+def dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
+    """The dialect a record with these keys is written in, or None (most records)."""
+    present = set(keys)
+    if "@t" in present and ("@mt" in present or "@m" in present or "@l" in present):
+        return clef
+    if "httpRequest" in present or "serviceContext" in present or "timestampSeconds" in present or any(
+            type(k) is str and k.startswith("logging.googleapis.com/") for k in keys):
+        return gcp
+    if "levelname" in present:
+        return python_logging
+    if "MESSAGE" in present and ("PROGRAM" in present or "PRIORITY" in present or "FACILITY" in present):
+        return syslog_ng
+    if "level_value" in present and ("logger_name" in present or "@version" in present):
+        return logback
+    if "ecs.version" in present or "ecs" in present:
+        return ecs
+    if "pid" in present and "hostname" in present and "msg" in present and "level" in present:
+        return node
+    if "stacktrace" in present and ("ts" in present or "caller" in present):
+        return zap
+    if "source" in present and "msg" in present and "time" in present and "level" in present:
+        return slog
+    return None
