@@ -9,6 +9,9 @@ want_test=0
 
 apt_pkgs=(nginx-light ripgrep)
 if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog rsyslog-openssl postgresql); fi
+# tests/record/test_dialects.py runs Logback with logstash-logback-encoder (Debian's jars, the JDK's javac)
+if [ $want_test = 1 ]; then apt_pkgs+=(liblogback-java liblogstash-logback-encoder-java); fi
+if [ $want_test = 1 ] && ! command -v javac >/dev/null 2>&1; then apt_pkgs+=(default-jdk-headless); fi
 # the web UI is built with node (v20.19+); its browser tests drive Debian's chromium
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi
@@ -45,6 +48,21 @@ if [ -f ui/index.html ] && [ -f ui/package-lock.json ] && [ "$(cat "$ui_stamp" 2
     echo "$ui_hash" > "$ui_stamp"
   else
     echo "install: npm not found: the web UI is not built (install nodejs and npm)" >&2
+  fi
+fi
+# test clients: the real Node.js loggers and shippers the suite runs (tests/clients/package.json),
+# installed from the lockfile; skipped when the lockfile has not changed since the last install
+if [ $want_test = 1 ] && [ -f tests/clients/package-lock.json ]; then
+  clients_stamp=tests/clients/node_modules/.lock-hash
+  clients_hash=$(sha256sum tests/clients/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$clients_stamp" 2>/dev/null)" != "$clients_hash" ]; then
+    if command -v npm >/dev/null 2>&1; then
+      echo "install: test clients (tests/clients/)"
+      (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error) >/dev/null
+      echo "$clients_hash" > "$clients_stamp"
+    else
+      echo "install: npm not found: tests/clients is not installed" >&2
+    fi
   fi
 fi
 echo "install: ready (.venv)"

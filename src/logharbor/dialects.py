@@ -235,12 +235,14 @@ def python_logging(obj: dict[str, Any]) -> dict[str, Any]:
 
 _SYSLOG_NG = (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"), ("ISODATE", "timestamp"),
               ("PRIORITY", "level"), ("LEVEL", "level"))
+#: with a time of its own (the stock template's @timestamp), ISODATE stays an attribute
+_SYSLOG_NG_TIMED = tuple(pair for pair in _SYSLOG_NG if pair[0] != "ISODATE")
 
 
 def syslog_ng(obj: dict[str, Any]) -> dict[str, Any]:
     """syslog-ng's ``$(format-json --scope rfc5424 …)`` (the stock ``elasticsearch-http()`` and
     ``http()`` templates): upper-case macro names; ``PRIORITY`` is a severity name or 0..7."""
-    out = _rename(obj, _SYSLOG_NG)
+    out = _rename(obj, _SYSLOG_NG if not _has_time(obj) else _SYSLOG_NG_TIMED)
     level = out.get("level")
     if "level" not in obj and isinstance(level, str) and level.isdigit() and int(level) < 8:
         out["level"] = _SYSLOG_NAMES[int(level)]

@@ -1046,8 +1046,11 @@ def _dialect_rewrite(obj):
                        for k, v in out.items()}
         return _error6(out, "exc_info")
     if has("MESSAGE") and (has("PROGRAM") or has("PRIORITY") or has("FACILITY")):
-        out = _rename6(obj, (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"),
-                             ("ISODATE", "timestamp"), ("PRIORITY", "level"), ("LEVEL", "level")))
+        pairs = [("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"),
+                 ("ISODATE", "timestamp"), ("PRIORITY", "level"), ("LEVEL", "level")]
+        if _has_time6(obj):
+            pairs.remove(("ISODATE", "timestamp"))
+        out = _rename6(obj, tuple(pairs))
         names = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
         lv = out.get("level")
         if "level" not in obj:

@@ -13,8 +13,8 @@ from logharbor.record import (
     format_timestamp,
     normalize,
     normalize_level,
-    otel_level,
     normalize_trace_id,
+    otel_level,
     parse_timestamp,
     to_wire,
 )

@@ -136,7 +136,8 @@ def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
             found["http.duration_ms"] = value / 1e6  # ECS durations are nanoseconds
         elif value is not None:
             doc["event.duration"] = value
-    for name in [k for k, v in doc.items() if isinstance(v, dict) and (k in _CANONICAL or k in _ALIASES)]:
+    for name in [k for k, v in doc.items() if isinstance(v, dict) and (k in _CANONICAL or k in _ALIASES)
+                 and not _is_seconds_nanos(k, v)]:
         value = doc.pop(name)
         if name in _ALIASES:
             _flatten(name, value, doc)
@@ -148,6 +149,12 @@ def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
                 doc.setdefault(f"{name}_{key}", inner)
     doc.update(found)
     return doc
+
+
+def _is_seconds_nanos(name: str, value: dict[str, Any]) -> bool:
+    """A time written as a protobuf Timestamp (Google Cloud's ``{"seconds": …, "nanos": …}``): the
+    record's timestamp, read whole by normalize, not an object to flatten."""
+    return name in ("timestamp", "time") and "seconds" in value and set(value) <= {"seconds", "nanos"}
 
 
 class _Ids:
