@@ -183,3 +183,40 @@ action(type="omfwd" Target="127.0.0.1" Port="{tls}" Protocol="tcp" StreamDriver=
     rows = records(server, "service:shopapp", 50)
     assert sorted(row["message"] for row in rows) == sorted(f"tls line {i}" for i in range(50)), server.log()
     assert {row["facility"] for row in rows} == {"local3"}
+
+
+def test_rfc3164_times_are_read_in_the_senders_zone(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """An RFC 3164 time has no zone: --syslog-timezone says it (Berlin is UTC+1 in November), and
+    --syslog-timezones gives other networks theirs (Kolkata, UTC+5:30, from 127.0.0.2); an ISO time
+    written without its offset is local too, one with its offset is kept (issue #22)."""
+    tcp = free_port()
+    server: ServerProcess = server_factory(
+        "--batch-max-age", "0.2", "--syslog-tcp", f"127.0.0.1:{tcp}", "--syslog-timezone", "Europe/Berlin",
+        "--syslog-timezones", "127.0.0.2/32=Asia/Kolkata", "--listener-allow", "127.0.0.0/8")
+    lines = {
+        "127.0.0.1": [b"<11>Nov 25 2026 10:00:00 web-1 app[1]: berlin bsd\n",
+                      b"<11>2026-11-25T10:00:00 web-1 app[1]: berlin iso without offset\n",
+                      b"<11>2026-11-25T10:00:00+00:00 web-1 app[1]: iso with its offset\n"],
+        "127.0.0.2": [b"<11>Nov 25 2026 10:00:00 web-2 app[1]: kolkata bsd\n"],
+    }
+    for source, messages in lines.items():
+        with socket.create_connection(("127.0.0.1", tcp), source_address=(source, 0)) as sock:
+            sock.sendall(b"".join(messages))
+    rows = by_message(records(server, "service:app", 4))
+    assert rows["berlin bsd"]["timestamp"] == "2026-11-25T09:00:00.000000Z"
+    assert rows["berlin iso without offset"]["timestamp"] == "2026-11-25T09:00:00.000000Z"
+    assert rows["iso with its offset"]["timestamp"] == "2026-11-25T10:00:00.000000Z"
+    assert rows["kolkata bsd"]["timestamp"] == "2026-11-25T04:30:00.000000Z"
+
+
+def test_a_bad_syslog_zone_fails_the_start_naming_it() -> None:
+    from pydantic import ValidationError
+
+    from logharbor.server.config import ServerConfig
+
+    with pytest.raises(ValidationError, match="syslog_timezone: unknown time zone 'Europe/Berlinn'"):
+        ServerConfig(syslog_timezone="Europe/Berlinn")
+    with pytest.raises(ValidationError, match="'10.0.0.0/33=UTC' is not NETWORK=ZONE"):
+        ServerConfig(syslog_timezones=["10.0.0.0/33=UTC"])
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
+        ServerConfig(syslog_timezones=["10.0.0.0/8=Mars/Base"])

@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:
         syslog_udp: str | None = typer.Option(None, help="syslog over UDP on host:port (e.g. 0.0.0.0:514)"),
         syslog_tcp: str | None = typer.Option(None, help="syslog over TCP on host:port (LF/octet framing)"),
         syslog_tls: str | None = typer.Option(None, help="syslog over TLS on host:port (RFC 5425)"),
+        syslog_timezone: str = typer.Option("UTC", help="IANA zone of RFC 3164 times, which carry none "
+                                                        "(e.g. Europe/Berlin)"),
+        syslog_timezones: str = typer.Option("", help="comma-separated NETWORK=ZONE: senders in NETWORK "
+                                                      "write RFC 3164 times in ZONE"),
         forward: str | None = typer.Option(None, help="Fluent forward protocol on host:port (e.g. :24224)"),
         forward_tls: bool = typer.Option(False, "--forward-tls", help="TLS on the forward listener"),
         forward_shared_key: str | None = typer.Option(None, help="forward shared key (handshake required)"),
@@ -158,6 +162,9 @@ def register(app: typer.Typer) -> None:
                                   metrics_public=metrics_public, meta_url=meta_url, store=store,
                                   ingest_rate_per_key=ingest_rate,
                                   syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,
+                                  syslog_timezone=syslog_timezone,
+                                  syslog_timezones=[e.strip() for e in syslog_timezones.split(",")
+                                                    if e.strip()],
                                   forward=forward, forward_tls=forward_tls,
                                   forward_shared_key=forward_shared_key,
                                   listener_allow=[n for n in listener_allow.split(",") if n.strip()],

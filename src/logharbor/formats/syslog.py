@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,7 @@ _BSD_TIME = re.compile(
     r"([A-Z][a-z]{2}) +(\d{1,2}) (?:(\d{4}) )?(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?: (\d{4}))? "
 )
 _ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\S+) ")
+_HAS_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 _TAG = re.compile(r"([^\s\[\]:]+)(?:\[([^\]\s]*)\])?: ?")
 _NS = 1_000_000_000
 
@@ -149,6 +150,10 @@ def _parse_3164(line: str, rec: dict[str, Any], body: str, zone: ZoneInfo,
             rec["timestamp"] = parse_timestamp(iso[1])
         except RecordError as exc:
             return unparsed(line, f"syslog time: {exc}")
+        if not _HAS_OFFSET.search(iso[1]):  # an ISO time without its offset is local too
+            local = datetime.fromtimestamp(rec["timestamp"] // _NS, UTC).replace(tzinfo=zone)
+            offset = local.utcoffset()
+            rec["timestamp"] -= int(offset.total_seconds()) * _NS if offset else 0
         rest = body[iso.end():]
     elif "level" in rec:
         rest = body  # <PRI> and then no time: RFC 3164 §4.3.2 says use the receive time

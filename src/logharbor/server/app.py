@@ -46,7 +46,7 @@ from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
-from logharbor.server.ingest.syslog import SyslogIngest
+from logharbor.server.ingest.syslog import SyslogIngest, SyslogZones
 from logharbor.server.keys_api import keys_router
 from logharbor.server.leader import Leader
 from logharbor.server.limits import RequestLimits, store_limit_handler
@@ -360,7 +360,8 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
         LokiIngest(max_body_bytes=config.max_body_bytes, limits=limits),
         OtlpIngest(max_body_bytes=config.max_body_bytes, limits=limits),
         SyslogIngest(udp=config.syslog_udp, tcp=config.syslog_tcp, tls=config.syslog_tls,
-                     tls_cert=listen_cert, tls_key=listen_key, allow=config.listener_allow, limits=limits),
+                     tls_cert=listen_cert, tls_key=listen_key, allow=config.listener_allow, limits=limits,
+                     timezone=SyslogZones.parse(config.syslog_timezone, config.syslog_timezones)),
         ForwardIngest(address=config.forward, tls=config.forward_tls, tls_cert=listen_cert,
                       tls_key=listen_key, shared_key=config.forward_shared_key,
                       allow=config.listener_allow, limits=limits, max_bytes=config.max_body_bytes),

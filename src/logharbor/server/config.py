@@ -68,6 +68,10 @@ class ServerConfig(BaseModel):
     syslog_udp: str | None = Field(None, description="syslog UDP listen address host:port (off if unset)")
     syslog_tcp: str | None = Field(None, description="syslog TCP listen address host:port")
     syslog_tls: str | None = Field(None, description="syslog TLS listen address host:port (RFC 5425)")
+    syslog_timezone: str = Field("UTC", description="IANA zone of RFC 3164 times, which carry none "
+                                 "(what the senders' clocks show)")
+    syslog_timezones: list[str] = Field([], description="NETWORK=ZONE: senders in NETWORK write RFC 3164 "
+                                        "times in ZONE (first match wins; others: syslog_timezone)")
     forward: str | None = Field(None, description="Fluent forward listen address host:port (off if unset)")
     forward_tls: bool = Field(False, description="speak TLS on the forward listener")
     forward_shared_key: str | None = Field(None, description="forward peers must pass the handshake")
@@ -128,6 +132,22 @@ class ServerConfig(BaseModel):
 
         check_entries(entries, "--" + str(info.field_name).replace("_", "-"))
         return [e.strip() for e in entries if e.strip()]
+
+    @field_validator("syslog_timezones")
+    @classmethod
+    def _syslog_zones(cls, entries: list[str], info: ValidationInfo) -> list[str]:
+        """Fail at start on an unknown zone or a bad network, naming the entry."""
+        from logharbor.server.ingest.syslog import SyslogZones
+
+        SyslogZones.parse(info.data.get("syslog_timezone", "UTC"), entries)
+        return entries
+
+    @field_validator("syslog_timezone")
+    @classmethod
+    def _syslog_zone(cls, zone: str) -> str:
+        from logharbor.server.ingest.syslog import check_zone
+
+        return check_zone(zone, "syslog_timezone")
 
     @field_validator("store")
     @classmethod

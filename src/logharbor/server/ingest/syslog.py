@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter
@@ -41,7 +45,7 @@ from logharbor.server.ingest.listener import (
 )
 from logharbor.server.store.rows import encode_row
 
-__all__ = ["SyslogFramer", "SyslogIngest", "decode_syslog", "decode_syslog_groups"]
+__all__ = ["SyslogFramer", "SyslogIngest", "SyslogZones", "decode_syslog", "decode_syslog_groups"]
 
 log = logging.getLogger("logharbor.server.ingest.syslog")
 _OFFLOAD_BYTES = 64 * 1024
@@ -51,14 +55,68 @@ _OFFLOAD_DATAGRAMS = 500
 _UDP_RCVBUF = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class SyslogZones:
+    """The zone RFC 3164 times are read in (they carry none): ``default``, or the zone of the first
+    of ``networks`` (``(CIDR, zone)`` pairs) holding the sender's address. Plain data, so it goes
+    to the ingest worker processes with the messages."""
+
+    default: str = "UTC"
+    networks: tuple[tuple[str, str], ...] = ()
+
+    def for_peer(self, peer: str | None) -> str:
+        if not self.networks or not peer:
+            return self.default
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return self.default
+        for network, zone in self.networks:
+            if address in _network(network):
+                return zone
+        return self.default
+
+    @classmethod
+    def parse(cls, default: str, entries: list[str]) -> SyslogZones:
+        """``--syslog-timezone`` and its ``NETWORK=ZONE`` overrides; a bad entry raises naming it."""
+        pairs = []
+        for entry in entries:
+            network, sep, zone = entry.partition("=")
+            try:
+                if not sep:
+                    raise ValueError
+                _network(network.strip())
+            except ValueError:
+                raise ValueError(f"syslog_timezones: {entry!r} is not NETWORK=ZONE "
+                                 "(e.g. 10.1.0.0/16=Asia/Kolkata)") from None
+            pairs.append((network.strip(), check_zone(zone.strip(), "syslog_timezones")))
+        return cls(check_zone(default, "syslog_timezone"), tuple(pairs))
+
+
+@functools.lru_cache(maxsize=256)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def check_zone(name: str, option: str) -> str:
+    """An IANA zone name, or ValueError naming the option."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        raise ValueError(f"{option}: unknown time zone {name!r} (an IANA name such as "
+                         "Europe/Berlin)") from None
+    return name
+
+
 def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received_ns: int,
-                  limits: RecordLimits, timezone: str = "UTC") -> tuple[bytes, int, int]:
+                  limits: RecordLimits, timezone: str | SyslogZones = "UTC") -> tuple[bytes, int, int]:
     """Store rows (joined), accepted and rejected counts for framed messages from one peer."""
     rows: list[bytes] = []
     rejected = 0
     defaults = {"host": peer} if peer else None
+    zone = timezone.for_peer(peer) if isinstance(timezone, SyslogZones) else timezone
     for data, truncated in messages:
-        raw = parse_syslog(data.decode("utf-8", "replace"), timezone, received_ns)
+        raw = parse_syslog(data.decode("utf-8", "replace"), zone, received_ns)
         if truncated:
             raw["truncated"] = True
         try:
@@ -73,7 +131,7 @@ def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received
 
 
 def decode_syslog_groups(groups: list[tuple[str | None, list[tuple[bytes, bool]]]], received_ns: int,
-                         limits: RecordLimits, timezone: str = "UTC") -> tuple[bytes, int, int]:
+                         limits: RecordLimits, timezone: str | SyslogZones = "UTC") -> tuple[bytes, int, int]:
     """:func:`decode_syslog` for the datagrams of several peers at once (one WAL write)."""
     payloads: list[bytes] = []
     accepted = rejected = 0
@@ -102,7 +160,7 @@ class SyslogIngest:
     def __init__(self, *, udp: str | None = None, tcp: str | None = None, tls: str | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None,
                  allow: list[str] | None = None, limits: RecordLimits | None = None,
-                 timezone: str = "UTC") -> None:
+                 timezone: str | SyslogZones = "UTC") -> None:
         self.addresses = {"udp": udp, "tcp": tcp, "tls": tls}
         for text in self.addresses.values():
             if text:
