@@ -113,6 +113,8 @@ def test_forwarded_for_through_trusted_proxies(app: AppProcess) -> None:
 def test_error_is_one_record_with_the_stack(app: AppProcess) -> None:
     response = httpx.get(app.url + "/boom", headers={"X-Request-ID": "req-boom"})
     assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "req-boom"  # Starlette's own 500 carries it too (#22)
+    assert response.text == "Internal Server Error"
     access = [line for line in _request_lines(app, "req-boom", 1) if line["logger"] == "logharbor.access"]
     assert len(access) == 1
     record = access[0]
@@ -175,3 +177,12 @@ def test_every_line_is_canonical_json(app: AppProcess, tmp_path: Path) -> None:
     for line in app.lines():
         assert line["level"] in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
         _static(line)
+
+
+def test_a_500_without_a_request_id_gets_the_generated_one(app: AppProcess) -> None:
+    response = httpx.get(app.url + "/boom")
+    assert response.status_code == 500
+    request_id = response.headers["X-Request-ID"]
+    assert HEX32.match(request_id)
+    access = [line for line in _request_lines(app, request_id, 1) if line["logger"] == "logharbor.access"]
+    assert access[0]["http"]["status"] == 500

@@ -21,6 +21,7 @@ trusted by default (as uvicorn and gunicorn do); pass ``trusted_proxies`` for yo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ipaddress
 import logging
@@ -175,6 +176,8 @@ class ASGIMiddleware:
             await self.app(scope, receive, send_wrapper)
         except BaseException as exc:
             error = exc
+            if state["status"] is None and scope["type"] == "http" and isinstance(exc, Exception):
+                await _unhandled(scope, send_wrapper, ident["request_id"])
             raise
         finally:
             try:
@@ -207,6 +210,73 @@ class ASGIMiddleware:
             if headers.get(name):
                 http[field] = headers[name]
         _log_access(http, self.logger, error if isinstance(error, Exception) else None)
+
+
+#: where the request id waits in the ASGI scope for an error response built outside the middleware
+_SCOPE_KEY = "logharbor.request_id"
+
+
+async def _unhandled(scope: Scope, send: Send, request_id: str) -> None:
+    """The 500 for an exception nothing inside handled carries ``X-Request-ID`` too.
+
+    With ``app.add_middleware`` (Starlette, FastAPI) the 500 is sent by Starlette's
+    ``ServerErrorMiddleware``, which sits outside every user middleware: its responses (the plain
+    500, the debug page, the app's own 500 handler) are given the header from the scope. A bare
+    ASGI app has no such layer: the middleware answers as uvicorn would (500, text/plain) through
+    its own ``send``; the server still sees the exception and logs it.
+    """
+    errors = getattr(scope.get("app"), "middleware_stack", None)
+    if _is_starlette_errors(errors):
+        scope[_SCOPE_KEY] = request_id
+        _tag_error_responses(errors)
+        return
+    body = b"Internal Server Error"
+    with contextlib.suppress(Exception):  # the client went away: the app's exception is what matters
+        await send({"type": "http.response.start", "status": 500,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_starlette_errors(layer: Any) -> bool:
+    try:
+        from starlette.middleware.errors import ServerErrorMiddleware
+    except ImportError:
+        return False
+    return isinstance(layer, ServerErrorMiddleware)
+
+
+def _tag_error_responses(errors: Any) -> None:
+    """Wrap (once) the ways Starlette's error layer builds its 500 so each response carries the
+    request id found in the request's scope."""
+    if getattr(errors, "_logharbor_tagged", False):
+        return
+
+    def tag(response: Any, request: Any) -> Any:
+        request_id = request.scope.get(_SCOPE_KEY) if hasattr(request, "scope") else None
+        headers = getattr(response, "headers", None)
+        if request_id and headers is not None and "x-request-id" not in headers:
+            headers["x-request-id"] = request_id
+        return response
+
+    def sync(build: Callable[..., Any]) -> Callable[..., Any]:
+        def tagged(request: Any, exc: Exception) -> Any:
+            return tag(build(request, exc), request)
+        return tagged
+
+    def asynchronous(build: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def tagged(request: Any, exc: Exception) -> Any:
+            return tag(await build(request, exc), request)
+        return tagged
+
+    errors.error_response = sync(errors.error_response)
+    errors.debug_response = sync(errors.debug_response)
+    handler = errors.handler
+    if handler is not None:
+        from starlette._utils import is_async_callable
+
+        errors.handler = asynchronous(handler) if is_async_callable(handler) else sync(handler)
+    errors._logharbor_tagged = True
 
 
 def _merged(base: Mapping[str, Any], ident: Mapping[str, Any]) -> Mapping[str, Any]:
