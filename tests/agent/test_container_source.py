@@ -266,3 +266,37 @@ def test_the_daemonset_config_runs_as_shipped(tmp_path: Path, receiver_factory, 
     assert recs["GET / 200"]["kubernetes"]["pod_name"] == "web-0"
     assert recs["GET / 200"]["host"] == "node-b" and recs["GET / 200"]["service"] == "nginx"
     assert any("jane@example.com" not in m and "mail me at" in m for m in recs)  # the redact step ran
+
+
+def test_docker_json_file_service_from_the_containers_config(tmp_path: Path, receiver_factory,
+                                                             agent_factory) -> None:  # type: ignore[no-untyped-def]
+    """Docker's json-file path holds only the container's id: its name and Compose service come from
+    ``config.v2.json`` beside the log (as Docker writes it, abridged), so records are not 'unknown'."""
+    other = "d00d" + "1" * 60
+    composed = {"ID": DOCKER_ID, "Name": "/shop-web-1", "Path": "nginx",
+                "Config": {"Image": "nginx:1.27", "Labels": {"com.docker.compose.project": "shop",
+                                                              "com.docker.compose.service": "web"}}}
+    plain = {"ID": other, "Name": "/billing", "Config": {"Image": "billing:2", "Labels": {}}}
+    for cid, config in ((DOCKER_ID, composed), (other, plain), ("e" * 64, None)):
+        folder = tmp_path / "docker" / cid
+        folder.mkdir(parents=True)
+        if config is not None:
+            (folder / "config.v2.json").write_text(json.dumps(config))
+        line = {"log": f"hello from {cid[:4]}\n", "stream": "stdout", "time": "2026-11-25T04:00:00.5Z"}
+        (folder / f"{cid}-json.log").write_text(json.dumps(line) + "\n")
+    (tmp_path / "docker" / other / f"{other}-json.log").open("a").write(
+        json.dumps({"log": '{"service": "own", "msg": "its own service wins"}\n', "stream": "stdout",
+                    "time": "2026-11-25T04:00:01Z"}) + "\n")
+    r = receiver_factory()
+    cfg = agent_cfg(tmp_path, r.url, include=[str(tmp_path / "docker" / "*" / "*-json.log")], format="docker",
+                    env_vars={}, parser="json")
+    agent = agent_factory(cfg)
+    assert wait_for(lambda: len(r.records()) >= 4, 30), agent.log()
+    assert agent.stop() == 0
+    recs = {x.get("message") or x.get("msg"): x for x in r.records()}
+    web = recs[f"hello from {DOCKER_ID[:4]}"]
+    assert web["service"] == "web" and web["kubernetes"] == {"container_id": DOCKER_ID,
+                                                              "container_name": "shop-web-1"}
+    assert recs[f"hello from {other[:4]}"]["service"] == "billing"
+    assert recs["its own service wins"]["service"] == "own"
+    assert "service" not in recs[f"hello from {'e' * 4}"]  # no config readable: the server says unknown

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import Field, model_validator
 
 from logharbor.agent import telemetry
@@ -68,6 +69,33 @@ def path_metadata(path: str) -> dict[str, str]:
     m = _DOCKER.search(path)
     if m:
         out["container_id"] = m[1]
+    return out
+
+
+_DOCKER_CONFIG_MAX = 4 * 1024 * 1024
+
+
+def docker_metadata(directory: str) -> dict[str, str]:
+    """The container's name (and its Compose service) from Docker's ``config.v2.json`` beside a
+    json-file log (``/var/lib/docker/containers/<id>/``): what ``docker ps`` shows, which the log
+    file's path does not. Empty when the file cannot be read (the agent may not see it)."""
+    path = os.path.join(directory, "config.v2.json")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_DOCKER_CONFIG_MAX + 1)
+        config = orjson.loads(data) if len(data) <= _DOCKER_CONFIG_MAX else None
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    out: dict[str, str] = {}
+    name = config.get("Name")
+    if isinstance(name, str) and name.strip("/"):
+        out["container_name"] = name.strip("/")
+    labels = (config.get("Config") or {}).get("Labels") if isinstance(config.get("Config"), dict) else None
+    service = labels.get("com.docker.compose.service") if isinstance(labels, dict) else None
+    if isinstance(service, str) and service and out:
+        out["compose_service"] = service
     return out
 
 
@@ -259,6 +287,8 @@ class ContainerSource(FileSource):
                 link = next((n for r, n in self._names.items() if r.startswith(directory)), None)
             if link is not None:
                 kube.update(path_metadata(link))
+            if "container_id" in kube and "container_name" not in kube:
+                kube.update(docker_metadata(os.path.dirname(path)))  # Docker's json-file: its config
             meta = dict(self.meta_base)
             meta["file"] = telemetry.shown(path)
             ours = dict(self.env_meta.get("kubernetes") or {})
@@ -266,7 +296,10 @@ class ContainerSource(FileSource):
             if ours:
                 meta["kubernetes"] = ours
             if self.cfg.service_from_container and "container_name" in ours and "service" not in meta:
-                meta["service"] = ours["container_name"]  # a record's own service still wins
+                # a record's own service still wins; Compose names the service, the container is one
+                # of its replicas (shop-web-1)
+                meta["service"] = ours.pop("compose_service", None) or ours["container_name"]
+            ours.pop("compose_service", None)
             for key, value in self.env_meta.items():
                 if key != "kubernetes" and key not in self.cfg.fields:
                     meta[key] = value
