@@ -30,6 +30,7 @@ __all__ = [
     "TIMESTAMP_KEYS",
     "RecordError",
     "format_timestamp",
+    "level_of",
     "normalize",
     "normalize_level",
     "normalize_trace_id",
@@ -689,6 +690,32 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
     return (timestamp, message, service, source, host, instance, env, version, tenant, trace_id,
             span_id, request_raw, http, level, attributes)
+
+
+def level_of(obj: Mapping[str, Any]) -> str | None:
+    """The level :func:`normalize` reads from a record's own keys (its dialect's included), or None
+    when none gives one (normalize would then use ``http.status`` or INFO): for the paths that
+    only need the level, such as the agent's sampler, so they read it the same way."""
+    attributes = dict(obj)
+    keys = tuple(attributes)
+    plan = _PLANS.get(keys) or _cached_plan(keys, _PLANS, True)
+    if plan[4] is not None:
+        attributes = plan[4](attributes)
+        keys = tuple(attributes)
+        plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
+    named = otel = None
+    for key, field in zip(plan[0], plan[1], strict=True):
+        value = attributes[key]
+        if value is None or value == "":
+            continue
+        if field == "level" and named is None:
+            named = value
+        elif field == "otel_severity" and otel is None:
+            otel = value
+    level = normalize_level(named) if named is not None else None
+    if level is None and otel is not None:
+        level = otel_level(otel)
+    return level
 
 
 def normalize(

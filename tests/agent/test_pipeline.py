@@ -97,6 +97,19 @@ def test_sample_is_consistent_by_trace_id_and_per_level() -> None:
     assert {r["trace_id"] for r in again if "trace_id" in r} == kept_traces  # same decision every time
 
 
+def test_sample_reads_levels_as_the_server_does() -> None:
+    """pino's numbers, another level key, a logger dialect's own key (issue #22): the sampler and
+    the server agree on a record's level, so DEBUG sampling drops pino's 20, not its 50."""
+    s = sample.Sample(sample.Config(type="sample", rates={"DEBUG": 0.0}, default_level="INFO"))
+    dropped = [{"level": 20, "pid": 1, "hostname": "h", "msg": "pino debug"}, {"severity": "debug"},
+               {"@t": "2026-11-25T10:00:00Z", "@mt": "x", "@l": "Debug"}, {"levelname": "DEBUG"},
+               {"MESSAGE": "m", "PRIORITY": "7", "PROGRAM": "app"}, {"severity_number": 5}]
+    kept = [{"level": 50, "pid": 1, "hostname": "h", "msg": "pino error"}, {"level": 30}, {"message": "none"},
+            {"severity": "error"}]
+    out = s(chunk([], [dict(r) for r in dropped + kept])).records or []
+    assert out == kept
+
+
 def test_enrich_static_host_and_env(monkeypatch: Any) -> None:
     monkeypatch.setenv("POD_NAME", "api-7d9f")
     e = enrich.Enrich(enrich.Config(type="enrich", fields={"env": "prod", "service": "api"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import subprocess
@@ -216,7 +217,7 @@ def test_a_bad_syslog_zone_fails_the_start_naming_it() -> None:
 
     with pytest.raises(ValidationError, match="syslog_timezone: unknown time zone 'Europe/Berlinn'"):
         ServerConfig(syslog_timezone="Europe/Berlinn")
-    with pytest.raises(ValidationError, match="'10.0.0.0/33=UTC' is not NETWORK=ZONE"):
+    with pytest.raises(ValidationError, match=re.escape("'10.0.0.0/33=UTC' is not NETWORK=ZONE")):
         ServerConfig(syslog_timezones=["10.0.0.0/33=UTC"])
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
         ServerConfig(syslog_timezones=["10.0.0.0/8=Mars/Base"])

@@ -50,7 +50,7 @@ from hypothesis import strategies as st
 from tests.record import reference_normalize as ref
 
 from logharbor import exactjson
-from logharbor.record import _ALIASES, HTTP_FIELDS, normalize, parse_timestamp
+from logharbor.record import _ALIASES, HTTP_FIELDS, level_of, normalize, parse_timestamp
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
 from logharbor.server.store import rows as rows_module
@@ -438,3 +438,21 @@ def test_flat_http_keys_fill_what_the_nested_object_did_not_give() -> None:
 def test_dialect_records_are_identical(obj: dict[str, Any], defaults: dict[str, Any] | None,
                                        tenant: str | None) -> None:
     check(obj, defaults=defaults, tenant=tenant)
+
+
+@settings(max_examples=500, deadline=None)
+@given(dialect_records() | records())
+def test_level_of_reads_the_level_normalize_stores(obj: dict[str, Any]) -> None:
+    """``level_of`` (the agent's sampler) gives normalize's level, or None where normalize falls
+    back to http.status / INFO."""
+    try:
+        record = normalize(obj, received_ns=RECEIVED)
+    except Exception:  # a record refused for another field says nothing of its level
+        return
+    level = level_of(obj)
+    if level is not None:
+        assert level == record["level"]
+    else:
+        status = record["http"].get("status")
+        assert record["level"] == ("ERROR" if status and status >= 500 else "WARN" if status and status >= 400
+                                   else "INFO")

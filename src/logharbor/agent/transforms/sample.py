@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from logharbor.agent import telemetry
 from logharbor.agent.transforms.common import TransformConfig, field_value, records_of
 from logharbor.agent.types import Chunk
-from logharbor.record import LEVELS, normalize_level
+from logharbor.record import LEVELS, level_of, normalize_level
 
 __all__ = ["Config", "Sample"]
 
@@ -69,8 +69,12 @@ class Sample:
         records = records_of(chunk)
         kept = []
         for r in records:
-            raw = field_value(r, chunk.meta, "level")
-            level = (normalize_level(raw) if raw is not None else None) or self.default
+            # read as the server will: any level key, a logger's own (@l, levelname, PRIORITY…),
+            # pino's numbers; else the level the source's meta gives, else the default
+            level = level_of(r)
+            if level is None:
+                raw = chunk.meta.get("level")
+                level = (normalize_level(raw) if raw is not None else None) or self.default
             if self.keep(level, field_value(r, chunk.meta, self.key)):
                 kept.append(r)
         if len(kept) != len(records):
