@@ -29,6 +29,9 @@ _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _ZEROS = b"0" * _RUN
 _INT64_MIN_DIGITS = 9223372036854775808  # |-2**63|
 _UINT64_MAX = 2**64 - 1
+#: bytes that may come just before a JSON number token (0: the start of the text) and just after one
+_BEFORE_NUMBER = frozenset(b":[, \t\r\n\x00")
+_AFTER_NUMBER = frozenset(b",]} \t\r\n\x00")
 
 
 class ExactJSONError(ValueError):
@@ -41,6 +44,9 @@ def _run_is_lossy(data: bytes, start: int, end: int) -> bool:
     after = data[end] if end < len(data) else 0
     if before == 0x2E or after in (0x2E, 0x65, 0x45):  # ".5", "5." "5e" "5E": a float, read as one
         return False
+    sign = (data[start - 2] if start >= 2 else 0) if before == 0x2D else before
+    if sign not in _BEFORE_NUMBER or after not in _AFTER_NUMBER:
+        return False  # glued to a letter or a quote ("9c40", "id123…"): part of a string, not a number
     digits = end - start
     if digits > 20:
         return True
@@ -73,7 +79,13 @@ def lossy_lines(body: bytes) -> frozenset[int]:
     offsets = _lossy_offsets(body) if len(body) >= _RUN else []
     if not offsets:
         return frozenset()
-    return frozenset(body.count(b"\n", 0, at) for at in offsets)
+    lines: set[int] = set()
+    line, counted = 0, 0
+    for at in offsets:  # ascending: count the newlines between one offset and the next once
+        line += body.count(b"\n", counted, at)
+        counted = at
+        lines.add(line)
+    return frozenset(lines)
 
 
 def _parse_int(text: str) -> int:
