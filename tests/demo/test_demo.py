@@ -23,7 +23,7 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240  # the demo waits up to 90 s for a trace's three layers
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:

@@ -102,7 +102,7 @@ def _run_stack(console: Console, lab, root: Path, requests: int, rate: float,  #
     return True
 
 
-def _wait_searchable(lab, request_id: str, timeout: float = 30) -> str | None:  # type: ignore[no-untyped-def]
+def _wait_searchable(lab, request_id: str, timeout: float = 90) -> str | None:  # type: ignore[no-untyped-def]
     """Wait until a request's three layers are in the store (ALB objects come every 2 s);
     its normalized trace id."""
     import httpx
