@@ -349,7 +349,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
     """The HTTP ingest protocols this server speaks (one line per protocol)."""
     limits = RecordLimits(max_line_bytes=config.max_line_bytes, max_fields=config.max_fields_per_record,
-                          max_field_bytes=config.max_field_bytes)
+                          max_field_bytes=config.max_field_bytes, max_depth=config.max_record_depth)
     listen_cert = config.listener_tls_cert or config.tls_cert
     listen_key = config.listener_tls_key or config.tls_key
     return [

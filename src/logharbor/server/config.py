@@ -56,6 +56,8 @@ class ServerConfig(BaseModel):
     max_fields_per_record: int = Field(1_000, ge=1,
                                        description="a record with more top-level keys is rejected")
     max_field_bytes: int = Field(256 * 1024, ge=64, description="a longer string value rejects its record")
+    max_record_depth: int = Field(100, ge=2, le=200,
+                                  description="objects/arrays nested deeper reject their record")
     encryption_key_file: Path | None = Field(
         None, description="key file (id:hex lines, mode 0600): seal the store and the WAL at rest")
     secrets_key_file: Path | None = Field(

@@ -67,26 +67,42 @@ class RecordLimits:
     max_line_bytes: int = 1024 * 1024
     max_fields: int = 1000
     max_field_bytes: int = 256 * 1024
+    #: objects and arrays nested deeper than this reject the record: the encoder (orjson: 254
+    #: levels) and Python's recursion would fail on it later, as a 500 or a batch the store refuses
+    max_depth: int = 100
 
     def check(self, obj: dict[str, Any], size: int) -> str | None:
         """Why ``obj`` (decoded from ``size`` bytes) breaks a limit, or None."""
         if len(obj) > self.max_fields:
             return f"record has {len(obj)} fields, over the limit of {self.max_fields}"
-        if size > self.max_field_bytes:  # only then can one value be over the limit
-            longest = _longest_string(obj)
+        # only a long enough text can nest deep (two bytes a level) or hold a long value
+        if size > self.max_field_bytes or size >= 2 * self.max_depth:
+            depth, longest = _shape(obj, self.max_depth)
+            if depth > self.max_depth:
+                return f"record nests objects or arrays more than {self.max_depth} levels deep"
             if longest > self.max_field_bytes:
                 return f"a field value is {longest} bytes, over the limit of {self.max_field_bytes}"
         return None
 
 
-def _longest_string(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value.encode())
-    if isinstance(value, dict):
-        return max((_longest_string(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return max((_longest_string(v) for v in value), default=0)
-    return 0
+def _shape(record: dict[str, Any], max_depth: int) -> tuple[int, int]:
+    """The nesting depth of ``record`` (the record itself is 1; stops counting past
+    ``max_depth``) and the UTF-8 length of its longest string; a loop, never recursion."""
+    depth, longest = 1, 0
+    stack: list[tuple[Any, int]] = [(record, 1)]
+    while stack:
+        value, level = stack.pop()
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            if isinstance(item, str):
+                if len(item) * 4 > longest:  # only then can its UTF-8 be longer
+                    longest = max(longest, len(item.encode("utf-8", "surrogatepass")))
+            elif isinstance(item, dict | list):
+                if level + 1 > max_depth:
+                    return level + 1, longest
+                depth = max(depth, level + 1)
+                stack.append((item, level + 1))
+    return depth, longest
 
 
 def _note_key(index: KeyIndex, key: bytes, future: Future[int]) -> None:

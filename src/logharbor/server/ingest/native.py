@@ -56,6 +56,8 @@ def decode_ndjson_payload(
     # RecordLimits.check has something to say only past one of these; other limits always ask it
     max_fields, max_field_bytes = (limits.max_fields, limits.max_field_bytes) \
         if type(limits) is RecordLimits else (-1, -1)
+    max_depth = limits.max_depth if type(limits) is RecordLimits else -1
+    deep_bytes = 2 * max_depth
     loads = orjson.loads
     # orjson reads an integer beyond 64 bits as a float: the few lines that may hold one are
     # read by the exact decoder instead (found in one pass over the body, exactjson.py)
@@ -76,7 +78,8 @@ def decode_ndjson_payload(
             errors.append((number, f"a record must be a JSON object, got {type(obj).__name__}"))
             continue
         size = len(line)
-        if len(obj) > max_fields or size > max_field_bytes:
+        if len(obj) > max_fields or size > max_field_bytes or (
+                size >= deep_bytes and line.count(b"{") + line.count(b"[") > max_depth):
             problem = limits.check(obj, size)
             if problem is not None:
                 errors.append((number, problem))
@@ -86,7 +89,7 @@ def decode_ndjson_payload(
         except RecordError as exc:
             errors.append((number, str(exc)))
             continue
-        except (TypeError, orjson.JSONEncodeError) as exc:
+        except (TypeError, orjson.JSONEncodeError, RecursionError) as exc:
             errors.append((number, f"record cannot be stored: {exc}"))
             continue
         if accepted:
