@@ -106,3 +106,14 @@ def test_silence_matchers() -> None:
     assert matches([Matcher(name="service", value="db-.*", op="!~")], labels)
     assert not matches([Matcher(name="service", value="web", op="=~")], labels)  # whole value
     assert matches([Matcher(name="team", value="")], labels)  # a missing label is the empty string
+
+
+def test_silence_regexes_are_re2() -> None:
+    """As Alertmanager's: linear time on any value (Python's re backtracks for minutes on this one),
+    and what RE2 cannot run (lookaround, backreferences) is refused when the silence is made."""
+    labels = {"service": "a" * 5000 + "!"}
+    assert not matches([Matcher(name="service", value="(a+)+$", op="=~")], labels)
+    assert matches([Matcher(name="service", value="(a|aa)*b", op="!~")], labels)
+    for pattern in ("(?<=a)b", r"(a)\1"):
+        with pytest.raises(ValueError, match="bad regex"):
+            Matcher(name="service", value=pattern, op="=~")

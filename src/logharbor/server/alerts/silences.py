@@ -2,7 +2,7 @@
 
 An alert's labels are ``alertname`` (the rule's name), the rule's ``labels`` and its group-by
 values. A silence matches when every one of its matchers does (``=``, ``!=``, ``=~``, ``!~``;
-regexes match the whole value, as in Alertmanager). Silences expire by themselves at
+regexes match the whole value and are RE2, as in Alertmanager). Silences expire by themselves at
 ``ends_at``; deleting one ends it early. The alert keeps changing state while silenced — only
 the notifications are suppressed, and they are recorded as ``silenced``.
 
@@ -13,7 +13,6 @@ another tenant's alerts).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ from sqlalchemy import delete, insert, select, update
 
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.query import TimeParseError, parse_time_ns
+from logharbor.server.query.regex_re2 import compile_re2, re2_error
 from logharbor.server.scopes import GLOBAL, Scope
 
 from .tables import silences
@@ -41,10 +41,9 @@ class Matcher(BaseModel):
     @model_validator(mode="after")
     def _regex(self) -> Matcher:
         if self.op in ("=~", "!~"):
-            try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"matcher {self.name}: bad regex: {exc}") from None
+            problem = re2_error(self.value)
+            if problem is not None:
+                raise ValueError(f"matcher {self.name}: bad regex: {problem}")
         return self
 
     def test(self, labels: dict[str, str]) -> bool:
@@ -54,7 +53,9 @@ class Matcher(BaseModel):
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        hit = re.fullmatch(self.value, value) is not None
+        # RE2, as Alertmanager's Go regexp: linear time whatever the pattern (Python's re could be
+        # made to backtrack for minutes on a label value, holding every notification back)
+        hit = compile_re2(self.value, dot_nl=False).fullmatch(value) is not None
         return hit if self.op == "=~" else not hit
 
 
