@@ -15,6 +15,11 @@ if [ $want_test = 1 ] && ! command -v javac >/dev/null 2>&1; then apt_pkgs+=(def
 # the web UI is built with node (v20.19+); its browser tests drive Debian's chromium
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi
+# tests/clients: rsyslog's Elasticsearch output, and the libraries syslog-ng needs (syslog-ng itself
+# conflicts with rsyslog as a package, so it is unpacked below, not installed)
+if [ $want_test = 1 ]; then
+  apt_pkgs+=(rsyslog-elasticsearch libivykis0 libnet1 libpcre3 libwrap0 libjson-c5 libglib2.0-0 libcurl4)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,6 +29,25 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "install: please install with apt: ${missing[*]} (not root, skipping)" >&2
+  fi
+fi
+
+# syslog-ng as a test peer: Debian's syslog-ng-core, -scl (the stock elasticsearch-http() block) and
+# -mod-http unpacked into .peers/syslog-ng (apt-get download + dpkg -x), run from there by
+# tests/clients/test_syslog_daemons.py
+sng_dir=.peers/syslog-ng
+sng_pkgs=(syslog-ng-core syslog-ng-scl syslog-ng-mod-http)
+if [ $want_test = 1 ] && [ ! -x "$sng_dir/usr/sbin/syslog-ng" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "install: unpacking ${sng_pkgs[*]} into $sng_dir"
+    sng_tmp=$(mktemp -d)
+    (cd "$sng_tmp" && apt-get download -qq "${sng_pkgs[@]}" >/dev/null 2>&1) \
+      || { apt-get update -qq >/dev/null && (cd "$sng_tmp" && apt-get download -qq "${sng_pkgs[@]}" >/dev/null); }
+    mkdir -p "$sng_dir"
+    for deb in "$sng_tmp"/*.deb; do dpkg -x "$deb" "$sng_dir"; done
+    rm -rf "$sng_tmp"
+  else
+    echo "install: apt-get not found: syslog-ng tests will be skipped" >&2
   fi
 fi
 

@@ -34,6 +34,9 @@ __all__ = ["BulkDoc", "BulkItem", "BulkNotes", "BulkSyntaxError", "decode_bulk",
 _ECS_PATHS: tuple[tuple[str, str], ...] = (
     ("log.level", "level"),
     ("service.name", "service"),
+    # custom fields under ``fields`` (Filebeat's ``fields:``, winston-elasticsearch's meta with
+    # winston's ``defaultMeta: {service}``), when no ECS service is named
+    ("fields.service", "service"),
     ("service.version", "version"),
     ("service.environment", "env"),
     ("service.node.name", "instance"),
