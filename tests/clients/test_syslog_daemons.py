@@ -181,12 +181,16 @@ def _syslog_ng(tmp_path: Path, conf_text: str) -> tuple[subprocess.Popen[bytes],
     return proc, log
 
 
-def test_syslog_ng_destinations(server: ServerProcess, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def syslog_ng(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory,
+              ) -> Iterator[tuple[dict[str, list[dict[str, Any]]], str, Path]]:
     """syslog-ng 3.38 with three destinations, each fed by its own source: ``syslog()`` over TCP
     to the syslog listener, ``http()`` posting ``format-json`` lines to native ingest, and the
     stock ``elasticsearch-http()`` (its own template: ``@timestamp`` plus the rfc5424 macros in
-    upper case) to ``_bulk``. ``frac-digits(6)`` keeps the microseconds."""
+    upper case) to ``_bulk``. ``frac-digits(6)`` keeps the microseconds. Yields what each source
+    was sent, the run's token and syslog-ng's log; runs until the module's tests are done."""
     needs(SYSLOG_NG / "usr/sbin/syslog-ng", "syslog-ng")
+    tmp_path = tmp_path_factory.mktemp("syslog-ng")
     token = uuid.uuid4().hex[:10]
     ports = [free_port() for _ in range(3)]
     scl = SYSLOG_NG / "usr/share/syslog-ng/include/scl/elasticsearch/elastic-http.conf"
@@ -217,11 +221,33 @@ log {{ source(s_es); destination(d_es); }};
         sent = {app: messages(app, token) for app in ("sng-syslog", "sng-http", "sng-es")}
         for port, app in zip(ports, sent, strict=True):
             send(port, [m["line"] for m in sent[app]])
-        found = {app: arrived(server, f"service:{app} AND {token}", COUNT) for app in sent}
+        yield sent, token, log
     finally:
         stop(proc)
-    for app, rows in found.items():
-        check(rows, sent[app], app)
-    assert all(row["pid"] == 4242 for row in found["sng-http"])
-    assert all(row["index"] == "syslog-ng" for row in found["sng-es"])
+
+
+def _delivered(server: ServerProcess, syslog_ng: Any, app: str) -> list[dict[str, Any]]:
+    sent, token, log = syslog_ng
+    rows = arrived(server, f"service:{app} AND {token}", COUNT)
+    check(rows, sent[app], app)
     assert _failures(log) == [], log.read_text(errors="replace")[-3000:]
+    return rows
+
+
+def test_syslog_ng_syslog(server: ServerProcess, syslog_ng: Any) -> None:
+    """``syslog("host" transport("tcp") port(…))``: RFC 5424, octet counting."""
+    _delivered(server, syslog_ng, "sng-syslog")
+
+
+def test_syslog_ng_http(server: ServerProcess, syslog_ng: Any) -> None:
+    """``http()`` with a ``format-json`` body to native ingest."""
+    rows = _delivered(server, syslog_ng, "sng-http")
+    assert all(row["pid"] == 4242 for row in rows)
+
+
+def test_syslog_ng_elasticsearch_http(server: ServerProcess, syslog_ng: Any) -> None:
+    """The stock ``elasticsearch-http()``: its upper-case keys are read by the syslog-ng logger
+    dialect (#22 item 2, ``logharbor.dialects``)."""
+    pytest.importorskip("logharbor.dialects", reason="the logger dialects of #22 item 2")
+    rows = _delivered(server, syslog_ng, "sng-es")
+    assert all(row["index"] == "syslog-ng" for row in rows)
