@@ -13,7 +13,6 @@ import subprocess
 import uuid
 from typing import Any
 
-import pytest
 from tests.conftest import ServerProcess
 
 from .conftest import HERE, arrived, from_ms, from_ns, needs, utc
@@ -54,7 +53,6 @@ def request_id(row: dict[str, Any]) -> Any:
 
 def test_pino_elasticsearch(server: ServerProcess) -> None:
     """pino 10 → pino-elasticsearch 9 (``@elastic/elasticsearch`` bulk helper, refresh at the end)."""
-    pytest.importorskip("logharbor.dialects", reason="pino's levels and name (#22 items 1-2)")
     token, expected = run(server, "pino-elasticsearch")
     rows = one_each(arrived(server, f'"pino-elasticsearch {token}"', COUNT), lambda r: r["message"])
     assert len(rows) == COUNT

@@ -247,7 +247,6 @@ def test_syslog_ng_http(server: ServerProcess, syslog_ng: Any) -> None:
 
 def test_syslog_ng_elasticsearch_http(server: ServerProcess, syslog_ng: Any) -> None:
     """The stock ``elasticsearch-http()``: its upper-case keys are read by the syslog-ng logger
-    dialect (#22 item 2, ``logharbor.dialects``)."""
-    pytest.importorskip("logharbor.dialects", reason="the logger dialects of #22 item 2")
+    dialect (#22 item 2, ``logharbor.dialects``; record.md#logger-dialects)."""
     rows = _delivered(server, syslog_ng, "sng-es")
     assert all(row["index"] == "syslog-ng" for row in rows)
