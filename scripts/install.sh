@@ -18,7 +18,8 @@ if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi
 # tests/clients: rsyslog's Elasticsearch output, and the libraries syslog-ng needs (syslog-ng itself
 # conflicts with rsyslog as a package, so it is unpacked below, not installed)
 if [ $want_test = 1 ]; then
-  apt_pkgs+=(rsyslog-elasticsearch libivykis0 libnet1 libpcre3 libwrap0 libjson-c5 libglib2.0-0 libcurl4)
+  apt_pkgs+=(rsyslog-elasticsearch libivykis0 libnet1 libpcre3 libwrap0 libjson-c5 libglib2.0-0 libcurl4
+             libcap2 libssl3 libsystemd0)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
