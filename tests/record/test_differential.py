@@ -433,7 +433,7 @@ def test_flat_http_keys_fill_what_the_nested_object_did_not_give() -> None:
     assert rec["http"] == {"status": 502, "method": "GET", "path": "/a", "referer": "https://shop/"}
 
 
-@SETTINGS
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dialect_records(), defaults_st, tenants)
 def test_dialect_records_are_identical(obj: dict[str, Any], defaults: dict[str, Any] | None,
                                        tenant: str | None) -> None:
