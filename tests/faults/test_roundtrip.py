@@ -43,6 +43,7 @@ from logharbor.server.ingest import ecs
 from logharbor.server.query.errors import QueryError
 from logharbor.server.query.fields import resolve_field
 from logharbor.server.query.lexer import FIELD_NAME
+from logharbor.server.store.attributes import lookup
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 T0 = "2026-11-01T12:00:00.123456Z"
@@ -139,14 +140,19 @@ def phrase(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def nameable(key: str) -> bool:
+    """Whether the query language can name the attribute ``key`` (not a canonical column name)."""
+    if not FIELD_NAME.fullmatch(key) or any(not part for part in key.split(".")):
+        return False
+    try:
+        return resolve_field(key).kind == "dynamic"  # else a canonical name (path, status, …)
+    except QueryError:
+        return False
+
+
 def searchable(key: str, value: Any) -> str | None:
     """The query ``key:value`` for a scalar the query language can name, else None."""
-    if not FIELD_NAME.fullmatch(key) or any(not part for part in key.split(".")):
-        return None
-    try:
-        if resolve_field(key).kind != "dynamic":
-            return None  # a canonical name (path, status, …) reads its column
-    except QueryError:
+    if not nameable(key):
         return None
     if isinstance(value, bool):
         return f"{key}:{'true' if value else 'false'}"
@@ -184,6 +190,15 @@ def check_batch(server: ServerProcess, tally: Tally, altered: list[str], sent: d
             if q is not None and not key.startswith("rt_"):
                 hits = query(server, f"rt_id:{rid} AND {q}")
                 assert len(hits) == 1, f"{rid}: the search {q!r} did not find the record"
+    # | fields of attributes gives the stored values too (a dotted name: the first spelling present)
+    names = sorted({k for attrs in sent.values() for k in attrs if nameable(k) and not k.startswith("rt_")})[:12]
+    if names:
+        table = query(server, f"rt_batch:{batch} | fields rt_id, {', '.join(names)}")
+        assert len(table) == len(sent)
+        for row in table:
+            attrs = sent[row["rt_id"]] | extra
+            for name in names:
+                assert typed(row[name]) == typed(lookup(attrs, name)), (row["rt_id"], name, row[name])
 
 
 def test_native_ingest_round_trip(server: ServerProcess) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from logharbor.server.query import compile_query
+from logharbor.server.query.compiler import exact_fields
 from logharbor.server.store.embedded import EmbeddedStore
 from logharbor.server.store.rows import encode_record, row_to_wire
 
@@ -42,7 +43,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
 def run(store: EmbeddedStore, q: str) -> list[dict[str, Any]]:
     compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=100, max_limit=100)
     rows = store.query(compiled.sql, compiled.params)
-    return [row_to_wire(r) for r in rows] if compiled.kind == "records" else rows
+    if compiled.kind == "records":
+        return [row_to_wire(r) for r in rows]
+    return [exact_fields(compiled, r) for r in rows]  # what the query route does
 
 
 def found(store: EmbeddedStore, q: str) -> list[str]:
@@ -93,3 +96,17 @@ def test_stats_group_by_exact_values(store: EmbeddedStore) -> None:
     assert {r["request_creation_time"] for r in rows} == {"2018-07-02T22:22:48.364000Z", ""}
     rows = run(store, "message:big | stats count() as c by big")
     assert rows == [{"big": "18446744073709551617", "c": 1}]
+
+
+def test_fields_shows_attributes_as_stored(store: EmbeddedStore) -> None:
+    """``| fields`` of an attribute gives the stored value, not the JSON column's rendering of it:
+    13.0 stays a float, an integer beyond 64 bits an integer, null and {} themselves, an object
+    the object (the engine's path value of an object is NULL)."""
+    assert run(store, "message:float | fields message, a.b, n") == [{"message": "float", "a.b": 13.0, "n": 2.5}]
+    (row,) = run(store, "message:big | fields big, neg, n")
+    assert row == {"big": 2**64 + 1, "neg": -(2**63) - 1, "n": 2**64 - 1}
+    assert run(store, "message:null | fields a, a.b, e") == [{"a": {"b": None}, "a.b": None, "e": {}}]
+    assert run(store, "x.y.z:half | fields x.y, x.y.z") == [{"x.y": {"z": "half"}, "x.y.z": "half"}]
+    # a pipe after the projection keeps it; an aggregate after it reads the engine's values
+    assert run(store, "_exists_:a.b | fields message, a.b | where a.b:13") == [{"message": "float", "a.b": 13.0}]
+    assert run(store, "message:float | fields a.b | stats count() by a.b") == [{"a.b": "13", "count()": 1}]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from logharbor.server.store import attributes as attrs
 from logharbor.server.store.sqlsafe import quote_identifier
 
 from . import ast
@@ -30,7 +31,8 @@ from .parser import parse
 from .patterns import compare_window, patterns_pipe
 from .timeparse import TimeParseError, parse_duration_ns
 
-__all__ = ["DEFAULT_LIMIT", "CompiledQuery", "compile_ast", "compile_filter", "compile_query"]
+__all__ = ["DEFAULT_LIMIT", "EXACT_SOURCE", "CompiledQuery", "compile_ast", "compile_filter", "compile_query",
+           "exact_fields"]
 
 DEFAULT_LIMIT = 100
 #: the engine refuses SQL text over 256 KiB (max_query_size); refuse it first, as a 400
@@ -55,6 +57,25 @@ class CompiledQuery:
     kind: Literal["records", "table", "timechart"]
     limit: int
     query: ast.Query
+    #: ``(column, attribute name)`` of a ``fields`` projection of records whose values are taken
+    #: from each row's whole attributes (:data:`EXACT_SOURCE` columns, then removed): exactly as
+    #: stored, objects too (:func:`exact_fields`)
+    exact: tuple[tuple[str, str], ...] = ()
+
+
+#: the hidden columns a ``fields`` projection of attributes carries along (see CompiledQuery.exact)
+EXACT_SOURCE = ("__lh_attributes", "__lh_attributes_exact")
+
+
+def exact_fields(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]:
+    """A ``table`` row with its projected attributes as stored (a float stays a float, an integer
+    beyond 64 bits an integer, an object or a null the value it is) and the hidden columns gone."""
+    if not compiled.exact:
+        return row
+    attributes = attrs.read(row.pop(EXACT_SOURCE[0], None), row.pop(EXACT_SOURCE[1], None))
+    for column, name in compiled.exact:
+        row[column] = attrs.lookup(attributes, name)
+    return row
 
 
 @dataclass
@@ -126,6 +147,8 @@ class _Compiler:
         self.kind: Literal["records", "table", "timechart"] = "records"
         self.aggregated = False  # after stats/timechart/top the default row cap is max_limit
         self.alias_counter = 0
+        #: set by a ``fields`` projection of records: (column, attribute name) to take exactly
+        self.exact: tuple[tuple[str, str], ...] = ()
         self.patterns_table = quote_identifier("patterns")
         #: (previous start, current start, current end) of a ``| patterns compare`` (patterns.py)
         self.compare: tuple[int, int, int] | None = None
@@ -246,11 +269,21 @@ class _Compiler:
             self.wrap()
         resolve = self.resolver(self.stage)
         select = []
+        exact = []
         for name in p.names:
             ref = resolve(name, None)
             kind: Kind = "string" if ref.kind == "time" else ref.kind
             select.append((ref.select_sql, _Column(name, self.new_alias(), kind, ref.nullable)))
+            if ref.kind == "dynamic" and ref.paths:  # an attribute of the records themselves
+                exact.append((name, name.removeprefix("attributes.")))
         self._check_unique([c.name for _, c in select])
+        self.exact = ()
+        if exact:
+            # the engine's value of a path is its JSON column's (13.0 is 13, an object is NULL):
+            # the whole attributes go along so the answer is read from them, as stored
+            for source, hidden in zip(("`attributes`", f"`{attrs.EXACT_COLUMN}`"), EXACT_SOURCE, strict=True):
+                select.append((source, _Column(hidden, self.new_alias(), "string", True)))
+            self.exact = tuple(exact)
         self.stage.select = select
         if self.kind == "records":
             self.kind = "table"
@@ -261,6 +294,7 @@ class _Compiler:
             self.wrap()
         st = self.stage
         st.order_by = []
+        self.exact = ()  # a projection's hidden columns do not reach the aggregate's rows
         resolve = self.resolver(st)
         select: list[tuple[str, _Column]] = []
         span_s = 0
@@ -350,7 +384,9 @@ class _Compiler:
         if self.kind == "records":
             columns = [name for name, _, _ in table_columns()]
         else:
-            columns = [c.name for c in st.outputs()]
+            columns = [c.name for c in st.outputs() if c.name not in EXACT_SOURCE]
+            if not set(EXACT_SOURCE) <= {c.name for c in st.outputs()}:
+                self.exact = ()
         return st.render(), columns
 
 
@@ -405,7 +441,7 @@ def compile_ast(
     params = dict(c.params.values)
     if scope_sql is not None:
         params.update(scope_sql[1])
-    return CompiledQuery(sql, params, columns, c.kind, cap, query)
+    return CompiledQuery(sql, params, columns, c.kind, cap, query, c.exact)
 
 
 def compile_query(

@@ -16,8 +16,9 @@ has it, for the real rows and bytes the engine read.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -36,7 +37,7 @@ from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
-from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
+from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query, exact_fields
 from .errors import QueryError
 from .fieldstats import field_stats
 from .timeparse import TimeParseError, parse_time_ns
@@ -148,6 +149,8 @@ def run_compiled(store: QueryStore, compiled: CompiledQuery, settings: Mapping[s
     stats["elapsed_ms"] = round((time.perf_counter() - began) * 1000, 3)
     if compiled.kind == "records":
         rows = [row_to_wire(row) for row in rows]
+    elif compiled.exact:
+        rows = [exact_fields(compiled, row) for row in rows]
     return rows, stats
 
 
@@ -160,8 +163,9 @@ def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _ndjson_lines(chunks: Iterator[bytes], records: bool) -> Iterator[bytes]:
-    """Whole lines out of engine chunks, records turned into wire form on the way."""
+def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], dict[str, Any]] | None
+                  ) -> Iterator[bytes]:
+    """Whole lines out of engine chunks, each row converted on the way (records to wire form)."""
     rest = b""
     for chunk in chunks:
         data = rest + chunk
@@ -170,19 +174,20 @@ def _ndjson_lines(chunks: Iterator[bytes], records: bool) -> Iterator[bytes]:
         if not cut:
             continue
         block = data[:cut]
-        if not records:
+        if convert is None:
             yield block
             continue
-        yield b"".join(exactjson.dumps(row_to_wire(orjson.loads(line))) + b"\n"
+        yield b"".join(exactjson.dumps(convert(orjson.loads(line))) + b"\n"
                        for line in block.splitlines() if line)
     if rest.strip():
-        yield (exactjson.dumps(row_to_wire(orjson.loads(rest))) if records else rest) + b"\n"
+        yield (exactjson.dumps(convert(orjson.loads(rest))) if convert is not None else rest) + b"\n"
 
 
 def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any]) -> Iterator[bytes]:
     """Pulls the first block before answering, so an engine error is still a proper 4xx/5xx."""
-    lines = _ndjson_lines(store.stream(compiled.sql, compiled.params, settings=settings),
-                          compiled.kind == "records")
+    convert = row_to_wire if compiled.kind == "records" else \
+        functools.partial(exact_fields, compiled) if compiled.exact else None
+    lines = _ndjson_lines(store.stream(compiled.sql, compiled.params, settings=settings), convert)
     try:
         first = next(lines, b"")
     except StoreError as exc:
