@@ -8,6 +8,7 @@ import pytest
 
 from logharbor.record import parse_timestamp
 from logharbor.server.query import QueryError, compile_filter, compile_query
+from logharbor.server.query.compiler import exact_fields
 from logharbor.server.store.embedded import EmbeddedStore
 
 from .corpus import T1, T2
@@ -19,7 +20,8 @@ def run(store: EmbeddedStore, q: str, **kw: Any) -> tuple[list[dict[str, Any]], 
     args: dict[str, Any] = {"time_from_ns": None, "time_to_ns": None, "limit": 1000, "max_limit": 10_000}
     args.update(kw)
     compiled = compile_query(q, table=store.table, now_ns=NOW, **args)
-    return store.query(compiled.sql, compiled.params), compiled
+    # table rows as the query route gives them (a projected attribute read as stored)
+    return [exact_fields(compiled, row) for row in store.query(compiled.sql, compiled.params)], compiled
 
 
 def rids(store: EmbeddedStore, q: str, **kw: Any) -> set[str]:
