@@ -179,11 +179,56 @@ def in_process(records: int, batch: int, rounds: int) -> None:
 
         steps.append(("encode_record", encode_records))
     steps.append(("decode_ndjson", decode_bodies))
+    try:  # the exactness work inside the steps above (issue #20), where this version has it
+        from logharbor.exactjson import lossy_lines
+        from logharbor.server.store.attributes import split
+    except ImportError:
+        pass
+    else:
+        attribute_sets = [record["attributes"] for record in normalized]
+
+        def split_all() -> None:  # which attributes need the exact copy (in encode_row/_record)
+            for attributes in attribute_sets:
+                split(attributes)
+
+        def scan_bodies() -> None:  # the lines that may hold an integer beyond 64 bits (decode)
+            for body in bodies:
+                lossy_lines(body)
+
+        steps += [("of which: exact-copy check", split_all), ("of which: big-integer scan", scan_bodies)]
     for step, fn in steps:
         fn()  # warm: caches filled as a running server's are
         best = min(_cpu_seconds(fn) for _ in range(rounds))
         emit(stage="in_process", step=step, records=len(lines), rounds=rounds,
              us_per_record=round(best / len(lines) * 1e6, 2))
+    if "split_all" in locals():
+        exactness_ab(decode_bodies, len(lines), rounds)
+
+
+def exactness_ab(decode_bodies: object, records: int, rounds: int) -> None:
+    """decode_ndjson with and without the exactness work (the exact-copy check and the big-integer
+    scan switched off), alternating in one process so both see the same machine load."""
+    from logharbor.server.ingest import native
+    from logharbor.server.store import attributes
+
+    split, scan = attributes.split, native.lossy_lines
+
+    def without() -> None:
+        attributes.split = lambda attrs, careful=False: (attrs, {})  # type: ignore[assignment]
+        native.lossy_lines = lambda body: frozenset()  # type: ignore[assignment]
+        try:
+            decode_bodies()  # type: ignore[operator]
+        finally:
+            attributes.split, native.lossy_lines = split, scan
+
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(rounds):
+        best["with"] = min(best["with"], _cpu_seconds(decode_bodies))
+        best["without"] = min(best["without"], _cpu_seconds(without))
+    emit(stage="in_process", step="decode_ndjson exactness A/B", records=records, rounds=rounds,
+         us_per_record_with=round(best["with"] / records * 1e6, 2),
+         us_per_record_without=round(best["without"] / records * 1e6, 2),
+         cost_pct=round((best["with"] / best["without"] - 1) * 100, 1))
 
 
 def _cpu_seconds(fn: object) -> float:
