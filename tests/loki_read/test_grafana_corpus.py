@@ -55,7 +55,8 @@ def test_service_list(loki: ServerProcess) -> None:
                                                "i18n": 1, "search": 3, "worker": 3}
 
 
-@pytest.mark.parametrize(("query", "expected"), [
+#: the Logs tab: (query, the messages it finds)
+LOGS_TAB = [
     ('{service_name="checkout"}' + MIXED, CHECKOUT),
     ('{service_name="checkout"} | detected_level="error"' + MIXED,
      ["payment declined for order o-42", "payment declined: insufficient funds"]),
@@ -71,8 +72,12 @@ def test_service_list(loki: ServerProcess) -> None:
     ('{service_name="checkout"}' + MIXED + '| http_status > 499 | user_id="u-123"',
      ["payment declined for order o-42", "retrying payment after timeout"]),
     ('{service_name="checkout", host!="web-1"}' + MIXED, ["payment accepted", "retrying payment after timeout"]),
-], ids=["logs", "level", "levels", "line-filter-i", "pattern", "not-pattern", "field-regex", "field-compare",
-        "label-exclude"])
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), LOGS_TAB,
+                         ids=["logs", "level", "levels", "line-filter-i", "pattern", "not-pattern", "field-regex",
+                              "field-compare", "label-exclude"])
 def test_logs_tab(loki: ServerProcess, query: str, expected: list[str]) -> None:
     """The Logs tab: the selector template with each kind of filter Drilldown adds."""
     data = _range(loki, query, "streams")
@@ -81,7 +86,8 @@ def test_logs_tab(loki: ServerProcess, query: str, expected: list[str]) -> None:
         assert stream["stream"]["service_name"] == "checkout"
 
 
-@pytest.mark.parametrize(("query", "label", "expected"), [
+#: the level volume and the Labels and Fields tabs: (query, its series label, total per value)
+BREAKDOWNS = [
     ('sum by (detected_level) (count_over_time({service_name="checkout"}' + MIXED + ' [60s]))', "detected_level",
      {"ERROR": 2, "INFO": 1, "WARN": 1}),
     ('sum by (host) (count_over_time({service_name="checkout"} | host!="" [60s]))', "host",
@@ -90,7 +96,13 @@ def test_logs_tab(loki: ServerProcess, query: str, expected: list[str]) -> None:
      {"u-123": 2, "u-124": 1, "u-126": 1}),
     ('sum by (http_status) (count_over_time({service_name=~".+"} | detected_level="error"' + MIXED
      + '| http_status!="" [60s]))', "http_status", {"402": 1, "500": 1, "502": 2, "504": 1}),
-], ids=["levels", "labels-tab", "fields-tab", "fields-tab-filtered"])
+]
+#: the numeric field panel
+AVG_PANEL = 'avg_over_time({service_name="worker"}' + MIXED + '| n!="" | unwrap n | __error__="" [60s]) by ()'
+
+
+@pytest.mark.parametrize(("query", "label", "expected"), BREAKDOWNS,
+                         ids=["levels", "labels-tab", "fields-tab", "fields-tab-filtered"])
 def test_breakdown_panels(loki: ServerProcess, query: str, label: str, expected: dict[str, float]) -> None:
     """The level volume and the Labels and Fields tabs: one series per value of the label."""
     assert _totals(_range(loki, query, "matrix"), label) == expected
@@ -98,8 +110,7 @@ def test_breakdown_panels(loki: ServerProcess, query: str, label: str, expected:
 
 def test_numeric_field_panel(loki: ServerProcess) -> None:
     """A float field: ``avg_over_time(… | unwrap x | __error__="" [$__auto]) by ()``, one series."""
-    data = _range(loki, 'avg_over_time({service_name="worker"}' + MIXED + '| n!="" | unwrap n | __error__="" [60s]) by ()',
-                  "matrix")
+    data = _range(loki, AVG_PANEL, "matrix")
     assert [s["metric"] for s in data["result"]] == [{}]
     assert [v for _, v in data["result"][0]["values"]] == ["5", "12", "7.5"]
 
