@@ -14,7 +14,8 @@ dates from strings and keeps a literal dotted key (``"a.b"``) apart from the nes
 - keys containing ``%`` (the engine writes a literal dot as ``%2E``, so ``"%2E"`` would read back
   as ``"."``, and ``{"x.y": 1, "x%2Ey": 2}`` would fail the whole insert with "Duplicate path").
 
-So each row also has ``attributes_exact String``: empty for most rows, otherwise a JSON object
+So each row also has ``attributes_exact String``: empty for most app records (integral floats,
+such as the ALB/NGINX parsers' ``13.0`` ms, are the common exception), otherwise a JSON object
 holding, exactly, the top-level attributes the JSON column would alter (the *patch*). The JSON
 column still gets every attribute (a ``13.0`` is found by ``x:13``), except that the keys with
 ``%`` are written with ``%`` as ``%25`` there, so no key of a record can collide with another
