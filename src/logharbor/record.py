@@ -192,6 +192,40 @@ def parse_timestamp(value: Any) -> int:
     return ns
 
 
+#: keys that say "this is the record's time": a value there that is not one refuses the record
+#: (as Elasticsearch refuses a document whose ``@timestamp`` does not parse)
+_STRICT_TIME_KEYS = frozenset(("timestamp", "@timestamp"))
+_YEAR_2000_NS = 946_684_800 * _NS
+
+
+def _record_time(value: Any, alias_keys: tuple[Any, ...], fields: tuple[str, ...], values: list[Any],
+                 attributes: dict[str, Any], now: int) -> int:
+    """The record's time from the alias that gave ``value``.
+
+    ``time``, ``ts``, ``date`` … are common names for other things too (a time of day, a duration,
+    a counter): under those keys a value is the record's time only when it reads as a time and, for
+    an epoch number, lands in this century (``"time": 0.25`` is not 1970). Otherwise the key stays
+    an attribute as sent and the record gets the receive time: never refused, never moved to 1970.
+    """
+    key = next(k for k, f, v in zip(alias_keys, fields, values, strict=True)
+               if f == "timestamp" and v is not None and v != "")
+    if key in _STRICT_TIME_KEYS:
+        return parse_timestamp(value)
+    try:
+        ns = parse_timestamp(value)
+    except RecordError:
+        ns = None
+    if ns is not None and (ns >= _YEAR_2000_NS or (type(value) is str and not _is_epoch_text(value))):
+        return ns
+    attributes[key] = value
+    return now
+
+
+def _is_epoch_text(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.isascii() and stripped[:1].isdigit() and (stripped.isdigit() or _is_decimal(stripped))
+
+
 def _seconds_nanos(value: Mapping[Any, Any]) -> int:
     """A protobuf ``Timestamp`` as JSON objects carry it (Google Cloud's structured logging):
     ``{"seconds": 1700000000, "nanos": 5}``, seconds as an integer or its digits."""
@@ -592,7 +626,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     else:
         timestamp = _fast_utc(value) if type(value) is str else None
         if timestamp is None:
-            timestamp = parse_timestamp(value)
+            timestamp = _record_time(value, alias_keys, fields, values, attributes, now)
 
     message = get("message")
     if message is None:

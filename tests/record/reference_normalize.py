@@ -475,7 +475,8 @@ def normalize(
             attributes["attributes"] = nested_attrs
 
     ts_value = found.get("timestamp")
-    timestamp = now if ts_value is None else parse_timestamp6(ts_value)  # change 6
+    # change 6 (protobuf timestamp objects), change 7 (an alias that is not a time stays an attribute)
+    timestamp = now if ts_value is None else _alias_time7(ts_value, chosen["timestamp"], attributes, now)
     record: dict[str, Any] = {"timestamp": timestamp, "observed_timestamp": now}
 
     message = found.get("message")
@@ -863,6 +864,24 @@ def _otel6(value):
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24:
         return None
     return LEVELS[(value - 1) // 4]
+
+
+def _alias_time7(value, key, attributes, now):
+    """change 7: under ``time``, ``ts``, ``date`` … (not ``timestamp``/``@timestamp``) a value that is
+    not a time, or an epoch number before 2000, stays an attribute and the record gets ``now``."""
+    if key in ("timestamp", "@timestamp"):
+        return parse_timestamp6(value)
+    try:
+        ns = parse_timestamp6(value)
+    except RecordError:
+        ns = None
+    text = value.strip() if isinstance(value, str) else None
+    epoch_text = text is not None and text.isascii() and text[:1].isdigit() and \
+        all(c.isdigit() or c == "." for c in text) and text.count(".") <= 1
+    if ns is not None and (ns >= 946_684_800 * _NS or (text is not None and not epoch_text)):
+        return ns
+    attributes[key] = value
+    return now
 
 
 def parse_timestamp6(value):
