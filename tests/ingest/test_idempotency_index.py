@@ -177,3 +177,24 @@ def test_pack_entries_puts_the_request_key_last() -> None:
     assert b'{"plain":1}' in entries[-1][0] and b'{"plain":1}' not in entries[0][0]
     assert pack_entries(Ticket(), [], [b"row"]) == [(b"row", b"")]  # nothing to remember
     assert pack_entries(ticket, [], []) == []
+
+
+def test_a_damaged_record_costs_only_its_own_key(tmp_path: Path) -> None:
+    """A flipped bit in the middle of the file skips that record; the keys after it are read
+    (they were all lost before: reading stopped at the first bad record)."""
+    clock = Clock()
+    path = tmp_path / "idempotency.keys"
+    index = KeyIndex(path, window_s=DAY, max_keys=100, clock=clock)
+    keys = [_request("s", f"k{i}") for i in range(6)]
+    offsets = []
+    for key in keys:
+        key.written_s = int(clock.now)
+        offsets.append(path.stat().st_size if path.exists() else 0)
+        index.persist([(0, key.encode())])
+    data = bytearray(path.read_bytes())
+    data[offsets[2] + 8] ^= 0x10  # inside the third record's key
+    path.write_bytes(bytes(data))
+    again = KeyIndex(path, window_s=DAY, max_keys=100, clock=clock)
+    again.load([])
+    found = [again.request(k.request[0]) is not None for k in keys]  # type: ignore[index]
+    assert found == [True, True, False, True, True, True]

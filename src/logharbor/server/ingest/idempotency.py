@@ -129,6 +129,19 @@ class EntryKey:
         return cls(written, request, docs)
 
 
+def _record_at(data: bytes, pos: int) -> bytes | None:
+    """The key of the file record at ``pos``, or None when its length, CRC or key do not hold."""
+    size, crc = _RECORD.unpack_from(data, pos)
+    raw = data[pos + _RECORD.size : pos + _RECORD.size + size]
+    if len(raw) < size or zlib.crc32(raw) != crc:
+        return None
+    try:
+        EntryKey.decode(raw)
+    except ValueError:
+        return None
+    return raw
+
+
 class KeyIndex:
     """The digests of recently stored requests and documents, in memory, rebuilt at start.
 
@@ -250,22 +263,34 @@ class KeyIndex:
             self._rewrite([raw for raw in self._read_file() if self._live(raw)])
 
     def _read_file(self) -> list[bytes]:
+        """Every whole record of the file. A damaged record (a flipped bit) is skipped by finding
+        the next place where a length, its CRC and a readable key agree, so one bad byte costs
+        only the keys it touched, not every key after it; a torn tail is cut. Both are logged."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
         out: list[bytes] = []
         pos = 0
+        skipped = 0
+        damaged_at: int | None = None
         while pos + _RECORD.size <= len(data):
-            size, crc = _RECORD.unpack_from(data, pos)
-            raw = data[pos + _RECORD.size : pos + _RECORD.size + size]
-            if len(raw) < size or zlib.crc32(raw) != crc:
-                break
+            raw = _record_at(data, pos)
+            if raw is None:
+                damaged_at = pos if damaged_at is None else damaged_at
+                pos += 1
+                skipped += 1
+                continue
             out.append(raw)
-            pos += _RECORD.size + size
-        if pos < len(data):
+            pos += _RECORD.size + len(raw)
+        tail = len(data) - pos
+        if damaged_at is not None and skipped:
+            log.warning("idempotency: %s: %d damaged bytes from byte %d were skipped; %d keys read "
+                        "(a retry of a request whose key was lost may be stored twice)",
+                        self.path, skipped, damaged_at, len(out))
+        if tail:
             log.warning("idempotency: %s: %d bytes after record %d are not a whole record (a torn "
-                        "write?); the keys before them are kept", self.path, len(data) - pos, len(out))
+                        "write?); the keys before them are kept", self.path, tail, len(out))
         return out
 
     def _rewrite(self, keys: list[bytes]) -> None:
