@@ -87,3 +87,16 @@ async def _router_on_a_given_build(tmp_path: Path) -> None:
             assert "not for you" not in (await client.get(path)).text, path
         assert (await client.get("/ui/assets/app-2.js")).status_code == 404
         assert (await client.get("/ui?x=1")).headers["location"] == "/ui/?x=1"
+
+
+#: what the first search may load (the other pages and the search's dialogs load when first used);
+#: it was 133 KB before the field sidebar, suggestions and charts came
+FIRST_PAGE_BUDGET = 135_000
+
+
+def test_the_first_search_stays_small(demo: Demo) -> None:
+    index = httpx.get(demo.server.url + "/ui/").text
+    assets = re.findall(r'(?:src|href)="(/ui/assets/[^"]+)"', index)
+    sizes = {a: len(httpx.get(demo.server.url + a).content) for a in assets}
+    total = len(index.encode()) + sum(sizes.values())
+    assert total <= FIRST_PAGE_BUDGET, f"the first page loads {total} bytes: {sizes}"
