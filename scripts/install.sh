@@ -12,6 +12,11 @@ if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog rsyslog-openssl postgresql); fi
 # tests/record/test_dialects.py runs Logback with logstash-logback-encoder (Debian's jars, the JDK's javac)
 if [ $want_test = 1 ]; then apt_pkgs+=(liblogback-java liblogstash-logback-encoder-java); fi
 if [ $want_test = 1 ] && ! command -v javac >/dev/null 2>&1; then apt_pkgs+=(default-jdk-headless); fi
+# tests/clients/test_go_loggers.py builds zap, zerolog and logrus from Debian's Go packages (GOPATH mode)
+if [ $want_test = 1 ]; then
+  apt_pkgs+=(golang-go golang-go.uber-zap-dev golang-github-rs-zerolog-dev golang-github-sirupsen-logrus-dev
+             golang-github-pkg-errors-dev)
+fi
 # the web UI is built with node (v20.19+); its browser tests drive Debian's chromium
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if [ $want_test = 1 ]; then apt_pkgs+=(chromium); fi
