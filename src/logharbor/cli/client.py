@@ -15,10 +15,11 @@ __all__ = ["ADMIN_KEY_OPTION", "CA_OPTION", "DEFAULT_SERVER", "KEY_OPTION", "SER
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 #: the options every command that talks to a server takes (typer reads them as defaults)
-SERVER_OPTION = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", help="server URL")
-KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an API key (lh_…)")
-ADMIN_KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an admin API key")
-CA_OPTION = typer.Option(None, envvar="LOGHARBOR_CA", help="PEM CA bundle for the server's TLS certificate")
+SERVER_OPTION = typer.Option(DEFAULT_SERVER, envvar="LOGHARBOR_SERVER", metavar="URL", help="server URL")
+KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", metavar="KEY", help="an API key (lh_…)")
+ADMIN_KEY_OPTION = typer.Option(None, envvar="LOGHARBOR_API_KEY", metavar="KEY", help="an admin API key")
+CA_OPTION = typer.Option(None, envvar="LOGHARBOR_CA", metavar="FILE",
+                         help="PEM CA bundle for the server's TLS certificate")
 
 
 def server_client(server: str, api_key: str | None, ca: Path | None = None, *,

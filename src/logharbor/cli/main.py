@@ -3,8 +3,11 @@ registers itself here with one line."""
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 import typer
 
+import logharbor
 from logharbor.cli import (
     agent,
     alerts,
@@ -19,6 +22,7 @@ from logharbor.cli import (
     trace,
     wal,
 )
+from logharbor.cli.help import HELP_NAMES, Group
 
 app = typer.Typer(
     name="logharbor",
@@ -26,12 +30,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
+    context_settings={"help_option_names": HELP_NAMES},
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (the source tree's when it is not installed)."""
+    try:
+        return version("logharbor")
+    except PackageNotFoundError:
+        return logharbor.__version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"logharbor {package_version()}")
+        raise typer.Exit(0)
+
 
 @app.callback()
-def main() -> None:
+def main(
+    _version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                  help="Print the version and exit."),
+) -> None:
     """Centralized log collection: server, agent, query, tail, trace, demo."""
 
 

@@ -197,13 +197,15 @@ def register(app: typer.Typer) -> None:
     @app.command("migrate")
     def migrate(
         from_dir: Path = typer.Option(..., "--from", help="a stopped server's data directory"),
-        to: str = typer.Option(..., "--to", help="clickhouse://user:pass@host:8123/db[?cluster=NAME]"),
+        to: str = typer.Option(..., "--to", help="a ClickHouse URL: clickhouse://host:8123/db, with "
+                                                    "user:pass@ and ?cluster=NAME as needed"),
         table: str = typer.Option("logs", help="name of the logs table (the server's --table)"),
         chunk_rows: int = typer.Option(200_000, min=1, help="rows per insert at most (whole minutes)"),
         encryption_key_file: Path | None = typer.Option(None, help="key file of an encrypted store"),
-        meta_to: str | None = typer.Option(None, "--meta-to",
+        meta_to: str | None = typer.Option(None, "--meta-to", metavar="URL",
                                            help="also copy the metadata (keys, rules, dashboards…) into this "
-                                                "database, e.g. postgresql://user:pass@pg/logharbor"),
+                                                "PostgreSQL database: postgresql://host/db, with "
+                                                "user:pass@ as needed"),
     ) -> None:
         """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json)."""
         from logharbor.sealing import Sealer

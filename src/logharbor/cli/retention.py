@@ -59,7 +59,7 @@ def _size(n: float) -> str:
 @retention_app.command("show")
 def show(server: str = _SERVER, api_key: str | None = _KEY, ca: Path | None = _CA,
          as_json: bool = _JSON) -> None:
-    """Print the rules the server applies (as YAML, ready for ``apply -f``)."""
+    """Print the rules the server applies, as YAML ready for 'retention apply -f'."""
     data = _call("GET", "/api/v1/retention", server, api_key, ca)
     if as_json:
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -102,10 +102,11 @@ def run(server: str = _SERVER, api_key: str | None = _KEY, ca: Path | None = _CA
 
 
 @retention_app.command("delete")
-def delete(q: str = typer.Argument(..., help="filter in the query language, e.g. user_id:u-123"),
+def delete(q: str = typer.Argument(..., metavar="QUERY",
+                                   help="filter in the query language, e.g. user_id:u-123"),
            wait: bool = typer.Option(True, help="wait until the delete has finished"),
            server: str = _SERVER, api_key: str | None = _KEY, ca: Path | None = _CA) -> None:
-    """Delete every record matching ``q`` from hot, warm and cold (audited)."""
+    """Delete every record matching the query from hot, warm and cold (audited)."""
     job = _call("POST", "/api/v1/delete", server, api_key, ca, json={"q": q})
     while wait and job["state"] in ("pending", "running"):
         time.sleep(0.5)

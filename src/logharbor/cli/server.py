@@ -96,8 +96,9 @@ def register(app: typer.Typer) -> None:
                                             help="metadata DB URL (default: SQLite in the data dir); "
                                                  "postgresql://… when several servers share it"),
         store: str = typer.Option("embedded", "--store",
-                                  help="embedded (chDB in the data dir) or clickhouse://user:pass@host:8123/db"
-                                       "?cluster=NAME"),
+                                  help="embedded (chDB in the data dir) or a ClickHouse URL: "
+                                       "clickhouse://host:8123/db, with user:pass@ and "
+                                       "?cluster=NAME as needed"),
         ingest_rate: int | None = typer.Option(None, help="records/s per API key unless the key says"),
         syslog_udp: str | None = typer.Option(None, help="syslog over UDP on host:port (e.g. 0.0.0.0:514)"),
         syslog_tcp: str | None = typer.Option(None, help="syslog over TCP on host:port (LF/octet framing)"),
