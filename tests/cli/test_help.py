@@ -64,6 +64,14 @@ def test_every_help_page_reads_as_help(path: list[str], width: int) -> None:
             assert name in page
 
 
+def test_flags_show_no_value_and_values_show_a_metavar() -> None:
+    page = CliRunner().invoke(app, ["query", "--help"], env={"COLUMNS": "200"}).output
+    flag = next(line for line in page.splitlines() if "--quiet" in line)
+    assert re.search(r"--quiet\s+-q\s+no footer", flag), flag
+    assert re.search(r"--since\s+DURATION\s", page) and re.search(r"--server\s+URL\s", page)
+    assert "Usage: logharbor query [OPTIONS] QUERY" in page
+
+
 @pytest.mark.parametrize("columns", [80, 200])
 def test_help_and_version_in_a_terminal_and_a_pipe(columns: int) -> None:
     version = package_version()

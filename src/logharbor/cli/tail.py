@@ -28,6 +28,7 @@ import typer
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
 from logharbor.cli.terminal import visible
+from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
 from logharbor.cli.trace import LEVEL_STYLE, CliError, refused
 
 __all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
@@ -107,8 +108,9 @@ async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: C
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
 
 
-def format_record(record: dict[str, Any], raw: bool = False) -> Any:
-    """One record as a coloured line: time, level, service/instance, message, HTTP summary.
+def format_record(record: dict[str, Any], raw: bool = False, zone: Zone | None = None) -> Any:
+    """One record as a coloured line: time (of day, in ``zone``; UTC when None), level,
+    service/instance, message, HTTP summary.
 
     Unless ``raw``, control characters of the record are escaped and the further lines of a
     multi-line message are indented under the message, as journalctl prints them.
@@ -120,8 +122,11 @@ def format_record(record: dict[str, Any], raw: bool = False) -> Any:
 
     level = shown(record.get("level", ""))
     http = record.get("http") or {}
+    when = shown(record.get("timestamp", ""))
+    if zone is not None:
+        when = zone.convert(when, sep=" ", digits=3, offset=False)
     head = Text.assemble(
-        (shown(record.get("timestamp", ""))[11:23] + " ", "dim"),
+        (when[11:23] + " ", "dim"),
         (f"{level:<5} ", LEVEL_STYLE.get(level, "")),
         (f"{shown(record.get('instance') or record.get('service', ''))} ", "cyan"),
     )
@@ -140,7 +145,7 @@ def format_record(record: dict[str, Any], raw: bool = False) -> Any:
     return line
 
 
-def _printer(output: str, raw: bool = False) -> Callable[[Event], None]:
+def _printer(output: str, raw: bool = False, zone: Zone | None = None) -> Callable[[Event], None]:
     from rich.console import Console
     from rich.text import Text
 
@@ -161,7 +166,7 @@ def _printer(output: str, raw: bool = False) -> Callable[[Event], None]:
             sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         else:
-            console.print(format_record(value, raw))
+            console.print(format_record(value, raw, zone))
 
     return show
 
@@ -214,6 +219,7 @@ def register(app: typer.Typer) -> None:
         no_reconnect: bool = typer.Option(False, "--no-reconnect", help="exit when the stream ends"),
         raw: bool = typer.Option(False, "--raw", help="pretty: print control characters of log text as "
                                                      "stored instead of as \\x1b escapes"),
+        tz: str = TZ_OPTION,
         server: str = SERVER_OPTION,
         api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
@@ -223,8 +229,13 @@ def register(app: typer.Typer) -> None:
             typer.echo("logharbor tail: --output must be pretty or json", err=True)
             raise typer.Exit(2)
         try:
-            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output, raw), ca=ca,
-                   reconnect=not no_reconnect)
+            shown_zone = parse_zone(tz)
+        except ValueError as exc:
+            typer.echo(f"logharbor tail: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            follow(query, server=server, api_key=api_key, ws=ws, show=_printer(output, raw, shown_zone),
+                   ca=ca, reconnect=not no_reconnect)
         except CliError as exc:
             typer.echo(f"logharbor tail: {exc}", err=True)
             raise typer.Exit(exc.code) from None
