@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -36,11 +38,27 @@ def _pick_port(wanted: int) -> int:
 _PATTERNS_QUERY = "level:>=WARN | patterns"
 
 
+def cli_command() -> str:
+    """How to run ``logharbor`` from the shell the demo was started in: ``logharbor`` when that
+    name on the PATH is this installation, else its full path (a venv not activated), else
+    ``python -m logharbor.cli.main`` with this interpreter."""
+    beside = Path(sys.executable).parent / "logharbor"
+    on_path = shutil.which("logharbor")
+    if beside.exists():
+        if on_path is not None and Path(on_path).resolve() == beside.resolve():
+            return "logharbor"
+        return shlex.quote(str(beside))
+    if on_path is not None:
+        return "logharbor"
+    return f"{shlex.quote(sys.executable)} -m logharbor.cli.main"
+
+
 def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, key_file: Path,
                    logs: str, trace: str | None, request_id: str | None) -> None:
     console.print(f"\n[green]server[/]  {url}", highlight=False)
     console.print(f"api key  {api_key}   (admin; also in {key_file})", highlight=False, soft_wrap=True)
     console.print(f"logs     {logs}", soft_wrap=True, highlight=False)
+    cli = cli_command()
     console.print("\n[bold]try[/]")
     console.print(f"  export LOGHARBOR_SERVER={url} LOGHARBOR_API_KEY={api_key}",
                   highlight=False, soft_wrap=True)
@@ -50,12 +68,12 @@ def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, 
         console.print(f"  curl -s $LOGHARBOR_SERVER/api/v1/query -H \"authorization: Bearer "
                       f"$LOGHARBOR_API_KEY\" -H 'content-type: application/json' -d '{body}'",
                       soft_wrap=True, highlight=False)
-        console.print(f"  logharbor query '{q}' --since 1h", soft_wrap=True, highlight=False)
-    console.print(f"  logharbor query '{_PATTERNS_QUERY}' --since 1h   # the shapes the warnings take",
+        console.print(f"  {cli} query '{q}' --since 1h", soft_wrap=True, highlight=False)
+    console.print(f"  {cli} query '{_PATTERNS_QUERY}' --since 1h   # the shapes the warnings take",
                   soft_wrap=True, highlight=False)
     if request_id or trace:
-        console.print(f"  logharbor trace {request_id or trace}", soft_wrap=True, highlight=False)
-    console.print("  logharbor tail 'service:checkout AND level:ERROR'", soft_wrap=True, highlight=False)
+        console.print(f"  {cli} trace {request_id or trace}", soft_wrap=True, highlight=False)
+    console.print(f"  {cli} tail 'service:checkout AND level:ERROR'", soft_wrap=True, highlight=False)
     console.print(f"  open {url}/ui/ in a browser and log in with the key", soft_wrap=True, highlight=False)
 
 
@@ -155,8 +173,11 @@ def register(app: typer.Typer) -> None:
         def _interrupt(*_: object) -> None:
             raise KeyboardInterrupt
 
-        # SIGTERM stops the demo like Ctrl-C does: every process it started is stopped with it
+        # SIGTERM and SIGINT stop the demo like Ctrl-C does, every process it started with it;
+        # SIGINT is set here because a shell starts a background job (`logharbor demo &`) with
+        # SIGINT ignored, and Python keeps it ignored: `kill -INT` would do nothing
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         console = Console()
         root = data_dir or default_data_dir()
         root.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ the server's export as it is read, never held in memory. Times are shown in one 
 :mod:`logharbor.cli.timezone`). Rendering is :mod:`logharbor.cli.render`.
 
 Errors print on stderr and exit non-zero: 1 for a query the server refused (with a caret under
-the position), 2 for a server that
+the position; for a refused key, which key was used and how to set one), 2 for a server that
 cannot be reached or options that do not go together.
 """
 
@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.render import CsvOut, print_table, raw_line
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
@@ -63,6 +63,9 @@ def _refused(response: httpx.Response, query: str, api_key: str | None) -> CliEr
         message, position = visible(f"HTTP {response.status_code}: {response.text[:200]}"), None
     if isinstance(position, int) and "\n" not in query:
         message += f"\n  {visible(query)}\n  {' ' * len(visible(query[:position]))}^"
+    advice = key_advice(response.status_code, api_key)
+    if advice is not None:
+        message += f"\n  {advice}"
     return CliError(message, 1)
 
 

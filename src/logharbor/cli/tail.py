@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import httpx
 import typer
 
-from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
 from logharbor.cli.trace import LEVEL_STYLE, CliError, refused
@@ -57,7 +57,7 @@ def stream_sse(query: str, *, server: str, api_key: str | None, ca: Path | None 
                 timeout=httpx.Timeout(None, connect=10)) as response:
             if response.status_code >= 400:
                 response.read()
-                raise refused(response)
+                raise refused(response, api_key)
             kind, data = "message", []
             for line in response.iter_lines():
                 if not line:
@@ -101,9 +101,13 @@ async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: C
                     on_event(_event("message", message if isinstance(message, str) else message.decode()))
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code in (4401, 4403):
-                    raise CliError(f"the server refused: {visible(exc.rcvd.reason)}", 1) from None
+                    advice = key_advice(exc.rcvd.code - 4000, api_key)
+                    raise CliError(f"the server refused: {visible(exc.rcvd.reason)}\n  {advice}", 1) from None
     except InvalidStatus as exc:
-        raise CliError(f"the server refused the WebSocket: HTTP {exc.response.status_code}", 1) from None
+        status = exc.response.status_code
+        advice = key_advice(status, api_key)
+        raise CliError(f"the server refused the WebSocket: HTTP {status}"
+                       + (f"\n  {advice}" if advice else ""), 1) from None
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, server_client
+from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.terminal import cell_text, visible
 
 __all__ = ["CliError", "fetch_trace", "register", "render_trace"]
@@ -38,13 +38,16 @@ class CliError(Exception):
         self.code = code
 
 
-def refused(response: httpx.Response) -> CliError:
-    """A server's JSON error as one readable line."""
+def refused(response: httpx.Response, api_key: str | None = None) -> CliError:
+    """A server's JSON error as one readable line; for a refused key, which key was sent and
+    how to set one (:func:`logharbor.cli.client.key_advice`)."""
     try:
         error = response.json()["error"]
-        return CliError(visible(f"{error.get('code', 'error')}: {error.get('message', '')}"), 1)
+        message = visible(f"{error.get('code', 'error')}: {error.get('message', '')}")
     except (ValueError, KeyError, TypeError):
-        return CliError(visible(f"HTTP {response.status_code}: {response.text[:200]}"), 1)
+        message = visible(f"HTTP {response.status_code}: {response.text[:200]}")
+    advice = key_advice(response.status_code, api_key)
+    return CliError(message if advice is None else f"{message}\n  {advice}", 1)
 
 
 def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str | None = None,
@@ -58,7 +61,7 @@ def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str |
     except (httpx.HTTPError, OSError) as exc:  # OSError: an unreadable --ca file
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
     if response.status_code >= 400:
-        raise refused(response)
+        raise refused(response, api_key)
     return response.json()
 
 
