@@ -42,7 +42,7 @@ def test_background_demo_stops_on_sigint_and_prints_runnable_commands(tmp_path: 
                 break
         out = "".join(lines)
         assert "Ctrl-C" in out, out
-        commands = re.findall(r"^  (\S+) query '", out, re.MULTILINE)
+        commands = re.findall(r"^  (.+?) query '", out, re.MULTILINE)
         assert commands and len(set(commands)) == 1, out
         shown = commands[0]
         assert shown != "logharbor" or any(Path(d, "logharbor").exists() for d in bare_path.split(":"))
