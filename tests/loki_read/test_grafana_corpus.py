@@ -89,7 +89,7 @@ def test_logs_tab(loki: ServerProcess, query: str, expected: list[str]) -> None:
 #: the level volume and the Labels and Fields tabs: (query, its series label, total per value)
 BREAKDOWNS = [
     ('sum by (detected_level) (count_over_time({service_name="checkout"}' + MIXED + ' [60s]))', "detected_level",
-     {"ERROR": 2, "INFO": 1, "WARN": 1}),
+     {"error": 2, "info": 1, "warn": 1}),
     ('sum by (host) (count_over_time({service_name="checkout"} | host!="" [60s]))', "host",
      {"web-1": 2, "web-2": 1, "web-3": 1}),
     ('sum by (user_id) (count_over_time({service_name="checkout"}' + MIXED + '| user_id!="" [60s]))', "user_id",
@@ -106,6 +106,16 @@ AVG_PANEL = 'avg_over_time({service_name="worker"}' + MIXED + '| n!="" | unwrap 
 def test_breakdown_panels(loki: ServerProcess, query: str, label: str, expected: dict[str, float]) -> None:
     """The level volume and the Labels and Fields tabs: one series per value of the label."""
     assert _totals(_range(loki, query, "matrix"), label) == expected
+
+
+def test_detected_level_is_in_lower_case_as_in_loki(loki: ServerProcess) -> None:
+    """Drilldown keys its level colours and filters on Loki's names (``error``), not ``ERROR``."""
+    data = _range(loki, '{service_name="checkout", detected_level=~"error|warn"}', "streams")
+    assert sorted({s["stream"]["detected_level"] for s in data["result"]}) == ["error", "warn"]
+    assert {s["stream"]["level"] for s in data["result"]} == {"ERROR", "WARN"}
+    values = get(loki, "/loki/api/v1/detected_field/detected_level/values", query='{service_name="checkout"}',
+                 start=str(START_NS), end=str(END_NS))
+    assert values.json() == {"values": ["error", "info", "warn"]}
 
 
 def test_numeric_field_panel(loki: ServerProcess) -> None:

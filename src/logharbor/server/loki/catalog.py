@@ -23,7 +23,7 @@ from logharbor.server.store.rows import row_to_record
 
 from .execute import NS, Series, bytes_rows, default_group, eval_metric
 from .logql import LogQuery, RangeAgg, VectorAgg, field_name
-from .streams import STREAM_LABELS, Context, label_text, value_of
+from .streams import STREAM_LABELS, Context, label_text, series_label_text, value_of
 
 __all__ = ["detected_fields", "detected_labels", "index_stats", "label_names", "label_values", "series",
            "volume"]
@@ -74,7 +74,7 @@ def label_values(ctx: Context, name: str, flt: ast.Filter, start: int, end: int)
     field = field_name(name)
     stats = ast.Stats((ast.Agg("count", None, "__n"),), (field,))
     rows, _ = ctx.query(ast.Query(flt, (stats, ast.Limit(MAX_VALUES))), start, end, MAX_VALUES)
-    return sorted({label_text(r.get(field)) for r in rows} - {""})
+    return sorted({series_label_text(name, label_text(r.get(field))) for r in rows} - {""})
 
 
 def volume(ctx: Context, lq: LogQuery, times: list[int], range_ns: int, step: int | None,
@@ -97,7 +97,8 @@ def series(ctx: Context, queries: list[LogQuery], start: int, end: int) -> list[
         stats = ast.Stats((ast.Agg("count", None, "__n"),), fields)
         rows, _ = ctx.query(ast.Query(lq.query.filter, (stats,)), start, end, None)
         for row in rows:
-            labels = {n: label_text(row.get(f)) for n, f in zip(group.labels, group.fields, strict=True)}
+            labels = {n: series_label_text(n, label_text(row.get(f)))
+                      for n, f in zip(group.labels, group.fields, strict=True)}
             seen[tuple(sorted((k, v) for k, v in labels.items() if v))] = None
     return [dict(key) for key in seen]
 

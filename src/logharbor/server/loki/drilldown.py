@@ -20,7 +20,7 @@ from logharbor.server.store.attributes import path_name
 from .catalog import LABEL_COLUMNS, MAX_VALUES, _where
 from .lexer import FUNCTIONS, KEYWORDS
 from .nodes import LABEL_ALIASES, LogQuery, field_name
-from .streams import Context, label_text, sanitize_label
+from .streams import Context, label_text, sanitize_label, series_label_text
 
 __all__ = ["field_values", "label_path_names", "patterns", "resolve_label_paths", "widest_range"]
 
@@ -68,7 +68,7 @@ def field_values(ctx: Context, name: str, lq: LogQuery, start: int, end: int, li
     stats = ast.Stats((ast.Agg("count", None, "__n"),), (field,))
     cap = min(limit, MAX_VALUES)
     rows, _ = ctx.query(ast.Query(lq.query.filter, (stats, ast.Limit(cap))), start, end, cap)
-    return sorted({label_text(r.get(field)) for r in rows} - {""})
+    return sorted({series_label_text(name, label_text(r.get(field))) for r in rows} - {""})
 
 
 def patterns(ctx: Context, lq: LogQuery, start: int, end: int, step_ns: int) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from logharbor.server.query.filters import FilterCompiler, Params
 from .logql import Constant, LogQLError, LogQuery, RangeAgg, field_name
 from .nodes import Binary, LabelReplace, Metric
 from .samples import sample_series
-from .streams import STREAM_LABELS, Context, label_text
+from .streams import STREAM_LABELS, Context, label_text, series_label_text
 from .vectors import Series, aggregate, binary_series, label_replace, scalar_binary
 
 __all__ = ["Group", "Series", "aggregate", "bytes_rows", "constant_series", "default_group", "eval_metric",
@@ -257,8 +257,8 @@ def eval_range(ctx: Context, agg: RangeAgg, group: Group, times: list[int], step
     series: Series = {}
     for values, per_bucket in buckets.items():
         by_field = dict(zip(unique, values, strict=True))
-        labels = tuple((n, by_field[f]) for n, f in zip(group.labels, group.fields, strict=True)
-                       if by_field[f] != "")
+        labels = tuple((n, series_label_text(n, by_field[f]))
+                       for n, f in zip(group.labels, group.fields, strict=True) if by_field[f] != "")
         out: dict[int, float] = {}
         for t in times:
             end = t - shift

@@ -22,7 +22,7 @@ from logharbor.server.store.rows import row_to_record
 
 from .lexer import _humanize_bytes, go_duration
 from .nodes import RangeAgg
-from .streams import Context, label_text, value_of
+from .streams import Context, label_text, series_label_text, value_of
 
 __all__ = ["MAX_SAMPLES", "sample_series"]
 
@@ -140,7 +140,8 @@ def sample_series(ctx: Context, agg: RangeAgg, labels: tuple[str, ...], fields: 
             value = float(len((record.get("message") or "").encode()))
         else:
             value = 1.0
-        key = tuple(sorted((n, label_text(value_of(record, f))) for n, f in zip(labels, fields, strict=True)))
+        key = tuple(sorted((n, series_label_text(n, label_text(value_of(record, f))))
+                           for n, f in zip(labels, fields, strict=True)))
         group = tuple((k, v) for k, v in key if v != "")
         per_group.setdefault(group, []).append((record["timestamp"], value))
     out: dict[Labels, dict[int, float]] = {}

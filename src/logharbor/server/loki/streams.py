@@ -24,7 +24,7 @@ from logharbor.server.store.rows import row_to_record
 from .logql import LogQuery, field_name, render_template
 
 __all__ = ["STREAM_LABELS", "Context", "Labels", "label_text", "log_line", "log_streams", "record_labels",
-           "sanitize_label", "value_of"]
+           "sanitize_label", "series_label_text", "value_of"]
 
 #: the fields every stream is labelled with (when not empty), besides those the query names
 STREAM_LABELS = ("service", "level", "source", "host", "instance", "env")
@@ -95,6 +95,16 @@ def label_text(value: Any) -> str:
     return str(value)
 
 
+#: labels whose values Loki writes in lower case: its ``detected_level`` is ``error``, ``warn``, …
+#: (Logs Drilldown colours and filters levels by those names), where logharbor's level is ``ERROR``
+_LOWER_CASE_LABELS = frozenset({"detected_level"})
+
+
+def series_label_text(name: str, text: str) -> str:
+    """A series label's value as Loki writes it for that label name (see ``_LOWER_CASE_LABELS``)."""
+    return text.lower() if name in _LOWER_CASE_LABELS else text
+
+
 _INVALID_LABEL = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -118,7 +128,7 @@ def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
     """The stream labels of one record: the usual fields, the selector's, and what parsers add."""
     labels = {name: label_text(record.get(name)) for name in STREAM_LABELS}
     for name in lq.selector:
-        labels[name] = label_text(value_of(record, name))
+        labels[name] = series_label_text(name, label_text(value_of(record, name)))
     if lq.parsed:
         _flatten("", record.get("attributes") or {}, labels)
         if lq.unpack:
