@@ -7,7 +7,8 @@ import random
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
 TABLES = ["orders", "users", "payments", "carts", "sessions"]
-QUEUES = ["emails", "invoices", "thumbnails"]
+PROVIDERS = ["stripe", "adyen", "paypal", "braintree", "klarna"]
+QUEUES = ["emails", "invoices", "thumbnails", "reports", "webhooks"]  # five: more than a few words, a parameter
 
 #: service → [(template the miner must end with, a function making one message)]
 KNOWN: dict[str, list[tuple[str, object]]] = {
@@ -35,7 +36,7 @@ KNOWN: dict[str, list[tuple[str, object]]] = {
 #: templates that only appear after the injection time
 INJECTED: dict[str, list[tuple[str, object]]] = {
     "web": [("payment provider <*> timed out after <num>ms",
-             lambda r: f"payment provider {r.choice(['stripe', 'adyen'])} timed out after {r.randrange(9000)}ms")],
+             lambda r: f"payment provider {r.choice(PROVIDERS)} timed out after {r.randrange(9000)}ms")],
     "worker": [("disk <path> is <num>% full",
                 lambda r: f"disk /var/lib/data{r.randrange(4)}/vol is {r.randrange(90, 100)}% full")],
 }

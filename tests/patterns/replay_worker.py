@@ -24,7 +24,7 @@ from logharbor.record import normalize
 from logharbor.server.batcher import Batcher
 from logharbor.server.mining import PatternMiner
 from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.patterns import first_seen_ns, pattern_info
+from logharbor.server.store.patterns import first_seen_ns, group_ids, pattern_info
 from logharbor.server.store.rows import encode_row
 from logharbor.server.wal import WriteAheadLog
 
@@ -71,8 +71,9 @@ def main() -> None:
     info = pattern_info(store)  # the helpers other parts (alerts, UI) call
     first = first_seen_ns(store, info[0]["tenant"], info[0]["service"], info[0]["pattern_id"])
     missing = first_seen_ns(store, "", "web", "0" * 16)
+    groups = group_ids(store, sorted({r["pattern_id"] for r in rows}))
     print(orjson.dumps({"rows": rows, "counts": counts, "info": info, "first": first,
-                        "missing": missing}).decode())
+                        "missing": missing, "groups": groups}).decode())
     batcher.stop()
     wal.close()
     store.close()

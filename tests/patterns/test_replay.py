@@ -1,4 +1,5 @@
-"""A batch replayed from the WAL after a crash gets the ids it had before the crash."""
+"""A batch replayed from the WAL after a crash is stored with the ids it had before the crash, and
+its groups are the same: every stored id is assigned to its template's group exactly once."""
 
 from __future__ import annotations
 
@@ -32,13 +33,18 @@ def test_replay_after_a_crash_gives_the_same_ids(tmp_path: Path, step: str, code
     assert len(rows) == 330  # each record once: the replayed insert was not doubled
     stored = {r["message"]: r["pattern_id"] for r in rows}
     assert all(stored[message] == pid for pid, message in before)  # the very ids of the dead batch
-    assert len(set(stored.values())) == 8  # the corpus' 8 templates, 8 ids
-    # the patterns table agrees: every id has its template row, and counts add up to the records
+    groups = answer["groups"]  # stored id → its group, from the patterns table
+    assert set(groups) == set(stored.values())  # every stored id was assigned before its rows
+    assert len(set(groups.values())) == 8  # the corpus' 8 templates, 8 groups
+    # the patterns table agrees: every id has its assignment row, and counts add up to the records
     counts = {r["pattern_id"]: (int(r["n"]), int(r["t"])) for r in answer["counts"]}
     assert set(counts) == set(stored.values())
     assert sum(n for n, _ in counts.values()) == 330 and all(t >= 1 for _, t in counts.values())
     info = answer["info"]
     assert [r["count"] for r in info] == sorted((r["count"] for r in info), reverse=True)
-    assert {r["pattern_id"]: r["count"] for r in info} == {k: n for k, (n, _) in counts.items()}
+    per_group: dict[str, int] = {}
+    for stored_id, (n, _) in counts.items():
+        per_group[groups[stored_id]] = per_group.get(groups[stored_id], 0) + n
+    assert {r["pattern_id"]: r["count"] for r in info} == per_group
     assert {r["template"] for r in info} >= {"connection pool exhausted", "disk <path> is <num>% full"}
     assert answer["first"] == info[0]["first_seen_ns"] > 0 and answer["missing"] is None

@@ -112,7 +112,7 @@ def test_first_seen_is_over_all_time(server: ServerProcess) -> None:
 
 def test_scopes_apply_to_the_pipes(server: ServerProcess) -> None:
     post(server, [{"service": "checkout", "message": f"order o-{i} placed by {u}"}
-                  for i, u in enumerate(["ann", "ben", "cy"] * 5)]
+                  for i, u in enumerate(["ann", "ben", "cy", "dee", "eve"] * 3)]
          + [{"service": "billing", "message": f"invoice {i} sent"} for i in range(7)])
     server.wait_rows(22)
     wait_patterns(server, 22)

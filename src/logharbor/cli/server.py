@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
         no_fsync: bool = typer.Option(False, "--no-fsync", help="skip fsync (throwaway data only)"),
         no_patterns: bool = typer.Option(False, "--no-patterns",
                                          help="do not mine message templates (no pattern_id)"),
-        patterns_max_clusters: int = typer.Option(500, help="templates the miner keeps per service"),
+        patterns_max_clusters: int = typer.Option(
+            500, help="bounds the template miner: 4× this many masked templates per service"),
         ingest_workers: int | None = typer.Option(
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
         encryption_key_file: Path | None = typer.Option(

@@ -175,8 +175,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
     if recent.enabled:
         recent.load(wal.iter_keys())
         wal.before_remove = recent.persist
-    miner = PatternMiner(config.data_dir / "patterns", max_clusters=config.patterns_max_clusters,
-                         max_sids=10 * config.patterns_max_clusters,
+    miner = PatternMiner(config.data_dir / "patterns", max_sids=4 * config.patterns_max_clusters,
                          max_services=config.patterns_max_services, sealer=sealer) \
         if config.patterns else None
     set_patterns(config.patterns)

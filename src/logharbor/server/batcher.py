@@ -262,7 +262,12 @@ class Batcher:
                     continue  # every record of that pattern is gone: so is the pattern
                 kept.append({**row, "sample": samples[pid]} if pid in samples else row)
             self._templates_todo = kept
-            return self.miner.scrub(samples) if self.miner is not None else 0
+            if self.miner is None:
+                return 0
+            changed = self.miner.scrub(samples)
+            self._templates_todo.extend(self.miner.loose_rows)  # groups the erasure changed
+            self.miner.loose_rows = []
+            return changed
         return int(self.call_between_batches(run, timeout))  # type: ignore[call-overload]
 
     def _brake_merges(self) -> None:

@@ -35,7 +35,8 @@ class ServerConfig(BaseModel):
                                          "(what is left is logged and replayed at the next start)")
 
     patterns: bool = Field(True, description="mine message templates at ingest (pattern_id, | patterns)")
-    patterns_max_clusters: int = Field(500, ge=10, description="templates kept per service (LRU)")
+    patterns_max_clusters: int = Field(
+        500, ge=10, description="bounds the template miner: 4× this many masked templates per service (LRU)")
     patterns_max_services: int = Field(100, ge=1, description="services the template miner keeps (LRU)")
 
     ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8),

@@ -1,19 +1,23 @@
 """The one template miner of a server: it runs in the batcher thread, between the WAL and the store.
 
-Ingest (in any worker process) stores each row with a *masked-template id*: a hash of the tenant,
-the service and :func:`logharbor.patterns.template_of` of the message, written as the row's first
-key (``rows.PATTERN_PREFIX``). The batcher is the only writer of the store, so it is where the
-stateful Drain step runs (:class:`logharbor.patterns.Miner`): for each batch it finds the ids with a
-byte search (no row is decoded), decodes one row of each id it has never seen to learn from it,
-and rewrites the ids that the miner merged into an older cluster (most are their own cluster and
-stay as they are).
+Ingest (in any worker process) stores each row with its *masked-template id* (sid): a hash of the
+tenant, the service and :func:`logharbor.patterns.template_of` of the message, written as the
+row's first key (``rows.PATTERN_PREFIX``). That id depends on the message alone, so a row is
+stored the same whatever came before it. The batcher is where the stateful step runs
+(:class:`logharbor.miner.Miner`): for each batch it finds the ids with a byte search (no row is
+decoded), decodes one row of each id it has never seen to learn from it, and writes the
+*assignments* that changed — (stored id → group id, group template) — to the patterns table
+before the rows, which are inserted unchanged. Readers resolve a stored id to its group through
+the patterns table (``| patterns``, ``pattern_id:``, records), so a group that forms or
+generalizes later takes in the rows stored before it (docs/patterns.md).
 
 State on disk, under ``<data_dir>/patterns/``: ``miner.json`` (a snapshot) and ``journal.ndjson``
-(the changes since, one line per batch). A batch's changes are appended and fsync'd *before* its
-intent is written and its rows inserted, so after a crash the replayed batch meets a miner that
-knows every id in it and gets the very same ids (the insert is then deduplicated by its token as
-before). The journal is folded into a new snapshot (temp file, fsync, rename) every
-``compact_ops`` changes; a torn last journal line is dropped (its batch was never inserted).
+(the masked templates added and dropped since, one line per batch). A batch's changes are appended
+and fsync'd before its assignments and rows are written; the groups themselves are recomputed
+from the set on load, so a crash anywhere replays to the same groups. The journal is folded into a
+new snapshot (temp file, fsync, rename) every ``compact_ops`` changes; a torn last journal line is
+dropped. State written by the first release (version 1: clusters with ids fixed at creation) is
+not replayed: its ids are adopted from the patterns table instead (server/patterns_upkeep.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 import orjson
 
 from logharbor.durable import write_atomic
-from logharbor.patterns import Miner, template_of
+from logharbor.miner import Miner, Row
+from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.sealing import Sealer, SealError
 from logharbor.server.store.rows import PATTERN_PREFIX
 
@@ -39,8 +44,9 @@ __all__ = ["PatternMiner"]
 log = logging.getLogger("logharbor.server.mining")
 
 _ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start of a row
-_VERSION = 1
-_SAMPLE_CHARS = 512  # the miner keeps one sample per cluster: its head is enough
+_VERSION = 2
+_SAMPLE_CHARS = 256  # the miner keeps one sample per masked template: its head is enough
+_OPS = frozenset("adlLE")  # the op kinds of version 2 (version 1 had c, s, e)
 
 
 class _Damaged(Exception):
@@ -48,22 +54,24 @@ class _Damaged(Exception):
 
 
 class PatternMiner:
-    """A :class:`Miner` with its journal and snapshot, and the per-batch rewrite of store rows."""
+    """A :class:`Miner` with its journal and snapshot, and the per-batch learning from store rows."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, max_clusters: int = 500,
-                 max_sids: int = 5_000, max_services: int = 100, similarity: float = 0.6,
-                 compact_ops: int = 20_000, sealer: Sealer | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, max_sids: int = 2_000,
+                 max_services: int = 100, compact_ops: int = 20_000, sealer: Sealer | None = None) -> None:
         self.directory = Path(directory)
         #: encryption at rest: journal lines and the snapshot hold service names and samples
         self.sealer = sealer
-        self._miner_args = {"similarity": similarity, "max_clusters": max_clusters,
-                            "max_sids": max_sids, "max_services": max_services}
-        self.miner = Miner(**self._miner_args)  # type: ignore[arg-type]
+        self._miner_args = {"max_sids": max_sids, "max_services": max_services}
+        self.miner = Miner(**self._miner_args)
         self.compact_ops = compact_ops
         self.generation = 0  # the journal generation; a snapshot names the one it includes
         self._journal_ops = 0
         self._pending: list[list[object]] = []
         self._journal: Any = None
+        #: assignments changed outside a batch (a scrub): the batcher writes them with the next one
+        self.loose_rows: list[dict[str, Any]] = []
+        #: state of the first release was found (and set aside): its ids need adopting
+        self.legacy = False
 
     @property
     def snapshot_path(self) -> Path:
@@ -76,13 +84,14 @@ class PatternMiner:
     # -- state -------------------------------------------------------------------------------
 
     def load(self) -> list[dict[str, Any]]:
-        """Read the snapshot and the journal; the template rows of clusters changed since the
-        snapshot (to insert again: the batch that made them may have died before it could).
+        """Read the snapshot and the journal; the assignment rows of what changed since the snapshot
+        (to write again: the batch that made them may have died before it could).
 
         A torn last journal line (a crash mid-write) is cut. Other damage (a snapshot that does
         not parse, a bad line with whole lines after it) is logged with the file's name and the
         state is moved aside to ``damaged-<time>/``: the patterns start afresh. That is safe:
-        records do not depend on it, only which pattern id new records get.
+        stored records do not depend on it, and the groups are learned again from new records
+        (ids of groups are ids of templates: the same groups get the same ids).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
@@ -94,11 +103,11 @@ class PatternMiner:
                 if path.exists():
                     os.replace(path, aside / path.name)
             log.error("%s. The pattern state was moved to %s and patterns are learned afresh "
-                      "(stored records are not affected; new records may get new pattern ids)",
-                      exc, aside)
+                      "(stored records are not affected)", exc, aside)
             self.miner = Miner(**self._miner_args)
             self.generation = 0
             self._journal_ops = 0
+            self._pending = []
             return self._load()
 
     def _load(self) -> list[dict[str, Any]]:
@@ -110,14 +119,19 @@ class PatternMiner:
         if raw_snap is not None:
             try:
                 data = orjson.loads(self._open(raw_snap))
-                snap_gen = int(data["generation"])
-                for op in data["ops"]:
-                    self.miner.apply(op)
+                if int(data.get("version", 1)) < _VERSION:
+                    data = None
+                else:
+                    snap_gen = int(data["generation"])
+                    for op in data["ops"]:
+                        self.miner.apply(op)
+                    self.miner.regroup()  # the snapshot's groups were written when they were made
             except (orjson.JSONDecodeError, SealError, KeyError, IndexError, TypeError, ValueError) as exc:
                 raise _Damaged(f"the pattern snapshot {self.snapshot_path} is damaged "
                                f"({len(raw_snap)} bytes: {exc!r})") from None
+            if data is None:
+                self._set_aside()  # the first release's state: not replayed
         self.generation = snap_gen
-        changed: dict[tuple[str, str, str], None] = {}
         try:
             raw = self.journal_path.read_bytes()
         except FileNotFoundError:
@@ -146,10 +160,11 @@ class PatternMiner:
             self.generation = max(self.generation, gen)
             try:
                 for op in ops:
-                    self.miner.apply(op)
-                    self._journal_ops += 1
-                    if op[0] == "c":
-                        changed[(str(op[1]), str(op[2]), str(op[3]))] = None
+                    if op and op[0] in _OPS:
+                        self.miner.apply(op)
+                        self._journal_ops += 1
+                    else:
+                        self.legacy = True  # a line of the first release: not replayed
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise _Damaged(f"the pattern journal {self.journal_path} has a change that does not "
                                f"apply at byte {start} (line {number}): {exc!r}") from None
@@ -159,13 +174,21 @@ class PatternMiner:
         self._journal = open(self.journal_path, "ab", buffering=0)
         if cut is None and raw and not raw.endswith(b"\n"):  # a whole last entry lost its newline
             self._journal.write(b"\n")
+        ops, rows = self.miner.regroup()
+        self._pending.extend(ops)  # aliases of group ids that the replay saw go: with the next batch
         now = int(time.time() * 1000)
-        rows = []
-        for tenant, service, cluster in self.miner.clusters():
-            if (tenant, service, cluster.id) in changed:
-                rows.append(self._template_row(tenant, service, cluster.id, cluster.template,
-                                               cluster.first_ts, cluster.sample, now))
-        return rows
+        return [_row(r, now) for r in rows]
+
+    def _set_aside(self) -> None:
+        """Move the first release's state out of the way (kept, not read again)."""
+        self.legacy = True
+        aside = self.directory / "v1"
+        aside.mkdir(exist_ok=True)
+        for path in (self.snapshot_path, self.journal_path):
+            if path.exists():
+                os.replace(path, aside / path.name)
+        log.warning("pattern state of the first release moved to %s; its ids are adopted from the "
+                    "patterns table", aside)
 
     def _open(self, blob: bytes) -> bytes:
         return self.sealer.open(blob) if self.sealer is not None else blob
@@ -176,7 +199,7 @@ class PatternMiner:
             self._journal = None
 
     def commit(self) -> None:
-        """Make the changes of the batch being prepared durable (before its intent and insert)."""
+        """Make the changes of the batch being prepared durable (before its rows are written)."""
         if not self._pending:
             return
         self.generation += 1
@@ -220,91 +243,106 @@ class PatternMiner:
         self._journal_ops = 0
 
     def scrub(self, samples: Mapping[str, str | None]) -> int:
-        """Forget what erased records taught (delete-by-query): a cluster in ``samples`` whose value
-        is None lost every record and is dropped; the others take the given sample (a remaining
-        record's message). The snapshot is then rewritten and the journal emptied, so no earlier
-        sample stays on disk. Call between batches (nothing pending). Returns clusters changed."""
+        """Forget what erased records taught (delete-by-query): a stored id in ``samples`` whose
+        value is None lost every record and is dropped (its group may change: the new assignments
+        wait in :attr:`loose_rows`); the others take the given sample (a remaining record's
+        message). The snapshot is then rewritten and the journal emptied, so no earlier sample stays
+        on disk. Call between batches (nothing pending). Returns the masked templates changed."""
         changed = 0
-        for tenant, service, cluster in list(self.miner.clusters()):
-            if cluster.id not in samples:
+        now = int(time.time() * 1000)
+        for tenant, service, member in list(self.miner.members()):
+            if member.sid not in samples:
                 continue
-            new = samples[cluster.id]
+            new = samples[member.sid]
             if new is None:
-                evictions = self.miner.evictions
-                self.miner.apply(["e", tenant, service, cluster.id])
-                self.miner.evictions = evictions  # an erasure is not an eviction
+                self._pending.extend(self.miner.forget(tenant, service, member.sid))
             else:
-                cluster.sample = str(new)[:_SAMPLE_CHARS]
+                member.sample = str(new)[:_SAMPLE_CHARS]
             changed += 1
+        ops, rows = self.miner.regroup()
+        self._pending.extend(ops)
+        self.loose_rows.extend(_row(r, now) for r in rows)
+        self._pending = []  # folded into the snapshot just below
         if samples and self._journal is not None:
-            # even when no live cluster changed: the journal may still hold the sample of a
-            # cluster evicted since (its creation op is there until the next snapshot)
+            # even when no live template changed: the journal may still hold the sample of a
+            # template evicted since (its addition op is there until the next snapshot)
             self.compact()
         return changed
+
+    def adopt(self, tenant: str, service: str, stored_id: str, message: str, ts: str = ""
+              ) -> list[dict[str, Any]]:
+        """Learn the message of a stored id from an earlier release and make that id follow its
+        group (an alias when the id is not the message's masked-template id any more); the
+        assignment rows to write. Call between batches; :meth:`commit` makes it durable."""
+        template = template_of(message)
+        sid = pattern_id(pattern_key(tenant, service), template)
+        self._pending.extend(self.miner.add(tenant, service, sid, template.split(), ts=ts,
+                                            sample=message[:_SAMPLE_CHARS]))
+        if stored_id != sid:
+            self._pending.extend(self.miner.alias(tenant, service, stored_id, sid))
+        ops, rows = self.miner.regroup()
+        self._pending.extend(ops)
+        if not any(r[2] == stored_id for r in rows):  # assigned already: say so again, for this id
+            member = self.miner.member(tenant, service, sid)
+            if member is not None:
+                rows.append((tenant, service, stored_id, member.gid, member.template, member.first_ts,
+                             member.sample))
+        now = int(time.time() * 1000)
+        return [_row(r, now) for r in rows]
 
     # -- batches -----------------------------------------------------------------------------
 
     def process(self, payload: bytes) -> tuple[bytes, list[dict[str, Any]]]:
-        """Rows of one WAL entry with merged ids rewritten, and the template rows of clusters
-        this entry created or generalized. Call :meth:`commit` before inserting them."""
+        """The rows of one WAL entry (unchanged) and the assignment rows of the masked templates
+        this entry added (and of those whose group that changed). Call :meth:`commit` before
+        writing either."""
         data = b"\n" + payload
         parts = data.split(_ROW_START)  # every part after the first is one row, its id first
         if len(parts) == 1:
             return payload, []
         heads = [part[:16] for part in parts[1:]]
         resolve = self.miner.resolve
-        renames: dict[bytes, bytes] = {}
-        templates: list[dict[str, Any]] = []
         where: dict[bytes, int] | None = None  # sid → its first row, built when one is new
-        for raw_sid in dict.fromkeys(heads):  # first-seen order: the same learning every run
-            sid = raw_sid.decode()
-            cid = resolve(sid)
-            if cid is None:
+        for raw_sid in dict.fromkeys(heads):
+            if resolve(raw_sid.decode()) is None:
                 if where is None:
                     where = {}
                     for i, head in enumerate(heads):
                         where.setdefault(head, i)
-                cid = self._learn(parts[where[raw_sid] + 1], raw_sid, templates)
-            if cid is not None and cid != sid:
-                renames[raw_sid] = cid.encode()
-        if not renames:
-            return payload, templates
-        parts[1:] = [renames[h] + part[16:] if h in renames else part
-                     for h, part in zip(heads, parts[1:], strict=True)]
-        return _ROW_START.join(parts)[1:], templates
+                self._add(parts[where[raw_sid] + 1], raw_sid)
+        if where is None:
+            return payload, []
+        ops, changed = self.miner.regroup()  # once per entry: the groups depend on the set only
+        self._pending.extend(ops)
+        now = int(time.time() * 1000)
+        return payload, [_row(r, now) for r in changed]
 
-    def _learn(self, part: bytes, raw_sid: bytes, templates: list[dict[str, Any]]) -> str | None:
+    def _add(self, part: bytes, raw_sid: bytes) -> None:
         """Learn from the row ``part`` (its text after the row start): its sid was never seen."""
         try:
             row = orjson.loads(_ROW_START[1:] + part.split(b"\n", 1)[0])  # a row with no id may follow
         except orjson.JSONDecodeError:
-            return None
+            return
         tenant, service = row.get("tenant") or "", row.get("service") or ""
         message = row.get("message") or ""
-        sample = message[:_SAMPLE_CHARS]
-        cid, ops = self.miner.learn(tenant, service, raw_sid.decode(), template_of(message).split(),
-                                    ts=str(row.get("timestamp") or ""), sample=sample)
-        self._pending.extend(ops)
-        now = int(time.time() * 1000)
-        for op in ops:
-            if op[0] == "c":
-                templates.append(self._template_row(str(op[1]), str(op[2]), str(op[3]), str(op[4]),
-                                                    str(op[5]), str(op[6]), now))
-        return cid
-
-    @staticmethod
-    def _template_row(tenant: str, service: str, cid: str, template: str, ts: str, sample: str,
-                      now_ms: int) -> dict[str, Any]:
-        return {"tenant": tenant, "service": service, "pattern_id": cid, "template": template,
-                "updated": now_ms, "timestamp": ts or "0", "sample": sample}
+        self._pending.extend(self.miner.add(tenant, service, raw_sid.decode(), template_of(message).split(),
+                                            ts=str(row.get("timestamp") or ""),
+                                            sample=message[:_SAMPLE_CHARS]))
 
     def stats(self) -> dict[str, int]:
-        """Services, clusters, sids and evictions, and the journal's pending size."""
+        """Services, groups, masked templates, aliases and evictions, and the journal's size."""
         return {**self.miner.counts(), "journal_ops": self._journal_ops}
 
     def gauges(self) -> dict[str, float]:
         """For /metrics, from another thread: ``len`` of a dict is safe while the batcher writes."""
         services = list(self.miner.services.values())  # a copy: the batcher may add one meanwhile
         return {"logharbor_pattern_services": float(len(services)),
-                "logharbor_pattern_clusters": float(sum(len(s.clusters) for s in services)),
+                "logharbor_pattern_clusters": float(sum(len(s.groups) for s in services)),
+                "logharbor_pattern_templates": float(sum(len(s.members) for s in services)),
                 "logharbor_pattern_evictions": float(self.miner.evictions)}
+
+
+def _row(r: Row, now_ms: int) -> dict[str, Any]:
+    tenant, service, stored_id, gid, template, ts, sample = r
+    return {"tenant": tenant, "service": service, "pattern_id": stored_id, "group_id": gid,
+            "template": template, "updated": now_ms, "timestamp": ts or "0", "sample": sample}

@@ -20,6 +20,7 @@ from logharbor.server.query.regex_re2 import compile_re2
 from logharbor.server.store.attributes import lookup
 from logharbor.server.store.base import StoreError
 from logharbor.server.store.rows import row_to_record
+from logharbor.server.store.sqlsafe import quote_identifier
 
 from .logql import LogQuery, field_name, render_template
 
@@ -42,6 +43,10 @@ class Context:
     max_limit: int
     settings: Mapping[str, Any]
 
+    def _patterns_table(self) -> str | None:
+        name = getattr(self.store, "patterns_name", None)
+        return quote_identifier(name) if name else None
+
     def query(self, q: ast.Query, start: int | None, end: int | None, limit: int | None,
               now: int | None = None, *, cap: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """Rows of ``q`` (tenant condition added) and the row cap the compiler applied (``cap``
@@ -52,7 +57,7 @@ class Context:
         try:
             compiled = compile_ast(q, table=self.store.table, time_from_ns=start, time_to_ns=end,
                                    limit=limit, max_limit=cap or self.max_limit, scope_sql=self.scope,
-                                   now_ns=now)
+                                   now_ns=now, patterns_table=self._patterns_table())
         except QueryError as exc:
             raise ApiError(400, exc.code, exc.message, detail=exc.detail,
                        extra={"position": exc.position}) from None

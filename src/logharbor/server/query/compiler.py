@@ -28,7 +28,7 @@ from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeEr
 from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
-from .patterns import compare_window, patterns_pipe
+from .patterns import compare_window, patterns_pipe, resolved_source
 from .timeparse import TimeParseError, parse_duration_ns
 
 __all__ = ["DEFAULT_LIMIT", "EXACT_SOURCE", "CompiledQuery", "compile_ast", "compile_filter", "compile_query",
@@ -61,6 +61,9 @@ class CompiledQuery:
     #: from each row's whole attributes (:data:`EXACT_SOURCE` columns, then removed): exactly as
     #: stored, objects too (:func:`exact_fields`)
     exact: tuple[tuple[str, str], ...] = ()
+    #: ``pattern_id`` is already the group's id (the query read the logs through the patterns
+    #: table); otherwise records carry the stored id, resolved by the caller
+    groups_resolved: bool = False
 
 
 #: the hidden columns a ``fields`` projection of attributes carries along (see CompiledQuery.exact)
@@ -390,6 +393,11 @@ class _Compiler:
         return st.render(), columns
 
 
+def _names_patterns(query: ast.Query) -> bool:
+    """Whether the query reads ``pattern_id`` (a filter, a pipe's field) or has ``| patterns``."""
+    return "pattern_id" in repr(query) or any(isinstance(p, ast.Patterns) for p in query.pipes)
+
+
 def compile_ast(
     query: ast.Query,
     *,
@@ -405,6 +413,11 @@ def compile_ast(
 ) -> CompiledQuery:
     """Compile a parsed query; see :func:`compile_query`."""
     now = time.time_ns() if now_ns is None else now_ns
+    resolved = patterns_table is not None and _names_patterns(query)
+    if resolved:
+        # rows hold the id of their masked template; the query sees the id of its group (the
+        # patterns table says which: query/patterns.py)
+        table = resolved_source(table, patterns_table)  # type: ignore[arg-type]
     c = _Compiler(table, now, time_from_ns, time_to_ns)
     if patterns_table is not None:
         c.patterns_table = patterns_table
@@ -441,7 +454,7 @@ def compile_ast(
     params = dict(c.params.values)
     if scope_sql is not None:
         params.update(scope_sql[1])
-    return CompiledQuery(sql, params, columns, c.kind, cap, query, c.exact)
+    return CompiledQuery(sql, params, columns, c.kind, cap, query, c.exact, resolved)
 
 
 def compile_query(

@@ -1,9 +1,16 @@
 """``| patterns`` and ``| patterns compare <duration>``: templates of the matching records.
 
-Both count the matching records per (tenant, service, pattern_id) in the current stage (so the
-filter, the time range and the key's scope apply exactly as to any query), then join the
-patterns table (server/store/patterns.py) for what a window cannot know: the current template
-and when the pattern was first and last seen over all time.
+A row stores the id of its masked template; the patterns table (server/store/patterns.py) says
+which group each stored id belongs to now (``group_id``, docs/patterns.md). A query that names
+``pattern_id`` (or has this pipe) reads the logs through :func:`resolved_source`, where
+``pattern_id`` is already the group's id, so filters, ``stats … by pattern_id`` and this pipe all
+see groups.
+
+Both forms count the matching records per (tenant, service, pattern_id) in the current stage (so
+the filter, the time range and the key's scope apply exactly as to any query), then join the
+patterns table, grouped by group, for what a window cannot know: the current template and when
+the group — any of its masked templates, or an id an earlier release stored — was first and last
+seen over all time.
 
 ``compare`` widens the time condition to two periods of the same length: the current one (the
 query's ``from``/``to``, or the last ``<duration>`` when it has none) and the one right before
@@ -24,10 +31,28 @@ from .timeparse import TimeParseError, parse_duration_ns
 if TYPE_CHECKING:
     from .compiler import _Compiler
 
-__all__ = ["COMPARE_COLUMNS", "PATTERNS_COLUMNS", "compare_window", "patterns_pipe"]
+__all__ = ["COMPARE_COLUMNS", "PATTERNS_COLUMNS", "compare_window", "patterns_pipe", "resolved_source"]
 
 PATTERNS_COLUMNS = ("pattern_id", "service", "template", "count", "first_seen", "last_seen", "sample")
 COMPARE_COLUMNS = ("pattern_id", "service", "template", "count", "previous_count", "change", "status")
+
+
+def _assignments(patterns_table: str) -> str:
+    """Each stored id's latest assignment: tenant, service, pattern_id, g (its group id, NULL for a
+    row no miner assigned), tpl, upd, f, l (first and last seen)."""
+    # the table name is quoted by the caller (sqlsafe)
+    return ("SELECT tenant, service, pattern_id, argMax(group_id, updated) AS g, "  # noqa: S608
+            "argMax(template, updated) AS tpl, max(updated) AS upd, min(first_seen) AS f, "
+            f"max(last_seen) AS l FROM {patterns_table} GROUP BY tenant, service, pattern_id")
+
+
+def resolved_source(table: str, patterns_table: str) -> str:
+    """``table`` with ``pattern_id`` replaced by the stored id's group id (itself when the patterns
+    table assigns it none, or its own). The map is one scalar subquery: the engine reads it once."""
+    mapping = (f"SELECT (groupArray(pattern_id), groupArray(assumeNotNull(g))) FROM "  # noqa: S608
+               f"({_assignments(patterns_table)}) WHERE g IS NOT NULL AND g != pattern_id")
+    return (f"(WITH ({mapping}) AS lh_pattern_groups SELECT * REPLACE (transform(`pattern_id`, "  # noqa: S608
+            f"lh_pattern_groups.1, lh_pattern_groups.2, `pattern_id`) AS `pattern_id`) FROM {table})")
 
 
 def compare_window(p: ast.Patterns, time_from_ns: int | None, time_to_ns: int | None,
@@ -73,13 +98,13 @@ def patterns_pipe(c: _Compiler, p: ast.Patterns) -> None:
     if st.where:
         sql += " WHERE " + " AND ".join(st.where)
     sql += " GROUP BY `tenant`, `service`, `pattern_id`"
-    known = (  # the table name is quoted by the caller (sqlsafe)
-        "SELECT tenant, service, pattern_id, argMax(template, updated) AS template, "  # noqa: S608
-        f"min(first_seen) AS first_seen, max(last_seen) AS last_seen FROM {c.patterns_table} "
-        "GROUP BY tenant, service, pattern_id")
+    known = (  # per group: its current template, first and last seen over all its stored ids
+        "SELECT tenant, service, ifNull(g, pattern_id) AS gid, argMax(tpl, upd) AS template, "  # noqa: S608
+        f"min(f) AS first_seen, max(l) AS last_seen FROM ({_assignments(c.patterns_table)}) "
+        "GROUP BY tenant, service, gid")
     source = (f"({sql}) AS c LEFT JOIN ({known}) AS k "
-              "ON c.t = k.tenant AND c.s = k.service AND c.id = k.pattern_id")
-    first = "if(k.pattern_id = '', c.first, least(k.first_seen, c.first))"
+              "ON c.t = k.tenant AND c.s = k.service AND c.id = k.gid")
+    first = "if(k.gid = '', c.first, least(k.first_seen, c.first))"
     template = "ifNull(k.template, '')"  # '' only while the template row is on its way
     select: list[tuple[str, _Column]] = [
         ("c.id", _Column("pattern_id", c.new_alias(), "string", False)),

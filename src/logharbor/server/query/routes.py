@@ -34,6 +34,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 from logharbor.server.store import gate
 from logharbor.server.store.base import StoreError
+from logharbor.server.store.patterns import resolve_groups
 from logharbor.server.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.store.sqlsafe import quote_identifier
 
@@ -131,9 +132,14 @@ def _store_error(exc: StoreError) -> ApiError:
     return ApiError(500, "store_error", "the store could not run the query")
 
 
-def run_compiled(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any]
-                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of a compiled query (records in wire form) and the scan statistics."""
+GroupLookup = Callable[[str, str, str], str | None]
+
+
+def run_compiled(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any],
+                 groups: GroupLookup | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of a compiled query (records in wire form, each with its group's ``pattern_id``;
+    ``groups`` is the server's own miner, asked before the patterns table) and the scan
+    statistics."""
     began = time.perf_counter()
     with_stats = getattr(store, "query_with_stats", None)
     stats: dict[str, Any] = {"rows_scanned": None, "bytes_scanned": None}
@@ -146,11 +152,13 @@ def run_compiled(store: QueryStore, compiled: CompiledQuery, settings: Mapping[s
             rows = store.query(compiled.sql, compiled.params, settings=settings)
     except StoreError as exc:
         raise _store_error(exc) from exc
-    stats["elapsed_ms"] = round((time.perf_counter() - began) * 1000, 3)
     if compiled.kind == "records":
+        if not compiled.groups_resolved:
+            _resolve_groups(store, rows, groups)
         rows = [row_to_wire(row) for row in rows]
     elif compiled.exact:
         rows = [exact_fields(compiled, row) for row in rows]
+    stats["elapsed_ms"] = round((time.perf_counter() - began) * 1000, 3)
     return rows, stats
 
 
@@ -163,9 +171,20 @@ def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], dict[str, Any]] | None
-                  ) -> Iterator[bytes]:
-    """Whole lines out of engine chunks, each row converted on the way (records to wire form)."""
+def _resolve_groups(store: QueryStore, rows: list[dict[str, Any]], groups: GroupLookup | None) -> None:
+    """Stored pattern ids → their groups' (a store without the patterns table keeps them)."""
+    if not getattr(store, "patterns_name", None) or not any(row.get("pattern_id") for row in rows):
+        return
+    try:
+        resolve_groups(store, rows, groups)
+    except StoreError as exc:
+        raise _store_error(exc) from exc
+
+
+def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], dict[str, Any]] | None,
+                  resolve: Callable[[list[dict[str, Any]]], None] | None = None) -> Iterator[bytes]:
+    """Whole lines out of engine chunks, each row converted on the way (records to wire form;
+    ``resolve`` gives each block's rows their group ids first)."""
     rest = b""
     for chunk in chunks:
         data = rest + chunk
@@ -177,17 +196,30 @@ def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], d
         if convert is None:
             yield block
             continue
-        yield b"".join(exactjson.dumps(convert(orjson.loads(line))) + b"\n"
-                       for line in block.splitlines() if line)
+        rows = [orjson.loads(line) for line in block.splitlines() if line]
+        if resolve is not None:
+            resolve(rows)
+        yield b"".join(exactjson.dumps(convert(row)) + b"\n" for row in rows)
     if rest.strip():
-        yield (exactjson.dumps(convert(orjson.loads(rest))) if convert is not None else rest) + b"\n"
+        if convert is None:
+            yield rest + b"\n"
+            return
+        row = orjson.loads(rest)
+        if resolve is not None:
+            resolve([row])
+        yield exactjson.dumps(convert(row)) + b"\n"
 
 
-def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any]) -> Iterator[bytes]:
+def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any],
+            groups: GroupLookup | None = None) -> Iterator[bytes]:
     """Pulls the first block before answering, so an engine error is still a proper 4xx/5xx."""
     convert = row_to_wire if compiled.kind == "records" else \
         functools.partial(exact_fields, compiled) if compiled.exact else None
-    lines = _ndjson_lines(store.stream(compiled.sql, compiled.params, settings=settings), convert)
+    resolve = None
+    if compiled.kind == "records" and not compiled.groups_resolved:
+        def resolve(rows: list[dict[str, Any]]) -> None:
+            _resolve_groups(store, rows, groups)
+    lines = _ndjson_lines(store.stream(compiled.sql, compiled.params, settings=settings), convert, resolve)
     try:
         first = next(lines, b"")
     except StoreError as exc:
@@ -203,6 +235,13 @@ def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, A
             yield orjson.dumps({"error": {"code": error.code, "message": error.message}}) + b"\n"
 
     return rest()
+
+
+def _miner_groups(request: Request) -> GroupLookup | None:
+    """The server's own miner's lookup (stored id → group id), when it mines."""
+    batcher = getattr(getattr(request.app.state, "runtime", None), "batcher", None)
+    miner = getattr(batcher, "miner", None)
+    return miner.miner.group_of if miner is not None else None
 
 
 def query_router() -> APIRouter:
@@ -221,10 +260,10 @@ def query_router() -> APIRouter:
             config = getattr(getattr(request.app.state, "runtime", None), "config", None)
             if budget is not None and config is not None:
                 budget.extend_to(config.query_export_timeout_s)
-            body_iter = await run_in_threadpool(_export, store, compiled, settings)
+            body_iter = await run_in_threadpool(_export, store, compiled, settings, _miner_groups(request))
             return StreamingResponse(body_iter, media_type=NDJSON,
                                      headers={"X-Logharbor-Kind": compiled.kind})
-        rows, stats = await run_in_threadpool(run_compiled, store, compiled, settings)
+        rows, stats = await run_in_threadpool(run_compiled, store, compiled, settings, _miner_groups(request))
         payload = {"kind": compiled.kind, "columns": _columns(compiled, rows), "rows": rows,
                    "stats": stats}
         # exactjson: an attribute may be an integer beyond 64 bits, written as its digits

@@ -36,7 +36,7 @@ from logharbor.server.store.base import QueryCancelled, StoreError, StoreStats, 
 from logharbor.server.store.batches import InsertPlan, count_sql, days_sql, mark_rows, row_count
 from logharbor.server.store.gate import FairGate
 from logharbor.server.store.migrations import Migration, add_index, logs_migrations, missing
-from logharbor.server.store.patterns import patterns_ddl, patterns_table_name
+from logharbor.server.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
@@ -196,7 +196,8 @@ class ClickHouseStore(TierView):
         migrate = logs_migrations(self.local_name, self._on_cluster())
         if not self.cluster:
             return [schema_sql(self.local_name), observed, *migrate,
-                    *patterns_ddl(self.local_name, self.patterns_local)]
+                    *patterns_ddl(self.local_name, self.patterns_local),
+                    *patterns_migrations(self.patterns_local)]
         create = schema_sql(self.local_name, f"ReplicatedMergeTree({_REPLICA_PATH})")
         head = f"CREATE TABLE IF NOT EXISTS {local}"
         create = create.replace(head, head + self._on_cluster(), 1)
@@ -217,7 +218,9 @@ class ClickHouseStore(TierView):
             f"AS {patterns_local} ENGINE = Distributed({_string_literal(self.cluster)}, "
             f"{_string_literal(self.database)}, {_string_literal(self.patterns_local)}, "
             "cityHash64(tenant, service, pattern_id))")
-        return [create, observed, *migrate, distributed, *migrate_dist, *patterns, patterns_dist]
+        return [create, observed, *migrate, distributed, *migrate_dist, *patterns,
+                *patterns_migrations(self.patterns_local, self._on_cluster()), patterns_dist,
+                *patterns_migrations(self.patterns_name, self._on_cluster())]
 
     def open(self) -> None:
         bootstrap = self._connect("default")

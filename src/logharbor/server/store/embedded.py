@@ -28,7 +28,7 @@ from logharbor.server.store.broken import set_aside_broken_part
 from logharbor.server.store.chparams import encode_params, settings_clause
 from logharbor.server.store.gate import FairGate
 from logharbor.server.store.migrations import logs_migrations, missing
-from logharbor.server.store.patterns import patterns_ddl, patterns_table_name
+from logharbor.server.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.store.sqlsafe import quote_identifier
 from logharbor.server.store.startcheck import check_before_open, find_damaged
 
@@ -131,6 +131,8 @@ class EmbeddedStore(TierView):
                 self._session.query(migration.sql)
             for statement in patterns_ddl(self.table_name, self.patterns_name, settings=settings):
                 self._session.query(statement)
+            for migration in missing(_OnSession(self._session), patterns_migrations(self.patterns_name)):
+                self._session.query(migration.sql)  # a patterns table made by the first release
             self.check_definitions()
             for _ in range(self.readers):
                 conn = chdb.connect(target)
