@@ -13,8 +13,8 @@ Stages (one JSON line each):
   process (as the batcher sees them: JSONEachRow payloads of 2,000 rows): rows/s, clusters, the
   snapshot's size and the growth of this process's RSS.
 - ``miner_bound``: messages built so that nearly every one is a new template (random words), over
-  50 services, with the default bounds (500 clusters and 5,000 masked templates per service): the
-  miner stays at its bound (evictions count up); rows/s is the worst case (every row new).
+  50 services, with the default bound (2,000 masked templates per service): the miner stays at its
+  bound (evictions count up); rows/s is the worst case (every row new).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def main() -> None:
         miner_lines += lines[: args.miner_records - len(miner_lines)]
     emit(stage="miner", mix="demo", **miner_run(encoded_payloads(miner_lines)))
     emit(stage="miner_bound", mix="random words, 50 services",
-         **miner_run(bound_payloads(args.bound_records), max_clusters=500, max_sids=5_000))
+         **miner_run(bound_payloads(args.bound_records), max_sids=2_000))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,10 @@ miner keeps, per (tenant, service), the set of masked templates it has seen and 
 *groups*; a group's template is its members' tokens with the positions where they differ made
 ``<*>``, and its id (the ``pattern_id`` users see) is :func:`pattern_id` of that template — so a
 group of one has the id of its masked template, and the same set gives the same groups and ids
-whatever order its messages came in (docs/patterns.md). The partition, per token count:
-
-1. *Candidates*: masked templates that hold the same token (or the same ``key=``) in at least
-   half of their positions are linked; each connected set is cut further (step 2).
-2. *Decisive words*: a position whose values are at most a few distinct words (``Failed`` /
-   ``Accepted``, ``GET`` / ``POST``, ``Resumed`` / ``Paused``; up to 4, or 8 for the first word)
-   splits the set by that word, the position with the fewest values first, again in each part. A
-   position holding a masked value (``<ip>``), a ``key=`` with a masked value, or many words is a
-   parameter and does not split; nor do digits alone (``CPU0`` … ``CPU3``, three or more).
-
-Ideas from Drain (similarity by position), IPLoM (partition by the position with the fewest
-values) and Brain/ULP (a position's values over a group tell constants from variables).
+whatever order its messages came in (docs/patterns.md). How the set is cut is
+:mod:`logharbor.grouping`: candidates linked by position, then split at decisive words (ideas from
+Drain's similarity by position, IPLoM's partition by the position with the fewest values, and
+Brain/ULP: over one event's messages, constants stay constant and variables vary).
 
 State is a set, so it is journaled as additions and removals (:meth:`Miner.learn` returns them as
 *ops*; :meth:`Miner.apply` replays them and :meth:`Miner.regroup` recomputes what they touched).
@@ -30,213 +22,24 @@ holds within the bounds).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from logharbor.patterns import WILDCARD, has_placeholder, pattern_id, pattern_key
+from logharbor.grouping import Bucket, Member, partition, render
+from logharbor.patterns import pattern_id, pattern_key
 
-__all__ = ["Member", "Miner", "Row", "partition", "render"]
-
-SIMILARITY = 0.5
-SPLIT_WORDS = 4
-SPLIT_WORDS_FIRST = 8
-_VAR = "\x00"  # the class of a masked value
-_EDGE = set("()[]{}<>,;:.!?\"'=")
+__all__ = ["Member", "Miner", "Row"]
 
 #: a changed assignment, as written to the patterns table: (tenant, service, stored id, group id,
 #: group template, first timestamp, sample)
 Row = tuple[str, str, str, str, str, str, str]
 
 
-@dataclass(eq=False)
-class Member:
-    """One masked template of a service."""
-
-    sid: str
-    tokens: tuple[str, ...]
-    first_ts: str = ""
-    sample: str = ""
-    gid: str = ""
-    template: str = ""
-
-
-def _key(token: str) -> str | None:
-    """``uid=`` of ``(uid=0)``: the key of a key=value token, or None."""
-    eq = token.find("=")
-    if eq <= 0:
-        return None
-    start = 0
-    while start < eq and not (token[start].isalnum() or token[start] == "_"):
-        start += 1
-    name = token[start:eq]
-    if not name or not (name[0].isalpha() or name[0] == "_"):
-        return None
-    return name + "=" if all(c.isalnum() or c in "_.-" for c in name) else None
-
-
-def _link_class(token: str) -> str:
-    key = _key(token)
-    return "\x01" + key if key is not None else token
-
-
-def _classes(values: Iterable[str]) -> dict[str, str]:
-    """Each value of a position → its class: a word is its own class; masked values are one class;
-    the values of one key are one class when any of them is masked; words that differ only in
-    their digits are one class when there are three or more of them."""
-    out: dict[str, str] = {}
-    keyed: dict[str, list[str]] = {}
-    stems: dict[str, list[str]] = {}
-    for value in values:
-        key = _key(value)
-        if key is not None:
-            keyed.setdefault(key, []).append(value)
-        elif has_placeholder(value):
-            out[value] = _VAR
-        elif any(c.isdigit() for c in value):
-            stems.setdefault("".join("#" if c.isdigit() else c for c in value), []).append(value)
-        else:
-            out[value] = value
-    for key, group in keyed.items():
-        masked = any(has_placeholder(v) for v in group)
-        for value in group:
-            out[value] = key + _VAR if masked else value
-    for stem, group in stems.items():
-        for value in group:
-            out[value] = stem + _VAR if len(group) > 2 else value
-    return out
-
-
-def partition(members: list[Member]) -> list[list[Member]]:
-    """Cut one candidate set (same token count) at its decisive words, recursively."""
-    if len(members) < 2:
-        return [members]
-    best: tuple[int, int, dict[str, str]] | None = None
-    for i in range(len(members[0].tokens)):
-        values = {m.tokens[i] for m in members}
-        if len(values) < 2:
-            continue
-        classes = _classes(values)
-        kinds = set(classes.values())
-        if 1 < len(kinds) <= (SPLIT_WORDS_FIRST if i == 0 else SPLIT_WORDS) and _VAR not in kinds \
-                and (best is None or len(kinds) < best[0]):
-            best = (len(kinds), i, classes)
-    if best is None:
-        return [members]
-    _, i, classes = best
-    parts: dict[str, list[Member]] = {}
-    for m in members:
-        parts.setdefault(classes[m.tokens[i]], []).append(m)
-    return [group for part in parts.values() for group in partition(part)]
-
-
-def _generalize(values: set[str]) -> str:
-    """``<*>`` with the punctuation (and ``key=``) every value starts and ends with."""
-    first = min(values)
-    last = max(values)
-    n = 0
-    while n < min(len(first), len(last)) and first[n] == last[n]:
-        n += 1
-    while n and not all(c in _EDGE for c in first[:n]) and first[n - 1] != "=":
-        n -= 1
-    head = first[:n]
-    tails = [v[n:] for v in values]
-    m = 0
-    while m < min(map(len, tails)) and len({t[len(t) - 1 - m] for t in tails}) == 1 \
-            and tails[0][len(tails[0]) - 1 - m] in _EDGE:
-        m += 1
-    tail = first[len(first) - m:] if m else ""
-    return head + WILDCARD + tail
-
-
-def render(members: list[Member]) -> str:
-    """The group's template: the tokens all members share, the others generalized."""
-    if len(members) == 1:
-        return " ".join(members[0].tokens)
-    out = []
-    for column in zip(*(m.tokens for m in members), strict=True):
-        values = set(column)
-        out.append(column[0] if len(values) == 1 else _generalize(values))
-    return " ".join(out)
-
-
-@dataclass
-class _Bucket:
-    """The masked templates of one service with one token count, linked into candidate sets."""
-
-    members: dict[str, Member] = field(default_factory=dict)
-    index: dict[tuple[int, str], set[str]] = field(default_factory=dict)
-    parent: dict[str, str] = field(default_factory=dict)
-    sets: dict[str, list[str]] = field(default_factory=dict)  # root → member sids
-
-    def root(self, sid: str) -> str:
-        parent = self.parent
-        while parent[sid] != sid:
-            parent[sid] = parent[parent[sid]]
-            sid = parent[sid]
-        return sid
-
-    def add(self, member: Member) -> str:
-        """Index ``member`` and link it to its candidates; the root of its candidate set."""
-        sid, tokens = member.sid, member.tokens
-        n = len(tokens)
-        hits: dict[str, int] = {}
-        for key in enumerate(map(_link_class, tokens)):
-            holders = self.index.setdefault(key, set())
-            for other in holders:
-                hits[other] = hits.get(other, 0) + 1
-            holders.add(sid)
-        self.members[sid] = member
-        self.parent[sid] = sid
-        self.sets[sid] = [sid]
-        need = SIMILARITY * n
-        for other, count in hits.items():
-            if count >= need:
-                self._union(sid, other)
-        return self.root(sid)
-
-    def _union(self, a: str, b: str) -> None:
-        ra, rb = self.root(a), self.root(b)
-        if ra == rb:
-            return
-        if len(self.sets[ra]) < len(self.sets[rb]):
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.sets[ra].extend(self.sets.pop(rb))
-
-    def remove(self, sid: str) -> list[str]:
-        """Forget ``sid``; the roots of the candidate sets its old set falls into."""
-        member = self.members.pop(sid)
-        old = self.sets.pop(self.root(sid))
-        for key in enumerate(map(_link_class, member.tokens)):
-            holders = self.index.get(key)
-            if holders is not None:
-                holders.discard(sid)
-                if not holders:
-                    del self.index[key]
-        rest = [s for s in old if s != sid]
-        del self.parent[sid]
-        for s in rest:  # re-link the rest among themselves (a removal can cut a set in two)
-            self.parent[s] = s
-            self.sets[s] = [s]
-        for s in rest:
-            tokens = self.members[s].tokens
-            hits: dict[str, int] = {}
-            for key in enumerate(map(_link_class, tokens)):
-                for other in self.index.get(key, ()):
-                    if other != s:
-                        hits[other] = hits.get(other, 0) + 1
-            need = SIMILARITY * len(tokens)
-            for other, count in hits.items():
-                if count >= need:
-                    self._union(s, other)
-        return sorted({self.root(s) for s in rest})
-
-
 @dataclass
 class _Service:
     key: str
     members: OrderedDict[str, Member] = field(default_factory=OrderedDict)  # LRU order
-    buckets: dict[int, _Bucket] = field(default_factory=dict)
+    buckets: dict[int, Bucket] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)  # group id → members
     aliases: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id → member sid it follows
     followers: dict[str, set[str]] = field(default_factory=dict)  # member sid → aliases of it
@@ -280,6 +83,10 @@ class Miner:
             rep = svc.aliases.get(stored_id)
             member = svc.members.get(rep) if rep is not None else None
         return member.gid if member is not None else None
+
+    def member(self, tenant: str, service: str, sid: str) -> Member | None:
+        svc = self.services.get((tenant, service))
+        return svc.members.get(sid) if svc is not None else None
 
     def members(self) -> Iterator[tuple[str, str, Member]]:
         for (tenant, service), svc in self.services.items():
@@ -410,7 +217,7 @@ class Miner:
         self._unalias(svc, sid)  # a member's own row wins over an alias of the same id
         self.owners[sid] = key
         n = len(tokens)
-        root = svc.buckets.setdefault(n, _Bucket()).add(member)
+        root = svc.buckets.setdefault(n, Bucket()).add(member)
         svc.dirty.setdefault(n, set()).add(root)
 
     def _drop(self, svc: _Service, sid: str) -> None:

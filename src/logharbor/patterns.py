@@ -24,6 +24,7 @@ masked (``Sun Jul 24 02:38:22 2005`` → ``<*> <*> <num> <time> <num>``).
 from __future__ import annotations
 
 import re
+from itertools import product
 from zlib import crc32
 
 __all__ = ["PLACEHOLDER", "WILDCARD", "has_placeholder", "pattern_id", "pattern_key", "template_of"]
@@ -129,7 +130,25 @@ _CALENDAR = frozenset(
 
 
 _MASKED: dict[str, str] = {}  # token → its mask: tokens repeat far more than messages do
-_MASKED_MAX = 50_000
+_MASKED_MAX = 100_000
+#: the tokens :func:`_around` looks at (units as written, with the punctuation that may follow, and
+#: calendar names): a message with none of them skips that pass
+_AROUND = frozenset(
+    ["".join(spelling) + tail for unit in _UNITS
+     for spelling in product(*({c.lower(), c.upper()} for c in unit))
+     for tail in ("", ",", ".", ")", ";", ":")]
+    + [n + tail for n in _CALENDAR for tail in ("", ",", ".")])
+
+
+def _remember(token: str) -> str:
+    """The mask of a token not in :data:`_MASKED` (and put it there)."""
+    if token.isdigit():
+        return "<num>"  # numbers vary: not worth a place in the cache
+    masked = _mask(token)
+    if len(_MASKED) >= _MASKED_MAX:
+        _MASKED.clear()
+    _MASKED[token] = masked
+    return masked
 
 
 def _tokens(message: str) -> list[str]:
@@ -137,42 +156,27 @@ def _tokens(message: str) -> list[str]:
     text = message[:_MAX_CHARS]
     if "(" in text and _DIGIT(text):
         text = _RESTATED.sub("", text)  # "1190 bytes (1.16 KB)": the parenthesis restates a number
-    out: list[str] = []
-    append = out.append
+    tokens = text.split()
     known = _MASKED.get
+    out = [known(t) or _remember(t) for t in tokens]
+    if not _AROUND.isdisjoint(tokens):  # rare: a unit written apart, or a weekday or month name
+        out = _around(tokens, out)
+    return out
+
+
+def _around(tokens: list[str], masked: list[str]) -> list[str]:
+    """Join a unit written apart to its number ("5.2 KB" → "<num>KB", one token like "5.2KB");
+    mask a weekday or month name beside a masked number (part of a date)."""
+    out: list[str] = []
     dates: list[int] = []
-    number = False  # the last token is a masked number: a unit may follow
-    for token in text.split():
-        if token.isalpha():
-            if number and token.lower() in _UNITS:
-                out[-1] += token  # "5.2 KB" → "<num>KB": one token, like "5.2KB"
-                number = False
-                continue
-            if token in _CALENDAR:
-                dates.append(len(out))
-            append(token)
-            number = False
+    for token, mask in zip(tokens, masked, strict=True):
+        if out and mask == token and out[-1].endswith("<num>") and token.rstrip(_EDGE).lower() in _UNITS:
+            out[-1] += token
             continue
-        if token.isdigit():
-            append("<num>")
-            number = True
-            continue
-        masked = known(token)
-        if masked is None:
-            masked = _mask(token)
-            if len(_MASKED) >= _MASKED_MAX:
-                _MASKED.clear()
-            _MASKED[token] = masked
-        if masked == token:
-            if number and token.rstrip(_EDGE).lower() in _UNITS:
-                out[-1] += token
-                number = False
-                continue
-            if token.rstrip(",.") in _CALENDAR:
-                dates.append(len(out))
-        append(masked)
-        number = masked.endswith("<num>")
-    for i in dates:  # a weekday or month name beside a masked number is part of a date
+        if mask == token and token.rstrip(",.") in _CALENDAR:
+            dates.append(len(out))
+        out.append(mask)
+    for i in dates:
         if any(0 <= j < len(out) and has_placeholder(out[j]) for j in (i - 1, i + 1, i + 2)):
             out[i] = WILDCARD
     return out

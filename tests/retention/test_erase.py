@@ -220,7 +220,7 @@ def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Pat
     def rows(messages: list[str]) -> bytes:
         return b"\n".join(encode_row(normalize({"service": "svc", "message": m})) for m in messages)
 
-    miner = PatternMiner(tmp_path / "p", max_clusters=2)
+    miner = PatternMiner(tmp_path / "p", max_sids=2)
     miner.load()
     out, _ = miner.process(rows([f"welcome {secret}", "payment accepted", "cache warmed"]))
     miner.commit()
@@ -229,13 +229,13 @@ def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Pat
     miner.commit()
     assert secret.encode() in (tmp_path / "p" / "journal.ndjson").read_bytes()
     welcome = ids[f"welcome {secret}"]
-    assert welcome not in {c.id for _, _, c in miner.miner.clusters()}  # evicted: only the journal has it
-    assert miner.scrub({welcome: None}) == 0  # no live cluster to change, and yet …
+    assert welcome not in {m.sid for _, _, m in miner.miner.members()}  # evicted: only the journal has it
+    assert miner.scrub({welcome: None}) == 0  # no live template to change, and yet …
     assert scan(tmp_path / "p", [secret.encode()]).found == {}
     miner.close()
-    again = PatternMiner(tmp_path / "p", max_clusters=2)
+    again = PatternMiner(tmp_path / "p", max_sids=2)
     again.load()
-    assert {c.id for _, _, c in again.miner.clusters()} == {c.id for _, _, c in miner.miner.clusters()}
+    assert {m.sid for _, _, m in again.miner.members()} == {m.sid for _, _, m in miner.miner.members()}
     again.close()
 
 

@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
                                          help="do not mine message templates (no pattern_id)"),
         patterns_max_clusters: int = typer.Option(
             500, help="bounds the template miner: 4× this many masked templates per service"),
+        patterns_backfill_rate: float = typer.Option(
+            20_000, help="records/s at which records stored before patterns existed get a pattern_id "
+                         "in the background (0: never)"),
         ingest_workers: int | None = typer.Option(
             None, help="processes decoding large ingest bodies (default: one per core, 0: none)"),
         encryption_key_file: Path | None = typer.Option(
@@ -159,6 +162,7 @@ def register(app: typer.Typer) -> None:
                                   max_body_bytes=max_body_mb * 1024 * 1024,
                                   max_line_bytes=max_line_kb * 1024, batcher_paused=pause_batcher,
                                   patterns=not no_patterns, patterns_max_clusters=patterns_max_clusters,
+                                  patterns_backfill_rows_per_s=patterns_backfill_rate,
                                   tls_cert=tls_cert, tls_key=tls_key, auth=not no_auth,
                                   encryption_key_file=encryption_key_file, secrets_key_file=secrets_key_file,
                                   metrics_public=metrics_public, meta_url=meta_url, store=store,

@@ -55,6 +55,7 @@ from logharbor.server.meta.db import MetaDamaged, MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.mining import PatternMiner
+from logharbor.server.patterns_upkeep import PatternUpkeep
 from logharbor.server.query.limits import set_max_clauses
 from logharbor.server.query.routes import query_router
 from logharbor.server.recorded import recorded_router, start_recording
@@ -205,6 +206,20 @@ def build_runtime(config: ServerConfig) -> Runtime:
     return runtime
 
 
+def start_pattern_upkeep(runtime: Runtime) -> PatternUpkeep | None:
+    """Adopt the ids an earlier release stored and backfill records stored before patterns, in the
+    background (server/patterns_upkeep.py); on the leader when servers share a store."""
+    if runtime.batcher.miner is None:
+        return None
+    upkeep = PatternUpkeep(runtime.store, runtime.batcher,
+                           rows_per_s=runtime.config.patterns_backfill_rows_per_s)
+    if runtime.leader is not None:
+        upkeep.tick = lead_only(runtime.leader, upkeep.tick)  # type: ignore[method-assign]
+    runtime.metrics.watch(upkeep.gauges)
+    upkeep.start()
+    return upkeep
+
+
 def close_runtime(runtime: Runtime, *, deadline: float | None = None) -> None:
     """Stop accepting, move everything durable to the store (until ``deadline``, a
     ``time.monotonic()`` value; by default the configured shutdown timeout from now), then close
@@ -263,6 +278,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         if runtime.leader is not None:  # moves and deletes run on the leader only
             retention.mover.tick = lead_only(runtime.leader, retention.mover.tick)  # type: ignore[method-assign]
         retention.start()
+        upkeep = start_pattern_upkeep(runtime)
         app.state.store = runtime.store
         tail = app.state.tail_hub = TailHub(runtime.store, max_clients=config.tail_max_clients,
                                             max_pending_bytes=config.tail_max_pending_bytes,
@@ -301,6 +317,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             if alerts is not None:
                 await alerts.stop()
             retention.stop()
+            if upkeep is not None:
+                upkeep.stop()
             close_runtime(runtime, deadline=deadline)
 
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,

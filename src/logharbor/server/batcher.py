@@ -330,6 +330,20 @@ class Batcher:
         else:  # a bug must not silently stop ingest: keep its trace, keep retrying
             log.exception("batcher step failed (attempt %d)", self.failures)
 
+    def assign(self, work: Callable[[PatternMiner], list[dict[str, object]]], token: str,
+               timeout: float = 120.0) -> int:
+        """Run ``work`` on the miner in this thread, make its changes durable and write the
+        assignment rows it returns to the patterns table (the pattern upkeep: ids of an earlier
+        release adopted, backfilled messages learned); the number of rows."""
+        def run() -> int:
+            assert self.miner is not None
+            rows = work(self.miner)
+            self.miner.commit()
+            self._templates_todo.extend(rows)
+            self._write_templates(token)
+            return len(rows)
+        return int(self.call_between_batches(run, timeout))  # type: ignore[call-overload]
+
     def _replay_intent(self) -> bool:
         first, last, start, end = self.progress.intent  # type: ignore[misc]
         if start < self.wal.start_position():
@@ -396,8 +410,9 @@ class Batcher:
         return True
 
     def _mine(self, entries: list[WalEntry], token: str) -> bytes:
-        """Give the rows their cluster ids; the miner's changes are durable before the insert,
-        and the templates it made are in the patterns table before the rows that use them."""
+        """Learn the masked templates of the rows (which keep their ids); the miner's changes are
+        durable before the insert, and the group assignments it made are in the patterns table
+        before the rows that use them."""
         assert self.miner is not None
         parts: list[bytes] = []
         for entry in entries:

@@ -38,6 +38,9 @@ class ServerConfig(BaseModel):
     patterns_max_clusters: int = Field(
         500, ge=10, description="bounds the template miner: 4× this many masked templates per service (LRU)")
     patterns_max_services: int = Field(100, ge=1, description="services the template miner keeps (LRU)")
+    patterns_backfill_rows_per_s: float = Field(
+        20_000, ge=0, description="records stored before patterns existed get their pattern_id in the "
+                                  "background at about this rate (0: never)")
 
     ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8),
                                 ge=0, le=64, description="processes decoding large bodies (0: in-process)")

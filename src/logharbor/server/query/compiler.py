@@ -28,7 +28,7 @@ from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeEr
 from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
-from .patterns import compare_window, patterns_pipe, resolved_source
+from .patterns import GROUP_OF_VALUE, compare_window, pattern_groups, patterns_pipe, resolved_source
 from .timeparse import TimeParseError, parse_duration_ns
 
 __all__ = ["DEFAULT_LIMIT", "EXACT_SOURCE", "CompiledQuery", "compile_ast", "compile_filter", "compile_query",
@@ -153,6 +153,7 @@ class _Compiler:
         #: set by a ``fields`` projection of records: (column, attribute name) to take exactly
         self.exact: tuple[tuple[str, str], ...] = ()
         self.patterns_table = quote_identifier("patterns")
+        self.groups_resolved = False  # the source's pattern_id is the group's (query/patterns.py)
         #: (previous start, current start, current end) of a ``| patterns compare`` (patterns.py)
         self.compare: tuple[int, int, int] | None = None
 
@@ -191,7 +192,10 @@ class _Compiler:
         return f"__c{self.alias_counter}"
 
     def filters(self) -> FilterCompiler:
-        return FilterCompiler(self.params, self.resolver(self.stage), self.now_ns)
+        compiler = FilterCompiler(self.params, self.resolver(self.stage), self.now_ns)
+        if self.groups_resolved and self.stage.derived is None:
+            compiler.pattern_value = GROUP_OF_VALUE
+        return compiler
 
     def wrap(self) -> None:
         """Make the current stage a subquery of a new one, keeping its row order visible."""
@@ -417,8 +421,9 @@ def compile_ast(
     if resolved:
         # rows hold the id of their masked template; the query sees the id of its group (the
         # patterns table says which: query/patterns.py)
-        table = resolved_source(table, patterns_table)  # type: ignore[arg-type]
+        table = resolved_source(table)
     c = _Compiler(table, now, time_from_ns, time_to_ns)
+    c.groups_resolved = resolved
     if patterns_table is not None:
         c.patterns_table = patterns_table
     compare = next((p for p in query.pipes if isinstance(p, ast.Patterns) and p.compare is not None), None)
@@ -448,6 +453,8 @@ def compile_ast(
     default = max_limit if c.aggregated else default_limit
     cap = min(limit if limit is not None else default, max_limit)
     sql, columns = c.finish(cap)
+    if resolved:
+        sql = f"{pattern_groups(c.patterns_table)} {sql}"
     if len(sql) > MAX_SQL_CHARS:
         raise QueryTooLargeError(f"the query is too large to run ({len(sql)} characters of SQL); "
                          "split it or use fewer terms")

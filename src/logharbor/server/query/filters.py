@@ -151,6 +151,9 @@ class FilterCompiler:
         self.params = params
         self.resolve = resolve
         self.now_ns = now_ns
+        #: an SQL template turning a pattern id value into its group's (``{v}``: the value), when
+        #: the source's ``pattern_id`` is the group's (query/patterns.py): an alias finds its group
+        self.pattern_value: str | None = None
 
     def compile(self, f: ast.Filter) -> str:
         """The SQL condition for ``f``."""
@@ -236,6 +239,8 @@ class FilterCompiler:
             value = normalize_level(value) or value
         elif ref.column == "trace_id":
             value = normalize_trace_id(value) or value
+        elif ref.column == "pattern_id" and self.pattern_value is not None:
+            return f"({ref.sql} = {self.pattern_value.replace('{v}', self.params.add(value, 'String'))})"
         return f"({ref.sql} = {self.params.add(value, 'String')})"
 
     def text_search(self, ref: FieldRef, value: str) -> str:

@@ -31,7 +31,8 @@ from .timeparse import TimeParseError, parse_duration_ns
 if TYPE_CHECKING:
     from .compiler import _Compiler
 
-__all__ = ["COMPARE_COLUMNS", "PATTERNS_COLUMNS", "compare_window", "patterns_pipe", "resolved_source"]
+__all__ = ["COMPARE_COLUMNS", "GROUP_OF_VALUE", "PATTERNS_COLUMNS", "compare_window", "pattern_groups",
+           "patterns_pipe", "resolved_source"]
 
 PATTERNS_COLUMNS = ("pattern_id", "service", "template", "count", "first_seen", "last_seen", "sample")
 COMPARE_COLUMNS = ("pattern_id", "service", "template", "count", "previous_count", "change", "status")
@@ -46,13 +47,24 @@ def _assignments(patterns_table: str) -> str:
             f"max(last_seen) AS l FROM {patterns_table} GROUP BY tenant, service, pattern_id")
 
 
-def resolved_source(table: str, patterns_table: str) -> str:
-    """``table`` with ``pattern_id`` replaced by the stored id's group id (itself when the patterns
-    table assigns it none, or its own). The map is one scalar subquery: the engine reads it once."""
+def pattern_groups(patterns_table: str) -> str:
+    """The ``WITH`` clause a resolved query starts with: ``lh_pattern_groups``, (stored ids, their
+    group ids) of every id assigned to a group other than itself — one scalar subquery, which the
+    engine computes once per query."""
     mapping = (f"SELECT (groupArray(pattern_id), groupArray(assumeNotNull(g))) FROM "  # noqa: S608
                f"({_assignments(patterns_table)}) WHERE g IS NOT NULL AND g != pattern_id")
-    return (f"(WITH ({mapping}) AS lh_pattern_groups SELECT * REPLACE (transform(`pattern_id`, "  # noqa: S608
-            f"lh_pattern_groups.1, lh_pattern_groups.2, `pattern_id`) AS `pattern_id`) FROM {table})")
+    return f"WITH ({mapping}) AS lh_pattern_groups"
+
+
+def resolved_source(table: str) -> str:
+    """``table`` with ``pattern_id`` replaced by the stored id's group id (itself when the patterns
+    table assigns it none); the query must start with :func:`pattern_groups`."""
+    return (f"(SELECT * REPLACE (transform(`pattern_id`, lh_pattern_groups.1, lh_pattern_groups.2, "  # noqa: S608
+            f"`pattern_id`) AS `pattern_id`) FROM {table})")
+
+
+#: a ``pattern_id`` value as its group's (a stored id, an alias or a group id all find the group)
+GROUP_OF_VALUE = "transform({v}, lh_pattern_groups.1, lh_pattern_groups.2, {v})"
 
 
 def compare_window(p: ast.Patterns, time_from_ns: int | None, time_to_ns: int | None,
