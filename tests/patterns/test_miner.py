@@ -386,3 +386,81 @@ def test_an_old_id_is_adopted_into_the_group_of_its_message(tmp_path: Path) -> N
     reborn = PatternMiner(tmp_path / "p")
     reborn.load()
     assert reborn.miner.group_of("", "web", "0123456789abcdef") == group  # the alias is journaled
+
+
+def _three_lines(folder: Path, sealer: object = None) -> tuple[PatternMiner, list[list[tuple[str, str, str]]]]:
+    """A journal of three lines, one per batch, each batch of a service of its own."""
+    pm = PatternMiner(folder, sealer=sealer)  # type: ignore[arg-type]
+    pm.load()
+    batches = []
+    for seed, service in ((20, "first"), (21, "middle"), (22, "last")):
+        items = [(service, t, m) for _, t, m in messages(random.Random(seed), KNOWN, 60)]
+        pm.process(_rows(items))
+        pm.commit()
+        batches.append(items)
+    pm.close()
+    assert pm.journal_path.read_bytes().count(b"\n") == 3
+    return pm, batches
+
+
+def _damage(line: bytes, how: str) -> bytes:
+    if how == "bytes":
+        return line[:10] + b"\x00\xff garbage \x00" + line[25:]  # a bad block in the middle
+    if how == "cut":
+        return line[: len(line) // 2]  # half a line, then the next whole line
+    if how == "op":
+        return orjson.dumps({"g": orjson.loads(line)["g"], "ops": [["a", "", "middle"]]})  # too short
+    return orjson.dumps({"g": orjson.loads(line)["g"], "ops": "not a list"})
+
+
+@pytest.mark.parametrize("how", ["bytes", "cut", "op", "shape"])
+def test_a_damaged_journal_line_is_skipped_and_the_lines_after_it_are_kept(
+        tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Trust (issue #27): one bad line in the middle of the journal lost every line after it (the
+    whole state was set aside). Now that line alone is skipped, counted, copied aside and logged."""
+    pm, (first, middle, last) = _three_lines(tmp_path / "p")
+    lines = pm.journal_path.read_bytes().split(b"\n")
+    lines[1] = _damage(lines[1], how)
+    pm.journal_path.write_bytes(b"\n".join(lines))
+    reborn = PatternMiner(tmp_path / "p")
+    with caplog.at_level("ERROR", logger="logharbor.server.mining"):
+        reborn.load()
+    assert reborn.damaged_lines == 1
+    assert reborn.gauges()["logharbor_pattern_journal_damaged_lines"] == 1.0
+    assert any("line 2" in r.getMessage() and str(reborn.journal_path) in r.getMessage() for r in caplog.records)
+    copies = list((tmp_path / "p").glob("damaged-*/journal-lines.ndjson"))
+    assert len(copies) == 1 and copies[0].read_bytes() == lines[1] + b"\n"
+    # the first and the last line are kept: the same groups as a miner that saw only those batches
+    expected = PatternMiner(tmp_path / "expected")
+    expected.load()
+    for items in (first, last):
+        expected.process(_rows(items))
+    want = expected.miner.groups()
+    assert want and reborn.miner.groups() == want
+    assert {service for _, service, _ in reborn.miner.groups()} == {"first", "last"}
+    # folded into a snapshot: the next start reads no damage, and the same state
+    assert reborn.journal_path.read_bytes() == b""
+    reborn.close()
+    again = PatternMiner(tmp_path / "p")
+    again.load()
+    assert again.damaged_lines == 0 and again.miner.groups() == want
+    # what the skipped line taught is learned again from its next rows
+    again.process(_rows(middle))
+    again.commit()
+    assert again.miner.groups() == pm.miner.groups()
+
+
+def test_a_damaged_sealed_journal_line_is_skipped(tmp_path: Path) -> None:
+    from logharbor.sealing import Sealer, generate_key_file, load_keys
+
+    generate_key_file(tmp_path / "keys", 1)
+    sealer = Sealer(load_keys(tmp_path / "keys"))
+    pm, _ = _three_lines(tmp_path / "p", sealer)
+    lines = pm.journal_path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:40] + (b"A" if lines[1][40:41] != b"A" else b"B") + lines[1][41:]  # one bit-ish flip
+    pm.journal_path.write_bytes(b"\n".join(lines))
+    reborn = PatternMiner(tmp_path / "p", sealer=sealer)
+    reborn.load()
+    assert reborn.damaged_lines == 1
+    assert {service for _, service, _ in reborn.miner.groups()} == {"first", "last"}
+    assert b"middle" not in b"".join(p.read_bytes() for p in (tmp_path / "p").rglob("*") if p.is_file())

@@ -72,6 +72,8 @@ class PatternMiner:
         self.loose_rows: list[dict[str, Any]] = []
         #: state of the first release was found (and set aside): its ids need adopting
         self.legacy = False
+        #: journal lines skipped at load as damaged (``logharbor_pattern_journal_damaged_lines``)
+        self.damaged_lines = 0
 
     @property
     def snapshot_path(self) -> Path:
@@ -87,11 +89,16 @@ class PatternMiner:
         """Read the snapshot and the journal; the assignment rows of what changed since the snapshot
         (to write again: the batch that made them may have died before it could).
 
-        A torn last journal line (a crash mid-write) is cut. Other damage (a snapshot that does
-        not parse, a bad line with whole lines after it) is logged with the file's name and the
-        state is moved aside to ``damaged-<time>/``: the patterns start afresh. That is safe:
-        stored records do not depend on it, and the groups are learned again from new records
-        (ids of groups are ids of templates: the same groups get the same ids).
+        A torn last journal line (a crash mid-write) is cut. A damaged line with whole lines after
+        it (a bad disk block, an edit) is skipped, counted (:attr:`damaged_lines`), copied to
+        ``damaged-<time>/journal-lines.ndjson`` and logged with its line and byte; the lines after
+        it are replayed, and the state is folded into a new snapshot so the damage is read once.
+        What the skipped line added is learned again when its messages come back (a masked
+        template the miner does not know is learned from its next row). A snapshot that does not
+        parse is logged with the file's name and the state is moved aside to ``damaged-<time>/``:
+        the patterns start afresh. That is safe: stored records do not depend on it, and the groups
+        are learned again from new records (ids of groups are ids of templates: the same groups get
+        the same ids).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
@@ -139,6 +146,7 @@ class PatternMiner:
         lines = raw.split(b"\n")
         offset = 0
         cut: int | None = None
+        damaged: list[tuple[int, int, bytes, str]] = []  # (line, byte, the line, why)
         for number, line in enumerate(lines, 1):
             start, offset = offset, offset + len(line) + 1
             if not line.strip():
@@ -148,10 +156,13 @@ class PatternMiner:
                                      if self.sealer is not None else line)
                 gen = int(entry["g"])
                 ops = entry["ops"]
-            except (orjson.JSONDecodeError, binascii.Error, SealError, KeyError, TypeError, ValueError):
+                if not isinstance(ops, list):
+                    raise TypeError(f"ops is {type(ops).__name__}, not a list")
+            except (orjson.JSONDecodeError, binascii.Error, SealError, KeyError, TypeError,
+                    ValueError) as exc:
                 if any(rest.strip() for rest in lines[number:]):
-                    raise _Damaged(f"the pattern journal {self.journal_path} is damaged at byte {start} "
-                                   f"(line {number}), with whole lines after it") from None
+                    damaged.append((number, start, line, f"unreadable: {exc!r}"))
+                    continue  # the lines after it are whole: keep them
                 log.warning("dropping a torn last line of the pattern journal (%d bytes)", len(raw) - start)
                 cut = start
                 break
@@ -160,14 +171,14 @@ class PatternMiner:
             self.generation = max(self.generation, gen)
             try:
                 for op in ops:
-                    if op and op[0] in _OPS:
+                    if isinstance(op, list) and op and op[0] in _OPS:
                         self.miner.apply(op)
                         self._journal_ops += 1
                     else:
                         self.legacy = True  # a line of the first release: not replayed
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise _Damaged(f"the pattern journal {self.journal_path} has a change that does not "
-                               f"apply at byte {start} (line {number}): {exc!r}") from None
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                # the ops before it are applied: each is a whole change of the set (add, drop, alias)
+                damaged.append((number, start, line, f"a change that does not apply: {exc!r}"))
         if cut is not None:
             os.truncate(self.journal_path, cut)
         # kept open, unbuffered (commit writes whole lines itself); closed in close()
@@ -175,9 +186,27 @@ class PatternMiner:
         if cut is None and raw and not raw.endswith(b"\n"):  # a whole last entry lost its newline
             self._journal.write(b"\n")
         ops, rows = self.miner.regroup()
+        if damaged:
+            self._skip_damaged(damaged)
         self._pending.extend(ops)  # aliases of group ids that the replay saw go: with the next batch
         now = int(time.time() * 1000)
         return [_row(r, now) for r in rows]
+
+    def _skip_damaged(self, damaged: list[tuple[int, int, bytes, str]]) -> None:
+        """Count and log the journal lines that were skipped, keep a copy of them, and fold the
+        state read into a new snapshot (the damaged lines are then read once, not at every start)."""
+        self.damaged_lines += len(damaged)
+        aside = self.directory / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.mkdir(exist_ok=True)
+        with open(aside / "journal-lines.ndjson", "ab") as fh:  # sealed lines stay sealed
+            fh.write(b"".join(line + b"\n" for _, _, line, _ in damaged))
+            fh.flush()
+            os.fsync(fh.fileno())
+        for number, start, line, why in damaged:
+            log.error("the pattern journal %s is damaged at line %d (byte %d, %d bytes): %s; the line "
+                      "is skipped (copied to %s) and the lines after it are kept", self.journal_path,
+                      number, start, len(line), why, aside)
+        self.compact()
 
     def _set_aside(self) -> None:
         """Move the first release's state out of the way (kept, not read again)."""
@@ -339,7 +368,8 @@ class PatternMiner:
         return {"logharbor_pattern_services": float(len(services)),
                 "logharbor_pattern_clusters": float(sum(len(s.groups) for s in services)),
                 "logharbor_pattern_templates": float(sum(len(s.members) for s in services)),
-                "logharbor_pattern_evictions": float(self.miner.evictions)}
+                "logharbor_pattern_evictions": float(self.miner.evictions),
+                "logharbor_pattern_journal_damaged_lines": float(self.damaged_lines)}
 
 
 def _row(r: Row, now_ms: int) -> dict[str, Any]:
