@@ -3,7 +3,9 @@
     python bench/patterns_accuracy.py /tmp/loghub2k [--rounds 3] [--shuffle 7] [--only Proxifier]
 
 ``DIR`` holds the 16 labelled files of loghub-2k (logpai/loghub on GitHub: each system's folder has
-``<System>_2k.log_structured.csv``; copy them into one folder, do not commit them). Every message
+``<System>_2k.log_structured.csv``; copy them into one folder, do not commit them), or the labelled
+corpora ``bench/patterns_corpora.py DIR`` generates in the same format (every such file in ``DIR``
+is read when it holds none of loghub's). Every message
 of a data set is one service's; the metric is grouping accuracy (GA, Zhu et al., ICSE-SEIP 2019):
 the share of messages whose predicted group holds exactly the messages of their labelled event.
 
@@ -51,6 +53,7 @@ from logharbor.server.store import rows as rows_mod  # noqa: E402
 SYSTEMS = ("Android Apache BGL HDFS HPC Hadoop HealthApp Linux Mac OpenSSH OpenStack Proxifier Spark "
            "Thunderbird Windows Zookeeper").split()
 BATCH = 2000
+_SUFFIX = "_2k.log_structured.csv"
 README_MASKS = [  # drain3's README, "Masking"
     (r"((?<=[^A-Za-z0-9])|^)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})((?=[^A-Za-z0-9])|$)", "IP"),
     (r"((?<=[^A-Za-z0-9])|^)([\-\+]?\d+)((?=[^A-Za-z0-9])|$)", "NUM"),
@@ -63,7 +66,7 @@ def emit(**fields: object) -> None:
 
 def load(folder: Path, system: str) -> tuple[list[str], list[str]]:
     """(messages, labelled event ids) of one data set."""
-    with open(folder / f"{system}_2k.log_structured.csv", newline="", encoding="utf-8") as fh:
+    with open(folder / f"{system}{_SUFFIX}", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [r["Content"] for r in rows], [r["EventId"] for r in rows]
 
@@ -165,7 +168,11 @@ def main() -> None:
          python=platform.python_version(), drain3=have_drain3, shuffle=args.shuffle)
     totals: dict[str, list[float]] = {}
     work = Path(tempfile.mkdtemp(prefix="lh-bench-accuracy-"))
-    for system in args.only or SYSTEMS:
+    found = sorted(p.name.removesuffix(_SUFFIX) for p in args.folder.glob(f"*{_SUFFIX}"))
+    systems = args.only or [s for s in SYSTEMS if s in found] or found
+    if not systems:
+        sys.exit(f"no *{_SUFFIX} in {args.folder} (loghub-2k, or bench/patterns_corpora.py DIR)")
+    for system in systems:
         messages, truth = load(args.folder, system)
         n = len(messages)
         plain = logharbor_ids(system, messages)
