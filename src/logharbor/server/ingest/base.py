@@ -274,8 +274,12 @@ async def read_body(request: Request, *, limit: int, content_types: tuple[str, .
     """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype not in content_types:
+        hint = ""
+        if ctype == "application/x-www-form-urlencoded" and content_types[0] not in ("", ctype):
+            # what curl -d/--data-binary sends unless told otherwise: say how to tell it
+            hint = f" (curl sends it by default: add -H 'content-type: {content_types[0]}')"
         raise ApiError(415, "unsupported_media_type",
-                       f"content type {ctype!r} is not accepted here",
+                       f"content type {ctype!r} is not accepted here{hint}",
                        detail={"accepted": list(content_types)})
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
