@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from .base import UNDELIVERED, Alert, Blocked, Channel, DeliveryError, Notification, Permanent, Retriable
 from .email import EmailChannel
 from .hosts import HostNotAllowed, HostPolicy
+from .pagerduty import PagerDutyChannel
 from .webhook import WebhookChannel
 
 __all__ = ["KINDS", "UNDELIVERED", "Alert", "Blocked", "Channel", "DeliveryError", "HostNotAllowed",
@@ -19,6 +20,7 @@ __all__ = ["KINDS", "UNDELIVERED", "Alert", "Blocked", "Channel", "DeliveryError
 KINDS: dict[str, Any] = {
     EmailChannel.kind: EmailChannel,
     WebhookChannel.kind: WebhookChannel,
+    PagerDutyChannel.kind: PagerDutyChannel,
 }
 
 

@@ -10,24 +10,19 @@ could lead past the host rules). The connection goes to the addresses the host r
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
 import hmac
-import logging
 from typing import ClassVar, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .base import UNDELIVERED, Blocked, Notification, Permanent, Retriable
-from .hosts import HostNotAllowed, HostPolicy, Unresolvable
+from .base import Notification
+from .hosts import HostPolicy
+from .http import destination_of, post
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "WebhookConfig", "sign"]
-
-log = logging.getLogger("logharbor.alerts")
 
 SIGNATURE_HEADER = "X-Logharbor-Signature-256"
 
@@ -78,8 +73,7 @@ class WebhookChannel:
     @staticmethod
     def destination(config: BaseModel) -> tuple[str, int]:
         """(host, port) the channel connects to."""
-        parts = urlsplit(config.url)  # type: ignore[attr-defined]
-        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        return destination_of(config.url)  # type: ignore[attr-defined]
 
     def body(self, notification: Notification) -> bytes:
         """The request body: the JSON notification, or Slack's ``{"text"}``."""
@@ -91,40 +85,8 @@ class WebhookChannel:
     async def send(self, notification: Notification) -> None:
         """POST once; raise Retriable or Permanent by the answer (saying only UNDELIVERED)."""
         body = self.body(notification)
-        host, port = self.destination(self.config)
-        try:
-            addresses = await asyncio.to_thread(self.hosts.check, host, port)
-        except Unresolvable as exc:
-            log.warning("webhook to %s:%d not delivered: %s", host, port, exc)
-            raise Retriable(UNDELIVERED) from None
-        except HostNotAllowed as exc:
-            raise Blocked(str(exc)) from None
-        parts = urlsplit(self.config.url)
-        pinned = addresses[0] if ":" not in addresses[0] else f"[{addresses[0]}]"
-        url = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path, parts.query, ""))
-        name = parts.hostname or ""
-        headers = {"content-type": "application/json", "user-agent": "logharbor-alerts/1",
-                   **self.config.headers}
-        if not any(k.lower() == "host" for k in headers):  # the URL's name, not the pinned address
-            headers["host"] = name if parts.port is None else f"{name}:{parts.port}"
-        if parts.username is not None and not any(k.lower() == "authorization" for k in headers):
-            # credentials in the URL: basic auth, as a client given the URL itself would send them
-            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        headers = dict(self.config.headers)
         if self.config.secret:
             headers[SIGNATURE_HEADER] = sign(self.config.secret, body)
-        extensions = {"sni_hostname": name} if parts.scheme == "https" else {}
-        try:
-            async with httpx.AsyncClient(timeout=self.config.timeout_s, follow_redirects=False,
-                                         trust_env=False) as client:
-                response = await client.post(url, content=body, headers=headers, extensions=extensions)
-        except httpx.HTTPError as exc:
-            log.warning("webhook to %s:%d not delivered: %s", name, port, type(exc).__name__)
-            raise Retriable(UNDELIVERED) from exc
-        if response.status_code >= 300:
-            log.warning("webhook to %s:%d not delivered: it answered HTTP %d", name, port,
-                        response.status_code)
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise Retriable(UNDELIVERED)
-        if response.status_code >= 300:
-            raise Permanent(UNDELIVERED)
+        await post("webhook", self.config.url, body, hosts=self.hosts, timeout_s=self.config.timeout_s,
+                   headers=headers)
