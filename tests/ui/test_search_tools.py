@@ -238,3 +238,16 @@ def test_level_badges_are_readable(probe: PageProbe, demo: Demo) -> None:
     for level, fg, bg in colors:
         rgb = [tuple(int(x) for x in re.findall(r"\d+", c)[:3]) for c in (fg, bg)]
         assert contrast(rgb[0], rgb[1]) >= 4.5, (level or "unknown", fg, bg)
+    # and the WARN badges the rows really show (the class above is the one the rows get)
+    page.fill("#query", "level:WARN")
+    page.press("#query", "Enter")
+    page.wait_for_function("() => document.querySelector('#results li.record[data-level=WARN]')")
+    settled(page)
+    shown = page.evaluate("""() => [...document.querySelectorAll('#results li.record .level')].map(e => {
+        const s = getComputedStyle(e);
+        return [e.textContent, s.color, s.backgroundColor];
+    })""")
+    assert shown and {text for text, _, _ in shown} == {"WARN"}
+    for text, fg, bg in shown:
+        rgb = [tuple(int(x) for x in re.findall(r"\d+", c)[:3]) for c in (fg, bg)]
+        assert contrast(rgb[0], rgb[1]) >= 4.5, (text, fg, bg)
