@@ -154,3 +154,34 @@ def test_ids_of_the_first_release_are_adopted(tmp_path: Path, server_factory) ->
     compare = server.query("level:>=WARN | patterns compare 1h")["rows"]
     assert compare and all(r["status"] != "new" for r in compare), compare
     assert (data / "patterns" / "v1" / "miner.json").exists()  # the old state, set aside
+
+
+def test_a_damaged_journal_line_is_skipped_by_a_real_server(tmp_path: Path, server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The journal of a server's data dir with a damaged line in the middle (issue #27): the server
+    starts, says so in its log and in /metrics, and keeps the groups of the lines after it."""
+    from logharbor.record import normalize
+    from logharbor.server.mining import PatternMiner
+    from logharbor.server.store.rows import encode_row
+
+    data = tmp_path / "data"
+    pm = PatternMiner(data / "patterns")
+    pm.load()
+    for service in ("first", "middle", "last"):
+        pm.process(encode_row(normalize({"service": service, "message": f"user ann logged in to {service}"},
+                                        received_ns=1_800_000_000_000_000_000)))
+        pm.commit()
+    pm.close()
+    lines = pm.journal_path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:12] + b"\x00\x00 damaged block \x00\x00" + lines[1][30:]
+    pm.journal_path.write_bytes(b"\n".join(lines))
+    server = server_factory(data_dir=data)
+    assert _metrics(server)["logharbor_pattern_journal_damaged_lines"] == 1.0
+    assert "is damaged at line 2" in server.log()
+    assert _metrics(server)["logharbor_pattern_templates"] == 2.0  # the first and the last line's
+    copies = list((data / "patterns").glob("damaged-*/journal-lines.ndjson"))
+    assert [c.read_bytes() for c in copies] == [lines[1] + b"\n"]
+    # the state read was folded into a snapshot: a restart reads no damage
+    server.stop()
+    again = server_factory(data_dir=data)
+    assert _metrics(again)["logharbor_pattern_journal_damaged_lines"] == 0.0
+    assert _metrics(again)["logharbor_pattern_templates"] == 2.0
