@@ -122,7 +122,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with state.lock:
-                entry = {"body": orjson.loads(body), "raw": body, "headers": {k.lower(): v for k, v in self.headers.items()},
+                entry = {"body": orjson.loads(body), "raw": body, "path": self.path,
+                         "headers": {k.lower(): v for k, v in self.headers.items()},
                          "signature_ok": state.signature_ok(body, self.headers.get("x-logharbor-signature-256"))}
                 state.requests.append(entry)
                 failing = len(state.requests) <= state.fail_first

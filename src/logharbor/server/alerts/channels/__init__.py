@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .alertmanager import AlertmanagerChannel
 from .base import UNDELIVERED, Alert, Blocked, Channel, DeliveryError, Notification, Permanent, Retriable
 from .email import EmailChannel
 from .hosts import HostNotAllowed, HostPolicy
 from .pagerduty import PagerDutyChannel
+from .teams import TeamsChannel
 from .webhook import WebhookChannel
 
 __all__ = ["KINDS", "UNDELIVERED", "Alert", "Blocked", "Channel", "DeliveryError", "HostNotAllowed",
@@ -21,6 +23,8 @@ KINDS: dict[str, Any] = {
     EmailChannel.kind: EmailChannel,
     WebhookChannel.kind: WebhookChannel,
     PagerDutyChannel.kind: PagerDutyChannel,
+    AlertmanagerChannel.kind: AlertmanagerChannel,
+    TeamsChannel.kind: TeamsChannel,
 }
 
 
