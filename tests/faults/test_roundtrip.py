@@ -46,6 +46,8 @@ from logharbor.server.query.lexer import FIELD_NAME
 from logharbor.server.store.attributes import lookup
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
+#: the long variant (300 + 100 batches per store) outlasts pytest-timeout's 300 s on a loaded machine
+pytestmark = [pytest.mark.timeout(3600)] if FULL else []
 T0 = "2026-11-01T12:00:00.123456Z"
 WINDOW = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}
 _batches = itertools.count()
