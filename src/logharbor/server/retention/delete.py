@@ -163,6 +163,9 @@ class DeleteJobs:
         redactor = Redactor(filter_literals(q))
         eraser = Eraser(self.mover.tiers, job_id)
         self._since[job_id] = time.monotonic()
+        if progress.get("finishing"):  # every step was done and the filter redacted: end it
+            self._finish(job_id, job["actor"], progress, q)
+            return
         try:
             cond, params = compile_filter(q, now_ns=progress.get("now_ns"))
             if "scope" in progress:  # built by auth.scope_filter: its own parameter names
@@ -188,13 +191,11 @@ class DeleteJobs:
             eraser.drop_helpers()
             total = sum(int(progress.get(t, 0)) for t in TIERS)
             self.deleted_rows += total
-            self._update(job_id, state="done", q=redacted_filter(q), progress=progress,
-                         finished_ns=time.time_ns())
-            progress["metadata_compaction"] = compact_metadata(self.meta)
-            self._update(job_id, progress=progress)
-            if self.audit is not None:
-                self.audit(job["actor"], "delete.done", job_id,
-                           detail=f"{total} records: {redacted_filter(q)}")
+            # the filter is redacted first and the database compacted before the job says done:
+            # a reader that sees done finds the value in no file (the -wal file included)
+            progress["finishing"] = True
+            self._update(job_id, q=redacted_filter(q), progress=progress)
+            self._finish(job_id, job["actor"], progress, redacted_filter(q))
         except Exception as exc:
             if isinstance(exc, Interrupted) or self._stopping.is_set():
                 log.warning("delete job %s stopped with the server; it resumes at the next start", job_id)
@@ -308,6 +309,16 @@ class DeleteJobs:
         progress["steps"] = [*progress["steps"], step]
         self._update(job_id, progress=progress)
         self._check_stopping()
+
+    def _finish(self, job_id: str, actor: str, progress: dict[str, Any], redacted_q: str) -> None:
+        """Compact the metadata database (the old text leaves its free pages and -wal file), then
+        mark the job done and audit it."""
+        progress["metadata_compaction"] = compact_metadata(self.meta)
+        progress.pop("finishing", None)
+        self._update(job_id, state="done", progress=progress, finished_ns=time.time_ns())
+        if self.audit is not None:
+            total = sum(int(progress.get(t, 0)) for t in TIERS)
+            self.audit(actor, "delete.done", job_id, detail=f"{total} records: {redacted_q}")
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self.meta.engine.begin() as conn:

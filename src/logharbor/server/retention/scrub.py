@@ -113,7 +113,7 @@ def _redact_old_jobs(meta: MetaStore, redactor: Redactor, skip_job: str | None) 
     return {"retention_deletes.q": n} if n else {}
 
 
-def compact_metadata(meta: MetaStore, *, attempts: int = 10, pause_s: float = 1.0) -> str:
+def compact_metadata(meta: MetaStore, *, attempts: int = 60, pause_s: float = 0.5) -> str:
     """On SQLite, rebuild the file and empty its WAL so replaced text is not left in free pages.
 
     Both need the database to themselves for a moment; another writer (alert evaluation, an API
