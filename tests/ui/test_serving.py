@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from tests.ui.conftest import Demo
+from tests.ui.conftest import Demo, playwright_api
 
 from logharbor.server.ui import ui_router
 
@@ -100,3 +101,53 @@ def test_the_first_search_stays_small(demo: Demo) -> None:
     sizes = {a: len(httpx.get(demo.server.url + a).content) for a in assets}
     total = len(index.encode()) + sum(sizes.values())
     assert total <= FIRST_PAGE_BUDGET, f"the first page loads {total} bytes: {sizes}"
+
+
+#: what chromium sends; the server answers with gzip (compression.py)
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+
+
+def _on_the_wire(url: str, accept_encoding: str | None) -> httpx.Response:
+    """GET ``url`` keeping the body as sent (``.raw``), not decoded by httpx."""
+    with httpx.Client() as client:
+        if accept_encoding is None:
+            del client.headers["accept-encoding"]
+        else:
+            client.headers["accept-encoding"] = accept_encoding
+        with client.stream("GET", url) as response:
+            response.raw = b"".join(response.iter_raw())  # type: ignore[attr-defined]
+        return response
+
+
+def test_assets_are_gzip_for_browsers_and_identity_for_the_rest(demo: Demo) -> None:
+    base = demo.server.url
+    index = httpx.get(base + "/ui/").text
+    assets = re.findall(r'(?:src|href)="(/ui/assets/[^"]+)"', index)
+    assert assets
+    plain_total = packed_total = 0
+    for asset in assets:
+        plain = _on_the_wire(base + asset, None)
+        assert plain.status_code == 200 and "content-encoding" not in plain.headers, asset
+        packed = _on_the_wire(base + asset, BROWSER_ACCEPT_ENCODING)
+        assert packed.status_code == 200, asset
+        assert packed.headers["content-encoding"] == "gzip", asset
+        assert "accept-encoding" in packed.headers["vary"].lower(), asset
+        assert gzip.decompress(packed.raw) == plain.raw, asset  # type: ignore[attr-defined]
+        assert "immutable" in packed.headers["cache-control"] and packed.headers["content-security-policy"]
+        plain_total += len(plain.raw)  # type: ignore[attr-defined]
+        packed_total += len(packed.raw)  # type: ignore[attr-defined]
+    assert packed_total * 2 < plain_total, (packed_total, plain_total)
+
+
+def test_the_browser_gets_gzip_assets(browser: playwright_api.Browser, demo: Demo) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        encodings: dict[str, str | None] = {}
+        page.on("response", lambda r: encodings.__setitem__(r.url, r.headers.get("content-encoding"))
+                if "/ui/assets/" in r.url else None)
+        page.goto(demo.server.url + "/ui/login")
+        page.wait_for_selector("#login-form")
+        assert encodings and all(value == "gzip" for value in encodings.values()), encodings
+    finally:
+        context.close()

@@ -33,6 +33,7 @@ from logharbor.server.apidocs import api_docs_router
 from logharbor.server.auth import AuthMiddleware, RateLimiter
 from logharbor.server.batcher import Batcher
 from logharbor.server.batcher_progress import DamagedProgress
+from logharbor.server.compression import ResponseCompression
 from logharbor.server.config import ServerConfig
 from logharbor.server.dashboards import dashboards_router
 from logharbor.server.diskspace import free_bytes
@@ -337,6 +338,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.add_middleware(AuthMiddleware, keys=current_keys, metrics_public=config.metrics_public,
                        enabled=config.auth)
+    # gzip for the clients that accept it, never for streams (compression.py); 401s included
+    app.add_middleware(ResponseCompression)
     # outermost: the body limit, the query budget and HSTS hold for every request, refused ones too
     app.add_middleware(RequestLimits, max_body_bytes=config.max_body_bytes,
                        max_request_bytes=config.max_request_bytes, query_timeout_s=config.query_timeout_s,
