@@ -16,6 +16,29 @@ export class ApiError extends Error {
 
 export class Unauthorized extends ApiError {}
 
+/** What the user reads when no answer came at all (server down, network gone): the browser's own
+ * words ("Failed to fetch", "NetworkError when attempting to fetch resource.") say neither. */
+export const UNREACHABLE = "The server cannot be reached: check that it is running and that this computer is online.";
+
+/** fetch() failed before any answer (not an HTTP error, not an abort the page asked for). */
+export class Unreachable extends Error {
+  override name = "Unreachable";
+
+  constructor(message = UNREACHABLE) {
+    super(message);
+  }
+}
+
+/** fetch() as the browser does it, with a failed connection turned into {@link Unreachable}. */
+export async function reach(path: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(path, init);
+  } catch (err) {
+    if ((err as Error)?.name === "AbortError") throw err;
+    throw new Unreachable();
+  }
+}
+
 let onUnauthorized: () => void = () => undefined;
 
 /** Set by the app shell: where a 401 sends the user. */
@@ -57,7 +80,7 @@ async function failure(response: Response, background = false): Promise<ApiError
  */
 export async function request(path: string, init: RequestInit = {}, background = false): Promise<Response> {
   const headers = { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
-  const response = await fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
+  const response = await reach(path, { ...init, headers, credentials: "omit", cache: "no-store" });
   if (!response.ok) throw await failure(response, background);
   return response;
 }

@@ -1,7 +1,7 @@
 // Server-Sent Events over fetch(): EventSource cannot send an Authorization header, and the key
 // must never go into the URL, so the stream is read and split into events here.
 
-import { request } from "./api";
+import { request, Unreachable } from "./api";
 
 export interface SseEvent {
   event: string;
@@ -18,7 +18,14 @@ export async function readEvents(path: string, signal: AbortSignal, onEvent: (e:
   let data: string[] = [];
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      let chunk: ReadableStreamReadResult<string>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if ((err as Error)?.name === "AbortError" || signal.aborted) throw err;
+        throw new Unreachable("The connection to the server was lost; start the tail again when it is back.");
+      }
+      const { value, done } = chunk;
       if (done) break;
       buffer += value;
       let nl: number;

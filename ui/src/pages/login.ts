@@ -1,5 +1,6 @@
 // The login form: checks a key with /api/v1/whoami before keeping it for this browser session.
 
+import { UNREACHABLE } from "../api";
 import { h } from "../dom";
 import { navigate, type Page, safeNext } from "../router";
 import { setKey } from "../session";
@@ -43,7 +44,7 @@ export function loginPage(afterLogin: () => Promise<void>): Page {
             cache: "no-store",
           });
         } catch {
-          error.textContent = "The server cannot be reached.";
+          error.textContent = UNREACHABLE;
           return;
         }
         if (!answer.ok) {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 __all__ = ["DIST_DIR", "SECURITY_HEADERS", "ui_router"]
 
@@ -67,6 +67,14 @@ def ui_router(dist_dir: Path | None = None) -> APIRouter:
         query = request.url.query
         return RedirectResponse("/ui/" + (f"?{query}" if query else ""), status_code=308,
                                 headers=SECURITY_HEADERS)
+
+    @router.api_route("/ui/server.json", methods=["GET", "HEAD"])
+    async def ui_server(request: Request) -> Response:
+        # whether the pages need a key: asked without one, so answered without a 401 (a probe of
+        # /api/v1/whoami put one in the browser console on every page load)
+        config = getattr(getattr(request.app.state, "runtime", None), "config", None)
+        return JSONResponse({"auth": bool(getattr(config, "auth", True))},
+                            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     @router.api_route("/ui/{path:path}", methods=["GET", "HEAD"])
     async def ui_file(path: str) -> Response:
