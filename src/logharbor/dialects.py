@@ -316,8 +316,51 @@ DIALECTS: dict[str, Rewrite] = {
 }
 
 
+# -- nested objects under a canonical name (ECS, OTel-shaped JSON) -----------------------------------
+
+#: keys whose object value is read as its dotted children: ``{"service": {"name": "x"}}`` is
+#: ``{"service.name": "x"}`` (ecs-logging writes the one, Log4j2's EcsLayout the other; the store
+#: and the query language treat the two spellings as one path already)
+NESTED_KEYS = ("service", "host", "trace", "span", "log", "deployment")
+
+
+def unnest(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``obj`` with each of ``keys`` that holds an object replaced, in place in the key order, by
+    its members as dotted keys; ``obj`` itself when none does, or when a dotted key it would make
+    is already there (then nothing is changed)."""
+    nested = [k for k in keys if type(obj.get(k)) is dict and obj[k]]  # {} stays as it is
+    if not nested:
+        return obj
+    made = [f"{k}.{sub}" for k in nested for sub in obj[k]]
+    if any(key in obj for key in made) or len(set(made)) != len(made):
+        return obj
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in nested:
+            for sub, item in value.items():
+                out[f"{key}.{sub}"] = item
+        else:
+            out[key] = value
+    return out
+
+
+def _then(nested: tuple[str, ...], rewrite: Rewrite | None) -> Rewrite:
+    def both(obj: dict[str, Any]) -> dict[str, Any]:
+        out = unnest(obj, nested)
+        return rewrite(out) if rewrite is not None else out
+    return both
+
+
 def dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
-    """The dialect a record with these keys is written in, or None (most records)."""
+    """The rewrite a record with these keys needs before it is folded (a logger dialect, and
+    objects under a canonical name read as dotted keys), or None (most records)."""
+    rewrite = _dialect_of(keys)
+    nested = tuple(k for k in NESTED_KEYS if k in keys)
+    return _then(nested, rewrite) if nested else rewrite
+
+
+def _dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
+    """The logger dialect a record with these keys is written in, or None (most records)."""
     present = set(keys)
     if "@t" in present and ("@mt" in present or "@m" in present or "@l" in present):
         return clef

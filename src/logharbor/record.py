@@ -593,10 +593,12 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     plan = _PLANS.get(keys)
     if plan is None:
         plan = _cached_plan(keys, _PLANS, True)
-    if plan[4] is not None:  # a logger dialect: its keys renamed to canonical names, then folded
+    if plan[4] is not None:  # a logger dialect (keys renamed to canonical names), nested objects
         attributes = plan[4](attributes)
-        keys = tuple(attributes)
-        plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
+        rewritten = tuple(attributes)
+        if rewritten != keys:  # "service" holding a string, as most do: the same keys, the same plan
+            keys = rewritten
+            plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
     alias_keys, fields, simple, flat_http, _ = plan
     # every alias key leaves the attributes; per field the first one with a value wins, and an
     # alias that is not used (a later one, or a null or empty one) goes back, as it was sent
@@ -735,8 +737,10 @@ def level_of(obj: Mapping[str, Any]) -> str | None:
     plan = _PLANS.get(keys) or _cached_plan(keys, _PLANS, True)
     if plan[4] is not None:
         attributes = plan[4](attributes)
-        keys = tuple(attributes)
-        plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
+        rewritten = tuple(attributes)
+        if rewritten != keys:
+            keys = rewritten
+            plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
     named = otel = None
     for key, field in zip(plan[0], plan[1], strict=True):
         value = attributes[key]

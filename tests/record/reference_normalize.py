@@ -440,7 +440,7 @@ def normalize(
     if not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
     now = received_ns if received_ns is not None else time.time_ns()
-    obj = _dialect_rewrite(dict(obj))  # change 6
+    obj = _dialect_rewrite(_unnest8(dict(obj)))  # change 6, change 8
     found: dict[str, Any] = {}
     rank: dict[str, int] = {}
     # the copy and the key intersection run in C; only the few alias keys are visited in Python
@@ -977,6 +977,26 @@ def _render6(template, props, renderings):
         out.append(text)
     out.append(template[pos:])
     return "".join(out)
+
+
+def _unnest8(obj):
+    """change 8: a non-empty object under service, host, trace, span, log or deployment is its
+    members as dotted keys, where they were; unless a dotted key it makes is there already."""
+    names = ("service", "host", "trace", "span", "log", "deployment")
+    made = []
+    for key, value in obj.items():
+        if key in names and type(value) is dict and value:
+            made += [key + "." + sub for sub in value]
+    if not made or len(set(made)) != len(made) or any(k in obj for k in made):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        if key in names and type(value) is dict and value:
+            for sub, item in value.items():
+                out[key + "." + sub] = item
+        else:
+            out[key] = value
+    return out
 
 
 def _dialect_rewrite(obj):

@@ -3,7 +3,7 @@
 Where the logger runs here, the lines are its own: pino, bunyan and winston from the npm registry
 (tests/clients/package.json, installed by ``scripts/install.sh --test``), Logback with
 logstash-logback-encoder (Debian's liblogback-java and liblogstash-logback-encoder-java, compiled
-with the JDK), python-json-logger (pinned in pyproject.toml). The others are lines as their own
+with the JDK), python-json-logger and Elastic's ecs-logging (pinned in pyproject.toml). The others are lines as their own
 documentation prints them; each says where it comes from. Every line is read three ways — the
 native decoder's ``normalize``, the agent's ``json`` parser then ``normalize``, and a real server
 (``POST /api/v1/logs`` and ``POST /_bulk``, read back through ``POST /api/v1/query``).
@@ -21,6 +21,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import ecs_logging
 import orjson
 import pytest
 from pythonjsonlogger.json import JsonFormatter
@@ -293,15 +294,55 @@ def test_python_json_logger(python_json_logger_lines: list[str]) -> None:
     assert got[3]["trace_id"] == "5759e988bd862e3fe1be46a994272793" and got[3]["service"] == "payments"
 
 
+@pytest.fixture(scope="module")
+def ecs_logging_lines() -> list[str]:
+    """Elastic's ecs-logging for Python (StdlibFormatter): ``service``, ``host``, ``trace`` and ``log``
+    are nested objects, ``log.level`` a dotted key, the exception in ``error``."""
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ecs_logging.StdlibFormatter())
+    log = logging.getLogger("tests.dialects.ecs")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        log.info("charged", extra={"service.name": "checkout", "host.name": "web-1",
+                                   "trace.id": "0af7651916cd43dd8448eb211c80319c", "span.id": "00f067aa0ba902b7"})
+        try:
+            1 / 0  # noqa: B018 - the exception is the point
+        except ZeroDivisionError:
+            log.exception("charge failed", extra={"service.name": "checkout", "user.id": "u-1"})
+    finally:
+        log.removeHandler(handler)
+    return stream.getvalue().splitlines()
+
+
+def test_ecs_logging(ecs_logging_lines: list[str]) -> None:
+    """Its nested service, host, trace and span are read as the dotted names Log4j2's EcsLayout
+    writes (they were stored as JSON text: service '{"name":"checkout"}', the trace as a request id)."""
+    assert '"service":{"name":"checkout"}' in ecs_logging_lines[0]  # the logger really nests them
+    got = [agree(line) for line in ecs_logging_lines]
+    assert [r["level"] for r in got] == ["INFO", "ERROR"]
+    assert got[0]["service"] == "checkout" and got[0]["host"] == "web-1"
+    assert got[0]["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and got[0]["span_id"] == "00f067aa0ba902b7"
+    assert "request_id" not in got[0]
+    assert got[0]["attributes"]["log.logger"] == "tests.dialects.ecs"
+    assert got[1]["service"] == "checkout" and got[1]["message"] == "charge failed"
+    assert got[1]["attributes"]["error"]["type"] == "ZeroDivisionError"
+    assert got[1]["attributes"]["error"]["stack"].lstrip().startswith('File "')
+    assert got[1]["attributes"]["user"] == {"id": "u-1"}  # other ECS objects stay as they are
+
+
 # -- through a real server ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def every_line(node_lines: dict[str, list[str]], logback_lines: list[str],
-               python_json_logger_lines: list[str]) -> Iterator[list[tuple[str, str]]]:
+               python_json_logger_lines: list[str], ecs_logging_lines: list[str]) -> Iterator[list[tuple[str, str]]]:
     lines = [(name, line) for name, found in node_lines.items() for line in found]
     lines += [("logback", line) for line in logback_lines]
     lines += [("python-json-logger", line) for line in python_json_logger_lines]
+    lines += [("ecs-logging", line) for line in ecs_logging_lines]
     lines += [(name, line) for name, _, line, _ in DOCUMENTED]
     yield lines
 
