@@ -1,5 +1,5 @@
-"""What an operator meets on the first day (#26): errors a person can read (item 6), in Debian's
-chromium against real server processes."""
+"""What an operator meets on the first day (#26): errors a person can read (item 6) and the pages
+reachable on a phone (item 4), in Debian's chromium against real server processes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import ServerProcess
-from tests.ui.conftest import Demo, login, playwright_api
+from tests.ui.conftest import Demo, login, playwright_api, screenshot
 from tests.ui.test_search_tools import both_sizes
 
 #: what the UI says when no answer came (ui/src/api.ts UNREACHABLE)
 UNREACHABLE = "The server cannot be reached"
+#: every page of the nav, as main.ts lists them (dashboards and alerts show once their API answers)
+PAGES = {"search": "Search", "tail": "Live tail", "trace": "Traces", "services": "Services",
+         "dashboards": "Dashboards", "alerts": "Alerts"}
+PHONE = {"width": 390, "height": 844}
 
 
 class Console:
@@ -102,3 +106,64 @@ def test_login_form_says_the_server_cannot_be_reached(context: playwright_api.Br
     page.wait_for_function("() => document.querySelector('#login-error').textContent.length > 0")
     assert UNREACHABLE in page.locator("#login-error").inner_text()
     both_sizes(page, "unreachable-login")
+
+
+def _menu_open(page: playwright_api.Page) -> bool:
+    return bool(page.evaluate("() => document.querySelector('.topbar').classList.contains('menu-open')"))
+
+
+def _inside_the_screen(page: playwright_api.Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 0.5
+
+
+def test_phone_nav_is_a_menu_that_reaches_every_page(context: playwright_api.BrowserContext, demo: Demo) -> None:
+    page = context.new_page()
+    page.set_viewport_size(PHONE)
+    console = Console(page)
+    login(page, demo, "/ui/search")
+    toggle = page.locator("#nav-toggle")
+    toggle.wait_for()
+    assert "Search" in toggle.inner_text()
+    assert not page.locator("#nav").is_visible(), "the links are in the menu, not squeezed into the bar"
+    # nothing in the bar leaves the screen (the brand, the menu button, Log out)
+    for selector in (".topbar .brand", "#nav-toggle", "#logout"):
+        assert _inside_the_screen(page, selector), selector
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    page.locator("#nav").wait_for(state="visible")
+    shown = page.locator("#nav a").evaluate_all("els => els.map(e => e.dataset.page)")
+    assert set(shown) == set(PAGES), shown
+    both_sizes_menu(page)
+    for name, label in PAGES.items():
+        if not _menu_open(page):
+            toggle.click()
+        item = page.locator(f"#nav a[data-page={name}]")
+        item.wait_for(state="visible")
+        assert _inside_the_screen(page, f"#nav a[data-page={name}]"), name
+        assert item.inner_text() == label
+        item.click()
+        page.wait_for_function(f"() => location.pathname.startsWith('/ui/{name}')")
+        page.wait_for_selector(f"#nav a[data-page={name}].active", state="attached")
+        assert not _menu_open(page), "choosing a page closes the menu"
+        assert label in toggle.inner_text(), "the button names the page you are on"
+    # Escape and a click outside close it too
+    toggle.click()
+    page.keyboard.press("Escape")
+    assert not _menu_open(page)
+    toggle.click()
+    page.mouse.click(200, 600)
+    assert not _menu_open(page)
+    # on a laptop the links are in the bar and the button is gone
+    page.set_viewport_size({"width": 1440, "height": 900})
+    assert page.locator("#nav").is_visible() and not toggle.is_visible()
+    assert page.locator("#nav a").count() == len(PAGES)
+    screenshot(page, "nav-1440")
+    assert not console.errors, console.errors
+
+
+def both_sizes_menu(page: playwright_api.Page) -> None:
+    """The opened menu on the phone (the state under test), kept for a person to look at."""
+    page.wait_for_timeout(100)
+    screenshot(page, "nav-menu-390")

@@ -13,6 +13,7 @@ import { clearKey, getKey } from "./session";
 const main = document.getElementById("main") as HTMLElement;
 const nav = document.getElementById("nav") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
+const topbar = nav.closest(".topbar") as HTMLElement;
 
 let current: Page | null = null;
 let rendering = 0;
@@ -36,16 +37,54 @@ function loggedIn(): boolean {
   return authDisabled === true || getKey() !== null;
 }
 
+// on a phone the pages do not fit in the bar: this button opens them as a menu (style.css hides it
+// on wider screens, where the links show in the bar)
+const menuButton = h("button", {
+  type: "button", class: "nav-toggle", id: "nav-toggle", "aria-controls": "nav", "aria-expanded": "false",
+  hidden: true,
+});
+nav.before(menuButton);
+
+function setMenu(open: boolean): void {
+  topbar.classList.toggle("menu-open", open);
+  menuButton.setAttribute("aria-expanded", String(open));
+}
+
+menuButton.addEventListener("click", () => setMenu(!topbar.classList.contains("menu-open")));
+nav.addEventListener("click", (ev) => {
+  if ((ev.target as Element).closest("a")) setMenu(false);
+});
+document.addEventListener("click", (ev) => {
+  if (!topbar.contains(ev.target as Node)) setMenu(false);
+});
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && topbar.classList.contains("menu-open")) {
+    setMenu(false);
+    menuButton.focus();
+  }
+});
+
 function drawNav(active: string): void {
   clear(nav);
   clear(who);
+  setMenu(false);
+  menuButton.hidden = !loggedIn();
   if (!loggedIn()) return;
+  let here = "Pages";
   for (const p of PAGES) {
     if (p.show && !p.show()) continue;
-    const a = link(p.path, p.label, active.startsWith(p.path) ? "active" : "");
+    const current = active.startsWith(p.path);
+    const a = link(p.path, p.label, current ? "active" : "");
     a.dataset.page = p.path.slice(4);
+    if (current) {
+      a.setAttribute("aria-current", "page");
+      here = p.label;
+    }
     nav.append(a);
   }
+  clear(menuButton);
+  menuButton.append(h("span", { class: "nav-toggle-icon", "aria-hidden": "true" }, "☰"), ` ${here}`);
+  menuButton.setAttribute("aria-label", `Pages (now: ${here})`);
   if (authDisabled !== true) {
     who.append(
       h("button", {
