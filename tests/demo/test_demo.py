@@ -41,20 +41,26 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
         headers = {"authorization": f"Bearer {key[1]}"}
         results: dict[str, list[dict]] = {}  # type: ignore[type-arg]
         for q in queries:
-            for _ in range(50):  # the last slice becomes searchable within a batch interval
+            deadline = time.monotonic() + 90  # the last slice is searchable within a batch interval
+            while True:
                 response = httpx.post(f"http://127.0.0.1:{port}/api/v1/query", headers=headers,
-                                      json={"q": q, "from": "now-1h", "limit": 500}, timeout=30)
+                                      json={"q": q, "from": "now-1h", "limit": 500}, timeout=60)
                 assert response.status_code == 200, response.text
                 results[q] = response.json()["rows"]
-                if results[q]:
+                if results[q] or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
         errors = results["service:checkout AND level:ERROR"]
         assert errors and all(r["service"] == "checkout" and r["level"] == "ERROR" for r in errors)
         assert all("payment declined" in r["message"] for r in results['"payment declined"'])
-        (trace_query,) = [q for q in queries if q.startswith("trace_id:")]
-        layers = {r["source"] for r in results[trace_query]}
-        assert layers == {"alb", "nginx", "app"}, layers
+        traces = [q for q in queries if q.startswith("trace_id:")]
+        if traces:  # a failed request's three layers were searchable in time: its trace
+            layers = {r["source"] for r in results[traces[0]]}
+            assert layers == {"alb", "nginx", "app"}, layers
+        else:  # on a slow machine the demo says so and suggests the NGINX errors instead
+            assert "source:nginx AND status:>=500" in queries, out
+            rows = results["source:nginx AND status:>=500"]
+            assert rows and all(r["source"] == "nginx" for r in rows), rows[:3]
         templates = results["level:>=WARN | patterns"]
         assert templates and all(set(t) >= {"pattern_id", "template", "count"} for t in templates)
     finally:
