@@ -78,6 +78,11 @@ def test_rfc3164_tag_pid_without_host_and_file_lines() -> None:
 def test_rfc3164_year_inference_and_explicit_year() -> None:
     december = parse_syslog("<13>Dec 31 23:59:59 h app: old", now_ns=parse_timestamp("2027-01-01T00:00:30Z"))
     assert december["timestamp"] == parse_timestamp("2026-12-31T23:59:59Z")
+    # a sender's clock a little fast over New Year: next year's, not eleven months back
+    january = parse_syslog("<13>Jan  1 00:00:05 h app: new", now_ns=parse_timestamp("2026-12-31T23:59:58Z"))
+    assert january["timestamp"] == parse_timestamp("2027-01-01T00:00:05Z")
+    leap = parse_syslog("<13>Feb 29 10:00:00 h app: leap", now_ns=parse_timestamp("2029-03-01T00:00:00Z"))
+    assert leap["timestamp"] == parse_timestamp("2028-02-29T10:00:00Z")  # not refused in 2029
     explicit = parse_syslog("<13>Mar  3 2021 01:02:03 h app: x", now_ns=NOW)
     assert explicit["timestamp"] == parse_timestamp("2021-03-03T01:02:03Z")
     frac = parse_syslog("<13>Mar  3 01:02:03.250 h app: x", now_ns=NOW)

@@ -118,9 +118,20 @@ def _bsd_time(m: re.Match[str], zone: ZoneInfo, now_ns: int) -> int:
         dt = datetime(int(explicit), month, day, hh, mm, ss, frac, tzinfo=zone)
     else:
         now = datetime.fromtimestamp(now_ns / _NS, zone)
-        dt = datetime(now.year, month, day, hh, mm, ss, frac, tzinfo=zone)
-        if dt.timestamp() > now_ns / _NS + 86400 * 7:
-            dt = dt.replace(year=now.year - 1)
+        # the year that puts the time closest to now, at most a week ahead (a sender's clock a
+        # little fast): a December line read in January is last year's, a "Jan  1" line read on
+        # December 31st next year's; Feb 29 takes the nearest leap year of the three
+        candidates = []
+        for year in (now.year - 1, now.year, now.year + 1):
+            try:
+                candidates.append(datetime(year, month, day, hh, mm, ss, frac, tzinfo=zone))
+            except ValueError:
+                continue
+        if not candidates:
+            raise ValueError(f"{m[1]} {day} is not a date")
+        now_s = now_ns / _NS
+        ahead_ok = [c for c in candidates if c.timestamp() <= now_s + 86400 * 7] or candidates
+        dt = min(ahead_ok, key=lambda c: abs(c.timestamp() - now_s))
     return int(dt.timestamp()) * _NS + frac * 1000
 
 
