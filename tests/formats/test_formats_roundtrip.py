@@ -11,7 +11,7 @@ from logharbor.formats import build_parser
 from logharbor.formats.alb import format_alb_line
 from logharbor.formats.nginx import format_nginx_line
 from logharbor.formats.syslog import format_rfc5424, parse_syslog
-from logharbor.record import format_timestamp, normalize
+from logharbor.record import format_timestamp, normalize, parse_timestamp
 
 SETTINGS = settings(max_examples=120, deadline=None)
 NS = 1_000_000_000
@@ -218,9 +218,12 @@ def test_syslog_3164_round_trip(pri: int | None, month: int, day: int, hms: tupl
     stamp = f"{MONTHS[month - 1]} {day:2d} {hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}"
     line = (f"<{pri}>" if pri is not None else "") + stamp + (f" {host}" if host else "") + \
         f" {tag}" + (f"[{pid}]" if pid is not None else "") + ": " + message
-    raw = parse_syslog(line, now_ns=4_102_444_799 * NS)  # 2099-12-31T23:59:59Z: every date is in 2099
+    now = 4_102_444_799  # 2099-12-31T23:59:59Z: every date is in 2099 but the next 7 days' (2100)
+    raw = parse_syslog(line, now_ns=now * NS)
     assert "parse_error" not in raw, (line, raw)
-    expected = f"2099-{month:02d}-{day:02d}T{hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}Z"
+    next_year = parse_timestamp(f"2100-{month:02d}-{day:02d}T{hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}Z") // NS
+    year = 2100 if next_year - now <= 7 * 86400 else 2099
+    expected = f"{year}-{month:02d}-{day:02d}T{hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}Z"
     assert format_timestamp(raw["timestamp"]).startswith(expected[:-1])
     assert raw.get("host") == host and raw["service"] == tag and raw.get("pid") == pid
     assert raw["message"] == message
