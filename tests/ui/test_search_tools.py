@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+import pytest
 from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
 
 
@@ -220,9 +221,12 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
-def test_level_badges_are_readable(probe: PageProbe, demo: Demo) -> None:
-    """WCAG AA for text: a contrast of at least 4.5:1 between each badge's text and background."""
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_level_badges_are_readable(probe: PageProbe, demo: Demo, scheme: str) -> None:
+    """WCAG AA for text: a contrast of at least 4.5:1 between each badge's text and background,
+    in the light theme and in the dark one (the system's prefers-color-scheme)."""
     page = probe.page
+    page.emulate_media(color_scheme=scheme)
     login(page, demo, search_path(demo, "*"))
     page.wait_for_selector("#results li.record")
     colors = page.evaluate("""() => ['fatal', 'error', 'warn', 'info', 'debug', 'trace', ''].map(l => {

@@ -9,6 +9,7 @@ import { loginPage } from "./pages/login";
 import { searchPage } from "./pages/search";
 import { interceptLinks, link, navigate, type Page, setRenderer } from "./router";
 import { clearKey, getKey } from "./session";
+import { onThemeChange, setTheme, theme } from "./theme";
 
 const main = document.getElementById("main") as HTMLElement;
 const nav = document.getElementById("nav") as HTMLElement;
@@ -44,6 +45,21 @@ const menuButton = h("button", {
   hidden: true,
 });
 nav.before(menuButton);
+
+// light or dark, kept per browser (theme.ts); on every page, the login form's included
+const themeButton = h("button", {
+  type: "button", class: "theme-toggle ghost", id: "theme-toggle", "aria-label": "Dark theme",
+  onclick: () => setTheme(theme() === "dark" ? "light" : "dark"),
+});
+function drawThemeButton(): void {
+  const dark = theme() === "dark";
+  themeButton.setAttribute("aria-pressed", String(dark));
+  themeButton.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
+  themeButton.textContent = dark ? "☀" : "☾";
+}
+drawThemeButton();
+onThemeChange(drawThemeButton);
+topbar.append(themeButton);
 
 function setMenu(open: boolean): void {
   topbar.classList.toggle("menu-open", open);

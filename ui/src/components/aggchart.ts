@@ -6,6 +6,7 @@ import uPlot from "uplot";
 
 import type { QueryAnswer, Row } from "../api";
 import { h } from "../dom";
+import { axisInk, gridInk, themedChart } from "../theme";
 import { byFields, timechartColumns } from "../panelquery";
 import { type Resolved } from "../timerange";
 import { chartDate, tickTime } from "./charttime";
@@ -83,6 +84,7 @@ function lines(answer: QueryAnswer, q: string, r: Resolved, box: HTMLElement, no
   box.dataset.series = String(drawn.length);
   const x = times.map((t) => t / 1000);
   return plot(box, (width) => new uPlot({
+    plugins: [themedChart()],
     width, height: 240, padding: [8, 8, 0, 0],
     tzDate: chartDate,
     legend: { show: true, live: true },
@@ -90,8 +92,8 @@ function lines(answer: QueryAnswer, q: string, r: Resolved, box: HTMLElement, no
     scales: { x: { time: true, range: () => [r.fromMs / 1000, r.toMs / 1000] },
       y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
     axes: [
-      { stroke: "#6b7280", grid: { show: false }, ticks: { size: 3 }, space: 70 },
-      { stroke: "#6b7280", size: 56, grid: { stroke: "#eef0f3" }, ticks: { show: false },
+      { stroke: axisInk, grid: { show: false }, ticks: { size: 3, stroke: gridInk }, space: 70 },
+      { stroke: axisInk, size: 56, grid: { stroke: gridInk }, ticks: { show: false },
         values: (_u, vals) => vals.map((v) => numberText(v)) },
     ],
     series: [
@@ -118,15 +120,16 @@ function bars(answer: QueryAnswer, q: string, box: HTMLElement, note: HTMLElemen
   const n = measures.length;
   const width = Math.min(0.8, 0.9 / n);
   return plot(box, (w) => new uPlot({
+    plugins: [themedChart()],
     width: w, height: 260, padding: [8, 8, 0, 0],
     legend: { show: n > 1, live: true },
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     scales: { x: { time: false, range: () => [-0.6, labels.length - 0.4] },
       y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
     axes: [
-      { stroke: "#6b7280", grid: { show: false }, ticks: { show: false }, size: labels.length > 8 ? 90 : 40,
+      { stroke: axisInk, grid: { show: false }, ticks: { show: false }, size: labels.length > 8 ? 90 : 40,
         rotate: labels.length > 8 ? -35 : 0, splits: () => x, values: (_u, vals) => vals.map((v) => short(labels[v] ?? "")) },
-      { stroke: "#6b7280", size: 56, grid: { stroke: "#eef0f3" }, ticks: { show: false },
+      { stroke: axisInk, size: 56, grid: { stroke: gridInk }, ticks: { show: false },
         values: (_u, vals) => vals.map((v) => numberText(v)) },
     ],
     series: [

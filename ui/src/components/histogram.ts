@@ -4,6 +4,7 @@ import uPlot from "uplot";
 
 import type { Row } from "../api";
 import { h } from "../dom";
+import { axisInk, gridInk, themedChart } from "../theme";
 import { chartDate, tickTime } from "./charttime";
 import { type Resolved } from "../timerange";
 
@@ -74,6 +75,7 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
     const order = levels.map((_, i) => i).reverse();
     const bars = uPlot.paths.bars!({ size: [0.92, 60], align: 1 });
     const opts: uPlot.Options = {
+      plugins: [themedChart()],
       width: Math.max(el.clientWidth, 300),
       height: 150,
       padding: [8, 8, 0, 0],
@@ -83,8 +85,8 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
       select: { show: true, left: 0, top: 0, width: 0, height: 0 },
       scales: { x: { time: true, range: () => [r.fromMs / 1000, r.toMs / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [
-        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 4 }, space: 70 },
-        { stroke: "#6b7280", size: 44, grid: { stroke: "#e5e7eb", width: 1 }, ticks: { show: false } },
+        { stroke: axisInk, grid: { show: false }, ticks: { size: 4, stroke: gridInk }, space: 70 },
+        { stroke: axisInk, size: 44, grid: { stroke: gridInk, width: 1 }, ticks: { show: false } },
       ],
       series: [
         { value: (_u, v) => (v === null ? "" : tickTime(v)) },

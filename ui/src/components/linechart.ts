@@ -3,6 +3,7 @@
 import uPlot from "uplot";
 
 import { h } from "../dom";
+import { axisInk, gridInk, themedChart } from "../theme";
 import { chartDate, tickTime } from "./charttime";
 
 export interface LineSeries {
@@ -26,6 +27,7 @@ export function lineChart(title: string, unit: string, x: number[], series: Line
   const make = (width: number) => {
     plot?.destroy();
     plot = new uPlot({
+      plugins: [themedChart()],
       width,
       height,
       padding: [6, 8, 0, 0],
@@ -34,8 +36,8 @@ export function lineChart(title: string, unit: string, x: number[], series: Line
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: () => range }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
       axes: [
-        { stroke: "#6b7280", grid: { show: false }, ticks: { size: 3 }, space: 70 },
-        { stroke: "#6b7280", size: 50, grid: { stroke: "#eef0f3" }, ticks: { show: false },
+        { stroke: axisInk, grid: { show: false }, ticks: { size: 3, stroke: gridInk }, space: 70 },
+        { stroke: axisInk, size: 50, grid: { stroke: gridInk }, ticks: { show: false },
           values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}`) },
       ],
       series: [
