@@ -165,7 +165,8 @@ export function servicesPage(): Page {
               h("td", { class: "num" }, latency(s.p95)),
               h("td", { class: "num" }, latency(s.p99)));
           })));
-        body.append(h("section", { class: "card" }, table));
+        // wider than a phone: the table scrolls inside its card, the page never sideways
+        body.append(h("section", { class: "card" }, h("div", { class: "table-box" }, table)));
         const range2: [number, number] = [r.fromMs / 1000, r.toMs / 1000];
         for (const s of health.filter((x, i) => health.findIndex((y) => y.service === x.service) === i)) {
           const counts = grid(series.rows, s.service, "n");

@@ -58,6 +58,17 @@ function breakdownTable(t: TraceAnswer["timings"]): HTMLElement {
   );
 }
 
+/** The axis's five labels where they fit apart; on a narrow track (a phone) the ends and the
+ * middle, or only the ends, rather than labels drawn over each other. */
+function spaceTicks(ticks: HTMLElement[]): void {
+  const apart = (shown: HTMLElement[]) => shown.every((t, i) =>
+    i === 0 || shown[i - 1].getBoundingClientRect().right + 4 <= t.getBoundingClientRect().left);
+  for (const keep of [[0, 1, 2, 3, 4], [0, 2, 4], [0, 4]]) {
+    ticks.forEach((t, i) => { t.hidden = !keep.includes(i); });
+    if (apart(keep.map((i) => ticks[i]))) return;
+  }
+}
+
 function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): HTMLElement {
   const bars = answer.waterfall.bars;
   const events = answer.waterfall.events;
@@ -100,9 +111,10 @@ function waterfallView(answer: TraceAnswer, onPick: (record: number) => void): H
     if (e.at_ms < begin || e.at_ms > end) dot.classList.add("outside");
     return dot;
   });
+  const axis = h("span", { class: "wf-track" }, ticks);
+  new ResizeObserver(() => spaceTicks(ticks)).observe(axis);
   return h("div", { class: "waterfall", id: "waterfall" },
-    h("div", { class: "wf-row wf-axis" }, h("span", { class: "wf-label" }), h("span", { class: "wf-track" }, ticks),
-      h("span", { class: "wf-ms" })),
+    h("div", { class: "wf-row wf-axis" }, h("span", { class: "wf-label" }), axis, h("span", { class: "wf-ms" })),
     rows,
     h("div", { class: "wf-row wf-events" }, h("span", { class: "wf-label" }, "records written"),
       h("span", { class: "wf-track" }, dots), h("span", { class: "wf-ms" }, String(events.length))));
