@@ -193,3 +193,33 @@ def test_toggle_is_kept_per_browser_and_applied_before_the_first_paint(probe: Pa
     page.emulate_media(color_scheme="dark")
     page.wait_for_function("() => getComputedStyle(document.body).backgroundColor !== 'rgb(245, 246, 248)'")
     assert page.locator("#theme-toggle").get_attribute("aria-pressed") == "true"
+
+
+def test_dark_login_tail_alerts_and_dashboard_list(probe: PageProbe, demo: Demo) -> None:
+    """The pages not covered above, in dark at both sizes: headings, hints, buttons and inputs readable."""
+    page = probe.page
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(demo.server.url + "/ui/search")
+    page.wait_for_selector("#login-form")
+    assert is_dark(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+    assert_readable(page, "#login-form h1")
+    assert_readable(page, "#login-form button")
+    assert page.locator("#theme-toggle").get_attribute("aria-pressed") == "true"
+    both_sizes(page, "dark-login")
+    login(page, demo, "/ui/tail")
+    page.wait_for_selector("#tail-status")
+    assert_readable(page, "#tail-status")
+    assert_readable(page, "main button")
+    assert_readable(page, "#tail-find")
+    both_sizes(page, "dark-tail")
+    page.click("#nav a[data-page=alerts]")
+    page.wait_for_function("() => !document.querySelector('#alerts').textContent.includes('Loading')")
+    assert_readable(page, "main h1")
+    assert_readable(page, "#alerts td, #alerts .hint")
+    both_sizes(page, "dark-alerts")
+    page.click("#nav a[data-page=dashboards]")
+    page.locator("#dashboard-list").wait_for()
+    assert_readable(page, "#dashboard-list td")
+    assert_readable(page, "#dashboard-list th")
+    both_sizes(page, "dark-dashboards")
