@@ -110,7 +110,8 @@ def test_dark_follows_the_system_on_search(probe: PageProbe, demo: Demo) -> None
     assert_readable(page, "#results li.record .ts")
     assert_readable(page, "#result-summary")
     assert_readable(page, "#query")
-    assert_readable(page, ".field-label")
+    page.wait_for_selector(".sidebar .field-label")  # the sidebar loads after the rows
+    assert_readable(page, ".sidebar .field-label")
     assert_readable(page, "#results li.record .level")
     assert_badges_readable(page)
     # an opened record: names, values
@@ -214,7 +215,10 @@ def test_dark_login_tail_alerts_and_dashboard_list(probe: PageProbe, demo: Demo)
     assert_readable(page, "#tail-find")
     both_sizes(page, "dark-tail")
     page.click("#nav a[data-page=alerts]")
-    page.wait_for_function("() => !document.querySelector('#alerts').textContent.includes('Loading')")
+    page.wait_for_function("""() => {
+        const list = document.querySelector('#alerts');
+        return list && !list.textContent.includes('Loading') && list.querySelector('td, .hint');
+    }""")
     assert_readable(page, "main h1")
     assert_readable(page, "#alerts td, #alerts .hint")
     both_sizes(page, "dark-alerts")
