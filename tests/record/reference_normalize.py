@@ -590,7 +590,7 @@ def _sid(tenant, service, message):
 
 def _ts(ns):
     seconds, frac = divmod(ns, _NS)
-    return f"{seconds}.{frac:09d}"
+    return f"{seconds:010d}.{frac:09d}"  # change 9: ten digits, or the engine reads a date
 
 
 _HTTP_COLUMN = {name: "http_" + name for name in HTTP_FIELDS}

@@ -69,9 +69,12 @@ def set_patterns(enabled: bool) -> None:
 
 
 def _ts(ns: int) -> str:
-    """DateTime64(9) input: ClickHouse reads 'seconds.fraction' text without rounding."""
+    """DateTime64(9) input: ClickHouse reads 'seconds.fraction' text without rounding.
+
+    The seconds are written with 10 digits: the engine reads fewer (any time before 1973-03-03)
+    as a date ('0.500000000' failed the whole batch, forever; '500000000' became 1985)."""
     seconds, frac = divmod(ns, _NS)
-    return f"{seconds}.{frac:09d}"
+    return f"{seconds:010d}.{frac:09d}"
 
 
 _last_observed: tuple[int, str] = (-1, "")  # every record of one request shares its receive time
