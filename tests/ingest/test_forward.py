@@ -228,3 +228,21 @@ def test_a_chunk_sent_again_is_stored_once(server_factory) -> None:  # type: ign
         assert _acks(conn, 2) == [chunk, chunk]
     assert len(records(server, "service:fwd-once", 21)) == 21
     assert len(records(server, "service:fwd-once", 22, timeout=3)) == 21
+
+
+def test_a_latin1_string_costs_nothing_but_its_bytes(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A msgpack str that is not UTF-8 (a legacy app's Latin-1 'café') is stored with U+FFFD for the
+    bad byte; the chunk is acked and every record of it stored. (It made the whole chunk fail and
+    the connection close without an ack, so Fluentd resent it forever.)"""
+    port = free_port()
+    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+    pack = msgpack.packb
+    latin1 = b"\x83" + pack("service") + pack("latin1svc") + pack("id") + pack(1) + pack("message") + b"\xa4caf\xe9"
+    good = pack({"service": "latin1svc", "id": 2, "message": "plain"})
+    now = int(time.time())
+    entries = b"\x92" + b"\x92" + pack(now) + latin1 + b"\x92" + pack(now) + good
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(b"\x93" + pack("app.latin1") + entries + pack({"chunk": "latin1-chunk"}))
+        assert _acks(conn, 1) == ["latin1-chunk"]
+    rows = by_message(records(server, "service:latin1svc", 2))
+    assert set(rows) == {"caf\ufffd", "plain"}

@@ -132,9 +132,9 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
                 raise RecordError(problem)
             try:
                 rows.append(encode_record(raw, received_ns=received_ns))
-            except (TypeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
+            except (TypeError, UnicodeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
                 rows.append(encode_record(_clean(raw), received_ns=received_ns))
-        except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
+        except (RecordError, TypeError, ValueError, orjson.JSONEncodeError) as exc:  # this record only
             rejected += 1
             log.debug("forward record rejected: %s", exc)
     return b"\n".join(rows), len(rows), rejected
@@ -260,7 +260,8 @@ class _Connection:
             if not digest:
                 keys.append(b"")
                 continue
-            fingerprint = request_fingerprint(tag, msgpack.packb(entries, default=_as_packable))
+            fingerprint = request_fingerprint(tag, msgpack.packb(entries, default=_as_packable,
+                                                                 unicode_errors="surrogateescape"))
             if digest in here or index.request(digest) == fingerprint:
                 index.replays += 1
                 keys.append(None)
