@@ -198,3 +198,21 @@ def test_a_tenant_scoped_writer_stamps_its_tenant(server: ServerProcess) -> None
     rows = records(server, "service:scoped", 3)
     assert {row["message"]: row["tenant"] for row in rows} == {
         "es scoped": "acme", "loki scoped": "acme", "otlp scoped": "acme"}
+
+
+def test_one_unreadable_json_record_is_rejected_alone(server: ServerProcess) -> None:
+    """A record whose timeUnixNano or intValue is not an integer is a partial success naming it,
+    not a 400 for the whole request (the Collector drops a 400's good records for good)."""
+    logs = [{"timeUnixNano": "abc", "body": {"stringValue": "bad time"}},
+            {"timeUnixNano": "1700000000000000000", "body": {"stringValue": "otlp alone ok"}},
+            {"body": {"stringValue": "bad int"}, "attributes": [{"key": "n", "value": {"intValue": "x1"}}]}]
+    body = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otlp-alone"}}]},
+                              "scopeLogs": [{"logRecords": logs}]}]}
+    with server.client() as client:
+        response = client.post("/v1/logs", content=orjson.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedLogRecords"] == "2"
+    assert "timeUnixNano 'abc' is not an integer" in partial["errorMessage"]
+    rows = records(server, 'service:"otlp-alone"', 1)
+    assert [r["message"] for r in rows] == ["otlp alone ok"]

@@ -375,4 +375,5 @@ class PatternMiner:
 def _row(r: Row, now_ms: int) -> dict[str, Any]:
     tenant, service, stored_id, gid, template, ts, sample = r
     return {"tenant": tenant, "service": service, "pattern_id": stored_id, "group_id": gid,
-            "template": template, "updated": now_ms, "timestamp": ts or "0000000000.000000000", "sample": sample}
+            "template": template, "updated": now_ms, "timestamp": ts or "0000000000.000000000",
+            "sample": sample}

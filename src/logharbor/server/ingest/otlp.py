@@ -92,7 +92,7 @@ def _any_json(value: Any) -> Any:
         if kind == "stringValue":
             return inner
         if kind == "intValue":
-            return int(inner)
+            return _json_int(inner, "intValue")
         if kind == "doubleValue":
             return float(inner)
         if kind == "boolValue":
@@ -210,6 +210,13 @@ class _Batch:
         if not self.first_note:
             self.first_note = message
 
+    def reject(self, reason: str) -> None:
+        """A record that could not even be read: counted, and named if it is the first."""
+        self.seen += 1
+        self.rejected += 1
+        if not self.first_error:
+            self.first_error = f"log record rejected: {reason}"
+
     def add(self, raw: dict[str, Any]) -> None:
         self.seen += 1
         problem = self.limits.check(raw, self.size)
@@ -280,28 +287,54 @@ def _from_json(body: bytes, batch: _Batch) -> None:
                 scope["scope.version"] = meta["version"]
             _attributes(scope, _kv_json(meta.get("attributes") or []))
             for log in scope_logs.get("logRecords") or scope_logs.get("log_records") or []:
-                raw = dict(scope)
-                _attributes(raw, _kv_json(log.get("attributes") or []))
-                _kept(raw, log.get("observedTimeUnixNano"), log.get("severityText"))
-                stamp = int(log.get("timeUnixNano") or 0) or int(log.get("observedTimeUnixNano") or 0)
-                if stamp:
-                    raw["timestamp"] = stamp
-                severity = log.get("severityNumber")
-                if isinstance(severity, str) and not severity.isdigit():
-                    severity = severity.removeprefix("SEVERITY_NUMBER_")  # protobuf JSON enum names
-                if severity and severity != "UNSPECIFIED":
-                    if str(severity).isdigit():
-                        _severity(raw, int(severity))
-                    else:
-                        raw["level"] = severity
-                elif log.get("severityText"):
-                    raw["level"] = log["severityText"]
-                if "body" in log:
-                    _body(raw, _any_json(log["body"]))
-                _ids(raw, (log.get("traceId"), log.get("spanId")), batch)
-                if log.get("eventName"):
-                    raw["event.name"] = log["eventName"]
+                try:
+                    raw = _json_record(log, scope, batch)
+                except (ValueError, TypeError, AttributeError, KeyError) as exc:  # this record only
+                    batch.reject(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
+                    continue
                 batch.add(raw)
+
+
+def _json_int(value: Any, what: str) -> int:
+    """An int64/uint64 as protobuf's JSON mapping writes it (a number, or its decimal digits)."""
+    if value is None or value == "":
+        return 0
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():  # proto3 JSON: an integral number is allowed
+        return int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lstrip("-").isascii() and text.lstrip("-").isdigit():
+        return int(text)
+    raise ValueError(f"{what} {str(value)[:40]!r} is not an integer")
+
+
+def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> dict[str, Any]:
+    """One OTLP/JSON log record as the raw dict normalize() takes; raises on a value that is not
+    what the spec says (``"timeUnixNano": "abc"``), which rejects this record, not the request."""
+    raw = dict(scope)
+    _attributes(raw, _kv_json(log.get("attributes") or []))
+    _kept(raw, log.get("observedTimeUnixNano"), log.get("severityText"))
+    stamp = _json_int(log.get("timeUnixNano"), "timeUnixNano") or \
+        _json_int(log.get("observedTimeUnixNano"), "observedTimeUnixNano")
+    if stamp:
+        raw["timestamp"] = stamp
+    severity = log.get("severityNumber")
+    if isinstance(severity, str) and not severity.isdigit():
+        severity = severity.removeprefix("SEVERITY_NUMBER_")  # protobuf JSON enum names
+    if severity and severity != "UNSPECIFIED":
+        if str(severity).isdigit():
+            _severity(raw, int(severity))
+        else:
+            raw["level"] = severity
+    elif log.get("severityText"):
+        raw["level"] = log["severityText"]
+    if "body" in log:
+        _body(raw, _any_json(log["body"]))
+    _ids(raw, (log.get("traceId"), log.get("spanId")), batch)
+    if log.get("eventName"):
+        raw["event.name"] = log["eventName"]
+    return raw
 
 
 def decode_otlp(body: bytes, is_json: bool, received_ns: int, limits: RecordLimits,
