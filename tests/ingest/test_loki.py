@@ -145,3 +145,22 @@ def test_python_logging_loki_handler(server: ServerProcess) -> None:
     assert error["level"] == "ERROR" and error["env"] == "staging" and error["order_id"] == "o-9"
     assert error["logger"] == "pyloki.test" and error["application"] == "pyloki"
     assert rows["loki handler warning line"]["level"] == "WARN"
+
+
+def test_big_integers_in_json_and_logfmt_lines_are_kept_exact(server: ServerProcess) -> None:
+    """As on native ingest: an integer beyond 64 bits in a pushed JSON line is that integer (it
+    came back as 1.8446744073709552e+19); in a logfmt line its text is kept."""
+    big = "18446744073709551617"
+    body = {"streams": [{"stream": {"service_name": "loki-bigint"}, "values": [
+        ["1700000000000000000", '{"msg":"json big","big":' + big + ',"neg":-9223372036854775809}'],
+        ["1700000000000000001", f"msg=\"logfmt big\" big={big} small=42"]]}]}
+    with server.client() as client:
+        assert client.post("/loki/api/v1/push", json=body).status_code == 204
+    found = records(server, 'service:"loki-bigint"', 2)
+    rows = {"json big" if r["message"].startswith("{") else "logfmt big": r for r in found}
+
+    def attr(row: dict, key: str) -> object:  # type: ignore[type-arg]
+        return row["attributes"][key] if "attributes" in row else row[key]
+
+    assert attr(rows["json big"], "big") == int(big) and attr(rows["json big"], "neg") == -9223372036854775809
+    assert attr(rows["logfmt big"], "big") == big and attr(rows["logfmt big"], "small") == 42

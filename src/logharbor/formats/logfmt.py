@@ -22,7 +22,8 @@ _PAIR = re.compile(r'([^\s="]+)(?:=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?(?:[ \t]+
 _PAIR_TEXT = r'[^\s="]+(?:=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?'
 _WHOLE = re.compile(r"(?:" + _PAIR_TEXT + r"(?:[ \t]+|\Z))*\Z")
 _FIND = re.compile(r'([^\s="]+)(?:(=)("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*))?').findall
-_INT = re.compile(r"-?(?:0|[1-9]\d{0,17})")
+_INT = re.compile(r"-?(?:0|[1-9]\d{0,19})")
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
@@ -60,7 +61,11 @@ def _typed(value: str) -> Any:
     c = value[0]
     if c.isdigit() or c == "-":
         if _INT.fullmatch(value):
-            return int(value)
+            number = int(value)
+            # beyond 64 bits the text stays as it is (a float would change its digits)
+            return number if _INT_MIN <= number <= _UINT_MAX else value
+        if len(value.lstrip("-")) > 18 and value.lstrip("-").isdigit():
+            return value  # an integer too long to be one: its text, exactly
         if _FLOAT.fullmatch(value):
             number = float(value)
             return number if abs(number) < float("inf") else value

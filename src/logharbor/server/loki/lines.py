@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from logharbor import exactjson
 from logharbor.formats.logfmt import parse_logfmt
 from logharbor.record import normalize_level
 
@@ -47,8 +46,8 @@ def line_fields(line: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     if text[0] == "{" and text[-1] == "}":
         try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            obj = exactjson.loads(text)  # integers beyond 64 bits stay exact, as on native ingest
+        except ValueError:  # orjson's JSONDecodeError and ExactJSONError both are
             return None, None
         if not isinstance(obj, dict) or not obj:
             return None, None
