@@ -506,6 +506,9 @@ def _as_text(value: Any) -> str:
     return exactjson.dumps(value).decode()
 
 
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+
+
 def _http_value(name: str, value: Any) -> Any:
     kind = HTTP_FIELDS[name]
     if type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[name]):
@@ -516,6 +519,9 @@ def _http_value(name: str, value: Any) -> Any:
         return _as_text(value)
     if isinstance(value, bool):
         raise RecordError(f"http.{name} must be a number, got {value!r}")
+    if isinstance(value, str) and not _NUMERIC_TEXT.fullmatch(value):
+        # int() and float() also read "5_02", "٥٠٢" and "inf": those are not numbers in a log record
+        raise RecordError(f"http.{name} must be a non-negative number, got {value!r}")
     try:
         if kind is int:
             out = int(value) if not isinstance(value, float) or value.is_integer() else None

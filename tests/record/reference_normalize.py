@@ -395,6 +395,9 @@ def _http_value(name: str, value: Any) -> Any:
     return out
 
 
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+
+
 def _http_value_unbounded(name: str, value: Any) -> Any:
     kind = HTTP_FIELDS[name]
     if type(value) is kind and (kind is str or value >= 0):
@@ -405,6 +408,9 @@ def _http_value_unbounded(name: str, value: Any) -> Any:
         return _as_text(value)
     if isinstance(value, bool):
         raise RecordError(f"http.{name} must be a number, got {value!r}")
+    if isinstance(value, str) and not _NUMERIC_TEXT.fullmatch(value):
+        # int() and float() also read "5_02", "٥٠٢" and "inf": those are not numbers in a log record
+        raise RecordError(f"http.{name} must be a non-negative number, got {value!r}")
     try:
         if kind is int:
             out = int(value) if not isinstance(value, float) or value.is_integer() else None
