@@ -584,6 +584,14 @@ _LEVEL_CACHE: dict[str, str] = {}  # level text → level: a source uses a few s
 _LEVEL_CACHE_MAX = 256
 
 
+def _merge_attributes(obj: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``attributes`` object read as its own keys, before anything is folded: its
+    ``level``, ``service``, ``timestamp`` … count as the record's (they were dropped without a
+    word), a top-level key of the same name wins."""
+    nested = obj.pop("attributes")
+    return {**nested, **obj}
+
+
 def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     """The canonical values of one record, in the order :func:`normalize` stores them:
     ``(timestamp, message, service, source, host, instance, env, version, tenant, trace_id,
@@ -595,6 +603,8 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     """
     # the copy runs in C; only the few alias keys are visited in Python, as the shape's plan says
     attributes = dict(obj)
+    if type(attributes.get("attributes")) is dict:
+        attributes = _merge_attributes(attributes)
     keys = tuple(attributes)
     plan = _PLANS.get(keys)
     if plan is None:
@@ -739,6 +749,8 @@ def level_of(obj: Mapping[str, Any]) -> str | None:
     when none gives one (normalize would then use ``http.status`` or INFO): for the paths that
     only need the level, such as the agent's sampler, so they read it the same way."""
     attributes = dict(obj)
+    if type(attributes.get("attributes")) is dict:
+        attributes = _merge_attributes(attributes)
     keys = tuple(attributes)
     plan = _PLANS.get(keys) or _cached_plan(keys, _PLANS, True)
     if plan[4] is not None:

@@ -446,7 +446,7 @@ def normalize(
     if not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
     now = received_ns if received_ns is not None else time.time_ns()
-    obj = _dialect_rewrite(_unnest8(dict(obj)))  # change 6, change 8
+    obj = _dialect_rewrite(_unnest8(_merge10(dict(obj))))  # change 6, change 8, change 10
     found: dict[str, Any] = {}
     rank: dict[str, int] = {}
     # the copy and the key intersection run in C; only the few alias keys are visited in Python
@@ -983,6 +983,16 @@ def _render6(template, props, renderings):
         out.append(text)
     out.append(template[pos:])
     return "".join(out)
+
+
+def _merge10(obj):
+    """change 10: an ``attributes`` object is read as the record's own keys before folding (a
+    top-level key of the same name wins)."""
+    if type(obj.get("attributes")) is not dict:
+        return obj
+    nested = obj["attributes"]
+    rest = {k: v for k, v in obj.items() if k != "attributes"}
+    return {**nested, **rest}
 
 
 def _unnest8(obj):

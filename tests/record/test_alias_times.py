@@ -44,3 +44,13 @@ def test_the_first_alias_decides_and_the_others_stay() -> None:
     # "time" comes first among the aliases: it is not a time, so the receive time; "ts" stays too
     assert record["timestamp"] == NOW
     assert record["attributes"] == {"ts": 1_793_534_400, "time": "12:00:00"}
+
+
+def test_an_attributes_object_is_read_as_the_records_own_keys() -> None:
+    """Its level, service and time were dropped without a word (found by an attack)."""
+    record = normalize({"k": "v", "attributes": {"level": "error", "service": "svc",
+                                                  "timestamp": "2024-01-01T00:00:00Z", "x": 1}}, received_ns=NOW)
+    assert (record["level"], record["service"], record["timestamp"]) == ("ERROR", "svc", 1_704_067_200_000_000_000)
+    assert record["attributes"] == {"x": 1, "k": "v"}
+    top_wins = normalize({"level": "warn", "attributes": {"level": "error"}}, received_ns=NOW)
+    assert top_wins["level"] == "WARN"
