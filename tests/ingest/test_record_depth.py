@@ -102,3 +102,13 @@ def test_otlp_json_with_a_deep_kvlist_is_refused_by_name(server: ServerProcess) 
     assert [r["message"] for r in records(server, 'service:"depth-otlp"', 1)] == ["otlp ok"]
     with server.client() as client:
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_byte_order_mark_does_not_cost_the_first_line(server: ServerProcess) -> None:
+    """A body written by a tool that starts files with a UTF-8 BOM keeps its first record."""
+    body = b"\xef\xbb\xbf" + orjson.dumps({"service": "bom", "message": "first"}) + b"\n" + \
+        orjson.dumps({"service": "bom", "message": "second"})
+    with server.client() as client:
+        answer = client.post("/api/v1/logs", content=body, headers={"content-type": "application/x-ndjson"})
+    assert answer.json() == {"accepted": 2, "rejected": []}, answer.text
+    assert sorted(r["message"] for r in records(server, "service:bom", 2)) == ["first", "second"]
