@@ -22,8 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import Notification, _iso
-from .hosts import HostPolicy
-from .http import destination_of, post
+from .http import HttpChannel, http_url, post
 
 __all__ = ["AlertmanagerChannel", "AlertmanagerConfig", "postable_alerts"]
 
@@ -44,9 +43,7 @@ class AlertmanagerConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or not destination_of(value)[0]:
-            raise ValueError("url must be an http(s) URL with a host")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
 
 def _label_name(name: str) -> str:
@@ -76,21 +73,14 @@ def postable_alerts(config: AlertmanagerConfig, notification: Notification) -> l
     return out
 
 
-class AlertmanagerChannel:
+class AlertmanagerChannel(HttpChannel):
     """Posts the alerts of a notification in one request."""
 
     kind: ClassVar[str] = "alertmanager"
     config_model: ClassVar[type[BaseModel]] = AlertmanagerConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("url", "headers")
 
-    def __init__(self, config: AlertmanagerConfig, hosts: HostPolicy | None = None) -> None:
-        self.config = config
-        self.hosts = hosts or HostPolicy()
-
-    @staticmethod
-    def destination(config: BaseModel) -> tuple[str, int]:
-        """(host, port) the channel connects to."""
-        return destination_of(config.url)  # type: ignore[attr-defined]
+    config: AlertmanagerConfig
 
     async def send(self, notification: Notification) -> None:
         """POST the alerts once (Alertmanager answers 200)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -20,7 +21,7 @@ import httpx
 from .base import UNDELIVERED, Blocked, Permanent, Retriable
 from .hosts import HostNotAllowed, HostPolicy, Unresolvable
 
-__all__ = ["destination_of", "post"]
+__all__ = ["HttpChannel", "destination_of", "http_url", "post"]
 
 log = logging.getLogger("logharbor.alerts")
 
@@ -68,3 +69,24 @@ async def post(what: str, url: str, body: bytes, *, hosts: HostPolicy, timeout_s
     if response.status_code >= 300:
         raise Permanent(UNDELIVERED)
     return response.status_code
+
+
+def http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host (a channel's ``url`` validator)."""
+    if not value.startswith(("http://", "https://")) or not destination_of(value)[0]:
+        raise ValueError("url must be an http(s) URL with a host")
+    return value
+
+
+class HttpChannel:
+    """What every channel that POSTs to a ``url`` shares: its config, the host rules it connects
+    under, and the (host, port) the API checks against those rules when the channel is saved."""
+
+    def __init__(self, config: Any, hosts: HostPolicy | None = None) -> None:
+        self.config = config
+        self.hosts = hosts or HostPolicy()
+
+    @staticmethod
+    def destination(config: Any) -> tuple[str, int]:
+        """(host, port) the channel connects to."""
+        return destination_of(config.url)

@@ -18,8 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import Alert, Notification, _iso
-from .hosts import HostPolicy
-from .http import destination_of, post
+from .http import HttpChannel, http_url, post
 
 __all__ = ["EVENTS_URL", "PagerDutyChannel", "PagerDutyConfig", "dedup_key", "events"]
 
@@ -42,9 +41,7 @@ class PagerDutyConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or not destination_of(value)[0]:
-            raise ValueError("url must be an http(s) URL with a host")
-        return value
+        return http_url(value)
 
 
 def dedup_key(rule: str, labels: dict[str, str]) -> str:
@@ -93,21 +90,14 @@ def events(config: PagerDutyConfig, notification: Notification) -> list[dict[str
     return out
 
 
-class PagerDutyChannel:
+class PagerDutyChannel(HttpChannel):
     """Sends each alert of a notification as one event."""
 
     kind: ClassVar[str] = "pagerduty"
     config_model: ClassVar[type[BaseModel]] = PagerDutyConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("routing_key",)
 
-    def __init__(self, config: PagerDutyConfig, hosts: HostPolicy | None = None) -> None:
-        self.config = config
-        self.hosts = hosts or HostPolicy()
-
-    @staticmethod
-    def destination(config: BaseModel) -> tuple[str, int]:
-        """(host, port) the channel connects to."""
-        return destination_of(config.url)  # type: ignore[attr-defined]
+    config: PagerDutyConfig
 
     async def send(self, notification: Notification) -> None:
         """POST every event once, in order; a failure stops there and the dispatcher retries the

@@ -16,8 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import Notification, _iso
-from .hosts import HostPolicy
-from .http import destination_of, post
+from .http import HttpChannel, http_url, post
 
 __all__ = ["CARD_TYPE", "TeamsChannel", "TeamsConfig", "message"]
 
@@ -35,9 +34,7 @@ class TeamsConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or not destination_of(value)[0]:
-            raise ValueError("url must be an http(s) URL with a host")
-        return value
+        return http_url(value)
 
 
 def _value(value: float | None) -> str:
@@ -69,21 +66,14 @@ def message(notification: Notification) -> dict[str, Any]:
     return {"type": "message", "attachments": [attachment]}
 
 
-class TeamsChannel:
+class TeamsChannel(HttpChannel):
     """Posts one card per notification."""
 
     kind: ClassVar[str] = "teams"
     config_model: ClassVar[type[BaseModel]] = TeamsConfig
     secret_fields: ClassVar[tuple[str, ...]] = ("url",)
 
-    def __init__(self, config: TeamsConfig, hosts: HostPolicy | None = None) -> None:
-        self.config = config
-        self.hosts = hosts or HostPolicy()
-
-    @staticmethod
-    def destination(config: BaseModel) -> tuple[str, int]:
-        """(host, port) the channel connects to."""
-        return destination_of(config.url)  # type: ignore[attr-defined]
+    config: TeamsConfig
 
     async def send(self, notification: Notification) -> None:
         """POST the card once."""

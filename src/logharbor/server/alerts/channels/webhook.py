@@ -19,8 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import Notification
-from .hosts import HostPolicy
-from .http import destination_of, post
+from .http import HttpChannel, post
 
 __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "WebhookConfig", "sign"]
 
@@ -58,7 +57,7 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     """Sends one notification per call."""
 
     kind: ClassVar[str] = "webhook"
@@ -66,14 +65,7 @@ class WebhookChannel:
     #: the url (Slack-style URLs carry their token), headers (Authorization, …) and the HMAC key
     secret_fields: ClassVar[tuple[str, ...]] = ("url", "headers", "secret")
 
-    def __init__(self, config: WebhookConfig, hosts: HostPolicy | None = None) -> None:
-        self.config = config
-        self.hosts = hosts or HostPolicy()
-
-    @staticmethod
-    def destination(config: BaseModel) -> tuple[str, int]:
-        """(host, port) the channel connects to."""
-        return destination_of(config.url)  # type: ignore[attr-defined]
+    config: WebhookConfig
 
     def body(self, notification: Notification) -> bytes:
         """The request body: the JSON notification, or Slack's ``{"text"}``."""
