@@ -328,7 +328,7 @@ def unnest(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``obj`` with each of ``keys`` that holds an object replaced, in place in the key order, by
     its members as dotted keys; ``obj`` itself when none does, or when a dotted key it would make
     is already there (then nothing is changed)."""
-    nested = [k for k in keys if type(obj.get(k)) is dict and obj[k]]  # {} stays as it is
+    nested = [k for k in keys if type(obj[k]) is dict and obj[k]]  # {} stays as it is
     if not nested:
         return obj
     made = [f"{k}.{sub}" for k in nested for sub in obj[k]]
@@ -345,9 +345,15 @@ def unnest(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _then(nested: tuple[str, ...], rewrite: Rewrite | None) -> Rewrite:
+    """Unnest, then the logger dialect. The result is ``obj`` itself exactly when nothing changed
+    (a record whose ``service`` is a string, as most are), so the caller can skip re-planning;
+    a dialect's answer is always a new dict, even one that edited ``obj`` in place."""
     def both(obj: dict[str, Any]) -> dict[str, Any]:
-        out = unnest(obj, nested)
-        return rewrite(out) if rewrite is not None else out
+        out = unnest(obj, nested) if nested else obj
+        if rewrite is None:
+            return out
+        out = rewrite(out)
+        return dict(out) if out is obj else out
     return both
 
 
@@ -356,7 +362,7 @@ def dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
     objects under a canonical name read as dotted keys), or None (most records)."""
     rewrite = _dialect_of(keys)
     nested = tuple(k for k in NESTED_KEYS if k in keys)
-    return _then(nested, rewrite) if nested else rewrite
+    return _then(nested, rewrite) if nested or rewrite is not None else None
 
 
 def _dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:

@@ -610,10 +610,10 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     if plan is None:
         plan = _cached_plan(keys, _PLANS, True)
     if plan[4] is not None:  # a logger dialect (keys renamed to canonical names), nested objects
-        attributes = plan[4](attributes)
-        rewritten = tuple(attributes)
-        if rewritten != keys:  # "service" holding a string, as most do: the same keys, the same plan
-            keys = rewritten
+        rewritten = plan[4](attributes)
+        if rewritten is not attributes:  # the same object: nothing changed ("service" a string)
+            attributes = rewritten
+            keys = tuple(attributes)
             plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
     alias_keys, fields, simple, flat_http, _ = plan
     # every alias key leaves the attributes; per field the first one with a value wins, and an
@@ -754,10 +754,10 @@ def level_of(obj: Mapping[str, Any]) -> str | None:
     keys = tuple(attributes)
     plan = _PLANS.get(keys) or _cached_plan(keys, _PLANS, True)
     if plan[4] is not None:
-        attributes = plan[4](attributes)
-        rewritten = tuple(attributes)
-        if rewritten != keys:
-            keys = rewritten
+        rewritten = plan[4](attributes)
+        if rewritten is not attributes:  # the same object: nothing changed ("service" a string)
+            attributes = rewritten
+            keys = tuple(attributes)
             plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
     named = otel = None
     for key, field in zip(plan[0], plan[1], strict=True):
