@@ -31,12 +31,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from logharbor.server.alerts.catalog import Catalog, StoredRule  # noqa: E402 - after the path tweak
-from logharbor.server.alerts.evaluator import Evaluator, ManualClock  # noqa: E402
-from logharbor.server.alerts.rules import Rule  # noqa: E402
+from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
+from logharbor.server.features.alerts.catalog import Catalog, StoredRule  # noqa: E402 - after the path tweak
+from logharbor.server.features.alerts.evaluator import Evaluator, ManualClock  # noqa: E402
+from logharbor.server.features.alerts.rules import Rule  # noqa: E402
+from logharbor.server.features.health.services import ServiceRecorder, service_health  # noqa: E402
 from logharbor.server.meta.db import MetaStore  # noqa: E402
-from logharbor.server.services import ServiceRecorder, service_health  # noqa: E402
-from logharbor.server.store.embedded import EmbeddedStore  # noqa: E402
 
 MINUTE = 60 * 10**9
 SERVICES = 20
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--span", default="1h", help="records are spread over this much time before now")
     parser.add_argument("--minutes", type=int, default=3, help="simulated minutes (rounds of every rule)")
     args = parser.parse_args()
-    from logharbor.server.query import parse_duration_ns
+    from logharbor.server.features.query import parse_duration_ns
 
     work = Path(tempfile.mkdtemp(prefix="lh-bench-alerts-"))
     store = EmbeddedStore(work / "store")

@@ -2,7 +2,7 @@
 
 Generates N records of the demo mix (as bench/retention.py does, in chunks) spread over D days,
 gives a handful of them, on a few days, one user id, optionally moves the older days to warm and
-cold, then runs a real delete job (server/retention/delete.py, without a WAL: the store alone)
+cold, then runs a real delete job (server/features/retention/delete.py, without a WAL: the store alone)
 and reports each step's seconds, the partitions and bytes rewritten, and how long the engine took
 to take the replaced parts off the disk:
 
@@ -28,15 +28,15 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from logharbor.record import normalize  # noqa: E402
+from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
+from logharbor.server.engine.store.rows import encode_row  # noqa: E402
+from logharbor.server.engine.store.sqlsafe import quote_identifier  # noqa: E402
+from logharbor.server.features.retention.coldstore import LocalCold  # noqa: E402
+from logharbor.server.features.retention.delete import DeleteJobs  # noqa: E402
+from logharbor.server.features.retention.mover import Mover  # noqa: E402
+from logharbor.server.features.retention.rules import RetentionPolicy  # noqa: E402
+from logharbor.server.features.retention.tiers import Tiers  # noqa: E402
 from logharbor.server.meta.db import MetaStore  # noqa: E402
-from logharbor.server.retention.coldstore import LocalCold  # noqa: E402
-from logharbor.server.retention.delete import DeleteJobs  # noqa: E402
-from logharbor.server.retention.mover import Mover  # noqa: E402
-from logharbor.server.retention.rules import RetentionPolicy  # noqa: E402
-from logharbor.server.retention.tiers import Tiers  # noqa: E402
-from logharbor.server.store.embedded import EmbeddedStore  # noqa: E402
-from logharbor.server.store.rows import encode_row  # noqa: E402
-from logharbor.server.store.sqlsafe import quote_identifier  # noqa: E402
 from retention import DAY, demo_mix, emit  # noqa: E402 - the same generator as the retention bench
 
 USER = "bench-erase-user-0001"

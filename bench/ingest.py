@@ -143,9 +143,9 @@ def peak_rss_mib(pid: int) -> float:
 def in_process(records: int, batch: int, rounds: int) -> None:
     """CPU µs per record of each step of the native decoder, on the demo mix (no server)."""
     from logharbor.record import normalize
+    from logharbor.server.engine.store import rows
     from logharbor.server.ingest.base import RecordLimits
     from logharbor.server.ingest.native import decode_ndjson
-    from logharbor.server.store import rows
 
     lines = demo_mix(records)
     bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
@@ -181,7 +181,7 @@ def in_process(records: int, batch: int, rounds: int) -> None:
     steps.append(("decode_ndjson", decode_bodies))
     try:  # the exactness work inside the steps above (issue #20), where this version has it
         from logharbor.exactjson import lossy_lines
-        from logharbor.server.store.attributes import split
+        from logharbor.server.engine.store.attributes import split
     except ImportError:
         pass
     else:
@@ -208,8 +208,8 @@ def in_process(records: int, batch: int, rounds: int) -> None:
 def exactness_ab(decode_bodies: object, records: int, rounds: int) -> None:
     """decode_ndjson with and without the exactness work (the exact-copy check and the big-integer
     scan switched off), alternating in one process so both see the same machine load."""
+    from logharbor.server.engine.store import attributes
     from logharbor.server.ingest import native
-    from logharbor.server.store import attributes
 
     split, scan = attributes.split, native.lossy_lines
 
@@ -306,7 +306,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=120)
 
-    from logharbor.server.store.embedded import EmbeddedStore
+    from logharbor.server.engine.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(data_dir / "store")
     store.open()

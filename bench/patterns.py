@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import demo_mix, free_port, store_rows  # noqa: E402 - after the path tweak
 from logharbor.record import normalize  # noqa: E402
-from logharbor.server.mining import PatternMiner  # noqa: E402
-from logharbor.server.store import rows as rows_mod  # noqa: E402
+from logharbor.server.engine.mining import PatternMiner  # noqa: E402
+from logharbor.server.engine.store import rows as rows_mod  # noqa: E402
 
 
 def emit(**fields: object) -> None:

@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from logharbor import patterns as masking  # noqa: E402 - after the path tweak
 from logharbor.miner import Miner  # noqa: E402
 from logharbor.record import normalize  # noqa: E402
-from logharbor.server.mining import PatternMiner  # noqa: E402
-from logharbor.server.store import rows as rows_mod  # noqa: E402
+from logharbor.server.engine.mining import PatternMiner  # noqa: E402
+from logharbor.server.engine.store import rows as rows_mod  # noqa: E402
 
 SYSTEMS = ("Android Apache BGL HDFS HPC Hadoop HealthApp Linux Mac OpenSSH OpenStack Proxifier Spark "
            "Thunderbird Windows Zookeeper").split()

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import demo_mix  # noqa: E402 - after the path tweak
 from logharbor.record import normalize  # noqa: E402
-from logharbor.server.query import compile_query  # noqa: E402
-from logharbor.server.store.embedded import EmbeddedStore  # noqa: E402
-from logharbor.server.store.rows import encode_row  # noqa: E402
+from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
+from logharbor.server.engine.store.rows import encode_row  # noqa: E402
+from logharbor.server.features.query import compile_query  # noqa: E402
 
 RARE_WORD = "unhandled"
 PHRASE = "payment declined"

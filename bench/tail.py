@@ -104,7 +104,7 @@ def free_port() -> int:
 
 def fill_store(data_dir: Path, rows: int, lookups: int) -> list[tuple[str, str]]:
     """Generate ``rows`` rows in the server's store, merge them; (trace id, request id) samples."""
-    from logharbor.server.store.embedded import EmbeddedStore
+    from logharbor.server.engine.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(data_dir / "store")
     store.open()

@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from logharbor.server.wal import WriteAheadLog  # noqa: E402 - after the path tweak
+from logharbor.server.engine.wal import WriteAheadLog  # noqa: E402 - after the path tweak
 
 
 def run(directory: Path, *, reclaim: bool, seconds: float, writers: int, size: int, batch_ms: int,

@@ -1,6 +1,6 @@
 """How entries lie in logharbor's segment files, and how a segment is read back with its damage.
 
-Two append-only logs share this framing: the server's write-ahead log (``server/wal/``) and the
+Two append-only logs share this framing: the server's write-ahead log (``server/engine/wal/``) and the
 agent's disk buffer (``agent/buffer/``); neither imports the other, both import this module. A
 segment starts with an 8-byte magic that names its format (``LHWAL02`` for the WAL, ``LHBUF02``
 for the agent's buffer: the magic is the owner's, the framing of the entries after it is this

@@ -27,14 +27,14 @@ from tests.conftest import free_port
 
 from logharbor.record import normalize
 from logharbor.sealing import Sealer
-from logharbor.server.alerts.catalog import Catalog
-from logharbor.server.alerts.channels.secrets import SecretBox
-from logharbor.server.alerts.evaluator import Evaluator, ManualClock
-from logharbor.server.alerts.notify import Dispatcher
-from logharbor.server.alerts.silences import SilenceStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.features.alerts.catalog import Catalog
+from logharbor.server.features.alerts.channels.secrets import SecretBox
+from logharbor.server.features.alerts.evaluator import Evaluator, ManualClock
+from logharbor.server.features.alerts.notify import Dispatcher
+from logharbor.server.features.alerts.silences import SilenceStore
 from logharbor.server.meta.db import MetaStore
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
 
 T0 = 1_800_000_000_000_000_000  # a whole minute (2027-01-15T08:00:00Z)
 S = 1_000_000_000

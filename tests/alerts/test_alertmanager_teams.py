@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from logharbor.server.alerts.channels import Alert, Notification, build_channel
+from logharbor.server.features.alerts.channels import Alert, Notification, build_channel
 
 from .conftest import T0, Harness, Receiver, S, insert, run
 from .test_channels import errors, put

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from logharbor.server.alerts.catalog import StoredRule
-from logharbor.server.alerts.channels import (
+from logharbor.server.features.alerts.catalog import StoredRule
+from logharbor.server.features.alerts.channels import (
     UNDELIVERED,
     Alert,
     Notification,
@@ -18,9 +18,9 @@ from logharbor.server.alerts.channels import (
     Retriable,
     build_channel,
 )
-from logharbor.server.alerts.rules import Rule
-from logharbor.server.alerts.silences import Matcher, SilenceCreate
-from logharbor.server.alerts.tables import alert_notifications
+from logharbor.server.features.alerts.rules import Rule
+from logharbor.server.features.alerts.silences import Matcher, SilenceCreate
+from logharbor.server.features.alerts.tables import alert_notifications
 
 from .conftest import T0, Harness, Mailbox, Receiver, S, insert, run
 

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from tests.conftest import ROOT
 
-from logharbor.server.alerts.channels import KINDS, validate_config
-from logharbor.server.alerts.rules import Rule
-from logharbor.server.alerts.silences import SilenceCreate
-from logharbor.server.dashboards import Dashboard
+from logharbor.server.features.alerts.channels import KINDS, validate_config
+from logharbor.server.features.alerts.rules import Rule
+from logharbor.server.features.alerts.silences import SilenceCreate
+from logharbor.server.features.dashboards.routes import Dashboard
 
 DOC = ROOT / "docs" / "alerts.md"
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)

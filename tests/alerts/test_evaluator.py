@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from logharbor.server.alerts.catalog import StoredRule
-from logharbor.server.alerts.evaluator import Evaluator, ManualClock, next_slot
-from logharbor.server.alerts.lease import Lease
-from logharbor.server.alerts.rules import Rule
-from logharbor.server.alerts.tables import alert_notifications
+from logharbor.server.features.alerts.catalog import StoredRule
+from logharbor.server.features.alerts.evaluator import Evaluator, ManualClock, next_slot
+from logharbor.server.features.alerts.lease import Lease
+from logharbor.server.features.alerts.rules import Rule
+from logharbor.server.features.alerts.tables import alert_notifications
 
 from .conftest import T0, Harness, S, insert
 

@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from logharbor.server.alerts.channels import Alert, Notification, Permanent, Retriable, build_channel
-from logharbor.server.alerts.channels.pagerduty import dedup_key
+from logharbor.server.features.alerts.channels import Alert, Notification, Permanent, Retriable, build_channel
+from logharbor.server.features.alerts.channels.pagerduty import dedup_key
 
 from .conftest import T0, Harness, Receiver, S, insert, run
 from .test_channels import errors, put

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from logharbor.server.alerts.catalog import StoredRule
-from logharbor.server.alerts.evaluator import Evaluator, ManualClock
-from logharbor.server.alerts.lease import Lease
-from logharbor.server.alerts.rules import Rule
-from logharbor.server.alerts.tables import alert_notifications
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.features.alerts.catalog import StoredRule
+from logharbor.server.features.alerts.evaluator import Evaluator, ManualClock
+from logharbor.server.features.alerts.lease import Lease
+from logharbor.server.features.alerts.rules import Rule
+from logharbor.server.features.alerts.tables import alert_notifications
 from logharbor.server.meta.db import MetaStore
-from logharbor.server.store.embedded import EmbeddedStore
 
 from .conftest import T0, S, insert, make_harness
 
@@ -96,7 +96,7 @@ def test_an_old_postgres_database_gets_the_new_columns(pg_url: str) -> None:
     from sqlalchemy import inspect
     from tests.server.test_meta_migrations import old_alert_states
 
-    from logharbor.server.alerts.tables import alert_states
+    from logharbor.server.features.alerts.tables import alert_states
     from logharbor.server.meta.db import metadata
 
     meta = MetaStore(pg_url)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from logharbor.server.alerts.evaluator import next_slot, step
-from logharbor.server.alerts.rules import Condition, Rule, validation_message
-from logharbor.server.alerts.silences import Matcher, matches
+from logharbor.server.features.alerts.evaluator import next_slot, step
+from logharbor.server.features.alerts.rules import Condition, Rule, validation_message
+from logharbor.server.features.alerts.silences import Matcher, matches
 
 BASE = {"name": "r", "query": "level:ERROR", "condition": "count > 10", "window": "5m"}
 

@@ -3,8 +3,8 @@ rules inside its scope (issue 21: scoped admins act only inside their scope)."""
 
 from __future__ import annotations
 
-from logharbor.server.alerts.rules import Rule
-from logharbor.server.alerts.silences import Matcher, SilenceCreate
+from logharbor.server.features.alerts.rules import Rule
+from logharbor.server.features.alerts.silences import Matcher, SilenceCreate
 from logharbor.server.scopes import Scope
 
 from .conftest import T0, Harness, Receiver, S, insert, run

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from logharbor.server.services import LOOKBACK_NS, MINUTE_NS, ServiceRecorder, service_health
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.features.health.services import LOOKBACK_NS, MINUTE_NS, ServiceRecorder, service_health
 
 from .conftest import T0, insert
 

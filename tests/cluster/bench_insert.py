@@ -20,9 +20,9 @@ import orjson
 import zstandard
 
 from logharbor.record import normalize
-from logharbor.server.store.clickhouse import ClickHouseStore
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.store.clickhouse import ClickHouseStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
 
 from .conftest import ROOT, start_double, stop_double
 

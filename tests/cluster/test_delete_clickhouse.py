@@ -11,12 +11,12 @@ from tests.cluster.conftest import CLUSTER, start_double, stop_double
 from tests.faults.rawscan import scan
 from tests.retention.helpers import FakeClock, counts, insert, record, set_policy
 
+from logharbor.server.engine.store.clickhouse import ClickHouseStore
+from logharbor.server.features.retention.coldstore import LocalCold
+from logharbor.server.features.retention.delete import DeleteJobs, DeleteUnsupported
+from logharbor.server.features.retention.mover import Mover
+from logharbor.server.features.retention.tiers import Tiers
 from logharbor.server.meta.db import MetaStore
-from logharbor.server.retention.coldstore import LocalCold
-from logharbor.server.retention.delete import DeleteJobs, DeleteUnsupported
-from logharbor.server.retention.mover import Mover
-from logharbor.server.retention.tiers import Tiers
-from logharbor.server.store.clickhouse import ClickHouseStore
 
 VALUE = "ch-erase-me-3141"
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from tests.conftest import ROOT, ServerProcess
 
-from logharbor.server.store.clickhouse import ClickHouseStore
+from logharbor.server.engine.store.clickhouse import ClickHouseStore
 
 from .conftest import Double
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from logharbor.server.store.clickhouse import ClickHouseStore
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.clickhouse import ClickHouseStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 from .test_store_contract import QUERIES, _canon, embedded, embedded_table, load, run  # noqa: F401
 

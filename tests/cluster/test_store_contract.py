@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from logharbor.record import normalize
-from logharbor.server.query import compile_query
-from logharbor.server.store.base import QueryCancelled, Store, StoreError
-from logharbor.server.store.clickhouse import ClickHouseStore, parse_clickhouse_url
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row, row_to_wire
+from logharbor.server.engine.store.base import QueryCancelled, Store, StoreError
+from logharbor.server.engine.store.clickhouse import ClickHouseStore, parse_clickhouse_url
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row, row_to_wire
+from logharbor.server.features.query import compile_query
 
 from .conftest import CLUSTER, Double
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 
 from logharbor.record import normalize
-from logharbor.server.store.clickhouse import ClickHouseStore
-from logharbor.server.store.rows import encode_row
-from logharbor.server.tail_feed import TailFeed
+from logharbor.server.engine.store.clickhouse import ClickHouseStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.features.tail.feed import TailFeed
 
 from .conftest import Double
 

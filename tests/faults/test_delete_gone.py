@@ -24,8 +24,8 @@ from tests.faults.conftest import Tally
 from tests.faults.rawscan import NUMERIC, scan
 
 from logharbor.record import normalize
-from logharbor.server.retention.delete import STEPS
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.features.retention.delete import STEPS
 
 VALUE = "zq8x-erase-4711@example.org"
 FILTER = f'"{VALUE}" OR user_id:"{VALUE}" OR request_id:"{VALUE}"'

@@ -39,11 +39,11 @@ from tests.record.values import json_values, keys, typed
 
 from logharbor import exactjson
 from logharbor.record import _ALIASES, HTTP_FIELDS
+from logharbor.server.engine.store.attributes import lookup
+from logharbor.server.features.query.errors import QueryError
+from logharbor.server.features.query.fields import resolve_field
+from logharbor.server.features.query.lexer import FIELD_NAME
 from logharbor.server.ingest import ecs
-from logharbor.server.query.errors import QueryError
-from logharbor.server.query.fields import resolve_field
-from logharbor.server.query.lexer import FIELD_NAME
-from logharbor.server.store.attributes import lookup
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 #: the long variant (300 + 100 batches per store) outlasts pytest-timeout's 300 s on a loaded machine

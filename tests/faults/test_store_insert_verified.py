@@ -15,11 +15,11 @@ import pytest
 from tests.faults.conftest import Tally, fill_to
 
 from logharbor.record import normalize
-from logharbor.server.batcher import Batcher
-from logharbor.server.mining import PatternMiner
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
-from logharbor.server.wal import WriteAheadLog
+from logharbor.server.engine.batcher import Batcher
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.engine.wal import WriteAheadLog
 
 
 def wait_for(what: str, check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]

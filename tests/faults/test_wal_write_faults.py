@@ -21,8 +21,8 @@ import pytest
 from tests.faults.conftest import Tally, fill_to
 from tests.server.wal_damage import build_v1, read_everything
 
-from logharbor.server.wal import WalNoSpace, WriteAheadLog
-from logharbor.server.wal.tools import verify_report
+from logharbor.server.engine.wal import WalNoSpace, WriteAheadLog
+from logharbor.server.engine.wal.tools import verify_report
 
 MiB = 1024 * 1024
 

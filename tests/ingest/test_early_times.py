@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ServerProcess
 
 from logharbor.record import format_timestamp, parse_timestamp
-from logharbor.server.store.rows import _ts
+from logharbor.server.engine.store.rows import _ts
 
 EARLY = ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00.5Z", "1970-01-01T00:00:01.000000001Z",
          "1971-06-01T12:00:00Z", "1973-03-03T09:46:39.999999999Z", "1973-03-03T09:46:40Z"]

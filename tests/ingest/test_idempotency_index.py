@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logharbor.server.engine.wal import WriteAheadLog
 from logharbor.server.ingest.idempotency import (
     DOCS_PER_ENTRY,
     EntryKey,
@@ -20,7 +21,6 @@ from logharbor.server.ingest.idempotency import (
     valid_key,
 )
 from logharbor.server.ingest.retries import Ticket, pack_entries
-from logharbor.server.wal import WriteAheadLog
 
 DAY = 86_400.0
 

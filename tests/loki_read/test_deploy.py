@@ -11,8 +11,8 @@ import pytest
 import yaml
 from tests.conftest import ServerProcess
 
-from logharbor.server.loki.logql import parse_logql
-from logharbor.server.recorded import load_rules
+from logharbor.server.features.health.recorded import load_rules
+from logharbor.server.features.loki.logql import parse_logql
 
 from .conftest import END_NS, START_NS, query_range
 

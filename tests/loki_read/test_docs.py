@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import ServerProcess
 
-from logharbor.server.loki.logql import LogQLError, parse_logql
-from logharbor.server.recorded import load_rules
+from logharbor.server.features.health.recorded import load_rules
+from logharbor.server.features.loki.logql import LogQLError, parse_logql
 
 from .conftest import get, query_range
 

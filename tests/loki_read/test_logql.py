@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from logharbor.server.loki.lexer import whole_tokens
-from logharbor.server.loki.logql import (
+from logharbor.server.features.loki.lexer import whole_tokens
+from logharbor.server.features.loki.logql import (
     Binary,
     Constant,
     LabelFormat,
@@ -16,7 +16,7 @@ from logharbor.server.loki.logql import (
     line_regex,
     parse_logql,
 )
-from logharbor.server.query import ast, parse, to_text
+from logharbor.server.features.query import ast, parse, to_text
 
 
 def log(text: str) -> LogQuery:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import ServerProcess
 
-from logharbor.server.recorded import RecordingRule, load_rules
+from logharbor.server.features.health.recorded import RecordingRule, load_rules
 
 WANTED = {"logharbor:records:count30d", "logharbor:latency:p99_30d", "logharbor:app_errors:ratio30d"}
 

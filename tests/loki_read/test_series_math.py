@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from logharbor.server.errors import ApiError
-from logharbor.server.loki.execute import aggregate, points
-from logharbor.server.loki.logql import RangeAgg, VectorAgg, parse_logql
-from logharbor.server.loki.routes import loki_time
+from logharbor.server.features.loki.execute import aggregate, points
+from logharbor.server.features.loki.logql import RangeAgg, VectorAgg, parse_logql
+from logharbor.server.features.loki.routes import loki_time
 
 NS = 1_000_000_000
 SERIES = {

@@ -21,12 +21,12 @@ import orjson
 from tests.patterns.corpus import INJECTED, KNOWN, messages
 
 from logharbor.record import normalize
-from logharbor.server.batcher import Batcher
-from logharbor.server.mining import PatternMiner
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.patterns import first_seen_ns, group_ids, pattern_info
-from logharbor.server.store.rows import encode_row
-from logharbor.server.wal import WriteAheadLog
+from logharbor.server.engine.batcher import Batcher
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.patterns import first_seen_ns, group_ids, pattern_info
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.engine.wal import WriteAheadLog
 
 
 class DyingStore(EmbeddedStore):

@@ -11,8 +11,8 @@ import pytest
 from logharbor.miner import Miner
 from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.record import normalize
-from logharbor.server.mining import PatternMiner
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.store.rows import encode_row
 
 from .corpus import INJECTED, KNOWN, messages
 
@@ -423,7 +423,7 @@ def test_a_damaged_journal_line_is_skipped_and_the_lines_after_it_are_kept(
     lines[1] = _damage(lines[1], how)
     pm.journal_path.write_bytes(b"\n".join(lines))
     reborn = PatternMiner(tmp_path / "p")
-    with caplog.at_level("ERROR", logger="logharbor.server.mining"):
+    with caplog.at_level("ERROR", logger="logharbor.server.engine.mining"):
         reborn.load()
     assert reborn.damaged_lines == 1
     assert reborn.gauges()["logharbor_pattern_journal_damaged_lines"] == 1.0

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logharbor.record import normalize
-from logharbor.server.mining import PatternMiner
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.store.rows import encode_row
 
 WORDS = ["user", "order", "payment", "cache", "disk", "job", "session", "request", "Failed", "Accepted",
          "GET", "POST", "opened", "closed", "for", "from", "to", "in", "on", "at", "with", "queue", "VM",

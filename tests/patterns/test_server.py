@@ -158,7 +158,7 @@ def test_no_patterns_flag(server_factory) -> None:  # type: ignore[no-untyped-de
 _OLD_SCHEMA = """
 import sys
 from chdb import session
-from logharbor.server.store.base import schema_sql
+from logharbor.server.engine.store.base import schema_sql
 sql = schema_sql("logs")
 sql = "\\n".join(l for l in sql.splitlines() if "pattern_id" not in l).replace(
     "GRANULARITY 1,\\n)", "GRANULARITY 1\\n)")

@@ -39,7 +39,7 @@ def _wait(check, timeout: float = 120.0):  # type: ignore[no-untyped-def]
 _NO_PATTERNS = """
 import sys
 from chdb import session
-from logharbor.server.store.base import schema_sql
+from logharbor.server.engine.store.base import schema_sql
 sql = schema_sql("logs")
 sql = "\\n".join(l for l in sql.splitlines() if "pattern_id" not in l).replace(
     "GRANULARITY 1,\\n)", "GRANULARITY 1\\n)")
@@ -94,8 +94,8 @@ def test_records_from_before_patterns_are_backfilled(tmp_path: Path, server_fact
 _FIRST_RELEASE = """
 import sys
 from chdb import session
-from logharbor.server.store.base import schema_sql
-from logharbor.server.store.patterns import patterns_ddl
+from logharbor.server.engine.store.base import schema_sql
+from logharbor.server.engine.store.patterns import patterns_ddl
 s = session.Session(sys.argv[1])
 s.query(schema_sql("logs"))
 for statement in patterns_ddl("logs", "patterns", settings="non_replicated_deduplication_window = 10000"):
@@ -160,8 +160,8 @@ def test_a_damaged_journal_line_is_skipped_by_a_real_server(tmp_path: Path, serv
     """The journal of a server's data dir with a damaged line in the middle (issue #27): the server
     starts, says so in its log and in /metrics, and keeps the groups of the lines after it."""
     from logharbor.record import normalize
-    from logharbor.server.mining import PatternMiner
-    from logharbor.server.store.rows import encode_row
+    from logharbor.server.engine.mining import PatternMiner
+    from logharbor.server.engine.store.rows import encode_row
 
     data = tmp_path / "data"
     pm = PatternMiner(data / "patterns")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from logharbor.record import normalize
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
 
 from .corpus import records
 

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logharbor.record import normalize
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.errors import ApiError, api_error_handler
-from logharbor.server.query.routes import query_router
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
+from logharbor.server.features.query.routes import query_router
 from query.corpus import records
 
 

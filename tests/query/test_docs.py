@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from logharbor.server.query import compile_query, parse, to_text
-from logharbor.server.query.parser import is_function
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.features.query import compile_query, parse, to_text
+from logharbor.server.features.query.parser import is_function
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "query.md").read_text(encoding="utf-8")
 

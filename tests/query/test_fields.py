@@ -11,7 +11,7 @@ import httpx
 import pytest
 from tests.conftest import ServerProcess
 
-from logharbor.server.query.fieldstats import SAMPLE
+from logharbor.server.features.query.fieldstats import SAMPLE
 
 N = 4000
 START_NS = 1_793_534_400 * 10**9  # 2026-11-01T12:00:00Z
@@ -159,7 +159,7 @@ def test_bad_input_is_a_400_that_says_why(loaded: ServerProcess) -> None:
 def test_the_documented_figures_are_the_code_s() -> None:
     from pathlib import Path
 
-    from logharbor.server.query import fieldstats
+    from logharbor.server.features.query import fieldstats
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "query.md").read_text()
     section = doc.split("## Fields of a search", 1)[1].split("\n## ", 1)[0]

@@ -100,9 +100,9 @@ import json, sys, time
 from pathlib import Path
 from chdb import session
 from logharbor.record import normalize
-from logharbor.server.store.base import schema_sql
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
+from logharbor.server.engine.store.base import schema_sql
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
 path = Path(sys.argv[1])
 path.mkdir(parents=True)
 old = session.Session(str(path))
@@ -115,7 +115,7 @@ old.query("INSERT INTO logs FORMAT JSONEachRow " + rows.decode())
 old.close()
 store = EmbeddedStore(path)
 store.open()
-from logharbor.server.query import compile_query
+from logharbor.server.features.query import compile_query
 found = store.query(*[(c.sql, c.params) for c in [compile_query(
     "DECLINED", table=store.table, time_from_ns=None, time_to_ns=None, limit=10, max_limit=10)]][0])
 indexes = [r["name"] for r in store.query("SELECT name FROM system.data_skipping_indices WHERE table = 'logs'", {})]

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from logharbor.record import parse_timestamp
-from logharbor.server.query import QueryError, compile_filter, compile_query
-from logharbor.server.query.compiler import exact_fields
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.features.query import QueryError, compile_filter, compile_query
+from logharbor.server.features.query.compiler import exact_fields
 
 from .corpus import T1, T2
 
@@ -325,7 +325,7 @@ def test_compile_filter_for_tail_and_alerts(golden_store: EmbeddedStore) -> None
 
 
 def test_percentile_levels() -> None:
-    from logharbor.server.query.aggregates import percentile_level
+    from logharbor.server.features.query.aggregates import percentile_level
 
     assert [percentile_level(f) for f in ("p5", "p50", "p90", "p99", "p999")] == [0.05, 0.5, 0.9, 0.99, 0.999]
 

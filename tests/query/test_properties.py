@@ -8,11 +8,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logharbor.server.query import QueryError, ast, compile_ast, parse, to_text
-from logharbor.server.query.compiler import exact_fields
-from logharbor.server.query.lexer import FIELD_NAME
-from logharbor.server.store.base import StoreError
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.features.query import QueryError, ast, compile_ast, parse, to_text
+from logharbor.server.features.query.compiler import exact_fields
+from logharbor.server.features.query.lexer import FIELD_NAME
 
 #: examples per property; raise it locally (QUERY_EXAMPLES=5000) to search harder
 EXAMPLES = int(os.environ.get("QUERY_EXAMPLES", "300"))

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.errors import ApiError, api_error_handler
-from logharbor.server.query.routes import query_router
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.features.query.routes import query_router
 
 from .corpus import T1
 

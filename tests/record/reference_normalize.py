@@ -2,7 +2,7 @@
 ingest fast path (commit 17805cb, 2026-11-25). Do not edit or "fix" this file: the differential
 test (test_differential.py) holds the optimized path to exactly these rows and these errors,
 quirks included (see the notes there). Copied verbatim from ``src/logharbor/record.py``, with
-``encode_row`` from ``server/store/rows.py`` and the line loop of ``server/ingest/native.py``
+``encode_row`` from ``server/engine/store/rows.py`` and the line loop of ``server/ingest/native.py``
 appended at the end.
 
 Change 6 (dialects, issue #22) is written out plainly at the end of this file: numeric levels on
@@ -574,7 +574,7 @@ def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# server/store/rows.py at 17805cb: encode_row (pattern ids from logharbor.patterns, unchanged)
+# server/engine/store/rows.py at 17805cb: encode_row (pattern ids from logharbor.patterns, unchanged)
 
 from logharbor.patterns import pattern_id as _pattern_id, pattern_key as _pattern_key, template_of as _template_of
 
@@ -625,7 +625,7 @@ def encode_row(record, patterns=True):
 
 # ---------------------------------------------------------------------------------------------
 # Change 4 (fidelity, issue #20): the attributes column and the exact patch, written out plainly
-# from the rules in server/store/attributes.py (not imported: this is the reference).
+# from the rules in server/engine/store/attributes.py (not imported: this is the reference).
 
 import math
 

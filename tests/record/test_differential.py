@@ -22,7 +22,7 @@ And two for exactness (issue #20, docs/record.md):
   record's error; a huge int for ``duration_ms`` is that error too, not an ``OverflowError``; an
   integer beyond 64 bits inside a non-string canonical value is written as its digits;
 - change 4: attributes the JSON column would alter go, exactly, into ``attributes_exact`` (the
-  rules of ``server/store/attributes.py``, written out independently in the reference), keys with
+  rules of ``server/engine/store/attributes.py``, written out independently in the reference), keys with
   ``%`` reach the JSON column with ``%`` as ``%25``, two keys alike once written as text are the
   record's error, and a line that may hold an integer beyond 64 bits is read by the exact decoder;
 - change 5: an alias key not used for its field (``msg`` beside ``message``, a null ``severity``, a
@@ -51,10 +51,10 @@ from tests.record import reference_normalize as ref
 
 from logharbor import exactjson
 from logharbor.record import _ALIASES, HTTP_FIELDS, level_of, normalize, parse_timestamp
+from logharbor.server.engine.store import rows as rows_module
+from logharbor.server.engine.store.rows import encode_record, encode_row
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
-from logharbor.server.store import rows as rows_module
-from logharbor.server.store.rows import encode_record, encode_row
 
 RECEIVED = 1_764_043_200_123_456_789  # 2025-11-25T04:00:00.123456789Z
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from logharbor.server.query import compile_query
-from logharbor.server.query.compiler import exact_fields
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_record, row_to_wire
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_record, row_to_wire
+from logharbor.server.features.query import compile_query
+from logharbor.server.features.query.compiler import exact_fields
 
 NOW = 1_780_272_000 * 10**9
 

@@ -22,10 +22,10 @@ from tests.record.values import attribute_sets, typed
 from tests.retention.helpers import NOW, open_tiers
 
 from logharbor.record import normalize, to_wire
-from logharbor.server.query import compile_query
-from logharbor.server.store.attributes import split
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_record, row_to_wire
+from logharbor.server.engine.store.attributes import split
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_record, row_to_wire
+from logharbor.server.features.query import compile_query
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 _batches = itertools.count()

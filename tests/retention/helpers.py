@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from logharbor.record import normalize
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.features.retention.coldstore import ColdStore, LocalCold
+from logharbor.server.features.retention.mover import Mover
+from logharbor.server.features.retention.rules import RetentionPolicy
+from logharbor.server.features.retention.tiers import Tiers
 from logharbor.server.meta.db import MetaStore
-from logharbor.server.retention.coldstore import ColdStore, LocalCold
-from logharbor.server.retention.mover import Mover
-from logharbor.server.retention.rules import RetentionPolicy
-from logharbor.server.retention.tiers import Tiers
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.rows import encode_row
 
 DAY = 86_400 * 10**9
 #: "now" of the injectable clock: 2026-06-01T00:00:00Z

@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from logharbor.server.config import ServerConfig
-from logharbor.server.retention.delete import STEPS
-from logharbor.server.retention.routes import retention_router
-from logharbor.server.retention.rules import RetentionPolicy
+from logharbor.server.features.retention.delete import STEPS
+from logharbor.server.features.retention.routes import retention_router
+from logharbor.server.features.retention.rules import RetentionPolicy
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "retention.md"
 

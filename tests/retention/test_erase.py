@@ -16,13 +16,13 @@ from tests.faults.rawscan import scan
 from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 from tests.retention.test_s3 import moto_s3  # noqa: F401  (the fixture)
 
-from logharbor.server.alerts.tables import alert_history, alert_notifications, alert_states
+from logharbor.server.features.alerts.tables import alert_history, alert_notifications, alert_states
+from logharbor.server.features.retention.coldstore import S3Cold
+from logharbor.server.features.retention.delete import DeleteJobs
+from logharbor.server.features.retention.redact import Redactor, filter_literals, redacted_filter
+from logharbor.server.features.retention.scrub import compact_metadata, scrub_metadata
+from logharbor.server.features.retention.tables import retention_deletes
 from logharbor.server.meta.db import MetaStore, audit_log
-from logharbor.server.retention.coldstore import S3Cold
-from logharbor.server.retention.delete import DeleteJobs
-from logharbor.server.retention.redact import Redactor, filter_literals, redacted_filter
-from logharbor.server.retention.scrub import compact_metadata, scrub_metadata
-from logharbor.server.retention.tables import retention_deletes
 
 ODD = "C:\\temp\\o'brien \"x\"\tend"  # a backslash, quotes and a tab: escaping must hold everywhere
 POLICY = {"rules": [{"name": "all", "hot": "7d", "warm": "30d", "cold": "365d"}]}
@@ -101,7 +101,7 @@ def test_a_job_a_crash_interrupted_is_finished_on_restart(tmp_path: Path) -> Non
         jobs = DeleteJobs(mover, mover.meta, purge_timeout_s=120)
         # as a kill -9 leaves it: running, hot already rewritten, the rest not
         jobs.mover.tiers.store.query("SELECT 1", {})
-        from logharbor.server.retention.erase import Eraser
+        from logharbor.server.features.retention.erase import Eraser
 
         eraser = Eraser(tiers, "0123456789abcdef")
         eraser.prepare()
@@ -212,8 +212,8 @@ def test_moved_and_expired_rows_leave_the_disk(tmp_path: Path) -> None:
 
 def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Path) -> None:
     from logharbor.record import normalize
-    from logharbor.server.mining import PatternMiner
-    from logharbor.server.store.rows import encode_row
+    from logharbor.server.engine.mining import PatternMiner
+    from logharbor.server.engine.store.rows import encode_row
 
     secret = "forget-me-7781@example.com"
 

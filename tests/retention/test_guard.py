@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 
+from logharbor.server.engine.wal import WriteAheadLog
 from logharbor.server.errors import ApiError
+from logharbor.server.features.retention.guard import DiskGuard, GuardedWal, directory_bytes, store_bytes
 from logharbor.server.ingest.base import Ingestor
-from logharbor.server.retention.guard import DiskGuard, GuardedWal, directory_bytes, store_bytes
-from logharbor.server.wal import WriteAheadLog
 
 POLICY = {"rules": [
     {"name": "debug", "match": {"level": "DEBUG"}, "hot": "30d", "priority": 0},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from logharbor.server.retention.rules import RetentionPolicy, Rule
+from logharbor.server.features.retention.rules import RetentionPolicy, Rule
 
 DAY = 86_400 * 10**9
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.retention.helpers import DAY, FakeClock, counts, insert, open_tiers, record, set_policy
 
-from logharbor.server.query import compile_query
+from logharbor.server.features.query import compile_query
 
 POLICY = {"rules": [
     {"name": "debug", "match": {"level": "DEBUG"}, "hot": "1d", "delete": "3d",
@@ -97,7 +97,7 @@ def test_every_tier_by_the_rules(tmp_path: Path) -> None:
 
 
 def test_most_specific_rule_wins() -> None:
-    from logharbor.server.retention.rules import RetentionPolicy
+    from logharbor.server.features.retention.rules import RetentionPolicy
 
     policy = RetentionPolicy.model_validate(POLICY)
     assert policy.rule_for({"source": "alb", "level": "ERROR"}).name == "alb-errors"  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 _SCRIPT = """
 import json, sys
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.embedded import EmbeddedStore
 store = EmbeddedStore(sys.argv[1]); store.open()
 rows = store.query(sys.argv[2], json.loads(sys.argv[3]))
 store.close()

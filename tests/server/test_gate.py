@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from logharbor.server.store.gate import INTERNAL, FairGate, QueueFull, QueueTimeout
+from logharbor.server.engine.store.gate import INTERNAL, FairGate, QueueFull, QueueTimeout
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]

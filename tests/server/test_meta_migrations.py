@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, inspect, select
 
-from logharbor.server.alerts.tables import alert_states
+from logharbor.server.features.alerts.tables import alert_states
 from logharbor.server.meta.db import MetaStore, add_missing_columns, metadata
 
 

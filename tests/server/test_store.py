@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from logharbor.server.store.base import QueryCancelled, StoreError
-from logharbor.server.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.base import QueryCancelled, StoreError
+from logharbor.server.engine.store.embedded import EmbeddedStore
 
 ROW = (b'{"timestamp":"1700000000.1","observed_timestamp":"1700000000.2","level":"INFO",'
        b'"severity_number":9,"service":"a","message":"one","attributes":{"n":1}}')
@@ -59,7 +59,7 @@ def test_insert_counts_back_what_its_token_stored(store: EmbeddedStore) -> None:
 
 
 def test_rows_are_marked_with_their_batch_without_being_decoded() -> None:
-    from logharbor.server.store.batches import mark_rows, row_count
+    from logharbor.server.engine.store.batches import mark_rows, row_count
 
     rows = b'{"a":1}\n{"b":"x\\n{"}\n{}'
     marked = mark_rows(rows, "wal-1-2")

@@ -23,8 +23,8 @@ from tests.server.wal_damage import (
 )
 
 from logharbor.framing import MAGIC_V2
-from logharbor.server.wal import WalFull, WalLocked, WalPosition, WriteAheadLog
-from logharbor.server.wal.segments import lock_directory
+from logharbor.server.engine.wal import WalFull, WalLocked, WalPosition, WriteAheadLog
+from logharbor.server.engine.wal.segments import lock_directory
 
 
 def open_wal(path: Path, **kw) -> WriteAheadLog:  # type: ignore[no-untyped-def]
@@ -472,7 +472,7 @@ def test_random_damage_costs_exactly_the_touched_entries(
 def test_a_replayed_batch_reads_the_same_entries_past_damage(tmp_path: Path) -> None:
     """The batcher's intent replay (_read_range) over a range that holds damage, including damage
     right at its end: it returns exactly the valid entries, and never stops short or loops."""
-    from logharbor.server.batcher import Batcher
+    from logharbor.server.engine.batcher import Batcher
 
     build(tmp_path, 20, segment_bytes=500)
     segs = segments(tmp_path)

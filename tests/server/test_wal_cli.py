@@ -13,10 +13,10 @@ import orjson
 import pytest
 from tests.server.wal_damage import build, entry_id, flip, quarantined, read_everything, segments, spans
 
-import logharbor.server.wal.tools as tools
+import logharbor.server.engine.wal.tools as tools
 from logharbor.sealing import Sealer, generate_key_file
-from logharbor.server.wal import WalLocked, WriteAheadLog
-from logharbor.server.wal.segments import JOURNAL
+from logharbor.server.engine.wal import WalLocked, WriteAheadLog
+from logharbor.server.engine.wal.segments import JOURNAL
 
 ROOT = Path(__file__).resolve().parents[2]
 

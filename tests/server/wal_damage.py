@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 
 from logharbor.framing import MAGIC_V1, detect_version, scan
-from logharbor.server.wal import WalEntry, WriteAheadLog
-from logharbor.server.wal.quarantine import quarantine_contents
+from logharbor.server.engine.wal import WalEntry, WriteAheadLog
+from logharbor.server.engine.wal.quarantine import quarantine_contents
 
 
 def payload(i: int, size: int = 60) -> bytes:

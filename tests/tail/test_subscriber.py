@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from logharbor.server.tail import Subscriber
-from logharbor.server.tail_filter import BatchStructure, TailFilter, compile_tail_filter, round_sql
+from logharbor.server.features.tail.filter import BatchStructure, TailFilter, compile_tail_filter, round_sql
+from logharbor.server.features.tail.hub import Subscriber
 
 
 def make(capacity: int) -> Subscriber:
@@ -80,7 +80,7 @@ def test_the_queue_is_bounded_in_bytes_too() -> None:
 
 
 def test_a_batch_is_cut_into_whole_rows_for_remote_stores() -> None:
-    from logharbor.server.tail_filter import split_batch
+    from logharbor.server.features.tail.filter import split_batch
 
     rows = [b'{"message":"%d"}' % i + b"x" * (i % 7) for i in range(50)]
     payload = b"\n".join(rows)

@@ -35,7 +35,7 @@ def _condition_text(cond: dict[str, Any]) -> str:
     """A stored condition in its text form (``count > 10``, ``anomaly(count) up > 3 MAD …``)."""
     from pydantic import ValidationError
 
-    from logharbor.server.alerts.rules import Condition
+    from logharbor.server.features.alerts.rules import Condition
 
     try:
         return Condition.model_validate(cond).text()
@@ -66,7 +66,7 @@ def _check(files: list[Path]) -> list[dict[str, Any]]:
     """Every rule of ``files`` validated locally; dies listing every bad rule."""
     from pydantic import ValidationError
 
-    from logharbor.server.alerts.rules import Rule, validation_message
+    from logharbor.server.features.alerts.rules import Rule, validation_message
 
     good: list[dict[str, Any]] = []
     errors: list[str] = []

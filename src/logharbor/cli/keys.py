@@ -54,8 +54,8 @@ def create(
     """Create a key and print it once; it cannot be shown again."""
     service_list = [s.strip() for s in services.split(",") if s.strip()] if services else None
     if data_dir is not None:
+        from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
         from logharbor.server.meta.keys import KeyRequestError
-        from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
 
         try:
             expires_ns = time.time_ns() + parse_duration_ns(expires) if expires else None

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from logharbor.durable import write_atomic
-from logharbor.server.store.rows import COLUMNS
-from logharbor.server.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.rows import COLUMNS
+from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 __all__ = ["Migration", "register"]
 
@@ -160,8 +160,8 @@ def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress)
     """
     from sqlalchemy import Integer, func, insert, inspect, select, text
 
-    import logharbor.server.alerts.tables
-    import logharbor.server.retention.tables  # noqa: F401 - both register their tables in metadata
+    import logharbor.server.features.alerts.tables
+    import logharbor.server.features.retention.tables  # noqa: F401 - both register their tables in metadata
     from logharbor.server.meta.db import MetaStore, metadata
 
     source, target = MetaStore(source_url), MetaStore(target_url)
@@ -209,9 +209,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json)."""
         from logharbor.sealing import Sealer
-        from logharbor.server.store.base import StoreError
-        from logharbor.server.store.clickhouse import ClickHouseStore
-        from logharbor.server.store.embedded import EmbeddedStore
+        from logharbor.server.engine.store.base import StoreError
+        from logharbor.server.engine.store.clickhouse import ClickHouseStore
+        from logharbor.server.engine.store.embedded import EmbeddedStore
 
         console = Console(stderr=True)
         store_dir = from_dir / "store"

@@ -71,7 +71,7 @@ def _refused(response: httpx.Response, query: str, api_key: str | None) -> CliEr
 
 def _times(since: str | None, start: str | None, end: str | None) -> dict[str, int]:
     """``from``/``to`` resolved once, here, so the rows and their count cover the same range."""
-    from logharbor.server.query.timeparse import TimeParseError, parse_time_ns
+    from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
 
     now = time.time_ns()
     out: dict[str, int] = {}

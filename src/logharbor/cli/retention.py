@@ -35,7 +35,7 @@ def _load(path: Path) -> dict[str, Any]:
     """A rules file (YAML or JSON), validated here first so errors name the file's key."""
     from pydantic import ValidationError
 
-    from logharbor.server.retention.rules import RetentionPolicy
+    from logharbor.server.features.retention.rules import RetentionPolicy
 
     try:
         data = yaml.safe_load(path.read_text())

@@ -49,7 +49,7 @@ def run_server(config: ServerConfig, *, log_level: str = "info") -> None:
 
 def _window_seconds(text: str) -> float:
     """``--idempotency-window``: a duration (24h, 90m) or seconds; 0 turns the window off."""
-    from logharbor.server.query.timeparse import TimeParseError, parse_duration_ns
+    from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
 
     value = text.strip()
     if value.replace(".", "", 1).isdigit():

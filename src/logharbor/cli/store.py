@@ -1,5 +1,5 @@
 """``logharbor store check|repair DATA_DIR``: find and mend damaged table definitions of a
-stopped server's embedded store (see ``logharbor.server.store.startcheck``)."""
+stopped server's embedded store (see ``logharbor.server.engine.store.startcheck``)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _store_dir(data_dir: Path) -> Path:
 @store_app.command("check")
 def check(data_dir: Path = _DATA_DIR) -> None:
     """List damaged table definitions; exit 1 when there are some."""
-    from logharbor.server.store.startcheck import find_damaged
+    from logharbor.server.engine.store.startcheck import find_damaged
 
     damaged = find_damaged(_store_dir(data_dir))
     if not damaged:
@@ -47,7 +47,7 @@ def repair(data_dir: Path = _DATA_DIR, table: str = _TABLE,
            dry_run: bool = typer.Option(False, "--dry-run", help="say what would be done, change nothing")
            ) -> None:
     """Write damaged definitions back from logharbor's schema (the server must be stopped)."""
-    from logharbor.server.store.startcheck import repair as mend
+    from logharbor.server.engine.store.startcheck import repair as mend
 
     _store_dir(data_dir)
     try:

@@ -25,8 +25,8 @@ _JSON = typer.Option(False, "--json", help="print the report as JSON")
 
 def _quiet() -> None:
     """The WAL's own log lines would repeat what these commands print."""
-    logging.getLogger("logharbor.server.wal").addHandler(logging.NullHandler())
-    logging.getLogger("logharbor.server.wal").propagate = False
+    logging.getLogger("logharbor.server.engine.wal").addHandler(logging.NullHandler())
+    logging.getLogger("logharbor.server.engine.wal").propagate = False
 
 
 def _wal_dir(data_dir: Path) -> Path:
@@ -85,7 +85,7 @@ def verify(data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
     Exit status: 0 clean, 1 damage in a segment (or a repair cut short), 3 only a torn tail or
     damage set aside earlier in quarantine.
     """
-    from logharbor.server.wal.tools import verify_report
+    from logharbor.server.engine.wal.tools import verify_report
 
     _quiet()
     report = verify_report(_wal_dir(data_dir))
@@ -104,9 +104,9 @@ def repair(data_dir: Path = _DATA_DIR,
     Refuses while a server owns the directory: stop it first. Asks before changing anything
     unless --yes. Only the damaged entries are lost (their bytes stay in quarantine).
     """
-    from logharbor.server.wal.segments import WalLocked, lock_directory
-    from logharbor.server.wal.tools import RepairError, finish_interrupted, plan_repair
-    from logharbor.server.wal.tools import repair as run_repair
+    from logharbor.server.engine.wal.segments import WalLocked, lock_directory
+    from logharbor.server.engine.wal.tools import RepairError, finish_interrupted, plan_repair
+    from logharbor.server.engine.wal.tools import repair as run_repair
 
     _quiet()
     wal_dir = _wal_dir(data_dir)

@@ -25,21 +25,45 @@ from starlette.responses import JSONResponse
 from logharbor import __version__
 from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
-from logharbor.server.alerts.channels import HostPolicy
-from logharbor.server.alerts.channels.secrets import SecretBox
-from logharbor.server.alerts.routes import alerts_router
-from logharbor.server.alerts.service import start_alerting
 from logharbor.server.apidocs import api_docs_router
 from logharbor.server.auth import AuthMiddleware, RateLimiter
-from logharbor.server.batcher import Batcher
-from logharbor.server.batcher_progress import DamagedProgress
 from logharbor.server.compression import ResponseCompression
 from logharbor.server.config import ServerConfig
-from logharbor.server.dashboards import dashboards_router
 from logharbor.server.diskspace import free_bytes
+from logharbor.server.engine.batcher import Batcher
+from logharbor.server.engine.batcher_progress import DamagedProgress
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.store.base import QueryCancelled, Store, StoreError
+from logharbor.server.engine.store.clickhouse import ClickHouseStore, writer_id_for
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.gate import FairGate, QueryLimitError
+from logharbor.server.engine.store.rows import set_patterns
+from logharbor.server.engine.wal import WriteAheadLog
+from logharbor.server.engine.wal.observe import WalCollector
 from logharbor.server.errors import ApiError, api_error_handler, error_body, unexpected_error_handler
+from logharbor.server.features.alerts.channels import HostPolicy
+from logharbor.server.features.alerts.channels.secrets import SecretBox
+from logharbor.server.features.alerts.routes import alerts_router
+from logharbor.server.features.alerts.service import start_alerting
+from logharbor.server.features.dashboards.routes import dashboards_router
+from logharbor.server.features.health.recorded import recorded_router, start_recording
+from logharbor.server.features.health.services import ServiceRecorder, services_router
+from logharbor.server.features.keys.routes import keys_router
+from logharbor.server.features.loki.routes import loki_router
+from logharbor.server.features.patterns.upkeep import PatternUpkeep
+from logharbor.server.features.query.limits import set_max_clauses
+from logharbor.server.features.query.routes import query_router
+from logharbor.server.features.retention import (
+    LocalState,
+    StorageCollector,
+    build_retention,
+    retention_router,
+)
+from logharbor.server.features.retention.guard import GuardedWal
+from logharbor.server.features.tail.feed import TailFeed
+from logharbor.server.features.tail.hub import TailHub, tail_router
+from logharbor.server.features.traces.routes import traces_router
 from logharbor.server.filemodes import private_umask, tighten
-from logharbor.server.health import health_router
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
 from logharbor.server.ingest.forward import ForwardIngest
@@ -48,32 +72,13 @@ from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
 from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.ingest.syslog import SyslogIngest, SyslogZones
-from logharbor.server.keys_api import keys_router
 from logharbor.server.leader import Leader
 from logharbor.server.limits import RequestLimits, store_limit_handler
-from logharbor.server.loki.routes import loki_router
 from logharbor.server.meta.db import MetaDamaged, MetaStore
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
-from logharbor.server.mining import PatternMiner
-from logharbor.server.patterns_upkeep import PatternUpkeep
-from logharbor.server.query.limits import set_max_clauses
-from logharbor.server.query.routes import query_router
-from logharbor.server.recorded import recorded_router, start_recording
-from logharbor.server.retention import LocalState, StorageCollector, build_retention, retention_router
-from logharbor.server.retention.guard import GuardedWal
-from logharbor.server.services import ServiceRecorder, services_router
-from logharbor.server.store.base import QueryCancelled, Store, StoreError
-from logharbor.server.store.clickhouse import ClickHouseStore, writer_id_for
-from logharbor.server.store.embedded import EmbeddedStore
-from logharbor.server.store.gate import FairGate, QueryLimitError
-from logharbor.server.store.rows import set_patterns
-from logharbor.server.tail import TailHub, tail_router
-from logharbor.server.tail_feed import TailFeed
-from logharbor.server.traces import traces_router
+from logharbor.server.probes import health_router
 from logharbor.server.ui import ui_router
-from logharbor.server.wal import WriteAheadLog
-from logharbor.server.wal.observe import WalCollector
 
 __all__ = ["Runtime", "create_app"]
 
@@ -209,7 +214,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
 
 def start_pattern_upkeep(runtime: Runtime) -> PatternUpkeep | None:
     """Adopt the ids an earlier release stored and backfill records stored before patterns, in the
-    background (server/patterns_upkeep.py); on the leader when servers share a store."""
+    background (server/features/patterns/upkeep.py); on the leader when servers share a store."""
     if runtime.batcher.miner is None:
         return None
     upkeep = PatternUpkeep(runtime.store, runtime.batcher,
@@ -285,7 +290,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                                             max_pending_bytes=config.tail_max_pending_bytes,
                                             round_timeout_s=config.query_timeout_s)
         alerts = None
-        # servers sharing a ClickHouse store: tail also what the others ingested (tail_feed.py)
+        # servers sharing a ClickHouse store: tail also what the others ingested (features/tail/feed.py)
         feed = TailFeed(runtime.store, tail, settle_s=config.batch_max_age_s + 1.0) \
             if isinstance(runtime.store, ClickHouseStore) else None
         try:

@@ -134,7 +134,7 @@ class ServerConfig(BaseModel):
     @classmethod
     def _host_entries(cls, entries: list[str], info: ValidationInfo) -> list[str]:
         """Fail at start on an entry that is no host, domain, address or network."""
-        from logharbor.server.alerts.channels.hosts import check_entries
+        from logharbor.server.features.alerts.channels.hosts import check_entries
 
         check_entries(entries, "--" + str(info.field_name).replace("_", "-"))
         return [e.strip() for e in entries if e.strip()]

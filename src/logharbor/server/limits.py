@@ -2,7 +2,7 @@
 
 Why one place: a limit a route must remember is a limit some route forgets. Every request here
 
-- gets its query time budget (:mod:`logharbor.server.store.gate`): the timeout starts when the
+- gets its query time budget (:mod:`logharbor.server.engine.store.gate`): the timeout starts when the
   request arrives, and every store read it makes is charged to its caller's key;
 - has a body size limit: ``max_body_bytes`` on the ingest endpoints (those that need the
   ``write`` permission), ``max_request_bytes`` on every other one. A declared ``Content-Length``
@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor.server.auth import required_permission
+from logharbor.server.engine.store import gate
+from logharbor.server.engine.store.base import QueryCancelled, StoreError
 from logharbor.server.errors import ApiError, error_body
-from logharbor.server.store import gate
-from logharbor.server.store.base import QueryCancelled, StoreError
 
 __all__ = ["RequestLimits", "query_refusal", "store_limit_handler"]
 

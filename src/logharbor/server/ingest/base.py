@@ -26,13 +26,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from logharbor.server.auth import RateLimiter
+from logharbor.server.engine.store.rows import encode_row, set_patterns
+from logharbor.server.engine.wal import WalFull, WalNoSpace, WriteAheadLog
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarge, decode_content
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
-from logharbor.server.store.rows import encode_row, set_patterns
-from logharbor.server.wal import WalFull, WalNoSpace, WriteAheadLog
 
 __all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "read_body", "stamp_tenant"]
 

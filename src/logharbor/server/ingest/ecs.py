@@ -23,10 +23,10 @@ import orjson
 
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
+from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
-from logharbor.server.store.rows import encode_record
 
 __all__ = ["BulkDoc", "BulkItem", "BulkNotes", "BulkSyntaxError", "decode_bulk", "ecs_to_raw"]
 

@@ -35,6 +35,7 @@ import orjson
 from fastapi import APIRouter
 
 from logharbor.record import RecordError
+from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.encoding import BadEncoding, BodyTooLarge, gunzip_members
 from logharbor.server.ingest.idempotency import EntryKey, request_digest, request_fingerprint
@@ -46,7 +47,6 @@ from logharbor.server.ingest.listener import (
     write_with_backpressure,
 )
 from logharbor.server.ingest.retries import Ticket
-from logharbor.server.store.rows import encode_record
 
 __all__ = ["ForwardIngest", "decode_each", "decode_entries"]
 

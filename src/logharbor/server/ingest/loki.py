@@ -19,7 +19,7 @@ the first of ``service``, ``app``, ``application``, ``name``, ``container``, ``c
 fold into their canonical fields); structured metadata is kept the same way (``trace_id`` becomes
 the canonical trace id); the line is the message; timestamps are nanosecond strings (JSON) or
 ``Timestamp`` messages. A line that is a JSON object or wholly ``key=value`` pairs also gives its
-keys as attributes and, when the stream has no level, its level (:mod:`logharbor.server.loki.lines`);
+keys as attributes and, when the stream has no level, its level (:mod:`logharbor.server.features.loki.lines`);
 the line stays the message as sent. Success is ``204``; entries that cannot be stored are reported in a
 ``400`` after every good entry beside them has been stored (Loki's partial-failure behaviour).
 """
@@ -40,12 +40,12 @@ from starlette.responses import Response
 
 from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
+from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
+from logharbor.server.features.loki.lines import line_fields
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
-from logharbor.server.loki.lines import line_fields
-from logharbor.server.store.rows import encode_record
 
 __all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
 

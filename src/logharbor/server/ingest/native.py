@@ -18,10 +18,10 @@ from starlette.responses import JSONResponse
 from logharbor.exactjson import ExactJSONError, loads_exact, lossy_lines
 from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
+from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
-from logharbor.server.store.rows import encode_record
 
 __all__ = ["NativeIngest", "decode_ndjson"]
 

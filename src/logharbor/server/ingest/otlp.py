@@ -40,11 +40,11 @@ from starlette.responses import Response
 
 from logharbor.record import RecordError, otel_level
 from logharbor.server.auth import principal_of
+from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
-from logharbor.server.store.rows import encode_record
 
 __all__ = ["OtlpIngest", "decode_otlp"]
 

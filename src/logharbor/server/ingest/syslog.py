@@ -35,6 +35,7 @@ from fastapi import APIRouter
 from logharbor.formats.syslog import parse_syslog
 from logharbor.formats.syslog_framing import SyslogFramer
 from logharbor.record import RecordError, normalize
+from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
     AllowList,
@@ -43,7 +44,6 @@ from logharbor.server.ingest.listener import (
     server_tls_context,
     write_with_backpressure,
 )
-from logharbor.server.store.rows import encode_row
 
 __all__ = ["SyslogFramer", "SyslogIngest", "SyslogZones", "decode_syslog", "decode_syslog_groups"]
 

@@ -1,0 +1,194 @@
+"""The ``Store`` interface: the one way the server reads and writes records.
+
+The embedded store (chDB) and the ClickHouse cluster store implement it with the same schema and
+the same compiled SQL; what differs between them lives in their own module, never in callers.
+Rows cross this interface as JSONEachRow (see :mod:`logharbor.server.engine.store.rows`), which both
+engines read and write natively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol, runtime_checkable
+
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+__all__ = ["SchemaFrozen", "Store", "StoreError", "StoreStats", "TierView", "is_schema_change", "schema_sql"]
+
+
+class StoreError(Exception):
+    """The store refused or failed an operation; the message is safe to show to a caller."""
+
+
+class QueryCancelled(StoreError):
+    """A query ran over its time or memory budget and was stopped by the engine."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What the store holds: rows, bytes on disk and uncompressed bytes of the logs table."""
+
+    rows: int
+    bytes_on_disk: int
+    bytes_uncompressed: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where records live. Implementations must be safe to call from several threads."""
+
+    #: the logs table as a quoted identifier, ready to stand in SQL text
+    table: str
+
+    def open(self) -> None:
+        """Connect and create the schema if it is missing."""
+
+    def close(self) -> None:
+        """Release the engine; pending inserts have returned before this is called."""
+
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
+        """Insert JSONEachRow ``rows`` (an insert with a token already seen stores nothing new)
+        and return how many rows the store holds under ``dedup_token`` afterwards, counted back
+        from the table (store/batches.py), never the engine's own report of what it wrote.
+        ``retry``: the batch may have been (partly) stored before (a replay after a restart, a
+        retry): the store counts first and inserts only what is missing."""
+
+    def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:
+        """Insert template rows into the patterns table (store/patterns.py), deduplicated by token."""
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+        """Run a SELECT with every user value in ``params``; rows as dicts."""
+
+    def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+               ) -> Iterator[bytes]:
+        """Run a SELECT and yield JSONEachRow chunks as the engine produces them."""
+
+    def stats(self) -> StoreStats:
+        """Rows and bytes of the logs table."""
+
+
+#: statements that change a table's definition (its metadata file): CREATE, DROP, RENAME,
+#: ATTACH, DETACH, EXCHANGE, and ALTER … ADD/DROP/MODIFY/RENAME/COMMENT/REMOVE/CLEAR (mutations
+#: such as ALTER … DELETE/UPDATE and lightweight DELETE change data, not the definition)
+_SCHEMA_CHANGE = re.compile(
+    r"\s*(CREATE|DROP|RENAME|ATTACH|DETACH|EXCHANGE|UNDROP)\b"
+    r"|\s*ALTER\s+TABLE\s+(`(?:[^`\\]|\\.)*`|[\w.]+)(\s+ON\s+CLUSTER\s+\S+)?\s+"
+    r"(ADD|DROP|MODIFY|RENAME|COMMENT|REMOVE|CLEAR)\b",
+    re.IGNORECASE)
+
+
+def is_schema_change(sql: str) -> bool:
+    """True for a statement that rewrites a table's metadata file (see ``_SCHEMA_CHANGE``)."""
+    return _SCHEMA_CHANGE.match(sql) is not None
+
+
+class SchemaFrozen(StoreError):
+    """A statement would change the schema after start: every table is created at start."""
+
+
+#: below this much free disk a schema change after start is refused (its metadata file could be
+#: written empty, and the store could not open again)
+SCHEMA_CHANGE_MIN_FREE = 64 * 1024 * 1024
+
+
+class TierView:
+    """``expose_view`` for both stores: queries read the tiers through one view; and the freeze
+    of the schema once the server has started.
+
+    Callers compile against ``store.table``; after :meth:`expose_view` it names the view, so
+    which tiers a query reads stays inside the store. Inserts always go to ``hot_table``.
+
+    Every table is created when the server starts: a table created later, with the disk full,
+    was left with an empty metadata file and the store could not open again (issue #20). After
+    :meth:`freeze_schema` a statement that would change a definition raises
+    :class:`SchemaFrozen` instead of running, except inside :meth:`schema_change`, which the
+    two features whose design needs it use: the tiers' read view (it changes when the cold tier
+    gets its first file) and a delete-by-query's memory-only helper tables. Neither holds data,
+    so a damaged metadata file of theirs is set aside at the next start (store/startcheck.py).
+    """
+
+    table: str
+    hot_table: str
+    schema_frozen: bool = False
+    _allowed = threading.local()
+
+    def freeze_schema(self) -> None:
+        """From now on refuse statements that change a table's definition."""
+        self.schema_frozen = True
+
+    def check_schema_change(self, sql: str) -> None:
+        """Raise :class:`SchemaFrozen` for a definition change after :meth:`freeze_schema`."""
+        if self.schema_frozen and is_schema_change(sql) and not getattr(self._allowed, "on", False):
+            raise SchemaFrozen("a schema change after start was refused (every table is created "
+                               f"when the server starts): {sql[:120]}")
+
+    def free_disk_bytes(self) -> int | None:
+        """Free bytes where the store keeps its metadata; None when it is not local."""
+        return None
+
+    @contextmanager
+    def schema_change(self, what: str) -> Iterator[None]:
+        """Allow definition changes in this block (this thread only), after checking that the
+        disk has room for them: with less than ``SCHEMA_CHANGE_MIN_FREE`` free it raises a
+        StoreError that says no space is left, and nothing is changed."""
+        free = self.free_disk_bytes()
+        if free is not None and free < SCHEMA_CHANGE_MIN_FREE:
+            raise StoreError(f"no space left on device for {what}: {free} bytes free, a schema change "
+                             f"needs {SCHEMA_CHANGE_MIN_FREE}; retry once the disk has room")
+        before = getattr(self._allowed, "on", False)
+        self._allowed.on = True
+        try:
+            yield
+        finally:
+            self._allowed.on = before
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:  # the store's own
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:  # the store's own
+        raise NotImplementedError
+
+    def expose_view(self, name: str, select_sql: str | None) -> None:
+        """Make queries read ``select_sql`` (e.g. hot ∪ warm ∪ cold) through a view named ``name``;
+        ``None`` drops the view and reads the hot table again.
+
+        The view is replaced only when its text changed (its comment holds a digest of it):
+        every replacement rewrites a metadata file, and one written on a full disk was left
+        empty, so the engine could not start again (issue #20).
+        """
+        view = quote_identifier(name)
+        if select_sql is None:
+            self.table = self.hot_table
+            with self.schema_change(f"dropping the view {name}"):
+                self.execute(f"DROP VIEW IF EXISTS {view}")
+            return
+        digest = hashlib.sha256(select_sql.encode()).hexdigest()[:32]
+        rows = self.query("SELECT comment FROM system.tables WHERE database = currentDatabase() "
+                          "AND name = {name:String}", {"name": name})
+        if not rows or rows[0].get("comment") != f"logharbor:{digest}":
+            with self.schema_change(f"the view {name}"):
+                self.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql} COMMENT 'logharbor:{digest}'")
+        self.table = view
+
+
+_POLICIES = frozenset({"logharbor_sealed"})
+
+
+def schema_sql(table_name: str, engine: str = "MergeTree", *, storage_policy: str | None = None) -> str:
+    """The CREATE TABLE statement for the logs table, with the name quoted by sqlsafe."""
+    text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text()
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    body = body.replace("{table}", quote_identifier(table_name)).replace("{engine}", engine)
+    if storage_policy is not None:
+        if storage_policy not in _POLICIES:
+            raise StoreError(f"unknown storage policy {storage_policy!r}")
+        body += f", storage_policy = '{storage_policy}'"
+    return body

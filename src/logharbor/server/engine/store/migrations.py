@@ -1,0 +1,119 @@
+"""Schema changes to tables made by older releases, run at start and only when still missing.
+
+``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` is not a no-op when the column exists: the engine
+rewrites the table's metadata file anyway, and on a full disk it wrote that file empty and
+reported success, so the next start failed (issue #20). A migration here therefore knows what it
+adds, and :func:`missing` asks the engine which are still to do; a normal restart writes no
+metadata at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from logharbor.server.engine.store.batches import BATCH_COLUMN_DDL
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+__all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "Migration", "add_column", "add_index",
+           "ensure_settings", "logs_migrations", "missing"]
+
+#: the logs table's pattern id (patterns), added to tables made before it existed
+PATTERN_COLUMN = "pattern_id LowCardinality(String)"
+#: the exact text of attributes the JSON column would alter (store/attributes.py); '' for most rows
+EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
+PATTERN_INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
+#: words match in any case (query/filters.py): the text index of the lowercased message
+TEXT_INDEX = "idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)"
+
+
+class _Reader(Protocol):
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]: ...
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One column or skip index a table must have; ``sql`` adds it."""
+
+    table: str  # the table's name, unquoted
+    kind: Literal["column", "index"]
+    name: str
+    sql: str
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+def add_column(table: str, definition: str, on_cluster: str = "") -> Migration:
+    """``definition`` is ``name type …`` as in a CREATE TABLE."""
+    name = definition.split()[0]
+    sql = f"ALTER TABLE {quote_identifier(table)}{on_cluster} ADD COLUMN IF NOT EXISTS {definition}"
+    return Migration(table, "column", name, sql)
+
+
+def add_index(table: str, definition: str, on_cluster: str = "") -> Migration:
+    """``definition`` is ``name expr TYPE …`` as in a CREATE TABLE's INDEX clause."""
+    name = definition.split()[0]
+    sql = f"ALTER TABLE {quote_identifier(table)}{on_cluster} ADD INDEX IF NOT EXISTS {definition}"
+    return Migration(table, "index", name, sql)
+
+
+def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
+    """Bring a logs table (hot or warm) made by an older release up to date: ``pattern_id``
+    (patterns), ``attributes_exact`` (exact attributes), ``ingest_batch`` (verified inserts),
+    then their indexes. The column additions come first: a Distributed table over the logs
+    takes just those (:data:`COLUMN_MIGRATIONS` of them)."""
+    return [add_column(table_name, PATTERN_COLUMN, on_cluster),
+            add_column(table_name, f"{EXACT_COLUMN} AFTER attributes", on_cluster),
+            add_column(table_name, BATCH_COLUMN_DDL, on_cluster),
+            add_index(table_name, PATTERN_INDEX, on_cluster),
+            add_index(table_name, TEXT_INDEX, on_cluster)]
+
+
+#: how many of :func:`logs_migrations` add columns (the rest add indexes)
+COLUMN_MIGRATIONS = 3
+
+
+def missing(store: _Reader, migrations: Iterable[Migration], database: str | None = None) -> list[Migration]:
+    """The migrations whose column or index the table does not have yet (tables that do not
+    exist have nothing missing: their CREATE has everything)."""
+    todo = list(migrations)
+    if not todo:
+        return []
+    tables = sorted({m.table for m in todo})
+    # the database is a parameter (or the connection's own); table names are parameters too
+    db = "{db:String}" if database else "currentDatabase()"
+    params: dict[str, Any] = {"tables": tables, **({"db": database} if database else {})}
+    existing = {r["name"] for r in store.query(
+        f"SELECT name FROM system.tables WHERE database = {db} "  # noqa: S608
+        "AND name IN {tables:Array(String)}", params)}
+    columns = {(r["table"], r["name"]) for r in store.query(
+        f"SELECT table, name FROM system.columns WHERE database = {db} "  # noqa: S608
+        "AND table IN {tables:Array(String)}", params)}
+    indexes = {(r["table"], r["name"]) for r in store.query(
+        f"SELECT table, name FROM system.data_skipping_indices WHERE database = {db} "  # noqa: S608
+        "AND table IN {tables:Array(String)}", params)}
+    have = {"column": columns, "index": indexes}
+    return [m for m in todo if m.table in existing and (m.table, m.name) not in have[m.kind]]
+
+
+def ensure_settings(store: _Reader, tables: list[str], settings: Mapping[str, int]) -> None:
+    """``ALTER TABLE … MODIFY SETTING`` on each table for the settings it does not have yet.
+
+    Changing a setting rewrites the table's metadata file (even to the value it has), so this
+    runs at start (``Tiers.open``) and only for what is missing: a normal restart writes none.
+    """
+    rows = store.query("SELECT name, create_table_query AS q FROM system.tables "
+                       "WHERE database = currentDatabase() AND name IN {t:Array(String)}", {"t": tables})
+    for row in rows:
+        text = str(row["q"])
+        todo = {k: v for k, v in settings.items()
+                if not re.search(rf"\b{re.escape(k)}\s*=\s*{int(v)}\b", text)}
+        if todo:
+            changes = ", ".join(f"{k} = {int(v)}" for k, v in todo.items())
+            store.execute(f"ALTER TABLE {quote_identifier(str(row['name']))} MODIFY SETTING {changes}")

@@ -1,0 +1,2 @@
+"""Dashboards and saved queries.
+"""

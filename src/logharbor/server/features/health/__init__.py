@@ -1,0 +1,2 @@
+"""Service health: per-service rates and errors, and recorded rules.
+"""

@@ -1,0 +1,220 @@
+"""Service health from the logs: ``GET /api/v1/services`` and its per-minute recording.
+
+For every (service, source) with request records — ALB, NGINX and app access records all carry
+``http.status`` — over a range: requests, request rate, errors (status ≥ 500), error ratio and
+p50/p95/p99 of ``http.duration_ms``. Each layer shows as its own row (``shop-alb``/alb,
+``nginx``/nginx, ``checkout``/app), so the page reads top to bottom like the stack.
+
+Long ranges read a recording: a job on the alert scheduler writes, every minute, one row per
+(tenant, service, source, minute) with the counts and a t-digest state of the latencies into
+``<table>_service_minutes`` (ReplacingMergeTree, so re-recording a minute replaces it). It
+re-records the last :data:`LOOKBACK_NS` each time, because ALB logs arrive minutes late, and
+after downtime it starts where the recording stopped. A query over a long range merges the
+recorded minutes with the raw records after the last recorded minute, in one SELECT, so the
+answer is never missing its newest minutes. Latency percentiles are t-digest estimates on both
+paths (within a few percent); counts are exact.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.errors import ApiError
+from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
+from logharbor.server.limits import query_refusal
+
+__all__ = ["LOOKBACK_NS", "ServiceRecorder", "service_health", "services_router"]
+
+MINUTE_NS = 60 * 10**9
+LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
+BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
+RECORDING_FROM_NS = 3600 * 10**9  # ranges at least this long use the recording (the page default)
+_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
+MAX_POINTS = 2000  # points of a series
+KEEP_DAYS = 400  # recorded minutes are kept this long (a year and a month: year-over-year charts)
+
+
+def _recording_name(store: Store) -> str:
+    """The recording table's name (unquoted)."""
+    base = getattr(store, "table_name", None) or store.table.strip("`")
+    return f"{base}_service_minutes"
+
+
+def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
+    """Request rows of ``[lo, hi)`` aggregated like the recording (per minute when ``minutes``)."""
+    minute = "toStartOfMinute(timestamp) AS minute, " if minutes else ""
+    # identifiers from the store / sqlsafe, values are {name:Type} parameters
+    return (f"SELECT {minute}service, source, count() AS requests, "  # noqa: S608
+            f"countIf(http_status >= 500) AS errors, "
+            f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
+            f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{{lo}:Int64}}, 'UTC') "
+            f"AND timestamp < fromUnixTimestamp64Nano({{{hi}:Int64}}, 'UTC') "
+            f"AND http_status IS NOT NULL{scope} GROUP BY {'minute, ' if minutes else ''}service, source")
+
+
+class ServiceRecorder:
+    """Writes the per-minute recording (a :class:`~logharbor.server.features.alerts.evaluator.Job`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.name = _recording_name(store)
+        self.table = quote_identifier(self.name)
+        self._created = False
+
+    def ensure(self) -> None:
+        """Create the recording table if it is not there (the server calls this at start: no
+        table is created once it runs, see ``TierView.freeze_schema``)."""
+        if self._created:
+            return
+        if self.store.query("SELECT 1 AS x FROM system.tables WHERE database = currentDatabase() "
+                            "AND name = {name:String}", {"name": self.name}):
+            self._created = True
+            return
+        self.store.query(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (tenant LowCardinality(String), "
+            f"service LowCardinality(String), source LowCardinality(String), minute DateTime('UTC'), "
+            f"requests UInt64, errors UInt64, latency AggregateFunction({_QUANTILES}, Nullable(Float64)), "
+            f"recorded_ns UInt64) ENGINE = ReplacingMergeTree(recorded_ns) "
+            f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, tenant, service, source) "
+            f"TTL minute + INTERVAL {KEEP_DAYS} DAY", {})
+        self._created = True
+
+    def recorded_until(self) -> int | None:
+        """The end of the last recorded minute (ns), or None when nothing is recorded."""
+        self.ensure()
+        rows = self.store.query(f"SELECT toUnixTimestamp(max(minute)) AS m, count() AS n "  # noqa: S608
+                                f"FROM {self.table}", {})
+        if not rows or not int(rows[0]["n"]):
+            return None
+        return int(rows[0]["m"]) * 10**9 + MINUTE_NS
+
+    def record(self, at_ns: int) -> int:
+        """Re-record every whole minute from the lookback (or where the recording stopped) to ``at``."""
+        self.ensure()
+        end = at_ns - at_ns % MINUTE_NS
+        until = self.recorded_until()
+        start = end - BACKFILL_NS if until is None else min(until, end - LOOKBACK_NS)
+        start -= start % MINUTE_NS
+        if start >= end:
+            return 0
+        sql = (f"INSERT INTO {self.table} SELECT tenant, service, source, "  # noqa: S608
+               f"toStartOfMinute(timestamp) AS minute, count(), countIf(http_status >= 500), "
+               f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms), {{recorded:UInt64}} "
+               f"FROM {self.store.table} WHERE timestamp >= fromUnixTimestamp64Nano({{from:Int64}}, 'UTC') "
+               f"AND timestamp < fromUnixTimestamp64Nano({{to:Int64}}, 'UTC') AND http_status IS NOT NULL "
+               f"GROUP BY tenant, service, source, minute")
+        self.store.query(sql, {"from": start, "to": end, "recorded": time.time_ns()})
+        return (end - start) // MINUTE_NS
+
+
+def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str, dict[str, Any]] | None,
+                   use_recording: bool | None = None, recorder: ServiceRecorder | None = None,
+                   step_ns: int | None = None) -> dict[str, Any]:
+    """Per (service, source): requests, rate, errors, error ratio and latency percentiles; with
+    ``step_ns`` (whole minutes) also a ``series`` of the same per step, for charts."""
+    scope_sql, params = (f" AND ({scope[0]})", dict(scope[1])) if scope else ("", {})
+    recorder = recorder or ServiceRecorder(store)
+    if use_recording is None:
+        use_recording = end_ns - start_ns >= RECORDING_FROM_NS
+    source = "raw"
+    rec_from = start_ns + (-start_ns) % MINUTE_NS  # first whole minute inside the range
+    until = recorder.recorded_until() if use_recording else None
+    rec_to = min(until or 0, end_ns - end_ns % MINUTE_NS)
+    if until is not None and rec_to > rec_from:  # at least one whole recorded minute in the range
+        params.update(rec_from=rec_from // 10**9, rec_to=rec_to // 10**9, raw_from=start_ns, raw_to=rec_from,
+                      tail_from=rec_to, tail_to=end_ns)
+        source = "recording"
+
+        def parts(minutes: bool) -> list[str]:
+            minute = "minute, " if minutes else ""
+            return [f"SELECT {minute}service, source, requests, errors, latency FROM {recorder.table} "  # noqa: S608
+                    f"FINAL WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
+                    f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}",
+                    # the raw records before the first and after the last recorded minute
+                    _raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes),
+                    _raw_part(store.table, scope_sql, "tail_from", "tail_to", minutes=minutes)]
+    else:
+        params.update(raw_from=start_ns, raw_to=end_ns)
+
+        def parts(minutes: bool) -> list[str]:
+            return [_raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes)]
+
+    quantiles = _QUANTILES.replace("(", "Merge(", 1)
+    merge = f"sum(requests) AS requests, sum(errors) AS errors, {quantiles}(latency) AS q"
+    sql = (f"SELECT service, source, {merge} FROM (" + " UNION ALL ".join(parts(False))  # noqa: S608
+           + ") GROUP BY service, source ORDER BY service, source")
+    seconds = max((end_ns - start_ns) / 1e9, 1e-9)
+    answer: dict[str, Any] = {"from_ns": start_ns, "to_ns": end_ns, "source": source,
+                              "services": [_health(row, seconds) for row in store.query(sql, params)]}
+    if step_ns is not None:
+        params["step"] = step_ns // 10**9
+        sql = (f"SELECT toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({{step:UInt32}}))) AS t, "  # noqa: S608
+               f"service, source, {merge} FROM (" + " UNION ALL ".join(parts(True))
+               + ") GROUP BY t, service, source ORDER BY t, service, source")
+        answer["step_ns"] = step_ns
+        answer["series"] = [{"t_ns": int(row["t"]) * 10**9, **_health(row, step_ns / 1e9)}
+                            for row in store.query(sql, params)]
+    return answer
+
+
+def _health(row: dict[str, Any], seconds: float) -> dict[str, Any]:
+    requests, errors = int(row["requests"]), int(row["errors"])
+    q = [None if v is None or v != v else round(float(v), 3) for v in (row["q"] or [None] * 3)]
+    return {"service": row["service"], "source": row["source"], "requests": requests,
+            "rate_per_s": round(requests / seconds, 4), "errors": errors,
+            "error_ratio": round(errors / requests, 6) if requests else 0.0,
+            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]}
+
+
+def services_router() -> APIRouter:
+    """The router the app factory mounts."""
+    router = APIRouter(tags=["services"])
+
+    @router.get("/api/v1/services", summary="Per-service request rate, error ratio and latency")
+    async def services(request: Request, from_: str | None = Query(None, alias="from"),
+                       since: str | None = None, to: str | None = None,
+                       recording: bool | None = None, step: str | None = None) -> dict[str, Any]:
+        """``from``/``since`` (default 1h ago) to ``to`` (default now); ``recording`` forces a path;
+        ``step`` (whole minutes, e.g. ``5m``) adds a per-step series."""
+        now = time.time_ns()
+        try:
+            start = parse_time_ns(from_ or since or "1h", now_ns=now)
+            end = parse_time_ns(to, now_ns=now) if to else now
+        except TimeParseError as exc:
+            raise ApiError(400, "invalid_time", str(exc)) from None
+        if end <= start:
+            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        step_ns = _step(step, end - start)
+        scope = getattr(request.state, "query_scope", None)
+        store = request.app.state.store
+        recorder = getattr(request.app.state, "service_recorder", None)
+        try:
+            return await run_in_threadpool(lambda: service_health(
+                store, start, end, scope=scope, use_recording=recording, recorder=recorder, step_ns=step_ns))
+        except StoreError as exc:
+            raise query_refusal(exc) or ApiError(
+                500, "store_error", f"the store could not compute service health: {exc}"[:300]) from None
+
+    return router
+
+
+def _step(text: str | None, range_ns: int) -> int | None:
+    """A series step: whole minutes, at most :data:`MAX_POINTS` points over the range (400 otherwise)."""
+    if text is None:
+        return None
+    try:
+        step = parse_duration_ns(text)
+    except TimeParseError as exc:
+        raise ApiError(400, "invalid_request", f"step: {exc}") from None
+    if step % MINUTE_NS:
+        raise ApiError(400, "invalid_request", "step: a whole number of minutes (1m, 5m, 1h)")
+    if range_ns // step > MAX_POINTS:
+        raise ApiError(400, "invalid_request", f"step: over {MAX_POINTS} points; use a larger step")
+    return step

@@ -1,0 +1,2 @@
+"""The API-key administration endpoints.
+"""

@@ -1,0 +1,103 @@
+"""What Grafana's Logs Drilldown asks besides queries: patterns, one field's values, and which
+stored attribute paths Grafana's label names stand for.
+
+Why separate: these answer from logharbor's own pattern mining and attribute catalogue in Loki's
+shapes (``/patterns``: ``{"status", "data": [{"pattern", "level", "samples": [[s, n]]}]}``;
+``/detected_field/{name}/values``: ``{"values": [...]}``); they share no code with LogQL
+evaluation beyond the filter a selector compiles to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from logharbor.record import parse_timestamp
+from logharbor.server.engine.store.attributes import path_name
+from logharbor.server.features.query import ast
+
+from .catalog import LABEL_COLUMNS, MAX_VALUES, _where
+from .lexer import FUNCTIONS, KEYWORDS
+from .nodes import LABEL_ALIASES, LogQuery, field_name
+from .streams import Context, label_text, sanitize_label, series_label_text
+
+__all__ = ["field_values", "label_path_names", "patterns", "resolve_label_paths", "widest_range"]
+
+_PLACEHOLDER = re.compile(r"<[^<>\s]*>")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RANGE = re.compile(r"\[(\d+)([smhdwy])\]")
+_UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9,
+            "y": 365 * 86400 * 10**9}
+_KNOWN = {*KEYWORDS, *FUNCTIONS, *LABEL_COLUMNS, *LABEL_ALIASES, "__error__", "__error_details__",
+          "__line__", "__timestamp__"}
+
+
+def label_path_names(texts: Iterable[str]) -> set[str]:
+    """Names in ``texts`` that may be the underscore form of a dotted attribute path."""
+    return {w for text in texts for w in _WORD.findall(text) if "_" in w.strip("_") and w not in _KNOWN}
+
+
+def widest_range(text: str) -> int:
+    """The longest ``[range]`` written in a query (ns), so paths are looked up far enough back."""
+    return max((int(n) * _UNIT_NS[u] for n, u in _RANGE.findall(text)), default=0)
+
+
+def resolve_label_paths(ctx: Context, names: set[str], start: int, end: int) -> dict[str, str]:
+    """``{label: path}`` for the names that are the underscore form of a stored attribute path
+    (``k8s_namespace_name`` → ``k8s.namespace.name``). A name that is itself a stored path stays
+    itself; of several paths spelling one name, the first in sorted order wins."""
+    if not names:
+        return {}
+    where, params = _where(ctx, ast.MatchAll(), start, end)
+    rows = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {ctx.store.table} WHERE {where}",  # noqa: S608
+                   params)
+    # engine paths as query names: a literal dotted key is stored as k8s%2Enamespace (store/attributes.py)
+    paths = sorted({path_name(str(p)) for row in rows for p in (row.get("k") or [])})
+    out: dict[str, str] = {}
+    for path in paths:
+        name = sanitize_label(path)
+        if name in names and name != path and name not in paths and name not in out:
+            out[name] = path
+    return out
+
+
+def field_values(ctx: Context, name: str, lq: LogQuery, start: int, end: int, limit: int) -> list[str]:
+    """Distinct values of one field among the matching records (``/detected_field/{name}/values``)."""
+    field = field_name(name)
+    stats = ast.Stats((ast.Agg("count", None, "__n"),), (field,))
+    cap = min(limit, MAX_VALUES)
+    rows, _ = ctx.query(ast.Query(lq.query.filter, (stats, ast.Limit(cap))), start, end, cap)
+    return sorted({series_label_text(name, label_text(r.get(field))) for r in rows} - {""})
+
+
+def patterns(ctx: Context, lq: LogQuery, start: int, end: int, step_ns: int) -> list[dict[str, Any]]:
+    """Loki's ``/patterns``: each template of the matching records (placeholders written ``<_>``,
+    as Drilldown expects), its level, and its count per ``step``."""
+    step_s = max(1, step_ns // 10**9)
+    chart = ast.Timechart(f"{step_s}s", (ast.Agg("count", None, "n"),), ("pattern_id", "level"))
+    rows, _ = ctx.query(ast.Query(lq.query.filter, (chart,)), start, end, None)
+    per: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        pid = str(row.get("pattern_id") or "")
+        if not pid or not row.get("n"):
+            continue
+        entry = per.setdefault(pid, {"levels": {}, "samples": {}})
+        at = parse_timestamp(row["_time"]) // 10**9
+        entry["samples"][at] = entry["samples"].get(at, 0) + int(row["n"])
+        level = str(row.get("level") or "").lower()
+        entry["levels"][level] = entry["levels"].get(level, 0) + int(row["n"])
+    if not per:
+        return []
+    templates, _ = ctx.query(ast.Query(lq.query.filter, (ast.Patterns(),)), start, end, None)
+    text = {str(t.get("pattern_id")): str(t.get("template") or "") for t in templates}
+    out = []
+    for pid, entry in per.items():
+        template = text.get(pid)
+        if not template:
+            continue
+        level = max(entry["levels"].items(), key=lambda kv: kv[1])[0] if entry["levels"] else ""
+        out.append({"pattern": _PLACEHOLDER.sub("<_>", template), "level": level,
+                    "samples": [[t, n] for t, n in sorted(entry["samples"].items())]})
+    out.sort(key=lambda p: -sum(n for _, n in p["samples"]))
+    return out

@@ -1,0 +1,213 @@
+"""Log queries in Loki's ``streams`` shape: which fields label a stream, and what its lines say.
+
+Why separate from the metrics: a log query is one compiled search (newest or oldest ``limit``
+records); only grouping into labelled streams and ``line_format`` happen here, after the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from logharbor.record import HTTP_FIELDS
+from logharbor.server.engine.store.attributes import lookup
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.rows import row_to_record
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.errors import ApiError
+from logharbor.server.features.query import ast, compile_ast
+from logharbor.server.features.query.errors import QueryError
+from logharbor.server.features.query.regex_re2 import compile_re2
+from logharbor.server.limits import query_refusal
+
+from .logql import LogQuery, field_name, render_template
+
+__all__ = ["STREAM_LABELS", "Context", "Labels", "label_text", "log_line", "log_streams", "record_labels",
+           "sanitize_label", "series_label_text", "value_of"]
+
+#: the fields every stream is labelled with (when not empty), besides those the query names
+STREAM_LABELS = ("service", "level", "source", "host", "instance", "env")
+Labels = tuple[tuple[str, str], ...]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Context:
+    """One request's store, scope and limits."""
+
+    store: Any
+    scope: tuple[str, dict[str, object]] | None
+    extra: ast.Filter | None  # the X-Scope-OrgID tenant condition
+    max_limit: int
+    settings: Mapping[str, Any]
+
+    def _patterns_table(self) -> str | None:
+        name = getattr(self.store, "patterns_name", None)
+        return quote_identifier(name) if name else None
+
+    def query(self, q: ast.Query, start: int | None, end: int | None, limit: int | None,
+              now: int | None = None, *, cap: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Rows of ``q`` (tenant condition added) and the row cap the compiler applied (``cap``
+        instead of ``max_limit``: metric buckets are small rows the server combines itself)."""
+        if self.extra is not None:
+            flt = self.extra if isinstance(q.filter, ast.MatchAll) else ast.And((self.extra, q.filter))
+            q = ast.Query(flt, q.pipes)
+        try:
+            compiled = compile_ast(q, table=self.store.table, time_from_ns=start, time_to_ns=end,
+                                   limit=limit, max_limit=cap or self.max_limit, scope_sql=self.scope,
+                                   now_ns=now, patterns_table=self._patterns_table())
+        except QueryError as exc:
+            raise ApiError(400, exc.code, exc.message, detail=exc.detail,
+                       extra={"position": exc.position}) from None
+        return self.run(compiled.sql, compiled.params), compiled.limit
+
+    def run(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One SELECT; engine errors become 400 (budget, regex) or 500."""
+        try:
+            return list(self.store.query(sql, params, settings=self.settings))
+        except StoreError as exc:
+            refusal = query_refusal(exc)  # over a limit: a 4xx that names it
+            if refusal is not None:
+                raise refusal from None
+            if "Code: 427." in str(exc):
+                raise ApiError(400, "invalid_regex", "the regex does not compile in RE2") from None
+            raise ApiError(500, "store_error", "the store could not run the query") from None
+
+
+def value_of(record: Mapping[str, Any], name: str) -> Any:
+    """A field of a canonical record by its query name (``status``, ``http.status``, ``user.id``)."""
+    name = field_name(name)
+    if name in record and name not in ("http", "attributes"):
+        return record[name]
+    http = record.get("http") or {}
+    short = name[5:] if name.startswith(("http.", "http_")) else name
+    if short in HTTP_FIELDS:
+        return http.get(short)
+    # a dotted name is any of its spellings (nested or a literal dotted key), as in a search
+    return lookup(record.get("attributes") or {}, name.removeprefix("attributes."))
+
+
+def label_text(value: Any) -> str:
+    """A field value as Loki label text (labels are strings; absent is empty, ``1.0`` is ``1``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+#: labels whose values Loki writes in lower case: its ``detected_level`` is ``error``, ``warn``, …
+#: (Logs Drilldown colours and filters levels by those names), where logharbor's level is ``ERROR``
+_LOWER_CASE_LABELS = frozenset({"detected_level"})
+
+
+def series_label_text(name: str, text: str) -> str:
+    """A series label's value as Loki writes it for that label name (see ``_LOWER_CASE_LABELS``)."""
+    return text.lower() if name in _LOWER_CASE_LABELS else text
+
+
+_INVALID_LABEL = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_label(name: str) -> str:
+    """A key as a Loki label name: every character outside ``[A-Za-z0-9_]`` becomes ``_`` (what
+    ``| json`` and Loki's OTLP ingestion do: ``k8s.namespace.name`` → ``k8s_namespace_name``)."""
+    out = _INVALID_LABEL.sub("_", name)
+    return "_" + out if out[:1].isdigit() else out
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            name = sanitize_label(str(key))
+            _flatten(f"{prefix}_{name}" if prefix else name, inner, out)
+    elif value is not None and not isinstance(value, list):
+        out[prefix] = label_text(value)
+
+
+def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
+    """The stream labels of one record: the usual fields, the selector's, and what parsers add."""
+    labels = {name: label_text(record.get(name)) for name in STREAM_LABELS}
+    for name in lq.selector:
+        labels[name] = series_label_text(name, label_text(value_of(record, name)))
+    if lq.parsed:
+        _flatten("", record.get("attributes") or {}, labels)
+        if lq.unpack:
+            labels.pop("_entry", None)
+        for key, value in (record.get("http") or {}).items():
+            labels["http_" + key] = label_text(value)
+    line = record.get("message") or ""
+    for pattern in lq.extractors:
+        m = pattern.search(line)
+        if m is not None:
+            labels.update({k: v for k, v in m.groupdict().items() if v is not None})
+    for lf in lq.label_formats:
+        if lf.template is not None:
+            def lookup(n: str) -> str:
+                return labels.get(n) or label_text(value_of(record, n))
+
+            labels[lf.name] = render_template(lf.template, lookup)
+        else:
+            source = lf.source or lf.name
+            labels[lf.name] = labels.pop(source, None) or label_text(value_of(record, source))
+    if lq.keep is not None:
+        labels = {k: v for k, v in labels.items() if k in lq.keep and _kept(k, v, lq.keep_if)}
+    for name, op, value in lq.drop_if:
+        if name in labels and _holds(op, value, labels[name]):
+            del labels[name]
+    return {k: v for k, v in labels.items() if v != "" and k not in lq.drop}
+
+
+def _holds(op: str, expected: str, value: str) -> bool:
+    if op in ("=", "!="):
+        return (value == expected) == (op == "=")
+    found = compile_re2(f"^(?:{expected})$").search(value) is not None
+    return found == (op == "=~")
+
+
+def _kept(name: str, value: str, conditions: tuple[tuple[str, str, str], ...]) -> bool:
+    own = [c for c in conditions if c[0] == name]
+    return not own or any(_holds(op, expected, value) for _, op, expected in own)
+
+
+def log_line(record: Mapping[str, Any], lq: LogQuery, labels: Mapping[str, str]) -> str:
+    """The line Loki would show: the message (``| unpack``: the packed ``_entry``), or
+    ``line_format``'s template filled in."""
+    message = record.get("message") or ""
+    if lq.unpack:
+        entry = (record.get("attributes") or {}).get("_entry")
+        if isinstance(entry, str):
+            message = entry
+    if lq.decolorize:
+        message = _ANSI.sub("", message)
+    if lq.line_format is None:
+        return message
+
+    def lookup(name: str) -> str:
+        if name == "__line__":
+            return message
+        if name == "__timestamp__":
+            return str(record["timestamp"])
+        return labels.get(name) or label_text(value_of(record, name))
+
+    return render_template(lq.line_format, lookup)
+
+
+def log_streams(ctx: Context, lq: LogQuery, start: int | None, end: int | None, limit: int,
+                direction: str) -> tuple[list[dict[str, Any]], int]:
+    """Loki ``streams``: the newest (or, forward, oldest) ``limit`` records grouped by labels."""
+    pipes: tuple[ast.Pipe, ...] = ()
+    if direction == "forward":
+        pipes = (ast.Sort((ast.SortKey("timestamp"),)),)
+    rows, _ = ctx.query(ast.Query(lq.query.filter, pipes), start, end, limit)
+    streams: dict[Labels, list[list[str]]] = {}
+    for row in rows:
+        record = row_to_record(row)
+        labels = record_labels(record, lq)
+        key = tuple(sorted(labels.items()))
+        streams.setdefault(key, []).append([str(record["timestamp"]), log_line(record, lq, labels)])
+    return [{"stream": dict(key), "values": values} for key, values in streams.items()], len(rows)

@@ -1,0 +1,2 @@
+"""Pattern upkeep: backfill and journal of the templates mined at ingest.
+"""

@@ -1,0 +1,158 @@
+"""A server's own copies of what a delete-by-query erases: its WAL, quarantine and template miner.
+
+These live in one server's data directory, beside the store:
+
+- **the WAL.** Before the store is touched, :meth:`LocalState.flush` rolls the WAL (every record
+  acknowledged so far is then in a sealed segment) and waits until the batcher has stored all of
+  it, so a record still in flight is erased with the rest instead of arriving after the delete.
+  After the erasure, :meth:`LocalState.release` drops every segment from before that barrier;
+  what ingest acknowledges after it is new data, which the delete does not cover.
+- **the quarantine** (``<wal>/quarantine/*.bad``): damaged WAL bytes copied aside, never stored.
+  Each line that parses as a record is checked against the delete's filter by the engine; a
+  line that does not parse is removed when it holds one of the filter's values. What remains
+  unreadable is counted (``unreadable_lines``); with encryption at rest the copies are sealed and
+  hold nothing in the clear.
+- **the miner** (``patterns/miner.json`` and ``journal.ndjson``): samples and clusters are fixed
+  in the batcher thread, then the snapshot is rewritten and the journal emptied.
+"""
+
+# SQL here: the structure is built from the logs table's own columns; values are parameters.
+# ruff: noqa: S608
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from logharbor.durable import write_atomic
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.features.retention.coldstore import literal_structure
+from logharbor.server.features.retention.redact import Redactor
+
+__all__ = ["LocalState", "scrub_quarantine"]
+
+log = logging.getLogger("logharbor.retention")
+_LINE = "__lh_line"
+
+
+class _Store(Protocol):
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]: ...
+
+
+class LocalState:
+    """The WAL and batcher of this server, as a delete-by-query needs them."""
+
+    def __init__(self, wal: Any, batcher: Any) -> None:
+        self.wal = wal
+        self.batcher = batcher
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return Path(self.wal.quarantine_dir)
+
+    def flush(self, timeout_s: float) -> list[int]:
+        """Roll the WAL and wait until everything before the roll is stored; the barrier position."""
+        if self.batcher.paused:
+            raise RuntimeError("the batcher is paused: records acknowledged before the delete cannot be "
+                               "stored (and so erased) until it runs")
+        self.wal.roll()
+        barrier = self.wal.durable  # the start of the segment the roll opened: everything before it
+        self.batcher.flush_to(barrier)
+        deadline = time.monotonic() + timeout_s
+        while not self._stored(barrier):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the batcher did not store the WAL up to the delete within "
+                                   f"{timeout_s:.0f} s ({self.batcher.last_error or 'no error reported'})")
+            time.sleep(0.05)
+        return [barrier.segment, barrier.offset]
+
+    def _stored(self, barrier: Any) -> bool:
+        progress = self.batcher.progress
+        return progress.intent is None and progress.done_pos >= barrier
+
+    def release(self, barrier: list[int]) -> list[int]:
+        """Drop the WAL segments from before the barrier (all stored by then); the ones still there."""
+        self.wal.release(self.batcher.progress.done_pos)
+        left = [s for s in self.wal.iter_segments() if s < barrier[0]]
+        if left:  # the batcher may not have released yet: roll deletes whatever is released
+            self.wal.roll()
+            left = [s for s in self.wal.iter_segments() if s < barrier[0]]
+        return left
+
+    def scrub_patterns(self, samples: Mapping[str, str | None]) -> int:
+        return int(self.batcher.scrub_patterns(samples))
+
+
+def scrub_quarantine(directory: Path, store: _Store, columns: list[tuple[str, str]], cond: str,
+                     params: Mapping[str, Any], redactor: Redactor) -> dict[str, int]:
+    """Remove from every quarantined copy the lines holding an erased record (see module doc)."""
+    figures = {"files": 0, "lines_removed": 0, "unreadable_lines": 0}
+    if not directory.is_dir():
+        return figures
+    structure = ", ".join(f"{name} {sql_type}" for name, sql_type in columns) + f", {_LINE} UInt32"
+    needles = [n.lower().encode() for n in redactor.needles]
+    needles += [orjson.dumps(n)[1:-1].lower() for n in redactor.needles]  # as JSON writes them
+    for bad in sorted(directory.glob("*.bad")):
+        figures["files"] += 1
+        lines = bad.read_bytes().split(b"\n")
+        parsed: dict[int, dict[str, Any]] = {}
+        for i, line in enumerate(lines):
+            start = line.find(b'{"')
+            if start < 0:
+                continue
+            try:
+                row = orjson.loads(line[start:])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                parsed[i] = row
+        matched = _matching_lines(store, structure, parsed, cond, params, redactor)
+        kept: list[bytes] = []
+        removed = 0
+        for i, line in enumerate(lines):
+            lower = line.lower()
+            if (matched is not None and i in matched) or (needles and any(n in lower for n in needles)):
+                removed += 1
+                continue
+            if (matched is None or i not in parsed) and line.strip():
+                figures["unreadable_lines"] += 1  # checked by text only
+            kept.append(line)
+        if removed:
+            write_atomic(bad, b"\n".join(kept), mode=0o600)
+            _note(bad.with_suffix(".json"), removed)
+            figures["lines_removed"] += removed
+    return figures
+
+
+def _matching_lines(store: _Store, structure: str, parsed: dict[int, dict[str, Any]], cond: str,
+                    params: Mapping[str, Any], redactor: Redactor) -> set[int] | None:
+    """The parsed lines the engine finds matching ``cond``; None when it cannot read them."""
+    if not parsed:
+        return set()
+    body = b"\n".join(orjson.dumps({**row, _LINE: i}) for i, row in parsed.items())
+    try:
+        rows = store.query(f"SELECT {_LINE} AS i FROM format(JSONEachRow, {literal_structure(structure)}, "
+                           f"{{lh_quarantine:String}}) WHERE {cond}",
+                           {**params, "lh_quarantine": body.decode("utf-8", "replace")})
+    except (StoreError, ValueError) as exc:
+        log.warning("delete: the engine could not read %d quarantined lines (%s); they are matched by "
+                    "the filter's values as text only", len(parsed), redactor.text(str(exc))[:300])
+        return None
+    return {int(r["i"]) for r in rows}
+
+
+def _note(sidecar: Path, removed: int) -> None:
+    """Record in the copy's sidecar that a delete removed lines from it (the offsets no longer fit)."""
+    try:
+        info = orjson.loads(sidecar.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return
+    info.setdefault("scrubbed", []).append({"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                            "lines_removed": removed, "by": "delete-by-query"})
+    write_atomic(sidecar, orjson.dumps(info, option=orjson.OPT_INDENT_2), mode=0o600)

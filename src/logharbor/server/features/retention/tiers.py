@@ -1,0 +1,312 @@
+"""The three tiers as SQL: the hot table, the warm table, the cold Parquet files, and their union.
+
+Warm is a second MergeTree table (``<logs>_warm``) with the same columns and heavier codecs
+(ZSTD(9) instead of ZSTD(1)/ZSTD(3)), plus a ``move_id`` column naming the move that wrote each
+row, so a move that crashed half-way is undone by deleting its ``move_id`` and done again. A
+separate table rather than ``TTL … RECOMPRESS``: TTLs run on the engine's wall clock on whole
+parts (which mix services and levels), while rules are per service/level and the mover runs on an
+injectable clock; moving rows also merges them into large, well-compressed parts.
+
+Queries read the view ``<logs>_all`` = hot ∪ warm ∪ cold (the cold branch only once cold files
+exist); the store's ``table`` names it, so the compiled SQL is the same whatever tiers exist.
+"""
+
+# SQL here is built from identifiers quoted by store/sqlsafe.py and conditions whose values are
+# all parameters; nothing a user sends is formatted into the text.
+# ruff: noqa: S608
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from logharbor.server.engine.store.base import schema_sql
+from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.features.retention.coldstore import ColdStore
+
+__all__ = ["TierStore", "Tiers"]
+
+#: a record's identity across tiers: enough columns that two different records never share it.
+#: The attributes as text with ``%2E`` read as ``.``: a mutation (the DELETE that removes copied
+#: rows) prints a literal dotted key escaped, a query does not (store/attributes.py), and both
+#: sides of the comparison must hash the same text.
+IDENTITY = ("sipHash64(timestamp, observed_timestamp, service, level, message, trace_id, span_id, "
+            "request_id, host, instance, replaceAll(toString(attributes), '%2E', '.'))")
+
+
+class TierStore(Protocol):
+    """What the retention code needs from a store (EmbeddedStore has it)."""
+
+    table: str
+    table_name: str
+    hot_table: str
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]: ...
+
+    def expose_view(self, name: str, select_sql: str | None) -> None: ...
+
+
+class Tiers:
+    """SQL for each tier, and the moves between them, over one store and one cold store."""
+
+    def __init__(self, store: TierStore, cold: ColdStore | None) -> None:
+        self.store = store
+        self.cold = cold
+        self.hot = store.hot_table
+        self.warm_name = f"{store.table_name}_warm"
+        self.warm = quote_identifier(self.warm_name)
+        self.view_name = f"{store.table_name}_all"
+        self.moving = quote_identifier(f"{store.table_name}_moving")
+        self.columns: list[tuple[str, str]] = []
+
+    def open(self) -> None:
+        """Create the warm table, the set of rows being moved and the read view.
+
+        This runs at start only: every table retention uses exists before ingest begins (a table
+        created later, on a full disk, was left with an empty metadata file, issue #20).
+        """
+        # an encrypted store keeps warm rows on the same encrypted disk as hot ones
+        policy = "logharbor_sealed" if getattr(self.store, "sealer", None) is not None else None
+        ddl = schema_sql(self.warm_name, storage_policy=policy).replace("ZSTD(1)", "ZSTD(9)").replace(
+            "ZSTD(3)", "ZSTD(9)")
+        self.store.execute(ddl)
+        migrations = [add_column(self.warm_name, "move_id String CODEC(ZSTD(9))"),
+                      *logs_migrations(self.warm_name)]  # a warm table made by an older release
+        for migration in missing(self.store, migrations):  # a needless ALTER rewrites metadata
+            self.store.execute(migration.sql)
+        # the identities of the rows a move copied (filled and emptied by each move, kept)
+        self.store.execute(f"CREATE TABLE IF NOT EXISTS {self.moving} (id UInt64) ENGINE = Set")
+        rows = self.store.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})
+        self.columns = [(r["name"], r["type"]) for r in rows]
+        self._erasure_settings()
+        self.refresh_view()
+
+    def _erasure_settings(self) -> None:
+        """Table settings a delete-by-query relies on (server/features/retention/erase.py).
+
+        The engine removes the parts a rewrite replaced in a cleanup whose period backs off to
+        five minutes while a table is quiet; at most 10 s here, so a delete is off the disk
+        within seconds (plus ``old_parts_lifetime``: 0 in chDB, 480 s on a ClickHouse server).
+        One finished mutation is kept: older mutation texts (from lightweight deletes made
+        before erasure existed, with their values written in) go at the next one.
+        """
+        if getattr(self.store, "cluster", None):
+            return  # replicated tables: delete-by-query is refused there (delete.py)
+        tables = [self.store.table_name, self.warm_name]
+        patterns = getattr(self.store, "patterns_name", None)
+        if patterns:
+            tables.append(patterns)
+        # set where missing only: changing a setting rewrites the table's metadata file
+        ensure_settings(self.store, tables, {"finished_mutations_to_keep": 1, "cleanup_delay_period": 1,
+                                             "max_cleanup_delay_period": 10,
+                                             "cleanup_delay_period_random_add": 0})
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(quote_identifier(name) for name, _ in self.columns)
+
+    @property
+    def structure(self) -> str:
+        """The cold files' columns: the hot table's, plain strings for LowCardinality and JSON."""
+        parts = []
+        for name, sql_type in self.columns:
+            if sql_type == "JSON" or sql_type.startswith("JSON("):
+                sql_type = "String"
+            elif sql_type.startswith("LowCardinality("):
+                sql_type = sql_type[len("LowCardinality("):-1]
+            parts.append(f"{name} {sql_type}")
+        return ", ".join(parts)
+
+    def export_list(self) -> str:
+        """Columns as written to Parquet (JSON as its text)."""
+        out = []
+        for name, sql_type in self.columns:
+            quoted = quote_identifier(name)
+            out.append(f"toString({quoted}) AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        return ", ".join(out)
+
+    def cold_select(self, key: str | None = None, *, with_path: bool = False) -> str:
+        """SELECT of cold rows with the hot table's column types (JSON parsed back).
+
+        ``with_path`` adds ``_cold_path``, the file each row comes from (the engine's ``_path``).
+        """
+        assert self.cold is not None
+        out = []
+        for name, sql_type in self.columns:
+            quoted = quote_identifier(name)
+            out.append(f"CAST({quoted}, 'JSON') AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        if with_path:
+            out.append("_path AS _cold_path")
+        return f"SELECT {', '.join(out)} FROM {self.cold.table_function(key, self.structure)}"
+
+    def cold_matches(self, cond: str, params: Mapping[str, Any]) -> dict[str, int]:
+        """Matching rows per cold file, in one pass over every file (row groups pruned by stats)."""
+        assert self.cold is not None
+        keys = self.cold.keys()
+        if not keys:
+            return {}
+        source = self.cold_select(with_path=True)
+        rows = self.store.query(f"SELECT _cold_path AS path, count() AS n FROM ({source}) "
+                                f"WHERE {cond} GROUP BY path", dict(params))
+        found = {}
+        for row in rows:
+            path = str(row["path"])
+            key = next((k for k in keys if path.endswith("/" + k)), None)
+            if key is not None:
+                found[key] = int(row["n"])
+        return found
+
+    def source(self, tier: str, key: str | None = None) -> str:
+        """A table expression (in parentheses where needed) reading one tier."""
+        if tier == "hot":
+            return self.hot
+        if tier == "warm":
+            return f"(SELECT {self.column_list} FROM {self.warm})"
+        return f"({self.cold_select(key)})"
+
+    def refresh_view(self) -> None:
+        """Point the store's ``table`` at hot ∪ warm (∪ cold once cold files exist)."""
+        parts = [f"SELECT {self.column_list} FROM {self.hot}",
+                 f"SELECT {self.column_list} FROM {self.warm}"]
+        if self.cold is not None and self.cold.keys():
+            parts.append(self.cold_select())
+        self.store.expose_view(self.view_name, " UNION ALL ".join(parts))
+
+    # -- moving ----------------------------------------------------------------------------
+
+    def copy_to_warm(self, move_id: str, source: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Copy matching rows of hot into warm under ``move_id`` (a retry first undoes a partial copy)."""
+        if self.count_warm_move(move_id):  # a retry: undo the partial copy first
+            self.store.execute(f"DELETE FROM {self.warm} WHERE move_id = {{move_id:String}}",
+                               {"move_id": move_id})
+        self.store.execute(
+            f"INSERT INTO {self.warm} ({self.column_list}, move_id) "
+            f"SELECT {self.column_list}, {{move_id:String}} FROM {self.source(source)} WHERE {cond}",
+            {**params, "move_id": move_id})
+        return self.count_warm_move(move_id)
+
+    def count_warm_move(self, move_id: str) -> int:
+        rows = self.store.query(f"SELECT count() AS n FROM {self.warm} WHERE move_id = {{m:String}}",
+                                {"m": move_id})
+        return int(rows[0]["n"])
+
+    def copy_to_cold(self, key: str, source: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Write matching rows of ``source`` to the cold file ``key`` and count what it holds."""
+        assert self.cold is not None
+        select = (f"SELECT {self.export_list()} FROM {self.source(source)} WHERE {cond} "
+                  "ORDER BY service, level, timestamp")
+        self.cold.write(self.store, key, select, params)
+        return self.count_cold(key)
+
+    def count_cold(self, key: str, cond: str = "1", params: Mapping[str, Any] | None = None) -> int:
+        rows = self.store.query(f"SELECT count() AS n FROM ({self.cold_select(key)}) WHERE {cond}",
+                                dict(params or {}))
+        return int(rows[0]["n"])
+
+    def remove_copied(self, source: str, moves: list[tuple[str, str, str | None, str | None]]) -> None:
+        """Delete from ``source`` the rows whose copies are confirmed (idempotent).
+
+        ``moves`` are (dest, move id, cold key, day). A row goes when its identity is among a
+        copy's: the copy was made from exactly those rows, so nothing else can match, and a retry
+        after a crash finds nothing left to delete. The identities go into a ``Set`` table first:
+        a mutation would otherwise evaluate an ``IN (subquery)`` again for every part.
+        """
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        days: set[str] = set()
+        for i, (dest, move_id, key, day) in enumerate(moves):
+            if day is not None:
+                days.add(day)
+            if dest == "warm":
+                parts.append(f"SELECT {IDENTITY} FROM {self.warm} WHERE move_id = {{m{i}:String}}")
+                params[f"m{i}"] = move_id
+            else:
+                assert key is not None
+                parts.append(f"SELECT {IDENTITY} FROM ({self.cold_select(key)})")
+        if not parts:
+            return
+        table = self.hot if source == "hot" else self.warm
+        moving = self.moving
+        self.store.execute(f"TRUNCATE TABLE {moving}")
+        self.store.execute(f"INSERT INTO {moving} {' UNION ALL '.join(parts)}", params)
+        day_filter = ""
+        if days and all(d is not None for _, _, _, d in moves):  # prune to the moves' partitions
+            names = {f"d{i}": day for i, day in enumerate(sorted(days))}
+            listed = ", ".join(f"toDate({{{n}:String}})" for n in names)
+            day_filter = f"toDate(timestamp) IN ({listed}) AND "
+            params = names
+        else:
+            params = {}
+        self.store.execute(f"DELETE FROM {table} WHERE {day_filter}{IDENTITY} IN {moving}", params)
+        self.store.execute(f"TRUNCATE TABLE {moving}")
+
+    def apply_masks(self) -> int:
+        """Rewrite, in the background, the partitions where a lightweight delete only masked rows.
+
+        Moves and expiry delete with ``DELETE FROM``, which masks rows; an old day's partition is
+        seldom merged again, so the moved or expired rows would stay on disk for good (and the disk
+        would not shrink). ``APPLY DELETED MASK`` drops them; the engine runs it as a mutation in
+        the background. Returns the partitions asked for.
+        """
+        if getattr(self.store, "cluster", None):
+            return 0
+        asked = 0
+        for name in (self.store.table_name, self.warm_name):
+            rows = self.store.query(
+                "SELECT DISTINCT partition_id AS p FROM system.parts WHERE active AND has_lightweight_delete "
+                "AND database = currentDatabase() AND table = {t:String} ORDER BY p", {"t": name})
+            ids = [str(r["p"]) for r in rows if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(r["p"]))]
+            if ids:
+                commands = ", ".join(f"APPLY DELETED MASK IN PARTITION ID '{p}'" for p in ids)
+                self.store.execute(f"ALTER TABLE {quote_identifier(name)} {commands} "
+                                   "SETTINGS mutations_sync = 0")
+                asked += len(ids)
+        return asked
+
+    def compact_day(self, tier: str, day: str) -> None:
+        """Rewrite one day's partition so rows a delete masked leave the active parts now."""
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ValueError(f"not a day: {day!r}")
+        table = self.hot if tier == "hot" else self.warm
+        self.store.execute(f"OPTIMIZE TABLE {table} PARTITION ID '{day.replace('-', '')}' FINAL")
+
+    # -- deleting --------------------------------------------------------------------------
+
+    def delete_where(self, tier: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Delete matching rows from one tier; the number of rows deleted."""
+        if tier in ("hot", "warm"):
+            table = self.hot if tier == "hot" else self.warm
+            source = self.source(tier)
+            rows = self.store.query(f"SELECT count() AS n FROM {source} WHERE {cond}", dict(params))
+            n = int(rows[0]["n"])
+            if n:
+                self.store.execute(f"DELETE FROM {table} WHERE {cond}", params)
+            return n
+        if self.cold is None:
+            return 0
+        total = 0
+        for key in self.cold_matches(cond, params):
+            total += self.delete_in_cold_file(key, cond, params)
+        return total
+
+    def delete_in_cold_file(self, key: str, cond: str, params: Mapping[str, Any]) -> int:
+        """Rewrite one cold file without the matching rows (or remove it when all match)."""
+        assert self.cold is not None
+        n = self.count_cold(key, cond, params)
+        if n == 0:
+            return 0
+        if n == self.count_cold(key):
+            self.cold.remove(key)
+            return n
+        select = (f"SELECT {self.export_list()} FROM ({self.cold_select(key)}) "
+                  f"WHERE NOT ({cond}) ORDER BY service, level, timestamp")
+        self.cold.write(self.store, key, select, params)
+        return n

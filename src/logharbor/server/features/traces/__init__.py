@@ -1,0 +1,2 @@
+"""One request across ALB → NGINX → app: lookup, timing breakdown, waterfall.
+"""
