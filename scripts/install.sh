@@ -80,6 +80,15 @@ if [ -f ui/index.html ] && [ -f ui/package-lock.json ] && [ "$(cat "$ui_stamp" 2
     echo "install: npm not found: the web UI is not built (install nodejs and npm)" >&2
   fi
 fi
+# tests/ui/test_docs.py runs tsc --noEmit and vitest from ui/node_modules: --test installs them
+# even when the build above was skipped (a current dist/ built elsewhere)
+if [ $want_test = 1 ] && [ -f ui/package-lock.json ] && [ ! -x ui/node_modules/.bin/vitest ]; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd ui && npm ci --no-audit --no-fund --loglevel=error) >/dev/null
+  else
+    echo "install: npm not found: the web UI's type check and unit tests cannot run" >&2
+  fi
+fi
 # test clients: the real Node.js loggers and shippers the suite runs (tests/clients/package.json),
 # installed from the lockfile; skipped when the lockfile has not changed since the last install
 if [ $want_test = 1 ] && [ -f tests/clients/package-lock.json ]; then

@@ -17,6 +17,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Test tiers (README "Tests", docs/testing.md): `pytest -m "not slow"` is the edit loop. Each kind
+# below implies `slow`; a folder of one kind is marked here, other tests carry their own marker.
+SLOW_KINDS = ("e2e", "faults", "browser", "peer")
+SLOW_FOLDERS = {"faults": "faults", "demo": "e2e"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark whole folders by kind, browser tests by their fixture, and every kind as `slow`."""
+    tests_dir = ROOT / "tests"
+    for item in items:
+        folder = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
+        if folder in SLOW_FOLDERS:
+            item.add_marker(SLOW_FOLDERS[folder])
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker("browser")
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+            item.add_marker("slow")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -146,6 +165,18 @@ def server_factory(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-
 def server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
     """One real server process on loopback with a fresh data directory (batches flush fast)."""
     return server_factory("--batch-max-age", "0.2")
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server shared by a module's tests (as ``server``, started once): for tests that only
+    read, or that add records they then find again by a marker of their own (a unique value), so
+    no test depends on what another did."""
+    server = ServerProcess(tmp_path_factory.mktemp("module_server") / "data", "--batch-max-age", "0.2")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

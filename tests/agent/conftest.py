@@ -103,9 +103,12 @@ class Receiver:
             return json.loads(r.read())
 
     def records(self) -> list[dict[str, Any]]:
+        """The records received so far: complete lines only, as the receiver may be writing the
+        last one right now (a partial line is read on a later call)."""
         if not self.out.exists():
             return []
-        return [json.loads(line) for line in self.out.read_bytes().splitlines() if line]
+        data = self.out.read_bytes()
+        return [json.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines() if line]
 
 
 @pytest.fixture
@@ -139,6 +142,42 @@ def agent_factory(tmp_path: Path) -> Iterator[Any]:
         if a.proc is not None and a.proc.poll() is None:
             a.proc.kill()
             a.proc.wait()
+
+
+def agent_metric(port: int, name: str, **labels: str) -> float:
+    """One sample of an agent's ``/metrics`` (set ``metrics.port``), 0 before it serves or counts."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def log_events(agent: AgentProcess, message: str) -> list[dict[str, Any]]:
+    """The agent's JSON log lines whose message is ``message`` (complete lines only)."""
+    out = []
+    for line in agent.log().splitlines(keepends=True):
+        try:
+            doc = json.loads(line) if line.endswith("\n") else None
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("message") == message:
+            out.append(doc)
+    return out
+
+
+def checkpoint_offsets(data_dir: Path, source: str) -> dict[str, int]:
+    """path -> delivered offset in a file source's checkpoint document (empty before the first)."""
+    try:
+        doc = json.loads((data_dir / "checkpoints" / f"{source}.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return {e["path"]: int(e["offset"]) for e in doc.get("files", [])}
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:

@@ -8,14 +8,13 @@ import gzip
 import json
 import os
 import shutil
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.agent.conftest import ROOT, free_port, wait_for
+from tests.agent.conftest import ROOT, agent_metric, checkpoint_offsets, free_port, log_events, wait_for
 
 from logharbor.agent.config import ConfigError, parse_config
 from logharbor.agent.sources.container import path_metadata
@@ -37,11 +36,12 @@ def kube_layout(root: Path, ns: str = "shop", pod: str = "checkout-7d9f", uid: s
 
 
 def agent_cfg(tmp: Path, url: str, **source: Any) -> dict[str, Any]:
+    """One container source ``k8s``; the agent serves /metrics on ``cfg["metrics"]["port"]``."""
     src: dict[str, Any] = {"type": "container", "include": [str(tmp / "containers" / "*.log")],
                            "poll_interval_secs": 0.05, "glob_interval_secs": 0.1, "rotated_idle_secs": 0.5,
                            "checkpoint_interval_secs": 0.1, "partial_timeout_secs": 1.0}
     src.update(source)
-    return {"data_dir": str(tmp / "state"), "metrics": {"port": 0},
+    return {"data_dir": str(tmp / "state"), "metrics": {"port": free_port()},
             "sources": {"k8s": src},
             "sinks": {"srv": {"type": "logharbor", "url": url, "compression": "none",
                               "batch": {"timeout_secs": 0.1}}}}
@@ -60,6 +60,14 @@ def messages(records: list[dict[str, Any]]) -> list[str]:
     return [r.get("message", r.get("msg")) for r in records]
 
 
+def read_to_end(cfg: dict[str, Any], *paths: Path) -> bool:
+    """Wait until the agent has read every byte of ``paths`` (its bytes_read counter), so what is
+    appended next arrives in a later read."""
+    size = sum(p.stat().st_size for p in paths)
+    return wait_for(lambda: agent_metric(cfg["metrics"]["port"], "logharbor_agent_bytes_read_total",
+                                         source="k8s") >= size, 30)
+
+
 def test_cri_partials_stack_traces_metadata_and_downward_env(tmp_path: Path, receiver_factory, agent_factory,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     real = kube_layout(tmp_path)
@@ -76,7 +84,7 @@ def test_cri_partials_stack_traces_metadata_and_downward_env(tmp_path: Path, rec
            + cri(trace[0], "stderr", second=2)
            + cri("interleaved on stdout", second=3)
            + cri("\tat shop.Checkout.pay(", "stderr", "P", second=3))
-    time.sleep(0.3)  # the rest of a partial line arrives in a later read
+    assert read_to_end(cfg, real), agent.log()  # the rest of a partial line arrives in a later read
     append(real, cri("Checkout.java:42)", "stderr", "F", second=3)
            + cri(trace[2], "stderr", second=3)
            + "this line is not CRI\n"
@@ -85,7 +93,7 @@ def test_cri_partials_stack_traces_metadata_and_downward_env(tmp_path: Path, rec
            + cri('z"}', "stdout", "F", second=4)
            + cri("next event", "stderr", second=5))
     assert wait_for(lambda: len(r.records()) >= 6, 30), agent.log()
-    time.sleep(0.5)
+    assert agent.stop() == 0  # drains: a record sent twice or late is in the file now
     recs = r.records()
     by_msg = {str(m): rec for m, rec in zip(messages(recs), recs, strict=True)}
     trace.insert(0, "payment failed")  # the java preset joins an exception header to the line above
@@ -104,7 +112,6 @@ def test_cri_partials_stack_traces_metadata_and_downward_env(tmp_path: Path, rec
     assert stack["timestamp"] == parse_timestamp("2026-11-25T04:00:02.123456789Z")  # its first line's
     assert by_msg["this line is not CRI"]["parse_error"] == "neither a CRI nor a Docker json-file log line"
     assert by_msg["big " + "x" * 40 + "y" * 40 + "z"]["level"] == "warn"
-    assert agent.stop() == 0
 
 
 def test_docker_json_file_partials_across_reads_and_restart(tmp_path: Path, receiver_factory,
@@ -121,7 +128,7 @@ def test_docker_json_file_partials_across_reads_and_restart(tmp_path: Path, rece
 
     agent = agent_factory(cfg)
     append(log, entry("first\n") + entry("a long line, part 1 ") + entry("oops\n", "stderr"))
-    time.sleep(0.4)
+    assert read_to_end(cfg, log), agent.log()
     append(log, entry("part 2\n") + "not json at all\n")
     assert wait_for(lambda: len(r.records()) >= 4, 30), agent.log()
     assert agent.stop() == 0
@@ -136,8 +143,7 @@ def test_docker_json_file_partials_across_reads_and_restart(tmp_path: Path, rece
     append(log, entry("after restart, ") + entry("joined\n"))
     agent2 = agent_factory(cfg, name="agent2")
     assert wait_for(lambda: len(r.records()) >= 5, 30), agent2.log()
-    time.sleep(0.5)
-    assert agent2.stop() == 0
+    assert agent2.stop() == 0  # drains: a record sent twice is in the file now
     assert sorted(messages(r.records())) == sorted(
         ["first", "a long line, part 1 part 2", "oops", "not json at all", "after restart, joined"])
 
@@ -150,13 +156,14 @@ def test_kill9_with_a_partial_line_held_loses_nothing(tmp_path: Path, receiver_f
     agent = agent_factory(cfg)
     append(real, cri("done 1") + cri("held part 1 ", tag="P"))
     assert wait_for(lambda: len(r.records()) >= 1, 30), agent.log()
-    time.sleep(0.5)  # checkpoints written meanwhile must stay before the held part
+    # a checkpoint written while the part is held must stay before it (at the end of "done 1")
+    done1 = len(cri("done 1").encode())
+    assert wait_for(lambda: list(checkpoint_offsets(tmp_path / "state", "k8s").values()) == [done1], 30)
     agent.kill9()
     append(real, cri("and its end") + cri("done 2"))
     agent2 = agent_factory(cfg, name="agent2")
     assert wait_for(lambda: len(r.records()) >= 3, 30), agent2.log()
-    time.sleep(0.5)
-    assert agent2.stop() == 0
+    assert agent2.stop() == 0  # drains: a record sent twice is in the file now
     got = messages(r.records())
     assert got.count("held part 1 and its end") == 1 and got.count("done 2") == 1
     assert got.count("done 1") in (1, 2)  # at least once: it may be sent again after kill -9
@@ -176,16 +183,17 @@ def test_kubelet_rotation_rename_then_gzip_and_new_files(tmp_path: Path, receive
     real.touch()
     append(rotated, "".join(cri(f"late {i}") for i in range(20)))  # written before the reopen
     append(real, "".join(cri(f"after {i}") for i in range(200)))
-    time.sleep(1.5)  # the rotated file is read to its end and let go (rotated_idle_secs)
+    # the rotated file is read to its end and let go (rotated_idle_secs)
+    assert wait_for(lambda: log_events(agent, "file closed"), 30), agent.log()
     with rotated.open("rb") as src, gzip.open(f"{rotated}.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     rotated.unlink()
     # a pod started while the agent runs: discovered by the glob, read from its start
     other = kube_layout(tmp_path, ns="ops", pod="cron-1", uid="77aa", container="job", cid="ab" * 32)
     append(other, cri("new pod line"))
+    # the new pod is found by a look made after the .gz existed: a second read of it would be sent
     assert wait_for(lambda: len(r.records()) >= 421, 30), agent.log()
-    time.sleep(1.0)
-    assert agent.stop() == 0
+    assert agent.stop() == 0  # drains
     got = messages(r.records())
     want = ([f"before {i}" for i in range(200)] + [f"late {i}" for i in range(20)]
             + [f"after {i}" for i in range(200)] + ["new pod line"])
@@ -226,7 +234,6 @@ def test_rotation_while_the_agent_is_down_is_found_in_the_pods_directory(
     agent = agent_factory(cfg)
     append(real, "".join(cri(f"one {i}") for i in range(50)))
     assert wait_for(lambda: len(r.records()) >= 50, 30), agent.log()
-    time.sleep(0.3)
     assert agent.stop() == 0
     append(real, "".join(cri(f"unread {i}") for i in range(30)))  # written while the agent is down
     os.rename(real, real.with_name("0.log.20261125-041500"))
@@ -234,8 +241,7 @@ def test_rotation_while_the_agent_is_down_is_found_in_the_pods_directory(
     append(real, "".join(cri(f"two {i}") for i in range(40)))
     agent2 = agent_factory(cfg, name="agent2")
     assert wait_for(lambda: len(r.records()) >= 120, 30), agent2.log()
-    time.sleep(1.0)
-    assert agent2.stop() == 0
+    assert agent2.stop() == 0  # drains: a record sent twice is in the file now
     want = [f"one {i}" for i in range(50)] + [f"unread {i}" for i in range(30)] + [f"two {i}" for i in range(40)]
     assert sorted(messages(r.records())) == sorted(want)
 

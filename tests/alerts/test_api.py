@@ -162,7 +162,10 @@ def test_services_health_per_layer_and_scope(srv: ServerProcess) -> None:
         assert app["requests"] == 100 and app["errors"] == 5  # the record without http is not a request
         assert rows[("svc-nginx", "nginx")]["requests"] == 100
         assert 65 <= alb["p50_ms"] <= 75 and alb["p99_ms"] >= 115 and alb["p95_ms"] >= alb["p50_ms"]
-        assert abs(alb["rate_per_s"] - 100 / 300) < 0.01
+        assert abs(alb["range_rate_per_s"] - 100 / 300) < 0.01
+        # over the minutes with requests (one or two, cut at "now"), not the 5 m asked
+        active_s = (alb["active_to_ns"] - alb["active_from_ns"]) / 1e9
+        assert 9.9 <= active_s <= 120 and abs(alb["rate_per_s"] - 100 / active_s) < 0.01
         recorded = c.get("/api/v1/services", params={"since": "5m", "recording": "true"}).json()
         assert recorded["source"] in ("recording", "raw")
         rrows = {(s["service"], s["source"]): s for s in recorded["services"]}

@@ -51,6 +51,9 @@ def test_scheduled_firing_survives_a_restart(server_factory, receiver: Receiver)
         assert [a["state"] for a in c.get("/api/v1/alerts").json()["alerts"]] == ["firing"]
         notes = c.get("/api/v1/alerts/notifications").json()["notifications"]
         assert [(n["kind"], n["status"]) for n in notes] == [("firing", "sent")]
+        mine = c.get("/api/v1/alerts/notifications", params={"rule": "e2e errors"}).json()["notifications"]
+        assert [n["id"] for n in mine] == [n["id"] for n in notes]
+        assert c.get("/api/v1/alerts/notifications", params={"rule": "no such rule"}).json()["notifications"] == []
         assert len(receiver.requests) == 1  # not sent again after the restart
         history = c.get("/api/v1/alerts/history", params={"rule": "e2e errors"}).json()["history"]
         assert [(h["from_state"], h["to_state"]) for h in history] == [("inactive", "firing")]

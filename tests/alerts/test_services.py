@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from logharbor.server.engine.store.embedded import EmbeddedStore
-from logharbor.server.features.health.services import LOOKBACK_NS, MINUTE_NS, ServiceRecorder, service_health
+from logharbor.server.features.health.services import (
+    LOOKBACK_NS,
+    MINUTE_NS,
+    ServiceRecorder,
+    active_rate,
+    service_health,
+)
 
 from .conftest import T0, insert
 
@@ -106,3 +112,36 @@ def test_a_range_inside_one_minute_is_not_counted_twice(store: EmbeddedStore) ->
     answer = service_health(store, start + 10 * 10**9, start + 40 * 10**9, scope=scope, use_recording=True,
                             recorder=recorder)
     assert answer["source"] == "raw" and by_key(answer)[("tiny-svc", "app")]["requests"] == 30
+
+
+def test_active_rate_arithmetic() -> None:
+    """18/s for three minutes of an hour reads 18/s, not 0.9/s (issue #26 item 5)."""
+    start, end = T0, T0 + H
+    first, last = T0 + 20 * MINUTE_NS + 5 * 10**9, T0 + 22 * MINUTE_NS + 59 * 10**9
+    out = active_rate(18 * 180, first, last, start, end)
+    assert out["active_from_ns"] == T0 + 20 * MINUTE_NS and out["active_to_ns"] == T0 + 23 * MINUTE_NS
+    assert out["rate_per_s"] == 18.0 and out["range_rate_per_s"] == 0.9
+    # clipped to the range: a range starting or ending inside the active minutes
+    inside = active_rate(60, T0 + 10 * 10**9, T0 + 50 * 10**9, T0 + 10 * 10**9, T0 + 40 * 10**9)
+    assert (inside["active_from_ns"], inside["active_to_ns"]) == (T0 + 10 * 10**9, T0 + 40 * 10**9)
+    assert inside["rate_per_s"] == 2.0
+    # one record: one minute, never a division by (almost) zero
+    assert active_rate(1, T0 + 7, T0 + 7, T0, T0 + H)["rate_per_s"] == round(1 / 60, 4)
+    # a range shorter than a second still divides by a second at least
+    assert active_rate(5, T0, T0, T0, T0 + 10**8)["rate_per_s"] == 5.0
+
+
+def test_rate_is_over_the_active_minutes_on_both_paths(store: EmbeddedStore) -> None:
+    start = T0 + 90 * H
+    # 10 per second for three minutes, 40 minutes into an hour
+    burst = start + 40 * MINUTE_NS
+    insert(store, requests("burst-svc", "alb", burst, 1800, 10**8))
+    recorder = ServiceRecorder(store)
+    recorder.record(start + 2 * H)
+    scope = ("service = {s:String}", {"s": "burst-svc"})
+    for use_recording in (False, True):
+        row = by_key(service_health(store, start, start + H, scope=scope, use_recording=use_recording,
+                                    recorder=recorder))[("burst-svc", "alb")]
+        assert row["requests"] == 1800
+        assert (row["active_from_ns"], row["active_to_ns"]) == (burst, burst + 3 * MINUTE_NS), use_recording
+        assert row["rate_per_s"] == 10.0 and row["range_rate_per_s"] == 0.5

@@ -24,6 +24,11 @@ describe("pipeIndex", () => {
     expect(pipeIndex('"a | b" | limit 2')).toBe(8);
     expect(pipeIndex('message:"say \\"|\\"" | limit 2')).toBe(20);
   });
+  it("skips an escaped \\| outside quotes (the server reads it as the character)", () => {
+    expect(pipeIndex("a\\|b | limit 1")).toBe(5);
+    expect(pipeIndex("a\\|b")).toBe(-1);
+    expect(splitPipes("x\\|y | z")).toEqual(["x\\|y", "z"]);
+  });
   it("splits every pipe", () => {
     expect(pipePositions("a | where message:/x|y/ | stats count()")).toEqual([2, 24]);
     expect(splitPipes("a | where message:/x|y/ | stats count()")).toEqual(["a", "where message:/x|y/",

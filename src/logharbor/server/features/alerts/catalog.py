@@ -256,9 +256,11 @@ class Catalog(ChannelRows):
 
     # ------------------------------------------------------------------------------- outbox
 
-    def notifications(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The outbox, newest first."""
+    def notifications(self, *, rule: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The outbox, newest first (one rule's with ``rule``)."""
         query = select(alert_notifications).order_by(alert_notifications.c.id.desc()).limit(limit)
+        if rule:
+            query = query.where(alert_notifications.c.rule_name == rule)
         with self.meta.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]
 

@@ -202,9 +202,10 @@ def alerts_router() -> APIRouter:
                                                         scopes.get(r["rule_id"], GLOBAL))]}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
-    async def notifications(request: Request, limit: int = 100) -> dict[str, Any]:
+    async def notifications(request: Request, rule: str | None = None, limit: int = 100) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        rows = await run_in_threadpool(lambda: _service(request).catalog.notifications(limit=limit))
+        catalog = _service(request).catalog
+        rows = await run_in_threadpool(lambda: catalog.notifications(rule=rule, limit=limit))
         return {"notifications": [r for r in rows if _visible(
             request, r["alert"]["labels"], Scope.of(**(r["alert"].get("scope") or {})))]}
 

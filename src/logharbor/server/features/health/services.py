@@ -30,7 +30,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
 from logharbor.server.limits import query_refusal
 
-__all__ = ["LOOKBACK_NS", "ServiceRecorder", "service_health", "services_router"]
+__all__ = ["LOOKBACK_NS", "ServiceRecorder", "active_rate", "service_health", "services_router"]
 
 MINUTE_NS = 60 * 10**9
 LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
@@ -53,6 +53,8 @@ def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str
     # identifiers from the store / sqlsafe, values are {name:Type} parameters
     return (f"SELECT {minute}service, source, count() AS requests, "  # noqa: S608
             f"countIf(http_status >= 500) AS errors, "
+            f"toInt64(toUnixTimestamp64Nano(min(timestamp))) AS first_ns, "
+            f"toInt64(toUnixTimestamp64Nano(max(timestamp))) AS last_ns, "
             f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
             f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{{lo}:Int64}}, 'UTC') "
             f"AND timestamp < fromUnixTimestamp64Nano({{{hi}:Int64}}, 'UTC') "
@@ -134,7 +136,9 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
 
         def parts(minutes: bool) -> list[str]:
             minute = "minute, " if minutes else ""
-            return [f"SELECT {minute}service, source, requests, errors, latency FROM {recorder.table} "  # noqa: S608
+            return [f"SELECT {minute}service, source, requests, errors, "  # noqa: S608
+                    f"toInt64(toUnixTimestamp(minute)) * 1000000000 AS first_ns, first_ns AS last_ns, "
+                    f"latency FROM {recorder.table} "
                     f"FINAL WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
                     f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}",
                     # the raw records before the first and after the last recorded minute
@@ -148,11 +152,13 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
 
     quantiles = _QUANTILES.replace("(", "Merge(", 1)
     merge = f"sum(requests) AS requests, sum(errors) AS errors, {quantiles}(latency) AS q"
-    sql = (f"SELECT service, source, {merge} FROM (" + " UNION ALL ".join(parts(False))  # noqa: S608
+    sql = (f"SELECT service, source, {merge}, min(first_ns) AS first_ns, max(last_ns) AS last_ns "  # noqa: S608
+           f"FROM (" + " UNION ALL ".join(parts(False))
            + ") GROUP BY service, source ORDER BY service, source")
-    seconds = max((end_ns - start_ns) / 1e9, 1e-9)
-    answer: dict[str, Any] = {"from_ns": start_ns, "to_ns": end_ns, "source": source,
-                              "services": [_health(row, seconds) for row in store.query(sql, params)]}
+    answer: dict[str, Any] = {"from_ns": start_ns, "to_ns": end_ns, "source": source, "services": [
+        {**_health(row, max((end_ns - start_ns) / 1e9, 1e-9)),
+         **active_rate(int(row["requests"]), int(row["first_ns"]), int(row["last_ns"]), start_ns, end_ns)}
+        for row in store.query(sql, params)]}
     if step_ns is not None:
         params["step"] = step_ns // 10**9
         sql = (f"SELECT toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({{step:UInt32}}))) AS t, "  # noqa: S608
@@ -162,6 +168,23 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
         answer["series"] = [{"t_ns": int(row["t"]) * 10**9, **_health(row, step_ns / 1e9)}
                             for row in store.query(sql, params)]
     return answer
+
+
+def active_rate(requests: int, first_ns: int, last_ns: int, start_ns: int, end_ns: int) -> dict[str, Any]:
+    """The request rate over the *active* part of the range, not the whole of it.
+
+    A service that served 18/s for three minutes of an hour is not a "0.9/s" service: the rate
+    is the requests divided by the time from the start of the minute of its first request to the
+    end of the minute of its last one, clipped to the range. Whole minutes, because that is what
+    the recording knows (the raw path rounds the same way, so both paths agree), and because a
+    burst of three records must not read as thousands per second. ``range_rate_per_s`` keeps
+    the average over the whole range for whoever wants that.
+    """
+    lo = max(start_ns, first_ns - first_ns % MINUTE_NS)
+    hi = min(end_ns, last_ns - last_ns % MINUTE_NS + MINUTE_NS)
+    seconds = max((hi - lo) / 1e9, 1.0)
+    return {"rate_per_s": round(requests / seconds, 4), "active_from_ns": lo, "active_to_ns": hi,
+            "range_rate_per_s": round(requests / max((end_ns - start_ns) / 1e9, 1e-9), 4)}
 
 
 def _health(row: dict[str, Any], seconds: float) -> dict[str, Any]:
