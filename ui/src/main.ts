@@ -10,6 +10,7 @@ import { searchPage } from "./pages/search";
 import { interceptLinks, link, navigate, type Page, setRenderer } from "./router";
 import { clearKey, getKey } from "./session";
 import { onThemeChange, setTheme, theme } from "./theme";
+import { isAdmin, loadWhoami, whoami } from "./whoami";
 
 const main = document.getElementById("main") as HTMLElement;
 const nav = document.getElementById("nav") as HTMLElement;
@@ -32,6 +33,9 @@ const PAGES: { path: string; label: string; page: () => Page | Promise<Page>; sh
     show: () => dashboardsAvailable },
   { path: "/ui/alerts", label: "Alerts", page: async () => (await import("./pages/alerts")).alertsPage(),
     show: () => alertsAvailable },
+  // channels, silences, keys, retention, saved queries: admin keys only (a reader sees no entry)
+  { path: "/ui/settings", label: "Settings", page: async () => (await import("./pages/settings")).settingsPage(),
+    show: () => isAdmin(whoami()) },
 ];
 
 function loggedIn(): boolean {
@@ -119,7 +123,7 @@ function drawNav(active: string): void {
 /** Pages whose API may not exist yet are shown once their endpoint answers. */
 export async function discover(): Promise<void> {
   [alertsAvailable, dashboardsAvailable] = await Promise.all([
-    probe("/api/v1/alerts/rules"), probe("/api/v1/dashboards"),
+    probe("/api/v1/alerts/rules"), probe("/api/v1/dashboards"), loadWhoami(),
   ]);
 }
 
