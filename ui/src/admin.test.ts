@@ -80,6 +80,7 @@ describe("numbers for reading", () => {
   it("bytes, counts and times to come or gone", () => {
     expect(bytesText(0)).toBe("0 B");
     expect(bytesText(1536)).toBe("1.5 KB");
+    expect(bytesText(84.53)).toBe("84.5 B");
     expect(bytesText(5 * 1024 ** 3)).toBe("5.0 GB");
     expect(bytesText(null)).toBe("—");
     expect(countText(1234567)).toBe("1,234,567");

@@ -181,7 +181,7 @@ export function bytesText(n: number | null | undefined): string {
     v /= 1024;
     i++;
   }
-  return `${n < 0 ? "-" : ""}${i === 0 ? String(v) : v.toFixed(1)} ${units[i]}`;
+  return `${n < 0 ? "-" : ""}${i === 0 ? String(Math.round(v * 10) / 10) : v.toFixed(1)} ${units[i]}`;
 }
 
 /** A count with thousands grouped (`12,345`), the same in every locale the tests run under. */

@@ -6,6 +6,7 @@
 import { isScoped, whoami } from "../whoami";
 import { clear, h } from "../dom";
 import { link, navigate, type Page } from "../router";
+import { stacked } from "./settings/form";
 
 /** What a tab gets: where to draw, the URL (its parameters), and a signal that ends with the page. */
 export interface TabContext {
@@ -51,6 +52,12 @@ export function settingsPage(): Page {
             `This key administers ${who?.tenant ? `tenant ${who.tenant}` : ""}${who?.tenant && who?.services?.length ? ", " : ""}` +
             `${who?.services?.length ? `services ${who.services.join(", ")}` : ""} only.`) : null),
         tabs, body));
+      // every table a tab draws (and redraws) folds into cards on a phone (style.css)
+      const observer = new MutationObserver(() => {
+        for (const t of body.querySelectorAll<HTMLTableElement>("table.grid:not(.stack)")) stacked(t);
+      });
+      observer.observe(body, { childList: true, subtree: true });
+      controller.signal.addEventListener("abort", () => observer.disconnect());
       const draw = await tab.load();
       if (controller.signal.aborted) return;
       clear(body);

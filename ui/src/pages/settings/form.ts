@@ -75,3 +75,19 @@ export async function busy<T>(button: HTMLButtonElement, fn: () => Promise<T>): 
     button.disabled = false;
   }
 }
+
+/**
+ * Mark a table's cells with their column's name (`data-label`), so that on a phone (style.css) each
+ * row shows as a small card of `name value` lines with its buttons in reach, instead of a table
+ * scrolled sideways inside its card.
+ */
+export function stacked(table: HTMLTableElement): HTMLTableElement {
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent ?? "");
+  table.classList.add("stack");
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((td, i) => {
+      if (names[i]) td.setAttribute("data-label", names[i]);
+    });
+  }
+  return table;
+}

@@ -45,7 +45,7 @@ export async function keysTab({ root, signal }: TabContext): Promise<void> {
   const formBox = h("section", { class: "card settings-editor", id: "key-editor" });
   const shown = h("section", { class: "card secret-once", id: "new-key", hidden: true });
   const list = h("section", { class: "card", id: "keys" }, h("p", { class: "hint" }, "Loading…"));
-  root.append(formBox, shown, list);
+  root.append(shown, formBox, list); // the new key on top, where it is seen first
 
   const name = h("input", { type: "text", maxlength: "200", autocomplete: "off", placeholder: "checkout shipper" });
   const role = h("select", null, ROLES.map(([v, label]) => h("option", { value: v }, label)));
@@ -123,6 +123,7 @@ export async function keysTab({ root, signal }: TabContext): Promise<void> {
       h("div", { class: "secret-row" }, secret, copy, status),
       h("button", { type: "button", class: "ghost", id: "key-done", onclick: () => { shown.hidden = true; clear(shown); } },
         "I have kept it — hide it"));
+    shown.scrollIntoView({ block: "nearest" });
     secret.focus();
     secret.select();
   }

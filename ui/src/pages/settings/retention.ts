@@ -174,7 +174,7 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
       const top = s.groups.slice().sort((a, b) => b.bytes - a.bytes || b.records - a.records).slice(0, 20);
       storageBox.append(h("h3", null, "Largest services and levels"),
         h("div", { class: "table-box" }, h("table", { class: "grid", id: "group-list" },
-          h("thead", null, h("tr", null, ["tier", "service", "level", "records", "on disk (share of the tier)"].map((c) => h("th", null, c)))),
+          h("thead", null, h("tr", null, ["tier", "service", "level", "records", "on disk (its share of the tier, estimated)"].map((c) => h("th", null, c)))),
           h("tbody", null, top.map((g) => h("tr", null,
             h("td", null, g.tier), h("td", null, g.service || "—"), h("td", null, g.level || "—"),
             h("td", { class: "num" }, countText(g.records)), h("td", { class: "num" }, bytesText(g.bytes))))))));
