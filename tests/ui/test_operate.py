@@ -13,9 +13,10 @@ from tests.ui.test_search_tools import both_sizes
 
 #: what the UI says when no answer came (ui/src/api.ts UNREACHABLE)
 UNREACHABLE = "The server cannot be reached"
-#: every page of the nav, as main.ts lists them (dashboards and alerts show once their API answers)
+#: every page of the nav, as main.ts lists them (dashboards and alerts show once their API answers,
+#: settings to admin keys: the tests log in with the bootstrap admin)
 PAGES = {"search": "Search", "tail": "Live tail", "trace": "Traces", "services": "Services",
-         "dashboards": "Dashboards", "alerts": "Alerts"}
+         "dashboards": "Dashboards", "alerts": "Alerts", "settings": "Settings"}
 PHONE = {"width": 390, "height": 844}
 
 
