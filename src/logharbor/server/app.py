@@ -46,6 +46,7 @@ from logharbor.server.features.alerts.channels.secrets import SecretBox
 from logharbor.server.features.alerts.routes import alerts_router
 from logharbor.server.features.alerts.service import start_alerting
 from logharbor.server.features.dashboards.routes import dashboards_router
+from logharbor.server.features.explain import explain_router
 from logharbor.server.features.health.recorded import recorded_router, start_recording
 from logharbor.server.features.health.services import ServiceRecorder, services_router
 from logharbor.server.features.keys.routes import keys_router
@@ -354,6 +355,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(health_router())
     app.include_router(keys_router())
     app.include_router(query_router())
+    app.include_router(explain_router())
     app.include_router(traces_router())
     app.include_router(tail_router())
     app.include_router(alerts_router())

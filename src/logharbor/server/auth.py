@@ -63,7 +63,7 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (frozenset({"POST", "PUT", "PATCH", "DELETE"}),
      re.compile(r"/api/v1/(alerts/rules|channels|silences|dashboards|saved-queries)(/.*)?"), "admin"),
     # reading
-    (None, re.compile(r"/api/v1/(query|fields|tail|traces|services|alerts|dashboards|saved-queries|"
+    (None, re.compile(r"/api/v1/(query|fields|explain|tail|traces|services|alerts|dashboards|saved-queries|"
                       r"channels|silences|storage|whoami)(/.*)?"), "read"),
     (frozenset({"GET"}), re.compile(r"/loki/api/v1/.*|/ready"), "read"),
     # what Elasticsearch shippers call around _bulk (license, templates, HEAD index, one document,
