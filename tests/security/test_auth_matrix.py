@@ -39,6 +39,7 @@ ENDPOINTS = {
     "otlp": ("POST", "/v1/logs", orjson.dumps({"resourceLogs": []}), 200, "write"),
     "query": ("POST", "/api/v1/query", orjson.dumps({"q": "service:checkout"}), 200, "read"),
     "fields": ("GET", "/api/v1/fields?q=service:checkout", None, 200, "read"),
+    "explain": ("POST", "/api/v1/explain", orjson.dumps({"q": "service:checkout", "since": "1h"}), 200, "read"),
     "trace": ("GET", "/api/v1/traces/5759e988bd862e3fe1be46a994272793", None, 404, "read"),
     "tail": ("GET", "/api/v1/tail?q=level:ERROR", None, 200, "read"),
     "keys.list": ("GET", "/api/v1/keys", None, 200, "admin"),

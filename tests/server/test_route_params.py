@@ -31,6 +31,7 @@ STREAMING = {"/api/v1/tail", "/loki/api/v1/tail"}
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/keys"): {"role": "reader", "name": "bounds"},
     ("post", "/api/v1/query"): {"q": "*"},
+    ("post", "/api/v1/explain"): {"q": "*", "since": "1h"},
     ("post", "/api/v1/alerts/test"): {"rule": {"name": "bounds", "query": "level:ERROR",
                                                "condition": "count > 2", "window": "5m"}},
     ("post", "/api/v1/silences"): {"matchers": [{"name": "a", "value": "b"}], "ends_at": "2h"},
@@ -153,6 +154,8 @@ HAND_PARSED = [
     ("post", "/api/v1/query", {"q": f"* | timechart span={HUGE}s count()"}),
     ("post", "/api/v1/query", {"q": f"* | limit {HUGE}"}),
     ("post", "/api/v1/query", {"q": f"status:>{HUGE}"}),
+    ("post", "/api/v1/explain", {"q": "*", "from": int(HUGE), "to": f"{HUGE}s"}),
+    ("post", "/api/v1/explain", {"q": "*", "since": f"{HUGE}d"}),
     ("post", "/api/v1/keys", {"role": "reader", "expires": f"{HUGE}d"}),
     ("get", f"/loki/api/v1/query_range?query=%7Bservice%3D%22x%22%7D&limit={HUGE}", None),
     ("get", f"/loki/api/v1/query_range?query=%7Bservice%3D%22x%22%7D&step={HUGE}", None),
