@@ -14,6 +14,12 @@ from tests.conftest import ServerProcess
 from .receivers import banner_port, closed_port, http_receiver
 
 
+@pytest.fixture
+def server(module_server: ServerProcess) -> ServerProcess:
+    """The module's one server (these tests only add channels of their own names)."""
+    return module_server
+
+
 def put_channel(server: ServerProcess, name: str, kind: str, config: dict) -> tuple[int, dict]:  # type: ignore[type-arg]
     with server.client() as c:
         response = c.put(f"/api/v1/channels/{name}", json={"kind": kind, "config": config})

@@ -16,6 +16,12 @@ import trustme
 from tests.conftest import ServerProcess
 
 
+@pytest.fixture
+def server(module_server: ServerProcess) -> ServerProcess:
+    """The module's one server (these tests only add keys of their own and read what they made)."""
+    return module_server
+
+
 def whoami(server: ServerProcess, key: str) -> int:
     return httpx.get(server.url + "/api/v1/whoami", headers={"authorization": f"Bearer {key}"}).status_code
 
