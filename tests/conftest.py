@@ -18,21 +18,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # Test tiers (README "Tests", docs/testing.md): `pytest -m "not slow"` is the edit loop. Each kind
-# below implies `slow`; a folder of one kind is marked here, other tests carry their own marker.
+# below implies `slow`. A folder of one kind and a fixture that brings one are marked here; other
+# tests carry their own marker (`@pytest.mark.e2e`, or a module's `pytestmark`).
 SLOW_KINDS = ("e2e", "faults", "browser", "peer")
-SLOW_FOLDERS = {"faults": "faults", "demo": "e2e"}
+SLOW_FOLDERS = {"faults": "faults", "demo": "e2e", "clients": "peer"}
+SLOW_FIXTURES = {"browser": "browser", "rsyslog": "peer", "pg_url": "peer"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark whole folders by kind, browser tests by their fixture, and every kind as `slow`."""
+    """Mark whole folders and fixture users by kind, and every kind as `slow`."""
     tests_dir = ROOT / "tests"
     for item in items:
         folder = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
-        if folder in SLOW_FOLDERS:
-            item.add_marker(SLOW_FOLDERS[folder])
-        if "browser" in getattr(item, "fixturenames", ()):
-            item.add_marker("browser")
+        kinds = {SLOW_FOLDERS.get(folder)} | {SLOW_FIXTURES.get(f) for f in getattr(item, "fixturenames", ())}
+        for kind in sorted(k for k in kinds if k):
+            item.add_marker(kind)
         if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
             item.add_marker("slow")
 

@@ -212,6 +212,7 @@ def test_server_down_lines_are_buffered_on_disk_and_delivered_after_a_kill9(
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_memory_stays_bounded_when_the_receiver_is_down(tmp_path: Path, receiver_factory: Any,
                                                        agent_factory: Any) -> None:
     (tmp_path / "logs").mkdir()

@@ -44,6 +44,7 @@ def rule_status(server: ServerProcess, name: str) -> dict[str, Any]:
         return next(r for r in c.get("/api/v1/alerts/rules").json()["rules"] if r["name"] == name)
 
 
+@pytest.mark.e2e
 def test_error_burst_at_an_unusual_hour_fires_and_at_its_usual_hour_does_not(
         srv: ServerProcess, receiver: Receiver) -> None:
     now = time.time_ns()

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 
 from .conftest import Receiver
 
@@ -21,6 +22,7 @@ def wait_for(check: Any, timeout: float = 30.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.e2e
 def test_scheduled_firing_survives_a_restart(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     receiver.secret = "e2e-secret-value"
     server = server_factory("--batch-max-age", "0.2")

@@ -21,6 +21,7 @@ from logharbor.server.meta.db import MetaStore
 VALUE = "ch-erase-me-3141"
 
 
+@pytest.mark.e2e
 def test_a_delete_on_a_clickhouse_server_leaves_the_value_nowhere(tmp_path: Path) -> None:
     double = start_double(tmp_path / "ch")
     store = ClickHouseStore(double.url("erase_db"))

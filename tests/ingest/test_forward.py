@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import msgpack
+import pytest
 from fluent import sender
 from tests.conftest import ServerProcess, free_port
 
@@ -161,6 +162,7 @@ def test_forward_over_tls(server_factory, tmp_path) -> None:  # type: ignore[no-
     assert records(server, "service:ftls", 1)[0]["tag"] == "tls.tag"
 
 
+@pytest.mark.e2e
 def test_ack_means_durable_and_a_full_wal_holds_the_sender(server_factory) -> None:  # type: ignore[no-untyped-def]
     """With the store paused the WAL fills up: acks stop (the sender is held, nothing is dropped),
     and after a restart exactly the acknowledged chunks are in the store."""

@@ -150,6 +150,7 @@ def test_ids_are_scoped_by_tenant(server: ServerProcess) -> None:
         assert answer["items"][0]["create"]["status"] == 201
 
 
+@pytest.mark.e2e
 def test_replay_survives_a_restart(server_factory) -> None:  # type: ignore[no-untyped-def]
     """kill -9 after the answer; the key is rebuilt from the WAL (and the file) at start."""
     server = server_factory("--batch-max-age", "0.2")

@@ -222,6 +222,7 @@ SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[Hea
 
 @SETTINGS
 @given(records(), defaults_st, tenants)
+@pytest.mark.slow
 def test_generated_records_are_identical(obj: dict[str, Any], defaults: dict[str, Any] | None,
                                          tenant: str | None) -> None:
     check(obj, defaults=defaults, tenant=tenant)
@@ -323,6 +324,7 @@ def http_records(draw: st.DrawFn) -> dict[Any, Any]:
 
 @SETTINGS
 @given(http_records(), tenants)
+@pytest.mark.slow
 def test_http_records_are_identical(obj: dict[str, Any], tenant: str | None) -> None:
     check(obj, tenant=tenant)
 

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import orjson
+import pytest
 from tests.conftest import ServerProcess
 
 DAY_S = 86_400
@@ -37,6 +38,7 @@ RULES = {"rules": [
 ]}
 
 
+@pytest.mark.e2e
 def test_rules_run_storage_and_delete(server: ServerProcess) -> None:
     now = time.time()
     _ingest(server, _records(now))
@@ -92,6 +94,7 @@ def test_reader_cannot_delete(server: ServerProcess) -> None:
     assert response.status_code == 403
 
 
+@pytest.mark.e2e
 def test_a_scoped_admin_deletes_only_in_its_scope(server: ServerProcess) -> None:
     now = time.time()
     _ingest(server, [{"timestamp": now - i, "service": service, "message": f"m {i}", "user_id": "u-9"}

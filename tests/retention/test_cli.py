@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from tests.conftest import ROOT, ServerProcess
 
 RULES_YAML = """\
@@ -32,6 +33,7 @@ def _cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
 
 
+@pytest.mark.e2e
 def test_cli_round_trip(server: ServerProcess, tmp_path: Path) -> None:
     now = time.time()
     body = b"\n".join(orjson.dumps({"timestamp": now - age * 86_400, "source": "alb", "service": "edge",

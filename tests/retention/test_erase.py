@@ -45,6 +45,7 @@ def _run(jobs: DeleteJobs, q: str) -> dict:  # type: ignore[type-arg]
     return done
 
 
+@pytest.mark.e2e
 def test_values_that_need_escaping_are_erased_everywhere(tmp_path: Path) -> None:
     store, tiers, mover = open_tiers(tmp_path)
     try:
@@ -62,6 +63,7 @@ def test_values_that_need_escaping_are_erased_everywhere(tmp_path: Path) -> None
         store.close()
 
 
+@pytest.mark.e2e
 def test_a_versioned_bucket_keeps_no_old_version(tmp_path: Path, moto_s3: str) -> None:  # noqa: F811
     s3 = boto3.client("s3", endpoint_url=moto_s3, aws_access_key_id="testing",
                       aws_secret_access_key="testing", region_name="us-east-1")
@@ -91,6 +93,7 @@ def test_a_versioned_bucket_keeps_no_old_version(tmp_path: Path, moto_s3: str) -
         store.close()
 
 
+@pytest.mark.e2e
 def test_a_job_a_crash_interrupted_is_finished_on_restart(tmp_path: Path) -> None:
     store, tiers, mover = open_tiers(tmp_path)
     value = "resume-me-5521"
@@ -178,6 +181,7 @@ def test_a_filter_is_kept_as_its_shape(q: str, shape: str, literals: list[str]) 
     assert filter_literals(q) == literals
 
 
+@pytest.mark.e2e
 def test_moved_and_expired_rows_leave_the_disk(tmp_path: Path) -> None:
     """Moves and expiry delete with a lightweight DELETE (rows masked); the mover then applies the
     masks, so an old day's partition, which no merge may ever touch, does not keep them."""
@@ -239,6 +243,7 @@ def test_the_miner_forgets_erased_samples_even_of_evicted_clusters(tmp_path: Pat
     again.close()
 
 
+@pytest.mark.e2e
 def test_a_job_stopped_with_the_server_resumes_at_the_next_start(tmp_path: Path) -> None:
     store, _tiers, mover = open_tiers(tmp_path)
     value = "stopped-mid-way-6102"

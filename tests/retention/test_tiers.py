@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.retention.helpers import DAY, FakeClock, counts, insert, open_tiers, record, set_policy
 
 from logharbor.server.features.query import compile_query
@@ -57,6 +58,7 @@ def _expected_counts(shift_days: float) -> dict[str, int]:
     return out
 
 
+@pytest.mark.e2e
 def test_every_tier_by_the_rules(tmp_path: Path) -> None:
     clock = FakeClock()
     store, tiers, mover = open_tiers(tmp_path, clock=clock)

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.conftest import ServerProcess, free_port
 from tests.postgres import Postgres
 
 from logharbor.server.meta.keys import _CACHE_S
 
 
+@pytest.mark.e2e
 def test_recently_checked_keys_survive_a_metadata_outage(tmp_path: Path) -> None:
     pg = Postgres(free_port()).start()
     server = ServerProcess(tmp_path / "data", "--meta", pg.url.replace("postgresql+psycopg://", "postgresql://"),

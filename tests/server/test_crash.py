@@ -8,6 +8,7 @@ import time
 
 import httpx
 import orjson
+import pytest
 from tests.conftest import ServerProcess
 from tests.server.store_probe import query_stopped_store
 
@@ -55,6 +56,7 @@ def run_senders(server: ServerProcess, batches: list[int], acked: set[int], kill
         thread.join(timeout=120)
 
 
+@pytest.mark.faults
 def test_kill9_twice_loses_and_duplicates_nothing_acknowledged(server_factory) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random()
     server = server_factory("--batch-max-age", "0.2")
