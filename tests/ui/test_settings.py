@@ -270,10 +270,16 @@ def test_silence_a_firing_alert_then_expire_it(page: playwright_api.Page, server
         assert active[0]["matchers"][0] == {"name": "alertname", "op": "=", "value": rule}
         assert active[0]["comment"] == "deploying the fix"
         assert 85 * 60 < (active[0]["ends_ns"] - active[0]["starts_ns"]) / 1e9 <= 90 * 60
+        # the silenced group says so among the alerts, the other does not
+        silenced = page.locator(f"#silence-alert-list tr[data-rule='{rule}'][data-silenced]")
+        silenced.wait_for()
+        assert silenced.count() == 1 and silenced.get_attribute("data-silenced") == str(active[0]["id"])
+        assert group[1] in silenced.inner_text()
         shots(page, "silences-list")
         page.once("dialog", lambda d: d.accept())
         row.locator("[data-action=expire]").click()
         page.wait_for_selector("#no-silences")
+        page.wait_for_selector(f"#silence-alert-list tr[data-rule='{rule}'][data-silenced]", state="detached")
         assert api(server, "GET", "/api/v1/silences").json()["silences"] == []
         page.check("#show-expired")
         page.wait_for_selector("#silence-list tr[data-state=expired]")

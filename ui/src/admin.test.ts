@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import {
-  alertMatchers, bytesText, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
+  alertMatchers, bytesText, matcherHolds, silencedBy, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
 } from "./admin";
 import { isAdmin, isScoped } from "./whoami";
 
@@ -73,6 +73,22 @@ describe("silences from alerts", () => {
     ]);
     expect(matchersText(m)).toBe('alertname="checkout errors", service="checkout", status="502"');
     expect(alertMatchers("r", null)).toHaveLength(1);
+  });
+  it("which silence holds an alert back, as the server matches", () => {
+    const labels = { alertname: "checkout errors", severity: "page", instance: "i-1", status: 502 };
+    expect(matcherHolds({ name: "status", op: "=", value: "502" }, labels)).toBe(true);
+    expect(matcherHolds({ name: "missing", op: "=", value: "" }, labels)).toBe(true);
+    expect(matcherHolds({ name: "instance", op: "=~", value: "i-[0-9]" }, labels)).toBe(true);
+    expect(matcherHolds({ name: "instance", op: "=~", value: "i-" }, labels)).toBe(false); // the whole value
+    expect(matcherHolds({ name: "instance", op: "!~", value: "i-1|i-2" }, labels)).toBe(false);
+    expect(matcherHolds({ name: "severity", op: "!=", value: "page" }, labels)).toBe(false);
+    expect(matcherHolds({ name: "x", op: "=~", value: "(" }, labels)).toBe(false);
+    const silences = [
+      { id: 1, matchers: [{ name: "alertname", op: "=" as const, value: "other" }] },
+      { id: 2, matchers: alertMatchers("checkout errors", { instance: "i-1" }) },
+    ];
+    expect(silencedBy(labels, silences)).toBe(2);
+    expect(silencedBy({ ...labels, instance: "i-0" }, silences)).toBe(null);
   });
 });
 

@@ -206,3 +206,28 @@ export function relativeText(ns: number, nowMs: number): string {
   const text = parts.join(" ");
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
+
+/**
+ * Whether a matcher holds for an alert's labels, as the server decides (server/…/alerts/silences.py):
+ * a missing label is the empty string; a regex matches the whole value. The server's regexes are
+ * RE2; the browser reads them as JavaScript's, which agree on what silences use (alternatives,
+ * classes, repeats); a pattern JavaScript cannot read matches nothing here.
+ */
+export function matcherHolds(m: Matcher, labels: Record<string, unknown>): boolean {
+  const raw = labels[m.name];
+  const value = raw === null || raw === undefined ? "" : String(raw);
+  if (m.op === "=") return value === m.value;
+  if (m.op === "!=") return value !== m.value;
+  let hit: boolean;
+  try {
+    hit = new RegExp(`^(?:${m.value})$`).test(value);
+  } catch {
+    return false;
+  }
+  return m.op === "=~" ? hit : !hit;
+}
+
+/** The id of the first silence whose matchers all hold for `labels`, or null. */
+export function silencedBy(labels: Record<string, unknown>, silences: { id: number; matchers: Matcher[] }[]): number | null {
+  return silences.find((s) => s.matchers.every((m) => matcherHolds(m, labels)))?.id ?? null;
+}

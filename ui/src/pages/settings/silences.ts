@@ -4,7 +4,7 @@
 // (`/ui/settings/silences?matcher=alertname%3Dx&matcher=service%3Dcheckout`), so other pages can
 // link here. Expire ends a silence now (the server keeps it for the record).
 
-import { alertMatchers, type Matcher, matchersText, relativeText, scopeText } from "../../admin";
+import { alertMatchers, type Matcher, matchersText, relativeText, scopeText, silencedBy } from "../../admin";
 import { getJSON, postJSON, request } from "../../api";
 import { clear, h } from "../../dom";
 import { formatTime } from "../../timerange";
@@ -25,6 +25,7 @@ interface Silence {
 interface Alert {
   rule: string;
   group: Record<string, unknown>;
+  labels?: Record<string, unknown>;
   state: string;
   value: number | null;
   active_since_ns: number | null;
@@ -113,7 +114,7 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
           return;
         }
         formBox.hidden = true;
-        await load();
+        await Promise.all([showAlerts(), load()]);
       });
     });
     formBox.append(form);
@@ -125,8 +126,12 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
 
   async function showAlerts(): Promise<void> {
     let alerts: Alert[] = [];
+    let silences: Silence[] = [];
     try {
-      alerts = (await getJSON<{ alerts: Alert[] }>("/api/v1/alerts", signal)).alerts ?? [];
+      [alerts, silences] = await Promise.all([
+        getJSON<{ alerts: Alert[] }>("/api/v1/alerts", signal).then((a) => a.alerts ?? []),
+        getJSON<{ silences: Silence[] }>("/api/v1/silences", signal).then((a) => a.silences ?? []),
+      ]);
     } catch (err) {
       if ((err as Error).name === "AbortError") return;
       clear(alertsBox);
@@ -141,15 +146,21 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
     }
     alertsBox.append(h("div", { class: "table-box" }, h("table", { class: "grid", id: "silence-alert-list" },
       h("thead", null, h("tr", null, ["rule", "group", "state", "since", ""].map((c) => h("th", null, c)))),
-      h("tbody", null, alerts.map((a) => h("tr", { "data-rule": a.rule, "data-state": a.state },
-        h("td", null, a.rule),
-        h("td", null, Object.entries(a.group ?? {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—"),
-        h("td", null, h("span", { class: `state state-${a.state}` }, a.state)),
-        h("td", null, a.active_since_ns ? formatTime(a.active_since_ns / 1e6) : ""),
-        h("td", { class: "row-actions" }, h("button", {
-          type: "button", class: "mini", "data-action": "silence",
-          onclick: () => open(alertMatchers(a.rule, a.group)),
-        }, "Silence…"))))))));
+      h("tbody", null, alerts.map((a) => {
+        // said here so nobody silences twice: the server holds back the notifications of such a group
+        const by = silencedBy(a.labels ?? { ...a.group, alertname: a.rule },
+          silences.filter((s) => s.state === "active"));
+        return h("tr", { "data-rule": a.rule, "data-state": a.state, "data-silenced": by === null ? null : String(by) },
+          h("td", null, a.rule),
+          h("td", null, Object.entries(a.group ?? {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—"),
+          h("td", null, h("span", { class: `state state-${a.state}` }, a.state),
+            by === null ? null : h("span", { class: "hint silenced" }, ` · silenced (#${by})`)),
+          h("td", null, a.active_since_ns ? formatTime(a.active_since_ns / 1e6) : ""),
+          h("td", { class: "row-actions" }, h("button", {
+            type: "button", class: "mini", "data-action": "silence",
+            onclick: () => open(alertMatchers(a.rule, a.group)),
+          }, "Silence…")));
+      })))));
   }
 
   async function load(): Promise<void> {
@@ -189,7 +200,7 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
             if (!confirm(`End the silence ${matchersText(s.matchers)} now?`)) return;
             try {
               await request(`/api/v1/silences/${s.id}`, { method: "DELETE" });
-              await load();
+              await Promise.all([showAlerts(), load()]);
             } catch (err) {
               message.textContent = (err as Error).message;
             }
