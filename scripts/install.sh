@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything logharbor needs on a fresh Debian machine: system packages, a virtualenv in
-# .venv with the pinned Python packages, and (with --test) the test-only peers.
+# .venv with the locked Python packages (requirements/lock.txt), and (with --test) the test-only peers.
 # Usage: scripts/install.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +26,11 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(rsyslog-elasticsearch libivykis0 libnet1 libpcre3 libwrap0 libjson-c5 libglib2.0-0 libcurl4
              libcap2 libssl3 libsystemd0)
 fi
+# installed means dpkg's Status is "install ok installed": a package removed but not purged still
+# answers `dpkg -s` with status "deinstall ok config-files", and its files are gone
+installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -qx 'install ok installed'; }
 missing=()
-for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in "${apt_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install: apt packages ${missing[*]}"
@@ -60,11 +63,12 @@ fi
 py=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-if [ $want_test = 1 ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
-fi
+# `pip install logharbor` alone is the sdk; the server extra brings the agent, the cli and everything
+# the demo runs, the test extra adds the test tools. Every version comes from requirements/lock.txt
+# (written by scripts/lock.py), so a fresh machine gets the set the suite passed with.
+extra=server
+[ $want_test = 1 ] && extra=test
+.venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e ".[$extra]"
 
 # web UI: `npm ci && npm run build` in ui/ into src/logharbor/server/ui/dist/, skipped when the
 # sources hash to the same value as the last build (so a second run costs nothing)

@@ -11,6 +11,8 @@ from typing import NoReturn
 import httpx
 import typer
 
+from logharbor.cli.errors import CliError
+
 __all__ = ["ADMIN_KEY_OPTION", "CA_OPTION", "DEFAULT_SERVER", "KEY_OPTION", "SERVER_OPTION", "api_call",
            "api_error_text", "die", "key_advice", "key_fingerprint", "server_client"]
 
@@ -86,5 +88,5 @@ def api_call(client: httpx.Client, method: str, path: str, body: object = None) 
 
 
 def die(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"logharbor: {message}", err=True)
-    raise typer.Exit(code)
+    """Stop the command with ``logharbor: message`` on stderr (a :class:`CliError`)."""
+    raise CliError(message, code, prog="logharbor")

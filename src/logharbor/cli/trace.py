@@ -20,6 +20,7 @@ import httpx
 import typer
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
+from logharbor.cli.errors import CliError
 from logharbor.cli.terminal import cell_text, visible
 
 __all__ = ["CliError", "fetch_trace", "register", "render_trace"]
@@ -28,14 +29,6 @@ BAR_WIDTH = 48
 LAYER_STYLE = {"alb": "magenta", "nginx": "cyan", "app": "green"}
 LEVEL_STYLE = {"TRACE": "dim", "DEBUG": "dim", "INFO": "green", "WARN": "yellow", "ERROR": "bold red",
                "FATAL": "bold white on red"}
-
-
-class CliError(Exception):
-    """One line for stderr and the exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def refused(response: httpx.Response, api_key: str | None = None) -> CliError:
