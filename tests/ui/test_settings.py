@@ -338,7 +338,7 @@ def test_keys_create_shown_once_copied_and_revoked(page: playwright_api.Page, se
     page.locator(f"#key-list tr[data-key='{prefix}'] [data-action=revoke]").click()
     page.wait_for_selector(f"#key-list tr[data-key='{prefix}'][data-state=revoked]")
     assert api(server, "GET", "/api/v1/whoami", key=secret).status_code == 401
-    shots(page, "keys-list")
+    shots(page, "keys-list", focus="#keys")
 
 
 def test_a_scoped_admin_gets_the_servers_refusal(page: playwright_api.Page, server: ServerProcess) -> None:

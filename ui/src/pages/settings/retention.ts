@@ -157,7 +157,9 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
           h("td", { class: "num", "data-bytes": String(f.bytes) }, bytesText(f.bytes)),
           h("td", { class: "num" }, f.records ? bytesText(f.bytes_per_record) : "—"),
           h("td", { class: "num" }, f.compression_ratio ? `${f.compression_ratio}×` : "—"),
-          h("td", null, t === "cold" ? `${f.location ?? "no cold storage"}${f.files ? ` (${f.files} files)` : ""}` : "this server's disk"));
+          h("td", null, t !== "cold" ? "this server's disk"
+            // a scoped key's figures do not say where the cold tier is
+            : f.location === undefined ? "cold storage" : `${f.location ?? "no cold storage"}${f.files ? ` (${f.files} files)` : ""}`));
       })),
       h("tfoot", null, h("tr", null, h("th", null, "total"),
         h("th", { class: "num", id: "total-records" }, countText(s.total.records)),
