@@ -171,6 +171,17 @@ def log_events(agent: AgentProcess, message: str) -> list[dict[str, Any]]:
     return out
 
 
+def blocked_in(thread: Any, function: Any) -> bool:
+    """Is ``thread`` inside ``function`` right now (somewhere on its stack)? For "the producer
+    waits" without sleeping: the thread is seen waiting, not assumed to."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code is function.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def checkpoint_offsets(data_dir: Path, source: str) -> dict[str, int]:
     """path -> delivered offset in a file source's checkpoint document (empty before the first)."""
     try:

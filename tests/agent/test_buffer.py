@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
+
+from tests.agent.conftest import blocked_in, wait_for
 
 from logharbor.agent.buffer import BufferClosed, DiskBuffer, MemoryBuffer
 from logharbor.agent.types import Encoded
@@ -24,8 +25,9 @@ def test_memory_buffer_blocks_when_full_until_a_commit() -> None:
         buf.put(item(3))
         done.set()
 
-    threading.Thread(target=writer, daemon=True).start()
-    time.sleep(0.3)
+    producer = threading.Thread(target=writer, daemon=True)
+    producer.start()
+    assert wait_for(lambda: done.is_set() or blocked_in(producer, MemoryBuffer.put), 10)
     assert not done.is_set()  # full: the producer waits (backpressure)
     got = buf.get(0.1)
     assert got is not None and got.payload.startswith(b"00000000")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -139,17 +138,19 @@ def test_agent_in_process_ships_a_file_and_exposes_metrics(tmp_path: Path) -> No
     out = tmp_path / "out.ndjson"
     expected = 1000 - 111  # hello1, hello10-19, hello100-199
     assert wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) >= expected, 20)
-    time.sleep(0.3)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
+    names = ('logharbor_agent_lines_read_total{source="app"}', 'logharbor_agent_batches_sent_total{sink="out"}',
+             "logharbor_agent_file_lag_bytes", 'logharbor_agent_buffer_bytes{sink="out"}',
+             "logharbor_agent_retries_total", 'logharbor_agent_records_filtered_total{transform="grep"}')
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    assert wait_for(lambda: all(name in metrics() for name in names), 20), [n for n in names if n not in metrics()]
     stop.set()
     agent.shutdown()
     records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert len(records) == expected and records[0]["user"] == "u0"
-    for name in ('logharbor_agent_lines_read_total{source="app"}', 'logharbor_agent_batches_sent_total{sink="out"}',
-                 "logharbor_agent_file_lag_bytes", 'logharbor_agent_buffer_bytes{sink="out"}',
-                 "logharbor_agent_retries_total", 'logharbor_agent_records_filtered_total{transform="grep"}'):
-        assert name in text, name
     ckpt = orjson.loads((tmp_path / "data" / "checkpoints" / "app.json").read_bytes())
     assert ckpt["files"][0]["offset"] == log.stat().st_size
 

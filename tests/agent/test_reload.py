@@ -6,14 +6,13 @@ after a reload carry the new fields, a removed sink stops getting lines, and an 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.agent.conftest import Receiver, log_events, wait_for
+from tests.agent.conftest import Receiver, blocked_in, log_events, wait_for
 
 
 class Writer(threading.Thread):
@@ -49,14 +48,6 @@ def max_seq(r: Receiver) -> int:
     return max((x["seq"] for x in r.records()), default=-1)
 
 
-def blocked_in(thread: threading.Thread, function: Any) -> bool:
-    """Is ``thread`` inside ``function`` right now (somewhere on its stack)?"""
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        if frame.f_code is function.__code__:
-            return True
-        frame = frame.f_back
-    return False
 
 
 @pytest.mark.slow

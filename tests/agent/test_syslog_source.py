@@ -58,8 +58,7 @@ action(type="omfwd" Target="127.0.0.1" Port="{udp}" Protocol="udp" Template="RSY
     with source.open("a") as fh:  # lines appended later arrive too
         fh.write("late line\n")
     assert wait_for(lambda: len(r.records()) >= 303, 30), agent.log()
-    time.sleep(0.5)
-    assert agent.stop() == 0
+    assert agent.stop() == 0  # drains: a line sent twice is in the file now
     counts: dict[str, int] = {}
     for rec in r.records():
         counts[rec["message"]] = counts.get(rec["message"], 0) + 1
@@ -216,8 +215,7 @@ def test_tls_listener_with_a_python_client(tmp_path: Path, receiver_factory, age
             ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
         conn.sendall(f"{len(five.encode())} {five}".encode())
     assert wait_for(lambda: len(r.records()) >= 1, 30), agent.log()
-    time.sleep(0.3)
-    assert agent.stop() == 0
+    assert agent.stop() == 0  # drains: anything more is in the file now
     assert [x["message"] for x in r.records()] == ["over tls"]
 
 
