@@ -36,6 +36,8 @@ def _pick_port(wanted: int) -> int:
 
 
 _PATTERNS_QUERY = "level:>=WARN | patterns"
+#: the default clock offset of the lab's second app instance (issue 28: the demo shows one)
+SKEW_MS = 25.0
 
 
 def cli_command() -> str:
@@ -78,12 +80,12 @@ def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, 
 
 
 def _run_stack(console: Console, lab, root: Path, requests: int, rate: float,  # type: ignore[no-untyped-def]
-               stop) -> bool:  # type: ignore[no-untyped-def]
+               stop, skew_ms: float = 0.0) -> bool:  # type: ignore[no-untyped-def]
     """The real stack (nginx, two apps, ALB stand-in, agent); False when nginx is missing."""
     from logharbor.demo.nginx import NginxNotFound
     from logharbor.demo.stack import Stack, StackTraffic
 
-    stack = Stack(root / "stack", lab.url, lab.api_key or "")
+    stack = Stack(root / "stack", lab.url, lab.api_key or "", app_clock_offsets_ms=(0.0, skew_ms))
     try:
         with console.status("starting two app instances, nginx, the ALB stand-in and the agent…"):
             stack.start()
@@ -166,9 +168,13 @@ def register(app: typer.Typer) -> None:
         rate: float = typer.Option(20.0, help="live requests per second"),
         duration: float = typer.Option(0, help="stop after this many seconds (0: run until Ctrl-C)"),
         keep: bool = typer.Option(False, help="keep the data directory on exit"),
+        skew_ms: float = typer.Option(SKEW_MS, "--skew-ms",
+                                      help="the second app instance's clock runs this many ms ahead "
+                                           "(the Services page shows the offset found; 0: none)"),
     ) -> None:
         """Start a server and the reference stack (ALB → NGINX → apps), ship its logs, say where to look."""
         from logharbor.demo.lab import DemoLab, default_data_dir
+        from logharbor.demo.traffic import APP_PORTS
 
         def _interrupt(*_: object) -> None:
             raise KeyboardInterrupt
@@ -181,7 +187,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         root = data_dir or default_data_dir()
         root.mkdir(parents=True, exist_ok=True)
-        lab = DemoLab(root, _pick_port(port), backlog_requests=backlog, live_rate=rate)
+        lab = DemoLab(root, _pick_port(port), backlog_requests=backlog, live_rate=rate,
+                      clock_offsets_ms={f"checkout-{APP_PORTS[1]}": skew_ms} if skew_ms else None)
         console.print(f"[bold]logharbor demo[/] · data in {root}")
         deadline = time.monotonic() + duration if duration > 0 else None
 
@@ -191,7 +198,10 @@ def register(app: typer.Typer) -> None:
         try:
             with console.status("starting the server…"):
                 lab.start_server()
-            if generated or not _run_stack(console, lab, root, requests, rate, stop):
+            if skew_ms:
+                console.print(f"one app instance's clock runs {skew_ms:+g} ms off (--skew-ms): "
+                              "see the clock column on the Services page", highlight=False)
+            if generated or not _run_stack(console, lab, root, requests, rate, stop, skew_ms):
                 _run_generated(console, lab, root, backlog, stop)
         except KeyboardInterrupt:
             pass

@@ -106,6 +106,22 @@ def build_app(*, failure_rate: float = 0.08, seed: int | None = None) -> FastAPI
     return app
 
 
+def shift_clock(offset_ms: float) -> None:
+    """Stamp every log record ``offset_ms`` later (earlier when negative), as an instance whose
+    clock is off would: the lab's clock-skew estimate must find it (issue 28)."""
+    if not offset_ms:
+        return
+    make = logging.getLogRecordFactory()
+    offset_s = offset_ms / 1000
+
+    def skewed(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.created += offset_s
+        return record
+
+    logging.setLogRecordFactory(skewed)
+
+
 def main() -> None:
     import uvicorn
 
@@ -113,7 +129,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--log-file", required=True)
     ap.add_argument("--failure-rate", type=float, default=0.08)
+    ap.add_argument("--clock-offset-ms", type=float, default=0.0,
+                    help="stamp the logs this many ms ahead of the real time (a skewed clock)")
     args = ap.parse_args()
+    shift_clock(args.clock_offset_ms)
     sdk.configure(service="checkout", env="prod", version="1.4.2", instance=f"checkout-{args.port}",
                   output=args.log_file, level="DEBUG")
     # log_config=None: the sdk owns logging; uvicorn's own dictConfig would replace its setup

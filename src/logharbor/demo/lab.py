@@ -124,13 +124,14 @@ class DemoLab:
     """Runs a server process and feeds it; :meth:`run` blocks until Ctrl-C."""
 
     def __init__(self, data_dir: Path, port: int, *, backlog_requests: int = 6000,
-                 live_rate: float = 20.0, seed: int | None = None) -> None:
+                 live_rate: float = 20.0, seed: int | None = None,
+                 clock_offsets_ms: dict[str, float] | None = None) -> None:
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.backlog_requests = backlog_requests
         self.live_rate = live_rate
-        self.traffic = TrafficGenerator(seed)
+        self.traffic = TrafficGenerator(seed, clock_offsets_ms=clock_offsets_ms)
         self.files = LogFiles(data_dir / "logs")
         self.server: subprocess.Popen[bytes] | None = None
         self.failed_trace: str | None = None  # a shipped request that ended in a 5xx

@@ -63,6 +63,8 @@ class Stack:
     server_url: str
     api_key: str
     app_ports: tuple[int, ...] = (9092, 9093)
+    #: how far each app instance's log clock is off (ms, by position in ``app_ports``; + is ahead)
+    app_clock_offsets_ms: tuple[float, ...] = ()
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     front_url: str = ""
 
@@ -75,12 +77,13 @@ class Stack:
         find_nginx()
         ports = tuple(_free_port(p) for p in self.app_ports)
         self.app_ports = ports
-        for port in ports:
+        for i, port in enumerate(ports):
             log_file = self.logs / "app" / f"checkout-{port}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
+            offset = self.app_clock_offsets_ms[i] if i < len(self.app_clock_offsets_ms) else 0.0
             self.procs[f"app-{port}"] = subprocess.Popen(
                 [sys.executable, "-m", "logharbor.demo.apps", "--port", str(port),
-                 "--log-file", str(log_file)],
+                 "--log-file", str(log_file), "--clock-offset-ms", str(offset)],
                 stdout=subprocess.DEVNULL, stderr=open(self.root / f"app-{port}.err", "wb"))
         for port in ports:
             _wait_http(f"http://127.0.0.1:{port}/healthz", self.procs[f"app-{port}"], f"app on {port}")

@@ -63,6 +63,9 @@ class RequestStory:
     bytes_sent: int
     received_bytes: int
     app_records: list[dict[str, Any]] = field(default_factory=list)
+    #: how far each layer's clock is off (ns, + is ahead): ``alb``, ``nginx``, ``app``; the lines
+    #: carry the skewed times, as a host whose clock is wrong writes them
+    clock_ns: dict[str, int] = field(default_factory=dict)
 
     @property
     def amzn_trace_header(self) -> str:
@@ -70,11 +73,17 @@ class RequestStory:
 
 
 class TrafficGenerator:
-    """Stories with a seeded, realistic mix; ``rate_5xx`` raises the payment failure rate."""
+    """Stories with a seeded, realistic mix; ``rate_5xx`` raises the payment failure rate.
 
-    def __init__(self, seed: int | None = None, *, rate_5xx: float = 0.04) -> None:
+    ``clock_offsets_ms`` shifts the times a layer writes, as a host with a wrong clock would: keys
+    ``alb``, ``nginx`` or an app instance (``checkout-9093``), values in ms (+ is ahead).
+    """
+
+    def __init__(self, seed: int | None = None, *, rate_5xx: float = 0.04,
+                 clock_offsets_ms: dict[str, float] | None = None) -> None:
         self.rng = random.Random(seed)
         self.rate_5xx = rate_5xx
+        self.clock_offsets_ms = dict(clock_offsets_ms or {})
         self._clients = [self._ip() for _ in range(400)]
 
     def _ip(self) -> str:
@@ -125,6 +134,10 @@ class TrafficGenerator:
             bytes_sent=r.randrange(300, 40000) if status == 200 else r.randrange(100, 600),
             received_bytes=r.randrange(200, 2000),
         )
+        offsets = self.clock_offsets_ms
+        story.clock_ns = {layer: int(offsets[key] * 1e6) for layer, key in
+                          (("alb", "alb"), ("nginx", "nginx"), ("app", f"checkout-{story.port}"))
+                          if offsets.get(key)}
         story.app_records = self._app_records(story, kind)
         return story
 
@@ -134,7 +147,9 @@ class TrafficGenerator:
         base = {"service": "checkout", "source": "app", "host": "ip-10-0-1-5", "env": "prod",
                 "version": "1.4.2", "instance": f"checkout-{s.port}", "trace_id": s.trace_id,
                 "request_id": s.request_id, "user_id": s.user_id}
-        t = s.start_ns + 2_000_000
+        # the app starts 0.35 ms after the ALB received the request (NGINX started at 0.15 ms),
+        # as its own clock tells it
+        t = s.start_ns + 350_000 + s.clock_ns.get("app", 0)
         out: list[dict[str, Any]] = []
         if kind == "search":
             out.append({**base, "timestamp": format_timestamp(t), "level": "DEBUG",
@@ -195,9 +210,15 @@ ConnectionResetError: [Errno 104] Connection reset by peer"""
 def render(story: RequestStory) -> dict[str, list[str] | list[dict[str, Any]]]:
     """The lines each layer writes for one story: ``alb`` and ``nginx`` text, ``app`` records."""
     s = story
+    # true times: the ALB receives at start and forwards at once; NGINX reads it 0.15 ms later and
+    # writes its line when done (nginx_ms later); the app runs inside NGINX's upstream window; the
+    # ALB logs 0.2 ms after the response came back. Each layer writes its own clock's time.
     nginx_ms = s.app_ms + 0.4
     alb_target_s = (nginx_ms + 0.3) / 1000
-    end_ns = s.start_ns + int((alb_target_s + 0.0002) * 1e9)
+    alb_ns = s.clock_ns.get("alb", 0)
+    created_ns = s.start_ns + alb_ns
+    end_ns = created_ns + int((nginx_ms + 0.5) * 1e6)
+    nginx_end_ns = s.start_ns + 150_000 + int(nginx_ms * 1e6) + s.clock_ns.get("nginx", 0)
     alb = format_alb_line({
         "type": "https", "time": end_ns, "elb": ELB, "client:port": _addr(s.client_ip, s.client_port),
         "target:port": f"10.0.1.{20 + s.port % 2}:80", "request_processing_time": 0.0,
@@ -207,13 +228,13 @@ def render(story: RequestStory) -> dict[str, list[str] | list[dict[str, Any]]]:
         "user_agent": s.user_agent, "ssl_cipher": "ECDHE-RSA-AES128-GCM-SHA256",
         "ssl_protocol": "TLSv1.2", "target_group_arn": TARGET_GROUP, "trace_id": s.amzn_trace_header,
         "domain_name": DOMAIN, "chosen_cert_arn": CERT, "matched_rule_priority": 0,
-        "request_creation_time": s.start_ns, "actions_executed": "forward",
+        "request_creation_time": created_ns, "actions_executed": "forward",
         "target:port_list": f"10.0.1.{20 + s.port % 2}:80", "target_status_code_list": str(s.status),
         "classification": "", "classification_reason": "", "conn_trace_id":
         f"TID_{s.request_id[:16]}",
     })
     nginx = format_nginx_line({
-        "remote_addr": "10.0.0.12", "remote_user": None, "time_local": s.start_ns + 300_000,
+        "remote_addr": "10.0.0.12", "remote_user": None, "time_local": nginx_end_ns,
         "request": f"{s.method} {s.path} HTTP/1.1", "status": s.status, "body_bytes_sent": s.bytes_sent,
         "http_referer": None, "http_user_agent": s.user_agent, "http_x_forwarded_for": s.client_ip,
         "request_time": round(nginx_ms / 1000, 3), "upstream_response_time": round(s.app_ms / 1000, 3),
