@@ -73,6 +73,8 @@ ENDPOINTS = {
     "silences.get": ("GET", "/api/v1/silences/999999", None, 404, "read"),
     "silences.delete": ("DELETE", "/api/v1/silences/999999", None, 404, "admin"),
     "services": ("GET", "/api/v1/services?since=15m", None, 200, "read"),
+    "clock.offsets": ("GET", "/api/v1/clock/offsets", None, 200, "read"),
+    "clock.estimate": ("POST", "/api/v1/clock/estimate", None, 200, "server-admin"),
     "dashboards.list": ("GET", "/api/v1/dashboards", None, 200, "read"),
     "dashboards.create": ("POST", "/api/v1/dashboards", DASHBOARD, 201, "admin"),
     "dashboards.get": ("GET", "/api/v1/dashboards/none", None, 404, "read"),

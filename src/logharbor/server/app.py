@@ -43,6 +43,7 @@ from logharbor.server.engine.wal.observe import WalCollector
 from logharbor.server.errors import ApiError, api_error_handler, error_body, unexpected_error_handler
 from logharbor.server.features.alerts.channels import HostPolicy
 from logharbor.server.features.alerts.channels.secrets import SecretBox
+from logharbor.server.features.alerts.evaluator import Job
 from logharbor.server.features.alerts.routes import alerts_router
 from logharbor.server.features.alerts.service import start_alerting
 from logharbor.server.features.dashboards.routes import dashboards_router
@@ -63,6 +64,12 @@ from logharbor.server.features.retention import (
 from logharbor.server.features.retention.guard import GuardedWal
 from logharbor.server.features.tail.feed import TailFeed
 from logharbor.server.features.tail.hub import TailHub, tail_router
+from logharbor.server.features.traces.clock import (
+    CLOCK_INTERVAL_NS,
+    ClockOffsets,
+    OffsetsCollector,
+    clock_router,
+)
 from logharbor.server.features.traces.routes import traces_router
 from logharbor.server.filemodes import private_umask, tighten
 from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
@@ -274,6 +281,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         threads.total_tokens = max(threads.total_tokens, 40 + config.query_concurrency + 16 * (
             config.query_per_key_concurrency + config.query_per_key_queue))
         ServiceRecorder(runtime.store).ensure()  # every table exists before the schema freezes
+        clock = app.state.clock_offsets = ClockOffsets(runtime.store)
+        clock.ensure()
+        runtime.metrics.registry.register(OffsetsCollector(clock))
         # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
         retention = app.state.retention = build_retention(
             runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
@@ -299,6 +309,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
             recorder = start_recording(app.state, runtime)  # recording rules, on the alert scheduler
             retention.deletes.forget.append(recorder.forget)  # a delete drops the groups it erased
+            # clock offsets from the requests, every minute on the alert scheduler (the leader's)
+            alerts.evaluator.jobs.append(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record))
+            alerts.evaluator.rules_changed()
             if runtime.leader is not None:
                 # one leader mechanism for every singleton: the advisory-lock Leader takes the place
                 # of the alert lease before the evaluator's first pass (its loop has not run yet)
@@ -357,6 +370,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(query_router())
     app.include_router(explain_router())
     app.include_router(traces_router())
+    app.include_router(clock_router())
     app.include_router(tail_router())
     app.include_router(alerts_router())
     app.include_router(dashboards_router())

@@ -62,9 +62,10 @@ _RULES: list[tuple[frozenset[str] | None, re.Pattern[str], str | None]] = [
     (None, re.compile(r"/api/v1/(keys|audit|delete)(/.*)?"), "admin"),
     (frozenset({"POST", "PUT", "PATCH", "DELETE"}),
      re.compile(r"/api/v1/(alerts/rules|channels|silences|dashboards|saved-queries)(/.*)?"), "admin"),
+    (frozenset({"POST"}), re.compile(r"/api/v1/clock/estimate"), "server-admin"),  # every tenant's clocks
     # reading
-    (None, re.compile(r"/api/v1/(query|fields|explain|tail|traces|services|alerts|dashboards|saved-queries|"
-                      r"channels|silences|storage|whoami)(/.*)?"), "read"),
+    (None, re.compile(r"/api/v1/(query|fields|explain|tail|traces|clock|services|alerts|dashboards|"
+                      r"saved-queries|channels|silences|storage|whoami)(/.*)?"), "read"),
     (frozenset({"GET"}), re.compile(r"/loki/api/v1/.*|/ready"), "read"),
     # what Elasticsearch shippers call around _bulk (license, templates, HEAD index, one document,
     # refresh, health …)

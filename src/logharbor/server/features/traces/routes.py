@@ -19,6 +19,10 @@ and the gaps: ALB target time − NGINX request time (network and queueing betwe
 NGINX request time − upstream time (NGINX's own overhead), upstream time − app duration (between
 NGINX and the app). The waterfall nests each layer inside its caller from those durations,
 splitting each gap evenly before and after; it does not depend on the machines' clocks.
+
+What does depend on them (the start of the request, a layer whose caller is missing, the app's
+own events) uses times corrected by each clock's estimated offset (``features/traces/skew.py``)
+by default; ``?clock=raw`` shows the times as logged, and ``timings.clock`` says what was applied.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from logharbor.server.engine.store.rows import COLUMNS, row_to_record
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.traces.adjust import Offsets, adjust_clocks
 from logharbor.server.limits import query_refusal
 
 __all__ = ["TraceKey", "breakdown", "find_trace", "parse_trace_key", "traces_router", "waterfall"]
@@ -355,8 +360,10 @@ def _time_arg(value: str | None, name: str, now_ns: int) -> int | None:
 
 
 def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: int | None, limit: int,
-                 scope: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """The whole JSON answer for one id (blocking: run it off the event loop)."""
+                 scope: tuple[str, dict[str, Any]] | None, offsets_for: Offsets | None = None
+                 ) -> dict[str, Any]:
+    """The whole JSON answer for one id (blocking: run it off the event loop); ``offsets_for``
+    (tenant → offsets by (layer, clock)) corrects the times the waterfall uses, None: raw times."""
     began = time.perf_counter()
     try:
         rows, how = find_trace(store, key, start_ns=start_ns, end_ns=end_ns, limit=limit, scope=scope)
@@ -368,6 +375,7 @@ def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: i
                        detail={"trace_id": key.trace_id, "request_id": key.request_id})
     records = [row_to_record(row) for row in rows]
     timings = breakdown(records)
+    adjusted, timings["clock"] = adjust_clocks(records, offsets_for)
     trace_ids = sorted({r["trace_id"] for r in records if r.get("trace_id")})
     return {
         "id": key.raw,
@@ -376,7 +384,7 @@ def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: i
         "request_ids": sorted({r["request_id"] for r in records if r.get("request_id")}),
         "layers": sorted({_layer(r) for r in records}),
         "timings": timings,
-        "waterfall": waterfall(records, timings),
+        "waterfall": waterfall(adjusted, timings),
         "records": [to_wire(r) for r in records],
         "stats": {"elapsed_ms": round((time.perf_counter() - began) * 1000, 3), "queries": how["queries"],
                   "truncated": how["truncated"], "records": len(records)},
@@ -389,8 +397,13 @@ def traces_router() -> APIRouter:
 
     @router.get("/api/v1/traces/{trace_id:path}", summary="Every record of one request, with timings")
     async def get_trace(trace_id: str, request: Request, since: str | None = None,
-                        to: str | None = None, limit: int = DEFAULT_LIMIT) -> Response:
+                        to: str | None = None, limit: int = DEFAULT_LIMIT,
+                        clock: str = "adjusted") -> Response:
+        """``clock=raw`` places events by the times as logged, ``adjusted`` (default) corrects them
+        by each host's estimated clock offset."""
         key = parse_trace_key(trace_id)
+        if clock not in ("adjusted", "raw"):
+            raise ApiError(400, "invalid_request", "clock: 'adjusted' (the default) or 'raw'")
         now = time.time_ns()
         start = _time_arg(request.query_params.get("from") or since, "from", now)
         end = _time_arg(to, "to", now)
@@ -400,8 +413,10 @@ def traces_router() -> APIRouter:
             raise ApiError(400, "invalid_limit", f"limit must be between 1 and {MAX_LIMIT}")
         store: Store = request.app.state.store
         scope = getattr(request.state, "query_scope", None)
+        offsets = getattr(request.app.state, "clock_offsets", None)
+        offsets_for = offsets.offsets_for if offsets is not None and clock == "adjusted" else None
         answer = await run_in_threadpool(trace_answer, store, key, start_ns=start, end_ns=end,
-                                         limit=limit, scope=scope)
+                                         limit=limit, scope=scope, offsets_for=offsets_for)
         return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),
                         media_type="application/json")
 

@@ -1,0 +1,253 @@
+"""Clock offsets, continuously: the periodic estimate, its history, the API and the gauges.
+
+A job on the alert scheduler (leader-only, like the service-health recording) reads the request
+records of the last :data:`WINDOW_NS` (ALB, NGINX and app records with a duration), estimates each
+clock's offset (:mod:`.skew`) and appends one row per clock to ``<table>_clock_offsets`` (kept
+:data:`KEEP_DAYS` days). Every server reads the latest estimate from that table (a follower runs
+no job), for ``GET /api/v1/clock/offsets``, the ``/metrics`` gauges and the adjusted traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Query
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from logharbor.record import format_timestamp
+from logharbor.server.auth import principal_of
+from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.rows import row_to_record
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.errors import ApiError
+from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.traces.skew import estimate_offsets
+from logharbor.server.limits import query_refusal
+
+__all__ = ["CLOCK_INTERVAL_NS", "KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector", "clock_router"]
+
+log = logging.getLogger("logharbor.server.clock")
+
+MINUTE_NS = 60 * 10**9
+CLOCK_INTERVAL_NS = MINUTE_NS  # how often the leader estimates
+WINDOW_NS = 15 * MINUTE_NS  # the requests each estimate reads
+MAX_ROWS = 60_000  # the newest request records of the window, at most (about 20k requests)
+KEEP_DAYS = 30
+CACHE_S = 20.0  # how long a read of the latest estimate is reused
+_READ = ("tenant", "timestamp", "service", "source", "host", "instance", "trace_id", "request_id",
+         "http_duration_ms", "attributes", "attributes_exact")
+_TYPES = {"at": "Int64", "tenant": "String", "clock": "String", "layer": "String", "host": "String",
+          "instance": "String", "service": "String", "reference": "String", "offset_ms": "Nullable(Float64)",
+          "uncertainty_ms": "Nullable(Float64)", "requests": "UInt32", "consistent": "UInt8"}
+_COLUMNS = tuple(_TYPES)
+
+
+class ClockOffsets:
+    """The estimate job, the history table and the latest offsets per clock."""
+
+    def __init__(self, store: Store, *, window_ns: int = WINDOW_NS) -> None:
+        self.store = store
+        base = getattr(store, "table_name", None) or store.table.strip("`")
+        self.name = f"{base}_clock_offsets"
+        self.table = quote_identifier(self.name)
+        self.window_ns = window_ns
+        self._created = False
+        self._lock = threading.Lock()
+        self._cache: tuple[float, list[dict[str, Any]]] | None = None
+        self.runs = 0
+        self.last_seconds = 0.0  # how long the last estimate took (records read + solved)
+
+    def ensure(self) -> None:
+        """Create the history table (at start: no table is created once the server runs)."""
+        if self._created:
+            return
+        self.store.query(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (at DateTime64(3, 'UTC'), "
+            f"tenant LowCardinality(String), clock String, layer LowCardinality(String), host String, "
+            f"instance String, service String, reference String, offset_ms Nullable(Float64), "
+            f"uncertainty_ms Nullable(Float64), requests UInt32, consistent UInt8) "
+            f"ENGINE = MergeTree PARTITION BY toYYYYMM(at) ORDER BY (tenant, clock, at) "
+            f"TTL toDateTime(at) + INTERVAL {KEEP_DAYS} DAY", {})
+        self._created = True
+
+    # ------------------------------------------------------------------ the job
+
+    def records(self, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+        """The request records (with a duration) of ``[start, end)``, newest first, as canonical records."""
+        cols = ", ".join(quote_identifier(c) for c in _READ)
+        # identifiers from the schema via quote_identifier; every value is a parameter
+        sql = (f"SELECT {cols} FROM {self.store.table} "  # noqa: S608
+               "WHERE `timestamp` >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+               "AND `timestamp` < fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+               "AND `http_duration_ms` IS NOT NULL AND (`trace_id` != '' OR `request_id` != '') "
+               "ORDER BY `timestamp` DESC LIMIT {n:UInt32}")
+        rows = self.store.query(sql, {"lo": start_ns, "hi": end_ns, "n": MAX_ROWS})
+        return [row_to_record(r) for r in rows]
+
+    def estimate(self, at_ns: int) -> list[dict[str, Any]]:
+        """Each clock's offset from the window ending at ``at_ns`` (not stored)."""
+        began = time.perf_counter()
+        est = estimate_offsets(self.records(at_ns - self.window_ns, at_ns))
+        self.last_seconds = time.perf_counter() - began
+        at = at_ns // 10**6 * 10**6
+        return [{**c, "at_ns": at, "reference": est.references.get(c["tenant"], "")}
+                for c in est.as_dict()["clocks"]]
+
+    def record(self, at_ns: int) -> int:
+        """The job: estimate and append to the history; the number of clocks written."""
+        self.ensure()
+        rows = self.estimate(at_ns)
+        self.runs += 1
+        if not rows:
+            return 0
+        params: dict[str, Any] = {}
+        values = []
+        for i, row in enumerate(rows):
+            exprs = []
+            for j, (column, kind) in enumerate(_TYPES.items()):
+                name = f"c{j}_{i}"
+                params[name] = row["at_ns" if column == "at" else column]
+                if column == "consistent":
+                    params[name] = int(params[name])
+                exprs.append(f"fromUnixTimestamp64Nano({{{name}:Int64}}, 'UTC')" if column == "at"
+                             else f"{{{name}:{kind}}}")
+            values.append("SELECT " + ", ".join(exprs))
+        cols = ", ".join(_COLUMNS)
+        # the table name is ours (quote_identifier); every value is a parameter
+        self.store.query(f"INSERT INTO {self.table} ({cols}) "
+                         + " UNION ALL ".join(values), params)
+        with self._lock:
+            self._cache = (time.monotonic(), [_public(r) for r in rows])
+        return len(rows)
+
+    # ------------------------------------------------------------------ reads
+
+    def _select(self, where: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        cols = ", ".join(c for c in _COLUMNS if c != "at")
+        # the table name is ours; values are parameters
+        rows = self.store.query(f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {cols} FROM {self.table} "  # noqa: S608
+                                f"WHERE {where} ORDER BY at, tenant, clock LIMIT {int(limit)}", params)
+        return [_public({**r, "at_ns": int(r.pop("at_ms")) * 10**6}) for r in rows]
+
+    def latest(self) -> list[dict[str, Any]]:
+        """The latest estimate of every tenant's clocks (within the last hour), briefly cached."""
+        with self._lock:
+            if self._cache is not None and time.monotonic() - self._cache[0] < CACHE_S:
+                return self._cache[1]
+        self.ensure()
+        rows = self._select(
+            f"(tenant, at) IN (SELECT tenant, max(at) FROM {self.table} "  # noqa: S608
+            "WHERE at >= now64(3) - toIntervalHour(1) GROUP BY tenant)", {}, 10_000)
+        with self._lock:
+            self._cache = (time.monotonic(), rows)
+        return rows
+
+    def history(self, start_ns: int, end_ns: int, limit: int = 50_000) -> list[dict[str, Any]]:
+        """Every estimate of ``[start, end)``, oldest first."""
+        self.ensure()
+        return self._select("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+                            "AND at < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')",
+                            {"lo": start_ns, "hi": end_ns}, limit)
+
+    def offsets_for(self, tenant: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest usable offsets of one tenant, by (layer, clock name)."""
+        return {(c["layer"], c["clock"]): c for c in self.latest()
+                if c["tenant"] == tenant and c["offset_ms"] is not None}
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row as the API shows it."""
+    at_ns = int(row["at_ns"])
+    return {"at": format_timestamp(at_ns - at_ns % 10**6),
+            "tenant": row["tenant"], "clock": row["clock"], "layer": row["layer"], "host": row["host"],
+            "instance": row["instance"], "service": row["service"], "reference": row["reference"],
+            "offset_ms": row["offset_ms"], "uncertainty_ms": row["uncertainty_ms"],
+            "requests": int(row["requests"]), "consistent": bool(row["consistent"])}
+
+
+class OffsetsCollector(Collector):
+    """``logharbor_clock_offset_seconds`` and ``…_uncertainty_seconds`` per clock, at scrape time."""
+
+    def __init__(self, offsets: ClockOffsets) -> None:
+        self.offsets = offsets
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["tenant", "layer", "host", "instance", "clock"]
+        offset = GaugeMetricFamily("logharbor_clock_offset_seconds",
+                                   "how far a host's (or app instance's) clock is ahead of the reference "
+                                   "clock (the ALB), estimated from request causality", labels=labels)
+        error = GaugeMetricFamily("logharbor_clock_offset_uncertainty_seconds",
+                                  "half width of the interval the true offset lies in", labels=labels)
+        try:
+            latest = self.offsets.latest()
+        except Exception:  # a scrape must not fail because the store is busy
+            log.warning("clock offsets: the latest estimate could not be read", exc_info=True)
+            latest = []
+        for c in latest:
+            if c["offset_ms"] is None:
+                continue
+            values = [c["tenant"], c["layer"], c["host"] or c["clock"], c["instance"], c["clock"]]
+            offset.add_metric(values, c["offset_ms"] / 1000)
+            error.add_metric(values, (c["uncertainty_ms"] or 0.0) / 1000)
+        yield offset
+        yield error
+
+
+def _allowed(principal: Any, row: dict[str, Any]) -> bool:
+    """A scoped key sees its tenant's clocks (and, scoped to services, those services' clocks)."""
+    if principal is None:
+        return True
+    tenant = getattr(principal, "tenant", None)
+    services = getattr(principal, "services", None)
+    if tenant is not None and row["tenant"] != tenant:
+        return False
+    return services is None or row["service"] in services
+
+
+def clock_router() -> APIRouter:
+    """``GET /api/v1/clock/offsets`` (current and history) and ``POST /api/v1/clock/estimate``."""
+    router = APIRouter(tags=["traces"])
+
+    def offsets_of(request: Request) -> ClockOffsets:
+        found = getattr(request.app.state, "clock_offsets", None)
+        if found is None:
+            raise ApiError(503, "starting", "the server is starting")
+        return found  # type: ignore[no-any-return]
+
+    @router.get("/api/v1/clock/offsets", summary="Each host's clock offset, now and over time")
+    async def offsets(request: Request, from_: str | None = Query(None, alias="from"),
+                      since: str | None = None, to: str | None = None) -> dict[str, Any]:
+        """``from``/``since`` (default 24h ago) to ``to`` (default now) bound the history."""
+        now = time.time_ns()
+        try:
+            start = parse_time_ns(from_ or since or "24h", now_ns=now)
+            end = parse_time_ns(to, now_ns=now) if to else now + 1
+        except TimeParseError as exc:
+            raise ApiError(400, "invalid_time", str(exc)) from None
+        if end <= start:
+            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        clock = offsets_of(request)
+        principal = principal_of(request)
+        try:
+            current, history = await run_in_threadpool(lambda: (clock.latest(), clock.history(start, end)))
+        except StoreError as exc:
+            raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
+                from exc
+        return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
+                "current": [c for c in current if _allowed(principal, c)],
+                "history": [h for h in history if _allowed(principal, h)]}
+
+    @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
+    async def estimate(request: Request) -> dict[str, Any]:
+        clock = offsets_of(request)
+        written = await run_in_threadpool(clock.record, time.time_ns())
+        return {"clocks": written, "seconds": round(clock.last_seconds, 3), "current": clock.latest()}
+
+    return router

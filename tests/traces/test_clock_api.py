@@ -1,0 +1,107 @@
+"""Clock offsets end to end through a real server (issue 28 part 2): generated requests of the
+reference stack with one app instance 40 ms ahead, shipped through the parsers and native ingest;
+the estimate (run now by an admin, as the leader's job does every minute) is kept in the history,
+answered by ``GET /api/v1/clock/offsets``, exported on ``/metrics``, and applied to traces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from tests.conftest import ServerProcess
+
+from logharbor.demo.lab import Shipper, collect
+from logharbor.demo.traffic import RequestStory, TrafficGenerator
+
+SKEW_MS = 40.0
+N = 1500
+
+
+@pytest.fixture(scope="module")
+def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, list[RequestStory]]]:
+    server = ServerProcess(tmp_path_factory.mktemp("clock") / "data", "--batch-max-age", "0.2").start()
+    gen = TrafficGenerator(seed=11, rate_5xx=0.2, clock_offsets_ms={"checkout-9093": SKEW_MS})
+    stories = list(gen.stories(N, start_ns=time.time_ns() - 480 * 10**9, spacing_ns=300_000_000))
+    shipper = Shipper(server.url, api_key=server.api_key)
+    total = shipper.ship(collect(stories))
+    shipper.close()
+    assert server.wait_rows(total) == total
+    yield server, stories
+    server.stop()
+
+
+def clocks(answer: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {c["clock"]: c for c in answer["current"]}
+
+
+def test_the_estimate_finds_the_skewed_instance_and_keeps_a_history(skewed) -> None:  # type: ignore[no-untyped-def]
+    server, _ = skewed
+    with server.client() as client:
+        ran = client.post("/api/v1/clock/estimate")
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["clocks"] == 4
+        client.post("/api/v1/clock/estimate")
+        answer = client.get("/api/v1/clock/offsets", params={"since": "1h"}).json()
+    found = clocks(answer)
+    assert found["shop-alb"]["offset_ms"] == 0 and found["shop-alb"]["reference"] == "shop-alb"
+    skewed_clock = found["checkout-9093"]
+    assert abs(skewed_clock["offset_ms"] - SKEW_MS) <= skewed_clock["uncertainty_ms"] + 1e-3
+    assert skewed_clock["uncertainty_ms"] <= 1.0
+    assert abs(found["checkout-9092"]["offset_ms"]) <= found["checkout-9092"]["uncertainty_ms"] + 1e-3
+    assert {"ip-10-0-1-20", "checkout-9092"} <= set(found)
+    # two estimates of four clocks at least (the leader's own job may have run one more)
+    times = {h["at"] for h in answer["history"]}
+    assert len(times) >= 2 and len(answer["history"]) == 4 * len(times)
+    assert answer["window_s"] == 900
+
+
+def test_metrics_export_each_offset_and_its_uncertainty(skewed) -> None:  # type: ignore[no-untyped-def]
+    server, _ = skewed
+    with server.client() as client:
+        client.post("/api/v1/clock/estimate")
+        text = client.get("/metrics").text
+    line = next(x for x in text.splitlines()
+                if x.startswith("logharbor_clock_offset_seconds{") and 'instance="checkout-9093"' in x)
+    assert abs(float(line.rsplit(" ", 1)[1]) - SKEW_MS / 1000) <= 0.001
+    assert 'host="ip-10-0-1-5"' in line and 'layer="app"' in line
+    assert any(x.startswith("logharbor_clock_offset_uncertainty_seconds{") and 'clock="checkout-9093"' in x
+               for x in text.splitlines())
+
+
+def test_a_trace_is_adjusted_by_default_and_raw_on_request(skewed) -> None:  # type: ignore[no-untyped-def]
+    server, stories = skewed
+    story = next(s for s in stories if s.port == 9093 and s.status >= 500 and len(s.app_records) > 1)
+    with server.client() as client:
+        client.post("/api/v1/clock/estimate")
+        adjusted = client.get(f"/api/v1/traces/{story.trace_id}").json()
+        raw = client.get(f"/api/v1/traces/{story.trace_id}", params={"clock": "raw"}).json()
+        bad = client.get(f"/api/v1/traces/{story.trace_id}", params={"clock": "local"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+    assert raw["timings"]["clock"] == {"mode": "raw", "reference": None, "applied": []}
+    applied = {a["clock"]: a for a in adjusted["timings"]["clock"]["applied"]}
+    assert adjusted["timings"]["clock"]["mode"] == "adjusted"
+    assert adjusted["timings"]["clock"]["reference"] == "shop-alb"
+    assert applied["checkout-9093"]["offset_ms"] == pytest.approx(SKEW_MS, abs=1.0)
+    app_records = [i for i, r in enumerate(adjusted["records"]) if r.get("instance") == "checkout-9093"]
+    assert sorted(applied["checkout-9093"]["records"]) == app_records
+    # the records are shown as logged; only the waterfall's clock-placed events move
+    assert adjusted["records"] == raw["records"]
+    app_bar = next(b for b in adjusted["waterfall"]["bars"] if b["layer"] == "app")
+    end = app_bar["start_ms"] + app_bar["duration_ms"]
+    for events, inside in ((adjusted["waterfall"]["events"], True), (raw["waterfall"]["events"], False)):
+        app_events = [e["at_ms"] for e in events if e["record"] in app_records]
+        # adjusted: every app event lies within the app's bar (1 ms of slack for rounding);
+        # raw: the instance's clock puts them 40 ms after the app ended
+        assert all(e <= end + 1.0 for e in app_events) is inside, (app_events, app_bar)
+
+
+def test_a_reader_reads_offsets_and_only_an_admin_runs_the_estimate(skewed) -> None:  # type: ignore[no-untyped-def]
+    server, _ = skewed
+    reader = server.create_key("reader")
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {reader}"}) as client:
+        assert client.get("/api/v1/clock/offsets").status_code == 200
+        assert client.post("/api/v1/clock/estimate").status_code == 403
+        assert client.get("/api/v1/clock/offsets", params={"since": "nonsense"}).status_code == 400
