@@ -9,6 +9,7 @@
 
 import { ApiError, getJSON, type QueryAnswer, runQuery, type Row } from "../api";
 import { type LineChart, lineChart } from "../components/linechart";
+import { clockSection } from "../components/clocks";
 import { patternChanges } from "../components/patterns";
 import { timePicker } from "../components/timepicker";
 import { clear, h } from "../dom";
@@ -167,6 +168,11 @@ export function servicesPage(): Page {
           })));
         // wider than a phone: the table scrolls inside its card, the page never sideways
         body.append(h("section", { class: "card" }, h("div", { class: "table-box" }, table)));
+        // each host's and instance's clock offset, under the table (it loads on its own)
+        const clockSlot = h("div", { id: "clocks-slot" });
+        body.append(clockSlot);
+        void clockSection(signal).then((el) => (el ? clockSlot.replaceWith(el) : clockSlot.remove()),
+          () => clockSlot.remove());
         const range2: [number, number] = [r.fromMs / 1000, r.toMs / 1000];
         for (const s of health.filter((x, i) => health.findIndex((y) => y.service === x.service) === i)) {
           const counts = grid(series.rows, s.service, "n");

@@ -3,6 +3,7 @@
 
 import { getJSON, type Row } from "../api";
 import { recordItem } from "../components/records";
+import { offsetText } from "../components/clocks";
 import { clear, h } from "../dom";
 import { addFilter } from "../querytext";
 import { navigate, type Page } from "../router";
@@ -26,10 +27,33 @@ interface TraceAnswer {
     nginx: null | Record<string, number | string | null>;
     app: null | Record<string, number | string | null>;
     gaps: Record<string, number | null>;
+    clock?: ClockApplied;
   };
   waterfall: { start: string | null; bars: Bar[]; events: { record: number; layer: string; at_ms: number }[] };
   records: Row[];
   stats: { elapsed_ms: number; records: number; truncated: boolean };
+}
+
+interface ClockApplied {
+  mode: "adjusted" | "raw";
+  reference: string | null;
+  applied: { clock: string; layer: string; offset_ms: number; uncertainty_ms: number | null; records: number[] }[];
+}
+
+/** What the waterfall's clock-placed times are: corrected by which offsets, or as logged. */
+function clockNote(c: ClockApplied | undefined, raw: boolean): HTMLElement {
+  if (raw || !c || c.mode === "raw") {
+    return h("p", { class: "hint clock-note", id: "clock-note" },
+      "Times as each host logged them (no clock correction).");
+  }
+  if (!c.applied.length) {
+    return h("p", { class: "hint clock-note", id: "clock-note" },
+      "No clock offset applied: no host of this request has a known offset.");
+  }
+  return h("p", { class: "hint clock-note", id: "clock-note" },
+    `Clock offsets applied (against ${c.reference ?? "the reference"}): `,
+    c.applied.map((a, i) => h("span", { class: "applied", "data-clock": a.clock }, i ? ", " : "",
+      h("code", null, a.clock), ` ${offsetText(a)}`)));
 }
 
 const ms = (v: unknown) => (typeof v === "number" ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : "—");
@@ -137,8 +161,15 @@ export function tracePage(): Page {
         const v = input.value.trim();
         if (v) navigate(`/ui/trace/${encodeURIComponent(v)}`);
       });
+      const raw = url.searchParams.get("clock") === "raw";
+      const toggle = h("input", { type: "checkbox", id: "clock-raw", checked: raw });
+      toggle.addEventListener("change", () => {
+        navigate(`/ui/trace/${encodeURIComponent(id)}${toggle.checked ? "?clock=raw" : ""}`, true);
+      });
+      const rawLabel = h("label", { class: "clock-toggle", title: "show each host's times as logged, " +
+        "without the clock offsets the server estimated" }, toggle, " raw clock times");
       const body = h("div", { class: "trace-body", id: "trace" });
-      root.append(h("div", { class: "page trace" }, form, body));
+      root.append(h("div", { class: "page trace" }, h("div", { class: "trace-bar" }, form, id ? rawLabel : null), body));
       if (!id) {
         body.append(h("p", { class: "hint" },
           "Open a trace from any record that has a trace_id or request_id (expand it in Search or Live tail), " +
@@ -149,7 +180,8 @@ export function tracePage(): Page {
       body.append(h("p", { class: "hint" }, "Loading…"));
       let answer: TraceAnswer;
       try {
-        answer = await getJSON<TraceAnswer>(`/api/v1/traces/${encodeURIComponent(id)}`, controller.signal);
+        answer = await getJSON<TraceAnswer>(`/api/v1/traces/${encodeURIComponent(id)}${raw ? "?clock=raw" : ""}`,
+          controller.signal);
       } catch (err) {
         if ((err as Error).name === "AbortError") return;
         clear(body);
@@ -193,7 +225,8 @@ export function tracePage(): Page {
             h("a", { href: searchUrl(traceQuery, { from: "now-7d", to: "now" }), "data-link": "" }, "open in search")),
         ),
         h("div", { class: "trace-grid" },
-          h("section", { class: "card" }, h("h2", null, "Waterfall"), waterfallView(answer, pick)),
+          h("section", { class: "card" }, h("h2", null, "Waterfall"), waterfallView(answer, pick),
+            clockNote(answer.timings.clock, raw)),
           h("section", { class: "card" }, h("h2", null, "Timing breakdown"), breakdownTable(answer.timings))),
         h("section", { class: "card" }, h("h2", null, "Records, in order"), records),
       );

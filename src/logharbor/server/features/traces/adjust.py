@@ -21,7 +21,8 @@ def adjust_clocks(records: list[dict[str, Any]], offsets_for: Offsets | None
     """Copies of ``records`` with each time moved by its clock's estimated offset, and what was
     applied (``reference``, and per clock its offset, uncertainty, estimate time and records).
 
-    Only the copies used for the waterfall change: the records shown are as they were logged.
+    Only the copies used for the waterfall change: the records shown are as they were logged. Only
+    offsets known to be non-zero (larger than their uncertainty) are applied.
     """
     applied: dict[tuple[str, str, str], dict[str, Any]] = {}
     reference = None
@@ -36,7 +37,9 @@ def adjust_clocks(records: list[dict[str, Any]], offsets_for: Offsets | None
             known[tenant] = offsets_for(tenant)
         clock = clock_of(record)
         found = known[tenant].get((clock.layer, clock.name))
-        if found is None:
+        # a clock whose interval holds 0 (the reference, one in sync) is left as logged: moving it
+        # by its estimate's middle would only add noise
+        if found is None or abs(float(found["offset_ms"])) <= float(found.get("uncertainty_ms") or 0.0):
             out.append(record)
             continue
         reference = reference or found.get("reference")

@@ -283,7 +283,7 @@ def estimate_offsets(records: Iterable[Mapping[str, Any]]) -> Estimate:
         for clock in (parent, child):
             if clock not in counts:
                 tenants.setdefault(clock.tenant, []).append(clock)
-            counts[clock] = counts.get(clock, 0) + len(pair.lows)
+            counts[clock] = max(counts.get(clock, 0), len(pair.lows))  # requests: its busiest pair
         b = pair.bounds()
         pair_info.append({"tenant": parent.tenant, "parent": parent.name, "child": child.name,
                           "requests": len(pair.lows), "broken": pair.broken,
