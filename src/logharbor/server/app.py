@@ -311,6 +311,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             retention.deletes.forget.append(recorder.forget)  # a delete drops the groups it erased
             # clock offsets from the requests, every minute on the alert scheduler (the leader's)
             alerts.evaluator.jobs.append(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record))
+            alerts.evaluator.clock_table = clock.table  # what clock_skew alert rules read
             alerts.evaluator.rules_changed()
             if runtime.leader is not None:
                 # one leader mechanism for every singleton: the advisory-lock Leader takes the place

@@ -2,7 +2,8 @@
 
 ``count > 10``, ``ratio(status:>=500) > 0.05``, ``p99 > 800`` and ``absent`` compare one value
 with a threshold; ``anomaly`` compares a value with its own baseline (:mod:`.anomaly`) and
-``new_pattern`` looks for message templates never seen before (:mod:`.newpattern`). Options of
+``new_pattern`` looks for message templates never seen before (:mod:`.newpattern`);
+``clock_skew > 100`` fires when a host's clock is off by more than 100 ms (:mod:`.clockskew`). Options of
 one kind are refused on another, so a typo in a rule file is an error, not a silent default.
 """
 
@@ -41,7 +42,7 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["count", "ratio", "value", "absence", "anomaly", "new_pattern"] = "count"
+    type: Literal["count", "ratio", "value", "absence", "anomaly", "new_pattern", "clock_skew"] = "count"
     op: Op = ">"
     threshold: float = 0.0
     numerator: str | None = Field(None, description="ratio: filter of the counted part (e.g. status:>=500)")
@@ -84,6 +85,8 @@ class Condition(BaseModel):
         ratio = _RATIO.match(lhs)
         if lhs == "count":
             return cls(type="count", op=op, threshold=threshold)  # type: ignore[arg-type]
+        if lhs == "clock_skew":  # ms a host's clock is off (features/alerts/clockskew.py)
+            return cls(type="clock_skew", op=op, threshold=threshold)  # type: ignore[arg-type]
         if ratio is not None:
             return cls(type="ratio", op=op, threshold=threshold,  # type: ignore[arg-type]
                        numerator=ratio["num"].strip())
@@ -122,6 +125,11 @@ class Condition(BaseModel):
             raise ValueError("'numerator' is only for ratio conditions")
         if self.type == "value" and not self.column:
             raise ValueError("a value condition needs 'column' (a column of the query's stats)")
+        if self.type == "clock_skew":
+            if self.op not in (">", ">=") or self.threshold < 0:
+                raise ValueError("a clock_skew condition is 'clock_skew > <ms>' (a threshold of 0 or more)")
+            if self.column is not None:
+                raise ValueError("a clock_skew condition takes no 'column'")
         if self.type == "count" and self.threshold < 0:
             raise ValueError(f"a count threshold cannot be negative ({self.threshold})")
         return self
@@ -185,5 +193,7 @@ class Condition(BaseModel):
             of = {"count": "count", "ratio": f"ratio({inner.numerator})", "value": inner.column}[inner.type]
             return (f"anomaly({of}) {self.direction} > {self.k:g} MAD over {self.periods} "
                     f"{'days' if self.baseline == 'same_hour' else 'periods'}")
+        if self.type == "clock_skew":
+            return f"clock_skew {self.op} {self.threshold:g} ms"
         lhs = {"count": "count", "ratio": f"ratio({self.numerator})", "value": self.column}[self.type]
         return f"{lhs} {self.op} {self.threshold:g}"

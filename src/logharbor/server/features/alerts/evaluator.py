@@ -157,6 +157,7 @@ class Evaluator:
         self.run_query = run_query
         self.table = table
         self.patterns_table = patterns_table  # quoted; what new_pattern rules read (None: ``patterns``)
+        self.clock_table: str | None = None  # quoted; the clock offsets clock_skew rules read
         self.clock: Clock = clock or SystemClock()
         self.on_outbox = on_outbox
         self.jobs = jobs or []
@@ -184,7 +185,8 @@ class Evaluator:
             keep = ("pending", "firing") if rule.condition.type != "absence" else None
             known = [s["group_labels"] for s in states.values() if keep is None or s["state"] in keep]
             results = rule.evaluate(self.run_query, at_ns, table=self.table, known_groups=known,
-                                    patterns_table=self.patterns_table, scope=stored.scope.sql())
+                                    patterns_table=self.patterns_table, scope=stored.scope.sql(),
+                                    clock_table=self.clock_table)
             self._transitions(stored, at_ns, states, results, ev)
         except Exception as exc:  # surfaced on the rule (last_error), never raised into the scheduler
             ev = Evaluation(stored.id, rule.name, at_ns, 0.0, error=f"{type(exc).__name__}: {exc}"[:4000])
@@ -263,7 +265,7 @@ class Evaluator:
                 ) -> list[dict[str, Any]]:
         """Each group's value and verdict now, changing nothing (``logharbor alerts test``)."""
         results = rule.evaluate(self.run_query, at_ns, table=self.table, scope=scope,
-                                patterns_table=self.patterns_table)
+                                patterns_table=self.patterns_table, clock_table=self.clock_table)
         return [{"group": r.labels, "value": r.value, "active": r.holds(rule.condition),
                  "annotations": rule.render(r.labels, r.value, r.details),
                  **({"details": r.details} if r.details is not None else {})} for r in results]

@@ -48,6 +48,7 @@ from logharbor.server.features.query import ast as qast
 from logharbor.server.features.query.fields import resolve_field
 
 from .anomaly import DAY_NS, PERIOD, judge, union_sql
+from .clockskew import CLOCK_GROUP, clock_skew_results
 from .conditions import Condition, duration_ns
 from .newpattern import PATTERN_GROUP, new_pattern_query, new_pattern_results
 
@@ -60,7 +61,8 @@ MAX_GROUPS = 1000  # groups evaluated per rule and slot
 _NAME = re.compile(r"^[^/\x00-\x1f]{1,200}$")
 _DETAILS: dict[str, tuple[str, ...]] = {  # annotation names a kind of condition adds
     "anomaly": ("median", "mad", "k", "deviation"),
-    "new_pattern": ("template", "sample", "count", "first_seen")}
+    "new_pattern": ("template", "sample", "count", "first_seen"),
+    "clock_skew": ("offset", "uncertainty", "reference", "summary")}
 _DETAILS.update(dict.fromkeys(("count", "ratio", "value", "absence"), ()))
 
 
@@ -190,6 +192,8 @@ class Rule(BaseModel):
         """The group-by fields: ``group_by``, or the ``by`` of the query's stats for value rules."""
         if self.condition.type == "new_pattern":
             return list(PATTERN_GROUP)
+        if self.condition.type == "clock_skew":
+            return list(CLOCK_GROUP)
         if self.condition.metric_condition.type == "value":
             stats = [p for p in self._parsed().pipes if isinstance(p, qast.Stats)]
             return list(stats[-1].by) if stats else []
@@ -223,6 +227,12 @@ class Rule(BaseModel):
             except QueryError as exc:
                 raise ValueError(f"query: {exc.message}") from None
 
+        if cond.type == "clock_skew":  # reads the clock offsets, not records (alerts/clockskew.py)
+            if self.query.strip() != "*" or query.pipes:
+                raise ValueError("query: a clock_skew rule's query is '*' (it reads the clock offsets)")
+            if self.group_by:
+                raise ValueError("group_by: a clock_skew rule has one alert per clock")
+            return []
         if cond.type == "new_pattern":
             if self.group_by:
                 raise ValueError("group_by: a new_pattern rule has one alert per service and pattern")
@@ -260,7 +270,7 @@ class Rule(BaseModel):
     def evaluate(self, run_query: Any, at_ns: int, *, table: str,
                  known_groups: list[dict[str, str]] | None = None,
                  scope: tuple[str, dict[str, object]] | None = None,
-                 patterns_table: str | None = None) -> list[GroupResult]:
+                 patterns_table: str | None = None, clock_table: str | None = None) -> list[GroupResult]:
         """Every group's value over ``[at - window, at)``; ``run_query(sql, params) -> rows``.
 
         ``known_groups`` (groups with a state) count as 0 when no record matched them, so a count
@@ -272,6 +282,8 @@ class Rule(BaseModel):
         if kind == "anomaly":
             return self._evaluate_anomaly(run_query, at_ns, table=table, known_groups=known_groups,
                                           scope=scope)
+        if kind == "clock_skew":
+            return clock_skew_results(self, run_query, at_ns, clock_table=clock_table, scope=scope)
         if kind == "new_pattern":
             return new_pattern_results(self, run_query, at_ns, table=table, scope=scope,
                                        patterns_table=patterns_table)
@@ -355,7 +367,10 @@ class Rule(BaseModel):
             item = details.get(name)
             names[name] = _fmt(item) if isinstance(item, int | float) or item is None else str(item)
         names.update({f"labels.{k}": v for k, v in self.labels.items()})
-        return {k: render_template(text, names) for k, text in self.annotations.items()}
+        out = {k: render_template(text, names) for k, text in self.annotations.items()}
+        if self.condition.type == "clock_skew" and "summary" not in out and details.get("summary"):
+            out["summary"] = str(details["summary"])  # "clock of web-3 is +340.0 ms off (…); NTP?"
+        return out
 
 
 def render_template(text: str, names: dict[str, str]) -> str:

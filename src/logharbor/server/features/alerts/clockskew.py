@@ -1,0 +1,64 @@
+"""The ``clock_skew`` condition: a host's (or app instance's) clock is off by more than a threshold.
+
+It reads the clock offsets the server estimates from the requests themselves
+(:mod:`logharbor.server.features.traces.clock`): for each clock, the latest estimate inside the
+rule's window. A clock is active when even the near end of its interval is past the threshold,
+``|offset| − uncertainty > threshold`` (ms), so an estimate that is merely uncertain never fires.
+One alert per clock (group ``tenant``, ``clock``, ``layer``, ``host``, ``instance``), whose
+``{{summary}}`` reads "clock of checkout-9093 is +340.0 ms off (± 0.5 ms against shop-alb); NTP?".
+
+Its query is ``*``: the offsets are not records. A rule created by a scoped key sees the clocks of
+its tenant (and services) only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .conditions import duration_ns
+
+if TYPE_CHECKING:
+    from .rules import GroupResult, Rule
+
+__all__ = ["CLOCK_GROUP", "clock_skew_results", "summary"]
+
+CLOCK_GROUP = ("tenant", "clock", "layer", "host", "instance")
+
+
+def summary(clock: str, offset_ms: float, uncertainty_ms: float, reference: str) -> str:
+    """The one line an operator reads in the notification."""
+    sign = "+" if offset_ms >= 0 else "−"
+    return (f"clock of {clock} is {sign}{abs(offset_ms):.1f} ms off (± {uncertainty_ms:.1f} ms against "
+            f"{reference or 'the reference'}); NTP?")
+
+
+def clock_skew_results(rule: Rule, run_query: Any, at_ns: int, *, clock_table: str | None,
+                       scope: tuple[str, dict[str, object]] | None = None) -> list[GroupResult]:
+    """Every clock's latest offset in the window; active past the threshold (see the module)."""
+    from .rules import GroupResult
+
+    if clock_table is None:
+        raise ValueError("condition: clock_skew needs the server's clock offsets (not available here)")
+    cond = rule.condition
+    end = at_ns - duration_ns(rule.delay, allow_zero=True)
+    params: dict[str, object] = {"lh_from": end - rule.window_ns, "lh_to": end}
+    where = ("at >= fromUnixTimestamp64Nano({lh_from:Int64}, 'UTC') "
+             "AND at < fromUnixTimestamp64Nano({lh_to:Int64}, 'UTC') AND offset_ms IS NOT NULL")
+    if scope is not None:  # the offsets table has the tenant and service columns scopes name
+        where += f" AND ({scope[0]})"
+        params.update(scope[1])
+    # clock_table is quoted by the server; every value is a parameter
+    sql = (f"SELECT tenant, clock, layer, host, instance, reference, offset_ms, uncertainty_ms "  # noqa: S608
+           f"FROM {clock_table} WHERE {where} ORDER BY at DESC LIMIT 1 BY tenant, clock")
+    out = []
+    for row in run_query(sql, params):
+        offset = float(row["offset_ms"])
+        uncertainty = float(row.get("uncertainty_ms") or 0.0)
+        least = abs(offset) - uncertainty
+        active = least >= cond.threshold if cond.op == ">=" else least > cond.threshold
+        labels = {name: str(row.get(name) or "") for name in CLOCK_GROUP}
+        details = {"offset": f"{offset:+.1f} ms", "uncertainty": f"{uncertainty:.1f} ms",
+                   "reference": str(row.get("reference") or ""),
+                   "summary": summary(labels["clock"], offset, uncertainty, str(row.get("reference") or ""))}
+        out.append(GroupResult(labels, offset, active, details))
+    return out
