@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # tests carry their own marker (`@pytest.mark.e2e`, or a module's `pytestmark`).
 SLOW_KINDS = ("e2e", "faults", "browser", "peer")
 SLOW_FOLDERS = {"faults": "faults", "demo": "e2e", "clients": "peer"}
-SLOW_FIXTURES = {"browser": "browser", "rsyslog": "peer", "pg_url": "peer"}
+#: server_factory is behind `server` too: a server of the test's own (`module_server` is not slow)
+SLOW_FIXTURES = {"server_factory": "e2e", "agent_factory": "e2e", "moto_s3": "e2e", "browser": "browser",
+                 "rsyslog": "peer", "pg_url": "peer"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+import pytest
 import yaml
 from tests.conftest import ServerProcess
 
@@ -82,6 +83,7 @@ def check_once(server: ServerProcess, objects: list[tuple[str, bytes, set[str]]]
     assert sorted(found) == sorted(expected)
 
 
+@pytest.mark.e2e
 def test_folder_objects_are_read_once_across_restarts(tmp_path: Path, server: ServerProcess) -> None:
     root = tmp_path / "alb"
     objects = make_objects(4, 50, seed=1)
@@ -106,6 +108,7 @@ def test_folder_objects_are_read_once_across_restarts(tmp_path: Path, server: Se
         stop(agent)
 
 
+@pytest.mark.e2e
 def test_s3_objects_via_list_objects_v2(tmp_path: Path, server: ServerProcess, moto_s3: str) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="eu-west-1")
     s3.create_bucket(Bucket="lb-logs", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})

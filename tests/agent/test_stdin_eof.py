@@ -50,6 +50,7 @@ def test_end_of_input_delivers_everything_and_exits_0(tmp_path: Path, server_fac
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_a_server_that_comes_back_before_the_deadline_gets_everything(tmp_path: Path) -> None:
     srv = ServerProcess(tmp_path / "srv", "--batch-max-age", "0.2")
     srv.data_dir.mkdir()

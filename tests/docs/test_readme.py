@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.conftest import ROOT, free_port
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -34,6 +35,7 @@ def _as_written(script: str, port: int) -> str:
     return script.replace(".venv/bin/", venv_bin + "/").replace("8080", str(port))
 
 
+@pytest.mark.e2e
 def test_quick_tour(tmp_path: Path) -> None:
     script = block("## Quick tour", "bash")
     lines = [line for line in script.splitlines() if line.strip()]

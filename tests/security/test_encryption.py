@@ -42,6 +42,7 @@ def messages(server: ServerProcess) -> list[str]:
     return sorted(r["message"] for r in rows)
 
 
+@pytest.mark.e2e
 def test_store_and_wal_are_sealed_and_keys_rotate(tmp_path: Path) -> None:
     keyfile = tmp_path / "keys"
     generate_key_file(keyfile, 1)
@@ -69,6 +70,7 @@ def test_store_and_wal_are_sealed_and_keys_rotate(tmp_path: Path) -> None:
     assert files_containing(data, SECRET.encode()) == []
 
 
+@pytest.mark.e2e
 def test_encrypted_store_refuses_to_start_without_its_keys(tmp_path: Path) -> None:
     keyfile = tmp_path / "keys"
     generate_key_file(keyfile)

@@ -102,6 +102,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     return d / "ca.pem", d / "cert.pem", d / "key.pem"
 
 
+@pytest.mark.e2e
 def test_tls_handshake_and_refusal_without_the_ca(tmp_path: Path, tls_files) -> None:  # type: ignore[no-untyped-def]
     ca, cert, key = tls_files
     server = ServerProcess(tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key))

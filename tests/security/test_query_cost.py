@@ -127,6 +127,7 @@ def test_one_key_cannot_starve_another(server: ServerProcess) -> None:
     print(f"trivial query of another key answered in {answered - began:.2f} s beside 4 heavy ones")
 
 
+@pytest.mark.e2e
 def test_the_engine_stops_a_long_query_at_the_timeout(data_dir: Path, server: ServerProcess) -> None:
     server.stop()  # the same records, a short timeout
     short = ServerProcess(data_dir, "--query-timeout", "1").start()
@@ -152,6 +153,7 @@ PATHS = [
 ]
 
 
+@pytest.mark.e2e
 def test_every_read_path_is_held_to_the_request_time_budget(data_dir: Path, server: ServerProcess) -> None:
     server.stop()
     tiny = ServerProcess(data_dir, "--query-timeout", "0.001").start()

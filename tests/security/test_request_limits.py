@@ -235,6 +235,7 @@ def test_a_client_that_leaves_mid_upload_leaves_one_line_and_no_traceback(server
 
 # ------------------------------------------------------------------------------- HSTS (item 15)
 
+@pytest.mark.e2e
 def test_hsts_only_when_serving_tls(server_factory, tmp_path: Path, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
     assert "strict-transport-security" not in httpx.get(server.url + "/readyz", timeout=30).headers
     ca = trustme.CA()

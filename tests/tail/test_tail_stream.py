@@ -200,6 +200,7 @@ def test_cli_pretty_output_colours_levels() -> None:
     assert "\x1b[1;31mERROR" in text  # bold red
 
 
+@pytest.mark.e2e
 def test_cli_reconnects_after_a_server_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
     server = ServerProcess(tmp_path / "data", "--batch-max-age", "0.2").start()
     env = dict(os.environ, LOGHARBOR_API_KEY=server.api_key, LOGHARBOR_SERVER=server.url)
@@ -224,6 +225,7 @@ def test_cli_reconnects_after_a_server_restart(tmp_path) -> None:  # type: ignor
         server.stop()
 
 
+@pytest.mark.e2e
 def test_the_tail_client_limit_is_a_server_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
     proc = ServerProcess(tmp_path / "data", "--batch-max-age", "0.2", "--tail-max-clients", "2").start()
     clients = [SseClient(proc, FILTER), SseClient(proc, "service:search")]
