@@ -148,9 +148,10 @@ def test_secrets_follow_the_at_rest_key(server_factory, tmp_path: Path) -> None:
     {"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "********"}},
     {"url": "http://127.0.0.1:9/x", "secret": "********"},
 ])
-def test_a_mask_stands_for_a_stored_secret_only(server_factory, config: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
-    """A new channel whose secret is the mask would store the mask itself: refused, naming the field."""
-    server: ServerProcess = server_factory()
+def test_a_mask_stands_for_a_stored_secret_only(module_server: ServerProcess, config: dict) -> None:  # type: ignore[type-arg]
+    """A new channel whose secret is the mask would store the mask itself: refused, naming the field.
+    (Both cases share the module's server: each is refused, so nothing is left behind.)"""
+    server = module_server
     response = server.client().post("/api/v1/channels", json={"name": "new", "kind": "webhook", "config": config})
     assert response.status_code == 400 and "stands for a stored value" in response.json()["error"]["message"]
     assert httpx.get(server.url + "/api/v1/channels/new", headers=server.headers).status_code == 404
