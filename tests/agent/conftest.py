@@ -182,6 +182,13 @@ def blocked_in(thread: Any, function: Any) -> bool:
     return False
 
 
+def sink_retries(sink: str) -> float:
+    """Failed delivery attempts of an in-process sink so far (its retries counter)."""
+    from logharbor.agent import telemetry
+
+    return telemetry.METRICS.registry.get_sample_value("logharbor_agent_retries_total", {"sink": sink}) or 0.0
+
+
 def checkpoint_offsets(data_dir: Path, source: str) -> dict[str, int]:
     """path -> delivered offset in a file source's checkpoint document (empty before the first)."""
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.agent.conftest import wait_for
+from tests.agent.conftest import sink_retries, wait_for
 
 from logharbor.agent.config import ConfigError, parse_config
 from logharbor.agent.sinks.elasticsearch import Config, ElasticsearchSink, classify_item
@@ -246,8 +246,9 @@ def test_tls_with_a_custom_ca(tmp_path: Path, receiver_factory: Any) -> None:
         "-out", str(cert), "-days", "2", "-extfile", str(ext))
     r = receiver_factory("--tls-cert", str(cert), "--tls-key", str(key))
     untrusted = make_sink(tmp_path / "u", r.url)
+    before = sink_retries("es")
     ack_u = submit(untrusted, records([0]), 1)
-    time.sleep(1.0)
+    assert wait_for(lambda: sink_retries("es") >= before + 2, 30)  # the handshake failed, twice
     assert not ack_u.finished  # an unknown CA is never trusted silently
     untrusted.close(0.3)
     sink = make_sink(tmp_path, r.url, tls={"ca_file": str(ca)})

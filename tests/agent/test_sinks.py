@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.agent.conftest import wait_for
+from tests.agent.conftest import sink_retries, wait_for
 
 from logharbor.agent.sinks.base import BufferedSink
 from logharbor.agent.sinks.logharbor import Config, LogharborSink, parse_retry_after
@@ -121,8 +121,9 @@ def test_receiver_down_then_up_delivers_everything(tmp_path: Path, receiver_fact
     r = receiver_factory()
     r.kill()
     sink = make_sink(tmp_path, r.url, retry_max_secs=0.5)
+    before = sink_retries("srv")
     acks = [submit(sink, i * 10, 10) for i in range(5)]
-    time.sleep(1.5)
+    assert wait_for(lambda: sink_retries("srv") >= before + 3, 30)  # tried and failed, several times
     assert not any(a.finished for a in acks)  # nothing acknowledged while nobody answers
     r2 = receiver_factory(port=r.port)
     assert wait_for(lambda: all(a.finished for a in acks), 15)
@@ -144,8 +145,9 @@ def test_tls_with_a_custom_ca(tmp_path: Path, receiver_factory: Any) -> None:
         "-out", str(cert), "-days", "2", "-extfile", str(ext))
     r = receiver_factory("--tls-cert", str(cert), "--tls-key", str(key))
     untrusted = make_sink(tmp_path / "u", r.url)
+    before = sink_retries("srv")
     ack_u = submit(untrusted, 0, 5)
-    time.sleep(1.0)
+    assert wait_for(lambda: sink_retries("srv") >= before + 2, 30)  # the handshake failed, twice
     assert not ack_u.finished  # an unknown CA is never trusted silently
     untrusted.close(0.5)
     sink = make_sink(tmp_path, r.url, tls={"ca_file": str(ca)})
