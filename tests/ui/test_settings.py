@@ -379,6 +379,33 @@ def test_retention_rules_and_storage_by_tier(page: playwright_api.Page, server: 
         page.wait_for_function("() => document.querySelector('#rule-list tr[data-rule=checkout] td.next').textContent")
         assert page.inner_text("#rule-list tr[data-rule=checkout] td.next") == "nothing"  # every record is young
         shots(page, "retention")
+        # the editor: a mistake is said under its field, a preview counts the rules as typed, save replaces them
+        page.click("#retention-edit")
+        cards = page.locator("#retention-form .retention-rule")
+        assert cards.count() == 2
+        second = cards.nth(1)
+        assert second.locator("input[data-key=service]").input_value() == "checkout, cart"
+        assert second.locator("input[data-key=keep]").input_value() == "10"
+        second.locator("input[data-key=warm]").fill("1d")  # younger than its hot age (3d): refused
+        page.click("#retention-save")
+        assert "grow from hot to warm to cold" in error_for(page, "#retention-form", "rules.1.warm")
+        second.locator("input[data-key=warm]").fill("")
+        page.click("#add-retention-rule")
+        third = cards.nth(2)
+        third.locator("input[data-key=name]").fill("everything else")
+        third.locator("input[data-key=delete]").fill("30d")
+        page.click("#retention-save")
+        assert "pattern" in error_for(page, "#retention-form", "rules.2.name")
+        shots(page, "retention-edit-invalid", focus="#retention-editor")
+        third.locator("input[data-key=name]").fill("rest")
+        page.click("#retention-edit-preview")
+        # the server counted the rules as typed: the new, unsaved third one has its line too
+        page.wait_for_function("() => document.querySelectorAll('#retention-form .rule-preview')[2].textContent")
+        assert third.locator(".rule-preview").inner_text() == "Next run: nothing"
+        page.click("#retention-save")
+        page.wait_for_selector("#retention-editor", state="hidden")
+        page.wait_for_selector("#rule-list tr[data-rule=rest]")
+        assert [r["name"] for r in api(server, "GET", "/api/v1/retention").json()["rules"]] == ["debug", "checkout", "rest"]
     finally:
         api(server, "PUT", "/api/v1/retention", json={"rules": []})
 

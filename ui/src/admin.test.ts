@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import {
-  alertMatchers, bytesText, matcherHolds, silencedBy, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
+  alertMatchers, bytesText, matcherHolds, retentionFields, retentionRule, silencedBy, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
 } from "./admin";
 import { isAdmin, isScoped } from "./whoami";
 
@@ -104,5 +104,21 @@ describe("numbers for reading", () => {
     expect(relativeText((now + 2 * 3600_000 + 5 * 60_000) * 1e6, now)).toBe("in 2h 5m");
     expect(relativeText((now - 3 * 86400_000) * 1e6, now)).toBe("3d ago");
     expect(relativeText((now + 4_000) * 1e6, now)).toBe("in 4s");
+  });
+});
+
+describe("retention rules from their form", () => {
+  it("lists, single values, ages, priority and a sample in percent", () => {
+    const rule = retentionRule({ name: " checkout ", service: "checkout, cart", level: "debug", tenant: "", source: "",
+      hot: "3d", warm: "", cold: "90d", delete: "", priority: "2", keep: "10 %", after: "7d" });
+    expect(rule).toEqual({ name: "checkout", match: { service: ["checkout", "cart"], level: "debug" }, hot: "3d",
+      cold: "90d", priority: 2, sample: { after: "7d", keep: 0.1 } });
+    expect(retentionFields(rule)).toEqual({ name: "checkout", tenant: "", service: "checkout, cart", source: "",
+      level: "debug", hot: "3d", warm: "", cold: "90d", delete: "", priority: "2", keep: "10", after: "7d" });
+  });
+  it("leaves what is not a number as typed, for the server to name", () => {
+    expect(retentionRule({ name: "x", priority: "high" }).priority).toBe("high");
+    expect(retentionRule({ name: "x", keep: "most" }).sample).toEqual({ after: "", keep: "most" });
+    expect(retentionRule({ name: "x" })).toEqual({ name: "x" });
   });
 });

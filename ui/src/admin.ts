@@ -231,3 +231,62 @@ export function matcherHolds(m: Matcher, labels: Record<string, unknown>): boole
 export function silencedBy(labels: Record<string, unknown>, silences: { id: number; matchers: Matcher[] }[]): number | null {
   return silences.find((s) => s.matchers.every((m) => matcherHolds(m, labels)))?.id ?? null;
 }
+
+/** A retention rule as the API takes it (server/features/retention/rules.py). */
+export interface RetentionRule {
+  name: string;
+  match?: Partial<Record<"tenant" | "service" | "source" | "level", string | string[]>>;
+  priority?: number;
+  hot?: string;
+  warm?: string;
+  cold?: string;
+  delete?: string;
+  sample?: { after: string; keep: number | string };
+}
+
+export const MATCH_KEYS = ["tenant", "service", "source", "level"] as const;
+
+/** `a, b` → `["a", "b"]`, `a` → `"a"`, empty → undefined (matches anything). */
+function matchValue(text: string): string | string[] | undefined {
+  const parts = text.split(",").map((s) => s.trim()).filter(Boolean);
+  return parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : parts;
+}
+
+/**
+ * A retention rule from its form's text fields (name, tenant, service, source, level, hot, warm,
+ * cold, delete, priority, keep — a percentage — and after). Empty fields are left out; what is not
+ * a number stays text so the server's message names it. A sample needs both its fields: one alone
+ * is sent as typed, and the server says which one is missing.
+ */
+export function retentionRule(v: Record<string, string>): RetentionRule {
+  const t = (k: string) => (v[k] ?? "").trim();
+  const rule: RetentionRule = { name: t("name") };
+  const match: RetentionRule["match"] = {};
+  for (const k of MATCH_KEYS) {
+    const value = matchValue(v[k] ?? "");
+    if (value !== undefined) match[k] = value;
+  }
+  if (Object.keys(match).length) rule.match = match;
+  for (const k of ["hot", "warm", "cold", "delete"] as const) if (t(k)) rule[k] = t(k);
+  if (t("priority")) rule.priority = /^-?\d+$/.test(t("priority")) ? Number(t("priority")) : (t("priority") as unknown as number);
+  if (t("keep") || t("after")) {
+    const keep = t("keep").replace(/%$/, "").trim();
+    const n = Number(keep);
+    rule.sample = { after: t("after"), keep: keep !== "" && Number.isFinite(n) ? n / 100 : keep };
+  }
+  return rule;
+}
+
+/** The form's text of a stored rule (the inverse of {@link retentionRule}). */
+export function retentionFields(rule: RetentionRule): Record<string, string> {
+  const out: Record<string, string> = { name: rule.name };
+  for (const k of MATCH_KEYS) {
+    const value = rule.match?.[k];
+    out[k] = Array.isArray(value) ? value.join(", ") : value ?? "";
+  }
+  for (const k of ["hot", "warm", "cold", "delete"] as const) out[k] = rule[k] ?? "";
+  out.priority = rule.priority ? String(rule.priority) : "";
+  out.keep = rule.sample ? String(Math.round(Number(rule.sample.keep) * 10000) / 100) : "";
+  out.after = rule.sample?.after ?? "";
+  return out;
+}

@@ -50,8 +50,16 @@ export function showError(form: HTMLElement, err: unknown, strip: string[] = [])
     : err instanceof ApiError && err.status === 409 ? new Map([["name", message]]) : new Map([["", message]]);
   let first: Input | null = null;
   const rest: string[] = [];
-  for (const [loc, msg] of parts) {
-    const box = loc ? form.querySelector<HTMLElement>(`[data-error-for="${CSS.escape(loc)}"]`) : null;
+  const boxFor = (name: string) => form.querySelector<HTMLElement>(`[data-error-for="${CSS.escape(name)}"]`);
+  for (const [place, said] of parts) {
+    let [loc, msg] = [place, said];
+    // a check of a whole object names its field in the message (`rules.0: warm: must grow …`)
+    const inner = /^(\w+): ([\s\S]*)$/.exec(msg);
+    if (inner && boxFor(loc ? `${loc}.${inner[1]}` : inner[1])) {
+      loc = loc ? `${loc}.${inner[1]}` : inner[1];
+      msg = inner[2];
+    }
+    const box = loc ? boxFor(loc) : null;
     if (!box) {
       rest.push(loc ? `${loc}: ${msg}` : msg);
       continue;

@@ -1,8 +1,9 @@
 // Retention & storage: the retention rules in force (GET /api/v1/retention: which records go to
 // which tier at which age, and when they are deleted), what the next run of the mover would do
 // (POST /api/v1/retention/preview), and the storage by tier (GET /api/v1/storage: records, bytes,
-// compression, the disk). Retention is one policy for the whole server: a scoped admin gets the
-// server's refusal for the rules and its own scope's figures for the storage.
+// compression, the disk). "Edit rules" opens the rules' editor (retentionform.ts). Retention is one
+// policy for the whole server: a scoped admin gets the server's refusal for the rules and its own
+// scope's figures for the storage.
 
 import { bytesText, countText } from "../../admin";
 import { getJSON, postJSON } from "../../api";
@@ -10,6 +11,7 @@ import { clear, h } from "../../dom";
 import { formatTime } from "../../timerange";
 import type { TabContext } from "../settings";
 import { busy } from "./form";
+import { previewText, retentionEditor } from "./retentionform";
 
 type Values = string | string[] | undefined;
 
@@ -66,8 +68,9 @@ const matchText = (m: Rule["match"]): string => {
 
 export async function retentionTab({ root, signal }: TabContext): Promise<void> {
   const rulesBox = h("section", { class: "card", id: "retention-rules" }, h("p", { class: "hint" }, "Loading…"));
+  const editorBox = h("section", { class: "card settings-editor", id: "retention-editor", hidden: true });
   const storageBox = h("section", { class: "card", id: "storage" }, h("p", { class: "hint" }, "Loading…"));
-  root.append(rulesBox, storageBox);
+  root.append(rulesBox, editorBox, storageBox);
 
   async function rules(): Promise<void> {
     let answer: Retention;
@@ -84,7 +87,7 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
     rulesBox.append(h("h2", null, "Retention rules"),
       h("p", { class: "hint" },
         "Each record belongs to the most specific rule that matches it (the earlier one on a tie); records no rule " +
-        "matches stay hot. A tier's age is when records leave it. Changed with PUT /api/v1/retention or ",
+        "matches stay hot. A tier's age is when records leave it. Also changed with PUT /api/v1/retention or ",
         h("code", null, "logharbor retention"), "."));
     const preview = h("button", { type: "button", id: "retention-preview" }, "What would the next run do?");
     if (!answer.rules.length) {
@@ -116,9 +119,7 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
           for (const p of out) {
             const cell = cells.get(p.rule);
             if (!cell) continue;
-            const parts = [p.to_warm && `${countText(p.to_warm)} to warm`, p.to_cold && `${countText(p.to_cold)} to cold`,
-              p.delete && `${countText(p.delete)} deleted`, p.sample_out && `${countText(p.sample_out)} sampled out`].filter(Boolean);
-            cell.textContent = parts.length ? `${parts.join(", ")} (${bytesText(p.bytes)})` : "nothing";
+            cell.textContent = previewText(p);
           }
           note.textContent = "counted now, over the stored records";
         } catch (err) {
@@ -128,6 +129,11 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
       }));
       rulesBox.append(h("div", { class: "row" }, preview, note));
     }
+    const edit = h("button", { type: "button", class: "primary", id: "retention-edit" }, "Edit rules");
+    edit.addEventListener("click", () => retentionEditor(editorBox, answer.rules, (saved) => {
+      if (saved) void rules();
+    }));
+    rulesBox.append(h("div", { class: "row" }, edit));
     rulesBox.append(h("p", { class: "hint", id: "mover-state" },
       `The mover runs every ${mover.interval_s} s; last run ${mover.last_tick_ns ? formatTime(mover.last_tick_ns / 1e6) : "not yet"}; ` +
       `moved ${countText(mover.moved_rows.warm ?? 0)} records to warm and ${countText(mover.moved_rows.cold ?? 0)} to cold, ` +
