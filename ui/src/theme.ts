@@ -61,7 +61,7 @@ systemDark.addEventListener("change", () => {
 // the stylesheet's variables hold light-dark(...), which a canvas cannot read: resolve each one
 // through an element's computed colour
 const resolved = new Map<string, string>();
-function cssColor(variable: string): string {
+export function cssColor(variable: string): string {
   let color = resolved.get(variable);
   if (color === undefined) {
     const probe = document.createElement("span");

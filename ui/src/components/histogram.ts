@@ -3,9 +3,11 @@
 import uPlot from "uplot";
 
 import type { Row } from "../api";
+import { partialBuckets } from "../buckets";
 import { h } from "../dom";
 import { axisInk, gridInk, themedChart } from "../theme";
 import { chartDate, tickTime } from "./charttime";
+import { partialCaption, partialMark } from "./partialmark";
 import { type Resolved } from "../timerange";
 
 export const LEVEL_COLORS: Record<string, string> = {
@@ -24,6 +26,7 @@ export interface HistogramData {
   x: number[]; // bucket starts, epoch seconds
   counts: Record<string, number[]>;
   total: number;
+  spanS: number;
 }
 
 /** Timechart rows (`_time`, `level`, `count()`) on a full grid of buckets, zeros included. */
@@ -44,7 +47,7 @@ export function bucketize(rows: Row[], r: Resolved, spanS: number): HistogramDat
     (counts[level] ??= new Array(n).fill(0))[i] += c;
     total += c;
   }
-  return { x, counts, total };
+  return { x, counts, total, spanS };
 }
 
 export interface Histogram {
@@ -57,10 +60,14 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
   const el = h("div", { class: "histogram", id: "histogram" });
   let plot: uPlot | null = null;
   let resize: ResizeObserver | null = null;
+  let note: HTMLElement | null = null;
 
   function draw(data: HistogramData, r: Resolved) {
     plot?.destroy();
     resize?.disconnect();
+    note?.remove();
+    // the last bar of a range ending now is still filling: hatched, and named under the chart
+    const parts = partialBuckets(data.x, data.spanS, r.fromMs, r.toMs);
     el.dataset.total = String(data.total);
     const levels = STACK.filter((l) => data.counts[l]);
     el.dataset.levels = levels.join(",");
@@ -75,7 +82,7 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
     const order = levels.map((_, i) => i).reverse();
     const bars = uPlot.paths.bars!({ size: [0.92, 60], align: 1 });
     const opts: uPlot.Options = {
-      plugins: [themedChart()],
+      plugins: [themedChart(), partialMark(() => parts)],
       width: Math.max(el.clientWidth, 300),
       height: 150,
       padding: [8, 8, 0, 0],
@@ -115,6 +122,8 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
       },
     };
     plot = new uPlot(opts, [data.x, ...order.map((i) => cumulative[i])] as uPlot.AlignedData, el);
+    note = partialCaption(el, parts, data.spanS, data.x.length - 1);
+    if (note) el.append(note);
     resize = new ResizeObserver(() => {
       if (plot && el.clientWidth > 0) plot.setSize({ width: el.clientWidth, height: 150 });
     });
@@ -127,6 +136,7 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
     destroy() {
       plot?.destroy();
       resize?.disconnect();
+      note?.remove();
       plot = null;
     },
   };

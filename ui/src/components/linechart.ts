@@ -2,9 +2,11 @@
 
 import uPlot from "uplot";
 
+import { partialBuckets } from "../buckets";
 import { h } from "../dom";
 import { axisInk, gridInk, themedChart } from "../theme";
 import { chartDate, tickTime } from "./charttime";
+import { partialCaption, partialMark } from "./partialmark";
 
 export interface LineSeries {
   label: string;
@@ -17,17 +19,21 @@ export interface LineChart {
   destroy(): void;
 }
 
-/** `onPick` gets the start (epoch seconds) of the bucket under a click; no title, no caption. */
+/** `onPick` gets the start (epoch seconds) of the bucket under a click; no title, no caption.
+ * With `spanS` (the buckets' length), a bucket the range cuts is hatched and named in a note. */
 export function lineChart(title: string, unit: string, x: number[], series: LineSeries[],
-  range: [number, number], onPick?: (bucketStart: number) => void, height = 140): LineChart {
+  range: [number, number], onPick?: (bucketStart: number) => void, height = 140, spanS?: number): LineChart {
   const box = h("div", { class: "chart" });
   const el = h("figure", { class: "chart-fig" }, title ? h("figcaption", null, title) : null, box);
+  const parts = spanS ? partialBuckets(x, spanS, range[0] * 1000, range[1] * 1000) : [];
+  const note = spanS ? partialCaption(el, parts, spanS, x.length - 1) : null;
+  if (note) el.append(note);
   let plot: uPlot | null = null;
   const fmt = (v: number | null) => (v === null || v === undefined ? "—" : `${+v.toFixed(2)}${unit}`);
   const make = (width: number) => {
     plot?.destroy();
     plot = new uPlot({
-      plugins: [themedChart()],
+      plugins: [themedChart(), partialMark(() => parts, (spanS ?? 0) / 2)],
       width,
       height,
       padding: [6, 8, 0, 0],

@@ -126,7 +126,8 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
     const records = recordsQuery(spec.query);
     const made = lineChart("", spec.unit ? ` ${spec.unit}` : "", x.map((t) => t / 1000), lines,
       [r.fromMs / 1000, r.toMs / 1000],
-      (t) => navigate(searchUrl(records, { from: iso(t * 1000), to: iso((t + step) * 1000) })), 180);
+      (t) => navigate(searchUrl(records, { from: iso(t * 1000), to: iso((t + step) * 1000) })), 180,
+      spanS !== null && spanS >= 1 ? spanS : undefined);
     show("ready", made.el);
     chart = made;
     el.dataset.series = String(series.size);

@@ -1,12 +1,14 @@
-// Alerts: the rules with their state, and an editor for them. The page (and its link) appears only
-// when the server answers GET /api/v1/alerts/rules. A rule is edited as the JSON the API takes
-// (PUT /api/v1/alerts/rules/{name}), so every option of a rule is reachable and the server's own
-// validation message is what the user sees; writing needs an admin key.
+// Alerts: the active alerts, the rules with their state, one rule's record (last evaluation and its
+// error, state history, who was notified) and a form for a rule with a live preview. The page (and
+// its link) appears only when the server answers GET /api/v1/alerts/rules. The server validates
+// every rule and its message is shown beside the field it names; writing needs an admin key.
 
 import { getJSON, request, type Row } from "../api";
+import { ruleDetail, type RuleStatus } from "../components/ruledetail";
+import { type RuleForm, ruleForm } from "../components/ruleform";
 import { clear, h } from "../dom";
 import { addFilter } from "../querytext";
-import { link, type Page } from "../router";
+import { link, type Page, reflect } from "../router";
 import { formatTime } from "../timerange";
 import { searchUrl } from "./search";
 
@@ -32,18 +34,10 @@ export function detailsText(d: Record<string, unknown> | null | undefined): stri
   return "";
 }
 
-interface Rule {
-  name: string;
-  spec: Row;
-  enabled: boolean;
-  last_eval_ns: number | null;
-  last_error: string | null;
-  states: Record<string, number>;
-}
+type Rule = RuleStatus & { spec: Row };
 
-const TEMPLATE = {
-  name: "checkout errors",
-  description: "",
+const TEMPLATE: Row = {
+  name: "",
   query: "service:checkout",
   condition: "ratio(status:>=500) > 0.05",
   window: "5m",
@@ -91,60 +85,63 @@ const REFRESH_MS = 15_000;
 export function alertsPage(): Page {
   let controller: AbortController | null = null;
   let timer: number | undefined;
+  let form: RuleForm | null = null;
   return {
-    async mount(root) {
+    async mount(root, url) {
       document.title = "Alerts · logharbor";
       const list = h("section", { class: "card", id: "alerts" }, h("p", { class: "hint" }, "Loading…"));
       const active = h("section", { class: "card", id: "active-alerts" });
-      const editorBox = h("section", { class: "card rule-editor", id: "rule-editor", hidden: true });
+      const editorBox = h("div", { id: "rule-editor-box" });
+      const detailBox = h("div", { id: "rule-detail-box" });
       const newButton = h("button", { type: "button", class: "primary", id: "new-rule" }, "New rule");
-      root.append(h("div", { class: "page" },
-        h("div", { class: "toolbar" }, h("h1", null, "Alerts"), newButton), active, editorBox, list));
+      root.append(h("div", { class: "page alerts-page" },
+        h("div", { class: "toolbar" }, h("h1", null, "Alerts"), newButton), active, editorBox, list, detailBox));
+      let selected: string | null = url.searchParams.get("rule");
 
-      function edit(name: string | null, spec: unknown) {
+      function edit(name: string | null, spec: Row) {
+        form?.destroy();
         clear(editorBox);
-        editorBox.hidden = false;
-        const text = h("textarea", { id: "rule-json", rows: "18", spellcheck: "false", "aria-label": "rule (JSON)" });
-        text.value = JSON.stringify(spec, null, 2);
-        const error = h("p", { class: "form-error", id: "rule-error", role: "alert" });
-        const save = h("button", { type: "submit", class: "primary", id: "rule-save" }, "Save");
-        const cancel = h("button", { type: "button", onclick: () => { editorBox.hidden = true; } }, "Cancel");
-        const form = h("form", null,
-          h("h2", null, name ? `Edit rule “${name}”` : "New rule"),
-          h("p", { class: "hint" },
-            "The rule as the API takes it: query, condition (count > N, ratio(filter) > x, <column> > x, absent, " +
-            "anomaly or new_pattern), " +
-              "window, interval, for, group_by, labels, annotations, channels, enabled."),
-          text, h("div", { class: "row" }, save, cancel), error);
-        form.addEventListener("submit", async (ev) => {
-          ev.preventDefault();
-          error.textContent = "";
-          let body: Row;
-          try {
-            body = JSON.parse(text.value) as Row;
-          } catch (err) {
-            error.textContent = `Not valid JSON: ${(err as Error).message}`;
-            return;
-          }
-          const target = String(body.name ?? name ?? "");
-          if (!target) {
-            error.textContent = "A rule needs a name.";
-            return;
-          }
-          try {
-            await writeRule("PUT", target, body);
-            if (name && name !== target) await writeRule("DELETE", name);
-          } catch (err) {
-            error.textContent = (err as Error).message;
-            return;
-          }
-          editorBox.hidden = true;
-          await load();
-        });
-        editorBox.append(form);
-        text.focus();
+        const close = () => {
+          form?.destroy();
+          form = null;
+          clear(editorBox);
+        };
+        form = ruleForm(name, spec, (saved) => {
+          close();
+          select(saved);
+          void load();
+        }, close);
+        editorBox.append(form.el);
+        form.el.scrollIntoView({ block: "start" });
+        (form.el.querySelector("#rule-name") as HTMLInputElement | null)?.focus();
       }
       newButton.addEventListener("click", () => edit(null, TEMPLATE));
+
+      /** Show one rule's record under the list (kept in the URL as ?rule=). */
+      function select(name: string | null) {
+        selected = name;
+        reflect(name ? `/ui/alerts?${new URLSearchParams({ rule: name })}` : "/ui/alerts", false);
+      }
+
+      async function showDetail(rules: Rule[], signal: AbortSignal) {
+        const rule = rules.find((r) => r.name === selected);
+        for (const tr of list.querySelectorAll<HTMLElement>("#rules tr[data-rule]")) {
+          tr.classList.toggle("selected", tr.dataset.rule === selected);
+        }
+        if (!rule) {
+          clear(detailBox);
+          return;
+        }
+        try {
+          const el = await ruleDetail(rule, signal);
+          clear(detailBox);
+          detailBox.append(el);
+        } catch (err) {
+          if ((err as Error).name === "AbortError") return;
+          clear(detailBox);
+          detailBox.append(h("p", { class: "form-error" }, (err as Error).message));
+        }
+      }
 
       /** Pending and firing alert groups, each with a link to the records behind it. */
       async function showActive(rules: Rule[], signal: AbortSignal) {
@@ -197,6 +194,7 @@ export function alertsPage(): Page {
         list.append(h("h2", null, "Rules"));
         if (!rules.length) {
           list.append(h("p", { class: "hint" }, "No alert rules yet."));
+          clear(detailBox);
           return;
         }
         const message = h("p", { class: "form-error", id: "alerts-error", role: "alert" });
@@ -218,7 +216,9 @@ export function alertsPage(): Page {
             const counts = Object.entries(rule.states ?? {}).filter(([, n]) => n > 0)
               .map(([s, n]) => `${n} ${s}`).join(", ");
             return h("tr", { "data-rule": rule.name, "data-state": state },
-              h("td", null, rule.name),
+              h("td", null, h("button", { type: "button", class: "link rule-open", "data-action": "open",
+                title: "last evaluation, state history, who was notified",
+                onclick: () => { select(rule.name); void load(); } }, rule.name)),
               h("td", null, h("span", { class: `state state-${state.replace(/\s+/g, "-")}` }, state),
                 counts ? h("span", { class: "hint" }, ` (${counts})`) : null),
               h("td", null, link(searchUrl(String(spec.query ?? "*"), { from: `now-${spec.window ?? "1h"}`, to: "now" }),
@@ -230,7 +230,8 @@ export function alertsPage(): Page {
               h("td", null, rule.last_eval_ns ? formatTime(rule.last_eval_ns / 1e6) : "—",
                 rule.last_error ? h("div", { class: "form-error" }, rule.last_error) : null),
               h("td", { class: "row-actions" },
-                h("button", { type: "button", class: "mini", "data-action": "edit", onclick: () => edit(rule.name, spec) }, "Edit"),
+                h("button", { type: "button", class: "mini", "data-action": "edit",
+                  onclick: () => edit(rule.name, { ...spec, name: rule.name, enabled: rule.enabled }) }, "Edit"),
                 h("button", {
                   type: "button", class: "mini", "data-action": "toggle",
                   onclick: act(() => writeRule("PUT", rule.name, { ...spec, enabled: !rule.enabled })),
@@ -242,12 +243,14 @@ export function alertsPage(): Page {
                   }),
                 }, "Delete")));
           })))), message);
+        await showDetail(rules, controller.signal);
       }
       await load();
       timer = window.setInterval(() => void load(), REFRESH_MS);
     },
     unmount() {
       controller?.abort();
+      form?.destroy();
       window.clearInterval(timer);
     },
   };

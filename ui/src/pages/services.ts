@@ -15,7 +15,8 @@ import { timePicker } from "../components/timepicker";
 import { clear, h } from "../dom";
 import { quoteValue } from "../querytext";
 import { link, navigate, type Page, reflect } from "../router";
-import { DEFAULT_RANGE, iso, pickSpan, resolve, spanText, type TimeRange } from "../timerange";
+import { bucketRate, secondsText } from "../buckets";
+import { DEFAULT_RANGE, formatTime, iso, pickSpan, resolve, spanText, type TimeRange } from "../timerange";
 import { searchUrl } from "./search";
 
 const REQUESTS = "status:>0";
@@ -31,13 +32,19 @@ interface Health {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  /** Requests per second over the active part of the range (the server's `rate_per_s`), or over
+   * the whole range on a server that does not say (`activeFromMs` null then). */
+  rate: number | null;
+  activeFromMs: number | null;
+  activeToMs: number | null;
 }
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 interface ServicesAnswer {
   services: { service: string; source: string; requests: number; errors: number; p50_ms: number | null;
-    p95_ms: number | null; p99_ms: number | null }[];
+    p95_ms: number | null; p99_ms: number | null; rate_per_s?: number; active_from_ns?: number;
+    active_to_ns?: number }[];
 }
 
 /** Per-service numbers from /api/v1/services, or null when this server has no such endpoint. */
@@ -47,6 +54,10 @@ async function fromServicesApi(from: string, to: string, signal: AbortSignal): P
     return answer.services.map((s) => ({
       service: s.service, source: s.source, requests: s.requests, errors: s.errors,
       p50: num(s.p50_ms), p95: num(s.p95_ms), p99: num(s.p99_ms),
+      // a server from before the active rate: its rate_per_s is over the range, the page divides
+      rate: s.active_from_ns === undefined ? null : num(s.rate_per_s),
+      activeFromMs: s.active_from_ns === undefined ? null : s.active_from_ns / 1e6,
+      activeToMs: s.active_to_ns === undefined ? null : s.active_to_ns / 1e6,
     }));
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
@@ -65,7 +76,25 @@ async function fromQueries(from: string, to: string, pcts: string, signal: Abort
   return totals.rows.map((row) => ({
     service: String(row.service), source: String(row.source ?? ""), requests: Number(row.requests),
     errors: errorsBy.get(key(row)) ?? 0, p50: num(row.p50), p95: num(row.p95), p99: num(row.p99),
+    rate: null, activeFromMs: null, activeToMs: null,
   }));
+}
+
+/** A rate for reading: two decimals below 100, whole numbers above. */
+const rateText = (v: number) => (v >= 100 ? Math.round(v).toLocaleString("en") : v.toFixed(2));
+
+/** The rate cell: its title says over which time it is, and what the whole range's average is. */
+function rateCell(s: Health, rangeSeconds: number, content: Node): HTMLElement {
+  const cell = h("td", { class: "num rate", "data-rate": String(s.rate ?? s.requests / rangeSeconds) }, content);
+  if (s.activeFromMs !== null && s.activeToMs !== null) {
+    const secs = (s.activeToMs - s.activeFromMs) / 1000;
+    cell.dataset.activeSeconds = String(secs);
+    cell.title = `${s.requests} requests over ${secondsText(secs)} (${formatTime(s.activeFromMs)} – ` +
+      `${formatTime(s.activeToMs)}); ${rateText(s.requests / rangeSeconds)}/s averaged over the whole range`;
+  } else {
+    cell.title = `${s.requests} requests over the whole range (${secondsText(rangeSeconds)})`;
+  }
+  return cell;
 }
 
 export function servicesPage(): Page {
@@ -146,9 +175,18 @@ export function servicesPage(): Page {
           }
           return out;
         };
+        const active = health.some((s) => s.activeFromMs !== null);
+        const rateHead = active ? "rate /s (active)" : "rate /s (range avg)";
+        const rateTip = active
+          ? "Requests per second while the service was active: its requests divided by the time from the " +
+            "start of the minute of its first request to the end of the minute of its last one, inside the range."
+          : "Requests per second averaged over the whole range (this server does not say when each service was active).";
         const table = h("table", { class: "grid health", id: "health-table" },
-          h("thead", null, h("tr", null, ["service", "source", "requests", "rate /s", "errors (5xx)", "error ratio",
-            "p50", "p95", "p99"].map((c) => h("th", { class: c === "service" || c === "source" ? "" : "num" }, c)))),
+          h("thead", null, h("tr", null, ["service", "source", "requests", rateHead, "errors (5xx)", "error ratio",
+            "p50", "p95", "p99"].map((c) => h("th", {
+            class: c === "service" || c === "source" ? "" : "num",
+            title: c === rateHead ? rateTip : null, id: c === rateHead ? "rate-head" : null,
+          }, c)))),
           h("tbody", null, health.map((s) => {
             const svc = `service:${quoteValue(s.service)}`;
             const go = (q: string, text: string) => link(searchUrl(q, range), text);
@@ -158,7 +196,7 @@ export function servicesPage(): Page {
               h("td", null, go(svc, s.service)),
               h("td", null, s.source),
               h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, String(s.requests))),
-              h("td", { class: "num" }, go(`${svc} AND ${REQUESTS}`, (s.requests / seconds).toFixed(2))),
+              rateCell(s, seconds, go(`${svc} AND ${REQUESTS}`, rateText(s.rate ?? s.requests / seconds))),
               h("td", { class: "num" }, go(`${svc} AND ${ERRORS}`, String(s.errors))),
               h("td", { class: `num${s.errors / Math.max(s.requests, 1) > 0.05 ? " bad" : ""}` },
                 go(`${svc} AND ${ERRORS}`, `${((s.errors / Math.max(s.requests, 1)) * 100).toFixed(2)} %`)),
@@ -177,7 +215,8 @@ export function servicesPage(): Page {
         for (const s of health.filter((x, i) => health.findIndex((y) => y.service === x.service) === i)) {
           const counts = grid(series.rows, s.service, "n");
           const errs = grid(errSeries.rows, s.service, "n");
-          const rate = counts.map((c) => (c === null ? 0 : c / span));
+          // per second of the time each bucket covers: the last one, still filling, is not a drop
+          const rate = counts.map((c, i) => bucketRate(c ?? 0, x[i], span, r.fromMs, r.toMs) ?? 0);
           const ratio = counts.map((c, i) => (c ? ((errs[i] ?? 0) / c) * 100 : null));
           // a click on a chart opens the records of that service in that interval
           const svc = `service:${quoteValue(s.service)}`;
@@ -185,14 +224,14 @@ export function servicesPage(): Page {
             navigate(searchUrl(q, { from: iso(t * 1000), to: iso((t + span) * 1000) }));
           const made = [
             lineChart("Requests / s", "/s", x, [{ label: "rate", color: "#2563eb", values: rate }], range2,
-              pick(`${svc} AND ${REQUESTS}`)),
+              pick(`${svc} AND ${REQUESTS}`), 140, span),
             lineChart("Error ratio (5xx)", " %", x, [{ label: "errors", color: "#dc2626", values: ratio }], range2,
-              pick(`${svc} AND ${ERRORS}`)),
+              pick(`${svc} AND ${ERRORS}`), 140, span),
             lineChart("Latency", " ms", x, [
               { label: "p50", color: "#16a34a", values: grid(series.rows, s.service, "p50") },
               { label: "p95", color: "#d97706", values: grid(series.rows, s.service, "p95") },
               { label: "p99", color: "#dc2626", values: grid(series.rows, s.service, "p99") },
-            ], range2, pick(`${svc} AND ${REQUESTS}`)),
+            ], range2, pick(`${svc} AND ${REQUESTS}`), 140, span),
           ];
           charts.push(...made);
           const card = h("section", { class: "card service-card", "data-service": s.service },

@@ -5,6 +5,7 @@ import { getJSON, type Row } from "../api";
 import { recordItem } from "../components/records";
 import { offsetText } from "../components/clocks";
 import { clear, h } from "../dom";
+import { type GapNote, negativeGapNote } from "../gaps";
 import { addFilter } from "../querytext";
 import { navigate, type Page } from "../router";
 import { searchUrl } from "./search";
@@ -65,20 +66,35 @@ function breakdownTable(t: TraceAnswer["timings"]): HTMLElement {
     rows.push(["alb", "target processing", t.alb.target_processing_ms]);
     rows.push(["alb", "response processing", t.alb.response_processing_ms]);
   }
-  rows.push(["gap", "ALB → NGINX (network, queueing)", t.gaps.alb_to_nginx_ms]);
+  // each gap: the outer layer's duration minus the inner one's, each on its own machine's clock
+  const alb = { name: "the ALB", key: "alb" };
+  const nginx = { name: "NGINX", key: "nginx" };
+  const upstream = { name: "NGINX's upstream timer", key: "upstream" };
+  const app = { name: "the app", key: "app" };
+  const gap = (v: number | null | undefined, a: typeof alb, b: typeof alb) => negativeGapNote(v ?? null, a, b);
+  const notes = new Map<number, GapNote>();
+  const push = (row: [string, string, unknown], note: GapNote | null = null) => {
+    if (note) notes.set(rows.length, note);
+    rows.push(row);
+  };
+  push(["gap", "ALB → NGINX (network, queueing)", t.gaps.alb_to_nginx_ms], gap(t.gaps.alb_to_nginx_ms, alb, nginx));
   if (t.nginx) {
     rows.push(["nginx", "request time", t.nginx.request_time_ms]);
     rows.push(["nginx", `upstream response time${t.nginx.upstream ? ` (${t.nginx.upstream})` : ""}`,
       t.nginx.upstream_response_time_ms]);
   }
-  rows.push(["gap", "NGINX overhead", t.gaps.nginx_overhead_ms]);
-  rows.push(["gap", "NGINX → app", t.gaps.nginx_to_app_ms]);
+  push(["gap", "NGINX overhead", t.gaps.nginx_overhead_ms], gap(t.gaps.nginx_overhead_ms, nginx, upstream));
+  push(["gap", "NGINX → app", t.gaps.nginx_to_app_ms], gap(t.gaps.nginx_to_app_ms, upstream, app));
   if (t.app) rows.push(["app", `app ${t.app.instance ?? t.app.service ?? ""}`, t.app.duration_ms]);
   return h("table", { class: "grid breakdown", id: "breakdown" },
     h("thead", null, h("tr", null, h("th", null, "layer"), h("th", null, "step"), h("th", { class: "num" }, "time"))),
-    h("tbody", null, rows.map(([layer, step, v]) =>
-      h("tr", { "data-layer": layer }, h("td", null, h("span", { class: `layer-tag layer-${layer}` }, layer)),
-        h("td", null, step), h("td", { class: "num" }, ms(v))))),
+    h("tbody", null, rows.map(([layer, step, v], i) => {
+      const note = notes.get(i);
+      return h("tr", { "data-layer": layer, "data-negative": note ? note.kind : null, class: note ? "negative-gap" : null },
+        h("td", null, h("span", { class: `layer-tag layer-${layer}` }, layer)),
+        h("td", null, step, note ? h("div", { class: "gap-note", role: "note" }, note.text) : null),
+        h("td", { class: "num" }, ms(v), note ? h("span", { class: "gap-flag", "aria-hidden": "true" }, " ⚠") : null));
+    })),
   );
 }
 
