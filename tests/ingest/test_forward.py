@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -41,6 +42,19 @@ class AckingSender(sender.FluentSender):
         return msgpack.packb((tag, timestamp, data, {"chunk": chunk}))
 
 
+@pytest.fixture(scope="module")
+def forward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, int]]:
+    """One server with a forward listener, and its port, for the tests that only send records of a
+    service of their own and read those back."""
+    port = free_port()
+    server = ServerProcess(tmp_path_factory.mktemp("forward") / "data", "--batch-max-age", "0.2",
+                           "--forward", f"127.0.0.1:{port}")
+    try:
+        yield server.start(), port
+    finally:
+        server.stop()
+
+
 def _acks(sock: socket.socket, count: int, timeout: float = 30) -> list[str]:
     unpacker = msgpack.Unpacker(raw=False)
     acks: list[str] = []
@@ -53,9 +67,8 @@ def _acks(sock: socket.socket, count: int, timeout: float = 30) -> list[str]:
     return acks
 
 
-def test_fluent_logger_message_mode_with_acks(server_factory) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+def test_fluent_logger_message_mode_with_acks(forward: tuple[ServerProcess, int]) -> None:
+    server, port = forward
     log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True, timeout=30)
     stamp = time.time() - 30
     for i in range(20):
@@ -78,9 +91,8 @@ def _event_time(ns: int) -> msgpack.ExtType:
     return msgpack.ExtType(0, (ns // 1_000_000_000).to_bytes(4, "big") + (ns % 1_000_000_000).to_bytes(4, "big"))
 
 
-def test_forward_packed_and_compressed_modes(server_factory) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+def test_forward_packed_and_compressed_modes(forward: tuple[ServerProcess, int]) -> None:
+    server, port = forward
     ns = time.time_ns() - 10_000_000_000
     entries = [[_event_time(ns + i), {"message": f"mode {i}", "service": "modes"}] for i in range(6)]
     packed = b"".join(msgpack.packb(e) for e in entries[2:4])
@@ -194,9 +206,8 @@ def test_ack_means_durable_and_a_full_wal_holds_the_sender(server_factory) -> No
     assert restarted.store_rows() == acked_entries
 
 
-def test_good_messages_before_a_broken_one_are_kept(server_factory) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+def test_good_messages_before_a_broken_one_are_kept(forward: tuple[ServerProcess, int]) -> None:
+    server, port = forward
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(msgpack.packb(["ok.tag", int(time.time()), {"message": "kept", "service": "brk"},
                                     {"chunk": "g1"}]) + msgpack.packb(42))
@@ -232,12 +243,11 @@ def test_a_chunk_sent_again_is_stored_once(server_factory) -> None:  # type: ign
     assert len(records(server, "service:fwd-once", 22, timeout=3)) == 21
 
 
-def test_a_latin1_string_costs_nothing_but_its_bytes(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_latin1_string_costs_nothing_but_its_bytes(forward: tuple[ServerProcess, int]) -> None:
     """A msgpack str that is not UTF-8 (a legacy app's Latin-1 'café') is stored with U+FFFD for the
     bad byte; the chunk is acked and every record of it stored. (It made the whole chunk fail and
     the connection close without an ack, so Fluentd resent it forever.)"""
-    port = free_port()
-    server: ServerProcess = server_factory("--batch-max-age", "0.2", "--forward", f"127.0.0.1:{port}")
+    server, port = forward
     pack = msgpack.packb
     latin1 = b"\x83" + pack("service") + pack("latin1svc") + pack("id") + pack(1) + pack("message") + b"\xa4caf\xe9"
     good = pack({"service": "latin1svc", "id": 2, "message": "plain"})
