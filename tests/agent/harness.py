@@ -111,8 +111,11 @@ class Harness:
         return len(self.lines) >= n
 
     def settle(self, seconds: float = 0.5) -> None:
-        """Let a few polls, scans and checkpoint writes happen."""
-        time.sleep(seconds)
+        """Let a few polls, scans and checkpoint writes happen: as many looks of the watcher (each
+        followed by its checkpoint write) as ``seconds`` hold on an idle machine — counted, not
+        slept, so a loaded machine takes longer instead of seeing fewer."""
+        looks = max(3, round(seconds / self.cfg.glob_interval_secs))
+        assert self.wait_looks(looks, timeout=30 + 10 * seconds), "the watcher stopped looking"
 
 
 def numbered(start: int, end: int, prefix: str = "line") -> str:
