@@ -81,3 +81,5 @@ def test_a_plain_install_is_the_sdk_alone(tmp_path: Path) -> None:
         done = run(venv / "bin" / "logharbor", *command)
         assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr)
         assert f"install logharbor[{extra}]" in done.stderr, (command, done.stderr)
+    helped = run(venv / "bin" / "logharbor", "server", "--help")  # its page says what it needs
+    assert helped.returncode == 0 and "logharbor[server]" in helped.stdout, helped.stdout

@@ -80,7 +80,7 @@ def _server_options() -> set[str]:
     from logharbor.cli.main import app
 
     command = typer.main.get_command(app).commands["server"]  # type: ignore[attr-defined]
-    return {opt for p in command.params if p.param_type_name == "option" for opt in p.opts}
+    return {opt for p in command.params if p.param_type_name == "option" for opt in (*p.opts, *p.secondary_opts)}
 
 
 def test_the_server_statefulset_keeps_its_wal_and_reads_its_urls_from_the_secret() -> None:

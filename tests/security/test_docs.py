@@ -91,7 +91,7 @@ def test_the_flags_exist_and_parse() -> None:
     words = shlex.split(block)
     flags = dict(zip(words[2::2], words[3::2], strict=True))
     command = typer.main.get_command(cli).commands["server"]  # type: ignore[attr-defined]
-    options = {opt for param in command.params for opt in param.opts}
+    options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}  # --no-auth
     assert set(flags) <= options, set(flags) - options
     documented = {m[1] for m in re.finditer(r"^\| `(--[a-z-]+)`", DOC.read_text(), re.MULTILINE)}
     assert documented and documented <= options, documented - options
