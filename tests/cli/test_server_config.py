@@ -163,6 +163,7 @@ def test_the_documented_config_file_loads(tmp_path: Path, monkeypatch: pytest.Mo
     assert config.listener_allow == ["10.0.0.0/8", "::1/128"] and config.syslog_udp == "0.0.0.0:514"
 
 
+@pytest.mark.e2e
 def test_a_real_server_takes_its_settings_from_all_three_sources(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A file sets a limit that had no flag before, the environment another, a flag the third;

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.text import Text
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
+from logharbor.cli.errors import CliError
 from logharbor.cli.render import CsvOut, print_table, raw_line
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
@@ -44,14 +45,6 @@ _EVERY_ROW = 2**62
 _STREAM_RECORD_COLUMNS = ("timestamp", "observed_timestamp", "level", "service", "source", "host",
                           "instance", "env", "version", "message", "trace_id", "span_id", "request_id",
                           "tenant", "http", "pattern_id")
-
-
-class CliError(Exception):
-    """One line for stderr and the exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _refused(response: httpx.Response, query: str, api_key: str | None) -> CliError:
