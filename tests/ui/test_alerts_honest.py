@@ -312,6 +312,15 @@ def test_search_histogram_and_dashboard_mark_the_partial_bucket(page: Any, demo:
     assert "covers 25 s of its 1 min: partial, not a drop" in hist.locator(".partial-note").inner_text()
     every_look(page, "search-histogram-partial", "#histogram .partial-note", full_page=False)
 
+    # a timechart drawn from the query: its last bucket (5 min, the range ends 25 s into it) too
+    page.goto(demo.server.url + "/ui/search?" + urlencode({"q": "* | timechart span=5m count() by source", **rng}))
+    chart = page.locator("#agg-chart[data-partial]")
+    chart.wait_for(state="attached")
+    assert chart.get_attribute("data-partial") == "last"
+    assert chart.get_attribute("data-partial-covered") == f"{25 / 300:.3f}"
+    page.locator("#agg-chart canvas").first.wait_for()
+    every_look(page, "search-timechart-partial", "#agg-chart", full_page=False)
+
     page.goto(demo.server.url + "/ui/dashboards/" + quote("Reference stack") + "?" + urlencode(rng))
     page.wait_for_function("() => document.querySelectorAll('.panel figure.chart-fig').length > 0")
     marked = page.locator(".panel figure.chart-fig[data-partial]")

@@ -7,10 +7,12 @@ import uPlot from "uplot";
 import type { QueryAnswer, Row } from "../api";
 import { h } from "../dom";
 import { axisInk, gridInk, themedChart } from "../theme";
-import { byFields, timechartColumns } from "../panelquery";
+import { partialBuckets } from "../buckets";
+import { byFields, timechartColumns, timechartSpan } from "../panelquery";
 import { type Resolved } from "../timerange";
 import { chartDate, tickTime } from "./charttime";
 import { LEVEL_COLORS } from "./histogram";
+import { partialCaption, partialMark } from "./partialmark";
 import { numberText, tableView, valueText } from "./records";
 
 const PALETTE = ["#2563eb", "#16a34a", "#b45309", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c",
@@ -83,8 +85,14 @@ function lines(answer: QueryAnswer, q: string, r: Resolved, box: HTMLElement, no
   if (ranked.length > MAX_SERIES) note.textContent = `The ${MAX_SERIES} largest of ${ranked.length} series are drawn.`;
   box.dataset.series = String(drawn.length);
   const x = times.map((t) => t / 1000);
+  // the query's span, else the answer's (the closest two buckets): a bucket the range cuts is marked
+  const gaps = x.slice(1).map((t, i) => t - x[i]).filter((d) => d > 0);
+  const spanS = timechartSpan(q) ?? (gaps.length ? Math.min(...gaps) : null);
+  const parts = spanS ? partialBuckets(x, spanS, r.fromMs, r.toMs) : [];
+  const caption = spanS ? partialCaption(box, parts, spanS, x.length - 1) : null;
+  if (caption) box.after(caption);
   return plot(box, (width) => new uPlot({
-    plugins: [themedChart()],
+    plugins: [themedChart(), partialMark(() => parts, (spanS ?? 0) / 2)],
     width, height: 240, padding: [8, 8, 0, 0],
     tzDate: chartDate,
     legend: { show: true, live: true },
