@@ -145,3 +145,16 @@ def test_rate_is_over_the_active_minutes_on_both_paths(store: EmbeddedStore) -> 
         assert row["requests"] == 1800
         assert (row["active_from_ns"], row["active_to_ns"]) == (burst, burst + 3 * MINUTE_NS), use_recording
         assert row["rate_per_s"] == 10.0 and row["range_rate_per_s"] == 0.5
+
+
+def test_a_step_the_range_cuts_has_its_rate_over_the_seconds_it_covers(store: EmbeddedStore) -> None:
+    start = T0 + 110 * H
+    insert(store, requests("cut-svc", "alb", start, 1800, 10**9 // 2))  # 2/s for 15 minutes
+    scope = ("service = {s:String}", {"s": "cut-svc"})
+    # 5-minute steps, the range starting 1 min into the first and ending 90 s into the third
+    answer = service_health(store, start + MINUTE_NS, start + 10 * MINUTE_NS + 90 * 10**9, scope=scope,
+                            use_recording=False, step_ns=5 * MINUTE_NS)
+    points = answer["series"]
+    assert [p.get("covered_s") for p in points] == [240.0, None, 90.0]
+    assert [p.get("partial", False) for p in points] == [True, False, True]
+    assert all(p["rate_per_s"] == 2.0 for p in points), points  # no drop at either end

@@ -165,8 +165,7 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
                f"service, source, {merge} FROM (" + " UNION ALL ".join(parts(True))
                + ") GROUP BY t, service, source ORDER BY t, service, source")
         answer["step_ns"] = step_ns
-        answer["series"] = [{"t_ns": int(row["t"]) * 10**9, **_health(row, step_ns / 1e9)}
-                            for row in store.query(sql, params)]
+        answer["series"] = [_point(row, step_ns, start_ns, end_ns) for row in store.query(sql, params)]
     return answer
 
 
@@ -185,6 +184,18 @@ def active_rate(requests: int, first_ns: int, last_ns: int, start_ns: int, end_n
     seconds = max((hi - lo) / 1e9, 1.0)
     return {"rate_per_s": round(requests / seconds, 4), "active_from_ns": lo, "active_to_ns": hi,
             "range_rate_per_s": round(requests / max((end_ns - start_ns) / 1e9, 1e-9), 4)}
+
+
+def _point(row: dict[str, Any], step_ns: int, start_ns: int, end_ns: int) -> dict[str, Any]:
+    """One step of a series. A step the range cuts (the last one while it fills, the first when
+    the range starts inside it) has its rate over the seconds it covers, not the whole step, and
+    says so (``partial``, ``covered_s``): a chart must not draw it as a drop."""
+    t_ns = int(row["t"]) * 10**9
+    covered = min(t_ns + step_ns, end_ns) - max(t_ns, start_ns)
+    point = {"t_ns": t_ns, **_health(row, max(covered / 1e9, 1e-9))}
+    if covered < step_ns:
+        point.update(partial=True, covered_s=round(covered / 1e9, 3))
+    return point
 
 
 def _health(row: dict[str, Any], seconds: float) -> dict[str, Any]:
