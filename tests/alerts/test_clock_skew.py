@@ -57,7 +57,7 @@ def test_a_skewed_clock_fires_and_the_others_do_not(srv: ServerProcess, receiver
         groups = {g["group"]["clock"]: g for g in dry.json()["groups"]}
         assert set(groups) == {"shop-alb", "ip-10-0-1-20", "checkout-9092", "checkout-9093"}
         assert [name for name, g in groups.items() if g["active"]] == ["checkout-9093"]
-        assert groups["checkout-9093"]["value"] == pytest.approx(SKEW_MS, abs=1.0)
+        assert groups["checkout-9093"]["value"] == pytest.approx(SKEW_MS, abs=3.0)
         # a higher threshold than the offset: nothing fires
         higher = c.post("/api/v1/alerts/test", json={"rule": {**RULE, "condition": "clock_skew > 400"}}).json()
         assert not higher["firing"]
@@ -72,7 +72,7 @@ def test_a_skewed_clock_fires_and_the_others_do_not(srv: ServerProcess, receiver
                                "host": "ip-10-0-1-5", "instance": "checkout-9093"}
     summary = alert["annotations"]["summary"]
     assert summary.startswith("clock of checkout-9093 is +3") and summary.endswith("against shop-alb); NTP?")
-    assert abs(float(summary.split("+", 1)[1].split(" ms", 1)[0]) - SKEW_MS) <= 1.0
+    assert abs(float(summary.split("+", 1)[1].split(" ms", 1)[0]) - SKEW_MS) <= 3.0
 
 
 def test_clock_skew_rules_are_validated(srv: ServerProcess) -> None:

@@ -49,7 +49,7 @@ def test_the_estimate_finds_the_skewed_instance_and_keeps_a_history(skewed) -> N
     assert found["shop-alb"]["offset_ms"] == 0 and found["shop-alb"]["reference"] == "shop-alb"
     skewed_clock = found["checkout-9093"]
     assert abs(skewed_clock["offset_ms"] - SKEW_MS) <= skewed_clock["uncertainty_ms"] + 1e-3
-    assert skewed_clock["uncertainty_ms"] <= 1.0
+    assert skewed_clock["uncertainty_ms"] <= 3.0
     assert abs(found["checkout-9092"]["offset_ms"]) <= found["checkout-9092"]["uncertainty_ms"] + 1e-3
     assert {"ip-10-0-1-20", "checkout-9092"} <= set(found)
     # two estimates of four clocks at least (the leader's own job may have run one more)
@@ -65,7 +65,7 @@ def test_metrics_export_each_offset_and_its_uncertainty(skewed) -> None:  # type
         text = client.get("/metrics").text
     line = next(x for x in text.splitlines()
                 if x.startswith("logharbor_clock_offset_seconds{") and 'instance="checkout-9093"' in x)
-    assert abs(float(line.rsplit(" ", 1)[1]) - SKEW_MS / 1000) <= 0.001
+    assert abs(float(line.rsplit(" ", 1)[1]) - SKEW_MS / 1000) <= 0.003
     assert 'host="ip-10-0-1-5"' in line and 'layer="app"' in line
     assert any(x.startswith("logharbor_clock_offset_uncertainty_seconds{") and 'clock="checkout-9093"' in x
                for x in text.splitlines())
@@ -84,7 +84,7 @@ def test_a_trace_is_adjusted_by_default_and_raw_on_request(skewed) -> None:  # t
     applied = {a["clock"]: a for a in adjusted["timings"]["clock"]["applied"]}
     assert adjusted["timings"]["clock"]["mode"] == "adjusted"
     assert adjusted["timings"]["clock"]["reference"] == "shop-alb"
-    assert applied["checkout-9093"]["offset_ms"] == pytest.approx(SKEW_MS, abs=1.0)
+    assert applied["checkout-9093"]["offset_ms"] == pytest.approx(SKEW_MS, abs=3.0)
     app_records = [i for i, r in enumerate(adjusted["records"]) if r.get("instance") == "checkout-9093"]
     assert sorted(applied["checkout-9093"]["records"]) == app_records
     # the records are shown as logged; only the waterfall's clock-placed events move
@@ -93,9 +93,9 @@ def test_a_trace_is_adjusted_by_default_and_raw_on_request(skewed) -> None:  # t
     end = app_bar["start_ms"] + app_bar["duration_ms"]
     for events, inside in ((adjusted["waterfall"]["events"], True), (raw["waterfall"]["events"], False)):
         app_events = [e["at_ms"] for e in events if e["record"] in app_records]
-        # adjusted: every app event lies within the app's bar (1 ms of slack for rounding);
-        # raw: the instance's clock puts them 40 ms after the app ended
-        assert all(e <= end + 1.0 for e in app_events) is inside, (app_events, app_bar)
+        # adjusted: every app event lies within the app's bar, give or take the estimate's error
+        # (≤ 3 ms); raw: the instance's clock puts them 40 ms after the app ended
+        assert all(e <= end + 3.0 for e in app_events) is inside, (app_events, app_bar)
 
 
 def test_a_reader_reads_offsets_and_only_an_admin_runs_the_estimate(skewed) -> None:  # type: ignore[no-untyped-def]

@@ -55,7 +55,7 @@ def tailing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 def test_the_page_has_its_examples() -> None:
     assert len(RECORDS) == 4
-    assert len(COMMANDS) == 5
+    assert len(COMMANDS) == 6
     assert len(blocks("python")) == 1
 
 
@@ -69,6 +69,17 @@ def test_the_curl_trace_example_answers_the_documented_timings(traced: ServerPro
     assert [r["message"] for r in answer["records"]] == [r["message"] for r in oldest_first]
     assert answer["layers"] == ["alb", "app", "nginx"]
     assert answer["stats"]["queries"] == 2  # the Root's own time is right, so the hinted window holds it
+
+
+def test_the_clock_offsets_example_answers_current_and_history(traced: ServerProcess) -> None:
+    with traced.client() as client:  # what the leader's job does every minute
+        assert client.post("/api/v1/clock/estimate").status_code == 200
+    out = subprocess.run(["bash", "-c", command('curl -s "$LOGHARBOR_SERVER/api/v1/clock')], capture_output=True,
+                         text=True, timeout=60, env=env_for(traced))
+    assert out.returncode == 0, out.stderr
+    answer = orjson.loads(out.stdout)
+    # the page's request is from 2026-11-01, long before the last 15 minutes: nothing to estimate from
+    assert answer == {"window_s": 900, "reference_layer": "alb", "current": [], "history": []}
 
 
 def test_the_trace_command_example_draws_the_documented_waterfall(traced: ServerProcess) -> None:

@@ -155,7 +155,11 @@ class Pair:
 def _add(pairs: dict[tuple[Clock, Clock], Pair], parent: _Span, child: _Span) -> None:
     if parent.clock == child.clock:
         return
-    lo = child.end_min - parent.end_max
+    # an app's stamp is when it logged, after its response left, and a busy process may log tens
+    # of ms later (measured in the lab): its end bounds nothing; its start (stamp − duration, both
+    # taken at the log call) is before the caller's end. Proxies log at their end.
+    ends = child.send_min if child.clock.layer == "app" else child.end_min
+    lo = ends - parent.end_max
     hi = child.start_max - parent.send_min
     pair = pairs.get((parent.clock, child.clock))
     if pair is None:
