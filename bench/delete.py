@@ -28,14 +28,14 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from logharbor.record import normalize  # noqa: E402
+from logharbor.server.engine.store.coldstore import LocalCold  # noqa: E402
 from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.engine.store.rows import encode_row  # noqa: E402
 from logharbor.server.engine.store.sqlsafe import quote_identifier  # noqa: E402
-from logharbor.server.features.retention.coldstore import LocalCold  # noqa: E402
+from logharbor.server.engine.store.tiers import Tiers  # noqa: E402
 from logharbor.server.features.retention.delete import DeleteJobs  # noqa: E402
 from logharbor.server.features.retention.mover import Mover  # noqa: E402
 from logharbor.server.features.retention.rules import RetentionPolicy  # noqa: E402
-from logharbor.server.features.retention.tiers import Tiers  # noqa: E402
 from logharbor.server.meta.db import MetaStore  # noqa: E402
 from retention import DAY, demo_mix, emit  # noqa: E402 - the same generator as the retention bench
 

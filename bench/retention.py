@@ -28,13 +28,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from logharbor.demo.lab import Shipper, collect  # noqa: E402 - after the path tweak
 from logharbor.demo.traffic import TrafficGenerator  # noqa: E402
 from logharbor.record import normalize  # noqa: E402
+from logharbor.server.engine.store.coldstore import LocalCold  # noqa: E402
 from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.engine.store.rows import encode_row  # noqa: E402
+from logharbor.server.engine.store.tiers import Tiers  # noqa: E402
 from logharbor.server.features.query import compile_query  # noqa: E402
-from logharbor.server.features.retention.coldstore import LocalCold  # noqa: E402
 from logharbor.server.features.retention.mover import Mover  # noqa: E402
 from logharbor.server.features.retention.rules import RetentionPolicy  # noqa: E402
-from logharbor.server.features.retention.tiers import Tiers  # noqa: E402
 from logharbor.server.meta.db import MetaStore  # noqa: E402
 
 DAY = 86_400 * 10**9

@@ -12,10 +12,10 @@ from tests.faults.rawscan import scan
 from tests.retention.helpers import FakeClock, counts, insert, record, set_policy
 
 from logharbor.server.engine.store.clickhouse import ClickHouseStore
-from logharbor.server.features.retention.coldstore import LocalCold
+from logharbor.server.engine.store.coldstore import LocalCold
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.delete import DeleteJobs, DeleteUnsupported
 from logharbor.server.features.retention.mover import Mover
-from logharbor.server.features.retention.tiers import Tiers
 from logharbor.server.meta.db import MetaStore
 
 VALUE = "ch-erase-me-3141"

@@ -165,6 +165,7 @@ class StoreWithStats:
     def __init__(self, inner: EmbeddedStore) -> None:
         self.inner = inner
         self.table = inner.table
+        self.patterns_name = inner.patterns_name
 
     def query_with_stats(self, sql: str, params: dict[str, Any], *, settings: Any = None
                          ) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from logharbor.record import normalize
+from logharbor.server.engine.store.coldstore import ColdStore, LocalCold
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_row
-from logharbor.server.features.retention.coldstore import ColdStore, LocalCold
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.mover import Mover
 from logharbor.server.features.retention.rules import RetentionPolicy
-from logharbor.server.features.retention.tiers import Tiers
 from logharbor.server.meta.db import MetaStore
 
 DAY = 86_400 * 10**9

@@ -16,8 +16,8 @@ from tests.faults.rawscan import scan
 from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 from tests.retention.test_s3 import moto_s3  # noqa: F401  (the fixture)
 
+from logharbor.server.engine.store.coldstore import S3Cold
 from logharbor.server.features.alerts.tables import alert_history, alert_notifications, alert_states
-from logharbor.server.features.retention.coldstore import S3Cold
 from logharbor.server.features.retention.delete import DeleteJobs
 from logharbor.server.features.retention.redact import Redactor, filter_literals, redacted_filter
 from logharbor.server.features.retention.scrub import compact_metadata, scrub_metadata
@@ -104,7 +104,7 @@ def test_a_job_a_crash_interrupted_is_finished_on_restart(tmp_path: Path) -> Non
         jobs = DeleteJobs(mover, mover.meta, purge_timeout_s=120)
         # as a kill -9 leaves it: running, hot already rewritten, the rest not
         jobs.mover.tiers.store.query("SELECT 1", {})
-        from logharbor.server.features.retention.erase import Eraser
+        from logharbor.server.engine.store.erase import Eraser
 
         eraser = Eraser(tiers, "0123456789abcdef")
         eraser.prepare()

@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import free_port
 from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 
+from logharbor.server.engine.store.coldstore import S3Cold
 from logharbor.server.features.query import compile_query
-from logharbor.server.features.retention.coldstore import S3Cold
 
 BIN = Path(sys.executable).parent
 

@@ -211,9 +211,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
                            "logharbor_idempotent_replays": float(recent.replays),
                            "logharbor_bulk_duplicate_ids": float(recent.duplicate_docs)})
     metrics.registry.register(WalCollector(wal))
-    reads = getattr(store, "gate", None)
-    if isinstance(reads, FairGate):
-        metrics.watch(reads.gauges)
+    metrics.watch(store.gate.gauges)
     if miner is not None:
         metrics.watch(miner.gauges)
     metrics.watch(lambda: {"logharbor_leader": float(runtime.leader.is_leader) if runtime.leader else 0.0})
@@ -324,7 +322,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
                 await listener.start(runtime.ingestor)
-            runtime.store.freeze_schema()  # type: ignore[attr-defined]  # no table is created later
+            runtime.store.freeze_schema()  # no table is created later
             yield
         finally:
             # shutdown: the batcher flushes now (no waiting for the batch age), within the deadline

@@ -274,17 +274,16 @@ class Batcher:
         """Stop the store's merges while its disk has less than ``merge_brake_bytes`` free, start
         them again above twice that: a merge written into the last bytes of a disk was committed
         with empty files, and the rows it held (already released from the WAL) were lost."""
-        set_merges = getattr(self.store, "set_merges", None)
         free = self.free_space() if self.free_space is not None else None
-        if set_merges is None or free is None:
+        if free is None:
             return
         if not self.merges_braked and free < self.merge_brake_bytes:
-            set_merges(False)
+            self.store.set_merges(False)
             self.merges_braked = True
             log.warning("the store's disk has %d bytes free: merges are stopped until it has %d",
                         free, 2 * self.merge_brake_bytes)
         elif self.merges_braked and free >= 2 * self.merge_brake_bytes:
-            set_merges(True)
+            self.store.set_merges(True)
             self.merges_braked = False
             log.warning("the store's disk has %d bytes free again: merges run again", free)
 

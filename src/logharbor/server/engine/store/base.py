@@ -11,15 +11,20 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
-__all__ = ["SchemaFrozen", "Store", "StoreError", "StoreStats", "TierView", "is_schema_change", "schema_sql"]
+if TYPE_CHECKING:  # gate.py imports this module's errors
+    from logharbor.server.engine.store.gate import FairGate
+
+__all__ = ["RowReader", "SchemaFrozen", "Store", "StoreError", "StoreStats", "TierView", "is_schema_change",
+           "schema_sql"]
 
 
 class StoreError(Exception):
@@ -39,12 +44,45 @@ class StoreStats:
     bytes_uncompressed: int
 
 
+#: a query function (``Store.query`` or a connection's own before the store is open): rows as dicts
+RowReader = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Where records live. Implementations must be safe to call from several threads."""
+    """Where records live: the one interface between the server's features and the engine.
 
-    #: the logs table as a quoted identifier, ready to stand in SQL text
+    Implemented by the embedded store (chDB) and the ClickHouse store; every other part of the
+    server reaches data through these members only. SQL text lives in ``engine/store/`` (named
+    methods and the SQL builders under ``engine/store/sql/``) and in the query compilers, whose
+    compiled queries (SQL + parameters) the store runs. Implementations must be safe to call
+    from several threads.
+    """
+
+    #: what reads name, quoted: the logs table, or the tiers' read view (:meth:`expose_view`)
     table: str
+    #: the logs table's own name (unquoted), for builders that derive names from it
+    table_name: str
+    #: the table inserts go to, quoted (``table`` may name a view over several tiers)
+    hot_table: str
+    #: the patterns table's name (unquoted) beside the logs table (store/patterns.py)
+    patterns_name: str
+    #: the ClickHouse cluster the tables are replicated on; None on one server and embedded
+    @property
+    def cluster(self) -> str | None: ...
+    #: prefixed to deduplication tokens and naming whose delete jobs are whose ("embedded")
+    writer_id: str
+    #: the engine's storage policy for new tables ("logharbor_sealed" when encrypted at rest)
+    @property
+    def storage_policy(self) -> str | None: ...
+    #: the store's own data folder when it is on this machine (embedded), else None
+    @property
+    def path(self) -> Path | None: ...
+    #: every read takes a slot first (fair between keys, timed by the request's budget)
+    gate: FairGate
+    #: the largest rows payload :meth:`run_on_rows` takes at once; None: any size
+    @property
+    def rows_batch_limit(self) -> int | None: ...
 
     def open(self) -> None:
         """Connect and create the schema if it is missing."""
@@ -66,12 +104,43 @@ class Store(Protocol):
               ) -> list[dict[str, Any]]:
         """Run a SELECT with every user value in ``params``; rows as dicts."""
 
+    def query_with_stats(self, sql: str, params: Mapping[str, Any], *,
+                         settings: Mapping[str, Any] | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
+
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
                ) -> Iterator[bytes]:
         """Run a SELECT and yield JSONEachRow chunks as the engine produces them."""
 
+    def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
+                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT over rows passed as parameters (``engine/store/sql/tail.py`` BATCH_TABLE),
+        not over a table: the live tail's filter. The embedded store runs it on a connection of
+        its own (no read slot: a round must not queue behind searches); a remote store as a query."""
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement (DDL, INSERT … SELECT, DELETE, ALTER) built in ``engine/store/``: no
+        rows come back. It takes the write lock, so it never interleaves with an insert."""
+
     def stats(self) -> StoreStats:
         """Rows and bytes of the logs table."""
+
+    def expose_view(self, name: str, select_sql: str | None) -> None:
+        """Make reads of :attr:`table` go through a view named ``name`` over ``select_sql``
+        (hot ∪ warm ∪ cold); None drops it and reads the hot table again."""
+
+    def schema_change(self, what: str) -> AbstractContextManager[None]:
+        """Allow definition changes in this block, after :meth:`freeze_schema` (see TierView)."""
+
+    def freeze_schema(self) -> None:
+        """From now on refuse statements that change a table's definition."""
+
+    def set_merges(self, enabled: bool) -> None:
+        """Start or stop background merges (the batcher's brake on a nearly full disk)."""
+
+    def optimize(self) -> None:
+        """Merge parts now (benchmarks and tests measure the steady state)."""
 
 
 #: statements that change a table's definition (its metadata file): CREATE, DROP, RENAME,

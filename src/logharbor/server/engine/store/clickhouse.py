@@ -146,6 +146,12 @@ class ClickHouseStore(TierView):
         #: the patterns table (store/patterns.py): read and written by this name
         self.patterns_name = patterns_table_name(table)
         self.patterns_local = f"{self.patterns_name}_local" if self.cluster else self.patterns_name
+        #: no encrypted disk and no local data folder: the ClickHouse server owns both
+        self.storage_policy: str | None = None
+        self.path: Path | None = None
+        #: a tail round's rows travel as a form field, which ClickHouse caps
+        #: (``http_max_field_value_size``, 128 KiB by default): rounds are cut to this size
+        self.rows_batch_limit: int | None = 96 * 1024
         self._timeouts = (connect_timeout_s, receive_timeout_s)
         #: every read takes a slot first: fair between keys, timed by the request's budget
         self.gate = gate or FairGate(8)
@@ -235,7 +241,7 @@ class ClickHouseStore(TierView):
         plan = self._ddl_plan()
         # on one server, a migration already applied is skipped (a needless ALTER rewrites the
         # table's metadata file); ON CLUSTER ones always run, every node must get them
-        todo = set(missing(self, [m for m in plan if isinstance(m, Migration)], self.database)) \
+        todo = set(missing(self.query, [m for m in plan if isinstance(m, Migration)], self.database)) \
             if not self.cluster else None
         for statement in plan:
             if isinstance(statement, Migration) and todo is not None and statement not in todo:
@@ -365,6 +371,13 @@ class ClickHouseStore(TierView):
             except Exception as exc:
                 raise _classify(exc) from exc
 
+    def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
+                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A SELECT over rows given as parameters (the live tail's filter), as any query (it takes
+        a read slot); the rows travel as a form field, at most :attr:`rows_batch_limit` bytes of
+        them per call."""
+        return self.query(sql, params, settings=settings)
+
     def stats(self) -> StoreStats:
         source = f"cluster({_string_literal(self.cluster)}, system.parts)" if self.cluster else "system.parts"
         rows = self.query(
@@ -385,6 +398,10 @@ class ClickHouseStore(TierView):
                 self._client.command(sql, parameters=_params(params or {}))
             except Exception as exc:
                 raise _classify(exc) from exc
+
+    def set_merges(self, enabled: bool) -> None:
+        """Nothing: the ClickHouse server watches its own disk (the batcher's merge brake is for
+        the embedded engine, whose disk is this machine's)."""
 
     def optimize(self) -> None:
         """Merge parts now (benchmarks and tests measure the steady state)."""

@@ -66,6 +66,13 @@ class EmbeddedStore(TierView):
                  sealer: Sealer | None = None, gate: FairGate | None = None) -> None:
         self.path = Path(path)
         self.sealer = sealer
+        #: warm and helper tables of an encrypted store stay on its encrypted disk too
+        self.storage_policy = "logharbor_sealed" if sealer is not None else None
+        #: one engine on one machine: no cluster, and its delete jobs are this server's
+        self.cluster: str | None = None
+        self.writer_id = "embedded"
+        #: a tail round's rows travel in-process, whatever their size
+        self.rows_batch_limit: int | None = None
         self.table_name = table
         self.table = quote_identifier(table)
         #: the table inserts go to; ``table`` may be a read view over several tiers (expose_view)
@@ -83,6 +90,9 @@ class EmbeddedStore(TierView):
         self._plan = InsertPlan()
         self._pool: queue.Queue[Any] = queue.Queue()
         self._connections: list[Any] = []
+        #: run_on_rows' own connection (made on first use): a tail round never waits for a reader
+        self._rows_conn: Any = None
+        self._rows_lock = threading.Lock()
 
     def open(self) -> None:
         import chdb
@@ -127,11 +137,12 @@ class EmbeddedStore(TierView):
             settings = "non_replicated_deduplication_window = 10000" + (
                 f", storage_policy = '{policy}'" if policy else "")
             # only what is missing: a needless ALTER rewrites the table's metadata file
-            for migration in missing(_OnSession(self._session), logs_migrations(self.table_name)):
+            on_session = _OnSession(self._session).query
+            for migration in missing(on_session, logs_migrations(self.table_name)):
                 self._session.query(migration.sql)
             for statement in patterns_ddl(self.table_name, self.patterns_name, settings=settings):
                 self._session.query(statement)
-            for migration in missing(_OnSession(self._session), patterns_migrations(self.patterns_name)):
+            for migration in missing(on_session, patterns_migrations(self.patterns_name)):
                 self._session.query(migration.sql)  # a patterns table made by the first release
             self.check_definitions()
             for _ in range(self.readers):
@@ -184,6 +195,10 @@ class EmbeddedStore(TierView):
                 f"start the server {'with' if sealed else 'without'} --encryption-key-file")
 
     def close(self) -> None:
+        with self._rows_lock:
+            if self._rows_conn is not None:
+                self._rows_conn.close()
+                self._rows_conn = None
         for conn in self._connections:
             conn.close()
         self._connections.clear()
@@ -379,6 +394,23 @@ class EmbeddedStore(TierView):
                 raise _classify(exc) from exc
             finally:  # also when the consumer stops early (GeneratorExit): the stream is unfinished
                 self._give_back(conn, failed=failed)
+
+    def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
+                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A SELECT over rows given as parameters (the live tail's filter), on a connection of its
+        own that reads JSON as the store does: a round neither waits for a reader nor holds one."""
+        with self._rows_lock:
+            if self._rows_conn is None:
+                import chdb
+
+                self._rows_conn = chdb.connect(with_settings(str(self.path)))
+            try:
+                # a direct chDB connection reads parameters in escaped form (chparams.py)
+                data = self._rows_conn.query(sql + settings_clause(settings), "JSONEachRow",
+                                             params=encode_params(params)).bytes()
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
 
     def stats(self) -> StoreStats:
         rows = self.query(

@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from logharbor.server.engine.store.batches import BATCH_COLUMN_DDL
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+if TYPE_CHECKING:
+    from logharbor.server.engine.store.base import RowReader, Store
 
 __all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "Migration", "add_column", "add_index",
            "ensure_settings", "logs_migrations", "missing"]
@@ -27,13 +30,6 @@ EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
 PATTERN_INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
 #: words match in any case (query/filters.py): the text index of the lowercased message
 TEXT_INDEX = "idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)"
-
-
-class _Reader(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
-
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
 COLUMN_MIGRATIONS = 3
 
 
-def missing(store: _Reader, migrations: Iterable[Migration], database: str | None = None) -> list[Migration]:
+def missing(read: RowReader, migrations: Iterable[Migration], database: str | None = None) -> list[Migration]:
     """The migrations whose column or index the table does not have yet (tables that do not
     exist have nothing missing: their CREATE has everything)."""
     todo = list(migrations)
@@ -89,20 +85,20 @@ def missing(store: _Reader, migrations: Iterable[Migration], database: str | Non
     # the database is a parameter (or the connection's own); table names are parameters too
     db = "{db:String}" if database else "currentDatabase()"
     params: dict[str, Any] = {"tables": tables, **({"db": database} if database else {})}
-    existing = {r["name"] for r in store.query(
+    existing = {r["name"] for r in read(
         f"SELECT name FROM system.tables WHERE database = {db} "  # noqa: S608
         "AND name IN {tables:Array(String)}", params)}
-    columns = {(r["table"], r["name"]) for r in store.query(
+    columns = {(r["table"], r["name"]) for r in read(
         f"SELECT table, name FROM system.columns WHERE database = {db} "  # noqa: S608
         "AND table IN {tables:Array(String)}", params)}
-    indexes = {(r["table"], r["name"]) for r in store.query(
+    indexes = {(r["table"], r["name"]) for r in read(
         f"SELECT table, name FROM system.data_skipping_indices WHERE database = {db} "  # noqa: S608
         "AND table IN {tables:Array(String)}", params)}
     have = {"column": columns, "index": indexes}
     return [m for m in todo if m.table in existing and (m.table, m.name) not in have[m.kind]]
 
 
-def ensure_settings(store: _Reader, tables: list[str], settings: Mapping[str, int]) -> None:
+def ensure_settings(store: Store, tables: list[str], settings: Mapping[str, int]) -> None:
     """``ALTER TABLE … MODIFY SETTING`` on each table for the settings it does not have yet.
 
     Changing a setting rewrites the table's metadata file (even to the value it has), so this

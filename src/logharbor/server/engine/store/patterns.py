@@ -23,7 +23,7 @@ Retention and delete-by-query do not lower the counts: they are counts at ingest
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 # the logs table column and its migration live with the other migrations
 from logharbor.server.engine.store.migrations import (
@@ -36,15 +36,13 @@ from logharbor.server.engine.store.migrations import (
 )
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
+if TYPE_CHECKING:
+    from logharbor.server.engine.store.base import Store
+
 __all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "first_seen_ns", "group_ids",
            "logs_migrations", "missing_templates", "pattern_info", "patterns_ddl", "patterns_migrations",
            "patterns_table_name", "resolve_groups", "template_rows"]
 
-
-
-class _Reader(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
 
 
 def patterns_table_name(logs_table_name: str) -> str:
@@ -107,7 +105,7 @@ def template_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
     return b"\n".join(out)
 
 
-def missing_templates(store: _Reader, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def missing_templates(store: Store, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The template rows (as given to :func:`template_rows`) the patterns table does not hold.
 
     A row is there when its key has that template, or a row ``updated`` at or after it (the
@@ -116,7 +114,7 @@ def missing_templates(store: _Reader, rows: Sequence[Mapping[str, Any]]) -> list
     """
     if not rows:
         return []
-    table = quote_identifier(patterns_table_name(store.table_name))  # type: ignore[attr-defined]
+    table = quote_identifier(store.patterns_name)
     found = {(r["tenant"], r["service"], r["pattern_id"]): (int(r["u"]), set(r["t"])) for r in store.query(
         "SELECT tenant, service, pattern_id, toInt64(toUnixTimestamp64Milli(max(updated))) AS u, "
         f"groupUniqArray(template) AS t FROM {table} WHERE pattern_id IN {{ids:Array(String)}} "
@@ -145,7 +143,7 @@ _OUTER = ("SELECT tenant, service, gid AS pattern_id, ifNull(gtpl, '') AS templa
           "FROM ({per_group}){where} ORDER BY gn DESC, gid")
 
 
-def pattern_info(store: Any, *, tenant: str | None = None, service: str | None = None,
+def pattern_info(store: Store, *, tenant: str | None = None, service: str | None = None,
                  pattern_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The groups of the patterns table (every stored id counted in its group): tenant, service,
     pattern_id (the group's), template, first_seen, last_seen (RFC 3339), count, sample,
@@ -174,7 +172,7 @@ def pattern_info(store: Any, *, tenant: str | None = None, service: str | None =
     return rows
 
 
-def resolve_groups(store: Any, rows: Sequence[dict[str, Any]],
+def resolve_groups(store: Store, rows: Sequence[dict[str, Any]],
                    local: Callable[[str, str, str], str | None] | None = None) -> None:
     """Give rows of the logs table (as read) the id of their group instead of the stored one, in
     place: ``local`` (the server's own miner) first, the patterns table for the rest."""
@@ -195,7 +193,7 @@ def resolve_groups(store: Any, rows: Sequence[dict[str, Any]],
             row["pattern_id"] = group
 
 
-def group_ids(store: Any, stored_ids: Sequence[str]) -> dict[str, str]:
+def group_ids(store: Store, stored_ids: Sequence[str]) -> dict[str, str]:
     """The group of each stored id that the patterns table assigns one (others are their own)."""
     if not stored_ids:
         return {}
@@ -207,7 +205,7 @@ def group_ids(store: Any, stored_ids: Sequence[str]) -> dict[str, str]:
     return {str(r["pattern_id"]): str(r["g"]) for r in rows}
 
 
-def first_seen_ns(store: Any, tenant: str, service: str, pattern_id: str) -> int | None:
+def first_seen_ns(store: Store, tenant: str, service: str, pattern_id: str) -> int | None:
     """When the group (tenant, service, pattern_id) was first seen, ns since the epoch; None if never."""
     rows = pattern_info(store, tenant=tenant, service=service, pattern_ids=[pattern_id])
     return rows[0]["first_seen_ns"] if rows else None

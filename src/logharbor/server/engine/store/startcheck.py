@@ -146,7 +146,7 @@ _SCRATCH = r"""
 import json, sys
 from pathlib import Path
 from logharbor.server.engine.store.embedded import EmbeddedStore
-from logharbor.server.features.retention.tiers import Tiers
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.health.services import ServiceRecorder
 store = EmbeddedStore(Path(sys.argv[1]), table=sys.argv[2])
 store.open()

@@ -47,10 +47,9 @@ class AlertService:
         self._settings: dict[str, float] = {"max_execution_time": query_timeout_s}
         if query_max_memory_bytes is not None:
             self._settings["max_memory_usage"] = query_max_memory_bytes
-        patterns = getattr(store, "patterns_name", None)  # the patterns table beside the logs table
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
                                    on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease,
-                                   patterns_table=quote_identifier(patterns) if patterns else None)
+                                   patterns_table=quote_identifier(store.patterns_name))
 
     def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One compiled rule query against the store, under the server's query time and memory budget."""

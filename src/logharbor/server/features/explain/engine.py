@@ -83,7 +83,7 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 def _pattern_groups(store: Any, counts: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Stored pattern ids' counts merged into their groups' (docs/patterns.md)."""
-    if not counts or not getattr(store, "patterns_name", None):
+    if not counts:
         return counts
     try:
         groups = group_ids(store, list(counts))

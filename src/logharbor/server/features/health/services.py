@@ -43,8 +43,7 @@ KEEP_DAYS = 400  # recorded minutes are kept this long (a year and a month: year
 
 def _recording_name(store: Store) -> str:
     """The recording table's name (unquoted)."""
-    base = getattr(store, "table_name", None) or store.table.strip("`")
-    return f"{base}_service_minutes"
+    return f"{store.table_name}_service_minutes"
 
 
 def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:

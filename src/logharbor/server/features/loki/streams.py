@@ -13,7 +13,7 @@ from typing import Any
 
 from logharbor.record import HTTP_FIELDS
 from logharbor.server.engine.store.attributes import lookup
-from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.rows import row_to_record
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
@@ -37,15 +37,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 class Context:
     """One request's store, scope and limits."""
 
-    store: Any
+    store: Store
     scope: tuple[str, dict[str, object]] | None
     extra: ast.Filter | None  # the X-Scope-OrgID tenant condition
     max_limit: int
     settings: Mapping[str, Any]
 
     def _patterns_table(self) -> str | None:
-        name = getattr(self.store, "patterns_name", None)
-        return quote_identifier(name) if name else None
+        return quote_identifier(self.store.patterns_name)
 
     def query(self, q: ast.Query, start: int | None, end: int | None, limit: int | None,
               now: int | None = None, *, cap: int | None = None) -> tuple[list[dict[str, Any]], int]:

@@ -29,7 +29,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.patterns import patterns_table_name
 from logharbor.server.engine.store.rows import _sid
 from logharbor.server.engine.store.sqlsafe import quote_identifier
@@ -53,7 +53,7 @@ _HASH = "cityHash64(tenant, service, message)"
 class PatternUpkeep:
     """Adopts the first release's ids, then backfills records that have none; see the module doc."""
 
-    def __init__(self, store: Any, batcher: Batcher, *, rows_per_s: float = 20_000.0,
+    def __init__(self, store: Store, batcher: Batcher, *, rows_per_s: float = 20_000.0,
                  idle_s: float = 600.0) -> None:
         self.store = store
         self.batcher = batcher
@@ -134,7 +134,7 @@ class PatternUpkeep:
     # -- old records -------------------------------------------------------------------------
 
     def _tables(self) -> list[str]:
-        if getattr(self.store, "cluster", None):
+        if self.store.cluster:
             log.warning("patterns: records stored before patterns existed are not backfilled on a "
                         "cluster (each shard would need its own mutations)")
             return []
@@ -172,7 +172,7 @@ class PatternUpkeep:
         self.rows_left = max(0, self.rows_left - rows)
         if not self._todo:
             log.info("patterns: backfill done (%d records)", self.backfilled)
-            with self.store.schema_change("dropping the pattern backfill's helper table"):  # type: ignore[attr-defined]
+            with self.store.schema_change("dropping the pattern backfill's helper table"):
                 self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(self.join_name)}")
         return rows
 
@@ -184,7 +184,7 @@ class PatternUpkeep:
             raise StoreError(f"database name {database!r} cannot be named inside joinGet")
         # the one schema change of the backfill (after start: TierView.schema_change, refused on a
         # short disk); memory-only, so a damaged definition of it is set aside at start (startcheck)
-        with self.store.schema_change("the pattern backfill's helper table"):  # type: ignore[attr-defined]
+        with self.store.schema_change("the pattern backfill's helper table"):
             self.store.execute(f"CREATE TABLE IF NOT EXISTS {join} (h UInt64, sid String) "
                                "ENGINE = Join(ANY, LEFT, h) SETTINGS persistent = 0")
         self.store.execute(f"TRUNCATE TABLE {join}")

@@ -36,6 +36,7 @@ import orjson
 
 from logharbor.record import HTTP_FIELDS
 from logharbor.server.engine.store import attributes as attrs
+from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 from . import ast
@@ -145,7 +146,7 @@ def referenced_fields(query: ast.Query, text: str) -> list[tuple[str, int | None
 class _Reader:
     """Runs SQL through the store with the request's settings."""
 
-    def __init__(self, store: Any, settings: Mapping[str, Any]) -> None:
+    def __init__(self, store: Store, settings: Mapping[str, Any]) -> None:
         self.store = store
         self.settings = settings
 
@@ -335,7 +336,7 @@ def _unknown_fields(reader: _Reader, table: str, query: ast.Query, text: str, st
     return out
 
 
-def field_stats(store: Any, text: str, *, start: int | None, end: int | None,
+def field_stats(store: Store, text: str, *, start: int | None, end: int | None,
                 scope: tuple[str, dict[str, Any]] | None, settings: Mapping[str, Any],
                 top: int = 5, only: str | None = None, now_ns: int | None = None,
                 max_limit: int = 10_000) -> FieldsAnswer:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query
@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from logharbor import exactjson
 from logharbor.server.diskspace import is_no_space
 from logharbor.server.engine.store import gate
-from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.patterns import resolve_groups
 from logharbor.server.engine.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.engine.store.sqlsafe import quote_identifier
@@ -43,25 +43,11 @@ from .errors import QueryError
 from .fieldstats import field_stats
 from .timeparse import TimeParseError, parse_time_ns
 
-__all__ = ["QueryRequest", "QueryStore", "query_router", "run_compiled"]
+__all__ = ["QueryRequest", "query_router", "run_compiled"]
 
 NDJSON = "application/x-ndjson"
 _EXPORT_MAX = 2**62
 _MAX_QUERY_CHARS = 64 * 1024
-
-
-class QueryStore(Protocol):
-    """What the query route needs from a store (a subset of ``store.base.Store``)."""
-
-    table: str
-
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
-        """All rows of a SELECT, for JSON answers (capped by ``query_max_limit``)."""
-
-    def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-               ) -> Iterator[bytes]:
-        """JSONEachRow chunks as the engine makes them, for NDJSON exports of any size."""
 
 
 class QueryRequest(BaseModel):
@@ -97,7 +83,7 @@ def _time(value: str | int | float | None, name: str, now_ns: int) -> int | None
 
 
 def compile_request(
-    body: QueryRequest, request: Request, store: QueryStore, *, export: bool
+    body: QueryRequest, request: Request, store: Store, *, export: bool
 ) -> CompiledQuery:
     """Times, limits and scope of one request applied to its query text; 400 on any error."""
     now = time.time_ns()
@@ -111,7 +97,7 @@ def compile_request(
     scope = getattr(request.state, "query_scope", None)
     try:
         return compile_query(body.q, table=store.table, time_from_ns=start, time_to_ns=end,
-                             patterns_table=quote_identifier(getattr(store, "patterns_name", "patterns")),
+                             patterns_table=quote_identifier(store.patterns_name),
                              limit=body.limit, max_limit=max_limit, scope_sql=scope,
                              default_limit=default, now_ns=now)
     except QueryError as exc:
@@ -135,21 +121,17 @@ def _store_error(exc: StoreError) -> ApiError:
 GroupLookup = Callable[[str, str, str], str | None]
 
 
-def run_compiled(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any],
+def run_compiled(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
                  groups: GroupLookup | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of a compiled query (records in wire form, each with its group's ``pattern_id``;
     ``groups`` is the server's own miner, asked before the patterns table) and the scan
     statistics."""
     began = time.perf_counter()
-    with_stats = getattr(store, "query_with_stats", None)
     stats: dict[str, Any] = {"rows_scanned": None, "bytes_scanned": None}
     try:
-        if with_stats is not None:
-            rows, engine = with_stats(compiled.sql, compiled.params, settings=settings)
-            stats["rows_scanned"] = engine.get("rows_read")
-            stats["bytes_scanned"] = engine.get("bytes_read")
-        else:
-            rows = store.query(compiled.sql, compiled.params, settings=settings)
+        rows, engine = store.query_with_stats(compiled.sql, compiled.params, settings=settings)
+        stats["rows_scanned"] = engine.get("rows_read")
+        stats["bytes_scanned"] = engine.get("bytes_read")
     except StoreError as exc:
         raise _store_error(exc) from exc
     if compiled.kind == "records":
@@ -171,9 +153,9 @@ def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _resolve_groups(store: QueryStore, rows: list[dict[str, Any]], groups: GroupLookup | None) -> None:
+def _resolve_groups(store: Store, rows: list[dict[str, Any]], groups: GroupLookup | None) -> None:
     """Stored pattern ids → their groups' (a store without the patterns table keeps them)."""
-    if not getattr(store, "patterns_name", None) or not any(row.get("pattern_id") for row in rows):
+    if not any(row.get("pattern_id") for row in rows):
         return
     try:
         resolve_groups(store, rows, groups)
@@ -210,7 +192,7 @@ def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], d
         yield exactjson.dumps(convert(row)) + b"\n"
 
 
-def _export(store: QueryStore, compiled: CompiledQuery, settings: Mapping[str, Any],
+def _export(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
             groups: GroupLookup | None = None) -> Iterator[bytes]:
     """Pulls the first block before answering, so an engine error is still a proper 4xx/5xx."""
     convert = row_to_wire if compiled.kind == "records" else \
@@ -250,7 +232,7 @@ def query_router() -> APIRouter:
 
     @router.post("/api/v1/query", summary="Run a query (JSON, or NDJSON stream with Accept)")
     async def run_query(body: QueryRequest, request: Request) -> Response:
-        store: QueryStore = request.app.state.store
+        store: Store = request.app.state.store
         export = NDJSON in request.headers.get("accept", "")
         compiled = compile_request(body, request, store, export=export)
         _, _, settings = _limits(request)
@@ -284,7 +266,7 @@ def query_router() -> APIRouter:
             raise ApiError(400, "invalid_time", "'to' must be after 'from'")
         _, max_limit, settings = _limits(request)
         scope = getattr(request.state, "query_scope", None)
-        store: QueryStore = request.app.state.store
+        store: Store = request.app.state.store
 
         def work() -> dict[str, Any]:
             try:

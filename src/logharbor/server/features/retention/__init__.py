@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from logharbor.server.engine.store.base import Store
+from logharbor.server.engine.store.coldstore import ColdStore, LocalCold, cold_store_from_url
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention import tables as _tables  # noqa: F401  (registers the tables)
-from logharbor.server.features.retention.coldstore import ColdStore, LocalCold, cold_store_from_url
 from logharbor.server.features.retention.delete import Audit, DeleteJobs
 from logharbor.server.features.retention.guard import DiskGuard
 from logharbor.server.features.retention.local import LocalState
@@ -18,7 +20,6 @@ from logharbor.server.features.retention.mover import Mover
 from logharbor.server.features.retention.routes import retention_router
 from logharbor.server.features.retention.rules import RetentionPolicy, Rule
 from logharbor.server.features.retention.service import Retention, StorageCollector
-from logharbor.server.features.retention.tiers import Tiers, TierStore
 from logharbor.server.meta.db import MetaStore
 
 log = logging.getLogger("logharbor.retention")
@@ -27,7 +28,7 @@ __all__ = ["LocalState", "Retention", "RetentionPolicy", "Rule", "StorageCollect
            "retention_router"]
 
 
-def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_storage: str,
+def build_retention(store: Store, meta: MetaStore, data_dir: Path, *, cold_storage: str,
                     cold_endpoint: str | None, interval_s: float, disk_max_bytes: int | None,
                     disk_min_free_bytes: int, audit: Audit | None, local: LocalState | None = None
                     ) -> Retention:
@@ -36,7 +37,7 @@ def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_s
     ``local`` is this server's WAL and batcher, which a delete-by-query flushes and scrubs.
     """
     cold: ColdStore | None = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
-    if getattr(store, "sealer", None) is not None:
+    if store.storage_policy is not None:
         # Parquet files are not sealed: with encryption at rest, records stay hot or warm
         log.warning("encryption at rest is on: the cold tier is off (rules' cold ages are not applied)")
         cold = None
@@ -45,5 +46,5 @@ def build_retention(store: TierStore, meta: MetaStore, data_dir: Path, *, cold_s
     mover = Mover(tiers, meta, interval_s=interval_s)
     exclude = cold.root if isinstance(cold, LocalCold) else None
     guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
-                      exclude=exclude, store_dir=getattr(store, "path", None))
+                      exclude=exclude, store_dir=store.path)
     return Retention(tiers, mover, DeleteJobs(mover, meta, audit, local=local), guard)

@@ -40,8 +40,8 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from logharbor.server.engine.store.erase import Eraser
 from logharbor.server.features.query import compile_filter
-from logharbor.server.features.retention.erase import Eraser
 from logharbor.server.features.retention.local import LocalState, scrub_quarantine
 from logharbor.server.features.retention.mover import Mover
 from logharbor.server.features.retention.redact import Redactor, filter_literals, redacted_filter
@@ -99,7 +99,7 @@ class DeleteJobs:
         compile_filter(q, now_ns=now_ns)
         if not q.strip():
             raise ValueError("a delete needs a non-empty filter")
-        if getattr(self.mover.tiers.store, "cluster", None):
+        if self.mover.tiers.store.cluster:
             raise DeleteUnsupported("delete-by-query is not available on a ClickHouse cluster store: the "
                                     "replicated tables cannot be rewritten without the values reaching "
                                     "the replication log (docs/retention.md)")
@@ -121,7 +121,7 @@ class DeleteJobs:
     def runner(self) -> str:
         """Which server runs a job: servers sharing one metadata database resume only their own
         (two running one job would fill each other's helper tables)."""
-        return str(getattr(self.mover.tiers.store, "writer_id", "embedded"))
+        return self.mover.tiers.store.writer_id
 
     def resume(self) -> int:
         """Restart the jobs a shutdown or crash of this server interrupted."""
@@ -268,12 +268,9 @@ class DeleteJobs:
 
     def _messages(self, cond: str, params: dict[str, Any]) -> list[str] | None:
         """The erased messages (whole, and their head as a sample holds it), if not too many."""
-        rows = self.mover.tiers.store.query(
-            f"SELECT DISTINCT message AS m FROM {self.mover.tiers.store.table} WHERE {cond} "  # noqa: S608
-            f"LIMIT {_MAX_MESSAGES + 1}", params)
-        if len(rows) > _MAX_MESSAGES:
+        messages = self.mover.tiers.distinct_messages(cond, params, limit=_MAX_MESSAGES + 1)
+        if len(messages) > _MAX_MESSAGES:
             return None
-        messages = [str(r["m"]) for r in rows]
         return messages + [m[:512] for m in messages if len(m) > 512]
 
     def _local_steps(self, job_id: str, progress: dict[str, Any], cond: str, params: dict[str, Any],

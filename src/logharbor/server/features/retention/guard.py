@@ -51,9 +51,7 @@ def store_bytes(mover: Mover) -> int:
     Parts a delete or merge replaced stay on disk a few minutes; counting them would make the
     guard free day after day while it waits. The filesystem's free space still guards the disk.
     """
-    rows = mover.tiers.store.query("SELECT sum(bytes_on_disk) AS b FROM system.parts "
-                                   "WHERE active AND database = currentDatabase()", {})
-    return int(rows[0]["b"] or 0) if rows else 0
+    return mover.tiers.active_bytes()
 
 
 class DiskGuard:

@@ -17,7 +17,6 @@ These live in one server's data directory, beside the store:
 """
 
 # SQL here: the structure is built from the logs table's own columns; values are parameters.
-# ruff: noqa: S608
 from __future__ import annotations
 
 import logging
@@ -25,24 +24,19 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from logharbor.durable import write_atomic
-from logharbor.server.engine.store.base import StoreError
-from logharbor.server.features.retention.coldstore import literal_structure
+from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.sql.retention import quarantine_match_sql
 from logharbor.server.features.retention.redact import Redactor
 
 __all__ = ["LocalState", "scrub_quarantine"]
 
 log = logging.getLogger("logharbor.retention")
 _LINE = "__lh_line"
-
-
-class _Store(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
 
 
 class LocalState:
@@ -89,7 +83,7 @@ class LocalState:
         return int(self.batcher.scrub_patterns(samples))
 
 
-def scrub_quarantine(directory: Path, store: _Store, columns: list[tuple[str, str]], cond: str,
+def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str]], cond: str,
                      params: Mapping[str, Any], redactor: Redactor) -> dict[str, int]:
     """Remove from every quarantined copy the lines holding an erased record (see module doc)."""
     figures = {"files": 0, "lines_removed": 0, "unreadable_lines": 0}
@@ -130,16 +124,15 @@ def scrub_quarantine(directory: Path, store: _Store, columns: list[tuple[str, st
     return figures
 
 
-def _matching_lines(store: _Store, structure: str, parsed: dict[int, dict[str, Any]], cond: str,
+def _matching_lines(store: Store, structure: str, parsed: dict[int, dict[str, Any]], cond: str,
                     params: Mapping[str, Any], redactor: Redactor) -> set[int] | None:
     """The parsed lines the engine finds matching ``cond``; None when it cannot read them."""
     if not parsed:
         return set()
     body = b"\n".join(orjson.dumps({**row, _LINE: i}) for i, row in parsed.items())
     try:
-        rows = store.query(f"SELECT {_LINE} AS i FROM format(JSONEachRow, {literal_structure(structure)}, "
-                           f"{{lh_quarantine:String}}) WHERE {cond}",
-                           {**params, "lh_quarantine": body.decode("utf-8", "replace")})
+        sql = quarantine_match_sql(structure, cond, line_column=_LINE, rows_param="lh_quarantine")
+        rows = store.query(sql, {**params, "lh_quarantine": body.decode("utf-8", "replace")})
     except (StoreError, ValueError) as exc:
         log.warning("delete: the engine could not read %d quarantined lines (%s); they are matched by "
                     "the filter's values as text only", len(parsed), redactor.text(str(exc))[:300])

@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, Rule, keep_sql, sample_threshold
 from logharbor.server.features.retention.tables import retention_moves, retention_policy
-from logharbor.server.features.retention.tiers import Tiers
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.periodic import Periodic
 
@@ -153,13 +153,10 @@ class Mover:
         return moved
 
     def _move_days(self, rule: str, source: str, dest: str, where: str, args: dict[str, Any]) -> int:
-        days = self.tiers.store.query(
-            f"SELECT toString(toDate(timestamp)) AS day FROM {self.tiers.source(source)} "  # noqa: S608
-            f"WHERE {where} GROUP BY day ORDER BY day LIMIT {int(self.days_per_tick)}", args)
         copied = []
-        for row in days:
+        for day in self.tiers.days(source, where, args, limit=self.days_per_tick):
             day_where = f"{where} AND toDate(timestamp) = toDate({{day:String}})"
-            copied.append(self._start(rule, source, dest, day_where, {**args, "day": row["day"]}, row["day"]))
+            copied.append(self._start(rule, source, dest, day_where, {**args, "day": day}, day))
         return self._remove(copied)
 
     def move(self, rule: str, source: str, dest: str, cond: str, params: dict[str, Any], day: str) -> int:
@@ -241,12 +238,10 @@ class Mover:
         """Free local disk for one rule: its oldest hot day goes to cold, or is deleted without cold."""
         with self.lock:
             for source in ("hot", "warm"):
-                days = self.tiers.store.query(
-                    f"SELECT toString(toDate(timestamp)) AS day FROM {self.tiers.source(source)} "  # noqa: S608
-                    f"WHERE {cond} GROUP BY day ORDER BY day LIMIT 1", params)
+                days = self.tiers.days(source, cond, params, limit=1)
                 if not days:
                     continue
-                day = days[0]["day"]
+                day = days[0]
                 where = f"{cond} AND toDate(timestamp) = toDate({{day:String}})"
                 args = {**params, "day": day}
                 if rule.cold is not None and self.tiers.cold is not None:

@@ -13,11 +13,11 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.delete import DeleteJobs
 from logharbor.server.features.retention.guard import DiskGuard
 from logharbor.server.features.retention.mover import _BEFORE, _FROM, Mover
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, keep_sql, sample_threshold
-from logharbor.server.features.retention.tiers import Tiers
 
 __all__ = ["Retention", "StorageCollector"]
 
@@ -63,21 +63,15 @@ class Retention:
     def _measure(self) -> dict[str, Any]:
         tiers = self.tiers
         out: dict[str, Any] = {"tiers": {}, "groups": []}
-        for tier, table in (("hot", tiers.store.table_name), ("warm", tiers.warm_name)):
-            rows = tiers.store.query(
-                "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, sum(data_uncompressed_bytes) AS raw "
-                "FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String}",
-                {"t": table})
-            row = rows[0] if rows else {}
+        for tier in ("hot", "warm"):
+            _, disk, raw = tiers.part_figures(tier)
             # parts still count rows a lightweight delete masked until they merge; count() does not
-            records = int(tiers.store.query(f"SELECT count() AS n FROM {tiers.source(tier)}", {})[0]["n"])  # noqa: S608
-            out["tiers"][tier] = {"records": records, "bytes": int(row.get("disk") or 0),
-                                  "uncompressed_bytes": int(row.get("raw") or 0)}
+            records = tiers.count(tier)
+            out["tiers"][tier] = {"records": records, "bytes": disk, "uncompressed_bytes": raw}
         keys = tiers.cold.keys() if tiers.cold is not None else []
         cold_rows = 0
         if keys:
-            cold_rows = int(tiers.store.query(
-                f"SELECT count() AS n FROM {tiers.source('cold')}", {})[0]["n"])  # noqa: S608
+            cold_rows = tiers.count("cold")
         out["tiers"]["cold"] = {"records": cold_rows, "files": len(keys),
                                 "bytes": sum(tiers.cold.size(k) for k in keys) if tiers.cold else 0,
                                 "location": tiers.cold.url if tiers.cold else None}
@@ -95,9 +89,7 @@ class Retention:
             if not figures["records"]:
                 continue
             per_record = figures["bytes"] / figures["records"]
-            for row in tiers.store.query(
-                    f"SELECT service, level, count() AS n FROM {tiers.source(tier)} "  # noqa: S608
-                    "GROUP BY service, level ORDER BY n DESC LIMIT 1000", {}):
+            for row in tiers.groups(tier):
                 out["groups"].append({"tier": tier, "service": row["service"], "level": row["level"],
                                       "records": int(row["n"]), "bytes": int(per_record * int(row["n"]))})
         total_bytes = sum(f["bytes"] for f in out["tiers"].values())
@@ -120,9 +112,7 @@ class Retention:
             per_record = figures["bytes"] / figures["records"] if figures["records"] else 0.0
             n = 0
             if figures["records"]:
-                for row in self.tiers.store.query(
-                        f"SELECT service, level, count() AS n FROM {self.tiers.source(tier)} "  # noqa: S608
-                        f"WHERE {scope_sql} GROUP BY service, level ORDER BY n DESC LIMIT 1000", params):
+                for row in self.tiers.groups(tier, scope_sql, params):
                     n += int(row["n"])
                     out["groups"].append({"tier": tier, "service": row["service"], "level": row["level"],
                                           "records": int(row["n"]), "bytes": int(per_record * int(row["n"]))})
@@ -176,9 +166,7 @@ class Retention:
         return out
 
     def _count(self, tier: str, where: str, params: dict[str, Any]) -> int:
-        rows = self.tiers.store.query(f"SELECT count() AS n FROM {self.tiers.source(tier)} WHERE {where}",  # noqa: S608
-                                      params)
-        return int(rows[0]["n"])
+        return self.tiers.count(tier, where, params)
 
 
 class StorageCollector(Collector):

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -103,7 +103,7 @@ class TailFeed:
         if upto <= self.cursor_ns:
             return b""
         # the table name comes from the store (quoted by sqlsafe); times are parameters
-        sql = (f"SELECT * FROM {_hot(self.store)} "  # noqa: S608
+        sql = (f"SELECT * FROM {self.store.hot_table} "  # noqa: S608
                "WHERE observed_timestamp > fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
                "AND observed_timestamp <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
                "ORDER BY observed_timestamp LIMIT {n:UInt64}")
@@ -119,10 +119,6 @@ class TailFeed:
         self.cursor_ns = last if len(rows) >= self.max_rows else upto
         self.published_rows += len(lines)
         return b"\n".join(lines)
-
-
-def _hot(store: Any) -> str:
-    return getattr(store, "hot_table", None) or store.table
 
 
 def _ns_of(text: str) -> int:

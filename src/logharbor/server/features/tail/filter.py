@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from logharbor import exactjson
-from logharbor.server.engine.store.attributes import with_settings
-from logharbor.server.engine.store.base import Store, StoreError
-from logharbor.server.engine.store.chparams import encode_params
+from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.rows import row_to_wire
+from logharbor.server.engine.store.sql import tail as tail_sql
+from logharbor.server.engine.store.sql.tail import BATCH_TABLE
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import QueryError, parse
@@ -30,8 +30,6 @@ from logharbor.server.features.query.filters import FilterCompiler, Params
 __all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
            "compile_tail_filter", "round_sql", "run_round", "split_batch"]
 
-#: the table expression a tail filter runs against: one round's rows, as the engine reads them
-BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
 _MAX_QUERY_CHARS = 16 * 1024
 
 @dataclass(frozen=True)
@@ -92,23 +90,11 @@ Scope = tuple[str, dict[str, Any]] | None
 
 
 def round_sql(filters: list[TailFilter], scope: Scope) -> tuple[str, dict[str, Any]]:
-    """One query over a batch: rows matching any filter, a flag per filter, in arrival order.
-
-    The row number is taken before filtering, so it also says which write a row came from.
-    Conditions are the query compiler's output (every user value a ``{…:Type}`` parameter), and
-    the scope is the auth layer's fragment with its own parameters.
-    """
-    params: dict[str, Any] = {}
-    flags = []
-    for i, filt in enumerate(filters):
-        flags.append(f"({filt.condition or '1'}) AS __tail_m{i}")
+    """One query over a batch (engine/store/sql/tail.py): rows matching any filter, a flag
+    ``__tail_m<i>`` per filter, in arrival order, with the filters' and the scope's parameters."""
+    sql, params = tail_sql.round_sql([filt.condition for filt in filters], scope)
+    for filt in filters:
         params.update(filt.params)
-    where = " OR ".join(f"__tail_m{i}" for i in range(len(filters)))
-    if scope is not None:
-        where = f"({where}) AND ({scope[0]})"
-        params.update(scope[1])
-    sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
-           f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
     return sql, params
 
 
@@ -154,44 +140,25 @@ class BatchStructure:
 
 
 class BatchRunner:
-    """Runs filter SQL over a batch: on its own chDB connection when the store is embedded.
+    """Runs filter SQL over a batch through :meth:`Store.run_on_rows`, with the round's time limit.
 
-    Through a remote store the batch travels as a form field, which ClickHouse caps
-    (``http_max_field_value_size``, 128 KiB by default), so there a round is cut into pieces of
+    A store may cap the rows one call carries (:attr:`Store.rows_batch_limit`: a remote store
+    sends them as a form field, which ClickHouse caps), so there a round is cut into pieces of
     at most :attr:`max_batch_bytes`.
     """
 
-    def __init__(self, store: Store, *, remote_batch_bytes: int = 96 * 1024,
-                 timeout_s: float | None = None) -> None:
+    def __init__(self, store: Store, *, timeout_s: float | None = None) -> None:
         self.store = store
         #: the engine stops a round that runs longer (query_timeout_s): one costly filter must not
         #: hold every tail client of the server
         self.settings: dict[str, Any] = {"max_execution_time": timeout_s} if timeout_s else {}
-        self._conn: Any = None
-        self.max_batch_bytes: int | None = remote_batch_bytes
-        path = getattr(store, "path", None)
-        if path is not None and type(store).__name__ == "EmbeddedStore":
-            import chdb
-
-            self._conn = chdb.connect(with_settings(str(path)))  # read JSON as the store does
-            self.max_batch_bytes = None
+        self.max_batch_bytes: int | None = store.rows_batch_limit
 
     def query(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self._conn is None:
-            return self.store.query(sql, params, settings=self.settings)
-        if self.settings:
-            sql += f" SETTINGS max_execution_time = {float(self.settings['max_execution_time'])!r}"
-        try:
-            # a direct chDB connection reads parameters in escaped form, as the store does for us
-            data = self._conn.query(sql, "JSONEachRow", params=encode_params(params)).bytes()
-        except RuntimeError as exc:
-            raise StoreError(str(exc)) from exc
-        return [orjson.loads(line) for line in data.splitlines() if line]
+        return self.store.run_on_rows(sql, params, settings=self.settings)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Nothing to release: the store owns the connection a round runs on."""
 
 
 #: per filter of a round, its matching rows as (row number in the batch, wire JSON or None)

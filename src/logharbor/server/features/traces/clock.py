@@ -54,8 +54,7 @@ class ClockOffsets:
 
     def __init__(self, store: Store, *, window_ns: int = WINDOW_NS) -> None:
         self.store = store
-        base = getattr(store, "table_name", None) or store.table.strip("`")
-        self.name = f"{base}_clock_offsets"
+        self.name = f"{store.table_name}_clock_offsets"
         self.table = quote_identifier(self.name)
         self.window_ns = window_ns
         self._created = False

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from logharbor.durable import replace_durably
+from logharbor.server.engine.store.base import Store
 
 __all__ = ["ColdStore", "LocalCold", "S3Cold", "cold_store_from_url", "literal"]
 
@@ -37,13 +38,6 @@ def literal(text: str) -> str:
     return "'" + text + "'"
 
 
-class _Executor(Protocol):
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
-
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
-
-
 class ColdStore(Protocol):
     """Where cold Parquet files live."""
 
@@ -53,7 +47,7 @@ class ColdStore(Protocol):
     def table_function(self, key: str | None, structure: str) -> str:
         """``file(…)``/``s3(…)`` reading one key, or every published file when ``key`` is None."""
 
-    def write(self, store: _Executor, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
+    def write(self, store: Store, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
         """Write the rows of ``select_sql`` to ``key`` (staged, then published)."""
 
     def keys(self) -> list[str]:
@@ -99,7 +93,7 @@ class LocalCold:
         target = str(self.root / key) if key else f"{self.root}/*/*.parquet"
         return f"file({literal(target)}, 'Parquet', {literal_structure(structure)})"
 
-    def write(self, store: _Executor, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
+    def write(self, store: Store, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
         staging = self.root / _STAGING / (key.replace("/", "_") + ".part")
         staging.unlink(missing_ok=True)
         store.execute(f"INSERT INTO FUNCTION file({{cold_path:String}}, 'Parquet') {select_sql} "
@@ -168,7 +162,7 @@ class S3Cold:
         return (f"s3({literal(target)}, {literal(self.access_key)}, {literal(self.secret_key)}, "
                 f"'Parquet', {literal_structure(structure)})")
 
-    def write(self, store: _Executor, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
+    def write(self, store: Store, key: str, select_sql: str, params: Mapping[str, Any]) -> None:
         staging = f"{_STAGING}/{key.replace('/', '_')}.part"
         store.execute(
             f"INSERT INTO FUNCTION s3({{cold_url:String}}, {{cold_key:String}}, {{cold_secret:String}}, "

@@ -39,7 +39,7 @@ from typing import Any
 
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.features.retention.tiers import Tiers
+from logharbor.server.engine.store.tiers import Tiers
 
 __all__ = ["Erased", "Eraser"]
 
@@ -75,7 +75,7 @@ class Eraser:
         self.set_name = f"{base}_rows"
         self.ids_name = f"{base}_patterns"
         self.samples_name = f"{base}_samples"
-        self.patterns_name: str | None = getattr(self.store, "patterns_name", None)
+        self.patterns_name: str | None = self.store.patterns_name
         self._database: str | None = None
 
     # -- set-up ----------------------------------------------------------------------------
@@ -88,7 +88,7 @@ class Eraser:
         damaged metadata file of theirs is harmless to set aside.
         """
         store = self.store
-        with store.schema_change("a delete's helper tables"):  # type: ignore[attr-defined]
+        with store.schema_change("a delete's helper tables"):
             store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.set_name)} "
                           "(h FixedString(16)) ENGINE = Set SETTINGS persistent = 0")
             store.execute(f"CREATE TABLE IF NOT EXISTS {quote_identifier(self.ids_name)} "
@@ -99,7 +99,7 @@ class Eraser:
 
     def drop_helpers(self) -> None:
         """Drop the helper tables once no mutation can still read them (the job is over)."""
-        with self.store.schema_change("dropping a delete's helper tables"):  # type: ignore[attr-defined]
+        with self.store.schema_change("dropping a delete's helper tables"):
             for name in (self.set_name, self.ids_name, self.samples_name):
                 self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from logharbor.server.engine.store.base import schema_sql
+from logharbor.server.engine.store.base import Store, schema_sql
+from logharbor.server.engine.store.coldstore import ColdStore
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.features.retention.coldstore import ColdStore
 
-__all__ = ["TierStore", "Tiers"]
+__all__ = ["Tiers"]
 
 #: a record's identity across tiers: enough columns that two different records never share it.
 #: The attributes as text with ``%2E`` read as ``.``: a mutation (the DELETE that removes copied
@@ -35,25 +35,10 @@ IDENTITY = ("sipHash64(timestamp, observed_timestamp, service, level, message, t
             "request_id, host, instance, replaceAll(toString(attributes), '%2E', '.'))")
 
 
-class TierStore(Protocol):
-    """What the retention code needs from a store (EmbeddedStore has it)."""
-
-    table: str
-    table_name: str
-    hot_table: str
-
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
-
-    def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]: ...
-
-    def expose_view(self, name: str, select_sql: str | None) -> None: ...
-
-
 class Tiers:
     """SQL for each tier, and the moves between them, over one store and one cold store."""
 
-    def __init__(self, store: TierStore, cold: ColdStore | None) -> None:
+    def __init__(self, store: Store, cold: ColdStore | None) -> None:
         self.store = store
         self.cold = cold
         self.hot = store.hot_table
@@ -70,13 +55,12 @@ class Tiers:
         created later, on a full disk, was left with an empty metadata file, issue #20).
         """
         # an encrypted store keeps warm rows on the same encrypted disk as hot ones
-        policy = "logharbor_sealed" if getattr(self.store, "sealer", None) is not None else None
-        ddl = schema_sql(self.warm_name, storage_policy=policy).replace("ZSTD(1)", "ZSTD(9)").replace(
-            "ZSTD(3)", "ZSTD(9)")
+        ddl = schema_sql(self.warm_name, storage_policy=self.store.storage_policy).replace(
+            "ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)")
         self.store.execute(ddl)
         migrations = [add_column(self.warm_name, "move_id String CODEC(ZSTD(9))"),
                       *logs_migrations(self.warm_name)]  # a warm table made by an older release
-        for migration in missing(self.store, migrations):  # a needless ALTER rewrites metadata
+        for migration in missing(self.store.query, migrations):  # a needless ALTER rewrites metadata
             self.store.execute(migration.sql)
         # the identities of the rows a move copied (filled and emptied by each move, kept)
         self.store.execute(f"CREATE TABLE IF NOT EXISTS {self.moving} (id UInt64) ENGINE = Set")
@@ -88,7 +72,7 @@ class Tiers:
         self.refresh_view()
 
     def _erasure_settings(self) -> None:
-        """Table settings a delete-by-query relies on (server/features/retention/erase.py).
+        """Table settings a delete-by-query relies on (server/engine/store/erase.py).
 
         The engine removes the parts a rewrite replaced in a cleanup whose period backs off to
         five minutes while a table is quiet; at most 10 s here, so a delete is off the disk
@@ -96,12 +80,10 @@ class Tiers:
         One finished mutation is kept: older mutation texts (from lightweight deletes made
         before erasure existed, with their values written in) go at the next one.
         """
-        if getattr(self.store, "cluster", None):
+        if self.store.cluster:
             return  # replicated tables: delete-by-query is refused there (delete.py)
         tables = [self.store.table_name, self.warm_name]
-        patterns = getattr(self.store, "patterns_name", None)
-        if patterns:
-            tables.append(patterns)
+        tables.append(self.store.patterns_name)
         # set where missing only: changing a setting rewrites the table's metadata file
         ensure_settings(self.store, tables, {"finished_mutations_to_keep": 1, "cleanup_delay_period": 1,
                                              "max_cleanup_delay_period": 10,
@@ -256,7 +238,7 @@ class Tiers:
         would not shrink). ``APPLY DELETED MASK`` drops them; the engine runs it as a mutation in
         the background. Returns the partitions asked for.
         """
-        if getattr(self.store, "cluster", None):
+        if self.store.cluster:
             return 0
         asked = 0
         for name in (self.store.table_name, self.warm_name):
@@ -310,3 +292,48 @@ class Tiers:
                   f"WHERE NOT ({cond}) ORDER BY service, level, timestamp")
         self.cold.write(self.store, key, select, params)
         return n
+
+    # -- figures (the mover's days, the disk guard, the storage page) ----------------------
+
+    def days(self, tier: str, cond: str, params: Mapping[str, Any], *, limit: int) -> list[str]:
+        """The oldest ``limit`` days (``YYYY-MM-DD``) of ``tier`` that hold rows matching ``cond``."""
+        rows = self.store.query(
+            f"SELECT toString(toDate(timestamp)) AS day FROM {self.source(tier)} "
+            f"WHERE {cond} GROUP BY day ORDER BY day LIMIT {int(limit)}", params)
+        return [str(row["day"]) for row in rows]
+
+    def count(self, tier: str, cond: str | None = None, params: Mapping[str, Any] | None = None) -> int:
+        """Rows of ``tier`` (matching ``cond``): a lightweight delete's masked rows do not count."""
+        where = f" WHERE {cond}" if cond is not None else ""
+        return int(self.store.query(f"SELECT count() AS n FROM {self.source(tier)}{where}",
+                                    dict(params or {}))[0]["n"])
+
+    def part_figures(self, tier: str) -> tuple[int, int, int]:
+        """Rows, bytes on disk and uncompressed bytes of the active parts of ``hot`` or ``warm``."""
+        table = self.store.table_name if tier == "hot" else self.warm_name
+        rows = self.store.query(
+            "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, sum(data_uncompressed_bytes) AS raw "
+            "FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String}",
+            {"t": table})
+        row = rows[0] if rows else {}
+        return int(row.get("rows") or 0), int(row.get("disk") or 0), int(row.get("raw") or 0)
+
+    def groups(self, tier: str, cond: str | None = None, params: Mapping[str, Any] | None = None
+               ) -> list[dict[str, Any]]:
+        """``service``, ``level`` and ``n`` of the 1000 largest groups of ``tier`` (matching ``cond``)."""
+        where = f"WHERE {cond} " if cond is not None else ""
+        return self.store.query(f"SELECT service, level, count() AS n FROM {self.source(tier)} {where}"
+                                "GROUP BY service, level ORDER BY n DESC LIMIT 1000", dict(params or {}))
+
+    def active_bytes(self) -> int:
+        """Bytes of every active part of the store's database: what is left once replaced parts
+        are cleaned up (parts a delete or merge replaced stay on disk a few minutes)."""
+        rows = self.store.query("SELECT sum(bytes_on_disk) AS b FROM system.parts "
+                                "WHERE active AND database = currentDatabase()", {})
+        return int(rows[0]["b"] or 0) if rows else 0
+
+    def distinct_messages(self, cond: str, params: Mapping[str, Any], *, limit: int) -> list[str]:
+        """Up to ``limit`` distinct messages of the rows matching ``cond``, in every tier."""
+        rows = self.store.query(f"SELECT DISTINCT message AS m FROM {self.store.table} WHERE {cond} "
+                                f"LIMIT {int(limit)}", params)
+        return [str(row["m"]) for row in rows]

@@ -1,0 +1,17 @@
+"""Retention's SQL outside the tiers (engine/store/tiers.py): a delete-by-query's scrub of
+quarantined WAL lines, read by the engine as a table so the filter means what it means in a search."""
+
+from __future__ import annotations
+
+from logharbor.server.engine.store.coldstore import literal_structure
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+__all__ = ["quarantine_match_sql"]
+
+
+def quarantine_match_sql(structure: str, cond: str, *, line_column: str, rows_param: str) -> str:
+    """The ``line_column`` of each JSONEachRow line (passed as the ``rows_param`` String
+    parameter, read with the table's ``structure``) that matches the compiled ``cond``."""
+    line = quote_identifier(line_column)
+    return (f"SELECT {line} AS i FROM format(JSONEachRow, {literal_structure(structure)}, "  # noqa: S608
+            f"{{{rows_param}:String}}) WHERE {cond}")

@@ -1,0 +1,29 @@
+"""The live tail's SQL: one query per round over a batch of rows passed as parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BATCH_TABLE", "round_sql"]
+
+#: the table expression a tail filter runs against: one round's rows, as the engine reads them
+BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
+
+
+def round_sql(conditions: list[str | None], scope: tuple[str, dict[str, Any]] | None
+              ) -> tuple[str, dict[str, Any]]:
+    """One query over a batch: rows matching any condition, a flag ``__tail_m<i>`` per condition
+    (None: every row), in arrival order; the scope's fragment and parameters are ANDed in.
+
+    The row number is taken before filtering, so it also says which write a row came from.
+    Conditions are the query compiler's output (every user value a ``{…:Type}`` parameter).
+    """
+    params: dict[str, Any] = {}
+    flags = [f"({condition or '1'}) AS __tail_m{i}" for i, condition in enumerate(conditions)]
+    where = " OR ".join(f"__tail_m{i}" for i in range(len(conditions)))
+    if scope is not None:
+        where = f"({where}) AND ({scope[0]})"
+        params.update(scope[1])
+    sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
+           f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
+    return sql, params
