@@ -24,8 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from logharbor.durable import write_atomic
-from logharbor.server.engine.store.rows import COLUMNS
-from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.sql import migrate as migrate_sql
 
 __all__ = ["Migration", "register"]
 
@@ -90,17 +89,14 @@ class Migration:
     def tables(self) -> list[str]:
         """The logs table and, when retention made one, its warm tier."""
         names = [self.source.table_name, f"{self.source.table_name}_warm"]
-        rows = self.source.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                                 "AND name IN {names:Array(String)}", {"names": names})
+        rows = self.source.query(migrate_sql.EXISTING_TABLES, {"names": names})
         present = {r["name"] for r in rows}
         return [n for n in names if n in present]
 
     def plan(self, table: str) -> dict[str, list[Chunk]]:
         """Per day not yet finished, its chunks: whole minutes packed up to ``chunk_rows`` rows."""
         done = self.progress.days.get(table, {})
-        rows = self.source.query(
-            f"SELECT toString(toDate(timestamp)) AS day, toUnixTimestamp(toStartOfMinute(timestamp)) AS m, "  # noqa: S608
-            f"count() AS n FROM {quote_identifier(table)} GROUP BY day, m ORDER BY day, m", {})
+        rows = self.source.query(migrate_sql.minutes_sql(table), {})
         days: dict[str, list[Chunk]] = {}
         for row in rows:
             day, start, n = row["day"], int(row["m"]) * 10**9, int(row["n"])
@@ -116,11 +112,8 @@ class Migration:
 
     def read(self, chunk: Chunk) -> bytes:
         """The chunk's rows as JSONEachRow in the target's column order (tier-only columns left out)."""
-        columns = ", ".join(quote_identifier(c) for c in COLUMNS)
-        sql = (f"SELECT {columns} FROM {quote_identifier(chunk.table)} "  # noqa: S608 - quoted names
-               "WHERE timestamp >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-               "AND timestamp < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')")
-        return b"".join(self.source.stream(sql, {"lo": chunk.start_ns, "hi": chunk.end_ns}))
+        return b"".join(self.source.stream(migrate_sql.chunk_sql(chunk.table),
+                                           {"lo": chunk.start_ns, "hi": chunk.end_ns}))
 
     def run(self, on_chunk: Any = None) -> dict[str, int]:
         """Copy everything not yet copied; counts of days and rows copied now (and days skipped)."""
@@ -158,11 +151,11 @@ def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress)
     alone (reported as -1), so a re-run never duplicates. On PostgreSQL the id sequences are moved
     past the copied ids, so the next key or rule made there does not collide.
     """
-    from sqlalchemy import Integer, func, insert, inspect, select, text
+    from sqlalchemy import Integer, func, insert, inspect, select
 
     import logharbor.server.features.alerts.tables
     import logharbor.server.features.retention.tables  # noqa: F401 - both register their tables in metadata
-    from logharbor.server.meta.db import MetaStore, metadata
+    from logharbor.server.meta.db import MetaStore, advance_sequence, metadata
 
     source, target = MetaStore(source_url), MetaStore(target_url)
     try:
@@ -183,8 +176,7 @@ def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress)
                     if (target.engine.dialect.name == "postgresql" and rows and len(keys) == 1
                             and isinstance(keys[0].type, Integer)):
                         top = conn.execute(select(func.max(keys[0]))).scalar()
-                        conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, :c), :v)"),
-                                     {"t": table.name, "c": keys[0].name, "v": top})
+                        advance_sequence(conn, str(table.name), str(keys[0].name), int(top))
                     progress.meta[str(table.name)] = len(rows)
             progress.save()
         return dict(progress.meta)

@@ -10,6 +10,7 @@ retyped in place.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -149,3 +150,10 @@ def add_missing_columns(engine: Engine) -> list[str]:
                                   f"ADD COLUMN {prep.format_column(column)} {ddl}"))
                 added.append(f"{table.name}.{column.name}")
     return added
+
+
+def advance_sequence(conn: Any, table: str, column: str, value: int) -> None:
+    """PostgreSQL: move the id sequence of ``table.column`` to ``value``, so the next row made
+    there does not collide with rows copied in with their ids (``logharbor migrate``)."""
+    conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, :c), :v)"),
+                 {"t": table, "c": column, "v": value})

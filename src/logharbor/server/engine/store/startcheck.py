@@ -147,11 +147,11 @@ import json, sys
 from pathlib import Path
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.tiers import Tiers
-from logharbor.server.features.health.services import ServiceRecorder
+from logharbor.server.engine.store.sql.services import create_recording
 store = EmbeddedStore(Path(sys.argv[1]), table=sys.argv[2])
 store.open()
 Tiers(store, None).open()
-ServiceRecorder(store).ensure()
+create_recording(store)
 columns = {}
 for row in store.query("SELECT table, name FROM system.columns WHERE database = currentDatabase()", {}):
     columns.setdefault(row["table"], []).append(row["name"])

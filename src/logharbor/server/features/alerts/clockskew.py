@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from logharbor.server.engine.store.sql.clock import latest_in_window_sql
+
 from .conditions import duration_ns
 
 if TYPE_CHECKING:
@@ -42,14 +44,10 @@ def clock_skew_results(rule: Rule, run_query: Any, at_ns: int, *, clock_table: s
     cond = rule.condition
     end = at_ns - duration_ns(rule.delay, allow_zero=True)
     params: dict[str, object] = {"lh_from": end - rule.window_ns, "lh_to": end}
-    where = ("at >= fromUnixTimestamp64Nano({lh_from:Int64}, 'UTC') "
-             "AND at < fromUnixTimestamp64Nano({lh_to:Int64}, 'UTC') AND offset_ms IS NOT NULL")
     if scope is not None:  # the offsets table has the tenant and service columns scopes name
-        where += f" AND ({scope[0]})"
         params.update(scope[1])
     # clock_table is quoted by the server; every value is a parameter
-    sql = (f"SELECT tenant, clock, layer, host, instance, reference, offset_ms, uncertainty_ms "  # noqa: S608
-           f"FROM {clock_table} WHERE {where} ORDER BY at DESC LIMIT 1 BY tenant, clock")
+    sql = latest_in_window_sql(clock_table, scope[0] if scope is not None else None)
     out = []
     for row in run_query(sql, params):
         offset = float(row["offset_ms"])

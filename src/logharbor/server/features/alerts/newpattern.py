@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from logharbor.server.engine.store.sql.alerts import service_first_seen_sql
 from logharbor.server.features.query import QueryError, TimeParseError, parse, parse_time_ns
 from logharbor.server.features.query import ast as qast
 
@@ -62,9 +63,7 @@ def _service_first_seen(run_query: Any, patterns_table: str, services: list[str]
     if scope is not None:  # the patterns table has the tenant and service columns scopes name
         where += f" AND ({scope[0]})"
         params.update(scope[1])
-    sql = (f"SELECT toString(service) AS service, toUnixTimestamp64Nano(min(first_seen)) AS first_ns "  # noqa: S608 -- quoted table name and placeholders only
-           f"FROM {patterns_table} WHERE {where} GROUP BY service")
-    rows = run_query(sql, params)
+    rows = run_query(service_first_seen_sql(patterns_table, where), params)
     return {str(r["service"]): int(r["first_ns"]) for r in rows if r.get("first_ns") is not None}
 
 

@@ -14,7 +14,7 @@ SQL text holds only column names from the schema (quoted by ``sqlsafe``), the co
 :mod:`.sets` compiled (placeholders) and integers computed here; every value is a parameter.
 """
 
-# ruff: noqa: S608 -- identifiers from the schema via sqlsafe, values as {name:Type} placeholders
+
 from __future__ import annotations
 
 import functools
@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from logharbor.server.engine.store import attributes as attrs
+from logharbor.server.engine.store.base import Store
+from logharbor.server.engine.store.sql import explain as sql
+from logharbor.server.engine.store.sql.explain import SetsSql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.fields import resolve_field
@@ -56,15 +59,13 @@ SAMPLE = 4000
 SLICE_RECORDS = 50
 
 
-def _inner(sets: Sets, columns: Sequence[str]) -> str:
-    cols = "".join(f"{c}, " for c in columns)
-    return (f"SELECT {cols}({sets.focus}) AS __f, ({sets.baseline}) AS __b "
-            f"FROM {{table}} WHERE {sets.where}")
+def _sets(sets: Sets) -> SetsSql:
+    return sets.focus, sets.baseline, sets.where
 
 
-def _run(store: Any, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]
+def _run(store: Store, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]
          ) -> list[dict[str, Any]]:
-    return list(store.query(sql.replace("{table}", store.table), params, settings=settings))
+    return list(store.query(sql, params, settings=settings))
 
 
 @dataclass(frozen=True)
@@ -83,21 +84,9 @@ def _floats(values: Any) -> list[float]:
     return [float(x) for x in values or [] if x is not None]
 
 
-def totals(store: Any, sets: Sets, settings: Mapping[str, Any]) -> Totals:
+def totals(store: Store, sets: Sets, settings: Mapping[str, Any]) -> Totals:
     """Pass 1."""
-    select = ["countIf(__f) AS nf", "countIf(__b) AS nb",
-              "toUnixTimestamp64Nano(minIf(`timestamp`, __f)) AS fa",
-              "toUnixTimestamp64Nano(maxIf(`timestamp`, __f)) AS fz",
-              "toUnixTimestamp64Nano(minIf(`timestamp`, __b)) AS ba",
-              "toUnixTimestamp64Nano(maxIf(`timestamp`, __b)) AS bz"]
-    for i, column in enumerate(NUMBER_COLUMNS):
-        ref = quote_identifier(column)
-        select += [f"countIf(__f AND isNotNull({ref})) AS n{i}f",
-                   f"countIf(__b AND isNotNull({ref})) AS n{i}b",
-                   f"quantilesIf(0.5, 0.95)({ref}, __f) AS q{i}f",
-                   f"quantilesIf(0.5, 0.95)({ref}, __b) AS q{i}b"]
-    columns = ["`timestamp`", *(quote_identifier(c) for c in NUMBER_COLUMNS)]
-    rows = _run(store, f"SELECT {', '.join(select)} FROM ({_inner(sets, columns)})", sets.params, settings)
+    rows = _run(store, sql.totals_sql(store.table, _sets(sets), NUMBER_COLUMNS), sets.params, settings)
     row = rows[0] if rows else {}
     numbers = {}
     for i, column in enumerate(NUMBER_COLUMNS):
@@ -109,22 +98,14 @@ def totals(store: Any, sets: Sets, settings: Mapping[str, Any]) -> Totals:
                   baseline_span=(int(row.get("ba") or 0), int(row.get("bz") or 0)), numbers=numbers)
 
 
-def cheap_counts(store: Any, sets: Sets, settings: Mapping[str, Any]
+def cheap_counts(store: Store, sets: Sets, settings: Mapping[str, Any]
                  ) -> dict[str, dict[str, tuple[int, int]]]:
     """Pass 2: ``{column: {value: (focus count, baseline count)}}`` (absent values left out)."""
     names = [f"c{i}" for i in range(len(CHEAP_COLUMNS))]
-    exprs = []
-    for column, name in zip(CHEAP_COLUMNS, names, strict=True):
-        ref = quote_identifier(column)
-        value = f"ifNull(toString({ref}), '')" if column == "http_status" else f"toString({ref})"
-        exprs.append(f"{value} AS {name}")
-    sets_sql = ", ".join(f"({n})" for n in names)
-    listed = ", ".join(names)
-    sql = (f"SELECT {listed}, countIf(__f) AS f, countIf(__b) AS b, grouping({listed}) AS g "
-           f"FROM ({_inner(sets, exprs)}) GROUP BY GROUPING SETS ({sets_sql})")
+    query = sql.cheap_counts_sql(store.table, _sets(sets), CHEAP_COLUMNS)
     out: dict[str, dict[str, tuple[int, int]]] = {c: {} for c in CHEAP_COLUMNS}
     width = len(CHEAP_COLUMNS)
-    for row in _run(store, sql, sets.params, settings):
+    for row in _run(store, query, sets.params, settings):
         mask = int(row["g"])
         # standard GROUPING: a 0 bit for the column the row is grouped by (first column = top bit)
         index = next((i for i in range(width) if not mask >> (width - 1 - i) & 1), None)
@@ -170,7 +151,7 @@ def flatten_attributes(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def sample(store: Any, sets: Sets, settings: Mapping[str, Any], counts: Totals
+def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Pass 3: (focus rows, baseline rows), each ``{field name: value}`` of the sampled columns
     (``http.path``, …), the number columns and every attribute path (a scalar; arrays left out)."""
@@ -179,10 +160,10 @@ def sample(store: Any, sets: Sets, settings: Mapping[str, Any], counts: Totals
                         _sampling(params, "b", counts.baseline, counts.baseline_span)])
     columns = ["`timestamp`", *(quote_identifier(c) for c in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS)),
                quote_identifier("attributes"), quote_identifier(attrs.EXACT_COLUMN)]
-    sql = f"SELECT * FROM ({_inner(sets, columns)}) WHERE {keep} LIMIT {2 * SAMPLE} BY __f"
+    query = sql.sample_sql(store.table, _sets(sets), columns, keep, 2 * SAMPLE)
     focus: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
-    for row in _run(store, sql, params, settings):
+    for row in _run(store, query, params, settings):
         fields: dict[str, Any] = {}
         for column in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS):
             value = row.get(column)
@@ -196,16 +177,11 @@ def sample(store: Any, sets: Sets, settings: Mapping[str, Any], counts: Totals
     return focus, baseline
 
 
-def conjunction_counts(store: Any, sets: Sets, settings: Mapping[str, Any], conditions: Sequence[str]
+def conjunction_counts(store: Store, sets: Sets, settings: Mapping[str, Any], conditions: Sequence[str]
                        ) -> list[tuple[int, int]]:
     """Pass 4: (focus, baseline) counts of records matching the first 1, 2, … ``conditions``."""
     if not conditions:
         return []
-    exprs = [f"ifNull({c}, 0) AS k{i}" for i, c in enumerate(conditions)]
-    select = []
-    for i in range(len(conditions)):
-        both = " AND ".join(f"k{j}" for j in range(i + 1))
-        select += [f"countIf(__f AND {both}) AS f{i}", f"countIf(__b AND {both}) AS b{i}"]
-    rows = _run(store, f"SELECT {', '.join(select)} FROM ({_inner(sets, exprs)})", sets.params, settings)
+    rows = _run(store, sql.conjunctions_sql(store.table, _sets(sets), conditions), sets.params, settings)
     row = rows[0] if rows else {}
     return [(int(row.get(f"f{i}") or 0), int(row.get(f"b{i}") or 0)) for i in range(len(conditions))]

@@ -25,6 +25,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.sql.services import (
+    create_recording,
+    raw_part,
+    record_sql,
+    recorded_part,
+    recorded_until_sql,
+    recording_name,
+    series_sql,
+    totals_sql,
+)
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
@@ -36,28 +46,7 @@ MINUTE_NS = 60 * 10**9
 LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
 BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
 RECORDING_FROM_NS = 3600 * 10**9  # ranges at least this long use the recording (the page default)
-_QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
 MAX_POINTS = 2000  # points of a series
-KEEP_DAYS = 400  # recorded minutes are kept this long (a year and a month: year-over-year charts)
-
-
-def _recording_name(store: Store) -> str:
-    """The recording table's name (unquoted)."""
-    return f"{store.table_name}_service_minutes"
-
-
-def _raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
-    """Request rows of ``[lo, hi)`` aggregated like the recording (per minute when ``minutes``)."""
-    minute = "toStartOfMinute(timestamp) AS minute, " if minutes else ""
-    # identifiers from the store / sqlsafe, values are {name:Type} parameters
-    return (f"SELECT {minute}service, source, count() AS requests, "  # noqa: S608
-            f"countIf(http_status >= 500) AS errors, "
-            f"toInt64(toUnixTimestamp64Nano(min(timestamp))) AS first_ns, "
-            f"toInt64(toUnixTimestamp64Nano(max(timestamp))) AS last_ns, "
-            f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
-            f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{{lo}:Int64}}, 'UTC') "
-            f"AND timestamp < fromUnixTimestamp64Nano({{{hi}:Int64}}, 'UTC') "
-            f"AND http_status IS NOT NULL{scope} GROUP BY {'minute, ' if minutes else ''}service, source")
 
 
 class ServiceRecorder:
@@ -65,7 +54,7 @@ class ServiceRecorder:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.name = _recording_name(store)
+        self.name = recording_name(store.table_name)
         self.table = quote_identifier(self.name)
         self._created = False
 
@@ -74,24 +63,13 @@ class ServiceRecorder:
         table is created once it runs, see ``TierView.freeze_schema``)."""
         if self._created:
             return
-        if self.store.query("SELECT 1 AS x FROM system.tables WHERE database = currentDatabase() "
-                            "AND name = {name:String}", {"name": self.name}):
-            self._created = True
-            return
-        self.store.query(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (tenant LowCardinality(String), "
-            f"service LowCardinality(String), source LowCardinality(String), minute DateTime('UTC'), "
-            f"requests UInt64, errors UInt64, latency AggregateFunction({_QUANTILES}, Nullable(Float64)), "
-            f"recorded_ns UInt64) ENGINE = ReplacingMergeTree(recorded_ns) "
-            f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, tenant, service, source) "
-            f"TTL minute + INTERVAL {KEEP_DAYS} DAY", {})
+        create_recording(self.store)
         self._created = True
 
     def recorded_until(self) -> int | None:
         """The end of the last recorded minute (ns), or None when nothing is recorded."""
         self.ensure()
-        rows = self.store.query(f"SELECT toUnixTimestamp(max(minute)) AS m, count() AS n "  # noqa: S608
-                                f"FROM {self.table}", {})
+        rows = self.store.query(recorded_until_sql(self.table), {})
         if not rows or not int(rows[0]["n"]):
             return None
         return int(rows[0]["m"]) * 10**9 + MINUTE_NS
@@ -105,13 +83,8 @@ class ServiceRecorder:
         start -= start % MINUTE_NS
         if start >= end:
             return 0
-        sql = (f"INSERT INTO {self.table} SELECT tenant, service, source, "  # noqa: S608
-               f"toStartOfMinute(timestamp) AS minute, count(), countIf(http_status >= 500), "
-               f"{_QUANTILES.replace('(', 'State(', 1)}(http_duration_ms), {{recorded:UInt64}} "
-               f"FROM {self.store.table} WHERE timestamp >= fromUnixTimestamp64Nano({{from:Int64}}, 'UTC') "
-               f"AND timestamp < fromUnixTimestamp64Nano({{to:Int64}}, 'UTC') AND http_status IS NOT NULL "
-               f"GROUP BY tenant, service, source, minute")
-        self.store.query(sql, {"from": start, "to": end, "recorded": time.time_ns()})
+        self.store.query(record_sql(self.table, self.store.table),
+                         {"from": start, "to": end, "recorded": time.time_ns()})
         return (end - start) // MINUTE_NS
 
 
@@ -134,35 +107,24 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
         source = "recording"
 
         def parts(minutes: bool) -> list[str]:
-            minute = "minute, " if minutes else ""
-            return [f"SELECT {minute}service, source, requests, errors, "  # noqa: S608
-                    f"toInt64(toUnixTimestamp(minute)) * 1000000000 AS first_ns, first_ns AS last_ns, "
-                    f"latency FROM {recorder.table} "
-                    f"FINAL WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
-                    f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope_sql}",
+            return [recorded_part(recorder.table, scope_sql, minutes=minutes),
                     # the raw records before the first and after the last recorded minute
-                    _raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes),
-                    _raw_part(store.table, scope_sql, "tail_from", "tail_to", minutes=minutes)]
+                    raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes),
+                    raw_part(store.table, scope_sql, "tail_from", "tail_to", minutes=minutes)]
     else:
         params.update(raw_from=start_ns, raw_to=end_ns)
 
         def parts(minutes: bool) -> list[str]:
-            return [_raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes)]
+            return [raw_part(store.table, scope_sql, "raw_from", "raw_to", minutes=minutes)]
 
-    quantiles = _QUANTILES.replace("(", "Merge(", 1)
-    merge = f"sum(requests) AS requests, sum(errors) AS errors, {quantiles}(latency) AS q"
-    sql = (f"SELECT service, source, {merge}, min(first_ns) AS first_ns, max(last_ns) AS last_ns "  # noqa: S608
-           f"FROM (" + " UNION ALL ".join(parts(False))
-           + ") GROUP BY service, source ORDER BY service, source")
+    sql = totals_sql(parts(False))
     answer: dict[str, Any] = {"from_ns": start_ns, "to_ns": end_ns, "source": source, "services": [
         {**_health(row, max((end_ns - start_ns) / 1e9, 1e-9)),
          **active_rate(int(row["requests"]), int(row["first_ns"]), int(row["last_ns"]), start_ns, end_ns)}
         for row in store.query(sql, params)]}
     if step_ns is not None:
         params["step"] = step_ns // 10**9
-        sql = (f"SELECT toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({{step:UInt32}}))) AS t, "  # noqa: S608
-               f"service, source, {merge} FROM (" + " UNION ALL ".join(parts(True))
-               + ") GROUP BY t, service, source ORDER BY t, service, source")
+        sql = series_sql(parts(True))
         answer["step_ns"] = step_ns
         answer["series"] = [_point(row, step_ns, start_ns, end_ns) for row in store.query(sql, params)]
     return answer

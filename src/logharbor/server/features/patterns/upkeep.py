@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.patterns import patterns_table_name
 from logharbor.server.engine.store.rows import _sid
+from logharbor.server.engine.store.sql import upkeep as sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.periodic import Periodic
 
@@ -47,7 +48,6 @@ _ADOPT_PAGE = 500  # old ids adopted per step
 _SLICE = 200_000  # distinct messages held in the join table at once
 _PARTITION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _DATABASE = re.compile(r"[A-Za-z0-9_]{1,128}")
-_HASH = "cityHash64(tenant, service, message)"
 
 
 class PatternUpkeep:
@@ -99,20 +99,13 @@ class PatternUpkeep:
 
     # -- old ids -----------------------------------------------------------------------------
 
-    def _unadopted(self, limit: int | None) -> str:
-        # the table name is quoted (sqlsafe); the rest is fixed text
-        sql = ("SELECT tenant, service, pattern_id, anyIf(sample, sample != '') AS s, "  # noqa: S608
-               f"min(first_seen) AS f FROM {self.patterns} GROUP BY tenant, service, pattern_id "
-               "HAVING argMax(group_id, updated) IS NULL AND s != ''")
-        return sql + (f" ORDER BY tenant, service, pattern_id LIMIT {int(limit)}" if limit else "")
-
     def _adopt_page(self) -> int:
         if self.ids_left < 0:
-            self.ids_left = int(self.store.query(f"SELECT count() AS n FROM ({self._unadopted(None)})",  # noqa: S608
+            self.ids_left = int(self.store.query(sql.count_of(sql.unadopted_sql(self.patterns, None)),
                                                  {})[0]["n"])
         if self.ids_left == 0:
             return 0
-        page = self.store.query(self._unadopted(_ADOPT_PAGE), {})
+        page = self.store.query(sql.unadopted_sql(self.patterns, _ADOPT_PAGE), {})
         if not page:
             self.ids_left = 0
             return 0
@@ -139,17 +132,13 @@ class PatternUpkeep:
                         "cluster (each shard would need its own mutations)")
             return []
         names = [self.store.table_name, f"{self.store.table_name}_warm"]
-        found = {str(r["name"]) for r in self.store.query(
-            "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN {n:Array(String)}",
-            {"n": names})}
+        found = {str(r["name"]) for r in self.store.query(sql.EXISTING_TABLES, {"n": names})}
         return [n for n in names if n in found]
 
     def _plan(self) -> list[tuple[str, str, int]]:
         todo = []
         for name in self._tables():
-            for r in self.store.query(
-                    f"SELECT _partition_id AS p, count() AS n FROM {quote_identifier(name)} "  # noqa: S608
-                    "WHERE pattern_id = '' AND message != '' GROUP BY p ORDER BY p", {}):
+            for r in self.store.query(sql.unassigned_partitions_sql(quote_identifier(name)), {}):
                 if not _PARTITION_ID.fullmatch(str(r["p"])):
                     raise StoreError(f"unexpected partition id {r['p']!r}")
                 todo.append((name, str(r["p"]), int(r["n"])))
@@ -173,29 +162,24 @@ class PatternUpkeep:
         if not self._todo:
             log.info("patterns: backfill done (%d records)", self.backfilled)
             with self.store.schema_change("dropping the pattern backfill's helper table"):
-                self.store.execute(f"DROP TABLE IF EXISTS {quote_identifier(self.join_name)}")
+                self.store.execute(sql.drop_table_sql(quote_identifier(self.join_name)))
         return rows
 
     def _backfill(self, name: str, partition: str, rows: int) -> None:
         table = quote_identifier(name)
         join = quote_identifier(self.join_name)
-        database = str(self.store.query("SELECT currentDatabase() AS db", {})[0]["db"])
+        database = str(self.store.query(sql.CURRENT_DATABASE, {})[0]["db"])
         if not _DATABASE.fullmatch(database):
             raise StoreError(f"database name {database!r} cannot be named inside joinGet")
         # the one schema change of the backfill (after start: TierView.schema_change, refused on a
         # short disk); memory-only, so a damaged definition of it is set aside at start (startcheck)
         with self.store.schema_change("the pattern backfill's helper table"):
-            self.store.execute(f"CREATE TABLE IF NOT EXISTS {join} (h UInt64, sid String) "
-                               "ENGINE = Join(ANY, LEFT, h) SETTINGS persistent = 0")
-        self.store.execute(f"TRUNCATE TABLE {join}")
-        where = "_partition_id = {p:String} AND pattern_id = '' AND message != ''"
+            self.store.execute(sql.create_join_sql(join))
+        self.store.execute(sql.truncate_sql(join))
         slices = max(1, math.ceil(rows / _SLICE))
         learned: dict[tuple[str, str, str], tuple[str, str]] = {}  # (tenant, service, sid) → message, ts
         for k in range(slices):
-            found = self.store.query(
-                f"SELECT tenant, service, message, {_HASH} AS h, min(timestamp) AS ts FROM {table} "  # noqa: S608
-                f"WHERE {where} AND {_HASH} % {{s:UInt64}} = {{k:UInt64}} GROUP BY tenant, service, message",
-                {"p": partition, "s": slices, "k": k})
+            found = self.store.query(sql.message_slice_sql(table), {"p": partition, "s": slices, "k": k})
             hashes, sids = [], []
             for r in found:
                 tenant, service, message = str(r["tenant"]), str(r["service"]), str(r["message"])
@@ -204,20 +188,14 @@ class PatternUpkeep:
                 sids.append(sid)
                 learned.setdefault((tenant, service, sid), (message, str(r["ts"])))
             if hashes:
-                self.store.execute(f"INSERT INTO {join} SELECT kv.1, kv.2 FROM (SELECT arrayJoin(arrayZip("  # noqa: S608
-                                   "{h:Array(UInt64)}, {s:Array(String)})) AS kv)", {"h": hashes, "s": sids})
+                self.store.execute(sql.fill_join_sql(join), {"h": hashes, "s": sids})
         if not re.fullmatch(r"[A-Za-z0-9_]+", self.join_name):
             raise StoreError(f"table name {self.join_name!r} cannot be named inside joinGet")
-        lookup = f"joinGet('{database}.{self.join_name}', 'sid', {_HASH})"
+        lookup = sql.join_lookup(database, self.join_name)
         # counts first (a replay of this step is deduplicated by the token), then the assignments,
         # then the ids themselves: a record never shows an id the patterns table does not know
         token = f"backfill-{name}-{partition}-{rows}"  # names and partition ids: checked above
-        self.store.execute(
-            f"INSERT INTO {self.patterns} (tenant, service, pattern_id, updated, first_seen, last_seen, "  # noqa: S608
-            f"count, sample) SELECT tenant, service, {lookup} AS pid, toDateTime64(0, 3, 'UTC'), "
-            f"min(timestamp), max(timestamp), count(), any(message) FROM {table} WHERE {where} "
-            f"GROUP BY tenant, service, pid HAVING pid != '' SETTINGS insert_deduplication_token = '{token}'",
-            {"p": partition})
+        self.store.execute(sql.backfill_counts_sql(self.patterns, table, lookup, token), {"p": partition})
 
         def learn(miner: PatternMiner) -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []
@@ -226,6 +204,5 @@ class PatternUpkeep:
             return out
 
         self.batcher.assign(learn, f"backfill-assign-{time.time_ns()}")
-        self.store.execute(f"ALTER TABLE {table} UPDATE pattern_id = {lookup} IN PARTITION ID '{partition}' "
-                           f"WHERE {where} SETTINGS mutations_sync = 2", {"p": partition})
-        self.store.execute(f"TRUNCATE TABLE {join}")
+        self.store.execute(sql.assign_ids_sql(table, lookup, partition), {"p": partition})
+        self.store.execute(sql.truncate_sql(join))

@@ -30,6 +30,7 @@ import orjson
 
 from logharbor.record import parse_timestamp
 from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.sql.tail import received_sql
 
 __all__ = ["TailFeed"]
 
@@ -103,11 +104,8 @@ class TailFeed:
         if upto <= self.cursor_ns:
             return b""
         # the table name comes from the store (quoted by sqlsafe); times are parameters
-        sql = (f"SELECT * FROM {self.store.hot_table} "  # noqa: S608
-               "WHERE observed_timestamp > fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-               "AND observed_timestamp <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
-               "ORDER BY observed_timestamp LIMIT {n:UInt64}")
-        rows = self.store.query(sql, {"lo": self.cursor_ns, "hi": upto, "n": self.max_rows})
+        rows = self.store.query(received_sql(self.store.hot_table),
+                                {"lo": self.cursor_ns, "hi": upto, "n": self.max_rows})
         lines: list[bytes] = []
         last = self.cursor_ns
         for row in rows:

@@ -25,6 +25,7 @@ from logharbor.record import format_timestamp
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.rows import row_to_record
+from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
@@ -67,27 +68,15 @@ class ClockOffsets:
         """Create the history table (at start: no table is created once the server runs)."""
         if self._created:
             return
-        self.store.query(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (at DateTime64(3, 'UTC'), "
-            f"tenant LowCardinality(String), clock String, layer LowCardinality(String), host String, "
-            f"instance String, service String, reference String, offset_ms Nullable(Float64), "
-            f"uncertainty_ms Nullable(Float64), requests UInt32, consistent UInt8) "
-            f"ENGINE = MergeTree PARTITION BY toYYYYMM(at) ORDER BY (tenant, clock, at) "
-            f"TTL toDateTime(at) + INTERVAL {KEEP_DAYS} DAY", {})
+        self.store.query(clock_sql.history_ddl(self.table, KEEP_DAYS), {})
         self._created = True
 
     # ------------------------------------------------------------------ the job
 
     def records(self, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
         """The request records (with a duration) of ``[start, end)``, newest first, as canonical records."""
-        cols = ", ".join(quote_identifier(c) for c in _READ)
-        # identifiers from the schema via quote_identifier; every value is a parameter
-        sql = (f"SELECT {cols} FROM {self.store.table} "  # noqa: S608
-               "WHERE `timestamp` >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-               "AND `timestamp` < fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
-               "AND `http_duration_ms` IS NOT NULL AND (`trace_id` != '' OR `request_id` != '') "
-               "ORDER BY `timestamp` DESC LIMIT {n:UInt32}")
-        rows = self.store.query(sql, {"lo": start_ns, "hi": end_ns, "n": MAX_ROWS})
+        rows = self.store.query(clock_sql.records_sql(self.store.table, _READ),
+                                {"lo": start_ns, "hi": end_ns, "n": MAX_ROWS})
         return [row_to_record(r) for r in rows]
 
     def estimate(self, at_ns: int) -> list[dict[str, Any]]:
@@ -106,22 +95,10 @@ class ClockOffsets:
         self.runs += 1
         if not rows:
             return 0
-        params: dict[str, Any] = {}
-        values = []
-        for i, row in enumerate(rows):
-            exprs = []
-            for j, (column, kind) in enumerate(_TYPES.items()):
-                name = f"c{j}_{i}"
-                params[name] = row["at_ns" if column == "at" else column]
-                if column == "consistent":
-                    params[name] = int(params[name])
-                exprs.append(f"fromUnixTimestamp64Nano({{{name}:Int64}}, 'UTC')" if column == "at"
-                             else f"{{{name}:{kind}}}")
-            values.append("SELECT " + ", ".join(exprs))
-        cols = ", ".join(_COLUMNS)
+        values = [{**{c: row[c] for c in _COLUMNS if c != "at"}, "at": row["at_ns"],
+                   "consistent": int(row["consistent"])} for row in rows]
         # the table name is ours (quote_identifier); every value is a parameter
-        self.store.query(f"INSERT INTO {self.table} ({cols}) "
-                         + " UNION ALL ".join(values), params)
+        self.store.query(*clock_sql.insert_sql(self.table, _TYPES, values, ns_column="at"))
         with self._lock:
             self._cache = (time.monotonic(), [_public(r) for r in rows])
         return len(rows)
@@ -129,10 +106,9 @@ class ClockOffsets:
     # ------------------------------------------------------------------ reads
 
     def _select(self, where: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        cols = ", ".join(c for c in _COLUMNS if c != "at")
+        columns = [c for c in _COLUMNS if c != "at"]
         # the table name is ours; values are parameters
-        rows = self.store.query(f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {cols} FROM {self.table} "  # noqa: S608
-                                f"WHERE {where} ORDER BY at, tenant, clock LIMIT {int(limit)}", params)
+        rows = self.store.query(clock_sql.select_sql(self.table, columns, where, limit), params)
         return [_public({**r, "at_ns": int(r.pop("at_ms")) * 10**6}) for r in rows]
 
     def latest(self) -> list[dict[str, Any]]:
@@ -141,9 +117,7 @@ class ClockOffsets:
             if self._cache is not None and time.monotonic() - self._cache[0] < CACHE_S:
                 return self._cache[1]
         self.ensure()
-        rows = self._select(
-            f"(tenant, at) IN (SELECT tenant, max(at) FROM {self.table} "  # noqa: S608
-            "WHERE at >= now64(3) - toIntervalHour(1) GROUP BY tenant)", {}, 10_000)
+        rows = self._select(clock_sql.latest_where(self.table), {}, 10_000)
         with self._lock:
             self._cache = (time.monotonic(), rows)
         return rows

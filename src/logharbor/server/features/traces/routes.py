@@ -41,8 +41,8 @@ from starlette.responses import Response
 from logharbor import exactjson
 from logharbor.record import RecordError, format_timestamp, normalize_trace_id, parse_timestamp, to_wire
 from logharbor.server.engine.store.base import Store, StoreError
-from logharbor.server.engine.store.rows import COLUMNS, row_to_record
-from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.rows import row_to_record
+from logharbor.server.engine.store.sql.traces import id_condition, lookup_sql
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
 from logharbor.server.features.traces.adjust import Offsets, adjust_clocks
@@ -61,7 +61,6 @@ _AMZN_EPOCH = re.compile(r"(?:^|Root=)1-([0-9a-fA-F]{8})-[0-9a-fA-F]{24}(?:;|$)"
 #: how far from an X-Amzn-Trace-Id's own time the first try looks (records of a request are close)
 HINT_S = 86_400
 _NS = 1_000_000_000
-_SELECT = ", ".join(quote_identifier(c) for c in COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -98,41 +97,13 @@ def parse_trace_key(text: str) -> TraceKey:
     return TraceKey(value, trace_id, request_id, int(amzn[1], 16) if amzn else None)
 
 
-def _in_list(column: str, values: list[str], prefix: str, params: dict[str, Any]) -> str:
-    names = []
-    for i, value in enumerate(values):
-        name = f"{prefix}{i}"
-        params[name] = value
-        names.append(f"{{{name}:String}}")
-    return f"{quote_identifier(column)} IN ({', '.join(names)})"
-
-
 def _lookup(store: Store, trace_ids: list[str], request_ids: list[str], *, exclude: str = "",
             exclude_params: dict[str, Any] | None = None, start_ns: int | None, end_ns: int | None,
             limit: int, scope: tuple[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Rows with any of the ids, oldest first; only the columns named use their skip index."""
-    params: dict[str, Any] = dict(exclude_params or {})
-    ors = []
-    if trace_ids:
-        ors.append(_in_list("trace_id", trace_ids, "t", params))
-    if request_ids:
-        ors.append(_in_list("request_id", request_ids, "r", params))
-    where = [f"({' OR '.join(ors)})"]
-    if exclude:
-        where.append(f"NOT ({exclude})")
-    if start_ns is not None:
-        params["from_ns"] = start_ns
-        where.append("`timestamp` >= fromUnixTimestamp64Nano({from_ns:Int64}, 'UTC')")
-    if end_ns is not None:
-        params["to_ns"] = end_ns
-        where.append("`timestamp` < fromUnixTimestamp64Nano({to_ns:Int64}, 'UTC')")
-    if scope is not None:
-        fragment, scope_params = scope
-        where.append(f"({fragment})")
-        params.update(scope_params)
-    # identifiers come from the schema via quote_identifier; every value is a parameter
-    sql = (f"SELECT {_SELECT} FROM {store.table} WHERE {' AND '.join(where)} "  # noqa: S608
-           f"ORDER BY `timestamp` ASC LIMIT {int(limit) + 1}")
+    sql, params = lookup_sql(store.table, trace_ids, request_ids, exclude=exclude,
+                             exclude_params=exclude_params, start_ns=start_ns, end_ns=end_ns, limit=limit,
+                             scope=scope)
     return store.query(sql, params)
 
 
@@ -192,9 +163,9 @@ def _find(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: int | No
         params: dict[str, Any] = {}
         seen = []
         if first_t:
-            seen.append(_in_list("trace_id", first_t, "xt", params))
+            seen.append(id_condition("trace_id", first_t, "xt", params))
         if first_r:
-            seen.append(_in_list("request_id", first_r, "xr", params))
+            seen.append(id_condition("request_id", first_r, "xr", params))
         more = _lookup(store, new_t[:MAX_JOIN_IDS], new_r[:MAX_JOIN_IDS], exclude=" OR ".join(seen),
                        exclude_params=params, **window)
         info["queries"] = queries + 1

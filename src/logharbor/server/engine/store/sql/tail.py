@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BATCH_TABLE", "round_sql"]
+__all__ = ["BATCH_TABLE", "received_sql", "round_sql"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
@@ -27,3 +27,12 @@ def round_sql(conditions: list[str | None], scope: tuple[str, dict[str, Any]] | 
     sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
            f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
     return sql, params
+
+
+def received_sql(hot_table: str) -> str:
+    """Rows of ``hot_table`` received in ``({lo}, {hi}]`` (ns), oldest first, at most ``{n}``:
+    what servers beside this one stored (the tail feed; the table has a minmax index on it)."""
+    return (f"SELECT * FROM {hot_table} "  # noqa: S608
+            "WHERE observed_timestamp > fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+            "AND observed_timestamp <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+            "ORDER BY observed_timestamp LIMIT {n:UInt64}")

@@ -1,0 +1,71 @@
+"""Clock offsets' SQL (``features/traces/clock.py``): the history table of estimates, the request
+records an estimate reads, appending estimates and reading them back. Table names arrive quoted
+(``sqlsafe``); every value is a parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+__all__ = ["history_ddl", "insert_sql", "latest_in_window_sql", "latest_where", "records_sql", "select_sql"]
+
+
+def history_ddl(table: str, keep_days: int) -> str:
+    """The history of estimates: one row per (estimate time, tenant, clock), kept ``keep_days``."""
+    return (f"CREATE TABLE IF NOT EXISTS {table} (at DateTime64(3, 'UTC'), "
+            f"tenant LowCardinality(String), clock String, layer LowCardinality(String), host String, "
+            f"instance String, service String, reference String, offset_ms Nullable(Float64), "
+            f"uncertainty_ms Nullable(Float64), requests UInt32, consistent UInt8) "
+            f"ENGINE = MergeTree PARTITION BY toYYYYMM(at) ORDER BY (tenant, clock, at) "
+            f"TTL toDateTime(at) + INTERVAL {int(keep_days)} DAY")
+
+
+def records_sql(logs: str, columns: Sequence[str]) -> str:
+    """The newest ``{n}`` request records (with a duration and an id) of ``[{lo}, {hi})`` (ns)."""
+    cols = ", ".join(quote_identifier(c) for c in columns)
+    return (f"SELECT {cols} FROM {logs} "  # noqa: S608
+            "WHERE `timestamp` >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+            "AND `timestamp` < fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+            "AND `http_duration_ms` IS NOT NULL AND (`trace_id` != '' OR `request_id` != '') "
+            "ORDER BY `timestamp` DESC LIMIT {n:UInt32}")
+
+
+def insert_sql(table: str, types: Mapping[str, str], rows: Sequence[Mapping[str, Any]], *,
+               ns_column: str) -> tuple[str, dict[str, Any]]:
+    """Append ``rows`` (values by column of ``types``; ``ns_column`` in ns) as parameters."""
+    params: dict[str, Any] = {}
+    values = []
+    for i, row in enumerate(rows):
+        exprs = []
+        for j, (column, kind) in enumerate(types.items()):
+            name = f"c{j}_{i}"
+            params[name] = row[column]
+            exprs.append(f"fromUnixTimestamp64Nano({{{name}:Int64}}, 'UTC')" if column == ns_column
+                         else f"{{{name}:{kind}}}")
+        values.append("SELECT " + ", ".join(exprs))
+    return f"INSERT INTO {table} ({', '.join(types)}) " + " UNION ALL ".join(values), params
+
+
+def select_sql(table: str, columns: Sequence[str], where: str, limit: int) -> str:
+    """Estimates matching ``where``, their time as ``at_ms``, in (time, tenant, clock) order."""
+    return (f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {', '.join(columns)} FROM {table} "  # noqa: S608
+            f"WHERE {where} ORDER BY at, tenant, clock LIMIT {int(limit)}")
+
+
+def latest_where(table: str) -> str:
+    """The condition holding each tenant's latest estimate of the last hour."""
+    return (f"(tenant, at) IN (SELECT tenant, max(at) FROM {table} "  # noqa: S608
+            "WHERE at >= now64(3) - toIntervalHour(1) GROUP BY tenant)")
+
+
+def latest_in_window_sql(table: str, scope: str | None) -> str:
+    """Each (tenant, clock)'s latest estimate with an offset in ``[{lh_from}, {lh_to})`` (ns),
+    within ``scope`` (a condition on the table's tenant and service columns) when given."""
+    where = ("at >= fromUnixTimestamp64Nano({lh_from:Int64}, 'UTC') "
+             "AND at < fromUnixTimestamp64Nano({lh_to:Int64}, 'UTC') AND offset_ms IS NOT NULL")
+    if scope is not None:
+        where += f" AND ({scope})"
+    return (f"SELECT tenant, clock, layer, host, instance, reference, offset_ms, uncertainty_ms "  # noqa: S608
+            f"FROM {table} WHERE {where} ORDER BY at DESC LIMIT 1 BY tenant, clock")
