@@ -254,6 +254,9 @@ def test_alerts_page_form_preview_validation_history_and_notifications(page: Any
     page.wait_for_function("() => document.querySelectorAll('#rule-channels input:checked').length === 2")
     page.fill("#rule-threshold", "100")
     page.wait_for_function("() => document.querySelector('#rule-preview')?.dataset.state === 'ok'")
+    assert page.locator("#rule-kept").count() == 0  # nothing stored beyond the form's fields and defaults
+    page.wait_for_function("() => document.querySelector('#rule-preview-chart')?.dataset.points === '13'")
+    every_look(page, "alerts-form-edit", "#rule-preview-chart canvas")
     page.click("#rule-save")
     def resolved_sent() -> bool:
         notes = api(demo, "GET", "/api/v1/alerts/notifications", params={"rule": name}).json()["notifications"]

@@ -11,6 +11,7 @@
 import { ApiError, getJSON, postJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { durationMs, formatTime, iso } from "../timerange";
+import { conditionParts, fieldOf, keptOptions } from "../rulespec";
 import { type LineChart, lineChart } from "./linechart";
 
 export interface TestAnswer {
@@ -23,38 +24,6 @@ export interface TestAnswer {
 
 /** How many earlier windows the preview chart evaluates (besides now). */
 export const PREVIEW_POINTS = 12;
-
-/** The form's fields that a server message can name (`condition: …`, `interval must be …`). */
-const FIELDS = ["name", "query", "condition", "window", "interval", "for", "group_by", "labels", "channels"];
-
-/** Which field a validation message is about: its `field:` prefix, or a field name opening it. */
-export function fieldOf(message: string): string | null {
-  const m = /^\s*([a-z_]+)(?:\.[\w.]+)?\s*:/.exec(message) ?? /^\s*([a-z_]+)\b/.exec(message);
-  if (!m) return null;
-  const name = m[1] === "for_" ? "for" : m[1];
-  return FIELDS.includes(name) ? name : null;
-}
-
-/** A condition as the form edits it, from the stored text or object. */
-export function conditionParts(c: unknown): { kind: string; numerator: string; column: string; op: string;
-  threshold: string } | null {
-  const text = typeof c === "string" ? c.trim() : null;
-  const obj = c && typeof c === "object" ? (c as Row) : null;
-  if (text === "absent" || obj?.type === "absence") return { kind: "absent", numerator: "", column: "", op: ">", threshold: "0" };
-  if (obj && ["count", "ratio", "value"].includes(String(obj.type)) && obj.op && obj.threshold !== undefined) {
-    return { kind: String(obj.type), numerator: String(obj.numerator ?? ""), column: String(obj.column ?? ""),
-      op: String(obj.op), threshold: String(obj.threshold) };
-  }
-  if (text === null) return null;
-  const m = /^(.*?)\s*(>=|<=|>|<)\s*(-?[\d.eE+]+)$/s.exec(text);
-  if (!m) return null;
-  const lhs = m[1].trim();
-  const ratio = /^ratio\s*\((.*)\)$/s.exec(lhs);
-  if (lhs === "count") return { kind: "count", numerator: "", column: "", op: m[2], threshold: m[3] };
-  if (ratio) return { kind: "ratio", numerator: ratio[1].trim(), column: "", op: m[2], threshold: m[3] };
-  if (/^[\w.]+$/.test(lhs)) return { kind: "value", numerator: "", column: lhs, op: m[2], threshold: m[3] };
-  return null;
-}
 
 function field(label: string, input: HTMLElement, name: string, hint = ""): HTMLElement {
   return h("label", { class: "field", "data-field": name }, h("span", { class: "field-label" }, label), input,
@@ -113,9 +82,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
   const verdict = h("div", { class: "alert-preview", id: "rule-preview", "aria-live": "polite" });
   const chartBox = h("div", { class: "rule-preview-chart", id: "rule-preview-chart" });
   const error = h("p", { class: "form-error", id: "rule-error", role: "alert" });
-  const kept = Object.keys(spec).filter((k) => !["name", "query", "condition", "window", "interval", "for", "group_by",
-    "labels", "channels", "enabled"].includes(k) && spec[k] !== null && spec[k] !== "" &&
-    !(typeof spec[k] === "object" && !Object.keys(spec[k] as object).length));
+  const kept = keptOptions(spec);
   const otherLabels = Object.keys(labels).filter((k) => k !== "severity");
   const keptNote = kept.length || otherLabels.length || kind.value === "kept"
     ? h("p", { class: "hint", id: "rule-kept" }, "Kept as stored: ",
