@@ -48,7 +48,7 @@ export interface ChannelField {
 
 const TIMEOUT: ChannelField = { key: "timeout_s", label: "Timeout (seconds)", type: "number", placeholder: "10" };
 
-/** Each kind's settings, as the server's config models take them (server/alerts/channels/*.py). */
+/** Each kind's settings, as the server's config models take them (server/features/alerts/channels/*.py). */
 export const CHANNEL_KINDS: Record<string, { label: string; fields: ChannelField[] }> = {
   webhook: {
     label: "Webhook (JSON or Slack)",
@@ -208,7 +208,7 @@ export function relativeText(ns: number, nowMs: number): string {
 }
 
 /**
- * Whether a matcher holds for an alert's labels, as the server decides (server/…/alerts/silences.py):
+ * Whether a matcher holds for an alert's labels, as the server decides (server/features/alerts/silences.py):
  * a missing label is the empty string; a regex matches the whole value. The server's regexes are
  * RE2; the browser reads them as JavaScript's, which agree on what silences use (alternatives,
  * classes, repeats); a pattern JavaScript cannot read matches nothing here.
