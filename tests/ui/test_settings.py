@@ -283,12 +283,23 @@ def test_silence_a_firing_alert_then_expire_it(page: playwright_api.Page, server
         assert api(server, "GET", "/api/v1/silences").json()["silences"] == []
         page.check("#show-expired")
         page.wait_for_selector("#silence-list tr[data-state=expired]")
-        # other pages can link here with the matchers filled in
+        # the Alerts page links each firing group here, with the form filled in
+        matchers = "rows => rows.map(r => [...r.querySelectorAll('input, select')].map(e => e.value).join(' '))"
+        page.click("#nav a[data-page=alerts]")
+        page.locator(f"#active tr[data-rule='{rule}'] button.silence-link").first.click()
+        page.wait_for_selector("#silence-form")
+        values = page.locator("#silence-form .matcher").evaluate_all(matchers)
+        assert values[0] == f"alertname = {rule}" and values[1] in ("instance = i-0", "instance = i-1")
+        # any page can, with the matchers it needs
         page.goto(f"{server.url}/ui/settings/silences?matcher=alertname%3D{quote(rule)}&matcher=service%3D~check.*")
         page.wait_for_selector("#silence-form")
-        values = page.locator("#silence-form .matcher").evaluate_all(
-            "rows => rows.map(r => [...r.querySelectorAll('input, select')].map(e => e.value).join(' '))")
+        values = page.locator("#silence-form .matcher").evaluate_all(matchers)
         assert values == [f"alertname = {rule}", "service =~ check.*"]
+        # a reader sees the firing groups on the Alerts page, and no way to silence them
+        page.evaluate("sessionStorage.clear()")
+        login(page, server, server.create_key("reader"), "/ui/alerts")
+        page.wait_for_selector(f"#active tr[data-rule='{rule}']")
+        assert page.locator("#active button.silence-link").count() == 0
     finally:
         api(server, "DELETE", f"/api/v1/alerts/rules/{quote(rule)}")
         for s in api(server, "GET", "/api/v1/silences").json()["silences"]:

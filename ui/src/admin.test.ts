@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import {
-  alertMatchers, bytesText, matcherHolds, retentionFields, retentionRule, silencedBy, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
+  alertMatchers, bytesText, matcherHolds, retentionFields, retentionRule, silencedBy, silenceUrl, channelConfig, countText, fieldErrors, matchersText, parseHeaders, relativeText, scopeText,
 } from "./admin";
 import { isAdmin, isScoped } from "./whoami";
 
@@ -73,6 +73,9 @@ describe("silences from alerts", () => {
     ]);
     expect(matchersText(m)).toBe('alertname="checkout errors", service="checkout", status="502"');
     expect(alertMatchers("r", null)).toHaveLength(1);
+    const url = new URL(silenceUrl("checkout errors", { service: "a=b" }), "http://x");
+    expect(url.pathname).toBe("/ui/settings/silences");
+    expect(url.searchParams.getAll("matcher")).toEqual(["alertname=checkout errors", "service=a=b"]);
   });
   it("which silence holds an alert back, as the server matches", () => {
     const labels = { alertname: "checkout errors", severity: "page", instance: "i-1", status: 502 };

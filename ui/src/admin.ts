@@ -290,3 +290,10 @@ export function retentionFields(rule: RetentionRule): Record<string, string> {
   out.after = rule.sample?.after ?? "";
   return out;
 }
+
+/** The Settings › Silences form filled with the matchers of one alert group (its rule and group). */
+export function silenceUrl(rule: string, group: Record<string, unknown> | null | undefined): string {
+  const p = new URLSearchParams();
+  for (const m of alertMatchers(rule, group)) p.append("matcher", `${m.name}${m.op}${m.value}`);
+  return `/ui/settings/silences?${p}`;
+}

@@ -3,13 +3,15 @@
 // its link) appears only when the server answers GET /api/v1/alerts/rules. The server validates
 // every rule and its message is shown beside the field it names; writing needs an admin key.
 
+import { silenceUrl } from "../admin";
 import { getJSON, request, type Row } from "../api";
 import { ruleDetail, type RuleStatus } from "../components/ruledetail";
 import { type RuleForm, ruleForm } from "../components/ruleform";
 import { clear, h } from "../dom";
 import { addFilter } from "../querytext";
-import { link, type Page, reflect } from "../router";
+import { link, navigate, type Page, reflect } from "../router";
 import { formatTime } from "../timerange";
+import { isAdmin, whoami } from "../whoami";
 import { searchUrl } from "./search";
 
 interface Alert {
@@ -173,7 +175,10 @@ export function alertsPage(): Page {
               h("td", { class: "num" }, a.value === null ? "" : String(+a.value.toFixed(4))),
               h("td", { class: "why" }, detailsText(a.details)),
               h("td", null, a.active_since_ns ? formatTime(a.active_since_ns / 1e6) : ""),
-              h("td", null, link(searchUrl(q, { from: `now-${spec.window ?? "1h"}`, to: "now" }), "records →")));
+              h("td", null, link(searchUrl(q, { from: `now-${spec.window ?? "1h"}`, to: "now" }), "records →"),
+                // admins silence the group from here (Settings › Silences, the form filled in)
+                isAdmin(whoami()) ? h("button", { type: "button", class: "mini silence-link", title: "Silence this group",
+                  onclick: () => navigate(silenceUrl(a.rule, a.group)) }, "Silence…") : null));
           })))));
       }
 
