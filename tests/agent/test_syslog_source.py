@@ -136,16 +136,18 @@ def test_plain_sockets_3164_5424_framing_oversize_garbage_and_limits(tmp_path: P
 
     # max_connections: a third connection is closed at once; the two first still deliver
     held = [socket.create_connection(("127.0.0.1", tcp)) for _ in range(2)]
-    time.sleep(0.5)
+    for i, c in enumerate(held):  # a line through each: both are accepted and counted now
+        c.sendall(f"<13>Nov 25 05:06:10 h app: held {i}\n".encode())
+    assert wait_for(lambda: len(r.records()) >= 10, 30), agent.log()
     third = socket.create_connection(("127.0.0.1", tcp))
     third.settimeout(5)
     assert third.recv(1) == b""  # closed by the agent
     third.close()
     assert "max_connections" in agent.log()
     for i, c in enumerate(held):
-        c.sendall(f"<13>Nov 25 05:06:10 h app: held {i}\n".encode())
+        c.sendall(f"<13>Nov 25 05:06:11 h app: still held {i}\n".encode())
         c.close()
-    assert wait_for(lambda: len(r.records()) >= 10, 30), agent.log()
+    assert wait_for(lambda: len(r.records()) >= 12, 30), agent.log()
     assert agent.stop() == 0
 
 
