@@ -24,7 +24,8 @@ SLOW_KINDS = ("e2e", "faults", "browser", "peer")
 SLOW_FOLDERS = {"faults": "faults", "demo": "e2e", "clients": "peer"}
 #: server_factory is behind `server` too: a server of the test's own (`module_server` is not slow)
 SLOW_FIXTURES = {"server_factory": "e2e", "agent_factory": "e2e", "moto_s3": "e2e", "browser": "browser",
-                 "rsyslog": "peer", "pg_url": "peer"}
+                 "rsyslog": "peer", "pg_url": "peer", "nginx_logs": "peer", "node_lines": "peer",
+                 "logback_lines": "peer"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
