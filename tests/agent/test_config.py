@@ -21,6 +21,7 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
+@pytest.mark.slow
 def test_every_yaml_example_in_the_docs_passes_check(tmp_path: Path) -> None:
     examples = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S)
     assert len(examples) >= 3

@@ -71,6 +71,7 @@ def test_a_server_that_comes_back_before_the_deadline_gets_everything(tmp_path: 
         srv.stop()
 
 
+@pytest.mark.e2e
 def test_undeliverable_input_exits_1_and_says_how_many(tmp_path: Path) -> None:
     proc = pipeline(tmp_path, f"http://127.0.0.1:{free_port()}", 200, eof=1.5)
     assert proc.wait(60) == 1

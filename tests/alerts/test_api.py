@@ -64,6 +64,7 @@ def test_rule_crud_and_validation(srv: ServerProcess) -> None:
         assert {"alert_rule.create", "alert_rule.update", "alert_rule.delete"} <= set(actions)
 
 
+@pytest.mark.slow
 def test_channels_masked_secrets_test_send_and_in_use(srv: ServerProcess, receiver: Receiver) -> None:
     receiver.secret = "channel-secret"
     with srv.client() as c:
@@ -185,6 +186,7 @@ def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
                            "--api-key", server.api_key], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
+@pytest.mark.e2e
 def test_cli_apply_list_test(srv: ServerProcess, tmp_path: Path) -> None:
     srv.ingest([{"level": "ERROR", "service": "cli-svc", "message": "x"} for _ in range(4)], wait=False)
     rules = tmp_path / "rules.yaml"

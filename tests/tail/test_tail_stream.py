@@ -74,6 +74,7 @@ def test_websocket_client_sees_only_matching_records_written_after_it_subscribed
         client.close()
 
 
+@pytest.mark.slow
 def test_a_stalled_client_does_not_delay_another(server: ServerProcess) -> None:
     q = "service:bulk"
     stalled = StalledSse(server, q)

@@ -140,6 +140,7 @@ def test_the_python_websocket_example_prints_matching_records(tailing: ServerPro
                      "ERROR checkout payment declined", "ERROR checkout POST /api/orders 502"]
 
 
+@pytest.mark.e2e
 def test_the_tail_command_example_prints_the_documented_lines(tailing: ServerProcess) -> None:
     lines = follow(["bash", "-c", "exec " + command("logharbor tail ")], tailing, "tailing", 2)
     documented = [line for line in next(b for b in blocks("text") if "dropped: this" in b).splitlines()
