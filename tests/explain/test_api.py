@@ -3,6 +3,10 @@ that name what was wrong."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -83,3 +87,25 @@ def test_an_unknown_key_or_bad_value_type_is_refused(loaded: ServerProcess) -> N
     assert post(loaded, {"q": "*", **FOCUS, "alpha": 2}).status_code in (400, 422)
     assert post(loaded, {"q": "*", **FOCUS, "colour": 1}).status_code in (400, 422)
     assert httpx.post(loaded.url + "/api/v1/explain", json={"q": "*", **FOCUS}, timeout=30).status_code == 401
+
+
+def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOGHARBOR_SERVER": server.url, "LOGHARBOR_API_KEY": server.api_key, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "logharbor.cli.main", "explain", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_cli_prints_one_line_per_value_into_a_pipe_and_json_on_request(loaded: ServerProcess) -> None:
+    done = cli(loaded, "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(" focus=" in line and " baseline=" in line for line in lines), lines
+    assert any(line.startswith("host=web-7 ") and line.endswith(" significant") for line in lines), lines
+    assert "Bonferroni" in done.stderr and "together:" in done.stderr
+    done = cli(loaded, "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"], "-o", "json", "-n", "3")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["values"]) <= 3
+    done = cli(loaded, "status:", "--since", "1h")
+    assert done.returncode == 1 and "query_syntax" in done.stderr
+    done = cli(loaded, "level:ERROR")
+    assert done.returncode == 2 and "--since" in done.stderr

@@ -18,8 +18,8 @@ from logharbor.cli.errors import COMMAND_EXTRAS, CliError, missing_extra
 from logharbor.cli.help import HELP_NAMES, Group
 
 #: the command modules under logharbor.cli, in the order ``--help`` lists them
-COMMANDS = ("server", "agent", "query", "keys", "tail", "trace", "demo", "alerts", "retention", "migrate",
-            "wal", "store")
+COMMANDS = ("server", "agent", "query", "explain", "keys", "tail", "trace", "demo", "alerts", "retention",
+            "migrate", "wal", "store")
 
 
 class Root(Group):
