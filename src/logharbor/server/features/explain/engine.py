@@ -47,6 +47,9 @@ _FEW_NUMBERS = 20
 #: combination's focus records a value must keep to join
 _TOGETHER_MAX = 4
 _TOGETHER_KEEP = 0.8
+#: the fields ``together`` may join (columns: cheap to test on every record, unlike attributes)
+_COLUMNS = frozenset(display_name(c) for c in (*passes.CHEAP_COLUMNS, *passes.SAMPLED_COLUMNS)) \
+    - {"pattern_id"}
 STATISTIC = ("G-test (log-likelihood ratio) on each value's 2x2 table of counts (focus/baseline x "
              "has/has not), Williams-corrected, chi-squared with 1 degree of freedom; numbers: "
              "Mann-Whitney U (normal approximation)")
@@ -163,10 +166,11 @@ def _ranked_json(item: Categorical, totals: tuple[int, int], threshold: float) -
 
 def _together(store: Any, sets: Sets, settings: Mapping[str, Any], ranked: list[Categorical],
               significant: float, totals: tuple[int, int]) -> dict[str, Any] | None:
-    """The top rising values (one per field, counted exactly) that most focus records share."""
+    """The top rising values (one per canonical field: a column, cheap to count on every record)
+    that most focus records share, counted exactly over both sets."""
     picked: list[Categorical] = []
     for item in ranked:
-        if item.p >= significant or item.focus_share <= item.baseline_share or not item.exact \
+        if item.p >= significant or item.focus_share <= item.baseline_share or item.field not in _COLUMNS \
                 or item.field == "pattern_id" or any(p.field == item.field for p in picked) \
                 or any((p.focus_count, p.baseline_count) == (item.focus_count, item.baseline_count)
                        for p in picked):  # the same records under another name (path and method)
@@ -236,13 +240,14 @@ def explain(store: Any, req: ExplainRequest, *, scope: tuple[str, dict[str, Any]
     patterns: list[Categorical] = []
     sampled = (0, 0)
     if counted.focus:
-        cheap = passes.cheap_counts(store, sets, settings)
+        cheap, cheap_n = passes.cheap_counts(store, sets, settings, counted)
         cheap["pattern_id"] = _pattern_groups(store, cheap["pattern_id"])
+        cheap_exact = cheap_n == totals
         for column, values in cheap.items():
             name = display_name(column)
             for value, (f, b) in values.items():
                 item = Categorical(name, int(value) if column == "http_status" else value,
-                                   f, counted.focus, b, counted.baseline)
+                                   f, cheap_n[0], b, cheap_n[1], exact=cheap_exact)
                 (patterns if column == "pattern_id" else categorical).append(item)
         focus_rows, base_rows = passes.sample(store, sets, settings, counted)
         sampled = (len(focus_rows), len(base_rows))
@@ -292,7 +297,8 @@ def explain(store: Any, req: ExplainRequest, *, scope: tuple[str, dict[str, Any]
         "left_out": [{"field": k, "reason": v} for k, v in sorted(left_out.items())],
         "sampled": {"focus": sampled[0], "baseline": sampled[1],
                     "note": f"attributes and http.path/client_ip/referer are compared on a sample of up to "
-                            f"{passes.SAMPLE} records per set; the other fields on every record"},
+                            f"{passes.SAMPLE} records per set; the other fields on every record of a set of "
+                            f"up to {passes.CHEAP_EXACT} records, on time slices of about that many beyond"},
         "elapsed_ms": round((time.perf_counter() - began) * 1000, 3),
     }
 

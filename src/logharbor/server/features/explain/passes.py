@@ -34,6 +34,7 @@ from .sets import Sets
 
 __all__ = [
     "CHEAP_COLUMNS",
+    "CHEAP_EXACT",
     "NUMBER_COLUMNS",
     "SAMPLE",
     "SAMPLED_COLUMNS",
@@ -54,7 +55,10 @@ NUMBER_COLUMNS = ("http_duration_ms", "http_bytes_sent")
 #: text columns read from the sample (with the attributes)
 SAMPLED_COLUMNS = ("http_path", "http_client_ip", "http_referer")
 #: records sampled per set for the sampled fields
-SAMPLE = 4000
+SAMPLE = 2000
+#: records per set counted whole for the cheap columns; a larger set is counted on whole time
+#: slices of about this many (so the pass costs about the same at 10M records as at 1M)
+CHEAP_EXACT = 1_000_000
 #: average records per sampled time slice
 SLICE_RECORDS = 50
 
@@ -98,37 +102,50 @@ def totals(store: Store, sets: Sets, settings: Mapping[str, Any]) -> Totals:
                   baseline_span=(int(row.get("ba") or 0), int(row.get("bz") or 0)), numbers=numbers)
 
 
-def cheap_counts(store: Store, sets: Sets, settings: Mapping[str, Any]
-                 ) -> dict[str, dict[str, tuple[int, int]]]:
-    """Pass 2: ``{column: {value: (focus count, baseline count)}}`` (absent values left out)."""
+def cheap_counts(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
+                 ) -> tuple[dict[str, dict[str, tuple[int, int]]], tuple[int, int]]:
+    """Pass 2: ``{column: {value: (focus count, baseline count)}}`` (absent values left out) and
+    the (focus, baseline) records counted: every record while a set has at most
+    :data:`CHEAP_EXACT` of them, else whole time slices of about that many (bounded cost)."""
+    params = sets.params
+    keep = ""
+    if max(counts.focus, counts.baseline) > CHEAP_EXACT:
+        keep = " OR ".join([
+            _sampling(params, "f", sets.focus, counts.focus, counts.focus_span, CHEAP_EXACT),
+            _sampling(params, "b", sets.baseline, counts.baseline, counts.baseline_span, CHEAP_EXACT)])
     names = [f"c{i}" for i in range(len(CHEAP_COLUMNS))]
-    query = sql.cheap_counts_sql(store.table, _sets(sets), CHEAP_COLUMNS)
+    query = sql.cheap_counts_sql(store.table, _sets(sets), CHEAP_COLUMNS, keep)
     out: dict[str, dict[str, tuple[int, int]]] = {c: {} for c in CHEAP_COLUMNS}
+    counted = (0, 0)
     width = len(CHEAP_COLUMNS)
-    for row in _run(store, query, sets.params, settings):
+    for row in _run(store, query, params, settings):
         mask = int(row["g"])
         # standard GROUPING: a 0 bit for the column the row is grouped by (first column = top bit)
         index = next((i for i in range(width) if not mask >> (width - 1 - i) & 1), None)
-        if index is None:
+        if index is None:  # the () set: every record counted
+            counted = (int(row["f"]), int(row["b"]))
             continue
         value = str(row[names[index]])
         if value == "":
             continue
         out[CHEAP_COLUMNS[index]][value] = (int(row["f"]), int(row["b"]))
-    return out
+    return out, counted
 
 
-def _sampling(params: dict[str, Any], side: str, total: int, span: tuple[int, int]) -> str:
-    """The condition keeping about :data:`SAMPLE` of a set's ``total`` records: whole time slices
-    of about :data:`SLICE_RECORDS` records, one slice in ``k`` chosen by a hash of the slice."""
-    if total <= SAMPLE:
-        return f"__{side}"
-    k = max(2, total // SAMPLE)
+def _sampling(params: dict[str, Any], side: str, condition: str, total: int, span: tuple[int, int],
+              size: int = 0) -> str:
+    """The condition keeping about ``size`` (default :data:`SAMPLE`) of a set's ``total`` records
+    (``condition``): whole time slices of about :data:`SLICE_RECORDS` records, one slice in ``k``
+    chosen by a hash of the slice."""
+    size = size or SAMPLE
+    if total <= size:
+        return f"({condition})"
+    k = max(2, total // size)
     width = max(1, (span[1] - span[0] + 1) // max(1, total // SLICE_RECORDS))
-    params[f"x_{side}_w"] = width
-    params[f"x_{side}_k"] = k
-    return (f"(__{side} AND cityHash64(intDiv(toUnixTimestamp64Nano(`timestamp`), {{x_{side}_w:Int64}})) "
-            f"% {{x_{side}_k:UInt64}} = 0)")
+    name = f"x_{side}{size}"
+    params[f"{name}_w"] = width
+    params[f"{name}_k"] = k
+    return sql.slice_sample(condition, f"{{{name}_w:Int64}}", f"{{{name}_k:UInt64}}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -156,8 +173,8 @@ def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
     """Pass 3: (focus rows, baseline rows), each ``{field name: value}`` of the sampled columns
     (``http.path``, …), the number columns and every attribute path (a scalar; arrays left out)."""
     params = sets.params
-    keep = " OR ".join([_sampling(params, "f", counts.focus, counts.focus_span),
-                        _sampling(params, "b", counts.baseline, counts.baseline_span)])
+    keep = " OR ".join([_sampling(params, "f", sets.focus, counts.focus, counts.focus_span),
+                        _sampling(params, "b", sets.baseline, counts.baseline, counts.baseline_span)])
     columns = ["`timestamp`", *(quote_identifier(c) for c in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS)),
                quote_identifier("attributes"), quote_identifier(attrs.EXACT_COLUMN)]
     query = sql.sample_sql(store.table, _sets(sets), columns, keep, 2 * SAMPLE)

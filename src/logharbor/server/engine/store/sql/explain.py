@@ -13,16 +13,24 @@ from collections.abc import Sequence
 
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
-__all__ = ["SetsSql", "cheap_counts_sql", "conjunctions_sql", "sample_sql", "totals_sql"]
+__all__ = ["SetsSql", "cheap_counts_sql", "conjunctions_sql", "sample_sql", "slice_sample", "totals_sql"]
 
 #: the focus and baseline conditions and the WHERE that holds both, as compiled
 SetsSql = tuple[str, str, str]
 
 
-def _inner(table: str, sets: SetsSql, columns: Sequence[str]) -> str:
+def _inner(table: str, sets: SetsSql, columns: Sequence[str], also: str = "") -> str:
     focus, baseline, where = sets
     cols = "".join(f"{c}, " for c in columns)
+    if also:  # in the scan's own WHERE, so the engine reads other columns of matching granules only
+        where = f"{where} AND ({also})"
     return f"SELECT {cols}({focus}) AS __f, ({baseline}) AS __b FROM {table} WHERE {where}"
+
+
+def slice_sample(condition: str, width: str, k: str) -> str:
+    """``condition`` kept on whole time slices of ``width`` ns, one slice in ``k`` by a hash of
+    the slice (``width`` and ``k``: placeholders)."""
+    return f"(({condition}) AND cityHash64(intDiv(toUnixTimestamp64Nano(`timestamp`), {width})) % {k} = 0)"
 
 
 def totals_sql(table: str, sets: SetsSql, number_columns: Sequence[str]) -> str:
@@ -43,24 +51,26 @@ def totals_sql(table: str, sets: SetsSql, number_columns: Sequence[str]) -> str:
     return f"SELECT {', '.join(select)} FROM ({_inner(table, sets, columns)})"
 
 
-def cheap_counts_sql(table: str, sets: SetsSql, columns: Sequence[str]) -> str:
-    """Every value of each column (as ``c<i>``, text) counted in both sets (``f``, ``b``), one
-    ``GROUPING SETS`` pass; ``g`` is the row's GROUPING mask (a 0 bit: the column it is grouped by)."""
+def cheap_counts_sql(table: str, sets: SetsSql, columns: Sequence[str], keep: str = "") -> str:
+    """Every value of each column (as ``c<i>``) counted in both sets (``f``, ``b``), one
+    ``GROUPING SETS`` pass; ``g`` is the row's GROUPING mask (a 0 bit: the column it is grouped by;
+    all ones: the ``()`` set, the records counted). ``keep``: a sampling condition, or none."""
     names = [f"c{i}" for i in range(len(columns))]
     exprs = []
     for column, name in zip(columns, names, strict=True):
         ref = quote_identifier(column)
-        value = f"ifNull(toString({ref}), '')" if column == "http_status" else f"toString({ref})"
+        # LowCardinality columns grouped as they are (their dictionary keys); the status as text
+        value = f"ifNull(toString({ref}), '')" if column == "http_status" else ref
         exprs.append(f"{value} AS {name}")
-    sets_sql = ", ".join(f"({n})" for n in names)
+    sets_sql = ", ".join(f"({n})" for n in names) + ", ()"
     listed = ", ".join(names)
     return (f"SELECT {listed}, countIf(__f) AS f, countIf(__b) AS b, grouping({listed}) AS g "
-            f"FROM ({_inner(table, sets, exprs)}) GROUP BY GROUPING SETS ({sets_sql})")
+            f"FROM ({_inner(table, sets, exprs, keep)}) GROUP BY GROUPING SETS ({sets_sql})")
 
 
 def sample_sql(table: str, sets: SetsSql, columns: Sequence[str], keep: str, per_set: int) -> str:
     """The records ``keep`` (a sampling condition) selects, at most ``per_set`` of each set."""
-    return f"SELECT * FROM ({_inner(table, sets, columns)}) WHERE {keep} LIMIT {int(per_set)} BY __f"
+    return f"SELECT * FROM ({_inner(table, sets, columns, keep)}) LIMIT {int(per_set)} BY __f"
 
 
 def conjunctions_sql(table: str, sets: SetsSql, conditions: Sequence[str]) -> str:
