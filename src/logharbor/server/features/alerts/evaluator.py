@@ -34,6 +34,13 @@ __all__ = ["Clock", "Evaluator", "Job", "ManualClock", "SystemClock", "next_slot
 
 log = logging.getLogger("logharbor.alerts")
 _RESOLVED_KEEP_NS = 86400 * 10**9  # a resolved group stays visible this long
+#: firing groups of one evaluation that get their top contributors (explain costs a few passes)
+_EXPLAINS_PER_EVALUATION = 3
+#: condition kinds whose records can be explained (a new template is its own explanation)
+_EXPLAINED = frozenset({"count", "ratio", "value", "anomaly"})
+#: (query, numerator, group labels, window ns, at ns, scope) → contributors, or None
+Explainer = Callable[[str, "str | None", dict[str, str], int, int, "tuple[str, dict[str, object]] | None"],
+                     "dict[str, Any] | None"]
 _RELOAD_NS = 30 * 10**9  # rules edited on another server are picked up within this long
 
 
@@ -152,12 +159,15 @@ class Evaluator:
     def __init__(self, catalog: Catalog, run_query: Callable[[str, Mapping[str, Any]], list[dict[str, Any]]],
                  table: str, clock: Clock | None = None, *, concurrency: int = 2,
                  on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None,
-                 lease: Lease | None = None, patterns_table: str | None = None) -> None:
+                 lease: Lease | None = None, patterns_table: str | None = None,
+                 explain: Explainer | None = None) -> None:
         self.catalog = catalog
         self.run_query = run_query
         self.table = table
         self.patterns_table = patterns_table  # quoted; what new_pattern rules read (None: ``patterns``)
         self.clock_table: str | None = None  # quoted; the clock offsets clock_skew rules read
+        #: the top contributors of a firing group (features/explain/alerting.py); None: none
+        self.explain = explain
         self.clock: Clock = clock or SystemClock()
         self.on_outbox = on_outbox
         self.jobs = jobs or []
@@ -202,6 +212,7 @@ class Evaluator:
                      results: list[GroupResult], ev: Evaluation) -> None:
         rule = stored.rule
         seen = set()
+        explains = [_EXPLAINS_PER_EVALUATION]  # what is left of this evaluation's explain budget
         for result in results:
             key = result.key
             seen.add(key)
@@ -226,7 +237,8 @@ class Evaluator:
                                    "value": result.value, "time_ns": at_ns})
             if notify:
                 since = cols.get("active_since_ns") or (prev or {}).get("active_since_ns") or at_ns
-                self._outbox(stored, result, notify, since, at_ns, ev, repeat=before == "firing" == state)
+                self._outbox(stored, result, notify, since, at_ns, ev, repeat=before == "firing" == state,
+                             explains=explains)
         for key, prev in states.items():  # groups not reported at all (value rules): condition false
             if key in seen:
                 continue
@@ -246,20 +258,41 @@ class Evaluator:
                 self._outbox(stored, result, notify, prev["active_since_ns"] or at_ns, at_ns, ev)
 
     def _outbox(self, stored: StoredRule, result: GroupResult, kind: str, since_ns: int, at_ns: int,
-                ev: Evaluation, *, repeat: bool = False) -> None:
+                ev: Evaluation, *, repeat: bool = False, explains: list[int] | None = None) -> None:
         rule = stored.rule
         labels = {"alertname": rule.name, **rule.labels, **result.labels}
-        alert = {"labels": labels, "annotations": rule.render(result.labels, result.value, result.details),
+        annotations = rule.render(result.labels, result.value, result.details)
+        found = self._contributors(stored, result, kind, at_ns, explains)
+        if found is not None:
+            annotations = {**annotations, "contributors": found["text"]}
+        alert = {"labels": labels, "annotations": annotations,
                  "value": result.value, "details": result.details, "state": kind, "starts_ns": since_ns,
                  "ends_ns": at_ns if kind == "resolved" else None,
                  "rule_labels": rule.labels, "max_per_hour": rule.max_notifications_per_hour,
                  "scope": stored.scope.as_json()}
+        if found is not None:
+            alert["contributors"] = found
         dedup = f"{stored.id}:{result.key}:{kind}:{since_ns}" + (f":{at_ns}" if repeat else "")
         for channel in rule.channels:
             ev.outbox.append({"dedup_key": dedup, "channel": channel, "rule_id": stored.id,
                               "rule_name": rule.name, "batch": at_ns, "kind": kind, "alert": alert,
                               "status": "pending", "attempts": 0, "next_attempt_ns": at_ns,
                               "created_ns": at_ns})
+
+    def _contributors(self, stored: StoredRule, result: GroupResult, kind: str, at_ns: int,
+                      explains: list[int] | None) -> dict[str, Any] | None:
+        """What sets a firing group's records apart (a few per evaluation; never raises)."""
+        rule = stored.rule
+        if self.explain is None or kind != "firing" or not rule.channels or not explains \
+                or explains[0] <= 0 or rule.condition.type not in _EXPLAINED:
+            return None
+        explains[0] -= 1
+        try:
+            return self.explain(rule.query, rule.condition.numerator, result.labels, rule.window_ns, at_ns,
+                                stored.scope.sql())
+        except Exception as exc:  # an explain error must never block a notification
+            log.warning("rule %r: contributors failed, notifying without them: %s", rule.name, exc)
+            return None
 
     def dry_run(self, rule: Rule, at_ns: int, *, scope: tuple[str, dict[str, object]] | None = None
                 ) -> list[dict[str, Any]]:

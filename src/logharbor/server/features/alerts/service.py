@@ -14,6 +14,7 @@ from typing import Any
 
 from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.features.explain.alerting import contributors
 from logharbor.server.meta.db import MetaStore
 
 from .catalog import Catalog
@@ -49,7 +50,14 @@ class AlertService:
             self._settings["max_memory_usage"] = query_max_memory_bytes
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
                                    on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease,
-                                   patterns_table=quote_identifier(store.patterns_name))
+                                   patterns_table=quote_identifier(store.patterns_name),
+                                   explain=self.contributors)
+
+    def contributors(self, query: str, numerator: str | None, labels: dict[str, str], window_ns: int,
+                     at_ns: int, scope: tuple[str, dict[str, object]] | None) -> dict[str, Any] | None:
+        """A firing group's top contributors (features/explain/alerting.py; None on error)."""
+        return contributors(self.store, self._settings, query=query, numerator=numerator, labels=labels,
+                            window_ns=window_ns, at_ns=at_ns, scope=scope)
 
     def run_query(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One compiled rule query against the store, under the server's query time and memory budget."""
