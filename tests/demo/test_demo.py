@@ -19,7 +19,7 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "logharbor.cli.main", "demo", "--port", str(port), "--backlog", "1500",
-         "--requests", "150", "--rate", "5", "--duration", "60", "--data-dir", str(tmp_path / "demo"), *mode],
+         "--requests", "150", "--rate", "5", "--duration", "180", "--data-dir", str(tmp_path / "demo"), *mode],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines: list[str] = []
@@ -63,6 +63,15 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
             assert rows and all(r["source"] == "nginx" for r in rows), rows[:3]
         templates = results["level:>=WARN | patterns"]
         assert templates and all(set(t) >= {"pattern_id", "template", "count"} for t in templates)
+        # the explain command it prints: the checkout errors set apart from the rest of the hour
+        explain = re.search(r"logharbor explain '(.+?)' --since 1h --baseline complement", out)
+        assert explain, out
+        response = httpx.post(f"http://127.0.0.1:{port}/api/v1/explain", headers=headers, timeout=120,
+                              json={"q": explain[1], "since": "1h", "baseline": "complement"})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["focus"]["count"] > 0 and answer["values"], answer
+        assert answer["values"][0]["significant"], answer["values"][:3]
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -38,6 +38,8 @@ def _pick_port(wanted: int) -> int:
 _PATTERNS_QUERY = "level:>=WARN | patterns"
 #: the default clock offset of the lab's second app instance (issue 28: the demo shows one)
 SKEW_MS = 25.0
+#: what the demo suggests to explain: the checkout errors against every other record of the hour
+EXPLAIN_QUERY = "service:checkout AND level:ERROR"
 
 
 def cli_command() -> str:
@@ -73,6 +75,8 @@ def _where_to_look(console: Console, url: str, api_key: str | None, root: Path, 
         console.print(f"  {cli} query '{q}' --since 1h", soft_wrap=True, highlight=False)
     console.print(f"  {cli} query '{_PATTERNS_QUERY}' --since 1h   # the shapes the warnings take",
                   soft_wrap=True, highlight=False)
+    console.print(f"  {cli} explain '{EXPLAIN_QUERY}' --since 1h --baseline complement   # what sets the "
+                  "errors apart", soft_wrap=True, highlight=False)
     if request_id or trace:
         console.print(f"  {cli} trace {request_id or trace}", soft_wrap=True, highlight=False)
     console.print(f"  {cli} tail 'service:checkout AND level:ERROR'", soft_wrap=True, highlight=False)
