@@ -56,7 +56,9 @@ export interface Histogram {
   destroy(): void;
 }
 
-export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histogram {
+/** `onPick` (optional): a bar was clicked, with the range of its bucket (the search page explains it). */
+export function histogram(onZoom: (fromMs: number, toMs: number) => void,
+  onPick?: (fromMs: number, toMs: number) => void): Histogram {
   const el = h("div", { class: "histogram", id: "histogram" });
   let plot: uPlot | null = null;
   let resize: ResizeObserver | null = null;
@@ -124,6 +126,18 @@ export function histogram(onZoom: (fromMs: number, toMs: number) => void): Histo
     plot = new uPlot(opts, [data.x, ...order.map((i) => cumulative[i])] as uPlot.AlignedData, el);
     note = partialCaption(el, parts, data.spanS, data.x.length - 1);
     if (note) el.append(note);
+    if (onPick) {
+      // a click (not the end of a drag) on a bar picks that bucket
+      const u = plot;
+      let downX = -1;
+      u.over.addEventListener("mousedown", (ev) => { downX = ev.offsetX; });
+      u.over.addEventListener("click", (ev) => {
+        if (downX < 0 || Math.abs(ev.offsetX - downX) > 3) return;
+        const i = u.posToIdx(ev.offsetX);
+        if (i === null || i < 0 || i >= data.x.length) return;
+        onPick(Math.max(r.fromMs, data.x[i] * 1000), Math.min(r.toMs, (data.x[i] + data.spanS) * 1000));
+      });
+    }
     resize = new ResizeObserver(() => {
       if (plot && el.clientWidth > 0) plot.setSize({ width: el.clientWidth, height: 150 });
     });

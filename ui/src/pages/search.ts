@@ -7,6 +7,7 @@
 import { type QueryAnswer, type Row, runQuery, savedQueries } from "../api";
 import type { AggChart, AggView } from "../components/aggchart";
 import { fetchFields, type FieldsAnswer, fieldSidebar, type UnknownField } from "../components/fieldsidebar";
+import { explainPanel } from "../components/explain";
 import { bucketize, histogram } from "../components/histogram";
 import { patternsTable } from "../components/patterns";
 import { queryBar } from "../components/querybar";
@@ -121,14 +122,19 @@ export function searchPage(): Page {
         onclick: async () => (await import("../components/searchactions")).openAction(kind, state, dialogs) }, label);
       const actions = h("div", { class: "search-actions" }, action("save", "action-save", "Save query"),
         action("dashboard", "action-dashboard", "Add to dashboard"), action("alert", "action-alert", "Create alert"));
+      const explain = explainPanel((field, value, negate) => onFilter(field, value, negate));
       hist = histogram((fromMs, toMs) => {
         range = { from: iso(fromMs), to: iso(toMs) };
         picker.set(range);
         void run(true);
-      });
+      }, (fromMs, toMs) => void explain.open(filterPart(q), fromMs, toMs));
+      const explainRange = h("button", { type: "button", id: "explain-open", title:
+        "what sets the records of this range apart from the window before",
+        onclick: () => { if (resolved) void explain.open(filterPart(q), resolved.fromMs, resolved.toMs); } }, "Explain");
       const histWrap = h("section", { class: "card hist-card" },
         h("div", { class: "card-head" }, h("h2", null, "Matches over time"),
-          h("span", { class: "hint" }, "drag across the chart to zoom in")),
+          h("span", { class: "hint" }, "drag across the chart to zoom in, click a bar or Explain to see what changed"),
+          explainRange),
         hist.el);
       const summary = h("p", { class: "result-summary", id: "result-summary", "aria-live": "polite" });
       const head = h("div", { class: "columns-head", id: "columns-head", hidden: true });
@@ -169,7 +175,7 @@ export function searchPage(): Page {
         onColumn: (field) => toggleColumn(field),
       });
       root.append(h("div", { class: "page search" },
-        h("div", { class: "search-top" }, bar.el, actions), warning, histWrap,
+        h("div", { class: "search-top" }, bar.el, actions), warning, histWrap, explain.el,
         h("div", { class: "search-body" }, sidebar.el, resultsCard), dialogs));
 
       const recordActions: RecordActions = { link: recordLink, context: (r) => void openContext(r) };
