@@ -71,7 +71,9 @@ def test_demo_prints_working_queries(tmp_path: Path, mode: list[str]) -> None:
         assert response.status_code == 200, response.text
         answer = response.json()
         assert answer["focus"]["count"] > 0 and answer["values"], answer
-        assert answer["values"][0]["significant"], answer["values"][:3]
+        assert answer["statistic"]["tests"] > 0 and "message" in {x["field"] for x in answer["left_out"]}
+        if answer["focus"]["count"] >= 30:  # the checkout errors are app records: source=app at least
+            assert answer["values"][0]["significant"], (answer["focus"], answer["values"][:3])
     finally:
         proc.terminate()
         proc.wait(timeout=60)
