@@ -54,7 +54,7 @@ SELECT '', ts, ts, if(st >= 500, 'ERROR', if(st >= 400, 'WARN', 'INFO')), if(st 
     if(st = 502, 'a000000000000502', concat('b00000000000', toString(st)))
 FROM (
     SELECT number AS n,
-        fromUnixTimestamp64Nano(toInt64({start} + intDiv(number * {span}, {total})), 'UTC') AS ts,
+        fromUnixTimestamp64Nano(toInt64({start} + number * intDiv({span}, {total})), 'UTC') AS ts,
         number >= {half} AS focus,
         concat('web-', toString(1 + cityHash64(number, 5) % 8)) AS host,
         if(cityHash64(number, 6) % 10 < 3, '1.4.3', '1.4.2') AS ver,
