@@ -217,6 +217,16 @@ def test_a_batch_larger_than_the_burst_is_a_413_that_names_the_limit(server: Ser
     assert httpx.post(server.url + "/api/v1/logs", content=small, headers=headers, timeout=60).status_code == 200
 
 
+def test_a_batch_of_exactly_the_burst_ending_in_a_newline_is_accepted(server: ServerProcess) -> None:
+    """NDJSON ends its last line with a newline: 50 records and a final newline are 50 lines, not 51."""
+    key = server.create_key("writer", name="edge")
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/x-ndjson"}
+    body = b"".join(orjson.dumps({"message": f"edge {i}"}) + b"\n" for i in range(50))
+    response = httpx.post(server.url + "/api/v1/logs", content=body, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 50
+
+
 # ------------------------------------------------------------------------------- abandoned upload (item 13)
 
 def test_a_client_that_leaves_mid_upload_leaves_one_line_and_no_traceback(server: ServerProcess) -> None:

@@ -34,7 +34,8 @@ from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
 
-__all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "read_body", "stamp_tenant"]
+__all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "line_count", "read_body",
+           "stamp_tenant"]
 
 T = TypeVar("T")
 log = logging.getLogger("logharbor.server.ingest")
@@ -264,6 +265,14 @@ class Ingestor:
 _INLINE_DECOMPRESS_BYTES = 64 * 1024
 _TEXT_TYPES = ("application/x-ndjson", "application/json", "text/plain", "application/jsonl",
                "application/x-json-stream", "application/ndjson")
+
+
+def line_count(body: bytes) -> int:
+    """Lines in a request body, as a request limit counts them: a final newline ends the last line,
+    it does not start another (an N-record body ending in a newline is N lines, not N + 1)."""
+    if not body:
+        return 0
+    return body.count(b"\n") + (body[-1:] != b"\n")
 
 
 async def read_body(request: Request, *, limit: int, content_types: tuple[str, ...] = _TEXT_TYPES) -> bytes:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
-from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
+from logharbor.server.ingest.base import Ingestor, RecordLimits, line_count, read_body
 from logharbor.server.ingest.ecs import BulkDoc, BulkItem, BulkNotes, decode_bulk
 from logharbor.server.ingest.es_admin import (
     ES_CONTENT_TYPES,
@@ -213,7 +213,7 @@ class ElasticsearchIngest:
                      ) -> tuple[list[BulkItem], BulkNotes, bool] | Response:
         """Decode, store and count; the items, what was ignored and whether this was a replay
         (or the whole request's error answer)."""
-        lines = body.count(b"\n") + 1
+        lines = line_count(body)
         if lines > 2 * self.max_records:
             raise ApiError(413, "too_many_records",
                            f"{lines} lines in one request, over the limit of {2 * self.max_records}")

@@ -20,7 +20,7 @@ from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
-from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
+from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, line_count, read_body
 from logharbor.server.ingest.retries import REPLAYED
 
 __all__ = ["NativeIngest", "decode_ndjson"]
@@ -124,7 +124,7 @@ class NativeIngest:
         (recomputed from the body) with ``Idempotent-Replayed: true``.
         """
         body = await read_body(request, limit=self.max_body_bytes)
-        lines = body.count(b"\n") + 1
+        lines = line_count(body)
         if lines > self.max_records:
             raise ApiError(413, "too_many_records",
                            f"{lines} lines in one request, over the limit of {self.max_records}")
