@@ -199,6 +199,8 @@ def test_silence_a_firing_alert_then_expire_it(page: playwright_api.Page, server
         # the Alerts page links each firing group here, with the form filled in
         matchers = "rows => rows.map(r => [...r.querySelectorAll('input, select')].map(e => e.value).join(' '))"
         page.click("#nav a[data-page=alerts]")
+        page.locator(f"#active tr[data-rule='{rule}'] button.silence-link").first.wait_for()
+        shots(page, "alerts-silence-button", focus="#active-alerts")
         page.locator(f"#active tr[data-rule='{rule}'] button.silence-link").first.click()
         page.wait_for_selector("#silence-form")
         values = page.locator("#silence-form .matcher").evaluate_all(matchers)
