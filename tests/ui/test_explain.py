@@ -17,8 +17,8 @@ def test_explain_a_range_then_filter_by_a_row(probe: PageProbe, demo: Demo) -> N
     page.wait_for_selector("#histogram .u-over")
     page.click("#explain-open")
     page.wait_for_selector("#explain-summary")
-    # the window before the data holds nothing: nothing can stand out, and the panel says so
-    assert "no value stands out" in page.inner_text("#explain-summary")
+    # the window before the data holds nothing: the panel says so and what to do instead
+    assert "none in the window before" in page.inner_text("#explain-summary")
     page.select_option("#explain-baseline", "complement")
     page.wait_for_function("() => (document.querySelector('#explain-summary')?.textContent ?? '').includes('rest')")
     summary = page.inner_text("#explain-summary")

@@ -16,6 +16,9 @@ describe("explain panel text", () => {
     expect(explainSummary(answer(true))).toContain("1 value stand out");
     expect(explainSummary(answer(true))).toContain("p < 0.00025");
     expect(explainSummary(answer(false))).toContain("no value stands out");
+    const empty = answer(false);
+    empty.baseline.count = 0;
+    expect(explainSummary(empty)).toContain("none in the window before");
   });
   it("writes lift as a factor, or new", () => {
     expect(liftText({ lift: 5.8, new: false })).toBe("5.80×");

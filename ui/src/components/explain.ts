@@ -60,6 +60,10 @@ export function liftText(v: Pick<ExplainValue, "lift" | "new">): string {
 /** One sentence on what was compared and how sure the ranking is. */
 export function explainSummary(a: ExplainAnswer): string {
   const base = a.baseline.mode === "complement" ? "the rest of the range" : "the window before";
+  if (a.baseline.count === 0) {
+    return `${a.focus.count.toLocaleString("en")} records, and none in ${base} to compare them with: ` +
+      (a.baseline.mode === "complement" ? "pick a narrower query." : "compare with the rest of the range instead.");
+  }
   const named = a.values.filter((v) => v.significant).length;
   return `${a.focus.count.toLocaleString("en")} records against ${a.baseline.count.toLocaleString("en")} in ${base}; ` +
     (named ? `${named} value${named === 1 ? "" : "s"} stand out` : "no value stands out") +
