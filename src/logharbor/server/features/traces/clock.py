@@ -24,7 +24,6 @@ from starlette.requests import Request
 from logharbor.record import format_timestamp
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.base import Store, StoreError
-from logharbor.server.engine.store.rows import row_to_record
 from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
@@ -39,11 +38,11 @@ log = logging.getLogger("logharbor.server.clock")
 MINUTE_NS = 60 * 10**9
 CLOCK_INTERVAL_NS = MINUTE_NS  # how often the leader estimates
 WINDOW_NS = 15 * MINUTE_NS  # the requests each estimate reads
-MAX_ROWS = 60_000  # the newest request records of the window, at most (about 20k requests)
+MAX_ROWS = 30_000  # the newest request records of the window, at most (about 10k requests)
 KEEP_DAYS = 30
 CACHE_S = 20.0  # how long a read of the latest estimate is reused
-_READ = ("tenant", "timestamp", "service", "source", "host", "instance", "trace_id", "request_id",
-         "http_duration_ms", "attributes", "attributes_exact")
+_READ = ("tenant", "service", "source", "host", "instance", "trace_id", "request_id", "http_duration_ms")
+_ATTRIBUTES = ("request_creation_time", "request_processing_ms")  # the ALB's, the only ones read
 _TYPES = {"at": "Int64", "tenant": "String", "clock": "String", "layer": "String", "host": "String",
           "instance": "String", "service": "String", "reference": "String", "offset_ms": "Nullable(Float64)",
           "uncertainty_ms": "Nullable(Float64)", "requests": "UInt32", "consistent": "UInt8"}
@@ -74,10 +73,24 @@ class ClockOffsets:
     # ------------------------------------------------------------------ the job
 
     def records(self, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
-        """The request records (with a duration) of ``[start, end)``, newest first, as canonical records."""
-        rows = self.store.query(clock_sql.records_sql(self.store.table, _READ),
+        """The request records (with a duration) of ``[start, end)``, newest first, as the canonical
+        records the estimate reads: only the columns and the two ALB attributes it needs (reading
+        whole rows with the attributes column was 9× slower at 20k requests)."""
+        rows = self.store.query(clock_sql.records_sql(self.store.table, _READ, _ATTRIBUTES),
                                 {"lo": start_ns, "hi": end_ns, "n": MAX_ROWS})
-        return [row_to_record(r) for r in rows]
+        out = []
+        for row in rows:
+            attributes: dict[str, Any] = {}
+            if row.get("attr_request_creation_time"):
+                attributes["request_creation_time"] = row["attr_request_creation_time"]
+            try:
+                attributes["request_processing_ms"] = float(row["attr_request_processing_ms"])
+            except (KeyError, TypeError, ValueError):  # not an ALB record, or not a number
+                pass
+            out.append({"timestamp": int(row["ts_ns"]), "http": {"duration_ms": row["http_duration_ms"]},
+                        "attributes": attributes,
+                        **{c: row.get(c) or None for c in _READ if c != "http_duration_ms"}})
+        return out
 
     def estimate(self, at_ns: int) -> list[dict[str, Any]]:
         """Each clock's offset from the window ending at ``at_ns`` (not stored)."""
