@@ -239,10 +239,13 @@ def test_alerts_page_form_preview_validation_history_and_notifications(page: Any
 
     wait_until(lambda: notified("firing"), "the firing notifications")
     page.click(f"#rules tr[data-rule='{name}'] [data-action=open]")
-    page.wait_for_selector("#rule-history tr[data-to=firing]")
+    # the record drawn by that click (an older one may still be on screen until it lands)
+    page.wait_for_selector("#rule-notifications tr[data-channel=ui-hook-ok][data-status=sent]")
+    bad = page.locator("#rule-notifications tr[data-channel=ui-hook-bad][data-status=failed]")
+    bad.wait_for()
+    assert page.locator("#rule-history tr[data-to=firing]").count() == 1
     assert page.locator("#rule-last-error[data-ok=true]").inner_text() == "no error"
     assert page.locator("#rule-notifications tr[data-channel=ui-hook-ok][data-status=sent]").count() == 1
-    bad = page.locator("#rule-notifications tr[data-channel=ui-hook-bad][data-status=failed]")
     assert bad.count() == 1 and bad.locator(".form-error").inner_text()  # the reason it failed
     assert page.locator(f"#rules tr[data-rule='{name}']").get_attribute("data-state") == "firing"
     page.locator("#rule-detail").scroll_into_view_if_needed()
@@ -268,7 +271,7 @@ def test_alerts_page_form_preview_validation_history_and_notifications(page: Any
     changes = page.locator("#rule-history tbody tr").evaluate_all(
         "trs => trs.map(t => t.dataset.from + '>' + t.dataset.to)")
     assert changes == ["firing>resolved", "inactive>firing"]
-    assert page.locator("#rule-notifications tr[data-kind=resolved][data-channel=ui-hook-ok]").count() == 1
+    page.wait_for_selector("#rule-notifications tr[data-kind=resolved][data-channel=ui-hook-ok][data-status=sent]")
     assert "took" in page.inner_text("#rule-last-eval")
     page.locator("#rule-detail").scroll_into_view_if_needed()
     every_look(page, "alerts-history-resolved", "#rule-history tr[data-to=resolved]")

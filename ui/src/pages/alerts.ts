@@ -3,6 +3,7 @@
 // its link) appears only when the server answers GET /api/v1/alerts/rules. The server validates
 // every rule and its message is shown beside the field it names; writing needs an admin key.
 
+import "./alerts.css";
 import { silenceUrl } from "../admin";
 import { getJSON, request, type Row } from "../api";
 import { ruleDetail, type RuleStatus } from "../components/ruledetail";

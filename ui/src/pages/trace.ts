@@ -1,6 +1,7 @@
 // Trace view: one request as ALB, NGINX and the app saw it — the waterfall and timing breakdown
 // of GET /api/v1/traces/{id}, then every record of the request in order.
 
+import "./trace.css";
 import { getJSON, type Row } from "../api";
 import { recordItem } from "../components/records";
 import { offsetText } from "../components/clocks";
