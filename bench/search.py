@@ -222,18 +222,53 @@ def time_sql(store: EmbeddedStore, query: tuple[str, dict[str, object]], runs: i
     return {"rows": len(rows), "p50": round(statistics.median(samples), 1), "min": round(min(samples), 1)}
 
 
+# ------------------------------------------------------------------------------------ tiers mode
+
+def tiers_mode(args: argparse.Namespace, work: Path) -> None:
+    """The first page through the retention tiers' read view, in process: the view of the hot
+    table alone (warm and cold empty, what ``Tiers.refresh_view`` exposes then) against the
+    ``UNION ALL`` of every tier it exposed before; the rows must be the same."""
+    from logharbor.server.engine.store.tiers import Tiers
+
+    store = EmbeddedStore(work / "store")
+    store.open()
+    load(store, args.records)
+    tiers = Tiers(store, None)
+    tiers.open()
+    for name, q in PAGE_QUERIES:
+        compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=100,
+                                 max_limit=100)
+        answers: dict[str, list[dict[str, Any]]] = {}
+        for view in ("union_all", "hot_alone"):
+            if view == "union_all":
+                tiers._expose_all_tiers(False)
+            else:
+                tiers.refresh_view()
+            times, stats = [], {}
+            for _ in range(args.runs + 1):  # the first run warms the caches and is not counted
+                t0 = time.perf_counter()
+                rows, stats = store.query_with_stats(compiled.sql, compiled.params)
+                times.append((time.perf_counter() - t0) * 1000)
+            answers[view] = rows
+            emit(bench="search-tiers", query=name, view=view, rows=len(rows), p50_ms=pct(times[1:], 0.5),
+                 rows_read=stats.get("rows_read"), bytes_read=stats.get("bytes_read"))
+        emit(bench="search-tiers", query=name, same_rows=answers["union_all"] == answers["hot_alone"])
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=("page", "free-text"), default="page")
-    parser.add_argument("--records", type=int, default=None, help="default 1M (page) or 10M (free-text)")
+    parser.add_argument("--mode", choices=("page", "free-text", "tiers"), default="page")
+    parser.add_argument("--records", type=int, default=None,
+                        help="default 1M (page, tiers) or 10M (free-text)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     if args.records is None:
-        args.records = 1_000_000 if args.mode == "page" else 10_000_000
+        args.records = 10_000_000 if args.mode == "free-text" else 1_000_000
     work = Path(tempfile.mkdtemp(prefix="lh-bench-search-"))
     try:
-        (page_mode if args.mode == "page" else free_text_mode)(args, work)
+        {"page": page_mode, "free-text": free_text_mode, "tiers": tiers_mode}[args.mode](args, work)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
