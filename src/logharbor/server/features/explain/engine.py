@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.patterns import group_ids, pattern_info
 from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import QueryError
@@ -84,7 +84,7 @@ def _round(x: float | None, digits: int = 4) -> float | None:
     return round(x, digits)
 
 
-def _pattern_groups(store: Any, counts: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+def _pattern_groups(store: Store, counts: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Stored pattern ids' counts merged into their groups' (docs/patterns.md)."""
     if not counts:
         return counts
@@ -164,7 +164,7 @@ def _ranked_json(item: Categorical, totals: tuple[int, int], threshold: float) -
     return row
 
 
-def _together(store: Any, sets: Sets, settings: Mapping[str, Any], ranked: list[Categorical],
+def _together(store: Store, sets: Sets, settings: Mapping[str, Any], ranked: list[Categorical],
               significant: float, totals: tuple[int, int]) -> dict[str, Any] | None:
     """The top rising values (one per canonical field: a column, cheap to count on every record)
     that most focus records share, counted exactly over both sets."""
@@ -225,7 +225,7 @@ def _numbers_json(items: list[Numeric], quantiles: dict[str, tuple[int, list[flo
     return out
 
 
-def explain(store: Any, req: ExplainRequest, *, scope: tuple[str, dict[str, Any]] | None,
+def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, Any]] | None,
             settings: Mapping[str, Any], now_ns: int | None = None) -> dict[str, Any]:
     """The answer of ``POST /api/v1/explain`` (docs/explain.md). Raises ``QueryError`` for a bad
     query, ``ValueError`` for a baseline that cannot be made, ``StoreError`` from the store."""
@@ -303,7 +303,7 @@ def explain(store: Any, req: ExplainRequest, *, scope: tuple[str, dict[str, Any]
     }
 
 
-def _patterns_json(store: Any, items: list[Categorical], totals: tuple[int, int], threshold: float,
+def _patterns_json(store: Store, items: list[Categorical], totals: tuple[int, int], threshold: float,
                    focus_start: int) -> list[dict[str, Any]]:
     """Templates that are new or grew (significantly more of the focus than of the baseline)."""
     rising = sorted((c for c in items if c.tested and c.focus_share > c.baseline_share
