@@ -303,8 +303,8 @@ def test_services_rate_is_over_the_active_minutes(page: Any, demo: Demo, window:
     assert figs.evaluate_all("fs => fs.map(f => f.dataset.partial)") == ["last"] * 3
     assert figs.first.get_attribute("data-partial-covered") == f"{25 / 120:.3f}"
     assert "covers 25 s of its 2 min" in figs.first.locator(".partial-note").inner_text()
-    page.locator(".service-card[data-service=burst]").scroll_into_view_if_needed()
-    every_look(page, "services-rate-partial", ".service-card[data-service=burst] .partial-note")
+    every_look(page, "services-rate", "#health-table", full_page=False)
+    every_look(page, "services-partial", ".service-card[data-service=burst] .partial-note", full_page=False)
 
 
 def test_search_histogram_and_dashboard_mark_the_partial_bucket(page: Any, demo: Demo,
