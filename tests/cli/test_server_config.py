@@ -184,3 +184,25 @@ def test_a_real_server_takes_its_settings_from_all_three_sources(tmp_path: Path,
         assert answer.json().get("accepted", 0) == 0, answer.text  # --max-line-kb 1: refused
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("file", "words"), [
+    ('forward_shared_key: 987654321\n', ["forward_shared_key (--forward-shared-key", "valid string"]),
+    ('forward_shared_key: ["hunter2"]\n', ["forward_shared_key"]),
+    ('store: ["clickhouse://u:hunter2@h/db"]\n', ["store (--store"]),
+    ('meta_url: {url: "postgresql://u:hunter2@h/db"}\n', ["meta_url (--meta-url"]),
+    ('cold_endpoint: ["http://AKIA:hunter2@h"]\n', ["cold_endpoint"]),
+    ('port: 1\nmeta_url: postgresql://u:hunter2@h/db: x\n', ["not valid YAML", "line 2"]),
+    ('forward_shared_key: "hunter2\n', ["not valid YAML", "at line "]),
+    ('port: !!python/object/apply:os.system ["echo hunter2"]\n', ["not valid YAML", "line 1"]),
+])
+def test_a_refused_setting_never_echoes_a_secret(tmp_path: Path, started: list[ServerConfig], file: str,
+                                                 words: list[str]) -> None:
+    """Passwords in URLs and shared keys are refused naming the setting, never quoting its value
+    (the message goes to the terminal and the service manager's log)."""
+    (tmp_path / "s.yaml").write_text(file)
+    done = invoke("--config", str(tmp_path / "s.yaml"))
+    assert done.exit_code == 2 and not started, done.output
+    assert "hunter2" not in done.output and "987654321" not in done.output, done.output
+    for word in words:
+        assert word in done.output, (word, done.output)

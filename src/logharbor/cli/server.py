@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from logharbor.cli.errors import CliError
-from logharbor.server.config import ENV_PREFIX, Flag, Kind, ServerConfig, format_seconds
+from logharbor.server.config import ENV_PREFIX, SECRET_FIELDS, Flag, Kind, ServerConfig, format_seconds
 
 __all__ = ["FLAGS", "OptionSpec", "register", "run_server"]
 
@@ -236,7 +236,8 @@ def config_error(exc: ValidationError) -> str:
         elif spec is None:
             lines.append(message)
         else:
-            got = "" if error["type"] == "value_error" else f" (got {error['input']!r})"
+            quiet = error["type"] == "value_error" or field in SECRET_FIELDS
+            got = "" if quiet else f" (got {error['input']!r})"
             lines.append(f"{field} ({spec.names[0]}, {ENV_PREFIX}{field.upper()}): {message}{got}")
     return "invalid configuration: " + "; ".join(lines)
 

@@ -101,10 +101,23 @@ def _check_file(path: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"--config {path}: cannot read it: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"--config {path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        raise ValueError(f"--config {path}: not valid YAML: {_yaml_problem(exc)}") from None
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"--config {path}: must be a mapping of settings (field: value), "
                          f"not a {type(data).__name__}")
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """What is wrong and where, without the quoted line PyYAML adds (it may hold a password)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "cannot parse it"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+#: settings whose value may hold a secret (a URL's password, a shared key): an error names them
+#: but never quotes what was given
+SECRET_FIELDS = frozenset({"meta_url", "store", "forward_shared_key", "cold_storage", "cold_endpoint"})
 
 
 def _csv(value: Any) -> Any:
