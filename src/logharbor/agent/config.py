@@ -1,11 +1,11 @@
 """The agent's YAML configuration, validated by pydantic before anything starts.
 
 Every source, transform and sink kind declares its own options model (with a ``type`` literal as
-the discriminator) in its own module; :func:`agent_config_model` assembles them from the registry
-into one :class:`AgentConfig`. :func:`load_config` turns every problem — YAML syntax, an unknown
-key, a bad value, a regex that does not compile, a parser option — into one :class:`ConfigError`
-whose message names the file, the key path and the reason, so ``logharbor agent --check`` is a
-complete review of a config file.
+the discriminator) in its own module, on the shared models of :mod:`logharbor.agent.options`;
+:func:`agent_config_model` assembles them from the registry into one :class:`AgentConfig`.
+:func:`load_config` turns every problem — YAML syntax, an unknown key, a bad value, a regex that
+does not compile, a parser option — into one :class:`ConfigError` whose message names the file,
+the key path and the reason, so ``logharbor agent --check`` is a complete review of a config file.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import Field, ValidationError, create_model
 
+from logharbor.agent.options import BatchConfig, BufferConfig, MetricsConfig, Strict, TLSConfig
+from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
+from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.types import AgentError
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "Strict",
     "TLSConfig",
     "agent_config_model",
+    "check_components",
     "load_config",
     "parse_config",
 ]
@@ -35,44 +39,6 @@ __all__ = [
 
 class ConfigError(AgentError):
     """A config file is not valid; ``str()`` names the file, the key and the reason."""
-
-
-class Strict(BaseModel):
-    """Base of every options model: unknown keys are errors, so a typo never passes silently."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class BufferConfig(Strict):
-    """Where a sink keeps what it has not delivered yet, and what happens when that is full."""
-
-    type: Literal["memory", "disk"] = "memory"
-    max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
-    when_full: Literal["block", "drop_newest"] = "block"
-    #: seal a disk buffer at rest (AES-GCM) with the keys of this file (``id:hex`` lines, mode 0600)
-    encryption_key_file: Path | None = None
-
-
-class BatchConfig(Strict):
-    """A batch is sent when it reaches ``max_bytes`` or ``max_events``, or is ``timeout_secs`` old."""
-
-    max_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_events: int = Field(default=20_000, ge=1)
-    timeout_secs: float = Field(default=1.0, gt=0)
-
-
-class TLSConfig(Strict):
-    """Certificate checks for HTTPS: a custom CA bundle, or (for labs only) no verification."""
-
-    ca_file: Path | None = None
-    verify: bool = True
-
-
-class MetricsConfig(Strict):
-    """The agent's own Prometheus endpoint (``/metrics``) on its own port; ``port: 0`` disables it."""
-
-    address: str = "127.0.0.1"
-    port: int = Field(default=9598, ge=0, le=65535)
 
 
 class AgentConfig(Strict):
@@ -90,8 +56,6 @@ class AgentConfig(Strict):
 @functools.cache
 def agent_config_model() -> type[AgentConfig]:
     """:class:`AgentConfig` with ``sources``/``transforms``/``sinks`` typed by the registered kinds."""
-    from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
-
     def union(kinds: dict[str, Any]) -> Any:
         models = tuple(kind.Config for kind in kinds.values())
         if len(models) == 1:
@@ -129,8 +93,6 @@ def _describe(path: str, exc: ValidationError) -> str:
 
 
 def _is_tag(loc: list[str], i: int) -> bool:
-    from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
-
     section = loc[0]
     kinds = {"sources": SOURCES, "transforms": TRANSFORMS, "sinks": SINKS}.get(section, {})
     return i == 2 and loc[i] in kinds
@@ -144,8 +106,6 @@ def parse_config(data: Any, path: str = "<config>") -> AgentConfig:
         cfg = agent_config_model().model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc)) from None
-    from logharbor.agent.registry import check_components
-
     problems = check_components(cfg)
     if problems:
         raise ConfigError("\n".join(f"{path}: {key}: {why}" for key, why in problems))
@@ -167,3 +127,28 @@ def load_config(path: str | Path) -> AgentConfig:
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{p}: {where}: invalid YAML: {reason}") from None
     return parse_config(data, str(p))
+
+
+def check_components(cfg: AgentConfig) -> list[tuple[str, str]]:
+    """Build every parser and transform once; (key, reason) for each that fails."""
+    problems: list[tuple[str, str]] = []
+    for name, src in cfg.sources.items():
+        spec = src.parser_spec()
+        if spec is not None:
+            try:
+                build_parser_for(spec)
+            except Exception as exc:  # any build error is a config error to report
+                problems.append((f"sources.{name}.parser", str(exc)))
+    for i, tr in enumerate(cfg.transforms):
+        for wanted in tr.sources or ():
+            if wanted not in cfg.sources:
+                problems.append((f"transforms.{i}.sources", f"no source named {wanted!r}"))
+        try:
+            TRANSFORMS[tr.type].build(tr)
+        except Exception as exc:  # any build error is a config error to report
+            problems.append((f"transforms.{i}", str(exc)))
+    for name, sink in cfg.sinks.items():
+        ca = getattr(getattr(sink, "tls", None), "ca_file", None)
+        if ca is not None and not Path(ca).is_file():
+            problems.append((f"sinks.{name}.tls.ca_file", f"no such file: {ca}"))
+    return sorted(set(problems))

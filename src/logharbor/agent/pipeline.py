@@ -41,7 +41,8 @@ import orjson
 
 from logharbor.agent import eof, statedir, telemetry
 from logharbor.agent.config import AgentConfig, ConfigError, load_config
-from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS, build_parser_for
+from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
+from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
 
 __all__ = ["Agent", "encode"]

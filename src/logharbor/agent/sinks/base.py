@@ -36,8 +36,8 @@ from pydantic import Field
 
 from logharbor.agent import telemetry
 from logharbor.agent.buffer import open_buffer
-from logharbor.agent.config import BatchConfig, BufferConfig, Strict
 from logharbor.agent.identity import batch_key, instance_id, short_id
+from logharbor.agent.options import BatchConfig, BufferConfig, Strict
 from logharbor.agent.types import AckStatus, Buffer, BufferClosed, Encoded, Permanent, Retriable
 
 __all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge", "Unaccounted"]

@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, field_validator
 
-from logharbor.agent.config import TLSConfig
+from logharbor.agent.options import TLSConfig
 from logharbor.agent.sinks.base import SinkConfig
 from logharbor.agent.types import Retriable
 

@@ -1,4 +1,5 @@
-"""Options every source shares: how its lines are parsed, and fields added to each record."""
+"""Options every source shares (how its lines are parsed, fields added to each record), and the
+parser a source builds from them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from logharbor.agent.config import Strict
+from logharbor.agent.options import Strict
 
-__all__ = ["SourceConfig"]
+__all__ = ["SourceConfig", "build_parser_for"]
 
 
 class SourceConfig(Strict):
@@ -34,3 +35,11 @@ class SourceConfig(Strict):
             return self.parser, {}
         options = dict(self.parser)
         return options.pop("type"), options
+
+
+def build_parser_for(spec: tuple[str, dict[str, Any]]) -> Any:
+    """Build a parser from ``logharbor.formats`` (imported only when a config asks for one)."""
+    from logharbor.formats.base import build_parser
+
+    name, options = spec
+    return build_parser(name, **options)

@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 
 from logharbor.agent import telemetry
 from logharbor.agent.sources import file as file_source
+from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.sources.file import FileSource, Tailed
 from logharbor.agent.types import Chunk
 from logharbor.formats.multiline import parse_cri, parse_docker
@@ -114,7 +115,6 @@ class Config(file_source.Config):
     @model_validator(mode="after")
     def _build_once(self) -> Config:
         """Build the parser and the multiline aggregator now, so a bad option fails ``--check``."""
-        from logharbor.agent.registry import build_parser_for
         from logharbor.formats.multiline import build_multiline
 
         spec = super().parser_spec()
@@ -256,8 +256,6 @@ class ContainerSource(FileSource):
         self.parser: Any = None
         spec = cfg.own_parser_spec()
         if spec is not None:
-            from logharbor.agent.registry import build_parser_for
-
             self.parser = build_parser_for(spec)
         self._names: dict[str, str] = {}  # real path → the glob match that led there (a symlink)
         self._meta: dict[str, dict[str, Any]] = {}

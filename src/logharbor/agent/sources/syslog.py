@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from logharbor.agent import telemetry
-from logharbor.agent.sources.common import SourceConfig
+from logharbor.agent.sources.common import SourceConfig, build_parser_for
 from logharbor.agent.types import Ack, AgentError, Chunk
 from logharbor.formats.syslog import parse_syslog
 from logharbor.formats.syslog_framing import SyslogFramer
@@ -114,8 +114,6 @@ class SyslogSource:
         self.parser: Any = None
         spec = SourceConfig.parser_spec(cfg)
         if spec is not None:
-            from logharbor.agent.registry import build_parser_for
-
             self.parser = build_parser_for(spec)
         self._tls: ssl.SSLContext | None = None
         self._bind_all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logharbor.agent.config import Strict
+from logharbor.agent.options import Strict
 from logharbor.agent.types import Chunk
 
 __all__ = ["TransformConfig", "field_value", "records_of"]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from logharbor.agent.config import Strict
+from logharbor.agent.options import Strict
 from logharbor.agent.transforms.common import TransformConfig
 from logharbor.agent.types import Chunk
 from logharbor.redaction import Redactor
