@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from logharbor.server.engine.store import attributes as attrs
@@ -25,10 +25,11 @@ from logharbor.server.engine.store.sqlsafe import quote_identifier
 from . import ast
 from .aggregates import aggregate_sql
 from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
-from .fields import FieldRef, Kind, format_time_sql, resolve_field, table_columns
+from .fields import FieldRef, Kind, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
 from .patterns import GROUP_OF_VALUE, compare_window, pattern_groups, patterns_pipe, resolved_source
+from .stage import Column, Stage, StageBuilder
 from .timeparse import TimeParseError, parse_duration_ns
 
 __all__ = ["DEFAULT_LIMIT", "EXACT_SOURCE", "CompiledQuery", "compile_ast", "compile_filter", "compile_query",
@@ -81,85 +82,12 @@ def exact_fields(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]
     return row
 
 
-@dataclass
-class _Column:
-    name: str  # the user's name (output alias one level up)
-    internal: str  # the alias inside the stage
-    kind: Kind
-    nullable: bool = True
-    as_time_text: bool = False  # a DateTime inside the stage, RFC 3339 text outside it
-
-    def outer_sql(self) -> str:
-        return format_time_sql(self.internal) if self.as_time_text else self.internal
-
-
-@dataclass
-class _Stage:
-    source: str
-    derived: list[_Column] | None  # None: the source has the table's columns
-    where: list[str] = field(default_factory=list)
-    select: list[tuple[str, _Column]] | None = None
-    group_by: list[str] = field(default_factory=list)
-    order_by: list[str] = field(default_factory=list)
-    limit_by: list[str] = field(default_factory=list)
-    fill: str = ""  # "WITH FILL …" after the first ORDER BY key (timechart zero buckets)
-    limit: int | None = None
-
-    def render(self) -> str:
-        if self.select is None:
-            cols = ", ".join(c.name if self.derived is None else quote_identifier(c.name)
-                             for c in self._source_columns())
-        else:
-            cols = ", ".join(f"{expr} AS {col.internal}" for expr, col in self.select)
-        # names come from the schema or quote_identifier, values are {pN:Type} placeholders
-        sql = f"SELECT {cols} FROM {self.source}"  # noqa: S608
-        if self.where:
-            sql += " WHERE " + " AND ".join(self.where)
-        if self.group_by:
-            sql += " GROUP BY " + ", ".join(self.group_by)
-        if self.order_by:
-            first, *rest = self.order_by
-            sql += " ORDER BY " + ", ".join([f"{first} {self.fill}".rstrip(), *rest])
-        if self.limit_by:
-            sql += " LIMIT 1 BY " + ", ".join(self.limit_by)
-        if self.limit is not None:
-            sql += f" LIMIT {int(self.limit)}"
-        if self.select is None:
-            return sql
-        outer = ", ".join(f"{col.outer_sql()} AS {quote_identifier(col.name)}" for _, col in self.select)
-        return f"SELECT {outer} FROM ({sql})"  # noqa: S608 -- internal and quoted aliases only
-
-    def _source_columns(self) -> list[_Column]:
-        if self.derived is not None:
-            return self.derived
-        return [_Column(quote_identifier(n), n, k, nl) for n, k, nl in table_columns()]
-
-    def outputs(self) -> list[_Column]:
-        if self.select is not None:
-            return [col for _, col in self.select]
-        return self.derived if self.derived is not None else []
-
-
-class _Compiler:
-    def __init__(self, table: str, now_ns: int, time_from_ns: int | None, time_to_ns: int | None) -> None:
-        self.params = Params()
-        self.now_ns = now_ns
-        self.time_from_ns = time_from_ns
-        self.time_to_ns = time_to_ns
-        self.stage = _Stage(source=table, derived=None, order_by=["`timestamp` DESC"])
-        self.kind: Literal["records", "table", "timechart"] = "records"
-        self.aggregated = False  # after stats/timechart/top the default row cap is max_limit
-        self.alias_counter = 0
-        #: set by a ``fields`` projection of records: (column, attribute name) to take exactly
-        self.exact: tuple[tuple[str, str], ...] = ()
-        self.patterns_table = quote_identifier("patterns")
-        self.groups_resolved = False  # the source's pattern_id is the group's (query/patterns.py)
-        #: (previous start, current start, current end) of a ``| patterns compare`` (patterns.py)
-        self.compare: tuple[int, int, int] | None = None
+class _Compiler(StageBuilder):
+    """The pipes of the language, each turned into stage edits (the state is :class:`StageBuilder`)."""
 
     # -------------------------------------------------------------------------- name resolution
 
-    def resolver(self, stage: _Stage) -> Resolver:
+    def resolver(self, stage: Stage) -> Resolver:
         if stage.derived is None:
             return resolve_field
         by_name = {c.name: c for c in stage.derived}
@@ -178,7 +106,7 @@ class _Compiler:
         col = self.output_column(name)
         return f"toString({col.internal})" if col.kind == "dynamic" else col.internal
 
-    def output_column(self, name: str) -> _Column:
+    def output_column(self, name: str) -> Column:
         """The projected column called ``name`` in the current stage."""
         assert self.stage.select is not None
         for _, col in self.stage.select:
@@ -186,10 +114,6 @@ class _Compiler:
                 return col
         known = ", ".join(col.name for _, col in self.stage.select)
         raise UnknownFieldError(f"{name!r} is not a column here; the columns are: {known}")
-
-    def new_alias(self) -> str:
-        self.alias_counter += 1
-        return f"__c{self.alias_counter}"
 
     def filters(self) -> FilterCompiler:
         compiler = FilterCompiler(self.params, self.resolver(self.stage), self.now_ns)
@@ -207,7 +131,7 @@ class _Compiler:
                 order = []  # ordered by a table column the projection did not keep
             names = {col.internal: quote_identifier(col.name) for _, col in old.select}
             order = [_INTERNAL.sub(lambda m: names.get(m[0], m[0]), key) for key in order]
-        self.stage = _Stage(source=f"({old.render()})", derived=derived, order_by=order)
+        self.stage = Stage(source=f"({old.render()})", derived=derived, order_by=order)
 
     # ------------------------------------------------------------------------------------ pipes
 
@@ -280,7 +204,7 @@ class _Compiler:
         for name in p.names:
             ref = resolve(name, None)
             kind: Kind = "string" if ref.kind == "time" else ref.kind
-            select.append((ref.select_sql, _Column(name, self.new_alias(), kind, ref.nullable)))
+            select.append((ref.select_sql, Column(name, self.new_alias(), kind, ref.nullable)))
             if ref.kind == "dynamic" and ref.paths:  # an attribute of the records themselves
                 exact.append((name, name.removeprefix("attributes.")))
         self._check_unique([c.name for _, c in select])
@@ -289,7 +213,7 @@ class _Compiler:
             # the engine's value of a path is its JSON column's (13.0 is 13, an object is NULL):
             # the whole attributes go along so the answer is read from them, as stored
             for source, hidden in zip(("`attributes`", f"`{attrs.EXACT_COLUMN}`"), EXACT_SOURCE, strict=True):
-                select.append((source, _Column(hidden, self.new_alias(), "string", True)))
+                select.append((source, Column(hidden, self.new_alias(), "string", True)))
             self.exact = tuple(exact)
         self.stage.select = select
         if self.kind == "records":
@@ -303,7 +227,7 @@ class _Compiler:
         st.order_by = []
         self.exact = ()  # a projection's hidden columns do not reach the aggregate's rows
         resolve = self.resolver(st)
-        select: list[tuple[str, _Column]] = []
+        select: list[tuple[str, Column]] = []
         span_s = 0
         if span is not None:
             if st.derived is not None:
@@ -311,14 +235,14 @@ class _Compiler:
             span_s = self.span_seconds(span)
             # grouped and sorted as a DateTime, formatted once per bucket one level up
             bucket = f"toStartOfInterval(`timestamp`, toIntervalSecond({int(span_s)}))"
-            select.append((bucket, _Column("_time", self.new_alias(), "string", False, as_time_text=True)))
+            select.append((bucket, Column("_time", self.new_alias(), "string", False, as_time_text=True)))
         for name in by:
             ref = resolve(name, None)
             if ref.kind == "json":
                 raise QueryTypeError("group by a path inside attributes, not the whole object")
             kind: Kind = "string" if ref.kind in ("dynamic", "text", "time") else ref.kind
             as_text = ref.kind == "time"
-            select.append((ref.group_sql, _Column(name, self.new_alias(), kind, ref.nullable, as_text)))
+            select.append((ref.group_sql, Column(name, self.new_alias(), kind, ref.nullable, as_text)))
         groups = [col.internal for _, col in select]
         for agg in aggs:
             try:
@@ -329,7 +253,7 @@ class _Compiler:
                     exc.position = agg.pos
                     exc.message = f"{exc.message} (at {agg.pos})"
                 raise
-            select.append((expr, _Column(agg.name, self.new_alias(), kind, True)))
+            select.append((expr, Column(agg.name, self.new_alias(), kind, True)))
         self._check_unique([c.name for _, c in select])
         st.select = select
         st.group_by = groups

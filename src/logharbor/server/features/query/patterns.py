@@ -22,14 +22,10 @@ halved, or it is back after the previous period had none) and ``steady``. ``chan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import ast
 from .errors import QueryTypeError
+from .stage import Column, StageBuilder
 from .timeparse import TimeParseError, parse_duration_ns
-
-if TYPE_CHECKING:
-    from .compiler import _Compiler
 
 __all__ = ["COMPARE_COLUMNS", "GROUP_OF_VALUE", "PATTERNS_COLUMNS", "compare_window", "pattern_groups",
            "patterns_pipe", "resolved_source"]
@@ -84,10 +80,8 @@ def compare_window(p: ast.Patterns, time_from_ns: int | None, time_to_ns: int | 
     return start - (end - start), start, end
 
 
-def patterns_pipe(c: _Compiler, p: ast.Patterns) -> None:
+def patterns_pipe(c: StageBuilder, p: ast.Patterns) -> None:
     """Turn the current (records) stage into the patterns table of its rows."""
-    from .compiler import _Column
-
     st = c.stage
     if st.derived is not None or st.select is not None or st.limit is not None or st.limit_by:
         raise QueryTypeError("patterns needs records: put it right after the filter (and where)")
@@ -118,17 +112,17 @@ def patterns_pipe(c: _Compiler, p: ast.Patterns) -> None:
               "ON c.t = k.tenant AND c.s = k.service AND c.id = k.gid")
     first = "if(k.gid = '', c.first, least(k.first_seen, c.first))"
     template = "ifNull(k.template, '')"  # '' only while the template row is on its way
-    select: list[tuple[str, _Column]] = [
-        ("c.id", _Column("pattern_id", c.new_alias(), "string", False)),
-        ("c.s", _Column("service", c.new_alias(), "string", False)),
-        (template, _Column("template", c.new_alias(), "string", False)),
-        ("c.n", _Column("count", c.new_alias(), "int", False))]
+    select: list[tuple[str, Column]] = [
+        ("c.id", Column("pattern_id", c.new_alias(), "string", False)),
+        ("c.s", Column("service", c.new_alias(), "string", False)),
+        (template, Column("template", c.new_alias(), "string", False)),
+        ("c.n", Column("count", c.new_alias(), "int", False))]
     if p.compare is None:
         select += [
-            (first, _Column("first_seen", c.new_alias(), "string", False, as_time_text=True)),
+            (first, Column("first_seen", c.new_alias(), "string", False, as_time_text=True)),
             ("greatest(k.last_seen, c.last)",
-             _Column("last_seen", c.new_alias(), "string", False, as_time_text=True)),
-            ("c.msg", _Column("sample", c.new_alias(), "string", False))]
+             Column("last_seen", c.new_alias(), "string", False, as_time_text=True)),
+            ("c.msg", Column("sample", c.new_alias(), "string", False))]
         order = [f"{select[3][1].internal} DESC", f"{select[0][1].internal} ASC"]
     else:
         _, current, _ = c.compare  # type: ignore[misc]
@@ -138,9 +132,9 @@ def patterns_pipe(c: _Compiler, p: ast.Patterns) -> None:
                   "c.n = 0, 'gone', c.prev = 0 OR c.n >= 2 * c.prev OR 2 * c.n <= c.prev, 'changed', "
                   "'steady')")
         select += [
-            ("c.prev", _Column("previous_count", c.new_alias(), "int", False)),
-            (change, _Column("change", c.new_alias(), "float", False)),
-            (status, _Column("status", c.new_alias(), "string", False))]
+            ("c.prev", Column("previous_count", c.new_alias(), "int", False)),
+            (change, Column("change", c.new_alias(), "float", False)),
+            (status, Column("status", c.new_alias(), "string", False))]
         order = [f"abs({select[5][1].internal}) DESC", f"{select[3][1].internal} DESC",
                  f"{select[0][1].internal} ASC"]
     c.stage = type(st)(source=source, derived=None, select=select, order_by=order)
