@@ -13,14 +13,11 @@ its tenant (and services) only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logharbor.server.engine.store.sql.clock import latest_in_window_sql
 
-from .conditions import duration_ns
-
-if TYPE_CHECKING:
-    from .rules import GroupResult, Rule
+from .conditions import Condition, GroupResult
 
 __all__ = ["CLOCK_GROUP", "clock_skew_results", "summary"]
 
@@ -34,16 +31,14 @@ def summary(clock: str, offset_ms: float, uncertainty_ms: float, reference: str)
             f"{reference or 'the reference'}); NTP?")
 
 
-def clock_skew_results(rule: Rule, run_query: Any, at_ns: int, *, clock_table: str | None,
+def clock_skew_results(cond: Condition, run_query: Any, window: tuple[int, int], *, clock_table: str | None,
                        scope: tuple[str, dict[str, object]] | None = None) -> list[GroupResult]:
-    """Every clock's latest offset in the window; active past the threshold (see the module)."""
-    from .rules import GroupResult
-
+    """Every clock's latest offset in ``window`` ([start, end) in ns); active past the threshold
+    (see the module)."""
     if clock_table is None:
         raise ValueError("condition: clock_skew needs the server's clock offsets (not available here)")
-    cond = rule.condition
-    end = at_ns - duration_ns(rule.delay, allow_zero=True)
-    params: dict[str, object] = {"lh_from": end - rule.window_ns, "lh_to": end}
+    start, end = window
+    params: dict[str, object] = {"lh_from": start, "lh_to": end}
     if scope is not None:  # the offsets table has the tenant and service columns scopes name
         params.update(scope[1])
     # clock_table is quoted by the server; every value is a parameter

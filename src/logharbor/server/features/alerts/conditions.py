@@ -1,4 +1,5 @@
-"""Alert conditions: what makes a group of a rule active, as text or as an object.
+"""Alert conditions: what makes a group of a rule active, as text or as an object, and the
+group values (:class:`GroupResult`) a condition judges.
 
 ``count > 10``, ``ratio(status:>=500) > 0.05``, ``p99 > 800`` and ``absent`` compare one value
 with a threshold; ``anomaly`` compares a value with its own baseline (:mod:`.anomaly`) and
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from logharbor.server.features.query import TimeParseError, parse_duration_ns
 
-__all__ = ["Condition", "Op", "duration_ns"]
+__all__ = ["Condition", "GroupResult", "Op", "duration_ns"]
 
 Op = Literal[">", ">=", "<", "<="]
 _NUMBER = r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
@@ -197,3 +200,22 @@ class Condition(BaseModel):
             return f"clock_skew {self.op} {self.threshold:g} ms"
         lhs = {"count": "count", "ratio": f"ratio({self.numerator})", "value": self.column}[self.type]
         return f"{lhs} {self.op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One group's value in one evaluation; ``labels`` are the group-by values (empty: no group)."""
+
+    labels: dict[str, str]
+    value: float | None
+    active: bool | None = None  # the verdict, when the condition is more than a threshold (anomaly)
+    details: dict[str, Any] | None = None  # what the alert payload says besides the value
+
+    def holds(self, condition: Condition) -> bool:
+        """Whether this group meets ``condition``."""
+        return self.active if self.active is not None else condition.holds(self.value)
+
+    @property
+    def key(self) -> str:
+        """The group's identity in the state table: its labels as canonical JSON."""
+        return orjson.dumps(self.labels, option=orjson.OPT_SORT_KEYS).decode()

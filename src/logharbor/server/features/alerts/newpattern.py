@@ -14,17 +14,13 @@ logs right after logharbor started mining patterns. Those services do not alert.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logharbor.server.engine.store.sql.alerts import service_first_seen_sql
-from logharbor.server.features.query import QueryError, TimeParseError, parse, parse_time_ns
+from logharbor.server.features.query import CompiledQuery, QueryError, TimeParseError, parse, parse_time_ns
 from logharbor.server.features.query import ast as qast
 
-from .conditions import duration_ns
-
-if TYPE_CHECKING:
-    from .conditions import Condition
-    from .rules import GroupResult, Rule
+from .conditions import Condition, GroupResult, duration_ns
 
 __all__ = ["LEVELS", "PATTERN_GROUP", "new_pattern_query", "new_pattern_results"]
 
@@ -67,20 +63,15 @@ def _service_first_seen(run_query: Any, patterns_table: str, services: list[str]
     return {str(r["service"]): int(r["first_ns"]) for r in rows if r.get("first_ns") is not None}
 
 
-def new_pattern_results(rule: Rule, run_query: Any, at_ns: int, *, table: str,
-                        scope: tuple[str, dict[str, object]] | None = None,
-                        patterns_table: str | None = None) -> list[GroupResult]:
-    """One active group per pattern first seen in the window, in services past their learning.
+def new_pattern_results(compiled: CompiledQuery, cond: Condition, run_query: Any,
+                        window: tuple[int, int], *, scope: tuple[str, dict[str, object]] | None,
+                        patterns_table: str) -> list[GroupResult]:
+    """One active group per pattern first seen in ``window`` ([start, end) in ns), in services
+    past their learning; ``compiled`` is the rule's :func:`new_pattern_query`, compiled.
 
-    ``patterns_table`` is the quoted name of the logs table's patterns table (default ``patterns``).
+    ``patterns_table`` is the quoted name of the logs table's patterns table.
     """
-    from .rules import GroupResult
-
-    cond = rule.condition
-    end = at_ns - duration_ns(rule.delay, allow_zero=True)
-    start = end - rule.window_ns
-    patterns_table = patterns_table or "`patterns`"
-    [(_, compiled)] = rule.compile(at_ns, table=table, scope=scope, patterns_table=patterns_table)
+    start, end = window
     fresh = []
     for row in run_query(compiled.sql, compiled.params):
         first = _ns(row.get("first_seen"))

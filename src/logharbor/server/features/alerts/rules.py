@@ -25,10 +25,8 @@ condition model itself is in :mod:`.conditions`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -49,7 +47,7 @@ from logharbor.server.features.query.fields import resolve_field
 
 from .anomaly import DAY_NS, PERIOD, judge, union_sql
 from .clockskew import CLOCK_GROUP, clock_skew_results
-from .conditions import Condition, duration_ns
+from .conditions import Condition, GroupResult, duration_ns
 from .newpattern import PATTERN_GROUP, new_pattern_query, new_pattern_results
 
 __all__ = ["Condition", "GroupResult", "Rule", "duration_ns", "render_template", "validation_message"]
@@ -64,25 +62,6 @@ _DETAILS: dict[str, tuple[str, ...]] = {  # annotation names a kind of condition
     "new_pattern": ("template", "sample", "count", "first_seen"),
     "clock_skew": ("offset", "uncertainty", "reference", "summary")}
 _DETAILS.update(dict.fromkeys(("count", "ratio", "value", "absence"), ()))
-
-
-@dataclass(frozen=True)
-class GroupResult:
-    """One group's value in one evaluation; ``labels`` are the group-by values (empty: no group)."""
-
-    labels: dict[str, str]
-    value: float | None
-    active: bool | None = None  # the verdict, when the condition is more than a threshold (anomaly)
-    details: dict[str, Any] | None = None  # what the alert payload says besides the value
-
-    def holds(self, condition: Condition) -> bool:
-        """Whether this group meets ``condition``."""
-        return self.active if self.active is not None else condition.holds(self.value)
-
-    @property
-    def key(self) -> str:
-        """The group's identity in the state table: its labels as canonical JSON."""
-        return orjson.dumps(self.labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Rule(BaseModel):
@@ -283,14 +262,22 @@ class Rule(BaseModel):
             return self._evaluate_anomaly(run_query, at_ns, table=table, known_groups=known_groups,
                                           scope=scope)
         if kind == "clock_skew":
-            return clock_skew_results(self, run_query, at_ns, clock_table=clock_table, scope=scope)
+            return clock_skew_results(self.condition, run_query, self._window(at_ns),
+                                      clock_table=clock_table, scope=scope)
         if kind == "new_pattern":
-            return new_pattern_results(self, run_query, at_ns, table=table, scope=scope,
-                                       patterns_table=patterns_table)
+            patterns_table = patterns_table or "`patterns`"
+            [(_, compiled)] = self.compile(at_ns, table=table, scope=scope, patterns_table=patterns_table)
+            return new_pattern_results(compiled, self.condition, run_query, self._window(at_ns),
+                                       scope=scope, patterns_table=patterns_table)
         entries: dict[str, dict[str, Any]] = {}
         for role, compiled in self.compile(at_ns, table=table, scope=scope):
             self._collect(entries, role, run_query(compiled.sql, compiled.params))
         return [GroupResult(e["labels"], v) for e, v in self._values(entries, known_groups)]
+
+    def _window(self, at_ns: int) -> tuple[int, int]:
+        """What the evaluation at ``at_ns`` looks at: ``[start, end)``, the window ``delay`` back."""
+        end = at_ns - duration_ns(self.delay, allow_zero=True)
+        return end - self.window_ns, end
 
     def _collect(self, entries: dict[str, dict[str, Any]], role: str, rows: list[dict[str, Any]]) -> None:
         names = self.group_labels()
