@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from logharbor.redaction import Redactor
+from logharbor.sdk import configured
 from logharbor.sdk import logger as fast_logger
 from logharbor.sdk.context import bind, context, get_context, new_trace_id, reset, unbind
 from logharbor.sdk.formatter import JSONFormatter, Processor
@@ -60,9 +61,6 @@ _ADOPTED = ("uvicorn", "uvicorn.error", "gunicorn.error", "waitress", "hypercorn
 #: Their access loggers repeat what the middleware logs: adopted, but only from WARN up.
 _ACCESS = ("uvicorn.access", "gunicorn.access", "hypercorn.access")
 
-_handler: AsyncHandler | None = None
-
-
 def _env(value: Any, name: str) -> Any:
     return value if value is not None else os.environ.get(name) or None
 
@@ -96,7 +94,6 @@ def configure(
     :func:`stats`. Every option is described in docs/sdk.md; those named ``LOGHARBOR_*`` in the
     environment (``SERVICE ENV VERSION INSTANCE SHIP_TO API_KEY``) fill in what is not passed.
     """
-    global _handler
     # everything that can be wrong is checked before anything is started or changed
     root_level = _level(level)
     logger_levels = {name: _level(value) for name, value in (levels or {}).items()}
@@ -137,7 +134,7 @@ def configure(
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-        if old is _handler:
+        if old is configured.current():
             old.close()
     root.addHandler(handler)
     root.setLevel(root_level)
@@ -162,7 +159,7 @@ def configure(
         from logharbor.sdk.structlogging import configure_structlog
 
         configure_structlog()
-    _handler = handler
+    configured.install(handler)
     return handler
 
 
@@ -204,19 +201,21 @@ def get_logger(name: str | None = None) -> logging.Logger:
 
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every record logged so far is written (and handed to the shipper)."""
-    return _handler.flush(timeout) if _handler is not None else True
+    handler = configured.current()
+    return handler.flush(timeout) if handler is not None else True
 
 
 def stats() -> dict[str, Any]:
     """The handler's counters (written, dropped per level, sampled out, queued)."""
-    return _handler.stats() if _handler is not None else {}
+    handler = configured.current()
+    return handler.stats() if handler is not None else {}
 
 
 def shutdown(timeout: float = 5.0) -> None:
     """Drain and close the handler now (it also happens at interpreter exit)."""
-    global _handler
     fast_logger.disable()
-    if _handler is not None:
-        logging.getLogger().removeHandler(_handler)
-        _handler.close(timeout)
-        _handler = None
+    handler = configured.current()
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close(timeout)
+        configured.install(None)

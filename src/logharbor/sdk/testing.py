@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from logharbor.sdk import configured
 from logharbor.sdk.formatter import JSONFormatter
 
 __all__ = ["capture_logs"]
@@ -38,10 +39,8 @@ def capture_logs(level: int = logging.NOTSET) -> Iterator[list[dict[str, Any]]]:
             checkout(order)
         assert logs[-1]["message"] == "order placed" and logs[-1]["order_id"] == "o-42"
     """
-    from logharbor import sdk
-
-    configured = sdk._handler
-    formatter = configured.formatter if configured is not None else JSONFormatter()
+    handler = configured.current()
+    formatter = handler.formatter if handler is not None else JSONFormatter()
     records: list[dict[str, Any]] = []
     handler = _CaptureHandler(formatter, records)
     handler.setLevel(level)
