@@ -10,6 +10,7 @@ imported module, so the fix starts from the message.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +209,16 @@ def test_layer_rules_can_fail() -> None:
     assert forbidden.keys() == LAYER_RULES.keys()
     for rule, (src, dst) in forbidden.items():
         assert LAYER_RULES[rule](src, dst), rule
+
+
+UI = SRC.parent / "ui" / "src"
+_UI_IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["']([^"']+)["']""", re.MULTILINE)
+
+
+def test_ui_components_import_no_page() -> None:
+    """A component is used by pages; a page is never what a component is built from."""
+    found = [f"{path.relative_to(SRC.parent)}: imports {target}"
+             for path in sorted((UI / "components").glob("*.ts"))
+             for target in _UI_IMPORT.findall(path.read_text())
+             if (path.parent / target).resolve().is_relative_to(UI / "pages")]
+    assert not found, "UI layer rule broken: components import no page\n" + "\n".join(found)

@@ -11,9 +11,9 @@ import { type RuleForm, ruleForm } from "../components/ruleform";
 import { clear, h } from "../dom";
 import { addFilter } from "../querytext";
 import { link, navigate, type Page, reflect } from "../router";
+import { searchUrl } from "../searchurl";
 import { formatTime } from "../timerange";
 import { isAdmin, whoami } from "../whoami";
-import { searchUrl } from "./search";
 
 interface Alert {
   rule: string;

@@ -19,29 +19,13 @@ import { replaceField } from "../completion";
 import { clear, h } from "../dom";
 import { addFilter, filterPart, highlightPattern, pipeIndex, quoteValue } from "../querytext";
 import { type Page, reflect } from "../router";
+import { searchUrl, type View } from "../searchurl";
 import { recent, remember } from "../settings";
 import {
   apiBounds, DEFAULT_RANGE, iso, nextNanosecond, pickSpan, type Resolved, resolve, spanText, type TimeRange,
 } from "../timerange";
 
 const PAGE_SIZE = 100;
-
-type View = "records" | "patterns";
-
-export interface SearchExtras {
-  cols?: string[];
-  agg?: AggView;
-  open?: boolean;
-}
-
-export function searchUrl(q: string, range: TimeRange, view: View = "records", extras: SearchExtras = {}): string {
-  const p = new URLSearchParams({ q, from: range.from, to: range.to });
-  if (view !== "records") p.set("view", view);
-  if (extras.cols?.length) p.set("cols", extras.cols.join(","));
-  if (extras.agg === "table") p.set("agg", "table");
-  if (extras.open) p.set("open", "1");
-  return `/ui/search?${p}`;
-}
 
 /**
  * A search that finds one record: its very instant (to the nanosecond), and its service, host,

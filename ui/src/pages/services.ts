@@ -16,8 +16,8 @@ import { clear, h } from "../dom";
 import { quoteValue } from "../querytext";
 import { link, navigate, type Page, reflect } from "../router";
 import { bucketRate, secondsText } from "../buckets";
+import { searchUrl } from "../searchurl";
 import { DEFAULT_RANGE, formatTime, iso, pickSpan, resolve, spanText, type TimeRange } from "../timerange";
-import { searchUrl } from "./search";
 
 const REQUESTS = "status:>0";
 const PATTERN_HOUR: TimeRange = { from: "now-1h", to: "now" };

@@ -9,7 +9,7 @@ import { clear, h } from "../dom";
 import { type GapNote, negativeGapNote } from "../gaps";
 import { addFilter } from "../querytext";
 import { navigate, type Page } from "../router";
-import { searchUrl } from "./search";
+import { searchUrl } from "../searchurl";
 
 interface Bar {
   label: string;

@@ -5,8 +5,8 @@
 import { getJSON, postJSON, request } from "../../api";
 import { clear, h } from "../../dom";
 import { link } from "../../router";
+import { searchUrl } from "../../searchurl";
 import { formatTime } from "../../timerange";
-import { searchUrl } from "../search";
 import type { TabContext } from "../settings";
 import { busy, clearErrors, field, showError } from "./form";
 
