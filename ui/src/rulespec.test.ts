@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { conditionParts, fieldOf, keptOptions } from "./rulespec";
+import { conditionParts, fieldOf, keptOptions, worstValue } from "./rulespec";
 
 describe("the rule form's reading of a rule", () => {
   it("reads conditions as text and as the stored object", () => {
@@ -26,5 +26,14 @@ describe("the rule form's reading of a rule", () => {
       repeat_interval: null })).toEqual([]);
     expect(keptOptions({ delay: "2m", annotations: { summary: "{{value}}" }, max_notifications_per_hour: 5 }))
       .toEqual(["delay", "annotations", "max_notifications_per_hour"]);
+  });
+});
+
+describe("the preview's value per window", () => {
+  it("takes the group nearest to firing", () => {
+    expect(worstValue([3, 9, null, 1], ">")).toBe(9);
+    expect(worstValue([3, 9, null, 1], "<=")).toBe(1);
+    expect(worstValue([], ">")).toBe(0);
+    expect(worstValue([null], "<")).toBeNull();
   });
 });

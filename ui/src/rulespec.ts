@@ -50,3 +50,12 @@ export function keptOptions(spec: Row): string[] {
     return !(typeof v === "object" && !Object.keys(v as object).length);
   });
 }
+
+/** The value of the group nearest to firing under `op` (the largest for > and >=, the smallest for
+ * < and <=): what the preview chart draws against the threshold. No group with a value: 0 (a
+ * count over no records), unless there is no group at all and the op looks down (null). */
+export function worstValue(values: (number | null)[], op: string): number | null {
+  const nums = values.filter((v): v is number => typeof v === "number");
+  if (!nums.length) return op.startsWith("<") ? null : 0;
+  return op.startsWith("<") ? Math.min(...nums) : Math.max(...nums);
+}

@@ -11,7 +11,7 @@
 import { ApiError, getJSON, postJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { durationMs, formatTime, iso } from "../timerange";
-import { conditionParts, fieldOf, keptOptions } from "../rulespec";
+import { conditionParts, fieldOf, keptOptions, worstValue } from "../rulespec";
 import { type LineChart, lineChart } from "./linechart";
 
 export interface TestAnswer {
@@ -207,15 +207,13 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
       if (signal.aborted) return;
       got.forEach((a, k) => { answers[i + k] = a; });
     }
-    const top = (a: TestAnswer | null) => {
-      const vals = (a?.groups ?? []).map((g) => g.value).filter((v): v is number => typeof v === "number");
-      return vals.length ? Math.max(...vals) : a ? 0 : null;
-    };
-    const values = answers.map(top);
     const thr = typeof body.condition === "string" ? conditionParts(body.condition) : null;
+    const op = thr?.op ?? ">";
+    // the group nearest to firing: the largest value for > and >=, the smallest for < and <=
+    const values = answers.map((a) => (a ? worstValue((a.groups ?? []).map((g) => g.value), op) : null));
     chart?.destroy();
     clear(chartBox);
-    const series = [{ label: "value (largest group)", color: "#2563eb", values }];
+    const series = [{ label: `value (${op.startsWith("<") ? "smallest" : "largest"} group)`, color: "#2563eb", values }];
     if (thr && thr.kind !== "absent") {
       series.push({ label: `threshold ${thr.op} ${thr.threshold}`, color: "#dc2626",
         values: times.map(() => Number(thr.threshold)) });
