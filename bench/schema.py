@@ -96,6 +96,7 @@ def ddl(variant: str, table: str) -> str:
 
 def queries(variant: str) -> dict[str, str]:
     text = _TEXT[variant]
+    cold = "JSONExtractString(attributes, '{k}')" if variant == "string" else text
     return {
         "trace": "SELECT * FROM {t} WHERE trace_id = {trace:String} ORDER BY timestamp DESC LIMIT 100",
         "by_error_code": f"SELECT {text.format(k='error_code')} AS e, count() AS n FROM {{t}} GROUP BY e",  # noqa: S608
@@ -104,6 +105,8 @@ def queries(variant: str) -> dict[str, str]:
         "rare_word": "SELECT * FROM {t} WHERE hasAllTokens(lowerUTF8(message), 'unhandled') "
                      "ORDER BY timestamp DESC LIMIT 100",
         "duration_gt_1000": f"SELECT count() AS n FROM {{t}} WHERE {_NUMBER[variant]} > 1000",  # noqa: S608
+        # an attribute no variant promotes: the long tail, which the String variant must parse
+        "by_logger": f"SELECT {cold.format(k='logger')} AS g, count() AS n FROM {{t}} GROUP BY g",  # noqa: S608
     }
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 FIGURES = ("insert_cpu_us", "merge_cpu_us", "bytes_per_record", "attr_bytes_per_record", *(
-    f"{q}_{k}" for q in ("trace", "by_error_code", "user_id", "rare_word", "duration_gt_1000")
+    f"{q}_{k}" for q in ("trace", "by_error_code", "user_id", "rare_word", "duration_gt_1000", "by_logger")
     for k in ("ms", "cpu_ms")))
 
 
