@@ -105,3 +105,26 @@ def test_a_reader_reads_offsets_and_only_an_admin_runs_the_estimate(skewed) -> N
         assert client.get("/api/v1/clock/offsets").status_code == 200
         assert client.post("/api/v1/clock/estimate").status_code == 403
         assert client.get("/api/v1/clock/offsets", params={"since": "nonsense"}).status_code == 400
+
+
+def test_the_trace_command_names_the_offsets_and_shows_raw_times_on_request(skewed) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    server, stories = skewed
+    story = next(s for s in stories if s.port == 9093 and s.status < 400)
+    with server.client() as client:
+        client.post("/api/v1/clock/estimate")
+    env = dict(os.environ, LOGHARBOR_SERVER=server.url, LOGHARBOR_API_KEY=server.api_key, COLUMNS="160")
+    outs = [subprocess.run([sys.executable, "-m", "logharbor.cli.main", "trace", story.trace_id, *extra],
+                           capture_output=True, text=True, timeout=60, env=env) for extra in ([], ["--raw-clock"])]
+    assert all(out.returncode == 0 for out in outs), [out.stderr for out in outs]
+    adjusted, raw = (out.stdout for out in outs)
+    import re
+
+    found = re.search(r"clock offsets applied \(against shop-alb\): checkout-9093 \+([\d.]+) ± ([\d.]+) ms",
+                      adjusted.replace("\n", " "))
+    assert found, adjusted
+    assert abs(float(found[1]) - SKEW_MS) <= float(found[2]) + 0.05
+    assert "clock offsets applied" not in raw

@@ -45,9 +45,11 @@ def refused(response: httpx.Response, api_key: str | None = None) -> CliError:
 
 def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str | None = None,
                 start: str | None = None, end: str | None = None, ca: Path | None = None,
-                timeout: float = 60.0) -> dict[str, Any]:
-    """The server's answer for one id; :class:`CliError` when refused or unreachable."""
-    params = {k: v for k, v in (("from", start or since), ("to", end)) if v}
+                timeout: float = 60.0, raw_clock: bool = False) -> dict[str, Any]:
+    """The server's answer for one id; :class:`CliError` when refused or unreachable.
+    ``raw_clock``: times as each host logged them, not corrected by its clock's offset."""
+    asked = (("from", start or since), ("to", end), ("clock", "raw" if raw_clock else None))
+    params = {k: v for k, v in asked if v}
     try:
         with server_client(server, api_key, ca, timeout=timeout) as client:
             response = client.get("/api/v1/traces/" + quote(trace_id.strip(), safe=""), params=params)
@@ -150,6 +152,12 @@ def render_trace(answer: dict[str, Any], console: Any | None = None, raw: bool =
                      shown(level, LEVEL_STYLE.get(level, "")), shown(who),
                      shown(rec.get("message", ""), newlines=True))
     console.print(recs)
+    clock = timings.get("clock") or {}
+    if clock.get("applied"):  # which hosts' times the +ms column corrects (the server's estimate)
+        parts = [f"{a['clock']} {a['offset_ms']:+.1f} ± {a['uncertainty_ms'] or 0:.1f} ms"
+                 for a in clock["applied"]]
+        console.print(shown(f"clock offsets applied (against {clock.get('reference') or 'the reference'}): "
+                            + ", ".join(parts) + "; --raw-clock shows the times as logged"), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -165,6 +173,8 @@ def register(app: typer.Typer) -> None:
         output: str = typer.Option("waterfall", "--output", "-o", help="waterfall or json"),
         raw: bool = typer.Option(False, "--raw", help="waterfall: print control characters of log text "
                                                      "as stored instead of as \\x1b escapes"),
+        raw_clock: bool = typer.Option(False, "--raw-clock", help="place records by the times each host "
+                                       "logged, not corrected by its clock's estimated offset"),
         server: str = SERVER_OPTION,
         api_key: str | None = KEY_OPTION,
         ca: Path | None = CA_OPTION,
@@ -175,7 +185,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             answer = fetch_trace(trace_id, server=server, api_key=api_key, since=since, start=start, end=end,
-                                 ca=ca)
+                                 ca=ca, raw_clock=raw_clock)
         except CliError as exc:
             typer.echo(f"logharbor trace: {exc}", err=True)
             raise typer.Exit(exc.code) from None
