@@ -73,6 +73,7 @@ def test_flags_show_no_value_and_values_show_a_metavar() -> None:
 
 
 @pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.slow
 def test_help_and_version_in_a_terminal_and_a_pipe(columns: int) -> None:
     version = package_version()
     for run in (in_terminal, in_pipe):

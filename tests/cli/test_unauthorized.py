@@ -52,6 +52,7 @@ def test_a_key_without_the_role_says_so(served: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.slow
 def test_in_a_terminal(served: ServerProcess, columns: int) -> None:
     run = in_terminal("query", "*", "--server", served.url, "--api-key", BOGUS, columns=columns, timeout=60)
     assert run.code == 1

@@ -58,6 +58,7 @@ def test_audit_log_records_admin_actions_and_failures(server: ServerProcess) -> 
     assert any(e["target"] == key[3:15] and e["action"] == "key.revoke" for e in entries)
 
 
+@pytest.mark.slow
 def test_keys_cli_against_the_api(server: ServerProcess) -> None:
     env = dict(os.environ, LOGHARBOR_SERVER=server.url, LOGHARBOR_API_KEY=server.api_key)
     run = [sys.executable, "-m", "logharbor.cli.main", "keys"]

@@ -135,6 +135,7 @@ def test_a_repair_cut_short_is_finished_by_running_it_again(tmp_path: Path,
     wal.close()
 
 
+@pytest.mark.slow
 def test_the_commands_explain_themselves() -> None:
     for command in ("verify", "repair"):
         done = wal_cli(command, "--help")

@@ -187,6 +187,7 @@ def test_cli_prints_matching_lines_as_they_arrive(server: ServerProcess, transpo
         proc.wait(timeout=30)
 
 
+@pytest.mark.e2e
 def test_cli_pretty_output_colours_levels() -> None:
     from rich.console import Console
 

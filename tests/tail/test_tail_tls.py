@@ -41,6 +41,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
 
 
 @pytest.mark.parametrize("transport", [[], ["--ws"]], ids=["https-sse", "wss"])
+@pytest.mark.e2e
 def test_tail_and_trace_with_a_private_ca(tls_server, transport: list[str]) -> None:  # type: ignore[no-untyped-def]
     server, ca = tls_server
     tag = "tls-ws" if transport else "tls-sse"
