@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
                 lab.start_server()
             if skew_ms:
                 console.print(f"one app instance's clock runs {skew_ms:+g} ms off (--skew-ms): "
-                              "see the clock column on the Services page", highlight=False)
+                              "see the Clocks card on the Services page", highlight=False)
             if generated or not _run_stack(console, lab, root, requests, rate, stop, skew_ms):
                 _run_generated(console, lab, root, backlog, stop)
         except KeyboardInterrupt:
