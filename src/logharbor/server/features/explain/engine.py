@@ -21,6 +21,7 @@ from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.fields import resolve_field
 from logharbor.server.features.query.fieldstats import display_name, referenced_fields
 from logharbor.server.features.query.printer import to_text
+from logharbor.server.scopes import Scope
 
 from . import passes
 from .sets import Mode, Sets, build_sets
@@ -293,7 +294,8 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
         "fell": fell,
         "together": together,
         "numbers": _numbers_json(numbers, counted.numbers, threshold),
-        "patterns": _patterns_json(store, patterns, totals, threshold, sets.focus_window[0]),
+        "patterns": _patterns_json(store, patterns, totals, threshold, sets.focus_window[0],
+                                   Scope.from_sql_params(scope[1] if scope is not None else None)),
         "left_out": [{"field": k, "reason": v} for k, v in sorted(left_out.items())],
         "sampled": {"focus": sampled[0], "baseline": sampled[1],
                     "note": f"attributes and http.path/client_ip/referer are compared on a sample of up to "
@@ -304,8 +306,10 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
 
 
 def _patterns_json(store: Store, items: list[Categorical], totals: tuple[int, int], threshold: float,
-                   focus_start: int) -> list[dict[str, Any]]:
-    """Templates that are new or grew (significantly more of the focus than of the baseline)."""
+                   focus_start: int, scope: Scope) -> list[dict[str, Any]]:
+    """Templates that are new or grew (significantly more of the focus than of the baseline). The
+    patterns table is read for the key's scope only: another tenant's (tenant, service) may carry
+    the same id (a 64-bit CRC a writer can forge), and its row holds a sample message."""
     rising = sorted((c for c in items if c.tested and c.focus_share > c.baseline_share
                      and (c.p < threshold or c.baseline_count == 0)), key=lambda c: -c.g)[:10]
     if not rising:
@@ -313,7 +317,8 @@ def _patterns_json(store: Store, items: list[Categorical], totals: tuple[int, in
     info: dict[str, dict[str, Any]] = {}
     try:
         for row in pattern_info(store, pattern_ids=[str(c.value) for c in rising]):
-            info.setdefault(str(row["pattern_id"]), row)
+            if scope.labels_inside(row):
+                info.setdefault(str(row["pattern_id"]), row)
     except (StoreError, AttributeError):
         info = {}
     out = []
