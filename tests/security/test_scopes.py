@@ -127,3 +127,34 @@ def test_tail_shows_only_the_readers_tenant(tenants) -> None:  # type: ignore[no
             elif not line:
                 event = ""
     assert seen == ["tailmark acme", "tailmark acme last"]
+
+
+EXPLAIN_ESCAPES = ['*', 'secret', 'NOT tenant:acme', 'tenant:globex', 'tenant:* OR NOT tenant:*',
+                   '"globex secret 1"', 'service:checkout']
+
+
+@pytest.mark.parametrize("q", EXPLAIN_ESCAPES)
+@pytest.mark.parametrize("baseline", ["previous", "complement"])
+def test_explain_answers_from_the_scope_only(tenants, q: str, baseline: str) -> None:  # type: ignore[no-untyped-def]
+    """Counts, values, templates and the left-out list of ``POST /api/v1/explain`` come from the
+    key's records only, whatever the filter and the baseline."""
+    server, keys = tenants
+    own = {"acme": 3, "acme-checkout": 2, "globex": 4}
+    for name, key in keys.items():
+        response = httpx.post(server.url + "/api/v1/explain", json={"q": q, "since": "1d", "baseline": baseline},
+                              headers={"authorization": f"Bearer {key}"}, timeout=60)
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 400:
+            continue
+        answer = response.json()
+        answer.pop("query")  # the caller's own text, echoed
+        text = orjson.dumps(answer).decode()
+        other = "acme secret" if name == "globex" else "globex secret"
+        assert other not in text, (name, q, text)
+        assert answer["focus"]["count"] + (answer["baseline"]["count"] if baseline == "complement" else 0) \
+            <= own[name], (name, q, answer["focus"], answer["baseline"])
+        for row in (*answer["values"], *answer["fell"]):
+            if row["field"] == "tenant":
+                assert row["value"] == name.split("-")[0], (name, q, row)
+            if row["field"] == "service" and name == "acme-checkout":
+                assert row["value"] == "checkout", (name, q, row)
