@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from tests.ui.conftest import Demo, playwright_api
 
+from logharbor.server.compression import MINIMUM_SIZE
 from logharbor.server.ui import ui_router
 
 
@@ -91,8 +92,10 @@ async def _router_on_a_given_build(tmp_path: Path) -> None:
 
 
 #: what the first search may load (the other pages and the search's dialogs load when first used);
-#: it was 133 KB before the field sidebar, suggestions and charts came
-FIRST_PAGE_BUDGET = 135_000
+#: it was 133 KB before the field sidebar, suggestions and charts came, 135 KB before the partial
+#: last bucket, the Explain button and the admin check (whoami) came (136.9 KB with them; the
+#: explain panel, Settings and the trace's clock styles load with their first use)
+FIRST_PAGE_BUDGET = 138_000
 
 
 def test_the_first_search_stays_small(demo: Demo) -> None:
@@ -130,6 +133,9 @@ def test_assets_are_gzip_for_browsers_and_identity_for_the_rest(demo: Demo) -> N
         assert plain.status_code == 200 and "content-encoding" not in plain.headers, asset
         packed = _on_the_wire(base + asset, BROWSER_ACCEPT_ENCODING)
         assert packed.status_code == 200, asset
+        if len(plain.raw) < MINIMUM_SIZE:  # type: ignore[attr-defined]  # not worth the CPU: sent as is
+            assert "content-encoding" not in packed.headers and packed.raw == plain.raw, asset  # type: ignore[attr-defined]
+            continue
         assert packed.headers["content-encoding"] == "gzip", asset
         assert "accept-encoding" in packed.headers["vary"].lower(), asset
         assert gzip.decompress(packed.raw) == plain.raw, asset  # type: ignore[attr-defined]
@@ -148,6 +154,9 @@ def test_the_browser_gets_gzip_assets(browser: playwright_api.Browser, demo: Dem
                 if "/ui/assets/" in r.url else None)
         page.goto(demo.server.url + "/ui/login")
         page.wait_for_selector("#login-form")
-        assert encodings and all(value == "gzip" for value in encodings.values()), encodings
+        # a chunk under the compression minimum (a few hundred bytes) is sent as is
+        large = {url: value for url, value in encodings.items()
+                 if len(httpx.get(url).content) >= MINIMUM_SIZE}
+        assert large and all(value == "gzip" for value in large.values()), encodings
     finally:
         context.close()

@@ -2,6 +2,7 @@
 // (POST /api/v1/explain, docs/explain.md). Opened from the histogram (a clicked bar, or the
 // Explain button for the range shown, which a drag selects); each row adds its value to the query.
 
+import "./explain.css";
 import { postJSON } from "../api";
 import { clear, h } from "../dom";
 import { templateText } from "./patterns";

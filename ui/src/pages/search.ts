@@ -7,7 +7,7 @@
 import { type QueryAnswer, type Row, runQuery, savedQueries } from "../api";
 import type { AggChart, AggView } from "../components/aggchart";
 import { fetchFields, type FieldsAnswer, fieldSidebar, type UnknownField } from "../components/fieldsidebar";
-import { explainPanel } from "../components/explain";
+import type { ExplainPanel } from "../components/explain";
 import { bucketize, histogram } from "../components/histogram";
 import { patternsTable } from "../components/patterns";
 import { queryBar } from "../components/querybar";
@@ -106,7 +106,19 @@ export function searchPage(): Page {
         onclick: async () => (await import("../components/searchactions")).openAction(kind, state, dialogs) }, label);
       const actions = h("div", { class: "search-actions" }, action("save", "action-save", "Save query"),
         action("dashboard", "action-dashboard", "Add to dashboard"), action("alert", "action-alert", "Create alert"));
-      const explain = explainPanel((field, value, negate) => onFilter(field, value, negate));
+      // the explain panel loads with its first use, as the dialogs do: the first search stays small
+      const explainSlot = h("div", { class: "explain-slot" });
+      let panel: Promise<ExplainPanel> | null = null;
+      const explain = {
+        open: async (text: string, fromMs: number, toMs: number) => {
+          panel ??= import("../components/explain").then(({ explainPanel }) => {
+            const made = explainPanel((field, value, negate) => onFilter(field, value, negate));
+            explainSlot.replaceWith(made.el);
+            return made;
+          });
+          await (await panel).open(text, fromMs, toMs);
+        },
+      };
       hist = histogram((fromMs, toMs) => {
         range = { from: iso(fromMs), to: iso(toMs) };
         picker.set(range);
@@ -159,7 +171,7 @@ export function searchPage(): Page {
         onColumn: (field) => toggleColumn(field),
       });
       root.append(h("div", { class: "page search" },
-        h("div", { class: "search-top" }, bar.el, actions), warning, histWrap, explain.el,
+        h("div", { class: "search-top" }, bar.el, actions), warning, histWrap, explainSlot,
         h("div", { class: "search-body" }, sidebar.el, resultsCard), dialogs));
 
       const recordActions: RecordActions = { link: recordLink, context: (r) => void openContext(r) };

@@ -3,6 +3,7 @@
 // nav entry) to admin keys only (main.ts asks whoami); each tab's writes go to the API, which
 // decides: a scoped admin sees its own scope's objects and the server's refusal of anything wider.
 
+import "./settings.css";
 import { isScoped, whoami } from "../whoami";
 import { clear, h } from "../dom";
 import { link, navigate, type Page } from "../router";
