@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from logharbor.server.app import lead_only
-from logharbor.server.leader import Leader, lock_key
+from logharbor.server.leader import Leader, leads, lock_key
 
 S = 10**9
 
@@ -45,14 +44,12 @@ def test_sqlite_is_always_the_leader(tmp_path) -> None:  # type: ignore[no-untyp
         assert leader.hold(0) and leader.holds(S)
 
 
-def test_lead_only_runs_work_on_the_leader(pg_url: str) -> None:
+def test_only_the_leader_leads(pg_url: str) -> None:
+    """What the mover and the pattern upkeep ask before each tick (``leads``)."""
     url = pg_url.replace("postgresql+psycopg://", "postgresql://")
     first, second = Leader(url, name="retention"), Leader(url, name="retention")
-    runs: list[str] = []
     try:
-        tick_first = lead_only(first, lambda: runs.append("first") or {"moved": 1})
-        tick_second = lead_only(second, lambda: runs.append("second") or {"moved": 1})
-        assert tick_first() == {"moved": 1} and tick_second() == {} and runs == ["first"]
+        assert leads(first) and not leads(second) and leads(None)
         assert lock_key("retention") == first.key == second.key != lock_key("leader")
     finally:
         first.release()

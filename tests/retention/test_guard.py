@@ -10,9 +10,8 @@ import pytest
 from tests.retention.helpers import counts, insert, open_tiers, record, set_policy
 
 from logharbor.server.engine.wal import WriteAheadLog
-from logharbor.server.errors import ApiError
-from logharbor.server.features.retention.guard import DiskGuard, GuardedWal, directory_bytes, store_bytes
-from logharbor.server.ingest.base import Ingestor
+from logharbor.server.features.retention.guard import DiskGuard, directory_bytes, store_bytes
+from logharbor.server.ingest.base import Backpressure, Ingestor, http_error
 
 POLICY = {"rules": [
     {"name": "debug", "match": {"level": "DEBUG"}, "hot": "30d", "priority": 0},
@@ -56,15 +55,17 @@ def test_ingest_answers_429_before_the_disk_fills(tmp_path: Path) -> None:
     wal.open()
     used = {"bytes": 1000}
     guard = DiskGuard(tmp_path, None, max_bytes=2000, measure=lambda: used["bytes"], free=lambda: 10**12)
-    ingestor = Ingestor(GuardedWal(wal, guard))  # type: ignore[arg-type]
+    ingestor = Ingestor(wal, refusal=guard.refusal)
     try:
         guard.check()
         asyncio.run(ingestor.write_payload(b'{"message":"fits"}'))
         used["bytes"] = 2300  # more than 10 % over the limit
         guard.check()
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(Backpressure) as refused:
             asyncio.run(ingestor.write_payload(b'{"message":"refused"}'))
-        assert refused.value.status == 429 and "Retry-After" in (refused.value.headers or {})
+        answer = http_error(refused.value)
+        assert answer.status == 429 and "Retry-After" in answer.headers
+        assert "over its size limit" in str(answer.detail)
         used["bytes"] = 1500
         guard.check()
         asyncio.run(ingestor.write_payload(b'{"message":"accepted again"}'))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +57,11 @@ from logharbor.server.features.query.limits import set_max_clauses
 from logharbor.server.features.query.routes import query_router
 from logharbor.server.features.retention import (
     LocalState,
+    Retention,
     StorageCollector,
     build_retention,
     retention_router,
 )
-from logharbor.server.features.retention.guard import GuardedWal
 from logharbor.server.features.tail.feed import TailFeed
 from logharbor.server.features.tail.hub import TailHub, tail_router
 from logharbor.server.features.traces.clock import (
@@ -72,7 +72,13 @@ from logharbor.server.features.traces.clock import (
 )
 from logharbor.server.features.traces.routes import traces_router
 from logharbor.server.filemodes import private_umask, tighten
-from logharbor.server.ingest.base import Ingestor, IngestProtocol, RecordLimits
+from logharbor.server.ingest.base import (
+    Backpressure,
+    Ingestor,
+    IngestProtocol,
+    RecordLimits,
+    backpressure_handler,
+)
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
 from logharbor.server.ingest.forward import ForwardIngest
 from logharbor.server.ingest.idempotency import KeyIndex
@@ -109,6 +115,8 @@ class Runtime:
     secrets: SecretBox
     #: which hosts alert channels may reach (--channel-allow-hosts / --channel-deny-hosts)
     channel_hosts: HostPolicy
+    #: tiers, mover, delete jobs and the disk guard (whose refusal the ingestor asks); not started
+    retention: Retention
     #: which server runs the singletons (alert evaluation, retention moves) among those sharing meta
     leader: Leader | None = None
 
@@ -133,13 +141,6 @@ def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
         return ClickHouseStore(config.store, table=config.table, writer_id=writer_id_for(config.data_dir),
                                gate=gate)
     raise ValueError(f"store {config.store!r} is not supported (use 'embedded' or clickhouse://…)")
-
-
-def lead_only(leader: Leader, work: Callable[[], dict[str, int]]) -> Callable[[], dict[str, int]]:
-    """``work`` when this server leads, else nothing (servers sharing meta run it once between them)."""
-    def run() -> dict[str, int]:
-        return work() if leader.hold(time.time_ns()) else {}
-    return run
 
 
 def bootstrap_admin_key(config: ServerConfig, keys: KeyStore) -> Path | None:
@@ -201,11 +202,19 @@ def build_runtime(config: ServerConfig) -> Runtime:
                       on_batch=metrics.observe_batch, paused=config.batcher_paused, miner=miner,
                       free_space=free)
     batcher.start()
+    leader = Leader(config.meta_url)
+    ServiceRecorder(store).ensure()  # every table exists before the schema freezes
+    # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
+    retention = build_retention(
+        store, meta, config.data_dir, cold_storage=config.cold_storage, cold_endpoint=config.cold_endpoint,
+        interval_s=config.retention_interval_s, disk_max_bytes=config.disk_max_bytes,
+        disk_min_free_bytes=config.disk_min_free_bytes, audit=keys.audit, local=LocalState(wal, batcher),
+        leader=leader)  # moves and deletes run on the leader only
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
-                        patterns=config.patterns, keys=recent)
+                        patterns=config.patterns, keys=recent, refusal=retention.guard.refusal)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, secrets, channel_hosts,
-                      Leader(config.meta_url))
+                      retention, leader)
     metrics.watch(runtime.live_values)
     metrics.watch(lambda: {"logharbor_idempotency_keys": float(len(recent)),
                            "logharbor_idempotent_replays": float(recent.replays),
@@ -224,9 +233,7 @@ def start_pattern_upkeep(runtime: Runtime) -> PatternUpkeep | None:
     if runtime.batcher.miner is None:
         return None
     upkeep = PatternUpkeep(runtime.store, runtime.batcher,
-                           rows_per_s=runtime.config.patterns_backfill_rows_per_s)
-    if runtime.leader is not None:
-        upkeep.tick = lead_only(runtime.leader, upkeep.tick)  # type: ignore[method-assign]
+                           rows_per_s=runtime.config.patterns_backfill_rows_per_s, leader=runtime.leader)
     runtime.metrics.watch(upkeep.gauges)
     upkeep.start()
     return upkeep
@@ -278,20 +285,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         threads = anyio.to_thread.current_default_thread_limiter()
         threads.total_tokens = max(threads.total_tokens, 40 + config.query_concurrency + 16 * (
             config.query_per_key_concurrency + config.query_per_key_queue))
-        ServiceRecorder(runtime.store).ensure()  # every table exists before the schema freezes
         clock = app.state.clock_offsets = ClockOffsets(runtime.store)
         clock.ensure()
         runtime.metrics.registry.register(OffsetsCollector(clock))
-        # tiers first: the store's read table becomes hot ∪ warm ∪ cold before anyone compiles
-        retention = app.state.retention = build_retention(
-            runtime.store, runtime.meta, config.data_dir, cold_storage=config.cold_storage,
-            cold_endpoint=config.cold_endpoint, interval_s=config.retention_interval_s,
-            disk_max_bytes=config.disk_max_bytes, disk_min_free_bytes=config.disk_min_free_bytes,
-            audit=runtime.keys.audit, local=LocalState(runtime.wal, runtime.batcher))
-        runtime.ingestor.wal = GuardedWal(runtime.wal, retention.guard)  # type: ignore[assignment]
+        retention = app.state.retention = runtime.retention
         runtime.metrics.registry.register(StorageCollector(retention))
-        if runtime.leader is not None:  # moves and deletes run on the leader only
-            retention.mover.tick = lead_only(runtime.leader, retention.mover.tick)  # type: ignore[method-assign]
         retention.start()
         upkeep = start_pattern_upkeep(runtime)
         app.state.store = runtime.store
@@ -311,10 +309,6 @@ def create_app(config: ServerConfig) -> FastAPI:
             alerts.evaluator.jobs.append(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record))
             alerts.evaluator.clock_table = clock.table  # what clock_skew alert rules read
             alerts.evaluator.rules_changed()
-            if runtime.leader is not None:
-                # one leader mechanism for every singleton: the advisory-lock Leader takes the place
-                # of the alert lease before the evaluator's first pass (its loop has not run yet)
-                alerts.lease = alerts.evaluator.lease = alerts.dispatcher.lease = runtime.leader  # type: ignore[assignment]
             runtime.ingestor.add_listener(tail.publish)
             if feed is not None:
                 runtime.ingestor.add_listener(feed.note_local)
@@ -343,6 +337,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="logharbor", version=__version__, lifespan=lifespan,
                   docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(Backpressure, backpressure_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for limit_error in (QueryLimitError, QueryCancelled):  # a query limit no route caught: still a 4xx
         app.add_exception_handler(limit_error, store_limit_handler)

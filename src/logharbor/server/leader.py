@@ -7,8 +7,10 @@ session ends — clean shutdown, ``kill -9`` (the kernel closes the socket), or 
 so another server takes over at its next check, with no expiry to wait out. On SQLite there is one
 server per metadata file, so it is always the leader.
 
-:class:`Leader` has the shape of the alerting part's ``Lease`` (``hold``/``holds``/``release``/
-``ttl_ns``/``held_until``) so the evaluator and the dispatcher use it unchanged. ``holds(now)``
+:class:`Leadership` is what a singleton is given (``hold``/``holds``/``release``/``held_until``):
+``build_runtime`` passes the one :class:`Leader` into the alert evaluator and dispatcher, the
+retention mover and the pattern upkeep when it builds them (:func:`leads` gates one step); the
+alerting part's own ``Lease`` has the same shape. ``holds(now)``
 answers from memory until ``held_until``; the leader re-checks its session every ``ttl_ns / 2``
 (the evaluator renews at half the TTL), so a leader cut off from PostgreSQL stops acting within
 ``ttl_ns`` while a successor may start at once: that window is where two could overlap, and the
@@ -20,11 +22,36 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import Any
+import time
+from typing import Any, Protocol
 
-__all__ = ["Leader", "lock_key"]
+__all__ = ["Leader", "Leadership", "leads", "lock_key"]
 
 log = logging.getLogger("logharbor.server.leader")
+
+
+class Leadership(Protocol):
+    """Whether this server runs the singletons now (a :class:`Leader`, or the alerts' ``Lease``)."""
+
+    ttl_ns: int
+    held_until: int
+
+    def hold(self, now_ns: int) -> bool:
+        """Take or confirm it at ``now_ns`` (may ask the database); whether it is held."""
+        ...
+
+    def holds(self, now_ns: int) -> bool:
+        """Whether the last :meth:`hold` is still good at ``now_ns`` (no round trip)."""
+        ...
+
+    def release(self) -> None:
+        """Give it up (shutdown)."""
+        ...
+
+
+def leads(leader: Leadership | None) -> bool:
+    """Whether a singleton's step runs here now: alone (no leader given) or leading."""
+    return leader is None or leader.hold(time.time_ns())
 
 
 def lock_key(name: str) -> int:

@@ -3,8 +3,11 @@
 An ingest protocol (native NDJSON, Elasticsearch ``_bulk``, Loki, OTLP, syslog, forward) turns a
 request into normalized records plus per-item errors; :class:`Ingestor` then encodes the records
 to store rows, appends them to the write-ahead log and returns only once they are fsync'd. So
-every protocol has the same durability and the same backpressure (429 when the WAL is full, 507
-when the disk is, both with ``Retry-After``).
+every protocol has the same durability and the same backpressure: when a write cannot be taken
+now (the WAL or the disk guard refuses, the disk is full, the WAL failed) the ingestor raises
+:class:`Backpressure`, and each protocol says "not now" in its own terms: HTTP answers 429, 507 or
+503 with ``Retry-After`` (:func:`http_error`), syslog and forward stop reading their socket and
+write again (``listener.py``).
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter
 from starlette.requests import Request
+from starlette.responses import Response
 
 from logharbor.server.auth import RateLimiter
 from logharbor.server.engine.store.rows import encode_row, set_patterns
 from logharbor.server.engine.wal import WalFull, WalNoSpace, WriteAheadLog
-from logharbor.server.errors import ApiError
+from logharbor.server.errors import ApiError, api_error_handler
 from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarge, decode_content
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
 
-__all__ = ["IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "line_count", "read_body",
-           "stamp_tenant"]
+__all__ = ["Backpressure", "IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "backpressure_handler",
+           "http_error", "line_count", "read_body", "stamp_tenant"]
 
 T = TypeVar("T")
 log = logging.getLogger("logharbor.server.ingest")
@@ -119,18 +123,56 @@ def stamp_tenant(record: dict[str, Any], tenant: str | None) -> dict[str, Any]:
     return record
 
 
+class Backpressure(Exception):
+    """The ingestor cannot take a write now: the sender should hold back and send it again.
+
+    ``reason``: ``wal_full`` (the WAL, or the disk guard before the disk fills, refuses new
+    entries: nothing of the entry was written), ``disk_full`` (the WAL met ENOSPC) or
+    ``wal_failed`` (an I/O error; the WAL cut what it had half written).
+    """
+
+    def __init__(self, reason: Literal["wal_full", "disk_full", "wal_failed"], message: str, detail: str,
+                 retry_after_s: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+#: how HTTP says each reason (status, error code)
+_HTTP = {"wal_full": (429, "backpressure"), "disk_full": (507, "insufficient_storage"),
+         "wal_failed": (503, "wal_unavailable")}
+
+
+def http_error(exc: Backpressure) -> ApiError:
+    """The HTTP answer to :class:`Backpressure`: 429, 507 or 503, each with ``Retry-After``."""
+    status, code = _HTTP[exc.reason]
+    return ApiError(status, code, exc.message, detail=exc.detail,
+                    headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def backpressure_handler(request: Request, exc: Exception) -> Response:
+    """The app's exception handler for :class:`Backpressure` raised in an HTTP ingest route."""
+    assert isinstance(exc, Backpressure)
+    return await api_error_handler(request, http_error(exc))
+
+
 class Ingestor:
     """Encodes records to store rows and makes them durable in the WAL before returning.
 
     Decoding a large body is CPU work; with ``workers`` > 0 it runs in a pool of worker
     processes (spawned, so they share nothing with the engine's threads), which is how ingest
-    uses more than one core despite the GIL.
+    uses more than one core despite the GIL. ``refusal`` (the disk guard's) says why no write may
+    be taken now, or None: it is asked before each WAL entry.
     """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
                  retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None,
-                 patterns: bool = True, keys: KeyIndex | None = None) -> None:
+                 patterns: bool = True, keys: KeyIndex | None = None,
+                 refusal: Callable[[], str | None] | None = None) -> None:
         self.wal = wal
+        self.refusal = refusal
         self.limiter = limiter
         #: recently stored requests and documents (Idempotency-Key, ``_id``); see idempotency.py
         self.keys = keys if keys is not None else KeyIndex(Path(os.devnull), window_s=0, max_keys=0)
@@ -187,7 +229,7 @@ class Ingestor:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def write_rows(self, rows: list[bytes]) -> None:
-        """Append encoded rows as one WAL entry and wait for its fsync; 429 when the WAL is full."""
+        """Append encoded rows as one WAL entry and wait for its fsync (:class:`Backpressure`)."""
         if rows:
             await self.write_payload(b"\n".join(rows))
 
@@ -205,19 +247,20 @@ class Ingestor:
     async def write_entries(self, entries: list[tuple[bytes, bytes]], ticket: Ticket | None = None) -> None:
         """Append ``(payload, entry key)`` entries in order and wait until all are fsync'd.
 
-        429 when the WAL is full, 507 when its disk is (both with ``Retry-After``). An entry's key
-        is noted in the key index from the WAL's thread the moment the entry is durable, whatever
-        happens to this request afterwards.
+        :class:`Backpressure` when the WAL or the disk guard refuses, the disk is full or the WAL
+        failed. An entry's key is noted in the key index from the WAL's thread the moment the entry
+        is durable, whatever happens to this request afterwards.
         """
         futures: list[Future[int]] = []
+        full = "the server's write-ahead log is full; retry later"
         for payload, key in entries:
+            refused = self.refusal() if self.refusal is not None else None
+            if refused is not None:
+                raise Backpressure("wal_full", full, refused, self.retry_after_s)
             try:
                 future = self.wal.submit(payload, key=key)
             except WalFull as exc:
-                raise ApiError(
-                    429, "backpressure", "the server's write-ahead log is full; retry later",
-                    detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
-                ) from None
+                raise Backpressure("wal_full", full, str(exc), self.retry_after_s) from None
             if key:
                 future.add_done_callback(partial(_note_key, self.keys, key))
             if ticket is not None:
@@ -228,15 +271,11 @@ class Ingestor:
                 await asyncio.wrap_future(future)
             except WalNoSpace as exc:
                 self.no_space_at = time.monotonic()  # /readyz: not ready until the disk has room
-                raise ApiError(
-                    507, "insufficient_storage", "the server's disk is full; retry later",
-                    detail=str(exc), headers={"Retry-After": str(self.retry_after_s)},
-                ) from None
+                raise Backpressure("disk_full", "the server's disk is full; retry later", str(exc),
+                                   self.retry_after_s) from None
             except OSError as exc:  # an I/O error: the WAL cut what it had half written
-                raise ApiError(
-                    503, "wal_unavailable", "the server could not write its write-ahead log; "
-                    "send it again later", detail=str(exc),
-                    headers={"Retry-After": str(self.retry_after_s)}) from None
+                raise Backpressure("wal_failed", "the server could not write its write-ahead log; "
+                                   "send it again later", str(exc), self.retry_after_s) from None
             self.no_space_at = None
             for listener in self._listeners:
                 try:

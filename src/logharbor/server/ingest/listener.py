@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from logharbor.server.errors import ApiError
-from logharbor.server.ingest.base import Ingestor
+from logharbor.server.ingest.base import Backpressure, Ingestor
 from logharbor.server.ingest.retries import Ticket
 
 __all__ = ["AllowList", "ChunkStream", "parse_address", "server_tls_context", "write_with_backpressure"]
@@ -64,10 +63,6 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
-#: answers that mean "not now": the WAL is full (429), the disk is full (507), the WAL failed (503)
-_WAIT_STATUSES = frozenset({429, 503, 507})
-
-
 async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: str, key: bytes = b"",
                                   ticket: Ticket | None = None) -> None:
     """Write rows (one WAL entry, with its entry ``key``), waiting while the WAL or its disk is full:
@@ -87,11 +82,9 @@ async def write_with_backpressure(ingestor: Ingestor, payload: bytes, *, what: s
             if waited:
                 log.warning("%s: writing again after %d refused attempts", what, waited)
             return
-        except ApiError as exc:
-            if exc.status not in _WAIT_STATUSES:
-                raise
+        except Backpressure as exc:  # the WAL or its disk is full, or the WAL failed: not now
             if waited == 0 or waited % 50 == 0:
-                log.warning("%s: %s (%s); holding the sender back", what, exc.message, exc.status)
+                log.warning("%s: %s (%s); holding the sender back", what, exc.message, exc.reason)
             waited += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, float(ingestor.retry_after_s))

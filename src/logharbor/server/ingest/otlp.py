@@ -43,7 +43,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
-from logharbor.server.ingest.base import Ingestor, RecordLimits, read_body
+from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
 
 __all__ = ["OtlpIngest", "decode_otlp"]
@@ -407,10 +407,11 @@ class OtlpIngest:
         is_json = ctype == _JSON
         try:
             return await self._export(request, is_json)
-        except ApiError as exc:
+        except (ApiError, Backpressure) as exc:
+            error = http_error(exc) if isinstance(exc, Backpressure) else exc
             # OTLP/HTTP clients retry only 429, 502, 503 and 504: a full disk (507) is told as 503
-            status = 503 if exc.status == 507 else exc.status
-            return _status(status, exc.message, is_json, exc.headers)
+            status = 503 if error.status == 507 else error.status
+            return _status(status, error.message, is_json, error.headers)
 
     async def _export(self, request: Request, is_json: bool) -> Response:
         body = await read_body(request, limit=self.max_body_bytes, content_types=(_PROTOBUF, _JSON))

@@ -6,8 +6,8 @@ never from "last run + I", so a slow evaluation does not push later ones (no dri
 previous run of the same rule is still busy is skipped and counted on the rule (no overlapping
 runs); after downtime the next slot is simply the next one (no burst of catch-up runs). Each run
 looks at ``[slot − window, slot)``, so its verdict depends on the slot, not on when it ran.
-With a :class:`~.lease.Lease`, only the server holding it runs slots (several servers, one
-metadata database).
+With a lease (the server's :class:`~logharbor.server.leader.Leader`, or a :class:`~.lease.Lease`),
+only the server holding it runs slots (several servers, one metadata database).
 
 States per (rule, group): inactive → pending (condition true, ``for`` not yet elapsed) → firing
 → resolved (condition false again). Every transition is written with the new state and the
@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from logharbor.server.leader import Leadership
+
 from .catalog import Catalog, Evaluation, StoredRule
-from .lease import Lease
 from .rules import GroupResult, Rule
 
 __all__ = ["Clock", "Evaluator", "Job", "ManualClock", "SystemClock", "next_slot", "step"]
@@ -159,7 +160,7 @@ class Evaluator:
     def __init__(self, catalog: Catalog, run_query: Callable[[str, Mapping[str, Any]], list[dict[str, Any]]],
                  table: str, clock: Clock | None = None, *, concurrency: int = 2,
                  on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None,
-                 lease: Lease | None = None, patterns_table: str | None = None,
+                 lease: Leadership | None = None, patterns_table: str | None = None,
                  explain: Explainer | None = None) -> None:
         self.catalog = catalog
         self.run_query = run_query

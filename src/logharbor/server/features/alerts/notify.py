@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import distinct, func, select, update
 
+from logharbor.server.leader import Leadership
 from logharbor.server.scopes import Scope
 
 from .catalog import Catalog
@@ -39,7 +40,6 @@ from .channels import (
 )
 from .channels.secrets import SecretsUnreadable
 from .evaluator import Clock, SystemClock
-from .lease import Lease
 from .silences import SilenceStore
 from .tables import alert_notifications
 
@@ -56,7 +56,7 @@ class Dispatcher:
     def __init__(self, catalog: Catalog, silences: SilenceStore, clock: Clock | None = None, *,
                  max_attempts: int = 6, backoff_s: float = 2.0, backoff_max_s: float = 300.0,
                  build: Callable[[str, dict[str, Any]], Channel] = build_channel,
-                 lease: Lease | None = None) -> None:
+                 lease: Leadership | None = None) -> None:
         self.catalog = catalog
         self.silences = silences
         self.clock: Clock = clock or SystemClock()

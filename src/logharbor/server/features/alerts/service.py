@@ -15,6 +15,7 @@ from typing import Any
 from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.features.explain.alerting import contributors
+from logharbor.server.leader import Leadership
 from logharbor.server.meta.db import MetaStore
 
 from .catalog import Catalog
@@ -36,13 +37,14 @@ class AlertService:
     def __init__(self, meta: MetaStore, store: Store, *, secrets: SecretBox, hosts: HostPolicy,
                  clock: Clock | None = None, query_timeout_s: float = 30.0,
                  query_max_memory_bytes: int | None = None, jobs: list[Job] | None = None,
-                 holder: str | None = None) -> None:
+                 holder: str | None = None, lease: Leadership | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store = store
         self.catalog = Catalog(meta, secrets,
                                check_host=lambda kind, config: check_destination(hosts, kind, config))
         self.silences = SilenceStore(meta)
-        self.lease = Lease(meta, holder=holder)  # one evaluating server among those sharing the DB
+        # one evaluating server among those sharing the DB: the server's Leader, or a lease of its own
+        self.lease: Leadership = lease if lease is not None else Lease(meta, holder=holder)
         self.dispatcher = Dispatcher(self.catalog, self.silences, self.clock, lease=self.lease,
                                      build=lambda kind, config: build_channel(kind, config, hosts))
         self._settings: dict[str, float] = {"max_execution_time": query_timeout_s}
@@ -97,7 +99,8 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
         query_max_memory_bytes=runtime.config.query_max_memory_bytes,
         jobs=[Job("service-minutes", MINUTE_NS, recorder.record)],
         # stable across restarts of this server, so a restart after kill -9 takes its lease back
-        holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}")
+        holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}",
+        lease=runtime.leader)  # one leader mechanism for every singleton (server/leader.py)
     open_dashboards(app_state, runtime.meta)
     sealed = await asyncio.to_thread(service.catalog.migrate_secrets)
     if sealed:

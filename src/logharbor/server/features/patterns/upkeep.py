@@ -34,6 +34,7 @@ from logharbor.server.engine.store.patterns import patterns_table_name
 from logharbor.server.engine.store.rows import _sid
 from logharbor.server.engine.store.sql import upkeep as sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.leader import Leadership, leads
 from logharbor.server.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -54,8 +55,9 @@ class PatternUpkeep:
     """Adopts the first release's ids, then backfills records that have none; see the module doc."""
 
     def __init__(self, store: Store, batcher: Batcher, *, rows_per_s: float = 20_000.0,
-                 idle_s: float = 600.0) -> None:
+                 idle_s: float = 600.0, leader: Leadership | None = None) -> None:
         self.store = store
+        self.leader = leader  # servers sharing a store: only the leader works
         self.batcher = batcher
         self.rows_per_s = rows_per_s
         self.idle_s = idle_s
@@ -67,7 +69,7 @@ class PatternUpkeep:
         self.ids_left = -1  # unknown until counted
         self.rows_left = -1
         self._todo: list[tuple[str, str, int]] | None = None  # (table, partition, rows) to backfill
-        self._worker = Periodic("pattern-upkeep", lambda: self.tick(), lambda: self.interval_s,
+        self._worker = Periodic("pattern-upkeep", self.tick, lambda: self.interval_s,
                                 "the pattern upkeep (adopting old ids, backfilling old records)")
 
     def start(self) -> None:
@@ -86,6 +88,8 @@ class PatternUpkeep:
 
     def tick(self) -> dict[str, int]:
         """One step of work (old ids first, then one partition); the wait before the next."""
+        if not leads(self.leader):
+            return {}
         adopted = self._adopt_page()
         if adopted:
             self.interval_s = 0.2

@@ -20,6 +20,7 @@ from logharbor.server.features.retention.mover import Mover
 from logharbor.server.features.retention.routes import retention_router
 from logharbor.server.features.retention.rules import RetentionPolicy, Rule
 from logharbor.server.features.retention.service import Retention, StorageCollector
+from logharbor.server.leader import Leadership
 from logharbor.server.meta.db import MetaStore
 
 log = logging.getLogger("logharbor.retention")
@@ -30,11 +31,12 @@ __all__ = ["LocalState", "Retention", "RetentionPolicy", "Rule", "StorageCollect
 
 def build_retention(store: Store, meta: MetaStore, data_dir: Path, *, cold_storage: str,
                     cold_endpoint: str | None, interval_s: float, disk_max_bytes: int | None,
-                    disk_min_free_bytes: int, audit: Audit | None, local: LocalState | None = None
-                    ) -> Retention:
+                    disk_min_free_bytes: int, audit: Audit | None, local: LocalState | None = None,
+                    leader: Leadership | None = None) -> Retention:
     """Open the tiers (warm table, read view) and wire mover, delete jobs and guard; not started.
 
-    ``local`` is this server's WAL and batcher, which a delete-by-query flushes and scrubs.
+    ``local`` is this server's WAL and batcher, which a delete-by-query flushes and scrubs;
+    ``leader`` (servers sharing meta) is the one that runs the mover's ticks.
     """
     cold: ColdStore | None = cold_store_from_url(cold_storage, data_dir, endpoint=cold_endpoint)
     if store.storage_policy is not None:
@@ -43,7 +45,7 @@ def build_retention(store: Store, meta: MetaStore, data_dir: Path, *, cold_stora
         cold = None
     tiers = Tiers(store, cold)
     tiers.open()
-    mover = Mover(tiers, meta, interval_s=interval_s)
+    mover = Mover(tiers, meta, interval_s=interval_s, leader=leader)
     exclude = cold.root if isinstance(cold, LocalCold) else None
     guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
                       exclude=exclude, store_dir=store.path)

@@ -6,7 +6,8 @@ is object storage even when it is a local path) and the free space of its filesy
 * over ``max_bytes``: the lowest-priority rule's oldest hot (then warm) day moves to cold when the
   rule has a cold tier, or is deleted when it has none; one day per check, until under the limit;
 * over ``max_bytes`` by ``reject_margin`` (10 %), or less than ``min_free_bytes`` free: ingest
-  answers 429 with Retry-After (through :class:`GuardedWal`), so the WAL never meets a full disk.
+  answers 429 with Retry-After (the ingestor asks :meth:`DiskGuard.refusal` before each WAL
+  entry), so the WAL never meets a full disk.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
-from logharbor.server.engine.wal import WalFull, WriteAheadLog
 from logharbor.server.features.retention.mover import Mover
 from logharbor.server.periodic import Periodic
 
-__all__ = ["DiskGuard", "GuardedWal", "directory_bytes"]
+__all__ = ["DiskGuard", "directory_bytes"]
 
 log = logging.getLogger("logharbor.retention")
 
@@ -76,8 +74,7 @@ class DiskGuard:
         self.free_bytes = 0
         self.rejecting = False
         self.freed_rows = 0
-        # the lambda looks ``check`` up on every run, so a wrapper set on the instance applies
-        self._worker = Periodic("disk-guard", lambda: self.check(), lambda: self.interval_s,
+        self._worker = Periodic("disk-guard", self.check, lambda: self.interval_s,
                                 "disk guard check")
 
     def check(self) -> bool:
@@ -93,6 +90,13 @@ class DiskGuard:
         self.rejecting = bool((hard is not None and self.used_bytes > hard)
                               or self.free_bytes < self.min_free_bytes)
         return freed
+
+    def refusal(self) -> str | None:
+        """Why ingest must take no new WAL entry now (the answer's detail), or None."""
+        if not self.rejecting:
+            return None
+        return (f"the data directory is over its size limit or short of free space "
+                f"({self.used_bytes} bytes used, {self.free_bytes} bytes free); retry later")
 
     def _relieve(self) -> bool:
         assert self.mover is not None
@@ -114,20 +118,3 @@ class DiskGuard:
     def stop(self) -> None:
         self._worker.stop()
 
-
-class GuardedWal:
-    """The WAL as ingest sees it: refuses new entries (WalFull → 429) while the guard is rejecting."""
-
-    def __init__(self, wal: WriteAheadLog, guard: DiskGuard) -> None:
-        self._wal = wal
-        self._guard = guard
-
-    def submit(self, payload: bytes, *, key: bytes = b"") -> Future[int]:
-        if self._guard.rejecting:
-            raise WalFull(f"the data directory is over its size limit or short of free space "
-                          f"({self._guard.used_bytes} bytes used, {self._guard.free_bytes} bytes free); "
-                          "retry later")
-        return self._wal.submit(payload, key=key)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wal, name)

@@ -30,6 +30,7 @@ from sqlalchemy import insert, select, update
 from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, Rule, keep_sql, sample_threshold
 from logharbor.server.features.retention.tables import retention_moves, retention_policy
+from logharbor.server.leader import Leadership, leads
 from logharbor.server.meta.db import MetaStore
 from logharbor.server.periodic import Periodic
 
@@ -47,8 +48,10 @@ class Mover:
 
     def __init__(self, tiers: Tiers, meta: MetaStore, *, clock: Clock = time.time_ns,
                  interval_s: float = 60.0, days_per_tick: int = 30,
-                 step_hook: Callable[[str, str], None] | None = None) -> None:
+                 step_hook: Callable[[str, str], None] | None = None,
+                 leader: Leadership | None = None) -> None:
         self.tiers = tiers
+        self.leader = leader  # servers sharing meta: only the leader ticks (moves and deletes)
         self.meta = meta
         self.clock = clock
         self.interval_s = interval_s
@@ -59,8 +62,7 @@ class Mover:
         self.moved_rows = {"warm": 0, "cold": 0}
         self.deleted_rows = 0
         self.last_tick_ns: int | None = None
-        # the lambda looks ``tick`` up on every run, so a wrapper set on the instance applies
-        self._worker = Periodic("retention-mover", lambda: self.tick(), lambda: self.interval_s,
+        self._worker = Periodic("retention-mover", self.tick, lambda: self.interval_s,
                                 "retention tick")
 
     # -- policy ----------------------------------------------------------------------------
@@ -89,7 +91,10 @@ class Mover:
         self._worker.stop()
 
     def tick(self) -> dict[str, int]:
-        """Recover unfinished moves, then apply every rule once; counts of what was done."""
+        """Recover unfinished moves, then apply every rule once; counts of what was done (none when
+        another server leads)."""
+        if not leads(self.leader):
+            return {}
         with self.lock:
             done = {"recovered": self.recover(), "sampled": 0, "deleted": 0, "moved": 0}
             now = self.clock()
