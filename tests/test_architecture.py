@@ -212,6 +212,7 @@ LAYER_RULES = {
     and any(_inside(dst, p) for p in ("logharbor.agent", SERVER, "logharbor.cli")),
     "agent imports nothing from server or cli": lambda src, dst: _inside(src, "logharbor.agent")
     and any(_inside(dst, p) for p in (SERVER, "logharbor.cli")),
+    "the vocabulary (logharbor.types) imports nothing of logharbor": lambda src, dst: src == "logharbor.types",
 }
 
 
@@ -229,6 +230,7 @@ def test_layer_rules_can_fail() -> None:
         "only cli and demo import logharbor.server from outside it": ("logharbor.agent", SERVER),
         "sdk imports nothing from agent, server or cli": ("logharbor.sdk.testing", "logharbor.agent"),
         "agent imports nothing from server or cli": ("logharbor.agent.__main__", "logharbor.cli.agent"),
+        "the vocabulary (logharbor.types) imports nothing of logharbor": ("logharbor.types", "logharbor.record"),
     }
     assert forbidden.keys() == LAYER_RULES.keys()
     for rule, (src, dst) in forbidden.items():

@@ -22,6 +22,7 @@ from typing import Any
 
 from logharbor import exactjson
 from logharbor.dialects import Rewrite, dialect_of
+from logharbor.types import Attributes, HttpFields, RawRecord, Record, WireRecord
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -199,7 +200,7 @@ _YEAR_2000_NS = 946_684_800 * _NS
 
 
 def _record_time(value: Any, alias_keys: tuple[Any, ...], fields: tuple[str, ...], values: list[Any],
-                 attributes: dict[str, Any], now: int) -> int:
+                 attributes: Attributes, now: int) -> int:
     """The record's time from the alias that gave ``value``.
 
     ``time``, ``ts``, ``date`` … are common names for other things too (a time of day, a duration,
@@ -584,7 +585,7 @@ _LEVEL_CACHE: dict[str, str] = {}  # level text → level: a source uses a few s
 _LEVEL_CACHE_MAX = 256
 
 
-def _merge_attributes(obj: dict[str, Any]) -> dict[str, Any]:
+def _merge_attributes(obj: RawRecord) -> RawRecord:
     """A record's ``attributes`` object read as its own keys, before anything is folded: its
     ``level``, ``service``, ``timestamp`` … count as the record's (they were dropped without a
     word), a top-level key of the same name wins."""
@@ -695,7 +696,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     if request_raw is not None and type(request_raw) is not str:
         request_raw = _as_text(request_raw)
 
-    http: dict[str, Any] = {}
+    http: HttpFields = {}
     nested = get("http")
     if nested is not None:
         if type(nested) is dict or isinstance(nested, Mapping):
@@ -779,7 +780,7 @@ def normalize(
     *,
     received_ns: int | None = None,
     defaults: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Turn one decoded JSON object into a canonical record, or raise :class:`RecordError`.
 
     ``received_ns`` is used when the object has no timestamp (the receive time) and becomes
@@ -792,7 +793,7 @@ def normalize(
     now = received_ns if received_ns is not None else time.time_ns()
     (timestamp, message, service, source, host, instance, env, version, tenant, trace_id, span_id,
      request_id, http, level, attributes) = _fold(obj, now)
-    record: dict[str, Any] = {
+    record: Record = {
         "timestamp": timestamp, "observed_timestamp": now, "message": message, "service": service,
         "source": source, "host": host, "instance": instance, "env": env, "version": version,
         "tenant": tenant, "trace_id": trace_id, "span_id": span_id, "request_id": request_id,
@@ -802,15 +803,15 @@ def normalize(
     if defaults:
         for key, value in defaults.items():
             if record.get(key) is None and key in STRING_FIELDS:
-                record[key] = value
+                record[key] = value  # type: ignore[literal-required]  # a string field
     if not record["service"]:
         record["service"] = "unknown"
     return record
 
 
-def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
+def to_wire(record: Mapping[str, Any]) -> WireRecord:
     """The flat NDJSON form of DESIGN §2: canonical fields, ``http`` object, attributes inline."""
-    out: dict[str, Any] = {"timestamp": format_timestamp(record["timestamp"])}
+    out: WireRecord = {"timestamp": format_timestamp(record["timestamp"])}
     if record.get("observed_timestamp"):
         out["observed_timestamp"] = format_timestamp(record["observed_timestamp"])
     out["level"] = record["level"]

@@ -37,6 +37,7 @@ from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarg
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
+from logharbor.types import RawRecord, Record
 
 __all__ = ["Backpressure", "IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "backpressure_handler",
            "http_error", "line_count", "read_body", "stamp_tenant"]
@@ -76,7 +77,7 @@ class RecordLimits:
     #: levels) and Python's recursion would fail on it later, as a 500 or a batch the store refuses
     max_depth: int = 100
 
-    def check(self, obj: dict[str, Any], size: int) -> str | None:
+    def check(self, obj: RawRecord, size: int) -> str | None:
         """Why ``obj`` (decoded from ``size`` bytes) breaks a limit, or None."""
         if len(obj) > self.max_fields:
             return f"record has {len(obj)} fields, over the limit of {self.max_fields}"
@@ -90,7 +91,7 @@ class RecordLimits:
         return None
 
 
-def _shape(record: dict[str, Any], max_depth: int) -> tuple[int, int]:
+def _shape(record: RawRecord, max_depth: int) -> tuple[int, int]:
     """The nesting depth of ``record`` (the record itself is 1; stops counting past
     ``max_depth``) and the UTF-8 length of its longest string; a loop, never recursion."""
     depth, longest = 1, 0
@@ -116,7 +117,7 @@ def _note_key(index: KeyIndex, key: bytes, future: Future[int]) -> None:
         index.note(key)
 
 
-def stamp_tenant(record: dict[str, Any], tenant: str | None) -> dict[str, Any]:
+def stamp_tenant(record: Record, tenant: str | None) -> Record:
     """A scoped writer's records carry its tenant, whatever the body said."""
     if tenant is not None:
         record["tenant"] = tenant
@@ -290,7 +291,7 @@ class Ingestor:
     def close_ticket(self, ticket: Ticket) -> None:
         self.gate.close(ticket)
 
-    async def write_records(self, records: Iterable[dict[str, Any]]) -> int:
+    async def write_records(self, records: Iterable[Record]) -> int:
         rows = [encode_row(r) for r in records]
         await self.write_rows(rows)
         return len(rows)

@@ -27,6 +27,7 @@ from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
+from logharbor.types import RawRecord
 
 __all__ = ["BulkDoc", "BulkItem", "BulkNotes", "BulkSyntaxError", "decode_bulk", "ecs_to_raw"]
 
@@ -115,9 +116,9 @@ def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
             out.setdefault(name, inner)
 
 
-def ecs_to_raw(doc: dict[str, Any]) -> dict[str, Any]:
+def ecs_to_raw(doc: dict[str, Any]) -> RawRecord:
     """An ECS (or any JSON) document as the raw dict :func:`normalize` takes; ``doc`` is consumed."""
-    found: dict[str, Any] = {}
+    found: RawRecord = {}
     heads = {key.partition(".")[0] for key in doc}
     for head, path, parts, target in _ECS_PATHS_BY_HEAD:
         if head not in heads:

@@ -46,6 +46,7 @@ from logharbor.server.features.loki.lines import line_fields
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.types import RawRecord
 
 __all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
 
@@ -112,9 +113,9 @@ def parse_labels(text: str) -> dict[str, str]:
     raise ValueError(f"labels {text[:80]!r} are not closed")
 
 
-def _stream_fields(labels: dict[str, str]) -> dict[str, Any]:
+def _stream_fields(labels: dict[str, str]) -> RawRecord:
     """The fields every entry of a stream starts from."""
-    raw: dict[str, Any] = {attribute_key(k): v for k, v in labels.items()}
+    raw: RawRecord = {attribute_key(k): v for k, v in labels.items()}
     for name in _SERVICE_LABELS:
         value = labels.get(name)
         if value:
@@ -136,7 +137,7 @@ class _Entries:
         self.errors: list[ItemError] = []
         self.n = 0
 
-    def add(self, base: dict[str, Any], stamp: Any, line: str, metadata: dict[str, str] | None) -> None:
+    def add(self, base: RawRecord, stamp: Any, line: str, metadata: dict[str, str] | None) -> None:
         self.n += 1
         raw = dict(base)
         if metadata:

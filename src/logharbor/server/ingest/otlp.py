@@ -45,6 +45,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.types import Attributes, RawRecord
 
 __all__ = ["OtlpIngest", "decode_otlp"]
 
@@ -107,7 +108,7 @@ def _any_json(value: Any) -> Any:
     return None
 
 
-def _kv_json(pairs: list[Any]) -> dict[str, Any]:
+def _kv_json(pairs: list[Any]) -> Attributes:
     return {kv["key"]: _any_json(kv.get("value")) for kv in pairs if isinstance(kv, dict) and "key" in kv}
 
 
@@ -142,7 +143,7 @@ def _hex_id(value: Any, size: int) -> str | None:
 _IDS = (("trace_id", "trace_id", "trace_raw", 16), ("span_id", "span_id", "span_raw", 8))
 
 
-def _ids(raw: dict[str, Any], values: tuple[Any, Any], batch: _Batch) -> None:
+def _ids(raw: RawRecord, values: tuple[Any, Any], batch: _Batch) -> None:
     """Trace and span ids; one that is not an id is kept as sent (hex of protobuf bytes, the JSON
     text) in ``trace_raw``/``span_raw`` and said in the answer's partial success."""
     for value, (name, target, keep, size) in zip(values, _IDS, strict=True):
@@ -156,7 +157,7 @@ def _ids(raw: dict[str, Any], values: tuple[Any, Any], batch: _Batch) -> None:
                              f"{size} bytes of hex: kept as the attribute {keep}, the record stored")
 
 
-def _kept(raw: dict[str, Any], observed: Any, severity_text: Any) -> None:
+def _kept(raw: RawRecord, observed: Any, severity_text: Any) -> None:
     """Fields of the log record that have no canonical place, kept as attributes as sent: the
     observed time (nanoseconds) and the severity text (the level comes from the number)."""
     if observed and str(observed).isdigit() and int(observed):
@@ -169,7 +170,7 @@ def _kept(raw: dict[str, Any], observed: Any, severity_text: Any) -> None:
 # one record
 
 
-def _attributes(raw: dict[str, Any], attrs: dict[str, Any]) -> None:
+def _attributes(raw: RawRecord, attrs: Attributes) -> None:
     for key, value in attrs.items():
         if value is None:
             continue
@@ -177,7 +178,7 @@ def _attributes(raw: dict[str, Any], attrs: dict[str, Any]) -> None:
         raw[target if target is not None else attribute_key(key)] = value
 
 
-def _body(raw: dict[str, Any], body: Any) -> None:
+def _body(raw: RawRecord, body: Any) -> None:
     if isinstance(body, str):
         raw["message"] = body
     elif isinstance(body, dict):
@@ -217,7 +218,7 @@ class _Batch:
         if not self.first_error:
             self.first_error = f"log record rejected: {reason}"
 
-    def add(self, raw: dict[str, Any]) -> None:
+    def add(self, raw: RawRecord) -> None:
         self.seen += 1
         problem = self.limits.check(raw, self.size)
         try:
@@ -261,7 +262,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                 batch.add(raw)
 
 
-def _severity(raw: dict[str, Any], number: int) -> None:
+def _severity(raw: RawRecord, number: int) -> None:
     """An OTel severity number becomes the level's name here: a bare number in ``level`` is read on
     pino's scale (20 is DEBUG there, ERROR in OTel)."""
     level = otel_level(number)
@@ -309,7 +310,7 @@ def _json_int(value: Any, what: str) -> int:
     raise ValueError(f"{what} {str(value)[:40]!r} is not an integer")
 
 
-def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> dict[str, Any]:
+def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> RawRecord:
     """One OTLP/JSON log record as the raw dict normalize() takes; raises on a value that is not
     what the spec says (``"timeUnixNano": "abc"``), which rejects this record, not the request."""
     raw = dict(scope)
