@@ -302,13 +302,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             if isinstance(runtime.store, ClickHouseStore) else None
         try:
             await tail.start()
-            alerts = await start_alerting(app.state, runtime)  # rules, channels, dashboards, services
+            # rules, channels, dashboards, services; and the clock offsets from the requests, every
+            # minute on the alert scheduler (the leader's), which clock_skew rules read
+            alerts = await start_alerting(
+                app.state, runtime, jobs=(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record),),
+                clock_table=clock.table)
             recorder = start_recording(app.state, runtime)  # recording rules, on the alert scheduler
             retention.deletes.forget.append(recorder.forget)  # a delete drops the groups it erased
-            # clock offsets from the requests, every minute on the alert scheduler (the leader's)
-            alerts.evaluator.jobs.append(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record))
-            alerts.evaluator.clock_table = clock.table  # what clock_skew alert rules read
-            alerts.evaluator.rules_changed()
             runtime.ingestor.add_listener(tail.publish)
             if feed is not None:
                 runtime.ingestor.add_listener(feed.note_local)

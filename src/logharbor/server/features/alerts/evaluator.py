@@ -161,12 +161,12 @@ class Evaluator:
                  table: str, clock: Clock | None = None, *, concurrency: int = 2,
                  on_outbox: Callable[[], None] | None = None, jobs: list[Job] | None = None,
                  lease: Leadership | None = None, patterns_table: str | None = None,
-                 explain: Explainer | None = None) -> None:
+                 explain: Explainer | None = None, clock_table: str | None = None) -> None:
         self.catalog = catalog
         self.run_query = run_query
         self.table = table
         self.patterns_table = patterns_table  # quoted; what new_pattern rules read (None: ``patterns``)
-        self.clock_table: str | None = None  # quoted; the clock offsets clock_skew rules read
+        self.clock_table = clock_table  # quoted; the clock offsets clock_skew rules read (None: none)
         #: the top contributors of a firing group (features/explain/alerting.py); None: none
         self.explain = explain
         self.clock: Clock = clock or SystemClock()

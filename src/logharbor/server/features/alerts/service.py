@@ -37,7 +37,8 @@ class AlertService:
     def __init__(self, meta: MetaStore, store: Store, *, secrets: SecretBox, hosts: HostPolicy,
                  clock: Clock | None = None, query_timeout_s: float = 30.0,
                  query_max_memory_bytes: int | None = None, jobs: list[Job] | None = None,
-                 holder: str | None = None, lease: Leadership | None = None) -> None:
+                 holder: str | None = None, lease: Leadership | None = None,
+                 clock_table: str | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store = store
         self.catalog = Catalog(meta, secrets,
@@ -53,7 +54,7 @@ class AlertService:
         self.evaluator = Evaluator(self.catalog, self.run_query, store.table, self.clock,
                                    on_outbox=self.dispatcher.wake, jobs=jobs, lease=self.lease,
                                    patterns_table=quote_identifier(store.patterns_name),
-                                   explain=self.contributors)
+                                   explain=self.contributors, clock_table=clock_table)
 
     def contributors(self, query: str, numerator: str | None, labels: dict[str, str], window_ns: int,
                      at_ns: int, scope: tuple[str, dict[str, object]] | None) -> dict[str, Any] | None:
@@ -86,9 +87,11 @@ class AlertService:
         await self.dispatcher.stop()
 
 
-async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
+async def start_alerting(app_state: Any, runtime: Any, *, jobs: tuple[Job, ...] = (),
+                         clock_table: str | None = None) -> AlertService:
     """Everything of this part the app needs at start: alert loops, the service-health recording
-    job, and the dashboard stores (with the reference dashboard on a fresh server)."""
+    job (and ``jobs`` of other parts on the same scheduler), and the dashboard stores (with the
+    reference dashboard on a fresh server); ``clock_table`` is what clock_skew rules read."""
     from logharbor.server.features.dashboards.routes import open_dashboards
     from logharbor.server.features.health.services import MINUTE_NS, ServiceRecorder
 
@@ -97,7 +100,7 @@ async def start_alerting(app_state: Any, runtime: Any) -> AlertService:
         runtime.meta, runtime.store, secrets=runtime.secrets, hosts=runtime.channel_hosts,
         query_timeout_s=runtime.config.query_timeout_s,
         query_max_memory_bytes=runtime.config.query_max_memory_bytes,
-        jobs=[Job("service-minutes", MINUTE_NS, recorder.record)],
+        jobs=[Job("service-minutes", MINUTE_NS, recorder.record), *jobs], clock_table=clock_table,
         # stable across restarts of this server, so a restart after kill -9 takes its lease back
         holder=f"{socket.gethostname()}:{runtime.config.data_dir.resolve()}",
         lease=runtime.leader)  # one leader mechanism for every singleton (server/leader.py)
