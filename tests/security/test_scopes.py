@@ -139,8 +139,8 @@ def test_explain_answers_from_the_scope_only(tenants, q: str, baseline: str) -> 
     """Counts, values, templates and the left-out list of ``POST /api/v1/explain`` come from the
     key's records only, whatever the filter and the baseline."""
     server, keys = tenants
-    own = {"acme": 3, "acme-checkout": 2, "globex": 4}
     for name, key in keys.items():
+        own = len(query(server, key, "*").json()["rows"])  # what the key reads (other tests add records)
         response = httpx.post(server.url + "/api/v1/explain", json={"q": q, "since": "1d", "baseline": baseline},
                               headers={"authorization": f"Bearer {key}"}, timeout=60)
         assert response.status_code in (200, 400), response.text
@@ -152,7 +152,7 @@ def test_explain_answers_from_the_scope_only(tenants, q: str, baseline: str) -> 
         other = "acme secret" if name == "globex" else "globex secret"
         assert other not in text, (name, q, text)
         assert answer["focus"]["count"] + (answer["baseline"]["count"] if baseline == "complement" else 0) \
-            <= own[name], (name, q, answer["focus"], answer["baseline"])
+            <= own, (name, q, own, answer["focus"], answer["baseline"])
         for row in (*answer["values"], *answer["fell"]):
             if row["field"] == "tenant":
                 assert row["value"] == name.split("-")[0], (name, q, row)
