@@ -4,6 +4,7 @@ other servers' rows once, leaves out this server's own, and trails the clock by 
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from logharbor.record import normalize
 from logharbor.server.engine.store.clickhouse import ClickHouseStore
@@ -11,6 +12,8 @@ from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.features.tail.feed import TailFeed
 
 from .conftest import Double
+
+pytestmark = pytest.mark.e2e  # several servers on one ClickHouse
 
 S = 10**9
 T0 = 1_800_000_000 * S

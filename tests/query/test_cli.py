@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytestmark = pytest.mark.slow  # the query CLI as processes, one per case
+
 HERE = Path(__file__).resolve().parent
 WINDOW = ["--from", "2026-11-01T12:00:00Z", "--to", "2026-11-01T12:20:00Z"]
 

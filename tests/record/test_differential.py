@@ -56,6 +56,8 @@ from logharbor.server.engine.store.rows import encode_record, encode_row
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
 
+pytestmark = pytest.mark.slow  # differential property runs against the reference (seconds each)
+
 RECEIVED = 1_764_043_200_123_456_789  # 2025-11-25T04:00:00.123456789Z
 
 

@@ -14,6 +14,8 @@ from tests.conftest import ROOT
 from tests.retention.crash_worker import AGES, PER_GROUP, POLICY, dataset
 from tests.retention.helpers import counts, open_tiers, set_policy
 
+pytestmark = pytest.mark.faults  # a job cut by kill -9 and resumed
+
 IDENTITY = "sipHash64(timestamp, service, level, message, trace_id)"
 
 

@@ -19,6 +19,8 @@ import orjson
 import pytest
 from tests.conftest import ServerProcess
 
+pytestmark = pytest.mark.slow  # queries held to time budgets: they take their budgets
+
 RECORDS = 100_000
 HEAVY = " OR ".join(f"never_seen_{i}:x" for i in range(1000))  # 1000 attribute terms, ~25 KB
 FLAGS = ("--batch-max-age", "0.2", "--query-timeout", "20", "--query-concurrency", "4",

@@ -20,6 +20,8 @@ import orjson
 import pytest
 from tests.conftest import ROOT, ServerProcess
 
+pytestmark = pytest.mark.slow  # the CLI through real terminals
+
 TRACE = "5759e988bd862e3fe1be46a994272793"
 #: what an attacker writes into a log message: clear screen, go up and erase the line above,
 #: set the window title, a hidden link, a C1 CSI, a carriage return over the line, rich markup
