@@ -181,16 +181,16 @@ def build_runtime(config: ServerConfig) -> Runtime:
     channel_hosts = HostPolicy.from_lists(config.channel_allow_hosts, config.channel_deny_hosts)
     store = open_store(config, sealer)
     store.open()
-    wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
-                        max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer)
-    wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
     # the keys of retried batches: rebuilt from the WAL's entries and the file that keeps the keys
-    # of deleted segments (set before the batcher can release any)
+    # of deleted segments (which the WAL hands it before deleting a segment)
     recent = KeyIndex(config.data_dir / "idempotency.keys", window_s=config.idempotency_window_s,
                       max_keys=config.idempotency_max_keys)
+    wal = WriteAheadLog(config.wal_dir, segment_bytes=config.wal_segment_bytes,
+                        max_bytes=config.wal_max_bytes, fsync=config.wal_fsync, sealer=sealer,
+                        before_remove=recent.persist if recent.enabled else None)
+    wal.open(min_next_seq=Batcher.stored_seq(config.data_dir / "batcher.json") + 1)
     if recent.enabled:
-        recent.load(wal.iter_keys())
-        wal.before_remove = recent.persist
+        recent.load(wal.iter_keys())  # before the batcher starts: nothing is released yet
     miner = PatternMiner(config.data_dir / "patterns", max_sids=4 * config.patterns_max_clusters,
                          max_services=config.patterns_max_services, sealer=sealer) \
         if config.patterns else None

@@ -71,6 +71,7 @@ class WriteAheadLog:
         sealer: Sealer | None = None,
         reclaim_bytes: int | None = 1024 * 1024,
         reclaim_interval_s: float = 1.0,
+        before_remove: Callable[[list[tuple[int, bytes]]], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.sealer = sealer  # encryption at rest: entries are sealed on write, opened on read
@@ -87,7 +88,8 @@ class WriteAheadLog:
         self.quarantine_dir = self.directory / "quarantine"
         self.quarantine = Quarantine(self.quarantine_dir)
         #: called with the (seq, key) pairs of the keyed entries of segments about to be deleted
-        self.before_remove: Callable[[list[tuple[int, bytes]]], None] | None = None
+        #: (only ever from release/roll, never from open: a hook may be given before its owner loads)
+        self.before_remove = before_remove
         self.catalog = Catalog(self.directory, self.quarantine, sealer)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
