@@ -128,3 +128,30 @@ def test_the_trace_command_names_the_offsets_and_shows_raw_times_on_request(skew
     assert found, adjusted
     assert abs(float(found[1]) - SKEW_MS) <= float(found[2]) + 0.05
     assert "clock offsets applied" not in raw
+
+
+def test_a_scoped_key_reads_only_its_scope_s_clocks(skewed) -> None:  # type: ignore[no-untyped-def]
+    """Another tenant's reader and admin see none of these clocks, by the API or a clock_skew rule's
+    dry run; a service-scoped reader only its services'; a scoped admin cannot run the estimate."""
+    server, _ = skewed
+    with server.client() as client:
+        assert client.post("/api/v1/clock/estimate").status_code == 200
+        everything = client.get("/api/v1/clock/offsets", params={"since": "1h"}).json()
+        rule = {"name": "clock scope", "query": "*", "condition": "clock_skew >= 0", "window": "1h"}
+        tested = client.post("/api/v1/alerts/test", json={"rule": rule})
+        assert tested.status_code == 200 and tested.json()["groups"], tested.text
+    assert everything["current"] and everything["history"]
+    other = {"reader": server.create_key("reader", tenant="globex"),
+             "admin": server.create_key("admin", tenant="globex")}
+    for role, key in other.items():
+        with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"}) as client:
+            seen = client.get("/api/v1/clock/offsets", params={"since": "1h"}).json()
+            assert seen["current"] == [] and seen["history"] == [], (role, seen)
+            tested = client.post("/api/v1/alerts/test", json={"rule": rule})
+            assert tested.status_code == 200 and tested.json()["groups"] == [], (role, tested.text)
+            assert client.post("/api/v1/clock/estimate").status_code == 403
+    services = server.create_key("reader", services=["checkout"])
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {services}"}) as client:
+        seen = client.get("/api/v1/clock/offsets", params={"since": "1h"}).json()
+    assert all(row["service"] == "checkout" for row in (*seen["current"], *seen["history"])), seen
+    assert len(seen["history"]) < len(everything["history"])
