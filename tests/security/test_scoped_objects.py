@@ -144,3 +144,33 @@ def test_a_scoped_rule_reads_only_its_scope(srv) -> None:  # type: ignore[no-unt
     with server.client() as c:  # even run by an unscoped admin, the rule reads acme's records only
         groups = c.post("/api/v1/alerts/test", json={"name": "acme-counts"}).json()["groups"]
     assert {(g["group"]["tag"], g["value"]) for g in groups} == {("acme", 1)}
+
+
+def test_a_scoped_rule_s_alerts_stay_in_its_scope_whatever_its_labels(srv) -> None:  # type: ignore[no-untyped-def]
+    """A globex rule labelled ``tenant: acme`` (static labels a scoped admin writes) is not an acme
+    alert: its alerts, history and notifications (they carry globex's figures and text) are not
+    shown to acme keys. Labels place alerts of *server-wide* rules only."""
+    import time
+
+    server, keys = srv
+    rule = {"query": "*", "condition": "count >= 0", "window": "1h", "interval": "10s",
+            "labels": {"tenant": "acme", "service": "checkout"}, "channels": ["globex-secret-user"],
+            "annotations": {"summary": "globex-secret-user {{value}}"}}
+    with server.client(headers=as_key(keys["globex-admin"])) as c:
+        assert c.put("/api/v1/alerts/rules/globex-spoof", json=rule).status_code == 201
+        deadline = time.monotonic() + 60  # the first evaluation slot is at most 10 s away
+        while time.monotonic() < deadline:
+            notes = c.get("/api/v1/alerts/notifications", params={"rule": "globex-spoof"}).json()["notifications"]
+            if notes and c.get("/api/v1/alerts/history", params={"rule": "globex-spoof"}).json()["history"]:
+                break
+            time.sleep(0.2)  # polling the condition, with a deadline
+        assert notes, "the globex rule never notified"
+        assert c.get("/api/v1/alerts").json()["alerts"]
+    for name in ("acme-reader", "acme-admin", "acme-checkout"):
+        with server.client(headers=as_key(keys[name])) as c:
+            for path, field in (("/api/v1/alerts", "alerts"), ("/api/v1/alerts/history", "history"),
+                                ("/api/v1/alerts/notifications", "notifications")):
+                for params in ({}, {"rule": "globex-spoof"}):
+                    response = c.get(path, params=params)
+                    assert response.status_code == 200, response.text
+                    assert "globex" not in response.text, (name, path, params, response.json()[field])

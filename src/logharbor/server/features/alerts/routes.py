@@ -86,11 +86,15 @@ def _scope(request: Request) -> Scope:
     return principal.scope if principal is not None else GLOBAL
 
 
-def _visible(request: Request, labels: dict[str, Any], rule_scope: Scope) -> bool:
-    """An alert is shown to a key that sees its rule, or whose scope its labels place it in
-    (a server-wide rule grouped by tenant/service)."""
+def _visible(request: Request, labels: dict[str, Any], rule_scope: Scope | None) -> bool:
+    """An alert is shown to a key that sees its rule, or, for a server-wide rule (grouped by
+    tenant/service), whose scope its labels place it in. A scoped rule's labels place nothing: its
+    admin writes them (``tenant: acme`` on a globex rule would show globex's alerts to acme). A rule
+    no longer known (``None``: deleted) is shown to unscoped keys only."""
     viewer = _scope(request)
-    return viewer.covers(rule_scope) or viewer.labels_inside(labels)
+    if rule_scope is None:
+        return viewer.unscoped
+    return viewer.covers(rule_scope) or (rule_scope.unscoped and viewer.labels_inside(labels))
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
@@ -199,7 +203,7 @@ def alerts_router() -> APIRouter:
         rows = await run_in_threadpool(lambda: catalog.history(rule=rule, limit=limit))
         scopes = await run_in_threadpool(catalog.rule_scopes)
         return {"history": [r for r in rows if _visible(request, orjson.loads(r["group_key"]),
-                                                        scopes.get(r["rule_id"], GLOBAL))]}
+                                                        scopes.get(r["rule_id"]))]}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, rule: str | None = None, limit: int = 100) -> dict[str, Any]:
