@@ -7,11 +7,12 @@ import contextlib
 import email.utils
 import http.client
 import os
+import re
 import socket
 import ssl
 import threading
 import time
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -19,7 +20,36 @@ from logharbor.agent.options import TLSConfig
 from logharbor.agent.sinks.base import SinkConfig
 from logharbor.agent.types import Retriable
 
-__all__ = ["HttpSinkConfig", "KeepAlive", "parse_retry_after"]
+__all__ = ["HttpSinkConfig", "KeepAlive", "parse_retry_after", "redact_url"]
+
+_MASK = "***"
+#: query parameters whose value is a credential (compared lower-case, ``-`` read as ``_``)
+_SECRET_PARAMS = frozenset({"token", "access_token", "auth", "api_key", "apikey", "key", "password",
+                            "pass", "pwd", "secret", "sig", "signature", "x_amz_signature"})
+_USERINFO_PASSWORD = re.compile(r"(//[^/?#@:]*):[^/?#@]*@")
+_SECRET_NAMES = "|".join(sorted(_SECRET_PARAMS)).replace("_", "[_-]")
+_SECRET_PAIR = re.compile(r"([?&;](?:" + _SECRET_NAMES + r")=)[^&;#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log line or an error: the userinfo password and the values of
+    credential-like query parameters (``token``, ``api_key`` …) replaced by ``***``; the rest
+    (scheme, user, host, path, other parameters) kept because it is what the operator needs."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a bad port: fall back to the textual masking below
+    except ValueError:
+        return _SECRET_PAIR.sub(rf"\1{_MASK}", _USERINFO_PASSWORD.sub(rf"\1:{_MASK}@", url))
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{_MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, _MASK if k.lower().replace("-", "_") in _SECRET_PARAMS else v)
+                           for k, v in pairs], safe="*")
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 class HttpSinkConfig(SinkConfig):
@@ -37,7 +67,7 @@ class HttpSinkConfig(SinkConfig):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {redact_url(value)!r}")
         return value
 
     def resolved_api_key(self) -> str | None:
