@@ -11,6 +11,7 @@ Loki: write ``\\\\d`` or a backtick string) and must be valid UTF-8.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -246,7 +247,10 @@ def number_of(tok: Tok, target: str, negative: bool = False) -> str:
     """A number, a duration (seconds, or ms for ``*_ms`` fields) or a size in bytes, as text."""
     sign = -1 if negative else 1
     if tok.kind in ("num", "bytes"):
-        return plain(sign * float(tok.value))  # type: ignore[arg-type]
+        number = sign * float(tok.value)  # type: ignore[arg-type]
+        if not math.isfinite(number):  # 1e400 is inf: compared as text "inf" it matches at random
+            raise LogQLError(f"{tok.text} is not a finite number (at {tok.pos})", tok.pos)
+        return plain(number)
     seconds = sign * int(tok.value) / 1e9  # type: ignore[call-overload]
     return plain(seconds * 1000 if target.endswith("_ms") else seconds)
 

@@ -76,16 +76,35 @@ def tokens(text: str) -> list[str]:
     return [t for t in _SPLIT.split(text) if t]
 
 
+#: a decimal number as a query writes it (ASCII digits; no ``1_000``, no ``١٢``, no ``inf``)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: what float() also reads as a number that is not finite
+_NON_FINITE = re.compile(r"(?i)[+-]?(?:inf|infinity|nan)")
+
+
 def _number(value: str) -> float | int | None:
-    try:
-        out = float(value)
-    except ValueError:
+    """The number ``value`` writes, or None when it is text; a number that is not finite (it
+    overflows a float, or is ``inf``/``nan``) is None too: callers that compare refuse it first
+    (:func:`_refuse_non_finite`) so that it is never compared as text."""
+    text = value.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
+    out = float(text)
     if not math.isfinite(out):
         return None
-    if re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
-        return int(value)
+    if re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        return int(text)
     return out
+
+
+def _refuse_non_finite(name: str, value: str) -> None:
+    """A comparison with a number no float holds (``>1e400``, ``<-1e400``, ``>inf``, ``>=nan``)
+    has no honest answer: as text it would match at random, so it is a 400 naming the term."""
+    text = value.strip()
+    if _NON_FINITE.fullmatch(text) or (_DECIMAL.fullmatch(text) and not math.isfinite(float(text))):
+        raise QueryTypeError(
+            f"'{name}' compares with {value!r}, which is not a finite number (it overflows a "
+            f"64-bit float, or is inf/nan); use a finite value")
 
 
 def like_pattern(wildcard: str) -> str:
@@ -288,6 +307,8 @@ class FilterCompiler:
             return self.exists(ref)
         if ref.column == "level":
             return self.level_range(ref, bounds)
+        for _, value in bounds:
+            _refuse_non_finite(ref.name, value)
         numeric = ref.kind in ("int", "float") or (
             ref.kind == "dynamic" and all(_number(v) is not None for _, v in bounds)
         )
@@ -357,6 +378,7 @@ class FilterCompiler:
         return self.params.add(number, "Int64" if isinstance(number, int) else "Float64")
 
     def _require_number(self, ref: FieldRef, value: str) -> float | int:
+        _refuse_non_finite(ref.name, value)
         number = _number(value)
         if number is None:
             raise QueryTypeError(f"'{ref.name}' is a number; {value!r} is not one")
