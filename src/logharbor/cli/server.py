@@ -82,9 +82,22 @@ def run_server(config: ServerConfig) -> None:
                 runtime.batcher.begin_flush()
             super().handle_exit(sig, frame)
 
+    async def quiet_start_failure(scope: Any, receive: Any, send: Any) -> None:
+        """``app``, except that a start failure the lifespan already reported in one line
+        (``app.state.start_error``) does not reach the log a second time as a traceback."""
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def send_quiet(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed" and getattr(app.state, "start_error", None):
+                message = {**message, "message": ""}
+            await send(message)
+
+        return await app(scope, receive, send_quiet)
+
     Server(
         uvicorn.Config(
-            app,
+            quiet_start_failure,
             host=config.host,
             port=config.port,
             log_level=config.log_level,

@@ -88,7 +88,7 @@ from logharbor.server.ingest.otlp import OtlpIngest
 from logharbor.server.ingest.syslog import SyslogIngest, SyslogZones
 from logharbor.server.leader import Leader
 from logharbor.server.limits import RequestLimits, store_limit_handler
-from logharbor.server.meta.db import MetaDamaged, MetaStore
+from logharbor.server.meta.db import MetaDamaged, MetaStore, MetaUnreachable
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
 from logharbor.server.probes import health_router
@@ -275,9 +275,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             runtime = build_runtime(config)
-        except (StoreError, MetaDamaged, DamagedProgress) as exc:  # messages that name the file
+        except (StoreError, MetaDamaged, MetaUnreachable, DamagedProgress) as exc:  # messages that name it
             log.error("logharbor server cannot start: %s", exc)
             print(f"logharbor server: cannot start: {exc}", file=sys.stderr, flush=True)
+            app.state.start_error = exc  # said in one line: run_server keeps the traceback out
             raise
         app.state.runtime = runtime
         # a read waiting for a query slot waits in a worker thread: room for sixteen keys' full

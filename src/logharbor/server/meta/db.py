@@ -28,7 +28,8 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 __all__ = ["MetaDamaged", "MetaStore", "add_missing_columns", "api_keys", "audit_log", "metadata"]
 
@@ -65,6 +66,11 @@ audit_log = Table(
 
 class MetaDamaged(RuntimeError):
     """The metadata database's file is damaged; the message names it and the way to repair it."""
+
+
+class MetaUnreachable(RuntimeError):
+    """The metadata database at ``meta_url`` cannot be reached; the message names the setting,
+    the URL without its password and the reason."""
 
 
 class MetaStore:
@@ -104,6 +110,10 @@ class MetaStore:
         try:
             metadata.create_all(self.engine)
             add_missing_columns(self.engine)
+        except (OperationalError, InterfaceError) as exc:
+            if self.url.startswith("sqlite"):
+                raise
+            raise MetaUnreachable(self._unreachable(exc)) from None
         except DatabaseError as exc:
             if not self.url.startswith("sqlite"):
                 raise
@@ -113,6 +123,14 @@ class MetaStore:
                 "keys, alert rules and dashboards. Restore it from a backup, or recover what SQLite "
                 f"can: `sqlite3 {path} .recover | sqlite3 {path}.recovered` and move "
                 f"{path}.recovered to {path} (with the server stopped)") from None
+
+    def _unreachable(self, exc: Exception) -> str:
+        url = make_url(self.url)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if url.password:
+            reason = reason.replace(str(url.password), "***")
+        return (f"meta_url (--meta-url, LOGHARBOR_META_URL): cannot reach the metadata database "
+                f"{url.render_as_string(hide_password=True)}: {reason}")
 
     def scrub(self) -> None:
         """Fold SQLite's write-ahead log into the database and truncate it, so pages that held
