@@ -70,8 +70,9 @@ class SilenceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     matchers: list[Matcher] = Field(..., min_length=1, max_length=50)
-    starts_at: str | int | None = None
-    ends_at: str | int
+    # bool: kept a bool (pydantic made JSON true the int 1) so parse_time_ns refuses it (400)
+    starts_at: str | bool | int | None = None
+    ends_at: str | bool | int
     comment: str = Field("", max_length=2000)
 
     def times(self, now_ns: int) -> tuple[int, int]:

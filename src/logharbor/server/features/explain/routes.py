@@ -41,19 +41,20 @@ class ExplainBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     q: str = Field("*", max_length=_MAX_QUERY_CHARS, description="the query (a filter)")
-    from_: str | int | float | None = Field(None, alias="from", description="focus start (inclusive)")
-    to: str | int | float | None = Field(None, description="focus end (exclusive), default now")
+    # bool: kept a bool (pydantic made JSON true the int 1) so parse_time_ns refuses it (400)
+    from_: str | bool | int | float | None = Field(None, alias="from", description="focus start (inclusive)")
+    to: str | bool | int | float | None = Field(None, description="focus end (exclusive), default now")
     since: str | None = Field(None, description="same as from, e.g. 15m or now-1h")
     baseline: Literal["previous", "window", "complement"] = Field(
         "previous", description="previous: the window of equal length before the focus; window: "
         "baseline_from..baseline_to; complement: the other records of the focus window")
-    baseline_from: str | int | float | None = None
-    baseline_to: str | int | float | None = None
-    alpha: float = Field(DEFAULT_ALPHA, gt=0, le=0.5, description="family-wise error rate")
-    limit: int = Field(20, ge=1, le=100, description="values listed")
+    baseline_from: str | bool | int | float | None = None
+    baseline_to: str | bool | int | float | None = None
+    alpha: float = Field(DEFAULT_ALPHA, strict=True, gt=0, le=0.5, description="family-wise error rate")
+    limit: int = Field(20, strict=True, ge=1, le=100, description="values listed")
 
 
-def _time(value: str | int | float | None, name: str, now_ns: int) -> int | None:
+def _time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
     if value is None or value == "":
         return None
     try:

@@ -56,10 +56,12 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     q: str = Field("*", max_length=_MAX_QUERY_CHARS, description="the query text")
-    from_: str | int | float | None = Field(None, alias="from", description="start (inclusive)")
-    to: str | int | float | None = Field(None, description="end (exclusive), default now")
+    # bool is listed so pydantic keeps JSON true/false a bool (it made them the ints 1/0, epoch
+    # second 1) and parse_time_ns refuses them with the invalid_time 400 of any bad time
+    from_: str | bool | int | float | None = Field(None, alias="from", description="start (inclusive)")
+    to: str | bool | int | float | None = Field(None, description="end (exclusive), default now")
     since: str | None = Field(None, description="same as from, e.g. 15m or now-1h")
-    limit: int | None = Field(None, ge=0, description="row cap; default 100 for records")
+    limit: int | None = Field(None, ge=0, strict=True, description="row cap; default 100 for records")
 
 
 def _limits(request: Request) -> tuple[int, int, dict[str, int | float]]:
@@ -73,7 +75,7 @@ def _limits(request: Request) -> tuple[int, int, dict[str, int | float]]:
     return default, max_limit, settings
 
 
-def _time(value: str | int | float | None, name: str, now_ns: int) -> int | None:
+def _time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
     if value is None or value == "":
         return None
     try:
