@@ -80,3 +80,22 @@ def test_large_sets_are_counted_on_time_slices_and_still_find_the_cause(
     assert (first["field"], first["value"]) == ("http.status", 502) and first["significant"], first
     assert not first["exact"]
     assert 0 < first["focus"]["count"] < 200  # estimated from the slices: about 75 planted records
+
+
+def test_numbers_are_capped_by_the_limit_and_the_rest_is_counted(explain_store: EmbeddedStore) -> None:
+    """300 numeric attributes made 300 ``numbers`` entries whatever the limit; now at most
+    ``limit``, the most significant first, and ``not_shown.numbers`` says how many were cut."""
+    start = BASE_NS - 30 * DAY_NS
+    rows = [{"timestamp": start + w * WINDOW_NS + i * WINDOW_NS // 60, "service": "wide", "level": "INFO",
+             "message": "tick", **{f"n{k:03d}": (i * 7 + k + w * 50) % 97 for k in range(300)}}
+            for w in (0, 1) for i in range(60)]
+    load(explain_store, rows, "wide-numbers")
+    answer = run(explain_store, start, "service:wide", limit=5)
+    assert len(answer["numbers"]) == 5, len(answer["numbers"])
+    assert answer["not_shown"]["numbers"] == 300 - 5, answer["not_shown"]
+    assert answer["not_shown"]["limit"] == 5
+    ps = [n["p"] for n in answer["numbers"]]
+    assert ps == sorted(ps)
+    assert len(answer["values"]) <= 5 and len(answer["fell"]) <= 5
+    everything = run(explain_store, start, "service:wide", limit=100)
+    assert len(everything["numbers"]) == 100 and everything["not_shown"]["numbers"] == 200

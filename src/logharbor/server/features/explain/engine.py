@@ -275,10 +275,13 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
     threshold = req.alpha / m if m else req.alpha
     ranked = sorted((c for c in tested if c.field != "pattern_id"),
                     key=lambda c: (-c.g, c.field, str(c.value)))
-    values = [_ranked_json(item, totals, threshold) for item in ranked
-              if item.focus_share > item.baseline_share][:req.limit]
-    fell = [_ranked_json(item, totals, threshold) for item in ranked
-            if item.focus_share < item.baseline_share][:req.limit]
+    rose_all = [item for item in ranked if item.focus_share > item.baseline_share]
+    fell_all = [item for item in ranked if item.focus_share < item.baseline_share]
+    values = [_ranked_json(item, totals, threshold) for item in rose_all[:req.limit]]
+    fell = [_ranked_json(item, totals, threshold) for item in fell_all[:req.limit]]
+    # numbers are capped by the same limit (300 numeric attributes made 300 entries), the most
+    # significant first; the answer says how many of each list were not shown
+    numbers_all = _numbers_json(numbers, counted.numbers, threshold)
     together = _together(store, sets, settings, ranked, threshold, totals) if ranked else None
     return {
         "query": req.q,
@@ -293,7 +296,9 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
         "values": values,
         "fell": fell,
         "together": together,
-        "numbers": _numbers_json(numbers, counted.numbers, threshold),
+        "numbers": numbers_all[:req.limit],
+        "not_shown": {"values": max(0, len(rose_all) - req.limit), "fell": max(0, len(fell_all) - req.limit),
+                      "numbers": max(0, len(numbers_all) - req.limit), "limit": req.limit},
         "patterns": _patterns_json(store, patterns, totals, threshold, sets.focus_window[0],
                                    Scope.from_sql_params(scope[1] if scope is not None else None)),
         "left_out": [{"field": k, "reason": v} for k, v in sorted(left_out.items())],
