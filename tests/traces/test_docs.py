@@ -79,7 +79,8 @@ def test_the_clock_offsets_example_answers_current_and_history(traced: ServerPro
     assert out.returncode == 0, out.stderr
     answer = orjson.loads(out.stdout)
     # the page's request is from 2026-11-01, long before the last 15 minutes: nothing to estimate from
-    assert answer == {"window_s": 900, "reference_layer": "alb", "current": [], "history": []}
+    assert answer == {"window_s": 900, "reference_layer": "alb", "current": [], "history": [],
+                      "history_truncated": False}
 
 
 def test_the_trace_command_example_draws_the_documented_waterfall(traced: ServerProcess) -> None:

@@ -30,6 +30,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
 from logharbor.server.features.traces.skew import estimate_offsets
 from logharbor.server.limits import query_refusal
+from logharbor.server.scopes import Scope
 
 __all__ = ["CLOCK_INTERVAL_NS", "KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector", "clock_router"]
 
@@ -41,6 +42,7 @@ WINDOW_NS = 15 * MINUTE_NS  # the requests each estimate reads
 MAX_ROWS = 30_000  # the newest request records of the window, at most (about 10k requests)
 KEEP_DAYS = 30
 CACHE_S = 20.0  # how long a read of the latest estimate is reused
+HISTORY_LIMIT = 50_000  # rows of history one answer holds (after the scope; history_truncated says so)
 _READ = ("tenant", "service", "source", "host", "instance", "trace_id", "request_id", "http_duration_ms")
 _ATTRIBUTES = ("request_creation_time", "request_processing_ms")  # the ALB's, the only ones read
 _TYPES = {"at": "Int64", "tenant": "String", "clock": "String", "layer": "String", "host": "String",
@@ -135,12 +137,20 @@ class ClockOffsets:
             self._cache = (time.monotonic(), rows)
         return rows
 
-    def history(self, start_ns: int, end_ns: int, limit: int = 50_000) -> list[dict[str, Any]]:
-        """Every estimate of ``[start, end)``, oldest first."""
+    def history(self, start_ns: int, end_ns: int, limit: int = HISTORY_LIMIT,
+                scope: Scope | None = None) -> list[dict[str, Any]]:
+        """Every estimate of ``[start, end)`` within ``scope`` (None: every tenant), oldest first,
+        at most ``limit``. The scope is in the SQL, before the cap: filtered after it, a scoped
+        key got a truncated history whenever other tenants had ``limit`` rows of the window."""
         self.ensure()
-        return self._select("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-                            "AND at < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')",
-                            {"lo": start_ns, "hi": end_ns}, limit)
+        where = ("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+                 "AND at < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')")
+        params: dict[str, Any] = {"lo": start_ns, "hi": end_ns}
+        confined = scope.sql() if scope is not None else None
+        if confined is not None:  # columns tenant and service; values are parameters
+            where += f" AND {confined[0]}"
+            params.update(confined[1])
+        return self._select(where, params, limit)
 
     def offsets_for(self, tenant: str) -> dict[tuple[str, str], dict[str, Any]]:
         """The latest usable offsets of one tenant, by (layer, clock name)."""
@@ -186,6 +196,13 @@ class OffsetsCollector(Collector):
         yield error
 
 
+def _scope_of(principal: Any) -> Scope | None:
+    """The key's scope as the history's SQL condition; None for an unscoped key or no auth."""
+    if principal is None:
+        return None
+    return Scope.of(getattr(principal, "tenant", None), getattr(principal, "services", None))
+
+
 def _allowed(principal: Any, row: dict[str, Any]) -> bool:
     """A scoped key sees its tenant's clocks (and, scoped to services, those services' clocks)."""
     if principal is None:
@@ -222,13 +239,15 @@ def clock_router() -> APIRouter:
         clock = offsets_of(request)
         principal = principal_of(request)
         try:
-            current, history = await run_in_threadpool(lambda: (clock.latest(), clock.history(start, end)))
+            current, history = await run_in_threadpool(
+                lambda: (clock.latest(), clock.history(start, end, HISTORY_LIMIT + 1, _scope_of(principal))))
         except StoreError as exc:
             raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
                 from exc
         return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
                 "current": [c for c in current if _allowed(principal, c)],
-                "history": [h for h in history if _allowed(principal, h)]}
+                "history": [h for h in history[:HISTORY_LIMIT] if _allowed(principal, h)],
+                "history_truncated": len(history) > HISTORY_LIMIT}
 
     @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
     async def estimate(request: Request) -> dict[str, Any]:
