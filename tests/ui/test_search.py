@@ -234,3 +234,23 @@ def test_clicked_values_are_quoted_so_they_match_exactly(probe: PageProbe, demo:
         assert page.locator("#results li.record").count() == 1, f"{field}={value!r} did not keep exactly the record"
         page.locator("#results li.record").first.locator(".summary").click()
         assert page.locator(f"#results li.record tr[data-field='{field}'] button.value").inner_text() == value
+
+
+def test_logout_leaves_nothing_of_the_user_in_the_browser_but_the_theme(probe: PageProbe, demo: Demo) -> None:
+    """A shared browser: the next person must not find the last one's queries (they can name
+    users), ranges or settings in localStorage; only the light/dark choice stays."""
+    page = probe.page
+    login(page, demo, search_path(demo, 'source:app AND message:"user alice.secretary"'))
+    page.wait_for_function("() => (localStorage.getItem('logharbor.recentQueries') || '').includes('alice.secretary')")
+    page.locator("#theme-toggle").click()
+    page.evaluate("""() => {
+        localStorage.setItem('logharbor.recentRanges', JSON.stringify(['alice.secretary-range']));
+        localStorage.setItem('logharbor.timeZone', 'utc');
+    }""")
+    theme = page.evaluate("localStorage.getItem('logharbor.theme')")
+    assert theme in ("light", "dark")
+    page.locator("#logout").click()
+    page.wait_for_selector("#login-form")
+    stored = page.evaluate("Object.fromEntries(Object.entries(localStorage))")
+    assert stored == {"logharbor.theme": theme}
+    assert page.evaluate("sessionStorage.getItem('logharbor.apiKey')") is None

@@ -9,6 +9,7 @@ import { loginPage } from "./pages/login";
 import { searchPage } from "./pages/search";
 import { interceptLinks, link, navigate, type Page, setRenderer } from "./router";
 import { clearKey, getKey } from "./session";
+import { forgetUser } from "./settings";
 import { onThemeChange, setTheme, theme } from "./theme";
 import { isAdmin, loadWhoami, whoami } from "./whoami";
 
@@ -113,6 +114,7 @@ function drawNav(active: string): void {
         id: "logout",
         onclick: () => {
           clearKey();
+          forgetUser(); // recent queries and ranges can name users: not for the next one at this browser
           navigate("/ui/login");
         },
       }, "Log out"),

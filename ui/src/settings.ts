@@ -1,10 +1,13 @@
 // What this browser remembers for its user (localStorage): the time zone every page shows times
 // in, the recent queries and the recent time ranges. Never the API key: that lives in the tab's
 // sessionStorage only (session.ts). Storage that is full or switched off is not an error.
+// Logging out forgets all of it but the theme (forgetUser): the browser may be shared.
 
 export type TimeZone = "local" | "utc";
 
 const TZ_KEY = "logharbor.timeZone";
+/** The light/dark choice (theme.ts; public/theme.js reads it before the first paint). */
+export const THEME_KEY = "logharbor.theme";
 const RECENT_KEYS = { queries: "logharbor.recentQueries", ranges: "logharbor.recentRanges" } as const;
 /** Entries kept per list. */
 export const RECENT_MAX = 12;
@@ -57,4 +60,24 @@ export function remember(kind: keyof typeof RECENT_KEYS, value: string): void {
 
 export function forget(kind: keyof typeof RECENT_KEYS): void {
   write(RECENT_KEYS[kind], null);
+}
+
+/** Of the keys stored in this browser, those logout removes: every one but the theme, which is
+ *  about the screen, not the person (recent queries can name users; a key added later is
+ *  forgotten too unless it is added here on purpose). */
+export function userKeys(stored: Iterable<string>): string[] {
+  return [...stored].filter((key) => key !== THEME_KEY);
+}
+
+/** On logout: the next person at this browser finds nothing of the last one's queries, ranges
+ *  or settings. */
+export function forgetUser(): void {
+  zone = "local";
+  try {
+    const stored = Array.from({ length: localStorage.length }, (_, i) => localStorage.key(i))
+      .filter((key): key is string => key !== null);
+    for (const key of userKeys(stored)) localStorage.removeItem(key);
+  } catch {
+    // storage disabled: nothing was kept
+  }
 }

@@ -4,9 +4,11 @@
 
 import type uPlot from "uplot";
 
+import { THEME_KEY } from "./settings";
+
 export type Theme = "light" | "dark";
 
-export const THEME_KEY = "logharbor.theme";
+export { THEME_KEY };
 const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
 const charts = new Set<uPlot>();
 
