@@ -510,7 +510,9 @@ def _as_text(value: Any) -> str:
 _NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
 
 
-def _http_value(name: str, value: Any) -> Any:
+def http_value(name: str, value: Any) -> Any:
+    """``value`` as the ``http.<name>`` column holds it, or RecordError saying why it cannot be
+    (parsers' ``guard`` asks the same question, so a parsed line always normalizes)."""
     kind = HTTP_FIELDS[name]
     if type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[name]):
         return value  # the common case: already the right type
@@ -709,7 +711,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
                 elif type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[key]):
                     http[key] = value  # the common case: already the right type
                 else:
-                    http[key] = _http_value(key, value)
+                    http[key] = http_value(key, value)
         else:
             attributes["http"] = nested
     if flat_http:  # flat `http.<name>` keys fill what the nested object did not give
@@ -720,7 +722,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
             if name in http:
                 attributes["http." + name] = value  # not used: kept as it was sent
             else:
-                http[name] = _http_value(name, value)
+                http[name] = http_value(name, value)
 
     value = get("level")
     level = None

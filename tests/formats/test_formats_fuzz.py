@@ -85,3 +85,24 @@ def test_mutated_lines_never_raise(name: str, data: st.DataObject) -> None:
 def test_random_text_never_raises(line: str) -> None:
     for parser in (*PARSERS.values(), *EXTRA):
         _check(parser, line)
+
+
+@pytest.mark.parametrize("status", ["99999999999999999999200", "65536", "5_02", "٥٠٢", "-1"])
+def test_a_typed_group_the_http_column_cannot_hold_keeps_the_line(status: str) -> None:
+    """The parser's guard asks normalize's own question: a status over 65535 (or not a plain
+    number) is the unparsed line with its reason, never a record normalize refuses."""
+    line = f"2026-11-01T12:00:00Z INFO {status} done"
+    raw = PARSERS["regex"].parse(line)  # type: ignore[attr-defined]
+    if "parse_error" not in raw:  # the int cast itself refused it
+        raise AssertionError(raw)
+    assert raw["message"] == line
+    normalize(raw, received_ns=1_800_000_000_000_000_000)
+
+
+def test_text_http_fields_from_a_writer_are_held_to_the_column_too() -> None:
+    json_parser = build_parser("json")
+    for http in ({"status": 70000}, {"bytes_sent": 2**64}, {"duration_ms": "inf"}, {"status": "5_02"}):
+        line = '{"message":"m","http":' + __import__("json").dumps(http) + "}"
+        raw = json_parser.parse(line)  # type: ignore[attr-defined]
+        assert "parse_error" in raw and raw["message"] == line, (http, raw)
+        normalize(raw, received_ns=1_800_000_000_000_000_000)

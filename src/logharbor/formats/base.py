@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, normalize, parse_timestamp
+from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, http_value, normalize, parse_timestamp
 
 __all__ = [
     "PARSERS",
@@ -135,22 +135,10 @@ def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
             if value is None:
                 continue
             try:
-                _check_http(name, value)
-            except (TypeError, ValueError) as exc:
-                return unparsed(line, f"http.{name}: {exc}")
+                http_value(name, value)  # normalize's own check: one rule, not a copy that drifts
+            except RecordError as exc:
+                return unparsed(line, str(exc))
     return raw
-
-
-def _check_http(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{value!r} is not a number")
-    if HTTP_FIELDS[name] is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{value!r} is not an integer")
-        if int(value) < 0:
-            raise ValueError(f"{value!r} is negative")
-    else:
-        ufloat(value)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ not match, or a value that does not cast, is kept with a ``parse_error``. Withou
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,12 +56,31 @@ def _strptime(fmt: str) -> Callable[[str], int]:
     return cast
 
 
+#: a number as a log line writes one: ASCII digits, a sign, a fraction, an exponent. Python's int()
+#: and float() also read "5_02", Arabic-Indic digits, "inf" and "nan": not numbers in a log line
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
+_FLOAT_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+
+
+def _to_int(value: str) -> int:
+    if not _INT_TEXT.fullmatch(value):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
+
+
+def _to_float(value: str) -> float:
+    out = float(value) if _FLOAT_TEXT.fullmatch(value) else math.inf
+    if not math.isfinite(out):
+        raise ValueError(f"{value!r} is not a finite number")
+    return out
+
+
 def caster(spec: str) -> Callable[[str], Any]:
     """The function casting a group's text for a ``types`` entry; ValueError on a bad spec."""
     if spec == "int":
-        return int
+        return _to_int
     if spec == "float":
-        return float
+        return _to_float
     if spec == "bool":
         return _to_bool
     if spec in ("str", "string"):
