@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from logharbor.models import InputModel
 
 __all__ = ["BatchConfig", "BufferConfig", "MetricsConfig", "Strict", "TLSConfig"]
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     """Base of every options model: unknown keys are errors, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid")

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
+from logharbor.models import InputModel
 from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, http_value, normalize, parse_timestamp
 
 __all__ = [
@@ -55,7 +56,7 @@ class Parser(Protocol):
         ...
 
 
-class Options(BaseModel):
+class Options(InputModel):
     """Base of every parser's options: unknown keys are errors (a typo must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ByteSize, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ByteSize,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,6 +36,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from logharbor.models import refuse_boolean_numbers
 
 __all__ = ["ENV_PREFIX", "Flag", "Kind", "ServerConfig", "format_seconds", "parse_seconds", "parse_size"]
 
@@ -385,6 +395,12 @@ class ServerConfig(BaseSettings):
         if store != "embedded" and not store.startswith(("clickhouse://", "clickhouses://")):
             raise ValueError("store must be 'embedded' or a clickhouse:// URL")
         return store
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``port: yes`` in a YAML file is not port 1 (logharbor/models.py says why)."""
+        return refuse_boolean_numbers(cls, value, info)
 
     @model_validator(mode="after")
     def _together(self) -> ServerConfig:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
+from logharbor.models import InputModel
 from logharbor.server.features.query import TimeParseError, parse_duration_ns
 
 __all__ = ["Condition", "GroupResult", "Op", "duration_ns"]
@@ -40,7 +41,7 @@ def duration_ns(text: str, *, allow_zero: bool = False) -> int:
     return parse_duration_ns(text)
 
 
-class Condition(BaseModel):
+class Condition(InputModel):
     """What makes a group active: a value compared with a threshold, or absence of records."""
 
     model_config = ConfigDict(extra="forbid")

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from logharbor.models import InputModel
 from logharbor.server.auth import principal_of
 from logharbor.server.bounds import RowId
 from logharbor.server.engine.store.base import StoreError
@@ -46,7 +47,7 @@ class ChannelBody(BaseModel):
     config: dict[str, Any]
 
 
-class TestBody(BaseModel):
+class TestBody(InputModel):
     """A dry run of a stored rule (``name``) or of a rule not saved yet (``rule``)."""
 
     model_config = ConfigDict(extra="forbid")

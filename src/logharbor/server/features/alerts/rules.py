@@ -28,7 +28,6 @@ import re
 from typing import Any
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -36,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from logharbor.models import InputModel
 from logharbor.server.features.query import (
     QueryError,
     TimeParseError,
@@ -64,7 +64,7 @@ _DETAILS: dict[str, tuple[str, ...]] = {  # annotation names a kind of condition
 _DETAILS.update(dict.fromkeys(("count", "ratio", "value", "absence"), ()))
 
 
-class Rule(BaseModel):
+class Rule(InputModel):
     """One alert rule, as stored, as sent to the API and as written in a YAML rule file."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

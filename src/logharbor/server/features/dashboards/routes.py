@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from logharbor.models import InputModel
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.features.alerts.rules import validation_message
@@ -60,7 +61,7 @@ def _check_range(text: str) -> None:
         raise ValueError(f"time_range: {exc}") from None
 
 
-class Panel(BaseModel):
+class Panel(InputModel):
     """One panel: a title, a query and how to show it."""
 
     model_config = ConfigDict(extra="forbid")

@@ -10,9 +10,10 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 
+from logharbor.models import InputModel
 from logharbor.server.auth import principal_of
 from logharbor.server.bounds import INT64_MAX
 from logharbor.server.errors import ApiError
@@ -23,7 +24,7 @@ from logharbor.server.scopes import Scope
 __all__ = ["keys_router"]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(InputModel):
     """A key to create; ``expires`` is a duration such as ``30d`` or ``12h``."""
 
     role: Literal["admin", "writer", "reader", "metrics"]

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from logharbor.models import InputModel
 from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
 
 __all__ = ["TIERS", "Match", "Plan", "RetentionPolicy", "Rule", "Sample", "Window", "keep_sql"]
@@ -86,7 +87,7 @@ class Match(BaseModel):
         return " AND ".join(parts) if parts else "1"
 
 
-class Sample(BaseModel):
+class Sample(InputModel):
     """Keep ``keep`` (0–1) of the rule's records once they are older than ``after``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -105,7 +106,7 @@ class Sample(BaseModel):
         return _duration(self.after, "sample.after") or 0
 
 
-class Rule(BaseModel):
+class Rule(InputModel):
     """One retention rule (see the module docstring for what the ages mean)."""
 
     model_config = ConfigDict(extra="forbid")

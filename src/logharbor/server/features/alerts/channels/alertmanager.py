@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from logharbor.models import InputModel
+
 from .base import Notification, _iso
 from .http import HttpChannel, http_url, post
 
@@ -30,7 +32,7 @@ _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
 _MINUTE_NS = 60 * 1_000_000_000
 
 
-class AlertmanagerConfig(BaseModel):
+class AlertmanagerConfig(InputModel):
     """Where Alertmanager listens (its base URL; the path /api/v2/alerts is added)."""
 
     model_config = ConfigDict(extra="forbid")

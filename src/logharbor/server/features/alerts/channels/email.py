@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from logharbor.models import InputModel
+
 from .base import UNDELIVERED, Blocked, Notification, Permanent, Retriable
 from .hosts import HostNotAllowed, HostPolicy, Unresolvable
 
@@ -60,7 +62,7 @@ class _PinnedSMTPS(_Pinned, smtplib.SMTP_SSL):
         super().__init__(host, port, **kwargs)
 
 
-class EmailConfig(BaseModel):
+class EmailConfig(InputModel):
     """The SMTP server, the login and who gets the mail."""
 
     host: str = Field(..., min_length=1)

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from logharbor.models import InputModel
+
 from .base import Alert, Notification, _iso
 from .http import HttpChannel, http_url, post
 
@@ -26,7 +28,7 @@ EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _SEVERITIES = ("critical", "error", "warning", "info")
 
 
-class PagerDutyConfig(BaseModel):
+class PagerDutyConfig(InputModel):
     """An Events API v2 integration (a service's "Events API V2" integration key)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from logharbor.models import InputModel
+
 from .base import Notification, _iso
 from .http import HttpChannel, http_url, post
 
@@ -23,7 +25,7 @@ __all__ = ["CARD_TYPE", "TeamsChannel", "TeamsConfig", "message"]
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 
 
-class TeamsConfig(BaseModel):
+class TeamsConfig(InputModel):
     """The workflow's HTTP POST URL."""
 
     model_config = ConfigDict(extra="forbid")

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from logharbor.models import InputModel
+
 from .base import Notification
 from .http import HttpChannel, post
 
@@ -26,7 +28,7 @@ __all__ = ["SIGNATURE_HEADER", "WebhookChannel", "WebhookConfig", "sign"]
 SIGNATURE_HEADER = "X-Logharbor-Signature-256"
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(InputModel):
     """Where and how to POST."""
 
     model_config = ConfigDict(extra="forbid")
