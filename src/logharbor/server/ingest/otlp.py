@@ -170,12 +170,32 @@ def _kept(raw: RawRecord, observed: Any, severity_text: Any) -> None:
 # one record
 
 
-def _attributes(raw: RawRecord, attrs: Attributes) -> None:
+def _attributes(raw: RawRecord, attrs: Attributes) -> dict[str, Any]:
+    """Set ``attrs`` on ``raw`` under their record names; returns what was set, by record name."""
+    out: dict[str, Any] = {}
     for key, value in attrs.items():
         if value is None:
             continue
         target = _SEMCONV.get(key)
-        raw[target if target is not None else attribute_key(key)] = value
+        out[target if target is not None else attribute_key(key)] = value
+    raw.update(out)
+    return out
+
+
+def _keep_shadowed(raw: RawRecord, attributes: dict[str, Any], batch: _Batch) -> None:
+    """A log record's attribute named as a field the record itself sets (``message`` beside a
+    body, ``level`` beside a severity, ``timestamp``, ``trace_id`` …) was overwritten without a
+    word; it is kept as ``<name>_attribute`` and said in the answer's partial success."""
+    for key, value in attributes.items():
+        now = raw.get(key, value)
+        if now is value or now == value:
+            continue
+        kept = f"{key}_attribute"
+        if kept in raw:
+            continue  # the record already has that name (as sent): it is not replaced
+        raw[kept] = value
+        batch.note("attribute", f"log record {batch.seen + 1}: the attribute {key!r} names a field the "
+                                f"record sets; kept as the attribute {kept}, the record stored")
 
 
 def _body(raw: RawRecord, body: Any) -> None:
@@ -245,7 +265,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
             _attributes(scope, {kv.key: _any_pb(kv.value) for kv in scope_logs.scope.attributes})
             for log in scope_logs.log_records:
                 raw = dict(scope)
-                _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes})
+                own = _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes})
                 _kept(raw, log.observed_time_unix_nano, log.severity_text)
                 stamp = log.time_unix_nano or log.observed_time_unix_nano
                 if stamp:
@@ -259,6 +279,7 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                 _ids(raw, (log.trace_id, log.span_id), batch)
                 if log.event_name:
                     raw["event.name"] = log.event_name
+                _keep_shadowed(raw, own, batch)
                 batch.add(raw)
 
 
@@ -314,7 +335,7 @@ def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> R
     """One OTLP/JSON log record as the raw dict normalize() takes; raises on a value that is not
     what the spec says (``"timeUnixNano": "abc"``), which rejects this record, not the request."""
     raw = dict(scope)
-    _attributes(raw, _kv_json(log.get("attributes") or []))
+    own = _attributes(raw, _kv_json(log.get("attributes") or []))
     _kept(raw, log.get("observedTimeUnixNano"), log.get("severityText"))
     stamp = _json_int(log.get("timeUnixNano"), "timeUnixNano") or \
         _json_int(log.get("observedTimeUnixNano"), "observedTimeUnixNano")
@@ -335,6 +356,7 @@ def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> R
     _ids(raw, (log.get("traceId"), log.get("spanId")), batch)
     if log.get("eventName"):
         raw["event.name"] = log["eventName"]
+    _keep_shadowed(raw, own, batch)
     return raw
 
 
