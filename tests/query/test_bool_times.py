@@ -28,7 +28,7 @@ def test_query_body_bool_time_is_the_invalid_time_400(field: str, value: str) ->
     got = body.from_ if field == "from" else body.to
     assert isinstance(got, bool)
     with pytest.raises(ApiError) as err:
-        query_routes._time(got, field, time.time_ns())
+        query_routes.request_time(got, field, time.time_ns())
     assert (err.value.status, err.value.code) == (400, "invalid_time")
 
 
@@ -37,7 +37,7 @@ def test_explain_body_bool_time_is_the_invalid_time_400(field: str) -> None:
     body = explain_routes.ExplainBody.model_validate_json(f'{{"q": "x", "{field}": true}}')
     got = getattr(body, "from_" if field == "from" else field)
     with pytest.raises(ApiError) as err:
-        explain_routes._time(got, field, time.time_ns())
+        explain_routes.request_time(got, field, time.time_ns())
     assert (err.value.status, err.value.code) == (400, "invalid_time")
 
 

@@ -24,8 +24,7 @@ from logharbor import exactjson
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.errors import QueryError
-from logharbor.server.features.query.routes import _store_error
-from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.query.routes import request_time, store_error
 
 from .engine import ExplainRequest, explain
 from .stats import DEFAULT_ALPHA
@@ -41,7 +40,7 @@ class ExplainBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     q: str = Field("*", max_length=_MAX_QUERY_CHARS, description="the query (a filter)")
-    # bool: kept a bool (pydantic made JSON true the int 1) so parse_time_ns refuses it (400)
+    # bool: kept a bool (pydantic made JSON true the int 1) so request_time refuses it (400)
     from_: str | bool | int | float | None = Field(None, alias="from", description="focus start (inclusive)")
     to: str | bool | int | float | None = Field(None, description="focus end (exclusive), default now")
     since: str | None = Field(None, description="same as from, e.g. 15m or now-1h")
@@ -54,15 +53,6 @@ class ExplainBody(BaseModel):
     limit: int = Field(20, strict=True, ge=1, le=100, description="values listed")
 
 
-def _time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time_ns(value, now_ns=now_ns)
-    except TimeParseError as exc:
-        raise ApiError(400, "invalid_time", f"'{name}': {exc}") from None
-
-
 def _window(start: int | None, end: int | None, names: str) -> tuple[int, int]:
     if start is None or end is None:
         raise ApiError(400, "invalid_time", f"explain needs a window: give {names}")
@@ -73,13 +63,14 @@ def _window(start: int | None, end: int | None, names: str) -> tuple[int, int]:
 
 def request_of(body: ExplainBody, now: int) -> ExplainRequest:
     """The body's windows read and checked (400 ``invalid_time`` / ``invalid_baseline``)."""
-    start = _time(body.from_ if body.from_ is not None else body.since, "from", now)
-    end = _time(body.to, "to", now)
+    start = request_time(body.from_ if body.from_ is not None else body.since, "from", now)
+    end = request_time(body.to, "to", now)
     focus = _window(start, now if end is None else end, "'from' (or 'since') and 'to'")
     baseline = None
     if body.baseline == "window":
-        baseline = _window(_time(body.baseline_from, "baseline_from", now),
-                           _time(body.baseline_to, "baseline_to", now), "'baseline_from' and 'baseline_to'")
+        baseline = _window(request_time(body.baseline_from, "baseline_from", now),
+                           request_time(body.baseline_to, "baseline_to", now),
+                           "'baseline_from' and 'baseline_to'")
         if baseline[0] < focus[1] and focus[0] < baseline[1]:
             raise ApiError(400, "invalid_baseline", "the baseline window overlaps the focus window",
                            detail={"hint": "baseline 'complement' compares against the rest of one window"})
@@ -117,7 +108,7 @@ def explain_router() -> APIRouter:
             except ValueError as exc:
                 raise ApiError(400, "invalid_baseline", str(exc)) from None
             except StoreError as exc:
-                raise _store_error(exc) from exc
+                raise store_error(exc) from exc
 
         answer = await run_in_threadpool(work)
         return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),

@@ -43,7 +43,7 @@ from .errors import QueryError
 from .fieldstats import field_stats
 from .timeparse import TimeParseError, parse_time_ns
 
-__all__ = ["QueryRequest", "query_router", "run_compiled"]
+__all__ = ["QueryRequest", "query_router", "request_time", "run_compiled", "store_error"]
 
 NDJSON = "application/x-ndjson"
 _EXPORT_MAX = 2**62
@@ -75,7 +75,10 @@ def _limits(request: Request) -> tuple[int, int, dict[str, int | float]]:
     return default, max_limit, settings
 
 
-def _time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
+def request_time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
+    """A time given in a request (``from``, ``to`` …) in ns, None when absent; a 400
+    ``invalid_time`` naming the parameter when it is not a time (the query, explain and trace
+    APIs read their times alike)."""
     if value is None or value == "":
         return None
     try:
@@ -89,8 +92,8 @@ def compile_request(
 ) -> CompiledQuery:
     """Times, limits and scope of one request applied to its query text; 400 on any error."""
     now = time.time_ns()
-    start = _time(body.from_ if body.from_ is not None else body.since, "from", now)
-    end = _time(body.to, "to", now)
+    start = request_time(body.from_ if body.from_ is not None else body.since, "from", now)
+    end = request_time(body.to, "to", now)
     if start is not None and end is not None and end <= start:
         raise ApiError(400, "invalid_time", "'to' must be after 'from'")
     default, max_limit, _ = _limits(request)
@@ -107,7 +110,8 @@ def compile_request(
                        extra={"position": exc.position}) from None
 
 
-def _store_error(exc: StoreError) -> ApiError:
+def store_error(exc: StoreError) -> ApiError:
+    """The API error a store failure of a read is answered with (the query and explain APIs)."""
     text = str(exc)
     refusal = query_refusal(exc)  # over a limit: a 4xx that names it
     if refusal is not None:
@@ -135,7 +139,7 @@ def run_compiled(store: Store, compiled: CompiledQuery, settings: Mapping[str, A
         stats["rows_scanned"] = engine.get("rows_read")
         stats["bytes_scanned"] = engine.get("bytes_read")
     except StoreError as exc:
-        raise _store_error(exc) from exc
+        raise store_error(exc) from exc
     if compiled.kind == "records":
         if not compiled.groups_resolved:
             _resolve_groups(store, rows, groups)
@@ -162,7 +166,7 @@ def _resolve_groups(store: Store, rows: list[dict[str, Any]], groups: GroupLooku
     try:
         resolve_groups(store, rows, groups)
     except StoreError as exc:
-        raise _store_error(exc) from exc
+        raise store_error(exc) from exc
 
 
 def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], dict[str, Any]] | None,
@@ -207,7 +211,7 @@ def _export(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
     try:
         first = next(lines, b"")
     except StoreError as exc:
-        raise _store_error(exc) from exc
+        raise store_error(exc) from exc
 
     def rest() -> Iterator[bytes]:
         if first:
@@ -215,7 +219,7 @@ def _export(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
         try:
             yield from lines
         except StoreError as exc:
-            error = _store_error(exc)
+            error = store_error(exc)
             yield orjson.dumps({"error": {"code": error.code, "message": error.message}}) + b"\n"
 
     return rest()
@@ -262,8 +266,8 @@ def query_router() -> APIRouter:
         """The fields the matches of ``q`` have in the range (whole-match counts for the cheap
         canonical columns, a sample for the rest) and the query's unknown field names."""
         now = time.time_ns()
-        start = _time(from_ if from_ is not None else since, "from", now)
-        end = _time(to, "to", now)
+        start = request_time(from_ if from_ is not None else since, "from", now)
+        end = request_time(to, "to", now)
         if start is not None and end is not None and end <= start:
             raise ApiError(400, "invalid_time", "'to' must be after 'from'")
         _, max_limit, settings = _limits(request)
@@ -279,7 +283,7 @@ def query_router() -> APIRouter:
                 raise ApiError(400, exc.code, exc.message, detail=exc.detail,
                                extra={"position": exc.position}) from None
             except StoreError as exc:
-                raise _store_error(exc) from exc
+                raise store_error(exc) from exc
 
         answer = await run_in_threadpool(work)
         return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),

@@ -44,7 +44,7 @@ from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.rows import row_to_record
 from logharbor.server.engine.store.sql.traces import id_condition, lookup_sql
 from logharbor.server.errors import ApiError
-from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.query.routes import request_time
 from logharbor.server.features.traces.adjust import Offsets, adjust_clocks
 from logharbor.server.limits import query_refusal
 
@@ -321,15 +321,6 @@ def waterfall(records: list[dict[str, Any]], timings: dict[str, Any]) -> dict[st
 
 # ------------------------------------------------------------------------------------ the route
 
-def _time_arg(value: str | None, name: str, now_ns: int) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return parse_time_ns(value, now_ns=now_ns)
-    except TimeParseError as exc:
-        raise ApiError(400, "invalid_time", f"'{name}': {exc}") from None
-
-
 def trace_answer(store: Store, key: TraceKey, *, start_ns: int | None, end_ns: int | None, limit: int,
                  scope: tuple[str, dict[str, Any]] | None, offsets_for: Offsets | None = None
                  ) -> dict[str, Any]:
@@ -376,8 +367,8 @@ def traces_router() -> APIRouter:
         if clock not in ("adjusted", "raw"):
             raise ApiError(400, "invalid_request", "clock: 'adjusted' (the default) or 'raw'")
         now = time.time_ns()
-        start = _time_arg(request.query_params.get("from") or since, "from", now)
-        end = _time_arg(to, "to", now)
+        start = request_time(request.query_params.get("from") or since, "from", now)
+        end = request_time(to, "to", now)
         if start is not None and end is not None and end <= start:
             raise ApiError(400, "invalid_time", "'to' must be after 'from'")
         if not 1 <= limit <= MAX_LIMIT:
