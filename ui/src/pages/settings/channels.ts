@@ -8,7 +8,7 @@ import { getJSON, request } from "../../api";
 import { clear, h } from "../../dom";
 import { formatTime } from "../../timerange";
 import type { TabContext } from "../settings";
-import { busy, checkbox, clearErrors, field, type Input, showError } from "./form";
+import { busy, checkbox, clearErrors, field, loadInto, showError, type Input } from "./form";
 
 interface Channel {
   name: string;
@@ -144,16 +144,9 @@ export async function channelsTab({ root, signal }: TabContext): Promise<void> {
   newButton.addEventListener("click", () => edit(null));
 
   async function load(): Promise<void> {
-    let channels: Channel[];
-    try {
-      channels = (await getJSON<{ channels: Channel[] }>("/api/v1/channels", signal)).channels ?? [];
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(list);
-      list.append(h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(list);
+    const answer = await loadInto(list, () => getJSON<{ channels: Channel[] }>("/api/v1/channels", signal));
+    if (answer === null) return;
+    const channels = answer.channels ?? [];
     list.append(h("h2", null, "Channels"));
     if (!channels.length) {
       list.append(h("p", { class: "hint", id: "no-channels" }, "No channels yet: create one, then name it in an alert rule."));

@@ -4,7 +4,7 @@
 
 import { fieldErrors } from "../../admin";
 import { ApiError } from "../../api";
-import { h } from "../../dom";
+import { clear, h } from "../../dom";
 
 export type Input = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 
@@ -72,6 +72,28 @@ export function showError(form: HTMLElement, err: unknown, strip: string[] = [])
   }
   if (general) general.textContent = rest.join("; ");
   (first as Input | null)?.focus();
+}
+
+/**
+ * What `load` answers, with `box` emptied for it; or null, when the load failed — the box then
+ * says why (under `title`, when the box has one) — or was aborted because the page was left (the
+ * box is left as it is).
+ */
+export async function loadInto<T>(box: HTMLElement, load: () => Promise<T>,
+  opts: { title?: string; errorId?: string } = {}): Promise<T | null> {
+  let answer: T;
+  try {
+    answer = await load();
+  } catch (err) {
+    if ((err as Error).name === "AbortError") return null;
+    clear(box);
+    if (opts.title) box.append(h("h2", null, opts.title));
+    box.append(h("p", opts.errorId ? { class: "form-error", id: opts.errorId } : { class: "form-error" },
+      (err as Error).message));
+    return null;
+  }
+  clear(box);
+  return answer;
 }
 
 /** A button that is disabled while its action runs (no double submits of a create). */

@@ -10,7 +10,7 @@ import { clear, h } from "../../dom";
 import { formatTime } from "../../timerange";
 import { whoami } from "../../whoami";
 import type { TabContext } from "../settings";
-import { busy, clearErrors, field, showError } from "./form";
+import { busy, clearErrors, field, loadInto, showError } from "./form";
 
 interface Key {
   prefix: string;
@@ -129,16 +129,9 @@ export async function keysTab({ root, signal }: TabContext): Promise<void> {
   }
 
   async function load(): Promise<void> {
-    let keys: Key[];
-    try {
-      keys = (await getJSON<{ keys: Key[] }>("/api/v1/keys", signal)).keys ?? [];
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(list);
-      list.append(h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(list);
+    const answer = await loadInto(list, () => getJSON<{ keys: Key[] }>("/api/v1/keys", signal));
+    if (answer === null) return;
+    const keys = answer.keys ?? [];
     const active = keys.filter((k) => !k.revoked).length;
     list.append(h("h2", null, `Keys (${active} active of ${keys.length})`));
     const now = Date.now();

@@ -7,10 +7,10 @@
 
 import { bytesText, countText } from "../../admin";
 import { getJSON, postJSON } from "../../api";
-import { clear, h } from "../../dom";
+import { h } from "../../dom";
 import { formatTime } from "../../timerange";
 import type { TabContext } from "../settings";
-import { busy } from "./form";
+import { busy, loadInto } from "./form";
 import { previewText, retentionEditor } from "./retentionform";
 
 type Values = string | string[] | undefined;
@@ -73,16 +73,9 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
   root.append(rulesBox, editorBox, storageBox);
 
   async function rules(): Promise<void> {
-    let answer: Retention;
-    try {
-      answer = await getJSON<Retention>("/api/v1/retention", signal);
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(rulesBox);
-      rulesBox.append(h("h2", null, "Retention rules"), h("p", { class: "form-error", id: "retention-error" }, (err as Error).message));
-      return;
-    }
-    clear(rulesBox);
+    const answer = await loadInto(rulesBox, () => getJSON<Retention>("/api/v1/retention", signal),
+      { title: "Retention rules", errorId: "retention-error" });
+    if (answer === null) return;
     const mover = answer.mover;
     rulesBox.append(h("h2", null, "Retention rules"),
       h("p", { class: "hint" },
@@ -141,16 +134,8 @@ export async function retentionTab({ root, signal }: TabContext): Promise<void> 
   }
 
   async function storage(): Promise<void> {
-    let s: Storage;
-    try {
-      s = await getJSON<Storage>("/api/v1/storage", signal);
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(storageBox);
-      storageBox.append(h("h2", null, "Storage"), h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(storageBox);
+    const s = await loadInto(storageBox, () => getJSON<Storage>("/api/v1/storage", signal), { title: "Storage" });
+    if (s === null) return;
     storageBox.append(h("h2", null, "Storage by tier"));
     const tiers = ["hot", "warm", "cold"].filter((t) => s.tiers[t]);
     storageBox.append(h("div", { class: "table-box" }, h("table", { class: "grid", id: "tier-list" },

@@ -8,7 +8,7 @@ import { link } from "../../router";
 import { searchUrl } from "../../searchurl";
 import { formatTime } from "../../timerange";
 import type { TabContext } from "../settings";
-import { busy, clearErrors, field, showError } from "./form";
+import { busy, clearErrors, field, loadInto, showError } from "./form";
 
 interface Saved {
   name: string;
@@ -59,16 +59,9 @@ export async function savedTab({ root, signal }: TabContext): Promise<void> {
   }
 
   async function load(): Promise<void> {
-    let items: Saved[];
-    try {
-      items = (await getJSON<{ items: Saved[] }>("/api/v1/saved-queries", signal)).items ?? [];
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(list);
-      list.append(h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(list);
+    const answer = await loadInto(list, () => getJSON<{ items: Saved[] }>("/api/v1/saved-queries", signal));
+    if (answer === null) return;
+    const items = answer.items ?? [];
     list.append(h("h2", null, "Saved queries"));
     if (!items.length) {
       list.append(h("p", { class: "hint", id: "no-saved" }, "No saved queries yet: run a search and choose “Save query”."));

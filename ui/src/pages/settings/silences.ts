@@ -9,7 +9,7 @@ import { getJSON, postJSON, request } from "../../api";
 import { clear, h } from "../../dom";
 import { formatTime } from "../../timerange";
 import type { TabContext } from "../settings";
-import { busy, clearErrors, field, showError } from "./form";
+import { busy, clearErrors, field, loadInto, showError } from "./form";
 
 interface Silence {
   id: number;
@@ -125,20 +125,12 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
   showExpired.addEventListener("change", () => void load());
 
   async function showAlerts(): Promise<void> {
-    let alerts: Alert[] = [];
-    let silences: Silence[] = [];
-    try {
-      [alerts, silences] = await Promise.all([
-        getJSON<{ alerts: Alert[] }>("/api/v1/alerts", signal).then((a) => a.alerts ?? []),
-        getJSON<{ silences: Silence[] }>("/api/v1/silences", signal).then((a) => a.silences ?? []),
-      ]);
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(alertsBox);
-      alertsBox.append(h("h2", null, "Alerts now"), h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(alertsBox);
+    const both = await loadInto(alertsBox, () => Promise.all([
+      getJSON<{ alerts: Alert[] }>("/api/v1/alerts", signal).then((a) => a.alerts ?? []),
+      getJSON<{ silences: Silence[] }>("/api/v1/silences", signal).then((a) => a.silences ?? []),
+    ]), { title: "Alerts now" });
+    if (both === null) return;
+    const [alerts, silences] = both;
     alertsBox.append(h("h2", null, "Alerts now"));
     if (!alerts.length) {
       alertsBox.append(h("p", { class: "hint" }, "Nothing is pending or firing."));
@@ -164,17 +156,10 @@ export async function silencesTab({ root, url, signal }: TabContext): Promise<vo
   }
 
   async function load(): Promise<void> {
-    let silences: Silence[];
-    try {
-      silences = (await getJSON<{ silences: Silence[] }>(
-        `/api/v1/silences${showExpired.checked ? "?expired=true" : ""}`, signal)).silences ?? [];
-    } catch (err) {
-      if ((err as Error).name === "AbortError") return;
-      clear(list);
-      list.append(h("p", { class: "form-error" }, (err as Error).message));
-      return;
-    }
-    clear(list);
+    const answer = await loadInto(list, () => getJSON<{ silences: Silence[] }>(
+      `/api/v1/silences${showExpired.checked ? "?expired=true" : ""}`, signal));
+    if (answer === null) return;
+    const silences = answer.silences ?? [];
     list.append(h("div", { class: "card-head" }, h("h2", null, "Silences"),
       h("label", { class: "check hint" }, showExpired, "show ended ones")));
     if (!silences.length) {
