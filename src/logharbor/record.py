@@ -623,7 +623,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
     # alias that is not used (a later one, or a null or empty one) goes back, as it was sent
     values = list(map(attributes.pop, alias_keys))
     if simple and None not in values and "" not in values:
-        found: dict[str, Any] = dict(zip(fields, values, strict=True))
+        found: RawRecord = dict(zip(fields, values, strict=True))
     else:
         found = {}
         for key, field, value in zip(alias_keys, fields, values, strict=True):

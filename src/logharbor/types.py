@@ -6,8 +6,15 @@ names say which step of its way a ``dict`` is at, where a bare ``dict[str, Any]`
 * :data:`RawRecord`: one decoded JSON object as a sender wrote it, before
   :func:`logharbor.record.normalize` (any keys, aliases not yet folded);
 * :class:`Record`: the canonical record ``normalize`` returns, with exactly these keys;
-* :data:`WireRecord`: the flat NDJSON form of DESIGN §2 (:func:`logharbor.record.to_wire`);
+* :data:`WireRecord`: the flat NDJSON form of DESIGN §2 (:func:`logharbor.record.to_wire`), also
+  what the sdk builds and ships;
+* :data:`StoreRow`: one row of the logs table, column name → value (what the store inserts as a
+  JSONEachRow line and what reading the table gives back);
 * :data:`Row`: one row a query returns, column name → value.
+
+Beside the record's way, the protocols share :data:`SqlParams` (the values bound to a statement's
+named parameters), :class:`QueryStats` (what a query read) and :data:`JsonObject` (free JSON: a
+request or response body, a state file, an option table, a stats snapshot).
 
 Type names only: nothing here runs, and this module imports nothing of logharbor.
 """
@@ -16,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias, TypedDict
 
-__all__ = ["Attributes", "HttpFields", "RawRecord", "Record", "Row", "WireRecord"]
+__all__ = ["Attributes", "HttpFields", "JsonObject", "QueryStats", "RawRecord", "Record", "Row", "SqlParams",
+           "StoreRow", "WireRecord"]
 
 #: a record as received: one JSON object, any keys (what normalize() reads)
 RawRecord: TypeAlias = dict[str, Any]
@@ -26,8 +34,24 @@ Attributes: TypeAlias = dict[str, Any]
 HttpFields: TypeAlias = dict[str, Any]
 #: the flat NDJSON form: canonical fields, an ``http`` object, attributes inline
 WireRecord: TypeAlias = dict[str, Any]
+#: one row of the logs table (``logharbor.server.engine.store.rows.COLUMNS``): an alias, not a
+#: TypedDict, because the ``http_*`` columns are written and read by computed name
+StoreRow: TypeAlias = dict[str, Any]
 #: one row of a query's answer: column name → value
 Row: TypeAlias = dict[str, Any]
+#: the values bound to a statement's named parameters (``{name:Type}``): user values travel here,
+#: never in SQL text
+SqlParams: TypeAlias = dict[str, Any]
+#: a JSON object that is not a record: a request or response body, a state file, options, stats
+JsonObject: TypeAlias = dict[str, Any]
+
+
+class QueryStats(TypedDict):
+    """What the engine read to answer a query (``Store.query_with_stats``); None when not reported."""
+
+    rows_read: int | None
+    bytes_read: int | None
+    elapsed: float | None
 
 
 class Record(TypedDict):

@@ -12,17 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 import orjson
 
 from logharbor.formats.base import FormatError, build_parser
 from logharbor.formats.multiline import build_multiline
 from logharbor.record import RecordError, normalize, to_wire
+from logharbor.types import JsonObject, RawRecord
 
 
-def _options(pairs: list[str], flag: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _options(pairs: list[str], flag: str) -> JsonObject:
+    out: JsonObject = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -61,7 +62,7 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO) -> int:
         raw = parser.parse(line)
         if "parse_error" in raw:
             failed += 1
-        out: dict[str, Any] = raw
+        out: RawRecord = raw
         if args.normalize:
             try:
                 out = to_wire(normalize(raw))

@@ -24,6 +24,7 @@ from typing import Any
 
 from logharbor.formats.base import Options, register, ufloat, uint, unparsed
 from logharbor.record import RecordError, format_timestamp, parse_timestamp
+from logharbor.types import HttpFields, RawRecord
 
 __all__ = ["ALB_FIELDS", "AlbOptions", "AlbParser", "format_alb_line", "parse_alb"]
 
@@ -68,7 +69,7 @@ def _split_addr(value: str) -> tuple[str, int | None]:
     return host, int(port)
 
 
-def _split_request(rec: dict[str, Any], http: dict[str, Any], request: str) -> None:
+def _split_request(rec: RawRecord, http: HttpFields, request: str) -> None:
     """``GET https://host:443/p?q HTTP/1.1`` → method, url, path (with query), protocol."""
     parts = request.split(" ")
     if len(parts) != 3:
@@ -114,7 +115,7 @@ def _scan(line: str) -> list[str] | None:
     return values
 
 
-def parse_alb(line: str) -> dict[str, Any]:
+def parse_alb(line: str) -> RawRecord:
     """Parse one ALB access log entry into a raw record (``source: alb``)."""
     values = _scan(line)
     if values is None:
@@ -126,8 +127,8 @@ def parse_alb(line: str) -> dict[str, Any]:
         ts = parse_timestamp(values[1])
     except RecordError as exc:
         return unparsed(line, f"ALB time: {exc}")
-    rec: dict[str, Any] = {"timestamp": ts, "source": "alb", "type": values[0], "elb": values[2]}
-    http: dict[str, Any] = {}
+    rec: RawRecord = {"timestamp": ts, "source": "alb", "type": values[0], "elb": values[2]}
+    http: HttpFields = {}
     try:
         client = values[3]
         if client != "-":
@@ -196,7 +197,7 @@ class AlbParser:
 
     __slots__ = ()
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the raw record of one ALB entry."""
         return parse_alb(line)
 

@@ -22,6 +22,7 @@ from pydantic import ConfigDict, ValidationError
 
 from logharbor.models import InputModel
 from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, http_value, normalize, parse_timestamp
+from logharbor.types import RawRecord
 
 __all__ = [
     "PARSERS",
@@ -51,7 +52,7 @@ class ParserConfigError(FormatError):
 class Parser(Protocol):
     """Turns one line (without its newline) into a raw record dict; never raises, never drops."""
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the raw record for ``line``, or ``{"message": line, "parse_error": why}``."""
         ...
 
@@ -62,7 +63,7 @@ class Options(InputModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def unparsed(line: str, reason: str) -> dict[str, Any]:
+def unparsed(line: str, reason: str) -> RawRecord:
     """The record of a line a parser could not read: the raw line is kept as the message."""
     return {"message": line, "parse_error": reason}
 
@@ -102,7 +103,7 @@ _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS
 _DIALECT_TIMES = frozenset(("@t", "ISODATE"))
 
 
-def guard(raw: dict[str, Any], line: str) -> dict[str, Any]:
+def guard(raw: RawRecord, line: str) -> RawRecord:
     """Check what ``normalize`` would reject in a record whose values came from the log writer
     (json, logfmt, regex groups): the timestamp it would use and the numeric ``http`` fields.
 

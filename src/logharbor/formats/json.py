@@ -7,11 +7,10 @@ a check of the few values normalize could reject (the timestamp, numeric ``http`
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from logharbor.formats.base import Options, guard, register, unparsed
+from logharbor.types import RawRecord
 
 __all__ = ["JsonOptions", "JsonParser"]
 
@@ -25,7 +24,7 @@ class JsonParser:
 
     __slots__ = ()
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Decode ``line``; a non-object or invalid JSON line comes back unparsed."""
         try:
             obj = orjson.loads(line)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from logharbor.formats.base import Options, guard, register, unparsed
+from logharbor.types import RawRecord
 
 __all__ = ["LogfmtOptions", "LogfmtParser", "parse_logfmt"]
 
@@ -88,7 +89,7 @@ def _error_column(line: str) -> int:
     return pos + 1
 
 
-def parse_logfmt(line: str, typed: bool = True) -> dict[str, Any] | str:
+def parse_logfmt(line: str, typed: bool = True) -> RawRecord | str:
     """Split one logfmt line into a dict, or return the reason it is not logfmt.
 
     One regex checks the whole line and one ``findall`` cuts it, both in C; Python only converts
@@ -97,7 +98,7 @@ def parse_logfmt(line: str, typed: bool = True) -> dict[str, Any] | str:
     text = line.strip()
     if _WHOLE.match(text) is None:
         return f"not logfmt at column {_error_column(line)}"
-    out: dict[str, Any] = {}
+    out: RawRecord = {}
     pairs = 0
     for key, eq, raw in _FIND(text):
         if not eq:
@@ -121,7 +122,7 @@ class LogfmtParser:
     def __init__(self, typed: bool = True) -> None:
         self.typed = typed
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the pairs of ``line`` as a raw record."""
         out = parse_logfmt(line, self.typed)
         if isinstance(out, str):

@@ -28,6 +28,7 @@ from logharbor.formats.nginx_vars import (
     unescape_default,
     unescape_json,
 )
+from logharbor.types import HttpFields, RawRecord
 
 __all__ = ["LOG_FORMATS", "NginxOptions", "NginxParser", "compile_log_format", "format_nginx_line"]
 
@@ -140,7 +141,7 @@ def compile_log_format(fmt: str) -> tuple[_Compiled | dict[str, Handler], Escape
     return _Compiled(text), (escape or "default")  # type: ignore[return-value]
 
 
-def _finish(rec: dict[str, Any], http: dict[str, Any], line: str) -> dict[str, Any]:
+def _finish(rec: RawRecord, http: HttpFields, line: str) -> RawRecord:
     if http:
         rec["http"] = http
         status = http.get("status")
@@ -210,20 +211,20 @@ class NginxParser:
             self._json = None
             self.parse = _generate(compiled, self._unescape)  # type: ignore[method-assign]
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the raw record of one access log line (text formats replace this method with
         the function generated for their format)."""
         return self._parse_json(line)
 
-    def _parse_json(self, line: str) -> dict[str, Any]:
+    def _parse_json(self, line: str) -> RawRecord:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             return unparsed(line, f"invalid JSON: {exc}")
         if type(obj) is not dict:
             return unparsed(line, "JSON line is not an object")
-        rec: dict[str, Any] = {"source": "nginx"}
-        http: dict[str, Any] = {}
+        rec: RawRecord = {"source": "nginx"}
+        http: HttpFields = {}
         handlers = self._json
         assert handlers is not None
         try:

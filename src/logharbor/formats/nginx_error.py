@@ -9,10 +9,10 @@ NGINX appends to a request's errors (``client``, ``server``, ``request``, ``upst
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from logharbor.formats.base import unparsed
 from logharbor.formats.nginx_vars import local_time_parser
+from logharbor.types import HttpFields, RawRecord
 
 __all__ = ["NginxErrorParser"]
 
@@ -34,7 +34,7 @@ class NginxErrorParser:
         self._parse_time = local_time_parser(timezone)
         self._last: tuple[str, int] = ("", 0)
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the raw record of one error log line."""
         m = _LINE.match(line)
         if m is None:
@@ -46,7 +46,7 @@ class NginxErrorParser:
                 last = self._last = (when, self._parse_time(when))
             except ValueError as exc:
                 return unparsed(line, f"nginx error log time: {exc}")
-        rec: dict[str, Any] = {
+        rec: RawRecord = {
             "timestamp": last[1], "level": level, "source": "nginx",
             "pid": int(pid), "tid": int(tid), "log": "error",
         }
@@ -54,7 +54,7 @@ class NginxErrorParser:
             rec["connection"] = int(conn)
         start = _CONTEXT_START.search(text)
         if start is not None:
-            http: dict[str, Any] = {}
+            http: HttpFields = {}
             for key, raw in _CONTEXT.findall(text, start.start()):
                 value = raw[1:-1].replace('\\"', '"') if raw[:1] == '"' else raw
                 if key == "client":

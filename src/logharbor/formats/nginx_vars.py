@@ -18,10 +18,11 @@ import orjson
 
 from logharbor.formats.base import ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
+from logharbor.types import HttpFields, RawRecord
 
 __all__ = ["Handler", "handler_for", "uint_or_text", "unescape_default", "unescape_json"]
 
-Handler = Callable[[dict[str, Any], dict[str, Any], Any], None]
+Handler = Callable[[RawRecord, HttpFields, Any], None]
 
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -57,7 +58,7 @@ class _TimeCache:
         self.last: tuple[str, int] = ("", 0)  # one tuple, swapped whole: safe across threads
         self.parse = parse
 
-    def __call__(self, rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    def __call__(self, rec: RawRecord, http: HttpFields, value: Any) -> None:
         text = value if isinstance(value, str) else str(value)
         last = self.last
         if text != last[0]:
@@ -131,18 +132,18 @@ def uint_or_text(value: Any) -> int | str:
 
 def _set_http(name: str, kind: type) -> Handler:
     if kind is int:
-        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             http[name] = uint(value)
         h.code = f"http[{name!r}] = uint({{v}})"  # type: ignore[attr-defined]
     else:
-        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             http[name] = value
         h.code = f"http[{name!r}] = {{v}}"  # type: ignore[attr-defined]
     return h
 
 
 def _set_rec(name: str) -> Handler:
-    def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
         rec.setdefault(name, value)
     h.code = f"rec.setdefault({name!r}, {{v}})"  # type: ignore[attr-defined]
     return h
@@ -150,11 +151,11 @@ def _set_rec(name: str) -> Handler:
 
 def _attr(name: str, kind: str = "str") -> Handler:
     if kind == "int":
-        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             rec[name] = uint_or_text(value)
         h.code = f"rec[{name!r}] = uint_or_text({{v}})"  # type: ignore[attr-defined]
     else:
-        def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+        def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             rec[name] = value
         h.code = f"rec[{name!r}] = {{v}}"  # type: ignore[attr-defined]
     return h
@@ -164,7 +165,7 @@ def _seconds_attr(name: str) -> Handler:
     """``$upstream_*_time``: ``0.004`` or, across upstreams, ``0.001, 0.003 : 0.002`` → ms."""
     key = name + "_ms"
 
-    def h(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+    def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
         if not isinstance(value, str) or ("," not in value and ":" not in value):
             rec[key] = round(ufloat(value) * 1000, 3)
             return
@@ -179,14 +180,14 @@ def _seconds_attr(name: str) -> Handler:
     return h
 
 
-def _duration(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+def _duration(rec: RawRecord, http: HttpFields, value: Any) -> None:
     http["duration_ms"] = round(ufloat(value) * 1000, 3)
 
 
 _duration.code = 'http["duration_ms"] = round(ufloat({v}) * 1000, 3)'  # type: ignore[attr-defined]
 
 
-def _request(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+def _request(rec: RawRecord, http: HttpFields, value: Any) -> None:
     rec["message"] = value
     parts = value.split(" ")
     if len(parts) == 3:
@@ -195,7 +196,7 @@ def _request(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
         http["method"], http["path"] = parts
 
 
-def _trace(rec: dict[str, Any], http: dict[str, Any], value: Any) -> None:
+def _trace(rec: RawRecord, http: HttpFields, value: Any) -> None:
     if "trace_id" in rec:
         rec["trace_header"] = value
     else:

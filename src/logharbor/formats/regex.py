@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from logharbor.formats.base import Options, guard, register, unparsed
 from logharbor.record import RecordError, parse_timestamp
+from logharbor.types import RawRecord
 
 __all__ = ["RegexOptions", "RegexParser"]
 
@@ -151,12 +152,12 @@ class RegexParser:
                 fields.append((name.replace("__", "."), name, caster(spec) if spec else None))
         self._fields = tuple(fields)
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the named groups of ``line`` as a raw record."""
         m = self._search(line)
         if m is None:
             return unparsed(line, "line does not match the pattern")
-        rec: dict[str, Any] = {}
+        rec: RawRecord = {}
         for field, value in zip(self._fields, m.groups(), strict=True):
             if field is None or not value:
                 continue

@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import field_validator
 
 from logharbor.formats.base import Options, register, unparsed
 from logharbor.record import SYSLOG_SEVERITY_LEVEL, RecordError, parse_timestamp
+from logharbor.types import RawRecord
 
 __all__ = ["FACILITIES", "SyslogOptions", "SyslogParser", "format_rfc5424", "parse_syslog"]
 
@@ -46,7 +46,7 @@ _TAG = re.compile(r"([^\s\[\]:]+)(?:\[([^\]\s]*)\])?: ?")
 _NS = 1_000_000_000
 
 
-def _pri(rec: dict[str, Any], pri: int) -> None:
+def _pri(rec: RawRecord, pri: int) -> None:
     facility, severity = divmod(pri, 8)
     rec["level"] = SYSLOG_SEVERITY_LEVEL[severity]
     rec["syslog_severity"] = severity
@@ -72,7 +72,7 @@ def _structured_data(text: str) -> tuple[dict[str, dict[str, str]], str] | None:
     return out, text[pos:]
 
 
-def _parse_5424(line: str, rec: dict[str, Any], body: str) -> dict[str, Any]:
+def _parse_5424(line: str, rec: RawRecord, body: str) -> RawRecord:
     m = _RFC5424.match(body)
     if m is None:
         return unparsed(line, "RFC 5424 header is incomplete")
@@ -139,8 +139,8 @@ def _bsd_time(m: re.Match[str], zone: ZoneInfo, now_ns: int) -> int:
 _last_bsd: tuple[str, ZoneInfo | None, int] = ("", None, 0)
 
 
-def _parse_3164(line: str, rec: dict[str, Any], body: str, zone: ZoneInfo,
-                now_ns: int | None) -> dict[str, Any]:
+def _parse_3164(line: str, rec: RawRecord, body: str, zone: ZoneInfo,
+                now_ns: int | None) -> RawRecord:
     m = _BSD_TIME.match(body)
     if m is not None:
         global _last_bsd
@@ -186,7 +186,7 @@ def _parse_3164(line: str, rec: dict[str, Any], body: str, zone: ZoneInfo,
     return rec
 
 
-def parse_syslog(line: str, timezone: str = "UTC", now_ns: int | None = None) -> dict[str, Any]:
+def parse_syslog(line: str, timezone: str = "UTC", now_ns: int | None = None) -> RawRecord:
     """Parse one RFC 5424 or RFC 3164 message (framing already removed) into a raw record.
 
     ``timezone`` applies to RFC 3164 times, which carry none; ``now_ns`` is "now" for the
@@ -205,9 +205,9 @@ def _zone(name: str) -> ZoneInfo:
     return zone
 
 
-def _parse(line: str, zone: ZoneInfo, now_ns: int | None) -> dict[str, Any]:
+def _parse(line: str, zone: ZoneInfo, now_ns: int | None) -> RawRecord:
     text = line.rstrip("\r\n")
-    rec: dict[str, Any] = {"source": "syslog"}
+    rec: RawRecord = {"source": "syslog"}
     body = text
     m = _PRI.match(text)
     if m is not None:
@@ -244,7 +244,7 @@ class SyslogParser:
     def __init__(self, timezone: str = "UTC") -> None:
         self._zone = _zone(timezone)
 
-    def parse(self, line: str) -> dict[str, Any]:
+    def parse(self, line: str) -> RawRecord:
         """Return the raw record of one syslog line."""
         return _parse(line, self._zone, None)
 
