@@ -13,6 +13,7 @@ from logharbor.server.features.alerts.silences import SilenceCreate
 from logharbor.server.features.explain import routes as explain_routes
 from logharbor.server.features.query import routes as query_routes
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.query.window import request_time
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -28,7 +29,7 @@ def test_query_body_bool_time_is_the_invalid_time_400(field: str, value: str) ->
     got = body.from_ if field == "from" else body.to
     assert isinstance(got, bool)
     with pytest.raises(ApiError) as err:
-        query_routes.request_time(got, field, time.time_ns())
+        request_time(got, field, time.time_ns())
     assert (err.value.status, err.value.code) == (400, "invalid_time")
 
 
@@ -37,7 +38,7 @@ def test_explain_body_bool_time_is_the_invalid_time_400(field: str) -> None:
     body = explain_routes.ExplainBody.model_validate_json(f'{{"q": "x", "{field}": true}}')
     got = getattr(body, "from_" if field == "from" else field)
     with pytest.raises(ApiError) as err:
-        explain_routes.request_time(got, field, time.time_ns())
+        request_time(got, field, time.time_ns())
     assert (err.value.status, err.value.code) == (400, "invalid_time")
 
 

@@ -24,7 +24,8 @@ from logharbor import exactjson
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.errors import QueryError
-from logharbor.server.features.query.routes import request_time, store_error
+from logharbor.server.features.query.service import store_error
+from logharbor.server.features.query.window import request_time
 
 from .engine import ExplainRequest, explain
 from .stats import DEFAULT_ALPHA

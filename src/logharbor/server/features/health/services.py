@@ -38,6 +38,7 @@ from logharbor.server.engine.store.sql.services import (
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
+from logharbor.server.features.query.window import check_order
 from logharbor.server.limits import query_refusal
 
 __all__ = ["LOOKBACK_NS", "ServiceRecorder", "active_rate", "service_health", "services_router"]
@@ -184,8 +185,7 @@ def services_router() -> APIRouter:
             end = parse_time_ns(to, now_ns=now) if to else now
         except TimeParseError as exc:
             raise ApiError(400, "invalid_time", str(exc)) from None
-        if end <= start:
-            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        check_order(start, end)
         step_ns = _step(step, end - start)
         scope = getattr(request.state, "query_scope", None)
         store = request.app.state.store

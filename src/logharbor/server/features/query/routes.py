@@ -16,9 +16,7 @@ has it, for the real rows and bytes the engine read.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -29,21 +27,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from logharbor import exactjson
-from logharbor.server.diskspace import is_no_space
 from logharbor.server.engine.store import gate
 from logharbor.server.engine.store.base import Store, StoreError
-from logharbor.server.engine.store.patterns import resolve_groups
-from logharbor.server.engine.store.rows import stored_row_to_wire as row_to_wire
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
-from logharbor.server.limits import query_refusal
 
-from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query, exact_fields
+from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
 from .errors import QueryError
 from .fieldstats import field_stats
-from .timeparse import TimeParseError, parse_time_ns
+from .service import GroupLookup, export_lines, run_compiled, store_error
+from .window import request_window
 
-__all__ = ["QueryRequest", "query_router", "request_time", "run_compiled", "store_error"]
+__all__ = ["QueryRequest", "query_router"]
 
 NDJSON = "application/x-ndjson"
 _EXPORT_MAX = 2**62
@@ -75,27 +70,12 @@ def _limits(request: Request) -> tuple[int, int, dict[str, int | float]]:
     return default, max_limit, settings
 
 
-def request_time(value: str | bool | int | float | None, name: str, now_ns: int) -> int | None:
-    """A time given in a request (``from``, ``to`` …) in ns, None when absent; a 400
-    ``invalid_time`` naming the parameter when it is not a time (the query, explain and trace
-    APIs read their times alike)."""
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time_ns(value, now_ns=now_ns)
-    except TimeParseError as exc:
-        raise ApiError(400, "invalid_time", f"'{name}': {exc}") from None
-
-
 def compile_request(
     body: QueryRequest, request: Request, store: Store, *, export: bool
 ) -> CompiledQuery:
     """Times, limits and scope of one request applied to its query text; 400 on any error."""
     now = time.time_ns()
-    start = request_time(body.from_ if body.from_ is not None else body.since, "from", now)
-    end = request_time(body.to, "to", now)
-    if start is not None and end is not None and end <= start:
-        raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+    start, end = request_window(body.from_ if body.from_ is not None else body.since, body.to, now)
     default, max_limit, _ = _limits(request)
     if export:
         max_limit = _EXPORT_MAX
@@ -110,46 +90,6 @@ def compile_request(
                        extra={"position": exc.position}) from None
 
 
-def store_error(exc: StoreError) -> ApiError:
-    """The API error a store failure of a read is answered with (the query and explain APIs)."""
-    text = str(exc)
-    refusal = query_refusal(exc)  # over a limit: a 4xx that names it
-    if refusal is not None:
-        return refusal
-    if "Code: 427." in text:  # CANNOT_COMPILE_REGEXP: an RE2 feature Python accepted
-        return ApiError(400, "invalid_regex", "the regex does not compile in RE2")
-    if is_no_space(exc):  # a query spilling to disk (sort, join) on a full disk
-        return ApiError(507, "insufficient_storage", "the store's disk is full; retry later",
-                        headers={"Retry-After": "5"})
-    return ApiError(500, "store_error", "the store could not run the query")
-
-
-GroupLookup = Callable[[str, str, str], str | None]
-
-
-def run_compiled(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
-                 groups: GroupLookup | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of a compiled query (records in wire form, each with its group's ``pattern_id``;
-    ``groups`` is the server's own miner, asked before the patterns table) and the scan
-    statistics."""
-    began = time.perf_counter()
-    stats: dict[str, Any] = {"rows_scanned": None, "bytes_scanned": None}
-    try:
-        rows, engine = store.query_with_stats(compiled.sql, compiled.params, settings=settings)
-        stats["rows_scanned"] = engine.get("rows_read")
-        stats["bytes_scanned"] = engine.get("bytes_read")
-    except StoreError as exc:
-        raise store_error(exc) from exc
-    if compiled.kind == "records":
-        if not compiled.groups_resolved:
-            _resolve_groups(store, rows, groups)
-        rows = [row_to_wire(row) for row in rows]
-    elif compiled.exact:
-        rows = [exact_fields(compiled, row) for row in rows]
-    stats["elapsed_ms"] = round((time.perf_counter() - began) * 1000, 3)
-    return rows, stats
-
-
 def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
     if compiled.kind != "records":
         return compiled.columns
@@ -157,72 +97,6 @@ def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         seen.update(dict.fromkeys(row))
     return list(seen)
-
-
-def _resolve_groups(store: Store, rows: list[dict[str, Any]], groups: GroupLookup | None) -> None:
-    """Stored pattern ids → their groups' (a store without the patterns table keeps them)."""
-    if not any(row.get("pattern_id") for row in rows):
-        return
-    try:
-        resolve_groups(store, rows, groups)
-    except StoreError as exc:
-        raise store_error(exc) from exc
-
-
-def _ndjson_lines(chunks: Iterator[bytes], convert: Callable[[dict[str, Any]], dict[str, Any]] | None,
-                  resolve: Callable[[list[dict[str, Any]]], None] | None = None) -> Iterator[bytes]:
-    """Whole lines out of engine chunks, each row converted on the way (records to wire form;
-    ``resolve`` gives each block's rows their group ids first)."""
-    rest = b""
-    for chunk in chunks:
-        data = rest + chunk
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if not cut:
-            continue
-        block = data[:cut]
-        if convert is None:
-            yield block
-            continue
-        rows = [orjson.loads(line) for line in block.splitlines() if line]
-        if resolve is not None:
-            resolve(rows)
-        yield b"".join(exactjson.dumps(convert(row)) + b"\n" for row in rows)
-    if rest.strip():
-        if convert is None:
-            yield rest + b"\n"
-            return
-        row = orjson.loads(rest)
-        if resolve is not None:
-            resolve([row])
-        yield exactjson.dumps(convert(row)) + b"\n"
-
-
-def _export(store: Store, compiled: CompiledQuery, settings: Mapping[str, Any],
-            groups: GroupLookup | None = None) -> Iterator[bytes]:
-    """Pulls the first block before answering, so an engine error is still a proper 4xx/5xx."""
-    convert = row_to_wire if compiled.kind == "records" else \
-        functools.partial(exact_fields, compiled) if compiled.exact else None
-    resolve = None
-    if compiled.kind == "records" and not compiled.groups_resolved:
-        def resolve(rows: list[dict[str, Any]]) -> None:
-            _resolve_groups(store, rows, groups)
-    lines = _ndjson_lines(store.stream(compiled.sql, compiled.params, settings=settings), convert, resolve)
-    try:
-        first = next(lines, b"")
-    except StoreError as exc:
-        raise store_error(exc) from exc
-
-    def rest() -> Iterator[bytes]:
-        if first:
-            yield first
-        try:
-            yield from lines
-        except StoreError as exc:
-            error = store_error(exc)
-            yield orjson.dumps({"error": {"code": error.code, "message": error.message}}) + b"\n"
-
-    return rest()
 
 
 def _miner_groups(request: Request) -> GroupLookup | None:
@@ -248,7 +122,8 @@ def query_router() -> APIRouter:
             config = getattr(getattr(request.app.state, "runtime", None), "config", None)
             if budget is not None and config is not None:
                 budget.extend_to(config.query_export_timeout_s)
-            body_iter = await run_in_threadpool(_export, store, compiled, settings, _miner_groups(request))
+            body_iter = await run_in_threadpool(export_lines, store, compiled, settings,
+                                                _miner_groups(request))
             return StreamingResponse(body_iter, media_type=NDJSON,
                                      headers={"X-Logharbor-Kind": compiled.kind})
         rows, stats = await run_in_threadpool(run_compiled, store, compiled, settings, _miner_groups(request))
@@ -266,10 +141,7 @@ def query_router() -> APIRouter:
         """The fields the matches of ``q`` have in the range (whole-match counts for the cheap
         canonical columns, a sample for the rest) and the query's unknown field names."""
         now = time.time_ns()
-        start = request_time(from_ if from_ is not None else since, "from", now)
-        end = request_time(to, "to", now)
-        if start is not None and end is not None and end <= start:
-            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        start, end = request_window(from_ if from_ is not None else since, to, now)
         _, max_limit, settings = _limits(request)
         scope = getattr(request.state, "query_scope", None)
         store: Store = request.app.state.store

@@ -28,6 +28,7 @@ from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.query.window import check_order
 from logharbor.server.features.traces.skew import estimate_offsets
 from logharbor.server.limits import query_refusal
 from logharbor.server.scopes import Scope
@@ -234,8 +235,7 @@ def clock_router() -> APIRouter:
             end = parse_time_ns(to, now_ns=now) if to else now + 1
         except TimeParseError as exc:
             raise ApiError(400, "invalid_time", str(exc)) from None
-        if end <= start:
-            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        check_order(start, end)
         clock = offsets_of(request)
         principal = principal_of(request)
         try:

@@ -44,7 +44,7 @@ from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.rows import row_to_record
 from logharbor.server.engine.store.sql.traces import id_condition, lookup_sql
 from logharbor.server.errors import ApiError
-from logharbor.server.features.query.routes import request_time
+from logharbor.server.features.query.window import request_window
 from logharbor.server.features.traces.adjust import Offsets, adjust_clocks
 from logharbor.server.limits import query_refusal
 
@@ -366,11 +366,7 @@ def traces_router() -> APIRouter:
         key = parse_trace_key(trace_id)
         if clock not in ("adjusted", "raw"):
             raise ApiError(400, "invalid_request", "clock: 'adjusted' (the default) or 'raw'")
-        now = time.time_ns()
-        start = request_time(request.query_params.get("from") or since, "from", now)
-        end = request_time(to, "to", now)
-        if start is not None and end is not None and end <= start:
-            raise ApiError(400, "invalid_time", "'to' must be after 'from'")
+        start, end = request_window(request.query_params.get("from") or since, to, time.time_ns())
         if not 1 <= limit <= MAX_LIMIT:
             raise ApiError(400, "invalid_limit", f"limit must be between 1 and {MAX_LIMIT}")
         store: Store = request.app.state.store
