@@ -22,7 +22,9 @@ N = 1500
 
 @pytest.fixture(scope="module")
 def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, list[RequestStory]]]:
-    server = ServerProcess(tmp_path_factory.mktemp("clock") / "data", "--batch-max-age", "0.2").start()
+    # the leader's job every 2 s over a 10-minute window (clock_interval_s, clock_window_s)
+    server = ServerProcess(tmp_path_factory.mktemp("clock") / "data", "--batch-max-age", "0.2",
+                           "--clock-interval", "2s", "--clock-window", "10m").start()
     gen = TrafficGenerator(seed=11, rate_5xx=0.2, clock_offsets_ms={"checkout-9093": SKEW_MS})
     stories = list(gen.stories(N, start_ns=time.time_ns() - 480 * 10**9, spacing_ns=300_000_000))
     shipper = Shipper(server.url, api_key=server.api_key)
@@ -55,7 +57,21 @@ def test_the_estimate_finds_the_skewed_instance_and_keeps_a_history(skewed) -> N
     # two estimates of four clocks at least (the leader's own job may have run one more)
     times = {h["at"] for h in answer["history"]}
     assert len(times) >= 2 and len(answer["history"]) == 4 * len(times)
-    assert answer["window_s"] == 900
+    assert answer["window_s"] == 600  # --clock-window 10m
+
+
+def test_the_leader_estimates_every_clock_interval(skewed) -> None:  # type: ignore[no-untyped-def]
+    """Nobody asks: the leader's job alone adds estimates, at the configured interval (2 s)."""
+    server, _ = skewed
+    with server.client() as client:
+        def estimates() -> set[str]:
+            return {h["at"] for h in client.get("/api/v1/clock/offsets", params={"since": "1h"}).json()["history"]}
+
+        before = estimates()
+        deadline = time.monotonic() + 90
+        while len(estimates() - before) < 2:
+            assert time.monotonic() < deadline, "the leader's job did not run twice in 90 s at a 2 s interval"
+            time.sleep(0.5)
 
 
 def test_metrics_export_each_offset_and_its_uncertainty(skewed) -> None:  # type: ignore[no-untyped-def]

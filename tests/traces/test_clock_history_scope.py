@@ -12,10 +12,12 @@ import pytest
 
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.sql import clock as clock_sql
+from logharbor.server.features.traces import clock as clock_module
 from logharbor.server.features.traces.clock import _TYPES, ClockOffsets, _scope_of
 from logharbor.server.scopes import Scope
 
 T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # an hour ago: inside the table's 30-day TTL
+T1 = (time.time_ns() // 10**9 - 60) * 10**9  # a minute ago: the latest estimates (of the last hour)
 MS = 10**6
 
 
@@ -30,6 +32,12 @@ def offsets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockOffsets]:
         rows.append(_row(T0 + i * MS, "globex", f"g-{i % 7}", "api"))
     for i in range(6):
         rows.append(_row(T0 + (500 + i) * MS, "acme", f"a-{i % 3}", "checkout" if i % 2 else "billing"))
+    for i in range(3):  # acme's older estimate, of a clock its latest one no longer has
+        rows.append(_row(T1 - 10**10 + i * MS, "acme", "a-gone", "checkout"))
+    for i in range(40):  # the latest estimates: globex's first in (tenant, clock) order
+        rows.append(_row(T1, "globex", f"g-{i:02d}", "api"))
+    for i in range(3):
+        rows.append(_row(T1 + MS, "acme", f"a-{i}", "billing" if i == 0 else "checkout"))
     for chunk in range(0, len(rows), 50):
         store.query(*clock_sql.insert_sql(clock.table, _TYPES, rows[chunk:chunk + 50], ns_column="at"))
     yield clock
@@ -66,3 +74,17 @@ def test_the_key_s_scope_is_what_the_route_passes() -> None:
 
     assert _scope_of(None) is None
     assert _scope_of(Key()) == Scope.of("acme", ["billing"])
+
+
+def test_the_latest_offsets_confine_a_scoped_key_before_the_row_cap(
+        offsets: ClockOffsets, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``latest`` read every tenant's latest rows (capped) and left the scope to the route: a
+    small tenant's clocks went missing whenever others filled the cap."""
+    monkeypatch.setattr(clock_module, "LATEST_LIMIT", 20)
+    offsets._cache.clear()
+    assert {c["tenant"] for c in offsets.latest()} == {"globex"}  # the cap, all globex
+    acme = offsets.latest(Scope.of("acme"))
+    assert sorted(c["clock"] for c in acme) == ["a-0", "a-1", "a-2"]  # the latest estimate only
+    assert [c["clock"] for c in offsets.latest(Scope.of("acme", ["billing"]))] == ["a-0"]
+    assert sorted(offsets.offsets_for("acme")) == [("app", "a-0"), ("app", "a-1"), ("app", "a-2")]
+    assert offsets.latest(Scope.of("acme' OR '1'='1")) == []

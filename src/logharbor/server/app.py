@@ -65,7 +65,6 @@ from logharbor.server.features.retention import (
 from logharbor.server.features.tail.feed import TailFeed
 from logharbor.server.features.tail.hub import TailHub, tail_router
 from logharbor.server.features.traces.clock import (
-    CLOCK_INTERVAL_NS,
     ClockOffsets,
     OffsetsCollector,
     clock_router,
@@ -286,7 +285,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         threads = anyio.to_thread.current_default_thread_limiter()
         threads.total_tokens = max(threads.total_tokens, 40 + config.query_concurrency + 16 * (
             config.query_per_key_concurrency + config.query_per_key_queue))
-        clock = app.state.clock_offsets = ClockOffsets(runtime.store)
+        clock = app.state.clock_offsets = ClockOffsets(runtime.store,
+                                                       window_ns=round(config.clock_window_s * 1e9))
         clock.ensure()
         runtime.metrics.registry.register(OffsetsCollector(clock))
         retention = app.state.retention = runtime.retention
@@ -304,9 +304,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         try:
             await tail.start()
             # rules, channels, dashboards, services; and the clock offsets from the requests, every
-            # minute on the alert scheduler (the leader's), which clock_skew rules read
+            # clock_interval_s on the alert scheduler (the leader's), which clock_skew rules read
             alerts = await start_alerting(
-                app.state, runtime, jobs=(Job("clock-offsets", CLOCK_INTERVAL_NS, clock.record),),
+                app.state, runtime,
+                jobs=(Job("clock-offsets", round(config.clock_interval_s * 1e9), clock.record),),
                 clock_table=clock.table)
             recorder = start_recording(app.state, runtime)  # recording rules, on the alert scheduler
             retention.deletes.forget.append(recorder.forget)  # a delete drops the groups it erased

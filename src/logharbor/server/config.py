@@ -327,6 +327,13 @@ class ServerConfig(BaseSettings):
         100 * MiB, ge=0, description="less free disk than this: ingest gets 429"
     )
 
+    clock_interval_s: Annotated[Seconds, Flag("--clock-interval")] = Field(
+        60.0, ge=1, le=86400, description="how often the leader estimates the hosts' clock offsets"
+    )
+    clock_window_s: Annotated[Seconds, Flag("--clock-window")] = Field(
+        900.0, ge=10, le=86400, description="the request records each clock offset estimate reads"
+    )
+
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="uvicorn's log level"
     )

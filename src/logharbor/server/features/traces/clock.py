@@ -1,10 +1,11 @@
 """Clock offsets, continuously: the periodic estimate, its history, the API and the gauges.
 
-A job on the alert scheduler (leader-only, like the service-health recording) reads the request
-records of the last :data:`WINDOW_NS` (ALB, NGINX and app records with a duration), estimates each
-clock's offset (:mod:`.skew`) and appends one row per clock to ``<table>_clock_offsets`` (kept
-:data:`KEEP_DAYS` days). Every server reads the latest estimate from that table (a follower runs
-no job), for ``GET /api/v1/clock/offsets``, the ``/metrics`` gauges and the adjusted traces.
+A job on the alert scheduler (leader-only, like the service-health recording), every
+``clock_interval_s``, reads the request records of the last ``clock_window_s`` (ALB, NGINX and
+app records with a duration), estimates each clock's offset (:mod:`.skew`) and appends one row
+per clock to ``<table>_clock_offsets`` (kept :data:`KEEP_DAYS` days). Every server reads the
+latest estimate from that table (a follower runs no job), for ``GET /api/v1/clock/offsets``,
+the ``/metrics`` gauges and the adjusted traces.
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ from logharbor.server.features.traces.skew import estimate_offsets
 from logharbor.server.limits import query_refusal
 from logharbor.server.scopes import Scope
 
-__all__ = ["CLOCK_INTERVAL_NS", "KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector", "clock_router"]
+__all__ = ["KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector", "clock_router"]
 
 log = logging.getLogger("logharbor.server.clock")
 
 MINUTE_NS = 60 * 10**9
-CLOCK_INTERVAL_NS = MINUTE_NS  # how often the leader estimates
-WINDOW_NS = 15 * MINUTE_NS  # the requests each estimate reads
+WINDOW_NS = 15 * MINUTE_NS  # the requests each estimate reads, by default (clock_window_s)
 MAX_ROWS = 30_000  # the newest request records of the window, at most (about 10k requests)
 KEEP_DAYS = 30
 CACHE_S = 20.0  # how long a read of the latest estimate is reused
+LATEST_LIMIT = 10_000  # clocks of the latest estimates one read holds (after the scope)
+_CACHED_SCOPES = 256  # scopes whose latest read is cached at once
 HISTORY_LIMIT = 50_000  # rows of history one answer holds (after the scope; history_truncated says so)
 _READ = ("tenant", "service", "source", "host", "instance", "trace_id", "request_id", "http_duration_ms")
 _ATTRIBUTES = ("request_creation_time", "request_processing_ms")  # the ALB's, the only ones read
@@ -62,7 +64,8 @@ class ClockOffsets:
         self.window_ns = window_ns
         self._created = False
         self._lock = threading.Lock()
-        self._cache: tuple[float, list[dict[str, Any]]] | None = None
+        #: scope (None: every tenant) → (monotonic time, the latest rows within it)
+        self._cache: dict[Scope | None, tuple[float, list[dict[str, Any]]]] = {}
         self.runs = 0
         self.last_seconds = 0.0  # how long the last estimate took (records read + solved)
 
@@ -115,8 +118,8 @@ class ClockOffsets:
                    "consistent": int(row["consistent"])} for row in rows]
         # the table name is ours (quote_identifier); every value is a parameter
         self.store.query(*clock_sql.insert_sql(self.table, _TYPES, values, ns_column="at"))
-        with self._lock:
-            self._cache = (time.monotonic(), [_public(r) for r in rows])
+        with self._lock:  # every scope's cached read is older than this estimate
+            self._cache = {None: (time.monotonic(), [_public(r) for r in rows])}
         return len(rows)
 
     # ------------------------------------------------------------------ reads
@@ -127,15 +130,28 @@ class ClockOffsets:
         rows = self.store.query(clock_sql.select_sql(self.table, columns, where, limit), params)
         return [_public({**r, "at_ns": int(r.pop("at_ms")) * 10**6}) for r in rows]
 
-    def latest(self) -> list[dict[str, Any]]:
-        """The latest estimate of every tenant's clocks (within the last hour), briefly cached."""
+    def latest(self, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """The latest estimate of the clocks within ``scope`` (None: every tenant's) of the last
+        hour, briefly cached per scope. The scope is in the SQL, before the row cap: filtered
+        after it, a scoped key lost its clocks whenever other tenants had ``LATEST_LIMIT`` rows."""
+        key = scope if scope is not None and not scope.unscoped else None
         with self._lock:
-            if self._cache is not None and time.monotonic() - self._cache[0] < CACHE_S:
-                return self._cache[1]
+            cached = self._cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+                return cached[1]
         self.ensure()
-        rows = self._select(clock_sql.latest_where(self.table), {}, 10_000)
+        confined = key.sql() if key is not None else None
+        tenants = Scope(tenant=key.tenant).sql() if key is not None else None
+        where = clock_sql.latest_where(self.table, tenants[0] if tenants is not None else None)
+        params: dict[str, Any] = {}
+        if confined is not None:  # columns tenant and service; values are parameters
+            where += f" AND {confined[0]}"
+            params.update(confined[1])
+        rows = self._select(where, params, LATEST_LIMIT)
         with self._lock:
-            self._cache = (time.monotonic(), rows)
+            if len(self._cache) >= _CACHED_SCOPES:  # many keys' scopes: start over rather than grow
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), rows)
         return rows
 
     def history(self, start_ns: int, end_ns: int, limit: int = HISTORY_LIMIT,
@@ -155,7 +171,7 @@ class ClockOffsets:
 
     def offsets_for(self, tenant: str) -> dict[tuple[str, str], dict[str, Any]]:
         """The latest usable offsets of one tenant, by (layer, clock name)."""
-        return {(c["layer"], c["clock"]): c for c in self.latest()
+        return {(c["layer"], c["clock"]): c for c in self.latest(Scope(tenant=tenant))
                 if c["tenant"] == tenant and c["offset_ms"] is not None}
 
 
@@ -240,7 +256,8 @@ def clock_router() -> APIRouter:
         principal = principal_of(request)
         try:
             current, history = await run_in_threadpool(
-                lambda: (clock.latest(), clock.history(start, end, HISTORY_LIMIT + 1, _scope_of(principal))))
+                lambda: (clock.latest(_scope_of(principal)),
+                         clock.history(start, end, HISTORY_LIMIT + 1, _scope_of(principal))))
         except StoreError as exc:
             raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
                 from exc

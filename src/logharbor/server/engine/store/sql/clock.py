@@ -58,10 +58,13 @@ def select_sql(table: str, columns: Sequence[str], where: str, limit: int) -> st
             f"WHERE {where} ORDER BY at, tenant, clock LIMIT {int(limit)}")
 
 
-def latest_where(table: str) -> str:
-    """The condition holding each tenant's latest estimate of the last hour."""
+def latest_where(table: str, tenants: str | None = None) -> str:
+    """The condition holding each tenant's latest estimate of the last hour; ``tenants``: a
+    condition on the ``tenant`` column (placeholders) read inside, so a scoped read looks at its
+    own tenant's estimates only."""
+    inside = f" AND ({tenants})" if tenants else ""
     return (f"(tenant, at) IN (SELECT tenant, max(at) FROM {table} "  # noqa: S608
-            "WHERE at >= now64(3) - toIntervalHour(1) GROUP BY tenant)")
+            f"WHERE at >= now64(3) - toIntervalHour(1){inside} GROUP BY tenant)")
 
 
 def latest_in_window_sql(table: str, scope: str | None) -> str:
