@@ -49,6 +49,10 @@ class Writer:
                 self.seq += 1
                 self._stop.wait(TICK)
 
+    def probes_since(self, since: float) -> int:
+        """How many probes were written at or after ``since`` (a copy: the thread adds more)."""
+        return sum(t >= since for t in list(self.written.values()))
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -82,7 +86,8 @@ class Watcher:
             self._stop.wait(0.02)
 
     def latencies(self, probes: dict[int, float], start: float, end: float) -> list[float]:
-        return [self.seen[s] - t for s, t in probes.items() if start <= t < end and s in self.seen]
+        # a copy: the writer thread adds probes meanwhile (iterating the live dict could raise)
+        return [self.seen[s] - t for s, t in list(probes.items()) if start <= t < end and s in self.seen]
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,15 +163,17 @@ def test_a_bad_sink_does_not_delay_the_healthy_one_and_gets_everything_back(
     try:
         # phase 1, both receivers up: the baseline delay of the healthy sink
         assert wait_for(lambda: len(watcher.seen) >= 4, 30), agent.log()
+        # each phase lasts as many probes as it needs (counted, not slept: a loaded machine writes
+        # them more slowly and would otherwise leave fewer than the assertions below ask for)
         t0 = time.monotonic()
-        time.sleep(12 * TICK)
+        assert wait_for(lambda: writer.probes_since(t0) >= 12, 60)
         # phase 2: the bad receiver goes bad
         bad.kill()
         hole = BlackHole(bad_port) if failure == "no_answer" else None
         t1 = time.monotonic()
-        time.sleep(24 * TICK)
+        assert wait_for(lambda: writer.probes_since(t1 + BATCH) >= 20, 60)
         t2 = time.monotonic()
-        assert wait_for(lambda: all(s in watcher.seen for s, t in writer.written.items() if t < t2),
+        assert wait_for(lambda: all(s in watcher.seen for s, t in list(writer.written.items()) if t < t2),
                         10 * BATCH), "the healthy sink stopped delivering"
         base = watcher.latencies(writer.written, t0, t1)
         down = watcher.latencies(writer.written, t1 + BATCH, t2)  # after the failure is felt

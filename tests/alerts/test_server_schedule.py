@@ -43,7 +43,12 @@ def test_scheduled_firing_survives_a_restart(server_factory, receiver: Receiver)
         alerts = c.get("/api/v1/alerts").json()["alerts"]
         assert [(a["rule"], a["state"], a["value"]) for a in alerts] == [("e2e errors", "firing", 3.0)]
         evaluated = c.get("/api/v1/alerts/rules/e2e errors").json()["last_eval_ns"]
-        metrics = c.get("/metrics").text
+        # The receiver has the body before the server has its 200 answer: the server counts and marks
+        # the notification sent after that, so wait for it (a kill -9 before the mark resends, by design).
+        wait_for(lambda: [n["status"] for n in c.get("/api/v1/alerts/notifications").json()["notifications"]]
+                 == ["sent"])
+        metrics = wait_for(lambda: next((m for m in [c.get("/metrics").text]
+                                         if "logharbor_alert_notifications_sent 1.0" in m), None))
         assert "logharbor_alerts_firing 1.0" in metrics and "logharbor_alert_notifications_sent 1.0" in metrics
     server.kill9()  # no graceful shutdown: state and outbox must already be on disk
     server.start()
