@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from logharbor.agent import statefile
+from logharbor.types import JsonObject
 
 __all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of"]
 
@@ -58,7 +59,7 @@ class Entry:
     mark: str = ""
 
 
-def _stored(e: Entry) -> dict[str, Any]:
+def _stored(e: Entry) -> JsonObject:
     """An entry as JSON: a path that is not UTF-8 (a file name of other bytes) is kept exactly in
     ``path_bytes`` (hex), and shown escaped in ``path``."""
     out = asdict(e)
@@ -70,7 +71,7 @@ def _stored(e: Entry) -> dict[str, Any]:
     return out
 
 
-def _valid(doc: dict[str, Any]) -> None:
+def _valid(doc: JsonObject) -> None:
     if doc.get("version") not in _READABLE:
         raise ValueError(f"unknown checkpoint version {doc.get('version')!r}")
     if not isinstance(doc.get("files", []), list):
@@ -137,7 +138,7 @@ class CheckpointStore:
         ``looked_at`` is when the look they come from began: a file of unknown content written
         after it may hold lines no entry covers (it is stored only with a change of entries, so
         the stored time is never later than the entries' look)."""
-        doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": [_stored(e) for e in entries]}
+        doc: JsonObject = {"version": FORMAT_VERSION, "files": [_stored(e) for e in entries]}
         if looked_at is not None:
             doc["looked_at"] = looked_at
         # the timestamps change on every write; compare what matters

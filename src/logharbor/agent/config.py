@@ -21,6 +21,7 @@ from logharbor.agent.options import BatchConfig, BufferConfig, MetricsConfig, St
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
 from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.types import AgentError
+from logharbor.types import JsonObject
 
 __all__ = [
     "AgentConfig",
@@ -48,9 +49,9 @@ class AgentConfig(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout_secs: float = Field(default=10.0, ge=0)
     metrics: MetricsConfig = MetricsConfig()
-    sources: dict[str, Any]
+    sources: JsonObject
     transforms: list[Any] = Field(default_factory=list)
-    sinks: dict[str, Any]
+    sinks: JsonObject
 
 
 @functools.cache

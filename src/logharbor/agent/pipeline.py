@@ -44,6 +44,7 @@ from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
 from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
+from logharbor.types import RawRecord
 
 __all__ = ["Agent", "encode"]
 
@@ -77,7 +78,7 @@ def encode(chunk: Chunk) -> Encoded:
     return Encoded(_encode_records(records, meta, chunk.time_ns), len(records), chunk.ack)
 
 
-def _encode_records(records: list[dict[str, Any]], meta: dict[str, Any], time_ns: int) -> bytes:
+def _encode_records(records: list[RawRecord], meta: RawRecord, time_ns: int) -> bytes:
     """Records as NDJSON with the shared fields spliced in front of each serialized record.
 
     The shared fields are serialized once per chunk (once per set of keys a record overrides,

@@ -29,23 +29,24 @@ import orjson
 
 from logharbor.agent import telemetry
 from logharbor.durable import fsync_dir
+from logharbor.types import JsonObject
 
 __all__ = ["Loaded", "dump", "read", "report", "write"]
 
 _COPIES = (("tmp", ".tmp"), ("current", ""), ("previous", ".prev"))
 
 
-def _crc(doc: dict[str, Any]) -> int:
+def _crc(doc: JsonObject) -> int:
     return zlib.crc32(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
 
 
-def dump(doc: dict[str, Any]) -> bytes:
+def dump(doc: JsonObject) -> bytes:
     """``doc`` with its ``crc`` member, as written (indented: people read checkpoints)."""
     body = {k: v for k, v in doc.items() if k != "crc"}
     return orjson.dumps({**body, "crc": _crc(body)}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
-def parse(data: bytes) -> dict[str, Any]:
+def parse(data: bytes) -> JsonObject:
     """The document in ``data``; raises ValueError saying why it is not sound."""
     try:
         doc = orjson.loads(data)
@@ -65,7 +66,7 @@ class Loaded:
     """What :func:`read` found: the document, which copy it came from, and the unsound copies."""
 
     path: Path
-    doc: dict[str, Any] | None = None
+    doc: JsonObject | None = None
     source: str | None = None  # "tmp", "current" or "previous"
     damaged: list[str] = field(default_factory=list)  # "<file>: <why>"
 
@@ -101,7 +102,7 @@ def read(path: Path, valid: Any = None) -> Loaded:
     return out
 
 
-def write(path: Path, doc: dict[str, Any]) -> None:
+def write(path: Path, doc: JsonObject) -> None:
     """Replace ``path``'s document durably, keeping the one it replaces as ``<name>.prev``."""
     data = dump(doc)
     tmp = path.with_name(path.name + ".tmp")

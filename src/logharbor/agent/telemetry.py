@@ -25,6 +25,8 @@ from prometheus_client import (
     ProcessCollector as _ProcessCollector,
 )
 
+from logharbor.types import WireRecord
+
 __all__ = ["METRICS", "Metrics", "log", "setup_logging", "shown", "start_metrics_server"]
 
 log = logging.getLogger("logharbor.agent")
@@ -35,7 +37,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one JSON line."""
-        out: dict[str, Any] = {
+        out: WireRecord = {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int((record.created % 1) * 1_000_000):06d}Z",
             "level": record.levelname.replace("WARNING", "WARN"),

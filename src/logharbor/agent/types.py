@@ -15,7 +15,9 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from logharbor.types import RawRecord
 
 __all__ = [
     "Ack",
@@ -105,8 +107,8 @@ class Chunk:
     lines: list[str]
     ack: Ack
     nbytes: int
-    meta: dict[str, Any] = field(default_factory=dict)
-    records: list[dict[str, Any]] | None = None
+    meta: RawRecord = field(default_factory=dict)
+    records: list[RawRecord] | None = None
     time_ns: int = 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from logharbor.agent import statefile, telemetry
 from logharbor.agent.identity import short_id
 from logharbor.durable import write_atomic
+from logharbor.types import JsonObject
 
 __all__ = ["Pos", "Position", "load_position", "save_position"]
 
@@ -43,7 +44,7 @@ class Position:
     lost: bool = False
 
 
-def _valid(doc: dict[str, Any]) -> None:
+def _valid(doc: JsonObject) -> None:
     int(doc["segment"])
     int(doc["offset"])
     for b in doc.get("batches", []):

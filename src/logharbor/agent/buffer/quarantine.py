@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -21,6 +20,7 @@ from logharbor.agent import telemetry
 from logharbor.agent.buffer.segments import Segment
 from logharbor.durable import write_atomic
 from logharbor.framing import BadSpan
+from logharbor.types import JsonObject
 
 __all__ = ["Quarantine"]
 
@@ -46,7 +46,7 @@ class Quarantine:
         copy = self.directory / f"{stem}.bad"
         already = sidecar.exists()
         if not already:
-            info: dict[str, Any] = {
+            info: JsonObject = {
                 "segment": seg.path.name, "format": seg.label, "offset": span.start, "size": span.size,
                 "seq_first": span.seq_first, "seq_last": span.seq_last, "reason": span.reason,
                 "found_at": datetime.now(UTC).isoformat(timespec="seconds"), "sink": self.sink,

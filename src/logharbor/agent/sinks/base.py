@@ -39,6 +39,7 @@ from logharbor.agent.buffer import open_buffer
 from logharbor.agent.identity import batch_key, instance_id, short_id
 from logharbor.agent.options import BatchConfig, BufferConfig, Strict
 from logharbor.agent.types import AckStatus, Buffer, BufferClosed, Encoded, Permanent, Retriable
+from logharbor.types import JsonObject
 
 __all__ = ["BufferedSink", "PartialRetry", "SinkConfig", "TooLarge", "Unaccounted"]
 
@@ -61,7 +62,7 @@ class PartialRetry(Retriable):
 
     def __init__(self, message: str, payload: bytes, count: int, *, rejected: bytes = b"",
                  rejected_count: int = 0, rejected_error: str = "",
-                 rejected_lines: list[dict[str, Any]] | None = None, context: Any = None) -> None:
+                 rejected_lines: list[JsonObject] | None = None, context: Any = None) -> None:
         super().__init__(message)
         self.payload, self.count = payload, count
         #: handed back to ``send`` with ``payload`` (the ES sink keeps each record's ``_id`` in it)
@@ -180,7 +181,7 @@ class BufferedSink:
 
     # -- the delivery thread ------------------------------------------------------------------
 
-    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
         """Deliver one batch under its idempotency ``key``; return the receiver's per-line
         rejections; raise on failure. ``context`` is what a :class:`PartialRetry` carried."""
         raise NotImplementedError
@@ -329,7 +330,7 @@ class BufferedSink:
         telemetry.batch_rejected(self.name, count, error)
         self._dead_letter(payload)
 
-    def _reject_lines(self, payload: bytes, rejected: list[dict[str, Any]]) -> None:
+    def _reject_lines(self, payload: bytes, rejected: list[JsonObject]) -> None:
         """Dead-letter the refused records, each with ``_dead_letter: {sink, status, reason}``."""
         lines = payload.split(b"\n")
         bad = []

@@ -46,6 +46,7 @@ from logharbor.agent.sinks.base import BufferedSink, PartialRetry, TooLarge
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Buffer, Permanent, Retriable
 from logharbor.record import RecordError, parse_timestamp
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "ElasticsearchSink", "classify_item"]
 
@@ -214,7 +215,7 @@ class ElasticsearchSink(BufferedSink):
 
     # -- one request ------------------------------------------------------------------------------
 
-    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
         ids: list[str] | None = None
         if self.ecfg.document_ids == "batch":
             # a partial resend carries the ids its records had in the first attempt
@@ -245,7 +246,7 @@ class ElasticsearchSink(BufferedSink):
 
     @staticmethod
     def _items(payload: bytes, items: list[Any], count: int,
-               ids: list[str] | None = None) -> list[dict[str, Any]]:
+               ids: list[str] | None = None) -> list[JsonObject]:
         """Sort the answer's items: raise :class:`PartialRetry` with the ones to send again, or
         return the permanent refusals (``line`` is 1-based in ``payload``)."""
         lines = payload.split(b"\n")[:-1]
@@ -254,7 +255,7 @@ class ElasticsearchSink(BufferedSink):
             raise Retriable(f"_bulk answered {len(items)} items for {len(lines)} records")
         again: list[bytes] = []
         again_ids: list[str] = []
-        rejected: list[dict[str, Any]] = []
+        rejected: list[JsonObject] = []
         for k, (line, item) in enumerate(zip(lines, items, strict=True), start=1):
             verdict, status, reason = classify_item(item)
             if verdict == "retry":

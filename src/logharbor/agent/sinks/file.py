@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
 from logharbor.agent.types import Buffer, Retriable
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "FileSink"]
 
@@ -53,7 +54,7 @@ class FileSink(BufferedSink):
     def _workers(self, cfg: SinkConfig) -> int:
         return 1  # one writer keeps the output in order
 
-    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
         try:
             fd = self._open()
             view = memoryview(payload)

@@ -33,6 +33,7 @@ from logharbor.agent import telemetry
 from logharbor.agent.sinks.base import BufferedSink, TooLarge, Unaccounted
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Buffer, Permanent, Retriable
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "LogharborSink"]
 
@@ -98,7 +99,7 @@ class LogharborSink(BufferedSink):
             return gzip.compress(payload, compresslevel=self._gzip_level, mtime=0)
         return payload
 
-    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
         body = self.encode(payload)
         headers = {**self.headers, "Idempotency-Key": key}
         resp, data = self.http.post(self.path, body, headers)

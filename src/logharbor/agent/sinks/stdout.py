@@ -9,6 +9,7 @@ from typing import Any, BinaryIO, Literal
 
 from logharbor.agent.sinks.base import BufferedSink, SinkConfig
 from logharbor.agent.types import Buffer, Retriable
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "StdoutSink"]
 
@@ -30,7 +31,7 @@ class StdoutSink(BufferedSink):
     def _workers(self, cfg: SinkConfig) -> int:
         return 1  # one writer keeps the output in order
 
-    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[dict[str, Any]]:
+    def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
         try:
             self.stream.write(payload)
             self.stream.flush()

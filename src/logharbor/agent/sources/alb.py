@@ -48,6 +48,7 @@ from logharbor.agent.sources.alb_listing import (
 )
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.types import Ack, Chunk
+from logharbor.types import JsonObject
 
 __all__ = ["CHUNK_LINES", "AlbSource", "Config"]
 
@@ -61,7 +62,7 @@ class Config(SourceConfig):
     """Options of the ``alb`` source: a ``path`` (folder) or an S3 ``bucket``."""
 
     type: Literal["alb"]
-    parser: str | dict[str, Any] | None = "alb"
+    parser: str | JsonObject | None = "alb"
     path: Path | None = Field(None, description="folder holding the AWSLogs/ tree")
     bucket: str | None = Field(None, description="S3 bucket the load balancer writes to")
     prefix: str = Field("", description="key prefix, e.g. 'AWSLogs/123456789012/'")
@@ -93,7 +94,7 @@ class _Reading:
         return self.skipped + n
 
 
-def _valid(state: dict[str, Any]) -> None:
+def _valid(state: JsonObject) -> None:
     if state.get("version") not in (1, _FORMAT):
         raise ValueError(f"unknown version {state.get('version')!r}")
     if not isinstance(state.get("objects", {}), dict) or not isinstance(state.get("partial", {}), dict):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from logharbor.agent.options import Strict
+from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["SourceConfig", "build_parser_for"]
 
@@ -17,17 +18,17 @@ class SourceConfig(Strict):
     without one, each line ships as the record's ``message`` (the fast path). ``fields`` are
     static fields of every record of this source (``service``, ``source``, ``env``…)."""
 
-    parser: str | dict[str, Any] | None = None
-    fields: dict[str, Any] = Field(default_factory=dict)
+    parser: str | JsonObject | None = None
+    fields: RawRecord = Field(default_factory=dict)
 
     @field_validator("parser")
     @classmethod
-    def _parser(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    def _parser(cls, value: str | JsonObject | None) -> str | JsonObject | None:
         if isinstance(value, dict) and not isinstance(value.get("type"), str):
             raise ValueError("a parser given as a mapping needs a 'type' naming the parser")
         return value
 
-    def parser_spec(self) -> tuple[str, dict[str, Any]] | None:
+    def parser_spec(self) -> tuple[str, JsonObject] | None:
         """(name, options) of the configured parser, or None."""
         if self.parser is None:
             return None
@@ -37,7 +38,7 @@ class SourceConfig(Strict):
         return options.pop("type"), options
 
 
-def build_parser_for(spec: tuple[str, dict[str, Any]]) -> Any:
+def build_parser_for(spec: tuple[str, JsonObject]) -> Any:
     """Build a parser from ``logharbor.formats`` (imported only when a config asks for one)."""
     from logharbor.formats.base import build_parser
 

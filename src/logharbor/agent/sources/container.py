@@ -45,6 +45,7 @@ from logharbor.agent.sources.file import FileSource, Tailed
 from logharbor.agent.types import Chunk
 from logharbor.formats.multiline import parse_cri, parse_docker
 from logharbor.record import TIMESTAMP_KEYS, RecordError, parse_timestamp
+from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["Config", "ContainerSource", "path_metadata"]
 
@@ -133,11 +134,11 @@ class Config(file_source.Config):
                 raise ValueError(str(exc)) from None
         return self
 
-    def parser_spec(self) -> tuple[str, dict[str, Any]] | None:
+    def parser_spec(self) -> tuple[str, JsonObject] | None:
         """None: the source parses the joined text itself (the pipeline would lose the framing)."""
         return None
 
-    def own_parser_spec(self) -> tuple[str, dict[str, Any]] | None:
+    def own_parser_spec(self) -> tuple[str, JsonObject] | None:
         return super().parser_spec()
 
 
@@ -175,8 +176,8 @@ class _Decoder:
         starts += [s.held[0][0] for s in self.streams.values() if s.held]
         return min(starts, default=end)
 
-    def feed(self, body: bytes, offset: int, now: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def feed(self, body: bytes, offset: int, now: float) -> list[RawRecord]:
+        out: list[RawRecord] = []
         fmt = self.src.cfg.format
         pos = offset
         for raw in body.split(b"\n"):
@@ -205,9 +206,9 @@ class _Decoder:
                 self._line(st, stream, p.start, p.time, "".join(p.parts), now, out)
         return out
 
-    def flush(self, now: float, final: bool) -> list[dict[str, Any]]:
+    def flush(self, now: float, final: bool) -> list[RawRecord]:
         """Partials and events that waited long enough (or everything, at the file's end)."""
-        out: list[dict[str, Any]] = []
+        out: list[RawRecord] = []
         for stream, st in self.streams.items():
             p = st.partial
             if p is not None and (final or now - p.last >= self.src.cfg.partial_timeout_secs):
@@ -218,7 +219,7 @@ class _Decoder:
         return out
 
     def _line(self, st: _Stream, stream: str, start: int, ts: str, text: str, now: float,
-              out: list[dict[str, Any]]) -> None:
+              out: list[RawRecord]) -> None:
         if self.src.cfg.multiline is None:
             out.append(self.src.record(text, ts, stream))
             return
@@ -229,7 +230,7 @@ class _Decoder:
         st.held.append((start, ts))
         self._events(st, stream, st.agg.feed(text, now), out)
 
-    def _events(self, st: _Stream, stream: str, events: list[str], out: list[dict[str, Any]]) -> None:
+    def _events(self, st: _Stream, stream: str, events: list[str], out: list[RawRecord]) -> None:
         for event in events:
             ts = ""
             for i in range(min(event.count("\n") + 1, len(st.held))):
@@ -247,7 +248,7 @@ class ContainerSource(FileSource):
     def __init__(self, name: str, cfg: Config, data_dir: Path, sinks: int) -> None:
         super().__init__(name, cfg, data_dir, sinks)
         self.cfg: Config = cfg
-        extra: dict[str, Any] = {}
+        extra: RawRecord = {}
         for path, var in cfg.env_vars.items():
             if os.environ.get(var):
                 _set_path(extra, path, os.environ[var])
@@ -258,7 +259,7 @@ class ContainerSource(FileSource):
         if spec is not None:
             self.parser = build_parser_for(spec)
         self._names: dict[str, str] = {}  # real path → the glob match that led there (a symlink)
-        self._meta: dict[str, dict[str, Any]] = {}
+        self._meta: dict[str, RawRecord] = {}
 
     # -- discovery: follow the symlinks, remember what their names said ---------------------------
 
@@ -275,10 +276,10 @@ class ContainerSource(FileSource):
             out.add(real)
         return sorted(out)
 
-    def _file_meta(self, path: str) -> dict[str, Any]:
+    def _file_meta(self, path: str) -> RawRecord:
         meta = self._meta.get(path)
         if meta is None:
-            kube: dict[str, Any] = path_metadata(path)
+            kube: RawRecord = path_metadata(path)
             link = self._names.get(path)
             if link is None:  # a rotated sibling: what the symlink of its directory's file said
                 directory = os.path.dirname(path) + os.sep
@@ -308,7 +309,7 @@ class ContainerSource(FileSource):
 
     # -- records ------------------------------------------------------------------------------------
 
-    def record(self, text: str, ts: str, stream: str) -> dict[str, Any]:
+    def record(self, text: str, ts: str, stream: str) -> RawRecord:
         """One decoded line (or joined event) as a record: parsed text, container time, stream."""
         rec = self.parser.parse(text) if self.parser is not None else {"message": text}
         if ts and not any(k in rec for k in TIMESTAMP_KEYS):
@@ -339,7 +340,7 @@ class ContainerSource(FileSource):
         if records:
             self._send_records(t, records, b"", t.read_off, dec.safe_off(t.read_off), emit)
 
-    def _send_records(self, t: Tailed, records: list[dict[str, Any]], body: bytes, end: int,
+    def _send_records(self, t: Tailed, records: list[RawRecord], body: bytes, end: int,
                       ack_end: int, emit: Callable[[Chunk], None]) -> None:
         ack = self._track(t, body, end, ack_end)
         self._lines.inc(len(records))
@@ -347,7 +348,7 @@ class ContainerSource(FileSource):
         emit(Chunk([], ack, len(body), dict(self._file_meta(t.path)), records, time.time_ns()))
 
 
-def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+def _set_path(obj: RawRecord, path: str, value: Any) -> None:
     """``a.b: v`` → ``{"a": {"b": v}}`` (only ``kubernetes.*`` nests; other dotted keys stay flat)."""
     if path.startswith("kubernetes."):
         obj.setdefault("kubernetes", {})[path.split(".", 1)[1]] = value

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -67,6 +67,7 @@ from logharbor.agent.sources.tailed import (
     split_lines,
 )
 from logharbor.agent.types import Ack, Chunk
+from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["Config", "FileSource", "Tailed"]
 
@@ -91,7 +92,7 @@ class Config(SourceConfig):
     checkpoint_interval_secs: float = Field(default=1.0, gt=0)
     forget_after_secs: float = Field(default=7 * 86400, gt=0)
     read_gzip: bool = True
-    multiline: dict[str, Any] | None = None
+    multiline: JsonObject | None = None
 
 
 class FileSource:
@@ -111,7 +112,7 @@ class FileSource:
         self.io = threading.Lock()
         self.watcher = Watcher(self)
         self._halt = threading.Event()
-        self.meta_base: dict[str, Any] = {"source": "file", "host": socket.gethostname(), **cfg.fields}
+        self.meta_base: RawRecord = {"source": "file", "host": socket.gethostname(), **cfg.fields}
         m = telemetry.METRICS
         self._lines, self._bytes = m.lines_read.labels(name), m.bytes_read.labels(name)
 

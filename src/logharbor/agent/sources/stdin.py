@@ -27,6 +27,7 @@ from pydantic import Field
 from logharbor.agent import telemetry
 from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.types import Ack, AckStatus, Chunk
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "StdinSource"]
 
@@ -36,7 +37,7 @@ class Config(SourceConfig):
 
     type: Literal["stdin"]
     read_block_bytes: int = Field(default=256 * 1024, ge=4096)
-    multiline: dict[str, Any] | None = None
+    multiline: JsonObject | None = None
     #: after end of input, how long the agent waits for every record to be delivered before it
     #: gives up and exits 1 (sinks retry meanwhile, honouring Retry-After)
     eof_timeout_secs: float = Field(default=60.0, gt=0)

@@ -38,6 +38,7 @@ from logharbor.agent.sources.common import SourceConfig, build_parser_for
 from logharbor.agent.types import Ack, AgentError, Chunk
 from logharbor.formats.syslog import parse_syslog
 from logharbor.formats.syslog_framing import SyslogFramer
+from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["Config", "SyslogSource", "parse_address"]
 
@@ -91,7 +92,7 @@ class Config(SourceConfig):
         SyslogOptions(timezone=self.timezone)  # an unknown zone fails here, named
         return self
 
-    def parser_spec(self) -> tuple[str, dict[str, Any]] | None:
+    def parser_spec(self) -> tuple[str, JsonObject] | None:
         """None: syslog is parsed by the source; ``parser`` applies to the MSG part (see ``record``)."""
         return None
 
@@ -105,7 +106,7 @@ class SyslogSource:
         self.sinks = sinks
         self.meta = {"source": "syslog", **cfg.fields}
         self.agent_host = socket.gethostname()
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(cfg.queue_messages)
+        self.queue: queue.Queue[RawRecord] = queue.Queue(cfg.queue_messages)
         self._pending = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -166,7 +167,7 @@ class SyslogSource:
         return any(th.is_alive() for th in threads)
 
     def _drain(self, emit: Callable[[Chunk], None], wait: bool) -> None:
-        records: list[dict[str, Any]] = []
+        records: list[RawRecord] = []
         try:
             records.append(self.queue.get(timeout=0.2) if wait else self.queue.get_nowait())
         except queue.Empty:
@@ -186,7 +187,7 @@ class SyslogSource:
 
     # -- records --------------------------------------------------------------------------------
 
-    def record(self, data: bytes, truncated: bool, peer: str | None) -> dict[str, Any]:
+    def record(self, data: bytes, truncated: bool, peer: str | None) -> RawRecord:
         """One framed message as a record; ``parser`` (if any) reads its MSG part."""
         rec = parse_syslog(data.decode("utf-8", "replace"), self.cfg.timezone)
         if truncated:
@@ -204,7 +205,7 @@ class SyslogSource:
                 rec.update(parsed)
         return rec
 
-    def _put(self, rec: dict[str, Any], stop: threading.Event) -> bool:
+    def _put(self, rec: RawRecord, stop: threading.Event) -> bool:
         while not stop.is_set():
             try:
                 self.queue.put(rec, timeout=0.2)

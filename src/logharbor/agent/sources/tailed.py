@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from logharbor.agent.checkpoint import Entry, fingerprint_of
 from logharbor.agent.sources.compressed import codec_of, open_decompressed, rewound
 from logharbor.agent.types import Ack
+from logharbor.types import JsonObject
 
 __all__ = ["MARK_BYTES", "Handle", "Tailed", "aggregate", "codec_of_fd", "content_size",
            "flush_multiline", "is_rotation_of", "is_sibling", "mark_of", "read_compressed", "split_lines"]
@@ -130,7 +131,7 @@ class Tailed:
         return t
 
 
-def _aggregator(t: Tailed, options: dict[str, Any]) -> Any:
+def _aggregator(t: Tailed, options: JsonObject) -> Any:
     if t.agg is None:
         from logharbor.formats.multiline import build_multiline
 
@@ -138,7 +139,7 @@ def _aggregator(t: Tailed, options: dict[str, Any]) -> Any:
     return t.agg
 
 
-def aggregate(t: Tailed, body: bytes, end: int, options: dict[str, Any]) -> tuple[list[str], int]:
+def aggregate(t: Tailed, body: bytes, end: int, options: JsonObject) -> tuple[list[str], int]:
     """Feed a block's lines to the file's multiline aggregator; the events it completed, and the
     offset up to which every line is in one of them (lines still held are read again after a crash)."""
     agg = _aggregator(t, options)

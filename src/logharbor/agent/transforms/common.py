@@ -12,6 +12,7 @@ from typing import Any
 
 from logharbor.agent.options import Strict
 from logharbor.agent.types import Chunk
+from logharbor.types import RawRecord
 
 __all__ = ["TransformConfig", "field_value", "records_of"]
 
@@ -22,7 +23,7 @@ class TransformConfig(Strict):
     sources: list[str] | None = None
 
 
-def records_of(chunk: Chunk) -> list[dict[str, Any]]:
+def records_of(chunk: Chunk) -> list[RawRecord]:
     """The chunk's records, made from its raw lines the first time they are needed."""
     if chunk.records is None:
         chunk.records = [{"message": line} for line in chunk.lines]
@@ -32,7 +33,7 @@ def records_of(chunk: Chunk) -> list[dict[str, Any]]:
 _MISSING = object()
 
 
-def field_value(record: dict[str, Any], meta: dict[str, Any], path: str) -> Any:
+def field_value(record: RawRecord, meta: RawRecord, path: str) -> Any:
     """A field by name or dotted path (``http.status``), looked up in the record, then in meta."""
     for obj in (record, meta):
         if path in obj:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from logharbor.agent.transforms.common import TransformConfig
 from logharbor.agent.types import Chunk
+from logharbor.types import RawRecord
 
 __all__ = ["Config", "Enrich"]
 
@@ -24,7 +25,7 @@ class Config(TransformConfig):
     """Options of ``enrich``."""
 
     type: Literal["enrich"]
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: RawRecord = Field(default_factory=dict)
     hostname: bool = False
     env_vars: dict[str, str] = Field(default_factory=dict)
     overwrite: bool = False
@@ -34,7 +35,7 @@ class Enrich:
     """The ``enrich`` transform."""
 
     def __init__(self, cfg: Config) -> None:
-        values: dict[str, Any] = dict(cfg.fields)
+        values: RawRecord = dict(cfg.fields)
         if cfg.hostname:
             values["host"] = socket.gethostname()
         for field, var in cfg.env_vars.items():

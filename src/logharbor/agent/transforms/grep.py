@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from logharbor.agent import telemetry
 from logharbor.agent.transforms.common import TransformConfig, field_value, records_of
 from logharbor.agent.types import Chunk
+from logharbor.types import RawRecord
 
 __all__ = ["Config", "Grep"]
 
@@ -55,7 +56,7 @@ class Grep:
         self.any = cfg.mode == "any"
         self._filtered = telemetry.METRICS.filtered.labels("grep")
 
-    def keep(self, record: dict[str, Any], meta: dict[str, Any]) -> bool:
+    def keep(self, record: RawRecord, meta: RawRecord) -> bool:
         """Whether one record passes."""
         if self.include:
             hits = (_matches(rx, _text(field_value(record, meta, k))) for k, rx in self.include)

@@ -7,7 +7,7 @@ lines are masked as text without building records.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from logharbor.agent.options import Strict
 from logharbor.agent.transforms.common import TransformConfig
 from logharbor.agent.types import Chunk
 from logharbor.redaction import Redactor
+from logharbor.types import JsonObject
 
 __all__ = ["Config", "Redact"]
 
@@ -42,7 +43,7 @@ class Redact:
     """The ``redact`` transform."""
 
     def __init__(self, cfg: Config) -> None:
-        spec: dict[str, Any] = {"ip": cfg.ip, "fields": cfg.fields, "mask": cfg.mask,
+        spec: JsonObject = {"ip": cfg.ip, "fields": cfg.fields, "mask": cfg.mask,
                                 "patterns": [p.model_dump(exclude_none=True)
                                              for p in cfg.patterns]}
         if cfg.rules is not None:
