@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.retention.helpers import DAY, FakeClock, counts, insert, open_tiers, record, set_policy
 
+from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.query import compile_query
 
 POLICY = {"rules": [
@@ -148,4 +149,59 @@ def test_the_view_reads_the_hot_table_alone_until_another_tier_holds_rows(tmp_pa
     tiers.refresh_view()
     assert "UNION ALL" not in _view_text(store, tiers.view_name)
     assert len(store.query(everything.sql, everything.params)) == 90
+    store.close()
+
+
+def _visible(store) -> int:  # type: ignore[no-untyped-def]
+    """How many records a search sees: the compiled query of ``*`` through the store's read table."""
+    everything = compile_query("*", table=store.table, time_from_ns=None, time_to_ns=None, limit=100_000,
+                               max_limit=100_000)
+    return len(store.query(everything.sql, everything.params))
+
+
+@pytest.mark.parametrize("dest", ["warm", "cold"])
+def test_a_search_sees_every_record_at_each_step_of_a_move(tmp_path: Path, dest: str) -> None:
+    """A move removes rows from hot only once the view reads the tier they went to: a search
+    between the removal and the end of the tick saw 60 of 120 records when the first cold file
+    of a store was written (the view took the cold branch only at the tick's end)."""
+    seen: dict[str, int] = {}
+    clock = FakeClock()
+    store, _tiers, mover = open_tiers(tmp_path, clock=clock)
+    mover.step_hook = lambda step, _move: seen.__setitem__(step, _visible(store))
+    insert(store, [record(age, source=source, n=i) for age in (0.5, 10) for source in ("alb", "app")
+                   for i in range(30)])
+    tier = {"warm": "365d"} if dest == "warm" else {"cold": "365d"}
+    set_policy(mover, {"rules": [{"name": "alb", "match": {"source": "alb"}, "hot": "7d", **tier}]})
+    assert mover.tick()["moved"] == 30
+    # between the copy and the removal a search may see a moved row twice (warm and hot), never not at all
+    assert seen["intent"] == 120 and seen["copied"] >= 120 and seen["removed"] == 120, seen
+    assert _visible(store) == 120
+    store.close()
+
+
+def test_a_second_server_cannot_narrow_the_view_under_a_move(tmp_path: Path) -> None:
+    """Two servers on one store: the one that does not lead refreshes its view (at its start, or
+    after a delete job) while the leader moves rows into an empty warm tier. Its look at warm
+    (empty) and its change of the view (to hot alone) are two statements; a move that ran between
+    them left the moved rows out of every search until the leader's next refresh."""
+    clock = FakeClock()
+    store, tiers, mover = open_tiers(tmp_path, clock=clock)
+    insert(store, [record(age, source=source, n=i) for age in (0.5, 10) for source in ("alb", "app")
+                   for i in range(30)])
+    set_policy(mover, {"rules": [{"name": "alb", "match": {"source": "alb"}, "hot": "7d", "warm": "365d"}]})
+    other = Tiers(store, tiers.cold)  # the second server's view of the same tables
+    other.columns = tiers.columns
+    looked = other.count
+
+    def count_then_the_leader_moves(tier: str, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        n = looked(tier, *args, **kwargs)
+        if tier == "warm" and not n:
+            assert mover.tick()["moved"] == 30  # the whole move, between the look and the change
+        return n
+
+    other.count = count_then_the_leader_moves  # type: ignore[method-assign]
+    other.refresh_view()
+    assert counts(tiers) == {"hot": 90, "warm": 30, "cold": 0}
+    assert "UNION ALL" in _view_text(store, tiers.view_name)
+    assert _visible(store) == 120
     store.close()

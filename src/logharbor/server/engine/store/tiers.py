@@ -166,14 +166,25 @@ class Tiers:
         of the hot table alone: bench/README.md). Going back to hot alone is a view change, which
         :meth:`TierView.schema_change` refuses on a short disk: the view then stays as it was
         (every tier; the same rows, read slower)."""
-        with_cold = self.cold is not None and bool(self.cold.keys())
-        if with_cold or self.count("warm"):
-            self._expose_all_tiers(with_cold)
+        if self._widen_if_needed():
             return
         try:
             self.store.expose_view(self.view_name, f"SELECT {self.column_list} FROM {self.hot}")
         except StoreError as exc:
             log.warning("retention: the read view keeps every tier (%s)", exc)
+            return
+        # The look at warm and cold and the change of the view are two statements: another
+        # server's move may have copied rows (and removed them from hot) between them. Looking
+        # again after the change means the view is never left narrower than the data.
+        self._widen_if_needed()
+
+    def _widen_if_needed(self) -> bool:
+        """Read every tier if warm or cold holds rows; whether it did."""
+        with_cold = self.cold is not None and bool(self.cold.keys())
+        if with_cold or self.count("warm"):
+            self._expose_all_tiers(with_cold)
+            return True
+        return False
 
     def _expose_all_tiers(self, with_cold: bool) -> None:
         parts = [f"SELECT {self.column_list} FROM {self.hot}",
@@ -240,6 +251,14 @@ class Tiers:
                 parts.append(f"SELECT {IDENTITY} FROM ({self.cold_select(key)})")
         if not parts:
             return
+        # Rows leave ``source`` only once the view reads where they went: a first cold file (or a
+        # narrowing by another server since the copy began) would otherwise hide them until the
+        # next refresh. On a disk too short for a view change the removal still runs (it is what
+        # frees the disk); the rows are then found again at the next refresh.
+        try:
+            self._widen_if_needed()
+        except StoreError as exc:
+            log.warning("retention: the read view could not take the moved rows' tier yet (%s)", exc)
         table = self.hot if source == "hot" else self.warm
         moving = self.moving
         self.store.execute(f"TRUNCATE TABLE {moving}")
