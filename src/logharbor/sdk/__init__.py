@@ -31,6 +31,7 @@ from logharbor.sdk.middleware import ASGIMiddleware, WSGIMiddleware
 from logharbor.sdk.propagation import outgoing_headers, propagate_httpx, propagate_requests
 from logharbor.sdk.sampling import Sampler
 from logharbor.sdk.testing import capture_logs
+from logharbor.types import JsonObject, WireRecord
 
 __all__ = [
     "ASGIMiddleware",
@@ -99,7 +100,7 @@ def configure(
     logger_levels = {name: _level(value) for name, value in (levels or {}).items()}
     sampler = Sampler(sample) if sample else None
     fast_logger.disable()
-    static: dict[str, Any] = {
+    static: WireRecord = {
         "service": _env(service, "LOGHARBOR_SERVICE") or _script_name(),
         "env": _env(env, "LOGHARBOR_ENV"),
         "version": _env(version, "LOGHARBOR_VERSION"),
@@ -205,7 +206,7 @@ def flush(timeout: float = 10.0) -> bool:
     return handler.flush(timeout) if handler is not None else True
 
 
-def stats() -> dict[str, Any]:
+def stats() -> JsonObject:
     """The handler's counters (written, dropped per level, sampled out, queued)."""
     handler = configured.current()
     return handler.stats() if handler is not None else {}

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
+from logharbor.types import WireRecord
+
 __all__ = [
     "IDENTITY_FIELDS",
     "bind",
@@ -84,7 +86,7 @@ def context(**values: Any) -> Iterator[Mapping[str, Any]]:
         _context.reset(token)
 
 
-def get_context() -> dict[str, Any]:
+def get_context() -> WireRecord:
     """A copy of the current context (identity and bound attributes)."""
     return dict(_context.get())
 

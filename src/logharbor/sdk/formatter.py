@@ -24,10 +24,11 @@ import orjson
 
 from logharbor.record import STRING_FIELDS, format_timestamp
 from logharbor.sdk.context import IDENTITY_FIELDS, current
+from logharbor.types import WireRecord
 
 __all__ = ["JSONFormatter", "Processor", "level_name", "render"]
 
-Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+Processor = Callable[[WireRecord], "WireRecord | None"]
 
 #: Attributes every ``LogRecord`` has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -145,7 +146,7 @@ class JSONFormatter(logging.Formatter):
         self._auto_instance = "instance" not in merged
         if self._auto_instance:
             merged["instance"] = f"{merged['service']}-{os.getpid()}"
-        self.static: dict[str, Any] = merged
+        self.static: WireRecord = merged
         self.processors: list[Processor] = list(processors)
         self.caller_info = caller_info
         self._clock = _Clock()
@@ -157,13 +158,13 @@ class JSONFormatter(logging.Formatter):
 
     # -- building ----------------------------------------------------------------------------
 
-    def build(self, record: logging.LogRecord) -> dict[str, Any]:
+    def build(self, record: logging.LogRecord) -> WireRecord:
         """The canonical record (flat wire form) for one ``LogRecord``, before processors."""
         attrs = record.__dict__
         ctx: Mapping[str, Any] | None = attrs.get("_lh_ctx")
         if ctx is None:
             ctx = current()  # used directly on a synchronous handler: same task as the caller
-        out: dict[str, Any] = {
+        out: WireRecord = {
             "timestamp": self._clock.format(attrs["created"]),
             "level": level_name(attrs["levelno"]),
             **self.static,
@@ -199,9 +200,9 @@ class JSONFormatter(logging.Formatter):
             out["code"] = {"file": record.pathname, "line": record.lineno, "function": record.funcName}
         return out
 
-    def process(self, record: logging.LogRecord) -> dict[str, Any] | None:
+    def process(self, record: logging.LogRecord) -> WireRecord | None:
         """Build the record and run the processors (``None``: a processor dropped it)."""
-        out: dict[str, Any] | None = self.build(record)
+        out: WireRecord | None = self.build(record)
         for step in self.processors:
             if out is None:
                 return None

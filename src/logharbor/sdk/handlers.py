@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 from logharbor.sdk.context import current
 from logharbor.sdk.formatter import JSONFormatter, level_name, render
 from logharbor.sdk.sampling import Sampler
+from logharbor.types import JsonObject, WireRecord
 
 __all__ = ["AsyncHandler", "FileOutput", "Output", "StreamOutput"]
 
@@ -265,7 +266,7 @@ class AsyncHandler(logging.Handler):
                 print(f"logharbor sdk: output {type(output).__name__} failed: {exc}", file=sys.stderr)
         self.written += len(batch)
 
-    def _internal_line(self, levelno: int, message: str, fields: dict[str, Any]) -> bytes:
+    def _internal_line(self, levelno: int, message: str, fields: WireRecord) -> bytes:
         record = logging.LogRecord("logharbor.sdk", levelno, __file__, 0, message, None, None)
         record._lh_ctx = {}
         out = self.formatter.build(record)
@@ -314,7 +315,7 @@ class AsyncHandler(logging.Handler):
             done = output.flush(max(0.0, deadline - time.monotonic())) and done
         return done
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> JsonObject:
         """Counters for tests and health pages: written, dropped per level, sampled out, queued."""
         dropped: dict[str, int] = {}
         for n, count in enumerate(self.dropped):

@@ -32,6 +32,7 @@ from typing import Any
 
 from logharbor.record import normalize_trace_id, traceparent_span_id
 from logharbor.sdk.context import _context, new_request_id, new_span_id, new_trace_id
+from logharbor.types import HttpFields
 
 __all__ = ["ASGIMiddleware", "DjangoRouteMiddleware", "RequestIdentity", "WSGIMiddleware", "client_ip",
            "identity_from_headers"]
@@ -104,7 +105,7 @@ def _level_for(status: int) -> int:
     return logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
 
 
-def _log_access(http: dict[str, Any], logger: logging.Logger, error: BaseException | None) -> None:
+def _log_access(http: HttpFields, logger: logging.Logger, error: BaseException | None) -> None:
     status = http["status"]
     message = f"{http['method']} {http['path']} {status}"
     logger.log(_level_for(status), message, extra={"http": http},
@@ -192,7 +193,7 @@ class ASGIMiddleware:
         # NGINX logs it)
         status = state["status"] or (499 if isinstance(error, asyncio.CancelledError) else 500)
         peer = (scope.get("client") or (None,))[0]
-        http: dict[str, Any] = {
+        http: HttpFields = {
             "method": scope.get("method", "GET"),
             "path": scope.get("path", ""),
             "status": status,
@@ -339,7 +340,7 @@ class WSGIMiddleware:
         if not self.access_log or path in self.exclude:
             return
         status = state["status"] or 500
-        http: dict[str, Any] = {
+        http: HttpFields = {
             "method": environ.get("REQUEST_METHOD", "GET"),
             "path": environ.get("SCRIPT_NAME", "") + path,
             "status": status,

@@ -28,10 +28,11 @@ import threading
 import time
 from collections import deque
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 import orjson
+
+from logharbor.types import JsonObject
 
 __all__ = ["DeliveryError", "HttpShipper", "PayloadTooLarge", "PermanentError", "RetriableError"]
 
@@ -194,7 +195,7 @@ class HttpShipper:
             print(f"logharbor sdk: {len(self._buffer)} log lines not shipped to {self.url} "
                   f"at exit ({self.last_error or 'timed out'})", file=sys.stderr)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> JsonObject:
         """Delivery counters: lines sent, accepted and rejected by the server, dropped, retries."""
         return {"sent": self.sent, "accepted": self.accepted, "rejected": self.rejected,
                 "dropped": self.dropped, "retries": self.retries, "buffered": len(self._buffer),

@@ -19,6 +19,7 @@ from typing import Any
 
 from logharbor.sdk.context import IDENTITY_FIELDS, current
 from logharbor.sdk.formatter import JSONFormatter, exception_fields, render
+from logharbor.types import WireRecord
 
 __all__ = ["CanonicalRenderer", "add_context", "configure_structlog"]
 
@@ -53,7 +54,7 @@ class CanonicalRenderer:
         import structlog
 
         event = dict(event_dict)
-        out: dict[str, Any] = {
+        out: WireRecord = {
             "timestamp": self._base._clock.format(time.time()),
             "level": _METHOD_LEVEL.get(method_name, "INFO"),
             **self._base.static,
@@ -77,7 +78,7 @@ class CanonicalRenderer:
         out.update(event)
         if error:
             out["error"] = error
-        result: dict[str, Any] | None = out
+        result: WireRecord | None = out
         for step in self._base.processors:
             if result is None:
                 break

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from logharbor.sdk import configured
 from logharbor.sdk.formatter import JSONFormatter
+from logharbor.types import WireRecord
 
 __all__ = ["capture_logs"]
 
 
 class _CaptureHandler(logging.Handler):
-    def __init__(self, formatter: JSONFormatter, into: list[dict[str, Any]]) -> None:
+    def __init__(self, formatter: JSONFormatter, into: list[WireRecord]) -> None:
         super().__init__()
         self.json = formatter
         self.into = into
@@ -32,7 +32,7 @@ class _CaptureHandler(logging.Handler):
 
 
 @contextmanager
-def capture_logs(level: int = logging.NOTSET) -> Iterator[list[dict[str, Any]]]:
+def capture_logs(level: int = logging.NOTSET) -> Iterator[list[WireRecord]]:
     """Collect the canonical records logged inside the ``with`` block::
 
         with sdk.capture_logs() as logs:
@@ -41,7 +41,7 @@ def capture_logs(level: int = logging.NOTSET) -> Iterator[list[dict[str, Any]]]:
     """
     handler = configured.current()
     formatter = handler.formatter if handler is not None else JSONFormatter()
-    records: list[dict[str, Any]] = []
+    records: list[WireRecord] = []
     handler = _CaptureHandler(formatter, records)
     handler.setLevel(level)
     root = logging.getLogger()
