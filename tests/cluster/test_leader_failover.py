@@ -84,8 +84,10 @@ def test_killing_the_leader_moves_alerting_without_missed_or_doubled_notificatio
         c.put("/api/v1/alerts/rules/failover errors", json={**rule, "condition": "count > 100"}).raise_for_status()
         wait_for(lambda: len(receiver.delivered) == 2)
         assert receiver.delivered[1]["body"]["status"] == "resolved"
-        notes = c.get("/api/v1/alerts/notifications").json()["notifications"]
-        assert sorted((n["kind"], n["status"]) for n in notes) == [("firing", "sent"), ("resolved", "sent")]
+        # as above: the receiver has the body before the leader records the delivery
+        wait_for(lambda: sorted((n["kind"], n["status"]) for n in
+                                c.get("/api/v1/alerts/notifications").json()["notifications"])
+                 == [("firing", "sent"), ("resolved", "sent")])
         history = c.get("/api/v1/alerts/history", params={"rule": "failover errors"}).json()["history"]
         assert sorted((h["from_state"], h["to_state"]) for h in history) == [("firing", "resolved"),
                                                                                ("inactive", "firing")]

@@ -100,7 +100,9 @@ def test_late_and_out_of_order_objects_are_each_read_exactly_once(
     kind = "folder" if "path" in options else "s3"
     cfg = write_config(tmp_path / "agent.yaml", {
         "data_dir": str(tmp_path / "agent-data"), "metrics": {"port": 0},
-        "sources": {"lb": {"type": "alb", "poll_interval_s": 0.3, **options}},
+        # two days of date folders: the slot below is yesterday's when the test runs before 00:30 UTC,
+        # and the "yesterday" object must then lie in the folder before the slot's
+        "sources": {"lb": {"type": "alb", "poll_interval_s": 0.3, "lookback_hours": 48, **options}},
         "sinks": {"srv": {"type": "logharbor", "url": server.url, "api_key": server.create_key("writer"),
                           "batch": {"timeout_secs": 0.2}}}})
     log = tmp_path / "agent.log"
@@ -145,7 +147,7 @@ def test_late_and_out_of_order_objects_are_each_read_exactly_once(
         assert wait_for(settled, 60), log.read_text()[-3000:]
         assert agent.stop() == 0  # a clean stop between deliveries
 
-        yesterday = (now - timedelta(days=1)).replace(hour=23, minute=55)
+        yesterday = (slot - timedelta(days=1)).replace(hour=23, minute=55)  # the day before the slot's
         old_folder = objects.make(SHOP, yesterday, "10.0.0.5")  # yesterday's folder, after today's
         two_members = objects.make(SHOP, slot + timedelta(minutes=20), "10.0.0.7", lines=60, members=2)
         deliver(old_folder, two_members)
