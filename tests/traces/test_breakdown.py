@@ -8,7 +8,8 @@ import pytest
 
 from logharbor.record import normalize
 from logharbor.server.errors import ApiError
-from logharbor.server.features.traces.routes import breakdown, parse_trace_key, waterfall
+from logharbor.server.features.traces.routes import parse_trace_key
+from logharbor.server.features.traces.service import breakdown, waterfall
 
 TRACE = "5759e988bd862e3fe1be46a994272793"
 

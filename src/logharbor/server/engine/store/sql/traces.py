@@ -1,4 +1,4 @@
-"""The trace view's SQL (``features/traces/routes.py``): the records of a request, found by the
+"""The trace view's SQL (``features/traces/service.py``): the records of a request, found by the
 ids they carry; only the id columns named use their skip index. Every id is a parameter."""
 
 from __future__ import annotations
