@@ -1,4 +1,5 @@
-"""``logharbor wal verify|repair DATA_DIR``: check and mend a server's write-ahead log on disk."""
+"""``logharbor wal verify|repair|refused DATA_DIR``: check and mend a server's write-ahead log on disk,
+and list or requeue the rows the store refused."""
 
 from __future__ import annotations
 
@@ -142,8 +143,79 @@ def repair(data_dir: Path = _DATA_DIR,
             typer.echo(line)
 
 
+def refused(data_dir: Path = _DATA_DIR,
+            requeue: str = typer.Option("", "--requeue", metavar="FILE",
+                                        help="put this file's rows back into the WAL (server stopped)"),
+            key_file: Path | None = typer.Option(None, "--key-file",
+                                                 help="the server's encryption key file (sealed WALs)"),
+            as_json: bool = _JSON) -> None:
+    """List the rows the store refused for their data (set aside so ingest went on), or requeue them.
+
+    Each refused-F-L.ndjson in wal/quarantine/refused/ holds the refused rows of WAL batch F-L,
+    exactly as sent to the store; its .json says why. After fixing the cause (an engine upgrade,
+    a schema change), --requeue FILE appends its rows to the WAL as a new entry, with the server
+    stopped; the next start inserts them (refused again, they are set aside again). The file is
+    renamed requeued-F-L.* first, so it is never requeued twice.
+    """
+    from logharbor.server.engine.refused import read_refused, refused_files
+
+    wal_dir = _wal_dir(data_dir)
+    directory = wal_dir / "quarantine" / "refused"
+    if not requeue:
+        files = refused_files(directory)
+        if as_json:
+            typer.echo(orjson.dumps({"directory": str(directory), "files": files},
+                                    option=orjson.OPT_INDENT_2).decode())
+            return
+        typer.echo(f"refused rows in {directory}: {sum(int(f.get('rows', 0)) for f in files)} "
+                   f"in {len(files)} files" + (":" if files else ""))
+        for f in files:
+            error = ((f.get("errors") or ["?"])[0].splitlines() or ["?"])[0][:160]
+            seqs = _seqs(f.get("seq_first"), f.get("seq_last"))
+            typer.echo(f"  {f['file']}: {f.get('rows', '?')} rows of WAL sequence numbers {seqs} "
+                       f"(found {f.get('found_at', '?')}): {error if f['complete'] else 'sidecar missing'}")
+        return
+    _requeue(wal_dir, directory / Path(requeue).name, key_file, read_refused)
+
+
+def _requeue(wal_dir: Path, path: Path, key_file: Path | None, read_refused) -> None:  # type: ignore[no-untyped-def]
+    from logharbor.sealing import Sealer
+    from logharbor.server.engine.batcher_progress import stored_seq
+    from logharbor.server.engine.wal import WriteAheadLog
+    from logharbor.server.engine.wal.segments import WalLocked
+
+    if not path.name.startswith("refused-") or not path.is_file():
+        die(f"wal refused: no file {path} (see `logharbor wal refused {wal_dir.parent}`)")
+    sealer = Sealer.from_file(key_file) if key_file else None
+    try:
+        rows = read_refused(path, sealer)
+    except Exception as exc:  # a sealed file without its key, a damaged seal
+        die(f"wal refused: cannot read {path}: {exc} (sealed files need --key-file)")
+    wal = WriteAheadLog(wal_dir, sealer=sealer)
+    try:
+        wal.open(min_next_seq=stored_seq(wal_dir.parent / "batcher.json") + 1)
+    except WalLocked as exc:
+        die(f"wal refused: {exc}: stop the server first")
+    moved = path.with_name("requeued-" + path.name.removeprefix("refused-"))
+    sidecar = path.with_suffix(".json")
+    try:
+        path.rename(moved)
+        try:
+            seq = wal.submit(b"\n".join(rows)).result()
+        except Exception:
+            moved.rename(path)
+            raise
+        if sidecar.exists():
+            sidecar.rename(moved.with_suffix(".json"))
+    finally:
+        wal.close()
+    typer.echo(f"requeued {len(rows)} rows of {path.name} as WAL entry {seq}; the server inserts them "
+               f"at its next start ({moved.name} keeps the copy)")
+
+
 wal_app.command("verify")(verify)
 wal_app.command("repair")(repair)
+wal_app.command("refused")(refused)
 
 
 def register(app: typer.Typer) -> None:

@@ -219,6 +219,7 @@ def build_runtime(config: ServerConfig) -> Runtime:
                            "logharbor_idempotent_replays": float(recent.replays),
                            "logharbor_bulk_duplicate_ids": float(recent.duplicate_docs)})
     metrics.registry.register(WalCollector(wal))
+    metrics.watch(batcher.refused.gauges)
     metrics.watch(store.gate.gauges)
     if miner is not None:
         metrics.watch(miner.gauges)

@@ -33,6 +33,9 @@ def _describe(values: dict[str, float]) -> dict[str, tuple[str, float]]:
         "logharbor_idempotency_keys": "recent Idempotency-Keys and _ids remembered (within the window)",
         "logharbor_idempotent_replays": "retried requests answered from an earlier attempt (since start)",
         "logharbor_bulk_duplicate_ids": "_bulk documents not stored again: a known _id (since start)",
+        "logharbor_store_refused_rows": "rows the store refused for their data, set aside in the WAL's "
+                                        "quarantine/refused/ (since start)",
+        "logharbor_store_refused_files": "files of refused rows kept in the WAL's quarantine/refused/",
     }
     return {name: (helps.get(name, name), value) for name, value in values.items()}
 

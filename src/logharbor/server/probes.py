@@ -63,6 +63,9 @@ def readiness(state: Any) -> dict[str, Any]:
                        f"{guard.used_bytes} used; ingest answers 429)")
     else:
         checks["disk"] = "ok"
+    refused = batcher.refused.summary()
+    if refused is not None:  # reported like WAL damage: the rest is stored, ingest goes on
+        body["refused_rows"] = refused
     damage = wal_damage(runtime.wal)
     if damage is not None:  # reported, not a reason to refuse traffic (see server/engine/wal/observe.py)
         body["wal_damage"] = damage

@@ -13,6 +13,10 @@ A failed or unverified insert, a progress file that cannot be written (a full di
 error keeps the batch where it is: the same range is tried again, with the same token, after a
 growing pause (0.5 s doubling up to ``retry_max_s``), and ``/readyz`` shows why. So ingest
 resumes by itself once the disk has room again, and nothing acknowledged is lost or doubled.
+A batch the store refuses for its *data* (a row the engine cannot parse), attempt after attempt,
+is stored in halves until the refused rows stand alone; those are set aside in the WAL's
+quarantine (server/engine/refused.py) and the rest is stored, so one poison row never blocks
+ingest.
 
 With template mining on, each batch passes through the miner (server/engine/mining.py) first: its
 changes are journaled before the intent's insert, so a replayed batch gets the same pattern ids,
@@ -42,6 +46,7 @@ from logharbor.server.engine.batcher_progress import (
     stored_seq,
 )
 from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.refused import RefusedRows, is_refusal, isolate
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.batches import row_count
 from logharbor.server.engine.store.patterns import missing_templates, template_rows
@@ -74,6 +79,7 @@ class Batcher:
         retry_max_s: float = 5.0,
         free_space: Callable[[], int | None] | None = None,
         merge_brake_bytes: int = 256 * 1024 * 1024,
+        refuse_after: int = 3,
     ) -> None:
         self.wal = wal
         self.store = store
@@ -115,6 +121,9 @@ class Batcher:
         #: below this much free disk the store's merges are stopped (see _brake_merges)
         self.merge_brake_bytes = merge_brake_bytes
         self.merges_braked = False
+        #: after this many attempts refused for their data, a batch's refused rows are set aside
+        self.refuse_after = refuse_after
+        self.refused = RefusedRows(wal.quarantine_dir / "refused", wal.sealer)
 
     # -- progress file -----------------------------------------------------------------------
 
@@ -408,7 +417,7 @@ class Batcher:
         self._insert(entries, first, last, end)
         return True
 
-    def _mine(self, entries: list[WalEntry], token: str) -> bytes:
+    def _mine(self, entries: list[WalEntry], token: str) -> list[bytes]:
         """Learn the masked templates of the rows (which keep their ids); the miner's changes are
         durable before the insert, and the group assignments it made are in the patterns table
         before the rows that use them."""
@@ -420,7 +429,27 @@ class Batcher:
             self._templates_todo.extend(made)
         self.miner.commit()
         self._write_templates(token)
-        return b"\n".join(parts)
+        return parts
+
+    def _set_aside(self, entries: list[WalEntry], parts: list[bytes], first: int, last: int, token: str,
+                   retry: bool, exc: StoreError) -> tuple[int, int]:
+        """The store refuses this batch for its data (attempt after attempt): store it in halves
+        until the refused rows stand alone, keep those in the quarantine (engine/refused.py);
+        (rows stored, rows expected in the store)."""
+        lines: list[bytes] = []
+        seqs: list[int] = []
+        for entry, part in zip(entries, parts, strict=True):
+            for line in part.split(b"\n"):
+                if line.strip():
+                    lines.append(line)
+                    seqs.append(entry.seq)
+        log.warning("batch %s is refused for its data (%d attempts): storing it in halves to find the "
+                    "refused rows: %s", token, self.failures + 1, str(exc)[:300])
+        stored, refused = isolate(lambda rows, sub: self.store.insert(rows, dedup_token=sub, retry=retry),
+                                  lines, token, str(exc))
+        if refused:
+            self.refused.keep(token, first, last, [(seqs[i], lines[i], error) for i, error in refused])
+        return stored, len(lines) - len(refused)
 
     def _write_templates(self, token: str) -> None:
         if not self._templates_todo:
@@ -438,12 +467,15 @@ class Batcher:
         rows = 0
         token = f"wal-{first}-{last}"
         if entries:
-            if self.miner is not None:
-                payload = self._mine(entries, token)
-            else:
-                payload = b"\n".join(e.payload for e in entries)
+            parts = self._mine(entries, token) if self.miner is not None else [e.payload for e in entries]
+            payload = b"\n".join(parts)
             rows = row_count(payload)
-            stored = self.store.insert(payload, dedup_token=token, retry=retry)
+            try:
+                stored = self.store.insert(payload, dedup_token=token, retry=retry)
+            except StoreError as exc:
+                if not is_refusal(exc) or self.failures + 1 < self.refuse_after:
+                    raise
+                stored, rows = self._set_aside(entries, parts, first, last, token, retry, exc)
             if stored < rows:
                 raise UnverifiedInsert(f"the store holds {stored} of the {rows} rows of batch {token} "
                                        "after its insert")

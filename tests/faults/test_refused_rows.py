@@ -1,0 +1,225 @@
+"""A row the store refuses forever (a poison record) must not block ingest (issue #28 item 1).
+
+The engine refuses a whole insert for one value it cannot parse, every time. The batcher, after a
+few attempts refused for their *data*, stores the batch in halves until the refused rows stand
+alone, sets those aside in ``<wal>/quarantine/refused/`` and goes on: acknowledged = stored +
+refused, nothing lost, nothing stored twice, later records stored. An outage (an error that is not
+about the data) never sets anything aside, and an isolation cut short (an outage half-way, a
+restart) stores each half once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.faults.conftest import Tally
+
+from logharbor.record import normalize
+from logharbor.server.engine.batcher import Batcher
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.refused import read_refused, refused_files
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.engine.wal import WriteAheadLog
+
+
+def wait_for(what: str, check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def row(rid: str) -> bytes:
+    return encode_row(normalize({"service": "shop", "rid": rid, "message": f"order {rid} paid"}))
+
+
+def poison(rid: str) -> bytes:
+    """A row the engine refuses: its timestamp column cannot parse (an entry of another version,
+    a decoder bug); the rest of it is an ordinary row."""
+    good = row(rid)
+    assert b'"timestamp":"' in good
+    return good.replace(b'"timestamp":"', b'"timestamp":"not a time ', 1)
+
+
+class FlakyStore:
+    """The real store, with an error injected on the inserts ``fail`` names (by token)."""
+
+    def __init__(self, store: EmbeddedStore, fail) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.fail = fail
+        self.tokens: list[str] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
+        self.tokens.append(dedup_token)
+        error = self.fail(dedup_token)
+        if error:
+            raise StoreError(error)
+        return self.store.insert(rows, dedup_token=dedup_token, retry=retry)
+
+
+def read_back(tally: Tally, store: EmbeddedStore, wal_dir: Path) -> list[bytes]:
+    rows = store.query("SELECT toString(attributes.rid) AS rid FROM logs", {})
+    tally.saw(r["rid"] for r in rows)
+    refused: list[bytes] = []
+    for info in refused_files(wal_dir / "quarantine" / "refused"):
+        refused += read_refused(wal_dir / "quarantine" / "refused" / info["file"])
+    tally.saw(orjson.loads(r)["attributes"]["rid"] for r in refused)
+    tally.extra.update(refused=len(refused))
+    return refused
+
+
+def make(tmp_path: Path, store, miner: PatternMiner | None = None) -> tuple[WriteAheadLog, Batcher]:  # type: ignore[no-untyped-def]
+    wal = WriteAheadLog(tmp_path / "wal", fsync=False)
+    wal.open()
+    batcher = Batcher(wal, store, tmp_path / "batcher.json", max_age_s=0.05, miner=miner,
+                      retry_max_s=0.2, free_space=lambda: None)
+    batcher.start()
+    return wal, batcher
+
+
+@pytest.mark.parametrize("patterns", [False, True])
+def test_a_refused_row_is_set_aside_and_ingest_goes_on(tmp_path: Path, patterns: bool) -> None:
+    tally = Tally(f"poison row in a batch (patterns {'on' if patterns else 'off'})")
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    miner = PatternMiner(tmp_path / "patterns") if patterns else None
+    wal, batcher = make(tmp_path, store, miner)
+    try:
+        def send(ids: list[str], *, bad: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+            wal.submit(b"\n".join(poison(i) if i in bad else row(i) for i in ids)).result()
+            tally.ack(ids)
+
+        for n in range(4):
+            send([f"a{n}-{k}" for k in range(50)])
+        send([f"p-{k}" for k in range(9)], bad={"p-3", "p-7"})
+        for n in range(4):
+            send([f"b{n}-{k}" for k in range(50)])
+        wait_for("the batcher past the refused rows", batcher.caught_up)
+        send([f"c-{k}" for k in range(20)])  # ingest goes on
+        wait_for("later records", batcher.caught_up)
+        assert batcher.last_error is None
+        summary = batcher.refused.summary()
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, store, tmp_path / "wal")
+    store.close()
+    tally.report()
+    assert sorted(orjson.loads(r)["attributes"]["rid"] for r in refused) == ["p-3", "p-7"]
+    assert summary is not None and summary["rows"] == 2 and summary["files"] >= 1
+    info = refused_files(tmp_path / "wal" / "quarantine" / "refused")
+    assert all(i["complete"] and "CANNOT_PARSE" in i["errors"][0] for i in info)
+
+
+def test_an_outage_sets_nothing_aside(tmp_path: Path) -> None:
+    """Errors that are not about the data (a lost connection) only ever make the batch wait."""
+    tally = Tally("store outage: nothing may be set aside as refused")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    down = {"on": True}
+    store = FlakyStore(real, lambda token: "Code: 210. DB::NetException: Connection refused"
+                       if down["on"] else None)
+    wal, batcher = make(tmp_path, store)
+    try:
+        ids = [f"o-{k}" for k in range(30)]
+        wal.submit(b"\n".join(row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("several failed attempts", lambda: batcher.failures >= 2 * batcher.refuse_after)
+        assert not batcher.caught_up()
+        down["on"] = False
+        wait_for("the store back", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, real, tmp_path / "wal")
+    real.close()
+    tally.report()
+    assert refused == [] and batcher.refused.rows == 0
+    assert all("-r" not in t for t in store.tokens)  # never split
+
+
+def test_an_isolation_cut_short_stores_each_half_once(tmp_path: Path) -> None:
+    """An outage in the middle of the isolation, then a restart: the halves stored before are
+    counted under their tokens, not stored again."""
+    tally = Tally("poison row, outage and restart during its isolation")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    # the second half of the first split fails as an outage until the batcher is replaced
+    store = FlakyStore(real, lambda token: "Code: 209. DB::NetException: Timeout exceeded"
+                       if token.endswith("-r1") else None)
+    wal, batcher = make(tmp_path, store)
+    ids = [f"h-{k}" for k in range(40)]
+    try:
+        wal.submit(b"\n".join(poison(i) if i in {"h-2", "h-30"} else row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the isolation to reach the outage", lambda: any(t.endswith("-r1") for t in store.tokens))
+        assert not batcher.caught_up()
+    finally:
+        batcher.stop(drain=False, timeout=5)
+        wal.close()
+    assert batcher.refused.rows == 0  # the refused rows are kept once the whole batch is through
+    wal, batcher = make(tmp_path, real)  # a restart, the store reachable again
+    try:
+        wait_for("the batch stored after the restart", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, real, tmp_path / "wal")
+    real.close()
+    tally.report()
+    assert sorted(orjson.loads(r)["attributes"]["rid"] for r in refused) == ["h-2", "h-30"]
+
+
+def wal_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logharbor.cli.main", "wal", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_refused_rows_are_listed_and_requeued(tmp_path: Path) -> None:
+    """``logharbor wal refused`` lists them; ``--requeue`` puts them back in the WAL (here they are
+    refused again and set aside again: still nothing lost or doubled)."""
+    tally = Tally("refused rows requeued with `logharbor wal refused --requeue`")
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    ids = [f"q-{k}" for k in range(12)]
+    wal, batcher = make(tmp_path, store)
+    try:
+        wal.submit(b"\n".join(poison(i) if i == "q-5" else row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the refused row set aside", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    listed = wal_cli("refused", str(tmp_path), "--json")
+    assert listed.returncode == 0, listed.stderr
+    files = orjson.loads(listed.stdout)["files"]
+    assert [(f["rows"], f["complete"]) for f in files] == [(1, True)]
+    text = wal_cli("refused", str(tmp_path)).stdout
+    assert "1 rows of WAL sequence numbers 1 " in text and "Cannot read DateTime" in text, text
+    done = wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"])
+    assert done.returncode == 0 and "requeued 1 rows" in done.stdout, done.stderr
+    assert wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"]).returncode != 0  # once
+    wal, batcher = make(tmp_path, store)  # the next start inserts them
+    try:
+        wait_for("the requeued row inserted (refused again)", lambda: batcher.refused.rows == 1)
+        wait_for("caught up", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, store, tmp_path / "wal")
+    store.close()
+    tally.report()
+    assert [orjson.loads(r)["attributes"]["rid"] for r in refused] == ["q-5"]
+    assert (tmp_path / "wal" / "quarantine" / "refused" / files[0]["file"].replace("refused-", "requeued-")).exists()
