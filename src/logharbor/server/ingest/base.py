@@ -37,7 +37,7 @@ from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarg
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
 from logharbor.server.meta.keys import Principal
-from logharbor.types import RawRecord, Record
+from logharbor.types import JsonObject, RawRecord, Record
 
 __all__ = ["Backpressure", "IngestProtocol", "Ingestor", "ItemError", "RecordLimits", "backpressure_handler",
            "http_error", "line_count", "read_body", "stamp_tenant"]
@@ -62,7 +62,7 @@ class ItemError:
     line: int
     error: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {"line": self.line, "error": self.error}
 
 

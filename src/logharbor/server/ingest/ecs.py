@@ -27,7 +27,7 @@ from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
-from logharbor.types import RawRecord
+from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["BulkDoc", "BulkItem", "BulkNotes", "BulkSyntaxError", "decode_bulk", "ecs_to_raw"]
 
@@ -86,12 +86,12 @@ BulkDoc = tuple[int, bytes, bytes]
 _MAX_ID_BYTES = 512
 
 
-def _take(doc: dict[str, Any], path: str, parts: tuple[str, ...]) -> Any:
+def _take(doc: RawRecord, path: str, parts: tuple[str, ...]) -> Any:
     """Remove and return the value at ``path`` (dotted or nested form); prune emptied objects."""
     if path in doc:
         return doc.pop(path)
     node = doc
-    chain: list[tuple[dict[str, Any], str]] = []
+    chain: list[tuple[JsonObject, str]] = []
     for part in parts[:-1]:
         child = node.get(part)
         if type(child) is not dict:
@@ -107,7 +107,7 @@ def _take(doc: dict[str, Any], path: str, parts: tuple[str, ...]) -> Any:
     return value
 
 
-def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
+def _flatten(prefix: str, value: JsonObject, out: RawRecord) -> None:
     for key, inner in value.items():
         name = f"{prefix}.{key}"
         if isinstance(inner, dict) and inner:
@@ -116,7 +116,7 @@ def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
             out.setdefault(name, inner)
 
 
-def ecs_to_raw(doc: dict[str, Any]) -> RawRecord:
+def ecs_to_raw(doc: RawRecord) -> RawRecord:
     """An ECS (or any JSON) document as the raw dict :func:`normalize` takes; ``doc`` is consumed."""
     found: RawRecord = {}
     heads = {key.partition(".")[0] for key in doc}
@@ -155,7 +155,7 @@ def ecs_to_raw(doc: dict[str, Any]) -> RawRecord:
     return doc
 
 
-def _is_seconds_nanos(name: str, value: dict[str, Any]) -> bool:
+def _is_seconds_nanos(name: str, value: JsonObject) -> bool:
     """A time written as a protobuf Timestamp (Google Cloud's ``{"seconds": …, "nanos": …}``): the
     record's timestamp, read whole by normalize, not an object to flatten."""
     return name in ("timestamp", "time") and "seconds" in value and set(value) <= {"seconds", "nanos"}

@@ -32,6 +32,7 @@ from logharbor.server.ingest.es_admin import (
 from logharbor.server.ingest.es_params import IGNORED, BulkOptions, BulkSyntaxError, bulk_options
 from logharbor.server.ingest.idempotency import KeyIndex, doc_digest
 from logharbor.server.ingest.retries import REPLAYED, pack_entries
+from logharbor.types import JsonObject
 
 __all__ = ["ES_VERSION", "ElasticsearchIngest"]
 
@@ -51,7 +52,7 @@ def _filter(value: Any, paths: list[list[str]]) -> Any:
         return [v for v in kept if v not in (None, {}, [])]
     if not isinstance(value, dict):
         return value
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     for key, inner in value.items():
         rests = [p[1:] for p in paths if p[0] in ("*", key)]
         if rests:
@@ -61,9 +62,9 @@ def _filter(value: Any, paths: list[list[str]]) -> Any:
     return out
 
 
-def bulk_response(items: list[BulkItem], took_ms: int) -> dict[str, Any]:
+def bulk_response(items: list[BulkItem], took_ms: int) -> JsonObject:
     """The ``_bulk`` answer in Elasticsearch's shape (201 created, 200 updated, errors)."""
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     errors = False
     seq = 0
     for action, index, doc_id, status, kind, reason in items:
@@ -179,7 +180,7 @@ class ElasticsearchIngest:
         """One document (``POST /{index}/_doc``, ``PUT /{index}/_doc/{id}``, ``/_create/{id}``):
         the same decoding and idempotency as a one-item ``_bulk``, answered in the single shape."""
         params = dict(request.query_params)
-        meta: dict[str, Any] = {"_index": index}
+        meta: JsonObject = {"_index": index}
         if doc_id is not None:
             meta["_id"] = doc_id
         for name in _DOC_PARAMS:

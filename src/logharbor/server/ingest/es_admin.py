@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from logharbor.server.errors import error_body
 from logharbor.server.ingest.base import read_body
+from logharbor.types import JsonObject
 
 __all__ = ["ES_CONTENT_TYPES", "ES_VERSION", "EsAdmin", "EsResponse", "es_error", "wait_stored"]
 
@@ -123,7 +124,7 @@ class EsAdmin:
                                        "status": "active"},
                            "features": {}})
 
-    def _health(self) -> dict[str, Any]:
+    def _health(self) -> JsonObject:
         return {"cluster_name": "logharbor", "status": "green", "timed_out": False,
                 "number_of_nodes": 1, "number_of_data_nodes": 1, "active_primary_shards": 1,
                 "active_shards": 1, "relocating_shards": 0, "initializing_shards": 0,

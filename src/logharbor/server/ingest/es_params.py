@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from logharbor.types import JsonObject
+
 __all__ = [
     "ACTIONS", "BulkOptions", "BulkSyntaxError", "ItemRefusal", "Meta", "bulk_options", "parse_action",
 ]
@@ -171,7 +173,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _refusal(params: dict[str, Any], meta: Meta, options: BulkOptions) -> ItemRefusal | None:
+def _refusal(params: JsonObject, meta: Meta, options: BulkOptions) -> ItemRefusal | None:
     """Parameters that logharbor cannot honour refuse the item (not the request), with a reason."""
     if meta.action in ("update", "delete"):
         return (400, "action_request_validation_exception",

@@ -45,7 +45,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key
 from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
-from logharbor.types import Attributes, RawRecord
+from logharbor.types import Attributes, JsonObject, RawRecord
 
 __all__ = ["OtlpIngest", "decode_otlp"]
 
@@ -170,9 +170,9 @@ def _kept(raw: RawRecord, observed: Any, severity_text: Any) -> None:
 # one record
 
 
-def _attributes(raw: RawRecord, attrs: Attributes) -> dict[str, Any]:
+def _attributes(raw: RawRecord, attrs: Attributes) -> Attributes:
     """Set ``attrs`` on ``raw`` under their record names; returns what was set, by record name."""
-    out: dict[str, Any] = {}
+    out: Attributes = {}
     for key, value in attrs.items():
         if value is None:
             continue
@@ -182,7 +182,7 @@ def _attributes(raw: RawRecord, attrs: Attributes) -> dict[str, Any]:
     return out
 
 
-def _keep_shadowed(raw: RawRecord, attributes: dict[str, Any], batch: _Batch) -> None:
+def _keep_shadowed(raw: RawRecord, attributes: Attributes, batch: _Batch) -> None:
     """A log record's attribute named as a field the record itself sets (``message`` beside a
     body, ``level`` beside a severity, ``timestamp``, ``trace_id`` …) was overwritten without a
     word; it is kept as ``<name>_attribute`` and said in the answer's partial success."""
@@ -254,7 +254,7 @@ class _Batch:
 def _from_protobuf(body: bytes, batch: _Batch) -> None:
     request = ExportLogsServiceRequest.FromString(body)
     for resource_logs in request.resource_logs:
-        resource: dict[str, Any] = {}
+        resource: RawRecord = {}
         _attributes(resource, {kv.key: _any_pb(kv.value) for kv in resource_logs.resource.attributes})
         for scope_logs in resource_logs.scope_logs:
             scope = dict(resource)
@@ -298,7 +298,7 @@ def _from_json(body: bytes, batch: _Batch) -> None:
     if not isinstance(request, dict):
         raise ValueError("the body must be an ExportLogsServiceRequest object")
     for resource_logs in request.get("resourceLogs") or request.get("resource_logs") or []:
-        resource: dict[str, Any] = {}
+        resource: RawRecord = {}
         _attributes(resource, _kv_json((resource_logs.get("resource") or {}).get("attributes") or []))
         for scope_logs in resource_logs.get("scopeLogs") or resource_logs.get("scope_logs") or []:
             scope = dict(resource)
@@ -331,7 +331,7 @@ def _json_int(value: Any, what: str) -> int:
     raise ValueError(f"{what} {str(value)[:40]!r} is not an integer")
 
 
-def _json_record(log: dict[str, Any], scope: dict[str, Any], batch: _Batch) -> RawRecord:
+def _json_record(log: JsonObject, scope: RawRecord, batch: _Batch) -> RawRecord:
     """One OTLP/JSON log record as the raw dict normalize() takes; raises on a value that is not
     what the spec says (``"timeUnixNano": "abc"``), which rejects this record, not the request."""
     raw = dict(scope)
@@ -464,7 +464,7 @@ class OtlpIngest:
                 request.app.state.runtime.metrics.count_ignored(self.name, what, n)
         # a message with 0 rejected is the spec's warning form of partial success
         if is_json:
-            answer: dict[str, Any] = {}
+            answer: JsonObject = {}
             if reason:
                 answer["partialSuccess"] = {"rejectedLogRecords": str(rejected), "errorMessage": reason}
             return Response(orjson.dumps(answer), media_type=_JSON, headers=headers)
