@@ -8,8 +8,9 @@ names say which step of its way a ``dict`` is at, where a bare ``dict[str, Any]`
 * :class:`Record`: the canonical record ``normalize`` returns, with exactly these keys;
 * :data:`WireRecord`: the flat NDJSON form of DESIGN §2 (:func:`logharbor.record.to_wire`), also
   what the sdk builds and ships;
-* :data:`StoreRow`: one row of the logs table, column name → value (what the store inserts as a
-  JSONEachRow line and what reading the table gives back);
+* :data:`StoreRow`: one row of a table, column name → value, as the store inserts it (a JSONEachRow
+  line: the logs table's from a record, the patterns table's from the miner) or as reading the
+  table gives it back;
 * :data:`Row`: one row a query returns, column name → value.
 
 Beside the record's way, the protocols share :data:`SqlParams` (the values bound to a statement's
@@ -34,8 +35,9 @@ Attributes: TypeAlias = dict[str, Any]
 HttpFields: TypeAlias = dict[str, Any]
 #: the flat NDJSON form: canonical fields, an ``http`` object, attributes inline
 WireRecord: TypeAlias = dict[str, Any]
-#: one row of the logs table (``logharbor.server.engine.store.rows.COLUMNS``): an alias, not a
-#: TypedDict, because the ``http_*`` columns are written and read by computed name
+#: one row of a table as the store writes or reads it (the logs table's columns are
+#: ``logharbor.server.engine.store.rows.COLUMNS``): an alias, not a TypedDict, because the
+#: ``http_*`` columns are written and read by computed name
 StoreRow: TypeAlias = dict[str, Any]
 #: one row of a query's answer: column name → value
 Row: TypeAlias = dict[str, Any]

@@ -38,6 +38,7 @@ from logharbor.miner import Miner, Row
 from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.sealing import Sealer, SealError
 from logharbor.server.engine.store.rows import PATTERN_PREFIX
+from logharbor.types import StoreRow
 
 __all__ = ["PatternMiner"]
 
@@ -69,7 +70,7 @@ class PatternMiner:
         self._pending: list[list[object]] = []
         self._journal: Any = None
         #: assignments changed outside a batch (a scrub): the batcher writes them with the next one
-        self.loose_rows: list[dict[str, Any]] = []
+        self.loose_rows: list[StoreRow] = []
         #: state of the first release was found (and set aside): its ids need adopting
         self.legacy = False
         #: journal lines skipped at load as damaged (``logharbor_pattern_journal_damaged_lines``)
@@ -85,7 +86,7 @@ class PatternMiner:
 
     # -- state -------------------------------------------------------------------------------
 
-    def load(self) -> list[dict[str, Any]]:
+    def load(self) -> list[StoreRow]:
         """Read the snapshot and the journal; the assignment rows of what changed since the snapshot
         (to write again: the batch that made them may have died before it could).
 
@@ -117,7 +118,7 @@ class PatternMiner:
             self._pending = []
             return self._load()
 
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[StoreRow]:
         snap_gen = 0
         try:
             raw_snap = self.snapshot_path.read_bytes()
@@ -299,7 +300,7 @@ class PatternMiner:
         return changed
 
     def adopt(self, tenant: str, service: str, stored_id: str, message: str, ts: str = ""
-              ) -> list[dict[str, Any]]:
+              ) -> list[StoreRow]:
         """Learn the message of a stored id from an earlier release and make that id follow its
         group (an alias when the id is not the message's masked-template id any more); the
         assignment rows to write. Call between batches; :meth:`commit` makes it durable."""
@@ -321,7 +322,7 @@ class PatternMiner:
 
     # -- batches -----------------------------------------------------------------------------
 
-    def process(self, payload: bytes) -> tuple[bytes, list[dict[str, Any]]]:
+    def process(self, payload: bytes) -> tuple[bytes, list[StoreRow]]:
         """The rows of one WAL entry (unchanged) and the assignment rows of the masked templates
         this entry added (and of those whose group that changed). Call :meth:`commit` before
         writing either."""
@@ -372,7 +373,7 @@ class PatternMiner:
                 "logharbor_pattern_journal_damaged_lines": float(self.damaged_lines)}
 
 
-def _row(r: Row, now_ms: int) -> dict[str, Any]:
+def _row(r: Row, now_ms: int) -> StoreRow:
     tenant, service, stored_id, gid, template, ts, sample = r
     return {"tenant": tenant, "service": service, "pattern_id": stored_id, "group_id": gid,
             "template": template, "updated": now_ms, "timestamp": ts or "0000000000.000000000",

@@ -36,6 +36,7 @@ import orjson
 
 from logharbor import exactjson
 from logharbor.record import RecordError
+from logharbor.types import Attributes, JsonObject, StoreRow
 
 __all__ = ["ENGINE_SETTINGS", "EXACT_COLUMN", "column_key", "lookup", "path_name", "put", "read", "spellings",
            "split", "with_settings"]
@@ -75,7 +76,7 @@ def path_name(path: str) -> str:
 
 
 def split(attributes: Mapping[Any, Any], *, careful: bool = False
-          ) -> tuple[Mapping[str, Any], dict[str, Any]]:
+          ) -> tuple[Mapping[str, Any], JsonObject]:
     """``(what the JSON column gets, the patch)``; the patch is empty when the column is exact.
 
     Without ``careful`` an int is taken to fit 64 bits (orjson refuses to write one that does
@@ -83,7 +84,7 @@ def split(attributes: Mapping[Any, Any], *, careful: bool = False
     keys of one object are the same once written as text (``1`` and ``"1"`` from msgpack).
     """
     if not careful:  # the usual record: flat, strings and numbers (the plain loop is the fastest)
-        patch: dict[str, Any] = {}
+        patch: JsonObject = {}
         for key, value in attributes.items():
             kind = type(value)
             if kind is str or kind is int or kind is bool:
@@ -109,7 +110,7 @@ def split(attributes: Mapping[Any, Any], *, careful: bool = False
     return attributes, patch
 
 
-def put(row: dict[str, Any], attributes: Mapping[Any, Any], *, careful: bool = False) -> None:
+def put(row: StoreRow, attributes: Mapping[Any, Any], *, careful: bool = False) -> None:
     """Set the ``attributes`` (and, when needed, ``attributes_exact``) columns of ``row``."""
     column, patch = split(attributes, careful=careful)
     row["attributes"] = column
@@ -119,7 +120,7 @@ def put(row: dict[str, Any], attributes: Mapping[Any, Any], *, careful: bool = F
         row.pop(EXACT_COLUMN, None)
 
 
-def read(column: Mapping[str, Any] | None, exact: str | None) -> dict[str, Any]:
+def read(column: Mapping[str, Any] | None, exact: str | None) -> Attributes:
     """The attributes of a stored row: the JSON column's object with the patch laid over it."""
     attributes = dict(column) if column else {}
     if not exact:
@@ -245,7 +246,7 @@ def _key_text(key: Any) -> str:
 def _textual(value: Any) -> Any:
     """``value`` with every key as text; two keys alike as text are the record's error."""
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
+        out: JsonObject = {}
         for k, v in value.items():
             text = _key_text(k)
             if text in out:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import QueryStats, Row
 
 if TYPE_CHECKING:  # gate.py imports this module's errors
     from logharbor.server.engine.store.gate import FairGate
@@ -45,7 +46,7 @@ class StoreStats:
 
 
 #: a query function (``Store.query`` or a connection's own before the store is open): rows as dicts
-RowReader = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
+RowReader = Callable[[str, Mapping[str, Any]], list[Row]]
 
 
 @runtime_checkable
@@ -101,12 +102,12 @@ class Store(Protocol):
         """Insert template rows into the patterns table (store/patterns.py), deduplicated by token."""
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
+              ) -> list[Row]:
         """Run a SELECT with every user value in ``params``; rows as dicts."""
 
     def query_with_stats(self, sql: str, params: Mapping[str, Any], *,
                          settings: Mapping[str, Any] | None = None
-                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                         ) -> tuple[list[Row], QueryStats]:
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
 
     def stream(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
@@ -114,7 +115,7 @@ class Store(Protocol):
         """Run a SELECT and yield JSONEachRow chunks as the engine produces them."""
 
     def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
-                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                    settings: Mapping[str, Any] | None = None) -> list[Row]:
         """Run a SELECT over rows passed as parameters (``engine/store/sql/tail.py`` BATCH_TABLE),
         not over a table: the live tail's filter. The embedded store runs it on a connection of
         its own (no read slot: a round must not queue behind searches); a remote store as a query."""
@@ -222,7 +223,7 @@ class TierView:
         raise NotImplementedError
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:  # the store's own
+              ) -> list[Row]:  # the store's own
         raise NotImplementedError
 
     def expose_view(self, name: str, select_sql: str | None) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import Row
 
 __all__ = ["set_aside_broken_part"]
 
@@ -29,7 +30,7 @@ _PART = re.compile(r"/([A-Za-z0-9-]+_\d+_\d+_\d+(?:_\d+)?)/[^/\s,:]+")
 _READ_ERRORS = ("Code: 33.", "Code: 32.", "Code: 40.", "Code: 246.", "Code: 107.", "Code: 117.",
                 "Code: 75.")
 
-Query = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
+Query = Callable[[str, Mapping[str, Any]], list[Row]]
 
 
 def set_aside_broken_part(query: Query, execute: Callable[[str], Any], error: str) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logharbor.server.engine.store.base import StoreError
+from logharbor.types import SqlParams
 
 __all__ = ["encode_params", "settings_clause"]
 
@@ -26,7 +27,7 @@ def _quote_element(value: Any) -> str:
     raise StoreError(f"cannot pass a {type(value).__name__} inside an array parameter")
 
 
-def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def encode_params(params: Mapping[str, Any]) -> SqlParams:
     """Query parameters as the engine reads them: in *escaped* text form.
 
     chDB (like ClickHouse's ``param_`` values) unescapes parameter text before parsing it as the
@@ -35,7 +36,7 @@ def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
     literals with each element quoted (arrays are read as literals, not unescaped first).
     Callers pass plain values.
     """
-    out: dict[str, Any] = {}
+    out: SqlParams = {}
     for name, value in params.items():
         if isinstance(value, str):
             out[name] = value.translate(_ESCAPES)

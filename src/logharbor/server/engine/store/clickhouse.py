@@ -38,6 +38,7 @@ from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import Migration, add_index, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import QueryStats, Row, SqlParams
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
 
@@ -111,7 +112,7 @@ def writer_id_for(data_dir: Path) -> str:
         return value
 
 
-def _params(params: Mapping[str, Any]) -> dict[str, Any] | None:
+def _params(params: Mapping[str, Any]) -> SqlParams | None:
     """Plain values, as every store takes them; clickhouse-connect writes them in the escaped
     text form ClickHouse reads ``param_`` values in (what the embedded store's encode_params does)."""
     return dict(params) or None
@@ -302,7 +303,7 @@ class ClickHouseStore(TierView):
         except Exception as exc:
             raise _classify(exc) from exc
 
-    def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         try:
             data = self._client.raw_query(sql, parameters=dict(params), fmt="JSONEachRow")
         except Exception as exc:
@@ -329,7 +330,7 @@ class ClickHouseStore(TierView):
             raise _classify(exc) from exc
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
+              ) -> list[Row]:
         self.check_schema_change(sql)
         with self.gate.slot(settings) as effective:
             try:
@@ -341,7 +342,7 @@ class ClickHouseStore(TierView):
 
     def query_with_stats(self, sql: str, params: Mapping[str, Any], *,
                          settings: Mapping[str, Any] | None = None
-                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                         ) -> tuple[list[Row], QueryStats]:
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``): the
         ``JSON`` output format carries them, as on the embedded store; on a cluster they add up
         the shards' reads."""
@@ -372,7 +373,7 @@ class ClickHouseStore(TierView):
                 raise _classify(exc) from exc
 
     def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
-                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                    settings: Mapping[str, Any] | None = None) -> list[Row]:
         """A SELECT over rows given as parameters (the live tail's filter), as any query (it takes
         a read slot); the rows travel as a form field, at most :attr:`rows_batch_limit` bytes of
         them per call."""

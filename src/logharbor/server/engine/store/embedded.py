@@ -31,6 +31,7 @@ from logharbor.server.engine.store.migrations import logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.engine.store.startcheck import check_before_open, find_damaged
+from logharbor.types import QueryStats, Row, SqlParams
 
 __all__ = ["EmbeddedStore"]
 
@@ -53,7 +54,7 @@ class _OnSession:
         self.session = session
 
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
+              ) -> list[Row]:
         data = self.session.query(sql + settings_clause(settings), "JSONEachRow",
                                   params=encode_params(params)).bytes()
         return [orjson.loads(line) for line in data.splitlines() if line]
@@ -304,7 +305,7 @@ class EmbeddedStore(TierView):
         except RuntimeError as exc:
             raise StoreError(str(exc)) from exc
 
-    def _on_session(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _on_session(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         try:
             data = self._session.query(sql, "JSONEachRow", params=encode_params(params)).bytes()
         except RuntimeError as exc:
@@ -321,11 +322,11 @@ class EmbeddedStore(TierView):
         """Rows under ``token`` in the hot table (only in ``parts`` when given)."""
         if parts is not None and not parts:
             return 0
-        params: dict[str, Any] = {"batch": token, **({"parts": parts} if parts is not None else {})}
+        params: SqlParams = {"batch": token, **({"parts": parts} if parts is not None else {})}
         rows = self._read_past_broken(count_sql(self.hot_table, in_parts=parts is not None), params)
         return int(rows[0]["n"]) if rows else 0
 
-    def _read_past_broken(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _read_past_broken(self, sql: str, params: SqlParams) -> list[Row]:
         """A read on the writing session; a part the engine wrote broken is set aside
         (store/broken.py) and the read made again."""
         for _ in range(8):
@@ -340,7 +341,7 @@ class EmbeddedStore(TierView):
 
     def query(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Row]:
         self.check_schema_change(sql)
         with self.gate.slot(settings) as effective:
             text = sql + settings_clause(effective)
@@ -357,7 +358,7 @@ class EmbeddedStore(TierView):
 
     def query_with_stats(
         self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[list[Row], QueryStats]:
         """Rows plus what the engine read (``rows_read``, ``bytes_read``, ``elapsed``)."""
         with self.gate.slot(settings) as effective:
             text = sql + settings_clause(effective)
@@ -396,7 +397,7 @@ class EmbeddedStore(TierView):
                 self._give_back(conn, failed=failed)
 
     def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
-                    settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                    settings: Mapping[str, Any] | None = None) -> list[Row]:
         """A SELECT over rows given as parameters (the live tail's filter), on a connection of its
         own that reads JSON as the store does: a round neither waits for a reader nor holds one."""
         with self._rows_lock:

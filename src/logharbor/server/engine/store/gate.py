@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logharbor.server.engine.store.base import QueryCancelled, StoreError
+from logharbor.types import JsonObject
 
 __all__ = ["Budget", "FairGate", "QueryLimitError", "QueueFull", "QueueTimeout", "begin", "current", "end"]
 
@@ -126,7 +127,7 @@ class FairGate:
         #: owners with waiting reads, in turn order (an owner served moves to the back)
         self._waiting: dict[str, deque[_Waiter]] = {}
 
-    def limits(self) -> dict[str, Any]:
+    def limits(self) -> JsonObject:
         return {"query_concurrency": self.slots, "query_per_key_concurrency": self.per_owner,
                 "query_per_key_queue": self.max_waiting}
 
@@ -136,7 +137,7 @@ class FairGate:
             return {"logharbor_query_slots_busy": float(self.slots - self._free),
                     "logharbor_queries_waiting": float(sum(len(q) for q in self._waiting.values()))}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         """Running and waiting reads per owner (for /metrics and tests)."""
         with self._lock:
             return {"free": self._free, "running": dict(self._running),

@@ -35,6 +35,7 @@ from logharbor.server.engine.store.migrations import (
     logs_migrations,
 )
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import Row, StoreRow
 
 if TYPE_CHECKING:
     from logharbor.server.engine.store.base import Store
@@ -144,7 +145,7 @@ _OUTER = ("SELECT tenant, service, gid AS pattern_id, ifNull(gtpl, '') AS templa
 
 
 def pattern_info(store: Store, *, tenant: str | None = None, service: str | None = None,
-                 pattern_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                 pattern_ids: Sequence[str] | None = None) -> list[Row]:
     """The groups of the patterns table (every stored id counted in its group): tenant, service,
     pattern_id (the group's), template, first_seen, last_seen (RFC 3339), count, sample,
     first_seen_ns. Filters are optional (``pattern_ids`` names groups); values are params."""
@@ -172,11 +173,11 @@ def pattern_info(store: Store, *, tenant: str | None = None, service: str | None
     return rows
 
 
-def resolve_groups(store: Store, rows: Sequence[dict[str, Any]],
+def resolve_groups(store: Store, rows: Sequence[StoreRow],
                    local: Callable[[str, str, str], str | None] | None = None) -> None:
     """Give rows of the logs table (as read) the id of their group instead of the stored one, in
     place: ``local`` (the server's own miner) first, the patterns table for the rest."""
-    todo: dict[str, list[dict[str, Any]]] = {}
+    todo: dict[str, list[StoreRow]] = {}
     for row in rows:
         stored = row.get("pattern_id")
         if not stored:

@@ -25,6 +25,7 @@ from logharbor.record import (
     to_wire,
 )
 from logharbor.server.engine.store import attributes as attrs
+from logharbor.types import HttpFields, Record, StoreRow, WireRecord
 
 __all__ = ["COLUMNS", "PATTERN_PREFIX", "encode_record", "encode_row", "row_to_record", "row_to_wire",
            "set_patterns", "stored_row_to_wire"]
@@ -92,10 +93,10 @@ def _observed(ns: int) -> str:
 _HTTP_COLUMN = {name: "http_" + name for name in HTTP_FIELDS}
 
 
-def encode_row(record: dict[str, Any]) -> bytes:
+def encode_row(record: Record) -> bytes:
     """One normalized record as one JSONEachRow line (without the newline)."""
     message = record.get("message")
-    row: dict[str, Any] = {"pattern_id": _sid(record.get("tenant"), record.get("service"), message)} \
+    row: StoreRow = {"pattern_id": _sid(record.get("tenant"), record.get("service"), message)} \
         if _patterns and message else {}
     row["timestamp"] = _ts(record["timestamp"])
     row["observed_timestamp"] = _observed(record["observed_timestamp"])
@@ -114,7 +115,7 @@ def encode_row(record: dict[str, Any]) -> bytes:
     return _dumps(row, attributes)
 
 
-def _dumps(row: dict[str, Any], attributes: Mapping[Any, Any]) -> bytes:
+def _dumps(row: StoreRow, attributes: Mapping[Any, Any]) -> bytes:
     try:
         return orjson.dumps(row)
     except TypeError:
@@ -147,7 +148,7 @@ def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
         service = "unknown"
     if tenant is None:
         tenant = own_tenant
-    row: dict[str, Any] = {"pattern_id": _sid(tenant, service, message)} if _patterns and message else {}
+    row: StoreRow = {"pattern_id": _sid(tenant, service, message)} if _patterns and message else {}
     row["timestamp"] = _ts(timestamp)
     row["observed_timestamp"] = _observed(now)
     row["level"] = level
@@ -185,9 +186,9 @@ def _parse_ch_time(text: str) -> int:
     return parse_timestamp(text)
 
 
-def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
+def row_to_record(row: StoreRow) -> Record:
     """A row of the logs table as a canonical record (timestamps in ns, empty strings absent)."""
-    record: dict[str, Any] = {
+    record: Record = {  # type: ignore[typeddict-item]  # the string fields are set below, by name
         "timestamp": _parse_ch_time(row["timestamp"]),
         "observed_timestamp": _parse_ch_time(row["observed_timestamp"])
         if row.get("observed_timestamp") else 0,
@@ -196,8 +197,8 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
     }
     for name in _STRING_COLUMNS:
         value = row.get(name)
-        record[name] = value if value not in ("", None) else None
-    http: dict[str, Any] = {}
+        record[name] = value if value not in ("", None) else None  # type: ignore[literal-required]
+    http: HttpFields = {}
     for name in HTTP_FIELDS:
         value = row.get("http_" + name)
         if value not in ("", None):
@@ -207,12 +208,12 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def row_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+def row_to_wire(row: StoreRow) -> WireRecord:
     """A row of the logs table in the flat NDJSON form users see (DESIGN §2)."""
     return to_wire(row_to_record(row))
 
 
-def stored_row_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+def stored_row_to_wire(row: StoreRow) -> WireRecord:
     """A row read back from the store in wire form, with its ``pattern_id`` when it has one.
 
     Only stored rows carry their final id (the batcher may have merged it into an older

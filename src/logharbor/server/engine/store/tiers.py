@@ -25,6 +25,7 @@ from logharbor.server.engine.store.base import Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import Row, SqlParams
 
 __all__ = ["Tiers"]
 
@@ -238,7 +239,7 @@ class Tiers:
         a mutation would otherwise evaluate an ``IN (subquery)`` again for every part.
         """
         parts: list[str] = []
-        params: dict[str, Any] = {}
+        params: SqlParams = {}
         days: set[str] = set()
         for i, (dest, move_id, key, day) in enumerate(moves):
             if day is not None:
@@ -363,7 +364,7 @@ class Tiers:
         return int(row.get("rows") or 0), int(row.get("disk") or 0), int(row.get("raw") or 0)
 
     def groups(self, tier: str, cond: str | None = None, params: Mapping[str, Any] | None = None
-               ) -> list[dict[str, Any]]:
+               ) -> list[Row]:
         """``service``, ``level`` and ``n`` of the 1000 largest groups of ``tier`` (matching ``cond``)."""
         where = f"WHERE {cond} " if cond is not None else ""
         return self.store.query(f"SELECT service, level, count() AS n FROM {self.source(tier)} {where}"

@@ -8,12 +8,12 @@ body, so a dashboard or a human notices, while a load balancer keeps sending tra
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from logharbor.server.engine.wal.log import WriteAheadLog
+from logharbor.types import JsonObject
 
 __all__ = ["WalCollector", "wal_damage"]
 
@@ -44,7 +44,7 @@ class WalCollector(Collector):
                                   value=self.wal.rolls)
 
 
-def wal_damage(wal: WriteAheadLog) -> dict[str, Any] | None:
+def wal_damage(wal: WriteAheadLog) -> JsonObject | None:
     """The ``wal_damage`` field of ``/readyz``: None while the WAL has never been damaged."""
     summary = wal.quarantine.summary()
     if not summary["quarantine_files"] and not summary["corrupt_entries"]:

@@ -13,12 +13,12 @@ import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from logharbor.durable import write_atomic
 from logharbor.framing import BadSpan
+from logharbor.types import JsonObject
 
 __all__ = ["Quarantine", "quarantine_contents", "segment_name"]
 
@@ -31,9 +31,9 @@ def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SUFFIX}"
 
 
-def quarantine_contents(directory: Path) -> list[dict[str, Any]]:
+def quarantine_contents(directory: Path) -> list[JsonObject]:
     """The sidecars in ``directory`` (each with ``file`` and ``complete``), oldest name first."""
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     if not directory.is_dir():
         return out
     for bad in sorted(directory.glob("*.bad")):
@@ -63,7 +63,7 @@ class Quarantine:
         self.corrupt_bytes = 0
         self.torn_tails = 0
         self.torn_bytes = 0
-        self.last: dict[str, Any] | None = None
+        self.last: JsonObject | None = None
         self._seen: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
 
@@ -74,7 +74,7 @@ class Quarantine:
             if (segment, span.start) in self._seen:
                 return True
         stem = f"{segment:020d}-{span.start:012d}"
-        info: dict[str, Any] = {
+        info: JsonObject = {
             "segment": segment_name(segment), "segment_first_seq": segment,
             "format": f"LHWAL0{version}", "offset": span.start, "size": span.size,
             "seq_first": span.seq_first, "seq_last": span.seq_last, "reason": span.reason,
@@ -126,7 +126,7 @@ class Quarantine:
         except OSError:
             return 0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JsonObject:
         return {"corrupt_entries": self.corrupt_entries, "corrupt_bytes": self.corrupt_bytes,
                 "torn_tails": self.torn_tails, "torn_tail_bytes": self.torn_bytes,
                 "quarantine_files": self.files(), "quarantine_dir": str(self.directory),

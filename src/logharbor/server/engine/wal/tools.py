@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -25,6 +24,7 @@ from logharbor.durable import fsync_dir, write_atomic
 from logharbor.framing import MAGIC_SIZE, MAGIC_V1, MAGIC_V2, SegmentScan
 from logharbor.server.engine.wal.quarantine import Quarantine, quarantine_contents, segment_name
 from logharbor.server.engine.wal.segments import JOURNAL, is_locked, list_segments, scan_segment
+from logharbor.types import JsonObject
 
 __all__ = ["JOURNAL", "RepairError", "SegmentCheck", "check", "finish_interrupted", "plan_repair", "repair",
            "verify_report"]
@@ -47,7 +47,7 @@ class SegmentCheck:
     scan: SegmentScan
     last: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         entries = self.scan.entries
         torn = self.scan.torn
         return {
@@ -76,7 +76,7 @@ def check(wal_dir: Path) -> list[SegmentCheck]:
     return out
 
 
-def verify_report(wal_dir: Path) -> dict[str, Any]:
+def verify_report(wal_dir: Path) -> JsonObject:
     """Everything ``verify`` prints; ``exit_code`` 0 clean, 1 damage (or a repair cut short),
     3 only a torn tail or entries set aside earlier in quarantine."""
     checks = check(wal_dir)
@@ -136,7 +136,7 @@ def repair(wal_dir: Path, progress_path: Path, plan: RepairPlan) -> list[str]:
     """Carry out ``plan`` (the caller holds the directory's lock); returns what was done."""
     done: list[str] = []
     quarantine = Quarantine(wal_dir / "quarantine")
-    journal: dict[str, Any] = {"segments": {}, "progress": None}
+    journal: JsonObject = {"segments": {}, "progress": None}
     maps: dict[int, tuple[list[tuple[int, int]], int]] = {}
     for c in plan.rewrites:
         data = c.path.read_bytes()
@@ -202,7 +202,7 @@ def finish_interrupted(wal_dir: Path) -> bool:
     return True
 
 
-def _remapped(progress: dict[str, Any], maps: dict[int, tuple[list[tuple[int, int]], int]]) -> dict[str, Any]:
+def _remapped(progress: JsonObject, maps: dict[int, tuple[list[tuple[int, int]], int]]) -> JsonObject:
     """``batcher.json`` with its positions moved to where their entries are in the rewritten segments."""
     def move(pos: list[int]) -> list[int]:
         seg, off = pos

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+
+from logharbor.types import SqlParams
 
 __all__ = ["PERIOD", "service_first_seen_sql", "union_sql"]
 
@@ -14,18 +15,18 @@ PERIOD = "_lh_period"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):")
 
 
-def union_sql(compiled: Sequence[tuple[int, str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+def union_sql(compiled: Sequence[tuple[int, str, SqlParams]]) -> tuple[str, SqlParams]:
     """``[(period, sql, params)]`` → one statement whose rows carry ``_lh_period``.
 
     Each compiled query numbers its placeholders from ``p0``; they are renamed ``w<period>_p0``
     so the parts do not collide. Only names present in that part's parameters are renamed.
     """
     parts: list[str] = []
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
     for period, sql, own in compiled:
         prefix = f"w{int(period)}_"
 
-        def rename(m: re.Match[str], own: dict[str, Any] = own, prefix: str = prefix) -> str:
+        def rename(m: re.Match[str], own: SqlParams = own, prefix: str = prefix) -> str:
             return "{" + prefix + m[1] + ":" if m[1] in own else m[0]
 
         parts.append(f"SELECT {int(period)} AS {PERIOD}, * FROM ({_PLACEHOLDER.sub(rename, sql)})")  # noqa: S608 -- compiled SQL and an int only

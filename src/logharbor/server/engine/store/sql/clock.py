@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import SqlParams
 
 __all__ = ["history_ddl", "insert_sql", "latest_in_window_sql", "latest_where", "records_sql", "select_sql"]
 
@@ -37,9 +38,9 @@ def records_sql(logs: str, columns: Sequence[str], attributes: Sequence[str] = (
 
 
 def insert_sql(table: str, types: Mapping[str, str], rows: Sequence[Mapping[str, Any]], *,
-               ns_column: str) -> tuple[str, dict[str, Any]]:
+               ns_column: str) -> tuple[str, SqlParams]:
     """Append ``rows`` (values by column of ``types``; ``ns_column`` in ns) as parameters."""
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
     values = []
     for i, row in enumerate(rows):
         exprs = []

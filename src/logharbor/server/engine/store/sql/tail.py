@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from logharbor.types import SqlParams
 
 __all__ = ["BATCH_TABLE", "received_sql", "round_sql"]
 
@@ -10,15 +10,15 @@ __all__ = ["BATCH_TABLE", "received_sql", "round_sql"]
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
 
 
-def round_sql(conditions: list[str | None], scope: tuple[str, dict[str, Any]] | None
-              ) -> tuple[str, dict[str, Any]]:
+def round_sql(conditions: list[str | None], scope: tuple[str, SqlParams] | None
+              ) -> tuple[str, SqlParams]:
     """One query over a batch: rows matching any condition, a flag ``__tail_m<i>`` per condition
     (None: every row), in arrival order; the scope's fragment and parameters are ANDed in.
 
     The row number is taken before filtering, so it also says which write a row came from.
     Conditions are the query compiler's output (every user value a ``{…:Type}`` parameter).
     """
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
     flags = [f"({condition or '1'}) AS __tail_m{i}" for i, condition in enumerate(conditions)]
     where = " OR ".join(f"__tail_m{i}" for i in range(len(conditions)))
     if scope is not None:

@@ -3,17 +3,16 @@ ids they carry; only the id columns named use their skip index. Every id is a pa
 
 from __future__ import annotations
 
-from typing import Any
-
 from logharbor.server.engine.store.rows import COLUMNS
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import SqlParams
 
 __all__ = ["id_condition", "lookup_sql"]
 
 _SELECT = ", ".join(quote_identifier(c) for c in COLUMNS)
 
 
-def id_condition(column: str, values: list[str], prefix: str, params: dict[str, Any]) -> str:
+def id_condition(column: str, values: list[str], prefix: str, params: SqlParams) -> str:
     """``column IN (…)`` with each value added to ``params`` as ``<prefix><i>``."""
     names = []
     for i, value in enumerate(values):
@@ -24,11 +23,11 @@ def id_condition(column: str, values: list[str], prefix: str, params: dict[str, 
 
 
 def lookup_sql(table: str, trace_ids: list[str], request_ids: list[str], *, exclude: str,
-               exclude_params: dict[str, Any] | None, start_ns: int | None, end_ns: int | None,
-               limit: int, scope: tuple[str, dict[str, Any]] | None) -> tuple[str, dict[str, Any]]:
+               exclude_params: SqlParams | None, start_ns: int | None, end_ns: int | None,
+               limit: int, scope: tuple[str, SqlParams] | None) -> tuple[str, SqlParams]:
     """Rows of ``table`` with any of the ids (not matching ``exclude``), in ``[start, end)``, in
     scope, oldest first, at most ``limit + 1`` (one more says the answer was cut)."""
-    params: dict[str, Any] = dict(exclude_params or {})
+    params: SqlParams = dict(exclude_params or {})
     ors = []
     if trace_ids:
         ors.append(id_condition("trace_id", trace_ids, "t", params))
