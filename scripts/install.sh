@@ -8,6 +8,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs=(nginx-light ripgrep)
+# the compiled record path (scripts/build_native.py): the C compiler and the Python headers
+apt_pkgs+=(gcc libc6-dev python3-dev)
 if [ $want_test = 1 ]; then apt_pkgs+=(rsyslog rsyslog-openssl postgresql); fi
 # tests/record/test_dialects.py runs Logback with logstash-logback-encoder (Debian's jars, the JDK's javac)
 if [ $want_test = 1 ]; then apt_pkgs+=(liblogback-java liblogstash-logback-encoder-java); fi
@@ -66,9 +68,21 @@ py=${PYTHON:-python3}
 # `pip install logharbor` alone is the sdk; the server extra brings the agent, the cli and everything
 # the demo runs, the test extra adds the test tools. Every version comes from requirements/lock.txt
 # (written by scripts/lock.py), so a fresh machine gets the set the suite passed with.
-extra=server
+extra=server,native
 [ $want_test = 1 ] && extra=test
 .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e ".[$extra]"
+
+# the compiled record path: the record modules compiled with Cython and gcc into src/logharbor/_native
+# (scripts/build_native.py); skipped while the build matches the sources. When it cannot be built
+# (no compiler, no headers) the server runs the same code in Python and says so in its log.
+if ! .venv/bin/python -c 'from logharbor.server.ingest import decoder as d; raise SystemExit(d.PATH != "compiled")' \
+    2>/dev/null; then
+  echo "install: compiling the record path (scripts/build_native.py)"
+  if ! .venv/bin/python scripts/build_native.py >.venv/build_native.log 2>&1; then
+    echo "install: the compiled record path is not built: $(grep 'build_native:' .venv/build_native.log | tail -1)" >&2
+    echo "install: the server runs the Python record path (full output in .venv/build_native.log)" >&2
+  fi
+fi
 
 # web UI: `npm ci && npm run build` in ui/ into src/logharbor/server/ui/dist/, skipped when the
 # sources hash to the same value as the last build (so a second run costs nothing)

@@ -3,8 +3,10 @@ and counts a Debian package as installed only when dpkg says ``install ok instal
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -66,3 +68,21 @@ def test_the_lock_pins_every_requirement_of_every_extra() -> None:
         assert name in pins, f"{name} is not in requirements/lock.txt (run scripts/lock.py)"
         assert req.specifier.contains(pins[name], prereleases=True), (text, pins[name])
     assert "starlette" in pins and "starlette" not in str(project), "fastapi brings starlette"
+
+
+def test_install_builds_the_compiled_record_path_and_goes_on_without_it() -> None:
+    """The build is tried (gcc and the Python headers from apt, Cython from the lock); a failure is
+    said on stderr and the install goes on (the server runs the Python record path)."""
+    assert "apt_pkgs+=(gcc libc6-dev python3-dev)" in SCRIPT
+    assert "extra=server,native" in SCRIPT
+    assert re.search(r"if ! \.venv/bin/python scripts/build_native\.py .*; then\n\s+echo .*not built", SCRIPT)
+
+
+def test_build_native_says_why_it_did_not_build(tmp_path: Path) -> None:
+    shadow = tmp_path / "Cython"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('no Cython here')\n")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_native.py")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 1
+    assert "build_native: not built, no Cython here (pip install cython)" in done.stderr

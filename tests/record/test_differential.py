@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from unittest import mock
 
@@ -53,12 +54,23 @@ from logharbor import exactjson
 from logharbor.record import _ALIASES, HTTP_FIELDS, level_of, normalize, parse_timestamp
 from logharbor.server.engine.store import rows as rows_module
 from logharbor.server.engine.store.rows import encode_record, encode_row
+from logharbor.server.ingest import decoder
 from logharbor.server.ingest.base import RecordLimits
-from logharbor.server.ingest.native import decode_ndjson, decode_ndjson_payload
+from logharbor.server.ingest.native import decode_ndjson
+from logharbor.server.ingest.ndjson import decode_ndjson_payload
 
 pytestmark = pytest.mark.slow  # differential property runs against the reference (seconds each)
 
 RECEIVED = 1_764_043_200_123_456_789  # 2025-11-25T04:00:00.123456789Z
+
+#: every path a record can take, each held to the reference: the Python modules, and the compiled
+#: copy of them (logharbor._native, scripts/build_native.py) when it is built from these sources
+PATHS: dict[str, tuple[Callable[..., Any], ...]] = {
+    "python": (normalize, encode_record, encode_row, decode_ndjson_payload)}
+if decoder.COMPILED is not None:
+    PATHS["compiled"] = (decoder.COMPILED["record"].normalize, decoder.COMPILED["rows"].encode_record,
+                         decoder.COMPILED["rows"].encode_row, decoder.COMPILED["ndjson"].decode_ndjson_payload)
+PAYLOADS = [path[3] for path in PATHS.values()]
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
@@ -76,18 +88,19 @@ def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
 def check(obj: Any, *, received_ns: int | None = RECEIVED, defaults: dict[str, Any] | None = None,
           tenant: str | None = None) -> None:
     """The optimized paths and the reference agree on ``obj``; twice, so the caches are warm."""
-    for _ in range(2):
-        expected_record = outcome(lambda: ref.normalize(obj, received_ns=received_ns, defaults=defaults))
-        assert outcome(lambda: normalize(obj, received_ns=received_ns, defaults=defaults)) == expected_record
-        expected_row = outcome(lambda: ref.encode_row(ref.stamp_tenant(
-            ref.normalize(obj, received_ns=received_ns, defaults=defaults), tenant)))
-        assert outcome(lambda: encode_record(obj, received_ns=received_ns, defaults=defaults,
-                                             tenant=tenant)) == expected_row
-        if expected_record[0] == "ok":
-            record = normalize(obj, received_ns=received_ns, defaults=defaults)
-            if tenant is not None:
-                record["tenant"] = tenant
-            assert outcome(lambda: encode_row(record)) == expected_row  # noqa: B023 - called at once
+    expected_record = outcome(lambda: ref.normalize(obj, received_ns=received_ns, defaults=defaults))
+    expected_row = outcome(lambda: ref.encode_row(ref.stamp_tenant(
+        ref.normalize(obj, received_ns=received_ns, defaults=defaults), tenant)))
+    for normalize_, encode_record_, encode_row_, _ in PATHS.values():
+        for _ in range(2):
+            assert outcome(partial(normalize_, obj, received_ns=received_ns, defaults=defaults)) == expected_record
+            assert outcome(partial(encode_record_, obj, received_ns=received_ns, defaults=defaults,
+                                   tenant=tenant)) == expected_row
+            if expected_record[0] == "ok":
+                record = normalize_(obj, received_ns=received_ns, defaults=defaults)
+                if tenant is not None:
+                    record["tenant"] = tenant
+                assert outcome(partial(encode_row_, record)) == expected_row
 
 
 # -- generated records ------------------------------------------------------------------------
@@ -257,16 +270,14 @@ def test_ndjson_bodies_are_identical(objs: list[dict[str, Any]], tenant: str | N
     def reference() -> tuple[list[bytes], list[tuple[int, str]]]:
         return ref.decode_ndjson(body, received_ns=RECEIVED, limits=limits, tenant=tenant)
 
-    def payload() -> tuple[bytes, int, list[tuple[int, str]]]:
-        return decode_ndjson_payload(body, RECEIVED, limits, None, tenant)
-
     def reference_payload() -> tuple[bytes, int, list[tuple[int, str]]]:
         rows, errors = reference()
         return b"\n".join(rows), len(rows), errors
 
     # whatever the reference raises, ours raises the same
     assert outcome(ours) == outcome(reference)
-    assert outcome(payload) == outcome(reference_payload)
+    for payload in PAYLOADS:
+        assert outcome(partial(payload, body, RECEIVED, limits, None, tenant)) == outcome(reference_payload)
 
 
 @pytest.mark.parametrize("obj", [
@@ -302,13 +313,17 @@ def test_edge_cases_are_identical(obj: Any, tenant: str | None) -> None:
 
 
 def test_patterns_off_is_identical() -> None:
+    """``decoder.set_patterns`` (the server's ``--no-patterns``) reaches every path's encoder."""
     obj = {"timestamp": "2026-11-25T03:51:07Z", "message": "GET /x 200", "service": "s"}
-    rows_module.set_patterns(False)
+    decoder.set_patterns(False)
     try:
-        assert encode_record(obj, received_ns=RECEIVED) == ref.encode_row(
-            ref.normalize(obj, received_ns=RECEIVED), patterns=False)
+        assert not rows_module._patterns
+        for _, encode_record_, _, payload in PATHS.values():
+            want = ref.encode_row(ref.normalize(obj, received_ns=RECEIVED), patterns=False)
+            assert encode_record_(obj, received_ns=RECEIVED) == want
+            assert payload(orjson.dumps(obj), RECEIVED, RecordLimits(), None, None) == (want, 1, [])
     finally:
-        rows_module.set_patterns(True)
+        decoder.set_patterns(True)
 
 
 @st.composite
@@ -405,8 +420,8 @@ def test_demo_mix_is_identical(tenant: str | None) -> None:
     for number, (got, want) in enumerate(zip(rows, ref_rows, strict=True)):
         assert got == want, number
     assert [(e.line, e.error) for e in errors] == ref_errors
-    assert decode_ndjson_payload(body, RECEIVED, limits, None, tenant) == (
-        b"\n".join(ref_rows), len(ref_rows), ref_errors)
+    for payload in PAYLOADS:
+        assert payload(body, RECEIVED, limits, None, tenant) == (b"\n".join(ref_rows), len(ref_rows), ref_errors)
 
 
 def test_outcome_tells_types_apart() -> None:
@@ -424,11 +439,12 @@ def test_a_non_ascii_digit_rejects_only_its_record(bad: dict[str, Any]) -> None:
     treated like any other unknown spelling: the record is kept)."""
     good = orjson.dumps({"message": "good", "timestamp": "2026-11-25T03:51:07Z"})
     body = good + b"\n" + orjson.dumps({"message": "odd", **bad}) + b"\n" + good + b"\n"
-    _, count, errors = decode_ndjson_payload(body, RECEIVED, RecordLimits(), None, None)
-    if "timestamp" in bad:
-        assert count == 2 and [line for line, _ in errors] == [2] and "timestamp" in errors[0][1]
-    else:
-        assert count == 3 and errors == []
+    for payload in PAYLOADS:
+        _, count, errors = payload(body, RECEIVED, RecordLimits(), None, None)
+        if "timestamp" in bad:
+            assert count == 2 and [line for line, _ in errors] == [2] and "timestamp" in errors[0][1]
+        else:
+            assert count == 3 and errors == []
 
 
 def test_flat_http_keys_fill_what_the_nested_object_did_not_give() -> None:

@@ -37,7 +37,6 @@ from logharbor.server.engine.store.base import QueryCancelled, Store, StoreError
 from logharbor.server.engine.store.clickhouse import ClickHouseStore, writer_id_for
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.gate import FairGate, QueryLimitError
-from logharbor.server.engine.store.rows import set_patterns
 from logharbor.server.engine.wal import WriteAheadLog
 from logharbor.server.engine.wal.observe import WalCollector
 from logharbor.server.errors import ApiError, api_error_handler, error_body, unexpected_error_handler
@@ -71,6 +70,7 @@ from logharbor.server.features.traces.clock import (
 )
 from logharbor.server.features.traces.routes import traces_router
 from logharbor.server.filemodes import private_umask, tighten
+from logharbor.server.ingest import decoder
 from logharbor.server.ingest.base import (
     Backpressure,
     Ingestor,
@@ -193,7 +193,8 @@ def build_runtime(config: ServerConfig) -> Runtime:
     miner = PatternMiner(config.data_dir / "patterns", max_sids=4 * config.patterns_max_clusters,
                          max_services=config.patterns_max_services, sealer=sealer) \
         if config.patterns else None
-    set_patterns(config.patterns)
+    decoder.set_patterns(config.patterns)
+    log.info("ingest decoder: %s (%s)", decoder.PATH, decoder.REASON)
     set_max_clauses(config.query_max_clauses)
     free = (lambda: free_bytes(config.store_dir)) if isinstance(store, EmbeddedStore) else None
     batcher = Batcher(wal, store, config.data_dir / "batcher.json",
@@ -211,10 +212,12 @@ def build_runtime(config: ServerConfig) -> Runtime:
         leader=leader)  # moves and deletes run on the leader only
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
-                        patterns=config.patterns, keys=recent, refusal=retention.guard.refusal)
+                        patterns=config.patterns, keys=recent, refusal=retention.guard.refusal,
+                        worker_init=decoder.set_patterns)
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, secrets, channel_hosts,
                       retention, leader)
     metrics.watch(runtime.live_values)
+    metrics.decoder(decoder.PATH, decoder.REASON)
     metrics.watch(lambda: {"logharbor_idempotency_keys": float(len(recent)),
                            "logharbor_idempotent_replays": float(recent.replays),
                            "logharbor_bulk_duplicate_ids": float(recent.duplicate_docs)})

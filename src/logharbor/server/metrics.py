@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -63,6 +63,12 @@ class ServerMetrics:
             "what ingest accepted but did not act on, by protocol and name (docs/protocols.md: an "
             "Elasticsearch bulk parameter; an OTLP id that is not one, kept as an attribute)",
             ["protocol", "what"], registry=self.registry)
+
+    def decoder(self, path: str, reason: str) -> None:
+        """Say which NDJSON decoder runs (``compiled`` or ``python``) and why, as an info gauge."""
+        Gauge("logharbor_ingest_decoder", "the NDJSON decoder ingest runs (value 1): compiled or "
+              "python, and why (logharbor.server.ingest.decoder)", ["path", "reason"],
+              registry=self.registry).labels(path, reason).set(1)
 
     def watch(self, read: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_LiveCollector(read))

@@ -166,12 +166,15 @@ class Ingestor:
     processes (spawned, so they share nothing with the engine's threads), which is how ingest
     uses more than one core despite the GIL. ``refusal`` (the disk guard's) says why no write may
     be taken now, or None: it is asked before each WAL entry.
+    ``worker_init(patterns)`` starts each worker with the server's choice of pattern ids
+    (the decoder's ``set_patterns``, which also reaches the compiled row encoder).
     """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
                  retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None,
                  patterns: bool = True, keys: KeyIndex | None = None,
-                 refusal: Callable[[], str | None] | None = None) -> None:
+                 refusal: Callable[[], str | None] | None = None,
+                 worker_init: Callable[[bool], None] = set_patterns) -> None:
         self.wal = wal
         self.refusal = refusal
         self.limiter = limiter
@@ -187,7 +190,7 @@ class Ingestor:
         if workers > 0:
             # workers encode rows too: they get the server's choice of per-message pattern ids
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                             initializer=set_patterns, initargs=(patterns,))
+                                             initializer=worker_init, initargs=(patterns,))
 
     def admit(self, principal: Principal | None, records: int) -> None:
         """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it.

@@ -1,0 +1,118 @@
+"""Compile the record path (NDJSON line → store row) with Cython into ``src/logharbor/_native``.
+
+The compiled modules are the very sources of the Python path (``record``, ``dialects``,
+``store.attributes``, ``store.rows``, ``ingest.ndjson``), copied with their imports of each other
+pointed at ``logharbor._native`` and compiled by the machine's C compiler, so the compiled path
+keeps Python's semantics (annotations are not read as C types: ``annotation_typing=False``).
+``BUILD.json`` records each source's SHA-256; ``logharbor.server.ingest.decoder`` uses the build
+only while the sources still match it.
+
+Usage: ``.venv/bin/python scripts/build_native.py`` (``scripts/install.sh`` runs it). Exit status
+0 when built, 1 when it could not build (no Cython, no compiler or no Python headers): the reason
+is printed and the Python path keeps running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "logharbor"
+OUT = PACKAGE / "_native"
+sys.path.insert(0, str(ROOT / "src"))
+
+from logharbor.server.ingest.decoder import SOURCES  # noqa: E402 - after the path tweak
+
+#: the original module → the compiled copy's module, for every import between the copies
+_RENAMES = {
+    "logharbor.dialects": "logharbor._native.dialects",
+    "logharbor.record": "logharbor._native.record",
+    "logharbor.server.engine.store.attributes": "logharbor._native.attributes",
+    "logharbor.server.engine.store.rows": "logharbor._native.rows",
+    "logharbor.server.ingest.ndjson": "logharbor._native.ndjson",
+}
+_FROM_STORE = re.compile(r"^from logharbor\.server\.engine\.store import attributes as (\w+)$", re.M)
+
+
+def rewrite(text: str) -> str:
+    """``text`` with its imports of the compiled modules pointed at their compiled copies; refuses
+    an import form it does not know (a copy importing the Python module would mix the two)."""
+    text = _FROM_STORE.sub(r"from logharbor._native import attributes as \1", text)
+    for old, new in _RENAMES.items():
+        text = re.sub(rf"^(\s*from ){re.escape(old)}( import )", rf"\g<1>{new}\g<2>", text, flags=re.M)
+    for old in _RENAMES:
+        short = old.rsplit(".", 1)
+        for pattern in (rf"\bimport {re.escape(old)}\b", rf"^\s*from {re.escape(old)} ",
+                        rf"^\s*from {re.escape(short[0])} import .*\b{short[1]}\b"):
+            if re.search(pattern, text, flags=re.M):
+                raise SystemExit(f"build_native: an import of {old} it cannot point at the copy: {pattern}")
+    return text
+
+
+def main() -> int:
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Distribution, Extension
+    except ImportError as exc:
+        print(f"build_native: not built, {exc} (pip install cython)", file=sys.stderr)
+        return 1
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").exists():
+        print(f"build_native: not built, no Python headers in {include} (apt install python3-dev)",
+              file=sys.stderr)
+        return 1
+    digests: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="logharbor-native-") as tmp:
+        work = Path(tmp)
+        pkg = work / "logharbor" / "_native"
+        pkg.mkdir(parents=True)
+        (work / "logharbor" / "__init__.py").write_text("")
+        (pkg / "__init__.py").write_text("")
+        extensions = []
+        for name, rel in SOURCES.items():
+            source = (PACKAGE / rel).read_bytes()
+            digests[name] = hashlib.sha256(source).hexdigest()
+            copy = pkg / f"{name}.py"
+            copy.write_text(rewrite(source.decode()))
+            # gcc 12 warns -Warray-bounds on Cython's inlined comparisons with None (false positives)
+            extensions.append(Extension(f"logharbor._native.{name}", [str(copy)],
+                                        extra_compile_args=["-Wno-array-bounds"]))
+        directives = {"language_level": 3, "annotation_typing": False, "binding": True,
+                      "embedsignature": False}
+        try:
+            modules = cythonize(extensions, compiler_directives=directives, quiet=True,
+                                nthreads=0, build_dir=str(work / "c"))
+            dist = Distribution({"ext_modules": modules, "script_name": "build_native.py",
+                                 "script_args": ["-q", "build_ext", "--build-lib", str(work / "lib"),
+                                                 "--build-temp", str(work / "tmp")]})
+            dist.parse_command_line()
+            dist.run_commands()
+        except (Exception, SystemExit) as exc:  # a compiler missing or failing: the Python path stays
+            print(f"build_native: not built, the compile failed: {exc}", file=sys.stderr)
+            return 1
+        built = sorted((work / "lib" / "logharbor" / "_native").glob("*.so"))
+        if len(built) != len(SOURCES):
+            print(f"build_native: not built, {len(built)} of {len(SOURCES)} modules compiled",
+                  file=sys.stderr)
+            return 1
+        for old in OUT.glob("*.so"):
+            old.unlink()
+        for path in built:
+            shutil.copy2(path, OUT / path.name)
+    import Cython
+
+    build = {"cython": Cython.__version__, "sources": digests}
+    (OUT / "BUILD.json").write_text(json.dumps(build, indent=1) + "\n")
+    print(f"build_native: built {len(SOURCES)} modules into {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

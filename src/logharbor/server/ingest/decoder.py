@@ -1,0 +1,86 @@
+"""Which NDJSON decoder ingest runs: the compiled copy (``logharbor._native``) or the Python one.
+
+``scripts/build_native.py`` (run by ``scripts/install.sh``) compiles the record path's modules
+with Cython and writes ``logharbor/_native/BUILD.json``: the SHA-256 of every source it compiled.
+The compiled copy is used only when each of those sources still hashes the same (a ``record.py``
+edited after the build would otherwise run stale code in the server), and not when
+``LOGHARBOR_PURE_PYTHON=1``. Otherwise the Python modules run, which are the reference: the
+differential test (tests/record/test_differential.py) holds both to the same bytes and errors.
+
+:data:`PATH` says which one runs (``compiled`` or ``python``) and :data:`REASON` why; the server
+logs both at start and exports ``logharbor_ingest_decoder_info{path,reason}`` in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from logharbor.server.engine.store import rows as python_rows
+from logharbor.server.ingest import ndjson as python_ndjson
+
+__all__ = ["COMPILED", "PATH", "REASON", "SOURCES", "compiled_modules", "decode_ndjson_payload",
+           "set_patterns"]
+
+_PACKAGE = Path(__file__).resolve().parents[2]  # src/logharbor
+#: compiled module name (under ``logharbor._native``) → its source, relative to the package
+SOURCES = {
+    "dialects": "dialects.py",
+    "record": "record.py",
+    "attributes": "server/engine/store/attributes.py",
+    "rows": "server/engine/store/rows.py",
+    "ndjson": "server/ingest/ndjson.py",
+}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def compiled_modules(package: Path = _PACKAGE) -> tuple[dict[str, ModuleType] | None, str]:
+    """The compiled modules by name, or None, and the reason in words (for the log and /metrics).
+
+    ``package`` is where the sources and ``_native/BUILD.json`` are (the installed package)."""
+    if os.environ.get("LOGHARBOR_PURE_PYTHON", "") not in ("", "0"):
+        return None, "LOGHARBOR_PURE_PYTHON is set"
+    build = package / "_native" / "BUILD.json"
+    try:
+        built = json.loads(build.read_text())["sources"]
+    except FileNotFoundError:
+        return None, "not built (scripts/install.sh builds it with gcc and Cython)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{build} is unreadable: {exc}"
+    for name, rel in SOURCES.items():
+        if built.get(name) != _digest(package / rel):
+            return None, f"stale: {rel} changed since the build (run scripts/build_native.py)"
+    modules: dict[str, ModuleType] = {}
+    for name in SOURCES:
+        try:
+            module = importlib.import_module(f"logharbor._native.{name}")
+        except ImportError as exc:
+            return None, f"logharbor._native.{name} does not import: {exc}"
+        if not str(getattr(module, "__file__", "")).endswith((".so", ".pyd")):
+            return None, f"logharbor._native.{name} is not a compiled module"
+        modules[name] = module
+    return modules, "built from these sources"
+
+
+_modules, REASON = compiled_modules()
+#: the compiled modules when they run, else None
+COMPILED: dict[str, ModuleType] | None = _modules
+PATH = "compiled" if COMPILED is not None else "python"
+decode_ndjson_payload: Callable[..., tuple[bytes, int, list[tuple[int, str]]]] = (
+    COMPILED["ndjson"].decode_ndjson_payload if COMPILED is not None else python_ndjson.decode_ndjson_payload)
+
+
+def set_patterns(enabled: bool) -> None:
+    """The server's choice of per-message pattern ids, for both copies of the row encoder (worker
+    processes are started with it too)."""
+    python_rows.set_patterns(enabled)
+    if COMPILED is not None:
+        COMPILED["rows"].set_patterns(enabled)

@@ -1,0 +1,77 @@
+"""Which decoder ingest runs (logharbor.server.ingest.decoder): the compiled copy only when it is
+built from the sources beside it, the Python path otherwise, with the reason said."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logharbor.server.ingest import decoder
+
+PACKAGE = Path(decoder.__file__).resolve().parents[2]
+
+
+def _package_copy(tmp_path: Path, digests: dict[str, str] | None) -> Path:
+    """The record path's sources copied under ``tmp_path``, with a BUILD.json of ``digests``."""
+    for rel in decoder.SOURCES.values():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PACKAGE / rel, tmp_path / rel)
+    if digests is not None:
+        (tmp_path / "_native").mkdir()
+        (tmp_path / "_native" / "BUILD.json").write_text(json.dumps({"sources": digests}))
+    return tmp_path
+
+
+def _digests(package: Path) -> dict[str, str]:
+    return {name: decoder._digest(package / rel) for name, rel in decoder.SOURCES.items()}
+
+
+def test_not_built_runs_python(tmp_path: Path) -> None:
+    modules, reason = decoder.compiled_modules(_package_copy(tmp_path, None))
+    assert modules is None and reason.startswith("not built")
+
+
+def test_a_source_changed_since_the_build_runs_python(tmp_path: Path) -> None:
+    package = _package_copy(tmp_path, None)
+    digests = _digests(package)
+    (package / "_native").mkdir()
+    (package / "_native" / "BUILD.json").write_text(json.dumps({"sources": digests}))
+    with (package / "record.py").open("a") as f:
+        f.write("\n# edited after the build\n")
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is None and reason == "stale: record.py changed since the build (run scripts/build_native.py)"
+
+
+def test_an_unreadable_build_record_runs_python(tmp_path: Path) -> None:
+    package = _package_copy(tmp_path, None)
+    (package / "_native").mkdir()
+    (package / "_native" / "BUILD.json").write_text("{")
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is None and "unreadable" in reason
+
+
+def test_pure_python_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGHARBOR_PURE_PYTHON", "1")
+    assert decoder.compiled_modules() == (None, "LOGHARBOR_PURE_PYTHON is set")
+
+
+@pytest.mark.skipif(decoder.COMPILED is None, reason=f"compiled path not in use here: {decoder.REASON}")
+def test_a_current_build_runs_compiled() -> None:
+    assert decoder.PATH == "compiled"
+    assert decoder.decode_ndjson_payload is decoder.COMPILED["ndjson"].decode_ndjson_payload  # type: ignore[index]
+    modules, _ = decoder.compiled_modules(PACKAGE)
+    assert modules is not None and set(modules) == set(decoder.SOURCES)
+
+
+def test_a_fresh_process_says_which_path_and_why() -> None:
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), "LOGHARBOR_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", "from logharbor.server.ingest import decoder as d; "
+                          "print(d.PATH, '|', d.REASON, '|', d.decode_ndjson_payload.__module__)"],
+                         env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split(" | ") == ["python", "LOGHARBOR_PURE_PYTHON is set", "logharbor.server.ingest.ndjson\n"]
