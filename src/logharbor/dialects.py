@@ -28,16 +28,18 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from logharbor.types import HttpFields, JsonObject, RawRecord
+
 __all__ = ["DIALECTS", "Rewrite", "dialect_of", "render_template"]
 
-Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
+Rewrite = Callable[[RawRecord], RawRecord]
 
 _TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
 #: syslog severity numbers 0..7 by the names syslog itself gives them (RFC 5424 §6.2.1)
 _SYSLOG_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 
-def _rename(obj: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def _rename(obj: RawRecord, pairs: tuple[tuple[str, str], ...]) -> RawRecord:
     """``obj`` with each ``(key, name)`` renamed, in the order of ``pairs`` (the first key found
     for a name wins), when the key's value is neither null nor "" and ``name`` is not taken."""
     taken: dict[str, str] = {}
@@ -53,12 +55,12 @@ def _rename(obj: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> dict[str
     return {taken.get(key, key): value for key, value in obj.items()}
 
 
-def _has_time(obj: dict[str, Any]) -> bool:
+def _has_time(obj: RawRecord) -> bool:
     return any(obj.get(key) not in (None, "") for key in _TIMESTAMP_KEYS)
 
 
-def _error(obj: dict[str, Any], stack_key: str, type_key: str | None = None,
-           message_key: str | None = None) -> dict[str, Any]:
+def _error(obj: RawRecord, stack_key: str, type_key: str | None = None,
+           message_key: str | None = None) -> RawRecord:
     """Move a logger's exception keys to ``error.stack`` / ``error.type`` / ``error.message``."""
     parts = {}
     for part, key in (("type", type_key), ("message", message_key), ("stack", stack_key)):
@@ -82,7 +84,7 @@ _CLEF = (("@t", "timestamp"), ("@m", "message"), ("@l", "level"), ("@tr", "trace
 _HOLE = re.compile(r"\{\{|\}\}|\{([@$]?)([A-Za-z0-9_.]+)(?:,(-?\d+))?(?::([^{}]*))?\}")
 
 
-def render_template(template: str, props: dict[str, Any], renderings: list[Any] | None = None) -> str:
+def render_template(template: str, props: JsonObject, renderings: list[Any] | None = None) -> str:
     """A Serilog message template with the event's properties, as Serilog renders it: strings in
     double quotes (``:l`` without), ``@r``'s pre-rendered values for holes with a format, other
     values as JSON text; a hole whose property is absent stays as written."""
@@ -117,7 +119,7 @@ def render_template(template: str, props: dict[str, Any], renderings: list[Any] 
     return _HOLE.sub(hole, template)
 
 
-def clef(obj: dict[str, Any]) -> dict[str, Any]:
+def clef(obj: RawRecord) -> RawRecord:
     """Serilog's compact JSON (``CompactJsonFormatter``, ``RenderedCompactJsonFormatter``)."""
     out = _rename(obj, _CLEF)
     if "message" not in out and isinstance(out.get("@mt"), str):
@@ -139,9 +141,9 @@ _LATENCY = re.compile(r"(\d+(?:\.\d+)?)s")
 _TRACE_PATH = re.compile(r"projects/[^/]+/traces/([0-9a-fA-F]{32})")
 
 
-def _gcp_http(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _gcp_http(request: JsonObject) -> tuple[HttpFields, JsonObject]:
     """``httpRequest`` → the canonical ``http`` fields, and what is left of it."""
-    http: dict[str, Any] = {}
+    http: HttpFields = {}
     rest = dict(request)
     for key, name in _GCP_HTTP:
         value = rest.get(key)
@@ -171,7 +173,7 @@ def _count(value: Any, top: int) -> bool:
     return type(value) is int and 0 <= value <= top
 
 
-def gcp(obj: dict[str, Any]) -> dict[str, Any]:
+def gcp(obj: RawRecord) -> RawRecord:
     """Google Cloud Logging's structured JSON (what its agents and Cloud Run read from stdout)."""
     out = _rename(obj, _GCP)
     trace = out.get(_GCP_TRACE)
@@ -213,7 +215,7 @@ _PYTHON = (("otelTraceID", "trace_id"), ("otelSpanID", "span_id"), ("otelService
 _ASCTIME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})")
 
 
-def python_logging(obj: dict[str, Any]) -> dict[str, Any]:
+def python_logging(obj: RawRecord) -> RawRecord:
     """A stdlib ``logging`` record as JSON: ``levelname``, ``asctime`` (``2026-11-25 10:00:00,123``,
     the process's local time, read as UTC) or ``created`` (epoch seconds), ``exc_info``."""
     out = _rename(obj, _PYTHON)
@@ -239,7 +241,7 @@ _SYSLOG_NG = (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"), 
 _SYSLOG_NG_TIMED = tuple(pair for pair in _SYSLOG_NG if pair[0] != "ISODATE")
 
 
-def syslog_ng(obj: dict[str, Any]) -> dict[str, Any]:
+def syslog_ng(obj: RawRecord) -> RawRecord:
     """syslog-ng's ``$(format-json --scope rfc5424 …)`` (the stock ``elasticsearch-http()`` and
     ``http()`` templates): upper-case macro names; ``PRIORITY`` is a severity name or 0..7."""
     out = _rename(obj, _SYSLOG_NG if not _has_time(obj) else _SYSLOG_NG_TIMED)
@@ -258,7 +260,7 @@ _LOGBACK = (("HOSTNAME", "host"), ("app_name", "service"), ("appName", "service"
             ("X-B3-TraceId", "trace_id"), ("X-B3-SpanId", "span_id"))
 
 
-def logback(obj: dict[str, Any]) -> dict[str, Any]:
+def logback(obj: RawRecord) -> RawRecord:
     """logstash-logback-encoder's ``LogstashEncoder``: ``level_value``, ``logger_name``,
     ``stack_trace``, MDC keys at the top (``requestId``, ``traceId`` are aliases already)."""
     return _error(_rename(obj, _LOGBACK), "stack_trace")
@@ -267,7 +269,7 @@ def logback(obj: dict[str, Any]) -> dict[str, Any]:
 # -- ECS (Log4j2 EcsLayout, ecs-logging) ---------------------------------------------------------
 
 
-def ecs(obj: dict[str, Any]) -> dict[str, Any]:
+def ecs(obj: RawRecord) -> RawRecord:
     """Elastic Common Schema documents: ``error.stack_trace`` is the stack (dotted or nested)."""
     nested = obj.get("error")
     if isinstance(nested, dict) and isinstance(nested.get("stack_trace"), str) and "stack" not in nested:
@@ -284,7 +286,7 @@ def ecs(obj: dict[str, Any]) -> dict[str, Any]:
 _NODE = (("name", "service"), ("reqId", "request_id"))
 
 
-def node(obj: dict[str, Any]) -> dict[str, Any]:
+def node(obj: RawRecord) -> RawRecord:
     """pino and bunyan: ``name`` is the app's name, ``err`` the serialized error."""
     out = _rename(obj, _NODE)
     err = out.get("err")
@@ -296,12 +298,12 @@ def node(obj: dict[str, Any]) -> dict[str, Any]:
 # -- zap, slog -------------------------------------------------------------------------------------
 
 
-def zap(obj: dict[str, Any]) -> dict[str, Any]:
+def zap(obj: RawRecord) -> RawRecord:
     """zap's production JSON: ``stacktrace`` (its ``error`` key is the error's text, kept)."""
     return _error(obj, "stacktrace")
 
 
-def slog(obj: dict[str, Any]) -> dict[str, Any]:
+def slog(obj: RawRecord) -> RawRecord:
     """Go's ``log/slog`` JSONHandler with ``AddSource``: ``source`` is the code location, an object,
     never a source name; it becomes ``source_location``."""
     if isinstance(obj.get("source"), dict) and "source_location" not in obj:
@@ -324,7 +326,7 @@ DIALECTS: dict[str, Rewrite] = {
 NESTED_KEYS = ("service", "host", "trace", "span", "log", "deployment")
 
 
-def unnest(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def unnest(obj: RawRecord, keys: tuple[str, ...]) -> RawRecord:
     """``obj`` with each of ``keys`` that holds an object replaced, in place in the key order, by
     its members as dotted keys; ``obj`` itself when none does, or when a dotted key it would make
     is already there (then nothing is changed)."""
@@ -334,7 +336,7 @@ def unnest(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     made = [f"{k}.{sub}" for k in nested for sub in obj[k]]
     if any(key in obj for key in made) or len(set(made)) != len(made):
         return obj
-    out: dict[str, Any] = {}
+    out: RawRecord = {}
     for key, value in obj.items():
         if key in nested:
             for sub, item in value.items():
@@ -348,7 +350,7 @@ def _then(nested: tuple[str, ...], rewrite: Rewrite | None) -> Rewrite:
     """Unnest, then the logger dialect. The result is ``obj`` itself exactly when nothing changed
     (a record whose ``service`` is a string, as most are), so the caller can skip re-planning;
     a dialect's answer is always a new dict, even one that edited ``obj`` in place."""
-    def both(obj: dict[str, Any]) -> dict[str, Any]:
+    def both(obj: RawRecord) -> RawRecord:
         out = unnest(obj, nested) if nested else obj
         if rewrite is None:
             return out

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from logharbor.types import RawRecord
+
 __all__ = [
     "DEFAULT_FIELDS",
     "DEFAULT_RULES",
@@ -315,7 +317,7 @@ class Redactor:
             return value if all(a is b for a, b in zip(out, value, strict=True)) else out
         return value
 
-    def redact_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def redact_record(self, record: Mapping[str, Any]) -> RawRecord:
         """A record with sensitive fields and values masked; the input is never modified.
 
         Works on the flat wire form and on :func:`logharbor.record.normalize` output alike
@@ -326,7 +328,7 @@ class Redactor:
 
     def _redact_dict(self, obj: Mapping[str, Any], skip: frozenset[str] | tuple[()]) -> Any:
         # the agent and the sdk run this on every record: locals, and the caches consulted inline
-        out: dict[str, Any] | None = None
+        out: RawRecord | None = None
         key_cache = self._key_cache
         text_cache = self._text_cache
         for key, value in obj.items():
