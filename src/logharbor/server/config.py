@@ -38,6 +38,7 @@ from pydantic_settings import (
 )
 
 from logharbor.models import refuse_boolean_numbers
+from logharbor.types import JsonObject
 
 __all__ = ["ENV_PREFIX", "Flag", "Kind", "ServerConfig", "format_seconds", "parse_seconds", "parse_size"]
 
@@ -339,7 +340,7 @@ class ServerConfig(BaseSettings):
     )
 
     @classmethod
-    def load(cls, flags: dict[str, Any] | None = None, config_file: Path | None = None) -> ServerConfig:
+    def load(cls, flags: JsonObject | None = None, config_file: Path | None = None) -> ServerConfig:
         """The configuration from ``flags`` (the values given on the command line), the
         ``LOGHARBOR_*`` environment and ``config_file`` (YAML), in that order of precedence."""
         if config_file is not None:

@@ -12,6 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from logharbor.types import JsonObject
+
 __all__ = ["ApiError", "api_error_handler", "error_body", "unexpected_error_handler"]
 
 log = logging.getLogger("logharbor.server")
@@ -28,7 +30,7 @@ class ApiError(Exception):
         *,
         detail: Any = None,
         headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: JsonObject | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -39,8 +41,8 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
-def error_body(code: str, message: str, detail: Any = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+def error_body(code: str, message: str, detail: Any = None, **extra: Any) -> JsonObject:
+    body: JsonObject = {"code": code, "message": message}
     if detail is not None:
         body["detail"] = detail
     body.update(extra)

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from logharbor import __version__
 from logharbor.server.diskspace import free_bytes
 from logharbor.server.engine.wal.observe import wal_damage
+from logharbor.types import JsonObject
 
 __all__ = ["health_router", "readiness"]
 
@@ -21,7 +22,7 @@ __all__ = ["health_router", "readiness"]
 NO_SPACE_CLEAR_BYTES = 8 * 1024 * 1024
 
 
-def readiness(state: Any) -> dict[str, Any]:
+def readiness(state: Any) -> JsonObject:
     """What ``/readyz`` answers: each check ``ok`` or why not, and the reasons in words.
 
     Not ready while the WAL is over its limit (``wal: full``), was refused for lack of disk
@@ -32,7 +33,7 @@ def readiness(state: Any) -> dict[str, Any]:
     runtime = state.runtime
     checks: dict[str, str] = {}
     reasons: list[str] = []
-    body: dict[str, Any] = {}
+    body: JsonObject = {}
     wal_dir = runtime.config.wal_dir
     free = free_bytes(wal_dir)
     if free is not None:

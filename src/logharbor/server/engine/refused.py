@@ -26,13 +26,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
 from logharbor.server.engine.store.base import StoreError
+from logharbor.types import JsonObject
 
 __all__ = ["REFUSAL_CODES", "RefusedRows", "is_refusal", "isolate", "read_refused", "refused_files"]
 
@@ -108,7 +108,7 @@ class RefusedRows:
         self.sealer = sealer
         self.rows = 0  # refused rows this process set aside
         self.batches = 0
-        self.last: dict[str, Any] | None = None
+        self.last: JsonObject | None = None
         self._lock = threading.Lock()
 
     def keep(self, token: str, first: int, last: int, refused: list[tuple[int, bytes, str]]) -> Path:
@@ -142,7 +142,7 @@ class RefusedRows:
         return {"logharbor_store_refused_rows": float(self.rows),
                 "logharbor_store_refused_files": float(len(refused_files(self.directory)))}
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self) -> JsonObject | None:
         """The ``refused_rows`` field of ``/readyz``: None while no row was ever refused."""
         files = len(refused_files(self.directory))
         if not files and not self.rows:
@@ -153,9 +153,9 @@ class RefusedRows:
                               "`logharbor wal refused DATA_DIR --requeue FILE` with the server stopped"}
 
 
-def refused_files(directory: Path) -> list[dict[str, Any]]:
+def refused_files(directory: Path) -> list[JsonObject]:
     """The sidecars of the refused-rows files in ``directory``, oldest batch first."""
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     try:
         paths = sorted(directory.glob("refused-*.ndjson"),
                        key=lambda p: [int(n) for n in p.stem.split("-")[1:] if n.isdigit()])

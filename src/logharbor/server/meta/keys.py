@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from logharbor.server.meta.db import MetaStore, api_keys, audit_log
 from logharbor.server.scopes import Scope
+from logharbor.types import JsonObject
 
 __all__ = ["ROLES", "KeyRequestError", "KeyScopeError", "KeyStore", "MetadataUnavailable", "NewKey",
            "Principal", "request_remote"]
@@ -228,7 +229,7 @@ class KeyStore:
         with self._lock:
             self._cache.clear()
 
-    def list(self, within: Scope | None = None) -> list[dict[str, Any]]:
+    def list(self, within: Scope | None = None) -> list[JsonObject]:
         """Every key (never a secret); with ``within``, the keys that scope covers."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings().all()
@@ -259,7 +260,7 @@ class KeyStore:
                                               detail=detail))
 
     def audit_entries(self, *, limit: int = 100, action: str | None = None,
-                      within: Scope | None = None) -> list[dict[str, Any]]:
+                      within: Scope | None = None) -> list[JsonObject]:
         """Newest first; with ``within``, only what keys inside that scope did."""
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if action:
