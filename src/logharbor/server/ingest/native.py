@@ -8,7 +8,6 @@ good lines are fsync'd in the WAL: ``{"accepted": N, "rejected": [{"line": k, "e
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -19,6 +18,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, line_count, read_body
 from logharbor.server.ingest.decoder import decode_ndjson_payload
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.types import RawRecord
 
 __all__ = ["NativeIngest", "decode_ndjson"]
 
@@ -27,7 +27,7 @@ _INLINE_BYTES = 64 * 1024
 
 
 def decode_ndjson(
-    body: bytes, *, received_ns: int, limits: RecordLimits, defaults: dict[str, Any] | None = None,
+    body: bytes, *, received_ns: int, limits: RecordLimits, defaults: RawRecord | None = None,
     tenant: str | None = None,
 ) -> tuple[list[bytes], list[ItemError]]:
     """Store rows for the good lines and an error for each bad one (1-based line numbers)."""

@@ -8,20 +8,19 @@ picks the compiled copy when it is built from these very sources, this one other
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from logharbor.exactjson import ExactJSONError, loads_exact, lossy_lines
 from logharbor.record import RecordError
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.base import RecordLimits
+from logharbor.types import RawRecord
 
 __all__ = ["decode_ndjson_payload"]
 
 
 def decode_ndjson_payload(
-    body: bytes, received_ns: int, limits: RecordLimits, defaults: dict[str, Any] | None,
+    body: bytes, received_ns: int, limits: RecordLimits, defaults: RawRecord | None,
     tenant: str | None,
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
     """The store rows of the good lines joined by newlines, how many, and ``(line, error)`` for
