@@ -47,8 +47,9 @@ from logharbor.server.features.alerts.routes import alerts_router
 from logharbor.server.features.alerts.service import start_alerting
 from logharbor.server.features.dashboards.routes import dashboards_router
 from logharbor.server.features.explain import explain_router
-from logharbor.server.features.health.recorded import recorded_router, start_recording
-from logharbor.server.features.health.services import ServiceRecorder, services_router
+from logharbor.server.features.health.recorded import start_recording
+from logharbor.server.features.health.routes import recorded_router, services_router
+from logharbor.server.features.health.services import ServiceRecorder
 from logharbor.server.features.keys.routes import keys_router
 from logharbor.server.features.loki.routes import loki_router
 from logharbor.server.features.patterns.upkeep import PatternUpkeep

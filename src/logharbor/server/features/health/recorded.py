@@ -46,19 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fastapi import APIRouter
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from starlette.requests import Request
-from starlette.responses import Response
 
-from logharbor.server.auth import principal_of
 from logharbor.server.features.alerts.evaluator import Job
 from logharbor.server.features.alerts.rules import Condition, Rule, validation_message
 
-__all__ = ["Recorder", "RecordingRule", "load_rules", "recorded_router", "start_recording"]
+__all__ = ["Recorder", "RecordingRule", "load_rules", "scope_allows", "start_recording"]
 
 log = logging.getLogger("logharbor.server.features.health.recorded")
 
@@ -291,22 +287,3 @@ def start_recording(app_state: Any, runtime: Any) -> Recorder:
         alerts.evaluator.rules_changed()
         log.info("recording rules: %d from %s", len(rules), path)
     return recorder
-
-
-def recorded_router() -> APIRouter:
-    """``GET /metrics/recorded`` (auth as ``/metrics``: public with ``metrics_public``; a key scoped
-    to a tenant or services sees only series labelled inside its scope)."""
-    router = APIRouter(tags=["metrics"])
-
-    @router.get("/metrics/recorded", summary="Recording rules in the Prometheus text format")
-    async def recorded(request: Request) -> Response:
-        principal = principal_of(request)
-        allow = None
-        if principal is not None and (principal.tenant is not None or principal.services is not None):
-            allow = scope_allows(principal.tenant, principal.services)
-        recorder: Recorder | None = getattr(request.app.state, "recorder", None)
-        body = recorder.exposition(allow) if recorder is not None else b""
-        return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
-
-    return router
-

@@ -1,4 +1,4 @@
-"""Service health from the logs: ``GET /api/v1/services`` and its per-minute recording.
+"""Service health from the logs (``GET /api/v1/services``, ``routes.py``) and its per-minute recording.
 
 For every (service, source) with request records — ALB, NGINX and app access records all carry
 ``http.status`` — over a range: requests, request rate, errors (status ≥ 500), error ratio and
@@ -20,11 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-
-from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sql.services import (
     create_recording,
     raw_part,
@@ -36,18 +32,13 @@ from logharbor.server.engine.store.sql.services import (
     totals_sql,
 )
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.errors import ApiError
-from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
-from logharbor.server.features.query.window import check_order
-from logharbor.server.limits import query_refusal
 
-__all__ = ["LOOKBACK_NS", "ServiceRecorder", "active_rate", "service_health", "services_router"]
+__all__ = ["LOOKBACK_NS", "MINUTE_NS", "ServiceRecorder", "active_rate", "service_health"]
 
 MINUTE_NS = 60 * 10**9
 LOOKBACK_NS = 15 * MINUTE_NS  # minutes re-recorded on every run (late ALB objects)
 BACKFILL_NS = 31 * 86400 * 10**9  # how far back a fresh recording starts
 RECORDING_FROM_NS = 3600 * 10**9  # ranges at least this long use the recording (the page default)
-MAX_POINTS = 2000  # points of a series
 
 
 class ServiceRecorder:
@@ -167,49 +158,3 @@ def _health(row: dict[str, Any], seconds: float) -> dict[str, Any]:
             "rate_per_s": round(requests / seconds, 4), "errors": errors,
             "error_ratio": round(errors / requests, 6) if requests else 0.0,
             "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]}
-
-
-def services_router() -> APIRouter:
-    """The router the app factory mounts."""
-    router = APIRouter(tags=["services"])
-
-    @router.get("/api/v1/services", summary="Per-service request rate, error ratio and latency")
-    async def services(request: Request, from_: str | None = Query(None, alias="from"),
-                       since: str | None = None, to: str | None = None,
-                       recording: bool | None = None, step: str | None = None) -> dict[str, Any]:
-        """``from``/``since`` (default 1h ago) to ``to`` (default now); ``recording`` forces a path;
-        ``step`` (whole minutes, e.g. ``5m``) adds a per-step series."""
-        now = time.time_ns()
-        try:
-            start = parse_time_ns(from_ or since or "1h", now_ns=now)
-            end = parse_time_ns(to, now_ns=now) if to else now
-        except TimeParseError as exc:
-            raise ApiError(400, "invalid_time", str(exc)) from None
-        check_order(start, end)
-        step_ns = _step(step, end - start)
-        scope = getattr(request.state, "query_scope", None)
-        store = request.app.state.store
-        recorder = getattr(request.app.state, "service_recorder", None)
-        try:
-            return await run_in_threadpool(lambda: service_health(
-                store, start, end, scope=scope, use_recording=recording, recorder=recorder, step_ns=step_ns))
-        except StoreError as exc:
-            raise query_refusal(exc) or ApiError(
-                500, "store_error", f"the store could not compute service health: {exc}"[:300]) from None
-
-    return router
-
-
-def _step(text: str | None, range_ns: int) -> int | None:
-    """A series step: whole minutes, at most :data:`MAX_POINTS` points over the range (400 otherwise)."""
-    if text is None:
-        return None
-    try:
-        step = parse_duration_ns(text)
-    except TimeParseError as exc:
-        raise ApiError(400, "invalid_request", f"step: {exc}") from None
-    if step % MINUTE_NS:
-        raise ApiError(400, "invalid_request", "step: a whole number of minutes (1m, 5m, 1h)")
-    if range_ns // step > MAX_POINTS:
-        raise ApiError(400, "invalid_request", f"step: over {MAX_POINTS} points; use a larger step")
-    return step
