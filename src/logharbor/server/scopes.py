@@ -88,6 +88,12 @@ class Scope:
         """The scope stored on an object row (rows older than scoping are server-wide)."""
         return cls.of(row.get("scope_tenant"), row.get("scope_services"))
 
+    def sees(self, row: Mapping[str, Any] | None) -> bool:
+        """Whether an object row (rule, channel, silence, dashboard, saved query) is there for a
+        key of this scope: it exists and this scope covers the scope stored on it. What a key
+        does not see is absent to it (a 404, left out of a list)."""
+        return row is not None and self.covers(Scope.from_row(row))
+
     def as_json(self) -> dict[str, Any] | None:
         """How the API shows an object's scope (None: server-wide)."""
         if self.unscoped:

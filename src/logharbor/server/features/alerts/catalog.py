@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, delete, func, insert, select, update
 
@@ -29,7 +30,7 @@ from .channels.secrets import MASK, SecretBox
 from .rules import Rule, validation_message
 from .tables import alert_channels, alert_history, alert_notifications, alert_rules, alert_states
 
-__all__ = ["MASK", "Catalog", "CatalogError", "Evaluation", "StoredRule"]
+__all__ = ["MASK", "Catalog", "CatalogError", "Evaluation", "StoredRule", "alert_visible"]
 
 log = logging.getLogger("logharbor.alerts")
 
@@ -108,7 +109,7 @@ class Catalog(ChannelRows):
         if not names:
             return
         rows = conn.execute(select(alert_channels).where(alert_channels.c.name.in_(names))).mappings().all()
-        known = {r["name"] for r in rows if scope.covers(Scope.from_row(r))}
+        known = {r["name"] for r in rows if scope.sees(r)}
         missing = [n for n in names if n not in known]
         if missing:
             names_text = ", ".join(map(repr, missing))
@@ -118,7 +119,7 @@ class Catalog(ChannelRows):
         """Delete a rule, its states, and its notifications still waiting to be sent."""
         with self.meta.engine.begin() as conn:
             row = conn.execute(select(alert_rules).where(alert_rules.c.name == name)).mappings().first()
-            if row is None or not viewer.covers(Scope.from_row(row)):
+            if not viewer.sees(row):
                 raise CatalogError(404, "not_found", f"no rule named {name!r}")
             row = (row["id"],)
             conn.execute(delete(alert_rules).where(alert_rules.c.id == row[0]))
@@ -131,7 +132,7 @@ class Catalog(ChannelRows):
         """One rule with its status, or None (also when ``viewer`` does not cover it)."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(alert_rules).where(alert_rules.c.name == name)).mappings().first()
-            if row is None or not viewer.covers(Scope.from_row(row)):
+            if not viewer.sees(row):
                 return None
             return _rule_out(dict(row), self._state_counts(conn, row["id"]))
 
@@ -144,8 +145,7 @@ class Catalog(ChannelRows):
         """Every rule ``viewer`` covers, with its status, by name."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_rules).order_by(alert_rules.c.name)).mappings().all()
-            return [_rule_out(dict(r), self._state_counts(conn, r["id"])) for r in rows
-                    if viewer.covers(Scope.from_row(r))]
+            return [_rule_out(dict(r), self._state_counts(conn, r["id"])) for r in rows if viewer.sees(r)]
 
     def rule_scopes(self) -> dict[int, Scope]:
         """The scope of every rule by id (to place history rows)."""
@@ -230,8 +230,9 @@ class Catalog(ChannelRows):
             return int(conn.execute(select(func.count()).select_from(alert_states).where(
                 alert_states.c.state == state)).scalar() or 0)
 
-    def alerts(self, *, include_inactive: bool = False) -> list[dict[str, Any]]:
-        """Current states joined with their rule's name and labels."""
+    def alerts(self, *, include_inactive: bool = False, viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """Current states joined with their rule's name and labels (those ``viewer`` sees:
+        :func:`alert_visible`)."""
         query = select(alert_states, alert_rules.c.name, alert_rules.c.spec, alert_rules.c.scope_tenant,
                        alert_rules.c.scope_services).join(
             alert_rules, alert_rules.c.id == alert_states.c.rule_id).order_by(
@@ -240,29 +241,51 @@ class Catalog(ChannelRows):
             query = query.where(alert_states.c.state != "inactive")
         with self.meta.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [{"rule": r["name"], "group": r["group_labels"], "state": r["state"], "value": r["value"],
-                 "details": r["details"], "active_since_ns": r["active_since_ns"], "fired_ns": r["fired_ns"],
-                 "resolved_ns": r["resolved_ns"], "rule_scope": Scope.from_row(r),
-                 "labels": {"alertname": r["name"], **r["spec"].get("labels", {}), **r["group_labels"]}}
-                for r in rows]
+        alerts = [{"rule": r["name"], "group": r["group_labels"], "state": r["state"], "value": r["value"],
+                   "details": r["details"], "active_since_ns": r["active_since_ns"],
+                   "fired_ns": r["fired_ns"], "resolved_ns": r["resolved_ns"],
+                   "labels": {"alertname": r["name"], **r["spec"].get("labels", {}), **r["group_labels"]}}
+                  for r in rows]
+        return [a for a, r in zip(alerts, rows, strict=True)
+                if viewer.unscoped or alert_visible(viewer, a["labels"], Scope.from_row(r))]
 
-    def history(self, *, rule: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """State transitions, newest first."""
+    def history(self, *, rule: str | None = None, limit: int = 200,
+                viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """State transitions, newest first: the last ``limit``, then those ``viewer`` sees."""
         query = select(alert_history).order_by(alert_history.c.id.desc()).limit(limit)
         if rule:
             query = query.where(alert_history.c.rule_name == rule)
         with self.meta.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+        if viewer.unscoped:
+            return rows
+        scopes = self.rule_scopes()
+        return [r for r in rows
+                if alert_visible(viewer, orjson.loads(r["group_key"]), scopes.get(r["rule_id"]))]
 
     # ------------------------------------------------------------------------------- outbox
 
-    def notifications(self, *, rule: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The outbox, newest first (one rule's with ``rule``)."""
+    def notifications(self, *, rule: str | None = None, limit: int = 100,
+                      viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
+        """The outbox, newest first (one rule's with ``rule``): the last ``limit``, then those
+        ``viewer`` sees (by the scope and labels of the alert each carries)."""
         query = select(alert_notifications).order_by(alert_notifications.c.id.desc()).limit(limit)
         if rule:
             query = query.where(alert_notifications.c.rule_name == rule)
         with self.meta.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+        return [r for r in rows if viewer.unscoped or alert_visible(
+            viewer, r["alert"]["labels"], Scope.of(**(r["alert"].get("scope") or {})))]
+
+
+def alert_visible(viewer: Scope, labels: Mapping[str, Any], rule_scope: Scope | None) -> bool:
+    """An alert is shown to a key that sees its rule, or, for a server-wide rule (grouped by
+    tenant/service), whose scope its labels place it in. A scoped rule's labels place nothing: its
+    admin writes them (``tenant: acme`` on a globex rule would show globex's alerts to acme). A rule
+    no longer known (``None``: deleted) is shown to unscoped keys only."""
+    if rule_scope is None:
+        return viewer.unscoped
+    return viewer.covers(rule_scope) or (rule_scope.unscoped and viewer.labels_inside(labels))
 
 
 def _rule_out(row: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:

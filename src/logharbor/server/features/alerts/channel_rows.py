@@ -62,7 +62,7 @@ class ChannelRows:
         fields = _secret_fields(kind)
         with self.meta.engine.begin() as conn:
             row = conn.execute(select(alert_channels).where(alert_channels.c.name == name)).mappings().first()
-            if row is not None and not owner.covers(Scope.from_row(row)):
+            if row is not None and not owner.sees(row):
                 raise taken("channel", name)
             public: dict[str, Any] = {}
             stored: dict[str, Any] = {}
@@ -112,7 +112,7 @@ class ChannelRows:
         """One channel as the API shows it (never a secret), or None."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(alert_channels).where(alert_channels.c.name == name)).mappings().first()
-        if row is None or not viewer.covers(Scope.from_row(row)):
+        if not viewer.sees(row):
             return None
         return _channel_out(dict(row))
 
@@ -120,7 +120,7 @@ class ChannelRows:
         """Every channel ``viewer`` covers, as the API shows it (never a secret)."""
         with self.meta.engine.connect() as conn:
             rows = conn.execute(select(alert_channels).order_by(alert_channels.c.name)).mappings().all()
-        return [_channel_out(dict(r)) for r in rows if viewer.covers(Scope.from_row(r))]
+        return [_channel_out(dict(r)) for r in rows if viewer.sees(r)]
 
     def delete_channel(self, name: str, viewer: Scope = GLOBAL) -> None:
         """Delete a channel no rule uses (409 otherwise, naming the rules ``viewer`` sees)."""

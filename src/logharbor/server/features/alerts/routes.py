@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -86,17 +85,6 @@ def _scope(request: Request) -> Scope:
     """The caller's scope: what it sees of rules, channels and silences, and what it creates under."""
     principal = principal_of(request)
     return principal.scope if principal is not None else GLOBAL
-
-
-def _visible(request: Request, labels: dict[str, Any], rule_scope: Scope | None) -> bool:
-    """An alert is shown to a key that sees its rule, or, for a server-wide rule (grouped by
-    tenant/service), whose scope its labels place it in. A scoped rule's labels place nothing: its
-    admin writes them (``tenant: acme`` on a globex rule would show globex's alerts to acme). A rule
-    no longer known (``None``: deleted) is shown to unscoped keys only."""
-    viewer = _scope(request)
-    if rule_scope is None:
-        return viewer.unscoped
-    return viewer.covers(rule_scope) or (rule_scope.unscoped and viewer.labels_inside(labels))
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
@@ -194,26 +182,23 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts", summary="Current alert states (pending, firing, resolved)")
     async def list_alerts(request: Request, all: bool = False) -> dict[str, Any]:
-        alerts = await run_in_threadpool(lambda: _service(request).catalog.alerts(include_inactive=all))
-        return {"alerts": [{k: v for k, v in a.items() if k != "rule_scope"} for a in alerts
-                           if _visible(request, a["labels"], a["rule_scope"])]}
+        catalog, viewer = _service(request).catalog, _scope(request)
+        return {"alerts": await run_in_threadpool(
+            lambda: catalog.alerts(include_inactive=all, viewer=viewer))}
 
     @router.get("/api/v1/alerts/history", summary="State transitions, newest first")
     async def history(request: Request, rule: str | None = None, limit: int = 200) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        catalog = _service(request).catalog
-        rows = await run_in_threadpool(lambda: catalog.history(rule=rule, limit=limit))
-        scopes = await run_in_threadpool(catalog.rule_scopes)
-        return {"history": [r for r in rows if _visible(request, orjson.loads(r["group_key"]),
-                                                        scopes.get(r["rule_id"]))]}
+        catalog, viewer = _service(request).catalog, _scope(request)
+        return {"history": await run_in_threadpool(
+            lambda: catalog.history(rule=rule, limit=limit, viewer=viewer))}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, rule: str | None = None, limit: int = 100) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        catalog = _service(request).catalog
-        rows = await run_in_threadpool(lambda: catalog.notifications(rule=rule, limit=limit))
-        return {"notifications": [r for r in rows if _visible(
-            request, r["alert"]["labels"], Scope.of(**(r["alert"].get("scope") or {})))]}
+        catalog, viewer = _service(request).catalog, _scope(request)
+        return {"notifications": await run_in_threadpool(
+            lambda: catalog.notifications(rule=rule, limit=limit, viewer=viewer))}
 
     # ---------------------------------------------------------------------------- channels
 

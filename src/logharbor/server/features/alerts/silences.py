@@ -113,7 +113,7 @@ class SilenceStore:
         """One silence as the API shows it, or None (also when ``viewer`` does not cover it)."""
         with self.meta.engine.connect() as conn:
             row = conn.execute(select(silences).where(silences.c.id == silence_id)).mappings().first()
-        return _out(dict(row)) if row is not None and viewer.covers(Scope.from_row(row)) else None
+        return _out(dict(row)) if row is not None and viewer.sees(row) else None
 
     def list(self, *, include_expired: bool = False, now_ns: int | None = None,
              viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
@@ -124,7 +124,7 @@ class SilenceStore:
             query = query.where(silences.c.ends_ns > now)
         with self.meta.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [_out(dict(r), now) for r in rows if viewer.covers(Scope.from_row(r))]
+        return [_out(dict(r), now) for r in rows if viewer.sees(r)]
 
     def expire(self, silence_id: int, *, now_ns: int | None = None, viewer: Scope = GLOBAL) -> bool:
         """End a silence now (kept for the record); False when there is no such active silence."""
