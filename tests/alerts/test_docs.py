@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from logharbor.server.features.alerts.channels import KINDS, validate_config
 from logharbor.server.features.alerts.rules import Rule
 from logharbor.server.features.alerts.silences import SilenceCreate
-from logharbor.server.features.dashboards.routes import Dashboard
+from logharbor.server.features.dashboards.service import Dashboard
 
 DOC = ROOT / "docs" / "alerts.md"
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -92,7 +92,7 @@ async def start_alerting(app_state: Any, runtime: Any, *, jobs: tuple[Job, ...] 
     """Everything of this part the app needs at start: alert loops, the service-health recording
     job (and ``jobs`` of other parts on the same scheduler), and the dashboard stores (with the
     reference dashboard on a fresh server); ``clock_table`` is what clock_skew rules read."""
-    from logharbor.server.features.dashboards.routes import open_dashboards
+    from logharbor.server.features.dashboards.service import open_dashboards
     from logharbor.server.features.health.services import MINUTE_NS, ServiceRecorder
 
     recorder = app_state.service_recorder = ServiceRecorder(runtime.store)

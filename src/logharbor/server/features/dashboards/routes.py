@@ -1,221 +1,46 @@
-"""Saved queries and dashboards: stored in the metadata database, exported and imported as JSON.
+"""The HTTP API of dashboards and saved queries: the CRUD routes of each, a dashboard's export and
+import (``service.py`` keeps the documents, their models and the reference dashboard).
 
-A dashboard is a list of panels, each a query in the query language and a way to show it:
-``timechart`` (a ``| timechart`` query), ``table``, ``single`` (one number: the first column of
-the first row, or ``column``), ``top`` (a ``| top N field`` query) or ``logs`` (records). Every
-query is compiled when the dashboard is saved, so a broken panel is a 400 then, not a blank
-chart later. Export gives a versioned document that import takes back (on this server or
-another), so dashboards can live in git like rule files. The server installs the reference
-stack's dashboard (ALB → NGINX → checkout) when it has no dashboard yet.
-
-Each document carries the scope of the key that created it and is seen (read, replaced, deleted)
-only by keys whose scope covers it: a query text can name another tenant's users or services.
+A body is validated by the document's model (a 400 naming each bad field); a name another scope
+holds, or one a create would replace, is a 409.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import delete, insert, select, update
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from logharbor.models import InputModel
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.features.alerts.rules import validation_message
-from logharbor.server.features.alerts.tables import dashboards, saved_queries
-from logharbor.server.features.query import (
-    QueryError,
-    TimeParseError,
-    compile_query,
-    parse,
-    parse_duration_ns,
-)
-from logharbor.server.features.query import ast as qast
-from logharbor.server.meta.db import MetaStore
 from logharbor.server.scopes import GLOBAL, Scope
 
-__all__ = ["EXPORT_FORMAT", "Dashboard", "DashboardStore", "Panel", "SavedQuery", "dashboards_router",
-           "reference_dashboard"]
+from .service import EXPORT_FORMAT, DashboardStore, NameTaken
 
-EXPORT_FORMAT = "logharbor.dashboard/v1"
+__all__ = ["dashboards_router"]
 
 
-def _check_query(text: str) -> str:
+def _validate(store: DashboardStore, data: Any) -> BaseModel:
+    """The model of a request body, or a 400 naming each bad field."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "the body is a JSON object")
     try:
-        return compile_query(text, table="logs", time_from_ns=None, time_to_ns=None, limit=None,
-                             max_limit=10_000).kind
-    except QueryError as exc:
-        raise ValueError(f"query: {exc.message}") from None
+        return store.model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", validation_message(exc)) from None
 
 
-def _check_range(text: str) -> None:
+async def _put(store: DashboardStore, item: BaseModel, *, replace: bool = True, owner: Scope) -> bool:
+    """:meth:`DashboardStore.put` off the event loop; a taken name is a 409."""
     try:
-        parse_duration_ns(text)
-    except TimeParseError as exc:
-        raise ValueError(f"time_range: {exc}") from None
-
-
-class Panel(InputModel):
-    """One panel: a title, a query and how to show it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(..., min_length=1, max_length=200)
-    type: Literal["timechart", "table", "single", "top", "logs"]
-    query: str = Field(..., min_length=1, max_length=16 * 1024)
-    column: str | None = Field(None, description="single: the column to show (default the first)")
-    unit: str | None = Field(None, max_length=20)
-    width: int = Field(6, ge=1, le=12, description="grid columns out of 12")
-
-    @model_validator(mode="after")
-    def _check(self) -> Panel:
-        kind = _check_query(self.query)
-        last = parse(self.query).pipes[-1:] or [None]
-        if self.type == "timechart" and kind != "timechart":
-            raise ValueError("a timechart panel needs a '| timechart …' query")
-        if self.type == "top" and not isinstance(last[0], qast.Top):
-            raise ValueError("a top panel needs a query ending in '| top N field'")
-        if self.type == "single" and kind != "table":
-            raise ValueError("a single-value panel needs a '| stats …' query")
-        if self.type == "logs" and kind != "records":
-            raise ValueError("a logs panel shows records: a filter without stats, timechart or fields")
-        return self
-
-
-class Dashboard(BaseModel):
-    """A named set of panels over one time range."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$")
-    description: str = Field("", max_length=2000)
-    time_range: str = Field("1h", description="default range, e.g. 15m, 1h, 7d")
-    refresh: str | None = Field(None, description="auto-refresh period, e.g. 30s")
-    panels: list[Panel] = Field(default_factory=list, max_length=100)
-
-    @model_validator(mode="after")
-    def _check(self) -> Dashboard:
-        _check_range(self.time_range)
-        if self.refresh is not None:
-            _check_range(self.refresh)
-        return self
-
-
-class SavedQuery(BaseModel):
-    """A named query with its default time range."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$")
-    query: str = Field(..., min_length=1, max_length=16 * 1024)
-    description: str = Field("", max_length=2000)
-    time_range: str = "15m"
-
-    @model_validator(mode="after")
-    def _check(self) -> SavedQuery:
-        _check_query(self.query)
-        _check_range(self.time_range)
-        return self
-
-
-def reference_dashboard() -> Dashboard:
-    """The demo's dashboard for the reference stack: ALB → NGINX → checkout on 9092/9093."""
-    p = Panel
-    return Dashboard(name="Reference stack", time_range="1h", refresh="30s",
-                     description="ALB → NGINX → checkout (ports 9092/9093): traffic, errors, latency.",
-                     panels=[
-        p(title="Requests by layer", type="timechart", width=12,
-          query="_exists_:status | timechart span=1m count() by source"),
-        p(title="5xx at the ALB", type="single", unit="requests",
-          query="source:alb AND status:>=500 | stats count() as errors"),
-        p(title="p99 latency, checkout", type="single", unit="ms",
-          query="service:checkout AND _exists_:duration_ms | stats p99(duration_ms) as p99"),
-        p(title="Status codes at NGINX", type="timechart",
-          query="source:nginx | timechart span=1m count() by status"),
-        p(title="Latency by layer", type="table",
-          query="_exists_:duration_ms | stats p50(duration_ms) as p50, p95(duration_ms) as p95, "
-                "p99(duration_ms) as p99 by service, source"),
-        p(title="Slowest paths", type="table",
-          query="source:nginx | stats p95(duration_ms) as p95, count() as n by path "
-                "| sort p95 desc | limit 10"),
-        p(title="Top error codes", type="top", query="level:ERROR | top 10 error_code"),
-        p(title="Errors", type="logs", width=12, query="level:(ERROR OR FATAL)"),
-    ])
-
-
-class DashboardStore:
-    """CRUD for one of the two tables (dashboards or saved queries); bodies are JSON documents."""
-
-    def __init__(self, meta: MetaStore, table: Any, model: type[BaseModel]) -> None:
-        self.meta = meta
-        self.table = table
-        self.model = model
-
-    def validate(self, data: Any) -> BaseModel:
-        """The model of a request body, or a 400 naming each bad field."""
-        if not isinstance(data, dict):
-            raise ApiError(400, "invalid_request", "the body is a JSON object")
-        try:
-            return self.model.model_validate(data)
-        except ValidationError as exc:
-            raise ApiError(400, "invalid_request", validation_message(exc)) from None
-
-    def get(self, name: str, viewer: Scope = GLOBAL) -> dict[str, Any] | None:
-        """One document with its times, or None (also when ``viewer`` does not cover it)."""
-        with self.meta.engine.connect() as conn:
-            row = conn.execute(select(self.table).where(self.table.c.name == name)).mappings().first()
-        return _out(dict(row)) if row is not None and viewer.covers(Scope.from_row(row)) else None
-
-    def list(self, viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
-        """Every document ``viewer`` covers, by name."""
-        with self.meta.engine.connect() as conn:
-            rows = conn.execute(select(self.table).order_by(self.table.c.name)).mappings().all()
-        return [_out(dict(r)) for r in rows if viewer.covers(Scope.from_row(r))]
-
-    def put(self, item: BaseModel, *, replace: bool = True, owner: Scope = GLOBAL) -> bool:
-        """Store ``item``; True when it was created (scoped like ``owner``). With ``replace=False``
-        an existing name is 409; a replaced document keeps its scope, which ``owner`` must cover."""
-        now = time.time_ns()
-        spec = item.model_dump()
-        name = spec["name"]
-        with self.meta.engine.begin() as conn:
-            row = conn.execute(select(self.table).where(self.table.c.name == name)).mappings().first()
-            if row is not None and not owner.covers(Scope.from_row(row)):
-                raise ApiError(409, "exists", f"the name {name!r} is taken; choose another")
-            if row is not None and not replace:
-                raise ApiError(409, "exists", f"{name!r} exists; PUT it to replace it")
-            if row is None:
-                conn.execute(insert(self.table).values(name=name, spec=spec, created_ns=now, updated_ns=now,
-                                                       **owner.columns()))
-            else:
-                conn.execute(update(self.table).where(self.table.c.id == row["id"]).values(
-                    spec=spec, updated_ns=now))
-        return row is None
-
-    def delete(self, name: str, viewer: Scope = GLOBAL) -> bool:
-        """Delete by name; whether there was one ``viewer`` covers."""
-        if self.get(name, viewer) is None:
-            return False
-        with self.meta.engine.begin() as conn:
-            return conn.execute(delete(self.table).where(self.table.c.name == name)).rowcount > 0
-
-    def install_reference(self) -> bool:
-        """Install the reference stack's dashboard when there is no dashboard at all."""
-        with self.meta.engine.connect() as conn:
-            if conn.execute(select(self.table.c.id).limit(1)).first() is not None:
-                return False
-        return self.put(reference_dashboard())
-
-
-def _out(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row["spec"], "created_ns": row["created_ns"], "updated_ns": row["updated_ns"],
-            "scope": Scope.from_row(row).as_json()}
+        return await run_in_threadpool(lambda: store.put(item, replace=replace, owner=owner))
+    except NameTaken as exc:
+        raise ApiError(409, "exists", str(exc)) from None
 
 
 def _scope(request: Request) -> Scope:
@@ -240,8 +65,8 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
 
     @router.post(prefix, status_code=201, summary=f"Create a {what}")
     async def create(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        item = store(request).validate(body)
-        await run_in_threadpool(lambda: store(request).put(item, replace=False, owner=_scope(request)))
+        item = _validate(store(request), body)
+        await _put(store(request), item, replace=False, owner=_scope(request))
         await audit(request, f"{what.replace(' ', '_')}.create", body["name"])
         return await run_in_threadpool(store(request).get, body["name"]) or {}
 
@@ -257,8 +82,8 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
         body.setdefault("name", name)
         if body["name"] != name:
             raise ApiError(400, "invalid_request", f"name: the body says {body['name']!r}, the path {name!r}")
-        item = store(request).validate(body)
-        created = await run_in_threadpool(lambda: store(request).put(item, owner=_scope(request)))
+        item = _validate(store(request), body)
+        created = await _put(store(request), item, owner=_scope(request))
         await audit(request, f"{what.replace(' ', '_')}.{'create' if created else 'update'}", name)
         row = await run_in_threadpool(store(request).get, name)
         return JSONResponse(row, status_code=201 if created else 200)
@@ -273,7 +98,7 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
 
 def dashboards_router() -> APIRouter:
     """The router the app factory mounts (``app.state.dashboards`` / ``saved_queries`` are set by
-    :func:`open_dashboards`)."""
+    :func:`~.service.open_dashboards`)."""
     router = APIRouter(tags=["dashboards"])
 
     @router.get("/api/v1/dashboards/{name}/export", summary="A dashboard as a JSON document to import")
@@ -290,8 +115,8 @@ def dashboards_router() -> APIRouter:
         if body.get("format") != EXPORT_FORMAT or not isinstance(body.get("dashboard"), dict):
             raise ApiError(400, "invalid_request", f"not a dashboard export (format {EXPORT_FORMAT!r})")
         store: DashboardStore = request.app.state.dashboards
-        item = store.validate(body["dashboard"])
-        created = await run_in_threadpool(lambda: store.put(item, replace=overwrite, owner=_scope(request)))
+        item = _validate(store, body["dashboard"])
+        created = await _put(store, item, replace=overwrite, owner=_scope(request))
         actor = principal_of(request)
         await run_in_threadpool(request.app.state.runtime.keys.audit, actor.prefix if actor else "system",
                                 "dashboard.import", body["dashboard"]["name"][:200])
@@ -301,10 +126,3 @@ def dashboards_router() -> APIRouter:
     _crud(router, "/api/v1/dashboards", "dashboards", "dashboard")
     _crud(router, "/api/v1/saved-queries", "saved_queries", "saved query")
     return router
-
-
-def open_dashboards(app_state: Any, meta: MetaStore) -> None:
-    """Put the two stores on ``app.state`` and install the reference dashboard on a fresh server."""
-    app_state.dashboards = DashboardStore(meta, dashboards, Dashboard)
-    app_state.saved_queries = DashboardStore(meta, saved_queries, SavedQuery)
-    app_state.dashboards.install_reference()
