@@ -14,7 +14,6 @@ from logharbor.server.features.query import QueryError
 from logharbor.server.features.retention.delete import DeleteUnsupported
 from logharbor.server.features.retention.rules import RetentionPolicy
 from logharbor.server.features.retention.service import Retention
-from logharbor.server.scopes import Scope
 
 __all__ = ["retention_router"]
 
@@ -52,15 +51,7 @@ def retention_router() -> APIRouter:
 
     @router.get("/api/v1/retention", summary="The retention rules and the mover's state")
     async def get_rules(request: Request) -> dict[str, Any]:
-        retention = _retention(request)
-        policy = retention.mover.policy
-        cold = retention.tiers.cold
-        return {**policy.model_dump(mode="json", exclude_none=True),
-                "cold_storage": cold.url if cold is not None else None,
-                "mover": {"interval_s": retention.mover.interval_s,
-                          "last_tick_ns": retention.mover.last_tick_ns,
-                          "moved_rows": dict(retention.mover.moved_rows),
-                          "deleted_rows": retention.mover.deleted_rows}}
+        return _retention(request).state()
 
     @router.put("/api/v1/retention", summary="Replace the retention rules")
     async def put_rules(body: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -102,14 +93,10 @@ def retention_router() -> APIRouter:
 
     @router.get("/api/v1/delete/{job_id}", summary="Progress of a delete")
     async def delete_status(job_id: str, request: Request) -> dict[str, Any]:
-        deletes = _retention(request).deletes
-        job = await run_in_threadpool(deletes.get, job_id)
+        retention = _retention(request)
         principal = principal_of(request)
-        if job is not None and principal is not None and principal.scoped:
-            raw = await run_in_threadpool(lambda: deletes.get(job_id, raw=True))
-            stored = (raw or {}).get("progress", {}).get("scope")
-            if not principal.scope.covers(Scope.from_sql_params(stored[1] if stored else None)):
-                job = None  # another scope's job: as if there were none
+        viewer = principal.scope if principal is not None and principal.scoped else None
+        job = await run_in_threadpool(retention.delete_job, job_id, viewer)
         if job is None:
             raise ApiError(404, "not_found", f"no delete job {job_id!r}")
         return job
@@ -117,9 +104,6 @@ def retention_router() -> APIRouter:
     @router.get("/api/v1/storage", summary="Bytes and records per tier, service and level")
     async def storage(request: Request) -> dict[str, Any]:
         retention = _retention(request)
-        scope = getattr(request.state, "query_scope", None)
-        if scope is not None:  # a key scoped to a tenant or services sees its own records only
-            return await run_in_threadpool(retention.scoped_storage, scope[0], dict(scope[1]))
-        return await run_in_threadpool(retention.storage)
+        return await run_in_threadpool(retention.storage_within, getattr(request.state, "query_scope", None))
 
     return router

@@ -18,6 +18,7 @@ from logharbor.server.features.retention.delete import DeleteJobs
 from logharbor.server.features.retention.guard import DiskGuard
 from logharbor.server.features.retention.mover import _BEFORE, _FROM, Mover
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, keep_sql, sample_threshold
+from logharbor.server.scopes import Scope
 
 __all__ = ["Retention", "StorageCollector"]
 
@@ -47,6 +48,24 @@ class Retention:
         self.guard.stop()
         self.mover.stop()
         self.deletes.stop(timeout=30)
+
+    def state(self) -> dict[str, Any]:
+        """The rules in force, where cold files go and what the mover did (``GET /api/v1/retention``)."""
+        cold = self.tiers.cold
+        return {**self.mover.policy.model_dump(mode="json", exclude_none=True),
+                "cold_storage": cold.url if cold is not None else None,
+                "mover": {"interval_s": self.mover.interval_s, "last_tick_ns": self.mover.last_tick_ns,
+                          "moved_rows": dict(self.mover.moved_rows), "deleted_rows": self.mover.deleted_rows}}
+
+    def delete_job(self, job_id: str, viewer: Scope | None = None) -> dict[str, Any] | None:
+        """A delete job as the API shows it, or None; a job outside ``viewer``'s scope (a scoped
+        key's) is as absent as one that never was."""
+        job = self.deletes.get(job_id)
+        if job is not None and viewer is not None:
+            stored = (self.deletes.get(job_id, raw=True) or {}).get("progress", {}).get("scope")
+            if not viewer.covers(Scope.from_sql_params(stored[1] if stored else None)):
+                return None
+        return job
 
     # -- storage figures -------------------------------------------------------------------
 
@@ -102,6 +121,11 @@ class Retention:
                         "deleted_rows": self.mover.deleted_rows + self.deletes.deleted_rows,
                         "last_tick_ns": self.mover.last_tick_ns}
         return out
+
+    def storage_within(self, scope: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
+        """The storage figures a key sees: all of them, or for a key scoped to a tenant or services
+        (``scope``: its SQL condition) its own records only."""
+        return self.storage() if scope is None else self.scoped_storage(scope[0], dict(scope[1]))
 
     def scoped_storage(self, scope_sql: str, params: dict[str, Any]) -> dict[str, Any]:
         """Storage figures of a scoped key: only its records (bytes apportioned by records)."""
