@@ -63,7 +63,8 @@ from logharbor.server.features.retention import (
     retention_router,
 )
 from logharbor.server.features.tail.feed import TailFeed
-from logharbor.server.features.tail.hub import TailHub, tail_router
+from logharbor.server.features.tail.hub import TailHub
+from logharbor.server.features.tail.routes import tail_router
 from logharbor.server.features.traces.clock import (
     ClockOffsets,
     OffsetsCollector,
