@@ -14,14 +14,28 @@ the whole line loop ``decode_ndjson`` on bodies of ``--batch`` lines), best of `
 ``time.process_time`` (steadier than wall clock on a shared machine):
 
     python bench/ingest.py --in-process --records 50000 --rounds 5
+
+``--variant name:key=value,…`` (two or more) compares batcher and MergeTree settings side by side
+(issue #24 item 4): each variant is a fresh server given ``LOGHARBOR_<KEY>=value`` (a server
+setting) or, for ``table.<setting>=n``, a logs table made with that MergeTree setting before it
+starts; the same bodies are posted, ``--rounds`` times with the order reversed every other round.
+Per variant: records/s, server CPU per record, the CPU of the engine's merge threads
+(``MergeMutate``, read from /proc until merges go quiet) per record, active parts left, and
+ingest → searchable (a probe record with a new word every 250 ms, from its acknowledgement until
+``POST /api/v1/query`` finds it):
+
+    python bench/ingest.py --records 100000 --rounds 2 --variant shipped: \
+        --variant wide_100MB:table.min_bytes_for_wide_part=104857600 --variant age_0.5s:batch_max_age_s=0.5
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,6 +251,195 @@ def _cpu_seconds(fn: object) -> float:
     return time.process_time() - t0
 
 
+# -- merges and parts under load (issue #24 item 4): ``--variants`` ---------------------------
+
+#: a probe word is letters only, so the text index's tokenizer keeps it whole
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of a process' threads, summed by thread name: the engine names
+    its merge threads ``MergeMutate``, so their share is the merge CPU under real load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended while we looked
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+class SearchableProbe:
+    """Ingest → searchable: every ``every_s`` one record with a new word is posted; the time from
+    its acknowledgement until ``POST /api/v1/query`` finds it (polled every 20 ms) is one sample."""
+
+    def __init__(self, url: str, key: str, every_s: float = 0.25) -> None:
+        self.url, self.key, self.every_s = url, key, every_s
+        self.samples: list[float] = []
+        self.missed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        headers = {"authorization": f"Bearer {self.key}"}
+        n = 0
+        with httpx.Client(base_url=self.url, timeout=60, headers=headers) as c:
+            while not self._stop.wait(self.every_s):
+                n += 1
+                word = "lhprobe" + "".join(_LETTERS[int(d)] for d in str(n))
+                record = {"timestamp": time.time_ns(), "service": "probe", "message": f"probe {word}"}
+                if c.post("/api/v1/logs", content=orjson.dumps(record)).status_code >= 300:
+                    continue  # 429 under backpressure: not a sample
+                acked = time.perf_counter()
+                while time.perf_counter() - acked < 30:
+                    rows = c.post("/api/v1/query", json={"q": word, "limit": 1}).json().get("rows")
+                    if rows:
+                        self.samples.append(time.perf_counter() - acked)
+                        break
+                    time.sleep(0.02)
+                else:
+                    self.missed += 1
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        s = sorted(self.samples) or [float("nan")]
+        return {"searchable_samples": len(self.samples), "searchable_missed": self.missed,
+                "searchable_p50_ms": round(s[len(s) // 2] * 1000, 1),
+                "searchable_p99_ms": round(s[min(len(s) - 1, int(0.99 * len(s)))] * 1000, 1),
+                "searchable_max_ms": round(s[-1] * 1000, 1)}
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str], dict[str, int]]:
+    """``name:key=value,…``: a ``LOGHARBOR_*`` server setting (``batch_max_bytes=128MiB``) or, as
+    ``table.<setting>=<int>``, a MergeTree setting of the logs table (made before the server starts)."""
+    name, _, spec = text.partition(":")
+    env: dict[str, str] = {}
+    table: dict[str, int] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        if key.startswith("table."):
+            table[key[len("table."):]] = int(value)
+        else:
+            env["LOGHARBOR_" + key.upper()] = value
+    return name, env, table
+
+
+def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: list[list[bytes]],
+                records: int) -> dict[str, object]:
+    """One server on a fresh data directory with ``env`` (and the logs table made first with
+    ``table`` settings); the same bodies posted; what ingest, merges and parts cost."""
+    from logharbor.server.engine.store.embedded import EmbeddedStore
+    from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+    data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-parts-"))
+    if table:
+        store = EmbeddedStore(data_dir / "store")
+        store.open()
+        changes = ", ".join(f"{quote_identifier(k)} = {int(v)}" for k, v in table.items())
+        store.execute(f"ALTER TABLE {store.table} MODIFY SETTING {changes}")
+        store.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(data_dir),
+         "--port", str(port), "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env})
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        key = (data_dir / "admin.key").read_text().strip()
+        cpu0, threads0 = _process_cpu_s(server.pid), thread_cpu_s(server.pid)
+        probe = SearchableProbe(url, key)
+        queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        for _ in procs:
+            queue.get()
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - t0
+        searchable = probe.stop()
+        while store_rows(url, key) < records and time.perf_counter() - t0 < 900:
+            time.sleep(0.2)
+        threads = settle_merges(server.pid)
+        merge_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k.startswith("MergeMutate"))
+        cpu_s = _process_cpu_s(server.pid) - cpu0
+        busiest = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads.items()), reverse=True)[:5]
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    store = EmbeddedStore(data_dir / "store")
+    store.open()
+    parts = store.query("SELECT count() AS n, sum(rows) AS r FROM system.parts WHERE active "
+                        "AND database = currentDatabase() AND table = {t:String}", {"t": store.table_name})
+    store.close()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    result: dict[str, object] = {
+        "variant": name, "records": records, "records_per_s": round(records / elapsed),
+        "server_cpu_us_per_record": round(cpu_s / records * 1e6, 2),
+        "merge_cpu_s": round(merge_s, 2), "merge_cpu_us_per_record": round(merge_s / records * 1e6, 2),
+        "active_parts_after": int(parts[0]["n"]), **searchable,
+        "busiest_threads": {k: round(v, 2) for v, k in busiest}}
+    emit(stage="variant", **result)
+    return result
+
+
+def settle_merges(pid: int, limit_s: float = 90.0) -> dict[str, float]:
+    """Wait until the merges the load started are over (the merge threads used < 0.05 s of CPU
+    in each of 3 seconds running, or ``limit_s``), then the threads' CPU: a variant that only
+    postpones merges is not counted as saving them."""
+    last, quiet, t0 = thread_cpu_s(pid), 0, time.perf_counter()
+    while quiet < 3 and time.perf_counter() - t0 < limit_s:
+        time.sleep(1.0)
+        now = thread_cpu_s(pid)
+        merging = sum(v - last.get(k, 0.0) for k, v in now.items() if k.startswith("MergeMutate"))
+        quiet = quiet + 1 if merging < 0.05 else 0
+        last = now
+    return last
+
+
+def _process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_variants(variants: list[str], lines: list[bytes], batch: int, clients: int, rounds: int) -> None:
+    """Each variant ``rounds`` times, the order reversed every other round (so a machine getting
+    busier does not favour one), then the means side by side with ratios to the first."""
+    bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+    shares = [bodies[i::clients] for i in range(clients)]
+    parsed = [parse_variant(v) for v in variants]
+    results: dict[str, list[dict[str, object]]] = {p[0]: [] for p in parsed}
+    for r in range(rounds):
+        for name, env, table in (parsed if r % 2 == 0 else list(reversed(parsed))):
+            emit(stage="variant-start", variant=name, round=r, load_average=os.getloadavg()[0])
+            results[name].append(run_variant(name, env, table, shares, len(lines)))
+    base = parsed[0][0]
+
+    def mean(name: str, key: str) -> float:
+        return statistics.fmean(float(x[key]) for x in results[name])  # type: ignore[arg-type]
+
+    for name in results:
+        emit(stage="variants", variant=name, rounds=rounds,
+             **{k: round(mean(name, k), 2) for k in ("records_per_s", "server_cpu_us_per_record",
+                                                     "merge_cpu_us_per_record", "active_parts_after",
+                                                     "searchable_p50_ms", "searchable_p99_ms")},
+             merge_cpu_vs_first=round(mean(name, "merge_cpu_us_per_record")
+                                      / max(mean(base, "merge_cpu_us_per_record"), 1e-9), 2),
+             server_cpu_vs_first=round(mean(name, "server_cpu_us_per_record")
+                                       / max(mean(base, "server_cpu_us_per_record"), 1e-9), 2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
@@ -245,7 +448,10 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--in-process", action="store_true",
                     help="no server: CPU µs per record of each decoder step, best of --rounds")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds of --in-process")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --in-process or --variant")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="name:key=value,… (a server setting, or table.<MergeTree setting>=n); two or more "
+                         "compare merge CPU, parts and ingest → searchable side by side, --rounds each")
     args = ap.parse_args()
     if args.in_process:
         in_process(args.records, args.batch, args.rounds)
@@ -257,6 +463,9 @@ def main() -> None:
     emit(stage="generate", records=len(lines), raw_bytes=raw_bytes,
          bytes_per_record=round(raw_bytes / len(lines), 1), seconds=round(time.perf_counter() - t0, 2))
 
+    if args.variant:
+        compare_variants(args.variant, lines, args.batch, args.clients, args.rounds)
+        return
     bodies = [b"\n".join(lines[i:i + args.batch]) for i in range(0, len(lines), args.batch)]
     shares = [bodies[i::args.clients] for i in range(args.clients)]
     data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-ingest-"))

@@ -81,6 +81,21 @@ def generate_and_load(store: EmbeddedStore, n: int, raw: Path, chunk: int) -> tu
     return trace_id, insert_s
 
 
+def add_copies(store: EmbeddedStore, copies: int) -> None:
+    """Grow the table to ``copies`` times its rows without generating more (generating is the
+    slow part on a busy machine): copy ``k`` is every row ``k`` ms later with new trace and
+    request ids (an MD5 of the old id and ``k``, still 32 hex digits), so every trace id stays
+    as rare as in the generated data."""
+    for k in range(1, copies):
+        store.execute(
+            f"INSERT INTO {store.table} SELECT * REPLACE (timestamp + toIntervalMillisecond({int(k)}) AS "  # noqa: S608
+            f"timestamp, if(trace_id = '', '', lower(hex(MD5(concat(trace_id, '{int(k)}'))))) AS trace_id, "
+            f"if(request_id = '', '', lower(hex(MD5(concat(request_id, '{int(k)}'))))) AS request_id, "
+            f"'copy-{int(k)}' AS ingest_batch) FROM (SELECT * FROM {store.table} "
+            "WHERE ingest_batch NOT LIKE 'copy-%') "
+            f"SETTINGS insert_deduplication_token = 'copy-{int(k)}'")
+
+
 def load_stats(store: EmbeddedStore, n: int, insert_s: float) -> None:
     t0 = time.perf_counter()
     store.optimize()
@@ -138,6 +153,96 @@ def time_ripgrep(name: str, needle: str, raw: Path, runs: int, n: int) -> dict[s
     return result
 
 
+#: the trace lookup variants compared by ``--lookup``: each a copy of the loaded table
+LOOKUP_PROJECTION = "PROJECTION by_trace_id (SELECT _part_offset ORDER BY trace_id)"
+
+
+def lookup_ab(store: EmbeddedStore, n: int, runs: int, needles: int) -> None:
+    """Trace lookups by the bloom filter (the table as loaded) against two ways of turning them
+    into a primary-key read, the same rows, queries interleaved run by run:
+
+    - ``lookup table``: ``trace_id → (tenant, service, timestamp)`` in a table ordered by trace id,
+      the logs read with ``(tenant, service, timestamp) IN (SELECT … FROM lookup WHERE trace_id = …)``;
+    - ``projection``: a copy of the table with a ``_part_offset`` projection ordered by trace id
+      (the engine's own per-part index; the query unchanged).
+
+    Prints insert CPU of each copy (``INSERT … SELECT``, a cost at ingest) and the lookups' p50/min
+    ms, and checks every variant returns the same rows as the bloom scan.
+    """
+    base = store.table_name
+    proj, lookup, bare = f"{base}_bench_proj", f"{base}_bench_trace", f"{base}_bench_proj_nobloom"
+    create = store.query("SELECT create_table_query AS q FROM system.tables "
+                         "WHERE database = currentDatabase() AND name = {t:String}", {"t": base})[0]["q"]
+    for name in (proj, lookup, bare):
+        store.execute(f"DROP TABLE IF EXISTS {name}")
+    _, _, rest = str(create).partition("(")
+    body, _, tail = rest.partition(") ENGINE = ")
+    store.execute(f"CREATE TABLE {proj} ({body}, {LOOKUP_PROJECTION}) ENGINE = {tail}")
+    # the engine tests the bloom filter before the projection: a copy without it shows the lookup alone
+    store.execute(f"CREATE TABLE {bare} AS {proj}")
+    store.execute(f"ALTER TABLE {bare} DROP INDEX idx_trace_id")
+    store.execute(f"CREATE TABLE {lookup} (tenant LowCardinality(String), service LowCardinality(String), "
+                  "timestamp DateTime64(9, 'UTC'), trace_id String CODEC(ZSTD(1))) ENGINE = MergeTree "
+                  "PARTITION BY toDate(timestamp) ORDER BY (trace_id, timestamp)")
+    cpu = {}
+    for name, sql in ((proj, f"INSERT INTO {proj} SELECT * FROM {store.table}"),  # noqa: S608
+                      (bare, f"INSERT INTO {bare} SELECT * FROM {store.table}"),  # noqa: S608
+                      (lookup, f"INSERT INTO {lookup} SELECT tenant, service, timestamp, trace_id "  # noqa: S608
+                               f"FROM {store.table} WHERE trace_id != ''")):
+        t0 = time.process_time()
+        store.execute(sql)
+        store.execute(f"OPTIMIZE TABLE {name} FINAL")
+        cpu[name] = time.process_time() - t0
+    sizes = {r["table"]: int(r["b"]) for r in store.query(
+        "SELECT table, sum(bytes_on_disk) AS b FROM system.parts WHERE active "
+        "AND database = currentDatabase() AND table IN {t:Array(String)} GROUP BY table",
+        {"t": [base, proj, lookup]})}
+    proj_bytes = store.query("SELECT sum(bytes_on_disk) AS b FROM system.projection_parts WHERE active "
+                             "AND database = currentDatabase() AND table = {t:String}", {"t": proj})
+    emit(bench="lookup", step="build", records=n, copy_with_projection_cpu_s=round(cpu[proj], 2),
+         copy_with_projection_no_bloom_cpu_s=round(cpu[bare], 2),
+         lookup_table_cpu_s=round(cpu[lookup], 2), table_bytes=sizes.get(base),
+         projection_bytes=int(proj_bytes[0]["b"] or 0), lookup_table_bytes=sizes.get(lookup))
+    ids = [r["trace_id"] for r in store.query(
+        f"SELECT trace_id FROM {store.table} WHERE trace_id != '' ORDER BY cityHash64(trace_id) "  # noqa: S608
+        f"LIMIT {int(needles)}", {})]
+    for fields in ("", " | fields timestamp, service, message"):
+        variants: dict[str, list[float]] = {"bloom": [], "lookup table": [], "projection": [],
+                                            "projection, no bloom": []}
+        cpu_used: dict[str, float] = dict.fromkeys(variants, 0.0)
+        for run in range(runs):
+            tid = ids[run % len(ids)]
+            compiled = compile_query(f"trace_id:{tid}{fields}", table=store.table, time_from_ns=None,
+                                     time_to_ns=None, limit=None, max_limit=10_000)
+            where = "WHERE (`trace_id` = {p0:String})"
+            keyed = (where + " AND (tenant, service, timestamp) IN "  # noqa: S608
+                     f"(SELECT tenant, service, timestamp FROM {lookup} WHERE trace_id = {{p0:String}})")
+            sqls = {"bloom": compiled.sql,
+                    "lookup table": compiled.sql.replace(where, keyed, 1),
+                    # the engine skips a projection index on tables under 1M rows by default
+                    "projection": compiled.sql.replace(f"FROM {store.table} ", f"FROM {proj} ", 1)
+                    + " SETTINGS min_table_rows_to_use_projection_index = 0",
+                    "projection, no bloom": compiled.sql.replace(f"FROM {store.table} ", f"FROM {bare} ", 1)
+                    + " SETTINGS min_table_rows_to_use_projection_index = 0"}
+            answers = {}
+            for name in (list(variants) if run % 2 == 0 else list(reversed(variants))):
+                t0, c0 = time.perf_counter(), time.process_time()
+                answers[name] = store.query(sqls[name], compiled.params)
+                variants[name].append((time.perf_counter() - t0) * 1000)
+                cpu_used[name] += time.process_time() - c0
+            same = all(rows == answers["bloom"] for rows in answers.values())
+            if not same or not answers["bloom"]:
+                raise SystemExit(f"lookup variants disagree for trace {tid}")
+        base_p50 = statistics.median(variants["bloom"])
+        for name, samples in variants.items():
+            emit(bench="lookup", query="trace-id lookup" + (", 3 fields" if fields else ""), variant=name,
+                 records=n, runs=runs, p50_ms=round(statistics.median(samples), 2),
+                 min_ms=round(min(samples), 2), cpu_ms=round(cpu_used[name] / runs * 1000, 2),
+                 ratio_to_bloom=round(statistics.median(samples) / base_p50, 2))
+    for name in (proj, lookup, bare):
+        store.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -145,16 +250,30 @@ def main() -> None:
     parser.add_argument("--rg-runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100_000, help="records per chunk and insert")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--reuse", default="", help="a directory kept by --keep: skip generating and loading")
     parser.add_argument("--only", default="", help="run only the queries whose name contains this")
+    parser.add_argument("--lookup", action="store_true",
+                        help="also compare trace lookups: bloom filter, lookup table, projection")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="generate records/copies and copy them (new trace ids): a quicker load")
+    parser.add_argument("--needles", type=int, default=20, help="trace ids --lookup cycles through")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
+    work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
     store = EmbeddedStore(work / "store")
     try:
         raw = work / "raw.ndjson"
         store.open()
-        trace_id, insert_s = generate_and_load(store, args.records, raw, args.batch)
-        load_stats(store, args.records, insert_s)
-        n = args.records
+        if args.reuse:
+            n = store.stats().rows
+            middle = store.query(f"SELECT trace_id FROM {store.table} WHERE trace_id != '' "  # noqa: S608
+                                 "ORDER BY timestamp LIMIT 1 OFFSET {o:UInt64}", {"o": n // 2})
+            trace_id = str(middle[0]["trace_id"])
+            emit(bench="query", step="reuse", records=n, directory=str(work))
+        else:
+            trace_id, insert_s = generate_and_load(store, args.records // args.copies, raw, args.batch)
+            add_copies(store, args.copies)
+            load_stats(store, args.records, insert_s)
+            n = store.stats().rows
         queries = [
             ("trace-id lookup", f"trace_id:{trace_id}"),
             ("rare word", RARE_WORD),
@@ -175,6 +294,8 @@ def main() -> None:
             ("dotted attribute equality", "error.type:ConnectionResetError"),
             ("stats count by dotted attribute", "* | stats count() by error.type"),
         ]
+        if args.lookup:
+            lookup_ab(store, n, args.runs, args.needles)
         if args.only:
             queries = [q for q in queries if args.only in q[0]]
         results = {name: time_query(store, name, q, args.runs, n) for name, q in queries}
@@ -187,7 +308,7 @@ def main() -> None:
                      speedup_p50=round(rg["p50_ms"] / max(results[name]["p50_ms"], 1e-6), 1))
     finally:
         store.close()
-        if not args.keep:
+        if not args.keep and not args.reuse:
             shutil.rmtree(work, ignore_errors=True)
 
 
