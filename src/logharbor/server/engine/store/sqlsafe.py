@@ -8,7 +8,7 @@ these functions instead of formatting names itself; tests feed them hostile inpu
 
 from __future__ import annotations
 
-__all__ = ["SqlNameError", "quote_identifier", "quote_json_path"]
+__all__ = ["SqlNameError", "quote_identifier", "quote_json_path", "quote_string"]
 
 
 class SqlNameError(ValueError):
@@ -35,7 +35,21 @@ def quote_identifier(name: str) -> str:
 
 
 def quote_json_path(column: str, path: list[str]) -> str:
-    """``attributes.`a`.`b``` for a path into a JSON column, every part quoted."""
+    """``attributes.`a`.`b``` for a path into a JSON column, every part quoted.
+
+    A JSON column keeps keys no identifier can spell (an empty key, a NUL, a key longer than an
+    identifier may be): such a path is read as ``getSubcolumn(`attributes`, 'a.')``, the path in
+    a string literal (:func:`quote_string`), which the engine resolves to the same subcolumn."""
     if not path:
         raise SqlNameError("a JSON path needs at least one part")
-    return ".".join([quote_identifier(column), *(quote_identifier(part) for part in path)])
+    if all(part and len(part) <= _MAX_NAME and "\x00" not in part for part in path):
+        return ".".join([quote_identifier(column), *(quote_identifier(part) for part in path)])
+    return f"getSubcolumn({quote_identifier(column)}, {quote_string('.'.join(path))})"
+
+
+def quote_string(text: str) -> str:
+    """A ClickHouse string literal holding exactly ``text`` (for the names of things, such as a
+    JSON path; values are query parameters). Backslash first, then quote and NUL escaped."""
+    if not isinstance(text, str):
+        raise SqlNameError("a string literal needs a string")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0") + "'"

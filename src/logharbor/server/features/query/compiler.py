@@ -25,7 +25,7 @@ from logharbor.server.engine.store.sqlsafe import quote_identifier
 from . import ast
 from .aggregates import aggregate_sql
 from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
-from .fields import FieldRef, Kind, resolve_field, table_columns
+from .fields import FieldRef, Kind, attribute_value, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
 from .patterns import GROUP_OF_VALUE, compare_window, pattern_groups, patterns_pipe, resolved_source
@@ -78,7 +78,7 @@ def exact_fields(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]
         return row
     attributes = attrs.read(row.pop(EXACT_SOURCE[0], None), row.pop(EXACT_SOURCE[1], None))
     for column, name in compiled.exact:
-        row[column] = attrs.lookup(attributes, name)
+        row[column] = attribute_value(attributes, name)
     return row
 
 

@@ -19,19 +19,20 @@ shown, grouped or sorted by is the first spelling present, nested first.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from logharbor.record import HTTP_FIELDS
-from logharbor.server.engine.store.attributes import EXACT_COLUMN, column_key, spellings
+from logharbor.server.engine.store.attributes import EXACT_COLUMN, column_key, lookup, spellings
 from logharbor.server.engine.store.sqlsafe import SqlNameError, quote_identifier, quote_json_path
 
 from .errors import UnknownFieldError
 
-__all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_paths", "format_time_sql", "resolve_field",
-           "table_columns"]
+__all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_paths", "attribute_value", "field_text",
+           "format_time_sql", "key_segment", "name_parts", "quoted_keys", "resolve_field", "table_columns"]
 
 Kind = Literal["text", "string", "int", "float", "time", "dynamic", "json"]
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -139,6 +140,8 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
     if target in columns and columns[target][1] != "json" and target != EXACT_COLUMN:
         col, kind, nullable = columns[target]
         return FieldRef(name, quote_identifier(col), kind, nullable, column=col)
+    if "`" in name:
+        return _quoted_field(name, position)
     parts = name.split(".")
     if parts[0] == "attributes":
         parts = parts[1:]
@@ -153,6 +156,85 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
         raise UnknownFieldError(f"{name!r} is not a usable field name: {exc}", position) from None
     sql = sqls[0] if len(sqls) == 1 else f"coalesce({', '.join(sqls)})"
     return FieldRef(name, sql, "dynamic", True, paths=tuple(paths))
+
+
+_SEGMENT = re.compile(r"`((?:[^`\\]|\\[\s\S])*)`|([^.`]+)")
+_UNESCAPE = re.compile(r"\\([\s\S])")
+_BARE_KEY = re.compile(r"(?:[A-Za-z_@]|[^\x00-\x7f\s])(?:[A-Za-z0-9_@\-]|[^\x00-\x7f\s])*")
+_BARE_TAIL = re.compile(r"(?:[A-Za-z0-9_@\-]|[^\x00-\x7f\s])+")
+
+
+def name_parts(name: str) -> list[str] | None:
+    """The keys of a field name with backticks (``a.`b c``` → ``["a", "b c"]``), exactly, or None
+    when ``name`` is not one (a bare name is split at its dots by :func:`resolve_field`)."""
+    parts: list[str] = []
+    pos = 0
+    while True:
+        m = _SEGMENT.match(name, pos)
+        if m is None:
+            return None
+        parts.append(_UNESCAPE.sub(r"\1", m.group(1)) if m.group(1) is not None else m.group(2))
+        pos = m.end()
+        if pos == len(name):
+            return parts
+        if name[pos] != ".":
+            return None
+        pos += 1
+
+
+def quoted_keys(name: str) -> list[str] | None:
+    """The exact keys a name with backticks reads in ``attributes`` (a leading bare
+    ``attributes.`` dropped); None for a bare name or one that does not parse."""
+    parts = name_parts(name) if "`" in name else None
+    if parts is not None and len(parts) > 1 and parts[0] == "attributes" and not name.startswith("`"):
+        parts = parts[1:]
+    return parts
+
+
+def attribute_value(attributes: Mapping[str, Any], name: str) -> Any:
+    """The stored value a field name shows from a record's attributes (None when absent): the
+    exact keys of a quoted name, else the first spelling of a dotted one (store/attributes.py)."""
+    keys = quoted_keys(name)
+    if keys is None:
+        return lookup(attributes, name)
+    node: Any = attributes
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _quoted_field(name: str, position: int | None) -> FieldRef:
+    """A name with backticks: always a path into ``attributes``, exactly the keys written (one
+    spelling: a quoted key's dots are part of the key)."""
+    parts = quoted_keys(name)
+    if parts is None:
+        raise UnknownFieldError(f"{name!r} is not a usable field name (keys in backticks are joined "
+                                "by '.', e.g. a.`b c`)", position)
+    path = ".".join(column_key(key).replace(".", "%2E") for key in parts)
+    try:
+        sql = _path_sql(path)
+    except SqlNameError as exc:
+        raise UnknownFieldError(f"{name!r} is not a usable field name: {exc}", position) from None
+    return FieldRef(name, sql, "dynamic", True, paths=(path,))
+
+
+def field_text(key: str) -> str:
+    r"""How a query names the top-level attribute ``key``: bare when it can be, else in backticks
+    (``\```, ``\\`` escaped). A key that is also a column's name or shorthand is quoted, so it
+    names the attribute."""
+    if _BARE_KEY.fullmatch(key) and resolve_field(key).kind == "dynamic" and key != "attributes":
+        return key
+    return "`" + key.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def key_segment(key: str, *, first: bool) -> str:
+    """One key as a part of a dotted field name: bare when the language reads it back as that
+    key (after a dot a part may start with a digit), else in backticks."""
+    if _BARE_KEY.fullmatch(key) or (not first and _BARE_TAIL.fullmatch(key)):
+        return key
+    return "`" + key.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def attribute_paths(parts: list[str]) -> list[str]:

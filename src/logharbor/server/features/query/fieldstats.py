@@ -41,7 +41,7 @@ from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 from . import ast
 from .errors import QueryError
-from .fields import resolve_field
+from .fields import key_segment, resolve_field
 from .filters import FilterCompiler, Params
 
 __all__ = ["CHEAP_COLUMNS", "SAMPLE", "FieldsAnswer", "field_stats", "filter_part", "referenced_fields"]
@@ -208,7 +208,7 @@ def _cheap_pass(reader: _Reader, table: str, where: str, params: dict[str, Any],
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict) and value:
         for key, inner in value.items():
-            _flatten(f"{prefix}.{key}", inner, out)
+            _flatten(f"{prefix}.{key_segment(key, first=False)}", inner, out)
     else:
         out[prefix] = value
 
@@ -227,7 +227,7 @@ def _sample_fields(row: dict[str, Any]) -> dict[str, Any]:
         if value is not None and value != "":
             out[name] = value
     for key, value in attrs.read(row.get("attributes"), row.get(attrs.EXACT_COLUMN)).items():
-        _flatten("\0" + key, value, out)
+        _flatten("\0" + key_segment(key, first=True), value, out)
     return out
 
 

@@ -17,8 +17,16 @@ from .errors import QuerySyntaxError
 
 __all__ = ["FIELD_NAME", "Lexer", "Mode", "Token"]
 
-#: A field name: what may stand before ``:``, after ``by``, in ``fields`` and in ``sort``.
-FIELD_NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_.@\-]*")
+#: A key in backticks: any text, with ``\``` for a backtick and ``\\`` for a backslash.
+_QUOTED = r"`(?:[^`\\]|\\[\s\S])*`"
+#: Characters of a bare name: ASCII letters, digits, ``_ @ -``, and any non-ASCII character that
+#: is not a space (so ``müşteri`` and ``用户`` need no quotes); a bare name starts with a letter,
+#: ``_``, ``@`` or a non-ASCII character.
+_START = r"[A-Za-z_@]|[^\x00-\x7f\s]"
+_CHAR = r"[A-Za-z0-9_@\-]|[^\x00-\x7f\s]"
+#: A field name: what may stand before ``:``, after ``by``, in ``fields`` and in ``sort``. Parts
+#: joined by ``.``; each part bare or in backticks (``a.`b c`.d``, ``` `` ``` for the empty key).
+FIELD_NAME = re.compile(rf"(?:{_QUOTED}|(?:{_START})(?:{_CHAR})*)(?:\.(?:{_QUOTED}|(?:{_CHAR})+))*\.?")
 _COMPARE = (">=", "<=", ">", "<")
 
 
@@ -77,6 +85,18 @@ class Lexer:
         token = self._read(mode)
         self._peeked = (mode, token)
         return token
+
+    def take_name(self) -> Token | None:
+        """Consume a field name at the current position (a quoted one may hold spaces, commas,
+        parentheses …); None, consuming nothing, when none starts here."""
+        text, i = self.text, self.pos
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        m = FIELD_NAME.match(text, i)
+        if m is None or "`" not in m.group():
+            return None
+        self.pos, self._peeked = m.end(), None
+        return Token("WORD", m.group(), i, m.end(), raw=m.group())
 
     def take(self, mode: Mode) -> Token:
         """Consume and return the next token read in ``mode``."""

@@ -165,7 +165,7 @@ class _Parser:
     def field_value(self, field_token: Token) -> ast.Filter:
         field = field_token.value
         if field == "_exists_":
-            token = self.lex.take(Mode.VALUE)
+            token = self.lex.take_name() or self.lex.take(Mode.VALUE)
             if token.kind != "WORD" or token.wild or not FIELD_NAME.fullmatch(token.value):
                 raise QuerySyntaxError(
                     f"expected a field name after '_exists_:' at {token.start}, found {_describe(token)}",
@@ -258,7 +258,7 @@ class _Parser:
     # ----------------------------------------------------------------------------------- pipes
 
     def name(self, what: str = "a field name") -> str:
-        token = self.lex.take(Mode.PIPE)
+        token = self.lex.take_name() or self.lex.take(Mode.PIPE)
         if token.kind != "WORD" or not FIELD_NAME.fullmatch(token.value) or token.raw != token.value:
             raise self.fail(token, what)
         if self.lex.peek(Mode.PIPE).kind == "LPAREN":  # a stats column named after its call

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.sqlsafe import SqlNameError, quote_identifier
 
+from .errors import UnknownFieldError
 from .fields import Kind, format_time_sql, table_columns
 from .filters import Params
 
@@ -32,6 +33,16 @@ class Column:
 
     def outer_sql(self) -> str:
         return format_time_sql(self.internal) if self.as_time_text else self.internal
+
+
+def _alias(name: str) -> str:
+    """An output column's name, quoted; a key no identifier can spell (a NUL in it, longer than
+    256 characters) is still found by a filter, but cannot name a column of the answer."""
+    try:
+        return quote_identifier(name)
+    except SqlNameError as exc:
+        raise UnknownFieldError(f"{name[:80]!r} cannot name a column of the answer ({exc}); filter on "
+                                "it, or show the whole record") from None
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Stage:
             sql += f" LIMIT {int(self.limit)}"
         if self.select is None:
             return sql
-        outer = ", ".join(f"{col.outer_sql()} AS {quote_identifier(col.name)}" for _, col in self.select)
+        outer = ", ".join(f"{col.outer_sql()} AS {_alias(col.name)}" for _, col in self.select)
         return f"SELECT {outer} FROM ({sql})"  # noqa: S608 -- internal and quoted aliases only
 
     def _source_columns(self) -> list[Column]:
