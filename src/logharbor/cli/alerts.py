@@ -21,6 +21,7 @@ from rich.table import Table
 
 from logharbor.cli.client import CA_OPTION, SERVER_OPTION, api_call, die, server_client
 from logharbor.cli.terminal import cell_text, visible
+from logharbor.types import JsonObject
 
 __all__ = ["load_rule_file", "register"]
 
@@ -31,7 +32,7 @@ _KEY = typer.Option(None, envvar="LOGHARBOR_API_KEY", help="an API key (admin fo
 
 
 
-def _condition_text(cond: dict[str, Any]) -> str:
+def _condition_text(cond: JsonObject) -> str:
     """A stored condition in its text form (``count > 10``, ``anomaly(count) up > 3 MAD …``)."""
     from pydantic import ValidationError
 
@@ -42,13 +43,13 @@ def _condition_text(cond: dict[str, Any]) -> str:
     except ValidationError:  # a server newer than this client: show what it stored
         return orjson.dumps(cond).decode()
 
-def load_rule_file(path: Path) -> list[dict[str, Any]]:
+def load_rule_file(path: Path) -> list[JsonObject]:
     """The rule objects of one YAML file (a list, ``{rules: [...]}``, or several documents)."""
     try:
         docs = list(yaml.safe_load_all(path.read_text()))
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    rules: list[dict[str, Any]] = []
+    rules: list[JsonObject] = []
     for doc in docs:
         if doc is None:
             continue
@@ -62,13 +63,13 @@ def load_rule_file(path: Path) -> list[dict[str, Any]]:
     return rules
 
 
-def _check(files: list[Path]) -> list[dict[str, Any]]:
+def _check(files: list[Path]) -> list[JsonObject]:
     """Every rule of ``files`` validated locally; dies listing every bad rule."""
     from pydantic import ValidationError
 
     from logharbor.server.features.alerts.rules import Rule, validation_message
 
-    good: list[dict[str, Any]] = []
+    good: list[JsonObject] = []
     errors: list[str] = []
     names: dict[str, Path] = {}
     for path in files:
@@ -161,7 +162,7 @@ def test(rule: str = typer.Argument(..., help="the rule's name"),
          server: str = _SERVER, api_key: str | None = _KEY, ca: Path | None = _CA,
          as_json: bool = typer.Option(False, "--json", help="print the server's answer")) -> None:
     """Evaluate a rule now and show each group's value (changes nothing)."""
-    body: dict[str, Any] = {"name": rule}
+    body: JsonObject = {"name": rule}
     if file is not None:
         matching = [r for r in _check([file]) if r["name"] == rule]
         if not matching:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, api_error_text, server_client
 from logharbor.cli.terminal import visible
+from logharbor.types import JsonObject, Row
 
 __all__ = ["register", "value_line"]
 
@@ -33,11 +33,11 @@ def _lift(x: float | None, new: bool) -> str:
     return "new" if new else "-" if x is None else f"{x:.2f}x"
 
 
-def _pair(row: dict[str, Any]) -> str:
+def _pair(row: Row) -> str:
     return visible(f"{row['field']}={row['value']}", newlines=False)
 
 
-def value_line(row: dict[str, Any]) -> str:
+def value_line(row: Row) -> str:
     """One ranked value as one line (raw output)."""
     return (f"{_pair(row)} focus={row['focus']['count']} ({_share(row['focus']['share'])}) "
             f"baseline={row['baseline']['count']} ({_share(row['baseline']['share'])}) "
@@ -45,7 +45,7 @@ def value_line(row: dict[str, Any]) -> str:
             f"{'significant' if row['significant'] else 'not-significant'}")
 
 
-def _summary(answer: dict[str, Any]) -> list[str]:
+def _summary(answer: JsonObject) -> list[str]:
     focus, base, stat = answer["focus"], answer["baseline"], answer["statistic"]
     lines = [f"focus {focus['count']} records {focus['from']} .. {focus['to']}; baseline ({base['mode']}) "
              f"{base['count']} records {base['from']} .. {base['to']}",
@@ -69,7 +69,7 @@ def _summary(answer: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _table(console: Console, answer: dict[str, Any]) -> None:
+def _table(console: Console, answer: JsonObject) -> None:
     table = Table(title=None, show_lines=False)
     for name, justify in (("#", "right"), ("value", "left"), ("focus", "right"), ("share", "right"),
                           ("baseline", "right"), ("share ", "right"), ("lift", "right"), ("G", "right"),
@@ -86,7 +86,7 @@ def _table(console: Console, answer: dict[str, Any]) -> None:
 
 
 def run_explain(text: str, *, server: str, api_key: str | None, ca: Path | None, output: str | None,
-                body: dict[str, Any]) -> int:
+                body: JsonObject) -> int:
     """Ask the server and print; the exit code (1 refused, 2 unreachable or bad options)."""
     if output is not None and output not in _OUTPUTS:
         typer.echo(f"logharbor explain: --output must be one of {', '.join(_OUTPUTS)}", err=True)
@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         if since is None and start is None:
             typer.echo("logharbor explain: give the focus window: --since 1h, or --from (and --to)", err=True)
             raise typer.Exit(2)
-        body: dict[str, Any] = {"baseline": baseline}
+        body: JsonObject = {"baseline": baseline}
         for key, value in (("from", start), ("since", since), ("to", end), ("baseline_from", baseline_from),
                            ("baseline_to", baseline_to), ("alpha", alpha), ("limit", limit)):
             if value is not None:

@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -34,6 +33,7 @@ from logharbor.cli.errors import CliError
 from logharbor.cli.render import CsvOut, print_table, raw_line
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
+from logharbor.types import JsonObject
 
 __all__ = ["CliError", "register", "run_query"]
 
@@ -85,8 +85,8 @@ class _Session:
     def __init__(self, client: httpx.Client, query: str, api_key: str | None, times: dict[str, int]) -> None:
         self.client, self.query, self.api_key, self.times = client, query, api_key, times
 
-    def answer(self, text: str, limit: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"q": text, **self.times}
+    def answer(self, text: str, limit: int | None) -> JsonObject:
+        body: JsonObject = {"q": text, **self.times}
         if limit is not None:
             body["limit"] = limit
         response = self.client.post("/api/v1/query", json=body, headers={"Accept": "application/json"})
@@ -132,7 +132,7 @@ def _console(output: str) -> Console:
     return console
 
 
-def _footer(shown: int, total: int | None, kind: str, stats: dict[str, Any], limit: int | None) -> str:
+def _footer(shown: int, total: int | None, kind: str, stats: JsonObject, limit: int | None) -> str:
     elapsed = stats.get("elapsed_ms")
     took = f" in {elapsed:,.0f} ms" if isinstance(elapsed, int | float) else ""
     if kind != "records":
@@ -242,7 +242,7 @@ def run_query(query: str, *, server: str, api_key: str | None, output: str | Non
         err.print(Text(footer, style="dim"))
 
 
-def _ndjson(client: httpx.Client, body: dict[str, Any], query: str, api_key: str | None) -> None:
+def _ndjson(client: httpx.Client, body: JsonObject, query: str, api_key: str | None) -> None:
     """The export's bytes as they come (``-o ndjson``): data, never altered."""
     with client.stream("POST", "/api/v1/query", json=body,
                        headers={"Accept": "application/x-ndjson"}) as response:

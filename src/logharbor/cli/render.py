@@ -29,6 +29,7 @@ from rich.text import Text
 
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import WIRE_TIME, Zone
+from logharbor.types import Row
 
 __all__ = ["RECORD_COLUMNS", "CsvOut", "number_cells", "print_table", "raw_line"]
 
@@ -83,7 +84,7 @@ def _time_column(values: Sequence[Any]) -> bool:
     return bool(present) and all(isinstance(v, str) and WIRE_TIME.fullmatch(v) for v in present)
 
 
-def print_table(console: Console, columns: list[str], rows: list[dict[str, Any]], *, records: bool,
+def print_table(console: Console, columns: list[str], rows: list[Row], *, records: bool,
                 raw_text: bool, zone: Zone, footer: str) -> None:
     """Rows as a table (or blocks when it cannot fit), then ``footer`` dimmed."""
     if records:
@@ -129,7 +130,7 @@ def print_table(console: Console, columns: list[str], rows: list[dict[str, Any]]
     console.print(Text(footer, style="dim"))
 
 
-def raw_line(row: dict[str, Any], *, records: bool, raw_text: bool, zone: Zone) -> Text:
+def raw_line(row: Row, *, records: bool, raw_text: bool, zone: Zone) -> Text:
     """One row on one line (see the module doc); styled, for a console that may drop the style."""
     if not records:
         parts = []
@@ -172,7 +173,7 @@ class CsvOut:
         self.columns = columns
         self.writer.writerow([_text(name, self.raw_text) for name in columns])
 
-    def row(self, row: dict[str, Any]) -> None:
+    def row(self, row: Row) -> None:
         if self.columns is None:
             self.header(list(row))
         self.writer.writerow([_text(row.get(name), self.raw_text) for name in self.columns or []])

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logharbor.cli.client import ADMIN_KEY_OPTION, CA_OPTION, SERVER_OPTION, api_call, die, server_client
+from logharbor.types import JsonObject
 
 __all__ = ["register"]
 
@@ -31,7 +32,7 @@ def _call(method: str, path: str, server: str, api_key: str | None, ca: Path | N
         return api_call(client, method, path, json)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> JsonObject:
     """A rules file (YAML or JSON), validated here first so errors name the file's key."""
     from pydantic import ValidationError
 

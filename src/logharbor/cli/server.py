@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 
 from logharbor.cli.errors import CliError
 from logharbor.server.config import ENV_PREFIX, SECRET_FIELDS, Flag, Kind, ServerConfig, format_seconds
+from logharbor.types import JsonObject
 
 __all__ = ["FLAGS", "OptionSpec", "register", "run_server"]
 
@@ -227,7 +228,7 @@ def _specs() -> list[tuple[OptionSpec, str]]:
 FLAGS: dict[str, OptionSpec] = {spec.field: spec for spec, _ in _specs()}
 
 
-def _given(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+def _given(ctx: typer.Context, values: JsonObject) -> JsonObject:
     """The fields set on the command line; an option left at its default is not passed on, so
     the environment and the config file can set it."""
     return {

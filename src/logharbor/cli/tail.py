@@ -30,6 +30,7 @@ from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advic
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
 from logharbor.cli.trace import LEVEL_STYLE, CliError, refused
+from logharbor.types import WireRecord
 
 __all__ = ["follow", "format_record", "register", "stream_sse", "stream_ws"]
 
@@ -112,7 +113,7 @@ async def stream_ws(query: str, *, server: str, api_key: str | None, on_event: C
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
 
 
-def format_record(record: dict[str, Any], raw: bool = False, zone: Zone | None = None) -> Any:
+def format_record(record: WireRecord, raw: bool = False, zone: Zone | None = None) -> Any:
     """One record as a coloured line: time (of day, in ``zone``; UTC when None), level,
     service/instance, message, HTTP summary.
 

@@ -22,6 +22,7 @@ import typer
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.errors import CliError
 from logharbor.cli.terminal import cell_text, visible
+from logharbor.types import JsonObject, WireRecord
 
 __all__ = ["CliError", "fetch_trace", "register", "render_trace"]
 
@@ -45,7 +46,7 @@ def refused(response: httpx.Response, api_key: str | None = None) -> CliError:
 
 def fetch_trace(trace_id: str, *, server: str, api_key: str | None, since: str | None = None,
                 start: str | None = None, end: str | None = None, ca: Path | None = None,
-                timeout: float = 60.0, raw_clock: bool = False) -> dict[str, Any]:
+                timeout: float = 60.0, raw_clock: bool = False) -> JsonObject:
     """The server's answer for one id; :class:`CliError` when refused or unreachable.
     ``raw_clock``: times as each host logged them, not corrected by its clock's offset."""
     asked = (("from", start or since), ("to", end), ("clock", "raw" if raw_clock else None))
@@ -73,7 +74,7 @@ def _bar(start: float, length: float, total: float, style: str, width: int = BAR
     return Text(" " * lead) + Text("█" * size, style=style)
 
 
-def render_trace(answer: dict[str, Any], console: Any | None = None, raw: bool = False) -> None:
+def render_trace(answer: JsonObject, console: Any | None = None, raw: bool = False) -> None:
     """Draw one trace answer: header, timings, waterfall, records (log text escaped unless ``raw``)."""
     from rich.console import Console
     from rich.table import Table
@@ -83,7 +84,7 @@ def render_trace(answer: dict[str, Any], console: Any | None = None, raw: bool =
         return cell_text(value, raw=raw, style=style, newlines=newlines)
 
     console = console or Console(highlight=False)
-    records: list[dict[str, Any]] = answer.get("records", [])
+    records: list[WireRecord] = answer.get("records", [])
     timings = answer.get("timings") or {}
     stats = answer.get("stats") or {}
     layers = ", ".join(answer.get("layers", []))

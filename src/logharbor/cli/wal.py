@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import orjson
 import typer
 
 from logharbor.cli.client import die
+from logharbor.types import JsonObject
 
 __all__ = ["register"]
 
@@ -44,7 +44,7 @@ def _seqs(first: int | None, last: int | None) -> str:
     return str(first) if first == last else f"{first}-{'?' if last is None else last}"
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: JsonObject) -> None:
     echo = typer.echo
     echo(f"WAL {report['wal_dir']}")
     if report["in_use"]:
