@@ -28,6 +28,7 @@ from logharbor.demo.alb import alb_object_path
 from logharbor.demo.traffic import NGINX_FORMAT, TrafficGenerator, render
 from logharbor.formats.base import build_parser
 from logharbor.record import normalize, to_wire
+from logharbor.types import WireRecord
 
 __all__ = ["DemoLab", "LogFiles", "Shipper"]
 
@@ -87,7 +88,7 @@ class Shipper:
         self.zstd = zstandard.ZstdCompressor(level=3)
         self.sent = 0
 
-    def records(self, lines: dict[str, list[Any]]) -> Iterable[dict[str, Any]]:
+    def records(self, lines: dict[str, list[Any]]) -> Iterable[WireRecord]:
         now = time.time_ns()
         for layer in ("alb", "nginx"):
             parser = self.parsers[layer]

@@ -18,13 +18,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
 from logharbor.demo.nginx import find_nginx, start_nginx
 from logharbor.demo.traffic import PRODUCTS, QUERIES, USER_AGENTS
+from logharbor.types import JsonObject
 
 __all__ = ["RequestResult", "Stack", "StackTraffic"]
 
@@ -104,7 +104,7 @@ class Stack:
             [sys.executable, "-m", "logharbor.cli.main", "agent", "-c", str(config)],
             stdout=subprocess.DEVNULL, stderr=open(self.root / "agent.log", "wb"))
 
-    def agent_config(self) -> dict[str, Any]:
+    def agent_config(self) -> JsonObject:
         """What a host agent of this stack would run with (written to ``agent.yaml``)."""
         logs = self.logs
         return {

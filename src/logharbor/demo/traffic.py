@@ -16,12 +16,12 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from logharbor.demo.alb import ELB, TARGET_GROUP
 from logharbor.formats.alb import format_alb_line
 from logharbor.formats.nginx import format_nginx_line
 from logharbor.record import format_timestamp
+from logharbor.types import WireRecord
 
 __all__ = ["APP_PORTS", "ELB", "NGINX_FORMAT", "RequestStory", "TrafficGenerator", "render"]
 
@@ -62,7 +62,7 @@ class RequestStory:
     user_id: str
     bytes_sent: int
     received_bytes: int
-    app_records: list[dict[str, Any]] = field(default_factory=list)
+    app_records: list[WireRecord] = field(default_factory=list)
     #: how far each layer's clock is off (ns, + is ahead): ``alb``, ``nginx``, ``app``; the lines
     #: carry the skewed times, as a host whose clock is wrong writes them
     clock_ns: dict[str, int] = field(default_factory=dict)
@@ -141,7 +141,7 @@ class TrafficGenerator:
         story.app_records = self._app_records(story, kind)
         return story
 
-    def _app_records(self, s: RequestStory, kind: str) -> list[dict[str, Any]]:
+    def _app_records(self, s: RequestStory, kind: str) -> list[WireRecord]:
         """The app's own JSON lines for a request (what the sdk writes)."""
         r = self.rng
         base = {"service": "checkout", "source": "app", "host": "ip-10-0-1-5", "env": "prod",
@@ -150,7 +150,7 @@ class TrafficGenerator:
         # the app starts 0.35 ms after the ALB received the request (NGINX started at 0.15 ms),
         # as its own clock tells it
         t = s.start_ns + 350_000 + s.clock_ns.get("app", 0)
-        out: list[dict[str, Any]] = []
+        out: list[WireRecord] = []
         if kind == "search":
             out.append({**base, "timestamp": format_timestamp(t), "level": "DEBUG",
                         "logger": "shop.search", "message": f"search ran in {s.app_ms * 0.8:.1f} ms",
@@ -207,7 +207,7 @@ _STACK = """Traceback (most recent call last):
 ConnectionResetError: [Errno 104] Connection reset by peer"""
 
 
-def render(story: RequestStory) -> dict[str, list[str] | list[dict[str, Any]]]:
+def render(story: RequestStory) -> dict[str, list[str] | list[WireRecord]]:
     """The lines each layer writes for one story: ``alb`` and ``nginx`` text, ``app`` records."""
     s = story
     # true times: the ALB receives at start and forwards at once; NGINX reads it 0.15 ms later and
