@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +41,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(kind)
         if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
             item.add_marker("slow")
+
+
+# Hypothesis: the edit loop (`-m "not slow"`) runs each property with a fifth of its examples (profile
+# "edit"); every other run (CI's whole suite, a room, the slow tier) runs all of them ("default").
+# `--hypothesis-profile NAME` chooses one explicitly.
+settings.register_profile("edit", max_examples=20)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if re.search(r"\bnot\s+slow\b", config.getoption("markexpr", "") or "") \
+            and not config.getoption("hypothesis_profile", None):
+        settings.load_profile("edit")
+
+
+def examples(full: int) -> int:
+    """A property's number of examples in the loaded profile: ``full`` under hypothesis' default
+    (100 per test), a fifth of it in the edit loop; set with ``@settings(max_examples=examples(300))``
+    at import time, after the profile is loaded."""
+    return max(5, full * settings.default.max_examples // 100)
 
 
 def free_port() -> int:

@@ -30,6 +30,7 @@ from tests.agent.buffer_damage import (
     segments,
     spans,
 )
+from tests.conftest import examples
 
 from logharbor.agent import statefile, telemetry
 from logharbor.agent.buffer import DiskBuffer
@@ -396,7 +397,7 @@ def damages(draw: Any) -> list[tuple[float, float, bytes]]:
     return out
 
 
-@settings(max_examples=int(os.environ.get("BUFFER_PROPERTY_EXAMPLES", "60")), deadline=None,
+@settings(max_examples=int(os.environ.get("BUFFER_PROPERTY_EXAMPLES") or examples(60)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(4, 40), segment_bytes=st.integers(300, 3000), old_first=st.booleans(),
        edits=damages(), size=st.integers(20, 400))

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.agent.conftest import free_port, wait_for
+from tests.conftest import examples
 
 from logharbor.agent.config import parse_config
 from logharbor.agent.pipeline import Agent, encode
@@ -25,7 +26,7 @@ def chunk(lines: list[str], records: list[dict[str, Any]] | None = None, **meta:
     return Chunk(list(lines), Ack(1), 0, {**META, **meta}, records, 1_700_000_000_000_000_000)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
                         min_size=1), min_size=1, max_size=20))
 def test_fast_path_encoding_is_exactly_one_json_object_per_line(lines: list[str]) -> None:
@@ -39,7 +40,7 @@ _keys = st.sampled_from(["source", "host", "file", "service", "message", "n", "e
 _values = st.one_of(st.integers(-5, 5), st.text(max_size=5), st.none(), st.booleans())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(_keys, _values), st.lists(st.dictionaries(_keys, _values), max_size=6))
 def test_record_path_equals_merging_shared_fields_under_each_record(meta: dict[str, Any],
                                                                      records: list[dict[str, Any]]) -> None:

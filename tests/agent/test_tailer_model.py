@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from tests.agent.conftest import FULL
+from tests.conftest import examples
 
 from logharbor.agent.sources.file import Config, FileSource
 from logharbor.agent.types import Chunk
@@ -245,7 +246,7 @@ class TailerModel(RuleBasedStateMachine):
 
 
 TailerModel.TestCase.settings = settings(
-    max_examples=400 if FULL else 60, stateful_step_count=60 if FULL else 35, deadline=None,
+    max_examples=400 if FULL else examples(60), stateful_step_count=60 if FULL else 35, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_tailer_against_its_model = TailerModel.TestCase
 

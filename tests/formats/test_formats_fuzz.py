@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.formats import build_parser
 from logharbor.record import normalize
@@ -73,14 +74,14 @@ def mutated(draw: st.DrawFn, name: str) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=examples(250), deadline=None)
 @given(data=st.data())
 def test_mutated_lines_never_raise(name: str, data: st.DataObject) -> None:
     line = data.draw(mutated(name))
     _check(PARSERS[name], line)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(line=st.text(max_size=200))
 def test_random_text_never_raises(line: str) -> None:
     for parser in (*PARSERS.values(), *EXTRA):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.formats import ParserConfigError
 from logharbor.formats.multiline import build_multiline, parse_cri, parse_docker
@@ -206,7 +207,7 @@ LINE = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(lines=st.lists(LINE, max_size=40), preset=st.sampled_from(["java", "python", "go"]),
        max_lines=st.integers(1, 8), gaps=st.lists(st.floats(0, 3), min_size=40, max_size=40))
 def test_no_line_is_lost_or_reordered(lines: list[str], preset: str, max_lines: int,

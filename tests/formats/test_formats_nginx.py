@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.formats import ParserConfigError, build_parser
 from logharbor.formats.nginx import LOG_FORMATS, compile_log_format, format_nginx_line
@@ -193,7 +194,7 @@ def test_escape_none_and_a_variable_used_twice() -> None:
     assert parser.parse('4x4 404 "GET / HTTP/1.1" 1')["parse_error"].startswith("nginx field")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 12, 31)),
        st.integers(min_value=-14 * 60, max_value=14 * 60))
 def test_time_local_matches_the_rfc3339_parser_for_any_time_and_zone(moment: datetime, offset_min: int) -> None:

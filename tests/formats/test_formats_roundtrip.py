@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.formats import build_parser
 from logharbor.formats.alb import format_alb_line
@@ -13,7 +14,7 @@ from logharbor.formats.nginx import format_nginx_line
 from logharbor.formats.syslog import format_rfc5424, parse_syslog
 from logharbor.record import format_timestamp, normalize, parse_timestamp
 
-SETTINGS = settings(max_examples=120, deadline=None)
+SETTINGS = settings(max_examples=examples(120), deadline=None)
 NS = 1_000_000_000
 # any text a header can carry after decoding, but not line breaks (a log line is one line)
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x85\u2028\u2029")

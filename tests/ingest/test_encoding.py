@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.server.ingest.encoding import (
     BadEncoding,
@@ -46,7 +47,7 @@ def _skippable(payload: bytes) -> bytes:
 pieces = st.lists(st.binary(max_size=3000), min_size=1, max_size=6)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(pieces, st.integers(min_value=1, max_value=9))
 def test_every_gzip_member_is_read(parts: list[bytes], level: int) -> None:
     body = b"".join(gzip.compress(p, compresslevel=level) for p in parts)
@@ -54,7 +55,7 @@ def test_every_gzip_member_is_read(parts: list[bytes], level: int) -> None:
     assert decode_content(body, "x-gzip", LIMIT) == b"".join(parts)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(pieces, st.booleans(), st.booleans(), st.booleans())
 def test_every_zstd_frame_is_read(parts: list[bytes], checksum: bool, size: bool, skip: bool) -> None:
     frames = [_zstd(p, checksum=checksum, size=size) for p in parts]
@@ -75,7 +76,7 @@ def test_large_multi_block_frames() -> None:
     assert gunzip_members(gz, LIMIT) == random_part + runs + text
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(pieces, st.data())
 def test_a_truncated_body_is_an_error_never_a_shorter_body(parts: list[bytes], data: st.DataObject) -> None:
     """A cut anywhere but between two members (where what is left is a whole, shorter body that

@@ -11,6 +11,7 @@ from tempfile import TemporaryDirectory
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.record import normalize
 from logharbor.server.engine.mining import PatternMiner
@@ -72,7 +73,7 @@ def _mine(items: list[tuple[str, str]], cuts: list[int], folder: Path) -> tuple[
     return groups, ids
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corpus=corpora(), order=st.randoms(use_true_random=False),
        cuts=st.lists(st.integers(0, 200), max_size=5))
 def test_any_order_and_any_batches_give_the_same_groups_and_ids(corpus: list[tuple[str, str]],

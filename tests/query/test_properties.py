@@ -7,6 +7,7 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.embedded import EmbeddedStore
@@ -15,7 +16,7 @@ from logharbor.server.features.query.compiler import exact_fields
 from logharbor.server.features.query.lexer import FIELD_NAME
 
 #: examples per property; raise it locally (QUERY_EXAMPLES=5000) to search harder
-EXAMPLES = int(os.environ.get("QUERY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("QUERY_EXAMPLES") or examples(300))
 
 # ------------------------------------------------------------------------------------ AST strategy
 

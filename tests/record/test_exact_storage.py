@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 from tests.record.values import attribute_sets, typed
 from tests.retention.helpers import NOW, open_tiers
 
@@ -137,7 +138,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
     s.close()
 
 
-@settings(max_examples=600 if FULL else 60, deadline=None,
+@settings(max_examples=600 if FULL else examples(60), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(attribute_sets, min_size=1, max_size=40))
 def test_a_batch_of_any_records_is_stored_whole_and_read_back_unaltered(store: EmbeddedStore,

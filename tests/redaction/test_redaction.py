@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.redaction import DEFAULT_RULES, RULES, Redactor, Rule, luhn_valid
 
@@ -137,7 +138,7 @@ def test_rule_tables_are_consistent() -> None:
 
 @given(st.lists(st.sampled_from([t for t, _ in MASKED] + CLEAN), min_size=1, max_size=6),
        st.sampled_from([" ", ", ", "\n", " | ", "\t"]))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_masking_is_stable_and_contains_no_originals(parts: list[str], sep: str) -> None:
     redactor = Redactor.from_config({"ip": True})
     text = sep.join(parts)

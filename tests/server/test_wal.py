@@ -9,6 +9,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
+from tests.conftest import examples
 from tests.server.wal_damage import (
     build,
     build_v1,
@@ -427,7 +428,7 @@ def damages(draw: st.DrawFn) -> list[tuple[float, float, str, bytes]]:
     return out
 
 
-@settings(max_examples=int(os.environ.get("WAL_PROPERTY_EXAMPLES", "60")), deadline=None,
+@settings(max_examples=int(os.environ.get("WAL_PROPERTY_EXAMPLES") or examples(60)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(4, 40), segment_bytes=st.integers(300, 3000), old_first=st.booleans(),
        edits=damages(), sizes=st.integers(20, 400))
