@@ -1,6 +1,8 @@
 """Run the real ``logharbor`` command the two ways people meet it: in a terminal (a
 pseudo-terminal of a given size) and into a pipe. Both return what was printed and the exit code;
-the terminal's output is what the screen received (with colours; :func:`plain` strips them)."""
+the terminal's output is what the screen received (with colours; :func:`plain` strips them).
+:func:`in_process` runs the same command line in this process (typer's CliRunner, output captured
+as a pipe would): for the many cases of one behaviour, beside one real process that shows it."""
 
 from __future__ import annotations
 
@@ -86,3 +88,19 @@ def in_pipe(*args: str, columns: int | None = None, env: dict[str, str] | None =
     done = subprocess.run([*CLI, *args], capture_output=True, text=True, env=_env(extra), cwd=ROOT,
                           timeout=timeout, stdin=subprocess.DEVNULL)
     return Run(done.stdout, done.stderr, done.returncode)
+
+
+def in_process(*args: str, env: dict[str, str] | None = None) -> Run:
+    """``logharbor ARGS`` in this process through typer's CliRunner: stdout and stderr captured (not
+    a terminal, as in a pipe), the environment as :func:`in_pipe` gives it (none of the caller's
+    ``LOGHARBOR_*``). A crash is raised, not read as exit code 1."""
+    from typer.testing import CliRunner
+
+    from logharbor.cli.main import app
+
+    unset: dict[str, str | None] = {k: None for k in os.environ
+                                    if k.startswith("LOGHARBOR_") or k in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
+    result = CliRunner().invoke(app, list(args), env={**unset, "TERM": "xterm-256color", **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.stdout, result.stderr, result.exit_code)
