@@ -265,3 +265,27 @@ def test_a_clean_stop_delivers_what_peers_already_sent_and_an_unterminated_last_
         assert agent.stop() == 0  # while the connection is still open and its data unread or framed
     got = [x["message"] for x in r.records()]
     assert sorted(got) == sorted([f"burst {i}" for i in range(burst)] + ["the last one, no newline"])
+
+
+def test_a_stop_reads_a_connection_the_kernel_completed_before_the_listener_took_it(tmp_path: Path) -> None:
+    """A peer whose handshake the kernel completed (the connection waits in the listen backlog)
+    has sent its messages when the stop comes: they are read, not reset with the closing listener.
+    (The listener closed at once at a stop, so on a busy machine a peer that connected just before
+    lost what it sent.)"""
+    import threading
+
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    source = SyslogSource("sl", Config.model_validate({"type": "syslog", "tcp": f"127.0.0.1:{free_port()}"}),
+                          tmp_path, 1)  # listening from here on, but nothing accepts yet
+    chunks: list[Any] = []
+    with socket.create_connection(source.bound["tcp"], timeout=30) as peer:
+        peer.sendall(b"<13>Nov 25 05:06:10 h app: sent before the stop\n<13>Nov 25 05:06:11 h app: unterminated")
+        stop = threading.Event()
+        stop.set()  # the stop comes before any accept: the connection is still in the backlog
+        runner = threading.Thread(target=source.run, args=(chunks.append, stop), daemon=True)
+        runner.start()
+        runner.join(30)
+    source.close()
+    assert not runner.is_alive()
+    assert [r["message"] for c in chunks for r in c.records] == ["sent before the stop", "unterminated"]

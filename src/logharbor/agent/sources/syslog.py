@@ -13,9 +13,10 @@ datagrams wait in the kernel's receive buffer until it overflows (dropped, as UD
 Delivery: syslog over UDP has no acknowledgement at all, and syslog over TCP has none above TCP's
 own: a sender cannot know what the agent did with a message it read. Messages read but not yet
 durable in every sink (delivered, or fsync'd in a disk buffer) are lost if the agent crashes; at
-a clean stop (or a reload that changes the source), listeners stop accepting, each open
-connection is read to the end of what its peer already sent (an unterminated last message
-included), and all of it is delivered within the shutdown timeout.
+a clean stop (or a reload that changes the source), listeners take the connections the kernel
+already completed (still in the listen backlog) and then stop accepting, each open connection is
+read to the end of what its peer already sent (an unterminated last message included), and all of
+it is delivered within the shutdown timeout.
 """
 
 from __future__ import annotations
@@ -137,12 +138,18 @@ class SyslogSource:
     def run(self, emit: Callable[[Chunk], None], stop: threading.Event) -> None:
         # the listener threads run until ``halt``, not ``stop``: on a stop they first read what
         # the peers already sent (and an unterminated last message) so it is shipped, not dropped
-        halt = threading.Event()
-        threads = self._listen(halt)
+        halt, closing = threading.Event(), threading.Event()
+        threads = self._listen(halt, closing)
         telemetry.event(20, "syslog listening", source=self.name,
                         **{k: f"{h}:{p}" for k, (h, p) in self.bound.items()})
         while not stop.is_set():
             self._drain(emit, wait=True)
+        # the TCP/TLS listeners first take the connections the kernel already completed (their
+        # peers may have sent everything), then close; closing a listener resets those instead
+        closing.set()
+        for kind, th in zip(self.bound, threads, strict=True):
+            if kind != "udp":
+                th.join(_CLOSE_SECS)
         for sock in self._socks:  # stop accepting and receiving new datagrams
             with contextlib.suppress(OSError):
                 sock.close()
@@ -241,13 +248,13 @@ class SyslogSource:
             raise AgentError(f"sources.{self.name}: cannot listen on {kind} {address}: "
                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
-    def _listen(self, stop: threading.Event) -> list[threading.Thread]:
+    def _listen(self, stop: threading.Event, closing: threading.Event) -> list[threading.Thread]:
         threads = []
         for kind, sock in zip(self.bound, self._socks, strict=True):
             if kind == "udp":
                 target, args = self._udp, (sock, stop)
             else:
-                target, args = self._accept, (sock, self._tls if kind == "tls" else None, stop)  # type: ignore[assignment]
+                target, args = self._accept, (sock, self._tls if kind == "tls" else None, stop, closing)  # type: ignore[assignment]
             threads.append(threading.Thread(target=target, args=args, daemon=True,
                                             name=f"syslog-{kind}-{self.name}"))
         for th in threads:
@@ -269,32 +276,55 @@ class SyslogSource:
             if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
                 return
 
-    def _accept(self, sock: socket.socket, tls: ssl.SSLContext | None, stop: threading.Event) -> None:
+    def _accept(self, sock: socket.socket, tls: ssl.SSLContext | None, stop: threading.Event,
+                closing: threading.Event) -> None:
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ)
-        while not stop.is_set():
-            if sock.fileno() == -1:  # closed by run(): the source is stopping
-                break
-            if not sel.select(0.2):
-                continue
-            try:
-                conn, addr = sock.accept()
-            except OSError:
-                if stop.is_set():
+        try:
+            while not stop.is_set():
+                if closing.is_set():  # the source is stopping: take what waits, then close
+                    self._accept_waiting(sock, tls, stop)
                     return
-                continue
-            with self._lock:
-                full = len(self._conns) >= self.cfg.max_connections
-                if not full:
-                    self._conns.add(conn)
-            if full:
-                telemetry.event(30, "syslog connection refused: max_connections reached",
-                                source=self.name, peer=addr[0], max_connections=self.cfg.max_connections)
-                conn.close()
-                continue
-            threading.Thread(target=self._connection, args=(conn, addr[0], tls, stop), daemon=True,
-                             name=f"syslog-conn-{self.name}").start()
-        sel.close()
+                if not sel.select(0.2):
+                    continue
+                try:
+                    conn, addr = sock.accept()
+                except OSError:
+                    if stop.is_set():
+                        return
+                    continue
+                self._take(conn, addr, tls, stop)
+        finally:
+            sel.close()
+
+    def _accept_waiting(self, sock: socket.socket, tls: ssl.SSLContext | None, stop: threading.Event) -> None:
+        """Take every connection waiting in the listen backlog, then close the listener."""
+        try:
+            sock.setblocking(False)
+            while True:
+                try:
+                    conn, addr = sock.accept()
+                except OSError:  # BlockingIOError: nothing waits any more
+                    return
+                self._take(conn, addr, tls, stop)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _take(self, conn: socket.socket, addr: Any, tls: ssl.SSLContext | None,
+              stop: threading.Event) -> None:
+        """Read ``conn`` on a thread of its own, or close it when ``max_connections`` are open."""
+        with self._lock:
+            full = len(self._conns) >= self.cfg.max_connections
+            if not full:
+                self._conns.add(conn)
+        if full:
+            telemetry.event(30, "syslog connection refused: max_connections reached",
+                            source=self.name, peer=addr[0], max_connections=self.cfg.max_connections)
+            conn.close()
+            return
+        threading.Thread(target=self._connection, args=(conn, addr[0], tls, stop), daemon=True,
+                         name=f"syslog-conn-{self.name}").start()
 
     def _connection(self, conn: socket.socket, peer: str, tls: ssl.SSLContext | None,
                     stop: threading.Event) -> None:
