@@ -14,8 +14,9 @@ names say which step of its way a ``dict`` is at, where a bare ``dict[str, Any]`
 * :data:`Row`: one row a query returns, column name → value.
 
 Beside the record's way, the protocols share :data:`SqlParams` (the values bound to a statement's
-named parameters), :class:`QueryStats` (what a query read) and :data:`JsonObject` (free JSON: a
-request or response body, a state file, an option table, a stats snapshot).
+named parameters), :data:`EngineSettings` (the engine settings it runs with), :class:`QueryStats`
+(what a query read) and :data:`JsonObject` (free JSON: a request or response body, a state file,
+an option table, a stats snapshot).
 
 Type names only: nothing here runs, and this module imports nothing of logharbor.
 """
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias, TypedDict
 
-__all__ = ["Attributes", "HttpFields", "JsonObject", "QueryStats", "RawRecord", "Record", "Row", "SqlParams",
-           "StoreRow", "WireRecord"]
+__all__ = ["Attributes", "EngineSettings", "HttpFields", "JsonObject", "QueryStats", "RawRecord", "Record",
+           "Row", "SqlParams", "StoreRow", "WireRecord"]
 
 #: a record as received: one JSON object, any keys (what normalize() reads)
 RawRecord: TypeAlias = dict[str, Any]
@@ -44,6 +45,8 @@ Row: TypeAlias = dict[str, Any]
 #: the values bound to a statement's named parameters (``{name:Type}``): user values travel here,
 #: never in SQL text
 SqlParams: TypeAlias = dict[str, Any]
+#: the engine settings a statement runs with (``max_execution_time``, an insert's dedup token, …)
+EngineSettings: TypeAlias = dict[str, Any]
 #: a JSON object that is not a record: a request or response body, a state file, options, stats
 JsonObject: TypeAlias = dict[str, Any]
 

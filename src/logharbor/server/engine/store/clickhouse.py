@@ -38,7 +38,7 @@ from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import Migration, add_index, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.types import QueryStats, Row, SqlParams
+from logharbor.types import EngineSettings, QueryStats, Row, SqlParams
 
 __all__ = ["ClickHouseStore", "ClickHouseURL", "parse_clickhouse_url", "writer_id_for"]
 
@@ -290,7 +290,7 @@ class ClickHouseStore(TierView):
             return self._count(token)
 
     def _raw_insert(self, rows: bytes, token: str, expected: int) -> None:
-        settings: dict[str, Any] = {
+        settings: EngineSettings = {
             "insert_deduplication_token": self._plan.token_for(token),
             # a replayed batch must not count twice in the patterns view
             "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -319,7 +319,7 @@ class ClickHouseStore(TierView):
         retry takes a fresh one: a template row twice is harmless, one missing is not)."""
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
-        settings: dict[str, Any] = {
+        settings: EngineSettings = {
             "insert_deduplication_token": self._plan.token_for(f"{self.writer_id}-{dedup_token}")}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1

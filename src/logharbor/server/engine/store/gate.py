@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logharbor.server.engine.store.base import QueryCancelled, StoreError
-from logharbor.types import JsonObject
+from logharbor.types import EngineSettings, JsonObject
 
 __all__ = ["Budget", "FairGate", "QueryLimitError", "QueueFull", "QueueTimeout", "begin", "current", "end"]
 
@@ -203,7 +203,7 @@ class FairGate:
             waiter.event.set()
 
     @contextmanager
-    def slot(self, settings: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+    def slot(self, settings: Mapping[str, Any] | None) -> Iterator[EngineSettings]:
         """Hold a slot for one engine query; yields the settings to run it with.
 
         The request's remaining budget becomes ``max_execution_time`` (never longer than what the
