@@ -43,7 +43,8 @@ def test_batches_arrive_compressed_with_the_api_key(tmp_path: Path, receiver_fac
     acks = [submit(sink, i * 100, 100) for i in range(5)]
     assert wait_for(lambda: all(a.finished for a in acks), 10)
     sink.close(5)
-    assert [x["n"] for x in r.records()] == list(range(500))
+    # each record once (two batches may be in flight at once, "concurrency": their order is not kept)
+    assert sorted(x["n"] for x in r.records()) == list(range(500))
     assert set(r.stats()["encodings"]) == {"identity" if compression == "none" else compression}
     assert all(a.status == AckStatus.DELIVERED for a in acks)
 
