@@ -16,13 +16,21 @@ from logharbor.server.features.traces import clock as clock_module
 from logharbor.server.features.traces.clock import _TYPES, ClockOffsets, _scope_of
 from logharbor.server.scopes import Scope
 
-T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # an hour ago: inside the table's 30-day TTL
-T1 = (time.time_ns() // 10**9 - 60) * 10**9  # a minute ago: the latest estimates (of the last hour)
 MS = 10**6
 
 
 @pytest.fixture(scope="module")
-def offsets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockOffsets]:
+def stamps() -> tuple[int, int]:
+    """(T0, T1): an hour ago (inside the table's 30-day TTL) and a minute ago (the latest estimates,
+    of the last hour), taken when the module runs: taken at collection, a long run (the whole
+    suite) left T1 out of the last hour that ``latest`` reads, and its test failed."""
+    now_s = time.time_ns() // 10**9
+    return (now_s - 3600) * 10**9, (now_s - 60) * 10**9
+
+
+@pytest.fixture(scope="module")
+def offsets(tmp_path_factory: pytest.TempPathFactory, stamps: tuple[int, int]) -> Iterator[ClockOffsets]:
+    T0, T1 = stamps
     store = EmbeddedStore(Path(tmp_path_factory.mktemp("clockscope")) / "store")
     store.open()
     clock = ClockOffsets(store)
@@ -50,8 +58,9 @@ def _row(at: int, tenant: str, clock: str, service: str) -> dict[str, object]:
             "requests": 10, "consistent": 1}
 
 
-def test_a_scoped_history_is_whole_under_a_cap_other_tenants_fill(offsets: ClockOffsets) -> None:
-    window = (T0, T0 + 10**9)
+def test_a_scoped_history_is_whole_under_a_cap_other_tenants_fill(offsets: ClockOffsets,
+                                                                   stamps: tuple[int, int]) -> None:
+    window = (stamps[0], stamps[0] + 10**9)
     assert len(offsets.history(*window, limit=100)) == 100  # unscoped: the cap, all globex
     acme = offsets.history(*window, limit=100, scope=Scope.of("acme"))
     assert len(acme) == 6 and {h["tenant"] for h in acme} == {"acme"}
@@ -62,8 +71,8 @@ def test_a_scoped_history_is_whole_under_a_cap_other_tenants_fill(offsets: Clock
     assert [h["at"] for h in capped] == [h["at"] for h in acme[:4]]
 
 
-def test_a_scope_value_is_a_parameter_not_text(offsets: ClockOffsets) -> None:
-    hostile = offsets.history(T0, T0 + 10**9, scope=Scope.of("acme' OR '1'='1"))
+def test_a_scope_value_is_a_parameter_not_text(offsets: ClockOffsets, stamps: tuple[int, int]) -> None:
+    hostile = offsets.history(stamps[0], stamps[0] + 10**9, scope=Scope.of("acme' OR '1'='1"))
     assert hostile == []
 
 
