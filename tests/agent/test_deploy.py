@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate import utils as kv_utils
+from tests.cli.terminal import Run, in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -40,9 +41,10 @@ def kind(name: str) -> list[dict[str, Any]]:
     return [doc for _, doc in documents() if doc["kind"] == name]
 
 
-def check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "agent", "-c", str(path), "--check"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+def check(path: Path) -> Run:
+    """``logharbor agent -c PATH --check`` in this process (the installed command's own process is
+    shown by ``test_cli_entry_point_is_what_the_units_and_images_run`` and the systemd units)."""
+    return in_process("agent", "-c", str(path), "--check")
 
 
 def test_cli_entry_point_is_what_the_units_and_images_run() -> None:
@@ -79,7 +81,7 @@ def test_every_shipped_agent_yaml_passes_check(name: str, text: str, tmp_path: P
     path = tmp_path / "agent.yaml"
     path.write_text(text)
     result = check(path)
-    assert result.returncode == 0, f"{name}:\n{result.stderr}"
+    assert result.code == 0, f"{name}:\n{result.err}"
 
 
 def test_daemonset_mounts_env_and_limits_agree_with_its_config() -> None:

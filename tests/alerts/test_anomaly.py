@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.cli.terminal import in_process
 from tests.conftest import ServerProcess
 
 from .conftest import Receiver
@@ -193,18 +194,16 @@ def test_the_documented_anomaly_rules_run(srv: ServerProcess) -> None:
 
 
 def test_cli_lists_an_anomaly_rule_with_its_condition(srv: ServerProcess) -> None:
-    from .test_api import cli
-
     with srv.client() as c:
         assert c.put("/api/v1/alerts/rules/cli anomaly", json={
             "name": "cli anomaly", "query": "level:ERROR", "group_by": ["service"], "window": "10m",
             "condition": {"type": "anomaly", "baseline": "same_hour", "direction": "both"}}).status_code == 201
-    listed = cli(srv, "list")
-    assert listed.returncode == 0, listed.stderr
-    lines = listed.stdout.splitlines()
+    listed = in_process("alerts", "list", "--server", srv.url, "--api-key", srv.api_key)
+    assert listed.code == 0, listed.err
+    lines = listed.out.splitlines()
     at = next(i for i, x in enumerate(lines) if "cli anomaly" in x)
     cell = " ".join(x.split("│")[2].strip() for x in lines[at:at + 3])  # rich wraps the column
-    assert cell.startswith("anomaly(cou") and "both > 3 MAD over 7 days" in cell, listed.stdout
+    assert cell.startswith("anomaly(cou") and "both > 3 MAD over 7 days" in cell, listed.out
 
 
 def test_for_repeat_and_resolve_of_an_anomaly(harness: Any) -> None:

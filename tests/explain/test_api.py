@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.cli.terminal import in_process
 from tests.conftest import ServerProcess
 
 from .data import WINDOW_NS, records
@@ -96,16 +97,18 @@ def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_cli_prints_one_line_per_value_into_a_pipe_and_json_on_request(loaded: ServerProcess) -> None:
-    done = cli(loaded, "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"])
+    done = cli(loaded, "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"])  # a real process, a pipe
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines and all(" focus=" in line and " baseline=" in line for line in lines), lines
     assert any(line.startswith("host=web-7 ") and line.endswith(" significant") for line in lines), lines
     assert "Bonferroni" in done.stderr and "together:" in done.stderr
-    done = cli(loaded, "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"], "-o", "json", "-n", "3")
-    assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)["values"]) <= 3
-    done = cli(loaded, "status:", "--since", "1h")
-    assert done.returncode == 1 and "query_syntax" in done.stderr
-    done = cli(loaded, "level:ERROR")
-    assert done.returncode == 2 and "--since" in done.stderr
+    env = {"LOGHARBOR_SERVER": loaded.url, "LOGHARBOR_API_KEY": loaded.api_key, "COLUMNS": "200"}
+    run = in_process("explain", "level:ERROR", "--from", FOCUS["from"], "--to", FOCUS["to"], "-o", "json", "-n", "3",
+                     env=env)
+    assert run.code == 0, run.err
+    assert len(json.loads(run.out)["values"]) <= 3
+    run = in_process("explain", "status:", "--since", "1h", env=env)
+    assert run.code == 1 and "query_syntax" in run.err
+    run = in_process("explain", "level:ERROR", env=env)
+    assert run.code == 2 and "--since" in run.err
