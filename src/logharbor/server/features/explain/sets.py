@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from logharbor.server.engine.store.timebounds import before_end
 from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import FilterOnlyError
 from logharbor.server.features.query.fields import resolve_field
@@ -57,7 +58,7 @@ def _time(params: Params, window: tuple[int, int]) -> str:
     lo = params.add(window[0], "Int64")
     hi = params.add(window[1], "Int64")
     return (f"(`timestamp` >= fromUnixTimestamp64Nano({lo}, 'UTC') AND "
-            f"`timestamp` < fromUnixTimestamp64Nano({hi}, 'UTC'))")
+            f"{before_end('`timestamp`', hi, window[1])})")
 
 
 def build_sets(text: str, *, focus: tuple[int, int], mode: Mode, baseline: tuple[int, int] | None,

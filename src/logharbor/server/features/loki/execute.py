@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from logharbor.record import parse_timestamp
+from logharbor.server.engine.store.timebounds import before_end
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import QueryError
@@ -128,7 +129,7 @@ def bytes_rows(ctx: Context, flt: ast.Filter, fields: tuple[str, ...], start: in
     built here, with the same filter compiler, parameters and key scope as every query."""
     params = Params()
     where = [f"`timestamp` >= fromUnixTimestamp64Nano({params.add(start, 'Int64')}, 'UTC')",
-             f"`timestamp` < fromUnixTimestamp64Nano({params.add(end, 'Int64')}, 'UTC')"]
+             before_end("`timestamp`", params.add(end, "Int64"), end)]
     if ctx.extra is not None:
         flt = ast.And((ctx.extra, flt))
     try:

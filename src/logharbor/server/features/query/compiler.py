@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from logharbor.server.engine.store import attributes as attrs
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.timebounds import before_end
 
 from . import ast
 from .aggregates import aggregate_sql
@@ -361,7 +362,7 @@ def compile_ast(
         st.where.append(f"`timestamp` >= fromUnixTimestamp64Nano({start}, 'UTC')")
     if time_to_ns is not None:
         end = c.params.add(time_to_ns, "Int64")
-        st.where.append(f"`timestamp` < fromUnixTimestamp64Nano({end}, 'UTC')")
+        st.where.append(before_end("`timestamp`", end, time_to_ns))
     if scope_sql is not None:
         fragment, scope_params = scope_sql
         clash = [k for k in scope_params if k[:1] == "p" and k[1:].isdigit()]

@@ -38,6 +38,7 @@ from logharbor.record import HTTP_FIELDS
 from logharbor.server.engine.store import attributes as attrs
 from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.timebounds import before_end
 
 from . import ast
 from .errors import QueryError
@@ -162,7 +163,7 @@ def _where(query: ast.Query, start: int | None, end: int | None, scope: tuple[st
     if start is not None:
         parts.append(f"`timestamp` >= fromUnixTimestamp64Nano({params.add(start, 'Int64')}, 'UTC')")
     if end is not None:
-        parts.append(f"`timestamp` < fromUnixTimestamp64Nano({params.add(end, 'Int64')}, 'UTC')")
+        parts.append(before_end("`timestamp`", params.add(end, "Int64"), end))
     compiler = FilterCompiler(params, resolve_field, now_ns)
     for f in (query.filter, *(p.filter for p in query.pipes if isinstance(p, ast.Where))):
         if not isinstance(f, ast.MatchAll):

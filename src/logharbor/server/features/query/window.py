@@ -7,6 +7,7 @@ and an empty window is refused with the same words.
 
 from __future__ import annotations
 
+from logharbor.server.engine.store.timebounds import is_empty_window
 from logharbor.server.errors import ApiError
 
 from .timeparse import TimeParseError, parse_time_ns
@@ -26,8 +27,9 @@ def request_time(value: str | bool | int | float | None, name: str, now_ns: int)
 
 
 def check_order(start_ns: int | None, end_ns: int | None) -> None:
-    """A 400 ``invalid_time`` when both ends are given and ``to`` is not after ``from``."""
-    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+    """A 400 ``invalid_time`` when both ends are given and ``to`` is not after ``from`` (but
+    ``from`` = ``to`` = the store's last instant is the window of that instant, see timebounds)."""
+    if start_ns is not None and end_ns is not None and is_empty_window(start_ns, end_ns):
         raise ApiError(400, "invalid_time", "'to' must be after 'from'")
 
 

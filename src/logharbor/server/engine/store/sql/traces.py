@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from logharbor.server.engine.store.rows import COLUMNS
 from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.timebounds import before_end
 from logharbor.types import SqlParams
 
 __all__ = ["id_condition", "lookup_sql"]
@@ -41,7 +42,7 @@ def lookup_sql(table: str, trace_ids: list[str], request_ids: list[str], *, excl
         where.append("`timestamp` >= fromUnixTimestamp64Nano({from_ns:Int64}, 'UTC')")
     if end_ns is not None:
         params["to_ns"] = end_ns
-        where.append("`timestamp` < fromUnixTimestamp64Nano({to_ns:Int64}, 'UTC')")
+        where.append(before_end("`timestamp`", "{to_ns:Int64}", end_ns))
     if scope is not None:
         fragment, scope_params = scope
         where.append(f"({fragment})")
