@@ -8,10 +8,14 @@ else), then times in process, over ``--runs`` runs:
 
 - ``explain`` of ``*`` (every record of the focus against every record before) and of
   ``status:>=500`` (the errors), with the default baseline (the window before);
+- the **old path** side by side, in the same run (``--before REV``: the explain modules of that
+  git revision, loaded from git into a private package; default the last revision before explain
+  counted on time slices of the primary key), unless ``--before ''``;
 - the **baseline** of the same run: ``* | stats count() by host`` over both windows (one plain
   aggregation over the same records, the least any comparison of the two windows must cost).
 
-Prints one JSON line per measurement with p50/min over the runs and the load average:
+Runs alternate (new, old, new, old …) so load changes touch both alike. Prints one JSON line per
+measurement with p50/min over the runs and the load average:
 
     python bench/explain.py --records 1000000 --runs 5
 """
@@ -19,9 +23,11 @@ Prints one JSON line per measurement with p50/min over the runs and the load ave
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +74,33 @@ FROM (
 """
 
 
+#: the revision whose explain read every record (two full passes), the bench's "before"
+BEFORE = "edc401c"
+_OLD_MODULES = {"engine": "src/logharbor/server/features/explain/engine.py",
+                "passes": "src/logharbor/server/features/explain/passes.py",
+                "sets": "src/logharbor/server/features/explain/sets.py",
+                "stats": "src/logharbor/server/features/explain/stats.py",
+                "sql_explain": "src/logharbor/server/engine/store/sql/explain.py"}
+
+
+def old_explain(rev: str, into: Path) -> Any:
+    """``explain`` as it was at ``rev``: its modules written to a private package (``git show``),
+    the one absolute import of its own SQL module pointed at the copy."""
+    package = into / "explain_before"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    for name, path in _OLD_MODULES.items():
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True,
+                              capture_output=True, text=True).stdout
+        text = text.replace("from logharbor.server.engine.store.sql import explain as sql",
+                            "from . import sql_explain as sql")
+        text = text.replace("from logharbor.server.engine.store.sql.explain import",
+                            "from .sql_explain import")
+        (package / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("explain_before.engine")
+
+
 def load() -> tuple[float, float, float]:
     return os.getloadavg()
 
@@ -91,8 +124,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, help="records in the focus window")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="a data directory to keep (reused when it has the data)")
+    parser.add_argument("--before", default=BEFORE, help="git revision of the old path ('' for none)")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="lh-bench-explain-"))
+    modules = Path(tempfile.mkdtemp(prefix="lh-bench-explain-old-"))
+    old = old_explain(args.before, modules) if args.before else None
     store = EmbeddedStore(root / "store")
     store.open()
     try:
@@ -106,13 +142,28 @@ def main() -> None:
             emit(step="load", records=total, seconds=round(time.perf_counter() - began, 1))
         focus = (START_NS + WINDOW_NS, START_NS + 2 * WINDOW_NS)
         for q in ("*", "status:>=500"):
-            req = ExplainRequest(q=q, focus=focus)
-            explain(store, req, scope=None, settings={})  # warm
-            times, answer = timed(args.runs, lambda req=req: explain(store, req, scope=None, settings={}))
-            top = [f"{v['field']}={v['value']}" for v in answer["values"] if v["significant"]][:4]
-            emit(step="explain", q=q, focus_records=answer["focus"]["count"],
-                 baseline_records=answer["baseline"]["count"], p50_ms=round(statistics.median(times), 1),
-                 min_ms=round(min(times), 1), runs=args.runs, top=top, tests=answer["statistic"]["tests"])
+            paths = {"new": (explain, ExplainRequest(q=q, focus=focus))}
+            if old is not None:
+                paths["old"] = (old.explain, old.ExplainRequest(q=q, focus=focus))
+            times: dict[str, list[float]] = {name: [] for name in paths}
+            answers: dict[str, Any] = {}
+            for run, req in paths.values():
+                run(store, req, scope=None, settings={})  # warm
+            for _ in range(args.runs):  # alternating, so a change of load touches both
+                for name, (run, req) in paths.items():
+                    took, answers[name] = timed(1, lambda run=run, req=req: run(store, req, scope=None,
+                                                                                 settings={}))
+                    times[name] += took
+            for name, answer in answers.items():
+                top = [f"{v['field']}={v['value']}" for v in answer["values"] if v["significant"]][:4]
+                emit(step="explain", path=name, q=q, focus_records=answer["focus"]["count"],
+                     baseline_records=answer["baseline"]["count"], counted=answer.get("counted"),
+                     sampled={k: answer["sampled"][k] for k in ("focus", "baseline")},
+                     p50_ms=round(statistics.median(times[name]), 1), min_ms=round(min(times[name]), 1),
+                     runs=args.runs, top=top, tests=answer["statistic"]["tests"])
+            if old is not None:
+                emit(step="ratio", q=q, old_over_new_p50=round(statistics.median(times["old"])
+                                                               / statistics.median(times["new"]), 2))
         compiled = compile_query("* | stats count() by host", table=store.table, time_from_ns=START_NS,
                                  time_to_ns=START_NS + 2 * WINDOW_NS, limit=None, max_limit=10_000)
         times, _ = timed(args.runs, lambda: store.query(compiled.sql, compiled.params))
@@ -120,6 +171,7 @@ def main() -> None:
              p50_ms=round(statistics.median(times), 1), min_ms=round(min(times), 1), runs=args.runs)
     finally:
         store.close()
+        shutil.rmtree(modules, ignore_errors=True)
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
 

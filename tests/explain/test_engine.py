@@ -67,19 +67,39 @@ def test_no_planted_cause_names_nothing(explain_store: EmbeddedStore, seed: int)
 
 def test_large_sets_are_counted_on_time_slices_and_still_find_the_cause(
         explain_store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past CHEAP_EXACT records a set's columns are counted on time slices (bounded cost): the
+    """Past COUNTED records a set's columns are counted on time slices (bounded cost): the
     counts say so, and the cause still comes first (lowered here so a small set takes that path)."""
     from logharbor.server.features.explain import passes
 
     start = BASE_NS + DAY_NS
     load(explain_store, list(records(4, start, 10000, planted=True)), "planted-4")
-    monkeypatch.setattr(passes, "CHEAP_EXACT", 4000)
+    monkeypatch.setattr(passes, "COUNTED", 4000)
+    monkeypatch.setattr(passes, "COUNT_SLICE", 200)
     answer = run(explain_store, start, "*")
     assert answer["focus"]["count"] == 10000 and answer["baseline"]["count"] == 10000
     first = answer["values"][0]
     assert (first["field"], first["value"]) == ("http.status", 502) and first["significant"], first
     assert not first["exact"]
     assert 0 < first["focus"]["count"] < 200  # estimated from the slices: about 75 planted records
+    counted = answer["counted"]
+    assert counted["exact"] is False and 2000 < counted["focus"] < 10000 and 2000 < counted["baseline"] < 10000
+    assert not answer["together"]["exact"]
+    assert all(not n["quantiles_exact"] for n in answer["numbers"])
+    assert answer == run(explain_store, start, "*") | {"elapsed_ms": answer["elapsed_ms"]}  # the same slices
+    # the complement on one window: the rest (about 19,900 records) on slices, the 502s whole
+    answer = run(explain_store, start, "status:502", mode="complement")
+    assert answer["counted"]["exact"] is False and answer["counted"]["focus"] == answer["focus"]["count"]
+    assert answer["counted"]["baseline"] < answer["baseline"]["count"]
+    top = {(v["field"], v["value"]) for v in answer["values"] if v["significant"]}
+    assert {("host", "web-7"), ("version", "1.4.3"), ("http.path", "/api/pay")} <= top, top
+    # a few errors in a busy window: counted on slices of the window (SCANNED records read)
+    monkeypatch.setattr(passes, "COUNTED", 10**6)
+    monkeypatch.setattr(passes, "SCANNED", 8000)
+    answer = run(explain_store, start, "status:>=500")
+    assert answer["counted"]["exact"] is False
+    assert 0 < answer["counted"]["focus"] < answer["focus"]["count"]
+    top = [(v["field"], v["value"]) for v in answer["values"] if v["significant"]]
+    assert top and top[0] in PLANTED, top[:5]
 
 
 def test_numbers_are_capped_by_the_limit_and_the_rest_is_counted(explain_store: EmbeddedStore) -> None:

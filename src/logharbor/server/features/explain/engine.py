@@ -165,10 +165,9 @@ def _ranked_json(item: Categorical, totals: tuple[int, int], threshold: float) -
     return row
 
 
-def _together(store: Store, sets: Sets, settings: Mapping[str, Any], ranked: list[Categorical],
-              significant: float, totals: tuple[int, int]) -> dict[str, Any] | None:
+def _together_values(ranked: list[Categorical], significant: float) -> list[Categorical]:
     """The top rising values (one per canonical field: a column, cheap to count on every record)
-    that most focus records share, counted exactly over both sets."""
+    that ``together`` tries to join."""
     picked: list[Categorical] = []
     for item in ranked:
         if item.p >= significant or item.focus_share <= item.baseline_share or item.field not in _COLUMNS \
@@ -179,10 +178,16 @@ def _together(store: Store, sets: Sets, settings: Mapping[str, Any], ranked: lis
         picked.append(item)
         if len(picked) == _TOGETHER_MAX:
             break
+    return picked
+
+
+def _together(picked: list[Categorical], counts: list[tuple[int, int]], totals: tuple[int, int],
+              counted: passes.Counted, counted_n: tuple[int, int]) -> dict[str, Any] | None:
+    """The most of ``picked`` that most focus records share, from ``counts`` over the counted
+    records of both sets (``counted_n`` of them; the counts shown are scaled to the sets' sizes
+    when those were time slices)."""
     if not picked:
         return None
-    conditions = [sets.condition(ast.Match(p.field, ast.Word(str(p.value)))) for p in picked]
-    counts = passes.conjunction_counts(store, sets, settings, conditions)
     keep = 1
     for i in range(1, len(counts)):
         if counts[i][0] < _TOGETHER_KEEP * counts[keep - 1][0]:
@@ -190,16 +195,19 @@ def _together(store: Store, sets: Sets, settings: Mapping[str, Any], ranked: lis
         keep = i + 1
     f, b = counts[keep - 1]
     values = [{"field": p.field, "value": p.value} for p in picked[:keep]]
-    focus_share = f / totals[0] if totals[0] else 0.0
-    base_share = b / totals[1] if totals[1] else 0.0
-    return {"values": values, "filter": " AND ".join(filter_text(p.field, p.value) for p in picked[:keep]),
+    focus_share = f / counted_n[0] if counted_n[0] else 0.0
+    base_share = b / counted_n[1] if counted_n[1] else 0.0
+    if not counted.exact:  # time slices: the counts estimated from their shares
+        f, b = round(focus_share * totals[0]), round(base_share * totals[1])
+    return {"values": values, "exact": counted.exact,
+            "filter": " AND ".join(filter_text(p.field, p.value) for p in picked[:keep]),
             "focus": {"count": f, "share": _round(focus_share)},
             "baseline": {"count": b, "share": _round(base_share)},
             "lift": _round(focus_share / base_share, 3) if base_share else None}
 
 
 def _numbers_json(items: list[Numeric], quantiles: dict[str, tuple[int, list[float], int, list[float]]],
-                  significant: float) -> list[dict[str, Any]]:
+                  significant: float, exact: bool) -> list[dict[str, Any]]:
     from .stats import quantile
 
     out = []
@@ -222,7 +230,7 @@ def _numbers_json(items: list[Numeric], quantiles: dict[str, tuple[int, list[flo
                     "p50_ratio": _round(p50, 3), "direction": "up" if item.z > 0 else "down",
                     "z": _round(item.z, 3), "p": item.p,
                     "significant": item.tested and item.p < significant,
-                    "quantiles_exact": column in quantiles})
+                    "quantiles_exact": exact and column in quantiles})
     return out
 
 
@@ -233,24 +241,26 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
     began = time.perf_counter()
     now = time.time_ns() if now_ns is None else now_ns
     sets = build_sets(req.q, focus=req.focus, mode=req.mode, baseline=req.baseline, scope=scope, now_ns=now)
-    counted = passes.totals(store, sets, settings)
-    totals = (counted.focus, counted.baseline)
+    counted_totals = passes.totals(store, sets, settings)
+    totals = (counted_totals.focus, counted_totals.baseline)
+    counted = passes.counted_slices(sets, counted_totals)
     left_out = dict(ALWAYS_LEFT_OUT)
     categorical: list[Categorical] = []
     numbers: list[Numeric] = []
     patterns: list[Categorical] = []
+    quantiles: dict[str, tuple[int, list[float], int, list[float]]] = {}
     sampled = (0, 0)
-    if counted.focus:
+    cheap_n = totals
+    if counted_totals.focus:
         cheap, cheap_n = passes.cheap_counts(store, sets, settings, counted)
         cheap["pattern_id"] = _pattern_groups(store, cheap["pattern_id"])
-        cheap_exact = cheap_n == totals
         for column, values in cheap.items():
             name = display_name(column)
             for value, (f, b) in values.items():
                 item = Categorical(name, int(value) if column == "http_status" else value,
-                                   f, cheap_n[0], b, cheap_n[1], exact=cheap_exact)
+                                   f, cheap_n[0], b, cheap_n[1], exact=counted.exact)
                 (patterns if column == "pattern_id" else categorical).append(item)
-        focus_rows, base_rows = passes.sample(store, sets, settings, counted)
+        focus_rows, base_rows = passes.sample(store, sets, settings, counted_totals)
         sampled = (len(focus_rows), len(base_rows))
         fields, number_values, high = _sampled_fields(focus_rows, base_rows)
         left_out.update(high)
@@ -261,7 +271,7 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
         for name, (fv, bv) in number_values.items():
             numbers.append(Numeric(name, fv, bv, exact=sampled == totals))
     named = _named_fields(sets)
-    fixed = {c.field for c in categorical if c.field in named and c.focus_count == counted.focus}
+    fixed = {c.field for c in categorical if c.field in named and c.focus_count == c.focus_total}
     for name in sorted(fixed):
         left_out[name] = "one value in every focus record: the query names it"
     categorical = [c for c in categorical if c.field not in fixed]
@@ -281,8 +291,14 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
     fell = [_ranked_json(item, totals, threshold) for item in fell_all[:req.limit]]
     # numbers are capped by the same limit (300 numeric attributes made 300 entries), the most
     # significant first; the answer says how many of each list were not shown
-    numbers_all = _numbers_json(numbers, counted.numbers, threshold)
-    together = _together(store, sets, settings, ranked, threshold, totals) if ranked else None
+    # one more pass over the counted records: the number quantiles and the combination's counts
+    picked = _together_values(ranked, threshold)
+    conditions = [sets.condition(ast.Match(p.field, ast.Word(str(p.value)))) for p in picked]
+    counts: list[tuple[int, int]] = []
+    if counted_totals.focus:
+        counts, quantiles = passes.quantiles_and_conjunctions(store, sets, settings, counted, conditions)
+    numbers_all = _numbers_json(numbers, quantiles, threshold, counted.exact)
+    together = _together(picked, counts, totals, counted, cheap_n)
     return {
         "query": req.q,
         "focus": {"from": _iso(sets.focus_window[0]), "to": _iso(sets.focus_window[1]), "count": totals[0]},
@@ -302,10 +318,15 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
         "patterns": _patterns_json(store, patterns, totals, threshold, sets.focus_window[0],
                                    Scope.from_sql_params(scope[1] if scope is not None else None)),
         "left_out": [{"field": k, "reason": v} for k, v in sorted(left_out.items())],
+        "counted": {"focus": cheap_n[0], "baseline": cheap_n[1], "exact": counted.exact,
+                    "note": f"the canonical fields, templates and number quantiles are counted on every "
+                            f"record of a set of up to {passes.COUNTED} records, beyond that on time slices "
+                            f"(about {passes.COUNT_SLICE} records each, picked by a generator seeded with "
+                            "the set's extent) holding about that many: these are the records counted"},
         "sampled": {"focus": sampled[0], "baseline": sampled[1],
                     "note": f"attributes and http.path/client_ip/referer are compared on a sample of up to "
-                            f"{passes.SAMPLE} records per set; the other fields on every record of a set of "
-                            f"up to {passes.CHEAP_EXACT} records, on time slices of about that many beyond"},
+                            f"{passes.SAMPLE} records per set, from time slices of about "
+                            f"{passes.SAMPLE_SLICE} records: these are the records sampled"},
         "elapsed_ms": round((time.perf_counter() - began) * 1000, 3),
     }
 

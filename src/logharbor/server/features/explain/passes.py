@@ -1,23 +1,31 @@
 """The reads ``explain`` makes: a few passes over the two sets, each one SELECT.
 
-1. :func:`totals`: how many records each set has, their time extent, and the exact p50/p95 of
-   the typed number columns (``http.duration_ms``, ``http.bytes_sent``).
-2. :func:`cheap_counts`: every value of the ``LowCardinality`` columns (level, service, host,
-   version, pattern_id, http.status, …) counted in both sets, exactly, in one pass
+1. :func:`totals`: how many records each set has and their time extent (exact; the time column
+   and the query's own columns only).
+2. :func:`counted_slices`: a set of more than :data:`COUNTED` records is counted on whole time
+   slices of its extent (about :data:`COUNT_SLICE` records each, picked by a hash of the slice):
+   ranges of the primary key's time order, so the engine reads only their granules and the cost
+   stays about the same at 10M records as at 1M.
+3. :func:`cheap_counts`: every value of the ``LowCardinality`` columns (level, service, host,
+   version, pattern_id, http.status, …) counted in both sets' counted records, in one pass
    (``GROUPING SETS``: one small hash table per column).
-3. :func:`sample`: a sample of each set (whole short time slices picked by a hash, as the fields
-   sidebar samples) for what is too costly to count whole: attributes, ``http.path``, client ips,
-   and the number columns' values for the rank test.
-4. :func:`conjunction_counts`: how many records of each set have several found values at once.
+4. :func:`sample`: a sample of each set (a few short time slices, again primary-key ranges) for
+   what is too costly to count whole: attributes, ``http.path``, client ips, and the number
+   columns' values for the rank test.
+5. :func:`quantiles_and_conjunctions`: over the counted records again, p50/p95 of the typed
+   number columns (``http.duration_ms``, ``http.bytes_sent``) and how many records of each set
+   have several found values at once (``together``).
 
 SQL text holds only column names from the schema (quoted by ``sqlsafe``), the conditions
-:mod:`.sets` compiled (placeholders) and integers computed here; every value is a parameter.
+:mod:`.sets` compiled (placeholders) and integers computed here; every value (the slices' times
+too) is a parameter.
 """
 
 
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,118 +42,203 @@ from .sets import Sets
 
 __all__ = [
     "CHEAP_COLUMNS",
-    "CHEAP_EXACT",
+    "COUNTED",
+    "COUNT_SLICE",
     "NUMBER_COLUMNS",
     "SAMPLE",
     "SAMPLED_COLUMNS",
+    "SAMPLE_SLICE",
+    "SCANNED",
+    "Counted",
     "Totals",
     "attribute_name",
     "cheap_counts",
-    "conjunction_counts",
+    "counted_slices",
     "flatten_attributes",
+    "pick_slices",
+    "quantiles_and_conjunctions",
     "sample",
     "totals",
 ]
 
-#: columns counted exactly over both whole sets (few distinct values, one cheap pass)
+#: columns counted over every counted record of both sets (few distinct values, one cheap pass)
 CHEAP_COLUMNS = ("level", "service", "source", "host", "instance", "env", "version", "tenant",
                  "pattern_id", "http_method", "http_status", "http_user_agent")
-#: typed number columns: exact quantiles over the whole sets, a rank test on the sample
+#: typed number columns: quantiles over the counted records, a rank test on the sample
 NUMBER_COLUMNS = ("http_duration_ms", "http_bytes_sent")
 #: text columns read from the sample (with the attributes)
 SAMPLED_COLUMNS = ("http_path", "http_client_ip", "http_referer")
-#: records sampled per set for the sampled fields
+#: records per set counted whole; a larger set is counted on time slices holding about this many
+COUNTED = 250_000
+#: … or, when fewer, records read (the sets' windows) that hold the counted records of a set
+SCANNED = 2_000_000
+#: records a counted time slice holds on average (two granules: the engine skips the others)
+COUNT_SLICE = 16_384
+#: records sampled per set for the sampled fields …
 SAMPLE = 2000
-#: records per set counted whole for the cheap columns; a larger set is counted on whole time
-#: slices of about this many (so the pass costs about the same at 10M records as at 1M)
-CHEAP_EXACT = 1_000_000
-#: average records per sampled time slice
-SLICE_RECORDS = 50
+#: … from time slices of about this many records each (eight slices: a few granules' attributes)
+SAMPLE_SLICE = 250
 
 
-def _sets(sets: Sets) -> SetsSql:
-    return sets.focus, sets.baseline, sets.where
-
-
-def _run(store: Store, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]
+def _run(store: Store, sql_text: str, params: Mapping[str, Any], settings: Mapping[str, Any]
          ) -> list[dict[str, Any]]:
-    return list(store.query(sql, params, settings=settings))
+    return list(store.query(sql_text, params, settings=settings))
 
 
 @dataclass(frozen=True)
 class Totals:
-    """Records in each set, their time extents (ns) and the number columns' quantiles."""
+    """Records in each set and their time extents (ns, first and last record)."""
 
     focus: int
     baseline: int
     focus_span: tuple[int, int]
     baseline_span: tuple[int, int]
-    #: column → (focus count, focus [p50, p95], baseline count, baseline [p50, p95])
-    numbers: dict[str, tuple[int, list[float], int, list[float]]]
+    #: records of each set's window (within the key's scope) a pass reads to find the set's
+    focus_scanned: int = 0
+    baseline_scanned: int = 0
+
+
+def totals(store: Store, sets: Sets, settings: Mapping[str, Any]) -> Totals:
+    """Pass 1: exact, reading the time and the query's own columns only."""
+    query = sql.totals_sql(store.table, (sets.focus, sets.baseline, sets.scanned),
+                           (sets.focus_scanned, sets.baseline_scanned))
+    row = next(iter(_run(store, query, sets.params, settings)), {})
+    return Totals(focus=int(row.get("nf") or 0), baseline=int(row.get("nb") or 0),
+                  focus_span=(int(row.get("fa") or 0), int(row.get("fz") or 0)),
+                  baseline_span=(int(row.get("ba") or 0), int(row.get("bz") or 0)),
+                  focus_scanned=int(row.get("sf") or 0), baseline_scanned=int(row.get("sb") or 0))
+
+
+def pick_slices(span: tuple[int, int], total: int, size: int, per_slice: int) -> list[tuple[int, int]] | None:
+    """``[from, to)`` ns ranges of ``span`` (first and last record) holding about ``size`` of its
+    ``total`` records: the span cut in slices of about ``per_slice`` records, the slices kept
+    picked by a generator seeded with the span (the same set gives the same slices: an answer
+    can be asked again), adjacent ones merged. None when the whole set is no more than ``size``."""
+    if total <= size:
+        return None
+    lo, hi = span[0], span[1] + 1
+    count = min(max(1, -(-total // per_slice)), max(1, hi - lo))
+    keep = max(1, -(-size // per_slice))
+    if keep >= count:
+        return None
+    # seeded by the span: the same set gets the same slices; O(keep), however many slices there are
+    chosen = sorted(random.Random(f"{lo}:{hi}:{count}").sample(range(count), keep))  # noqa: S311 -- a sample, not a secret
+    ranges: list[tuple[int, int]] = []
+    for i in chosen:
+        a, b = lo + (hi - lo) * i // count, lo + (hi - lo) * (i + 1) // count
+        if ranges and ranges[-1][1] == a:
+            ranges[-1] = (ranges[-1][0], b)
+        else:
+            ranges.append((a, b))
+    return ranges
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The records a pass counts: each set whole, or on time slices (``exact`` False)."""
+
+    sets: SetsSql
+    params: dict[str, Any]
+    exact: bool
+
+
+def _restricted(params: dict[str, Any], side: str, condition: str, ranges: list[tuple[int, int]] | None
+                ) -> str:
+    """``condition`` kept on ``ranges`` (their times bound as ``<side>_a<i>``/``<side>_z<i>``)."""
+    if ranges is None:
+        return condition
+    for i, (a, b) in enumerate(ranges):
+        params[f"{side}_a{i}"], params[f"{side}_z{i}"] = a, b
+    return f"({condition} AND {sql.time_ranges(side, len(ranges))})"
+
+
+def _within(sets: Sets, counts: Totals, size: int, per_slice: int, prefix: str) -> Counted:
+    """The two sets, each restricted to time slices holding about ``size`` of its records."""
+    params = sets.params
+    fr = pick_slices(counts.focus_span, counts.focus, size, per_slice)
+    br = pick_slices(counts.baseline_span, counts.baseline, size, per_slice)
+    return _restrict(sets, params, fr, br, prefix)
+
+
+def _restrict(sets: Sets, params: dict[str, Any], fr: list[tuple[int, int]] | None,
+              br: list[tuple[int, int]] | None, prefix: str) -> Counted:
+    if fr is None and br is None:
+        return Counted((sets.focus, sets.baseline, sets.where), params, exact=True)
+    focus = _restricted(params, f"{prefix}f", sets.focus, fr)
+    baseline = _restricted(params, f"{prefix}b", sets.baseline, br)
+    # the slices in the scan's own WHERE: ranges of the primary key, so only their granules are
+    # read; each term holds its set's condition, so a record read is in its own set's slices and
+    # the flags need not repeat the ranges (a baseline record in a focus slice is not read)
+    where = f"{sets.where} AND ({focus} OR {baseline})"
+    return Counted((sets.focus, sets.baseline, where), params, exact=False)
+
+
+def _counted_ranges(span: tuple[int, int], records: int, scanned: int) -> list[tuple[int, int]] | None:
+    """Slices of ``span`` holding about :data:`COUNTED` of a set's ``records``, or about
+    :data:`SCANNED` of the ``scanned`` records its window has, whichever is less (a few errors
+    in a busy window are found by reading their window: that read is what costs)."""
+    if not records:
+        return None
+    share = min(1.0, COUNTED / records, SCANNED / max(1, scanned))
+    scanned = max(scanned, records)
+    return pick_slices(span, scanned, round(scanned * share), COUNT_SLICE)
+
+
+def counted_slices(sets: Sets, counts: Totals) -> Counted:
+    """What passes 3 and 5 count: each set whole up to :data:`COUNTED` records (and
+    :data:`SCANNED` records read), else time slices holding about that many."""
+    params = sets.params
+    fr = _counted_ranges(counts.focus_span, counts.focus, counts.focus_scanned)
+    br = _counted_ranges(counts.baseline_span, counts.baseline, counts.baseline_scanned)
+    return _restrict(sets, params, fr, br, "xc")
+
+
+def cheap_counts(store: Store, sets: Sets, settings: Mapping[str, Any], counted: Counted
+                 ) -> tuple[dict[str, dict[str, tuple[int, int]]], tuple[int, int]]:
+    """Pass 3: ``{column: {value: (focus count, baseline count)}}`` (absent values left out) over
+    the counted records, and how many records each set had there."""
+    names = [f"c{i}" for i in range(len(CHEAP_COLUMNS))]
+    query = sql.cheap_counts_sql(store.table, counted.sets, CHEAP_COLUMNS)
+    out: dict[str, dict[str, tuple[int, int]]] = {c: {} for c in CHEAP_COLUMNS}
+    n = (0, 0)
+    width = len(CHEAP_COLUMNS)
+    for row in _run(store, query, counted.params, settings):
+        mask = int(row["g"])
+        # standard GROUPING: a 0 bit for the column the row is grouped by (first column = top bit)
+        index = next((i for i in range(width) if not mask >> (width - 1 - i) & 1), None)
+        if index is None:  # the () set: every record counted
+            n = (int(row["f"]), int(row["b"]))
+            continue
+        value = str(row[names[index]])
+        if value == "":
+            continue
+        out[CHEAP_COLUMNS[index]][value] = (int(row["f"]), int(row["b"]))
+    return out, n
 
 
 def _floats(values: Any) -> list[float]:
     return [float(x) for x in values or [] if x is not None]
 
 
-def totals(store: Store, sets: Sets, settings: Mapping[str, Any]) -> Totals:
-    """Pass 1."""
-    rows = _run(store, sql.totals_sql(store.table, _sets(sets), NUMBER_COLUMNS), sets.params, settings)
+def quantiles_and_conjunctions(store: Store, sets: Sets, settings: Mapping[str, Any], counted: Counted,
+                               conditions: Sequence[str]
+                               ) -> tuple[list[tuple[int, int]],
+                                          dict[str, tuple[int, list[float], int, list[float]]]]:
+    """Pass 5, over the counted records: the (focus, baseline) counts of records matching the
+    first 1, 2, … ``conditions`` (compiled by ``sets`` after ``counted`` was made: their params
+    are added), and per typed number column (focus count, focus [p50, p95], baseline count,
+    baseline [p50, p95])."""
+    params = {**sets.params, **counted.params}
+    query = sql.quantiles_conjunctions_sql(store.table, counted.sets, NUMBER_COLUMNS, conditions)
+    rows = _run(store, query, params, settings)
     row = rows[0] if rows else {}
     numbers = {}
     for i, column in enumerate(NUMBER_COLUMNS):
         nf, nb = int(row.get(f"n{i}f") or 0), int(row.get(f"n{i}b") or 0)
         numbers[column] = (nf, _floats(row.get(f"q{i}f")) if nf else [],
                            nb, _floats(row.get(f"q{i}b")) if nb else [])
-    return Totals(focus=int(row.get("nf") or 0), baseline=int(row.get("nb") or 0),
-                  focus_span=(int(row.get("fa") or 0), int(row.get("fz") or 0)),
-                  baseline_span=(int(row.get("ba") or 0), int(row.get("bz") or 0)), numbers=numbers)
-
-
-def cheap_counts(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
-                 ) -> tuple[dict[str, dict[str, tuple[int, int]]], tuple[int, int]]:
-    """Pass 2: ``{column: {value: (focus count, baseline count)}}`` (absent values left out) and
-    the (focus, baseline) records counted: every record while a set has at most
-    :data:`CHEAP_EXACT` of them, else whole time slices of about that many (bounded cost)."""
-    params = sets.params
-    keep = ""
-    if max(counts.focus, counts.baseline) > CHEAP_EXACT:
-        keep = " OR ".join([
-            _sampling(params, "f", sets.focus, counts.focus, counts.focus_span, CHEAP_EXACT),
-            _sampling(params, "b", sets.baseline, counts.baseline, counts.baseline_span, CHEAP_EXACT)])
-    names = [f"c{i}" for i in range(len(CHEAP_COLUMNS))]
-    query = sql.cheap_counts_sql(store.table, _sets(sets), CHEAP_COLUMNS, keep)
-    out: dict[str, dict[str, tuple[int, int]]] = {c: {} for c in CHEAP_COLUMNS}
-    counted = (0, 0)
-    width = len(CHEAP_COLUMNS)
-    for row in _run(store, query, params, settings):
-        mask = int(row["g"])
-        # standard GROUPING: a 0 bit for the column the row is grouped by (first column = top bit)
-        index = next((i for i in range(width) if not mask >> (width - 1 - i) & 1), None)
-        if index is None:  # the () set: every record counted
-            counted = (int(row["f"]), int(row["b"]))
-            continue
-        value = str(row[names[index]])
-        if value == "":
-            continue
-        out[CHEAP_COLUMNS[index]][value] = (int(row["f"]), int(row["b"]))
-    return out, counted
-
-
-def _sampling(params: dict[str, Any], side: str, condition: str, total: int, span: tuple[int, int],
-              size: int = 0) -> str:
-    """The condition keeping about ``size`` (default :data:`SAMPLE`) of a set's ``total`` records
-    (``condition``): whole time slices of about :data:`SLICE_RECORDS` records, one slice in ``k``
-    chosen by a hash of the slice."""
-    size = size or SAMPLE
-    if total <= size:
-        return f"({condition})"
-    k = max(2, total // size)
-    width = max(1, (span[1] - span[0] + 1) // max(1, total // SLICE_RECORDS))
-    name = f"x_{side}{size}"
-    params[f"{name}_w"] = width
-    params[f"{name}_k"] = k
-    return sql.slice_sample(condition, f"{{{name}_w:Int64}}", f"{{{name}_k:UInt64}}")
+    counts = [(int(row.get(f"f{i}") or 0), int(row.get(f"b{i}") or 0)) for i in range(len(conditions))]
+    return counts, numbers
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,17 +263,16 @@ def flatten_attributes(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Pass 3: (focus rows, baseline rows), each ``{field name: value}`` of the sampled columns
-    (``http.path``, …), the number columns and every attribute path (a scalar; arrays left out)."""
-    params = sets.params
-    keep = " OR ".join([_sampling(params, "f", sets.focus, counts.focus, counts.focus_span),
-                        _sampling(params, "b", sets.baseline, counts.baseline, counts.baseline_span)])
+    """Pass 4: (focus rows, baseline rows), each ``{field name: value}`` of the sampled columns
+    (``http.path``, …), the number columns and every attribute path (a scalar; arrays left out):
+    up to :data:`SAMPLE` per set, from a few time slices (the attributes of a few granules read)."""
+    within = _within(sets, counts, SAMPLE, SAMPLE_SLICE, "xs")
     columns = ["`timestamp`", *(quote_identifier(c) for c in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS)),
                quote_identifier("attributes"), quote_identifier(attrs.EXACT_COLUMN)]
-    query = sql.sample_sql(store.table, _sets(sets), columns, keep, 2 * SAMPLE)
+    query = sql.sample_sql(store.table, within.sets, columns, SAMPLE)
     focus: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
-    for row in _run(store, query, params, settings):
+    for row in _run(store, query, within.params, settings):
         fields: dict[str, Any] = {}
         for column in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS):
             value = row.get(column)
@@ -192,13 +284,3 @@ def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
             fields[attribute_name(name)] = value
         (focus if row.get("__f") else baseline).append(fields)
     return focus, baseline
-
-
-def conjunction_counts(store: Store, sets: Sets, settings: Mapping[str, Any], conditions: Sequence[str]
-                       ) -> list[tuple[int, int]]:
-    """Pass 4: (focus, baseline) counts of records matching the first 1, 2, … ``conditions``."""
-    if not conditions:
-        return []
-    rows = _run(store, sql.conjunctions_sql(store.table, _sets(sets), conditions), sets.params, settings)
-    row = rows[0] if rows else {}
-    return [(int(row.get(f"f{i}") or 0), int(row.get(f"b{i}") or 0)) for i in range(len(conditions))]

@@ -31,7 +31,9 @@ class Sets:
     """SQL conditions (over the logs table) for the focus and the baseline, and their params.
 
     ``where`` is what either set needs (time, scope), so the engine reads only their granules;
-    ``focus`` and ``baseline`` tell the two apart inside it.
+    ``focus`` and ``baseline`` tell the two apart inside it. ``scanned`` is ``where`` without the
+    query, and ``focus_scanned``/``baseline_scanned`` its windows: the records a pass reads to
+    find the sets' (what a pass costs).
     """
 
     query: ast.Query
@@ -43,6 +45,9 @@ class Sets:
     baseline: str
     compiler: FilterCompiler
     scope_params: dict[str, Any]
+    scanned: str
+    focus_scanned: str
+    baseline_scanned: str
 
     @property
     def params(self) -> dict[str, Any]:
@@ -92,15 +97,18 @@ def build_sets(text: str, *, focus: tuple[int, int], mode: Mode, baseline: tuple
     if mode == "complement":
         focus_sql = matches
         base_sql = f"(NOT {matches})"
-        where = focus_time
+        where = scanned = base_time = focus_time
     else:
         base_time = _time(params, base_window)
         focus_sql = f"({focus_time} AND {matches})"
         base_sql = f"({base_time} AND {matches})"
-        where = f"({focus_time} OR {base_time}) AND {matches}"
+        scanned = f"({focus_time} OR {base_time})"
+        where = f"{scanned} AND {matches}"
     scope_params: dict[str, Any] = {}
     if scope is not None:
         where = f"{where} AND ({scope[0]})"
+        scanned = f"{scanned} AND ({scope[0]})"
         scope_params = dict(scope[1])
     return Sets(query=query, mode=mode, focus_window=focus, baseline_window=base_window, where=where,
-                focus=focus_sql, baseline=base_sql, compiler=compiler, scope_params=scope_params)
+                focus=focus_sql, baseline=base_sql, compiler=compiler, scope_params=scope_params,
+                scanned=scanned, focus_scanned=focus_time, baseline_scanned=base_time)
