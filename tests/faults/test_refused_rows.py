@@ -223,3 +223,70 @@ def test_refused_rows_are_listed_and_requeued(tmp_path: Path) -> None:
     tally.report()
     assert [orjson.loads(r)["attributes"]["rid"] for r in refused] == ["q-5"]
     assert (tmp_path / "wal" / "quarantine" / "refused" / files[0]["file"].replace("refused-", "requeued-")).exists()
+
+
+REFUSED = "Code: 27. DB::Exception: Cannot parse input: expected '\"' before: 'x'. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)"
+
+
+def test_a_cut_short_isolation_never_stores_a_half_twice(tmp_path: Path) -> None:
+    """Halves stored under their tokens, then a restart where the store takes the whole batch (the
+    cause was fixed, or the refusal passed): the batch goes on in halves, never whole under its
+    own token beside the halves stored before."""
+    tally = Tally("isolation cut short, then the store takes the whole batch after a restart")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    store = FlakyStore(real, lambda token: "Code: 209. DB::NetException: Timeout exceeded"
+                       if token.endswith("-r1") else None if "-r" in token else REFUSED)
+    wal, batcher = make(tmp_path, store)
+    ids = [f"w-{k}" for k in range(40)]
+    try:
+        wal.submit(b"\n".join(row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the first half stored", lambda: any(t.endswith("-r0") for t in store.tokens[:-1]))
+        wait_for("the isolation to reach the outage", lambda: any(t.endswith("-r1") for t in store.tokens))
+    finally:
+        batcher.stop(drain=False, timeout=5)
+        wal.close()
+    store = FlakyStore(real, lambda token: None)  # the store takes everything now
+    wal, batcher = make(tmp_path, store)
+    try:
+        wait_for("the batch stored after the restart", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, real, tmp_path / "wal")
+    real.close()
+    tally.report()
+    assert refused == []
+    assert "wal-1-1" not in store.tokens, store.tokens
+
+
+def test_refusals_after_an_outage_are_counted_on_their_own(tmp_path: Path) -> None:
+    """Attempts failed by an outage are not refusals: the first data-coded errors after a long
+    outage (a store coming back, its schema not yet in place) set nothing aside."""
+    tally = Tally("outage, then a passing refusal: nothing may be set aside")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    calls = {"n": 0}
+
+    def fail(token: str) -> str | None:
+        calls["n"] += 1
+        if calls["n"] <= 4:
+            return "Code: 210. DB::NetException: Connection refused"
+        return REFUSED if calls["n"] <= 6 else None
+
+    store = FlakyStore(real, fail)
+    wal, batcher = make(tmp_path, store)
+    ids = [f"t-{k}" for k in range(2)]
+    try:
+        wal.submit(b"\n".join(row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the store back", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, real, tmp_path / "wal")
+    real.close()
+    tally.report()
+    assert refused == [] and batcher.refused.rows == 0
+    assert all("-r" not in t for t in store.tokens), store.tokens

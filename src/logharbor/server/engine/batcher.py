@@ -118,6 +118,8 @@ class Batcher:
         self.no_space = False
         #: attempts failed in a row
         self.failures = 0
+        #: attempts refused for their data in a row (an outage between them starts the count again)
+        self.refusals = 0
         #: below this much free disk the store's merges are stopped (see _brake_merges)
         self.merge_brake_bytes = merge_brake_bytes
         self.merges_braked = False
@@ -320,11 +322,13 @@ class Batcher:
         if self.failures:
             log.warning("the store takes batches again after %d failed attempts", self.failures)
         self.failures = 0
+        self.refusals = 0
         self.last_error = None
         self.no_space = False
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
+        self.refusals = self.refusals + 1 if is_refusal(exc) else 0
         self.last_error = str(exc) if isinstance(exc, StoreError | OSError) else repr(exc)
         free = self.free_space() if self.free_space is not None else None
         self.no_space = is_no_space(exc) or (isinstance(exc, UnverifiedInsert) and free is not None
@@ -413,6 +417,7 @@ class Batcher:
         first, last = entries[0].seq, entries[-1].seq
         # the intent is kept in memory even if writing it fails: the retry takes this very range
         self.progress.intent = (first, last, entries[0].start, end)
+        self.progress.isolating = False
         self._save()
         self._insert(entries, first, last, end)
         return True
@@ -432,10 +437,13 @@ class Batcher:
         return parts
 
     def _set_aside(self, entries: list[WalEntry], parts: list[bytes], first: int, last: int, token: str,
-                   retry: bool, exc: StoreError) -> tuple[int, int]:
+                   retry: bool, error: str) -> tuple[int, int]:
         """The store refuses this batch for its data (attempt after attempt): store it in halves
         until the refused rows stand alone, keep those in the quarantine (engine/refused.py);
-        (rows stored, rows expected in the store)."""
+        (rows stored, rows expected in the store). That the batch is being stored in halves is
+        durable (``progress.isolating``) before the first half goes: a half stored under its own
+        token must never be stored again by the whole batch under the batch's token (after an
+        outage or a restart in the middle, the store may take the whole batch again)."""
         lines: list[bytes] = []
         seqs: list[int] = []
         for entry, part in zip(entries, parts, strict=True):
@@ -443,10 +451,13 @@ class Batcher:
                 if line.strip():
                     lines.append(line)
                     seqs.append(entry.seq)
+        if len(lines) > 1 and not self.progress.isolating:
+            self.progress.isolating = True
+            self._save()  # raises when it cannot be written: then no half goes to the store
         log.warning("batch %s is refused for its data (%d attempts): storing it in halves to find the "
-                    "refused rows: %s", token, self.failures + 1, str(exc)[:300])
+                    "refused rows: %s", token, self.refusals + 1, error[:300])
         stored, refused = isolate(lambda rows, sub: self.store.insert(rows, dedup_token=sub, retry=retry),
-                                  lines, token, str(exc))
+                                  lines, token, error)
         if refused:
             self.refused.keep(token, first, last, [(seqs[i], lines[i], error) for i, error in refused])
         return stored, len(lines) - len(refused)
@@ -470,12 +481,16 @@ class Batcher:
             parts = self._mine(entries, token) if self.miner is not None else [e.payload for e in entries]
             payload = b"\n".join(parts)
             rows = row_count(payload)
-            try:
-                stored = self.store.insert(payload, dedup_token=token, retry=retry)
-            except StoreError as exc:
-                if not is_refusal(exc) or self.failures + 1 < self.refuse_after:
-                    raise
-                stored, rows = self._set_aside(entries, parts, first, last, token, retry, exc)
+            if self.progress.isolating:  # an isolation cut short: go on in halves, never whole
+                stored, rows = self._set_aside(entries, parts, first, last, token, retry,
+                                               "(an isolation cut short, resumed)")
+            else:
+                try:
+                    stored = self.store.insert(payload, dedup_token=token, retry=retry)
+                except StoreError as exc:
+                    if not is_refusal(exc) or self.refusals + 1 < self.refuse_after:
+                        raise
+                    stored, rows = self._set_aside(entries, parts, first, last, token, retry, str(exc))
             if stored < rows:
                 raise UnverifiedInsert(f"the store holds {stored} of the {rows} rows of batch {token} "
                                        "after its insert")

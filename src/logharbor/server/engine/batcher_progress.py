@@ -25,6 +25,9 @@ class BatcherProgress:
     done_seq: int
     done_pos: WalPosition
     intent: tuple[int, int, WalPosition, WalPosition] | None = None  # first, last, start, end
+    #: the intent's batch is being stored in halves (engine/refused.py): some halves may be in the
+    #: store under their own tokens, so the batch must never again be inserted whole
+    isolating: bool = False
 
 
 class DamagedProgress(ValueError):
@@ -75,6 +78,7 @@ def load_progress(path: Path) -> BatcherProgress | None:
         done_pos=WalPosition(*data["done_pos"]),  # type: ignore[misc]
         intent=(intent[0], intent[1], WalPosition(*intent[2]), WalPosition(*intent[3]))  # type: ignore[index]
         if intent else None,
+        isolating=bool(intent and data.get("isolating")),
     )
 
 
@@ -85,4 +89,6 @@ def save_progress(path: Path, progress: BatcherProgress) -> None:
     if progress.intent:
         first, last, start, end = progress.intent
         body["intent"] = [first, last, start.as_list(), end.as_list()]
+        if progress.isolating:
+            body["isolating"] = True
     write_atomic(path, orjson.dumps(body))
