@@ -1,4 +1,5 @@
-"""Loki's read API (``/loki/api/v1/…``) for Grafana's built-in Loki data source.
+"""Loki's read API (``/loki/api/v1/…``) for Grafana's built-in Loki data source (the HTTP; the answers
+are built by ``service.py``, ``catalog.py`` and ``drilldown.py``).
 
 Why: teams that look at everything through Grafana point its stock Loki data source at logharbor
 and get Explore, dashboards and live tail without a plugin. Answers have Loki's shapes
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import re
 import time
 from collections.abc import Callable
@@ -35,16 +35,15 @@ from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.printer import to_text
 from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
 
-from . import catalog, drilldown
-from .execute import Series, constant_series, eval_metric, points
-from .logql import Constant, LogQuery, VectorAgg, parse_logql
+from . import catalog, drilldown, service
+from .logql import Constant, LogQuery, parse_logql
 from .nodes import label_paths
 from .streams import Context, log_line, log_streams, record_labels, sanitize_label
 from .wire import wire_to_record
 
 __all__ = ["loki_router"]
 
-NS = 1_000_000_000
+NS = service.NS
 LOKI_VERSION = "3.4.0"  # the API level answered; Grafana picks its features by this
 _PREFIX = "/loki/api/v1"
 
@@ -141,32 +140,6 @@ def _log_query(text: str | None) -> LogQuery:
     return expr
 
 
-def _num(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-def _seconds(ns: int) -> float | int:
-    return ns // NS if ns % NS == 0 else ns / NS
-
-
-def _matrix(series: Series) -> list[dict[str, Any]]:
-    return [{"metric": dict(labels), "values": [[_seconds(t), _num(v)] for t, v in sorted(values.items())]}
-            for labels, values in sorted(series.items())]
-
-
-def _vector(series: Series, at: int) -> list[dict[str, Any]]:
-    return [{"metric": dict(labels), "value": [_seconds(at), _num(values[at])]}
-            for labels, values in sorted(series.items()) if at in values]
-
-
-def _stats(began: float, entries: int) -> dict[str, Any]:
-    return {"summary": {"execTime": round(time.perf_counter() - began, 6), "totalEntriesReturned": entries}}
-
-
 def _run_range(conn: HTTPConnection, params: dict[str, str | None]) -> dict[str, Any]:
     began = time.perf_counter()
     expr = _parse(params.get("query"))
@@ -180,15 +153,8 @@ def _run_range(conn: HTTPConnection, params: dict[str, str | None]) -> dict[str,
         raise ApiError(400, "invalid_direction", "direction is forward or backward")
     ctx = _context(conn)
     if isinstance(expr, LogQuery):
-        streams, n = log_streams(ctx, expr, start, end + 1, _limit(params.get("limit")), direction)
-        return {"resultType": "streams", "result": streams, "stats": _stats(began, n)}
-    step = _step(params.get("step"), start, end)
-    times = points(start, end, step)
-    if isinstance(expr, Constant):
-        series = constant_series(expr, times)
-    else:
-        series = eval_metric(ctx, expr, times, step)
-    return {"resultType": "matrix", "result": _matrix(series), "stats": _stats(began, 0)}
+        return service.streams(ctx, expr, start, end + 1, _limit(params.get("limit")), direction, began)
+    return service.matrix(ctx, expr, start, end, _step(params.get("step"), start, end), began)
 
 
 def _run_instant(conn: HTTPConnection, params: dict[str, str | None]) -> dict[str, Any]:
@@ -196,19 +162,12 @@ def _run_instant(conn: HTTPConnection, params: dict[str, str | None]) -> dict[st
     expr = _parse(params.get("query"))
     at = loki_time(params.get("time"), time.time_ns())
     if isinstance(expr, Constant):
-        if not expr.is_vector:
-            return {"resultType": "scalar", "result": [_seconds(at), _num(expr.value)]}
-        return {"resultType": "vector", "result": _vector(constant_series(expr, [at]), at)}
+        return service.instant_constant(expr, at)
     ctx = _context(conn)
     if isinstance(expr, LogQuery):  # Loki refuses these; answering the newest lines is harmless
         direction = (params.get("direction") or "backward").lower()
-        streams, n = log_streams(ctx, expr, None, at + 1, _limit(params.get("limit")), direction)
-        return {"resultType": "streams", "result": streams, "stats": _stats(began, n)}
-    series = eval_metric(ctx, expr, [at], None)
-    result = _vector(series, at)
-    if isinstance(expr, VectorAgg) and expr.op in ("sort", "sort_desc"):
-        result.sort(key=lambda s: float(s["value"][1]), reverse=expr.op == "sort_desc")
-    return {"resultType": "vector", "result": result, "stats": _stats(began, 0)}
+        return service.streams(ctx, expr, None, at + 1, _limit(params.get("limit")), direction, began)
+    return service.vector(ctx, expr, at, began)
 
 
 def _volume(conn: HTTPConnection, p: dict[str, str | None], ranged: bool) -> dict[str, Any]:
@@ -218,11 +177,9 @@ def _volume(conn: HTTPConnection, p: dict[str, str | None], ranged: bool) -> dic
     target = [t for t in (p.get("targetLabels") or "").split(",") if t]
     limit = _limit(p.get("limit"), 100)
     if not ranged:
-        series = catalog.volume(_context(conn), lq, [end], end - start, None, limit, target)
-        return {"resultType": "vector", "result": _vector(series, end)}
+        return service.volume_vector(_context(conn), lq, start, end, limit, target)
     step = _step(p.get("step"), start, end)
-    series = catalog.volume(_context(conn), lq, points(start, end, step), step, step, limit, target)
-    return {"resultType": "matrix", "result": _matrix(series)}
+    return service.volume_matrix(_context(conn), lq, start, end, step, limit, target)
 
 
 def _window(params: dict[str, str | None]) -> tuple[int, int]:
