@@ -89,8 +89,7 @@ class Migration:
     def tables(self) -> list[str]:
         """The logs table and, when retention made one, its warm tier."""
         names = [self.source.table_name, f"{self.source.table_name}_warm"]
-        rows = self.source.query(migrate_sql.EXISTING_TABLES, {"names": names})
-        present = {r["name"] for r in rows}
+        present = self.source.existing_tables(names)
         return [n for n in names if n in present]
 
     def plan(self, table: str) -> dict[str, list[Chunk]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -127,6 +127,9 @@ class Store(Protocol):
     def stats(self) -> StoreStats:
         """Rows and bytes of the logs table."""
 
+    def existing_tables(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` (unquoted) are tables (or views) of the store's database."""
+
     def expose_view(self, name: str, select_sql: str | None) -> None:
         """Make reads of :attr:`table` go through a view named ``name`` over ``select_sql``
         (hot ∪ warm ∪ cold); None drops it and reads the hot table again."""
@@ -225,6 +228,15 @@ class TierView:
     def query(self, sql: str, params: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None
               ) -> list[Row]:  # the store's own
         raise NotImplementedError
+
+    def existing_tables(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` (unquoted) are tables (or views) of the store's database."""
+        wanted = list(names)
+        if not wanted:
+            return set()
+        rows = self.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                          "AND name IN {names:Array(String)}", {"names": wanted})
+        return {str(r["name"]) for r in rows}
 
     def expose_view(self, name: str, select_sql: str | None) -> None:
         """Make queries read ``select_sql`` (e.g. hot ∪ warm ∪ cold) through a view named ``name``;

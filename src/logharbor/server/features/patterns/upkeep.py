@@ -136,7 +136,7 @@ class PatternUpkeep:
                         "cluster (each shard would need its own mutations)")
             return []
         names = [self.store.table_name, f"{self.store.table_name}_warm"]
-        found = {str(r["name"]) for r in self.store.query(sql.EXISTING_TABLES, {"n": names})}
+        found = self.store.existing_tables(names)
         return [n for n in names if n in found]
 
     def _plan(self) -> list[tuple[str, str, int]]:

@@ -6,11 +6,7 @@ from __future__ import annotations
 from logharbor.server.engine.store.rows import COLUMNS
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
-__all__ = ["EXISTING_TABLES", "chunk_sql", "minutes_sql"]
-
-#: which of ``{names}`` are tables of the current database
-EXISTING_TABLES = ("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                   "AND name IN {names:Array(String)}")
+__all__ = ["chunk_sql", "minutes_sql"]
 
 
 def minutes_sql(table: str) -> str:

@@ -30,8 +30,7 @@ def create_recording(store: Store) -> None:
     """Create the recording table if it is not there (at start: no table is created once the
     server runs, see ``TierView.freeze_schema``)."""
     name = recording_name(store.table_name)
-    if store.query("SELECT 1 AS x FROM system.tables WHERE database = currentDatabase() "
-                   "AND name = {name:String}", {"name": name}):
+    if store.existing_tables([name]):
         return
     store.query(
         f"CREATE TABLE IF NOT EXISTS {quote_identifier(name)} (tenant LowCardinality(String), "

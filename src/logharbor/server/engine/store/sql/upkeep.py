@@ -8,18 +8,15 @@ are checked against strict patterns by the caller before they are written into a
 
 from __future__ import annotations
 
-__all__ = ["BACKFILL_WHERE", "CURRENT_DATABASE", "EXISTING_TABLES", "assign_ids_sql", "backfill_counts_sql",
-           "count_of", "create_join_sql", "drop_table_sql", "fill_join_sql", "join_lookup",
-           "message_slice_sql", "truncate_sql", "unadopted_sql", "unassigned_partitions_sql"]
+__all__ = ["BACKFILL_WHERE", "CURRENT_DATABASE", "assign_ids_sql", "backfill_counts_sql", "count_of",
+           "create_join_sql", "drop_table_sql", "fill_join_sql", "join_lookup", "message_slice_sql",
+           "truncate_sql", "unadopted_sql", "unassigned_partitions_sql"]
 
 #: a record's message, as the join table keys it
 _HASH = "cityHash64(tenant, service, message)"
 #: the records of partition ``{p}`` still without a pattern id
 BACKFILL_WHERE = "_partition_id = {p:String} AND pattern_id = '' AND message != ''"
 CURRENT_DATABASE = "SELECT currentDatabase() AS db"
-#: which of ``{n}`` (names) are tables of the current database
-EXISTING_TABLES = ("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                   "AND name IN {n:Array(String)}")
 
 
 def unadopted_sql(patterns: str, limit: int | None) -> str:
