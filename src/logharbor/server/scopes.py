@@ -100,6 +100,11 @@ class Scope:
             return None
         return {"tenant": self.tenant, "services": list(self.services) if self.services else None}
 
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | None) -> Scope:
+        """The scope :meth:`as_json` showed (a rule as the API lists it, an alert in the outbox)."""
+        return cls.of(**(value or {}))
+
     def describe(self) -> str:
         """For error messages: ``tenant acme, services checkout, api`` or ``no scope``."""
         parts = []

@@ -275,7 +275,7 @@ class Catalog(ChannelRows):
         with self.meta.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings().all()]
         return [r for r in rows if viewer.unscoped or alert_visible(
-            viewer, r["alert"]["labels"], Scope.of(**(r["alert"].get("scope") or {})))]
+            viewer, r["alert"]["labels"], Scope.from_json(r["alert"].get("scope")))]
 
 
 def alert_visible(viewer: Scope, labels: Mapping[str, Any], rule_scope: Scope | None) -> bool:

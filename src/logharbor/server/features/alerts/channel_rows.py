@@ -128,7 +128,7 @@ class ChannelRows:
             raise CatalogError(404, "not_found", f"no channel named {name!r}")
         users = [r for r in self.list_rules() if name in r["spec"].get("channels", [])]
         if users:
-            seen = [r["name"] for r in users if viewer.covers(Scope.of(**(r["scope"] or {})))]
+            seen = [r["name"] for r in users if viewer.covers(Scope.from_json(r["scope"]))]
             others = len(users) - len(seen)
             text = ", ".join(seen)
             if others:

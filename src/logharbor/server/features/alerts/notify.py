@@ -173,7 +173,7 @@ class Dispatcher:
                     kept.append(row)
             rows = kept
         silenced, live = [], []
-        rule_scope = Scope.of(**(rows[0]["alert"].get("scope") or {})) if rows else Scope()
+        rule_scope = Scope.from_json(rows[0]["alert"].get("scope")) if rows else Scope()
         for row in rows:
             silence = await asyncio.to_thread(self.silences.silenced_by, row["alert"]["labels"], now,
                                               rule_scope)

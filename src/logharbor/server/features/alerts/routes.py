@@ -157,7 +157,7 @@ def alerts_router() -> APIRouter:
             if row is None:
                 raise ApiError(404, "not_found", f"no rule named {body.name!r}")
             rule = parse_rule(row["spec"])
-            scope = Scope.of(**(row["scope"] or {})).sql()  # inside the caller's: it sees the rule
+            scope = Scope.from_json(row["scope"]).sql()  # inside the caller's: it sees the rule
         else:
             rule = parse_rule(body.rule)
         at_ns = service.clock.now_ns()
