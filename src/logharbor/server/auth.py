@@ -33,8 +33,11 @@ from logharbor.server.meta.keys import (
     outage_warning,
     request_remote,
 )
+from logharbor.server.scopes import GLOBAL
+from logharbor.server.scopes import Scope as KeyScope
 
-__all__ = ["AuthMiddleware", "RateLimiter", "principal_of", "required_permission", "scope_filter"]
+__all__ = ["AuthMiddleware", "RateLimiter", "actor_of", "principal_of", "required_permission", "scope_filter",
+           "viewer_of"]
 
 log = logging.getLogger("logharbor.server.auth")
 
@@ -135,6 +138,19 @@ def _forbidden_message(principal: Principal, permission: str) -> str:
 def principal_of(conn: HTTPConnection) -> Principal | None:
     """The caller of a request (None only where auth is off or the endpoint is public)."""
     return conn.scope.get("state", {}).get("principal")
+
+
+def viewer_of(conn: HTTPConnection) -> KeyScope:
+    """The caller's scope: the objects (rules, channels, silences, dashboards …) it sees and
+    creates under; every object where auth is off."""
+    principal = principal_of(conn)
+    return principal.scope if principal is not None else GLOBAL
+
+
+def actor_of(conn: HTTPConnection, default: str = "system") -> str:
+    """Who the audit log names for a request: the key's prefix, or ``default`` where auth is off."""
+    principal = principal_of(conn)
+    return principal.prefix if principal is not None else default
 
 
 class AuthMiddleware:

@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from logharbor.models import InputModel
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import actor_of, viewer_of
 from logharbor.server.bounds import RowId
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
-from logharbor.server.scopes import GLOBAL, Scope
+from logharbor.server.scopes import Scope
 
 from .catalog import CatalogError
 from .channels import Blocked, DeliveryError
@@ -71,20 +71,9 @@ def _service(request: Request) -> AlertService:
     return request.app.state.alerts  # type: ignore[no-any-return]
 
 
-def _actor(request: Request) -> str:
-    principal = principal_of(request)
-    return principal.prefix if principal is not None else "system"
-
-
 async def _audit(request: Request, action: str, target: str, detail: str | None = None) -> None:
     keys = request.app.state.runtime.keys
-    await run_in_threadpool(keys.audit, _actor(request), action, target[:200], detail=detail)
-
-
-def _scope(request: Request) -> Scope:
-    """The caller's scope: what it sees of rules, channels and silences, and what it creates under."""
-    principal = principal_of(request)
-    return principal.scope if principal is not None else GLOBAL
+    await run_in_threadpool(keys.audit, actor_of(request), action, target[:200], detail=detail)
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
@@ -99,20 +88,20 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts/rules", summary="List alert rules with their evaluation status")
     async def list_rules(request: Request) -> dict[str, Any]:
-        return {"rules": await run_in_threadpool(_service(request).catalog.list_rules, _scope(request))}
+        return {"rules": await run_in_threadpool(_service(request).catalog.list_rules, viewer_of(request))}
 
     @router.post("/api/v1/alerts/rules", status_code=201, summary="Create an alert rule")
     async def create_rule(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         rule = parse_rule(body)
         service = _service(request)
-        if await run_in_threadpool(service.catalog.get_rule, rule.name, _scope(request)) is not None:
+        if await run_in_threadpool(service.catalog.get_rule, rule.name, viewer_of(request)) is not None:
             raise ApiError(409, "exists", f"a rule named {rule.name!r} exists; PUT it to replace it")
         return await _put(request, rule)
 
     async def _put(request: Request, rule: Rule) -> dict[str, Any]:
         service = _service(request)
         try:
-            row, created = await run_in_threadpool(service.catalog.put_rule, rule, _scope(request))
+            row, created = await run_in_threadpool(service.catalog.put_rule, rule, viewer_of(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "alert_rule.create" if created else "alert_rule.update", rule.name)
@@ -121,7 +110,7 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts/rules/{name}", summary="One alert rule")
     async def get_rule(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).catalog.get_rule, name, _scope(request))
+        row = await run_in_threadpool(_service(request).catalog.get_rule, name, viewer_of(request))
         if row is None:
             raise ApiError(404, "not_found", f"no rule named {name!r}")
         return row
@@ -139,7 +128,7 @@ def alerts_router() -> APIRouter:
     @router.delete("/api/v1/alerts/rules/{name}", summary="Delete an alert rule and its states")
     async def delete_rule(name: str, request: Request) -> dict[str, Any]:
         try:
-            await run_in_threadpool(_service(request).catalog.delete_rule, name, _scope(request))
+            await run_in_threadpool(_service(request).catalog.delete_rule, name, viewer_of(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "alert_rule.delete", name)
@@ -153,7 +142,7 @@ def alerts_router() -> APIRouter:
             raise ApiError(400, "invalid_request", "give either 'name' (a stored rule) or 'rule'")
         scope = getattr(request.state, "query_scope", None)
         if body.name is not None:
-            row = await run_in_threadpool(service.catalog.get_rule, body.name, _scope(request))
+            row = await run_in_threadpool(service.catalog.get_rule, body.name, viewer_of(request))
             if row is None:
                 raise ApiError(404, "not_found", f"no rule named {body.name!r}")
             rule = parse_rule(row["spec"])
@@ -182,21 +171,21 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/alerts", summary="Current alert states (pending, firing, resolved)")
     async def list_alerts(request: Request, all: bool = False) -> dict[str, Any]:
-        catalog, viewer = _service(request).catalog, _scope(request)
+        catalog, viewer = _service(request).catalog, viewer_of(request)
         return {"alerts": await run_in_threadpool(
             lambda: catalog.alerts(include_inactive=all, viewer=viewer))}
 
     @router.get("/api/v1/alerts/history", summary="State transitions, newest first")
     async def history(request: Request, rule: str | None = None, limit: int = 200) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        catalog, viewer = _service(request).catalog, _scope(request)
+        catalog, viewer = _service(request).catalog, viewer_of(request)
         return {"history": await run_in_threadpool(
             lambda: catalog.history(rule=rule, limit=limit, viewer=viewer))}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, rule: str | None = None, limit: int = 100) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
-        catalog, viewer = _service(request).catalog, _scope(request)
+        catalog, viewer = _service(request).catalog, viewer_of(request)
         return {"notifications": await run_in_threadpool(
             lambda: catalog.notifications(rule=rule, limit=limit, viewer=viewer))}
 
@@ -204,12 +193,13 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/channels", summary="List notification channels (never their secrets)")
     async def list_channels(request: Request) -> dict[str, Any]:
-        return {"channels": await run_in_threadpool(_service(request).catalog.list_channels, _scope(request))}
+        return {"channels": await run_in_threadpool(_service(request).catalog.list_channels,
+                                                    viewer_of(request))}
 
     async def _put_channel(request: Request, name: str, body: ChannelBody) -> tuple[dict[str, Any], bool]:
         try:
             row, created = await run_in_threadpool(_service(request).catalog.put_channel, name, body.kind,
-                                                   dict(body.config), _scope(request))
+                                                   dict(body.config), viewer_of(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "channel.create" if created else "channel.update", name, detail=body.kind)
@@ -219,14 +209,14 @@ def alerts_router() -> APIRouter:
     async def create_channel(request: Request, body: ChannelBody) -> dict[str, Any]:
         if not body.name:
             raise ApiError(400, "invalid_channel", "name: a channel needs a name")
-        found = await run_in_threadpool(_service(request).catalog.get_channel, body.name, _scope(request))
+        found = await run_in_threadpool(_service(request).catalog.get_channel, body.name, viewer_of(request))
         if found is not None:
             raise ApiError(409, "exists", f"a channel named {body.name!r} exists; PUT it to replace it")
         return (await _put_channel(request, body.name, body))[0]
 
     @router.get("/api/v1/channels/{name}", summary="One channel (never its secrets)")
     async def get_channel(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).catalog.get_channel, name, _scope(request))
+        row = await run_in_threadpool(_service(request).catalog.get_channel, name, viewer_of(request))
         if row is None:
             raise ApiError(404, "not_found", f"no channel named {name!r}")
         return row
@@ -241,7 +231,7 @@ def alerts_router() -> APIRouter:
     @router.delete("/api/v1/channels/{name}", summary="Delete a channel no rule uses")
     async def delete_channel(name: str, request: Request) -> dict[str, Any]:
         try:
-            await run_in_threadpool(_service(request).catalog.delete_channel, name, _scope(request))
+            await run_in_threadpool(_service(request).catalog.delete_channel, name, viewer_of(request))
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         await _audit(request, "channel.delete", name)
@@ -250,7 +240,7 @@ def alerts_router() -> APIRouter:
     @router.post("/api/v1/channels/{name}/test", summary="Send a test notification through a channel")
     async def test_channel(name: str, request: Request) -> dict[str, Any]:
         try:
-            await _service(request).dispatcher.send_test(name, _scope(request))
+            await _service(request).dispatcher.send_test(name, viewer_of(request))
         except LookupError as exc:
             raise ApiError(404, "not_found", str(exc).strip("'\"")) from None
         except Blocked as exc:
@@ -267,7 +257,7 @@ def alerts_router() -> APIRouter:
     @router.get("/api/v1/silences", summary="Active (and with expired=true, ended) silences")
     async def list_silences(request: Request, expired: bool = False) -> dict[str, Any]:
         rows = await run_in_threadpool(lambda: _service(request).silences.list(include_expired=expired,
-                                                                               viewer=_scope(request)))
+                                                                               viewer=viewer_of(request)))
         return {"silences": rows}
 
     @router.post("/api/v1/silences", status_code=201, summary="Silence alerts matching labels until a time")
@@ -275,7 +265,7 @@ def alerts_router() -> APIRouter:
         service = _service(request)
         try:
             row = await run_in_threadpool(lambda: service.silences.create(
-                body, actor=_actor(request), now_ns=service.clock.now_ns(), owner=_scope(request)))
+                body, actor=actor_of(request), now_ns=service.clock.now_ns(), owner=viewer_of(request)))
         except ValueError as exc:
             raise ApiError(400, "invalid_silence", str(exc)) from None
         await _audit(request, "silence.create", str(row["id"]),
@@ -284,7 +274,7 @@ def alerts_router() -> APIRouter:
 
     @router.get("/api/v1/silences/{silence_id}", summary="One silence")
     async def get_silence(silence_id: RowId, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(_service(request).silences.get, silence_id, _scope(request))
+        row = await run_in_threadpool(_service(request).silences.get, silence_id, viewer_of(request))
         if row is None:
             raise ApiError(404, "not_found", f"no silence {silence_id}")
         return row
@@ -294,7 +284,7 @@ def alerts_router() -> APIRouter:
         service = _service(request)
         now = service.clock.now_ns()
         done = await run_in_threadpool(lambda: service.silences.expire(silence_id, now_ns=now,
-                                                                      viewer=_scope(request)))
+                                                                      viewer=viewer_of(request)))
         if not done:
             raise ApiError(404, "not_found", f"no active silence {silence_id}")
         await _audit(request, "silence.expire", str(silence_id))

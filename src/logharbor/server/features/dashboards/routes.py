@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import actor_of, viewer_of
 from logharbor.server.errors import ApiError
 from logharbor.server.features.alerts.rules import validation_message
-from logharbor.server.scopes import GLOBAL, Scope
+from logharbor.server.scopes import Scope
 
 from .service import EXPORT_FORMAT, DashboardStore, NameTaken
 
@@ -43,9 +43,8 @@ async def _put(store: DashboardStore, item: BaseModel, *, replace: bool = True, 
         raise ApiError(409, "exists", str(exc)) from None
 
 
-def _scope(request: Request) -> Scope:
-    principal = principal_of(request)
-    return principal.scope if principal is not None else GLOBAL
+async def _audit(request: Request, action: str, name: str) -> None:
+    await run_in_threadpool(request.app.state.runtime.keys.audit, actor_of(request), action, name[:200])
 
 
 def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
@@ -54,25 +53,20 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
     def store(request: Request) -> DashboardStore:
         return getattr(request.app.state, attr)  # type: ignore[no-any-return]
 
-    async def audit(request: Request, action: str, name: str) -> None:
-        actor = principal_of(request)
-        await run_in_threadpool(request.app.state.runtime.keys.audit,
-                                actor.prefix if actor else "system", action, name[:200])
-
     @router.get(prefix, summary=f"List {what}s")
     async def list_all(request: Request) -> dict[str, Any]:
-        return {"items": await run_in_threadpool(store(request).list, _scope(request))}
+        return {"items": await run_in_threadpool(store(request).list, viewer_of(request))}
 
     @router.post(prefix, status_code=201, summary=f"Create a {what}")
     async def create(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         item = _validate(store(request), body)
-        await _put(store(request), item, replace=False, owner=_scope(request))
-        await audit(request, f"{what.replace(' ', '_')}.create", body["name"])
+        await _put(store(request), item, replace=False, owner=viewer_of(request))
+        await _audit(request, f"{what.replace(' ', '_')}.create", body["name"])
         return await run_in_threadpool(store(request).get, body["name"]) or {}
 
     @router.get(prefix + "/{name}", summary=f"One {what}")
     async def get_one(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(store(request).get, name, _scope(request))
+        row = await run_in_threadpool(store(request).get, name, viewer_of(request))
         if row is None:
             raise ApiError(404, "not_found", f"no {what} named {name!r}")
         return row
@@ -83,16 +77,16 @@ def _crud(router: APIRouter, prefix: str, attr: str, what: str) -> None:
         if body["name"] != name:
             raise ApiError(400, "invalid_request", f"name: the body says {body['name']!r}, the path {name!r}")
         item = _validate(store(request), body)
-        created = await _put(store(request), item, owner=_scope(request))
-        await audit(request, f"{what.replace(' ', '_')}.{'create' if created else 'update'}", name)
+        created = await _put(store(request), item, owner=viewer_of(request))
+        await _audit(request, f"{what.replace(' ', '_')}.{'create' if created else 'update'}", name)
         row = await run_in_threadpool(store(request).get, name)
         return JSONResponse(row, status_code=201 if created else 200)
 
     @router.delete(prefix + "/{name}", summary=f"Delete a {what}")
     async def delete_one(name: str, request: Request) -> dict[str, Any]:
-        if not await run_in_threadpool(store(request).delete, name, _scope(request)):
+        if not await run_in_threadpool(store(request).delete, name, viewer_of(request)):
             raise ApiError(404, "not_found", f"no {what} named {name!r}")
-        await audit(request, f"{what.replace(' ', '_')}.delete", name)
+        await _audit(request, f"{what.replace(' ', '_')}.delete", name)
         return {"deleted": name}
 
 
@@ -103,7 +97,7 @@ def dashboards_router() -> APIRouter:
 
     @router.get("/api/v1/dashboards/{name}/export", summary="A dashboard as a JSON document to import")
     async def export(name: str, request: Request) -> dict[str, Any]:
-        row = await run_in_threadpool(request.app.state.dashboards.get, name, _scope(request))
+        row = await run_in_threadpool(request.app.state.dashboards.get, name, viewer_of(request))
         if row is None:
             raise ApiError(404, "not_found", f"no dashboard named {name!r}")
         spec = {k: v for k, v in row.items() if k not in ("created_ns", "updated_ns", "scope")}
@@ -116,10 +110,8 @@ def dashboards_router() -> APIRouter:
             raise ApiError(400, "invalid_request", f"not a dashboard export (format {EXPORT_FORMAT!r})")
         store: DashboardStore = request.app.state.dashboards
         item = _validate(store, body["dashboard"])
-        created = await _put(store, item, replace=overwrite, owner=_scope(request))
-        actor = principal_of(request)
-        await run_in_threadpool(request.app.state.runtime.keys.audit, actor.prefix if actor else "system",
-                                "dashboard.import", body["dashboard"]["name"][:200])
+        created = await _put(store, item, replace=overwrite, owner=viewer_of(request))
+        await _audit(request, "dashboard.import", body["dashboard"]["name"])
         return JSONResponse(await run_in_threadpool(store.get, body["dashboard"]["name"]),
                             status_code=201 if created else 200)
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from logharbor.models import InputModel
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import actor_of, principal_of
 from logharbor.server.bounds import INT64_MAX
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
@@ -60,7 +60,7 @@ def keys_router() -> APIRouter:
         try:
             new = runtime.keys.create(role=body.role, name=body.name, tenant=body.tenant,
                                       services=body.services, expires_ns=expires_ns,
-                                      created_by=actor.prefix if actor else "system",
+                                      created_by=actor_of(request),
                                       ingest_rate=body.ingest_rate, creator=actor)
         except KeyScopeError as exc:
             raise ApiError(403, "forbidden", str(exc)) from None
@@ -74,7 +74,7 @@ def keys_router() -> APIRouter:
     async def revoke_key(prefix: str, request: Request) -> dict:  # type: ignore[type-arg]
         actor = principal_of(request)
         try:
-            request.app.state.runtime.keys.revoke(prefix, actor=actor.prefix if actor else "system",
+            request.app.state.runtime.keys.revoke(prefix, actor=actor_of(request),
                                                   within=within(actor))
         except KeyRequestError as exc:
             raise ApiError(404, "not_found", str(exc)) from None

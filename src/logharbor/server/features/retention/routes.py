@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import actor_of, principal_of
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import QueryError
 from logharbor.server.features.retention.delete import DeleteUnsupported
@@ -32,11 +32,6 @@ def _retention(request: Request) -> Retention:
     return retention
 
 
-def _actor(request: Request) -> str:
-    principal = principal_of(request)
-    return principal.prefix if principal is not None else "anonymous"
-
-
 def _policy(body: dict[str, Any]) -> RetentionPolicy:
     try:
         return RetentionPolicy.model_validate(body)
@@ -57,7 +52,7 @@ def retention_router() -> APIRouter:
     async def put_rules(body: dict[str, Any], request: Request) -> dict[str, Any]:
         retention = _retention(request)
         policy = _policy(body)
-        actor = _actor(request)
+        actor = actor_of(request, "anonymous")
         await run_in_threadpool(retention.mover.save_policy, policy, actor)
         request.app.state.runtime.keys.audit(actor, "retention.update", None,
                                              detail=f"{len(policy.rules)} rules")
@@ -75,7 +70,8 @@ def retention_router() -> APIRouter:
     async def run_now(request: Request) -> dict[str, Any]:
         retention = _retention(request)
         done = await run_in_threadpool(retention.mover.tick)
-        request.app.state.runtime.keys.audit(_actor(request), "retention.run", None, detail=str(done))
+        request.app.state.runtime.keys.audit(actor_of(request, "anonymous"), "retention.run", None,
+                                             detail=str(done))
         return done
 
     @router.post("/api/v1/delete", status_code=202, summary="Delete every record matching a filter")
@@ -83,7 +79,8 @@ def retention_router() -> APIRouter:
         retention = _retention(request)
         try:
             scope = getattr(request.state, "query_scope", None)
-            return await run_in_threadpool(retention.deletes.submit, body.q, _actor(request), scope)
+            return await run_in_threadpool(retention.deletes.submit, body.q, actor_of(request, "anonymous"),
+                                           scope)
         except QueryError as exc:
             raise ApiError(400, "invalid_query", str(exc)) from None
         except DeleteUnsupported as exc:
