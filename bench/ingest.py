@@ -357,12 +357,13 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
                 time.sleep(0.1)
         key = (data_dir / "admin.key").read_text().strip()
         cpu0, threads0 = _process_cpu_s(server.pid), thread_cpu_s(server.pid)
-        probe = SearchableProbe(url, key)
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
         t0 = time.perf_counter()
         for p in procs:
             p.start()
+        # only now: a client forked while the probe's thread held a lock (its HTTP client) spun for ever
+        probe = SearchableProbe(url, key)
         for _ in procs:
             queue.get()
         for p in procs:

@@ -34,6 +34,7 @@ from ingest import demo_mix  # noqa: E402 - after the path tweak
 from logharbor.record import normalize  # noqa: E402
 from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.engine.store.rows import encode_row  # noqa: E402
+from logharbor.server.engine.store.sqlsafe import quote_identifier  # noqa: E402
 from logharbor.server.features.query import compile_query  # noqa: E402
 
 RARE_WORD = "unhandled"
@@ -243,6 +244,48 @@ def lookup_ab(store: EmbeddedStore, n: int, runs: int, needles: int) -> None:
         store.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def wide_ab(store: EmbeddedStore, n: int, runs: int, wide_bytes: int, queries: list[tuple[str, str]]) -> None:
+    """The same rows in two copies of the table, inserted in 100k-row parts and not merged (as a
+    store holds its recent data): one as shipped, one with ``min_bytes_for_wide_part`` raised to
+    ``wide_bytes`` (so those parts stay Compact: one file for all columns instead of one or more
+    per column and JSON path). Queries interleaved run by run; CPU ms of the process per query."""
+    base = store.table_name
+    _, _, rest = str(store.query("SELECT create_table_query AS q FROM system.tables "
+                                 "WHERE database = currentDatabase() AND name = {t:String}",
+                                 {"t": base})[0]["q"]).partition("(")
+    body, _, tail = rest.partition(") ENGINE = ")
+    tables = {"shipped": f"{base}_bench_wide", "compact": f"{base}_bench_compact"}
+    for name, table in tables.items():
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+        settings = f", min_bytes_for_wide_part = {int(wide_bytes)}" if name == "compact" else ""
+        store.execute(f"CREATE TABLE {table} ({body}) ENGINE = {tail}{settings}")
+        store.execute(f"SYSTEM STOP MERGES {table}")
+        t0 = time.process_time()
+        # blocks (so parts) of about 100k rows
+        store.execute(f"INSERT INTO {table} SELECT * FROM {store.table} SETTINGS "  # noqa: S608
+                      "min_insert_block_size_rows = 100000, min_insert_block_size_bytes = 0, "
+                      "max_block_size = 100000, max_insert_threads = 1, max_threads = 1")
+        emit(bench="wide", table=name, insert_cpu_s=round(time.process_time() - t0, 2), **store.query(
+            "SELECT count() AS parts, countIf(part_type = 'Compact') AS compact_parts, "
+            "sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = currentDatabase() "
+            "AND table = {t:String}", {"t": table})[0])
+    for label, q in queries:
+        samples: dict[str, list[float]] = {name: [] for name in tables}
+        for run in range(runs):
+            for name in (list(tables) if run % 2 == 0 else list(reversed(tables))):
+                compiled = compile_query(q, table=quote_identifier(tables[name]), time_from_ns=None,
+                                         time_to_ns=None, limit=None, max_limit=10_000)
+                c0 = time.process_time()
+                store.query(compiled.sql, compiled.params)
+                samples[name].append((time.process_time() - c0) * 1000)
+        base_cpu = statistics.fmean(samples["shipped"])
+        emit(bench="wide", query=label, q=q, records=n, runs=runs,
+             **{f"{name}_cpu_ms": round(statistics.fmean(v), 2) for name, v in samples.items()},
+             compact_vs_shipped=round(statistics.fmean(samples["compact"]) / max(base_cpu, 1e-9), 2))
+    for table in tables.values():
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -256,6 +299,9 @@ def main() -> None:
                         help="also compare trace lookups: bloom filter, lookup table, projection")
     parser.add_argument("--copies", type=int, default=1,
                         help="generate records/copies and copy them (new trace ids): a quicker load")
+    parser.add_argument("--wide-bytes", type=int, default=0,
+                        help="also compare unmerged 100k-row parts as shipped and with "
+                             "min_bytes_for_wide_part=N")
     parser.add_argument("--needles", type=int, default=20, help="trace ids --lookup cycles through")
     args = parser.parse_args()
     work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
@@ -296,6 +342,9 @@ def main() -> None:
         ]
         if args.lookup:
             lookup_ab(store, n, args.runs, args.needles)
+        if args.wide_bytes:
+            wide_ab(store, n, args.runs, args.wide_bytes,
+                    [q for q in queries if not args.only or args.only in q[0]])
         if args.only:
             queries = [q for q in queries if args.only in q[0]]
         results = {name: time_query(store, name, q, args.runs, n) for name, q in queries}
