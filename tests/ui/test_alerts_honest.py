@@ -278,6 +278,72 @@ def test_alerts_page_form_preview_validation_history_and_notifications(page: Any
     api(demo, "DELETE", f"/api/v1/alerts/rules/{quote(name)}")
 
 
+def test_a_clock_skew_rule_in_the_form_is_checked_as_the_api_checks_it(page: Any, demo: Demo) -> None:
+    """The form offers the clock_skew condition the API takes (issue #28): its refusals (an op
+    other than > or >=, a negative threshold, a query other than *, a group_by) show beside their
+    fields as typed, the same words as the server's, and nothing is saved; a right one is saved
+    as the API stores it, and opens again as a clock_skew rule."""
+    name = f"ntp-{uuid.uuid4().hex[:6]}"
+    login(page, demo, "/ui/alerts")
+    page.locator("#alerts h2").wait_for()
+    page.click("#new-rule")
+    page.fill("#rule-name", name)
+    page.select_option("#rule-kind", "clock_skew")
+    page.locator("#rule-skew-hint").wait_for(state="visible")
+    assert page.locator("#rule-threshold-row").is_visible()
+    page.select_option("#rule-op", "<")
+    page.fill("#rule-threshold", "100")
+    condition_error = page.locator(".field-error[data-error-for=condition]:visible")
+    condition_error.first.wait_for()
+    assert "a clock_skew condition is 'clock_skew > <ms>'" in condition_error.first.inner_text()
+    assert page.inner_text("#rule-condition") == "clock_skew < 100"
+    page.select_option("#rule-op", ">")
+    page.fill("#rule-threshold", "-5")
+    condition_error.first.wait_for()
+    page.fill("#rule-threshold", "100")
+    page.fill("#rule-query", "service:checkout")
+    page.fill("#rule-group", "host")
+    query_error = page.locator(".field-error[data-error-for=query]")
+    query_error.wait_for(state="visible")
+    assert "a clock_skew rule's query is '*'" in query_error.inner_text()
+    group_error = page.locator(".field-error[data-error-for=group_by]")
+    assert "one alert per clock" in group_error.inner_text()
+    assert page.locator(".field-error[data-error-for=condition]:visible").count() == 0
+    assert page.locator("#rule-preview[data-state=invalid]").count() == 1  # the server not asked
+    page.click("#rule-save")
+    query_error.wait_for(state="visible")
+    assert api(demo, "GET", f"/api/v1/alerts/rules/{quote(name)}").status_code == 404
+    # the server says the same (the form is not stricter or looser than the API)
+    refused = api(demo, "POST", "/api/v1/alerts/test", json={"rule": {
+        "name": name, "query": "service:checkout", "condition": "clock_skew > 100", "window": "15m",
+        "interval": "1m", "group_by": ["host"]}})
+    assert refused.status_code == 400 and "query is '*'" in refused.text, refused.text
+    page.locator("#rule-editor").scroll_into_view_if_needed()
+    every_look(page, "alerts-form-clock-skew-invalid", ".field-error[data-error-for=query]")
+
+    page.fill("#rule-query", "*")
+    page.fill("#rule-group", "")
+    query_error.wait_for(state="hidden")
+    page.fill("#rule-window", "15m")
+    page.fill("#rule-interval", "1m")
+    assert page.inner_text("#rule-condition") == "clock_skew > 100"
+    # the server evaluates it (the demo's clocks are within 100 ms): the preview answers
+    page.wait_for_function("() => ['ok', 'firing'].includes(document.querySelector('#rule-preview')?.dataset.state)")
+    page.locator("#rule-editor").scroll_into_view_if_needed()
+    every_look(page, "alerts-form-clock-skew", "#rule-skew-hint")
+    page.click("#rule-save")
+    page.locator(f"#rule-detail[data-rule='{name}']").wait_for()
+    stored = api(demo, "GET", f"/api/v1/alerts/rules/{quote(name)}").json()["spec"]
+    cond = stored["condition"]
+    assert (cond["type"], cond["op"], cond["threshold"]) == ("clock_skew", ">", 100), cond
+    assert stored["query"] == "*" and not stored.get("group_by")
+    page.click(f"#rules tr[data-rule='{name}'] [data-action=edit]")
+    page.locator("#rule-editor").wait_for()
+    assert page.input_value("#rule-kind") == "clock_skew" and page.input_value("#rule-threshold") == "100"
+    assert page.locator("#rule-kept").count() == 0
+    api(demo, "DELETE", f"/api/v1/alerts/rules/{quote(name)}")
+
+
 def test_services_rate_is_over_the_active_minutes(page: Any, demo: Demo, window: dict[str, int]) -> None:
     rng = {"from": iso(window["start"] * 1000), "to": iso(window["end"] * 1000)}
 

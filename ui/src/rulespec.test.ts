@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { conditionParts, fieldOf, keptOptions, worstValue } from "./rulespec";
+import { clockSkewProblems, conditionParts, fieldOf, keptOptions, worstValue } from "./rulespec";
 
 describe("the rule form's reading of a rule", () => {
   it("reads conditions as text and as the stored object", () => {
@@ -10,6 +10,9 @@ describe("the rule form's reading of a rule", () => {
     expect(conditionParts("absent")?.kind).toBe("absent");
     expect(conditionParts({ type: "count", op: ">", threshold: 2, numerator: null })?.threshold).toBe("2");
     expect(conditionParts({ type: "absence" })?.kind).toBe("absent");
+    // a clock_skew rule is its own kind, not a stats column named clock_skew
+    expect(conditionParts("clock_skew > 100")).toEqual({ kind: "clock_skew", numerator: "", column: "", op: ">", threshold: "100" });
+    expect(conditionParts({ type: "clock_skew", op: ">=", threshold: 50 })?.kind).toBe("clock_skew");
     // what the form cannot edit is kept as stored
     expect(conditionParts({ type: "anomaly", metric: "count", k: 3 })).toBeNull();
     expect(conditionParts("new_pattern")).toBeNull();
@@ -35,5 +38,20 @@ describe("the preview's value per window", () => {
     expect(worstValue([3, 9, null, 1], "<=")).toBe(1);
     expect(worstValue([], ">")).toBe(0);
     expect(worstValue([null], "<")).toBeNull();
+  });
+});
+
+describe("a clock_skew rule, checked as the API checks it", () => {
+  const ok = { query: "*", op: ">", threshold: "100", group_by: [] as string[] };
+  it("takes > or >= a threshold of 0 ms or more, on the query * with no group_by", () => {
+    expect(clockSkewProblems(ok)).toEqual([]);
+    expect(clockSkewProblems({ ...ok, op: ">=", threshold: "0", query: " " })).toEqual([]);
+  });
+  it("names the field of each refusal", () => {
+    expect(clockSkewProblems({ ...ok, op: "<" }).map(fieldOf)).toEqual(["condition"]);
+    expect(clockSkewProblems({ ...ok, threshold: "-5" }).map(fieldOf)).toEqual(["condition"]);
+    expect(clockSkewProblems({ ...ok, threshold: "abc" }).map(fieldOf)).toEqual(["condition"]);
+    expect(clockSkewProblems({ ...ok, query: "service:web" }).map(fieldOf)).toEqual(["query"]);
+    expect(clockSkewProblems({ ...ok, group_by: ["host"] }).map(fieldOf)).toEqual(["group_by"]);
   });
 });

@@ -21,7 +21,7 @@ export function conditionParts(c: unknown): { kind: string; numerator: string; c
   const text = typeof c === "string" ? c.trim() : null;
   const obj = c && typeof c === "object" ? (c as Row) : null;
   if (text === "absent" || obj?.type === "absence") return { kind: "absent", numerator: "", column: "", op: ">", threshold: "0" };
-  if (obj && ["count", "ratio", "value"].includes(String(obj.type)) && obj.op && obj.threshold !== undefined) {
+  if (obj && ["count", "ratio", "value", "clock_skew"].includes(String(obj.type)) && obj.op && obj.threshold !== undefined) {
     return { kind: String(obj.type), numerator: String(obj.numerator ?? ""), column: String(obj.column ?? ""),
       op: String(obj.op), threshold: String(obj.threshold) };
   }
@@ -31,6 +31,7 @@ export function conditionParts(c: unknown): { kind: string; numerator: string; c
   const lhs = m[1].trim();
   const ratio = /^ratio\s*\((.*)\)$/s.exec(lhs);
   if (lhs === "count") return { kind: "count", numerator: "", column: "", op: m[2], threshold: m[3] };
+  if (lhs === "clock_skew") return { kind: "clock_skew", numerator: "", column: "", op: m[2], threshold: m[3] };
   if (ratio) return { kind: "ratio", numerator: ratio[1].trim(), column: "", op: m[2], threshold: m[3] };
   if (/^[\w.]+$/.test(lhs)) return { kind: "value", numerator: "", column: lhs, op: m[2], threshold: m[3] };
   return null;
@@ -58,4 +59,17 @@ export function worstValue(values: (number | null)[], op: string): number | null
   const nums = values.filter((v): v is number => typeof v === "number");
   if (!nums.length) return op.startsWith("<") ? null : 0;
   return op.startsWith("<") ? Math.min(...nums) : Math.max(...nums);
+}
+
+/** What the API refuses in a clock_skew rule (server features/alerts/conditions.py and rules.py),
+ * in its words, each naming its field: the form says it before asking the server. */
+export function clockSkewProblems(rule: { query: string; op: string; threshold: string; group_by: string[] }): string[] {
+  const out: string[] = [];
+  const ms = rule.threshold.trim() === "" ? 0 : Number(rule.threshold);
+  if (![">", ">="].includes(rule.op) || !Number.isFinite(ms) || ms < 0) {
+    out.push("condition: a clock_skew condition is 'clock_skew > <ms>' (a threshold of 0 or more)");
+  }
+  if ((rule.query.trim() || "*") !== "*") out.push("query: a clock_skew rule's query is '*' (it reads the clock offsets)");
+  if (rule.group_by.length) out.push("group_by: a clock_skew rule has one alert per clock");
+  return out;
 }

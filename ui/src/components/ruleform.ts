@@ -6,12 +6,13 @@
 // before, so the chart shows the rule's own value — its query, window, group_by and delay —
 // against the threshold. A rule the server refuses shows why under the field, before saving.
 // Options the form has no field for (annotations, delay, repeat_interval, other labels, an
-// anomaly or new_pattern condition) are kept as they were stored.
+// anomaly or new_pattern condition) are kept as they were stored. A clock_skew rule is checked
+// here as the API checks it (rulespec.ts clockSkewProblems), so its refusals show as it is typed.
 
 import { ApiError, getJSON, postJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { durationMs, formatTime, iso } from "../timerange";
-import { conditionParts, fieldOf, keptOptions, worstValue } from "../rulespec";
+import { clockSkewProblems, conditionParts, fieldOf, keptOptions, worstValue } from "../rulespec";
 import { type LineChart, lineChart } from "./linechart";
 
 export interface TestAnswer {
@@ -56,6 +57,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     h("option", { value: "ratio" }, "share matching a filter"),
     h("option", { value: "value" }, "a column of the query's stats"),
     h("option", { value: "absent" }, "no records at all"),
+    h("option", { value: "clock_skew" }, "a host's clock is off (ms)"),
     parts ? null : h("option", { value: "kept" }, "as stored (anomaly, new pattern)"));
   kind.value = parts?.kind ?? "kept";
   const numerator = text("rule-numerator", parts?.numerator || "status:>=500", { class: "mono" });
@@ -76,6 +78,10 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
   const chosen = new Set(Array.isArray(spec.channels) ? spec.channels.map(String) : []);
   const numeratorField = field("Matching", numerator, "condition", "the share of the records that also match this");
   const columnField = field("Column", column, "condition", "a column of the query's | stats");
+  const skewHint = h("p", { class: "hint", id: "rule-skew-hint", hidden: true },
+    "Fires for each clock (the ALB, each NGINX host, each app instance) whose offset, estimated from the " +
+    "requests, is past the threshold in ms even at the near end of its uncertainty. The query is *; " +
+    "one alert per clock.");
   const thresholdRow = h("div", { class: "field-row", id: "rule-threshold-row" },
     field("is", op, "condition"), field("than", threshold, "condition"));
   const condition = h("code", { id: "rule-condition" });
@@ -94,7 +100,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     h("div", { class: "field-row" }, field("Name", inName, "name")),
     h("div", { class: "field-row" }, field("Query", inQuery, "query", "the records the rule counts")),
     h("div", { class: "field-row" }, field("Alert on", kind, "condition"), numeratorField, columnField),
-    thresholdRow,
+    thresholdRow, skewHint,
     h("p", { class: "hint" }, "Condition: ", condition),
     h("div", { class: "field-row" }, field("Over the last", window_, "window"), field("Checked every", every, "interval"),
       field("For at least", forDur, "for")),
@@ -111,7 +117,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     const t = kind.value;
     if (t === "kept") return spec.condition;
     if (t === "absent") return "absent";
-    const lhs = t === "count" ? "count" : t === "ratio" ? `ratio(${numerator.value.trim()})` : column.value.trim();
+    const lhs = t === "count" || t === "clock_skew" ? t : t === "ratio" ? `ratio(${numerator.value.trim()})` : column.value.trim();
     return `${lhs} ${op.value} ${threshold.value === "" ? "0" : threshold.value}`;
   };
   const rule = (): Row => ({
@@ -210,7 +216,9 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     const thr = typeof body.condition === "string" ? conditionParts(body.condition) : null;
     const op = thr?.op ?? ">";
     // the group nearest to firing: the largest value for > and >=, the smallest for < and <=
-    const values = answers.map((a) => (a ? worstValue((a.groups ?? []).map((g) => g.value), op) : null));
+    // no clock estimated is no value, not an offset of 0 ms
+    const values = answers.map((a) => (a && (thr?.kind !== "clock_skew" || a.groups?.length)
+      ? worstValue((a.groups ?? []).map((g) => g.value), op) : null));
     chart?.destroy();
     clear(chartBox);
     const series = [{ label: `value (${op.startsWith("<") ? "smallest" : "largest"} group)`, color: "#2563eb", values }];
@@ -228,13 +236,33 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
       `the condition held at ${held} of ${times.length}.`));
   }
 
+  /** What the API would refuse that the form can tell now (a clock_skew rule's shape). */
+  const problems = (): string[] => {
+    if (kind.value !== "clock_skew") return [];
+    const r = rule();
+    return clockSkewProblems({ query: String(r.query), op: op.value, threshold: threshold.value,
+      group_by: r.group_by as string[] });
+  };
   const sync = () => {
     numeratorField.hidden = kind.value !== "ratio";
     columnField.hidden = kind.value !== "value";
     thresholdRow.hidden = kind.value === "absent" || kind.value === "kept";
+    skewHint.hidden = kind.value !== "clock_skew";
     const c = conditionValue();
     condition.textContent = typeof c === "string" ? c : JSON.stringify(c);
     window.clearTimeout(timer);
+    const found = problems();
+    if (found.length) {  // said beside the fields now; the server is asked once they are right
+      controller?.abort();
+      clear(verdict);
+      verdict.dataset.state = "invalid";
+      verdict.append(h("p", { class: "hint" }, "The server would refuse this rule: see the fields marked above."));
+      chart?.destroy();
+      chart = null;
+      clear(chartBox);
+      showErrors(found.join("; "));
+      return;
+    }
     timer = window.setTimeout(() => void preview(), 400);
   };
   form.addEventListener("input", sync);
@@ -246,6 +274,11 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     const target = String(body.name ?? "");
     if (!target) {
       showErrors("name: a rule needs a name");
+      return;
+    }
+    const found = problems();
+    if (found.length) {
+      showErrors(found.join("; "));
       return;
     }
     try {
