@@ -303,3 +303,28 @@ def test_delay_looks_at_an_earlier_window_for_late_logs(harness: Harness) -> Non
     assert h.evaluator.dry_run(r.rule, T0)[0]["value"] == 3
     no_delay = Rule.model_validate({**r.rule.model_dump(by_alias=True), "delay": "0s"})
     assert h.evaluator.dry_run(no_delay, T0)[0]["value"] == 0
+
+
+def test_the_history_keeps_the_newest_a_viewer_sees_and_says_it_cut(harness: Harness) -> None:
+    """The history was capped first and filtered by the key's scope after: a scoped key saw fewer
+    transitions (or none) whenever other rules had ``limit`` newer ones; and nothing said it cut."""
+    from logharbor.server.features.alerts.tables import alert_history
+    from logharbor.server.scopes import Scope
+
+    h = harness
+    h.catalog.put_rule(Rule.model_validate({"name": "hist-acme", "query": "level:ERROR",
+                                            "condition": "count > 1", "window": "5m"}), Scope.of("acme"))
+    mine = {"id": next(s.id for s in h.catalog.enabled_rules() if s.rule.name == "hist-acme")}
+    theirs = put(h, name="hist-globex", query="level:ERROR", condition="count > 1", window="5m")
+    rows = [{"rule_id": mine["id"], "rule_name": "hist-acme", "group_key": "{}", "from_state": "a",
+             "to_state": f"acme-{i}", "value": 1.0, "time_ns": T0 + i} for i in range(5)]
+    rows += [{"rule_id": theirs.id, "rule_name": "hist-globex", "group_key": "{}", "from_state": "a",
+              "to_state": f"globex-{i}", "value": 1.0, "time_ns": T0 + 10 + i} for i in range(30)]
+    with h.meta.engine.begin() as conn:
+        conn.execute(alert_history.insert(), rows)
+    page, cut = h.catalog.history_page(limit=3, viewer=Scope.of("acme"))
+    assert [r["to_state"] for r in page] == ["acme-4", "acme-3", "acme-2"] and cut
+    page, cut = h.catalog.history_page(limit=5, viewer=Scope.of("acme"))
+    assert [r["to_state"] for r in page] == [f"acme-{i}" for i in range(4, -1, -1)] and not cut
+    page, cut = h.catalog.history_page(limit=4, rule="hist-globex")
+    assert [r["to_state"] for r in page] == ["globex-29", "globex-28", "globex-27", "globex-26"] and cut

@@ -66,9 +66,15 @@ def test_a_scoped_history_is_whole_under_a_cap_other_tenants_fill(offsets: Clock
     assert len(acme) == 6 and {h["tenant"] for h in acme} == {"acme"}
     billing = offsets.history(*window, limit=100, scope=Scope.of("acme", ["billing"]))
     assert len(billing) == 3 and {h["service"] for h in billing} == {"billing"}
-    # the cap still holds after the scope, oldest first
+    # the cap still holds after the scope; it keeps the newest rows, shown oldest first
     capped = offsets.history(*window, limit=4, scope=Scope.of("acme"))
-    assert [h["at"] for h in capped] == [h["at"] for h in acme[:4]]
+    assert [h["at"] for h in capped] == [h["at"] for h in acme[-4:]]
+    newest = offsets.history(*window, limit=10)  # unscoped: the 10 newest of globex and acme
+    assert [h["at"] for h in newest] == sorted(h["at"] for h in newest)
+    assert newest[-1]["tenant"] == "acme" and newest[-1]["at"] == acme[-1]["at"]
+    page, cut = offsets.history_page(*window, limit=4, scope=Scope.of("acme"))  # what the route answers
+    assert (page, cut) == (capped, True)
+    assert offsets.history_page(*window, limit=6, scope=Scope.of("acme")) == (acme, False)
 
 
 def test_a_scope_value_is_a_parameter_not_text(offsets: ClockOffsets, stamps: tuple[int, int]) -> None:
@@ -91,7 +97,7 @@ def test_the_latest_offsets_confine_a_scoped_key_before_the_row_cap(
     small tenant's clocks went missing whenever others filled the cap."""
     monkeypatch.setattr(clock_module, "LATEST_LIMIT", 20)
     offsets._cache.clear()
-    assert {c["tenant"] for c in offsets.latest()} == {"globex"}  # the cap, all globex
+    assert len(offsets.latest()) == 20  # the cap (the newest rows: acme's 3, then globex's)
     acme = offsets.latest(Scope.of("acme"))
     assert sorted(c["clock"] for c in acme) == ["a-0", "a-1", "a-2"]  # the latest estimate only
     assert [c["clock"] for c in offsets.latest(Scope.of("acme", ["billing"]))] == ["a-0"]

@@ -251,17 +251,31 @@ class Catalog(ChannelRows):
 
     def history(self, *, rule: str | None = None, limit: int = 200,
                 viewer: Scope = GLOBAL) -> list[dict[str, Any]]:
-        """State transitions, newest first: the last ``limit``, then those ``viewer`` sees."""
-        query = select(alert_history).order_by(alert_history.c.id.desc()).limit(limit)
-        if rule:
-            query = query.where(alert_history.c.rule_name == rule)
-        with self.meta.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings().all()]
-        if viewer.unscoped:
-            return rows
-        scopes = self.rule_scopes()
-        return [r for r in rows
-                if alert_visible(viewer, orjson.loads(r["group_key"]), scopes.get(r["rule_id"]))]
+        """The newest ``limit`` state transitions ``viewer`` sees, newest first."""
+        return self.history_page(rule=rule, limit=limit, viewer=viewer)[0]
+
+    def history_page(self, *, rule: str | None = None, limit: int = 200,
+                     viewer: Scope = GLOBAL) -> tuple[list[dict[str, Any]], bool]:
+        """The newest ``limit`` state transitions ``viewer`` sees (newest first), and whether
+        older ones were cut. Read in pages until enough are visible: the scope filtered one
+        capped read, so a scoped key saw fewer (or none) whenever other rules had ``limit`` newer."""
+        scopes = self.rule_scopes() if not viewer.unscoped else {}
+        out: list[dict[str, Any]] = []
+        before: int | None = None
+        while len(out) <= limit:
+            query = select(alert_history).order_by(alert_history.c.id.desc()).limit(limit + 1)
+            if rule:
+                query = query.where(alert_history.c.rule_name == rule)
+            if before is not None:
+                query = query.where(alert_history.c.id < before)
+            with self.meta.engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(query).mappings().all()]
+            out += [r for r in rows if viewer.unscoped
+                    or alert_visible(viewer, orjson.loads(r["group_key"]), scopes.get(r["rule_id"]))]
+            if len(rows) <= limit:
+                break
+            before = rows[-1]["id"]
+        return out[:limit], len(out) > limit
 
     # ------------------------------------------------------------------------------- outbox
 

@@ -179,8 +179,9 @@ def alerts_router() -> APIRouter:
     async def history(request: Request, rule: str | None = None, limit: int = 200) -> dict[str, Any]:
         limit = max(1, min(limit, 10_000))
         catalog, viewer = _service(request).catalog, viewer_of(request)
-        return {"history": await run_in_threadpool(
-            lambda: catalog.history(rule=rule, limit=limit, viewer=viewer))}
+        rows, truncated = await run_in_threadpool(
+            lambda: catalog.history_page(rule=rule, limit=limit, viewer=viewer))
+        return {"history": rows, "truncated": truncated}
 
     @router.get("/api/v1/alerts/notifications", summary="Notifications sent, pending, silenced or failed")
     async def notifications(request: Request, rule: str | None = None, limit: int = 100) -> dict[str, Any]:

@@ -157,7 +157,8 @@ class ClockOffsets:
     def history(self, start_ns: int, end_ns: int, limit: int = HISTORY_LIMIT,
                 scope: Scope | None = None) -> list[dict[str, Any]]:
         """Every estimate of ``[start, end)`` within ``scope`` (None: every tenant), oldest first,
-        at most ``limit``. The scope is in the SQL, before the cap: filtered after it, a scoped
+        at most ``limit``: the newest ones (:meth:`history_page` says when it cut). The scope is
+        in the SQL, before the cap: filtered after it, a scoped
         key got a truncated history whenever other tenants had ``limit`` rows of the window."""
         self.ensure()
         where = ("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
@@ -168,6 +169,13 @@ class ClockOffsets:
             where += f" AND {confined[0]}"
             params.update(confined[1])
         return self._select(where, params, limit)
+
+    def history_page(self, start_ns: int, end_ns: int, limit: int = HISTORY_LIMIT,
+                     scope: Scope | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """:meth:`history` for an answer: the newest ``limit`` estimates (oldest first), and
+        whether older ones were cut (one more is read to know)."""
+        rows = self.history(start_ns, end_ns, limit + 1, scope)
+        return rows[-limit:], len(rows) > limit
 
     def offsets_for(self, tenant: str) -> dict[tuple[str, str], dict[str, Any]]:
         """The latest usable offsets of one tenant, by (layer, clock name)."""
@@ -257,14 +265,15 @@ def clock_router() -> APIRouter:
         try:
             current, history = await run_in_threadpool(
                 lambda: (clock.latest(_scope_of(principal)),
-                         clock.history(start, end, HISTORY_LIMIT + 1, _scope_of(principal))))
+                         clock.history_page(start, end, HISTORY_LIMIT, _scope_of(principal))))
         except StoreError as exc:
             raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
                 from exc
+        rows, truncated = history
         return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
                 "current": [c for c in current if _allowed(principal, c)],
-                "history": [h for h in history[:HISTORY_LIMIT] if _allowed(principal, h)],
-                "history_truncated": len(history) > HISTORY_LIMIT}
+                "history": [h for h in rows if _allowed(principal, h)],
+                "history_truncated": truncated}
 
     @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
     async def estimate(request: Request) -> dict[str, Any]:

@@ -54,9 +54,11 @@ def insert_sql(table: str, types: Mapping[str, str], rows: Sequence[Mapping[str,
 
 
 def select_sql(table: str, columns: Sequence[str], where: str, limit: int) -> str:
-    """Estimates matching ``where``, their time as ``at_ms``, in (time, tenant, clock) order."""
-    return (f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {', '.join(columns)} FROM {table} "  # noqa: S608
-            f"WHERE {where} ORDER BY at, tenant, clock LIMIT {int(limit)}")
+    """The newest ``limit`` estimates matching ``where`` (a cap keeps the latest, never the
+    oldest), their time as ``at_ms``, in (time, tenant, clock) order."""
+    newest = (f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {', '.join(columns)} FROM {table} "  # noqa: S608
+              f"WHERE {where} ORDER BY at DESC, tenant DESC, clock DESC LIMIT {int(limit)}")
+    return f"SELECT * FROM ({newest}) ORDER BY at_ms, tenant, clock"  # noqa: S608
 
 
 def latest_where(table: str, tenants: str | None = None) -> str:
