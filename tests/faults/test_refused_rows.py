@@ -290,3 +290,42 @@ def test_refusals_after_an_outage_are_counted_on_their_own(tmp_path: Path) -> No
     tally.report()
     assert refused == [] and batcher.refused.rows == 0
     assert all("-r" not in t for t in store.tokens), store.tokens
+
+
+class DamagedReads(EmbeddedStore):
+    """The real store whose reads fail as a damaged disk makes them fail (CANNOT_READ_ALL_DATA on
+    a part the check cannot name) while ``damaged`` is set: the inserts themselves work."""
+
+    damaged = True
+    failed_reads = 0
+
+    def _on_session(self, sql: str, params):  # type: ignore[no-untyped-def, override]
+        if self.damaged and "count()" in sql and "_batch" in sql:
+            self.failed_reads += 1
+            raise StoreError("Code: 33. DB::Exception: Cannot read all data. Bytes read: 0. Bytes "
+                             "expected: 8.: (while reading column _batch): While executing "
+                             "MergeTreeSelect. (CANNOT_READ_ALL_DATA)")
+        return super()._on_session(sql, params)
+
+
+def test_a_damaged_read_is_never_taken_for_refused_rows(tmp_path: Path) -> None:
+    """The count an insert reads back fails with a code that also names bad input (33, 32, 117):
+    that is the store's disk, not the rows; the batch waits, nothing is set aside or stored twice."""
+    tally = Tally("the insert's count-back read fails (damaged disk): nothing may be set aside")
+    store = DamagedReads(tmp_path / "store")
+    store.open()
+    wal, batcher = make(tmp_path, store)
+    ids = [f"d-{k}" for k in range(6)]
+    try:
+        wal.submit(b"\n".join(row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("several failed reads", lambda: store.failed_reads >= 4 * batcher.refuse_after)
+        store.damaged = False
+        wait_for("the store readable again", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, store, tmp_path / "wal")
+    store.close()
+    tally.report()
+    assert refused == [] and batcher.refused.rows == 0

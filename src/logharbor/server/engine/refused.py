@@ -32,6 +32,7 @@ import orjson
 from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
 from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.batches import ReadBackFailed
 from logharbor.types import JsonObject
 
 __all__ = ["REFUSAL_CODES", "RefusedRows", "is_refusal", "isolate", "read_refused", "refused_files"]
@@ -55,8 +56,8 @@ _OWN_REFUSALS = ("a store row is not a JSON object",)
 
 def is_refusal(exc: BaseException) -> bool:
     """True when the store's error is about the rows sent (retrying them can never succeed)."""
-    if not isinstance(exc, StoreError):
-        return False
+    if not isinstance(exc, StoreError) or isinstance(exc, ReadBackFailed):
+        return False  # a failed read-back (count, days) is the store's state, whatever its code
     text = str(exc)
     if any(own in text for own in _OWN_REFUSALS):
         return True

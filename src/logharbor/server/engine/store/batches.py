@@ -18,16 +18,38 @@ back by column name, see ``store/rows.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
-__all__ = ["BATCH_COLUMN", "BATCH_COLUMN_DDL", "InsertPlan", "count_sql", "days_sql", "mark_rows",
-           "row_count", "rows_by_day"]
+__all__ = ["BATCH_COLUMN", "BATCH_COLUMN_DDL", "InsertPlan", "ReadBackFailed", "count_sql", "days_sql",
+           "mark_rows", "reading_back", "row_count", "rows_by_day"]
 
 BATCH_COLUMN = "ingest_batch"
 #: the column as the logs tables declare it (schema.sql has the same text)
 BATCH_COLUMN_DDL = f"{BATCH_COLUMN} LowCardinality(String) CODEC(ZSTD(1))"
 
 _TOKEN_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+class ReadBackFailed(StoreError):
+    """A read an insert makes of what the store holds (its count back, the days already stored)
+    failed: about the store's state (a damaged part, a disk, the network), never a refusal of the
+    rows sent, whatever its code (CANNOT_READ_ALL_DATA and INCORRECT_DATA name bad input too), so
+    the batcher never sets rows aside for it (engine/refused.py)."""
+
+
+@contextmanager
+def reading_back() -> Iterator[None]:
+    """Raise a store error of the reads inside as :class:`ReadBackFailed` (cause kept)."""
+    try:
+        yield
+    except ReadBackFailed:
+        raise
+    except StoreError as exc:
+        raise ReadBackFailed(str(exc)) from exc
 
 
 def mark_rows(rows: bytes, token: str) -> bytes:

@@ -33,7 +33,14 @@ import orjson
 from logharbor.durable import write_atomic
 from logharbor.server.engine.store.attributes import ENGINE_SETTINGS
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
-from logharbor.server.engine.store.batches import InsertPlan, count_sql, days_sql, mark_rows, row_count
+from logharbor.server.engine.store.batches import (
+    InsertPlan,
+    count_sql,
+    days_sql,
+    mark_rows,
+    reading_back,
+    row_count,
+)
 from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import Migration, add_index, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
@@ -280,7 +287,8 @@ class ClickHouseStore(TierView):
                 return stored
             todo = marked
             if stored:
-                by_day = self._rows(days_sql(self.hot_table), {"batch": token})
+                with reading_back():
+                    by_day = self._rows(days_sql(self.hot_table), {"batch": token})
                 days = {int(r["d"]): int(r["n"]) for r in by_day}
                 try:
                     todo = InsertPlan.missing_rows(marked, days)
@@ -311,7 +319,8 @@ class ClickHouseStore(TierView):
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def _count(self, token: str) -> int:
-        rows = self._rows(count_sql(self.hot_table), {"batch": token})
+        with reading_back():  # its error is the store's state, never a refusal of the rows
+            rows = self._rows(count_sql(self.hot_table), {"batch": token})
         return int(rows[0]["n"]) if rows else 0
 
     def insert_patterns(self, rows: bytes, *, dedup_token: str) -> None:

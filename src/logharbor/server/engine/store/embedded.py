@@ -23,7 +23,14 @@ from logharbor.sealing import Sealer
 from logharbor.server.diskspace import free_bytes
 from logharbor.server.engine.store.attributes import with_settings
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
-from logharbor.server.engine.store.batches import InsertPlan, count_sql, days_sql, mark_rows, row_count
+from logharbor.server.engine.store.batches import (
+    InsertPlan,
+    count_sql,
+    days_sql,
+    mark_rows,
+    reading_back,
+    row_count,
+)
 from logharbor.server.engine.store.broken import set_aside_broken_part
 from logharbor.server.engine.store.chparams import encode_params, settings_clause
 from logharbor.server.engine.store.gate import FairGate
@@ -248,9 +255,12 @@ class EmbeddedStore(TierView):
         expected = row_count(marked)
         with self._insert_lock:
             if not retry and not self._plan.tried(dedup_token):
-                before = self._max_block()
+                with reading_back():
+                    before = self._max_block()
                 self._insert_rows(self.hot_table, marked, self._plan.token_for(dedup_token), _MV_DEDUP)
-                counted = self._count(dedup_token, parts=self._parts_after(before))
+                with reading_back():
+                    parts = self._parts_after(before)
+                counted = self._count(dedup_token, parts=parts)
                 if counted >= expected:
                     return counted
             stored = self._count(dedup_token)
@@ -258,8 +268,9 @@ class EmbeddedStore(TierView):
                 return stored
             todo = marked
             if stored:
-                days = {int(r["d"]): int(r["n"]) for r in self._read_past_broken(
-                    days_sql(self.hot_table), {"batch": dedup_token})}
+                with reading_back():
+                    days = {int(r["d"]): int(r["n"]) for r in self._read_past_broken(
+                        days_sql(self.hot_table), {"batch": dedup_token})}
                 try:
                     todo = InsertPlan.missing_rows(marked, days)
                 except ValueError as exc:
@@ -323,7 +334,8 @@ class EmbeddedStore(TierView):
         if parts is not None and not parts:
             return 0
         params: SqlParams = {"batch": token, **({"parts": parts} if parts is not None else {})}
-        rows = self._read_past_broken(count_sql(self.hot_table, in_parts=parts is not None), params)
+        with reading_back():  # its error is the store's state, never a refusal of the rows
+            rows = self._read_past_broken(count_sql(self.hot_table, in_parts=parts is not None), params)
         return int(rows[0]["n"]) if rows else 0
 
     def _read_past_broken(self, sql: str, params: SqlParams) -> list[Row]:
