@@ -395,12 +395,13 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
     return result
 
 
-def settle_merges(pid: int, limit_s: float = 90.0) -> dict[str, float]:
+def settle_merges(pid: int, limit_s: float = 120.0, quiet_s: int = 8) -> dict[str, float]:
     """Wait until the merges the load started are over (the merge threads used < 0.05 s of CPU
-    in each of 3 seconds running, or ``limit_s``), then the threads' CPU: a variant that only
-    postpones merges is not counted as saving them."""
+    in each of ``quiet_s`` seconds running — longer than the engine's 5 s between two merge
+    selections — or ``limit_s``), then the threads' CPU: a variant that only postpones merges
+    is not counted as saving them."""
     last, quiet, t0 = thread_cpu_s(pid), 0, time.perf_counter()
-    while quiet < 3 and time.perf_counter() - t0 < limit_s:
+    while quiet < quiet_s and time.perf_counter() - t0 < limit_s:
         time.sleep(1.0)
         now = thread_cpu_s(pid)
         merging = sum(v - last.get(k, 0.0) for k, v in now.items() if k.startswith("MergeMutate"))

@@ -16,6 +16,7 @@ phrase "payment declined".
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -286,6 +287,44 @@ def wide_ab(store: EmbeddedStore, n: int, runs: int, wide_bytes: int, queries: l
         store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+def merge_blocks_ab(store: EmbeddedStore, n: int, blocks: list[int]) -> None:
+    """Merge work per inserted row when the same rows arrive as parts of ``blocks`` rows each
+    (a batcher insert of that size), merges running as they do in the server: each size into a
+    fresh copy of the table, then wait until the merge threads are idle; CPU of the engine's
+    ``MergeMutate`` threads and the rows the merges rewrote (``MergedRows``), per row inserted."""
+    from ingest import settle_merges, thread_cpu_s
+
+    base = store.table_name
+    _, _, rest = str(store.query("SELECT create_table_query AS q FROM system.tables "
+                                 "WHERE database = currentDatabase() AND name = {t:String}",
+                                 {"t": base})[0]["q"]).partition("(")
+    body, _, tail = rest.partition(") ENGINE = ")
+    table = f"{base}_bench_blocks"
+
+    def merged_rows() -> int:
+        rows = store.query("SELECT value FROM system.events WHERE event = 'MergedRows'", {})
+        return int(rows[0]["value"]) if rows else 0
+
+    for rows in blocks:
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+        store.execute(f"CREATE TABLE {table} ({body}) ENGINE = {tail}")
+        before, merged0, t0 = thread_cpu_s(os.getpid()), merged_rows(), time.perf_counter()
+        store.execute(f"INSERT INTO {table} SELECT * FROM {store.table} SETTINGS "  # noqa: S608
+                      f"min_insert_block_size_rows = {int(rows)}, min_insert_block_size_bytes = 0, "
+                      f"max_block_size = {int(rows)}, max_insert_threads = 1, max_threads = 1")
+        after = settle_merges(os.getpid())
+        merge_s = sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith("MergeMutate"))
+        parts = store.query("SELECT count() AS n FROM system.parts WHERE active "
+                            "AND database = currentDatabase() AND table = {t:String}", {"t": table})
+        emit(bench="merge-blocks", rows_per_insert=rows, records=n, inserts=-(-n // rows),
+             seconds=round(time.perf_counter() - t0, 1), merge_cpu_s=round(merge_s, 2),
+             merge_cpu_us_per_row=round(merge_s / n * 1e6, 2),
+             merged_rows_per_row=round((merged_rows() - merged0) / n, 2),
+             active_parts_after=int(parts[0]["n"]),
+             load_average=round(os.getloadavg()[0], 1))
+    store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -302,6 +341,9 @@ def main() -> None:
     parser.add_argument("--wide-bytes", type=int, default=0,
                         help="also compare unmerged 100k-row parts as shipped and with "
                              "min_bytes_for_wide_part=N")
+    parser.add_argument("--merge-blocks", default="",
+                        help="also: merge CPU per row when the rows come as inserts of these sizes "
+                             "(10000,35000,…)")
     parser.add_argument("--needles", type=int, default=20, help="trace ids --lookup cycles through")
     args = parser.parse_args()
     work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
@@ -342,6 +384,8 @@ def main() -> None:
         ]
         if args.lookup:
             lookup_ab(store, n, args.runs, args.needles)
+        if args.merge_blocks:
+            merge_blocks_ab(store, n, [int(x) for x in args.merge_blocks.split(",")])
         if args.wide_bytes:
             wide_ab(store, n, args.runs, args.wide_bytes,
                     [q for q in queries if not args.only or args.only in q[0]])
