@@ -49,5 +49,6 @@ def test_the_docs_state_the_sizes_the_code_uses() -> None:
     assert f"A set of up to {passes.COUNTED:,} records is counted whole" in text
     assert f"when its window holds up to {passes.SCANNED:,} records" in text
     assert f"slices of about {passes.COUNT_SLICE:,} records" in text
+    assert f"more than {passes.MAX_SLICES} slices" in text
     assert f"sample of up to {passes.SAMPLE:,} records per set" in text
     assert f"about {passes.SAMPLE_SLICE} records each" in text
