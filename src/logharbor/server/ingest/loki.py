@@ -56,6 +56,9 @@ _SERVICE_LABELS = ("service_name", "service", "app", "application", "name", "con
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|\})')
 _UNESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+#: fields every entry sets itself (its line, its time, the server's receive time, the line's own
+#: fields): a label or metadata of that name is kept as ``<name>_label`` / ``<name>_metadata``
+_SET_BY_ENTRY = ("message", "timestamp", "observed_timestamp", "attributes")
 
 
 def _push_request_class() -> Any:
@@ -113,6 +116,10 @@ def parse_labels(text: str) -> dict[str, str]:
     raise ValueError(f"labels {text[:80]!r} are not closed")
 
 
+#: labels meant to become canonical fields (metadata of those names is the entry's own value)
+_FOLDED = frozenset(("level", "host", "env", "service", "trace_id", "span_id", "instance", "version"))
+
+
 def _stream_fields(labels: dict[str, str]) -> RawRecord:
     """The fields every entry of a stream starts from."""
     raw: RawRecord = {attribute_key(k): v for k, v in labels.items()}
@@ -136,13 +143,32 @@ class _Entries:
         self.rows: list[bytes] = []
         self.errors: list[ItemError] = []
         self.n = 0
+        self.renamed = 0  # labels and metadata kept under another name (they named a set field)
+
+    def _keep(self, raw: RawRecord, name: str, value: Any, suffix: str) -> None:
+        kept = f"{name}_{suffix}"
+        if kept not in raw:  # a label already of that name is not replaced
+            raw[kept] = value
+        self.renamed += 1
 
     def add(self, base: RawRecord, stamp: Any, line: str, metadata: dict[str, str] | None) -> None:
         self.n += 1
         raw = dict(base)
+        own = {"message": line, "timestamp": str(stamp) if stamp is not None else None}
+        for name in _SET_BY_ENTRY:
+            if name in raw:
+                value = raw.pop(name)
+                if own.get(name) != value:
+                    self._keep(raw, name, value, "label")
         if metadata:
             for key, value in metadata.items():
-                raw[attribute_key(key)] = value
+                name = attribute_key(key)
+                if name in _SET_BY_ENTRY or (name in raw and raw[name] != value and name in base
+                                             and name not in _FOLDED):
+                    if own.get(name) != value:
+                        self._keep(raw, name, value, "metadata")
+                    continue
+                raw[name] = value
         fields, level = line_fields(line)  # a JSON/logfmt line: its keys as attributes, the line kept
         if fields is not None:
             raw["attributes"] = fields  # merged under the labels, never folded into canonical fields
@@ -207,8 +233,10 @@ def _from_protobuf(body: bytes, out: _Entries) -> None:
 
 
 def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: RecordLimits,
-                tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]]]:
-    """Store rows (joined), how many, and ``(entry number, reason)`` per rejected entry.
+                tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]], int]:
+    """Store rows (joined), how many, ``(entry number, reason)`` per rejected entry, and how many
+    labels or metadata were kept under another name (``<name>_label``: they named a field the
+    entry sets itself, or metadata a label of the stream with another value).
 
     ``body`` is already decompressed. Raises ValueError when it is not a push request at all.
     """
@@ -217,7 +245,7 @@ def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: Record
         (_from_protobuf if is_protobuf else _from_json)(body, out)
     except (DecodeError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"not a Loki push request: {exc}") from None
-    return b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors]
+    return b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors], out.renamed
 
 
 def snappy_block(body: bytes, limit: int) -> bytes:
@@ -269,10 +297,11 @@ class LokiIngest:
         try:
             try:
                 if len(body) > _INLINE_BYTES:
-                    payload, accepted, errors = await ingestor.offload(
+                    payload, accepted, errors, renamed = await ingestor.offload(
                         decode_push, body, is_protobuf, received, self.limits, tenant)
                 else:
-                    payload, accepted, errors = decode_push(body, is_protobuf, received, self.limits, tenant)
+                    payload, accepted, errors, renamed = decode_push(body, is_protobuf, received, self.limits,
+                                                                     tenant)
             except ValueError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
             ingestor.admit(principal, accepted)
@@ -282,6 +311,8 @@ class LokiIngest:
         headers = REPLAYED if ticket.replay else None
         if not ticket.replay:
             ingestor.count(self.name, accepted, len(errors))
+            if renamed:
+                request.app.state.runtime.metrics.count_ignored(self.name, "label", renamed)
         if errors:
             raise ApiError(400, "entries_rejected",
                            f"{len(errors)} entries were rejected, {accepted} stored",

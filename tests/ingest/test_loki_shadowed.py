@@ -1,0 +1,75 @@
+"""A Loki stream label (or structured metadata) named as a field the entry itself sets is kept.
+
+Loki keeps labels apart from the line and its timestamp; logharbor's record has one namespace, so
+a label ``message`` or ``timestamp`` (or ``observed_timestamp``, ``attributes``) was overwritten
+by the line, the entry's time or the line's fields without a word. It is kept as ``<name>_label``
+and counted (``logharbor_ingest_ignored_total{protocol="loki",what="label"}``), as the OTLP
+decoder keeps ``<name>_attribute``; labels that are meant to fold (``level``, ``service``, ``host``,
+``env``) still do.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from logharbor.server.ingest.base import RecordLimits
+from logharbor.server.ingest.loki import PushRequest, decode_push
+
+RECEIVED = 1_800_000_000_000_000_000
+STAMP = 1_799_999_999_000_000_000
+SHADOWED = {"message": "from the label", "timestamp": "label time", "observed_timestamp": "label seen",
+            "attributes": "label attrs"}
+
+
+def _json_push(labels: dict[str, str], line: str, meta: dict[str, str] | None = None) -> bytes:
+    value = [str(STAMP), line] + ([meta] if meta else [])
+    return orjson.dumps({"streams": [{"stream": labels, "values": [value]}]})
+
+
+def _proto_push(labels: dict[str, str], line: str, meta: dict[str, str] | None = None) -> bytes:
+    request = PushRequest()
+    stream = request.streams.add()
+    stream.labels = "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    entry = stream.entries.add()
+    entry.timestamp.seconds, entry.timestamp.nanos = divmod(STAMP, 10**9)
+    entry.line = line
+    for k, v in (meta or {}).items():
+        entry.structuredMetadata.add(name=k, value=v)
+    return request.SerializeToString()
+
+
+def _stored(body: bytes, is_protobuf: bool) -> tuple[dict, int]:  # type: ignore[type-arg]
+    rows, accepted, errors, renamed = decode_push(body, is_protobuf, RECEIVED, RecordLimits(), None)
+    assert accepted == 1 and not errors, errors
+    return orjson.loads(rows), renamed
+
+
+def test_labels_named_as_entry_fields_are_kept_on_both_encodings() -> None:
+    labels = {"service": "checkout", "level": "error", **SHADOWED}
+    for encode, is_protobuf in ((_json_push, False), (_proto_push, True)):
+        for line in ("payment declined", '{"msg": "payment declined", "user_id": "u-1"}'):
+            row, renamed = _stored(encode(labels, line, {"message": "from metadata"}), is_protobuf)
+            text = orjson.dumps(row).decode()
+            assert row["message"] == line and row["service"] == "checkout" and row["level"] == "ERROR"
+            assert row["timestamp"].startswith("1799999999.")
+            for name, value in SHADOWED.items():
+                assert f'"{name}_label":"{value}"' in text, (name, text)
+            assert '"message_metadata":"from metadata"' in text, text
+            assert renamed == len(SHADOWED) + 1
+            if line.startswith("{"):
+                assert '"user_id":"u-1"' in text  # the line's own fields are still kept
+
+
+def test_a_label_equal_to_the_field_is_not_doubled_and_ordinary_labels_stay() -> None:
+    row, renamed = _stored(_json_push({"job": "api", "message": "same"}, "same"), False)
+    text = orjson.dumps(row).decode()
+    assert renamed == 0 and "message_label" not in text and '"job":"api"' in text
+
+
+def test_metadata_named_as_a_label_does_not_replace_it() -> None:
+    row, renamed = _stored(_json_push({"job": "api", "level": "info"}, "x",
+                                      {"job": "worker", "level": "error", "pod": "p-1"}), False)
+    text = orjson.dumps(row).decode()
+    assert '"job":"api"' in text and '"job_metadata":"worker"' in text and '"pod":"p-1"' in text
+    assert row["level"] == "ERROR"  # metadata of a folded field is the entry's own value
+    assert renamed == 1
