@@ -15,6 +15,17 @@ the whole line loop ``decode_ndjson`` on bodies of ``--batch`` lines), best of `
 
     python bench/ingest.py --in-process --records 50000 --rounds 5
 
+It also times the whole decode loop of each decoder side by side (``decode python`` and, when it is
+built, ``decode compiled``: logharbor.server.ingest.decoder), alternating rounds.
+
+``--decoders`` runs the server once per variant on the same bodies, one after the other, so the
+figures are side by side in one run: ``compiled:2`` is the compiled decoder with 2 worker processes,
+``python:0`` the Python decoder in threads of the server process (``--ingest-workers 0``).
+Each ingest line has the server's CPU µs per record (the server's process tree: HTTP, decode,
+workers, WAL and the engine, while the clients post) and the load average before and after:
+
+    python bench/ingest.py --records 100000 --decoders compiled:2,compiled:0,python:2
+
 ``--variant name:key=value,…`` (two or more) compares batcher and MergeTree settings side by side
 (issue #24 item 4): each variant is a fresh server given ``LOGHARBOR_<KEY>=value`` (a server
 setting) or, for ``table.<setting>=n``, a logs table made with that MergeTree setting before it
@@ -41,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -147,6 +159,32 @@ def batcher_figures(url: str, key: str) -> dict[str, float]:
             "store_us_per_row": round(seconds / rows * 1e6, 2) if rows else 0.0}
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and every live process below it (the worker pool)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone while we looked
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        ticks[child] = int(fields[11]) + int(fields[12])  # utime, stime
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -193,6 +231,7 @@ def in_process(records: int, batch: int, rounds: int) -> None:
 
         steps.append(("encode_record", encode_records))
     steps.append(("decode_ndjson", decode_bodies))
+    decoders_side_by_side(bodies, len(lines), rounds)
     try:  # the exactness work inside the steps above (issue #20), where this version has it
         from logharbor.exactjson import lossy_lines
         from logharbor.server.engine.store.attributes import split
@@ -216,24 +255,56 @@ def in_process(records: int, batch: int, rounds: int) -> None:
         emit(stage="in_process", step=step, records=len(lines), rounds=rounds,
              us_per_record=round(best / len(lines) * 1e6, 2))
     if "split_all" in locals():
-        exactness_ab(decode_bodies, len(lines), rounds)
+        exactness_ab(bodies, len(lines), rounds)
 
 
-def exactness_ab(decode_bodies: object, records: int, rounds: int) -> None:
-    """decode_ndjson with and without the exactness work (the exact-copy check and the big-integer
-    scan switched off), alternating in one process so both see the same machine load."""
+def decoders_side_by_side(bodies: list[bytes], records: int, rounds: int) -> None:
+    """The decode loop of the Python path and of the compiled one (when built), alternating rounds."""
+    from logharbor.server.ingest import decoder, ndjson
+    from logharbor.server.ingest.base import RecordLimits
+
+    paths = {"python": ndjson.decode_ndjson_payload}
+    if decoder.COMPILED is not None:
+        paths["compiled"] = decoder.COMPILED["ndjson"].decode_ndjson_payload
+    received, limits = time.time_ns(), RecordLimits()
+    outputs = [[fn(body, received, limits, None, None) for body in bodies] for fn in paths.values()]
+    if any(out != outputs[0] for out in outputs):
+        raise SystemExit("the decoders differ on the demo mix: tests/record/test_differential.py")
+    best = dict.fromkeys(paths, float("inf"))
+    load = load_average()
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            best[name] = min(best[name], _cpu_seconds(lambda fn=fn: [fn(b, received, limits, None, None)
+                                                                     for b in bodies]))
+    figures = {f"{name}_us_per_record": round(t / records * 1e6, 2) for name, t in best.items()}
+    if "compiled" in best:
+        figures["speedup"] = round(best["python"] / best["compiled"], 2)
+    emit(stage="in_process", step="decode python vs compiled", records=records, rounds=rounds,
+         decoder=decoder.PATH, reason=decoder.REASON, load_before=load, load_after=load_average(), **figures)
+
+
+def exactness_ab(bodies: list[bytes], records: int, rounds: int) -> None:
+    """The Python decode loop with and without the exactness work (the exact-copy check and the
+    big-integer scan switched off), alternating in one process so both see the same machine load."""
     from logharbor.server.engine.store import attributes
-    from logharbor.server.ingest import native
+    from logharbor.server.ingest import ndjson
+    from logharbor.server.ingest.base import RecordLimits
 
-    split, scan = attributes.split, native.lossy_lines
+    received, limits = time.time_ns(), RecordLimits()
+
+    def decode_bodies() -> None:
+        for body in bodies:
+            ndjson.decode_ndjson_payload(body, received, limits, None, None)
+
+    split, scan = attributes.split, ndjson.lossy_lines
 
     def without() -> None:
         attributes.split = lambda attrs, careful=False: (attrs, {})  # type: ignore[assignment]
-        native.lossy_lines = lambda body: frozenset()  # type: ignore[assignment]
+        ndjson.lossy_lines = lambda body: frozenset()  # type: ignore[assignment]
         try:
             decode_bodies()  # type: ignore[operator]
         finally:
-            attributes.split, native.lossy_lines = split, scan
+            attributes.split, ndjson.lossy_lines = split, scan
 
     best = {"with": float("inf"), "without": float("inf")}
     for _ in range(rounds):
@@ -395,13 +466,12 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
     return result
 
 
-def settle_merges(pid: int, limit_s: float = 120.0, quiet_s: int = 8) -> dict[str, float]:
+def settle_merges(pid: int, limit_s: float = 90.0) -> dict[str, float]:
     """Wait until the merges the load started are over (the merge threads used < 0.05 s of CPU
-    in each of ``quiet_s`` seconds running — longer than the engine's 5 s between two merge
-    selections — or ``limit_s``), then the threads' CPU: a variant that only postpones merges
-    is not counted as saving them."""
+    in each of 3 seconds running, or ``limit_s``), then the threads' CPU: a variant that only
+    postpones merges is not counted as saving them."""
     last, quiet, t0 = thread_cpu_s(pid), 0, time.perf_counter()
-    while quiet < quiet_s and time.perf_counter() - t0 < limit_s:
+    while quiet < 3 and time.perf_counter() - t0 < limit_s:
         time.sleep(1.0)
         now = thread_cpu_s(pid)
         merging = sum(v - last.get(k, 0.0) for k, v in now.items() if k.startswith("MergeMutate"))
@@ -454,6 +524,8 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="name:key=value,… (a server setting, or table.<MergeTree setting>=n); two or more "
                          "compare merge CPU, parts and ingest → searchable side by side, --rounds each")
+    ap.add_argument("--decoders", default="",
+                    help="decoder:workers,… one server each, side by side (compiled:2,compiled:0,python:2)")
     args = ap.parse_args()
     if args.in_process:
         in_process(args.records, args.batch, args.rounds)
@@ -469,13 +541,27 @@ def main() -> None:
         compare_variants(args.variant, lines, args.batch, args.clients, args.rounds)
         return
     bodies = [b"\n".join(lines[i:i + args.batch]) for i in range(0, len(lines), args.batch)]
+    variants = [v.split(":") for v in args.decoders.split(",")] if args.decoders else [[None, None]]
+    for decoder_path, workers in variants:
+        run_server(args, lines, bodies, raw_bytes, decoder_path, workers, storage=len(variants) == 1)
+
+
+def run_server(args: argparse.Namespace, lines: list[bytes], bodies: list[bytes], raw_bytes: int,
+               decoder_path: str | None, workers: str | None, *, storage: bool) -> None:
+    """Start a server (with ``decoder_path`` and ``workers`` when given), post ``bodies`` from the
+    clients, and emit the ingest, drain and (with ``storage``) storage figures."""
     shares = [bodies[i::args.clients] for i in range(args.clients)]
     data_dir = Path(tempfile.mkdtemp(prefix="lh-bench-ingest-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    if decoder_path == "python":
+        env["LOGHARBOR_PURE_PYTHON"] = "1"
+    extra = ["--ingest-workers", workers] if workers is not None else []
     server = subprocess.Popen(
         [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(data_dir),
-         "--port", str(port), "--log-level", "warning"], cwd=ROOT)
+         "--port", str(port), "--log-level", "warning", *extra], cwd=ROOT, env=env)
+    variant = {"variant": f"{decoder_path}:{workers}"} if decoder_path is not None else {}
     try:
         for _ in range(600):
             try:
@@ -484,9 +570,15 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         key = (data_dir / "admin.key").read_text().strip()  # made by the server on first start
+        running = decoder_in_use(url, key)
+        if decoder_path is not None and running != decoder_path:
+            raise SystemExit(f"asked for the {decoder_path} decoder, the server runs {running}")
+        warm = warm_up(url, key, bodies[:args.clients])
         wal_disk = WalDiskSampler(data_dir / "wal")
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
+        load_before = load_average()
+        cpu0 = tree_cpu_seconds(server.pid)
         t0 = time.perf_counter()
         for p in procs:
             p.start()
@@ -494,29 +586,62 @@ def main() -> None:
         for p in procs:
             p.join()
         elapsed = time.perf_counter() - t0
+        cpu = tree_cpu_seconds(server.pid) - cpu0
         latencies.sort()
 
         def pct(q: float) -> float:
             return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
 
-        emit(stage="ingest", records=len(lines), batch=args.batch, clients=args.clients,
-             seconds=round(elapsed, 3), records_per_s=round(len(lines) / elapsed),
+        emit(stage="ingest", **variant, decoder=running, records=len(lines), batch=args.batch,
+             clients=args.clients, seconds=round(elapsed, 3), records_per_s=round(len(lines) / elapsed),
              mb_per_s=round(raw_bytes / elapsed / 1e6, 2), p50_ms=pct(0.5), p99_ms=pct(0.99),
+             server_cpu_us_per_record=round(cpu / len(lines) * 1e6, 2),
+             load_before=load_before, load_after=load_average(),
              requests=len(latencies), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1),
              wal_peak_mib=round(wal_disk.peak / 2**20, 1))
         t1 = time.perf_counter()
-        while store_rows(url, key) < len(lines) and time.perf_counter() - t1 < 600:
+        while store_rows(url, key) < len(lines) + warm and time.perf_counter() - t1 < 600:
             time.sleep(0.2)
         time.sleep(2.0)  # a batch or two after the last one: what the WAL still holds once drained
         wal_disk.stop()
-        emit(stage="drain", seconds_after_last_ack=round(time.perf_counter() - t1, 2),
+        emit(stage="drain", **variant, seconds_after_last_ack=round(time.perf_counter() - t1, 2),
              store_rows=store_rows(url, key), server_peak_rss_mib=round(peak_rss_mib(server.pid), 1),
              wal_peak_mib=round(wal_disk.peak / 2**20, 1), wal_drained_mib=round(wal_disk.now() / 2**20, 2),
              **batcher_figures(url, key))
     finally:
         server.terminate()
         server.wait(timeout=120)
+    if storage:
+        storage_figures(data_dir, raw_bytes, len(lines))
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
+
+def warm_up(url: str, key: str, bodies: list[bytes]) -> int:
+    """Post ``bodies`` at once before the measured run, so the worker processes are started (the
+    pool spawns them on first use: ~1 s of CPU each, importing logharbor) and the caches are
+    filled; returns how many records they hold (stored too, not counted in the figures)."""
+    headers = {"content-type": "application/x-ndjson", "authorization": f"Bearer {key}"}
+
+    def post(body: bytes) -> int:
+        answer = httpx.post(url + "/api/v1/logs", content=body, headers=headers, timeout=120)
+        answer.raise_for_status()
+        return int(answer.json()["accepted"])
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return sum(pool.map(post, bodies))
+
+
+def decoder_in_use(url: str, key: str) -> str:
+    """The decoder the server says it runs (``logharbor_ingest_decoder`` in /metrics)."""
+    metrics = httpx.get(url + "/metrics", timeout=30, headers={"authorization": f"Bearer {key}"}).text
+    for line in metrics.splitlines():
+        if line.startswith('logharbor_ingest_decoder{path="'):
+            return line.split('"')[1]
+    return "unknown"
+
+
+def storage_figures(data_dir: Path, raw_bytes: int, records: int) -> None:
     from logharbor.server.engine.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(data_dir / "store")
@@ -526,10 +651,8 @@ def main() -> None:
     store.close()
     emit(stage="storage", rows=stats.rows, bytes_on_disk=stats.bytes_on_disk,
          stored_bytes_per_record=round(stats.bytes_on_disk / max(stats.rows, 1), 2),
-         raw_bytes_per_record=round(raw_bytes / len(lines), 1),
+         raw_bytes_per_record=round(raw_bytes / records, 1),
          raw_to_stored_ratio=round(raw_bytes / max(stats.bytes_on_disk, 1), 2))
-    if not args.keep:
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
