@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,50 @@ def test_a_fresh_process_says_which_path_and_why() -> None:
                           "print(d.PATH, '|', d.REASON, '|', d.decode_ndjson_payload.__module__)"],
                          env=env, capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.split(" | ") == ["python", "LOGHARBOR_PURE_PYTHON is set", "logharbor.server.ingest.ndjson\n"]
+
+
+@pytest.mark.parametrize("body", ['{"sources": []}', '{"sources": "x"}', '{"sources": null}', '[]', 'null',
+                                  '{"sources": {"record": 5}}', '{"sources": {"record": ["a"]}}'])
+def test_a_malformed_build_record_runs_python(tmp_path: Path, body: str) -> None:
+    """Any BUILD.json that is not {"sources": {name: digest}} is a reason for the Python path,
+    never an exception at import (the server would not start)."""
+    package = _package_copy(tmp_path, None)
+    (package / "_native").mkdir()
+    (package / "_native" / "BUILD.json").write_text(body)
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is None and ("unreadable" in reason or reason.startswith("stale")), reason
+
+
+def test_a_source_missing_runs_python(tmp_path: Path) -> None:
+    package = _package_copy(tmp_path, None)
+    digests = _digests(package)
+    (package / "_native").mkdir()
+    (package / "_native" / "BUILD.json").write_text(json.dumps({"sources": digests}))
+    (package / "server" / "ingest" / "ndjson.py").unlink()
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is None and "server/ingest/ndjson.py" in reason, reason
+
+
+def test_compiled_modules_from_another_place_are_not_used(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build record vouches for the modules beside it only: a compiled logharbor._native found
+    elsewhere on sys.path (another install, another Python's build) is not run under this
+    package's BUILD.json. (No compiler here: the import answers a module compiled elsewhere.)"""
+    package = _package_copy(tmp_path, None)
+    (package / "_native").mkdir()
+    (package / "_native" / "BUILD.json").write_text(json.dumps({"sources": _digests(package)}))
+    elsewhere = tmp_path / "site-packages" / "logharbor" / "_native"
+
+    def compiled_elsewhere(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__file__ = str(elsewhere / f"{name.rsplit('.', 1)[1]}.cpython-311-x86_64-linux-gnu.so")
+        return module
+
+    monkeypatch.setattr(decoder.importlib, "import_module", compiled_elsewhere)
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is None and "not the one built beside" in reason, reason
+    beside = package / "_native"
+    monkeypatch.setattr(decoder.importlib, "import_module", lambda name: types.SimpleNamespace(
+        __file__=str(beside / f"{name.rsplit('.', 1)[1]}.cpython-311-x86_64-linux-gnu.so")))
+    modules, reason = decoder.compiled_modules(package)
+    assert modules is not None and reason == "built from these sources"

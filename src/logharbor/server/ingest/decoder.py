@@ -55,8 +55,14 @@ def compiled_modules(package: Path = _PACKAGE) -> tuple[dict[str, ModuleType] | 
         return None, "not built (scripts/install.sh builds it with gcc and Cython)"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"{build} is unreadable: {exc}"
+    if not isinstance(built, dict):  # anything else is no record of a build: never a crash at start
+        return None, f"{build} is unreadable: its sources are not an object of digests"
     for name, rel in SOURCES.items():
-        if built.get(name) != _digest(package / rel):
+        try:
+            same = built.get(name) == _digest(package / rel)
+        except OSError as exc:
+            return None, f"stale: {rel} cannot be read ({exc.strerror or exc})"
+        if not same:
             return None, f"stale: {rel} changed since the build (run scripts/build_native.py)"
     modules: dict[str, ModuleType] = {}
     for name in SOURCES:
@@ -64,8 +70,12 @@ def compiled_modules(package: Path = _PACKAGE) -> tuple[dict[str, ModuleType] | 
             module = importlib.import_module(f"logharbor._native.{name}")
         except ImportError as exc:
             return None, f"logharbor._native.{name} does not import: {exc}"
-        if not str(getattr(module, "__file__", "")).endswith((".so", ".pyd")):
+        where = str(getattr(module, "__file__", "") or "")
+        if not where.endswith((".so", ".pyd")):
             return None, f"logharbor._native.{name} is not a compiled module"
+        if Path(where).resolve().parent != (package / "_native").resolve():
+            # BUILD.json vouches for the modules beside it, not for another install's
+            return None, f"logharbor._native.{name} is {where}, not the one built beside {build}"
         modules[name] = module
     return modules, "built from these sources"
 
