@@ -13,7 +13,8 @@ import pytest
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.features.traces import clock as clock_module
-from logharbor.server.features.traces.clock import _TYPES, ClockOffsets, _scope_of
+from logharbor.server.features.traces.clock import _TYPES, ClockOffsets
+from logharbor.server.features.traces.routes import _scope_of
 from logharbor.server.scopes import Scope
 
 MS = 10**6

@@ -65,12 +65,8 @@ from logharbor.server.features.retention import (
 from logharbor.server.features.tail.feed import TailFeed
 from logharbor.server.features.tail.hub import TailHub
 from logharbor.server.features.tail.routes import tail_router
-from logharbor.server.features.traces.clock import (
-    ClockOffsets,
-    OffsetsCollector,
-    clock_router,
-)
-from logharbor.server.features.traces.routes import traces_router
+from logharbor.server.features.traces.clock import ClockOffsets, OffsetsCollector
+from logharbor.server.features.traces.routes import clock_router, traces_router
 from logharbor.server.filemodes import private_umask, tighten
 from logharbor.server.ingest import decoder
 from logharbor.server.ingest.base import (

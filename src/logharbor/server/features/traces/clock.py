@@ -1,4 +1,5 @@
-"""Clock offsets, continuously: the periodic estimate, its history, the API and the gauges.
+"""Clock offsets, continuously: the periodic estimate, its history and the gauges (the API is in
+``routes.py``).
 
 A job on the alert scheduler (leader-only, like the service-health recording), every
 ``clock_interval_s``, reads the request records of the last ``clock_window_s`` (ALB, NGINX and
@@ -16,25 +17,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Query
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 
 from logharbor.record import format_timestamp
-from logharbor.server.auth import principal_of
-from logharbor.server.engine.store.base import Store, StoreError
+from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.errors import ApiError
-from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
-from logharbor.server.features.query.window import check_order
 from logharbor.server.features.traces.skew import estimate_offsets
-from logharbor.server.limits import query_refusal
 from logharbor.server.scopes import Scope
 
-__all__ = ["KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector", "clock_router"]
+__all__ = ["HISTORY_LIMIT", "KEEP_DAYS", "WINDOW_NS", "ClockOffsets", "OffsetsCollector"]
 
 log = logging.getLogger("logharbor.server.clock")
 
@@ -219,66 +212,3 @@ class OffsetsCollector(Collector):
             error.add_metric(values, (c["uncertainty_ms"] or 0.0) / 1000)
         yield offset
         yield error
-
-
-def _scope_of(principal: Any) -> Scope | None:
-    """The key's scope as the history's SQL condition; None for an unscoped key or no auth."""
-    if principal is None:
-        return None
-    return Scope.of(getattr(principal, "tenant", None), getattr(principal, "services", None))
-
-
-def _allowed(principal: Any, row: dict[str, Any]) -> bool:
-    """A scoped key sees its tenant's clocks (and, scoped to services, those services' clocks)."""
-    if principal is None:
-        return True
-    tenant = getattr(principal, "tenant", None)
-    services = getattr(principal, "services", None)
-    if tenant is not None and row["tenant"] != tenant:
-        return False
-    return services is None or row["service"] in services
-
-
-def clock_router() -> APIRouter:
-    """``GET /api/v1/clock/offsets`` (current and history) and ``POST /api/v1/clock/estimate``."""
-    router = APIRouter(tags=["traces"])
-
-    def offsets_of(request: Request) -> ClockOffsets:
-        found = getattr(request.app.state, "clock_offsets", None)
-        if found is None:
-            raise ApiError(503, "starting", "the server is starting")
-        return found  # type: ignore[no-any-return]
-
-    @router.get("/api/v1/clock/offsets", summary="Each host's clock offset, now and over time")
-    async def offsets(request: Request, from_: str | None = Query(None, alias="from"),
-                      since: str | None = None, to: str | None = None) -> dict[str, Any]:
-        """``from``/``since`` (default 24h ago) to ``to`` (default now) bound the history."""
-        now = time.time_ns()
-        try:
-            start = parse_time_ns(from_ or since or "24h", now_ns=now)
-            end = parse_time_ns(to, now_ns=now) if to else now + 1
-        except TimeParseError as exc:
-            raise ApiError(400, "invalid_time", str(exc)) from None
-        check_order(start, end)
-        clock = offsets_of(request)
-        principal = principal_of(request)
-        try:
-            current, history = await run_in_threadpool(
-                lambda: (clock.latest(_scope_of(principal)),
-                         clock.history_page(start, end, HISTORY_LIMIT, _scope_of(principal))))
-        except StoreError as exc:
-            raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
-                from exc
-        rows, truncated = history
-        return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
-                "current": [c for c in current if _allowed(principal, c)],
-                "history": [h for h in rows if _allowed(principal, h)],
-                "history_truncated": truncated}
-
-    @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
-    async def estimate(request: Request) -> dict[str, Any]:
-        clock = offsets_of(request)
-        written = await run_in_threadpool(clock.record, time.time_ns())
-        return {"clocks": written, "seconds": round(clock.last_seconds, 3), "current": clock.latest()}
-
-    return router

@@ -1,5 +1,6 @@
 """``GET /api/v1/traces/{id}``: one request as every layer saw it (ALB → NGINX → app), with
-timings (``service.py``).
+timings (``service.py``); ``GET /api/v1/clock/offsets`` and ``POST /api/v1/clock/estimate``: each
+host's clock offset, now and over time (``clock.py``).
 
 The id may be a W3C trace id, an ``X-Amzn-Trace-Id`` value (``Root=1-…``, ``Self=…;Root=…``) or
 its bare Root, a ``traceparent`` header, or an NGINX ``$request_id`` / ``X-Request-ID``; a header
@@ -14,17 +15,20 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from logharbor import exactjson
 from logharbor.record import normalize_trace_id
+from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.errors import ApiError
-from logharbor.server.features.query.window import request_window
+from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
+from logharbor.server.features.query.window import check_order, request_window
 from logharbor.server.features.traces.adjust import Offsets
+from logharbor.server.features.traces.clock import HISTORY_LIMIT, ClockOffsets
 from logharbor.server.features.traces.service import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -33,8 +37,9 @@ from logharbor.server.features.traces.service import (
     trace_answer,
 )
 from logharbor.server.limits import query_refusal
+from logharbor.server.scopes import Scope
 
-__all__ = ["parse_trace_key", "traces_router"]
+__all__ = ["clock_router", "parse_trace_key", "traces_router"]
 
 _MAX_ID_CHARS = 512
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -104,5 +109,68 @@ def traces_router() -> APIRouter:
                                          limit=limit, scope=scope, offsets_for=offsets_for)
         return Response(exactjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS),
                         media_type="application/json")
+
+    return router
+
+
+def _scope_of(principal: Any) -> Scope | None:
+    """The key's scope as the history's SQL condition; None for an unscoped key or no auth."""
+    if principal is None:
+        return None
+    return Scope.of(getattr(principal, "tenant", None), getattr(principal, "services", None))
+
+
+def _allowed(principal: Any, row: dict[str, Any]) -> bool:
+    """A scoped key sees its tenant's clocks (and, scoped to services, those services' clocks)."""
+    if principal is None:
+        return True
+    tenant = getattr(principal, "tenant", None)
+    services = getattr(principal, "services", None)
+    if tenant is not None and row["tenant"] != tenant:
+        return False
+    return services is None or row["service"] in services
+
+
+def clock_router() -> APIRouter:
+    """``GET /api/v1/clock/offsets`` (current and history) and ``POST /api/v1/clock/estimate``."""
+    router = APIRouter(tags=["traces"])
+
+    def offsets_of(request: Request) -> ClockOffsets:
+        found = getattr(request.app.state, "clock_offsets", None)
+        if found is None:
+            raise ApiError(503, "starting", "the server is starting")
+        return found  # type: ignore[no-any-return]
+
+    @router.get("/api/v1/clock/offsets", summary="Each host's clock offset, now and over time")
+    async def offsets(request: Request, from_: str | None = Query(None, alias="from"),
+                      since: str | None = None, to: str | None = None) -> dict[str, Any]:
+        """``from``/``since`` (default 24h ago) to ``to`` (default now) bound the history."""
+        now = time.time_ns()
+        try:
+            start = parse_time_ns(from_ or since or "24h", now_ns=now)
+            end = parse_time_ns(to, now_ns=now) if to else now + 1
+        except TimeParseError as exc:
+            raise ApiError(400, "invalid_time", str(exc)) from None
+        check_order(start, end)
+        clock = offsets_of(request)
+        principal = principal_of(request)
+        try:
+            current, history = await run_in_threadpool(
+                lambda: (clock.latest(_scope_of(principal)),
+                         clock.history_page(start, end, HISTORY_LIMIT, _scope_of(principal))))
+        except StoreError as exc:
+            raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
+                from exc
+        rows, truncated = history
+        return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
+                "current": [c for c in current if _allowed(principal, c)],
+                "history": [h for h in rows if _allowed(principal, h)],
+                "history_truncated": truncated}
+
+    @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
+    async def estimate(request: Request) -> dict[str, Any]:
+        clock = offsets_of(request)
+        written = await run_in_threadpool(clock.record, time.time_ns())
+        return {"clocks": written, "seconds": round(clock.last_seconds, 3), "current": clock.latest()}
 
     return router
