@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
 from logharbor.server.auth import required_permission
@@ -31,7 +31,7 @@ from logharbor.server.engine.store import gate
 from logharbor.server.engine.store.base import QueryCancelled, StoreError
 from logharbor.server.errors import ApiError, error_body
 
-__all__ = ["RequestLimits", "query_refusal", "store_limit_handler"]
+__all__ = ["RequestLimits", "query_refusal", "query_settings", "store_limit_handler"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -159,6 +159,16 @@ async def _too_large(send: Send, limit: int, setting: str, hsts: bytes | None) -
         headers.append((b"strict-transport-security", hsts))
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def query_settings(conn: HTTPConnection) -> dict[str, int | float]:
+    """The engine settings each store read of a request runs under: the server's time and memory
+    budget per query (``query_timeout_s``, ``query_max_memory_bytes``); none on an app without a
+    runtime (a test mounting one router)."""
+    config = getattr(getattr(conn.app.state, "runtime", None), "config", None)
+    if config is None:
+        return {}
+    return {"max_execution_time": config.query_timeout_s, "max_memory_usage": config.query_max_memory_bytes}
 
 
 def query_refusal(exc: StoreError) -> ApiError | None:

@@ -26,6 +26,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.service import store_error
 from logharbor.server.features.query.window import request_time
+from logharbor.server.limits import query_settings
 
 from .engine import ExplainRequest, explain
 from .stats import DEFAULT_ALPHA
@@ -81,13 +82,6 @@ def request_of(body: ExplainBody, now: int) -> ExplainRequest:
                           alpha=body.alpha, limit=body.limit)
 
 
-def _settings(request: Request) -> dict[str, Any]:
-    config = getattr(getattr(request.app.state, "runtime", None), "config", None)
-    if config is None:
-        return {}
-    return {"max_execution_time": config.query_timeout_s, "max_memory_usage": config.query_max_memory_bytes}
-
-
 def explain_router() -> APIRouter:
     """The router the app factory mounts."""
     router = APIRouter(tags=["query"])
@@ -98,7 +92,7 @@ def explain_router() -> APIRouter:
         req = request_of(body, now)
         scope = getattr(request.state, "query_scope", None)
         store = request.app.state.store
-        settings = _settings(request)
+        settings = query_settings(request)
 
         def work() -> dict[str, Any]:
             try:

@@ -34,6 +34,7 @@ from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.printer import to_text
 from logharbor.server.features.query.timeparse import TimeParseError, parse_duration_ns
+from logharbor.server.limits import query_settings
 
 from . import catalog, drilldown, service
 from .logql import Constant, LogQuery, parse_logql
@@ -112,14 +113,9 @@ def _tenant_filter(conn: HTTPConnection) -> ast.Filter | None:
 
 
 def _context(conn: HTTPConnection) -> Context:
-    runtime = getattr(conn.app.state, "runtime", None)
-    config = getattr(runtime, "config", None)
-    settings: dict[str, Any] = {}
-    if config is not None:
-        settings = {"max_execution_time": config.query_timeout_s,
-                    "max_memory_usage": config.query_max_memory_bytes}
+    config = getattr(getattr(conn.app.state, "runtime", None), "config", None)
     return Context(conn.app.state.store, getattr(conn.state, "query_scope", None), _tenant_filter(conn),
-                   getattr(config, "query_max_limit", 10_000), settings)
+                   getattr(config, "query_max_limit", 10_000), query_settings(conn))
 
 
 def _parse(text: str | None) -> Any:

@@ -31,6 +31,7 @@ from logharbor.server.engine.store import gate
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.errors import ApiError
+from logharbor.server.limits import query_settings
 
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
 from .errors import QueryError
@@ -63,11 +64,7 @@ def _limits(request: Request) -> tuple[int, int, dict[str, int | float]]:
     config = getattr(getattr(request.app.state, "runtime", None), "config", None)
     default = getattr(config, "query_default_limit", DEFAULT_LIMIT)
     max_limit = getattr(config, "query_max_limit", 10_000)
-    settings: dict[str, int | float] = {}
-    if config is not None:
-        settings["max_execution_time"] = config.query_timeout_s
-        settings["max_memory_usage"] = config.query_max_memory_bytes
-    return default, max_limit, settings
+    return default, max_limit, query_settings(request)
 
 
 def compile_request(
