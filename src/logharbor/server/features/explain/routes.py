@@ -24,7 +24,7 @@ from logharbor import exactjson
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.errors import QueryError
-from logharbor.server.features.query.service import store_error
+from logharbor.server.features.query.service import query_error, store_error
 from logharbor.server.features.query.window import request_time
 from logharbor.server.limits import query_settings
 
@@ -98,8 +98,7 @@ def explain_router() -> APIRouter:
             try:
                 return explain(store, req, scope=scope, settings=settings, now_ns=now)
             except QueryError as exc:
-                raise ApiError(400, exc.code, exc.message, detail=exc.detail,
-                               extra={"position": exc.position}) from None
+                raise query_error(exc) from None
             except ValueError as exc:
                 raise ApiError(400, "invalid_baseline", str(exc)) from None
             except StoreError as exc:

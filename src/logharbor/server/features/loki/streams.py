@@ -20,6 +20,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.features.query import ast, compile_ast
 from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.regex_re2 import compile_re2
+from logharbor.server.features.query.service import query_error
 from logharbor.server.limits import query_refusal
 
 from .logql import LogQuery, field_name, render_template
@@ -58,8 +59,7 @@ class Context:
                                    limit=limit, max_limit=cap or self.max_limit, scope_sql=self.scope,
                                    now_ns=now, patterns_table=self._patterns_table())
         except QueryError as exc:
-            raise ApiError(400, exc.code, exc.message, detail=exc.detail,
-                       extra={"position": exc.position}) from None
+            raise query_error(exc) from None
         return self.run(compiled.sql, compiled.params), compiled.limit
 
     def run(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:

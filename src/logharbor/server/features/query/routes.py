@@ -30,13 +30,12 @@ from logharbor import exactjson
 from logharbor.server.engine.store import gate
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_settings
 
 from .compiler import DEFAULT_LIMIT, CompiledQuery, compile_query
 from .errors import QueryError
 from .fieldstats import field_stats
-from .service import GroupLookup, export_lines, run_compiled, store_error
+from .service import GroupLookup, export_lines, query_error, run_compiled, store_error
 from .window import request_window
 
 __all__ = ["QueryRequest", "query_router"]
@@ -83,8 +82,7 @@ def compile_request(
                              limit=body.limit, max_limit=max_limit, scope_sql=scope,
                              default_limit=default, now_ns=now)
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message, detail=exc.detail,
-                       extra={"position": exc.position}) from None
+        raise query_error(exc) from None
 
 
 def _columns(compiled: CompiledQuery, rows: list[dict[str, Any]]) -> list[str]:
@@ -149,8 +147,7 @@ def query_router() -> APIRouter:
                                    settings=settings, top=top, only=field, now_ns=now,
                                    max_limit=max_limit).to_json()
             except QueryError as exc:
-                raise ApiError(400, exc.code, exc.message, detail=exc.detail,
-                               extra={"position": exc.position}) from None
+                raise query_error(exc) from None
             except StoreError as exc:
                 raise store_error(exc) from exc
 

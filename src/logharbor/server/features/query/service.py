@@ -25,8 +25,15 @@ from logharbor.server.errors import ApiError
 from logharbor.server.limits import query_refusal
 
 from .compiler import CompiledQuery, exact_fields
+from .errors import QueryError
 
-__all__ = ["GroupLookup", "export_lines", "run_compiled", "store_error"]
+__all__ = ["GroupLookup", "export_lines", "query_error", "run_compiled", "store_error"]
+
+
+def query_error(exc: QueryError) -> ApiError:
+    """The 400 a query that does not parse or compile is answered with: its code, message and
+    detail, and where in the text (``position``); the same from every API that takes a query."""
+    return ApiError(400, exc.code, exc.message, detail=exc.detail, extra={"position": exc.position})
 
 
 def store_error(exc: StoreError) -> ApiError:

@@ -26,6 +26,7 @@ from logharbor.server.features.query import QueryError, parse
 from logharbor.server.features.query.ast import MatchAll, Query, Where
 from logharbor.server.features.query.fields import resolve_field
 from logharbor.server.features.query.filters import FilterCompiler, Params
+from logharbor.server.features.query.service import query_error
 
 __all__ = ["BATCH_TABLE", "BatchRunner", "BatchStructure", "Scope", "TailFilter", "compile_filter_only",
            "compile_tail_filter", "round_sql", "run_round", "split_batch"]
@@ -77,8 +78,7 @@ def compile_tail_filter(text: str, prefix: str = "p") -> TailFilter:
     try:
         condition, params, query = compile_filter_only(q, prefix)
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message, detail=exc.detail,
-                       extra={"position": exc.position}) from None
+        raise query_error(exc) from None
     if any(not isinstance(p, Where) for p in query.pipes):
         raise ApiError(400, "tail_filter_only",
                        "live tail takes a filter (and '| where …'); stats, fields, sort, limit and "
