@@ -40,6 +40,7 @@ from logharbor.agent.sources.alb_listing import (
     FolderLister,
     Lister,
     ObjectInfo,
+    S3Error,
     S3Lister,
     day_of,
     find_roots,
@@ -195,7 +196,8 @@ class AlbSource:
             try:
                 self._poll(emit, stop)
             except Exception as exc:  # a listing error must not end the source: log, wait, retry
-                telemetry.alb_object_failed(self.name, self.cfg.prefix, f"listing: {str(exc)[:300]}")
+                # an S3Error is one line naming the bucket, the prefix and what to do
+                telemetry.alb_object_failed(self.name, self.cfg.prefix, f"listing: {str(exc)[:500]}")
             stop.wait(self.cfg.poll_interval_s)
 
     def _list(self) -> list[ObjectInfo]:
@@ -269,7 +271,10 @@ class AlbSource:
         except (OSError, EOFError, zlib.error) as exc:  # torn, still being copied, or gone
             telemetry.alb_object_failed(self.name, info.key, str(exc)[:300])
             return
-        except Exception as exc:  # an S3 error: the next poll tries again
+        except S3Error as exc:  # one line naming the bucket, the key and what to do
+            telemetry.alb_object_failed(self.name, info.key, str(exc)[:500])
+            return
+        except Exception as exc:  # anything else: the next poll tries again
             telemetry.alb_object_failed(self.name, info.key, f"{type(exc).__name__}: {str(exc)[:300]}")
             return
         lines = [ln for ln in data.decode("utf-8", "replace").split("\n") if ln.strip()]

@@ -129,14 +129,75 @@ def scan(lister: Lister, prefix: str, roots: list[str], days: list[dt.date]) -> 
     return found
 
 
+#: what to do about an S3 error code, in the agent's words (the config names the settings)
+_ADVICE = {
+    "NoSuchBucket": "the bucket does not exist: check `bucket` (and `region`) in the agent's alb source",
+    "NoSuchKey": "the object is gone (removed or moved after it was listed); it is listed again next poll",
+    "AccessDenied": "the agent's credentials may not do this: allow s3:ListBucket and s3:GetObject on "
+                    "the bucket (and kms:Decrypt if the objects are KMS-encrypted)",
+    "AllAccessDisabled": "access to the bucket is disabled by its owner",
+    "InvalidAccessKeyId": "the access key is unknown to S3: check the agent's AWS credentials",
+    "SignatureDoesNotMatch": "the secret key does not match the access key: check the agent's AWS "
+                             "credentials",
+    "ExpiredToken": "the session token has expired: refresh the agent's AWS credentials",
+    "PermanentRedirect": "the bucket is in another region: set `region` in the agent's alb source",
+    "AuthorizationHeaderMalformed": "the bucket is in another region: set `region` in the agent's alb "
+                                    "source",
+    "SlowDown": "S3 is throttling the agent; it retries at the next poll",
+}
+
+
+class S3Error(Exception):
+    """An S3 call failed: one line naming the call, the bucket and key (or prefix), S3's error
+    code and what to do (not botocore's text). The source logs it and tries again next poll."""
+
+    def __init__(self, operation: str, bucket: str, key: str, exc: Exception,
+                 endpoint_url: str | None = None) -> None:
+        self.operation, self.bucket, self.key = operation, bucket, key
+        self.code, detail, advice = _explain(exc, endpoint_url)
+        super().__init__(f"S3 {operation} s3://{bucket}/{key} failed: {self.code}"
+                         f"{f' ({detail})' if detail else ''}; {advice}")
+
+
+def _explain(exc: Exception, endpoint_url: str | None) -> tuple[str, str, str]:
+    """(code, S3's own short message, what to do) for a botocore exception."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "error")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = " ".join(str(error.get("Message") or "").split())[:200]
+        if code in ("404", "403", "400", "301") and not detail:
+            code = {"404": "NotFound", "403": "AccessDenied", "301": "PermanentRedirect"}.get(code, code)
+        advice = _ADVICE.get(code, f"S3 answered HTTP {status}; it is tried again next poll")
+        return code, detail, advice
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return ("NoCredentials", "", "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or give the host an instance role")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        where = endpoint_url or "S3"
+        return (type(exc).__name__, "", f"cannot reach {where}: check `endpoint_url` (and `region`) in "
+                "the agent's alb source and the network; it is tried again next poll")
+    if isinstance(exc, bx.BotoCoreError):
+        return type(exc).__name__, " ".join(str(exc).split())[:200], "it is tried again next poll"
+    raise exc
+
+
 class S3Lister:
-    """ListObjectsV2 (with a delimiter for the walk) and GetObject on one bucket."""
+    """ListObjectsV2 (with a delimiter for the walk) and GetObject on one bucket; a failed call
+    raises :class:`S3Error` (one clear line), never botocore's exception."""
 
     def __init__(self, bucket: str, endpoint_url: str | None, region: str | None) -> None:
         import boto3
 
         self.bucket = bucket
-        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        self.endpoint_url = endpoint_url
+        # a session of its own: credentials are looked up when the source starts, not once per process
+        self.client: Any = boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region)
+
+    def _failed(self, operation: str, key: str, exc: Exception) -> S3Error:
+        return S3Error(operation, self.bucket, key, exc, self.endpoint_url)
 
     @staticmethod
     def _info(obj: dict[str, Any]) -> ObjectInfo:
@@ -144,23 +205,38 @@ class S3Lister:
                           int(obj["Size"]), obj["LastModified"].timestamp())
 
     def children(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         subs: list[str] = []
         objects: list[ObjectInfo] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-        for page in pages:
-            subs.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            objects.extend(self._info(o) for o in page.get("Contents", []))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+            for page in pages:
+                subs.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+                objects.extend(self._info(o) for o in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("ListObjectsV2", prefix, exc) from exc
         return subs, objects
 
     def below(self, prefix: str) -> Iterator[ObjectInfo]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            for o in page.get("Contents", []):
-                yield self._info(o)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for o in page.get("Contents", []):
+                    yield self._info(o)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("ListObjectsV2", prefix, exc) from exc
 
     def read(self, key: str) -> bytes:
-        data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("GetObject", key, exc) from exc
         return data
 
 
