@@ -23,6 +23,7 @@ from logharbor.server.auth import actor_of, viewer_of
 from logharbor.server.bounds import RowId
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
+from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
 from logharbor.server.limits import query_refusal
 from logharbor.server.scopes import Scope
 
@@ -151,8 +152,6 @@ def alerts_router() -> APIRouter:
             rule = parse_rule(body.rule)
         at_ns = service.clock.now_ns()
         if body.at is not None:
-            from logharbor.server.features.query import TimeParseError, parse_time_ns
-
             try:
                 at_ns = parse_time_ns(body.at, now_ns=at_ns)
             except TimeParseError as exc:
