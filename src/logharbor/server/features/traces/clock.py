@@ -154,8 +154,7 @@ class ClockOffsets:
         in the SQL, before the cap: filtered after it, a scoped
         key got a truncated history whenever other tenants had ``limit`` rows of the window."""
         self.ensure()
-        where = ("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-                 "AND at < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')")
+        where = clock_sql.HISTORY_WHERE
         params: dict[str, Any] = {"lo": start_ns, "hi": end_ns}
         confined = scope.sql() if scope is not None else None
         if confined is not None:  # columns tenant and service; values are parameters

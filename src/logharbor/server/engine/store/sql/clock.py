@@ -10,7 +10,8 @@ from typing import Any
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.types import SqlParams
 
-__all__ = ["history_ddl", "insert_sql", "latest_in_window_sql", "latest_where", "records_sql", "select_sql"]
+__all__ = ["HISTORY_WHERE", "history_ddl", "insert_sql", "latest_in_window_sql", "latest_where",
+           "records_sql", "select_sql"]
 
 
 def history_ddl(table: str, keep_days: int) -> str:
@@ -59,6 +60,11 @@ def select_sql(table: str, columns: Sequence[str], where: str, limit: int) -> st
     newest = (f"SELECT toUnixTimestamp64Milli(at) AS at_ms, {', '.join(columns)} FROM {table} "  # noqa: S608
               f"WHERE {where} ORDER BY at DESC, tenant DESC, clock DESC LIMIT {int(limit)}")
     return f"SELECT * FROM ({newest}) ORDER BY at_ms, tenant, clock"  # noqa: S608
+
+
+#: the estimates of ``[{lo}, {hi})`` (ns): the history the clock-offset API shows
+HISTORY_WHERE = ("at >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+                 "AND at < fromUnixTimestamp64Nano({hi:Int64}, 'UTC')")
 
 
 def latest_where(table: str, tenants: str | None = None) -> str:
