@@ -476,3 +476,48 @@ def test_level_of_reads_the_level_normalize_stores(obj: dict[str, Any]) -> None:
         status = record["http"].get("status")
         assert record["level"] == ("ERROR" if status and status >= 500 else "WARN" if status and status >= 400
                                    else "INFO")
+
+
+# -- odd JSON text, byte for byte -------------------------------------------------------------
+
+#: JSON text the generated records never produce (they are dumped by a correct encoder): number
+#: spellings, lone surrogates, escapes, raw invalid UTF-8, deep nesting
+ODD_VALUES = [b"-0", b"-0.0", b"0e0", b"1E2", b"1e400", b"-1e400", b"1e-400", b"123456789012345678901234567890",
+              b"-9223372036854775809", b"18446744073709551616", b"9007199254740993", b"1.0000000000000001",
+              b'"\\ud800"', b'"\\udc00x"', b'"\\ud83d\\ude00"', b'"\\u0000"', b'"a\\u00e9"', b'"\xff"',
+              b'"\xed\xa0\x80"', b'"\xc3"', "\"é\"".encode(), b'"\\/"', b'"x\\ty"', b"true", b"null", b"[]",
+              b"{}", b"NaN", b"Infinity", b"01", b"1.", b".5", b"+1", b'"2026-11-25T03:51:07Z"',
+              b"[" * 200 + b"1" + b"]" * 200, b"[" * 1100 + b"]" * 1100, b'{"a":' * 300 + b"1" + b"}" * 300]
+ODD_KEYS = [b'"message"', b'"msg"', b'"a"', b'"level"', b'"timestamp"', b'"ts"', b'"http"', b'"http.status"',
+            b'"\\ud800"', b'"a.b"', b'""', b'"\xff"', b'"%2E"', b'"service"', b'"trace_id"']
+
+
+@st.composite
+def odd_lines(draw: st.DrawFn) -> bytes:
+    pairs = draw(st.lists(st.tuples(st.sampled_from(ODD_KEYS), st.sampled_from(ODD_VALUES)), max_size=5))
+    line = b"{" + b",".join(k + b":" + v for k, v in pairs) + b"}"
+    if draw(st.booleans()):
+        line = draw(st.sampled_from([b"\xef\xbb\xbf", b" ", b"\t", b"\x00", b"\xff\xfe"])) + line
+    if draw(st.booleans()):
+        line += draw(st.sampled_from([b"\r", b" ", b"\x00", b",", b"}"]))
+    return line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(odd_lines(), min_size=1, max_size=5), tenants)
+def test_odd_json_text_is_identical(lines: list[bytes], tenant: str | None) -> None:
+    """Duplicate keys, -0, 1e400, huge integers, lone surrogates, BOMs, CRLF, NUL, invalid UTF-8
+    and deep nesting give every path the reference's rows and errors, byte for byte."""
+    body = b"\n".join(lines)
+    limits = RecordLimits(max_fields=8, max_field_bytes=64, max_line_bytes=4096)
+
+    def reference_payload() -> tuple[bytes, int, list[tuple[int, str]]]:
+        # deliberate: a UTF-8 BOM opening the *body* is skipped (ingest/ndjson.py), one opening a
+        # later line is that line's invalid JSON
+        start = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+        rows, errors = ref.decode_ndjson(start, received_ns=RECEIVED, limits=limits, tenant=tenant)
+        return b"\n".join(rows), len(rows), errors
+
+    expected = outcome(reference_payload)
+    for payload in PAYLOADS:
+        assert outcome(partial(payload, body, RECEIVED, limits, None, tenant)) == expected
