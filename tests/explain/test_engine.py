@@ -37,6 +37,14 @@ def test_a_planted_cause_is_ranked_first(explain_store: EmbeddedStore) -> None:
     first = answer["values"][0]
     assert first["focus"]["share"] > first["baseline"]["share"] and first["direction"] == "up"
     assert answer["statistic"]["threshold_p"] == answer["statistic"]["alpha"] / answer["statistic"]["tests"]
+    # by value: the planted 502s are four times slower, and their value's numbers say so
+    by_value = {(v["field"], v["value"]): v for v in answer["values"]}
+    slow = {n["field"]: n for n in by_value[("http.status", 502)]["numbers"]}["http.duration_ms"]
+    web7 = {n["field"]: n for n in by_value[("host", "web-7")]["numbers"]}["http.duration_ms"]
+    assert slow["focus"]["count"] == by_value[("http.status", 502)]["focus"]["count"] and slow["exact"]
+    assert slow["baseline"]["count"] == 0 and slow["baseline"]["p50"] is None
+    assert web7["focus"]["p50"] > 2 * web7["baseline"]["p50"], web7
+    assert all("numbers" in v for v in answer["values"][:5])
     left = {x["field"] for x in answer["left_out"]}
     assert {"user_id", "request_id", "trace_id", "message"} <= left, left
     assert "region" not in left

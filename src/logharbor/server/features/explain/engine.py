@@ -48,6 +48,8 @@ _FEW_NUMBERS = 20
 #: combination's focus records a value must keep to join
 _TOGETHER_MAX = 4
 _TOGETHER_KEEP = 0.8
+#: how many of the first rising values get their records' typed numbers (p50/p95 by value)
+_BY_VALUE = 5
 #: the fields ``together`` may join (columns: cheap to test on every record, unlike attributes)
 _COLUMNS = frozenset(display_name(c) for c in (*passes.CHEAP_COLUMNS, *passes.SAMPLED_COLUMNS)) \
     - {"pattern_id"}
@@ -68,10 +70,30 @@ class ExplainRequest:
     limit: int = 20
 
 
+def _match(field: str, value: Any) -> ast.Match:
+    text = "true" if value is True else "false" if value is False else str(value)
+    return ast.Match(field, ast.Word(text))
+
+
 def filter_text(field: str, value: Any) -> str:
     """The query text that keeps records having ``field`` = ``value`` (the UI's one click)."""
-    text = "true" if value is True else "false" if value is False else str(value)
-    return to_text(ast.Query(ast.Match(field, ast.Word(text))))
+    return to_text(ast.Query(_match(field, value)))
+
+
+def _value_numbers(numbers: passes.Quantiles, exact: bool) -> list[dict[str, Any]]:
+    """The typed numbers (``http.duration_ms`` …) of one value's records in each set: how the
+    records that have it differ, not only how many there are."""
+    out = []
+    for column, (fn, fq, bn, bq) in numbers.items():
+        if not fn and not bn:
+            continue
+        fq = fq if len(fq) == 2 else [None, None]
+        bq = bq if len(bq) == 2 else [None, None]
+        out.append({"field": display_name(column),
+                    "focus": {"count": fn, "p50": _round(fq[0], 3), "p95": _round(fq[1], 3)},
+                    "baseline": {"count": bn, "p50": _round(bq[0], 3), "p95": _round(bq[1], 3)},
+                    "exact": exact})
+    return out
 
 
 def _iso(ns: int) -> str:
@@ -292,11 +314,16 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
     # numbers are capped by the same limit (300 numeric attributes made 300 entries), the most
     # significant first; the answer says how many of each list were not shown
     # one more pass over the counted records: the number quantiles and the combination's counts
+    # and the typed numbers of the records of each of the first rising values (by value)
     picked = _together_values(ranked, threshold)
-    conditions = [sets.condition(ast.Match(p.field, ast.Word(str(p.value)))) for p in picked]
+    conditions = [sets.condition(_match(p.field, p.value)) for p in picked]
+    by_value = [sets.condition(_match(v["field"], v["value"])) for v in values[:_BY_VALUE]]
     counts: list[tuple[int, int]] = []
     if counted_totals.focus:
-        counts, quantiles = passes.quantiles_and_conjunctions(store, sets, settings, counted, conditions)
+        counts, quantiles, per_value = passes.quantiles_and_conjunctions(store, sets, settings, counted,
+                                                                          conditions, by_value)
+        for row, numbers_of in zip(values, per_value, strict=False):
+            row["numbers"] = _value_numbers(numbers_of, counted.exact)
     numbers_all = _numbers_json(numbers, quantiles, threshold, counted.exact)
     together = _together(picked, counts, totals, counted, cheap_n)
     return {

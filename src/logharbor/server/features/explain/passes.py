@@ -51,6 +51,7 @@ __all__ = [
     "SAMPLE_SLICE",
     "SCANNED",
     "Counted",
+    "Quantiles",
     "Totals",
     "attribute_name",
     "cheap_counts",
@@ -227,25 +228,31 @@ def _floats(values: Any) -> list[float]:
     return [float(x) for x in values or [] if x is not None]
 
 
+Quantiles = dict[str, tuple[int, list[float], int, list[float]]]
+
+
 def quantiles_and_conjunctions(store: Store, sets: Sets, settings: Mapping[str, Any], counted: Counted,
-                               conditions: Sequence[str]
-                               ) -> tuple[list[tuple[int, int]],
-                                          dict[str, tuple[int, list[float], int, list[float]]]]:
+                               conditions: Sequence[str], by_value: Sequence[str] = ()
+                               ) -> tuple[list[tuple[int, int]], Quantiles, list[Quantiles]]:
     """Pass 5, over the counted records: the (focus, baseline) counts of records matching the
     first 1, 2, … ``conditions`` (compiled by ``sets`` after ``counted`` was made: their params
-    are added), and per typed number column (focus count, focus [p50, p95], baseline count,
-    baseline [p50, p95])."""
+    are added); per typed number column (focus count, focus [p50, p95], baseline count,
+    baseline [p50, p95]); and the same of the records matching each of ``by_value``."""
     params = {**sets.params, **counted.params}
-    query = sql.quantiles_conjunctions_sql(store.table, counted.sets, NUMBER_COLUMNS, conditions)
+    query = sql.quantiles_conjunctions_sql(store.table, counted.sets, NUMBER_COLUMNS, conditions, by_value)
     rows = _run(store, query, params, settings)
     row = rows[0] if rows else {}
-    numbers = {}
-    for i, column in enumerate(NUMBER_COLUMNS):
-        nf, nb = int(row.get(f"n{i}f") or 0), int(row.get(f"n{i}b") or 0)
-        numbers[column] = (nf, _floats(row.get(f"q{i}f")) if nf else [],
-                           nb, _floats(row.get(f"q{i}b")) if nb else [])
+
+    def numbers(suffix: str) -> Quantiles:
+        out = {}
+        for i, column in enumerate(NUMBER_COLUMNS):
+            nf, nb = int(row.get(f"n{i}f{suffix}") or 0), int(row.get(f"n{i}b{suffix}") or 0)
+            out[column] = (nf, _floats(row.get(f"q{i}f{suffix}")) if nf else [],
+                           nb, _floats(row.get(f"q{i}b{suffix}")) if nb else [])
+        return out
+
     counts = [(int(row.get(f"f{i}") or 0), int(row.get(f"b{i}") or 0)) for i in range(len(conditions))]
-    return counts, numbers
+    return counts, numbers(""), [numbers(f"_{j}") for j in range(len(by_value))]
 
 
 @functools.lru_cache(maxsize=4096)

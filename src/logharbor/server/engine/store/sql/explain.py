@@ -49,21 +49,24 @@ def totals_sql(table: str, sets: SetsSql, scanned: tuple[str, str]) -> str:
 
 
 def quantiles_conjunctions_sql(table: str, sets: SetsSql, number_columns: Sequence[str],
-                               conditions: Sequence[str]) -> str:
-    """Per number column ``i``: its counts (``n<i>f``/``n<i>b``) and p50/p95 (``q<i>f``/``q<i>b``);
-    counts (``f<i>``, ``b<i>``) of each set's records matching the first ``i + 1`` conditions."""
+                               conditions: Sequence[str], by_value: Sequence[str] = ()) -> str:
+    """Per number column ``i``: its counts (``n<i>f``/``n<i>b``) and p50/p95 (``q<i>f``/``q<i>b``),
+    and the same of the records matching each of ``by_value`` ``j`` (suffix ``_<j>``); counts
+    (``f<i>``, ``b<i>``) of each set's records matching the first ``i + 1`` conditions."""
     select = []
     for i, column in enumerate(number_columns):
         ref = quote_identifier(column)
-        select += [f"countIf(__f AND isNotNull({ref})) AS n{i}f",
-                   f"countIf(__b AND isNotNull({ref})) AS n{i}b",
-                   f"quantilesIf(0.5, 0.95)({ref}, __f) AS q{i}f",
-                   f"quantilesIf(0.5, 0.95)({ref}, __b) AS q{i}b"]
+        for suffix, having in (("", ""), *((f"_{j}", f" AND v{j}") for j in range(len(by_value)))):
+            select += [f"countIf(__f{having} AND isNotNull({ref})) AS n{i}f{suffix}",
+                       f"countIf(__b{having} AND isNotNull({ref})) AS n{i}b{suffix}",
+                       f"quantilesIf(0.5, 0.95)({ref}, __f{having}) AS q{i}f{suffix}",
+                       f"quantilesIf(0.5, 0.95)({ref}, __b{having}) AS q{i}b{suffix}"]
     for i in range(len(conditions)):
         both = " AND ".join(f"k{j}" for j in range(i + 1))
         select += [f"countIf(__f AND {both}) AS f{i}", f"countIf(__b AND {both}) AS b{i}"]
     columns = [*(quote_identifier(c) for c in number_columns),
-               *(f"ifNull({c}, 0) AS k{i}" for i, c in enumerate(conditions))]
+               *(f"ifNull({c}, 0) AS k{i}" for i, c in enumerate(conditions)),
+               *(f"ifNull({c}, 0) AS v{j}" for j, c in enumerate(by_value))]
     return f"SELECT {', '.join(select)} FROM ({_inner(table, sets, columns)})"
 
 
