@@ -329,3 +329,56 @@ def test_a_damaged_read_is_never_taken_for_refused_rows(tmp_path: Path) -> None:
     store.close()
     tally.report()
     assert refused == [] and batcher.refused.rows == 0
+
+
+class RefusesRid(FlakyStore):
+    """The real store, refusing (as the engine refuses a value it cannot parse) every insert that
+    holds the record ``rid`` while ``broken``: a cause the operator can fix."""
+
+    def __init__(self, store: EmbeddedStore, rid: str) -> None:
+        super().__init__(store, lambda token: None)
+        self.marker = f'"rid":"{rid}"'.encode()
+        self.broken = True
+
+    def insert(self, rows: bytes, *, dedup_token: str, retry: bool = False) -> int:
+        if self.broken and self.marker in rows:
+            self.tokens.append(dedup_token)
+            raise StoreError(REFUSED)
+        return super().insert(rows, dedup_token=dedup_token, retry=retry)
+
+
+@pytest.mark.parametrize("patterns", [False, True])
+def test_a_requeued_row_is_stored_once_when_the_cause_is_fixed(tmp_path: Path, patterns: bool) -> None:
+    """Set aside, requeued with ``logharbor wal refused --requeue`` after the cause is fixed: the
+    row is in the store exactly once, with the message it was sent with (patterns off and on: the
+    rows set aside were already through the miner)."""
+    tally = Tally(f"refused row requeued once its cause is fixed (patterns {'on' if patterns else 'off'})")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    store = RefusesRid(real, "f-3")
+    ids = [f"f-{k}" for k in range(8)]
+    wal, batcher = make(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None)
+    try:
+        wal.submit(b"\n".join(row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the refused row set aside", lambda: batcher.refused.rows == 1 and batcher.caught_up())
+    finally:
+        batcher.stop()
+        wal.close()
+    files = refused_files(tmp_path / "wal" / "quarantine" / "refused")
+    assert [f["rows"] for f in files] == [1]
+    done = wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"])
+    assert done.returncode == 0, done.stderr
+    store.broken = False  # the cause is fixed
+    wal, batcher = make(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None)
+    try:
+        wait_for("the requeued row stored", batcher.caught_up)
+    finally:
+        batcher.stop()
+        wal.close()
+    rows = real.query("SELECT toString(attributes.rid) AS rid, message FROM logs", {})
+    tally.saw(r["rid"] for r in rows)
+    real.close()
+    tally.report()
+    assert refused_files(tmp_path / "wal" / "quarantine" / "refused") == []
+    assert {r["rid"]: r["message"] for r in rows}["f-3"] == "order f-3 paid"
