@@ -36,7 +36,11 @@ def test_login_run_query_expand_and_refine(probe: PageProbe, demo: Demo) -> None
     page.wait_for_selector("#results li.record")
     assert demo.server.api_key not in page.url
     assert page.evaluate("sessionStorage.getItem('logharbor.apiKey')") == demo.server.api_key
-    assert page.evaluate("localStorage.length") == 0 and page.evaluate("document.cookie") == ""
+    # localStorage holds only whose the browser's recent queries are: the key's public prefix
+    stored = page.evaluate("Object.fromEntries(Object.entries(localStorage))")
+    assert list(stored) == ["logharbor.owner"] and stored["logharbor.owner"] != demo.server.api_key
+    assert stored["logharbor.owner"] in demo.server.api_key
+    assert page.evaluate("document.cookie") == ""
 
     page.goto(demo.server.url + search_path(demo, "source:app"))
     page.wait_for_selector("#histogram canvas")
@@ -254,3 +258,41 @@ def test_logout_leaves_nothing_of_the_user_in_the_browser_but_the_theme(probe: P
     stored = page.evaluate("Object.fromEntries(Object.entries(localStorage))")
     assert stored == {"logharbor.theme": theme}
     assert page.evaluate("sessionStorage.getItem('logharbor.apiKey')") is None
+
+
+def test_a_refused_key_forgets_the_user_s_recent_queries(probe: PageProbe, demo: Demo) -> None:
+    """A 401 (the key revoked, expired or replaced) sends the tab to the login form; whoever logs in
+    next need not be the person whose queries (which can name users) the browser kept."""
+    page = probe.page
+    login(page, demo, search_path(demo, 'source:app AND message:"user bob.payroll"'))
+    page.wait_for_function("() => (localStorage.getItem('logharbor.recentQueries') || '').includes('bob.payroll')")
+    theme = page.evaluate("localStorage.getItem('logharbor.theme')")
+    page.evaluate("sessionStorage.setItem('logharbor.apiKey', 'lh_revoked_or_wrong')")
+    page.fill("#query", "level:ERROR")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#login-form")
+    stored = page.evaluate("Object.fromEntries(Object.entries(localStorage))")
+    assert "logharbor.recentQueries" not in stored and "bob.payroll" not in str(stored), stored
+    assert stored.get("logharbor.theme") == theme
+
+
+def test_another_key_does_not_find_the_last_user_s_queries(probe: PageProbe, demo: Demo) -> None:
+    """A tab closed without logging out leaves localStorage behind: a login with another key
+    starts clean, a login with the same key finds its own recent queries."""
+    page = probe.page
+    login(page, demo, search_path(demo, 'source:app AND message:"user carol.hr"'))
+    page.wait_for_function("() => (localStorage.getItem('logharbor.recentQueries') || '').includes('carol.hr')")
+    page.evaluate("sessionStorage.clear()")  # the tab closed; a new one opens at the UI
+    page.goto(demo.server.url + "/ui/search")
+    page.wait_for_selector("#login-form")
+    page.fill("#api-key", demo.server.api_key)  # the same key: its queries are still offered
+    page.press("#api-key", "Enter")
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+    assert "carol.hr" in (page.evaluate("localStorage.getItem('logharbor.recentQueries')") or "")
+    page.evaluate("sessionStorage.clear()")
+    page.goto(demo.server.url + "/ui/search")
+    page.wait_for_selector("#login-form")
+    page.fill("#api-key", demo.server.create_key("reader"))  # someone else
+    page.press("#api-key", "Enter")
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+    assert "carol.hr" not in (page.evaluate("localStorage.getItem('logharbor.recentQueries')") or "")

@@ -192,6 +192,7 @@ function shortcuts(): void {
 }
 
 setUnauthorizedHandler(() => {
+  forgetUser(); // the key is refused: whoever logs in next need not be the one who typed those queries
   const here = location.pathname + location.search;
   if (!location.pathname.startsWith("/ui/login")) {
     navigate(`/ui/login?next=${encodeURIComponent(here)}&expired=1`, true);

@@ -1,7 +1,8 @@
 // What this browser remembers for its user (localStorage): the time zone every page shows times
 // in, the recent queries and the recent time ranges. Never the API key: that lives in the tab's
 // sessionStorage only (session.ts). Storage that is full or switched off is not an error.
-// Logging out forgets all of it but the theme (forgetUser): the browser may be shared.
+// Logging out, a 401 and a login with another key forget all of it but the theme (forgetUser,
+// claimBrowser): the browser may be shared.
 
 export type TimeZone = "local" | "utc";
 
@@ -69,8 +70,20 @@ export function userKeys(stored: Iterable<string>): string[] {
   return [...stored].filter((key) => key !== THEME_KEY);
 }
 
-/** On logout: the next person at this browser finds nothing of the last one's queries, ranges
- *  or settings. */
+const OWNER_KEY = "logharbor.owner";
+
+/** After a login: what this browser kept belongs to the key that logged in last (its public
+ *  prefix). Another key finds nothing of it: a tab closed without logging out leaves the
+ *  localStorage behind, and the next person at this browser must not find those queries. */
+export function claimBrowser(prefix: string): void {
+  if (read(OWNER_KEY) !== prefix) {
+    forgetUser();
+    write(OWNER_KEY, prefix);
+  }
+}
+
+/** On logout, and when the server refuses the key (401): the next person at this browser finds
+ *  nothing of the last one's queries, ranges or settings. */
 export function forgetUser(): void {
   zone = "local";
   try {

@@ -4,6 +4,7 @@ import { UNREACHABLE } from "../api";
 import { h } from "../dom";
 import { navigate, type Page, safeNext } from "../router";
 import { setKey } from "../session";
+import { claimBrowser } from "../settings";
 
 export function loginPage(afterLogin: () => Promise<void>): Page {
   return {
@@ -54,6 +55,8 @@ export function loginPage(afterLogin: () => Promise<void>): Page {
             : `The server answered ${answer.status}.`;
           return;
         }
+        const who = (await answer.json().catch(() => null)) as { prefix?: unknown } | null;
+        claimBrowser(typeof who?.prefix === "string" ? who.prefix : "");
         setKey(key);
         await afterLogin();
         navigate(safeNext(url.searchParams.get("next")), true);
