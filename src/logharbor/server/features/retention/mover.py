@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from logharbor.server.engine.store.sql.retention import BEFORE_CUTOFF, FROM_START
 from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, Rule, keep_sql, sample_threshold
 from logharbor.server.features.retention.tables import retention_moves, retention_policy
@@ -39,8 +40,6 @@ __all__ = ["Clock", "Mover"]
 log = logging.getLogger("logharbor.retention")
 Clock = Callable[[], int]
 _DAY_NS = 86_400 * 10**9
-_BEFORE = "timestamp < fromUnixTimestamp64Nano({t_before:Int64}, 'UTC')"
-_FROM = "timestamp >= fromUnixTimestamp64Nano({t_from:Int64}, 'UTC')"
 
 
 class Mover:
@@ -117,7 +116,7 @@ class Mover:
         if rule.sample is None or rule.sample.keep >= 1.0:
             return 0
         before = now - rule.sample.after_ns
-        where = f"{cond} AND {_BEFORE} AND NOT {keep_sql('keep_below')}"
+        where = f"{cond} AND {BEFORE_CUTOFF} AND NOT {keep_sql('keep_below')}"
         args = {**params, "t_before": before, "keep_below": sample_threshold(rule.sample.keep)}
         return sum(self._delete(tier, where, args, before) for tier in TIERS)
 
@@ -126,7 +125,7 @@ class Mover:
         if delete_ns is None:
             return 0
         before = now - delete_ns
-        return sum(self._delete(tier, f"{cond} AND {_BEFORE}", {**params, "t_before": before}, before)
+        return sum(self._delete(tier, f"{cond} AND {BEFORE_CUTOFF}", {**params, "t_before": before}, before)
                    for tier in TIERS)
 
     def _delete(self, tier: str, where: str, params: dict[str, Any], before_ns: int) -> int:
@@ -148,10 +147,10 @@ class Mover:
         for window in plan.windows:
             if window.tier == "hot" or (window.tier == "cold" and self.tiers.cold is None):
                 continue
-            where = f"{cond} AND {_BEFORE}"
+            where = f"{cond} AND {BEFORE_CUTOFF}"
             args: dict[str, Any] = {**params, "t_before": now - window.lo}
             if window.hi is not None:
-                where += f" AND {_FROM}"
+                where += f" AND {FROM_START}"
                 args["t_from"] = now - window.hi
             for source in TIERS[:TIERS.index(window.tier)]:
                 moved += self._move_days(rule.name, source, window.tier, where, args)

@@ -13,10 +13,11 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from logharbor.server.engine.store.sql.retention import BEFORE_CUTOFF, FROM_START
 from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.delete import DeleteJobs
 from logharbor.server.features.retention.guard import DiskGuard
-from logharbor.server.features.retention.mover import _BEFORE, _FROM, Mover
+from logharbor.server.features.retention.mover import Mover
 from logharbor.server.features.retention.rules import TIERS, RetentionPolicy, keep_sql, sample_threshold
 from logharbor.server.scopes import Scope
 
@@ -166,10 +167,10 @@ class Retention:
                         continue
                     n_delete = n_sample = 0
                     if plan.delete_ns is not None:
-                        n_delete = self._count(tier, f"{cond} AND {_BEFORE}",
+                        n_delete = self._count(tier, f"{cond} AND {BEFORE_CUTOFF}",
                                                {**params, "t_before": now - plan.delete_ns})
                     if rule.sample is not None and rule.sample.keep < 1:
-                        n_sample = self._count(tier, f"{cond} AND {_BEFORE} AND NOT {keep_sql('k')}",
+                        n_sample = self._count(tier, f"{cond} AND {BEFORE_CUTOFF} AND NOT {keep_sql('k')}",
                                                {**params, "t_before": now - rule.sample.after_ns,
                                                 "k": sample_threshold(rule.sample.keep)})
                     item["delete"] += n_delete
@@ -178,10 +179,10 @@ class Retention:
                     for window in plan.windows:
                         if window.tier == "hot" or TIERS.index(window.tier) <= TIERS.index(tier):
                             continue
-                        where = f"{cond} AND {_BEFORE}"
+                        where = f"{cond} AND {BEFORE_CUTOFF}"
                         args: dict[str, Any] = {**params, "t_before": now - window.lo}
                         if window.hi is not None:
-                            where += f" AND {_FROM}"
+                            where += f" AND {FROM_START}"
                             args["t_from"] = now - window.hi
                         n = self._count(tier, where, args)
                         item[f"to_{window.tier}"] += n

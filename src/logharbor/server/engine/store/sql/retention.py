@@ -1,12 +1,18 @@
-"""Retention's SQL outside the tiers (engine/store/tiers.py): a delete-by-query's scrub of
-quarantined WAL lines, read by the engine as a table so the filter means what it means in a search."""
+"""Retention's SQL outside the tiers (engine/store/tiers.py): the mover's time conditions, and a
+delete-by-query's scrub of quarantined WAL lines, read by the engine as a table so the filter means
+what it means in a search."""
 
 from __future__ import annotations
 
 from logharbor.server.engine.store.coldstore import literal_structure
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
-__all__ = ["quarantine_match_sql"]
+__all__ = ["BEFORE_CUTOFF", "FROM_START", "quarantine_match_sql"]
+
+#: records older than a rule's cutoff ``{t_before}`` (ns): what the mover moves, samples or deletes
+BEFORE_CUTOFF = "timestamp < fromUnixTimestamp64Nano({t_before:Int64}, 'UTC')"
+#: records from ``{t_from}`` (ns) on: the lower end of a step the mover takes
+FROM_START = "timestamp >= fromUnixTimestamp64Nano({t_from:Int64}, 'UTC')"
 
 
 def quarantine_match_sql(structure: str, cond: str, *, line_column: str, rows_param: str) -> str:
