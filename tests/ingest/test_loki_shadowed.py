@@ -73,3 +73,20 @@ def test_metadata_named_as_a_label_does_not_replace_it() -> None:
     assert '"job":"api"' in text and '"job_metadata":"worker"' in text and '"pod":"p-1"' in text
     assert row["level"] == "ERROR"  # metadata of a folded field is the entry's own value
     assert renamed == 1
+
+
+def test_a_kept_name_already_taken_loses_no_value() -> None:
+    """``message`` and ``message_label`` both as labels, metadata named ``job_metadata`` beside
+    a label ``job_metadata`` and metadata ``job``, metadata named as a kept name: every value sent
+    is in the row (under some name), none replaced another."""
+    cases = [({"message": "L1", "message_label": "L2"}, None),
+             ({"job": "api", "job_metadata": "L3"}, {"job": "M1"}),
+             ({"message": "L4"}, {"message_label": "M2"}),
+             ({"job": "api"}, {"job": "M3", "job_metadata": "M4"}),
+             ({"timestamp": "L5", "timestamp_label": "L6"}, {"timestamp": "M5", "timestamp_metadata": "M6"})]
+    for labels, meta in cases:
+        for encode, is_protobuf in ((_json_push, False), (_proto_push, True)):
+            row, _ = _stored(encode(labels, "line", meta), is_protobuf)
+            text = orjson.dumps(row).decode()
+            for value in [*labels.values(), *(meta or {}).values()]:
+                assert f'"{value}"' in text, (labels, meta, value, text)

@@ -146,9 +146,10 @@ class _Entries:
         self.renamed = 0  # labels and metadata kept under another name (they named a set field)
 
     def _keep(self, raw: RawRecord, name: str, value: Any, suffix: str) -> None:
-        kept = f"{name}_{suffix}"
-        if kept not in raw:  # a label already of that name is not replaced
-            raw[kept] = value
+        kept, n = f"{name}_{suffix}", 2
+        while kept in raw and raw[kept] != value:  # a label already of that name keeps its value
+            kept, n = f"{name}_{suffix}{n}", n + 1
+        raw[kept] = value
         self.renamed += 1
 
     def add(self, base: RawRecord, stamp: Any, line: str, metadata: dict[str, str] | None) -> None:
@@ -163,8 +164,10 @@ class _Entries:
         if metadata:
             for key, value in metadata.items():
                 name = attribute_key(key)
-                if name in _SET_BY_ENTRY or (name in raw and raw[name] != value and name in base
-                                             and name not in _FOLDED):
+                # a name the stream already gave another value (a label, or a label kept under
+                # this name above) is kept beside it; metadata of a folded label is the entry's own
+                if name in _SET_BY_ENTRY or (name in raw and raw[name] != value
+                                             and (name not in base or name not in _FOLDED)):
                     if own.get(name) != value:
                         self._keep(raw, name, value, "metadata")
                     continue
