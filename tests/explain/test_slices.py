@@ -52,3 +52,18 @@ def test_the_docs_state_the_sizes_the_code_uses() -> None:
     assert f"more than {passes.MAX_SLICES} slices" in text
     assert f"sample of up to {passes.SAMPLE:,} records per set" in text
     assert f"about {passes.SAMPLE_SLICE} records each" in text
+
+
+def test_the_cli_summary_says_when_a_set_was_counted_on_slices() -> None:
+    from logharbor.cli.explain import _summary
+
+    answer = {"focus": {"count": 10_000_000, "from": "a", "to": "b"},
+              "baseline": {"mode": "previous", "count": 9_000_000, "from": "c", "to": "a"},
+              "statistic": {"threshold_p": 1e-4, "alpha": 0.01, "tests": 100},
+              "counted": {"focus": 261_863, "baseline": 240_000, "exact": False},
+              "sampled": {"focus": 2000, "baseline": 1990}}
+    lines = _summary(answer)
+    assert ("counted on time slices: 261863 of 10000000 focus records, 240000 of 9000000 baseline records; "
+            "attributes on a sample of 2000 and 1990") in lines
+    answer["counted"] = {"focus": 100, "baseline": 90, "exact": True}
+    assert not [line for line in _summary(answer) if "slices" in line]

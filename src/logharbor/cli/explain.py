@@ -51,6 +51,11 @@ def _summary(answer: JsonObject) -> list[str]:
              f"{base['count']} records {base['from']} .. {base['to']}",
              f"significant: p < {stat['threshold_p']:.3g} (alpha {stat['alpha']}, Bonferroni over "
              f"{stat['tests']} tests)"]
+    counted, sampled = answer.get("counted") or {}, answer.get("sampled") or {}
+    if counted and not counted.get("exact", True):  # a large set: its columns counted on time slices
+        lines.append(f"counted on time slices: {counted['focus']} of {focus['count']} focus records, "
+                     f"{counted['baseline']} of {base['count']} baseline records; attributes on a sample of "
+                     f"{sampled.get('focus', 0)} and {sampled.get('baseline', 0)}")
     together = answer.get("together")
     if together:
         lines.append(f"together: {visible(together['filter'], newlines=False)} in "

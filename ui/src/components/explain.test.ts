@@ -20,6 +20,14 @@ describe("explain panel text", () => {
     empty.baseline.count = 0;
     expect(explainSummary(empty)).toContain("none in the window before");
   });
+  it("says when the columns were counted on time slices, and the sample's size", () => {
+    expect(explainSummary({ ...answer(true), counted: { focus: 1200, baseline: 300, exact: true } })).not.toContain("slices");
+    const big = { ...answer(true), counted: { focus: 261863, baseline: 261866, exact: false },
+      sampled: { focus: 2000, baseline: 2000 } };
+    big.focus = { ...big.focus, count: 10_000_000 };
+    expect(explainSummary(big)).toContain("Counted on time slices: 261,863 of the 10,000,000 records");
+    expect(explainSummary(big)).toContain("a sample of 2,000 and 2,000");
+  });
   it("writes lift as a factor, or new", () => {
     expect(liftText({ lift: 5.8, new: false })).toBe("5.80×");
     expect(liftText({ lift: null, new: true })).toBe("new");

@@ -46,6 +46,10 @@ export interface ExplainAnswer {
   numbers: ExplainNumber[];
   patterns: ExplainValue[];
   left_out: { field: string; reason: string }[];
+  /** the records the columns were counted on (time slices of a large set: exact false) */
+  counted?: { focus: number; baseline: number; exact: boolean };
+  /** the records the attributes were compared on */
+  sampled?: { focus: number; baseline: number };
 }
 
 export type Baseline = "previous" | "complement";
@@ -66,9 +70,15 @@ export function explainSummary(a: ExplainAnswer): string {
       (a.baseline.mode === "complement" ? "pick a narrower query." : "compare with the rest of the range instead.");
   }
   const named = a.values.filter((v) => v.significant).length;
-  return `${a.focus.count.toLocaleString("en")} records against ${a.baseline.count.toLocaleString("en")} in ${base}; ` +
+  const n = (x: number) => x.toLocaleString("en");
+  const sliced = a.counted && !a.counted.exact
+    ? ` Counted on time slices: ${n(a.counted.focus)} of the ${n(a.focus.count)} records and ${n(a.counted.baseline)} of ` +
+      `the ${n(a.baseline.count)} before; attributes on a sample of ${n(a.sampled?.focus ?? 0)} and ${n(a.sampled?.baseline ?? 0)}.`
+    : "";
+  return `${n(a.focus.count)} records against ${n(a.baseline.count)} in ${base}; ` +
     (named ? `${named} value${named === 1 ? "" : "s"} stand out` : "no value stands out") +
-    ` (G-test, p < ${a.statistic.threshold_p.toPrecision(2)}: alpha ${a.statistic.alpha}, ${a.statistic.correction} over ${a.statistic.tests} tests).`;
+    ` (G-test, p < ${a.statistic.threshold_p.toPrecision(2)}: alpha ${a.statistic.alpha}, ${a.statistic.correction} over ${a.statistic.tests} tests).` +
+    sliced;
 }
 
 export interface ExplainPanel {
