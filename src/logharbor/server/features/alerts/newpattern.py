@@ -54,12 +54,10 @@ def _ns(value: Any) -> int | None:
 def _service_first_seen(run_query: Any, patterns_table: str, services: list[str],
                         scope: tuple[str, dict[str, object]] | None) -> dict[str, int]:
     """Each service's oldest pattern (min ``first_seen`` over the patterns table), in ns."""
-    where = "service IN {lh_services:Array(String)}"
     params: dict[str, object] = {"lh_services": services}
     if scope is not None:  # the patterns table has the tenant and service columns scopes name
-        where += f" AND ({scope[0]})"
         params.update(scope[1])
-    rows = run_query(service_first_seen_sql(patterns_table, where), params)
+    rows = run_query(service_first_seen_sql(patterns_table, scope[0] if scope is not None else None), params)
     return {str(r["service"]): int(r["first_ns"]) for r in rows if r.get("first_ns") is not None}
 
 

@@ -34,8 +34,10 @@ def union_sql(compiled: Sequence[tuple[int, str, SqlParams]]) -> tuple[str, SqlP
     return " UNION ALL ".join(parts), params
 
 
-def service_first_seen_sql(patterns_table: str, where: str) -> str:
-    """Each service's oldest pattern (``first_ns``) among the patterns table's rows matching
-    ``where`` (a condition on its columns, values as parameters)."""
+def service_first_seen_sql(patterns_table: str, scope: str | None = None) -> str:
+    """Each service's oldest pattern (``first_ns``) among the patterns table's rows of the services
+    ``{lh_services}`` (an ``Array(String)`` parameter), within ``scope`` (a condition on its tenant
+    and service columns, values as parameters) when given."""
+    where = "service IN {lh_services:Array(String)}" + (f" AND ({scope})" if scope is not None else "")
     return (f"SELECT toString(service) AS service, toUnixTimestamp64Nano(min(first_seen)) AS first_ns "  # noqa: S608
             f"FROM {patterns_table} WHERE {where} GROUP BY service")
