@@ -61,3 +61,18 @@ def test_attributes_named_as_record_fields_are_kept_on_both_encodings() -> None:
 def test_an_attribute_equal_to_the_field_is_not_doubled() -> None:
     row, _message, notes = _stored(orjson.dumps(_request({"message": "payment declined"})), True)
     assert "message_attribute" not in orjson.dumps(row).decode() and "attribute" not in notes
+
+
+
+def test_a_kept_name_already_taken_loses_no_value() -> None:
+    """``message`` beside a body and ``message_attribute`` both as attributes: both values are in
+    the row (the kept one under the next free name), on both encodings."""
+    attributes = {"message": "A1", "message_attribute": "A2", "level": "A3", "level_attribute": "A4"}
+    as_base64 = _request(attributes, base64.b64encode(bytes.fromhex(TRACE)).decode())
+    protobuf = json_format.ParseDict(as_base64, ExportLogsServiceRequest()).SerializeToString()
+    for body, is_json in ((orjson.dumps(_request(attributes)), True), (protobuf, False)):
+        row, message, notes = _stored(body, is_json)
+        text = orjson.dumps(row).decode()
+        for value in attributes.values():
+            assert f'"{value}"' in text, (value, text)
+        assert notes.get("attribute") == 2, message

@@ -190,9 +190,9 @@ def _keep_shadowed(raw: RawRecord, attributes: Attributes, batch: _Batch) -> Non
         now = raw.get(key, value)
         if now is value or now == value:
             continue
-        kept = f"{key}_attribute"
-        if kept in raw:
-            continue  # the record already has that name (as sent): it is not replaced
+        kept, n = f"{key}_attribute", 2
+        while kept in raw and raw[kept] != value:  # that name as sent keeps its value
+            kept, n = f"{key}_attribute{n}", n + 1
         raw[kept] = value
         batch.note("attribute", f"log record {batch.seen + 1}: the attribute {key!r} names a field the "
                                 f"record sets; kept as the attribute {kept}, the record stored")
