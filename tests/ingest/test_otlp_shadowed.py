@@ -76,3 +76,16 @@ def test_a_kept_name_already_taken_loses_no_value() -> None:
         for value in attributes.values():
             assert f'"{value}"' in text, (value, text)
         assert notes.get("attribute") == 2, message
+
+
+def test_two_semantic_convention_names_of_one_field_keep_both_values() -> None:
+    """The old and the new name of one field (``http.status_code`` and
+    ``http.response.status_code``) with different values: one fills the field, the other stays
+    an attribute under its own name; neither vanishes."""
+    attributes = {"http.status_code": "502", "http.response.status_code": "200",
+                  "service.name": "other-name"}
+    for body in (orjson.dumps(_request(attributes)),):
+        row, _, _ = _stored(body, True)
+        text = orjson.dumps(row).decode()
+        for value in ("502", "200", "other-name"):
+            assert value in text, (value, text)

@@ -177,7 +177,11 @@ def _attributes(raw: RawRecord, attrs: Attributes) -> Attributes:
         if value is None:
             continue
         target = _SEMCONV.get(key)
-        out[target if target is not None else attribute_key(key)] = value
+        if target is None or out.get(target, value) != value:
+            # a second semantic-convention name of one field (http.status_code beside
+            # http.response.status_code) with another value stays under its own name
+            target = attribute_key(key)
+        out[target] = value
     raw.update(out)
     return out
 
