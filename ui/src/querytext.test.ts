@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { addFilter, filterPart, highlightPattern, pipeIndex, pipePositions, quoteValue, splitPipes } from "./querytext";
+import { addFilter, filterPart, highlightPattern, isFilterable, pipeIndex, pipePositions, quoteValue, splitPipes } from "./querytext";
 
 describe("pipeIndex", () => {
   it("finds the first pipe", () => {
@@ -62,5 +62,17 @@ describe("highlightPattern", () => {
   it("leaves out negated terms and other fields", () => {
     expect(highlightPattern("NOT timeout AND service:x")).toBeNull();
     expect(highlightPattern("message:/a|b/ | stats count()")).toBeNull();
+  });
+});
+
+describe("isFilterable", () => {
+  it("takes every name the server's query language reads: any script bare, the rest in backticks", () => {
+    for (const name of ["service", "http.status", "x-request-id", "müşteri", "用户", "заказ.номер", "`a b`",
+      "``", "nested.`c d`", "`a\\`b`", "order.items.0"]) {
+      expect(isFilterable(name), name).toBe(true);
+    }
+    for (const name of ["a b", "a:b", "1abc", "a..b", "`open", "(x)", ""]) {
+      expect(isFilterable(name), name).toBe(false);
+    }
   });
 });

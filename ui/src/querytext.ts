@@ -3,7 +3,12 @@
 // reports errors with their position; these helpers only need to respect quotes.
 
 const SIMPLE_VALUE = /^[A-Za-z0-9_][A-Za-z0-9_.@-]*$/;
-const FIELD_NAME = /^[A-Za-z_@][A-Za-z0-9_.@-]*$/;
+// a field name as the server's lexer reads it (server/features/query/lexer.py FIELD_NAME): parts
+// joined by dots, each bare (any non-ASCII character but a space counts as a letter) or in backticks
+const QUOTED = "`(?:[^`\\\\]|\\\\[\\s\\S])*`";
+const START = "(?:[A-Za-z_@]|[^\\x00-\\x7f\\s])";
+const CHAR = "(?:[A-Za-z0-9_@-]|[^\\x00-\\x7f\\s])";
+const FIELD_NAME = new RegExp(`^(?:${QUOTED}|${START}${CHAR}*)(?:\\.(?:${QUOTED}|${CHAR}+))*$`, "u");
 const KEYWORDS = new Set(["AND", "OR", "NOT", "TO"]);
 
 /** Can a click on this field add a filter? (names the query language reads without escaping) */
