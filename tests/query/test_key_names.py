@@ -111,3 +111,20 @@ def test_the_fields_list_names_each_key_as_a_query_reads_it(server) -> None:  # 
         for name in expected:
             found = server.query(f"rid:fl {name}:x*", **{"from": "now-1h", "to": "now+1h"})
             assert len(found["rows"]) == 1, (name, found)
+
+
+def test_the_live_tail_reaches_the_same_keys(server) -> None:  # type: ignore[no-untyped-def]
+    """The tail compiles its filter with the same resolver and runs it on each batch in the
+    engine: a bare non-ASCII name, a quoted key and the empty key match there as in a search."""
+    from tests.tail.clients import SseClient, post
+
+    client = SseClient(server, "müşteri:t1 OR `a b`:t2 OR ``:t3 OR rid:tail-end")
+    client.wait_subscribed()
+    post(server, [{"service": "keys", "message": "m1", "müşteri": "t1"},
+                  {"service": "keys", "message": "m0", "müşteri": "other"},
+                  {"service": "keys", "message": "m2", "a b": "t2"},
+                  {"service": "keys", "message": "m3", "": "t3"},
+                  {"service": "keys", "message": "end", "rid": "tail-end"}])
+    got, _dropped = client.records_until("end")
+    client.close()
+    assert [r["message"] for r in got] == ["m1", "m2", "m3", "end"]

@@ -9,6 +9,10 @@ connection, a timeout or a full disk) the batcher splits the batch in halves unt
 row stands alone (:func:`isolate`), stores the rest, and keeps the refused rows in
 ``<wal dir>/quarantine/refused/`` (:class:`RefusedRows`), before the WAL range is released.
 
+The engine stores nothing of an insert it refuses for a value (the batch is one block, parsed
+before it is written; checked with chDB on a 30 MB batch whose last row was refused), so the halves
+never repeat rows of the refused whole.
+
 Exactly once: each half is inserted under a token derived from the batch's (``wal-F-L-r01``), so
 an isolation interrupted by a crash or an outage and run again stores each half once (the store
 counts rows per token before inserting again). A file per batch: ``refused-F-L.ndjson`` (the rows
