@@ -382,3 +382,34 @@ def test_a_requeued_row_is_stored_once_when_the_cause_is_fixed(tmp_path: Path, p
     tally.report()
     assert refused_files(tmp_path / "wal" / "quarantine" / "refused") == []
     assert {r["rid"]: r["message"] for r in rows}["f-3"] == "order f-3 paid"
+
+
+def test_a_sealed_file_is_requeued_only_with_its_key(tmp_path: Path) -> None:
+    """Without ``--key-file`` a sealed file is refused (it was split into 'rows' at its newline
+    bytes and whitespace-only pieces dropped: a blob with two newlines in a row came back damaged),
+    and nothing is renamed; with the key the row reaches the WAL exactly as it was set aside."""
+    from logharbor.sealing import Sealer, generate_key_file
+    from logharbor.server.engine.refused import RefusedRows
+
+    generate_key_file(tmp_path / "key")
+    sealer = Sealer.from_file(tmp_path / "key")
+    wal = WriteAheadLog(tmp_path / "wal", fsync=False, sealer=sealer)
+    wal.open()
+    wal.submit(row("s-0")).result()
+    wal.close()
+    (tmp_path / "batcher.json").write_text('{"version": 1, "done_seq": 1, "done_pos": [1, 0]}')
+    refused_row = poison("s-1")
+    RefusedRows(tmp_path / "wal" / "quarantine" / "refused", sealer).keep(
+        "wal-1-1", 1, 1, [(1, refused_row, REFUSED)])
+    denied = wal_cli("refused", str(tmp_path), "--requeue", "refused-1-1.ndjson")
+    assert denied.returncode != 0 and "--key-file" in denied.stderr, denied.stderr
+    assert (tmp_path / "wal" / "quarantine" / "refused" / "refused-1-1.ndjson").exists()
+    done = wal_cli("refused", str(tmp_path), "--requeue", "refused-1-1.ndjson", "--key-file", str(tmp_path / "key"))
+    assert done.returncode == 0, done.stderr
+    wal = WriteAheadLog(tmp_path / "wal", fsync=False, sealer=sealer)
+    wal.open()
+    try:
+        payloads = [e.payload for e in wal.read(wal.start_position(), 1 << 20)]
+    finally:
+        wal.close()
+    assert payloads[-1] == refused_row

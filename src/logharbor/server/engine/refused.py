@@ -181,6 +181,8 @@ def refused_files(directory: Path) -> list[JsonObject]:
 def read_refused(path: Path, sealer: Sealer | None = None) -> list[bytes]:
     """The rows of one refused-rows file (opened with ``sealer`` when it was sealed)."""
     data = path.read_bytes()
-    if sealer is not None and not data.startswith(b"{"):
+    if data and not data.startswith(b"{"):  # rows are JSON objects: anything else is sealed
+        if sealer is None:
+            raise ValueError(f"{path.name} is sealed (encryption at rest): its key file is needed")
         data = sealer.open(data)
     return [line for line in data.split(b"\n") if line.strip()]
