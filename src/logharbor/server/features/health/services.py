@@ -85,7 +85,7 @@ def service_health(store: Store, start_ns: int, end_ns: int, *, scope: tuple[str
                    step_ns: int | None = None) -> dict[str, Any]:
     """Per (service, source): requests, rate, errors, error ratio and latency percentiles; with
     ``step_ns`` (whole minutes) also a ``series`` of the same per step, for charts."""
-    scope_sql, params = (f" AND ({scope[0]})", dict(scope[1])) if scope else ("", {})
+    scope_sql, params = (scope[0], dict(scope[1])) if scope else (None, {})
     recorder = recorder or ServiceRecorder(store)
     if use_recording is None:
         use_recording = end_ns - start_ns >= RECORDING_FROM_NS

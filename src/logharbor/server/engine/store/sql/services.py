@@ -56,8 +56,14 @@ def record_sql(recording: str, logs: str) -> str:
             f"GROUP BY tenant, service, source, minute")
 
 
-def raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
-    """Request rows of ``[lo, hi)`` aggregated like the recording (per minute when ``minutes``)."""
+def _within(scope: str | None) -> str:
+    """`` AND (scope)`` for a key's scope condition (its values are parameters), or nothing."""
+    return f" AND ({scope})" if scope is not None else ""
+
+
+def raw_part(table: str, scope: str | None, lo: str, hi: str, *, minutes: bool) -> str:
+    """Request rows of ``[lo, hi)`` aggregated like the recording (per minute when ``minutes``),
+    within ``scope`` (a condition on the tenant and service columns) when given."""
     minute = "toStartOfMinute(timestamp) AS minute, " if minutes else ""
     return (f"SELECT {minute}service, source, count() AS requests, "  # noqa: S608
             f"countIf(http_status >= 500) AS errors, "
@@ -66,17 +72,18 @@ def raw_part(table: str, scope: str, lo: str, hi: str, *, minutes: bool) -> str:
             f"{QUANTILES.replace('(', 'State(', 1)}(http_duration_ms) AS latency "
             f"FROM {table} WHERE timestamp >= fromUnixTimestamp64Nano({{{lo}:Int64}}, 'UTC') "
             f"AND timestamp < fromUnixTimestamp64Nano({{{hi}:Int64}}, 'UTC') "
-            f"AND http_status IS NOT NULL{scope} GROUP BY {'minute, ' if minutes else ''}service, source")
+            f"AND http_status IS NOT NULL{_within(scope)} "
+            f"GROUP BY {'minute, ' if minutes else ''}service, source")
 
 
-def recorded_part(recording: str, scope: str, *, minutes: bool) -> str:
+def recorded_part(recording: str, scope: str | None, *, minutes: bool) -> str:
     """Recorded minutes of ``[{rec_from}, {rec_to})`` (epoch seconds), shaped like :func:`raw_part`."""
     minute = "minute, " if minutes else ""
     return (f"SELECT {minute}service, source, requests, errors, "  # noqa: S608
             f"toInt64(toUnixTimestamp(minute)) * 1000000000 AS first_ns, first_ns AS last_ns, "
             f"latency FROM {recording} "
             f"FINAL WHERE minute >= toDateTime({{rec_from:Int64}}, 'UTC') "
-            f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){scope}")
+            f"AND minute < toDateTime({{rec_to:Int64}}, 'UTC'){_within(scope)}")
 
 
 def _merge() -> str:
