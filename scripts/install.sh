@@ -79,7 +79,7 @@ if ! .venv/bin/python -c 'from logharbor.server.ingest import decoder as d; rais
     2>/dev/null; then
   echo "install: compiling the record path (scripts/build_native.py)"
   if ! .venv/bin/python scripts/build_native.py >.venv/build_native.log 2>&1; then
-    echo "install: the compiled record path is not built: $(grep 'build_native:' .venv/build_native.log | tail -1)" >&2
+    echo "install: the compiled record path is not built: $( (grep 'build_native:' .venv/build_native.log || tail -1 .venv/build_native.log) | tail -1)" >&2
     echo "install: the server runs the Python record path (full output in .venv/build_native.log)" >&2
   fi
 fi
