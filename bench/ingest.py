@@ -281,6 +281,39 @@ def decoders_side_by_side(bodies: list[bytes], records: int, rounds: int) -> Non
         figures["speedup"] = round(best["python"] / best["compiled"], 2)
     emit(stage="in_process", step="decode python vs compiled", records=records, rounds=rounds,
          decoder=decoder.PATH, reason=decoder.REASON, load_before=load, load_after=load_average(), **figures)
+    handoff_cost(bodies, records, rounds)
+
+
+def handoff_cost(bodies: list[bytes], records: int, rounds: int) -> None:
+    """What decoding in a worker process costs the server process itself: its CPU per record while
+    a pool of one worker decodes the bodies (pickling each body out and the rows back, the pipe),
+    against decoding in its own thread (all of the decode, under its GIL). CPU time, so the
+    machine's load does not enter; the worker's CPU is read from /proc."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from logharbor.server.ingest import decoder
+    from logharbor.server.ingest.base import RecordLimits
+
+    received, limits = time.time_ns(), RecordLimits()
+    fn = decoder.decode_ndjson_payload
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=decoder.set_patterns,
+                             initargs=(True,)) as pool:
+        pool.submit(fn, bodies[0], received, limits, None, None).result()  # started, caches warm
+        best_parent = best_worker = float("inf")
+        for _ in range(rounds):
+            own, tree = time.process_time(), tree_cpu_seconds(os.getpid())
+            for body in bodies:
+                pool.submit(fn, body, received, limits, None, None).result()
+            parent = time.process_time() - own
+            best_parent = min(best_parent, parent)
+            best_worker = min(best_worker, tree_cpu_seconds(os.getpid()) - tree - parent)
+    in_thread = min(_cpu_seconds(lambda: [fn(b, received, limits, None, None) for b in bodies])
+                    for _ in range(rounds))
+    emit(stage="in_process", step="hand-off to a worker process vs a thread", decoder=decoder.PATH,
+         records=records, rounds=rounds, load=load_average(),
+         server_us_per_record_with_worker=round(best_parent / records * 1e6, 2),
+         worker_us_per_record=round(best_worker / records * 1e6, 2),
+         server_us_per_record_in_thread=round(in_thread / records * 1e6, 2))
 
 
 def exactness_ab(bodies: list[bytes], records: int, rounds: int) -> None:
