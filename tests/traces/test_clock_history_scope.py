@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
+from logharbor.server.auth import viewer_of
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.sql import clock as clock_sql
 from logharbor.server.features.traces import clock as clock_module
 from logharbor.server.features.traces.clock import _TYPES, ClockOffsets
-from logharbor.server.features.traces.routes import _scope_of
+from logharbor.server.meta.keys import Principal
 from logharbor.server.scopes import Scope
 
 MS = 10**6
@@ -84,12 +86,9 @@ def test_a_scope_value_is_a_parameter_not_text(offsets: ClockOffsets, stamps: tu
 
 
 def test_the_key_s_scope_is_what_the_route_passes() -> None:
-    class Key:
-        tenant = "acme"
-        services = ("billing",)
-
-    assert _scope_of(None) is None
-    assert _scope_of(Key()) == Scope.of("acme", ["billing"])
+    key = Principal(prefix="lh_x", role="reader", tenant="acme", services=("billing",))
+    assert viewer_of(Request({"type": "http", "state": {}})).unscoped  # auth off: every clock
+    assert viewer_of(Request({"type": "http", "state": {"principal": key}})) == Scope.of("acme", ["billing"])
 
 
 def test_the_latest_offsets_confine_a_scoped_key_before_the_row_cap(

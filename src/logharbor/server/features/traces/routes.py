@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from logharbor import exactjson
 from logharbor.record import normalize_trace_id
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import viewer_of
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query.timeparse import TimeParseError, parse_time_ns
@@ -37,7 +37,6 @@ from logharbor.server.features.traces.service import (
     trace_answer,
 )
 from logharbor.server.limits import query_refusal
-from logharbor.server.scopes import Scope
 
 __all__ = ["clock_router", "parse_trace_key", "traces_router"]
 
@@ -113,24 +112,6 @@ def traces_router() -> APIRouter:
     return router
 
 
-def _scope_of(principal: Any) -> Scope | None:
-    """The key's scope as the history's SQL condition; None for an unscoped key or no auth."""
-    if principal is None:
-        return None
-    return Scope.of(getattr(principal, "tenant", None), getattr(principal, "services", None))
-
-
-def _allowed(principal: Any, row: dict[str, Any]) -> bool:
-    """A scoped key sees its tenant's clocks (and, scoped to services, those services' clocks)."""
-    if principal is None:
-        return True
-    tenant = getattr(principal, "tenant", None)
-    services = getattr(principal, "services", None)
-    if tenant is not None and row["tenant"] != tenant:
-        return False
-    return services is None or row["service"] in services
-
-
 def clock_router() -> APIRouter:
     """``GET /api/v1/clock/offsets`` (current and history) and ``POST /api/v1/clock/estimate``."""
     router = APIRouter(tags=["traces"])
@@ -153,18 +134,17 @@ def clock_router() -> APIRouter:
             raise ApiError(400, "invalid_time", str(exc)) from None
         check_order(start, end)
         clock = offsets_of(request)
-        principal = principal_of(request)
+        viewer = viewer_of(request)  # a scoped key's clocks only: in the SQL, and row by row
         try:
             current, history = await run_in_threadpool(
-                lambda: (clock.latest(_scope_of(principal)),
-                         clock.history_page(start, end, HISTORY_LIMIT, _scope_of(principal))))
+                lambda: (clock.latest(viewer), clock.history_page(start, end, HISTORY_LIMIT, viewer)))
         except StoreError as exc:
             raise query_refusal(exc) or ApiError(500, "store_error", "the store could not read the offsets") \
                 from exc
         rows, truncated = history
         return {"window_s": clock.window_ns // 10**9, "reference_layer": "alb",
-                "current": [c for c in current if _allowed(principal, c)],
-                "history": [h for h in rows if _allowed(principal, h)],
+                "current": [c for c in current if viewer.labels_inside(c)],
+                "history": [h for h in rows if viewer.labels_inside(h)],
                 "history_truncated": truncated}
 
     @router.post("/api/v1/clock/estimate", summary="Estimate the clock offsets now (admin)")
