@@ -105,7 +105,7 @@ class Mover:
                 done["moved"] += self._moves(rule, cond, params, now)
             self.deleted_rows += done["sampled"] + done["deleted"]
             self.last_tick_ns = now
-            if done["moved"] or done["sampled"] or done["deleted"]:
+            if done["moved"] or done["sampled"] or done["deleted"] or self.tiers.view_behind:
                 self.tiers.refresh_view()  # cold files may have come or gone
                 self.tiers.apply_masks()  # what moved or expired leaves the disk, not only the view
             return done
