@@ -39,18 +39,34 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore
     store.close()
 
 
-@pytest.fixture(params=["embedded", "clickhouse", "clickhouse-cluster"])
-def store(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Double) -> Iterator[Store]:
-    """A fresh logs table per test: its own table name (embedded) or database (ClickHouse)."""
+STORES = ["embedded", "clickhouse", "clickhouse-cluster"]
+
+
+def open_store(kind: str, embedded: EmbeddedStore, chdouble: Double) -> Iterator[Store]:
+    """A fresh logs table: its own table name (embedded) or database (ClickHouse)."""
     n = next(_db)
-    if request.param == "embedded":
+    if kind == "embedded":
         yield embedded_table(embedded, f"logs_{n}")
         return
-    cluster = CLUSTER if request.param == "clickhouse-cluster" else None
+    cluster = CLUSTER if kind == "clickhouse-cluster" else None
     s = ClickHouseStore(chdouble.url(f"contract_{n}", cluster))
     s.open()
     yield s
     s.close()
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Double) -> Iterator[Store]:
+    """A fresh logs table per test, for the tests that write."""
+    yield from open_store(request.param, embedded, chdouble)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def loaded(request: pytest.FixtureRequest, embedded: EmbeddedStore, chdouble: Double) -> Iterator[Store]:
+    """A fresh logs table per store with the records loaded once, for the tests that only read."""
+    for s in open_store(request.param, embedded, chdouble):
+        load(s)
+        yield s
 
 
 def embedded_table(embedded: EmbeddedStore, name: str) -> EmbeddedStore:
@@ -116,9 +132,8 @@ def _canon(rows: list[dict[str, Any]]) -> list[bytes]:
 
 
 @pytest.mark.parametrize("q", QUERIES)
-def test_compiled_queries_answer_the_same(store: Store, reference: dict[str, list[dict[str, Any]]], q: str) -> None:
-    load(store)
-    got = run(store, q)
+def test_compiled_queries_answer_the_same(loaded: Store, reference: dict[str, list[dict[str, Any]]], q: str) -> None:
+    got = run(loaded, q)
     assert got, f"no rows for {q!r}"
     assert _canon(got) == _canon(reference[q])
 
