@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from tests.faults.conftest import Tally
@@ -413,3 +414,26 @@ def test_a_sealed_file_is_requeued_only_with_its_key(tmp_path: Path) -> None:
     finally:
         wal.close()
     assert payloads[-1] == refused_row
+
+
+def test_readyz_and_metrics_name_refused_rows_kept_from_an_earlier_run(tmp_path: Path) -> None:
+    """What an operator sees of refused rows a server set aside before (no row that passes the
+    normaliser is refused by the store today, so a real server is started on a data directory
+    that already holds one file): /readyz stays 200 and names them, /metrics counts the file."""
+    from tests.conftest import ServerProcess
+
+    from logharbor.server.engine.refused import RefusedRows
+
+    data = tmp_path / "data"
+    RefusedRows(data / "wal" / "quarantine" / "refused").keep(
+        "wal-7-9", 7, 9, [(8, poison("x-1"), "Code: 41. DB::Exception: Cannot read DateTime")])
+    server = ServerProcess(data).start()
+    try:
+        ready = httpx.get(server.url + "/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        refused = ready.json()["refused_rows"]
+        assert refused["files"] == 1 and "logharbor wal refused" in refused["what_to_do"]
+        metrics = httpx.get(server.url + "/metrics", headers=server.headers, timeout=10).text
+        assert "logharbor_store_refused_files 1.0" in metrics
+    finally:
+        server.stop()
