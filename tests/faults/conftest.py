@@ -34,6 +34,9 @@ class Tally:
     acknowledged: set[str] = field(default_factory=set)
     stored: Counter[str] = field(default_factory=Counter)
     extra: dict[str, object] = field(default_factory=dict)
+    #: ids acknowledged and kept aside rather than stored (rows the store refused, in the WAL's
+    #: quarantine): not lost, yet not stored either, so counted apart from ``stored``
+    set_aside: Counter[str] = field(default_factory=Counter)
 
     def ack(self, ids: Iterable[str]) -> None:
         self.acknowledged.update(ids)
@@ -42,17 +45,24 @@ class Tally:
         """Ids read back from the store (a repeated id is a duplicate)."""
         self.stored.update(ids)
 
+    def kept_aside(self, ids: Iterable[str]) -> None:
+        """Ids found set aside instead of stored (a refused row in the quarantine)."""
+        self.set_aside.update(ids)
+
     @property
     def lost(self) -> set[str]:
-        return {i for i in self.acknowledged if i not in self.stored}
+        return {i for i in self.acknowledged if i not in self.stored and i not in self.set_aside}
 
     @property
     def duplicated(self) -> int:
-        return sum(n - 1 for n in self.stored.values() if n > 1)
+        """Ids stored more than once, or both stored and set aside (a requeue would store it again)."""
+        both = self.stored + self.set_aside
+        return sum(n - 1 for n in both.values() if n > 1)
 
     def figures(self) -> dict[str, object]:
+        aside = {"set_aside": sum(self.set_aside.values())} if self.set_aside else {}
         return {"fault": self.fault, "acknowledged": len(self.acknowledged),
-                "stored": sum(self.stored.values()), "distinct_stored": len(self.stored),
+                "stored": sum(self.stored.values()), "distinct_stored": len(self.stored), **aside,
                 "lost": len(self.lost), "duplicated": self.duplicated, **self.extra}
 
     def report(self, *, allow_duplicates: bool = False) -> dict[str, object]:

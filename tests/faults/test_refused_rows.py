@@ -76,8 +76,7 @@ def read_back(tally: Tally, store: EmbeddedStore, wal_dir: Path) -> list[bytes]:
     refused: list[bytes] = []
     for info in refused_files(wal_dir / "quarantine" / "refused"):
         refused += read_refused(wal_dir / "quarantine" / "refused" / info["file"])
-    tally.saw(orjson.loads(r)["attributes"]["rid"] for r in refused)
-    tally.extra.update(refused=len(refused))
+    tally.kept_aside(orjson.loads(r)["attributes"]["rid"] for r in refused)
     return refused
 
 
