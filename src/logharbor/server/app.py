@@ -7,6 +7,7 @@ store → WAL (recovering a torn tail) → batcher (replaying an unfinished batc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -326,8 +327,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             # shutdown: the batcher flushes now (no waiting for the batch age), within the deadline
             deadline = time.monotonic() + config.shutdown_timeout_s
             runtime.batcher.begin_flush()
-            for listener in listeners:
-                await listener.stop()
+            # the syslog / forward sockets write what their peers already sent (half the deadline,
+            # at most 10 s: the rest is for the batcher to store it)
+            read_until = time.monotonic() + min(10.0, config.shutdown_timeout_s / 2)
+            await asyncio.gather(*(listener.stop(read_until) for listener in listeners))
             if feed is not None:
                 await feed.stop()
             await tail.stop()

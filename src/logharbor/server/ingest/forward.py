@@ -20,7 +20,6 @@ message, ``level`` …).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -42,6 +41,7 @@ from logharbor.server.ingest.idempotency import EntryKey, request_digest, reques
 from logharbor.server.ingest.listener import (
     AllowList,
     ChunkStream,
+    StreamListener,
     parse_address,
     server_tls_context,
     write_with_backpressure,
@@ -319,8 +319,7 @@ class ForwardIngest:
         self.max_bytes = max_bytes
         self.hostname = socket.gethostname()
         self.ingestor: Ingestor | None = None
-        self.server: asyncio.base_events.Server | None = None
-        self.connections: set[asyncio.Task[Any]] = set()
+        self.server: StreamListener | None = None
         self.bound: tuple[str, int] | None = None
 
     def router(self) -> APIRouter:
@@ -337,22 +336,17 @@ class ForwardIngest:
             return
         host, port = parse_address(self.address)
         ctx = server_tls_context(self.tls_cert, self.tls_key) if self.tls else None  # type: ignore[arg-type]
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: ChunkStream(self._connection, self.connections),
-                                               host, port, ssl=ctx)
-        self.bound = self.server.sockets[0].getsockname()[:2]
+        self.server = StreamListener(self._connection, "forward", ctx)
+        self.bound = await self.server.start(host, port)
         log.warning("forward listening on %s:%s%s", *self.bound, " (TLS)" if self.tls else "")
 
-    async def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.close()
-        for task in list(self.connections):
-            task.cancel()
-        for task in list(self.connections):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.server.wait_closed()
+    async def stop(self, deadline: float | None = None) -> None:
+        """Stop listening; what every peer had already sent is written (and acknowledged when it
+        asked for acks) until ``deadline`` (``time.monotonic()``; by default 5 s from now): a
+        client in no-ack mode counts a chunk delivered once TCP took it (see
+        :class:`StreamListener`)."""
+        if self.server is not None:
+            await self.server.stop(time.monotonic() + 5.0 if deadline is None else deadline)
 
     async def _connection(self, stream: ChunkStream) -> None:
         peer = stream.peer

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import fcntl
 import ipaddress
 import logging
+import socket
 import ssl
+import termios
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,11 @@ from typing import Any
 from logharbor.server.ingest.base import Backpressure, Ingestor
 from logharbor.server.ingest.retries import Ticket
 
-__all__ = ["AllowList", "ChunkStream", "parse_address", "server_tls_context", "write_with_backpressure"]
+__all__ = ["AllowList", "ChunkStream", "StreamListener", "parse_address", "server_tls_context",
+           "write_with_backpressure"]
 
 log = logging.getLogger("logharbor.server.ingest")
+_BACKLOG = 100  # what asyncio's servers listen with
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -100,9 +107,13 @@ class ChunkStream(asyncio.Protocol):
     """
 
     def __init__(self, handler: Callable[[ChunkStream], Awaitable[None]], tasks: set[asyncio.Task[Any]],
-                 high_water: int = 4 * 1024 * 1024) -> None:
+                 high_water: int = 4 * 1024 * 1024, streams: set[ChunkStream] | None = None) -> None:
         self.handler = handler
         self.tasks = tasks
+        self.streams = streams if streams is not None else set()
+        #: set by :meth:`drain` at a stop: the stream ends once the peer has sent nothing more
+        #: for this long and the kernel holds nothing more for it (None: wait for the peer)
+        self.idle_s: float | None = None
         self.high_water = high_water
         self.chunks: collections.deque[bytes] = collections.deque()
         self.pending = 0
@@ -116,6 +127,7 @@ class ChunkStream(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else None
+        self.streams.add(self)
         task = asyncio.get_running_loop().create_task(self._run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -124,6 +136,7 @@ class ChunkStream(asyncio.Protocol):
         try:
             await self.handler(self)
         finally:
+            self.streams.discard(self)
             self.close()
 
     def data_received(self, data: bytes) -> None:
@@ -149,7 +162,13 @@ class ChunkStream(asyncio.Protocol):
             if self.ended:
                 return b""
             self.ready.clear()
-            await self.ready.wait()
+            if self.idle_s is None:
+                await self.ready.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), self.idle_s)
+            if not self.chunks and not self.ready.is_set() and not self._kernel_holds_more():
+                return b""  # stopping, and the peer has sent nothing more: the end of this stream
         data = b"".join(self.chunks)
         self.chunks.clear()
         self.pending = 0
@@ -158,6 +177,27 @@ class ChunkStream(asyncio.Protocol):
             self.paused = False
         return data
 
+    def drain(self, idle_s: float) -> None:
+        """The server is stopping: end the stream at the end of what the peer has already sent
+        (a :meth:`read` then answers ``b""`` instead of waiting for more)."""
+        self.idle_s = idle_s
+        self.ready.set()  # a read waiting without a deadline looks again
+
+    def _kernel_holds_more(self) -> bool:
+        """Whether bytes wait in the socket's receive buffer (not yet handed to the protocol:
+        a busy loop may take longer than the idle time to get to them)."""
+        if self.paused:
+            return True
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        try:
+            fd = sock.fileno() if sock is not None else -1
+            if fd < 0:
+                return False
+            waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return False
+        return int.from_bytes(waiting, "little", signed=True) > 0
+
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -165,3 +205,103 @@ class ChunkStream(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class StreamListener:
+    """A TCP or TLS listening socket whose connections are read by ``handler`` (one task each).
+
+    A stop loses nothing a peer already sent: TCP took it, so rsyslog, syslog-ng and a Fluent
+    forwarder without acks count it delivered. :meth:`stop` stops accepting, takes the
+    connections the kernel already completed (still in the listen backlog, which closing the
+    socket would reset), and lets every handler read what its peer sent until the peer closes or
+    is idle for ``idle_s``, within a deadline; the handlers write it to the WAL as usual, so the
+    batcher's shutdown flush stores it. Only a peer still sending at the deadline is cut off.
+    The accepting is done here (not by an asyncio ``Server``) so that a stop can end it without
+    losing a connection the loop was still setting up.
+    """
+
+    def __init__(self, handler: Callable[[ChunkStream], Awaitable[None]], what: str,
+                 ssl_ctx: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.what = what
+        self.ssl_ctx = ssl_ctx
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.streams: set[ChunkStream] = set()
+        self.sockets: list[socket.socket] = []
+        self.opening: set[asyncio.Task[Any]] = set()
+
+    def _protocol(self) -> ChunkStream:
+        return ChunkStream(self.handler, self.tasks, streams=self.streams)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen; the address bound (the port chosen when ``port`` is 0)."""
+        loop = asyncio.get_running_loop()
+        # asyncio binds (every address of ``host``, as it would for a server) without listening;
+        # the sockets are then ours (a duplicate of each), accepted from by :meth:`_accept` when readable
+        server = await loop.create_server(self._protocol, host, port, start_serving=False)
+        self.sockets = [socket.socket(fileno=socket.dup(s.fileno())) for s in server.sockets]
+        server.close()
+        await server.wait_closed()
+        for sock in self.sockets:
+            sock.setblocking(False)
+            sock.listen(_BACKLOG)
+            loop.add_reader(sock.fileno(), self._accept, sock)
+        return self.sockets[0].getsockname()[:2]
+
+    def _accept(self, sock: socket.socket) -> int:
+        """Take every connection waiting on ``sock`` (called when it is readable, and at the stop)."""
+        taken = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return taken
+            except OSError as exc:  # out of descriptors, or the like: the next readiness tries again
+                log.warning("%s: accept failed: %s", self.what, exc)
+                return taken
+            self._open(conn)
+            taken += 1
+
+    def _open(self, conn: socket.socket) -> None:
+        """Start reading an accepted connection (its TLS handshake first, on a task of its own)."""
+        conn.setblocking(False)
+        task = asyncio.get_running_loop().create_task(self._connect(conn))
+        self.opening.add(task)
+        task.add_done_callback(self.opening.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(self._protocol, conn, ssl=self.ssl_ctx)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            log.info("%s: connection not set up: %s", self.what, exc)
+            conn.close()
+
+    async def stop(self, deadline: float, idle_s: float = 0.25) -> None:
+        """Stop accepting, then read every connection to the end of what its peer sent (until
+        ``deadline``, a ``time.monotonic()`` value); what still runs then is cancelled."""
+        loop = asyncio.get_running_loop()
+        taken = 0
+        for sock in self.sockets:  # what waits in the backlog: closing the socket would reset it
+            loop.remove_reader(sock.fileno())
+            taken += self._accept(sock)
+            sock.close()
+        self.sockets = []
+        if taken:
+            log.warning("%s: stopping: reading %d connection(s) that were waiting in the listen "
+                        "backlog", self.what, taken)
+        if self.opening:  # TLS handshakes of the last accepted connections
+            await asyncio.wait(list(self.opening), timeout=max(0.0, deadline - time.monotonic()))
+        for stream in list(self.streams):
+            stream.drain(idle_s)
+        running = [t for t in (*self.opening, *self.tasks) if not t.done()]
+        if not running:
+            return
+        _, still = await asyncio.wait(running, timeout=max(0.0, deadline - time.monotonic()))
+        if still:
+            log.warning("%s: %d connection(s) still sending at the shutdown deadline were cut off; "
+                        "what they sent after their last write is lost", self.what, len(still))
+        for task in still:
+            task.cancel()
+        for task in still:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

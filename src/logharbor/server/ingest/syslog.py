@@ -40,6 +40,7 @@ from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
     AllowList,
     ChunkStream,
+    StreamListener,
     parse_address,
     server_tls_context,
     write_with_backpressure,
@@ -172,12 +173,11 @@ class SyslogIngest:
         self.limits = limits or RecordLimits()
         self.timezone = timezone
         self.ingestor: Ingestor | None = None
-        self.servers: list[asyncio.base_events.Server] = []
+        self.servers: list[StreamListener] = []
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: dict[str | None, list[tuple[bytes, bool]]] = {}
         self.pending_count = 0
         self.flusher: asyncio.Task[None] | None = None
-        self.connections: set[asyncio.Task[Any]] = set()
         self.dropped = 0
         self.bound: dict[str, tuple[str, int]] = {}
 
@@ -206,25 +206,20 @@ class SyslogIngest:
             if self.addresses[kind]:
                 host, port = parse_address(self.addresses[kind])
                 ctx = server_tls_context(self.tls_cert, self.tls_key) if kind == "tls" else None  # type: ignore[arg-type]
-                server = await loop.create_server(lambda: ChunkStream(self._connection, self.connections),
-                                                  host, port, ssl=ctx)
+                server = StreamListener(self._connection, f"syslog {kind}", ctx)
+                self.bound[kind] = await server.start(host, port)
                 self.servers.append(server)
-                self.bound[kind] = server.sockets[0].getsockname()[:2]
         if self.bound:
             where = ", ".join(f"{k} {h}:{p}" for k, (h, p) in self.bound.items())
             log.warning("syslog listening on %s", where)
 
-    async def stop(self) -> None:
-        """Close the sockets and write what UDP had gathered."""
-        for server in self.servers:
-            server.close()
-        for task in list(self.connections):
-            task.cancel()
-        for task in list(self.connections):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for server in self.servers:
-            await server.wait_closed()
+    async def stop(self, deadline: float | None = None) -> None:
+        """Stop listening, write what every TCP/TLS peer had already sent (the listen backlog
+        included; see :class:`StreamListener`) until ``deadline`` (``time.monotonic()``; by default
+        5 s from now), and write what UDP had gathered."""
+        if deadline is None:
+            deadline = time.monotonic() + 5.0
+        await asyncio.gather(*(server.stop(deadline) for server in self.servers))
         if self.transport is not None:
             self.transport.close()
         if self.flusher is not None:

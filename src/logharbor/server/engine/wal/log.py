@@ -18,13 +18,14 @@ Space follows what is not yet stored: when the batcher releases a position in th
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 
 from logharbor.durable import fsync_dir
@@ -276,10 +277,10 @@ class WriteAheadLog:
                 seqs = self._write_batch([(p, k) for p, k, _ in batch])
             except BaseException as exc:  # every waiter must hear of the failure
                 for _, _, fut in batch:
-                    fut.set_exception(exc)
+                    _settle(fut, exc)
                 continue
             for (_, _, fut), seq in zip(batch, seqs, strict=True):
-                fut.set_result(seq)
+                _settle(fut, seq)
 
     def _write_batch(self, items: list[tuple[bytes, bytes]]) -> list[int]:
         with self._io:
@@ -437,3 +438,14 @@ class WriteAheadLog:
         next read starts (see :class:`WalRead`).
         """
         return self.catalog.read(position, max_bytes, self._durable)
+
+
+def _settle(future: Future[int], outcome: int | BaseException) -> None:
+    """Give a writer its entry's seq (or the failure). A writer that stopped waiting (its task
+    was cancelled, e.g. at a listener's shutdown deadline) cancelled its future: the entry is
+    written all the same, and the writer thread must not die of the cancelled future."""
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
