@@ -17,8 +17,8 @@ from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import TimeParseError, parse_duration_ns, parse_time_ns
+from logharbor.server.features.query.service import store_error
 from logharbor.server.features.query.window import check_order
-from logharbor.server.limits import query_refusal
 
 from .recorded import Recorder, scope_allows
 from .services import MINUTE_NS, service_health
@@ -53,8 +53,7 @@ def services_router() -> APIRouter:
             return await run_in_threadpool(lambda: service_health(
                 store, start, end, scope=scope, use_recording=recording, recorder=recorder, step_ns=step_ns))
         except StoreError as exc:
-            raise query_refusal(exc) or ApiError(
-                500, "store_error", f"the store could not compute service health: {exc}"[:300]) from None
+            raise store_error(exc) from None  # as the query API: no engine text in the answer
 
     return router
 

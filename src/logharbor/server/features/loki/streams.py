@@ -16,12 +16,10 @@ from logharbor.server.engine.store.attributes import lookup
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.rows import row_to_record
 from logharbor.server.engine.store.sqlsafe import quote_identifier
-from logharbor.server.errors import ApiError
 from logharbor.server.features.query import ast, compile_ast
 from logharbor.server.features.query.errors import QueryError
 from logharbor.server.features.query.regex_re2 import compile_re2
-from logharbor.server.features.query.service import query_error
-from logharbor.server.limits import query_refusal
+from logharbor.server.features.query.service import query_error, store_error
 
 from .logql import LogQuery, field_name, render_template
 
@@ -63,16 +61,11 @@ class Context:
         return self.run(compiled.sql, compiled.params), compiled.limit
 
     def run(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One SELECT; engine errors become 400 (budget, regex) or 500."""
+        """One SELECT; engine errors become 400 (budget, regex), 507 (a spill on a full disk) or 500."""
         try:
             return list(self.store.query(sql, params, settings=self.settings))
         except StoreError as exc:
-            refusal = query_refusal(exc)  # over a limit: a 4xx that names it
-            if refusal is not None:
-                raise refusal from None
-            if "Code: 427." in str(exc):
-                raise ApiError(400, "invalid_regex", "the regex does not compile in RE2") from None
-            raise ApiError(500, "store_error", "the store could not run the query") from None
+            raise store_error(exc) from None  # the same answers as the query API (a limit, RE2, 507)
 
 
 def value_of(record: Mapping[str, Any], name: str) -> Any:
