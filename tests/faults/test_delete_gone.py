@@ -24,6 +24,7 @@ from tests.faults.conftest import Tally
 from tests.faults.rawscan import NUMERIC, scan
 
 from logharbor.record import normalize
+from logharbor.server.engine.refused import RefusedRows
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.features.retention.delete import STEPS
 
@@ -84,6 +85,13 @@ def _quarantine_copy(data_dir: Path, now: float) -> None:
     (directory / "00000000000000000001-000000000008.bad").write_bytes(b"\x13\x37LHW" + b"\n".join(rows))
     (directory / "00000000000000000001-000000000008.json").write_bytes(orjson.dumps(
         {"segment": "00000000000000000001.wal", "offset": 8, "size": 999, "reason": "test copy"}))
+    # rows the store refused (engine/refused.py), as the batcher sets them aside: the engine cannot
+    # read them, so a delete matches them by the filter's values as text
+    refused = [row.replace(b'"timestamp":"', b'"timestamp":"not a time ', 1) for row in (
+        encode_row(normalize({"timestamp": now, "service": SERVICE, "user_id": VALUE, "message": "refused"})),
+        encode_row(normalize({"timestamp": now, "service": SERVICE, "message": "unrelated refused row"})))]
+    RefusedRows(directory / "refused").keep("wal-3-4", 3, 4, [(3, refused[0], "Code: 41."),
+                                                              (4, refused[1], "Code: 41.")])
 
 
 def _found_in(data_dir: Path) -> list[str]:
@@ -175,6 +183,8 @@ def test_delete_leaves_the_value_nowhere(server_factory, tmp_path: Path) -> None
         assert state["q"] == 'user_id:… OR … OR request_id:…' or VALUE not in state["q"]
         quarantined = (data_dir / "wal" / "quarantine" / "00000000000000000001-000000000008.bad").read_bytes()
         assert b"unrelated damaged row" in quarantined  # only the matching lines went
+        refused = (data_dir / "wal" / "quarantine" / "refused" / "refused-3-4.ndjson").read_bytes()
+        assert b"unrelated refused row" in refused and b'"refused"' not in refused
 
     # a restart replays nothing that brings the value back
     server.stop()

@@ -7,7 +7,9 @@ These live in one server's data directory, beside the store:
   it, so a record still in flight is erased with the rest instead of arriving after the delete.
   After the erasure, :meth:`LocalState.release` drops every segment from before that barrier;
   what ingest acknowledges after it is new data, which the delete does not cover.
-- **the quarantine** (``<wal>/quarantine/*.bad``): damaged WAL bytes copied aside, never stored.
+- **the quarantine** (``<wal>/quarantine/*.bad``): damaged WAL bytes copied aside, never stored;
+  and the rows the store refused (``quarantine/refused/*.ndjson``, engine/refused.py), which the
+  engine cannot read, so they are matched by the filter's values as text.
   Each line that parses as a record is checked against the delete's filter by the engine; a
   line that does not parse is removed when it holds one of the filter's values. What remains
   unreadable is counted (``unreadable_lines``); with encryption at rest the copies are sealed and
@@ -92,7 +94,9 @@ def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str
     structure = ", ".join(f"{name} {sql_type}" for name, sql_type in columns) + f", {_LINE} UInt32"
     needles = [n.lower().encode() for n in redactor.needles]
     needles += [orjson.dumps(n)[1:-1].lower() for n in redactor.needles]  # as JSON writes them
-    for bad in sorted(directory.glob("*.bad")):
+    # damaged WAL bytes, and the rows the store refused (engine/refused.py: refused-*, requeued-*)
+    copies = sorted(directory.glob("*.bad")) + sorted((directory / "refused").glob("*.ndjson"))
+    for bad in copies:
         figures["files"] += 1
         lines = bad.read_bytes().split(b"\n")
         parsed: dict[int, dict[str, Any]] = {}
