@@ -436,3 +436,34 @@ def test_readyz_and_metrics_name_refused_rows_kept_from_an_earlier_run(tmp_path:
         assert "logharbor_store_refused_files 1.0" in metrics
     finally:
         server.stop()
+
+
+def test_a_passing_refusal_during_an_isolation_sets_no_good_row_aside(tmp_path: Path) -> None:
+    """A row alone is set aside only after as many refused attempts as the whole batch needed: one
+    refusal that passes (a store restarting, a schema being changed) on a good row's own insert
+    does not put it in the quarantine."""
+    tally = Tally("a passing refusal on a good row's own insert during an isolation")
+    real = EmbeddedStore(tmp_path / "store")
+    real.open()
+    once = {"left": 1}
+
+    def fail(token: str) -> str | None:
+        if token.endswith("-r00") and once["left"]:
+            once["left"] -= 1
+            return REFUSED
+        return None
+
+    store = FlakyStore(real, fail)
+    wal, batcher = make(tmp_path, store)
+    ids = [f"g-{k}" for k in range(4)]
+    try:
+        wal.submit(b"\n".join(poison(i) if i == "g-1" else row(i) for i in ids)).result()
+        tally.ack(ids)
+        wait_for("the refused row set aside", lambda: batcher.refused.rows >= 1 and batcher.caught_up())
+    finally:
+        batcher.stop()
+        wal.close()
+    refused = read_back(tally, real, tmp_path / "wal")
+    real.close()
+    tally.report()
+    assert [orjson.loads(r)["attributes"]["rid"] for r in refused] == ["g-1"]

@@ -457,7 +457,7 @@ class Batcher:
         log.warning("batch %s is refused for its data (%d attempts): storing it in halves to find the "
                     "refused rows: %s", token, self.refusals + 1, error[:300])
         stored, refused = isolate(lambda rows, sub: self.store.insert(rows, dedup_token=sub, retry=retry),
-                                  lines, token, error)
+                                  lines, token, error, attempts=self.refuse_after)
         if refused:
             self.refused.keep(token, first, last, [(seqs[i], lines[i], error) for i, error in refused])
         return stored, len(lines) - len(refused)

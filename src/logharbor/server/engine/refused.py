@@ -72,23 +72,28 @@ def is_refusal(exc: BaseException) -> bool:
 Insert = Callable[[bytes, str], int]
 
 
-def isolate(insert: Insert, rows: list[bytes], token: str, error: str) -> tuple[int, list[tuple[int, str]]]:
+def isolate(insert: Insert, rows: list[bytes], token: str, error: str,
+            attempts: int = 3) -> tuple[int, list[tuple[int, str]]]:
     """Insert ``rows`` in halves until each refused row stands alone.
 
     ``insert(payload, token)`` stores and returns the rows found under ``token``; the whole batch is
     known to be refused (with ``error``), so the first step already splits. Returns the rows stored and the
     (index, error) of each refused row. An error that is not a refusal propagates: the caller
     retries everything later and the tokens make the halves already stored count, not repeat.
+    A row alone is set aside only after ``attempts`` refusals in a row of its own insert (as
+    many as the whole batch needed): one refusal that passes never quarantines a good row.
     """
     refused: list[tuple[int, str]] = []
 
-    def run(lo: int, hi: int, path: str) -> int:
+    def run(lo: int, hi: int, path: str, tries: int = 1) -> int:
         try:
             stored = insert(b"\n".join(rows[lo:hi]), f"{token}-r{path}")
         except StoreError as exc:
             if not is_refusal(exc):
                 raise
             if hi - lo == 1:
+                if tries < attempts:
+                    return run(lo, hi, path, tries + 1)
                 refused.append((lo, str(exc)))
                 return 0
             mid = (lo + hi) // 2
