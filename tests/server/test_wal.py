@@ -102,6 +102,26 @@ def test_full_wal_refuses_and_release_frees_space(tmp_path: Path) -> None:
     wal.close()
 
 
+def test_an_entry_larger_than_the_limit_is_taken_once_the_backlog_is_low(tmp_path: Path) -> None:
+    """An entry bigger than the whole limit could never pass 'backlog + entry ≤ limit': a syslog
+    read of 4 MB under --wal-max-mb 1 was refused for good (the sender held back, its lines cut
+    off at the next stop). Such an entry waits while the backlog is at half the limit or more and
+    is taken below it; entries that fit are refused only by the limit, as before."""
+    limit = 1024 * 1024
+    wal = open_wal(tmp_path, segment_bytes=1024 * 1024, max_bytes=limit)
+    big = b"b" * (3 * limit)
+    wal.submit(b"z" * (limit // 2)).result(timeout=10)  # half the limit waits to be stored
+    with pytest.raises(WalFull):
+        wal.submit(big)
+    entries = wal.read(wal.start_position(), 1 << 40)
+    wal.release(entries[-1].end)  # stored: the backlog is empty again
+    seq = wal.submit(big).result(timeout=10)
+    assert [p for s, p in ((e.seq, e.payload) for e in wal.read(entries[-1].end, 1 << 40)) if s == seq] == [big]
+    with pytest.raises(WalFull):  # over the limit now: nothing more until the batcher catches up
+        wal.submit(b"small")
+    wal.close()
+
+
 def test_read_stops_at_durable_end(tmp_path: Path) -> None:
     wal = open_wal(tmp_path)
     wal.submit(b"a").result(timeout=10)

@@ -257,7 +257,12 @@ class WriteAheadLog:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the write-ahead log is closed")
-            if self._backlog() + len(payload) > self.max_bytes:
+            backlog = self._backlog()
+            # An entry larger than the whole limit could never fit under it: it waits instead
+            # for the backlog to fall below half the limit (so the WAL ends at most one entry
+            # and half the limit over it), then it is taken.
+            oversized = len(payload) > self.max_bytes
+            if (backlog >= self.max_bytes // 2) if oversized else (backlog + len(payload) > self.max_bytes):
                 raise WalFull(f"write-ahead log backlog is over {self.max_bytes} bytes")
             self._pending.append((payload, key, future))
             self._pending_bytes += entry_size(key, payload)
