@@ -288,7 +288,7 @@ class DeleteJobs:
         if "quarantine" not in steps:
             progress["quarantine"] = scrub_quarantine(
                 Path(self.local.quarantine_dir), self.mover.tiers.store, self.mover.tiers.columns,
-                cond, params, redactor)
+                cond, params, redactor, getattr(self.local.wal, "sealer", None))
             self._done_step(job_id, progress, "quarantine")
 
     def _check_stopping(self) -> None:

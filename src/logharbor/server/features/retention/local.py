@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from logharbor.durable import write_atomic
+from logharbor.sealing import Sealer
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.sql.retention import quarantine_match_sql
 from logharbor.server.features.retention.redact import Redactor
@@ -86,8 +87,13 @@ class LocalState:
 
 
 def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str]], cond: str,
-                     params: Mapping[str, Any], redactor: Redactor) -> dict[str, int]:
-    """Remove from every quarantined copy the lines holding an erased record (see module doc)."""
+                     params: Mapping[str, Any], redactor: Redactor, sealer: Sealer | None = None
+                     ) -> dict[str, int]:
+    """Remove from every quarantined copy the lines holding an erased record (see module doc).
+
+    Refused-rows files are sealed when encryption at rest is on: they are opened with ``sealer``
+    and sealed again (read as ciphertext, an erased record stayed in them, and a requeue brought it
+    back into the store)."""
     figures = {"files": 0, "lines_removed": 0, "unreadable_lines": 0}
     if not directory.is_dir():
         return figures
@@ -98,7 +104,16 @@ def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str
     copies = sorted(directory.glob("*.bad")) + sorted((directory / "refused").glob("*.ndjson"))
     for bad in copies:
         figures["files"] += 1
-        lines = bad.read_bytes().split(b"\n")
+        data = bad.read_bytes()
+        sealed = bad.suffix == ".ndjson" and bool(data) and not data.startswith(b"{")
+        if sealed:
+            if sealer is None:
+                log.error("delete: %s is sealed and no key was given: it may still hold erased records",
+                          bad)
+                figures["unreadable_lines"] += 1
+                continue
+            data = sealer.open(data)
+        lines = data.split(b"\n")
         parsed: dict[int, dict[str, Any]] = {}
         for i, line in enumerate(lines):
             start = line.find(b'{"')
@@ -122,7 +137,9 @@ def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str
                 figures["unreadable_lines"] += 1  # checked by text only
             kept.append(line)
         if removed:
-            write_atomic(bad, b"\n".join(kept), mode=0o600)
+            kept_bytes = b"\n".join(kept)
+            write_atomic(bad, sealer.seal(kept_bytes) if sealed and sealer is not None else kept_bytes,
+                         mode=0o600)
             _note(bad.with_suffix(".json"), removed)
             figures["lines_removed"] += removed
     return figures
