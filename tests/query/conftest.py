@@ -15,10 +15,16 @@ from .corpus import records
 
 
 @pytest.fixture(scope="package")
-def golden_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package's one chDB data path: chDB opens one path per process, so every store of these
+    tests opens this one, each with a table of its own (a second path fails in a one-process run)."""
+    return tmp_path_factory.mktemp("query-chdb") / "store"
+
+
+@pytest.fixture(scope="package")
+def golden_store(chdb_path: Path) -> Iterator[EmbeddedStore]:
     """The corpus loaded once into a chDB store; closed at the end (one chDB path per process)."""
-    path: Path = tmp_path_factory.mktemp("golden")
-    store = EmbeddedStore(path / "store")
+    store = EmbeddedStore(chdb_path)
     store.open()
     received = 1_800_000_000_000_000_000
     rows = b"\n".join(encode_row(normalize(r, received_ns=received)) for r in records())

@@ -28,8 +28,8 @@ _ids = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    s = EmbeddedStore(Path(tmp_path_factory.mktemp("keys")) / "store")
+def store(chdb_path: Path) -> Iterator[EmbeddedStore]:
+    s = EmbeddedStore(chdb_path, table="key_names")  # the package's chDB path (conftest)
     s.open()
     yield s
     s.close()

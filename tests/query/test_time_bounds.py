@@ -28,8 +28,8 @@ EDGES = {"first": MIN_NS, "second": MIN_NS + 1, "penultimate": MAX_NS - 1, "last
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    s = EmbeddedStore(Path(tmp_path_factory.mktemp("bounds")) / "store")
+def store(chdb_path: Path) -> Iterator[EmbeddedStore]:
+    s = EmbeddedStore(chdb_path, table="time_bounds")  # the package's chDB path (conftest)
     s.open()
     rows = [encode_row(normalize({"timestamp": ns, "service": "edge", "message": name, "rid": name}))
             for name, ns in EDGES.items()]
