@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,3 +121,14 @@ def fill_to(mount: Path, free_bytes: int, name: str = "ballast") -> Path:
                 break
             grow -= min(len(chunk), grow)
     return ballast
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0, interval: float = 0.05) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds (the fault
+    tests wait on conditions, never on sleeps, and must pass on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -15,27 +15,16 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from tests.conftest import ServerProcess
-from tests.faults.conftest import Tally, fill_to
+from tests.faults.conftest import Tally, fill_to, wait_for
 
 BATCH = 100
 REFUSALS = {429, 503, 507}
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Senders:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from tests.faults.conftest import Tally
+from tests.faults.conftest import Tally, wait_for
 
 from logharbor.record import normalize
 from logharbor.server.engine.batcher import Batcher
@@ -28,15 +27,6 @@ from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.engine.wal import WriteAheadLog
-
-
-def wait_for(what: str, check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def row(rid: str) -> bytes:

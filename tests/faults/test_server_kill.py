@@ -15,27 +15,17 @@ import os
 import random
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import orjson
 from tests.conftest import ServerProcess
-from tests.faults.conftest import Tally
+from tests.faults.conftest import Tally, wait_for
 
 FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 KILLS = 8 if FULL else 3
 BATCH = 250
 SENDERS = 3
-
-
-def wait_for(what: str, check, timeout: float = 180.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Load:
@@ -99,21 +89,22 @@ def test_kill9_in_a_loop_loses_and_doubles_nothing_acknowledged(tmp_path: Path) 
         for round_ in range(KILLS):
             load.start()
             target = len(tally.acknowledged) + BATCH * rng.randint(4, 30)
-            wait_for(f"acknowledgements before kill {round_ + 1}", lambda t=target: len(tally.acknowledged) >= t)
+            wait_for(f"acknowledgements before kill {round_ + 1}", lambda t=target: len(tally.acknowledged) >= t,
+                     timeout=180.0)
             server.kill9()
             load.halt()
             server.start(timeout=180)
         # one more: kill -9 in the middle of a graceful shutdown (its flush to the store)
         load.start()
         target = len(tally.acknowledged) + BATCH * rng.randint(4, 30)
-        wait_for("acknowledgements before the last kill", lambda: len(tally.acknowledged) >= target)
+        wait_for("acknowledgements before the last kill", lambda: len(tally.acknowledged) >= target, timeout=180.0)
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
         server.kill9()
         load.halt()
         server.start(timeout=180)
         wait_for("the store to hold every acknowledged record",
-                 lambda: server.store_rows() >= len(tally.acknowledged))
+                 lambda: server.store_rows() >= len(tally.acknowledged), timeout=180.0)
         ids = stored_ids(server)
     finally:
         load.halt()

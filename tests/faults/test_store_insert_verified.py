@@ -8,11 +8,10 @@ filesystem, so the one thing that fails is the store's write.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from tests.faults.conftest import Tally, fill_to
+from tests.faults.conftest import Tally, fill_to, wait_for
 
 from logharbor.record import normalize
 from logharbor.server.engine.batcher import Batcher
@@ -20,15 +19,6 @@ from logharbor.server.engine.mining import PatternMiner
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.engine.wal import WriteAheadLog
-
-
-def wait_for(what: str, check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def entry(ids: list[str], service: str) -> bytes:
