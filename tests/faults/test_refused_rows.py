@@ -10,8 +10,10 @@ restart) stores each half once.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -70,13 +72,24 @@ def read_back(tally: Tally, store: EmbeddedStore, wal_dir: Path) -> list[bytes]:
     return refused
 
 
-def make(tmp_path: Path, store, miner: PatternMiner | None = None) -> tuple[WriteAheadLog, Batcher]:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def running(tmp_path: Path, store, miner: PatternMiner | None = None, *,  # type: ignore[no-untyped-def]
+            drain: bool = True) -> Iterator[tuple[WriteAheadLog, Batcher]]:
+    """A WAL and a running batcher over ``store``; stopped (drained, or cut short as a crash
+    would) and closed at the end of the block."""
     wal = WriteAheadLog(tmp_path / "wal", fsync=False)
     wal.open()
     batcher = Batcher(wal, store, tmp_path / "batcher.json", max_age_s=0.05, miner=miner,
                       retry_max_s=0.2, free_space=lambda: None)
     batcher.start()
-    return wal, batcher
+    try:
+        yield wal, batcher
+    finally:
+        if drain:
+            batcher.stop()
+        else:
+            batcher.stop(drain=False, timeout=5)
+        wal.close()
 
 
 @pytest.mark.parametrize("patterns", [False, True])
@@ -85,8 +98,7 @@ def test_a_refused_row_is_set_aside_and_ingest_goes_on(tmp_path: Path, patterns:
     store = EmbeddedStore(tmp_path / "store")
     store.open()
     miner = PatternMiner(tmp_path / "patterns") if patterns else None
-    wal, batcher = make(tmp_path, store, miner)
-    try:
+    with running(tmp_path, store, miner) as (wal, batcher):
         def send(ids: list[str], *, bad: set[str] = frozenset()) -> None:  # type: ignore[assignment]
             wal.submit(b"\n".join(poison(i) if i in bad else row(i) for i in ids)).result()
             tally.ack(ids)
@@ -101,9 +113,6 @@ def test_a_refused_row_is_set_aside_and_ingest_goes_on(tmp_path: Path, patterns:
         wait_for("later records", batcher.caught_up)
         assert batcher.last_error is None
         summary = batcher.refused.summary()
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, store, tmp_path / "wal")
     store.close()
     tally.report()
@@ -121,8 +130,7 @@ def test_an_outage_sets_nothing_aside(tmp_path: Path) -> None:
     down = {"on": True}
     store = FlakyStore(real, lambda token: "Code: 210. DB::NetException: Connection refused"
                        if down["on"] else None)
-    wal, batcher = make(tmp_path, store)
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         ids = [f"o-{k}" for k in range(30)]
         wal.submit(b"\n".join(row(i) for i in ids)).result()
         tally.ack(ids)
@@ -130,9 +138,6 @@ def test_an_outage_sets_nothing_aside(tmp_path: Path) -> None:
         assert not batcher.caught_up()
         down["on"] = False
         wait_for("the store back", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, real, tmp_path / "wal")
     real.close()
     tally.report()
@@ -149,23 +154,15 @@ def test_an_isolation_cut_short_stores_each_half_once(tmp_path: Path) -> None:
     # the second half of the first split fails as an outage until the batcher is replaced
     store = FlakyStore(real, lambda token: "Code: 209. DB::NetException: Timeout exceeded"
                        if token.endswith("-r1") else None)
-    wal, batcher = make(tmp_path, store)
     ids = [f"h-{k}" for k in range(40)]
-    try:
+    with running(tmp_path, store, drain=False) as (wal, batcher):
         wal.submit(b"\n".join(poison(i) if i in {"h-2", "h-30"} else row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the isolation to reach the outage", lambda: any(t.endswith("-r1") for t in store.tokens))
         assert not batcher.caught_up()
-    finally:
-        batcher.stop(drain=False, timeout=5)
-        wal.close()
     assert batcher.refused.rows == 0  # the refused rows are kept once the whole batch is through
-    wal, batcher = make(tmp_path, real)  # a restart, the store reachable again
-    try:
+    with running(tmp_path, real) as (wal, batcher):  # a restart, the store reachable again
         wait_for("the batch stored after the restart", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, real, tmp_path / "wal")
     real.close()
     tally.report()
@@ -184,14 +181,10 @@ def test_refused_rows_are_listed_and_requeued(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "store")
     store.open()
     ids = [f"q-{k}" for k in range(12)]
-    wal, batcher = make(tmp_path, store)
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         wal.submit(b"\n".join(poison(i) if i == "q-5" else row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the refused row set aside", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     listed = wal_cli("refused", str(tmp_path), "--json")
     assert listed.returncode == 0, listed.stderr
     files = orjson.loads(listed.stdout)["files"]
@@ -201,13 +194,9 @@ def test_refused_rows_are_listed_and_requeued(tmp_path: Path) -> None:
     done = wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"])
     assert done.returncode == 0 and "requeued 1 rows" in done.stdout, done.stderr
     assert wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"]).returncode != 0  # once
-    wal, batcher = make(tmp_path, store)  # the next start inserts them
-    try:
+    with running(tmp_path, store) as (wal, batcher):  # the next start inserts them
         wait_for("the requeued row inserted (refused again)", lambda: batcher.refused.rows == 1)
         wait_for("caught up", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, store, tmp_path / "wal")
     store.close()
     tally.report()
@@ -227,23 +216,15 @@ def test_a_cut_short_isolation_never_stores_a_half_twice(tmp_path: Path) -> None
     real.open()
     store = FlakyStore(real, lambda token: "Code: 209. DB::NetException: Timeout exceeded"
                        if token.endswith("-r1") else None if "-r" in token else REFUSED)
-    wal, batcher = make(tmp_path, store)
     ids = [f"w-{k}" for k in range(40)]
-    try:
+    with running(tmp_path, store, drain=False) as (wal, batcher):
         wal.submit(b"\n".join(row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the first half stored", lambda: any(t.endswith("-r0") for t in store.tokens[:-1]))
         wait_for("the isolation to reach the outage", lambda: any(t.endswith("-r1") for t in store.tokens))
-    finally:
-        batcher.stop(drain=False, timeout=5)
-        wal.close()
     store = FlakyStore(real, lambda token: None)  # the store takes everything now
-    wal, batcher = make(tmp_path, store)
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         wait_for("the batch stored after the restart", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, real, tmp_path / "wal")
     real.close()
     tally.report()
@@ -266,15 +247,11 @@ def test_refusals_after_an_outage_are_counted_on_their_own(tmp_path: Path) -> No
         return REFUSED if calls["n"] <= 6 else None
 
     store = FlakyStore(real, fail)
-    wal, batcher = make(tmp_path, store)
     ids = [f"t-{k}" for k in range(2)]
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         wal.submit(b"\n".join(row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the store back", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, real, tmp_path / "wal")
     real.close()
     tally.report()
@@ -304,17 +281,13 @@ def test_a_damaged_read_is_never_taken_for_refused_rows(tmp_path: Path) -> None:
     tally = Tally("the insert's count-back read fails (damaged disk): nothing may be set aside")
     store = DamagedReads(tmp_path / "store")
     store.open()
-    wal, batcher = make(tmp_path, store)
     ids = [f"d-{k}" for k in range(6)]
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         wal.submit(b"\n".join(row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("several failed reads", lambda: store.failed_reads >= 4 * batcher.refuse_after)
         store.damaged = False
         wait_for("the store readable again", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, store, tmp_path / "wal")
     store.close()
     tally.report()
@@ -347,25 +320,17 @@ def test_a_requeued_row_is_stored_once_when_the_cause_is_fixed(tmp_path: Path, p
     real.open()
     store = RefusesRid(real, "f-3")
     ids = [f"f-{k}" for k in range(8)]
-    wal, batcher = make(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None)
-    try:
+    with running(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None) as (wal, batcher):
         wal.submit(b"\n".join(row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the refused row set aside", lambda: batcher.refused.rows == 1 and batcher.caught_up())
-    finally:
-        batcher.stop()
-        wal.close()
     files = refused_files(tmp_path / "wal" / "quarantine" / "refused")
     assert [f["rows"] for f in files] == [1]
     done = wal_cli("refused", str(tmp_path), "--requeue", files[0]["file"])
     assert done.returncode == 0, done.stderr
     store.broken = False  # the cause is fixed
-    wal, batcher = make(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None)
-    try:
+    with running(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None) as (wal, batcher):
         wait_for("the requeued row stored", batcher.caught_up)
-    finally:
-        batcher.stop()
-        wal.close()
     rows = real.query("SELECT toString(attributes.rid) AS rid, message FROM logs", {})
     tally.saw(r["rid"] for r in rows)
     real.close()
@@ -444,15 +409,11 @@ def test_a_passing_refusal_during_an_isolation_sets_no_good_row_aside(tmp_path: 
         return None
 
     store = FlakyStore(real, fail)
-    wal, batcher = make(tmp_path, store)
     ids = [f"g-{k}" for k in range(4)]
-    try:
+    with running(tmp_path, store) as (wal, batcher):
         wal.submit(b"\n".join(poison(i) if i == "g-1" else row(i) for i in ids)).result()
         tally.ack(ids)
         wait_for("the refused row set aside", lambda: batcher.refused.rows >= 1 and batcher.caught_up())
-    finally:
-        batcher.stop()
-        wal.close()
     refused = read_back(tally, real, tmp_path / "wal")
     real.close()
     tally.report()
