@@ -453,12 +453,7 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
         [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(data_dir),
          "--port", str(port), "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env})
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_ready(url)
         key = (data_dir / "admin.key").read_text().strip()
         cpu0, threads0 = _process_cpu_s(server.pid), thread_cpu_s(server.pid)
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
@@ -511,6 +506,16 @@ def settle_merges(pid: int, limit_s: float = 90.0) -> dict[str, float]:
         quiet = quiet + 1 if merging < 0.05 else 0
         last = now
     return last
+
+
+def _wait_ready(url: str) -> None:
+    """Until the server at ``url`` answers /readyz with 200 (about a minute at the most)."""
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -596,12 +601,7 @@ def run_server(args: argparse.Namespace, lines: list[bytes], bodies: list[bytes]
          "--port", str(port), "--log-level", "warning", *extra], cwd=ROOT, env=env)
     variant = {"variant": f"{decoder_path}:{workers}"} if decoder_path is not None else {}
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_ready(url)
         key = (data_dir / "admin.key").read_text().strip()  # made by the server on first start
         running = decoder_in_use(url, key)
         if decoder_path is not None and running != decoder_path:
