@@ -95,3 +95,15 @@ def test_help_and_version_in_a_terminal_and_a_pipe(columns: int) -> None:
     terminal = in_terminal("query", "-h", columns=columns)
     assert "\x1b[" in terminal.out  # a terminal gets colour
     assert "\x1b[" not in in_pipe("query", "-h", columns=columns).out  # a pipe gets none
+
+
+@pytest.mark.parametrize("path", [p for p, c in commands() if "\n\n" in (getattr(c, "help", "") or "")],
+                         ids=lambda p: " ".join(p) or "logharbor")
+def test_a_narrow_terminal_wraps_every_paragraph_to_its_width(path: list[str]) -> None:
+    """No line of a help paragraph ends where the docstring's line ended: at 60 columns each
+    paragraph fills the width rich gives it (a short line is a paragraph's last)."""
+    command = next(c for p, c in commands() if p == path)
+    for paragraph in (command.help or "").split("\n\n"):  # type: ignore[attr-defined]
+        assert paragraph.startswith("\b") or "\n" not in paragraph, paragraph
+    page = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "60"}).output
+    assert all(len(line) <= 60 for line in page.splitlines())

@@ -17,6 +17,7 @@ same tree and fails on any ``<type>`` or raw markup left in a page).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import typer
@@ -54,9 +55,18 @@ def _metavar(param: TyperOption | TyperArgument, ctx: typer.Context) -> str:
     return _METAVARS.get(label, label.upper().replace(" ", "_"))
 
 
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs, each on one line: typer joins the first paragraph's lines but
+    prints the others' line breaks as they are, so at 60 columns a page broke mid-sentence
+    ("3 only a torn tail or" / "damage set aside…"); rich wraps a one-line paragraph to the
+    terminal instead. A paragraph marked preformatted (click's ``\\b``) stays as written."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+
+
 def _polish_params(command: Any, ctx: typer.Context) -> None:
     if command.help:
-        command.help = escape(command.help)
+        command.help = escape(_reflow(command.help))
     if command.short_help:
         command.short_help = escape(command.short_help)
     for param in command.params:
