@@ -185,7 +185,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
     clear(verdict);
     verdict.dataset.state = now.firing ? "firing" : "ok";
     verdict.append(h("p", { class: now.firing ? "preview-verdict firing" : "preview-verdict", id: "rule-verdict" },
-      now.firing ? "Would fire now" : "Would not fire now", ` (${now.condition}, ${now.elapsed_ms.toFixed(0)} ms)`));
+      now.firing ? "Would fire now" : "Would not fire now", ` (${now.condition}; evaluated in ${now.elapsed_ms.toFixed(0)} ms)`));
     if (now.groups.length) {
       verdict.append(h("div", { class: "table-box" }, h("table", { class: "grid", id: "rule-preview-groups" },
         h("thead", null, h("tr", null, h("th", null, "group"), h("th", { class: "num" }, "value now"), h("th", null, "holds"))),

@@ -223,7 +223,7 @@ function alertDialog(state: SearchState): HTMLDialogElement {
       clear(preview);
       preview.dataset.state = answer.firing ? "firing" : "ok";
       preview.append(h("p", { class: answer.firing ? "preview-verdict firing" : "preview-verdict" },
-        answer.firing ? "Would fire now" : "Would not fire now", ` (${answer.condition}, ${answer.elapsed_ms.toFixed(0)} ms)`));
+        answer.firing ? "Would fire now" : "Would not fire now", ` (${answer.condition}; evaluated in ${answer.elapsed_ms.toFixed(0)} ms)`));
       if (answer.groups.length) {
         preview.append(h("table", { class: "grid" }, h("thead", null, h("tr", null, h("th", null, "group"),
           h("th", { class: "num" }, "value"), h("th", null, "holds"))),
