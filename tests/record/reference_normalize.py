@@ -724,14 +724,10 @@ def _percent_keys(v):
 
 
 def _put_attributes(row, attributes):
-    attributes = _keys_as_text(attributes)
-    patch = {k: v for k, v in attributes.items() if "%" in k or not _value_kept(v)}
-    column = attributes
-    if any("%" in k or _has_percent(v) for k, v in patch.items()):
-        column = _percent_keys(attributes)
-    row["attributes"] = column
-    if patch:
-        row["attributes_exact"] = _dumps_big(patch).decode()
+    # change 7 (attrtext, issue #24): the column is the object's text as written; no patch, no
+    # %25 keys (the engine stores the text byte for byte). Keys still become text, and two keys
+    # alike as text are still the record's error.
+    row["attributes"] = _keys_as_text(attributes)
 
 
 def stamp_tenant(record, tenant):

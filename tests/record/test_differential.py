@@ -29,6 +29,9 @@ And two for exactness (issue #20, docs/record.md):
   flat ``http.status`` beside the nested one, an unknown ``http`` key with null) stays an attribute
   as it was sent; it was dropped. Canonical names themselves (``message``: null) are still the
   field left out;
+- change 7 (attribute text, issue #24): change 4's patch and ``%25`` keys are gone: the
+  attributes object is written as it is (keys as text, collisions the record's error) and the
+  engine stores its text byte for byte (``attributes String``, server/engine/store/attributes.py);
 - change 6 (dialects, issue #22): a number in ``level`` is on pino's and bunyan's scale (it was
   OTel's), ``severity_number`` is read as OTel's when no level key gives a level, a protobuf
   timestamp object ``{seconds, nanos}`` is a time, Go slog's ``INFO+2`` and winston's ``silly`` and

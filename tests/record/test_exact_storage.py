@@ -1,10 +1,10 @@
 """Stored means unaltered, at the store: generated batches of records go into a real chDB store in
 one insert each and come back, through the compiled records query, equal to the normalized
-record (docs/record.md); through the warm tier and cold Parquet files too; and a store made before
-``attributes_exact`` existed is migrated in place, its old rows and old cold files still read.
+record (docs/record.md), keys in the order sent; through the warm tier and cold Parquet files too.
+A store of the old layout (``attributes JSON``) is migrated at start: tests/store/test_attrmigrate.py.
 
 The round trip through a real server and both stores is tests/faults/test_roundtrip.py; this file
-is the fast, store-level check of the encoding rules (store/attributes.py), with many examples.
+is the fast, store-level check of the storage rules (store/attributes.py), with many examples.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.record.values import attribute_sets, typed
 from tests.retention.helpers import NOW, open_tiers
 
 from logharbor.record import normalize, to_wire
-from logharbor.server.engine.store.attributes import split
+from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_record, row_to_wire
 from logharbor.server.features.query import compile_query
@@ -54,19 +54,60 @@ def expected_wire(obj: dict[str, Any]) -> dict[str, Any]:
     return wire
 
 
-def test_the_common_record_needs_no_exact_copy() -> None:
-    """Strings, ints and bools (the usual record) are exact in the JSON column alone: nothing is
-    stored twice; an integral float, a null or a `%` key is what needs the copy, and only it."""
-    assert split({"user_id": "u-1", "attempt": 3, "ok": True, "d": "2018-07-02T22:22:48Z", "a.b": 1}) == (
-        {"user_id": "u-1", "attempt": 3, "ok": True, "d": "2018-07-02T22:22:48Z", "a.b": 1}, {})
-    assert split({"ms": 13.0, "rate": 0.5, "n": None, "u": "x"})[1] == {"ms": 13.0, "n": None}
-    column, patch = split({"x%2Ey": 2, "x.y": 1, "o": {"%": 1}})
-    assert column == {"x%252Ey": 2, "x.y": 1, "o": {"%25": 1}} and patch == {"x%2Ey": 2, "o": {"%": 1}}
+def test_the_stored_text_is_the_encoders_in_the_order_sent(tmp_path: Path) -> None:
+    """The ``attributes`` column holds the object's text byte for byte as the encoder wrote it
+    (keys in the order sent, ``13.0``, ``-0.0``, nulls, ``{}``, big ints, ``%`` and dotted keys as
+    they are), the promoted columns its text form, and a read gives back the same order."""
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        attributes = {"z": 13.0, "a": None, "%2E": {}, "a.b": -0.0, "big": 2**70, "user_id": 12,
+                      "duration_ms": 13.0, "logger": {"x": [True, 1]}, "é": "😀"}
+        obj = stored_record(attributes, "text")
+        line = encode_record(obj, received_ns=NOW)
+        store.insert(line, dedup_token="text-1")
+        row = store.query("SELECT attributes, attr_user_id, attr_duration_ms, attr_logger, attr_order_id "
+                          "FROM logs", {})[0]
+        sent = line[line.index(b'"attributes":') + len(b'"attributes":'):line.rindex(b"}")].decode()
+        assert row["attributes"] == sent
+        assert (row["attr_user_id"], row["attr_duration_ms"], row["attr_logger"], row["attr_order_id"]) == (
+            "12", "13", '{"x":[true,1]}', None)
+        wire = read_back(store, "*")[0]
+        assert list(wire)[-len(attributes):] == list(attributes)  # the order sent
+    finally:
+        store.close()
+
+
+def test_an_unknown_field_fails_the_insert_instead_of_vanishing(tmp_path: Path) -> None:
+    """A field the table has no column for (a newer server on an older table) is an error that
+    names it, and nothing of the batch is stored; the engine's default would drop the field."""
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        good = encode_record(stored_record({"k": 1}, "good"), received_ns=NOW)
+        bad = good[:-1] + b',"attr_new_field":"x"}'
+        with pytest.raises(StoreError, match="attr_new_field"):
+            store.insert(good + b"\n" + bad, dedup_token="unknown-1")
+        assert store.query("SELECT count() AS n FROM logs", {})[0]["n"] in (0, "0")
+    finally:
+        store.close()
+
+
+def test_a_table_without_a_column_the_encoder_writes_is_refused_at_start(tmp_path: Path) -> None:
+    """Start names the missing column rather than failing every insert later."""
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    store.execute("ALTER TABLE logs DROP COLUMN version")
+    store.close()
+    again = EmbeddedStore(tmp_path / "store")
+    with pytest.raises(StoreError, match=r"lacks the column.*version"):
+        again.open()
+    again.close()
 
 
 def test_values_survive_the_warm_and_cold_tiers(tmp_path: Path) -> None:
-    """Rows copied to warm (JSON to JSON) and exported to Parquet and read back (JSON as text, cast
-    again) keep every value: the exact copy travels beside the JSON column."""
+    """Rows copied to warm and exported to Parquet and read back keep every value: the text
+    travels as it is."""
     store, tiers, _ = open_tiers(tmp_path)
     try:
         objs = [stored_record({"when": "2018-07-02T22:22:48.364000Z", "a.b": 1, "a": {"b": 2}, "": 3, ".x": 4,
@@ -88,43 +129,13 @@ def test_values_survive_the_warm_and_cold_tiers(tmp_path: Path) -> None:
         store.close()
 
 
-def test_an_old_store_is_migrated_in_place(tmp_path: Path) -> None:
-    """A store from before ``attributes_exact`` (hot, warm and a cold file without the column)
-    opens with the column added; its old rows read as before, new rows are exact in every tier."""
-    store, tiers, _ = open_tiers(tmp_path)
-    for table in (tiers.hot, tiers.warm):
-        store.execute(f"ALTER TABLE {table} DROP COLUMN attributes_exact")
-    tiers.open()  # the view and the cold files' columns as an old server had them
-    old = [stored_record({"user_id": f"u-{i}", "attempt": i}, f"old{i}") for i in range(3)]
-    rows = [encode_record(o, received_ns=NOW) for o in old]
-    store.insert(b"\n".join(rows), dedup_token="old-1")
-    tiers.copy_to_warm("m-old", "hot", "message = 'old1'", {})
-    tiers.copy_to_cold("2026-06-01/old.parquet", "hot", "message = 'old2'", {})
-    tiers.remove_copied("hot", [("warm", "m-old", None, None), ("cold", "", "2026-06-01/old.parquet", None)])
-    store.close()
-
-    store, tiers, _ = open_tiers(tmp_path)  # the new code: migrations on open
-    try:
-        columns = {r["name"] for r in store.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
-            {"t": store.table_name})}
-        assert "attributes_exact" in columns
-        new = [stored_record({"n": None, "f": 13.0, "big": 2**64 + 1, "a.b": 1}, f"new{i}") for i in range(3)]
-        store.insert(b"\n".join(encode_record(o, received_ns=NOW) for o in new), dedup_token="new-1")
-        tiers.copy_to_warm("m-new", "hot", "message = 'new1'", {})
-        tiers.copy_to_cold("2026-06-01/new.parquet", "hot", "message = 'new2'", {})
-        tiers.remove_copied("hot", [("warm", "m-new", None, None), ("cold", "", "2026-06-01/new.parquet", None)])
-        tiers.refresh_view()
-        records = read_back(store, "service:exact")
-        got = {r["message"]: r for r in records}
-        assert sorted(r["message"] for r in records) == ["new0", "new1", "new2", "old0", "old1", "old2"]
-        for obj in old + new:
-            record = got[obj["message"]]
-            record.pop("observed_timestamp", None)
-            assert typed(record) == typed(expected_wire(obj)), obj["message"]
-        assert [r["message"] for r in read_back(store, "a.b:1 | sort message")] == ["new0", "new1", "new2"]
-    finally:
-        store.close()
+def _order(value: Any) -> Any:
+    """The key order of every object in ``value`` (typed() leaves it out)."""
+    if isinstance(value, dict):
+        return [(k, _order(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_order(v) for v in value]
+    return None
 
 
 # -- many batches (last: chDB serves one data path per process, the tier tests above use others)
@@ -144,7 +155,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
 def test_a_batch_of_any_records_is_stored_whole_and_read_back_unaltered(store: EmbeddedStore,
                                                                         batch: list[dict[str, Any]]) -> None:
     """One insert per batch, as the batcher does: no record can fail the others (poison batch),
-    and each comes back equal to its normalized form, types and all (key order aside)."""
+    and each comes back equal to its normalized form, types and all, keys in the order sent."""
     n = next(_batches)
     store.execute(f"TRUNCATE TABLE {store.table}")  # one table, a few parts: each batch alone
     rows, expected = [], {}
@@ -158,3 +169,4 @@ def test_a_batch_of_any_records_is_stored_whole_and_read_back_unaltered(store: E
     for record in got:
         record.pop("observed_timestamp", None)
         assert typed(record) == typed(expected[record["message"]]), record["message"]
+        assert _order(record) == _order(expected[record["message"]]), record["message"]

@@ -1,62 +1,66 @@
-"""How a record's attributes are stored so that a query gives back exactly what was sent.
+"""How a record's attributes are stored: their JSON text, exactly as the encoder wrote it.
 
-Searches, stats and sorts read the ``attributes JSON`` column: each path is a typed subcolumn,
-which is what makes ``user_id:u-1`` or ``stats count() by error_code`` fast. With the engine
-settings below (:data:`ENGINE_SETTINGS`, on every connection of both stores) it no longer infers
-dates from strings and keeps a literal dotted key (``"a.b"``) apart from the nested path
-(``{"a": {"b": …}}``). What it still cannot give back as sent:
+A row's ``attributes`` column is ``String`` (schema.sql). The encoder (store/rows.py) writes the
+attributes object inside the JSONEachRow line (orjson; :mod:`logharbor.exactjson` for integers
+beyond 64 bits; keys in the order sent), and every insert and every read of rows as a table sets
+``input_format_json_read_objects_as_strings = 1`` (:data:`ENGINE_SETTINGS`), so the engine keeps
+the object's text byte for byte. Exactness is therefore a property of the storage: ``13.0``,
+``-0.0``, ``null``, ``{}``, ``2**70``, ``[true, 1]`` and any key (``%``, dots) come back as sent,
+with no second copy and no key escaping (measured: insert CPU ×0.52 of the JSON column's,
+bench/README.md "Attribute storage, side by side").
 
-- ``null`` values and empty objects ``{}`` (it stores neither), anywhere;
-- floats with an integral value (``13.0`` comes back as ``13``, ``-0.0`` as ``-0``);
-- integers outside ``[-2**63, 2**64)`` (stored as strings);
-- arrays whose elements are not all of one kind (``[true, 1]`` comes back as ``[1, 1]``,
-  ``[true, "a"]`` as ``["true", "a"]``, big ints beside floats are rounded);
-- keys containing ``%`` (the engine writes a literal dot as ``%2E``, so ``"%2E"`` would read back
-  as ``"."``, and ``{"x.y": 1, "x%2Ey": 2}`` would fail the whole insert with "Duplicate path").
+Tables made before this release held ``attributes JSON`` plus ``attributes_exact`` (the *patch*:
+the top-level attributes the JSON column would alter, exactly) and wrote ``%`` in keys as
+``%25``. :func:`read` still reads such rows (old cold Parquet files, and the migration of an old
+table, store/attrmigrate.py); nothing writes them any more.
 
-So each row also has ``attributes_exact String``: empty for most app records (integral floats,
-such as the ALB/NGINX parsers' ``13.0`` ms, are the common exception), otherwise a JSON object
-holding, exactly, the top-level attributes the JSON column would alter (the *patch*). The JSON
-column still gets every attribute (a ``13.0`` is found by ``x:13``), except that the keys with
-``%`` are written with ``%`` as ``%25`` there, so no key of a record can collide with another
-(never a failed batch). Reading a row (:func:`read`) takes the JSON column's object, drops its
-top-level ``%`` names (their true spelling is in the patch) and lays the patch over it.
-
-The decision is made per record at encoding, by :func:`split`: one pass over the top-level values
-for the common record (strings, numbers, no ``%`` in a key), a walk of the values otherwise.
+The hottest top-level attributes are also *promoted* columns (``attr_<key>``, MATERIALIZED from
+the text at insert, :data:`PROMOTED`), so a search or a group-by on them reads one small column
+instead of parsing every row's text.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import orjson
 
 from logharbor import exactjson
 from logharbor.record import RecordError
-from logharbor.types import Attributes, JsonObject, StoreRow
+from logharbor.types import Attributes, JsonObject
 
-__all__ = ["ENGINE_SETTINGS", "EXACT_COLUMN", "column_key", "lookup", "path_name", "put", "read", "spellings",
-           "split", "with_settings"]
+__all__ = ["ENGINE_SETTINGS", "EXACT_COLUMN", "INSERT_SETTINGS", "PROMOTED", "column_key", "lookup",
+           "path_name", "promoted", "read", "spellings", "text_keys", "with_settings"]
 
+#: the old tables' patch column (see the module docstring); read, never written
 EXACT_COLUMN = "attributes_exact"
 
-#: engine settings every connection of both stores uses, so an insert, a cast of cold-file text
-#: and a query all read attribute JSON the same way: no type inference of date-like strings, and
-#: literal dots in keys kept apart from nesting (escaped as ``%2E`` inside, shown as ``.``)
+#: engine settings every connection of both stores uses, so an insert, a live-tail batch read
+#: with ``format(JSONEachRow, …)``, a cold file and a query all read rows the same way: an
+#: attributes object into a String column as its text, byte for byte; and, for the JSON columns
+#: of tables and cold files made by older releases, no type inference of date-like strings and
+#: literal dots in keys kept apart from nesting
 ENGINE_SETTINGS: dict[str, int] = {
+    "input_format_json_read_objects_as_strings": 1,
     "input_format_try_infer_dates": 0,
     "input_format_try_infer_datetimes": 0,
     "json_type_escape_dots_in_keys": 1,
 }
 
-_INT_MIN = -(2**63)
-_UINT_MAX = 2**64 - 1
-_INFINITE = (math.inf, -math.inf)
-_NONE = type(None)
-_FLOAT_INT = 2**53  # the largest integer every double below it can hold
+#: settings of every insert of rows into a logs table (both stores). The engine's default
+#: (``input_format_skip_unknown_fields = 1``) silently drops a field the table has no column
+#: for: a newer server writing to a table an older release made would lose that value with an
+#: OK. With 0 such an insert fails, naming the field, and nothing of the batch is stored (the
+#: batcher keeps it in the WAL and says why in /readyz and the log); the stores also compare the
+#: table's columns with what the encoder writes at start (store/columns.py).
+INSERT_SETTINGS: dict[str, int] = {
+    "input_format_skip_unknown_fields": 0,
+    "input_format_json_read_objects_as_strings": 1,
+}
 
 
 def with_settings(target: str) -> str:
@@ -65,71 +69,110 @@ def with_settings(target: str) -> str:
     return f"{target}{'&' if '?' in target else '?'}{query}"
 
 
+# -- promoted columns ---------------------------------------------------------------------------
+
+_PROMOTED_LINE = re.compile(
+    r"^\s*(attr_\w+)\s+[^\n]*?MATERIALIZED\s+JSONExtract\(attributes,\s*'([^'\\]*)',\s*'Nullable\(String\)'\)",
+    re.M)
+
+
+@cache
+def _promoted() -> dict[str, str]:
+    text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text()
+    return {key: column for column, key in _PROMOTED_LINE.findall(text)}
+
+
+#: top-level attribute key → its promoted column (``attr_<key>``), read from schema.sql itself: the
+#: column holds exactly ``JSONExtract(attributes, '<key>', 'Nullable(String)')``, the text form
+#: of that one-key path (a string's content, a number's text, JSON text of an object or array,
+#: NULL for null or absent), so a compiler may use it wherever it would write that expression
+PROMOTED: Mapping[str, str] = _promoted()
+
+
+def promoted(keys: list[str] | tuple[str, ...]) -> str | None:
+    """The promoted column holding the text form of the key path ``keys``, if there is one."""
+    return PROMOTED.get(keys[0]) if len(keys) == 1 else None
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def text_keys(attributes: Mapping[Any, Any]) -> Mapping[str, Any]:
+    """``attributes`` with every key as text, at every depth (msgpack and forward can send
+    ``1`` or ``True`` as a key); two keys alike as text are the record's error, never a row
+    whose text has one key twice. The common record (string keys) comes back as it is."""
+    if not _has_non_str_key(attributes):
+        return attributes
+    return _textual(attributes)
+
+
+def _has_non_str_key(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(type(k) is not str or _has_non_str_key(v) for k, v in value.items())
+    if type(value) is list or type(value) is tuple:
+        return any(_has_non_str_key(v) for v in value)
+    return False
+
+
+def _key_text(key: Any) -> str:
+    """A key as orjson writes it (``1`` → ``"1"``, ``True`` → ``"true"``)."""
+    if type(key) is str:
+        return key
+    try:
+        return next(iter(orjson.loads(orjson.dumps({key: 0}, option=orjson.OPT_NON_STR_KEYS))))
+    except TypeError:
+        raise RecordError(f"a key of type {type(key).__name__} cannot be written as JSON") from None
+
+
+def _textual(value: Any) -> Any:
+    """``value`` with every key as text; two keys alike as text are the record's error."""
+    if isinstance(value, Mapping):
+        out: JsonObject = {}
+        for k, v in value.items():
+            text = _key_text(k)
+            if text in out:
+                raise RecordError(f"two keys of one object are both {text!r} when written as JSON")
+            out[text] = _textual(v)
+        return out
+    if type(value) is list or type(value) is tuple:
+        return [_textual(v) for v in value]
+    return value
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def read(column: str | Mapping[str, Any] | None, exact: str | None = None) -> Attributes:
+    """The attributes of a stored row.
+
+    ``column`` is the ``attributes`` column as read: its text ('' → no attributes), or, from a
+    table or cold file of an older release, the JSON column's object (or its text) with
+    ``exact`` its patch, laid over it (its ``%`` keys dropped: their true spelling is in the patch).
+    """
+    if isinstance(column, str):
+        attributes: Attributes = exactjson.loads(column) if column else {}
+        if type(attributes) is not dict:
+            raise ValueError(f"stored attributes are not a JSON object: {column[:80]!r}")
+    else:
+        attributes = dict(column) if column else {}
+    if not exact:
+        return attributes
+    patch = exactjson.loads(exact)
+    if any("%" in k for k in attributes):
+        attributes = {k: v for k, v in attributes.items() if "%" not in k}
+    attributes.update(patch)
+    return attributes
+
+
 def column_key(key: str) -> str:
-    """A key as the JSON column holds it (``%`` written ``%25``; the engine itself escapes dots)."""
+    """A key as an old JSON column held it (``%`` written ``%25``; the engine escaped dots)."""
     return key.replace("%", "%25") if "%" in key else key
 
 
 def path_name(path: str) -> str:
-    """An engine path (``JSONAllPaths``) as the dotted name a query uses (``a%2Eb`` → ``a.b``)."""
+    """An old JSON column's engine path (``JSONAllPaths``) as the dotted name a query uses
+    (``a%2Eb`` → ``a.b``): old cold files and tables not migrated yet."""
     return path.replace("%2E", ".").replace("%25", "%") if "%" in path else path
-
-
-def split(attributes: Mapping[Any, Any], *, careful: bool = False
-          ) -> tuple[Mapping[str, Any], JsonObject]:
-    """``(what the JSON column gets, the patch)``; the patch is empty when the column is exact.
-
-    Without ``careful`` an int is taken to fit 64 bits (orjson refuses to write one that does
-    not, and the caller then asks again with ``careful``). Raises :class:`RecordError` when two
-    keys of one object are the same once written as text (``1`` and ``"1"`` from msgpack).
-    """
-    if not careful:  # the usual record: flat, strings and numbers (the plain loop is the fastest)
-        patch: JsonObject = {}
-        for key, value in attributes.items():
-            kind = type(value)
-            if kind is str or kind is int or kind is bool:
-                continue
-            if kind is float:  # only an integral (13.0) or non-finite float needs the exact copy
-                if value.is_integer() or value != value or value in _INFINITE:
-                    patch[key] = value
-                continue
-            break  # an object, an array, a null: the careful way
-        else:
-            try:
-                if "%" not in "".join(attributes):
-                    return attributes, patch
-            except TypeError:  # a key that is not a string (msgpack): the careful way
-                pass
-    if _has_non_str_key(attributes):
-        attributes = _textual(attributes)
-    patch = {k: v for k, v in attributes.items() if "%" in k or not _column_keeps(v)}
-    if not patch:
-        return attributes, patch
-    if any("%" in k or _has_percent_key(v) for k, v in patch.items()):
-        return {column_key(k): _column_form(v) for k, v in attributes.items()}, patch
-    return attributes, patch
-
-
-def put(row: StoreRow, attributes: Mapping[Any, Any], *, careful: bool = False) -> None:
-    """Set the ``attributes`` (and, when needed, ``attributes_exact``) columns of ``row``."""
-    column, patch = split(attributes, careful=careful)
-    row["attributes"] = column
-    if patch:
-        row[EXACT_COLUMN] = exactjson.dumps(patch).decode()
-    else:
-        row.pop(EXACT_COLUMN, None)
-
-
-def read(column: Mapping[str, Any] | None, exact: str | None) -> Attributes:
-    """The attributes of a stored row: the JSON column's object with the patch laid over it."""
-    attributes = dict(column) if column else {}
-    if not exact:
-        return attributes
-    patch = exactjson.loads(exact)
-    if any("%" in k for k in attributes):  # names the column had to encode: the patch has them
-        attributes = {k: v for k, v in attributes.items() if "%" not in k}
-    attributes.update(patch)
-    return attributes
 
 
 def spellings(parts: list[str]) -> list[list[str]]:
@@ -158,101 +201,3 @@ def lookup(attributes: Mapping[str, Any], name: str) -> Any:
     return None
 
 
-# -- what the JSON column keeps ----------------------------------------------------------------
-
-
-def _column_keeps(value: Any) -> bool:
-    """Whether the JSON column gives ``value`` back unchanged (see the module docstring)."""
-    kind = type(value)
-    if kind is str or kind is bool:
-        return True
-    if kind is int:
-        return _INT_MIN <= value <= _UINT_MAX
-    if kind is float:
-        return math.isfinite(value) and not value.is_integer()
-    if kind is dict:
-        return bool(value) and all("%" not in k and _column_keeps(v) for k, v in value.items())
-    if kind is list:
-        leaves: set[type] = set()
-        # an array of nothing but nulls is read as strings, and an array type an earlier row
-        # set for the path may turn its nulls into [] or {}
-        return _array_keeps(value, leaves) and leaves != {_NONE}
-    return False  # None, and anything that is not JSON
-
-
-def _array_keeps(items: list[Any], leaves: set[type]) -> bool:
-    """An array is kept when its elements are all arrays or all of one other kind (nulls beside
-    scalars allowed), and the scalars at every depth are of one kind (the engine unifies them).
-
-    Integers in an array are kept only up to 2**53: the engine reads an array of ints into the
-    array-of-floats type an earlier row in the same insert gave the path, if there is one.
-    """
-    kinds = {type(x) for x in items}
-    if _NONE in kinds:
-        kinds.discard(_NONE)
-        leaves.add(_NONE)
-        if kinds & {list, dict}:
-            return False
-    if len(kinds) > 1:
-        return False
-    if not kinds:
-        return True
-    kind = kinds.pop()
-    if kind is list:
-        return all(_array_keeps(x, leaves) for x in items)
-    leaves.add(kind)
-    if len(leaves - {_NONE}) > 1:
-        return False
-    if kind is int:
-        return all(x is None or -_FLOAT_INT <= x <= _FLOAT_INT for x in items)
-    return all(x is None or _column_keeps(x) for x in items)
-
-
-def _has_percent_key(value: Any) -> bool:
-    if type(value) is dict:
-        return any("%" in k or _has_percent_key(v) for k, v in value.items())
-    if type(value) is list:
-        return any(_has_percent_key(v) for v in value)
-    return False
-
-
-def _column_form(value: Any) -> Any:
-    """``value`` with the ``%`` of every key written ``%25`` (only for values that have one)."""
-    if type(value) is dict:
-        return {column_key(k): _column_form(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_column_form(v) for v in value]
-    return value
-
-
-def _has_non_str_key(value: Any) -> bool:
-    if type(value) is dict:
-        return any(type(k) is not str or _has_non_str_key(v) for k, v in value.items())
-    if type(value) is list:
-        return any(_has_non_str_key(v) for v in value)
-    return False
-
-
-def _key_text(key: Any) -> str:
-    """A key as orjson writes it (``1`` → ``"1"``, ``True`` → ``"true"``)."""
-    if type(key) is str:
-        return key
-    try:
-        return next(iter(orjson.loads(orjson.dumps({key: 0}, option=orjson.OPT_NON_STR_KEYS))))
-    except TypeError:
-        raise RecordError(f"a key of type {type(key).__name__} cannot be written as JSON") from None
-
-
-def _textual(value: Any) -> Any:
-    """``value`` with every key as text; two keys alike as text are the record's error."""
-    if isinstance(value, Mapping):
-        out: JsonObject = {}
-        for k, v in value.items():
-            text = _key_text(k)
-            if text in out:
-                raise RecordError(f"two keys of one object are both {text!r} when written as JSON")
-            out[text] = _textual(v)
-        return out
-    if type(value) is list:
-        return [_textual(v) for v in value]
-    return value

@@ -120,6 +120,10 @@ class Store(Protocol):
         not over a table: the live tail's filter. The embedded store runs it on a connection of
         its own (no read slot: a round must not queue behind searches); a remote store as a query."""
 
+    def load_rows(self, table: str, rows: bytes) -> None:
+        """Insert JSONEachRow ``rows`` into ``table`` (quoted), read as inserts into the logs
+        table are (unknown fields refused, attributes objects as text): a migration's copy."""
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement (DDL, INSERT … SELECT, DELETE, ALTER) built in ``engine/store/``: no
         rows come back. It takes the write lock, so it never interleaves with an insert."""

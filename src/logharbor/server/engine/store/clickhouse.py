@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from logharbor.durable import write_atomic
-from logharbor.server.engine.store.attributes import ENGINE_SETTINGS
+from logharbor.server.engine.store.attributes import ENGINE_SETTINGS, INSERT_SETTINGS
+from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, needs_migration
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.engine.store.batches import (
     InsertPlan,
@@ -42,7 +43,13 @@ from logharbor.server.engine.store.batches import (
     row_count,
 )
 from logharbor.server.engine.store.gate import FairGate
-from logharbor.server.engine.store.migrations import Migration, add_index, logs_migrations, missing
+from logharbor.server.engine.store.migrations import (
+    Migration,
+    add_index,
+    check_columns,
+    logs_migrations,
+    missing,
+)
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.types import EngineSettings, QueryStats, Row, SqlParams
@@ -255,6 +262,42 @@ class ClickHouseStore(TierView):
             if isinstance(statement, Migration) and todo is not None and statement not in todo:
                 continue
             self.execute(str(statement))
+        self._migrate_attributes()
+        # every table an insert goes through has every column the encoder writes (else say so now)
+        for name in dict.fromkeys((self.local_name, self.table_name)):
+            check_columns(self.query, name, self.database)
+
+    def _migrate_attributes(self) -> None:
+        """A table of an older release (attributes JSON) rewritten as text (store/attrmigrate.py),
+        then the patterns view made again (the migration drops it before its swap)."""
+        access = TableAccess(read=self.query, run=self.execute, insert=self.load_rows,
+                             create=self._create_logs, database=self.database)
+        if not needs_migration(access, self.local_name):
+            migrate_attributes(access, self.local_name)  # drops a copy left by a crash after its swap
+            return
+        if self.cluster:
+            raise StoreError(
+                f"the logs table {self.local_name!r} on cluster {self.cluster!r} still has attributes JSON; "
+                "this release migrates a single server's table at start, not a cluster's (copy the rows "
+                "with 'logharbor migrate' into a new database, then point --store at it)")
+        migrate_attributes(access, self.local_name, patterns_view=self.patterns_local + "_mv")
+        for statement in patterns_ddl(self.local_name, self.patterns_local):
+            self.execute(statement)
+
+    def _create_logs(self, name: str) -> list[str]:
+        """The text layout's logs table ``name`` with this store's extra index."""
+        return [schema_sql(name),
+                add_index(name, "idx_observed observed_timestamp TYPE minmax GRANULARITY 1").sql]
+
+    def load_rows(self, table: str, rows: bytes) -> None:
+        """Insert JSONEachRow ``rows`` into ``table`` (quoted) as the logs table gets them (an
+        unknown field is an error; attributes objects kept as text): migrations copy with it."""
+        settings: EngineSettings = {"insert_deduplicate": 0, **INSERT_SETTINGS}
+        with self._write_lock:
+            try:
+                self._client.raw_insert(table, None, rows, fmt="JSONEachRow", settings=settings)
+            except Exception as exc:
+                raise _classify(exc) from exc
 
     def close(self) -> None:
         if self._client is not None:
@@ -303,7 +346,9 @@ class ClickHouseStore(TierView):
             # a replayed batch must not count twice in the patterns view
             "deduplicate_blocks_in_dependent_materialized_views": 1,
             "min_free_disk_bytes_to_perform_insert": _MIN_FREE_TO_INSERT + 2 * len(rows),
-            "max_insert_block_size": max(_BLOCK_ROWS, expected)}
+            "max_insert_block_size": max(_BLOCK_ROWS, expected),
+            # an unknown field fails the insert (not dropped); objects stored as their text
+            **INSERT_SETTINGS}
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # on the shards before we return
         try:

@@ -21,7 +21,8 @@ import orjson
 
 from logharbor.sealing import Sealer
 from logharbor.server.diskspace import free_bytes
-from logharbor.server.engine.store.attributes import with_settings
+from logharbor.server.engine.store.attributes import INSERT_SETTINGS, with_settings
+from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.engine.store.batches import (
     InsertPlan,
@@ -34,7 +35,7 @@ from logharbor.server.engine.store.batches import (
 from logharbor.server.engine.store.broken import set_aside_broken_part
 from logharbor.server.engine.store.chparams import encode_params, settings_clause
 from logharbor.server.engine.store.gate import FairGate
-from logharbor.server.engine.store.migrations import logs_migrations, missing
+from logharbor.server.engine.store.migrations import check_columns, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.engine.store.startcheck import check_before_open, find_damaged
@@ -49,8 +50,11 @@ _LIMIT_CODES = ("Code: 159.", "Code: 241.", "Code: 158.", "Code: 396.", "Code: 3
 
 #: an insert needs this much free disk (plus twice its size) or the engine refuses it
 _MIN_FREE_TO_INSERT = 16 * 1024 * 1024
-#: a replayed batch must not count twice in the patterns view either
-_MV_DEDUP = "deduplicate_blocks_in_dependent_materialized_views = 1"
+#: a replayed batch must not count twice in the patterns view either; an unknown field fails the
+#: insert instead of being dropped, and attributes objects are stored as their text
+#: (store/attributes.py INSERT_SETTINGS)
+_LOGS_INSERT = ", ".join(["deduplicate_blocks_in_dependent_materialized_views = 1",
+                          *(f"{name} = {int(value)}" for name, value in INSERT_SETTINGS.items())])
 #: rows per insert block: above any batch, so each partition of a batch is one part, whole or absent
 _BLOCK_ROWS = 16 * 1024 * 1024
 
@@ -101,6 +105,7 @@ class EmbeddedStore(TierView):
         #: run_on_rows' own connection (made on first use): a tail round never waits for a reader
         self._rows_conn: Any = None
         self._rows_lock = threading.Lock()
+        self._load_seq = 0
 
     def open(self) -> None:
         import chdb
@@ -148,6 +153,10 @@ class EmbeddedStore(TierView):
             on_session = _OnSession(self._session).query
             for migration in missing(on_session, logs_migrations(self.table_name)):
                 self._session.query(migration.sql)
+            # a table of an older release (attributes JSON): rewritten as text, crash-safe
+            migrate_attributes(self._migration_access(on_session, policy), self.table_name,
+                               patterns_view=self.patterns_name + "_mv")
+            check_columns(on_session, self.table_name)
             for statement in patterns_ddl(self.table_name, self.patterns_name, settings=settings):
                 self._session.query(statement)
             for migration in missing(on_session, patterns_migrations(self.patterns_name)):
@@ -160,6 +169,18 @@ class EmbeddedStore(TierView):
         finally:
             if config_dir is not None:
                 shutil.rmtree(config_dir, ignore_errors=True)
+
+    def _migration_access(self, read: Any, policy: str | None) -> TableAccess:
+        """What store/attrmigrate.py needs, on the writing session (no readers exist yet)."""
+        return TableAccess(read=read, run=self._run_on_session, insert=self.load_rows,
+                           create=lambda name: [schema_sql(name, storage_policy=policy)])
+
+    def load_rows(self, table: str, rows: bytes) -> None:
+        """Insert JSONEachRow ``rows`` into ``table`` (quoted) as the logs table gets them (an
+        unknown field is an error; attributes objects kept as text): migrations copy with it."""
+        self._load_seq += 1
+        with self._insert_lock:
+            self._insert_rows(table, rows, f"load-{os.getpid()}-{id(self)}-{self._load_seq}", _LOGS_INSERT)
 
     def check_definitions(self) -> None:
         """After creating tables: every definition file was written whole. On a full disk the
@@ -257,7 +278,7 @@ class EmbeddedStore(TierView):
             if not retry and not self._plan.tried(dedup_token):
                 with reading_back():
                     before = self._max_block()
-                self._insert_rows(self.hot_table, marked, self._plan.token_for(dedup_token), _MV_DEDUP)
+                self._insert_rows(self.hot_table, marked, self._plan.token_for(dedup_token), _LOGS_INSERT)
                 with reading_back():
                     parts = self._parts_after(before)
                 counted = self._count(dedup_token, parts=parts)
@@ -275,7 +296,7 @@ class EmbeddedStore(TierView):
                     todo = InsertPlan.missing_rows(marked, days)
                 except ValueError as exc:
                     raise StoreError(f"batch {dedup_token}: {exc}") from exc
-            self._insert_rows(self.hot_table, todo, self._plan.token_for(dedup_token), _MV_DEDUP)
+            self._insert_rows(self.hot_table, todo, self._plan.token_for(dedup_token), _LOGS_INSERT)
             return self._count(dedup_token)
 
     def _max_block(self) -> int:

@@ -14,18 +14,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from logharbor.server.engine.store.batches import BATCH_COLUMN_DDL
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.batches import BATCH_COLUMN, BATCH_COLUMN_DDL
+from logharbor.server.engine.store.rows import COLUMNS
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 if TYPE_CHECKING:
     from logharbor.server.engine.store.base import RowReader, Store
 
 __all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "Migration", "add_column", "add_index",
-           "ensure_settings", "logs_migrations", "missing"]
+           "check_columns", "ensure_settings", "logs_migrations", "missing"]
 
 #: the logs table's pattern id (patterns), added to tables made before it existed
 PATTERN_COLUMN = "pattern_id LowCardinality(String)"
-#: the exact text of attributes the JSON column would alter (store/attributes.py); '' for most rows
+#: the patch column of tables made by older releases (store/attributes.py); never added any more:
+#: a table that has ``attributes JSON`` is rewritten as a whole (store/attrmigrate.py)
 EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
 PATTERN_INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
 #: words match in any case (query/filters.py): the text index of the lowercased message
@@ -61,18 +64,18 @@ def add_index(table: str, definition: str, on_cluster: str = "") -> Migration:
 
 def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
     """Bring a logs table (hot or warm) made by an older release up to date: ``pattern_id``
-    (patterns), ``attributes_exact`` (exact attributes), ``ingest_batch`` (verified inserts),
-    then their indexes. The column additions come first: a Distributed table over the logs
-    takes just those (:data:`COLUMN_MIGRATIONS` of them)."""
+    (patterns), ``ingest_batch`` (verified inserts), then their indexes. The column additions
+    come first: a Distributed table over the logs takes just those (:data:`COLUMN_MIGRATIONS`
+    of them). A table that still has ``attributes JSON`` is then rewritten whole into the text
+    layout (store/attrmigrate.py), which these columns make a plain copy."""
     return [add_column(table_name, PATTERN_COLUMN, on_cluster),
-            add_column(table_name, f"{EXACT_COLUMN} AFTER attributes", on_cluster),
             add_column(table_name, BATCH_COLUMN_DDL, on_cluster),
             add_index(table_name, PATTERN_INDEX, on_cluster),
             add_index(table_name, TEXT_INDEX, on_cluster)]
 
 
 #: how many of :func:`logs_migrations` add columns (the rest add indexes)
-COLUMN_MIGRATIONS = 3
+COLUMN_MIGRATIONS = 2
 
 
 def missing(read: RowReader, migrations: Iterable[Migration], database: str | None = None) -> list[Migration]:
@@ -113,3 +116,24 @@ def ensure_settings(store: Store, tables: list[str], settings: Mapping[str, int]
         if todo:
             changes = ", ".join(f"{k} = {int(v)}" for k, v in todo.items())
             store.execute(f"ALTER TABLE {quote_identifier(str(row['name']))} MODIFY SETTING {changes}")
+
+
+def check_columns(read: RowReader, table_name: str, database: str | None = None) -> None:
+    """Refuse to start on a logs table that lacks a column the encoder writes, or whose
+    ``attributes`` is not text yet, naming them: an insert would fail on every batch (inserts
+    refuse unknown fields, store/attributes.py INSERT_SETTINGS), so say it once, at start, with
+    what to do."""
+    db = "{db:String}" if database else "currentDatabase()"
+    params: dict[str, Any] = {"t": table_name, **({"db": database} if database else {})}
+    have = {str(r["name"]): str(r["type"]) for r in read(
+        f"SELECT name, type FROM system.columns WHERE database = {db} AND table = {{t:String}}",  # noqa: S608
+        params)}
+    if not have:
+        return
+    lacking = [c for c in (*COLUMNS, BATCH_COLUMN) if c not in have]
+    if have.get("attributes", "String") != "String":
+        lacking.append(f"attributes String (it is {have['attributes']})")
+    if lacking:
+        raise StoreError(f"the logs table {table_name!r} lacks the column(s) {', '.join(lacking)} this "
+                         "release writes; it was made by another release and not migrated (start this "
+                         "release's server on it once with write access, or run its migration)")

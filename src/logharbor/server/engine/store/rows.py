@@ -37,7 +37,7 @@ _HTTP_COLUMNS = tuple(f"http_{name}" for name in HTTP_FIELDS)
 COLUMNS = (
     "tenant", "timestamp", "observed_timestamp", "level", "severity_number", "service", "source",
     "host", "instance", "env", "version", "message", "trace_id", "span_id", "request_id",
-    *_HTTP_COLUMNS, "attributes", attrs.EXACT_COLUMN, "pattern_id",
+    *_HTTP_COLUMNS, "attributes", "pattern_id",
 )
 #: how a row with a pattern starts: the per-message id (16 hex digits) follows at once, so the
 #: batcher finds and rewrites ids with byte searches, without decoding rows (server/engine/mining.py)
@@ -111,18 +111,21 @@ def encode_row(record: Record) -> bytes:
         row[_HTTP_COLUMN[key]] = value
     attributes = record["attributes"]
     if attributes:
-        attrs.put(row, attributes)
+        row["attributes"] = attributes
     return _dumps(row, attributes)
 
 
 def _dumps(row: StoreRow, attributes: Mapping[Any, Any]) -> bytes:
+    """The row's line. The attributes object goes in as it is: the engine stores its text byte
+    for byte (store/attributes.py), so what orjson writes here is what a read gives back."""
     try:
         return orjson.dumps(row)
     except TypeError:
         pass
-    # an int beyond 64 bits (or a value that is not JSON at all: then this raises TypeError)
+    # an int beyond 64 bits, a key that is not a string (msgpack), or a value that is not JSON
+    # at all (then this raises TypeError, the caller's per-record error)
     if attributes:
-        attrs.put(row, attributes, careful=True)
+        row["attributes"] = attrs.text_keys(attributes)
     return exactjson.dumps(row)
 
 
@@ -177,7 +180,7 @@ def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
         for key, value in http.items():
             row[_HTTP_COLUMN[key]] = value
     if attributes:
-        attrs.put(row, attributes)
+        row["attributes"] = attributes
     return _dumps(row, attributes)
 
 
@@ -204,6 +207,7 @@ def row_to_record(row: StoreRow) -> Record:
         if value not in ("", None):
             http[name] = value
     record["http"] = http
+    # text in tables made by this release; an old cold file's JSON text with its patch
     record["attributes"] = attrs.read(row.get("attributes"), row.get(attrs.EXACT_COLUMN))
     return record
 

@@ -25,20 +25,31 @@ CREATE TABLE IF NOT EXISTS {table} (
     http_user_agent    LowCardinality(String),
     http_bytes_sent    Nullable(UInt64),
     http_referer       String CODEC(ZSTD(3)),
-    attributes         JSON CODEC(ZSTD(3)),
-    -- '' for most rows; else the attributes the JSON column would alter, exactly (store/attributes.py)
-    attributes_exact   String CODEC(ZSTD(3)),
+    -- the attributes object's JSON text exactly as the encoder wrote it; '' when none
+    -- (store/attributes.py: inserts read objects as strings, so nothing is altered)
+    attributes         String CODEC(ZSTD(3)),
     pattern_id         LowCardinality(String),
     -- the deduplication token of the insert that stored the row: a verified insert counts its
     -- rows back by it (store/batches.py); queries never show it
     ingest_batch       LowCardinality(String) CODEC(ZSTD(1)),
+    -- promoted attributes: the text form of one top-level key, computed once at insert, so a
+    -- search or group-by reads a small column instead of parsing every row's attributes
+    -- (store/attributes.py PROMOTED reads this list; SELECT * leaves MATERIALIZED columns out)
+    attr_user_id       Nullable(String) MATERIALIZED JSONExtract(attributes, 'user_id', 'Nullable(String)') CODEC(ZSTD(1)),
+    attr_order_id      Nullable(String) MATERIALIZED JSONExtract(attributes, 'order_id', 'Nullable(String)') CODEC(ZSTD(1)),
+    attr_error_code    LowCardinality(Nullable(String)) MATERIALIZED JSONExtract(attributes, 'error_code', 'Nullable(String)'),
+    attr_logger        LowCardinality(Nullable(String)) MATERIALIZED JSONExtract(attributes, 'logger', 'Nullable(String)'),
+    attr_duration_ms   Nullable(String) MATERIALIZED JSONExtract(attributes, 'duration_ms', 'Nullable(String)') CODEC(ZSTD(1)),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_request_id request_id TYPE bloom_filter(0.001) GRANULARITY 1,
     -- words match in any case: the index holds the lowercased message (query/filters.py)
     INDEX idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha),
     INDEX idx_http_status http_status TYPE minmax GRANULARITY 1,
     INDEX idx_http_duration http_duration_ms TYPE minmax GRANULARITY 1,
-    INDEX idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1
+    INDEX idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_user_id attr_user_id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_order_id attr_order_id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_duration_ms toFloat64OrNull(attr_duration_ms) TYPE minmax GRANULARITY 1
 )
 ENGINE = {engine}
 PARTITION BY toDate(timestamp)

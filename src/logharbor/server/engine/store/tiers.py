@@ -21,22 +21,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from logharbor.server.engine.store.attributes import PROMOTED
+from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes
 from logharbor.server.engine.store.base import Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
-from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from logharbor.types import Row, SqlParams
 
 __all__ = ["Tiers"]
 
 log = logging.getLogger("logharbor.retention")
 
-#: a record's identity across tiers: enough columns that two different records never share it.
-#: The attributes as text with ``%2E`` read as ``.``: a mutation (the DELETE that removes copied
-#: rows) prints a literal dotted key escaped, a query does not (store/attributes.py), and both
-#: sides of the comparison must hash the same text.
+#: a record's identity across tiers: enough columns that two different records never share it
+#: (the attributes are their stored text, the same in every tier and cold file)
 IDENTITY = ("sipHash64(timestamp, observed_timestamp, service, level, message, trace_id, span_id, "
-            "request_id, host, instance, replaceAll(toString(attributes), '%2E', '.'))")
+            "request_id, host, instance, attributes)")
 
 
 class Tiers:
@@ -50,7 +50,10 @@ class Tiers:
         self.warm = quote_identifier(self.warm_name)
         self.view_name = f"{store.table_name}_all"
         self.moving = quote_identifier(f"{store.table_name}_moving")
+        #: the stored columns (what a move copies and a cold file holds), in table order
         self.columns: list[tuple[str, str]] = []
+        #: the promoted attribute columns, computed from ``attributes`` in each tier
+        self.promoted: list[tuple[str, str]] = []
         #: the view could not take a tier that holds rows (a short disk): the next tick refreshes
         self.view_behind = False
 
@@ -60,22 +63,38 @@ class Tiers:
         This runs at start only: every table retention uses exists before ingest begins (a table
         created later, on a full disk, was left with an empty metadata file, issue #20).
         """
-        # an encrypted store keeps warm rows on the same encrypted disk as hot ones
-        ddl = schema_sql(self.warm_name, storage_policy=self.store.storage_policy).replace(
-            "ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)")
-        self.store.execute(ddl)
+        self.store.execute(self._warm_ddl(self.warm_name)[0])
         migrations = [add_column(self.warm_name, "move_id String CODEC(ZSTD(9))"),
                       *logs_migrations(self.warm_name)]  # a warm table made by an older release
         for migration in missing(self.store.query, migrations):  # a needless ALTER rewrites metadata
             self.store.execute(migration.sql)
+        # a warm table of an older release (attributes JSON): rewritten as text, crash-safe
+        migrate_attributes(TableAccess(read=self.store.query, run=self.store.execute,
+                                       insert=self.store.load_rows, create=self._warm_ddl,
+                                       database=getattr(self.store, "database", None)), self.warm_name)
         # the identities of the rows a move copied (filled and emptied by each move, kept)
         self.store.execute(f"CREATE TABLE IF NOT EXISTS {self.moving} (id UInt64) ENGINE = Set")
         rows = self.store.query(
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-            "AND table = {t:String} ORDER BY position", {"t": self.store.table_name})
+            "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') "
+            "ORDER BY position", {"t": self.store.table_name})
         self.columns = [(r["name"], r["type"]) for r in rows]
+        # promoted attributes (MATERIALIZED, store/attributes.py): every tier shows them, so a query
+        # compiled against them reads the view as it reads the hot table
+        rows = self.store.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String} AND default_kind = 'MATERIALIZED' AND name IN {p:Array(String)} "
+            "ORDER BY position", {"t": self.store.table_name, "p": sorted(PROMOTED.values())})
+        self.promoted = [(str(r["name"]), str(r["type"])) for r in rows]
         self._erasure_settings()
         self.refresh_view()
+
+    def _warm_ddl(self, name: str) -> list[str]:
+        """The warm table ``name``: the logs table with heavier codecs and the move id."""
+        # an encrypted store keeps warm rows on the same encrypted disk as hot ones
+        return [schema_sql(name, storage_policy=self.store.storage_policy).replace(
+                    "ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)"),
+                add_column(name, "move_id String CODEC(ZSTD(9))").sql]
 
     def _erasure_settings(self) -> None:
         """Table settings a delete-by-query relies on (server/engine/store/erase.py).
@@ -100,6 +119,11 @@ class Tiers:
     @property
     def column_list(self) -> str:
         return ", ".join(quote_identifier(name) for name, _ in self.columns)
+
+    @property
+    def view_list(self) -> str:
+        """What the read view shows of a table tier: the stored columns and the promoted ones."""
+        return ", ".join(quote_identifier(name) for name, _ in [*self.columns, *self.promoted])
 
     @property
     def structure(self) -> str:
@@ -131,6 +155,10 @@ class Tiers:
         for name, sql_type in self.columns:
             quoted = quote_identifier(name)
             out.append(f"CAST({quoted}, 'JSON') AS {quoted}" if sql_type.startswith("JSON") else quoted)
+        key_of = {column: k for k, column in PROMOTED.items()}
+        for name, sql_type in self.promoted:  # as the tables compute them (schema.sql)
+            out.append(f"CAST(JSONExtract(`attributes`, {quote_string(key_of[name])}, 'Nullable(String)'), "
+                       f"{quote_string(sql_type)}) AS {quote_identifier(name)}")
         if with_path:
             out.append("_path AS _cold_path")
         return f"SELECT {', '.join(out)} FROM {self.cold.table_function(key, self.structure)}"
@@ -182,7 +210,7 @@ class Tiers:
         if widened:
             return
         try:
-            self.store.expose_view(self.view_name, f"SELECT {self.column_list} FROM {self.hot}")
+            self.store.expose_view(self.view_name, f"SELECT {self.view_list} FROM {self.hot}")
         except StoreError as exc:
             log.warning("retention: the read view keeps every tier (%s)", exc)
             return
@@ -200,8 +228,8 @@ class Tiers:
         return False
 
     def _expose_all_tiers(self, with_cold: bool) -> None:
-        parts = [f"SELECT {self.column_list} FROM {self.hot}",
-                 f"SELECT {self.column_list} FROM {self.warm}"]
+        parts = [f"SELECT {self.view_list} FROM {self.hot}",
+                 f"SELECT {self.view_list} FROM {self.warm}"]
         if with_cold:
             parts.append(self.cold_select())
         self.store.expose_view(self.view_name, " UNION ALL ".join(parts))

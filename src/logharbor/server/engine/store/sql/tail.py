@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from logharbor.server.engine.store.attributes import PROMOTED
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from logharbor.types import SqlParams
 
-__all__ = ["BATCH_TABLE", "received_sql", "round_sql"]
+__all__ = ["BATCH_ROWS", "BATCH_TABLE", "received_sql", "round_sql"]
 
 #: the table expression a tail filter runs against: one round's rows, as the engine reads them
+#: (the connection reads an attributes object into the String column as its text, byte for byte)
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
+#: the batch as the logs table would hold it: the structure is the table's (DESCRIBE), whose
+#: promoted ``attr_<key>`` columns are MATERIALIZED there and absent from the rows, so they are
+#: computed here with the table's own expression and a filter on them matches as a search does
+_PROMOTE = ", ".join(f"JSONExtract(`attributes`, {quote_string(key)}, 'Nullable(String)') "
+                     f"AS {quote_identifier(column)}" for key, column in PROMOTED.items())
+BATCH_ROWS = f"(SELECT * REPLACE ({_PROMOTE}) FROM {BATCH_TABLE})" if PROMOTED else BATCH_TABLE  # noqa: S608
 
 
 def round_sql(conditions: list[str | None], scope: tuple[str, SqlParams] | None
@@ -25,7 +34,7 @@ def round_sql(conditions: list[str | None], scope: tuple[str, SqlParams] | None
         where = f"({where}) AND ({scope[0]})"
         params.update(scope[1])
     sql = (f"SELECT * FROM (SELECT *, rowNumberInAllBlocks() AS __tail_row, {', '.join(flags)} "  # noqa: S608
-           f"FROM {BATCH_TABLE}) WHERE {where} ORDER BY __tail_row")
+           f"FROM {BATCH_ROWS}) WHERE {where} ORDER BY __tail_row")
     return sql, params
 
 

@@ -1,0 +1,164 @@
+"""Rewrite a logs table of an older release (``attributes JSON`` + ``attributes_exact``) into the
+text layout (``attributes String``, store/attributes.py), at start, crash-safe.
+
+The old table is never changed. A new table ``<name>__attrtext`` is made from schema.sql and
+filled: rows without a patch by one ``INSERT … SELECT`` of the JSON column's text (the engine
+prints literal dotted keys as written; such a row has no key with ``%``, which always went to the
+patch), rows with a patch through Python (:func:`~logharbor.server.engine.store.attributes.read`
+of the old columns, then the encoder's own ``orjson``/``exactjson`` text), a part at a time in
+pages of ``_part_offset`` (merges of the old table are stopped meanwhile, so parts stay put).
+Then the rows are counted on both sides, and only when they agree do the two tables swap in one
+``EXCHANGE TABLES``, after which the old one is dropped.
+
+Kill -9 anywhere: before the swap the old table is whole and the next start drops the partial
+new one and redoes the copy; after it the table is already text and a leftover ``__attrtext``
+(the old rows) is dropped. The patterns view is dropped before the swap (its target keeps its
+counts; the store creates the view again right after), so no copied row is counted twice and
+the view never follows the wrong table. Nothing may insert meanwhile: this runs in ``open``
+before the batcher starts (a server side by side on one ClickHouse would be refused by
+``check_columns`` until it is upgraded too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from logharbor import exactjson
+from logharbor.server.engine.store import attributes as attrs
+from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.types import Row
+
+__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "needs_migration"]
+
+log = logging.getLogger("logharbor.store")
+
+#: the new table while it is filled (and the old one between the swap and its drop)
+MIGRATING_SUFFIX = "__attrtext"
+#: rows with a patch per page read into Python (bounded memory whatever the table's size)
+_PAGE = 20_000
+
+
+@dataclass
+class TableAccess:
+    """What the migration needs of a store, usable before its readers exist (embedded open).
+
+    ``read(sql, params)`` returns rows; ``run(sql)`` runs a statement; ``insert(table, rows)``
+    inserts JSONEachRow rows (with :data:`~logharbor.server.engine.store.attributes.INSERT_SETTINGS`)
+    into a quoted table; ``create(name)`` are the statements making the text layout's table ``name``
+    (with every column the migrated table has: a warm table's ``move_id`` too)."""
+
+    read: Callable[[str, Mapping[str, Any]], list[Row]]
+    run: Callable[[str], None]
+    insert: Callable[[str, bytes], None]
+    create: Callable[[str], list[str]]
+    database: str | None = None
+
+
+def _columns(access: TableAccess, name: str) -> dict[str, str]:
+    """Stored (not MATERIALIZED/ALIAS) columns of ``name`` → type, in order; {} when absent."""
+    db = "{db:String}" if access.database else "currentDatabase()"
+    params: dict[str, Any] = {"t": name, **({"db": access.database} if access.database else {})}
+    rows = access.read(f"SELECT name, type FROM system.columns WHERE database = {db} "  # noqa: S608
+                       "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') "
+                       "ORDER BY position", params)
+    return {str(r["name"]): str(r["type"]) for r in rows}
+
+
+def needs_migration(access: TableAccess, name: str) -> bool:
+    """Whether ``name`` exists with the old ``attributes JSON`` column."""
+    kind = _columns(access, name).get("attributes")
+    return kind is not None and kind != "String"
+
+
+def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | None = None) -> int:
+    """Bring ``name`` to the text layout if it is not (see the module docstring); the rows moved.
+
+    ``patterns_view``: the materialized view reading inserts into ``name`` (dropped before the
+    swap; its creator makes it again)."""
+    table, new_name = quote_identifier(name), name + MIGRATING_SUFFIX
+    new = quote_identifier(new_name)
+    if not needs_migration(access, name):
+        if _columns(access, new_name):  # killed after the swap: this is the old rows' table
+            access.run(f"DROP TABLE IF EXISTS {new}")
+        return 0
+    old_columns = _columns(access, name)
+    access.run(f"DROP TABLE IF EXISTS {new}")  # a copy cut short by a crash: redo it whole
+    for statement in access.create(new_name):
+        access.run(statement)
+    new_columns = _columns(access, new_name)
+    lacking = [c for c in new_columns if c not in old_columns and c != "attributes"]
+    if lacking:  # migrations.logs_migrations adds these first; refuse rather than guess
+        raise StoreError(f"cannot migrate {name!r} to text attributes: it lacks {', '.join(lacking)}")
+    shared = [c for c in new_columns if c != "attributes"]
+    listed = ", ".join(quote_identifier(c) for c in shared)
+    has_patch = attrs.EXACT_COLUMN in old_columns
+    plain = f"{quote_identifier(attrs.EXACT_COLUMN)} = ''" if has_patch else "1"
+    log.warning("store: rewriting table %s with attributes as text (issue #24); this runs once", name)
+    access.run(f"SYSTEM STOP MERGES {table}")
+    try:
+        # toString of the JSON column: literal dots as written (a query does not escape them);
+        # a row without attributes ('{}') gets '', as the encoder writes it now
+        access.run(f"INSERT INTO {new} ({listed}, `attributes`) "  # noqa: S608 - quoted names
+                   f"SELECT {listed}, if(toString(`attributes`) = '{{}}', '', toString(`attributes`)) "
+                   f"FROM {table} WHERE {plain}")
+        if has_patch:
+            for page in _patched_pages(access, table, shared):
+                access.insert(new, page)
+        before = _count(access, table)
+        after = _count(access, new)
+        if before != after:
+            raise StoreError(f"migrating {name!r} to text attributes: {after} rows copied of {before}; "
+                             "the table is left as it was (the next start tries again)")
+        if patterns_view is not None:
+            access.run(f"DROP VIEW IF EXISTS {quote_identifier(patterns_view)}")
+        access.run(f"EXCHANGE TABLES {table} AND {new}")
+    finally:
+        access.run(f"SYSTEM START MERGES {table}")
+    access.run(f"DROP TABLE IF EXISTS {new}")
+    log.warning("store: table %s now holds attributes as text (%d rows)", name, before)
+    return before
+
+
+def _count(access: TableAccess, table: str) -> int:
+    rows = access.read(f"SELECT count() AS n FROM {table}", {})  # noqa: S608 - quoted name
+    return int(rows[0]["n"]) if rows else 0
+
+
+def _patched_pages(access: TableAccess, table: str, shared: list[str]) -> Iterator[bytes]:
+    """The rows with a patch, as JSONEachRow rows of the new layout, page by page."""
+    exact = quote_identifier(attrs.EXACT_COLUMN)
+    parts = access.read(f"SELECT _part AS p, count() AS n FROM {table} WHERE {exact} != '' "  # noqa: S608
+                        "GROUP BY p ORDER BY p", {})
+    listed = ", ".join(quote_identifier(c) for c in shared)
+    for part in parts:
+        for start in range(0, _max_offset(access, table, str(part["p"])) + 1, _PAGE):
+            rows = access.read(
+                f"SELECT {listed}, toString(`attributes`) AS __lh_text, {exact} AS __lh_exact "  # noqa: S608
+                f"FROM {table} WHERE _part = {{p:String}} AND _part_offset >= {{lo:UInt64}} "
+                f"AND _part_offset < {{hi:UInt64}} AND {exact} != ''",
+                {"p": part["p"], "lo": start, "hi": start + _PAGE})
+            if rows:
+                yield b"\n".join(_new_row(row) for row in rows)
+
+
+def _max_offset(access: TableAccess, table: str, part: str) -> int:
+    rows = access.read(f"SELECT max(_part_offset) AS m FROM {table} WHERE _part = {{p:String}}",  # noqa: S608
+                       {"p": part})
+    return int(rows[0]["m"]) if rows else 0
+
+
+def _new_row(row: dict[str, Any]) -> bytes:
+    """An old row as the encoder would write it now: the exact attributes as one object."""
+    text, patch = row.pop("__lh_text"), row.pop("__lh_exact")
+    column = exactjson.loads(text) if text else {}
+    row["attributes"] = attrs.read(column, patch)
+    try:
+        return orjson.dumps(row)
+    except TypeError:
+        return exactjson.dumps(row)

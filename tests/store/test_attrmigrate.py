@@ -1,0 +1,93 @@
+"""A store of the layout before text attributes (``attributes JSON`` + ``attributes_exact``) is
+rewritten at its first start by this release (store/attrmigrate.py): every row of the hot and warm
+tables reads back as it did (values exact, the patch laid over the JSON column's text; key order
+is the old column's, which never kept the order sent), nothing is lost or doubled, the patterns
+view feeds the patterns table again, and new rows are stored as text.
+
+The kill -9 variant (the migration cut at every step, then finished by the next start) is
+tests/faults/test_attrmigrate_crash.py.
+"""
+
+# ruff: noqa: S608 - tests build SQL from the store's own quoted table names
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.record.values import BIG_INTS, ODD_FLOATS, ODD_KEYS, ODD_STRINGS, typed
+from tests.retention.helpers import NOW
+from tests.store.oldlayout import make_old_store, old_row
+
+from logharbor.record import normalize, to_wire
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_record, row_to_wire
+from logharbor.server.engine.store.tiers import Tiers
+
+
+def corpus() -> list[dict[str, Any]]:
+    """Records with every attribute shape the old layout patched or kept, one message each."""
+    values: list[Any] = [*BIG_INTS, *ODD_FLOATS, *ODD_STRINGS, None, {}, [], [True, 1], [None], {"a": {"b": None}},
+                         {"%": 1, "x.y": [1.5, None]}, True, 0, 7]
+    out = []
+    for i, value in enumerate(values):
+        key = ODD_KEYS[i % len(ODD_KEYS)]
+        out.append({"timestamp": NOW, "service": "mig", "message": f"m{i}", key or "empty": value, "n": i})
+    out.append({"timestamp": NOW, "service": "mig", "message": "plain", "user_id": "u-1", "ms": 0.5})
+    out.append({"timestamp": NOW, "service": "mig", "message": "bare"})
+    return out
+
+
+def expected(obj: dict[str, Any]) -> dict[str, Any]:
+    wire = to_wire(normalize(obj, received_ns=NOW))
+    wire.pop("observed_timestamp", None)
+    return wire
+
+
+def read_all(store: EmbeddedStore, table: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in store.query(f"SELECT * FROM {table}", {}):
+        wire = row_to_wire(row)
+        wire.pop("observed_timestamp", None)
+        assert wire["message"] not in out, f"{wire['message']} stored twice"
+        out[wire["message"]] = wire
+    return out
+
+
+def test_an_old_store_is_rewritten_as_text_with_every_value_kept(tmp_path: Path) -> None:
+    objs = corpus()
+    hot, warm = objs[::2], objs[1::2]
+    make_old_store(tmp_path / "store", [old_row(o, NOW) for o in hot], [old_row(o, NOW) for o in warm])
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        tiers = Tiers(store, None)
+        tiers.open()
+        types = {r["table"]: r["type"] for r in store.query(
+            "SELECT table, type FROM system.columns WHERE database = currentDatabase() AND name = 'attributes' "
+            "AND table IN ('logs', 'logs_warm')", {})}
+        assert types == {"logs": "String", "logs_warm": "String"}, types
+        tables = {r["name"] for r in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()", {})}
+        assert not any(name.endswith("__attrtext") for name in tables), tables
+        assert "patterns_mv" in tables
+        for table, objects in ((store.hot_table, hot), (tiers.warm, warm)):
+            got = read_all(store, table)
+            assert sorted(got) == sorted(o["message"] for o in objects)
+            for obj in objects:
+                assert typed(got[obj["message"]]) == typed(expected(obj)), obj
+        moved = store.query(f"SELECT count() AS n FROM {tiers.warm} WHERE move_id = 'm-old'", {})
+        assert int(moved[0]["n"]) == len(warm)  # the warm table's own column came along
+        # new rows: text as sent, in the order sent; the patterns view counts them
+        new = {"timestamp": NOW, "service": "mig", "message": "new", "z": 13.0, "a": None, "b": 2**70}
+        store.insert(encode_record(new, received_ns=NOW), dedup_token="new-1")
+        text = store.query("SELECT attributes FROM logs WHERE message = 'new'", {})[0]["attributes"]
+        assert text == '{"z":13.0,"a":null,"b":1180591620717411303424}'
+        counts = store.query("SELECT sum(count) AS n FROM patterns", {})
+        assert int(counts[0]["n"]) == len(hot) + 1  # the old rows' counts kept, the new one added, none twice
+    finally:
+        store.close()
+    store = EmbeddedStore(tmp_path / "store")  # a second start has nothing to do
+    store.open()
+    try:
+        assert len(read_all(store, store.hot_table)) == len(hot) + 1
+    finally:
+        store.close()
