@@ -36,9 +36,12 @@ def _create(session: Any, name: str, *, warm: bool = False) -> None:
         session.query(f"ALTER TABLE {quote_identifier(name)} ADD COLUMN move_id String CODEC(ZSTD(9))")
 
 
-def make_old_store(path: Path, hot: list[bytes], warm: list[bytes] = ()) -> None:  # type: ignore[assignment]
+def make_old_store(path: Path, hot: list[bytes], warm: list[bytes] = (),  # type: ignore[assignment]
+                   cold: tuple[Path, list[bytes]] | None = None) -> None:
     """A data directory as the old release left it: ``logs`` (with its patterns view) holding
-    ``hot`` (one insert), ``logs_warm`` holding ``warm`` (move id ``m-old``)."""
+    ``hot`` (one insert), ``logs_warm`` holding ``warm`` (move id ``m-old``); ``cold``: a
+    Parquet file written as the old release exported one (attributes as the JSON column's text
+    beside ``attributes_exact``) at that path, holding those rows."""
     from chdb import session
 
     path.mkdir(parents=True, exist_ok=True)
@@ -60,5 +63,15 @@ def make_old_store(path: Path, hot: list[bytes], warm: list[bytes] = ()) -> None
                                "JSONEachRow") as ins:
                 ins.append(b"\n".join(lines))
                 ins.finish()
+        if cold is not None:
+            _create(s, "cold_source")
+            with s.send_insert("INSERT INTO cold_source", "JSONEachRow") as ins:
+                ins.append(mark_rows(b"\n".join(cold[1]), "old-3"))
+                ins.finish()
+            cold[0].parent.mkdir(parents=True, exist_ok=True)
+            literal = "'" + str(cold[0]).replace("\\", "\\\\").replace("'", "\\'") + "'"
+            s.query(f"INSERT INTO FUNCTION file({literal}, 'Parquet') SELECT * EXCEPT (attributes), "  # noqa: S608
+                    "toString(attributes) AS attributes FROM cold_source")
+            s.query("DROP TABLE cold_source")
     finally:
         s.close()

@@ -19,6 +19,7 @@ from tests.retention.helpers import NOW
 from tests.store.oldlayout import make_old_store, old_row
 
 from logharbor.record import normalize, to_wire
+from logharbor.server.engine.store.coldstore import LocalCold
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_record, row_to_wire
 from logharbor.server.engine.store.tiers import Tiers
@@ -56,12 +57,24 @@ def read_all(store: EmbeddedStore, table: str) -> dict[str, dict[str, Any]]:
 def test_an_old_store_is_rewritten_as_text_with_every_value_kept(tmp_path: Path) -> None:
     objs = corpus()
     hot, warm = objs[::2], objs[1::2]
-    make_old_store(tmp_path / "store", [old_row(o, NOW) for o in hot], [old_row(o, NOW) for o in warm])
+    cold = [{**o, "message": "cold-" + o["message"]} for o in objs]
+    make_old_store(tmp_path / "store", [old_row(o, NOW) for o in hot], [old_row(o, NOW) for o in warm],
+                   (tmp_path / "cold" / "2026-06-01" / "old.parquet", [old_row(o, NOW) for o in cold]))
+    before = (tmp_path / "cold" / "2026-06-01" / "old.parquet").read_bytes()
     store = EmbeddedStore(tmp_path / "store")
     store.open()
     try:
-        tiers = Tiers(store, None)
+        tiers = Tiers(store, LocalCold(tmp_path / "cold"))
         tiers.open()
+        assert (tmp_path / "cold" / "2026-06-01" / "old.parquet").read_bytes() != before  # rewritten
+        got = {}
+        for row in store.query(tiers.cold_select(), {}):
+            wire = row_to_wire(row)
+            wire.pop("observed_timestamp", None)
+            got[wire["message"]] = wire
+        assert sorted(got) == sorted(o["message"] for o in cold)
+        for obj in cold:
+            assert typed(got[obj["message"]]) == typed(expected(obj)), obj
         types = {r["table"]: r["type"] for r in store.query(
             "SELECT table, type FROM system.columns WHERE database = currentDatabase() AND name = 'attributes' "
             "AND table IN ('logs', 'logs_warm')", {})}

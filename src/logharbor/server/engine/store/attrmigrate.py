@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,9 +34,13 @@ from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.types import Row
 
-__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "needs_migration"]
+if TYPE_CHECKING:  # tiers.py imports this module
+    from logharbor.server.engine.store.tiers import Tiers
+
+__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "migrate_cold_files", "needs_migration"]
 
 log = logging.getLogger("logharbor.store")
+retention_log = logging.getLogger("logharbor.retention")
 
 #: the new table while it is filled (and the old one between the swap and its drop)
 MIGRATING_SUFFIX = "__attrtext"
@@ -162,3 +166,45 @@ def _new_row(row: dict[str, Any]) -> bytes:
         return orjson.dumps(row)
     except TypeError:
         return exactjson.dumps(row)
+
+
+def migrate_cold_files(tiers: Tiers) -> int:
+    """Rewrite the cold files of an older release whose rows carry a patch (store/attributes.py):
+    their ``attributes`` is the JSON column's text, which altered some values (``13.0``,
+    nulls, ``%`` keys), and the exact values are in their ``attributes_exact`` column, which
+    this release does not read. Each such file is written again with the exact text (staged,
+    then published over the old one: a crash leaves either file whole, and the next start
+    looks again); files without a patch are already exact text and stay. Returns the files
+    rewritten. A file that cannot be rewritten now is named in the log and tried at the next
+    start (its rows stay readable, a patched value as the old column had it)."""
+    if tiers.cold is None:
+        return 0
+    exact = quote_identifier(attrs.EXACT_COLUMN)
+    wider = f"{tiers.structure}, {exact} String"
+    done = 0
+    for key in tiers.cold.keys():
+        source = tiers.cold.table_function(key, wider)
+        try:
+            rows = tiers.store.query(f"SELECT count() AS n FROM {source} WHERE {exact} != ''", {})  # noqa: S608
+            if not int(rows[0]["n"]):
+                continue
+            old = tiers.store.query(f"SELECT {tiers.column_list}, {exact} AS __lh_exact FROM {source}",  # noqa: S608
+                                    {})
+            lines = []
+            for row in old:
+                text, patch = row.get("attributes") or "", row.pop("__lh_exact")
+                attributes = attrs.read(exactjson.loads(text) if text else {}, patch)
+                row["attributes"] = exactjson.dumps(attributes).decode() if attributes else ""
+                lines.append(exactjson.dumps(row))
+            select = (f"SELECT {tiers.export_list()} FROM format(JSONEachRow, {{cold_structure:String}}, "  # noqa: S608
+                      "{cold_rows:String}) ORDER BY service, level, timestamp")
+            tiers.cold.write(tiers.store, key, select, {"cold_structure": tiers.structure,
+                                                      "cold_rows": b"\n".join(lines).decode()})
+            done += 1
+            retention_log.warning("retention: cold file %s rewritten with exact attribute text (%d rows)",
+                                  key, len(old))
+        except (StoreError, ValueError) as exc:
+            retention_log.error("retention: cold file %s still holds attributes of an older release and "
+                                "could not be rewritten now (%s); its patched values read as the old "
+                                "column had them until the next start rewrites it", key, exc)
+    return done

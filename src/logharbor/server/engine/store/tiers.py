@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logharbor.server.engine.store.attributes import PROMOTED
-from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes
+from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, migrate_cold_files
 from logharbor.server.engine.store.base import Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
@@ -87,6 +87,7 @@ class Tiers:
             "ORDER BY position", {"t": self.store.table_name, "p": sorted(PROMOTED.values())})
         self.promoted = [(str(r["name"]), str(r["type"])) for r in rows]
         self._erasure_settings()
+        migrate_cold_files(self)  # files of an older release with patched rows: exact text again
         self.refresh_view()
 
     def _warm_ddl(self, name: str) -> list[str]:
