@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from logharbor.server.engine.store import attributes as attrs
+from logharbor import exactjson
 from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sql import explain as sql
 from logharbor.server.engine.store.sql.explain import SetsSql
@@ -60,6 +60,7 @@ __all__ = [
     "pick_slices",
     "quantiles_and_conjunctions",
     "sample",
+    "stored_attributes",
     "totals",
 ]
 
@@ -266,13 +267,31 @@ def attribute_name(path: str) -> str:
     return path if dynamic else f"attributes.{path}"
 
 
+def stored_attributes(text: str | None) -> dict[str, Any]:
+    """A row's ``attributes`` text as the object sent: ``13.0`` stays a float, ``2**70`` a whole
+    int (exactjson), keys in the order sent; no attributes is ``''``."""
+    return exactjson.loads(text) if text else {}
+
+
 def flatten_attributes(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    """Nested attribute objects as dotted names (``error.type``), as a query names them."""
+    """Nested attribute objects as dotted names (``error.type``), as a query names them.
+
+    Two spellings of one name in a record (``{"a": {"b": 1}, "a.b": 2}``) keep the one a query
+    for ``a.b`` reads first (nested first, store/attributes.py ``spellings``), whatever order the
+    keys were sent in (the JSON column gave them in its own order)."""
+    _flatten(value, prefix, out, (), {})
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any], keys: tuple[int, ...],
+             chosen: dict[str, tuple[int, ...]]) -> None:
     if isinstance(value, dict) and value:
         for key, inner in value.items():
-            flatten_attributes(inner, f"{prefix}.{key}" if prefix else str(key), out)
+            _flatten(inner, f"{prefix}.{key}" if prefix else str(key), out, (*keys, len(str(key))), chosen)
     elif not isinstance(value, dict | list) and value is not None:
-        out[prefix] = value
+        # spellings() orders a name's key lists as their key lengths compare, shortest first
+        if prefix not in chosen or keys < chosen[prefix]:
+            chosen[prefix] = keys
+            out[prefix] = value
 
 
 def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
@@ -282,7 +301,7 @@ def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
     up to :data:`SAMPLE` per set, from a few time slices (the attributes of a few granules read)."""
     within = _within(sets, counts, SAMPLE, SAMPLE_SLICE, "xs")
     columns = ["`timestamp`", *(quote_identifier(c) for c in (*SAMPLED_COLUMNS, *NUMBER_COLUMNS)),
-               quote_identifier("attributes"), quote_identifier(attrs.EXACT_COLUMN)]
+               quote_identifier("attributes")]
     query = sql.sample_sql(store.table, within.sets, columns, SAMPLE)
     focus: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
@@ -293,7 +312,7 @@ def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals
             if value is not None and value != "":
                 fields["http." + column[5:]] = value
         attributes: dict[str, Any] = {}
-        flatten_attributes(attrs.read(row.get("attributes"), row.get(attrs.EXACT_COLUMN)), "", attributes)
+        flatten_attributes(stored_attributes(row.get("attributes")), "", attributes)
         for name, value in attributes.items():
             fields[attribute_name(name)] = value
         (focus if row.get("__f") else baseline).append(fields)
