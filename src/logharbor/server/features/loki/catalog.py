@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from logharbor.record import HTTP_FIELDS
-from logharbor.server.engine.store.attributes import path_name
 from logharbor.server.engine.store.rows import row_to_record
+from logharbor.server.engine.store.sql.attributes import attribute_names_sql
 from logharbor.server.errors import ApiError
 from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import QueryError
@@ -25,13 +25,15 @@ from .execute import NS, Series, bytes_rows, default_group, eval_metric
 from .logql import LogQuery, RangeAgg, VectorAgg, field_name
 from .streams import STREAM_LABELS, Context, label_text, series_label_text, value_of
 
-__all__ = ["detected_fields", "detected_labels", "index_stats", "label_names", "label_values", "series",
-           "volume"]
+__all__ = ["NAMES_SAMPLE", "attribute_names", "detected_fields", "detected_labels", "index_stats",
+           "label_names", "label_values", "series", "volume"]
 
 #: columns offered as labels (message and the timestamps are not labels)
 LABEL_COLUMNS = ("service", "level", "source", "host", "instance", "env", "version", "tenant",
                  "trace_id", "span_id", "request_id", *(f"http_{n}" for n in HTTP_FIELDS))
 MAX_VALUES = 1000
+#: records whose attribute names a label list reads at most (about 0.2 s of parsing on 2 cores)
+NAMES_SAMPLE = 100_000
 
 
 def _where(ctx: Context, flt: ast.Filter, start: int, end: int) -> tuple[str, dict[str, object]]:
@@ -63,10 +65,15 @@ def label_names(ctx: Context, flt: ast.Filter, start: int, end: int) -> list[str
     table = ctx.store.table
     rows = ctx.run(f"SELECT {', '.join(checks)} FROM {table} WHERE {where}", params)  # noqa: S608
     names = [name for i, name in enumerate(LABEL_COLUMNS) if rows and rows[0].get(f"c{i}")]
-    # distinctJSONPaths reads the paths the JSON column records per part, not every value
-    paths = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {table} WHERE {where}", params)  # noqa: S608
-    found = {path_name(str(p)) for row in paths for p in (row.get("k") or [])}
-    return sorted({*names, *found})
+    return sorted({*names, *attribute_names(ctx, where, params)})
+
+
+def attribute_names(ctx: Context, where: str, params: dict[str, object]) -> set[str]:
+    """The attribute names (query form: ``a.b`` for a nested or a literal dotted key) of at most
+    :data:`NAMES_SAMPLE` records matching ``where``: the text is parsed per row, so the list is
+    bounded like any other read (the JSON column listed its paths per part, every record)."""
+    rows = ctx.run(attribute_names_sql(ctx.store.table, where), {**params, "names_sample": NAMES_SAMPLE})
+    return {str(name) for row in rows for name in (row.get("k") or [])} - {""}  # "" names no label
 
 
 def label_values(ctx: Context, name: str, flt: ast.Filter, start: int, end: int) -> list[str]:

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from logharbor.record import parse_timestamp
-from logharbor.server.engine.store.attributes import path_name
+from logharbor.server.engine.store.sql.attributes import attribute_names_sql
 from logharbor.server.features.query import ast
 
+from . import catalog
 from .catalog import LABEL_COLUMNS, MAX_VALUES, _where
 from .lexer import FUNCTIONS, KEYWORDS
 from .nodes import LABEL_ALIASES, LogQuery, field_name
@@ -26,6 +27,7 @@ __all__ = ["field_values", "label_path_names", "patterns", "resolve_label_paths"
 
 _PLACEHOLDER = re.compile(r"<[^<>\s]*>")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RUN = re.compile(r"[A-Za-z0-9]+")
 _RANGE = re.compile(r"\[(\d+)([smhdwy])\]")
 _UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9,
             "y": 365 * 86400 * 10**9}
@@ -47,19 +49,45 @@ def resolve_label_paths(ctx: Context, names: set[str], start: int, end: int) -> 
     """``{label: path}`` for the names that are the underscore form of a stored attribute path
     (``k8s_namespace_name`` → ``k8s.namespace.name``). A name that is itself a stored path stays
     itself; of several paths spelling one name, the first in sorted order wins."""
-    if not names:
+    holding, values = _holding(names)
+    if not holding:
         return {}
     where, params = _where(ctx, ast.MatchAll(), start, end)
-    rows = ctx.run(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {ctx.store.table} WHERE {where}",  # noqa: S608
-                   params)
-    # engine paths as query names: a literal dotted key is stored as k8s%2Enamespace (store/attributes.py)
-    paths = sorted({path_name(str(p)) for row in rows for p in (row.get("k") or [])})
+    # up to NAMES_SAMPLE records per name, each holding that name's parts (LIMIT … BY the name)
+    which = ", ".join(f"if({cond}, {i + 1}, 0)" for i, cond in enumerate(holding))
+    rows = (f"(SELECT `attributes`, arrayJoin(arrayFilter(x -> x > 0, [{which}])) AS __lh_name "  # noqa: S608
+            f"FROM {ctx.store.table} WHERE {where} LIMIT {{names_sample:UInt64}} BY __lh_name)")
+    sql = attribute_names_sql(rows, "1", sample=str(catalog.NAMES_SAMPLE * len(holding)))
+    found = ctx.run(sql, {**params, **values, "names_sample": catalog.NAMES_SAMPLE})
+    paths = sorted({str(name) for row in found for name in (row.get("k") or [])})
     out: dict[str, str] = {}
     for path in paths:
         name = sanitize_label(path)
         if name in names and name != path and name not in paths and name not in out:
             out[name] = path
     return out
+
+
+def _holding(names: set[str]) -> tuple[list[str], dict[str, str]]:
+    """For each of ``names``, a condition keeping the records whose attributes text holds every
+    letter-and-digit run of it (a key that sanitizes to ``k8s_namespace_name`` is written with
+    ``k8s``, ``namespace`` and ``name`` in it), and their parameters. Why: the names are read from
+    a bounded sample of records (:data:`.catalog.NAMES_SAMPLE`); sampling, for each name, only
+    records that may hold its path keeps a rare path from being missed behind common ones, which
+    would make a selector on it match nothing."""
+    values: dict[str, str] = {}
+    clauses = []
+    for name in sorted(names):
+        runs = _RUN.findall(name)
+        if not runs:
+            continue
+        parts = []
+        for run in runs:
+            key = f"lh_run{len(values)}"
+            values[key] = run
+            parts.append(f"position(`attributes`, {{{key}:String}}) > 0")
+        clauses.append("(" + " AND ".join(parts) + ")")
+    return clauses, values
 
 
 def field_values(ctx: Context, name: str, lq: LogQuery, start: int, end: int, limit: int) -> list[str]:

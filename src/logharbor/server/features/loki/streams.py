@@ -112,13 +112,25 @@ def sanitize_label(name: str) -> str:
     return "_" + out if out[:1].isdigit() else out
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+def _leaves(keys: tuple[str, ...], value: Any, out: list[tuple[str, tuple[str, ...], Any]]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
-            name = sanitize_label(str(key))
-            _flatten(f"{prefix}_{name}" if prefix else name, inner, out)
+            _leaves((*keys, str(key)), inner, out)
     elif value is not None and not isinstance(value, list):
-        out[prefix] = label_text(value)
+        # the path as the JSON column ordered it: '%' written %25, a key's '.' %2E, levels by '.'
+        out.append((".".join(k.replace("%", "%25").replace(".", "%2E") for k in keys), keys, value))
+
+
+def _flatten(attributes: Mapping[str, Any], out: dict[str, str]) -> None:
+    """Every scalar attribute as a label (``k8s.pod`` and ``{"k8s": {"pod": …}}`` both ``k8s_pod``).
+
+    Why sorted: when several keys become one label (``a_b``, ``a.b``, ``{"a": {"b": …}}``) the
+    last in the JSON column's path order won; the text keeps the order sent, so the paths are put
+    in that order here, and a label stays what it was, on the query and the live-tail path alike."""
+    leaves: list[tuple[str, tuple[str, ...], Any]] = []
+    _leaves((), attributes, leaves)
+    for _, keys, value in sorted(leaves, key=lambda leaf: leaf[0]):
+        out["_".join(sanitize_label(k) for k in keys)] = label_text(value)
 
 
 def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
@@ -127,7 +139,7 @@ def record_labels(record: Mapping[str, Any], lq: LogQuery) -> dict[str, str]:
     for name in lq.selector:
         labels[name] = series_label_text(name, label_text(value_of(record, name)))
     if lq.parsed:
-        _flatten("", record.get("attributes") or {}, labels)
+        _flatten(record.get("attributes") or {}, labels)
         if lq.unpack:
             labels.pop("_entry", None)
         for key, value in (record.get("http") or {}).items():

@@ -1,0 +1,75 @@
+"""Loki's label names and Grafana's underscore paths read from the attributes text (store/sql/
+attributes.py ``attribute_names_sql``), on a real chDB store, through the catalog's functions.
+
+What each case would catch: a top-level-only key list names ``k8s`` instead of ``k8s.pod``; an
+engine path turned back by a blind ``%2E`` → ``.`` names the key ``x%2Ey`` as ``x.y``; a sample
+that is not restricted to the records that may hold a path misses a rare path, and then a
+selector on its underscore name matches nothing. And a record's labels from ``| json`` are the
+same whatever order its keys were sent in (the JSON column gave them in its path order)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logharbor.record import normalize
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_row
+from logharbor.server.features.loki import catalog, drilldown
+from logharbor.server.features.loki.logql import parse_logql
+from logharbor.server.features.loki.streams import Context, record_labels
+from logharbor.server.features.query import ast
+
+NS = 1_000_000_000
+BASE = 1_793_534_400 * NS  # 2026-11-01T12:00:00Z
+START, END = BASE - 3600 * NS, BASE + 3600 * NS
+#: one record of each attribute shape, then PLAIN records with flat attributes only
+SHAPES = [
+    {"k8s": {"pod": "p-1"}},                          # nested: k8s.pod
+    {"svc.name": "shop"},                             # a literal dotted key: svc.name
+    {"err": {"at": {"line": 3}}, "tags": ["a", 1]},   # deeper nesting; an array is one name
+    {"x%2Ey": 1, "x%y": 2},                           # keys with '%': named as written
+    {"gone": None, "empty": {}, "nothing": {"inner": None}},  # null and {}: no name
+    {"n": 13.0, "big": 2**70},
+]
+PLAIN = 40
+RARE = {"k8s": {"namespace": {"name": "rare-ns"}}}  # the last record: past a small sample
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
+    path: Path = tmp_path_factory.mktemp("loki-attrs") / "store"
+    store = EmbeddedStore(path)
+    store.open()
+    attributes = [*SHAPES, *({"user_id": f"u-{i}", "k8s_ns_hint": "name"} for i in range(PLAIN)), RARE]
+    records = [{"timestamp": BASE + i * NS, "service": "labels", "message": f"m{i}", "attributes": a}
+               for i, a in enumerate(attributes)]
+    store.insert(b"\n".join(encode_row(normalize(r, received_ns=BASE)) for r in records), dedup_token="labels")
+    yield Context(store=store, scope=None, extra=None, max_limit=1000, settings={})
+    store.close()
+
+
+def test_label_names_list_every_leaf_path_as_a_query_names_it(ctx: Context) -> None:
+    names = set(catalog.label_names(ctx, ast.MatchAll(), START, END))
+    assert {"k8s.pod", "svc.name", "err.at.line", "tags", "x%2Ey", "x%y", "n", "big", "user_id",
+            "k8s.namespace.name", "service", "level"} <= names
+    assert not names & {"k8s", "err", "err.at", "x.y", "gone", "empty", "nothing", "nothing.inner", ""}
+
+
+def test_a_rare_path_resolves_beyond_a_small_sample(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "NAMES_SAMPLE", 5)  # far fewer than the records before RARE
+    assert drilldown.resolve_label_paths(ctx, {"k8s_namespace_name", "svc_name", "user_id"}, START, END) == {
+        "k8s_namespace_name": "k8s.namespace.name", "svc_name": "svc.name"}  # user_id is itself a path
+    assert drilldown.resolve_label_paths(ctx, {"no_such_path"}, START, END) == {}
+
+
+def test_json_labels_do_not_depend_on_the_order_keys_were_sent() -> None:
+    lq = parse_logql('{service="labels"} | json')
+    orders = [{"a.b": "dotted", "a": {"b": "nested"}, "a_b": "flat", "z": 1},
+              {"z": 1, "a_b": "flat", "a": {"b": "nested"}, "a.b": "dotted"},
+              {"a": {"b": "nested"}, "z": 1, "a.b": "dotted", "a_b": "flat"}]
+    labels = [record_labels({"service": "labels", "message": "m", "attributes": a}, lq) for a in orders]
+    assert labels[0] == labels[1] == labels[2]
+    assert labels[0]["a_b"] == "flat" and labels[0]["z"] == "1"  # what the JSON column's path order gave
