@@ -63,7 +63,7 @@ class FlakyStore:
 
 
 def read_back(tally: Tally, store: EmbeddedStore, wal_dir: Path) -> list[bytes]:
-    rows = store.query("SELECT toString(attributes.rid) AS rid FROM logs", {})
+    rows = store.query("SELECT JSONExtractString(attributes, 'rid') AS rid FROM logs", {})
     tally.saw(r["rid"] for r in rows)
     refused: list[bytes] = []
     for info in refused_files(wal_dir / "quarantine" / "refused"):
@@ -331,7 +331,7 @@ def test_a_requeued_row_is_stored_once_when_the_cause_is_fixed(tmp_path: Path, p
     store.broken = False  # the cause is fixed
     with running(tmp_path, store, PatternMiner(tmp_path / "patterns") if patterns else None) as (wal, batcher):
         wait_for("the requeued row stored", batcher.caught_up)
-    rows = real.query("SELECT toString(attributes.rid) AS rid, message FROM logs", {})
+    rows = real.query("SELECT JSONExtractString(attributes, 'rid') AS rid, message FROM logs", {})
     tally.saw(r["rid"] for r in rows)
     real.close()
     tally.report()

@@ -46,7 +46,7 @@ def test_sigterm_flushes_at_once_within_the_deadline(tmp_path: Path) -> None:
     assert server.store_rows() == 0  # still waiting for the batch age: all of it is in the WAL
     terminate(server)
     assert "shutdown deadline" not in server.log(), server.log()[-2000:]
-    rows = query_stopped_store(server.data_dir, "SELECT toString(attributes.rid) AS rid FROM logs")
+    rows = query_stopped_store(server.data_dir, "SELECT JSONExtractString(attributes, 'rid') AS rid FROM logs")
     tally.saw(r["rid"] for r in rows)
     tally.report()
 
@@ -76,6 +76,6 @@ def test_what_the_deadline_leaves_is_logged_and_stored_at_the_next_start(small_f
     server.start()
     assert server.wait_rows(1_000 + RECORDS) >= 1_000 + RECORDS
     server.stop()
-    rows = query_stopped_store(server.data_dir, "SELECT toString(attributes.rid) AS rid FROM logs")
+    rows = query_stopped_store(server.data_dir, "SELECT JSONExtractString(attributes, 'rid') AS rid FROM logs")
     tally.saw(r["rid"] for r in rows)
     tally.report()

@@ -108,7 +108,7 @@ def test_a_job_a_crash_interrupted_is_finished_on_restart(tmp_path: Path) -> Non
 
         eraser = Eraser(tiers, "0123456789abcdef")
         eraser.prepare()
-        cond, params = "toString(attributes.user_id) = {v:String}", {"v": value}
+        cond, params = "JSONExtractString(attributes, 'user_id') = {v:String}", {"v": value}
         hot = eraser.erase("hot", cond, params)
         assert hot.rows == 2
         with mover.meta.engine.begin() as conn:

@@ -64,8 +64,8 @@ def test_cold_tier_on_s3(tmp_path: Path, moto_s3: str) -> None:
         assert len(store.query(compiled.sql, compiled.params)) == 30  # 10 per age, two of them cold
 
         # a delete rewrites the objects without the matches, and leaves everything else
-        assert tiers.delete_where("cold", "toString(attributes.user_id) = {u:String}", {"u": "u-1"}) == 40
+        assert tiers.delete_where("cold", "JSONExtractString(attributes, 'user_id') = {u:String}", {"u": "u-1"}) == 40
         assert counts(tiers) == {"hot": 60, "warm": 0, "cold": 80}
-        assert counts(tiers, "toString(attributes.user_id) = 'u-1'")["cold"] == 0
+        assert counts(tiers, "JSONExtractString(attributes, 'user_id') = 'u-1'")["cold"] == 0
     finally:
         store.close()

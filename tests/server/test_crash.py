@@ -73,7 +73,7 @@ def test_kill9_twice_loses_and_duplicates_nothing_acknowledged(server_factory) -
     server.stop()
 
     rows = query_stopped_store(
-        server.data_dir, "SELECT toUInt32(attributes.seq) AS seq, count() AS n FROM logs GROUP BY seq")
+        server.data_dir, "SELECT JSONExtractUInt(attributes, 'seq') AS seq, count() AS n FROM logs GROUP BY seq")
     counts = {row["seq"]: row["n"] for row in rows}
     duplicated = {seq: n for seq, n in counts.items() if n > 1}
     assert not duplicated, f"{len(duplicated)} records stored more than once"

@@ -1,10 +1,11 @@
 """Attribute names that cannot collide with the canonical fields, shared by the protocol adapters.
 
-The store keeps attributes in one JSON column whose dotted keys are paths: ``host.arch`` is read
-back as ``{"host": {"arch": …}}``, which the canonical ``host`` string already occupies. So what a
-shipper sends under a canonical name (an ECS ``host`` object, an OTel ``host.arch`` resource
-attribute) is kept beside it as ``host_arch`` instead of being shadowed or turning the whole
-object into the host name.
+What a shipper sends under a canonical name (an ECS ``host`` object, an OTel ``host.arch``
+resource attribute) is kept beside the canonical field as ``host_arch`` instead of being shadowed
+by it or turning the whole object into the host name. The first store (one JSON column whose
+dotted keys were paths) made this necessary; the attributes text keeps any key as sent, but the
+renaming stays: records stored before are named so, and the searches, alerts and dashboards
+written for them.
 """
 
 from __future__ import annotations
