@@ -113,5 +113,6 @@ def test_fields_are_stored_with_their_types(server: ServerProcess, tmp_path) -> 
     assert (row["http_status"], row["http_duration_ms"], row["http_bytes_sent"]) == (502, 1234.5, 612)
     # the attributes column holds the object's JSON text, keys in the order sent (the JSON column
     # gave back a parsed object, keys in its own order)
-    assert row["attributes"] == '{"user_id":"u-123","cart":{"items":3,"total":12.5},"flags":["a","b"]}'
+    assert row["attributes"] == ('{"user_id":"u-123","cart":{"items":3,"total":12.5},"flags":["a","b"],'
+                                 '"trace_header":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}')
     assert orjson.loads(row["attributes"])["cart"] == {"items": 3, "total": 12.5}
