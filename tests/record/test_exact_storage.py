@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import examples
-from tests.record.values import attribute_sets, typed
+from tests.record.values import BIG_INTS, ODD_FLOATS, ODD_STRINGS, attribute_sets, typed
 from tests.retention.helpers import NOW, open_tiers
 
 from logharbor.record import normalize, to_wire
+from logharbor.server.engine.store.attributes import PROMOTED
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_record, row_to_wire
@@ -74,6 +75,15 @@ def test_the_stored_text_is_the_encoders_in_the_order_sent(tmp_path: Path) -> No
             "12", "13", '{"x":[true,1]}', None)
         wire = read_back(store, "*")[0]
         assert list(wire)[-len(attributes):] == list(attributes)  # the order sent
+        # each promoted column is exactly its key's text form, whatever the value
+        values = [*BIG_INTS, *ODD_FLOATS, *ODD_STRINGS, None, {}, [], [True, 1], {"a": {"b": None}}, True, 0]
+        rows = [encode_record(stored_record({k: v for k in PROMOTED}, f"p{i}"), received_ns=NOW)
+                for i, v in enumerate(values)]
+        store.insert(b"\n".join(rows), dedup_token="text-2")
+        same = " AND ".join(f"{column} <=> JSONExtract(attributes, '{key}', 'Nullable(String)')"
+                            for key, column in PROMOTED.items())
+        counted = store.query(f"SELECT count() AS n, countIf(NOT ({same})) AS bad FROM logs", {})[0]  # noqa: S608
+        assert (int(counted["n"]), int(counted["bad"])) == (len(values) + 1, 0)
     finally:
         store.close()
 

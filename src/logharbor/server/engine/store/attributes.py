@@ -71,9 +71,7 @@ def with_settings(target: str) -> str:
 
 # -- promoted columns ---------------------------------------------------------------------------
 
-_PROMOTED_LINE = re.compile(
-    r"^\s*(attr_\w+)\s+[^\n]*?MATERIALIZED\s+JSONExtract\(attributes,\s*'([^'\\]*)',\s*'Nullable\(String\)'\)",
-    re.M)
+_PROMOTED_LINE = re.compile(r"^\s*(attr_\w+)\s+[^\n]*?\bALIAS\s+attr_promoted\.(\w+)\s*,?\s*$", re.M)
 
 
 @cache
@@ -82,10 +80,11 @@ def _promoted() -> dict[str, str]:
     return {key: column for column, key in _PROMOTED_LINE.findall(text)}
 
 
-#: top-level attribute key → its promoted column (``attr_<key>``), read from schema.sql itself: the
-#: column holds exactly ``JSONExtract(attributes, '<key>', 'Nullable(String)')``, the text form
-#: of that one-key path (a string's content, a number's text, JSON text of an object or array,
-#: NULL for null or absent), so a compiler may use it wherever it would write that expression
+#: top-level attribute key → its promoted column (``attr_<key>``, an ALIAS of the ``attr_promoted``
+#: Tuple's element, parsed once per row at insert), read from schema.sql itself: the column holds
+#: exactly ``JSONExtract(attributes, '<key>', 'Nullable(String)')``, the text form of that one-key
+#: path (a string's content, a number's text, JSON text of an object or array, NULL for null or
+#: absent), so a compiler may use it wherever it would write that expression
 PROMOTED: Mapping[str, str] = _promoted()
 
 

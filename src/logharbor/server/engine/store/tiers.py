@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from logharbor.server.engine.store.attributes import PROMOTED
 from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, migrate_cold_files
 from logharbor.server.engine.store.base import Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
@@ -54,6 +53,7 @@ class Tiers:
         self.columns: list[tuple[str, str]] = []
         #: the promoted attribute columns, computed from ``attributes`` in each tier
         self.promoted: list[tuple[str, str]] = []
+        self.promoted_sql: dict[str, str] = {}
         #: the view could not take a tier that holds rows (a short disk): the next tick refreshes
         self.view_behind = False
 
@@ -79,13 +79,15 @@ class Tiers:
             "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') "
             "ORDER BY position", {"t": self.store.table_name})
         self.columns = [(r["name"], r["type"]) for r in rows]
-        # promoted attributes (MATERIALIZED, store/attributes.py): every tier shows them, so a query
-        # compiled against them reads the view as it reads the hot table
+        # the promoted attributes (store/attributes.py: a MATERIALIZED Tuple and its ALIAS columns):
+        # every tier shows them, so a query compiled against them reads the view as it reads hot
         rows = self.store.query(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-            "AND table = {t:String} AND default_kind = 'MATERIALIZED' AND name IN {p:Array(String)} "
-            "ORDER BY position", {"t": self.store.table_name, "p": sorted(PROMOTED.values())})
+            "SELECT name, type, default_expression AS e FROM system.columns "
+            "WHERE database = currentDatabase() AND table = {t:String} "
+            "AND default_kind IN ('MATERIALIZED', 'ALIAS') AND startsWith(name, 'attr_') ORDER BY position", {"t": self.store.table_name})
         self.promoted = [(str(r["name"]), str(r["type"])) for r in rows]
+        #: how a cold file computes them: the table's own expressions (the engine's text of schema.sql)
+        self.promoted_sql = {str(r["name"]): str(r["e"]) for r in rows}
         self._erasure_settings()
         migrate_cold_files(self)  # files of an older release with patched rows: exact text again
         self.refresh_view()
@@ -156,10 +158,9 @@ class Tiers:
         for name, sql_type in self.columns:
             quoted = quote_identifier(name)
             out.append(f"CAST({quoted}, 'JSON') AS {quoted}" if sql_type.startswith("JSON") else quoted)
-        key_of = {column: k for k, column in PROMOTED.items()}
-        for name, sql_type in self.promoted:  # as the tables compute them (schema.sql)
-            out.append(f"CAST(JSONExtract(`attributes`, {quote_string(key_of[name])}, 'Nullable(String)'), "
-                       f"{quote_string(sql_type)}) AS {quote_identifier(name)}")
+        for name, sql_type in self.promoted:  # as the tables compute them (schema.sql, in order)
+            expression = self.promoted_sql[name]
+            out.append(f"CAST({expression}, {quote_string(sql_type)}) AS {quote_identifier(name)}")
         if with_path:
             out.append("_path AS _cold_path")
         return f"SELECT {', '.join(out)} FROM {self.cold.table_function(key, self.structure)}"

@@ -12,8 +12,9 @@ __all__ = ["BATCH_ROWS", "BATCH_TABLE", "received_sql", "round_sql"]
 #: (the connection reads an attributes object into the String column as its text, byte for byte)
 BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
 #: the batch as the logs table would hold it: the structure is the table's (DESCRIBE), whose
-#: promoted ``attr_<key>`` columns are MATERIALIZED there and absent from the rows, so they are
-#: computed here with the table's own expression and a filter on them matches as a search does
+#: promoted ``attr_<key>`` columns are computed there (ALIAS of a MATERIALIZED Tuple) and absent
+#: from the rows, so they are computed here, each the same text form, and a filter on them
+#: matches as a search does
 _PROMOTE = ", ".join(f"JSONExtract(`attributes`, {quote_string(key)}, 'Nullable(String)') "
                      f"AS {quote_identifier(column)}" for key, column in PROMOTED.items())
 BATCH_ROWS = f"(SELECT * REPLACE ({_PROMOTE}) FROM {BATCH_TABLE})" if PROMOTED else BATCH_TABLE  # noqa: S608
