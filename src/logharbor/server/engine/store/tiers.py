@@ -84,7 +84,8 @@ class Tiers:
         rows = self.store.query(
             "SELECT name, type, default_expression AS e FROM system.columns "
             "WHERE database = currentDatabase() AND table = {t:String} "
-            "AND default_kind IN ('MATERIALIZED', 'ALIAS') AND startsWith(name, 'attr_') ORDER BY position", {"t": self.store.table_name})
+            "AND default_kind IN ('MATERIALIZED', 'ALIAS') AND startsWith(name, 'attr_') ORDER BY position",
+            {"t": self.store.table_name})
         self.promoted = [(str(r["name"]), str(r["type"])) for r in rows]
         #: how a cold file computes them: the table's own expressions (the engine's text of schema.sql)
         self.promoted_sql = {str(r["name"]): str(r["e"]) for r in rows}
