@@ -42,7 +42,9 @@ from logharbor.server.engine.store.attributes import with_settings  # noqa: E402
 from logharbor.server.engine.store.chparams import encode_params  # noqa: E402
 from logharbor.server.engine.store.rows import encode_record  # noqa: E402
 
-SCHEMA = (ROOT / "src/logharbor/server/engine/store/schema.sql").read_text()
+# the layout before issue #24 (attributes JSON + attributes_exact), kept as the baseline the variants
+# replace (the shipped schema.sql is now the "string" variant's kind)
+SCHEMA = (ROOT / "tests/store/old_schema.sql").read_text()
 _SHIPPED_ATTRS = "    attributes         JSON CODEC(ZSTD(3)),\n"
 _TYPED = {  # path: type, as the parsers (formats/alb.py, formats/nginx.py) and the demo apps emit them
     **dict.fromkeys(("type", "elb", "target_ip", "protocol", "url", "ssl_cipher", "ssl_protocol",

@@ -71,7 +71,7 @@ class Tiers:
         # a warm table of an older release (attributes JSON): rewritten as text, crash-safe
         migrate_attributes(TableAccess(read=self.store.query, run=self.store.execute,
                                        insert=self.store.load_rows, create=self._warm_ddl,
-                                       database=getattr(self.store, "database", None)), self.warm_name)
+                                       ), self.warm_name)
         # the identities of the rows a move copied (filled and emptied by each move, kept)
         self.store.execute(f"CREATE TABLE IF NOT EXISTS {self.moving} (id UInt64) ENGINE = Set")
         rows = self.store.query(
