@@ -55,7 +55,8 @@ ENGINE_SETTINGS: dict[str, int] = {
 #: (``input_format_skip_unknown_fields = 1``) silently drops a field the table has no column
 #: for: a newer server writing to a table an older release made would lose that value with an
 #: OK. With 0 such an insert fails, naming the field, and nothing of the batch is stored (the
-#: batcher keeps it in the WAL and says why in /readyz and the log); the stores also compare the
+#: batcher then sets the rows carrying it aside in the WAL's quarantine, engine/refused.py, and
+#: stores the rest: kept and listed, never dropped); the stores also compare the
 #: table's columns with what the encoder writes at start (store/columns.py).
 INSERT_SETTINGS: dict[str, int] = {
     "input_format_skip_unknown_fields": 0,
