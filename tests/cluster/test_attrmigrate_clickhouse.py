@@ -63,6 +63,13 @@ def test_a_clickhouse_table_of_the_old_layout_is_rewritten_at_start(chdouble: Do
         assert sorted(got) == sorted(o["message"] for o in objs)
         for obj in objs:
             assert typed(got[obj["message"]]) == typed(expected(obj)), obj
+        wal = [{**o, "message": "wal-" + o["message"]} for o in objs]  # an old server's WAL, replayed
+        assert store.insert(b"\n".join(old_row(o, NOW) for o in wal), dedup_token="old-wal-1") == len(wal)
+        for row in store.query(f"SELECT * FROM {store.table} WHERE startsWith(message, 'wal-')", {}):
+            wire = row_to_wire(row)
+            wire.pop("observed_timestamp", None)
+            obj = next(o for o in wal if o["message"] == wire["message"])
+            assert typed(wire) == typed(expected(obj)), obj
         new = {"timestamp": NOW, "service": "mig", "message": "new", "z": 13.0, "a": None}
         assert store.insert(encode_record(new, received_ns=NOW), dedup_token="new-1") == 1
         text = store.query("SELECT attributes FROM logs WHERE message = 'new'", {})[0]["attributes"]

@@ -104,3 +104,21 @@ def test_an_old_store_is_rewritten_as_text_with_every_value_kept(tmp_path: Path)
         assert len(read_all(store, store.hot_table)) == len(hot) + 1
     finally:
         store.close()
+
+
+def test_old_layout_rows_from_the_wal_are_stored_exactly(tmp_path: Path) -> None:
+    """Rows an older server acknowledged and left in its WAL (or set aside and requeued) carry the
+    old layout: stored by this release with their exact attributes, not refused for the
+    ``attributes_exact`` field nor stored with the JSON column's altered values."""
+    objs = corpus()
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        assert store.insert(b"\n".join(old_row(o, NOW) for o in objs), dedup_token="old-wal-1") == len(objs)
+        got = read_all(store, store.hot_table)
+        assert sorted(got) == sorted(o["message"] for o in objs)
+        for obj in objs:
+            assert typed(got[obj["message"]]) == typed(expected(obj)), obj
+        assert any(b"attributes_exact" in old_row(o, NOW) for o in objs)  # the corpus has patched rows
+    finally:
+        store.close()

@@ -37,7 +37,8 @@ from logharbor.types import Row
 if TYPE_CHECKING:  # tiers.py imports this module
     from logharbor.server.engine.store.tiers import Tiers
 
-__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "migrate_cold_files", "needs_migration"]
+__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "migrate_cold_files", "needs_migration",
+           "upgrade_rows"]
 
 log = logging.getLogger("logharbor.store")
 retention_log = logging.getLogger("logharbor.retention")
@@ -208,3 +209,33 @@ def migrate_cold_files(tiers: Tiers) -> int:
                                 "could not be rewritten now (%s); its patched values read as the old "
                                 "column had them until the next start rewrites it", key, exc)
     return done
+
+
+_OLD_FIELD = b'"' + attrs.EXACT_COLUMN.encode() + b'":'
+
+
+def upgrade_rows(rows: bytes) -> bytes:
+    """Rows of the old layout (``attributes`` as the JSON column's object, ``attributes_exact``
+    its patch) as this release writes them: the exact attributes as one object.
+
+    Such rows reach an insert after an upgrade: the WAL entries an older server acknowledged and
+    had not stored yet, and refused rows it set aside that are requeued. Without this they would
+    be refused for the unknown field, or stored with the column's altered values. A row without
+    the field is taken as it is (only a row with a patch differs between the layouts); the
+    check is one search of the batch's bytes, and a quote inside a string is escaped, so the
+    field's name in quotes followed by a colon can only be a key."""
+    if _OLD_FIELD not in rows:
+        return rows
+    out = []
+    for line in rows.split(b"\n"):
+        if _OLD_FIELD in line:
+            row = exactjson.loads(line)
+            if type(row) is dict and attrs.EXACT_COLUMN in row:
+                patch = row.pop(attrs.EXACT_COLUMN)
+                attributes = attrs.read(row.pop("attributes", None) or {},
+                                        patch if isinstance(patch, str) else None)
+                if attributes:
+                    row["attributes"] = attributes
+                line = exactjson.dumps(row)
+        out.append(line)
+    return b"\n".join(out)

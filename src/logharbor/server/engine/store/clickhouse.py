@@ -32,7 +32,12 @@ import orjson
 
 from logharbor.durable import write_atomic
 from logharbor.server.engine.store.attributes import ENGINE_SETTINGS, INSERT_SETTINGS
-from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, needs_migration
+from logharbor.server.engine.store.attrmigrate import (
+    TableAccess,
+    migrate_attributes,
+    needs_migration,
+    upgrade_rows,
+)
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.engine.store.batches import (
     InsertPlan,
@@ -315,7 +320,7 @@ class ClickHouseStore(TierView):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
         token = f"{self.writer_id}-{dedup_token}"
         try:
-            marked = mark_rows(rows, token)
+            marked = mark_rows(upgrade_rows(rows), token)
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
         expected = row_count(marked)

@@ -22,7 +22,7 @@ import orjson
 from logharbor.sealing import Sealer
 from logharbor.server.diskspace import free_bytes
 from logharbor.server.engine.store.attributes import INSERT_SETTINGS, with_settings
-from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes
+from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, upgrade_rows
 from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
 from logharbor.server.engine.store.batches import (
     InsertPlan,
@@ -270,7 +270,7 @@ class EmbeddedStore(TierView):
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
         try:
-            marked = mark_rows(rows, dedup_token)
+            marked = mark_rows(upgrade_rows(rows), dedup_token)
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
         expected = row_count(marked)
