@@ -1,0 +1,44 @@
+"""The live tail's batch read (engine/store/sql/tail.py): a batch of rows read as the logs table
+would hold them — the attributes object as its exact text, the promoted ``attr_<key>`` columns
+computed as the table computes them — on a store's own ``run_on_rows``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.retention.helpers import NOW
+
+from logharbor.server.engine.store.attributes import PROMOTED
+from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.rows import encode_record, row_to_record
+from logharbor.server.engine.store.sql.tail import round_sql
+
+
+def test_a_batch_reads_text_and_promoted_columns_as_the_table_does(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        columns = store.query(f"DESCRIBE TABLE {store.table}", {})
+        structure = ", ".join(f"`{c['name']}` {c['type']}" for c in columns)
+        objs = [{"timestamp": NOW, "service": "t", "message": f"m{i}", "user_id": u, "duration_ms": d,
+                 "z": 13.0, "n": None}
+                for i, (u, d) in enumerate([("u-1", 13.0), (7, 1500), (None, "2000"), ({"a": 1}, None)])]
+        rows = b"\n".join(encode_record(o, received_ns=NOW) for o in objs)
+        store.insert(rows, dedup_token="tail-1")
+        conditions = ["`attr_user_id` = 'u-1'", "toFloat64OrNull(`attr_duration_ms`) > 1000",
+                      "`attr_user_id` = '{\"a\":1}'", "`attr_user_id` IS NULL"]
+        sql, params = round_sql(conditions, None)
+        got = store.run_on_rows(sql, {**params, "tail_structure": structure, "tail_rows": rows.decode()})
+        flags = {r["message"]: [bool(r[f"__tail_m{i}"]) for i in range(len(conditions))] for r in got}
+        # the same conditions on the stored table: a tail matches what a search matches
+        for i, condition in enumerate(conditions):
+            stored = {r["message"] for r in store.query(f"SELECT message FROM logs WHERE {condition}", {})}  # noqa: S608
+            assert {m for m, f in flags.items() if f[i]} == stored, condition
+        assert flags["m0"][0] and flags["m1"][1] and flags["m2"][1] and flags["m3"][2] and flags["m2"][3]
+        for row in got:  # the text as sent, read back exactly
+            obj = objs[int(row["message"][1:])]
+            assert list(row_to_record(row)["attributes"].items()) == [
+                (k, v) for k, v in obj.items() if k not in ("timestamp", "service", "message")]
+        assert set(PROMOTED.values()) <= set(got[0])
+    finally:
+        store.close()
