@@ -73,3 +73,37 @@ def test_json_labels_do_not_depend_on_the_order_keys_were_sent() -> None:
     labels = [record_labels({"service": "labels", "message": "m", "attributes": a}, lq) for a in orders]
     assert labels[0] == labels[1] == labels[2]
     assert labels[0]["a_b"] == "flat" and labels[0]["z"] == "1"  # what the JSON column's path order gave
+
+
+def test_the_tail_sender_reads_a_record_with_an_integer_beyond_64_bits() -> None:
+    """The tail hub's lines are exactjson's; read with orjson, 2**70 + 1 became a rounded float
+    and its ``| json`` label said ...424 instead of ...425."""
+    import asyncio
+
+    from logharbor import exactjson
+    from logharbor.server.features.loki import routes
+
+    big = 2**70 + 1
+    line = exactjson.dumps({"timestamp": "2026-11-01T12:00:00Z", "service": "labels", "message": "big one",
+                            "n": big, "ratio": 13.0})
+
+    class Sub:
+        closed = False
+
+        async def take(self) -> list[bytes]:
+            self.closed = True
+            return [line]
+
+    class Socket:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send_text(self, text: str) -> None:
+            self.sent.append(text)
+
+    socket = Socket()
+    asyncio.run(routes._tail_sender(socket, Sub(), parse_logql('{service="labels"} | json')))  # type: ignore[arg-type]
+    (message,) = [exactjson.loads(t) for t in socket.sent]
+    (stream,) = message["streams"]
+    assert stream["values"][0][1] == "big one"
+    assert stream["stream"]["n"] == str(big) and stream["stream"]["ratio"] == "13"  # label text: 1.0 is 1

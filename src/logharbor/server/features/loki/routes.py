@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from logharbor import __version__
+from logharbor import __version__, exactjson
 from logharbor.record import parse_timestamp
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError, error_body
@@ -356,7 +356,9 @@ async def _tail_sender(websocket: WebSocket, sub: Any, lq: LogQuery) -> None:
             if isinstance(item, int):
                 dropped.append({"labels": {}, "timestamp": str(time.time_ns()), "count": item})
                 continue
-            record = wire_to_record(orjson.loads(item))
+            # exactjson: the hub's lines are exactjson's; orjson reads an integer beyond 64 bits
+            # as a rounded float, and the label showed another number than the record's
+            record = wire_to_record(exactjson.loads(item))
             labels = record_labels(record, lq)
             streams.setdefault(tuple(sorted(labels.items())), []).append(
                 [str(record["timestamp"]), log_line(record, lq, labels)])
