@@ -11,6 +11,7 @@ from tests.retention.helpers import NOW
 from logharbor.server.engine.store.attributes import PROMOTED
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_record, row_to_record
+from logharbor.server.engine.store.sql.retention import quarantine_match_sql
 from logharbor.server.engine.store.sql.tail import round_sql
 
 
@@ -40,5 +41,24 @@ def test_a_batch_reads_text_and_promoted_columns_as_the_table_does(tmp_path: Pat
             assert list(row_to_record(row)["attributes"].items()) == [
                 (k, v) for k, v in obj.items() if k not in ("timestamp", "service", "message")]
         assert set(PROMOTED.values()) <= set(got[0])
+    finally:
+        store.close()
+
+
+def test_quarantined_lines_match_on_promoted_columns(tmp_path: Path) -> None:
+    """A delete-by-query's scrub of quarantined lines (sql/retention.py) reads them with the
+    stored columns only; a condition on a promoted column still finds its lines."""
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        columns = store.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                              "AND table = 'logs' AND default_kind = '' ORDER BY position", {})
+        structure = ", ".join(f"{c['name']} {c['type']}" for c in columns) + ", lh_line UInt32"
+        lines = [encode_record({"timestamp": NOW, "service": "q", "message": f"m{i}", "user_id": f"u-{i % 2}"},
+                               received_ns=NOW)[:-1] + f',"lh_line":{i}}}'.encode() for i in range(4)]
+        sql = quarantine_match_sql(structure, "`attr_user_id` = {u:String}", line_column="lh_line",
+                                   rows_param="lh_rows")
+        got = store.query(sql, {"u": "u-1", "lh_rows": b"\n".join(lines).decode()})
+        assert sorted(int(r["i"]) for r in got) == [1, 3]
     finally:
         store.close()

@@ -31,10 +31,11 @@ import orjson
 
 from logharbor import exactjson
 from logharbor.record import RecordError
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from logharbor.types import Attributes, JsonObject
 
 __all__ = ["ENGINE_SETTINGS", "EXACT_COLUMN", "INSERT_SETTINGS", "PROMOTED", "column_key", "lookup",
-           "path_name", "promoted", "read", "spellings", "text_keys", "with_settings"]
+           "path_name", "promoted", "promoted_sql", "read", "spellings", "text_keys", "with_settings"]
 
 #: the old tables' patch column (see the module docstring); read, never written
 EXACT_COLUMN = "attributes_exact"
@@ -87,6 +88,14 @@ def _promoted() -> dict[str, str]:
 #: path (a string's content, a number's text, JSON text of an object or array, NULL for null or
 #: absent), so a compiler may use it wherever it would write that expression
 PROMOTED: Mapping[str, str] = _promoted()
+
+
+def promoted_sql() -> list[str]:
+    """``<text form of key> AS attr_<key>`` for every promoted key: how rows read as a table from
+    JSONEachRow text (a live-tail batch, quarantined lines), where the table's computed columns do
+    not exist, get them, exactly as the table computes them."""
+    return [f"JSONExtract(`attributes`, {quote_string(key)}, 'Nullable(String)') "
+            f"AS {quote_identifier(column)}" for key, column in PROMOTED.items()]
 
 
 def promoted(keys: list[str] | tuple[str, ...]) -> str | None:

@@ -4,6 +4,7 @@ what it means in a search."""
 
 from __future__ import annotations
 
+from logharbor.server.engine.store.attributes import promoted_sql
 from logharbor.server.engine.store.coldstore import literal_structure
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
@@ -17,7 +18,9 @@ FROM_START = "timestamp >= fromUnixTimestamp64Nano({t_from:Int64}, 'UTC')"
 
 def quarantine_match_sql(structure: str, cond: str, *, line_column: str, rows_param: str) -> str:
     """The ``line_column`` of each JSONEachRow line (passed as the ``rows_param`` String
-    parameter, read with the table's ``structure``) that matches the compiled ``cond``."""
+    parameter, read with the table's stored columns ``structure``) that matches the compiled
+    ``cond``; the promoted ``attr_<key>`` columns a condition may name are computed from the
+    attributes text as the table computes them."""
     line = quote_identifier(line_column)
-    return (f"SELECT {line} AS i FROM format(JSONEachRow, {literal_structure(structure)}, "  # noqa: S608
-            f"{{{rows_param}:String}}) WHERE {cond}")
+    rows = f"format(JSONEachRow, {literal_structure(structure)}, {{{rows_param}:String}})"
+    return f"SELECT {line} AS i FROM (SELECT *, {', '.join(promoted_sql())} FROM {rows}) WHERE {cond}"  # noqa: S608

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from logharbor.server.engine.store.attributes import PROMOTED
-from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
+from logharbor.server.engine.store.attributes import PROMOTED, promoted_sql
 from logharbor.types import SqlParams
 
 __all__ = ["BATCH_ROWS", "BATCH_TABLE", "received_sql", "round_sql"]
@@ -15,8 +14,7 @@ BATCH_TABLE = "format(JSONEachRow, {tail_structure:String}, {tail_rows:String})"
 #: promoted ``attr_<key>`` columns are computed there (ALIAS of a MATERIALIZED Tuple) and absent
 #: from the rows, so they are computed here, each the same text form, and a filter on them
 #: matches as a search does
-_PROMOTE = ", ".join(f"JSONExtract(`attributes`, {quote_string(key)}, 'Nullable(String)') "
-                     f"AS {quote_identifier(column)}" for key, column in PROMOTED.items())
+_PROMOTE = ", ".join(promoted_sql())
 BATCH_ROWS = f"(SELECT * REPLACE ({_PROMOTE}) FROM {BATCH_TABLE})" if PROMOTED else BATCH_TABLE  # noqa: S608
 
 
