@@ -110,6 +110,7 @@ def test_a_migration_killed_at_each_step_is_finished_by_the_next_start(
 
 
 @pytest.mark.skipif(not FULL, reason="every statement of a migration: LOGHARBOR_FULL_TESTS=1")
+@pytest.mark.timeout(3600)  # two starts per statement (~35 statements)
 def test_a_migration_killed_before_any_statement_is_finished_by_the_next_start(
         tmp_path: Path, old_store: tuple[Path, dict[str, dict[str, Any]], set[str]]) -> None:
     source, objs, acked = old_store
