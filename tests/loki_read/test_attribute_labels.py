@@ -33,7 +33,11 @@ SHAPES = [
     {"x%2Ey": 1, "x%y": 2},                           # keys with '%': named as written
     {"gone": None, "empty": {}, "nothing": {"inner": None}},  # null and {}: no name
     {"n": 13.0, "big": 2**70},
+    {"app_tier": "flat", "app.tier": "dotted"},        # app_tier is itself a path: it stays itself
+    {"obj_key": {"a": 1}, "obj.key": 1},              # obj_key is an object, not a path: obj.key
 ]
+#: PLAIN records hold the parts of svc_name (svc, name) without its path: one sample for all names,
+#: filled with them, would miss the RARE path
 PLAIN = 40
 RARE = {"k8s": {"namespace": {"name": "rare-ns"}}}  # the last record: past a small sample
 
@@ -43,7 +47,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
     path: Path = tmp_path_factory.mktemp("loki-attrs") / "store"
     store = EmbeddedStore(path)
     store.open()
-    attributes = [*SHAPES, *({"user_id": f"u-{i}", "k8s_ns_hint": "name"} for i in range(PLAIN)), RARE]
+    attributes = [*SHAPES, *({"user_id": f"u-{i}", "svc": "a name"} for i in range(PLAIN)), RARE]
     records = [{"timestamp": BASE + i * NS, "service": "labels", "message": f"m{i}", "attributes": a}
                for i, a in enumerate(attributes)]
     store.insert(b"\n".join(encode_row(normalize(r, received_ns=BASE)) for r in records), dedup_token="labels")
@@ -60,8 +64,9 @@ def test_label_names_list_every_leaf_path_as_a_query_names_it(ctx: Context) -> N
 
 def test_a_rare_path_resolves_beyond_a_small_sample(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(catalog, "NAMES_SAMPLE", 5)  # far fewer than the records before RARE
-    assert drilldown.resolve_label_paths(ctx, {"k8s_namespace_name", "svc_name", "user_id"}, START, END) == {
-        "k8s_namespace_name": "k8s.namespace.name", "svc_name": "svc.name"}  # user_id is itself a path
+    asked = {"k8s_namespace_name", "svc_name", "user_id", "app_tier", "obj_key"}
+    assert drilldown.resolve_label_paths(ctx, asked, START, END) == {
+        "k8s_namespace_name": "k8s.namespace.name", "svc_name": "svc.name", "obj_key": "obj.key"}
     assert drilldown.resolve_label_paths(ctx, {"no_such_path"}, START, END) == {}
 
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from logharbor.record import parse_timestamp
 from logharbor.server.engine.store.sql.attributes import attribute_names_sql
 from logharbor.server.features.query import ast
@@ -49,10 +51,13 @@ def resolve_label_paths(ctx: Context, names: set[str], start: int, end: int) -> 
     """``{label: path}`` for the names that are the underscore form of a stored attribute path
     (``k8s_namespace_name`` → ``k8s.namespace.name``). A name that is itself a stored path stays
     itself; of several paths spelling one name, the first in sorted order wins."""
+    where, params = _where(ctx, ast.MatchAll(), start, end)
+    # first the exact question that ends at the first record found, so the usual name (a flat
+    # user_id) parses no sample of records at all
+    names = {name for name in names if not _is_path(ctx, name, where, params)}
     holding, values = _holding(names)
     if not holding:
         return {}
-    where, params = _where(ctx, ast.MatchAll(), start, end)
     # up to NAMES_SAMPLE records per name, each holding that name's parts (LIMIT … BY the name)
     which = ", ".join(f"if({cond}, {i + 1}, 0)" for i, cond in enumerate(holding))
     rows = (f"(SELECT `attributes`, arrayJoin(arrayFilter(x -> x > 0, [{which}])) AS __lh_name "  # noqa: S608
@@ -66,6 +71,16 @@ def resolve_label_paths(ctx: Context, names: set[str], start: int, end: int) -> 
         if name in names and name != path and name not in paths and name not in out:
             out[name] = path
     return out
+
+
+def _is_path(ctx: Context, name: str, where: str, params: dict[str, object]) -> bool:
+    """Whether a record of the range has the top-level key ``name`` with a value a path ends at
+    (not null, not an object: what the JSON column listed); the key's text (``"name":`` can only
+    be a key in JSON text) narrows the records parsed."""
+    sql = (f"SELECT 1 AS x FROM {ctx.store.table} WHERE {where} "  # noqa: S608
+           "AND position(`attributes`, {lh_key:String}) > 0 "
+           "AND JSONType(`attributes`, {lh_name:String}) NOT IN ('Null', 'Object') LIMIT 1")
+    return bool(ctx.run(sql, {**params, "lh_key": orjson.dumps(name).decode() + ":", "lh_name": name}))
 
 
 def _holding(names: set[str]) -> tuple[list[str], dict[str, str]]:
