@@ -14,19 +14,19 @@ or ``sqlsafe``; the only other things in the SQL text are numbers the compiler c
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from logharbor.server.engine.store import attributes as attrs
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.engine.store.timebounds import before_end
 
 from . import ast
 from .aggregates import aggregate_sql
 from .errors import FilterOnlyError, QueryError, QueryTooLargeError, QueryTypeError, UnknownFieldError
-from .fields import FieldRef, Kind, attribute_value, resolve_field, table_columns
+from .fields import FieldRef, Kind, attribute_value, attributes_of, resolve_field, table_columns
 from .filters import FilterCompiler, Params, Resolver
 from .parser import parse
 from .patterns import GROUP_OF_VALUE, compare_window, pattern_groups, patterns_pipe, resolved_source
@@ -60,16 +60,17 @@ class CompiledQuery:
     limit: int
     query: ast.Query
     #: ``(column, attribute name)`` of a ``fields`` projection of records whose values are taken
-    #: from each row's whole attributes (:data:`EXACT_SOURCE` columns, then removed): exactly as
-    #: stored, objects too (:func:`exact_fields`)
+    #: from each row's whole attributes (the :data:`EXACT_SOURCE` column, then removed): exactly
+    #: as stored, objects too (:func:`exact_fields`); name ``""`` is the whole attributes object
     exact: tuple[tuple[str, str], ...] = ()
     #: ``pattern_id`` is already the group's id (the query read the logs through the patterns
     #: table); otherwise records carry the stored id, resolved by the caller
     groups_resolved: bool = False
 
 
-#: the hidden columns a ``fields`` projection of attributes carries along (see CompiledQuery.exact)
-EXACT_SOURCE = ("__lh_attributes", "__lh_attributes_exact")
+#: the hidden column a ``fields`` projection of attributes carries along (see CompiledQuery.exact):
+#: the row's attributes text
+EXACT_SOURCE = ("__lh_attributes",)
 
 
 def exact_fields(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +78,9 @@ def exact_fields(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]
     beyond 64 bits an integer, an object or a null the value it is) and the hidden columns gone."""
     if not compiled.exact:
         return row
-    attributes = attrs.read(row.pop(EXACT_SOURCE[0], None), row.pop(EXACT_SOURCE[1], None))
+    attributes = attributes_of(row.pop(EXACT_SOURCE[0], None))
     for column, name in compiled.exact:
-        row[column] = attribute_value(attributes, name)
+        row[column] = attribute_value(attributes, name) if name else attributes
     return row
 
 
@@ -105,7 +106,8 @@ class _Compiler(StageBuilder):
     def output_ref(self, name: str) -> str:
         """A name after a projection in the same stage (sort/dedup after stats or fields)."""
         col = self.output_column(name)
-        return f"toString({col.internal})" if col.kind == "dynamic" else col.internal
+        # a projected attribute is its text form (NULL when absent): grouped as '' like on records
+        return f"ifNull({col.internal}, '')" if col.kind == "dynamic" else col.internal
 
     def output_column(self, name: str) -> Column:
         """The projected column called ``name`` in the current stage."""
@@ -200,6 +202,7 @@ class _Compiler(StageBuilder):
         if self.stage.select is not None:
             self.wrap()
         resolve = self.resolver(self.stage)
+        stage_is_records = self.stage.derived is None
         select = []
         exact = []
         for name in p.names:
@@ -208,13 +211,15 @@ class _Compiler(StageBuilder):
             select.append((ref.select_sql, Column(name, self.new_alias(), kind, ref.nullable)))
             if ref.kind == "dynamic" and ref.paths:  # an attribute of the records themselves
                 exact.append((name, name.removeprefix("attributes.")))
+            elif ref.kind == "json" and stage_is_records:  # the whole attributes, as the object
+                exact.append((name, ""))
         self._check_unique([c.name for _, c in select])
         self.exact = ()
         if exact:
-            # the engine's value of a path is its JSON column's (13.0 is 13, an object is NULL):
-            # the whole attributes go along so the answer is read from them, as stored
-            for source, hidden in zip(("`attributes`", f"`{attrs.EXACT_COLUMN}`"), EXACT_SOURCE, strict=True):
-                select.append((source, Column(hidden, self.new_alias(), "string", True)))
+            # a path's text form is the engine's (13.0 is 13, an object re-serialised): the
+            # whole attributes text goes along so the answer is read from it, as stored
+            hidden = Column(EXACT_SOURCE[0], self.new_alias(), "string", True)
+            select.append((quote_identifier("attributes"), hidden))
             self.exact = tuple(exact)
         self.stage.select = select
         if self.kind == "records":
@@ -428,7 +433,9 @@ def compile_filter(text: str, *, now_ns: int | None = None) -> tuple[str, dict[s
         raise FilterOnlyError("only a filter (and '| where …') is allowed here; stats, fields, sort, "
                               "limit and the other pipes work in a search")
     params = Params()
-    compiler = FilterCompiler(params, resolve_field, time.time_ns() if now_ns is None else now_ns)
+    # the condition may run over rows without the promoted columns (cold files): read the text
+    resolve = functools.partial(resolve_field, promoted=False)
+    compiler = FilterCompiler(params, resolve, time.time_ns() if now_ns is None else now_ns)
     parts = [compiler.compile(f) for f in (query.filter, *(p.filter for p in query.pipes))
              if not isinstance(f, ast.MatchAll)]
     return (" AND ".join(parts) if parts else "1"), dict(params.values)

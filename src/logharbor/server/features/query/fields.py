@@ -3,42 +3,56 @@
 The column list and types are read from ``server/engine/store/schema.sql`` itself, so the query language
 can never drift from the table it runs against. Names resolve in this order: the time aliases
 (``_time``, ``@timestamp``), a canonical column (``service``, ``http_status``), an ``http.*``
-name or shorthand (``status`` → ``http_status``), and otherwise a JSON path into ``attributes``
+name or shorthand (``status`` → ``http_status``), and otherwise a path into ``attributes``
 (``user_id``, ``order.items.sku``, or explicitly ``attributes.user_id``). Every identifier that
 reaches SQL text comes from that column list or goes through
-:func:`logharbor.server.engine.store.sqlsafe.quote_identifier` / ``quote_json_path``.
+:func:`logharbor.server.engine.store.sqlsafe.quote_identifier` / ``quote_string``.
+
+``attributes`` is the record's attributes as their exact JSON text (a String column,
+docs/record.md). A path in it reads as its *text form* (:func:`text_sql`,
+``JSONExtract(attributes, 'k1', 'k2', 'Nullable(String)')``: a string's content, a number's text,
+``true``/``false``, an object's or array's JSON text, NULL for null or absent) and compares as a
+number through ``toFloat64OrNull`` of that text. schema.sql may *promote* a top-level key: a
+MATERIALIZED ``attr_<key>`` column holding exactly that text form (:func:`promoted_columns`), which
+the compiler then reads instead of parsing every row's text (and whose skip indexes then apply).
 
 A dotted attribute name matches every way a record can spell it, as Elasticsearch users expect:
-``a.b`` is the nested path ``{"a": {"b": …}}`` and the literal key ``{"a.b": …}`` (the store keeps
-the two apart, see ``store/attributes.py``); ``a.b.c`` also ``{"a.b": {"c": …}}`` and
-``{"a": {"b.c": …}}``. Names of up to :data:`MAX_SPELLED_PARTS` parts get every spelling; longer
-ones the nested path and the whole literal key. A filter matches when any spelling does; a value
-shown, grouped or sorted by is the first spelling present, nested first.
+``a.b`` is the nested path ``{"a": {"b": …}}`` and the literal key ``{"a.b": …}``; ``a.b.c`` also
+``{"a.b": {"c": …}}`` and ``{"a": {"b.c": …}}``. Names of up to :data:`MAX_SPELLED_PARTS` parts get
+every spelling; longer ones the nested path and the whole literal key. A filter matches when any
+spelling does; a value shown, grouped or sorted by is the first spelling present, nested first.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS
-from logharbor.server.engine.store.attributes import EXACT_COLUMN, column_key, lookup, spellings
-from logharbor.server.engine.store.sqlsafe import SqlNameError, quote_identifier, quote_json_path
+from logharbor.server.engine.store.attributes import EXACT_COLUMN, lookup, spellings
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 
 from .errors import UnknownFieldError
 
-__all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_paths", "attribute_value", "field_text",
-           "format_time_sql", "key_segment", "name_parts", "quoted_keys", "resolve_field", "table_columns"]
+__all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_keys", "attribute_value", "attributes_of",
+           "field_text", "format_time_sql", "key_segment", "name_parts", "promoted_columns", "quoted_keys",
+           "resolve_field", "table_columns", "text_sql"]
 
 Kind = Literal["text", "string", "int", "float", "time", "dynamic", "json"]
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _TIME_FORMAT = "%Y-%m-%dT%H:%i:%S.%fZ"
 #: dotted names with at most this many parts match every spelling (2**(parts-1) paths)
 MAX_SPELLED_PARTS = 5
+#: a promoted column's line in schema.sql: ``attr_<x> <type> MATERIALIZED JSONExtract(attributes,
+#: '<key>', 'Nullable(String)')`` — only this exact expression is the text form of ``<key>``
+_PROMOTED = re.compile(
+    r"(?:LowCardinality\(Nullable\(String\)\)|Nullable\(String\))\s+MATERIALIZED\s+"
+    r"JSONExtract\(attributes,\s*'([^'\\]+)',\s*'Nullable\(String\)'\)")
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ class FieldRef:
     """A resolved field: the SQL expression reading it, its kind, and whether it may be NULL.
 
     ``text`` is the full-text ``message`` column; ``string`` columns use ``''`` for absent;
-    ``dynamic`` is an attribute path (any JSON type, NULL when absent).
+    ``dynamic`` is an attribute path read as its text form (NULL when absent or null).
     """
 
     name: str
@@ -54,14 +68,24 @@ class FieldRef:
     kind: Kind
     nullable: bool = False
     column: str = ""
-    #: an attribute's engine paths (``a.b``, ``a%2Eb``), one per spelling, when there are several
-    paths: tuple[str, ...] = ()
+    #: an attribute's keys, one tuple per spelling (nested first); empty for anything else
+    paths: tuple[tuple[str, ...], ...] = ()
+    #: whether a promoted ``attr_<key>`` column may stand for a one-key path: not where the SQL runs
+    #: over rows that do not have those columns (a live-tail batch, a cold file)
+    promoted: bool = True
 
     def spellings(self) -> list[FieldRef]:
         """One ref per spelling of an attribute name (just this one when it has a single path)."""
         if len(self.paths) < 2:
             return [self]
-        return [FieldRef(self.name, _path_sql(p), self.kind, self.nullable, paths=(p,)) for p in self.paths]
+        return [replace(self, sql=text_sql(p, promoted=self.promoted), paths=(p,)) for p in self.paths]
+
+    @property
+    def promoted_column(self) -> str | None:
+        """The promoted column this one-spelling attribute path reads, if it reads one."""
+        if len(self.paths) != 1 or not self.promoted:
+            return None
+        return promoted_columns().get(self.paths[0][0]) if len(self.paths[0]) == 1 else None
 
     @property
     def select_sql(self) -> str:
@@ -70,9 +94,11 @@ class FieldRef:
 
     @property
     def group_sql(self) -> str:
-        """The expression to group, dedup or count distinct values by (a JSON value as text)."""
+        """The expression to group, dedup, sort or compare as text by: an attribute's text form
+        with ``''`` when it is absent or null, as string columns have and as the JSON column's
+        ``toString`` gave (so ``stats by``, ``top``, ``first`` and text ranges answer as before)."""
         if self.kind == "dynamic":
-            return f"toString({self.sql})"
+            return f"ifNull({self.sql}, '')"
         return self.sql
 
     @property
@@ -81,8 +107,20 @@ class FieldRef:
         if self.kind in ("int", "float"):
             return self.sql
         if self.kind == "dynamic":
-            return f"toFloat64OrNull(toString({self.sql}))"
+            return f"toFloat64OrNull({self.sql})"
         return None
+
+
+def text_sql(keys: tuple[str, ...] | list[str], *, promoted: bool = True) -> str:
+    """The text form of the attribute at ``keys`` (storage contract, ATTRTEXT §4): the promoted
+    column when schema.sql has one for this one-key path, else one ``JSONExtract`` of the text.
+    Keys go in as string literals quoted by sqlsafe, never pasted."""
+    if promoted and len(keys) == 1:
+        column = promoted_columns().get(keys[0])
+        if column is not None:
+            return quote_identifier(column)
+    args = ", ".join(quote_string(k) for k in keys)
+    return f"JSONExtract({quote_identifier('attributes')}, {args}, 'Nullable(String)')"
 
 
 def format_time_sql(expr: str) -> str:
@@ -103,35 +141,63 @@ def _kind_of(sql_type: str) -> tuple[Kind, bool]:
     return "string", nullable
 
 
+def _schema_lines() -> list[str]:
+    """The column lines of schema.sql's table, stripped (indexes and comments left out)."""
+    text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text(encoding="utf-8")
+    out = []
+    for line in text.split("{table} (", 1)[1].splitlines():
+        stripped = line.strip()
+        if stripped.startswith(")"):
+            break
+        if stripped and not stripped.startswith(("INDEX", "--", "PROJECTION")):
+            out.append(stripped)
+    return out
+
+
 @cache
 def table_columns() -> tuple[tuple[str, Kind, bool], ...]:
-    """(name, kind, nullable) of every column in schema.sql, in table order."""
-    text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text(encoding="utf-8")
-    body = text.split("{table} (", 1)[1]
+    """(name, kind, nullable) of every stored column in schema.sql, in table order: what
+    ``SELECT *`` returns (MATERIALIZED and ALIAS columns are not part of a record)."""
     out: list[tuple[str, Kind, bool]] = []
-    for line in body.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("INDEX", "--", ")", "PROJECTION")):
-            if stripped.startswith(")"):
-                break
-            continue
+    for stripped in _schema_lines():
         name, _, rest = stripped.partition(" ")
         if not _COLUMN_NAME.fullmatch(name):
             raise RuntimeError(f"schema.sql has a column line this module cannot read: {stripped!r}")
+        if re.search(r"\s(MATERIALIZED|ALIAS)\s", f" {rest} "):
+            continue
         sql_type = rest.strip().split(" CODEC", 1)[0].rstrip(",").strip()
         kind, nullable = _kind_of(sql_type)
         if name == "message":
             kind = "text"
+        elif name == "attributes":
+            kind = "json"
         out.append((name, kind, nullable))
     return tuple(out)
+
+
+@cache
+def promoted_columns() -> Mapping[str, str]:
+    """Top-level attribute key → its promoted column, for the schema.sql columns defined as
+    exactly the text form of that key (a MATERIALIZED column of any other definition is not used:
+    the compiler may put one in place of the other only when they are the same value)."""
+    out: dict[str, str] = {}
+    for stripped in _schema_lines():
+        name, _, rest = stripped.partition(" ")
+        found = _PROMOTED.fullmatch(rest.strip().split(" CODEC", 1)[0].rstrip(",").strip())
+        if found is not None and name.startswith("attr_"):
+            out[found[1]] = name
+    return out
 
 
 _SHORTHANDS = {name: f"http_{name}" for name in HTTP_FIELDS}
 _TIME_ALIASES = {"_time": "timestamp", "@timestamp": "timestamp"}
 
 
-def resolve_field(name: str, position: int | None = None) -> FieldRef:
-    """Resolve a user field name against the table (see the module docstring for the order)."""
+def resolve_field(name: str, position: int | None = None, *, promoted: bool = True) -> FieldRef:
+    """Resolve a user field name against the table (see the module docstring for the order).
+
+    ``promoted=False`` reads every attribute from the text, for SQL that runs over rows without
+    the promoted columns (live-tail batches, cold files)."""
     columns = {c[0]: c for c in table_columns()}
     target = _TIME_ALIASES.get(name, name)
     if target.startswith("http.") and target[5:] in HTTP_FIELDS:
@@ -141,7 +207,7 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
         col, kind, nullable = columns[target]
         return FieldRef(name, quote_identifier(col), kind, nullable, column=col)
     if "`" in name:
-        return _quoted_field(name, position)
+        return _quoted_field(name, position, promoted)
     parts = name.split(".")
     if parts[0] == "attributes":
         parts = parts[1:]
@@ -149,13 +215,13 @@ def resolve_field(name: str, position: int | None = None) -> FieldRef:
         if name == "attributes":
             return FieldRef(name, quote_identifier("attributes"), "json", False, column="attributes")
         raise UnknownFieldError(f"{name!r} is not a usable field name", position)
-    try:
-        paths = attribute_paths(parts)
-        sqls = [_path_sql(p) for p in paths]
-    except SqlNameError as exc:
-        raise UnknownFieldError(f"{name!r} is not a usable field name: {exc}", position) from None
+    return _attribute_ref(name, attribute_keys(parts), promoted)
+
+
+def _attribute_ref(name: str, paths: list[tuple[str, ...]], promoted: bool) -> FieldRef:
+    sqls = [text_sql(keys, promoted=promoted) for keys in paths]
     sql = sqls[0] if len(sqls) == 1 else f"coalesce({', '.join(sqls)})"
-    return FieldRef(name, sql, "dynamic", True, paths=tuple(paths))
+    return FieldRef(name, sql, "dynamic", True, paths=tuple(paths), promoted=promoted)
 
 
 _SEGMENT = re.compile(r"`((?:[^`\\]|\\[\s\S])*)`|([^.`]+)")
@@ -205,19 +271,24 @@ def attribute_value(attributes: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _quoted_field(name: str, position: int | None) -> FieldRef:
+def _quoted_field(name: str, position: int | None, promoted: bool) -> FieldRef:
     """A name with backticks: always a path into ``attributes``, exactly the keys written (one
     spelling: a quoted key's dots are part of the key)."""
     parts = quoted_keys(name)
     if parts is None:
         raise UnknownFieldError(f"{name!r} is not a usable field name (keys in backticks are joined "
                                 "by '.', e.g. a.`b c`)", position)
-    path = ".".join(column_key(key).replace(".", "%2E") for key in parts)
-    try:
-        sql = _path_sql(path)
-    except SqlNameError as exc:
-        raise UnknownFieldError(f"{name!r} is not a usable field name: {exc}", position) from None
-    return FieldRef(name, sql, "dynamic", True, paths=(path,))
+    return _attribute_ref(name, [tuple(parts)], promoted)
+
+
+def attributes_of(text: str | None) -> dict[str, Any]:
+    """A row's ``attributes`` text as the object it is, exactly ('' or NULL: no attributes)."""
+    if not text:
+        return {}
+    out = exactjson.loads(text)
+    if type(out) is not dict:
+        raise ValueError(f"stored attributes are not a JSON object: {text[:80]!r}")
+    return out
 
 
 def field_text(key: str) -> str:
@@ -237,15 +308,8 @@ def key_segment(key: str, *, first: bool) -> str:
     return "`" + key.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def attribute_paths(parts: list[str]) -> list[str]:
-    """The engine paths of the spellings of an attribute name split at its dots, nested first.
-
-    In an engine path, keys are joined by ``.``; a dot inside a key is ``%2E`` and a ``%`` is
-    ``%25`` (how the store writes them, store/attributes.py).
-    """
+def attribute_keys(parts: list[str]) -> list[tuple[str, ...]]:
+    """The keys of each spelling of an attribute name split at its dots, nested first (a key is
+    exactly as written: no escaping, the text keeps ``a.b`` and ``a`` → ``b`` apart)."""
     groupings = spellings(parts) if len(parts) <= MAX_SPELLED_PARTS else [parts, [".".join(parts)]]
-    return [".".join(column_key(key).replace(".", "%2E") for key in keys) for keys in groupings]
-
-
-def _path_sql(path: str) -> str:
-    return quote_json_path("attributes", path.split("."))
+    return [tuple(keys) for keys in groupings]

@@ -42,7 +42,7 @@ from logharbor.server.engine.store.timebounds import before_end
 
 from . import ast
 from .errors import QueryError
-from .fields import key_segment, resolve_field
+from .fields import attributes_of, key_segment, resolve_field
 from .filters import FilterCompiler, Params
 
 __all__ = ["CHEAP_COLUMNS", "SAMPLE", "FieldsAnswer", "field_stats", "filter_part", "referenced_fields"]
@@ -227,7 +227,7 @@ def _sample_fields(row: dict[str, Any]) -> dict[str, Any]:
         value = row.get(column)
         if value is not None and value != "":
             out[name] = value
-    for key, value in attrs.read(row.get("attributes"), row.get(attrs.EXACT_COLUMN)).items():
+    for key, value in attributes_of(row.get("attributes")).items():
         _flatten("\0" + key_segment(key, first=True), value, out)
     return out
 
@@ -269,8 +269,7 @@ def _type_of(values: dict[_Key, int]) -> str:
 def _sample_pass(reader: _Reader, table: str, where: str, params: dict[str, Any], limit: int
                  ) -> tuple[int, dict[str, dict[_Key, int]]]:
     """The sample's rows (only the columns it counts) → (rows, {field: {value: count}})."""
-    columns = [quote_identifier(c) for c, _ in _SAMPLE_COLUMNS] + [
-        quote_identifier("attributes"), quote_identifier(attrs.EXACT_COLUMN)]
+    columns = [quote_identifier(c) for c, _ in _SAMPLE_COLUMNS] + [quote_identifier("attributes")]
     rows = reader.rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} LIMIT {int(limit)}", params)
     counts: dict[str, dict[_Key, int]] = {}
     dumps = orjson.dumps

@@ -14,8 +14,11 @@ What a matcher means depends on the kind of the field (:class:`~.fields.FieldRef
   ranges; ``level`` values are normalized (``warning`` → ``WARN``), trace ids too.
 - numbers: the value must be a number (else ``type_mismatch``); ranges compare numerically.
 - times: values are times (RFC 3339, epoch, ``now-1h``); ``_time:15m`` means the last 15 minutes.
-- attributes (JSON): compared as text, and as numbers when the value is a number; a dotted name
-  matches when any of its spellings does (``a.b``: nested or a literal ``"a.b"`` key, fields.py).
+- attributes: compared as their text form (fields.py), and as numbers when the value is a number;
+  a dotted name matches when any of its spellings does (``a.b``: nested or a literal ``"a.b"``
+  key). An equality on an attribute that is not promoted first asks for a plain run of the value
+  in the row's stored text (:func:`stored_needle`, one substring search), so only the rows that
+  can match pay for the JSON parse.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 from collections.abc import Callable
 
 from logharbor.record import LEVELS, normalize_level, normalize_trace_id
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 
 from . import ast, limits
 from .errors import InvalidRegexError, QueryError, QueryTypeError
@@ -33,7 +37,7 @@ from .fields import FieldRef
 from .regex_re2 import re2_error
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
-__all__ = ["FREE_TEXT_COLUMNS", "FilterCompiler", "Params", "Resolver"]
+__all__ = ["FREE_TEXT_COLUMNS", "FilterCompiler", "Params", "Resolver", "key_needle", "stored_needle"]
 
 #: Turns a user field name (and where it was written) into a resolved field.
 Resolver = Callable[[str, int | None], FieldRef]
@@ -105,6 +109,47 @@ def _refuse_non_finite(name: str, value: str) -> None:
         raise QueryTypeError(
             f"'{name}' compares with {value!r}, which is not a finite number (it overflows a "
             f"64-bit float, or is inf/nan); use a finite value")
+
+
+#: characters every JSON writer this store has used writes as themselves, in a string and in a
+#: key: printable ASCII but ``"`` and ``\\`` (always escaped), ``/`` (the engine's JSON output
+#: escapes it) and ``<>&'`` (some writers escape them as ``\\u00XX``)
+_PLAIN_RUN = re.compile(r"[\x20\x21\x23-\x25\x28-\x2e\x30-\x3b\x3d\x3f-\x5b\x5d-\x7e]+")
+#: a shorter run is in nearly every row's text: a guard on it costs a scan and saves no parse
+_MIN_NEEDLE = 3
+_ATTRIBUTES = quote_identifier("attributes")
+
+
+def stored_needle(text: str) -> str | None:
+    """A substring of a row's stored attributes text whenever one of its attributes has ``text``
+    as its text form, or None when there is no such promise worth checking.
+
+    The promise holds for a value that is not number-like and does not start with ``{``/``[``:
+    then only a JSON string with that content (or the literal ``true``/``false``) has that text
+    form, and a string's content is in the stored text with only its escaped characters changed,
+    so a run of characters no writer escapes (:data:`_PLAIN_RUN`) is there as it is — the whole
+    string in its quotes when every character is plain. A number-like value can match a number
+    written another way (``13`` is the text form of ``13.0``, ``100000000000000000000`` of
+    ``1e20``) and an object's or array's text form is the engine's re-serialisation (``1.0`` →
+    ``1``, spaces dropped), so neither gets a guard.
+    """
+    bare = text.strip()
+    if _DECIMAL.fullmatch(bare) or _NON_FINITE.fullmatch(bare) or text[:1] in ("{", "["):
+        return None
+    if text not in ("true", "false") and _PLAIN_RUN.fullmatch(text):
+        return f'"{text}"'
+    best = max(_PLAIN_RUN.findall(text), key=len, default="")
+    return best if len(best) >= _MIN_NEEDLE else None
+
+
+def key_needle(key: str, *, tail: str = '"') -> str | None:
+    """A substring of the stored text of every object that has a key ``key + tail + …``: the key
+    in its quotes when it is plain (``"user_id"``, or ``"b.`` for keys going on from ``b`` with a
+    dot), else its longest plain run, or None when that is too short to be worth a scan."""
+    if _PLAIN_RUN.fullmatch(key):
+        return f'"{key}{tail}'
+    best = max(_PLAIN_RUN.findall(key + tail.strip('"')), key=len, default="")
+    return best if len(best) >= _MIN_NEEDLE else None
 
 
 def like_pattern(wildcard: str) -> str:
@@ -202,32 +247,52 @@ class FilterCompiler:
     # ------------------------------------------------------------------------------------------
 
     def exists(self, ref: FieldRef) -> str:
-        """The field is present: non-empty text, non-NULL number, a JSON path with a value."""
+        """The field is present: non-empty text, non-NULL number, an attribute path with a value."""
         if ref.kind == "time":
             return "1"
-        on_table = bool(ref.paths) or ref.sql.startswith(("attributes.", "`attributes`"))
-        if ref.kind in ("dynamic", "json") and not on_table:
-            # after a pipe projected it, the field is a plain column: the JSON paths are gone
-            return f"isNotNull({ref.sql})"
-        if ref.kind == "dynamic":
-            # an object at the path has no value of its own: one of its paths starts there (a
-            # nested key after a dot, or a literal key that goes on with a dot, written %2E)
-            paths = ref.paths or (ref.name.removeprefix("attributes."),)
-            starts = " OR ".join(f"startsWith(p, {self.params.add(path + tail, 'String')})"
-                                 for path in paths for tail in (".", "%2E"))
-            return f"(isNotNull({ref.sql}) OR arrayExists(p -> {starts}, JSONAllPaths(`attributes`)))"
+        if ref.kind == "dynamic" and ref.paths:
+            return self.attribute_exists(ref)
         if ref.kind == "json":
-            return "(length(JSONAllPaths(`attributes`)) > 0)"
-        if ref.nullable:
+            # the whole attributes: any key at all ('' is a row without attributes)
+            return f"({ref.sql} NOT IN ('', '{{}}'))"
+        if ref.kind == "dynamic" or ref.nullable:
+            # a projected attribute (after a pipe) is a plain column: NULL when it was absent
             return f"isNotNull({ref.sql})"
         if ref.kind in ("int", "float"):
             return f"({ref.sql} != 0)"
         return f"({ref.sql} != '')"
 
+    def attribute_exists(self, ref: FieldRef) -> str:
+        """An attribute name is present when a spelling has a value (an object too), or when a
+        key goes on from a spelling with a dot: ``a:*`` is true of ``{"a.x": 1}``, since ``a.x``
+        is a field under ``a`` (the JSON column's paths gave that; the text keeps the keys).
+        Each check read from the text first asks for its key's text (:func:`key_needle`)."""
+        present = []
+        for spelling in ref.spellings():
+            keys = spelling.paths[0]
+            cond = f"isNotNull({spelling.sql})"
+            if spelling.promoted_column is None:
+                cond = self._guarded(key_needle(keys[-1]), cond)
+            present.append(cond)
+        for keys in ref.paths:
+            parent = "".join(f", {quote_string(k)}" for k in keys[:-1])
+            prefix = self.params.add(keys[-1] + ".", "String")
+            cond = f"arrayExists(k -> startsWith(k, {prefix}), JSONExtractKeys({_ATTRIBUTES}{parent}))"
+            present.append(self._guarded(key_needle(keys[-1], tail="."), cond))
+        return "(" + " OR ".join(present) + ")"
+
+    def _guarded(self, needle: str | None, cond: str) -> str:
+        """``cond`` behind a substring search of the stored text, when there is a needle."""
+        if needle is None:
+            return cond
+        return f"(position({_ATTRIBUTES}, {self.params.add(needle, 'String')}) > 0 AND {cond})"
+
     def match(self, ref: FieldRef, m: ast.Matcher) -> str:
         """One field against one matcher, by the field's kind."""
         if ref.kind == "json":
             raise QueryTypeError(f"'{ref.name}' is the whole attribute object; match one of its paths")
+        if ref.kind == "dynamic" and ref.paths and isinstance(m, ast.Word | ast.Phrase):
+            return self.attribute_equals(ref, m.value)
         spellings = ref.spellings()
         if len(spellings) > 1:
             return "(" + " OR ".join(self.match(s, m) for s in spellings) + ")"
@@ -249,11 +314,7 @@ class FilterCompiler:
             number = self._require_number(ref, value)
             return f"({ref.sql} = {self._number_param(number)})"
         if ref.kind == "dynamic":
-            text = f"(toString({ref.sql}) = {self.params.add(value, 'String')})"
-            number = _number(value)
-            if number is None:
-                return text
-            return f"({text} OR {ref.number_sql} = {self._number_param(number)})"
+            return self.value_equals(ref, value)
         if ref.column == "level":
             value = normalize_level(value) or value
         elif ref.column == "trace_id":
@@ -261,6 +322,31 @@ class FilterCompiler:
         elif ref.column == "pattern_id" and self.pattern_value is not None:
             return f"({ref.sql} = {self.pattern_value.replace('{v}', self.params.add(value, 'String'))})"
         return f"({ref.sql} = {self.params.add(value, 'String')})"
+
+    def value_equals(self, ref: FieldRef, value: str) -> str:
+        """A text value equals the value as written, or, when that is a number, as a number.
+        An absent attribute's text is ``''`` (:attr:`FieldRef.group_sql`), so ``x:""`` still
+        matches the records without ``x``; any other value compares the text form itself, which
+        keeps a promoted column's bloom filter usable."""
+        text_sql = self._text_of(ref) if value == "" else ref.sql
+        text = f"({text_sql} = {self.params.add(value, 'String')})"
+        number = _number(value)
+        if number is None:
+            return text
+        return f"({text} OR {ref.number_sql} = {self._number_param(number)})"
+
+    def attribute_equals(self, ref: FieldRef, value: str) -> str:
+        """``name:value`` on the records' attributes: any spelling equal (:meth:`value_equals`);
+        the spellings read from the text share one guard (:func:`stored_needle`), and a promoted
+        spelling reads its column (its bloom filter applies)."""
+        spellings = ref.spellings()
+        promoted = [s for s in spellings if s.promoted_column is not None]
+        parsed = [s for s in spellings if s.promoted_column is None]
+        parts = [self.value_equals(s, value) for s in promoted]
+        if parsed:
+            cond = "(" + " OR ".join(self.value_equals(s, value) for s in parsed) + ")"
+            parts.append(self._guarded(stored_needle(value), cond))
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
     def text_search(self, ref: FieldRef, value: str) -> str:
         """A word or phrase on message, in any case: token lookup through the index of the
@@ -372,6 +458,8 @@ class FilterCompiler:
         return f"fromUnixTimestamp64Nano({self.params.add(ns, 'Int64')}, 'UTC')"
 
     def _text_of(self, ref: FieldRef) -> str:
+        if ref.kind == "dynamic":
+            return ref.group_sql
         return ref.sql if ref.kind in ("text", "string") else f"toString({ref.sql})"
 
     def _number_param(self, number: float | int) -> str:

@@ -9,6 +9,7 @@ matches exactly what a search matches.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,8 @@ def compile_filter_only(text: str, prefix: str = "p") -> tuple[str | None, dict[
     """
     query = parse(text)
     params = _PrefixedParams(prefix)
-    filters = FilterCompiler(params, resolve_field, time.time_ns())
+    # a batch has the stored columns only: promoted attributes are read from the text
+    filters = FilterCompiler(params, functools.partial(resolve_field, promoted=False), time.time_ns())
     parts = [] if isinstance(query.filter, MatchAll) else [filters.compile(query.filter)]
     parts += [filters.compile(pipe.filter) for pipe in query.pipes if isinstance(pipe, Where)]
     return (" AND ".join(f"({p})" for p in parts) or None), dict(params.values), query
@@ -114,9 +116,14 @@ class BatchStructure:
 
     @classmethod
     def from_columns(cls, columns: list[dict[str, Any]]) -> BatchStructure:
-        """From ``DESCRIBE TABLE`` rows: names and types as the engine itself reports them."""
+        """From ``DESCRIBE TABLE`` rows: names and types as the engine itself reports them. The
+        computed columns (MATERIALIZED, ALIAS: the promoted attributes) are not in a batch's
+        rows; typed here they would read as NULL, so they are left out (a filter never names
+        them: tail filters read attributes from the text)."""
         full, light, json_columns = [], [], []
         for col in columns:
+            if col.get("default_type") in ("MATERIALIZED", "ALIAS"):
+                continue
             name = quote_identifier(col["name"])
             full.append(f"{name} {col['type']}")
             if col["type"].startswith("JSON"):
