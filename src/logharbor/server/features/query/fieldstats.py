@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 
 from logharbor.record import HTTP_FIELDS
-from logharbor.server.engine.store import attributes as attrs
 from logharbor.server.engine.store.base import Store
+from logharbor.server.engine.store.sql.attributes import attribute_names_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.engine.store.timebounds import before_end
 
@@ -49,6 +49,8 @@ __all__ = ["CHEAP_COLUMNS", "SAMPLE", "FieldsAnswer", "field_stats", "filter_par
 
 #: records read to find the fields of a large match and their values
 SAMPLE = 2000
+#: records of the range whose attribute names are the candidates of a "did you mean"
+NAMES_SAMPLE = 20_000
 #: average records per sampled time slice: large enough to read few granules, small enough that
 #: a sample holds many slices
 SLICE_RECORDS = 50
@@ -298,10 +300,20 @@ def _sampling(total: int, first_ns: int, last_ns: int) -> tuple[str, dict[str, A
 
 def _attribute_paths(reader: _Reader, table: str, start: int | None, end: int | None,
                      scope: tuple[str, dict[str, Any]] | None, now_ns: int) -> set[str]:
-    """The attribute paths (as query names) any record of the range has."""
+    """The attribute names (dotted, as a query writes them) of a bounded sample of the range's
+    records: the candidates of a "did you mean" (the store's one field-list builder)."""
     where, params = _where(ast.Query(ast.MatchAll()), start, end, scope, now_ns)
-    rows = reader.rows(f"SELECT distinctJSONPaths(`attributes`) AS k FROM {table} WHERE {where}", params)
-    return {attrs.path_name(str(p)) for row in rows for p in (row.get("k") or [])}
+    rows = reader.rows(attribute_names_sql(table, where), {**params, "names_sample": NAMES_SAMPLE})
+    return {str(p) for row in rows for p in (row.get("k") or [])}
+
+
+def _in_range(reader: _Reader, table: str, name: str, start: int | None, end: int | None,
+              scope: tuple[str, dict[str, Any]] | None, now_ns: int) -> bool:
+    """Whether any record of the range has ``name``: exact, where the sample of names is not (a
+    rare name must not be called a typo). The query's own ``_exists_`` (guarded by the key's text,
+    so only rows that hold it are parsed), stopping at the first record."""
+    where, params = _where(ast.Query(ast.Exists(name)), start, end, scope, now_ns)
+    return bool(reader.rows(f"SELECT 1 AS k FROM {table} WHERE {where} LIMIT 1", params))
 
 
 def _known(name: str, paths: set[str]) -> bool:
@@ -328,7 +340,7 @@ def _unknown_fields(reader: _Reader, table: str, query: ast.Query, text: str, st
     candidates = sorted({*canonical, *paths})
     out = []
     for name, pos in attributes:
-        if _known(name, paths):
+        if _known(name, paths) or _in_range(reader, table, name, start, end, scope, now_ns):
             continue
         close = difflib.get_close_matches(name, candidates, n=_MAX_SUGGESTIONS, cutoff=0.6)
         lowered = [c for c in candidates if c.lower() == name.lower() and c not in close]
