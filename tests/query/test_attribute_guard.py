@@ -10,6 +10,8 @@ quotes, backslashes, slashes, control and non-ASCII characters, ``<>&'``, number
 spelling, objects and arrays. Then the compiled queries themselves find each record by each of
 its values (end to end through the query compiler, on the logs table)."""
 
+# the SQL here is fixed text and a quoted table name; every value is a parameter
+# ruff: noqa: S608
 from __future__ import annotations
 
 import itertools
@@ -25,11 +27,12 @@ from tests.conftest import examples
 
 from logharbor import exactjson
 from logharbor.record import normalize
+from logharbor.server.engine.store.attributes import PROMOTED
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.features.query import compile_query
 from logharbor.server.features.query.compiler import exact_fields
-from logharbor.server.features.query.fields import field_text, promoted_columns
+from logharbor.server.features.query.fields import field_text, promoted_columns, promoted_in
 from logharbor.server.features.query.filters import key_needle, stored_needle
 
 EXAMPLES = int(os.environ.get("QUERY_EXAMPLES") or examples(40))
@@ -125,9 +128,9 @@ def test_each_value_finds_its_record_through_the_compiler(store: EmbeddedStore, 
     rid = f"g{next(_ids)}"
     record = normalize({"service": "guard", "message": "m", "rid": rid, **attributes})
     assert store.insert(encode_row(record), dedup_token=rid) == 1
-    forms = store.query("SELECT arrayMap(k -> (k, JSONExtract(attributes, k, 'Nullable(String)')), "
-                        "JSONExtractKeys(attributes)) AS kv FROM " + store.table + " WHERE "
-                        "JSONExtract(attributes, 'rid', 'Nullable(String)') = {rid:String}", {"rid": rid})
+    sql = ("SELECT arrayMap(k -> (k, JSONExtract(attributes, k, 'Nullable(String)')), JSONExtractKeys(attributes)) "
+           f"AS kv FROM {store.table} WHERE JSONExtract(attributes, 'rid', 'Nullable(String)') = {{rid:String}}")
+    forms = store.query(sql, {"rid": rid})
     for key, form in forms[0]["kv"]:
         if key == "rid" or form is None:
             continue
@@ -138,6 +141,29 @@ def test_each_value_finds_its_record_through_the_compiler(store: EmbeddedStore, 
 
 
 def test_the_default_promoted_columns_are_recognised() -> None:
-    """schema.sql's promoted columns are read by the compiler (an edit that breaks their exact
-    form would silently turn every search on them into a parse of every row)."""
+    """schema.sql's promoted columns are read by the compiler, and the store agrees on which they
+    are (an edit that breaks their exact form would silently turn every search on them into a
+    parse of every row)."""
     assert {"user_id", "order_id", "error_code", "logger", "duration_ms"} <= set(promoted_columns())
+    assert dict(promoted_columns()) == dict(PROMOTED)
+
+
+_TUPLE = "Tuple(a Nullable(String), b LowCardinality(Nullable(String)), c Nullable(Float64))"
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    (["attr_a Nullable(String) MATERIALIZED JSONExtract(attributes, 'a', 'Nullable(String)') CODEC(ZSTD(1)),"],
+     {"a": "attr_a"}),
+    ([f"p {_TUPLE} MATERIALIZED JSONExtract(attributes, '{_TUPLE}') CODEC(ZSTD(1)),",
+      "attr_a Nullable(String) ALIAS p.a,", "attr_b LowCardinality(Nullable(String)) ALIAS p.b,",
+      "attr_c Nullable(Float64) ALIAS p.c,", "attr_d Nullable(String) ALIAS p.d,"],
+     {"a": "attr_a", "b": "attr_b"}),
+    # not the text form: a number type, another key, another column, a different tuple type
+    (["attr_a Nullable(Float64) MATERIALIZED JSONExtract(attributes, 'a', 'Nullable(Float64)'),",
+      "attr_b Nullable(String) MATERIALIZED JSONExtractString(attributes, 'b'),",
+      "attr_c Nullable(String) MATERIALIZED JSONExtract(message, 'c', 'Nullable(String)'),",
+      f"p {_TUPLE} MATERIALIZED JSONExtract(attributes, 'Tuple(a String)'),", "attr_e Nullable(String) ALIAS p.a,"],
+     {}),
+])
+def test_only_a_column_holding_the_text_form_is_promoted(lines: list[str], expected: dict[str, str]) -> None:
+    assert promoted_in(lines) == expected

@@ -10,6 +10,7 @@ from logharbor.record import parse_timestamp
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.features.query import QueryError, compile_filter, compile_query
 from logharbor.server.features.query.compiler import exact_fields
+from logharbor.server.features.query.fields import attributes_of
 
 from .corpus import T1, T2
 
@@ -27,7 +28,7 @@ def run(store: EmbeddedStore, q: str, **kw: Any) -> tuple[list[dict[str, Any]], 
 def rids(store: EmbeddedStore, q: str, **kw: Any) -> set[str]:
     rows, compiled = run(store, q, **kw)
     assert compiled.kind == "records"
-    return {row["attributes"]["rid"] for row in rows}
+    return {attributes_of(row["attributes"])["rid"] for row in rows}
 
 
 def r(*numbers: int) -> set[str]:
@@ -138,7 +139,7 @@ def test_api_time_range(golden_store: EmbeddedStore) -> None:
 
 def ordered(store: EmbeddedStore, q: str, **kw: Any) -> list[str]:
     rows, _ = run(store, q, **kw)
-    return [row["attributes"]["rid"] for row in rows]
+    return [attributes_of(row["attributes"])["rid"] for row in rows]
 
 
 def test_newest_first_by_default(golden_store: EmbeddedStore) -> None:
@@ -315,7 +316,7 @@ def test_indexes_are_used(golden_store: EmbeddedStore) -> None:
 
 def test_compile_filter_for_tail_and_alerts(golden_store: EmbeddedStore) -> None:
     condition, params = compile_filter("service:checkout | where status:>=500", now_ns=NOW)
-    rows = golden_store.query(f"SELECT toString(attributes.rid) AS rid FROM {golden_store.table} WHERE {condition}"  # noqa: S608
+    rows = golden_store.query(f"SELECT JSONExtractString(attributes, 'rid') AS rid FROM {golden_store.table} WHERE {condition}"  # noqa: S608
                               " ORDER BY rid", params)
     assert [row["rid"] for row in rows] == ["r01", "r03"]
     assert compile_filter("*") == ("1", {})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Iterator
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,8 +13,10 @@ from tests.conftest import examples
 
 from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.embedded import EmbeddedStore
+from logharbor.server.engine.store.sqlsafe import quote_string
 from logharbor.server.features.query import QueryError, ast, compile_ast, parse, to_text
 from logharbor.server.features.query.compiler import exact_fields
+from logharbor.server.features.query.fields import attribute_keys, attributes_of, quoted_keys
 from logharbor.server.features.query.lexer import FIELD_NAME
 
 #: examples per property; raise it locally (QUERY_EXAMPLES=5000) to search harder
@@ -108,7 +112,7 @@ hostile = st.one_of(
     st.text(max_size=40),
     st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=3), max_size=12).map("".join),
 )
-_ALLOWED_LITERALS = {"'UTC'", "'%Y-%m-%dT%H:%i:%S.%fZ'", "'second'"}
+_ALLOWED_LITERALS = {"'UTC'", "'%Y-%m-%dT%H:%i:%S.%fZ'", "'second'", "''", "'{}'"}
 _HOSTILE_CHARS = set("'\"\\;`{}\x00\n\r\t")  # none of these is ever in the skeleton
 
 
@@ -138,6 +142,41 @@ def _values(query: ast.Query) -> list[str]:
     return out
 
 
+def _names(node: object) -> Iterator[str]:
+    """Every field name a query's AST holds (filters, pipes, sort keys, aggregate arguments)."""
+    if isinstance(node, str):
+        return
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _names(item)
+        return
+    if not dataclasses.is_dataclass(node):
+        return
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if f.name in ("field", "arg", "name") and isinstance(value, str):
+            yield value
+        elif f.name in ("names", "by") and isinstance(value, tuple):
+            yield from (v for v in value if isinstance(v, str))
+        else:
+            yield from _names(value)
+
+
+def _key_literals(query: ast.Query) -> set[str]:
+    """The string literals an attribute path may put in SQL: each key of each name the query
+    holds, quoted by sqlsafe (keys are names, not values: ATTRTEXT §4), and the type name."""
+    keys: set[str] = set()
+    for name in _names(query):
+        quoted = quoted_keys(name)
+        if quoted is not None:
+            keys.update(quoted)
+        else:
+            parts = name.split(".")
+            keys.update(k for spelling in attribute_keys(parts[1:] if parts[0] == "attributes" else parts)
+                        for k in spelling)
+    return {quote_string(k) for k in keys} | {"'Nullable(String)'"}
+
+
 def _engine_safe(params: dict[str, object]) -> bool:
     """chDB reads string parameters TSV-escaped (see test_store_parameter_escaping)."""
     return not any(isinstance(v, str) and any(c in v for c in "\\\t\n\r") for v in params.values())
@@ -153,15 +192,16 @@ def test_hostile_text_never_reaches_sql(golden_store: EmbeddedStore, text: str) 
         assert exc.code and exc.message
         return
     sql = compiled.sql
+    allowed = _ALLOWED_LITERALS | _key_literals(query)
     for literal in re.findall(r"'(?:[^'\\]|\\.)*'", sql):
-        assert literal in _ALLOWED_LITERALS, (literal, sql)
+        assert literal in allowed, (literal, sql)
     for ident in re.findall(r"`((?:[^`\\]|\\.)*)`", sql):
         assert FIELD_NAME.fullmatch(ident), (ident, sql)
     # what is left once identifiers, placeholders and the compiler's own literals are taken out
     # is the compiler's skeleton: plain ASCII with no quote, backslash, semicolon or comment
     skeleton = re.sub(r"`(?:[^`\\]|\\.)*`", "I", sql)
     skeleton = re.sub(r"\{p\d+:[A-Za-z0-9()]+\}", "P", skeleton)
-    for literal in _ALLOWED_LITERALS:
+    for literal in sorted(allowed, key=len, reverse=True):
         skeleton = skeleton.replace(literal, "L")
     assert skeleton.isascii() and skeleton.isprintable(), skeleton
     assert not set("'\"\\;`") & set(skeleton) and "--" not in skeleton, skeleton
@@ -186,7 +226,7 @@ def test_store_parameter_escaping(golden_store: EmbeddedStore) -> None:
 def test_word_boundary_regex(golden_store: EmbeddedStore) -> None:
     compiled = compile_ast(parse("message:/\\bdeclined\\b/"), table=golden_store.table, limit=50)
     rows = golden_store.query(compiled.sql, compiled.params)
-    assert sorted(row["attributes"]["rid"] for row in rows) == ["r01", "r16"]
+    assert sorted(attributes_of(row["attributes"])["rid"] for row in rows) == ["r01", "r16"]
 
 
 @settings(max_examples=EXAMPLES, deadline=None,

@@ -40,19 +40,26 @@ from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from .errors import UnknownFieldError
 
 __all__ = ["MAX_SPELLED_PARTS", "FieldRef", "Kind", "attribute_keys", "attribute_value", "attributes_of",
-           "field_text", "format_time_sql", "key_segment", "name_parts", "promoted_columns", "quoted_keys",
-           "resolve_field", "table_columns", "text_sql"]
+           "field_text", "format_time_sql", "key_segment", "name_parts", "promoted_columns", "promoted_in",
+           "quoted_keys", "resolve_field", "table_columns", "text_sql"]
 
 Kind = Literal["text", "string", "int", "float", "time", "dynamic", "json"]
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _TIME_FORMAT = "%Y-%m-%dT%H:%i:%S.%fZ"
 #: dotted names with at most this many parts match every spelling (2**(parts-1) paths)
 MAX_SPELLED_PARTS = 5
-#: a promoted column's line in schema.sql: ``attr_<x> <type> MATERIALIZED JSONExtract(attributes,
-#: '<key>', 'Nullable(String)')`` — only this exact expression is the text form of ``<key>``
+#: the text form's type, as a promoted column may hold it
+_TEXT_TYPE = r"(?:LowCardinality\(Nullable\(String\)\)|Nullable\(String\))"
+#: a promoted column defined directly: ``attr_<x> <text type> MATERIALIZED JSONExtract(attributes,
+#: '<key>', 'Nullable(String)')``
 _PROMOTED = re.compile(
-    r"(?:LowCardinality\(Nullable\(String\)\)|Nullable\(String\))\s+MATERIALIZED\s+"
-    r"JSONExtract\(attributes,\s*'([^'\\]+)',\s*'Nullable\(String\)'\)")
+    rf"{_TEXT_TYPE}\s+MATERIALIZED\s+JSONExtract\(attributes,\s*'([^'\\]+)',\s*'Nullable\(String\)'\)")
+#: a Tuple parsed from the text once per row: ``<col> Tuple(<key> <text type>, …) MATERIALIZED
+#: JSONExtract(attributes, 'Tuple(…)')`` with the same element list (the engine reads each element
+#: as that key's text form); its ``attr_<x> … ALIAS <col>.<key>`` columns are promoted columns
+_PROMOTED_TUPLE = re.compile(r"(Tuple\((.*)\))\s+MATERIALIZED\s+JSONExtract\(attributes,\s*'(Tuple\(.*\))'\)")
+_ALIAS = re.compile(rf"{_TEXT_TYPE}\s+ALIAS\s+([a-z_][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
+_ELEMENT = re.compile(rf"([A-Za-z_][A-Za-z0-9_]*)\s+{_TEXT_TYPE}")
 
 
 @dataclass(frozen=True)
@@ -177,15 +184,32 @@ def table_columns() -> tuple[tuple[str, Kind, bool], ...]:
 
 @cache
 def promoted_columns() -> Mapping[str, str]:
-    """Top-level attribute key → its promoted column, for the schema.sql columns defined as
-    exactly the text form of that key (a MATERIALIZED column of any other definition is not used:
-    the compiler may put one in place of the other only when they are the same value)."""
+    """Top-level attribute key → its promoted column, for the schema.sql columns that hold exactly
+    the text form of that key: one MATERIALIZED ``JSONExtract(attributes, '<key>',
+    'Nullable(String)')``, or an ALIAS of an element of a Tuple MATERIALIZED by ``JSONExtract``
+    of the text into that same Tuple type (a column of any other definition is not used: the
+    compiler may put one in place of the other only when they are the same value)."""
+    return promoted_in(_schema_lines())
+
+
+def promoted_in(lines: list[str]) -> dict[str, str]:
+    """:func:`promoted_columns` of these column lines (schema.sql's, stripped)."""
     out: dict[str, str] = {}
-    for stripped in _schema_lines():
+    tuples: dict[str, set[str]] = {}
+    aliases: list[tuple[str, str, str]] = []
+    for stripped in lines:
         name, _, rest = stripped.partition(" ")
-        found = _PROMOTED.fullmatch(rest.strip().split(" CODEC", 1)[0].rstrip(",").strip())
-        if found is not None and name.startswith("attr_"):
+        definition = rest.strip().split(" CODEC", 1)[0].rstrip(",").strip()
+        if (found := _PROMOTED.fullmatch(definition)) is not None and name.startswith("attr_"):
             out[found[1]] = name
+        elif (found := _PROMOTED_TUPLE.fullmatch(definition)) is not None and found[1] == found[3]:
+            elements = [e.strip() for e in found[2].split(",")]
+            tuples[name] = {m[1] for e in elements if (m := _ELEMENT.fullmatch(e)) is not None}
+        elif (found := _ALIAS.fullmatch(definition)) is not None and name.startswith("attr_"):
+            aliases.append((name, found[1], found[2]))
+    for name, source, key in aliases:
+        if key in tuples.get(source, ()):
+            out[key] = name
     return out
 
 
