@@ -52,7 +52,8 @@ def aggregate_sql(
     if fn == "count":
         return f"countIf({FilterCompiler(params, resolve, 0).exists(ref)})", "int"
     if fn == "count_uniq":
-        return f"uniqExact({ref.group_sql})", "int"
+        # an attribute's text form, NULL when absent: absence is not one more distinct value
+        return f"uniqExact({ref.sql})", "int"
     if fn in ("first", "last"):
         if not records:
             raise QueryTypeError(f"{fn}() needs records; put it before other stats")

@@ -103,7 +103,7 @@ class FieldRef:
     def group_sql(self) -> str:
         """The expression to group, dedup, sort or compare as text by: an attribute's text form
         with ``''`` when it is absent or null, as string columns have and as the JSON column's
-        ``toString`` gave (so ``stats by``, ``top``, ``first`` and text ranges answer as before)."""
+        ``toString`` gave (so ``stats by``, ``top``, ``dedup``, ``sort`` and ``first`` answer as before)."""
         if self.kind == "dynamic":
             return f"ifNull({self.sql}, '')"
         return self.sql

@@ -32,8 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS
 from logharbor.server.engine.store.base import Store
 from logharbor.server.engine.store.sql.attributes import attribute_names_sql
@@ -254,11 +253,11 @@ _Key = str | bytes
 
 
 def _value(key: _Key) -> Any:
-    return key if isinstance(key, str) else orjson.loads(key)
+    return key if isinstance(key, str) else exactjson.loads(key)
 
 
 def _type_of(values: dict[_Key, int]) -> str:
-    kinds = {"string" if isinstance(k, str) else type(orjson.loads(k)).__name__ for k in values}
+    kinds = {"string" if isinstance(k, str) else type(exactjson.loads(k)).__name__ for k in values}
     if kinds <= {"int", "float"}:
         return "number"
     if kinds == {"bool"}:
@@ -274,7 +273,7 @@ def _sample_pass(reader: _Reader, table: str, where: str, params: dict[str, Any]
     columns = [quote_identifier(c) for c, _ in _SAMPLE_COLUMNS] + [quote_identifier("attributes")]
     rows = reader.rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} LIMIT {int(limit)}", params)
     counts: dict[str, dict[_Key, int]] = {}
-    dumps = orjson.dumps
+    dumps = exactjson.dumps  # an integer beyond 64 bits is a value too
     for row in rows:
         for name, value in _sample_fields(row).items():
             values = counts.get(name)

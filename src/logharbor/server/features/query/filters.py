@@ -82,6 +82,10 @@ def tokens(text: str) -> list[str]:
 
 #: a decimal number as a query writes it (ASCII digits; no ``1_000``, no ``١٢``, no ``inf``)
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: an integer as a query writes it; beyond 2**53 a Float64 cannot hold it exactly
+_BIG_INT = re.compile(r"[+-]?[0-9]+")
+_INT_FLOAT = 2**53
+_INT256 = 2**255
 #: what float() also reads as a number that is not finite
 _NON_FINITE = re.compile(r"(?i)[+-]?(?:inf|infinity|nan)")
 
@@ -324,12 +328,12 @@ class FilterCompiler:
         return f"({ref.sql} = {self.params.add(value, 'String')})"
 
     def value_equals(self, ref: FieldRef, value: str) -> str:
-        """A text value equals the value as written, or, when that is a number, as a number.
-        An absent attribute's text is ``''`` (:attr:`FieldRef.group_sql`), so ``x:""`` still
-        matches the records without ``x``; any other value compares the text form itself, which
-        keeps a promoted column's bloom filter usable."""
-        text_sql = self._text_of(ref) if value == "" else ref.sql
-        text = f"({text_sql} = {self.params.add(value, 'String')})"
+        """A text value equals the value as written, or, when that is a number, as a number (an
+        absent attribute equals nothing, ``x:""`` included). An integer from 2**53 on compares
+        exactly, as an integer (a Float64 cannot tell 2**64-1 from 2**64+1)."""
+        text = f"({ref.sql} = {self.params.add(value, 'String')})"
+        if _BIG_INT.fullmatch(value.strip()) and _INT_FLOAT <= abs(int(value)) < _INT256:
+            return f"({text} OR toInt256OrNull({ref.sql}) = {self.params.add(int(value), 'Int256')})"
         number = _number(value)
         if number is None:
             return text
@@ -458,8 +462,8 @@ class FilterCompiler:
         return f"fromUnixTimestamp64Nano({self.params.add(ns, 'Int64')}, 'UTC')"
 
     def _text_of(self, ref: FieldRef) -> str:
-        if ref.kind == "dynamic":
-            return ref.group_sql
+        if ref.kind == "dynamic":  # the text form: an absent attribute (NULL) matches no pattern or range
+            return ref.sql
         return ref.sql if ref.kind in ("text", "string") else f"toString({ref.sql})"
 
     def _number_param(self, number: float | int) -> str:
