@@ -312,6 +312,10 @@ def test_indexes_are_used(golden_store: EmbeddedStore) -> None:
     assert "idx_message_lower" in explain(golden_store, '"payment declined"')
     assert "idx_trace_id" in explain(golden_store, f"trace_id:{T1}")
     assert "idx_http_status" in explain(golden_store, "status:>=500")
+    # promoted attributes: the compiler reads their column, so their skip indexes apply
+    assert "idx_attr_user_id" in explain(golden_store, "user_id:u-123")
+    assert "idx_attr_order_id" in explain(golden_store, "attributes.order_id:o-1")
+    assert "idx_attr_duration_ms" in explain(golden_store, "attributes.duration_ms:>1000")
 
 
 def test_compile_filter_for_tail_and_alerts(golden_store: EmbeddedStore) -> None:

@@ -81,7 +81,7 @@ def test_a_dotted_name_matches_every_spelling(store: EmbeddedStore) -> None:
         "half", "literal", "nested", "other-half"]
     assert found(store, "NOT a.b:1 AND _exists_:a.b") == ["float", "half"]
     assert found(store, "_exists_:x.y") == ["half", "literal", "nested", "other-half"]
-    assert found(store, "_exists_:e") == []  # {} holds nothing to search (it is kept for reading)
+    assert found(store, "_exists_:e") == ["null"]  # {} is a stored value now (test_attribute_semantics)
 
 
 def test_numbers_compare_as_numbers(store: EmbeddedStore) -> None:

@@ -337,7 +337,7 @@ class FilterCompiler:
         number = _number(value)
         if number is None:
             return text
-        return f"({text} OR {ref.number_sql} = {self._number_param(number)})"
+        return f"({text} OR {ref.number_sql} = {self._number_param(number, ref)})"
 
     def attribute_equals(self, ref: FieldRef, value: str) -> str:
         """``name:value`` on the records' attributes: any spelling equal (:meth:`value_equals`);
@@ -406,7 +406,7 @@ class FilterCompiler:
         for op, value in bounds:
             if numeric:
                 number = self._require_number(ref, value)
-                parts.append(f"{ref.number_sql} {_SQL_OPS[op]} {self._number_param(number)}")
+                parts.append(f"{ref.number_sql} {_SQL_OPS[op]} {self._number_param(number, ref)}")
             else:
                 parts.append(f"{self._text_of(ref)} {_SQL_OPS[op]} {self.params.add(value, 'String')}")
         return "(" + " AND ".join(parts) + ")"
@@ -466,7 +466,12 @@ class FilterCompiler:
             return ref.sql
         return ref.sql if ref.kind in ("text", "string") else f"toString({ref.sql})"
 
-    def _number_param(self, number: float | int) -> str:
+    def _number_param(self, number: float | int, ref: FieldRef | None = None) -> str:
+        exact = isinstance(number, float) or abs(number) < _INT_FLOAT
+        if ref is not None and ref.kind == "dynamic" and exact:
+            # an attribute's number form is a Float64: a Float64 constant of the same value lets
+            # the min/max index of a promoted column prune parts (an Int64 one does not)
+            return self.params.add(float(number), "Float64")
         return self.params.add(number, "Int64" if isinstance(number, int) else "Float64")
 
     def _require_number(self, ref: FieldRef, value: str) -> float | int:
