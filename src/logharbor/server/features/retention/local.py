@@ -10,8 +10,10 @@ These live in one server's data directory, beside the store:
 - **the quarantine** (``<wal>/quarantine/*.bad``): damaged WAL bytes copied aside, never stored;
   and the rows the store refused (``quarantine/refused/*.ndjson``, engine/refused.py), which the
   engine cannot read, so they are matched by the filter's values as text.
-  Each line that parses as a record is checked against the delete's filter by the engine; a
-  line that does not parse is removed when it holds one of the filter's values. What remains
+  Each line that parses as a record is checked against the delete's filter by the engine (read
+  exactly, an integer beyond 64 bits too, and a row of an older release's layout turned into
+  today's, store/attrmigrate.py ``upgrade_rows``); a line that does not parse is removed when it
+  holds one of the filter's values. What remains
   unreadable is counted (``unreadable_lines``); with encryption at rest the copies are sealed and
   hold nothing in the clear.
 - **the miner** (``patterns/miner.json`` and ``journal.ndjson``): samples and clusters are fixed
@@ -30,8 +32,10 @@ from typing import Any
 
 import orjson
 
+from logharbor import exactjson
 from logharbor.durable import write_atomic
 from logharbor.sealing import Sealer
+from logharbor.server.engine.store.attrmigrate import upgrade_rows
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.sql.retention import quarantine_match_sql
 from logharbor.server.features.retention.redact import Redactor
@@ -119,9 +123,9 @@ def scrub_quarantine(directory: Path, store: Store, columns: list[tuple[str, str
             start = line.find(b'{"')
             if start < 0:
                 continue
-            try:
-                row = orjson.loads(line[start:])
-            except orjson.JSONDecodeError:
+            try:  # exact (an int beyond 64 bits), and a row an older release wrote in today's layout
+                row = exactjson.loads(upgrade_rows(line[start:]))
+            except ValueError:  # ExactJSONError, and bad UTF-8
                 continue
             if isinstance(row, dict):
                 parsed[i] = row
@@ -150,7 +154,7 @@ def _matching_lines(store: Store, structure: str, parsed: dict[int, dict[str, An
     """The parsed lines the engine finds matching ``cond``; None when it cannot read them."""
     if not parsed:
         return set()
-    body = b"\n".join(orjson.dumps({**row, _LINE: i}) for i, row in parsed.items())
+    body = b"\n".join(exactjson.dumps({**row, _LINE: i}) for i, row in parsed.items())
     try:
         sql = quarantine_match_sql(structure, cond, line_column=_LINE, rows_param="lh_quarantine")
         rows = store.query(sql, {**params, "lh_quarantine": body.decode("utf-8", "replace")})
