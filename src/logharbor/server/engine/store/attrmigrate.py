@@ -104,21 +104,25 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
     listed = ", ".join(quote_identifier(c) for c in shared)
     has_patch = attrs.EXACT_COLUMN in old_columns
     plain = f"{quote_identifier(attrs.EXACT_COLUMN)} = ''" if has_patch else "1"
-    log.warning("store: rewriting table %s with attributes as text (issue #24); this runs once", name)
+    log.warning("store: rewriting table %s with attributes as text (issue #24); this runs once and "
+                "needs free disk for a copy of the table", name)
     access.run(f"SYSTEM STOP MERGES {table}")
     try:
         # toString of the JSON column: literal dots as written (a query does not escape them);
         # a row without attributes ('{}') gets '', as the encoder writes it now
+        # refused up front when the disk cannot hold a copy (a part written into the last bytes
+        # of a disk was committed with empty files, issue #20); the fingerprint below checks too
+        free = 16 * 1024 * 1024 + 2 * _bytes_on_disk(access, name)
         access.run(f"INSERT INTO {new} ({listed}, `attributes`) "  # noqa: S608 - quoted names
                    f"SELECT {listed}, if(toString(`attributes`) = '{{}}', '', toString(`attributes`)) "
-                   f"FROM {table} WHERE {plain}")
+                   f"FROM {table} WHERE {plain} SETTINGS min_free_disk_bytes_to_perform_insert = {free}")
         if has_patch:
             for page in _patched_pages(access, table, shared):
                 access.insert(new, page)
-        before = _count(access, table)
-        after = _count(access, new)
+        before, after = _fingerprint(access, table), _fingerprint(access, new)
         if before != after:
-            raise StoreError(f"migrating {name!r} to text attributes: {after} rows copied of {before}; "
+            raise StoreError(f"migrating {name!r} to text attributes: the copy holds {after[0]} rows "
+                             f"(fingerprint {after[1]}) where the table holds {before[0]} ({before[1]}); "
                              "the table is left as it was (the next start tries again)")
         if patterns_view is not None:
             access.run(f"DROP VIEW IF EXISTS {quote_identifier(patterns_view)}")
@@ -126,13 +130,25 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
     finally:
         access.run(f"SYSTEM START MERGES {table}")
     access.run(f"DROP TABLE IF EXISTS {new}")
-    log.warning("store: table %s now holds attributes as text (%d rows)", name, before)
-    return before
+    log.warning("store: table %s now holds attributes as text (%d rows)", name, before[0])
+    return before[0]
 
 
-def _count(access: TableAccess, table: str) -> int:
-    rows = access.read(f"SELECT count() AS n FROM {table}", {})  # noqa: S608 - quoted name
-    return int(rows[0]["n"]) if rows else 0
+def _bytes_on_disk(access: TableAccess, name: str) -> int:
+    db = "{db:String}" if access.database else "currentDatabase()"
+    params: dict[str, Any] = {"t": name, **({"db": access.database} if access.database else {})}
+    rows = access.read(f"SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = {db} "  # noqa: S608
+                       "AND table = {t:String}", params)
+    return int(rows[0]["b"] or 0) if rows else 0
+
+
+def _fingerprint(access: TableAccess, table: str) -> tuple[int, str]:
+    """Rows and an order-free hash of every row's identity (time, receive time, service, message,
+    batch): reading the columns themselves, so a part written with empty files (a full disk) or a
+    row doubled and another lost cannot pass for the same table."""
+    rows = access.read("SELECT count() AS n, toString(sum(cityHash64(timestamp, observed_timestamp, service, "  # noqa: S608
+                       f"message, trace_id, ingest_batch))) AS h FROM {table}", {})
+    return (int(rows[0]["n"]), str(rows[0]["h"])) if rows else (0, "0")
 
 
 def _patched_pages(access: TableAccess, table: str, shared: list[str]) -> Iterator[bytes]:
