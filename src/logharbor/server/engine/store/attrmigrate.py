@@ -113,12 +113,17 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
         # refused up front when the disk cannot hold a copy (a part written into the last bytes
         # of a disk was committed with empty files, issue #20); the fingerprint below checks too
         free = 16 * 1024 * 1024 + 2 * _bytes_on_disk(access, name)
-        access.run(f"INSERT INTO {new} ({listed}, `attributes`) "  # noqa: S608 - quoted names
-                   f"SELECT {listed}, if(toString(`attributes`) = '{{}}', '', toString(`attributes`)) "
-                   f"FROM {table} WHERE {plain} SETTINGS min_free_disk_bytes_to_perform_insert = {free}")
-        if has_patch:
-            for page in _patched_pages(access, table, shared):
-                access.insert(new, page)
+        try:
+            access.run(f"INSERT INTO {new} ({listed}, `attributes`) "  # noqa: S608 - quoted names
+                       f"SELECT {listed}, if(toString(`attributes`) = '{{}}', '', toString(`attributes`)) "
+                       f"FROM {table} WHERE {plain} SETTINGS min_free_disk_bytes_to_perform_insert = {free}")
+            if has_patch:
+                for page in _patched_pages(access, table, shared):
+                    access.insert(new, page)
+        except StoreError as exc:
+            raise StoreError(f"rewriting the table {name!r} with attributes as text failed, the table is "
+                             f"left as it was (it needs about {free // 2**20} MiB of free disk for the copy; "
+                             f"the next start tries again): {exc}") from exc
         before, after = _fingerprint(access, table), _fingerprint(access, new)
         if before != after:
             raise StoreError(f"migrating {name!r} to text attributes: the copy holds {after[0]} rows "
