@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from tests.conftest import ROOT
-from tests.faults.conftest import Tally
+from tests.faults.conftest import Tally, fill_to
 from tests.record.values import typed
 from tests.retention.helpers import NOW
 from tests.store.oldlayout import old_row
@@ -131,4 +131,21 @@ def test_a_migration_killed_before_any_statement_is_finished_by_the_next_start(
         tally.saw(f"{n}/{i}" for i in run.stored.elements())
         shutil.rmtree(path)
     tally.extra["kills"] = total
+    tally.report()
+
+
+def test_a_disk_too_full_for_the_copy_refuses_the_start_and_keeps_the_table(
+        small_fs: Path, tmp_path: Path, old_store: tuple[Path, dict[str, dict[str, Any]], set[str]]) -> None:
+    """The migration needs room for a copy: on a disk without it the start fails saying so, the
+    old tables untouched; once room is made, the next start migrates every record exactly."""
+    source, objs, acked = old_store
+    path = small_fs / "store"
+    shutil.copytree(source, path, symlinks=True)
+    ballast = fill_to(small_fs, 4 * 1024 * 1024)
+    done = start(path)
+    assert done.returncode != 0 and "free disk" in done.stderr, done.stderr[-2000:]
+    ballast.unlink()
+    tally = Tally("attribute migration refused on a full disk, then done")
+    tally.ack(acked)
+    finish_and_count(path, tally, objs, tmp_path)
     tally.report()
