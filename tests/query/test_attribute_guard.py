@@ -33,7 +33,7 @@ from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.features.query import compile_query
 from logharbor.server.features.query.compiler import exact_fields
 from logharbor.server.features.query.fields import field_text, promoted_columns, promoted_in
-from logharbor.server.features.query.filters import key_needle, stored_needle
+from logharbor.server.features.query.filters import key_needle, stored_needle, wildcard_needle
 
 EXAMPLES = int(os.environ.get("QUERY_EXAMPLES") or examples(40))
 
@@ -83,6 +83,16 @@ def _check(found: list[tuple[str, str, Any]]) -> None:
             continue
         needle = stored_needle(form)
         assert needle is None or needle in text, (text, key, form, needle)
+        half = len(form) // 2
+        for pattern in (_escape(form[:half]) + "*" + _escape(form[half + 1:]), _escape(form) + "*",
+                        _escape(form[:3]) + "?" + _escape(form[4:])):
+            needle = wildcard_needle(pattern)  # every one of these patterns matches ``form``
+            assert needle is None or needle in text, (text, key, form, pattern, needle)
+
+
+def _escape(text: str) -> str:
+    """``text`` as the literal part of a wildcard (``*``, ``?`` and ``\\`` escaped)."""
+    return "".join("\\" + ch if ch in "*?\\" else ch for ch in text)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -114,6 +124,16 @@ def test_which_values_get_a_guard(value: str, needle: str | None) -> None:
     """Number-like values and objects' or arrays' text never get one (their text form is not the
     stored text); a plain string is searched with its quotes, others by their longest plain run."""
     assert stored_needle(value) == needle
+
+
+@pytest.mark.parametrize(("pattern", "needle"), [
+    ("app/shop*", "shop"), ("abc*", "abc"), ("true*", "true"), ("u\\*x*", "u*x"),
+    ("*abc", None), ("1*", None), ("e-1*", None), ('{"a*', None), ("[1*", None), ("ab*cd", None),
+])
+def test_which_wildcards_get_a_guard(pattern: str, needle: str | None) -> None:
+    """Only a pattern that starts with a literal other than ``{``/``[`` and has a literal no
+    number's text has: an object's, array's or number's text form is not the stored text."""
+    assert wildcard_needle(pattern) == needle
 
 
 _ids = itertools.count()

@@ -37,7 +37,8 @@ from .fields import FieldRef
 from .regex_re2 import re2_error
 from .timeparse import TimeParseError, parse_duration_ns, parse_time_ns
 
-__all__ = ["FREE_TEXT_COLUMNS", "FilterCompiler", "Params", "Resolver", "key_needle", "stored_needle"]
+__all__ = ["FREE_TEXT_COLUMNS", "FilterCompiler", "Params", "Resolver", "key_needle", "stored_needle",
+           "wildcard_needle"]
 
 #: Turns a user field name (and where it was written) into a resolved field.
 Resolver = Callable[[str, int | None], FieldRef]
@@ -143,6 +144,40 @@ def stored_needle(text: str) -> str | None:
     if text not in ("true", "false") and _PLAIN_RUN.fullmatch(text):
         return f'"{text}"'
     best = max(_PLAIN_RUN.findall(text), key=len, default="")
+    return best if len(best) >= _MIN_NEEDLE else None
+
+
+def _literal_runs(wildcard: str) -> list[str]:
+    """The literal pieces of a ``Wildcard.pattern`` (``\\`` escapes undone), split at ``*``/``?``."""
+    pieces, current, i = [], [], 0
+    while i < len(wildcard):
+        ch = wildcard[i]
+        if ch == "\\" and i + 1 < len(wildcard):
+            current.append(wildcard[i + 1])
+            i += 2
+            continue
+        if ch in "*?":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    pieces.append("".join(current))
+    return pieces
+
+
+def wildcard_needle(wildcard: str) -> str | None:
+    """A substring of the stored text of every record whose attribute's text form matches the
+    wildcard, or None. Only a string's (or ``true``/``false``'s) text form is in the stored text
+    as it is, so the promise needs a pattern no other text form can match: one that starts with
+    a literal other than ``{``/``[`` (an object's or array's text starts with one) and has a
+    literal no number's text has (digits, ``.``, ``e``, ``+``, ``-``). Then the longest plain run
+    of its literal pieces is in the string's content, hence in the stored text."""
+    pieces = _literal_runs(wildcard)
+    literal = "".join(pieces)
+    if not pieces[0] or pieces[0][0] in "{[" or not set(literal) - set("0123456789.eE+-"):
+        return None
+    best = max((run for piece in pieces for run in _PLAIN_RUN.findall(piece)), key=len, default="")
     return best if len(best) >= _MIN_NEEDLE else None
 
 
@@ -297,6 +332,13 @@ class FilterCompiler:
             raise QueryTypeError(f"'{ref.name}' is the whole attribute object; match one of its paths")
         if ref.kind == "dynamic" and ref.paths and isinstance(m, ast.Word | ast.Phrase):
             return self.attribute_equals(ref, m.value)
+        if ref.kind == "dynamic" and ref.paths and isinstance(m, ast.Wildcard):
+            pattern = self.params.add(like_pattern(m.pattern), "String")
+            parts = [f"({s.sql} LIKE {pattern})" for s in ref.spellings()]
+            cond = parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+            if all(s.promoted_column is not None for s in ref.spellings()):
+                return cond
+            return self._guarded(wildcard_needle(m.pattern), cond)
         spellings = ref.spellings()
         if len(spellings) > 1:
             return "(" + " OR ".join(self.match(s, m) for s in spellings) + ")"
