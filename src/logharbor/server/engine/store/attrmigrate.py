@@ -108,12 +108,12 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
                 "needs free disk for a copy of the table", name)
     access.run(f"SYSTEM STOP MERGES {table}")
     try:
-        # toString of the JSON column: literal dots as written (a query does not escape them);
-        # a row without attributes ('{}') gets '', as the encoder writes it now
         # refused up front when the disk cannot hold a copy (a part written into the last bytes
         # of a disk was committed with empty files, issue #20); the fingerprint below checks too
         free = 16 * 1024 * 1024 + 2 * _bytes_on_disk(access, name)
         try:
+            # toString of the JSON column: literal dots as written (a query does not escape them);
+            # a row without attributes ('{}') gets '', as the encoder writes it now
             access.run(f"INSERT INTO {new} ({listed}, `attributes`) "  # noqa: S608 - quoted names
                        f"SELECT {listed}, if(toString(`attributes`) = '{{}}', '', toString(`attributes`)) "
                        f"FROM {table} WHERE {plain} SETTINGS min_free_disk_bytes_to_perform_insert = {free}")
@@ -121,6 +121,10 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
                 for page in _patched_pages(access, table, shared):
                     access.insert(new, page)
         except StoreError as exc:
+            try:  # give the disk back now (the next start would drop it first anyway)
+                access.run(f"DROP TABLE IF EXISTS {new}")
+            except StoreError:
+                log.warning("store: the partial copy %s stays until the next start", new_name)
             raise StoreError(f"rewriting the table {name!r} with attributes as text failed, the table is "
                              f"left as it was (it needs about {free // 2**20} MiB of free disk for the copy; "
                              f"the next start tries again): {exc}") from exc
