@@ -46,6 +46,9 @@ _ATTRIBUTES: list[dict[str, Any]] = [
     {"status": 404, "duration_ms": 7, "o": {"service": "other", "level": "x"}},
     {"long": LONG, "kind": "a", "n": 2.5},
     {"KIND": "a", "Kind": "b", "n": 1e20},
+    # an empty string beside absence; text that JSON escapes; floats at the edges of a double
+    {"empty_s": "", "s_esc": "line1\nline2\t\"q\" \\ é 😀", "s_nul": "a\u0000b",
+     "f_prec": 0.30000000000000004, "f_max": 1.7976931348623157e308, "f_min": 5e-324},
 ]
 
 
@@ -103,6 +106,9 @@ FILTERS = [
     "user_id:[5 TO 10]", "user_id:>u-0", "mixed:[1 TO 2]", "mixed:>=1", "s_num:[100 TO 200]",
     "s_num:>=1000", "`duration_ms`:[7 TO 13]",
     # in (a set of values), negation
+    "_exists_:empty_s", 'empty_s:""', "NOT _exists_:empty_s", "empty_s:*", "s_esc:*line2*",
+    's_esc:"line1\\nline2"', "s_esc:/line1\nline2/", "s_nul:*", "s_nul:a*", "f_prec:0.30000000000000004",
+    "f_prec:0.3", "f_max:>1e308", "f_min:>0", "f_min:5e-324",
     "kind:(a OR B)", "n:(13 OR 0.1)", "user_id:(7 OR u-1)", "mixed:(1 OR true)", "NOT kind:a",
     "-n:13", "NOT n:>0", "NOT user_id:7", "kind:(NOT a)", "NOT mixed:*",
 ]
@@ -150,6 +156,9 @@ TABLES = [
     "rid:r18 | fields `pct%`, `%2E`, `x%2Ey`, x.y, `x.y`, `sp ace`, `back\\`tick`, ``, müşteri, 用户, o",
     "* | fields rid, user_id, order_id, error_code, logger | sort by rid",
     "rid:r21 | fields long",
+    "rid:r23 | fields empty_s, s_esc, s_nul, f_prec, f_max, f_min",
+    "* | stats count() as c by empty_s",
+    "* | stats count() as c by s_esc",
     "_exists_:n | sort by n, rid | fields rid, n",
     "_exists_:n | sort by n desc, rid | fields rid, n",
     "_exists_:kind | sort by kind, rid | fields rid, kind",

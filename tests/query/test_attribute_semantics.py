@@ -15,9 +15,10 @@ significant digits (summation order), a field list's values in a fixed order. Ev
 must be equal, JSON types included (``13`` is not ``13.0``, ``1`` is not ``true``).
 
 Where the recorded code answered wrongly, the file holds the *correct* answer and the case is in
-:data:`KNOWN_WRONG` (xfail, strict: fixing it makes the test say so). A difference the new
-storage makes on purpose (exactness gained) goes there too, or the answer is re-recorded with the
-reason in the commit.
+:data:`KNOWN_WRONG` (xfail, strict: a change that fixes it makes the test fail until its entry
+is removed). A difference the new storage makes on purpose (exactness gained) is re-recorded,
+with its reason in the commit and beside the case. ``test_attribute_semantics_server.py`` asks
+the value-showing cases again through a real server (HTTP ingest, WAL, batcher, query route).
 
 Record again (after changing the corpus, or to accept an intended change) from the repo root::
 
@@ -67,6 +68,8 @@ KNOWN_WRONG: dict[str, str] = {
     "records big:18446744073709551617": _BIG_EQUAL,
     "records big:9007199254740992": _BIG_EQUAL,
     'records e:"{}"': _EMPTY_OBJECT,
+    'records empty_s:""': "an absent attribute reads as '', so a search for the empty string finds every "
+                          "record without the key",
     "records _exists_:e": _EMPTY_OBJECT,
     "records e:*": _EMPTY_OBJECT,
     "records _exists_:e.inner": _EMPTY_OBJECT,
