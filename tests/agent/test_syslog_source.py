@@ -289,3 +289,30 @@ def test_a_stop_reads_a_connection_the_kernel_completed_before_the_listener_took
     source.close()
     assert not runner.is_alive()
     assert [r["message"] for c in chunks for r in c.records] == ["sent before the stop", "unterminated"]
+
+
+def test_a_stop_reads_the_datagrams_the_kernel_queued_on_the_udp_socket(tmp_path: Path) -> None:
+    """Datagrams the kernel accepted into the UDP socket's receive queue before the stop are
+    delivered, not discarded with the closing socket (the reader thread took them one at a time
+    and the stop closed the socket under it: of a burst sent just before, most were lost).
+    UDP has no acknowledgement: "sent" here is what the kernel queued (its drop count stays 0)."""
+    import threading
+
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    source = SyslogSource("sl", Config.model_validate({"type": "syslog", "udp": f"127.0.0.1:{free_udp_port()}"}),
+                          tmp_path, 1)  # bound from here on, but nothing reads yet
+    sent = [f"queued {i}" for i in range(2000)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for text in sent:
+            sender.sendto(f"<13>Nov 25 05:06:10 h app: {text}".encode(), source.bound["udp"])
+    chunks: list[Any] = []
+    stop = threading.Event()
+    stop.set()  # the stop comes before the reader ran: every datagram is still in the kernel
+    runner = threading.Thread(target=source.run, args=(chunks.append, stop), daemon=True)
+    runner.start()
+    runner.join(60)
+    source.close()
+    assert not runner.is_alive()
+    got = [r["message"] for c in chunks for r in c.records]
+    assert len(got) == len(sent) and set(got) == set(sent), f"{len(sent) - len(set(got))} lost"

@@ -15,8 +15,10 @@ own: a sender cannot know what the agent did with a message it read. Messages re
 durable in every sink (delivered, or fsync'd in a disk buffer) are lost if the agent crashes; at
 a clean stop (or a reload that changes the source), listeners take the connections the kernel
 already completed (still in the listen backlog) and then stop accepting, each open connection is
-read to the end of what its peer already sent (an unterminated last message included), and all of
-it is delivered within the shutdown timeout.
+read to the end of what its peer already sent (an unterminated last message included), the UDP
+socket's receive queue is read until it is empty (at most its buffer size: closing the socket
+would make the kernel discard datagrams it had accepted), and all of it is delivered within the
+shutdown timeout.
 """
 
 from __future__ import annotations
@@ -150,9 +152,10 @@ class SyslogSource:
         for kind, th in zip(self.bound, threads, strict=True):
             if kind != "udp":
                 th.join(_CLOSE_SECS)
-        for sock in self._socks:  # stop accepting and receiving new datagrams
-            with contextlib.suppress(OSError):
-                sock.close()
+        for kind, sock in zip(self.bound, self._socks, strict=True):  # stop accepting
+            if kind != "udp":  # (the UDP reader closes its socket once its queue is read)
+                with contextlib.suppress(OSError):
+                    sock.close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:  # each reader sees end-of-stream after what is already buffered
@@ -164,6 +167,9 @@ class SyslogSource:
         halt.set()
         for th in threads:
             th.join(0.5)
+        for sock in self._socks:  # a UDP reader the deadline cut short
+            with contextlib.suppress(OSError):
+                sock.close()
         while not self.queue.empty():
             self._drain(emit, wait=False)
 
@@ -252,7 +258,7 @@ class SyslogSource:
         threads = []
         for kind, sock in zip(self.bound, self._socks, strict=True):
             if kind == "udp":
-                target, args = self._udp, (sock, stop)
+                target, args = self._udp, (sock, stop, closing)  # type: ignore[assignment]
             else:
                 target, args = self._accept, (sock, self._tls if kind == "tls" else None, stop, closing)  # type: ignore[assignment]
             threads.append(threading.Thread(target=target, args=args, daemon=True,
@@ -261,10 +267,13 @@ class SyslogSource:
             th.start()
         return threads
 
-    def _udp(self, sock: socket.socket, stop: threading.Event) -> None:
+    def _udp(self, sock: socket.socket, stop: threading.Event, closing: threading.Event) -> None:
         limit = self.cfg.max_message_bytes
         sock.settimeout(0.2)
         while not stop.is_set():
+            if closing.is_set():
+                self._udp_drain(sock, stop)
+                return
             try:
                 data, addr = sock.recvfrom(65535)
             except TimeoutError:
@@ -275,6 +284,41 @@ class SyslogSource:
             data = data[:limit].rstrip(b"\r\n\x00")
             if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
                 return
+
+    def _udp_drain(self, sock: socket.socket, stop: threading.Event) -> None:
+        """At a stop: read what the kernel already queued on the UDP socket, then close it.
+
+        Why: closing the socket makes the kernel discard its receive queue, datagrams the senders
+        had long counted sent (a burst, or everything sent while the sinks pushed back). Bounded:
+        at most the socket's buffer size in bytes (what the kernel could hold when the stop began,
+        so a sender that keeps sending cannot hold the stop), and ``stop`` (the shutdown deadline).
+        """
+        limit = self.cfg.max_message_bytes
+        taken = size = 0
+        complete = False
+        try:
+            sock.setblocking(False)
+            budget = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            while size < budget:
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    complete = True
+                    break
+                taken += 1
+                size += len(data)
+                truncated = len(data) > limit
+                data = data[:limit].rstrip(b"\r\n\x00")
+                if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
+                    break
+        except OSError:
+            complete = True  # the socket is gone: nothing more to read
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if taken or not complete:  # not complete: the deadline or the bound came first
+            telemetry.event(20 if complete else 30, "syslog udp: read the socket's receive queue at the stop",
+                            source=self.name, datagrams=taken, complete=complete)
 
     def _accept(self, sock: socket.socket, tls: ssl.SSLContext | None, stop: threading.Event,
                 closing: threading.Event) -> None:
