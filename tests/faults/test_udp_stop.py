@@ -10,8 +10,11 @@ datagram it sent counts.
 The server's reading is held back by the test, not by luck: it is stopped with SIGSTOP before
 the datagrams are sent, so all of them wait in the kernel; then SIGTERM and SIGCONT together.
 Before, the listener closed its socket at the stop and the kernel discarded whatever it still
-held (uvloop reads a few dozen datagrams per loop turn, and the stop came first). Counted in
-the store after a restart.
+held (uvloop reads a few dozen datagrams per loop turn, and the stop came first: 1,632 of 3,000
+lost in one run). How many the loop reads before the stop is up to the machine, so this end-to-end
+run can pass on the old code on a fast machine; ``tests/ingest/test_syslog_stop.py`` holds the
+same case without timing (the datagrams are sent from the loop's own thread right before the
+stop). Counted in the store after a restart.
 """
 
 from __future__ import annotations
@@ -66,7 +69,6 @@ def test_sigterm_stores_datagrams_waiting_in_the_udp_socket(tmp_path: Path) -> N
     finally:
         server.proc.send_signal(signal.SIGCONT)
     server.proc.wait(timeout=180)  # (uvicorn ends by the signal it caught: -15)
-    log = server.log()
     server.start()  # what the deadline left in the WAL (if anything) is stored now
     deadline = time.monotonic() + 120
     while server.store_rows() < len(tally.acknowledged) and time.monotonic() < deadline:
@@ -75,5 +77,4 @@ def test_sigterm_stores_datagrams_waiting_in_the_udp_socket(tmp_path: Path) -> N
     rows = query_stopped_store(server.data_dir, "SELECT message FROM logs")
     tally.saw(r["message"] for r in rows)
     tally.extra["lost_by_the_stop"] = len(tally.lost)
-    assert "receive queue" in log, log[-3000:]  # the stop said what it read
     tally.report()

@@ -226,10 +226,15 @@ class SyslogIngest:
         if self.transport is not None:
             await self._drain_udp(deadline)
             self.transport.close()
-        if self.flusher is not None:
-            self.flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.flusher
+        if self.flusher is not None and not self.flusher.done():
+            # let it finish: cancelled inside its WAL write, the datagrams it had taken were lost
+            await asyncio.wait([self.flusher], timeout=max(0.0, deadline - time.monotonic()))
+            if not self.flusher.done():
+                log.warning("syslog udp: the last write did not finish by the shutdown deadline; "
+                            "its datagrams are lost")
+                self.flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.flusher
         await self._flush_udp()
 
     # UDP -------------------------------------------------------------------------------------
