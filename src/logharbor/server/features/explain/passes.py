@@ -36,7 +36,7 @@ from logharbor.server.engine.store.sql import explain as sql
 from logharbor.server.engine.store.sql.explain import SetsSql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.features.query.errors import QueryError
-from logharbor.server.features.query.fields import resolve_field
+from logharbor.server.features.query.fields import key_segment, resolve_field
 
 from .sets import Sets
 
@@ -267,10 +267,13 @@ def attribute_name(path: str) -> str:
 
 
 def flatten_attributes(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    """Nested attribute objects as dotted names (``error.type``), as a query names them."""
+    """Nested attribute objects as dotted names (``error.type``), as a query names them: a key
+    that is not a bare name in backticks (```user name```, a literal ```a.b```), as
+    /api/v1/fields names it, so the filter a click adds finds that key and only it."""
     if isinstance(value, dict) and value:
         for key, inner in value.items():
-            flatten_attributes(inner, f"{prefix}.{key}" if prefix else str(key), out)
+            segment = key_segment(str(key), first=not prefix)
+            flatten_attributes(inner, f"{prefix}.{segment}" if prefix else segment, out)
     elif not isinstance(value, dict | list) and value is not None:
         out[prefix] = value
 
