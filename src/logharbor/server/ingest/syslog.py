@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from fastapi import APIRouter
 from logharbor.formats.syslog import parse_syslog
 from logharbor.formats.syslog_framing import SyslogFramer
 from logharbor.record import RecordError, normalize
+from logharbor.server.connections import ConnectionCap
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
@@ -164,8 +166,11 @@ class SyslogIngest:
     def __init__(self, *, udp: str | None = None, tcp: str | None = None, tls: str | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None,
                  allow: list[str] | None = None, limits: RecordLimits | None = None,
-                 timezone: str | SyslogZones = "UTC") -> None:
+                 timezone: str | SyslogZones = "UTC", max_connections: int = 1024) -> None:
         self.addresses = {"udp": udp, "tcp": tcp, "tls": tls}
+        self.max_connections = max_connections  # per TCP/TLS listener (server/connections.py)
+        #: counts a refused connection by listener name (the server's metrics; set before start)
+        self.on_refused: Callable[[str], None] | None = None
         for text in self.addresses.values():
             if text:
                 parse_address(text)  # fail at start, naming the bad address
@@ -209,7 +214,9 @@ class SyslogIngest:
             if self.addresses[kind]:
                 host, port = parse_address(self.addresses[kind])
                 ctx = server_tls_context(self.tls_cert, self.tls_key) if kind == "tls" else None  # type: ignore[arg-type]
-                server = StreamListener(self._connection, f"syslog {kind}", ctx)
+                cap = ConnectionCap(f"syslog {kind}", self.max_connections, "listener_max_connections",
+                                    self.on_refused)
+                server = StreamListener(self._connection, f"syslog {kind}", ctx, cap)
                 self.bound[kind] = await server.start(host, port)
                 self.servers.append(server)
         if self.bound:
