@@ -316,3 +316,40 @@ def test_a_stop_reads_the_datagrams_the_kernel_queued_on_the_udp_socket(tmp_path
     assert not runner.is_alive()
     got = [r["message"] for c in chunks for r in c.records]
     assert len(got) == len(sent) and set(got) == set(sent), f"{len(sent) - len(set(got))} lost"
+
+
+def test_connections_over_max_connections_are_counted_and_logged_once_per_burst(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of connections over ``max_connections`` is refused, counted one by one, and logged
+    once (it was one warning per refused connection: a flood of sockets became a flood of log)."""
+    import logging
+    import threading
+
+    from logharbor.agent import telemetry
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    caplog.set_level(logging.WARNING, logger="logharbor.agent")
+    source = SyslogSource("sl-cap", Config.model_validate({"type": "syslog", "tcp": f"127.0.0.1:{free_port()}",
+                                                           "max_connections": 1}), tmp_path, 1)
+    counter = telemetry.METRICS.connections_refused.labels("sl-cap")
+    before = counter._value.get()
+    chunks: list[Any] = []
+    stop = threading.Event()
+    runner = threading.Thread(target=source.run, args=(chunks.append, stop), daemon=True)
+    runner.start()
+    try:
+        with socket.create_connection(source.bound["tcp"], timeout=30) as held:
+            held.sendall(b"<13>Nov 25 05:06:10 h app: held\n")
+            assert wait_for(lambda: any(r["message"] == "held" for c in chunks for r in c.records), 30)
+            for _ in range(5):
+                with socket.create_connection(source.bound["tcp"], timeout=30) as extra:
+                    assert extra.recv(1) == b""  # closed by the agent
+            held.sendall(b"<13>Nov 25 05:06:11 h app: still held\n")
+            assert wait_for(lambda: any(r["message"] == "still held" for c in chunks for r in c.records), 30)
+    finally:
+        stop.set()
+        runner.join(30)
+        source.close()
+    assert counter._value.get() - before == 5
+    lines = [r for r in caplog.records if "max_connections reached" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]

@@ -129,6 +129,9 @@ class Metrics:
         self.dropped_bytes = Counter(
             "logharbor_agent_dropped_bytes", "Bytes of input given up unread", ["source", "reason"],
             registry=r)
+        self.connections_refused = Counter(
+            "logharbor_agent_connections_refused", "Connections a listener refused at its max_connections",
+            ["source"], registry=r)
         self.alb_objects = Counter(
             "logharbor_agent_alb_objects", "ALB log objects delivered whole", ["source"], registry=r)
         self.alb_late = Counter(

@@ -5,7 +5,8 @@ Framing is :class:`logharbor.formats.syslog_framing.SyslogFramer` and parsing is
 message means the same thing whichever of the two received it.
 
 Threads: one for UDP, one accepting TCP/TLS connections, one per connection (at most
-``max_connections``; more are refused by closing them). They put parsed records into one bounded
+``max_connections``; more are refused by closing them, counted in
+``logharbor_agent_connections_refused`` and logged once per burst). They put parsed records into one bounded
 queue; the source's own thread turns the queue into chunks for the pipeline. When the sinks push
 back, the queue fills: TCP readers stop reading (the senders' TCP windows close), and UDP
 datagrams wait in the kernel's receive buffer until it overflows (dropped, as UDP must).
@@ -47,6 +48,7 @@ __all__ = ["Config", "SyslogSource", "parse_address"]
 
 _BATCH = 1000
 _WAIT_S = 0.05
+_REFUSED_LOG_EVERY_S = 60.0  # while connections are refused, at most one log line per this
 _CLOSE_SECS = 2.0  # on a stop, how long readers may take to hand over what peers already sent
 
 
@@ -113,6 +115,8 @@ class SyslogSource:
         self._pending = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
+        self._refused_since = 0  # refused connections not yet logged
+        self._refused_logged_at: float | None = None
         self._socks: list[socket.socket] = []
         self.bound: dict[str, tuple[str, int]] = {}
         self.parser: Any = None
@@ -363,12 +367,24 @@ class SyslogSource:
             if not full:
                 self._conns.add(conn)
         if full:
-            telemetry.event(30, "syslog connection refused: max_connections reached",
-                            source=self.name, peer=addr[0], max_connections=self.cfg.max_connections)
+            self._refused(addr[0])  # (said before the close: a sender that sees it can read the log)
             conn.close()
             return
         threading.Thread(target=self._connection, args=(conn, addr[0], tls, stop), daemon=True,
                          name=f"syslog-conn-{self.name}").start()
+
+    def _refused(self, peer: str) -> None:
+        """Count a refused connection; log it once per burst (the first, then at most one line a
+        minute with the count since): a flood of connections must not flood the log as well."""
+        telemetry.METRICS.connections_refused.labels(self.name).inc()
+        self._refused_since += 1
+        now = time.monotonic()
+        if self._refused_logged_at is None or now - self._refused_logged_at >= _REFUSED_LOG_EVERY_S:
+            telemetry.event(30, "syslog connections refused: max_connections reached", source=self.name,
+                            refused=self._refused_since, last_peer=peer,
+                            max_connections=self.cfg.max_connections)
+            self._refused_logged_at = now
+            self._refused_since = 0
 
     def _connection(self, conn: socket.socket, peer: str, tls: ssl.SSLContext | None,
                     stop: threading.Event) -> None:
