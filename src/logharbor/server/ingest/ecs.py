@@ -24,6 +24,7 @@ import orjson
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.engine.store.rows import encode_record
+from logharbor.server.ingest.attrnames import set_beside
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
@@ -262,9 +263,9 @@ def _decode_doc(source: bytes, index: str, doc_id: str, received_ns: int, limits
     if problem is not None:
         return problem
     raw = ecs_to_raw(doc)
-    raw.setdefault("index", index)
+    set_beside(raw, "index", index, "bulk")  # a document's own "index" keeps the name
     if doc_id:
-        raw.setdefault("doc_id", doc_id)
+        set_beside(raw, "doc_id", doc_id, "bulk")
     try:
         return encode_record(raw, received_ns=received_ns, tenant=tenant)
     except RecordError as exc:

@@ -37,6 +37,7 @@ from fastapi import APIRouter
 from logharbor.record import RecordError
 from logharbor.server.connections import ConnectionCap
 from logharbor.server.engine.store.rows import encode_record
+from logharbor.server.ingest.attrnames import set_beside
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.encoding import BadEncoding, BodyTooLarge, gunzip_members
 from logharbor.server.ingest.idempotency import EntryKey, request_digest, request_fingerprint
@@ -124,7 +125,7 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
             continue
         stamp, record = entry[0], entry[1]
         raw = dict(record)
-        raw.setdefault("tag", tag)
+        set_beside(raw, "tag", tag, "forward")  # a record's own "tag" keeps the name
         if "timestamp" not in raw and isinstance(stamp, int | float) and not isinstance(stamp, bool) \
                 and stamp > 0:
             raw["timestamp"] = stamp
