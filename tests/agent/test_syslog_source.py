@@ -164,6 +164,7 @@ def test_parser_reads_the_msg_part(tmp_path: Path, receiver_factory, agent_facto
     assert agent.stop() == 0
     paid, plain = sorted(r.records(), key=lambda x: "parse_error" in x)
     assert paid["msg"] == "paid" and paid["order_id"] == "o-9" and paid["level"] == "info"
+    assert paid["level_syslog"] == "ERROR"  # the PRI's level, kept beside the app's own
     assert "message" not in paid and paid["service"] == "shop" and paid["env"] == "prod"
     assert plain["message"] == "not json" and "parse_error" in plain and plain["level"] == "ERROR"
 
@@ -353,3 +354,22 @@ def test_connections_over_max_connections_are_counted_and_logged_once_per_burst(
     assert counter._value.get() - before == 5
     lines = [r for r in caplog.records if "max_connections reached" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+def test_a_parsed_msg_field_beside_the_header_keeps_both(tmp_path: Path) -> None:
+    """``parser: json``: a MSG field the header also gives (``host``, ``level``, ``service``) with
+    another value wins the name; the header's value is kept as ``<name>_syslog`` (it was replaced
+    without a word); equal values stay one."""
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    source = SyslogSource("sl-parse", Config.model_validate({"type": "syslog", "tcp": f"127.0.0.1:{free_port()}",
+                                                             "parser": "json"}), tmp_path, 1)
+    try:
+        rec = source.record(b'<11>Nov 25 05:06:07 web1 shop: {"msg": "paid", "host": "pod-7", "level": "info", '
+                            b'"service": "shop", "host_syslog": "taken"}', False, "10.0.0.9")
+    finally:
+        source.close()
+    assert rec["host"] == "pod-7" and rec["host_syslog"] == "taken" and rec["host_syslog2"] == "web1"
+    assert rec["level"] == "info" and rec["level_syslog"] == "ERROR"
+    assert rec["service"] == "shop" and "service_syslog" not in rec
+    assert rec["peer"] == "10.0.0.9" and rec["msg"] == "paid"

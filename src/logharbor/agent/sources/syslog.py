@@ -205,7 +205,12 @@ class SyslogSource:
     # -- records --------------------------------------------------------------------------------
 
     def record(self, data: bytes, truncated: bool, peer: str | None) -> RawRecord:
-        """One framed message as a record; ``parser`` (if any) reads its MSG part."""
+        """One framed message as a record; ``parser`` (if any) reads its MSG part.
+
+        A field the parsed MSG names as the header did (``level`` beside the PRI's, ``host``,
+        ``timestamp``) takes the MSG's value, and the header's other value is kept as
+        ``<name>_syslog``: it used to be replaced without a word.
+        """
         rec = parse_syslog(data.decode("utf-8", "replace"), self.cfg.timezone)
         if truncated:
             rec["truncated"] = True
@@ -219,7 +224,14 @@ class SyslogSource:
                 rec["parse_error"] = parsed["parse_error"]
             else:
                 del rec["message"]
-                rec.update(parsed)
+                displaced = [(key, rec[key]) for key, value in parsed.items()
+                             if key in rec and rec[key] is not value and rec[key] != value]
+                rec.update(parsed)  # the MSG's own fields win their names
+                for key, header in displaced:  # the header's other value is kept beside
+                    kept, n = f"{key}_syslog", 2
+                    while kept in rec and rec[kept] != header:
+                        kept, n = f"{key}_syslog{n}", n + 1
+                    rec[kept] = header
         return rec
 
     def _put(self, rec: RawRecord, stop: threading.Event) -> bool:
