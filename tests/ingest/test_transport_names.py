@@ -46,3 +46,26 @@ def test_a_bulk_index_and_id_beside_the_documents_own_keys_are_kept() -> None:
     assert first["index"] == "own-index" and first["index_bulk"] == "logs-web"
     assert first["doc_id"] == "own-id" and first["doc_id_bulk"] == "a-1"
     assert second == {"index": "logs-web"}
+
+
+def test_a_nested_value_beside_the_same_flat_name_is_kept() -> None:
+    """A document giving one name both nested and flat with different values
+    (``{"http": {"method": "GET"}, "http.method": "POST"}``, ``host.os`` beside ``host_os``):
+    the flat one keeps the name, the nested one is kept as ``<name>_nested`` (``setdefault``
+    dropped it); equal values stay one."""
+    body = b"\n".join([
+        b'{"create": {"_index": "x"}}',
+        b'{"message": "m1", "http": {"method": "GET", "status": 200}, "http.method": "POST"}',
+        b'{"create": {"_index": "x"}}',
+        b'{"message": "m2", "host": {"hostname": "a", "os": {"name": "linux"}}, "host_os": "x"}',
+        b'{"create": {"_index": "x"}}',
+        b'{"message": "m3", "http": {"method": "GET"}, "http.method": "GET"}',
+        b""])
+    docs, items, _ = decode_bulk(body, None, RECEIVED, RecordLimits())
+    assert [item[3] for item in items] == [201, 201, 201]
+    first, second, third = (orjson.loads(row) for _, row, _ in docs)
+    assert first["http_method"] == "POST" and first["attributes"]["http_method_nested"] == "GET"
+    assert first["http_status"] == 200
+    assert second["host"] == "a" and second["attributes"]["host_os"] == "x"
+    assert second["attributes"]["host_os_nested"] == {"name": "linux"}
+    assert third["http_method"] == "GET" and "http_method_nested" not in third["attributes"]
