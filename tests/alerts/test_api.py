@@ -62,9 +62,10 @@ def test_rule_crud_and_validation(srv: ServerProcess) -> None:
             assert fields_of(answer) == [field], (expected, answer.json())
             if field != "channels":  # the preview endpoint refuses the same rule the same way (it sends nothing)
                 assert fields_of(c.post("/api/v1/alerts/test", json={"rule": {**body, "name": "x"}})) == [field]
-        # every bad duration at once, each named
-        both = c.put("/api/v1/alerts/rules/api errors", json={**RULE, "window": "soon", "for": "-1m"})
-        assert fields_of(both) == ["window", "for"], both.json()
+        # every bad field at once, each named: a query that does not parse and every bad duration
+        both = c.put("/api/v1/alerts/rules/api errors", json={**RULE, "query": "level:(", "window": "soon",
+                                                               "for": "-1m"})
+        assert fields_of(both) == ["query", "window", "for"], both.json()
         replaced = c.put("/api/v1/alerts/rules/api errors", json={**RULE, "condition": "count > 3"})
         assert replaced.status_code == 200 and replaced.json()["version"] == 2
         assert c.get("/api/v1/alerts/rules/api errors").json()["spec"]["condition"]["threshold"] == 3

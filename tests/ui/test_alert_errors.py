@@ -83,24 +83,24 @@ def test_create_alert_dialog_puts_each_refusal_beside_its_field(page: playwright
     page.wait_for_selector("#alert-channels input[value=soon-gone]")
     page.wait_for_selector("#alert-preview .preview-verdict")
 
-    # two bad durations at once: each beside its own field, the preview says where to look
+    # a bad query and two bad durations at once: each beside its own field, the preview says where
+    page.fill("#alert-query", "level:((")
     page.fill("#alert-window", "5 parsecs")
     page.fill("#alert-for", "-3m")
-    _wait_marked(page, form, ["window", "for"])
+    _wait_marked(page, form, ["query", "window", "for"])
     assert "is not a duration" in _error(page, form, "window") and "'-3m'" in _error(page, form, "for")
+    assert "at 8" in _error(page, form, "query")
     assert "see the fields marked above" in page.inner_text("#alert-refused")
     assert page.get_attribute("#alert-window", "aria-invalid") == "true"
     screenshot(page, "alert-dialog-field-errors")
     page.fill("#alert-window", "5m")
     page.fill("#alert-for", "0s")
+    _wait_marked(page, form, ["query"])
+    page.fill("#alert-query", "level:ERROR")
     page.wait_for_selector("#alert-preview .preview-verdict")
     assert _marked(page, form) == []
 
-    # a query that does not parse, then a ratio threshold out of range
-    page.fill("#alert-query", "level:((")
-    _wait_marked(page, form, ["query"])
-    assert "at 8" in _error(page, form, "query")
-    page.fill("#alert-query", "level:ERROR")
+    # a ratio threshold out of range
     page.select_option("#alert-kind", "ratio")
     page.fill("#alert-threshold", "5")
     _wait_marked(page, form, ["condition"])

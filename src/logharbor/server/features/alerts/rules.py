@@ -99,6 +99,17 @@ class Rule(InputModel):
             raise ValueError("a rule name has no '/', no control characters and no outer spaces")
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _query_parses(cls, text: str) -> str:
+        # said with the other fields' errors (a bad window does not hide a bad query); what it
+        # compiles to is checked with the condition, once every field is valid
+        try:
+            parse(text)
+        except QueryError as exc:
+            raise ValueError(exc.message) from None
+        return text
+
     @field_validator("window", "interval", "for_", "delay", "repeat_interval")
     @classmethod
     def _duration(cls, text: str | None, info: ValidationInfo) -> str | None:
