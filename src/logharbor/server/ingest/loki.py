@@ -183,7 +183,9 @@ class _Entries:
             # merged under the labels, never folded into canonical fields; a key the stream or
             # the entry already set is kept beside it (before the line's level is taken)
             raw["attributes"] = self._line_keys(raw, fields, stamp)
-            if level is not None and "level" not in raw:
+            # the line's level; a `level` key of the line is folded by the record itself (setting
+            # it here too would make two values of one name: docs/record.md)
+            if level is not None and "level" not in raw and "level" not in fields:
                 raw["level"] = level
         raw["message"] = line
         raw["timestamp"] = stamp
