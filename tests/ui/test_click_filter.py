@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from tests.conftest import ServerProcess
@@ -40,6 +40,8 @@ DECOYS: list[tuple[str, dict[str, object]]] = [
     ("decoy-nested", {"a": {"b": "v1"}}),  # `a.b` is only the literal key; bare a.b is both
     ("decoy-wild", {"w": "abc", "q": 'he said "hi" \\ axb?'}),
     ("decoy-status", {"http": {"status": 200}}),
+    ("rid", {"request_id": 'req "7" *x'}),  # a client's request id, opened in the trace view
+    ("rid-decoy", {"request_id": "req"}),
 ]
 
 
@@ -170,3 +172,14 @@ def test_a_trace_view_record_filters_exactly(page: playwright_api.Page, awkward:
     page.wait_for_selector("#results li.record")
     assert page.input_value("#query") == '`user name`:"alice smith"'
     assert _messages(page) == ["record space"]
+
+
+def test_the_trace_view_searches_a_request_id_as_it_is(page: playwright_api.Page, awkward: ServerProcess) -> None:
+    _login(page, awkward, f"service:{SERVICE}")
+    page.goto(awkward.url + "/ui/trace/" + quote('req "7" *x', safe=""))
+    page.wait_for_selector("#trace-records li.record")
+    page.click("text=open in search")
+    page.wait_for_function("() => location.pathname === '/ui/search'")
+    page.wait_for_selector("#results li.record")
+    assert page.input_value("#query") == 'request_id:"req \\"7\\" *x"'
+    assert _messages(page) == ["record rid"]
