@@ -80,5 +80,7 @@ def test_retention_requests_name_the_key_or_system(tmp_path: Path, auth: bool) -
         assert {e["action"] for e in entries} >= {"retention.update", "retention.run", "delete.submit"}
         expected = server.api_key[3:15] if auth else "system"
         assert {e["actor"] for e in entries} == {expected}, entries
+        # a key's entries also say its name (the server's first key is the "bootstrap admin")
+        assert {e["actor_name"] for e in entries} == ({"bootstrap admin"} if auth else {None}), entries
     finally:
         server.stop()
