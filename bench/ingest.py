@@ -576,10 +576,11 @@ def compare_variants(variants: list[str], lines: list[bytes], batch: int, client
     def ratio(name: str, key: str) -> float | None:
         return round(mean(name, key) / mean(base, key), 2) if mean(base, key) else None
 
+    loads = {name: [float(x[k]) for x in runs for k in ("load_before", "load_after")]  # type: ignore[arg-type]
+             for name, runs in results.items()}
     for name in results:
         emit(stage="variants", variant=name, rounds=rounds,
-             load_range=[min(float(x["load_before"]) for x in results[name]),  # type: ignore[arg-type]
-                         max(float(x["load_after"]) for x in results[name])],  # type: ignore[arg-type]
+             load_range=[min(loads[name]), max(loads[name])],
              **{k: round(mean(name, k), 2) for k in ("records_per_s", "server_cpu_us_per_record",
                                                      "engine_threads_cpu_us_per_record",
                                                      "merge_cpu_us_per_record", "active_parts_after",
