@@ -110,6 +110,7 @@ def test_create_alert_dialog_puts_each_refusal_beside_its_field(page: playwright
 
     # saving: a channel removed meanwhile, then a name in use — each beside its field, nothing retyped
     page.check("#alert-channels input[value=soon-gone]")
+    page.wait_for_selector("#alert-preview .preview-verdict")
     assert _api(srv, "DELETE", "/api/v1/channels/soon-gone").status_code == 200
     page.fill("#alert-name", "taken")
     page.click("#alert-submit")
@@ -124,7 +125,12 @@ def test_create_alert_dialog_puts_each_refusal_beside_its_field(page: playwright
     assert (page.input_value("#alert-name"), page.input_value("#alert-query"), page.input_value("#alert-threshold"),
             page.input_value("#alert-kind")) == ("five hundreds", "level:ERROR", "0.2", "ratio")
     screenshot(page, "alert-dialog-channel-error")
+    page.fill("#alert-name", "five hundreds!")  # the preview asks again: the channel is named there too
+    _wait_marked(page, form, ["channels"])
+    assert "see the fields marked above" in page.inner_text("#alert-refused")
+    page.fill("#alert-name", "five hundreds")
     page.uncheck("#alert-channels input[value=soon-gone]")
+    page.wait_for_selector("#alert-preview .preview-verdict")
     page.click("#alert-submit")
     page.wait_for_selector("#alert-done:has-text('Created “five hundreds”')")
     assert _marked(page, form) == []

@@ -256,6 +256,9 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
   form.addEventListener("change", sync);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    // what saving answers stays on screen: a preview still to come would replace its messages
+    window.clearTimeout(timer);
+    controller?.abort();
     showErrors(null);
     const body = rule();
     const target = String(body.name ?? "");

@@ -286,6 +286,9 @@ function alertDialog(state: SearchState): HTMLDialogElement {
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    // what saving answers stays on screen: a preview still to come would replace its messages
+    window.clearTimeout(timer);
+    controller?.abort();
     showFieldErrors(form, error, []);
     done.textContent = "";
     const body = rule();

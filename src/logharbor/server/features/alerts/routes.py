@@ -161,6 +161,12 @@ def alerts_router() -> APIRouter:
             scope = Scope.from_json(row["scope"]).sql()  # inside the caller's: it sees the rule
         else:
             rule = parse_rule(body.rule)
+            if rule.channels:  # refused at save as at preview, so a form can say it before saving
+                seen = await run_in_threadpool(service.catalog.list_channels, viewer_of(request))
+                missing = [n for n in rule.channels if n not in {c["name"] for c in seen}]
+                if missing:
+                    raise _rule_field_error(400, "invalid_rule", "channels",
+                                            f"channels: no channel named {', '.join(map(repr, missing))}")
         at_ns = service.clock.now_ns()
         if body.at is not None:
             try:
