@@ -69,3 +69,20 @@ def test_a_nested_value_beside_the_same_flat_name_is_kept() -> None:
     assert second["host"] == "a" and second["attributes"]["host_os"] == "x"
     assert second["attributes"]["host_os_nested"] == {"name": "linux"}
     assert third["http_method"] == "GET" and "http_method_nested" not in third["attributes"]
+
+
+def test_true_beside_1_is_two_values() -> None:
+    """Python has ``True == 1``; JSON has two values. A nested ``true`` beside a flat ``1`` (and an
+    OTLP record's ``true`` beside its resource's ``1``) is kept, not taken for the same value."""
+    from logharbor.server.ingest.otlp import decode_otlp
+
+    body = b'{"create": {"_index": "x"}}\n{"message": "m", "host": {"os": true}, "host_os": 1}\n'
+    docs, _, _ = decode_bulk(body, None, RECEIVED, RecordLimits())
+    attrs = orjson.loads(docs[0][1])["attributes"]
+    assert attrs["host_os"] == 1 and attrs["host_os_nested"] is True
+    request = {"resourceLogs": [{"resource": {"attributes": [{"key": "flag", "value": {"intValue": "1"}}]},
+                                 "scopeLogs": [{"logRecords": [{"body": {"stringValue": "m"}, "attributes": [
+                                     {"key": "flag", "value": {"boolValue": True}}]}]}]}]}
+    rows, accepted, _, _, _ = decode_otlp(orjson.dumps(request), True, RECEIVED, RecordLimits(), None)
+    attrs = orjson.loads(rows)["attributes"]
+    assert accepted == 1 and attrs["flag"] is True and attrs["flag_resource"] == 1

@@ -225,7 +225,8 @@ class SyslogSource:
             else:
                 del rec["message"]
                 displaced = [(key, rec[key]) for key, value in parsed.items()
-                             if key in rec and rec[key] is not value and rec[key] != value]
+                             if key in rec and rec[key] is not value
+                             and (rec[key] != value or type(rec[key]) is not type(value))]
                 rec.update(parsed)  # the MSG's own fields win their names
                 for key, header in displaced:  # the header's other value is kept beside
                     kept, n = f"{key}_syslog", 2

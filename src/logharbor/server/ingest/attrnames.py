@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CANONICAL_NAMES", "attribute_key", "set_beside"]
+__all__ = ["CANONICAL_NAMES", "attribute_key", "same_value", "set_beside"]
 
 #: top-level names of canonical fields (record.py); a dotted key under one of them is renamed
 CANONICAL_NAMES = frozenset((
@@ -45,7 +45,7 @@ def set_beside(raw: dict[str, Any], name: str, value: Any, suffix: str) -> str:
     word. The record keeps its key; the other value is kept beside it under a name that says where
     it came from.
     """
-    if raw.get(name, value) == value:
+    if name not in raw or same_value(raw[name], value):
         raw[name] = value
         return name
     kept, n = f"{name}_{suffix}", 2
@@ -53,3 +53,9 @@ def set_beside(raw: dict[str, Any], name: str, value: Any, suffix: str) -> str:
         kept, n = f"{name}_{suffix}{n}", n + 1
     raw[kept] = value
     return kept
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values of one name are the same value: equal *and* of one type, since Python
+    has ``True == 1`` and ``1 == 1.0`` where JSON has two different values (one would be lost)."""
+    return a is b or (type(a) is type(b) and a == b)

@@ -24,7 +24,7 @@ import orjson
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.engine.store.rows import encode_record
-from logharbor.server.ingest.attrnames import attribute_key, set_beside
+from logharbor.server.ingest.attrnames import attribute_key, same_value, set_beside
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
@@ -122,7 +122,7 @@ def _set_nested(doc: RawRecord, name: str, value: Any) -> None:
     has that flat name with another value (``{"http": {"method": "GET"}, "http.method": "POST"}``),
     the flat one keeps the name and the nested one is kept as ``<name>_nested`` (with ``_`` for
     the dots, as attribute names under canonical fields are): ``setdefault`` dropped it."""
-    if doc.get(name, value) == value:
+    if name not in doc or same_value(doc[name], value):
         doc[name] = value
         return
     base = attribute_key(name).replace(".", "_")

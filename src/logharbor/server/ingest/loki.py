@@ -48,7 +48,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
 from logharbor.server.features.loki.lines import line_fields
-from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
 from logharbor.types import RawRecord
@@ -213,8 +213,8 @@ class _Entries:
         for key, value in fields.items():
             if key == "message":  # the line itself is the message, byte for byte: its key is in it
                 continue
-            if key in own or (key in raw and raw[key] != value):
-                if key in own and own[key] == value:
+            if key in own or (key in raw and not same_value(raw[key], value)):
+                if key in own and same_value(own[key], value):
                     continue
                 moved.append((key, value))
             else:

@@ -42,7 +42,7 @@ from logharbor.record import RecordError, otel_level
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
-from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
 from logharbor.types import Attributes, JsonObject, RawRecord
@@ -192,7 +192,7 @@ def _attributes(raw: RawRecord, attrs: Attributes, resource: RawRecord | None = 
     if batch is not None:
         for target, value in out.items():
             old = raw.get(target, value)
-            if old is value or old == value:
+            if same_value(old, value):
                 continue
             origin = "resource" if resource is None or resource.get(target, value) == old else "scope"
             kept, n = f"{target}_{origin}", 2
@@ -212,7 +212,7 @@ def _keep_shadowed(raw: RawRecord, attributes: Attributes, batch: _Batch) -> Non
     word; it is kept as ``<name>_attribute`` and said in the answer's partial success."""
     for key, value in attributes.items():
         now = raw.get(key, value)
-        if now is value or now == value:
+        if same_value(now, value):
             continue
         kept, n = f"{key}_attribute", 2
         while kept in raw and raw[kept] != value:  # that name as sent keeps its value
