@@ -37,6 +37,15 @@ ingest → searchable (a probe record with a new word every 250 ms, from its ack
 
     python bench/ingest.py --records 100000 --rounds 2 --variant shipped: \
         --variant wide_100MB:table.min_bytes_for_wide_part=104857600 --variant age_0.5s:batch_max_age_s=0.5
+
+``--compare-tree DIR`` runs the same load against a server started from another source tree's code
+(``PYTHONPATH=DIR/src``, e.g. another branch exported with ``git archive``), alternating with this
+tree's server (or with the other ``--compare-tree`` trees when there are two or more); the same
+figures per tree, server CPU being the process tree's (decode workers included). Build the compiled
+decoder in each tree first (``scripts/build_native.py``) or neither: the ``decoder`` field says
+which one each server ran:
+
+    python bench/ingest.py --records 200000 --rounds 4 --compare-tree /tmp/lh-main --compare-tree /tmp/lh-attr
 """
 
 from __future__ import annotations
@@ -418,25 +427,35 @@ class SearchableProbe:
                 "searchable_max_ms": round(s[-1] * 1000, 1)}
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, str], dict[str, int]]:
-    """``name:key=value,…``: a ``LOGHARBOR_*`` server setting (``batch_max_bytes=128MiB``) or, as
-    ``table.<setting>=<int>``, a MergeTree setting of the logs table (made before the server starts)."""
+def parse_variant(text: str) -> tuple[str, dict[str, str], dict[str, int], Path | None]:
+    """``name:key=value,…``: a ``LOGHARBOR_*`` server setting (``batch_max_bytes=128MiB``), as
+    ``table.<setting>=<int>`` a MergeTree setting of the logs table (made before the server starts),
+    or ``tree=<dir>``: the server runs that source tree's code (``<dir>/src``) instead of this one."""
     name, _, spec = text.partition(":")
     env: dict[str, str] = {}
     table: dict[str, int] = {}
+    tree: Path | None = None
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
-        if key.startswith("table."):
+        if key == "tree":
+            tree = Path(value).resolve()
+            if not (tree / "src" / "logharbor").is_dir():
+                raise SystemExit(f"{name}: {tree} is not a logharbor source tree (no src/logharbor)")
+        elif key.startswith("table."):
             table[key[len("table."):]] = int(value)
         else:
             env["LOGHARBOR_" + key.upper()] = value
-    return name, env, table
+    if tree is not None and table:
+        raise SystemExit(f"{name}: tree= and table.* do not go together (this tree's code would make "
+                         "the table)")
+    return name, env, table, tree
 
 
 def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: list[list[bytes]],
-                records: int) -> dict[str, object]:
+                records: int, tree: Path | None = None) -> dict[str, object]:
     """One server on a fresh data directory with ``env`` (and the logs table made first with
-    ``table`` settings); the same bodies posted; what ingest, merges and parts cost."""
+    ``table`` settings), from ``tree``'s code when given; the same bodies posted; what ingest,
+    merges and parts cost. Server CPU is the whole process tree's (the decode workers included)."""
     from logharbor.server.engine.store.embedded import EmbeddedStore
     from logharbor.server.engine.store.sqlsafe import quote_identifier
 
@@ -449,13 +468,18 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
         store.close()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    server_env = {**os.environ, **env}
+    if tree is not None:
+        server_env["PYTHONPATH"] = str(tree / "src")
     server = subprocess.Popen(
         [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(data_dir),
-         "--port", str(port), "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env})
+         "--port", str(port), "--log-level", "warning"], cwd=tree or ROOT, env=server_env)
     try:
         _wait_ready(url)
         key = (data_dir / "admin.key").read_text().strip()
-        cpu0, threads0 = _process_cpu_s(server.pid), thread_cpu_s(server.pid)
+        decoder = decoder_in_use(url, key)
+        load_before = load_average()
+        cpu0, threads0 = tree_cpu_seconds(server.pid), thread_cpu_s(server.pid)
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
         t0 = time.perf_counter()
@@ -473,25 +497,40 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
             time.sleep(0.2)
         threads = settle_merges(server.pid)
         merge_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k.startswith("MergeMutate"))
-        cpu_s = _process_cpu_s(server.pid) - cpu0
+        cpu_s = tree_cpu_seconds(server.pid) - cpu0
         busiest = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads.items()), reverse=True)[:5]
+        # the engine's own threads (Python's are all named "python"): inserts' pipelines and merges;
+        # the part of an insert that runs on the batcher's Python thread is not in it
+        engine_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k != "python")
     finally:
         server.terminate()
         server.wait(timeout=120)
-    store = EmbeddedStore(data_dir / "store")
-    store.open()
-    parts = store.query("SELECT count() AS n, sum(rows) AS r FROM system.parts WHERE active "
-                        "AND database = currentDatabase() AND table = {t:String}", {"t": store.table_name})
-    store.close()
+    parts = active_parts(data_dir / "store")
     shutil.rmtree(data_dir, ignore_errors=True)
     result: dict[str, object] = {
-        "variant": name, "records": records, "records_per_s": round(records / elapsed),
+        "variant": name, "tree": str(tree or ROOT), "decoder": decoder, "load_before": load_before,
+        "load_after": load_average(), "records": records, "records_per_s": round(records / elapsed),
         "server_cpu_us_per_record": round(cpu_s / records * 1e6, 2),
         "merge_cpu_s": round(merge_s, 2), "merge_cpu_us_per_record": round(merge_s / records * 1e6, 2),
-        "active_parts_after": int(parts[0]["n"]), **searchable,
+        "engine_threads_cpu_us_per_record": round(engine_s / records * 1e6, 2),
+        "active_parts_after": parts, **searchable,
         "busiest_threads": {k: round(v, 2) for v, k in busiest}}
     emit(stage="variant", **result)
     return result
+
+
+def active_parts(store_dir: Path) -> int:
+    """Active parts of the logs table, read with the engine alone (not this tree's store code,
+    which would migrate a table made by another tree's code)."""
+    from chdb import session
+
+    s = session.Session(str(store_dir))
+    try:
+        out = s.query("SELECT count() AS n FROM system.parts WHERE active AND database = currentDatabase() "
+                      "AND table = 'logs'", "JSONEachRow").bytes()
+    finally:
+        s.close()
+    return int(orjson.loads(out)["n"])
 
 
 def settle_merges(pid: int, limit_s: float = 90.0) -> dict[str, float]:
@@ -518,11 +557,6 @@ def _wait_ready(url: str) -> None:
             time.sleep(0.1)
 
 
-def _process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-
-
 def compare_variants(variants: list[str], lines: list[bytes], batch: int, clients: int, rounds: int) -> None:
     """Each variant ``rounds`` times, the order reversed every other round (so a machine getting
     busier does not favour one), then the means side by side with ratios to the first."""
@@ -531,23 +565,30 @@ def compare_variants(variants: list[str], lines: list[bytes], batch: int, client
     parsed = [parse_variant(v) for v in variants]
     results: dict[str, list[dict[str, object]]] = {p[0]: [] for p in parsed}
     for r in range(rounds):
-        for name, env, table in (parsed if r % 2 == 0 else list(reversed(parsed))):
+        for name, env, table, tree in (parsed if r % 2 == 0 else list(reversed(parsed))):
             emit(stage="variant-start", variant=name, round=r, load_average=os.getloadavg()[0])
-            results[name].append(run_variant(name, env, table, shares, len(lines)))
+            results[name].append(run_variant(name, env, table, shares, len(lines), tree))
     base = parsed[0][0]
 
     def mean(name: str, key: str) -> float:
         return statistics.fmean(float(x[key]) for x in results[name])  # type: ignore[arg-type]
 
+    def ratio(name: str, key: str) -> float | None:
+        return round(mean(name, key) / mean(base, key), 2) if mean(base, key) else None
+
+    loads = {name: [float(x[k]) for x in runs for k in ("load_before", "load_after")]  # type: ignore[arg-type]
+             for name, runs in results.items()}
     for name in results:
         emit(stage="variants", variant=name, rounds=rounds,
+             load_range=[min(loads[name]), max(loads[name])],
              **{k: round(mean(name, k), 2) for k in ("records_per_s", "server_cpu_us_per_record",
+                                                     "engine_threads_cpu_us_per_record",
                                                      "merge_cpu_us_per_record", "active_parts_after",
                                                      "searchable_p50_ms", "searchable_p99_ms")},
-             merge_cpu_vs_first=round(mean(name, "merge_cpu_us_per_record")
-                                      / max(mean(base, "merge_cpu_us_per_record"), 1e-9), 2),
-             server_cpu_vs_first=round(mean(name, "server_cpu_us_per_record")
-                                       / max(mean(base, "server_cpu_us_per_record"), 1e-9), 2))
+             records_per_s_vs_first=ratio(name, "records_per_s"),
+             server_cpu_vs_first=ratio(name, "server_cpu_us_per_record"),
+             engine_threads_cpu_vs_first=ratio(name, "engine_threads_cpu_us_per_record"),
+             merge_cpu_vs_first=ratio(name, "merge_cpu_us_per_record"))
 
 
 def main() -> None:
@@ -562,6 +603,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="name:key=value,… (a server setting, or table.<MergeTree setting>=n); two or more "
                          "compare merge CPU, parts and ingest → searchable side by side, --rounds each")
+    ap.add_argument("--compare-tree", action="append", default=[], metavar="DIR",
+                    help="run the same load against a server from DIR's code (DIR/src), alternating with "
+                         "this tree's (or with the other --compare-tree DIRs): --variant DIRNAME:tree=DIR")
     ap.add_argument("--decoders", default="",
                     help="decoder:workers,… one server each, side by side (compiled:2,compiled:0,python:2)")
     args = ap.parse_args()
@@ -575,6 +619,10 @@ def main() -> None:
     emit(stage="generate", records=len(lines), raw_bytes=raw_bytes,
          bytes_per_record=round(raw_bytes / len(lines), 1), seconds=round(time.perf_counter() - t0, 2))
 
+    trees = [Path(d).resolve() for d in args.compare_tree]
+    if len(trees) == 1:
+        args.variant.insert(0, f"{ROOT.name}:")  # this tree first: the ratios are against it
+    args.variant += [f"{d.name}:tree={d}" for d in trees]
     if args.variant:
         compare_variants(args.variant, lines, args.batch, args.clients, args.rounds)
         return

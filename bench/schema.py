@@ -17,6 +17,12 @@ JSON text in a ``String`` column plus promoted typed columns computed at insert)
 process's (``time.process_time``: chDB runs in this process, its threads included). Every
 variant prints one JSON line of figures; an ``exact`` line per variant says which probe values the
 column gives back as sent (without logharbor's ``attributes_exact`` patch).
+
+The ``text*`` variants (bench/schema_text.py: the attributes' exact text plus promoted columns, a
+promoted tuple, a skip index on the text, the ZSTD level) are run by naming them, e.g.
+``--variants text,text_cols,text_tuple,text_tokenbf``; with ``text`` among them the script also
+times the promotion expressions alone (``step=expressions``). Every query's answer is compared
+across the text variants (``step=check``). The query condition cache is off (it would time itself).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from logharbor import exactjson  # noqa: E402
 from logharbor.server.engine.store.attributes import with_settings  # noqa: E402
 from logharbor.server.engine.store.chparams import encode_params  # noqa: E402
 from logharbor.server.engine.store.rows import encode_record  # noqa: E402
+from schema_text import EXPRESSIONS, long_tail_params, text_queries, text_variants  # noqa: E402
 
 # the layout before issue #24 (attributes JSON + attributes_exact), kept as the baseline the variants
 # replace (the shipped schema.sql is now the "string" variant's kind)
@@ -74,6 +81,7 @@ VARIANTS = {
             "    INDEX idx_attr_key mapKeys(attributes) TYPE bloom_filter(0.01) GRANULARITY 1,\n"
             "    INDEX idx_attr_value mapValues(attributes) TYPE bloom_filter(0.01) GRANULARITY 1,\n"),
     "string": "    attributes String CODEC(ZSTD(3)),\n" + _PROMOTED,
+    **text_variants(),
 }
 # how each variant reads an attribute: as a string, and as a number ("numbers compare as numbers")
 _TEXT = {"json": "toString(attributes.{k})", "json_typed": "attributes.{k}", "map": "attributes['{k}']",
@@ -91,12 +99,14 @@ PROBE = {"big_int": 2**70, "int64_max": 2**63 - 1, "date_text": "2026-12-07", "f
 
 def ddl(variant: str, table: str) -> str:
     sql = SCHEMA.replace("{engine}", "MergeTree()").replace("{table}", table)
-    if variant in ("map", "string"):  # they keep the text as sent: no exact copy needed
+    if variant in ("map", "string") or variant.startswith("text"):  # the text as sent: no exact copy
         sql = sql.replace("    attributes_exact   String CODEC(ZSTD(3)),\n", "")
     return sql.replace(_SHIPPED_ATTRS, VARIANTS[variant])
 
 
 def queries(variant: str) -> dict[str, str]:
+    if variant.startswith("text"):
+        return text_queries(variant)
     text = _TEXT[variant]
     cold = "JSONExtractString(attributes, '{k}')" if variant == "string" else text
     return {
@@ -112,6 +122,13 @@ def queries(variant: str) -> dict[str, str]:
     }
 
 
+def answer_group(name: str) -> str:
+    """Queries that ask the same question (a guard or an index must not change the answer)."""
+    if name.startswith(("rare_", "common_")):
+        return name.split("_")[0] + ("_rows" if name.endswith("_rows") else "_count")
+    return name
+
+
 def emit(**fields: object) -> None:
     print(orjson.dumps(fields).decode(), flush=True)
 
@@ -120,7 +137,9 @@ class Bench:
     def __init__(self, work: Path) -> None:
         from chdb import session
 
-        self.session = session.Session(with_settings(str(work / "chdb")))
+        # no query condition cache: it remembers which granules a filter matched, so every run
+        # after the first would skip them and time the cache, not the filter
+        self.session = session.Session(with_settings(str(work / "chdb")) + "&use_query_condition_cache=0")
 
     def sql(self, sql: str, params: dict[str, str] | None = None) -> list[dict[str, object]]:
         out = self.session.query(sql, "JSONEachRow", params=encode_params(params or {})).bytes()
@@ -147,13 +166,28 @@ class Bench:
         size = self.sql("SELECT sum(rows) AS r, sum(bytes_on_disk) AS b FROM system.parts WHERE active "
                         "AND database = currentDatabase() AND table = {t:String}", {"t": table})[0]
         attr = self.sql("SELECT sum(column_data_compressed_bytes) AS b FROM system.parts_columns WHERE "
-                        "active AND database = currentDatabase() AND table = {t:String} AND column IN "
+                        "active AND database = currentDatabase() AND table = {t:String} AND (column IN "
                         "('attributes', 'attributes_exact', 'user_id', 'order_id', 'error_code', "
-                        "'duration_ms')",
+                        "'duration_ms', 'attr') OR startsWith(column, 'attr_'))",
                         {"t": table})[0]
+        text = self.sql("SELECT sum(column_data_compressed_bytes) AS b FROM system.parts_columns WHERE "
+                        "active AND database = currentDatabase() AND table = {t:String} "
+                        "AND column = 'attributes'", {"t": table})[0]
+        index = self.sql("SELECT sum(data_compressed_bytes) AS b FROM system.data_skipping_indices WHERE "
+                         "database = currentDatabase() AND table = {t:String} AND name = 'idx_attr_text'",
+                         {"t": table})[0]
         assert int(size["r"]) == n, (variant, size)
         return {"insert_cpu_us": insert_cpu / n * 1e6, "merge_cpu_us": merge_cpu / n * 1e6,
-                "bytes_per_record": int(size["b"]) / n, "attr_bytes_per_record": int(attr["b"]) / n}
+                "bytes_per_record": int(size["b"]) / n, "attr_bytes_per_record": int(attr["b"]) / n,
+                "attributes_column_bytes_per_record": int(text["b"]) / n,
+                "attr_text_index_bytes_per_record": int(index["b"] or 0) / n}
+
+    def granules(self, sql: str, params: dict[str, str]) -> str:
+        """The granules the last index step of ``EXPLAIN indexes = 1`` keeps, as 'kept/total'."""
+        plan = self.session.query(f"EXPLAIN indexes = 1 {sql}", "TSV", params=encode_params(params)).bytes()
+        steps = [line.split("Granules:")[1].strip() for line in plan.decode().splitlines()
+                 if "Granules:" in line]
+        return steps[-1] if steps else "?"
 
     def probe(self, variant: str) -> dict[str, bool]:
         """Which probe values come back exactly as sent (the JSON variants without the patch)."""
@@ -164,12 +198,29 @@ class Bench:
         sent = exactjson.loads(line).get("attributes", {})  # what the encoder sent
         self.insert(table, [line])
         back = self.sql(f"SELECT toJSONString(attributes) AS a FROM {table}")[0]["a"]  # noqa: S608
-        got = exactjson.loads(back) if variant != "string" else exactjson.loads(exactjson.loads(back))
+        text = variant == "string" or variant.startswith("text")
+        got = exactjson.loads(back) if not text else exactjson.loads(exactjson.loads(back))
         if variant == "map":  # values are the text as sent: a string's content, anything else its JSON
             return {k: k in sent and got.get(k) == (sent[k] if isinstance(sent[k], str)
                                                     else exactjson.dumps(sent[k]).decode()) for k in PROBE}
         return {k: k in sent and k in got and exactjson.dumps(got[k]) == exactjson.dumps(sent[k])
                 for k in PROBE}
+
+
+def expression_costs(bench: Bench, n: int, runs: int) -> None:
+    """CPU µs per row of each way of computing the promoted columns, over ``bench_text``'s stored
+    text (interleaved runs, median, the plain read of the column subtracted): the insert's share."""
+    cpu: dict[str, list[float]] = {name: [] for name in EXPRESSIONS}
+    for i in range(runs * 2 + 1):
+        for name, sql in (EXPRESSIONS.items() if i % 2 == 0 else reversed(EXPRESSIONS.items())):
+            c0 = time.process_time()
+            bench.sql(sql.replace("{t}", "bench_text"))
+            cpu[name].append(time.process_time() - c0)
+    read = statistics.median(cpu["read"])
+    emit(bench="schema", step="expressions", records=n, runs=runs * 2 + 1, load_average=os.getloadavg()[0],
+         read_us=round(read / n * 1e6, 3),
+         **{f"{k}_us": round((statistics.median(v) - read) / n * 1e6, 3)
+            for k, v in cpu.items() if k != "read"})
 
 
 def main() -> None:
@@ -178,7 +229,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000, help="rows per INSERT")
     ap.add_argument("--rounds", type=int, default=2, help="load rounds, the variant order alternating")
     ap.add_argument("--runs", type=int, default=7, help="runs of each query (median)")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default="json,json_typed,map,string",
+                    help=f"comma-separated, of: {', '.join(VARIANTS)} (the text* ones by name only)")
     args = ap.parse_args()
     variants = args.variants.split(",")
     n = args.records
@@ -188,6 +240,7 @@ def main() -> None:
     bodies = [b"\n".join(rows[i:i + args.batch]) for i in range(0, n, args.batch)]
     trace = next(orjson.loads(r)["trace_id"] for r in rows[n // 2:] if b'"trace_id"' in r)
     user = next(orjson.loads(r)["attributes"]["user_id"] for r in rows[n // 2:] if b'"user_id"' in r)
+    params = {"trace": trace, "user": user, **long_tail_params(rows)}
     emit(bench="schema", step="generate", records=n, row_bytes=sum(map(len, rows)) // n,
          seconds=round(time.perf_counter() - t0, 1), load_average=os.getloadavg()[0])
     del rows
@@ -198,11 +251,17 @@ def main() -> None:
         for r in range(args.rounds):
             for v in (variants if r % 2 == 0 else variants[::-1]):
                 loads[v].append(bench.load(v, bodies, n))
-        params = {"trace": trace, "user": user}
         timings: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        # the same question must get the same answer in every text variant, guarded or not (the
+        # older variants differ in what SELECT * returns and in absent-vs-'' by design)
+        answers: dict[str, set[bytes]] = {}
         for v in variants:
-            for q in queries(v).values():
-                bench.sql(q.replace("{t}", f"bench_{v}"), params)  # warm-up
+            for name, q in queries(v).items():
+                got = bench.sql(q.replace("{t}", f"bench_{v}"), params)  # warm-up
+                if v.startswith("text"):
+                    answers.setdefault(answer_group(name), set()).add(
+                        b"\n".join(sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in got)))
+        emit(bench="schema", step="check", differing=sorted(g for g, a in answers.items() if len(a) > 1))
         for i in range(args.runs):
             for v in (variants if i % 2 == 0 else variants[::-1]):
                 for name, q in queries(v).items():
@@ -213,12 +272,18 @@ def main() -> None:
         for v in variants:
             fig: dict[str, object] = {k: round(statistics.mean(x[k] for x in loads[v]), 2)
                                       for k in loads[v][0]}
+            fig["insert_cpu_us_each"] = [round(x["insert_cpu_us"], 2) for x in loads[v]]
             for name in queries(v):
                 samples = timings[(v, name)]
                 fig[f"{name}_ms"] = round(statistics.median(w for _, w in samples) * 1000, 2)
                 fig[f"{name}_cpu_ms"] = round(statistics.median(c for c, _ in samples) * 1000, 2)
+                if name.startswith(("rare_", "common_", "user_id", "duration")):
+                    sql = queries(v)[name].replace("{t}", f"bench_{v}")
+                    fig[f"{name}_granules"] = bench.granules(sql, params)
             emit(bench="schema", variant=v, records=n, rounds=args.rounds, runs=args.runs,
                  load_average=os.getloadavg()[0], **fig)
+        if "text" in variants:
+            expression_costs(bench, n, args.runs)
         for v in variants:
             emit(bench="schema", step="exact", variant=v, **bench.probe(v))
     finally:

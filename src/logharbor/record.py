@@ -31,13 +31,16 @@ __all__ = [
     "TIMESTAMP_KEYS",
     "RecordError",
     "format_timestamp",
+    "keep_aside",
     "level_of",
     "normalize",
     "normalize_level",
     "normalize_trace_id",
     "otel_level",
     "parse_timestamp",
+    "same_value",
     "severity_number",
+    "stamp_tenant",
     "to_wire",
 ]
 
@@ -69,6 +72,56 @@ CANONICAL_FIELDS = (
 #: names that are canonical fields themselves (or the attributes object): a null or empty value
 #: under one is the field left out, and one not used is dropped (it cannot be an attribute too)
 CANONICAL_NAMES = frozenset((*CANONICAL_FIELDS, "attributes"))
+#: canonical names whose null or "" is the field left out (``attributes`` is not a field: a null
+#: there is kept as the attribute ``attributes``, as any other value that is not an object)
+_ABSENT_WHEN_EMPTY = CANONICAL_NAMES - {"attributes"}
+#: names that are the record's own but never taken from what was sent (the receive time, the
+#: severity number of the stored level, the template id of the stored row): a value sent under
+#: one is kept aside under :data:`KEPT_SUFFIX`, never dropped and never shown as the record's
+_SERVER_NAMES = frozenset(("observed_timestamp", "severity_number", "pattern_id"))
+#: what a value that lost its name to another gets appended to its name, then 2, 3 … (the same
+#: rule as OTLP attributes, ``ingest/otlp.py``; Loki's are ``_label`` / ``_metadata``)
+KEPT_SUFFIX = "_attribute"
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two sent values are one value (kept once): equal with the same JSON types all the
+    way down, so ``1``, ``1.0`` and ``true``, or ``0.0`` and ``-0.0``, are different values."""
+    return a is b or (type(a) is type(b) and repr(a) == repr(b))  # repr: 1 ≠ True ≠ 1.0, nan = nan
+
+
+def keep_aside(target: dict[Any, Any], name: Any, value: Any) -> Any:
+    """Store ``value``, which lost ``name`` to another value, under ``<name>_attribute`` (or
+    ``_attribute2``, ``_attribute3`` … when that name holds another value) and return the name.
+
+    This is how no sent value is ever dropped or hidden by another one of the same name (the
+    trust rule, docs/record.md "Two values for one name"): the loser lands under a documented,
+    queryable name. A name already holding this very value is reused (equal values kept once).
+    """
+    base = f"{name}{KEPT_SUFFIX}"
+    kept, n = base, 2
+    while kept in target and not same_value(target[kept], value):
+        kept, n = f"{base}{n}", n + 1
+    target[kept] = value
+    return kept
+
+
+def _claim(attributes: Attributes, name: str, value: Any) -> None:
+    """Set a name the folding owns (``level_raw``, ``trace_raw``, ``trace_header``): a value sent
+    under it is kept aside, not replaced."""
+    old = attributes.get(name, value)
+    attributes[name] = value
+    if not same_value(old, value):
+        keep_aside(attributes, name, old)
+
+
+def _add(attributes: Attributes, name: Any, value: Any) -> None:
+    """Add an attribute the folding made (an ``http`` object's member as ``http.<key>``): a key
+    sent under that very name keeps it, and the made one is kept aside."""
+    if name not in attributes:
+        attributes[name] = value
+    elif not same_value(attributes[name], value):
+        keep_aside(attributes, name, value)
 
 # Alias tables: the first key present wins; the canonical name is tried first.
 TIMESTAMP_KEYS = _TIMESTAMP_KEYS = ("timestamp", "@timestamp", "time", "ts", "timeMillis", "datetime", "date")
@@ -543,11 +596,12 @@ def http_value(name: str, value: Any) -> Any:
 
 #: A record's keys, in order, → what to take from it. Agents, SDKs and parsers send a few key
 #: shapes over and over, so which keys are aliases of which field is worked out once per shape.
-#: A plan is ``(keys, fields, simple, flat_http, dialect)``: the alias keys among the record's
-#: keys, grouped by field and best first within a field, the field of each, whether every field
-#: has just one of them, whether any ``http.<name>`` key is among them, and the rewrite of the
-#: logger dialect the keys are written in (:mod:`logharbor.dialects`), or None.
-_Plan = tuple[tuple[Any, ...], tuple[str, ...], bool, bool, Rewrite | None]
+#: A plan is ``(keys, fields, simple, flat_http, dialect, server_names)``: the alias keys among
+#: the record's keys, grouped by field and best first within a field, the field of each, whether
+#: every field has just one of them, whether any ``http.<name>`` key is among them, the rewrite of
+#: the logger dialect the keys are written in (:mod:`logharbor.dialects`) or None, and whether a
+#: key is one of :data:`_SERVER_NAMES` (rare: the check costs nothing on the usual shapes).
+_Plan = tuple[tuple[Any, ...], tuple[str, ...], bool, bool, Rewrite | None, bool]
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
 _REWRITTEN: dict[tuple[Any, ...], _Plan] = {}  # plans of dialect rewrites (never rewritten again)
 _PLANS_MAX = 1024  # distinct shapes kept; cleared when full (a flood of shapes only misses)
@@ -567,7 +621,8 @@ def _plan_of(keys: tuple[Any, ...], dialects: bool = True) -> _Plan:
             alias_keys.append(key)
             fields.append(field)
     return (tuple(alias_keys), tuple(fields), len(fields) == len(groups),
-            any(field.startswith("http.") for field in groups), dialect_of(keys) if dialects else None)
+            any(field.startswith("http.") for field in groups), dialect_of(keys) if dialects else None,
+            not _SERVER_NAMES.isdisjoint(keys))
 
 
 def _cached_plan(keys: tuple[Any, ...], plans: dict[tuple[Any, ...], _Plan], dialects: bool) -> _Plan:
@@ -590,9 +645,18 @@ _LEVEL_CACHE_MAX = 256
 def _merge_attributes(obj: RawRecord) -> RawRecord:
     """A record's ``attributes`` object read as its own keys, before anything is folded: its
     ``level``, ``service``, ``timestamp`` … count as the record's (they were dropped without a
-    word), a top-level key of the same name wins."""
-    nested = obj.pop("attributes")
-    return {**nested, **obj}
+    word). A top-level key of the same name wins the name; the nested value, when it is another
+    value, is kept as ``<key>_attribute`` (it was dropped: ``service`` beside ``attributes.service``)."""
+    return _merged(obj.pop("attributes"), obj)
+
+
+def _merged(nested: Mapping[Any, Any], obj: RawRecord) -> RawRecord:
+    out = {**nested, **obj}
+    if len(out) != len(nested) + len(obj):  # a key in both: the nested value is kept aside
+        for key, value in nested.items():
+            if key in obj and not same_value(obj[key], value):
+                keep_aside(out, key, value)
+    return out
 
 
 def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
@@ -618,7 +682,7 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
             attributes = rewritten
             keys = tuple(attributes)
             plan = _REWRITTEN.get(keys) or _cached_plan(keys, _REWRITTEN, False)
-    alias_keys, fields, simple, flat_http, _ = plan
+    alias_keys, fields, simple, flat_http, _, _ = plan
     # every alias key leaves the attributes; per field the first one with a value wins, and an
     # alias that is not used (a later one, or a null or empty one) goes back, as it was sent
     values = list(map(attributes.pop, alias_keys))
@@ -628,15 +692,15 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
         found = {}
         for key, field, value in zip(alias_keys, fields, values, strict=True):
             if value is None or value == "" or field in found:
-                if key not in CANONICAL_NAMES:
+                if key not in _ABSENT_WHEN_EMPTY:
                     attributes[key] = value
                 continue
             found[field] = value
 
     nested_attrs = found.pop("attributes", None)
     if nested_attrs is not None:
-        if isinstance(nested_attrs, Mapping):
-            attributes = {**nested_attrs, **attributes}
+        if isinstance(nested_attrs, Mapping):  # a Mapping that is not a dict (a dict was merged)
+            attributes = _merged(nested_attrs, attributes)
         else:
             attributes["attributes"] = nested_attrs
 
@@ -690,9 +754,9 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
             if request_raw is None:
                 request_raw = text
             else:
-                attributes["trace_raw"] = text
+                _claim(attributes, "trace_raw", text)
         elif len(text) != 32:
-            attributes["trace_header"] = text
+            _claim(attributes, "trace_header", text)
             if span_id is None:
                 span_id = traceparent_span_id(text)
     if request_raw is not None and type(request_raw) is not str:
@@ -705,15 +769,17 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
             for key, value in nested.items():
                 kind = HTTP_FIELDS.get(key)
                 if kind is None:
-                    attributes[f"http.{key}"] = value
+                    name = f"http.{key}"
+                    if name in attributes:  # a flat key sent under that name keeps it
+                        _add(attributes, name, value)
+                    else:
+                        attributes[name] = value
                 elif value is None:
                     continue
                 elif type(value) is kind and (kind is str or 0 <= value <= HTTP_MAX[key]):
                     http[key] = value  # the common case: already the right type
                 else:
                     http[key] = http_value(key, value)
-        else:
-            attributes["http"] = nested
     if flat_http:  # flat `http.<name>` keys fill what the nested object did not give
         for name in HTTP_FIELDS:
             value = get("http." + name)
@@ -723,6 +789,13 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
                 attributes["http." + name] = value  # not used: kept as it was sent
             else:
                 http[name] = http_value(name, value)
+    if nested is not None and type(nested) is not dict and not isinstance(nested, Mapping):
+        # an `http` that is no object stays the attribute `http`, unless the flat keys gave the
+        # record an `http` object: the wire form shows that one under the name
+        if http:
+            keep_aside(attributes, "http", nested)
+        else:
+            attributes["http"] = nested
 
     value = get("level")
     level = None
@@ -737,14 +810,30 @@ def _fold(obj: Mapping[str, Any], now: int) -> tuple[Any, ...]:
             level = normalize_level(value)
     if level is None:
         if value is not None:
-            attributes["level_raw"] = value
+            _claim(attributes, "level_raw", value)
         otel = get("otel_severity")
         level = otel_level(otel) if otel is not None else None
     if level is None:
         status = http.get("status")
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
+    if plan[5]:
+        _keep_server_names(found, attributes, level)
     return (timestamp, message, service, source, host, instance, env, version, tenant, trace_id,
             span_id, request_raw, http, level, attributes)
+
+
+def _keep_server_names(found: RawRecord, attributes: Attributes, level: str) -> None:
+    """Values sent under :data:`_SERVER_NAMES`, kept aside: ``observed_timestamp`` (the receive
+    time is the record's), a ``severity_number`` that is not the stored level's (it was dropped),
+    ``pattern_id`` (the stored row's template id would hide it in every answer)."""
+    observed = found.get("_derived")
+    if observed is not None:
+        keep_aside(attributes, "observed_timestamp", observed)
+    number = found.get("otel_severity")
+    if number is not None and not same_value(number, _SEVERITY_NUMBER[level]):
+        keep_aside(attributes, "severity_number", number)
+    if "pattern_id" in attributes:
+        keep_aside(attributes, "pattern_id", attributes.pop("pattern_id"))
 
 
 def level_of(obj: Mapping[str, Any]) -> str | None:
@@ -811,8 +900,25 @@ def normalize(
     return record
 
 
+def stamp_tenant(record: Record, tenant: str | None) -> Record:
+    """A scoped writer's records carry its tenant, whatever the body said; a ``tenant`` the
+    record sent that is not the writer's is kept as the attribute ``tenant_attribute``."""
+    if tenant is not None:
+        own = record.get("tenant")
+        if own is not None and own != tenant:
+            keep_aside(record["attributes"], "tenant", own)
+        record["tenant"] = tenant
+    return record
+
+
 def to_wire(record: Mapping[str, Any]) -> WireRecord:
-    """The flat NDJSON form of DESIGN §2: canonical fields, ``http`` object, attributes inline."""
+    """The flat NDJSON form of DESIGN §2: canonical fields, ``http`` object, attributes inline.
+
+    Attributes share the top level with the canonical fields, so an attribute named as one that
+    the record shows (or ``pattern_id``, which the query answer adds) is shown as
+    ``<name>_attribute`` (:func:`keep_aside`) instead of being hidden by it. Normalized records
+    never hold one; rows stored by older releases or other writers may.
+    """
     out: WireRecord = {"timestamp": format_timestamp(record["timestamp"])}
     if record.get("observed_timestamp"):
         out["observed_timestamp"] = format_timestamp(record["observed_timestamp"])
@@ -823,6 +929,15 @@ def to_wire(record: Mapping[str, Any]) -> WireRecord:
             out[name] = value
     if record.get("http"):
         out["http"] = dict(record["http"])
+    shadowed = None
     for key, value in (record.get("attributes") or {}).items():
-        out.setdefault(key, value)
+        if key in out or key == "pattern_id":
+            shadowed = [] if shadowed is None else shadowed
+            shadowed.append((key, value))
+        else:
+            out[key] = value  # type: ignore[literal-required]  # any attribute name
+    if shadowed:  # after every attribute is placed, so a suffix never takes a name sent as such
+        for key, value in shadowed:
+            if not same_value(out.get(key), value):
+                keep_aside(out, key, value)  # type: ignore[arg-type]  # a WireRecord is a dict
     return out

@@ -52,16 +52,22 @@ def test_record_path_equals_merging_shared_fields_under_each_record(meta: dict[s
         merged = {**meta, **r}
         if "ts" not in r:
             merged["timestamp"] = 7
+        for key in meta.keys() & r.keys() - {"source"}:  # a shared value the record overrode: kept
+            if r[key] != meta[key] or type(r[key]) is not type(meta[key]):
+                merged[f"{key}_agent"] = meta[key]
         want.append(merged)
     assert decoded == want and out.count == len(records)
 
 
 def test_record_path_keeps_the_records_own_fields_over_shared_ones() -> None:
-    out = encode(chunk([], [{"message": "x", "source": "nginx", "time": "2026-01-01T00:00:00Z"},
-                            {"message": "y"}]))
+    out = encode(chunk([], [{"message": "x", "source": "nginx", "time": "2026-01-01T00:00:00Z", "host": "pod-7"},
+                            {"message": "y", "host": "h"}]))
     a, b = (orjson.loads(x) for x in out.payload.splitlines())
-    assert a["source"] == "nginx" and "timestamp" not in a and a["host"] == "h"
+    assert a["source"] == "nginx" and "timestamp" not in a and a["host"] == "pod-7"
+    assert a["host_agent"] == "h"  # the shared value the record overrode, kept beside it
+    assert "source_agent" not in a  # the source type is a default a parser's source replaces
     assert b["source"] == "file" and b["timestamp"] == 1_700_000_000_000_000_000
+    assert b["host"] == "h" and "host_agent" not in b  # equal: one copy
 
 
 def test_grep_include_exclude_on_raw_lines_and_on_fields() -> None:
@@ -119,7 +125,8 @@ def test_enrich_static_host_and_env(monkeypatch: Any) -> None:
     rec = orjson.loads(encode(c).payload)
     assert rec["env"] == "prod" and rec["k8s.pod"] == "api-7d9f" and "missing" not in rec
     c2 = e(chunk([], [{"message": "b", "service": "own"}]))
-    assert orjson.loads(encode(c2).payload)["service"] == "own"  # the record's value wins
+    own = orjson.loads(encode(c2).payload)
+    assert own["service"] == "own" and own["service_agent"] == "api"  # the record's wins, both kept
 
 
 def test_agent_in_process_ships_a_file_and_exposes_metrics(tmp_path: Path) -> None:

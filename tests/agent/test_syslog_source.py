@@ -164,6 +164,7 @@ def test_parser_reads_the_msg_part(tmp_path: Path, receiver_factory, agent_facto
     assert agent.stop() == 0
     paid, plain = sorted(r.records(), key=lambda x: "parse_error" in x)
     assert paid["msg"] == "paid" and paid["order_id"] == "o-9" and paid["level"] == "info"
+    assert paid["level_syslog"] == "ERROR"  # the PRI's level, kept beside the app's own
     assert "message" not in paid and paid["service"] == "shop" and paid["env"] == "prod"
     assert plain["message"] == "not json" and "parse_error" in plain and plain["level"] == "ERROR"
 
@@ -289,3 +290,86 @@ def test_a_stop_reads_a_connection_the_kernel_completed_before_the_listener_took
     source.close()
     assert not runner.is_alive()
     assert [r["message"] for c in chunks for r in c.records] == ["sent before the stop", "unterminated"]
+
+
+def test_a_stop_reads_the_datagrams_the_kernel_queued_on_the_udp_socket(tmp_path: Path) -> None:
+    """Datagrams the kernel accepted into the UDP socket's receive queue before the stop are
+    delivered, not discarded with the closing socket (the reader thread took them one at a time
+    and the stop closed the socket under it: of a burst sent just before, most were lost).
+    UDP has no acknowledgement: "sent" here is what the kernel queued (its drop count stays 0)."""
+    import threading
+
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    source = SyslogSource("sl", Config.model_validate({"type": "syslog", "udp": f"127.0.0.1:{free_udp_port()}"}),
+                          tmp_path, 1)  # bound from here on, but nothing reads yet
+    sent = [f"queued {i}" for i in range(2000)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for text in sent:
+            sender.sendto(f"<13>Nov 25 05:06:10 h app: {text}".encode(), source.bound["udp"])
+    chunks: list[Any] = []
+    stop = threading.Event()
+    stop.set()  # the stop comes before the reader ran: every datagram is still in the kernel
+    runner = threading.Thread(target=source.run, args=(chunks.append, stop), daemon=True)
+    runner.start()
+    runner.join(60)
+    source.close()
+    assert not runner.is_alive()
+    got = [r["message"] for c in chunks for r in c.records]
+    assert len(got) == len(sent) and set(got) == set(sent), f"{len(sent) - len(set(got))} lost"
+
+
+def test_connections_over_max_connections_are_counted_and_logged_once_per_burst(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of connections over ``max_connections`` is refused, counted one by one, and logged
+    once (it was one warning per refused connection: a flood of sockets became a flood of log)."""
+    import logging
+    import threading
+
+    from logharbor.agent import telemetry
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    caplog.set_level(logging.WARNING, logger="logharbor.agent")
+    source = SyslogSource("sl-cap", Config.model_validate({"type": "syslog", "tcp": f"127.0.0.1:{free_port()}",
+                                                           "max_connections": 1}), tmp_path, 1)
+    counter = telemetry.METRICS.connections_refused.labels("sl-cap")
+    before = counter._value.get()
+    chunks: list[Any] = []
+    stop = threading.Event()
+    runner = threading.Thread(target=source.run, args=(chunks.append, stop), daemon=True)
+    runner.start()
+    try:
+        with socket.create_connection(source.bound["tcp"], timeout=30) as held:
+            held.sendall(b"<13>Nov 25 05:06:10 h app: held\n")
+            assert wait_for(lambda: any(r["message"] == "held" for c in chunks for r in c.records), 30)
+            for _ in range(5):
+                with socket.create_connection(source.bound["tcp"], timeout=30) as extra:
+                    assert extra.recv(1) == b""  # closed by the agent
+            held.sendall(b"<13>Nov 25 05:06:11 h app: still held\n")
+            assert wait_for(lambda: any(r["message"] == "still held" for c in chunks for r in c.records), 30)
+    finally:
+        stop.set()
+        runner.join(30)
+        source.close()
+    assert counter._value.get() - before == 5
+    lines = [r for r in caplog.records if "max_connections reached" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+def test_a_parsed_msg_field_beside_the_header_keeps_both(tmp_path: Path) -> None:
+    """``parser: json``: a MSG field the header also gives (``host``, ``level``, ``service``) with
+    another value wins the name; the header's value is kept as ``<name>_syslog`` (it was replaced
+    without a word); equal values stay one."""
+    from logharbor.agent.sources.syslog import Config, SyslogSource
+
+    source = SyslogSource("sl-parse", Config.model_validate({"type": "syslog", "tcp": f"127.0.0.1:{free_port()}",
+                                                             "parser": "json"}), tmp_path, 1)
+    try:
+        rec = source.record(b'<11>Nov 25 05:06:07 web1 shop: {"msg": "paid", "host": "pod-7", "level": "info", '
+                            b'"service": "shop", "host_syslog": "taken"}', False, "10.0.0.9")
+    finally:
+        source.close()
+    assert rec["host"] == "pod-7" and rec["host_syslog"] == "taken" and rec["host_syslog2"] == "web1"
+    assert rec["level"] == "info" and rec["level_syslog"] == "ERROR"
+    assert rec["service"] == "shop" and "service_syslog" not in rec
+    assert rec["peer"] == "10.0.0.9" and rec["msg"] == "paid"

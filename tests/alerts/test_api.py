@@ -30,30 +30,47 @@ def error_of(response: httpx.Response) -> str:
     return response.json()["error"]["message"]
 
 
+def fields_of(response: httpx.Response) -> list[str | None]:
+    """The rule fields a 4xx names (``error.detail.fields``), in order."""
+    return [f["field"] for f in response.json()["error"].get("detail", {}).get("fields", [])]
+
+
 def test_rule_crud_and_validation(srv: ServerProcess) -> None:
     with srv.client() as c:
         created = c.post("/api/v1/alerts/rules", json=RULE)
         assert created.status_code == 201 and created.json()["version"] == 1
-        assert c.post("/api/v1/alerts/rules", json=RULE).status_code == 409
-        bad = {
-            "query: expected a value after 'level:' at 7": {**RULE, "query": "level:("},
-            "condition: a count threshold cannot be negative (-1.0)": {**RULE, "condition": "count > -1"},
-            "condition: a ratio threshold is between 0 and 1, not 5.0": {**RULE, "condition": "ratio(status:>=500) > 5"},
-            "channels: no channel named 'nowhere'": {**RULE, "channels": ["nowhere"]},
-            "annotation 'summary': unknown template name {{host}}": {**RULE, "annotations": {"summary": "{{host}}"}},
-            "window: '5 minutes' is not a duration": {**RULE, "window": "5 minutes"},
-            "condition: column 'p99' is not in the query's output (n)": {**RULE, "query": "* | stats count() as n",
-                                                                          "condition": "p99 > 1"},
+        exists = c.post("/api/v1/alerts/rules", json=RULE)
+        assert exists.status_code == 409 and fields_of(exists) == ["name"]
+        bad = {  # message: (the field detail.fields names, the rule)
+            "query: expected a value after 'level:' at 7": ("query", {**RULE, "query": "level:("}),
+            "condition: a count threshold cannot be negative (-1.0)": ("condition", {**RULE, "condition": "count > -1"}),
+            "condition: a ratio threshold is between 0 and 1, not 5.0":
+                ("condition", {**RULE, "condition": "ratio(status:>=500) > 5"}),
+            "channels: no channel named 'nowhere'": ("channels", {**RULE, "channels": ["nowhere"]}),
+            "annotation 'summary': unknown template name {{host}}":
+                ("annotations", {**RULE, "annotations": {"summary": "{{host}}"}}),
+            "window: '5 minutes' is not a duration": ("window", {**RULE, "window": "5 minutes"}),
+            "interval must be at least 10s": ("interval", {**RULE, "interval": "5s"}),
+            "condition: column 'p99' is not in the query's output (n)": ("condition", {
+                **RULE, "query": "* | stats count() as n", "condition": "p99 > 1"}),
         }
-        for expected, body in bad.items():
+        for expected, (field, body) in bad.items():
             answer = c.put("/api/v1/alerts/rules/api errors", json=body)
             assert answer.status_code == 400, body
             assert answer.json()["error"]["code"] == "invalid_rule"
             assert expected in error_of(answer), (expected, error_of(answer))
+            assert fields_of(answer) == [field], (expected, answer.json())
+            # the preview endpoint refuses the same rule the same way (a form says it before saving)
+            assert fields_of(c.post("/api/v1/alerts/test", json={"rule": {**body, "name": "x"}})) == [field]
+        # every bad field at once, each named: a query that does not parse and every bad duration
+        both = c.put("/api/v1/alerts/rules/api errors", json={**RULE, "query": "level:(", "window": "soon",
+                                                               "for": "-1m"})
+        assert fields_of(both) == ["query", "window", "for"], both.json()
         replaced = c.put("/api/v1/alerts/rules/api errors", json={**RULE, "condition": "count > 3"})
         assert replaced.status_code == 200 and replaced.json()["version"] == 2
         assert c.get("/api/v1/alerts/rules/api errors").json()["spec"]["condition"]["threshold"] == 3
-        assert error_of(c.put("/api/v1/alerts/rules/other", json=RULE)).startswith("name: the body says")
+        other = c.put("/api/v1/alerts/rules/other", json=RULE)
+        assert error_of(other).startswith("name: the body says") and fields_of(other) == ["name"]
         reader = srv.create_key("reader")
         as_reader = {"authorization": f"Bearer {reader}"}
         assert c.get("/api/v1/alerts/rules", headers=as_reader).status_code == 200

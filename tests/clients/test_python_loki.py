@@ -11,10 +11,11 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from tests.conftest import ServerProcess
 
-from .conftest import arrived, from_ns
+from .conftest import ALL_TIME, arrived, from_ns
 
 #: stdlib levels and what logharbor stores for each
 LEVELS = [(logging.DEBUG, "DEBUG"), (logging.INFO, "INFO"), (logging.WARNING, "WARN"),
@@ -120,3 +121,49 @@ def test_loki_logger_handler(server: ServerProcess, metadata: bool) -> None:
         assert row["env"] == "prod"  # the environment label folds into env
         assert row["order_id"] == f"o-{want['i']}"
         assert row["qty"] == want["i"]  # typed, from the JSON line
+
+
+def test_loki_logger_handler_line_keys_beside_labels_and_metadata(server: ServerProcess) -> None:
+    """loki-logger-handler's JSON line carries the record's extra fields; one named as a stream
+    label (``team``, ``environment``) or as structured metadata (``region``) with another value
+    used to vanish from the stored attributes (the label's value replaced it without a word). The
+    stream keeps the name, as in Loki; the line's value is kept as ``<name>_extracted`` (Loki's
+    ``| json`` name for it) and counted, so both are found."""
+    from loki_logger_handler.loki_logger_handler import LokiLoggerHandler
+
+    token = uuid.uuid4().hex[:10]
+    service = "shop-lokihandler-keys"
+    handler = LokiLoggerHandler(
+        url=server.url + "/loki/api/v1/push",
+        labels={"application": service, "environment": "prod", "team": "payments"},
+        auth=("logharbor", server.api_key), timeout=1, enable_self_errors=True,
+        enable_structured_loki_metadata=True, loki_metadata={"region": "eu-1"},
+        loki_metadata_keys=["order_id"])
+    logger = logging.getLogger(f"shop.lokihandler.keys.{token}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        # every entry carries the metadata region=eu-1; order_id moves from the line to metadata
+        logger.warning("collide %s", token, extra={"team": "search", "environment": "staging",
+                                                   "region": "us-2", "order_id": "o-1", "cart": "c-1"})
+        logger.warning("same %s", token, extra={"team": "payments", "region": "eu-1", "cart": "c-2"})
+        rows = arrived(server, f"service:{service} AND {token}", 2)
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.error and len(rows) == 2
+    by_cart = {row["cart"]: row for row in rows}
+    collided, same = by_cart["c-1"], by_cart["c-2"]
+    assert collided["team"] == "payments" and collided["team_extracted"] == "search"
+    assert collided["env"] == "prod" and collided["environment_extracted"] == "staging"
+    assert collided["region"] == "eu-1" and collided["region_extracted"] == "us-2"
+    assert collided["order_id"] == "o-1" and "order_id_extracted" not in collided
+    for name in ("team", "region"):  # equal values: one copy
+        assert same[name] == {"team": "payments", "region": "eu-1"}[name]
+        assert f"{name}_extracted" not in same
+    for row in rows:  # the line's own time is kept beside the entry's, the line stays the message
+        assert isinstance(row["timestamp_extracted"], float)
+        assert json.loads(row["message"])["message"].endswith(token)
+    assert len(server.query(f"team_extracted:search AND {token}", **ALL_TIME)["rows"]) == 1
+    metrics = httpx.get(server.url + "/metrics", headers=server.headers, timeout=30).text
+    assert 'logharbor_ingest_ignored_total{protocol="loki",what="line_key"}' in metrics

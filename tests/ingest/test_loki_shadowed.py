@@ -39,7 +39,7 @@ def _proto_push(labels: dict[str, str], line: str, meta: dict[str, str] | None =
 
 
 def _stored(body: bytes, is_protobuf: bool) -> tuple[dict, int]:  # type: ignore[type-arg]
-    rows, accepted, errors, renamed = decode_push(body, is_protobuf, RECEIVED, RecordLimits(), None)
+    rows, accepted, errors, renamed, _ = decode_push(body, is_protobuf, RECEIVED, RecordLimits(), None)
     assert accepted == 1 and not errors, errors
     return orjson.loads(rows), renamed
 
@@ -90,3 +90,38 @@ def test_a_kept_name_already_taken_loses_no_value() -> None:
             text = orjson.dumps(row).decode()
             for value in [*labels.values(), *(meta or {}).values()]:
                 assert f'"{value}"' in text, (labels, meta, value, text)
+
+
+def _decoded(body: bytes, is_protobuf: bool) -> tuple[dict, int]:  # type: ignore[type-arg]
+    rows, accepted, errors, _, extracted = decode_push(body, is_protobuf, RECEIVED, RecordLimits(), None)
+    assert accepted == 1 and not errors, errors
+    return orjson.loads(rows), extracted
+
+
+def test_line_keys_named_as_labels_or_metadata_are_kept_as_extracted() -> None:
+    """A JSON or logfmt line's key named as a label, metadata or a field the stream folded
+    (``level``, ``service``) keeps its value as ``<name>_extracted``; the stream keeps the name."""
+    labels = {"job": "api", "level": "error", "service_name": "checkout"}
+    lines = ('{"job": "worker", "level": "debug", "service": "svc", "pod": "p-line", "user": "u-1", '
+             '"job_extracted": "taken", "message": "m"}',
+             'job=worker level=debug service=svc pod=p-line user=u-1 job_extracted=taken message=m')
+    for line in lines:
+        for encode, is_protobuf in ((_json_push, False), (_proto_push, True)):
+            row, extracted = _decoded(encode(labels, line, {"pod": "p-meta"}), is_protobuf)
+            assert (row["level"], row["service"], row["message"]) == ("ERROR", "checkout", line)
+            attrs = row["attributes"]
+            assert attrs["job"] == "api" and attrs["pod"] == "p-meta" and attrs["user"] == "u-1"
+            assert attrs["job_extracted"] == "taken" and attrs["job_extracted2"] == "worker"
+            assert attrs["level_extracted"] == "debug" and attrs["service_extracted"] == "svc"
+            assert attrs["pod_extracted"] == "p-line"
+            assert "message_extracted" not in attrs  # the line itself is the message
+            assert extracted == 4, (line, attrs)
+
+
+def test_a_line_key_the_stream_does_not_have_or_has_equal_is_not_renamed() -> None:
+    row, extracted = _decoded(_json_push({"job": "api"}, '{"job": "api", "level": "warn", "x": 1}'), False)
+    assert extracted == 0 and row["level"] == "WARN"  # the level came from the line: no collision
+    assert row["attributes"] == {"job": "api", "x": 1}
+    row, extracted = _decoded(_json_push({"job": "api"}, '{"timestamp": 1.5, "attributes": {"a": 1}}'), False)
+    assert extracted == 2 and row["attributes"]["timestamp_extracted"] == 1.5
+    assert row["attributes"]["attributes_extracted"] == {"a": 1}  # not spread over the labels

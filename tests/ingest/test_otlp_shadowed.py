@@ -89,3 +89,28 @@ def test_two_semantic_convention_names_of_one_field_keep_both_values() -> None:
         text = orjson.dumps(row).decode()
         for value in ("502", "200", "other-name"):
             assert value in text, (value, text)
+
+
+def test_a_record_attribute_named_as_a_resource_or_scope_attribute_keeps_both() -> None:
+    """A log record's attribute (or a scope's) of the same name as its resource's with another
+    value: the inner one wins the name (it is the more specific), the outer one is kept as
+    ``<name>_resource`` / ``<name>_scope`` and said in the partial success. Before, the record's
+    attribute replaced the resource's without a word (``service`` from ``service.name`` too)."""
+    def kv(pairs: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
+        return [{"key": k, "value": {"stringValue": v}} for k, v in pairs.items()]
+
+    request = {"resourceLogs": [{"resource": {"attributes": kv({"service.name": "checkout", "region": "eu",
+                                                                "pod": "p-1"})},
+                                 "scopeLogs": [{"scope": {"name": "lib", "attributes": kv({"region": "us"})},
+                                                "logRecords": [{"body": {"stringValue": "m"},
+                                                                "attributes": kv({"service.name": "payments",
+                                                                                  "region": "ap",
+                                                                                  "pod": "p-1"})}]}]}]}
+    protobuf = json_format.ParseDict(request, ExportLogsServiceRequest()).SerializeToString()
+    for body, is_json in ((orjson.dumps(request), True), (protobuf, False)):
+        row, message, notes = _stored(body, is_json)
+        attrs = row["attributes"]
+        assert row["service"] == "payments" and attrs["service_resource"] == "checkout"
+        assert attrs["region"] == "ap" and attrs["region_resource"] == "eu" and attrs["region_scope"] == "us"
+        assert attrs["pod"] == "p-1" and "pod_resource" not in attrs  # equal values: one copy
+        assert notes == {"resource": 2, "scope": 1} and "region_resource" in message

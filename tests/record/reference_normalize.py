@@ -8,6 +8,10 @@ appended at the end.
 Change 6 (dialects, issue #22) is written out plainly at the end of this file: numeric levels on
 pino's scale, ``severity_number`` as OTel's, protobuf timestamp objects, Go slog level offsets,
 winston's ``silly``/``http``, and the logger dialects recognised by their keys.
+
+Change 11 (two values for one name, docs/record.md): a value that loses its name to another is
+kept as ``<name>_attribute`` (``_attribute2`` … when taken by another value; an equal value once),
+written out plainly at the end of this file (``_aside11``) and applied where each collision is.
 """
 # ruff: noqa
 
@@ -470,13 +474,13 @@ def normalize(
             by_field.setdefault(_ALIASES[key][0], []).append(key)
     for field, keys in by_field.items():
         for key in sorted(keys, key=lambda k: _ALIASES[k][1]):
-            if chosen.get(field) != key and key not in _CANONICAL_NAMES:
+            if chosen.get(field) != key and (key not in _CANONICAL_NAMES or key == "attributes"):  # change 11
                 attributes[key] = obj[key]
 
     nested_attrs = found.pop("attributes", None)
     if nested_attrs is not None:
         if isinstance(nested_attrs, Mapping):
-            attributes = {**nested_attrs, **attributes}
+            attributes = _merge11(nested_attrs, attributes)  # change 11
         else:
             attributes["attributes"] = nested_attrs
 
@@ -505,9 +509,9 @@ def normalize(
             if request_raw is None:
                 request_raw = text
             else:
-                attributes["trace_raw"] = text
+                _folded11(attributes, "trace_raw", text)  # change 11
         elif len(text) != 32:
-            attributes["trace_header"] = text
+            _folded11(attributes, "trace_header", text)  # change 11
             if span_id is None:
                 span_id = traceparent_span_id(text)
     record["trace_id"] = trace_id
@@ -520,11 +524,13 @@ def normalize(
         if isinstance(nested, Mapping):
             for key, value in nested.items():
                 if key not in HTTP_FIELDS:
-                    attributes[f"http.{key}"] = value  # change 5: a null one too
+                    name = f"http.{key}"  # change 5: a null one too
+                    if name not in attributes:
+                        attributes[name] = value
+                    elif not _same11(attributes[name], value):  # change 11: the key sent keeps it
+                        _aside11(attributes, name, value)
                 elif value is not None:
                     http[key] = _http_value(key, value)
-        else:
-            attributes["http"] = nested
     if any(key.startswith("http.") for key in found):  # (fix on both sides, session 2)
         for name in HTTP_FIELDS:
             value = found.get("http." + name)
@@ -532,17 +538,30 @@ def normalize(
                 http[name] = _http_value(name, value)
             elif value is not None:
                 attributes["http." + name] = value  # change 5: a flat key not used is kept
+    if nested is not None and not isinstance(nested, Mapping):
+        if http:  # change 11: the record's http object (from flat keys) has the name
+            _aside11(attributes, "http", nested)
+        else:
+            attributes["http"] = nested
     record["http"] = http
 
     level_value = found.get("level")
     level = normalize_level6(level_value) if level_value is not None else None  # change 6
     if level is None:
         if level_value is not None:
-            attributes["level_raw"] = level_value
+            _folded11(attributes, "level_raw", level_value)  # change 11
         level = _otel6(found.get("otel_severity"))  # change 6
     if level is None:
         status = http.get("status")
         level = ("ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO") if status else "INFO"
+    # change 11: the server's own names, in this order
+    if found.get("_derived") is not None:
+        _aside11(attributes, "observed_timestamp", found["_derived"])
+    sent_number = found.get("otel_severity")
+    if sent_number is not None and not _same11(sent_number, _SEVERITY_NUMBER[level]):
+        _aside11(attributes, "severity_number", sent_number)
+    if "pattern_id" in attributes:
+        _aside11(attributes, "pattern_id", attributes.pop("pattern_id"))
     record["level"] = level
     record["severity_number"] = _SEVERITY_NUMBER[level]
     record["attributes"] = attributes
@@ -568,8 +587,15 @@ def to_wire(record: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = value
     if record.get("http"):
         out["http"] = dict(record["http"])
+    late = []
     for key, value in (record.get("attributes") or {}).items():
-        out.setdefault(key, value)
+        if key in out or key == "pattern_id":  # change 11: never hidden by a field
+            late.append((key, value))
+        else:
+            out[key] = value
+    for key, value in late:
+        if key not in out or not _same11(out[key], value):
+            _aside11(out, key, value)
     return out
 
 
@@ -732,6 +758,8 @@ def _put_attributes(row, attributes):
 
 def stamp_tenant(record, tenant):
     if tenant is not None:
+        if record.get("tenant") is not None and record["tenant"] != tenant:  # change 11
+            _aside11(record["attributes"], "tenant", record["tenant"])
         record["tenant"] = tenant
     return record
 
@@ -983,12 +1011,61 @@ def _render6(template, props, renderings):
 
 def _merge10(obj):
     """change 10: an ``attributes`` object is read as the record's own keys before folding (a
-    top-level key of the same name wins)."""
+    top-level key of the same name wins; change 11: the nested value is kept aside)."""
     if type(obj.get("attributes")) is not dict:
         return obj
     nested = obj["attributes"]
     rest = {k: v for k, v in obj.items() if k != "attributes"}
-    return {**nested, **rest}
+    return _merge11(nested, rest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Change 11 (two values for one name), written out plainly from docs/record.md.
+
+
+def _typed11(v):
+    """A value as a tree that tells JSON types apart (1, 1.0 and true differ; -0.0 is not 0.0)."""
+    if isinstance(v, dict):
+        return ("object", tuple((type(k).__name__, k, _typed11(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, tuple(_typed11(x) for x in v))
+    if isinstance(v, float):
+        return ("float", repr(v))
+    return (type(v).__name__, repr(v))
+
+
+def _same11(a, b):
+    return _typed11(a) == _typed11(b)
+
+
+def _aside11(target, name, value):
+    """The value that lost ``name``: under name_attribute, name_attribute2, … (the first free or
+    holding this very value)."""
+    n = 1
+    while True:
+        kept = f"{name}_attribute" + ("" if n == 1 else str(n))
+        if kept not in target or _same11(target[kept], value):
+            target[kept] = value
+            return
+        n += 1
+
+
+def _folded11(attributes, name, value):
+    """A name the folding sets (level_raw, trace_raw, trace_header): a value sent under it moves aside."""
+    if name in attributes and not _same11(attributes[name], value):
+        sent = attributes[name]
+        attributes[name] = value
+        _aside11(attributes, name, sent)
+    else:
+        attributes[name] = value
+
+
+def _merge11(nested, rest):
+    out = {**nested, **rest}
+    for key in nested:
+        if key in rest and not _same11(nested[key], rest[key]):
+            _aside11(out, key, nested[key])
+    return out
 
 
 def _unnest8(obj):

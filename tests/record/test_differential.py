@@ -54,7 +54,7 @@ from hypothesis import strategies as st
 from tests.record import reference_normalize as ref
 
 from logharbor import exactjson
-from logharbor.record import _ALIASES, HTTP_FIELDS, level_of, normalize, parse_timestamp
+from logharbor.record import _ALIASES, HTTP_FIELDS, level_of, normalize, parse_timestamp, stamp_tenant
 from logharbor.server.engine.store import rows as rows_module
 from logharbor.server.engine.store.rows import encode_record, encode_row
 from logharbor.server.ingest import decoder
@@ -100,9 +100,7 @@ def check(obj: Any, *, received_ns: int | None = RECEIVED, defaults: dict[str, A
             assert outcome(partial(encode_record_, obj, received_ns=received_ns, defaults=defaults,
                                    tenant=tenant)) == expected_row
             if expected_record[0] == "ok":
-                record = normalize_(obj, received_ns=received_ns, defaults=defaults)
-                if tenant is not None:
-                    record["tenant"] = tenant
+                record = stamp_tenant(normalize_(obj, received_ns=received_ns, defaults=defaults), tenant)
                 assert outcome(partial(encode_row_, record)) == expected_row
 
 

@@ -261,7 +261,9 @@ def test_save_query_add_to_dashboard_and_create_alert(probe: PageProbe, demo: De
     page.wait_for_selector("#alert-preview[data-state=ok]")
     page.fill("#alert-window", "1x")
     page.wait_for_selector("#alert-preview[data-state=error]")
-    assert "window" in page.inner_text("#alert-preview")
+    # the refusal is told beside the window field (tests/ui/test_alert_errors.py), the preview points there
+    assert "is not a duration" in page.inner_text("#alert-dialog .field-error[data-error-for=window]")
+    assert "see the fields marked above" in page.inner_text("#alert-preview")
     page.fill("#alert-window", "1h")
     page.select_option("#alert-kind", "ratio")
     page.fill("#alert-numerator", "status:>=500")

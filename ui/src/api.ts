@@ -9,6 +9,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly position: number | null = null,
+    /** the body's `error.detail` (a rule's refusal: `{fields: [{field, message}]}`) */
+    readonly detail: unknown = null,
   ) {
     super(message);
   }
@@ -54,6 +56,7 @@ async function failure(response: Response, background = false): Promise<ApiError
   let code = "http_" + response.status;
   let message = response.statusText || `HTTP ${response.status}`;
   let position: number | null = null;
+  let detail: unknown = null;
   try {
     const body = await response.json();
     const err = body?.error;
@@ -61,6 +64,7 @@ async function failure(response: Response, background = false): Promise<ApiError
       code = String(err.code ?? code);
       message = String(err.message ?? message);
       position = typeof err.position === "number" ? err.position : null;
+      detail = err.detail ?? null;
     }
   } catch {
     // not JSON: keep the status text
@@ -70,7 +74,7 @@ async function failure(response: Response, background = false): Promise<ApiError
     onUnauthorized();
     return new Unauthorized(401, code, message);
   }
-  return new ApiError(response.status, code, message, position);
+  return new ApiError(response.status, code, message, position, detail);
 }
 
 /**

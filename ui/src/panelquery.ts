@@ -23,10 +23,11 @@ export function recordsQuery(q: string): string {
   return kept.join(" | ");
 }
 
-/** The records behind one group of a summary: the panel's records with `field:value` for each. */
+/** The records behind one group of a summary: the panel's records with `field:value` for each
+ * (a group without the field, which `stats … by` shows as "" or null: `NOT _exists_:field`). */
 export function groupQuery(q: string, group: [string, unknown][]): string {
   let out = recordsQuery(q);
-  for (const [field, value] of group) out = addFilter(out, field, value ?? "", false);
+  for (const [field, value] of group) out = addFilter(out, field, value === "" ? null : value, false);
   return out;
 }
 

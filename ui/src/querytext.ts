@@ -89,14 +89,27 @@ export function filterPart(q: string): string {
   return (cut < 0 ? q : q.slice(0, cut)).trim() || "*";
 }
 
+/**
+ * The condition a click adds: `field:value` (the value quoted as needed), or `NOT field:value`;
+ * a null or absent value (a group without the field) is `NOT _exists_:field` (`_exists_:field`).
+ * `field` must already be a name the language reads (fieldnames.ts builds them from keys).
+ */
+export function filterTerm(field: string, value: unknown, negate: boolean): string {
+  if (value === null || value === undefined) return `${negate ? "" : "NOT "}_exists_:${field}`;
+  return `${negate ? "NOT " : ""}${field}:${quoteValue(value)}`;
+}
+
 /** `q` with one more condition AND-ed into its filter part (before any pipes). */
 export function addFilter(q: string, field: string, value: unknown, negate: boolean): string {
-  const term = `${negate ? "NOT " : ""}${field}:${quoteValue(value)}`;
+  const term = filterTerm(field, value, negate);
   const cut = pipeIndex(q);
   const filter = (cut < 0 ? q : q.slice(0, cut)).trim();
   const pipes = cut < 0 ? "" : " " + q.slice(cut).trim();
   if (filter === "" || filter === "*") return term + pipes;
-  if (filter.includes(term)) return q;
+  // the same term already AND-ed in (a second click): as a whole term, not as a part of another
+  // (`service:api` is not in `service:api-gw`, `x:1` is not in `NOT x:1`)
+  if (filter === term || filter.startsWith(`${term} AND `) || filter.endsWith(` AND ${term}`) ||
+    filter.includes(` AND ${term} AND `)) return q;
   const wrapped = /\bOR\b/i.test(filter) ? `(${filter})` : filter;
   return `${wrapped} AND ${term}${pipes}`;
 }

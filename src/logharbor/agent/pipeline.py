@@ -82,7 +82,12 @@ def _encode_records(records: list[RawRecord], meta: RawRecord, time_ns: int) -> 
     """Records as NDJSON with the shared fields spliced in front of each serialized record.
 
     The shared fields are serialized once per chunk (once per set of keys a record overrides,
-    so a record's own value wins and no key appears twice), not merged into every dict.
+    so a record's own value wins and no key appears twice), not merged into every dict. A shared
+    field a record overrides with another value (the agent's ``host`` beside an app's own
+    ``host``, a configured ``fields: {env: prod}`` beside a record's ``env``) is kept in the record
+    as ``<name>_agent``: it used to vanish without a word. Not ``source``: the source type
+    (``file``) is a default that a parser's own ``source`` (``nginx``) replaces by design, and the
+    ``file`` field still says where the line came from.
     """
     dumps = orjson.dumps
     meta_keys = meta.keys()
@@ -95,6 +100,15 @@ def _encode_records(records: list[RawRecord], meta: RawRecord, time_ns: int) -> 
         head = base
         clash = meta_keys & r.keys()
         if clash:
+            for name in clash:
+                if name == "source":
+                    continue
+                value = meta[name]
+                if r[name] != value or type(r[name]) is not type(value):  # (True == 1 in Python)
+                    kept, n = f"{name}_agent", 2
+                    while (kept in r and r[kept] != value) or kept in meta:
+                        kept, n = f"{name}_agent{n}", n + 1
+                    r[kept] = value
             key = frozenset(clash)
             found = heads.get(key)
             if found is None:

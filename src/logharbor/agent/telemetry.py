@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sys
+import threading
 import time
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client import (
     ProcessCollector as _ProcessCollector,
@@ -129,6 +133,9 @@ class Metrics:
         self.dropped_bytes = Counter(
             "logharbor_agent_dropped_bytes", "Bytes of input given up unread", ["source", "reason"],
             registry=r)
+        self.connections_refused = Counter(
+            "logharbor_agent_connections_refused", "Connections a listener refused at its max_connections",
+            ["source"], registry=r)
         self.alb_objects = Counter(
             "logharbor_agent_alb_objects", "ALB log objects delivered whole", ["source"], registry=r)
         self.alb_late = Counter(
@@ -164,9 +171,76 @@ class Metrics:
 METRICS = Metrics()
 
 
+#: open connections the metrics port serves at once (a scraper needs one); more are closed at once
+METRICS_MAX_CONNECTIONS = 64
+#: a metrics connection that sends no request (or stalls) within this is closed
+METRICS_TIMEOUT_S = 10.0
+
+
+class _QuietHandler(WSGIRequestHandler):
+    timeout = METRICS_TIMEOUT_S  # a client that connects and sends nothing holds no thread for long
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    """prometheus_client's thread-per-connection server with a cap and a read timeout.
+
+    Why: its own server starts a thread for every connection and waits for a request line
+    without a deadline, so a client opening thousands of idle sockets on the metrics port made
+    thousands of threads in the agent. Over :data:`METRICS_MAX_CONNECTIONS` a connection is
+    closed at once, counted (``logharbor_agent_connections_refused{source="metrics"}``) and
+    logged once per burst (at most a line a minute).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.active = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._unlogged = 0
+        self._logged_at: float | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = self.active >= METRICS_MAX_CONNECTIONS
+            if not full:
+                self.active += 1
+        if not full:
+            super().process_request(request, client_address)
+            return
+        self.refused += 1
+        METRICS.connections_refused.labels("metrics").inc()
+        self._unlogged += 1
+        now = time.monotonic()
+        if self._logged_at is None or now - self._logged_at >= 60:
+            event(logging.WARNING, "metrics connections refused: too many open", refused=self._unlogged,
+                  max_connections=METRICS_MAX_CONNECTIONS, last_peer=str(client_address[0]))
+            self._logged_at, self._unlogged = now, 0
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out or hung up: nothing to report (socketserver prints a traceback)
+
+
 def start_metrics_server(address: str, port: int, metrics: Metrics = METRICS) -> Any:
     """Serve ``/metrics`` in a daemon thread; returns the server (``shutdown()`` stops it)."""
-    server, _thread = start_http_server(port, addr=address, registry=metrics.registry)
+
+    class Server(_MetricsServer):
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    server = make_server(address, port, make_wsgi_app(metrics.registry), Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="agent-metrics").start()
     return server
 
 

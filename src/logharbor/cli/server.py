@@ -51,9 +51,15 @@ def run_server(config: ServerConfig) -> None:
     import uvicorn
 
     from logharbor.server.app import create_app
+    from logharbor.server.connections import ConnectionCap
     from logharbor.server.http_protocol import HttpLimits, limited_protocol
 
     app = create_app(config)
+
+    def count_refused(listener: str) -> None:
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            runtime.metrics.count_refused(listener)
     # header size and count limits and read timeouts on the listener (http_protocol.py)
     http = limited_protocol(
         HttpLimits(
@@ -61,6 +67,7 @@ def run_server(config: ServerConfig) -> None:
             max_headers=config.max_headers,
             header_timeout_s=config.header_timeout_s,
             body_timeout_s=config.body_timeout_s,
+            cap=ConnectionCap("http", config.http_max_connections, "http_max_connections", count_refused),
         )
     )
     tls: dict[str, str] = {}

@@ -93,7 +93,10 @@ class Shipper:
         for layer in ("alb", "nginx"):
             parser = self.parsers[layer]
             for line in lines[layer]:
-                yield to_wire(normalize(parser.parse(line), received_ns=now, defaults=LAYER_DEFAULTS[layer]))
+                parsed = parser.parse(line)
+                record = to_wire(normalize(parsed, received_ns=now, defaults=LAYER_DEFAULTS[layer]))
+                del record["observed_timestamp"]  # the server's receive time: the agent sends none
+                yield record
         yield from lines["app"]
 
     def ship(self, lines: dict[str, list[Any]]) -> int:

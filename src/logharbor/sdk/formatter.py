@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from logharbor.record import STRING_FIELDS, format_timestamp
+from logharbor.record import STRING_FIELDS, format_timestamp, keep_aside, same_value
 from logharbor.sdk.context import IDENTITY_FIELDS, current
 from logharbor.types import WireRecord
 
@@ -100,6 +100,16 @@ class _Clock:
             self._prefix = format_timestamp(second * 1_000_000_000)[:19]
             self._second = second
         return f"{self._prefix}.{frac:06d}Z"
+
+
+def set_own(out: WireRecord, name: str, value: Any) -> None:
+    """Set one of the sdk's own fields (``error``, ``code``); a value the caller passed under that
+    name (``extra=``, a structlog key) is kept as ``<name>_attribute`` (docs/record.md, "Two values
+    for one name"). It was overwritten, and with ``stack_info=True`` a text ``error`` made the
+    record fail (TypeError: the stack was written into the text)."""
+    if name in out and not same_value(out[name], value):  # type: ignore[literal-required]  # any name
+        keep_aside(out, name, out[name])  # type: ignore[arg-type, literal-required]  # a dict
+    out[name] = value  # type: ignore[literal-required]  # error / code
 
 
 def exception_fields(exc_info: Any) -> dict[str, str] | None:
@@ -192,12 +202,15 @@ class JSONFormatter(logging.Formatter):
                     if out[key] is None:
                         del out[key]
         error = exception_fields(attrs["exc_info"]) if attrs["exc_info"] else None
+        if record.stack_info:  # after the traceback, as logging's own Formatter writes the two
+            error = dict(error or {})
+            stack = error.get("stack")
+            error["stack"] = f"{stack}\n{record.stack_info}" if stack else record.stack_info
         if error is not None:
-            out["error"] = error
-        if record.stack_info:
-            out.setdefault("error", {})["stack"] = record.stack_info
+            set_own(out, "error", error)
         if self.caller_info:
-            out["code"] = {"file": record.pathname, "line": record.lineno, "function": record.funcName}
+            code = {"file": record.pathname, "line": record.lineno, "function": record.funcName}
+            set_own(out, "code", code)
         return out
 
     def process(self, record: logging.LogRecord) -> WireRecord | None:

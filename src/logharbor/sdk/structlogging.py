@@ -18,7 +18,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from logharbor.sdk.context import IDENTITY_FIELDS, current
-from logharbor.sdk.formatter import JSONFormatter, exception_fields, render
+from logharbor.sdk.formatter import JSONFormatter, exception_fields, render, set_own
 from logharbor.types import WireRecord
 
 __all__ = ["CanonicalRenderer", "add_context", "configure_structlog"]
@@ -77,7 +77,7 @@ class CanonicalRenderer:
         event.pop("timestamp", None)
         out.update(event)
         if error:
-            out["error"] = error
+            set_own(out, "error", error)  # an `error=` key of the event is kept as error_attribute
         result: WireRecord | None = out
         for step in self._base.processors:
             if result is None:

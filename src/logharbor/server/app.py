@@ -320,6 +320,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 await feed.start()
             runtime.metrics.watch(tail.live_values)
             for listener in listeners:  # syslog / forward sockets
+                listener.on_refused = runtime.metrics.count_refused
                 await listener.start(runtime.ingestor)
             runtime.store.freeze_schema()  # no table is created later
             yield
@@ -403,8 +404,10 @@ def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
         OtlpIngest(max_body_bytes=config.max_body_bytes, limits=limits),
         SyslogIngest(udp=config.syslog_udp, tcp=config.syslog_tcp, tls=config.syslog_tls,
                      tls_cert=listen_cert, tls_key=listen_key, allow=config.listener_allow, limits=limits,
-                     timezone=SyslogZones.parse(config.syslog_timezone, config.syslog_timezones)),
+                     timezone=SyslogZones.parse(config.syslog_timezone, config.syslog_timezones),
+                     max_connections=config.listener_max_connections),
         ForwardIngest(address=config.forward, tls=config.forward_tls, tls_cert=listen_cert,
                       tls_key=listen_key, shared_key=config.forward_shared_key,
-                      allow=config.listener_allow, limits=limits, max_bytes=config.max_body_bytes),
+                      allow=config.listener_allow, limits=limits, max_bytes=config.max_body_bytes,
+                      max_connections=config.listener_max_connections),
     ]

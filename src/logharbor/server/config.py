@@ -258,6 +258,9 @@ class ServerConfig(BaseSettings):
     listener_allow: Csv = Field(
         ["127.0.0.0/8", "::1/128"], description="networks the syslog and forward listeners accept"
     )
+    listener_max_connections: int = Field(
+        1024, ge=1, description="open connections of each syslog TCP/TLS and forward listener (more: refused)"
+    )
     listener_tls_cert: Path | None = Field(None, description="PEM cert of syslog/forward TLS")
     listener_tls_key: Path | None = Field(None, description="PEM key of listener_tls_cert")
 
@@ -298,6 +301,9 @@ class ServerConfig(BaseSettings):
         64 * 1024, ge=1024, description="request line and headers together"
     )
     max_headers: int = Field(100, ge=8, description="header fields of one request (more: 431)")
+    http_max_connections: int = Field(
+        4096, ge=1, description="open HTTP connections, WebSockets included (more: 503 and closed)"
+    )
     header_timeout_s: Annotated[Seconds, Flag("--header-timeout")] = Field(
         20.0, gt=0, description="a request head must arrive within this"
     )

@@ -15,6 +15,14 @@ subclass adds, on every connection (plain and TLS, HTTP and the WebSocket handsh
   so a large upload on a slow link passes and a trickle of bytes does not hold a connection.
 
 Idle kept-alive connections are closed by uvicorn's own ``timeout_keep_alive`` (5 s).
+
+- ``cap`` (``http_max_connections``): open connections, WebSockets included. One more is answered
+  ``503`` (JSON error ``too_many_connections``, ``Retry-After``) and closed as soon as it is made,
+  counted and logged once per burst (:mod:`logharbor.server.connections`, the same rule as the
+  syslog and forward listeners); the open ones are not touched. uvicorn's own
+  ``limit_concurrency`` is not used: it accepts every connection and answers each *request* over
+  the limit with a plain-text 503, so idle sockets were never bounded and the answer was not the
+  API's error shape.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from logharbor.server.connections import ConnectionCap
 from logharbor.server.errors import error_body
 
 __all__ = ["BODY_MIN_RATE", "HttpLimits", "limited_protocol"]
@@ -38,7 +47,8 @@ class HttpLimits:
     """The values one server's listener enforces."""
 
     def __init__(self, *, max_header_bytes: int, max_headers: int, header_timeout_s: float,
-                 body_timeout_s: float) -> None:
+                 body_timeout_s: float, cap: ConnectionCap | None = None) -> None:
+        self.cap = cap
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
         self.header_timeout_s = header_timeout_s
@@ -108,9 +118,9 @@ def limited_protocol(limits: HttpLimits) -> type[asyncio.Protocol]:
                 self.transport.close()
             self._phase = ""
 
-        def _answer(self, status: int, code: str, message: str) -> None:
+        def _answer(self, status: int, code: str, message: str, extra: bytes = b"") -> None:
             body = orjson.dumps(error_body(code, message))
-            head = [STATUS_LINE[status], b"content-type: application/json\r\n",
+            head = [STATUS_LINE[status], b"content-type: application/json\r\n", extra,
                     b"content-length: " + str(len(body)).encode() + b"\r\n", b"connection: close\r\n\r\n"]
             self.transport.write(b"".join(head) + body)
             self.transport.close()
@@ -118,7 +128,14 @@ def limited_protocol(limits: HttpLimits) -> type[asyncio.Protocol]:
         # ---------------------------------------------------------------- connection and parser
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(transport)  # (counted in self.connections from here on)
+            cap = limits.cap
+            if cap is not None and cap.full(len(self.connections) - 1):
+                self._refused = True
+                self._answer(503, "too_many_connections",
+                             f"the server has {cap.limit} connections open, its limit "
+                             "(http_max_connections); try again shortly", b"retry-after: 1\r\n")
+                return
             self._arm("head")
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -64,6 +64,14 @@ class ServerMetrics:
             "Elasticsearch bulk parameter; an OTLP id that is not one, kept as an attribute)",
             ["protocol", "what"], registry=self.registry)
 
+        self.connections_refused = Counter(
+            "logharbor_connections_refused",
+            "new connections a listener refused at its limit (http_max_connections, "
+            "listener_max_connections), by listener", ["listener"], registry=self.registry)
+
+    def count_refused(self, listener: str) -> None:
+        self.connections_refused.labels(listener).inc()
+
     def decoder(self, path: str, reason: str) -> None:
         """Say which NDJSON decoder runs (``compiled`` or ``python``) and why, as an info gauge."""
         Gauge("logharbor_ingest_decoder", "the NDJSON decoder ingest runs (value 1): compiled or "

@@ -5,7 +5,7 @@
 
 import { ExactInt, jsonText, type Row } from "../api";
 import { h, highlighted } from "../dom";
-import { isFilterable } from "../querytext";
+import { recordFields, valueAt } from "../fieldnames";
 import { link } from "../router";
 import { formatTime, formatTimestamp, splitTimestamp } from "../timerange";
 
@@ -24,30 +24,7 @@ export interface RecordOptions {
   actions?: RecordActions | null;
 }
 
-/** Nested objects become dotted paths (`http.status`), the names the query language takes. */
-export function flatten(record: Row, prefix = "", out: [string, unknown][] = []): [string, unknown][] {
-  for (const [key, value] of Object.entries(record)) {
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof ExactInt)) {
-      flatten(value as Row, path, out);
-    } else {
-      out.push([path, value]);
-    }
-  }
-  return out;
-}
-
-/** The value at a dotted path of a record (`http.status`, `error.type`), or undefined. */
-export function valueAt(record: Row, path: string): unknown {
-  if (path in record) return record[path];
-  let value: unknown = record;
-  for (const part of path.split(".")) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Row)[part];
-  }
-  if (value === undefined && path.startsWith("attributes.")) return valueAt(record, path.slice(11));
-  return value;
-}
+export { valueAt };
 
 export function levelBadge(level: unknown): HTMLElement {
   const text = String(level ?? "").toUpperCase() || "—";
@@ -84,11 +61,12 @@ function httpSummary(record: Row): string {
 }
 
 function fieldsTable(record: Row, onFilter: OnFilter): HTMLElement {
-  const rows = flatten(record).map(([field, value]) => {
+  const rows = recordFields(record).map(({ name: field, value }) => {
     const text = field === "timestamp" || field === "observed_timestamp"
       ? formatTimestamp(String(value)) : valueText(value);
-    const filterable = isFilterable(field) && field !== "timestamp" && field !== "observed_timestamp" &&
-      !Array.isArray(value) && value !== null;
+    // an object here is an empty one ({}): no value to filter on
+    const filterable = field !== "timestamp" && field !== "observed_timestamp" &&
+      !Array.isArray(value) && value !== null && (typeof value !== "object" || value instanceof ExactInt);
     const long = text.length > 200 || text.includes("\n");
     const shown = long ? h("pre", { class: "long" }, text) : text;
     const valueEl = filterable

@@ -12,7 +12,8 @@
 import { ApiError, getJSON, postJSON, request, type Row } from "../api";
 import { clear, h } from "../dom";
 import { durationMs, formatTime, iso } from "../timerange";
-import { clockSkewProblems, conditionParts, fieldOf, keptOptions, worstValue } from "../rulespec";
+import { clockSkewProblems, conditionParts, keptOptions, worstValue } from "../rulespec";
+import { type FieldError, fieldErrors, messageErrors, showFieldErrors } from "../fielderrors";
 import { type LineChart, lineChart } from "./linechart";
 
 export interface TestAnswer {
@@ -131,26 +132,8 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
   });
 
   /** Each message beside its field; a message naming no field goes under the form. */
-  function showErrors(message: string | null) {
-    for (const box of form.querySelectorAll<HTMLElement>(".field-error")) {
-      box.hidden = true;
-      box.textContent = "";
-    }
-    for (const input of form.querySelectorAll(".invalid")) input.classList.remove("invalid");
-    error.textContent = "";
-    if (!message) return;
-    for (const part of message.split("; ")) {
-      const name = fieldOf(part);
-      const box = name ? [...form.querySelectorAll<HTMLElement>(`.field-error[data-error-for='${name}']`)]
-        .find((b) => !b.parentElement?.closest("[hidden]")) : undefined;
-      if (!box) {
-        error.textContent = error.textContent ? `${error.textContent}; ${part}` : part;
-        continue;
-      }
-      box.textContent = box.textContent ? `${box.textContent}; ${part}` : part;
-      box.hidden = false;
-      box.parentElement?.querySelector("input, select")?.classList.add("invalid");
-    }
+  function showErrors(errors: FieldError[] | null) {
+    showFieldErrors(form, error, errors ?? []);
   }
 
   let chart: LineChart | null = null;
@@ -173,11 +156,15 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
       clear(verdict);
       verdict.dataset.state = "error";
       const msg = err instanceof ApiError ? err.message : String((err as Error).message ?? err);
-      verdict.append(h("p", { class: "form-error" }, "The server refuses this rule: ", msg));
+      // a refusal of the rule: each message beside its field; what names no field stays here
+      const rest = h("span");
+      const marked = err instanceof ApiError && err.status < 500 ? showFieldErrors(form, rest, fieldErrors(err)) : null;
+      if (!marked) showErrors(null);
+      verdict.append(h("p", { class: "form-error", id: "rule-refused" }, "The server refuses this rule: ",
+        marked ? "see the fields marked above." : msg, marked && rest.textContent ? ` ${rest.textContent}` : ""));
       chart?.destroy();
       chart = null;
       clear(chartBox);
-      showErrors(err instanceof ApiError && err.status === 400 ? msg : null);
       return;
     }
     if (mine.aborted) return;
@@ -260,7 +247,7 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
       chart?.destroy();
       chart = null;
       clear(chartBox);
-      showErrors(found.join("; "));
+      showErrors(messageErrors(found.join("; ")));
       return;
     }
     timer = window.setTimeout(() => void preview(), 400);
@@ -269,16 +256,20 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
   form.addEventListener("change", sync);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    // what saving answers stays on screen: a preview still to come would replace its messages
+    window.clearTimeout(timer);
+    controller?.abort();
     showErrors(null);
     const body = rule();
     const target = String(body.name ?? "");
     if (!target) {
-      showErrors("name: a rule needs a name");
+      showErrors([{ field: "name", message: "a rule needs a name" }]);
+      inName.focus();
       return;
     }
     const found = problems();
     if (found.length) {
-      showErrors(found.join("; "));
+      showErrors(messageErrors(found.join("; ")));
       return;
     }
     try {
@@ -289,8 +280,10 @@ export function ruleForm(name: string | null, spec: Row, done: (saved: string) =
         if (name !== target) await putRule(name, null);
       }
     } catch (err) {
-      if (err instanceof ApiError && err.status === 409) showErrors(`name: a rule is already called “${target}”`);
-      else showErrors(err instanceof ApiError ? err.message : String((err as Error).message ?? err));
+      // each message beside its field, what was typed kept; the first field marked takes the focus
+      const errors = err instanceof ApiError && err.status === 409
+        ? [{ field: "name", message: `a rule is already called “${target}”: choose another name` }] : fieldErrors(err);
+      showFieldErrors(form, error, errors)?.focus();
       return;
     }
     done(target);

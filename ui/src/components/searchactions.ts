@@ -7,6 +7,7 @@ import { ApiError, getJSON, postJSON } from "../api";
 import { type DashboardSpec, dashboardUrl, getDashboard, listDashboards, type PanelType, saveDashboard }
   from "../dashboards";
 import { clear, h } from "../dom";
+import { fieldErrors, showFieldErrors } from "../fielderrors";
 import { splitPipes } from "../querytext";
 import { link } from "../router";
 import { durationText, resolve, type TimeRange } from "../timerange";
@@ -26,9 +27,11 @@ function dialog(id: string, title: string, ...body: (Node | string)[]): HTMLDial
   return el;
 }
 
-function field(label: string, input: HTMLElement, hint = ""): HTMLElement {
-  return h("label", { class: "field" }, h("span", { class: "field-label" }, label), input,
-    hint ? h("span", { class: "hint" }, hint) : null);
+/** A labelled input; with `name` (a rule field), the box where the server's message about it goes. */
+function field(label: string, input: HTMLElement, hint = "", name = ""): HTMLElement {
+  return h("label", { class: "field", "data-field": name || null }, h("span", { class: "field-label" }, label), input,
+    hint ? h("span", { class: "hint" }, hint) : null,
+    name ? h("span", { class: "field-error", "data-error-for": name, role: "alert", hidden: true }) : null);
 }
 
 const message = (err: unknown) => (err instanceof ApiError ? `${err.code}: ${err.message}` : String((err as Error).message ?? err));
@@ -98,7 +101,8 @@ function dashboardDialog(state: SearchState): HTMLDialogElement {
   const syncNew = () => { newField.hidden = target.value !== ""; };
   target.addEventListener("change", syncNew);
   el.addEventListener("prepare", async () => {
-    error.textContent = done.textContent = "";
+    showFieldErrors(form, error, []);
+    done.textContent = "";
     const q = state.query();
     title.value = q.length > 80 ? `${q.slice(0, 77)}…` : q;
     clear(type);
@@ -175,22 +179,25 @@ function alertDialog(state: SearchState): HTMLDialogElement {
   const severity = h("select", { id: "alert-severity" },
     ["page", "ticket", "info"].map((s) => h("option", { value: s }, s)));
   const channels = h("div", { class: "channel-list", id: "alert-channels" });
-  const numeratorField = field("Matching", numerator, "the share of the records that also match this filter");
-  const columnField = field("Column", column, "a column of the query's | stats");
+  const numeratorField = field("Matching", numerator, "the share of the records that also match this filter", "condition");
+  const columnField = field("Column", column, "a column of the query's | stats", "condition");
   const condition = h("code", { id: "alert-condition" });
   const preview = h("div", { class: "alert-preview", id: "alert-preview", "aria-live": "polite" });
   const error = h("p", { class: "form-error", id: "alert-error", role: "alert" });
   const done = h("p", { class: "hint", id: "alert-done", role: "status" });
   const submit = h("button", { type: "submit", class: "primary", id: "alert-submit" }, "Create alert");
   const form = h("form", { class: "modal-form" },
-    field("Name", name), field("Query", query),
-    h("div", { class: "field-row" }, field("Alert on", kind), numeratorField, columnField),
-    h("div", { class: "field-row", id: "alert-threshold-row" }, field("is", op), field("than", threshold)),
+    field("Name", name, "", "name"), field("Query", query, "", "query"),
+    h("div", { class: "field-row" }, field("Alert on", kind, "", "condition"), numeratorField, columnField),
+    h("div", { class: "field-row", id: "alert-threshold-row" }, field("is", op, "", "condition"),
+      field("than", threshold, "", "condition")),
     h("p", { class: "hint" }, "Condition: ", condition),
-    h("div", { class: "field-row" }, field("Over the last", window_), field("Checked every", every),
-      field("For at least", forDur)),
-    h("div", { class: "field-row" }, field("One alert per", groupBy), field("Severity", severity)),
-    h("fieldset", { class: "channels" }, h("legend", null, "Notify"), channels),
+    h("div", { class: "field-row" }, field("Over the last", window_, "", "window"),
+      field("Checked every", every, "", "interval"), field("For at least", forDur, "", "for")),
+    h("div", { class: "field-row" }, field("One alert per", groupBy, "", "group_by"),
+      field("Severity", severity, "", "labels")),
+    h("fieldset", { class: "channels" }, h("legend", null, "Notify"), channels,
+      h("span", { class: "field-error", "data-error-for": "channels", role: "alert", hidden: true })),
     h("h3", null, "Preview: what the rule says now"), preview,
     h("div", { class: "row" }, submit), error, done);
   const el = dialog("alert-dialog", "Create alert", form);
@@ -220,6 +227,7 @@ function alertDialog(state: SearchState): HTMLDialogElement {
       const answer = await postJSON<TestAnswer>("/api/v1/alerts/test", { rule: { ...rule(), name: rule().name || "preview" } },
         mine.signal);
       if (mine.signal.aborted) return;
+      showFieldErrors(form, error, []);
       clear(preview);
       preview.dataset.state = answer.firing ? "firing" : "ok";
       preview.append(h("p", { class: answer.firing ? "preview-verdict firing" : "preview-verdict" },
@@ -236,7 +244,13 @@ function alertDialog(state: SearchState): HTMLDialogElement {
       if ((err as Error).name === "AbortError") return;
       clear(preview);
       preview.dataset.state = "error";
-      preview.append(h("p", { class: "form-error" }, message(err)));
+      // a refusal of the rule: each message beside its field; what names no field stays here
+      const rest = h("span");
+      const marked = err instanceof ApiError && err.status < 500 ? showFieldErrors(form, rest, fieldErrors(err)) : null;
+      if (!marked) showFieldErrors(form, error, []);
+      preview.append(h("p", { class: "form-error", id: "alert-refused" }, marked
+        ? `The server refuses this rule: see the fields marked above.${rest.textContent ? ` ${rest.textContent}` : ""}`
+        : message(err)));
     }
   }
   const sync = () => {
@@ -250,7 +264,8 @@ function alertDialog(state: SearchState): HTMLDialogElement {
   form.addEventListener("input", sync);
   form.addEventListener("change", sync);
   el.addEventListener("prepare", async () => {
-    error.textContent = done.textContent = "";
+    showFieldErrors(form, error, []);
+    done.textContent = "";
     const q = state.query();
     const pipes = splitPipes(q).slice(1);
     query.value = q;
@@ -271,13 +286,20 @@ function alertDialog(state: SearchState): HTMLDialogElement {
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    error.textContent = done.textContent = "";
+    // what saving answers stays on screen: a preview still to come would replace its messages
+    window.clearTimeout(timer);
+    controller?.abort();
+    showFieldErrors(form, error, []);
+    done.textContent = "";
     const body = rule();
     try {
       await postJSON("/api/v1/alerts/rules", body);
     } catch (err) {
-      error.textContent = err instanceof ApiError && err.status === 409
-        ? `A rule is already called “${body.name}”: choose another name.` : message(err);
+      // each message beside its field, what was typed kept; the first field marked takes the focus
+      const errors = err instanceof ApiError && err.status === 409
+        ? [{ field: "name", message: `a rule is already called “${body.name}”: choose another name` }]
+        : err instanceof ApiError && err.status < 500 ? fieldErrors(err) : [{ field: null, message: message(err) }];
+      showFieldErrors(form, error, errors)?.focus();
       return;
     }
     clear(done);

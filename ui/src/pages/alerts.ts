@@ -167,7 +167,7 @@ export function alertsPage(): Page {
           h("tbody", null, alerts.map((a) => {
             const spec = specs.get(a.rule) ?? {};
             let q = String(spec.query ?? "*");
-            for (const [field, value] of Object.entries(a.group ?? {})) q = addFilter(q, field, value, false);
+            for (const [field, value] of Object.entries(a.group ?? {})) q = addFilter(q, field, value === "" ? null : value, false);
             const group = Object.entries(a.group ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
             return h("tr", { "data-rule": a.rule, "data-state": a.state },
               h("td", null, a.rule),

@@ -191,7 +191,7 @@ export function servicesPage(): Page {
             const svc = `service:${quoteValue(s.service)}`;
             const go = (q: string, text: string) => link(searchUrl(q, range), text);
             const latency = (v: number | null) =>
-              v === null ? "—" : go(`${svc} AND duration_ms:>=${+v.toFixed(3)}`, `${v.toFixed(1)} ms`);
+              v === null ? "—" : go(`${svc} AND duration_ms:>=${Math.floor(v * 1000) / 1000}`, `${v.toFixed(1)} ms`);
             return h("tr", { "data-service": s.service, "data-source": s.source },
               h("td", null, go(svc, s.service)),
               h("td", null, s.source),

@@ -7,7 +7,7 @@ import { recordItem } from "../components/records";
 import { offsetText } from "../components/clocks";
 import { clear, h } from "../dom";
 import { type GapNote, negativeGapNote } from "../gaps";
-import { addFilter } from "../querytext";
+import { addFilter, quoteValue } from "../querytext";
 import { navigate, type Page } from "../router";
 import { searchUrl } from "../searchurl";
 
@@ -230,7 +230,9 @@ export function tracePage(): Page {
         item.classList.add("picked");
         item.scrollIntoView({ block: "nearest", behavior: "smooth" });
       };
-      const traceQuery = answer.trace_id ? `trace_id:${answer.trace_id}` : `request_id:${answer.request_ids[0] ?? id}`;
+      // a request id is the client's text (spaces, quotes, * …): quoted as any clicked value
+      const traceQuery = answer.trace_id ? `trace_id:${quoteValue(answer.trace_id)}`
+        : `request_id:${quoteValue(answer.request_ids[0] ?? id)}`;
       body.append(
         h("section", { class: "card trace-head" },
           h("h2", null, "Request ", h("code", null, answer.trace_id ?? id)),

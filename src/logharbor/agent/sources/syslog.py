@@ -5,7 +5,8 @@ Framing is :class:`logharbor.formats.syslog_framing.SyslogFramer` and parsing is
 message means the same thing whichever of the two received it.
 
 Threads: one for UDP, one accepting TCP/TLS connections, one per connection (at most
-``max_connections``; more are refused by closing them). They put parsed records into one bounded
+``max_connections``; more are refused by closing them, counted in
+``logharbor_agent_connections_refused`` and logged once per burst). They put parsed records into one bounded
 queue; the source's own thread turns the queue into chunks for the pipeline. When the sinks push
 back, the queue fills: TCP readers stop reading (the senders' TCP windows close), and UDP
 datagrams wait in the kernel's receive buffer until it overflows (dropped, as UDP must).
@@ -15,8 +16,10 @@ own: a sender cannot know what the agent did with a message it read. Messages re
 durable in every sink (delivered, or fsync'd in a disk buffer) are lost if the agent crashes; at
 a clean stop (or a reload that changes the source), listeners take the connections the kernel
 already completed (still in the listen backlog) and then stop accepting, each open connection is
-read to the end of what its peer already sent (an unterminated last message included), and all of
-it is delivered within the shutdown timeout.
+read to the end of what its peer already sent (an unterminated last message included), the UDP
+socket's receive queue is read until it is empty (at most its buffer size: closing the socket
+would make the kernel discard datagrams it had accepted), and all of it is delivered within the
+shutdown timeout.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ __all__ = ["Config", "SyslogSource", "parse_address"]
 
 _BATCH = 1000
 _WAIT_S = 0.05
+_REFUSED_LOG_EVERY_S = 60.0  # while connections are refused, at most one log line per this
 _CLOSE_SECS = 2.0  # on a stop, how long readers may take to hand over what peers already sent
 
 
@@ -111,6 +115,8 @@ class SyslogSource:
         self._pending = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
+        self._refused_since = 0  # refused connections not yet logged
+        self._refused_logged_at: float | None = None
         self._socks: list[socket.socket] = []
         self.bound: dict[str, tuple[str, int]] = {}
         self.parser: Any = None
@@ -150,9 +156,10 @@ class SyslogSource:
         for kind, th in zip(self.bound, threads, strict=True):
             if kind != "udp":
                 th.join(_CLOSE_SECS)
-        for sock in self._socks:  # stop accepting and receiving new datagrams
-            with contextlib.suppress(OSError):
-                sock.close()
+        for kind, sock in zip(self.bound, self._socks, strict=True):  # stop accepting
+            if kind != "udp":  # (the UDP reader closes its socket once its queue is read)
+                with contextlib.suppress(OSError):
+                    sock.close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:  # each reader sees end-of-stream after what is already buffered
@@ -164,6 +171,9 @@ class SyslogSource:
         halt.set()
         for th in threads:
             th.join(0.5)
+        for sock in self._socks:  # a UDP reader the deadline cut short
+            with contextlib.suppress(OSError):
+                sock.close()
         while not self.queue.empty():
             self._drain(emit, wait=False)
 
@@ -195,7 +205,12 @@ class SyslogSource:
     # -- records --------------------------------------------------------------------------------
 
     def record(self, data: bytes, truncated: bool, peer: str | None) -> RawRecord:
-        """One framed message as a record; ``parser`` (if any) reads its MSG part."""
+        """One framed message as a record; ``parser`` (if any) reads its MSG part.
+
+        A field the parsed MSG names as the header did (``level`` beside the PRI's, ``host``,
+        ``timestamp``) takes the MSG's value, and the header's other value is kept as
+        ``<name>_syslog``: it used to be replaced without a word.
+        """
         rec = parse_syslog(data.decode("utf-8", "replace"), self.cfg.timezone)
         if truncated:
             rec["truncated"] = True
@@ -209,7 +224,15 @@ class SyslogSource:
                 rec["parse_error"] = parsed["parse_error"]
             else:
                 del rec["message"]
-                rec.update(parsed)
+                displaced = [(key, rec[key]) for key, value in parsed.items()
+                             if key in rec and rec[key] is not value
+                             and (rec[key] != value or type(rec[key]) is not type(value))]
+                rec.update(parsed)  # the MSG's own fields win their names
+                for key, header in displaced:  # the header's other value is kept beside
+                    kept, n = f"{key}_syslog", 2
+                    while kept in rec and rec[kept] != header:
+                        kept, n = f"{key}_syslog{n}", n + 1
+                    rec[kept] = header
         return rec
 
     def _put(self, rec: RawRecord, stop: threading.Event) -> bool:
@@ -252,7 +275,7 @@ class SyslogSource:
         threads = []
         for kind, sock in zip(self.bound, self._socks, strict=True):
             if kind == "udp":
-                target, args = self._udp, (sock, stop)
+                target, args = self._udp, (sock, stop, closing)  # type: ignore[assignment]
             else:
                 target, args = self._accept, (sock, self._tls if kind == "tls" else None, stop, closing)  # type: ignore[assignment]
             threads.append(threading.Thread(target=target, args=args, daemon=True,
@@ -261,10 +284,13 @@ class SyslogSource:
             th.start()
         return threads
 
-    def _udp(self, sock: socket.socket, stop: threading.Event) -> None:
+    def _udp(self, sock: socket.socket, stop: threading.Event, closing: threading.Event) -> None:
         limit = self.cfg.max_message_bytes
         sock.settimeout(0.2)
         while not stop.is_set():
+            if closing.is_set():
+                self._udp_drain(sock, stop)
+                return
             try:
                 data, addr = sock.recvfrom(65535)
             except TimeoutError:
@@ -275,6 +301,41 @@ class SyslogSource:
             data = data[:limit].rstrip(b"\r\n\x00")
             if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
                 return
+
+    def _udp_drain(self, sock: socket.socket, stop: threading.Event) -> None:
+        """At a stop: read what the kernel already queued on the UDP socket, then close it.
+
+        Why: closing the socket makes the kernel discard its receive queue, datagrams the senders
+        had long counted sent (a burst, or everything sent while the sinks pushed back). Bounded:
+        at most the socket's buffer size in bytes (what the kernel could hold when the stop began,
+        so a sender that keeps sending cannot hold the stop), and ``stop`` (the shutdown deadline).
+        """
+        limit = self.cfg.max_message_bytes
+        taken = size = 0
+        complete = False
+        try:
+            sock.setblocking(False)
+            budget = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            while size < budget:
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    complete = True
+                    break
+                taken += 1
+                size += len(data)
+                truncated = len(data) > limit
+                data = data[:limit].rstrip(b"\r\n\x00")
+                if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
+                    break
+        except OSError:
+            complete = True  # the socket is gone: nothing more to read
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if taken or not complete:  # not complete: the deadline or the bound came first
+            telemetry.event(20 if complete else 30, "syslog udp: read the socket's receive queue at the stop",
+                            source=self.name, datagrams=taken, complete=complete)
 
     def _accept(self, sock: socket.socket, tls: ssl.SSLContext | None, stop: threading.Event,
                 closing: threading.Event) -> None:
@@ -319,12 +380,24 @@ class SyslogSource:
             if not full:
                 self._conns.add(conn)
         if full:
-            telemetry.event(30, "syslog connection refused: max_connections reached",
-                            source=self.name, peer=addr[0], max_connections=self.cfg.max_connections)
+            self._refused(addr[0])  # (said before the close: a sender that sees it can read the log)
             conn.close()
             return
         threading.Thread(target=self._connection, args=(conn, addr[0], tls, stop), daemon=True,
                          name=f"syslog-conn-{self.name}").start()
+
+    def _refused(self, peer: str) -> None:
+        """Count a refused connection; log it once per burst (the first, then at most one line a
+        minute with the count since): a flood of connections must not flood the log as well."""
+        telemetry.METRICS.connections_refused.labels(self.name).inc()
+        self._refused_since += 1
+        now = time.monotonic()
+        if self._refused_logged_at is None or now - self._refused_logged_at >= _REFUSED_LOG_EVERY_S:
+            telemetry.event(30, "syslog connections refused: max_connections reached", source=self.name,
+                            refused=self._refused_since, last_peer=peer,
+                            max_connections=self.cfg.max_connections)
+            self._refused_logged_at = now
+            self._refused_since = 0
 
     def _connection(self, conn: socket.socket, peer: str, tls: ssl.SSLContext | None,
                     stop: threading.Event) -> None:

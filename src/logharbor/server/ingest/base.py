@@ -29,6 +29,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logharbor.record import stamp_tenant  # re-exported: a scoped writer's tenant wins, the sent one is kept
 from logharbor.server.auth import RateLimiter
 from logharbor.server.engine.store.rows import encode_row, set_patterns
 from logharbor.server.engine.wal import WalFull, WalNoSpace, WriteAheadLog
@@ -115,13 +116,6 @@ def _note_key(index: KeyIndex, key: bytes, future: Future[int]) -> None:
     """Done-callback of a keyed WAL write (on the WAL's thread): remember a durable entry's key."""
     if not future.cancelled() and future.exception() is None:
         index.note(key)
-
-
-def stamp_tenant(record: Record, tenant: str | None) -> Record:
-    """A scoped writer's records carry its tenant, whatever the body said."""
-    if tenant is not None:
-        record["tenant"] = tenant
-    return record
 
 
 class Backpressure(Exception):

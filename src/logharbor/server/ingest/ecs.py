@@ -24,6 +24,7 @@ import orjson
 from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS, RecordError
 from logharbor.server.engine.store.rows import encode_record
+from logharbor.server.ingest.attrnames import attribute_key, same_value, set_beside
 from logharbor.server.ingest.base import RecordLimits
 from logharbor.server.ingest.es_params import BulkOptions, BulkSyntaxError, Meta, parse_action
 from logharbor.server.ingest.idempotency import content_digest
@@ -113,7 +114,22 @@ def _flatten(prefix: str, value: JsonObject, out: RawRecord) -> None:
         if isinstance(inner, dict) and inner:
             _flatten(name, inner, out)
         else:
-            out.setdefault(name, inner)
+            _set_nested(out, name, inner)
+
+
+def _set_nested(doc: RawRecord, name: str, value: Any) -> None:
+    """Set a value taken out of a nested object under its flat ``name``; when the document also
+    has that flat name with another value (``{"http": {"method": "GET"}, "http.method": "POST"}``),
+    the flat one keeps the name and the nested one is kept as ``<name>_nested`` (with ``_`` for
+    the dots, as attribute names under canonical fields are): ``setdefault`` dropped it."""
+    if name not in doc or same_value(doc[name], value):
+        doc[name] = value
+        return
+    base = attribute_key(name).replace(".", "_")
+    kept, n = f"{base}_nested", 2
+    while kept in doc and doc[kept] != value:
+        kept, n = f"{base}_nested{n}", n + 1
+    doc[kept] = value
 
 
 def ecs_to_raw(doc: RawRecord) -> RawRecord:
@@ -148,9 +164,9 @@ def ecs_to_raw(doc: RawRecord) -> RawRecord:
             continue
         for key, inner in value.items():
             if name == "http" and key in HTTP_FIELDS:
-                doc.setdefault(f"http.{key}", inner)  # already the canonical shape
+                _set_nested(doc, f"http.{key}", inner)  # already the canonical shape
             elif inner not in (None, {}, []):
-                doc.setdefault(f"{name}_{key}", inner)
+                _set_nested(doc, f"{name}_{key}", inner)
     doc.update(found)
     return doc
 
@@ -262,9 +278,9 @@ def _decode_doc(source: bytes, index: str, doc_id: str, received_ns: int, limits
     if problem is not None:
         return problem
     raw = ecs_to_raw(doc)
-    raw.setdefault("index", index)
+    set_beside(raw, "index", index, "bulk")  # a document's own "index" keeps the name
     if doc_id:
-        raw.setdefault("doc_id", doc_id)
+        set_beside(raw, "doc_id", doc_id, "bulk")
     try:
         return encode_record(raw, received_ns=received_ns, tenant=tenant)
     except RecordError as exc:

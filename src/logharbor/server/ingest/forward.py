@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ import orjson
 from fastapi import APIRouter
 
 from logharbor.record import RecordError
+from logharbor.server.connections import ConnectionCap
 from logharbor.server.engine.store.rows import encode_record
+from logharbor.server.ingest.attrnames import set_beside
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.encoding import BadEncoding, BodyTooLarge, gunzip_members
 from logharbor.server.ingest.idempotency import EntryKey, request_digest, request_fingerprint
@@ -122,7 +125,7 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
             continue
         stamp, record = entry[0], entry[1]
         raw = dict(record)
-        raw.setdefault("tag", tag)
+        set_beside(raw, "tag", tag, "forward")  # a record's own "tag" keeps the name
         if "timestamp" not in raw and isinstance(stamp, int | float) and not isinstance(stamp, bool) \
                 and stamp > 0:
             raw["timestamp"] = stamp
@@ -305,7 +308,7 @@ class ForwardIngest:
     def __init__(self, *, address: str | None = None, tls: bool = False, tls_cert: Path | None = None,
                  tls_key: Path | None = None, shared_key: str | None = None,
                  allow: list[str] | None = None, limits: RecordLimits | None = None,
-                 max_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_bytes: int = 64 * 1024 * 1024, max_connections: int = 1024) -> None:
         if address:
             parse_address(address)
         if tls and not (tls_cert and tls_key):
@@ -317,6 +320,9 @@ class ForwardIngest:
         self.allow = AllowList(allow if allow is not None else ["127.0.0.0/8", "::1/128"])
         self.limits = limits or RecordLimits()
         self.max_bytes = max_bytes
+        self.max_connections = max_connections  # (server/connections.py)
+        #: counts a refused connection by listener name (the server's metrics; set before start)
+        self.on_refused: Callable[[str], None] | None = None
         self.hostname = socket.gethostname()
         self.ingestor: Ingestor | None = None
         self.server: StreamListener | None = None
@@ -336,7 +342,8 @@ class ForwardIngest:
             return
         host, port = parse_address(self.address)
         ctx = server_tls_context(self.tls_cert, self.tls_key) if self.tls else None  # type: ignore[arg-type]
-        self.server = StreamListener(self._connection, "forward", ctx)
+        cap = ConnectionCap("forward", self.max_connections, "listener_max_connections", self.on_refused)
+        self.server = StreamListener(self._connection, "forward", ctx, cap)
         self.bound = await self.server.start(host, port)
         log.warning("forward listening on %s:%s%s", *self.bound, " (TLS)" if self.tls else "")
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from logharbor.server.connections import ConnectionCap
 from logharbor.server.ingest.base import Backpressure, Ingestor
 from logharbor.server.ingest.retries import Ticket
 
@@ -122,6 +123,8 @@ class ChunkStream(asyncio.Protocol):
         self.ready = asyncio.Event()
         self.transport: Any = None
         self.peer: str | None = None
+        #: called once when the stream's handler has ended (its listener counts open connections)
+        self.on_end: Callable[[], None] | None = None
 
     def connection_made(self, transport: Any) -> None:  # uvloop's transports are not asyncio's classes
         self.transport = transport
@@ -138,6 +141,8 @@ class ChunkStream(asyncio.Protocol):
         finally:
             self.streams.discard(self)
             self.close()
+            if self.on_end is not None:
+                self.on_end()
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -218,20 +223,31 @@ class StreamListener:
     batcher's shutdown flush stores it. Only a peer still sending at the deadline is cut off.
     The accepting is done here (not by an asyncio ``Server``) so that a stop can end it without
     losing a connection the loop was still setting up.
+
+    At most ``cap.limit`` connections are open at once (:mod:`logharbor.server.connections`): one
+    more is closed as soon as it is accepted (a reset: its sender gets an error, it never counts a
+    line delivered), counted and logged once per burst; the open ones are never touched.
     """
 
     def __init__(self, handler: Callable[[ChunkStream], Awaitable[None]], what: str,
-                 ssl_ctx: ssl.SSLContext | None = None) -> None:
+                 ssl_ctx: ssl.SSLContext | None = None, cap: ConnectionCap | None = None) -> None:
         self.handler = handler
         self.what = what
         self.ssl_ctx = ssl_ctx
+        self.cap = cap
         self.tasks: set[asyncio.Task[Any]] = set()
         self.streams: set[ChunkStream] = set()
         self.sockets: list[socket.socket] = []
         self.opening: set[asyncio.Task[Any]] = set()
+        self.open = 0  # accepted and not yet ended (setting up, or read by a handler)
 
     def _protocol(self) -> ChunkStream:
-        return ChunkStream(self.handler, self.tasks, streams=self.streams)
+        stream = ChunkStream(self.handler, self.tasks, streams=self.streams)
+        stream.on_end = self._ended
+        return stream
+
+    def _ended(self) -> None:
+        self.open -= 1
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; the address bound (the port chosen when ``port`` is 0)."""
@@ -263,7 +279,14 @@ class StreamListener:
             taken += 1
 
     def _open(self, conn: socket.socket) -> None:
-        """Start reading an accepted connection (its TLS handshake first, on a task of its own)."""
+        """Start reading an accepted connection (its TLS handshake first, on a task of its own),
+        or refuse it when ``cap.limit`` are open."""
+        if self.cap is not None and self.cap.full(self.open):
+            with contextlib.suppress(OSError):  # a reset, not a FIN: the sender knows at once
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            conn.close()
+            return
+        self.open += 1
         conn.setblocking(False)
         task = asyncio.get_running_loop().create_task(self._connect(conn))
         self.opening.add(task)
@@ -275,6 +298,7 @@ class StreamListener:
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             log.info("%s: connection not set up: %s", self.what, exc)
             conn.close()
+            self.open -= 1  # (a stream that was made ends through its own on_end)
 
     async def stop(self, deadline: float, idle_s: float = 0.25) -> None:
         """Stop accepting, then read every connection to the end of what its peer sent (until

@@ -20,8 +20,13 @@ fold into their canonical fields); structured metadata is kept the same way (``t
 the canonical trace id); the line is the message; timestamps are nanosecond strings (JSON) or
 ``Timestamp`` messages. A line that is a JSON object or wholly ``key=value`` pairs also gives its
 keys as attributes and, when the stream has no level, its level (:mod:`logharbor.server.features.loki.lines`);
-the line stays the message as sent. Success is ``204``; entries that cannot be stored are reported in a
-``400`` after every good entry beside them has been stored (Loki's partial-failure behaviour).
+the line stays the message as sent. The stream wins a name: a line key named as a label, structured
+metadata or a field the entry sets (``app`` beside an ``app`` label, ``level`` beside a ``level``
+label, ``timestamp``) with another value is kept as ``<name>_extracted`` — the name Loki's own
+``| json`` and ``| logfmt`` give such a key — so no value replaces another (a line's ``message`` key
+is not copied: the whole line is the message). Success is ``204``; entries that cannot be stored
+are reported in a ``400`` after every good entry beside them has been stored (Loki's
+partial-failure behaviour).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
 from logharbor.server.features.loki.lines import line_fields
-from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
 from logharbor.types import RawRecord
@@ -144,6 +149,7 @@ class _Entries:
         self.errors: list[ItemError] = []
         self.n = 0
         self.renamed = 0  # labels and metadata kept under another name (they named a set field)
+        self.extracted = 0  # line keys kept as ``<name>_extracted`` (the stream had that name)
 
     def _keep(self, raw: RawRecord, name: str, value: Any, suffix: str) -> None:
         kept, n = f"{name}_{suffix}", 2
@@ -174,8 +180,12 @@ class _Entries:
                 raw[name] = value
         fields, level = line_fields(line)  # a JSON/logfmt line: its keys as attributes, the line kept
         if fields is not None:
-            raw["attributes"] = fields  # merged under the labels, never folded into canonical fields
-            if level is not None and "level" not in raw:
+            # merged under the labels, never folded into canonical fields; a key the stream or
+            # the entry already set is kept beside it (before the line's level is taken)
+            raw["attributes"] = self._line_keys(raw, fields, stamp)
+            # the line's level; a `level` key of the line is folded by the record itself (setting
+            # it here too would make two values of one name: docs/record.md)
+            if level is not None and "level" not in raw and "level" not in fields:
                 raw["level"] = level
         raw["message"] = line
         raw["timestamp"] = stamp
@@ -186,6 +196,36 @@ class _Entries:
             self.rows.append(encode_record(raw, received_ns=self.received_ns, tenant=self.tenant))
         except (RecordError, TypeError, orjson.JSONEncodeError) as exc:
             self.errors.append(ItemError(self.n, str(exc)))
+
+    def _line_keys(self, raw: RawRecord, fields: dict[str, Any], stamp: Any) -> dict[str, Any]:
+        """The line's keys, a key the entry already has with another value (a label, metadata,
+        a folded field such as ``level`` or ``service``, the entry's own ``timestamp``) renamed
+        ``<name>_extracted`` (``…_extracted2`` when that name is taken by another value).
+
+        Why: the line's keys are merged beneath the entry's fields, so a colliding key vanished
+        from the stored attributes without a word (``app`` label ``web``, line ``"app": "api"``:
+        ``app:api`` found nothing). The stream keeps the name, as in Loki, where the stream label
+        stays ``app`` and ``| json`` calls the line's key ``app_extracted``.
+        """
+        own = {"timestamp": stamp, "observed_timestamp": None, "attributes": None}
+        out: dict[str, Any] = {}
+        moved: list[tuple[str, Any]] = []
+        for key, value in fields.items():
+            if key == "message":  # the line itself is the message, byte for byte: its key is in it
+                continue
+            if key in own or (key in raw and not same_value(raw[key], value)):
+                if key in own and same_value(own[key], value):
+                    continue
+                moved.append((key, value))
+            else:
+                out[key] = value
+        for key, value in moved:
+            kept, n = f"{key}_extracted", 2
+            while (kept in out and out[kept] != value) or (kept in raw and raw[kept] != value):
+                kept, n = f"{key}_extracted{n}", n + 1
+            out[kept] = value
+            self.extracted += 1
+        return out
 
     def fail(self, count: int, reason: str) -> None:
         for _ in range(count):
@@ -236,10 +276,11 @@ def _from_protobuf(body: bytes, out: _Entries) -> None:
 
 
 def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: RecordLimits,
-                tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]], int]:
-    """Store rows (joined), how many, ``(entry number, reason)`` per rejected entry, and how many
+                tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]], int, int]:
+    """Store rows (joined), how many, ``(entry number, reason)`` per rejected entry, how many
     labels or metadata were kept under another name (``<name>_label``: they named a field the
-    entry sets itself, or metadata a label of the stream with another value).
+    entry sets itself, or metadata a label of the stream with another value), and how many keys
+    of JSON/logfmt lines were kept as ``<name>_extracted`` (the entry had that name already).
 
     ``body`` is already decompressed. Raises ValueError when it is not a push request at all.
     """
@@ -248,7 +289,8 @@ def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: Record
         (_from_protobuf if is_protobuf else _from_json)(body, out)
     except (DecodeError, orjson.JSONDecodeError) as exc:
         raise ValueError(f"not a Loki push request: {exc}") from None
-    return b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors], out.renamed
+    return (b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors], out.renamed,
+            out.extracted)
 
 
 def snappy_block(body: bytes, limit: int) -> bytes:
@@ -300,11 +342,11 @@ class LokiIngest:
         try:
             try:
                 if len(body) > _INLINE_BYTES:
-                    payload, accepted, errors, renamed = await ingestor.offload(
+                    payload, accepted, errors, renamed, extracted = await ingestor.offload(
                         decode_push, body, is_protobuf, received, self.limits, tenant)
                 else:
-                    payload, accepted, errors, renamed = decode_push(body, is_protobuf, received, self.limits,
-                                                                     tenant)
+                    payload, accepted, errors, renamed, extracted = decode_push(
+                        body, is_protobuf, received, self.limits, tenant)
             except ValueError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
             ingestor.admit(principal, accepted)
@@ -316,6 +358,8 @@ class LokiIngest:
             ingestor.count(self.name, accepted, len(errors))
             if renamed:
                 request.app.state.runtime.metrics.count_ignored(self.name, "label", renamed)
+            if extracted:
+                request.app.state.runtime.metrics.count_ignored(self.name, "line_key", extracted)
         if errors:
             raise ApiError(400, "entries_rejected",
                            f"{len(errors)} entries were rejected, {accepted} stored",

@@ -42,7 +42,7 @@ from logharbor.record import RecordError, otel_level
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.errors import ApiError
-from logharbor.server.ingest.attrnames import attribute_key
+from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
 from logharbor.types import Attributes, JsonObject, RawRecord
@@ -170,8 +170,15 @@ def _kept(raw: RawRecord, observed: Any, severity_text: Any) -> None:
 # one record
 
 
-def _attributes(raw: RawRecord, attrs: Attributes) -> Attributes:
-    """Set ``attrs`` on ``raw`` under their record names; returns what was set, by record name."""
+def _attributes(raw: RawRecord, attrs: Attributes, resource: RawRecord | None = None,
+                batch: _Batch | None = None) -> Attributes:
+    """Set ``attrs`` on ``raw`` under their record names; returns what was set, by record name.
+
+    With ``batch`` (scope and log-record attributes, set over what the outer levels gave ``raw``):
+    the inner level wins a name it shares with an outer one (a log record's ``service.name`` over
+    its resource's), and the outer value is kept as ``<name>_resource`` (or ``_scope``) and said
+    in the partial success — before, the record's attribute replaced it without a word.
+    """
     out: Attributes = {}
     for key, value in attrs.items():
         if value is None:
@@ -182,6 +189,19 @@ def _attributes(raw: RawRecord, attrs: Attributes) -> Attributes:
             # http.response.status_code) with another value stays under its own name
             target = attribute_key(key)
         out[target] = value
+    if batch is not None:
+        for target, value in out.items():
+            old = raw.get(target, value)
+            if same_value(old, value):
+                continue
+            origin = "resource" if resource is None or resource.get(target, value) == old else "scope"
+            kept, n = f"{target}_{origin}", 2
+            while kept in raw and raw[kept] != old:
+                kept, n = f"{target}_{origin}{n}", n + 1
+            raw[kept] = old
+            batch.note(origin, f"log record {batch.seen + 1}: the {origin} attribute {target!r} is "
+                               f"set again by the {'scope' if resource is None else 'log record'}; "
+                               f"the {origin}'s value kept as the attribute {kept}, the record stored")
     raw.update(out)
     return out
 
@@ -192,7 +212,7 @@ def _keep_shadowed(raw: RawRecord, attributes: Attributes, batch: _Batch) -> Non
     word; it is kept as ``<name>_attribute`` and said in the answer's partial success."""
     for key, value in attributes.items():
         now = raw.get(key, value)
-        if now is value or now == value:
+        if same_value(now, value):
             continue
         kept, n = f"{key}_attribute", 2
         while kept in raw and raw[kept] != value:  # that name as sent keeps its value
@@ -266,10 +286,11 @@ def _from_protobuf(body: bytes, batch: _Batch) -> None:
                 scope["scope.name"] = scope_logs.scope.name
             if scope_logs.scope.version:
                 scope["scope.version"] = scope_logs.scope.version
-            _attributes(scope, {kv.key: _any_pb(kv.value) for kv in scope_logs.scope.attributes})
+            _attributes(scope, {kv.key: _any_pb(kv.value) for kv in scope_logs.scope.attributes},
+                        batch=batch)
             for log in scope_logs.log_records:
                 raw = dict(scope)
-                own = _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes})
+                own = _attributes(raw, {kv.key: _any_pb(kv.value) for kv in log.attributes}, resource, batch)
                 _kept(raw, log.observed_time_unix_nano, log.severity_text)
                 stamp = log.time_unix_nano or log.observed_time_unix_nano
                 if stamp:
@@ -311,10 +332,10 @@ def _from_json(body: bytes, batch: _Batch) -> None:
                 scope["scope.name"] = meta["name"]
             if meta.get("version"):
                 scope["scope.version"] = meta["version"]
-            _attributes(scope, _kv_json(meta.get("attributes") or []))
+            _attributes(scope, _kv_json(meta.get("attributes") or []), batch=batch)
             for log in scope_logs.get("logRecords") or scope_logs.get("log_records") or []:
                 try:
-                    raw = _json_record(log, scope, batch)
+                    raw = _json_record(log, scope, batch, resource)
                 except (ValueError, TypeError, AttributeError, KeyError) as exc:  # this record only
                     batch.reject(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
                     continue
@@ -335,11 +356,11 @@ def _json_int(value: Any, what: str) -> int:
     raise ValueError(f"{what} {str(value)[:40]!r} is not an integer")
 
 
-def _json_record(log: JsonObject, scope: RawRecord, batch: _Batch) -> RawRecord:
+def _json_record(log: JsonObject, scope: RawRecord, batch: _Batch, resource: RawRecord) -> RawRecord:
     """One OTLP/JSON log record as the raw dict normalize() takes; raises on a value that is not
     what the spec says (``"timeUnixNano": "abc"``), which rejects this record, not the request."""
     raw = dict(scope)
-    own = _attributes(raw, _kv_json(log.get("attributes") or []))
+    own = _attributes(raw, _kv_json(log.get("attributes") or []), resource, batch)
     _kept(raw, log.get("observedTimeUnixNano"), log.get("severityText"))
     stamp = _json_int(log.get("timeUnixNano"), "timeUnixNano") or \
         _json_int(log.get("observedTimeUnixNano"), "observedTimeUnixNano")

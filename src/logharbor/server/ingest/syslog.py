@@ -8,7 +8,9 @@ told apart per message, as rsyslog's own ``imtcp`` does. A message longer than
 WAL write, awaited before the next read, so a full WAL slows the sender instead of losing lines.
 UDP datagrams are gathered for a few milliseconds and written together; UDP cannot push back, so
 when the WAL is full they are dropped and counted (``logharbor_records_rejected``), as every UDP
-receiver must.
+receiver must. A stop reads what the kernel already queued on the UDP socket before closing it
+(bounded by the socket's buffer size and the stop's deadline): closing it would discard those
+datagrams, which the kernel had accepted and the senders had long counted sent.
 
 Parsing is :func:`logharbor.formats.syslog.parse_syslog`: PRI gives ``level`` and ``facility``,
 HOSTNAME gives ``host`` (the sender's address when the message has none), APP-NAME/TAG gives
@@ -22,8 +24,10 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from fastapi import APIRouter
 from logharbor.formats.syslog import parse_syslog
 from logharbor.formats.syslog_framing import SyslogFramer
 from logharbor.record import RecordError, normalize
+from logharbor.server.connections import ConnectionCap
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.ingest.base import Ingestor, RecordLimits
 from logharbor.server.ingest.listener import (
@@ -161,8 +166,11 @@ class SyslogIngest:
     def __init__(self, *, udp: str | None = None, tcp: str | None = None, tls: str | None = None,
                  tls_cert: Path | None = None, tls_key: Path | None = None,
                  allow: list[str] | None = None, limits: RecordLimits | None = None,
-                 timezone: str | SyslogZones = "UTC") -> None:
+                 timezone: str | SyslogZones = "UTC", max_connections: int = 1024) -> None:
         self.addresses = {"udp": udp, "tcp": tcp, "tls": tls}
+        self.max_connections = max_connections  # per TCP/TLS listener (server/connections.py)
+        #: counts a refused connection by listener name (the server's metrics; set before start)
+        self.on_refused: Callable[[str], None] | None = None
         for text in self.addresses.values():
             if text:
                 parse_address(text)  # fail at start, naming the bad address
@@ -206,7 +214,9 @@ class SyslogIngest:
             if self.addresses[kind]:
                 host, port = parse_address(self.addresses[kind])
                 ctx = server_tls_context(self.tls_cert, self.tls_key) if kind == "tls" else None  # type: ignore[arg-type]
-                server = StreamListener(self._connection, f"syslog {kind}", ctx)
+                cap = ConnectionCap(f"syslog {kind}", self.max_connections, "listener_max_connections",
+                                    self.on_refused)
+                server = StreamListener(self._connection, f"syslog {kind}", ctx, cap)
                 self.bound[kind] = await server.start(host, port)
                 self.servers.append(server)
         if self.bound:
@@ -221,25 +231,78 @@ class SyslogIngest:
             deadline = time.monotonic() + 5.0
         await asyncio.gather(*(server.stop(deadline) for server in self.servers))
         if self.transport is not None:
+            await self._drain_udp(deadline)
             self.transport.close()
-        if self.flusher is not None:
-            self.flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.flusher
+        if self.flusher is not None and not self.flusher.done():
+            # let it finish: cancelled inside its WAL write, the datagrams it had taken were lost
+            await asyncio.wait([self.flusher], timeout=max(0.0, deadline - time.monotonic()))
+            if not self.flusher.done():
+                log.warning("syslog udp: the last write did not finish by the shutdown deadline; "
+                            "its datagrams are lost")
+                self.flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.flusher
         await self._flush_udp()
 
     # UDP -------------------------------------------------------------------------------------
 
     def datagram(self, data: bytes, peer: str | None) -> None:
+        if not self._gather(data, peer):
+            return
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    def _gather(self, data: bytes, peer: str | None) -> bool:
+        """Add one datagram to the next write; False when its sender is not allowed."""
         if not self.allow.allows(peer):
             self.dropped += 1
-            return
+            return False
         truncated = len(data) > self.limits.max_line_bytes
         self.pending.setdefault(peer, []).append((data[: self.limits.max_line_bytes].rstrip(b"\r\n\x00"),
                                                   truncated))
         self.pending_count += 1
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.get_running_loop().create_task(self._flush_later())
+        return True
+
+    async def _drain_udp(self, deadline: float) -> int:
+        """Read and write what waits in the UDP socket's receive queue; how many datagrams.
+
+        Why: the event loop reads a few dozen datagrams per turn, and a stop that closes the
+        socket makes the kernel discard the rest (after a pause, a burst, a busy loop: thousands).
+        Bounded: at most the socket's buffer size in bytes (what the kernel could hold when the
+        stop began, so a sender that keeps sending cannot hold the stop) and until ``deadline``.
+        The reads are on a duplicate of the socket's descriptor (uvloop's transport hands out no
+        socket that can be read from); the transport itself no longer reads once it is closed.
+        """
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return 0
+        taken = size = 0
+        with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+            dup.setblocking(False)
+            budget = dup.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            empty = False
+            while not empty and size < budget and time.monotonic() < deadline:
+                for _ in range(_UDP_BATCH):
+                    try:
+                        data, addr = dup.recvfrom(65535)
+                    except (BlockingIOError, InterruptedError):
+                        empty = True
+                        break
+                    except OSError as exc:
+                        log.warning("syslog udp: reading the receive queue at the stop failed: %s", exc)
+                        empty = True
+                        break
+                    taken += 1
+                    size += len(data)
+                    self._gather(data, addr[0] if addr else None)
+                await self._flush_udp()
+        if taken:
+            log.warning("syslog udp: stopping: wrote %d datagram(s) that were waiting in the socket's "
+                        "receive queue%s", taken,
+                        "" if empty else "; stopped reading there (the stop's bound), what senders "
+                        "sent after it is not read")
+        return taken
 
     async def _flush_later(self) -> None:
         while True:

@@ -261,11 +261,19 @@ class KeyStore:
 
     def audit_entries(self, *, limit: int = 100, action: str | None = None,
                       within: Scope | None = None) -> list[JsonObject]:
-        """Newest first; with ``within``, only what keys inside that scope did."""
+        """Newest first; with ``within``, only what keys inside that scope did. ``actor_name`` is
+        the name of the key whose prefix is the actor (None for ``system``, ``cli``, ``anonymous``
+        and keys without a name), so a reader sees who, not only which prefix."""
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if action:
             query = query.where(audit_log.c.action == action)
         if within is not None:
             query = query.where(audit_log.c.actor.in_([k["prefix"] for k in self.list(within)]))
         with self.meta.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+            actors = {r["actor"] for r in rows}
+            names = dict(conn.execute(select(api_keys.c.prefix, api_keys.c.name)
+                                      .where(api_keys.c.prefix.in_(actors))).all()) if actors else {}
+        for row in rows:
+            row["actor_name"] = names.get(row["actor"]) or None
+        return rows

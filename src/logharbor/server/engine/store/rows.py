@@ -20,8 +20,10 @@ from logharbor.record import (
     STRING_FIELDS,
     RecordError,
     _fold,
+    keep_aside,
     normalize,
     parse_timestamp,
+    stamp_tenant,
     to_wire,
 )
 from logharbor.server.engine.store import attributes as attrs
@@ -138,10 +140,7 @@ def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
     normalized dict first: ingest calls this once per record.
     """
     if defaults:  # rare (syslog, forward): the two-step path
-        record = normalize(obj, received_ns=received_ns, defaults=defaults)
-        if tenant is not None:
-            record["tenant"] = tenant
-        return encode_row(record)
+        return encode_row(stamp_tenant(normalize(obj, received_ns=received_ns, defaults=defaults), tenant))
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
     now = received_ns if received_ns is not None else time.time_ns()
@@ -151,6 +150,8 @@ def encode_record(obj: Mapping[str, Any], *, received_ns: int | None = None,
         service = "unknown"
     if tenant is None:
         tenant = own_tenant
+    elif own_tenant is not None and own_tenant != tenant:  # the writer's wins; the sent one is kept
+        keep_aside(attributes, "tenant", own_tenant)
     row: StoreRow = {"pattern_id": _sid(tenant, service, message)} if _patterns and message else {}
     row["timestamp"] = _ts(timestamp)
     row["observed_timestamp"] = _observed(now)

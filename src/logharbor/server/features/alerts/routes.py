@@ -30,7 +30,7 @@ from logharbor.server.scopes import Scope
 from .catalog import CatalogError
 from .channels import Blocked, DeliveryError
 from .channels.secrets import SecretsUnreadable
-from .rules import Rule, validation_message
+from .rules import Rule, field_errors, validation_message
 from .service import AlertService
 from .silences import SilenceCreate
 
@@ -65,7 +65,14 @@ def parse_rule(data: Any) -> Rule:
     try:
         return Rule.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_rule", validation_message(exc)) from None
+        raise ApiError(400, "invalid_rule", validation_message(exc),
+                       detail={"fields": field_errors(exc)}) from None
+
+
+def _rule_field_error(status: int, code: str, field: str, message: str) -> ApiError:
+    """A refusal about one field of a rule: ``detail.fields`` names it, as a validation error does."""
+    return ApiError(status, code, message,
+                    detail={"fields": [{"field": field, "message": message.removeprefix(f"{field}: ")}]})
 
 
 def _service(request: Request) -> AlertService:
@@ -78,6 +85,8 @@ async def _audit(request: Request, action: str, target: str, detail: str | None 
 
 
 def _catalog_error(exc: CatalogError) -> ApiError:
+    if exc.message.startswith("channels: "):  # an unknown channel named in a rule
+        return _rule_field_error(exc.status, exc.code, "channels", exc.message)
     return ApiError(exc.status, exc.code, exc.message)
 
 
@@ -96,7 +105,8 @@ def alerts_router() -> APIRouter:
         rule = parse_rule(body)
         service = _service(request)
         if await run_in_threadpool(service.catalog.get_rule, rule.name, viewer_of(request)) is not None:
-            raise ApiError(409, "exists", f"a rule named {rule.name!r} exists; PUT it to replace it")
+            raise _rule_field_error(409, "exists", "name",
+                                    f"a rule named {rule.name!r} exists; PUT it to replace it")
         return await _put(request, rule)
 
     async def _put(request: Request, rule: Rule) -> dict[str, Any]:
@@ -122,7 +132,8 @@ def alerts_router() -> APIRouter:
             body.setdefault("name", name)
         rule = parse_rule(body)
         if rule.name != name:
-            raise ApiError(400, "invalid_rule", f"name: the body says {rule.name!r}, the path {name!r}")
+            raise _rule_field_error(400, "invalid_rule", "name",
+                                    f"name: the body says {rule.name!r}, the path {name!r}")
         out = await _put(request, rule)
         return JSONResponse(out, status_code=201 if out["created"] else 200)
 
@@ -150,6 +161,12 @@ def alerts_router() -> APIRouter:
             scope = Scope.from_json(row["scope"]).sql()  # inside the caller's: it sees the rule
         else:
             rule = parse_rule(body.rule)
+            if rule.channels:  # refused at save as at preview, so a form can say it before saving
+                seen = await run_in_threadpool(service.catalog.list_channels, viewer_of(request))
+                missing = [n for n in rule.channels if n not in {c["name"] for c in seen}]
+                if missing:
+                    raise _rule_field_error(400, "invalid_rule", "channels",
+                                            f"channels: no channel named {', '.join(map(repr, missing))}")
         at_ns = service.clock.now_ns()
         if body.at is not None:
             try:
@@ -160,8 +177,8 @@ def alerts_router() -> APIRouter:
         try:
             groups = await run_in_threadpool(lambda: service.evaluator.dry_run(rule, at_ns, scope=scope))
         except StoreError as exc:
-            raise query_refusal(exc) or ApiError(
-                400, "evaluation_failed", f"the rule's query failed: {str(exc)[:300]}") from None
+            raise query_refusal(exc) or _rule_field_error(
+                400, "evaluation_failed", "query", f"the rule's query failed: {str(exc)[:300]}") from None
         return {"rule": rule.name, "condition": rule.condition.text(), "at_ns": at_ns,
                 "firing": any(g["active"] for g in groups), "groups": groups,
                 "elapsed_ms": round((time.perf_counter() - began) * 1000, 3)}

@@ -31,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -50,7 +51,8 @@ from .clockskew import CLOCK_GROUP, clock_skew_results
 from .conditions import Condition, GroupResult, duration_ns
 from .newpattern import PATTERN_GROUP, new_pattern_query, new_pattern_results
 
-__all__ = ["Condition", "GroupResult", "Rule", "duration_ns", "render_template", "validation_message"]
+__all__ = ["RULE_FIELDS", "Condition", "GroupResult", "Rule", "duration_ns", "field_errors",
+           "render_template", "validation_message"]
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _VALUE = "_lh_value"
@@ -97,17 +99,30 @@ class Rule(InputModel):
             raise ValueError("a rule name has no '/', no control characters and no outer spaces")
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _query_parses(cls, text: str) -> str:
+        # said with the other fields' errors (a bad window does not hide a bad query); what it
+        # compiles to is checked with the condition, once every field is valid
+        try:
+            parse(text)
+        except QueryError as exc:
+            raise ValueError(exc.message) from None
+        return text
+
+    @field_validator("window", "interval", "for_", "delay", "repeat_interval")
+    @classmethod
+    def _duration(cls, text: str | None, info: ValidationInfo) -> str | None:
+        # one check per field, so every bad duration is named at once (each beside its field)
+        if text is not None:
+            try:
+                duration_ns(text, allow_zero=info.field_name in ("for_", "delay"))
+            except TimeParseError as exc:
+                raise ValueError(str(exc)) from None
+        return text
+
     @model_validator(mode="after")
     def _check(self) -> Rule:
-        for field, text, zero in (("window", self.window, False), ("interval", self.interval, False),
-                                  ("for", self.for_, True), ("delay", self.delay, True),
-                                  ("repeat_interval", self.repeat_interval, False)):
-            if text is None:
-                continue
-            try:
-                duration_ns(text, allow_zero=zero)
-            except TimeParseError as exc:
-                raise ValueError(f"{field}: {exc}") from None
         if self.interval_ns < 10 * 10**9:
             raise ValueError("interval must be at least 10s")
         if self.window_ns > 31 * 86400 * 10**9:
@@ -380,6 +395,40 @@ def _fmt(value: float | None) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.4g}"
+
+
+#: the fields of a rule as the API names them (what ``field_errors`` may answer)
+RULE_FIELDS = ("name", "description", "query", "condition", "window", "interval", "for", "group_by", "labels",
+               "annotations", "channels", "delay", "repeat_interval", "max_notifications_per_hour", "enabled")
+_OPENING = re.compile(r"(annotation|[a-z_]+)\b\s*:?\s*")
+
+
+def _field_of(loc: tuple[Any, ...], message: str) -> tuple[str | None, str]:
+    """The rule field one validation error is about (its location, else the name opening its
+    message: the model's own checks say ``window: …``), and the message without that name."""
+    if loc:
+        first = str(loc[0])
+        name = "for" if first == "for_" else first
+        return name, message
+    m = _OPENING.match(message)
+    if m is None:
+        return None, message
+    name = "annotations" if m.group(1) == "annotation" else m.group(1)
+    if name not in RULE_FIELDS:
+        return None, message
+    # "window: x" → "x"; "interval must be …" and "annotation 'k': …" keep their words
+    return name, message[m.end():] if message[m.end(1):m.end()].strip() == ":" else message
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str | None]]:
+    """``[{"field", "message"}]`` per error (field None when it names none), for the 400's
+    ``detail.fields``: a form shows each message beside its field."""
+    out: list[dict[str, str | None]] = []
+    for error in exc.errors():
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        field, text = _field_of(tuple(error.get("loc", ())), msg)
+        out.append({"field": field, "message": text})
+    return out
 
 
 def validation_message(exc: ValidationError) -> str:

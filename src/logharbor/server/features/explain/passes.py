@@ -36,7 +36,7 @@ from logharbor.server.engine.store.sql import explain as sql
 from logharbor.server.engine.store.sql.explain import SetsSql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.features.query.errors import QueryError
-from logharbor.server.features.query.fields import resolve_field
+from logharbor.server.features.query.fields import key_segment, resolve_field
 
 from .sets import Sets
 
@@ -274,24 +274,15 @@ def stored_attributes(text: str | None) -> dict[str, Any]:
 
 
 def flatten_attributes(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    """Nested attribute objects as dotted names (``error.type``), as a query names them.
-
-    Two spellings of one name in a record (``{"a": {"b": 1}, "a.b": 2}``) keep the one a query
-    for ``a.b`` reads first (nested first, store/attributes.py ``spellings``), whatever order the
-    keys were sent in (the JSON column gave them in its own order)."""
-    _flatten(value, prefix, out, (), {})
-
-
-def _flatten(value: Any, prefix: str, out: dict[str, Any], keys: tuple[int, ...],
-             chosen: dict[str, tuple[int, ...]]) -> None:
+    """Nested attribute objects as dotted names (``error.type``), as a query names them: a key
+    that is not a bare name in backticks (```user name```, a literal ```a.b```), as
+    /api/v1/fields names it, so the filter a click adds finds that key and only it."""
     if isinstance(value, dict) and value:
         for key, inner in value.items():
-            _flatten(inner, f"{prefix}.{key}" if prefix else str(key), out, (*keys, len(str(key))), chosen)
+            segment = key_segment(str(key), first=not prefix)
+            flatten_attributes(inner, f"{prefix}.{segment}" if prefix else segment, out)
     elif not isinstance(value, dict | list) and value is not None:
-        # spellings() orders a name's key lists as their key lengths compare, shortest first
-        if prefix not in chosen or keys < chosen[prefix]:
-            chosen[prefix] = keys
-            out[prefix] = value
+        out[prefix] = value
 
 
 def sample(store: Store, sets: Sets, settings: Mapping[str, Any], counts: Totals

@@ -45,7 +45,7 @@ def build_retention(store: Store, meta: MetaStore, data_dir: Path, *, cold_stora
         cold = None
     tiers = Tiers(store, cold)
     tiers.open()
-    mover = Mover(tiers, meta, interval_s=interval_s, leader=leader)
+    mover = Mover(tiers, meta, interval_s=interval_s, leader=leader, audit=audit)
     exclude = cold.root if isinstance(cold, LocalCold) else None
     guard = DiskGuard(data_dir, mover, max_bytes=disk_max_bytes, min_free_bytes=disk_min_free_bytes,
                       exclude=exclude, store_dir=store.path)

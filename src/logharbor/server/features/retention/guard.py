@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from logharbor.server.features.retention.mover import Mover
+from logharbor.server.features.retention.mover import SYSTEM_ACTOR, Mover
 from logharbor.server.periodic import Periodic
 
 __all__ = ["DiskGuard", "directory_bytes"]
@@ -109,6 +109,10 @@ class DiskGuard:
                 self.freed_rows += n
                 log.warning("disk guard: data directory at %d bytes (limit %s); freed %d records of rule %s",
                             self.used_bytes, self.max_bytes, n, rule.name)
+                if self.mover.audit is not None:
+                    self.mover.audit(SYSTEM_ACTOR, "retention.relieve", rule.name,
+                                     detail=f"{n} records freed: data directory at {self.used_bytes} bytes "
+                                            f"(limit {self.max_bytes})")
                 return True
         return False
 

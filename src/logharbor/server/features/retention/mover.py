@@ -40,6 +40,8 @@ __all__ = ["Clock", "Mover"]
 log = logging.getLogger("logharbor.retention")
 Clock = Callable[[], int]
 _DAY_NS = 86_400 * 10**9
+#: who the audit log names for what the server does on its own (auth.actor_of's default too)
+SYSTEM_ACTOR = "system"
 
 
 class Mover:
@@ -48,8 +50,10 @@ class Mover:
     def __init__(self, tiers: Tiers, meta: MetaStore, *, clock: Clock = time.time_ns,
                  interval_s: float = 60.0, days_per_tick: int = 30,
                  step_hook: Callable[[str, str], None] | None = None,
-                 leader: Leadership | None = None) -> None:
+                 leader: Leadership | None = None, audit: Callable[..., None] | None = None) -> None:
         self.tiers = tiers
+        #: the audit log's writer (KeyStore.audit): what the server does by itself is "system"'s
+        self.audit = audit
         self.leader = leader  # servers sharing meta: only the leader ticks (moves and deletes)
         self.meta = meta
         self.clock = clock
@@ -61,7 +65,7 @@ class Mover:
         self.moved_rows = {"warm": 0, "cold": 0}
         self.deleted_rows = 0
         self.last_tick_ns: int | None = None
-        self._worker = Periodic("retention-mover", self.tick, lambda: self.interval_s,
+        self._worker = Periodic("retention-mover", self.scheduled_tick, lambda: self.interval_s,
                                 "retention tick")
 
     # -- policy ----------------------------------------------------------------------------
@@ -109,6 +113,14 @@ class Mover:
                 self.tiers.refresh_view()  # cold files may have come or gone
                 self.tiers.apply_masks()  # what moved or expired leaves the disk, not only the view
             return done
+
+    def scheduled_tick(self) -> dict[str, int]:
+        """A tick the server runs by itself: audited as ``system`` when it moved or deleted records
+        (an API run is audited by its route, with the key that asked)."""
+        done = self.tick()
+        if self.audit is not None and any(done.get(k) for k in ("recovered", "sampled", "deleted", "moved")):
+            self.audit(SYSTEM_ACTOR, "retention.run", None, detail=str(done))
+        return done
 
     # -- sampling and deleting -------------------------------------------------------------
 

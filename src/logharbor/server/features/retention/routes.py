@@ -52,7 +52,7 @@ def retention_router() -> APIRouter:
     async def put_rules(body: dict[str, Any], request: Request) -> dict[str, Any]:
         retention = _retention(request)
         policy = _policy(body)
-        actor = actor_of(request, "anonymous")
+        actor = actor_of(request)
         await run_in_threadpool(retention.mover.save_policy, policy, actor)
         request.app.state.runtime.keys.audit(actor, "retention.update", None,
                                              detail=f"{len(policy.rules)} rules")
@@ -70,7 +70,7 @@ def retention_router() -> APIRouter:
     async def run_now(request: Request) -> dict[str, Any]:
         retention = _retention(request)
         done = await run_in_threadpool(retention.mover.tick)
-        request.app.state.runtime.keys.audit(actor_of(request, "anonymous"), "retention.run", None,
+        request.app.state.runtime.keys.audit(actor_of(request), "retention.run", None,
                                              detail=str(done))
         return done
 
@@ -79,7 +79,7 @@ def retention_router() -> APIRouter:
         retention = _retention(request)
         try:
             scope = getattr(request.state, "query_scope", None)
-            return await run_in_threadpool(retention.deletes.submit, body.q, actor_of(request, "anonymous"),
+            return await run_in_threadpool(retention.deletes.submit, body.q, actor_of(request),
                                            scope)
         except QueryError as exc:
             raise ApiError(400, "invalid_query", str(exc)) from None
