@@ -56,9 +56,11 @@ def test_sampled_attribute_values_are_the_values_sent(explain_store: EmbeddedSto
         assert {type(row["n"]) for row in baseline} == {int}  # 7 stays an int
 
 
-def test_flatten_prefers_the_nested_spelling_in_any_order() -> None:
+def test_flatten_names_each_spelling_apart_in_any_order() -> None:
+    """Each key list has its own name (a key with a dot in backticks, as /api/v1/fields names
+    it), so no spelling hides another and a click filters on exactly that key."""
     for attributes in ({"a.b.c": 1, "a": {"b.c": 2, "b": {"c": 3}}, "a.b": {"c": 4}},
                        {"a": {"b": {"c": 3}, "b.c": 2}, "a.b": {"c": 4}, "a.b.c": 1}):
         out: dict[str, object] = {}
         passes.flatten_attributes(attributes, "", out)
-        assert out == {"a.b.c": 3}  # [a, b, c] before [a, "b.c"] before ["a.b", c] before ["a.b.c"]
+        assert out == {"a.b.c": 3, "a.`b.c`": 2, "`a.b`.c": 4, "`a.b.c`": 1}
