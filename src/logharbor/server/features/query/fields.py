@@ -80,6 +80,8 @@ class FieldRef:
     #: whether a promoted ``attr_<key>`` column may stand for a one-key path: not where the SQL runs
     #: over rows that do not have those columns (a live-tail batch, a cold file)
     promoted: bool = True
+    #: a name with backticks: exactly these keys (no other spelling, no key going on with a dot)
+    quoted: bool = False
 
     def spellings(self) -> list[FieldRef]:
         """One ref per spelling of an attribute name (just this one when it has a single path)."""
@@ -302,7 +304,7 @@ def _quoted_field(name: str, position: int | None, promoted: bool) -> FieldRef:
     if parts is None:
         raise UnknownFieldError(f"{name!r} is not a usable field name (keys in backticks are joined "
                                 "by '.', e.g. a.`b c`)", position)
-    return _attribute_ref(name, [tuple(parts)], promoted)
+    return replace(_attribute_ref(name, [tuple(parts)], promoted), quoted=True)
 
 
 def attributes_of(text: str | None) -> dict[str, Any]:

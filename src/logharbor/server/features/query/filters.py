@@ -313,7 +313,7 @@ class FilterCompiler:
             if spelling.promoted_column is None:
                 cond = self._guarded(key_needle(keys[-1]), cond)
             present.append(cond)
-        for keys in ref.paths:
+        for keys in () if ref.quoted else ref.paths:  # backticks name exactly one key path
             parent = "".join(f", {quote_string(k)}" for k in keys[:-1])
             prefix = self.params.add(keys[-1] + ".", "String")
             cond = f"arrayExists(k -> startsWith(k, {prefix}), JSONExtractKeys({_ATTRIBUTES}{parent}))"
