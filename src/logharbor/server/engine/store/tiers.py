@@ -376,8 +376,10 @@ class Tiers:
         if n == self.count_cold(key):
             self.cold.remove(key)
             return n
+        # keep every row the condition is not true of: an absent attribute makes it NULL, and
+        # NOT NULL is NULL, which WHERE drops (a delete emptied a whole cold file that way)
         select = (f"SELECT {self.export_list()} FROM ({self.cold_select(key)}) "
-                  f"WHERE NOT ({cond}) ORDER BY service, level, timestamp")
+                  f"WHERE NOT ifNull(({cond}), 0) ORDER BY service, level, timestamp")
         self.cold.write(self.store, key, select, params)
         return n
 
