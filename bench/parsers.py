@@ -1,6 +1,7 @@
 """Parser throughput: MiB/s and lines/s per parser on one core, as JSON lines.
 
-Usage: ``python bench/parsers.py --mbytes 50 [--parsers nginx_main,alb,multiline_java] [--normalize]``
+Usage: ``python bench/parsers.py --mbytes 50 [--parsers nginx_main,alb,multiline_java] [--normalize]
+[--baseline]``
 
 Each parser gets its own generated input of about ``--mbytes`` MiB (realistic lines written by
 the formatters in ``logharbor.formats``: a few thousand distinct requests, timestamps advancing
@@ -8,11 +9,16 @@ about 1 ms per line like a busy server). The timed loop is only ``parser.parse(l
 already in memory (``--normalize`` adds :func:`logharbor.record.normalize`, the rest of the
 agent's per-line work); CPU time of this process is reported beside wall time, and
 ``mib_per_cpu_s`` is the rate per second of CPU, the figure that holds on a busy machine.
+``--baseline`` also times the NGINX text formats' reference parse function
+(``formats/nginx_reference.py``) over the same lines in the same process, alternating rounds with
+the current one, and prints ``speedup`` (reference CPU / current CPU): a ratio that holds on a
+loaded machine where absolute figures do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from collections.abc import Callable
@@ -176,6 +182,35 @@ def run(name: str, mbytes: float, with_normalize: bool) -> dict[str, object]:
     }
 
 
+def run_baseline(name: str, mbytes: float, rounds: int = 3) -> dict[str, object]:
+    """Current vs reference NGINX text parser on the same lines, best CPU time of ``rounds``
+    alternating rounds each (alternating, so a burst of load hits both alike)."""
+    from logharbor.formats.nginx import NginxParser, compile_log_format
+    from logharbor.formats.nginx_reference import generate_reference
+
+    gen, options, kind = CASES[name]
+    lines, size = make_lines(gen, mbytes)
+    current = build_parser(kind, **options)
+    ref = NginxParser(str(options["format"]))
+    ref.parse = generate_reference(compile_log_format(ref.format)[0], ref._unescape)  # type: ignore[method-assign]
+    best = {"reference": float("inf"), "current": float("inf")}
+    for _ in range(rounds):
+        for label, parse in (("reference", ref.parse), ("current", current.parse)):
+            cpu0 = time.process_time()
+            for line in lines:
+                parse(line)
+            best[label] = min(best[label], time.process_time() - cpu0)
+    mib = size / (1024 * 1024)
+    return {
+        "bench": "parsers", "parser": name, "baseline": "nginx_reference", "mib": round(mib, 2),
+        "lines": len(lines), "rounds": rounds,
+        "reference_mib_per_cpu_s": round(mib / best["reference"], 2),
+        "current_mib_per_cpu_s": round(mib / best["current"], 2),
+        "speedup": round(best["reference"] / best["current"], 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def gen_java(rng: random.Random, i: int) -> str:
     """Java service output: mostly single lines, every 8th event an exception with its stack."""
     head = f"2026-11-01 12:00:00.{i % 1000:03d} INFO  [http-{i % 16}] c.e.OrderService - order {i} placed"
@@ -220,6 +255,8 @@ def main() -> None:
     names = [*CASES, "multiline_java"]
     ap.add_argument("--parsers", default=",".join(names), help="comma-separated: " + ",".join(names))
     ap.add_argument("--normalize", action="store_true", help="also time parse + record.normalize")
+    ap.add_argument("--baseline", action="store_true",
+                    help="NGINX text formats: also time the reference parser side by side")
     args = ap.parse_args()
     for name in args.parsers.split(","):
         if name == "multiline_java":
@@ -230,6 +267,8 @@ def main() -> None:
         print(orjson.dumps(run(name, args.mbytes, False)).decode(), flush=True)
         if args.normalize:
             print(orjson.dumps(run(name, args.mbytes, True)).decode(), flush=True)
+        if args.baseline and name in ("nginx_combined", "nginx_main"):
+            print(orjson.dumps(run_baseline(name, args.mbytes)).decode(), flush=True)
 
 
 if __name__ == "__main__":

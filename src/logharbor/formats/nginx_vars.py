@@ -58,11 +58,22 @@ class _TimeCache:
         self.last: tuple[str, int] = ("", 0)  # one tuple, swapped whole: safe across threads
         self.parse = parse
 
+    #: the same work inlined by the text-format generator: a repeated second costs one compare
+    inline = ("t = {h}.last\n"
+              "if {v} != t[0]:\n"
+              "    t = {h}.refresh({v})\n"
+              "rec['timestamp'] = t[1]")
+
+    def refresh(self, text: str) -> tuple[str, int]:
+        """Parse ``text`` and remember it; raises ``ValueError`` (and remembers nothing)."""
+        last = self.last = (text, self.parse(text))
+        return last
+
     def __call__(self, rec: RawRecord, http: HttpFields, value: Any) -> None:
         text = value if isinstance(value, str) else str(value)
         last = self.last
         if text != last[0]:
-            last = self.last = (text, self.parse(text))
+            last = self.refresh(text)
         rec["timestamp"] = last[1]
 
 
@@ -119,7 +130,14 @@ def local_time_parser(zone: str) -> Callable[[str], int]:
 
 
 # A handler may carry ``code``: the same work as one Python statement on the value ``{v}``, which
-# the text-format compiler inlines into the parse function it generates (no call per field).
+# the reference generator (formats/nginx_reference.py) inlines into its parse function. It may
+# also carry ``inline``: statements doing the same work (``{h}`` is the handler, ``_p`` a scratch
+# local) that the text-format generator in formats/nginx.py inlines instead, with no call per
+# field. Values cut from a text line are always str.
+
+#: ``uint`` of a str, its common case inlined (ASCII digits, < 19 of them); else the call that
+#: raises the same error
+_UINT_CODE = "int({v}) if {v}.isdigit() and len({v}) < 19 and {v}.isascii() else uint({v})"
 
 
 def uint_or_text(value: Any) -> int | str:
@@ -135,6 +153,7 @@ def _set_http(name: str, kind: type) -> Handler:
         def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             http[name] = uint(value)
         h.code = f"http[{name!r}] = uint({{v}})"  # type: ignore[attr-defined]
+        h.inline = f"http[{name!r}] = " + _UINT_CODE  # type: ignore[attr-defined]
     else:
         def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             http[name] = value
@@ -201,6 +220,18 @@ def _trace(rec: RawRecord, http: HttpFields, value: Any) -> None:
         rec["trace_header"] = value
     else:
         rec["trace_id"] = value
+
+
+_request.inline = ("rec['message'] = {v}\n"  # type: ignore[attr-defined]
+                   "_p = {v}.split(' ')\n"
+                   "if len(_p) == 3:\n"
+                   "    http['method'], http['path'], rec['protocol'] = _p\n"
+                   "elif len(_p) == 2:\n"
+                   "    http['method'], http['path'] = _p")
+_trace.inline = ("if 'trace_id' in rec:\n"  # type: ignore[attr-defined]
+                 "    rec['trace_header'] = {v}\n"
+                 "else:\n"
+                 "    rec['trace_id'] = {v}")
 
 
 _FIXED: dict[str, Handler] = {
