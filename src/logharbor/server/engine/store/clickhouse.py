@@ -43,9 +43,8 @@ from logharbor.server.engine.store.batches import (
     InsertPlan,
     count_sql,
     days_sql,
-    mark_rows,
+    mark_rows_counted,
     reading_back,
-    row_count,
 )
 from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import (
@@ -320,10 +319,9 @@ class ClickHouseStore(TierView):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
         token = f"{self.writer_id}-{dedup_token}"
         try:
-            marked = mark_rows(upgrade_rows(rows), token)
+            marked, expected = mark_rows_counted(upgrade_rows(rows), token)
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
-        expected = row_count(marked)
         with self._write_lock:  # retention's statements on this server wait for the count
             if not retry and not self._plan.tried(token):
                 self._raw_insert(marked, token, expected)

@@ -28,9 +28,8 @@ from logharbor.server.engine.store.batches import (
     InsertPlan,
     count_sql,
     days_sql,
-    mark_rows,
+    mark_rows_counted,
     reading_back,
-    row_count,
 )
 from logharbor.server.engine.store.broken import set_aside_broken_part
 from logharbor.server.engine.store.chparams import encode_params, settings_clause
@@ -270,10 +269,9 @@ class EmbeddedStore(TierView):
         if not dedup_token or not _TOKEN_OK.issuperset(dedup_token):
             raise StoreError(f"bad deduplication token {dedup_token!r}")
         try:
-            marked = mark_rows(upgrade_rows(rows), dedup_token)
+            marked, expected = mark_rows_counted(upgrade_rows(rows), dedup_token)
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
-        expected = row_count(marked)
         with self._insert_lock:
             if not retry and not self._plan.tried(dedup_token):
                 with reading_back():
