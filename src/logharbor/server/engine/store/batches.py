@@ -98,10 +98,12 @@ def row_count(rows: bytes) -> int:
     """How many rows ``rows`` holds (non-blank lines), the number a verified insert must find."""
     if not rows:
         return 0
-    n = rows.count(b"\n") + 1
-    if b"\n\n" in rows or rows[:1] == b"\n" or rows[-1:] == b"\n":
-        n = sum(1 for line in rows.split(b"\n") if line.strip())
-    return n
+    # one memchr split finds both the count and whether a line is empty ("\n\n" or a newline at
+    # either end): half the cost of a count and a search for "\n\n" on the batcher's thread
+    lines = rows.split(b"\n")
+    if b"" not in lines:
+        return len(lines)
+    return sum(1 for line in lines if line.strip())
 
 
 def count_sql(table: str, *, in_parts: bool = False) -> str:
