@@ -207,6 +207,7 @@ def run_baseline(name: str, mbytes: float, rounds: int = 3) -> dict[str, object]
         "reference_mib_per_cpu_s": round(mib / best["reference"], 2),
         "current_mib_per_cpu_s": round(mib / best["current"], 2),
         "speedup": round(best["reference"] / best["current"], 3),
+        "current_native": getattr(current, "native", False),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 

@@ -4,6 +4,8 @@ The compiled modules are the very sources of the Python path (``record``, ``dial
 ``store.attributes``, ``store.rows``, ``ingest.ndjson``), copied with their imports of each other
 pointed at ``logharbor._native`` and compiled by the machine's C compiler, so the compiled path
 keeps Python's semantics (annotations are not read as C types: ``annotation_typing=False``).
+``nginx_parsers`` holds the NGINX presets' generated parse functions (``formats/nginx_native.py``),
+each used only by the digest of its source.
 ``BUILD.json`` records each source's SHA-256; ``logharbor.server.ingest.decoder`` uses the build
 only while the sources still match it.
 
@@ -84,6 +86,13 @@ def main() -> int:
             # gcc 12 warns -Warray-bounds on Cython's inlined comparisons with None (false positives)
             extensions.append(Extension(f"logharbor._native.{name}", [str(copy)],
                                         extra_compile_args=["-Wno-array-bounds"]))
+        # the NGINX presets' generated parse functions (formats/nginx_native.py), used by digest
+        from logharbor.formats.nginx_native import preset_module_source
+
+        nginx_copy = pkg / "nginx_parsers.py"
+        nginx_copy.write_text(preset_module_source())
+        extensions.append(Extension("logharbor._native.nginx_parsers", [str(nginx_copy)],
+                                    extra_compile_args=["-Wno-array-bounds"]))
         directives = {"language_level": 3, "annotation_typing": False, "binding": True,
                       "embedsignature": False}
         try:
@@ -98,8 +107,8 @@ def main() -> int:
             print(f"build_native: not built, the compile failed: {exc}", file=sys.stderr)
             return 1
         built = sorted((work / "lib" / "logharbor" / "_native").glob("*.so"))
-        if len(built) != len(SOURCES):
-            print(f"build_native: not built, {len(built)} of {len(SOURCES)} modules compiled",
+        if len(built) != len(extensions):
+            print(f"build_native: not built, {len(built)} of {len(extensions)} modules compiled",
                   file=sys.stderr)
             return 1
         for old in OUT.glob("*.so"):
@@ -110,7 +119,7 @@ def main() -> int:
 
     build = {"cython": Cython.__version__, "sources": digests}
     (OUT / "BUILD.json").write_text(json.dumps(build, indent=1) + "\n")
-    print(f"build_native: built {len(SOURCES)} modules into {OUT.relative_to(ROOT)}")
+    print(f"build_native: built {len(SOURCES) + 1} modules into {OUT.relative_to(ROOT)}")
     return 0
 
 

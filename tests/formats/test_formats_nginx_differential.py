@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import examples
 
-from logharbor.formats.nginx import LOG_FORMATS, NginxParser, compile_log_format, format_nginx_line
+from logharbor.formats.nginx import (
+    LOG_FORMATS,
+    NginxParser,
+    _compiled_factories,
+    compile_log_format,
+    format_nginx_line,
+    generate,
+)
 from logharbor.formats.nginx_reference import generate_reference
 
 UPSTREAM = ("log_format upstream_time '$remote_addr:$remote_port $host \"$request\" '\n"
@@ -33,14 +40,20 @@ FORMATS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def _pair(fmt: str, escape: str | None) -> tuple[NginxParser, NginxParser]:
-    new = NginxParser(fmt, escape)  # type: ignore[arg-type]
+def _parsers(fmt: str, escape: str | None) -> tuple[NginxParser, ...]:
+    """The parser as built (the Cython copy for a preset when built), the Python path, and the
+    reference."""
+    built = NginxParser(fmt, escape)  # type: ignore[arg-type]
+    python = NginxParser(fmt, escape)  # type: ignore[arg-type]
+    compiled = compile_log_format(python.format)[0]
+    python.parse, native = generate(compiled, python._unescape, allow_native=False)  # type: ignore[method-assign,arg-type]
+    assert not native
     ref = NginxParser(fmt, escape)  # type: ignore[arg-type]
-    ref.parse = generate_reference(compile_log_format(ref.format)[0], ref._unescape)  # type: ignore[method-assign]
-    return new, ref
+    ref.parse = generate_reference(compiled, ref._unescape)  # type: ignore[method-assign]
+    return built, python, ref
 
 
-PAIRS = {name: _pair(*spec) for name, spec in FORMATS.items()}
+PARSERS = {name: _parsers(*spec) for name, spec in FORMATS.items()}
 
 ODD = st.sampled_from([
     "-", "", " ", '"', '\\"', "\\x22", "\\x5C", "\\\\", "\\", "\\xZZ", "\\xC3\\xA9", "\\xFF\\xFE",
@@ -93,16 +106,27 @@ def lines(draw: st.DrawFn, name: str) -> str:
 @settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_inlined_parser_matches_the_reference(name: str, data: st.DataObject) -> None:
-    new, ref = PAIRS[name]
+    built, python, ref = PARSERS[name]
     line = data.draw(lines(name))
-    assert repr(new.parse(line)) == repr(ref.parse(line))
+    expected = repr(ref.parse(line))
+    assert repr(python.parse(line)) == expected
+    assert repr(built.parse(line)) == expected
 
 
-def test_the_generated_parser_is_the_inlined_one() -> None:
-    """Guard against the differential test comparing the reference with itself."""
-    new, ref = PAIRS["combined"]
-    assert new.parse.__code__.co_filename == "<nginx log_format>"
+def test_the_parsers_compared_are_the_ones_meant() -> None:
+    """Guard against the differential test comparing the reference with itself, and against a
+    native build that is never used: when ``logharbor._native.nginx_parsers`` is built (scripts/
+    build_native.py), the presets run their compiled copy; a custom format never does."""
+    built, python, ref = PARSERS["combined"]
+    assert python.parse.__code__.co_filename == "<nginx log_format>"
     assert ref.parse.__code__.co_filename == "<nginx log_format reference>"
+    if _compiled_factories():
+        assert all(PARSERS[name][0].native for name in ("combined", "main", "main_json_escape",
+                                                         "main_no_escape"))
+        assert not built.parse.__code__.co_filename.startswith("<")
+    else:
+        assert not built.native
+    assert not PARSERS["upstream"][0].native
     line = '::1 - - [01/Nov/2026:12:34:56 +0000] "GET /x HTTP/1.1" 404 0 "-" "a\\x22b"'
-    assert repr(new.parse(line)) == repr(ref.parse(line))
-    assert new.parse(line)["http"]["user_agent"] == 'a"b'
+    assert repr(built.parse(line)) == repr(python.parse(line)) == repr(ref.parse(line))
+    assert built.parse(line)["http"]["user_agent"] == 'a"b'

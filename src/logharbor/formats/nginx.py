@@ -10,6 +10,9 @@ level comes from the status (5xx ERROR, 4xx WARN, else INFO).
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -154,8 +157,8 @@ def _finish(rec: RawRecord, http: HttpFields, line: str) -> RawRecord:
     return rec
 
 
-def _generate(compiled: _Compiled, unescape: Any) -> Any:
-    """Write the parse function of one text format as Python source and compile it.
+def factory_source(compiled: _Compiled, unescape: Any) -> tuple[str, dict[str, Any]]:
+    """The parse function of one text format as Python source, and the values its names take.
 
     Each variable becomes a local (``v3``) and its handler's statements (its ``inline`` or
     ``code``, else a call), so a line costs one regex match, one ``groups()`` and straight-line
@@ -164,6 +167,10 @@ def _generate(compiled: _Compiled, unescape: Any) -> Any:
     byte-identical to :func:`logharbor.formats.nginx_reference.generate_reference` by
     ``tests/formats/test_formats_nginx_differential.py``. Only names built here and ``\\w+``
     variable names go into the source.
+
+    The source is a factory ``make(<names>)`` returning ``parse``: the values are passed in, not
+    read from globals, so the very same text can be compiled by Cython ahead of time
+    (:mod:`logharbor.formats.nginx_native`) and looked up by its digest.
     """
     ns: dict[str, Any] = {"match": compiled.match, "unparsed": unparsed,
                           "uint": uint, "ufloat": ufloat, "uint_or_text": uint_or_text,
@@ -211,8 +218,42 @@ def _generate(compiled: _Compiled, unescape: Any) -> Any:
         "        rec['message'] = line",
         "    return rec",
     ]
-    exec(compile("\n".join(src), "<nginx log_format>", "exec"), ns)  # noqa: S102 - source built above
-    return ns["parse"]
+    params = sorted(ns)
+    body = "\n".join("    " + line for line in src)
+    return f"def make({', '.join(params)}):\n{body}\n    return parse\n", ns
+
+
+def source_key(source: str) -> str:
+    """The name a factory's source is compiled under: its digest, so a compiled copy is used
+    only for exactly the source it was compiled from."""
+    return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+def _compiled_factories() -> dict[str, Any]:
+    """``source_key`` → compiled ``make`` of the presets (``logharbor._native.nginx_parsers``, built
+    by scripts/build_native.py), or {} when not built or ``LOGHARBOR_PURE_PYTHON`` is set."""
+    if os.environ.get("LOGHARBOR_PURE_PYTHON", "") not in ("", "0"):
+        return {}
+    try:
+        module = importlib.import_module("logharbor._native.nginx_parsers")
+    except ImportError:
+        return {}
+    if not str(getattr(module, "__file__", "") or "").endswith((".so", ".pyd")):
+        return {}
+    return dict(module.FACTORIES)
+
+
+def generate(compiled: _Compiled, unescape: Any, *, allow_native: bool = True) -> tuple[Any, bool]:
+    """The parse function of one text format, and whether it is the compiled copy (the tests
+    pass ``allow_native=False`` to hold the Python path to the reference as well)."""
+    source, ns = factory_source(compiled, unescape)
+    make = _compiled_factories().get(source_key(source)) if allow_native else None
+    native = make is not None
+    if make is None:
+        scope: dict[str, Any] = {}
+        exec(compile(source, "<nginx log_format>", "exec"), scope)  # noqa: S102 - source built above
+        make = scope["make"]
+    return make(**ns), native
 
 
 class NginxParser:
@@ -222,12 +263,14 @@ class NginxParser:
         self.format = LOG_FORMATS.get(fmt, fmt)
         compiled, found_escape = compile_log_format(self.format)
         esc = escape or found_escape
+        #: whether ``parse`` is the Cython-compiled copy of the generated function
+        self.native = False
         self._unescape = {"default": unescape_default, "json": unescape_json, "none": None}[esc]
         if isinstance(compiled, dict):
             self._json: dict[str, Handler] | None = compiled
         else:
             self._json = None
-            self.parse = _generate(compiled, self._unescape)  # type: ignore[method-assign]
+            self.parse, self.native = generate(compiled, self._unescape)  # type: ignore[method-assign]
 
     def parse(self, line: str) -> RawRecord:
         """Return the raw record of one access log line (text formats replace this method with
