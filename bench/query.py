@@ -325,6 +325,62 @@ def merge_blocks_ab(store: EmbeddedStore, n: int, blocks: list[int]) -> None:
     store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+def compare_trees(args: argparse.Namespace) -> None:
+    """This tree and each ``--compare-tree`` on the same raw file, queries interleaved."""
+    from query_trees import compare
+
+    work = Path(tempfile.mkdtemp(prefix="lh-bench-query-trees-"))
+    raw = work / "raw.ndjson"
+    try:
+        if args.raw:
+            with open(args.raw, "rb") as src, raw.open("wb") as out:
+                for _ in range(args.records):
+                    line = src.readline()
+                    if not line:
+                        raise SystemExit(f"{args.raw} has fewer than {args.records} lines")
+                    out.write(line)
+        else:
+            with raw.open("wb") as out:
+                for i, start in enumerate(range(0, args.records, args.batch)):
+                    out.write(b"\n".join(demo_mix(min(args.batch, args.records - start), seed=7 + i)) + b"\n")
+        trace_id = ""
+        with raw.open("rb") as f:
+            for i, line in enumerate(f):
+                if i >= args.records // 2 and (trace_id := orjson.loads(line).get("trace_id") or ""):
+                    break
+        queries = [q for q in query_list(trace_id) if not args.only or args.only in q[0]]
+        trees = [ROOT, *(Path(d).resolve() for d in args.compare_tree)]
+        compare(trees, work, raw, args.records, args.batch, args.runs, queries,
+                {"trace-id lookup": trace_id, "rare word": RARE_WORD})
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def query_list(trace_id: str) -> list[tuple[str, str]]:
+    """The queries timed, by name: needles from the data."""
+    return [
+        ("trace-id lookup", f"trace_id:{trace_id}"),
+        ("rare word", RARE_WORD),
+        ("phrase", f'"{PHRASE}"'),
+        ("status>=500 and path prefix", "status:>=500 AND path:/api/*"),
+        ("stats count by service, level", "* | stats count() by service, level"),
+        ("stats p99 duration by path", "* | stats p99(duration_ms) by path"),
+        ("timechart 1m count by level", "* | timechart span=1m count() by level"),
+        # the same needles returning three columns instead of whole records (JSON attributes)
+        ("trace-id lookup, 3 fields", f"trace_id:{trace_id} | fields timestamp, service, message"),
+        ("rare word, 3 fields", f"{RARE_WORD} | fields timestamp, service, message"),
+        # attribute paths (the JSON column): equality, numbers, stats by a value, a dotted
+        # name (error.type: two spellings, the nested path and a literal "error.type" key)
+        ("attribute equality", "user_id:u-1234"),
+        ("attribute number compare", "target_processing_ms:>50 | stats count()"),
+        ("stats count by attribute", "* | stats count() by target_status_code"),
+        ("stats count by attribute (app)", "* | stats count() by logger"),
+        ("dotted attribute equality", "error.type:ConnectionResetError"),
+        ("stats count by dotted attribute", "* | stats count() by error.type"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -345,7 +401,15 @@ def main() -> None:
                         help="also: merge CPU per row when the rows come as inserts of these sizes "
                              "(10000,35000,…)")
     parser.add_argument("--needles", type=int, default=20, help="trace ids --lookup cycles through")
+    parser.add_argument("--compare-tree", action="append", default=[], metavar="DIR",
+                        help="also load and query with DIR's code (DIR/src, e.g. a git archive of another "
+                             "commit), interleaved with this tree's (bench/query_trees.py)")
+    parser.add_argument("--raw", default="", help="with --compare-tree: the first --records lines of this "
+                                                  "NDJSON file instead of generating them")
     args = parser.parse_args()
+    if args.compare_tree:
+        compare_trees(args)
+        return
     work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="lh-bench-query-"))
     store = EmbeddedStore(work / "store")
     try:
@@ -362,26 +426,7 @@ def main() -> None:
             add_copies(store, args.copies)
             load_stats(store, args.records, insert_s)
             n = store.stats().rows
-        queries = [
-            ("trace-id lookup", f"trace_id:{trace_id}"),
-            ("rare word", RARE_WORD),
-            ("phrase", f'"{PHRASE}"'),
-            ("status>=500 and path prefix", "status:>=500 AND path:/api/*"),
-            ("stats count by service, level", "* | stats count() by service, level"),
-            ("stats p99 duration by path", "* | stats p99(duration_ms) by path"),
-            ("timechart 1m count by level", "* | timechart span=1m count() by level"),
-            # the same needles returning three columns instead of whole records (JSON attributes)
-            ("trace-id lookup, 3 fields", f"trace_id:{trace_id} | fields timestamp, service, message"),
-            ("rare word, 3 fields", f"{RARE_WORD} | fields timestamp, service, message"),
-            # attribute paths (the JSON column): equality, numbers, stats by a value, a dotted
-            # name (error.type: two spellings, the nested path and a literal "error.type" key)
-            ("attribute equality", "user_id:u-1234"),
-            ("attribute number compare", "target_processing_ms:>50 | stats count()"),
-            ("stats count by attribute", "* | stats count() by target_status_code"),
-            ("stats count by attribute (app)", "* | stats count() by logger"),
-            ("dotted attribute equality", "error.type:ConnectionResetError"),
-            ("stats count by dotted attribute", "* | stats count() by error.type"),
-        ]
+        queries = query_list(trace_id)
         if args.lookup:
             lookup_ab(store, n, args.runs, args.needles)
         if args.merge_blocks:
