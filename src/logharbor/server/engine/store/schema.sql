@@ -26,8 +26,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     http_bytes_sent    Nullable(UInt64),
     http_referer       String CODEC(ZSTD(3)),
     -- the attributes object's JSON text exactly as the encoder wrote it; '' when none
-    -- (store/attributes.py: inserts read objects as strings, so nothing is altered)
-    attributes         String CODEC(ZSTD(3)),
+    -- (store/attributes.py: inserts read objects as strings, so nothing is altered). ZSTD(1), not
+    -- (3): on these short, similar objects level 1 is smaller (24.1 against 25.6 bytes/record at
+    -- 1M demo-mix records) at no more insert or merge CPU (bench/README.md "Query, three layouts")
+    attributes         String CODEC(ZSTD(1)),
     pattern_id         LowCardinality(String),
     -- the deduplication token of the insert that stored the row: a verified insert counts its
     -- rows back by it (store/batches.py); queries never show it
