@@ -8,6 +8,13 @@ the machine), and one per ripgrep search of the same needle:
 
     python bench/query.py --records 1000000 --runs 30
 
+``--compare-tree DIR`` (repeatable) loads the same raw file with each source tree's code as well,
+one worker process per tree, and interleaves the queries across trees run by run, ripgrep in the
+same rounds (bench/query_trees.py); ``--raw FILE`` takes the first ``--records`` lines of a file
+made earlier instead of generating them:
+
+    python bench/query.py --records 1000000 --raw /tmp/raw.ndjson --compare-tree /tmp/lh-cd1aa9a
+
 Needles come from the data: the trace id of the record in the middle, the rare word
 ``unhandled`` (in "unhandled exception in POST /api/orders", about 0.07% of records), the
 phrase "payment declined".

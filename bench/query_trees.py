@@ -85,11 +85,11 @@ def worker(store_dir: str, raw: str, n: int, batch: int) -> None:
 class Tree:
     """A worker process holding one tree's store."""
 
-    def __init__(self, tree: Path, work: Path, raw: Path, n: int, batch: int) -> None:
-        self.name = tree.name
+    def __init__(self, tree: Path, name: str, work: Path, raw: Path, n: int, batch: int) -> None:
+        self.name = name
         env = dict(os.environ, LH_BENCH_SRC=str(tree / "src"), PYTHONPATH=str(tree / "src"))
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(work / f"store-{tree.name}"), str(raw), str(n),
+            [sys.executable, __file__, "--worker", str(work / f"store-{name}"), str(raw), str(n),
              str(batch)],
             cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -123,10 +123,11 @@ def compare(trees: list[Path], work: Path, raw: Path, n: int, batch: int, runs: 
     """Load ``raw`` into one store per tree (one after the other, so each load has the machine's
     cores to itself), then time ``queries`` interleaved across trees, ripgrep beside ``needles``."""
     workers = []
-    for tree in trees:
+    for i, tree in enumerate(trees):
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
-        w = Tree(tree, work, raw, n, batch)
+        name = tree.name if [t.name for t in trees].count(tree.name) == 1 else f"{tree.name}-{i}"
+        w = Tree(tree, name, work, raw, n, batch)
         loaded = w.reply()
         emit(bench="query-trees", step="load", tree=w.name, records=n, raw_bytes=raw.stat().st_size,
              seconds=round(time.perf_counter() - t0, 1), load_before=round(load_before, 2),
