@@ -54,6 +54,7 @@ _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _DIRECTIVE = re.compile(r"^\s*log_format\s+\w+\s+(?:escape=(\w+)\s+)?(.*?);?\s*$", re.S)
 _QUOTED_PART = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
 _QUOTED_VALUE = r'[^"\\]*(?:\\.[^"\\]*)*'
+_QUOTED_VALUE_FAST = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
 Escape = Literal["default", "json", "none"]
 
 
@@ -85,7 +86,7 @@ def _tokens(fmt: str) -> list[tuple[str, str]]:
 class _Compiled:
     """A compiled text format: one regex, and per group the handler of its variable."""
 
-    __slots__ = ("fields", "match")
+    __slots__ = ("fields", "match", "reference_match")
 
     def __init__(self, fmt: str) -> None:
         tokens = _tokens(fmt)
@@ -94,32 +95,42 @@ class _Compiled:
             raise ParserConfigError(f"option 'format': no $variable in {fmt!r}")
         present = frozenset(names)
         pattern: list[str] = []
+        fast_pattern: list[str] = []
         fields: list[Handler | None] = []
         seen: set[str] = set()
         for i, (kind, text) in enumerate(tokens):
             if kind == "lit":
                 pattern.append(re.escape(text))
+                fast_pattern.append(re.escape(text))
                 continue
             prev = tokens[i - 1][1] if i and tokens[i - 1][0] == "lit" else ""
             nxt_kind, nxt = tokens[i + 1] if i + 1 < len(tokens) else ("end", "")
             quoted = prev.endswith('"') and nxt.startswith('"')
+            # ``fast``: the same group made possessive where the character after it is one the
+            # group cannot hold, so only one end can match and giving back can never succeed:
+            # the same groups, with no backtracking bookkeeping
             if quoted:
-                group = _QUOTED_VALUE
+                group, fast = _QUOTED_VALUE, _QUOTED_VALUE_FAST
             elif nxt_kind == "end":
-                group = ".*"
+                group = fast = ".*"
             elif nxt_kind == "var":
-                group = ".*?"
+                group = fast = ".*?"
             elif nxt[0] in " :":
                 # up to a space; before ":" the greedy match backtracks to the *last* colon, so
                 # "$remote_addr:$remote_port" splits an IPv6 address right
                 group = r"[^ ]*"
+                fast = r"[^ ]*+" if nxt[0] == " " else group
             else:
                 group = "[^" + re.escape(nxt[0]) + "]*"
+                fast = group + "+"
             pattern.append("(" + group + ")")
+            fast_pattern.append("(" + fast + ")")
             handler = None if text in seen else handler_for(text, present)
             seen.add(text)
             fields.append(handler)
-        self.match = re.compile("".join(pattern) + r"\Z").match
+        self.match = re.compile("".join(fast_pattern) + r"\Z").match
+        #: the regex as it was before the possessive groups (formats/nginx_reference.py uses it)
+        self.reference_match = re.compile("".join(pattern) + r"\Z").match
         self.fields = tuple(fields)
 
 

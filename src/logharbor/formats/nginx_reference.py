@@ -33,8 +33,8 @@ def finish_reference(rec: RawRecord, http: HttpFields, line: str) -> RawRecord:
 
 def generate_reference(compiled: Any, unescape: Any) -> Any:
     """The parse function of one compiled text format (``nginx._Compiled``), one handler
-    statement or call per variable."""
-    ns: dict[str, Any] = {"match": compiled.match, "unparsed": unparsed, "finish": finish_reference,
+    statement or call per variable, matching with the regex as it was (greedy groups)."""
+    ns: dict[str, Any] = {"match": compiled.reference_match, "unparsed": unparsed, "finish": finish_reference,
                           "uint": uint, "ufloat": ufloat, "uint_or_text": uint_or_text,
                           "unescape": unescape}
     names = [f"v{i}" for i in range(len(compiled.fields))]
