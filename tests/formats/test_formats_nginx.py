@@ -213,3 +213,21 @@ def test_time_local_matches_the_rfc3339_parser_for_any_time_and_zone(moment: dat
 def test_time_local_rejects_what_is_not_a_time(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_time_local(bad)
+
+
+@pytest.mark.parametrize(("fmt", "line"), [
+    ("main", '10.0.0.1 - - [01/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 0 "-" "c" "-" rt=1e306 urt="-" '
+             'rid=x trace="-"'),
+    ("main", '10.0.0.1 - - [01/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 0 "-" "c" "-" rt=1 urt="1e306" '
+             'rid=x trace="-"'),
+    ("main", '10.0.0.1 - - [01/Nov/2026:12:00:00 +0000] "GET /a HTTP/1.1" 200 0 "-" "c" "-" rt=1 '
+             'urt="1e308, 1e308" rid=x trace="-"'),
+    ("json", '{"time":"2026-11-01T12:00:00+00:00","status":200,"request_time":1e306}'),
+])
+def test_seconds_whose_milliseconds_overflow_keep_the_line(fmt: str, line: str) -> None:
+    """``1e306`` s is a finite float, its ms are inf: normalize rejects inf, so the parser must not
+    return it (the record would fail downstream); the line is kept with the reason instead."""
+    raw = build_parser("nginx", format=fmt).parse(line)
+    assert raw["message"] == line
+    assert "overflow" in raw["parse_error"] or "finite" in raw["parse_error"]
+    normalize(raw, received_ns=0)

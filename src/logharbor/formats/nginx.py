@@ -27,6 +27,7 @@ from logharbor.formats.nginx_vars import (
     TIME_VARIABLES,
     Handler,
     handler_for,
+    seconds_to_ms,
     uint_or_text,
     unescape_default,
     unescape_json,
@@ -185,6 +186,7 @@ def factory_source(compiled: _Compiled, unescape: Any) -> tuple[str, dict[str, A
     """
     ns: dict[str, Any] = {"match": compiled.match, "unparsed": unparsed,
                           "uint": uint, "ufloat": ufloat, "uint_or_text": uint_or_text,
+                          "seconds_to_ms": seconds_to_ms,
                           "unescape": unescape}
     names = [f"v{i}" for i in range(len(compiled.fields))]
     src = [

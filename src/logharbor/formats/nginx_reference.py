@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from logharbor.formats.base import ufloat, uint, unparsed
-from logharbor.formats.nginx_vars import uint_or_text
+from logharbor.formats.nginx_vars import seconds_to_ms, uint_or_text
 from logharbor.types import HttpFields, RawRecord
 
 __all__ = ["finish_reference", "generate_reference"]
@@ -36,6 +36,7 @@ def generate_reference(compiled: Any, unescape: Any) -> Any:
     statement or call per variable, matching with the regex as it was (greedy groups)."""
     ns: dict[str, Any] = {"match": compiled.reference_match, "unparsed": unparsed, "finish": finish_reference,
                           "uint": uint, "ufloat": ufloat, "uint_or_text": uint_or_text,
+                          "seconds_to_ms": seconds_to_ms,
                           "unescape": unescape}
     names = [f"v{i}" for i in range(len(compiled.fields))]
     src = [

@@ -20,7 +20,7 @@ from logharbor.formats.base import ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
 from logharbor.types import HttpFields, RawRecord
 
-__all__ = ["Handler", "handler_for", "uint_or_text", "unescape_default", "unescape_json"]
+__all__ = ["Handler", "handler_for", "seconds_to_ms", "uint_or_text", "unescape_default", "unescape_json"]
 
 Handler = Callable[[RawRecord, HttpFields, Any], None]
 
@@ -180,30 +180,43 @@ def _attr(name: str, kind: str = "str") -> Handler:
     return h
 
 
+_INF = float("inf")
+
+
+def seconds_to_ms(value: Any) -> float:
+    """Seconds as logs write them → ms rounded to the µs. Raises ``ValueError`` where the ms
+    overflow (``1e306`` s is finite, its ms are inf, which ``normalize`` rejects and JSON cannot
+    hold): the parser then keeps the line with a ``parse_error`` instead of a record that fails."""
+    out = round(ufloat(value) * 1000, 3)
+    if out == _INF:
+        raise ValueError(f"{value!r} seconds overflow as milliseconds")
+    return out
+
+
 def _seconds_attr(name: str) -> Handler:
     """``$upstream_*_time``: ``0.004`` or, across upstreams, ``0.001, 0.003 : 0.002`` → ms."""
     key = name + "_ms"
 
     def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
         if not isinstance(value, str) or ("," not in value and ":" not in value):
-            rec[key] = round(ufloat(value) * 1000, 3)
+            rec[key] = seconds_to_ms(value)
             return
         total = 0.0
         for part in value.replace(":", ",").split(","):
             part = part.strip()
             if part and part != "-":
                 total += ufloat(part)
-        rec[key] = round(total * 1000, 3)
+        rec[key] = seconds_to_ms(total)
         rec[name] = value
 
     return h
 
 
 def _duration(rec: RawRecord, http: HttpFields, value: Any) -> None:
-    http["duration_ms"] = round(ufloat(value) * 1000, 3)
+    http["duration_ms"] = seconds_to_ms(value)
 
 
-_duration.code = 'http["duration_ms"] = round(ufloat({v}) * 1000, 3)'  # type: ignore[attr-defined]
+_duration.code = 'http["duration_ms"] = seconds_to_ms({v})'  # type: ignore[attr-defined]
 
 
 def _request(rec: RawRecord, http: HttpFields, value: Any) -> None:
