@@ -207,3 +207,14 @@ def test_formatter_writes_every_field() -> None:
     assert raw["http"]["duration_ms"] == 875.0
     assert raw["timestamp"] == 1_793_534_400_123_456_000
     assert len(_tokens(format_alb_line(values, n_fields=25))) == 25
+
+
+@pytest.mark.parametrize("times", ["0.000 1e306 0.000", "1e308 1e308 0.000"])
+def test_seconds_whose_milliseconds_overflow_keep_the_line(times: str) -> None:
+    """A processing time of 1e306 s is a finite float whose ms are inf (and two of 1e308 sum to
+    inf): normalize rejects inf, so the line is kept with the reason, never a failing record."""
+    line = AWS_EXAMPLES["http"].replace("0.000 0.001 0.000", times)
+    raw = build_parser("alb").parse(line)
+    assert raw["message"] == line
+    assert "overflow" in raw["parse_error"] or "finite" in raw["parse_error"]
+    normalize(raw, received_ns=0)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from logharbor.formats.base import Options, register, ufloat, uint, unparsed
+from logharbor.formats.base import Options, register, seconds_to_ms, ufloat, uint, unparsed
 from logharbor.record import RecordError, format_timestamp, parse_timestamp
 from logharbor.types import HttpFields, RawRecord
 
@@ -146,11 +146,11 @@ def parse_alb(line: str) -> RawRecord:
             text = values[i]
             if text[:1] != "-":  # AWS writes -1 when it could not dispatch or answer
                 seconds = ufloat(text)
-                rec[name] = round(seconds * 1000, 3)
+                rec[name] = seconds_to_ms(seconds)
                 total += seconds
                 known += 1
         if known == 3:
-            http["duration_ms"] = round(total * 1000, 3)
+            http["duration_ms"] = seconds_to_ms(total)
         if values[8] != "-":
             status = uint(values[8])
             http["status"] = status

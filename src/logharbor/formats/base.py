@@ -34,6 +34,7 @@ __all__ = [
     "build_parser",
     "guard",
     "register",
+    "seconds_to_ms",
     "ufloat",
     "uint",
     "unparsed",
@@ -91,6 +92,16 @@ def ufloat(value: Any) -> float:
     out = float(value)
     if not 0 <= out < _INF:
         raise ValueError(f"{value!r} is not a finite non-negative number")
+    return out
+
+
+def seconds_to_ms(value: Any) -> float:
+    """Seconds as logs write them → ms rounded to the µs. Raises ``ValueError`` where the ms
+    overflow (``1e306`` s is finite, its ms are inf, which ``normalize`` rejects and JSON cannot
+    hold): the parser then keeps the line with a ``parse_error`` instead of a record that fails."""
+    out = round(ufloat(value) * 1000, 3)
+    if out == _INF:
+        raise ValueError(f"{value!r} seconds overflow as milliseconds")
     return out
 
 

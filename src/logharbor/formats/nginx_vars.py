@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from logharbor.formats.base import ufloat, uint
+from logharbor.formats.base import seconds_to_ms, ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
 from logharbor.types import HttpFields, RawRecord
 
@@ -178,19 +178,6 @@ def _attr(name: str, kind: str = "str") -> Handler:
             rec[name] = value
         h.code = f"rec[{name!r}] = {{v}}"  # type: ignore[attr-defined]
     return h
-
-
-_INF = float("inf")
-
-
-def seconds_to_ms(value: Any) -> float:
-    """Seconds as logs write them → ms rounded to the µs. Raises ``ValueError`` where the ms
-    overflow (``1e306`` s is finite, its ms are inf, which ``normalize`` rejects and JSON cannot
-    hold): the parser then keeps the line with a ``parse_error`` instead of a record that fails."""
-    out = round(ufloat(value) * 1000, 3)
-    if out == _INF:
-        raise ValueError(f"{value!r} seconds overflow as milliseconds")
-    return out
 
 
 def _seconds_attr(name: str) -> Handler:
