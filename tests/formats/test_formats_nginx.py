@@ -231,3 +231,15 @@ def test_seconds_whose_milliseconds_overflow_keep_the_line(fmt: str, line: str) 
     assert raw["message"] == line
     assert "overflow" in raw["parse_error"] or "finite" in raw["parse_error"]
     normalize(raw, received_ns=0)
+
+
+@pytest.mark.parametrize(("line", "ns"), [
+    ('203.0.113.7 - - [01/Jan/1970:00:00:20 +0000] "GET / HTTP/1.1" 200 1 "-" "c"', 20 * 10**9),
+    ('203.0.113.7 - - [01/Jan/1970:00:16:40 +0000] "GET / HTTP/1.1" 200 1 "-" "c"', 10**12),
+])
+def test_times_before_1973_keep_their_instant(line: str, ns: int) -> None:
+    """normalize reads an integer timestamp by its magnitude, so 1e12 ns (1970) would be read as
+    ms (2001) and 2e10 ns as s (rejected): the parser says such times as RFC 3339 text."""
+    raw = build_parser("nginx").parse(line)
+    assert "parse_error" not in raw
+    assert normalize(raw, received_ns=0)["timestamp"] == ns

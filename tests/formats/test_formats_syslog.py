@@ -121,3 +121,13 @@ def test_bad_lines_are_kept(line: str, reason: str) -> None:
 def test_bad_timezone_is_a_config_error() -> None:
     with pytest.raises(ParserConfigError, match="option 'timezone'"):
         build_parser("syslog", timezone="Nowhere/Town")
+
+
+def test_a_time_before_1973_keeps_its_instant() -> None:
+    """A bare "20" read as 20 s after the epoch was returned as 2e10 ns, which normalize re-read
+    as seconds (year 2603) and rejected: the record failed instead of being stored."""
+    from logharbor.formats import build_parser
+    from logharbor.record import normalize
+
+    raw = build_parser("syslog").parse('<165>1 20 host app 12 ID47 - message')
+    assert normalize(raw, received_ns=0)["timestamp"] == 20 * 10**9

@@ -21,7 +21,15 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ConfigDict, ValidationError
 
 from logharbor.models import InputModel
-from logharbor.record import HTTP_FIELDS, TIMESTAMP_KEYS, RecordError, http_value, normalize, parse_timestamp
+from logharbor.record import (
+    HTTP_FIELDS,
+    TIMESTAMP_KEYS,
+    RecordError,
+    format_timestamp,
+    http_value,
+    normalize,
+    parse_timestamp,
+)
 from logharbor.types import RawRecord
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "guard",
     "register",
     "seconds_to_ms",
+    "timestamp_value",
     "ufloat",
     "uint",
     "unparsed",
@@ -112,6 +121,14 @@ _UNAMBIGUOUS_NS = 10**17
 _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
 #: times of logger dialects (logharbor.dialects) that the record's own keys do not name
 _DIALECT_TIMES = frozenset(("@t", "ISODATE"))
+
+
+def timestamp_value(ns: int) -> int | str:
+    """The ``timestamp`` a parser returns for a time it parsed to ``ns``: the integer itself, or
+    RFC 3339 text before 1973-03-03. ``normalize`` reads an integer by its magnitude (s, ms, µs,
+    ns), so 20 s after the epoch as ns (2e10) would be re-read as seconds (year 2603, rejected)
+    and 1e12 ns as ms (2001): text says the same instant without that guess."""
+    return ns if ns >= _UNAMBIGUOUS_NS else format_timestamp(ns)
 
 
 def guard(raw: RawRecord, line: str) -> RawRecord:

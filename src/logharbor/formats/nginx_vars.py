@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from logharbor.formats.base import seconds_to_ms, ufloat, uint
+from logharbor.formats.base import seconds_to_ms, timestamp_value, ufloat, uint
 from logharbor.record import RecordError, parse_timestamp
 from logharbor.types import HttpFields, RawRecord
 
@@ -55,7 +55,7 @@ class _TimeCache:
     __slots__ = ("last", "parse")
 
     def __init__(self, parse: Callable[[str], int]) -> None:
-        self.last: tuple[str, int] = ("", 0)  # one tuple, swapped whole: safe across threads
+        self.last: tuple[str, int | str] = ("", 0)  # one tuple, swapped whole: safe across threads
         self.parse = parse
 
     #: the same work inlined by the text-format generator: a repeated second costs one compare
@@ -64,9 +64,9 @@ class _TimeCache:
               "    t = {h}.refresh({v})\n"
               "rec['timestamp'] = t[1]")
 
-    def refresh(self, text: str) -> tuple[str, int]:
+    def refresh(self, text: str) -> tuple[str, int | str]:
         """Parse ``text`` and remember it; raises ``ValueError`` (and remembers nothing)."""
-        last = self.last = (text, self.parse(text))
+        last = self.last = (text, timestamp_value(self.parse(text)))
         return last
 
     def __call__(self, rec: RawRecord, http: HttpFields, value: Any) -> None:

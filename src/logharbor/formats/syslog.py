@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import field_validator
 
-from logharbor.formats.base import Options, register, unparsed
+from logharbor.formats.base import Options, register, timestamp_value, unparsed
 from logharbor.record import SYSLOG_SEVERITY_LEVEL, RecordError, parse_timestamp
 from logharbor.types import RawRecord
 
@@ -79,7 +79,7 @@ def _parse_5424(line: str, rec: RawRecord, body: str) -> RawRecord:
     _version, ts, host, app, procid, msgid, rest = m.groups()
     if ts != "-":
         try:
-            rec["timestamp"] = parse_timestamp(ts)
+            rec["timestamp"] = timestamp_value(parse_timestamp(ts))
         except RecordError as exc:
             return unparsed(line, f"syslog time: {exc}")
     if host != "-":
@@ -150,7 +150,8 @@ def _parse_3164(line: str, rec: RawRecord, body: str, zone: ZoneInfo,
             rec["timestamp"] = last[2]
         else:
             try:
-                rec["timestamp"] = _bsd_time(m, zone, time.time_ns() if now_ns is None else now_ns)
+                ns = _bsd_time(m, zone, time.time_ns() if now_ns is None else now_ns)
+                rec["timestamp"] = timestamp_value(ns)
             except ValueError as exc:
                 return unparsed(line, f"syslog time: {exc}")
             if now_ns is None:
@@ -158,7 +159,7 @@ def _parse_3164(line: str, rec: RawRecord, body: str, zone: ZoneInfo,
         rest = body[m.end():]
     elif (iso := _ISO_TIME.match(body)) is not None:
         try:
-            rec["timestamp"] = parse_timestamp(iso[1])
+            rec["timestamp"] = timestamp_value(parse_timestamp(iso[1]))
         except RecordError as exc:
             return unparsed(line, f"syslog time: {exc}")
         if not _HAS_OFFSET.search(iso[1]):  # an ISO time without its offset is local too
