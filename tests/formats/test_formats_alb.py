@@ -218,3 +218,10 @@ def test_seconds_whose_milliseconds_overflow_keep_the_line(times: str) -> None:
     assert raw["message"] == line
     assert "overflow" in raw["parse_error"] or "finite" in raw["parse_error"]
     normalize(raw, received_ns=0)
+
+
+def test_a_time_before_1973_keeps_its_instant() -> None:
+    """1e12 ns as an integer would be re-read by normalize as ms (2001)."""
+    line = AWS_EXAMPLES["http"].replace("2018-07-02T22:23:00.186641Z", "1970-01-01T00:16:40Z")
+    raw = build_parser("alb").parse(line)
+    assert normalize(raw, received_ns=0)["timestamp"] == 10**12

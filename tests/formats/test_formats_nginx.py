@@ -243,3 +243,8 @@ def test_times_before_1973_keep_their_instant(line: str, ns: int) -> None:
     raw = build_parser("nginx").parse(line)
     assert "parse_error" not in raw
     assert normalize(raw, received_ns=0)["timestamp"] == ns
+
+
+def test_error_log_time_before_1973_keeps_its_instant() -> None:
+    raw = build_parser("nginx", format="error").parse("1970/01/01 00:16:40 [error] 1#0: *1 boom")
+    assert normalize(raw, received_ns=0)["timestamp"] == 10**12

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from logharbor.formats.base import Options, register, seconds_to_ms, ufloat, uint, unparsed
+from logharbor.formats.base import Options, register, seconds_to_ms, timestamp_value, ufloat, uint, unparsed
 from logharbor.record import RecordError, format_timestamp, parse_timestamp
 from logharbor.types import HttpFields, RawRecord
 
@@ -127,7 +127,7 @@ def parse_alb(line: str) -> RawRecord:
         ts = parse_timestamp(values[1])
     except RecordError as exc:
         return unparsed(line, f"ALB time: {exc}")
-    rec: RawRecord = {"timestamp": ts, "source": "alb", "type": values[0], "elb": values[2]}
+    rec: RawRecord = {"timestamp": timestamp_value(ts), "source": "alb", "type": values[0], "elb": values[2]}
     http: HttpFields = {}
     try:
         client = values[3]

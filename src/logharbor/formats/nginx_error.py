@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from logharbor.formats.base import unparsed
+from logharbor.formats.base import timestamp_value, unparsed
 from logharbor.formats.nginx_vars import local_time_parser
 from logharbor.types import HttpFields, RawRecord
 
@@ -32,7 +32,7 @@ class NginxErrorParser:
 
     def __init__(self, timezone: str = "UTC") -> None:
         self._parse_time = local_time_parser(timezone)
-        self._last: tuple[str, int] = ("", 0)
+        self._last: tuple[str, int | str] = ("", 0)
 
     def parse(self, line: str) -> RawRecord:
         """Return the raw record of one error log line."""
@@ -43,7 +43,7 @@ class NginxErrorParser:
         last = self._last  # one tuple, swapped whole: safe across threads
         if when != last[0]:
             try:
-                last = self._last = (when, self._parse_time(when))
+                last = self._last = (when, timestamp_value(self._parse_time(when)))
             except ValueError as exc:
                 return unparsed(line, f"nginx error log time: {exc}")
         rec: RawRecord = {
