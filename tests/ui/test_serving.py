@@ -94,8 +94,10 @@ async def _router_on_a_given_build(tmp_path: Path) -> None:
 #: what the first search may load (the other pages and the search's dialogs load when first used);
 #: it was 133 KB before the field sidebar, suggestions and charts came, 135 KB before the partial
 #: last bucket, the Explain button and the admin check (whoami) came (136.9 KB with them; the
-#: explain panel, Settings and the trace's clock styles load with their first use)
-FIRST_PAGE_BUDGET = 138_000
+#: explain panel, Settings and the trace's clock styles load with their first use), 139.6 KB
+#: since a click on any value filters on exactly its key (fieldnames.ts: the server's quoting
+#: of names, read and written) and the Create alert dialog shows errors beside their fields
+FIRST_PAGE_BUDGET = 140_500
 
 
 def test_the_first_search_stays_small(demo: Demo) -> None:
