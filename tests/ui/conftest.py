@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,18 +100,25 @@ class PageProbe:
         page.on("request", lambda req: None if req.url.startswith((origin, "data:")) else self.foreign.append(req.url))
 
 
-@pytest.fixture
-def probe(browser: playwright_api.Browser, demo: Demo) -> Iterator[PageProbe]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+@contextmanager
+def watched_page(browser: playwright_api.Browser, url: str, *, height: int = 900) -> Iterator[PageProbe]:
+    """A fresh browser context's page on the server at ``url``; on the way out the page must have
+    reported no error and called nothing outside that server."""
+    context = browser.new_context(viewport={"width": 1400, "height": height})
     context.set_default_timeout(15_000)
-    page = context.new_page()
-    watched = PageProbe(page, demo.server.url)
+    watched = PageProbe(context.new_page(), url)
     try:
         yield watched
     finally:
         context.close()
     assert not watched.errors, f"the page reported errors: {watched.errors}"
     assert not watched.foreign, f"the page called out of the server: {watched.foreign}"
+
+
+@pytest.fixture
+def probe(browser: playwright_api.Browser, demo: Demo) -> Iterator[PageProbe]:
+    with watched_page(browser, demo.server.url) as watched:
+        yield watched
 
 
 def screenshot(page: playwright_api.Page, name: str, *, full_page: bool = False) -> Path:

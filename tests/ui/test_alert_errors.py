@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from tests.conftest import ServerProcess
-from tests.ui.conftest import PageProbe, playwright_api, screenshot
+from tests.ui.conftest import playwright_api, screenshot, watched_page
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +29,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def page(browser: playwright_api.Browser, srv: ServerProcess) -> Iterator[playwright_api.Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
-    watched = PageProbe(context.new_page(), srv.url)
-    try:
+    with watched_page(browser, srv.url, height=1000) as watched:
         yield watched.page
-    finally:
-        context.close()
-    assert not watched.errors, watched.errors
-    assert not watched.foreign, watched.foreign
 
 
 def _login(page: playwright_api.Page, srv: ServerProcess, path: str) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from tests.conftest import ServerProcess
-from tests.ui.conftest import PageProbe, playwright_api, screenshot
+from tests.ui.conftest import playwright_api, screenshot, watched_page
 
 SERVICE = "clicktest"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -61,15 +61,8 @@ def awkward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 @pytest.fixture
 def page(browser: playwright_api.Browser, awkward: ServerProcess) -> Iterator[playwright_api.Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    watched = PageProbe(context.new_page(), awkward.url)
-    try:
+    with watched_page(browser, awkward.url) as watched:
         yield watched.page
-    finally:
-        context.close()
-    assert not watched.errors, watched.errors
-    assert not watched.foreign, watched.foreign
 
 
 def _login(page: playwright_api.Page, server: ServerProcess, q: str) -> None:
