@@ -18,7 +18,12 @@ What it implements, because clickhouse-connect sends or reads it:
 - response headers ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Server-Display-Name``,
   ``-Summary`` (read/written rows and bytes), and on error ``X-ClickHouse-Exception-Code`` with
   the engine's ``Code: N. DB::Exception: …`` text;
-- ``GET /ping`` and ``GET /`` answering ``Ok.``.
+- ``GET /ping`` and ``GET /`` answering ``Ok.``;
+- the server's caps on what travels outside the body: a URI longer than ``http_max_uri_size``
+  (1 MiB) and a URL parameter or form field value longer than ``http_max_field_value_size``
+  (128 KiB) are refused, as ClickHouse refuses them (both defaults as the engine's own
+  ``system.settings`` states them), so code that would pass large data as a parameter fails here
+  as it would on a real server.
 
 Clusters: each ``--cluster NAME`` is defined in the engine's config as one shard of one replica,
 this node, so the real ``Distributed`` engine runs (sharding-key expression, foreground inserts,
@@ -63,6 +68,9 @@ _INSERT_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*\n?", re.IGNORECASE)
 _ON_CLUSTER = re.compile(r"\s+ON\s+CLUSTER\s+(`[^`]*`|'[^']*'|[A-Za-z0-9_{}.-]+)", re.IGNORECASE)
 _REPLICATED = re.compile(r"\bReplicated(\w*MergeTree)\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
 _CODE = re.compile(r"Code: (\d+)\.")
+#: ClickHouse's defaults (``system.settings``): a longer URI or field value is refused
+MAX_URI_SIZE = 1 << 20
+MAX_FIELD_VALUE_SIZE = 128 * 1024
 _STATUS = {"62": 400, "60": 404, "81": 404, "516": 401, "115": 400, "36": 400, "47": 400}
 
 
@@ -182,6 +190,10 @@ def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPReque
             query_id = params.get("query_id") or str(uuid.uuid4())
             base = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC",
                     "X-ClickHouse-Server-Display-Name": "chdouble"}
+            if len(self.path) > MAX_URI_SIZE:
+                self._send(400, b"Code: 1000. DB::Exception: URI too long (http_max_uri_size)\n",
+                           base | {"X-ClickHouse-Exception-Code": "1000"})
+                return
             try:
                 body = _decode_body(raw, self.headers.get("Content-Encoding", ""))
             except Exception as exc:
@@ -190,6 +202,13 @@ def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPReque
             if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
                 params |= _form_fields(self.headers["Content-Type"], body)  # form_encode_query_params
                 body = b""
+            long = sorted(k for k, v in params.items() if len(v.encode("utf-8", "surrogateescape"))
+                          > MAX_FIELD_VALUE_SIZE)
+            if long:
+                message = (f"Code: 1000. DB::Exception: Field value too long: {long[0]} "
+                           f"(http_max_field_value_size = {MAX_FIELD_VALUE_SIZE})\n")
+                self._send(400, message.encode(), base | {"X-ClickHouse-Exception-Code": "1000"})
+                return
             text = params.get("query", "")
             if body:
                 text = f"{text}\n{body.decode('utf-8', 'surrogateescape')}" if text else body.decode(

@@ -39,8 +39,9 @@ def old_database(double: Double, objs: list[dict[str, Any]]) -> str:
         for statement in patterns_ddl("logs", "patterns"):
             client.command(statement.replace("`logs`", f"{name}.logs").replace("`patterns`", f"{name}.patterns")
                            .replace("`patterns_mv`", f"{name}.patterns_mv"))
-        rows = mark_rows(b"\n".join(old_row(o, NOW) for o in objs), "old-1")
-        client.raw_insert(f"{name}.logs", None, rows, fmt="JSONEachRow")
+        if objs:
+            rows = mark_rows(b"\n".join(old_row(o, NOW) for o in objs), "old-1")
+            client.raw_insert(f"{name}.logs", None, rows, fmt="JSONEachRow")
     finally:
         client.close()
     return name
@@ -93,3 +94,53 @@ def test_a_cluster_table_of_the_old_layout_is_refused_with_what_to_do(chdouble: 
     with pytest.raises(StoreError, match="logharbor migrate"):
         store.open()
     store.close()
+
+
+def test_an_old_cold_file_with_a_row_above_the_field_cap_is_rewritten(chdouble: Double, tmp_path) -> None:
+    """An old cold file whose patched row is larger than a ClickHouse server takes in one query
+    parameter (``http_max_field_value_size``, 128 KiB, which the double enforces): the rewrite
+    sends no row as a parameter (staging table, rows in the request body), so the file is
+    rewritten with every value exact, the big one included."""
+    from logharbor.server.engine.store.coldstore import LocalCold
+    from logharbor.server.engine.store.tiers import Tiers
+
+    from .chdouble import MAX_FIELD_VALUE_SIZE
+
+    big = "x" * (MAX_FIELD_VALUE_SIZE + 4096)
+    objs = [{"timestamp": NOW, "service": "cold", "message": "big", "blob": big, "z": 13.0, "a": None},
+            {"timestamp": NOW, "service": "cold", "message": "odd", "f": -0.0, "g": 1e20},
+            {"timestamp": NOW, "service": "cold", "message": "plain", "user_id": "u-1"}]
+    database = old_database(chdouble, [])
+    path = tmp_path / "cold" / "2026-06-01" / "old.parquet"
+    path.parent.mkdir(parents=True)
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=chdouble.port, username=USER, password=PASSWORD,
+                                           settings=dict(OLD_SETTINGS))
+    try:  # the file as the old release exported one: the JSON column's text beside the patch
+        client.command(f"CREATE TABLE {database}.cold_source AS {database}.logs")
+        client.raw_insert(f"{database}.cold_source", None,
+                          mark_rows(b"\n".join(old_row(o, NOW) for o in objs), "old-3"), fmt="JSONEachRow")
+        client.command(f"INSERT INTO FUNCTION file('{path}', 'Parquet') SELECT * EXCEPT (attributes), "
+                       f"toString(attributes) AS attributes FROM {database}.cold_source")
+        client.command(f"DROP TABLE {database}.cold_source")
+    finally:
+        client.close()
+    before = path.read_bytes()
+    store = ClickHouseStore(chdouble.url(database))
+    store.open()
+    try:
+        tiers = Tiers(store, LocalCold(tmp_path / "cold"))
+        tiers.open()
+        assert path.read_bytes() != before, "the old file was not rewritten"
+        got = {}
+        for row in store.query(tiers.cold_select(), {}):
+            wire = row_to_wire(row)
+            wire.pop("observed_timestamp", None)
+            assert wire["message"] not in got, f"{wire['message']} twice"
+            got[wire["message"]] = wire
+        assert sorted(got) == sorted(o["message"] for o in objs)
+        for obj in objs:
+            assert typed(got[obj["message"]]) == typed(expected(obj)), obj["message"]
+        tables = store.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": database})
+        assert not [t for t in tables if str(t["name"]).endswith("__coldtext")], tables
+    finally:
+        store.close()

@@ -22,7 +22,7 @@ before the batcher starts (a server side by side on one ClickHouse would be refu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +30,15 @@ import orjson
 
 from logharbor import exactjson
 from logharbor.server.engine.store import attributes as attrs
-from logharbor.server.engine.store.base import StoreError
+from logharbor.server.engine.store.base import StoreError, schema_sql
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.types import Row
 
 if TYPE_CHECKING:  # tiers.py imports this module
     from logharbor.server.engine.store.tiers import Tiers
 
-__all__ = ["MIGRATING_SUFFIX", "TableAccess", "migrate_attributes", "migrate_cold_files", "needs_migration",
-           "upgrade_rows"]
+__all__ = ["COLD_SUFFIX", "MIGRATING_SUFFIX", "TableAccess", "fingerprint", "migrate_attributes",
+           "migrate_cold_files", "needs_migration", "upgrade_rows"]
 
 log = logging.getLogger("logharbor.store")
 retention_log = logging.getLogger("logharbor.retention")
@@ -47,6 +47,10 @@ retention_log = logging.getLogger("logharbor.retention")
 MIGRATING_SUFFIX = "__attrtext"
 #: rows with a patch per page read into Python (bounded memory whatever the table's size)
 _PAGE = 20_000
+#: bytes of rewritten rows per insert into the cold files' staging table
+_PAGE_BYTES = 8 * 2**20
+#: the staging table an old cold file is rewritten through (``<logs>__coldtext``)
+COLD_SUFFIX = "__coldtext"
 
 
 @dataclass
@@ -152,10 +156,14 @@ def _bytes_on_disk(access: TableAccess, name: str) -> int:
 
 
 def _fingerprint(access: TableAccess, table: str) -> tuple[int, str]:
+    return fingerprint(access.read, table)
+
+
+def fingerprint(read: Callable[[str, Mapping[str, Any]], list[Row]], table: str) -> tuple[int, str]:
     """Rows and an order-free hash of every row's identity (time, receive time, service, message,
     batch): reading the columns themselves, so a part written with empty files (a full disk) or a
     row doubled and another lost cannot pass for the same table."""
-    rows = access.read("SELECT count() AS n, toString(sum(cityHash64(timestamp, observed_timestamp, service, "  # noqa: S608
+    rows = read("SELECT count() AS n, toString(sum(cityHash64(timestamp, observed_timestamp, service, "  # noqa: S608
                        f"message, trace_id, ingest_batch))) AS h FROM {table}", {})
     return (int(rows[0]["n"]), str(rows[0]["h"])) if rows else (0, "0")
 
@@ -198,15 +206,23 @@ def migrate_cold_files(tiers: Tiers) -> int:
     """Rewrite the cold files of an older release whose rows carry a patch (store/attributes.py):
     their ``attributes`` is the JSON column's text, which altered some values (``13.0``,
     nulls, ``%`` keys), and the exact values are in their ``attributes_exact`` column, which
-    this release does not read. Each such file is written again with the exact text (staged,
-    then published over the old one: a crash leaves either file whole, and the next start
-    looks again); files without a patch are already exact text and stay. Returns the files
-    rewritten. A file that cannot be rewritten now is named in the log and tried at the next
-    start (its rows stay readable, a patched value as the old column had it)."""
+    this release does not read. Files without a patch are already exact text and stay. Returns
+    the files rewritten. A file that cannot be rewritten now is named in the log and tried at the
+    next start (its rows stay readable, a patched value as the old column had it).
+
+    No row travels as a query parameter: a ClickHouse server caps each one at 128 KiB
+    (``http_max_field_value_size``), which one large row exceeds. The rows go into a staging
+    table ``<logs>__coldtext`` instead (those without a patch by ``INSERT … SELECT`` from the
+    file, the others streamed out, rewritten and inserted in the request body, a page at a time),
+    are compared with the file (count and hash), and the staging table is exported over the file
+    (staged, then published: a crash leaves either file whole, and the next start drops a
+    leftover staging table and looks again)."""
     if tiers.cold is None:
         return 0
     exact = quote_identifier(attrs.EXACT_COLUMN)
     wider = f"{tiers.structure}, {exact} String"
+    staging_name = tiers.store.table_name + COLD_SUFFIX
+    staging = quote_identifier(staging_name)
     done = 0
     for key in tiers.cold.keys():
         source = tiers.cold.table_function(key, wider)
@@ -214,26 +230,66 @@ def migrate_cold_files(tiers: Tiers) -> int:
             rows = tiers.store.query(f"SELECT count() AS n FROM {source} WHERE {exact} != ''", {})  # noqa: S608
             if not int(rows[0]["n"]):
                 continue
-            old = tiers.store.query(f"SELECT {tiers.column_list}, {exact} AS __lh_exact FROM {source}",  # noqa: S608
-                                    {})
-            lines = []
-            for row in old:
-                text, patch = row.get("attributes") or "", row.pop("__lh_exact")
-                attributes = attrs.read(exactjson.loads(text) if text else {}, patch)
-                row["attributes"] = exactjson.dumps(attributes).decode() if attributes else ""
-                lines.append(exactjson.dumps(row))
-            select = (f"SELECT {tiers.export_list()} FROM format(JSONEachRow, {{cold_structure:String}}, "  # noqa: S608
-                      "{cold_rows:String}) ORDER BY service, level, timestamp")
-            tiers.cold.write(tiers.store, key, select, {"cold_structure": tiers.structure,
-                                                      "cold_rows": b"\n".join(lines).decode()})
+            try:
+                moved = _rewrite_cold_file(tiers, key, source, staging_name)
+            finally:
+                tiers.store.execute(f"DROP TABLE IF EXISTS {staging}")
             done += 1
             retention_log.warning("retention: cold file %s rewritten with exact attribute text (%d rows)",
-                                  key, len(old))
+                                  key, moved)
         except (StoreError, ValueError) as exc:
             retention_log.error("retention: cold file %s still holds attributes of an older release and "
                                 "could not be rewritten now (%s); its patched values read as the old "
                                 "column had them until the next start rewrites it", key, exc)
     return done
+
+
+def _rewrite_cold_file(tiers: Tiers, key: str, source: str, staging_name: str) -> int:
+    """One old cold file through the staging table and back over itself; the rows it holds."""
+    assert tiers.cold is not None
+    store, exact = tiers.store, quote_identifier(attrs.EXACT_COLUMN)
+    staging = quote_identifier(staging_name)
+    store.execute(f"DROP TABLE IF EXISTS {staging}")  # one a crash left behind
+    # the logs table's own definition (an encrypted store keeps the decrypted rows encrypted)
+    store.execute(schema_sql(staging_name, storage_policy=store.storage_policy))
+    store.execute(f"INSERT INTO {staging} ({tiers.column_list}) "  # noqa: S608 - quoted names
+                  f"SELECT {tiers.column_list} FROM {source} WHERE {exact} = ''")
+    page: list[bytes] = []
+    size = 0
+    for line in _lines(store.stream(f"SELECT {tiers.column_list}, {exact} AS __lh_exact "  # noqa: S608
+                                    f"FROM {source} WHERE {exact} != ''", {})):
+        row = exactjson.loads(line)
+        text, patch = row.get("attributes") or "", row.pop("__lh_exact")
+        attributes = attrs.read(exactjson.loads(text) if text else {}, patch)
+        row["attributes"] = exactjson.dumps(attributes).decode() if attributes else ""
+        page.append(exactjson.dumps(row))
+        size += len(page[-1])
+        if size >= _PAGE_BYTES:
+            store.load_rows(staging, b"\n".join(page))
+            page, size = [], 0
+    if page:
+        store.load_rows(staging, b"\n".join(page))
+    before, after = fingerprint(store.query, source), fingerprint(store.query, staging)
+    if before != after:
+        raise StoreError(f"the rewritten copy holds {after[0]} rows (fingerprint {after[1]}) where the "
+                         f"file holds {before[0]} ({before[1]}); the file is left as it was")
+    tiers.cold.write(store, key, f"SELECT {tiers.export_list()} FROM {staging} "  # noqa: S608
+                     "ORDER BY service, level, timestamp", {})
+    written = tiers.count_cold(key)
+    if written != before[0]:  # published already: say so loudly (the next start finds no patch)
+        raise StoreError(f"the rewritten file holds {written} rows where {before[0]} were written")
+    return written
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole JSONEachRow lines of a stream whose chunks may cut a line anywhere."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        yield from (line for line in whole if line)
+    if rest.strip():
+        yield rest
 
 
 _OLD_FIELD = b'"' + attrs.EXACT_COLUMN.encode() + b'":'
