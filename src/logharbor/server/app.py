@@ -212,11 +212,15 @@ def build_runtime(config: ServerConfig) -> Runtime:
     ingestor = Ingestor(wal, on_accept=metrics.count_ingest, retry_after_s=config.retry_after_s,
                         workers=config.ingest_workers, limiter=RateLimiter(config.ingest_rate_per_key),
                         patterns=config.patterns, keys=recent, refusal=retention.guard.refusal,
-                        worker_init=decoder.set_patterns)
+                        worker_init=decoder.set_patterns, decode=config.ingest_decode,
+                        releases_gil=getattr(decoder, "RELEASES_GIL", False))
+    log.info("%s", ingestor.decoding.describe())
     runtime = Runtime(config, store, wal, batcher, ingestor, metrics, meta, keys, secrets, channel_hosts,
                       retention, leader)
     metrics.watch(runtime.live_values)
     metrics.decoder(decoder.PATH, decoder.REASON)
+    metrics.decode_mode(ingestor.decoding.gil_free_in, ingestor.decoding.others_in, ingestor.decoding.reason)
+    metrics.watch(ingestor.decoding.gauges)
     metrics.watch(lambda: {"logharbor_idempotency_keys": float(len(recent)),
                            "logharbor_idempotent_replays": float(recent.replays),
                            "logharbor_bulk_duplicate_ids": float(recent.duplicate_docs)})

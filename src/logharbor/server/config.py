@@ -197,7 +197,14 @@ class ServerConfig(BaseSettings):
         default_factory=lambda: min(os.cpu_count() or 1, 8),
         ge=0,
         le=64,
-        description="processes decoding large bodies (default: one per core, at most 8; 0: in-process)",
+        description="threads or processes decoding large bodies (default: one per core, at most 8; "
+        "0: threads of the server process only)",
+    )
+    ingest_decode: Literal["auto", "threads", "processes"] = Field(
+        "auto",
+        description="where large bodies are decoded: threads of the server process (no hand-off, "
+        "for a decoder that releases the GIL), worker processes (a decoder that holds it), or auto: "
+        "NDJSON in threads when its decoder releases the GIL, otherwise processes",
     )
     max_body_bytes: Annotated[Size, Flag("--max-body-mb", unit=MiB)] = Field(
         64 * MiB, ge=1024, description="largest request body, after decompression"

@@ -78,6 +78,12 @@ class ServerMetrics:
               "python, and why (logharbor.server.ingest.decoder)", ["path", "reason"],
               registry=self.registry).labels(path, reason).set(1)
 
+    def decode_mode(self, ndjson: str, others: str, reason: str) -> None:
+        """Say where large bodies are decoded (threads or processes) and why, as an info gauge."""
+        Gauge("logharbor_ingest_decode_mode", "where large bodies are decoded (value 1): NDJSON and "
+              "the other protocols, each threads or processes, and why (server/ingest/decodepool.py)",
+              ["ndjson", "others", "reason"], registry=self.registry).labels(ndjson, others, reason).set(1)
+
     def watch(self, read: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_LiveCollector(read))
 

@@ -51,6 +51,7 @@ from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.batches import row_count
 from logharbor.server.engine.store.patterns import missing_templates, template_rows
 from logharbor.server.engine.wal import WalEntry, WalPosition, WriteAheadLog
+from logharbor.threadnames import name_os_thread
 
 __all__ = ["Batcher", "BatcherProgress", "DamagedProgress", "UnverifiedInsert"]
 
@@ -216,6 +217,7 @@ class Batcher:
         return True
 
     def _run(self) -> None:
+        name_os_thread("lh-batcher")  # its CPU apart from the engine's and the loop's (bench/ingest.py)
         while not self._stop.is_set():
             self._run_calls()
             try:

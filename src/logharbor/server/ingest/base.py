@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +33,7 @@ from logharbor.server.auth import RateLimiter
 from logharbor.server.engine.store.rows import encode_row, set_patterns
 from logharbor.server.engine.wal import WalFull, WalNoSpace, WriteAheadLog
 from logharbor.server.errors import ApiError, api_error_handler
+from logharbor.server.ingest.decodepool import DecodeFailed, DecodePool, Mode
 from logharbor.server.ingest.encoding import ENCODINGS, BadEncoding, BodyTooLarge, decode_content
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.retries import RetryGate, Ticket, pack_entries
@@ -123,10 +123,12 @@ class Backpressure(Exception):
 
     ``reason``: ``wal_full`` (the WAL, or the disk guard before the disk fills, refuses new
     entries: nothing of the entry was written), ``disk_full`` (the WAL met ENOSPC) or
-    ``wal_failed`` (an I/O error; the WAL cut what it had half written).
+    ``wal_failed`` (an I/O error; the WAL cut what it had half written) or ``decode_failed`` (the
+    worker process decoding the body died, twice: nothing of it was written).
     """
 
-    def __init__(self, reason: Literal["wal_full", "disk_full", "wal_failed"], message: str, detail: str,
+    def __init__(self, reason: Literal["wal_full", "disk_full", "wal_failed", "decode_failed"], message: str,
+                 detail: str,
                  retry_after_s: int) -> None:
         super().__init__(message)
         self.reason = reason
@@ -137,7 +139,7 @@ class Backpressure(Exception):
 
 #: how HTTP says each reason (status, error code)
 _HTTP = {"wal_full": (429, "backpressure"), "disk_full": (507, "insufficient_storage"),
-         "wal_failed": (503, "wal_unavailable")}
+         "wal_failed": (503, "wal_unavailable"), "decode_failed": (503, "decode_failed")}
 
 
 def http_error(exc: Backpressure) -> ApiError:
@@ -156,19 +158,22 @@ async def backpressure_handler(request: Request, exc: Exception) -> Response:
 class Ingestor:
     """Encodes records to store rows and makes them durable in the WAL before returning.
 
-    Decoding a large body is CPU work; with ``workers`` > 0 it runs in a pool of worker
-    processes (spawned, so they share nothing with the engine's threads), which is how ingest
-    uses more than one core despite the GIL. ``refusal`` (the disk guard's) says why no write may
-    be taken now, or None: it is asked before each WAL entry.
-    ``worker_init(patterns)`` starts each worker with the server's choice of pattern ids
-    (the decoder's ``set_patterns``, which also reaches the compiled row encoder).
+    Decoding a large body is CPU work; it runs in the :class:`DecodePool` (``decode``: ``auto``,
+    ``threads`` or ``processes``, with ``workers`` threads or worker processes; see decodepool.py):
+    worker processes are how a decoder that holds the GIL uses more than one core, threads of
+    this process serve one that releases it without pickling bodies and rows between processes.
+    ``refusal`` (the disk guard's) says why no write may be taken now, or None: it is asked
+    before each WAL entry. ``worker_init(patterns)`` starts each worker process with the
+    server's choice of pattern ids (the decoder's ``set_patterns``, which also reaches the
+    compiled row encoder).
     """
 
     def __init__(self, wal: WriteAheadLog, *, on_accept: Callable[[str, int, int], None] | None = None,
                  retry_after_s: int = 1, workers: int = 0, limiter: RateLimiter | None = None,
                  patterns: bool = True, keys: KeyIndex | None = None,
                  refusal: Callable[[], str | None] | None = None,
-                 worker_init: Callable[[bool], None] = set_patterns) -> None:
+                 worker_init: Callable[[bool], None] = set_patterns,
+                 decode: Mode = "processes", releases_gil: bool = False) -> None:
         self.wal = wal
         self.refusal = refusal
         self.limiter = limiter
@@ -177,14 +182,12 @@ class Ingestor:
         self.gate = RetryGate(self.keys)
         self.on_accept = on_accept
         self.retry_after_s = retry_after_s
-        self._pool: ProcessPoolExecutor | None = None
         self._listeners: list[Callable[[bytes], None]] = []
         #: when the WAL last refused for lack of space (monotonic s), None after a write went in
         self.no_space_at: float | None = None
-        if workers > 0:
-            # workers encode rows too: they get the server's choice of per-message pattern ids
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                             initializer=worker_init, initargs=(patterns,))
+        # worker processes encode rows too: they get the server's choice of per-message pattern ids
+        self.decoding = DecodePool(decode, workers, releases_gil=releases_gil, worker_init=worker_init,
+                                   initargs=(patterns,))
 
     def admit(self, principal: Principal | None, records: int) -> None:
         """Charge ``records`` to the caller's ingest rate; 429 with Retry-After when over it.
@@ -215,16 +218,21 @@ class Ingestor:
         """
         self._listeners.append(listener)
 
-    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a picklable CPU-bound function in the worker pool (or a thread without one)."""
-        loop = asyncio.get_running_loop()
-        if self._pool is not None:
-            return await loop.run_in_executor(self._pool, fn, *args)
-        return await loop.run_in_executor(None, fn, *args)
+    async def offload(self, fn: Callable[..., T], *args: Any, releases_gil: bool = False) -> T:
+        """Run a picklable CPU-bound function in the decode pool (a thread or a worker process).
+
+        ``releases_gil``: ``fn`` releases the GIL (the compiled NDJSON decoder says so), so under
+        ``ingest_decode = auto`` it runs in a thread. A body lost with its worker process twice is
+        a :class:`Backpressure` ``decode_failed`` (HTTP 503, Retry-After): nothing was written.
+        """
+        try:
+            return await self.decoding.run(fn, *args, releases_gil=releases_gil)
+        except DecodeFailed as exc:
+            raise Backpressure("decode_failed", "the server lost the process decoding this body; "
+                               "send it again", str(exc), self.retry_after_s) from None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.decoding.close()
 
     async def write_rows(self, rows: list[bytes]) -> None:
         """Append encoded rows as one WAL entry and wait for its fsync (:class:`Backpressure`)."""

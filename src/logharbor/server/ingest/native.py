@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from logharbor.server.auth import principal_of
 from logharbor.server.errors import ApiError
+from logharbor.server.ingest import decoder
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, line_count, read_body
 from logharbor.server.ingest.decoder import decode_ndjson_payload
 from logharbor.server.ingest.retries import REPLAYED
@@ -71,9 +72,11 @@ class NativeIngest:
         try:
             ingestor.admit(principal, lines)
             if len(body) > _INLINE_BYTES:
-                # CPU-heavy: decoded in a worker process (both cores) or at least off the event loop
+                # CPU-heavy: decoded off the event loop, in a thread when the decoder releases the
+                # GIL (no hand-off), else in a worker process (both cores)
                 payload, accepted, raw_errors = await ingestor.offload(
-                    decode_ndjson_payload, body, received, self.limits, None, tenant)
+                    decode_ndjson_payload, body, received, self.limits, None, tenant,
+                    releases_gil=getattr(decoder, "RELEASES_GIL", False))
             else:
                 payload, accepted, raw_errors = decode_ndjson_payload(body, received, self.limits, None,
                                                                       tenant)

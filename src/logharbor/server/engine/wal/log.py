@@ -34,6 +34,7 @@ from logharbor.sealing import Sealer
 from logharbor.server.engine.wal.catalog import Catalog, WalEntry, WalPosition, WalRead
 from logharbor.server.engine.wal.quarantine import Quarantine, segment_name
 from logharbor.server.engine.wal.segments import JOURNAL, WalLocked, lock_directory, scan_segment
+from logharbor.threadnames import name_os_thread
 
 __all__ = ["WalEntry", "WalFull", "WalNoSpace", "WalPosition", "WalRead", "WriteAheadLog"]
 
@@ -270,6 +271,7 @@ class WriteAheadLog:
         return future
 
     def _write_loop(self) -> None:
+        name_os_thread("lh-wal-writer")  # its CPU apart from the loop's (bench/ingest.py)
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
