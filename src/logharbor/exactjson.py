@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -138,11 +139,11 @@ def _fragments(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any, option: int = 0) -> bytes:
+def dumps(value: Any, option: int = 0, default: Callable[[Any], Any] | None = None) -> bytes:
     """``orjson.dumps``, writing integers beyond 64 bits as their exact digits."""
     try:
-        return orjson.dumps(value, option=option)
+        return orjson.dumps(value, option=option, default=default)
     except TypeError as exc:
         if "64-bit" not in str(exc):
             raise
-    return orjson.dumps(_fragments(value), option=option)
+    return orjson.dumps(_fragments(value), option=option, default=default)

@@ -18,6 +18,8 @@ import httpx
 import orjson
 import zstandard
 
+from logharbor import exactjson
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -30,9 +32,10 @@ def free_port() -> int:
 
 
 def parse_lines(text: str | bytes) -> list[dict[str, Any]]:
-    """Every line must be one JSON object: a line that is not fails the test."""
+    """Every line must be one JSON object: a line that is not fails the test. Read exactly (an
+    integer beyond 64 bits stays one; orjson would make it a float)."""
     raw = text.decode() if isinstance(text, bytes) else text
-    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+    return [exactjson.loads(line) for line in raw.splitlines() if line.strip()]
 
 
 class AppProcess:

@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from logharbor import exactjson
 from logharbor.agent import eof, statedir, telemetry
 from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
@@ -114,7 +115,10 @@ def _encode_records(records: list[RawRecord], meta: RawRecord, time_ns: int) -> 
             if found is None:
                 found = heads[key] = dumps({k: v for k, v in meta.items() if k not in key})[:-1]
             head = found
-        body = dumps(r, default=str)
+        try:
+            body = dumps(r, default=str)
+        except TypeError:  # an integer beyond 64 bits (a json line's, a regex parser's): its digits
+            body = exactjson.dumps(r, default=str)
         if head == b"{":
             out.append(body)
         elif len(body) == 2:

@@ -62,13 +62,23 @@ def _default(value: Any) -> Any:
 
 
 def _sanitize(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy: wide integers as strings, cycles and deep nesting cut off."""
+    """A JSON-safe copy: wide integers as their exact digits, cycles and deep nesting cut off.
+
+    A wide integer was written as a string (``"18446744073709551617"``), so the server stored
+    text where the program logged a number; the server keeps integers of any size exactly, so
+    the digits go out as a JSON number (docs/record.md). Beyond Python's 4,300-digit limit of
+    ``str(int)``, the value's ``repr`` fallback of :func:`_default` is used."""
     if depth > 32:
         return "<nested too deep>"
     if isinstance(value, bool) or value is None or isinstance(value, float | str):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
+        if -(2**63) <= value < 2**64:
+            return value
+        try:
+            return orjson.Fragment(str(value).encode())
+        except ValueError:  # over sys.get_int_max_str_digits()
+            return _default(value)
     if isinstance(value, Mapping):
         return {str(k): _sanitize(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import field_validator, model_validator
 
+from logharbor import exactjson
 from logharbor.agent.sinks.base import BufferedSink, PartialRetry, TooLarge
 from logharbor.agent.sinks.connections import HttpSinkConfig, KeepAlive, parse_retry_after
 from logharbor.agent.types import Buffer, Permanent, Retriable
@@ -162,8 +163,8 @@ class ElasticsearchSink(BufferedSink):
     def _pair(self, line: bytes) -> bytes:
         """The action and source lines of one record (per-record work: dated index, @timestamp)."""
         try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            doc = exactjson.loads(line)  # an integer beyond 64 bits stays exact (orjson: a float)
+        except ValueError:
             return self.action + line + b"\n"  # the receiver will say what is wrong with it
         if not isinstance(doc, dict):
             return self.action + line + b"\n"
@@ -179,7 +180,7 @@ class ElasticsearchSink(BufferedSink):
         if field and field not in doc and ns is not None:
             stamp = dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
             doc[field] = f"{stamp}.{ns % 1_000_000_000:09d}Z"
-            line = orjson.dumps(doc)
+            line = exactjson.dumps(doc)
         if not self.dated:
             return self.action + line + b"\n"
         return self._action_for(ns if ns is not None else time.time_ns()) + line + b"\n"
