@@ -159,16 +159,17 @@ def build_alb(target: str, log: AlbLog, *, seed: int | None = None) -> Starlette
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+    from logharbor.demo.apps import serve
 
     ap = argparse.ArgumentParser(description="the lab's ALB stand-in")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
     ap.add_argument("--target", required=True, help="where NGINX listens, e.g. http://127.0.0.1:8081")
     ap.add_argument("--log-dir", required=True, type=Path, help="where the AWSLogs/ tree is written")
     ap.add_argument("--flush", type=float, default=2.0, help="seconds between log objects (AWS: 300)")
     args = ap.parse_args(argv)
     app: Any = build_alb(args.target, AlbLog(args.log_dir, args.flush))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    serve(app, "127.0.0.1", args.port, args.fd, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

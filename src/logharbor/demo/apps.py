@@ -122,11 +122,22 @@ def shift_clock(offset_ms: float) -> None:
     logging.setLogRecordFactory(skewed)
 
 
-def main() -> None:
+def serve(app: object, host: str, port: int, fd: int | None, **options: object) -> None:
+    """Run ``app`` with uvicorn on ``port``, or on the listening socket ``fd`` handed over by the
+    parent (the lab's stack binds it, so no other process takes the port in between)."""
+    import socket
+
     import uvicorn
 
+    config = uvicorn.Config(app, host=host, port=port, **options)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description="one instance of the lab shop")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
     ap.add_argument("--log-file", required=True)
     ap.add_argument("--failure-rate", type=float, default=0.08)
     ap.add_argument("--clock-offset-ms", type=float, default=0.0,
@@ -136,8 +147,8 @@ def main() -> None:
     sdk.configure(service="checkout", env="prod", version="1.4.2", instance=f"checkout-{args.port}",
                   output=args.log_file, level="DEBUG")
     # log_config=None: the sdk owns logging; uvicorn's own dictConfig would replace its setup
-    uvicorn.run(build_app(failure_rate=args.failure_rate), host="127.0.0.1", port=args.port,
-                log_config=None, access_log=False)
+    serve(build_app(failure_rate=args.failure_rate), "127.0.0.1", args.port, args.fd,
+          log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ def find_nginx() -> str:
     return found
 
 
-def nginx_conf(prefix: Path, *, port: int, app_ports: tuple[int, ...], log_dir: Path) -> str:
-    """nginx.conf for the lab: everything under ``prefix``, logs under ``log_dir``."""
+def nginx_conf(prefix: Path, *, port: int, app_ports: tuple[int, ...], log_dir: Path, token: str = "") -> str:
+    """nginx.conf for the lab: everything under ``prefix``, logs under ``log_dir``; ``/.lab-stack``
+    answers ``token`` (how the stack knows the nginx on the port is its own)."""
     upstreams = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in app_ports)
     log_format = LOG_FORMATS["main"].replace("'", "\\'")
     return f"""
@@ -55,6 +56,10 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
+        location = /.lab-stack {{
+            access_log off;
+            return 200 "{token}";
+        }}
         location / {{
             proxy_pass http://shop;
             proxy_http_version 1.1;
@@ -70,14 +75,14 @@ http {{
 """
 
 
-def start_nginx(prefix: Path, *, port: int, app_ports: tuple[int, ...], log_dir: Path
-                ) -> subprocess.Popen[bytes]:
+def start_nginx(prefix: Path, *, port: int, app_ports: tuple[int, ...], log_dir: Path,
+                token: str = "") -> subprocess.Popen[bytes]:
     """Write the config and start nginx in the foreground (the caller stops it)."""
     binary = find_nginx()
     prefix.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_conf(prefix, port=port, app_ports=app_ports, log_dir=log_dir))
+    conf.write_text(nginx_conf(prefix, port=port, app_ports=app_ports, log_dir=log_dir, token=token))
     check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"nginx rejected the lab config: {check.stderr.strip()}")

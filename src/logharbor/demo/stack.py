@@ -6,11 +6,18 @@ stand-in in front writing gzip'd log objects, and one agent collecting NGINX's a
 logs, the apps' JSON logs and the ALB objects. :class:`StackTraffic` sends real HTTP requests
 through the front door: browsing, search, cart, checkout (some payments fail), unknown pages,
 some requests arriving with an ``X-Amzn-Trace-Id`` of their own.
+
+Two stacks may start side by side (two test processes, a demo beside a test). The parent binds
+each Python child's listening socket and hands it over (``--fd``), so a port is never picked by
+one stack and taken by another in between; nginx binds its own port, and its answer carries this
+stack's token before the stack uses it (else: another port). Without that, a second stack's
+traffic went through the first stack's ALB and apps.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,29 +36,45 @@ from logharbor.types import JsonObject
 __all__ = ["RequestResult", "Stack", "StackTraffic"]
 
 
-def _free_port(preferred: int | None = None) -> int:
-    if preferred is not None:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+def _listen(preferred: int | None = None) -> socket.socket:
+    """A listening socket on loopback, on ``preferred`` when it is free, else on a free port:
+    held from here on, so no other process can take the port before the child serves it."""
+    for port in ([preferred] if preferred is not None else []) + [0]:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        sock.set_inheritable(True)
+        return sock
+    raise OSError("no free port on 127.0.0.1")
+
+
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60,
+               expect: str | None = None) -> bool:
+    """Wait until ``url`` answers (with ``expect`` in the body, when given); False when ``proc``
+    exited first (nginx: its port was taken)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if expect is not None:
+                return False
             raise RuntimeError(f"{what} exited with {proc.returncode}")
         try:
-            httpx.get(url, timeout=1)
-            return
+            answer = httpx.get(url, timeout=1)
+            if expect is None or expect in answer.text:
+                return True
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer at {url} in {timeout} s")
 
 
@@ -75,27 +98,32 @@ class Stack:
     def start(self) -> None:
         """Apps, nginx, ALB, then the agent; raises NginxNotFound when nginx is missing."""
         find_nginx()
-        ports = tuple(_free_port(p) for p in self.app_ports)
+        socks = [_listen(p) for p in self.app_ports]
+        ports = tuple(sock.getsockname()[1] for sock in socks)
         self.app_ports = ports
-        for i, port in enumerate(ports):
+        for i, (port, sock) in enumerate(zip(ports, socks, strict=True)):
             log_file = self.logs / "app" / f"checkout-{port}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
             offset = self.app_clock_offsets_ms[i] if i < len(self.app_clock_offsets_ms) else 0.0
-            self.procs[f"app-{port}"] = subprocess.Popen(
-                [sys.executable, "-m", "logharbor.demo.apps", "--port", str(port),
-                 "--log-file", str(log_file), "--clock-offset-ms", str(offset)],
-                stdout=subprocess.DEVNULL, stderr=open(self.root / f"app-{port}.err", "wb"))
+            with sock:  # the child holds it from here
+                fd = sock.fileno()
+                self.procs[f"app-{port}"] = subprocess.Popen(
+                    [sys.executable, "-m", "logharbor.demo.apps", "--port", str(port), "--fd", str(fd),
+                     "--log-file", str(log_file), "--clock-offset-ms", str(offset)],
+                    pass_fds=(fd,), stdout=subprocess.DEVNULL,
+                    stderr=open(self.root / f"app-{port}.err", "wb"))
         for port in ports:
             _wait_http(f"http://127.0.0.1:{port}/healthz", self.procs[f"app-{port}"], f"app on {port}")
-        nginx_port = _free_port()
-        self.procs["nginx"] = start_nginx(self.root / "nginx", port=nginx_port, app_ports=ports,
-                                          log_dir=self.logs / "nginx")
-        _wait_http(f"http://127.0.0.1:{nginx_port}/healthz", self.procs["nginx"], "nginx")
-        alb_port = _free_port(8000)
-        self.procs["alb"] = subprocess.Popen(
-            [sys.executable, "-m", "logharbor.demo.alb", "--port", str(alb_port), "--target",
-             f"http://127.0.0.1:{nginx_port}", "--log-dir", str(self.logs / "alb"), "--flush", "2"],
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "alb.err", "wb"))
+        nginx_port = self._start_nginx(ports)
+        alb = _listen(8000)
+        alb_port = alb.getsockname()[1]
+        with alb:
+            fd = alb.fileno()
+            self.procs["alb"] = subprocess.Popen(
+                [sys.executable, "-m", "logharbor.demo.alb", "--port", str(alb_port), "--fd", str(fd),
+                 "--target", f"http://127.0.0.1:{nginx_port}", "--log-dir", str(self.logs / "alb"),
+                 "--flush", "2"],
+                pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=open(self.root / "alb.err", "wb"))
         self.front_url = f"http://127.0.0.1:{alb_port}"
         _wait_http(self.front_url + "/healthz", self.procs["alb"], "the ALB stand-in")
         config = self.root / "agent.yaml"
@@ -103,6 +131,20 @@ class Stack:
         self.procs["agent"] = subprocess.Popen(
             [sys.executable, "-m", "logharbor.cli.main", "agent", "-c", str(config)],
             stdout=subprocess.DEVNULL, stderr=open(self.root / "agent.log", "wb"))
+
+    def _start_nginx(self, app_ports: tuple[int, ...], attempts: int = 5) -> int:
+        """nginx on a free port, answering with this stack's token (not another process on the
+        port); its port."""
+        token = secrets.token_hex(8)
+        for _ in range(attempts):
+            port = _free_port()
+            proc = start_nginx(self.root / "nginx", port=port, app_ports=app_ports,
+                               log_dir=self.logs / "nginx", token=token)
+            self.procs["nginx"] = proc
+            if _wait_http(f"http://127.0.0.1:{port}/.lab-stack", proc, "nginx", expect=token):
+                return port
+        raise RuntimeError(f"nginx found no free port in {attempts} tries: "
+                           f"{(proc.stderr.read() if proc.stderr else b'').decode(errors='replace')}")
 
     def agent_config(self) -> JsonObject:
         """What a host agent of this stack would run with (written to ``agent.yaml``)."""

@@ -11,7 +11,11 @@ each request it:
 - binds them (and a fresh ``span_id`` for this hop) into the logging context for the request;
 - echoes ``X-Request-ID`` on the response;
 - logs one access record (logger ``logharbor.access``): method, path, route template when the
-  framework knows it, status, duration_ms, client ip, user agent, bytes sent.
+  framework knows it, status, duration_ms, client ip, user agent, bytes sent. Its timestamp is
+  the end of its duration, within :data:`STAMP_SLACK_S` (the duration is read, the record is
+  stamped, and both are taken again if more than that passed in between — a process descheduled
+  under load): the server's clock-skew estimate reads ``timestamp − duration_ms`` as the moment
+  the request reached the app (``server/features/traces/skew.py``).
 
 The client ip is the socket peer unless the peer is a trusted proxy, in which case
 ``X-Forwarded-For`` is walked from the right, skipping trusted addresses. Only loopback is
@@ -34,8 +38,13 @@ from logharbor.record import normalize_trace_id, traceparent_span_id
 from logharbor.sdk.context import _context, new_request_id, new_span_id, new_trace_id
 from logharbor.types import HttpFields
 
-__all__ = ["ASGIMiddleware", "DjangoRouteMiddleware", "RequestIdentity", "WSGIMiddleware", "client_ip",
-           "identity_from_headers"]
+__all__ = ["STAMP_SLACK_S", "ASGIMiddleware", "DjangoRouteMiddleware", "RequestIdentity", "WSGIMiddleware",
+           "client_ip", "identity_from_headers"]
+
+#: an access record is stamped at most this long after its duration ends (see the module docstring)
+STAMP_SLACK_S = 0.0001
+#: times the duration and the stamp are taken again when more than STAMP_SLACK_S passed between them
+_STAMP_TRIES = 10
 
 access_logger = logging.getLogger("logharbor.access")
 _DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -105,11 +114,26 @@ def _level_for(status: int) -> int:
     return logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
 
 
-def _log_access(http: HttpFields, logger: logging.Logger, error: BaseException | None) -> None:
+def _log_access(http: HttpFields, logger: logging.Logger, error: BaseException | None, start: float) -> None:
+    """Log the access record: its duration (from ``start``, a ``perf_counter`` reading) ends when
+    it is stamped, within STAMP_SLACK_S. Between the two readings there used to be the rest of the
+    record's fields and the logging call, and a process descheduled there (a loaded machine) gave a
+    stamp milliseconds after the duration's end: ``timestamp − duration_ms`` then lay after the
+    request's real start, and the clock-skew estimate's interval missed the true offset."""
     status = http["status"]
+    level = _level_for(status)
+    if not logger.isEnabledFor(level):
+        return
     message = f"{http['method']} {http['path']} {status}"
-    logger.log(_level_for(status), message, extra={"http": http},
-               exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    fn, lno, func, _ = logger.findCaller(False, 1)  # where logger.log() would say it was called
+    for _ in range(_STAMP_TRIES):
+        end = time.perf_counter()
+        http["duration_ms"] = round((end - start) * 1000, 3)
+        record = logger.makeRecord(logger.name, level, fn, lno, message, (), exc_info, func, {"http": http})
+        if time.perf_counter() - end <= STAMP_SLACK_S:
+            break
+    logger.handle(record)
     if error is not None:
         # the server will log the same exception again without the request's ids; the sdk's
         # handler skips that second record (one exception, one record)
@@ -197,7 +221,7 @@ class ASGIMiddleware:
             "method": scope.get("method", "GET"),
             "path": scope.get("path", ""),
             "status": status,
-            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+            "duration_ms": 0.0,  # at the stamp (_log_access)
             "bytes_sent": state["bytes"],
         }
         route = scope.get("route")
@@ -210,7 +234,7 @@ class ASGIMiddleware:
         for name, field in (("user-agent", "user_agent"), ("referer", "referer")):
             if headers.get(name):
                 http[field] = headers[name]
-        _log_access(http, self.logger, error if isinstance(error, Exception) else None)
+        _log_access(http, self.logger, error if isinstance(error, Exception) else None, start)
 
 
 #: where the request id waits in the ASGI scope for an error response built outside the middleware
@@ -344,7 +368,7 @@ class WSGIMiddleware:
             "method": environ.get("REQUEST_METHOD", "GET"),
             "path": environ.get("SCRIPT_NAME", "") + path,
             "status": status,
-            "duration_ms": round((time.perf_counter() - state["start"]) * 1000, 3),
+            "duration_ms": 0.0,  # at the stamp (_log_access)
             "bytes_sent": state["bytes"],
         }
         route = environ.get("logharbor.route") or state["route"]
@@ -356,7 +380,7 @@ class WSGIMiddleware:
         for key, field in (("HTTP_USER_AGENT", "user_agent"), ("HTTP_REFERER", "referer")):
             if environ.get(key):
                 http[field] = environ[key]
-        _log_access(http, self.logger, error)
+        _log_access(http, self.logger, error, state["start"])
 
 
 class DjangoRouteMiddleware:
