@@ -184,10 +184,49 @@ def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress)
         target.close()
 
 
+def convert_in_place(url: str, table: str, console: Console) -> int:
+    """Bring the ClickHouse store at ``url`` up to this release's layout; the exit code.
+
+    On a cluster an old-layout logs table is converted (store/clusterconvert.py: copied, checked,
+    swapped; the same command after a crash carries on); on one server the store's own start
+    does it (store/attrmigrate.py). Then the store is opened as a server opens it, which creates
+    what else is missing."""
+    from logharbor.server.engine.store.base import StoreError
+    from logharbor.server.engine.store.clickhouse import ClickHouseStore
+    from logharbor.server.engine.store.clusterconvert import ClusterConversion
+
+    try:
+        store = ClickHouseStore(url, table=table, writer_id="migrate")
+    except StoreError as exc:
+        console.print(f"logharbor migrate: {exc}")
+        return 2
+    try:
+        if store.cluster:
+            store.connect()
+            job = ClusterConversion(store, say=console.print)
+            if job.needed():
+                rows = job.run()
+                console.print(f"converted {store.local_name} on cluster {store.cluster}: {rows} rows, "
+                              f"{len(job.copied)} day partitions copied now")
+            else:
+                console.print(f"{store.local_name} on cluster {store.cluster}: already this release's layout")
+        store.open()
+        console.print(f"{store.url.redacted()}: the store opens with this release")
+        return 0
+    except StoreError as exc:
+        console.print(f"logharbor migrate: {exc}\nthe old table is kept until the copy is checked: run the "
+                      "same command again to carry on")
+        return 1
+    finally:
+        store.close()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("migrate")
     def migrate(
-        from_dir: Path = typer.Option(..., "--from", help="a stopped server's data directory"),
+        from_dir: Path | None = typer.Option(None, "--from", help="a stopped server's data directory; "
+                                             "without it, the ClickHouse store --to is brought up to this "
+                                             "release's layout in place (a cluster's old tables converted)"),
         to: str = typer.Option(..., "--to", help="a ClickHouse URL: clickhouse://host:8123/db, with "
                                                     "user:pass@ and ?cluster=NAME as needed"),
         table: str = typer.Option("logs", help="name of the logs table (the server's --table)"),
@@ -198,13 +237,16 @@ def register(app: typer.Typer) -> None:
                                                 "PostgreSQL database: postgresql://host/db, with "
                                                 "user:pass@ as needed"),
     ) -> None:
-        """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json)."""
+        """Move an embedded store into ClickHouse, day by day; resumable (DATA_DIR/migrate.json).
+        Without --from: convert the ClickHouse store --to in place (resumable: run it again)."""
         from logharbor.sealing import Sealer
         from logharbor.server.engine.store.base import StoreError
         from logharbor.server.engine.store.clickhouse import ClickHouseStore
         from logharbor.server.engine.store.embedded import EmbeddedStore
 
         console = Console(stderr=True)
+        if from_dir is None:
+            raise typer.Exit(convert_in_place(to, table, console))
         store_dir = from_dir / "store"
         if not store_dir.is_dir():
             console.print(f"logharbor migrate: {from_dir} has no store/: is it a logharbor data directory?")

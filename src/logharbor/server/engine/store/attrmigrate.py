@@ -69,7 +69,7 @@ class TableAccess:
     database: str | None = None
 
 
-def _columns(access: TableAccess, name: str) -> dict[str, str]:
+def stored_columns(access: TableAccess, name: str) -> dict[str, str]:
     """Stored (not MATERIALIZED/ALIAS) columns of ``name`` → type, in order; {} when absent."""
     db = "{db:String}" if access.database else "currentDatabase()"
     params: dict[str, Any] = {"t": name, **({"db": access.database} if access.database else {})}
@@ -81,7 +81,7 @@ def _columns(access: TableAccess, name: str) -> dict[str, str]:
 
 def needs_migration(access: TableAccess, name: str) -> bool:
     """Whether ``name`` exists with the old ``attributes JSON`` column."""
-    kind = _columns(access, name).get("attributes")
+    kind = stored_columns(access, name).get("attributes")
     return kind is not None and kind != "String"
 
 
@@ -93,14 +93,14 @@ def migrate_attributes(access: TableAccess, name: str, *, patterns_view: str | N
     table, new_name = quote_identifier(name), name + MIGRATING_SUFFIX
     new = quote_identifier(new_name)
     if not needs_migration(access, name):
-        if _columns(access, new_name):  # killed after the swap: this is the old rows' table
+        if stored_columns(access, new_name):  # killed after the swap: this is the old rows' table
             access.run(f"DROP TABLE IF EXISTS {new}")
         return 0
-    old_columns = _columns(access, name)
+    old_columns = stored_columns(access, name)
     access.run(f"DROP TABLE IF EXISTS {new}")  # a copy cut short by a crash: redo it whole
     for statement in access.create(new_name):
         access.run(statement)
-    new_columns = _columns(access, new_name)
+    new_columns = stored_columns(access, new_name)
     lacking = [c for c in new_columns if c not in old_columns and c != "attributes"]
     if lacking:  # migrations.logs_migrations adds these first; refuse rather than guess
         raise StoreError(f"cannot migrate {name!r} to text attributes: it lacks {', '.join(lacking)}")
@@ -182,7 +182,7 @@ def _patched_pages(access: TableAccess, table: str, shared: list[str]) -> Iterat
                 f"AND _part_offset < {{hi:UInt64}} AND {exact} != ''",
                 {"p": part["p"], "lo": start, "hi": start + _PAGE})
             if rows:
-                yield b"\n".join(_new_row(row) for row in rows)
+                yield b"\n".join(new_row(row) for row in rows)
 
 
 def _max_offset(access: TableAccess, table: str, part: str) -> int:
@@ -191,7 +191,7 @@ def _max_offset(access: TableAccess, table: str, part: str) -> int:
     return int(rows[0]["m"]) if rows else 0
 
 
-def _new_row(row: dict[str, Any]) -> bytes:
+def new_row(row: dict[str, Any]) -> bytes:
     """An old row as the encoder would write it now: the exact attributes as one object."""
     text, patch = row.pop("__lh_text"), row.pop("__lh_exact")
     column = exactjson.loads(text) if text else {}

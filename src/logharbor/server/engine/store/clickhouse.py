@@ -70,6 +70,7 @@ _MIN_FREE_TO_INSERT = 16 * 1024 * 1024
 #: rows per insert block: above any batch, so each partition of a batch is one part, whole or absent
 _BLOCK_ROWS = 16 * 1024 * 1024
 _REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+_OBSERVED_INDEX = "idx_observed observed_timestamp TYPE minmax GRANULARITY 1"
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ class ClickHouseStore(TierView):
         self.hot_table = self.table
         #: where the rows are stored: the replicated local table on a cluster, else the table itself
         self.local_name = f"{table}_local" if self.cluster else table
+        #: where a row goes on a cluster: every record of one request on one shard
+        self.sharding_key = _SHARDING_KEY
         #: the patterns table (store/patterns.py): read and written by this name
         self.patterns_name = patterns_table_name(table)
         self.patterns_local = f"{self.patterns_name}_local" if self.cluster else self.patterns_name
@@ -205,6 +208,14 @@ class ClickHouseStore(TierView):
                              "(dotted attribute keys would otherwise collide)")
         return client
 
+    def local_logs_ddl(self, name: str) -> list[str]:
+        """The statements making a logs table ``name`` where rows are stored: on a cluster
+        replicated on every node (``ON CLUSTER``), at the replica path named after it."""
+        create = schema_sql(name, f"ReplicatedMergeTree({_REPLICA_PATH})" if self.cluster else "MergeTree")
+        head = f"CREATE TABLE IF NOT EXISTS {quote_identifier(name)}"
+        return [create.replace(head, head + self._on_cluster(), 1),
+                add_index(name, _OBSERVED_INDEX, self._on_cluster()).sql]
+
     def _on_cluster(self) -> str:
         return f" ON CLUSTER {quote_identifier(self.cluster)}" if self.cluster else ""
 
@@ -216,20 +227,17 @@ class ClickHouseStore(TierView):
     def _ddl_plan(self) -> list[str | Migration]:
         local = quote_identifier(self.local_name)
         # the tail feed (servers side by side) reads new rows by receive time: let it skip the rest
-        observed = add_index(self.local_name, "idx_observed observed_timestamp TYPE minmax GRANULARITY 1",
-                             self._on_cluster())
+        observed = add_index(self.local_name, _OBSERVED_INDEX, self._on_cluster())
         migrate = logs_migrations(self.local_name, self._on_cluster())
         if not self.cluster:
             return [schema_sql(self.local_name), observed, *migrate,
                     *patterns_ddl(self.local_name, self.patterns_local),
                     *patterns_migrations(self.patterns_local)]
-        create = schema_sql(self.local_name, f"ReplicatedMergeTree({_REPLICA_PATH})")
-        head = f"CREATE TABLE IF NOT EXISTS {local}"
-        create = create.replace(head, head + self._on_cluster(), 1)
+        create = self.local_logs_ddl(self.local_name)[0]
         distributed = (
             f"CREATE TABLE IF NOT EXISTS {self.table}{self._on_cluster()} AS {local} "
             f"ENGINE = Distributed({_string_literal(self.cluster)}, {_string_literal(self.database)}, "
-            f"{_string_literal(self.local_name)}, {_SHARDING_KEY})")
+            f"{_string_literal(self.local_name)}, {self.sharding_key})")
         # the Distributed table has the columns it had when it was created: add the new ones too
         migrate_dist = [m for m in logs_migrations(self.table_name, self._on_cluster()) if m.kind == "column"]
         # patterns: a replicated table per shard fed by a view on that shard's rows, read through
@@ -247,6 +255,11 @@ class ClickHouseStore(TierView):
                 *patterns_migrations(self.patterns_local, self._on_cluster()), patterns_dist,
                 *patterns_migrations(self.patterns_name, self._on_cluster())]
 
+    def connect(self) -> None:
+        """Talk to the database without creating or changing anything (``logharbor migrate``)."""
+        if self._client is None:
+            self._client = self._connect(self.database)
+
     def open(self) -> None:
         bootstrap = self._connect("default")
         try:
@@ -256,7 +269,7 @@ class ClickHouseStore(TierView):
             raise _classify(exc) from exc
         finally:
             bootstrap.close()
-        self._client = self._connect(self.database)
+        self.connect()
         plan = self._ddl_plan()
         # on one server, a migration already applied is skipped (a needless ALTER rewrites the
         # table's metadata file); ON CLUSTER ones always run, every node must get them
@@ -276,27 +289,33 @@ class ClickHouseStore(TierView):
         then the patterns view made again (the migration drops it before its swap)."""
         access = TableAccess(read=self.query, run=self.execute, insert=self.load_rows,
                              create=self._create_logs, database=self.database)
+        if self.cluster:  # converted by 'logharbor migrate' (store/clusterconvert.py), not at start
+            from logharbor.server.engine.store.clusterconvert import ClusterConversion
+
+            if ClusterConversion(self).needed():
+                raise StoreError(
+                    f"the logs table {self.local_name!r} on cluster {self.cluster!r} still has attributes "
+                    "JSON, or its conversion was left part way; with every server of the cluster stopped, "
+                    f"run: logharbor migrate --to '{self.url.redacted()}' --table {self.table_name} "
+                    "(with the password in the URL), then start the servers again")
+            return
         if not needs_migration(access, self.local_name):
             migrate_attributes(access, self.local_name)  # drops a copy left by a crash after its swap
             return
-        if self.cluster:
-            raise StoreError(
-                f"the logs table {self.local_name!r} on cluster {self.cluster!r} still has attributes JSON; "
-                "this release migrates a single server's table at start, not a cluster's (copy the rows "
-                "with 'logharbor migrate' into a new database, then point --store at it)")
         migrate_attributes(access, self.local_name, patterns_view=self.patterns_local + "_mv")
         for statement in patterns_ddl(self.local_name, self.patterns_local):
             self.execute(statement)
 
     def _create_logs(self, name: str) -> list[str]:
         """The text layout's logs table ``name`` with this store's extra index."""
-        return [schema_sql(name),
-                add_index(name, "idx_observed observed_timestamp TYPE minmax GRANULARITY 1").sql]
+        return [schema_sql(name), add_index(name, _OBSERVED_INDEX).sql]
 
     def load_rows(self, table: str, rows: bytes) -> None:
         """Insert JSONEachRow ``rows`` into ``table`` (quoted) as the logs table gets them (an
         unknown field is an error; attributes objects kept as text): migrations copy with it."""
         settings: EngineSettings = {"insert_deduplicate": 0, **INSERT_SETTINGS}
+        if self.cluster:
+            settings["distributed_foreground_insert"] = 1  # on the shards before we return
         with self._write_lock:
             try:
                 self._client.raw_insert(table, None, rows, fmt="JSONEachRow", settings=settings)
