@@ -5,7 +5,8 @@ The compiled modules are the very sources of the Python path (``record``, ``dial
 pointed at ``logharbor._native`` and compiled by the machine's C compiler, so the compiled path
 keeps Python's semantics (annotations are not read as C types: ``annotation_typing=False``).
 ``nginx_parsers`` holds the NGINX presets' generated parse functions (``formats/nginx_native.py``),
-each used only by the digest of its source.
+each used only by the digest of its source; ``nginx_encode`` (``_native/nginx_encode.c``, plain C)
+is the agent's NGINX chunk path (``formats/nginx_chunk.py``), used only at its source's digest.
 ``BUILD.json`` records each source's SHA-256; ``logharbor.server.ingest.decoder`` uses the build
 only while the sources still match it.
 
@@ -93,6 +94,11 @@ def main() -> int:
         nginx_copy.write_text(preset_module_source())
         extensions.append(Extension("logharbor._native.nginx_parsers", [str(nginx_copy)],
                                     extra_compile_args=["-Wno-array-bounds"]))
+        # the agent's NGINX chunk path, in C (formats/nginx_chunk.py uses it only at this digest)
+        encode_c = OUT / "nginx_encode.c"
+        digest = hashlib.sha256(encode_c.read_bytes()).hexdigest()
+        extensions.append(Extension("logharbor._native.nginx_encode", [str(encode_c)],
+                                    define_macros=[("SOURCE_SHA256", f'"{digest}"')]))
         directives = {"language_level": 3, "annotation_typing": False, "binding": True,
                       "embedsignature": False}
         try:
@@ -119,7 +125,7 @@ def main() -> int:
 
     build = {"cython": Cython.__version__, "sources": digests}
     (OUT / "BUILD.json").write_text(json.dumps(build, indent=1) + "\n")
-    print(f"build_native: built {len(SOURCES) + 1} modules into {OUT.relative_to(ROOT)}")
+    print(f"build_native: built {len(built)} modules into {OUT.relative_to(ROOT)}")
     return 0
 
 

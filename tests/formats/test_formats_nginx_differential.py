@@ -91,9 +91,9 @@ WELL_FORMED: dict[str, st.SearchStrategy[object]] = {
 
 
 @st.composite
-def lines(draw: st.DrawFn, name: str) -> str:
-    """A line of format ``name`` from odd values, sometimes mutated afterwards."""
-    fmt, escape = FORMATS[name]
+def lines(draw: st.DrawFn, name: str, formats: dict[str, tuple[str, str | None]] = FORMATS) -> str:
+    """A line of format ``name`` (of ``formats``) from odd values, sometimes mutated afterwards."""
+    fmt, escape = formats[name]
     # mostly well-formed values (one in 8 odd), one in 10 variables missing (written as "-")
     values = {n: draw(VALUE if draw(st.integers(0, 7)) == 0 else WELL_FORMED.get(n, TOKEN))
               for n in NAMES if draw(st.integers(0, 9))}

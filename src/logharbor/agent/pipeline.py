@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -46,6 +46,9 @@ from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
 from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.types import Ack, AckStatus, AgentError, Chunk, Encoded, Sink, Source
 from logharbor.types import RawRecord
+
+if TYPE_CHECKING:
+    from logharbor.formats.nginx_chunk import ChunkEncoder
 
 __all__ = ["Agent", "encode"]
 
@@ -62,6 +65,8 @@ def encode(chunk: Chunk) -> Encoded:
     or the line ``,``, also reads ``","``) each line is encoded on its own.
     """
     meta = chunk.meta
+    if chunk.payload is not None:
+        return Encoded(chunk.payload, len(chunk.lines), chunk.ack)
     if chunk.records is None:
         lines = chunk.lines
         if not lines:
@@ -139,6 +144,28 @@ def _parse_step(parser: Any) -> Callable[[Chunk], Chunk]:
     return step
 
 
+def _fused_step(parser: Any, encoder: ChunkEncoder) -> Callable[[Chunk], Chunk]:
+    """Parse and encode a chunk in one compiled pass (NGINX text formats, ``formats/nginx_chunk.py``),
+    when nothing comes between the parser and the encoder; the same bytes as parse + ``encode``."""
+    parse = parser.parse
+
+    def step(chunk: Chunk) -> Chunk:
+        meta = chunk.meta
+        head = encoder.head(meta)
+        if head is None:  # a shared field named like a record key: the Python path merges them
+            chunk.records = [parse(line) for line in chunk.lines]
+            return chunk
+        time_ns = chunk.time_ns
+
+        def fallback(line: str) -> bytes:
+            return _encode_records([parse(line)], meta, time_ns)
+
+        chunk.payload = encoder.encode(chunk.lines, head, time_ns, fallback)
+        return chunk
+
+    return step
+
+
 class _Running:
     """A source with its own stop event and thread (so a reload can stop one source alone)."""
 
@@ -178,10 +205,15 @@ class Agent:
         chains: dict[str, list[Callable[[Chunk], Chunk]]] = {}
         for name, s in cfg.sources.items():
             chain: list[Callable[[Chunk], Chunk]] = []
+            transforms = [tr for only, tr in built if only is None or name in only]
             spec = s.parser_spec()
             if spec is not None:
-                chain.append(_parse_step(build_parser_for(spec)))
-            chain.extend(tr for only, tr in built if only is None or name in only)
+                from logharbor.formats.nginx_chunk import chunk_encoder  # formats: only when a parser is set
+
+                parser = build_parser_for(spec)
+                encoder = None if transforms else chunk_encoder(parser, _TIME_KEYS)
+                chain.append(_parse_step(parser) if encoder is None else _fused_step(parser, encoder))
+            chain.extend(transforms)
             chains[name] = chain
         return chains
 

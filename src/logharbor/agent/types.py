@@ -110,6 +110,8 @@ class Chunk:
     meta: RawRecord = field(default_factory=dict)
     records: list[RawRecord] | None = None
     time_ns: int = 0
+    #: the chunk's NDJSON, when the parser wrote it in one pass (``formats/nginx_chunk.py``)
+    payload: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -87,10 +87,12 @@ def _tokens(fmt: str) -> list[tuple[str, str]]:
 class _Compiled:
     """A compiled text format: one regex, and per group the handler of its variable."""
 
-    __slots__ = ("fields", "match", "reference_match")
+    __slots__ = ("fields", "match", "reference_match", "tokens")
 
     def __init__(self, fmt: str) -> None:
         tokens = _tokens(fmt)
+        #: ("lit", text) and ("var", name), in order (formats/nginx_chunk.py compiles them)
+        self.tokens = tokens
         names = [v for k, v in tokens if k == "var"]
         if not names:
             raise ParserConfigError(f"option 'format': no $variable in {fmt!r}")
@@ -278,11 +280,14 @@ class NginxParser:
         esc = escape or found_escape
         #: whether ``parse`` is the Cython-compiled copy of the generated function
         self.native = False
+        #: the compiled text format (None for a JSON format): the agent's chunk path reads it
+        self.compiled: _Compiled | None = None
         self._unescape = {"default": unescape_default, "json": unescape_json, "none": None}[esc]
         if isinstance(compiled, dict):
             self._json: dict[str, Handler] | None = compiled
         else:
             self._json = None
+            self.compiled = compiled
             self.parse, self.native = generate(compiled, self._unescape)  # type: ignore[method-assign]
 
     def parse(self, line: str) -> RawRecord:

@@ -133,7 +133,9 @@ def local_time_parser(zone: str) -> Callable[[str], int]:
 # the reference generator (formats/nginx_reference.py) inlines into its parse function. It may
 # also carry ``inline``: statements doing the same work (``{h}`` is the handler, ``_p`` a scratch
 # local) that the text-format generator in formats/nginx.py inlines instead, with no call per
-# field. Values cut from a text line are always str.
+# field. Values cut from a text line are always str. ``native`` names what the handler does for the
+# agent's compiled chunk path (formats/nginx_chunk.py): (kind, key); a handler without it keeps its
+# format on the Python path.
 
 #: ``uint`` of a str, its common case inlined (ASCII digits, < 19 of them); else the call that
 #: raises the same error
@@ -154,10 +156,12 @@ def _set_http(name: str, kind: type) -> Handler:
             http[name] = uint(value)
         h.code = f"http[{name!r}] = uint({{v}})"  # type: ignore[attr-defined]
         h.inline = f"http[{name!r}] = " + _UINT_CODE  # type: ignore[attr-defined]
+        h.native = ("http_int", name)  # type: ignore[attr-defined]
     else:
         def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             http[name] = value
         h.code = f"http[{name!r}] = {{v}}"  # type: ignore[attr-defined]
+        h.native = ("http_str", name)  # type: ignore[attr-defined]
     return h
 
 
@@ -165,6 +169,7 @@ def _set_rec(name: str) -> Handler:
     def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
         rec.setdefault(name, value)
     h.code = f"rec.setdefault({name!r}, {{v}})"  # type: ignore[attr-defined]
+    h.native = ("rec_default", name)  # type: ignore[attr-defined]
     return h
 
 
@@ -173,10 +178,12 @@ def _attr(name: str, kind: str = "str") -> Handler:
         def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             rec[name] = uint_or_text(value)
         h.code = f"rec[{name!r}] = uint_or_text({{v}})"  # type: ignore[attr-defined]
+        h.native = ("rec_int", name)  # type: ignore[attr-defined]
     else:
         def h(rec: RawRecord, http: HttpFields, value: Any) -> None:
             rec[name] = value
         h.code = f"rec[{name!r}] = {{v}}"  # type: ignore[attr-defined]
+        h.native = ("rec_str", name)  # type: ignore[attr-defined]
     return h
 
 
@@ -196,6 +203,7 @@ def _seconds_attr(name: str) -> Handler:
         rec[key] = seconds_to_ms(total)
         rec[name] = value
 
+    h.native = ("rec_ms", key)  # type: ignore[attr-defined]
     return h
 
 
@@ -204,6 +212,7 @@ def _duration(rec: RawRecord, http: HttpFields, value: Any) -> None:
 
 
 _duration.code = 'http["duration_ms"] = seconds_to_ms({v})'  # type: ignore[attr-defined]
+_duration.native = ("http_ms", "duration_ms")  # type: ignore[attr-defined]
 
 
 def _request(rec: RawRecord, http: HttpFields, value: Any) -> None:
@@ -228,6 +237,8 @@ _request.inline = ("rec['message'] = {v}\n"  # type: ignore[attr-defined]
                    "    http['method'], http['path'], rec['protocol'] = _p\n"
                    "elif len(_p) == 2:\n"
                    "    http['method'], http['path'] = _p")
+_request.native = ("request",)  # type: ignore[attr-defined]
+_trace.native = ("trace",)  # type: ignore[attr-defined]
 _trace.inline = ("if 'trace_id' in rec:\n"  # type: ignore[attr-defined]
                  "    rec['trace_header'] = {v}\n"
                  "else:\n"
