@@ -164,3 +164,23 @@ def test_big_integers_in_json_and_logfmt_lines_are_kept_exact(server: ServerProc
 
     assert attr(rows["json big"], "big") == int(big) and attr(rows["json big"], "neg") == -9223372036854775809
     assert attr(rows["logfmt big"], "big") == big and attr(rows["logfmt big"], "small") == 42
+
+
+def test_labels_and_metadata_that_are_not_strings_are_their_json_text(server: ServerProcess) -> None:
+    """Loki's push decoder takes a label's or metadata's raw JSON value; a non-string one was
+    stored as Python's spelling of it (``True``, ``None``, ``{'a': 1}``) and a number beyond
+    64 bits as a float's digits. Each is now its JSON text; the string ones are unchanged."""
+    big = "18446744073709551617"
+    body = ('{"streams": [{"stream": {"service_name": "loki-typed", "flag": true, "none": null, '
+            '"obj": {"a": [1, "x"]}, "f": 1.0, "big": ' + big + ', "s": "text"}, "values": [["1700000000000000000", '
+            '"typed labels", {"mflag": false, "mnull": null, "mobj": {"b": [true]}, "mnum": -0.0, "mbig": '
+            + big + ', "ms": "text"}]]}]}')
+    with server.client() as client:
+        response = client.post("/loki/api/v1/push", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 204, response.text
+    (row,) = records(server, 'service:"loki-typed"', 1)
+    attrs = row.get("attributes", row)
+    assert {k: attrs[k] for k in ("flag", "none", "obj", "f", "big", "s")} == {
+        "flag": "true", "none": "null", "obj": '{"a":[1,"x"]}', "f": "1.0", "big": big, "s": "text"}
+    assert {k: attrs[k] for k in ("mflag", "mnull", "mobj", "mnum", "mbig", "ms")} == {
+        "mflag": "false", "mnull": "null", "mobj": '{"b":[true]}', "mnum": "-0.0", "mbig": big, "ms": "text"}

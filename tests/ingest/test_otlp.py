@@ -216,3 +216,36 @@ def test_one_unreadable_json_record_is_rejected_alone(server: ServerProcess) -> 
     assert "timeUnixNano 'abc' is not an integer" in partial["errorMessage"]
     rows = records(server, 'service:"otlp-alone"', 1)
     assert [r["message"] for r in rows] == ["otlp alone ok"]
+
+
+ANY_VALUES = [  # (AnyValue as JSON text, what is stored, or None: the record is rejected)
+    ('{"boolValue": false}', False), ('{"boolValue": "false"}', False), ('{"boolValue": "true"}', True),
+    ('{"boolValue": "no"}', None), ('{"boolValue": 0}', None),
+    ('{"stringValue": "5"}', "5"), ('{"stringValue": 5}', None), ('{"stringValue": null}', None),
+    ('{"doubleValue": 1.0}', 1.0), ('{"doubleValue": -0.0}', -0.0), ('{"doubleValue": "2.5"}', 2.5),
+    ('{"doubleValue": 3}', 3.0), ('{"doubleValue": true}', None), ('{"doubleValue": "1_0"}', None),
+    ('{"intValue": "18446744073709551617"}', 18446744073709551617),
+    ('{"intValue": 18446744073709551617}', 18446744073709551617),  # a JSON number beyond 64 bits: exact
+    ('{"intValue": true}', None), ('{"bytesValue": "AAEC"}', "AAEC"), ('{"bytesValue": 7}', None),
+    ('{"arrayValue": {"values": [{"boolValue": "yes"}]}}', None),
+]
+
+
+def test_any_values_keep_their_json_type_or_reject_their_record(server: ServerProcess) -> None:
+    """Each AnyValue kind is held to its JSON type: ``bool("false")`` stored true, a number under
+    ``stringValue`` was stored as a number, ``true`` under ``doubleValue`` as 1.0, and an
+    ``intValue`` written as a JSON number beyond 64 bits lost its last digits (orjson)."""
+    logs = [f'{{"body": {{"stringValue": "anyvalue {i}"}}, "attributes": [{{"key": "v", "value": {text}}}]}}'
+            for i, (text, _) in enumerate(ANY_VALUES)]
+    body = ('{"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": '
+            '{"stringValue": "otlp-anyvalue"}}]}, "scopeLogs": [{"logRecords": [' + ",".join(logs) + "]}]}]}")
+    with server.client() as client:
+        response = client.post("/v1/logs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    rejected = [i for i, (_, want) in enumerate(ANY_VALUES) if want is None]
+    assert response.json()["partialSuccess"]["rejectedLogRecords"] == str(len(rejected))
+    rows = records(server, 'service:"otlp-anyvalue"', len(ANY_VALUES) - len(rejected))
+    stored = {int(r["message"].split()[1]): r.get("attributes", r)["v"] for r in rows}
+    want = {i: v for i, (_, v) in enumerate(ANY_VALUES) if v is not None}
+    assert {i: (type(v), v) for i, v in stored.items()} == {i: (type(v), v) for i, v in want.items()}
+    assert str(stored[9]) == "-0.0"  # the sign of a zero kept

@@ -43,6 +43,7 @@ from google.protobuf.message import DecodeError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logharbor import exactjson
 from logharbor.record import RecordError
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
@@ -233,8 +234,16 @@ class _Entries:
             self.errors.append(ItemError(self.n, reason))
 
 
+def label_value(value: Any) -> str:
+    """A JSON label or structured-metadata value as Loki reads it: a string's content, anything
+    else its JSON text (``true``, ``1e+300``, ``{"a":1}``, ``null``), as Loki's push decoder
+    takes the raw value. ``str()`` made Python's spelling of it (``True``, ``None``,
+    ``{'a': 1}``) and stored that."""
+    return value if isinstance(value, str) else exactjson.dumps(value).decode()
+
+
 def _from_json(body: bytes, out: _Entries) -> None:
-    request = orjson.loads(body)
+    request = exactjson.loads(body)  # a label or metadata integer beyond 64 bits stays its digits
     if not isinstance(request, dict) or not isinstance(request.get("streams"), list):
         raise ValueError('the body must be {"streams": [...]}')
     for stream in request["streams"]:
@@ -245,7 +254,7 @@ def _from_json(body: bytes, out: _Entries) -> None:
         if not isinstance(labels, dict):
             out.fail(len(values), "stream labels must be an object")
             continue
-        base = _stream_fields({str(k): str(v) for k, v in labels.items()})
+        base = _stream_fields({k: label_value(v) for k, v in labels.items()})
         for value in values:
             if not isinstance(value, list) or len(value) not in (2, 3) or not isinstance(value[1], str):
                 out.fail(1, "an entry must be [timestamp, line] or [timestamp, line, metadata]")
@@ -258,7 +267,7 @@ def _from_json(body: bytes, out: _Entries) -> None:
             if meta is not None and not isinstance(meta, dict):
                 out.fail(1, "structured metadata must be an object")
                 continue
-            out.add(base, int(stamp), value[1], {str(k): str(v) for k, v in (meta or {}).items()})
+            out.add(base, int(stamp), value[1], {k: label_value(v) for k, v in (meta or {}).items()})
 
 
 def _from_protobuf(body: bytes, out: _Entries) -> None:
@@ -287,7 +296,7 @@ def decode_push(body: bytes, is_protobuf: bool, received_ns: int, limits: Record
     out = _Entries(received_ns, limits, tenant)
     try:
         (_from_protobuf if is_protobuf else _from_json)(body, out)
-    except (DecodeError, orjson.JSONDecodeError) as exc:
+    except (DecodeError, ValueError) as exc:  # JSONDecodeError, ExactJSONError
         raise ValueError(f"not a Loki push request: {exc}") from None
     return (b"\n".join(out.rows), len(out.rows), [(e.line, e.error) for e in out.errors], out.renamed,
             out.extracted)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from typing import Any
 
@@ -38,6 +39,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logharbor import exactjson
 from logharbor.record import RecordError, otel_level
 from logharbor.server.auth import principal_of
 from logharbor.server.engine.store.rows import encode_record
@@ -87,25 +89,58 @@ def _any_pb(value: Any) -> Any:
 
 
 def _any_json(value: Any) -> Any:
+    """One OTLP/JSON ``AnyValue``, each kind held to its JSON type as protobuf's JSON mapping
+    holds it: a value of another type rejects its record, naming it (``bool("false")`` stored
+    ``true``, ``"stringValue": 5`` a number, ``"doubleValue": true`` ``1.0``)."""
     if not isinstance(value, dict):
         return None
     for kind, inner in value.items():
         if kind == "stringValue":
+            if not isinstance(inner, str):
+                raise ValueError(f"stringValue {_shown(inner)} is not a string")
             return inner
         if kind == "intValue":
             return _json_int(inner, "intValue")
         if kind == "doubleValue":
-            return float(inner)
+            return _json_double(inner)
         if kind == "boolValue":
-            return bool(inner)
+            if type(inner) is bool:
+                return inner
+            if inner in ("true", "false"):  # the text protobuf's JSON parsers also take
+                return inner == "true"
+            raise ValueError(f"boolValue {_shown(inner)} is not true or false")
         if kind == "kvlistValue":  # {"values": [...]}, or the bare list some writers send
             return _kv_json(inner if isinstance(inner, list) else (inner or {}).get("values") or [])
         if kind == "arrayValue":
             values = inner if isinstance(inner, list) else (inner or {}).get("values") or []
             return [_any_json(v) for v in values]
         if kind == "bytesValue":
+            if not isinstance(inner, str):
+                raise ValueError(f"bytesValue {_shown(inner)} is not base64 text")
             return inner
     return None
+
+
+#: a double as protobuf's JSON mapping writes one in a string: a JSON number, or a special value
+_DOUBLE_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity")
+
+
+def _json_double(value: Any) -> float:
+    """A ``doubleValue``: a JSON number or its text (``"NaN"``, ``"Infinity"``: stored as null)."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if isinstance(value, str) and _DOUBLE_TEXT.fullmatch(value):
+        return float(value)
+    raise ValueError(f"doubleValue {_shown(value)} is not a number")
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message names it (JSON text, at most 40 characters)."""
+    try:
+        text = exactjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text[:40]
 
 
 def _kv_json(pairs: list[Any]) -> Attributes:
@@ -319,7 +354,7 @@ def _severity(raw: RawRecord, number: int) -> None:
 
 
 def _from_json(body: bytes, batch: _Batch) -> None:
-    request = orjson.loads(body)
+    request = exactjson.loads(body)  # an intValue beyond 64 bits as a JSON number stays exact
     if not isinstance(request, dict):
         raise ValueError("the body must be an ExportLogsServiceRequest object")
     for resource_logs in request.get("resourceLogs") or request.get("resource_logs") or []:
