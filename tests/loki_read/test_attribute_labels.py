@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.conftest import examples
 
 from logharbor.record import normalize
 from logharbor.server.engine.store.embedded import EmbeddedStore
@@ -112,3 +115,13 @@ def test_the_tail_sender_reads_a_record_with_an_integer_beyond_64_bits() -> None
     (stream,) = message["streams"]
     assert stream["values"][0][1] == "big one"
     assert stream["stream"]["n"] == str(big) and stream["stream"]["ratio"] == "13"  # label text: 1.0 is 1
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1e300, -1e300, 2.0**53, 1e16, -0.0, 13.0]))
+@settings(max_examples=examples(200), deadline=None)
+def test_a_float_label_is_the_number_sent(value: float) -> None:
+    """A whole float's label was ``str(int(value))``: ``1e300`` became 301 digits, most of them
+    not the number's. A label, read back as a number, is the float that was stored."""
+    lq = parse_logql('{service="labels"} | json')
+    labels = record_labels({"service": "labels", "message": "m", "attributes": {"f": value}}, lq)
+    assert float(labels["f"]) == value and len(labels["f"]) <= 24

@@ -82,14 +82,22 @@ def value_of(record: Mapping[str, Any], name: str) -> Any:
 
 
 def label_text(value: Any) -> str:
-    """A field value as Loki label text (labels are strings; absent is empty, ``1.0`` is ``1``)."""
+    """A field value as Loki label text (labels are strings; absent is empty, ``1.0`` is ``1``).
+
+    Only a whole float a double holds exactly as an integer (below 2**53) is written as one:
+    ``str(int(1e300))`` wrote 301 digits, most of them not in the number sent; beyond that the
+    float's shortest text (``1e+300``)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INTEGER_FLOATS:
         return str(int(value))
     return str(value)
+
+
+#: a whole float below this is an integer exactly (doubles have 53 bits of mantissa)
+_EXACT_INTEGER_FLOATS = 2.0**53
 
 
 #: labels whose values Loki writes in lower case: its ``detected_level`` is ``error``, ``warn``, …
