@@ -1,5 +1,7 @@
 """``logharbor store check|repair DATA_DIR``: find and mend damaged table definitions of a
-stopped server's embedded store (see ``logharbor.server.engine.store.startcheck``)."""
+stopped server's embedded store (see ``logharbor.server.engine.store.startcheck``);
+``logharbor store duplicates DATA_DIR [--remove]``: the copies an earlier release's tier mover
+left (``logharbor.server.features.retention.duplicates``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from logharbor.cli.client import die
 __all__ = ["register"]
 
 store_app = typer.Typer(
-    help="Check (check) and mend (repair) the table definitions of a stopped server's embedded store.",
+    help="Check (check) and mend (repair) the table definitions of a stopped server's embedded store; "
+         "find (duplicates) the copies an earlier release's tier mover left.",
     no_args_is_help=True)
 
 _DATA_DIR = typer.Argument(..., metavar="DATA_DIR",
@@ -56,6 +59,57 @@ def repair(data_dir: Path = _DATA_DIR, table: str = _TABLE,
         die(str(exc))
     for line in lines:
         typer.echo(("would: " if dry_run else "") + line)
+
+
+@store_app.command("duplicates")
+def duplicates(data_dir: Path = _DATA_DIR, table: str = _TABLE,
+               remove: bool = typer.Option(False, "--remove", help="remove the old mover's extra copies "
+                                           "(each record kept as many times as it was sent)"),
+               cold_storage: str = typer.Option("cold", help="the server's --cold-storage"),
+               cold_endpoint: str | None = typer.Option(None, help="the server's --cold-endpoint"),
+               encryption_key_file: Path | None = typer.Option(None, help="key file of an encrypted store"),
+               ) -> None:
+    """List records the tier mover of an earlier release copied more than once (the server must be
+    stopped; opening the store upgrades it first, as a start would); exit 1 when some are left."""
+    from logharbor.sealing import Sealer
+    from logharbor.server.engine.store.base import StoreError
+    from logharbor.server.engine.store.coldstore import cold_store_from_url
+    from logharbor.server.engine.store.embedded import EmbeddedStore
+    from logharbor.server.engine.store.tiers import Tiers
+    from logharbor.server.features.retention.duplicates import describe, find_duplicates, remove_duplicates
+
+    _store_dir(data_dir)
+    try:
+        sealer = Sealer.from_file(encryption_key_file) if encryption_key_file else None
+        store = EmbeddedStore(data_dir / "store", table=table, sealer=sealer)
+        store.open()
+    except (StoreError, ValueError, OSError) as exc:
+        die(f"cannot open the store in {data_dir}: {exc}")
+    try:
+        cold = None if store.storage_policy else cold_store_from_url(cold_storage, data_dir,
+                                                                     endpoint=cold_endpoint)
+        tiers = Tiers(store, cold)
+        tiers.open()
+        groups = find_duplicates(tiers)
+        for group in groups:
+            typer.echo(describe(group))
+        extra = sum(g.extra_rows for g in groups)
+        listed = [g for g in groups if not g.removable]
+        typer.echo(f"{len(groups)} records in more than one place: {extra} extra copies of the old "
+                   f"mover, {len(listed)} listed only")
+        if remove and extra:
+            removed = remove_duplicates(tiers, groups)
+            left = [g for g in find_duplicates(tiers) if g.removable]
+            typer.echo(f"removed {removed} extra copies; {len(left)} records still in more than one place")
+            if removed != extra or left:
+                raise typer.Exit(1)
+            groups = listed
+        if groups:
+            raise typer.Exit(1)
+    except StoreError as exc:
+        die(str(exc))
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
