@@ -1,7 +1,8 @@
 """Agent throughput: file → receiver, logharbor agent and rsyslog side by side. Prints JSON lines.
 
 For each input kind (raw text lines, NGINX combined lines parsed by the agent, JSON lines parsed
-by the agent) a file of ``--mbytes`` MiB is generated, then shipped from its beginning by:
+by the agent, ``nginx_json``: NGINX's JSON ``log_format`` preset parsed by the agent) a file of
+``--mbytes`` MiB is generated, then shipped from its beginning by:
 
 - the logharbor agent (a real ``python -m logharbor.agent`` process, default zstd) to an HTTP
   receiver that decompresses, counts and discards (so the agent is what is measured);
@@ -16,7 +17,13 @@ second (the per-core rate), and its peak RSS (VmHWM).
 With ``--pin`` each shipper runs on CPU 0 alone and the receivers (and the server) on CPU 1, so
 the wall-clock rate is the shipper's one-core rate whenever the receiver keeps up.
 
-Run: .venv/bin/python bench/agent.py --mbytes 200 [--kinds raw,nginx,json] [--server] [--pin]
+With ``--compare-tree DIR`` (repeatable) the agent of each source tree (``DIR/src``, e.g. a
+``git worktree add --detach /tmp/lh-base main`` with its native modules built) ships the same
+file too, ``--rounds`` times, runs interleaved with this tree's, each line naming its ``tree``:
+ratios of one run hold on a loaded machine where absolute figures do not.
+
+Run: .venv/bin/python bench/agent.py --mbytes 200 [--kinds raw,nginx,json,nginx_json] [--server] [--pin]
+[--compare-tree DIR --rounds 3]
 """
 
 from __future__ import annotations
@@ -64,6 +71,16 @@ def make_line(kind: str, i: int, rng: random.Random) -> str:
         return (f'10.0.{i % 256}.{rng.randrange(256)} - - [25/Nov/2026:01:{i % 60:02d}:{i % 60:02d} +0000] '
                 f'"GET {path}?id={i} HTTP/1.1" {status} {rng.randrange(100, 9000)} '
                 f'"https://example.com/" "{rng.choice(AGENTS)}"')
+    if kind == "nginx_json":
+        from logharbor.formats.nginx import format_nginx_line
+
+        return format_nginx_line({
+            "remote_addr": f"10.0.{i % 256}.{rng.randrange(256)}",
+            "time_iso8601": 1_795_568_400_000_000_000 + i * 1_000_000_000,
+            "request": f"GET {path}?id={i} HTTP/1.1", "status": status,
+            "body_bytes_sent": rng.randrange(100, 9000), "request_time": rng.randrange(900) / 1000,
+            "upstream_response_time": f"{rng.randrange(900) / 1000:.3f}", "http_referer": "https://example.com/",
+            "http_user_agent": rng.choice(AGENTS), "request_id": f"{rng.getrandbits(128):032x}"}, "json")
     if kind == "json":
         level = rng.choice(("info", "warn", "error"))
         return json.dumps({"time": "2026-11-25T01:00:00.123Z", "level": level,
@@ -209,13 +226,16 @@ def rates(result: dict[str, Any], file_bytes: int) -> dict[str, Any]:
 # -- shippers --------------------------------------------------------------------------------------
 
 def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, total: int,
-              done: Any, compression: str, api_key: str | None = None) -> dict[str, Any]:
+              done: Any, compression: str, api_key: str | None = None,
+              tree: Path = ROOT) -> dict[str, Any]:
     import yaml
 
     data = work / f"agent-data-{kind}-{time.monotonic_ns()}"
     source: dict[str, Any] = {"type": "file", "include": [str(log)], "poll_interval_secs": 0.05}
     if kind == "nginx":
         source["parser"] = {"type": "nginx", "format": "combined"}
+    elif kind == "nginx_json":
+        source["parser"] = {"type": "nginx", "format": "json"}
     elif kind == "json":
         source["parser"] = "json"
     cfg = {"data_dir": str(data), "metrics": {"port": 0}, "sources": {"bench": source},
@@ -223,8 +243,10 @@ def run_agent(work: Path, log: Path, kind: str, url: str, counter: Counter, tota
                              "api_key": api_key, "batch": {"timeout_secs": 0.2}}}}
     path = work / f"agent-{kind}.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     proc = subprocess.Popen([*PIN, sys.executable, "-m", "logharbor.agent", "-c", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "ab"), cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "ab"), cwd=tree,
+                            env=env)
     return run_until(proc, done, counter, total, timeout=600)
 
 
@@ -293,7 +315,11 @@ def main() -> None:
     ap.add_argument("--no-rsyslog", action="store_true")
     ap.add_argument("--pin", action="store_true",
                     help="run each shipper on CPU 0 and the receivers (and server) on CPU 1: one core each")
+    ap.add_argument("--compare-tree", action="append", default=[], type=Path, metavar="DIR",
+                    help="also run the agent of this source tree on the same file (repeatable)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each tree's agent, interleaved")
     args = ap.parse_args()
+    trees = [ROOT, *(t.resolve() for t in args.compare_tree)]
     if args.pin:
         os.sched_setaffinity(0, {1})
         PIN[:] = ["taskset", "-c", "0"]
@@ -305,14 +331,18 @@ def main() -> None:
             size = log.stat().st_size
             common = {"bench": "agent", "input": kind, "mbytes": round(size / 2**20, 1),
                       "lines_in_file": total, "pinned_one_core": args.pin}
-            counter = Counter()
-            server, port = http_receiver(counter)
-            res = run_agent(work, log, kind, f"http://127.0.0.1:{port}", counter, total,
-                            lambda c=counter, t=total: c.lines >= t, args.compression)
-            server.shutdown()
-            server.server_close()
-            print(json.dumps({**common, "shipper": "logharbor-agent", "to": "counting receiver (http)",
-                              "compression": args.compression, **rates(res, size)}), flush=True)
+            for rnd in range(args.rounds):
+                for tree in trees:
+                    counter = Counter()
+                    server, port = http_receiver(counter)
+                    res = run_agent(work, log, kind, f"http://127.0.0.1:{port}", counter, total,
+                                    lambda c=counter, t=total: c.lines >= t, args.compression, tree=tree)
+                    server.shutdown()
+                    server.server_close()
+                    print(json.dumps({**common, "shipper": "logharbor-agent",
+                                      "to": "counting receiver (http)",
+                                      "compression": args.compression, "tree": str(tree), "round": rnd,
+                                      "load_avg": os.getloadavg()[0], **rates(res, size)}), flush=True)
             if kind == "raw" and not args.no_rsyslog:
                 counter = Counter()
                 sock, port = tcp_receiver(counter)

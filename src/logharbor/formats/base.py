@@ -118,6 +118,8 @@ _HTTP_NUMBERS = tuple(name for name, kind in HTTP_FIELDS.items() if kind is not 
 _TIMESTAMP_SET = frozenset(TIMESTAMP_KEYS)
 #: normalize reads an integer timestamp by its magnitude; from 1973-03-03 on, ns are unmistakable
 _UNAMBIGUOUS_NS = 10**17
+#: the latest ns ``parse_timestamp`` takes (``record._MAX_NS``, 2262)
+_MAX_NS = 2**63 - 1
 _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
 #: times of logger dialects (logharbor.dialects) that the record's own keys do not name
 _DIALECT_TIMES = frozenset(("@t", "ISODATE"))
@@ -150,6 +152,8 @@ def guard(raw: RawRecord, line: str) -> RawRecord:
     if hits & _TIMESTAMP_SET:
         for key in TIMESTAMP_KEYS:  # normalize uses the first one present, in this order
             value = raw.get(key)
+            if type(value) is int and _UNAMBIGUOUS_NS <= value <= _MAX_NS:
+                break  # integer ns already (a parser's own time): parse_timestamp returns it as is
             if value is not None and value != "":
                 try:
                     ns = parse_timestamp(value)
