@@ -250,6 +250,9 @@ class _Connection:
 
         Fluentd sends a chunk again, under the same ``chunk`` id, when its ack was lost (a crash
         between the WAL fsync and the ack); the first copy is acked again and not stored twice.
+        A copy is the same id *and* the same records, within one read as across reads: two
+        messages of one read that shared an id with other records were acked and the second
+        dropped.
         """
         index = self.owner.ingestor.keys  # type: ignore[union-attr]
         if not index.enabled or not any(c is not None for c in chunks):
@@ -257,7 +260,7 @@ class _Connection:
         digests = [request_digest("forward", _as_text(c)) if c is not None else b"" for c in chunks]
         await self.owner.ingestor.gate.hold(ticket, [d for d in digests if d])  # type: ignore[union-attr]
         keys: list[bytes | None] = []
-        here: set[bytes] = set()
+        here: dict[bytes, set[bytes]] = {}  # chunk digests of this read → their fingerprints
         now = int(time.time())
         for (tag, entries), digest in zip(groups, digests, strict=True):
             if not digest:
@@ -265,11 +268,11 @@ class _Connection:
                 continue
             fingerprint = request_fingerprint(tag, msgpack.packb(entries, default=_as_packable,
                                                                  unicode_errors="surrogateescape"))
-            if digest in here or index.request(digest) == fingerprint:
+            if fingerprint in here.get(digest, ()) or index.request(digest) == fingerprint:
                 index.replays += 1
                 keys.append(None)
                 continue
-            here.add(digest)
+            here.setdefault(digest, set()).add(fingerprint)
             keys.append(EntryKey(now, (digest, fingerprint)).encode())
         return keys
 
