@@ -21,11 +21,18 @@ from xml.sax.saxutils import escape as xml_escape
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["KeyFileError", "SealError", "Sealer", "generate_key_file", "load_keys"]
+__all__ = ["KeyFileError", "SealError", "Sealer", "generate_key_file", "load_keys", "looks_sealed"]
 
 _MAGIC = b"LHS1"
 _NONCE = 12
 _LINE = re.compile(r"(\d{1,3})\s*:\s*([0-9a-fA-F]{64})")
+
+
+def looks_sealed(blob: bytes) -> bool:
+    """Whether ``blob`` starts as a sealed blob does. The plain payloads sealed here (WAL rows,
+    agent buffer NDJSON) are JSON text, which never starts so: a reader without a key uses this
+    to refuse sealed bytes instead of handing them on as if they were records."""
+    return blob[:4] == _MAGIC
 
 
 class KeyFileError(ValueError):

@@ -31,7 +31,7 @@ from logharbor.agent.buffer.segmentlog import SegmentLog
 from logharbor.agent.buffer.segments import count_of, entry_size, list_segments, split_records
 from logharbor.agent.types import BufferClosed, Encoded
 from logharbor.filemodes import private_dir
-from logharbor.sealing import Sealer, SealError
+from logharbor.sealing import Sealer, SealError, looks_sealed
 
 __all__ = ["DiskBuffer"]
 
@@ -175,6 +175,12 @@ class DiskBuffer:
                                     segment=seg.path.name, offset=off, error=str(exc))
                     self._stall()
                     return None
+            elif looks_sealed(payload):  # sent as records they would be refused and dropped
+                telemetry.event(logging.ERROR, "disk buffer entry is sealed (encryption at rest) and the "
+                                "buffer has no encryption_key_file; delivery waits (set the key file and "
+                                "restart)", sink=self.sink, segment=seg.path.name, offset=off)
+                self._stall()
+                return None
             self._read = end
             item = Encoded(payload, count, None)
             handed = _Handed(start, end, span.end - off, count, False)

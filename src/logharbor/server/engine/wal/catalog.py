@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logharbor.framing import MAGIC_SIZE, SegmentScan, Span, detect_version, scan
-from logharbor.sealing import Sealer
+from logharbor.sealing import Sealer, looks_sealed
 from logharbor.server.engine.wal.quarantine import Quarantine, segment_name
-from logharbor.server.engine.wal.segments import list_segments, scan_segment
+from logharbor.server.engine.wal.segments import WalSealed, list_segments, scan_segment
 
 __all__ = ["Catalog", "WalEntry", "WalPosition", "WalRead"]
 
@@ -256,6 +256,10 @@ class Catalog:
                         payload = os.pread(fh.fileno(), span.end - span.payload_start, span.payload_start)
                     if self.sealer is not None:
                         payload = self.sealer.open(payload)
+                    elif looks_sealed(payload):  # sealed bytes are not rows: never hand them on
+                        raise WalSealed(f"{self.path(seg)}: entry {span.seq} is sealed (encryption at rest) "
+                                        "and no key file is given: start the server with its "
+                                        "--encryption-key-file; the entries are kept as they are")
                     entry = WalEntry(span.seq, payload, WalPosition(seg, span.start),
                                      WalPosition(seg, span.end), span.key)
                     out.append(entry)

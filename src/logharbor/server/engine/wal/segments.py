@@ -23,7 +23,7 @@ from logharbor.framing import (
 )
 from logharbor.server.engine.wal.quarantine import SUFFIX
 
-__all__ = ["WalLocked", "list_segments", "lock_directory", "lock_holder", "scan_segment"]
+__all__ = ["WalLocked", "WalSealed", "list_segments", "lock_directory", "lock_holder", "scan_segment"]
 
 LOCK_NAME = "LOCK"
 #: left by ``logharbor wal repair`` while it rewrites segments; a server does not start over it
@@ -32,6 +32,11 @@ JOURNAL = "repair-journal.json"
 
 class WalLocked(RuntimeError):
     """Another process (a running server, a repair) owns the WAL directory."""
+
+
+class WalSealed(RuntimeError):
+    """An entry is sealed (encryption at rest) and this WAL was opened without a key: it is not
+    handed on (its bytes are not records); the reader waits until the server starts with the key."""
 
 
 def list_segments(directory: Path) -> list[int]:
