@@ -68,23 +68,35 @@ def duplicates(data_dir: Path = _DATA_DIR, table: str = _TABLE,
                cold_storage: str = typer.Option("cold", help="the server's --cold-storage"),
                cold_endpoint: str | None = typer.Option(None, help="the server's --cold-endpoint"),
                encryption_key_file: Path | None = typer.Option(None, help="key file of an encrypted store"),
+               store_url: str | None = typer.Option(None, "--store", metavar="URL",
+                                                    help="the server's ClickHouse --store (one server, "
+                                                         "not a cluster) instead of DATA_DIR/store"),
                ) -> None:
     """List records the tier mover of an earlier release copied more than once (the server must be
     stopped; opening the store upgrades it first, as a start would); exit 1 when some are left."""
     from logharbor.sealing import Sealer
-    from logharbor.server.engine.store.base import StoreError
+    from logharbor.server.engine.store.base import Store, StoreError
+    from logharbor.server.engine.store.clickhouse import ClickHouseStore
     from logharbor.server.engine.store.coldstore import cold_store_from_url
     from logharbor.server.engine.store.embedded import EmbeddedStore
     from logharbor.server.engine.store.tiers import Tiers
     from logharbor.server.features.retention.duplicates import describe, find_duplicates, remove_duplicates
 
-    _store_dir(data_dir)
+    if store_url is None:
+        _store_dir(data_dir)
     try:
-        sealer = Sealer.from_file(encryption_key_file) if encryption_key_file else None
-        store = EmbeddedStore(data_dir / "store", table=table, sealer=sealer)
+        store: Store
+        if store_url is not None:
+            store = ClickHouseStore(store_url, table=table, writer_id="duplicates")
+            if store.cluster:
+                die("--store: not on a cluster (its rows sit behind a Distributed table, which a DELETE "
+                    "cannot reach); point it at one server", 2)
+        else:
+            sealer = Sealer.from_file(encryption_key_file) if encryption_key_file else None
+            store = EmbeddedStore(data_dir / "store", table=table, sealer=sealer)
         store.open()
     except (StoreError, ValueError, OSError) as exc:
-        die(f"cannot open the store in {data_dir}: {exc}")
+        die(f"cannot open the store {store_url or data_dir}: {exc}")
     try:
         cold = None if store.storage_policy else cold_store_from_url(cold_storage, data_dir,
                                                                      endpoint=cold_endpoint)

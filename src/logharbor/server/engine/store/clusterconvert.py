@@ -83,10 +83,12 @@ class ClusterConversion:
 
     def _layouts(self, name: str) -> set[str]:
         """The ``attributes`` types of table ``name`` on every replica ({} when absent everywhere)."""
+        # a replica that is down is skipped (a server's start must not depend on every replica
+        # answering); the conversion's own ON CLUSTER statements reach every one of them
         rows = self.store.query(
             f"SELECT DISTINCT type FROM clusterAllReplicas({quote_string(self.store.cluster or '')}, "  # noqa: S608
             "system.columns) WHERE database = {db:String} AND table = {t:String} AND name = 'attributes'",
-            {"db": self.store.database, "t": name})
+            {"db": self.store.database, "t": name}, settings={"skip_unavailable_shards": 1})
         return {str(r["type"]) for r in rows}
 
     def _comment(self) -> tuple[int, str] | None:
