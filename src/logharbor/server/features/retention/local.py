@@ -154,15 +154,28 @@ def _matching_lines(store: Store, structure: str, parsed: dict[int, dict[str, An
     """The parsed lines the engine finds matching ``cond``; None when it cannot read them."""
     if not parsed:
         return set()
-    body = b"\n".join(exactjson.dumps({**row, _LINE: i}) for i, row in parsed.items())
-    try:
-        sql = quarantine_match_sql(structure, cond, line_column=_LINE, rows_param="lh_quarantine")
-        rows = store.query(sql, {**params, "lh_quarantine": body.decode("utf-8", "replace")})
-    except (StoreError, ValueError) as exc:
-        log.warning("delete: the engine could not read %d quarantined lines (%s); they are matched by "
-                    "the filter's values as text only", len(parsed), redactor.text(str(exc))[:300])
-        return None
-    return {int(r["i"]) for r in rows}
+    lines = [exactjson.dumps({**row, _LINE: i}) for i, row in parsed.items()]
+    # the lines travel as one parameter, which a ClickHouse server caps (``http_max_field_value_size``,
+    # 128 KiB): pieces of at most the store's limit (a longer line alone), as the live tail does
+    pieces: list[list[bytes]] = [[]]
+    size, limit = 0, store.rows_batch_limit
+    for line in lines:
+        if limit is not None and pieces[-1] and size + len(line) + 1 > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(line)
+        size += len(line) + 1
+    found: set[int] = set()
+    sql = quarantine_match_sql(structure, cond, line_column=_LINE, rows_param="lh_quarantine")
+    for piece in pieces:
+        try:
+            body = b"\n".join(piece).decode("utf-8", "replace")
+            found.update(int(r["i"]) for r in store.query(sql, {**params, "lh_quarantine": body}))
+        except (StoreError, ValueError) as exc:
+            log.warning("delete: the engine could not read %d quarantined lines (%s); they are matched by "
+                        "the filter's values as text only", len(parsed), redactor.text(str(exc))[:300])
+            return None
+    return found
 
 
 def _note(sidecar: Path, removed: int) -> None:
