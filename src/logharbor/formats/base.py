@@ -23,6 +23,7 @@ from pydantic import ConfigDict, ValidationError
 from logharbor.models import InputModel
 from logharbor.record import (
     HTTP_FIELDS,
+    HTTP_MAX,
     TIMESTAMP_KEYS,
     RecordError,
     format_timestamp,
@@ -121,6 +122,9 @@ _UNAMBIGUOUS_NS = 10**17
 #: the latest ns ``parse_timestamp`` takes (``record._MAX_NS``, 2262)
 _MAX_NS = 2**63 - 1
 _GUARDED = _TIMESTAMP_SET | {"http"} | {"http." + name for name in _HTTP_NUMBERS}
+_HTTP_FLAT = frozenset("http." + name for name in _HTTP_NUMBERS)
+#: (name, its flat key, its type, its largest value) of each numeric http field
+_HTTP_CHECKS = tuple((name, "http." + name, HTTP_FIELDS[name], HTTP_MAX[name]) for name in _HTTP_NUMBERS)
 #: times of logger dialects (logharbor.dialects) that the record's own keys do not name
 _DIALECT_TIMES = frozenset(("@t", "ISODATE"))
 
@@ -164,10 +168,11 @@ def guard(raw: RawRecord, line: str) -> RawRecord:
                 break
     http = raw.get("http")
     nested = http if isinstance(http, dict) else None
-    for name in _HTTP_NUMBERS:
-        for value in (nested.get(name) if nested else None, raw.get("http." + name)):
-            if value is None:
-                continue
+    flat = not hits.isdisjoint(_HTTP_FLAT)  # "http.status" written flat: rare
+    for name, flat_key, kind, most in _HTTP_CHECKS:
+        for value in (nested.get(name) if nested else None, raw.get(flat_key) if flat else None):
+            if value is None or (type(value) is kind and 0 <= value <= most):
+                continue  # absent, or what http_value returns as it is (its first test)
             try:
                 http_value(name, value)  # normalize's own check: one rule, not a copy that drifts
             except RecordError as exc:

@@ -23,6 +23,7 @@ from pydantic import field_validator
 
 from logharbor.formats.base import Options, ParserConfigError, guard, register, ufloat, uint, unparsed
 from logharbor.formats.nginx_error import NginxErrorParser
+from logharbor.formats.nginx_json import generate_json
 from logharbor.formats.nginx_vars import (
     TIME_VARIABLES,
     Handler,
@@ -285,23 +286,29 @@ class NginxParser:
         self._unescape = {"default": unescape_default, "json": unescape_json, "none": None}[esc]
         if isinstance(compiled, dict):
             self._json: dict[str, Handler] | None = compiled
+            self.parse = generate_json(compiled, self._parse_object)  # type: ignore[method-assign]
         else:
             self._json = None
             self.compiled = compiled
             self.parse, self.native = generate(compiled, self._unescape)  # type: ignore[method-assign]
 
     def parse(self, line: str) -> RawRecord:
-        """Return the raw record of one access log line (text formats replace this method with
-        the function generated for their format)."""
+        """Return the raw record of one access log line (every format replaces this method with
+        the function generated for it: formats/nginx_json.py for a JSON format)."""
         return self._parse_json(line)
 
     def _parse_json(self, line: str) -> RawRecord:
+        """The general path of a JSON format (the reference the generated function is held to)."""
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             return unparsed(line, f"invalid JSON: {exc}")
         if type(obj) is not dict:
             return unparsed(line, "JSON line is not an object")
+        return self._parse_object(line, obj)
+
+    def _parse_object(self, line: str, obj: dict[str, Any]) -> RawRecord:
+        """Each key of a decoded line through its handler, in the line's order."""
         rec: RawRecord = {"source": "nginx"}
         http: HttpFields = {}
         handlers = self._json
