@@ -22,7 +22,11 @@ from logharbor.agent.checkpoint import CheckpointStore, Entry
 from logharbor.agent.types import Encoded
 from logharbor.sealing import Sealer, generate_key_file
 from logharbor.server.config import ServerConfig
+from logharbor.server.engine.batcher_progress import BatcherProgress, save_progress
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.refused import RefusedRows
 from logharbor.server.engine.store.rows import encode_record
+from logharbor.server.engine.wal.catalog import WalPosition
 from logharbor.server.engine.wal.log import WriteAheadLog
 from logharbor.server.ingest.idempotency import EntryKey, KeyIndex, request_digest, request_fingerprint
 from logharbor.server.meta.db import MetaStore
@@ -48,6 +52,26 @@ for name, sealer in (("wal", None), ("wal-sealed", Sealer.from_file(out / "secre
     wal.close()
 manifest["wal"] = {"records": records, "seqs": seqs, "keyed_seq": seqs[0],
                    "request": {"scope": "scope-a", "key": "retry-1", "path": "/api/v1/logs", "body": body.decode()}}
+
+# -- the batcher's progress (an insert under way, stored in halves), the refused rows it set aside
+# (old-layout rows) and the pattern miner's journal and snapshot
+save_progress(out / "batcher.json", BatcherProgress(2, WalPosition(1, 8), (3, 4, WalPosition(1, 8),
+                                                                         WalPosition(1, 900)), True))
+manifest["batcher"] = {"done_seq": 2, "done_pos": [1, 8], "intent": [3, 4, [1, 8], [1, 900]], "isolating": True}
+kept = RefusedRows(out / "quarantine" / "refused").keep(
+    "w-3-4", 3, 4, [(3, batches[1].split(b"\n")[0], "Code: 117."), (4, batches[1].split(b"\n")[1], "Code: 117.")])
+manifest["refused"] = {"file": str(kept.relative_to(out)), "messages": ["wal 3", "wal 4"]}
+miner = PatternMiner(out / "patterns", compact_ops=3)  # a snapshot and a journal after it
+miner.load()
+words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+others = [b"\n".join(encode_record({"timestamp": WRITTEN_S * 10**9, "service": "old",
+                                     "message": f"{w} started job {i} on host h{i}"}, received_ns=WRITTEN_S * 10**9)
+                       for i in range(3)) for w in words]
+for batch in (*batches, *others, *batches):
+    miner.process(batch)
+    miner.commit()
+manifest["patterns"] = json.loads(json.dumps(miner.miner.snapshot(), default=str))
+miner.close()
 
 # -- the idempotency keys kept after their WAL segments are released
 index = KeyIndex(out / "idempotency.keys", window_s=86_400, max_keys=1000, clock=lambda: float(WRITTEN_S))

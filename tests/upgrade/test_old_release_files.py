@@ -8,6 +8,8 @@ with the code of commit cd1aa9a), opened by this release with nothing lost:
 - the agent's disk buffer, plain and sealed: what was not delivered comes out once, in order, and
   what was delivered does not come again; its file checkpoints;
 - ``meta.db``: an API key still verifies, with its role, tenant and services;
+- the batcher's progress (an insert under way, stored in halves), the refused rows it set aside
+  (old layout: stored exactly when requeued) and the pattern miner's journal;
 - a server config file naming every option of that release: it loads, each value kept.
 
 The data directory's store (tables of the old layout, old cold files, the old mover's copies) is
@@ -34,6 +36,9 @@ from logharbor.agent.checkpoint import CheckpointStore
 from logharbor.record import normalize, to_wire
 from logharbor.sealing import Sealer
 from logharbor.server.config import ServerConfig
+from logharbor.server.engine.batcher_progress import load_progress
+from logharbor.server.engine.mining import PatternMiner
+from logharbor.server.engine.refused import read_refused
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import row_to_wire
 from logharbor.server.engine.wal import WalSealed, WriteAheadLog
@@ -192,3 +197,42 @@ def test_a_sealed_agent_buffer_opened_without_its_key_sends_nothing(old: Path, m
     finally:
         buffer.close()
     assert got == manifest["buffer"]["payloads"]
+
+
+def test_old_batcher_progress_is_read_with_its_unfinished_insert(old: Path, manifest: dict[str, Any]) -> None:
+    progress = load_progress(old / "batcher.json")
+    want = manifest["batcher"]
+    assert progress is not None
+    assert (progress.done_seq, progress.done_pos.as_list(), progress.isolating) == (
+        want["done_seq"], want["done_pos"], want["isolating"])
+    assert progress.intent is not None
+    first, last, start, end = progress.intent
+    assert [first, last, start.as_list(), end.as_list()] == want["intent"]
+
+
+def test_old_refused_rows_are_read_and_stored_exactly_on_requeue(old: Path, manifest: dict[str, Any],
+                                                                  tmp_path: Path) -> None:
+    rows = read_refused(old / manifest["refused"]["file"], None)
+    assert [exactjson.loads(r)["message"] for r in rows] == manifest["refused"]["messages"]
+    records = {r["message"]: exactjson.loads(json.dumps(r)) for r in manifest["wal"]["records"]}
+    store = EmbeddedStore(tmp_path / "store")
+    store.open()
+    try:
+        assert store.insert(b"\n".join(rows), dedup_token="requeue-1") == len(rows)
+        for row in store.query(f"SELECT * FROM {store.hot_table}", {}):  # noqa: S608 - a quoted name
+            wire = row_to_wire(row)
+            record = records[wire["message"]]
+            assert typed(wire) == typed(to_wire(normalize(record, received_ns=record["timestamp"])))
+    finally:
+        store.close()
+
+
+def test_an_old_pattern_journal_is_replayed(old: Path, manifest: dict[str, Any]) -> None:
+    miner = PatternMiner(old / "patterns")
+    miner.load()
+    try:
+        assert miner.damaged_lines == 0
+        state = json.loads(json.dumps(miner.miner.snapshot(), default=str))
+        assert sorted(state) == sorted(manifest["patterns"])  # every template, with its id and sample
+    finally:
+        miner.close()
