@@ -213,6 +213,8 @@ class Agent:
                 parser = build_parser_for(spec)
                 encoder = None if transforms else chunk_encoder(parser, _TIME_KEYS)
                 chain.append(_parse_step(parser) if encoder is None else _fused_step(parser, encoder))
+                if encoder is not None:
+                    telemetry.event(20, "source parses and encodes in C (nginx chunk path)", source=name)
             chain.extend(transforms)
             chains[name] = chain
         return chains
