@@ -134,7 +134,8 @@ def open_store(config: ServerConfig, sealer: Sealer | None = None) -> Store:
                     max_waiting=config.query_per_key_queue)
     if config.store == "embedded":
         return EmbeddedStore(config.store_dir, table=config.table, sealer=sealer,
-                             readers=config.query_concurrency, gate=gate)
+                             readers=config.query_concurrency, gate=gate,
+                             index_cache_bytes=config.query_index_cache_bytes)
     if config.store.startswith(("clickhouse://", "clickhouses://")):
         return ClickHouseStore(config.store, table=config.table, writer_id=writer_id_for(config.data_dir),
                                gate=gate)

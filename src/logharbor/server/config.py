@@ -295,6 +295,9 @@ class ServerConfig(BaseSettings):
         600.0, gt=0, description="time budget of an NDJSON export"
     )
     query_concurrency: int = Field(4, ge=1, le=64, description="engine queries that run at once (readers)")
+    query_index_cache_bytes: Annotated[Size, Flag("--query-index-cache-mb", unit=MiB)] = Field(
+        256 * MiB, ge=0, description="embedded store: skip-index granules kept decompressed between queries"
+    )
     query_per_key_concurrency: int = Field(
         2, ge=1, le=64, description="queries one API key runs at once (the rest wait)"
     )
