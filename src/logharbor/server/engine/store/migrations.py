@@ -22,8 +22,8 @@ from logharbor.server.engine.store.sqlsafe import quote_identifier
 if TYPE_CHECKING:
     from logharbor.server.engine.store.base import RowReader, Store
 
-__all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "Migration", "add_column", "add_index",
-           "check_columns", "ensure_settings", "logs_migrations", "missing"]
+__all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "TIME_INDEX", "Migration", "add_column",
+           "add_index", "check_columns", "ensure_settings", "logs_migrations", "materialize_index", "missing"]
 
 #: the logs table's pattern id (patterns), added to tables made before it existed
 PATTERN_COLUMN = "pattern_id LowCardinality(String)"
@@ -33,6 +33,9 @@ EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
 PATTERN_INDEX = "idx_pattern_id pattern_id TYPE bloom_filter(0.01) GRANULARITY 1"
 #: words match in any case (query/filters.py): the text index of the lowercased message
 TEXT_INDEX = "idx_message_lower lowerUTF8(message) TYPE text(tokenizer = splitByNonAlpha)"
+#: each granule's time range: a search's ``ORDER BY timestamp … LIMIT n`` skips granules that
+#: cannot hold one of its n rows (schema.sql)
+TIME_INDEX = "idx_timestamp timestamp TYPE minmax GRANULARITY 1"
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,29 @@ def add_index(table: str, definition: str, on_cluster: str = "") -> Migration:
     return Migration(table, "index", name, sql)
 
 
+def materialize_index(table: str, definition: str) -> Migration:
+    """Build an index added by :func:`add_index` for the parts stored before it (a background
+    mutation: until it reaches a part, queries read that part without the index, as before).
+    Only where the ADD runs once: every start runs a cluster's ON CLUSTER statements, and this
+    would rebuild the index each time."""
+    name = definition.split()[0]
+    sql = f"ALTER TABLE {quote_identifier(table)} MATERIALIZE INDEX {quote_identifier(name)}"
+    return Migration(table, "index", name, sql)
+
+
 def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
     """Bring a logs table (hot or warm) made by an older release up to date: ``pattern_id``
-    (patterns), ``ingest_batch`` (verified inserts), then their indexes. The column additions
+    (patterns), ``ingest_batch`` (verified inserts), then their indexes (the time index also
+    built for the parts already stored, on one server). The column additions
     come first: a Distributed table over the logs takes just those (:data:`COLUMN_MIGRATIONS`
     of them). A table that still has ``attributes JSON`` is then rewritten whole into the text
     layout (store/attrmigrate.py), which these columns make a plain copy."""
     return [add_column(table_name, PATTERN_COLUMN, on_cluster),
             add_column(table_name, BATCH_COLUMN_DDL, on_cluster),
             add_index(table_name, PATTERN_INDEX, on_cluster),
-            add_index(table_name, TEXT_INDEX, on_cluster)]
+            add_index(table_name, TEXT_INDEX, on_cluster),
+            add_index(table_name, TIME_INDEX, on_cluster),
+            *([] if on_cluster else [materialize_index(table_name, TIME_INDEX)])]
 
 
 #: how many of :func:`logs_migrations` add columns (the rest add indexes)
