@@ -36,8 +36,8 @@ from logharbor.server.meta.keys import (
 from logharbor.server.scopes import GLOBAL
 from logharbor.server.scopes import Scope as KeyScope
 
-__all__ = ["AuthMiddleware", "RateLimiter", "actor_of", "principal_of", "required_permission", "scope_filter",
-           "viewer_of"]
+__all__ = ["AuthMiddleware", "RateLimiter", "actor_of", "key_still_valid", "principal_of",
+           "required_permission", "scope_filter", "viewer_of"]
 
 log = logging.getLogger("logharbor.server.auth")
 
@@ -151,6 +151,17 @@ def actor_of(conn: HTTPConnection, default: str = "system") -> str:
     """Who the audit log names for a request: the key's prefix, or ``default`` where auth is off."""
     principal = principal_of(conn)
     return principal.prefix if principal is not None else default
+
+
+def key_still_valid(conn: HTTPConnection) -> Callable[[], bool] | None:
+    """For a stream that outlives its request: whether the caller's key is still valid (a key
+    revoked or expired while its tail was open kept receiving records); None when auth is off."""
+    principal = principal_of(conn)
+    keys = getattr(getattr(conn.app.state, "runtime", None), "keys", None)
+    if principal is None or keys is None:
+        return None
+    prefix = principal.prefix
+    return lambda: keys.active(prefix)
 
 
 class AuthMiddleware:

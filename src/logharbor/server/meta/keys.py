@@ -123,6 +123,8 @@ class KeyStore:
     def __init__(self, meta: MetaStore) -> None:
         self.meta = meta
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        #: prefix → (checked at, not revoked, expires_ns), for :meth:`active`
+        self._active: dict[str, tuple[float, bool, int | None]] = {}
         self._lock = threading.Lock()
 
     def create(self, *, role: str, name: str = "", tenant: str | None = None,
@@ -216,6 +218,33 @@ class KeyStore:
             self._cache[digest] = (now, principal)
         return principal
 
+    def active(self, prefix: str) -> bool:
+        """Whether the key of ``prefix`` is still unrevoked and unexpired: what a stream opened
+        with it (live tail) asks before each delivery, since :meth:`verify` runs only when a
+        request starts. The database is read at most every ``_CACHE_S`` (a revoke on this server
+        clears it at once); the expiry is compared with the clock at every call. While the
+        metadata database is unreachable the last answer holds for ``OUTAGE_GRACE_S``, as in
+        :meth:`verify`."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._active.get(prefix)
+        if cached is None or now - cached[0] >= _CACHE_S:
+            try:
+                with self.meta.engine.connect() as conn:
+                    row = conn.execute(select(api_keys.c.revoked_ns, api_keys.c.expires_ns).where(
+                        api_keys.c.prefix == prefix)).first()
+            except SQLAlchemyError:
+                if cached is None or now - cached[0] >= OUTAGE_GRACE_S:
+                    return False
+            else:
+                cached = (now, row is not None and row[0] is None, row[1] if row is not None else None)
+                with self._lock:
+                    if len(self._active) > 10_000:
+                        self._active.clear()
+                    self._active[prefix] = cached
+        _, unrevoked, expires_ns = cached
+        return unrevoked and (expires_ns is None or expires_ns > time.time_ns())
+
     def revoke(self, prefix: str, *, actor: str, within: Scope | None = None) -> None:
         """Revoke a key; with ``within``, only a key that scope covers (others are "no such key")."""
         with self.meta.engine.begin() as conn:
@@ -228,6 +257,7 @@ class KeyStore:
             self._audit(conn, actor, "key.revoke", prefix)
         with self._lock:
             self._cache.clear()
+            self._active.pop(prefix, None)
 
     def list(self, within: Scope | None = None) -> list[JsonObject]:
         """Every key (never a secret); with ``within``, the keys that scope covers."""

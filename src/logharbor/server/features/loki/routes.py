@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from logharbor import __version__, exactjson
 from logharbor.record import parse_timestamp
-from logharbor.server.auth import principal_of
+from logharbor.server.auth import key_still_valid, principal_of
 from logharbor.server.errors import ApiError, error_body
 from logharbor.server.features.query import ast
 from logharbor.server.features.query.errors import QueryError
@@ -320,7 +320,7 @@ async def _tail(websocket: WebSocket) -> None:
         flt = lq.query.filter if ctx.extra is None else ast.And((ctx.extra, lq.query.filter))
         if hub is None:
             raise ApiError(503, "tail_unavailable", "live tail is not running on this server")
-        sub = await hub.subscribe(to_text(ast.Query(flt)), ctx.scope)
+        sub = await hub.subscribe(to_text(ast.Query(flt)), ctx.scope, key_still_valid(websocket))
     except ApiError as exc:
         await websocket.accept()
         await websocket.send_text(orjson.dumps({"status": "error", "message": exc.message}).decode())

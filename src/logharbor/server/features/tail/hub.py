@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,9 +64,12 @@ Item = bytes | int
 class Subscriber:
     """One client: a queue bounded in records and bytes, and a count of what did not fit."""
 
-    def __init__(self, filt: TailFilter, capacity: int, after_seq: int, max_bytes: int = 4 * 1024 * 1024
-                 ) -> None:
+    def __init__(self, filt: TailFilter, capacity: int, after_seq: int, max_bytes: int = 4 * 1024 * 1024,
+                 allowed: Callable[[], bool] | None = None) -> None:
         self.filter = filt
+        #: whether the client's key may still read (None: no key, auth is off); asked before
+        #: anything is handed out, so a key revoked or expired while its tail is open stops it
+        self.allowed = allowed
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.after_seq = after_seq  # only writes published after this one are for this client
@@ -115,6 +119,10 @@ class Subscriber:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 return []
+        if self.allowed is not None and not self.closed and not self.allowed():
+            self.close()  # the key was revoked or has expired since the tail opened
+        if self.closed:
+            return []
         out: list[Item] = []
         while self.items and len(out) < max_items:
             item = self.items.popleft()
@@ -252,8 +260,10 @@ class TailHub:
                         sub.note_dropped(rows)
         self._ready.set()
 
-    async def subscribe(self, text: str, scope: Scope = None) -> Subscriber:
+    async def subscribe(self, text: str, scope: Scope = None, allowed: Callable[[], bool] | None = None
+                        ) -> Subscriber:
         """A new client for writes published from now on; 400 for a bad query, 503 when full.
+        ``allowed`` says whether the client's key is still valid (see :class:`Subscriber`).
 
         A new filter is tried once on an empty batch, so what only the engine can refuse (an
         RE2 feature Python accepts) is a 400 here and never breaks a round shared with others.
@@ -276,7 +286,7 @@ class TailHub:
                 raise ApiError(400, "invalid_query", "the engine cannot run this filter",
                                detail=str(exc).splitlines()[0][:300]) from None
             group = self._groups.setdefault(key, _Group(filt, scope))
-        sub = Subscriber(group.filter, self.queue_size, self._seq)
+        sub = Subscriber(group.filter, self.queue_size, self._seq, allowed=allowed)
         group.subscribers.append(sub)
         self._count += 1
         return sub

@@ -16,6 +16,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 
+from logharbor.server.auth import key_still_valid
 from logharbor.server.errors import ApiError
 from logharbor.server.features.tail.hub import Item, Subscriber, TailHub
 
@@ -81,7 +82,7 @@ def tail_router(keepalive_s: float = 15.0) -> APIRouter:
     @router.get("/api/v1/tail", summary="Live tail (Server-Sent Events, or NDJSON with Accept)")
     async def tail_http(request: Request, q: str = "*") -> StreamingResponse:
         hub = _hub(request)
-        sub = await hub.subscribe(q, _scope(request))
+        sub = await hub.subscribe(q, _scope(request), key_still_valid(request))
         hello = orjson.dumps({"q": sub.filter.text})
         if "application/x-ndjson" in request.headers.get("accept", ""):
             body = _stream(hub, sub, orjson.dumps({"subscribed": {"q": sub.filter.text}}) + b"\n",
@@ -96,7 +97,7 @@ def tail_router(keepalive_s: float = 15.0) -> APIRouter:
     async def tail_ws(websocket: WebSocket, q: str = "*") -> None:
         try:
             hub = _hub(websocket)
-            sub = await hub.subscribe(q, _scope(websocket))
+            sub = await hub.subscribe(q, _scope(websocket), key_still_valid(websocket))
         except ApiError as exc:
             await websocket.accept()
             await websocket.send_text(orjson.dumps(
