@@ -129,3 +129,16 @@ def test_tls_handshake_and_refusal_without_the_ca(tmp_path: Path, tls_files) -> 
         assert refused.returncode != 0 and "certificate" in refused.stderr.lower()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("extra", [{"service": "checkout"}, {"tennant": "globex"}, {"scope": {"tenant": "acme"}},
+                                   {"expires_ns": 1}, {"expires_in": "1h"}, {"permissions": ["read"]}])
+def test_a_key_request_with_an_unknown_field_is_refused_naming_it(server: ServerProcess, extra: dict) -> None:  # type: ignore[type-arg]
+    """Ignored, each of these made a key wider or longer-lived than asked: an acme reader of every
+    service (``service`` for ``services``), an unscoped reader, a key that never expires."""
+    with server.client() as client:
+        before = len(client.get("/api/v1/keys").json()["keys"])
+        response = client.post("/api/v1/keys", json={"role": "reader", "tenant": "acme", **extra})
+        assert response.status_code == 400, response.text
+        assert next(iter(extra)) in response.json()["error"]["message"]
+        assert len(client.get("/api/v1/keys").json()["keys"]) == before  # no key was made

@@ -10,7 +10,7 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 
 from logharbor.models import InputModel
@@ -25,7 +25,13 @@ __all__ = ["keys_router"]
 
 
 class KeyCreate(InputModel):
-    """A key to create; ``expires`` is a duration such as ``30d`` or ``12h``."""
+    """A key to create; ``expires`` is a duration such as ``30d`` or ``12h``.
+
+    An unknown field is a 400 naming it: ignored, ``{"role": "reader", "tenant": "acme",
+    "service": "checkout"}`` made a reader of every acme service, ``{"scope": {...}}`` or
+    ``{"tennant": "acme"}`` an unscoped one, and ``{"expires_ns": …}`` a key that never expires."""
+
+    model_config = ConfigDict(extra="forbid")
 
     role: Literal["admin", "writer", "reader", "metrics"]
     name: str = Field("", max_length=200)
