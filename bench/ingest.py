@@ -370,6 +370,24 @@ def _cpu_seconds(fn: object) -> float:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+#: the server's own threads name themselves (logharbor/threadnames.py): comm → kind
+_THREAD_KINDS = {"lh-decode": "decode_threads", "lh-wal-writer": "wal_writer", "lh-batcher": "batcher",
+                 "python": "python_other"}
+
+
+def cpu_by_kind(pid: int) -> dict[str, float]:
+    """CPU seconds of the server by kind of thread: ``decode_processes`` (the worker processes),
+    ``decode_threads``, ``wal_writer``, ``batcher`` (mining, the insert's Python part and what the
+    engine runs on that thread), ``python_other`` (the HTTP event loop and the other Python
+    threads, all named ``python``), ``merges`` (the engine's ``MergeMutate`` threads) and
+    ``engine`` (its other threads: the insert pipelines, background pools)."""
+    out = {"decode_processes": tree_cpu_seconds(pid) - sum(thread_cpu_s(pid).values())}
+    for name, seconds in thread_cpu_s(pid).items():
+        kind = "merges" if name.startswith("MergeMutate") else _THREAD_KINDS.get(name, "engine")
+        out[kind] = out.get(kind, 0.0) + seconds
+    return out
+
+
 def thread_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of a process' threads, summed by thread name: the engine names
     its merge threads ``MergeMutate``, so their share is the merge CPU under real load."""
@@ -478,8 +496,12 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
         _wait_ready(url)
         key = (data_dir / "admin.key").read_text().strip()
         decoder = decoder_in_use(url, key)
+        decode = decode_mode(url, key)
+        # worker processes start on first use (~1 s of CPU each, importing logharbor): not measured
+        warm = warm_up(url, key, [share[0] for share in shares if share])
         load_before = load_average()
         cpu0, threads0 = tree_cpu_seconds(server.pid), thread_cpu_s(server.pid)
+        kinds0 = cpu_by_kind(server.pid)
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
         procs = [mp.Process(target=_client, args=(url, key, share, queue)) for share in shares]
         t0 = time.perf_counter()
@@ -493,11 +515,12 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
             p.join()
         elapsed = time.perf_counter() - t0
         searchable = probe.stop()
-        while store_rows(url, key) < records and time.perf_counter() - t0 < 900:
+        while store_rows(url, key) < records + warm and time.perf_counter() - t0 < 900:
             time.sleep(0.2)
         threads = settle_merges(server.pid)
         merge_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k.startswith("MergeMutate"))
         cpu_s = tree_cpu_seconds(server.pid) - cpu0
+        kinds = {k: v - kinds0.get(k, 0.0) for k, v in cpu_by_kind(server.pid).items()}
         busiest = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads.items()), reverse=True)[:5]
         # the engine's own threads (Python's are all named "python"): inserts' pipelines and merges;
         # the part of an insert that runs on the batcher's Python thread is not in it
@@ -508,12 +531,14 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
     parts = active_parts(data_dir / "store")
     shutil.rmtree(data_dir, ignore_errors=True)
     result: dict[str, object] = {
-        "variant": name, "tree": str(tree or ROOT), "decoder": decoder, "load_before": load_before,
+        "variant": name, "tree": str(tree or ROOT), "decoder": decoder, "decode": decode,
+        "load_before": load_before,
         "load_after": load_average(), "records": records, "records_per_s": round(records / elapsed),
         "server_cpu_us_per_record": round(cpu_s / records * 1e6, 2),
         "merge_cpu_s": round(merge_s, 2), "merge_cpu_us_per_record": round(merge_s / records * 1e6, 2),
         "engine_threads_cpu_us_per_record": round(engine_s / records * 1e6, 2),
         "active_parts_after": parts, **searchable,
+        "cpu_us_per_record_by_kind": {k: round(v / records * 1e6, 2) for k, v in sorted(kinds.items())},
         "busiest_threads": {k: round(v, 2) for v, k in busiest}}
     emit(stage="variant", **result)
     return result
@@ -585,6 +610,10 @@ def compare_variants(variants: list[str], lines: list[bytes], batch: int, client
                                                      "engine_threads_cpu_us_per_record",
                                                      "merge_cpu_us_per_record", "active_parts_after",
                                                      "searchable_p50_ms", "searchable_p99_ms")},
+             decoder=results[name][0]["decoder"], decode=results[name][0]["decode"],
+             cpu_us_per_record_by_kind={k: round(statistics.fmean(
+                 float(x["cpu_us_per_record_by_kind"].get(k, 0.0)) for x in results[name]), 2)  # type: ignore[attr-defined]
+                 for k in sorted({k for x in results[name] for k in x["cpu_us_per_record_by_kind"]})},  # type: ignore[attr-defined]
              records_per_s_vs_first=ratio(name, "records_per_s"),
              server_cpu_vs_first=ratio(name, "server_cpu_us_per_record"),
              engine_threads_cpu_vs_first=ratio(name, "engine_threads_cpu_us_per_record"),
@@ -720,6 +749,16 @@ def decoder_in_use(url: str, key: str) -> str:
         if line.startswith('logharbor_ingest_decoder{path="'):
             return line.split('"')[1]
     return "unknown"
+
+
+def decode_mode(url: str, key: str) -> str:
+    """Where the server decodes NDJSON bodies (``logharbor_ingest_decode_mode`` in /metrics):
+    ``threads`` or ``processes``, or ``processes?`` for a server from before the setting."""
+    metrics = httpx.get(url + "/metrics", timeout=30, headers={"authorization": f"Bearer {key}"}).text
+    for line in metrics.splitlines():
+        if line.startswith('logharbor_ingest_decode_mode{ndjson="'):
+            return line.split('"')[1]
+    return "processes?"
 
 
 def storage_figures(data_dir: Path, raw_bytes: int, records: int) -> None:

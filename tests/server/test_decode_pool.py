@@ -23,6 +23,10 @@ def _where() -> tuple[int, str]:
     return os.getpid(), threading.current_thread().name
 
 
+def _os_thread_name() -> str:
+    return Path("/proc/thread-self/comm").read_text().strip()
+
+
 def _die_once(marker: str) -> str:
     """Kill the worker process the first time (as a crash or the OOM killer would), then work."""
     if not os.path.exists(marker):
@@ -47,6 +51,8 @@ def test_auto_puts_a_gil_releasing_decode_in_threads_and_the_others_in_processes
         assert pid == os.getpid() and name.startswith("ingest-decode")
         pid, _ = asyncio.run(pool.run(_where))  # holds the GIL: a worker process
         assert pid != os.getpid()
+        if Path("/proc/thread-self/comm").exists():  # per-thread CPU tells decode threads apart
+            assert asyncio.run(pool.run(_os_thread_name, releases_gil=True)) == "lh-decode"
     finally:
         pool.close()
 

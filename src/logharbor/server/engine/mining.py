@@ -26,6 +26,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = ["PatternMiner"]
 log = logging.getLogger("logharbor.server.engine.mining")
 
 _ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start of a row
+#: a row's id: the bytes after its row start, up to 16 (the length of every id), never past its row
+_SID_AT_ROW = re.compile(re.escape(_ROW_START) + rb"([^\n]{0,16})")
 _VERSION = 2
 _SAMPLE_CHARS = 256  # the miner keeps one sample per masked template: its head is enough
 _OPS = frozenset("adlLE")  # the op kinds of version 2 (version 1 had c, s, e)
@@ -325,32 +328,32 @@ class PatternMiner:
     def process(self, payload: bytes) -> tuple[bytes, list[StoreRow]]:
         """The rows of one WAL entry (unchanged) and the assignment rows of the masked templates
         this entry added (and of those whose group that changed). Call :meth:`commit` before
-        writing either."""
+        writing either.
+
+        One regex pass takes each row's id (the 16 bytes after its row start) without copying
+        the rows: a split at the row starts made a copy of every row, ~1 µs a row on the
+        batcher's thread (bench/README.md, the parent's per-record work)."""
         data = b"\n" + payload
-        parts = data.split(_ROW_START)  # every part after the first is one row, its id first
-        if len(parts) == 1:
+        heads = _SID_AT_ROW.findall(data)
+        if not heads:
             return payload, []
-        heads = [part[:16] for part in parts[1:]]
         resolve = self.miner.resolve
-        where: dict[bytes, int] | None = None  # sid → its first row, built when one is new
+        learned = False
         for raw_sid in dict.fromkeys(heads):
             if resolve(raw_sid.decode()) is None:
-                if where is None:
-                    where = {}
-                    for i, head in enumerate(heads):
-                        where.setdefault(head, i)
-                self._add(parts[where[raw_sid] + 1], raw_sid)
-        if where is None:
+                self._add(_first_row_of(data, raw_sid), raw_sid)
+                learned = True
+        if not learned:
             return payload, []
         ops, changed = self.miner.regroup()  # once per entry: the groups depend on the set only
         self._pending.extend(ops)
         now = int(time.time() * 1000)
         return payload, [_row(r, now) for r in changed]
 
-    def _add(self, part: bytes, raw_sid: bytes) -> None:
-        """Learn from the row ``part`` (its text after the row start): its sid was never seen."""
+    def _add(self, line: bytes, raw_sid: bytes) -> None:
+        """Learn from the row ``line`` (one whole row): its sid was never seen."""
         try:
-            row = orjson.loads(_ROW_START[1:] + part.split(b"\n", 1)[0])  # a row with no id may follow
+            row = orjson.loads(line)
         except orjson.JSONDecodeError:
             return
         tenant, service = row.get("tenant") or "", row.get("service") or ""
@@ -371,6 +374,15 @@ class PatternMiner:
                 "logharbor_pattern_templates": float(sum(len(s.members) for s in services)),
                 "logharbor_pattern_evictions": float(self.miner.evictions),
                 "logharbor_pattern_journal_damaged_lines": float(self.damaged_lines)}
+
+
+def _first_row_of(data: bytes, raw_sid: bytes) -> bytes:
+    """The first row of ``data`` (``\\n`` + an entry's rows) whose id starts with ``raw_sid``."""
+    for match in _SID_AT_ROW.finditer(data):
+        if match.group(1) == raw_sid:
+            end = data.find(b"\n", match.end())
+            return data[match.start() + 1:end if end >= 0 else len(data)]
+    raise AssertionError("a head found by findall is found again by finditer")
 
 
 def _row(r: Row, now_ms: int) -> StoreRow:
