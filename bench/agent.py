@@ -12,7 +12,8 @@ by the agent, ``nginx_json``: NGINX's JSON ``log_format`` preset parsed by the a
 
 Each result: MiB/s and lines/s over wall time (from the first byte received to the last, so
 process start-up is not counted), the shipper's CPU seconds (user+sys from /proc) and MiB per CPU
-second (the per-core rate), and its peak RSS (VmHWM).
+second (the per-core rate), ``steady_mib_per_cpu_s`` the same from the first batch received on
+(the interpreter's start left out), and its peak RSS (VmHWM).
 
 With ``--pin`` each shipper runs on CPU 0 alone and the receivers (and the server) on CPU 1, so
 the wall-clock rate is the shipper's one-core rate whenever the receiver keeps up.
@@ -196,8 +197,11 @@ def run_until(proc: subprocess.Popen[bytes], done: Any, counter: Counter, total:
               timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     cpu = rss = 0.0
+    first: tuple[float, int] | None = None  # (CPU seconds, lines received) when the first batch came
     while time.monotonic() < deadline and proc.poll() is None:
         cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+        if first is None and counter.lines:
+            first = (cpu, counter.lines)
         if done():
             break
         time.sleep(0.05)
@@ -211,8 +215,11 @@ def run_until(proc: subprocess.Popen[bytes], done: Any, counter: Counter, total:
         proc.kill()
         proc.wait()
     wall = max(counter.last - (counter.first or counter.last), 1e-9)
+    # after the first batch: the interpreter's start (imports, ~0.5 CPU-s) left out
+    steady = (cpu - first[0], (counter.lines - first[1]) / max(counter.lines, 1)) if first else None
     return {"complete": complete, "lines": counter.lines, "expected_lines": total,
-            "wall_secs": round(wall, 3), "cpu_secs": round(cpu, 3), "peak_rss_mib": round(rss, 1)}
+            "wall_secs": round(wall, 3), "cpu_secs": round(cpu, 3), "peak_rss_mib": round(rss, 1),
+            "_steady": steady}
 
 
 def rates(result: dict[str, Any], file_bytes: int) -> dict[str, Any]:
@@ -220,6 +227,10 @@ def rates(result: dict[str, Any], file_bytes: int) -> dict[str, Any]:
     result["mib_per_s"] = round(mib / result["wall_secs"], 1)
     result["lines_per_s"] = round(result["lines"] / result["wall_secs"])
     result["mib_per_cpu_s"] = round(mib / result["cpu_secs"], 1) if result["cpu_secs"] else None
+    steady = result.pop("_steady", None)
+    if steady and steady[0] > 0:
+        # the file's share after the first batch over the CPU spent on it
+        result["steady_mib_per_cpu_s"] = round(mib * steady[1] / steady[0], 1)
     return result
 
 
