@@ -18,6 +18,9 @@ What it implements, because clickhouse-connect sends or reads it:
 - response headers ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Server-Display-Name``,
   ``-Summary`` (read/written rows and bytes), and on error ``X-ClickHouse-Exception-Code`` with
   the engine's ``Code: N. DB::Exception: …`` text;
+- external data (files of a multipart/form-data body, with ``<name>_format`` and
+  ``<name>_structure``): each a temporary table of the request's connection, as ClickHouse makes
+  one for the query (not capped per field: ``http_max_multipart_form_data_size`` bounds it);
 - ``GET /ping`` and ``GET /`` answering ``Ok.``;
 - the server's caps on what travels outside the body: a URI longer than ``http_max_uri_size``
   (1 MiB) and a URL parameter or form field value longer than ``http_max_field_value_size``
@@ -58,6 +61,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import zstandard
+
+from logharbor.server.engine.store.chparams import encode_params  # chDB reads parameters escaped
 
 _RESERVED = {"query", "database", "default_format", "query_id", "session_id", "session_timeout",
              "session_check", "user", "password", "quota_key", "compress", "decompress", "buffer_size",
@@ -102,9 +107,11 @@ class Engine:
             self._pool.put(chdb.connect(target))
 
     def run(self, sql: str, fmt: str, params: dict[str, str], settings: dict[str, str],
-            database: str) -> tuple[bytes, dict[str, Any]]:
+            database: str, externals: list[tuple[str, str, str, bytes]] = ()  # type: ignore[assignment]
+            ) -> tuple[bytes, dict[str, Any]]:
         conn = self._pool.get()
         applied: list[str] = []
+        made: list[str] = []
         try:
             conn.query(f"USE `{database.replace('`', '')}`")
             for name, value in settings.items():
@@ -113,6 +120,14 @@ class Engine:
                 literal = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
                 conn.query(f"SET {name} = {literal}")
                 applied.append(name)
+            for name, ext_fmt, structure, data in externals:  # a temporary table of this connection
+                if not (name.replace("_", "").isalnum() and ext_fmt.isalnum()):
+                    raise RuntimeError(f"Code: 36. DB::Exception: bad external table {name!r} ({ext_fmt})")
+                conn.query(f"CREATE TEMPORARY TABLE `{name}` AS SELECT * FROM format({ext_fmt}, "  # noqa: S608
+                           "{__ext_structure:String}, {__ext_data:String})",
+                           params=encode_params({"__ext_structure": structure,
+                                                 "__ext_data": data.decode("utf-8", "surrogateescape")}))
+                made.append(name)
             result = conn.query(sql, fmt, params=params) if params else conn.query(sql, fmt)
             data = result.bytes() or b""
             summary = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
@@ -121,6 +136,11 @@ class Engine:
                        "result_bytes": str(len(data)), "elapsed_ns": str(int(result.elapsed() * 1e9))}
             return data, summary
         finally:
+            for name in made:
+                try:
+                    conn.query(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+                except Exception:  # noqa: S110 - the connection's next request would see it
+                    pass
             for name in applied:
                 try:
                     conn.query(f"SET {name} = DEFAULT")
@@ -142,15 +162,20 @@ def _decode_body(body: bytes, encoding: str) -> bytes:
     raise ValueError(f"Code: 1. DB::Exception: Unsupported Content-Encoding {encoding}")
 
 
-def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
-    """The text fields of a multipart/form-data body (how clients send long queries and parameters)."""
+def _form_fields(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The text fields of a multipart/form-data body (how clients send long queries and
+    parameters) and its files (external data: tables for this query only, named by the file's
+    name without its extension)."""
     message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    fields = {}
+    fields, files = {}, {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if name:
+        filename = part.get_param("filename", header="content-disposition")
+        if filename:
+            files[str(filename).rsplit(".", 1)[0]] = part.get_payload(decode=True) or b""
+        elif name:
             fields[str(name)] = part.get_payload(decode=True).decode("utf-8", "surrogateescape")
-    return fields
+    return fields, files
 
 
 def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPRequestHandler]:
@@ -199,9 +224,13 @@ def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPReque
             except Exception as exc:
                 self._send(400, str(exc).encode(), base | {"X-ClickHouse-Exception-Code": "1"})
                 return
+            files: dict[str, bytes] = {}
             if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
-                params |= _form_fields(self.headers["Content-Type"], body)  # form_encode_query_params
+                fields, files = _form_fields(self.headers["Content-Type"], body)  # form_encode_query_params
+                params |= fields
                 body = b""
+            externals = [(name, params.pop(f"{name}_format", "TabSeparated"), params.pop(f"{name}_structure", ""),
+                          data) for name, data in files.items()]
             long = sorted(k for k, v in params.items() if len(v.encode("utf-8", "surrogateescape"))
                           > MAX_FIELD_VALUE_SIZE)
             if long:
@@ -232,7 +261,8 @@ def make_handler(engine: Engine, user: str, password: str) -> type[BaseHTTPReque
                 found = _FORMAT_AT_END.search(sql)
                 fmt = found.group(1) if found else params.get("default_format", "TabSeparated")
             try:
-                data, summary = engine.run(sql, fmt, query_params, settings, params.get("database", "default"))
+                data, summary = engine.run(sql, fmt, query_params, settings, params.get("database", "default"),
+                                           externals)
             except Exception as exc:
                 message = str(exc)
                 code = _CODE.search(message)

@@ -55,6 +55,7 @@ from logharbor.server.engine.store.migrations import (
     missing,
 )
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
+from logharbor.server.engine.store.sql.tail import BATCH_TABLE
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.types import EngineSettings, QueryStats, Row, SqlParams
 
@@ -71,6 +72,8 @@ _MIN_FREE_TO_INSERT = 16 * 1024 * 1024
 _BLOCK_ROWS = 16 * 1024 * 1024
 _REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 _OBSERVED_INDEX = "idx_observed observed_timestamp TYPE minmax GRANULARITY 1"
+#: the external table a tail round's rows are sent as (run_on_rows)
+_EXTERNAL_ROWS = "lh_tail_rows"
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,9 @@ class ClickHouseStore(TierView):
         #: no encrypted disk and no local data folder: the ClickHouse server owns both
         self.storage_policy: str | None = None
         self.path: Path | None = None
-        #: a tail round's rows travel as a form field, which ClickHouse caps
-        #: (``http_max_field_value_size``, 128 KiB by default): rounds are cut to this size
+        #: rows given as one parameter travel as a form field, which ClickHouse caps
+        #: (``http_max_field_value_size``, 128 KiB by default): callers cut them to this size (a
+        #: tail round's rows go as external data instead, :meth:`run_on_rows`, in one piece)
         self.rows_batch_limit: int | None = 96 * 1024
         self._timeouts = (connect_timeout_s, receive_timeout_s)
         #: every read takes a slot first: fair between keys, timed by the request's budget
@@ -451,9 +455,26 @@ class ClickHouseStore(TierView):
     def run_on_rows(self, sql: str, params: Mapping[str, Any], *,
                     settings: Mapping[str, Any] | None = None) -> list[Row]:
         """A SELECT over rows given as parameters (the live tail's filter), as any query (it takes
-        a read slot); the rows travel as a form field, at most :attr:`rows_batch_limit` bytes of
-        them per call."""
-        return self.query(sql, params, settings=settings)
+        a read slot). The rows (``tail_rows``, read by the tail SQL's BATCH_TABLE) travel as
+        external data, a file of the request that the query reads as a table: a form field is
+        capped at 128 KiB (``http_max_field_value_size``), which one large record passes, and a
+        round that failed so was lost to every live tail client."""
+        if BATCH_TABLE not in sql or "tail_rows" not in params:
+            return self.query(sql, params, settings=settings)
+        from clickhouse_connect.driver.external import ExternalData
+
+        rows = str(params["tail_rows"]).encode()
+        external = ExternalData(file_name=_EXTERNAL_ROWS, data=rows, fmt="JSONEachRow",
+                                structure=str(params["tail_structure"]))
+        rest = {k: v for k, v in params.items() if k not in ("tail_rows", "tail_structure")}
+        text = sql.replace(BATCH_TABLE, quote_identifier(_EXTERNAL_ROWS))
+        with self.gate.slot(settings) as effective:
+            try:
+                data = self._client.raw_query(text, parameters=_params(rest), fmt="JSONEachRow",
+                                              settings=effective or None, external_data=external)
+            except Exception as exc:
+                raise _classify(exc) from exc
+        return [orjson.loads(line) for line in data.splitlines() if line]
 
     def stats(self) -> StoreStats:
         source = f"cluster({_string_literal(self.cluster)}, system.parts)" if self.cluster else "system.parts"
