@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -63,9 +64,32 @@ def examples(full: int) -> int:
 
 
 def free_port() -> int:
+    """A port free now. Another process (a second test worker) may take it before whoever asked
+    binds it: servers started on it check that they are the one answering (:func:`listens_on`)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the TCP socket listening on ``port`` (Linux ``/proc``): an
+    answer on the port may come from another test worker's server that took the port first."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    except OSError:  # the process is gone
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port and cols[9] in inodes:
+                    return True  # state 0A: LISTEN
+    return False
 
 
 class ServerProcess:
@@ -74,31 +98,51 @@ class ServerProcess:
     def __init__(self, data_dir: Path, *extra_args: str, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.chosen_port = port is not None  # a port of its own choice is never swapped for another
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"  # the name keeps the first port
         self.api_key = ""
         self.headers: dict[str, str] = {}
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Start and wait until ready. The port was free when chosen, but another test worker may
+        have taken it since: then this server exits (address in use) while the other one answers
+        /readyz, so ready means *this* process listens on the port; on a port taken meanwhile it
+        starts again on another one (unless the port was given)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(5):
+            if self._start(deadline):
+                return self
+            if self.chosen_port:
+                raise RuntimeError(f"port {self.port} is another process's:\n{self.log()}")
+            self.port = free_port()
+        raise RuntimeError(f"no free port for the server in 5 tries:\n{self.log()}")
+
+    def _start(self, deadline: float) -> bool:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir", str(self.data_dir),
                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                *self.extra_args]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "address already in use" in self.log().lower():
+                    return False
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200 \
+                        and listens_on(self.proc.pid, self.port):
                     key_file = self.data_dir / "admin.key"
                     if key_file.exists():
                         self.api_key = key_file.read_text().strip()
                         self.headers = {"authorization": f"Bearer {self.api_key}"}
-                    return self
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
