@@ -268,11 +268,32 @@ class TierView:
 _POLICIES = frozenset({"logharbor_sealed"})
 
 
-def schema_sql(table_name: str, engine: str = "MergeTree", *, storage_policy: str | None = None) -> str:
-    """The CREATE TABLE statement for the logs table, with the name quoted by sqlsafe."""
+#: Table settings a delete-by-query relies on (store/erase.py, Tiers._erasure_settings): the
+#: engine removes the parts a rewrite replaced at its next cleanup, at most 2 s apart here (a
+#: quiet table's cleanup backs off to that maximum, and a new table's first one comes after it:
+#: 9 s at 10, measured; each is an in-memory look at the table's parts). Given at CREATE on a
+#: single-server store: the engine schedules a table's cleanup with the settings it was loaded
+#: with, and set by ALTER on a new table the first cleanup came after its default 30 s (a fresh
+#: server's first delete waited ~35 s in its purge step). Tables made before get them by ALTER at
+#: start (in effect from the start after).
+ERASURE_SETTINGS: dict[str, int] = {"finished_mutations_to_keep": 1, "cleanup_delay_period": 1,
+                                    "max_cleanup_delay_period": 2, "cleanup_delay_period_random_add": 0}
+
+
+def settings_text(settings: Mapping[str, int]) -> str:
+    """``a = 1, b = 2`` for a SETTINGS clause (integer values only)."""
+    return ", ".join(f"{k} = {int(v)}" for k, v in settings.items())
+
+
+def schema_sql(table_name: str, engine: str = "MergeTree", *, storage_policy: str | None = None,
+               settings: Mapping[str, int] | None = None) -> str:
+    """The CREATE TABLE statement for the logs table, with the name quoted by sqlsafe (and
+    ``settings`` added to its SETTINGS clause)."""
     text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text()
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     body = body.replace("{table}", quote_identifier(table_name)).replace("{engine}", engine)
+    if settings:
+        body += ", " + settings_text(settings)
     if storage_policy is not None:
         if storage_policy not in _POLICIES:
             raise StoreError(f"unknown storage policy {storage_policy!r}")

@@ -23,7 +23,15 @@ from logharbor.sealing import Sealer
 from logharbor.server.diskspace import free_bytes
 from logharbor.server.engine.store.attributes import INSERT_SETTINGS, with_settings
 from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, upgrade_rows
-from logharbor.server.engine.store.base import QueryCancelled, StoreError, StoreStats, TierView, schema_sql
+from logharbor.server.engine.store.base import (
+    ERASURE_SETTINGS,
+    QueryCancelled,
+    StoreError,
+    StoreStats,
+    TierView,
+    schema_sql,
+    settings_text,
+)
 from logharbor.server.engine.store.batches import (
     InsertPlan,
     count_sql,
@@ -155,8 +163,10 @@ class EmbeddedStore(TierView):
             self._session = session.Session(target)
             self._check_policy()
             policy = "logharbor_sealed" if self.sealer is not None else None
-            self._session.query(schema_sql(self.table_name, storage_policy=policy))
-            settings = "non_replicated_deduplication_window = 10000" + (
+            # the erasure settings at CREATE: set later by ALTER, the engine's first cleanup of a
+            # new table still came after its default period (store/base.py ERASURE_SETTINGS)
+            self._session.query(schema_sql(self.table_name, storage_policy=policy, settings=ERASURE_SETTINGS))
+            settings = "non_replicated_deduplication_window = 10000, " + settings_text(ERASURE_SETTINGS) + (
                 f", storage_policy = '{policy}'" if policy else "")
             # only what is missing: a needless ALTER rewrites the table's metadata file
             on_session = _OnSession(self._session).query

@@ -13,7 +13,7 @@ condition, with the user's values written in, in the table's ``mutation_N.txt``.
    WHERE <row hash> IN <set>``, synchronously. The mutation text names the set, never a value;
 3. waits until the parts the rewrite replaced have left the disk (the engine removes replaced
    parts ``old_parts_lifetime`` after they stop being active, 0 in chDB and 480 s by default
-   on a ClickHouse server, at its next cleanup: Tiers.open holds that period to 10 s at most).
+   on a ClickHouse server, at its next cleanup: Tiers.open holds that period to 2 s at most).
 
 The helper tables belong to one job and are dropped only when it is over: a mutation whose
 table is gone fails for ever and blocks the ones after it, so a mutation left unfinished by an

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, migrate_cold_files
-from logharbor.server.engine.store.base import Store, StoreError, schema_sql
+from logharbor.server.engine.store.base import ERASURE_SETTINGS, Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
 from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
@@ -95,8 +95,10 @@ class Tiers:
 
     def _warm_ddl(self, name: str) -> list[str]:
         """The warm table ``name``: the logs table with heavier codecs and the move id."""
-        # an encrypted store keeps warm rows on the same encrypted disk as hot ones
-        return [schema_sql(name, storage_policy=self.store.storage_policy).replace(
+        # an encrypted store keeps warm rows on the same encrypted disk as hot ones; the erasure
+        # settings at CREATE (store/base.py ERASURE_SETTINGS), but not on a cluster (no erasure)
+        settings = None if self.store.cluster else ERASURE_SETTINGS
+        return [schema_sql(name, storage_policy=self.store.storage_policy, settings=settings).replace(
                     "ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)"),
                 add_column(name, "move_id String CODEC(ZSTD(9))").sql]
 
@@ -104,8 +106,9 @@ class Tiers:
         """Table settings a delete-by-query relies on (server/engine/store/erase.py).
 
         The engine removes the parts a rewrite replaced in a cleanup whose period backs off to
-        five minutes while a table is quiet; at most 10 s here, so a delete is off the disk
-        within seconds (plus ``old_parts_lifetime``: 0 in chDB, 480 s on a ClickHouse server).
+        five minutes while a table is quiet; at most 2 s here (store/base.py ERASURE_SETTINGS,
+        given at CREATE as well), so a delete is off the disk within seconds (plus
+        ``old_parts_lifetime``: 0 in chDB, 480 s on a ClickHouse server).
         One finished mutation is kept: older mutation texts (from lightweight deletes made
         before erasure existed, with their values written in) go at the next one.
         """
@@ -114,9 +117,7 @@ class Tiers:
         tables = [self.store.table_name, self.warm_name]
         tables.append(self.store.patterns_name)
         # set where missing only: changing a setting rewrites the table's metadata file
-        ensure_settings(self.store, tables, {"finished_mutations_to_keep": 1, "cleanup_delay_period": 1,
-                                             "max_cleanup_delay_period": 10,
-                                             "cleanup_delay_period_random_add": 0})
+        ensure_settings(self.store, tables, ERASURE_SETTINGS)
 
     # -- reading ---------------------------------------------------------------------------
 
