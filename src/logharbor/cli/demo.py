@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def _pick_port(wanted: int) -> int:
 _PATTERNS_QUERY = "level:>=WARN | patterns"
 #: the default clock offset of the lab's second app instance (issue 28: the demo shows one)
 SKEW_MS = 25.0
+#: clients sending the real stack's first requests at once
+CLIENTS = 4
 #: what the demo suggests to explain: the checkout errors against every other record of the hour
 EXPLAIN_QUERY = "service:checkout AND level:ERROR"
 
@@ -87,7 +90,7 @@ def _run_stack(console: Console, lab, root: Path, requests: int, rate: float,  #
                stop, skew_ms: float = 0.0) -> bool:  # type: ignore[no-untyped-def]
     """The real stack (nginx, two apps, ALB stand-in, agent); False when nginx is missing."""
     from logharbor.demo.nginx import NginxNotFound
-    from logharbor.demo.stack import Stack, StackTraffic
+    from logharbor.demo.stack import RequestResult, Stack, StackTraffic
 
     stack = Stack(root / "stack", lab.url, lab.api_key or "", app_clock_offsets_ms=(0.0, skew_ms))
     try:
@@ -98,15 +101,31 @@ def _run_stack(console: Console, lab, root: Path, requests: int, rate: float,  #
         return False
     traffic = StackTraffic(stack.front_url)
     try:
-        failed = None
+        failures: list[RequestResult] = []
         with Progress(TextColumn("sending requests through the ALB"), BarColumn(), MofNCompleteColumn(),
                       console=console) as progress:
             task = progress.add_task("requests", total=requests)
-            for _ in range(requests):
-                result = traffic.one()
-                if result.status >= 500 and result.request_id:
-                    failed = result
-                progress.advance(task)
+
+            def client(count: int) -> None:
+                own = StackTraffic(stack.front_url)
+                try:
+                    for _ in range(count):
+                        result = own.one()
+                        if result.status >= 500 and result.request_id:
+                            failures.append(result)
+                        progress.advance(task)
+                finally:
+                    own.close()
+
+            # a few clients at once, as users arrive: the apps spend most of a request waiting on
+            # the payment provider, so one client at a time took ~4× as long for the same requests
+            shares = [requests // CLIENTS + (1 if i < requests % CLIENTS else 0) for i in range(CLIENTS)]
+            threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in shares if n]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        failed = failures[-1] if failures else None
         trace = _wait_searchable(lab, failed.request_id) if failed is not None else None
         _where_to_look(console, lab.url, lab.api_key, root, root / "server" / "admin.key",
                        f"{stack.logs} (ALB objects, NGINX logs, app JSON); front door {stack.front_url}",
