@@ -98,7 +98,7 @@ class ServerProcess:
     def __init__(self, data_dir: Path, *extra_args: str, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
-        self.chosen_port = port is not None  # a port of its own choice is never swapped for another
+        self.chosen_port = port is not None  # a port given (or served before) is never swapped
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"  # the name keeps the first port
@@ -113,10 +113,10 @@ class ServerProcess:
         """Start and wait until ready. The port was free when chosen, but another test worker may
         have taken it since: then this server exits (address in use) while the other one answers
         /readyz, so ready means *this* process listens on the port; on a port taken meanwhile it
-        starts again on another one (unless the port was given)."""
-        deadline = time.monotonic() + timeout
+        starts again on another one (unless the port was given, or served before: a restart)."""
         for _ in range(5):
-            if self._start(deadline):
+            if self._start(time.monotonic() + timeout):
+                self.chosen_port = True  # a restart comes back on the same port (agents point there)
                 return self
             if self.chosen_port:
                 raise RuntimeError(f"port {self.port} is another process's:\n{self.log()}")
@@ -129,11 +129,14 @@ class ServerProcess:
                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                *self.extra_args]
         log = open(self.log_path, "ab")
+        began = log.tell()  # this attempt's part of the log
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         while time.monotonic() < deadline:
+            if "address already in use" in self.log()[began:].lower():
+                self.proc.kill()  # it would exit by itself, slowly on a loaded machine
+                self.proc.wait()
+                return False
             if self.proc.poll() is not None:
-                if "address already in use" in self.log().lower():
-                    return False
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200 \
