@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from logharbor import exactjson
 from logharbor.cli.client import CA_OPTION, SERVER_OPTION, api_call, die, server_client
 from logharbor.cli.terminal import cell_text, visible
 from logharbor.types import JsonObject
@@ -173,7 +174,7 @@ def test(rule: str = typer.Argument(..., help="the rule's name"),
     with _client(server, api_key, ca) as client:
         answer = _call(client, "POST", "/api/v1/alerts/test", body)
     if as_json:
-        typer.echo(orjson.dumps(answer).decode())
+        typer.echo(exactjson.dumps(answer).decode())
         return
     typer.echo(f"{answer['rule']}: {answer['condition']} → {'FIRING' if answer['firing'] else 'not firing'}"
                f" ({answer['elapsed_ms']} ms)")

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from logharbor import exactjson
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, api_error_text, server_client
 from logharbor.cli.terminal import visible
 from logharbor.types import JsonObject, Row
@@ -108,7 +109,7 @@ def run_explain(text: str, *, server: str, api_key: str | None, ca: Path | None,
         return 1
     answer = response.json()
     if mode == "json":
-        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(exactjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif mode == "raw":
         for row in answer["values"]:
             sys.stdout.write(value_line(row) + "\n")

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from logharbor import exactjson
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.errors import CliError
 from logharbor.cli.render import CsvOut, print_table, raw_line
@@ -155,14 +155,14 @@ def _streamed(session: _Session, output: str, raw: bool, shown_zone: Zone, conso
     rows, kind, began = 0, "records", time.monotonic()
     for kind, line in session.stream(_EVERY_ROW):
         if line.startswith(b'{"error"'):  # the export failed after its first rows
-            error = orjson.loads(line).get("error", {})
+            error = exactjson.loads(line).get("error", {})
             raise CliError(visible(f"{error.get('code', 'error')}: {error.get('message', '')} "
                                    f"(after {rows:,} rows)"), 1)
         rows += 1
         if output == "ndjson":
             out.write(line + b"\n")
             continue
-        row = orjson.loads(line)
+        row = exactjson.loads(line)  # an integer beyond 64 bits stays exact (orjson: a float)
         if output == "csv":
             if csv_out is None:
                 columns = [*_STREAM_RECORD_COLUMNS, "attributes"] if kind == "records" else list(row)
@@ -224,7 +224,7 @@ def run_query(query: str, *, server: str, api_key: str | None, output: str | Non
     except (httpx.HTTPError, OSError) as exc:  # OSError: an unreadable --ca file
         raise CliError(f"cannot reach the server at {server}: {exc}", 2) from None
     if output == "json":
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+        sys.stdout.write(exactjson.dumps(answer).decode() + "\n")  # (orjson: TypeError past 64 bits)
         return
     if output == "csv":
         csv_out = CsvOut(sys.stdout, raw, answer.get("columns", []))
