@@ -85,15 +85,24 @@ def _places(tiers: Tiers) -> Iterator[tuple[str, str]]:
 
 
 def find_duplicates(tiers: Tiers) -> list[DuplicateGroup]:
-    """Every group of equal rows found in more than one place (see the module docstring)."""
+    """Every group of equal rows found in more than one place (see the module docstring), one
+    day at a time (copies share their time, so a group never spans two days; the engine's
+    grouping then holds one day's rows at most)."""
+    places = list(_places(tiers))
+    days = tiers.store.query(
+        "SELECT DISTINCT toString(toDate(timestamp)) AS d FROM ("
+        + " UNION ALL ".join(f"SELECT timestamp FROM {source}" for _, source in places) + ") ORDER BY d", {})
     ident = _identity(tiers)
-    parts = [f"SELECT {ident} AS id, {place} AS place, timestamp, service, message FROM {source}"
-             for place, source in _places(tiers)]
-    rows = tiers.store.query(
-        "SELECT id, place, count() AS n, toString(any(timestamp)) AS ts, any(service) AS service, "
-        f"any(message) AS message FROM ({' UNION ALL '.join(parts)}) GROUP BY id, place "
-        "HAVING id IN (SELECT id FROM (SELECT id, uniqExact(place) AS k FROM "
-        f"({' UNION ALL '.join(parts)}) GROUP BY id) WHERE k > 1) ORDER BY id, place", {})
+    parts = " UNION ALL ".join(f"SELECT {ident} AS id, {place} AS place, timestamp, service, message "
+                               f"FROM {source} WHERE toDate(timestamp) = toDate({{dup_day:String}})"
+                               for place, source in places)
+    rows = []
+    for day in days:
+        rows += tiers.store.query(
+            "SELECT id, place, count() AS n, toString(any(timestamp)) AS ts, any(service) AS service, "
+            f"any(message) AS message FROM ({parts}) GROUP BY id, place HAVING id IN (SELECT id FROM "
+            f"(SELECT id, uniqExact(place) AS k FROM ({parts}) GROUP BY id) WHERE k > 1) ORDER BY id, place",
+            {"dup_day": str(day["d"])})
     keys = tiers.cold.keys() if tiers.cold is not None else []
     groups: dict[str, DuplicateGroup] = {}
     for row in rows:
