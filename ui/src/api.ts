@@ -94,6 +94,16 @@ export async function getJSON<T>(path: string, signal?: AbortSignal, background 
   return (await response.json()) as T;
 }
 
+/**
+ * getJSON for answers that carry record values (trace records, field values): an integer beyond
+ * 2^53 stays its digits (ExactInt), as in runQuery; JSON.parse rounded 18446744073709551617 to
+ * ...552000, shown so and filtered by (finding nothing).
+ */
+export async function getExactJSON<T>(path: string, signal?: AbortSignal, background = false): Promise<T> {
+  const response = await request(path, { signal, headers: { Accept: "application/json" } }, background);
+  return parseExact(await response.text()) as T;
+}
+
 export async function postJSON<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
   const response = await request(path, {
     method: "POST",

@@ -3,7 +3,7 @@
 // match; a value adds `field:value` (or `NOT field:value` with −), "+ column" shows the field
 // as a column of the results. A filter box narrows a long list of fields.
 
-import { getJSON } from "../api";
+import { ExactInt, getExactJSON } from "../api";
 import { clear, h } from "../dom";
 import { isFilterable } from "../querytext";
 
@@ -37,7 +37,7 @@ export interface FieldsAnswer {
 
 export function fetchFields(params: Record<string, string>, signal?: AbortSignal, background = false
 ): Promise<FieldsAnswer> {
-  return getJSON<FieldsAnswer>(`/api/v1/fields?${new URLSearchParams(params)}`, signal, background);
+  return getExactJSON<FieldsAnswer>(`/api/v1/fields?${new URLSearchParams(params)}`, signal, background);
 }
 
 export interface SidebarHandlers {
@@ -65,6 +65,7 @@ export function valueLabel(value: unknown): string {
   if (value === null || value === undefined) return "null";
   if (typeof value === "string") return value === "" ? '""' : value;
   if (typeof value === "number") return String(+value.toFixed(6));
+  if (value instanceof ExactInt) return value.digits;
   return JSON.stringify(value);
 }
 

@@ -3,7 +3,7 @@
 // filter starts from an empty screen; level toggles and a find box narrow what the screen holds
 // without touching the stream.
 
-import type { Row } from "../api";
+import { parseExact, type Row } from "../api";
 import { queryBar } from "../components/querybar";
 import { ensureTabStop, navigableRows, recordItem } from "../components/records";
 import { h } from "../dom";
@@ -183,7 +183,7 @@ export function tailPage(): Page {
             list.dataset.subscribed = "1";
             return;
           }
-          const data = JSON.parse(ev.data) as Row;
+          const data = parseExact(ev.data) as Row; // an integer beyond 2^53 stays exact
           if (ev.event === "dropped" || (typeof data.dropped === "number" && Object.keys(data).length === 1)) {
             droppedServer += Number(data.dropped);
             showDropped();

@@ -2,7 +2,7 @@
 // of GET /api/v1/traces/{id}, then every record of the request in order.
 
 import "./trace.css";
-import { getJSON, type Row } from "../api";
+import { getExactJSON, type Row } from "../api";
 import { recordItem } from "../components/records";
 import { offsetText } from "../components/clocks";
 import { clear, h } from "../dom";
@@ -197,7 +197,7 @@ export function tracePage(): Page {
       body.append(h("p", { class: "hint" }, "Loading…"));
       let answer: TraceAnswer;
       try {
-        answer = await getJSON<TraceAnswer>(`/api/v1/traces/${encodeURIComponent(id)}${raw ? "?clock=raw" : ""}`,
+        answer = await getExactJSON<TraceAnswer>(`/api/v1/traces/${encodeURIComponent(id)}${raw ? "?clock=raw" : ""}`,
           controller.signal);
       } catch (err) {
         if ((err as Error).name === "AbortError") return;
