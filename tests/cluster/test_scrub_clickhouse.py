@@ -1,7 +1,7 @@
 """A delete-by-query's scrub of the WAL's quarantine on a ClickHouse server (the HTTP double, which
-caps a parameter at 128 KiB as ClickHouse does): quarantined lines above that in total are matched
-in the engine piece by piece, so a range filter (no value to match as text) still finds every
-matching record; before, the one parameter was refused and every line fell back to text matching,
+caps a parameter at 128 KiB as ClickHouse does): quarantined lines above that in total, and one
+line above it alone, are matched in the engine (sent as external data, in pieces), so a range
+filter (no value to match as text) still finds every matching record; before, the one parameter was refused and every line fell back to text matching,
 leaving the matching records in the quarantine (a requeue would have stored them again)."""
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from .conftest import Double
 def test_a_quarantine_above_the_parameter_cap_is_matched_in_the_engine(chdouble: Double, tmp_path: Path) -> None:
     rows = [encode_row(normalize({"timestamp": AT, "service": "scrub", "message": f"line {i} " + "x" * 1000,
                                   "took_ms": 150 if i % 3 == 0 else 50}, received_ns=AT)) for i in range(300)]
+    # one line above the cap alone: it goes as external data, not as a parameter
+    rows[5] = encode_row(normalize({"timestamp": AT, "service": "scrub", "message": "z" * (MAX_FIELD_VALUE_SIZE + 9),
+                                    "took_ms": 151}, received_ns=AT))
     assert sum(len(r) for r in rows) > 2 * MAX_FIELD_VALUE_SIZE
     store = ClickHouseStore(chdouble.url("scrub_ch"))
     store.open()
@@ -39,5 +42,5 @@ def test_a_quarantine_above_the_parameter_cap_is_matched_in_the_engine(chdouble:
         figures = scrub_quarantine(quarantine, store, columns, cond, params, Redactor([]))
     finally:
         store.close()
-    assert figures["unreadable_lines"] == 0 and figures["lines_removed"] == 100, figures
-    assert read_refused(path, None) == [r for i, r in enumerate(rows) if i % 3]
+    assert figures["unreadable_lines"] == 0 and figures["lines_removed"] == 101, figures
+    assert read_refused(path, None) == [r for i, r in enumerate(rows) if i % 3 and i != 5]

@@ -56,9 +56,9 @@ def test_quarantined_lines_match_on_promoted_columns(tmp_path: Path) -> None:
         structure = ", ".join(f"{c['name']} {c['type']}" for c in columns) + ", lh_line UInt32"
         lines = [encode_record({"timestamp": NOW, "service": "q", "message": f"m{i}", "user_id": f"u-{i % 2}"},
                                received_ns=NOW)[:-1] + f',"lh_line":{i}}}'.encode() for i in range(4)]
-        sql = quarantine_match_sql(structure, "`attr_user_id` = {u:String}", line_column="lh_line",
-                                   rows_param="lh_rows")
-        got = store.query(sql, {"u": "u-1", "lh_rows": b"\n".join(lines).decode()})
+        sql = quarantine_match_sql("`attr_user_id` = {u:String}", line_column="lh_line")
+        got = store.run_on_rows(sql, {"u": "u-1", "tail_structure": structure,
+                                      "tail_rows": b"\n".join(lines).decode()})
         assert sorted(int(r["i"]) for r in got) == [1, 3]
     finally:
         store.close()

@@ -155,8 +155,8 @@ def _matching_lines(store: Store, structure: str, parsed: dict[int, dict[str, An
     if not parsed:
         return set()
     lines = [exactjson.dumps({**row, _LINE: i}) for i, row in parsed.items()]
-    # the lines travel as one parameter, which a ClickHouse server caps (``http_max_field_value_size``,
-    # 128 KiB): pieces of at most the store's limit (a longer line alone), as the live tail does
+    # pieces of at most the store's limit for rows in one parameter (a longer line alone), as the
+    # live tail's rounds; through ClickHouse run_on_rows sends each as external data anyway
     pieces: list[list[bytes]] = [[]]
     size, limit = 0, store.rows_batch_limit
     for line in lines:
@@ -166,11 +166,12 @@ def _matching_lines(store: Store, structure: str, parsed: dict[int, dict[str, An
         pieces[-1].append(line)
         size += len(line) + 1
     found: set[int] = set()
-    sql = quarantine_match_sql(structure, cond, line_column=_LINE, rows_param="lh_quarantine")
+    sql = quarantine_match_sql(cond, line_column=_LINE)
     for piece in pieces:
         try:
             body = b"\n".join(piece).decode("utf-8", "replace")
-            found.update(int(r["i"]) for r in store.query(sql, {**params, "lh_quarantine": body}))
+            found.update(int(r["i"]) for r in store.run_on_rows(
+                sql, {**params, "tail_structure": structure, "tail_rows": body}))
         except (StoreError, ValueError) as exc:
             log.warning("delete: the engine could not read %d quarantined lines (%s); they are matched by "
                         "the filter's values as text only", len(parsed), redactor.text(str(exc))[:300])

@@ -5,7 +5,7 @@ what it means in a search."""
 from __future__ import annotations
 
 from logharbor.server.engine.store.attributes import promoted_sql
-from logharbor.server.engine.store.coldstore import literal_structure
+from logharbor.server.engine.store.sql.tail import BATCH_TABLE
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 
 __all__ = ["BEFORE_CUTOFF", "FROM_START", "quarantine_match_sql"]
@@ -16,11 +16,13 @@ BEFORE_CUTOFF = "timestamp < fromUnixTimestamp64Nano({t_before:Int64}, 'UTC')"
 FROM_START = "timestamp >= fromUnixTimestamp64Nano({t_from:Int64}, 'UTC')"
 
 
-def quarantine_match_sql(structure: str, cond: str, *, line_column: str, rows_param: str) -> str:
-    """The ``line_column`` of each JSONEachRow line (passed as the ``rows_param`` String
-    parameter, read with the table's stored columns ``structure``) that matches the compiled
-    ``cond``; the promoted ``attr_<key>`` columns a condition may name are computed from the
-    attributes text as the table computes them."""
+def quarantine_match_sql(cond: str, *, line_column: str) -> str:
+    """The ``line_column`` of each JSONEachRow line that matches the compiled ``cond``: the lines
+    are the ``tail_rows`` parameter read with ``tail_structure`` (the table's stored columns), the
+    live tail's BATCH_TABLE, so a store runs it with ``run_on_rows`` (through ClickHouse the lines
+    go as external data, not as a form field capped at 128 KiB); the promoted ``attr_<key>``
+    columns a condition may name are computed from the attributes text as the table computes
+    them."""
     line = quote_identifier(line_column)
-    rows = f"format(JSONEachRow, {literal_structure(structure)}, {{{rows_param}:String}})"
-    return f"SELECT {line} AS i FROM (SELECT *, {', '.join(promoted_sql())} FROM {rows}) WHERE {cond}"  # noqa: S608
+    return (f"SELECT {line} AS i FROM (SELECT *, {', '.join(promoted_sql())} FROM {BATCH_TABLE}) "  # noqa: S608
+            f"WHERE {cond}")
