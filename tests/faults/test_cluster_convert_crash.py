@@ -6,7 +6,8 @@ One chain of runs on one database, each killed at the next step that matters (a 
 the next not; a page of patched rows in, the next not; copied and checked but not marked verified;
 verified, the old table half dropped; the table made again, one partition put back; all put back,
 the copy not dropped), then a run that completes; a server started after any of them refuses to
-start, naming the command. What the double cannot show (replicas, Keeper,
+start, naming the command. ``LOGHARBOR_FULL_TESTS=1`` also kills a fresh conversion before every
+single statement it runs, each followed by a completing run. What the double cannot show (replicas, Keeper,
 several shards) is said in tests/cluster/test_cluster_convert.py.
 """
 
@@ -33,6 +34,7 @@ from logharbor.server.engine.store.base import StoreError
 from logharbor.server.engine.store.clickhouse import ClickHouseStore
 from logharbor.server.engine.store.rows import row_to_wire
 
+FULL = os.environ.get("LOGHARBOR_FULL_TESTS") == "1"
 CHAIN = [  # (statement pattern, which match in that run)
     (r"^INSERT INTO `logs__attrtext`", 2),                   # day 1 copied, day 2 not
     (r"^LOAD `logs__attrtext`", 2),                          # a page of patched rows in, the next not
@@ -76,6 +78,37 @@ def test_a_conversion_killed_at_each_step_is_finished_by_running_it_again(double
         with pytest.raises(StoreError, match="logharbor migrate --to"):
             server.open()
         server.close()
+    finish_and_count(url, database, objs, tally)
+    tally.extra["kills"] = len(CHAIN)
+    tally.report()
+
+
+@pytest.mark.skipif(not FULL, reason="every statement of a conversion: LOGHARBOR_FULL_TESTS=1")
+@pytest.mark.timeout(3600)
+def test_a_conversion_killed_before_any_statement_is_finished_by_running_it_again(double: Double) -> None:
+    objs = {o["message"]: o for o in spread_over_days(corpus(), 3)}
+    batches = [old_rows([o], o["timestamp"]) for o in objs.values()]
+    probe = run(double.url(old_cluster_database(double, batches, "probe"), CLUSTER))
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    total = int(probe.stdout.split("statements ")[1].split()[0])
+    tally = Tally("cluster conversion killed before every statement")
+    for n in range(1, total + 1):
+        database = old_cluster_database(double, batches, f"kill{n}")
+        url = double.url(database, CLUSTER)
+        tally.ack({f"{n}/{m}" for m in objs})
+        done = run(url, "--kill-before", ".", "--nth", str(n))
+        assert done.returncode == -signal.SIGKILL, (n, done.returncode, done.stderr[-2000:])
+        one = Tally(f"kill before statement {n}")
+        one.ack(objs)
+        finish_and_count(url, database, objs, one)
+        assert not one.lost and not one.duplicated, one.figures()
+        tally.saw(f"{n}/{m}" for m in one.stored.elements())
+    tally.extra["kills"] = total
+    tally.report()
+
+
+def finish_and_count(url: str, database: str, objs: dict[str, dict[str, Any]], tally: Tally) -> None:
+    """Run the conversion to its end, start a server on it and count every record it holds."""
     done = run(url)
     assert done.returncode == 0, done.stderr[-3000:]
     store = ClickHouseStore(url)
@@ -91,5 +124,3 @@ def test_a_conversion_killed_at_each_step_is_finished_by_running_it_again(double
         assert not [n for n in names if "__attrtext" in n], names
     finally:
         store.close()
-    tally.extra["kills"] = len(CHAIN)
-    tally.report()
