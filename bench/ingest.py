@@ -524,7 +524,8 @@ def run_variant(name: str, env: dict[str, str], table: dict[str, int], shares: l
         busiest = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads.items()), reverse=True)[:5]
         # the engine's own threads (Python's are all named "python"): inserts' pipelines and merges;
         # the part of an insert that runs on the batcher's Python thread is not in it
-        engine_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k != "python")
+        # (the server's own named threads are Python too: not the engine's)
+        engine_s = sum(v - threads0.get(k, 0.0) for k, v in threads.items() if k not in _THREAD_KINDS)
     finally:
         server.terminate()
         server.wait(timeout=120)
