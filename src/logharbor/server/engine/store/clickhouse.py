@@ -276,11 +276,13 @@ class ClickHouseStore(TierView):
         self.connect()
         plan = self._ddl_plan()
         # on one server, a migration already applied is skipped (a needless ALTER rewrites the
-        # table's metadata file); ON CLUSTER ones always run, every node must get them
-        todo = set(missing(self.query, [m for m in plan if isinstance(m, Migration)], self.database)) \
-            if not self.cluster else None
+        # table's metadata file); ON CLUSTER ones always run, every node must get them, except a
+        # codec: it lives in the replicated table's shared metadata, so this node's says it is set
+        migrations = [m for m in plan if isinstance(m, Migration)]
+        checked = [m for m in migrations if m.kind == "codec" or not self.cluster]
+        done = set(checked) - set(missing(self.query, checked, self.database))
         for statement in plan:
-            if isinstance(statement, Migration) and todo is not None and statement not in todo:
+            if isinstance(statement, Migration) and statement in done:
                 continue
             self.execute(str(statement))
         self._migrate_attributes()

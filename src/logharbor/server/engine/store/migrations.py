@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from logharbor.server.engine.store.base import StoreError
@@ -23,10 +25,11 @@ if TYPE_CHECKING:
     from logharbor.server.engine.store.base import RowReader, Store
 
 __all__ = ["COLUMN_MIGRATIONS", "EXACT_COLUMN", "PATTERN_COLUMN", "TIME_INDEX", "Migration", "add_column",
-           "add_index", "check_columns", "ensure_settings", "logs_migrations", "materialize_index", "missing"]
+           "add_index", "check_columns", "codec_migrations", "ensure_settings", "logs_migrations",
+           "materialize_index", "missing", "schema_codecs", "set_codec"]
 
 #: the logs table's pattern id (patterns), added to tables made before it existed
-PATTERN_COLUMN = "pattern_id LowCardinality(String)"
+PATTERN_COLUMN = "pattern_id LowCardinality(String) CODEC(ZSTD(1))"
 #: the patch column of tables made by older releases (store/attributes.py); never added any more:
 #: a table that has ``attributes JSON`` is rewritten as a whole (store/attrmigrate.py)
 EXACT_COLUMN = "attributes_exact String CODEC(ZSTD(3))"
@@ -43,7 +46,7 @@ class Migration:
     """One column or skip index a table must have; ``sql`` adds it."""
 
     table: str  # the table's name, unquoted
-    kind: Literal["column", "index"]
+    kind: Literal["column", "index", "codec"]
     name: str
     sql: str
 
@@ -75,10 +78,44 @@ def materialize_index(table: str, definition: str) -> Migration:
     return Migration(table, "index", name, sql)
 
 
-def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
+def set_codec(table: str, column: str, codec: str, on_cluster: str = "") -> Migration:
+    """``codec`` is ``CODEC(…)`` as in a CREATE TABLE; only the codec changes (no type, no data:
+    the engine writes new parts, and the parts a merge makes, with it; old parts keep theirs)."""
+    sql = (f"ALTER TABLE {quote_identifier(table)}{on_cluster} MODIFY COLUMN "
+           f"{quote_identifier(column)} {codec}")
+    return Migration(table, "codec", column, sql)
+
+
+_CODEC_LINE = re.compile(r"^ {4}(\w+) +[^\n]*?(CODEC\((?:[^()]|\([^()]*\))*\)),$", re.M)
+
+
+@cache
+def schema_codecs() -> dict[str, str]:
+    """Column → its ``CODEC(…)`` in schema.sql, for the stored columns (not the computed ones)."""
+    text = resources.files("logharbor.server.engine.store").joinpath("schema.sql").read_text()
+    return {name: codec for name, codec in _CODEC_LINE.findall(text)
+            if not re.search(rf"^ {{4}}{name} [^\n]*\b(MATERIALIZED|ALIAS)\b", text, re.M)}
+
+
+def codec_migrations(table_name: str, on_cluster: str = "", *, heavier: bool = False) -> list[Migration]:
+    """schema.sql's codec for each column, to give a table made by an older release: run only on
+    a column that has *no* codec (:func:`missing`), i.e. LZ4, the engine's default, as earlier
+    releases made the numbers and LowCardinality columns; a column with a codec of its own
+    (another release's or an operator's) keeps it. ``heavier``: the warm table's codecs
+    (ZSTD(9), store/tiers.py)."""
+    out = []
+    for column, codec in schema_codecs().items():
+        if heavier:
+            codec = codec.replace("ZSTD(1)", "ZSTD(9)").replace("ZSTD(3)", "ZSTD(9)")
+        out.append(set_codec(table_name, column, codec, on_cluster))
+    return out
+
+
+def logs_migrations(table_name: str, on_cluster: str = "", *, heavier: bool = False) -> list[Migration]:
     """Bring a logs table (hot or warm) made by an older release up to date: ``pattern_id``
     (patterns), ``ingest_batch`` (verified inserts), then their indexes (the time index also
-    built for the parts already stored, on one server). The column additions
+    built for the parts already stored, on one server), then the codecs of columns that have
+    none (:func:`codec_migrations`; ``heavier`` for the warm table). The column additions
     come first: a Distributed table over the logs takes just those (:data:`COLUMN_MIGRATIONS`
     of them). A table that still has ``attributes JSON`` is then rewritten whole into the text
     layout (store/attrmigrate.py), which these columns make a plain copy."""
@@ -87,7 +124,8 @@ def logs_migrations(table_name: str, on_cluster: str = "") -> list[Migration]:
             add_index(table_name, PATTERN_INDEX, on_cluster),
             add_index(table_name, TEXT_INDEX, on_cluster),
             add_index(table_name, TIME_INDEX, on_cluster),
-            *([] if on_cluster else [materialize_index(table_name, TIME_INDEX)])]
+            *([] if on_cluster else [materialize_index(table_name, TIME_INDEX)]),
+            *codec_migrations(table_name, on_cluster, heavier=heavier)]
 
 
 #: how many of :func:`logs_migrations` add columns (the rest add indexes)
@@ -95,8 +133,9 @@ COLUMN_MIGRATIONS = 2
 
 
 def missing(read: RowReader, migrations: Iterable[Migration], database: str | None = None) -> list[Migration]:
-    """The migrations whose column or index the table does not have yet (tables that do not
-    exist have nothing missing: their CREATE has everything)."""
+    """The migrations whose column or index the table does not have yet, and the codecs of
+    columns that have none (tables that do not exist have nothing missing: their CREATE has
+    everything; a column that does not exist yet gets its codec with it, or at the next start)."""
     todo = list(migrations)
     if not todo:
         return []
@@ -107,14 +146,21 @@ def missing(read: RowReader, migrations: Iterable[Migration], database: str | No
     existing = {r["name"] for r in read(
         f"SELECT name FROM system.tables WHERE database = {db} "  # noqa: S608
         "AND name IN {tables:Array(String)}", params)}
-    columns = {(r["table"], r["name"]) for r in read(
-        f"SELECT table, name FROM system.columns WHERE database = {db} "  # noqa: S608
+    codecs = {(str(r["table"]), str(r["name"])): str(r["codec"]) for r in read(
+        f"SELECT table, name, compression_codec AS codec FROM system.columns WHERE database = {db} "  # noqa: S608
         "AND table IN {tables:Array(String)}", params)}
+    columns = set(codecs)
     indexes = {(r["table"], r["name"]) for r in read(
         f"SELECT table, name FROM system.data_skipping_indices WHERE database = {db} "  # noqa: S608
         "AND table IN {tables:Array(String)}", params)}
     have = {"column": columns, "index": indexes}
-    return [m for m in todo if m.table in existing and (m.table, m.name) not in have[m.kind]]
+
+    def needed(m: Migration) -> bool:
+        if m.kind == "codec":
+            return codecs.get((m.table, m.name)) == ""
+        return (m.table, m.name) not in have[m.kind]
+
+    return [m for m in todo if m.table in existing and needed(m)]
 
 
 def ensure_settings(store: Store, tables: list[str], settings: Mapping[str, int]) -> None:

@@ -5,32 +5,37 @@ CREATE TABLE IF NOT EXISTS {table} (
     tenant             LowCardinality(String),
     timestamp          DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
     observed_timestamp DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
-    level              LowCardinality(String),
-    severity_number    UInt8,
+    -- a column without a codec is LZ4 (the engine's default), which left the numbers and the
+    -- LowCardinality indexes below at twice the bytes of ZSTD(1) (9.5 against 4.9 bytes/record for
+    -- the nine that hold data, 1M demo-mix records) for no less insert CPU (bench/README.md "Codecs";
+    -- tenant and service, sorted first, take ~0 bytes either way); a table made without them gets
+    -- them at start (store/migrations.py codec_migrations)
+    level              LowCardinality(String) CODEC(ZSTD(1)),
+    severity_number    UInt8 CODEC(ZSTD(1)),
     service            LowCardinality(String),
-    source             LowCardinality(String),
-    host               LowCardinality(String),
-    instance           LowCardinality(String),
-    env                LowCardinality(String),
-    version            LowCardinality(String),
+    source             LowCardinality(String) CODEC(ZSTD(1)),
+    host               LowCardinality(String) CODEC(ZSTD(1)),
+    instance           LowCardinality(String) CODEC(ZSTD(1)),
+    env                LowCardinality(String) CODEC(ZSTD(1)),
+    version            LowCardinality(String) CODEC(ZSTD(1)),
     message            String CODEC(ZSTD(3)),
     trace_id           String CODEC(ZSTD(1)),
     span_id            String CODEC(ZSTD(1)),
     request_id         String CODEC(ZSTD(1)),
-    http_method        LowCardinality(String),
+    http_method        LowCardinality(String) CODEC(ZSTD(1)),
     http_path          String CODEC(ZSTD(3)),
-    http_status        Nullable(UInt16),
-    http_duration_ms   Nullable(Float64),
+    http_status        Nullable(UInt16) CODEC(ZSTD(1)),
+    http_duration_ms   Nullable(Float64) CODEC(ZSTD(1)),
     http_client_ip     String CODEC(ZSTD(3)),
-    http_user_agent    LowCardinality(String),
-    http_bytes_sent    Nullable(UInt64),
+    http_user_agent    LowCardinality(String) CODEC(ZSTD(1)),
+    http_bytes_sent    Nullable(UInt64) CODEC(ZSTD(1)),
     http_referer       String CODEC(ZSTD(3)),
     -- the attributes object's JSON text exactly as the encoder wrote it; '' when none
     -- (store/attributes.py: inserts read objects as strings, so nothing is altered). ZSTD(1), not
     -- (3): on these short, similar objects level 1 is smaller (24.1 against 25.6 bytes/record at
     -- 1M demo-mix records) at no more insert or merge CPU (bench/README.md "Query, three layouts")
     attributes         String CODEC(ZSTD(1)),
-    pattern_id         LowCardinality(String),
+    pattern_id         LowCardinality(String) CODEC(ZSTD(1)),
     -- the deduplication token of the insert that stored the row: a verified insert counts its
     -- rows back by it (store/batches.py); queries never show it
     ingest_batch       LowCardinality(String) CODEC(ZSTD(1)),

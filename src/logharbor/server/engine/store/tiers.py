@@ -65,7 +65,7 @@ class Tiers:
         """
         self.store.execute(self._warm_ddl(self.warm_name)[0])
         migrations = [add_column(self.warm_name, "move_id String CODEC(ZSTD(9))"),
-                      *logs_migrations(self.warm_name)]  # a warm table made by an older release
+                      *logs_migrations(self.warm_name, heavier=True)]  # a warm table of an older release
         for migration in missing(self.store.query, migrations):  # a needless ALTER rewrites metadata
             self.store.execute(migration.sql)
         # a warm table of an older release (attributes JSON): rewritten as text, crash-safe
