@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import examples
 from tests.formats.test_formats_nginx_differential import FORMATS, lines
+from tests.formats.test_formats_nginx_json import FORMATS as JSON_FORMATS
+from tests.formats.test_formats_nginx_json import lines as json_lines
 
 from logharbor.agent.pipeline import _TIME_KEYS, _fused_step, _parse_step, encode
 from logharbor.agent.types import Chunk
@@ -34,7 +36,9 @@ EXTRA = {
                  '$bytes_sent $hostname $remote_user', None),
     "clash": ("$remote_addr $level $source $http $message $time $timestamp", None),
 }
-ALL = {**FORMATS, **EXTRA}
+#: JSON formats (escape=json), as tests/formats/test_formats_nginx_json.py writes their lines
+JSON = {f"json_{name}": (fmt, None) for name, fmt in JSON_FORMATS.items()}
+ALL = {**FORMATS, **EXTRA, **JSON}
 #: the shared fields of a chunk: a file source's, none, and ones named like record keys
 METAS = [{"source": "file", "host": "web-1", "file": "/var/log/nginx/access.log"}, {}, {"source": "file"},
          {"host": "web-1", "env": "prod"}, {"source": "file", "level": "debug"},
@@ -76,11 +80,16 @@ def _both(name: str, chunk_lines: list[str], meta: dict[str, object], time_ns: i
 
 def test_the_formats_meant_get_a_program() -> None:
     """The presets and the extra formats run the C path; a lazy or backtracking group does not."""
-    for name in ("combined", "main", "main_json_escape", "main_no_escape", "twice", *EXTRA):
+    for name in ("combined", "main", "main_json_escape", "main_no_escape", "twice", *EXTRA, *JSON):
         assert ENCODERS[name] is not None, name
     assert ENCODERS["upstream"] is None  # "$remote_addr:$remote_port": the regex backtracks
     assert ENCODERS["ipv6_port"] is None
-    assert chunk_encoder(NginxParser("json"), _TIME_KEYS) is None
+    # JSON templates other than NGINX's compact one-variable-per-key shape stay in Python
+    # (a spaced template, a literal value, text around a variable, an unquoted text or time
+    # variable, a record key guard checks as a time: $time, $date)
+    for fmt in ('{"a": "$status"}', '{"a":"$status","app":"edge"}', '{"a":"x$status","b":"$remote_addr"}',
+                '{"a":$remote_addr}', '{"a":$msec}', '{"t":"$time","b":"$status"}', '{"d":"$date"}'):
+        assert chunk_encoder(NginxParser(fmt), _TIME_KEYS) is None, fmt
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if ENCODERS.get(n) is not None])
@@ -88,20 +97,22 @@ def test_the_formats_meant_get_a_program() -> None:
 @given(data=st.data())
 def test_chunk_payload_matches_the_python_path(name: str, data: st.DataObject) -> None:
     # the agent's lines are decoded with "replace" (sources/tailed.split_lines): no surrogates
+    drawn = json_lines(name[5:]) if name in JSON else lines(name, ALL)
     chunk_lines = [line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                   for line in data.draw(st.lists(lines(name, ALL), min_size=1, max_size=4))]
+                   for line in data.draw(st.lists(drawn, min_size=1, max_size=4))]
     meta = data.draw(st.sampled_from(METAS))
     time_ns = data.draw(st.integers(0, 4 * 10**18))
     python, fused, _ = _both(name, chunk_lines, meta, time_ns)
     assert fused == python
 
 
-@pytest.mark.parametrize("name", ["combined", "main", "times", "tail_var"])
+@pytest.mark.parametrize("name", ["combined", "main", "times", "tail_var", "json_json"])
 def test_well_formed_lines_are_written_by_the_c_code(name: str) -> None:
     """Clean lines never reach the fallback (else the comparison above proves little), hour
     after hour, every second of a minute (the hour cache), and they match the Python path."""
     rng = random.Random(5)
     fmt = LOG_FORMATS.get(ALL[name][0], ALL[name][0])
+    escape = "json" if name in JSON else None
     base = 1_793_534_400_000_000_000
     chunk_lines = []
     for i in range(400):
@@ -119,7 +130,7 @@ def test_well_formed_lines_are_written_by_the_c_code(name: str) -> None:
             "request_length": 120, "host": "shop.example", "server_protocol": "HTTP/1.1",
             "http_traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             "hostname": "web-1",
-        }, fmt).replace("\\x22", "'"))
+        }, fmt, escape).replace("\\x22", "'").replace('\\"', "'"))
     for meta in METAS:
         python, fused, handed = _both(name, chunk_lines, meta, base)
         assert fused == python
@@ -160,3 +171,24 @@ def test_variables_named_like_record_keys() -> None:
     for meta in METAS:
         python, fused, _ = _both("clash", chunk_lines, meta, 1_800_000_000_000_000_000)
         assert fused == python
+
+
+def test_iso8601_times_across_offsets_and_bounds() -> None:
+    """``$time_iso8601`` through the C hour cache: offsets, the 1970/1973 and 2262 edges, a leap
+    second, minutes out of range, an hour seen again after another — as the Python path reads them."""
+    times = ["2026-11-25T01:02:03+00:00", "2026-11-25T01:59:60+05:30", "2026-11-25T01:02:04-08:00",
+             "2026-11-25T01:02:05+00:00", "1970-01-01T00:30:00+00:45", "1970-01-01T00:16:40+00:00",
+             "1973-03-03T09:46:40+00:00", "1973-03-03T09:46:39+00:00", "2262-04-11T23:47:16+00:00",
+             "2262-04-11T23:47:17+00:00", "2262-04-11T23:59:59-01:00", "2026-11-25T01:60:00+00:00",
+             "2026-11-25T24:00:00+00:00", "2026-02-29T01:00:00+00:00", "2028-02-29T01:00:00+14:00",
+             "2026-11-25T01:02:03+0000", "2026-11-25T01:02:03Z", "2026-11-25T01:02:03+00:00"]
+    for name in ("json_json", "times"):
+        fmt = LOG_FORMATS.get(ALL[name][0], ALL[name][0])
+        chunk_lines = [format_nginx_line({"time_iso8601": 0, "status": 200, "request": "GET / HTTP/1.1",
+                                          "body_bytes_sent": 1, "request_time": 0.5,
+                                          "msec": 1_793_534_400_000_000_000},
+                                         fmt, "json" if name in JSON else None).replace(
+            "1970-01-01T00:00:00+00:00", t) for t in times]
+        python, fused, handed = _both(name, chunk_lines, METAS[0], 1_800_000_000_000_000_000)
+        assert fused == python, name
+        assert 0 < handed < len(times)

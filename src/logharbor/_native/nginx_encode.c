@@ -13,14 +13,16 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
 enum { T_LIT = 0, T_VAR = 1 };
 enum { STOP_CHAR = 0, STOP_END = 1 };
+enum { BARE_NONE = 0, BARE_INT = 1, BARE_DECIMAL = 2 };
 enum {
     OP_SKIP = 0, OP_HTTP_STR, OP_HTTP_INT, OP_REC_STR, OP_REC_INT, OP_REC_DEFAULT, OP_HTTP_MS,
-    OP_REC_MS, OP_REQUEST, OP_TRACE, OP_TIME_LOCAL, OP_TIME_CACHED, OP_COUNT
+    OP_REC_MS, OP_REQUEST, OP_TRACE, OP_TIME_LOCAL, OP_TIME_CACHED, OP_TIME_ISO8601, OP_COUNT
 };
 /* fixed key indices (the Python side writes these first, in this order) */
 enum { K_SOURCE = 0, K_MESSAGE, K_TIMESTAMP, K_LEVEL, K_HTTP, K_PROTOCOL, K_TRACE_ID, K_TRACE_HEADER };
@@ -49,6 +51,7 @@ typedef struct {
     Py_ssize_t last_len;  /* -1: empty */
     long long last_value;
     PyObject *ms_cache;   /* dict: value bytes -> JSON bytes of its ms (or None: fallback) */
+    int bare;             /* a JSON format's unquoted value: BARE_INT or BARE_DECIMAL, else 0 */
 } Token;
 
 typedef struct {
@@ -67,6 +70,8 @@ typedef struct {
     /* $time_local's hour: the 20 bytes that name it and its ns */
     char hour_key[20];
     int hour_valid;
+    /* a JSON format: the largest http.status its guard lets through (0: a text format, none) */
+    long long max_status;
     long long hour_ns;
 } Program;
 
@@ -127,9 +132,12 @@ static int Program_init(Program *self, PyObject *args, PyObject *kw) {
     PyObject *spec;
     if (!PyArg_ParseTuple(args, "O!", &PyTuple_Type, &spec)) return -1;
     PyObject *tokens, *rec_keys, *rec_time, *http_keys, *source;
-    if (!PyArg_ParseTuple(spec, "O!O!O!O!O!", &PyTuple_Type, &tokens, &PyTuple_Type, &rec_keys,
-                          &PyTuple_Type, &rec_time, &PyTuple_Type, &http_keys, &PyBytes_Type, &source))
+    long long max_status = 0;
+    if (!PyArg_ParseTuple(spec, "O!O!O!O!O!|L", &PyTuple_Type, &tokens, &PyTuple_Type, &rec_keys,
+                          &PyTuple_Type, &rec_time, &PyTuple_Type, &http_keys, &PyBytes_Type, &source,
+                          &max_status))
         return -1;
+    self->max_status = max_status;
     Py_INCREF(spec);
     Py_XSETREF(self->spec, spec);
     Py_ssize_t nt = PyTuple_GET_SIZE(tokens);
@@ -162,7 +170,8 @@ static int Program_init(Program *self, PyObject *args, PyObject *kw) {
             if (bytes_of(PyTuple_GET_ITEM(t, 1), &k->lit, &k->lit_len) < 0) return -1;
             continue;
         }
-        if (type != T_VAR || PyTuple_GET_SIZE(t) != 6) goto bad;
+        if (type != T_VAR || PyTuple_GET_SIZE(t) < 6 || PyTuple_GET_SIZE(t) > 7) goto bad;
+        if (PyTuple_GET_SIZE(t) == 7) k->bare = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 6));
         k->type = T_VAR;
         k->stop = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
         k->stop_char = (char)PyLong_AsLong(PyTuple_GET_ITEM(t, 2));
@@ -177,7 +186,8 @@ static int Program_init(Program *self, PyObject *args, PyObject *kw) {
             Py_INCREF(aux);
             k->aux = aux;
         }
-        if ((k->op == OP_HTTP_MS || k->op == OP_REC_MS || k->op == OP_TIME_LOCAL || k->op == OP_TIME_CACHED)
+        if ((k->op == OP_HTTP_MS || k->op == OP_REC_MS || k->op == OP_TIME_LOCAL || k->op == OP_TIME_CACHED
+             || k->op == OP_TIME_ISO8601)
             && (k->aux == NULL || !PyCallable_Check(k->aux)))
             goto bad;
         if (k->op == OP_HTTP_MS || k->op == OP_REC_MS) {
@@ -304,9 +314,46 @@ static long long time_local(Program *p, Token *k, const char *s, Py_ssize_t n) {
         p->hour_ns = ns - within;
         p->hour_valid = 1;
     }
+    if (p->hour_ns > LLONG_MAX - within) return -1; /* past 2262: the Python path says so */
     long long ns = p->hour_ns + within;
-    if (ns < 100000000000000000LL || ns < p->hour_ns) return -1; /* text timestamp, or overflow */
-    return ns;
+    return ns < 100000000000000000LL ? -1 : ns; /* before 1973: a text timestamp */
+}
+
+/* $time_iso8601 (``2026-11-25T01:02:03+00:00``) as formats.nginx_vars.parse_time_iso8601 reads
+ * it: the hour (date, hour, offset) through that function once, minutes and seconds added here */
+static long long time_iso8601(Token *k, const char *s, Py_ssize_t n) {
+    if (n != 25 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':'
+        || (s[19] != '+' && s[19] != '-') || s[22] != ':')
+        return -1;
+    unsigned m1 = (unsigned char)s[14] - '0', m2 = (unsigned char)s[15] - '0';
+    unsigned s1 = (unsigned char)s[17] - '0', s2 = (unsigned char)s[18] - '0';
+    if (m1 > 9 || m2 > 9 || s1 > 9 || s2 > 9) return -1;
+    unsigned minute = m1 * 10 + m2, second = s1 * 10 + s2;
+    if (minute > 59 || second > 60) return -1;
+    long long within = ((long long)minute * 60 + (second > 59 ? 59 : second)) * 1000000000LL;
+    /* the hour's key: date and hour (13 bytes) and the offset (6), in last_text */
+    char key[19];
+    memcpy(key, s, 13);
+    memcpy(key + 13, s + 19, 6);
+    if (!(k->last_len == 19 && memcmp(k->last_text, key, 19) == 0)) {
+        PyObject *text = PyUnicode_DecodeASCII(s, n, NULL);
+        if (!text) return -2;
+        PyObject *v = PyObject_CallOneArg(k->aux, text);
+        Py_DECREF(text);
+        if (!v) {
+            if (PyErr_ExceptionMatches(PyExc_ValueError)) { PyErr_Clear(); return -1; }
+            return -2;
+        }
+        long long ns = ns_of(v);
+        Py_DECREF(v);
+        if (ns < 0) return -1;
+        memcpy(k->last_text, key, 19);
+        k->last_len = 19;
+        k->last_value = ns - within; /* the hour's ns */
+    }
+    if (k->last_value > LLONG_MAX - within) return -1;
+    long long ns = k->last_value + within;
+    return ns < 100000000000000000LL ? -1 : ns;
 }
 
 /* a time variable through its handler's refresh(text) -> (text, value), one value remembered */
@@ -330,6 +377,20 @@ static long long time_cached(Token *k, const char *s, Py_ssize_t n) {
         k->last_value = ns;
     }
     return ns;
+}
+
+/* an unquoted value a JSON parser reads as the number its text says: ``0|[1-9][0-9]*``, and for
+ * BARE_DECIMAL an optional ``.[0-9]+`` (no sign, exponent or leading zero: the Python path decides) */
+static int json_number(const char *s, Py_ssize_t n, int bare) {
+    Py_ssize_t i = 0;
+    if (n < 1 || s[0] < '0' || s[0] > '9') return 0;
+    if (s[0] == '0') i = 1;
+    else while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    if (i == n) return 1;
+    if (bare != BARE_DECIMAL || s[i] != '.' || i + 1 >= n) return 0;
+    for (i++; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
 }
 
 /* 1: written into r; 0: the Python path takes the line; -1: error */
@@ -357,6 +418,7 @@ static int parse_line(Program *p, const char *s, Py_ssize_t n, Rec *r) {
             pos = hit - s;
         }
         len = pos - start;
+        if (k->bare && !json_number(s + start, len, k->bare)) return 0; /* orjson decides */
         if (len == 0 || (len == 1 && s[start] == '-') || k->op == OP_SKIP) continue;
         const char *v = s + start;
         long long num;
@@ -424,7 +486,9 @@ static int parse_line(Program *p, const char *s, Py_ssize_t n, Rec *r) {
             break;
         case OP_TIME_LOCAL:
         case OP_TIME_CACHED:
-            num = k->op == OP_TIME_LOCAL ? time_local(p, k, v, len) : time_cached(k, v, len);
+        case OP_TIME_ISO8601:
+            num = k->op == OP_TIME_LOCAL ? time_local(p, k, v, len)
+                : k->op == OP_TIME_ISO8601 ? time_iso8601(k, v, len) : time_cached(k, v, len);
             if (num == -2) return -1;
             if (num < 0) return 0;
             if (!(x = set(r->rec, &r->nrec, K_TIMESTAMP))) return 0;
@@ -442,7 +506,7 @@ static int parse_line(Program *p, const char *s, Py_ssize_t n, Rec *r) {
         x->kind = V_HTTP;
         Entry *st = find(r->http, r->nhttp, H_STATUS);
         if (st) {
-            if (st->kind != V_INT) return 0;
+            if (st->kind != V_INT || (p->max_status && st->i > p->max_status)) return 0;
             if (!(x = set(r->rec, &r->nrec, K_LEVEL))) return 0;
             x->kind = V_RAW;
             x->raw = st->i >= 500 ? "\"ERROR\"" : st->i >= 400 ? "\"WARN\"" : "\"INFO\"";

@@ -28,7 +28,11 @@ from typing import Any
 import orjson
 
 from logharbor.formats.base import seconds_to_ms
-from logharbor.formats.nginx_vars import _TimeCache, parse_time_local
+from logharbor.formats.nginx import _VAR as VAR
+from logharbor.formats.nginx import _split_directive as split_directive
+from logharbor.formats.nginx import _tokens as tokens_of
+from logharbor.formats.nginx_vars import _TimeCache, parse_time_iso8601, parse_time_local
+from logharbor.record import HTTP_MAX, TIMESTAMP_KEYS
 
 __all__ = ["ChunkEncoder", "chunk_encoder", "native_module"]
 
@@ -36,9 +40,11 @@ __all__ = ["ChunkEncoder", "chunk_encoder", "native_module"]
 _REC_FIXED = ("source", "message", "timestamp", "level", "http", "protocol", "trace_id", "trace_header")
 _HTTP_FIXED = ("method", "path", "status")
 _OPS = {"skip": 0, "http_str": 1, "http_int": 2, "rec_str": 3, "rec_int": 4, "rec_default": 5,
-        "http_ms": 6, "rec_ms": 7, "request": 8, "trace": 9, "time_local": 10, "time_cached": 11}
+        "http_ms": 6, "rec_ms": 7, "request": 8, "trace": 9, "time_local": 10, "time_cached": 11,
+        "time_iso8601": 12}
 _HTTP_OPS = frozenset(("http_str", "http_int", "http_ms"))
 _STOP_CHAR, _STOP_END = 0, 1
+_BARE_INT, _BARE_DECIMAL = 1, 2  # a JSON format's unquoted value: what the C code takes as a number
 _SOURCE = Path(__file__).resolve().parents[1] / "_native" / "nginx_encode.c"
 
 
@@ -66,16 +72,52 @@ def _ms_json(value: str) -> bytes | None:
         return None
 
 
-def _program(compiled: Any, time_keys: Iterable[str]) -> tuple[tuple[Any, ...], frozenset[str]] | None:
-    """The C program's spec of a compiled text format and the record keys it can write, or None
-    when the format needs what only the Python path does."""
-    rec, http = list(_REC_FIXED), list(_HTTP_FIXED)
+class _Keys:
+    """The record's and the http object's key tables of one program (fixed ones first)."""
 
+    def __init__(self) -> None:
+        self.rec, self.http = list(_REC_FIXED), list(_HTTP_FIXED)
+
+    @staticmethod
     def index(names: list[str], name: str) -> int:
         if name not in names:
             names.append(name)
         return names.index(name)
 
+    def op(self, handler: Any) -> tuple[str, int, Any] | None:
+        """(op, key index, aux) of a variable's handler, or None when only Python can run it."""
+        if handler is None:
+            return "skip", 0, None
+        if isinstance(handler, _TimeCache):
+            if handler.parse is parse_time_local:
+                return "time_local", 2, parse_time_local
+            if handler.parse is parse_time_iso8601:
+                return "time_iso8601", 2, parse_time_iso8601
+            return "time_cached", 2, handler.refresh
+        tag = getattr(handler, "native", None)
+        if tag is None:
+            return None
+        op = tag[0]
+        key = 0
+        if op in _HTTP_OPS:
+            key = self.index(self.http, tag[1])
+        elif op in ("rec_str", "rec_int", "rec_default", "rec_ms"):
+            key = self.index(self.rec, tag[1])
+        return op, key, _ms_json if op in ("http_ms", "rec_ms") else None
+
+    def spec(self, tokens: list[tuple[Any, ...]], time_keys: Iterable[str],
+             *extra: Any) -> tuple[tuple[Any, ...], frozenset[str]]:
+        times = frozenset(time_keys)
+        spec = (tuple(tokens), tuple(orjson.dumps(n) + b":" for n in self.rec),
+                tuple(n in times for n in self.rec), tuple(orjson.dumps(n) + b":" for n in self.http),
+                b'"nginx"', *extra)
+        return spec, frozenset(self.rec)
+
+
+def _program(compiled: Any, time_keys: Iterable[str]) -> tuple[tuple[Any, ...], frozenset[str]] | None:
+    """The C program's spec of a compiled text format and the record keys it can write, or None
+    when the format needs what only the Python path does."""
+    keys = _Keys()
     tokens: list[tuple[Any, ...]] = []
     fields = iter(compiled.fields)
     toks = compiled.tokens
@@ -93,32 +135,62 @@ def _program(compiled: Any, time_keys: Iterable[str]) -> tuple[tuple[Any, ...], 
             return None  # a lazy group, or a greedy one that backtracks: the regex decides
         else:
             stop, char = _STOP_CHAR, ord(nxt[0])
-        aux: Any = None
-        if handler is None:
-            op, key = "skip", 0
-        elif isinstance(handler, _TimeCache):
-            key = 2
-            if handler.parse is parse_time_local:
-                op, aux = "time_local", parse_time_local
-            else:
-                op, aux = "time_cached", handler.refresh
-        else:
-            tag = getattr(handler, "native", None)
-            if tag is None:
-                return None
-            op = tag[0]
-            key = 0
-            if op in _HTTP_OPS:
-                key = index(http, tag[1])
-            elif op in ("rec_str", "rec_int", "rec_default", "rec_ms"):
-                key = index(rec, tag[1])
-            if op in ("http_ms", "rec_ms"):
-                aux = _ms_json
+        found = keys.op(handler)
+        if found is None:
+            return None
+        op, key, aux = found
         tokens.append((1, stop, char, _OPS[op], key, aux))
-    times = frozenset(time_keys)
-    spec = (tuple(tokens), tuple(orjson.dumps(n) + b":" for n in rec), tuple(n in times for n in rec),
-            tuple(orjson.dumps(n) + b":" for n in http), b'"nginx"')
-    return spec, frozenset(rec)
+    return keys.spec(tokens, time_keys)
+
+
+#: names a JSON format's record must not have for the C code to stand in for ``guard`` (which
+#: checks the times normalize would read, and ``http.status`` against its column)
+_GUARDED_NAMES = frozenset((*TIMESTAMP_KEYS, "@t", "ISODATE")) - {"timestamp"}
+_BARE = {"http_int": _BARE_INT, "rec_int": _BARE_INT, "http_ms": _BARE_DECIMAL, "rec_ms": _BARE_DECIMAL,
+         "skip": _BARE_INT}
+
+
+def _json_program(parser: Any, time_keys: Iterable[str]) -> tuple[tuple[Any, ...], frozenset[str]] | None:
+    """The C program of a JSON format written as NGINX writes it (``{"key":"$var","n":$var,…}``,
+    no spaces, every key's value one variable): its literals and quoted or bare values, each key's
+    handler as the JSON path runs it, ``guard``'s status bound. None for any other template."""
+    handlers: dict[str, Any] = parser._json
+    fmt = parser.format
+    text = split_directive(fmt)[0] if "log_format" in fmt else fmt
+    toks = tokens_of(text)
+    try:
+        template = orjson.loads(VAR.sub("0", text))
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(template, dict) or list(template) != list(handlers):
+        return None  # a key whose value is not one variable: the JSON path keeps it as is
+    keys = _Keys()
+    tokens: list[tuple[Any, ...]] = []
+    names = iter(handlers.items())
+    for i, (kind, value) in enumerate(toks):
+        if kind == "lit":
+            if not value.isascii():
+                return None
+            tokens.append((0, value.encode()))
+            continue
+        key, handler = next(names, (None, None))
+        prev = toks[i - 1][1] if i and toks[i - 1][0] == "lit" else ""
+        nxt = toks[i + 1][1] if i + 1 < len(toks) and toks[i + 1][0] == "lit" else ""
+        head = orjson.dumps(key).decode() + ":"
+        found = keys.op(handler)
+        if key is None or found is None:
+            return None
+        op, index, aux = found
+        if prev.endswith(head + '"') and nxt.startswith('"'):
+            bare = 0
+        elif prev.endswith(head) and nxt[:1] in (",", "}") and op in _BARE:
+            bare = _BARE[op]
+        else:
+            return None
+        tokens.append((1, _STOP_CHAR, ord(nxt[0]), _OPS[op], index, aux, bare))
+    if next(names, None) is not None or _GUARDED_NAMES & set(keys.rec):
+        return None
+    return keys.spec(tokens, time_keys, HTTP_MAX["status"])
 
 
 class ChunkEncoder:
@@ -148,15 +220,16 @@ class ChunkEncoder:
 
 
 def chunk_encoder(parser: Any, time_keys: Iterable[str]) -> ChunkEncoder | None:
-    """The chunk encoder of an NGINX text-format parser, or None (another parser, a JSON format,
-    a format the C program cannot express, or the module not built)."""
+    """The chunk encoder of an NGINX access-log parser, or None (another parser, a format the C
+    program cannot express, or the module not built)."""
     compiled = getattr(parser, "compiled", None)
-    if compiled is None or getattr(compiled, "tokens", None) is None:
+    json_format = getattr(parser, "_json", None) is not None
+    if compiled is None and not json_format:
         return None
     module = native_module()
     if module is None:
         return None
-    found = _program(compiled, time_keys)
+    found = _json_program(parser, time_keys) if json_format else _program(compiled, time_keys)
     if found is None:
         return None
     return ChunkEncoder(module, *found)
