@@ -108,11 +108,22 @@ def _metric(server: ServerProcess, prefix: str) -> list[str]:
 
 
 def test_threads_decode_in_the_server_process(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The same answers in threads: per-line errors by number, a retry with the same key stored once."""
     server: ServerProcess = server_factory("--batch-max-age", "0.2", "--ingest-decode", "threads",
                                            "--ingest-workers", "1")
     answer = _post(server, "t")
     assert answer.status_code == 200 and answer.json() == {"accepted": 800, "rejected": []}
-    assert server.wait_rows(800) == 800
+    lines = [orjson.dumps({"service": "k", "message": f"keyed {i} " + "y" * 120}) for i in range(700)]
+    lines[9], lines[500] = b"{not json", b"[1, 2]"
+    headers = {"content-type": "application/x-ndjson", "idempotency-key": "batch-dt-1", **server.headers}
+    answers = [httpx.post(server.url + "/api/v1/logs", content=b"\n".join(lines), headers=headers, timeout=60)
+               for _ in range(2)]
+    for keyed in answers:
+        assert keyed.status_code == 200
+        assert keyed.json()["accepted"] == 698
+        assert [r["line"] for r in keyed.json()["rejected"]] == [10, 501]
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    assert server.wait_rows(800 + 698) == 800 + 698
     assert _metric(server, "logharbor_ingest_decode_mode") == [
         'logharbor_ingest_decode_mode{ndjson="threads",others="threads",reason="ingest_decode is threads"} 1.0']
     assert not _workers(server)  # no worker process was started
