@@ -31,6 +31,8 @@ from logharbor.server.engine.store.rows import encode_record, row_to_wire
 from .conftest import CLUSTER, Double
 from .oldcluster import old_cluster_database, old_rows, spread_over_days
 
+pytestmark = pytest.mark.e2e  # runs the logharbor command in processes of its own
+
 
 def migrate(url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "COLUMNS": "200"}

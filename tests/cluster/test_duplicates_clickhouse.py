@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from tests.conftest import ROOT
 from tests.retention.helpers import NOW
 
@@ -21,6 +22,8 @@ from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.engine.store.tiers import Tiers
 
 from .conftest import Double
+
+pytestmark = pytest.mark.e2e  # runs the logharbor command in processes of its own
 
 DAY = 86_400 * 10**9
 

@@ -16,6 +16,7 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from tests.conftest import ROOT
 
 from logharbor import exactjson
@@ -23,6 +24,8 @@ from logharbor.server.engine.store.coldstore import LocalCold
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.tiers import Tiers
 from logharbor.server.features.retention.duplicates import find_duplicates
+
+pytestmark = pytest.mark.e2e  # runs the logharbor command in processes of its own
 
 FIXTURE = Path(__file__).parent / "fixtures" / "old-mover-duplicates.tgz"
 #: what was sent (fixtures/make_mover_duplicates.py): 10 records once, one line twice in one
