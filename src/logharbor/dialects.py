@@ -235,16 +235,23 @@ def python_logging(obj: RawRecord) -> RawRecord:
 
 # -- syslog-ng format-json ---------------------------------------------------------------------
 
-_SYSLOG_NG = (("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"), ("ISODATE", "timestamp"),
-              ("PRIORITY", "level"), ("LEVEL", "level"))
+_SYSLOG_NG = (("MESSAGE", "message"), ("PROGRAM", "service"), ("SYSLOG_IDENTIFIER", "service"),
+              ("HOST", "host"), ("_HOSTNAME", "host"), ("ISODATE", "timestamp"), ("PRIORITY", "level"),
+              ("LEVEL", "level"))
 #: with a time of its own (the stock template's @timestamp), ISODATE stays an attribute
 _SYSLOG_NG_TIMED = tuple(pair for pair in _SYSLOG_NG if pair[0] != "ISODATE")
 
 
 def syslog_ng(obj: RawRecord) -> RawRecord:
     """syslog-ng's ``$(format-json --scope rfc5424 …)`` (the stock ``elasticsearch-http()`` and
-    ``http()`` templates): upper-case macro names; ``PRIORITY`` is a severity name or 0..7."""
+    ``http()`` templates): upper-case macro names; ``PRIORITY`` is a severity name or 0..7.
+    journald's JSON export (``journalctl -o json``) has the same field names plus its own:
+    ``SYSLOG_IDENTIFIER`` the service, ``_HOSTNAME`` the host, ``__REALTIME_TIMESTAMP`` (µs since
+    the epoch, as digits) the time — it was stored with the receive time."""
     out = _rename(obj, _SYSLOG_NG if not _has_time(obj) else _SYSLOG_NG_TIMED)
+    realtime = out.get("__REALTIME_TIMESTAMP")
+    if isinstance(realtime, str) and realtime.isascii() and realtime.isdigit() and not _has_time(out):
+        out = {("timestamp" if k == "__REALTIME_TIMESTAMP" else k): v for k, v in out.items()}
     level = out.get("level")
     if "level" not in obj and isinstance(level, str) and level.isdigit() and int(level) < 8:
         out["level"] = _SYSLOG_NAMES[int(level)]

@@ -1174,11 +1174,16 @@ def _dialect_rewrite(obj):
                        for k, v in out.items()}
         return _error6(out, "exc_info")
     if has("MESSAGE") and (has("PROGRAM") or has("PRIORITY") or has("FACILITY")):
-        pairs = [("MESSAGE", "message"), ("PROGRAM", "service"), ("HOST", "host"),
+        pairs = [("MESSAGE", "message"), ("PROGRAM", "service"), ("SYSLOG_IDENTIFIER", "service"),
+                 ("HOST", "host"), ("_HOSTNAME", "host"),
                  ("ISODATE", "timestamp"), ("PRIORITY", "level"), ("LEVEL", "level")]
         if _has_time6(obj):
             pairs.remove(("ISODATE", "timestamp"))
         out = _rename6(obj, tuple(pairs))
+        # journald's export: __REALTIME_TIMESTAMP (µs digits) is the time when nothing else is
+        rt = out.get("__REALTIME_TIMESTAMP")
+        if isinstance(rt, str) and re.fullmatch(r"[0-9]+", rt) and not _has_time6(out):
+            out = {("timestamp" if k == "__REALTIME_TIMESTAMP" else k): v for k, v in out.items()}
         names = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
         lv = out.get("level")
         if "level" not in obj:

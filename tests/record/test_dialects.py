@@ -149,6 +149,14 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
      '"HOST":"web-1","FACILITY":"user","@timestamp":"2026-11-25T10:00:00+01:00"}',
      {"timestamp": "2026-11-25T09:00:00.000000Z", "level": "ERROR", "message": "payment failed", "service": "app",
       "host": "web-1", "attributes": {"PID": "4242", "ISODATE": "2026-11-25T10:00:00+01:00", "FACILITY": "user"}}),
+    ("journald", "journalctl -o json (systemd.journal-fields(7)): a unit's entry; __REALTIME_TIMESTAMP, "
+     "SYSLOG_IDENTIFIER and _HOSTNAME were attributes (the record got the receive time, service unknown)",
+     '{"__CURSOR":"s=6b1f;i=1a2","__REALTIME_TIMESTAMP":"1699999999123456","__MONOTONIC_TIMESTAMP":"81234567",'
+     '"_BOOT_ID":"b1c2","PRIORITY":"3","SYSLOG_FACILITY":"3","SYSLOG_IDENTIFIER":"nginx","_PID":"812",'
+     '"_COMM":"nginx","_SYSTEMD_UNIT":"nginx.service","_HOSTNAME":"web-1","MESSAGE":"connect() failed"}',
+     {"timestamp": "2023-11-14T22:13:19.123456Z", "level": "ERROR", "message": "connect() failed",
+      "service": "nginx", "host": "web-1",
+      "attributes": {"_SYSTEMD_UNIT": "nginx.service", "_PID": "812", "__MONOTONIC_TIMESTAMP": "81234567"}}),
     ("log4j2 EcsLayout", "logging.apache.org Log4j 2 manual, JSON Template Layout: the output of "
      "classpath:EcsLayout.json", '{"@timestamp":"2017-05-25T19:56:23.370Z","ecs.version":"1.2.0","log.level":"ERROR",'
      '"message":"Hello, error!","process.thread.name":"main","log.logger":"org.apache.logging.log4j.JsonTemplateLayoutDemo",'
