@@ -20,6 +20,15 @@ from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Every server, agent and CLI process a test starts imports logharbor from source. Where
+# PYTHONDONTWRITEBYTECODE is set (these machines set it) and the tree has no bytecode yet, each one
+# compiled every module again: 3.3 s of CPU to a ready server, ~2.0 s once the bytecode is written
+# (measured side by side). The processes the tests start write it, beside the sources as Python
+# does by default (``__pycache__/`` is ignored by git; each file is written atomically, so two
+# test workers may write at once). Not a PYTHONPYCACHEPREFIX: that makes a fresh venv's pip
+# (tests/cli/test_packaging.py) ignore the bytecode pip installed and compile everything again.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # Test tiers (README "Tests", docs/testing.md): `pytest -m "not slow"` is the edit loop. Each kind
 # below implies `slow`. A folder of one kind and a fixture that brings one are marked here; other
 # tests carry their own marker (`@pytest.mark.e2e`, or a module's `pytestmark`).
