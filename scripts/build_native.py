@@ -1,4 +1,8 @@
-"""Compile the record path (NDJSON line → store row) with Cython into ``src/logharbor/_native``.
+"""Compile the record path (NDJSON line → store row) into ``src/logharbor/_native``.
+
+``rowc`` is the C normaliser (``_native/rowc.c``, plain C against the CPython API, compiled as it
+is with ``-O2``): it writes the rows of the lines it is sure of without the GIL and hands the
+others to the compiled copy of the Python loop (``server/ingest/rowc_path.py``).
 
 The compiled modules are the very sources of the Python path (``record``, ``dialects``,
 ``store.attributes``, ``store.rows``, ``ingest.ndjson``), copied with their imports of each other
@@ -79,9 +83,17 @@ def main() -> int:
         (work / "logharbor" / "__init__.py").write_text("")
         (pkg / "__init__.py").write_text("")
         extensions = []
+        c_extensions: list[Extension] = []
         for name, rel in SOURCES.items():
             source = (PACKAGE / rel).read_bytes()
             digests[name] = hashlib.sha256(source).hexdigest()
+            if rel.endswith(".c"):  # the C normaliser: compiled as it is (no Cython)
+                c_copy = pkg / Path(rel).name
+                c_copy.write_bytes(source)
+                c_extensions.append(Extension(f"logharbor._native.{name}", [str(c_copy)],
+                                              extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Werror",
+                                                                  "-Wno-unused-parameter"]))
+                continue
             copy = pkg / f"{name}.py"
             copy.write_text(rewrite(source.decode()))
             # gcc 12 warns -Warray-bounds on Cython's inlined comparisons with None (false positives)
@@ -103,7 +115,7 @@ def main() -> int:
                       "embedsignature": False}
         try:
             modules = cythonize(extensions, compiler_directives=directives, quiet=True,
-                                nthreads=0, build_dir=str(work / "c"))
+                                nthreads=0, build_dir=str(work / "c")) + c_extensions
             dist = Distribution({"ext_modules": modules, "script_name": "build_native.py",
                                  "script_args": ["-q", "build_ext", "--build-lib", str(work / "lib"),
                                                  "--build-temp", str(work / "tmp")]})
@@ -113,8 +125,9 @@ def main() -> int:
             print(f"build_native: not built, the compile failed: {exc}", file=sys.stderr)
             return 1
         built = sorted((work / "lib" / "logharbor" / "_native").glob("*.so"))
-        if len(built) != len(extensions):
-            print(f"build_native: not built, {len(built)} of {len(extensions)} modules compiled",
+        if len(built) != len(extensions) + len(c_extensions):
+            print(f"build_native: not built, {len(built)} of {len(extensions) + len(c_extensions)} "
+                  "modules compiled",
                   file=sys.stderr)
             return 1
         for old in OUT.glob("*.so"):

@@ -72,10 +72,11 @@ extra=server,native
 [ $want_test = 1 ] && extra=test
 .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e ".[$extra]"
 
-# the compiled record path: the record modules compiled with Cython and gcc into src/logharbor/_native
-# (scripts/build_native.py); skipped while the build matches the sources. When it cannot be built
-# (no compiler, no headers) the server runs the same code in Python and says so in its log.
-if ! .venv/bin/python -c 'from logharbor.server.ingest import decoder as d; raise SystemExit(d.PATH != "compiled")' \
+# the compiled record path: the C normaliser (src/logharbor/_native/rowc.c) and the record modules
+# compiled with Cython, with gcc, into src/logharbor/_native (scripts/build_native.py); skipped while
+# the build matches the sources. When it cannot be built (no compiler, no headers) the server runs
+# the same code in Python and says so in its log.
+if ! .venv/bin/python -c 'from logharbor.server.ingest import decoder as d; raise SystemExit(d.PATH != "rowc")' \
     2>/dev/null; then
   echo "install: compiling the record path (scripts/build_native.py)"
   if ! .venv/bin/python scripts/build_native.py >.venv/build_native.log 2>&1; then

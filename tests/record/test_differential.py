@@ -74,6 +74,8 @@ if decoder.COMPILED is not None:
     PATHS["compiled"] = (decoder.COMPILED["record"].normalize, decoder.COMPILED["rows"].encode_record,
                          decoder.COMPILED["rows"].encode_row, decoder.COMPILED["ndjson"].decode_ndjson_payload)
 PAYLOADS = [path[3] for path in PATHS.values()]
+if decoder.ROWC is not None:  # the C normaliser, with the compiled loop for the lines it hands back
+    PAYLOADS.append(decoder.ROWC.decode)
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:

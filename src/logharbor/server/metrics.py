@@ -73,9 +73,10 @@ class ServerMetrics:
         self.connections_refused.labels(listener).inc()
 
     def decoder(self, path: str, reason: str) -> None:
-        """Say which NDJSON decoder runs (``compiled`` or ``python``) and why, as an info gauge."""
-        Gauge("logharbor_ingest_decoder", "the NDJSON decoder ingest runs (value 1): compiled or "
-              "python, and why (logharbor.server.ingest.decoder)", ["path", "reason"],
+        """Say which NDJSON decoder runs (``rowc``, ``compiled`` or ``python``) and why, as an info gauge."""
+        Gauge("logharbor_ingest_decoder", "the NDJSON decoder ingest runs (value 1): rowc (the C "
+              "normaliser, GIL released), compiled or python, and why (logharbor.server.ingest.decoder)",
+              ["path", "reason"],
               registry=self.registry).labels(path, reason).set(1)
 
     def decode_mode(self, ndjson: str, others: str, reason: str) -> None:

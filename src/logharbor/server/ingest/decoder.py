@@ -1,14 +1,20 @@
-"""Which NDJSON decoder ingest runs: the compiled copy (``logharbor._native``) or the Python one.
+"""Which NDJSON decoder ingest runs: the C normaliser, the compiled copy or the Python one.
 
 ``scripts/build_native.py`` (run by ``scripts/install.sh``) compiles the record path's modules
-with Cython and writes ``logharbor/_native/BUILD.json``: the SHA-256 of every source it compiled.
-The compiled copy is used only when each of those sources still hashes the same (a ``record.py``
-edited after the build would otherwise run stale code in the server), and not when
-``LOGHARBOR_PURE_PYTHON=1``. Otherwise the Python modules run, which are the reference: the
-differential test (tests/record/test_differential.py) holds both to the same bytes and errors.
+with Cython, and the C normaliser ``_native/rowc.c``, and writes ``logharbor/_native/BUILD.json``:
+the SHA-256 of every source it compiled. The build is used only when each of those sources still
+hashes the same (a ``record.py`` edited after the build would otherwise run stale code, or a C
+normaliser that no longer matches it, in the server), and not when ``LOGHARBOR_PURE_PYTHON=1``.
+Otherwise the Python modules run, which are the reference: the differential test
+(tests/record/test_differential.py) holds every path to the same bytes and errors.
 
-:data:`PATH` says which one runs (``compiled`` or ``python``) and :data:`REASON` why; the server
-logs both at start and exports ``logharbor_ingest_decoder_info{path,reason}`` in ``/metrics``.
+With the build, a body goes first through the C normaliser (``rowc``), which writes the rows of
+the lines it is sure of with the GIL released and hands back the others, which the compiled copy
+of ``ndjson.decode_ndjson_payload`` decodes one by one, in place (:mod:`.rowc_path`).
+
+:data:`PATH` says which one runs (``rowc``, ``compiled`` or ``python``) and :data:`REASON` why;
+the server logs both at start and exports ``logharbor_ingest_decoder_info{path,reason}`` in
+``/metrics``. :data:`RELEASES_GIL` says whether decoding a body lets other threads run.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from types import ModuleType
 
 from logharbor.server.engine.store import rows as python_rows
 from logharbor.server.ingest import ndjson as python_ndjson
+from logharbor.server.ingest.base import RecordLimits
+from logharbor.types import RawRecord
 
-__all__ = ["COMPILED", "PATH", "REASON", "SOURCES", "compiled_modules", "decode_ndjson_payload",
-           "set_patterns"]
+__all__ = ["COMPILED", "PATH", "REASON", "RELEASES_GIL", "SOURCES", "compiled_modules",
+           "decode_ndjson_payload", "set_patterns"]
 
 _PACKAGE = Path(__file__).resolve().parents[2]  # src/logharbor
 #: compiled module name (under ``logharbor._native``) → its source, relative to the package
@@ -35,6 +43,7 @@ SOURCES = {
     "attributes": "server/engine/store/attributes.py",
     "rows": "server/engine/store/rows.py",
     "ndjson": "server/ingest/ndjson.py",
+    "rowc": "_native/rowc.c",  # the C normaliser: C, not a copy (build_native.py compiles it as is)
 }
 
 
@@ -83,9 +92,28 @@ def compiled_modules(package: Path = _PACKAGE) -> tuple[dict[str, ModuleType] | 
 _modules, REASON = compiled_modules()
 #: the compiled modules when they run, else None
 COMPILED: dict[str, ModuleType] | None = _modules
-PATH = "compiled" if COMPILED is not None else "python"
-decode_ndjson_payload: Callable[..., tuple[bytes, int, list[tuple[int, str]]]] = (
-    COMPILED["ndjson"].decode_ndjson_payload if COMPILED is not None else python_ndjson.decode_ndjson_payload)
+if COMPILED is not None:
+    from logharbor.server.ingest.rowc_path import RowcDecoder
+
+    PATH = "rowc"
+    REASON += ": the C normaliser takes the lines it knows without the GIL, the compiled copy the rest"
+    #: the C normaliser with the compiled copy for the lines it leaves (:mod:`.rowc_path`)
+    ROWC: RowcDecoder | None = RowcDecoder(COMPILED["rowc"], COMPILED["ndjson"].decode_ndjson_payload,
+                                           COMPILED["rows"])
+
+    def _rowc_decode(body: bytes, received_ns: int, limits: RecordLimits, defaults: RawRecord | None,
+                     tenant: str | None) -> tuple[bytes, int, list[tuple[int, str]]]:
+        """``ROWC.decode``, as a module-level function: the decode pool pickles it by name."""
+        return ROWC.decode(body, received_ns, limits, defaults, tenant)  # type: ignore[union-attr]
+
+    decode_ndjson_payload: Callable[..., tuple[bytes, int, list[tuple[int, str]]]] = _rowc_decode
+else:
+    PATH = "python"
+    ROWC = None
+    decode_ndjson_payload = python_ndjson.decode_ndjson_payload
+#: whether :func:`decode_ndjson_payload` releases the GIL while it decodes a body (then threads
+#: of one process decode in parallel; the decode pool may use threads instead of processes)
+RELEASES_GIL: bool = ROWC is not None
 
 
 def set_patterns(enabled: bool) -> None:
