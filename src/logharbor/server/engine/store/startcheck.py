@@ -8,7 +8,7 @@ EmbeddedServer" and named nothing. So before opening, every metadata file is rea
 * one that is empty, cut short or not a definition is **named**, with its table;
 * if that table holds no data (the tiers' read view ``<table>_all``, the patterns view
   ``…_mv``, the move set ``<table>_moving``, a delete's ``…_erase_…`` helpers, the pattern backfill's
-  ``<table>_pattern_backfill``), the file is
+  ``<table>_pattern_backfill``, an upgrade's copies ``…__attrtext`` and ``…__coldtext``), the file is
   set aside by itself (moved to ``DATA_DIR/store-damaged/<time>/``, logged): logharbor creates
   those at every start, and nothing is lost;
 * for a table with data the start stops with a message naming the file, the table and the
@@ -42,7 +42,10 @@ __all__ = ["Damaged", "check_before_open", "find_damaged", "holds_no_data", "rep
 log = logging.getLogger("logharbor.server.engine.store")
 
 #: tables logharbor re-creates at every start, holding nothing that is not elsewhere
-_NO_DATA = re.compile(r"(_all|_mv|_moving|_erase_[a-z0-9]+_(rows|patterns|samples)|_pattern_backfill)$")
+#: (and the upgrade's copies, store/attrmigrate.py: ``…__attrtext`` is a partial copy before its
+#: swap and the old rows already copied after it, ``…__coldtext`` a copy of an intact cold file)
+_NO_DATA = re.compile(r"(_all|_mv|_moving|_erase_[a-z0-9]+_(rows|patterns|samples)|_pattern_backfill"
+                      r"|__attrtext|__coldtext)$")
 
 
 def holds_no_data(name: str) -> bool:
