@@ -318,10 +318,42 @@ def slog(obj: RawRecord) -> RawRecord:
     return obj
 
 
+# -- loguru (serialize=True) ---------------------------------------------------------------------
+
+
+def loguru(obj: RawRecord) -> RawRecord:
+    """loguru's ``serialize=True``: ``{"text": <the formatted line>, "record": {...}}``, with the
+    message, level, time and exception inside ``record``; none was read (no message, INFO, the
+    receive time). They are copied out where the record has none; ``text`` and ``record`` stay
+    as sent (``record`` also holds the file, function, line, process, thread and ``extra``)."""
+    record = obj.get("record")
+    if type(record) is not dict:
+        return obj
+    out = dict(obj)
+    message = record.get("message")
+    if "message" not in out and isinstance(message, str) and message:
+        out["message"] = message
+    level = record.get("level")
+    name = level.get("name") if type(level) is dict else None
+    if "level" not in out and isinstance(name, str) and name:
+        out["level"] = name
+    when = record.get("time")
+    stamp = when.get("timestamp") if type(when) is dict else None
+    if type(stamp) in (int, float) and stamp >= 0 and not _has_time(out):
+        out["timestamp"] = stamp
+    exc = record.get("exception")
+    if type(exc) is dict and "error" not in out:
+        error = {part: exc[key] for part, key in (("type", "type"), ("message", "value"))
+                 if isinstance(exc.get(key), str) and exc[key]}
+        if error:
+            out["error"] = error
+    return out
+
+
 #: name → rewrite, for the docs and tests
 DIALECTS: dict[str, Rewrite] = {
     "clef": clef, "gcp": gcp, "python": python_logging, "syslog-ng": syslog_ng, "logback": logback,
-    "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog,
+    "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog, "loguru": loguru,
 }
 
 
@@ -396,4 +428,6 @@ def _dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
         return zap
     if "source" in present and "msg" in present and "time" in present and "level" in present:
         return slog
+    if "text" in present and "record" in present:
+        return loguru
     return None

@@ -1217,4 +1217,26 @@ def _dialect_rewrite(obj):
     if has("source") and has("msg") and has("time") and has("level"):
         if isinstance(obj.get("source"), dict) and "source_location" not in obj:
             return {("source_location" if k == "source" else k): v for k, v in obj.items()}
+        return obj
+    if has("text") and has("record") and isinstance(obj["record"], dict):
+        # loguru serialize=True: copy record.message / level.name / time.timestamp / exception out
+        rec, out = obj["record"], dict(obj)
+        if "message" not in out and isinstance(rec.get("message"), str) and rec["message"] != "":
+            out["message"] = rec["message"]
+        lv = rec["level"].get("name") if isinstance(rec.get("level"), dict) else None
+        if "level" not in out and isinstance(lv, str) and lv != "":
+            out["level"] = lv
+        ts = rec["time"].get("timestamp") if isinstance(rec.get("time"), dict) else None
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool) and ts >= 0 and not _has_time6(out):
+            out["timestamp"] = ts
+        exc = rec.get("exception")
+        if isinstance(exc, dict) and "error" not in out:
+            err = {}
+            if isinstance(exc.get("type"), str) and exc["type"] != "":
+                err["type"] = exc["type"]
+            if isinstance(exc.get("value"), str) and exc["value"] != "":
+                err["message"] = exc["value"]
+            if err:
+                out["error"] = err
+        return out
     return obj

@@ -157,6 +157,17 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
      {"timestamp": "2023-11-14T22:13:19.123456Z", "level": "ERROR", "message": "connect() failed",
       "service": "nginx", "host": "web-1",
       "attributes": {"_SYSTEMD_UNIT": "nginx.service", "_PID": "812", "__MONOTONIC_TIMESTAMP": "81234567"}}),
+    ("loguru", "loguru docs, logger.add(sink, serialize=True): the record of logger.exception() "
+     "(message, level, time and exception were inside 'record' and not read: no message, INFO, the "
+     "receive time)",
+     '{"text":"2026-11-25 10:00:00.125 | ERROR    | shop:pay:12 - payment failed\\n","record":{"elapsed":'
+     '{"repr":"0:00:00.052000","seconds":0.052},"exception":{"type":"ValueError","value":"card declined",'
+     '"traceback":true},"extra":{"order_id":42},"file":{"name":"shop.py","path":"/app/shop.py"},"function":"pay",'
+     '"level":{"icon":"\\u274c","name":"ERROR","no":40},"line":12,"message":"payment failed","module":"shop",'
+     '"name":"shop","process":{"id":7,"name":"MainProcess"},"thread":{"id":1,"name":"MainThread"},'
+     '"time":{"repr":"2026-11-25 10:00:00.125000+00:00","timestamp":1795600800.125}}}',
+     {"timestamp": "2026-11-25T10:00:00.124999936Z", "level": "ERROR", "message": "payment failed",  # a double
+      "error": {"type": "ValueError", "message": "card declined"}}),
     ("log4j2 EcsLayout", "logging.apache.org Log4j 2 manual, JSON Template Layout: the output of "
      "classpath:EcsLayout.json", '{"@timestamp":"2017-05-25T19:56:23.370Z","ecs.version":"1.2.0","log.level":"ERROR",'
      '"message":"Hello, error!","process.thread.name":"main","log.logger":"org.apache.logging.log4j.JsonTemplateLayoutDemo",'
