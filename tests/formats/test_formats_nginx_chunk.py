@@ -93,7 +93,7 @@ def test_the_formats_meant_get_a_program() -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if ENCODERS.get(n) is not None])
-@settings(max_examples=examples(60), deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(data=st.data())
 def test_chunk_payload_matches_the_python_path(name: str, data: st.DataObject) -> None:
     # the agent's lines are decoded with "replace" (sources/tailed.split_lines): no surrogates
@@ -192,3 +192,43 @@ def test_iso8601_times_across_offsets_and_bounds() -> None:
         python, fused, handed = _both(name, chunk_lines, METAS[0], 1_800_000_000_000_000_000)
         assert fused == python, name
         assert 0 < handed < len(times)
+
+
+def test_two_sources_encoding_at_once() -> None:
+    """Two sources' threads in the C code together, switching inside its callbacks (a new hour on
+    every line, seconds converted by Python): each chunk is still its own lines' bytes."""
+    import sys
+    import threading
+
+    fmt = LOG_FORMATS["main"]
+    chunks = []
+    for n in range(2):
+        chunk_lines = [format_nginx_line({
+            "remote_addr": f"10.{n}.0.{i % 250}", "time_local": 1_793_534_400_000_000_000 + i * 3_600_000_000_000,
+            "request": f"GET /{n}/{i} HTTP/1.1", "status": 200 + n, "body_bytes_sent": i,
+            "request_time": i / 1000, "upstream_response_time": f"{(i * 7 + n) / 1000:.3f}"}, fmt)
+            for i in range(300)]
+        chunks.append(chunk_lines)
+    expected = [_both("main", c, METAS[0], 1_800_000_000_000_000_000)[0] for c in chunks]
+    got: list[list[bytes]] = [[], []]
+
+    def run(n: int) -> None:
+        parser = NginxParser("main")
+        encoder = chunk_encoder(parser, _TIME_KEYS)
+        assert encoder is not None
+        for _ in range(20):
+            chunk = Chunk(list(chunks[n]), None, 0, dict(METAS[0]), None, 1_800_000_000_000_000_000)  # type: ignore[arg-type]
+            got[n].append(encode(_fused_step(parser, encoder)(chunk)).payload)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for n in range(2):
+        assert got[n] == [expected[n]] * 20

@@ -611,7 +611,6 @@ static Py_ssize_t bound(Program *p, Rec *r, Py_ssize_t n) {
 }
 
 static PyTypeObject ProgramType;
-static Rec scratch; /* the GIL is held throughout: one line at a time */
 
 /* encode_lines(program, lines, head, time_ns, fallback) -> bytes */
 static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
@@ -642,7 +641,10 @@ static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t n
         ts_len = t.len;
     }
     Buf b = {NULL, 0, 0};
-    Rec *r = &scratch;
+    /* one per call: a callback (a time, a fallback line) may let another source's thread run
+     * encode_lines meanwhile */
+    Rec *r = PyMem_Malloc(sizeof(Rec));
+    if (!r) return PyErr_NoMemory();
     Py_ssize_t nlines = PyList_GET_SIZE(lines);
     for (Py_ssize_t li = 0; li < nlines; li++) {
         PyObject *line = PyList_GET_ITEM(lines, li);
@@ -687,9 +689,11 @@ static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t n
     }
     PyObject *res = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
     PyMem_Free(b.data);
+    PyMem_Free(r);
     return res;
 fail:
     PyMem_Free(b.data);
+    PyMem_Free(r);
     return NULL;
 }
 
