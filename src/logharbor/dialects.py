@@ -350,10 +350,25 @@ def loguru(obj: RawRecord) -> RawRecord:
     return out
 
 
+# -- GELF (Graylog Extended Log Format) ------------------------------------------------------------
+
+
+def gelf(obj: RawRecord) -> RawRecord:
+    """GELF 1.1 (``version``, ``host``, ``short_message``): ``level`` is a syslog severity 0..7
+    (3 is an error), where a bare number elsewhere is on pino's scale, so it was not a level at
+    all (kept as ``level_raw``, INFO)."""
+    level = obj.get("level")
+    if type(level) is int and 0 <= level < 8:
+        out = dict(obj)
+        out["level"] = _SYSLOG_NAMES[level]
+        return out
+    return obj
+
+
 #: name → rewrite, for the docs and tests
 DIALECTS: dict[str, Rewrite] = {
     "clef": clef, "gcp": gcp, "python": python_logging, "syslog-ng": syslog_ng, "logback": logback,
-    "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog, "loguru": loguru,
+    "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog, "loguru": loguru, "gelf": gelf,
 }
 
 
@@ -430,4 +445,6 @@ def _dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
         return slog
     if "text" in present and "record" in present:
         return loguru
+    if "short_message" in present and "version" in present:
+        return gelf
     return None

@@ -1239,4 +1239,11 @@ def _dialect_rewrite(obj):
             if err:
                 out["error"] = err
         return out
+    if has("short_message") and has("version"):
+        # GELF: level is a syslog severity
+        lv = obj.get("level")
+        if isinstance(lv, int) and not isinstance(lv, bool) and lv in range(8):
+            out = dict(obj)
+            out["level"] = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")[lv]
+            return out
     return obj

@@ -168,6 +168,13 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
      '"time":{"repr":"2026-11-25 10:00:00.125000+00:00","timestamp":1795600800.125}}}',
      {"timestamp": "2026-11-25T10:00:00.124999936Z", "level": "ERROR", "message": "payment failed",  # a double
       "error": {"type": "ValueError", "message": "card declined"}}),
+    ("gelf", "GELF 1.1 specification (go2docs.graylog.org, GELF payload specification): its example "
+     "message; level 1 (alert) was read on pino's scale, so it was level_raw and INFO",
+     '{"version":"1.1","host":"example.org","short_message":"A short message that helps you identify what is '
+     'going on","full_message":"Backtrace here\\n\\nmore stuff","timestamp":1385053862.3072,"level":1,'
+     '"_user_id":9001,"_some_info":"foo","_some_env_var":"bar"}',
+     {"level": "FATAL", "host": "example.org", "message": "A short message that helps you identify what is going on",
+      "attributes": {"full_message": "Backtrace here\n\nmore stuff", "_user_id": 9001}}),
     ("log4j2 EcsLayout", "logging.apache.org Log4j 2 manual, JSON Template Layout: the output of "
      "classpath:EcsLayout.json", '{"@timestamp":"2017-05-25T19:56:23.370Z","ecs.version":"1.2.0","log.level":"ERROR",'
      '"message":"Hello, error!","process.thread.name":"main","log.logger":"org.apache.logging.log4j.JsonTemplateLayoutDemo",'
