@@ -2,7 +2,8 @@
 instances on loopback, the ALB stand-in in front of nginx, the agent shipping the four logs, and
 one app instance whose log clock runs 40 ms ahead (``--clock-offset-ms``, as ``logharbor demo
 --skew-ms`` runs it). The server's estimate from those requests finds the skewed instance within
-its stated uncertainty, and the instance in sync within its uncertainty of 0.
+its stated uncertainty, and the instance in sync within its uncertainty of 0 — also beside another
+test process (the stamp of a descheduled app came late, and the interval missed the truth).
 
 Bounded: a few hundred requests from four clients (seconds), then one estimate; marked slow as
 every test that starts the whole stack."""
@@ -23,6 +24,7 @@ from logharbor.demo.stack import Stack, StackTraffic
 pytestmark = pytest.mark.slow
 
 SKEW_MS = 40.0
+ROUNDING_MS = 0.002  # offset and uncertainty are each given to the µs
 REQUESTS = 320
 CLIENTS = 4
 
@@ -69,8 +71,10 @@ def test_the_lab_finds_the_instance_whose_clock_is_ahead(tmp_path: Path, server:
     assert {skewed, steady} <= set(clocks), sorted(clocks)
     ahead, in_sync = clocks[skewed], clocks[steady]
     assert ahead["offset_ms"] is not None and in_sync["offset_ms"] is not None, (ahead, in_sync)
-    # the true offset inside the stated interval, and the interval narrow enough to tell 40 from 0
-    assert abs(ahead["offset_ms"] - SKEW_MS) <= ahead["uncertainty_ms"] + 0.5, ahead
-    assert abs(in_sync["offset_ms"]) <= in_sync["uncertainty_ms"] + 0.5, in_sync
+    # the true offset inside the stated interval — what the product promises, to the µs both
+    # figures are rounded to (no more: under two test processes the interval once missed by 0.9 ms,
+    # see the sdk's STAMP_SLACK_S) — and the interval narrow enough to tell 40 from 0
+    assert abs(ahead["offset_ms"] - SKEW_MS) <= ahead["uncertainty_ms"] + ROUNDING_MS, ahead
+    assert abs(in_sync["offset_ms"]) <= in_sync["uncertainty_ms"] + ROUNDING_MS, in_sync
     assert ahead["uncertainty_ms"] < SKEW_MS / 2 and in_sync["uncertainty_ms"] < SKEW_MS / 2, (ahead, in_sync)
     assert ahead["consistent"] and in_sync["consistent"]
