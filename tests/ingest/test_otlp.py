@@ -249,3 +249,26 @@ def test_any_values_keep_their_json_type_or_reject_their_record(server: ServerPr
     want = {i: v for i, (_, v) in enumerate(ANY_VALUES) if v is not None}
     assert {i: (type(v), v) for i, v in stored.items()} == {i: (type(v), v) for i, v in want.items()}
     assert str(stored[9]) == "-0.0"  # the sign of a zero kept
+
+
+def test_an_empty_any_value_is_the_attribute_null(server: ServerProcess) -> None:
+    """OTel's empty AnyValue (no kind set) was dropped with its key at the top level, though it
+    was kept as null inside a map; it is null in both, through JSON and protobuf alike."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    body = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otlp-empty"}},
+                                                          {"key": "res.empty", "value": {}}]},
+                              "scopeLogs": [{"logRecords": [{"body": {"stringValue": "empty value"}, "attributes": [
+                                  {"key": "empty", "value": {}},
+                                  {"key": "map", "value": {"kvlistValue": {"values": [{"key": "n", "value": {}}]}}}]}]}]}]}
+    proto = json_format.ParseDict(body, ExportLogsServiceRequest()).SerializeToString()
+    with server.client() as client:
+        for content, ctype in ((orjson.dumps(body), "application/json"), (proto, "application/x-protobuf")):
+            response = client.post("/v1/logs", content=content, headers={"content-type": ctype})
+            assert response.status_code == 200, response.text
+    rows = records(server, 'service:"otlp-empty"', 2)
+    assert len(rows) == 2
+    for row in rows:
+        attrs = row.get("attributes", row)
+        assert "empty" in attrs and attrs["empty"] is None and "res.empty" in attrs and attrs["res.empty"] is None
+        assert attrs["map"] == {"n": None}

@@ -216,8 +216,10 @@ def _attributes(raw: RawRecord, attrs: Attributes, resource: RawRecord | None = 
     """
     out: Attributes = {}
     for key, value in attrs.items():
-        if value is None:
-            continue
+        if value is None and key in _SEMCONV:
+            continue  # an empty value under a field's name: the field left out (as null is)
+        # another empty AnyValue (no kind set: OTel's empty value) is the attribute null, as it
+        # is inside a map or an array; it was dropped, its key with it
         target = _SEMCONV.get(key)
         if target is None or out.get(target, value) != value:
             # a second semantic-convention name of one field (http.status_code beside
