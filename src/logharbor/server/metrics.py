@@ -35,6 +35,10 @@ def _describe(values: dict[str, float]) -> dict[str, tuple[str, float]]:
         "logharbor_bulk_duplicate_ids": "_bulk documents not stored again: a known _id (since start)",
         "logharbor_store_refused_rows": "rows the store refused for their data, set aside in the WAL's "
                                         "quarantine/refused/ (since start)",
+        "logharbor_ingest_decoded_in_threads_total": "large bodies decoded in threads of the server "
+                                                     "process (since start)",
+        "logharbor_ingest_decoded_in_processes_total": "large bodies decoded in worker processes "
+                                                       "(since start)",
         "logharbor_store_refused_files": "files of refused rows kept in the WAL's quarantine/refused/",
     }
     return {name: (helps.get(name, name), value) for name, value in values.items()}

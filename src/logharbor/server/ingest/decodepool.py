@@ -108,6 +108,9 @@ class DecodePool:
         self.slow_s = slow_s
         #: worker processes lost (each replaced the whole pool)
         self.worker_deaths = 0
+        #: bodies decoded since start, by where they ran (so a test or an operator can see which
+        #: path served them, not only which one was configured)
+        self.decoded = {"threads": 0, "processes": 0}
         self._closed = False
 
     def describe(self) -> str:
@@ -194,7 +197,9 @@ class DecodePool:
             for attempt in (1, 2):
                 executor = self._executor(releases_gil)
                 try:
-                    return await loop.run_in_executor(executor, fn, *args)
+                    result = await loop.run_in_executor(executor, fn, *args)
+                    self.decoded["threads" if executor is self._threads else "processes"] += 1
+                    return result
                 except BrokenProcessPool:
                     self._replace_broken(executor)
                     if attempt == 2:
@@ -216,7 +221,9 @@ class DecodePool:
         return {"logharbor_ingest_decode_busy": float(self._busy),
                 "logharbor_ingest_decode_waiting": float(self._waiting),
                 "logharbor_ingest_decode_oldest_seconds": round(oldest, 3),
-                "logharbor_ingest_decode_worker_deaths_total": float(self.worker_deaths)}
+                "logharbor_ingest_decode_worker_deaths_total": float(self.worker_deaths),
+                "logharbor_ingest_decoded_in_threads_total": float(self.decoded["threads"]),
+                "logharbor_ingest_decoded_in_processes_total": float(self.decoded["processes"])}
 
     def close(self) -> None:
         with self._lock:
