@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     timestamp          DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
     observed_timestamp DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
     -- a column without a codec is LZ4 (the engine's default), which left the numbers and the
-    -- LowCardinality indexes below at twice the bytes of ZSTD(1) (9.5 against 4.9 bytes/record for
+    -- LowCardinality indexes below at twice the bytes of ZSTD(1) (9.5 against 5.1 bytes/record for
     -- the nine that hold data, 1M demo-mix records) for no less insert CPU (bench/README.md "Codecs";
     -- tenant and service, sorted first, take ~0 bytes either way); a table made without them gets
     -- them at start (store/migrations.py codec_migrations)
