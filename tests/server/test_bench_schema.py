@@ -32,3 +32,19 @@ def test_schema_bench_prints_every_variant_with_all_figures() -> None:
     for variant in ("map", "string"):
         assert exact[variant]["big_int"] and exact[variant]["float_one"], exact[variant]
     assert not exact["json"]["float_one"]
+
+
+@pytest.mark.slow
+def test_codecs_bench_prints_each_variant_with_its_columns() -> None:
+    """bench/schema_codecs.py: one line per variant, bytes of every column and index it stores."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "schema_codecs.py"
+    out = subprocess.run([sys.executable, str(script), "--records", "2000", "--rounds", "1",
+                          "--variants", "shipped,sort_ts"],
+                         capture_output=True, text=True, timeout=240, check=True).stdout
+    rows = {r["variant"]: r for r in map(orjson.loads, out.splitlines()) if "variant" in r}
+    assert set(rows) == {"shipped", "sort_ts"}
+    for row in rows.values():
+        assert row["records"] == 2000 and row["parts"] >= 1, row
+        # 2000 rows make a Compact part (one file): its columns are listed, their bytes are the file's
+        assert row["bytes_per_record"] > 0 and "attributes" in row["columns"], row
+        assert row["insert_cpu_us"] > 0 and "idx_message_lower" in row["indexes"], row
