@@ -109,6 +109,7 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.chosen_port = port is not None  # a port given (or served before) is never swapped
         self.port = port or free_port()
+        self.scheme = "http"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"  # the name keeps the first port
         self.api_key = ""
@@ -116,7 +117,13 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @url.setter
+    def url(self, value: str) -> None:
+        """A TLS test sets ``https://…``: only the scheme is kept, since the port is the harness's
+        (it may move to another one when the chosen port was taken meanwhile)."""
+        self.scheme = value.partition("://")[0]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start and wait until ready. The port was free when chosen, but another test worker may
