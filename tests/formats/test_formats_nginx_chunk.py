@@ -232,3 +232,36 @@ def test_two_sources_encoding_at_once() -> None:
         sys.setswitchinterval(interval)
     for n in range(2):
         assert got[n] == [expected[n]] * 20
+
+
+def test_a_cache_cleared_mid_line_leaves_the_line_its_values() -> None:
+    """A seconds value the line has read stays its own until the line is written, though a callback
+    later in the line runs the same program (another thread sharing it, here a re-entrant call)
+    over enough new values to clear that cache and the freed memory is taken by other bytes: the
+    C code kept only a pointer into the cache (a use after free; the other bytes in the payload)."""
+    import orjson
+
+    from logharbor.formats.nginx_chunk import _REC_FIXED
+
+    module = native_module()
+    rec = (*_REC_FIXED, "a", "b")
+    a, b = len(_REC_FIXED), len(_REC_FIXED) + 1
+    held: list[bytes] = []
+
+    def a_ms(value: str) -> bytes:
+        return (value * 8)[:8].encode()  # a fresh 8-byte object per value, like orjson's output
+
+    def b_ms(value: str) -> bytes:
+        if value == "x" and not held:
+            held.append(b"")
+            # 8193 new values of "a": its cache (8192 at most) is cleared, freeing the first line's
+            module.encode_lines(program, [f"{i} y" for i in range(1, 8194)], b"{", 0, lambda line: b"")
+            held.extend(bytes([0x39]) * 8 for _ in range(50_000))  # the freed blocks reused
+        return b"2"
+
+    tokens = ((1, 0, ord(" "), 7, a, a_ms), (0, b" "), (1, 1, 0, 7, b, b_ms))
+    program = module.Program((tokens, tuple(orjson.dumps(n) + b":" for n in rec), (False,) * len(rec),
+                              tuple(orjson.dumps(n) + b":" for n in ("method", "path", "status")), b'"nginx"'))
+    out = module.encode_lines(program, ["7 x"], b"{", 5, lambda line: b"")
+    assert held, "the callback did not run the program again"
+    assert out == b'{"source":"nginx","a":77777777,"b":2,"message":"7 x","timestamp":5}\n'

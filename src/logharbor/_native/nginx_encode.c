@@ -210,7 +210,13 @@ typedef struct {
     int nrec;
     Entry http[MAX_ENTRIES];
     int nhttp;
+    PyObject *held[MAX_TOKENS]; /* the ms values a V_RAW entry points into, until the line is written */
+    int nheld;
 } Rec;
+
+static inline void release(Rec *r) {
+    while (r->nheld > 0) Py_DECREF(r->held[--r->nheld]);
+}
 
 static inline Entry *find(Entry *e, int n, int key) {
     for (int i = 0; i < n; i++)
@@ -246,15 +252,18 @@ static inline long long digits(const char *s, Py_ssize_t n) {
     return v;
 }
 
-/* the JSON bytes of a seconds value as ms (a Python callable, cached per value); NULL with no
- * error set: the Python path takes the line */
+/* the JSON bytes of a seconds value as ms (a Python callable, cached per value), a new reference
+ * (the line holds it: another thread sharing the program may clear the cache during a callback
+ * later in the line); NULL with no error set: the Python path takes the line */
 static PyObject *ms_json(Token *k, const char *s, Py_ssize_t n) {
     PyObject *key = PyBytes_FromStringAndSize(s, n);
     if (!key) return NULL;
     PyObject *hit = PyDict_GetItemWithError(k->ms_cache, key);
     if (hit) {
         Py_DECREF(key);
-        return hit == Py_None ? NULL : hit;
+        if (hit == Py_None) return NULL;
+        Py_INCREF(hit);
+        return hit;
     }
     if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
     PyObject *text = PyUnicode_DecodeASCII(s, n, NULL);
@@ -270,9 +279,8 @@ static PyObject *ms_json(Token *k, const char *s, Py_ssize_t n) {
     if (PyDict_GET_SIZE(k->ms_cache) >= MS_CACHE_MAX) PyDict_Clear(k->ms_cache);
     int r = PyDict_SetItem(k->ms_cache, key, out);
     Py_DECREF(key);
-    Py_DECREF(out); /* the cache holds it */
-    if (r < 0) return NULL;
-    return out == Py_None ? NULL : out;
+    if (r < 0 || out == Py_None) { Py_DECREF(out); return NULL; }
+    return out;
 }
 
 /* ns of a Python int result, or -1 with no error when it is not an int in [1e17, 2^63) */
@@ -396,6 +404,7 @@ static int json_number(const char *s, Py_ssize_t n, int bare) {
 /* 1: written into r; 0: the Python path takes the line; -1: error */
 static int parse_line(Program *p, const char *s, Py_ssize_t n, Rec *r) {
     r->nrec = r->nhttp = 0;
+    release(r);
     Entry *x;
     Py_ssize_t pos = 0;
     x = set(r->rec, &r->nrec, K_SOURCE);
@@ -453,10 +462,11 @@ static int parse_line(Program *p, const char *s, Py_ssize_t n, Rec *r) {
             if (k->op == OP_REC_MS && (memchr(v, ',', len) || memchr(v, ':', len))) return 0;
             PyObject *js = ms_json(k, v, len);
             if (!js) return PyErr_Occurred() ? -1 : 0;
+            r->held[r->nheld++] = js; /* one per token at most: nheld <= ntok <= MAX_TOKENS */
             x = k->op == OP_HTTP_MS ? set(r->http, &r->nhttp, k->key) : set(r->rec, &r->nrec, k->key);
             if (!x) return 0;
             x->kind = V_RAW;
-            x->raw = PyBytes_AS_STRING(js); /* held by the cache, which is not cleared mid-line */
+            x->raw = PyBytes_AS_STRING(js); /* held by r->held until the line is written */
             x->raw_len = PyBytes_GET_SIZE(js);
             break;
         }
@@ -645,9 +655,12 @@ static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t n
      * encode_lines meanwhile */
     Rec *r = PyMem_Malloc(sizeof(Rec));
     if (!r) return PyErr_NoMemory();
-    Py_ssize_t nlines = PyList_GET_SIZE(lines);
-    for (Py_ssize_t li = 0; li < nlines; li++) {
-        PyObject *line = PyList_GET_ITEM(lines, li);
+    r->nheld = 0;
+    PyObject *line = NULL;
+    /* the list's size read on each turn and the line held: a callback may change the list */
+    for (Py_ssize_t li = 0; li < PyList_GET_SIZE(lines); li++) {
+        line = PyList_GET_ITEM(lines, li);
+        Py_INCREF(line);
         int got = 0;
         if (PyUnicode_Check(line) && PyUnicode_IS_COMPACT_ASCII(line)) {
             const char *s = (const char *)PyUnicode_DATA(line);
@@ -673,6 +686,7 @@ static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t n
                 b.data[b.len++] = '}';
                 b.data[b.len++] = '\n';
             }
+            release(r);
         }
         if (!got) {
             PyObject *out = PyObject_CallOneArg(fallback, line);
@@ -686,12 +700,15 @@ static PyObject *encode_lines(PyObject *mod, PyObject *const *args, Py_ssize_t n
             put(&b, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out));
             Py_DECREF(out);
         }
+        Py_CLEAR(line);
     }
     PyObject *res = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
     PyMem_Free(b.data);
     PyMem_Free(r);
     return res;
 fail:
+    Py_XDECREF(line);
+    release(r);
     PyMem_Free(b.data);
     PyMem_Free(r);
     return NULL;
