@@ -6,7 +6,7 @@ worker processes (``ingest_decode=processes``). ``test_server_kill.py`` posts sm
 are decoded inline, so it never kills the server with bodies inside the pool; this test does. Each
 round checks in ``/metrics`` which decoder ran and that large bodies were decoded where this
 mode says (``logharbor_ingest_decoded_in_{threads,processes}_total``), so it cannot pass by
-exercising another path. A batch whose answer was lost is not sent again: it may be stored, but
+exercising another path, and that the killed server's worker processes end (none left behind). A batch whose answer was lost is not sent again: it may be stored, but
 only whole and only once. Two kills per mode in CI, more with ``LOGHARBOR_FULL_TESTS=1``.
 """
 
@@ -85,6 +85,29 @@ def metrics(server: ServerProcess) -> dict[str, str]:
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
+def decode_workers(server: ServerProcess) -> list[int]:
+    """The server's decode worker processes (spawned children running ``spawn_main``)."""
+    assert server.proc is not None
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server.proc.pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting to be reaped has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def stored_ids(server: ServerProcess) -> list[str]:
     with server.client(timeout=300) as client:
         response = client.post("/api/v1/query", json={"q": "service:decodekill | fields rid", "from": "2000-01-01",
@@ -115,8 +138,13 @@ def test_kill9_with_large_bodies_in_the_decode_pool(tmp_path: Path, mode: str) -
                      lambda t=target: len(tally.acknowledged) >= t or bool(load.failures), timeout=180.0)
             assert not load.failures, load.failures[:3]
             seen = metrics(server)  # the path that served this round's bodies, read before the kill
+            workers = decode_workers(server)
             server.kill9()
             load.halt()
+            assert bool(workers) == (where == "processes")
+            # a worker left behind would block for ever writing to a pipe nobody reads
+            wait_for("the killed server's decode workers to end", lambda w=workers: not any(map(running, w)),
+                     timeout=60.0)
             assert f'logharbor_ingest_decoder{{path="{decoder.PATH}",reason="{decoder.REASON}"}}' in seen
             assert next(k for k in seen if k.startswith("logharbor_ingest_decode_mode{")).startswith(
                 f'logharbor_ingest_decode_mode{{ndjson="{where}"')

@@ -79,6 +79,27 @@ def _thread_init() -> None:
     name_os_thread("lh-decode")
 
 
+#: how often a worker process checks that the server that started it is still there
+ORPHAN_CHECK_S = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(0)  # the server is gone (kill -9, a crash): nothing can read what this worker makes
+
+
+def _process_init(parent: int, init: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """Start a worker process: a thread that ends it once its server is gone, then ``init``.
+
+    Without it a server killed with -9 left its workers behind for ever, blocked writing a decoded
+    body to a pipe nobody reads (each holding its memory; one set more at every crash-restart).
+    """
+    threading.Thread(target=_watch_parent, args=(parent,), name="lh-orphan-watch", daemon=True).start()
+    if init is not None:
+        init(*initargs)
+
+
 class DecodePool:
     """The decode executors of one server and their bound; see the module docstring."""
 
@@ -139,7 +160,8 @@ class DecodePool:
 
     def _new_processes(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=self._worker_init, initargs=self._initargs)
+                                   initializer=_process_init,
+                                   initargs=(os.getpid(), self._worker_init, self._initargs))
 
     def _replace_broken(self, broken: Executor) -> None:
         """Replace the process pool if it is still ``broken`` (the first caller to see it does)."""
