@@ -481,6 +481,8 @@ enum {
 #define D_CALLER 131072u
 #define D_SOURCE 262144u
 #define D_TIME 524288u
+#define D_TEXT 1048576u
+#define D_RECORD 2097152u
 
 typedef struct {
     const char *name;
@@ -567,6 +569,8 @@ static const keydef_t KEYS[] = {
     {"pid", F_NONE, 0, D_PID},
     {"stacktrace", F_NONE, 0, D_STACKTRACE},
     {"caller", F_NONE, 0, D_CALLER},
+    {"text", F_NONE, 0, D_TEXT},     /* loguru serialize=True: {"text", "record"} */
+    {"record", F_NONE, 0, D_RECORD},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -607,6 +611,7 @@ static int is_dialect(unsigned d) {
     if ((d & D_PID) && (d & D_HOSTNAME) && (d & D_MSG) && (d & D_LEVEL)) return 1;
     if ((d & D_STACKTRACE) && (d & (D_TS | D_CALLER))) return 1;
     if ((d & D_SOURCE) && (d & D_MSG) && (d & D_TIME) && (d & D_LEVEL)) return 1;
+    if ((d & D_TEXT) && (d & D_RECORD)) return 1; /* loguru */
     return 0;
 }
 
