@@ -105,6 +105,27 @@ def test_every_dialect_predicate_with_all_its_keys() -> None:
     assert _differences(bodies, tenants=(None,)) == []
 
 
+def test_every_dialect_line_goes_back_to_python() -> None:
+    """rowc.c takes no line of a logger dialect: every set of (up to four) names for which
+    ``_dialect_of`` finds one, with no smaller such set inside, is handed back by the C path
+    (loguru's and GELF's predicates came after rowc.c was written: this fails on a new one)."""
+    rowc = decoder.COMPILED["rowc"]  # type: ignore[index]
+    names = sorted(set(_dialect_names()))
+    dialect_sets: list[tuple[str, ...]] = []
+    for size in range(1, 5):
+        for keys in itertools.combinations(names, size):
+            if dialects._dialect_of(keys) is not None and not any(set(d) <= set(keys) for d in dialect_sets):
+                dialect_sets.append(keys)
+    assert len(dialect_sets) >= 12
+    kept = []
+    for keys in dialect_sets:
+        body = ("{" + ",".join(f'"{k}":"x{i}"' for i, k in enumerate(keys)) + "}").encode()
+        _, accepted, fallbacks, _ = rowc.decode(body, RECEIVED, 1 << 20, 1000, 1 << 18, 100, None, True)
+        if accepted or len(fallbacks) != 1:
+            kept.append(keys)
+    assert kept == []
+
+
 def test_loguru_line_is_read_as_loguru() -> None:
     """The found case: rowc.c took this line itself (message "", INFO, the receive time)."""
     body = (b'{"text":"hello\\n","record":{"message":"hello","level":{"name":"ERROR","no":40},'

@@ -483,6 +483,8 @@ enum {
 #define D_TIME 524288u
 #define D_TEXT 1048576u
 #define D_RECORD 2097152u
+#define D_SHORT_MESSAGE 4194304u
+#define D_VERSION 8388608u
 
 typedef struct {
     const char *name;
@@ -501,7 +503,7 @@ static const keydef_t KEYS[] = {
     {"date", F_TIMESTAMP, 0, 0},
     {"message", F_MESSAGE, K_CANONICAL, 0},
     {"msg", F_MESSAGE, 0, D_MSG},
-    {"short_message", F_MESSAGE, 0, 0},
+    {"short_message", F_MESSAGE, 0, D_SHORT_MESSAGE},
     {"log", F_MESSAGE, K_NESTED, 0},
     {"event", F_MESSAGE, 0, 0},
     {"level", F_LEVEL, K_CANONICAL, D_LEVEL},
@@ -539,7 +541,7 @@ static const keydef_t KEYS[] = {
     {"environment", F_ENV, 0, 0},
     {"deployment.environment", F_ENV, 0, 0},
     {"deployment", F_NONE, K_NESTED, 0},
-    {"version", F_VERSION, K_CANONICAL, 0},
+    {"version", F_VERSION, K_CANONICAL, D_VERSION},
     {"service.version", F_VERSION, 0, 0},
     {"source", F_SOURCE, K_CANONICAL, D_SOURCE},
     {"instance", F_INSTANCE, K_CANONICAL, 0},
@@ -612,6 +614,7 @@ static int is_dialect(unsigned d) {
     if ((d & D_STACKTRACE) && (d & (D_TS | D_CALLER))) return 1;
     if ((d & D_SOURCE) && (d & D_MSG) && (d & D_TIME) && (d & D_LEVEL)) return 1;
     if ((d & D_TEXT) && (d & D_RECORD)) return 1; /* loguru */
+    if ((d & D_SHORT_MESSAGE) && (d & D_VERSION)) return 1; /* gelf */
     return 0;
 }
 
