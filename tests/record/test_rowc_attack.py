@@ -126,6 +126,19 @@ def test_every_dialect_line_goes_back_to_python() -> None:
     assert kept == []
 
 
+def test_every_level_name_and_http_field_of_the_python_tables() -> None:
+    """rowc.c's copies of record.py's level aliases and HTTP fields, held to the tables themselves."""
+    levels = [*record._LEVEL_ALIASES, *record.LEVELS, "info2", "INFO+2", " info", "ınfo"]
+    bodies = [f'{{"{key}":"{spelling}","message":"m"}}'.encode()
+              for key in ("level", "lvl", "severity_text") for name in levels
+              for spelling in {name, name.upper(), name.title()}]
+    bodies += [f'{{"level":{n},"message":"m"}}'.encode() for n in range(-1, 80, 3)]
+    for name in record.HTTP_FIELDS:
+        for value in ("0", "503", "65536", "-1", "1.50", "12", "18446744073709551615", '"GET"', '""', "null", "[1]"):
+            bodies.append(f'{{"http":{{"{name}":{value},"x":1}},"message":"m"}}'.encode())
+    assert _differences(bodies, tenants=(None,)) == []
+
+
 def test_loguru_line_is_read_as_loguru() -> None:
     """The found case: rowc.c took this line itself (message "", INFO, the receive time)."""
     body = (b'{"text":"hello\\n","record":{"message":"hello","level":{"name":"ERROR","no":40},'
