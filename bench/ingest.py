@@ -275,6 +275,8 @@ def decoders_side_by_side(bodies: list[bytes], records: int, rounds: int) -> Non
     paths = {"python": ndjson.decode_ndjson_payload}
     if decoder.COMPILED is not None:
         paths["compiled"] = decoder.COMPILED["ndjson"].decode_ndjson_payload
+    if getattr(decoder, "ROWC", None) is not None:  # the C normaliser (GIL released), where built
+        paths["rowc"] = decoder.ROWC.decode
     received, limits = time.time_ns(), RecordLimits()
     outputs = [[fn(body, received, limits, None, None) for body in bodies] for fn in paths.values()]
     if any(out != outputs[0] for out in outputs):
@@ -288,6 +290,12 @@ def decoders_side_by_side(bodies: list[bytes], records: int, rounds: int) -> Non
     figures = {f"{name}_us_per_record": round(t / records * 1e6, 2) for name, t in best.items()}
     if "compiled" in best:
         figures["speedup"] = round(best["python"] / best["compiled"], 2)
+    if "rowc" in best:
+        figures["rowc_speedup"] = round(best["python"] / best["rowc"], 2)
+        rowc = decoder.COMPILED["rowc"]
+        taken = sum(rowc.decode(body, received, limits.max_line_bytes, limits.max_fields,
+                                limits.max_field_bytes, limits.max_depth, None, True)[1] for body in bodies)
+        figures["rowc_fast_path_share"] = round(taken / records, 4)  # lines the C path wrote itself
     emit(stage="in_process", step="decode python vs compiled", records=records, rounds=rounds,
          decoder=decoder.PATH, reason=decoder.REASON, load_before=load, load_after=load_average(), **figures)
     handoff_cost(bodies, records, rounds)
