@@ -1372,8 +1372,21 @@ static struct PyModuleDef module = {
     "The compiled normaliser of native ingest (NDJSON body -> store rows without the GIL).", -1, methods,
 };
 
+/* a fork while another thread holds the cache's lock (a decode pool's worker started while a
+ * thread decodes) would leave the child's lock held for ever: the fork waits for it instead */
+static void before_fork(void) { pthread_mutex_lock(&sid_lock); }
+static void after_fork(void) { pthread_mutex_unlock(&sid_lock); }
+
 PyMODINIT_FUNC PyInit_rowc(void) {
     keys_init();
+    static int atfork_done;
+    if (!atfork_done) {
+        if (pthread_atfork(before_fork, after_fork, after_fork) != 0) {
+            PyErr_SetString(PyExc_OSError, "rowc: pthread_atfork failed");
+            return NULL;
+        }
+        atfork_done = 1;
+    }
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0) return NULL;

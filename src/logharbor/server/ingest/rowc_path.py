@@ -39,7 +39,7 @@ class RowcDecoder:
     def decode(self, body: bytes, received_ns: int, limits: RecordLimits, defaults: RawRecord | None,
                tenant: str | None) -> Payload:
         """The rows of ``body``'s good lines joined by newlines, how many, and (line, error) pairs."""
-        if defaults or type(limits) is not RecordLimits or received_ns < 0:
+        if defaults or type(limits) is not RecordLimits or not 0 <= received_ns < 1 << 63:
             return self._fallback(body, received_ns, limits, defaults, tenant)  # rare: all in Python
         tenant_text = None
         if tenant is not None:
