@@ -268,6 +268,8 @@ def test_common_shapes_are_taken(line: bytes) -> None:
     b'{"attributes":{"a":1}}', b'{"service":{"name":"s"}}', b'{"timestamp":"2026-11-25T03:51:07+01:00"}',
     b'{"http":{"status":"200"}}', b'{"@t":"2026-11-25T03:51:07Z","@m":"x"}', b'{"http.status":200}',
     b'{"tenant":"other"}', b'{"a":0.000001}',
+    b'{"version":"1.1","short_message":"gelf","level":3}', b'{"text":"t","record":{"message":"m"}}',
+    b'{"pid":1,"hostname":"h","msg":"pino","level":30}', b'{"source":"s","msg":"m","time":"x","level":"INFO"}',
 ])
 def test_unsure_shapes_are_handed_back(line: bytes) -> None:
     """What the C path is not sure of goes to the Python loop, which gives the same answer."""

@@ -32,6 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The Python code this file mirrors, by digest (logharbor.server.ingest.decoder.mirrored_digest:
+ * the source of dialects._dialect_of, record._fold, rows.encode_record … and the alias tables).
+ * When one of them changes, the server does not use this normaliser ("rowc is off: …") until
+ * someone has brought this file in line and written the new digest here. */
+#define MIRRORS_SHA256 "935b1b50d4132771a681a0cb9616cacc8702fe023a90327676539eed503815aa"
+
 #define MAX_DEPTH 32
 #define MAX_MEMBERS 256
 #define MAX_NESTED_KEYS 64
@@ -1390,5 +1396,6 @@ PyMODINIT_FUNC PyInit_rowc(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0) return NULL;
+    if (PyModule_AddStringConstant(m, "MIRRORS", MIRRORS_SHA256) < 0) return NULL;
     return m;
 }

@@ -89,10 +89,42 @@ def compiled_modules(package: Path = _PACKAGE) -> tuple[dict[str, ModuleType] | 
     return modules, "built from these sources"
 
 
+def mirrored_digest() -> str:
+    """SHA-256 of the Python code the C normaliser mirrors (``_native/rowc.c``'s MIRRORS_SHA256):
+    an edit to one of these functions or tables turns the C normaliser off until rowc.c is
+    brought in line, rather than letting a rebuilt rowc write rows the Python path no longer
+    writes."""
+    import inspect
+
+    from logharbor import dialects, record
+    from logharbor.server.engine.store import rows
+
+    parts = [inspect.getsource(fn) for fn in (
+        dialects._dialect_of, dialects.dialect_of, dialects.unnest, record._fold, record._fast_utc,
+        record._fast_utc_first, record._epoch_to_ns, record._record_time, record.normalize_level,
+        record.normalize_trace_id, record.http_value, record._plan_of, record.keep_aside,
+        rows.encode_record, rows._dumps, rows._ts, rows._sid)]
+    parts += [repr(x) for x in (sorted(record._ALIASES.items()), dialects.NESTED_KEYS,
+                                sorted(record._LEVEL_ALIASES.items()), sorted(record._SERVER_NAMES),
+                                list(record.HTTP_FIELDS.items()), record.HTTP_MAX, record.STRING_FIELDS,
+                                sorted(record._ABSENT_WHEN_EMPTY), rows.COLUMNS)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
 _modules, REASON = compiled_modules()
+if _modules is not None and getattr(_modules["rowc"], "MIRRORS", None) != mirrored_digest():
+    _rowc_off = ("rowc is off: rowc.c mirrors another version of record.py/dialects.py/rows.py "
+                 "(bring it in line and update MIRRORS_SHA256 in _native/rowc.c)")
+else:
+    _rowc_off = ""
 #: the compiled modules when they run, else None
 COMPILED: dict[str, ModuleType] | None = _modules
-if COMPILED is not None:
+if COMPILED is not None and _rowc_off:
+    PATH = "compiled"
+    REASON += f"; {_rowc_off}"
+    ROWC = None
+    decode_ndjson_payload = COMPILED["ndjson"].decode_ndjson_payload
+elif COMPILED is not None:
     from logharbor.server.ingest.rowc_path import RowcDecoder
 
     PATH = "rowc"
