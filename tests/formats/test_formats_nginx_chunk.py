@@ -90,6 +90,11 @@ def test_the_formats_meant_get_a_program() -> None:
     for fmt in ('{"a": "$status"}', '{"a":"$status","app":"edge"}', '{"a":"x$status","b":"$remote_addr"}',
                 '{"a":$remote_addr}', '{"a":$msec}', '{"t":"$time","b":"$status"}', '{"d":"$date"}'):
         assert chunk_encoder(NginxParser(fmt), _TIME_KEYS) is None, fmt
+    # more variables than the C program holds (256 tokens): the Python path, not an error at start
+    many = " ".join(f"$http_x_h{i}" for i in range(140))
+    many_json = "{" + ",".join(f'"k{i}":"$http_x_h{i}"' for i in range(140)) + "}"
+    for fmt in (many, many_json):
+        assert chunk_encoder(NginxParser(fmt), _TIME_KEYS) is None
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if ENCODERS.get(n) is not None])

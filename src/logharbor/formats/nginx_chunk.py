@@ -232,4 +232,7 @@ def chunk_encoder(parser: Any, time_keys: Iterable[str]) -> ChunkEncoder | None:
     found = _json_program(parser, time_keys) if json_format else _program(compiled, time_keys)
     if found is None:
         return None
-    return ChunkEncoder(module, *found)
+    try:
+        return ChunkEncoder(module, *found)
+    except ValueError:  # more tokens or keys than the C program holds (256): the Python path
+        return None
