@@ -1,7 +1,7 @@
 """``logharbor store duplicates --store clickhouse://…`` on a ClickHouse server (the HTTP double):
 the state the old tier mover left (a record kept in the hot table and copied into a cold file at
 each tick; a line sent twice in one request copied the same way) is listed, and ``--remove``
-leaves each record as many times as it was sent (server/features/retention/duplicates.py)."""
+leaves each record as many times as it was sent (server/engine/store/duplicates.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The copies the tier mover of the release before text attributes left behind
-(server/features/retention/duplicates.py), on a data directory that release made itself
+(server/engine/store/duplicates.py), on a data directory that release made itself
 (``fixtures/old-mover-duplicates.tgz``, written by ``fixtures/make_mover_duplicates.py`` with the
 old code: its mover kept every ``-0.0``/``1e20`` record in its table and copied it again into a
 new cold file at each tick). ``logharbor store duplicates`` lists them, ``--remove`` leaves each
@@ -21,9 +21,9 @@ from tests.conftest import ROOT
 
 from logharbor import exactjson
 from logharbor.server.engine.store.coldstore import LocalCold
+from logharbor.server.engine.store.duplicates import find_duplicates
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.tiers import Tiers
-from logharbor.server.features.retention.duplicates import find_duplicates
 
 pytestmark = pytest.mark.e2e  # runs the logharbor command in processes of its own
 

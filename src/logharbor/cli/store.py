@@ -1,7 +1,7 @@
 """``logharbor store check|repair DATA_DIR``: find and mend damaged table definitions of a
 stopped server's embedded store (see ``logharbor.server.engine.store.startcheck``);
 ``logharbor store duplicates DATA_DIR [--remove]``: the copies an earlier release's tier mover
-left (``logharbor.server.features.retention.duplicates``)."""
+left (``logharbor.server.engine.store.duplicates``)."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def duplicates(data_dir: Path = _DATA_DIR, table: str = _TABLE,
     from logharbor.server.engine.store.base import Store, StoreError
     from logharbor.server.engine.store.clickhouse import ClickHouseStore
     from logharbor.server.engine.store.coldstore import cold_store_from_url
+    from logharbor.server.engine.store.duplicates import describe, find_duplicates, remove_duplicates
     from logharbor.server.engine.store.embedded import EmbeddedStore
     from logharbor.server.engine.store.tiers import Tiers
-    from logharbor.server.features.retention.duplicates import describe, find_duplicates, remove_duplicates
 
     if store_url is None:
         _store_dir(data_dir)
