@@ -195,6 +195,9 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
     """
 
     daemon_threads = True
+    # the listen backlog holds a burst up to the cap: with socketserver's 5 the kernel dropped the
+    # SYNs of a burst and clients retried after 1, 3, 7 … s, so accepts spread over many seconds
+    request_queue_size = 128
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
