@@ -115,6 +115,20 @@ class ServerProcess:
         self.api_key = ""
         self.headers: dict[str, str] = {}
 
+    def decode_workers(self) -> list[int]:
+        """This server's decode worker processes (spawned children running ``spawn_main``)."""
+        assert self.proc is not None
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid and b"spawn_main" in cmdline:
+                found.append(int(stat.parent.name))
+        return found
+
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"

@@ -85,21 +85,6 @@ def metrics(server: ServerProcess) -> dict[str, str]:
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def decode_workers(server: ServerProcess) -> list[int]:
-    """The server's decode worker processes (spawned children running ``spawn_main``)."""
-    assert server.proc is not None
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == server.proc.pid and b"spawn_main" in cmdline:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def running(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie waiting to be reaped has ended)."""
     try:
@@ -138,7 +123,7 @@ def test_kill9_with_large_bodies_in_the_decode_pool(tmp_path: Path, mode: str) -
                      lambda t=target: len(tally.acknowledged) >= t or bool(load.failures), timeout=180.0)
             assert not load.failures, load.failures[:3]
             seen = metrics(server)  # the path that served this round's bodies, read before the kill
-            workers = decode_workers(server)
+            workers = server.decode_workers()
             server.kill9()
             load.halt()
             assert bool(workers) == (where == "processes")

@@ -126,22 +126,7 @@ def test_threads_decode_in_the_server_process(server_factory) -> None:  # type: 
     assert server.wait_rows(800 + 698) == 800 + 698
     assert _metric(server, "logharbor_ingest_decode_mode") == [
         'logharbor_ingest_decode_mode{ndjson="threads",others="threads",reason="ingest_decode is threads"} 1.0']
-    assert not _workers(server)  # no worker process was started
-
-
-def _workers(server: ServerProcess) -> list[int]:
-    """The server's decode worker processes (spawned children running ``spawn_main``)."""
-    assert server.proc is not None
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == server.proc.pid and b"spawn_main" in cmdline:
-            found.append(int(stat.parent.name))
-    return found
+    assert not server.decode_workers()  # no worker process was started
 
 
 def test_a_killed_worker_process_does_not_break_ingest(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +134,7 @@ def test_a_killed_worker_process_does_not_break_ingest(server_factory) -> None: 
     server: ServerProcess = server_factory("--batch-max-age", "0.2", "--ingest-decode", "processes",
                                            "--ingest-workers", "1")
     assert _post(server, "before").status_code == 200
-    workers = _workers(server)
+    workers = server.decode_workers()
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
     answer = _post(server, "after")
