@@ -39,6 +39,19 @@ class Demo:
     end_ms: int
 
 
+# Tables whose width comes from their data (a long template, a big count) and that no box scrolls:
+# the page itself would scroll sideways on a phone whenever the data is long (the services page's
+# pattern changes did, on one day's data and not another's), so the rule is structural: every
+# `table.grid` sits inside a `.table-box` (docs/ui.md's phone rule)
+BARE_TABLES = """() => [...document.querySelectorAll('table.grid')].filter(t => !t.closest('.table-box'))
+    .map(t => (t.id ? '#' + t.id : 'table.' + [...t.classList].join('.')))"""
+
+
+def assert_tables_scroll_in_a_box(page: playwright_api.Page, where: str) -> None:
+    bare = page.evaluate(BARE_TABLES)
+    assert not bare, f"{where}: tables outside a scrolling box (a long value scrolls the page sideways): {bare}"
+
+
 def _ms(rfc3339: str) -> int:
     return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 from tests.conftest import ROOT, ServerProcess
-from tests.ui.conftest import playwright_api
+from tests.ui.conftest import assert_tables_scroll_in_a_box, playwright_api
 from tests.ui.test_theme import assert_readable
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -73,6 +73,7 @@ def shots(page: playwright_api.Page, name: str, focus: str | None = None) -> lis
             else:
                 page.evaluate("window.scrollTo(0, 0)")
             if size is PHONE:
+                assert_tables_scroll_in_a_box(page, name)
                 wide = page.evaluate("document.documentElement.scrollWidth - innerWidth")
                 assert wide <= 0, (f"{name}: the page scrolls {wide} px sideways at 390 px ({scheme})", page.evaluate(
                     OVERFLOWING))

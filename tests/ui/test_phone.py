@@ -7,7 +7,7 @@ from __future__ import annotations
 from itertools import pairwise
 from urllib.parse import quote, urlencode
 
-from tests.ui.conftest import Demo, PageProbe, iso, login, screenshot
+from tests.ui.conftest import Demo, PageProbe, assert_tables_scroll_in_a_box, iso, login, screenshot
 from tests.ui.test_search_tools import search_path, settled
 
 PHONE = {"width": 390, "height": 844}
@@ -33,6 +33,7 @@ WIDER_THAN_THE_SCREEN = """() => {
 def assert_no_sideways_scroll(page, what: str) -> None:  # type: ignore[no-untyped-def]
     sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert sizes[0] <= sizes[1], (what, sizes, page.evaluate(WIDER_THAN_THE_SCREEN))
+    assert_tables_scroll_in_a_box(page, what)
 
 
 def test_search_with_an_opened_record_fits_a_phone(probe: PageProbe, demo: Demo) -> None:

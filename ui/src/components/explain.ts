@@ -123,10 +123,10 @@ export function explainPanel(onFilter: (field: string, value: unknown, negate: b
     clear(body);
     body.append(h("p", { class: "hint", id: "explain-summary" }, explainSummary(a)));
     if (a.values.length) {
-      body.append(h("table", { class: "grid explain-values", id: "explain-values" },
+      body.append(h("div", { class: "table-box" }, h("table", { class: "grid explain-values", id: "explain-values" },
         h("thead", null, h("tr", null, ["value", "here", "baseline", "lift", "significant", ""].map((c) =>
           h("th", { class: c === "here" || c === "baseline" || c === "lift" ? "num" : "" }, c)))),
-        h("tbody", null, a.values.map(valueRow))));
+        h("tbody", null, a.values.map(valueRow)))));
     }
     if (a.together) {
       body.append(h("p", { id: "explain-together" }, "Together: ", h("code", null, a.together.filter),
@@ -137,14 +137,14 @@ export function explainPanel(onFilter: (field: string, value: unknown, negate: b
         ` p50 ${num(n.focus.p50)} vs ${num(n.baseline.p50)}, p95 ${num(n.focus.p95)} vs ${num(n.baseline.p95)}`));
     }
     if (a.patterns.length) {
-      body.append(h("table", { class: "grid explain-patterns" },
+      body.append(h("div", { class: "table-box" }, h("table", { class: "grid explain-patterns" },
         h("thead", null, h("tr", null, h("th", null, "status"), h("th", null, "template"), h("th", { class: "num" }, "here"),
           h("th", { class: "num" }, "baseline"), h("th", null, ""))),
         h("tbody", null, a.patterns.map((p) => h("tr", null,
           h("td", null, String(p.status ?? "")), h("td", null, templateText(p.template)),
           h("td", { class: "num" }, String(p.focus.count)), h("td", { class: "num" }, String(p.baseline.count)),
           h("td", null, h("button", { type: "button", class: "add-filter", title: `add ${p.filter} to the query`,
-            onclick: () => onFilter("pattern_id", p.value, false) }, "+")))))));
+            onclick: () => onFilter("pattern_id", p.value, false) }, "+"))))))));
     }
     if (a.left_out.length) {
       body.append(h("p", { class: "hint" }, "Not compared: ",

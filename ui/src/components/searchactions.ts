@@ -233,12 +233,12 @@ function alertDialog(state: SearchState): HTMLDialogElement {
       preview.append(h("p", { class: answer.firing ? "preview-verdict firing" : "preview-verdict" },
         answer.firing ? "Would fire now" : "Would not fire now", ` (${answer.condition}; evaluated in ${answer.elapsed_ms.toFixed(0)} ms)`));
       if (answer.groups.length) {
-        preview.append(h("table", { class: "grid" }, h("thead", null, h("tr", null, h("th", null, "group"),
+        preview.append(h("div", { class: "table-box" }, h("table", { class: "grid" }, h("thead", null, h("tr", null, h("th", null, "group"),
           h("th", { class: "num" }, "value"), h("th", null, "holds"))),
         h("tbody", null, answer.groups.slice(0, 10).map((g) => h("tr", null,
           h("td", null, Object.entries(g.group).map(([k, v]) => `${k}=${v}`).join(", ") || "all"),
           h("td", { class: "num" }, g.value === null ? "—" : String(+g.value.toFixed(4))),
-          h("td", null, g.active ? "yes" : "no"))))));
+          h("td", null, g.active ? "yes" : "no")))))));
       }
     } catch (err) {
       if ((err as Error).name === "AbortError") return;

@@ -281,7 +281,7 @@ export function servicesPage(): Page {
           card.append(h("div", { class: "service-patterns", "data-service": service },
             h("h3", null, "New and changed patterns, last hour"),
             rows.length
-              ? patternChanges(rows.slice(0, PATTERNS_SHOWN), linkTo)
+              ? h("div", { class: "table-box" }, patternChanges(rows.slice(0, PATTERNS_SHOWN), linkTo))
               : h("p", { class: "hint" }, "No new or changed patterns in the last hour."),
             more));
         }

@@ -246,7 +246,8 @@ export function tracePage(): Page {
         h("div", { class: "trace-grid" },
           h("section", { class: "card" }, h("h2", null, "Waterfall"), waterfallView(answer, pick),
             clockNote(answer.timings.clock, raw)),
-          h("section", { class: "card" }, h("h2", null, "Timing breakdown"), breakdownTable(answer.timings))),
+          h("section", { class: "card" }, h("h2", null, "Timing breakdown"),
+            h("div", { class: "table-box" }, breakdownTable(answer.timings)))),
         h("section", { class: "card" }, h("h2", null, "Records, in order"), records),
       );
     },
