@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.features.alerts.catalog import Catalog, StoredRule  # noqa: E402 - after the path tweak
+from logharbor.server.features.alerts.channels.secrets import SecretBox  # noqa: E402
 from logharbor.server.features.alerts.evaluator import Evaluator, ManualClock  # noqa: E402
 from logharbor.server.features.alerts.rules import Rule  # noqa: E402
 from logharbor.server.features.health.services import ServiceRecorder, service_health  # noqa: E402
@@ -118,7 +119,7 @@ def main() -> None:
                         "seconds": round(load_s, 2)}).decode(), flush=True)
     meta = MetaStore(f"sqlite:///{work / 'meta.db'}")
     meta.create()
-    catalog = Catalog(meta)
+    catalog = Catalog(meta, SecretBox.for_server(work, None))  # rules only: no channel secrets
     for rule in rules(args.rules):
         catalog.put_rule(rule)
     timings: dict[str, list[float]] = {}

@@ -45,7 +45,10 @@ FOLLOWER_QUERIES = ["level:ERROR", "service:checkout AND status:>=500", "handled
                     "NOT level:DEBUG", "*"]
 #: one request = three rows; everything is derived from the request number r
 GENERATE_SQL = """
-INSERT INTO {table}
+INSERT INTO {table} (tenant, timestamp, observed_timestamp, level, severity_number, service, source, host,
+                     instance, env, version, message, trace_id, span_id, request_id, http_method,
+                     http_path, http_status, http_duration_ms, http_client_ip, http_user_agent,
+                     http_bytes_sent, http_referer, attributes)
 SELECT '' AS tenant, ts AS timestamp, ts AS observed_timestamp,
        if(status >= 500, 'ERROR', if(status >= 400, 'WARN', 'INFO')) AS level,
        if(status >= 500, 17, if(status >= 400, 13, 9)) AS severity_number,
@@ -64,11 +67,11 @@ SELECT '' AS tenant, ts AS timestamp, ts AS observed_timestamp,
        [app_ms + 0.7, app_ms + 0.4, app_ms][layer + 1] AS http_duration_ms,
        '203.0.113.7' AS http_client_ip, 'curl/8.5.0' AS http_user_agent,
        toUInt64(300 + r % 4000) AS http_bytes_sent, '' AS http_referer,
-       CAST(multiIf(
+       multiIf(
            layer = 0, concat('{"request_processing_ms":0.1,"target_processing_ms":', toString(app_ms + 0.6),
                              ',"response_processing_ms":0.0}'),
            layer = 1, concat('{"upstream_response_time_ms":', toString(app_ms), '}'),
-           concat('{"user_id":"u-', toString(r % 5000), '"}')), 'JSON') AS attributes
+           concat('{"user_id":"u-', toString(r % 5000), '"}')) AS attributes
 FROM (
     SELECT number, intDiv(number, 3) AS r, number % 3 AS layer,
            fromUnixTimestamp64Nano(toInt64({start_ns:Int64} + intDiv(number, 3) * {step_ns:Int64}
