@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -365,10 +366,161 @@ def gelf(obj: RawRecord) -> RawRecord:
     return obj
 
 
+# -- Log4j2 JsonLayout -----------------------------------------------------------------------------
+
+
+def _whole(value: Any, top: int) -> bool:
+    return type(value) is int and 0 <= value <= top
+
+
+def log4j2(obj: RawRecord) -> RawRecord:
+    """Log4j2's ``JsonLayout``: the time as ``instant: {epochSecond, nanoOfSecond}`` (read as the
+    receive time before) or ``timeMillis`` (an alias already), the exception as ``thrown`` (``name``,
+    ``message``, ``extendedStackTrace``), which becomes ``error`` (``type``, ``message``, ``stack``)
+    with its other members kept beside them."""
+    out = dict(obj)
+    instant = out.get("instant")
+    if type(instant) is dict and not _has_time(out):
+        seconds, nanos = instant.get("epochSecond"), instant.get("nanoOfSecond", 0)
+        if _whole(seconds, 9_223_372_035) and _whole(nanos, 999_999_999) and set(instant) <= {
+                "epochSecond", "nanoOfSecond"}:
+            out = {("timestamp" if k == "instant" else k): v for k, v in out.items()}
+            out["timestamp"] = {"seconds": seconds, "nanos": nanos}
+    thrown = out.get("thrown")
+    if type(thrown) is dict and thrown and "error" not in out:
+        names = {"name": "type", "extendedStackTrace": "stack"}
+        error = {names.get(k, k) if not (k == "extendedStackTrace" and type(v) is not str) else k: v
+                 for k, v in thrown.items()}
+        if len(error) == len(thrown):  # no name taken twice (a "type" member beside "name")
+            out = {("error" if k == "thrown" else k): (error if k == "thrown" else v) for k, v in out.items()}
+    return out
+
+
+# -- .NET Microsoft.Extensions.Logging JSON console --------------------------------------------------
+
+_DOTNET = (("Message", "message"), ("LogLevel", "level"), ("Timestamp", "time"))
+
+
+def dotnet(obj: RawRecord) -> RawRecord:
+    """ASP.NET Core's ``JsonConsoleFormatter``: ``LogLevel``, ``Category``, ``EventId``, ``Message``,
+    ``State``, ``Exception`` (the exception's text with its stack), and ``Timestamp`` when a
+    ``TimestampFormat`` is set (in that format, so read as a lenient time: a format without a zone
+    or date leaves the receive time, never a refused record). None of them was read (no message,
+    INFO, the receive time)."""
+    return _error(_rename(obj, _DOTNET), "Exception")
+
+
+# -- Rust tracing-subscriber JSON -------------------------------------------------------------------
+
+
+def rust_tracing(obj: RawRecord) -> RawRecord:
+    """``tracing_subscriber::fmt().json()``: the event's message is ``fields.message`` (with the
+    event's other fields beside it in ``fields``), ``target`` the module path; the message was
+    never read. It is moved out to ``message``; the other fields stay where they were sent."""
+    fields = obj.get("fields")
+    if type(fields) is not dict or "message" in obj:
+        return obj
+    message = fields.get("message")
+    if not isinstance(message, str) or message == "":
+        return obj
+    rest = {k: v for k, v in fields.items() if k != "message"}
+    out: RawRecord = {}
+    for key, value in obj.items():
+        if key == "fields":
+            out["message"] = message
+            if rest:
+                out["fields"] = rest
+        else:
+            out[key] = value
+    return out
+
+
+# -- access logs of reverse proxies (Caddy, Traefik) ----------------------------------------------
+
+
+def _ms(seconds: Any, scale: int) -> float | None:
+    """A duration in seconds (scale 3) or nanoseconds (scale -6) in milliseconds, scaled in decimal
+    (0.0012 s is 1.2 ms, not 1.2000000000000002)."""
+    if type(seconds) not in (int, float) or seconds < 0 or seconds != seconds or seconds == float("inf"):
+        return None
+    return float(Decimal(repr(seconds)).scaleb(scale))
+
+
+def _with_http(obj: RawRecord, http: HttpFields, moved: tuple[str, ...]) -> RawRecord:
+    """``obj`` with ``http`` added (where it has none) and the top-level keys read into it removed."""
+    if "http" in obj or not http:
+        return obj
+    out = {k: v for k, v in obj.items() if k not in moved}
+    out["http"] = http
+    return out
+
+
+def caddy(obj: RawRecord) -> RawRecord:
+    """Caddy's access log (``log`` directive, JSON encoder): the request is an object (``method``,
+    ``uri``, ``client_ip``/``remote_ip``, ``headers``), ``status``, ``size`` and ``duration``
+    (seconds) are top-level. The request object stays as sent; the three numbers move into ``http``."""
+    request = obj.get("request")
+    if type(request) is not dict:
+        return obj
+    http: HttpFields = {}
+    for name, value in (("method", request.get("method")), ("path", request.get("uri")),
+                        ("client_ip", request.get("client_ip") or request.get("remote_ip"))):
+        if isinstance(value, str) and value:
+            http[name] = value
+    agent = request.get("headers", {}).get("User-Agent") if type(request.get("headers")) is dict else None
+    if type(agent) is list and agent and isinstance(agent[0], str):
+        http["user_agent"] = agent[0]
+    moved = []
+    if _count(obj.get("status"), 65535):
+        http["status"] = obj["status"]
+        moved.append("status")
+    if _count(obj.get("size"), 2**64 - 1):
+        http["bytes_sent"] = obj["size"]
+        moved.append("size")
+    if (ms := _ms(obj.get("duration"), 3)) is not None:
+        http["duration_ms"] = ms
+        moved.append("duration")
+    return _with_http(obj, http, tuple(moved))
+
+
+_TRAEFIK = (("RequestMethod", "method"), ("RequestPath", "path"), ("DownstreamStatus", "status"),
+            ("ClientHost", "client_ip"), ("DownstreamContentSize", "bytes_sent"),
+            ("request_User-Agent", "user_agent"), ("request_Referer", "referer"))
+
+
+def traefik(obj: RawRecord) -> RawRecord:
+    """Traefik's JSON access log: ``DownstreamStatus``, ``RequestMethod``, ``RequestPath``,
+    ``ClientHost``, ``DownstreamContentSize``, ``Duration`` (nanoseconds), ``msg`` empty. They
+    move into ``http``; the message, when there is none, is the method and path (as for NGINX)."""
+    http: HttpFields = {}
+    moved = []
+    for key, name in _TRAEFIK:
+        value = obj.get(key)
+        if name == "status":
+            fits = _count(value, 65535)
+        elif name == "bytes_sent":
+            fits = _count(value, 2**64 - 1)
+        else:
+            fits = isinstance(value, str) and value != ""
+        if fits:
+            http[name] = value
+            moved.append(key)
+    if (ms := _ms(obj.get("Duration"), -6)) is not None and type(obj.get("Duration")) is int:
+        http["duration_ms"] = ms
+        moved.append("Duration")
+    out = _with_http(obj, http, tuple(moved))
+    named = "method" in http and "path" in http
+    if out is not obj and named and not out.get("message") and not out.get("msg"):
+        out = {k: v for k, v in out.items() if k != "msg"}
+        out["message"] = f"{http['method']} {http['path']}"
+    return out
+
+
 #: name → rewrite, for the docs and tests
 DIALECTS: dict[str, Rewrite] = {
     "clef": clef, "gcp": gcp, "python": python_logging, "syslog-ng": syslog_ng, "logback": logback,
     "ecs": ecs, "pino/bunyan": node, "zap": zap, "slog": slog, "loguru": loguru, "gelf": gelf,
+    "log4j2": log4j2, "dotnet": dotnet, "rust-tracing": rust_tracing, "caddy": caddy, "traefik": traefik,
 }
 
 
@@ -447,4 +599,14 @@ def _dialect_of(keys: tuple[Any, ...]) -> Rewrite | None:
         return loguru
     if "short_message" in present and "version" in present:
         return gelf
+    if "loggerFqcn" in present or ("loggerName" in present and ("instant" in present or "thrown" in present)):
+        return log4j2
+    if "LogLevel" in present and ("Category" in present or "EventId" in present):
+        return dotnet
+    if "fields" in present and "target" in present:
+        return rust_tracing
+    if "resp_headers" in present or ("request" in present and "duration" in present and "logger" in present):
+        return caddy
+    if "DownstreamStatus" in present:
+        return traefik
     return None

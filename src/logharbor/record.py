@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from logharbor import exactjson
@@ -171,17 +172,40 @@ def _epoch_to_ns(value: float | int) -> int:
         raise RecordError(f"timestamp {value!r} is not a finite number")
     if value < 0:
         raise RecordError(f"timestamp {value!r} is before 1970")
+    if isinstance(value, float):
+        # the shortest decimal that reads back as this float is the text the sender wrote (up to
+        # 17 significant digits): scaled as decimal, 1796000000.123 is .123000000, where the
+        # binary product gave .122999808 (shown at ms, a different millisecond)
+        return _decimal_epoch_ns(repr(value), value)
     if value < 1e11:  # seconds: until year 5138
-        ns = round(value * _NS) if isinstance(value, float) else value * _NS
+        ns = value * _NS
     elif value < 1e14:  # milliseconds
-        ns = round(value * 1_000_000) if isinstance(value, float) else value * 1_000_000
+        ns = value * 1_000_000
     elif value < 1e17:  # microseconds
-        ns = round(value * 1_000) if isinstance(value, float) else value * 1_000
+        ns = value * 1_000
     else:
-        ns = int(value)
+        ns = value
     if ns > _MAX_NS:
         raise RecordError(f"timestamp {value!r} is after 2262")
     return int(ns)
+
+
+def _decimal_epoch_ns(text: str, value: Any) -> int:
+    """An epoch number's decimal text (``1796000000.123``, ``1.796e+18``) in nanoseconds, exactly:
+    its unit told by magnitude as for integers, the scaling done in decimal, half to even."""
+    number = Decimal(text)
+    if number < 100_000_000_000:  # seconds
+        scaled = number.scaleb(9)
+    elif number < 100_000_000_000_000:  # milliseconds
+        scaled = number.scaleb(6)
+    elif number < 100_000_000_000_000_000:  # microseconds
+        scaled = number.scaleb(3)
+    else:
+        scaled = number
+    ns = int(scaled.to_integral_value(ROUND_HALF_EVEN))
+    if ns > _MAX_NS:
+        raise RecordError(f"timestamp {value!r} is after 2262")
+    return ns
 
 
 def parse_timestamp(value: Any) -> int:
@@ -213,7 +237,7 @@ def parse_timestamp(value: Any) -> int:
                 if ns > _MAX_NS:
                     raise RecordError(f"timestamp {value!r} is after 2262")
                 return ns
-            return _epoch_to_ns(float(text))
+            return _decimal_epoch_ns(text, value)  # ms/µs with a fraction: every digit as sent
         return _epoch_to_ns(int(text))
     m = _RFC3339.fullmatch(text)
     if m is None:

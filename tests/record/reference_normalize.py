@@ -12,6 +12,11 @@ winston's ``silly``/``http``, and the logger dialects recognised by their keys.
 Change 11 (two values for one name, docs/record.md): a value that loses its name to another is
 kept as ``<name>_attribute`` (``_attribute2`` … when taken by another value; an equal value once),
 written out plainly at the end of this file (``_aside11``) and applied where each collision is.
+
+Change 12 (exact epoch floats): a float epoch is read as the decimal its shortest repr writes
+(``parse_timestamp6``, ``_exact_epoch12``). Change 13 (five more logger dialects: log4j2
+JsonLayout, .NET's JSON console, Rust tracing, Caddy and Traefik access logs) is written out
+plainly in ``_dialect_rewrite``.
 """
 # ruff: noqa
 
@@ -654,6 +659,7 @@ def encode_row(record, patterns=True):
 # from the rules in server/engine/store/attributes.py (not imported: this is the reference).
 
 import math
+from fractions import Fraction
 
 
 def _dumps_big(value, option=0):
@@ -927,7 +933,22 @@ def parse_timestamp6(value):
         if seconds * _NS + nanos > _MAX_NS:
             raise RecordError(f"timestamp object {text} is after 2262")
         return seconds * _NS + nanos
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return _exact_epoch12(repr(value), value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{12,}\.[0-9]+", value.strip()):
+        return _exact_epoch12(value.strip(), value)
     return parse_timestamp(value)
+
+
+def _exact_epoch12(text, value):
+    """change 12: an epoch float is the decimal its shortest repr writes (what the sender wrote),
+    scaled exactly (a Fraction), half to even: 1764064800.125 is .125000000, not .124999936."""
+    q = Fraction(text)
+    unit = 10**9 if q < 10**11 else 10**6 if q < 10**14 else 10**3 if q < 10**17 else 1
+    ns = round(q * unit)
+    if ns > _MAX_NS:
+        raise RecordError(f"timestamp {value!r} is after 2262")
+    return ns
 
 
 def _usable(v):
@@ -1246,4 +1267,114 @@ def _dialect_rewrite(obj):
             out = dict(obj)
             out["level"] = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")[lv]
             return out
+    if has("loggerFqcn") or (has("loggerName") and (has("instant") or has("thrown"))):
+        # change 13, log4j2 JsonLayout: instant {epochSecond, nanoOfSecond} is the time, thrown the error
+        out = dict(obj)
+        inst = out.get("instant")
+        if isinstance(inst, dict) and not _has_time6(out) and set(inst) <= {"epochSecond", "nanoOfSecond"}:
+            sec, nano = inst.get("epochSecond"), inst.get("nanoOfSecond", 0)
+            if type(sec) is int and type(nano) is int and 0 <= sec <= 9_223_372_035 and 0 <= nano < 10**9:
+                out = {("timestamp" if k == "instant" else k): v for k, v in out.items()}
+                out["timestamp"] = {"seconds": sec, "nanos": nano}
+        thr = out.get("thrown")
+        if isinstance(thr, dict) and thr and "error" not in out:
+            err = {}
+            for k, v in thr.items():
+                if k == "name":
+                    k = "type"
+                elif k == "extendedStackTrace" and isinstance(v, str):
+                    k = "stack"
+                err[k] = v
+            if len(err) == len(thr):
+                out = {("error" if k == "thrown" else k): (err if k == "thrown" else v) for k, v in out.items()}
+        return out
+    if has("LogLevel") and (has("Category") or has("EventId")):
+        # change 13, .NET JsonConsoleFormatter: Message, LogLevel, Timestamp (a lenient time), Exception
+        out = dict(obj)
+        for key, name in (("Message", "message"), ("LogLevel", "level"), ("Timestamp", "time")):
+            if key in out and name not in out and out[key] is not None and out[key] != "":
+                out = {(name if k == key else k): v for k, v in out.items()}
+        exc = out.get("Exception")
+        if isinstance(exc, str) and exc != "":
+            if "error" not in out:
+                out = {k: v for k, v in out.items() if k != "Exception"}
+                out["error"] = {"stack": exc}
+            elif "error.stack" not in out:
+                out = {("error.stack" if k == "Exception" else k): v for k, v in out.items()}
+        return out
+    if has("fields") and has("target"):
+        # change 13, rust tracing JSON: fields.message is the message
+        f = obj.get("fields")
+        if isinstance(f, dict) and "message" not in obj and isinstance(f.get("message"), str) and f["message"] != "":
+            out = {}
+            for k, v in obj.items():
+                if k != "fields":
+                    out[k] = v
+                    continue
+                out["message"] = f["message"]
+                rest = {a: b for a, b in f.items() if a != "message"}
+                if rest:
+                    out["fields"] = rest
+            return out
+        return obj
+    if has("resp_headers") or (has("request") and has("duration") and has("logger")):
+        # change 13, caddy access log: request.{method, uri, client_ip|remote_ip, headers.User-Agent[0]},
+        # status, size and duration (seconds) into http
+        req = obj.get("request")
+        if not isinstance(req, dict) or "http" in obj:
+            return obj
+        h, gone = {}, set()
+        for name, v in (("method", req.get("method")), ("path", req.get("uri")),
+                        ("client_ip", req.get("client_ip") or req.get("remote_ip"))):
+            if isinstance(v, str) and v != "":
+                h[name] = v
+        hdrs = req.get("headers")
+        ua = hdrs.get("User-Agent") if isinstance(hdrs, dict) else None
+        if isinstance(ua, list) and ua and isinstance(ua[0], str):
+            h["user_agent"] = ua[0]
+        st, size, dur = obj.get("status"), obj.get("size"), obj.get("duration")
+        if isinstance(st, str) and st.isascii() and st.isdigit() and len(st) < 21:
+            st = int(st)
+        if type(st) is int and 0 <= st <= 65535:
+            h["status"], _ = obj["status"], gone.add("status")
+        if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) < 21:
+            size = int(size)
+        if type(size) is int and 0 <= size < 2**64:
+            h["bytes_sent"], _ = obj["size"], gone.add("size")
+        if type(dur) in (int, float) and math.isfinite(dur) and dur >= 0:
+            h["duration_ms"], _ = float(Fraction(repr(dur)) * 1000), gone.add("duration")
+        if not h:
+            return obj
+        out = {k: v for k, v in obj.items() if k not in gone}
+        out["http"] = h
+        return out
+    if has("DownstreamStatus"):
+        # change 13, traefik access log
+        if "http" in obj:
+            return obj
+        h, gone = {}, set()
+        for key, name in (("RequestMethod", "method"), ("RequestPath", "path"), ("DownstreamStatus", "status"),
+                          ("ClientHost", "client_ip"), ("DownstreamContentSize", "bytes_sent"),
+                          ("request_User-Agent", "user_agent"), ("request_Referer", "referer")):
+            v = obj.get(key)
+            if name in ("status", "bytes_sent"):
+                n = int(v) if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 21 else v
+                ok = type(n) is int and 0 <= n <= (65535 if name == "status" else 2**64 - 1)
+            else:
+                ok = isinstance(v, str) and v != ""
+            if ok:
+                h[name] = v
+                gone.add(key)
+        d = obj.get("Duration")
+        if type(d) is int and d >= 0:
+            h["duration_ms"] = float(Fraction(d, 10**6))
+            gone.add("Duration")
+        if not h:
+            return obj
+        out = {k: v for k, v in obj.items() if k not in gone}
+        out["http"] = h
+        if not out.get("message") and not out.get("msg") and "method" in h and "path" in h:
+            out = {k: v for k, v in out.items() if k != "msg"}
+            out["message"] = h["method"] + " " + h["path"]
+        return out
     return obj

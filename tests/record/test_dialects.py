@@ -166,7 +166,8 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
      '"level":{"icon":"\\u274c","name":"ERROR","no":40},"line":12,"message":"payment failed","module":"shop",'
      '"name":"shop","process":{"id":7,"name":"MainProcess"},"thread":{"id":1,"name":"MainThread"},'
      '"time":{"repr":"2026-11-25 10:00:00.125000+00:00","timestamp":1795600800.125}}}',
-     {"timestamp": "2026-11-25T10:00:00.124999936Z", "level": "ERROR", "message": "payment failed",  # a double
+     # the float's digits as written: .125, not the double's .124999936
+     {"timestamp": "2026-11-25T10:00:00.125000Z", "level": "ERROR", "message": "payment failed",
       "error": {"type": "ValueError", "message": "card declined"}}),
     ("gelf", "GELF 1.1 specification (go2docs.graylog.org, GELF payload specification): its example "
      "message; level 1 (alert) was read on pino's scale, so it was level_raw and INFO",
@@ -190,8 +191,8 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
      '{"level":"error","ts":1700000000.1234567,"caller":"app/main.go:42","msg":"request failed",'
      '"url":"http://example.com","attempt":3,"error":"connection refused",'
      '"stacktrace":"main.main\\n\\t/app/main.go:42\\nruntime.main\\n\\t/usr/lib/go/src/runtime/proc.go:250"}',
-     # a JSON float holds seconds to a double's precision: .1234567 is read as .123456768
-     {"timestamp": "2023-11-14T22:13:20.123456768Z", "level": "ERROR", "message": "request failed",
+     # the float's digits as written (.1234567), not the double's binary value (.123456768)
+     {"timestamp": "2023-11-14T22:13:20.123456700Z", "level": "ERROR", "message": "request failed",
       "attributes": {"caller": "app/main.go:42", "url": "http://example.com", "attempt": 3,
                      "error": "connection refused",
                      "error.stack": "main.main\n\t/app/main.go:42\nruntime.main\n\t/usr/lib/go/src/runtime/proc.go:250"}}),
@@ -218,6 +219,51 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
     ("slog-debug", "pkg.go.dev log/slog, Levels ('DEBUG-4' for a level below Debug)",
      '{"time":"2022-11-08T15:28:26.000000000-05:00","level":"DEBUG-4","msg":"hello","count":3}',
      {"level": "TRACE", "message": "hello"}),
+    ("log4j2 JsonLayout", "Log4j 2 manual, JsonLayout (complete=false, compact=true, eventEol=true): a logged "
+     "exception (instant and thrown were not read: the receive time, no error)",
+     '{"instant":{"epochSecond":1795600800,"nanoOfSecond":125000000},"thread":"main","level":"ERROR",'
+     '"loggerName":"com.shop.Payments","message":"payment failed","thrown":{"commonElementCount":0,'
+     '"localizedMessage":"card declined","message":"card declined","name":"java.lang.IllegalStateException",'
+     '"extendedStackTrace":"java.lang.IllegalStateException: card declined\\n\\tat com.shop.Payments.pay(Payments.java:42)"},'
+     '"endOfBatch":false,"loggerFqcn":"org.apache.logging.log4j.spi.AbstractLogger","threadId":1,"threadPriority":5}',
+     {"timestamp": "2026-11-25T10:00:00.125000Z", "level": "ERROR", "message": "payment failed",
+      "error": {"commonElementCount": 0, "localizedMessage": "card declined", "message": "card declined",
+                "type": "java.lang.IllegalStateException",
+                "stack": "java.lang.IllegalStateException: card declined\n\tat com.shop.Payments.pay(Payments.java:42)"},
+      "attributes": {"loggerName": "com.shop.Payments", "thread": "main"}}),
+    (".NET JSON console", "Microsoft docs, Console log formatting: JsonConsoleFormatter with TimestampFormat "
+     "set (LogLevel, Message, Timestamp and Exception were not read: INFO, no message, the receive time)",
+     '{"Timestamp":"2026-11-25T10:00:00.125Z","EventId":0,"LogLevel":"Warning","Category":"Shop.Payments",'
+     '"Message":"payment retried for order 42","Exception":"System.TimeoutException: gateway\\n   at Shop.Pay()",'
+     '"State":{"Message":"payment retried for order 42","order":42,"{OriginalFormat}":"payment retried for order {order}"}}',
+     {"timestamp": "2026-11-25T10:00:00.125000Z", "level": "WARN", "message": "payment retried for order 42",
+      "error": {"stack": "System.TimeoutException: gateway\n   at Shop.Pay()"},
+      "attributes": {"Category": "Shop.Payments", "EventId": 0}}),
+    ("rust tracing", "tracing-subscriber docs, fmt::format::Json: an event with a field (the message is "
+     "fields.message, which was not read)",
+     '{"timestamp":"2026-11-25T10:00:00.125000Z","level":"INFO","fields":{"message":"preparing to shave yaks",'
+     '"number_of_yaks":3},"target":"fmt_json"}',
+     {"timestamp": "2026-11-25T10:00:00.125000Z", "level": "INFO", "message": "preparing to shave yaks",
+      "attributes": {"fields": {"number_of_yaks": 3}, "target": "fmt_json"}}),
+    ("caddy", "Caddy docs, the log directive: an access log line (JSON encoder; status, size and duration "
+     "in seconds were attributes, the request an object nobody read)",
+     '{"level":"info","ts":1795600800.125,"logger":"http.log.access.log0","msg":"handled request",'
+     '"request":{"remote_ip":"203.0.113.7","remote_port":"51234","client_ip":"203.0.113.7","proto":"HTTP/2.0",'
+     '"method":"GET","host":"shop.example.com","uri":"/api/cart?id=7","headers":{"User-Agent":["curl/8.5.0"]}},'
+     '"bytes_read":0,"user_id":"","duration":0.0012,"size":512,"status":404,"resp_headers":{"Server":["Caddy"]}}',
+     {"timestamp": "2026-11-25T10:00:00.125000Z", "level": "INFO", "message": "handled request",
+      "http": {"method": "GET", "path": "/api/cart?id=7", "client_ip": "203.0.113.7", "user_agent": "curl/8.5.0",
+               "status": 404, "bytes_sent": 512, "duration_ms": 1.2}}),
+    ("traefik", "Traefik docs, access logs in JSON (default fields; Duration in nanoseconds, msg empty)",
+     '{"ClientAddr":"203.0.113.7:51234","ClientHost":"203.0.113.7","DownstreamContentSize":512,'
+     '"DownstreamStatus":502,"Duration":12500000,"OriginStatus":502,"RequestMethod":"POST","RequestPath":"/api/pay",'
+     '"RequestProtocol":"HTTP/1.1","RequestHost":"shop.example.com","RouterName":"shop@docker",'
+     '"StartUTC":"2026-11-25T10:00:00.112500000Z","level":"info","msg":"","time":"2026-11-25T10:00:00Z"}',
+     # the level is logrus's "info" as sent (a level sent wins over the status's)
+     {"timestamp": "2026-11-25T10:00:00.000000Z", "level": "INFO", "message": "POST /api/pay",
+      "http": {"method": "POST", "path": "/api/pay", "status": 502, "client_ip": "203.0.113.7",
+               "bytes_sent": 512, "duration_ms": 12.5},
+      "attributes": {"RouterName": "shop@docker", "RequestHost": "shop.example.com"}}),
 ]
 
 

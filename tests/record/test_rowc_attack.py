@@ -97,12 +97,22 @@ def test_every_dialect_predicate_with_all_its_keys() -> None:
     # each predicate's keys with string values (the dialect's rewrite reads them)
     groups = [("@t", "@mt"), ("MESSAGE", "PRIORITY"), ("level_value", "logger_name"), ("ecs",),
               ("pid", "hostname", "msg", "level"), ("stacktrace", "ts"), ("source", "msg", "time", "level"),
-              ("text", "record"), ("levelname",), ("httpRequest",)]
+              ("text", "record"), ("levelname",), ("httpRequest",), ("loggerName", "instant"),
+              ("loggerName", "thrown"), ("loggerFqcn",), ("LogLevel", "Category"), ("LogLevel", "EventId"),
+              ("fields", "target"), ("request", "duration", "logger"), ("resp_headers",), ("DownstreamStatus",)]
     for group in groups:
         for value in VALUES:
             members = ",".join(f'"{k}":{value}' for k in group)
             bodies.append(f'{{{members},"service":"s"}}'.encode())
     assert _differences(bodies, tenants=(None,)) == []
+
+
+def test_every_documented_logger_line_is_stored_alike() -> None:
+    """The loggers' own lines (tests/record/test_dialects.py DOCUMENTED): one body of all of them."""
+    from tests.record.test_dialects import DOCUMENTED
+
+    body = "\n".join(line for _, _, line, _ in DOCUMENTED).encode()
+    assert _differences([body]) == []
 
 
 def test_every_dialect_line_goes_back_to_python() -> None:

@@ -36,7 +36,7 @@
  * the source of dialects._dialect_of, record._fold, rows.encode_record … and the alias tables).
  * When one of them changes, the server does not use this normaliser ("rowc is off: …") until
  * someone has brought this file in line and written the new digest here. */
-#define MIRRORS_SHA256 "935b1b50d4132771a681a0cb9616cacc8702fe023a90327676539eed503815aa"
+#define MIRRORS_SHA256 "da228081927e4913dd074cf4703dc035949cd292fa212dedf771d145aa1cf210"
 
 #define MAX_DEPTH 32
 #define MAX_MEMBERS 256
@@ -491,6 +491,14 @@ enum {
 #define D_RECORD 2097152u
 #define D_SHORT_MESSAGE 4194304u
 #define D_VERSION 8388608u
+#define D_LOGGER_NAME_J 16777216u /* log4j2: loggerName */
+#define D_INSTANT 33554432u
+#define D_THROWN 67108864u
+#define D_FIELDS 134217728u      /* rust tracing: fields + target */
+#define D_TARGET 268435456u
+#define D_REQUEST 536870912u     /* caddy: request + duration + logger */
+#define D_DURATION 1073741824u
+#define D_LOGGER 2147483648u
 
 typedef struct {
     const char *name;
@@ -579,6 +587,18 @@ static const keydef_t KEYS[] = {
     {"caller", F_NONE, 0, D_CALLER},
     {"text", F_NONE, 0, D_TEXT},     /* loguru serialize=True: {"text", "record"} */
     {"record", F_NONE, 0, D_RECORD},
+    {"loggerFqcn", F_REFUSE, 0, 0},       /* log4j2 JsonLayout */
+    {"loggerName", F_NONE, 0, D_LOGGER_NAME_J},
+    {"instant", F_NONE, 0, D_INSTANT},
+    {"thrown", F_NONE, 0, D_THROWN},
+    {"LogLevel", F_REFUSE, 0, 0},         /* .NET JsonConsoleFormatter (with Category or EventId) */
+    {"fields", F_NONE, 0, D_FIELDS},
+    {"target", F_NONE, 0, D_TARGET},
+    {"resp_headers", F_REFUSE, 0, 0},     /* caddy */
+    {"request", F_NONE, 0, D_REQUEST},
+    {"duration", F_NONE, 0, D_DURATION},
+    {"logger", F_NONE, 0, D_LOGGER},
+    {"DownstreamStatus", F_REFUSE, 0, 0}, /* traefik */
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -621,6 +641,9 @@ static int is_dialect(unsigned d) {
     if ((d & D_SOURCE) && (d & D_MSG) && (d & D_TIME) && (d & D_LEVEL)) return 1;
     if ((d & D_TEXT) && (d & D_RECORD)) return 1; /* loguru */
     if ((d & D_SHORT_MESSAGE) && (d & D_VERSION)) return 1; /* gelf */
+    if ((d & D_LOGGER_NAME_J) && (d & (D_INSTANT | D_THROWN))) return 1; /* log4j2 */
+    if ((d & D_FIELDS) && (d & D_TARGET)) return 1; /* rust tracing */
+    if ((d & D_REQUEST) && (d & D_DURATION) && (d & D_LOGGER)) return 1; /* caddy */
     return 0;
 }
 

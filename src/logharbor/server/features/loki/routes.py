@@ -18,6 +18,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
@@ -68,8 +69,8 @@ def loki_time(value: str | None, default: int) -> int:
     try:
         if re.fullmatch(r"-?\d+", text):
             return int(text) * NS if len(text.lstrip("-")) <= 10 else int(text)
-        if re.fullmatch(r"-?\d+\.\d*", text):
-            return round(float(text) * NS)
+        if re.fullmatch(r"-?\d+\.\d*", text):  # float seconds: every digit, not a binary product
+            return int(Decimal(text).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
         return parse_timestamp(text)
     except (ValueError, TypeError):
         raise ApiError(400, "invalid_time", f"cannot parse {value!r} as a time") from None
@@ -79,7 +80,8 @@ def _step(value: str | None, start: int, end: int) -> int:
     if not value:
         return max(NS, (end - start) // 250 // NS * NS)
     try:
-        step = round(float(value) * NS) if re.fullmatch(r"\d+(\.\d+)?", value) else parse_duration_ns(value)
+        step = (int(Decimal(value).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
+                if re.fullmatch(r"\d+(\.\d+)?", value) else parse_duration_ns(value))
     except TimeParseError as exc:
         raise ApiError(400, "invalid_step", f"step: {exc}") from None
     if step <= 0:
