@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, inspect, select
 
 from logharbor.server.features.alerts.tables import alert_states
-from logharbor.server.meta.db import MetaStore, add_missing_columns, metadata
+from logharbor.server.meta.db import READABLE_FROM, SCHEMA_VERSION, MetaStore, add_missing_columns, metadata
 
 
 def old_alert_states(engine) -> None:  # type: ignore[no-untyped-def]
@@ -54,3 +54,28 @@ def test_a_new_column_that_is_not_nullable_is_refused(tmp_path: Path) -> None:
     finally:
         metadata.remove(probe)
         engine.dispose()
+
+
+def test_the_schema_row_is_written_by_the_first_start_and_read_by_the_next(tmp_path: Path) -> None:
+    """A database of the releases before the row (schema 0) is brought to this schema and stamped;
+    a restart finds the row and writes nothing; a newer one is refused before any DDL
+    (tests/upgrade/test_newer_release_files.py)."""
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    engine = create_engine(url)
+    old_alert_states(engine)  # an older release's database: no logharbor_schema table
+    engine.dispose()
+    meta = MetaStore(url)
+    try:
+        assert meta.schema() == (0, 0)
+        meta.create()
+        assert meta.schema() == (SCHEMA_VERSION, READABLE_FROM)
+    finally:
+        meta.close()
+    written = (tmp_path / "meta.db").read_bytes()
+    again = MetaStore(url)
+    try:
+        again.create()
+        assert again.check_schema() == (SCHEMA_VERSION, READABLE_FROM)
+    finally:
+        again.close()
+    assert (tmp_path / "meta.db").read_bytes() == written  # a restart writes nothing

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from logharbor.durable import write_atomic
+from logharbor.formatversion import NewerFormat
 from logharbor.server.engine.store.sql import migrate as migrate_sql
 
 __all__ = ["Migration", "register"]
@@ -154,15 +155,16 @@ def copy_metadata(source_url: str, target_url: str, progress: MigrationProgress)
 
     import logharbor.server.features.alerts.tables
     import logharbor.server.features.retention.tables  # noqa: F401 - both register their tables in metadata
-    from logharbor.server.meta.db import MetaStore, advance_sequence, metadata
+    from logharbor.server.meta.db import MetaStore, advance_sequence, metadata, schema_info
 
     source, target = MetaStore(source_url), MetaStore(target_url)
     try:
+        source.check_schema()  # a newer release's database is refused, not copied into an older schema
         target.create()
         present = set(inspect(source.engine).get_table_names())
         for table in metadata.sorted_tables:
-            if table.name in progress.meta or table.name not in present:
-                continue
+            if table.name in progress.meta or table.name not in present or table is schema_info:
+                continue  # (the schema row is the target's own, written by its create())
             with source.engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(select(table)).mappings()]
             with target.engine.begin() as conn:
@@ -289,6 +291,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"logharbor migrate: {exc}\nprogress is kept in {progress.path}: "
                           f"run the same command again to carry on")
             raise typer.Exit(1) from None
+        except NewerFormat as exc:
+            console.print(f"logharbor migrate: {exc}")
+            raise typer.Exit(2) from None
         finally:
             source.close()
             target.close()

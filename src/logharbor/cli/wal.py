@@ -3,6 +3,7 @@ and list or requeue the rows the store refused."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -86,10 +87,14 @@ def verify(data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
     Exit status: 0 clean, 1 damage in a segment (or a repair cut short), 3 only a torn tail or
     damage set aside earlier in quarantine.
     """
+    from logharbor.formatversion import NewerFormat
     from logharbor.server.engine.wal.tools import verify_report
 
     _quiet()
-    report = verify_report(_wal_dir(data_dir))
+    try:
+        report = verify_report(_wal_dir(data_dir))
+    except NewerFormat as exc:
+        die(f"wal verify: {exc}")
     if as_json:
         typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -105,15 +110,20 @@ def repair(data_dir: Path = _DATA_DIR,
     Refuses while a server owns the directory: stop it first. Asks before changing anything
     unless --yes. Only the damaged entries are lost (their bytes stay in quarantine).
     """
-    from logharbor.server.engine.wal.segments import WalLocked, lock_directory
+    from logharbor.formatversion import NewerFormat
+    from logharbor.server.engine.batcher_progress import DamagedProgress, stored_seq
+    from logharbor.server.engine.wal.segments import WalLocked, check_versions, lock_directory
     from logharbor.server.engine.wal.tools import RepairError, finish_interrupted, plan_repair
     from logharbor.server.engine.wal.tools import repair as run_repair
 
     _quiet()
     wal_dir = _wal_dir(data_dir)
     try:
+        check_versions(wal_dir)  # before the lock: a refusal writes nothing
+        with contextlib.suppress(DamagedProgress):  # the repair rewrites its positions
+            stored_seq(wal_dir.parent / "batcher.json")
         lock = lock_directory(wal_dir)
-    except WalLocked as exc:
+    except (WalLocked, NewerFormat) as exc:
         die(f"wal repair: {exc}")
     try:
         done: list[str] = []
@@ -179,6 +189,7 @@ def refused(data_dir: Path = _DATA_DIR,
 
 
 def _requeue(wal_dir: Path, path: Path, key_file: Path | None, read_refused) -> None:  # type: ignore[no-untyped-def]
+    from logharbor.formatversion import NewerFormat
     from logharbor.sealing import Sealer
     from logharbor.server.engine.batcher_progress import stored_seq
     from logharbor.server.engine.wal import WriteAheadLog
@@ -196,6 +207,8 @@ def _requeue(wal_dir: Path, path: Path, key_file: Path | None, read_refused) -> 
         wal.open(min_next_seq=stored_seq(wal_dir.parent / "batcher.json") + 1)
     except WalLocked as exc:
         die(f"wal refused: {exc}: stop the server first")
+    except NewerFormat as exc:
+        die(f"wal refused: {exc}")
     moved = path.with_name("requeued-" + path.name.removeprefix("refused-"))
     sidecar = path.with_suffix(".json")
     try:

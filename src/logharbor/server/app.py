@@ -2,7 +2,9 @@
 
 Kept thin on purpose (Datasette's lesson): each feature lives in its own module and contributes a
 router; this file only wires them together and owns start-up and shutdown order:
-store → WAL (recovering a torn tail) → batcher (replaying an unfinished batch) → HTTP.
+versions of every file (server/ondisk.py: a file of a newer release refuses the start before
+anything is written) → metadata → store → WAL (recovering a torn tail) → batcher (replaying an
+unfinished batch) → HTTP.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from logharbor import __version__
 from logharbor.durable import write_atomic
+from logharbor.formatversion import NewerFormat
 from logharbor.sealing import Sealer
 from logharbor.server.apidocs import api_docs_router
 from logharbor.server.auth import AuthMiddleware, RateLimiter
@@ -89,6 +92,7 @@ from logharbor.server.limits import RequestLimits, store_limit_handler
 from logharbor.server.meta.db import MetaDamaged, MetaStore, MetaUnreachable
 from logharbor.server.meta.keys import KeyStore
 from logharbor.server.metrics import ServerMetrics
+from logharbor.server.ondisk import refuse_newer_files
 from logharbor.server.probes import health_router
 from logharbor.server.ui import ui_router
 
@@ -166,8 +170,11 @@ def private_data_dir(config: ServerConfig) -> None:
 
 def build_runtime(config: ServerConfig) -> Runtime:
     """Open everything in order; the caller closes it with :func:`close_runtime`."""
-    private_data_dir(config)
+    private_umask()  # what is created from here on is private (a new data dir too)
+    sealer = Sealer.from_file(config.encryption_key_file) if config.encryption_key_file else None
     meta = MetaStore.for_data_dir(config.data_dir, config.meta_url)
+    refuse_newer_files(config, meta, sealer)  # before the first write: a refusal changes nothing
+    private_data_dir(config)
     meta.create()
     keys = KeyStore(meta)
     key_file = bootstrap_admin_key(config, keys)
@@ -175,7 +182,6 @@ def build_runtime(config: ServerConfig) -> Runtime:
         log.warning("created the first admin API key; it is in %s (readable by this user only)", key_file)
         print(f"logharbor: first start: admin API key written to {key_file}", flush=True)
     metrics = ServerMetrics()
-    sealer = Sealer.from_file(config.encryption_key_file) if config.encryption_key_file else None
     secrets = SecretBox.for_server(config.data_dir, sealer, config.secrets_key_file)
     channel_hosts = HostPolicy.from_lists(config.channel_allow_hosts, config.channel_deny_hosts)
     store = open_store(config, sealer)
@@ -282,7 +288,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             runtime = build_runtime(config)
-        except (StoreError, MetaDamaged, MetaUnreachable, DamagedProgress) as exc:  # messages that name it
+        except (StoreError, MetaDamaged, MetaUnreachable, DamagedProgress, NewerFormat) as exc:  # named
             log.error("logharbor server cannot start: %s", exc)
             print(f"logharbor server: cannot start: {exc}", file=sys.stderr, flush=True)
             app.state.start_error = exc  # said in one line: run_server keeps the traceback out

@@ -2,7 +2,9 @@
 inserted when it was last written (the *intent*, replayed after a crash with the same token).
 
 Written atomically (``durable.write_atomic``); a file that does not parse stops the start with
-a message naming it (:class:`DamagedProgress`).
+a message naming it (:class:`DamagedProgress`), and so does one of a ``version`` this release
+does not read (:class:`~logharbor.formatversion.NewerFormat`: never taken for damage, never
+rewritten).
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from pathlib import Path
 import orjson
 
 from logharbor.durable import write_atomic
+from logharbor.formatversion import NewerFormat
 from logharbor.server.engine.wal import WalPosition
 
-__all__ = ["BatcherProgress", "DamagedProgress", "load_progress", "save_progress", "stored_seq"]
+__all__ = ["VERSION", "BatcherProgress", "DamagedProgress", "load_progress", "save_progress", "stored_seq"]
+
+#: the format written (and the only one read: files without the member are version 1 too)
+VERSION = 1
 
 
 @dataclass
@@ -43,6 +49,11 @@ def _read(path: Path) -> dict[str, object] | None:
         data = orjson.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        version = data.get("version", VERSION)
+        if type(version) is int and version != VERSION:  # a well-formed version: newer, not damage
+            raise NewerFormat(path, "the batcher's progress file", version, (VERSION,))
+        if type(version) is not int:
+            raise ValueError(f"version {version!r} is not a number")
         int(data.get("done_seq", 0))
         WalPosition(*data["done_pos"])
         intent = data.get("intent")
@@ -84,7 +95,7 @@ def load_progress(path: Path) -> BatcherProgress | None:
 
 def save_progress(path: Path, progress: BatcherProgress) -> None:
     """Replace ``path`` with ``progress``, durably (raises OSError, e.g. on a full disk)."""
-    body: dict[str, object] = {"version": 1, "done_seq": progress.done_seq,
+    body: dict[str, object] = {"version": VERSION, "done_seq": progress.done_seq,
                                "done_pos": progress.done_pos.as_list()}
     if progress.intent:
         first, last, start, end = progress.intent

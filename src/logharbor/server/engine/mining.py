@@ -18,6 +18,9 @@ from the set on load, so a crash anywhere replays to the same groups. The journa
 new snapshot (temp file, fsync, rename) every ``compact_ops`` changes; a torn last journal line is
 dropped. State written by the first release (version 1: clusters with ids fixed at creation) is
 not replayed: its ids are adopted from the patterns table instead (server/features/patterns/upkeep.py).
+A snapshot of a later version, or a journal change of a kind neither version knows, was written by
+a newer release: the start is refused (:class:`~logharbor.formatversion.NewerFormat`) before
+anything is moved aside, cut or compacted.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import orjson
 
 from logharbor.durable import write_atomic
+from logharbor.formatversion import NewerFormat
 from logharbor.miner import Miner, Row
 from logharbor.patterns import pattern_id, pattern_key, template_of
 from logharbor.sealing import Sealer, SealError
@@ -50,7 +54,8 @@ _ROW_START = b"\n" + PATTERN_PREFIX  # a newline then this: only ever the start 
 _SID_AT_ROW = re.compile(re.escape(_ROW_START) + rb"([^\n]{0,16})")
 _VERSION = 2
 _SAMPLE_CHARS = 256  # the miner keeps one sample per masked template: its head is enough
-_OPS = frozenset("adlLE")  # the op kinds of version 2 (version 1 had c, s, e)
+_OPS = frozenset("adlLE")  # the op kinds of version 2
+_FIRST_RELEASE_OPS = frozenset("cse")  # version 1's
 
 
 class _Damaged(Exception):
@@ -130,6 +135,7 @@ class PatternMiner:
         if raw_snap is not None:
             try:
                 data = orjson.loads(self._open(raw_snap))
+                self._refuse_newer_snapshot(data)
                 if int(data.get("version", 1)) < _VERSION:
                     data = None
                 else:
@@ -172,6 +178,7 @@ class PatternMiner:
                 break
             if gen <= snap_gen:
                 continue  # folded into the snapshot already (a crash between rename and truncate)
+            self._refuse_newer_ops(ops, number)
             self.generation = max(self.generation, gen)
             try:
                 for op in ops:
@@ -195,6 +202,47 @@ class PatternMiner:
         self._pending.extend(ops)  # aliases of group ids that the replay saw go: with the next batch
         now = int(time.time() * 1000)
         return [_row(r, now) for r in rows]
+
+    def check_version(self) -> None:
+        """Refuse state of a newer release (:class:`NewerFormat`); read-only. What does not parse
+        is left to :meth:`load` (damage, handled there)."""
+        try:
+            raw = self.snapshot_path.read_bytes()
+            self._refuse_newer_snapshot(orjson.loads(self._open(raw)))
+        except (OSError, orjson.JSONDecodeError, SealError, ValueError, AttributeError):
+            pass
+        try:
+            lines = self.journal_path.read_bytes().split(b"\n")
+        except OSError:
+            return
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = orjson.loads(self._open(base64.b64decode(line, validate=True))
+                                     if self.sealer is not None else line)
+                ops = entry["ops"]
+            except (orjson.JSONDecodeError, binascii.Error, SealError, KeyError, TypeError, ValueError):
+                continue
+            if isinstance(ops, list):
+                self._refuse_newer_ops(ops, number)
+
+    def _refuse_newer_snapshot(self, data: Any) -> None:
+        version = data.get("version", 1) if isinstance(data, dict) else None
+        if type(version) is int and version > _VERSION:
+            raise NewerFormat(self.snapshot_path, "the pattern miner's snapshot", version,
+                              range(1, _VERSION + 1), self._aside_advice())
+
+    def _refuse_newer_ops(self, ops: list[Any], number: int) -> None:
+        known = _OPS | _FIRST_RELEASE_OPS
+        kind = next((op[0] for op in ops if isinstance(op, list) and op and isinstance(op[0], str)
+                     and op[0] not in known), None)
+        if kind is not None:
+            raise NewerFormat(self.journal_path, f"the pattern miner's journal (line {number}: a change "
+                              f"of kind {kind!r})", f"above {_VERSION}", range(1, _VERSION + 1),
+                              self._aside_advice())
+
+    def _aside_advice(self) -> str:
+        return (f"or, to start this release anyway, move {self.directory} aside (patterns are then "
+                "learned afresh; stored records do not depend on them)")
 
     def _skip_damaged(self, damaged: list[tuple[int, int, bytes, str]]) -> None:
         """Count and log the journal lines that were skipped, keep a copy of them, and fold the

@@ -24,6 +24,11 @@ An entry key (≤ 255 bytes, see :class:`EntryKey`) holds the time it was writte
 request's digest and body fingerprint, and up to 14 document digests; a ``_bulk`` request with more
 ``_id``s is written as several entries, the request's own key in the *last* one, so a request is
 never remembered as stored while part of it is not.
+
+**Versions.** Each key starts with its format version, and each record of the file is checked by a
+CRC over the whole key: a record whose CRC holds but whose version is not this release's was
+written by a newer release, and the start is refused
+(:class:`~logharbor.formatversion.NewerFormat`) before the file is compacted, which would drop it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logharbor.durable import fsync_dir, write_atomic
+from logharbor.formatversion import NewerFormat
 
 __all__ = ["DOCS_PER_ENTRY", "EntryKey", "KeyIndex", "content_digest", "doc_digest", "request_digest",
            "request_fingerprint", "valid_key"]
@@ -129,12 +135,16 @@ class EntryKey:
         return cls(written, request, docs)
 
 
-def _record_at(data: bytes, pos: int) -> bytes | None:
-    """The key of the file record at ``pos``, or None when its length, CRC or key do not hold."""
+def _record_at(data: bytes, pos: int, path: Path) -> bytes | None:
+    """The key of the file record at ``pos``, or None when its length, CRC or key do not hold.
+
+    A record whose CRC holds over a key of another version is a newer release's: refused."""
     size, crc = _RECORD.unpack_from(data, pos)
     raw = data[pos + _RECORD.size : pos + _RECORD.size + size]
     if len(raw) < size or zlib.crc32(raw) != crc:
         return None
+    if raw and raw[0] != _VERSION:
+        raise NewerFormat(path, f"the idempotency key file (a record at byte {pos})", raw[0], (_VERSION,))
     try:
         EntryKey.decode(raw)
     except ValueError:
@@ -212,6 +222,10 @@ class KeyIndex:
 
     # -- start-up and the persistent file --------------------------------------------------------
 
+    def check_version(self) -> None:
+        """Refuse a file holding keys of a newer format (read-only: see :meth:`load`)."""
+        self._read_file(report=False)
+
     def load(self, wal_keys: Iterable[tuple[int, bytes]]) -> None:
         """Rebuild from the file (keys of deleted WAL segments) and the WAL's keyed entries."""
         raw_keys = self._read_file()
@@ -262,10 +276,11 @@ class KeyIndex:
         if size > 2 * self._file_bytes_after_compaction + (1 << 20):
             self._rewrite([raw for raw in self._read_file() if self._live(raw)])
 
-    def _read_file(self) -> list[bytes]:
+    def _read_file(self, *, report: bool = True) -> list[bytes]:
         """Every whole record of the file. A damaged record (a flipped bit) is skipped by finding
         the next place where a length, its CRC and a readable key agree, so one bad byte costs
-        only the keys it touched, not every key after it; a torn tail is cut. Both are logged."""
+        only the keys it touched, not every key after it; a torn tail is cut. Both are logged
+        (when ``report``). A record of a newer format raises :class:`NewerFormat`."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -275,7 +290,7 @@ class KeyIndex:
         skipped = 0
         damaged_at: int | None = None
         while pos + _RECORD.size <= len(data):
-            raw = _record_at(data, pos)
+            raw = _record_at(data, pos, self.path)
             if raw is None:
                 damaged_at = pos if damaged_at is None else damaged_at
                 pos += 1
@@ -284,6 +299,8 @@ class KeyIndex:
             out.append(raw)
             pos += _RECORD.size + len(raw)
         tail = len(data) - pos
+        if not report:
+            return out
         if damaged_at is not None and skipped:
             log.warning("idempotency: %s: %d damaged bytes from byte %d were skipped; %d keys read "
                         "(a retry of a request whose key was lost may be stored twice)",

@@ -1,10 +1,17 @@
 """The metadata database: API keys, audit log (and later rules, dashboards, retention).
 
 SQLAlchemy Core on SQLite in the data directory by default (``sqlite:///DATA/meta.db``), or
-PostgreSQL when several servers share it. Tables are created on open; the schema is versioned by
-the table set itself: new tables are created, and a new column (always nullable, so old rows
-stay valid) is added to an existing table by :func:`add_missing_columns`. Nothing is dropped or
-retyped in place.
+PostgreSQL when several servers share it. Tables are created on open: new tables are created, and
+a new column (always nullable, so old rows stay valid) is added to an existing table by
+:func:`add_missing_columns`. Nothing is dropped or retyped in place.
+
+The ``logharbor_schema`` row says which schema the database was brought to (``version``) and the
+oldest schema a release must know to use it (``readable_from``; a change that older releases can
+live with, such as a new nullable column, leaves it alone). A database without the row is one of
+the releases before it (schema 0). A release refuses a database whose ``readable_from`` is above
+its own :data:`SCHEMA_VERSION` (:class:`~logharbor.formatversion.NewerFormat`, before any DDL),
+and leaves the tables of a newer one it can use exactly as they are: no table or column is
+created in it, nothing is migrated down.
 """
 
 from __future__ import annotations
@@ -29,11 +36,26 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, InterfaceError, OperationalError
 
-__all__ = ["MetaDamaged", "MetaStore", "add_missing_columns", "api_keys", "audit_log", "metadata"]
+from logharbor.formatversion import NewerFormat
+
+__all__ = ["READABLE_FROM", "SCHEMA_VERSION", "MetaDamaged", "MetaStore", "add_missing_columns", "api_keys",
+           "audit_log", "metadata", "schema_info"]
+
+#: the schema this release creates; a database is readable here while its readable_from is at most this
+SCHEMA_VERSION = 1
+#: the oldest schema a release must know to use a database this release brought to SCHEMA_VERSION
+READABLE_FROM = 1
 
 metadata = MetaData()
+
+schema_info = Table(
+    "logharbor_schema", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    Column("version", Integer, nullable=False),
+    Column("readable_from", Integer, nullable=False),
+)
 
 api_keys = Table(
     "api_keys", metadata,
@@ -105,11 +127,47 @@ class MetaStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{data_dir / 'meta.db'}")
 
-    def create(self) -> None:
-        """Create missing tables and columns; a damaged SQLite file stops here, named."""
+    def where(self) -> str:
+        """The database for messages: the SQLite file, or the URL without its password."""
+        if self.url.startswith("sqlite"):
+            return self.url.split("sqlite:///", 1)[-1]
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def schema(self) -> tuple[int, int]:
+        """(version, readable_from) of the database; (0, 0) before the row existed. Read-only."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(schema_info.name):
+                return 0, 0
+            row = conn.execute(schema_info.select().where(schema_info.c.id == 1)).first()
+        return (0, 0) if row is None else (int(row.version), int(row.readable_from))
+
+    def check_schema(self) -> tuple[int, int]:
+        """Refuse (:class:`NewerFormat`) a database of a schema this release cannot use; read-only,
+        and a SQLite file that is not there yet is not created. Returns :meth:`schema`."""
+        if self.url.startswith("sqlite") and not Path(self.where()).exists():
+            return 0, 0
         try:
+            version, readable_from = self.schema()
+        except (OperationalError, InterfaceError, DatabaseError):
+            return 0, 0  # unreachable or damaged: create() says so, naming it
+        finally:
+            self.engine.dispose()  # SQLite removes the -wal/-shm files a read made beside the file
+        if readable_from > SCHEMA_VERSION:
+            raise NewerFormat(self.where(), "the metadata database (logharbor_schema)",
+                              f"{version} (readable from schema {readable_from})",
+                              range(0, SCHEMA_VERSION + 1), "its tables were not touched")
+        return version, readable_from
+
+    def create(self) -> None:
+        """Create missing tables and columns (in a database of an older or this schema only); a
+        newer schema is refused or left as it is; a damaged SQLite file stops here, named."""
+        try:
+            version, _ = self.check_schema()
+            if version > SCHEMA_VERSION:
+                return  # a newer release's schema that this one can use: never altered, never migrated down
             metadata.create_all(self.engine)
             add_missing_columns(self.engine)
+            self._stamp(version)
         except (OperationalError, InterfaceError) as exc:
             if self.url.startswith("sqlite"):
                 raise
@@ -117,12 +175,28 @@ class MetaStore:
         except DatabaseError as exc:
             if not self.url.startswith("sqlite"):
                 raise
-            path = self.url.split("sqlite:///", 1)[-1]
+            path = self.where()
             raise MetaDamaged(
                 f"the metadata database {path} cannot be read ({exc.orig or exc}). It holds the API "
                 "keys, alert rules and dashboards. Restore it from a backup, or recover what SQLite "
                 f"can: `sqlite3 {path} .recover | sqlite3 {path}.recovered` and move "
                 f"{path}.recovered to {path} (with the server stopped)") from None
+
+    def _stamp(self, version: int) -> None:
+        """Record that the database is now at :data:`SCHEMA_VERSION` (after its DDL ran)."""
+        if version == SCHEMA_VERSION:
+            return
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(schema_info.select().where(schema_info.c.id == 1)).first()
+                if row is None:
+                    conn.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION,
+                                                             readable_from=READABLE_FROM))
+                elif row.version < SCHEMA_VERSION:
+                    conn.execute(schema_info.update().where(schema_info.c.id == 1).values(
+                        version=SCHEMA_VERSION, readable_from=max(int(row.readable_from), READABLE_FROM)))
+        except IntegrityError:
+            pass  # another server sharing the database stamped it meanwhile
 
     def _unreachable(self, exc: Exception) -> str:
         url = make_url(self.url)

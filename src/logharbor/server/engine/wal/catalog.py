@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logharbor.framing import MAGIC_SIZE, SegmentScan, Span, detect_version, scan
-from logharbor.sealing import Sealer, looks_sealed
+from logharbor.sealing import Sealer, SealError, looks_sealed
 from logharbor.server.engine.wal.quarantine import Quarantine, segment_name
-from logharbor.server.engine.wal.segments import WalSealed, list_segments, scan_segment
+from logharbor.server.engine.wal.segments import WalSealed, list_segments, refuse_newer, scan_segment
 
 __all__ = ["Catalog", "WalEntry", "WalPosition", "WalRead"]
 
@@ -79,7 +79,9 @@ class Catalog:
         self.segments = list_segments(self.directory)
         for seg in self.segments:
             with open(self.path(seg), "rb") as fh:
-                self.versions[seg] = detect_version(fh.read(MAGIC_SIZE))
+                head = fh.read(MAGIC_SIZE)
+                refuse_newer(self.path(seg), head)
+                self.versions[seg] = detect_version(head)
                 self.ends[seg] = os.fstat(fh.fileno()).st_size
 
     def path(self, segment: int) -> Path:
@@ -255,7 +257,10 @@ class Catalog:
                     else:
                         payload = os.pread(fh.fileno(), span.end - span.payload_start, span.payload_start)
                     if self.sealer is not None:
-                        payload = self.sealer.open(payload)
+                        try:
+                            payload = self.sealer.open(payload)
+                        except SealError as exc:  # a key gone, or a newer seal: kept, named, retried
+                            raise SealError(f"{self.path(seg)}: entry {span.seq}: {exc}") from None
                     elif looks_sealed(payload):  # sealed bytes are not rows: never hand them on
                         raise WalSealed(f"{self.path(seg)}: entry {span.seq} is sealed (encryption at rest) "
                                         "and no key file is given: start the server with its "

@@ -33,7 +33,13 @@ from logharbor.framing import MAGIC_SIZE, MAGIC_V2, MAX_KEY, entry_header, entry
 from logharbor.sealing import Sealer
 from logharbor.server.engine.wal.catalog import Catalog, WalEntry, WalPosition, WalRead
 from logharbor.server.engine.wal.quarantine import Quarantine, segment_name
-from logharbor.server.engine.wal.segments import JOURNAL, WalLocked, lock_directory, scan_segment
+from logharbor.server.engine.wal.segments import (
+    JOURNAL,
+    WalLocked,
+    check_versions,
+    lock_directory,
+    scan_segment,
+)
 from logharbor.threadnames import name_os_thread
 
 __all__ = ["WalEntry", "WalFull", "WalNoSpace", "WalPosition", "WalRead", "WriteAheadLog"]
@@ -119,8 +125,10 @@ class WriteAheadLog:
 
         ``min_next_seq`` is a floor for the next sequence number (one past what the store has):
         store inserts are deduplicated by sequence range, so numbers must never be reused, even
-        if the WAL directory was lost or emptied by hand.
+        if the WAL directory was lost or emptied by hand. A segment of a newer format raises
+        :class:`~logharbor.formatversion.NewerFormat` before anything is written (not even the lock).
         """
+        check_versions(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_directory(self.directory, wait_s=10.0)
         if (self.directory / JOURNAL).exists():

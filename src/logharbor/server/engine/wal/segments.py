@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from logharbor.formatversion import NewerFormat, magic_version
 from logharbor.framing import (
     MAGIC_SIZE,
     MAGIC_V1,
@@ -21,9 +22,13 @@ from logharbor.framing import (
     detect_version,
     scan,
 )
-from logharbor.server.engine.wal.quarantine import SUFFIX
+from logharbor.server.engine.wal.quarantine import SUFFIX, segment_name
 
-__all__ = ["WalLocked", "WalSealed", "list_segments", "lock_directory", "lock_holder", "scan_segment"]
+__all__ = ["READABLE", "WalLocked", "WalSealed", "check_versions", "list_segments", "lock_directory",
+           "lock_holder", "refuse_newer", "scan_segment"]
+
+#: the segment formats this release reads (``LHWAL01``, ``LHWAL02``)
+READABLE = (1, 2)
 
 LOCK_NAME = "LOCK"
 #: left by ``logharbor wal repair`` while it rewrites segments; a server does not start over it
@@ -43,6 +48,28 @@ def list_segments(directory: Path) -> list[int]:
     """First sequence numbers of the segment files in ``directory``, in order."""
     return sorted(int(p.name[: -len(SUFFIX)]) for p in directory.glob("*" + SUFFIX)
                   if p.name[: -len(SUFFIX)].isdigit())
+
+
+def refuse_newer(path: Path, head: bytes) -> None:
+    """Raise :class:`NewerFormat` when ``head`` is a well-formed magic of a version not read here."""
+    version = magic_version(head, b"LHWAL")
+    if version is not None and version not in READABLE:
+        raise NewerFormat(path, "WAL segment", f"LHWAL{version:02d}", (f"LHWAL{v:02d}" for v in READABLE),
+                          "its records may not be in the store yet: the release that wrote it stores them")
+
+
+def check_versions(directory: Path) -> None:
+    """Refuse a WAL directory holding a segment of a newer format (reads 8 bytes of each; writes
+    nothing, takes no lock): called before anything of a start writes."""
+    if not directory.is_dir():
+        return
+    for first in list_segments(directory):
+        path = directory / segment_name(first)
+        try:
+            with open(path, "rb") as fh:
+                refuse_newer(path, fh.read(MAGIC_SIZE))
+        except FileNotFoundError:
+            continue  # released by the server that owns the directory (its lock refuses this start)
 
 
 def lock_holder(directory: Path) -> str:
@@ -101,10 +128,12 @@ def scan_segment(path: Path, first_seq: int, *, limit: int | None = None, seq_hi
 
     A segment whose magic is damaged is scanned in the format that finds more entries, and its
     first 8 bytes are reported as a bad span. A file shorter than the magic that is a prefix of
-    one (an interrupted creation) scans as version 2 with no entries and no damage.
+    one (an interrupted creation) scans as version 2 with no entries and no damage. A segment of a
+    newer format raises :class:`NewerFormat` (it is not damage: see ``formatversion.py``).
     """
     with open(path, "rb") as fh:
         data = fh.read() if limit is None else fh.read(limit)
+    refuse_newer(path, data)
     version = detect_version(data)
     if version is not None:
         return scan(data, version=version, prev_seq=first_seq - 1, seq_hi=seq_hi, torn_ok=torn_ok), data
