@@ -33,7 +33,7 @@ __all__ = ["FORMAT_VERSION", "CheckpointStore", "Entry", "fingerprint_of"]
 
 #: version 2 added ``mark``; a version 1 document is read as having no marks
 FORMAT_VERSION = 2
-_READABLE = (1, 2)
+_VERSIONS = statefile.Versions("file source checkpoint", (1, 2))
 
 
 @dataclass(slots=True)
@@ -72,8 +72,6 @@ def _stored(e: Entry) -> JsonObject:
 
 
 def _valid(doc: JsonObject) -> None:
-    if doc.get("version") not in _READABLE:
-        raise ValueError(f"unknown checkpoint version {doc.get('version')!r}")
     if not isinstance(doc.get("files", []), list):
         raise ValueError("'files' is not a list")
 
@@ -97,7 +95,7 @@ class CheckpointStore:
 
     def load(self, start_at: str = "beginning") -> list[Entry]:
         """Entries from the newest sound copy of the checkpoint, or none (reported when damaged)."""
-        loaded = statefile.read(self.path, _valid)
+        loaded = statefile.read(self.path, _valid, _VERSIONS)
         statefile.report(
             "checkpoint", loaded,
             "no sound copy: every file is read as on a first start (start_at: beginning: all of it "
@@ -113,6 +111,11 @@ class CheckpointStore:
         looked = doc.get("looked_at")
         self.looked_at = float(looked) if isinstance(looked, (int, float)) else None
         return [e for e in entries if e is not None]
+
+    def check_version(self) -> None:
+        """Refuse (:class:`~logharbor.formatversion.NewerFormat`) a checkpoint of a newer release;
+        read-only, so a source is built (and the agent stops) before anything is written."""
+        statefile.read(self.path, _valid, _VERSIONS)
 
     @staticmethod
     def _entry(raw: Any) -> Entry | None:

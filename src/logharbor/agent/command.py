@@ -8,6 +8,7 @@ and the running config kept). An agent reading only stdin exits by itself at the
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from logharbor.agent.config import ConfigError, load_config
 from logharbor.agent.pipeline import Agent
 from logharbor.agent.types import AgentError
 from logharbor.filemodes import private_umask
+from logharbor.formatversion import NewerFormat
 
 __all__ = ["run_agent"]
 
@@ -55,4 +57,8 @@ def run_agent(config: Path, *, check: bool = False) -> int:
         return Agent(cfg, config).run(stop, reload)
     except AgentError as exc:
         print(f"{config}: {exc}", file=sys.stderr)
+        return 2
+    except NewerFormat as exc:  # state of a newer release: nothing was written
+        telemetry.event(logging.ERROR, "agent cannot start: state written by a newer release", error=str(exc))
+        print(f"logharbor agent: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,7 @@ import orjson
 
 from logharbor import exactjson
 from logharbor.agent import eof, statedir, telemetry
+from logharbor.agent.buffer import DiskBuffer
 from logharbor.agent.config import AgentConfig, ConfigError, load_config
 from logharbor.agent.registry import SINKS, SOURCES, TRANSFORMS
 from logharbor.agent.sources.common import build_parser_for
@@ -182,15 +183,22 @@ class Agent:
         self.cfg = cfg
         self.config_path = Path(config_path) if config_path is not None else None
         statedir.prepare(cfg.data_dir)  # private (0700/0600), before any state file is opened
+        # a source sees one consumer, the pipeline; ``process`` fans each chunk out to the sinks
+        # of the moment, so the set of sinks can change while sources run. Sources are built
+        # first (they read their checkpoints, writing nothing) and every disk buffer is checked
+        # before any is opened: state of a newer release stops the agent before anything is
+        # written (formatversion.NewerFormat)
+        self.running: dict[str, _Running] = {
+            name: _Running(SOURCES[s.type].build(name, s, cfg.data_dir, 1))
+            for name, s in cfg.sources.items()}
+        for name, s in cfg.sinks.items():
+            buffer = getattr(s, "buffer", None)
+            if buffer is not None and buffer.type == "disk":
+                DiskBuffer.check_version(cfg.data_dir / "buffer" / name)
         self.sinks: dict[str, Sink] = {
             name: SINKS[s.type].build(name, s, cfg.data_dir) for name, s in cfg.sinks.items()}
         self._fanout: tuple[Sink, ...] = tuple(self.sinks.values())
         self.chains: dict[str, list[Callable[[Chunk], Chunk]]] = self._chains(cfg)
-        # a source sees one consumer, the pipeline; ``process`` fans each chunk out to the sinks
-        # of the moment, so the set of sinks can change while sources run
-        self.running: dict[str, _Running] = {
-            name: _Running(SOURCES[s.type].build(name, s, cfg.data_dir, 1))
-            for name, s in cfg.sources.items()}
         self._metrics_server: Any = None
         self._reload_lock = threading.RLock()
         self._closing = False

@@ -13,6 +13,11 @@ then it is the newest), the current file, the previous one. A copy that exists b
 is named in :attr:`Loaded.damaged`, and the caller says (:func:`report`) what that costs: one
 write older (the previous copy) is a few acknowledgements sent again, never everything.
 Documents written before the CRC existed (older agents) have none and are taken as they are.
+
+A sound copy whose ``version`` is a number this release does not read was written by a newer
+release (the CRC covers the version: it is not damage): :func:`read` raises
+:class:`~logharbor.formatversion.NewerFormat` instead of falling back to an older copy, so the
+agent stops before it writes anything over it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import orjson
 
 from logharbor.agent import telemetry
 from logharbor.durable import fsync_dir
+from logharbor.formatversion import NewerFormat
 from logharbor.types import JsonObject
 
-__all__ = ["Loaded", "dump", "read", "report", "write"]
+__all__ = ["Loaded", "Versions", "dump", "read", "report", "write"]
 
 _COPIES = (("tmp", ".tmp"), ("current", ""), ("previous", ".prev"))
 
@@ -76,9 +82,28 @@ class Loaded:
         return bool(self.damaged) and self.source in (None, "previous")
 
 
-def read(path: Path, valid: Any = None) -> Loaded:
+@dataclass(frozen=True)
+class Versions:
+    """The ``version`` members a document kind may have here (``default``: what its absence means)."""
+
+    what: str
+    readable: tuple[int, ...]
+    default: int | None = None
+
+    def check(self, doc: JsonObject, copy: Path) -> None:
+        """Raise :class:`NewerFormat` for a number not read here; ValueError for a version that
+        is not a number (damage)."""
+        version = doc.get("version", self.default)
+        if type(version) is int and version not in self.readable:
+            raise NewerFormat(copy, self.what, version, self.readable)
+        if type(version) is not int:
+            raise ValueError(f"version {version!r} is not a number")
+
+
+def read(path: Path, valid: Any = None, versions: Versions | None = None) -> Loaded:
     """The first sound copy of ``path``'s document (``valid(doc)`` may refuse one by raising
-    ValueError: a document of the wrong shape is as unusable as a damaged one)."""
+    ValueError: a document of the wrong shape is as unusable as a damaged one). A sound copy of a
+    version ``versions`` does not read raises :class:`NewerFormat`."""
     out = Loaded(path)
     for source, suffix in _COPIES:
         copy = path.with_name(path.name + suffix)
@@ -91,6 +116,8 @@ def read(path: Path, valid: Any = None) -> Loaded:
             continue
         try:
             doc = parse(data)
+            if versions is not None:
+                versions.check(doc, copy)
             if valid is not None:
                 valid(doc)
         except (ValueError, TypeError, KeyError) as exc:

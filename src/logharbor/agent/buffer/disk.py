@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logharbor.agent import telemetry
-from logharbor.agent.buffer.position import Pos, load_position, save_position
+from logharbor.agent.buffer.position import Pos, check_position_version, load_position, save_position
 from logharbor.agent.buffer.segmentlog import SegmentLog
-from logharbor.agent.buffer.segments import count_of, entry_size, list_segments, split_records
+from logharbor.agent.buffer.segments import check_versions, count_of, entry_size, list_segments, split_records
 from logharbor.agent.types import BufferClosed, Encoded
 from logharbor.filemodes import private_dir
 from logharbor.sealing import Sealer, SealError, looks_sealed
@@ -60,6 +60,7 @@ class DiskBuffer:
         self.dir = directory
         self.sink = sink or directory.name
         self.sealer = sealer  # encryption at rest: entries sealed (AES-GCM) on put, opened on read
+        self.check_version(directory)  # before anything is written: a newer release's buffer is refused
         private_dir(directory)
         self.max_bytes = max_bytes
         self.block = when_full == "block"
@@ -83,6 +84,13 @@ class DiskBuffer:
         self._index: dict[int, _Handed] = {}
         self._skip: set[Pos] = set()  # ends of entries delivered before a rewind
         self._stall_until = 0.0
+
+    @staticmethod
+    def check_version(directory: Path) -> None:
+        """Refuse (:class:`~logharbor.formatversion.NewerFormat`) a buffer a newer release wrote:
+        a segment's magic or ``ack.json``'s version; read-only."""
+        check_versions(directory)
+        check_position_version(directory)
 
     # -- writer ---------------------------------------------------------------------------------
 

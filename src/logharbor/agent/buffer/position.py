@@ -13,6 +13,9 @@ the previous copy kept). What a damaged one costs:
 
 ``id`` names the buffer in its batches' keys (positions restart only with a new buffer). It is
 also kept in ``ack.json``, so a damaged ``id`` file is replaced by that copy, not by a new id.
+
+``ack.json`` carries a ``version`` (1; absent in files of older agents, which are version 1 too):
+a sound copy of another version is a newer release's and is refused, never taken for damage.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from logharbor.agent.identity import short_id
 from logharbor.durable import write_atomic
 from logharbor.types import JsonObject
 
-__all__ = ["Pos", "Position", "load_position", "save_position"]
+__all__ = ["Pos", "Position", "check_position_version", "load_position", "save_position"]
 
 Pos = tuple[int, int]  # (segment number, offset)
+#: the format of ``ack.json`` written and read here
+VERSION = 1
+_VERSIONS = statefile.Versions("disk buffer position (ack.json)", (VERSION,), default=VERSION)
 
 
 @dataclass
@@ -59,7 +65,7 @@ def _good_id(value: Any) -> bool:
 
 def load_position(directory: Path, sink: str, *, holds_data: bool) -> Position:
     """Read ``ack.json`` (reporting a damaged one) and the buffer's id (creating one if needed)."""
-    loaded = statefile.read(directory / "ack.json", _valid)
+    loaded = statefile.read(directory / "ack.json", _valid, _VERSIONS)
     out = Position()
     doc = loaded.doc
     if doc is not None:
@@ -74,6 +80,11 @@ def load_position(directory: Path, sink: str, *, holds_data: bool) -> Position:
         "(those it noted under the same idempotency keys)")
     out.buffer_id = _load_id(directory, sink, doc.get("id") if doc else None, holds_data=holds_data)
     return out
+
+
+def check_position_version(directory: Path) -> None:
+    """Refuse an ``ack.json`` of a newer release (read-only)."""
+    statefile.read(directory / "ack.json", _valid, _VERSIONS)
 
 
 def _load_id(directory: Path, sink: str, kept: Any, *, holds_data: bool) -> str:
@@ -104,5 +115,5 @@ def _load_id(directory: Path, sink: str, kept: Any, *, holds_data: bool) -> str:
 def save_position(directory: Path, acked: Pos, batches: dict[Pos, tuple[Pos, int]], buffer_id: str) -> None:
     """Write ``ack.json`` durably (the previous copy kept)."""
     statefile.write(directory / "ack.json", {
-        "segment": acked[0], "offset": acked[1], "id": buffer_id,
+        "version": VERSION, "segment": acked[0], "offset": acked[1], "id": buffer_id,
         "batches": [[*s, *e, n] for s, (e, n) in sorted(batches.items())]})

@@ -5,7 +5,9 @@ then entries in the self-checking framing of :mod:`logharbor.framing` (sync mark
 sequence number, payload CRC; the key field holds the entry's record count). Older agents wrote
 ``<n>.seg`` (see ``legacy.py``); those are read, never written, and leave once delivered. The
 new suffix keeps an older agent (a downgrade) from taking a new segment for its own format and
-cutting it as a torn tail: it does not see it at all.
+cutting it as a torn tail: it does not see it at all. A ``.lhb`` segment whose magic is a
+well-formed ``LHBUFnn`` of a version not read here is a newer release's: refused
+(:class:`~logharbor.formatversion.NewerFormat`), never scanned as damage.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logharbor.agent.buffer.legacy import LEGACY_SUFFIX, scan_legacy
+from logharbor.formatversion import NewerFormat, magic_version
 from logharbor.framing import MAGIC_SIZE, BadSpan, SegmentScan, Span, entry_header, scan
 from logharbor.framing import entry_size as framing_entry_size
 
-__all__ = ["ENTRY_MAX", "MAGIC", "SUFFIX", "Segment", "count_of", "encode_entry", "entry_size",
-           "list_segments", "read_entry", "scan_range", "scan_segment", "segment_at", "split_records"]
+__all__ = ["ENTRY_MAX", "MAGIC", "SUFFIX", "Segment", "check_versions", "count_of", "encode_entry",
+           "entry_size", "list_segments", "read_entry", "refuse_newer", "scan_range", "scan_segment",
+           "segment_at", "split_records"]
 
 MAGIC = b"LHBUF02\n"
 SUFFIX = ".lhb"
@@ -63,6 +67,21 @@ def list_segments(directory: Path) -> list[Segment]:
             if stem.isdigit():
                 found.setdefault(int(stem), Segment(int(stem), version, p))
     return [found[n] for n in sorted(found)]
+
+
+def refuse_newer(seg: Segment, head: bytes) -> None:
+    """Raise :class:`NewerFormat` when ``head`` is a well-formed magic of a version not read here."""
+    version = magic_version(head, b"LHBUF")
+    if seg.version == 2 and version is not None and version != 2:
+        raise NewerFormat(seg.path, "disk buffer segment", f"LHBUF{version:02d}", ("LHBUF01", "LHBUF02"),
+                          "what it holds is not delivered yet: the release that wrote it delivers it")
+
+
+def check_versions(directory: Path) -> None:
+    """Refuse a buffer directory holding a segment of a newer format (reads 8 bytes of each)."""
+    for seg in list_segments(directory) if directory.is_dir() else []:
+        with open(seg.path, "rb") as fh:
+            refuse_newer(seg, fh.read(MAGIC_SIZE))
 
 
 def encode_entry(seq: int, records: int, payload: bytes) -> bytes:
@@ -115,6 +134,7 @@ def scan_segment(seg: Segment, *, limit: int | None = None, seq_hi: int | None =
     """
     with open(seg.path, "rb") as fh:
         data = fh.read() if limit is None else fh.read(limit)
+    refuse_newer(seg, data)
     if seg.version == 2 and data[:MAGIC_SIZE] != MAGIC:
         if len(data) <= MAGIC_SIZE and MAGIC.startswith(data):
             return SegmentScan(2, len(data)), data

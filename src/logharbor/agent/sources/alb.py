@@ -57,6 +57,8 @@ CHUNK_LINES = 5000
 #: the tree is walked for roots and objects outside the layout at most this often
 _WALK_SECS = 60.0
 _FORMAT = 2
+#: version 1 kept a watermark (taken over once); a newer release's read-set is refused, not replaced
+_VERSIONS = statefile.Versions("ALB read-set checkpoint", (1, _FORMAT))
 
 
 class Config(SourceConfig):
@@ -96,8 +98,6 @@ class _Reading:
 
 
 def _valid(state: JsonObject) -> None:
-    if state.get("version") not in (1, _FORMAT):
-        raise ValueError(f"unknown version {state.get('version')!r}")
     if not isinstance(state.get("objects", {}), dict) or not isinstance(state.get("partial", {}), dict):
         raise ValueError("'objects' or 'partial' is not a mapping")
 
@@ -137,7 +137,7 @@ class AlbSource:
     # -- checkpoint --------------------------------------------------------------------------
 
     def _load(self) -> None:
-        loaded = statefile.read(self.checkpoint_path, _valid)
+        loaded = statefile.read(self.checkpoint_path, _valid, _VERSIONS)
         statefile.report("alb_read_set", loaded, "no sound copy: every object in the window "
                          f"({self.cfg.lookback_hours:g} h) is read again and may be stored twice")
         state = loaded.doc

@@ -103,6 +103,7 @@ class FileSource:
         self.cfg = cfg
         self.sinks = sinks
         self.store = CheckpointStore(data_dir / "checkpoints" / f"{name}.json")
+        self.store.check_version()  # a newer release's checkpoint: refused here, before any write
         self.live: dict[tuple[int, int], Tailed] = {}
         self.dormant: list[Tailed] = []
         #: guards the structure (live, dormant) and every content's offsets
