@@ -95,59 +95,86 @@ export async function getJSON<T>(path: string, signal?: AbortSignal, background 
 }
 
 /**
- * getJSON for answers that carry record values (trace records, field values): an integer beyond
- * 2^53 stays its digits (ExactInt), as in runQuery; JSON.parse rounded 18446744073709551617 to
- * ...552000, shown so and filtered by (finding nothing).
+ * getJSON for answers that carry record values (trace records, field values): a number stays the
+ * text the server wrote (ExactNumber), as in runQuery; JSON.parse rounded 18446744073709551617 to
+ * ...552000 and made -0.0 0, shown so and filtered by (finding other records).
  */
 export async function getExactJSON<T>(path: string, signal?: AbortSignal, background = false): Promise<T> {
   const response = await request(path, { signal, headers: { Accept: "application/json" } }, background);
   return parseExact(await response.text()) as T;
 }
 
-export async function postJSON<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+/** POST a JSON body; `exact`: the answer carries record values (parseExact, as getExactJSON). */
+export async function postJSON<T>(path: string, body: unknown, signal?: AbortSignal, exact = false): Promise<T> {
   const response = await request(path, {
     method: "POST",
     signal,
     body: JSON.stringify(body),
     headers: { "Content-Type": "application/json", Accept: "application/json" },
   });
-  return (await response.json()) as T;
+  return (exact ? parseExact(await response.text()) : await response.json()) as T;
 }
 
 export type Row = Record<string, unknown>;
 
 /**
- * An integer beyond what a JavaScript number holds exactly (2^53), kept as its digits: a record
- * may carry one (the server writes it exactly), and showing, copying or filtering by it must not
- * round it. Everything that prints values knows this type (valueText, jsonText).
+ * A number whose text a JavaScript number would change, kept as the server wrote it: an integer
+ * beyond 2^53 (18446744073709551617 rounds to ...552000), `-0.0` (String(-0) is "0"), a float
+ * written whole (`1.0`, `1e+16` read as 1 and 10000000000000000, like integers). Showing,
+ * copying or filtering by it uses its text; arithmetic uses its value (valueOf, toFixed). Whatever
+ * prints values knows this type (valueText, jsonText); whatever computes reads {@link num}.
  */
-export class ExactInt {
-  constructor(readonly digits: string) {}
+export class ExactNumber {
+  constructor(readonly text: string) {}
 
   toString(): string {
-    return this.digits;
+    return this.text;
   }
+
+  valueOf(): number {
+    return Number(this.text);
+  }
+
+  toFixed(digits?: number): string {
+    return (+this).toFixed(digits);
+  }
+
+  toLocaleString(locales?: string, options?: Intl.NumberFormatOptions): string {
+    return (+this).toLocaleString(locales, options);
+  }
+}
+
+/** A finite number to compute with (a chart, a width), an ExactNumber's value too; else null. */
+export function num(v: unknown): number | null {
+  const n = typeof v === "number" || v instanceof ExactNumber ? +v : NaN;
+  return Number.isFinite(n) ? n : null;
+}
+
+/** A value a click can filter on: not null, an object or an array (an ExactNumber is a number). */
+export function isScalar(v: unknown): boolean {
+  return v !== null && v !== undefined && (typeof v !== "object" || v instanceof ExactNumber);
 }
 
 type Reviver = (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown;
 
-/** JSON.parse keeping integers a number would round as ExactInt (the browser gives the source text). */
+/** JSON.parse keeping every number whose text String() would change as ExactNumber (the browser
+ * gives the source text; where it does not, numbers are as JSON.parse reads them). */
 export function parseExact(text: string): unknown {
   const reviver: Reviver = (_key, value, context) =>
-    typeof value === "number" && !Number.isSafeInteger(value) && context?.source && /^-?\d+$/.test(context.source)
-      ? new ExactInt(context.source)
+    typeof value === "number" && context?.source && String(value) !== context.source
+      ? new ExactNumber(context.source)
       : value;
   return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
 }
 
-/** JSON text of a value with ExactInts written as their digits (two-space indent when asked). */
+/** JSON text of a value with ExactNumbers written as the server wrote them (two-space indent when asked). */
 export function jsonText(value: unknown, indent = 0): string {
   const marks: string[] = [];
   // a tag no log text can guess, so only our own placeholders are replaced
   const tag = `exact${Math.random().toString(36).slice(2)}`;
   const text = JSON.stringify(value, (_k, v: unknown) => {
-    if (v instanceof ExactInt) {
-      marks.push(v.digits);
+    if (v instanceof ExactNumber) {
+      marks.push(v.text);
       return `\u0000${tag}:${marks.length - 1}`;
     }
     return v;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { ExactInt } from "./api";
+import { ExactNumber } from "./api";
 import { attributeName, keySegment, nameKeys, recordFields, valueAt } from "./fieldnames";
 import { addFilter, filterTerm } from "./querytext";
 
@@ -37,7 +37,7 @@ describe("recordFields: a wire record's fields by the names that reach them", ()
   const record = {
     timestamp: "2026-12-07T14:54:49.589968668Z", level: "INFO", service: "svc", message: "m1",
     http: { status: 200 }, "http.x": 1, status: "ok", "a.b": "lit", a: { b: "nested" }, "user name": "alice",
-    big: new ExactInt("18446744073709551617"), empty: {}, pattern_id: "c054072f3e8f2c4b",
+    big: new ExactNumber("18446744073709551617"), empty: {}, pattern_id: "c054072f3e8f2c4b",
   };
   const fields = Object.fromEntries(recordFields(record).map((f) => [f.name, f.value]));
   it("tells canonical fields, http columns and attributes apart", () => {
@@ -59,7 +59,7 @@ describe("filterTerm / addFilter", () => {
     expect(filterTerm("`user name`", "al ice", false)).toBe('`user name`:"al ice"');
     expect(filterTerm("q", 'he said "hi" \\ *x?', true)).toBe('NOT q:"he said \\"hi\\" \\\\ *x?"');
     expect(filterTerm("n", -5, false)).toBe("n:-5");
-    expect(filterTerm("big", new ExactInt("18446744073709551617"), false)).toBe("big:18446744073709551617");
+    expect(filterTerm("big", new ExactNumber("18446744073709551617"), false)).toBe("big:18446744073709551617");
     expect(filterTerm("user_id", null, false)).toBe("NOT _exists_:user_id");
     expect(filterTerm("user_id", null, true)).toBe("_exists_:user_id");
   });

@@ -11,7 +11,7 @@
 // A wire record (DESIGN §2) holds the canonical fields, the `http` object of typed fields, and the
 // attributes inline at its top level; recordFields tells the three apart.
 
-import { ExactInt, type Row } from "./api";
+import { ExactNumber, type Row } from "./api";
 
 /** server/engine/store/schema.sql's columns (tests/ui/test_fieldnames.py holds the two equal). */
 export const COLUMNS = [
@@ -72,7 +72,7 @@ export function nameKeys(name: string): string[] | null {
 }
 
 const isObject = (v: unknown): v is Row =>
-  v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof ExactInt);
+  v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof ExactNumber);
 
 export interface RecordField {
   /** the name a query reaches it by (`http.status`, `user_id`, `` `user name` ``, `attributes.status`) */

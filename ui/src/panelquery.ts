@@ -57,6 +57,12 @@ function commaParts(text: string): string[] {
   return out.filter((p) => p !== "");
 }
 
+/** The columns of an answer that are records' values, shown as they are, not rounded: the `by`
+ * fields of a summarising pipe, every column without one (`| fields a, b`). */
+export function valueColumns(q: string, columns: string[]): string[] {
+  return summary(q) ? byFields(q) : columns;
+}
+
 /** The `by` fields of the summarising pipe (`top N field` groups by its field). */
 export function byFields(q: string): string[] {
   const s = summary(q);

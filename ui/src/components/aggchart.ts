@@ -4,11 +4,11 @@
 
 import uPlot from "uplot";
 
-import type { QueryAnswer, Row } from "../api";
+import { num, type QueryAnswer, type Row } from "../api";
 import { h } from "../dom";
 import { axisInk, gridInk, themedChart } from "../theme";
 import { partialBuckets } from "../buckets";
-import { byFields, timechartColumns, timechartSpan } from "../panelquery";
+import { byFields, timechartColumns, timechartSpan, valueColumns } from "../panelquery";
 import { type Resolved } from "../timerange";
 import { chartDate, tickTime } from "./charttime";
 import { LEVEL_COLORS } from "./histogram";
@@ -24,7 +24,6 @@ export const MAX_BARS = 40;
 export type AggView = "chart" | "table";
 
 const short = (t: string) => (t.length > 18 ? `${t.slice(0, 17)}…` : t);
-const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 function color(label: string, i: number): string {
   return LEVEL_COLORS[label.toUpperCase()] ?? PALETTE[i % PALETTE.length];
@@ -39,7 +38,7 @@ export interface AggChart {
 export function chartable(answer: QueryAnswer): boolean {
   if (!answer.rows.length) return false;
   if (answer.kind === "timechart") return true;
-  return answer.kind === "table" && answer.columns.some((c) => answer.rows.some((r) => typeof r[c] === "number"));
+  return answer.kind === "table" && answer.columns.some((c) => answer.rows.some((r) => num(r[c]) !== null));
 }
 
 function plot(el: HTMLElement, make: (width: number) => uPlot): { destroy(): void } {
@@ -115,7 +114,7 @@ function lines(answer: QueryAnswer, q: string, r: Resolved, box: HTMLElement, no
 /** `| stats … by …` rows as bars: one bar per group (the largest MAX_BARS), one series per number column. */
 function bars(answer: QueryAnswer, q: string, box: HTMLElement, note: HTMLElement) {
   const by = byFields(q).filter((f) => answer.columns.includes(f));
-  const measures = answer.columns.filter((c) => !by.includes(c) && answer.rows.some((r) => typeof r[c] === "number"));
+  const measures = answer.columns.filter((c) => !by.includes(c) && answer.rows.some((r) => num(r[c]) !== null));
   const groupCols = by.length ? by : answer.columns.filter((c) => !measures.includes(c));
   const label = (row: Row) => groupCols.map((g) => valueText(row[g] ?? "") || "(none)").join(" · ") || "all";
   const rows = [...answer.rows].sort((a, b) => (num(b[measures[0]]) ?? 0) - (num(a[measures[0]]) ?? 0))
@@ -163,7 +162,7 @@ export function aggChart(answer: QueryAnswer, q: string, r: Resolved, view: AggV
   const shown: AggView = canDraw ? view : "table";
   const note = h("p", { class: "hint", id: "chart-note" });
   const box = h("div", { class: "agg-chart", id: "agg-chart", "data-kind": answer.kind });
-  const table = h("div", { class: "table-box" }, tableView(answer.columns, answer.rows, byFields(q)));
+  const table = h("div", { class: "table-box" }, tableView(answer.columns, answer.rows, valueColumns(q, answer.columns)));
   const pick = (v: AggView, text: string) => h("button", { type: "button", role: "tab", class: "tab", id: `view-${v}`,
     "aria-selected": String(shown === v), disabled: !canDraw && v === "chart",
     onclick: () => { if (v !== shown) onView(v); } }, text);

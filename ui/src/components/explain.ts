@@ -5,6 +5,7 @@
 import "./explain.css";
 import { postJSON } from "../api";
 import { clear, h } from "../dom";
+import { valueLabel } from "./fieldsidebar";
 import { templateText } from "./patterns";
 
 export interface ExplainSide {
@@ -110,13 +111,13 @@ export function explainPanel(onFilter: (field: string, value: unknown, negate: b
   function valueRow(v: ExplainValue): HTMLElement {
     const add = () => onFilter(v.field, v.value, false);
     return h("tr", { class: v.significant ? "significant" : "faint", "data-field": v.field, "data-value": String(v.value) },
-      h("td", null, h("code", null, `${v.field}=${String(v.value)}`)),
+      h("td", null, h("code", null, `${v.field}=${valueLabel(v.value)}`)),
       h("td", { class: "num" }, pct(v.focus.share)),
       h("td", { class: "num" }, pct(v.baseline.share)),
       h("td", { class: "num" }, liftText(v)),
       h("td", null, v.significant ? "yes" : "no"),
       h("td", null, h("button", { type: "button", class: "add-filter", title: `add ${v.filter} to the query`,
-        "aria-label": `filter ${v.field} ${String(v.value)}`, onclick: add }, "+")));
+        "aria-label": `filter ${v.field} ${valueLabel(v.value)}`, onclick: add }, "+")));
   }
 
   function draw(a: ExplainAnswer) {
@@ -164,7 +165,7 @@ export function explainPanel(onFilter: (field: string, value: unknown, negate: b
       const answer = await postJSON<ExplainAnswer>("/api/v1/explain", {
         q, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(),
         baseline: (mode as HTMLSelectElement).value as Baseline,
-      }, controller.signal);
+      }, controller.signal, true);
       draw(answer);
     } catch (err) {
       if ((err as Error)?.name === "AbortError") return;

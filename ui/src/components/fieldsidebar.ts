@@ -3,7 +3,7 @@
 // match; a value adds `field:value` (or `NOT field:value` with −), "+ column" shows the field
 // as a column of the results. A filter box narrows a long list of fields.
 
-import { ExactInt, getExactJSON } from "../api";
+import { getExactJSON, isScalar, jsonText } from "../api";
 import { clear, h } from "../dom";
 import { isFilterable } from "../querytext";
 
@@ -61,12 +61,18 @@ export function share(count: number, total: number): string {
   return `${pct >= 10 || pct === 0 ? pct.toFixed(0) : pct < 0.1 ? "<0.1" : pct.toFixed(1)} %`;
 }
 
+/** A JSON literal's text (a number, true, false, null): a string that reads so is shown quoted. */
+const LITERAL = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/;
+
+/**
+ * A value as the sidebar and explain list it: values of two JSON types are two values (7 and "7",
+ * true and "true", 1 and 1.0 are counted apart), so they read apart: text as itself, quoted when
+ * empty or when it reads as a number or a literal; anything else as the JSON text the server wrote
+ * (-0.0, 1.0, 5e-324, 18446744073709551617 exactly).
+ */
 export function valueLabel(value: unknown): string {
-  if (value === null || value === undefined) return "null";
-  if (typeof value === "string") return value === "" ? '""' : value;
-  if (typeof value === "number") return String(+value.toFixed(6));
-  if (value instanceof ExactInt) return value.digits;
-  return JSON.stringify(value);
+  if (typeof value === "string") return value === "" || LITERAL.test(value) ? JSON.stringify(value) : value;
+  return value === undefined ? "null" : jsonText(value);
 }
 
 export function fieldSidebar(handlers: SidebarHandlers): Sidebar {
@@ -101,7 +107,8 @@ export function fieldSidebar(handlers: SidebarHandlers): Sidebar {
     const bar = h("span", { class: "fv-bar" });
     bar.style.width = `${Math.min(100, (v.count / Math.max(total, 1)) * 100).toFixed(1)}%`;
     const label = valueLabel(v.value);
-    const filterable = isFilterable(field.name) && v.value !== null && typeof v.value !== "object";
+    // an integer beyond 2^53, -0.0, 1.0 (ExactNumber) filter too: they were shown but not clickable
+    const filterable = isFilterable(field.name) && isScalar(v.value);
     return h("li", { class: "fv", "data-value": label },
       filterable
         ? h("button", { type: "button", class: "fv-value", title: `${field.name}:${label}`,

@@ -3,7 +3,7 @@
 // search behind it: the title opens the panel's records, and a click on a bucket, a row, a value
 // or a field narrows that search to what was clicked.
 
-import { ApiError, type QueryAnswer, runQuery } from "../api";
+import { ApiError, num, type QueryAnswer, runQuery } from "../api";
 import type { PanelSpec } from "../dashboards";
 import { clear, h } from "../dom";
 import { byFields, groupQuery, recordsQuery, timechartColumns, timechartSpan, withSpan } from "../panelquery";
@@ -13,7 +13,7 @@ import { searchUrl } from "../searchurl";
 import { iso, pickSpan, type Resolved, spanText, type TimeRange } from "../timerange";
 import { LEVEL_COLORS } from "./histogram";
 import { type LineChart, lineChart, type LineSeries } from "./linechart";
-import { recordItem } from "./records";
+import { numberText, recordItem, valueText as exactText } from "./records";
 
 /** A timechart draws at most this many buckets; a finer `span=` is widened for the range. */
 const MAX_BUCKETS = 400;
@@ -49,16 +49,13 @@ export interface PanelView {
   destroy(): void;
 }
 
-/** A value as a panel shows it; `measure`: a number read as a quantity (1,347.16), not an id or a code. */
+/** A value as a panel shows it; `measure`: a number read as a quantity (1,347.16), not an id or a
+ * code, which is shown as the server wrote it (-0.0, 1.0). */
 function valueText(v: unknown, measure = true): string {
   if (v === null || v === undefined) return "";
-  if (typeof v === "number" && measure) return v.toLocaleString("en", { maximumFractionDigits: 2 });
-  if (typeof v === "number") return String(v);
-  if (typeof v === "object") return JSON.stringify(v);
-  return String(v);
+  const n = num(v);
+  return n !== null && measure ? numberText(n, v) : exactText(v);
 }
-
-const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 export function panelView(spec: PanelSpec, index: number): PanelView {
   const titleLink = link("#", spec.title, "panel-title");
@@ -142,13 +139,13 @@ export function panelView(spec: PanelSpec, index: number): PanelView {
     const by = byFields(spec.query).filter((f) => answer.columns.includes(f));
     const grid = h("table", { class: "grid" },
       h("thead", null, h("tr", null, answer.columns.map((c) =>
-        h("th", { class: typeof answer.rows[0][c] === "number" ? "num" : "" }, c)))),
+        h("th", { class: num(answer.rows[0][c]) !== null ? "num" : "" }, c)))),
       h("tbody", null, answer.rows.map((row) => {
         const target = by.length ? searchUrl(groupQuery(spec.query, by.map((f) => [f, row[f]])), range) : null;
         return h("tr", null, answer.columns.map((c) => {
           const text = valueText(row[c], !by.includes(c));
           const cell = target && by.includes(c) ? link(target, text || "(none)") : text;
-          return h("td", { class: typeof row[c] === "number" ? "num" : "" }, cell);
+          return h("td", { class: num(row[c]) !== null ? "num" : "" }, cell);
         }));
       })));
     show("ready", h("div", { class: "table-box panel-scroll" }, grid));

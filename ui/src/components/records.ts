@@ -3,7 +3,7 @@
 // click on a field's value refines the query (`field:value`, or `NOT field:value` with −).
 // A list of rows is one Tab stop: arrow keys or j/k move between rows, Enter opens one.
 
-import { ExactInt, jsonText, type Row } from "../api";
+import { ExactNumber, isScalar, jsonText, num, type Row } from "../api";
 import { h, highlighted } from "../dom";
 import { recordFields, valueAt } from "../fieldnames";
 import { link } from "../router";
@@ -46,7 +46,7 @@ function timeCell(ts: unknown): HTMLElement {
 
 export function valueText(value: unknown): string {
   if (value === null || value === undefined) return "null";
-  if (value instanceof ExactInt) return value.digits;
+  if (value instanceof ExactNumber) return value.text;
   if (typeof value === "object") return jsonText(value);
   return String(value);
 }
@@ -56,7 +56,8 @@ function httpSummary(record: Row): string {
   if (!http || typeof http !== "object") return "";
   const parts: string[] = [];
   if (http.status !== undefined) parts.push(String(http.status));
-  if (typeof http.duration_ms === "number") parts.push(`${http.duration_ms.toFixed(http.duration_ms < 10 ? 1 : 0)} ms`);
+  const ms = num(http.duration_ms);
+  if (ms !== null) parts.push(`${ms.toFixed(ms < 10 ? 1 : 0)} ms`);
   return parts.join(" · ");
 }
 
@@ -65,8 +66,7 @@ function fieldsTable(record: Row, onFilter: OnFilter): HTMLElement {
     const text = field === "timestamp" || field === "observed_timestamp"
       ? formatTimestamp(String(value)) : valueText(value);
     // an object here is an empty one ({}): no value to filter on
-    const filterable = field !== "timestamp" && field !== "observed_timestamp" &&
-      !Array.isArray(value) && value !== null && (typeof value !== "object" || value instanceof ExactInt);
+    const filterable = field !== "timestamp" && field !== "observed_timestamp" && isScalar(value);
     const long = text.length > 200 || text.includes("\n");
     const shown = long ? h("pre", { class: "long" }, text) : text;
     const valueEl = filterable
@@ -247,9 +247,12 @@ export function navigableRows(list: HTMLElement): void {
   });
 }
 
-/** A measured number as a person reads it: grouped thousands, at most two decimals. */
-export function numberText(v: number): string {
-  return v.toLocaleString("en", { maximumFractionDigits: Math.abs(v) < 1 ? 4 : 2 });
+/** A measured number as a person reads it: grouped thousands, at most two decimals (four under
+ * 1); one that rounding would hide (5e-324 is not 0, 1e+300 is not 301 digits) as it is. */
+export function numberText(v: number, exact: unknown = v): string {
+  const a = Math.abs(v);
+  return a && (a < 1e-4 || a >= 1e15) ? valueText(exact)
+    : v.toLocaleString("en", { maximumFractionDigits: a < 1 ? 4 : 2 });
 }
 
 /**
@@ -258,9 +261,9 @@ export function numberText(v: number): string {
  * ids) are shown as they are.
  */
 export function tableView(columns: string[], rows: Row[], groups: string[] = []): HTMLElement {
-  const numeric = new Set(columns.filter((c) => rows.some((r) => typeof r[c] === "number")));
-  const cell = (c: string, v: unknown) => (typeof v === "number" && !groups.includes(c) && c !== "_time"
-    ? numberText(v) : valueText(v ?? ""));
+  const numeric = new Set(columns.filter((c) => rows.some((r) => num(r[c]) !== null)));
+  const cell = (c: string, v: unknown) => (num(v) !== null && !groups.includes(c) && c !== "_time"
+    ? numberText(+(v as number), v) : valueText(v ?? ""));
   return h("table", { class: "grid", id: "table-result" },
     h("thead", null, h("tr", null, columns.map((c) => h("th", { class: numeric.has(c) ? "num" : "" }, c)))),
     h("tbody", null, rows.map((r) => h("tr", null, columns.map((c) =>

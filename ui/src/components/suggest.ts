@@ -2,6 +2,7 @@
 // GET /api/v1/fields), pipes and functions after `|`, and the recent and saved queries when the
 // box is empty. Arrow keys move, Enter or Tab takes one, Escape closes; typing goes on as usual.
 
+import { isScalar } from "../api";
 import { applyCompletion, type Completion, completionAt, FUNCTIONS, insertion, PIPES, rank } from "../completion";
 import { h } from "../dom";
 import { valueLabel } from "./fieldsidebar";
@@ -132,7 +133,7 @@ export function attachSuggest(input: HTMLInputElement, source: SuggestSource, on
       const values = await source.values(c.field).catch(() => [] as unknown[]);
       if (mine !== ticket) return;
       const p = c.prefix.toLowerCase();
-      opts = values.filter((v) => valueLabel(v).toLowerCase().includes(p) && v !== null && typeof v !== "object")
+      opts = values.filter((v) => valueLabel(v).toLowerCase().includes(p) && isScalar(v))
         .map((v) => ({ kind: "value", label: valueLabel(v), apply: () => completeWith(c, v as string) }));
       title = `Values of ${c.field}`;
     } else if (c.kind === "pipe") {

@@ -7,7 +7,7 @@
 // Each service also lists its new and changed message patterns of the last hour
 // (`| patterns compare 1h`: this hour against the one before).
 
-import { ApiError, getJSON, type QueryAnswer, runQuery, type Row } from "../api";
+import { ApiError, getJSON, num, type QueryAnswer, runQuery, type Row } from "../api";
 import { type LineChart, lineChart } from "../components/linechart";
 import { clockSection } from "../components/clocks";
 import { patternChanges } from "../components/patterns";
@@ -38,8 +38,6 @@ interface Health {
   activeFromMs: number | null;
   activeToMs: number | null;
 }
-
-const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 interface ServicesAnswer {
   services: { service: string; source: string; requests: number; errors: number; p50_ms: number | null;
