@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from logharbor import exactjson
 from logharbor.server.engine.store.base import Store, StoreError
 from logharbor.server.engine.store.patterns import group_ids, pattern_info
 from logharbor.server.features.query import ast
@@ -27,7 +28,7 @@ from . import passes
 from .sets import Mode, Sets, build_sets
 from .stats import DEFAULT_ALPHA, Categorical, Numeric
 
-__all__ = ["ALWAYS_LEFT_OUT", "ExplainRequest", "explain", "filter_text"]
+__all__ = ["ALWAYS_LEFT_OUT", "ExplainRequest", "explain", "filter_text", "value_text"]
 
 #: fields never compared, and why
 ALWAYS_LEFT_OUT = {
@@ -70,9 +71,14 @@ class ExplainRequest:
     limit: int = 20
 
 
+def value_text(value: Any) -> str:
+    """A value as people and queries read it: text as itself, anything else as the JSON the answer
+    writes (``true``, ``-0.0``, ``1.0``; Python's ``str`` wrote ``True`` and ``1e-07``)."""
+    return value if isinstance(value, str) else exactjson.dumps(value).decode()
+
+
 def _match(field: str, value: Any) -> ast.Match:
-    text = "true" if value is True else "false" if value is False else str(value)
-    return ast.Match(field, ast.Word(text))
+    return ast.Match(field, ast.Word(value_text(value)))
 
 
 def filter_text(field: str, value: Any) -> str:
@@ -123,19 +129,32 @@ def _pattern_groups(store: Store, counts: dict[str, tuple[int, int]]) -> dict[st
     return merged
 
 
-_Counts = tuple[dict[Any, int], dict[Any, int]]
+#: a value as a counting key: text as itself, anything else as its JSON bytes. Python holds
+#: ``True == 1 == 1.0`` and ``-0.0 == 0.0`` (equal, one hash), so a dict keyed by the values
+#: counted ``true`` and ``1`` as one value and showed whichever came first
+_Key = str | bytes
+_Counts = tuple[dict[_Key, int], dict[_Key, int]]
 _Values = tuple[list[float], list[float]]
+
+
+def _key(value: Any) -> _Key:
+    return value if type(value) is str else exactjson.dumps(value)
+
+
+def _value(key: _Key) -> Any:
+    """The value a :func:`_key` was made of (its JSON type kept)."""
+    return key if isinstance(key, str) else exactjson.loads(key)
 
 
 def _sampled_fields(focus: list[dict[str, Any]], baseline: list[dict[str, Any]]
                     ) -> tuple[dict[str, _Counts], dict[str, _Values], dict[str, str]]:
-    """Sampled rows → (categorical {field: (focus counts, baseline counts)}, numeric {field:
-    (focus values, baseline values)}, left out {field: reason})."""
+    """Sampled rows → (categorical {field: (focus counts, baseline counts)} by :func:`_key`,
+    numeric {field: (focus values, baseline values)}, left out {field: reason})."""
     values: dict[str, _Counts] = {}
     for side, rows in ((0, focus), (1, baseline)):
         for row in rows:
             for name, value in row.items():
-                key = value if isinstance(value, str | bool | int | float) else str(value)
+                key = _key(value)
                 counts = values.setdefault(name, ({}, {}))[side]
                 counts[key] = counts.get(key, 0) + 1
     categorical: dict[str, _Counts] = {}
@@ -144,10 +163,10 @@ def _sampled_fields(focus: list[dict[str, Any]], baseline: list[dict[str, Any]]
     for name, (f, b) in values.items():
         distinct = set(f) | set(b)
         present = sum(f.values()) + sum(b.values())
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in map(_value, distinct))
         if numbers and len(distinct) > _FEW_NUMBERS:
-            numeric[name] = (sorted(float(v) for v, n in f.items() for _ in range(n)),
-                             sorted(float(v) for v, n in b.items() for _ in range(n)))
+            numeric[name] = (sorted(float(_value(k)) for k, n in f.items() for _ in range(n)),
+                             sorted(float(_value(k)) for k, n in b.items() for _ in range(n)))
         elif len(distinct) > _HIGH_CARDINALITY and len(distinct) > _UNIQUE_SHARE * present:
             left_out[name] = (f"high cardinality: {len(distinct)} distinct values in {present} sampled "
                               "records (ids, times or urls: compare a bucket of it with a query instead)")
@@ -287,8 +306,8 @@ def explain(store: Store, req: ExplainRequest, *, scope: tuple[str, dict[str, An
         fields, number_values, high = _sampled_fields(focus_rows, base_rows)
         left_out.update(high)
         for name, (f, b) in fields.items():
-            for value in set(f) | set(b):
-                categorical.append(Categorical(name, value, f.get(value, 0), sampled[0], b.get(value, 0),
+            for key in set(f) | set(b):
+                categorical.append(Categorical(name, _value(key), f.get(key, 0), sampled[0], b.get(key, 0),
                                                sampled[1], exact=sampled == totals))
         for name, (fv, bv) in number_values.items():
             numbers.append(Numeric(name, fv, bv, exact=sampled == totals))
