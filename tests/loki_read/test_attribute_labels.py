@@ -9,6 +9,7 @@ same whatever order its keys were sent in (the JSON column gave them in its path
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import examples
 
+from logharbor import exactjson
 from logharbor.record import normalize
 from logharbor.server.engine.store.embedded import EmbeddedStore
 from logharbor.server.engine.store.rows import encode_row
@@ -38,6 +40,8 @@ SHAPES = [
     {"n": 13.0, "big": 2**70},
     {"app_tier": "flat", "app.tier": "dotted"},        # app_tier is itself a path: it stays itself
     {"obj_key": {"a": 1}, "obj.key": 1},              # obj_key is an object, not a path: obj.key
+    {"z0": -0.0, "flag": True, "one": 1},             # -0.0 keeps its sign, true is not 1
+    {"z0": 0.0, "flag": 1, "one": 1.0},
 ]
 #: PLAIN records hold the parts of svc_name (svc, name) without its path: one sample for all names,
 #: filled with them, would miss the RARE path
@@ -71,6 +75,20 @@ def test_a_rare_path_resolves_beyond_a_small_sample(ctx: Context, monkeypatch: p
     assert drilldown.resolve_label_paths(ctx, asked, START, END) == {
         "k8s_namespace_name": "k8s.namespace.name", "svc_name": "svc.name", "obj_key": "obj.key"}
     assert drilldown.resolve_label_paths(ctx, {"no_such_path"}, START, END) == {}
+
+
+def test_stream_labels_are_the_values_json_text(ctx: Context) -> None:
+    """A record's labels (``| json``, streams, ``line_format``): -0.0 was "0" (the sign lost) and
+    1.0 was "1" (one value with 1); each is its JSON text, as the query API writes it."""
+    lq = parse_logql('{service="labels"} | json')
+    labels = record_labels({"service": "labels", "message": "m",
+                            "attributes": {"z0": -0.0, "one": 1.0, "flag": True, "o": {"a": 1}}}, lq)
+    assert (labels["z0"], labels["one"], labels["flag"]) == ("-0.0", "1.0", "true")
+    # /label/<name>/values (and series, `sum by`) come from the engine's group-by text form, which
+    # writes a double's shortest text (-0.0 is "-0", 1.0 is "1": docs/query.md): the sign and the
+    # JSON types are kept apart there, the float's spelling is not
+    values = {name: catalog.label_values(ctx, name, ast.MatchAll(), START, END) for name in ("z0", "flag")}
+    assert values == {"z0": ["-0", "0"], "flag": ["1", "true"]}
 
 
 def test_json_labels_do_not_depend_on_the_order_keys_were_sent() -> None:
@@ -114,14 +132,17 @@ def test_the_tail_sender_reads_a_record_with_an_integer_beyond_64_bits() -> None
     (message,) = [exactjson.loads(t) for t in socket.sent]
     (stream,) = message["streams"]
     assert stream["values"][0][1] == "big one"
-    assert stream["stream"]["n"] == str(big) and stream["stream"]["ratio"] == "13"  # label text: 1.0 is 1
+    # label text is the value's JSON text, as Loki's | json takes a number's lexeme: 13.0 is "13.0"
+    assert stream["stream"]["n"] == str(big) and stream["stream"]["ratio"] == "13.0"
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1e300, -1e300, 2.0**53, 1e16, -0.0, 13.0]))
 @settings(max_examples=examples(200), deadline=None)
 def test_a_float_label_is_the_number_sent(value: float) -> None:
     """A whole float's label was ``str(int(value))``: ``1e300`` became 301 digits, most of them
-    not the number's. A label, read back as a number, is the float that was stored."""
+    not the number's, and ``-0.0`` became ``0``. A label is the float's JSON text as the query API
+    writes it: read back as a number it is the float stored, sign included."""
     lq = parse_logql('{service="labels"} | json')
     labels = record_labels({"service": "labels", "message": "m", "attributes": {"f": value}}, lq)
-    assert float(labels["f"]) == value and len(labels["f"]) <= 24
+    assert labels["f"] == exactjson.dumps(value).decode() and len(labels["f"]) <= 24
+    assert float(labels["f"]) == value and math.copysign(1, float(labels["f"])) == math.copysign(1, value)

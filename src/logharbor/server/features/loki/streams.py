@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from logharbor import exactjson
 from logharbor.record import HTTP_FIELDS
 from logharbor.server.engine.store.attributes import lookup
 from logharbor.server.engine.store.base import Store, StoreError
@@ -82,22 +83,17 @@ def value_of(record: Mapping[str, Any], name: str) -> Any:
 
 
 def label_text(value: Any) -> str:
-    """A field value as Loki label text (labels are strings; absent is empty, ``1.0`` is ``1``).
+    """A field value as Loki label text (labels are strings; absent is empty): text as itself,
+    anything else its JSON text as the query API writes it (``true``, ``1.0``, ``-0.0``,
+    ``1e+300``, an integer's digits), as Loki's ``| json`` takes a number's lexeme as sent.
 
-    Only a whole float a double holds exactly as an integer (below 2**53) is written as one:
-    ``str(int(1e300))`` wrote 301 digits, most of them not in the number sent; beyond that the
-    float's shortest text (``1e+300``)."""
+    A whole float was written as an integer (``1.0`` as ``1``, and ``-0.0`` as ``0``: the sign
+    lost); ``str(int(1e300))`` wrote 301 digits before that."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_INTEGER_FLOATS:
-        return str(int(value))
-    return str(value)
-
-
-#: a whole float below this is an integer exactly (doubles have 53 bits of mantissa)
-_EXACT_INTEGER_FLOATS = 2.0**53
+    if isinstance(value, str):
+        return value
+    return exactjson.dumps(value).decode()
 
 
 #: labels whose values Loki writes in lower case: its ``detected_level`` is ``error``, ``warn``, …
