@@ -2,14 +2,18 @@
 
 - **table**: short columns (levels, services, counts) keep their width and long text wraps; when
   even that does not fit the terminal each row is a block of ``name  value`` lines, never a
-  cropped table. Number columns are right-aligned, floats rounded to one number of decimals per
-  column (2, or 4 when every value is under 1); times are shown in the ``--tz`` zone, named in
-  the header.
+  cropped table. Number columns are right-aligned, fractions rounded to one number of decimals
+  per column (2, or 4 when every value is under 1) unless rounding would hide the value (under
+  1e-4, from 1e15); times are shown in the ``--tz`` zone, named in the header.
 - **raw**: one line per row, as ``logcli`` prints one line per entry: a record is
   ``time level service message`` (plus HTTP status, duration and trace id when it has them), a
   newline inside a message is written ``\\x0a`` so a line is always a record; other rows are
   ``name=value`` pairs. Nothing is rounded.
 - **csv**: a header and one line per row, values as the server sent them.
+
+A value that is not text is written as the server's JSON writes it, in all three: ``true`` (not
+Python's ``True``), ``-0.0`` and ``1.0`` (``int()`` made them ``0`` and ``1``), ``1e+300`` (not
+301 digits), an object as compact JSON.
 
 Control characters of log text are printed visibly (``\\x1b``, :mod:`logharbor.cli.terminal`)
 in all three unless ``raw_text``; json and ndjson output never passes through here.
@@ -27,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from logharbor.cli.terminal import visible
+from logharbor.cli.terminal import json_text, visible
 from logharbor.cli.timezone import WIRE_TIME, Zone
 from logharbor.types import Row
 
@@ -44,10 +48,7 @@ _LEVEL_STYLE = {"TRACE": "dim", "DEBUG": "dim", "INFO": "green", "WARN": "yellow
 def _text(value: Any, raw_text: bool, *, newlines: bool = True) -> str:
     if value is None:
         return ""
-    if isinstance(value, dict | list):
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    else:
-        text = str(value)
+    text = json_text(value)
     return text if raw_text else visible(text, newlines=newlines)
 
 
@@ -58,8 +59,9 @@ def _is_number(value: Any) -> bool:
 def number_cells(values: Sequence[Any]) -> list[str] | None:
     """A column's values as right-alignable text when all are numbers (None otherwise).
 
-    Integers print whole; when any value has a fraction, all get the same number of decimals:
-    2, or 4 when every value is under 1 (ratios); NaN and infinities print as such."""
+    Integers print whole, floats as written when none has a fraction (``1.0``, ``-0.0``,
+    ``1e+300``); when any has one, floats get the same number of decimals: 2, or 4 when every value
+    is under 1 (ratios), but one rounding would hide (``5e-324`` is not ``0.00``) is written whole."""
     present = [v for v in values if v is not None]
     if not present or not all(_is_number(v) for v in present):
         return None
@@ -72,11 +74,18 @@ def number_cells(values: Sequence[Any]) -> list[str] | None:
             out.append("")
         elif isinstance(value, float) and not math.isfinite(value):
             out.append(str(value))
-        elif decimals == 0:
-            out.append(str(int(value)))
+        elif isinstance(value, int):
+            out.append(str(value))
+        elif decimals == 0 or (value and not _ROUNDED_MIN <= abs(value) < _ROUNDED_MAX):
+            out.append(json_text(value))
         else:
             out.append(f"{value:.{decimals}f}")
     return out
+
+
+#: fractions in this range are rounded for reading; outside it rounding would print 0.0000 or
+#: hundreds of digits
+_ROUNDED_MIN, _ROUNDED_MAX = 1e-4, 1e15
 
 
 def _time_column(values: Sequence[Any]) -> bool:

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import httpx
 import typer
 
+from logharbor import exactjson
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, key_advice, server_client
 from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import TZ_OPTION, Zone, parse_zone
@@ -39,7 +40,7 @@ Event = tuple[str, Any]
 
 
 def _event(kind: str, data: str) -> Event:
-    obj = json.loads(data)
+    obj = exactjson.loads(data)  # as the query command reads answers: one JSON reading for both
     if kind == "dropped" or (isinstance(obj, dict) and set(obj) == {"dropped"}):
         return "dropped", int(obj["dropped"])
     if kind == "subscribed" or (isinstance(obj, dict) and set(obj) == {"subscribed"}):
@@ -168,7 +169,7 @@ def _printer(output: str, raw: bool = False, zone: Zone | None = None) -> Callab
                 sys.stdout.flush()
             err.print(f"… {value} records dropped: this terminal fell behind the server", style="yellow")
         elif output == "json":
-            sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+            sys.stdout.write(exactjson.dumps(value).decode() + "\n")  # the server's text: 1.5e-7, not 1.5e-07
             sys.stdout.flush()
         else:
             console.print(format_record(value, raw, zone))
