@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.conftest import examples
 
 from logharbor.formats import ParserConfigError
-from logharbor.formats.multiline import build_multiline, parse_cri, parse_docker
+from logharbor.formats.multiline import build_multiline, fields_of, parse_cri, parse_docker
 
 PYTHON_LOG = """\
 2026-11-01 12:00:00,001 ERROR checkout payment failed
@@ -153,13 +153,37 @@ def test_cri_with_a_preset_and_partial_timeout() -> None:
     assert agg.flush(1.3) == ["unterminated"]
 
 
-def test_cri_partial_over_max_bytes_is_emitted() -> None:
+def test_cri_partial_over_max_bytes_is_cut_and_marked_never_split() -> None:
+    """Regression: parts past max_bytes used to be emitted as one event and the rest of the line
+    as another (a line split in two without a word); now the line keeps its first max_bytes, says
+    it was cut and how long it was, and the next line is its own."""
     agg = build_multiline(cri=True, max_bytes=64)
     out: list[str] = []
     for _ in range(5):
         out += agg.feed("2026-11-01T12:00:00Z stdout P " + "a" * 20, 0.0)
     out += agg.feed("2026-11-01T12:00:00Z stdout F end", 0.0)
-    assert out == ["a" * 80, "a" * 20 + "end"]
+    out += agg.feed("2026-11-01T12:00:01Z stdout F next", 0.0)
+    assert out == ["a" * 64, "next"]
+    assert [fields_of(e) for e in out] == [{"truncated": True, "original_bytes": 103}, None]
+
+
+def test_a_partial_whose_end_never_comes_is_marked() -> None:
+    agg = build_multiline(cri=True, timeout=1.0)
+    assert agg.feed("2026-11-01T12:00:00Z stdout P cut short", 0.0) == []
+    [event] = agg.flush(1.0)
+    assert event == "cut short" and fields_of(event) == {"partial": True}
+    assert agg.feed("2026-11-01T12:00:00Z stderr P at the end", 2.0) == []
+    [event] = agg.close()
+    assert event == "at the end" and fields_of(event) == {"partial": True}
+
+
+def test_events_ended_early_say_so_and_their_continuation_too() -> None:
+    lines = ["ERROR x"] + [f"\tat f{i}(F.java:{i})" for i in range(5)] + ["INFO next"]
+    events = run(lines, preset="java", max_lines=4)
+    assert [fields_of(e) for e in events] == [{"split": "max_lines"}, {"split": "continued"}, None]
+    big = run(["start", "  " + "y" * 100, "  " + "z" * 100, "other"], start_pattern=r"\S", max_bytes=150)
+    assert big == ["start\n  " + "y" * 100, "  " + "z" * 100, "other"]
+    assert [fields_of(e) for e in big] == [{"split": "max_bytes"}, {"split": "continued"}, None]
 
 
 def test_docker_json_file_partials_are_joined_per_stream() -> None:

@@ -9,6 +9,14 @@ any monotonic clock in seconds. Nothing is dropped: an event reaching ``max_line
 that would take it past ``max_bytes``, ends it early and the following lines make a new event
 (a single line longer than ``max_bytes`` is one event on its own, never cut).
 
+Nothing is cut or split without a word either: an event that is not what the input held is an
+:class:`Event` (a ``str``) whose ``fields`` say how, and the sources add them to its record —
+``split: "max_lines"`` / ``"max_bytes"`` on an event ended early and ``split: "continued"`` on the
+event its next lines made; ``truncated: true`` and ``original_bytes`` on a CRI/Docker line whose
+parts went past ``max_bytes`` (its first ``max_bytes`` are kept, the rest of its parts skipped up
+to its last: the next line is never made of them); ``partial: true`` on a line whose last part
+never came (within ``timeout``, or before the input ended).
+
 How lines are grouped is a small state machine of rules ``(states, regex, action, next state)``,
 the model of Fluent Bit's multiline parsers: presets ``java``, ``python`` and ``go`` are rule
 tables, and ``start_pattern`` / ``continue_pattern`` build a one-rule table. With ``cri: true``,
@@ -29,8 +37,8 @@ from pydantic import Field, field_validator, model_validator
 
 from logharbor.formats.base import Options, ParserConfigError
 
-__all__ = ["PRESETS", "MultilineAggregator", "MultilineOptions", "build_multiline", "parse_cri",
-           "parse_docker"]
+__all__ = ["PRESETS", "Event", "MultilineAggregator", "MultilineOptions", "PartialLine", "build_multiline",
+           "fields_of", "parse_cri", "parse_docker", "utf8_len"]
 
 JOIN, START = "join", "start"
 
@@ -110,20 +118,69 @@ def parse_docker(line: str) -> tuple[str, str, bool, str] | None:
             partial, text)
 
 
+class Event(str):
+    """An event that is not exactly what the input held: ``fields`` say how (see the module
+    docstring); its record gets them."""
+
+    fields: dict[str, object]
+
+
+def _event(text: str, fields: dict[str, object] | None) -> str:
+    if not fields:
+        return text
+    event = Event(text)
+    event.fields = fields
+    return event
+
+
+def fields_of(event: str) -> dict[str, object] | None:
+    """The fields an event carries about how it was cut or split, or None (most events)."""
+    return event.fields if type(event) is Event else None
+
+
+def utf8_len(text: str) -> int:
+    """The length of ``text`` in UTF-8 bytes (what ``max_bytes`` counts)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 @dataclass
 class _Event:
     lines: list[str]
     size: int
     last: float
     prefix: str = ""
+    fields: dict[str, object] | None = None
 
 
 @dataclass
-class _Partial:
+class PartialLine:
+    """The parts of one CRI/Docker line so far: its first ``max_bytes`` kept, every part counted."""
+
     parts: list[str] = field(default_factory=list)
-    size: int = 0
+    size: int = 0  # bytes kept
+    total: int = 0  # bytes of every part
     time: str = ""
     last: float = 0.0
+
+    def add(self, text: str, limit: int) -> None:
+        n = utf8_len(text)
+        self.total += n
+        if self.size + n <= limit:
+            self.parts.append(text)
+            self.size += n
+        elif self.size < limit:  # the part that crosses the limit: its head, whole characters
+            head = text.encode("utf-8", "surrogatepass")[: limit - self.size]
+            self.parts.append(head.decode("utf-8", "ignore"))
+            self.size = limit
+
+    def fields(self, ended: bool) -> dict[str, object] | None:
+        """How the joined line differs from the input's: cut, and/or never ended."""
+        out: dict[str, object] = {}
+        if self.total > self.size:
+            out.update(truncated=True, original_bytes=self.total)
+        if not ended:
+            out["partial"] = True
+        return out or None
 
 
 class MultilineOptions(Options):
@@ -136,7 +193,8 @@ class MultilineOptions(Options):
     cri_prefix: bool = False
     docker: bool = False
     max_lines: int = Field(500, ge=1)
-    max_bytes: int = Field(1_048_576, ge=64)
+    #: the server's max_field_bytes: a longer event (its message) would be refused there
+    max_bytes: int = Field(262_144, ge=64)
     timeout: float = Field(1.0, gt=0)
 
     @field_validator("start_pattern", "continue_pattern")
@@ -184,12 +242,15 @@ class MultilineAggregator:
         self._grouping = bool(self._rules)
         self._events: dict[str, _Event] = {}
         self._states: dict[str, str] = {}
-        self._partials: dict[str, _Partial] = {}
+        self._partials: dict[str, PartialLine] = {}
+        #: keys whose last event was ended early (max_lines, max_bytes): a joining line continues it
+        self._split: set[str] = set()
 
     # -- public interface ---------------------------------------------------------------------
 
-    def feed(self, line: str, now: float) -> list[str]:
-        """Add one line (without its newline); return the events it completed, oldest first."""
+    def feed(self, line: str, now: float, fields: dict[str, object] | None = None) -> list[str]:
+        """Add one line (without its newline); return the events it completed, oldest first.
+        ``fields``: how the line itself differs from the input (a line the source cut)."""
         out: list[str] = []
         self._expire(now, out)
         if line.endswith("\n"):
@@ -201,25 +262,21 @@ class MultilineAggregator:
         else:
             framed = None
         if framed is None:  # no framing (or not the expected one): the line as it is
-            self._group("", line, "", now, out)
+            self._group("", line, "", now, out, fields)
             return out
         time, stream, partial, text = framed
         p = self._partials.get(stream)
         if partial:
             if p is None:
-                p = self._partials[stream] = _Partial(time=time)
-            p.parts.append(text)
-            p.size += len(text)
+                p = self._partials[stream] = PartialLine(time=time)
+            p.add(text, self.options.max_bytes)  # past max_bytes: counted, skipped up to the last part
             p.last = now
-            if p.size >= self.options.max_bytes:
-                del self._partials[stream]
-                self._group(stream, "".join(p.parts), self._prefix(p.time, stream), now, out)
             return out
         if p is not None:
             del self._partials[stream]
-            p.parts.append(text)
-            text, time = "".join(p.parts), p.time
-        self._group(stream, text, self._prefix(time, stream), now, out)
+            p.add(text, self.options.max_bytes)
+            text, time, fields = "".join(p.parts), p.time, p.fields(ended=True)
+        self._group(stream, text, self._prefix(time, stream), now, out, fields)
         return out
 
     def flush(self, now: float) -> list[str]:
@@ -233,7 +290,8 @@ class MultilineAggregator:
         out: list[str] = []
         for stream, p in list(self._partials.items()):
             del self._partials[stream]
-            self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out)
+            self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out,
+                        p.fields(ended=False))
         for key in list(self._events):
             self._emit(key, out)
         return out
@@ -257,18 +315,24 @@ class MultilineAggregator:
         for stream, p in list(self._partials.items()):
             if now - p.last >= timeout:
                 del self._partials[stream]
-                self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out)
+                self._group(stream, "".join(p.parts), self._prefix(p.time, stream), p.last, out,
+                            p.fields(ended=False))
         for key, event in list(self._events.items()):
             if now - event.last >= timeout:
                 self._emit(key, out)
 
-    def _emit(self, key: str, out: list[str]) -> None:
+    def _emit(self, key: str, out: list[str], ended_early: str | None = None) -> None:
         event = self._events.pop(key)
-        out.append(event.prefix + "\n".join(event.lines))
+        fields = event.fields
+        if ended_early is not None:
+            fields = {**(fields or {}), "split": ended_early}
+            self._split.add(key)
+        out.append(_event(event.prefix + "\n".join(event.lines), fields))
 
-    def _group(self, key: str, line: str, prefix: str, now: float, out: list[str]) -> None:
+    def _group(self, key: str, line: str, prefix: str, now: float, out: list[str],
+               fields: dict[str, object] | None = None) -> None:
         if not self._grouping:
-            out.append(prefix + line)
+            out.append(_event(prefix + line, fields))
             return
         state = self._states.get(key, "start")
         action, nxt = self._default, "start"
@@ -277,21 +341,38 @@ class MultilineAggregator:
                 action = rule.action
                 nxt = rule.next if rule.next is not None else state
                 break
+        continued = key in self._split
+        if continued:
+            self._split.discard(key)
         event = self._events.get(key)
-        if event is not None and event.size + len(line) + 1 > self.options.max_bytes:
-            self._emit(key, out)  # the line would push the event over max_bytes: it starts the next
+        n = utf8_len(line)
+        if event is not None and event.size + n + 1 > self.options.max_bytes:
+            # the line would push the event over max_bytes: it starts the next
+            self._emit(key, out, "max_bytes" if action == JOIN else None)
+            self._split.discard(key)
+            continued = action == JOIN
             event = None
         if action == JOIN and event is not None:
             event.lines.append(line)
-            event.size += len(line) + 1
+            event.size += n + 1
             event.last = now
+            if fields:
+                event.fields = {**(event.fields or {}), **fields}
         else:
             if event is not None:
                 self._emit(key, out)
-            event = self._events[key] = _Event([line], len(line), now, prefix)
+            if continued and action == JOIN:  # the rest of an event ended early
+                fields = {**(fields or {}), "split": "continued"}
+            event = self._events[key] = _Event([line], n, now, prefix, fields)
         self._states[key] = nxt
-        if len(event.lines) >= self.options.max_lines or event.size >= self.options.max_bytes:
-            self._emit(key, out)
+        if len(event.lines) >= self.options.max_lines:
+            self._emit(key, out, "max_lines")
+        elif event.size >= self.options.max_bytes:
+            if len(event.lines) > 1:
+                self._emit(key, out, "max_bytes")
+            else:  # one long line: nothing of it split, but a line joining it next continues it
+                self._emit(key, out)
+                self._split.add(key)
 
 
 def build_multiline(**options: object) -> MultilineAggregator:
