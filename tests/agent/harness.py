@@ -29,6 +29,7 @@ class Harness:
         self.auto_ack = auto_ack
         self.lines: list[str] = []
         self.held: list[Chunk] = []
+        self.chunks: list[Chunk] = []  # every chunk emitted (for the fields a source adds)
         self.source: FileSource | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -40,6 +41,7 @@ class Harness:
             if self._stop.is_set():
                 return
         self.lines.extend(chunk.lines)
+        self.chunks.append(chunk)
         if self.auto_ack:
             chunk.ack.done()
         else:
@@ -66,12 +68,19 @@ class Harness:
         return self.looks() >= target
 
     def start(self) -> Harness:
-        self.lines, self.held = [], []
+        self.lines, self.held, self.chunks = [], [], []
         self._stop = threading.Event()
         self.source = FileSource("t", self.cfg, self.data_dir, 1)
         self._thread = threading.Thread(target=self.source.run, args=(self._emit, self._stop), daemon=True)
         self._thread.start()
         return self
+
+    def marked(self) -> list[tuple[str, dict[str, Any]]]:
+        """(line, the fields its chunk adds beyond the source's own) of every line shipped with
+        ``truncated``, ``original_bytes`` or ``partial``."""
+        keys = ("truncated", "original_bytes", "partial", "split")
+        return [(line, {k: c.meta[k] for k in keys if k in c.meta})
+                for c in self.chunks if any(k in c.meta for k in keys) for line in c.lines]
 
     def ack_all(self) -> None:
         for chunk in self.held:

@@ -20,7 +20,7 @@ def test_every_agent_metric_in_the_docs_exists() -> None:
                    m.batches_sent, m.bytes_sent, m.retries, m.rejected, m.dropped):
         family.labels("docs")
     for family in (m.lines_read, m.bytes_read, m.files_open, m.checkpoints, m.alb_objects, m.alb_late,
-                   m.alb_failed, m.alb_known, m.connections_refused):
+                   m.alb_failed, m.alb_known, m.connections_refused, m.lines_truncated):
         family.labels("docs")
     m.state_damaged.labels("checkpoint")
     m.filtered.labels("grep")

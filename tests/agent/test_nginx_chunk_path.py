@@ -85,7 +85,7 @@ def test_compiled_and_python_paths_ship_the_same_bytes(
 def _hostile() -> bytes:
     """Clean lines between lines anyone can make NGINX write (a request path, a user agent, a
     referer are the client's): NUL, CR, quotes, backslashes, invalid UTF-8, a 32 KiB user
-    agent (longer lines are cut by the source, as read_block_bytes says),
+    agent (longer than a read block: joined by the source, up to max_line_bytes),
     every prefix of a line, numbers and times out of range."""
     good = _lines("combined")[1].encode()
     bad = [good.replace(b"curl/8.5.0", bytes([c])) for c in range(256) if c != 0x0A]

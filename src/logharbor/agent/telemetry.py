@@ -133,6 +133,9 @@ class Metrics:
         self.dropped_bytes = Counter(
             "logharbor_agent_dropped_bytes", "Bytes of input given up unread", ["source", "reason"],
             registry=r)
+        self.lines_truncated = Counter(
+            "logharbor_agent_lines_truncated", "Lines longer than max_line_bytes (max_message_bytes), "
+            "shipped cut and marked truncated", ["source"], registry=r)
         self.connections_refused = Counter(
             "logharbor_agent_connections_refused", "Connections a listener refused at its max_connections",
             ["source"], registry=r)
@@ -292,6 +295,29 @@ def bytes_dropped(source: str, path: str, nbytes: int, reason: str, **fields: An
     METRICS.dropped_bytes.labels(source, reason).inc(nbytes)
     event(logging.ERROR, "input given up unread", source=source, path=path, bytes=nbytes, reason=reason,
           **fields)
+
+
+_TRUNCATED_LOG_EVERY_S = 10.0
+_truncated_logged: dict[str, tuple[float, int]] = {}  # source → (when logged, cut lines since)
+
+
+def line_truncated(source: str, where: str, offset: int | None, length: int | None, kept: int,
+                   **fields: Any) -> None:
+    """A line longer than its source's limit shipped as its first ``kept`` bytes, marked
+    ``truncated`` (and its ``original_bytes`` when ``length`` is known); counted, and the bytes
+    cut off counted as dropped. Logged at most once per 10 s per source, with how many lines
+    were cut since the last log line: a stream of long lines must not flood the agent's log."""
+    METRICS.lines_truncated.labels(source).inc()
+    if length is not None:
+        METRICS.dropped_bytes.labels(source, "line_too_long").inc(max(0, length - kept))
+    now = time.monotonic()
+    last, since = _truncated_logged.get(source, (None, 0))
+    if last is not None and now - last < _TRUNCATED_LOG_EVERY_S:
+        _truncated_logged[source] = (last, since + 1)
+        return
+    _truncated_logged[source] = (now, 0)
+    event(logging.WARNING, "line longer than the limit shipped truncated", source=source, where=where,
+          offset=offset, original_bytes=length, kept_bytes=kept, cut_since_last_log=since, **fields)
 
 
 def alb_object_late(source: str, key: str, after: str) -> None:

@@ -20,6 +20,12 @@ the file's name; records without a ``service`` of their own get the container's 
 (``service_from_container``). Then ``multiline`` (per stream) and ``parser`` apply to the joined
 text. A line that is neither framing is shipped whole with ``parse_error``.
 
+A joined line longer than ``max_line_bytes`` keeps its first ``max_line_bytes`` and is marked
+``truncated: true`` with its ``original_bytes`` (logged, counted); the rest of its parts are
+skipped up to its last one, so they never make a line of their own. A line whose last part does
+not come within ``partial_timeout_secs`` (a container that exited mid-line) is shipped marked
+``partial: true``.
+
 Checkpoints never move past a line that is still held (a partial waiting for its end, a stack
 trace waiting for its next line): after a crash those lines are read again (a duplicate, no loss).
 """
@@ -43,7 +49,7 @@ from logharbor.agent.sources import file as file_source
 from logharbor.agent.sources.common import build_parser_for
 from logharbor.agent.sources.file import FileSource, Tailed
 from logharbor.agent.types import Chunk
-from logharbor.formats.multiline import parse_cri, parse_docker
+from logharbor.formats.multiline import PartialLine, fields_of, parse_cri, parse_docker
 from logharbor.record import TIMESTAMP_KEYS, RecordError, parse_timestamp
 from logharbor.types import JsonObject, RawRecord
 
@@ -110,7 +116,6 @@ class Config(file_source.Config):
     env_vars: dict[str, str] = Field(
         default_factory=lambda: {"host": "NODE_NAME", "kubernetes.host": "NODE_NAME"})
     service_from_container: bool = True
-    max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
     partial_timeout_secs: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
@@ -143,12 +148,8 @@ class Config(file_source.Config):
 
 
 @dataclass
-class _Partial:
-    start: int  # file offset of its first part
-    time: str
-    parts: list[str] = field(default_factory=list)
-    size: int = 0
-    last: float = 0.0
+class _Partial(PartialLine):
+    start: int = 0  # file offset of its first part
 
 
 @dataclass
@@ -163,8 +164,9 @@ class _Stream:
 class _Decoder:
     """A file's decoding state (kept in ``Tailed.agg``): partial lines and multiline, per stream."""
 
-    def __init__(self, source: ContainerSource) -> None:
+    def __init__(self, source: ContainerSource, path: str) -> None:
         self.src = source
+        self.path = path  # (for the log line of a cut line)
         self.streams: dict[str, _Stream] = {}
 
     def pending(self) -> bool:
@@ -182,6 +184,8 @@ class _Decoder:
         pos = offset
         for raw in body.split(b"\n"):
             start, pos = pos, pos + len(raw) + 1
+            if raw[:1] == b"\x00":  # zero-filled bytes a crash left before a line: no data
+                raw = raw.lstrip(b"\x00")
             line = raw.decode("utf-8", "replace").rstrip("\r")
             if not line:
                 continue
@@ -197,38 +201,49 @@ class _Decoder:
                 self._line(st, stream, start, ts, text, now, out)
                 continue
             if p is None:
-                p = st.partial = _Partial(start, ts)
-            p.parts.append(text)
-            p.size += len(text)
+                p = st.partial = _Partial(time=ts, start=start)
+            p.add(text, self.src.cfg.max_line_bytes)  # past it: counted, skipped up to the last part
             p.last = now
-            if not is_partial or p.size >= self.src.cfg.max_line_bytes:
+            if not is_partial:
                 st.partial = None
-                self._line(st, stream, p.start, p.time, "".join(p.parts), now, out)
+                self._line(st, stream, p.start, p.time, "".join(p.parts), now, out, self._fields(p, True))
         return out
 
+    def _fields(self, p: _Partial, ended: bool) -> dict[str, object] | None:
+        """How a joined line differs from what the container wrote (logged when it was cut)."""
+        fields = p.fields(ended)
+        if fields is not None and fields.get("truncated"):
+            telemetry.line_truncated(self.src.name, self.path, p.start, p.total, p.size,
+                                     why="container max_line_bytes")
+        return fields
+
     def flush(self, now: float, final: bool) -> list[RawRecord]:
-        """Partials and events that waited long enough (or everything, at the file's end)."""
+        """Partials and events that waited long enough (or everything, at the file's end): a line
+        whose last part never came is shipped marked ``partial``."""
         out: list[RawRecord] = []
         for stream, st in self.streams.items():
             p = st.partial
             if p is not None and (final or now - p.last >= self.src.cfg.partial_timeout_secs):
                 st.partial = None
-                self._line(st, stream, p.start, p.time, "".join(p.parts), now, out)
+                self._line(st, stream, p.start, p.time, "".join(p.parts), now, out, self._fields(p, False))
             if st.agg is not None and st.agg.pending():
                 self._events(st, stream, st.agg.close() if final else st.agg.flush(now), out)
         return out
 
     def _line(self, st: _Stream, stream: str, start: int, ts: str, text: str, now: float,
-              out: list[RawRecord]) -> None:
+              out: list[RawRecord], fields: dict[str, object] | None = None) -> None:
         if self.src.cfg.multiline is None:
-            out.append(self.src.record(text, ts, stream))
+            rec = self.src.record(text, ts, stream)
+            if fields:
+                rec.update(fields)
+            out.append(rec)
             return
         if st.agg is None:
             from logharbor.formats.multiline import build_multiline
 
             st.agg = build_multiline(**self.src.cfg.multiline)
         st.held.append((start, ts))
-        self._events(st, stream, st.agg.feed(text, now), out)
+        self._events(st, stream, st.agg.feed(text, now, fields), out)
 
     def _events(self, st: _Stream, stream: str, events: list[str], out: list[RawRecord]) -> None:
         for event in events:
@@ -237,7 +252,11 @@ class _Decoder:
                 _, t = st.held.popleft()
                 if i == 0:
                     ts = t
-            out.append(self.src.record(event, ts, stream))
+            rec = self.src.record(event, ts, stream)
+            fields = fields_of(event)
+            if fields:
+                rec.update(fields)
+            out.append(rec)
         if not st.agg.pending():
             st.held.clear()
 
@@ -258,6 +277,10 @@ class ContainerSource(FileSource):
         spec = cfg.own_parser_spec()
         if spec is not None:
             self.parser = build_parser_for(spec)
+        # a file line holds one framed part (Docker and containerd split lines at 16 KiB): never
+        # cut one below 1 MiB, whatever the limit of the joined text (max_line_bytes) is
+        self.line_limit = max(cfg.max_line_bytes, 1024 * 1024)
+        self.block = min(cfg.read_block_bytes, self.line_limit)
         self._names: dict[str, str] = {}  # real path → the glob match that led there (a symlink)
         self._meta: dict[str, RawRecord] = {}
 
@@ -323,7 +346,7 @@ class ContainerSource(FileSource):
 
     def _decoder(self, t: Tailed) -> _Decoder:
         if t.agg is None:
-            t.agg = _Decoder(self)
+            t.agg = _Decoder(self, t.path)
         return t.agg  # type: ignore[no-any-return]
 
     def _emit(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
@@ -339,6 +362,21 @@ class ContainerSource(FileSource):
         records = dec.flush(time.monotonic(), final)
         if records:
             self._send_records(t, records, b"", t.read_off, dec.safe_off(t.read_off), emit)
+
+    def _last_line(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
+        """A runtime writes whole lines: one without its newline at the end of a rotated file goes
+        through the decoder like any other (which says when it is no framing)."""
+        self._emit(t, body, emit)
+
+    def _send_cut(self, t: Tailed, text: str, length: int, end: int, before: bytes,
+                  emit: Callable[[Chunk], None]) -> None:
+        """A file line over the limit is no framed part (those are 16 KiB): shipped as it is,
+        cut and marked."""
+        rec: RawRecord = {"message": text, "parse_error": _NOT_FRAMED[self.cfg.format],
+                          "truncated": True, "original_bytes": length}
+        ack = self._track(t, b"", end, end, before)
+        self._lines.inc()
+        emit(Chunk([], ack, len(text), dict(self._file_meta(t.path)), [rec], time.time_ns()))
 
     def _send_records(self, t: Tailed, records: list[RawRecord], body: bytes, end: int,
                       ack_end: int, emit: Callable[[Chunk], None]) -> None:

@@ -35,6 +35,12 @@ fires with bytes unread they are counted (``dropped_bytes{reason="rotate_wait"}`
 Each chunk (one read block cut at its last newline) carries an :class:`Ack`; a content's
 delivered offset moves only over acknowledged chunks, in order, and that is what the checkpoint
 stores, atomically.
+
+Lines are never split, merged or cut without a mark: a line longer than a read block is looked
+through to its end (``_long_line``) and shipped whole up to ``max_line_bytes``, or cut there with
+``truncated``/``original_bytes``; the offsets never stop inside a line, so a line cut by a crash is
+read again whole. The last line of a rotated file that never got its newline is shipped once,
+``partial``, when the file goes quiet; NUL bytes before a line (a crash's zeros) are skipped.
 """
 
 from __future__ import annotations
@@ -59,14 +65,18 @@ from logharbor.agent.sources.common import SourceConfig
 from logharbor.agent.sources.file_watch import Watcher
 from logharbor.agent.sources.siblings import unread_bytes
 from logharbor.agent.sources.tailed import (
+    MARK_BYTES,
     Handle,
     Tailed,
     aggregate,
     flush_multiline,
+    mark_of,
     read_compressed,
     split_lines,
+    utf8_prefix,
 )
 from logharbor.agent.types import Ack, Chunk
+from logharbor.formats.multiline import fields_of, utf8_len
 from logharbor.types import JsonObject, RawRecord
 
 __all__ = ["Config", "FileSource", "Tailed"]
@@ -93,6 +103,11 @@ class Config(SourceConfig):
     forget_after_secs: float = Field(default=7 * 86400, gt=0)
     read_gzip: bool = True
     multiline: JsonObject | None = None
+    #: the longest line shipped whole: a line is joined across reads up to this many bytes; a
+    #: longer one ships its first max_line_bytes with ``truncated: true`` and ``original_bytes``
+    #: (logged, counted in logharbor_agent_lines_truncated). The default is the server's
+    #: max_field_bytes: a longer message would be refused there
+    max_line_bytes: int = Field(default=256 * 1024, ge=1024, le=256 * 1024 * 1024)
 
 
 class FileSource:
@@ -114,6 +129,10 @@ class FileSource:
         self.watcher = Watcher(self)
         self._halt = threading.Event()
         self.meta_base: RawRecord = {"source": "file", "host": socket.gethostname(), **cfg.fields}
+        #: the longest line shipped whole, and the read size (never above it: a line within a block
+        #: that ends in a newline is then never over-long, with no look at each line)
+        self.line_limit = cfg.max_line_bytes
+        self.block = min(cfg.read_block_bytes, self.line_limit)
         m = telemetry.METRICS
         self._lines, self._bytes = m.lines_read.labels(name), m.bytes_read.labels(name)
 
@@ -237,10 +256,10 @@ class FileSource:
         """Read one block of ``t`` and emit its complete lines; False when there was nothing."""
         if t.fd is None:
             return False
-        block = self.cfg.read_block_bytes
+        block = self.block
         if t.compressed:
-            data = read_compressed(t, block)
-        elif t.frozen:  # a copytruncate copy: nobody writes to it any more
+            return self._read_compressed(t, emit)
+        if t.frozen:  # a copytruncate copy: nobody writes to it any more
             data = os.pread(t.fd, block, t.read_off)
         else:
             # a renamed file is checked too: it may have been truncated before it was renamed
@@ -251,22 +270,140 @@ class FileSource:
             if t.fp_len and not t.matches(os.pread(t.fd, t.fp_len, 0)):
                 t.stalled = True  # truncated while we read: what was read may be the new content
                 return False
+        if not data:
+            self._at_eof(t, emit)
+            return False
+        if data[0] == 0:
+            return self._skip_zeros(t, data, emit)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) == block:
+                return self._long_line(t, emit)  # a line longer than a block
+            self._partial(t, t.read_off + len(data), emit)
+            return False
+        t.last_data = time.monotonic()
+        self._emit(t, data[:cut], emit)
+        return True
+
+    def _partial(self, t: Tailed, end: int, emit: Callable[[Chunk], None]) -> None:
+        """The file ends at ``end`` inside a line: wait for its newline; once the file was rotated
+        away and no byte came for ``rotated_idle_secs``, the line is shipped as it is (``_at_eof``)."""
+        if t.scan != (t.read_off, end):
+            t.scan = (t.read_off, end)
+            t.last_data = time.monotonic()  # new bytes (of the same line)
+            return
+        self._at_eof(t, emit)
+
+    def _skip_zeros(self, t: Tailed, data: bytes, emit: Callable[[Chunk], None]) -> bool:
+        """NUL bytes where a line starts: what a crash leaves in a file extended but never written
+        (truncate-extend, a writer going on at its offset after a copytruncate). Not log data, and
+        not the start of the next line: skipped once data follows them (counted, logged); up to
+        the file's end they are waited on (a writer may still fill preallocated space)."""
+        assert t.fd is not None
+        start, pos = t.scan
+        more = data if start != t.read_off else os.pread(t.fd, self.block, pos)
+        if start != t.read_off:
+            pos = t.read_off
+        for _ in range(16):
+            rest = more.lstrip(b"\x00")
+            if rest:
+                t.last_data = time.monotonic()
+                self._skip(t, pos + len(more) - len(rest), emit)
+                return True
+            pos += len(more)
+            if len(more) < self.block:
+                self._partial(t, pos, emit)
+                return False
+            more = os.pread(t.fd, self.block, pos)
+        t.scan = (t.read_off, pos)
+        return True
+
+    def _skip(self, t: Tailed, end: int, emit: Callable[[Chunk], None]) -> None:
+        """Move over NUL bytes up to ``end`` (an empty chunk: the offset moves once it is
+        acknowledged, in order); counted in dropped_bytes{reason="nul_bytes"} and logged."""
+        assert t.fd is not None
+        telemetry.bytes_dropped(self.name, t.path, end - t.read_off, "nul_bytes", offset=t.read_off,
+                                hint="zero-filled bytes where a line starts (a crash, or a writer "
+                                     "going on past a truncation): not log data, skipped")
+        n = min(MARK_BYTES, end)
+        self._send(t, [], b"", end, end, emit, before=os.pread(t.fd, n, end - n))
+
+    def _long_line(self, t: Tailed, emit: Callable[[Chunk], None]) -> bool:
+        """A block with no newline: look for the line's end (16 blocks a call at most, so that the
+        watcher is not kept waiting for ``io``; what was looked through is remembered), then ship
+        the line whole up to ``max_line_bytes``, or cut there and marked (``_cut``)."""
+        assert t.fd is not None
+        block = self.block
+        start, pos = t.scan
+        if start != t.read_off:
+            pos = t.read_off + block
+        for _ in range(16):
+            more = os.pread(t.fd, block, pos)
+            nl = more.find(b"\n")
+            if nl >= 0:
+                t.last_data = time.monotonic()
+                end = pos + nl + 1
+                if end - 1 - t.read_off > self.line_limit:
+                    self._cut(t, end, emit)
+                    return True
+                body = os.pread(t.fd, end - t.read_off, t.read_off)
+                if not body.endswith(b"\n"):  # rewritten under us: the next round sees it
+                    return False
+                self._emit(t, body, emit)
+                return True
+            if len(more) < block:
+                self._partial(t, pos + len(more), emit)
+                return False
+            pos += len(more)
+        t.scan = (t.read_off, pos)
+        t.last_data = time.monotonic()
+        return True
+
+    def _cut(self, t: Tailed, end: int, emit: Callable[[Chunk], None]) -> None:
+        """Ship the line from ``read_off`` to ``end`` (an uncompressed file's) cut at ``max_line_bytes``."""
+        assert t.fd is not None
+        n = min(MARK_BYTES, end)
+        self._emit_cut(t, os.pread(t.fd, self.line_limit, t.read_off), end,
+                       os.pread(t.fd, n, end - n), emit)
+
+    def _read_compressed(self, t: Tailed, emit: Callable[[Chunk], None]) -> bool:
+        """The next block of a compressed file: no random access, so a long line is gathered in
+        ``carry`` (up to ``max_line_bytes``; beyond, only its first bytes and its length are kept)."""
+        data = read_compressed(t, self.block)
         if data is None:
             return False
         if not data:
             self._at_eof(t, emit)
             return False
         t.last_data = time.monotonic()
+        limit = self.line_limit
+        if t.cut_len:  # in an over-long line: look for its end
+            nl = data.find(b"\n")
+            if nl < 0:
+                t.cut_len += len(data)
+                t.cut_tail = (t.cut_tail + data)[-MARK_BYTES:]
+                return True
+            end = t.read_off + t.cut_len + nl + 1
+            before = (t.cut_tail + data[:nl + 1])[-MARK_BYTES:]
+            prefix, t.cut_prefix, t.cut_len, t.cut_tail = t.cut_prefix, b"", 0, b""
+            self._emit_cut(t, prefix, end, before, emit)
+            t.carry = data[nl + 1:]
+            return True
+        if len(data) > limit and data.find(b"\n", 0, limit + 1) < 0:  # (only a carry gets so long)
+            nl = data.find(b"\n")
+            if nl < 0:
+                t.cut_prefix, t.cut_len, t.cut_tail = data[:limit], len(data), data[-MARK_BYTES:]
+                return True
+            before = data[max(0, nl + 1 - MARK_BYTES):nl + 1]
+            self._emit_cut(t, data[:limit], t.read_off + nl + 1, before, emit)
+            t.carry = data[nl + 1:]
+            return True
         cut = data.rfind(b"\n") + 1
         if cut == 0:
-            if len(data) < block:
-                if t.compressed:
-                    t.carry = data
-                return False  # a partial line: wait for its end (or for the file's end, in _at_eof)
-            cut = len(data)  # a line longer than a block is shipped in block-sized pieces
+            t.carry = data  # a partial line: more of it next time (or the file's end, in _at_eof)
+            return True
         self._emit(t, data[:cut], emit)
-        if t.compressed:
-            t.carry = data[cut:]
+        t.carry = data[cut:]
         return True
 
     def rewritten(self, t: Tailed) -> bool:
@@ -320,32 +457,93 @@ class FileSource:
         end = t.read_off + len(body)
         if self.cfg.multiline is not None:
             lines, ack_end = aggregate(t, body, end, self.cfg.multiline)
+            self._send_events(t, lines, body, end, ack_end, emit)
         else:
-            lines, ack_end = split_lines(body), end
-        self._send(t, lines, body, end, ack_end, emit)
+            self._send(t, split_lines(body), body, end, end, emit)
 
-    def _track(self, t: Tailed, body: bytes, end: int, ack_end: int) -> Ack:
-        """A chunk in flight: its acknowledgement moves ``t``'s delivered offset to ``ack_end``."""
+    def _emit_cut(self, t: Tailed, prefix: bytes, end: int, before: bytes,
+                  emit: Callable[[Chunk], None]) -> None:
+        """Ship the line from ``read_off`` to ``end``, longer than ``max_line_bytes``, as its first
+        ``prefix`` bytes (cut at a character boundary) marked ``truncated`` with its
+        ``original_bytes``; logged and counted. ``before``: the bytes just before ``end``."""
+        length = end - t.read_off
+        if before.endswith(b"\n"):
+            length -= 2 if before.endswith(b"\r\n") else 1
+        kept = utf8_prefix(prefix, self.line_limit)
+        self._flush_multiline(t, emit, final=True)  # an open event ends before the cut line
+        telemetry.line_truncated(self.name, t.path, t.read_off, length, len(kept))
+        self._send_cut(t, kept.decode("utf-8", "replace"), length, end, before, emit)
+
+    def _send_cut(self, t: Tailed, text: str, length: int, end: int, before: bytes,
+                  emit: Callable[[Chunk], None]) -> None:
+        self._send(t, [text], b"", end, end, emit, {"truncated": True, "original_bytes": length},
+                   before=before)
+
+    def _track(self, t: Tailed, body: bytes, end: int, ack_end: int, before: bytes | None = None) -> Ack:
+        """A chunk in flight: its acknowledgement moves ``t``'s delivered offset to ``ack_end``.
+        ``before``: the bytes before ``end`` when ``body`` is not all that was read (a cut line)."""
         ack = Ack(self.sinks, partial(self._acked, t))
-        mark = t.mark_at(ack_end, body)
+        mark = t.mark_at(ack_end, body) if before is None else mark_of(before[-MARK_BYTES:])
         with self.lock:
             t.pending.append((ack_end, ack, mark))
-            t.advance(end, body)
+            if before is None:
+                t.advance(end, body)
+            else:
+                t.jump(end, before)
         return ack
 
     def _send(self, t: Tailed, lines: list[str], body: bytes, end: int, ack_end: int,
-              emit: Callable[[Chunk], None]) -> None:
-        ack = self._track(t, body, end, ack_end)
+              emit: Callable[[Chunk], None], fields: RawRecord | None = None, hold: bool = False,
+              before: bytes | None = None) -> None:
+        """One chunk; ``fields``: added to each of its records; ``hold``: its acknowledgement moves
+        no offset (a chunk before the last of one read, see ``_send_events``); ``before``: see
+        ``_track``."""
+        ack = self._hold(t) if hold else self._track(t, body, end, ack_end, before)
         self._lines.inc(len(lines))
         self._bytes.inc(len(body))
         meta = dict(self.meta_base)
         meta["file"] = telemetry.shown(t.path)
+        if fields:
+            meta.update(fields)
         emit(Chunk(lines, ack, len(body), meta, None, time.time_ns()))
+
+    def _send_events(self, t: Tailed, events: list[str], body: bytes, end: int, ack_end: int,
+                     emit: Callable[[Chunk], None]) -> None:
+        """Multiline events: an event the aggregator cut or ended early (``fields_of``) goes in a
+        chunk of its own with those fields; only the last chunk moves the offsets, so they still
+        move in order and only over delivered chunks."""
+        if all(type(e) is str for e in events):
+            self._send(t, events, body, end, ack_end, emit)
+            return
+        runs: list[tuple[list[str], RawRecord | None]] = []
+        for event in events:
+            fields = fields_of(event)
+            if fields is None and runs and runs[-1][1] is None:
+                runs[-1][0].append(event)
+                continue
+            runs.append(([str(event)], fields))
+            length = fields.get("original_bytes") if fields is not None else None
+            if isinstance(length, int):
+                telemetry.line_truncated(self.name, t.path, None, length, utf8_len(event),
+                                         why="multiline max_bytes")
+        for i, (lines, fields) in enumerate(runs):
+            if i < len(runs) - 1:
+                self._send(t, lines, b"", t.read_off, t.read_off, emit, fields, hold=True)
+            else:
+                self._send(t, lines, body, end, ack_end, emit, fields)
+
+    def _hold(self, t: Tailed) -> Ack:
+        """An acknowledgement that moves nothing: its place in ``pending`` keeps the order."""
+        ack = Ack(self.sinks, partial(self._acked, t))
+        with self.lock:
+            off, mark = (t.pending[-1][0], t.pending[-1][2]) if t.pending else (t.acked_off, t.acked_mark)
+            t.pending.append((off, ack, mark))
+        return ack
 
     def _flush_multiline(self, t: Tailed, emit: Callable[[Chunk], None], final: bool) -> None:
         released = flush_multiline(t, final)
         if released is not None:
-            self._send(t, released, b"", t.read_off, t.safe_off, emit)
+            self._send_events(t, released, b"", t.read_off, t.safe_off, emit)
 
     def _at_eof(self, t: Tailed, emit: Callable[[Chunk], None]) -> None:
         assert t.fd is not None
@@ -354,6 +552,10 @@ class FileSource:
         gone = st.st_nlink == 0 or t.rotated_at is not None
         self._flush_multiline(t, emit, final=False)
         if t.compressed:
+            if t.cut_len and idle:  # the last line of a compressed file has no newline, nor an end
+                prefix, before, end = t.cut_prefix, t.cut_tail, t.read_off + t.cut_len
+                t.cut_prefix, t.cut_len, t.cut_tail = b"", 0, b""
+                self._emit_cut(t, prefix, end, before, emit)
             if t.carry and idle:  # the last line of a compressed file has no newline
                 body, t.carry = t.carry, b""
                 self._emit(t, body, emit)
@@ -363,10 +565,31 @@ class FileSource:
             return
         t.size = st.st_size
         if gone and idle:
-            if st.st_size > t.read_off:  # the last line never got its newline
-                self._emit(t, os.pread(t.fd, st.st_size - t.read_off, t.read_off), emit)
+            rest = st.st_size - t.read_off
+            if rest > 0 and os.pread(t.fd, 1, t.read_off) == b"\x00":  # NULs up to the end
+                self._skip(t, st.st_size, emit)
+            elif rest > self.line_limit:  # the last line never got its newline, and is over-long
+                self._cut(t, st.st_size, emit)
+            elif rest > 0:  # the last line never got its newline
+                self._last_line(t, os.pread(t.fd, rest, t.read_off), emit)
             self._flush_multiline(t, emit, final=True)
             self._retire(t, deleted=st.st_nlink == 0)
+
+    def _last_line(self, t: Tailed, body: bytes, emit: Callable[[Chunk], None]) -> None:
+        """The end of a file rotated away: its last line never got its newline (the writer was
+        cut mid-line; what it writes next goes to the new file). Shipped once, marked
+        ``partial: true`` (lines that came complete meanwhile go first, unmarked)."""
+        cut = body.rfind(b"\n") + 1
+        if cut:
+            self._emit(t, body[:cut], emit)
+        rest = body[cut:]
+        if not rest:
+            return
+        if self.cfg.multiline is not None:
+            self._emit(t, rest, emit)
+            return
+        end = t.read_off + len(rest)
+        self._send(t, split_lines(rest), rest, end, end, emit, {"partial": True})
 
     # -- letting go -------------------------------------------------------------------------------
 

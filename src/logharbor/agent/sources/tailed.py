@@ -23,7 +23,8 @@ from logharbor.agent.types import Ack
 from logharbor.types import JsonObject
 
 __all__ = ["MARK_BYTES", "Handle", "Tailed", "aggregate", "codec_of_fd", "content_size",
-           "flush_multiline", "is_rotation_of", "is_sibling", "mark_of", "read_compressed", "split_lines"]
+           "flush_multiline", "is_rotation_of", "is_sibling", "mark_of", "read_compressed", "split_lines",
+           "utf8_prefix"]
 
 #: how many bytes before an offset its mark covers (the checkpoint's proof that the file still
 #: holds what was read: a truncated file rewritten past the offset is caught)
@@ -52,10 +53,10 @@ class Handle:
 class Tailed:
     """One content's state: where it is read to, where it is delivered to, and what is in flight."""
 
-    __slots__ = ("acked_mark", "acked_off", "agg", "carry", "codec", "dec", "dev", "fd", "fp_hash", "fp_len",
-                 "frozen", "ghost", "held", "ino", "known_size", "last_data", "lost_logged", "path",
-                 "pending", "read_off", "rotated_at", "safe_off", "seek_until", "size", "stalled", "tail",
-                 "updated")
+    __slots__ = ("acked_mark", "acked_off", "agg", "carry", "codec", "cut_len", "cut_prefix", "cut_tail",
+                 "dec", "dev", "fd", "fp_hash", "fp_len", "frozen", "ghost", "held", "ino", "known_size",
+                 "last_data", "lost_logged", "path", "pending", "read_off", "rotated_at", "safe_off", "scan",
+                 "seek_until", "size", "stalled", "tail", "updated")
 
     def __init__(self, path: str, dev: int, ino: int, offset: int) -> None:
         self.path, self.dev, self.ino = path, dev, ino
@@ -75,6 +76,12 @@ class Tailed:
         self.size = 0
         self.known_size = 0  # how long the content was when last seen whole (before a truncation)
         self.carry = b""
+        #: a line without its newline yet starts at ``read_off``: (read_off, how far it was read
+        #: without finding one) — a long line is looked through once, and new bytes are told apart
+        self.scan = (-1, 0)
+        #: a compressed file's over-long line: its first ``max_line_bytes``, its length so far, and
+        #: the last bytes read of it (the mark of its end)
+        self.cut_prefix, self.cut_len, self.cut_tail = b"", 0, b""
         self.updated = time.time()
         self.agg: Any = None  # multiline aggregator, one per file
         self.held: deque[int] = deque()  # end offsets of lines the aggregator still holds
@@ -117,6 +124,12 @@ class Tailed:
         if body:
             self.tail = (self.tail + body)[-MARK_BYTES:]
 
+    def jump(self, end: int, before: bytes) -> None:
+        """The read offset moves to ``end`` over bytes not all at hand (an over-long line cut at
+        ``max_line_bytes``); ``before`` holds the last bytes before ``end``."""
+        self.read_off = end
+        self.tail = before[-MARK_BYTES:]
+
     def entry(self) -> Entry:
         """The checkpoint entry: identity and *delivered* offset."""
         return Entry(self.dev, self.ino, self.fp_len, self.fp_hash, self.acked_off, self.path,
@@ -153,6 +166,10 @@ def aggregate(t: Tailed, body: bytes, end: int, options: JsonObject) -> tuple[li
         parts.pop()
     for part in parts:
         pos = min(pos + len(part) + 1, end)
+        if part[:1] == b"\x00":  # zero-filled bytes a crash left (see split_lines)
+            part = part.lstrip(b"\x00")
+            if not part:
+                continue
         t.held.append(pos)
         _release(t, agg.feed(part.decode("utf-8", "replace").rstrip("\r"), now), out)
     if not agg.pending():
@@ -193,8 +210,8 @@ def read_compressed(t: Tailed, block: int) -> bytes | None:
         if t.dec is None:
             t.dec = open_decompressed(rewound(t.fd), t.codec)
             t.dec.seek(t.read_off)
-            t.carry = b""
-        more = t.dec.read(max(block - len(t.carry), 4096))
+            t.carry, t.cut_prefix, t.cut_len = b"", b"", 0
+        more = t.dec.read(max(block - len(t.carry), len(t.carry), 4096))  # (a long line's carry doubles)
     except (EOFError, OSError, ValueError):
         if t.dec is not None:
             t.dec.close()
@@ -232,16 +249,33 @@ def is_rotation_of(path: str, original: str) -> bool:
 
 
 def split_lines(body: bytes) -> list[str]:
-    """The lines of a block (cut after a newline), without empty lines and CRs."""
+    """The lines of a block (cut after a newline), without empty lines, CRs, and NULs before a line."""
     text = body.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if "\x00" in text:  # zero-filled bytes a crash left where lines start (truncate-extend): no data
+        lines = [line.lstrip("\x00") for line in lines]
+        return [line for line in lines if line]
     if "\n\n" in text or text.startswith("\n"):
         lines = [line for line in lines if line]
     return lines
+
+
+def utf8_prefix(data: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``data``, fewer when that would cut a UTF-8 character in two
+    (a cut line must not end in a replacement character that was never in the file)."""
+    cut = data[:limit]
+    i = len(cut) - 1
+    while i > len(cut) - 4 and i > 0 and cut[i] & 0xC0 == 0x80:  # continuation bytes
+        i -= 1
+    if i < 0:
+        return cut
+    lead = cut[i]
+    need = 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return cut[:i] if i + need > len(cut) else cut
 
 
 def content_size(fd: int, codec: str | None) -> int:
