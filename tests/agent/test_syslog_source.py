@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.agent.conftest import free_port, wait_for
+from tests.agent.conftest import free_port, log_events, wait_for
 from tests.rsyslog import OSSL, RSYSLOGD
 
 from logharbor.agent.config import ConfigError, parse_config
@@ -127,6 +127,9 @@ def test_plain_sockets_3164_5424_framing_oversize_garbage_and_limits(tmp_path: P
     cut = [x for x in r.records() if x["message"].startswith("xxx")]
     assert len(cut) == 2 and all(x["truncated"] is True for x in cut)  # one by UDP, one by TCP
     assert all(len(x["message"]) < 300 for x in cut)
+    # a datagram's length is known: said; the log says a message was cut (once per 10 s at most)
+    assert sorted(x.get("original_bytes", 0) for x in cut) == [0, len(big)]
+    assert log_events(agent, "line longer than the limit shipped truncated")[0]["kept_bytes"] == 300
     assert by_msg["lf framed"]["host"] == "web2"
     assert by_msg["last line without newline"]["service"] == "app"
     garbage = [x for x in r.records() if "parse_error" in x]

@@ -131,3 +131,28 @@ def test_a_time_before_1973_keeps_its_instant() -> None:
 
     raw = build_parser("syslog").parse('<165>1 20 host app 12 ID47 - message')
     assert normalize(raw, received_ns=0)["timestamp"] == 20 * 10**9
+
+
+def test_framer_a_peer_closing_mid_octet_counted_message_leaves_it_marked_truncated() -> None:
+    """Regression: its length prefix used to be shipped as text (``100 <13>par``), unmarked."""
+    from logharbor.formats.syslog_framing import SyslogFramer
+
+    framer = SyslogFramer(max_bytes=1024)
+    assert framer.feed(b"5 hello100 <13>app: par") == [(b"hello", False)]
+    assert framer.close() == [(b"<13>app: par", True)]
+    lf = SyslogFramer(max_bytes=1024)
+    assert lf.feed(b"<13>app: no newline") == []
+    assert lf.close() == [(b"<13>app: no newline", False)]
+
+
+def test_framer_an_over_long_nul_framed_message_does_not_swallow_the_next_ones() -> None:
+    """Regression: the rest of an over-long message was skipped up to the next LF only, so every
+    NUL-terminated message after it (Python's SysLogHandler over TCP) was lost with it."""
+    from logharbor.formats.syslog_framing import SyslogFramer
+
+    framer = SyslogFramer(max_bytes=16)
+    got = framer.feed(b"<14>a: " + b"x" * 40 + b"\x00<14>a: two\x00<14>a: three\x00")
+    assert got == [(b"<14>a: xxxxxxxxx", True), (b"<14>a: two", False), (b"<14>a: three", False)]
+    split = SyslogFramer(max_bytes=16)  # the end of the over-long message arrives in a later read
+    assert split.feed(b"<14>a: " + b"y" * 40) == [(b"<14>a: yyyyyyyyy", True)]
+    assert split.feed(b"y" * 10 + b"\x00<14>a: next\x00") == [(b"<14>a: next", False)]

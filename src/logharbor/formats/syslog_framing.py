@@ -5,12 +5,20 @@ A TCP or TLS stream carries messages either with octet counting (``LEN SP MSG``,
 rsyslog sends with ``TCP_Framing="octet-counted"``) or ended by LF (§3.4.2, the default of most
 senders; a NUL ends a message too, as Python's ``SysLogHandler`` sends). The framing is told apart
 per message, as rsyslog's own ``imtcp`` does. A message longer than ``max_bytes`` is cut there and
-flagged truncated; the rest of it is skipped, never taken for the next message.
+flagged truncated; the rest of it is skipped (up to its length, or to its LF or NUL), never taken
+for the next message. A peer that closes mid-message leaves that message marked truncated.
 """
 
 from __future__ import annotations
 
 __all__ = ["SyslogFramer"]
+
+
+def _end_of_message(buf: bytes, pos: int) -> int:
+    """Where the LF- or NUL-ended message at ``pos`` ends, or -1."""
+    nl = buf.find(b"\n", pos)
+    nul = buf.find(b"\x00", pos, nl if nl >= 0 else len(buf))
+    return nul if nul >= 0 else nl
 
 
 class SyslogFramer:
@@ -33,8 +41,8 @@ class SyslogFramer:
                 self.skip -= take
                 pos += take
                 continue
-            if self.skip_to_newline:
-                nl = buf.find(b"\n", pos)
+            if self.skip_to_newline:  # up to the end of the over-long message: LF, or NUL
+                nl = _end_of_message(buf, pos)
                 if nl < 0:
                     pos = n
                     break
@@ -93,9 +101,13 @@ class SyslogFramer:
         return pos  # incomplete: wait for more
 
     def close(self) -> list[tuple[bytes, bool]]:
-        """What is left when the peer closes: a last line without its LF."""
+        """What is left when the peer closes: a last line without its LF, or an octet-counted
+        message cut short (its bytes, marked truncated: never its length prefix as text)."""
         rest = self.buf.strip(b"\r\n\x00 ")
         self.buf = b""
-        if rest and not self.skip and not self.skip_to_newline:
-            return [(rest[: self.max_bytes], len(rest) > self.max_bytes)]
-        return []
+        if not rest or self.skip or self.skip_to_newline:
+            return []
+        length, sp, body = rest.partition(b" ")
+        if sp and length.isdigit() and len(length) <= 10 and int(length) > len(body):
+            return [(body[: self.max_bytes], True)] if body else []
+        return [(rest[: self.max_bytes], len(rest) > self.max_bytes)]

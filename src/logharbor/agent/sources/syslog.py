@@ -204,8 +204,10 @@ class SyslogSource:
 
     # -- records --------------------------------------------------------------------------------
 
-    def record(self, data: bytes, truncated: bool, peer: str | None) -> RawRecord:
-        """One framed message as a record; ``parser`` (if any) reads its MSG part.
+    def record(self, data: bytes, truncated: bool, peer: str | None, length: int | None = None) -> RawRecord:
+        """One framed message as a record; ``parser`` (if any) reads its MSG part. A message cut
+        at ``max_message_bytes`` is marked ``truncated`` (with its ``original_bytes`` when known:
+        a datagram's), logged and counted.
 
         A field the parsed MSG names as the header did (``level`` beside the PRI's, ``host``,
         ``timestamp``) takes the MSG's value, and the header's other value is kept as
@@ -214,6 +216,9 @@ class SyslogSource:
         rec = parse_syslog(data.decode("utf-8", "replace"), self.cfg.timezone)
         if truncated:
             rec["truncated"] = True
+            if length is not None:
+                rec["original_bytes"] = length
+            telemetry.line_truncated(self.name, peer or "", None, length, len(data))
         if not rec.get("host"):
             rec["host"] = peer or self.agent_host
         if peer:
@@ -285,7 +290,6 @@ class SyslogSource:
         return threads
 
     def _udp(self, sock: socket.socket, stop: threading.Event, closing: threading.Event) -> None:
-        limit = self.cfg.max_message_bytes
         sock.settimeout(0.2)
         while not stop.is_set():
             if closing.is_set():
@@ -297,10 +301,17 @@ class SyslogSource:
                 continue
             except OSError:
                 return
-            truncated = len(data) > limit
-            data = data[:limit].rstrip(b"\r\n\x00")
-            if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
+            if not self._datagram(data, addr, stop):
                 return
+
+    def _datagram(self, data: bytes, addr: Any, stop: threading.Event) -> bool:
+        """One datagram as a record (cut at ``max_message_bytes``, marked); False when stopped."""
+        limit = self.cfg.max_message_bytes
+        length = len(data.rstrip(b"\r\n\x00"))
+        truncated = length > limit
+        data = data[:limit].rstrip(b"\r\n\x00")
+        return not data or self._put(self.record(data, truncated, addr[0] if addr else None,
+                                                 length if truncated else None), stop)
 
     def _udp_drain(self, sock: socket.socket, stop: threading.Event) -> None:
         """At a stop: read what the kernel already queued on the UDP socket, then close it.
@@ -310,7 +321,6 @@ class SyslogSource:
         at most the socket's buffer size in bytes (what the kernel could hold when the stop began,
         so a sender that keeps sending cannot hold the stop), and ``stop`` (the shutdown deadline).
         """
-        limit = self.cfg.max_message_bytes
         taken = size = 0
         complete = False
         try:
@@ -324,9 +334,7 @@ class SyslogSource:
                     break
                 taken += 1
                 size += len(data)
-                truncated = len(data) > limit
-                data = data[:limit].rstrip(b"\r\n\x00")
-                if data and not self._put(self.record(data, truncated, addr[0] if addr else None), stop):
+                if not self._datagram(data, addr, stop):
                     break
         except OSError:
             complete = True  # the socket is gone: nothing more to read
