@@ -19,6 +19,7 @@ import httpx
 import pytest
 from tests.conftest import ServerProcess
 from tests.ui.conftest import playwright_api, screenshot, watched_page
+from tests.ui.settings_kit import login
 
 from logharbor import exactjson
 
@@ -68,11 +69,7 @@ def page(browser: playwright_api.Browser, server: ServerProcess) -> Iterator[pla
 
 
 def _login(page: playwright_api.Page, server: ServerProcess, path: str) -> None:
-    page.goto(server.url + path)
-    page.wait_for_selector("#login-form")
-    page.fill("#api-key", server.api_key)
-    page.press("#api-key", "Enter")
-    page.wait_for_function("() => !location.pathname.startsWith('/ui/login')")
+    login(page, server, server.api_key, path)
 
 
 def _search(q: str, **extra: str) -> str:
