@@ -1,6 +1,10 @@
-"""Scoped keys: a scoped reader sees only its records, however the query is written (issue 5)."""
+"""Scoped keys: a scoped reader sees only its records, however the query is written and
+whichever endpoint reads them (issue 5); a scoped writer writes only inside its scope, on every
+ingest protocol."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 import orjson
@@ -160,3 +164,249 @@ def test_explain_answers_from_the_scope_only(tenants, q: str, baseline: str) -> 
                 assert row["value"] == name.split("-")[0], (name, q, row)
             if row["field"] == "service" and name == "acme-checkout":
                 assert row["value"] == "checkout", (name, q, row)
+
+
+# --- writing: a key writes only inside its scope, on every ingest protocol ---------------------
+
+WRITER_SCOPE = {"tenant": "acme", "services": ["checkout", "api"]}
+
+
+def logical_records(mark: str) -> list[dict]:  # type: ignore[type-arg]
+    """Two inside the writer's scope (``api`` claims another tenant: the key's wins), two outside
+    (``billing``; no service at all, stored as ``unknown``)."""
+    return [{"message": f"{mark} checkout", "service": "checkout"},
+            {"message": f"{mark} billing", "service": "billing"},
+            {"message": f"{mark} api", "service": "api", "tenant": "globex"},
+            {"message": f"{mark} nameless"}]
+
+
+def _auth(key: str, content_type: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}", "content-type": content_type}
+
+
+def send_ndjson(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    """Blank and broken lines between the records: the refusals keep their own line numbers."""
+    one, two, three, four = (orjson.dumps(r) for r in logical_records(mark))
+    body = b"\n".join([one, b"", two, three, b"{not json", four])
+    response = httpx.post(server.url + "/api/v1/logs", content=body, headers=_auth(key, "application/x-ndjson"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [r["line"] for r in answer["rejected"] if "invalid JSON" in r["error"]] == [5]
+    return [(r["line"], r["error"]) for r in answer["rejected"] if "invalid JSON" not in r["error"]]
+
+
+def send_ndjson_handed_back(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    """Lines the C normaliser hands back to Python (an integer beyond 64 bits, an ``attributes``
+    key) beside lines it takes: both are checked."""
+    one, two, three, four = (orjson.dumps(r) for r in logical_records(mark))
+    two = two[:-1] + b',"n":123456789012345678901234567890}'
+    four = four[:-1] + b',"attributes":{"k":1}}'
+    response = httpx.post(server.url + "/api/v1/logs", content=b"\n".join([one, two, three, four]),
+                          headers=_auth(key, "application/x-ndjson"))
+    assert response.status_code == 200, response.text
+    return [(r["line"], r["error"]) for r in response.json()["rejected"]]
+
+
+def _bulk_refusals(answer: dict) -> list[tuple[int, str]]:  # type: ignore[type-arg]
+    out = []
+    for number, item in enumerate(answer["items"], start=1):
+        (result,) = item.values()
+        if result["status"] >= 300:
+            assert result["status"] == 403 and result["error"]["type"] == "security_exception", result
+            out.append((number, result["error"]["reason"]))
+    assert answer["errors"] is bool(out)
+    return out
+
+
+def send_bulk(server: ServerProcess, key: str, mark: str, path: str = "/_bulk") -> list[tuple[int, str]]:
+    action = b'{"index":{"_index":"logs-app"}}' if path == "/_bulk" else b'{"create":{}}'
+    body = b"".join(action + b"\n" + orjson.dumps(r) + b"\n" for r in logical_records(mark))
+    response = httpx.post(server.url + path, content=body, headers=_auth(key, "application/x-ndjson"))
+    assert response.status_code == 200, response.text
+    return _bulk_refusals(response.json())
+
+
+def send_index_bulk(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    return send_bulk(server, key, mark, "/logs-app/_bulk")
+
+
+def send_doc(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    out = []
+    for number, record in enumerate(logical_records(mark), start=1):
+        response = httpx.post(server.url + "/logs-app/_doc", json=record, headers={"authorization": f"Bearer {key}"})
+        if response.status_code != 201:
+            assert response.status_code == 403, response.text
+            error = response.json()["error"]
+            assert error["type"] == "security_exception", error
+            out.append((number, error["reason"]))
+    return out
+
+
+def _loki_streams(mark: str) -> list[tuple[dict[str, str], str]]:
+    """The records as Loki streams: labels name the service (none for the nameless one)."""
+    out = []
+    for record in logical_records(mark):
+        labels = {k: v for k, v in record.items() if k in ("service", "tenant")} or {"filename": "/var/log/x"}
+        out.append((labels, record["message"]))
+    return out
+
+
+def _loki_refusals(response: httpx.Response) -> list[tuple[int, str]]:
+    if response.status_code == 204:
+        return []
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "entries_rejected", error
+    return [(e["entry"], e["error"]) for e in error["detail"]]
+
+
+def send_loki_json(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    now = str(time.time_ns())
+    body = {"streams": [{"stream": labels, "values": [[now, line]]} for labels, line in _loki_streams(mark)]}
+    return _loki_refusals(httpx.post(server.url + "/loki/api/v1/push", content=orjson.dumps(body),
+                                     headers=_auth(key, "application/json")))
+
+
+def send_loki_protobuf(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    import cramjam
+
+    from logharbor.server.ingest.loki import PushRequest
+
+    request = PushRequest()
+    now = time.time_ns()
+    for labels, line in _loki_streams(mark):
+        stream = request.streams.add()
+        stream.labels = "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        entry = stream.entries.add()
+        entry.timestamp.seconds, entry.timestamp.nanos = divmod(now, 1_000_000_000)
+        entry.line = line
+    body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    return _loki_refusals(httpx.post(server.url + "/loki/api/v1/push", content=body,
+                                     headers=_auth(key, "application/x-protobuf")))
+
+
+def _otlp_request(mark: str) -> dict:  # type: ignore[type-arg]
+    resources = []
+    for record in logical_records(mark):
+        names = {"service": "service.name", "tenant": "tenant"}
+        attributes = [{"key": names[k], "value": {"stringValue": v}} for k, v in record.items() if k in names]
+        resources.append({"resource": {"attributes": attributes},
+                          "scopeLogs": [{"logRecords": [{"body": {"stringValue": record["message"]}}]}]})
+    return {"resourceLogs": resources}
+
+
+def send_otlp_json(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    response = httpx.post(server.url + "/v1/logs", content=orjson.dumps(_otlp_request(mark)),
+                          headers=_auth(key, "application/json"))
+    assert response.status_code == 200, response.text
+    partial = response.json().get("partialSuccess")
+    if not partial:
+        return []
+    return [(0, partial["errorMessage"])] * int(partial["rejectedLogRecords"])  # one message for all
+
+
+def send_otlp_protobuf(server: ServerProcess, key: str, mark: str) -> list[tuple[int, str]]:
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+        ExportLogsServiceResponse,
+    )
+
+    request = json_format.Parse(orjson.dumps(_otlp_request(mark)), ExportLogsServiceRequest())
+    response = httpx.post(server.url + "/v1/logs", content=request.SerializeToString(),
+                          headers=_auth(key, "application/x-protobuf"))
+    assert response.status_code == 200, response.text
+    partial = ExportLogsServiceResponse.FromString(response.content).partial_success
+    return [(0, partial.error_message)] * partial.rejected_log_records
+
+
+#: protocol → (sender, the item numbers of the two refused records: billing, nameless; 0 where the
+#: protocol names no item)
+SENDERS = {
+    "ndjson": (send_ndjson, [3, 6]),
+    "ndjson-handed-back": (send_ndjson_handed_back, [2, 4]),
+    "es-bulk": (send_bulk, [2, 4]),
+    "es-index-bulk": (send_index_bulk, [2, 4]),
+    "es-doc": (send_doc, [2, 4]),
+    "loki-json": (send_loki_json, [2, 4]),
+    "loki-protobuf": (send_loki_protobuf, [2, 4]),
+    "otlp-json": (send_otlp_json, [0, 0]),
+    "otlp-protobuf": (send_otlp_protobuf, [0, 0]),
+}
+
+
+def stored(server: ServerProcess, mark: str, expected: int) -> dict[str, tuple[str, str]]:
+    """``message → (tenant, service)`` of the records carrying ``mark``, once ``expected`` are
+    searchable (what was refused went in the same WAL entry as what was kept, or nowhere)."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = server.query(mark, limit=100, **{"from": "now-1d"})["rows"]
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return {r["message"]: (r.get("tenant", ""), r["service"]) for r in rows}
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("protocol", sorted(SENDERS))
+def test_a_writer_writes_only_its_services(tenants, protocol: str) -> None:  # type: ignore[no-untyped-def]
+    """A record of a service outside the key's scope is refused on its own, in the protocol's own
+    per-item form, naming the service and the scope; the records beside it are stored."""
+    server, _ = tenants
+    send, numbers = SENDERS[protocol]
+    mark = f"wscope{protocol.replace('-', '')}"
+    refusals = send(server, server.create_key("writer", **WRITER_SCOPE), mark)
+    assert [n for n, _ in refusals] == numbers, refusals
+    reasons = " | ".join(reason for _, reason in refusals)
+    assert "'billing'" in reasons and "tenant acme, services checkout, api" in reasons, reasons
+    if protocol not in ("otlp-json", "otlp-protobuf"):  # OTLP says the first reason only
+        assert "'unknown'" in refusals[1][1] and "names no service" in refusals[1][1], refusals
+    assert stored(server, mark, 2) == {f"{mark} checkout": ("acme", "checkout"), f"{mark} api": ("acme", "api")}
+
+
+@pytest.mark.parametrize("protocol", sorted(SENDERS))
+def test_unscoped_and_tenant_writers_write_every_service(tenants, protocol: str) -> None:  # type: ignore[no-untyped-def]
+    """The same bodies from a key scoped to a tenant only, and from an unscoped key: all stored."""
+    server, _ = tenants
+    send, _ = SENDERS[protocol]
+    for who, scope in (("tenant", {"tenant": "initech"}), ("all", {})):
+        mark = f"wall{who}{protocol.replace('-', '')}"
+        assert send(server, server.create_key("writer", **scope), mark) == []
+        rows = stored(server, mark, 4)
+        assert {service for _, service in rows.values()} == {"checkout", "billing", "api", "unknown"}, rows
+        if who == "tenant":
+            assert {tenant for tenant, _ in rows.values()} == {"initech"}, rows
+
+
+def test_a_scoped_admin_writes_only_its_services_too(tenants) -> None:  # type: ignore[no-untyped-def]
+    server, _ = tenants
+    admin = server.create_key("admin", tenant="acme", services=["checkout"])
+    refusals = send_ndjson(server, admin, "wscopeadmin")
+    assert [n for n, _ in refusals] == [3, 4, 6], refusals  # billing, api, nameless
+    assert stored(server, "wscopeadmin", 1) == {"wscopeadmin checkout": ("acme", "checkout")}
+
+
+ROW_SHAPES = [
+    {"message": "plain", "service": "checkout"},
+    {"message": 'say "hi", {"service":"api"} [x]', "service": "checkout", "tenant": "acme"},
+    {"message": ',"service":"api",', "service": 'chec"kout\\', "tenant": 'ac"me'},
+    {"message": "m", "service": "café", "tenant": "ünï", "attributes": {"x": {"tenant": "globex", "service": "api"}}},
+    {"message": "m", "service": "checkout", "nested": {"a": 1, "tenant": "globex"}, "list": [{"service": "x"}]},
+    {"message": "m", "nested": {"a": 1, "tenant": "globex", "service": "x"}},
+    {"message": "m", "service": "api", "http": {"status": 200, "path": '/a,"tenant":"x"'}, "tenant": "t"},
+]
+
+
+@pytest.mark.parametrize("record", ROW_SHAPES)
+def test_a_rows_tenant_and_service_are_read_exactly(record: dict) -> None:  # type: ignore[type-arg]
+    """The byte search of ``row_scope`` gives what a JSON reader gives, whatever the values hold."""
+    from logharbor.server.engine.store.rows import encode_record
+    from logharbor.server.ingest.writescope import row_scope
+
+    row = encode_record(record, received_ns=1)
+    tenant, service = row_scope(row)
+    decoded = orjson.loads(row)
+
+    def text(value: bytes | str | None) -> str | None:
+        return orjson.loads(b'"' + value + b'"') if isinstance(value, bytes) else value
+
+    assert (text(tenant), text(service)) == (decoded.get("tenant"), decoded.get("service"))
+

@@ -32,6 +32,7 @@ from logharbor.server.ingest.es_admin import (
 from logharbor.server.ingest.es_params import IGNORED, BulkOptions, BulkSyntaxError, bulk_options
 from logharbor.server.ingest.idempotency import KeyIndex, doc_digest
 from logharbor.server.ingest.retries import REPLAYED, pack_entries
+from logharbor.server.ingest.writescope import WriteScope, write_scope
 from logharbor.types import JsonObject
 
 __all__ = ["ES_VERSION", "ElasticsearchIngest"]
@@ -117,6 +118,22 @@ def known_ids(docs: list[BulkDoc], items: list[BulkItem], index: KeyIndex, scope
         here[digest] = content
         keyed.append((row, (digest, content)))
     return keyed, plain, duplicates
+
+
+def refuse_outside(scope: WriteScope, docs: list[BulkDoc], items: list[BulkItem]) -> list[BulkDoc]:
+    """The documents inside the key's scope; each other one's item becomes a 403
+    ``security_exception`` naming its service and the scope, as Elasticsearch answers a document
+    written to an index the API key has no privilege on. ``items`` is updated in place."""
+    _, refused = scope.sift(row for _, row, _ in docs)
+    if not refused:
+        return docs
+    outside = {index for index, _ in refused}
+    for index, reason in refused:
+        number, _, content = docs[index]
+        action, name, doc_id, _, _, _ = items[number]
+        items[number] = (action, name, doc_id if content else "", 403, "security_exception",
+                         f"action [indices:data/write/bulk[s]] is unauthorized: {reason}")
+    return [doc for index, doc in enumerate(docs) if index not in outside]
 
 
 def _warning(notes: BulkNotes) -> dict[str, str]:
@@ -234,6 +251,9 @@ class ElasticsearchIngest:
         if not items:
             return es_error(400, "action_request_validation_exception",
                             "Validation Failed: 1: no requests added;")
+        scope = write_scope(principal)
+        if scope is not None:
+            docs = refuse_outside(scope, docs, items)
         ticket = await ingestor.open_ticket(request, body)
         try:
             if ticket.replay:  # answered as when it was stored (its _ids as new ones, see docs)

@@ -52,6 +52,7 @@ from logharbor.server.features.loki.lines import line_fields
 from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, read_body
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.server.ingest.writescope import item_numbers, write_scope
 from logharbor.types import RawRecord
 
 __all__ = ["LokiIngest", "PushRequest", "decode_push", "parse_labels"]
@@ -358,6 +359,11 @@ class LokiIngest:
                         body, is_protobuf, received, self.limits, tenant)
             except ValueError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
+            scope = write_scope(principal)
+            if scope is not None:  # an entry of a service outside the key's scope is that entry's error
+                numbers = item_numbers(accepted + len(errors), (n for n, _ in errors))
+                payload, accepted, refused = scope.sift_payload(payload, accepted)
+                errors = sorted([*errors, *((numbers[i], why) for i, why in refused)])
             ingestor.admit(principal, accepted)
             await ingestor.write_payload(payload, ticket=ticket)
         finally:
@@ -371,6 +377,7 @@ class LokiIngest:
                 request.app.state.runtime.metrics.count_ignored(self.name, "line_key", extracted)
         if errors:
             raise ApiError(400, "entries_rejected",
-                           f"{len(errors)} entries were rejected, {accepted} stored",
+                           f"{len(errors)} entries were rejected, {accepted} stored (entry {errors[0][0]}: "
+                           f"{errors[0][1]})",
                            detail=[{"entry": n, "error": e} for n, e in errors[:100]], headers=headers)
         return Response(status_code=204, headers=headers)

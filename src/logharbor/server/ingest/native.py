@@ -19,6 +19,7 @@ from logharbor.server.ingest import decoder
 from logharbor.server.ingest.base import Ingestor, ItemError, RecordLimits, line_count, read_body
 from logharbor.server.ingest.decoder import decode_ndjson_payload
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.server.ingest.writescope import row_lines, write_scope
 from logharbor.types import RawRecord
 
 __all__ = ["NativeIngest", "decode_ndjson"]
@@ -80,6 +81,12 @@ class NativeIngest:
             else:
                 payload, accepted, raw_errors = decode_ndjson_payload(body, received, self.limits, None,
                                                                       tenant)
+            scope = write_scope(principal)
+            if scope is not None:  # a line of a service outside the key's scope is that line's error
+                payload, accepted, refused = scope.sift_payload(payload, accepted)
+                if refused:
+                    lines_of_rows = row_lines(body, (line for line, _ in raw_errors))
+                    raw_errors = sorted([*raw_errors, *((lines_of_rows[i], why) for i, why in refused)])
             errors = [ItemError(line, error) for line, error in raw_errors]
             await ingestor.write_payload(payload, ticket=ticket)
         finally:

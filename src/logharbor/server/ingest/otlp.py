@@ -47,6 +47,7 @@ from logharbor.server.errors import ApiError
 from logharbor.server.ingest.attrnames import attribute_key, same_value
 from logharbor.server.ingest.base import Backpressure, Ingestor, RecordLimits, http_error, read_body
 from logharbor.server.ingest.retries import REPLAYED
+from logharbor.server.ingest.writescope import write_scope
 from logharbor.types import Attributes, JsonObject, RawRecord
 
 __all__ = ["OtlpIngest", "decode_otlp"]
@@ -515,6 +516,13 @@ class OtlpIngest:
                         body, is_json, received, self.limits, tenant)
             except ValueError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
+            scope = write_scope(principal)
+            if scope is not None:  # a record outside the key's scope is rejected in partial_success
+                payload, accepted, refused = scope.sift_payload(payload, accepted)
+                if refused:
+                    rejected += len(refused)
+                    outside = f"{len(refused)} log records rejected: {refused[0][1]}"
+                    reason = f"{outside}; {reason}" if reason else outside
             ingestor.admit(principal, accepted)
             await ingestor.write_payload(payload, ticket=ticket)
         finally:
