@@ -5,6 +5,7 @@ ingest protocol."""
 from __future__ import annotations
 
 import time
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -410,3 +411,120 @@ def test_a_rows_tenant_and_service_are_read_exactly(record: dict) -> None:  # ty
 
     assert (text(tenant), text(service)) == (decoded.get("tenant"), decoded.get("service"))
 
+
+# --- reading: every read endpoint × every scoped key -------------------------------------------
+
+_ALL = '{service=~".+"}'
+#: endpoint → (method, path, JSON body, whether its answer holds the records themselves: then the
+#: key's own records must be in it, so the check cannot pass on an empty answer)
+READS: dict[str, tuple[str, str, dict | None, bool]] = {  # type: ignore[type-arg]
+    "query": ("POST", "/api/v1/query", {"q": "secret", "from": "now-1d", "limit": 1000}, True),
+    "query.stats": ("POST", "/api/v1/query", {"q": "* | stats count() by tenant, service", "from": "now-1d"}, False),
+    "query.top": ("POST", "/api/v1/query", {"q": "* | top 50 message", "from": "now-1d"}, True),
+    "export": ("POST", "/api/v1/query#ndjson", {"q": "secret", "from": "now-1d", "limit": 1000}, True),
+    "fields": ("GET", "/api/v1/fields?q=*&since=1d&top=100", None, True),
+    "explain": ("POST", "/api/v1/explain", {"q": "secret", "since": "1d"}, False),
+    "services": ("GET", "/api/v1/services?since=1d", None, False),
+    "services.recorded": ("GET", "/api/v1/services?since=1d&recording=true", None, False),
+    "storage": ("GET", "/api/v1/storage", None, False),
+    "clock": ("GET", "/api/v1/clock/offsets", None, False),
+    "trace": ("GET", f"/api/v1/traces/{SHARED_TRACE}", None, False),
+    "alert-test": ("POST", "/api/v1/alerts/test", {"rule": {
+        "name": "scopeprobe", "query": "secret", "condition": "count > 0", "window": "1d",
+        "group_by": ["tenant", "service", "message"]}}, True),
+    "loki.query_range": ("GET", "/loki/api/v1/query_range?limit=1000&query=" + quote(_ALL + ' |= "secret"'), None, True),
+    "loki.query": ("GET", "/loki/api/v1/query?query="
+                   + quote(f"sum by (tenant, service, message) (count_over_time({_ALL}[1d]))"), None, True),
+    "loki.labels": ("GET", "/loki/api/v1/labels", None, False),
+    "loki.service-values": ("GET", "/loki/api/v1/label/service/values", None, False),
+    "loki.tenant-values": ("GET", "/loki/api/v1/label/tenant/values", None, False),
+    "loki.message-values": ("GET", "/loki/api/v1/label/message/values", None, True),
+    "loki.series": ("GET", "/loki/api/v1/series?match[]=" + quote(_ALL), None, False),
+    "loki.index-stats": ("GET", "/loki/api/v1/index/stats?query=" + quote(_ALL), None, False),
+    "loki.volume": ("GET", "/loki/api/v1/index/volume?query=" + quote(_ALL), None, False),
+    "loki.detected-fields": ("GET", "/loki/api/v1/detected_fields?query=" + quote(_ALL), None, False),
+    "loki.detected-labels": ("GET", "/loki/api/v1/detected_labels?query=" + quote(_ALL), None, False),
+    "loki.detected-values": ("GET", "/loki/api/v1/detected_field/message/values?query=" + quote(_ALL), None, True),
+    "loki.patterns": ("GET", "/loki/api/v1/patterns?query=" + quote(_ALL), None, False),
+    "loki.other-org": ("GET", "/loki/api/v1/query_range?query=" + quote(_ALL) + "#org=globex", None, False),
+}
+#: key → (texts its answers must never hold, a text of its own records)
+OUTSIDE = {
+    "acme": (["globex secret", "globex span", '"billing"'], "acme secret 0"),
+    "acme-checkout": (["globex secret", "globex span", "acme secret 1", '"api"', '"billing"'], "acme secret 0"),
+    "globex": (["acme secret", "acme span", '"billing"'], "globex secret 0"),
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(READS))
+@pytest.mark.parametrize("who", sorted(OUTSIDE))
+def test_every_read_endpoint_answers_from_the_keys_scope_only(tenants, endpoint: str, who: str) -> None:  # type: ignore[no-untyped-def]
+    """Records, counts, label and field values, series, volumes, patterns, rule previews: nothing
+    of another tenant or service reaches a scoped reader (``"api"`` is acme's other service, which
+    the ``acme-checkout`` reader must not learn even exists)."""
+    server, keys = tenants
+    method, path, body, holds_records = READS[endpoint]
+    path, _, variant = path.partition("#")
+    headers = {"authorization": f"Bearer {keys[who]}"}
+    if variant == "ndjson":
+        headers["accept"] = "application/x-ndjson"
+    if variant.startswith("org="):
+        headers["x-scope-orgid"] = variant[4:]
+    response = httpx.request(method, server.url + path, json=body, headers=headers, timeout=60)
+    forbidden, own = OUTSIDE[who]
+    if variant.startswith("org="):  # Loki's tenant header cannot widen a key
+        assert response.status_code == 403 if who != "globex" else response.status_code == 200, response.text
+    else:
+        assert response.status_code in (200, 404) if endpoint == "trace" else response.status_code == 200, response.text
+    for text in forbidden:
+        assert text not in response.text, (endpoint, who, text, response.text[:2000])
+    if holds_records:
+        assert own in response.text, (endpoint, who, response.text[:2000])
+
+
+def test_every_tail_transport_streams_the_keys_services_only(tenants) -> None:  # type: ignore[no-untyped-def]
+    """SSE, NDJSON and WebSocket on ``/api/v1/tail`` and Loki's WebSocket tail, opened by a reader
+    scoped to one service of a tenant, get that service's new records and nothing else."""
+    from tests.tail.clients import SseClient
+    from websockets.sync.client import connect
+
+    from logharbor.cli.tail import ws_url
+
+    server, keys = tenants
+    key = keys["acme-checkout"]
+    auth = {"authorization": f"Bearer {key}"}
+    sse = SseClient(server, "tailscope", key)
+    sse.wait_subscribed()
+    ws = connect(ws_url(server.url, "tailscope"), additional_headers=auth, open_timeout=30)
+    assert "subscribed" in str(ws.recv(timeout=30))
+    loki = connect(server.url.replace("http", "ws", 1) + "/loki/api/v1/tail?"
+                   + urlencode({"query": '{service=~".+"} |= "tailscope"'}), additional_headers=auth, open_timeout=30)
+    with httpx.stream("GET", server.url + "/api/v1/tail", params={"q": "tailscope"}, timeout=60,
+                      headers={**auth, "accept": "application/x-ndjson"}) as ndjson:
+        lines = ndjson.iter_lines()
+        assert "subscribed" in next(lines)
+        acme_writer = server.create_key("writer", tenant="acme")
+        globex_writer = server.create_key("writer", tenant="globex")
+        ingest(server, acme_writer, [{"message": "tailscope api", "service": "api"}])
+        ingest(server, globex_writer, [{"message": "tailscope globex", "service": "checkout"}])
+        ingest(server, acme_writer, [{"message": "tailscope checkout", "service": "checkout"},
+                                     {"message": "tailscope last", "service": "checkout"}])
+        ndjson_seen = []
+        for line in lines:
+            if line.strip():
+                ndjson_seen.append(orjson.loads(line).get("message"))
+                if "tailscope last" in ndjson_seen:
+                    break
+    sse_seen = [r["message"] for r in sse.records_until("tailscope last")[0]]
+    sse.close()
+    ws_seen: list[str] = []
+    while "tailscope last" not in ws_seen:
+        ws_seen.append(orjson.loads(ws.recv(timeout=60)).get("message"))
+    ws.close()
+    loki_text = ""
+    while "tailscope last" not in loki_text:
+        loki_text += str(loki.recv(timeout=60))
+    loki.close()
+    for seen in (ndjson_seen, sse_seen, ws_seen):
+        assert [m for m in seen if m] == ["tailscope checkout", "tailscope last"], seen
+    assert "tailscope checkout" in loki_text and "tailscope api" not in loki_text and "globex" not in loki_text
