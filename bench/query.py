@@ -44,6 +44,7 @@ from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
 from logharbor.server.engine.store.rows import encode_row  # noqa: E402
 from logharbor.server.engine.store.sqlsafe import quote_identifier  # noqa: E402
 from logharbor.server.features.query import compile_query  # noqa: E402
+from query_trees import search_options  # noqa: E402
 
 RARE_WORD = "unhandled"
 PHRASE = "payment declined"
@@ -139,8 +140,9 @@ def settle_mutations(store: EmbeddedStore, timeout_s: float = 3600) -> None:
 
 
 def time_query(store: EmbeddedStore, name: str, q: str, runs: int, n: int) -> dict[str, float]:
+    options = search_options(store)
     compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=None,
-                             max_limit=10_000)
+                             max_limit=10_000, **options)
     rows = store.query(compiled.sql, compiled.params)  # warm-up
     samples = []
     cpu = []
@@ -148,7 +150,7 @@ def time_query(store: EmbeddedStore, name: str, q: str, runs: int, n: int) -> di
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
         compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=None,
-                                 max_limit=10_000)
+                                 max_limit=10_000, **options)
         rows = store.query(compiled.sql, compiled.params)
         samples.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
@@ -312,6 +314,68 @@ def wide_ab(store: EmbeddedStore, n: int, runs: int, wide_bytes: int, queries: l
         store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+def table_settings_ab(store: EmbeddedStore, n: int, runs: int, variants: list[str],
+                      queries: list[tuple[str, str]], needles: int) -> None:
+    """Copies of the loaded table with other MergeTree settings (``index_granularity_bytes=1048576``,
+    ``index_granularity=2048``: smaller granules, so a lookup decompresses fewer rows of every
+    column), each filled with ``INSERT … SELECT`` and merged, against the table as loaded: CPU of
+    the copy's insert and merge, bytes on disk, then every query on each table, interleaved run
+    by run (trace lookups cycle through ``needles`` trace ids, so no cache answers them); the
+    answers must be the same rows."""
+    base = store.table_name
+    _, _, rest = str(store.query("SELECT create_table_query AS q FROM system.tables "
+                                 "WHERE database = currentDatabase() AND name = {t:String}",
+                                 {"t": base})[0]["q"]).partition("(")
+    body, _, tail = rest.partition(") ENGINE = ")
+    tables = {"as loaded": base}
+    for i, variant in enumerate(variants):
+        name, _, value = variant.partition("=")
+        if not name.replace("_", "").isalnum() or not value.isdigit():
+            raise SystemExit(f"--table-setting wants name=integer, not {variant!r}")
+        table = f"{base}_bench_settings_{i}"
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+        store.execute(f"CREATE TABLE {table} ({body}) ENGINE = {tail}, {name} = {int(value)}")
+        t0 = time.process_time()
+        store.execute(f"INSERT INTO {table} SELECT * FROM {store.table}")  # noqa: S608
+        insert_s = time.process_time() - t0
+        store.execute(f"OPTIMIZE TABLE {table} FINAL")
+        emit(bench="table-settings", variant=variant, records=n, insert_cpu_s=round(insert_s, 2),
+             optimize_cpu_s=round(time.process_time() - t0 - insert_s, 2), **store.query(
+                 "SELECT sum(bytes_on_disk) AS bytes, sum(marks) AS granules FROM system.parts WHERE active "
+                 "AND database = currentDatabase() AND table = {t:String}", {"t": table})[0])
+        tables[variant] = table
+    ids = [r["trace_id"] for r in store.query(
+        f"SELECT trace_id FROM {store.table} WHERE trace_id != '' ORDER BY cityHash64(trace_id) "  # noqa: S608
+        f"LIMIT {int(needles)}", {})]
+    for label, q in queries:
+        cpu: dict[str, list[float]] = {name: [] for name in tables}
+        wall: dict[str, list[float]] = {name: [] for name in tables}
+        for run in range(runs):
+            text = q
+            if label.startswith("trace-id lookup"):
+                text = f"trace_id:{ids[run % len(ids)]}" + q.partition(" ")[1] + q.partition(" ")[2]
+            answers = {}
+            for name in (list(tables) if run % 2 == 0 else list(reversed(tables))):
+                compiled = compile_query(text, table=quote_identifier(tables[name]), time_from_ns=None,
+                                         time_to_ns=None, limit=None, max_limit=10_000)
+                t0, c0 = time.perf_counter(), time.process_time()
+                answers[name] = store.query(compiled.sql, compiled.params)
+                wall[name].append((time.perf_counter() - t0) * 1000)
+                cpu[name].append((time.process_time() - c0) * 1000)
+            if any(len(rows) != len(answers["as loaded"]) for rows in answers.values()):
+                raise SystemExit(f"table variants disagree on {text!r}")
+        base_cpu = statistics.median(cpu["as loaded"])
+        emit(bench="table-settings", query=label, records=n, runs=runs,
+             load_average=round(os.getloadavg()[0], 1),
+             **{f"{name} cpu_ms": round(statistics.median(v), 2) for name, v in cpu.items()},
+             **{f"{name} p50_ms": round(statistics.median(v), 2) for name, v in wall.items()},
+             **{f"{name} vs as loaded": round(statistics.median(cpu[name]) / max(base_cpu, 1e-9), 2)
+                for name in tables if name != "as loaded"})
+    for name, table in tables.items():
+        if name != "as loaded":
+            store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def merge_blocks_ab(store: EmbeddedStore, n: int, blocks: list[int]) -> None:
     """Merge work per inserted row when the same rows arrive as parts of ``blocks`` rows each
     (a batcher insert of that size), merges running as they do in the server: each size into a
@@ -426,6 +490,9 @@ def main() -> None:
                         help="also: merge CPU per row when the rows come as inserts of these sizes "
                              "(10000,35000,…)")
     parser.add_argument("--needles", type=int, default=20, help="trace ids --lookup cycles through")
+    parser.add_argument("--table-setting", action="append", default=[], metavar="NAME=N",
+                        help="also compare a merged copy of the table with this MergeTree setting "
+                             "(repeatable: one copy each), queries interleaved")
     parser.add_argument("--compare-tree", action="append", default=[], metavar="DIR",
                         help="also load and query with DIR's code (DIR/src, e.g. a git archive of another "
                              "commit), interleaved with this tree's (bench/query_trees.py)")
@@ -462,6 +529,9 @@ def main() -> None:
                     [q for q in queries if not args.only or args.only in q[0]])
         if args.only:
             queries = [q for q in queries if args.only in q[0]]
+        if args.table_setting:
+            table_settings_ab(store, n, args.runs, args.table_setting, queries, args.needles)
+            return
         results = {name: time_query(store, name, q, args.runs, n) for name, q in queries}
         for name, needle in (("trace-id lookup", trace_id), ("rare word", RARE_WORD)):
             if name not in results:

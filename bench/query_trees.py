@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -31,6 +32,21 @@ def emit(**fields: object) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def search_options(store: Any) -> dict[str, Any]:
+    """What the server's search passes the compiler besides the table, for a tree that has it:
+    the free-text values table (store/freetext.py), made complete as a server's start makes it
+    (its tiers read the stored rows' values in). Empty for a tree without one."""
+    name = getattr(store, "free_text_name", None)
+    if not name:
+        return {}
+    from logharbor.server.engine.store.freetext import fill, is_complete
+    from logharbor.server.engine.store.sqlsafe import quote_identifier
+
+    if not is_complete(store.query, name):
+        fill(store.execute, name, [store.table])
+    return {"free_text_table": quote_identifier(name)}
 
 
 def worker(store_dir: str, raw: str, n: int, batch: int) -> None:
@@ -69,11 +85,12 @@ def worker(store_dir: str, raw: str, n: int, batch: int) -> None:
         "insert_cpu_us_per_record": round(insert_cpu / n * 1e6, 2),
         "optimize_cpu_us_per_record": round(optimize_cpu / n * 1e6, 2)}).decode() + "\n")
     out.flush()
+    options = search_options(store)
     for line in sys.stdin:
         q = orjson.loads(line)["q"]
         t0, c0 = time.perf_counter(), time.process_time()
         compiled = compile_query(q, table=store.table, time_from_ns=None, time_to_ns=None, limit=None,
-                                 max_limit=10_000)
+                                 max_limit=10_000, **options)
         rows = store.query(compiled.sql, compiled.params)
         reply = {"ms": (time.perf_counter() - t0) * 1000, "cpu_ms": (time.process_time() - c0) * 1000,
                  "rows": len(rows)}

@@ -68,6 +68,9 @@ class Store(Protocol):
     hot_table: str
     #: the patterns table's name (unquoted) beside the logs table (store/patterns.py)
     patterns_name: str
+    #: the table of the values a bare word's fields have held (unquoted, store/freetext.py), or
+    #: None where the store keeps none (a search then reads every field term)
+    free_text_name: str | None
     #: the ClickHouse cluster the tables are replicated on; None on one server and embedded
     @property
     def cluster(self) -> str | None: ...

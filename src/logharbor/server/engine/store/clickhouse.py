@@ -171,6 +171,8 @@ class ClickHouseStore(TierView):
         #: the patterns table (store/patterns.py): read and written by this name
         self.patterns_name = patterns_table_name(table)
         self.patterns_local = f"{self.patterns_name}_local" if self.cluster else self.patterns_name
+        #: no free-text values table here (store/freetext.py): a search reads every field term
+        self.free_text_name: str | None = None
         #: no encrypted disk and no local data folder: the ClickHouse server owns both
         self.storage_policy: str | None = None
         self.path: Path | None = None

@@ -41,6 +41,7 @@ from logharbor.server.engine.store.batches import (
 )
 from logharbor.server.engine.store.broken import set_aside_broken_part
 from logharbor.server.engine.store.chparams import encode_params, settings_clause
+from logharbor.server.engine.store.freetext import free_text_ddl, free_text_table_name
 from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import check_columns, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
@@ -114,6 +115,8 @@ class EmbeddedStore(TierView):
             raise ValueError(f"the read gate has {self.gate.slots} slots for {readers} readers")
         #: the table of pattern first/last seen and counts (store/patterns.py)
         self.patterns_name = patterns_table_name(table)
+        #: the values a bare word's fields have held (store/freetext.py), fed by a view on inserts
+        self.free_text_name: str | None = free_text_table_name(table)
         self._session: Any = None
         self._insert_lock = threading.Lock()
         self._plan = InsertPlan()
@@ -180,6 +183,10 @@ class EmbeddedStore(TierView):
                 self._session.query(statement)
             for migration in missing(on_session, patterns_migrations(self.patterns_name)):
                 self._session.query(migration.sql)  # a patterns table made by the first release
+            # before any insert: from here on every inserted row's values reach the table (rows
+            # stored before are read in by the tiers at start, store/tiers.py)
+            for statement in free_text_ddl(self.table_name, free_text_table_name(self.table_name)):
+                self._session.query(statement)
             self.check_definitions()
             for _ in range(self.readers):
                 conn = chdb.connect(target)

@@ -24,6 +24,7 @@ from typing import Any
 from logharbor.server.engine.store.attrmigrate import TableAccess, migrate_attributes, migrate_cold_files
 from logharbor.server.engine.store.base import ERASURE_SETTINGS, Store, StoreError, schema_sql
 from logharbor.server.engine.store.coldstore import ColdStore
+from logharbor.server.engine.store.freetext import fill, is_complete
 from logharbor.server.engine.store.migrations import add_column, ensure_settings, logs_migrations, missing
 from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from logharbor.types import Row, SqlParams
@@ -91,7 +92,20 @@ class Tiers:
         self.promoted_sql = {str(r["name"]): str(r["e"]) for r in rows}
         self._erasure_settings()
         migrate_cold_files(self)  # files of an older release with patched rows: exact text again
+        self._fill_free_text()
         self.refresh_view()
+
+    def _fill_free_text(self) -> None:
+        """Read every tier's free-text values in, once (store/freetext.py): a data directory of
+        an older release holds rows stored before the view that feeds the table existed; until
+        this is done, searches read every field term of a bare word, as before."""
+        name = self.store.free_text_name
+        if name is None or is_complete(self.store.query, name):
+            return
+        sources = [self.hot, self.warm]
+        if self.cold is not None and self.cold.keys():
+            sources.append(f"({self.cold_select()})")
+        fill(self.store.execute, name, sources)
 
     def _warm_ddl(self, name: str) -> list[str]:
         """The warm table ``name``: the logs table with heavier codecs and the move id."""

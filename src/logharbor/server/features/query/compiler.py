@@ -122,6 +122,8 @@ class _Compiler(StageBuilder):
         compiler = FilterCompiler(self.params, self.resolver(self.stage), self.now_ns)
         if self.groups_resolved and self.stage.derived is None:
             compiler.pattern_value = GROUP_OF_VALUE
+        if self.stage.derived is None:  # the logs' own records: the values table speaks for them
+            compiler.free_text_table = self.free_text_table
         return compiler
 
     def wrap(self) -> None:
@@ -344,6 +346,7 @@ def compile_ast(
     default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
     patterns_table: str | None = None,
+    free_text_table: str | None = None,
 ) -> CompiledQuery:
     """Compile a parsed query; see :func:`compile_query`."""
     now = time.time_ns() if now_ns is None else now_ns
@@ -354,6 +357,7 @@ def compile_ast(
         table = resolved_source(table)
     c = _Compiler(table, now, time_from_ns, time_to_ns)
     c.groups_resolved = resolved
+    c.free_text_table = free_text_table
     if patterns_table is not None:
         c.patterns_table = patterns_table
     compare = next((p for p in query.pipes if isinstance(p, ast.Patterns) and p.compare is not None), None)
@@ -406,6 +410,7 @@ def compile_query(
     default_limit: int = DEFAULT_LIMIT,
     now_ns: int | None = None,
     patterns_table: str | None = None,
+    free_text_table: str | None = None,
 ) -> CompiledQuery:
     """Parse and compile query text for ``table`` (an already quoted identifier).
 
@@ -413,11 +418,14 @@ def compile_query(
     ``limit`` caps the rows (default 100 for records, ``max_limit`` for tables) and never goes
     over ``max_limit``; ``scope_sql`` is an extra condition AND-ed into the first WHERE (tenant
     and service scopes of an API key), with its own parameters; ``patterns_table`` (quoted) is
-    what ``| patterns`` joins (default ``patterns``).
+    what ``| patterns`` joins (default ``patterns``); ``free_text_table`` (quoted) is the store's
+    table of the values a bare word's fields have held (store/freetext.py; None: every field term
+    is read, as on a store without one).
     """
     return compile_ast(parse(text), table=table, time_from_ns=time_from_ns, time_to_ns=time_to_ns,
                        limit=limit, max_limit=max_limit, scope_sql=scope_sql,
-                       default_limit=default_limit, now_ns=now_ns, patterns_table=patterns_table)
+                       default_limit=default_limit, now_ns=now_ns, patterns_table=patterns_table,
+                       free_text_table=free_text_table)
 
 
 def compile_filter(text: str, *, now_ns: int | None = None) -> tuple[str, dict[str, object]]:

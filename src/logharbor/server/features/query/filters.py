@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable
 
 from logharbor.record import LEVELS, normalize_level, normalize_trace_id
+from logharbor.server.engine.store.freetext import COMPLETE, FREE_TEXT_FIELDS
 from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 
 from . import ast, limits
@@ -48,7 +49,7 @@ _NON_TOKEN = r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex,
 _TOKEN = r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"  # noqa: S105 -- a regex, not a secret
 _SPLIT = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
 #: the fields whose whole value a bare word also matches (in any case), besides message
-FREE_TEXT_COLUMNS = ("service", "source", "host", "instance", "env")
+FREE_TEXT_COLUMNS = FREE_TEXT_FIELDS
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:=/-]{15,}")
 _SQL_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 _PY_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -257,6 +258,9 @@ class FilterCompiler:
         #: an SQL template turning a pattern id value into its group's (``{v}``: the value), when
         #: the source's ``pattern_id`` is the group's (query/patterns.py): an alias finds its group
         self.pattern_value: str | None = None
+        #: the quoted table of the values the free-text fields have held (store/freetext.py), when
+        #: the records are the logs' and the store keeps one: a bare word's field terms ask it first
+        self.free_text_table: str | None = None
 
     def compile(self, f: ast.Filter) -> str:
         """The SQL condition for ``f``."""
@@ -416,8 +420,18 @@ class FilterCompiler:
         if level is not None:
             parts.append(f"({self.resolve('level', None).sql} = {self.params.add(level, 'String')})")
         needle = self.params.add(value, "String")
-        for name in FREE_TEXT_COLUMNS:
-            parts.append(f"(lowerUTF8({self.resolve(name, None).sql}) = lowerUTF8({needle}))")
+        fields = [f"(lowerUTF8({self.resolve(name, None).sql}) = lowerUTF8({needle}))"
+                  for name in FREE_TEXT_COLUMNS]
+        if self.free_text_table is None:
+            parts.extend(fields)
+        else:
+            # whether any field has held the word, or the values are not all in yet (no marker,
+            # store/freetext.py): a scalar subquery the engine runs before it reads the logs, so
+            # when no field can equal the word the terms are a constant false and the text index
+            # prunes granules as it does for message:word
+            held = (f"(SELECT countIf(field = '{COMPLETE}') = 0 OR countIf(field != '{COMPLETE}') > 0 "  # noqa: S608 -- quoted name
+                    f"FROM {self.free_text_table} WHERE field = '{COMPLETE}' OR value = lowerUTF8({needle}))")
+            parts.append(f"({held} AND ({' OR '.join(fields)}))")
         if _ID.fullmatch(value):
             trace = normalize_trace_id(value)
             if trace is not None and len(trace) == 32:

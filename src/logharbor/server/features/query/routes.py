@@ -79,6 +79,8 @@ def compile_request(
     try:
         return compile_query(body.q, table=store.table, time_from_ns=start, time_to_ns=end,
                              patterns_table=quote_identifier(store.patterns_name),
+                             free_text_table=quote_identifier(store.free_text_name)
+                             if store.free_text_name else None,
                              limit=body.limit, max_limit=max_limit, scope_sql=scope,
                              default_limit=default, now_ns=now)
     except QueryError as exc:

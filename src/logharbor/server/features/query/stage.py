@@ -110,6 +110,8 @@ class StageBuilder:
         self.exact: tuple[tuple[str, str], ...] = ()
         self.patterns_table = quote_identifier("patterns")
         self.groups_resolved = False  # the source's pattern_id is the group's (query/patterns.py)
+        #: the store's free-text values table, quoted (store/freetext.py), or None
+        self.free_text_table: str | None = None
         #: (previous start, current start, current end) of a ``| patterns compare`` (patterns.py)
         self.compare: tuple[int, int, int] | None = None
 
