@@ -47,6 +47,12 @@ describe("exact numbers", () => {
     expect(row.s).toBe("-0.0");
     expect(jsonText(row)).toBe(answer.replace(/": /g, '":').replace(/, /g, ","));
   });
+  it.runIf(!sourceText)("keeps the sign of -0.0 where the browser gives no source text", () => {
+    const row = parseExact('{"neg": -0.0, "zero": 0.0, "n": [-0.0]}') as { neg: unknown; zero: unknown; n: unknown[] };
+    expect(String(row.neg)).toBe("-0.0");
+    expect(row.zero).toBe(0);
+    expect(jsonText(row)).toBe('{"neg":-0.0,"zero":0,"n":[-0.0]}');
+  });
   it("computes with the value", () => {
     const neg = new ExactNumber("-0.0");
     expect(Object.is(+neg, -0)).toBe(true);

@@ -158,12 +158,14 @@ export function isScalar(v: unknown): boolean {
 type Reviver = (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown;
 
 /** JSON.parse keeping every number whose text String() would change as ExactNumber (the browser
- * gives the source text; where it does not, numbers are as JSON.parse reads them). */
+ * gives the source text; where it does not, a -0 is the server's -0.0 — an integer is never
+ * negative zero — and the other numbers are as JSON.parse reads them). */
 export function parseExact(text: string): unknown {
-  const reviver: Reviver = (_key, value, context) =>
-    typeof value === "number" && context?.source && String(value) !== context.source
-      ? new ExactNumber(context.source)
-      : value;
+  const reviver: Reviver = (_key, value, context) => {
+    if (typeof value !== "number") return value;
+    const source = context?.source ?? (Object.is(value, -0) ? "-0.0" : undefined);
+    return source !== undefined && source !== String(value) ? new ExactNumber(source) : value;
+  };
   return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
 }
 
