@@ -13,6 +13,7 @@ Each tally is printed as one JSON line (``FAULT {...}``) and appended to
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import time
 from collections import Counter
@@ -83,6 +84,14 @@ class Tally:
         if not allow_duplicates:
             assert self.duplicated == 0, f"{self.fault}: {self.duplicated} records stored twice"
         return figures
+
+
+def fault_seed() -> tuple[int, random.Random]:
+    """The seed of a randomized fault schedule (``LOGHARBOR_FAULT_SEED=n`` replays one), printed,
+    and a generator drawn from it."""
+    seed = int(os.environ.get("LOGHARBOR_FAULT_SEED", random.randrange(1 << 30)))
+    print(f"\nseed {seed} (LOGHARBOR_FAULT_SEED={seed} replays this schedule)")
+    return seed, random.Random(seed)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import orjson
 import pytest
 from tests.agent.conftest import FULL, AgentProcess, wait_for, write_config
 from tests.conftest import ServerProcess
-from tests.faults.conftest import Tally
+from tests.faults.conftest import Tally, fault_seed
 
 SECONDS = 60.0 if FULL else 20.0
 BLOCK = 8 * 1024
@@ -111,9 +111,7 @@ def stored(server: ServerProcess) -> tuple[list[int], list[tuple[int, int, int]]
 @pytest.mark.slow
 def test_long_lines_in_pieces_through_rotations_and_agent_kill9_come_out_whole(
         tmp_path: Path, server_factory: Any) -> None:
-    seed = int(os.environ.get("LOGHARBOR_FAULT_SEED", random.randrange(1 << 30)))
-    print(f"\nseed {seed} (LOGHARBOR_FAULT_SEED={seed} replays this schedule)")
-    rng = random.Random(seed)
+    seed, rng = fault_seed()
     logs = tmp_path / "logs"
     logs.mkdir()
     srv: ServerProcess = server_factory("--batch-max-age", "0.2")

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from tests.agent.conftest import FULL, AgentProcess, wait_for, write_config
 from tests.conftest import ServerProcess
-from tests.faults.conftest import Tally
+from tests.faults.conftest import Tally, fault_seed
 
 SECONDS = 90.0 if FULL else 30.0
 RATE = 2500  # lines per second
@@ -137,9 +137,7 @@ def distinct_stored(server: ServerProcess) -> int:
 @pytest.mark.parametrize("round_", range(3 if FULL else 1))
 def test_rotations_while_paused_with_agent_and_server_kill9_lose_nothing(
         tmp_path: Path, server_factory: Any, round_: int) -> None:
-    seed = int(os.environ.get("LOGHARBOR_FAULT_SEED", random.randrange(1 << 30)))
-    print(f"\nseed {seed} (LOGHARBOR_FAULT_SEED={seed} replays this schedule)")
-    rng = random.Random(seed)
+    seed, rng = fault_seed()
     logs = tmp_path / "logs"
     logs.mkdir()
     srv: ServerProcess = server_factory("--batch-max-age", "0.2")
