@@ -9,11 +9,18 @@
    records/s (batches of ``--batch``) while ``--clients`` extra SSE clients (curl) follow other
    filters; one SSE client follows ``service:probe`` and a prober posts one probe record every
    ``--probe-interval`` s. Latency is from the probe's ingest acknowledgement (the POST answered
-   after the WAL fsync) to the tail client reading it; ``send_*`` is from before the POST.
+   after the WAL fsync) to the tail client reading it; ``send_*`` is from before the POST. The
+   line also has the hub's own figures from ``/metrics`` over the stage (rounds, time per round).
+3. **searchable**: during the same stage (same load, same followers), every
+   ``--searchable-interval`` s a record with a new word is posted and ``POST /api/v1/query``
+   polled every 20 ms until it finds it: ingest → searchable from the acknowledgement, p50/p99
+   (0 turns it off).
 
     python bench/tail.py --trace-records 10000000 --load-rate 20000 --seconds 30 --clients 4
 
-One JSON line per stage. Targets (DESIGN §6, issue 8): tail p99 ≤ 500 ms; trace p50 ≤ 50 ms at 10M.
+One JSON line per stage. Targets (DESIGN §6, issues 8 and 24): tail p99 ≤ 500 ms; ingest →
+searchable p99 ≤ 1 s; trace p50 ≤ 50 ms at 10M. ``--batch-max-age`` is passed to the server only
+when given (the server's default otherwise).
 """
 
 from __future__ import annotations
@@ -134,13 +141,14 @@ def fill_store(data_dir: Path, rows: int, lookups: int) -> list[tuple[str, str]]
     return [(s["trace_id"], s["request_id"]) for s in samples]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(data_dir: Path, batch_max_age: float | None) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(data_dir / "server.log", "ab")  # lives as long as the server
+    age = [] if batch_max_age is None else ["--batch-max-age", str(batch_max_age)]
     proc = subprocess.Popen([sys.executable, "-m", "logharbor.cli.main", "server", "--data-dir",
-                             str(data_dir), "--port", str(port), "--log-level", "warning",
-                             "--batch-max-age", "0.2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                             str(data_dir), "--port", str(port), "--log-level", "warning", *age],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(1200):
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -198,6 +206,57 @@ def background_load(url: str, key: str, rate: int, batch: int, seconds: float, o
     out.put((sent, time.perf_counter() - t0))
 
 
+def hub_metrics(url: str, key: str) -> dict[str, float]:
+    """The tail hub's and the batcher's counters from ``/metrics`` (name → value, unlabelled)."""
+    text = httpx.get(url + "/metrics", headers={"authorization": f"Bearer {key}"}, timeout=60).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith(("logharbor_tail_", "logharbor_batch_insert_seconds_", "logharbor_batch_rows")):
+            out[name] = float(value)
+    return out
+
+
+class SearchableProbe:
+    """Ingest → searchable: every ``every_s`` a record with a new word is posted; one sample is the
+    time from its acknowledgement until ``POST /api/v1/query`` (polled every 20 ms) finds it."""
+
+    def __init__(self, url: str, key: str, every_s: float) -> None:
+        self.url, self.key, self.every_s = url, key, every_s
+        self.samples: list[float] = []
+        self.missed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        letters = "abcdefghij"  # the word is letters only, so the text index keeps it whole
+        n = 0
+        headers = {"authorization": f"Bearer {self.key}"}
+        with httpx.Client(base_url=self.url, timeout=60, headers=headers) as c:
+            while not self._stop.wait(self.every_s):
+                n += 1
+                word = "lhsearchable" + "".join(letters[int(d)] for d in str(n))
+                body = orjson.dumps({"service": "searchable", "message": f"probe {word}"})
+                if c.post("/api/v1/logs", content=body).status_code != 200:
+                    continue
+                acked = time.perf_counter()
+                while time.perf_counter() - acked < 30:
+                    if c.post("/api/v1/query", json={"q": word, "limit": 1}).json().get("rows"):
+                        self.samples.append((time.perf_counter() - acked) * 1000)
+                        break
+                    time.sleep(0.02)
+                else:
+                    self.missed += 1
+
+    def stop(self) -> dict[str, object]:
+        self._stop.set()
+        self._thread.join()
+        return {"probes": len(self.samples) + self.missed, "missed": self.missed,
+                "p50_ms": pct(self.samples, 0.5), "p99_ms": pct(self.samples, 0.99),
+                "max_ms": pct(self.samples, 1.0)}
+
+
 def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
     headers = {"authorization": f"Bearer {key}"}
     # followers read with curl: real clients sit on other machines, so they should cost this box
@@ -236,6 +295,8 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
     out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     load = mp.Process(target=background_load, args=(url, key, args.load_rate, args.batch, args.seconds, out))
     load.start()
+    before = hub_metrics(url, key)
+    searchable = SearchableProbe(url, key, args.searchable_interval) if args.searchable_interval > 0 else None
     sent_at: dict[int, tuple[float, float]] = {}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         t_end = time.perf_counter() + args.seconds
@@ -251,6 +312,8 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
             time.sleep(args.probe_interval)
     sent, load_s = out.get(timeout=args.seconds + 120)
     load.join()
+    found = searchable.stop() if searchable is not None else None
+    hub = {k: v - before.get(k, 0.0) for k, v in hub_metrics(url, key).items()}
     deadline = time.perf_counter() + 10
     while len(received) < len(sent_at) and time.perf_counter() < deadline:
         time.sleep(0.1)
@@ -262,7 +325,18 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
     emit(stage="tail", load_records_per_s=round(sent / load_s), seconds=args.seconds,
          clients=1 + args.clients,
          probes=len(sent_at), received=len(ack), dropped=dropped[0], p50_ms=pct(ack, 0.5),
-         p99_ms=pct(ack, 0.99), max_ms=pct(ack, 1.0), send_p50_ms=pct(send, 0.5), send_p99_ms=pct(send, 0.99))
+         p99_ms=pct(ack, 0.99), max_ms=pct(ack, 1.0), send_p50_ms=pct(send, 0.5), send_p99_ms=pct(send, 0.99),
+         hub_rounds=round(hub.get("logharbor_tail_rounds_total", 0)),
+         hub_round_ms_mean=round(1000 * hub.get("logharbor_tail_round_seconds_total", 0)
+                                 / max(1.0, hub.get("logharbor_tail_rounds_total", 0)), 1),
+         hub_busy_share=round(hub.get("logharbor_tail_round_seconds_total", 0) / load_s, 3),
+         hub_skipped=round(hub.get("logharbor_tail_skipped_records_total", 0)),
+         batches=round(hub.get("logharbor_batch_insert_seconds_count", 0)),
+         batch_insert_ms_mean=round(1000 * hub.get("logharbor_batch_insert_seconds_sum", 0)
+                                    / max(1.0, hub.get("logharbor_batch_insert_seconds_count", 0)), 1))
+    if found is not None:
+        emit(stage="searchable", load_records_per_s=round(sent / load_s), seconds=args.seconds,
+             batch_max_age=args.batch_max_age, **found)
 
 
 def main() -> None:
@@ -274,6 +348,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="how long the tail stage runs")
     ap.add_argument("--clients", type=int, default=4, help="extra `logharbor tail` followers (0-5)")
     ap.add_argument("--probe-interval", type=float, default=0.05)
+    ap.add_argument("--searchable-interval", type=float, default=0.25,
+                    help="s between ingest → searchable probes during the tail stage (0: none)")
+    ap.add_argument("--batch-max-age", type=float, help="the server's --batch-max-age (default: its own)")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--data-dir", type=Path, help="use (or reuse, if filled) this data directory")
     args = ap.parse_args()
@@ -281,7 +358,7 @@ def main() -> None:
     args.keep = args.keep or args.data_dir is not None
     try:
         samples = fill_store(data_dir, args.trace_records, args.lookups) if args.trace_records else []
-        server, url, key = start_server(data_dir)
+        server, url, key = start_server(data_dir, args.batch_max_age)
         try:
             if samples:
                 bench_traces(url, key, samples, args.trace_records)
