@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAX_INT_DIGITS", "ExactJSONError", "dumps", "loads", "loads_exact", "lossy_lines", "may_lose"]
+__all__ = ["MAX_INT_DIGITS", "ExactJSONError", "dumps", "loads", "loads_exact", "lossy_lines", "may_lose",
+           "text"]
 
 #: the longest integer :func:`loads_exact` reads (``sys.int_info.default_max_str_digits``)
 MAX_INT_DIGITS = 4300
@@ -147,3 +148,10 @@ def dumps(value: Any, option: int = 0, default: Callable[[Any], Any] | None = No
         if "64-bit" not in str(exc):
             raise
     return orjson.dumps(_fragments(value), option=option, default=default)
+
+
+def text(value: Any) -> str:
+    """A value as people and text protocols read it: a string as itself, anything else its JSON
+    text as the API writes it (``true``, ``-0.0``, ``1.0``, ``1e+300``, an integer's digits, an
+    object compact) — Python's ``str`` wrote ``True``, ``1e-07`` and ``{'a': 1}``."""
+    return value if isinstance(value, str) else dumps(value).decode()

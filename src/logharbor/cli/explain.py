@@ -18,7 +18,7 @@ from rich.table import Table
 
 from logharbor import exactjson
 from logharbor.cli.client import CA_OPTION, KEY_OPTION, SERVER_OPTION, api_error_text, server_client
-from logharbor.cli.terminal import json_text, visible
+from logharbor.cli.terminal import visible
 from logharbor.types import JsonObject, Row
 
 __all__ = ["register", "value_line"]
@@ -35,7 +35,7 @@ def _lift(x: float | None, new: bool) -> str:
 
 
 def _pair(row: Row) -> str:
-    return visible(f"{row['field']}={json_text(row['value'])}", newlines=False)
+    return visible(f"{row['field']}={exactjson.text(row['value'])}", newlines=False)
 
 
 def value_line(row: Row) -> str:

@@ -31,7 +31,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from logharbor.cli.terminal import json_text, visible
+from logharbor import exactjson
+from logharbor.cli.terminal import visible
 from logharbor.cli.timezone import WIRE_TIME, Zone
 from logharbor.types import Row
 
@@ -48,7 +49,7 @@ _LEVEL_STYLE = {"TRACE": "dim", "DEBUG": "dim", "INFO": "green", "WARN": "yellow
 def _text(value: Any, raw_text: bool, *, newlines: bool = True) -> str:
     if value is None:
         return ""
-    text = json_text(value)
+    text = exactjson.text(value)
     return text if raw_text else visible(text, newlines=newlines)
 
 
@@ -77,7 +78,7 @@ def number_cells(values: Sequence[Any]) -> list[str] | None:
         elif isinstance(value, int):
             out.append(str(value))
         elif decimals == 0 or (value and not _ROUNDED_MIN <= abs(value) < _ROUNDED_MAX):
-            out.append(json_text(value))
+            out.append(exactjson.text(value))
         else:
             out.append(f"{value:.{decimals}f}")
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 from logharbor import exactjson
 
-__all__ = ["cell_text", "json_text", "visible"]
+__all__ = ["cell_text", "visible"]
 
 # C0 controls but tab and newline, DEL, C1 controls, and the Unicode marks that reorder or hide
 # text (bidirectional overrides and isolates, "Trojan Source"); a newline is escaped by callers
@@ -39,15 +39,9 @@ def visible(text: str, *, newlines: bool = True) -> str:
     return pattern.sub(_escape, text)
 
 
-def json_text(value: Any) -> str:
-    """A value as people read it: text as itself, anything else its JSON text as the API writes it
-    (``true``, not Python's ``True``; ``-0.0``, ``1e+300``; an object compact)."""
-    return value if isinstance(value, str) else exactjson.dumps(value).decode()
-
-
 def cell_text(value: Any, *, raw: bool = False, style: str = "", newlines: bool = True) -> Any:
     """A value as a :class:`rich.text.Text` (never parsed as markup), escaped unless ``raw``."""
     from rich.text import Text
 
-    text = "" if value is None else json_text(value)
+    text = "" if value is None else exactjson.text(value)  # true, -0.0: the API's text, not str()
     return Text(text if raw else visible(text, newlines=newlines), style=style)

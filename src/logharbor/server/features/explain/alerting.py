@@ -14,10 +14,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from logharbor import exactjson
 from logharbor.server.features.query import ast, parse, to_text
 from logharbor.server.features.query.fieldstats import filter_part
 
-from .engine import ExplainRequest, explain, value_text
+from .engine import ExplainRequest, explain
 
 __all__ = ["ALERT_TIME_BUDGET_S", "contributors", "rule_filter", "summary_text"]
 
@@ -43,7 +44,7 @@ def rule_filter(query: str, numerator: str | None, labels: Mapping[str, str]) ->
 
 
 def _pair(row: Mapping[str, Any]) -> str:
-    return f"{row['field']}={value_text(row['value'])}"
+    return f"{row['field']}={exactjson.text(row['value'])}"
 
 
 def summary_text(answer: Mapping[str, Any]) -> str:

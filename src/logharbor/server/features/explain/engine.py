@@ -28,7 +28,7 @@ from . import passes
 from .sets import Mode, Sets, build_sets
 from .stats import DEFAULT_ALPHA, Categorical, Numeric
 
-__all__ = ["ALWAYS_LEFT_OUT", "ExplainRequest", "explain", "filter_text", "value_text"]
+__all__ = ["ALWAYS_LEFT_OUT", "ExplainRequest", "explain", "filter_text"]
 
 #: fields never compared, and why
 ALWAYS_LEFT_OUT = {
@@ -71,14 +71,9 @@ class ExplainRequest:
     limit: int = 20
 
 
-def value_text(value: Any) -> str:
-    """A value as people and queries read it: text as itself, anything else as the JSON the answer
-    writes (``true``, ``-0.0``, ``1.0``; Python's ``str`` wrote ``True`` and ``1e-07``)."""
-    return value if isinstance(value, str) else exactjson.dumps(value).decode()
-
-
 def _match(field: str, value: Any) -> ast.Match:
-    return ast.Match(field, ast.Word(value_text(value)))
+    """``field:value`` with the value written as the answer writes it (``true``, ``-0.0``, ``1.0``)."""
+    return ast.Match(field, ast.Word(exactjson.text(value)))
 
 
 def filter_text(field: str, value: Any) -> str:

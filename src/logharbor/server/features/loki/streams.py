@@ -89,11 +89,7 @@ def label_text(value: Any) -> str:
 
     A whole float was written as an integer (``1.0`` as ``1``, and ``-0.0`` as ``0``: the sign
     lost); ``str(int(1e300))`` wrote 301 digits before that."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return exactjson.dumps(value).decode()
+    return "" if value is None else exactjson.text(value)
 
 
 #: labels whose values Loki writes in lower case: its ``detected_level`` is ``error``, ``warn``, …
