@@ -193,3 +193,31 @@ def test_multiline_with_a_long_line_in_a_stack_trace(tmp_path: Path) -> None:
     h.stop()
     assert h.lines == [f"ERROR boom\n\tat a\n{long_frame}\n\tat b", "INFO next", "E" * 25_000, "INFO last"]
     assert h.marked() == [("E" * 25_000, {"truncated": True, "original_bytes": 30_000})]
+
+
+def test_multiline_events_cut_or_split_carry_their_marks_and_the_checkpoint_still_moves_in_order(
+        tmp_path: Path) -> None:
+    """CRI parts past max_bytes (cut), an event ended at max_lines and its continuation: each
+    ships in a chunk of its own with its fields; the offsets move only when every chunk before is
+    acknowledged, and end at the file's end."""
+    log = tmp_path / "app.log"
+    parts = "".join(f"2026-11-01T12:00:00Z stdout P {'p' * 100}\n" for _ in range(5))
+    trace = "ERROR x\n" + "".join(f"\tat f{i}\n" for i in range(5))
+    log.write_text(parts + "2026-11-01T12:00:00Z stdout F end\n"
+                   + "".join(f"2026-11-01T12:00:01Z stdout F {line}\n" for line in trace.splitlines())
+                   + "2026-11-01T12:00:02Z stdout F INFO last\n")
+    h = Harness(tmp_path / "data", [str(log)], auto_ack=False,
+                multiline={"cri": True, "preset": "java", "max_bytes": 256, "max_lines": 4, "timeout": 0.2}).start()
+    assert h.wait_lines(4), h.lines
+    h.settle(0.3)
+    assert h.lines == ["p" * 256, "ERROR x\n\tat f0\n\tat f1\n\tat f2", "\tat f3\n\tat f4", "INFO last"]
+    assert [fields for _, fields in h.marked()] == [
+        {"truncated": True, "original_bytes": 503}, {"split": "max_lines"}, {"split": "continued"}]
+    src = h.source
+    assert src is not None
+    t = next(iter(src.live.values()))
+    for chunk in reversed(h.held):  # acknowledged last first: nothing moves before the first
+        assert t.acked_off == 0
+        chunk.ack.done()
+    assert t.acked_off == log.stat().st_size
+    h.stop()
