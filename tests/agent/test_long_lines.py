@@ -221,3 +221,17 @@ def test_multiline_events_cut_or_split_carry_their_marks_and_the_checkpoint_stil
         chunk.ack.done()
     assert t.acked_off == log.stat().st_size
     h.stop()
+
+
+def test_start_at_end_in_the_middle_of_a_line_reads_that_line_whole(tmp_path: Path) -> None:
+    """``start_at: end`` used to start at the file's size: when the writer was mid-line, the rest
+    of that line shipped as a line of its own (``line`` for ``half-line``)."""
+    log = tmp_path / "app.log"
+    log.write_text("old 1\nold 2\nhalf-")
+    h = Harness(tmp_path / "data", [str(log)], start_at="end").start()
+    h.settle(0.3)
+    append(log, b"line\nnew\n")
+    assert h.wait_lines(2), h.lines
+    h.settle(0.2)
+    h.stop()
+    assert h.lines == ["half-line", "new"]

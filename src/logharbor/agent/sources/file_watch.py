@@ -151,7 +151,7 @@ class Watcher:
             else:
                 found = Tailed(path, *key, 0)
                 if first and src.cfg.start_at == "end":
-                    found.read_off = found.acked_off = content_size(fd, codec)
+                    found.read_off = found.acked_off = self._line_end(fd, codec)
             found.path, found.dev, found.ino, found.ghost = path, *key, False
             found.fd, found.codec, found.rotated_at, found.seek_until = fd, codec, None, 0.0
             if head and (found.fp_len == 0 or len(head) > found.fp_len):
@@ -160,6 +160,20 @@ class Watcher:
         if codec is None:
             self.seen[key] = _Seen(st.st_size, head[:self.src.cfg.fingerprint_bytes], st.st_mtime_ns)
         telemetry.file_opened(src.name, path, found.read_off, why)
+
+    def _line_end(self, fd: int, codec: str | None) -> int:
+        """Where ``start_at: end`` starts: after the file's last complete line. A line the writer
+        is in the middle of is read whole when it ends (starting at the size shipped its rest as
+        a line of its own); one with no newline within ``max_line_bytes`` before the end is left."""
+        size = content_size(fd, codec)
+        if codec is not None:
+            return size
+        window = min(size, self.src.line_limit)
+        tail = os.pread(fd, window, size - window)
+        nl = tail.rfind(b"\n")
+        if nl >= 0:
+            return size - window + nl + 1
+        return 0 if window == size else size
 
     def _adopt(self, path: str, key: Key, fd: int, head: bytes,
                codec: str | None) -> tuple[Tailed, str] | bool | None:
