@@ -11,20 +11,13 @@ restoring the magic: it starts and stores every acknowledged record, once.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pytest
 from tests.conftest import ServerProcess
 from tests.faults.conftest import Tally
 from tests.faults.test_wal_damage import SERVICE, send, stored_ids
+from tests.upgrade import tree
 
 from logharbor.framing import MAGIC_SIZE, MAGIC_V2
-
-
-def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
 
 
 def test_a_newer_wal_is_refused_untouched_then_read_whole(server_factory) -> None:  # type: ignore[no-untyped-def]

@@ -14,17 +14,16 @@ read whole by "the newer release") is tests/faults/test_newer_wal.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.upgrade import tree, unpack
 
 from logharbor.agent.buffer.disk import DiskBuffer
 from logharbor.agent.checkpoint import CheckpointStore
@@ -47,27 +46,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("newer-release")
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(root, filter="data")
-    return root / "newer"
+    return unpack(tmp_path_factory, FIXTURE, "newer")
 
 
 @pytest.fixture
 def newer(unpacked: Path, tmp_path: Path) -> Path:
     """A fresh copy per test (a reader that wrote would change it: that is what is checked)."""
     return Path(shutil.copytree(unpacked, tmp_path / "newer"))
-
-
-@pytest.fixture
-def manifest(unpacked: Path) -> dict[str, Any]:
-    return json.loads((unpacked / "manifest.json").read_text())
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every file and directory under ``root``: a file's sha256, a directory as such."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
 
 
 def refused(call: Any, root: Path, *names: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pytest
 import yaml
 from tests.record.values import typed
 from tests.server.wal_damage import read_everything
+from tests.upgrade import unpack
 
 from logharbor import exactjson
 from logharbor.agent.buffer.disk import DiskBuffer
@@ -51,10 +51,7 @@ FIXTURE = Path(__file__).parent / "old-release-files.tgz"
 
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("old-release")
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(root, filter="data")
-    return root / "old"
+    return unpack(tmp_path_factory, FIXTURE, "old")
 
 
 @pytest.fixture
