@@ -11,7 +11,7 @@ release that wrote the file again; nothing of it was cut, quarantined, rewritten
 Newer or damaged? Decided by what a checksum covers:
 
 - a version under a checksum that holds (an agent state document's ``crc``, an idempotency
-  record's CRC, a WAL entry key under its header CRC) was written as it reads: newer, refused;
+  record's CRC) was written as it reads: newer, refused;
 - a checksum that fails is damage, whatever the version says: the file's damage handling applies;
 - a version no checksum covers (a segment's magic, ``batcher.json``, the pattern snapshot) is
   taken at its word when it is well formed (``LHWAL`` + two digits + newline; an integer
@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["NewerFormat", "magic_version"]
+from logharbor.framing import MAGIC_SIZE
 
-MAGIC_SIZE = 8
+__all__ = ["NewerFormat", "magic_version"]
 
 
 class NewerFormat(RuntimeError):
