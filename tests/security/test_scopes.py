@@ -397,19 +397,16 @@ ROW_SHAPES = [
 
 
 @pytest.mark.parametrize("record", ROW_SHAPES)
-def test_a_rows_tenant_and_service_are_read_exactly(record: dict) -> None:  # type: ignore[type-arg]
-    """The byte search of ``row_scope`` gives what a JSON reader gives, whatever the values hold."""
+def test_a_rows_service_is_read_exactly(record: dict) -> None:  # type: ignore[type-arg]
+    """The byte search of ``row_service`` gives what a JSON reader gives, whatever the values hold."""
     from logharbor.server.engine.store.rows import encode_record
-    from logharbor.server.ingest.writescope import row_scope
+    from logharbor.server.ingest.writescope import row_service
 
     row = encode_record(record, received_ns=1)
-    tenant, service = row_scope(row)
-    decoded = orjson.loads(row)
-
-    def text(value: bytes | str | None) -> str | None:
-        return orjson.loads(b'"' + value + b'"') if isinstance(value, bytes) else value
-
-    assert (text(tenant), text(service)) == (decoded.get("tenant"), decoded.get("service"))
+    service = row_service(row)
+    if isinstance(service, bytes):
+        service = orjson.loads(b'"' + service + b'"')
+    assert service == orjson.loads(row)["service"]
 
 
 # --- reading: every read endpoint × every scoped key -------------------------------------------
@@ -528,3 +525,22 @@ def test_every_tail_transport_streams_the_keys_services_only(tenants) -> None:  
     for seen in (ndjson_seen, sse_seen, ws_seen):
         assert [m for m in seen if m] == ["tailscope checkout", "tailscope last"], seen
     assert "tailscope checkout" in loki_text and "tailscope api" not in loki_text and "globex" not in loki_text
+
+
+@pytest.mark.parametrize("services", [["checkout"], ['chec"kout\\', "café"], ["chec"], ['chec"kout\\\\'], ["unknown", "api"]])
+def test_the_check_keeps_exactly_the_rows_of_the_keys_services(services: list[str]) -> None:
+    """Both ways through ``WriteScope.sift_payload`` (every row inside: the byte search alone; some
+    outside: row by row) keep exactly the rows whose decoded service is in the list."""
+    from logharbor.server.engine.store.rows import encode_record
+    from logharbor.server.ingest.writescope import WriteScope
+    from logharbor.server.scopes import Scope
+
+    rows = [encode_record(record, received_ns=1) for record in ROW_SHAPES]
+    rows += [encode_record({"message": "m", "service": s}, received_ns=1) for s in ('chec"kout\\', "café", "chec")]
+    check = WriteScope(Scope.of("acme", services))
+    inside = [row for row in rows if orjson.loads(row)["service"] in services]
+    for body in (rows, inside):
+        payload, kept, refused = check.sift_payload(b"\n".join(body), len(body))
+        assert (payload.split(b"\n") if kept else []) == [row for row in body if row in inside]
+        assert kept == len([row for row in body if row in inside])
+        assert [i for i, _ in refused] == [i for i, row in enumerate(body) if row not in inside]
