@@ -544,3 +544,14 @@ def test_the_check_keeps_exactly_the_rows_of_the_keys_services(services: list[st
         assert (payload.split(b"\n") if kept else []) == [row for row in body if row in inside]
         assert kept == len([row for row in body if row in inside])
         assert [i for i, _ in refused] == [i for i, row in enumerate(body) if row not in inside]
+
+
+@pytest.mark.parametrize("row", [b'{"service":{"a":1},"message":"m"}', b'{"service":["checkout"]}', b"[1]", b"not json"])
+def test_a_row_of_another_shape_is_refused_never_an_error(row: bytes) -> None:
+    """Rows are the encoders' own; one of any other shape (a service that is not a string, no
+    object, no JSON) is refused like a row without a service, never a 500."""
+    from logharbor.server.ingest.writescope import WriteScope
+    from logharbor.server.scopes import Scope
+
+    assert WriteScope(Scope.of(None, ["checkout"])).sift_payload(row, 1)[1:] == (
+        0, [(0, "service None is outside this key's scope (services checkout)")])

@@ -50,7 +50,8 @@ def row_service(row: bytes) -> bytes | str | None:
         obj = orjson.loads(row)
     except orjson.JSONDecodeError:  # no row of ours: refused, as a row without a service
         return None
-    return obj.get("service") if isinstance(obj, dict) else None
+    service = obj.get("service") if isinstance(obj, dict) else None
+    return service if isinstance(service, str) else None  # anything else is no service
 
 
 class WriteScope:
