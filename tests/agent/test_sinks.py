@@ -118,6 +118,25 @@ def test_413_splits_the_batch(tmp_path: Path, receiver_factory: Any) -> None:
     assert all(a.status == AckStatus.DELIVERED for a in acks)
 
 
+def test_413_splits_one_chunk_into_its_records(tmp_path: Path, receiver_factory: Any) -> None:
+    """One source chunk larger than the receiver takes (a file block of short lines, an ALB
+    object's 5,000 lines) was refused whole; now it is halved down to records, and only a record
+    too large on its own is refused."""
+    big = orjson.dumps({"message": "x" * 2000, "n": 1000}) + b"\n"
+    body = payload(0, 50) + big + payload(50, 50)
+    r = receiver_factory("--max-body", str(len(body) // 5))
+    sink = make_sink(tmp_path, r.url, dead_letter_path=str(tmp_path / "dead.ndjson"))
+    done: list[Ack] = []
+    ack = Ack(1, done.append)
+    sink.submit(Encoded(body, 101, ack))
+    assert wait_for(lambda: ack.finished, 15)
+    sink.close(5)
+    assert sorted(x["n"] for x in r.records()) == list(range(100))  # delivered: 100, lost: 0
+    assert ack.status == AckStatus.REJECTED  # the one record no split can make small enough
+    assert (tmp_path / "dead.ndjson").read_bytes() == big
+    assert len(set(r.stats()["keys"])) == len(r.stats()["keys"])  # every half under a key of its own
+
+
 def test_receiver_down_then_up_delivers_everything(tmp_path: Path, receiver_factory: Any) -> None:
     r = receiver_factory()
     r.kill()

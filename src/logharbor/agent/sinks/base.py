@@ -6,7 +6,8 @@ A concrete sink only says how to send one batch (``send``) and whether a failure
 - batches buffered payloads by size, record count and age;
 - retries a retriable failure for as long as it takes (at-least-once), with exponential backoff
   and full jitter, waiting at least the receiver's ``Retry-After``;
-- splits a batch the receiver found too large (413) and sends the halves;
+- splits a batch the receiver found too large (413) and sends the halves, down to single
+  records (only a record too large on its own is refused);
 - gives every batch an ``Idempotency-Key`` (:mod:`logharbor.agent.identity`): the same on every
   attempt of the batch, a new one for a new batch; a batch taken from a disk buffer is noted there
   before it is sent, so after a crash the very same batch is formed again under the same key and
@@ -267,7 +268,12 @@ class BufferedSink:
         """Send ``items`` as one batch (or halves on 413) until it succeeds or is refused."""
         payload = b"".join(it.payload for it in items)
         count = sum(it.count for it in items)
-        key = self.batch_key(items)  # the same on every attempt of this batch
+        # the key is the same on every attempt of this batch
+        return self._deliver_batch(items, payload, count, self.batch_key(items))
+
+    def _deliver_batch(self, items: list[Encoded], payload: bytes, count: int, key: str) -> AckStatus | None:
+        """Send one batch (``items``, or records of one item when ``items`` is empty) until it
+        succeeds or is refused."""
         context: Any = None
         attempt = 0
         partial = False  # part of the batch was taken already: never resend the whole of it
@@ -278,14 +284,9 @@ class BufferedSink:
             try:
                 rejected = self.send(payload, count, key, context)
             except TooLarge as exc:
-                if len(items) > 1 and not partial:
-                    half = len(items) // 2
-                    first = self._deliver(items[:half])
-                    if first is None:
-                        return None
-                    second = self._deliver(items[half:])
-                    return None if second is None else max(first, second)
-                self._reject(payload, count, str(exc))
+                if not partial and (len(items) > 1 or payload.count(b"\n") > 1):
+                    return self._deliver_halves(items, payload, key)
+                self._reject(payload, count, str(exc))  # one record too large on its own
                 return AckStatus.REJECTED
             except Permanent as exc:
                 self._reject(payload, count, str(exc))
@@ -319,6 +320,29 @@ class BufferedSink:
             if rejected:
                 self._reject_lines(payload, rejected)
             return max(floor, AckStatus.REJECTED if rejected else AckStatus.DELIVERED)
+
+    def _deliver_halves(self, items: list[Encoded], payload: bytes, key: str) -> AckStatus | None:
+        """A batch the receiver found too large (413), sent as two halves: of its items while it
+        has several, else of its records. One item may hold more records than the receiver takes
+        at once (a file block of short lines, an ALB object's 5,000 lines, against a key's
+        ``ingest_rate`` or a proxy's body limit): refusing it whole threw good records away."""
+        if len(items) > 1:
+            half = len(items) // 2
+            first = self._deliver(items[:half])
+            if first is None:
+                return None
+            second = self._deliver(items[half:])
+            return None if second is None else max(first, second)
+        lines = payload.split(b"\n")[:-1]  # every record ends with a newline
+        half = len(lines) // 2
+        status = AckStatus.DELIVERED
+        # keys derived from the batch's own: the same halves under the same keys after a replay
+        for part, name in ((lines[:half], "a"), (lines[half:], "b")):
+            done = self._deliver_batch([], b"\n".join(part) + b"\n", len(part), batch_key(key, name))
+            if done is None:
+                return None
+            status = max(status, done)
+        return status
 
     def _count_sent(self, records: int, batches: int) -> None:
         with self._count_lock:
