@@ -3,6 +3,7 @@ object read once, across restarts and re-listing (issue 8)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import signal
@@ -16,7 +17,9 @@ import boto3
 import httpx
 import pytest
 import yaml
+from tests.agent.conftest import moto_server
 from tests.conftest import ServerProcess
+from tests.faults.conftest import Tally
 
 from logharbor.demo.alb import alb_object_path
 from logharbor.demo.traffic import TrafficGenerator, render
@@ -127,3 +130,41 @@ def test_s3_objects_via_list_objects_v2(tmp_path: Path, server: ServerProcess, m
         check_once(server, objects)
     finally:
         stop(agent)
+
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("place", ["folder", "s3"])
+def test_a_prefix_ending_inside_the_layout_reads_its_objects(tmp_path: Path, server: ServerProcess,
+                                                             place: str) -> None:
+    """A prefix that ends at a year (``…/eu-west-1/2026``, one year of one region) or inside its
+    name (``…/eu-west-1/20``) without a slash: the walk took ``<prefix>/`` for the folder holding the
+    year folders and listed ``…/2026/2026/mm/dd/``, so not one object was ever read."""
+    objects = make_objects(3, 30, seed=3)
+    region, year = objects[0][0].rsplit("/", 4)[:2]  # …/elasticloadbalancing/<region>, yyyy
+    with contextlib.ExitStack() as stack:
+        if place == "folder":
+            root = tmp_path / "alb"
+            for key, data, _ in objects:
+                (root / key).parent.mkdir(parents=True, exist_ok=True)
+                (root / key).write_bytes(data)
+                os.utime(root / key, (time.time() - 60, time.time() - 60))  # settled: read at the first poll
+            source: dict[str, str] = {"path": str(root), "prefix": f"{region}/{year}"}
+        else:
+            url = stack.enter_context(moto_server())
+            s3 = boto3.client("s3", endpoint_url=url, region_name="eu-west-1")
+            s3.create_bucket(Bucket="lb-logs", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            for key, data, _ in objects:
+                s3.put_object(Bucket="lb-logs", Key=key, Body=data)
+            source = {"bucket": "lb-logs", "prefix": f"{region}/{year[:2]}", "endpoint_url": url,
+                      "region": "eu-west-1"}
+        tally = Tally(f"alb objects under the prefix {source['prefix']!r} ({place})")
+        tally.ack(set().union(*(t for _, _, t in objects)))
+        agent = run_agent(agent_yaml(tmp_path, server, server.create_key("writer"), source))
+        try:
+            wait_count(server, len(tally.acknowledged), timeout=60)
+            time.sleep(1.0)  # a few more polls: nothing may come twice
+            tally.saw(traces_in_store(server))
+        finally:
+            stop(agent)
+    tally.report()

@@ -110,8 +110,12 @@ def find_roots(lister: Lister, prefix: str) -> tuple[list[str], list[ObjectInfo]
         subs, objects = lister.children(node)
         loose.extend(o for o in objects if is_log_key(o.key))
         years = [s for s in subs if _YEAR.fullmatch(s.rstrip("/").rsplit("/", 1)[-1])]
-        if years:
-            roots.append(node if node.endswith("/") or not node else node + "/")
+        for year in years:
+            # the folder holding the year folders: ``node`` itself when it ends with "/", its
+            # parent when the prefix ends inside a name (``…/eu-west-1/2026`` or ``…/eu-west-1/20``)
+            root = year.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in year.rstrip("/") else ""
+            if root not in roots:
+                roots.append(root)
         if depth < _MAX_DEPTH:
             queue.extend((s, depth + 1) for s in subs if s not in years)
     return sorted(roots), loose
