@@ -135,15 +135,22 @@ def write(path: Path, doc: JsonObject) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _keep_previous(path)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _keep_previous(path)
+        os.replace(tmp, path)
+    except OSError:
+        # a half-written temp file (a full disk) would be read at the next start as the newest
+        # copy and reported as damage: the write failed, the current copy stands
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     with contextlib.suppress(OSError):  # a filesystem that cannot sync a directory: the renames stand
         fsync_dir(path.parent)
 

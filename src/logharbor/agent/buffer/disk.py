@@ -84,6 +84,7 @@ class DiskBuffer:
         self._index: dict[int, _Handed] = {}
         self._skip: set[Pos] = set()  # ends of entries delivered before a rewind
         self._stall_until = 0.0
+        self._save_failed = False  # the last position write failed (said once, until one succeeds)
 
     @staticmethod
     def check_version(directory: Path) -> None:
@@ -223,7 +224,22 @@ class DiskBuffer:
         return True
 
     def _save(self) -> None:
-        save_position(self.dir, self._acked, self._batches, self.id)
+        """Write the delivered position. A full disk (or an I/O error) is logged and delivery goes
+        on: the position in memory is right, the one on disk older (a restart before the next
+        save that succeeds sends what lies between again: at least once). Raising here ended the
+        delivery thread, or stranded the batch being noted, until the agent was restarted."""
+        try:
+            save_position(self.dir, self._acked, self._batches, self.id)
+        except OSError as exc:
+            if not self._save_failed:
+                telemetry.event(logging.ERROR, "disk buffer position could not be written; delivery goes "
+                                "on, and a restart before it is written sends the batches since again",
+                                sink=self.sink, error=os.strerror(exc.errno) if exc.errno else str(exc))
+            self._save_failed = True
+            return
+        if self._save_failed:
+            self._save_failed = False
+            telemetry.event(logging.INFO, "disk buffer position written again", sink=self.sink)
 
     def size(self) -> tuple[int, int]:
         return self._bytes, max(0, self._events)

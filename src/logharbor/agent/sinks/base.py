@@ -261,7 +261,12 @@ class BufferedSink:
             self.buffer.commit(items)
             for it in items:
                 if it.ack is not None:
-                    it.ack.done(status)
+                    try:
+                        it.ack.done(status)
+                    except Exception:  # a source's bookkeeping (its checkpoint on a full disk)
+                        # must not end this delivery thread: say so, deliver on
+                        telemetry.log.exception("a source could not take its acknowledgement",
+                                                extra={"fields": {"sink": self.name}})
             self._gauge()
 
     def _deliver(self, items: list[Encoded]) -> AckStatus | None:

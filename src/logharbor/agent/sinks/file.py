@@ -6,6 +6,7 @@ reopened when it was renamed or deleted (so logrotate works on it too).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -55,8 +56,10 @@ class FileSink(BufferedSink):
         return 1  # one writer keeps the output in order
 
     def send(self, payload: bytes, count: int, key: str, context: Any = None) -> list[JsonObject]:
+        start: int | None = None
         try:
             fd = self._open()
+            start = os.fstat(fd).st_size  # appends go here (O_APPEND, one writer)
             view = memoryview(payload)
             while view:
                 n = os.write(fd, view)
@@ -65,6 +68,12 @@ class FileSink(BufferedSink):
                 os.fsync(fd)
         except OSError as exc:
             if self._fd is not None:
+                if start is not None:
+                    # a write cut short (a full disk) left part of the batch and half a record; the
+                    # retry writes the whole batch again after it: the half record glued to the
+                    # retry's first one made one line of neither, and the part before came twice
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, start)
                 os.close(self._fd)
                 self._fd = None
             raise Retriable(f"{self.path}: {exc.strerror or exc}") from None

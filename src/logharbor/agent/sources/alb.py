@@ -153,8 +153,16 @@ class AlbSource:
         with self._lock:
             doc = {"version": _FORMAT, "objects": dict(self.done), "partial": dict(self.partial)}
             known = len(self.done)
-        self.checkpoint_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        statefile.write(self.checkpoint_path, doc)
+        try:
+            self.checkpoint_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            statefile.write(self.checkpoint_path, doc)
+        except OSError as exc:
+            # called from the sinks' delivery threads (acknowledgements): raising there ended them.
+            # What is in memory is right; the file catches up at the next save that succeeds.
+            telemetry.event(logging.ERROR, "alb read set could not be saved; objects delivered since "
+                            "the last save are read again after a restart before the next one",
+                            source=self.name, path=str(self.checkpoint_path), error=str(exc))
+            return
         self._known.set(known)
 
     # -- acknowledgements --------------------------------------------------------------------
