@@ -8,7 +8,8 @@ rejects lines containing X per line (200 with ``rejected``). ``--max-body B`` an
 bytes. ``--lose-answer-first N`` stores the first N requests but closes the connection instead of
 answering (an answer lost in a crash). ``--dedup-keys`` stores a request once per
 ``Idempotency-Key`` and answers a repeat as it answered the first (what the server promises within
-its window). ``GET /stats`` returns the counters as JSON, ``keys`` the key of every POST in order.
+its window); ``--close-each`` closes every connection after its answer, as some proxies do.
+``GET /stats`` returns the counters as JSON, ``keys`` the key of every POST in order.
 
 Run: python receiver.py --port P [--out FILE] [--api-key K] [--tls-cert C --tls-key K] …
 """
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--lose-answer-first", type=int, default=0)
     ap.add_argument("--refuse-encoding", help="answer 400 bad_encoding to bodies in this encoding")
     ap.add_argument("--dedup-keys", action="store_true")
+    ap.add_argument("--close-each", action="store_true", help="answer with Connection: close (a proxy)")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     args = ap.parse_args()
@@ -66,6 +68,9 @@ def main() -> None:
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
+            if args.close_each:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
 

@@ -137,6 +137,20 @@ def test_413_splits_one_chunk_into_its_records(tmp_path: Path, receiver_factory:
     assert len(set(r.stats()["keys"])) == len(r.stats()["keys"])  # every half under a key of its own
 
 
+def test_connections_a_receiver_closes_are_forgotten(tmp_path: Path, receiver_factory: Any) -> None:
+    """A receiver (or proxy) answering ``Connection: close``: every closed connection stayed in the
+    sink's list for good, so the agent's memory grew with each batch."""
+    r = receiver_factory("--close-each")
+    sink = make_sink(tmp_path, r.url)
+    for i in range(40):
+        ack = submit(sink, i * 5, 5)
+        assert wait_for(lambda: ack.finished, 10)  # noqa: B023 - waited on before the next
+    sink.close(5)
+    assert sorted(x["n"] for x in r.records()) == list(range(200))
+    assert r.stats()["requests"] == 40
+    assert len(sink.http._all) <= sink.cfg.concurrency
+
+
 def test_receiver_down_then_up_delivers_everything(tmp_path: Path, receiver_factory: Any) -> None:
     r = receiver_factory()
     r.kill()

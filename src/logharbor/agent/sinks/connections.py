@@ -147,6 +147,10 @@ class KeepAlive:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            # forgotten too: kept here, every connection a receiver or proxy closed (``Connection:
+            # close`` on each answer, an outage's reconnects) stayed in memory for good
+            with contextlib.suppress(ValueError):
+                self._all.remove(conn)
 
     def close_all(self) -> None:
         for conn in self._all:
