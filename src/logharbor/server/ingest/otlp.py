@@ -129,7 +129,10 @@ _DOUBLE_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?In
 def _json_double(value: Any) -> float:
     """A ``doubleValue``: a JSON number or its text (``"NaN"``, ``"Infinity"``: stored as null)."""
     if type(value) is float or type(value) is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits: a 500 for the whole request
+            raise ValueError(f"doubleValue {_shown(value)} is beyond a double's range") from None
     if isinstance(value, str) and _DOUBLE_TEXT.fullmatch(value):
         return float(value)
     raise ValueError(f"doubleValue {_shown(value)} is not a number")
@@ -362,22 +365,49 @@ def _from_json(body: bytes, batch: _Batch) -> None:
         raise ValueError("the body must be an ExportLogsServiceRequest object")
     for resource_logs in request.get("resourceLogs") or request.get("resource_logs") or []:
         resource: RawRecord = {}
-        _attributes(resource, _kv_json((resource_logs.get("resource") or {}).get("attributes") or []))
-        for scope_logs in resource_logs.get("scopeLogs") or resource_logs.get("scope_logs") or []:
+        all_scopes = resource_logs.get("scopeLogs") or resource_logs.get("scope_logs") or []
+        try:
+            _attributes(resource, _kv_json((resource_logs.get("resource") or {}).get("attributes") or []))
+        except _UNREADABLE as exc:  # this resource's records only, not the other resources' beside it
+            _reject_all(batch, all_scopes, f"its resource: {_reason(exc)}")
+            continue
+        for scope_logs in all_scopes:
             scope = dict(resource)
-            meta = scope_logs.get("scope") or {}
-            if meta.get("name"):
-                scope["scope.name"] = meta["name"]
-            if meta.get("version"):
-                scope["scope.version"] = meta["version"]
-            _attributes(scope, _kv_json(meta.get("attributes") or []), batch=batch)
+            try:
+                meta = scope_logs.get("scope") or {}
+                if meta.get("name"):
+                    scope["scope.name"] = meta["name"]
+                if meta.get("version"):
+                    scope["scope.version"] = meta["version"]
+                _attributes(scope, _kv_json(meta.get("attributes") or []), batch=batch)
+            except _UNREADABLE as exc:
+                _reject_all(batch, [scope_logs], f"its scope: {_reason(exc)}")
+                continue
             for log in scope_logs.get("logRecords") or scope_logs.get("log_records") or []:
                 try:
                     raw = _json_record(log, scope, batch, resource)
-                except (ValueError, TypeError, AttributeError, KeyError) as exc:  # this record only
-                    batch.reject(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
+                except _UNREADABLE as exc:  # this record only
+                    batch.reject(_reason(exc))
                     continue
                 batch.add(raw)
+
+
+#: what an unreadable value in one part of an OTLP/JSON request raises (that part is rejected)
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+
+
+def _reject_all(batch: _Batch, all_scopes: Any, reason: str) -> None:
+    """Reject every log record of ``all_scopes`` (a resource's or one scope's) for ``reason``."""
+    for scope_logs in all_scopes if isinstance(all_scopes, list) else []:
+        if not isinstance(scope_logs, dict):
+            continue
+        logs = scope_logs.get("logRecords") or scope_logs.get("log_records")
+        for _ in logs if isinstance(logs, list) else []:
+            batch.reject(reason)
 
 
 def _json_int(value: Any, what: str) -> int:
