@@ -258,3 +258,34 @@ def test_a_latin1_string_costs_nothing_but_its_bytes(forward: tuple[ServerProces
         assert _acks(conn, 1) == ["latin1-chunk"]
     rows = by_message(records(server, "service:latin1svc", 2))
     assert set(rows) == {"caf\ufffd", "plain"}
+
+
+def test_an_acked_record_whose_field_cannot_be_folded_is_stored_not_dropped(
+        forward: tuple[ServerProcess, int]) -> None:
+    """Forward has no way to say a record was refused: the chunk is acked whole. A record whose
+    ``timestamp`` is not a time, or whose ``http`` status is not a number, was refused after that
+    ack (a DEBUG line, a counter): acknowledged and lost. It is stored, the value it could not take
+    kept aside as sent (``timestamp_attribute``) and the reason in ``forward_error``."""
+    from tests.faults.conftest import Tally
+
+    server, port = forward
+    log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True, timeout=30)
+    stamp = time.time() - 30
+    bad = [{"timestamp": "07/Dec/2026:10:00:00 +0000"}, {"@timestamp": "yesterday"},
+           {"http": {"status": "abc", "method": "GET"}}, {"timestamp": 1e30}, {}]
+    tally = Tally("forward records acked with a field that cannot be folded")
+    for i, extra in enumerate(bad):
+        rid = f"fwd-unfoldable-{i}"
+        assert log.emit_with_time("checkout", stamp, {"message": f"unfoldable {i}", "service": "fwd-unfoldable",
+                                                       "rid": rid, **extra})
+        tally.ack([rid])
+    assert len(_acks(log.socket, len(bad))) == len(bad)
+    log.close()
+    rows = records(server, 'service:"fwd-unfoldable"', len(bad), timeout=30)
+    tally.saw(r["rid"] for r in rows)
+    tally.report()
+    got = {r["message"]: r for r in rows}
+    assert got["unfoldable 0"]["timestamp_attribute"] == "07/Dec/2026:10:00:00 +0000"
+    assert "timestamp" in got["unfoldable 0"]["forward_error"]
+    assert got["unfoldable 2"]["http_attribute"] == {"status": "abc", "method": "GET"}
+    assert "forward_error" not in got["unfoldable 4"]

@@ -34,7 +34,7 @@ import msgpack
 import orjson
 from fastapi import APIRouter
 
-from logharbor.record import RecordError
+from logharbor.record import RecordError, keep_aside
 from logharbor.server.connections import ConnectionCap
 from logharbor.server.engine.store.rows import encode_record
 from logharbor.server.ingest.attrnames import set_beside
@@ -119,28 +119,71 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
     """Store rows (joined), accepted and rejected counts for ``[time, record]`` entries."""
     rows: list[bytes] = []
     rejected = 0
+    first = ""
     for entry in entries:
         if not isinstance(entry, list | tuple) or len(entry) < 2 or not isinstance(entry[1], dict):
             rejected += 1
+            first = first or "an entry is not [time, record]"
             continue
         stamp, record = entry[0], entry[1]
         raw = dict(record)
         set_beside(raw, "tag", tag, "forward")  # a record's own "tag" keeps the name
-        if "timestamp" not in raw and isinstance(stamp, int | float) and not isinstance(stamp, bool) \
-                and stamp > 0:
-            raw["timestamp"] = stamp
-        try:
-            problem = limits.check(raw, limits.max_field_bytes + 1)
-            if problem is not None:
-                raise RecordError(problem)
-            try:
-                rows.append(encode_record(raw, received_ns=received_ns))
-            except (TypeError, UnicodeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
-                rows.append(encode_record(_clean(raw), received_ns=received_ns))
-        except (RecordError, TypeError, ValueError, orjson.JSONEncodeError) as exc:  # this record only
+        event_time = stamp if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp > 0 \
+            else None
+        row = _fold(raw, received_ns, limits, event_time)
+        if isinstance(row, bytes):
+            rows.append(row)
+        else:
             rejected += 1
-            log.debug("forward record rejected: %s", exc)
+            first = first or row
+    if rejected:  # the chunk is acknowledged all the same: the one place this shows is here
+        log.warning("forward: %d record(s) of tag %r refused (their chunk is acknowledged); first: %s",
+                    rejected, tag, first)
     return b"\n".join(rows), len(rows), rejected
+
+
+#: keys whose values must fold (a time; HTTP numbers): a record where one does not is kept, that
+#: value aside
+_MUST_FOLD = ("timestamp", "@timestamp", "http")
+
+
+def _fold(raw: dict[Any, Any], received_ns: int, limits: RecordLimits, event_time: Any) -> bytes | str:
+    """The store row of one record, or why it cannot be stored.
+
+    Forward cannot refuse one record of a chunk it acknowledges, so refusing one lost it (a DEBUG
+    line and a counter were all that showed it): a value that must fold but does not (a
+    ``timestamp`` that is not a time, an ``http`` status that is not a number) is kept aside as
+    sent (``timestamp_attribute`` …), the reason in ``forward_error``, and the record stored with
+    the event time."""
+    timed = raw if "timestamp" in raw or event_time is None else {**raw, "timestamp": event_time}
+    problem = limits.check(timed, limits.max_field_bytes + 1)
+    if problem is not None:
+        return problem
+    try:
+        return _encode(timed, received_ns)
+    except RecordError as exc:
+        moved = [k for k in raw if isinstance(k, str) and (k in _MUST_FOLD or k.startswith("http."))]
+        if not moved:
+            return str(exc)
+        kept = {k: v for k, v in raw.items() if k not in moved}
+        for key in moved:
+            keep_aside(kept, key, raw[key])
+        set_beside(kept, "forward_error", str(exc), "forward")
+        if event_time is not None:
+            kept["timestamp"] = event_time
+        try:
+            return _encode(kept, received_ns)
+        except (TypeError, ValueError, orjson.JSONEncodeError) as again:  # RecordError too
+            return str(again)
+    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+        return str(exc)
+
+
+def _encode(raw: dict[Any, Any], received_ns: int) -> bytes:
+    try:
+        return encode_record(raw, received_ns=received_ns)
+    except (TypeError, UnicodeError, orjson.JSONEncodeError):  # bytes or broken UTF-8 from msgpack
+        return encode_record(_clean(raw), received_ns=received_ns)
 
 
 def decode_each(groups: list[tuple[str, list[Any]]], received_ns: int, limits: RecordLimits
