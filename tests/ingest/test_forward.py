@@ -272,7 +272,8 @@ def test_an_acked_record_whose_field_cannot_be_folded_is_stored_not_dropped(
     log = AckingSender("app", host="127.0.0.1", port=port, nanosecond_precision=True, timeout=30)
     stamp = time.time() - 30
     bad = [{"timestamp": "07/Dec/2026:10:00:00 +0000"}, {"@timestamp": "yesterday"},
-           {"http": {"status": "abc", "method": "GET"}}, {"timestamp": 1e30}, {}]
+           {"http": {"status": "abc", "method": "GET"}}, {"timestamp": 1e30}, {},
+           {"timestamp": "2026-11-01T12:00:00Z", "http.status": -1}]
     tally = Tally("forward records acked with a field that cannot be folded")
     for i, extra in enumerate(bad):
         rid = f"fwd-unfoldable-{i}"
@@ -289,3 +290,6 @@ def test_an_acked_record_whose_field_cannot_be_folded_is_stored_not_dropped(
     assert "timestamp" in got["unfoldable 0"]["forward_error"]
     assert got["unfoldable 2"]["http_attribute"] == {"status": "abc", "method": "GET"}
     assert "forward_error" not in got["unfoldable 4"]
+    # only what does not fold is set aside: the record keeps its own time
+    assert got["unfoldable 5"]["timestamp"] == "2026-11-01T12:00:00.000000Z"
+    assert got["unfoldable 5"]["http.status_attribute"] == -1

@@ -142,41 +142,48 @@ def decode_entries(tag: str, entries: list[Any], received_ns: int, limits: Recor
     return b"\n".join(rows), len(rows), rejected
 
 
-#: keys whose values must fold (a time; HTTP numbers): a record where one does not is kept, that
-#: value aside
-_MUST_FOLD = ("timestamp", "@timestamp", "http")
+def _is_http(key: str) -> bool:
+    return key == "http" or key.startswith("http.")
+
+
+def _is_time(key: str) -> bool:
+    return key in ("timestamp", "@timestamp")
 
 
 def _fold(raw: dict[Any, Any], received_ns: int, limits: RecordLimits, event_time: Any) -> bytes | str:
     """The store row of one record, or why it cannot be stored.
 
     Forward cannot refuse one record of a chunk it acknowledges, so refusing one lost it (a DEBUG
-    line and a counter were all that showed it): a value that must fold but does not (a
-    ``timestamp`` that is not a time, an ``http`` status that is not a number) is kept aside as
-    sent (``timestamp_attribute`` …), the reason in ``forward_error``, and the record stored with
-    the event time."""
+    line and a counter were all that showed it): a value that must fold but does not (an ``http``
+    status that is not a number, then a ``timestamp`` that is not a time) is kept aside as sent
+    (``http_attribute``, ``timestamp_attribute`` …), the reason in ``forward_error``, and the record
+    stored (with the event time when its own is set aside)."""
     timed = raw if "timestamp" in raw or event_time is None else {**raw, "timestamp": event_time}
     problem = limits.check(timed, limits.max_field_bytes + 1)
     if problem is not None:
         return problem
     try:
         return _encode(timed, received_ns)
-    except RecordError as exc:
-        moved = [k for k in raw if isinstance(k, str) and (k in _MUST_FOLD or k.startswith("http."))]
-        if not moved:
-            return str(exc)
-        kept = {k: v for k, v in raw.items() if k not in moved}
-        for key in moved:
-            keep_aside(kept, key, raw[key])
-        set_beside(kept, "forward_error", str(exc), "forward")
-        if event_time is not None:
-            kept["timestamp"] = event_time
-        try:
-            return _encode(kept, received_ns)
-        except (TypeError, ValueError, orjson.JSONEncodeError) as again:  # RecordError too
-            return str(again)
     except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
-        return str(exc)
+        if not isinstance(exc, RecordError):
+            return str(exc)
+        reason = str(exc)
+    kept = dict(raw)
+    for must_fold in (_is_http, _is_time):  # HTTP values first: the record keeps its own time if it can
+        moved = [k for k in kept if isinstance(k, str) and must_fold(k)]
+        if not moved:
+            continue
+        for key in moved:
+            keep_aside(kept, key, kept.pop(key))
+        attempt = dict(kept)
+        set_beside(attempt, "forward_error", reason, "forward")
+        if "timestamp" not in attempt and event_time is not None:
+            attempt["timestamp"] = event_time
+        try:
+            return _encode(attempt, received_ns)
+        except (TypeError, ValueError, orjson.JSONEncodeError) as again:  # RecordError too
+            reason = str(again)
+    return reason
 
 
 def _encode(raw: dict[Any, Any], received_ns: int) -> bytes:
