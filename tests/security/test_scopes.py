@@ -555,3 +555,54 @@ def test_a_row_of_another_shape_is_refused_never_an_error(row: bytes) -> None:
 
     assert WriteScope(Scope.of(None, ["checkout"])).sift_payload(row, 1)[1:] == (
         0, [(0, "service None is outside this key's scope (services checkout)")])
+
+
+# --- minting: no key makes a key wider than itself ---------------------------------------------
+
+#: request → status, for a creator that is an admin of acme/checkout expiring in 1 h at 100 records/s
+MINTS = [
+    ({"role": "reader"}, 201),
+    ({"role": "admin"}, 201),
+    ({"role": "reader", "tenant": "acme", "services": ["checkout"]}, 201),
+    ({"role": "reader", "expires": "30m"}, 201),
+    ({"role": "writer", "ingest_rate": 50}, 201),
+    ({"role": "reader", "expires": "2h"}, 403),
+    ({"role": "writer", "ingest_rate": 1000}, 403),
+    ({"role": "admin", "services": ["checkout", "api"]}, 403),
+    ({"role": "admin", "services": ["api"]}, 403),
+    ({"role": "admin", "tenant": "globex"}, 403),
+    ({"role": "reader", "tenant": "ACME"}, 403),
+    ({"role": "metrics"}, 403),
+    ({"role": "reader", "services": []}, 400),
+    ({"role": "reader", "services": ["checkout", ""]}, 400),
+]
+
+
+@pytest.fixture(scope="module")
+def minter(tenants):  # type: ignore[no-untyped-def]
+    server, _ = tenants
+    with server.client() as client:
+        made = client.post("/api/v1/keys", json={"role": "admin", "tenant": "acme", "services": ["checkout"],
+                                                 "expires": "1h", "ingest_rate": 100, "name": "minter"})
+    assert made.status_code == 201, made.text
+    return server, made.json()["key"], made.json()["expires_ns"]
+
+
+@pytest.mark.parametrize(("request_body", "status"), MINTS)
+def test_no_key_mints_a_key_wider_than_itself(minter, request_body: dict, status: int) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """In role (a metrics key reads server-wide figures), tenant, services, expiry and ingest rate;
+    what the request leaves open is the creator's, and so is what the new key mints in turn."""
+    server, key, expires_ns = minter
+    response = httpx.post(server.url + "/api/v1/keys", json=request_body, headers={"authorization": f"Bearer {key}"})
+    assert response.status_code == status, (request_body, response.text)
+    if status != 201:
+        return
+    made = response.json()
+    assert (made["tenant"], made["services"]) == ("acme", ["checkout"])
+    assert made["expires_ns"] is not None and made["expires_ns"] <= expires_ns
+    listed = {k["prefix"]: k for k in httpx.get(server.url + "/api/v1/keys", headers=server.headers).json()["keys"]}
+    assert listed[made["prefix"]]["ingest_rate"] <= 100
+    if made["role"] == "admin":  # its own keys are bounded by what it was given, not by its request
+        again = httpx.post(server.url + "/api/v1/keys", json={"role": "reader", "expires": "2h"},
+                           headers={"authorization": f"Bearer {made['key']}"})
+        assert again.status_code == 403, again.text
