@@ -60,7 +60,12 @@ else:
     out["complete_before_tiers"] = is_complete(store.query, store.free_text_name)
     Tiers(store, cold).open()  # reads the older rows' values in, then writes the marker
     out["complete"] = is_complete(store.query, store.free_text_name)
+    parts = "SELECT count() AS n FROM system.parts WHERE active AND table = 'free_text'"
+    before = store.query(parts, {})[0]["n"]
+    store.insert(rows("Checkout", "Web-3", 10, 140003, 101), dedup_token="no-new-value")
+    out["parts_added_by_known_values"] = store.query(parts, {})[0]["n"] - before
     store.insert(rows("Billing", "Web-7", 5000, 3, 53), dedup_token="new")  # through the view
+    out["parts_added_by_new_values"] = store.query(parts, {})[0]["n"] - before
     values = quote_identifier(store.free_text_name)
     answers = {}
     for q in json.loads(sys.argv[3]):
@@ -111,10 +116,12 @@ def test_a_new_store_prunes_field_terms_and_answers_the_same(tmp_path) -> None: 
     # a store the tiers have not opened yet has no marker: every term is read (same answers)
     assert (out["complete_before_tiers"], out["complete"]) == (False, True)
     n = counts(out["answers"])
-    assert n["unhandled"] == 199 + 95 and n["CHECKOUT AND unhandled"] == 199
+    assert n["unhandled"] == 199 + 1 + 95 and n["CHECKOUT AND unhandled"] == 199 + 1
     assert n["checkout"] == n["web-3"] == n["checkout-9092"] == 1000  # 20000 rows, cut at the limit
     assert n["old-host"] == n["cold-host"] == n["nothing-has-this"] == 0
     assert n["archive OR billing"] == 1000
+    # the view passes on new values only: an insert of known ones writes no part there
+    assert (out["parts_added_by_known_values"], out["parts_added_by_new_values"]) == (0, 1)
 
 
 def test_an_older_data_directory_gets_the_values_of_every_tier(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +132,7 @@ def test_an_older_data_directory_gets_the_values_of_every_tier(tmp_path) -> None
     n = counts(out["answers"])
     # the warm and cold rows' hosts, stored before the view existed, are found by name
     assert n["old-host"] == 1000 and n["cold-host"] == 1000
-    assert n["unhandled"] == 199 + 82 + 49 + 95 and n["checkout"] == 1000
+    assert n["unhandled"] == 199 + 1 + 82 + 49 + 95 and n["checkout"] == 1000
     assert n["nothing-has-this"] == 0
 
 
@@ -144,5 +151,9 @@ def test_the_gate_is_compiled_only_where_a_store_keeps_the_table() -> None:
                           time_to_ns=None, limit=10, max_limit=10, free_text_table="`free_text`")
     assert "free_text" not in piped.sql
     # the view on inserts reads the same fields the compiler asks about
-    assert all(f"lowerUTF8(`{f}`)" in free_text_ddl("logs", "free_text")[1]
-               for f in ("service", "source", "host", "instance", "env"))
+    table, view = free_text_ddl("logs", "free_text")
+    assert all(f"lowerUTF8(`{f}`)" in view for f in ("service", "source", "host", "instance", "env"))
+    # the first version's view (every pair of every insert, a part each time) is replaced once
+    first = view.partition(" WHERE (pair.1")[0]
+    assert free_text_ddl("logs", "free_text", first) == [table, "DROP VIEW `free_text_mv`", view]
+    assert free_text_ddl("logs", "free_text", view) == [table]

@@ -41,7 +41,7 @@ from logharbor.server.engine.store.batches import (
 )
 from logharbor.server.engine.store.broken import set_aside_broken_part
 from logharbor.server.engine.store.chparams import encode_params, settings_clause
-from logharbor.server.engine.store.freetext import free_text_ddl, free_text_table_name
+from logharbor.server.engine.store.freetext import free_text_ddl, free_text_table_name, view_definition
 from logharbor.server.engine.store.gate import FairGate
 from logharbor.server.engine.store.migrations import check_columns, logs_migrations, missing
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_migrations, patterns_table_name
@@ -189,7 +189,8 @@ class EmbeddedStore(TierView):
                 self._session.query(migration.sql)  # a patterns table made by the first release
             # before any insert: from here on every inserted row's values reach the table (rows
             # stored before are read in by the tiers at start, store/tiers.py)
-            for statement in free_text_ddl(self.table_name, free_text_table_name(self.table_name)):
+            values = free_text_table_name(self.table_name)
+            for statement in free_text_ddl(self.table_name, values, view_definition(on_session, values)):
                 self._session.query(statement)
             self.check_definitions()
             for _ in range(self.readers):
