@@ -606,3 +606,25 @@ def test_no_key_mints_a_key_wider_than_itself(minter, request_body: dict, status
         again = httpx.post(server.url + "/api/v1/keys", json={"role": "reader", "expires": "2h"},
                            headers={"authorization": f"Bearer {made['key']}"})
         assert again.status_code == 403, again.text
+
+
+def test_the_service_a_record_ends_up_with_is_the_one_checked(tenants) -> None:  # type: ignore[no-untyped-def]
+    """However a shipper names the service (an alias, ECS ``service.name``, a Loki label Loki reads
+    it from, a nested object), the check sees the service the record is stored with."""
+    server, _ = tenants
+    key = server.create_key("writer", tenant="acme", services=["checkout"])
+    lines = [{"message": "aliasmark a", "serviceName": "billing"}, {"message": "aliasmark b", "service.name": "billing"},
+             {"message": "aliasmark c", "service": {"name": "billing"}}, {"message": "aliasmark d", "service_name": "checkout"}]
+    answer = httpx.post(server.url + "/api/v1/logs", content=b"\n".join(orjson.dumps(r) for r in lines),
+                        headers=_auth(key, "application/x-ndjson")).json()
+    assert [r["line"] for r in answer["rejected"]] == [1, 2, 3] and answer["accepted"] == 1, answer
+    assert all("service 'billing' is outside" in r["error"] for r in answer["rejected"]), answer
+    bulk = b'{"index":{"_index":"logs-app"}}\n{"message":"aliasmark e","service":{"name":"billing"}}\n'
+    items = httpx.post(server.url + "/_bulk", content=bulk, headers=_auth(key, "application/x-ndjson")).json()["items"]
+    assert items[0]["index"]["status"] == 403 and "'billing'" in items[0]["index"]["error"]["reason"], items
+    now = str(time.time_ns())
+    push = {"streams": [{"stream": {"app": "billing"}, "values": [[now, "aliasmark f"]]},
+                        {"stream": {"job": "varlogs", "service_name": "checkout"}, "values": [[now, "aliasmark g"]]}]}
+    loki = httpx.post(server.url + "/loki/api/v1/push", content=orjson.dumps(push), headers=_auth(key, "application/json"))
+    assert loki.status_code == 400 and [e["entry"] for e in loki.json()["error"]["detail"]] == [1], loki.text
+    assert stored(server, "aliasmark", 2) == {"aliasmark d": ("acme", "checkout"), "aliasmark g": ("acme", "checkout")}
