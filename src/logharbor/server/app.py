@@ -82,6 +82,7 @@ from logharbor.server.ingest.base import (
 )
 from logharbor.server.ingest.elasticsearch import ElasticsearchIngest
 from logharbor.server.ingest.forward import ForwardIngest
+from logharbor.server.ingest.hotroutes import Endpoint, HotRoutes
 from logharbor.server.ingest.idempotency import KeyIndex
 from logharbor.server.ingest.loki import LokiIngest
 from logharbor.server.ingest.native import NativeIngest
@@ -397,7 +398,24 @@ def create_app(config: ServerConfig) -> FastAPI:
     listeners = [p for p in protocols if isinstance(p, SyslogIngest | ForwardIngest) and p.enabled]
     for protocol in protocols:
         app.include_router(protocol.router())
+    # the busiest ingest endpoints by one lookup instead of the router's scan of every route, inside
+    # the same middleware and exception handlers (ingest/hotroutes.py)
+    app.router.middleware_stack = HotRoutes(app.router.middleware_stack, hot_ingest_routes(protocols))
     return app
+
+
+def hot_ingest_routes(protocols: list[IngestProtocol]) -> dict[tuple[str, str], Endpoint]:
+    """The ingest endpoints that take the request alone (no path or query parameters), by method
+    and exact path: native NDJSON, Loki push, OTLP/HTTP."""
+    routes: dict[tuple[str, str], Endpoint] = {}
+    for protocol in protocols:
+        if isinstance(protocol, NativeIngest):
+            routes[("POST", "/api/v1/logs")] = protocol.ingest
+        elif isinstance(protocol, LokiIngest):
+            routes[("POST", "/loki/api/v1/push")] = protocol.push
+        elif isinstance(protocol, OtlpIngest):
+            routes[("POST", "/v1/logs")] = protocol.export
+    return routes
 
 
 def ingest_protocols(config: ServerConfig) -> list[IngestProtocol]:
