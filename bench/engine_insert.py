@@ -5,9 +5,10 @@ Issue #24: the server's CPU per record is the decode, the HTTP loop, the batcher
 rows the server itself writes: the demo mix decoded by the server's decoder (rowc when built) in
 bodies of 2,000 lines, joined into inserts of ``--insert-rows`` rows and marked with their batch
 token as the store marks them (store/batches.py). Every variant inserts those same rows into a
-fresh table made from schema.sql (with the patterns view, as the server makes it), with merges
-stopped, and the CPU of the process (``time.process_time``: chDB's threads included) is divided
-by the rows. Rounds alternate the variants' order, so a machine getting busier falls on all:
+fresh table made from schema.sql (with the patterns and free-text views, as the server makes
+them), with merges stopped, and the CPU of the process (``time.process_time``: chDB's threads
+included) is divided by the rows. Rounds alternate the variants' order, so a machine getting
+busier falls on all:
 
     python bench/engine_insert.py --records 200000 --insert-rows 20000 --rounds 3
 
@@ -25,6 +26,7 @@ ratios are against it):
   ``materialize_skip_indexes_on_insert = 0`` (indexes built by the merges instead),
   ``max_insert_threads = 1``, ``async_insert = 0`` (the default, said explicitly).
 - table parts: ``no_patterns_view`` (the patterns materialized view's share),
+  ``no_free_text_view`` (the free-text values view's share, store/freetext.py),
   ``no_skip_indexes`` (every INDEX line out), ``no_text_index`` (only the message's text index
   out), ``no_bloom`` (the bloom filters out), ``no_promoted`` (the promoted attributes' tuple and
   its indexes out).
@@ -58,6 +60,7 @@ from logharbor.server.engine.store import embedded  # noqa: E402
 from logharbor.server.engine.store.base import schema_sql  # noqa: E402
 from logharbor.server.engine.store.batches import mark_rows  # noqa: E402
 from logharbor.server.engine.store.embedded import EmbeddedStore  # noqa: E402
+from logharbor.server.engine.store.freetext import free_text_ddl, free_text_table_name  # noqa: E402
 from logharbor.server.engine.store.patterns import patterns_ddl, patterns_table_name  # noqa: E402
 from logharbor.server.ingest import decoder  # noqa: E402
 from logharbor.server.ingest.base import RecordLimits  # noqa: E402
@@ -78,12 +81,14 @@ def _no_index(line: str) -> bool:
     return line.lstrip().startswith("INDEX ")
 
 
-TABLES: dict[str, tuple[Callable[[str], bool], bool]] = {  # name: (drop this line?, patterns view)
-    "no_patterns_view": (lambda line: False, False),
-    "no_skip_indexes": (_no_index, True),
-    "no_text_index": (lambda line: _no_index(line) and "TYPE text(" in line, True),
-    "no_bloom": (lambda line: _no_index(line) and "bloom_filter" in line, True),
-    "no_promoted": (lambda line: line.lstrip().startswith(("attr_", "INDEX idx_attr_")), True),
+#: name: (drop this line of schema.sql?, the patterns view, the free-text view)
+TABLES: dict[str, tuple[Callable[[str], bool], bool, bool]] = {
+    "no_patterns_view": (lambda line: False, False, True),
+    "no_free_text_view": (lambda line: False, True, False),
+    "no_skip_indexes": (_no_index, True, True),
+    "no_text_index": (lambda line: _no_index(line) and "TYPE text(" in line, True, True),
+    "no_bloom": (lambda line: _no_index(line) and "bloom_filter" in line, True, True),
+    "no_promoted": (lambda line: line.lstrip().startswith(("attr_", "INDEX idx_attr_")), True, True),
 }
 
 
@@ -142,21 +147,23 @@ class Bench:
             inserter.append(rows)
             inserter.finish()
 
-    def fresh(self, name: str, drop: Callable[[str], bool] = lambda line: False, view: bool = True) -> str:
-        """A new logs table ``name`` (with the patterns view when ``view``), merges stopped."""
-        patterns = patterns_table_name(name)
-        for old in (patterns + "_mv", patterns, name):
+    def fresh(self, name: str, drop: Callable[[str], bool] = lambda line: False, patterns_view: bool = True,
+              free_text_view: bool = True) -> str:
+        """A new logs table ``name`` with the views the store makes on it (each unless told not
+        to), merges stopped."""
+        patterns, values = patterns_table_name(name), free_text_table_name(name)
+        for old in (patterns + "_mv", patterns, values + "_mv", values, name):
             self.sql(f"DROP TABLE IF EXISTS `{old}` SYNC")
         self.sql(table_ddl(name, drop))
-        if view:
-            for statement in patterns_ddl(name, patterns):
-                self.sql(statement)
+        for statement in [*(patterns_ddl(name, patterns) if patterns_view else []),
+                          *(free_text_ddl(name, values) if free_text_view else [])]:
+            self.sql(statement)
         self.sql(f"SYSTEM STOP MERGES `{name}`")
         return name
 
     def run(self, variant: str) -> dict[str, float]:
         """Insert every batch of the variant into a fresh table; CPU µs per row, parts made."""
-        table = self.fresh("ei_" + variant.lower(), *TABLES.get(variant, (lambda line: False, True)))
+        table = self.fresh("ei_" + variant.lower(), *TABLES.get(variant, (lambda line: False, True, True)))
         todo: Callable[[], None]
         if variant in FORMATS:
             data = self.convert(variant)

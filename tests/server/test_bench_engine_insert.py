@@ -25,9 +25,9 @@ def _lines(*args: str) -> list[dict[str, object]]:
 @pytest.mark.slow
 def test_engine_insert_prints_each_variant_side_by_side() -> None:
     lines = _lines(str(BENCH / "engine_insert.py"), "--records", "3000", "--insert-rows", "1500", "--rounds", "1",
-                   "--only", "Native,no_patterns_view,skip_indexes_on_insert_0,store_insert")
+                   "--only", "Native,no_patterns_view,no_free_text_view,store_insert")
     figures = {r["variant"]: r for r in lines if "variant" in r and r.get("step") is None}
-    assert set(figures) == {"baseline", "Native", "no_patterns_view", "skip_indexes_on_insert_0", "store_insert"}
+    assert set(figures) == {"baseline", "Native", "no_patterns_view", "no_free_text_view", "store_insert"}
     for variant, row in figures.items():
         assert row["rows"] == 3000, row
         assert isinstance(row["cpu_us_per_row"], float) and row["cpu_us_per_row"] > 0, row
