@@ -22,7 +22,7 @@ from pathlib import Path
 from logharbor.record import normalize
 from logharbor.server.engine.store.coldstore import LocalCold
 from logharbor.server.engine.store.embedded import EmbeddedStore
-from logharbor.server.engine.store.freetext import is_complete
+from logharbor.server.engine.store.freetext import free_text_ddl, is_complete, view_definition
 from logharbor.server.engine.store.rows import encode_row
 from logharbor.server.engine.store.sqlsafe import quote_identifier
 from logharbor.server.engine.store.tiers import Tiers
@@ -60,6 +60,8 @@ else:
     out["complete_before_tiers"] = is_complete(store.query, store.free_text_name)
     Tiers(store, cold).open()  # reads the older rows' values in, then writes the marker
     out["complete"] = is_complete(store.query, store.free_text_name)
+    # the next start finds the view as this release makes it: nothing to replace
+    out["next_start_ddl"] = len(free_text_ddl("logs", "free_text", view_definition(store.query, "free_text")))
     parts = "SELECT count() AS n FROM system.parts WHERE active AND table = 'free_text'"
     before = store.query(parts, {})[0]["n"]
     store.insert(rows("Checkout", "Web-3", 10, 140003, 101), dedup_token="no-new-value")
@@ -120,6 +122,7 @@ def test_a_new_store_prunes_field_terms_and_answers_the_same(tmp_path) -> None: 
     assert n["checkout"] == n["web-3"] == n["checkout-9092"] == 1000  # 20000 rows, cut at the limit
     assert n["old-host"] == n["cold-host"] == n["nothing-has-this"] == 0
     assert n["archive OR billing"] == 1000
+    assert out["next_start_ddl"] == 1  # only the CREATE TABLE IF NOT EXISTS
     # the view passes on new values only: an insert of known ones writes no part there
     assert (out["parts_added_by_known_values"], out["parts_added_by_new_values"]) == (0, 1)
 
