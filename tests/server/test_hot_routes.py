@@ -100,3 +100,16 @@ def test_hot_paths_do_not_touch_the_router(app: Any) -> None:
         _call(app, "POST", "/api/v1/logs", root_path="/prefix")
     with pytest.raises(AssertionError, match="the router was asked"):
         _call(app, "POST", "/api/v1/query")
+
+
+def test_an_endpoint_with_parameters_is_refused() -> None:
+    """FastAPI would fill ``index`` from the path or the query; a plain route cannot, so such an
+    endpoint (Elasticsearch's ``_bulk``) is refused at start rather than served without it."""
+    async def bulk(request: Any, index: str | None = None) -> Any:
+        raise AssertionError("never called")
+
+    async def router(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="also takes index"):
+        HotRoutes(router, {("POST", "/_bulk"): bulk})

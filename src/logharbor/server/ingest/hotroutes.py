@@ -13,6 +13,7 @@ registered there too (OpenAPI, 405 for other methods).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -35,6 +36,13 @@ class HotRoutes:
     """Pure ASGI: ``(method, path)`` → a plain Starlette route for it; the rest to ``app``."""
 
     def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Endpoint]) -> None:
+        for (method, path), endpoint in routes.items():
+            # FastAPI fills an endpoint's other parameters from the path or the query; a plain route
+            # would leave them at their defaults without a word
+            others = list(inspect.signature(endpoint).parameters)[1:]
+            if others:
+                raise ValueError(f"{method} {path}: {endpoint.__qualname__} also takes {', '.join(others)}; "
+                                 "only an endpoint of the request alone can skip the router")
         self.app = app
         self.routes = {(method, path): Route(path, endpoint, methods=[method])
                        for (method, path), endpoint in routes.items()}
