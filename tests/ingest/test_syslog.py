@@ -221,3 +221,47 @@ def test_a_bad_syslog_zone_fails_the_start_naming_it() -> None:
         ServerConfig(syslog_timezones=["10.0.0.0/33=UTC"])
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
         ServerConfig(syslog_timezones=["10.0.0.0/8=Mars/Base"])
+
+
+def test_a_time_out_of_range_costs_nothing_beside_it(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A device whose clock was never set: ``Dec 31 1969 …`` was refused after parsing (dropped,
+    a DEBUG line), and an ISO time without offset before 1973 raised out of the parser — on UDP that
+    lost the write of every sender's datagrams waiting with it, on TCP the connection and what it
+    had sent. Each is stored unparsed with its reason now, and the lines beside them are stored."""
+    from tests.faults.conftest import Tally
+
+    tcp, udp = free_port(), _free_udp_port()
+    server: ServerProcess = server_factory(
+        "--batch-max-age", "0.2", "--syslog-tcp", f"127.0.0.1:{tcp}", "--syslog-udp", f"127.0.0.1:{udp}",
+        "--syslog-timezone", "Europe/Berlin", "--listener-allow", "127.0.0.0/8")
+    poison = [b"<11>Dec 31 1969 23:59:59 dev-1 clk[1]: unset clock %s",
+              b"<11>1970-06-01T00:00:00 dev-1 clk[1]: unset clock iso %s",
+              b"<11>Jan  1 2300 00:00:00 dev-1 clk[1]: far clock %s"]
+    tally = Tally("syslog lines with times out of range, beside good ones (UDP and TCP)")
+    sent: list[bytes] = []
+    for transport in ("udp", "tcp"):
+        lines = []
+        for i in range(30):
+            template = poison[i % 3] if i % 5 == 0 else b"<11>Nov 25 2026 10:00:00 web-1 app[1]: good %s"
+            lines.append(template % f"{transport}-{i}".encode())
+        sent += lines
+        if transport == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for line in lines:
+                    sock.sendto(line, ("127.0.0.1", udp))
+        else:
+            with socket.create_connection(("127.0.0.1", tcp)) as sock:
+                sock.sendall(b"".join(line + b"\n" for line in lines))
+    tally.ack(line.rsplit(b" ", 1)[1].decode() for line in sent)
+    deadline = time.monotonic() + 60
+    while True:  # from 1970: the ISO line is stored at its own time, 1970-05-31T23:00Z (Berlin)
+        rows = server.query("service:clk OR service:app OR _exists_:parse_error", limit=1000,
+                            **{"from": "1970-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})["rows"]
+        if len(rows) >= len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    tally.saw(r["message"].rsplit(" ", 1)[1] for r in rows)
+    tally.report()
+    unparsed = [r for r in rows if "parse_error" in r]
+    assert len(unparsed) == 8 and all("syslog time" in r["parse_error"] for r in unparsed), unparsed
+    assert {r["timestamp"] for r in rows if "unset clock iso" in r["message"]} == {"1970-05-31T23:00:00.000000Z"}

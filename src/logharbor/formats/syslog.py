@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from pydantic import field_validator
 
 from logharbor.formats.base import Options, register, timestamp_value, unparsed
-from logharbor.record import SYSLOG_SEVERITY_LEVEL, RecordError, parse_timestamp
+from logharbor.record import _MAX_NS, SYSLOG_SEVERITY_LEVEL, RecordError, parse_timestamp
 from logharbor.types import RawRecord
 
 __all__ = ["FACILITIES", "SyslogOptions", "SyslogParser", "format_rfc5424", "parse_syslog"]
@@ -132,7 +132,18 @@ def _bsd_time(m: re.Match[str], zone: ZoneInfo, now_ns: int) -> int:
         now_s = now_ns / _NS
         ahead_ok = [c for c in candidates if c.timestamp() <= now_s + 86400 * 7] or candidates
         dt = min(ahead_ok, key=lambda c: abs(c.timestamp() - now_s))
-    return int(dt.timestamp()) * _NS + frac * 1000
+    return _in_range(int(dt.timestamp()) * _NS + frac * 1000)
+
+
+def _in_range(ns: int) -> int:
+    """``ns`` when the store can hold it; ValueError (the line is kept unparsed, with the reason)
+    when not: ``Dec 31 1969`` from a device whose clock was never set was refused by ``normalize``
+    after parsing, and on the server's listener that dropped it with a DEBUG line."""
+    if ns < 0:
+        raise ValueError("the time is before 1970")
+    if ns > _MAX_NS:
+        raise ValueError("the time is after 2262")
+    return ns
 
 
 #: the last RFC 3164 time read (text, zone, ns): a busy source repeats each second many times
@@ -159,13 +170,17 @@ def _parse_3164(line: str, rec: RawRecord, body: str, zone: ZoneInfo,
         rest = body[m.end():]
     elif (iso := _ISO_TIME.match(body)) is not None:
         try:
-            rec["timestamp"] = timestamp_value(parse_timestamp(iso[1]))
-        except RecordError as exc:
+            ns = parse_timestamp(iso[1])
+            if not _HAS_OFFSET.search(iso[1]):  # an ISO time without its offset is local too
+                local = datetime.fromtimestamp(ns // _NS, UTC).replace(tzinfo=zone)
+                offset = local.utcoffset()
+                ns = _in_range(ns - (int(offset.total_seconds()) * _NS if offset else 0))
+            # (the offset was taken from the int: timestamp_value is text before 1973, and a
+            # local time of 1970–1973 raised TypeError out of the parser, ending the UDP write of
+            # every sender's datagrams or the TCP connection it came on)
+            rec["timestamp"] = timestamp_value(ns)
+        except (RecordError, ValueError) as exc:
             return unparsed(line, f"syslog time: {exc}")
-        if not _HAS_OFFSET.search(iso[1]):  # an ISO time without its offset is local too
-            local = datetime.fromtimestamp(rec["timestamp"] // _NS, UTC).replace(tzinfo=zone)
-            offset = local.utcoffset()
-            rec["timestamp"] -= int(offset.total_seconds()) * _NS if offset else 0
         rest = body[iso.end():]
     elif "level" in rec:
         rest = body  # <PRI> and then no time: RFC 3164 §4.3.2 says use the receive time

@@ -122,7 +122,12 @@ def decode_syslog(messages: list[tuple[bytes, bool]], peer: str | None, received
     defaults = {"host": peer} if peer else None
     zone = timezone.for_peer(peer) if isinstance(timezone, SyslogZones) else timezone
     for data, truncated in messages:
-        raw = parse_syslog(data.decode("utf-8", "replace"), zone, received_ns)
+        try:
+            raw = parse_syslog(data.decode("utf-8", "replace"), zone, received_ns)
+        except Exception as exc:  # one message's parser failure never costs the others beside it
+            rejected += 1
+            log.warning("syslog message from %s could not be parsed: %s: %s", peer, type(exc).__name__, exc)
+            continue
         if truncated:
             raw["truncated"] = True
         try:
