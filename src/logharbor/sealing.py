@@ -29,10 +29,11 @@ _LINE = re.compile(r"(\d{1,3})\s*:\s*([0-9a-fA-F]{64})")
 
 
 def looks_sealed(blob: bytes) -> bool:
-    """Whether ``blob`` starts as a sealed blob does. The plain payloads sealed here (WAL rows,
-    agent buffer NDJSON) are JSON text, which never starts so: a reader without a key uses this
-    to refuse sealed bytes instead of handing them on as if they were records."""
-    return blob[:4] == _MAGIC
+    """Whether ``blob`` starts as a sealed blob does (``LHS`` and a format digit: a newer release's
+    seal too). The plain payloads sealed here (WAL rows, agent buffer NDJSON) are JSON text, which
+    never starts so: a reader without a key uses this to refuse sealed bytes instead of handing
+    them on as if they were records."""
+    return blob[:3] == _MAGIC[:3] and blob[3:4].isdigit()
 
 
 class KeyFileError(ValueError):
@@ -100,6 +101,9 @@ class Sealer:
         return header + nonce + self._aead[self.current_id].encrypt(nonce, data, header)
 
     def open(self, blob: bytes) -> bytes:
+        if looks_sealed(blob) and blob[:4] != _MAGIC:  # kept as it is by the caller, never dropped
+            raise SealError(f"sealed in format {blob[:4].decode()}, written by a newer release; this "
+                            f"release opens {_MAGIC.decode()}")
         if blob[:4] != _MAGIC or len(blob) < 5 + _NONCE + 16:
             raise SealError("not a sealed blob")
         key_id = blob[4]

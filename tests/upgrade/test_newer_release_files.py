@@ -32,7 +32,7 @@ from logharbor.agent.sources.alb import Config as AlbConfig
 from logharbor.agent.sources.file import Config as FileConfig
 from logharbor.agent.sources.file import FileSource
 from logharbor.formatversion import NewerFormat
-from logharbor.sealing import Sealer
+from logharbor.sealing import Sealer, SealError, looks_sealed
 from logharbor.server.engine.batcher_progress import load_progress, stored_seq
 from logharbor.server.engine.mining import PatternMiner
 from logharbor.server.engine.wal import WriteAheadLog
@@ -144,6 +144,16 @@ def test_a_newer_alb_read_set_is_refused_not_replaced(newer: Path) -> None:
     path = newer / "alb" / "lb.alb.json"
     config = AlbConfig.model_validate({"type": "alb", "path": str(newer / "alb-logs")})
     refused(lambda: AlbSource("lb", config, newer / "alb", 1), newer, str(path), "version 3")
+
+
+def test_a_newer_seal_is_neither_opened_nor_handed_on_as_records(newer: Path) -> None:
+    """A payload sealed in a newer format (``LHS2``) is sealed bytes all the same: a reader without
+    a key does not hand it on as records, and one with a key says which format it met."""
+    sealed = sealer_of(newer).seal(b'{"message":"x"}\n')
+    newer_seal = b"LHS2" + sealed[4:]
+    assert looks_sealed(newer_seal)
+    with pytest.raises(SealError, match="LHS2, written by a newer release"):
+        sealer_of(newer).open(newer_seal)
 
 
 # -- the opposite corner: a version under a checksum that fails is damage ------------------------------
