@@ -81,12 +81,15 @@ class Batcher:
         free_space: Callable[[], int | None] | None = None,
         merge_brake_bytes: int = 256 * 1024 * 1024,
         refuse_after: int = 3,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.wal = wal
         self.store = store
         self.progress_path = Path(progress_path)
         self.max_batch_bytes = max_batch_bytes
         self.max_age_s = max_age_s
+        #: what a batch's age is measured with (seconds; tests turn it by hand)
+        self.clock = clock
         self.on_batch = on_batch
         self.paused = paused
         self.retry_max_s = retry_max_s
@@ -108,6 +111,9 @@ class Batcher:
         self._calls_open = False  # True while the thread will still run what is queued
         #: batches that start before this position go to the store at once (flush_to)
         self._hurry_to: WalPosition | None = None
+        #: when the last batch stopped taking entries (``clock``): the next batch's entries became
+        #: durable after it (entries found at start are taken at once)
+        self._cut_at = float("-inf")
         self.progress = self._load()
         start = self.wal.start_position()
         if self.progress.intent is None and self.progress.done_pos < start:
@@ -389,15 +395,20 @@ class Batcher:
 
     def _step(self) -> bool:
         pos = self.progress.done_pos
-        if not self.wal.wait_for_data(pos, timeout=0.2):
+        waited = not self.wal.wait_for_data(pos, timeout=0)
+        if waited and not self.wal.wait_for_data(pos, timeout=0.2):
             return False
-        first_seen = time.monotonic()
+        # the batch's age: since its oldest entry became durable. Waited for, that is now; already
+        # there, it came while the last batch was being stored, so at most since that batch was
+        # cut (counting from now made an entry wait out a whole insert and then a whole age:
+        # ingest → searchable took an age plus two inserts)
+        first_seen = self.clock() if waited else self._cut_at
         entries = self.wal.read(pos, self.max_batch_bytes)
         end = entries.end  # past the entries and any damaged bytes the WAL skipped (quarantined)
         size = sum(len(e.payload) for e in entries)
         # let the batch grow until it is big enough or its oldest entry is old enough
         while size < self.max_batch_bytes and not self._stop.is_set() and not self._flush.is_set():
-            remaining = self.max_age_s - (time.monotonic() - first_seen)
+            remaining = self.max_age_s - (self.clock() - first_seen)
             if remaining <= 0 or (self._hurry_to is not None and pos < self._hurry_to):
                 break
             if not self.wal.wait_for_data(end, timeout=min(remaining, 0.05)):
@@ -406,6 +417,7 @@ class Batcher:
             entries.extend(more)
             end = more.end
             size += sum(len(e.payload) for e in more)
+        self._cut_at = self.clock()  # what becomes durable from now on is the next batch's
         if not entries:
             if end > pos:  # only damage (or a segment's end) was passed: nothing to insert
                 self.progress.done_pos = end
