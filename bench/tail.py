@@ -10,7 +10,15 @@
    filters; one SSE client follows ``service:probe`` and a prober posts one probe record every
    ``--probe-interval`` s. Latency is from the probe's ingest acknowledgement (the POST answered
    after the WAL fsync) to the tail client reading it; ``send_*`` is from before the POST. The
-   line also has the hub's own figures from ``/metrics`` over the stage (rounds, time per round).
+   line also has the hub's own figures from ``/metrics`` over the stage (rounds, time per round)
+   and the server's CPU per record posted (steadier than latencies on a loaded machine).
+``--round-rows N`` first times one hub round in this process, on a store of its own: N rows of
+the background load through the followers' filters and ``service:probe``, CPU µs per row (all
+threads, best of ``--rounds``) — the figure that decides whether rounds keep up with ingest, and
+steady on a loaded machine:
+
+    python bench/tail.py --trace-records 0 --seconds 0 --round-rows 20000
+
 3. **searchable**: during the same stage (same load, same followers), every
    ``--searchable-interval`` s a record with a new word is posted and ``POST /api/v1/query``
    polled every 20 ms until it finds it: ingest → searchable from the acknowledgement, p50/p99
@@ -179,16 +187,54 @@ def bench_traces(url: str, key: str, samples: list[tuple[str, str]], records: in
                  p99_ms=pct(wall, 0.99), server_p50_ms=pct(server, 0.5), server_p99_ms=pct(server, 0.99))
 
 
+def load_records(count: int, seed: int = 5) -> list[dict[str, Any]]:
+    """The background load's records (the tail stage posts these, the round stage filters them)."""
+    rng = random.Random(seed)
+    levels = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
+    return [{"service": rng.choice(("checkout", "search", "cart", "web")), "level": rng.choice(levels),
+             "message": f"handled request {i} for user u-{rng.randrange(5000)}", "source": "app",
+             "http": {"method": "GET", "path": "/products", "status": rng.choice((200, 200, 404, 503)),
+                      "duration_ms": round(rng.uniform(1, 300), 1)}, "user_id": f"u-{rng.randrange(5000)}"}
+            for i in range(count)]
+
+
+def bench_round(data_dir: Path, rows: int, clients: int, rounds: int) -> None:
+    """One hub round over ``rows`` rows, in this process: CPU per row (every thread's), best of ``rounds``."""
+    from logharbor.server.engine.store.embedded import EmbeddedStore
+    from logharbor.server.engine.store.rows import encode_record
+    from logharbor.server.features.tail.filter import (
+        BatchRunner,
+        BatchStructure,
+        compile_tail_filter,
+        run_round,
+    )
+
+    now = time.time_ns()
+    payload = b"\n".join(encode_record(r, received_ns=now) for r in load_records(rows))
+    store = EmbeddedStore(data_dir / "round-store")
+    store.open()
+    try:
+        structure = BatchStructure.from_columns(store.query(f"DESCRIBE TABLE {store.table}", {}))
+        queries = [*FOLLOWER_QUERIES[:clients], "service:probe"]
+        filters = [compile_tail_filter(q, prefix=f"f{i}_") for i, q in enumerate(queries)]
+        work = [(filters, None, [True] * len(filters))]
+        runner = BatchRunner(store)
+        cpu, wall = [], []
+        for _ in range(rounds):
+            c0, w0 = time.process_time(), time.perf_counter()
+            matched = run_round(runner, structure, payload, work)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+    finally:
+        store.close()
+    emit(stage="round", rows=rows, filters=queries, matches=[len(m) for m in matched[0]],
+         cpu_us_per_row=round(min(cpu) / rows * 1e6, 2), wall_ms=round(min(wall) * 1000, 1))
+
+
 def background_load(url: str, key: str, rate: int, batch: int, seconds: float, out: Any) -> None:
     """Post ``rate`` records/s for ``seconds`` (a separate process); reports records sent."""
-    rng = random.Random(5)
-    levels = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
-    bodies = [b"\n".join(orjson.dumps({
-        "service": rng.choice(("checkout", "search", "cart", "web")), "level": rng.choice(levels),
-        "message": f"handled request {i} for user u-{rng.randrange(5000)}", "source": "app",
-        "http": {"method": "GET", "path": "/products", "status": rng.choice((200, 200, 404, 503)),
-                 "duration_ms": round(rng.uniform(1, 300), 1)}, "user_id": f"u-{rng.randrange(5000)}",
-    }) for i in range(batch)) for _ in range(4)]
+    records = load_records(batch * 4)
+    bodies = [b"\n".join(orjson.dumps(r) for r in records[i * batch:(i + 1) * batch]) for i in range(4)]
     sent = 0
     t0 = time.perf_counter()
     with httpx.Client(base_url=url, timeout=60, headers={"authorization": f"Bearer {key}",
@@ -257,7 +303,13 @@ class SearchableProbe:
                 "max_ms": pct(self.samples, 1.0)}
 
 
-def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_tail(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
     headers = {"authorization": f"Bearer {key}"}
     # followers read with curl: real clients sit on other machines, so they should cost this box
     # as little as possible (the server's work per delivered record is what is measured)
@@ -296,6 +348,7 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
     load = mp.Process(target=background_load, args=(url, key, args.load_rate, args.batch, args.seconds, out))
     load.start()
     before = hub_metrics(url, key)
+    cpu0 = cpu_seconds(pid)
     searchable = SearchableProbe(url, key, args.searchable_interval) if args.searchable_interval > 0 else None
     sent_at: dict[int, tuple[float, float]] = {}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -313,6 +366,7 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
     sent, load_s = out.get(timeout=args.seconds + 120)
     load.join()
     found = searchable.stop() if searchable is not None else None
+    server_cpu = cpu_seconds(pid) - cpu0  # steadier than latencies on a loaded machine
     hub = {k: v - before.get(k, 0.0) for k, v in hub_metrics(url, key).items()}
     deadline = time.perf_counter() + 10
     while len(received) < len(sent_at) and time.perf_counter() < deadline:
@@ -326,6 +380,7 @@ def bench_tail(url: str, key: str, args: argparse.Namespace) -> None:
          clients=1 + args.clients,
          probes=len(sent_at), received=len(ack), dropped=dropped[0], p50_ms=pct(ack, 0.5),
          p99_ms=pct(ack, 0.99), max_ms=pct(ack, 1.0), send_p50_ms=pct(send, 0.5), send_p99_ms=pct(send, 0.99),
+         server_cpu_us_per_record=round(server_cpu / max(1, sent + len(sent_at)) * 1e6, 2),
          hub_rounds=round(hub.get("logharbor_tail_rounds_total", 0)),
          hub_round_ms_mean=round(1000 * hub.get("logharbor_tail_round_seconds_total", 0)
                                  / max(1.0, hub.get("logharbor_tail_rounds_total", 0)), 1),
@@ -351,19 +406,25 @@ def main() -> None:
     ap.add_argument("--searchable-interval", type=float, default=0.25,
                     help="s between ingest → searchable probes during the tail stage (0: none)")
     ap.add_argument("--batch-max-age", type=float, help="the server's --batch-max-age (default: its own)")
+    ap.add_argument("--round-rows", type=int, default=0, help="time one hub round over this many rows first")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --round-rows (best is reported)")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--data-dir", type=Path, help="use (or reuse, if filled) this data directory")
     args = ap.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lh-bench-tail-"))
     args.keep = args.keep or args.data_dir is not None
     try:
+        if args.round_rows:
+            bench_round(data_dir, args.round_rows, args.clients, args.rounds)
         samples = fill_store(data_dir, args.trace_records, args.lookups) if args.trace_records else []
+        if not samples and args.seconds <= 0:
+            return
         server, url, key = start_server(data_dir, args.batch_max_age)
         try:
             if samples:
                 bench_traces(url, key, samples, args.trace_records)
             if args.seconds > 0:
-                bench_tail(url, key, args)
+                bench_tail(url, key, args, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=120)
