@@ -190,7 +190,8 @@ class EmbeddedStore(TierView):
             # before any insert: from here on every inserted row's values reach the table (rows
             # stored before are read in by the tiers at start, store/tiers.py)
             values = free_text_table_name(self.table_name)
-            for statement in free_text_ddl(self.table_name, values, view_definition(on_session, values)):
+            for statement in free_text_ddl(self.table_name, values, view_definition(on_session, values),
+                                           storage_policy=policy):
                 self._session.query(statement)
             self.check_definitions()
             for _ in range(self.readers):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from logharbor.server.engine.store.sqlsafe import quote_identifier
+from logharbor.server.engine.store.sqlsafe import quote_identifier, quote_string
 from logharbor.types import Row
 
 __all__ = ["COMPLETE", "FREE_TEXT_FIELDS", "fill", "free_text_ddl", "free_text_table_name", "is_complete",
@@ -64,17 +64,21 @@ def _pairs_select(source: str) -> str:
 _NEW_ONLY = "NOT IN (SELECT field, value FROM"
 
 
-def free_text_ddl(logs_local: str, values_local: str, view_sql: str | None = None) -> list[str]:
+def free_text_ddl(logs_local: str, values_local: str, view_sql: str | None = None,
+                  storage_policy: str | None = None) -> list[str]:
     """The values table and the view that feeds it from inserts into ``logs_local``.
 
     ``view_sql`` is the view's definition as the engine holds it (None: no view yet); a view of
-    the first version of this table (every pair of every insert) is replaced."""
+    the first version of this table (every pair of every insert) is replaced. ``storage_policy``:
+    an encrypted store's policy — the values are the records' own service, host … names, so they
+    sit on the encrypted disk like the logs table (on the default disk they were plain text)."""
     target = quote_identifier(values_local)
     view = quote_identifier(values_local + "_mv")
     # one row per value: a ReplacingMergeTree keeps one of each (field, value) within an insert
     # and, after merges, across them; readers only ask whether a value is there
     table = (f"CREATE TABLE IF NOT EXISTS {target} (field LowCardinality(String), value String) "
-             "ENGINE = ReplacingMergeTree ORDER BY (field, value)")
+             "ENGINE = ReplacingMergeTree ORDER BY (field, value)"
+             + (f" SETTINGS storage_policy = {quote_string(storage_policy)}" if storage_policy else ""))
     if view_sql is not None and _NEW_ONLY in view_sql:
         return [table]
     mv = (f"CREATE MATERIALIZED VIEW {view} TO {target} AS "
