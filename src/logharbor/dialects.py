@@ -377,8 +377,11 @@ def log4j2(obj: RawRecord) -> RawRecord:
     """Log4j2's ``JsonLayout``: the time as ``instant: {epochSecond, nanoOfSecond}`` (read as the
     receive time before) or ``timeMillis`` (an alias already), the exception as ``thrown`` (``name``,
     ``message``, ``extendedStackTrace``), which becomes ``error`` (``type``, ``message``, ``stack``)
-    with its other members kept beside them."""
+    with its other members kept beside them; with ``locationInfo`` a ``source`` object (class,
+    method, file, line), the code location, which becomes ``source_location`` (as slog's)."""
     out = dict(obj)
+    if type(out.get("source")) is dict and "source_location" not in out:
+        out = {("source_location" if k == "source" else k): v for k, v in out.items()}
     instant = out.get("instant")
     if type(instant) is dict and not _has_time(out):
         seconds, nanos = instant.get("epochSecond"), instant.get("nanoOfSecond", 0)

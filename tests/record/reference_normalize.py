@@ -1268,8 +1268,11 @@ def _dialect_rewrite(obj):
             out["level"] = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")[lv]
             return out
     if has("loggerFqcn") or (has("loggerName") and (has("instant") or has("thrown"))):
-        # change 13, log4j2 JsonLayout: instant {epochSecond, nanoOfSecond} is the time, thrown the error
+        # change 13, log4j2 JsonLayout: instant {epochSecond, nanoOfSecond} is the time, thrown the error,
+        # a source object (locationInfo) the code location
         out = dict(obj)
+        if isinstance(out.get("source"), dict) and "source_location" not in out:
+            out = {("source_location" if k == "source" else k): v for k, v in out.items()}
         inst = out.get("instant")
         if isinstance(inst, dict) and not _has_time6(out) and set(inst) <= {"epochSecond", "nanoOfSecond"}:
             sec, nano = inst.get("epochSecond"), inst.get("nanoOfSecond", 0)

@@ -231,6 +231,15 @@ DOCUMENTED: list[tuple[str, str, str, dict[str, Any]]] = [
                 "type": "java.lang.IllegalStateException",
                 "stack": "java.lang.IllegalStateException: card declined\n\tat com.shop.Payments.pay(Payments.java:42)"},
       "attributes": {"loggerName": "com.shop.Payments", "thread": "main"}}),
+    ("log4j2 JsonLayout locationInfo", "Log4j 2 manual, JsonLayout with locationInfo=\"true\": the code "
+     "location is a 'source' object (it was stored as the record's source, its JSON text)",
+     '{"instant":{"epochSecond":1795600800,"nanoOfSecond":0},"thread":"main","level":"INFO",'
+     '"loggerName":"com.shop.Cart","message":"cart saved","endOfBatch":false,'
+     '"loggerFqcn":"org.apache.logging.log4j.spi.AbstractLogger","threadId":1,"threadPriority":5,'
+     '"source":{"class":"com.shop.Cart","method":"save","file":"Cart.java","line":88}}',
+     {"timestamp": "2026-11-25T10:00:00.000000Z", "level": "INFO", "message": "cart saved", "source": None,
+      "attributes": {"source_location": {"class": "com.shop.Cart", "method": "save", "file": "Cart.java",
+                                         "line": 88}}}),
     (".NET JSON console", "Microsoft docs, Console log formatting: JsonConsoleFormatter with TimestampFormat "
      "set (LogLevel, Message, Timestamp and Exception were not read: INFO, no message, the receive time)",
      '{"Timestamp":"2026-11-25T10:00:00.125Z","EventId":0,"LogLevel":"Warning","Category":"Shop.Payments",'
