@@ -78,7 +78,7 @@ def test_flags_beat_the_environment_which_beats_the_file(tmp_path: Path, started
     assert config.listener_allow == ["10.1.0.0/16", "::1/128"]  # env lists are comma-separated
     assert config.host == "0.0.0.0" and config.wal_max_bytes == 2 * 1024**3  # file > default
     assert config.idempotency_window_s == 5400 and config.query_timeout_s == 45
-    assert config.batch_max_age_s == 1.0  # default
+    assert config.batch_max_age_s == 0.5  # default
     started.clear()
     done = invoke("--config", str(file), "--auth", env={"LOGHARBOR_CONFIG": ""})
     assert done.exit_code == 0 and started[0].auth is True and started[0].port == 9001, done.output

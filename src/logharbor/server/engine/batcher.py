@@ -1,7 +1,7 @@
 """Moves WAL entries into the store in large inserts, exactly once.
 
 The batcher reads durable WAL entries from where it left off, gathers them until the batch is
-big enough or its oldest entry is old enough (default 1 s), and inserts them with a
+big enough or its oldest entry is old enough (the server's default 0.5 s), and inserts them with a
 deduplication token made of the WAL sequence range. Before inserting it records the range it is
 about to insert (the *intent*) in its progress file; after a crash it first re-inserts exactly that
 range with the same token, which the store drops if it already has it. So a batch replayed after
@@ -73,7 +73,7 @@ class Batcher:
         progress_path: str | os.PathLike[str],
         *,
         max_batch_bytes: int = 32 * 1024 * 1024,
-        max_age_s: float = 1.0,
+        max_age_s: float = 0.5,
         on_batch: Callable[[int, int, float], None] | None = None,
         paused: bool = False,
         miner: PatternMiner | None = None,
