@@ -45,7 +45,7 @@ SMALLEST = {
 
 def test_every_bench_script_is_run_by_a_test() -> None:
     """A new script gets a line above (or a test of its own) — else it rots unseen."""
-    own_tests = {"ingest", "query", "tail", "schema_codecs"}
+    own_tests = {"ingest", "query", "tail", "schema_codecs", "engine_insert", "http_path", "query_variants"}
     helpers = {"query_trees", "schema_text", "patterns_corpora", "patterns_accuracy"}  # imported or need corpora
     scripts = {p.stem for p in (ROOT / "bench").glob("*.py")}
     assert scripts - own_tests - helpers == set(SMALLEST), scripts - own_tests - helpers ^ set(SMALLEST)
@@ -59,3 +59,18 @@ def test_bench_script_runs_at_its_smallest_size(script: str, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     lines = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith(b"{")]
     assert lines, done.stdout.decode()[-2000:]
+
+
+def test_query_variants_run_on_a_kept_store(tmp_path: Path) -> None:
+    """bench/query_variants.py works on a store bench/query.py kept: every mode, one run each."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TMPDIR=str(tmp_path), RUNS="1")
+    kept = subprocess.run([sys.executable, str(ROOT / "bench/query.py"), "--records", "1500", "--batch", "1000",
+                           "--runs", "1", "--rg-runs", "1", "--only", "trace-id lookup", "--keep"],
+                          capture_output=True, env=env, cwd=tmp_path, timeout=600, check=False)
+    assert kept.returncode == 0, kept.stderr.decode()[-3000:]
+    (store,) = tmp_path.glob("lh-bench-query-*/store")
+    for mode in ("columns", "free-word", "projection", "free-text-insert"):
+        done = subprocess.run([sys.executable, str(ROOT / "bench/query_variants.py"), mode, str(store)],
+                              capture_output=True, env=env, cwd=tmp_path, timeout=600, check=False)
+        assert done.returncode == 0, (mode, done.stderr.decode()[-3000:])
+        assert any(line.startswith(b"{") for line in done.stdout.splitlines()), mode
