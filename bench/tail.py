@@ -263,46 +263,6 @@ def hub_metrics(url: str, key: str) -> dict[str, float]:
     return out
 
 
-class SearchableProbe:
-    """Ingest → searchable: every ``every_s`` a record with a new word is posted; one sample is the
-    time from its acknowledgement until ``POST /api/v1/query`` (polled every 20 ms) finds it."""
-
-    def __init__(self, url: str, key: str, every_s: float) -> None:
-        self.url, self.key, self.every_s = url, key, every_s
-        self.samples: list[float] = []
-        self.missed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        letters = "abcdefghij"  # the word is letters only, so the text index keeps it whole
-        n = 0
-        headers = {"authorization": f"Bearer {self.key}"}
-        with httpx.Client(base_url=self.url, timeout=60, headers=headers) as c:
-            while not self._stop.wait(self.every_s):
-                n += 1
-                word = "lhsearchable" + "".join(letters[int(d)] for d in str(n))
-                body = orjson.dumps({"service": "searchable", "message": f"probe {word}"})
-                if c.post("/api/v1/logs", content=body).status_code != 200:
-                    continue
-                acked = time.perf_counter()
-                while time.perf_counter() - acked < 30:
-                    if c.post("/api/v1/query", json={"q": word, "limit": 1}).json().get("rows"):
-                        self.samples.append((time.perf_counter() - acked) * 1000)
-                        break
-                    time.sleep(0.02)
-                else:
-                    self.missed += 1
-
-    def stop(self) -> dict[str, object]:
-        self._stop.set()
-        self._thread.join()
-        return {"probes": len(self.samples) + self.missed, "missed": self.missed,
-                "p50_ms": pct(self.samples, 0.5), "p99_ms": pct(self.samples, 0.99),
-                "max_ms": pct(self.samples, 1.0)}
-
-
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of a process so far, its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -336,7 +296,7 @@ def bench_tail(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
                     obj = orjson.loads(line[5:])
                     if kind == "dropped":
                         dropped[0] += obj["dropped"]
-                    else:
+                    elif "probe" in obj:  # the searchable probe's records are service:probe too
                         received[int(obj["probe"])] = now
                 elif not line:
                     kind = ""
@@ -349,6 +309,9 @@ def bench_tail(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
     load.start()
     before = hub_metrics(url, key)
     cpu0 = cpu_seconds(pid)
+    # bench/ingest.py's probe (this directory is on the path when a script here runs)
+    from ingest import SearchableProbe
+
     searchable = SearchableProbe(url, key, args.searchable_interval) if args.searchable_interval > 0 else None
     sent_at: dict[int, tuple[float, float]] = {}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -391,7 +354,7 @@ def bench_tail(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
                                     / max(1.0, hub.get("logharbor_batch_insert_seconds_count", 0)), 1))
     if found is not None:
         emit(stage="searchable", load_records_per_s=round(sent / load_s), seconds=args.seconds,
-             batch_max_age=args.batch_max_age, **found)
+             batch_max_age=args.batch_max_age, **{k.removeprefix("searchable_"): v for k, v in found.items()})
 
 
 def main() -> None:
