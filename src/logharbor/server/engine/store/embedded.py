@@ -504,10 +504,15 @@ class EmbeddedStore(TierView):
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def _rows_file(self) -> int:
-        """The memory file of :meth:`run_on_rows` (made once; -1 without memfd: not Linux)."""
+        """The memory file of :meth:`run_on_rows` (made once; -1 without memfd, not Linux, or
+        without /proc to name it by: then the rows go as a parameter, as before)."""
         if self._rows_fd is None:
             create = getattr(os, "memfd_create", None)
-            self._rows_fd = create("logharbor-tail-rows", os.MFD_CLOEXEC) if create is not None else -1
+            fd = create("logharbor-tail-rows", os.MFD_CLOEXEC) if create is not None else -1
+            if fd >= 0 and not os.path.exists(f"/proc/self/fd/{fd}"):
+                os.close(fd)
+                fd = -1
+            self._rows_fd = fd
         return self._rows_fd
 
     def stats(self) -> StoreStats:
