@@ -397,6 +397,7 @@ class Batcher:
         pos = self.progress.done_pos
         waited = not self.wal.wait_for_data(pos, timeout=0)
         if waited and not self.wal.wait_for_data(pos, timeout=0.2):
+            self._cut_at = self.clock()  # nothing was waiting: what comes next is younger than now
             return False
         # the batch's age: since its oldest entry became durable. Waited for, that is now; already
         # there, it came while the last batch was being stored, so at most since that batch was
