@@ -149,7 +149,9 @@ def fill_store(data_dir: Path, rows: int, lookups: int) -> list[tuple[str, str]]
     return [(s["trace_id"], s["request_id"]) for s in samples]
 
 
-def start_server(data_dir: Path, batch_max_age: float | None) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(data_dir: Path, batch_max_age: float | None = None,
+                 ) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A server on ``data_dir`` (bench/search.py starts its own too); ``batch_max_age`` None: the default."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(data_dir / "server.log", "ab")  # lives as long as the server

@@ -166,6 +166,7 @@ class StoreWithStats:
         self.inner = inner
         self.table = inner.table
         self.patterns_name = inner.patterns_name
+        self.free_text_name = inner.free_text_name
 
     def query_with_stats(self, sql: str, params: dict[str, Any], *, settings: Any = None
                          ) -> tuple[list[dict[str, Any]], dict[str, int]]:
