@@ -23,10 +23,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` durably; the file gets ``mode`` (whatever the umask: the
-    state files written this way are their owner's alone, docs/security.md)."""
-    tmp = path.with_name(path.name + ".tmp")
+def temp_path(path: Path) -> Path:
+    """The temporary file :func:`write_temp` writes ``path``'s next content to."""
+    return path.with_name(path.name + ".tmp")
+
+
+def write_temp(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
+    """Write ``data`` to :func:`temp_path` of ``path``, synced, with ``mode`` (whatever the umask:
+    the state files written this way are their owner's alone, docs/security.md); the caller
+    renames it over ``path``."""
+    tmp = temp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)  # a stale temp file from a crash may have had other bits
@@ -36,7 +42,12 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` durably (see :func:`write_temp`)."""
+    os.replace(write_temp(path, data, mode=mode), path)
     fsync_dir(path.parent)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from logharbor.agent import telemetry
-from logharbor.durable import fsync_dir
+from logharbor.durable import fsync_dir, temp_path, write_temp
 from logharbor.formatversion import NewerFormat
 from logharbor.types import JsonObject
 
@@ -131,18 +131,9 @@ def read(path: Path, valid: Any = None, versions: Versions | None = None) -> Loa
 
 def write(path: Path, doc: JsonObject) -> None:
     """Replace ``path``'s document durably, keeping the one it replaces as ``<name>.prev``."""
-    data = dump(doc)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = temp_path(path)
     try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_temp(path, dump(doc))
         _keep_previous(path)
         os.replace(tmp, path)
     except OSError:
