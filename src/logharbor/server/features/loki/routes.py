@@ -61,6 +61,11 @@ def _ok(data: Any) -> Response:
     return Response(orjson.dumps({"status": "success", "data": data}), media_type="application/json")
 
 
+def _seconds_ns(text: str) -> int:
+    """Decimal seconds (``1795600800.125``) in nanoseconds, every digit kept (no binary product)."""
+    return int(Decimal(text).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
+
+
 def loki_time(value: str | None, default: int) -> int:
     """Loki's time parameter: ns (or s, up to 10 digits) epoch, float seconds, or RFC 3339."""
     if value is None or value == "":
@@ -70,7 +75,7 @@ def loki_time(value: str | None, default: int) -> int:
         if re.fullmatch(r"-?\d+", text):
             return int(text) * NS if len(text.lstrip("-")) <= 10 else int(text)
         if re.fullmatch(r"-?\d+\.\d*", text):  # float seconds: every digit, not a binary product
-            return int(Decimal(text).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
+            return _seconds_ns(text)
         return parse_timestamp(text)
     except (ValueError, TypeError):
         raise ApiError(400, "invalid_time", f"cannot parse {value!r} as a time") from None
@@ -80,8 +85,7 @@ def _step(value: str | None, start: int, end: int) -> int:
     if not value:
         return max(NS, (end - start) // 250 // NS * NS)
     try:
-        step = (int(Decimal(value).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
-                if re.fullmatch(r"\d+(\.\d+)?", value) else parse_duration_ns(value))
+        step = _seconds_ns(value) if re.fullmatch(r"\d+(\.\d+)?", value) else parse_duration_ns(value)
     except TimeParseError as exc:
         raise ApiError(400, "invalid_step", f"step: {exc}") from None
     if step <= 0:
